@@ -1,0 +1,11 @@
+/** @file Public entry of @metagrad/kernels-wgsl: pure WGSL generators keyed by structural keys. */
+export * from './types';
+export * from './basic';
+export * from './elementwise';
+export * from './reduce';
+export * from './random';
+export * from './movement';
+export * from './matmul';
+export * from './conv';
+export * from './pool';
+export * from './resample';

@@ -1,0 +1,2 @@
+/** @file WGSL generators for movement kernels (filled in by the kernels work). */
+export {};

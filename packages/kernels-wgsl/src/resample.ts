@@ -1,0 +1,2 @@
+/** @file WGSL generators for resample kernels (filled in by the kernels work). */
+export {};

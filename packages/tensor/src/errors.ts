@@ -1,0 +1,53 @@
+/** @file Named error classes: every failure a user can cause or meet says what went wrong and where. */
+
+/** Operand shapes do not fit the op; the message shows the shapes. */
+export class ShapeError extends Error {
+  override name = 'ShapeError';
+}
+
+/** Operand dtypes do not fit the op. */
+export class DTypeError extends Error {
+  override name = 'DTypeError';
+}
+
+/** A tensor was used after `dispose()` (or after its scope ended). */
+export class DisposedTensorError extends Error {
+  override name = 'DisposedTensorError';
+}
+
+/** The GPU device was lost (driver reset, destroy(), out of memory at the driver level). */
+export class DeviceLostError extends Error {
+  override name = 'DeviceLostError';
+  constructor(message: string, readonly reason: string) {
+    super(message);
+  }
+}
+
+/** A WGSL compilation or validation error, carrying the kernel's label (its structural key). */
+export class KernelError extends Error {
+  override name = 'KernelError';
+  constructor(message: string, readonly kernel: string) {
+    super(message);
+  }
+}
+
+/** The device refused an allocation. */
+export class OutOfMemoryError extends Error {
+  override name = 'OutOfMemoryError';
+  constructor(message: string, readonly requestedBytes: number) {
+    super(message);
+  }
+}
+
+/** No WebGPU adapter could be acquired; the message lists what was tried and what to install. */
+export class NoAdapterError extends Error {
+  override name = 'NoAdapterError';
+  constructor(message: string, readonly tried: { name: string; error: string }[]) {
+    super(message);
+  }
+}
+
+/** An argument value is out of its valid range (hyperparameters, options). */
+export class InvalidArgumentError extends Error {
+  override name = 'InvalidArgumentError';
+}

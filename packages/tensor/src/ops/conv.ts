@@ -1,0 +1,2 @@
+/** @file Raw conv ops (filled in by the kernels work). */
+export {};

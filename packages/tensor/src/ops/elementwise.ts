@@ -1,0 +1,2 @@
+/** @file Raw elementwise ops (filled in by the kernels work). */
+export {};

@@ -1,0 +1,2 @@
+/** @file Raw linalg ops (filled in by the kernels work). */
+export {};

@@ -1,0 +1,2 @@
+/** @file Raw movement ops (filled in by the kernels work). */
+export {};

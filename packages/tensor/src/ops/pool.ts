@@ -1,0 +1,2 @@
+/** @file Raw pool ops (filled in by the kernels work). */
+export {};

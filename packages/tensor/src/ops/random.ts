@@ -1,0 +1,2 @@
+/** @file Raw random ops (filled in by the kernels work). */
+export {};

@@ -1,0 +1,2 @@
+/** @file Raw reduce ops (filled in by the kernels work). */
+export {};

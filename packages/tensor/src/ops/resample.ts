@@ -1,0 +1,2 @@
+/** @file Raw resample ops (filled in by the kernels work). */
+export {};

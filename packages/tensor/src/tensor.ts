@@ -1,0 +1,235 @@
+/** @file Tensor handles over reference-counted GPU storage, with tidy scopes and exact memory accounting. */
+import type { DType } from '@metagrad/kernels-wgsl';
+import type { Device } from './device';
+import { DisposedTensorError, DTypeError, ShapeError } from './errors';
+
+export type { DType };
+export type Shape = readonly number[];
+export type TypedArrayFor<D extends DType> = D extends 'f32' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
+
+export const BYTES_PER_ELEMENT = 4;
+
+export function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function checkShape(shape: Shape, what = 'shape'): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${what} [${shape.join(', ')}] has an invalid dimension ${d}`);
+  }
+}
+
+/**
+ * GPU storage shared by tensor handles (reshape shares it). Each handle, tape node or view holds one
+ * reference; at zero the buffer goes back to the device pool.
+ */
+export class Storage {
+  private refs = 1;
+
+  constructor(
+    readonly device: Device,
+    readonly buffer: GPUBuffer,
+    /** Logical bytes (element count × 4), the figure memory accounting uses. */
+    readonly byteSize: number,
+  ) {
+    device.trackAlloc(byteSize);
+  }
+
+  static allocate(device: Device, byteSize: number): Storage {
+    return new Storage(device, device.pool.acquire(Math.max(byteSize, 4)), byteSize);
+  }
+
+  get refCount(): number {
+    return this.refs;
+  }
+
+  retain(): this {
+    if (this.refs <= 0) throw new DisposedTensorError('retain() on freed storage');
+    this.refs++;
+    return this;
+  }
+
+  release(): void {
+    if (this.refs <= 0) throw new DisposedTensorError('release() on freed storage');
+    if (--this.refs === 0) {
+      this.device.trackFree(this.byteSize);
+      if (!this.device.isDestroyed) this.device.pool.release(this.buffer);
+    }
+  }
+}
+
+let nextTensorId = 1;
+
+/** Autograd's per-tensor record; opaque to this package (one-way dependencies). */
+export interface GradNodeLike {
+  readonly kind: string;
+}
+
+export class Tensor {
+  readonly id = nextTensorId++;
+  readonly size: number;
+  private disposedFlag = false;
+  /** Set by autograd: whether gradients should flow to this tensor. */
+  requiresGrad = false;
+  /** Accumulated gradient of a leaf after `backward()`. */
+  grad: Tensor | null = null;
+  /** The autograd node that produced this tensor (null for leaves and non-recorded results). */
+  node: GradNodeLike | null = null;
+  /** Optional debug name. */
+  name?: string;
+
+  constructor(
+    readonly storage: Storage,
+    readonly shape: Shape,
+    readonly dtype: DType = 'f32',
+  ) {
+    this.size = sizeOf(shape);
+    if (this.size * BYTES_PER_ELEMENT > storage.byteSize) {
+      throw new ShapeError(`shape [${shape.join(', ')}] needs ${this.size * 4} bytes, storage has ${storage.byteSize}`);
+    }
+    storage.device.liveTensors++;
+    currentScope()?.track(this);
+  }
+
+  get device(): Device {
+    return this.storage.device;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposedFlag;
+  }
+
+  /** The GPU buffer, checked: throws DisposedTensorError if this handle was disposed. */
+  get buffer(): GPUBuffer {
+    this.assertAlive();
+    return this.storage.buffer;
+  }
+
+  assertAlive(op = 'use'): void {
+    if (this.disposedFlag) {
+      throw new DisposedTensorError(
+        `cannot ${op} tensor #${this.id}${this.name ? ` '${this.name}'` : ''} [${this.shape.join(', ')}]: it was disposed`,
+      );
+    }
+  }
+
+  /** Drops this handle's reference. Idempotent. Its `.grad` is disposed too. */
+  dispose(): void {
+    if (this.disposedFlag) return;
+    this.disposedFlag = true;
+    this.storage.device.liveTensors--;
+    this.storage.release();
+    this.node = null;
+    if (this.grad) {
+      this.grad.dispose();
+      this.grad = null;
+    }
+  }
+
+  /** A new handle on the same storage with another shape (no copy). */
+  view(shape: Shape): Tensor {
+    this.assertAlive('reshape');
+    checkShape(shape);
+    if (sizeOf(shape) !== this.size) {
+      throw new ShapeError(`cannot view [${this.shape.join(', ')}] (${this.size} elements) as [${shape.join(', ')}]`);
+    }
+    return new Tensor(this.storage.retain(), [...shape], this.dtype);
+  }
+
+  /** Reads the data back: Float32Array for f32, Int32Array for i32, Uint32Array for u32. */
+  async toArray(): Promise<Float32Array | Int32Array | Uint32Array> {
+    this.assertAlive('read');
+    const bytes = await this.device.read(this.storage.buffer, this.size * BYTES_PER_ELEMENT);
+    if (this.dtype === 'f32') return new Float32Array(bytes);
+    if (this.dtype === 'i32') return new Int32Array(bytes);
+    return new Uint32Array(bytes);
+  }
+
+  /** Reads a single-element tensor as a number. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new ShapeError(`item() needs a single-element tensor, got [${this.shape.join(', ')}]`);
+    return (await this.toArray())[0];
+  }
+
+  toString(): string {
+    return `Tensor#${this.id}(${this.dtype}[${this.shape.join(', ')}]${this.requiresGrad ? ', requiresGrad' : ''}${this.disposedFlag ? ', disposed' : ''})`;
+  }
+}
+
+export function assertSameDevice(a: Tensor, b: Tensor): void {
+  if (a.device !== b.device) throw new DTypeError('tensors live on different devices');
+}
+
+// ---------------------------------------------------------------- scopes
+
+class Scope {
+  readonly tensors: Tensor[] = [];
+  track(t: Tensor): void {
+    this.tensors.push(t);
+  }
+}
+
+const scopeStack: Scope[] = [];
+const kept = new WeakSet<Tensor>();
+
+function currentScope(): Scope | undefined {
+  return scopeStack[scopeStack.length - 1];
+}
+
+/** Marks a tensor to survive the enclosing `tidy` (it then belongs to the caller, who disposes it). */
+export function keep<T extends Tensor>(t: T): T {
+  kept.add(t);
+  return t;
+}
+
+/** Collects every Tensor reachable in a returned value (tensors, arrays, plain objects, Maps). */
+export function collectTensors(value: unknown, out = new Set<Tensor>()): Set<Tensor> {
+  if (value instanceof Tensor) out.add(value);
+  else if (Array.isArray(value)) for (const v of value) collectTensors(v, out);
+  else if (value instanceof Map) for (const v of value.values()) collectTensors(v, out);
+  else if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collectTensors(v, out);
+  }
+  return out;
+}
+
+/**
+ * Runs `fn` and disposes every tensor created inside it except those reachable from its result or `keep()`-ed.
+ * Results move to the enclosing scope. Synchronous on purpose: an async body would let other code's tensors
+ * land in this scope.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Scope();
+  scopeStack.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    for (const t of scope.tensors) if (!kept.has(t)) t.dispose();
+    throw e;
+  } finally {
+    scopeStack.pop();
+  }
+  if (result instanceof Promise) throw new Error('tidy() body must be synchronous; use an explicit dispose for async code');
+  const survivors = collectTensors(result);
+  const parent = currentScope();
+  for (const t of scope.tensors) {
+    if (survivors.has(t) || kept.has(t)) {
+      if (!kept.has(t)) parent?.track(t);
+    } else {
+      t.dispose();
+    }
+  }
+  return result;
+}
+
+/** Disposes every tensor in a value (tensor, array, object tree). */
+export function dispose(value: unknown): void {
+  for (const t of collectTensors(value)) t.dispose();
+}
