@@ -1,2 +1,320 @@
-/** @file WGSL generators for matmul kernels (filled in by the kernels work). */
-export {};
+/**
+ * @file WGSL generators for batched matmul: register-tiled vec4 (software adapters), workgroup-memory tiled (GPUs),
+ * a simple any-shape fallback, and the pad/transpose packing kernel the vec4 variant needs.
+ */
+import { grid1d, type KernelSpec } from './types';
+import { BUILTINS, linearIndex, LINEAR_WG } from './basic';
+
+/**
+ * Every matmul kernel reads the same uniform block, so the op packs it once whatever the variant.
+ * Logical operands are A[M,K] and B[K,N] addressed with element strides (aRs, aCs) and (bRs, bCs), which makes
+ * transposes free for the stride-based kernels; the register kernel needs aCs = bCs = 1 and row strides that
+ * are multiples of 4 (the op packs operands to get there). Up to 4 (merged) batch dims, innermost last, with
+ * element strides per operand (0 where broadcast). rowBase/colBase/batchBase let the op split a dispatch that
+ * would exceed 65535 workgroups in a dimension.
+ */
+export const MATMUL_UNIFORM = `
+struct U {
+  M: u32, N: u32, K: u32, pad0: u32,
+  aRs: u32, aCs: u32, bRs: u32, bCs: u32,
+  rowBase: u32, colBase: u32, batchBase: u32, pad1: u32,
+  bshape: vec4<u32>, bstrA: vec4<u32>, bstrB: vec4<u32>,
+}
+@group(0) @binding(3) var<uniform> u: U;
+
+// Element offsets of batch item z in A and B (x, y) and in the contiguous output (z).
+fn batchOffsets(z: u32) -> vec3<u32> {
+  var rem = z;
+  var oa = 0u;
+  var ob = 0u;
+  for (var d = 3; d >= 0; d--) {
+    let i = rem % u.bshape[d];
+    rem = rem / u.bshape[d];
+    oa += i * u.bstrA[d];
+    ob += i * u.bstrB[d];
+  }
+  return vec3<u32>(oa, ob, z * u.M * u.N);
+}`;
+
+/** Number of 32-bit words in the matmul uniform block. */
+export const MATMUL_UNIFORM_WORDS = 24;
+
+/** One output per invocation, any strides: correct for every shape, the reference path for odd sizes. */
+export interface SimpleMatmulKey {
+  kind: 'simple';
+}
+
+/**
+ * Each invocation computes a rows×cols block with named vec4 accumulators and no workgroup memory: the shape
+ * that wins on llvmpipe (8×16 there). A, B, C bound as array<vec4<f32>>; `vecOut` false stores C as scalars so
+ * N need not be a multiple of 4 (B is then padded by the op).
+ */
+export interface RegisterMatmulKey {
+  kind: 'register';
+  rows: 1 | 2 | 4 | 8;
+  cols: 4 | 8 | 16;
+  wgX: number;
+  wgY: number;
+  vecOut: boolean;
+}
+
+/** Classic shared-memory tiling: a tileM×tileN output tile per workgroup, each thread threadRows×threadCols. */
+export interface WorkgroupMatmulKey {
+  kind: 'workgroup';
+  tileM: number;
+  tileN: number;
+  tileK: number;
+  threadRows: number;
+  threadCols: number;
+}
+
+export type MatmulKernelKey = SimpleMatmulKey | RegisterMatmulKey | WorkgroupMatmulKey;
+
+export function matmulKeyString(key: MatmulKernelKey): string {
+  switch (key.kind) {
+    case 'simple':
+      return 'matmul:simple:f32';
+    case 'register':
+      return `matmul:reg:f32:${key.rows}x${key.cols}:wg${key.wgX}x${key.wgY}:${key.vecOut ? 'v4out' : 's1out'}`;
+    case 'workgroup':
+      return `matmul:wg:f32:${key.tileM}x${key.tileN}x${key.tileK}:t${key.threadRows}x${key.threadCols}`;
+  }
+}
+
+/** Output elements (rows, cols) covered by one workgroup: the op derives the dispatch from this. */
+export function matmulWorkgroupTile(key: MatmulKernelKey): [rows: number, cols: number] {
+  switch (key.kind) {
+    case 'simple':
+      return [SIMPLE_WG[1], SIMPLE_WG[0]];
+    case 'register':
+      return [key.rows * key.wgY, key.cols * key.wgX];
+    case 'workgroup':
+      return [key.tileM, key.tileN];
+  }
+}
+
+/** Bindings: A (read), B (read), C (write), uniform — the same order for every variant. */
+export function matmulKernel(key: MatmulKernelKey): KernelSpec {
+  switch (key.kind) {
+    case 'simple':
+      return simpleKernel();
+    case 'register':
+      return registerKernel(key);
+    case 'workgroup':
+      return workgroupKernel(key);
+  }
+}
+
+const SIMPLE_WG = [8, 8] as const;
+
+function simpleKernel(): KernelSpec {
+  return {
+    key: matmulKeyString({ kind: 'simple' }),
+    entryPoint: 'main',
+    bindings: ['read', 'read', 'write', 'uniform'],
+    workgroupSize: [SIMPLE_WG[0], SIMPLE_WG[1], 1],
+    code: `
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+${MATMUL_UNIFORM}
+@compute @workgroup_size(${SIMPLE_WG[0]}, ${SIMPLE_WG[1]})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let col = u.colBase + gid.x;
+  let row = u.rowBase + gid.y;
+  if (row >= u.M || col >= u.N) { return; }
+  let off = batchOffsets(u.batchBase + gid.z);
+  var ai = off.x + row * u.aRs;
+  var bi = off.y + col * u.bCs;
+  var acc = 0.0;
+  for (var k = 0u; k < u.K; k++) {
+    acc = fma(A[ai], B[bi], acc);
+    ai += u.aCs;
+    bi += u.bRs;
+  }
+  C[off.z + row * u.N + col] = acc;
+}`,
+  };
+}
+
+function registerKernel(key: RegisterMatmulKey): KernelSpec {
+  const { rows: R, cols, wgX, wgY, vecOut } = key;
+  const CV = cols / 4;
+  const rs = [...Array(R).keys()];
+  const cs = [...Array(CV).keys()];
+  const ks = [0, 1, 2, 3];
+  const comp = ['x', 'y', 'z', 'w'];
+  const lines: string[] = [];
+  // Rows past M read row M-1 and columns past N read the last vec4 column, so the loop has no branches;
+  // their results are simply not stored.
+  for (const r of rs) lines.push(`  let ar${r} = aBase + min(row0 + ${r}u, u.M - 1u) * aStride;`);
+  for (const c of cs) lines.push(`  let bc${c} = bBase + min(col4 + ${c}u, lastCol4);`);
+  for (const r of rs) for (const c of cs) lines.push(`  var acc${r}_${c} = vec4<f32>(0.0);`);
+  const body: string[] = [];
+  for (const r of rs) body.push(`    let a${r} = A[ar${r} + k];`);
+  for (const kk of ks) for (const c of cs) body.push(`    let b${kk}_${c} = B[bc${c} + bRow + ${kk}u * bStride];`);
+  for (const r of rs) {
+    for (const c of cs) {
+      let e = `acc${r}_${c}`;
+      for (const kk of ks) e = `fma(vec4<f32>(a${r}.${comp[kk]}), b${kk}_${c}, ${e})`;
+      body.push(`    acc${r}_${c} = ${e};`);
+    }
+  }
+  const stores: string[] = [];
+  for (const r of rs) {
+    const inner: string[] = [];
+    for (const c of cs) {
+      if (vecOut) {
+        inner.push(`    if (col4 + ${c}u < nVec) { C[cRow + col4 + ${c}u] = acc${r}_${c}; }`);
+      } else {
+        for (let e = 0; e < 4; e++) {
+          inner.push(`    if ((col4 + ${c}u) * 4u + ${e}u < u.N) { C[cRow + (col4 + ${c}u) * 4u + ${e}u] = acc${r}_${c}.${comp[e]}; }`);
+        }
+      }
+    }
+    stores.push(`  if (row0 + ${r}u < u.M) {\n    let cRow = cBase + (row0 + ${r}u) * ${vecOut ? 'nVec' : 'u.N'};\n${inner.join('\n')}\n  }`);
+  }
+  const cType = vecOut ? 'vec4<f32>' : 'f32';
+  return {
+    key: matmulKeyString(key),
+    entryPoint: 'main',
+    bindings: ['read', 'read', 'write', 'uniform'],
+    workgroupSize: [wgX, wgY, 1],
+    code: `
+@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> C: array<${cType}>;
+${MATMUL_UNIFORM}
+@compute @workgroup_size(${wgX}, ${wgY})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row0 = u.rowBase + gid.y * ${R}u;
+  let col4 = (u.colBase + gid.x * ${cols}u) / 4u;
+  let nVec = (u.N + 3u) / 4u;
+  if (row0 >= u.M || col4 >= nVec) { return; }
+  let off = batchOffsets(u.batchBase + gid.z);
+  let aBase = off.x / 4u;
+  let bBase = off.y / 4u;
+  let cBase = off.z / ${vecOut ? '4u' : '1u'};
+  let aStride = u.aRs / 4u;
+  let bStride = u.bRs / 4u;
+  let lastCol4 = bStride - 1u;
+  let kSteps = (u.K + 3u) / 4u;
+${lines.join('\n')}
+  for (var k = 0u; k < kSteps; k++) {
+    let bRow = k * 4u * bStride;
+${body.join('\n')}
+  }
+${stores.join('\n')}
+}`,
+  };
+}
+
+function workgroupKernel(key: WorkgroupMatmulKey): KernelSpec {
+  const { tileM: TM, tileN: TN, tileK: TK, threadRows: TR, threadCols: TC } = key;
+  const wgX = TN / TC;
+  const wgY = TM / TR;
+  const threads = wgX * wgY;
+  if (!Number.isInteger(wgX) || !Number.isInteger(wgY) || (TM * TK) % threads || (TK * TN) % threads) {
+    throw new Error(`${matmulKeyString(key)}: tile sizes must divide evenly among ${wgX}×${wgY} threads`);
+  }
+  return {
+    key: matmulKeyString(key),
+    entryPoint: 'main',
+    bindings: ['read', 'read', 'write', 'uniform'],
+    workgroupSize: [wgX, wgY, 1],
+    code: `
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+${MATMUL_UNIFORM}
+var<workgroup> As: array<f32, ${TK * TM}>;
+var<workgroup> Bs: array<f32, ${TK * TN}>;
+@compute @workgroup_size(${wgX}, ${wgY})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let row0 = u.rowBase + wid.y * ${TM}u;
+  let col0 = u.colBase + wid.x * ${TN}u;
+  let off = batchOffsets(u.batchBase + wid.z);
+  var acc: array<f32, ${TR * TC}>;
+  for (var k0 = 0u; k0 < u.K; k0 += ${TK}u) {
+    for (var i = li; i < ${TM * TK}u; i += ${threads}u) {
+      let m = i / ${TK}u;
+      let k = i % ${TK}u;
+      var v = 0.0;
+      if (row0 + m < u.M && k0 + k < u.K) { v = A[off.x + (row0 + m) * u.aRs + (k0 + k) * u.aCs]; }
+      As[k * ${TM}u + m] = v;
+    }
+    for (var i = li; i < ${TK * TN}u; i += ${threads}u) {
+      let k = i / ${TN}u;
+      let n = i % ${TN}u;
+      var v = 0.0;
+      if (col0 + n < u.N && k0 + k < u.K) { v = B[off.y + (k0 + k) * u.bRs + (col0 + n) * u.bCs]; }
+      Bs[k * ${TN}u + n] = v;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < ${TK}u; k++) {
+      var a: array<f32, ${TR}>;
+      for (var r = 0u; r < ${TR}u; r++) { a[r] = As[k * ${TM}u + lid.y + r * ${wgY}u]; }
+      for (var c = 0u; c < ${TC}u; c++) {
+        let b = Bs[k * ${TN}u + lid.x + c * ${wgX}u];
+        for (var r = 0u; r < ${TR}u; r++) { acc[r * ${TC}u + c] = fma(a[r], b, acc[r * ${TC}u + c]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < ${TR}u; r++) {
+    let row = row0 + lid.y + r * ${wgY}u;
+    for (var c = 0u; c < ${TC}u; c++) {
+      let col = col0 + lid.x + c * ${wgX}u;
+      if (row < u.M && col < u.N) { C[off.z + row * u.N + col] = acc[r * ${TC}u + c]; }
+    }
+  }
+}`,
+  };
+}
+
+// ---------------------------------------------------------------- packing
+
+export interface MatmulPackKey {
+  /** Whether the source is stored transposed (cols×rows) relative to the logical rows×cols matrix. */
+  transposed: boolean;
+}
+
+/**
+ * Copies a batch of logical rows×cols matrices into a zero-padded [batch, rowsPadded, colsPadded] buffer,
+ * transposing on the way when the source is stored transposed. This is what lets the vec4 register kernel
+ * serve transposed operands and sizes that are not multiples of 4 (O(n²) work ahead of O(n³)).
+ * Uniform: { rows, cols, rowsPadded, colsPadded, total } (total = batch·rowsPadded·colsPadded).
+ */
+export function matmulPackKernel(key: MatmulPackKey): KernelSpec {
+  const src = key.transposed ? 'c * u.rows + r' : 'r * u.cols + c';
+  return {
+    key: `matmul:pack:f32:${key.transposed ? 't' : 'n'}`,
+    entryPoint: 'main',
+    bindings: ['read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+struct P { rows: u32, cols: u32, rowsPadded: u32, colsPadded: u32, total: u32 }
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<uniform> u: P;
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.total) { return; }
+  let plane = u.rowsPadded * u.colsPadded;
+  let b = gi / plane;
+  let rem = gi % plane;
+  let r = rem / u.colsPadded;
+  let c = rem % u.colsPadded;
+  var v = 0.0;
+  if (r < u.rows && c < u.cols) { v = src[b * u.rows * u.cols + ${src}]; }
+  dst[gi] = v;
+}`,
+  };
+}
+
+/** Dispatch of the packing kernel for `total` padded elements. */
+export function matmulPackDispatch(total: number): [number, number, number] {
+  return grid1d(Math.ceil(total / LINEAR_WG));
+}

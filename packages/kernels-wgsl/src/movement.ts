@@ -1,2 +1,251 @@
-/** @file WGSL generators for movement kernels (filled in by the kernels work). */
-export {};
+/** @file WGSL generators for movement kernels: one strided copy (permute/expand/slice/flip/pad), block copy, gather, scatter-add, one-hot. */
+import { BUILTINS, linearIndex, LINEAR_WG } from './basic';
+import { grid1d, type DType, type KernelSpec } from './types';
+
+/** Highest rank the shape-generic movement kernels handle (uniform arrays hold 8; ops collapse dims first). */
+export const MOVEMENT_MAX_RANK = 6;
+
+/** Elements copied by one strided-copy invocation along the innermost dim (amortises the index div/mods). */
+export const STRIDED_COPY_CHUNK = 8;
+
+/** `u.<name>[d]` for a `array<vec4<…>, 2>` uniform field (8 scalars padded to 16-byte array elements). */
+function at(name: string, d: number): string {
+  return `u.${name}[${d >> 2}][${d & 3}]`;
+}
+
+export interface StridedCopyKey {
+  /** Rank of the (already collapsed) output, 1..MOVEMENT_MAX_RANK. */
+  rank: number;
+  /** Whether out-of-range input coordinates read `fill` (pad) instead of being impossible. */
+  padded: boolean;
+}
+
+/**
+ * out[i] = in[base + Σ_d coord_d(i)·stride_d], or the fill bits where (padded) some coord_d ∉ [lo_d, hi_d).
+ * Copies raw 32-bit words, so one pipeline serves f32, i32 and u32. Strides are signed (flip uses negative ones).
+ * Each invocation copies STRIDED_COPY_CHUNK consecutive elements of one innermost row, so the index
+ * decomposition is paid once per chunk. Uniform: { n: rows·segs, base, fill, last: last-dim size, shape[8],
+ * stride[8], lo[8], hi[8] } with lo/hi in output coordinates.
+ */
+export function stridedCopyKernel(key: StridedCopyKey): KernelSpec {
+  const r = key.rank;
+  const last = r - 1;
+  const lines: string[] = [];
+  for (let d = last - 1; d >= 0; d--) {
+    lines.push(`  let c${d} = i32(rem % ${at('shape', d)}); rem = rem / ${at('shape', d)};`);
+    lines.push(`  off += c${d} * ${at('stride', d)};`);
+    if (key.padded) lines.push(`  inside = inside && c${d} >= ${at('lo', d)} && c${d} < ${at('hi', d)};`);
+  }
+  const lastCheck = key.padded ? ` && c >= ${at('lo', last)} && c < ${at('hi', last)}` : '';
+  return {
+    key: `stridedCopy:r${r}${key.padded ? ':pad' : ''}`,
+    entryPoint: 'main',
+    bindings: ['read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+struct U { n: u32, base: i32, fill: u32, last: u32,
+  shape: array<vec4<u32>, 2>, stride: array<vec4<i32>, 2>, lo: array<vec4<i32>, 2>, hi: array<vec4<i32>, 2> }
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.n) { return; }
+  let segs = (u.last + ${STRIDED_COPY_CHUNK - 1}u) / ${STRIDED_COPY_CHUNK}u;
+  let seg = gi % segs;
+  var rem = gi / segs;
+  let row = rem;
+  var off = u.base;
+  var inside = true;
+${lines.join('\n')}
+  let c0last = i32(seg * ${STRIDED_COPY_CHUNK}u);
+  let end = min(u.last, (seg + 1u) * ${STRIDED_COPY_CHUNK}u);
+  let step = ${at('stride', last)};
+  var o = row * u.last + u32(c0last);
+  for (var c = c0last; c < i32(end); c++) {
+    if (inside${lastCheck}) { dst[o] = src[u32(off + c * step)]; } else { dst[o] = u.fill; }
+    o++;
+  }
+}`,
+  };
+}
+
+export function stridedCopyDispatch(rows: number, last: number): [number, number, number] {
+  return grid1d(Math.ceil((rows * Math.ceil(last / STRIDED_COPY_CHUNK)) / LINEAR_WG));
+}
+
+/**
+ * Copies `outer` blocks of `chunk` words from a contiguous source into a destination whose blocks are
+ * `dstStride` apart starting at `dstOffset` (one concat input into its slot). Uniform: { outer, chunk, dstStride, dstOffset }.
+ */
+export function blockCopyKernel(): KernelSpec {
+  return {
+    key: 'blockCopy',
+    entryPoint: 'main',
+    bindings: ['read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+struct U { outer: u32, chunk: u32, dstStride: u32, dstOffset: u32 }
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.outer * u.chunk) { return; }
+  let b = gi / u.chunk;
+  let j = gi - b * u.chunk;
+  dst[u.dstOffset + b * u.dstStride + j] = src[gi];
+}`,
+  };
+}
+
+export interface GatherKey {
+  rank: number;
+}
+
+/**
+ * torch.gather: out (shaped like index, contiguous) reads x at the index's coordinates with the `axis` coordinate
+ * replaced by the index value. Out-of-range index values read 0 (the host cannot validate without a readback).
+ * Uniform: { n, axisStride, axisSize, _, idxShape[8], xStride[8] (0 on the axis) }.
+ */
+export function gatherKernel(key: GatherKey): KernelSpec {
+  const lines: string[] = [];
+  for (let d = key.rank - 1; d >= 0; d--) {
+    lines.push(`  off += (rem % ${at('idxShape', d)}) * ${at('xStride', d)}; rem = rem / ${at('idxShape', d)};`);
+  }
+  return {
+    key: `gather:r${key.rank}`,
+    entryPoint: 'main',
+    bindings: ['read', 'read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+struct U { n: u32, axisStride: u32, axisSize: u32, pad0: u32, idxShape: array<vec4<u32>, 2>, xStride: array<vec4<u32>, 2> }
+@group(0) @binding(0) var<storage, read> x: array<u32>;
+@group(0) @binding(1) var<storage, read> index: array<i32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.n) { return; }
+  var rem = gi;
+  var off = 0u;
+${lines.join('\n')}
+  let k = index[gi];
+  if (k < 0 || u32(k) >= u.axisSize) { out[gi] = 0u; return; }
+  out[gi] = x[off + u32(k) * u.axisStride];
+}`,
+  };
+}
+
+/**
+ * indexSelect on x viewed as [outer, size, inner]: out[o, j, i] = x[o, index[j], i] (0 when index[j] is out of
+ * range). Uniform: { n, size, count, inner }.
+ */
+export function indexSelectKernel(): KernelSpec {
+  return {
+    key: 'indexSelect',
+    entryPoint: 'main',
+    bindings: ['read', 'read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+struct U { n: u32, size: u32, count: u32, inner: u32 }
+@group(0) @binding(0) var<storage, read> x: array<u32>;
+@group(0) @binding(1) var<storage, read> index: array<i32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.n) { return; }
+  let i = gi % u.inner;
+  let t = gi / u.inner;
+  let j = t % u.count;
+  let o = t / u.count;
+  let k = index[j];
+  if (k < 0 || u32(k) >= u.size) { out[gi] = 0u; return; }
+  out[gi] = x[(o * u.size + u32(k)) * u.inner + i];
+}`,
+  };
+}
+
+export interface ScatterAddKey {
+  dtype: Extract<DType, 'f32' | 'i32'>;
+  rank: number;
+  axis: number;
+}
+
+/**
+ * Deterministic out-of-place scatter-add without atomics: one invocation per output element scans the index
+ * entries along `axis` that share its other coordinates and adds the matching src values in index order, so
+ * the f32 result is bit-identical run to run and equals a sequential scatter. Cost: x.size × index.shape[axis].
+ * Uniform: { n, idxAxisLen, idxAxisStride, srcAxisStride, xShape[8], idxShape[8], idxStride[8], srcStride[8] }.
+ */
+export function scatterAddKernel(key: ScatterAddKey): KernelSpec {
+  const t = key.dtype;
+  const lines: string[] = [];
+  for (let d = key.rank - 1; d >= 0; d--) {
+    lines.push(`  let c${d} = rem % ${at('xShape', d)}; rem = rem / ${at('xShape', d)};`);
+    if (d !== key.axis) {
+      lines.push(`  covered = covered && c${d} < ${at('idxShape', d)};`);
+      lines.push(`  ib += c${d} * ${at('idxStride', d)}; sb += c${d} * ${at('srcStride', d)};`);
+    }
+  }
+  return {
+    key: `scatterAdd:${t}:r${key.rank}:a${key.axis}`,
+    entryPoint: 'main',
+    bindings: ['read', 'read', 'read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+struct U { n: u32, idxAxisLen: u32, idxAxisStride: u32, srcAxisStride: u32,
+  xShape: array<vec4<u32>, 2>, idxShape: array<vec4<u32>, 2>, idxStride: array<vec4<u32>, 2>, srcStride: array<vec4<u32>, 2> }
+@group(0) @binding(0) var<storage, read> x: array<${t}>;
+@group(0) @binding(1) var<storage, read> index: array<i32>;
+@group(0) @binding(2) var<storage, read> src: array<${t}>;
+@group(0) @binding(3) var<storage, read_write> out: array<${t}>;
+@group(0) @binding(4) var<uniform> u: U;
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.n) { return; }
+  var rem = gi;
+  var covered = true;
+  var ib = 0u;
+  var sb = 0u;
+${lines.join('\n')}
+  var acc = x[gi];
+  if (covered) {
+    let target = i32(c${key.axis});
+    for (var i = 0u; i < u.idxAxisLen; i++) {
+      if (index[ib + i * u.idxAxisStride] == target) { acc += src[sb + i * u.srcAxisStride]; }
+    }
+  }
+  out[gi] = acc;
+}`,
+  };
+}
+
+/** out[i·classes + c] = f32(index[i] == c). Uniform: { n, classes }. */
+export function oneHotKernel(): KernelSpec {
+  return {
+    key: 'oneHot',
+    entryPoint: 'main',
+    bindings: ['read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+struct U { n: u32, classes: u32 }
+@group(0) @binding(0) var<storage, read> index: array<i32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.n) { return; }
+  let row = gi / u.classes;
+  let c = gi - row * u.classes;
+  out[gi] = select(0.0, 1.0, index[row] == i32(c));
+}`,
+  };
+}

@@ -153,7 +153,7 @@ export class Device {
 
   private recordError(err: GPUError, where: string): void {
     const msg = err.message;
-    const label = /\[(?:ComputePipeline|ShaderModule|BindGroup)[^\]]*"([^"]+)"\]/.exec(msg)?.[1] ?? where;
+    const label = /\[(?:ComputePipeline|ShaderModule|BindGroup)\w*\s+"+([^"]+)"+\]/.exec(msg)?.[1] ?? where;
     const isOom = (err as { constructor: { name: string } }).constructor?.name === 'GPUOutOfMemoryError';
     const e = isOom ? new OutOfMemoryError(`GPU out of memory: ${msg}`, 0) : new KernelError(`${label}: ${msg}`, label);
     if (!this.deferredError) this.deferredError = e;
@@ -224,8 +224,11 @@ export class Device {
 
   /** Compiles a kernel now and throws KernelError with the compiler's messages if it is invalid. */
   async compile(spec: KernelSpec): Promise<void> {
+    this.gpuDevice.pushErrorScope('validation');
     const module = this.gpuDevice.createShaderModule({ code: spec.code, label: spec.key });
+    const scopeError = this.gpuDevice.popErrorScope();
     const info = await module.getCompilationInfo();
+    await scopeError;
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length) {
       throw new KernelError(

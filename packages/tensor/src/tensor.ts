@@ -62,9 +62,15 @@ export class Storage {
 
 let nextTensorId = 1;
 
-/** Autograd's per-tensor record; opaque to this package (one-way dependencies). */
+/**
+ * Autograd's per-tensor record; opaque to this package (one-way dependencies). Nodes are reference-counted:
+ * every tensor handle pointing at a node holds one reference, released when the handle is disposed, so a graph's
+ * saved tensors are freed as soon as nothing can reach it any more.
+ */
 export interface GradNodeLike {
   readonly kind: string;
+  retain(): void;
+  release(): void;
 }
 
 export class Tensor {
@@ -75,8 +81,7 @@ export class Tensor {
   requiresGrad = false;
   /** Accumulated gradient of a leaf after `backward()`. */
   grad: Tensor | null = null;
-  /** The autograd node that produced this tensor (null for leaves and non-recorded results). */
-  node: GradNodeLike | null = null;
+  private nodeRef: GradNodeLike | null = null;
   /** Optional debug name. */
   name?: string;
 
@@ -91,6 +96,19 @@ export class Tensor {
     }
     storage.device.liveTensors++;
     currentScope()?.track(this);
+  }
+
+  /** The autograd node of this tensor (its producer, or a leaf accumulator); null when not tracked. */
+  get node(): GradNodeLike | null {
+    return this.nodeRef;
+  }
+
+  /** Points this handle at an autograd node, holding a reference on it (autograd's use only). */
+  set node(n: GradNodeLike | null) {
+    if (n === this.nodeRef) return;
+    n?.retain();
+    this.nodeRef?.release();
+    this.nodeRef = n;
   }
 
   get device(): Device {
@@ -125,7 +143,7 @@ export class Tensor {
     this.disposedFlag = true;
     this.storage.device.liveTensors--;
     this.storage.release();
-    this.node = null;
+    this.node = null; // releases the autograd node reference
     if (this.grad) {
       this.grad.dispose();
       this.grad = null;

@@ -1,2 +1,319 @@
-/** @file Raw movement ops (filled in by the kernels work). */
-export {};
+/** @file Raw movement ops: reshape (free), permute/expand/slice/pad/flip via one strided copy, concat, gather, scatterAdd, oneHot. */
+import {
+  blockCopyKernel,
+  gatherKernel,
+  indexSelectKernel,
+  linearDispatch,
+  MOVEMENT_MAX_RANK,
+  oneHotKernel,
+  scatterAddKernel,
+  stridedCopyDispatch,
+  stridedCopyKernel,
+} from '@metagrad/kernels-wgsl';
+import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
+import { sizeOf, type Shape, type Tensor } from '../tensor';
+import { empty, scalarBits } from './creation';
+import { broadcastShapes, fmt, stridesOf, UniformWriter } from './util';
+
+function normAxis(op: string, axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new ShapeError(`${op}: axis ${axis} is out of range for rank ${rank}`);
+  return a;
+}
+
+function checkIndexTensor(op: string, index: Tensor): void {
+  if (index.dtype !== 'i32') throw new DTypeError(`${op}: index must be i32, got ${index.dtype} ${fmt(index.shape)}`);
+}
+
+/** Reshape with at most one −1; shares storage with `x` (no copy, no dispatch). */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const holes = shape.filter((d) => d === -1).length;
+  if (holes > 1) throw new ShapeError(`reshape: more than one -1 in ${fmt(shape)}`);
+  let out = [...shape];
+  if (holes === 1) {
+    const known = sizeOf(shape.filter((d) => d !== -1));
+    if (known === 0 || x.size % known !== 0) throw new ShapeError(`reshape: cannot infer -1 reshaping ${fmt(x.shape)} to ${fmt(shape)}`);
+    out = shape.map((d) => (d === -1 ? x.size / known : d));
+  }
+  if (out.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(out) !== x.size) {
+    throw new ShapeError(`reshape: ${fmt(x.shape)} (${x.size} elements) cannot become ${fmt(shape)}`);
+  }
+  return x.view(out);
+}
+
+interface CopyDim {
+  size: number;
+  stride: number;
+  /** Valid output coordinates [lo, hi) for padded dims; undefined means always inside. */
+  lo?: number;
+  hi?: number;
+}
+
+/**
+ * out[i] = x[base + Σ coord_d·stride_d] (or `fill` outside [lo, hi) on padded dims). Collapses size-1 dims and
+ * dims that are contiguous in both tensors first, so most copies become rank ≤ 3 or a plain buffer copy.
+ */
+function stridedCopy(x: Tensor, outShape: number[], dims: CopyDim[], base: number, fill = 0): Tensor {
+  const out = empty(outShape, x.dtype, x.device);
+  if (out.size === 0) return out;
+  const src = x.buffer;
+  const kept: CopyDim[] = [];
+  for (const d of dims) {
+    const padded = d.lo !== undefined && (d.lo > 0 || (d.hi ?? d.size) < d.size);
+    const dim: CopyDim = padded ? { ...d } : { size: d.size, stride: d.stride };
+    if (dim.size === 1 && !padded) continue;
+    const prev = kept[kept.length - 1];
+    if (prev && prev.lo === undefined && dim.lo === undefined && prev.stride === dim.stride * dim.size) {
+      prev.size *= dim.size;
+      prev.stride = dim.stride;
+      continue;
+    }
+    kept.push(dim);
+  }
+  if (kept.length === 0) kept.push({ size: 1, stride: 1 });
+  if (kept.length > MOVEMENT_MAX_RANK) {
+    throw new ShapeError(`strided copy of ${fmt(x.shape)} to ${fmt(outShape)} needs rank ${kept.length} > ${MOVEMENT_MAX_RANK} after merging dims`);
+  }
+  const padded = kept.some((d) => d.lo !== undefined);
+  if (kept.length === 1 && kept[0].stride === 1 && !padded) {
+    x.device.copy(src, base * 4, out.buffer, 0, out.size * 4);
+    return out;
+  }
+  const last = kept[kept.length - 1].size;
+  const rows = out.size / last;
+  const u = new UniformWriter()
+    .u32(rows * Math.ceil(last / 8))
+    .i32(base)
+    .u32(scalarBits(fill, x.dtype))
+    .u32(last)
+    .u32s(kept.map((d) => d.size), 8, 1);
+  u.u32s(kept.map((d) => d.stride >>> 0), 8);
+  u.u32s(kept.map((d) => (d.lo ?? 0) >>> 0), 8);
+  u.u32s(kept.map((d) => (d.hi ?? d.size) >>> 0), 8);
+  x.device.dispatch(stridedCopyKernel({ rank: kept.length, padded }), [src, out.buffer], u.finish(), stridedCopyDispatch(rows, last));
+  return out;
+}
+
+/** out.shape[i] = x.shape[perm[i]] (contiguous copy). */
+export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  const r = x.rank;
+  if (perm.length !== r) throw new ShapeError(`permute: perm [${perm.join(', ')}] does not match shape ${fmt(x.shape)}`);
+  const p = perm.map((a) => normAxis('permute', a, r));
+  if (new Set(p).size !== r) throw new ShapeError(`permute: [${perm.join(', ')}] is not a permutation for shape ${fmt(x.shape)}`);
+  const st = stridesOf(x.shape);
+  return stridedCopy(x, p.map((a) => x.shape[a]), p.map((a) => ({ size: x.shape[a], stride: st[a] })), 0);
+}
+
+export function transpose(x: Tensor, a: number, b: number): Tensor {
+  const perm = Array.from({ length: x.rank }, (_, i) => i);
+  const i = normAxis('transpose', a, x.rank);
+  const j = normAxis('transpose', b, x.rank);
+  [perm[i], perm[j]] = [perm[j], perm[i]];
+  return permute(x, perm);
+}
+
+/** Broadcast copy to `shape` (new leading dims allowed; −1 keeps the existing size, as torch.expand). */
+export function expand(x: Tensor, shape: Shape): Tensor {
+  const off = shape.length - x.rank;
+  const target = shape.map((d, i) => (d === -1 && i >= off ? x.shape[i - off] : d));
+  let ok = off >= 0 && target.every((d) => Number.isInteger(d) && d >= 0);
+  if (ok) {
+    try {
+      ok = broadcastShapes('expand', x.shape, target).every((d, i) => d === target[i]);
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) throw new ShapeError(`expand: cannot expand ${fmt(x.shape)} to ${fmt(shape)}`);
+  const st = stridesOf(x.shape);
+  const dims = target.map((d, i) => ({ size: d, stride: i < off || x.shape[i - off] === 1 ? 0 : st[i - off] }));
+  return stridedCopy(x, target, dims, 0);
+}
+
+/**
+ * Per-axis strided slice; starts/ends/steps may cover only the leading axes. Negative bounds count from the
+ * end and bounds clamp to [0, dim], as Python slicing with step > 0.
+ */
+export function slice(x: Tensor, starts: readonly number[], ends: readonly number[], steps?: readonly number[]): Tensor {
+  const r = x.rank;
+  if (starts.length > r || ends.length !== starts.length || (steps && steps.length !== starts.length)) {
+    throw new ShapeError(`slice: starts [${starts.join(', ')}], ends [${ends.join(', ')}] do not fit shape ${fmt(x.shape)}`);
+  }
+  const st = stridesOf(x.shape);
+  const dims: CopyDim[] = [];
+  const shape: number[] = [];
+  let base = 0;
+  for (let i = 0; i < r; i++) {
+    const d = x.shape[i];
+    const s = i < starts.length ? (steps?.[i] ?? 1) : 1;
+    if (!Number.isInteger(s) || s <= 0) throw new InvalidArgumentError(`slice: steps must be positive integers, got ${s} for shape ${fmt(x.shape)}`);
+    const clamp = (v: number) => Math.min(d, Math.max(0, v < 0 ? v + d : v));
+    const b = i < starts.length ? clamp(starts[i]) : 0;
+    const e = i < starts.length ? clamp(ends[i]) : d;
+    const n = Math.max(0, Math.ceil((e - b) / s));
+    shape.push(n);
+    dims.push({ size: n, stride: st[i] * s });
+    if (n > 0) base += b * st[i];
+  }
+  return stridedCopy(x, shape, dims, base);
+}
+
+/** Constant pad with one [before, after] pair per axis; negative pads crop (torch's F.pad). */
+export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
+  if (pads.length !== x.rank) throw new ShapeError(`pad: ${pads.length} pad pairs for shape ${fmt(x.shape)}`);
+  if (x.dtype !== 'f32' && !Number.isInteger(value)) throw new DTypeError(`pad: value ${value} is not an integer for ${x.dtype} ${fmt(x.shape)}`);
+  const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
+  if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new ShapeError(`pad: pads ${JSON.stringify(pads)} give invalid shape ${fmt(shape)} from ${fmt(x.shape)}`);
+  const st = stridesOf(x.shape);
+  let base = 0;
+  const dims = shape.map((size, i) => {
+    base -= pads[i][0] * st[i];
+    return { size, stride: st[i], lo: pads[i][0], hi: pads[i][0] + x.shape[i] };
+  });
+  return stridedCopy(x, shape, dims, base, value);
+}
+
+export function flip(x: Tensor, axes: readonly number[]): Tensor {
+  const ax = new Set(axes.map((a) => normAxis('flip', a, x.rank)));
+  const st = stridesOf(x.shape);
+  let base = 0;
+  const dims = x.shape.map((size, i) => {
+    if (!ax.has(i)) return { size, stride: st[i] };
+    base += Math.max(0, size - 1) * st[i];
+    return { size, stride: -st[i] };
+  });
+  return stridedCopy(x, [...x.shape], dims, size0(x) ? 0 : base);
+}
+
+function size0(x: Tensor): boolean {
+  return x.size === 0;
+}
+
+export function concat(xs: readonly Tensor[], axis: number): Tensor {
+  if (xs.length === 0) throw new ShapeError('concat: no tensors');
+  const first = xs[0];
+  const ax = normAxis('concat', axis, first.rank);
+  for (const t of xs) {
+    if (t.rank !== first.rank || t.dtype !== first.dtype || t.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
+      throw new ShapeError(`concat on axis ${axis}: shapes ${xs.map((u) => `${u.dtype}${fmt(u.shape)}`).join(', ')} do not agree`);
+    }
+  }
+  const shape = [...first.shape];
+  shape[ax] = xs.reduce((p, t) => p + t.shape[ax], 0);
+  const out = empty(shape, first.dtype, first.device);
+  const outer = sizeOf(shape.slice(0, ax));
+  const inner = sizeOf(shape.slice(ax + 1));
+  const dstStride = shape[ax] * inner;
+  let pos = 0;
+  for (const t of xs) {
+    const chunk = t.shape[ax] * inner;
+    const src = t.buffer;
+    if (chunk > 0 && outer > 0) {
+      if (outer === 1) t.device.copy(src, 0, out.buffer, pos * 4, chunk * 4);
+      else {
+        const u = new UniformWriter().u32(outer).u32(chunk).u32(dstStride).u32(pos).finish();
+        t.device.dispatch(blockCopyKernel(), [src, out.buffer], u, linearDispatch(outer * chunk));
+      }
+    }
+    pos += chunk;
+  }
+  return out;
+}
+
+/** Checks torch.gather/scatter_add's rule: index.size(d) ≤ ref.size(d) for every d (≠ axis unless `alsoAxis`). */
+function checkIndexShape(op: string, index: Tensor, ref: Tensor, ax: number, alsoAxis: boolean): void {
+  if (index.rank !== ref.rank || index.shape.some((d, i) => (alsoAxis || i !== ax) && d > ref.shape[i])) {
+    throw new ShapeError(`${op}: index shape ${fmt(index.shape)} does not fit ${fmt(ref.shape)} on axis ${ax}`);
+  }
+}
+
+function checkRank(op: string, x: Tensor): void {
+  if (x.rank > MOVEMENT_MAX_RANK) throw new ShapeError(`${op}: rank ${x.rank} ${fmt(x.shape)} exceeds ${MOVEMENT_MAX_RANK}`);
+}
+
+/** torch.gather: out[..i..] = x[..index[..i..]..] on `axis`; out has index's shape. Out-of-range indices read 0. */
+export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
+  checkIndexTensor('gather', index);
+  const ax = normAxis('gather', axis, Math.max(1, x.rank));
+  checkIndexShape('gather', index, x, ax, false);
+  checkRank('gather', x);
+  const out = empty(index.shape, x.dtype, x.device);
+  if (out.size === 0) return out;
+  if (x.rank === 0) {
+    // A scalar gathers itself (index 0): treat it as shape [1].
+    return gather(x.view([1]), 0, index.view([1])).view([]);
+  }
+  const st = stridesOf(x.shape);
+  const u = new UniformWriter()
+    .u32(out.size)
+    .u32(st[ax])
+    .u32(x.shape[ax])
+    .u32(0)
+    .u32s(index.shape, 8, 1)
+    .u32s(st.map((s, i) => (i === ax ? 0 : s)), 8)
+    .finish();
+  x.device.dispatch(gatherKernel({ rank: x.rank }), [x.buffer, index.buffer, out.buffer], u, linearDispatch(out.size));
+  return out;
+}
+
+/** Selects whole slices along `axis` by a 1-D (or 0-D) i32 index. Out-of-range indices give zero slices. */
+export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
+  checkIndexTensor('indexSelect', index);
+  if (index.rank > 1) throw new ShapeError(`indexSelect: index must be 1-D, got ${fmt(index.shape)} for x ${fmt(x.shape)}`);
+  const ax = normAxis('indexSelect', axis, x.rank);
+  const shape = [...x.shape];
+  shape[ax] = index.size;
+  const out = empty(shape, x.dtype, x.device);
+  if (out.size === 0) return out;
+  const inner = sizeOf(x.shape.slice(ax + 1));
+  const u = new UniformWriter().u32(out.size).u32(x.shape[ax]).u32(index.size).u32(inner).finish();
+  x.device.dispatch(indexSelectKernel(), [x.buffer, index.buffer, out.buffer], u, linearDispatch(out.size));
+  return out;
+}
+
+/**
+ * torch.Tensor.scatter_add out of place: out = x; out[..index[..i..]..] += src[..i..] on `axis`. Deterministic:
+ * each output element sums its matching src entries in index order (see scatterAddKernel; cost x.size ×
+ * index.shape[axis]). Out-of-range indices are ignored.
+ */
+export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor): Tensor {
+  checkIndexTensor('scatterAdd', index);
+  if (x.dtype !== src.dtype || x.dtype === 'u32') {
+    throw new DTypeError(`scatterAdd: x ${x.dtype}${fmt(x.shape)} and src ${src.dtype}${fmt(src.shape)} must share dtype f32 or i32`);
+  }
+  const ax = normAxis('scatterAdd', axis, Math.max(1, x.rank));
+  checkIndexShape('scatterAdd', index, x, ax, false);
+  checkIndexShape('scatterAdd (src)', index, src, ax, true);
+  checkRank('scatterAdd', x);
+  if (x.rank === 0) return scatterAdd(x.view([1]), 0, index.view([1]), src.view([1])).view([]);
+  const out = empty(x.shape, x.dtype, x.device);
+  if (out.size === 0) return out;
+  const ist = stridesOf(index.shape);
+  const sst = stridesOf(src.shape);
+  const u = new UniformWriter()
+    .u32(out.size)
+    .u32(index.size === 0 ? 0 : index.shape[ax])
+    .u32(ist[ax])
+    .u32(sst[ax])
+    .u32s(x.shape, 8, 1)
+    .u32s(index.shape, 8, 1)
+    .u32s(ist, 8)
+    .u32s(sst, 8)
+    .finish();
+  const spec = scatterAddKernel({ dtype: x.dtype, rank: x.rank, axis: ax });
+  x.device.dispatch(spec, [x.buffer, index.buffer, src.buffer, out.buffer], u, linearDispatch(out.size));
+  return out;
+}
+
+/** f32 one-hot rows as a new last axis; out-of-range indices give all-zero rows. */
+export function oneHot(index: Tensor, numClasses: number): Tensor {
+  checkIndexTensor('oneHot', index);
+  if (!Number.isInteger(numClasses) || numClasses <= 0) {
+    throw new InvalidArgumentError(`oneHot: numClasses must be a positive integer, got ${numClasses} for index ${fmt(index.shape)}`);
+  }
+  const out = empty([...index.shape, numClasses], 'f32', index.device);
+  if (out.size === 0) return out;
+  const u = new UniformWriter().u32(out.size).u32(numClasses).finish();
+  index.device.dispatch(oneHotKernel(), [index.buffer, out.buffer], u, linearDispatch(out.size));
+  return out;
+}
