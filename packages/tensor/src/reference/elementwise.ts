@@ -40,7 +40,7 @@ export const sin = (x: RefTensor): RefTensor => mapUnary(x, Math.sin);
 export const cos = (x: RefTensor): RefTensor => mapUnary(x, Math.cos);
 export const tanh = (x: RefTensor): RefTensor => mapUnary(x, Math.tanh);
 /** Stable: never evaluates exp of a large positive number, so no inf/inf = NaN for large |x|. */
-export const sigmoid = (x: RefTensor): RefTensor => mapUnary(x, sigmoidScalar);
+export const sigmoid = (x: RefTensor): RefTensor => mapUnary(x, sigmoidValue);
 export const sqrt = (x: RefTensor): RefTensor => mapUnary(x, Math.sqrt);
 export const rsqrt = (x: RefTensor): RefTensor => mapUnary(x, (v) => 1 / Math.sqrt(v));
 export const recip = (x: RefTensor): RefTensor => mapUnary(x, (v) => 1 / v);
@@ -52,7 +52,7 @@ export const relu = (x: RefTensor): RefTensor => mapUnary(x, (v) => (v > 0 ? v :
 export const square = (x: RefTensor): RefTensor => mapUnary(x, (v) => v * v);
 export const floor = (x: RefTensor): RefTensor => mapUnary(x, Math.floor);
 
-export function sigmoidScalar(v: number): number {
+export function sigmoidValue(v: number): number {
   if (v >= 0) return 1 / (1 + Math.exp(-v));
   const e = Math.exp(v);
   return e / (1 + e);
@@ -70,7 +70,7 @@ export type UnaryOpName = keyof typeof UNARY_OPS;
  * The contract's pow: x>0 → exp(y·ln x) (computed as Math.pow for accuracy), x=0 → 0 for y>0 (and 1 for
  * y=0, +inf for y<0, as torch), x<0 → |x|^y·(−1)^y only for integer y, else NaN.
  */
-export function powScalar(x: number, y: number): number {
+export function powValue(x: number, y: number): number {
   if (Number.isNaN(x) || Number.isNaN(y)) return NaN;
   if (x > 0) return Math.pow(x, y);
   if (x === 0) return y > 0 ? 0 : y === 0 ? 1 : Infinity;
@@ -91,13 +91,13 @@ export const add = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x
 export const sub = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x - y, 'sub');
 export const mul = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x * y, 'mul');
 export const div = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x / y, 'div');
-export const pow = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, powScalar, 'pow');
+export const pow = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, powValue, 'pow');
 export const maximum = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, maxScalar, 'maximum');
 export const minimum = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, minScalar, 'minimum');
 
 export const addScalar = (x: RefTensor, s: number): RefTensor => mapUnary(x, (v) => v + s);
 export const mulScalar = (x: RefTensor, s: number): RefTensor => mapUnary(x, (v) => v * s);
-export const powScalarT = (x: RefTensor, s: number): RefTensor => mapUnary(x, (v) => powScalar(v, s));
+export const powScalar = (x: RefTensor, s: number): RefTensor => mapUnary(x, (v) => powValue(v, s));
 
 export const BINARY_OPS = { add, sub, mul, div, pow, maximum, minimum } as const;
 export type BinaryOpName = keyof typeof BINARY_OPS;

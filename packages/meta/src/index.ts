@@ -1,0 +1,2 @@
+/** @file Public entry of @metagrad/meta (filled in by its issue). */
+export {};

@@ -1,0 +1,2 @@
+/** @file Public entry of @metagrad/models (filled in by its issue). */
+export {};
