@@ -217,9 +217,9 @@ fn main(${BUILTINS}) {
 ${lines.join('\n')}
   var acc = x[gi];
   if (covered) {
-    let target = i32(c${key.axis});
+    let wanted = i32(c${key.axis});
     for (var i = 0u; i < u.idxAxisLen; i++) {
-      if (index[ib + i * u.idxAxisStride] == target) { acc += src[sb + i * u.srcAxisStride]; }
+      if (index[ib + i * u.idxAxisStride] == wanted) { acc += src[sb + i * u.srcAxisStride]; }
     }
   }
   out[gi] = acc;

@@ -1,2 +1,175 @@
-/** @file WGSL generators for pool kernels (filled in by the kernels work). */
-export {};
+/** @file WGSL generators for NCHW 2-D max/avg pooling and their backward passes (gather form: no atomics). */
+import { BUILTINS, linearIndex, LINEAR_WG } from './basic';
+import type { KernelSpec } from './types';
+
+/** Uniform shared by every pooling kernel: { n, H, W, Ho, Wo, kH, kW, sH, sW, pH, pW } (11 u32 words). */
+const POOL_UNIFORM = 'struct U { n: u32, H: u32, W: u32, Ho: u32, Wo: u32, kH: u32, kW: u32, sH: u32, sW: u32, pH: u32, pW: u32 }';
+
+/** The in-bounds window of output (oh, ow) as [h0, h1) × [w0, w1), in plane coordinates. */
+const WINDOW = `
+  let hs = i32(oh * u.sH) - i32(u.pH);
+  let ws = i32(ow * u.sW) - i32(u.pW);
+  let h0 = u32(max(hs, 0));
+  let h1 = u32(min(hs + i32(u.kH), i32(u.H)));
+  let w0 = u32(max(ws, 0));
+  let w1 = u32(min(ws + i32(u.kW), i32(u.W)));`;
+
+/** Output windows [oh0, oh1) × [ow0, ow1) whose (padded) span contains input (ih, iw). */
+const WINDOWS_CONTAINING = `
+  let th = i32(ih + u.pH);
+  let tw = i32(iw + u.pW);
+  let oh0 = u32(max(th - i32(u.kH) + i32(u.sH), 0)) / u.sH;
+  let oh1 = min(u32(th) / u.sH + 1u, u.Ho);
+  let ow0 = u32(max(tw - i32(u.kW) + i32(u.sW), 0)) / u.sW;
+  let ow1 = min(u32(tw) / u.sW + 1u, u.Wo);`;
+
+/**
+ * First max of each window in row-major order (NaN wins, first NaN), as a plane offset h·W + w; an all −inf
+ * window picks its first in-bounds element. The same scan serves forward and backward, so both agree exactly.
+ */
+const ARGMAX_FN = `
+fn windowArgmax(base: u32, oh: u32, ow: u32) -> u32 {
+  ${WINDOW}
+  var best = x[base + h0 * u.W + w0];
+  var bi = h0 * u.W + w0;
+  var found_nan = best != best;
+  for (var h = h0; h < h1 && !found_nan; h++) {
+    for (var w = w0; w < w1; w++) {
+      let v = x[base + h * u.W + w];
+      if (v > best || v != v) {
+        best = v;
+        bi = h * u.W + w;
+        if (v != v) { found_nan = true; break; }
+      }
+    }
+  }
+  return bi;
+}`;
+
+/** out[p, oh, ow] = x at the window's argmax. Bindings: x, out. */
+export function maxPool2dKernel(): KernelSpec {
+  return {
+    key: 'maxPool2d',
+    entryPoint: 'main',
+    bindings: ['read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+${POOL_UNIFORM}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+${ARGMAX_FN}
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.n) { return; }
+  let ow = gi % u.Wo;
+  let t = gi / u.Wo;
+  let oh = t % u.Ho;
+  let p = t / u.Ho;
+  let base = p * u.H * u.W;
+  out[gi] = x[base + windowArgmax(base, oh, ow)];
+}`,
+  };
+}
+
+/**
+ * Max-pool backward in gather form: each input element scans the windows that contain it (at most
+ * ceil(k/s)² of them), recomputes their argmax, and sums the gy of those whose argmax is itself. Summation
+ * order is fixed (row-major over windows), so the result is deterministic. Bindings: gy, x, gx.
+ */
+export function maxPool2dBackwardKernel(): KernelSpec {
+  return {
+    key: 'maxPool2dBackward',
+    entryPoint: 'main',
+    bindings: ['read', 'read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+${POOL_UNIFORM}
+@group(0) @binding(0) var<storage, read> gy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gx: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+${ARGMAX_FN}
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.n) { return; }
+  let iw = gi % u.W;
+  let t = gi / u.W;
+  let ih = t % u.H;
+  let p = t / u.H;
+  let base = p * u.H * u.W;
+  let self_ = ih * u.W + iw;
+  ${WINDOWS_CONTAINING}
+  var acc = 0.0;
+  for (var oh = oh0; oh < oh1; oh++) {
+    for (var ow = ow0; ow < ow1; ow++) {
+      if (windowArgmax(base, oh, ow) == self_) { acc += gy[(p * u.Ho + oh) * u.Wo + ow]; }
+    }
+  }
+  gx[gi] = acc;
+}`,
+  };
+}
+
+/** out = Σ window / (kH·kW) (count_include_pad). Bindings: x, out. */
+export function avgPool2dKernel(): KernelSpec {
+  return {
+    key: 'avgPool2d',
+    entryPoint: 'main',
+    bindings: ['read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+${POOL_UNIFORM}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.n) { return; }
+  let ow = gi % u.Wo;
+  let t = gi / u.Wo;
+  let oh = t % u.Ho;
+  let p = t / u.Ho;
+  let base = p * u.H * u.W;
+  ${WINDOW}
+  var acc = 0.0;
+  for (var h = h0; h < h1; h++) {
+    for (var w = w0; w < w1; w++) { acc += x[base + h * u.W + w]; }
+  }
+  out[gi] = acc / f32(u.kH * u.kW);
+}`,
+  };
+}
+
+/** gx = Σ over windows containing the element of gy / (kH·kW), gathered per input element. Bindings: gy, gx. */
+export function avgPool2dBackwardKernel(): KernelSpec {
+  return {
+    key: 'avgPool2dBackward',
+    entryPoint: 'main',
+    bindings: ['read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+${POOL_UNIFORM}
+@group(0) @binding(0) var<storage, read> gy: array<f32>;
+@group(0) @binding(1) var<storage, read_write> gx: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.n) { return; }
+  let iw = gi % u.W;
+  let t = gi / u.W;
+  let ih = t % u.H;
+  let p = t / u.H;
+  ${WINDOWS_CONTAINING}
+  var acc = 0.0;
+  for (var oh = oh0; oh < oh1; oh++) {
+    for (var ow = ow0; ow < ow1; ow++) { acc += gy[(p * u.Ho + oh) * u.Wo + ow]; }
+  }
+  gx[gi] = acc / f32(u.kH * u.kW);
+}`,
+  };
+}

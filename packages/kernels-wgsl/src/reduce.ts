@@ -1,2 +1,200 @@
-/** @file WGSL generators for reduce kernels (filled in by the kernels work). */
-export {};
+/** @file WGSL generators for reductions over the middle axis of an [outer, R, inner] view, and fused softmax. */
+import { BUILTINS, linearIndex } from './basic';
+import { WGSL_MATH } from './elementwise';
+import type { KernelSpec } from './types';
+
+export const REDUCE_OP_NAMES = ['sum', 'max', 'min', 'logsumexp', 'argmax'] as const;
+export type ReduceOpName = (typeof REDUCE_OP_NAMES)[number];
+
+/**
+ * How invocations map onto [outer, R, inner]. 'row' (inner = 1): each invocation folds a contiguous run of a
+ * row, read as vec4s (the fastest access on llvmpipe). 'col': inner > 1, one output column per invocation.
+ * 'col4': inner % 4 = 0, four adjacent columns per invocation read as one vec4.
+ */
+export type ReduceLayout = 'row' | 'col' | 'col4';
+
+export const REDUCE_WG = 64;
+
+export interface ReduceKey {
+  op: ReduceOpName;
+  layout: ReduceLayout;
+  /** argmax passes after the first read the running (value, index) pairs of the previous pass. */
+  indexInput?: boolean;
+}
+
+/**
+ * Reduces x viewed as [outer, R, inner] over R, split into P parts of C elements: output [outer, P, inner]
+ * (P = 1 on the final pass). Uniform: { outer, R, inner, C, P, groups, scale: f32 } where groups is the number
+ * of invocations per (outer, part): 1 (row), inner (col) or inner / 4 (col4). Sum multiplies by `scale` (mean).
+ * Bindings: x (as vec4s), [indices in], values out, [indices out for argmax], uniform.
+ */
+export function reduceKernel(key: ReduceKey): KernelSpec {
+  const { op, layout } = key;
+  const isArg = op === 'argmax';
+  const indexInput = isArg && Boolean(key.indexInput);
+  const lanes = layout === 'col' || isArg && layout === 'row' ? 1 : 4;
+  const L = Array.from({ length: lanes }, (_, l) => l);
+
+  // One scan over the part's elements, calling `step(lane, value, rowIndex)` for each in order.
+  const scan = (step: (l: number, v: string, r: string) => string): string => {
+    if (layout === 'row') {
+      const lane = (k: number) => (lanes === 1 ? 0 : k);
+      // Scalar head up to a vec4 boundary, vec4 body, scalar tail: rows need not start on a vec4.
+      return `{
+  var i = start;
+  for (; i < end && (i & 3u) != 0u; i++) { let v = x[i >> 2u][i & 3u]; ${step(0, 'v', 'i - rowBase')} }
+  for (; i + 4u <= end; i += 4u) {
+    let q = x[i >> 2u];
+    ${['x', 'y', 'z', 'w'].map((c, k) => step(lane(k), `q.${c}`, `i + ${k}u - rowBase`)).join('\n    ')}
+  }
+  for (; i < end; i++) { let v = x[i >> 2u][i & 3u]; ${step(0, 'v', 'i - rowBase')} }
+  }`;
+    }
+    if (layout === 'col') {
+      return `
+  for (var r = start; r < end; r++) { let e = (o * u.R + r) * u.inner + kq; let v = x[e >> 2u][e & 3u]; ${step(0, 'v', 'r')} }`;
+    }
+    return `
+  for (var r = start; r < end; r++) {
+    let e = (o * u.R + r) * u.inner + kq * 4u;
+    let q = x[e >> 2u];
+    ${['x', 'y', 'z', 'w'].map((c, k) => step(k, `q.${c}`, 'r')).join('\n    ')}
+  }`;
+  };
+
+  // Row layout folds its 4 lanes into lane 0 at the end; column layouts keep one result per lane.
+  const results = layout === 'row' ? [0] : L;
+  let body: string;
+  if (op === 'sum') {
+    body = `${L.map((l) => `var a${l} = 0.0;`).join(' ')}
+  ${scan((l, v) => `a${l} += ${v};`)}
+  ${layout === 'row' && lanes === 4 ? 'a0 = (a0 + a1) + (a2 + a3);' : ''}`;
+  } else if (op === 'max' || op === 'min') {
+    const cmp = op === 'max' ? '>' : '<';
+    const init = op === 'max' ? '-mg_inf()' : 'mg_inf()';
+    const step = (l: number, v: string) => `a${l} = select(a${l}, ${v}, ${v} ${cmp} a${l} || mg_isnan(${v}));`;
+    body = `${L.map((l) => `var a${l} = ${init};`).join(' ')}
+  ${scan(step)}
+  ${layout === 'row' ? [1, 2, 3].map((l) => step(0, `a${l}`)).join(' ') : ''}`;
+  } else if (op === 'logsumexp') {
+    // Two scans (max, then Σ exp(v − max)) over a part that is still in cache; lse of lse's is the lse of all,
+    // so partial passes compose.
+    const stepMax = (l: number, v: string) => `m${l} = select(m${l}, ${v}, ${v} > m${l} || mg_isnan(${v}));`;
+    body = `${L.map((l) => `var m${l} = -mg_inf();`).join(' ')}
+  ${scan(stepMax)}
+  ${layout === 'row' ? [1, 2, 3].map((l) => stepMax(0, `m${l}`)).join(' ') : ''}
+  ${L.map((l) => `var s${l} = 0.0;`).join(' ')}
+  ${scan((l, v) => `s${l} += exp(${v} - m${layout === 'row' ? 0 : l});`)}
+  ${layout === 'row' ? 's0 = (s0 + s1) + (s2 + s3);' : ''}
+  ${results.map((l) => `let a${l} = select(m${l}, m${l} + log(s${l}), abs(m${l}) < mg_inf());`).join('\n  ')}`;
+  } else {
+    // First maximum wins; a NaN is the maximum and the first NaN stops the search (torch.argmax).
+    const step = (l: number, v: string, r: string) => {
+      const idx = indexInput ? (layout === 'row' ? `idxIn[${r} + rowBase]` : layout === 'col' ? 'idxIn[e]' : `idxIn[e + ${l}u]`) : `i32(${r})`;
+      return `if (!mg_isnan(a${l}) && (${v} > a${l} || mg_isnan(${v}))) { a${l} = ${v}; b${l} = ${idx}; }`;
+    };
+    body = `${L.map((l) => `var a${l} = -mg_inf(); var b${l} = ${indexInput ? (layout === 'row' ? 'idxIn[start]' : layout === 'col' ? `idxIn[(o * u.R + start) * u.inner + kq]` : `idxIn[(o * u.R + start) * u.inner + kq * 4u + ${l}u]`) : 'i32(start - rowBase)'};`).join(' ')}
+  ${scan(step)}`;
+  }
+
+  const outIndex = (l: number) => (layout === 'col4' ? `outBase + ${l}u` : 'outBase');
+  const value = (l: number) => (op === 'sum' ? `a${l} * u.scale` : `a${l}`);
+  const writes = results
+    .map((l) => `vals[${outIndex(l)}] = ${value(l)};${isArg ? ` idxOut[${outIndex(l)}] = b${l};` : ''}`)
+    .join('\n  ');
+
+  const bindings: KernelSpec['bindings'][number][] = ['read'];
+  const decls = ['@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;'];
+  if (indexInput) {
+    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> idxIn: array<i32>;`);
+    bindings.push('read');
+  }
+  decls.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> vals: array<f32>;`);
+  bindings.push('write');
+  if (isArg) {
+    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> idxOut: array<i32>;`);
+    bindings.push('write');
+  }
+  decls.push(`@group(0) @binding(${bindings.length}) var<uniform> u: U;`);
+  bindings.push('uniform');
+
+  return {
+    key: `reduce:${op}:${layout}${indexInput ? ':idx' : ''}`,
+    entryPoint: 'main',
+    bindings,
+    workgroupSize: [REDUCE_WG, 1, 1],
+    code: `${WGSL_MATH}
+struct U { outer: u32, R: u32, inner: u32, C: u32, P: u32, groups: u32, scale: f32 }
+${decls.join('\n')}
+@compute @workgroup_size(${REDUCE_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex(REDUCE_WG)}
+  let kq = gi % u.groups;
+  let t = gi / u.groups;
+  let p = t % u.P;
+  let o = t / u.P;
+  if (o >= u.outer) { return; }
+  let rowBase = ${layout === 'row' ? 'o * u.R' : '0u'};
+  let start = rowBase + p * u.C;
+  let end = rowBase + min(u.R, p * u.C + u.C);
+  let outBase = (o * u.P + p) * u.inner + ${layout === 'col4' ? 'kq * 4u' : 'kq'};
+  ${body}
+  ${writes}
+}`,
+  };
+}
+
+export interface SoftmaxKey {
+  log: boolean;
+  layout: ReduceLayout;
+}
+
+/**
+ * Fused (log-)softmax over R of [outer, R, inner]: per invocation three scans (max, Σ exp, write) over one row
+ * (row) or one/four columns (col/col4). Uniform: { outer, R, inner, groups }. Bindings: x (vec4s), out, uniform.
+ * All −inf slices give NaN, as torch.
+ */
+export function softmaxKernel(key: SoftmaxKey): KernelSpec {
+  const { layout } = key;
+  const lanes = layout === 'col4' ? 4 : 1;
+  const L = Array.from({ length: lanes }, (_, l) => l);
+  const comps = ['x', 'y', 'z', 'w'];
+  const scan = (step: (l: number, v: string, e: string) => string): string => {
+    if (layout === 'row') {
+      return `for (var e = base; e < base + u.R; e++) { let v = x[e >> 2u][e & 3u]; ${step(0, 'v', 'e')} }`;
+    }
+    if (layout === 'col') {
+      return `for (var r = 0u; r < u.R; r++) { let e = base + r * u.inner; let v = x[e >> 2u][e & 3u]; ${step(0, 'v', 'e')} }`;
+    }
+    return `for (var r = 0u; r < u.R; r++) {
+    let e = base + r * u.inner;
+    let q = x[e >> 2u];
+    ${L.map((l) => step(l, `q.${comps[l]}`, `e + ${l}u`)).join('\n    ')}
+  }`;
+  };
+  const finish = key.log ? (l: number, v: string) => `${v} - lse${l}` : (l: number, v: string) => `exp(${v} - m${l}) * inv${l}`;
+  return {
+    key: `${key.log ? 'logsoftmax' : 'softmax'}:${layout}`,
+    entryPoint: 'main',
+    bindings: ['read', 'write', 'uniform'],
+    workgroupSize: [REDUCE_WG, 1, 1],
+    code: `${WGSL_MATH}
+struct U { outer: u32, R: u32, inner: u32, groups: u32 }
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${REDUCE_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex(REDUCE_WG)}
+  let kq = gi % u.groups;
+  let o = gi / u.groups;
+  if (o >= u.outer) { return; }
+  let base = o * u.R * u.inner + ${layout === 'col4' ? 'kq * 4u' : 'kq'};
+  ${L.map((l) => `var m${l} = -mg_inf(); var s${l} = 0.0;`).join(' ')}
+  ${scan((l, v) => `m${l} = select(m${l}, ${v}, ${v} > m${l} || mg_isnan(${v}));`)}
+  ${scan((l, v) => `s${l} += exp(${v} - m${l});`)}
+  ${L.map((l) => (key.log ? `let lse${l} = m${l} + log(s${l});` : `let inv${l} = 1.0 / s${l};`)).join(' ')}
+  ${scan((l, v, e) => `out[${e}] = ${finish(l, v)};`)}
+}`,
+  };
+}

@@ -1,2 +1,212 @@
-/** @file Raw elementwise ops (filled in by the kernels work). */
-export {};
+/** @file Raw elementwise ops: unary math, broadcasting binary/compare ops, scalar fast paths, where, cast. */
+import {
+  binaryKernel,
+  castKernel,
+  COMPARE_OP_NAMES,
+  INT_BINARY_OPS,
+  INT_UNARY_OPS,
+  linearDispatch,
+  MAX_ELEMENTWISE_RANK,
+  STRIDED_CHUNK,
+  unaryKernel,
+  VEC4_CHUNK,
+  whereKernel,
+  type ArithOpName,
+  type BinaryOpName,
+  type CompareOpName,
+  type DType,
+  type ElementwiseLayout,
+  type KernelSpec,
+  type OperandMode,
+  type UnaryOpName,
+} from '@metagrad/kernels-wgsl';
+import { DTypeError, ShapeError } from '../errors';
+import { assertSameDevice, type Shape, type Tensor } from '../tensor';
+import { empty } from './creation';
+import { broadcastShapes, broadcastStrides, fmt, stridesOf, UniformWriter } from './util';
+
+export type { UnaryOpName, BinaryOpName, ArithOpName, CompareOpName };
+
+const DTYPES: readonly DType[] = ['f32', 'i32', 'u32'];
+
+// ---------------------------------------------------------------- broadcasting plan
+
+interface ElementwisePlan {
+  layout: ElementwiseLayout;
+  /** Folded output shape and per-input strides (used by the strided layout). */
+  shape: number[];
+  strides: number[][];
+}
+
+/**
+ * Folds the broadcast into the fewest dims: drops size-1 output dims and merges neighbours that every operand
+ * walks contiguously (or not at all). Operands that end up contiguous or constant need no strides, and when
+ * none needs them the vec4 kernel runs.
+ */
+export function planElementwise(outShape: Shape, inputShapes: readonly Shape[]): ElementwisePlan {
+  const all = inputShapes.map((s) => broadcastStrides(s, outShape));
+  const shape: number[] = [];
+  const strides: number[][] = inputShapes.map(() => []);
+  for (let d = 0; d < outShape.length; d++) {
+    if (outShape[d] === 1) continue;
+    const last = shape.length - 1;
+    const mergeable = last >= 0 && all.every((st, i) => strides[i][last] === st[d] * outShape[d]);
+    if (mergeable) {
+      shape[last] *= outShape[d];
+      all.forEach((st, i) => (strides[i][last] = st[d]));
+    } else {
+      shape.push(outShape[d]);
+      all.forEach((st, i) => strides[i].push(st[d]));
+    }
+  }
+  const contiguous = stridesOf(shape);
+  const modes: (OperandMode | 'strided')[] = strides.map((st) =>
+    st.every((s) => s === 0) ? 'scalar' : st.every((s, d) => s === contiguous[d] || shape[d] === 1) ? 'full' : 'strided',
+  );
+  if (modes.every((m) => m !== 'strided')) {
+    return { layout: { kind: 'vec4', operands: modes as OperandMode[] }, shape, strides };
+  }
+  if (shape.length > MAX_ELEMENTWISE_RANK) {
+    throw new ShapeError(`broadcast of ${inputShapes.map(fmt).join(', ')} folds to rank ${shape.length} > ${MAX_ELEMENTWISE_RANK}`);
+  }
+  return { layout: { kind: 'strided', rank: shape.length }, shape, strides };
+}
+
+/** Records one elementwise kernel over `inputs` (broadcast to `outShape`) into a fresh output. */
+function runElementwise(
+  makeSpec: (layout: ElementwiseLayout) => KernelSpec,
+  inputs: readonly Tensor[],
+  outShape: Shape,
+  outDtype: DType,
+): Tensor {
+  const device = inputs[0].device;
+  const buffers = inputs.map((t) => t.buffer); // asserts every input is alive
+  const out = empty(outShape, outDtype, device);
+  const n = out.size;
+  if (n === 0) return out;
+  const plan = planElementwise(outShape, inputs.map((t) => t.shape));
+  const spec = makeSpec(plan.layout);
+  if (plan.layout.kind === 'vec4') {
+    const operands = plan.layout.operands;
+    const nvec = Math.ceil(n / 4);
+    const used = buffers.filter((_, i) => operands[i] !== 'uniform');
+    device.dispatch(spec, [...used, out.storage.buffer], new Uint32Array([n, nvec, 0, 0, 0, 0, 0, 0]), linearDispatch(nvec, VEC4_CHUNK));
+  } else {
+    const w = new UniformWriter().u32(n).u32(0).u32(0).u32(0).u32s(plan.shape, MAX_ELEMENTWISE_RANK, 1);
+    for (const st of plan.strides) w.u32s(st, MAX_ELEMENTWISE_RANK);
+    device.dispatch(spec, [...buffers, out.storage.buffer], w.finish(), linearDispatch(n, STRIDED_CHUNK));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- unary
+
+/** Applies a unary op. Math ops are f32-only; neg/abs/sign/relu/square also take i32. */
+export function unary(op: UnaryOpName, x: Tensor): Tensor {
+  if (x.dtype !== 'f32' && !(INT_UNARY_OPS.includes(op) && x.dtype === 'i32')) {
+    throw new DTypeError(`${op}: expects f32${INT_UNARY_OPS.includes(op) ? ' or i32' : ''}, got ${x.dtype} ${fmt(x.shape)}`);
+  }
+  return runElementwise(() => unaryKernel({ op, dtype: x.dtype }), [x], x.shape, x.dtype);
+}
+
+export const neg = (x: Tensor): Tensor => unary('neg', x);
+export const exp = (x: Tensor): Tensor => unary('exp', x);
+export const log = (x: Tensor): Tensor => unary('log', x);
+export const log1p = (x: Tensor): Tensor => unary('log1p', x);
+export const expm1 = (x: Tensor): Tensor => unary('expm1', x);
+export const sin = (x: Tensor): Tensor => unary('sin', x);
+export const cos = (x: Tensor): Tensor => unary('cos', x);
+export const tanh = (x: Tensor): Tensor => unary('tanh', x);
+export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
+export const sqrt = (x: Tensor): Tensor => unary('sqrt', x);
+export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x);
+export const recip = (x: Tensor): Tensor => unary('recip', x);
+export const abs = (x: Tensor): Tensor => unary('abs', x);
+export const sign = (x: Tensor): Tensor => unary('sign', x);
+export const relu = (x: Tensor): Tensor => unary('relu', x);
+export const square = (x: Tensor): Tensor => unary('square', x);
+export const floor = (x: Tensor): Tensor => unary('floor', x);
+
+// ---------------------------------------------------------------- binary
+
+function isCompare(op: BinaryOpName): op is CompareOpName {
+  return (COMPARE_OP_NAMES as readonly string[]).includes(op);
+}
+
+function checkBinaryDtype(op: BinaryOpName, dtype: DType, what: string): void {
+  if (dtype !== 'f32' && !INT_BINARY_OPS.includes(op)) {
+    throw new DTypeError(`${op}: expects f32 operands, got ${dtype} ${what}`);
+  }
+}
+
+/** a op b with NumPy broadcasting. Compare ops return f32 0/1 masks. */
+export function binary(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
+  assertSameDevice(a, b);
+  if (a.dtype !== b.dtype) throw new DTypeError(`${op}: dtypes differ: ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
+  checkBinaryDtype(op, a.dtype, `${fmt(a.shape)} and ${fmt(b.shape)}`);
+  const shape = broadcastShapes(op, a.shape, b.shape);
+  return runElementwise((layout) => binaryKernel({ op, dtype: a.dtype, layout }), [a, b], shape, isCompare(op) ? 'f32' : a.dtype);
+}
+
+export const add = (a: Tensor, b: Tensor): Tensor => binary('add', a, b);
+export const sub = (a: Tensor, b: Tensor): Tensor => binary('sub', a, b);
+export const mul = (a: Tensor, b: Tensor): Tensor => binary('mul', a, b);
+export const div = (a: Tensor, b: Tensor): Tensor => binary('div', a, b);
+export const pow = (a: Tensor, b: Tensor): Tensor => binary('pow', a, b);
+export const maximum = (a: Tensor, b: Tensor): Tensor => binary('maximum', a, b);
+export const minimum = (a: Tensor, b: Tensor): Tensor => binary('minimum', a, b);
+export const eq = (a: Tensor, b: Tensor): Tensor => binary('eq', a, b);
+export const ne = (a: Tensor, b: Tensor): Tensor => binary('ne', a, b);
+export const lt = (a: Tensor, b: Tensor): Tensor => binary('lt', a, b);
+export const le = (a: Tensor, b: Tensor): Tensor => binary('le', a, b);
+export const gt = (a: Tensor, b: Tensor): Tensor => binary('gt', a, b);
+export const ge = (a: Tensor, b: Tensor): Tensor => binary('ge', a, b);
+
+/**
+ * x op s (or s op x when `scalarFirst`) with the host scalar passed in the uniform block: no 0-d tensor is
+ * allocated, and one pipeline serves every value of s.
+ */
+export function binaryScalar(op: BinaryOpName, x: Tensor, s: number, scalarFirst = false): Tensor {
+  checkBinaryDtype(op, x.dtype, fmt(x.shape));
+  if (x.dtype !== 'f32' && !Number.isInteger(s)) throw new DTypeError(`${op}: scalar ${s} is not an integer for ${x.dtype} ${fmt(x.shape)}`);
+  const device = x.device;
+  const buffer = x.buffer;
+  const out = empty(x.shape, isCompare(op) ? 'f32' : x.dtype, device);
+  const n = out.size;
+  if (n === 0) return out;
+  const operands: OperandMode[] = scalarFirst ? ['uniform', 'full'] : ['full', 'uniform'];
+  const spec = binaryKernel({ op, dtype: x.dtype, layout: { kind: 'vec4', operands } });
+  const bits = (x.dtype === 'f32' ? new UniformWriter().f32(s) : new UniformWriter().i32(s)).finish()[0];
+  const uniform = new Uint32Array([n, Math.ceil(n / 4), scalarFirst ? bits : 0, scalarFirst ? 0 : bits, 0, 0, 0, 0]);
+  device.dispatch(spec, [buffer, out.storage.buffer], uniform, linearDispatch(Math.ceil(n / 4), VEC4_CHUNK));
+  return out;
+}
+
+export const addScalar = (x: Tensor, s: number): Tensor => binaryScalar('add', x, s);
+export const subScalar = (x: Tensor, s: number): Tensor => binaryScalar('sub', x, s);
+/** s − x. */
+export const rsubScalar = (x: Tensor, s: number): Tensor => binaryScalar('sub', x, s, true);
+export const mulScalar = (x: Tensor, s: number): Tensor => binaryScalar('mul', x, s);
+export const divScalar = (x: Tensor, s: number): Tensor => binaryScalar('div', x, s);
+/** s / x. */
+export const rdivScalar = (x: Tensor, s: number): Tensor => binaryScalar('div', x, s, true);
+export const powScalar = (x: Tensor, s: number): Tensor => binaryScalar('pow', x, s);
+export const maximumScalar = (x: Tensor, s: number): Tensor => binaryScalar('maximum', x, s);
+export const minimumScalar = (x: Tensor, s: number): Tensor => binaryScalar('minimum', x, s);
+
+// ---------------------------------------------------------------- where, cast
+
+/** cond ? a : b with all three broadcast together; cond is true where nonzero (any dtype). */
+export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
+  assertSameDevice(cond, a);
+  assertSameDevice(a, b);
+  if (a.dtype !== b.dtype) throw new DTypeError(`where: branch dtypes differ: ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
+  const shape = broadcastShapes('where', cond.shape, a.shape, b.shape);
+  return runElementwise((layout) => whereKernel({ condDtype: cond.dtype, dtype: a.dtype, layout }), [cond, a, b], shape, a.dtype);
+}
+
+/** Converts dtype: f32 → int truncates toward zero (saturating, NaN → 0); i32 ↔ u32 keeps the bits. Always copies. */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (!DTYPES.includes(dtype)) throw new DTypeError(`cast: unknown dtype ${String(dtype)} for ${x.dtype} ${fmt(x.shape)}`);
+  return runElementwise(() => castKernel({ from: x.dtype, to: dtype }), [x], x.shape, dtype);
+}

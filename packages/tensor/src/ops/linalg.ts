@@ -1,2 +1,173 @@
-/** @file Raw linalg ops (filled in by the kernels work). */
-export {};
+/** @file Raw linalg ops: batched matmul with transposed operands and broadcast batch dims, on a per-adapter kernel. */
+import {
+  MAX_WORKGROUPS_PER_DIM,
+  matmulKernel,
+  matmulPackDispatch,
+  matmulPackKernel,
+  matmulWorkgroupTile,
+  type MatmulKernelKey,
+} from '@metagrad/kernels-wgsl';
+import { chooseMatmulVariant, type MatmulVariant } from '../autotune';
+import { DTypeError, ShapeError } from '../errors';
+import { assertSameDevice, sizeOf, type Tensor } from '../tensor';
+import { empty } from './creation';
+import { broadcastShapes, broadcastStrides, fmt, UniformWriter } from './util';
+
+export { autotune, chooseMatmulVariant, matmulTuning, setTuningStore, fileTuningStore, variantName } from '../autotune';
+export type { MatmulVariant, MatmulTuning, TuningStore, SizeClass } from '../autotune';
+
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  /** Forces a kernel variant (tests, benchmarks, autotuning); by default the adapter's tuned choice. */
+  variant?: MatmulVariant;
+}
+
+/** Batch dims the kernels address directly (after merging dims that are contiguous in both operands). */
+const MAX_BATCH_DIMS = 4;
+
+/**
+ * a `[...batchA, M, K]` (`[..., K, M]` with transA) @ b `[...batchB, K, N]` (`[..., N, K]` with transB)
+ * → `[...broadcast(batchA, batchB), M, N]`, f32, rank ≥ 2 for both.
+ */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  const { transA = false, transB = false } = options;
+  const desc = `${fmt(a.shape)}${transA ? 'ᵀ' : ''} @ ${fmt(b.shape)}${transB ? 'ᵀ' : ''}`;
+  const bufA = a.buffer;
+  const bufB = b.buffer;
+  assertSameDevice(a, b);
+  if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new DTypeError(`matmul: needs f32 operands, got ${a.dtype} ${desc} ${b.dtype}`);
+  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`matmul: both operands need rank >= 2 (reshape 1-D first), got ${desc}`);
+  const [a0, a1] = a.shape.slice(-2);
+  const [b0, b1] = b.shape.slice(-2);
+  const [M, K] = transA ? [a1, a0] : [a0, a1];
+  const [Kb, N] = transB ? [b1, b0] : [b0, b1];
+  if (K !== Kb) throw new ShapeError(`matmul: inner dims differ (${K} vs ${Kb}) in ${desc}`);
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  let batch: number[];
+  try {
+    batch = broadcastShapes('matmul', batchA, batchB);
+  } catch {
+    throw new ShapeError(`matmul: batch dims ${fmt(batchA)} and ${fmt(batchB)} do not broadcast in ${desc}`);
+  }
+  const device = a.device;
+  const out = empty([...batch, M, N], 'f32', device);
+  const batchCount = sizeOf(batch);
+  if (out.size === 0) return out;
+
+  let variant: MatmulVariant = options.variant ?? chooseMatmulVariant(device, { M, N, K, batch: batchCount, transA, transB });
+  if (K === 0) variant = { kind: 'simple' }; // writes zeros without packing empty operands
+
+  // Logical A[M,K], B[K,N] element strides inside one matrix, and the size of one stored matrix.
+  let srcA = bufA;
+  let srcB = bufB;
+  let aRs = transA ? 1 : a1;
+  let aCs = transA ? a1 : 1;
+  let bRs = transB ? 1 : b1;
+  let bCs = transB ? b1 : 1;
+  let matA = a0 * a1;
+  let matB = b0 * b1;
+  const temps: Tensor[] = [];
+  let kernelKey: MatmulKernelKey;
+  if (variant.kind === 'register') {
+    // The vec4 kernel wants row-major operands with row lengths that are multiples of 4: pack where they are not.
+    const Kp = roundUp4(K);
+    const Np = roundUp4(N);
+    if (transA || Kp !== K) {
+      const packed = pack(device, bufA, sizeOf(batchA), M, K, M, Kp, transA);
+      temps.push(packed);
+      srcA = packed.buffer;
+      [aRs, aCs, matA] = [Kp, 1, M * Kp];
+    }
+    if (transB || Kp !== K || Np !== N) {
+      const packed = pack(device, bufB, sizeOf(batchB), K, N, Kp, Np, transB);
+      temps.push(packed);
+      srcB = packed.buffer;
+      [bRs, bCs, matB] = [Np, 1, Kp * Np];
+    }
+    kernelKey = { ...variant, vecOut: Np === N };
+  } else {
+    kernelKey = variant;
+  }
+
+  const merged = mergeBatchDims(
+    batch,
+    broadcastStrides(batchA, batch).map((s) => s * matA),
+    broadcastStrides(batchB, batch).map((s) => s * matB),
+  );
+  if (merged.shape.length > MAX_BATCH_DIMS) {
+    throw new ShapeError(`matmul: more than ${MAX_BATCH_DIMS} non-contiguous broadcast batch dims in ${desc}`);
+  }
+  const pad = MAX_BATCH_DIMS - merged.shape.length;
+  const bshape = [...Array<number>(pad).fill(1), ...merged.shape];
+  const bstrA = [...Array<number>(pad).fill(0), ...merged.stridesA];
+  const bstrB = [...Array<number>(pad).fill(0), ...merged.stridesB];
+
+  const spec = matmulKernel(kernelKey);
+  const [tileRows, tileCols] = matmulWorkgroupTile(kernelKey);
+  // Dawn drops dispatches over 65535 workgroups per dimension: split rows, cols and batch into chunks.
+  const rowStep = tileRows * MAX_WORKGROUPS_PER_DIM;
+  const colStep = tileCols * MAX_WORKGROUPS_PER_DIM;
+  for (let z0 = 0; z0 < batchCount; z0 += MAX_WORKGROUPS_PER_DIM) {
+    for (let r0 = 0; r0 < M; r0 += rowStep) {
+      for (let c0 = 0; c0 < N; c0 += colStep) {
+        const uniform = new UniformWriter()
+          .u32(M).u32(N).u32(K).u32(0)
+          .u32(aRs).u32(aCs).u32(bRs).u32(bCs)
+          .u32(r0).u32(c0).u32(z0).u32(0)
+          .u32s(bshape).u32s(bstrA).u32s(bstrB)
+          .finish();
+        device.dispatch(spec, [srcA, srcB, out.buffer], uniform, [
+          Math.ceil(Math.min(N - c0, colStep) / tileCols),
+          Math.ceil(Math.min(M - r0, rowStep) / tileRows),
+          Math.min(batchCount - z0, MAX_WORKGROUPS_PER_DIM),
+        ]);
+      }
+    }
+  }
+  // Safe to recycle now: any later writer of these buffers is recorded after the reads above.
+  for (const t of temps) t.dispose();
+  return out;
+}
+
+function roundUp4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}
+
+/** Zero-padded (and optionally transposed) copy of `count` logical rows×cols matrices as [count, rowsP, colsP]. */
+function pack(device: Tensor['device'], src: GPUBuffer, count: number, rows: number, cols: number, rowsP: number, colsP: number, transposed: boolean): Tensor {
+  const t = empty([count, rowsP, colsP], 'f32', device);
+  const total = count * rowsP * colsP;
+  if (total > 0) {
+    const uniform = new UniformWriter().u32(rows).u32(cols).u32(rowsP).u32(colsP).u32(total).finish();
+    device.dispatch(matmulPackKernel({ transposed }), [src, t.buffer], uniform, matmulPackDispatch(total));
+  }
+  return t;
+}
+
+/**
+ * Drops size-1 batch dims and merges neighbours that are contiguous in both operands (stride[i] = stride[i+1]·shape[i+1]),
+ * so the usual cases (no batch, equal batches, one side broadcast) become a single dim the kernel indexes cheaply.
+ */
+export function mergeBatchDims(shape: readonly number[], stridesA: readonly number[], stridesB: readonly number[]) {
+  const out = { shape: [] as number[], stridesA: [] as number[], stridesB: [] as number[] };
+  for (let i = 0; i < shape.length; i++) {
+    if (shape[i] === 1) continue;
+    const last = out.shape.length - 1;
+    if (
+      last >= 0 &&
+      out.stridesA[last] === stridesA[i] * shape[i] &&
+      out.stridesB[last] === stridesB[i] * shape[i]
+    ) {
+      out.shape[last] *= shape[i];
+      out.stridesA[last] = stridesA[i];
+      out.stridesB[last] = stridesB[i];
+    } else {
+      out.shape.push(shape[i]);
+      out.stridesA.push(stridesA[i]);
+      out.stridesB.push(stridesB[i]);
+    }
+  }
+  return out;
+}

@@ -9,6 +9,7 @@ import {
   scatterAddKernel,
   stridedCopyDispatch,
   stridedCopyKernel,
+  STRIDED_COPY_CHUNK,
 } from '@metagrad/kernels-wgsl';
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { sizeOf, type Shape, type Tensor } from '../tensor';
@@ -82,7 +83,7 @@ function stridedCopy(x: Tensor, outShape: number[], dims: CopyDim[], base: numbe
   const last = kept[kept.length - 1].size;
   const rows = out.size / last;
   const u = new UniformWriter()
-    .u32(rows * Math.ceil(last / 8))
+    .u32(rows * Math.ceil(last / STRIDED_COPY_CHUNK))
     .i32(base)
     .u32(scalarBits(fill, x.dtype))
     .u32(last)
@@ -182,11 +183,7 @@ export function flip(x: Tensor, axes: readonly number[]): Tensor {
     base += Math.max(0, size - 1) * st[i];
     return { size, stride: -st[i] };
   });
-  return stridedCopy(x, [...x.shape], dims, size0(x) ? 0 : base);
-}
-
-function size0(x: Tensor): boolean {
-  return x.size === 0;
+  return stridedCopy(x, [...x.shape], dims, base);
 }
 
 export function concat(xs: readonly Tensor[], axis: number): Tensor {

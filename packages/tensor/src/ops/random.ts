@@ -1,2 +1,120 @@
-/** @file Raw random ops (filled in by the kernels work). */
-export {};
+/** @file Raw random ops: counter-based Philox4x32-10 streams (reproducible across adapters) and permutation. */
+import {
+  bitonicStepKernel,
+  linearDispatch,
+  permutationIndicesKernel,
+  permutationKeysKernel,
+  RANDOM_OUTPUT_DTYPE,
+  randomKernel,
+  type RandomOpName,
+} from '@metagrad/kernels-wgsl';
+import type { Device } from '../device';
+import { InvalidArgumentError } from '../errors';
+import { getDefaultDevice } from '../runtime';
+import { checkShape, sizeOf, type Shape, type Tensor } from '../tensor';
+import { empty } from './creation';
+import { UniformWriter } from './util';
+
+/** A non-negative integer below 2^53 (split into low/high u32 words) or an explicit [lo, hi] pair. */
+export type Seed = number | readonly [number, number];
+
+export interface RandomOptions {
+  /** Second counter word: one seed, independent streams (e.g. one per training step). */
+  offset?: number;
+  device?: Device;
+}
+
+/** Splits a seed into the Philox key (seedLo, seedHi). */
+export function seedWords(seed: Seed): [number, number] {
+  if (typeof seed === 'number') {
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new InvalidArgumentError(`seed must be a non-negative safe integer, got ${seed}`);
+    return [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
+  }
+  if (seed.length !== 2 || !seed.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32)) {
+    throw new InvalidArgumentError(`seed pair must be two u32 words, got [${seed.join(', ')}]`);
+  }
+  return [seed[0], seed[1]];
+}
+
+function offsetOf(opts: RandomOptions): number {
+  const offset = opts.offset ?? 0;
+  if (!Number.isInteger(offset) || offset < 0 || offset >= 2 ** 32) throw new InvalidArgumentError(`offset must be a u32, got ${offset}`);
+  return offset;
+}
+
+function generate(op: RandomOpName, shape: Shape, seed: Seed, opts: RandomOptions, a = 0, b = 0, lowBits = 0, range = 0): Tensor {
+  checkShape(shape);
+  const [seedLo, seedHi] = seedWords(seed);
+  const offset = offsetOf(opts);
+  const device = opts.device ?? getDefaultDevice();
+  const n = sizeOf(shape);
+  if (n > 2 ** 32) throw new InvalidArgumentError(`random tensors are limited to 2^32 elements, got ${n}`);
+  const out = empty(shape, RANDOM_OUTPUT_DTYPE[op], device);
+  if (n === 0) return out;
+  const u = new UniformWriter().u32(n).u32(offset).u32(seedLo).u32(seedHi).f32(a).f32(b).i32(lowBits).u32(range).finish();
+  device.dispatch(randomKernel({ op }), [out.storage.buffer], u, linearDispatch(n));
+  return out;
+}
+
+/** The raw Philox word 0 of each element (u32): what every other random op is derived from. */
+export function randomBits(shape: Shape, seed: Seed, opts: RandomOptions = {}): Tensor {
+  return generate('bits', shape, seed, opts);
+}
+
+/** low + (high − low)·u with u = (bits >> 8)·2^-24 ∈ [0, 1). */
+export function uniform(shape: Shape, seed: Seed, opts: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+  const low = Math.fround(opts.low ?? 0);
+  const span = Math.fround(Math.fround(opts.high ?? 1) - low);
+  return generate('uniform', shape, seed, opts, low, span);
+}
+
+/** Box–Muller from words 0 and 1 of each element's counter. */
+export function normal(shape: Shape, seed: Seed, opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+  return generate('normal', shape, seed, opts, opts.mean ?? 0, opts.std ?? 1);
+}
+
+/** ±1 (f32) from the low bit of word 0. */
+export function rademacher(shape: Shape, seed: Seed, opts: RandomOptions = {}): Tensor {
+  return generate('rademacher', shape, seed, opts);
+}
+
+/** 1 where u < p, else 0 (f32). */
+export function bernoulli(shape: Shape, seed: Seed, p: number, opts: RandomOptions = {}): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError(`bernoulli: p must be in [0, 1], got ${p}`);
+  return generate('bernoulli', shape, seed, opts, p);
+}
+
+/** low + (word0 mod (high − low)) as i32 (the plain modulo's small bias is part of the contract). */
+export function randint(shape: Shape, seed: Seed, low: number, high: number, opts: RandomOptions = {}): Tensor {
+  const i32ok = (v: number) => Number.isInteger(v) && v >= -(2 ** 31) && v <= 2 ** 31 - 1;
+  if (!i32ok(low) || !i32ok(high) || high <= low) {
+    throw new InvalidArgumentError(`randint: need i32 bounds with low < high, got low=${low} high=${high}`);
+  }
+  return generate('randint', shape, seed, opts, 0, 0, low, high - low);
+}
+
+/**
+ * A permutation of 0..n−1 (i32): the stable argsort of the word-0 keys, by a bitonic sort of (key, index) pairs
+ * padded to a power of two. log2(L)·(log2(L)+1)/2 dispatches, all recorded in one batch.
+ */
+export function permutation(n: number, seed: Seed, opts: RandomOptions = {}): Tensor {
+  checkShape([n], 'permutation length');
+  const [seedLo, seedHi] = seedWords(seed);
+  const offset = offsetOf(opts);
+  const device = opts.device ?? getDefaultDevice();
+  const out = empty([n], 'i32', device);
+  if (n === 0) return out;
+  const length = 2 ** Math.ceil(Math.log2(n));
+  const pairs = empty([2 * length], 'u32', device);
+  const buf = pairs.storage.buffer;
+  device.dispatch(permutationKeysKernel(), [buf], new UniformWriter().u32(n).u32(offset).u32(seedLo).u32(seedHi).u32(length).finish(), linearDispatch(length));
+  const step = bitonicStepKernel();
+  for (let k = 2; k <= length; k *= 2) {
+    for (let j = k / 2; j >= 1; j /= 2) {
+      device.dispatch(step, [buf], new UniformWriter().u32(j).u32(k).u32(length / 2).finish(), linearDispatch(length / 2));
+    }
+  }
+  device.dispatch(permutationIndicesKernel(), [buf, out.storage.buffer], new UniformWriter().u32(n).finish(), linearDispatch(n));
+  pairs.dispose();
+  return out;
+}
