@@ -1,0 +1,75 @@
+/** @file customVjp: user-defined ops with a hand-written backward (implicit gradients, adjoint solvers). */
+import type { Tensor } from '@metagrad/tensor';
+import { isGradEnabled, noGrad } from './mode';
+import type { CustomAttrs, RuleTable } from './prims';
+import { record } from './record';
+
+/** Someone differentiated the gradient of a customVjp whose backward is not written in differentiable ops. */
+export class NotTwiceDifferentiableError extends Error {
+  override name = 'NotTwiceDifferentiableError';
+}
+
+export interface CustomBackwardContext {
+  /** The op's inputs (with createGraph and twiceDifferentiable they carry their graph). */
+  inputs: Tensor[];
+  /** The extra tensors `forward` returned in `saved`. */
+  saved: Tensor[];
+  /** Which inputs need a gradient. */
+  needs: readonly boolean[];
+}
+
+export interface CustomVjpOptions {
+  /** Shown in errors and the tape. */
+  name?: string;
+  /** Set when `backward` only uses differentiable ops, so its result may be differentiated again. */
+  twiceDifferentiable?: boolean;
+}
+
+export interface CustomForwardResult {
+  output: Tensor;
+  /** Extra tensors for the backward; customVjp takes them over (and disposes its handles). */
+  saved?: Tensor[];
+}
+
+/**
+ * Wraps `forward` (run without recording) into a differentiable op whose VJP is `backward(gy, ctx)`, which
+ * returns one gradient (or null) per input.
+ */
+export function customVjp<Args extends Tensor[]>(
+  forward: (...inputs: Args) => CustomForwardResult,
+  backward: (gy: Tensor, ctx: CustomBackwardContext) => (Tensor | null | undefined)[],
+  options: CustomVjpOptions = {},
+): (...inputs: Args) => Tensor {
+  const name = options.name ?? (forward.name || 'customVjp');
+  return (...inputs: Args): Tensor => {
+    const { output, saved = [] } = noGrad(() => forward(...inputs));
+    const attrs: CustomAttrs = {
+      name,
+      twiceDifferentiable: options.twiceDifferentiable ?? false,
+      savedInputs: inputs.length,
+      backward: (gy, all, needs) => backward(gy, { inputs: all.slice(0, inputs.length), saved: all.slice(inputs.length), needs }),
+    };
+    const result = record('custom', inputs, output, attrs, () => [...inputs, ...saved]);
+    for (const t of saved) if (t !== output && !inputs.includes(t)) t.dispose();
+    return result;
+  };
+}
+
+/** Records `g` behind a node whose VJP throws: differentiating it again is an error, not a silent zero. */
+function fence(g: Tensor, dependsOn: Tensor[], message: string): Tensor {
+  return record('barrier', dependsOn, g, { message });
+}
+
+export const customRules: RuleTable<'custom' | 'barrier'> = {
+  custom: ({ gy, saved, attrs, needs }) => {
+    if (attrs.twiceDifferentiable || !isGradEnabled()) return attrs.backward(gy, saved, needs);
+    const grads = noGrad(() => attrs.backward(gy, saved, needs));
+    const message =
+      `customVjp '${attrs.name}': its backward is not twice differentiable, but a gradient of its gradient was ` +
+      'requested (createGraph). Write the backward in differentiable ops and pass twiceDifferentiable: true.';
+    return grads.map((g) => (g ? fence(g, [gy, ...saved], message) : g));
+  },
+  barrier: ({ attrs }) => {
+    throw new NotTwiceDifferentiableError(attrs.message);
+  },
+};

@@ -1,0 +1,180 @@
+/** @file Functional transforms over the tape: vjp, jvp (double-VJP), hvp, a reusable HVP operator, jacobian. */
+import * as raw from '@metagrad/tensor';
+import { ShapeError, type Tensor } from '@metagrad/tensor';
+import { detach, grad, requiresGrad } from './engine';
+import { enableGrad } from './mode';
+
+type Fn = (...inputs: Tensor[]) => Tensor;
+
+/**
+ * Inputs that gradients can flow to: tensors that already require grad are used as they are (so results stay
+ * connected to an outer graph under createGraph), others get a fresh leaf handle that the caller must dispose.
+ */
+function trackedInputs(primals: readonly Tensor[]): { inputs: Tensor[]; owned: Tensor[] } {
+  const owned: Tensor[] = [];
+  const inputs = primals.map((p) => {
+    if (p.requiresGrad) return p;
+    const leaf = requiresGrad(detach(p));
+    owned.push(leaf);
+    return leaf;
+  });
+  return { inputs, owned };
+}
+
+function zerosLike(t: Tensor): Tensor {
+  return raw.zeros(t.shape, 'f32', t.device);
+}
+
+function checkSameShapes(op: string, a: readonly Tensor[], b: readonly Tensor[], what: string): void {
+  if (a.length !== b.length || a.some((t, i) => t.shape.length !== b[i].shape.length || t.shape.some((d, k) => d !== b[i].shape[k]))) {
+    throw new ShapeError(`${op}: ${what} [${b.map((t) => `[${t.shape.join(', ')}]`).join(', ')}] must match [${a.map((t) => `[${t.shape.join(', ')}]`).join(', ')}]`);
+  }
+}
+
+/** The output's graph is kept only when the caller wants to differentiate further. */
+function finishOutput(output: Tensor, createGraph: boolean): Tensor {
+  if (createGraph) return output;
+  const plain = detach(output);
+  output.dispose();
+  return plain;
+}
+
+export interface FunctionalOptions {
+  /** Keep the results differentiable (higher-order use). */
+  createGraph?: boolean;
+}
+
+/** f(primals) and the cotangent pulled back to every primal: Jᵀ·cotangent (zeros for unused primals). */
+export function vjp(f: Fn, primals: readonly Tensor[], cotangent: Tensor, options: FunctionalOptions = {}): { output: Tensor; grads: Tensor[] } {
+  const createGraph = options.createGraph ?? false;
+  const { inputs, owned } = trackedInputs(primals);
+  try {
+    const output = enableGrad(() => f(...inputs));
+    const grads = grad(output, inputs, { gradOutputs: cotangent, createGraph, allowUnused: true });
+    return { output: finishOutput(output, createGraph), grads: grads.map((g, i) => g ?? zerosLike(inputs[i])) };
+  } finally {
+    for (const t of owned) t.dispose();
+  }
+}
+
+/**
+ * f(primals) and the directional derivative J·tangents, by the double-VJP trick: g(u) = Jᵀu is linear in u,
+ * so the VJP of g with cotangent t is J·t.
+ */
+export function jvp(f: Fn, primals: readonly Tensor[], tangents: readonly Tensor[], options: FunctionalOptions = {}): { output: Tensor; jvp: Tensor } {
+  checkSameShapes('jvp', primals, tangents, 'tangents');
+  const createGraph = options.createGraph ?? false;
+  const { inputs, owned } = trackedInputs(primals);
+  const temporaries: Tensor[] = [];
+  try {
+    const output = enableGrad(() => f(...inputs));
+    const u = requiresGrad(raw.zeros(output.shape, 'f32', output.device));
+    temporaries.push(u);
+    const pulled = grad(output, inputs, { gradOutputs: u, createGraph: true, allowUnused: true });
+    const outs: Tensor[] = [];
+    const cots: Tensor[] = [];
+    pulled.forEach((g, i) => {
+      if (!g) return;
+      temporaries.push(g);
+      if (g.requiresGrad) {
+        outs.push(g);
+        cots.push(tangents[i]);
+      }
+    });
+    const [jv] = outs.length ? grad(outs, [u], { gradOutputs: cots, createGraph, allowUnused: true }) : [null];
+    return { output: finishOutput(output, createGraph), jvp: jv ?? zerosLike(output) };
+  } finally {
+    for (const t of [...temporaries, ...owned]) t.dispose();
+  }
+}
+
+/**
+ * Hessian-vector products of a scalar function, reverse-over-reverse. The gradient graph is built once
+ * (createGraph) and serves any number of `apply(v)` calls, as CG, Neumann and adjoint loops need;
+ * `dispose()` frees it.
+ */
+export class HvpOperator {
+  /** f(params), with its graph. */
+  readonly value: Tensor;
+  /** ∇f(params), recorded (null for parameters f does not use). */
+  readonly gradients: (Tensor | null)[];
+  private readonly inputs: Tensor[];
+  private readonly owned: Tensor[];
+  private disposed = false;
+
+  constructor(f: Fn, params: readonly Tensor[]) {
+    const { inputs, owned } = trackedInputs(params);
+    this.inputs = inputs;
+    this.owned = owned;
+    try {
+      this.value = enableGrad(() => f(...inputs));
+      if (this.value.size !== 1) throw new ShapeError(`HvpOperator: f must return a single element, got [${this.value.shape.join(', ')}]`);
+      this.gradients = grad(this.value, inputs, { createGraph: true, allowUnused: true });
+    } catch (e) {
+      for (const t of owned) t.dispose();
+      throw e;
+    }
+  }
+
+  /** H·v for v shaped like the parameters; with createGraph the products stay differentiable. */
+  apply(v: readonly Tensor[], options: FunctionalOptions = {}): Tensor[] {
+    if (this.disposed) throw new Error('HvpOperator.apply() after dispose()');
+    checkSameShapes('HvpOperator.apply', this.inputs, v, 'vectors');
+    const outs: Tensor[] = [];
+    const cots: Tensor[] = [];
+    this.gradients.forEach((g, i) => {
+      // A gradient that carries no graph is constant: its Hessian block is zero.
+      if (g?.requiresGrad) {
+        outs.push(g);
+        cots.push(v[i]);
+      }
+    });
+    if (!outs.length) return this.inputs.map(zerosLike);
+    const hv = grad(outs, this.inputs, { gradOutputs: cots, retainGraph: true, createGraph: options.createGraph ?? false, allowUnused: true });
+    return hv.map((h, i) => h ?? zerosLike(this.inputs[i]));
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const g of this.gradients) g?.dispose();
+    this.value.dispose();
+    for (const t of this.owned) t.dispose();
+  }
+}
+
+/** One Hessian-vector product of a scalar f at params (builds and frees an HvpOperator). */
+export function hvp(f: Fn, params: readonly Tensor[], v: readonly Tensor[], options: FunctionalOptions = {}): Tensor[] {
+  const op = new HvpOperator(f, params);
+  try {
+    return op.apply(v, options);
+  } finally {
+    op.dispose();
+  }
+}
+
+/** The full Jacobian [...f(x).shape, ...x.shape], one VJP per output element: for small functions and tests. */
+export function jacobian(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
+  const { inputs, owned } = trackedInputs([x]);
+  const input = inputs[0];
+  const output = enableGrad(() => f(input));
+  const rows: Tensor[] = [];
+  try {
+    for (let i = 0; i < output.size; i++) {
+      const basis = new Float32Array(output.size);
+      basis[i] = 1;
+      const e = raw.tensor(basis, output.shape, 'f32', output.device);
+      const [g] = grad(output, [input], { gradOutputs: e, retainGraph: true, allowUnused: true });
+      e.dispose();
+      const row = g ?? zerosLike(input);
+      rows.push(raw.reshape(row, [1, input.size]));
+      row.dispose();
+    }
+    const stacked = rows.length ? raw.concat(rows, 0) : raw.zeros([0, input.size], 'f32', input.device);
+    const result = raw.reshape(stacked, [...output.shape, ...input.shape]);
+    stacked.dispose();
+    return result;
+  } finally {
+    for (const t of [...rows, output, ...owned]) t.dispose();
+  }
+}

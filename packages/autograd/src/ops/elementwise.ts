@@ -1,0 +1,164 @@
+/** @file Differentiable elementwise ops (unary, broadcasting binary, scalar fast paths, where, cast) and their VJPs. */
+import * as raw from '@metagrad/tensor';
+import type { DType, Tensor } from '@metagrad/tensor';
+import type { RuleTable } from '../prims';
+import { record, shouldRecord } from '../record';
+import { sumToShape } from './reduce';
+
+// Compare ops, sign and floor have zero derivative almost everywhere: their results are constants.
+export { eq, ne, lt, le, gt, ge, sign, floor } from '@metagrad/tensor';
+
+type UnaryPrim =
+  | 'neg' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'sqrt' | 'rsqrt' | 'recip' | 'abs'
+  | 'relu' | 'square';
+type BinaryPrim = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum';
+type ScalarPrim = 'addScalar' | 'mulScalar' | 'powScalar';
+export type ElementwisePrim = UnaryPrim | BinaryPrim | ScalarPrim | 'where' | 'cast';
+
+/** Which tensor a unary VJP needs: the input, the output, or nothing. */
+const UNARY_SAVES: Record<UnaryPrim, 'x' | 'y' | null> = {
+  neg: null, exp: 'y', log: 'x', log1p: 'x', expm1: 'y', sin: 'x', cos: 'x', tanh: 'y', sigmoid: 'y', sqrt: 'y',
+  rsqrt: 'y', recip: 'y', abs: 'x', relu: 'x', square: 'x',
+};
+
+function unaryOp(prim: UnaryPrim): (x: Tensor) => Tensor {
+  const forward = raw[prim] as (x: Tensor) => Tensor;
+  const saves = UNARY_SAVES[prim];
+  return (x) => {
+    const y = forward(x);
+    return record(prim, [x], y, {}, () => (saves === 'x' ? [x] : saves === 'y' ? [y] : []));
+  };
+}
+
+export const neg = unaryOp('neg');
+export const exp = unaryOp('exp');
+export const log = unaryOp('log');
+export const log1p = unaryOp('log1p');
+export const expm1 = unaryOp('expm1');
+export const sin = unaryOp('sin');
+export const cos = unaryOp('cos');
+export const tanh = unaryOp('tanh');
+export const sigmoid = unaryOp('sigmoid');
+export const sqrt = unaryOp('sqrt');
+export const rsqrt = unaryOp('rsqrt');
+export const recip = unaryOp('recip');
+export const abs = unaryOp('abs');
+export const relu = unaryOp('relu');
+export const square = unaryOp('square');
+
+/** Which operands a binary VJP needs (pow also saves its output). */
+const BINARY_SAVES: Record<BinaryPrim, 'none' | 'ab' | 'b' | 'aby'> = {
+  add: 'none', sub: 'none', mul: 'ab', div: 'ab', pow: 'aby', maximum: 'ab', minimum: 'ab',
+};
+
+function binaryOp(prim: BinaryPrim): (a: Tensor, b: Tensor) => Tensor {
+  const forward = raw[prim] as (a: Tensor, b: Tensor) => Tensor;
+  const saves = BINARY_SAVES[prim];
+  return (a, b) => {
+    const y = forward(a, b);
+    return record(prim, [a, b], y, {}, () => (saves === 'none' ? [] : saves === 'aby' ? [a, b, y] : saves === 'b' ? [b] : [a, b]));
+  };
+}
+
+export const add = binaryOp('add');
+export const sub = binaryOp('sub');
+export const mul = binaryOp('mul');
+export const div = binaryOp('div');
+export const pow = binaryOp('pow');
+export const maximum = binaryOp('maximum');
+export const minimum = binaryOp('minimum');
+
+/** x + s without allocating a scalar tensor. */
+export function addScalar(x: Tensor, s: number): Tensor {
+  return record('addScalar', [x], raw.addScalar(x, s), { scalar: s });
+}
+
+/** x · s without allocating a scalar tensor. */
+export function mulScalar(x: Tensor, s: number): Tensor {
+  return record('mulScalar', [x], raw.mulScalar(x, s), { scalar: s });
+}
+
+/** x ** s for a constant exponent. */
+export function powScalar(x: Tensor, s: number): Tensor {
+  return record('powScalar', [x], raw.powScalar(x, s), { scalar: s }, () => [x]);
+}
+
+export const subScalar = (x: Tensor, s: number): Tensor => addScalar(x, -s);
+export const divScalar = (x: Tensor, s: number): Tensor => mulScalar(x, 1 / s);
+/** s − x. */
+export const rsubScalar = (x: Tensor, s: number): Tensor => addScalar(neg(x), s);
+
+/** cond ? a : b with broadcasting; cond is a nonzero-true mask and gets no gradient. */
+export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
+  return record('where', [null, a, b], raw.where(cond, a, b), {}, () => [cond]);
+}
+
+/** dtype conversion; only f32 → f32 passes gradients (integers are not differentiable). */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  const y = raw.cast(x, dtype);
+  if (x.dtype !== 'f32' || dtype !== 'f32' || !shouldRecord([x])) return y;
+  return record('cast', [x], y, { dtype });
+}
+
+/** A constant scalar tensor on `like`'s device (no gradient). */
+export function scalarLike(like: Tensor, value: number): Tensor {
+  return raw.full([], value, 'f32', like.device);
+}
+
+export const elementwiseRules: RuleTable<ElementwisePrim> = {
+  neg: ({ gy }) => [neg(gy)],
+  exp: ({ gy, saved: [y] }) => [mul(gy, y)],
+  log: ({ gy, saved: [x] }) => [div(gy, x)],
+  log1p: ({ gy, saved: [x] }) => [div(gy, addScalar(x, 1))],
+  expm1: ({ gy, saved: [y] }) => [mul(gy, addScalar(y, 1))],
+  sin: ({ gy, saved: [x] }) => [mul(gy, cos(x))],
+  cos: ({ gy, saved: [x] }) => [neg(mul(gy, sin(x)))],
+  tanh: ({ gy, saved: [y] }) => [mul(gy, rsubScalar(square(y), 1))],
+  sigmoid: ({ gy, saved: [y] }) => [mul(gy, mul(y, rsubScalar(y, 1)))],
+  sqrt: ({ gy, saved: [y] }) => [div(mulScalar(gy, 0.5), y)],
+  // d/dx x^(-1/2) = -1/2 · y³
+  rsqrt: ({ gy, saved: [y] }) => [mul(mulScalar(gy, -0.5), mul(y, square(y)))],
+  recip: ({ gy, saved: [y] }) => [neg(mul(gy, square(y)))],
+  abs: ({ gy, saved: [x] }) => [mul(gy, raw.sign(x))],
+  relu: ({ gy, saved: [x] }) => [mul(gy, raw.gt(x, scalarLike(x, 0)))],
+  square: ({ gy, saved: [x] }) => [mul(gy, mulScalar(x, 2))],
+
+  add: ({ gy, inputShapes: [sa, sb], needs }) => [needs[0] ? sumToShape(gy, sa) : null, needs[1] ? sumToShape(gy, sb) : null],
+  sub: ({ gy, inputShapes: [sa, sb], needs }) => [needs[0] ? sumToShape(gy, sa) : null, needs[1] ? sumToShape(neg(gy), sb) : null],
+  mul: ({ gy, saved: [a, b], inputShapes: [sa, sb], needs }) => [
+    needs[0] ? sumToShape(mul(gy, b), sa) : null,
+    needs[1] ? sumToShape(mul(gy, a), sb) : null,
+  ],
+  div: ({ gy, saved: [a, b], inputShapes: [sa, sb], needs }) => {
+    const ga = div(gy, b);
+    return [needs[0] ? sumToShape(ga, sa) : null, needs[1] ? sumToShape(neg(mul(ga, div(a, b))), sb) : null];
+  },
+  pow: ({ gy, saved: [a, b, y], inputShapes: [sa, sb], needs }) => {
+    // d/da = b·a^(b−1); d/db = y·log a, taken as 0 where a ≤ 0 (log undefined; torch masks a = 0 the same way).
+    const ga = needs[0] ? sumToShape(mul(gy, mul(b, pow(a, addScalar(b, -1)))), sa) : null;
+    let gb = null;
+    if (needs[1]) {
+      const positive = raw.gt(a, scalarLike(a, 0));
+      const safeLog = log(where(positive, a, scalarLike(a, 1)));
+      gb = sumToShape(mul(gy, mul(y, safeLog)), sb);
+    }
+    return [ga, gb];
+  },
+  // Ties split the gradient evenly, as torch.maximum/minimum: (gt + ge)/2 is 1 above, ½ at a tie, 0 below.
+  maximum: ({ gy, saved: [a, b], inputShapes: [sa, sb], needs }) => [
+    needs[0] ? sumToShape(mul(gy, raw.mulScalar(raw.add(raw.gt(a, b), raw.ge(a, b)), 0.5)), sa) : null,
+    needs[1] ? sumToShape(mul(gy, raw.mulScalar(raw.add(raw.lt(a, b), raw.le(a, b)), 0.5)), sb) : null,
+  ],
+  minimum: ({ gy, saved: [a, b], inputShapes: [sa, sb], needs }) => [
+    needs[0] ? sumToShape(mul(gy, raw.mulScalar(raw.add(raw.lt(a, b), raw.le(a, b)), 0.5)), sa) : null,
+    needs[1] ? sumToShape(mul(gy, raw.mulScalar(raw.add(raw.gt(a, b), raw.ge(a, b)), 0.5)), sb) : null,
+  ],
+  addScalar: ({ gy }) => [gy],
+  mulScalar: ({ gy, attrs }) => [mulScalar(gy, attrs.scalar)],
+  powScalar: ({ gy, saved: [x], attrs }) => [mul(gy, mulScalar(powScalar(x, attrs.scalar - 1), attrs.scalar))],
+  where: ({ gy, saved: [cond], inputShapes: [, sa, sb], needs }) => {
+    const zero = scalarLike(gy, 0);
+    return [null, needs[1] ? sumToShape(where(cond, gy, zero), sa) : null, needs[2] ? sumToShape(where(cond, zero, gy), sb) : null];
+  },
+  cast: ({ gy }) => [gy],
+};
