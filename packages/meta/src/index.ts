@@ -1,2 +1,3 @@
-/** @file Public entry of @metagrad/meta (filled in by its issue). */
-export {};
+/** @file Public entry of @metagrad/meta: ODE solvers and the adjoint meta-gradient (meta-learners and estimators are added by their issues). */
+export { StepSizeUnderflowError, TooManyStepsError } from './errors';
+export * from './ode';

@@ -1,0 +1,136 @@
+/** @file The vector-space interface the ODE solvers are generic over, its host float64/float32 implementations, and shared helpers. */
+import { InvalidArgumentError } from '../errors';
+
+/**
+ * What a solver needs from a state type V: a vector space with a norm. Host arrays implement it now; parameter
+ * trees of GPU tensors will later (see tensor-ops.ts).
+ *
+ * Ownership: every method returns a fresh V owned by the caller and never mutates or consumes its arguments. The
+ * solvers release what they create through `dispose` (needed for GPU memory, a no-op on the host). Where `dispose`
+ * is given, give `clone` too, so that results never alias a vector the caller still owns (y0, dJ/du(T)).
+ * Norms may be asynchronous because on a GPU they are a readback.
+ */
+export interface VectorOps<V> {
+  add(a: V, b: V): V;
+  scale(a: V, s: number): V;
+  /** a·x + y */
+  axpy(a: number, x: V, y: V): V;
+  /** Euclidean norm; the fallback error measure when `maxAbsRatio` is absent. */
+  norm?(a: V): number | Promise<number>;
+  /** max_i |err_i| / (atol + rtol·max(|y0_i|, |y1_i|)): the error measure of the adaptive controller (≤ 1 accepts). */
+  maxAbsRatio?(err: V, y0: V, y1: V, rtol: number, atol: number): number | Promise<number>;
+  dispose?(v: V): void;
+  clone?(v: V): V;
+}
+
+/** A host state: anything indexable (number[], Float64Array, Float32Array); results come back as typed arrays. */
+export type HostVector = ArrayLike<number>;
+
+function hostOps(make: (n: number) => Float64Array | Float32Array, round: (x: number) => number): VectorOps<HostVector> {
+  const check = (a: HostVector, b: HostVector): number => {
+    if (a.length !== b.length) throw new InvalidArgumentError(`vector lengths differ: ${a.length} vs ${b.length}`);
+    return a.length;
+  };
+  return {
+    add(a, b) {
+      const n = check(a, b);
+      const out = make(n);
+      for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
+      return out;
+    },
+    scale(a, s) {
+      const out = make(a.length);
+      const sr = round(s);
+      for (let i = 0; i < a.length; i++) out[i] = sr * a[i];
+      return out;
+    },
+    axpy(a, x, y) {
+      const n = check(x, y);
+      const out = make(n);
+      const ar = round(a);
+      // Round the product before the sum: a GPU kernel in f32 does a multiply then an add, not a fused op.
+      for (let i = 0; i < n; i++) out[i] = round(ar * x[i]) + y[i];
+      return out;
+    },
+    norm(a) {
+      let s = 0;
+      for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+      return Math.sqrt(s);
+    },
+    maxAbsRatio(err, y0, y1, rtol, atol) {
+      let m = 0;
+      for (let i = 0; i < err.length; i++) {
+        const r = Math.abs(err[i]) / (atol + rtol * Math.max(Math.abs(y0[i]), Math.abs(y1[i])));
+        // NaN must win so that the controller rejects the step instead of accepting garbage.
+        if (!(r <= m)) m = r;
+      }
+      return m;
+    },
+    clone(v) {
+      const out = make(v.length);
+      for (let i = 0; i < v.length; i++) out[i] = v[i];
+      return out;
+    },
+  };
+}
+
+/** Float64 host vectors: the reference implementation. */
+export const hostVectorOps: VectorOps<HostVector> = hostOps((n) => new Float64Array(n), (x) => x);
+
+/**
+ * Float32 host vectors: every operation rounds to f32 (results are Float32Array, scalars are rounded before use),
+ * so host experiments see the same precision floor as the GPU.
+ */
+export const float32VectorOps: VectorOps<HostVector> = hostOps((n) => new Float32Array(n), Math.fround);
+
+/** The ops to use when none were given: host ops for host arrays; anything else must bring its own. */
+export function defaultOps<V>(ops: VectorOps<V> | undefined, sample: V, where: string): VectorOps<V> {
+  if (ops) return ops;
+  const isHost = Array.isArray(sample) || (ArrayBuffer.isView(sample) && !(sample instanceof DataView));
+  if (!isHost) throw new InvalidArgumentError(`${where}: states that are not host arrays need options.ops (a VectorOps for them)`);
+  return hostVectorOps as unknown as VectorOps<V>;
+}
+
+/** Gives the caller an owned copy where the ops track ownership (clone), else the same value. */
+export function retain<V>(ops: VectorOps<V>, v: V): V {
+  return ops.clone ? ops.clone(v) : v;
+}
+
+/** Releases intermediates; `undefined` entries are skipped so call sites can stay flat. */
+export function release<V>(ops: VectorOps<V>, ...vs: (V | undefined)[]): void {
+  if (!ops.dispose) return;
+  for (const v of vs) if (v !== undefined) ops.dispose(v);
+}
+
+/** base + Σ c_i·x_i, skipping zero coefficients and releasing the partial sums. Returns a fresh vector. */
+export function linComb<V>(ops: VectorOps<V>, base: V, terms: readonly (readonly [number, V])[]): V {
+  let acc: V | undefined;
+  for (const [c, x] of terms) {
+    if (c === 0) continue;
+    const next = ops.axpy(c, x, acc ?? base);
+    release(ops, acc);
+    acc = next;
+  }
+  return acc ?? retain(ops, base);
+}
+
+/** Σ c_i·x_i (no base), for error estimates. At least one coefficient must be non-zero. */
+export function weightedSum<V>(ops: VectorOps<V>, terms: readonly (readonly [number, V])[]): V {
+  const nz = terms.filter(([c]) => c !== 0);
+  if (nz.length === 0) throw new InvalidArgumentError('weightedSum needs a non-zero coefficient');
+  const first = ops.scale(nz[0][1], nz[0][0]);
+  const rest = linComb(ops, first, nz.slice(1));
+  if (rest !== first) release(ops, first);
+  return rest;
+}
+
+/**
+ * The controller's error measure of `err` relative to the solution scale: `maxAbsRatio` where the ops have it, else
+ * a norm-wise fallback ‖err‖ / (atol + rtol·max(‖y0‖, ‖y1‖)), which is coarser but needs only a norm.
+ */
+export async function scaledError<V>(ops: VectorOps<V>, err: V, y0: V, y1: V, rtol: number, atol: number): Promise<number> {
+  if (ops.maxAbsRatio) return await ops.maxAbsRatio(err, y0, y1, rtol, atol);
+  if (!ops.norm) throw new InvalidArgumentError('adaptive solvers need VectorOps.maxAbsRatio or VectorOps.norm');
+  const [e, a, b] = await Promise.all([ops.norm(err), ops.norm(y0), y1 === y0 ? 0 : ops.norm(y1)]);
+  return e / (atol + rtol * Math.max(a, b));
+}
