@@ -1,0 +1,9 @@
+/** @file The report's sections in the order they run; each experiment (E1…E8) adds its section here when it lands. */
+import type { ReportSection } from './report';
+import { selftestSection } from './report-selftest';
+
+/**
+ * An explicit list rather than self-registration on import: the order is the report's order, and a section
+ * cannot silently go missing because nothing imported its module.
+ */
+export const REPORT_SECTIONS: readonly ReportSection[] = [selftestSection];
