@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import type { Device } from '@metagrad/tensor';
 import { benchDispatch, formatDispatchTable } from '../../bench/dispatch';
+import { benchKernels, formatKernelsTable } from '../../bench/kernels';
 
 export interface BenchOptions {
   quick: boolean;
@@ -18,6 +19,7 @@ interface BenchEntry {
 
 export const BENCHES: Record<string, BenchEntry> = {
   dispatch: { run: (d, o) => benchDispatch(d, o), format: (r) => formatDispatchTable(r as Awaited<ReturnType<typeof benchDispatch>>) },
+  kernels: { run: (d, o) => benchKernels({ ...o, device: d }), format: (r) => formatKernelsTable(r as Awaited<ReturnType<typeof benchKernels>>) },
 };
 
 export async function runBenches(which: string, opts: BenchOptions): Promise<void> {

@@ -1,9 +1,12 @@
 /** @file The `metagrad` command line: doctor, bench, run <experiment>, report. */
+import { Writable } from 'node:stream';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import type { Device } from '@metagrad/tensor';
 import { doctor, formatDoctor } from './doctor';
 import { BENCHES, runBenches } from './benches';
+import { registerReportCommand, runReport } from './report';
+import { REPORT_SECTIONS } from './report-sections';
 
 /** Acquires the device for one command and always destroys it, so the process can exit. */
 async function withDevice<T>(fn: (device: Device) => Promise<T>): Promise<T> {
@@ -14,6 +17,9 @@ async function withDevice<T>(fn: (device: Device) => Promise<T>): Promise<T> {
     device.destroy();
   }
 }
+
+/** Swallows output (the `run --json` summary goes to stdout as JSON only). */
+const devNull = new Writable({ write: (_c, _e, cb) => cb() });
 
 function print(json: boolean, value: unknown, text: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text() + '\n');
@@ -47,6 +53,26 @@ program
   .addOption(new Option('--out <dir>', 'directory for results files').default('bench/results'))
   .action(async (which: string, opts: { quick?: boolean; json?: boolean; out: string }) => {
     await runBenches(which, { quick: Boolean(opts.quick), json: Boolean(opts.json), out: opts.out });
+  });
+
+registerReportCommand(program);
+
+const experimentIds = REPORT_SECTIONS.filter((s) => s.id !== 'selftest').map((s) => s.id);
+program
+  .command('run')
+  .description(`run one experiment: ${experimentIds.join(', ')}`)
+  .argument('<experiment>', 'experiment name', (v: string) => {
+    if (!experimentIds.includes(v)) throw new InvalidArgumentError(`unknown experiment '${v}' (choose ${experimentIds.join(', ')})`);
+    return v;
+  })
+  .option('--quick', 'the quick variant (about a minute on llvmpipe)')
+  .option('--json', 'print the results as JSON')
+  .option('--out <dir>', 'output directory for report.md, results.json and figures (default runs/<experiment>)')
+  .action(async (name: string, opts: { quick?: boolean; json?: boolean; out?: string }) => {
+    const results = await runReport({ quick: Boolean(opts.quick), json: false, out: opts.out ?? `runs/${name}`, only: [name], stdout: opts.json ? devNull : process.stdout });
+    const section = results.sections[0];
+    if (opts.json) process.stdout.write(JSON.stringify(section.status === 'ok' ? section.json : { error: section.error }, null, 2) + '\n');
+    if (section.status === 'error') process.exitCode = 1;
   });
 
 async function main(): Promise<void> {

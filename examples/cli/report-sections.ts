@@ -1,9 +1,13 @@
 /** @file The report's sections in the order they run; each experiment (E1…E8) adds its section here when it lands. */
 import type { ReportSection } from './report';
 import { selftestSection } from './report-selftest';
+import { adjointOdeAccuracySection } from '../experiments/adjoint-ode-accuracy-section';
 
 /**
  * An explicit list rather than self-registration on import: the order is the report's order, and a section
  * cannot silently go missing because nothing imported its module.
  */
-export const REPORT_SECTIONS: readonly ReportSection[] = [selftestSection];
+export const REPORT_SECTIONS: readonly ReportSection[] = [
+  selftestSection,
+  adjointOdeAccuracySection,
+];

@@ -72,3 +72,6 @@ export {
   decodeSafetensors,
   encodeSafetensors,
 } from './checkpoint';
+
+// Parameter trees.
+export * from './params';

@@ -1,5 +1,8 @@
 /** @file Node-only adapter selection over dawn.node: hardware first, then llvmpipe (GLES), then SwiftShader (Vulkan). */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { fileTuningStore, setTuningStore } from './autotune';
 import { createRequire } from 'node:module';
 import { Device } from './device';
 import { NoAdapterError } from './errors';
@@ -102,6 +105,7 @@ export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise
     try {
       const device = await tryAdapter(choice, options.maxDispatchesPerSubmit);
       if (options.setDefault ?? true) setDefaultDevice(device);
+      installTuningStore();
       return device;
     } catch (e) {
       tried.push({ name: choice, error: (e as Error).message });
@@ -126,4 +130,25 @@ export async function availableAdapters(): Promise<AdapterChoice[]> {
     }
   }
   return ok;
+}
+
+let tuningStoreInstalled = false;
+
+/**
+ * Kernel tunings measured by `autotune` persist in `$METAGRAD_CACHE_DIR/tuning.json` (default ~/.cache/metagrad),
+ * so a process starts with the variants measured best on its adapter. `METAGRAD_CACHE_DIR=off` disables it.
+ */
+function installTuningStore(): void {
+  if (tuningStoreInstalled) return;
+  tuningStoreInstalled = true;
+  const dir = process.env.METAGRAD_CACHE_DIR ?? join(homedir(), '.cache', 'metagrad');
+  if (dir === 'off') return;
+  setTuningStore(
+    fileTuningStore({
+      dir,
+      readFile: (p) => readFileSync(p, 'utf8'),
+      writeFile: (p, text) => writeFileSync(p, text),
+      mkdir: (p) => mkdirSync(p, { recursive: true }),
+    }),
+  );
 }

@@ -1,0 +1,58 @@
+/** @file E6 as a report section: relative error of the adjoint gradient vs tracked states (Adjoint-MAML, Appendix A). */
+import type { ReportSection, SectionResult } from '../cli/report';
+import { lineChart } from '../cli/plots';
+import { E6_FULL, E6_QUICK, estimateGradients, exactGradient, float32HostBackend, formatAdjointOdeTable, type AdjointOdeRow } from './adjoint-ode-accuracy';
+
+export const adjointOdeAccuracySection: ReportSection = {
+  id: 'adjoint-ode-accuracy',
+  title: 'E6: adjoint ODE gradient accuracy vs tracked states',
+  paperFigure: 'Adjoint-MAML, Appendix A (Table 4)',
+  async run(ctx): Promise<SectionResult> {
+    const grid = ctx.quick ? E6_QUICK : E6_FULL;
+    const rows: AdjointOdeRow[] = [];
+    const progress = ctx.progress(grid.Ts.length * grid.states.length, 'T × states');
+    try {
+      for (const T of grid.Ts) {
+        const exact = exactGradient(T);
+        for (const n of grid.states) {
+          const est = await estimateGradients(float32HostBackend, T, n);
+          for (const method of ['adjoint-heun', 'adjoint-euler', 'backprop-euler'] as const) {
+            rows.push({ method, T, states: n, relError: Math.abs(est[method] - exact) / Math.abs(exact) });
+          }
+          progress.increment(1, { metric: `T=${T} n=${n} heun ${rows[rows.length - 3].relError.toExponential(1)}` });
+        }
+      }
+    } finally {
+      progress.stop();
+    }
+    ctx.log('\n' + formatAdjointOdeTable({ rows }));
+    const at = (states: number) => rows.find((r) => r.method === 'adjoint-heun' && r.T === 1 && r.states === states)?.relError ?? NaN;
+    const euler10 = rows.find((r) => r.method === 'adjoint-euler' && r.T === 1 && r.states === 10)?.relError ?? NaN;
+    const euler100 = rows.find((r) => r.method === 'adjoint-euler' && r.T === 1 && r.states === 100)?.relError ?? NaN;
+    // First order: ten times the states should cut the error about tenfold (accept 5–20×).
+    const eulerOrder = Math.log10(euler10 / euler100);
+    return {
+      summary: [
+        { metric: 'Heun adjoint rel. error, T=1, 10 states', value: at(10), paper: '≤ 5e-3', pass: at(10) <= 5e-3 },
+        { metric: 'Heun adjoint rel. error, T=1, 100 states', value: at(100), paper: '≤ 5e-5', pass: at(100) <= 5e-5 },
+        { metric: 'Euler adjoint observed order (T=1, 10→100 states)', value: eulerOrder, paper: '≈ 1 (first order)', pass: eulerOrder > 0.7 && eulerOrder < 1.3 },
+      ],
+      figures: [
+        {
+          name: 'error-vs-states',
+          spec: lineChart({
+            title: 'Adjoint gradient relative error vs tracked states',
+            subtitle: 'dy/dt = −2t³ − 2ty, L = (y(T) − 3)⁶, float32',
+            data: rows.filter((r) => r.T === 1 || r.T === grid.Ts[grid.Ts.length - 1]).map((r) => ({ ...r, series: `${r.method}, T=${r.T}` })),
+            x: { field: 'states', title: 'tracked states' },
+            y: { field: 'relError', title: 'relative error' },
+            series: { field: 'series', title: 'method' },
+            logX: true,
+            logY: true,
+          }),
+        },
+      ],
+      json: { rows },
+    };
+  },
+};
