@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const packages = readdirSync(join(root, 'packages'));
-const entries = { tensor: ['index', 'node'] };
+const entries = { tensor: ['index', 'node'], models: ['index', 'node'] };
 
 for (const name of packages) {
   const dir = join(root, 'packages', name);

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import type { Device } from '@metagrad/tensor';
+import { benchAutograd, formatAutogradTable } from '../../bench/autograd';
 import { benchDispatch, formatDispatchTable } from '../../bench/dispatch';
 import { benchKernels, formatKernelsTable } from '../../bench/kernels';
 
@@ -20,6 +21,7 @@ interface BenchEntry {
 export const BENCHES: Record<string, BenchEntry> = {
   dispatch: { run: (d, o) => benchDispatch(d, o), format: (r) => formatDispatchTable(r as Awaited<ReturnType<typeof benchDispatch>>) },
   kernels: { run: (d, o) => benchKernels({ ...o, device: d }), format: (r) => formatKernelsTable(r as Awaited<ReturnType<typeof benchKernels>>) },
+  autograd: { run: (d, o) => benchAutograd(d, o), format: (r) => formatAutogradTable(r as Awaited<ReturnType<typeof benchAutograd>>) },
 };
 
 export async function runBenches(which: string, opts: BenchOptions): Promise<void> {
@@ -39,6 +41,22 @@ export async function runBenches(which: string, opts: BenchOptions): Promise<voi
   mkdirSync(opts.out, { recursive: true });
   const file = join(opts.out, `${adapter.name}.json`);
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
-  writeFileSync(file, JSON.stringify({ ...previous, adapter, date: new Date().toISOString(), ...results }, null, 2) + '\n');
+  const merged: Record<string, unknown> = { ...previous, adapter, date: new Date().toISOString(), ...results };
+  writeFileSync(file, JSON.stringify(merged, null, 2) + '\n');
+  writeFileSync(join(opts.out, `${adapter.name}.md`), benchMarkdown(merged, adapter.name));
   if (opts.json) process.stdout.write(JSON.stringify(names.length === 1 ? results[names[0]] : { adapter, ...results }, null, 2) + '\n');
+}
+
+/** One markdown file with every bench recorded for the adapter (this run's and earlier ones'), each with its date. */
+function benchMarkdown(all: Record<string, unknown>, adapterName: string): string {
+  const parts = [`# metagrad benchmarks on ${adapterName}`, '', `Updated ${String(all.date)}. Ratios are TensorFlow.js time / metagrad time, measured in the same process on the same adapter.`];
+  for (const [name, entry] of Object.entries(BENCHES)) {
+    if (all[name] === undefined) continue;
+    try {
+      parts.push('', `## ${name}`, '', entry.format(all[name]));
+    } catch {
+      parts.push('', `## ${name}`, '', '(recorded by an older version; rerun `pnpm metagrad bench ' + name + '`)');
+    }
+  }
+  return parts.join('\n') + '\n';
 }

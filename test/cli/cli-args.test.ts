@@ -1,0 +1,36 @@
+/** @file The CLI as a user runs it: bad arguments exit non-zero with a clear message; `run --json` prints the experiment's JSON. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/cli/main.ts', ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('metagrad CLI arguments', () => {
+  it('unknown experiment, bench and command exit non-zero and name the choices', () => {
+    const run = cli('run', 'no-such-experiment');
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/unknown experiment 'no-such-experiment' \(choose .*adjoint-ode-accuracy/);
+    const bench = cli('bench', 'nope');
+    expect(bench.code).not.toBe(0);
+    expect(bench.stderr).toMatch(/unknown bench 'nope'/);
+    const cmd = cli('frobnicate');
+    expect(cmd.code).not.toBe(0);
+    expect(cmd.stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+
+  it('run <experiment> --quick --json prints only the JSON result and writes the run directory', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'metagrad-run-')), 'e6');
+    const r = cli('run', 'adjoint-ode-accuracy', '--quick', '--json', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as { rows: { method: string; T: number; states: number; relError: number }[] };
+    expect(json.rows.length).toBeGreaterThan(0);
+    expect(json.rows.every((row) => Number.isFinite(row.relError))).toBe(true);
+    expect(existsSync(join(out, 'results.json'))).toBe(true);
+    expect(existsSync(join(out, 'figures', 'adjoint-ode-accuracy-error-vs-states.svg'))).toBe(true);
+  });
+});
