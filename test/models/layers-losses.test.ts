@@ -1,0 +1,60 @@
+/** @file Losses against torch.nn.functional (cross-entropy per example and mean, NLL, MSE) and their helpers. */
+import { describe, expect, it } from 'vitest';
+import * as ag from '@metagrad/autograd';
+import * as raw from '@metagrad/tensor';
+import { ShapeError } from '@metagrad/tensor';
+import { accuracy, crossEntropyMean, crossEntropyPerExample, mseMean, nll, weightedMean } from '@metagrad/models';
+import { useDevice } from '../helpers/device';
+import { checkGolden, expectClose } from './fixture-helpers';
+
+const device = useDevice();
+const golden = (name: string, f: (inputs: Record<string, raw.Tensor>) => raw.Tensor) =>
+  checkGolden(name, {}, (_p, inputs) => f(inputs), { device: device() });
+const asVector = (t: raw.Tensor) => ag.reshape(t, [1]);
+
+describe('losses match torch', () => {
+  it('cross-entropy per example and mean', async () => {
+    await golden('crossEntropyNone', ({ logits, labels }) => crossEntropyPerExample(logits, labels));
+    await golden('crossEntropyMean', ({ logits, labels }) => asVector(crossEntropyMean(logits, labels)));
+  });
+
+  it('nll with mean and sum reductions', async () => {
+    await golden('nllMean', ({ logProbs, labels }) => asVector(nll(logProbs, labels)));
+    await golden('nllSum', ({ logProbs, labels }) => asVector(nll(logProbs, labels, 'sum')));
+  });
+
+  it('mse (gradients to both prediction and target)', async () => {
+    await golden('mseMean', ({ prediction, target }) => asVector(mseMean(prediction, target)));
+  });
+});
+
+describe('loss helpers', () => {
+  it('nll of logSoftmax equals crossEntropy, per example', async () => {
+    const logits = raw.uniform([4, 3], 1, { device: device(), low: -2, high: 2 });
+    const labels = raw.tensor(Int32Array.from([2, 0, 1, 2]), [4], 'i32', device());
+    const ls = ag.logSoftmax(logits, 1);
+    const [a, b] = [nll(ls, labels, 'none'), crossEntropyPerExample(logits, labels)];
+    expectClose(await a.toArray(), await b.toArray(), 'nll vs cross-entropy', 1e-6);
+    expect(() => nll(logits, raw.zeros([3], 'i32', device()))).toThrow(ShapeError);
+    raw.dispose([logits, labels, ls, a, b]);
+  });
+
+  it('weightedMean is Σ wᵢℓᵢ / N and differentiates into the weights', async () => {
+    const losses = raw.tensor([1, 2, 3, 4], [4], 'f32', device());
+    const w = ag.requiresGrad(raw.tensor([0.5, 1, 0, 2], [4, 1], 'f32', device()));
+    const v = weightedMean(losses, w);
+    expect(await v.item()).toBeCloseTo((0.5 + 2 + 0 + 8) / 4, 6);
+    const [g] = ag.grad(v, w);
+    expect(g.shape).toEqual([4, 1]);
+    expect(Array.from(await g.toArray())).toEqual([0.25, 0.5, 0.75, 1]);
+    expect(() => weightedMean(losses, raw.zeros([3], 'f32', device()))).toThrow(/must hold N values/);
+    raw.dispose([losses, w, v, g]);
+  });
+
+  it('accuracy counts argmax hits', async () => {
+    const logits = raw.tensor([1, 0, 0, 1, 3, 2], [3, 2], 'f32', device());
+    const labels = raw.tensor(Int32Array.from([0, 0, 0]), [3], 'i32', device());
+    expect(await accuracy(logits, labels)).toBeCloseTo(2 / 3, 6);
+    raw.dispose([logits, labels]);
+  });
+});
