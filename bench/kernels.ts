@@ -31,13 +31,13 @@ export interface KernelsBench {
   rows: KernelRow[];
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
 
 /** Runs `step` (which returns the tensor to sync on) once to warm up, then `reps` times; median ms. */
-async function timeIt<T>(reps: number, step: () => T, sync: (out: T) => Promise<void>, release: (out: T) => void): Promise<number> {
+export async function timeIt<T>(reps: number, step: () => T, sync: (out: T) => Promise<void>, release: (out: T) => void): Promise<number> {
   const times: number[] = [];
   for (let r = 0; r <= reps; r++) {
     const t0 = performance.now();
@@ -50,7 +50,7 @@ async function timeIt<T>(reps: number, step: () => T, sync: (out: T) => Promise<
   return median(times);
 }
 
-function randomData(n: number, seed = 1): Float32Array {
+export function randomData(n: number, seed = 1): Float32Array {
   const d = new Float32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
@@ -62,8 +62,8 @@ function randomData(n: number, seed = 1): Float32Array {
 
 // ---------------------------------------------------------------- tfjs
 
-type Tf = typeof import('@tensorflow/tfjs-core');
-type TfTensor = import('@tensorflow/tfjs-core').Tensor;
+export type Tf = typeof import('@tensorflow/tfjs-core');
+export type TfTensor = import('@tensorflow/tfjs-core').Tensor;
 
 /** dawn.node objects must stay referenced while tfjs uses them (GC'ing create()'s result crashes the process). */
 let tfjsKeepAlive: unknown[] = [];
@@ -73,7 +73,7 @@ let tfjsKeepAlive: unknown[] = [];
  * `navigator.gpu` from `create()`, then a WebGPUBackend built on a device we request ourselves (tfjs's own factory
  * asks for a core adapter, which GLES/llvmpipe cannot give).
  */
-async function setupTfjs(device: Device): Promise<{ tf: Tf; wasm: boolean }> {
+export async function setupTfjs(device: Device): Promise<{ tf: Tf; wasm: boolean }> {
   const require = createRequire(import.meta.url);
   const { create, globals } = require('webgpu') as { create(flags: string[]): GPU; globals: Record<string, unknown> };
   Object.assign(globalThis, globals);

@@ -6,6 +6,7 @@ import type { Device } from '@metagrad/tensor';
 import { benchAutograd, formatAutogradTable } from '../../bench/autograd';
 import { benchDispatch, formatDispatchTable } from '../../bench/dispatch';
 import { benchKernels, formatKernelsTable } from '../../bench/kernels';
+import { benchTrain, formatTrainTable } from '../../bench/train';
 
 export interface BenchOptions {
   quick: boolean;
@@ -21,6 +22,7 @@ interface BenchEntry {
 export const BENCHES: Record<string, BenchEntry> = {
   dispatch: { run: (d, o) => benchDispatch(d, o), format: (r) => formatDispatchTable(r as Awaited<ReturnType<typeof benchDispatch>>) },
   kernels: { run: (d, o) => benchKernels({ ...o, device: d }), format: (r) => formatKernelsTable(r as Awaited<ReturnType<typeof benchKernels>>) },
+  train: { run: (d, o) => benchTrain({ ...o, device: d }), format: (r) => formatTrainTable(r as Awaited<ReturnType<typeof benchTrain>>) },
   autograd: { run: (d, o) => benchAutograd(d, o), format: (r) => formatAutogradTable(r as Awaited<ReturnType<typeof benchAutograd>>) },
 };
 
