@@ -2,3 +2,8 @@
 export { StepSizeUnderflowError, TooManyStepsError } from './errors';
 export * from './ode';
 export * from './hypergrad/types';
+export * from './hypergrad/index';
+export * from './maml';
+export * from './episodic';
+export * from './implicit';
+export * from './hyperdistill';

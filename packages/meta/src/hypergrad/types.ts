@@ -9,6 +9,13 @@ import type { ParamTree } from '@metagrad/models';
 export interface BilevelProblem<Batch> {
   trainLoss(theta: ParamTree, lambda: ParamTree, batch: Batch): Tensor;
   valLoss(theta: ParamTree, lambda: ParamTree, batch: Batch): Tensor;
+  /**
+   * Optional: the training losses of K parameter copies in one batched forward. `thetas` has θ's structure with
+   * every leaf stacked along a new leading dimension of size K (constants: no graph to θ); returns a [K] tensor
+   * whose k-th entry equals trainLoss(θ_k, λ, batch). EvoGrad uses it so its cost grows little with K, and falls
+   * back to K separate trainLoss calls without it.
+   */
+  batchedTrainLoss?(thetas: ParamTree, lambda: ParamTree, batch: Batch): Tensor;
 }
 
 /** Everything an estimator may look at for one meta-step. It must not dispose or mutate these tensors. */

@@ -29,6 +29,12 @@ export interface AdjointOptions<V> {
   method?: AdjointMethod;
   /** Default hostVectorOps. */
   ops?: VectorOps<V>;
+  /**
+   * Where the dynamics also depend on a parameter p that the initial state does not carry (f(u, t; p)), its VJP
+   * (∂f/∂p)ᵀλ; the result then adds dJ/dp = ∫ (∂f/∂p)ᵀλ dt as `paramGradient`, integrated by the same scheme
+   * (the augmented adjoint state), so it shares the sweep's order. V-shaped parameters only.
+   */
+  paramVjp?: AdjointVjp<V>;
 }
 
 export interface AdjointResult<V> {
@@ -38,6 +44,8 @@ export interface AdjointResult<V> {
   vjpCalls: number;
   /** States re-solved from checkpoints (0 when all were stored). */
   recomputedStates: number;
+  /** ∫ (∂f/∂p)ᵀλ dt over the grid, where `paramVjp` was given. Owned by the caller. */
+  paramGradient?: V;
 }
 
 /** Backward sweep over [t_0, t_n]: λ(t_0) from λ(t_n), stepping through the tracked states. */
@@ -66,25 +74,41 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
     lambda = next;
     ownsLambda = true;
   };
+  const pvjp = options.paramVjp;
+  let mu: V | undefined;
+  /** μ += h·(c1·p1 + c2·p2): the quadrature of the parameter term, released as it goes. */
+  const accumulate = (terms: (readonly [number, V])[]): void => {
+    let acc = mu;
+    for (const [c, v] of terms) {
+      const next = acc === undefined ? ops.scale(v, c) : ops.axpy(c, v, acc);
+      release(ops, acc, v);
+      acc = next;
+    }
+    mu = acc;
+  };
 
   /** One backward step from t_{j+1} to t_j. */
   const step = async (uj: V, tj: number, uj1: V, tj1: number): Promise<void> => {
     const h = tj1 - tj;
     const g1 = await vjp(uj1, tj1, lambda);
     vjpCalls++;
+    const p1 = pvjp ? await pvjp(uj1, tj1, lambda) : undefined;
     if (method === 'euler') {
       const next = ops.axpy(h, g1, lambda);
       release(ops, g1);
       setLambda(next);
+      if (p1 !== undefined) accumulate([[h, p1]]);
       return;
     }
     const predicted = ops.axpy(h, g1, lambda);
     const g2 = await vjp(uj, tj, predicted);
     vjpCalls++;
+    const p2 = pvjp ? await pvjp(uj, tj, predicted) : undefined;
     const sum = ops.add(g1, g2);
     const next = ops.axpy(h / 2, sum, lambda);
     release(ops, g1, predicted, g2, sum);
     setLambda(next);
+    if (p1 !== undefined && p2 !== undefined) accumulate([[h / 2, p1], [h / 2, p2]]);
   };
 
   try {
@@ -110,7 +134,10 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
     }
   } catch (e) {
     if (ownsLambda) release(ops, lambda);
+    release(ops, mu);
     throw e;
   }
-  return { gradient: ownsLambda ? lambda : retain(ops, lambda), vjpCalls, recomputedStates };
+  const result: AdjointResult<V> = { gradient: ownsLambda ? lambda : retain(ops, lambda), vjpCalls, recomputedStates };
+  if (pvjp) result.paramGradient = mu ?? ops.scale(options.dJdUT, 0);
+  return result;
 }

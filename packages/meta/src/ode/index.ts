@@ -4,3 +4,4 @@ export { type OdeFunc, type SolverStats, type FixedMethod, FIXED_ORDER } from '.
 export { odeint, odeintDetailed, type OdeMethod, type OdeintOptions, type OdeintResult } from './odeint';
 export { solveTracked, type TrackOptions, type TrackedSolution } from './track';
 export { adjointGradient, type AdjointVjp, type AdjointMethod, type AdjointOptions, type AdjointResult } from './adjoint';
+export { treeVectorOps } from './tensor-ops';

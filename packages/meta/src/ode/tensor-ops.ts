@@ -1,26 +1,82 @@
-/** @file TODO stub: the plan for a VectorOps over parameter trees of GPU tensors; nothing here imports autograd yet. */
+/** @file VectorOps over parameter trees of GPU tensors (a single Tensor is a tree too), so odeint, solveTracked and the adjoint run on the device. */
+import * as raw from '@metagrad/tensor';
+import type { Tensor } from '@metagrad/tensor';
+import { type ParamTree, disposeTree, leaves, mapTree, zipTree } from '@metagrad/models';
+import type { VectorOps } from './vector-ops';
 
-/*
- * TODO(tensor-ops): implement `tensorTreeOps(device): VectorOps<ParamTree>` once @metagrad/autograd and
- * @metagrad/models land. The solvers only need what VectorOps declares, so A-MAML then swaps one argument.
- *
- * What it will need:
- * - ParamTree: the models package's explicit parameter tree (nested records/arrays of Tensor leaves). add / scale /
- *   axpy map leaf-wise over two trees of identical structure (throw ShapeError on a mismatch, naming the path).
- *   axpy should be one fused elementwise kernel per leaf (the `axpy` WGSL kernel exists in kernels-wgsl) so a dopri5
- *   stage costs one dispatch per leaf and stage coefficient, not a scale and an add.
- * - Ownership: each method returns new tensors; `dispose(tree)` disposes every leaf, `clone(tree)` copies leaves
- *   (needed because the solvers hand the caller y0's copy and dispose what they create). Run the solver's
- *   intermediates outside any `tidy` scope or keep() them: the solver releases them explicitly.
- * - No graph: the forward and adjoint solves must run with gradient recording off (autograd's no-grad mode); only
- *   the right-hand side f(t, u) = −∇L(u) and the vjp −H(u)λ open their own short-lived graphs (grad, hvp) and
- *   return detached results, so memory stays one tree per tracked state plus the stages.
- * - maxAbsRatio(err, y0, y1, rtol, atol): per leaf, a fused kernel computing max |err| / (atol + rtol·max(|y0|,|y1|))
- *   reduced to a scalar on the device, then a max across leaves; ONE readback per step (await a mapped buffer),
- *   never one per leaf. norm: sqrt of the summed squares with the same one-readback rule.
- * - dtype: f32 on the device; the host controller keeps its scalars (h, error ratios) in float64, which is fine
- *   because they only steer the step size.
- * - Memory accounting: E8 reads peak `bytesInUse`; with `solveTracked({ recompute: true })` A-MAML holds about
- *   √n + stages trees instead of n.
+/**
+ * Leafwise raw ops (never recorded on the tape, whatever the grad mode), each result a fresh tree the caller owns.
+ * Structure and shapes must match (zipTree throws ShapeError naming the leaf path). The error measure and norm
+ * reduce every leaf on the device and read back once per call, because a readback is a full GPU sync.
  */
-export {};
+export function treeVectorOps<T extends ParamTree = ParamTree>(): VectorOps<T> {
+  return {
+    add: (a, b) => zipTree(a, b, (x, y) => raw.add(x, y)),
+    scale: (a, s) => mapTree(a, (x) => raw.mulScalar(x, s)),
+    axpy(a, x, y) {
+      return zipTree(x, y, (xi, yi) => {
+        const ax = raw.mulScalar(xi, a);
+        const out = raw.add(ax, yi);
+        ax.dispose();
+        return out;
+      }) as T;
+    },
+    async norm(a) {
+      const parts = leaves(a).map((x) => {
+        const sq = raw.square(x);
+        const s = raw.sum(sq);
+        sq.dispose();
+        return s;
+      });
+      const total = await readSum(parts);
+      return Math.sqrt(total);
+    },
+    async maxAbsRatio(err, y0, y1, rtol, atol) {
+      const e = leaves(err);
+      const a = leaves(y0);
+      const b = leaves(y1);
+      const maxima: Tensor[] = [];
+      const sums: Tensor[] = [];
+      e.forEach((ei, i) => {
+        const r = raw.tidy(() => {
+          const scale = raw.addScalar(raw.mulScalar(raw.maximum(raw.abs(a[i]), raw.abs(b[i])), rtol), atol);
+          return raw.div(raw.abs(ei), scale);
+        });
+        maxima.push(raw.max(r));
+        // A GPU max may drop NaN; a sum never does, so it tells the controller to reject the step.
+        sums.push(raw.sum(r));
+        r.dispose();
+      });
+      const values = await readAll([...maxima, ...sums]);
+      let m = 0;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (!Number.isFinite(v)) return Infinity;
+        if (i < maxima.length && v > m) m = v;
+      }
+      return m;
+    },
+    dispose: (v) => disposeTree(v),
+    clone: (v) => mapTree(v, (x) => raw.mulScalar(x, 1)),
+  };
+}
+
+/** Reads scalar tensors with one readback (concatenated on the device) and disposes them. */
+async function readAll(scalars: Tensor[]): Promise<Float32Array> {
+  if (scalars.length === 0) return new Float32Array(0);
+  const flat = scalars.map((s) => raw.reshape(s, [1]));
+  const joined = flat.length === 1 ? flat[0] : raw.concat(flat, 0);
+  try {
+    return (await joined.toArray()) as Float32Array;
+  } finally {
+    if (joined !== flat[0]) joined.dispose();
+    for (const t of [...flat, ...scalars]) t.dispose();
+  }
+}
+
+async function readSum(scalars: Tensor[]): Promise<number> {
+  const values = await readAll(scalars);
+  let s = 0;
+  for (const v of values) s += v;
+  return s;
+}

@@ -2,8 +2,8 @@
 import { InvalidArgumentError } from '../errors';
 
 /**
- * What a solver needs from a state type V: a vector space with a norm. Host arrays implement it now; parameter
- * trees of GPU tensors will later (see tensor-ops.ts).
+ * What a solver needs from a state type V: a vector space with a norm. Host arrays implement it here; parameter
+ * trees of GPU tensors (a single tensor included) in tensor-ops.ts (`treeVectorOps`).
  *
  * Ownership: every method returns a fresh V owned by the caller and never mutates or consumes its arguments. The
  * solvers release what they create through `dispose` (needed for GPU memory, a no-op on the host). Where `dispose`

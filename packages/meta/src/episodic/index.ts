@@ -1,0 +1,9 @@
+/** @file Episodic meta-learning over tasks: inner optimisation, offline reverse mode, methods, trainer, diagnostics. */
+export { runInner, checkInnerOptimiser, type InnerOptimiser, type InnerStep, type InnerRun, type RunInnerOptions } from './inner';
+export { mixedProducts, valGradients, trainGradient, lincombTree, zerosTree, type MixedProducts } from './products';
+export { reverseHypergradient, interpolate, type ReverseOptions, type ReverseResult } from './reverse';
+export { ReverseHG, MissingTrajectoryError, type TrajectoryInput, type StoredTrajectoryInput } from './trajectory';
+export { firstOrderMethod, hyperDistillMethod, offlineMethod, implicitMethod, type EpisodeContext, type HyperMethod } from './methods';
+export { EpisodicTrainer, type Episode, type EpisodeRecord, type EpisodicOptions } from './trainer';
+export { compareWithExact, type CosineRow } from './diagnostics';
+export { anilProblem, type AnilHead, type AnilProblem, type AnilProblemOptions } from './anil';

@@ -1,0 +1,82 @@
+/**
+ * @file The inner optimisation of one task (or a meta-batch of tasks stacked in w): T steps of heavy-ball SGD with
+ * λ held constant, using the functional `sgd` of @metagrad/models under noGrad, with a hook after every step.
+ */
+import { noGrad } from '@metagrad/autograd';
+import { InvalidArgumentError } from '@metagrad/tensor';
+import { disposeTree, sgd, type ParamTree, type SgdState } from '@metagrad/models';
+import type { BilevelProblem } from '../hypergrad/types';
+import { trainGradient } from './products';
+
+export interface InnerOptimiser {
+  /** Inner learning rate η. */
+  lr: number;
+  /** Heavy-ball momentum μ ∈ [0, 1) (torch's SGD, dampening 0). */
+  momentum: number;
+}
+
+export function checkInnerOptimiser(where: string, o: InnerOptimiser): void {
+  if (!(Number.isFinite(o.lr) && o.lr > 0)) throw new InvalidArgumentError(`${where}: inner lr must be a finite number > 0, got ${o.lr}`);
+  if (!(Number.isFinite(o.momentum) && o.momentum >= 0 && o.momentum < 1)) {
+    throw new InvalidArgumentError(`${where}: inner momentum must be in [0, 1), got ${o.momentum}`);
+  }
+}
+
+/** What the hook sees after step t (w_{t−1} and w_t stay alive until the hook's promise settles). */
+export interface InnerStep<Batch> {
+  t: number;
+  T: number;
+  wPrev: ParamTree;
+  w: ParamTree;
+  batch: Batch;
+}
+
+export interface RunInnerOptions<Batch> {
+  problem: BilevelProblem<Batch>;
+  /** λ at each step (read before every step, so online methods can update it in between). */
+  lambda: () => ParamTree;
+  w0: ParamTree;
+  batches: readonly Batch[];
+  optimiser: InnerOptimiser;
+  onStep?(step: InnerStep<Batch>): Promise<void> | void;
+  /** Keep w_0 … w_{T−1} (for exact reverse mode); they are returned and owned by the caller. */
+  keepTrajectory?: boolean;
+}
+
+export interface InnerRun {
+  /** w_T (owned by the caller). */
+  wT: ParamTree;
+  /** w_0 … w_{T−1} copies when keepTrajectory (w_0 is the caller's w0 tree itself, so it is not included: index 0 = w_1). */
+  trajectory: ParamTree[];
+}
+
+/** Runs T = batches.length steps from w0 (not disposed) and returns w_T. */
+export async function runInner<Batch>(o: RunInnerOptions<Batch>): Promise<InnerRun> {
+  checkInnerOptimiser('runInner', o.optimiser);
+  const opt = sgd({ lr: o.optimiser.lr, momentum: o.optimiser.momentum });
+  let state: SgdState = opt.init(o.w0);
+  let w = o.w0;
+  const trajectory: ParamTree[] = [];
+  const T = o.batches.length;
+  try {
+    for (let t = 1; t <= T; t++) {
+      const g = trainGradient(o.problem, w, o.lambda(), o.batches[t - 1]);
+      const next = noGrad(() => opt.step(w, g, state));
+      disposeTree(g);
+      opt.disposeState(state);
+      state = next.state;
+      const prev = w;
+      w = next.params;
+      if (o.onStep) await o.onStep({ t, T, wPrev: prev, w, batch: o.batches[t - 1] });
+      if (o.keepTrajectory && t < T) trajectory.push(w);
+      else if (prev !== o.w0 && !(o.keepTrajectory && trajectory.includes(prev))) disposeTree(prev);
+    }
+    return { wT: w, trajectory };
+  } catch (e) {
+    if (w !== o.w0 && !trajectory.includes(w)) disposeTree(w);
+    trajectory.forEach(disposeTree);
+    throw e;
+  } finally {
+    opt.disposeState(state);
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * @file Hypergradient methods as plugged into an episodic inner optimisation: when each estimator runs (every step,
+ * the last K steps, once at the end) and what it is given (w_{t−1} or w_t, the whole trajectory).
+ */
+import type { ParamTree } from '@metagrad/models';
+import type { BilevelProblem, HypergradEstimator, HypergradResult } from '../hypergrad/types';
+import { FirstOrder } from '../hypergrad/first-order';
+import { checkPositiveInt } from '../hypergrad/common';
+import type { InnerOptimiser, InnerStep } from './inner';
+import type { TrajectoryInput } from './trajectory';
+import type { HyperDistill } from '../hyperdistill/hyperdistill';
+
+/** One inner optimisation (an episode of a meta-batch of tasks). */
+export interface EpisodeContext<Batch> {
+  /** 1-based index of the inner optimisation. */
+  m: number;
+  problem: BilevelProblem<Batch>;
+  /** λ now (updated in place between steps by online methods). */
+  lambda: ParamTree;
+  w0: ParamTree;
+  trainBatches: readonly Batch[];
+  valBatch: Batch;
+  optimiser: InnerOptimiser;
+  /** A diagnostic replay: methods must not refit or otherwise learn from it. */
+  diagnostic?: boolean;
+}
+
+export interface HyperMethod<Batch> {
+  readonly name: string;
+  /** Before the inner optimisation (HyperDistill: LinearEstimation at the scheduled m, then reset). */
+  begin?(ctx: EpisodeContext<Batch>): Promise<void>;
+  /** After inner step t: a hypergradient to apply now, or null. */
+  step?(ctx: EpisodeContext<Batch>, step: InnerStep<Batch>): Promise<HypergradResult | null>;
+  /** After the last step: a hypergradient to apply, or null. */
+  end?(ctx: EpisodeContext<Batch>, wT: ParamTree): Promise<HypergradResult | null>;
+  /** JVPs spent in `begin` during the last episode (LinearEstimation), reported separately from the online ones. */
+  beginJvps?: number;
+  /** Learned internals worth logging (HyperDistill: its θ). */
+  describe?(): Record<string, number>;
+  dispose?(): void;
+}
+
+/** FO: ∂L_V(w_t, λ)/∂λ after every step (the shared FirstOrder estimator). */
+export function firstOrderMethod<Batch>(name = 'FO'): HyperMethod<Batch> {
+  const est = new FirstOrder<Batch>();
+  return {
+    name,
+    step: (ctx, s) => est.estimate({ problem: ctx.problem, theta: s.w, lambda: ctx.lambda, trainBatch: s.batch, valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr }),
+  };
+}
+
+/** HyperDistill online (γ = 0 with θ = 1 fixed is the one-step look-ahead through the momentum step). */
+export function hyperDistillMethod<Batch>(hd: HyperDistill<Batch>, name = hd.name): HyperMethod<Batch> {
+  const method: HyperMethod<Batch> = {
+    name,
+    beginJvps: 0,
+    async begin(ctx) {
+      method.beginJvps = 0;
+      if (!ctx.diagnostic && hd.shouldEstimate(ctx.m)) {
+        const fit = await hd.fit({ problem: ctx.problem, lambda: ctx.lambda, initial: ctx.w0, trainBatches: ctx.trainBatches, valBatch: ctx.valBatch, optimiser: ctx.optimiser });
+        method.beginJvps = fit.jvps;
+      }
+      hd.reset();
+    },
+    step: (ctx, s) =>
+      hd.estimate({ problem: ctx.problem, theta: s.wPrev, next: s.w, lambda: ctx.lambda, trainBatch: s.batch, valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr }),
+    end: async () => {
+      hd.reset();
+      return null;
+    },
+    describe: () => ({ theta: hd.theta }),
+    dispose: () => hd.dispose(),
+  };
+  return method;
+}
+
+/** An offline trajectory estimator (DrMAD) run once per inner optimisation. */
+export function offlineMethod<Batch>(est: { estimate(input: TrajectoryInput<Batch>): Promise<HypergradResult> }, name: string): HyperMethod<Batch> {
+  return {
+    name,
+    end: (ctx, wT) =>
+      est.estimate({
+        problem: ctx.problem,
+        theta: wT,
+        initial: ctx.w0,
+        lambda: ctx.lambda,
+        trainBatch: ctx.trainBatches[ctx.trainBatches.length - 1],
+        trainBatches: ctx.trainBatches,
+        valBatch: ctx.valBatch,
+        innerLr: ctx.optimiser.lr,
+        momentum: ctx.optimiser.momentum,
+      }),
+  };
+}
+
+/** An implicit (IFT) estimator online over the last `lastSteps` inner steps only, at w_t (the paper's N.IFT(N, K)). */
+export function implicitMethod<Batch>(est: HypergradEstimator<Batch>, lastSteps: number, name: string): HyperMethod<Batch> {
+  checkPositiveInt('implicitMethod', 'lastSteps', lastSteps);
+  return {
+    name,
+    step: async (ctx, s) =>
+      s.t > s.T - lastSteps
+        ? est.estimate({ problem: ctx.problem, theta: s.w, lambda: ctx.lambda, trainBatch: s.batch, valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr })
+        : null,
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * @file Offline hypergradients of a whole inner optimisation: `ReverseHG` (Algorithm 1: exact reverse mode over the
+ * stored trajectory, through momentum) and the shared input type that DrMAD uses too.
+ */
+import { disposeTree, type ParamTree } from '@metagrad/models';
+import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from '../hypergrad/types';
+import { finishResult } from '../hypergrad/result';
+import { lincombTree, valGradients } from './products';
+import { reverseHypergradient } from './reverse';
+import { checkInnerOptimiser } from './inner';
+
+/** A finished inner optimisation: `theta` is w_T, `trainBatches` are D_1 … D_T, `innerLr` is η. */
+export interface TrajectoryInput<Batch> extends HypergradInput<Batch> {
+  /** w_0. */
+  initial: ParamTree;
+  /** Heavy-ball momentum μ of the inner optimiser (default 0). */
+  momentum?: number;
+}
+
+/** Adds the stored iterates w_1 … w_{T−1} (w_0 is `initial`, w_T is `theta`). */
+export interface StoredTrajectoryInput<Batch> extends TrajectoryInput<Batch> {
+  trajectory: readonly ParamTree[];
+}
+
+export class MissingTrajectoryError extends Error {
+  override name = 'MissingTrajectoryError';
+}
+
+export function checkTrajectoryInput<Batch>(where: string, input: TrajectoryInput<Batch>): readonly Batch[] {
+  if (!input.initial) throw new MissingTrajectoryError(`${where}: the input needs 'initial' (w_0) besides theta (w_T)`);
+  const batches = input.trainBatches;
+  if (!batches || batches.length === 0) throw new MissingTrajectoryError(`${where}: the input needs trainBatches D_1 … D_T (got ${batches?.length ?? 'none'})`);
+  checkInnerOptimiser(where, { lr: input.innerLr, momentum: input.momentum ?? 0 });
+  return batches;
+}
+
+/**
+ * The reverse pass shared by ReverseHG and DrMAD: α_T and g^FO at w_T, then g^SO backwards along `point(t)`.
+ * The caller's `point` may allocate; `release` frees what it allocated.
+ */
+export async function trajectoryHypergradient<Batch>(
+  input: TrajectoryInput<Batch>,
+  batches: readonly Batch[],
+  point: (t: number) => ParamTree,
+  release: (w: ParamTree, t: number) => void,
+): Promise<HypergradResult> {
+  const t0 = performance.now();
+  const { alpha, direct, loss } = valGradients(input.problem, input.theta, input.lambda, input.valBatch);
+  try {
+    const { gSO, jvps } = reverseHypergradient({
+      problem: input.problem,
+      lambda: input.lambda,
+      trainBatches: batches,
+      lr: input.innerLr,
+      momentum: input.momentum ?? 0,
+      alphaT: alpha,
+      point,
+      release,
+    });
+    const hypergrad = lincombTree(1, direct, 1, gSO);
+    disposeTree(gSO);
+    return await finishResult(hypergrad, loss, { ...emptyStats(), jvps, gradients: 1 + batches.length, forwards: 1 + batches.length }, t0);
+  } finally {
+    disposeTree(alpha);
+    disposeTree(direct);
+  }
+}
+
+/** Algorithm 1 (Reverse-HG) through heavy-ball momentum: exact for the stored trajectory; memory grows with T. */
+export class ReverseHG<Batch> implements HypergradEstimator<Batch> {
+  readonly name = 'reverse-hg';
+
+  estimate(input: StoredTrajectoryInput<Batch>): Promise<HypergradResult> {
+    const batches = checkTrajectoryInput('ReverseHG', input);
+    const traj = input.trajectory;
+    if (!traj || traj.length !== batches.length - 1) {
+      throw new MissingTrajectoryError(`ReverseHG: need the ${batches.length - 1} iterates w_1 … w_{T−1} for T = ${batches.length}, got ${traj?.length ?? 'none'}`);
+    }
+    return trajectoryHypergradient(input, batches, (t) => (t === 1 ? input.initial : traj[t - 2]), () => {});
+  }
+}

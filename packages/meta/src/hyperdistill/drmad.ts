@@ -1,0 +1,24 @@
+/**
+ * @file DrMAD (Fu et al., 2016; the HyperDistill paper's Algorithm 2): reverse mode along the straight line from
+ * w_0 to w_T instead of the stored trajectory, ŵ_{t−1} = (1 − (t−1)/T) w_0 + ((t−1)/T) w_T. Constant memory in T,
+ * 2T − 1 JVPs, offline (one hypergradient per inner optimisation). Momentum enters as in ReverseHG.
+ */
+import { disposeTree } from '@metagrad/models';
+import type { HypergradEstimator, HypergradResult } from '../hypergrad/types';
+import { checkTrajectoryInput, trajectoryHypergradient, type TrajectoryInput } from '../episodic/trajectory';
+import { interpolate } from '../episodic/reverse';
+
+export class DrMAD<Batch> implements HypergradEstimator<Batch> {
+  readonly name = 'drmad';
+
+  estimate(input: TrajectoryInput<Batch>): Promise<HypergradResult> {
+    const batches = checkTrajectoryInput('DrMAD', input);
+    const T = batches.length;
+    return trajectoryHypergradient(
+      input,
+      batches,
+      (t) => interpolate(input.initial, input.theta, t, T),
+      (w) => disposeTree(w),
+    );
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * @file HyperDistill (Lee et al., 2022; Algorithm 3): one JVP per online step. The whole second-order term
+ * g^SO_t = α_t dw_t/dλ is replaced by π*_t f_t(w*_t, D*_t), where
+ *   - w*_t is the γ-weighted running average of w_0 … w_{t−1} (eq. 13),
+ *   - D*_t is the proportionally subsampled batch (eq. 14),
+ *   - f_t = σ(v_t), v_t = α_t ∂Φ(w*_t, λ; D*_t)/∂λ = −η ∂_λ⟨α_t, ∇_w L_T(w*_t, λ; D*_t)⟩ (the look-ahead B-product
+ *     at the distilled point; the momentum buffer of Φ does not depend on λ and drops out),
+ *   - π*_t = c_γ(t; θ) = θ ‖v_t‖ S_t (eq. 15), S_t = Σ γ^{t−i}, so π*_t f_t = θ S_t v_t (no norm is needed online).
+ * θ is fitted by LinearEstimation (Algorithm 4) every `estimationPeriod` inner optimisations, unless a fixed `theta`
+ * is given. With γ = 0 and θ = 1 every step equals the one-step look-ahead: w*_t = w_{t−1}, D*_t = D_t, S_t = 1.
+ *
+ * The estimator is stateful: call `reset()` before each inner optimisation, then `estimate()` once per inner step
+ * with `theta` = w_{t−1}, `trainBatch` = D_t and, when the caller already took the step, `next` = w_t.
+ */
+import { detach, mulScalar, noGrad, sub, add } from '@metagrad/autograd';
+import { InvalidArgumentError, tidy } from '@metagrad/tensor';
+import { axpyTree, disposeTree, Rng, zipTree, type ParamTree } from '@metagrad/models';
+import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from '../hypergrad/types';
+import { checkFinite, checkInnerLr, checkPositiveInt, gradLeaves, gradTree } from '../hypergrad/common';
+import { finishResult } from '../hypergrad/result';
+import { cloneTree, lincombTree, trainGradient } from '../episodic/products';
+import { distillBatch, MissingBatchOpsError, type BatchOps } from './batches';
+import { decaySum, onlineMix } from './weights';
+import { linearEstimation, type LinearEstimationInput, type LinearEstimationResult } from './linear-estimation';
+
+export interface HyperDistillOptions<Batch> {
+  /** Decay γ ∈ [0, 1] of the distilled trajectory (the paper tunes it in {0.9, 0.99, 0.999, 0.9999}). */
+  gamma: number;
+  /** Refit θ at inner optimisations 1, 1 + period, 1 + 2·period, … (the paper: 50). */
+  estimationPeriod: number;
+  /** A fixed θ instead of LinearEstimation (θ = 1 with γ = 0 is the one-step look-ahead; Appendix I fixes π = 1). */
+  theta?: number;
+  /** How to subsample and join batches when D_t changes between steps (eq. 14). */
+  batchOps?: BatchOps<Batch>;
+  /** Seed of the subsampling. */
+  seed?: number;
+}
+
+/** One online step's input: theta = w_{t−1}; `next` = w_t if the caller already stepped (else a plain SGD look-ahead). */
+export interface HyperDistillInput<Batch> extends HypergradInput<Batch> {
+  next?: ParamTree;
+}
+
+export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
+  readonly name: string;
+  readonly gamma: number;
+  readonly estimationPeriod: number;
+  /** The current θ of c_γ(t; θ) (1 until the first fit when none is fixed). */
+  theta: number;
+  readonly fixedTheta: boolean;
+  private readonly batchOps?: BatchOps<Batch>;
+  private readonly rng: Rng;
+  private t = 0;
+  private wStar: ParamTree | null = null;
+  private dStar: { batch: Batch; owned: boolean } | null = null;
+  /** The last LinearEstimation, for logging. */
+  lastFit: LinearEstimationResult | null = null;
+
+  constructor(options: HyperDistillOptions<Batch>) {
+    checkFinite('HyperDistill', 'gamma', options.gamma, (v) => v >= 0 && v <= 1, 'in [0, 1]');
+    checkPositiveInt('HyperDistill', 'estimationPeriod', options.estimationPeriod);
+    if (options.theta !== undefined) checkFinite('HyperDistill', 'theta', options.theta, () => true, 'finite');
+    this.gamma = options.gamma;
+    this.estimationPeriod = options.estimationPeriod;
+    this.theta = options.theta ?? 1;
+    this.fixedTheta = options.theta !== undefined;
+    this.batchOps = options.batchOps;
+    this.rng = new Rng(options.seed ?? 0);
+    this.name = `hyperdistill(γ=${options.gamma})`;
+  }
+
+  /** Whether inner optimisation m (1-based) is one where θ is refitted. */
+  shouldEstimate(m: number): boolean {
+    if (!(Number.isInteger(m) && m >= 1)) throw new InvalidArgumentError(`HyperDistill.shouldEstimate: m must be an integer ≥ 1, got ${m}`);
+    return !this.fixedTheta && (m - 1) % this.estimationPeriod === 0;
+  }
+
+  /** Algorithm 4 at the current λ and initialisation; sets θ (unless fixed) and returns the samples. */
+  async fit(input: Omit<LinearEstimationInput<Batch>, 'gamma' | 'batchOps' | 'rng'>): Promise<LinearEstimationResult> {
+    const result = await linearEstimation({ ...input, gamma: this.gamma, batchOps: this.batchOps, rng: this.rng });
+    if (!this.fixedTheta) this.theta = result.theta;
+    this.lastFit = result;
+    return result;
+  }
+
+  /** Forget the running w*, D* (start of an inner optimisation). */
+  reset(): void {
+    if (this.wStar) disposeTree(this.wStar);
+    this.wStar = null;
+    this.releaseBatch();
+    this.t = 0;
+  }
+
+  dispose(): void {
+    this.reset();
+  }
+
+  /** Steps taken in the current inner optimisation. */
+  get step(): number {
+    return this.t;
+  }
+
+  private releaseBatch(): void {
+    if (this.dStar?.owned) this.batchOps!.dispose(this.dStar.batch);
+    this.dStar = null;
+  }
+
+  /** Eq. 13 and 14 with w_{t−1} = input.theta and D_t = input.trainBatch. */
+  private advance(input: HypergradInput<Batch>): void {
+    const t = ++this.t;
+    const p = onlineMix(this.gamma, t);
+    if (!this.wStar || t === 1) {
+      if (this.wStar) disposeTree(this.wStar);
+      this.wStar = cloneTree(input.theta);
+    } else {
+      const next = p === 0 ? cloneTree(input.theta) : lincombTree(p, this.wStar, 1 - p, input.theta);
+      disposeTree(this.wStar);
+      this.wStar = next;
+    }
+    const batch = input.trainBatch;
+    if (!this.dStar || t === 1 || p === 0 || this.dStar.batch === batch) {
+      this.releaseBatch();
+      this.dStar = { batch, owned: false };
+      return;
+    }
+    if (!this.batchOps) {
+      throw new MissingBatchOpsError('HyperDistill: the training batch changed between steps; pass batchOps to build the distilled batch D* (eq. 14)');
+    }
+    const merged = distillBatch(this.batchOps, this.dStar.batch, batch, p, this.rng);
+    this.releaseBatch();
+    this.dStar = { batch: merged, owned: true };
+  }
+
+  async estimate(input: HyperDistillInput<Batch>): Promise<HypergradResult> {
+    checkInnerLr('HyperDistill', input.innerLr);
+    const t0 = performance.now();
+    this.advance(input);
+    const scale = this.theta * decaySum(this.gamma, this.t);
+    const stats = { ...emptyStats(), gradients: 2, forwards: 2, jvps: 1 };
+    let next = input.next;
+    let ownsNext = false;
+    if (!next) {
+      // The plain SGD step the look-ahead assumes: w_t = w_{t−1} − η ∇L_T(w_{t−1}).
+      const g = trainGradient(input.problem, input.theta, input.lambda, input.trainBatch);
+      next = noGrad(() => axpyTree(-input.innerLr, g, input.theta));
+      disposeTree(g);
+      ownsNext = true;
+      stats.gradients++;
+      stats.forwards++;
+    }
+    const wt = next;
+    const wStar = this.wStar!;
+    const dStar = this.dStar!.batch;
+    try {
+      const out = tidy(() => {
+        const lambda = gradLeaves(input.lambda);
+        const ws = gradLeaves(wStar);
+        const trainLoss = input.problem.trainLoss(ws, lambda, dStar);
+        const g = gradTree(trainLoss, ws, true);
+        const phi = axpyTree(-input.innerLr, g, ws);
+        // ψ has w_t's value and λ-gradient scale·∂Φ(w*, λ; D*)/∂λ: one backward of L_V(ψ, λ) gives g^FO + π* f.
+        const psi = zipTree(wt, phi, (w, f) => add(w, mulScalar(sub(f, detach(f)), scale)));
+        const loss = input.problem.valLoss(psi, lambda, input.valBatch);
+        return { hypergrad: gradTree(loss, lambda), loss };
+      });
+      return await finishResult(out.hypergrad, out.loss, stats, t0);
+    } finally {
+      if (ownsNext) disposeTree(wt);
+    }
+  }
+}

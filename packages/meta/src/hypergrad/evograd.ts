@@ -1,0 +1,141 @@
+/**
+ * @file EvoGrad (Bohdal et al. 2021): K perturbed copies θ_k = θ + ε_k, fitness w = softmax(−ℓ/τ) of their
+ * training losses, θ* = Σ w_k θ_k, and the hypergradient dL_V(θ*, λ)/dλ — first-order only, because the copies
+ * are constants and λ reaches θ* only through the K scalar weights.
+ *
+ * Scaling note (read before choosing a meta-optimiser): for small σ (copies' losses differing by ≪ τ) the
+ * expectation of the indirect term is −c·∇θL_V(θ)ᵀ ∂²L_T/∂θ∂λ, the T1–T2 direction (with ∇L_V at θ rather than at
+ * θ') and an effective step c = σ²(K−1)/(Kτ) instead of α — about 1e-5 at σ = 1e-3, τ = 0.05, K = 2 — or c = σ²/τ
+ * with antithetic pairs (checked in test/meta/evograd.test.ts). A single K = 2 sample's standard deviation is
+ * roughly ten times its mean. Plain SGD on λ therefore barely moves it; use a scale-invariant meta-optimiser (Adam)
+ * and log the hypergradient norms (the online trainer does). On Meta-Weight-Net the two estimators also differ in
+ * what they differentiate: T1–T2 goes through ∇θL_T, in which the loss the weight net reads is detached, while
+ * EvoGrad's copies' losses v(ℓ_i(θ_k))·ℓ_i(θ_k) keep that path.
+ *
+ * Cost: the K training forwards run on constant parameters, so only the λ-dependent part of the training loss is
+ * recorded; with `problem.batchedTrainLoss` they are one batched forward (leaves stacked along a leading K axis),
+ * otherwise K separate `trainLoss` calls (the fallback, which scales linearly with K).
+ */
+import { tidy, type Tensor } from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor';
+import { add, concat, matmul, mulScalar, reshape, softmax } from '@metagrad/autograd';
+import { detachTree, fromLeaves, leaves, mapTree, type ParamTree } from '@metagrad/models';
+import { emptyStats, type BilevelProblem, type HypergradEstimator, type HypergradInput, type HypergradResult } from './types';
+import { checkFinite, checkPositiveInt, gradLeaves, gradTree } from './common';
+import { InvalidArgumentError } from '../errors';
+import { finishResult } from './result';
+
+export type EvoGradNoise = 'rademacher' | 'gaussian';
+
+export interface EvoGradOptions {
+  /** Population size (number of perturbed copies), ≥ 1. K = 1 gives the direct term only. */
+  K: number;
+  /** Perturbation scale: ε = σ·sign(N(0, 1)) (Rademacher) or ε ~ N(0, σ²) (Gaussian); ≥ 0. */
+  sigma: number;
+  /** Softmax temperature over −losses, > 0. */
+  tau: number;
+  /** The authors' experiments use Rademacher noise; only the 1-D toy uses Gaussian. */
+  noise: EvoGradNoise;
+  /** Pair every ε with −ε (K must be even): cancels the odd terms of the estimator's noise. */
+  antithetic?: boolean;
+  /** Seed of the noise stream; every estimate draws fresh noise from it (a per-call counter). */
+  seed?: number;
+  /** 'auto' (default) uses problem.batchedTrainLoss when present; 'loop' forces K separate forwards (for comparison). */
+  forward?: 'auto' | 'loop';
+}
+
+export class EvoGrad<Batch> implements HypergradEstimator<Batch> {
+  readonly name: string;
+  readonly options: Required<EvoGradOptions>;
+  private calls = 0;
+
+  constructor(options: EvoGradOptions) {
+    checkPositiveInt('EvoGrad', 'K', options.K);
+    checkFinite('EvoGrad', 'sigma', options.sigma, (v) => v >= 0, 'a finite number ≥ 0');
+    checkFinite('EvoGrad', 'tau', options.tau, (v) => v > 0, 'a finite number > 0');
+    if (options.noise !== 'rademacher' && options.noise !== 'gaussian') {
+      throw new InvalidArgumentError(`EvoGrad: noise must be 'rademacher' or 'gaussian', got '${String(options.noise)}'`);
+    }
+    if (options.antithetic && options.K % 2 !== 0) {
+      throw new InvalidArgumentError(`EvoGrad: antithetic sampling pairs ε with −ε, so K must be even, got K = ${options.K}`);
+    }
+    const forward = options.forward ?? 'auto';
+    if (forward !== 'auto' && forward !== 'loop') throw new InvalidArgumentError(`EvoGrad: forward must be 'auto' or 'loop', got '${String(forward)}'`);
+    this.options = { antithetic: false, seed: 0, ...options, forward };
+    this.name = `evograd-k${options.K}`;
+  }
+
+  /** Draws the K perturbations for `theta`: a tree of θ's structure with leaves [K, ...shape] (caller disposes). */
+  sampleNoise(theta: ParamTree): ParamTree {
+    const { K, sigma, noise, antithetic, seed } = this.options;
+    const call = this.calls++;
+    const count = leaves(theta).length;
+    let index = 0;
+    return mapTree(theta, (t) => {
+      const offset = (call * count + index++) % 2 ** 32; // one independent Philox stream per call and leaf
+      const draws = antithetic ? K / 2 : K;
+      return raw.tidy(() => {
+        const shape = [draws, ...t.shape];
+        const base = noise === 'rademacher' ? raw.mulScalar(raw.rademacher(shape, seed, { offset, device: t.device }), sigma) : raw.normal(shape, seed, { offset, std: sigma, device: t.device });
+        return antithetic ? raw.concat([base, raw.mulScalar(base, -1)], 0) : base;
+      });
+    });
+  }
+
+  async estimate(input: HypergradInput<Batch>): Promise<HypergradResult> {
+    const noise = this.sampleNoise(input.theta);
+    try {
+      return await this.estimateWithNoise(input, noise);
+    } finally {
+      raw.dispose(leaves(noise));
+    }
+  }
+
+  /** The estimate for given perturbations (leaves [K, ...shape], already scaled by σ): deterministic, for tests. */
+  async estimateWithNoise(input: HypergradInput<Batch>, noise: ParamTree): Promise<HypergradResult> {
+    const { K, tau } = this.options;
+    const noiseLeaves = leaves(noise);
+    const thetaLeaves = leaves(input.theta);
+    if (noiseLeaves.length !== thetaLeaves.length || noiseLeaves.some((e, i) => e.shape[0] !== K || e.size !== K * thetaLeaves[i].size)) {
+      throw new InvalidArgumentError(`EvoGrad: noise must have θ's structure with leaves [K=${K}, ...shape]; got [${noiseLeaves.map((e) => `[${e.shape.join(', ')}]`).join(', ')}]`);
+    }
+    const t0 = performance.now();
+    const batched = this.options.forward === 'auto' && input.problem.batchedTrainLoss !== undefined;
+    const out = tidy(() => {
+      const lambda = gradLeaves(input.lambda);
+      const theta = detachTree(input.theta);
+      // θ_k = θ + ε_k as constants: the copies need no graph to θ, which is where the memory saving comes from.
+      const copies = fromLeaves(theta, thetaLeaves.map((t, i) => raw.add(raw.reshape(t, [1, ...t.shape]), noiseLeaves[i])));
+      const losses = batched ? batchedLosses(input.problem, copies, lambda, input.trainBatch, K) : loopLosses(input.problem, copies, lambda, input.trainBatch, K);
+      raw.dispose(leaves(copies)); // K parameter-sized buffers, not needed by the validation forward/backward
+      const w = reshape(softmax(mulScalar(losses, -1 / tau), 0), [1, K]);
+      // θ* = Σ w_k (θ + ε_k) = θ + Σ w_k ε_k: written this way the gradient path Σ ε_k dw_k never subtracts large
+      // nearly equal θ_k terms, which would drown σ-sized differences in f32 round-off.
+      const thetaStar = fromLeaves(theta, thetaLeaves.map((t, i) => {
+        const e = noiseLeaves[i];
+        const shift = matmul(w, raw.reshape(e, [K, t.size]));
+        return add(t, reshape(shift, t.shape));
+      }));
+      const loss = input.problem.valLoss(thetaStar, lambda, input.valBatch);
+      return { hypergrad: gradTree(loss, lambda), loss };
+    });
+    const stats = { ...emptyStats(), gradients: 1, forwards: K + 1 };
+    return finishResult(out.hypergrad, out.loss, stats, t0);
+  }
+}
+
+function batchedLosses<Batch>(problem: BilevelProblem<Batch>, copies: ParamTree, lambda: ParamTree, batch: Batch, K: number): Tensor {
+  const losses = problem.batchedTrainLoss!(copies, lambda, batch);
+  if (losses.size !== K) throw new InvalidArgumentError(`EvoGrad: batchedTrainLoss must return K = ${K} losses, got shape [${losses.shape.join(', ')}]`);
+  return losses.rank === 1 ? losses : reshape(losses, [K]);
+}
+
+/** The fallback: K separate forwards, each on one slice of the stacked copies. */
+function loopLosses<Batch>(problem: BilevelProblem<Batch>, copies: ParamTree, lambda: ParamTree, batch: Batch, K: number): Tensor {
+  const parts: Tensor[] = [];
+  for (let k = 0; k < K; k++) {
+    const copy = mapTree(copies, (t) => raw.reshape(raw.slice(t, [k, ...t.shape.slice(1).map(() => 0)], [k + 1, ...t.shape.slice(1)]), t.shape.slice(1)));
+    parts.push(reshape(problem.trainLoss(copy, lambda, batch), [1]));
+  }
+  return K === 1 ? parts[0] : concat(parts, 0);
+}

@@ -1,0 +1,23 @@
+/** @file FirstOrder: the direct term ∂L_V/∂λ at the current θ only (the indirect term through θ is dropped). */
+import { tidy } from '@metagrad/tensor';
+import { detachTree } from '@metagrad/models';
+import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from './types';
+import { gradLeaves, gradTree } from './common';
+import { finishResult } from './result';
+
+/** Zero wherever λ only acts through training (Meta-Weight-Net, rotation): the baseline every other estimator must beat. */
+export class FirstOrder<Batch> implements HypergradEstimator<Batch> {
+  readonly name = 'first-order';
+
+  async estimate(input: HypergradInput<Batch>): Promise<HypergradResult> {
+    const t0 = performance.now();
+    const out = tidy(() => {
+      const lambda = gradLeaves(input.lambda);
+      const theta = detachTree(input.theta);
+      const loss = input.problem.valLoss(theta, lambda, input.valBatch);
+      return { hypergrad: gradTree(loss, lambda), loss };
+    });
+    const stats = { ...emptyStats(), gradients: 1, forwards: 1 };
+    return finishResult(out.hypergrad, out.loss, stats, t0);
+  }
+}

@@ -1,0 +1,7 @@
+/** @file Initialisation meta-learning: MAML, FOMAML, Reptile, iMAML and Adjoint-MAML behind one interface, plus meta-batching, outer steps and adaptation. */
+export * from './types';
+export { MAML, FOMAML, type MamlOptions } from './maml';
+export { Reptile } from './reptile';
+export { iMAML, type ImamlOptions } from './imaml';
+export { AdjointMAML, type AdjointMamlOptions } from './adjoint-maml';
+export * from './train';

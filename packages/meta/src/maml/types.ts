@@ -1,0 +1,51 @@
+/** @file The meta-learner interface shared by MAML, FOMAML, Reptile, iMAML and Adjoint-MAML: per task, support/query data → meta-gradient w.r.t. the initialisation. */
+import type { Tensor } from '@metagrad/tensor';
+import type { ParamTree } from '@metagrad/models';
+
+/**
+ * What a meta-learner needs to know about a task family: the inner (support) loss it adapts on and the outer
+ * (query) loss J it differentiates. Both return a single-element tensor built from differentiable ops, so
+ * gradients of any order reach the parameters. `D` is whatever one task carries (tensors on the device).
+ */
+export interface MetaProblem<P extends ParamTree, D> {
+  innerLoss(params: P, task: D): Tensor;
+  outerLoss(params: P, task: D): Tensor;
+}
+
+/** Supervised data of one split, on the device: x [N, in], y [N, out]. */
+export interface SupervisedData {
+  x: Tensor;
+  y: Tensor;
+}
+
+/** The usual few-shot task: adapt on `support`, evaluate J on `query`. */
+export interface SupportQueryTask {
+  support: SupervisedData;
+  query: SupervisedData;
+}
+
+/** Counters of one meta-gradient: what it cost, in the units the methods share. */
+export interface MetaGradientStats {
+  /** Gradients of the inner loss (forward-solve right-hand sides count one each). */
+  innerGradients: number;
+  /** Hessian-vector products (iMAML's CG, the adjoint sweep). */
+  hvps: number;
+  /** Gradient-descent steps taken, or tracked grid intervals for Adjoint-MAML. */
+  innerSteps: number;
+}
+
+export interface MetaGradient<P extends ParamTree> {
+  /** dJ/dθ (or the method's surrogate: Reptile's θ − u_T), shaped like θ, owned by the caller, no graph. */
+  gradient: P;
+  /** J at the adapted parameters (read back, for logging). */
+  outerLoss: number;
+  stats: MetaGradientStats;
+}
+
+/** A meta-learner: one task's meta-gradient at the initialisation θ (θ is never modified or disposed). */
+export interface MetaLearner {
+  readonly name: string;
+  metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>>;
+}
+
+export const newMetaStats = (): MetaGradientStats => ({ innerGradients: 0, hvps: 0, innerSteps: 0 });

@@ -1,0 +1,255 @@
+/** @file DrMAD, Reverse-HG and HyperDistill against exact unrolled hypergradients; γ = 0 against the one-step look-ahead bit for bit. */
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
+import { add, addScalar, expectNoLeaks, mul, mulScalar, slice, square, sub, sum } from '@metagrad/autograd';
+import { disposeTree, mlp, Rng, sgd, type ParamTree } from '@metagrad/models';
+import {
+  DrMAD, HyperDistill, MissingBatchOpsError, MissingTrajectoryError, OneStepLookahead, ReverseHG, UnrolledRMD,
+  anilProblem, decaySum, distilledCounts, linearEstimation, onlineMix, regressionBatchOps, reverseMix, runInner,
+  treeToVector, type BilevelProblem, type HypergradEstimator, type HypergradInput, type RegressionBatch,
+} from '@metagrad/meta';
+import { useDevice } from '../helpers/device';
+
+const getDevice = useDevice();
+
+async function vec(est: HypergradEstimator<any>, input: HypergradInput<any>): Promise<Float64Array> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const r = await est.estimate(input);
+  const v = await treeToVector(r.hypergrad);
+  disposeTree(r.hypergrad);
+  return v;
+}
+const relErr = (a: Float64Array, b: Float64Array): number => Math.max(...a.map((x, i) => Math.abs(x - b[i]))) / Math.max(...b.map(Math.abs));
+
+// A loss whose plain-SGD path from w_2 = 0 is a straight line (∇ is constant along it) while the Hessian varies
+// along the path: L_T = λ1² w1 + λ2 λ3 w2 + ½ w2² (1 + w1²), with λ3 = 0 so w2 stays 0 but ∂_λ∇L_T has a w2 row.
+const pathProblem: BilevelProblem<null> = {
+  trainLoss: (w, l) =>
+    tidy(() => {
+      const [w1, w2] = [slice(w as Tensor, [0], [1]), slice(w as Tensor, [1], [2])];
+      const lt = l as Tensor;
+      const [l1, l2, l3] = [slice(lt, [0], [1]), slice(lt, [1], [2]), slice(lt, [2], [3])];
+      const a = mul(square(l1), w1);
+      const b = mul(mul(l2, l3), w2);
+      const c = mulScalar(mul(square(w2), addScalar(square(w1), 1)), 0.5);
+      return sum(add(add(a, b), c));
+    }),
+  valLoss: (w, l) => tidy(() => add(sum(square(sub(w as Tensor, tensor([0.2, 1], [2], 'f32', (w as Tensor).device)))), mulScalar(sum(square(l as Tensor)), 0.1))),
+};
+
+function pathInput(device: Device, w0: number[], momentum: number, T = 6) {
+  const initial = tensor(w0, [2], 'f32', device);
+  const lambda = tensor([0.8, 1.5, 0], [3], 'f32', device);
+  const batches = Array.from({ length: T }, () => null);
+  return { initial, lambda, batches, momentum, lr: 0.1, dispose: () => disposeTree([initial, lambda]) };
+}
+
+async function trajectoryInputs(p: ReturnType<typeof pathInput>) {
+  const run = await runInner({ problem: pathProblem, lambda: () => p.lambda, w0: p.initial, batches: p.batches, optimiser: { lr: p.lr, momentum: p.momentum }, keepTrajectory: true });
+  const input = {
+    problem: pathProblem, theta: run.wT, initial: p.initial, trajectory: run.trajectory, lambda: p.lambda,
+    trainBatch: null, trainBatches: p.batches, valBatch: null, innerLr: p.lr, momentum: p.momentum,
+  };
+  const unrolled = { problem: pathProblem, theta: p.initial, lambda: p.lambda, trainBatch: null, trainBatches: p.batches, valBatch: null, innerLr: p.lr };
+  return { input, unrolled, dispose: () => disposeTree([run.wT, ...run.trajectory]) };
+}
+
+describe('DrMAD and Reverse-HG', () => {
+  it('Reverse-HG equals autograd through the unroll, with and without momentum; DrMAD equals it on a linear trajectory only', async () => {
+    const device = getDevice();
+    for (const momentum of [0, 0.9]) {
+      const p = pathInput(device, [1, 0.4], momentum);
+      const t = await trajectoryInputs(p);
+      const exact = await vec(new UnrolledRMD({ steps: p.batches.length, optimizer: sgd({ lr: p.lr, momentum }) }), t.unrolled);
+      expect(relErr(await vec(new ReverseHG(), t.input), exact)).toBeLessThan(1e-5);
+      // w2(0) ≠ 0: the path curves and the interpolation misses the Hessian along it.
+      expect(relErr(await vec(new DrMAD(), t.input), exact)).toBeGreaterThan(1e-3);
+      t.dispose();
+      p.dispose();
+    }
+    const p = pathInput(device, [1, 0], 0);
+    const t = await trajectoryInputs(p);
+    const exact = await vec(new UnrolledRMD({ steps: p.batches.length }), t.unrolled);
+    const drmad = await vec(new DrMAD(), t.input);
+    expect(relErr(drmad, exact)).toBeLessThan(1e-5);
+    expect(Math.abs(exact[2])).toBeGreaterThan(0.05); // the w2 row matters: the check is not vacuous
+    t.dispose();
+    p.dispose();
+  });
+
+  it('counts 2T − 1 JVPs and names missing inputs', async () => {
+    const p = pathInput(getDevice(), [1, 0], 0);
+    const t = await trajectoryInputs(p);
+    const r = await new DrMAD().estimate(t.input);
+    expect(r.stats.jvps).toBe(2 * p.batches.length - 1);
+    disposeTree(r.hypergrad);
+    expect(() => new DrMAD().estimate({ ...t.input, initial: undefined as never })).toThrow(MissingTrajectoryError);
+    expect(() => new ReverseHG().estimate({ ...t.input, trajectory: [] })).toThrow(MissingTrajectoryError);
+    expect(() => new DrMAD().estimate({ ...t.input, momentum: 1 })).toThrow(InvalidArgumentError);
+    t.dispose();
+    p.dispose();
+  });
+});
+
+// A small ANIL problem: 3 tasks × 5 examples, features 1 → 8 (tanh), one linear head per task.
+const features = mlp({ sizes: [1, 8], activation: 'tanh', outputActivation: 'tanh' });
+const anil = anilProblem({ features: (l, x) => features.apply(l as never, x) });
+
+function anilSetup(device: Device, seed = 1) {
+  const rng = new Rng(seed);
+  const B = 3;
+  const n = 5;
+  const mk = (): RegressionBatch => {
+    const x = rng.uniformArray(B * n, -2, 2);
+    return { x: tensor(x, [B, n, 1], 'f32', device), y: tensor(x.map((v, i) => Math.sin(v + (i % B))), [B, n, 1], 'f32', device) };
+  };
+  const lambda = features.init(seed, device) as unknown as ParamTree;
+  const phi = { weight: tensor(rng.uniformArray(8, -0.3, 0.3), [1, 8, 1], 'f32', device), bias: tensor([0.1], [1, 1, 1], 'f32', device) };
+  const w0 = anil.initialWeights(phi, B);
+  const train = [mk(), mk(), mk(), mk()];
+  const val = mk();
+  return {
+    lambda, w0, train, val,
+    dispose: () => {
+      disposeTree([lambda, phi, w0] as ParamTree);
+      for (const b of [...train, val]) regressionBatchOps.dispose(b);
+    },
+  };
+}
+
+describe('HyperDistill', () => {
+  it('weights: S_t, eq. 13 and eq. 17 give the γ-weighted average; γ = 0 keeps only the newest point', () => {
+    expect(decaySum(0.9, 3)).toBeCloseTo(1 + 0.9 + 0.81, 12);
+    expect(decaySum(1, 4)).toBe(4);
+    expect(onlineMix(0, 5)).toBe(0);
+    expect(reverseMix(0, 5)).toBe(1);
+    // Running eq. 13 reproduces eq. 12's weights on w_0 … w_3.
+    const g = 0.7;
+    let wts = [1];
+    for (let t = 2; t <= 4; t++) {
+      const p = onlineMix(g, t);
+      wts = [...wts.map((x) => x * p), 1 - p];
+    }
+    const S = decaySum(g, 4);
+    wts.forEach((x, i) => expect(x).toBeCloseTo(g ** (3 - i) / S, 12));
+    expect(distilledCounts(10, 10, 0.45)).toEqual({ fromPrevious: 5, fromNew: 5 });
+    expect(distilledCounts(10, 10, 0)).toEqual({ fromPrevious: 0, fromNew: 10 });
+  });
+
+  it('γ = 0 with θ = 1 equals OneStepLookahead bit for bit over several steps', async () => {
+    const device = getDevice();
+    const s = anilSetup(device);
+    const hd = new HyperDistill<RegressionBatch>({ gamma: 0, estimationPeriod: 1, theta: 1 });
+    const oneStep = new OneStepLookahead<RegressionBatch>();
+    let w: ParamTree = s.w0;
+    for (let t = 0; t < s.train.length; t++) {
+      const input = { problem: anil, theta: w, lambda: s.lambda, trainBatch: s.train[t], valBatch: s.val, innerLr: 0.05 };
+      const a = await vec(oneStep, input);
+      const b = await vec(hd, input);
+      expect(Array.from(b)).toEqual(Array.from(a));
+      const run = await runInner({ problem: anil, lambda: () => s.lambda, w0: w, batches: [s.train[t]], optimiser: { lr: 0.05, momentum: 0 } });
+      // The caller's own step (functional sgd) as `next` gives the same bits too.
+      const c = await vec(hd, { ...input, theta: w, next: run.wT } as never);
+      if (w !== s.w0) disposeTree(w);
+      w = run.wT;
+      expect(Array.from(c)).toEqual(Array.from(a));
+      // At γ = 0 the state is w* = w_{t−1}, D* = D_t: start afresh for the next comparison.
+      hd.reset();
+    }
+    if (w !== s.w0) disposeTree(w);
+    hd.dispose();
+    s.dispose();
+  });
+
+  it('γ > 0 distils the trajectory: differs from 1-step, one JVP per step; LinearEstimation fits θ every period', async () => {
+    const device = getDevice();
+    const s = anilSetup(device);
+    const hd = new HyperDistill<RegressionBatch>({ gamma: 0.9, estimationPeriod: 2, batchOps: regressionBatchOps });
+    expect(hd.shouldEstimate(1)).toBe(true);
+    expect(hd.shouldEstimate(2)).toBe(false);
+    expect(hd.shouldEstimate(3)).toBe(true);
+    const fit = await hd.fit({ problem: anil, lambda: s.lambda, initial: s.w0, trainBatches: s.train, valBatch: s.val, optimiser: { lr: 0.05, momentum: 0.9 } });
+    expect(fit.x).toHaveLength(s.train.length);
+    expect(fit.jvps).toBe(3 * s.train.length - 1);
+    expect(Number.isFinite(fit.theta)).toBe(true);
+    expect(hd.theta).toBe(fit.theta);
+    hd.reset();
+    let w: ParamTree = s.w0;
+    let differs = false;
+    for (let t = 0; t < s.train.length; t++) {
+      const input = { problem: anil, theta: w, lambda: s.lambda, trainBatch: s.train[0], valBatch: s.val, innerLr: 0.05 };
+      const r = await hd.estimate(input);
+      expect(r.stats.jvps).toBe(1);
+      const a = await treeToVector(r.hypergrad);
+      disposeTree(r.hypergrad);
+      const b = await vec(new OneStepLookahead(), input);
+      if (t > 0 && relErr(a, b) > 1e-3) differs = true;
+      const run = await runInner({ problem: anil, lambda: () => s.lambda, w0: w, batches: [s.train[0]], optimiser: { lr: 0.05, momentum: 0 } });
+      if (w !== s.w0) disposeTree(w);
+      w = run.wT;
+    }
+    expect(differs).toBe(true);
+    if (w !== s.w0) disposeTree(w);
+    hd.dispose();
+    s.dispose();
+  });
+
+  it('LinearEstimation: θ = 1 at γ = 1 when the Jacobians are constant (g^SO_s = s·αB, v_s = αB)', async () => {
+    const device = getDevice();
+    // L_T = Σ λ² ⊙ w is linear in w: A = I, B = −η·2λ, constant along any path.
+    const linear: BilevelProblem<null> = {
+      trainLoss: (w, l) => tidy(() => sum(mul(square(l as Tensor), w as Tensor))),
+      valLoss: (w) => tidy(() => sum(square(w as Tensor))),
+    };
+    const lambda = tensor([0.5, -1, 2], [3], 'f32', device);
+    const w0 = tensor([1, 2, -1], [3], 'f32', device);
+    const fit = await linearEstimation({ problem: linear, lambda, initial: w0, trainBatches: [null, null, null, null], valBatch: null, optimiser: { lr: 0.1, momentum: 0 }, gamma: 1 });
+    expect(fit.theta).toBeCloseTo(1, 5);
+    disposeTree([lambda, w0]);
+  });
+
+  it('builds the distilled batch when D_t changes (eq. 14) and needs batchOps for it', async () => {
+    const device = getDevice();
+    const s = anilSetup(device);
+    const input = (t: number) => ({ problem: anil, theta: s.w0, lambda: s.lambda, trainBatch: s.train[t], valBatch: s.val, innerLr: 0.05 });
+    const bare = new HyperDistill<RegressionBatch>({ gamma: 0.9, estimationPeriod: 50, theta: 1 });
+    disposeTree((await bare.estimate(input(0))).hypergrad);
+    await expect(bare.estimate(input(1))).rejects.toThrow(MissingBatchOpsError);
+    bare.dispose();
+    const hd = new HyperDistill<RegressionBatch>({ gamma: 0.9, estimationPeriod: 50, theta: 1, batchOps: regressionBatchOps, seed: 3 });
+    await expectNoLeaks(async () => {
+      for (let t = 0; t < 4; t++) disposeTree((await hd.estimate(input(t))).hypergrad);
+      hd.reset();
+    }, device);
+    const b = regressionBatchOps.subsample(s.train[0], 3, new Rng(1));
+    expect(b.x.shape).toEqual([3, 3, 1]);
+    regressionBatchOps.dispose(b);
+    s.dispose();
+  });
+
+  it('rejects invalid settings with named errors', () => {
+    expect(() => new HyperDistill({ gamma: 1.5, estimationPeriod: 50 })).toThrow(/gamma.*1\.5/);
+    expect(() => new HyperDistill({ gamma: -0.1, estimationPeriod: 50 })).toThrow(InvalidArgumentError);
+    expect(() => new HyperDistill({ gamma: 0.9, estimationPeriod: 0 })).toThrow(/estimationPeriod.*0/);
+    expect(() => new HyperDistill({ gamma: 0.9, estimationPeriod: 5, theta: NaN })).toThrow(InvalidArgumentError);
+    expect(() => new HyperDistill({ gamma: 0.9, estimationPeriod: 5 }).shouldEstimate(0)).toThrow(InvalidArgumentError);
+  });
+
+  it('frees everything: fit, online steps, DrMAD', async () => {
+    const device = getDevice();
+    const s = anilSetup(device);
+    const hd = new HyperDistill<RegressionBatch>({ gamma: 0.99, estimationPeriod: 1, batchOps: regressionBatchOps });
+    await expectNoLeaks(async () => {
+      await hd.fit({ problem: anil, lambda: s.lambda, initial: s.w0, trainBatches: s.train, valBatch: s.val, optimiser: { lr: 0.05, momentum: 0.9 } });
+      hd.reset();
+      const run = await runInner({
+        problem: anil, lambda: () => s.lambda, w0: s.w0, batches: s.train, optimiser: { lr: 0.05, momentum: 0.9 },
+        onStep: async (st) => disposeTree((await hd.estimate({ problem: anil, theta: st.wPrev, next: st.w, lambda: s.lambda, trainBatch: st.batch, valBatch: s.val, innerLr: 0.05 })).hypergrad),
+      });
+      hd.reset();
+      const r = await new DrMAD<RegressionBatch>().estimate({ problem: anil, theta: run.wT, initial: s.w0, lambda: s.lambda, trainBatch: s.train[0], trainBatches: s.train, valBatch: s.val, innerLr: 0.05, momentum: 0.9 });
+      disposeTree(r.hypergrad);
+      disposeTree(run.wT);
+    }, device);
+    s.dispose();
+  });
+});

@@ -1,0 +1,163 @@
+/** @file Online hypergradient estimators against PyTorch float64 golden fixtures (test/fixtures/gen_hypergrad.py) and finite differences. */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { tensor, type Device, type Tensor } from '@metagrad/tensor';
+import { expectNoLeaks } from '@metagrad/autograd';
+import { disposeTree, metaWeightNet, mlp, sgd, type ParamTree } from '@metagrad/models';
+import {
+  EvoGrad, FirstOrder, OneStepLookahead, UnrolledRMD, batchedMlp, metaWeightNetProblem, treeToVector,
+  type ClassificationBatch, type HypergradEstimator, type HypergradInput,
+} from '@metagrad/meta';
+import { useDevice } from '../helpers/device';
+
+interface Arr { shape: number[]; data: number[] }
+interface Case { hypergrad: Arr[]; valLoss: number; K?: number; sigma?: number; tau?: number; noise?: Arr[]; steps?: number; truncate?: number; momentum?: number }
+const fx = JSON.parse(readFileSync(new URL('../fixtures/hypergrad.json', import.meta.url), 'utf8')) as {
+  sizes: number[]; hidden: number; innerLr: number; theta: Arr[]; lambda: Arr[];
+  trainBatches: { x: Arr; y: number[] }[]; valBatch: { x: Arr; y: number[] }; cases: Record<string, Case>;
+};
+
+const getDevice = useDevice();
+
+const up = (a: Arr, device: Device): Tensor => tensor(Float32Array.from(a.data), a.shape, 'f32', device);
+const classifier = mlp({ sizes: fx.sizes, activation: 'tanh' });
+const weightNet = metaWeightNet({ hidden: fx.hidden });
+const problem = metaWeightNetProblem({
+  classifier: (theta, x) => classifier.apply(theta as never, x),
+  batchedClassifier: batchedMlp({ sizes: fx.sizes, activation: 'tanh' }),
+  weightNet: (lambda, losses) => weightNet.apply(lambda as never, losses),
+});
+const loopProblem = { trainLoss: problem.trainLoss, valLoss: problem.valLoss };
+
+function setup(device: Device) {
+  const th = fx.theta.map((a) => up(a, device));
+  const lm = fx.lambda.map((a) => up(a, device));
+  const theta = [{ weight: th[0], bias: th[1] }, { weight: th[2], bias: th[3] }];
+  const lambda = { fc1: { weight: lm[0], bias: lm[1] }, fc2: { weight: lm[2], bias: lm[3] } };
+  const batch = (b: { x: Arr; y: number[] }): ClassificationBatch => ({ x: up(b.x, device), y: tensor(Int32Array.from(b.y), [b.y.length], 'i32', device) });
+  const trainBatches = fx.trainBatches.map(batch);
+  const valBatch = batch(fx.valBatch);
+  const input: HypergradInput<ClassificationBatch> = { problem, theta, lambda, trainBatch: trainBatches[0], valBatch, innerLr: fx.innerLr, trainBatches };
+  const dispose = () => {
+    disposeTree(theta);
+    disposeTree(lambda);
+    for (const b of [...trainBatches, valBatch]) disposeTree([b.x, b.y]);
+  };
+  return { input, dispose };
+}
+
+/** Max |a − b| / max(|b|) over the flattened hypergradient. */
+function relErr(got: Float64Array, want: Arr[]): number {
+  const flat = want.flatMap((a) => a.data);
+  const scale = Math.max(...flat.map(Math.abs));
+  return Math.max(...flat.map((w, i) => Math.abs(got[i] - w))) / scale;
+}
+
+async function run(estimator: HypergradEstimator<ClassificationBatch>, input: HypergradInput<ClassificationBatch>) {
+  const r = await estimator.estimate(input);
+  const v = await treeToVector(r.hypergrad);
+  disposeTree(r.hypergrad);
+  return { v, valLoss: r.valLoss };
+}
+
+describe('hypergradient estimators vs PyTorch (Meta-Weight-Net problem, float64 reference)', () => {
+  it('T1–T2 (one-step look-ahead) matches torch', async () => {
+    const { input, dispose } = setup(getDevice());
+    const want = fx.cases.t1t2;
+    const { v, valLoss } = await run(new OneStepLookahead(), input);
+    expect(relErr(v, want.hypergrad)).toBeLessThan(2e-4);
+    expect(valLoss).toBeCloseTo(want.valLoss, 5);
+    dispose();
+  });
+
+  it('EvoGrad with given perturbations matches torch, batched and looped forwards alike', async () => {
+    const { input, dispose } = setup(getDevice());
+    for (const [name, tol] of [['evograd_k3', 2e-4], ['evograd_k2_paper', 2e-2]] as const) {
+      const c = fx.cases[name];
+      const noise = [{ weight: up(c.noise![0], getDevice()), bias: up(c.noise![1], getDevice()) }, { weight: up(c.noise![2], getDevice()), bias: up(c.noise![3], getDevice()) }];
+      const batched = new EvoGrad<ClassificationBatch>({ K: c.K!, sigma: c.sigma!, tau: c.tau!, noise: 'rademacher' });
+      const r1 = await batched.estimateWithNoise(input, noise);
+      const r2 = await new EvoGrad<ClassificationBatch>({ K: c.K!, sigma: c.sigma!, tau: c.tau!, noise: 'rademacher' }).estimateWithNoise({ ...input, problem: loopProblem }, noise);
+      const v1 = await treeToVector(r1.hypergrad);
+      const v2 = await treeToVector(r2.hypergrad);
+      expect(relErr(v1, c.hypergrad), name).toBeLessThan(tol);
+      expect(relErr(v2, c.hypergrad), name).toBeLessThan(tol);
+      expect(r1.valLoss).toBeCloseTo(c.valLoss, 5);
+      disposeTree([r1.hypergrad, r2.hypergrad, noise]);
+    }
+    dispose();
+  });
+
+  it('UnrolledRMD through SGD-momentum matches torch, exact and truncated; one plain step equals T1–T2', async () => {
+    const { input, dispose } = setup(getDevice());
+    for (const name of ['unrolled_3', 'unrolled_3_trunc1', 'unrolled_1_plain']) {
+      const c = fx.cases[name];
+      const optimizer = sgd({ lr: fx.innerLr, momentum: c.momentum });
+      const { v, valLoss } = await run(new UnrolledRMD({ steps: c.steps!, truncate: c.truncate, optimizer }), input);
+      expect(relErr(v, c.hypergrad), name).toBeLessThan(5e-4);
+      expect(valLoss).toBeCloseTo(c.valLoss, 4);
+    }
+    const plain = await run(new UnrolledRMD({ steps: 1 }), input);
+    expect(relErr(plain.v, fx.cases.t1t2.hypergrad)).toBeLessThan(2e-4);
+    dispose();
+  });
+
+  it('UnrolledRMD agrees with central finite differences of the unrolled validation loss', async () => {
+    const device = getDevice();
+    const { input, dispose } = setup(device);
+    const estimator = new UnrolledRMD<ClassificationBatch>({ steps: 3 });
+    const { v } = await run(estimator, input);
+    // F(λ) = L_V(θ_3(λ)): the estimator's reported validation loss is exactly that value.
+    const direction = fx.lambda.map((a, i) => Float32Array.from(a.data, (_, j) => Math.sin(7 * i + 3 * j + 1)));
+    const flatDir = Float64Array.from(direction.flatMap((d) => Array.from(d)));
+    const F = async (h: number) => {
+      const shifted = fx.lambda.map((a, i) => tensor(Float32Array.from(a.data, (x, j) => x + h * direction[i][j]), a.shape, 'f32', device));
+      const lambda = { fc1: { weight: shifted[0], bias: shifted[1] }, fc2: { weight: shifted[2], bias: shifted[3] } };
+      const r = await estimator.estimate({ ...input, lambda });
+      disposeTree([r.hypergrad, lambda]);
+      return r.valLoss;
+    };
+    const h = 2e-2;
+    const fd = ((await F(h)) - (await F(-h))) / (2 * h);
+    const analytic = flatDir.reduce((s, d, i) => s + d * v[i], 0);
+    expect(Math.abs(fd - analytic)).toBeLessThan(2e-3 * Math.max(1, Math.abs(analytic)) + 0.02 * Math.abs(analytic));
+    dispose();
+  });
+
+  it('FirstOrder is zero without a direct term; EvoGrad with K = 1 gives the direct term only', async () => {
+    const { input, dispose } = setup(getDevice());
+    const fo = await run(new FirstOrder(), input);
+    expect(Math.max(...fo.v.map(Math.abs))).toBe(0);
+    const k1 = await run(new EvoGrad({ K: 1, sigma: 0.1, tau: 0.05, noise: 'gaussian', seed: 3 }), input);
+    expect(Math.max(...k1.v.map(Math.abs))).toBe(0);
+    // With a direct term (an L2 penalty on λ in L_V) and σ = 0, K = 1 reproduces FirstOrder exactly.
+    const { sum, square, add } = await import('@metagrad/autograd');
+    const direct = {
+      ...problem,
+      valLoss: (th: ParamTree, lm: ParamTree, b: ClassificationBatch) => {
+        const w = (lm as { fc1: { weight: Tensor } }).fc1.weight;
+        return add(problem.valLoss(th, lm, b), sum(square(w)));
+      },
+    };
+    const foD = await run(new FirstOrder(), { ...input, problem: direct });
+    const k1D = await run(new EvoGrad({ K: 1, sigma: 0, tau: 0.05, noise: 'rademacher' }), { ...input, problem: direct });
+    expect(Math.max(...foD.v.map(Math.abs))).toBeGreaterThan(0);
+    expect(Array.from(k1D.v)).toEqual(Array.from(foD.v));
+    dispose();
+  });
+
+  it('every estimator frees what it allocates', async () => {
+    const device = getDevice();
+    const { input, dispose } = setup(device);
+    const estimators: HypergradEstimator<ClassificationBatch>[] = [
+      new FirstOrder(), new OneStepLookahead(), new EvoGrad({ K: 4, sigma: 1e-3, tau: 0.05, noise: 'rademacher', antithetic: true }),
+      new EvoGrad({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'gaussian', forward: 'loop' }),
+      new UnrolledRMD({ steps: 3, truncate: 2, optimizer: sgd({ lr: 0.1, momentum: 0.9 }) }),
+    ];
+    for (const e of estimators) {
+      await run(e, input); // warm caches (pipelines, pools) first
+      await expectNoLeaks(async () => void (await run(e, input)), device, e.name);
+    }
+    dispose();
+  });
+});

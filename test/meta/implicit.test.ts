@@ -1,0 +1,129 @@
+/** @file NeumannIFT and ConjugateGradientIFT on a quadratic inner problem, where the implicit hypergradient has a closed form. */
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
+import { expectNoLeaks, matmul, mul, mulScalar, square, sub, sum, add } from '@metagrad/autograd';
+import { disposeTree, type ParamTree } from '@metagrad/models';
+import { ConjugateGradientIFT, NeumannIFT, treeToVector, type BilevelProblem, type HypergradEstimator, type HypergradInput } from '@metagrad/meta';
+import { useDevice } from '../helpers/device';
+
+const getDevice = useDevice();
+
+// L_T(w, λ) = ½ wᵀAw − wᵀBλ, L_V(w, λ) = ½‖w − c‖² + ½ρ‖λ‖²: w*(λ) = A⁻¹Bλ and
+// dL_V/dλ = ρλ + Bᵀ A⁻¹ (w* − c). A is symmetric positive definite with eigenvalues in about [0.5, 2].
+const n = 4;
+const k = 3;
+const rho = 0.3;
+const M = [0.3, -0.2, 0.5, 0.1, 0.4, 0.6, -0.3, 0.2, -0.1, 0.2, 0.3, -0.5, 0.2, -0.4, 0.1, 0.3];
+const A = Array.from({ length: n * n }, (_, idx) => {
+  const i = Math.floor(idx / n);
+  const j = idx % n;
+  let s = i === j ? 0.6 : 0;
+  for (let l = 0; l < n; l++) s += M[i * n + l] * M[j * n + l];
+  return s;
+});
+const Bm = [1, 0.5, -0.3, 0.2, -1, 0.4, 0.7, 0.1, 0.9, -0.2, 0.3, -0.6];
+const c = [0.5, -1, 0.25, 2];
+const lam = [0.8, -0.4, 1.2];
+
+/** Solves A x = b by Gaussian elimination (float64). */
+function solve(a: number[], b: number[]): number[] {
+  const m = a.slice();
+  const x = b.slice();
+  for (let p = 0; p < n; p++) {
+    for (let r = p + 1; r < n; r++) {
+      const f = m[r * n + p] / m[p * n + p];
+      for (let q = p; q < n; q++) m[r * n + q] -= f * m[p * n + q];
+      x[r] -= f * x[p];
+    }
+  }
+  for (let p = n - 1; p >= 0; p--) {
+    for (let q = p + 1; q < n; q++) x[p] -= m[p * n + q] * x[q];
+    x[p] /= m[p * n + p];
+  }
+  return x;
+}
+
+const Blam = Array.from({ length: n }, (_, i) => Bm.slice(i * k, i * k + k).reduce((s, v, j) => s + v * lam[j], 0));
+const wStar = solve(A, Blam);
+const u = solve(A, wStar.map((v, i) => v - c[i]));
+const expected = lam.map((l, j) => rho * l + Array.from({ length: n }, (_, i) => Bm[i * k + j] * u[i]).reduce((s, v) => s + v, 0));
+
+function setup(device: Device) {
+  const At = tensor(A, [n, n], 'f32', device);
+  const Bt = tensor(Bm, [n, k], 'f32', device);
+  const ct = tensor(c, [n, 1], 'f32', device);
+  const problem: BilevelProblem<null> = {
+    // Problems free their intermediates (tidy), as the estimators expect.
+    trainLoss: (w, l) =>
+      tidy(() => {
+        const wv = w as Tensor;
+        const quad = mulScalar(sum(mul(wv, matmul(At, wv))), 0.5);
+        const lin = sum(mul(wv, matmul(Bt, l as Tensor)));
+        return sub(quad, lin);
+      }),
+    valLoss: (w, l) => tidy(() => add(mulScalar(sum(square(sub(w as Tensor, ct))), 0.5), mulScalar(sum(square(l as Tensor)), 0.5 * rho))),
+  };
+  const theta = tensor(wStar, [n, 1], 'f32', device);
+  const lambda = tensor(lam, [k, 1], 'f32', device);
+  const input: HypergradInput<null> = { problem, theta, lambda, trainBatch: null, valBatch: null, innerLr: 0.3 };
+  return { input, dispose: () => disposeTree([At, Bt, ct, theta, lambda] as ParamTree) };
+}
+
+async function hypergrad(est: HypergradEstimator<null>, input: HypergradInput<null>) {
+  const r = await est.estimate(input);
+  const v = await treeToVector(r.hypergrad);
+  disposeTree(r.hypergrad);
+  return { v: Array.from(v), stats: r.stats };
+}
+
+const err = (v: number[]): number => Math.max(...v.map((x, i) => Math.abs(x - expected[i]))) / Math.max(...expected.map(Math.abs));
+
+describe('implicit hypergradients on a quadratic inner problem', () => {
+  it('Neumann converges to the implicit gradient as iterations grow (α-scaled series)', async () => {
+    const { input, dispose } = setup(getDevice());
+    const errs: number[] = [];
+    for (const N of [2, 10, 80]) {
+      const { v, stats } = await hypergrad(new NeumannIFT({ iterations: N, alpha: 0.3 }), input);
+      expect(stats.hvps).toBe(N);
+      expect(stats.jvps).toBe(1);
+      errs.push(err(v));
+    }
+    expect(errs[1]).toBeLessThan(errs[0]);
+    expect(errs[2]).toBeLessThan(errs[1]);
+    expect(errs[2]).toBeLessThan(1e-4);
+    // alpha defaults to innerLr (0.3 here).
+    expect(err((await hypergrad(new NeumannIFT({ iterations: 80 }), input)).v)).toBeLessThan(1e-4);
+    dispose();
+  });
+
+  it('CG solves the system in n iterations; damping biases it', async () => {
+    const { input, dispose } = setup(getDevice());
+    const exact = await hypergrad(new ConjugateGradientIFT({ iterations: n + 2 }), input);
+    expect(err(exact.v)).toBeLessThan(1e-4);
+    expect(exact.stats.hvps).toBeLessThanOrEqual(n + 2);
+    const damped = await hypergrad(new ConjugateGradientIFT({ iterations: n + 2, damping: 0.5 }), input);
+    expect(err(damped.v)).toBeGreaterThan(1e-2);
+    const one = await hypergrad(new ConjugateGradientIFT({ iterations: 1 }), input);
+    expect(one.stats.hvps).toBe(1);
+    expect(err(one.v)).toBeGreaterThan(err(exact.v));
+    dispose();
+  });
+
+  it('rejects invalid settings with named errors that show the value', () => {
+    expect(() => new NeumannIFT({ iterations: 0 })).toThrow(InvalidArgumentError);
+    expect(() => new NeumannIFT({ iterations: 3, alpha: -1 })).toThrow(/alpha.*-1/);
+    expect(() => new ConjugateGradientIFT({ iterations: 2.5 })).toThrow(InvalidArgumentError);
+    expect(() => new ConjugateGradientIFT({ iterations: 3, damping: -0.1 })).toThrow(/damping.*-0.1/);
+  });
+
+  it('frees everything it allocates', async () => {
+    const { input, dispose } = setup(getDevice());
+    await expectNoLeaks(async () => {
+      for (const est of [new NeumannIFT<null>({ iterations: 3, alpha: 0.3 }), new ConjugateGradientIFT<null>({ iterations: 3, damping: 0.1 })]) {
+        const r = await est.estimate(input);
+        disposeTree(r.hypergrad);
+      }
+    }, getDevice());
+    dispose();
+  });
+});
