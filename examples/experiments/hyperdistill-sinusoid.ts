@@ -49,7 +49,7 @@ export const E5_FULL: E5Config = {
 };
 
 export const E5_QUICK: E5Config = {
-  ...E5_FULL, seeds: [0], episodes: 3, steps: 10, hidden: 40, testTasks: 100, testChunk: 100, testQuery: 20, diagnoseAt: [1, 3],
+  ...E5_FULL, seeds: [0], episodes: 6, steps: 10, testTasks: 100, testChunk: 100, testQuery: 20, diagnoseAt: [1, 6],
   neumann: { iterations: 3, lastSteps: 3 },
 };
 
