@@ -2,12 +2,13 @@
  * @file Experiment E4 `evograd-cost` (EvoGrad, Figs. 5 and 7): peak memory and time of one online Meta-Weight-Net
  * iteration (meta step + base step) for plain training, T1–T2 and EvoGrad K = 2, 4, as the classifier widens:
  * a CNN ×1…×8 (activation-dominated, where the paper's saving lives) and an MLP 64…1024 (parameter-dominated).
- * Peak `bytesInUse` is reset at every step; time is the mean over steps after warm-up, synced by loss readbacks.
+ * Peak `bytesInUse` is reset at every step and measured with one method alive at a time; time is the mean over
+ * steps after warm-up (synced by loss readbacks), the methods stepped round-robin so machine load hits all alike.
  * Inputs are random 14×14 images (cost does not depend on the pixels).
  */
 import { tensor, type Device } from '@metagrad/tensor';
 import { Adam, Rng, SGD, countParams, disposeTree, type ParamTree } from '@metagrad/models';
-import { OnlineTrainer, type ClassificationBatch } from '@metagrad/meta';
+import { OnlineTrainer, type ClassificationBatch, type OnlineStepLog } from '@metagrad/meta';
 import type { ReportSection, SectionResult } from '../cli/report';
 import { lineChart, sideBySide, type Row } from '../cli/plots';
 import { cnnClassifier, disposeBatch, estimatorFor, mlpClassifier, mwnProblem, weightNet, type Classifier } from './mwn-label-noise-common';
@@ -43,8 +44,14 @@ function randomBatch(c: Classifier, n: number, seed: number, device: Device): Cl
   };
 }
 
-/** One (classifier, method) cell: warm-up steps, then `steps` measured online iterations. */
-export async function measureCost(c: Classifier, method: CostMethod, grid: CostGrid, device: Device): Promise<{ peakBytes: number; msPerStep: number; params: number }> {
+interface Cell {
+  step(): Promise<OnlineStepLog>;
+  params: number;
+  dispose(): void;
+}
+
+/** One (classifier, method) online loop on fixed random batches, ready to step. */
+function makeCell(c: Classifier, method: CostMethod, grid: CostGrid, device: Device): Cell {
   const theta = c.model.init(1, device);
   const lambda = weightNet.init(2, device) as ParamTree;
   const train = randomBatch(c, grid.batch, 3, device);
@@ -56,23 +63,48 @@ export async function measureCost(c: Classifier, method: CostMethod, grid: CostG
   // Plain training is the same online loop without a meta step (estimator null), so every method pays the same
   // logging overhead.
   const trainer = new OnlineTrainer({ problem, estimator, theta, lambda, thetaOptimizer, lambdaOptimizer, order: 'meta-first', innerLr: 0.1, device });
+  return {
+    step: () => trainer.trainStep(train, val),
+    params: countParams(theta),
+    dispose: () => {
+      thetaOptimizer.dispose();
+      lambdaOptimizer.dispose();
+      disposeTree([theta, lambda]);
+      disposeBatch(train);
+      disposeBatch(val);
+    },
+  };
+}
+
+/**
+ * The methods of one classifier. Memory: each method alone (nothing else allocated), peak of a step after
+ * `warmup`. Time: all methods alive at once and stepped round-robin, so the load of a shared machine drifts over
+ * all of them alike and the ratios stay meaningful.
+ */
+export async function measureCosts(c: Classifier, grid: CostGrid, device: Device): Promise<{ method: CostMethod; peakBytes: number; msPerStep: number; params: number }[]> {
+  const peaks = new Map<CostMethod, number>();
+  for (const method of COST_METHODS) {
+    const cell = makeCell(c, method, grid, device);
+    try {
+      for (let i = 0; i < grid.warmup; i++) await cell.step();
+      peaks.set(method, (await cell.step()).peakBytes);
+    } finally {
+      cell.dispose();
+    }
+  }
+  const cells = COST_METHODS.map((m) => makeCell(c, m, grid, device));
+  const ms = COST_METHODS.map(() => 0);
   try {
-    const ms: number[] = [];
-    const peaks: number[] = [];
-    for (let i = 0; i < grid.warmup + grid.steps; i++) {
-      const r = await trainer.trainStep(train, val);
-      if (i >= grid.warmup) {
-        ms.push(r.ms);
-        peaks.push(r.peakBytes);
+    for (const cell of cells) await cell.step();
+    for (let s = 0; s < grid.steps; s++) {
+      for (let j = 0; j < cells.length; j++) {
+        const i = (j + s) % cells.length; // rotate the order so no method always runs first
+        ms[i] += (await cells[i].step()).ms / grid.steps;
       }
     }
-    return { peakBytes: Math.max(...peaks), msPerStep: ms.reduce((a, b) => a + b, 0) / ms.length, params: countParams(theta) };
+    return COST_METHODS.map((method, i) => ({ method, peakBytes: peaks.get(method)!, msPerStep: ms[i], params: cells[i].params }));
   } finally {
-    thetaOptimizer.dispose();
-    lambdaOptimizer.dispose();
-    disposeTree([theta, lambda]);
-    disposeBatch(train);
-    disposeBatch(val);
+    cells.forEach((cell) => cell.dispose());
   }
 }
 
@@ -85,9 +117,8 @@ export async function runEvogradCost(device: Device, grid: CostGrid, onCell?: (r
   for (const [model, widths, make] of families) {
     for (const width of widths) {
       const c = make(width);
-      for (const method of COST_METHODS) {
-        const m = await measureCost(c, method, grid, device);
-        const row = { model, width, method, ...m };
+      for (const m of await measureCosts(c, grid, device)) {
+        const row = { model, width, ...m };
         rows.push(row);
         onCell?.(row);
       }

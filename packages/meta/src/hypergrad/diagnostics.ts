@@ -23,13 +23,16 @@ export function vectorNorm(v: ArrayLike<number>): number {
 }
 
 /** cos∠(a, b); 0 when either vector is zero (no direction to agree with). */
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new InvalidArgumentError(`cosine: vectors of length ${a.length} and ${b.length}`);
+export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new InvalidArgumentError(`cosineSimilarity: vectors of length ${a.length} and ${b.length}`);
   let dot = 0;
   for (let i = 0; i < a.length; i++) dot += a[i] * b[i];
   const n = vectorNorm(a) * vectorNorm(b);
   return n === 0 ? 0 : dot / n;
 }
+
+/** Short alias of cosineSimilarity (other modules import it under this name). */
+export const cosine = cosineSimilarity;
 
 export interface HypergradComparison {
   /** cos∠(estimate, reference). */
@@ -43,12 +46,12 @@ export interface HypergradComparison {
 export function compareVectors(estimate: ArrayLike<number>, reference: ArrayLike<number>): HypergradComparison {
   const estimateNorm = vectorNorm(estimate);
   const referenceNorm = vectorNorm(reference);
-  return { cosine: cosine(estimate, reference), normRatio: referenceNorm === 0 ? NaN : estimateNorm / referenceNorm, estimateNorm, referenceNorm };
+  return { cosine: cosineSimilarity(estimate, reference), normRatio: referenceNorm === 0 ? NaN : estimateNorm / referenceNorm, estimateNorm, referenceNorm };
 }
 
 /** Cosine similarity of two hypergradient trees (e.g. any estimator's vs the exact unrolled one at the same point). */
 export async function hypergradCosine(a: ParamTree, b: ParamTree): Promise<number> {
-  return cosine(await treeToVector(a), await treeToVector(b));
+  return cosineSimilarity(await treeToVector(a), await treeToVector(b));
 }
 
 /**
@@ -70,7 +73,7 @@ export async function compareToReference<Batch>(
     const est = await estimator.estimate(input);
     const v = await treeToVector(est.hypergrad);
     disposeTree(est.hypergrad);
-    sampleCosines.push(cosine(v, refVec));
+    sampleCosines.push(cosineSimilarity(v, refVec));
     for (let i = 0; i < v.length; i++) mean[i] += v[i] / samples;
   }
   return { ...compareVectors(mean, refVec), sampleCosines };
