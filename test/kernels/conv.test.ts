@@ -64,6 +64,11 @@ const cases: [string, Case][] = [
   ['stride > kernel (unread rows)', { x: [1, 2, 10, 11], w: [3, 2, 2, 2], opts: { stride: 3 } }],
   ['large kernel (generic filter-grad kernel)', { x: [2, 2, 9, 8], w: [5, 2, 6, 5], opts: { padding: [2, 1] } }],
   ['wide kernel > tap block', { x: [2, 1, 6, 20], w: [2, 1, 2, 9], opts: { padding: [0, 4], dilation: [1, 2] } }],
+  // Row kernel: whole 14-px rows × 16 channels, and rows split over two pixel blocks (28 → 2 × 14 at 16 channels).
+  ['3×3 whole rows, 32 channels (row kernel)', { x: [2, 16, 16, 16], w: [32, 16, 3, 3], opts: {} }],
+  ['5×5 same padding, 28-px rows in two blocks', { x: [2, 2, 28, 28], w: [16, 2, 5, 5], opts: { padding: 2 } }],
+  ['padding beyond the filter (negative transposed padding)', { x: [1, 2, 5, 6], w: [3, 2, 2, 2], opts: { padding: 2 } }],
+  ['very wide dilated filter (direct kernel fallback)', { x: [1, 2, 3, 90], w: [3, 2, 1, 5], opts: { dilation: [1, 20] } }],
 ];
 
 describe('conv2d family vs reference', () => {

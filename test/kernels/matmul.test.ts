@@ -116,6 +116,20 @@ describe('matmul matches the float64 reference', () => {
     }
   });
 
+  it('transB with K % 4 = 0 reads Bᵀ directly (no packing) for every register tile', async () => {
+    const shapes: [number, number, number][] = [[128, 10, 256], [5, 7, 8], [33, 17, 12], [9, 64, 4], [40, 36, 20]];
+    for (const variant of Object.values(VARIANTS)) {
+      if (variant?.kind !== 'register') continue;
+      for (const [M, N, K] of shapes) {
+        await check([M, K], [N, K], false, true, variant);
+        await check([K, M], [N, K], true, true, variant);
+      }
+      // Broadcast batches on either side: the batch offset of Bᵀ must stay a whole number of vec4s.
+      await check([2, 3, 6, 8], [3, 5, 8], false, true, variant);
+      await check([7, 12], [2, 1, 9, 12], false, true, variant);
+    }
+  });
+
   it('K = 0 gives zeros, empty outputs are fine, and temporaries are released', async () => {
     const before = device.memory().liveTensors;
     const c = matmul(tensor(new Float32Array(0), [3, 0], 'f32', device), tensor(new Float32Array(0), [0, 5], 'f32', device));

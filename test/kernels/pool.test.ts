@@ -57,6 +57,9 @@ describe('pooling vs reference', () => {
     ['non-square kernel/stride/padding', [2, 2, 11, 7], { kernel: [3, 2], stride: [2, 1], padding: [1, 1] }],
     ['stride > kernel (unread elements)', [1, 1, 10, 10], { kernel: 2, stride: 3 }],
     ['odd sizes, kernel 3 stride 2', [3, 1, 9, 6], { kernel: 3, stride: 2 }],
+    // stride = kernel takes the per-window backward kernel: leftover rows/cols, and tiles shifted by padding.
+    ['2×2 stride 2, odd sizes (rows/cols no window reads)', [2, 2, 7, 9], { kernel: 2 }],
+    ['non-overlapping [2, 3] with padding', [1, 2, 9, 11], { kernel: [2, 3], padding: [1, 1] }],
   ];
   for (const [name, shape, opts] of cases) {
     it(`${name} (random values)`, async () => checkAll(rand(shape, name.length), opts, 1));

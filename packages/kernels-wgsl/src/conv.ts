@@ -1,4 +1,4 @@
-/** @file WGSL generators for NCHW conv2d and its input/filter gradients: register-blocked direct kernels (no im2col). */
+/** @file WGSL generators for NCHW conv2d and its input/filter gradients: register-blocked direct and row kernels (no im2col). */
 import { BUILTINS, linearIndex } from './basic';
 import { grid1d, type KernelSpec } from './types';
 

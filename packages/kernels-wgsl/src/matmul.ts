@@ -56,6 +56,11 @@ export interface RegisterMatmulKey {
   wgX: number;
   wgY: number;
   vecOut: boolean;
+  /**
+   * B is bound as stored for transB (Bᵀ, [N, K] row-major with K % 4 = 0, row stride u.bCs): each k-step loads one
+   * vec4 per output column and transposes 4×4 blocks in registers, which saves the packing dispatch (Linear layers).
+   */
+  transB?: boolean;
 }
 
 /** Classic shared-memory tiling: a tileM×tileN output tile per workgroup, each thread threadRows×threadCols. */
@@ -75,7 +80,7 @@ export function matmulKeyString(key: MatmulKernelKey): string {
     case 'simple':
       return 'matmul:simple:f32';
     case 'register':
-      return `matmul:reg:f32:${key.rows}x${key.cols}:wg${key.wgX}x${key.wgY}:${key.vecOut ? 'v4out' : 's1out'}`;
+      return `matmul:reg:f32:${key.rows}x${key.cols}:wg${key.wgX}x${key.wgY}:${key.vecOut ? 'v4out' : 's1out'}${key.transB ? ':bT' : ''}`;
     case 'workgroup':
       return `matmul:wg:f32:${key.tileM}x${key.tileN}x${key.tileK}:t${key.threadRows}x${key.threadCols}`;
   }
@@ -148,11 +153,25 @@ function registerKernel(key: RegisterMatmulKey): KernelSpec {
   // Rows past M read row M-1 and columns past N read the last vec4 column, so the loop has no branches;
   // their results are simply not stored.
   for (const r of rs) lines.push(`  let ar${r} = aBase + min(row0 + ${r}u, u.M - 1u) * aStride;`);
-  for (const c of cs) lines.push(`  let bc${c} = bBase + min(col4 + ${c}u, lastCol4);`);
+  const transB = key.transB === true;
+  if (transB) {
+    // Row of Bᵀ holding output column (col4 + c)·4 + e; columns past N read row N-1 (not stored).
+    for (const c of cs) for (const e of ks) lines.push(`  let bt${c}_${e} = bBase + min((col4 + ${c}u) * 4u + ${e}u, u.N - 1u) * btStride;`);
+  } else {
+    for (const c of cs) lines.push(`  let bc${c} = bBase + min(col4 + ${c}u, lastCol4);`);
+  }
   for (const r of rs) for (const c of cs) lines.push(`  var acc${r}_${c} = vec4<f32>(0.0);`);
   const body: string[] = [];
   for (const r of rs) body.push(`    let a${r} = A[ar${r} + k];`);
-  for (const kk of ks) for (const c of cs) body.push(`    let b${kk}_${c} = B[bc${c} + bRow + ${kk}u * bStride];`);
+  if (transB) {
+    // t{c}_{e} = Bᵀ[n = 4(col4+c)+e][4k .. 4k+3]; b{kk}_{c} = B[4k+kk][4(col4+c) .. +3] is its transpose.
+    for (const c of cs) for (const e of ks) body.push(`    let t${c}_${e} = B[bt${c}_${e} + k];`);
+    for (const kk of ks) {
+      for (const c of cs) body.push(`    let b${kk}_${c} = vec4<f32>(${ks.map((e) => `t${c}_${e}.${comp[kk]}`).join(', ')});`);
+    }
+  } else {
+    for (const kk of ks) for (const c of cs) body.push(`    let b${kk}_${c} = B[bc${c} + bRow + ${kk}u * bStride];`);
+  }
   for (const r of rs) {
     for (const c of cs) {
       let e = `acc${r}_${c}`;
@@ -197,11 +216,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let cBase = off.z / ${vecOut ? '4u' : '1u'};
   let aStride = u.aRs / 4u;
   let bStride = u.bRs / 4u;
-  let lastCol4 = bStride - 1u;
+  ${transB ? 'let btStride = u.bCs / 4u;' : 'let lastCol4 = bStride - 1u;'}
   let kSteps = (u.K + 3u) / 4u;
 ${lines.join('\n')}
   for (var k = 0u; k < kSteps; k++) {
-    let bRow = k * 4u * bStride;
+    ${transB ? '' : 'let bRow = k * 4u * bStride;'}
 ${body.join('\n')}
   }
 ${stores.join('\n')}

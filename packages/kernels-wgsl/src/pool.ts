@@ -113,6 +113,53 @@ fn main(${BUILTINS}) {
   };
 }
 
+/**
+ * Max-pool backward for non-overlapping windows (stride = kernel): one invocation per kernel-sized tile of the
+ * input, tiles laid from −padding over Th × Tw = ceil((H + pH)/kH) × ceil((W + pW)/kW) so every input element
+ * belongs to exactly one tile. A tile that is a pooling window finds its argmax once (the same scan as the forward
+ * pass) and writes gy there and 0 elsewhere; tiles past the last window (rows/cols the forward pass never read)
+ * write 0. No gather over windows and no scatter conflicts: kH·kW + 1 reads per window instead of (kH·kW)² .
+ * Uniform: { n = N·C·Th·Tw, H, W, Ho, Wo, kH, kW, sH, sW, pH, pW, Th, Tw }. Bindings: gy, x, gx.
+ */
+export function maxPool2dBackwardTileKernel(): KernelSpec {
+  return {
+    key: 'maxPool2dBackward:tile',
+    entryPoint: 'main',
+    bindings: ['read', 'read', 'write', 'uniform'],
+    workgroupSize: [LINEAR_WG, 1, 1],
+    code: `
+struct U { n: u32, H: u32, W: u32, Ho: u32, Wo: u32, kH: u32, kW: u32, sH: u32, sW: u32, pH: u32, pW: u32, Th: u32, Tw: u32 }
+@group(0) @binding(0) var<storage, read> gy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gx: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+${ARGMAX_FN}
+@compute @workgroup_size(${LINEAR_WG})
+fn main(${BUILTINS}) {
+  ${linearIndex()}
+  if (gi >= u.n) { return; }
+  let ow = gi % u.Tw;
+  let t = gi / u.Tw;
+  let oh = t % u.Th;
+  let p = t / u.Th;
+  let base = p * u.H * u.W;
+  ${WINDOW}
+  var bi = 0xffffffffu;
+  var g = 0.0;
+  if (oh < u.Ho && ow < u.Wo) {
+    bi = windowArgmax(base, oh, ow);
+    g = gy[(p * u.Ho + oh) * u.Wo + ow];
+  }
+  for (var h = h0; h < h1; h++) {
+    for (var w = w0; w < w1; w++) {
+      let i = h * u.W + w;
+      gx[base + i] = select(0.0, g, i == bi);
+    }
+  }
+}`,
+  };
+}
+
 /** out = Σ window / (kH·kW) (count_include_pad). Bindings: x, out. */
 export function avgPool2dKernel(): KernelSpec {
   return {

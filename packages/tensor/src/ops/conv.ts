@@ -31,18 +31,24 @@ interface ConvGeometry {
   Ho: number; Wo: number;
 }
 
-/** Register-block sizes, chosen by measurement on llvmpipe (see the kernels' doc comments). */
+/** Register-block sizes, chosen by measurement on llvmpipe (see the kernels' doc comments). Direct kernel: */
 const PIXEL_BLOCK = 8;
 const FILTER_GRAD_CHANNEL_BLOCK = 4;
 const FILTER_GRAD_TAP_BLOCK = 4;
 /**
  * Row kernel: accumulator budget (channels × pixels per invocation) and the longest source segment it keeps in
  * registers. Whole destination rows up to 256/channelBlock pixels measured best on llvmpipe (3×3, 32→32 ch on 14-px
- * rows: 14 px × 16 ch ≈ 1.4× faster than 7 px, and 3.5× the direct kernel; LeNet 5×5 rows of 10 and 28 alike).
+ * rows: 14 px × 16 ch ≈ 1.4× faster than 7 px and 2–3.5× the direct kernel; LeNet 5×5 rows of 10 and 28 alike).
  */
 const ROW_ACCUMULATORS = 256;
 const ROW_MAX_PIXELS = 32;
 const ROW_MAX_SEGMENT = 64;
+/**
+ * Pixel blocks the row kernel is compiled for (rounded up to one of these). Each (block, kW, stride, dilation)
+ * is its own pipeline and a cold llvmpipe compile of a 16 × 14 block takes seconds (Mesa caches it on disk), so a
+ * short list keeps the count down while fitting the common rows (10, 14, 28) exactly.
+ */
+const ROW_PIXEL_BLOCKS = [1, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32];
 /** Filters up to this many taps get a filter-gradient kernel specialised on (kH, kW). */
 const MAX_WINDOW_TAPS = 25;
 /** The filter gradient splits its batch reduction until about this many invocations run. */
@@ -137,7 +143,6 @@ function directConv(mode: 'forward' | 'inputGrad', src: Tensor, w: Tensor, g: Co
  * dispatched) for the rest: strided input gradients and very wide dilated filters use the direct kernel.
  */
 function rowConv(mode: 'forward' | 'inputGrad', src: Tensor, w: Tensor, g: ConvGeometry, out: Tensor): boolean {
-  if (process.env.NOROW) return false;
   const forward = mode === 'forward';
   if (!forward && (g.sH !== 1 || g.sW !== 1)) return false;
   const block = channelBlockFor(forward ? g.Og : g.Cg);
@@ -147,9 +152,10 @@ function rowConv(mode: 'forward' | 'inputGrad', src: Tensor, w: Tensor, g: ConvG
   const geom = { kW: g.kW, sW, dW: g.dW };
   // Fewest pixel blocks within the budgets, then spread the row evenly over them (14 → 14, 28 → 2 × 14 at 16 ch).
   const maxPixels = Math.min(ROW_MAX_PIXELS, Math.floor(ROW_ACCUMULATORS / block));
+  const blockFor = (n: number) => ROW_PIXEL_BLOCKS.find((b) => b >= Math.ceil(dstW / n)) ?? ROW_MAX_PIXELS;
   let nPb = Math.ceil(dstW / maxPixels);
-  while (nPb <= dstW && convRowSegment({ ...geom, pixelBlock: Math.ceil(dstW / nPb) }) > ROW_MAX_SEGMENT) nPb++;
-  const pixelBlock = Math.ceil(dstW / nPb);
+  while (nPb < dstW && convRowSegment({ ...geom, pixelBlock: blockFor(nPb) }) > ROW_MAX_SEGMENT) nPb++;
+  const pixelBlock = blockFor(nPb);
   nPb = Math.ceil(dstW / pixelBlock);
   const jPad = Math.ceil((forward ? g.Og : g.Cg) / block) * block;
   const nJb = jPad / block;

@@ -80,13 +80,15 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       srcA = packed.buffer;
       [aRs, aCs, matA] = [Kp, 1, M * Kp];
     }
-    if (transB || Kp !== K || Np !== N) {
+    // Bᵀ with rows of whole vec4s is read as stored (4×4 blocks transposed in registers): no packing dispatch.
+    const directBT = transB && Kp === K;
+    if (!directBT && (transB || Kp !== K || Np !== N)) {
       const packed = pack(device, bufB, sizeOf(batchB), K, N, Kp, Np, transB);
       temps.push(packed);
       srcB = packed.buffer;
       [bRs, bCs, matB] = [Np, 1, Kp * Np];
     }
-    kernelKey = { ...variant, vecOut: Np === N };
+    kernelKey = directBT ? { ...variant, vecOut: Np === N, transB: true } : { ...variant, vecOut: Np === N };
   } else {
     kernelKey = variant;
   }

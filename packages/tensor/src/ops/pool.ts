@@ -4,6 +4,7 @@ import {
   avgPool2dKernel,
   linearDispatch,
   maxPool2dBackwardKernel,
+  maxPool2dBackwardTileKernel,
   maxPool2dKernel,
   type KernelSpec,
 } from '@metagrad/kernels-wgsl';
@@ -74,12 +75,24 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
   return run(maxPool2dKernel(), [x], g, [g.N, g.C, g.Ho, g.Wo]);
 }
 
-/** Routes each gy to its window's first max; overlapping windows sharing a max accumulate (gather form, deterministic). */
+/**
+ * Routes each gy to its window's first max; overlapping windows sharing a max accumulate (gather form, deterministic).
+ * Non-overlapping windows (stride = kernel, the usual 2×2/2) take a per-window kernel about 4× faster on llvmpipe.
+ */
 export function maxPool2dBackward(gy: Tensor, x: Tensor, opts: Pool2dOptions): Tensor {
   checkF32('maxPool2dBackward', gy, x);
   const g = geometry('maxPool2dBackward', x.shape, opts);
   checkGy('maxPool2dBackward', g, gy);
-  return run(maxPool2dBackwardKernel(), [gy, x], g, [...x.shape]);
+  if (g.sH !== g.kH || g.sW !== g.kW) return run(maxPool2dBackwardKernel(), [gy, x], g, [...x.shape]);
+  const out = empty([...x.shape], 'f32', x.device);
+  if (out.size === 0) return out;
+  // Tiles from −padding in steps of the kernel until they cover the input (the last ones may hold no window).
+  const Th = Math.ceil((g.H + g.pH) / g.kH);
+  const Tw = Math.ceil((g.W + g.pW) / g.kW);
+  const n = g.N * g.C * Th * Tw;
+  const u = new UniformWriter().u32s([n, g.H, g.W, g.Ho, g.Wo, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, Th, Tw]).finish();
+  x.device.dispatch(maxPool2dBackwardTileKernel(), [gy.buffer, x.buffer, out.buffer], u, linearDispatch(n));
+  return out;
 }
 
 /** Average pooling with count_include_pad = true (divisor kH·kW). */
