@@ -141,7 +141,8 @@ export function chooseMatmulVariant(device: Device, dims: MatmulDims): MatmulVar
     return threads <= (device.limits.maxComputeInvocationsPerWorkgroup || 128) ? variant : WORKGROUP_32;
   }
   if (variant.kind !== 'register') return variant;
-  const needsPacking = dims.transA || dims.transB || K % 4 !== 0 || N % 4 !== 0;
+  // Bᵀ with K % 4 = 0 is read as stored (see ops/linalg.ts), so only these layouts cost a packing dispatch.
+  const needsPacking = dims.transA || K % 4 !== 0 || (!dims.transB && N % 4 !== 0);
   // Packing costs two extra dispatches (~35 µs each on llvmpipe): not worth it for a few thousand FMAs.
   if (needsPacking && flops < 1 << 16) return SIMPLE;
   const rows = Math.min(variant.rows, pow2AtLeast(M)) as 1 | 2 | 4 | 8;
