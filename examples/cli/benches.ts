@@ -2,10 +2,12 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeDevice } from '@metagrad/tensor/node';
+import { createProgress } from './progress';
 import type { Device } from '@metagrad/tensor';
 import { benchAutograd, formatAutogradTable } from '../../bench/autograd';
 import { benchDispatch, formatDispatchTable } from '../../bench/dispatch';
 import { benchKernels, formatKernelsTable } from '../../bench/kernels';
+import { benchMeta, formatMetaTable } from '../../bench/meta';
 import { benchTrain, formatTrainTable } from '../../bench/train';
 
 export interface BenchOptions {
@@ -24,6 +26,7 @@ export const BENCHES: Record<string, BenchEntry> = {
   kernels: { run: (d, o) => benchKernels({ ...o, device: d }), format: (r) => formatKernelsTable(r as Awaited<ReturnType<typeof benchKernels>>) },
   train: { run: (d, o) => benchTrain({ ...o, device: d }), format: (r) => formatTrainTable(r as Awaited<ReturnType<typeof benchTrain>>) },
   autograd: { run: (d, o) => benchAutograd(d, o), format: (r) => formatAutogradTable(r as Awaited<ReturnType<typeof benchAutograd>>) },
+  meta: { run: (d, o) => benchMeta(d, o), format: (r) => formatMetaTable(r as Awaited<ReturnType<typeof benchMeta>>) },
 };
 
 export async function runBenches(which: string, opts: BenchOptions): Promise<void> {
@@ -31,10 +34,17 @@ export async function runBenches(which: string, opts: BenchOptions): Promise<voi
   const device = await createNodeDevice();
   const results: Record<string, unknown> = {};
   try {
-    for (const name of names) {
-      const result = await BENCHES[name].run(device, { quick: opts.quick });
-      results[name] = result;
-      if (!opts.json) process.stdout.write(`\n## ${name} (${device.adapter.name})\n\n${BENCHES[name].format(result)}\n`);
+    const progress = createProgress({ total: names.length, label: 'bench', json: opts.json });
+    try {
+      for (const name of names) {
+        progress.update(names.indexOf(name), { metric: name });
+        const result = await BENCHES[name].run(device, { quick: opts.quick });
+        results[name] = result;
+        if (!opts.json) process.stdout.write(`\n## ${name} (${device.adapter.name})\n\n${BENCHES[name].format(result)}\n`);
+      }
+      progress.update(names.length, { metric: 'done' });
+    } finally {
+      progress.stop();
     }
   } finally {
     device.destroy();

@@ -1,0 +1,56 @@
+/**
+ * @file Meta-step cost bench: time and peak memory per meta-step of the online estimators (Meta-Weight-Net problem,
+ * plain vs T1–T2 vs EvoGrad) and of the initialisation learners (MAML, A-MAML, FOMAML, Reptile, iMAML) at a fixed
+ * inner-step count. Reuses the E4/E8 measurement code so the bench and the experiments cannot drift apart.
+ */
+import type { Device } from '@metagrad/tensor';
+import { measureCosts } from '../examples/experiments/evograd-cost';
+import { cnnClassifier, mlpClassifier } from '../examples/experiments/mwn-label-noise-common';
+import { runAmamlCost } from '../examples/experiments/amaml-cost';
+
+export interface MetaBenchRow {
+  /** `online` (one alternating base + meta step) or `init` (one task's meta-gradient). */
+  kind: 'online' | 'init';
+  model: string;
+  method: string;
+  ms: number;
+  peakBytes: number;
+  /** Time and memory relative to the reference method of the group (T1–T2 for online, MAML for init). */
+  msRatio: number;
+  peakRatio: number;
+}
+
+export interface MetaBench {
+  adapter: Device['adapter'];
+  rows: MetaBenchRow[];
+}
+
+function withRatios(rows: Omit<MetaBenchRow, 'msRatio' | 'peakRatio'>[], reference: string): MetaBenchRow[] {
+  const ref = rows.find((r) => r.method === reference);
+  return rows.map((r) => ({ ...r, msRatio: ref ? r.ms / ref.ms : NaN, peakRatio: ref ? r.peakBytes / ref.peakBytes : NaN }));
+}
+
+export async function benchMeta(device: Device, opts: { quick: boolean }): Promise<MetaBench> {
+  const grid = { cnnWidths: [], mlpWidths: [], batch: 64, warmup: 1, steps: opts.quick ? 2 : 4 };
+  const rows: MetaBenchRow[] = [];
+  for (const [model, c] of [
+    [opts.quick ? 'cnn ×1' : 'cnn ×4', cnnClassifier(opts.quick ? 1 : 4)],
+    ['mlp 256', mlpClassifier(256)],
+  ] as const) {
+    const measured = await measureCosts(c, grid, device);
+    rows.push(...withRatios(measured.map((m) => ({ kind: 'online' as const, model: `MWN + ${model}`, method: m.method, ms: m.msPerStep, peakBytes: m.peakBytes })), 't1-t2'));
+  }
+  const steps = opts.quick ? 20 : 100;
+  const init = await runAmamlCost(device, { steps: [steps], repeats: opts.quick ? 1 : 2, innerLr: 0.01, shots: 100 });
+  rows.push(...withRatios(init.map((r) => ({ kind: 'init' as const, model: `tanh 2-32-32-1, ${steps} inner steps`, method: r.method, ms: r.ms, peakBytes: r.peakBytes })), 'MAML'));
+  return { adapter: device.adapter, rows };
+}
+
+export function formatMetaTable(r: MetaBench): string {
+  const lines = ['| kind | model | method | ms / step | peak MiB | time ratio | memory ratio |', '|---|---|---|---:|---:|---:|---:|'];
+  for (const row of r.rows) {
+    lines.push(`| ${row.kind} | ${row.model} | ${row.method} | ${row.ms.toFixed(1)} | ${(row.peakBytes / 2 ** 20).toFixed(2)} | ${row.msRatio.toFixed(2)} | ${row.peakRatio.toFixed(2)} |`);
+  }
+  lines.push('', 'Ratios are against T1–T2 (online rows) and MAML (init rows), measured in the same run.');
+  return lines.join('\n');
+}
