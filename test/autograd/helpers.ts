@@ -1,20 +1,12 @@
 /** @file Shared helpers for autograd tests: seeded reference inputs and a first+second order check per op. */
+import { mulberry32 } from '@metagrad/tensor';
 import { expect } from 'vitest';
 import * as ag from '@metagrad/autograd';
 import type { CheckInput, CheckedFunction, GradcheckOptions } from '@metagrad/autograd';
 
 export type { CheckInput, CheckedFunction };
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 export interface RandOptions {
   lo?: number;

@@ -1,4 +1,5 @@
 /** @file GPU elementwise ops against the float64 reference: unary math, broadcasting binary/compare, where, cast. */
+import { mulberry32 } from '@metagrad/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
@@ -13,16 +14,7 @@ beforeAll(async () => {
 });
 afterAll(() => device?.destroy());
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
 

@@ -1,19 +1,11 @@
 /** @file Shared helpers for the reference-op tests: deterministic random tensors, inner products, closeness. */
 
+import { mulberry32 } from '../../packages/tensor/src/ops/util';
 import { expect } from 'vitest';
 import { type RefTensor, refTensor, sizeOf } from '../../packages/tensor/src/reference/index';
 
 /** mulberry32: a tiny seeded PRNG so every test tensor is reproducible without touching the op under test. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** Uniform values in [−1, 1). */
 export function rand(shape: number[], seed: number): RefTensor {

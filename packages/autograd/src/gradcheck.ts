@@ -1,4 +1,5 @@
 /** @file gradcheck / gradgradcheck: GPU autograd derivatives against central differences of the float64 reference. */
+import { mulberry32 } from '@metagrad/tensor';
 import * as raw from '@metagrad/tensor';
 import { getDefaultDevice, type Device, type DType, type Tensor } from '@metagrad/tensor';
 import { grad, requiresGrad } from './engine';
@@ -47,16 +48,7 @@ export class GradcheckError extends Error {
 }
 
 /** mulberry32: reproducible directions without touching the ops under test. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const random = mulberry32;
 
 function randomVector(n: number, next: () => number): Float64Array {
   return Float64Array.from({ length: n }, () => 2 * next() - 1);

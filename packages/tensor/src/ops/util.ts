@@ -85,3 +85,18 @@ export function normalizeAxes(op: string, axes: number | readonly number[] | und
   if (new Set(out).size !== out.length) throw new ShapeError(`${op}: repeated axis in [${list.join(', ')}]`);
   return out.sort((x, y) => x - y);
 }
+
+/**
+ * mulberry32: a tiny seeded host PRNG in [0, 1), for reproducible test data and gradcheck directions that must
+ * not depend on the GPU random ops under test.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
