@@ -148,18 +148,20 @@ function op(name: string): AnyOp | null {
   return typeof f === 'function' ? (f as AnyOp) : null;
 }
 
+/** TensorFlow.js on the same device, or the reason it could not be set up (the bench then reports metagrad alone). */
+export async function trySetupTfjs(device: Device): Promise<{ tf: Tf | null; wasm: boolean; tfjsError?: string }> {
+  try {
+    return await setupTfjs(device);
+  } catch (e) {
+    return { tf: null, wasm: false, tfjsError: (e as Error).message };
+  }
+}
+
 export async function benchKernels(opts: { quick: boolean; device?: Device }): Promise<KernelsBench> {
   const device = opts.device ?? (await createNodeDevice({ setDefault: false }));
   const reps = opts.quick ? 3 : 7;
   const rows: KernelRow[] = [];
-  let tf: Tf | null = null;
-  let wasm = false;
-  let tfjsError: string | undefined;
-  try {
-    ({ tf, wasm } = await setupTfjs(device));
-  } catch (e) {
-    tfjsError = (e as Error).message;
-  }
+  const { tf, wasm, tfjsError } = await trySetupTfjs(device);
   const tfBoth = async (build: () => TfTensor[], run: (i: TfTensor[]) => TfTensor, big = false) => ({
     webgpu: tf ? await tfTime(tf, 'webgpu', big ? Math.min(reps, 3) : reps, build, run) : null,
     wasm: tf && wasm ? await tfTime(tf, 'wasm', big ? Math.min(reps, 3) : reps, build, run) : null,

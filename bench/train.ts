@@ -9,7 +9,7 @@ import { autotune, tensor, tidy, dispose, type Device, type Tensor } from '@meta
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { crossEntropy, grad, requiresGrad } from '@metagrad/autograd';
 import { SGD, fromLeaves, leaves, lenet5, mlp, disposeTree, type Model, type ParamTree } from '@metagrad/models';
-import { median, randomData, setupTfjs, timeIt, type Tf, type TfTensor } from './kernels';
+import { median, randomData, trySetupTfjs, timeIt, type Tf, type TfTensor } from './kernels';
 
 export interface TrainRow {
   model: string;
@@ -223,14 +223,7 @@ export async function benchTrain(opts: { quick: boolean; device?: Device }): Pro
   const device = opts.device ?? (await createNodeDevice({ setDefault: false }));
   const reps = opts.quick ? 3 : 9;
   const rows: TrainRow[] = [];
-  let tf: Tf | null = null;
-  let wasm = false;
-  let tfjsError: string | undefined;
-  try {
-    ({ tf, wasm } = await setupTfjs(device));
-  } catch (e) {
-    tfjsError = (e as Error).message;
-  }
+  const { tf, wasm, tfjsError } = await trySetupTfjs(device);
   try {
     await autotune(device);
     for (const c of CASES) {
