@@ -47,12 +47,21 @@ export const hyperdistillSinusoidSection: ReportSection = {
     const byKey = Object.fromEntries(results.map((r) => [r.key, r]));
     const mse = Object.fromEntries(results.map((r) => [r.key, { mean: round(mean(r.mse)), std: round(std(r.mse)), perSeed: r.mse.map((x) => round(x)) }]));
     const cosine = Object.fromEntries(
-      results.map((r) => [r.key, { mean: round(mean(r.cosines.map((c) => c.cosine))), secondOrder: round(mean(r.cosines.map((c) => c.cosineSecondOrder))), points: r.cosines }]),
+      results.map((r) => [
+        r.key,
+        {
+          mean: round(mean(r.cosines.map((c) => c.cosine))),
+          secondOrder: round(mean(r.cosines.map((c) => c.cosineSecondOrder))),
+          // The scale of the second-order part against the exact one (HyperDistill's π*; 1 is right).
+          normRatioSecondOrder: round(mean(r.cosines.map((c) => c.normRatioSecondOrder))),
+          points: r.cosines,
+        },
+      ]),
     );
     const costs = Object.fromEntries(results.map((r) => [r.key, cost(r, cfg.estimationPeriod, cfg.steps)]));
     const lines = results.map((r) => {
       const c = costs[r.key];
-      return `${r.label.padEnd(24)} MSE ${mean(r.mse).toFixed(3)} ± ${std(r.mse).toFixed(3)} (paper ${PAPER_MSE[paperKey(r.key)]})  cos ${cosine[r.key].mean.toFixed(3)} / SO ${cosine[r.key].secondOrder.toFixed(3)}  JVPs ${c.jvps.toFixed(0)}+${c.fitJvpsPerInnerOpt.toFixed(1)} HVPs ${c.hvps.toFixed(0)}  ${c.msPerInnerOpt.toFixed(0)} ms  ${c.peakMiB.toFixed(2)} MiB${Number.isFinite(r.theta[0]) ? `  θ ${r.theta.map((t) => t.toFixed(2)).join('/')}` : ''}`;
+      return `${r.label.padEnd(24)} MSE ${mean(r.mse).toFixed(3)} ± ${std(r.mse).toFixed(3)} (paper ${PAPER_MSE[paperKey(r.key)]})  cos ${cosine[r.key].mean.toFixed(3)} / SO ${cosine[r.key].secondOrder.toFixed(3)} (‖SO‖ ×${cosine[r.key].normRatioSecondOrder.toFixed(2)})  JVPs ${c.jvps.toFixed(0)}+${c.fitJvpsPerInnerOpt.toFixed(1)} HVPs ${c.hvps.toFixed(0)}  ${c.msPerInnerOpt.toFixed(0)} ms  ${c.peakMiB.toFixed(2)} MiB${Number.isFinite(r.theta[0]) ? `  θ ${r.theta.map((t) => t.toFixed(2)).join('/')}` : ''}`;
     });
     ctx.log('\n' + lines.join('\n'));
 

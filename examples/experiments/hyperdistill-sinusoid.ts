@@ -96,7 +96,7 @@ function sinusoidEpisode(cfg: E5Config, device: Device, seed: number): Episode<R
   };
 }
 
-export interface CosinePoint { method: string; seed: number; m: number; cosine: number; cosineSecondOrder: number; normRatio: number }
+export interface CosinePoint { method: string; seed: number; m: number; cosine: number; cosineSecondOrder: number; normRatio: number; normRatioSecondOrder: number }
 export interface RunRecord extends EpisodeRecord { method: string; seed: number }
 
 export interface E5MethodResult {

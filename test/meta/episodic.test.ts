@@ -102,6 +102,11 @@ describe('episodic meta-learning', () => {
       expect(r.cosine).toBeLessThan(1.0001);
     }
     expect(rows.find((r) => r.name === 'FO')!.cosineSecondOrder).toBe(0);
+    // FO has no second-order part; every other method has one of finite, nonzero size.
+    expect(rows.find((r) => r.name === 'FO')!.normRatioSecondOrder).toBe(0);
+    for (const r of rows.filter((x) => x.name !== 'FO')) {
+      expect(Number.isFinite(r.normRatioSecondOrder) && r.normRatioSecondOrder > 0).toBe(true);
+    }
     // The one-step look-ahead's second-order part points roughly along the exact one on this smooth problem.
     expect(rows.find((r) => r.name === '1-step')!.cosineSecondOrder).toBeGreaterThan(0);
     disposeTree(w0);
