@@ -1,12 +1,12 @@
 /** @file GPU elementwise ops against the float64 reference: unary math, broadcasting binary/compare, where, cast. */
-import { mulberry32 } from '@metagrad/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import * as ops from '@metagrad/tensor';
-import { DTypeError, ShapeError, tensor, type Device, type DType, type Tensor } from '@metagrad/tensor';
+import { DTypeError, ShapeError, tensor, type Device, type Tensor } from '@metagrad/tensor';
 import * as ref from '../../packages/tensor/src/reference/index';
 import type { RefTensor } from '../../packages/tensor/src/reference/index';
+import { download, randRef as randRefIn, upload } from './helpers';
 
 let device: Device;
 beforeAll(async () => {
@@ -14,25 +14,8 @@ beforeAll(async () => {
 });
 afterAll(() => device?.destroy());
 
-const rng = mulberry32;
-
-const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
-
-/** f32-exact random data in [lo, hi) (the reference then sees exactly what the GPU sees). */
-function randRef(shape: number[], seed: number, lo = -2, hi = 2): RefTensor {
-  const r = rng(seed);
-  return { shape, data: Float64Array.from({ length: size(shape) }, () => Math.fround(lo + (hi - lo) * r())) };
-}
-
-function upload(r: RefTensor, dtype: DType = 'f32'): Tensor {
-  return tensor(r.data, r.shape, dtype);
-}
-
-async function download(t: Tensor): Promise<RefTensor> {
-  const data = Float64Array.from(await t.toArray());
-  t.dispose();
-  return { shape: [...t.shape], data };
-}
+/** Random reference data in [-2, 2) by default for this file. */
+const randRef = (shape: number[], seed: number, lo = -2, hi = 2): RefTensor => randRefIn(shape, seed, lo, hi);
 
 function expectClose(got: RefTensor, want: RefTensor, rtol = 1e-5, atol = 1e-6, what = ''): void {
   expect(got.shape, what).toEqual(want.shape);

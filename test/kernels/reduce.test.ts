@@ -1,12 +1,12 @@
 /** @file GPU reductions and fused softmax against the float64 reference: any axes, keepDims, edge cases, large sizes. */
-import { mulberry32 } from '@metagrad/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import * as ops from '@metagrad/tensor';
-import { DTypeError, ShapeError, tensor, type Device, type Tensor } from '@metagrad/tensor';
+import { DTypeError, ShapeError, tensor, type Device } from '@metagrad/tensor';
 import * as ref from '../../packages/tensor/src/reference/index';
 import type { RefTensor } from '../../packages/tensor/src/reference/index';
+import { download, randRef as randRefIn, upload } from './helpers';
 
 let device: Device;
 beforeAll(async () => {
@@ -14,22 +14,8 @@ beforeAll(async () => {
 });
 afterAll(() => device?.destroy());
 
-const rng = mulberry32;
-
-const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
-
-function randRef(shape: number[], seed: number, lo = -3, hi = 3): RefTensor {
-  const r = rng(seed);
-  return { shape, data: Float64Array.from({ length: size(shape) }, () => Math.fround(lo + (hi - lo) * r())) };
-}
-
-const upload = (r: RefTensor): Tensor => tensor(r.data, r.shape);
-
-async function download(t: Tensor): Promise<RefTensor> {
-  const data = Float64Array.from(await t.toArray());
-  t.dispose();
-  return { shape: [...t.shape], data };
-}
+/** Random reference data in [-3, 3) by default for this file. */
+const randRef = (shape: number[], seed: number, lo = -3, hi = 3): RefTensor => randRefIn(shape, seed, lo, hi);
 
 /** |got − want| ≤ atol + rtol·|want|; sums are compared against a scale (Σ|x|) since cancellation is expected. */
 function expectClose(got: RefTensor, want: RefTensor, rtol = 1e-5, atol = 1e-5, what = ''): void {
