@@ -1,6 +1,6 @@
 /** @file Parameter trees: nested records/arrays of tensors, and differentiable utilities over them (map, zip, flatten, algebra). */
 import { ShapeError, type Tensor } from '@metagrad/tensor';
-import { add, concat, detach, mul, mulScalar, reshape, requiresGrad, slice, sqrt, sum } from '@metagrad/autograd';
+import { add, concat, detach, mul, mulScalar, reshape, requiresGrad, slice, sqrt, sub, sum } from '@metagrad/autograd';
 
 /**
  * A model's parameters (or its gradients, or optimiser state): a tensor, an array of trees, or a record of trees.
@@ -56,8 +56,8 @@ export function fromLeaves<T extends ParamTree>(like: T, values: readonly Tensor
 /** Combines two trees of the same structure leaf by leaf; shapes must match. */
 export function zipTree<T extends ParamTree>(a: T, b: ParamTree, fn: (x: Tensor, y: Tensor, path: string) => Tensor): T {
   const bl = leaves(b);
-  const al = leaves(a);
-  if (al.length !== bl.length) throw new ShapeError(`zipTree: trees have ${al.length} and ${bl.length} leaves`);
+  const n = countLeaves(a);
+  if (n !== bl.length) throw new ShapeError(`zipTree: trees have ${n} and ${bl.length} leaves`);
   let i = 0;
   return mapTree(a, (x, path) => {
     const y = bl[i++];
@@ -109,14 +109,7 @@ export function unflattenTree<T extends ParamTree>(vector: Tensor, like: T): T {
 export const addTree = <T extends ParamTree>(a: T, b: ParamTree): T => zipTree(a, b, (x, y) => add(x, y));
 
 /** a − b leafwise. */
-export function subTree<T extends ParamTree>(a: T, b: ParamTree): T {
-  return zipTree(a, b, (x, y) => {
-    const ny = mulScalar(y, -1);
-    const out = add(x, ny);
-    ny.dispose();
-    return out;
-  });
-}
+export const subTree = <T extends ParamTree>(a: T, b: ParamTree): T => zipTree(a, b, (x, y) => sub(x, y));
 
 /** s·a leafwise. */
 export const scaleTree = <T extends ParamTree>(a: T, s: number): T => mapTree(a, (x) => mulScalar(x, s));
