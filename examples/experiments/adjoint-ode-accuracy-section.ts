@@ -1,7 +1,7 @@
 /** @file E6 as a report section: relative error of the adjoint gradient vs tracked states (Adjoint-MAML, Appendix A). */
 import type { ReportSection, SectionResult } from '../cli/report';
 import { lineChart } from '../cli/plots';
-import { E6_FULL, E6_QUICK, estimateGradients, exactGradient, float32HostBackend, formatAdjointOdeTable, type AdjointOdeRow } from './adjoint-ode-accuracy';
+import { E6_FULL, E6_QUICK, formatAdjointOdeTable, runAdjointOdeAccuracy, type AdjointOdeRow } from './adjoint-ode-accuracy';
 
 export const adjointOdeAccuracySection: ReportSection = {
   id: 'adjoint-ode-accuracy',
@@ -9,26 +9,21 @@ export const adjointOdeAccuracySection: ReportSection = {
   paperFigure: 'Adjoint-MAML, Appendix A (Table 4)',
   async run(ctx): Promise<SectionResult> {
     const grid = ctx.quick ? E6_QUICK : E6_FULL;
-    const rows: AdjointOdeRow[] = [];
     const progress = ctx.progress(grid.Ts.length * grid.states.length, 'T × states');
+    let rows: AdjointOdeRow[];
     try {
-      for (const T of grid.Ts) {
-        const exact = exactGradient(T);
-        for (const n of grid.states) {
-          const est = await estimateGradients(float32HostBackend, T, n);
-          for (const method of ['adjoint-heun', 'adjoint-euler', 'backprop-euler'] as const) {
-            rows.push({ method, T, states: n, relError: Math.abs(est[method] - exact) / Math.abs(exact) });
-          }
-          progress.increment(1, { metric: `T=${T} n=${n} heun ${rows[rows.length - 3].relError.toExponential(1)}` });
-        }
-      }
+      ({ rows } = await runAdjointOdeAccuracy({
+        quick: ctx.quick,
+        onCell: ([heun]) => progress.increment(1, { metric: `T=${heun.T} n=${heun.states} heun ${heun.relError.toExponential(1)}` }),
+      }));
     } finally {
       progress.stop();
     }
     ctx.log('\n' + formatAdjointOdeTable({ rows }));
-    const at = (states: number) => rows.find((r) => r.method === 'adjoint-heun' && r.T === 1 && r.states === states)?.relError ?? NaN;
-    const euler10 = rows.find((r) => r.method === 'adjoint-euler' && r.T === 1 && r.states === 10)?.relError ?? NaN;
-    const euler100 = rows.find((r) => r.method === 'adjoint-euler' && r.T === 1 && r.states === 100)?.relError ?? NaN;
+    const atT1 = (method: AdjointOdeRow['method'], states: number) => rows.find((r) => r.method === method && r.T === 1 && r.states === states)?.relError ?? NaN;
+    const at = (states: number) => atT1('adjoint-heun', states);
+    const euler10 = atT1('adjoint-euler', 10);
+    const euler100 = atT1('adjoint-euler', 100);
     // First order: ten times the states should cut the error about tenfold (accept 5–20×).
     const eulerOrder = Math.log10(euler10 / euler100);
     return {

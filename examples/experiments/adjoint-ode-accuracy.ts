@@ -97,7 +97,7 @@ export const E6_QUICK = { Ts: [0.5, 1], states: [10, 100] };
 
 /** Runs the grid; relError = |estimate − exact| / |exact| against the closed form (float64). */
 export async function runAdjointOdeAccuracy(
-  { quick = false }: { quick?: boolean } = {},
+  { quick = false, onCell }: { quick?: boolean; onCell?: (cellRows: AdjointOdeRow[]) => void } = {},
   backend: E6Backend<HostVector> = float32HostBackend,
 ): Promise<AdjointOdeResult> {
   const grid = quick ? E6_QUICK : E6_FULL;
@@ -106,9 +106,14 @@ export async function runAdjointOdeAccuracy(
     const exact = exactGradient(T);
     for (const n of grid.states) {
       const est = await estimateGradients(backend, T, n);
-      for (const method of ['adjoint-heun', 'adjoint-euler', 'backprop-euler'] as const) {
-        rows.push({ method, T, states: n, relError: Math.abs(est[method] - exact) / Math.abs(exact) });
-      }
+      const cell = (['adjoint-heun', 'adjoint-euler', 'backprop-euler'] as const).map((method) => ({
+        method,
+        T,
+        states: n,
+        relError: Math.abs(est[method] - exact) / Math.abs(exact),
+      }));
+      rows.push(...cell);
+      onCell?.(cell);
     }
   }
   return { rows };
