@@ -36,8 +36,8 @@ export async function runBenches(which: string, opts: BenchOptions): Promise<voi
   try {
     const progress = createProgress({ total: names.length, label: 'bench', json: opts.json });
     try {
-      for (const name of names) {
-        progress.update(names.indexOf(name), { metric: name });
+      for (const [done, name] of names.entries()) {
+        progress.update(done, { metric: name });
         const result = await BENCHES[name].run(device, { quick: opts.quick });
         results[name] = result;
         if (!opts.json) process.stdout.write(`\n## ${name} (${device.adapter.name})\n\n${BENCHES[name].format(result)}\n`);
