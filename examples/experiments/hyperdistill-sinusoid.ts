@@ -6,15 +6,19 @@
  * meta-test MSE, the cosine of each method's hypergradient (and its second-order part) to the exact unrolled one
  * along meta-training, and JVPs/HVPs, time and peak memory per inner optimisation.
  *
+ * Beside the paper's methods, online reverse mode (RMD) over the last K steps and over the whole inner optimisation
+ * so far is run as the reference the online approximations stand in for (not in the paper).
+ *
  * Choices the paper leaves open: momentum enters the look-ahead's B_t as a constant (m_{t−1} does not depend on λ,
- * so 1-step and HyperDistill differentiate −η∇L_T only), while DrMAD, LinearEstimation and the exact reference
- * reverse through the momentum dynamics; D* equals the support set because every step is full-batch.
+ * so 1-step and HyperDistill differentiate −η∇L_T only) and, by default, LinearEstimation's Jacobians hold it
+ * constant too (Â_t = I − ηH_t, eq. 7's Jacobian); DrMAD, online RMD and the exact reference of the cosine
+ * diagnostic reverse through the momentum dynamics; D* equals the support set because every step is full-batch.
  */
 import { tensor, type Device } from '@metagrad/tensor';
 import { deriveSeed, disposeTree, mlp, Rng, sampleMetaBatch, sinusoidFamily, type BatchedRegressionData, type ParamTree } from '@metagrad/models';
 import {
   DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, anilProblem, compareWithExact, firstOrderMethod, hyperDistillMethod,
-  implicitMethod, offlineMethod, regressionBatchOps, runInner, type Episode, type EpisodeRecord, type HyperMethod, type RegressionBatch,
+  implicitMethod, offlineMethod, onlineReverseMethod, regressionBatchOps, runInner, type Episode, type MomentumJacobian, type EpisodeRecord, type HyperMethod, type RegressionBatch,
 } from '@metagrad/meta';
 
 export interface E5Config {
@@ -33,6 +37,10 @@ export interface E5Config {
   neumann: { iterations: number; lastSteps: number };
   gammas: number[];
   estimationPeriod: number;
+  /** How momentum enters LinearEstimation's Jacobians. */
+  momentumJacobian: MomentumJacobian;
+  /** Online RMD references: horizons K, 'all' for the whole inner optimisation so far. */
+  onlineHorizons: (number | 'all')[];
   testTasks: number;
   testChunk: number;
   testQuery: number;
@@ -45,6 +53,7 @@ export interface E5Config {
 export const E5_FULL: E5Config = {
   seeds: [0, 1, 2], episodes: 30, steps: 30, metaBatch: 10, shots: 10, hidden: 100, innerLr: 0.01, momentum: 0.9,
   hyperLr: 1e-3, reptileLr: 1, neumann: { iterations: 3, lastSteps: 5 }, gammas: [0.9, 0.99], estimationPeriod: 50,
+  momentumJacobian: 'constant', onlineHorizons: [3, 'all'],
   testTasks: 500, testChunk: 100, testQuery: 50, diagnoseAt: [1, 10, 20, 30],
 };
 
@@ -53,7 +62,7 @@ export const E5_QUICK: E5Config = {
   neumann: { iterations: 3, lastSteps: 3 },
 };
 
-export type MethodKey = 'fo' | 'oneStep' | 'drmad' | 'neumann' | `hyperdistill${string}`;
+export type MethodKey = 'fo' | 'oneStep' | 'drmad' | 'neumann' | `hyperdistill${string}` | `rmdOnline${string}`;
 
 export interface MethodSpec {
   key: MethodKey;
@@ -74,7 +83,16 @@ export function e5Methods(cfg: E5Config): MethodSpec[] {
     ...cfg.gammas.map((gamma) => ({
       key: `hyperdistill${gamma}` as MethodKey,
       label: `HD γ=${gamma}`,
-      make: () => hyperDistillMethod(new HyperDistill<RegressionBatch>({ gamma, estimationPeriod: cfg.estimationPeriod, batchOps: regressionBatchOps }), `HyperDistill γ=${gamma}`),
+      make: () =>
+        hyperDistillMethod(
+          new HyperDistill<RegressionBatch>({ gamma, estimationPeriod: cfg.estimationPeriod, momentumJacobian: cfg.momentumJacobian, batchOps: regressionBatchOps }),
+          `HyperDistill γ=${gamma}`,
+        ),
+    })),
+    ...cfg.onlineHorizons.map((K) => ({
+      key: `rmdOnline${K === 'all' ? '' : K}` as MethodKey,
+      label: K === 'all' ? 'RMD online (exact)' : `RMD online K=${K}`,
+      make: () => onlineReverseMethod<RegressionBatch>(K === 'all' ? {} : { horizon: K }),
     })),
   ];
   return cfg.only ? all.filter((m) => cfg.only!.includes(m.key)) : all;

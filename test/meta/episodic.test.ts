@@ -5,7 +5,7 @@ import { expectNoLeaks } from '@metagrad/autograd';
 import { disposeTree, mlp, Rng, type ParamTree } from '@metagrad/models';
 import {
   DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, anilProblem, compareWithExact, firstOrderMethod, hyperDistillMethod,
-  implicitMethod, offlineMethod, regressionBatchOps, treeToVector, type Episode, type HyperMethod, type RegressionBatch,
+  implicitMethod, offlineMethod, onlineReverseMethod, regressionBatchOps, treeToVector, type Episode, type HyperMethod, type RegressionBatch,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 
@@ -33,6 +33,9 @@ function methods(): HyperMethod<RegressionBatch>[] {
     hyperDistillMethod(new HyperDistill({ gamma: 0.9, estimationPeriod: 2 })),
     offlineMethod(new DrMAD(), 'DrMAD'),
     implicitMethod(new NeumannIFT({ iterations: 3 }), 2, 'Neumann'),
+    onlineReverseMethod(),
+    onlineReverseMethod({ horizon: 2 }),
+    onlineReverseMethod({ horizon: 1 }),
   ];
 }
 
@@ -70,6 +73,9 @@ describe('episodic meta-learning', () => {
       expect(hd[1]).toMatchObject({ jvps: T, updates: T });
       expect(records.DrMAD[0]).toMatchObject({ jvps: 2 * T - 1, updates: 1 });
       expect(records.Neumann[0]).toMatchObject({ jvps: 2, hvps: 6, updates: 2 });
+      // Online RMD: 2k − 1 JVPs at a window of k steps, so T² over the whole horizon.
+      expect(records['RMD online'][0]).toMatchObject({ jvps: T * T, updates: T });
+      expect(records['RMD online (K=2)'][0]).toMatchObject({ jvps: 1 + 3 * (T - 1), updates: T });
     }, device);
     ep.dispose();
   });
@@ -108,7 +114,15 @@ describe('episodic meta-learning', () => {
       expect(Number.isFinite(r.normRatioSecondOrder) && r.normRatioSecondOrder > 0).toBe(true);
     }
     // The one-step look-ahead's second-order part points roughly along the exact one on this smooth problem.
-    expect(rows.find((r) => r.name === '1-step')!.cosineSecondOrder).toBeGreaterThan(0);
+    const oneStep = rows.find((r) => r.name === '1-step')!;
+    expect(oneStep.cosineSecondOrder).toBeGreaterThan(0);
+    // Online RMD over the whole horizon is the exact hypergradient at t = T; over one step it is the look-ahead.
+    const full = rows.find((r) => r.name === 'RMD online')!;
+    expect(full.cosine).toBeGreaterThan(0.9999);
+    expect(full.normRatio).toBeCloseTo(1, 3);
+    const k1 = rows.find((r) => r.name === 'RMD online (K=1)')!;
+    expect(k1.cosine).toBeCloseTo(oneStep.cosine, 4);
+    expect(k1.normRatio).toBeCloseTo(oneStep.normRatio, 4);
     disposeTree(w0);
     ms.forEach((m) => m.dispose?.());
     dispose();
@@ -118,6 +132,8 @@ describe('episodic meta-learning', () => {
   it('rejects invalid settings', () => {
     const device = getDevice();
     expect(() => implicitMethod(new NeumannIFT({ iterations: 1 }), 0, 'x')).toThrow(InvalidArgumentError);
+    expect(() => onlineReverseMethod({ horizon: 0 })).toThrow(/horizon.*0/);
+    expect(() => onlineReverseMethod({ horizon: 2.5 })).toThrow(InvalidArgumentError);
     const lambda = features.init(1, device) as unknown as ParamTree;
     expect(
       () => new EpisodicTrainer({ problem: anil, lambda, phi: lambda, method: firstOrderMethod(), optimiser: { lr: 0.01, momentum: 1 }, hyperLr: 1e-3, reptileLr: 1, initialWeights: (p) => p, reptileTarget: (w) => w }),

@@ -9,13 +9,13 @@ const getDevice = useDevice();
 const tiny: E5Config = { ...E5_QUICK, episodes: 2, steps: 3, metaBatch: 2, shots: 4, hidden: 6, testTasks: 4, testChunk: 2, testQuery: 5, diagnoseAt: [2], neumann: { iterations: 2, lastSteps: 2 } };
 
 describe('E5 hyperdistill-sinusoid (tiny)', () => {
-  it('runs FO, 1-step, DrMAD, Neumann and HyperDistill end to end without leaks', async () => {
+  it('runs FO, 1-step, DrMAD, Neumann, HyperDistill and the online RMD references end to end without leaks', async () => {
     const device = getDevice();
     let results: Awaited<ReturnType<typeof runHyperdistillSinusoid>> = [];
     await expectNoLeaks(async () => {
       results = await runHyperdistillSinusoid(tiny, device);
     }, device);
-    expect(results.map((r) => r.key)).toEqual(['fo', 'oneStep', 'drmad', 'neumann', 'hyperdistill0.9', 'hyperdistill0.99']);
+    expect(results.map((r) => r.key)).toEqual(['fo', 'oneStep', 'drmad', 'neumann', 'hyperdistill0.9', 'hyperdistill0.99', 'rmdOnline3', 'rmdOnline']);
     for (const r of results) {
       expect(r.mse.every(Number.isFinite)).toBe(true);
       expect(r.records).toHaveLength(tiny.episodes);
@@ -24,5 +24,9 @@ describe('E5 hyperdistill-sinusoid (tiny)', () => {
     const hd = results.find((r) => r.key === 'hyperdistill0.9')!;
     expect(hd.records[0].fitJvps).toBe(3 * tiny.steps - 1);
     expect(hd.records[1].jvps).toBe(tiny.steps);
+    // The exact online reference matches the exact hypergradient at t = T of the diagnostic replay.
+    const exact = results.find((r) => r.key === 'rmdOnline')!;
+    expect(exact.records[1].jvps).toBe(tiny.steps ** 2);
+    expect(exact.cosines[0].cosine).toBeGreaterThan(0.999);
   });
 });

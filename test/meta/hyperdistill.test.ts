@@ -204,6 +204,18 @@ describe('HyperDistill', () => {
     const w0 = tensor([1, 2, -1], [3], 'f32', device);
     const fit = await linearEstimation({ problem: linear, lambda, initial: w0, trainBatches: [null, null, null, null], valBatch: null, optimiser: { lr: 0.1, momentum: 0 }, gamma: 1 });
     expect(fit.theta).toBeCloseTo(1, 5);
+    // Momentum held constant in the Jacobians (the default) still sees g^SO_s = s·αB; reversing through the
+    // heavy-ball dynamics adds the momentum's carry-over, so θ grows.
+    const opts = { problem: linear, lambda, initial: w0, trainBatches: [null, null, null, null], valBatch: null, optimiser: { lr: 0.1, momentum: 0.9 }, gamma: 1 };
+    expect((await linearEstimation(opts)).theta).toBeCloseTo(1, 5);
+    expect((await linearEstimation({ ...opts, momentumJacobian: 'constant' })).theta).toBeCloseTo(1, 5);
+    const exact = await linearEstimation({ ...opts, momentumJacobian: 'exact' });
+    // s-step carry-over Σ_k (1 − μ^k)/(1 − μ) / s: θ = Σ x_s y_s / Σ x_s² with x_s ∝ s.
+    const carry = [1, 2, 3, 4].map((s) => Array.from({ length: s }, (_, k) => (1 - 0.9 ** (k + 1)) / 0.1).reduce((a, b) => a + b, 0));
+    const expected = carry.reduce((a, c, i) => a + c * (i + 1), 0) / [1, 2, 3, 4].reduce((a, s) => a + s * s, 0);
+    expect(exact.theta).toBeCloseTo(expected, 4);
+    await expect(linearEstimation({ ...opts, momentumJacobian: 'both' as never })).rejects.toThrow(/momentumJacobian.*both/);
+    expect(() => new HyperDistill({ gamma: 0.9, estimationPeriod: 5, momentumJacobian: 'x' as never })).toThrow(InvalidArgumentError);
     disposeTree([lambda, w0]);
   });
 

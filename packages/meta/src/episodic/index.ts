@@ -4,6 +4,7 @@ export { mixedProducts, valGradients, trainGradient, lincombTree, zerosTree, typ
 export { reverseHypergradient, interpolate, type ReverseOptions, type ReverseResult } from './reverse';
 export { ReverseHG, MissingTrajectoryError, type TrajectoryInput, type StoredTrajectoryInput } from './trajectory';
 export { firstOrderMethod, hyperDistillMethod, offlineMethod, implicitMethod, type EpisodeContext, type HyperMethod } from './methods';
+export { onlineReverseMethod, type OnlineReverseOptions } from './online-reverse';
 export { EpisodicTrainer, type Episode, type EpisodeRecord, type EpisodicOptions } from './trainer';
 export { compareWithExact, type CosineRow } from './diagnostics';
 export { anilProblem, type AnilHead, type AnilProblem, type AnilProblemOptions } from './anil';

@@ -21,13 +21,15 @@ import { finishResult } from '../hypergrad/result';
 import { cloneTree, lincombTree, trainGradient } from '../episodic/products';
 import { distillBatch, MissingBatchOpsError, type BatchOps } from './batches';
 import { decaySum, onlineMix } from './weights';
-import { linearEstimation, type LinearEstimationInput, type LinearEstimationResult } from './linear-estimation';
+import { checkMomentumJacobian, linearEstimation, type LinearEstimationInput, type LinearEstimationResult, type MomentumJacobian } from './linear-estimation';
 
 export interface HyperDistillOptions<Batch> {
   /** Decay γ ∈ [0, 1] of the distilled trajectory (the paper tunes it in {0.9, 0.99, 0.999, 0.9999}). */
   gamma: number;
   /** Refit θ at inner optimisations 1, 1 + period, 1 + 2·period, … (the paper: 50). */
   estimationPeriod: number;
+  /** How momentum enters LinearEstimation's backward Jacobians (default 'constant', see linear-estimation.ts). */
+  momentumJacobian?: MomentumJacobian;
   /** A fixed θ instead of LinearEstimation (θ = 1 with γ = 0 is the one-step look-ahead; Appendix I fixes π = 1). */
   theta?: number;
   /** How to subsample and join batches when D_t changes between steps (eq. 14). */
@@ -48,6 +50,7 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
   /** The current θ of c_γ(t; θ) (1 until the first fit when none is fixed). */
   theta: number;
   readonly fixedTheta: boolean;
+  readonly momentumJacobian: MomentumJacobian;
   private readonly batchOps?: BatchOps<Batch>;
   private readonly rng: Rng;
   private t = 0;
@@ -64,6 +67,7 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
     this.estimationPeriod = options.estimationPeriod;
     this.theta = options.theta ?? 1;
     this.fixedTheta = options.theta !== undefined;
+    this.momentumJacobian = checkMomentumJacobian('HyperDistill', options.momentumJacobian);
     this.batchOps = options.batchOps;
     this.rng = new Rng(options.seed ?? 0);
     this.name = `hyperdistill(γ=${options.gamma})`;
@@ -76,8 +80,8 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
   }
 
   /** Algorithm 4 at the current λ and initialisation; sets θ (unless fixed) and returns the samples. */
-  async fit(input: Omit<LinearEstimationInput<Batch>, 'gamma' | 'batchOps' | 'rng'>): Promise<LinearEstimationResult> {
-    const result = await linearEstimation({ ...input, gamma: this.gamma, batchOps: this.batchOps, rng: this.rng });
+  async fit(input: Omit<LinearEstimationInput<Batch>, 'gamma' | 'batchOps' | 'rng' | 'momentumJacobian'>): Promise<LinearEstimationResult> {
+    const result = await linearEstimation({ ...input, gamma: this.gamma, momentumJacobian: this.momentumJacobian, batchOps: this.batchOps, rng: this.rng });
     if (!this.fixedTheta) this.theta = result.theta;
     this.lastFit = result;
     return result;

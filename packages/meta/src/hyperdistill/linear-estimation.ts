@@ -5,9 +5,15 @@
  * distilled point w*_s and batch D*_s are built backwards (eq. 17, 18) over the interpolated weights, and
  *   v_s = α_T ∂Φ(w*_s, λ; D*_s)/∂λ,  x_s = ‖v_s‖ S_s,  y_s = σ(v_s)ᵀ g^SO_s.
  * Cost: the forward inner optimisation, 2T − 1 JVPs for DrMAD and T for the v_s; memory is constant in T.
+ *
+ * With a momentum optimiser the paper leaves open how momentum enters the Jacobians Â_t of the backward pass.
+ * 'constant' (the default) holds the momentum buffer constant, Â_t = I − ηH_t, which is the Jacobian eq. 7's
+ * Hessian-identity approximation is built on and the convention of the online v_t (whose B-product also holds the
+ * buffer constant), so θ measures what eq. 15 models. 'exact' reverses through the heavy-ball dynamics; g^SO_s then
+ * grows up to 1/(1 − μ) times faster with s than x_s does, and the least-squares θ is dominated by the long horizons.
  */
 import { mulScalar, noGrad, reshape } from '@metagrad/autograd';
-import { concat, tidy, type Tensor } from '@metagrad/tensor';
+import { concat, InvalidArgumentError, tidy, type Tensor } from '@metagrad/tensor';
 import { disposeTree, dotTree, Rng, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem } from '../hypergrad/types';
 import { checkFinite } from '../hypergrad/common';
@@ -27,8 +33,19 @@ export interface LinearEstimationInput<Batch> {
   valBatch: Batch;
   optimiser: InnerOptimiser;
   gamma: number;
+  /** How the optimiser's momentum enters the backward Jacobians (see the file header); default 'constant'. */
+  momentumJacobian?: MomentumJacobian;
   batchOps?: BatchOps<Batch>;
   rng?: Rng;
+}
+
+/** 'constant': Â_t = I − ηH_t (momentum buffer held constant); 'exact': reverse through the heavy-ball dynamics. */
+export type MomentumJacobian = 'constant' | 'exact';
+
+export function checkMomentumJacobian(where: string, value: unknown): MomentumJacobian {
+  if (value === undefined) return 'constant';
+  if (value === 'constant' || value === 'exact') return value;
+  throw new InvalidArgumentError(`${where}: momentumJacobian must be 'constant' or 'exact', got ${JSON.stringify(value)}`);
 }
 
 export interface LinearEstimationResult {
@@ -42,6 +59,7 @@ export interface LinearEstimationResult {
 
 export async function linearEstimation<Batch>(input: LinearEstimationInput<Batch>): Promise<LinearEstimationResult> {
   checkFinite('linearEstimation', 'gamma', input.gamma, (v) => v >= 0 && v <= 1, 'in [0, 1]');
+  const momentumJacobian = checkMomentumJacobian('linearEstimation', input.momentumJacobian);
   const t0 = performance.now();
   const { problem, lambda, trainBatches: batches, gamma, optimiser } = input;
   const T = batches.length;
@@ -66,7 +84,7 @@ export async function linearEstimation<Batch>(input: LinearEstimationInput<Batch
       lambda,
       trainBatches: batches,
       lr: optimiser.lr,
-      momentum: optimiser.momentum,
+      momentum: momentumJacobian === 'exact' ? optimiser.momentum : 0,
       alphaT: alpha,
       point: (t) => interpolate(input.initial, wT, t, T),
       release: (w, t) => {
