@@ -98,9 +98,25 @@ export const hyperdistillSinusoidSection: ReportSection = {
         return { method: r.label, m: at, cosine: mean(pts.map((p) => p.cosine)), cosineSO: mean(pts.map((p) => p.cosineSecondOrder)) };
       }),
     );
+    // Validation loss after each inner optimisation, mean over seeds (the paper's Figure 8); spikes are diverged inner loops.
+    const convergenceRows = results.flatMap((r) =>
+      Array.from({ length: cfg.episodes }, (_, i) => ({ method: r.label, m: i + 1, valLoss: mean(r.records.filter((x) => x.m === i + 1).map((x) => x.valLoss)) })),
+    );
     return {
       summary,
       figures: [
+        {
+          name: 'meta-convergence',
+          spec: lineChart({
+            title: 'Meta-training: validation MSE after each inner optimisation',
+            subtitle: `mean over ${cfg.seeds.length} seed(s); log scale, spikes are diverged inner loops`,
+            data: convergenceRows,
+            x: { field: 'm', title: 'inner optimisation' },
+            y: { field: 'valLoss', title: 'validation MSE' },
+            series: { field: 'method', title: 'method' },
+            logY: true,
+          }),
+        },
         {
           name: 'cosine-to-exact',
           spec: lineChart({
