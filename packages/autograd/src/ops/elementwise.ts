@@ -120,7 +120,9 @@ export const elementwiseRules: RuleTable<ElementwisePrim> = {
   rsqrt: ({ gy, saved: [y] }) => [mul(mulScalar(gy, -0.5), mul(y, square(y)))],
   recip: ({ gy, saved: [y] }) => [neg(mul(gy, square(y)))],
   abs: ({ gy, saved: [x] }) => [mul(gy, raw.sign(x))],
-  relu: ({ gy, saved: [x] }) => [mul(gy, raw.gt(x, scalarLike(x, 0)))],
+  // The mask compares against a uniform 0 (no 0-d tensor to fill): two dispatches. It is a constant, so relu's
+  // second derivative is 0 and createGraph differentiates only through gy.
+  relu: ({ gy, saved: [x] }) => [mul(gy, raw.binaryScalar('gt', x, 0))],
   square: ({ gy, saved: [x] }) => [mul(gy, mulScalar(x, 2))],
 
   add: ({ gy, inputShapes: [sa, sb], needs }) => [needs[0] ? sumToShape(gy, sa) : null, needs[1] ? sumToShape(gy, sb) : null],
