@@ -20,11 +20,13 @@ const program = new Command()
   .option('--horizons <list>', 'online RMD horizons K, "all" for the whole inner optimisation', '')
   .option('--seeds <list>', 'seeds', '0,1,2')
   .option('--hyper-lr <x>', 'Adam learning rate of λ', '1e-3')
+  .option('--steps <T>', 'inner steps T (default: the configuration\'s)')
+  .option('--episodes <M>', 'inner optimisations M (default: the configuration\'s)')
   .addOption(new Option('--momentum-jacobian <kind>', "LinearEstimation's Jacobians").choices(['constant', 'exact']).default('constant'))
   .option('--json', 'print one JSON object')
   .parse();
 
-const o = program.opts<{ quick?: boolean; methods: string; gammas: string; horizons: string; seeds: string; hyperLr: string; momentumJacobian: 'constant' | 'exact'; json?: boolean }>();
+const o = program.opts<{ quick?: boolean; methods: string; gammas: string; horizons: string; seeds: string; hyperLr: string; steps?: string; episodes?: string; momentumJacobian: 'constant' | 'exact'; json?: boolean }>();
 const base = o.quick ? E5_QUICK : E5_FULL;
 const horizons = list(o.horizons).map((h) => (h === 'all' ? ('all' as const) : Number(h)));
 const cfg: E5Config = {
@@ -32,6 +34,8 @@ const cfg: E5Config = {
   seeds: numbers(o.seeds),
   gammas: numbers(o.gammas),
   hyperLr: Number(o.hyperLr),
+  steps: o.steps ? Number(o.steps) : base.steps,
+  episodes: o.episodes ? Number(o.episodes) : base.episodes,
   momentumJacobian: o.momentumJacobian,
   onlineHorizons: horizons,
   only: [...list(o.methods), ...horizons.map((h) => `rmdOnline${h === 'all' ? '' : h}`)] as MethodKey[],

@@ -1,7 +1,7 @@
 /** @file E5 as a report section: HyperDistill vs FO, 1-step, DrMAD and Neumann IFT on ANIL sinusoid regression (HyperDistill, Appendix G). */
 import type { ReportSection, SectionResult, SummaryRow } from '../cli/report';
 import { groupedBars, lineChart } from '../cli/plots';
-import { E5_FULL, E5_QUICK, e5Methods, runHyperdistillSinusoid, type E5MethodResult } from './hyperdistill-sinusoid';
+import { E5_FULL, E5_QUICK, e5Methods, measureEpisodeCosts, runHyperdistillSinusoid, type E5MethodResult } from './hyperdistill-sinusoid';
 
 const PAPER_MSE: Record<string, number> = { fo: 0.567, oneStep: 0.67, drmad: 1.086, neumann: 0.502, hyperdistill: 0.327 };
 const paperKey = (key: string): string => (key.startsWith('hyperdistill') ? 'hyperdistill' : key);
@@ -38,14 +38,18 @@ export const hyperdistillSinusoidSection: ReportSection = {
   paperFigure: 'HyperDistill, Appendix G (Table 4), Fig. 3, Table 3',
   async run(ctx): Promise<SectionResult> {
     const cfg = ctx.quick ? E5_QUICK : E5_FULL;
-    const total = e5Methods(cfg).length * cfg.seeds.length * cfg.episodes;
+    const methods = e5Methods(cfg).length;
+    const total = methods * (cfg.seeds.length * cfg.episodes + cfg.costRepeats + 1);
     const progress = ctx.progress(total, 'inner optimisations');
     let results: E5MethodResult[];
+    let sideBySide: Awaited<ReturnType<typeof measureEpisodeCosts>>;
     try {
       results = await runHyperdistillSinusoid(cfg, ctx.device, (label, detail) => progress.increment(1, { metric: `${label} ${detail}` }));
+      sideBySide = await measureEpisodeCosts(cfg, ctx.device, cfg.costRepeats, (label, detail) => progress.increment(1, { metric: `${label} ${detail}` }));
     } finally {
       progress.stop();
     }
+    const timed = Object.fromEntries(sideBySide.map((c) => [c.key, c]));
     const byKey = Object.fromEntries(results.map((r) => [r.key, r]));
     const mse = Object.fromEntries(results.map((r) => [r.key, { mean: round(mean(r.mse)), std: round(std(r.mse)), perSeed: r.mse.map((x) => round(x)) }]));
     const cosine = Object.fromEntries(
@@ -65,7 +69,7 @@ export const hyperdistillSinusoidSection: ReportSection = {
     const worstVal = Object.fromEntries(results.map((r) => [r.key, Math.max(...r.records.map((x) => (Number.isFinite(x.valLoss) ? x.valLoss : Infinity)))]));
     const lines = results.map((r) => {
       const c = costs[r.key];
-      return `${r.label.padEnd(24)} MSE ${mean(r.mse).toFixed(3)} ± ${std(r.mse).toFixed(3)} (paper ${paperMse(r.key)})  cos ${cosine[r.key].mean.toFixed(3)} / SO ${cosine[r.key].secondOrder.toFixed(3)} (‖SO‖ ×${cosine[r.key].normRatioSecondOrder.toFixed(2)})  JVPs ${c.jvps.toFixed(0)}+${c.fitJvpsPerInnerOpt.toFixed(1)} HVPs ${c.hvps.toFixed(0)}  ${c.msPerInnerOpt.toFixed(0)} ms  ${c.peakMiB.toFixed(2)} MiB  worst val ${worstVal[r.key].toPrecision(3)}${Number.isFinite(r.theta[0]) ? `  θ ${r.theta.map((t) => t.toFixed(2)).join('/')}` : ''}`;
+      return `${r.label.padEnd(24)} MSE ${mean(r.mse).toFixed(3)} ± ${std(r.mse).toFixed(3)} (paper ${paperMse(r.key)})  cos ${cosine[r.key].mean.toFixed(3)} / SO ${cosine[r.key].secondOrder.toFixed(3)} (‖SO‖ ×${cosine[r.key].normRatioSecondOrder.toFixed(2)})  JVPs ${c.jvps.toFixed(0)}+${c.fitJvpsPerInnerOpt.toFixed(1)} HVPs ${c.hvps.toFixed(0)}  ${timed[r.key].ms.toFixed(0)} ms  ${c.peakMiB.toFixed(2)} MiB  worst val ${worstVal[r.key].toPrecision(3)}${Number.isFinite(r.theta[0]) ? `  θ ${r.theta.map((t) => t.toFixed(2)).join('/')}` : ''}`;
     });
     ctx.log('\n' + lines.join('\n'));
 
@@ -75,7 +79,8 @@ export const hyperdistillSinusoidSection: ReportSection = {
     const m = (k: string): number => mse[k]?.mean ?? NaN;
     const cos = (k: string): number => cosine[k]?.mean ?? NaN;
     const bestHd = Math.min(...hdKeys.map(m));
-    const timeRatio = costs[hdMain].msPerInnerOpt / costs.oneStep.msPerInnerOpt;
+    // Measured side by side (interleaved episodes), not from the training runs, which ran at different times.
+    const timeRatio = timed[hdMain].ms / timed.oneStep.ms;
     const summary: SummaryRow[] = [
       ...results.map((r) => ({ metric: `meta-test MSE, ${r.label}`, value: round(mean(r.mse), 3), paper: paperMse(r.key), pass: null })),
       {
@@ -163,6 +168,7 @@ export const hyperdistillSinusoidSection: ReportSection = {
           byMethod: cosine,
         },
         cost: costs,
+        costSideBySide: timed,
         worstValLoss: worstVal,
         theta: Object.fromEntries(results.filter((r) => r.key.startsWith('hyperdistill')).map((r) => [r.key, r.theta])),
         records: results.flatMap((r) => r.records),

@@ -46,6 +46,8 @@ export interface E5Config {
   testQuery: number;
   /** Inner optimisations (1-based) after which the cosine diagnostic runs (on the next meta-batch). */
   diagnoseAt: number[];
+  /** Rounds of the side-by-side cost measurement (after one warm-up round). */
+  costRepeats: number;
   /** Run only these methods (all when absent). */
   only?: MethodKey[];
 }
@@ -53,13 +55,13 @@ export interface E5Config {
 export const E5_FULL: E5Config = {
   seeds: [0, 1, 2], episodes: 30, steps: 30, metaBatch: 10, shots: 10, hidden: 100, innerLr: 0.01, momentum: 0.9,
   hyperLr: 1e-3, reptileLr: 1, neumann: { iterations: 3, lastSteps: 5 }, gammas: [0.9, 0.99], estimationPeriod: 50,
-  momentumJacobian: 'constant', onlineHorizons: [3, 'all'],
+  momentumJacobian: 'constant', onlineHorizons: [3, 'all'], costRepeats: 5,
   testTasks: 500, testChunk: 100, testQuery: 50, diagnoseAt: [1, 10, 20, 30],
 };
 
 export const E5_QUICK: E5Config = {
   ...E5_FULL, seeds: [0], episodes: 6, steps: 10, testTasks: 100, testChunk: 100, testQuery: 20, diagnoseAt: [1, 6],
-  neumann: { iterations: 3, lastSteps: 3 },
+  neumann: { iterations: 3, lastSteps: 3 }, costRepeats: 2,
 };
 
 export type MethodKey = 'fo' | 'oneStep' | 'drmad' | 'neumann' | `hyperdistill${string}` | `rmdOnline${string}`;
@@ -130,8 +132,8 @@ export interface E5Progress {
   (label: string, detail: string): void;
 }
 
-/** One method's meta-training and meta-test for one seed. */
-async function runOne(cfg: E5Config, device: Device, spec: MethodSpec, seed: number, tick: E5Progress): Promise<{ mse: number; records: RunRecord[]; cosines: CosinePoint[]; theta: number }> {
+/** A fresh meta-learner for one method and seed: λ (the feature net), φ (the head's initialisation) and its trainer. */
+function makeLearner(cfg: E5Config, device: Device, spec: MethodSpec, seed: number) {
   const features = mlp({ sizes: [1, cfg.hidden, cfg.hidden, cfg.hidden], activation: 'relu', outputActivation: 'relu' });
   const problem = anilProblem({ features: (l, x) => features.apply(l as never, x) });
   const lambda = features.init(deriveSeed(seed, 1), device) as unknown as ParamTree;
@@ -143,6 +145,16 @@ async function runOne(cfg: E5Config, device: Device, spec: MethodSpec, seed: num
     problem, lambda, phi, method, optimiser: { lr: cfg.innerLr, momentum: cfg.momentum }, hyperLr: cfg.hyperLr, reptileLr: cfg.reptileLr,
     initialWeights: (p) => problem.initialWeights(p, cfg.metaBatch), reptileTarget: (w) => problem.taskMean(w),
   });
+  const dispose = (): void => {
+    trainer.dispose();
+    disposeTree([lambda, phi] as ParamTree);
+  };
+  return { problem, lambda, method, trainer, dispose };
+}
+
+/** One method's meta-training and meta-test for one seed. */
+async function runOne(cfg: E5Config, device: Device, spec: MethodSpec, seed: number, tick: E5Progress): Promise<{ mse: number; records: RunRecord[]; cosines: CosinePoint[]; theta: number }> {
+  const { problem, lambda, method, trainer, dispose } = makeLearner(cfg, device, spec, seed);
   const records: RunRecord[] = [];
   const cosines: CosinePoint[] = [];
   try {
@@ -172,8 +184,51 @@ async function runOne(cfg: E5Config, device: Device, spec: MethodSpec, seed: num
     const mse = await metaTest(cfg, device, problem, lambda, trainer.phi);
     return { mse, records, cosines, theta: fitted ?? NaN };
   } finally {
-    trainer.dispose();
-    disposeTree([lambda, phi] as ParamTree);
+    dispose();
+  }
+}
+
+export interface EpisodeCost {
+  key: MethodKey;
+  label: string;
+  /** Median wall time of one inner optimisation with its hypergradients, ms. */
+  ms: number;
+  jvps: number;
+  hvps: number;
+}
+
+/**
+ * Time per inner optimisation (the paper's Table 3), measured side by side: every method gets a learner, one
+ * warm-up episode (pipeline compilation and any θ fit), then `repeats` rounds in which each method runs one episode
+ * in turn on the same meta-batch, so machine load affects them alike. (Peak memory is taken from the training runs
+ * instead: here every learner's state is alive at once.)
+ */
+export async function measureEpisodeCosts(cfg: E5Config, device: Device, repeats: number, tick: E5Progress = () => {}): Promise<EpisodeCost[]> {
+  const learners = e5Methods(cfg).map((spec) => ({ spec, ...makeLearner(cfg, device, spec, cfg.seeds[0]) }));
+  const samples = learners.map(() => [] as EpisodeRecord[]);
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  try {
+    for (let r = 0; r <= repeats; r++) {
+      const ep = sinusoidEpisode(cfg, device, deriveSeed(cfg.seeds[0], 5, r));
+      try {
+        for (const [i, l] of learners.entries()) {
+          const rec = await l.trainer.runEpisode(ep);
+          if (r > 0) samples[i].push(rec);
+          tick(l.spec.label, `cost round ${r}/${repeats}`);
+        }
+      } finally {
+        ep.dispose();
+      }
+    }
+    return learners.map((l, i) => ({
+      key: l.spec.key,
+      label: l.spec.label,
+      ms: median(samples[i].map((x) => x.ms)),
+      jvps: median(samples[i].map((x) => x.jvps)),
+      hvps: median(samples[i].map((x) => x.hvps)),
+    }));
+  } finally {
+    learners.forEach((l) => l.dispose());
   }
 }
 

@@ -1,7 +1,7 @@
 /** @file Smoke test of the E5 experiment code on a tiny configuration: every method trains, is diagnosed and meta-tested. */
 import { describe, expect, it } from 'vitest';
 import { expectNoLeaks } from '@metagrad/autograd';
-import { E5_QUICK, runHyperdistillSinusoid, type E5Config } from '../../examples/experiments/hyperdistill-sinusoid';
+import { E5_QUICK, measureEpisodeCosts, runHyperdistillSinusoid, type E5Config } from '../../examples/experiments/hyperdistill-sinusoid';
 import { useDevice } from '../helpers/device';
 
 const getDevice = useDevice();
@@ -28,5 +28,18 @@ describe('E5 hyperdistill-sinusoid (tiny)', () => {
     const exact = results.find((r) => r.key === 'rmdOnline')!;
     expect(exact.records[1].jvps).toBe(tiny.steps ** 2);
     expect(exact.cosines[0].cosine).toBeGreaterThan(0.999);
+  });
+
+  it('measures the cost per inner optimisation side by side', async () => {
+    const device = getDevice();
+    let costs: Awaited<ReturnType<typeof measureEpisodeCosts>> = [];
+    await expectNoLeaks(async () => {
+      costs = await measureEpisodeCosts({ ...tiny, only: ['oneStep', 'hyperdistill0.9'] }, device, 1);
+    }, device);
+    expect(costs.map((c) => c.key)).toEqual(['oneStep', 'hyperdistill0.9']);
+    for (const c of costs) {
+      expect(c.ms).toBeGreaterThan(0);
+      expect(c.jvps).toBe(tiny.steps);
+    }
   });
 });
