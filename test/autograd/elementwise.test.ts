@@ -70,6 +70,12 @@ describe('scalar forms, where, cast', () => {
   const cases: OpCase[] = [
     { name: 'addScalar', f: { gpu: (x) => ag.addScalar(x, 0.7), ref: (x) => ref.addScalar(x as RefTensor, 0.7) }, inputs: [rand([5], 1)] },
     { name: 'mulScalar', f: { gpu: (x) => ag.mulScalar(x, -1.5), ref: (x) => ref.mulScalar(x as RefTensor, -1.5) }, inputs: [rand([5], 2)] },
+    // 7 elements: the vec4 kernel's partial last vector.
+    {
+      name: 'axpby',
+      f: { gpu: (x, y) => ag.axpby(0.75, x, -2.5, y), ref: (x, y) => ref.axpby(0.75, x as RefTensor, -2.5, y as RefTensor) },
+      inputs: [rand([7], 8), rand([7], 9)],
+    },
     { name: 'powScalar', f: { gpu: (x) => ag.powScalar(x, 2.5), ref: (x) => ref.powScalar(x as RefTensor, 2.5) }, inputs: [rand([5], 3, positive)] },
     {
       name: 'where',

@@ -33,6 +33,7 @@ export interface PrimAttrs {
   sigmoid: Unary; sqrt: Unary; rsqrt: Unary; recip: Unary; abs: Unary; relu: Unary; square: Unary;
   add: Binary; sub: Binary; mul: Binary; div: Binary; pow: Binary; maximum: Binary; minimum: Binary;
   addScalar: { scalar: number }; mulScalar: { scalar: number }; powScalar: { scalar: number };
+  axpby: { a: number; b: number };
   where: None;
   cast: { dtype: DType };
   // reductions (softmax family and mean are composites with fused forwards)

@@ -166,7 +166,7 @@ function castExpr(from: DType, to: DType): string {
   return `bitcast<${to}>(v0)`;
 }
 
-/** A scalar function of up to three operands, from which both kernel layouts are generated. */
+/** A scalar function of up to four operands, from which both kernel layouts are generated. */
 interface MapBody {
   name: string;
   inputs: readonly DType[];
@@ -179,7 +179,7 @@ function layoutKey(layout: ElementwiseLayout): string {
   return `v4:${layout.operands.map((m) => m[0]).join('')}`;
 }
 
-/** Uniform struct for the vec4 layout: { n, nvec, scalar operand bits ×3 (for 'uniform' operands) }. */
+/** Uniform struct for the vec4 layout: { n, nvec, scalar operand bits ×4 (for 'uniform' operands) }. */
 function vec4Kernel(body: MapBody, operands: readonly OperandMode[]): KernelSpec {
   if (operands.length !== body.inputs.length) throw new Error(`${body.name}: ${operands.length} operand modes for ${body.inputs.length} inputs`);
   const decls: string[] = [];
@@ -215,7 +215,7 @@ function vec4Kernel(body: MapBody, operands: readonly OperandMode[]): KernelSpec
     bindings,
     workgroupSize: [LINEAR_WG, 1, 1],
     code: `${WGSL_MATH}
-struct U { n: u32, nvec: u32, bits0: u32, bits1: u32, bits2: u32 }
+struct U { n: u32, nvec: u32, bits0: u32, bits1: u32, bits2: u32, bits3: u32 }
 ${decls.join('\n')}
 @group(0) @binding(${outIdx}) var<storage, read_write> out: array<vec4<${body.output}>>;
 @group(0) @binding(${outIdx + 1}) var<uniform> u: U;
@@ -345,6 +345,17 @@ export function binaryKernel(key: BinaryKey): KernelSpec {
       expr: binaryExpr(key.op, key.dtype),
     },
     key.layout,
+  );
+}
+
+/**
+ * a·x + b·y over two same-shape contiguous f32 tensors, with a and b in the uniform block (bits2, bits3): one
+ * dispatch for the linear combinations that optimisers and parameter-tree arithmetic do on every step.
+ */
+export function axpbyKernel(): KernelSpec {
+  return mapKernel(
+    { name: 'axpby:f32', inputs: ['f32', 'f32', 'f32', 'f32'], output: 'f32', expr: 'v2 * v0 + v3 * v1' },
+    { kind: 'vec4', operands: ['full', 'full', 'uniform', 'uniform'] },
   );
 }
 

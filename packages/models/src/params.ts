@@ -1,6 +1,6 @@
 /** @file Parameter trees: nested records/arrays of tensors, and differentiable utilities over them (map, zip, flatten, algebra). */
 import { ShapeError, type Tensor } from '@metagrad/tensor';
-import { add, concat, detach, mul, mulScalar, reshape, requiresGrad, slice, sqrt, sub, sum } from '@metagrad/autograd';
+import { add, axpby, concat, detach, mul, mulScalar, reshape, requiresGrad, slice, sqrt, sub, sum } from '@metagrad/autograd';
 
 /**
  * A model's parameters (or its gradients, or optimiser state): a tensor, an array of trees, or a record of trees.
@@ -116,12 +116,7 @@ export const scaleTree = <T extends ParamTree>(a: T, s: number): T => mapTree(a,
 
 /** alpha·x + y leafwise (the SGD step is `axpyTree(-lr, grads, params)`). */
 export function axpyTree<T extends ParamTree>(alpha: number, x: T, y: ParamTree): T {
-  return zipTree(x, y, (a, b) => {
-    const s = mulScalar(a, alpha);
-    const out = add(s, b);
-    s.dispose();
-    return out;
-  });
+  return zipTree(x, y, (a, b) => axpby(alpha, a, 1, b));
 }
 
 /** Σ⟨a_i, b_i⟩ over all leaves, as a differentiable scalar tensor. */

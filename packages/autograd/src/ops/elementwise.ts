@@ -12,7 +12,7 @@ type UnaryPrim =
   | 'neg' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'sqrt' | 'rsqrt' | 'recip' | 'abs'
   | 'relu' | 'square';
 type BinaryPrim = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum';
-type ScalarPrim = 'addScalar' | 'mulScalar' | 'powScalar';
+type ScalarPrim = 'addScalar' | 'mulScalar' | 'powScalar' | 'axpby';
 export type ElementwisePrim = UnaryPrim | BinaryPrim | ScalarPrim | 'where' | 'cast';
 
 /** Which tensor a unary VJP needs: the input, the output, or nothing. */
@@ -81,6 +81,11 @@ export function mulScalar(x: Tensor, s: number): Tensor {
 /** x ** s for a constant exponent. */
 export function powScalar(x: Tensor, s: number): Tensor {
   return record('powScalar', [x], raw.powScalar(x, s), { scalar: s }, () => [x]);
+}
+
+/** a·x + b·y for same-shape f32 tensors, in one dispatch (the linear combination optimisers and trees use). */
+export function axpby(a: number, x: Tensor, b: number, y: Tensor): Tensor {
+  return record('axpby', [x, y], raw.axpby(a, x, b, y), { a, b });
 }
 
 export const subScalar = (x: Tensor, s: number): Tensor => addScalar(x, -s);
@@ -157,6 +162,7 @@ export const elementwiseRules: RuleTable<ElementwisePrim> = {
   ],
   addScalar: ({ gy }) => [gy],
   mulScalar: ({ gy, attrs }) => [mulScalar(gy, attrs.scalar)],
+  axpby: ({ gy, attrs, needs }) => [needs[0] ? mulScalar(gy, attrs.a) : null, needs[1] ? mulScalar(gy, attrs.b) : null],
   powScalar: ({ gy, saved: [x], attrs }) => [mul(gy, mulScalar(powScalar(x, attrs.scalar - 1), attrs.scalar))],
   where: ({ gy, saved: [cond], inputShapes: [, sa, sb], needs }) => {
     const zero = scalarLike(gy, 0);

@@ -2,7 +2,7 @@
  * @file The second-order products every estimator of this folder is built from: one double backward through
  * ∇_w L_T(w, λ; D) gives H·u (the A-product) and ∂_λ⟨∇_w L_T, u⟩ (the B-product) for a vector u shaped like w.
  */
-import { add, grad, mulScalar, noGrad } from '@metagrad/autograd';
+import { axpby, grad, mulScalar, noGrad } from '@metagrad/autograd';
 import { tidy, zeros, type Tensor } from '@metagrad/tensor';
 import { detachTree, dotTree, fromLeaves, leaves, mapTree, zipTree, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem } from '../hypergrad/types';
@@ -71,15 +71,7 @@ export function trainGradient<Batch>(problem: BilevelProblem<Batch>, w: ParamTre
 
 /** a·x + b·y leafwise, without a graph (new tensors owned by the caller). */
 export function lincombTree<T extends ParamTree>(a: number, x: T, b: number, y: ParamTree): T {
-  return noGrad(() =>
-    zipTree(x, y, (p, q) =>
-      tidy(() => {
-        const l = a === 1 ? p : mulScalar(p, a);
-        const r = b === 1 ? q : mulScalar(q, b);
-        return add(l, r);
-      }),
-    ),
-  );
+  return noGrad(() => zipTree(x, y, (p, q) => axpby(a, p, b, q)));
 }
 
 /** A copy of every leaf, without a graph (so later in-place updates of the original cannot change it). */

@@ -9,7 +9,7 @@
  * The in-place class uses the same formula so both forms agree.
  */
 import { ShapeError, tidy, type Tensor, zeros } from '@metagrad/tensor';
-import { add, div, mulScalar, sqrt, sub, square, addScalar } from '@metagrad/autograd';
+import { add, axpby, div, mulScalar, sqrt, sub, square, addScalar } from '@metagrad/autograd';
 import { disposeTree, leaves, mapTree, zipTree, type ParamTree } from '../params';
 import { checkNumber, InvalidHyperparameterError } from './errors';
 import { checkHyper, isZero, resolveHyper, scaleBy } from './hyper';
@@ -85,8 +85,8 @@ export function adam(options: AdamOptions): FunctionalOptimizer<AdamState> {
             if (decoupled) p = sub(p0, scaleBy(scaleBy(p0, lr), wd));
             else g = add(g0, scaleBy(p0, wd));
           }
-          const m = add(mulScalar(ml[k], beta1), mulScalar(g, 1 - beta1));
-          const v = add(mulScalar(vl[k], beta2), mulScalar(square(g), 1 - beta2));
+          const m = axpby(beta1, ml[k], 1 - beta1, g);
+          const v = axpby(beta2, vl[k], 1 - beta2, square(g));
           newM.push(m);
           newV.push(v);
           const denom = sqrt(addScalar(mulScalar(v, 1 / bc2), eps * eps));

@@ -3,7 +3,7 @@
  * functional optimiser and as an in-place class for ordinary training.
  */
 import { DTypeError, ShapeError, tidy, type Tensor, zeros } from '@metagrad/tensor';
-import { add, reshape, sub } from '@metagrad/autograd';
+import { add, axpby, reshape, sub } from '@metagrad/autograd';
 import { disposeTree, leaves, mapTree, zipTree, type ParamTree } from '../params';
 import { checkNumber, InvalidHyperparameterError } from './errors';
 import { checkHyper, isZero, resolveHyper, scaleBy } from './hyper';
@@ -58,11 +58,12 @@ export function sgd(options: SgdOptions): FunctionalOptimizer<SgdState> {
           let d = isZero(wd) ? g0 : add(g0, scaleBy(p, wd));
           if (momentum !== 0) {
             // torch: the first step's buffer is the (decayed) gradient itself; a view keeps it a distinct handle.
-            const buf = bl ? add(scaleBy(bl[k], momentum), dampening === 0 ? d : scaleBy(d, 1 - dampening)) : reshape(d, d.shape);
+            const buf = bl ? axpby(momentum, bl[k], 1 - dampening, d) : reshape(d, d.shape);
             newBufs.push(buf);
             d = nesterov ? add(d, scaleBy(buf, momentum)) : buf;
           }
-          return sub(p, scaleBy(d, lr));
+          // One fused dispatch for a number lr; a tensor lr (learned step size) stays a differentiable product.
+          return typeof lr === 'number' ? axpby(1, p, -lr, d) : sub(p, scaleBy(d, lr));
         });
         const state2: SgdState = { step: state.step + 1, momentum: momentum !== 0 ? fromList(params, newBufs) : null };
         return { params: next, state: state2 };

@@ -1,5 +1,6 @@
 /** @file Raw elementwise ops: unary math, broadcasting binary/compare ops, scalar fast paths, where, cast. */
 import {
+  axpbyKernel,
   binaryKernel,
   castKernel,
   COMPARE_OP_NAMES,
@@ -179,6 +180,26 @@ export function binaryScalar(op: BinaryOpName, x: Tensor, s: number, scalarFirst
   const bits = (x.dtype === 'f32' ? new UniformWriter().f32(s) : new UniformWriter().i32(s)).finish()[0];
   const uniform = new Uint32Array([n, Math.ceil(n / 4), scalarFirst ? bits : 0, scalarFirst ? 0 : bits, 0, 0, 0, 0]);
   device.dispatch(spec, [buffer, out.storage.buffer], uniform, linearDispatch(Math.ceil(n / 4), VEC4_CHUNK));
+  return out;
+}
+
+/**
+ * a·x + b·y for two same-shape f32 tensors in one dispatch (mulScalar and add would take two or three). Each
+ * product is rounded to f32 before the sum, as the separate ops do (up to the shader compiler's FMA contraction).
+ */
+export function axpby(a: number, x: Tensor, b: number, y: Tensor): Tensor {
+  assertSameDevice(x, y);
+  if (x.dtype !== 'f32' || y.dtype !== 'f32') throw new DTypeError(`axpby: needs f32 tensors, got ${x.dtype} ${fmt(x.shape)} and ${y.dtype} ${fmt(y.shape)}`);
+  if (x.shape.length !== y.shape.length || x.shape.some((d, i) => d !== y.shape[i])) {
+    throw new ShapeError(`axpby: shapes must be equal (no broadcasting), got ${fmt(x.shape)} and ${fmt(y.shape)}`);
+  }
+  const buffers = [x.buffer, y.buffer];
+  const out = empty(x.shape, 'f32', x.device);
+  const n = out.size;
+  if (n === 0) return out;
+  const nvec = Math.ceil(n / 4);
+  const uniform = new UniformWriter().u32(n).u32(nvec).u32(0).u32(0).f32(a).f32(b).u32(0).u32(0).finish();
+  x.device.dispatch(axpbyKernel(), [...buffers, out.storage.buffer], uniform, linearDispatch(nvec, VEC4_CHUNK));
   return out;
 }
 

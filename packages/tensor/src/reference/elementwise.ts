@@ -88,6 +88,8 @@ function minScalar(x: number, y: number): number {
 }
 
 export const add = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x + y, 'add');
+/** a·x + b·y (the reference of the fused axpby; shapes must broadcast like add's). */
+export const axpby = (a: number, x: RefTensor, b: number, y: RefTensor): RefTensor => mapBinary(x, y, (u, v) => a * u + b * v, 'axpby');
 export const sub = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x - y, 'sub');
 export const mul = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x * y, 'mul');
 export const div = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x / y, 'div');
