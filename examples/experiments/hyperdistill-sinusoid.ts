@@ -193,6 +193,8 @@ export interface EpisodeCost {
   label: string;
   /** Median wall time of one inner optimisation with its hypergradients, ms. */
   ms: number;
+  /** Median peak bytes above what was in use when the episode started (the method's working memory). */
+  peakAboveStart: number;
   jvps: number;
   hvps: number;
 }
@@ -200,20 +202,21 @@ export interface EpisodeCost {
 /**
  * Time per inner optimisation (the paper's Table 3), measured side by side: every method gets a learner, one
  * warm-up episode (pipeline compilation and any θ fit), then `repeats` rounds in which each method runs one episode
- * in turn on the same meta-batch, so machine load affects them alike. (Peak memory is taken from the training runs
- * instead: here every learner's state is alive at once.)
+ * in turn on the same meta-batch, so machine load affects them alike. Every learner's state is alive at once, so
+ * the peak is reported above what was in use when the episode started.
  */
 export async function measureEpisodeCosts(cfg: E5Config, device: Device, repeats: number, tick: E5Progress = () => {}): Promise<EpisodeCost[]> {
   const learners = e5Methods(cfg).map((spec) => ({ spec, ...makeLearner(cfg, device, spec, cfg.seeds[0]) }));
-  const samples = learners.map(() => [] as EpisodeRecord[]);
+  const samples = learners.map(() => [] as (EpisodeRecord & { start: number })[]);
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   try {
     for (let r = 0; r <= repeats; r++) {
       const ep = sinusoidEpisode(cfg, device, deriveSeed(cfg.seeds[0], 5, r));
       try {
         for (const [i, l] of learners.entries()) {
+          const start = device.memory().bytesInUse;
           const rec = await l.trainer.runEpisode(ep);
-          if (r > 0) samples[i].push(rec);
+          if (r > 0) samples[i].push({ ...rec, start });
           tick(l.spec.label, `cost round ${r}/${repeats}`);
         }
       } finally {
@@ -224,6 +227,7 @@ export async function measureEpisodeCosts(cfg: E5Config, device: Device, repeats
       key: l.spec.key,
       label: l.spec.label,
       ms: median(samples[i].map((x) => x.ms)),
+      peakAboveStart: median(samples[i].map((x) => x.peakBytes - x.start)),
       jvps: median(samples[i].map((x) => x.jvps)),
       hvps: median(samples[i].map((x) => x.hvps)),
     }));
