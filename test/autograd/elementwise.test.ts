@@ -76,6 +76,13 @@ describe('scalar forms, where, cast', () => {
       f: { gpu: (x, y) => ag.axpby(0.75, x, -2.5, y), ref: (x, y) => ref.axpby(0.75, x as RefTensor, -2.5, y as RefTensor) },
       inputs: [rand([7], 8), rand([7], 9)],
     },
+    // relu's fused VJP, broadcasting x; differentiable in gy only (the mask is constant).
+    {
+      name: 'reluGrad',
+      f: { gpu: (g, x) => ag.reluGrad(g, x), ref: (g, x) => ref.reluGrad(g as RefTensor, x as RefTensor) },
+      inputs: [rand([2, 3], 10), rand([3], 11, { awayFromZero: 0.05 })],
+      opts: { wrt: [0] },
+    },
     { name: 'powScalar', f: { gpu: (x) => ag.powScalar(x, 2.5), ref: (x) => ref.powScalar(x as RefTensor, 2.5) }, inputs: [rand([5], 3, positive)] },
     {
       name: 'where',

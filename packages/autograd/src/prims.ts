@@ -34,6 +34,7 @@ export interface PrimAttrs {
   add: Binary; sub: Binary; mul: Binary; div: Binary; pow: Binary; maximum: Binary; minimum: Binary;
   addScalar: { scalar: number }; mulScalar: { scalar: number }; powScalar: { scalar: number };
   axpby: { a: number; b: number };
+  reluGrad: None;
   where: None;
   cast: { dtype: DType };
   // reductions (softmax family and mean are composites with fused forwards)

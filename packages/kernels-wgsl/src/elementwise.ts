@@ -359,6 +359,11 @@ export function axpbyKernel(): KernelSpec {
   );
 }
 
+/** relu's VJP in one kernel: gy where x > 0, else 0 (f32, any elementwise layout: gy and x may broadcast). */
+export function reluGradKernel(layout: ElementwiseLayout): KernelSpec {
+  return mapKernel({ name: 'reluGrad:f32', inputs: ['f32', 'f32'], output: 'f32', expr: 'select(0.0, v0, v1 > 0.0)' }, layout);
+}
+
 export interface WhereKey {
   condDtype: DType;
   dtype: DType;

@@ -12,7 +12,7 @@ type UnaryPrim =
   | 'neg' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'sqrt' | 'rsqrt' | 'recip' | 'abs'
   | 'relu' | 'square';
 type BinaryPrim = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum';
-type ScalarPrim = 'addScalar' | 'mulScalar' | 'powScalar' | 'axpby';
+type ScalarPrim = 'addScalar' | 'mulScalar' | 'powScalar' | 'axpby' | 'reluGrad';
 export type ElementwisePrim = UnaryPrim | BinaryPrim | ScalarPrim | 'where' | 'cast';
 
 /** Which tensor a unary VJP needs: the input, the output, or nothing. */
@@ -88,6 +88,14 @@ export function axpby(a: number, x: Tensor, b: number, y: Tensor): Tensor {
   return record('axpby', [x, y], raw.axpby(a, x, b, y), { a, b });
 }
 
+/**
+ * relu's VJP, gy where x > 0 else 0, as one differentiable op: linear in gy (its own VJP masks again) and with zero
+ * derivative in x almost everywhere, so grad-of-grad through relu stays one dispatch per use.
+ */
+export function reluGrad(gy: Tensor, x: Tensor): Tensor {
+  return record('reluGrad', [gy, null], raw.reluGrad(gy, x), {}, () => [x]);
+}
+
 export const subScalar = (x: Tensor, s: number): Tensor => addScalar(x, -s);
 export const divScalar = (x: Tensor, s: number): Tensor => mulScalar(x, 1 / s);
 /** s − x. */
@@ -125,9 +133,9 @@ export const elementwiseRules: RuleTable<ElementwisePrim> = {
   rsqrt: ({ gy, saved: [y] }) => [mul(mulScalar(gy, -0.5), mul(y, square(y)))],
   recip: ({ gy, saved: [y] }) => [neg(mul(gy, square(y)))],
   abs: ({ gy, saved: [x] }) => [mul(gy, raw.sign(x))],
-  // The mask compares against a uniform 0 (no 0-d tensor to fill): two dispatches. It is a constant, so relu's
-  // second derivative is 0 and createGraph differentiates only through gy.
-  relu: ({ gy, saved: [x] }) => [mul(gy, raw.binaryScalar('gt', x, 0))],
+  // One fused dispatch; the mask is a constant, so relu's second derivative is 0 and createGraph differentiates
+  // only through gy.
+  relu: ({ gy, saved: [x] }) => [reluGrad(gy, x)],
   square: ({ gy, saved: [x] }) => [mul(gy, mulScalar(x, 2))],
 
   add: ({ gy, inputShapes: [sa, sb], needs }) => [needs[0] ? sumToShape(gy, sa) : null, needs[1] ? sumToShape(gy, sb) : null],
@@ -162,6 +170,7 @@ export const elementwiseRules: RuleTable<ElementwisePrim> = {
   ],
   addScalar: ({ gy }) => [gy],
   mulScalar: ({ gy, attrs }) => [mulScalar(gy, attrs.scalar)],
+  reluGrad: ({ gy, saved: [x], inputShapes: [sg] }) => [sumToShape(reluGrad(gy, x), sg), null],
   axpby: ({ gy, attrs, needs }) => [needs[0] ? mulScalar(gy, attrs.a) : null, needs[1] ? mulScalar(gy, attrs.b) : null],
   powScalar: ({ gy, saved: [x], attrs }) => [mul(gy, mulScalar(powScalar(x, attrs.scalar - 1), attrs.scalar))],
   where: ({ gy, saved: [cond], inputShapes: [, sa, sb], needs }) => {

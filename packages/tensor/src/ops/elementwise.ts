@@ -3,6 +3,7 @@ import {
   axpbyKernel,
   binaryKernel,
   castKernel,
+  reluGradKernel,
   COMPARE_OP_NAMES,
   INT_BINARY_OPS,
   INT_UNARY_OPS,
@@ -201,6 +202,14 @@ export function axpby(a: number, x: Tensor, b: number, y: Tensor): Tensor {
   const uniform = new UniformWriter().u32(n).u32(nvec).u32(0).u32(0).f32(a).f32(b).u32(0).u32(0).finish();
   x.device.dispatch(axpbyKernel(), [...buffers, out.storage.buffer], uniform, linearDispatch(nvec, VEC4_CHUNK));
   return out;
+}
+
+/** relu's VJP, gy where x > 0 else 0, in one dispatch (f32; gy and x broadcast like a binary op). */
+export function reluGrad(gy: Tensor, x: Tensor): Tensor {
+  assertSameDevice(gy, x);
+  if (gy.dtype !== 'f32' || x.dtype !== 'f32') throw new DTypeError(`reluGrad: needs f32 tensors, got ${gy.dtype} ${fmt(gy.shape)} and ${x.dtype} ${fmt(x.shape)}`);
+  const shape = broadcastShapes('reluGrad', gy.shape, x.shape);
+  return runElementwise((layout) => reluGradKernel(layout), [gy, x], shape, 'f32');
 }
 
 export const addScalar = (x: Tensor, s: number): Tensor => binaryScalar('add', x, s);

@@ -88,6 +88,8 @@ function minScalar(x: number, y: number): number {
 }
 
 export const add = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x + y, 'add');
+/** relu's VJP: gy where x > 0, else 0. */
+export const reluGrad = (gy: RefTensor, x: RefTensor): RefTensor => mapBinary(gy, x, (g, v) => (v > 0 ? g : 0), 'reluGrad');
 /** a·x + b·y (the reference of the fused axpby; shapes must broadcast like add's). */
 export const axpby = (a: number, x: RefTensor, b: number, y: RefTensor): RefTensor => mapBinary(x, y, (u, v) => a * u + b * v, 'axpby');
 export const sub = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x - y, 'sub');
