@@ -105,7 +105,8 @@ const upload = (d: BatchedRegressionData, device: Device): RegressionBatch => ({
   y: tensor(d.y, [d.batch, d.n, 1], 'f32', device),
 });
 
-function sinusoidEpisode(cfg: E5Config, device: Device, seed: number): Episode<RegressionBatch> {
+/** One meta-batch of sinusoid tasks: the support set as every step's D_t, the query set as the validation batch. */
+export function sinusoidEpisode(cfg: E5Config, device: Device, seed: number): Episode<RegressionBatch> {
   const mb = sampleMetaBatch(sinusoidFamily, { metaBatch: cfg.metaBatch, nSupport: cfg.shots, nQuery: cfg.shots, seed });
   const support = upload(mb.support, device);
   const query = upload(mb.query, device);
@@ -133,7 +134,7 @@ export interface E5Progress {
 }
 
 /** A fresh meta-learner for one method and seed: λ (the feature net), φ (the head's initialisation) and its trainer. */
-function makeLearner(cfg: E5Config, device: Device, spec: MethodSpec, seed: number) {
+export function makeE5Learner(cfg: E5Config, device: Device, spec: MethodSpec, seed: number) {
   const features = mlp({ sizes: [1, cfg.hidden, cfg.hidden, cfg.hidden], activation: 'relu', outputActivation: 'relu' });
   const problem = anilProblem({ features: (l, x) => features.apply(l as never, x) });
   const lambda = features.init(deriveSeed(seed, 1), device) as unknown as ParamTree;
@@ -149,12 +150,12 @@ function makeLearner(cfg: E5Config, device: Device, spec: MethodSpec, seed: numb
     trainer.dispose();
     disposeTree([lambda, phi] as ParamTree);
   };
-  return { problem, lambda, method, trainer, dispose };
+  return { features, problem, lambda, method, trainer, dispose };
 }
 
 /** One method's meta-training and meta-test for one seed. */
 async function runOne(cfg: E5Config, device: Device, spec: MethodSpec, seed: number, tick: E5Progress): Promise<{ mse: number; records: RunRecord[]; cosines: CosinePoint[]; theta: number }> {
-  const { problem, lambda, method, trainer, dispose } = makeLearner(cfg, device, spec, seed);
+  const { problem, lambda, method, trainer, dispose } = makeE5Learner(cfg, device, spec, seed);
   const records: RunRecord[] = [];
   const cosines: CosinePoint[] = [];
   try {
@@ -206,7 +207,7 @@ export interface EpisodeCost {
  * the peak is reported above what was in use when the episode started.
  */
 export async function measureEpisodeCosts(cfg: E5Config, device: Device, repeats: number, tick: E5Progress = () => {}): Promise<EpisodeCost[]> {
-  const learners = e5Methods(cfg).map((spec) => ({ spec, ...makeLearner(cfg, device, spec, cfg.seeds[0]) }));
+  const learners = e5Methods(cfg).map((spec) => ({ spec, ...makeE5Learner(cfg, device, spec, cfg.seeds[0]) }));
   const samples = learners.map(() => [] as (EpisodeRecord & { start: number })[]);
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   try {
