@@ -39,12 +39,12 @@ function methods(): HyperMethod<RegressionBatch>[] {
   ];
 }
 
-function trainer(device: Device, method: HyperMethod<RegressionBatch>) {
+function trainer(device: Device, method: HyperMethod<RegressionBatch>, logHypergradNorm = false) {
   const lambda = features.init(7, device) as unknown as ParamTree;
   const phi = { weight: tensor(new Rng(3).uniformArray(8, -0.3, 0.3), [1, 8, 1], 'f32', device), bias: tensor([0], [1, 1, 1], 'f32', device) };
   const tr = new EpisodicTrainer<RegressionBatch>({
     problem: anil, lambda, phi, method, optimiser: { lr: 0.01, momentum: 0.9 }, hyperLr: 1e-3, reptileLr: 1,
-    initialWeights: (p) => anil.initialWeights(p, B), reptileTarget: (w) => anil.taskMean(w),
+    initialWeights: (p) => anil.initialWeights(p, B), reptileTarget: (w) => anil.taskMean(w), logHypergradNorm,
   });
   return { tr, dispose: () => { tr.dispose(); disposeTree([lambda, phi] as ParamTree); } };
 }
@@ -54,7 +54,7 @@ describe('episodic meta-learning', () => {
     const device = getDevice();
     const ep = episode(device, 1);
     await expectNoLeaks(async () => {
-      const records: Record<string, { jvps: number; hvps: number; updates: number; fitJvps: number }[]> = {};
+      const records: Record<string, { jvps: number; hvps: number; updates: number; fitJvps: number; hypergradNorm?: number }[]> = {};
       for (const method of methods()) {
         const { tr, dispose } = trainer(device, method);
         records[method.name] = [];
@@ -67,6 +67,7 @@ describe('episodic meta-learning', () => {
         dispose();
       }
       expect(records.FO[0]).toMatchObject({ jvps: 0, updates: T });
+      expect(records.FO[0].hypergradNorm).toBeUndefined();
       expect(records['1-step'][0]).toMatchObject({ jvps: T, updates: T, fitJvps: 0 });
       const hd = records['hyperdistill(γ=0.9)'];
       expect(hd.map((r) => r.fitJvps)).toEqual([3 * T - 1, 0, 3 * T - 1]);
@@ -83,10 +84,11 @@ describe('episodic meta-learning', () => {
   it('Reptile with η = 1 moves φ to the task mean of w_T; λ moves with the hypergradients', async () => {
     const device = getDevice();
     const ep = episode(device, 2);
-    const { tr, dispose } = trainer(device, firstOrderMethod());
+    const { tr, dispose } = trainer(device, firstOrderMethod(), true);
     const before = await treeToVector(tr.lambda);
     const phiBefore = await treeToVector(tr.phi);
-    await tr.runEpisode(ep);
+    // The norm log is opt-in (it costs a readback per update).
+    expect((await tr.runEpisode(ep)).hypergradNorm).toBeGreaterThan(0);
     const after = await treeToVector(tr.lambda);
     expect(after.some((v, i) => v !== before[i])).toBe(true);
     const phiAfter = await treeToVector(tr.phi);

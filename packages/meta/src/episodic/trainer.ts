@@ -35,6 +35,11 @@ export interface EpisodicOptions<Batch> {
   /** Reptile step η_R (the paper: 1). */
   reptileLr: number;
   method: HyperMethod<Batch>;
+  /**
+   * Record the mean ‖hypergradient‖ per inner optimisation (default false: it costs a norm over every leaf and a
+   * readback per update, about a fifth of a small model's dispatches, and would inflate every method's time).
+   */
+  logHypergradNorm?: boolean;
 }
 
 export interface EpisodeRecord {
@@ -51,8 +56,8 @@ export interface EpisodeRecord {
   ms: number;
   /** Peak bytes in use during it. */
   peakBytes: number;
-  /** Mean ‖hypergradient‖ over the updates. */
-  hypergradNorm: number;
+  /** Mean ‖hypergradient‖ over the updates (only with `logHypergradNorm`). */
+  hypergradNorm?: number;
 }
 
 export class EpisodicTrainer<Batch> {
@@ -98,9 +103,11 @@ export class EpisodicTrainer<Batch> {
       try {
         jvps += r.stats.jvps;
         hvps += r.stats.hvps;
-        const n = normTree(r.hypergrad);
-        normSum += await n.item();
-        n.dispose();
+        if (this.o.logHypergradNorm) {
+          const n = normTree(r.hypergrad);
+          normSum += await n.item();
+          n.dispose();
+        }
         this.adam.step(r.hypergrad);
         updates++;
       } finally {
@@ -137,7 +144,7 @@ export class EpisodicTrainer<Batch> {
         fitJvps: method.beginJvps ?? 0,
         ms,
         peakBytes: this.device.memory().peakBytesInUse,
-        hypergradNorm: updates ? normSum / updates : 0,
+        ...(this.o.logHypergradNorm ? { hypergradNorm: updates ? normSum / updates : 0 } : {}),
       };
     } finally {
       if (wT) disposeTree(wT);
