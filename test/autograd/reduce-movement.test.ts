@@ -17,6 +17,7 @@ const R = (x: unknown) => x as RefTensor;
 
 const reductions: OpCase[] = [
   { name: 'sum all', f: { gpu: (x) => ag.sum(x), ref: (x) => ref.sum(R(x)) }, inputs: [rand([2, 3], 1)] },
+  { name: 'dot (fused product-sum)', f: { gpu: (x, y) => ag.dot(x, y), ref: (x, y) => ref.sum(ref.mul(R(x), R(y))) }, inputs: [rand([7], 3), rand([7], 4)] },
   { name: 'sum axis keepDims', f: { gpu: (x) => ag.sum(x, [1], true), ref: (x) => ref.sum(R(x), [1], true) }, inputs: [rand([2, 3, 2], 2)] },
   { name: 'mean axes', f: { gpu: (x) => ag.mean(x, [0, 2]), ref: (x) => ref.mean(R(x), [0, 2]) }, inputs: [rand([2, 3, 2], 3)] },
   { name: 'max axis', f: { gpu: (x) => ag.max(x, [1]), ref: (x) => ref.max(R(x), [1]) }, inputs: [distinct([3, 4], 4)] },

@@ -69,6 +69,27 @@ describe('sum mean max min logsumexp', () => {
     expect(device.memory().liveTensors).toBe(live); // partial-pass intermediates are freed
   });
 
+  it('dot: the product fused into the first pass, one pass or several; equal f32 shapes only', async () => {
+    for (const shape of [[1], [7], [3, 5], [100003]]) {
+      const x = randRef(shape, 11);
+      const y = randRef(shape, 12);
+      const [tx, ty] = [upload(x), upload(y)];
+      const before = device.counters.dispatches;
+      const out = ops.dot(tx, ty);
+      if (shape[0] < 1000) expect(device.counters.dispatches - before).toBe(1);
+      const want = ref.sum(ref.mul(x, y));
+      expectClose(await download(out), want, 1e-5, 1e-6 * Math.sqrt(x.data.length) * 9, `dot ${JSON.stringify(shape)}`);
+      [tx, ty, out].forEach((t) => t.dispose());
+    }
+    const a = upload(randRef([2, 3], 1));
+    const b = upload(randRef([6], 2));
+    expect(() => ops.dot(a, b)).toThrow(/dot.*\[2, 3\].*\[6\]/);
+    const [e0, e1] = [upload(randRef([0], 3)), upload(randRef([0], 4))];
+    const z = ops.dot(e0, e1);
+    expect((await download(z)).data[0]).toBe(0);
+    [a, b, e0, e1, z].forEach((t) => t.dispose());
+  });
+
   it('NaN and infinities: max propagates NaN, logsumexp passes ±inf through', async () => {
     const x = { shape: [4, 3], data: Float64Array.from([1, NaN, 2, -Infinity, -Infinity, -Infinity, Infinity, 1, 2, 3, 4, 5]) };
     for (const op of AXES_OPS) await checkAxes(op, x, [1], false);

@@ -38,7 +38,7 @@ export interface PrimAttrs {
   where: None;
   cast: { dtype: DType };
   // reductions (softmax family and mean are composites with fused forwards)
-  sum: Axes; mean: Axes; max: Axes; min: Axes; logsumexp: Axes;
+  sum: Axes; mean: Axes; dot: None; max: Axes; min: Axes; logsumexp: Axes;
   softmax: { axis: number };
   logSoftmax: { axis: number };
   // movement

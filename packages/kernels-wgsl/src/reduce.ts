@@ -20,6 +20,8 @@ export interface ReduceKey {
   layout: ReduceLayout;
   /** argmax passes after the first read the running (value, index) pairs of the previous pass. */
   indexInput?: boolean;
+  /** sum in 'row' layout only: reduce the elementwise product of x and a second input y (a fused dot product). */
+  product?: boolean;
 }
 
 /**
@@ -30,11 +32,15 @@ export interface ReduceKey {
  */
 export function reduceKernel(key: ReduceKey): KernelSpec {
   const { op, layout } = key;
+  const product = Boolean(key.product);
+  if (product && (op !== 'sum' || layout !== 'row')) throw new Error(`reduceKernel: a product input needs sum over rows, got ${op} ${layout}`);
   const isArg = op === 'argmax';
   const indexInput = isArg && Boolean(key.indexInput);
   const lanes = layout === 'col' || isArg && layout === 'row' ? 1 : 4;
   const L = Array.from({ length: lanes }, (_, l) => l);
 
+  // Element i of the row layout's input (x·y for a product reduction).
+  const load = (i: string): string => (product ? `x[${i} >> 2u][${i} & 3u] * y[${i} >> 2u][${i} & 3u]` : `x[${i} >> 2u][${i} & 3u]`);
   // One scan over the part's elements, calling `step(lane, value, rowIndex)` for each in order.
   const scan = (step: (l: number, v: string, r: string) => string): string => {
     if (layout === 'row') {
@@ -42,12 +48,12 @@ export function reduceKernel(key: ReduceKey): KernelSpec {
       // Scalar head up to a vec4 boundary, vec4 body, scalar tail: rows need not start on a vec4.
       return `{
   var i = start;
-  for (; i < end && (i & 3u) != 0u; i++) { let v = x[i >> 2u][i & 3u]; ${step(0, 'v', 'i - rowBase')} }
+  for (; i < end && (i & 3u) != 0u; i++) { let v = ${load('i')}; ${step(0, 'v', 'i - rowBase')} }
   for (; i + 4u <= end; i += 4u) {
-    let q = x[i >> 2u];
+    let q = ${product ? 'x[i >> 2u] * y[i >> 2u]' : 'x[i >> 2u]'};
     ${['x', 'y', 'z', 'w'].map((c, k) => step(lane(k), `q.${c}`, `i + ${k}u - rowBase`)).join('\n    ')}
   }
-  for (; i < end; i++) { let v = x[i >> 2u][i & 3u]; ${step(0, 'v', 'i - rowBase')} }
+  for (; i < end; i++) { let v = ${load('i')}; ${step(0, 'v', 'i - rowBase')} }
   }`;
     }
     if (layout === 'col') {
@@ -105,6 +111,10 @@ export function reduceKernel(key: ReduceKey): KernelSpec {
 
   const bindings: KernelSpec['bindings'][number][] = ['read'];
   const decls = ['@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;'];
+  if (product) {
+    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> y: array<vec4<f32>>;`);
+    bindings.push('read');
+  }
   if (indexInput) {
     decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> idxIn: array<i32>;`);
     bindings.push('read');
@@ -119,7 +129,7 @@ export function reduceKernel(key: ReduceKey): KernelSpec {
   bindings.push('uniform');
 
   return {
-    key: `reduce:${op}:${layout}${indexInput ? ':idx' : ''}`,
+    key: `reduce:${op}:${layout}${indexInput ? ':idx' : ''}${product ? ':dot' : ''}`,
     entryPoint: 'main',
     bindings,
     workgroupSize: [REDUCE_WG, 1, 1],

@@ -1,6 +1,6 @@
 /** @file Parameter trees: nested records/arrays of tensors, and differentiable utilities over them (map, zip, flatten, algebra). */
 import { ShapeError, type Tensor } from '@metagrad/tensor';
-import { add, axpby, concat, detach, mul, mulScalar, reshape, requiresGrad, slice, sqrt, sub, sum } from '@metagrad/autograd';
+import { add, axpby, concat, detach, dot, mul, mulScalar, reshape, requiresGrad, slice, sqrt, sub, sum } from '@metagrad/autograd';
 
 /**
  * A model's parameters (or its gradients, or optimiser state): a tensor, an array of trees, or a record of trees.
@@ -126,9 +126,7 @@ export function dotTree(a: ParamTree, b: ParamTree): Tensor {
   if (al.length !== bl.length) throw new ShapeError(`dotTree: trees have ${al.length} and ${bl.length} leaves`);
   let total: Tensor | undefined;
   al.forEach((x, i) => {
-    const prod = mul(x, bl[i]);
-    const s = sum(prod);
-    prod.dispose();
+    const s = dot(x, bl[i]); // one fused dispatch per leaf
     if (!total) total = s;
     else {
       const next = add(total, s);

@@ -9,7 +9,7 @@ import { expand, reshape } from './movement';
 // argmax returns indices: nothing to differentiate.
 export { argmax } from '@metagrad/tensor';
 
-export type ReducePrim = 'sum' | 'mean' | 'max' | 'min' | 'logsumexp' | 'softmax' | 'logSoftmax';
+export type ReducePrim = 'sum' | 'mean' | 'dot' | 'max' | 'min' | 'logsumexp' | 'softmax' | 'logSoftmax';
 type AxesPrim = 'sum' | 'mean' | 'max' | 'min' | 'logsumexp';
 type AxesArg = number | readonly number[] | undefined;
 
@@ -35,6 +35,11 @@ export const mean = axesReduction('mean', 'none');
 export const max = axesReduction('max', 'xy');
 export const min = axesReduction('min', 'xy');
 export const logsumexp = axesReduction('logsumexp', 'xy');
+
+/** Σ x·y over all elements of two same-shape tensors (0-d), one fused dispatch; VJP (gy·y, gy·x). */
+export function dot(x: Tensor, y: Tensor): Tensor {
+  return record('dot', [x, y], raw.dot(x, y), {}, () => [x, y]);
+}
 
 export function softmax(x: Tensor, axis: number): Tensor {
   const y = raw.softmax(x, axis);
@@ -84,6 +89,7 @@ export const reduceRules: RuleTable<ReducePrim> = {
   mean: ({ gy, attrs, inputShapes: [shape] }) => [
     expand(mulScalar(broadcastable(gy, shape, attrs), 1 / countOf(shape, attrs.axes)), shape),
   ],
+  dot: ({ gy, saved: [x, y], needs }) => [needs[0] ? mul(y, gy) : null, needs[1] ? mul(x, gy) : null],
   max: extremumRule,
   min: extremumRule,
   logsumexp: ({ gy, saved: [x, y], attrs, inputShapes: [shape] }) => [

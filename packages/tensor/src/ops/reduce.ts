@@ -2,8 +2,8 @@
 import { grid1d, reduceKernel, REDUCE_WG, softmaxKernel, type ReduceLayout, type ReduceOpName } from '@metagrad/kernels-wgsl';
 import type { Device } from '../device';
 import { DTypeError, ShapeError } from '../errors';
-import { sizeOf, type Tensor } from '../tensor';
-import { empty } from './creation';
+import { assertSameDevice, sizeOf, type Tensor } from '../tensor';
+import { empty, full } from './creation';
 import { exp, sub } from './elementwise';
 import { fmt, normalizeAxes, UniformWriter } from './util';
 
@@ -130,6 +130,31 @@ function refold(bl: readonly Block[]): Block[] {
 
 export function sum(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   return reduceAxes('sum', x, axes, keepDims);
+}
+
+/**
+ * Σ x·y over every element of two same-shape f32 tensors, as a 0-d tensor: the product is fused into the first
+ * reduction pass (one dispatch where sum(mul(x, y)) takes two, for the dot products of parameter trees).
+ */
+export function dot(x: Tensor, y: Tensor): Tensor {
+  checkFloat('dot', x);
+  checkFloat('dot', y);
+  assertSameDevice(x, y);
+  if (x.shape.length !== y.shape.length || x.shape.some((d, i) => d !== y.shape[i])) {
+    throw new ShapeError(`dot: shapes must be equal, got ${fmt(x.shape)} and ${fmt(y.shape)}`);
+  }
+  const device = x.device;
+  const n = x.size;
+  if (n === 0) return full([], 0, 'f32', device);
+  const { P, C } = partsFor(1, n, 1);
+  const partial = empty([P], 'f32', device);
+  const u = new UniformWriter().u32(1).u32(n).u32(1).u32(C).u32(P).u32(1).f32(1).finish();
+  device.dispatch(reduceKernel({ op: 'sum', layout: 'row', product: true }), [x.buffer, y.buffer, partial.storage.buffer], u, grid1d(Math.ceil(P / REDUCE_WG)));
+  const total = P === 1 ? partial : reduceMiddle(device, 'sum', { values: partial }, 1, P, 1, 1).values;
+  if (total !== partial) partial.dispose();
+  const out = total.view([]);
+  total.dispose();
+  return out;
 }
 
 /** Mean over an empty set is NaN (0/0), as torch. */
