@@ -12,9 +12,8 @@ import { ShapeError, tidy, type Tensor, zeros } from '@metagrad/tensor';
 import { add, axpby, div, mulScalar, sqrt, sub, square, addScalar } from '@metagrad/autograd';
 import { disposeTree, leaves, mapTree, zipTree, type ParamTree } from '../params';
 import { checkNumber, InvalidHyperparameterError } from './errors';
-import { checkHyper, isZero, resolveHyper, scaleBy } from './hyper';
+import { checkHyper, inPlaceHypers, isZero, resolveHyper, scaleBy, stepGradients } from './hyper';
 import { adamUpdateInPlace } from './kernels';
-import { checkLeaf } from './sgd';
 import type { FunctionalOptimizer, Hyper, Schedule } from './types';
 
 export interface AdamOptions {
@@ -122,25 +121,19 @@ export class Adam {
 
   constructor(params: ParamTree, options: AdamOptions) {
     this.opts = validate('Adam', options);
-    if (typeof options.lr === 'object' || typeof options.weightDecay === 'object') {
-      throw new InvalidHyperparameterError('Adam: tensor hyperparameters need the functional adam(); the in-place class takes numbers or schedules');
-    }
-    this.lr = options.lr as number | Schedule;
-    this.weightDecay = (options.weightDecay as number | undefined) ?? 0;
+    ({ lr: this.lr, weightDecay: this.weightDecay } = inPlaceHypers('Adam', 'adam', options));
     this.params = leaves(params);
     this.m = this.params.map((p) => zeros(p.shape, 'f32', p.device));
     this.v = this.params.map((p) => zeros(p.shape, 'f32', p.device));
   }
 
   step(grads: ParamTree): void {
-    const gl = leaves(grads);
-    if (gl.length !== this.params.length) throw new ShapeError(`Adam.step: got ${gl.length} gradients for ${this.params.length} parameters`);
+    const gl = stepGradients('Adam', this.params, grads);
     const lr = resolveHyper('Adam', 'lr', this.lr, this.stepCount) as number;
     const t = this.stepCount + 1;
     const { beta1, beta2, eps, decoupled } = this.opts;
     const h = { lr, weightDecay: this.weightDecay, decoupled, beta1, beta2, eps, bc1: 1 - beta1 ** t, bc2: 1 - beta2 ** t };
     this.params.forEach((p, i) => {
-      checkLeaf('Adam', p, gl[i], i);
       adamUpdateInPlace(p, gl[i], this.m[i], this.v[i], h);
     });
     this.stepCount = t;

@@ -1,7 +1,8 @@
 /** @file Helpers shared by the optimisers: resolving number/schedule/tensor hyperparameters and scaling by them. */
-import { ShapeError, Tensor } from '@metagrad/tensor';
+import { DTypeError, ShapeError, Tensor } from '@metagrad/tensor';
 import { mul, mulScalar } from '@metagrad/autograd';
-import { checkNumber } from './errors';
+import { leaves, type ParamTree } from '../params';
+import { checkNumber, InvalidHyperparameterError } from './errors';
 import type { Hyper, Schedule } from './types';
 
 /** A hyperparameter's value at `step`: numbers and schedule values are range-checked (≥ min), tensors must hold one element. */
@@ -30,3 +31,28 @@ export function scaleBy(x: Tensor, h: number | Tensor): Tensor {
 
 /** Whether a hyperparameter is the number zero (then its term is skipped, as torch does). */
 export const isZero = (h: number | Tensor): boolean => typeof h === 'number' && h === 0;
+
+/** The learning rate and weight decay of an in-place optimiser class, which takes numbers or schedules only. */
+export function inPlaceHypers(where: string, functional: string, options: { lr: Hyper; weightDecay?: Hyper }): { lr: number | Schedule; weightDecay: number } {
+  if (typeof options.lr === 'object' || typeof options.weightDecay === 'object') {
+    throw new InvalidHyperparameterError(`${where}: tensor hyperparameters need the functional ${functional}(); the in-place class takes numbers or schedules`);
+  }
+  return { lr: options.lr as number | Schedule, weightDecay: (options.weightDecay as number | undefined) ?? 0 };
+}
+
+/**
+ * The gradient leaves of an in-place step, one per parameter and each the same shape as its parameter and f32, or
+ * ShapeError/DTypeError (the fused kernels index both buffers alike).
+ */
+export function stepGradients(where: string, params: readonly Tensor[], grads: ParamTree): Tensor[] {
+  const gl = leaves(grads);
+  if (gl.length !== params.length) throw new ShapeError(`${where}.step: got ${gl.length} gradients for ${params.length} parameters`);
+  params.forEach((p, i) => {
+    const g = gl[i];
+    if (p.dtype !== 'f32' || g.dtype !== 'f32') throw new DTypeError(`${where}.step: parameter ${i} is ${p.dtype} and its gradient ${g.dtype}; both must be f32`);
+    if (p.rank !== g.rank || p.shape.some((d, k) => d !== g.shape[k])) {
+      throw new ShapeError(`${where}.step: parameter ${i} is ${p.dtype}[${p.shape.join(', ')}] but its gradient is ${g.dtype}[${g.shape.join(', ')}]`);
+    }
+  });
+  return gl;
+}

@@ -2,11 +2,11 @@
  * @file SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD semantics), as a differentiable
  * functional optimiser and as an in-place class for ordinary training.
  */
-import { DTypeError, ShapeError, tidy, type Tensor, zeros } from '@metagrad/tensor';
+import { tidy, type Tensor, zeros } from '@metagrad/tensor';
 import { add, axpby, reshape, sub } from '@metagrad/autograd';
 import { disposeTree, leaves, mapTree, zipTree, type ParamTree } from '../params';
 import { checkNumber, InvalidHyperparameterError } from './errors';
-import { checkHyper, isZero, resolveHyper, scaleBy } from './hyper';
+import { checkHyper, inPlaceHypers, isZero, resolveHyper, scaleBy, stepGradients } from './hyper';
 import { sgdUpdateInPlace } from './kernels';
 import type { FunctionalOptimizer, Hyper, Schedule } from './types';
 
@@ -97,22 +97,16 @@ export class SGD {
 
   constructor(params: ParamTree, options: SgdOptions) {
     this.opts = validate('SGD', options);
-    if (typeof options.lr === 'object' || typeof options.weightDecay === 'object') {
-      throw new InvalidHyperparameterError('SGD: tensor hyperparameters need the functional sgd(); the in-place class takes numbers or schedules');
-    }
-    this.lr = options.lr as number | Schedule;
-    this.weightDecay = (options.weightDecay as number | undefined) ?? 0;
+    ({ lr: this.lr, weightDecay: this.weightDecay } = inPlaceHypers('SGD', 'sgd', options));
     this.params = leaves(params);
     this.buffers = this.opts.momentum !== 0 ? this.params.map((p) => zeros(p.shape, 'f32', p.device)) : null;
   }
 
   step(grads: ParamTree): void {
-    const gl = leaves(grads);
-    if (gl.length !== this.params.length) throw new ShapeError(`SGD.step: got ${gl.length} gradients for ${this.params.length} parameters`);
+    const gl = stepGradients('SGD', this.params, grads);
     const lr = resolveHyper('SGD', 'lr', this.lr, this.stepCount) as number;
     const { momentum, dampening, nesterov } = this.opts;
     this.params.forEach((p, i) => {
-      checkLeaf('SGD', p, gl[i], i);
       sgdUpdateInPlace(p, gl[i], this.buffers ? this.buffers[i] : null, { lr, weightDecay: this.weightDecay, momentum, dampening, nesterov, first: this.stepCount === 0 });
     });
     this.stepCount++;
@@ -120,15 +114,5 @@ export class SGD {
 
   dispose(): void {
     this.buffers?.forEach((b) => b.dispose());
-  }
-}
-
-/** Same shape and f32, or ShapeError/DTypeError (the fused kernels index both buffers alike). */
-export function checkLeaf(where: string, p: Tensor, g: Tensor, i: number): void {
-  if (p.dtype !== 'f32' || g.dtype !== 'f32') throw new DTypeError(`${where}.step: parameter ${i} is ${p.dtype} and its gradient ${g.dtype}; both must be f32`);
-  if (p.rank !== g.rank || p.shape.some((d, k) => d !== g.shape[k])) {
-    throw new ShapeError(
-      `${where}.step: parameter ${i} is ${p.dtype}[${p.shape.join(', ')}] but its gradient is ${g.dtype}[${g.shape.join(', ')}]`,
-    );
   }
 }
