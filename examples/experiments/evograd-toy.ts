@@ -10,7 +10,7 @@ import {
   Rng, TOY_TAU, TOY_TRAJECTORY_STARTS, disposeTree, toyEvogradHypergradient, toyHypergradient, toyLambdaGrid, toyTrainGradX,
   type ParamTree,
 } from '@metagrad/models';
-import { EvoGrad, type BilevelProblem } from '@metagrad/meta';
+import { EvoGrad, pearsonCorrelation, type BilevelProblem } from '@metagrad/meta';
 import type { ReportSection, SectionResult } from '../cli/report';
 import { lineChart, sideBySide, type Row } from '../cli/plots';
 
@@ -41,21 +41,6 @@ export interface ToyResult {
   corrK2Seeds: { seeds: number; mean: number; std: number; min: number; max: number };
 }
 
-function pearson(a: number[], b: number[]): number {
-  const n = a.length;
-  const ma = a.reduce((s, v) => s + v, 0) / n;
-  const mb = b.reduce((s, v) => s + v, 0) / n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) ** 2;
-    sbb += (b[i] - mb) ** 2;
-  }
-  return sab / Math.sqrt(saa * sbb);
-}
-
 /** The correlation study (Fig. 2): mean ± std of the estimate per λ over `trials` random x and noise. */
 export function toyStudy(lambdas: number, trials: number, seed = 0): Pick<ToyResult, 'corr' | 'std' | 'rows'> {
   const grid = toyLambdaGrid(lambdas);
@@ -81,7 +66,7 @@ export function toyStudy(lambdas: number, trials: number, seed = 0): Pick<ToyRes
       exact.push(toyHypergradient(lambda));
       stdSum += sd;
     }
-    corr[`K${K}`] = pearson(means, exact);
+    corr[`K${K}`] = pearsonCorrelation(means, exact);
     std[`K${K}`] = stdSum / grid.length;
   }
   return { corr, std, rows };

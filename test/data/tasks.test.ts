@@ -1,5 +1,6 @@
 /** @file Task generators: the EvoGrad toy's closed forms, regression families' ranges and formulas, standard scaling. */
 import { describe, expect, it } from 'vitest';
+import { pearsonCorrelation } from '@metagrad/meta';
 import {
   TOY_TRAJECTORY_STARTS,
   toyEvogradHypergradient,
@@ -77,24 +78,16 @@ describe('EvoGrad 1-D toy', () => {
       return sum / 200;
     });
     const exact = Array.from(lambdas, toyHypergradient);
-    expect(correlation(means, exact)).toBeGreaterThan(0.9);
+    expect(pearsonCorrelation(means, exact)).toBeGreaterThan(0.9);
+  });
+
+  it('pearsonCorrelation: ±1 for exact linear relations, invariant to shift and scale; lengths must match', () => {
+    const a = [1, 2, 4, 7];
+    expect(pearsonCorrelation(a, a.map((v) => 3 * v - 5))).toBeCloseTo(1, 12);
+    expect(pearsonCorrelation(a, a.map((v) => -0.5 * v + 2))).toBeCloseTo(-1, 12);
+    expect(() => pearsonCorrelation(a, [1, 2])).toThrow(/length 4 and 2/);
   });
 });
-
-function correlation(a: number[], b: number[]): number {
-  const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
-  const ma = mean(a);
-  const mb = mean(b);
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += (a[i] - ma) * (b[i] - mb);
-    aa += (a[i] - ma) ** 2;
-    bb += (b[i] - mb) ** 2;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 describe('regression task families', () => {
   it('sinusoid: parameters in range, y = A sin(x − φ), x ∈ [−5, 5]', () => {

@@ -139,26 +139,6 @@ export function fmt(value: number, digits = 3): string {
   return Number.isFinite(value) ? value.toFixed(digits) : String(value);
 }
 
-/** Pearson correlation of two equal-length series. */
-export function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = a.length;
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < n; i++) {
-    ma += a[i] / n;
-    mb += b[i] / n;
-  }
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) ** 2;
-    sbb += (b[i] - mb) ** 2;
-  }
-  return sab / Math.sqrt(saa * sbb);
-}
-
 /** Binds a range slider to its value label; returns a getter. */
 export function slider(id: string, initial: number, onChange: () => void, format: (v: number) => string = String): () => number {
   const input = document.getElementById(id) as HTMLInputElement;

@@ -4,7 +4,7 @@
  * also recomputed in float64 on the host from the same noise as a check; then (x, λ) SGD trajectories.
  */
 import { add, addScalar, mul, reshape, square, sum } from '@metagrad/autograd';
-import { EvoGrad, type BilevelProblem } from '@metagrad/meta';
+import { EvoGrad, pearsonCorrelation, type BilevelProblem } from '@metagrad/meta';
 import {
   Rng,
   TOY_TRAJECTORY_STARTS,
@@ -14,7 +14,7 @@ import {
   toyTrainGradX,
 } from '@metagrad/models';
 import { type Device, type Tensor, concat, dispose, tensor, tidy } from '@metagrad/tensor';
-import { Chart, correlation, demoStatus, finishRun, fmt, nextFrame, readParams, setState, slider, startDevice } from './common';
+import { Chart, demoStatus, finishRun, fmt, nextFrame, readParams, setState, slider, startDevice } from './common';
 
 const params = readParams({ K: 10, tau: 0.5, sigma: 1, lambda: 0.5, lambdas: 40, trials: 30, steps: 5, lr: 0.1, seed: 1 });
 
@@ -212,7 +212,7 @@ if (device) {
       { x: probe.lambda, y: probe.mean },
     ];
     estimates.update();
-    const corr = correlation(rows.map((r) => r.mean), rows.map((r) => r.exact));
+    const corr = pearsonCorrelation(rows.map((r) => r.mean), rows.map((r) => r.exact));
     const meanStd = rows.reduce((s, r) => s + r.std, 0) / rows.length;
     const maxRelErrorVsFloat64 =
       Math.max(...rows.map((r) => r.maxAbsError)) / Math.max(1e-12, ...rows.map((r) => r.maxAbsHost));

@@ -31,6 +31,16 @@ export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): nu
   return n === 0 ? 0 : dot / n;
 }
 
+/** Pearson correlation of two equal-length series: the cosine of their deviations from their means. */
+export function pearsonCorrelation(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new InvalidArgumentError(`pearsonCorrelation: series of length ${a.length} and ${b.length}`);
+  const centred = (x: ArrayLike<number>): number[] => {
+    const m = Array.from(x).reduce((s, v) => s + v, 0) / x.length;
+    return Array.from(x, (v) => v - m);
+  };
+  return cosineSimilarity(centred(a), centred(b));
+}
+
 /** Short alias of cosineSimilarity (other modules import it under this name). */
 export const cosine = cosineSimilarity;
 
