@@ -58,17 +58,13 @@ export const E7_FULL: E7Config = {
 };
 
 export const E7_QUICK: E7Config = {
-  families: ['cos-mixture', 'alpine'],
+  ...E7_FULL,
   settings: [{ name: '50shot-50val', shots: 50, steps: 10, mamlSteps: 2 }],
   trainTasks: 20,
   testTasks: 3,
   metaIterations: 4,
   metaBatch: 2,
-  outerLr: 1e-2,
-  innerLr: 0.01,
   curvePoints: 5,
-  methods: ALL,
-  seed: 7,
 };
 
 export interface E7Final {
