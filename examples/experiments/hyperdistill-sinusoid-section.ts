@@ -1,6 +1,6 @@
 /** @file E5 as a report section: HyperDistill vs FO, 1-step, DrMAD and Neumann IFT on ANIL sinusoid regression (HyperDistill, Appendix G). */
 import type { ReportSection, SectionResult, SummaryRow } from '../cli/report';
-import { groupedBars, lineChart } from '../cli/plots';
+import { groupedBars, lineChart, type Row } from '../cli/plots';
 import { E5_FULL, E5_QUICK, e5Methods, measureEpisodeCosts, runHyperdistillSinusoid, type E5MethodResult } from './hyperdistill-sinusoid';
 
 const PAPER_MSE: Record<string, number> = { fo: 0.567, oneStep: 0.67, drmad: 1.086, neumann: 0.502, hyperdistill: 0.327 };
@@ -29,6 +29,14 @@ function cost(r: E5MethodResult, period: number, T: number) {
     fitMs: fits.length ? mean(fits.map((x) => x.ms)) - mean(rows.map((x) => x.ms)) : 0,
     peakMiB: mean(rows.map((x) => x.peakBytes)) / 2 ** 20,
     updatesPerInnerOpt: mean(rows.map((x) => x.updates)),
+  };
+}
+
+/** A line per method over the inner optimisations m (the paper's Figures 3 and 8). */
+function byInnerOptimisation(name: string, title: string, subtitle: string, data: Row[], field: string, yTitle: string, logY = false) {
+  return {
+    name,
+    spec: lineChart({ title, subtitle, data, x: { field: 'm', title: 'inner optimisation' }, y: { field, title: yTitle }, series: { field: 'method', title: 'method' }, logY }),
   };
 }
 
@@ -110,40 +118,12 @@ export const hyperdistillSinusoidSection: ReportSection = {
     return {
       summary,
       figures: [
-        {
-          name: 'meta-convergence',
-          spec: lineChart({
-            title: 'Meta-training: validation MSE after each inner optimisation',
-            subtitle: `mean over ${cfg.seeds.length} seed(s); log scale, spikes are diverged inner loops`,
-            data: convergenceRows,
-            x: { field: 'm', title: 'inner optimisation' },
-            y: { field: 'valLoss', title: 'validation MSE' },
-            series: { field: 'method', title: 'method' },
-            logY: true,
-          }),
-        },
-        {
-          name: 'cosine-to-exact',
-          spec: lineChart({
-            title: 'Cosine similarity to the exact unrolled hypergradient along meta-training',
-            subtitle: `ANIL sinusoid, T=${cfg.steps}, mean over ${cfg.seeds.length} seed(s)`,
-            data: cosRows,
-            x: { field: 'm', title: 'inner optimisation' },
-            y: { field: 'cosine', title: 'cosine' },
-            series: { field: 'method', title: 'method' },
-          }),
-        },
-        {
-          name: 'cosine-second-order',
-          spec: lineChart({
-            title: 'Cosine of the second-order part to the exact one',
-            subtitle: `ANIL sinusoid, T=${cfg.steps}`,
-            data: cosRows,
-            x: { field: 'm', title: 'inner optimisation' },
-            y: { field: 'cosineSO', title: 'cosine (second-order part)' },
-            series: { field: 'method', title: 'method' },
-          }),
-        },
+        byInnerOptimisation('meta-convergence', 'Meta-training: validation MSE after each inner optimisation',
+          `mean over ${cfg.seeds.length} seed(s); log scale, spikes are diverged inner loops`, convergenceRows, 'valLoss', 'validation MSE', true),
+        byInnerOptimisation('cosine-to-exact', 'Cosine similarity to the exact unrolled hypergradient along meta-training',
+          `ANIL sinusoid, T=${cfg.steps}, mean over ${cfg.seeds.length} seed(s)`, cosRows, 'cosine', 'cosine'),
+        byInnerOptimisation('cosine-second-order', 'Cosine of the second-order part to the exact one',
+          `ANIL sinusoid, T=${cfg.steps}`, cosRows, 'cosineSO', 'cosine (second-order part)'),
         {
           name: 'meta-test-mse',
           spec: groupedBars({
