@@ -68,14 +68,26 @@ export function MAML(options: MamlOptions): MetaLearner {
 
 /** First-order MAML: the same inner loop without a graph; dJ/dθ ≈ ∇J(u_n) (the Jacobian du_n/dθ dropped to I). */
 export function FOMAML(options: MamlOptions): MetaLearner {
-  checkMaml('FOMAML', options);
+  return graphFreeLearner('FOMAML', options, (problem, _theta, task, u) => lossGradient((p) => problem.outerLoss(p, task), u));
+}
+
+/**
+ * A learner whose meta-gradient is a function of θ and the adapted u_n = GD^n(θ) alone, with no graph through the
+ * inner loop (FOMAML, Reptile); it also reports the outer loss at u_n.
+ */
+export function graphFreeLearner(
+  name: string,
+  options: MamlOptions,
+  direction: <P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D, u: P) => P,
+): MetaLearner {
+  checkMaml(name, options);
   return {
-    name: 'FOMAML',
+    name,
     async metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>> {
       const stats = newMetaStats();
       const u = await innerGd(problem, theta, task, options, 0, stats);
       try {
-        const gradient = lossGradient((p: P) => problem.outerLoss(p, task), u);
+        const gradient = direction(problem, theta, task, u);
         const outerLoss = await evalLoss((p: P) => problem.outerLoss(p, task), u);
         return { gradient, outerLoss, stats };
       } finally {
