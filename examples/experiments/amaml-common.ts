@@ -1,7 +1,6 @@
 /** @file Shared pieces of the Adjoint-MAML experiments (E7, E8): the tanh regressor problem, task upload with standard scaling, the learners by name. */
-import { type Device, type Tensor, tensor } from '@metagrad/tensor';
-import { mse } from '@metagrad/autograd';
-import { AdjointMAML, FOMAML, MAML, type MetaLearner, type MetaProblem, Reptile, type SupportQueryTask, iMAML } from '@metagrad/meta';
+import { type Device, tensor } from '@metagrad/tensor';
+import { AdjointMAML, FOMAML, MAML, type MetaLearner, type MetaProblem, Reptile, type SupportQueryTask, iMAML, mseRegressionProblem } from '@metagrad/meta';
 import {
   type MlpParams, type RegressionData, type RegressionScaling, type TaskFamily, applyScaler, deriveSeed, fitRegressionScaling, sampleEpisode,
   sampleTasks, tanhRegressor,
@@ -11,15 +10,7 @@ import {
 export const regressor = tanhRegressor({ inputs: 2, hidden: 32, outputs: 1 });
 
 /** Mean squared error of the regressor on the support (inner) and query (outer) sets. */
-export const regressionProblem: MetaProblem<MlpParams, SupportQueryTask> = (() => {
-  const loss = (p: MlpParams, d: { x: Tensor; y: Tensor }): Tensor => {
-    const pred = regressor.apply(p, d.x);
-    const l = mse(pred, d.y);
-    pred.dispose();
-    return l;
-  };
-  return { innerLoss: (p, t) => loss(p, t.support), outerLoss: (p, t) => loss(p, t.query) };
-})();
+export const regressionProblem: MetaProblem<MlpParams, SupportQueryTask> = mseRegressionProblem((p: MlpParams, x) => regressor.apply(p, x));
 
 /** A task on the device plus what nRMSE needs on the host: the query targets in original units and the output scale. */
 export interface DeviceTask extends SupportQueryTask {

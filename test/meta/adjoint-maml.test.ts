@@ -1,22 +1,13 @@
 /** @file Adjoint-MAML: tree VectorOps on the device, the meta-gradient against closed forms (quadratic, with and without the proximal term) and against backprop through a fine RK4 unroll of a tiny MLP, checkpointing, errors, leaks. */
 import { describe, expect, it } from 'vitest';
-import { AdjointMAML, FOMAML, type MetaProblem, type SupportQueryTask, odeint, treeVectorOps } from '@metagrad/meta';
+import { AdjointMAML, FOMAML, type MetaProblem, type SupportQueryTask, odeint, treeVectorOps, mseRegressionProblem } from '@metagrad/meta';
 import { InvalidArgumentError, type Device, type Tensor, tensor } from '@metagrad/tensor';
-import { add, assertNoLeaks, detach, enableGrad, expectNoLeaks, grad, matmul, memory, mse, mulScalar, requiresGrad } from '@metagrad/autograd';
+import { add, assertNoLeaks, detach, enableGrad, expectNoLeaks, grad, matmul, memory, mulScalar, requiresGrad } from '@metagrad/autograd';
 import { type MlpParams, type ParamTree, disposeTree, fromLeaves, leaves, mlp } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 
 const getDevice = useDevice();
 
-function regression<P extends ParamTree>(apply: (p: P, x: Tensor) => Tensor): MetaProblem<P, SupportQueryTask> {
-  const loss = (p: P, d: { x: Tensor; y: Tensor }): Tensor => {
-    const pred = apply(p, d.x);
-    const l = mse(pred, d.y);
-    pred.dispose();
-    return l;
-  };
-  return { innerLoss: (p, task) => loss(p, task.support), outerLoss: (p, task) => loss(p, task.query) };
-}
 
 function makeTask(device: Device, xs: number[], ys: number[], xq: number[], yq: number[], d: number): SupportQueryTask {
   return {
@@ -116,7 +107,7 @@ async function quadraticAmaml(device: Device, opts: Parameters<typeof AdjointMAM
   const theta = { w: tensor(Float32Array.from(Q.theta), [Q.d, 1], 'f32', device) };
   const task = makeTask(device, Q.xs, Q.ys, Q.xq, Q.yq, Q.d);
   try {
-    const r = await AdjointMAML(opts).metaGradient(regression<{ w: Tensor }>((p, x) => matmul(x, p.w)), theta, task);
+    const r = await AdjointMAML(opts).metaGradient(mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w)), theta, task);
     const g = await flat(r.gradient);
     disposeTree(r.gradient);
     return { g, hvps: r.stats.hvps };
@@ -204,7 +195,7 @@ describe('AdjointMAML on a tiny tanh MLP', () => {
     const xq = [0.6, 0.4, -0.5, -0.1, 0.3, -0.7, -0.8, 0.9];
     const target = (x: number[]): number[] => Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
     const task = makeTask(device, xs, target(xs), xq, target(xq), 2);
-    const problem = regression<MlpParams>((p, x) => model.apply(p, x));
+    const problem = mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x));
     const T = 1;
     try {
       const ref = await rk4Reference(problem, theta, task, T, 20);

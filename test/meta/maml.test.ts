@@ -1,9 +1,9 @@
 /** @file MAML / FOMAML / Reptile against PyTorch fixtures, iMAML on a quadratic against its closed form, meta-batches and outer steps, named errors, leaks. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { FOMAML, MAML, MetaTrainer, Reptile, adapt, iMAML, metaGradientBatch, type MetaLearner, type MetaProblem, type SupportQueryTask } from '@metagrad/meta';
+import { FOMAML, MAML, MetaTrainer, Reptile, adapt, iMAML, metaGradientBatch, type MetaLearner, type SupportQueryTask, mseRegressionProblem } from '@metagrad/meta';
 import { InvalidArgumentError, type Device, type Tensor, tensor } from '@metagrad/tensor';
-import { expectNoLeaks, matmul, mse } from '@metagrad/autograd';
+import { expectNoLeaks, matmul } from '@metagrad/autograd';
 import { type MlpParams, adam, disposeTree, leaves, mlp, sgd } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 
@@ -16,15 +16,6 @@ const fx = JSON.parse(readFileSync(new URL('../fixtures/maml.json', import.meta.
 const getDevice = useDevice();
 const up = (t: T, device: Device): Tensor => tensor(Float32Array.from(t.data), t.shape, 'f32', device);
 
-function regression<P extends MlpParams | { w: Tensor }>(apply: (p: P, x: Tensor) => Tensor): MetaProblem<P, SupportQueryTask> {
-  const loss = (p: P, d: { x: Tensor; y: Tensor }): Tensor => {
-    const pred = apply(p, d.x);
-    const l = mse(pred, d.y);
-    pred.dispose();
-    return l;
-  };
-  return { innerLoss: (p, task) => loss(p, task.support), outerLoss: (p, task) => loss(p, task.query) };
-}
 
 function fixtureSetup(device: Device) {
   const model = mlp({ sizes: fx.sizes, activation: 'tanh' });
@@ -37,7 +28,7 @@ function fixtureSetup(device: Device) {
     disposeTree(theta);
     for (const d of [task.support, task.query]) [d.x, d.y].forEach((t) => t.dispose());
   };
-  return { problem: regression<MlpParams>((p, x) => model.apply(p, x)), theta, task, dispose };
+  return { problem: mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x)), theta, task, dispose };
 }
 
 /** max |a − b| / max |b| over all leaves. */
@@ -179,7 +170,7 @@ describe('iMAML', () => {
     };
     try {
       await expectNoLeaks(async () => {
-        const problem = regression<{ w: Tensor }>((p, x) => matmul(x, p.w));
+        const problem = mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w));
         const r = await iMAML({ lambda, cgSteps: d, steps: 300, innerLr: 0.2 }).metaGradient(problem, theta, task);
         const got = Array.from(await r.gradient.w.toArray());
         got.forEach((g, i) => expect(g).toBeCloseTo(want[i], 4));
@@ -203,6 +194,6 @@ describe('named errors', () => {
     expect(() => iMAML({ lambda: 1, cgSteps: 0 })).toThrow(/cgSteps/);
   });
   it('an empty meta-batch is refused', async () => {
-    await expect(metaGradientBatch(FOMAML({ steps: 1, innerLr: 0.1 }), regression<{ w: Tensor }>((p, x) => matmul(x, p.w)), { w: tensor([1], [1, 1], 'f32', getDevice()) }, [])).rejects.toThrow(/empty/);
+    await expect(metaGradientBatch(FOMAML({ steps: 1, innerLr: 0.1 }), mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w)), { w: tensor([1], [1, 1], 'f32', getDevice()) }, [])).rejects.toThrow(/empty/);
   });
 });

@@ -3,8 +3,8 @@
  * MLP initialisation with metagrad's AdjointMAML (gradient-flow ODE + adjoint) and, side by side, MAML through a
  * short unrolled loop; then adapts each initialisation (and the untrained one) to unseen tasks by plain GD.
  */
-import { mse, noGrad } from '@metagrad/autograd';
-import { AdjointMAML, MAML, MetaTrainer, adapt, type MetaLearner, type MetaProblem, type SupportQueryTask } from '@metagrad/meta';
+import { noGrad } from '@metagrad/autograd';
+import { AdjointMAML, MAML, MetaTrainer, adapt, mseRegressionProblem, type MetaLearner, type MetaProblem, type SupportQueryTask } from '@metagrad/meta';
 import {
   type CosMixtureTask,
   type MlpParams,
@@ -21,7 +21,7 @@ import {
   scaleRegressionData,
   tanhRegressor,
 } from '@metagrad/models';
-import { type Device, type Tensor, dispose, tensor, tidy } from '@metagrad/tensor';
+import { type Device, dispose, tensor, tidy } from '@metagrad/tensor';
 import { Chart, demoStatus, finishRun, fmt, nextFrame, readParams, setState, startDevice } from './common';
 
 const params = readParams({
@@ -41,10 +41,7 @@ const SLICE_POINTS = 61;
 
 const model = tanhRegressor({ inputs: 2, hidden: 32, outputs: 1 });
 /** Inner loss on the support set, outer loss J on the query set; tidy frees the predictions. */
-const problem: MetaProblem<MlpParams, SupportQueryTask> = {
-  innerLoss: (p, task) => tidy(() => mse(model.apply(p, task.support.x), task.support.y)),
-  outerLoss: (p, task) => tidy(() => mse(model.apply(p, task.query.x), task.query.y)),
-};
+const problem: MetaProblem<MlpParams, SupportQueryTask> = mseRegressionProblem((p: MlpParams, x) => model.apply(p, x));
 
 interface HostEpisode {
   task: CosMixtureTask;

@@ -2,6 +2,7 @@
 export * from './types';
 export { MAML, FOMAML, type MamlOptions } from './maml';
 export { Reptile } from './reptile';
+export { mseRegressionProblem } from './regression-problem';
 export { iMAML, type ImamlOptions } from './imaml';
 export { AdjointMAML, type AdjointMamlOptions } from './adjoint-maml';
 export * from './train';
