@@ -6,6 +6,7 @@
 import * as raw from '@metagrad/tensor';
 import type { Device, Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
+import { median } from '../examples/cli/stats';
 
 export interface AutogradRow {
   model: string;
@@ -42,11 +43,6 @@ interface Workload {
 
 const LOOKAHEAD_LR = 0.1;
 const MWN_HIDDEN = 100;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 /** He-style normal initialisation, seeded. */
 function init(shape: number[], fanIn: number, seed: number, device: Device): Tensor {

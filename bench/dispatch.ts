@@ -1,6 +1,7 @@
 /** @file Dispatch-overhead bench: amortised µs per small kernel when batched, submit+wait cost, readback latency. */
 import { axpyKernel, fillKernel, linearDispatch } from '@metagrad/kernels-wgsl';
 import { full, type Device } from '@metagrad/tensor';
+import { median } from '../examples/cli/stats';
 
 export interface DispatchRow {
   case: string;
@@ -12,11 +13,6 @@ export interface DispatchRow {
 export interface DispatchBench {
   adapter: Device['adapter'];
   rows: DispatchRow[];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 function axpyUniform(n: number, a: number): Uint32Array {

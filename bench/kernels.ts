@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import * as metagrad from '@metagrad/tensor';
 import { autotune, chooseMatmulVariant, matmul, tensor, variantName, type Device, type MatmulVariant, type Tensor } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
+import { median } from '../examples/cli/stats';
 
 export interface KernelRow {
   op: string;
@@ -29,11 +30,6 @@ export interface KernelsBench {
   tuning: Record<string, string>;
   tfjsError?: string;
   rows: KernelRow[];
-}
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 /** Runs `step` (which returns the tensor to sync on) once to warm up, then `reps` times; median ms. */

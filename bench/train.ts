@@ -9,7 +9,8 @@ import { autotune, tensor, tidy, dispose, type Device, type Tensor } from '@meta
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { crossEntropy, grad, requiresGrad } from '@metagrad/autograd';
 import { SGD, fromLeaves, leaves, lenet5, mlp, disposeTree, type Model, type ParamTree } from '@metagrad/models';
-import { median, randomData, trySetupTfjs, timeIt, type Tf, type TfTensor } from './kernels';
+import { randomData, trySetupTfjs, timeIt, type Tf, type TfTensor } from './kernels';
+import { median } from '../examples/cli/stats';
 
 export interface TrainRow {
   model: string;

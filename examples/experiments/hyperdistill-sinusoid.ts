@@ -20,6 +20,7 @@ import {
   DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, anilProblem, compareWithExact, firstOrderMethod, hyperDistillMethod,
   implicitMethod, offlineMethod, onlineReverseMethod, regressionBatchOps, runInner, type Episode, type MomentumJacobian, type EpisodeRecord, type HyperMethod, type RegressionBatch,
 } from '@metagrad/meta';
+import { median } from '../cli/stats';
 
 export interface E5Config {
   seeds: number[];
@@ -209,7 +210,6 @@ export interface EpisodeCost {
 export async function measureEpisodeCosts(cfg: E5Config, device: Device, repeats: number, tick: E5Progress = () => {}): Promise<EpisodeCost[]> {
   const learners = e5Methods(cfg).map((spec) => ({ spec, ...makeE5Learner(cfg, device, spec, cfg.seeds[0]) }));
   const samples = learners.map(() => [] as (EpisodeRecord & { start: number })[]);
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   try {
     for (let r = 0; r <= repeats; r++) {
       const ep = sinusoidEpisode(cfg, device, deriveSeed(cfg.seeds[0], 5, r));
