@@ -6,7 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { createNodeDevice } from '@metagrad/tensor/node';
-import { E5_FULL, E5_QUICK, runHyperdistillSinusoid, type E5Config, type MethodKey } from './hyperdistill-sinusoid';
+import { E5_FULL, E5_QUICK, runHyperdistillSinusoid, worstValLoss, type E5Config, type MethodKey } from './hyperdistill-sinusoid';
 
 const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter(Boolean);
 const numbers = (v: string): number[] => list(v).map(Number);
@@ -49,7 +49,7 @@ try {
   });
   const rows = results.map((r) => {
     const mean = r.mse.reduce((a, b) => a + b, 0) / r.mse.length;
-    const worst = Math.max(...r.records.map((x) => (Number.isFinite(x.valLoss) ? x.valLoss : Infinity)));
+    const worst = worstValLoss(r.records);
     return { key: r.key, label: r.label, mse: r.mse, mseMean: mean, theta: r.theta.filter(Number.isFinite), worstValLoss: worst };
   });
   if (o.json) console.log(JSON.stringify({ config: cfg, rows, seconds: (performance.now() - t0) / 1000 }));

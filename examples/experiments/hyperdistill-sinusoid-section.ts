@@ -1,7 +1,7 @@
 /** @file E5 as a report section: HyperDistill vs FO, 1-step, DrMAD and Neumann IFT on ANIL sinusoid regression (HyperDistill, Appendix G). */
 import type { ReportSection, SectionResult, SummaryRow } from '../cli/report';
 import { groupedBars, lineChart, type Row } from '../cli/plots';
-import { E5_FULL, E5_QUICK, e5Methods, measureEpisodeCosts, runHyperdistillSinusoid, type E5MethodResult } from './hyperdistill-sinusoid';
+import { E5_FULL, E5_QUICK, e5Methods, measureEpisodeCosts, runHyperdistillSinusoid, worstValLoss, type E5MethodResult } from './hyperdistill-sinusoid';
 
 const PAPER_MSE: Record<string, number> = { fo: 0.567, oneStep: 0.67, drmad: 1.086, neumann: 0.502, hyperdistill: 0.327 };
 const paperKey = (key: string): string => (key.startsWith('hyperdistill') ? 'hyperdistill' : key);
@@ -73,8 +73,7 @@ export const hyperdistillSinusoidSection: ReportSection = {
       ]),
     );
     const costs = Object.fromEntries(results.map((r) => [r.key, cost(r, cfg.estimationPeriod, cfg.steps)]));
-    // The worst validation loss after an inner optimisation during meta-training: ≫ 10 means an inner loop diverged.
-    const worstVal = Object.fromEntries(results.map((r) => [r.key, Math.max(...r.records.map((x) => (Number.isFinite(x.valLoss) ? x.valLoss : Infinity)))]));
+    const worstVal = Object.fromEntries(results.map((r) => [r.key, worstValLoss(r.records)]));
     const lines = results.map((r) => {
       const c = costs[r.key];
       return `${r.label.padEnd(24)} MSE ${mean(r.mse).toFixed(3)} ± ${std(r.mse).toFixed(3)} (paper ${paperMse(r.key)})  cos ${cosine[r.key].mean.toFixed(3)} / SO ${cosine[r.key].secondOrder.toFixed(3)} (‖SO‖ ×${cosine[r.key].normRatioSecondOrder.toFixed(2)})  JVPs ${c.jvps.toFixed(0)}+${c.fitJvpsPerInnerOpt.toFixed(1)} HVPs ${c.hvps.toFixed(0)}  ${timed[r.key].ms.toFixed(0)} ms  ${c.peakMiB.toFixed(2)} MiB  worst val ${worstVal[r.key].toPrecision(3)}${Number.isFinite(r.theta[0]) ? `  θ ${r.theta.map((t) => t.toFixed(2)).join('/')}` : ''}`;

@@ -121,6 +121,11 @@ export function sinusoidEpisode(cfg: E5Config, device: Device, seed: number): Ep
 export interface CosinePoint { method: string; seed: number; m: number; cosine: number; cosineSecondOrder: number; normRatio: number; normRatioSecondOrder: number }
 export interface RunRecord extends EpisodeRecord { method: string; seed: number }
 
+/** The worst validation loss after an inner optimisation (a non-finite one counts as ∞): ≫ 10 means an inner loop diverged. */
+export function worstValLoss(records: readonly EpisodeRecord[]): number {
+  return Math.max(...records.map((x) => (Number.isFinite(x.valLoss) ? x.valLoss : Infinity)));
+}
+
 export interface E5MethodResult {
   key: MethodKey;
   label: string;

@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError } from '@metagrad/tensor';
 import { disposeTree, type ParamTree } from '@metagrad/models';
-import { lincombTree } from './products';
+import { cloneTree } from './products';
 import { ReverseHG } from './trajectory';
 import type { HyperMethod } from './methods';
 
@@ -34,7 +34,7 @@ export function onlineReverseMethod<Batch>(options: OnlineReverseOptions = {}, n
     },
     async step(ctx, s) {
       if (s.t === 1) clear();
-      window.push(lincombTree(1, s.wPrev, 0, s.wPrev));
+      window.push(cloneTree(s.wPrev));
       if (window.length > K) disposeTree(window.shift()!);
       const first = s.t - window.length;
       return est.estimate({
