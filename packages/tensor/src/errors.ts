@@ -51,3 +51,27 @@ export class NoAdapterError extends Error {
 export class InvalidArgumentError extends Error {
   override name = 'InvalidArgumentError';
 }
+
+/**
+ * An index value (gather, indexSelect, scatterAdd, oneHot, a class label) is outside its dimension. Raised on the
+ * host when the indices are host data, else at the next sync/readback from the GPU's bounds flag; `op` names the op.
+ */
+export class IndexOutOfRangeError extends InvalidArgumentError {
+  override name = 'IndexOutOfRangeError';
+  constructor(message: string, readonly op: string) {
+    super(message);
+  }
+}
+
+/** Operands of one op live on different devices; the message names each operand's device. */
+export class DeviceMismatchError extends Error {
+  override name = 'DeviceMismatchError';
+}
+
+/**
+ * A tensor saved for backward was overwritten in place (an optimiser step, a copy into its storage) after the
+ * graph recorded it; PyTorch raises the same ("modified by an inplace operation"). The message shows both versions.
+ */
+export class InPlaceModificationError extends Error {
+  override name = 'InPlaceModificationError';
+}
