@@ -63,7 +63,11 @@ const WANTED_LIMITS = [
   'maxUniformBufferBindingSize',
 ] as const;
 
+let nextDeviceId = 1;
+
 export class Device {
+  /** Process-unique number, so messages can tell two devices on the same adapter apart. */
+  readonly id = nextDeviceId++;
   readonly pool: BufferPool;
   readonly limits: Record<string, number>;
   readonly features: string[];
@@ -478,6 +482,11 @@ export class Device {
 
   get isDestroyed(): boolean {
     return this.destroyed;
+  }
+
+  /** `llvmpipe#2`: the adapter choice and this device's number, as error messages name it. */
+  toString(): string {
+    return `${this.adapter.name}#${this.id}`;
   }
 }
 

@@ -1,7 +1,7 @@
 /** @file Tensor handles over reference-counted GPU storage, with tidy scopes and exact memory accounting. */
 import type { DType } from '@metagrad/kernels-wgsl';
 import type { Device } from './device';
-import { DisposedTensorError, DTypeError, ShapeError } from './errors';
+import { DeviceMismatchError, DisposedTensorError, DTypeError, ShapeError } from './errors';
 
 export type { DType };
 export type Shape = readonly number[];
@@ -180,8 +180,14 @@ export class Tensor {
   }
 }
 
-export function assertSameDevice(a: Tensor, b: Tensor): void {
-  if (a.device !== b.device) throw new DTypeError('tensors live on different devices');
+/** Throws DeviceMismatchError naming each operand's device unless all tensors live on the first one's device. */
+export function assertSameDevice(a: Tensor, ...rest: Tensor[]): void {
+  for (const b of rest) {
+    if (a.device !== b.device) {
+      const all = [a, ...rest].map((t) => `${t} on ${t.device}`).join(', ');
+      throw new DeviceMismatchError(`tensors live on different devices: ${all}`);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- scopes
