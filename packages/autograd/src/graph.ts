@@ -1,5 +1,5 @@
 /** @file The tape's nodes: reference-counted leaf and op records, their saved tensors, and live-graph statistics. */
-import { keep, Tensor, type Device, type GradNodeLike, type Shape, type Storage } from '@metagrad/tensor';
+import { InPlaceModificationError, keep, Tensor, type Device, type GradNodeLike, type Shape, type Storage } from '@metagrad/tensor';
 import type { Prim, PrimAttrs } from './prims';
 
 /** Backward was asked to run through a node whose saved tensors were already freed by an earlier backward. */
@@ -92,6 +92,11 @@ interface SavedTensor {
   node: Node | null;
   isOutput: boolean;
   requiresGrad: boolean;
+  /** The storage's version when saved; a backward refuses to use the tensor once it differs (in-place write). */
+  version: number;
+  /** The saved tensor's id and name, for the error message only (no reference to the tensor itself). */
+  sourceId: number;
+  sourceName?: string;
 }
 
 function aliasWithoutNode(t: Tensor): Tensor {
@@ -137,7 +142,7 @@ export class OpNode<P extends Prim = Prim> extends Node {
       node?.retain();
       const alias = aliasWithoutNode(t);
       savedStorages.set(alias.storage, (savedStorages.get(alias.storage) ?? 0) + 1);
-      this.saved.push({ alias, node, isOutput, requiresGrad: isOutput || t.requiresGrad });
+      this.saved.push({ alias, node, isOutput, requiresGrad: isOutput || t.requiresGrad, version: t.storage.version, sourceId: t.id, sourceName: t.name });
     }
   }
 
@@ -152,6 +157,7 @@ export class OpNode<P extends Prim = Prim> extends Node {
           'first backward. Pass retainGraph: true (or createGraph: true) to the first backward/grad call.',
       );
     }
+    this.assertSavedUnmodified();
     if (!withGraph) return { tensors: this.saved.map((s) => s.alias), temporaries: [] };
     const tensors = this.saved.map((s) => {
       const h = new Tensor(s.alias.storage.retain(), s.alias.shape, s.alias.dtype);
@@ -160,6 +166,24 @@ export class OpNode<P extends Prim = Prim> extends Node {
       return h;
     });
     return { tensors, temporaries: tensors };
+  }
+
+  /**
+   * Throws InPlaceModificationError if a saved tensor's storage was written in place since it was saved (an
+   * optimiser step, a copy into it): its VJP would silently use the new values. Host-side integer compares only.
+   */
+  assertSavedUnmodified(): void {
+    this.saved.forEach((s, k) => {
+      const now = s.alias.storage.version;
+      if (now === s.version) return;
+      const what = s.isOutput ? "the op's own output" : `tensor #${s.sourceId}${s.sourceName ? ` '${s.sourceName}'` : ''}`;
+      throw new InPlaceModificationError(
+        `backward through '${this.kind}' (node #${this.id}) needs its saved tensor ${k} (${what}, ${s.alias.dtype}[${s.alias.shape.join(', ')}]), ` +
+          `but it was modified by an in-place operation: it is at version ${now}; the graph saved version ${s.version}. ` +
+          'Hint: take the gradient before the optimiser step (or any in-place update of that tensor), or compute ' +
+          'the graph from a clone of the tensor that nothing writes into.',
+      );
+    });
   }
 
   get isSavedFreed(): boolean {

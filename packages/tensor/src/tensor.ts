@@ -24,9 +24,14 @@ export function checkShape(shape: Shape, what = 'shape'): void {
 /**
  * GPU storage shared by tensor handles (reshape shares it). Each handle, tape node or view holds one
  * reference; at zero the buffer goes back to the device pool.
+ *
+ * `version` counts writes into the existing buffer (PyTorch's version counter): autograd records it when it saves
+ * a tensor for backward and refuses to use the tensor if it changed. A fresh storage is at version 0; every path
+ * that overwrites a live storage must go through `Tensor.bufferForInPlaceWrite()` (or call `bumpVersion()`).
  */
 export class Storage {
   private refs = 1;
+  private writes = 0;
 
   constructor(
     readonly device: Device,
@@ -43,6 +48,16 @@ export class Storage {
 
   get refCount(): number {
     return this.refs;
+  }
+
+  /** How many in-place writes this storage has seen since it was allocated (host-side; costs no GPU work). */
+  get version(): number {
+    return this.writes;
+  }
+
+  /** Records an in-place write into this storage (every handle and view on it sees the new version). */
+  bumpVersion(): void {
+    this.writes++;
   }
 
   retain(): this {
@@ -126,6 +141,17 @@ export class Tensor {
   /** The GPU buffer, checked: throws DisposedTensorError if this handle was disposed. */
   get buffer(): GPUBuffer {
     this.assertAlive();
+    return this.storage.buffer;
+  }
+
+  /**
+   * The GPU buffer for a kernel or upload that overwrites this tensor's existing storage in place (optimiser
+   * steps): checked like `buffer`, and bumps the storage's version so that a graph which saved this tensor (or
+   * a view of it) refuses to backpropagate through the old values.
+   */
+  bufferForInPlaceWrite(): GPUBuffer {
+    this.assertAlive('write in place into');
+    this.storage.bumpVersion();
     return this.storage.buffer;
   }
 

@@ -106,7 +106,8 @@ export function adam(options: AdamOptions): FunctionalOptimizer<AdamState> {
 
 /**
  * In-place Adam/AdamW: `step(grads)` overwrites the parameter leaves' storage and the moment buffers (one fused
- * kernel per leaf, no graph). `dispose()` frees the moments (not the parameters).
+ * kernel per leaf, no graph), bumping their storage version: a backward through a graph recorded before the step
+ * throws InPlaceModificationError. `dispose()` frees the moments (not the parameters).
  */
 export class Adam {
   private readonly params: Tensor[];

@@ -108,7 +108,8 @@ export interface SgdUpdate {
 export function sgdUpdateInPlace(p: Tensor, g: Tensor, buf: Tensor | null, h: SgdUpdate): void {
   const flags = (h.nesterov ? 1 : 0) | (h.first ? 2 : 0);
   const uniform = new UniformWriter().u32(p.size).u32(flags).f32(h.lr).f32(h.weightDecay).f32(h.momentum).f32(h.dampening).finish();
-  const buffers = buf ? [p.buffer, g.buffer, buf.buffer] : [p.buffer, g.buffer];
+  // The written buffers bump their storage's version: a graph that saved p must not backpropagate through it.
+  const buffers = buf ? [p.bufferForInPlaceWrite(), g.buffer, buf.bufferForInPlaceWrite()] : [p.bufferForInPlaceWrite(), g.buffer];
   p.device.dispatch(buf ? SGD_MOMENTUM : SGD_PLAIN, buffers, uniform, grid(p.size));
 }
 
@@ -137,5 +138,6 @@ export function adamUpdateInPlace(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h:
     .f32(h.bc1)
     .f32(h.bc2)
     .finish();
-  p.device.dispatch(ADAM, [p.buffer, g.buffer, m.buffer, v.buffer], uniform, grid(p.size));
+  const written = [p.bufferForInPlaceWrite(), g.buffer, m.bufferForInPlaceWrite(), v.bufferForInPlaceWrite()];
+  p.device.dispatch(ADAM, written, uniform, grid(p.size));
 }

@@ -81,9 +81,10 @@ function fromList(like: ParamTree, values: Tensor[]): ParamTree {
 }
 
 /**
- * In-place SGD: `step(grads)` overwrites the parameter leaves' storage (one fused kernel per leaf, no graph).
- * Any live graph that saved a parameter sees the new values, as after torch's in-place updates: step after
- * taking gradients. `dispose()` frees the momentum buffers (not the parameters).
+ * In-place SGD: `step(grads)` overwrites the parameter leaves' storage (one fused kernel per leaf, no graph) and
+ * bumps their storage version, so a backward through a graph recorded before the step throws
+ * InPlaceModificationError, as torch does: step after taking gradients. `dispose()` frees the momentum buffers
+ * (not the parameters).
  */
 export class SGD {
   private readonly params: Tensor[];
