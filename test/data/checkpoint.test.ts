@@ -1,7 +1,8 @@
 /** @file safetensors encoding/decoding: round trips, layout details, malformed headers, and the node file helpers. */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SafetensorsError, type SafetensorsEntry, decodeSafetensors, encodeSafetensors } from '../../packages/models/src/checkpoint';
 import { loadSafetensors, saveSafetensors } from '../../packages/models/src/node';
@@ -114,6 +115,137 @@ describe('encodeSafetensors / decodeSafetensors', () => {
   });
 });
 
+describe('names and dtypes that collide with Object.prototype', () => {
+  const reserved = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+
+  it('round-trips tensors and metadata keys named __proto__, constructor, toString', () => {
+    // A computed key makes "__proto__" an own property, as JSON.parse or a loop over user names would.
+    const named: Record<string, SafetensorsEntry> = {};
+    const meta: Record<string, string> = {};
+    reserved.forEach((name, i) => {
+      Object.defineProperty(named, name, { value: { dtype: 'F32', shape: [1], data: Float32Array.of(i + 0.5) }, enumerable: true });
+      Object.defineProperty(meta, name, { value: `m${i}`, enumerable: true });
+    });
+    const { tensors, metadata } = decodeSafetensors(encodeSafetensors(named, meta));
+    expect(Object.keys(tensors).sort()).toEqual([...reserved].sort());
+    reserved.forEach((name, i) => {
+      expect(Array.from(Object.getOwnPropertyDescriptor(tensors, name)?.value.data)).toEqual([i + 0.5]);
+      expect(Object.getOwnPropertyDescriptor(metadata, name)?.value).toBe(`m${i}`);
+    });
+    // A name the file does not hold reads as undefined, not as an Object.prototype method.
+    const plain = decodeSafetensors(encodeSafetensors({ w: entries.step }));
+    expect(plain.tensors.toString).toBeUndefined();
+    expect(plain.metadata.constructor).toBeUndefined();
+  });
+
+  it('rejects a dtype that only exists on Object.prototype with a SafetensorsError, when reading and writing', () => {
+    for (const dtype of reserved) {
+      const file = rawFile({ w: { dtype, shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4));
+      expect(() => decodeSafetensors(file), dtype).toThrow(SafetensorsError);
+      expect(() => decodeSafetensors(file), dtype).toThrow(`unknown dtype ${JSON.stringify(dtype)}`);
+      const entry = { dtype, shape: [1], data: Float32Array.of(1) } as unknown as SafetensorsEntry;
+      expect(() => encodeSafetensors({ w: entry }), dtype).toThrow(SafetensorsError);
+    }
+  });
+
+  it('rejects entries that are not entries when writing, with a SafetensorsError', () => {
+    const bad = [null, 3, { dtype: 'F32', shape: 'x', data: Float32Array.of(1) }, { dtype: 'F32', shape: [1], data: [1] }, { dtype: 'F32', shape: [1], data: Object.create(null) }];
+    for (const entry of bad) {
+      expect(() => encodeSafetensors({ w: entry as unknown as SafetensorsEntry }), JSON.stringify(entry)).toThrow(SafetensorsError);
+    }
+  });
+});
+
+/** Decodes `bytes`; a failure must be a SafetensorsError, and a success must survive a re-encode unchanged. */
+function decodesCleanly(bytes: Uint8Array): ReturnType<typeof decodeSafetensors> | null {
+  let decoded: ReturnType<typeof decodeSafetensors>;
+  try {
+    decoded = decodeSafetensors(bytes);
+  } catch (error) {
+    if (!(error instanceof SafetensorsError)) throw error;
+    return null;
+  }
+  const again = decodeSafetensors(encodeSafetensors(decoded.tensors, decoded.metadata));
+  expect(Object.keys(again.tensors).sort()).toEqual(Object.keys(decoded.tensors).sort());
+  for (const name of Object.keys(decoded.tensors)) {
+    expect(again.tensors[name].dtype).toBe(decoded.tensors[name].dtype);
+    expect(again.tensors[name].shape).toEqual(decoded.tensors[name].shape);
+    expect(Array.from(again.tensors[name].data)).toEqual(Array.from(decoded.tensors[name].data));
+  }
+  return decoded;
+}
+
+describe('decodeSafetensors under fuzzing', () => {
+  const valid = encodeSafetensors(entries, { format: 'pt' });
+  const headerEnd = 8 + new DataView(valid.buffer).getUint32(0, true);
+
+  it('random bytes, and random bytes behind a plausible header length, throw only SafetensorsError', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 96 }), fc.boolean(), (tail, prefixLength) => {
+        const bytes = prefixLength ? new Uint8Array(8 + tail.length) : tail;
+        if (prefixLength) {
+          new DataView(bytes.buffer).setUint32(0, Math.floor(tail.length / 2), true);
+          bytes.set(tail, 8);
+        }
+        decodesCleanly(bytes);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('headers with arbitrary field values throw only SafetensorsError', () => {
+    const field = fc.oneof(
+      fc.constantFrom('F32', 'I32', 'U32', 'F16', 'toString', '__proto__', 'constructor', ''),
+      fc.integer({ min: -4, max: 16 }),
+      fc.double(),
+      fc.array(fc.integer({ min: -2, max: 16 }), { maxLength: 3 }),
+      fc.constantFrom(null, true, 2 ** 53, 1e300, [0, 2 ** 60]),
+      fc.dictionary(fc.string({ maxLength: 3 }), fc.integer()),
+    );
+    const entry = fc.record({ dtype: field, shape: field, data_offsets: field }, { requiredKeys: [] });
+    const name = fc.oneof(fc.string({ maxLength: 4 }), fc.constantFrom('__proto__', '__metadata__', 'toString', 'constructor'));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, fc.oneof(entry, field)), { maxLength: 4 }), fc.uint8Array({ maxLength: 24 }), (pairs, data) => {
+        const header: Record<string, unknown> = {};
+        for (const [key, value] of pairs) Object.defineProperty(header, key, { value, enumerable: true, configurable: true, writable: true });
+        decodesCleanly(rawFile(header, data));
+      }),
+      { numRuns: 600 },
+    );
+    // Near-valid files: one tensor whose fields all agree, then one field replaced by an arbitrary value, so
+    // the reader gets past every other check and the odd field alone must be caught.
+    const dtype = fc.constantFrom('F32', 'I32', 'U32', 'toString', '__proto__', 'constructor', 'valueOf', 'F16');
+    fc.assert(
+      fc.property(name, dtype, fc.nat(3), fc.constantFrom('dtype', 'shape', 'data_offsets', 'none'), field, (key, type, n, replaced, value) => {
+        const tensor: Record<string, unknown> = { dtype: type, shape: [n], data_offsets: [0, 4 * n] };
+        if (replaced !== 'none') tensor[replaced] = value;
+        const header: Record<string, unknown> = {};
+        Object.defineProperty(header, key, { value: tensor, enumerable: true });
+        decodesCleanly(rawFile(header, new Uint8Array(4 * n)));
+      }),
+      { numRuns: 600 },
+    );
+  });
+
+  it('a valid file with some bytes changed either throws SafetensorsError or decodes; data-only changes keep names and shapes', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), (edits) => {
+        const bytes = valid.slice();
+        for (const [position, value] of edits) bytes[position] = value;
+        const decoded = decodesCleanly(bytes);
+        if (edits.every(([position]) => position >= headerEnd)) {
+          expect(decoded).not.toBeNull();
+          for (const [entryName, entry] of Object.entries(entries)) {
+            expect(decoded?.tensors[entryName].shape).toEqual(entry.shape);
+            expect(decoded?.tensors[entryName].dtype).toBe(entry.dtype);
+          }
+        }
+      }),
+      { numRuns: 600 },
+    );
+  });
+});
+
 describe('saveSafetensors / loadSafetensors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'metagrad-ckpt-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -128,5 +260,22 @@ describe('saveSafetensors / loadSafetensors', () => {
     expect(Array.from(loaded.tensors['layers.0.bias'].data)).toEqual(Array.from(entries['layers.0.bias'].data));
     saveSafetensors(path, { only: { dtype: 'U32', shape: [2], data: Uint32Array.of(1, 2) } });
     expect(Object.keys(loadSafetensors(path).tensors)).toEqual(['only']);
+  });
+
+  it('removes the temporary file when the write fails, and rethrows the error', () => {
+    const folder = join(dir, 'failing');
+    // Renaming a file onto a non-empty directory fails (EISDIR), after the temporary file has been written.
+    const target = join(folder, 'model.safetensors');
+    mkdirSync(target, { recursive: true });
+    writeFileSync(join(target, 'keep'), 'x');
+    expect(() => saveSafetensors(target, entries)).toThrow(/EISDIR|ENOTEMPTY|EEXIST|EPERM/);
+    expect(readdirSync(folder)).toEqual(['model.safetensors']);
+    expect(readdirSync(target)).toEqual(['keep']);
+  });
+
+  it('writes nothing when the entries are invalid', () => {
+    const path = join(dir, 'invalid', 'model.safetensors');
+    expect(() => saveSafetensors(path, { w: { dtype: 'F32', shape: [2], data: Float32Array.of(1) } })).toThrow(SafetensorsError);
+    expect(existsSync(join(dir, 'invalid')) ? readdirSync(join(dir, 'invalid')) : []).toEqual([]);
   });
 });

@@ -15,6 +15,10 @@ export interface SafetensorsEntry {
   data: SafetensorsData;
 }
 
+/**
+ * A decoded file. Both records have a null prototype, so any name a file holds (`__proto__`, `toString`)
+ * is an ordinary own key and an absent name reads as undefined.
+ */
 export interface SafetensorsContents {
   tensors: Record<string, SafetensorsEntry>;
   metadata: Record<string, string>;
@@ -30,6 +34,18 @@ const ARRAY_TYPE: Record<SafetensorsDtype, { name: string; make: (buffer: ArrayB
   I32: { name: 'Int32Array', make: (buffer) => new Int32Array(buffer) },
   U32: { name: 'Uint32Array', make: (buffer) => new Uint32Array(buffer) },
 };
+
+/** An explicit list, not `dtype in ARRAY_TYPE`: "toString" or "__proto__" are `in` every object. */
+const SUPPORTED_DTYPES: ReadonlySet<string> = new Set<SafetensorsDtype>(['F32', 'I32', 'U32']);
+
+function isSupportedDtype(dtype: unknown): dtype is SafetensorsDtype {
+  return typeof dtype === 'string' && SUPPORTED_DTYPES.has(dtype);
+}
+
+/** A record without a prototype: assigning `__proto__` or `constructor` stores a key instead of changing the object. */
+function nullPrototypeRecord<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
 
 /** Dtypes of the format that this reader recognises but does not load, for a clearer error. */
 const OTHER_SAFETENSORS_DTYPES = new Set(['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16', 'I64', 'U64', 'F64']);
@@ -53,23 +69,31 @@ function dtypeOf(data: SafetensorsData): SafetensorsDtype | null {
 /** Encodes tensors (sorted by name, so the bytes do not depend on insertion order) and optional metadata. */
 export function encodeSafetensors(entries: Record<string, SafetensorsEntry>, metadata?: Record<string, string>): Uint8Array {
   const names = Object.keys(entries).sort();
-  const header: Record<string, unknown> = {};
+  // Null prototype: a tensor or metadata key named "__proto__" must become a JSON key, not the object's prototype.
+  const header = nullPrototypeRecord<unknown>();
   if (metadata !== undefined && Object.keys(metadata).length > 0) {
+    const copy = nullPrototypeRecord<string>();
     for (const [key, value] of Object.entries(metadata)) {
       if (typeof value !== 'string') throw new SafetensorsError(`metadata "${key}" must be a string, got ${typeof value}`);
+      copy[key] = value;
     }
-    header[METADATA_KEY] = metadata;
+    header[METADATA_KEY] = copy;
   }
   let offset = 0;
   for (const name of names) {
-    const { dtype, shape, data } = entries[name];
-    if (name === METADATA_KEY || name.length === 0) throw new SafetensorsError(`invalid tensor name "${name}"`);
-    if (!(dtype in ARRAY_TYPE)) throw new SafetensorsError(`tensor "${name}": unsupported dtype ${String(dtype)} (F32, I32, U32)`);
+    const entry: unknown = entries[name];
+    if (typeof entry !== 'object' || entry === null) throw new SafetensorsError(`tensor "${name}": entry must be an object, got ${String(entry)}`);
+    const { dtype, shape, data } = entry as SafetensorsEntry;
+    // The empty name is legal in the format (and the reader accepts it); only the metadata key is reserved.
+    if (name === METADATA_KEY) throw new SafetensorsError(`invalid tensor name "${name}": reserved for the metadata`);
+    if (!isSupportedDtype(dtype)) throw new SafetensorsError(`tensor "${name}": unsupported dtype ${String(dtype)} (F32, I32, U32)`);
     if (dtypeOf(data) !== dtype) {
-      throw new SafetensorsError(`tensor "${name}": dtype ${dtype} needs a ${ARRAY_TYPE[dtype].name}, got ${data.constructor.name}`);
+      const got = ArrayBuffer.isView(data) ? data.constructor.name : Object.prototype.toString.call(data);
+      throw new SafetensorsError(`tensor "${name}": dtype ${dtype} needs a ${ARRAY_TYPE[dtype].name}, got ${got}`);
     }
-    if (!shape.every((dim) => Number.isInteger(dim) && dim >= 0)) {
-      throw new SafetensorsError(`tensor "${name}": shape [${shape.join(', ')}] must be non-negative integers`);
+    if (!Array.isArray(shape) || !shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0)) {
+      const shown = Array.isArray(shape) ? `[${shape.join(', ')}]` : String(shape);
+      throw new SafetensorsError(`tensor "${name}": shape ${shown} must be non-negative integers`);
     }
     if (elementCount(shape) !== data.length) {
       throw new SafetensorsError(`tensor "${name}": shape [${shape.join(', ')}] has ${elementCount(shape)} elements, data has ${data.length}`);
@@ -81,6 +105,9 @@ export function encodeSafetensors(entries: Record<string, SafetensorsEntry>, met
   const json = new TextEncoder().encode(JSON.stringify(header));
   // Pad the header with spaces so the tensor bytes start 8-byte aligned (as the Python writer does).
   const headerBytes = Math.ceil(json.length / 8) * 8;
+  if (headerBytes > MAX_HEADER_BYTES) {
+    throw new SafetensorsError(`header of ${names.length} tensors is ${headerBytes} bytes, above the ${MAX_HEADER_BYTES}-byte limit readers accept`);
+  }
   const out = new Uint8Array(8 + headerBytes + offset);
   const view = new DataView(out.buffer);
   view.setUint32(0, headerBytes, true);
@@ -126,9 +153,8 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
 
   const dataStart = 8 + headerBytes;
   const dataLength = bytes.length - dataStart;
-  const metadata: Record<string, string> = {};
-  const ranges: { name: string; begin: number; end: number }[] = [];
-  const tensors: Record<string, SafetensorsEntry> = {};
+  const metadata = nullPrototypeRecord<string>();
+  const ranges: ({ name: string } & ReturnType<typeof parseEntry>)[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === METADATA_KEY) {
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError('__metadata__ must be an object');
@@ -138,13 +164,10 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
       }
       continue;
     }
-    const entry = parseEntry(name, raw, dataLength);
-    ranges.push({ name, begin: entry.begin, end: entry.end });
-    const copy = bytes.slice(dataStart + entry.begin, dataStart + entry.end);
-    if (!HOST_IS_LITTLE_ENDIAN) swap32(copy);
-    tensors[name] = { dtype: entry.dtype, shape: entry.shape, data: ARRAY_TYPE[entry.dtype].make(copy.buffer) };
+    ranges.push({ name, ...parseEntry(name, raw, dataLength) });
   }
 
+  // Check the tiling before copying anything: overlapping entries must not make us copy the data many times over.
   ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let expected = 0;
   let previous = '(start of data)';
@@ -156,6 +179,12 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   }
   if (expected !== dataLength) {
     throw new SafetensorsError(`data section is ${dataLength} bytes but the tensors cover only [0, ${expected})`);
+  }
+  const tensors = nullPrototypeRecord<SafetensorsEntry>();
+  for (const { name, dtype, shape, begin, end } of ranges) {
+    const copy = bytes.slice(dataStart + begin, dataStart + end);
+    if (!HOST_IS_LITTLE_ENDIAN) swap32(copy);
+    tensors[name] = { dtype, shape, data: ARRAY_TYPE[dtype].make(copy.buffer) };
   }
   return { tensors, metadata };
 }
@@ -171,7 +200,7 @@ function parseEntry(
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('entry must be an object');
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
   if (typeof dtype !== 'string') return fail(`dtype must be a string, got ${JSON.stringify(dtype)}`);
-  if (!(dtype in ARRAY_TYPE)) {
+  if (!isSupportedDtype(dtype)) {
     fail(OTHER_SAFETENSORS_DTYPES.has(dtype) ? `dtype ${dtype} is not supported (F32, I32, U32 are)` : `unknown dtype ${JSON.stringify(dtype)}`);
   }
   if (!Array.isArray(shape) || !shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0)) {
