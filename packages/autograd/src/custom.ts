@@ -1,5 +1,5 @@
 /** @file customVjp: user-defined ops with a hand-written backward (implicit gradients, adjoint solvers). */
-import type { Tensor } from '@metagrad/tensor';
+import { DTypeError, InvalidArgumentError, ShapeError, Tensor } from '@metagrad/tensor';
 import { isGradEnabled, noGrad } from './mode';
 import type { CustomAttrs, RuleTable } from './prims';
 import { record } from './record';
@@ -33,7 +33,9 @@ export interface CustomForwardResult {
 
 /**
  * Wraps `forward` (run without recording) into a differentiable op whose VJP is `backward(gy, ctx)`, which
- * returns one gradient (or null) per input.
+ * returns one gradient (or null for none) per input. The backward's result is checked when it runs: a list of
+ * the wrong length or a non-tensor entry is an InvalidArgumentError, a gradient shaped unlike its input a
+ * ShapeError, a non-f32 one a DTypeError; each names the op.
  */
 export function customVjp<Args extends Tensor[]>(
   forward: (...inputs: Args) => CustomForwardResult,
@@ -47,12 +49,43 @@ export function customVjp<Args extends Tensor[]>(
       name,
       twiceDifferentiable: options.twiceDifferentiable ?? false,
       savedInputs: inputs.length,
-      backward: (gy, all, needs) => backward(gy, { inputs: all.slice(0, inputs.length), saved: all.slice(inputs.length), needs }),
+      backward: (gy, all, needs) => {
+        const ins = all.slice(0, inputs.length);
+        return checkedGradients(name, ins, backward(gy, { inputs: ins, saved: all.slice(inputs.length), needs }));
+      },
     };
     const result = record('custom', inputs, output, attrs, () => [...inputs, ...saved]);
     for (const t of saved) if (t !== output && !inputs.includes(t)) t.dispose();
     return result;
   };
+}
+
+const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+/**
+ * A user backward's result, checked: one entry per input (a short list would make a used input look unused, a
+ * long one would be dropped), each null/undefined or an f32 tensor shaped like its input. Runs inside the engine's
+ * tidy scope, so a throw here frees every tensor the backward made.
+ */
+function checkedGradients(name: string, inputs: readonly Tensor[], grads: unknown): (Tensor | null | undefined)[] {
+  if (!Array.isArray(grads) || grads.length !== inputs.length) {
+    const got = Array.isArray(grads) ? `returned ${grads.length} gradient${grads.length === 1 ? '' : 's'}` : `returned ${typeof grads}, not an array`;
+    throw new InvalidArgumentError(
+      `customVjp '${name}': backward must return one gradient (or null) per input: the op has ${inputs.length} input${inputs.length === 1 ? '' : 's'}, backward ${got}`,
+    );
+  }
+  grads.forEach((g, k) => {
+    if (g === null || g === undefined) return;
+    if (!(g instanceof Tensor)) {
+      throw new InvalidArgumentError(`customVjp '${name}': backward's gradient for input ${k} is ${typeof g} ${String(g)}, not a Tensor (or null)`);
+    }
+    const want = inputs[k].shape;
+    if (g.shape.length !== want.length || g.shape.some((d, i) => d !== want[i])) {
+      throw new ShapeError(`customVjp '${name}': backward returned shape ${fmt(g.shape)} for input ${k}, whose shape is ${fmt(want)}`);
+    }
+    if (g.dtype !== 'f32') throw new DTypeError(`customVjp '${name}': backward returned a ${g.dtype} gradient for input ${k}; gradients are f32`);
+  });
+  return grads as (Tensor | null | undefined)[];
 }
 
 /** Records `g` behind a node whose VJP throws: differentiating it again is an error, not a silent zero. */
