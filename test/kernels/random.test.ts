@@ -47,13 +47,15 @@ describe('Philox streams', () => {
     expect(Math.max(...got)).toBeLessThan(5);
   });
 
-  it('normal matches the reference to ~1e-6 (GPU log/cos are not correctly rounded)', async () => {
+  it('normal matches the reference to 1e-6 (GPU log is not correctly rounded; cos(2πu) is a series on the reduced argument)', async () => {
     for (const seed of [3, 2 ** 40 + 1]) {
       const got = await values(ops.normal([4096], seed, { mean: 1, std: 2, offset: 1, device }));
       const want = ref.normal([4096], seed, { mean: 1, std: 2, offset: 1 }).data;
       let worst = 0;
       got.forEach((g, i) => (worst = Math.max(worst, Math.abs(g - want[i]) / Math.max(1, Math.abs(want[i])))));
-      expect(worst).toBeLessThan(2e-6);
+      // Measured 4.7e-7 over 5 × 2¹⁸ samples on llvmpipe and SwiftShader; tolerance 1e-6 (test/tensor/swiftshader.test.ts
+      // runs this on SwiftShader whatever METAGRAD_ADAPTER says).
+      expect(worst).toBeLessThan(1e-6);
       const mean = got.reduce((a, b) => a + b, 0) / got.length;
       expect(Math.abs(mean - 1)).toBeLessThan(0.15);
     }

@@ -37,6 +37,28 @@ fn mg_philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
 
 const TWO_M24 = '5.9604644775390625e-8';
 
+/**
+ * cos(2π u) for u ∈ [0, 1) a multiple of 2⁻²⁴, without the GPU's cos: Vulkan only requires 2⁻¹¹ absolute
+ * accuracy on [−π, π] and SwiftShader's is ~1.9e-4 off. u = q/4 + t with q = round(4u) and |t| ≤ 1/8 is exact in
+ * f32 (both terms are multiples of 2⁻²⁴), so the quadrant is exact and the Taylor series of cos/sin on
+ * |2πt| ≤ π/4 (truncation < 2e-10) leaves only a few f32 roundings.
+ */
+export const WGSL_COS_2PI = /* wgsl */ `
+fn mg_cos2pi(u: f32) -> f32 {
+  let q = round(4.0 * u);
+  let x = 6.283185307179586 * (u - 0.25 * q);
+  let x2 = x * x;
+  let c = 1.0 - x2 * (1.0 / 2.0 - x2 * (1.0 / 24.0 - x2 * (1.0 / 720.0 - x2 * (1.0 / 40320.0 - x2 * (1.0 / 3628800.0)))));
+  let s = x * (1.0 - x2 * (1.0 / 6.0 - x2 * (1.0 / 120.0 - x2 * (1.0 / 5040.0 - x2 * (1.0 / 362880.0 - x2 * (1.0 / 39916800.0))))));
+  switch (u32(q) & 3u) {
+    case 0u: { return c; }
+    case 1u: { return -s; }
+    case 2u: { return -c; }
+    default: { return s; }
+  }
+}
+`;
+
 function transform(op: RandomOpName): string {
   switch (op) {
     case 'bits':
@@ -44,8 +66,6 @@ function transform(op: RandomOpName): string {
     case 'uniform':
       return `u.a + u.b * (f32(w.x >> 8u) * ${TWO_M24})`;
     case 'normal':
-      // u1 ∈ (0, 1]: log via log1p(u1 − 1) near 1 (exact argument), where GPU log only has absolute accuracy.
-      // cos(2π u2) = −cos(2π (u2 − ½)) keeps the argument in [−π, π).
       return `normalValue(w)`;
     case 'rademacher':
       return 'select(-1.0, 1.0, (w.x & 1u) == 1u)';
@@ -72,11 +92,13 @@ export function randomKernel(key: { op: RandomOpName }): KernelSpec {
 struct U { n: u32, offset: u32, seedLo: u32, seedHi: u32, a: f32, b: f32, lowBits: i32, range: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<${out}>;
 @group(0) @binding(1) var<uniform> u: U;
+${WGSL_COS_2PI}
 fn normalValue(w: vec4<u32>) -> f32 {
   let u1 = f32((w.x >> 8u) + 1u) * ${TWO_M24};
   let u2 = f32(w.y >> 8u) * ${TWO_M24};
+  // u1 ∈ (0, 1]: log via log1p(u1 − 1) near 1 (exact argument), where GPU log only has absolute accuracy.
   let lg = select(log(u1), mg_log1p(u1 - 1.0), u1 > 0.5);
-  let z = -sqrt(-2.0 * lg) * cos(6.283185307179586 * (u2 - 0.5));
+  let z = sqrt(-2.0 * lg) * mg_cos2pi(u2);
   return u.a + u.b * z;
 }
 @compute @workgroup_size(${LINEAR_WG})
