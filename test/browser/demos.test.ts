@@ -7,17 +7,16 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildDemos } from '../../examples/browser/build';
 import { type RunningServer, serveDirectory } from '../../examples/browser/serve';
 import type { DemoStatus } from '../../examples/browser/pages/common';
+import { describeWithPrerequisite } from '../helpers/prerequisite';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'browser');
 const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  console.warn(`browser demo tests SKIPPED: ${CHROMIUM} not found (install Debian's chromium: bash scripts/setup.sh --test)`);
-}
+const missing = `${CHROMIUM} not found (install Debian's chromium: bash scripts/setup.sh --test)`;
 
 interface Opened {
   status: DemoStatus;
@@ -25,7 +24,7 @@ interface Opened {
   page: Page;
 }
 
-describe.skipIf(!haveChromium)('browser demos in headless Chromium', () => {
+describeWithPrerequisite('browser demos in headless Chromium', haveChromium, missing, () => {
   let server: RunningServer;
   let context: BrowserContext;
   let buildDir: string;

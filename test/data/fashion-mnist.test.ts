@@ -1,16 +1,15 @@
-/** @file The real Fashion-MNIST files from Debian's dataset-fashion-mnist (skipped with a note when absent). */
+/** @file The real Fashion-MNIST files from Debian's dataset-fashion-mnist (required under CI; skipped with a warning locally when absent). */
 import { existsSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { labelHistogram } from '../../packages/models/src/data/image-dataset';
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, downsample2x, meanStd } from '../../packages/models/src/data/transforms';
 import { FASHION_MNIST_DIR, loadFashionMnist } from '../../packages/models/src/node';
+import { describeWithPrerequisite } from '../helpers/prerequisite';
 
 const present = existsSync(`${FASHION_MNIST_DIR}train-images-idx3-ubyte.gz`);
-if (!present) {
-  console.warn(`[test/data] Fashion-MNIST not in ${FASHION_MNIST_DIR}: skipping real-data tests (sudo apt-get install dataset-fashion-mnist)`);
-}
+const missing = `Fashion-MNIST not in ${FASHION_MNIST_DIR} (sudo apt-get install dataset-fashion-mnist, or bash scripts/setup.sh)`;
 
-describe.skipIf(!present)('Fashion-MNIST (real files)', () => {
+describeWithPrerequisite('Fashion-MNIST (real files)', present, missing, () => {
   it('train: 60000 images in [0, 1], 6000 per class, statistics match the published constants', () => {
     const train = loadFashionMnist({ split: 'train' });
     expect(train.n).toBe(60000);
