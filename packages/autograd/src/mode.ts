@@ -1,4 +1,5 @@
 /** @file Grad mode: whether differentiable ops record onto the tape (noGrad / enableGrad scopes). */
+import { abandonAsyncResult, InvalidArgumentError } from '@metagrad/tensor';
 
 let gradEnabled = true;
 
@@ -17,8 +18,12 @@ function withMode<T>(enabled: boolean, fn: () => T): T {
   const previous = setGradEnabled(enabled);
   try {
     const result = fn();
-    if (result instanceof Promise) {
-      throw new Error('noGrad/enableGrad body must be synchronous: an async body would leak the mode to other code');
+    // The caller gets an error instead of the promise: abandonAsyncResult frees the tensors it resolves to.
+    if (abandonAsyncResult(result)) {
+      throw new InvalidArgumentError(
+        'noGrad/enableGrad body must be synchronous (it returned a promise): an async body would leak the mode to ' +
+          'other code; the body keeps running with the outer mode after its first await',
+      );
     }
     return result;
   } finally {

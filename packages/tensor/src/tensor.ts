@@ -1,7 +1,7 @@
 /** @file Tensor handles over reference-counted GPU storage, with tidy scopes and exact memory accounting. */
 import type { DType } from '@metagrad/kernels-wgsl';
 import type { Device } from './device';
-import { DeviceMismatchError, DisposedTensorError, DTypeError, ShapeError } from './errors';
+import { DeviceMismatchError, DisposedTensorError, DTypeError, InvalidArgumentError, ShapeError } from './errors';
 
 export type { DType };
 export type Shape = readonly number[];
@@ -249,10 +249,32 @@ export function collectTensors(value: unknown, out = new Set<Tensor>()): Set<Ten
   return out;
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+}
+
+/**
+ * For a scope (tidy, noGrad) that refused an async body after calling it: the caller gets an error instead of the
+ * promise, so nobody can reach what it resolves to. Disposes the tensors it resolves to, and swallows a later
+ * rejection (the refusal was already reported; an unhandled rejection would only crash the process). Returns
+ * whether `result` was a promise.
+ */
+export function abandonAsyncResult(result: unknown): boolean {
+  if (!isThenable(result)) return false;
+  result.then(
+    (value) => dispose(value),
+    () => undefined,
+  );
+  return true;
+}
+
 /**
  * Runs `fn` and disposes every tensor created inside it except those reachable from its result or `keep()`-ed.
  * Results move to the enclosing scope. Synchronous on purpose: an async body would let other code's tensors
- * land in this scope.
+ * land in this scope. An async body is refused with InvalidArgumentError once it returns its promise: the
+ * tensors it made up to its first await are disposed then, and those its promise resolves to when it settles;
+ * the body itself keeps running (nothing can stop it), and tensors it makes after its first await but does not
+ * return are not tracked by this scope (dispose them in the body).
  */
 export function tidy<T>(fn: () => T): T {
   const scope = new Scope();
@@ -266,7 +288,13 @@ export function tidy<T>(fn: () => T): T {
   } finally {
     scopeStack.pop();
   }
-  if (result instanceof Promise) throw new Error('tidy() body must be synchronous; use an explicit dispose for async code');
+  if (abandonAsyncResult(result)) {
+    for (const t of scope.tensors) if (!kept.has(t)) t.dispose();
+    throw new InvalidArgumentError(
+      'tidy() body must be synchronous (it returned a promise): its tensors made so far were disposed and the async ' +
+        'body keeps running untracked; use explicit dispose() (or a synchronous tidy per step) for async code',
+    );
+  }
   const survivors = collectTensors(result);
   const parent = currentScope();
   for (const t of scope.tensors) {
