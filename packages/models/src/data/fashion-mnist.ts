@@ -4,8 +4,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { CorruptDatasetError, DatasetNotFoundError, FASHION_MNIST_PACKAGE } from './errors';
+import { inflateIdxGzip } from './idx-gzip';
+import { DatasetNotFoundError, FASHION_MNIST_PACKAGE } from './errors';
 import { type ImageDataset, imageDatasetFromIdx } from './image-dataset';
 import { type IdxArray, parseIdx } from './idx';
 
@@ -76,12 +76,7 @@ export function readIdxFile(path: string): IdxArray {
 
 function maybeGunzip(bytes: Uint8Array, path: string): Uint8Array {
   if (!(bytes[0] === 0x1f && bytes[1] === 0x8b)) return bytes;
-  try {
-    const out = gunzipSync(bytes);
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-  } catch (error) {
-    throw new CorruptDatasetError(`gzip stream is corrupt or truncated (${(error as Error).message})`, path);
-  }
+  return inflateIdxGzip(bytes, path);
 }
 
 /** The gzipped file if present, else the plain one, else null. */

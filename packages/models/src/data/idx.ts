@@ -42,6 +42,43 @@ const BYTES_PER_ELEMENT: Record<IdxDtype, number> = {
   float64: 8,
 };
 
+/** What an IDX header announces: the element type and shape, and how many bytes the header and whole file take. */
+export interface IdxHeader {
+  dtype: IdxDtype;
+  shape: number[];
+  headerBytes: number;
+  /** Header plus elements; may exceed Number.MAX_SAFE_INTEGER (or be Infinity) for a corrupt header. */
+  totalBytes: number;
+}
+
+/** The largest IDX header: the 4-byte magic and 255 dimensions. */
+export const MAX_IDX_HEADER_BYTES = 4 + 4 * 255;
+
+/**
+ * Reads the header at the start of `bytes` (which may be only the first bytes of a file). Returns null when
+ * `bytes` is too short to hold the whole header, and throws CorruptDatasetError when the magic is wrong.
+ */
+export function readIdxHeader(bytes: Uint8Array, source?: string): IdxHeader | null {
+  const fail = (message: string): never => {
+    throw new CorruptDatasetError(message, source);
+  };
+  if (bytes.length < 4) return null;
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) fail('IDX bytes are still gzip-compressed (magic 1f 8b); gunzip them first');
+  const magic = hex(bytes.subarray(0, 4));
+  if (bytes[0] !== 0 || bytes[1] !== 0) fail(`bad IDX magic ${magic}: the first two bytes must be 00 00`);
+  const dtype = DTYPE_BY_CODE[bytes[2]];
+  if (dtype === undefined) fail(`bad IDX magic ${magic}: unknown type code 0x${bytes[2].toString(16).padStart(2, '0')}`);
+  const rank = bytes[3];
+  if (rank === 0) fail(`bad IDX magic ${magic}: rank 0`);
+  const headerBytes = 4 + 4 * rank;
+  if (bytes.length < headerBytes) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const shape: number[] = [];
+  for (let axis = 0; axis < rank; axis++) shape.push(view.getUint32(4 + 4 * axis, false));
+  const count = shape.reduce((a, b) => a * b, 1);
+  return { dtype, shape, headerBytes, totalBytes: headerBytes + count * BYTES_PER_ELEMENT[dtype] };
+}
+
 /**
  * Parses an IDX file. For uint8 (the only type MNIST-style files use) the returned data is a view into
  * `bytes`, not a copy: a 47 MB training set is not duplicated. `source` only decorates error messages.
@@ -51,22 +88,14 @@ export function parseIdx(bytes: Uint8Array, source?: string): IdxArray {
     throw new CorruptDatasetError(message, source);
   };
   if (bytes.length < 4) fail(`IDX file is ${bytes.length} bytes, shorter than its 4-byte magic number`);
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) fail('IDX bytes are still gzip-compressed (magic 1f 8b); gunzip them first');
-  const magic = hex(bytes.subarray(0, 4));
-  if (bytes[0] !== 0 || bytes[1] !== 0) fail(`bad IDX magic ${magic}: the first two bytes must be 00 00`);
-  const dtype = DTYPE_BY_CODE[bytes[2]];
-  if (dtype === undefined) fail(`bad IDX magic ${magic}: unknown type code 0x${bytes[2].toString(16).padStart(2, '0')}`);
-  const rank = bytes[3];
-  if (rank === 0) fail(`bad IDX magic ${magic}: rank 0`);
-  const headerBytes = 4 + 4 * rank;
-  if (bytes.length < headerBytes) fail(`IDX header truncated: rank ${rank} needs ${headerBytes} bytes, file has ${bytes.length}`);
-
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const shape: number[] = [];
-  for (let axis = 0; axis < rank; axis++) shape.push(view.getUint32(4 + 4 * axis, false));
+  const header = readIdxHeader(bytes, source);
+  if (header === null) {
+    const headerBytes = 4 + 4 * bytes[3];
+    return fail(`IDX header truncated: rank ${bytes[3]} needs ${headerBytes} bytes, file has ${bytes.length}`);
+  }
+  const { dtype, shape, headerBytes, totalBytes: expectedBytes } = header;
   const count = shape.reduce((a, b) => a * b, 1);
-  const elementBytes = BYTES_PER_ELEMENT[dtype];
-  const expectedBytes = headerBytes + count * elementBytes;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < expectedBytes) {
     fail(`IDX data truncated: shape [${shape.join(', ')}] of ${dtype} needs ${expectedBytes} bytes, file has ${bytes.length}`);
   }
