@@ -14,7 +14,7 @@ import {
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { fmt, UniformWriter } from './util';
+import { checkShapeArg, checkTensors, describeValue, fmt, UniformWriter } from './util';
 
 export interface Conv2dOptions {
   stride?: number | readonly [number, number];
@@ -55,12 +55,19 @@ const MAX_WINDOW_TAPS = 25;
 const FILTER_GRAD_TARGET_INVOCATIONS = 2048;
 
 function pairOf(op: string, v: number | readonly [number, number] | undefined, dflt: number, what: string, min: number): [number, number] {
+  if (v !== undefined && typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
+    throw new InvalidArgumentError(`${op}: ${what} must be a number or a pair [h, w], got ${describeValue(v)}`);
+  }
   const p: [number, number] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
-  if (!p.every((x) => Number.isInteger(x) && x >= min)) throw new InvalidArgumentError(`${op}: ${what} must be integers >= ${min}, got [${p.join(', ')}]`);
+  if (!p.every((x) => Number.isInteger(x) && x >= min)) throw new InvalidArgumentError(`${op}: ${what} must be integers >= ${min}, got ${describeValue(p)}`);
   return p;
 }
 
-function geometry(op: string, xShape: Shape, wShape: Shape, opts: Conv2dOptions): ConvGeometry {
+function geometry(op: string, xShape: Shape, wShape: Shape, options: Conv2dOptions | undefined): ConvGeometry {
+  checkShapeArg(op, xShape, 'input shape');
+  checkShapeArg(op, wShape, 'filter shape');
+  const opts = options ?? {};
+  if (typeof opts !== 'object') throw new InvalidArgumentError(`${op}: options must be an object, got ${describeValue(opts)}`);
   if (xShape.length !== 4 || wShape.length !== 4) {
     throw new ShapeError(`${op}: input ${fmt(xShape)} and filter ${fmt(wShape)} must both be rank 4 (NCHW, OIHW)`);
   }
@@ -70,7 +77,7 @@ function geometry(op: string, xShape: Shape, wShape: Shape, opts: Conv2dOptions)
   const [pH, pW] = pairOf(op, opts.padding, 0, 'padding', 0);
   const [dH, dW] = pairOf(op, opts.dilation, 1, 'dilation', 1);
   const G = opts.groups ?? 1;
-  if (!Number.isInteger(G) || G < 1) throw new InvalidArgumentError(`${op}: groups must be a positive integer, got ${G}`);
+  if (!Number.isInteger(G) || G < 1) throw new InvalidArgumentError(`${op}: groups must be a positive integer, got ${describeValue(G)}`);
   const desc = `input ${fmt(xShape)}, filter ${fmt(wShape)}, groups ${G}`;
   if (C % G !== 0 || O % G !== 0 || Cw !== C / G) {
     throw new ShapeError(`${op}: channels do not fit: ${desc} (need C and O divisible by groups, filter dim 1 = C/groups)`);
@@ -83,7 +90,9 @@ function geometry(op: string, xShape: Shape, wShape: Shape, opts: Conv2dOptions)
   return { N, C, H, W, O, kH, kW, G, Cg: C / G, Og: O / G, sH, sW, pH, pW, dH, dW, Ho, Wo };
 }
 
-function checkF32(op: string, ...ts: Tensor[]): void {
+function checkF32(op: string, operands: Record<string, Tensor>): void {
+  checkTensors(op, operands);
+  const ts = Object.values(operands);
   for (const t of ts) if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} ${fmt(t.shape)}`);
   for (const t of ts.slice(1)) assertSameDevice(ts[0], t);
 }
@@ -180,14 +189,14 @@ function rowConv(mode: 'forward' | 'inputGrad', src: Tensor, w: Tensor, g: ConvG
 
 /** Cross-correlation as torch.nn.functional.conv2d (no bias): x[N,C,H,W] ⋆ w[O,C/g,kH,kW] → [N,O,Ho,Wo]. */
 export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
-  checkF32('conv2d', x, w);
+  checkF32('conv2d', { x, w });
   const g = geometry('conv2d', x.shape, w.shape, opts);
   return directConv('forward', x, w, g, [g.N, g.O, g.Ho, g.Wo]);
 }
 
 /** torch's grad_input of conv2d: gy[N,O,Ho,Wo] and w → [N,C,H,W] (rows/cols no window reads get 0). */
 export function conv2dInputGrad(gy: Tensor, w: Tensor, inputShape: Shape, opts: Conv2dOptions = {}): Tensor {
-  checkF32('conv2dInputGrad', gy, w);
+  checkF32('conv2dInputGrad', { gy, w });
   const g = geometry('conv2dInputGrad', inputShape, w.shape, opts);
   checkGy('conv2dInputGrad', g, gy);
   return directConv('inputGrad', gy, w, g, [...inputShape]);
@@ -195,7 +204,7 @@ export function conv2dInputGrad(gy: Tensor, w: Tensor, inputShape: Shape, opts: 
 
 /** torch's grad_weight of conv2d: x and gy → [O,C/g,kH,kW], summed over the batch in a fixed order. */
 export function conv2dFilterGrad(x: Tensor, gy: Tensor, filterShape: Shape, opts: Conv2dOptions = {}): Tensor {
-  checkF32('conv2dFilterGrad', x, gy);
+  checkF32('conv2dFilterGrad', { x, gy });
   const g = geometry('conv2dFilterGrad', x.shape, filterShape, opts);
   checkGy('conv2dFilterGrad', g, gy);
   const out = empty([...filterShape], 'f32', x.device);

@@ -7,6 +7,8 @@ import {
   COMPARE_OP_NAMES,
   INT_BINARY_OPS,
   INT_UNARY_OPS,
+  ARITH_OP_NAMES,
+  UNARY_OP_NAMES,
   linearDispatch,
   MAX_ELEMENTWISE_RANK,
   STRIDED_CHUNK,
@@ -22,14 +24,12 @@ import {
   type OperandMode,
   type UnaryOpName,
 } from '@metagrad/kernels-wgsl';
-import { DTypeError, ShapeError } from '../errors';
+import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { broadcastShapes, broadcastStrides, fmt, stridesOf, UniformWriter } from './util';
+import { broadcastShapes, broadcastStrides, checkDType, checkNumber, checkTensors, describeValue, fmt, stridesOf, UniformWriter } from './util';
 
 export type { UnaryOpName, BinaryOpName, ArithOpName, CompareOpName };
-
-const DTYPES: readonly DType[] = ['f32', 'i32', 'u32'];
 
 // ---------------------------------------------------------------- broadcasting plan
 
@@ -83,11 +83,12 @@ function runElementwise(
 ): Tensor {
   const device = inputs[0].device;
   const buffers = inputs.map((t) => t.buffer); // asserts every input is alive
+  // Plan (which can throw on a too-deep broadcast) and build the kernel before allocating, so nothing leaks.
+  const plan = planElementwise(outShape, inputs.map((t) => t.shape));
+  const spec = makeSpec(plan.layout);
   const out = empty(outShape, outDtype, device);
   const n = out.size;
   if (n === 0) return out;
-  const plan = planElementwise(outShape, inputs.map((t) => t.shape));
-  const spec = makeSpec(plan.layout);
   if (plan.layout.kind === 'vec4') {
     const operands = plan.layout.operands;
     const nvec = Math.ceil(n / 4);
@@ -105,6 +106,8 @@ function runElementwise(
 
 /** Applies a unary op. Math ops are f32-only; neg/abs/sign/relu/square also take i32. */
 export function unary(op: UnaryOpName, x: Tensor): Tensor {
+  if (!(UNARY_OP_NAMES as readonly unknown[]).includes(op)) throw new InvalidArgumentError(`unary: unknown op ${describeValue(op)}; valid ops are ${UNARY_OP_NAMES.join(', ')}`);
+  checkTensors(op, { x });
   if (x.dtype !== 'f32' && !(INT_UNARY_OPS.includes(op) && x.dtype === 'i32')) {
     throw new DTypeError(`${op}: expects f32${INT_UNARY_OPS.includes(op) ? ' or i32' : ''}, got ${x.dtype} ${fmt(x.shape)}`);
   }
@@ -135,6 +138,12 @@ function isCompare(op: BinaryOpName): op is CompareOpName {
   return (COMPARE_OP_NAMES as readonly string[]).includes(op);
 }
 
+function checkBinaryOp(op: BinaryOpName): void {
+  if (!isCompare(op) && !(ARITH_OP_NAMES as readonly unknown[]).includes(op)) {
+    throw new InvalidArgumentError(`binary: unknown op ${describeValue(op)}; valid ops are ${[...ARITH_OP_NAMES, ...COMPARE_OP_NAMES].join(', ')}`);
+  }
+}
+
 function checkBinaryDtype(op: BinaryOpName, dtype: DType, what: string): void {
   if (dtype !== 'f32' && !INT_BINARY_OPS.includes(op)) {
     throw new DTypeError(`${op}: expects f32 operands, got ${dtype} ${what}`);
@@ -143,6 +152,8 @@ function checkBinaryDtype(op: BinaryOpName, dtype: DType, what: string): void {
 
 /** a op b with NumPy broadcasting. Compare ops return f32 0/1 masks. */
 export function binary(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
+  checkBinaryOp(op);
+  checkTensors(op, { a, b });
   assertSameDevice(a, b);
   if (a.dtype !== b.dtype) throw new DTypeError(`${op}: dtypes differ: ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
   checkBinaryDtype(op, a.dtype, `${fmt(a.shape)} and ${fmt(b.shape)}`);
@@ -169,8 +180,13 @@ export const ge = (a: Tensor, b: Tensor): Tensor => binary('ge', a, b);
  * allocated, and one pipeline serves every value of s.
  */
 export function binaryScalar(op: BinaryOpName, x: Tensor, s: number, scalarFirst = false): Tensor {
+  checkBinaryOp(op);
+  checkTensors(op, { x });
+  checkNumber(op, 'scalar', s);
   checkBinaryDtype(op, x.dtype, fmt(x.shape));
   if (x.dtype !== 'f32' && !Number.isInteger(s)) throw new DTypeError(`${op}: scalar ${s} is not an integer for ${x.dtype} ${fmt(x.shape)}`);
+  const [lo, hi] = x.dtype === 'i32' ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
+  if (x.dtype !== 'f32' && !(s >= lo && s <= hi)) throw new DTypeError(`${op}: scalar ${s} does not fit ${x.dtype} (range [${lo}, ${hi}]) for ${fmt(x.shape)}`);
   const device = x.device;
   const buffer = x.buffer;
   const out = empty(x.shape, isCompare(op) ? 'f32' : x.dtype, device);
@@ -189,6 +205,9 @@ export function binaryScalar(op: BinaryOpName, x: Tensor, s: number, scalarFirst
  * product is rounded to f32 before the sum, as the separate ops do (up to the shader compiler's FMA contraction).
  */
 export function axpby(a: number, x: Tensor, b: number, y: Tensor): Tensor {
+  checkTensors('axpby', { x, y });
+  checkNumber('axpby', 'a', a);
+  checkNumber('axpby', 'b', b);
   assertSameDevice(x, y);
   if (x.dtype !== 'f32' || y.dtype !== 'f32') throw new DTypeError(`axpby: needs f32 tensors, got ${x.dtype} ${fmt(x.shape)} and ${y.dtype} ${fmt(y.shape)}`);
   if (x.shape.length !== y.shape.length || x.shape.some((d, i) => d !== y.shape[i])) {
@@ -206,6 +225,7 @@ export function axpby(a: number, x: Tensor, b: number, y: Tensor): Tensor {
 
 /** relu's VJP, gy where x > 0 else 0, in one dispatch (f32; gy and x broadcast like a binary op). */
 export function reluGrad(gy: Tensor, x: Tensor): Tensor {
+  checkTensors('reluGrad', { gy, x });
   assertSameDevice(gy, x);
   if (gy.dtype !== 'f32' || x.dtype !== 'f32') throw new DTypeError(`reluGrad: needs f32 tensors, got ${gy.dtype} ${fmt(gy.shape)} and ${x.dtype} ${fmt(x.shape)}`);
   const shape = broadcastShapes('reluGrad', gy.shape, x.shape);
@@ -228,8 +248,8 @@ export const minimumScalar = (x: Tensor, s: number): Tensor => binaryScalar('min
 
 /** cond ? a : b with all three broadcast together; cond is true where nonzero (any dtype). */
 export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
-  assertSameDevice(cond, a);
-  assertSameDevice(a, b);
+  checkTensors('where', { cond, a, b });
+  assertSameDevice(cond, a, b);
   if (a.dtype !== b.dtype) throw new DTypeError(`where: branch dtypes differ: ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
   const shape = broadcastShapes('where', cond.shape, a.shape, b.shape);
   return runElementwise((layout) => whereKernel({ condDtype: cond.dtype, dtype: a.dtype, layout }), [cond, a, b], shape, a.dtype);
@@ -237,6 +257,7 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
 
 /** Converts dtype: f32 → int truncates toward zero (saturating, NaN → 0); i32 ↔ u32 keeps the bits. Always copies. */
 export function cast(x: Tensor, dtype: DType): Tensor {
-  if (!DTYPES.includes(dtype)) throw new DTypeError(`cast: unknown dtype ${String(dtype)} for ${x.dtype} ${fmt(x.shape)}`);
+  checkTensors('cast', { x });
+  checkDType(`cast of ${x.dtype} ${fmt(x.shape)}`, dtype);
   return runElementwise(() => castKernel({ from: x.dtype, to: dtype }), [x], x.shape, dtype);
 }

@@ -11,7 +11,7 @@ import { chooseMatmulVariant, type MatmulVariant } from '../autotune';
 import { DTypeError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { broadcastShapes, broadcastStrides, fmt, UniformWriter } from './util';
+import { broadcastShapes, broadcastStrides, checkTensors, fmt, UniformWriter } from './util';
 
 export { autotune, chooseMatmulVariant, matmulTuning, setTuningStore, fileTuningStore, variantName } from '../autotune';
 export type { MatmulVariant, MatmulTuning, TuningStore, SizeClass } from '../autotune';
@@ -31,7 +31,9 @@ const MAX_BATCH_DIMS = 4;
  * → `[...broadcast(batchA, batchB), M, N]`, f32, rank ≥ 2 for both.
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
-  const { transA = false, transB = false } = options;
+  checkTensors('matmul', { a, b });
+  const opts = options ?? {};
+  const { transA = false, transB = false } = opts;
   const desc = `${fmt(a.shape)}${transA ? 'ᵀ' : ''} @ ${fmt(b.shape)}${transB ? 'ᵀ' : ''}`;
   const bufA = a.buffer;
   const bufB = b.buffer;
@@ -51,12 +53,16 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   } catch {
     throw new ShapeError(`matmul: batch dims ${fmt(batchA)} and ${fmt(batchB)} do not broadcast in ${desc}`);
   }
+  // The merge pattern of batch dims does not depend on the (positive) matrix sizes, so check it before allocating.
+  if (K > 0 && mergeBatchDims(batch, broadcastStrides(batchA, batch), broadcastStrides(batchB, batch)).shape.length > MAX_BATCH_DIMS) {
+    throw new ShapeError(`matmul: more than ${MAX_BATCH_DIMS} non-contiguous broadcast batch dims in ${desc}`);
+  }
   const device = a.device;
   const out = empty([...batch, M, N], 'f32', device);
   const batchCount = sizeOf(batch);
   if (out.size === 0) return out;
 
-  let variant: MatmulVariant = options.variant ?? chooseMatmulVariant(device, { M, N, K, batch: batchCount, transA, transB });
+  let variant: MatmulVariant = opts.variant ?? chooseMatmulVariant(device, { M, N, K, batch: batchCount, transA, transB });
   if (K === 0) variant = { kind: 'simple' }; // writes zeros without packing empty operands
 
   // Logical A[M,K], B[K,N] element strides inside one matrix, and the size of one stored matrix.

@@ -11,7 +11,7 @@ import {
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { fmt, UniformWriter } from './util';
+import { checkShapeArg, checkTensors, describeValue, fmt, UniformWriter } from './util';
 
 export interface Pool2dOptions {
   kernel: number | readonly [number, number];
@@ -27,13 +27,20 @@ interface PoolGeometry {
 }
 
 function pairOf(op: string, v: number | readonly [number, number] | undefined, dflt: readonly [number, number], what: string, min: number): [number, number] {
+  if (v !== undefined && typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
+    throw new InvalidArgumentError(`${op}: ${what} must be a number or a pair [h, w], got ${describeValue(v)}`);
+  }
   const p: [number, number] = v === undefined ? [dflt[0], dflt[1]] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
-  if (!p.every((x) => Number.isInteger(x) && x >= min)) throw new InvalidArgumentError(`${op}: ${what} must be integers >= ${min}, got [${p.join(', ')}]`);
+  if (!p.every((x) => Number.isInteger(x) && x >= min)) throw new InvalidArgumentError(`${op}: ${what} must be integers >= ${min}, got ${describeValue(p)}`);
   return p;
 }
 
 /** Ho = floor((H + 2p − k)/s) + 1; padding at most half the kernel (torch's rule: no window lies wholly in padding). */
 function geometry(op: string, xShape: Shape, opts: Pool2dOptions): PoolGeometry {
+  checkShapeArg(op, xShape, 'input shape');
+  if (typeof opts !== 'object' || opts === null || opts.kernel === undefined) {
+    throw new InvalidArgumentError(`${op}: options must be an object with a kernel size ({ kernel, stride?, padding? }), got ${describeValue(opts)}`);
+  }
   if (xShape.length !== 4) throw new ShapeError(`${op}: input must be rank 4 (NCHW), got ${fmt(xShape)}`);
   const [N, C, H, W] = xShape;
   const [kH, kW] = pairOf(op, opts.kernel, [1, 1], 'kernel', 1);
@@ -48,7 +55,9 @@ function geometry(op: string, xShape: Shape, opts: Pool2dOptions): PoolGeometry 
   return { N, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo };
 }
 
-function checkF32(op: string, ...ts: Tensor[]): void {
+function checkF32(op: string, operands: Record<string, Tensor>): void {
+  checkTensors(op, operands);
+  const ts = Object.values(operands);
   for (const t of ts) if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} ${fmt(t.shape)}`);
   for (const t of ts.slice(1)) assertSameDevice(ts[0], t);
 }
@@ -70,7 +79,7 @@ function run(spec: KernelSpec, inputs: Tensor[], g: PoolGeometry, outShape: numb
 
 /** Max pooling; padding acts as −∞. Ties go to the first max in row-major window order, NaN propagates. */
 export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
-  checkF32('maxPool2d', x);
+  checkF32('maxPool2d', { x });
   const g = geometry('maxPool2d', x.shape, opts);
   return run(maxPool2dKernel(), [x], g, [g.N, g.C, g.Ho, g.Wo]);
 }
@@ -80,7 +89,7 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
  * Non-overlapping windows (stride = kernel, the usual 2×2/2) take a per-window kernel about 4× faster on llvmpipe.
  */
 export function maxPool2dBackward(gy: Tensor, x: Tensor, opts: Pool2dOptions): Tensor {
-  checkF32('maxPool2dBackward', gy, x);
+  checkF32('maxPool2dBackward', { gy, x });
   const g = geometry('maxPool2dBackward', x.shape, opts);
   checkGy('maxPool2dBackward', g, gy);
   if (g.sH !== g.kH || g.sW !== g.kW) return run(maxPool2dBackwardKernel(), [gy, x], g, [...x.shape]);
@@ -97,14 +106,14 @@ export function maxPool2dBackward(gy: Tensor, x: Tensor, opts: Pool2dOptions): T
 
 /** Average pooling with count_include_pad = true (divisor kH·kW). */
 export function avgPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
-  checkF32('avgPool2d', x);
+  checkF32('avgPool2d', { x });
   const g = geometry('avgPool2d', x.shape, opts);
   return run(avgPool2dKernel(), [x], g, [g.N, g.C, g.Ho, g.Wo]);
 }
 
 /** Adjoint of avgPool2d: each gy spread evenly (÷ kH·kW) over the in-bounds part of its window. */
 export function avgPool2dBackward(gy: Tensor, inputShape: Shape, opts: Pool2dOptions): Tensor {
-  checkF32('avgPool2dBackward', gy);
+  checkF32('avgPool2dBackward', { gy });
   const g = geometry('avgPool2dBackward', inputShape, opts);
   checkGy('avgPool2dBackward', g, gy);
   return run(avgPool2dBackwardKernel(), [gy], g, [...inputShape]);

@@ -11,9 +11,9 @@ import {
 import type { Device } from '../device';
 import { InvalidArgumentError } from '../errors';
 import { getDefaultDevice } from '../runtime';
-import { checkShape, sizeOf, type Shape, type Tensor } from '../tensor';
+import { sizeOf, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { UniformWriter } from './util';
+import { checkNumber, checkShapeArg, describeValue, UniformWriter } from './util';
 
 /** A non-negative integer below 2^53 (split into low/high u32 words) or an explicit [lo, hi] pair. */
 export type Seed = number | readonly [number, number];
@@ -30,6 +30,7 @@ export function seedWords(seed: Seed): [number, number] {
     if (!Number.isSafeInteger(seed) || seed < 0) throw new InvalidArgumentError(`seed must be a non-negative safe integer, got ${seed}`);
     return [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
   }
+  if (!Array.isArray(seed)) throw new InvalidArgumentError(`seed must be a non-negative safe integer or a pair of u32 words, got ${describeValue(seed)}`);
   if (seed.length !== 2 || !seed.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32)) {
     throw new InvalidArgumentError(`seed pair must be two u32 words, got [${seed.join(', ')}]`);
   }
@@ -38,12 +39,13 @@ export function seedWords(seed: Seed): [number, number] {
 
 function offsetOf(opts: RandomOptions): number {
   const offset = opts.offset ?? 0;
+  if (typeof offset !== 'number') throw new InvalidArgumentError(`offset must be a u32, got ${describeValue(offset)}`);
   if (!Number.isInteger(offset) || offset < 0 || offset >= 2 ** 32) throw new InvalidArgumentError(`offset must be a u32, got ${offset}`);
   return offset;
 }
 
 function generate(op: RandomOpName, shape: Shape, seed: Seed, opts: RandomOptions, a = 0, b = 0, lowBits = 0, range = 0): Tensor {
-  checkShape(shape);
+  checkShapeArg(op, shape);
   const [seedLo, seedHi] = seedWords(seed);
   const offset = offsetOf(opts);
   const device = opts.device ?? getDefaultDevice();
@@ -58,30 +60,38 @@ function generate(op: RandomOpName, shape: Shape, seed: Seed, opts: RandomOption
 
 /** The raw Philox word 0 of each element (u32): what every other random op is derived from. */
 export function randomBits(shape: Shape, seed: Seed, opts: RandomOptions = {}): Tensor {
-  return generate('bits', shape, seed, opts);
+  return generate('bits', shape, seed, opts ?? {});
 }
 
 /** low + (high − low)·u with u = (bits >> 8)·2^-24 ∈ [0, 1). */
-export function uniform(shape: Shape, seed: Seed, opts: RandomOptions & { low?: number; high?: number } = {}): Tensor {
-  const low = Math.fround(opts.low ?? 0);
-  const span = Math.fround(Math.fround(opts.high ?? 1) - low);
+export function uniform(shape: Shape, seed: Seed, options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+  const opts = options ?? {};
+  const [lo, hi] = [checkNumber('uniform', 'low', opts.low ?? 0), checkNumber('uniform', 'high', opts.high ?? 1)];
+  // torch's uniform_ requires from <= to; infinite or NaN bounds would give NaN or ±inf samples silently.
+  if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi)) throw new InvalidArgumentError(`uniform: need finite low <= high, got low=${lo} high=${hi}`);
+  const low = Math.fround(lo);
+  const span = Math.fround(Math.fround(hi) - low);
   return generate('uniform', shape, seed, opts, low, span);
 }
 
 /** Box–Muller from words 0 and 1 of each element's counter. */
-export function normal(shape: Shape, seed: Seed, opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
-  return generate('normal', shape, seed, opts, opts.mean ?? 0, opts.std ?? 1);
+export function normal(shape: Shape, seed: Seed, options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+  const opts = options ?? {};
+  const [mean, std] = [checkNumber('normal', 'mean', opts.mean ?? 0), checkNumber('normal', 'std', opts.std ?? 1)];
+  // As torch.normal: std >= 0 (a negative or NaN std would flip or poison every sample silently).
+  if (!(Number.isFinite(mean) && Number.isFinite(std) && std >= 0)) throw new InvalidArgumentError(`normal: need a finite mean and std >= 0, got mean=${mean} std=${std}`);
+  return generate('normal', shape, seed, opts, mean, std);
 }
 
 /** ±1 (f32) from the low bit of word 0. */
 export function rademacher(shape: Shape, seed: Seed, opts: RandomOptions = {}): Tensor {
-  return generate('rademacher', shape, seed, opts);
+  return generate('rademacher', shape, seed, opts ?? {});
 }
 
 /** 1 where u < p, else 0 (f32). */
 export function bernoulli(shape: Shape, seed: Seed, p: number, opts: RandomOptions = {}): Tensor {
-  if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError(`bernoulli: p must be in [0, 1], got ${p}`);
-  return generate('bernoulli', shape, seed, opts, p);
+  if (!(typeof p === 'number' && p >= 0 && p <= 1)) throw new InvalidArgumentError(`bernoulli: p must be in [0, 1], got ${describeValue(p)}`);
+  return generate('bernoulli', shape, seed, opts ?? {}, p);
 }
 
 /** low + (word0 mod (high − low)) as i32 (the plain modulo's small bias is part of the contract). */
@@ -90,15 +100,16 @@ export function randint(shape: Shape, seed: Seed, low: number, high: number, opt
   if (!i32ok(low) || !i32ok(high) || high <= low) {
     throw new InvalidArgumentError(`randint: need i32 bounds with low < high, got low=${low} high=${high}`);
   }
-  return generate('randint', shape, seed, opts, 0, 0, low, high - low);
+  return generate('randint', shape, seed, opts ?? {}, 0, 0, low, high - low);
 }
 
 /**
  * A permutation of 0..n−1 (i32): the stable argsort of the word-0 keys, by a bitonic sort of (key, index) pairs
  * padded to a power of two. log2(L)·(log2(L)+1)/2 dispatches, all recorded in one batch.
  */
-export function permutation(n: number, seed: Seed, opts: RandomOptions = {}): Tensor {
-  checkShape([n], 'permutation length');
+export function permutation(n: number, seed: Seed, options: RandomOptions = {}): Tensor {
+  const opts = options ?? {};
+  checkShapeArg('permutation', [n], 'length');
   const [seedLo, seedHi] = seedWords(seed);
   const offset = offsetOf(opts);
   const device = opts.device ?? getDefaultDevice();

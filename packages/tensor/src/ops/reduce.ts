@@ -5,7 +5,7 @@ import { DTypeError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, type Tensor } from '../tensor';
 import { empty, full } from './creation';
 import { exp, sub } from './elementwise';
-import { fmt, normalizeAxes, UniformWriter } from './util';
+import { checkTensors, fmt, normalizeAxes, UniformWriter } from './util';
 
 /** Invocations a pass aims for: below this, long reductions are split into parts and finished by more passes. */
 const TARGET_INVOCATIONS = 8192;
@@ -83,6 +83,7 @@ function checkFloat(op: string, x: Tensor): void {
  */
 function reduceAxes(op: AnyReduce, x: Tensor, axes: number | readonly number[] | undefined, keepDims: boolean, mean = false): Tensor {
   const name = mean ? 'mean' : op;
+  checkTensors(name, { x });
   checkFloat(name, x);
   x.assertAlive(name);
   const ax = normalizeAxes(name, axes, x.rank);
@@ -137,6 +138,7 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
  * reduction pass (one dispatch where sum(mul(x, y)) takes two, for the dot products of parameter trees).
  */
 export function dot(x: Tensor, y: Tensor): Tensor {
+  checkTensors('dot', { x, y });
   checkFloat('dot', x);
   checkFloat('dot', y);
   assertSameDevice(x, y);
@@ -187,6 +189,7 @@ function around(op: string, x: Tensor, axis: number): { ax: number; outer: numbe
 
 /** Index (i32) of the first maximum along `axis`; a NaN counts as the maximum (first NaN wins), as torch. */
 export function argmax(x: Tensor, axis: number, keepDims = false): Tensor {
+  checkTensors('argmax', { x });
   checkFloat('argmax', x);
   x.assertAlive('argmax');
   const { ax, outer, R, inner } = around('argmax', x, axis);
@@ -211,6 +214,7 @@ export function logSoftmax(x: Tensor, axis: number): Tensor {
 }
 
 function softmaxImpl(op: string, x: Tensor, axis: number, log: boolean): Tensor {
+  checkTensors(op, { x });
   checkFloat(op, x);
   x.assertAlive(op);
   const { ax, outer, R, inner } = around(op, x, axis);

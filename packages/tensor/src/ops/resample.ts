@@ -11,20 +11,23 @@ import {
 import { DTypeError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { fmt, UniformWriter } from './util';
+import { checkShapeArg, checkTensors, fmt, UniformWriter } from './util';
 
 export interface GridSampleOptions {
   alignCorners?: boolean;
 }
 
-function checkF32(op: string, ...ts: Tensor[]): void {
+function checkF32(op: string, operands: Record<string, Tensor>): void {
+  checkTensors(op, operands);
+  const ts = Object.values(operands);
   for (const t of ts) if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} ${fmt(t.shape)}`);
   for (const t of ts.slice(1)) assertSameDevice(ts[0], t);
 }
 
 /** torch.nn.functional.affine_grid for 2-D: theta [N, 2, 3], size [N, C, H, W] → grid [N, H, W, 2]. */
 export function affineGrid(theta: Tensor, size: Shape, alignCorners = false): Tensor {
-  checkF32('affineGrid', theta);
+  checkF32('affineGrid', { theta });
+  checkShapeArg('affineGrid', size, 'size');
   if (size.length !== 4) throw new ShapeError(`affineGrid: size must be [N, C, H, W], got ${fmt(size)}`);
   const [N, , H, W] = size;
   if (theta.rank !== 3 || theta.shape[0] !== N || theta.shape[1] !== 2 || theta.shape[2] !== 3) {
@@ -43,6 +46,7 @@ interface Geo {
 }
 
 function geometry(op: string, xShape: Shape, grid: Tensor): Geo {
+  checkShapeArg(op, xShape, 'input shape');
   if (xShape.length !== 4) throw new ShapeError(`${op}: input must be [N, C, H, W], got ${fmt(xShape)}`);
   const [N, C, H, W] = xShape;
   const g = grid.shape;
@@ -61,12 +65,12 @@ function gsUniform(geo: Geo, alignCorners: boolean): Uint32Array {
 
 /** torch.nn.functional.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners). */
 export function gridSample(x: Tensor, grid: Tensor, opts: GridSampleOptions = {}): Tensor {
-  checkF32('gridSample', x, grid);
+  checkF32('gridSample', { x, grid });
   const geo = geometry('gridSample', x.shape, grid);
   const out = empty([geo.N, geo.C, geo.Ho, geo.Wo], 'f32', x.device);
   const nq = geo.N * geo.Ho * geo.Wo;
   if (out.size === 0) return out;
-  x.device.dispatch(gridSampleKernel(), [x.buffer, grid.buffer, out.buffer], gsUniform(geo, opts.alignCorners ?? false), linearDispatch(nq));
+  x.device.dispatch(gridSampleKernel(), [x.buffer, grid.buffer, out.buffer], gsUniform(geo, opts?.alignCorners ?? false), linearDispatch(nq));
   return out;
 }
 
@@ -77,7 +81,7 @@ export function gridSample(x: Tensor, grid: Tensor, opts: GridSampleOptions = {}
  * final f32 rounding; sums must stay within ±2^31.
  */
 export function gridSampleInputGrad(gy: Tensor, grid: Tensor, inputShape: Shape, opts: GridSampleOptions = {}): Tensor {
-  checkF32('gridSampleInputGrad', gy, grid);
+  checkF32('gridSampleInputGrad', { gy, grid });
   const geo = geometry('gridSampleInputGrad', inputShape, grid);
   checkGy('gridSampleInputGrad', geo, gy);
   const device = gy.device;
@@ -87,7 +91,7 @@ export function gridSampleInputGrad(gy: Tensor, grid: Tensor, inputShape: Shape,
   device.dispatch(fillKernel({ dtype: 'u32' }), [acc.buffer], new Uint32Array([acc.size, 0]), linearDispatch(acc.size));
   const nq = geo.N * geo.Ho * geo.Wo;
   if (nq > 0 && geo.C > 0) {
-    device.dispatch(gridSampleInputGradScatterKernel(), [gy.buffer, grid.buffer, acc.buffer], gsUniform(geo, opts.alignCorners ?? false), linearDispatch(nq));
+    device.dispatch(gridSampleInputGradScatterKernel(), [gy.buffer, grid.buffer, acc.buffer], gsUniform(geo, opts?.alignCorners ?? false), linearDispatch(nq));
   }
   device.dispatch(fixedPointToF32Kernel(), [acc.buffer, out.buffer], new UniformWriter().u32(out.size).finish(), linearDispatch(out.size));
   acc.dispose();
@@ -96,12 +100,12 @@ export function gridSampleInputGrad(gy: Tensor, grid: Tensor, inputShape: Shape,
 
 /** grid_sampler_2d_backward's grad_grid → [N, Ho, Wo, 2] (a per-grid-point gather; deterministic). */
 export function gridSampleGridGrad(gy: Tensor, x: Tensor, grid: Tensor, opts: GridSampleOptions = {}): Tensor {
-  checkF32('gridSampleGridGrad', gy, x, grid);
+  checkF32('gridSampleGridGrad', { gy, x, grid });
   const geo = geometry('gridSampleGridGrad', x.shape, grid);
   checkGy('gridSampleGridGrad', geo, gy);
   const out = empty([geo.N, geo.Ho, geo.Wo, 2], 'f32', x.device);
   const nq = geo.N * geo.Ho * geo.Wo;
   if (nq === 0) return out;
-  x.device.dispatch(gridSampleGridGradKernel(), [gy.buffer, x.buffer, grid.buffer, out.buffer], gsUniform(geo, opts.alignCorners ?? false), linearDispatch(nq));
+  x.device.dispatch(gridSampleGridGradKernel(), [gy.buffer, x.buffer, grid.buffer, out.buffer], gsUniform(geo, opts?.alignCorners ?? false), linearDispatch(nq));
   return out;
 }

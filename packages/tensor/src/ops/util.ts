@@ -1,6 +1,60 @@
 /** @file Helpers shared by raw ops: uniform packing, broadcasting, axis normalisation, shape formatting. */
-import { ShapeError } from '../errors';
-import type { Shape } from '../tensor';
+import type { DType } from '@metagrad/kernels-wgsl';
+import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
+import { Tensor, type Shape } from '../tensor';
+
+/** The element types every op understands (anything else would reinterpret 32-bit words). */
+export const DTYPES: readonly DType[] = ['f32', 'i32', 'u32'];
+
+/** Throws DTypeError listing the valid dtypes unless `dtype` is one of them (JS callers can pass any string). */
+export function checkDType(op: string, dtype: unknown): DType {
+  if (!(DTYPES as readonly unknown[]).includes(dtype)) {
+    throw new DTypeError(`${op}: unknown dtype ${describeValue(dtype)}; valid dtypes are ${DTYPES.join(', ')}`);
+  }
+  return dtype as DType;
+}
+
+/**
+ * Throws InvalidArgumentError unless every operand is a Tensor (a JS caller passing a number or an array would
+ * otherwise meet a raw TypeError, or a misleading device error, deep inside the op).
+ */
+export function checkTensors(op: string, operands: Record<string, unknown>): void {
+  for (const [name, v] of Object.entries(operands)) {
+    if (!(v instanceof Tensor)) throw new InvalidArgumentError(`${op}: ${name} must be a Tensor, got ${describeValue(v)}${v === null ? '' : ` (${typeof v})`}`);
+  }
+}
+
+/** Throws ShapeError unless `shape` is an array of non-negative integers (a bare number or NaN dim is a mistake). */
+export function checkShapeArg(op: string, shape: unknown, what = 'shape'): Shape {
+  if (!Array.isArray(shape)) throw new ShapeError(`${op}: ${what} must be an array of dims, got ${describeValue(shape)}`);
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${op}: ${what} [${shape.map(describeValue).join(', ')}] has an invalid dimension ${describeValue(d)}`);
+  }
+  return shape as Shape;
+}
+
+/** Throws InvalidArgumentError unless `v` is an integer >= `min` (sizes, counts, class numbers). */
+export function checkInteger(op: string, what: string, v: unknown, min = 0): number {
+  if (!Number.isInteger(v) || (v as number) < min) throw new InvalidArgumentError(`${op}: ${what} must be an integer >= ${min}, got ${describeValue(v)}`);
+  return v as number;
+}
+
+/** Throws InvalidArgumentError unless `v` is a JS number (NaN and ±Infinity allowed: float ops take them, as torch). */
+export function checkNumber(op: string, what: string, v: unknown): number {
+  if (typeof v !== 'number') throw new InvalidArgumentError(`${op}: ${what} must be a number, got ${describeValue(v)}`);
+  return v;
+}
+
+/** A value as an error message shows it: strings quoted, everything else as String() would (never throws). */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return v.length <= 8 ? `[${v.map(describeValue).join(', ')}]` : `[${v.slice(0, 8).map(describeValue).join(', ')}, … (${v.length} items)]`;
+  try {
+    return String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}
 
 /** Packs uniform fields as 32-bit words in declaration order (WGSL struct of u32/i32/f32 scalars and arrays). */
 export class UniformWriter {
@@ -76,11 +130,12 @@ export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
 /** Normalises possibly-negative axes, checks range and duplicates; undefined means all axes. */
 export function normalizeAxes(op: string, axes: number | readonly number[] | undefined, rank: number): number[] {
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
-  const list = typeof axes === 'number' ? [axes] : [...axes];
+  if (typeof axes !== 'number' && !Array.isArray(axes)) throw new ShapeError(`${op}: axes must be a number or an array, got ${describeValue(axes)}`);
+  const list: unknown[] = typeof axes === 'number' ? [axes] : [...axes];
   const out = list.map((a) => {
-    const n = a < 0 ? a + rank : a;
-    if (!Number.isInteger(n) || n < 0 || n >= rank) throw new ShapeError(`${op}: axis ${a} is out of range for rank ${rank}`);
-    return n;
+    const n = typeof a === 'number' && a < 0 ? a + rank : a;
+    if (!Number.isInteger(n) || (n as number) < 0 || (n as number) >= rank) throw new ShapeError(`${op}: axis ${describeValue(a)} is out of range for rank ${rank}`);
+    return n as number;
   });
   if (new Set(out).size !== out.length) throw new ShapeError(`${op}: repeated axis in [${list.join(', ')}]`);
   return out.sort((x, y) => x - y);

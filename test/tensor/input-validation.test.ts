@@ -1,0 +1,166 @@
+/** @file Host-side validation of the raw ops' JavaScript inputs (issue 14 item 7): named errors, nothing allocated. */
+import { describe, expect, it } from 'vitest';
+import * as raw from '@metagrad/tensor';
+import { DTypeError, InvalidArgumentError, ShapeError, type Tensor } from '@metagrad/tensor';
+import { useDevice } from '../helpers/device';
+
+const device = useDevice();
+
+/** Runs `f`, expecting `cls`, and checks that no tensor was left allocated by the failed call. */
+function expectThrowsClean(f: () => unknown, cls: new (...args: never[]) => Error, message?: RegExp): void {
+  const before = device().memory().liveTensors;
+  let thrown: unknown;
+  try {
+    f();
+  } catch (e) {
+    thrown = e;
+  }
+  expect(thrown, 'expected a throw').toBeInstanceOf(cls);
+  if (message) expect((thrown as Error).message).toMatch(message);
+  expect(device().memory().liveTensors, 'a tensor leaked from the failed call').toBe(before);
+}
+
+const read = async (t: Tensor) => {
+  const data = Array.from(await t.toArray());
+  const shape = [...t.shape];
+  t.dispose();
+  return { shape, data };
+};
+
+describe('tensor() from nested arrays (as torch.tensor / tf.tensor)', () => {
+  it('infers the shape of nested arrays', async () => {
+    expect(await read(raw.tensor([[1, 2], [3, 4]], undefined, undefined, device()))).toEqual({ shape: [2, 2], data: [1, 2, 3, 4] });
+    const cube = raw.tensor([[[1], [2]], [[3], [4]], [[5], [6]]], undefined, 'i32', device());
+    expect(cube.dtype).toBe('i32');
+    expect(await read(cube)).toEqual({ shape: [3, 2, 1], data: [1, 2, 3, 4, 5, 6] });
+    expect(await read(raw.tensor([new Float32Array([1, 2]), new Float32Array([3, 4])], undefined, undefined, device()))).toEqual({ shape: [2, 2], data: [1, 2, 3, 4] });
+    expect(await read(raw.tensor([[]], undefined, undefined, device()))).toEqual({ shape: [1, 0], data: [] });
+    // An explicit shape must hold the same number of values.
+    expect(await read(raw.tensor([[1, 2], [3, 4]], [4], undefined, device()))).toEqual({ shape: [4], data: [1, 2, 3, 4] });
+    expectThrowsClean(() => raw.tensor([[1, 2], [3, 4]], [3], undefined, device()), ShapeError, /4 values/);
+  });
+
+  it('rejects ragged arrays with a ShapeError showing the lengths', () => {
+    expectThrowsClean(() => raw.tensor([[1, 2], [3, 4, 5]], undefined, undefined, device()), ShapeError, /\[1\] has length 3.*length 2/);
+    expectThrowsClean(() => raw.tensor([[1, 2], 3] as never, undefined, undefined, device()), ShapeError, /\[1\]/);
+    expectThrowsClean(() => raw.tensor([1, [2]] as never, undefined, undefined, device()), ShapeError, /\[1\]/);
+  });
+
+  it('keeps NaN and Infinity in f32 but rejects entries that are not numbers', async () => {
+    const t = raw.tensor([NaN, Infinity, -Infinity], undefined, undefined, device());
+    expect((await read(t)).data).toEqual([NaN, Infinity, -Infinity]);
+    expectThrowsClean(() => raw.tensor([1, 'a'] as never, undefined, undefined, device()), DTypeError, /\[1\] is "a"/);
+    expectThrowsClean(() => raw.tensor([[1, 2], [undefined, 4]] as never, undefined, undefined, device()), DTypeError, /\[1\]\[0\] is undefined/);
+    // eslint-disable-next-line no-sparse-arrays
+    expectThrowsClean(() => raw.tensor([1, , 3] as never, undefined, undefined, device()), DTypeError);
+    expectThrowsClean(() => raw.tensor('123' as never, undefined, undefined, device()), DTypeError);
+    expectThrowsClean(() => raw.tensor(null as never, undefined, undefined, device()), DTypeError);
+  });
+
+  it('integer dtypes truncate as torch does but never wrap or turn NaN into 0', async () => {
+    expect((await read(raw.tensor([1.7, -2.5], undefined, 'i32', device()))).data).toEqual([1, -2]);
+    expectThrowsClean(() => raw.tensor([NaN], undefined, 'i32', device()), DTypeError, /NaN does not fit dtype i32/);
+    expectThrowsClean(() => raw.tensor([2 ** 31], undefined, 'i32', device()), DTypeError);
+    expectThrowsClean(() => raw.tensor([-1], undefined, 'u32', device()), DTypeError);
+    expectThrowsClean(() => raw.full([2], 2 ** 32, 'u32', device()), DTypeError);
+    expectThrowsClean(() => raw.full([2], 'x' as never, 'f32', device()), InvalidArgumentError);
+  });
+});
+
+describe('unknown dtypes are a DTypeError listing the valid ones', () => {
+  it.each([
+    ['tensor', () => raw.tensor([1, 2], [2], 'f64' as never, device())],
+    ['empty', () => raw.empty([2], 'f64' as never, device())],
+    ['full', () => raw.full([2], 1, 'float32' as never, device())],
+    ['zeros', () => raw.zeros([2], 'f16' as never, device())],
+    ['ones', () => raw.ones([2], 'bool' as never, device())],
+    ['arange', () => raw.arange(0, 4, 1, 'int64' as never, device())],
+    ['eye', () => raw.eye(2, 2, 'f64' as never, device())],
+  ])('%s', (_name, f) => expectThrowsClean(f, DTypeError, /f64|float32|f16|bool|int64.*valid dtypes are f32, i32, u32/));
+
+  it('cast', () => {
+    const x = raw.tensor([1, 2], [2], 'f32', device());
+    expectThrowsClean(() => raw.cast(x, 'f64' as never), DTypeError, /valid dtypes are f32, i32, u32/);
+    x.dispose();
+  });
+});
+
+describe('integer arguments', () => {
+  it('conv2d rejects fractional, negative and NaN strides, paddings, dilations and groups', () => {
+    const x = raw.zeros([1, 2, 5, 5], 'f32', device());
+    const w = raw.zeros([2, 2, 3, 3], 'f32', device());
+    for (const opts of [{ padding: 0.5 }, { padding: -1 }, { stride: 1.5 }, { stride: 0 }, { dilation: NaN }, { groups: 1.5 }, { groups: 0 }, { padding: [1, 2, 3] as never }, { stride: '2' as never }]) {
+      expectThrowsClean(() => raw.conv2d(x, w, opts), InvalidArgumentError);
+    }
+    expectThrowsClean(() => raw.conv2dInputGrad(x, w, [1, 2.5, 5, 5]), ShapeError);
+    expectThrowsClean(() => raw.conv2dFilterGrad(x, x, [2, NaN, 3, 3]), ShapeError);
+    raw.dispose([x, w]);
+  });
+
+  it('pools need a kernel and integer geometry', () => {
+    const x = raw.zeros([1, 1, 4, 4], 'f32', device());
+    for (const opts of [{ kernel: 1.5 }, { kernel: 2, stride: 0.5 }, { kernel: 2, padding: 0.5 }, { kernel: -2 }, {} as never, undefined as never]) {
+      expectThrowsClean(() => raw.maxPool2d(x, opts), InvalidArgumentError);
+      expectThrowsClean(() => raw.avgPool2d(x, opts), InvalidArgumentError);
+    }
+    expectThrowsClean(() => raw.avgPool2dBackward(x, [1, 1, 4.5, 4], { kernel: 2 }), ShapeError);
+    x.dispose();
+  });
+
+  it('resample sizes, creation sizes, random shapes and seeds', () => {
+    const theta = raw.zeros([1, 2, 3], 'f32', device());
+    expectThrowsClean(() => raw.affineGrid(theta, [1, 1, 2.5, 2]), ShapeError);
+    theta.dispose();
+    expectThrowsClean(() => raw.eye(2.5, 2, 'f32', device()), InvalidArgumentError);
+    expectThrowsClean(() => raw.zeros([2, -1], 'f32', device()), ShapeError);
+    expectThrowsClean(() => raw.zeros(3 as never, 'f32', device()), ShapeError);
+    expectThrowsClean(() => raw.arange(0, Infinity, 1, 'f32', device()), InvalidArgumentError);
+    expectThrowsClean(() => raw.arange(0, 1, 0, 'f32', device()), InvalidArgumentError);
+    expectThrowsClean(() => raw.uniform([2, NaN], 1, { device: device() }), ShapeError);
+    expectThrowsClean(() => raw.uniform([2], 1.5, { device: device() }), InvalidArgumentError);
+    expectThrowsClean(() => raw.uniform([2], undefined as never, { device: device() }), InvalidArgumentError);
+    expectThrowsClean(() => raw.normal([2], 1, { device: device(), std: -1 }), InvalidArgumentError);
+    expectThrowsClean(() => raw.uniform([2], 1, { device: device(), low: 2, high: 1 }), InvalidArgumentError);
+    expectThrowsClean(() => raw.permutation(2.5, 1, { device: device() }), ShapeError);
+  });
+
+  it('reduction axes must be integers in range', () => {
+    const x = raw.zeros([2, 3], 'f32', device());
+    for (const axes of [0.5, NaN, 2, -3, [0, 0], '1' as never]) expectThrowsClean(() => raw.sum(x, axes), ShapeError);
+    expectThrowsClean(() => raw.softmax(x, 1.5), ShapeError);
+    expectThrowsClean(() => raw.argmax(x, 2), ShapeError);
+    x.dispose();
+  });
+});
+
+describe('operands that are not tensors, and scalars that are not numbers', () => {
+  it('are an InvalidArgumentError naming the operand, not a raw TypeError', () => {
+    const x = raw.zeros([2], 'f32', device());
+    expectThrowsClean(() => raw.add(x, 2 as never), InvalidArgumentError, /b must be a Tensor, got 2/);
+    expectThrowsClean(() => raw.matmul([[1]] as never, x), InvalidArgumentError);
+    expectThrowsClean(() => raw.sum(undefined as never), InvalidArgumentError);
+    expectThrowsClean(() => raw.mulScalar(x, '2' as never), InvalidArgumentError);
+    expectThrowsClean(() => raw.axpby(1, x, undefined as never, x), InvalidArgumentError);
+    expectThrowsClean(() => raw.unary('erf' as never, x), InvalidArgumentError, /unknown op "erf"/);
+    const xi = raw.zeros([2], 'i32', device());
+    expectThrowsClean(() => raw.addScalar(xi, 2 ** 40), DTypeError);
+    raw.dispose([x, xi]);
+  });
+});
+
+describe('no allocation before a throw', () => {
+  it('an elementwise broadcast folding past the kernel rank throws without leaking its output', () => {
+    // Alternating broadcast dims cannot be merged: rank 9 strided exceeds the elementwise kernel's rank 8.
+    const a = raw.zeros([2, 1, 2, 1, 2, 1, 2, 1, 2], 'f32', device());
+    const b = raw.zeros([1, 2, 1, 2, 1, 2, 1, 2, 1], 'f32', device());
+    expectThrowsClean(() => raw.add(a, b), ShapeError);
+    raw.dispose([a, b]);
+  });
+
+  it('matmul with too many non-contiguous broadcast batch dims throws without leaking', () => {
+    const a = raw.zeros([2, 1, 2, 1, 2, 1, 1, 1], 'f32', device());
+    const b = raw.zeros([1, 2, 1, 2, 1, 2, 1, 1], 'f32', device());
+    expectThrowsClean(() => raw.matmul(a, b), ShapeError, /batch dims/);
+    raw.dispose([a, b]);
+  });
+});
