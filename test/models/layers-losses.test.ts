@@ -2,8 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import * as ag from '@metagrad/autograd';
 import * as raw from '@metagrad/tensor';
-import { ShapeError } from '@metagrad/tensor';
-import { accuracy, crossEntropyMean, crossEntropyPerExample, mseMean, nll, weightedMean } from '@metagrad/models';
+import { DTypeError, InvalidArgumentError, ShapeError } from '@metagrad/tensor';
+import { accuracy, crossEntropy, crossEntropyMean, crossEntropyPerExample, mse, mseMean, nll, softCrossEntropy, weightedMean } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 import { checkGolden, expectClose } from './fixture-helpers';
 
@@ -56,5 +56,45 @@ describe('loss helpers', () => {
     const labels = raw.tensor(Int32Array.from([0, 0, 0]), [3], 'i32', device());
     expect(await accuracy(logits, labels)).toBeCloseTo(2 / 3, 6);
     raw.dispose([logits, labels]);
+  });
+});
+
+describe('loss inputs are validated, never broadcast', () => {
+  /** Expects `cls` from `f` and no tensor left behind by the failed call. */
+  function expectThrowsClean(f: () => unknown, cls: new (...args: never[]) => Error, message?: RegExp): void {
+    const before = device().memory().liveTensors;
+    expect(f).toThrow(cls);
+    if (message) expect(f).toThrow(message);
+    expect(device().memory().liveTensors).toBe(before);
+  }
+
+  it('mse needs equal shapes: pred [4, 1] against target [4] would broadcast to [4, 4]', () => {
+    const pred = raw.zeros([4, 1], 'f32', device());
+    const target = raw.ones([4], 'f32', device());
+    expectThrowsClean(() => mse(pred, target), ShapeError, /\[4, 1\] and target \[4\]/);
+    expectThrowsClean(() => mseMean(pred, target), ShapeError);
+    expectThrowsClean(() => ag.mse(target, pred, 'sum'), ShapeError);
+    raw.dispose([pred, target]);
+  });
+
+  it('softCrossEntropy needs targets shaped like the logits', () => {
+    const logits = raw.zeros([3, 4], 'f32', device());
+    const targets = raw.ones([1, 4], 'f32', device());
+    expectThrowsClean(() => softCrossEntropy(logits, targets), ShapeError, /must have the same shape/);
+    const flat = raw.zeros([4], 'f32', device());
+    expectThrowsClean(() => softCrossEntropy(flat, flat), ShapeError, /\[B, K\]/);
+    raw.dispose([logits, targets, flat]);
+  });
+
+  it('class labels must be i32 and the reduction one of mean / sum / none', () => {
+    const logits = raw.zeros([2, 3], 'f32', device());
+    const f32Labels = raw.tensor([0, 1], [2], 'f32', device());
+    const labels = raw.tensor([0, 1], [2], 'i32', device());
+    expectThrowsClean(() => crossEntropy(logits, f32Labels), DTypeError, /labels must be i32/);
+    expectThrowsClean(() => nll(logits, f32Labels), DTypeError, /labels must be i32/);
+    expectThrowsClean(() => crossEntropy(logits, labels, 'avg' as never), InvalidArgumentError, /avg/);
+    expectThrowsClean(() => nll(logits, labels, 'avg' as never), InvalidArgumentError, /avg/);
+    expectThrowsClean(() => mse(logits, logits, 'avg' as never), InvalidArgumentError, /avg/);
+    raw.dispose([logits, f32Labels, labels]);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { type Reduction, crossEntropy, gather, mean, mse, mul, neg, reshape, sum } from '@metagrad/autograd';
 import * as raw from '@metagrad/tensor';
-import { ShapeError, type Tensor } from '@metagrad/tensor';
+import { DTypeError, InvalidArgumentError, ShapeError, type Tensor } from '@metagrad/tensor';
 
 export { crossEntropy, softCrossEntropy, mse, type Reduction } from '@metagrad/autograd';
 
@@ -19,6 +19,8 @@ export function nll(logProbs: Tensor, labels: Tensor, reduction: Reduction = 'me
   if (logProbs.rank !== 2 || labels.rank !== 1 || labels.shape[0] !== logProbs.shape[0]) {
     throw new ShapeError(`nll: log-probabilities [${logProbs.shape.join(', ')}] need labels [${logProbs.shape[0]}], got [${labels.shape.join(', ')}]`);
   }
+  if (labels.dtype !== 'i32') throw new DTypeError(`nll: labels must be i32 class indices, got ${labels.dtype} [${labels.shape.join(', ')}]`);
+  if (!['mean', 'sum', 'none'].includes(reduction)) throw new InvalidArgumentError(`nll: reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
   return raw.tidy(() => {
     const picked = neg(reshape(gather(logProbs, 1, raw.reshape(labels, [labels.shape[0], 1])), [labels.shape[0]]));
     if (reduction === 'none') return picked;
