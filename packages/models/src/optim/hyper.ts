@@ -1,5 +1,5 @@
 /** @file Helpers shared by the optimisers: resolving number/schedule/tensor hyperparameters and scaling by them. */
-import { DTypeError, ShapeError, Tensor } from '@metagrad/tensor';
+import { DTypeError, InvalidArgumentError, ShapeError, Tensor } from '@metagrad/tensor';
 import { mul, mulScalar } from '@metagrad/autograd';
 import { leaves, type ParamTree } from '../params';
 import { checkNumber, InvalidHyperparameterError } from './errors';
@@ -42,13 +42,20 @@ export function inPlaceHypers(where: string, functional: string, options: { lr: 
 
 /**
  * The gradient leaves of an in-place step, one per parameter and each the same shape as its parameter and f32, or
- * ShapeError/DTypeError (the fused kernels index both buffers alike).
+ * ShapeError/DTypeError (the fused kernels index both buffers alike). A gradient sharing storage with any parameter
+ * (the parameter itself, a view, another leaf) is an InvalidArgumentError: the kernel would read what the step
+ * writes (WebGPU rejects the binding; across leaves the result would depend on the order).
  */
 export function stepGradients(where: string, params: readonly Tensor[], grads: ParamTree): Tensor[] {
   const gl = leaves(grads);
   if (gl.length !== params.length) throw new ShapeError(`${where}.step: got ${gl.length} gradients for ${params.length} parameters`);
+  const written = new Map(params.map((p, i) => [p.storage, i]));
   params.forEach((p, i) => {
     const g = gl[i];
+    const aliased = written.get(g.storage);
+    if (aliased !== undefined) {
+      throw new InvalidArgumentError(`${where}.step: gradient ${i} shares its storage with parameter ${aliased} (the parameter itself or a view of it), which the step overwrites; pass a copy`);
+    }
     if (p.dtype !== 'f32' || g.dtype !== 'f32') throw new DTypeError(`${where}.step: parameter ${i} is ${p.dtype} and its gradient ${g.dtype}; both must be f32`);
     if (p.rank !== g.rank || p.shape.some((d, k) => d !== g.shape[k])) {
       throw new ShapeError(`${where}.step: parameter ${i} is ${p.dtype}[${p.shape.join(', ')}] but its gradient is ${g.dtype}[${g.shape.join(', ')}]`);
