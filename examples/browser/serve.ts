@@ -1,8 +1,8 @@
 /** @file A tiny static file server for the built demos, bound to 127.0.0.1 only (no dependencies, no directory listing). */
 import { createReadStream, existsSync, statSync } from 'node:fs';
-import { type Server, createServer } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, join, normalize, sep } from 'node:path';
+import { extname, join, normalize, resolve, sep } from 'node:path';
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -22,27 +22,20 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Serves `root` on 127.0.0.1:`port` (0 picks a free port). Paths outside `root` are refused. */
+/**
+ * Serves `root` on 127.0.0.1:`port` (0 picks a free port). A malformed URL gets 400 and a path outside `root`
+ * (`/../`, `%2e%2e%2f`, a NUL byte) gets 403; no request, however odd, can throw out of the handler.
+ */
 export async function serveDirectory(root: string, port = 0): Promise<RunningServer> {
-  const base = normalize(root + sep);
+  const base = normalize(resolve(root) + sep);
   const server = createServer((request, response) => {
-    const pathname = decodeURIComponent(new URL(request.url ?? '/', 'http://127.0.0.1').pathname);
-    let file = normalize(join(base, pathname));
-    if (!file.startsWith(base)) {
-      response.writeHead(403).end('forbidden');
-      return;
+    try {
+      respond(base, request, response);
+    } catch (error) {
+      // A file that vanished between the checks, or any other surprise: answer, never crash the process.
+      if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
+      response.end(`internal error: ${(error as Error).message}`);
     }
-    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
-    if (!existsSync(file)) {
-      response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${pathname}`);
-      return;
-    }
-    response.writeHead(200, {
-      'content-type': MIME[extname(file)] ?? 'application/octet-stream',
-      // The demos are rebuilt often: never let a browser serve a stale bundle.
-      'cache-control': 'no-store',
-    });
-    createReadStream(file).pipe(response);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -58,4 +51,38 @@ export async function serveDirectory(root: string, port = 0): Promise<RunningSer
         server.close(() => resolve());
       }),
   };
+}
+
+function respond(base: string, request: IncomingMessage, response: ServerResponse): void {
+  let pathname: string;
+  try {
+    pathname = decodeURIComponent(new URL(request.url ?? '/', 'http://127.0.0.1').pathname);
+  } catch {
+    // decodeURIComponent throws a URIError on a truncated or invalid percent escape such as /%E0%A4%A.
+    response.writeHead(400, { 'content-type': 'text/plain' }).end('bad request: malformed URL');
+    return;
+  }
+  let file = normalize(join(base, pathname));
+  if (pathname.includes('\0') || !file.startsWith(base)) {
+    response.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden');
+    return;
+  }
+  if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
+  if (!existsSync(file) || !statSync(file).isFile()) {
+    response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${pathname}`);
+    return;
+  }
+  const stream = createReadStream(file);
+  stream.once('error', (error) => {
+    if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
+    response.end(`cannot read: ${error.message}`);
+  });
+  stream.once('open', () => {
+    response.writeHead(200, {
+      'content-type': MIME[extname(file)] ?? 'application/octet-stream',
+      // The demos are rebuilt often: never let a browser serve a stale bundle.
+      'cache-control': 'no-store',
+    });
+    stream.pipe(response);
+  });
 }
