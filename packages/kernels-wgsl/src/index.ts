@@ -5,6 +5,7 @@ export * from './elementwise';
 export * from './reduce';
 export * from './random';
 export * from './movement';
+export * from './index-flags';
 export * from './matmul';
 export * from './conv';
 export * from './pool';

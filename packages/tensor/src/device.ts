@@ -1,14 +1,20 @@
 /** @file The device runtime: adapter limits, batched dispatch recording, pipeline cache, uniform ring, memory stats. */
-import type { KernelSpec, BindingKind } from '@metagrad/kernels-wgsl';
-import { MAX_WORKGROUPS_PER_DIM } from '@metagrad/kernels-wgsl';
+import type { KernelSpec, BindingKind, IndexCheckedOp } from '@metagrad/kernels-wgsl';
+import { INDEX_FLAG_WORDS, INDEX_OP_CODES, indexOpName, MAX_WORKGROUPS_PER_DIM } from '@metagrad/kernels-wgsl';
 import { BufferPool } from './pool';
-import { DeviceLostError, KernelError, OutOfMemoryError } from './errors';
+import { DeviceLostError, IndexOutOfRangeError, KernelError, OutOfMemoryError } from './errors';
+import { BatchTracker } from './batches';
+import { StagingPool } from './staging';
 
-const MAP_READ = 0x01;
+const COPY_SRC = 0x04;
 const COPY_DST = 0x08;
 const UNIFORM = 0x40;
+const STORAGE = 0x80;
 /** Bind groups kept before the cache is dropped wholesale (cheap to rebuild; bounds memory held by stale groups). */
 const BIND_GROUP_CACHE_SIZE = 4096;
+const INDEX_FLAG_BYTES = INDEX_FLAG_WORDS * 4;
+/** Index-checked dispatches whose description is kept for the error message (older ones are named by op only). */
+const INDEX_TAG_RING = 256;
 
 export interface AdapterDescription {
   /** Which of metagrad's adapter choices this is: 'hardware', 'llvmpipe', 'swiftshader', 'browser' or 'custom'. */
@@ -42,7 +48,16 @@ export interface MemoryStats {
   peakBytesInUse: number;
   bytesPooled: number;
   bytesAllocated: number;
+  /** Bytes of readback staging buffers alive (cached for reuse or in flight); `emptyCache()` frees the cached ones. */
+  bytesStaging: number;
   pipelines: number;
+}
+
+/** What an index-checked dispatch was, for the IndexOutOfRangeError message if its flag comes back set. */
+interface IndexTag {
+  tag: number;
+  op: IndexCheckedOp;
+  describe: () => string;
 }
 
 interface CachedPipeline {
@@ -66,8 +81,6 @@ const WANTED_LIMITS = [
 let nextDeviceId = 1;
 
 export class Device {
-  /** Process-unique number, so messages can tell two devices on the same adapter apart. */
-  readonly id = nextDeviceId++;
   readonly pool: BufferPool;
   readonly limits: Record<string, number>;
   readonly features: string[];
@@ -82,7 +95,13 @@ export class Device {
   private readonly uniformBuffer: GPUBuffer;
   private readonly uniformStaging: Uint8Array;
   private uniformUsed = 0;
-  private readonly stagingFree: GPUBuffer[] = [];
+  private readonly staging: StagingPool;
+  private readonly batches: BatchTracker;
+  /** The index-bounds flag words (see kernels-wgsl index-flags.ts); copied and cleared with each readback. */
+  private readonly indexFlags: GPUBuffer;
+  private indexChecksPending = false;
+  private nextIndexTag = 1;
+  private readonly indexTags: (IndexTag | undefined)[] = new Array(INDEX_TAG_RING);
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
@@ -103,6 +122,8 @@ export class Device {
     readonly adapter: AdapterDescription,
     options: CreateDeviceOptions,
     private readonly keepAlive: unknown,
+    /** Process-unique number, so messages can tell two devices on the same adapter apart. */
+    readonly id: number,
   ) {
     this.limits = Object.fromEntries(
       [...WANTED_LIMITS, 'minUniformBufferOffsetAlignment', 'maxComputeWorkgroupsPerDimension'].map((k) => [
@@ -116,7 +137,15 @@ export class Device {
     const ringBytes = this.uniformAlign * Math.max(this.maxDispatchesPerSubmit, 64);
     this.uniformBuffer = gpuDevice.createBuffer({ size: ringBytes, usage: UNIFORM | COPY_DST, label: 'uniform-ring' });
     this.uniformStaging = new Uint8Array(ringBytes);
-    this.pool = new BufferPool((size) => this.createStorageBuffer(size));
+    this.indexFlags = gpuDevice.createBuffer({ size: INDEX_FLAG_BYTES, usage: STORAGE | COPY_SRC | COPY_DST, label: `${this}:index-flags` });
+    this.staging = new StagingPool(gpuDevice);
+    this.batches = new BatchTracker(gpuDevice);
+    this.batches.exemptBuffer(this.indexFlags);
+    const maxBinding = Math.min(this.limits.maxStorageBufferBindingSize || Infinity, this.limits.maxBufferSize || Infinity);
+    this.pool = new BufferPool((size) => this.createStorageBuffer(size), undefined, {
+      maxBytes: maxBinding,
+      discard: (buffer) => this.batches.isSpoiled(buffer),
+    });
     gpuDevice.addEventListener('uncapturederror', (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
       this.recordError(err, 'uncaptured');
@@ -138,7 +167,9 @@ export class Device {
     const requiredFeatures = (['shader-f16', 'timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) =>
       adapter.features.has(f),
     );
-    const gpuDevice = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'metagrad' });
+    const id = nextDeviceId++;
+    // Dawn names the device in its messages: give each its own label (`llvmpipe#2`), as toString() does.
+    const gpuDevice = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: `${options.adapterName ?? 'custom'}#${id}` });
     const info = adapter.info;
     const featureLevel =
       (adapter as unknown as { featureLevel?: string }).featureLevel === 'compatibility' ||
@@ -155,25 +186,38 @@ export class Device {
       featureLevel,
       isFallbackAdapter: Boolean((info as unknown as { isFallbackAdapter?: boolean })?.isFallbackAdapter),
     };
-    return new Device(gpuDevice, description, options, options.keepAlive);
+    return new Device(gpuDevice, description, options, options.keepAlive, id);
   }
 
   // ---------------------------------------------------------------- errors
 
   private recordError(err: GPUError, where: string): void {
+    if (!this.deferredError) this.deferredError = this.gpuErrorToException(err, where);
+  }
+
+  private gpuErrorToException(err: GPUError, where: string): Error {
     const msg = err.message;
     const label = /\[(?:ComputePipeline|ShaderModule|BindGroup)\w*\s+"+([^"]+)"+\]/.exec(msg)?.[1] ?? where;
     const isOom = (err as { constructor: { name: string } }).constructor?.name === 'GPUOutOfMemoryError';
-    const e = isOom ? new OutOfMemoryError(`GPU out of memory: ${msg}`, 0) : new KernelError(`${label}: ${msg}`, label);
-    if (!this.deferredError) this.deferredError = e;
+    return isOom ? new OutOfMemoryError(`GPU out of memory on device ${this}: ${msg}`, 0) : new KernelError(`${label} on device ${this}: ${msg}`, label);
   }
 
-  /** Throws the first GPU error seen since the last check, or DeviceLostError if the device is gone. */
-  throwIfFailed(): void {
+  /** Throws DeviceLostError if the device was destroyed or lost (cheap; every recording call checks it). */
+  throwIfLost(): void {
     if (this.lostInfo && !this.destroyed) {
-      throw new DeviceLostError(`WebGPU device lost (${this.lostInfo.reason}): ${this.lostInfo.message}`, this.lostInfo.reason);
+      throw new DeviceLostError(`WebGPU device ${this} lost (${this.lostInfo.reason}): ${this.lostInfo.message}`, this.lostInfo.reason);
     }
-    if (this.destroyed) throw new DeviceLostError('device was destroyed', 'destroyed');
+    if (this.destroyed) {
+      throw new DeviceLostError(
+        `device ${this} was destroyed; create another with createNodeDevice() from '@metagrad/tensor/node' (Node) or Device.create({ gpu }) and setDefaultDevice()`,
+        'destroyed',
+      );
+    }
+  }
+
+  /** Throws DeviceLostError if the device is gone, else the first GPU error seen since the last check. */
+  throwIfFailed(): void {
+    this.throwIfLost();
     const e = this.deferredError;
     if (e) {
       this.deferredError = null;
@@ -181,11 +225,58 @@ export class Device {
     }
   }
 
-  /** Waits for queued GPU work and error scopes, then throws any error they produced. */
+  /**
+   * Waits for queued GPU work and its error scopes, then throws what it produced: a GPU error (KernelError or
+   * OutOfMemoryError; the work it spoiled is marked, see batches.ts) or an IndexOutOfRangeError from the bounds flag.
+   */
   async sync(): Promise<void> {
+    this.throwIfLost();
+    if (this.indexChecksPending) {
+      await this.read(this.indexFlags, 0);
+      return;
+    }
     this.flush();
     await this.gpuDevice.queue.onSubmittedWorkDone();
+    await this.settleBatches();
     this.throwIfFailed();
+  }
+
+  /** Awaits every submitted batch's error scopes; a failed batch's writes become unreadable and it is reported. */
+  private async settleBatches(): Promise<void> {
+    const failure = await this.batches.settle();
+    if (!failure) return;
+    // Invalid bind groups and buffers must not be reused: drop cached groups and pooled buffers.
+    this.bindGroups.clear();
+    this.pool.trim();
+    if (!this.deferredError) this.deferredError = this.gpuErrorToException(failure, 'batch');
+  }
+
+  // ---------------------------------------------------------------- index bounds
+
+  /**
+   * The flag buffer an index-reading kernel binds, and the tag to put in its uniform. `describe` builds the
+   * error's detail (shapes, axis) only if this dispatch is the one reported.
+   */
+  indexCheck(op: IndexCheckedOp, describe: () => string): { flags: GPUBuffer; tag: number } {
+    const tag = this.nextIndexTag;
+    this.nextIndexTag = (this.nextIndexTag + 1) >>> 0 || 1;
+    this.indexTags[tag % INDEX_TAG_RING] = { tag, op, describe };
+    this.indexChecksPending = true;
+    return { flags: this.indexFlags, tag };
+  }
+
+  private indexError(words: Uint32Array): IndexOutOfRangeError {
+    const [count, tag, valueBits, bound, opCode] = words;
+    const entry = this.indexTags[tag % INDEX_TAG_RING];
+    const known = entry && entry.tag === tag ? entry : undefined;
+    const op = known?.op ?? indexOpName(opCode);
+    const value = valueBits | 0;
+    const more = count > 1 ? ` (${count} out-of-range entries in all since the last readback)` : '';
+    const detail = known ? ` ${known.describe()}` : '';
+    return new IndexOutOfRangeError(
+      `${op}: index ${value} is out of range [0, ${bound})${detail}${more}; raised at the first readback/sync after the op on device ${this}`,
+      op,
+    );
   }
 
   // ---------------------------------------------------------------- pipelines
@@ -276,7 +367,8 @@ export class Device {
     uniform: ArrayBufferView | null,
     workgroups: readonly [number, number, number],
   ): void {
-    this.throwIfFailed();
+    // Only a lost device stops recording: GPU errors are reported at the next sync/readback, not by a later op.
+    this.throwIfLost();
     for (const n of workgroups) {
       if (!(n >= 0 && n <= MAX_WORKGROUPS_PER_DIM && Number.isInteger(n))) {
         throw new KernelError(`kernel ${spec.key}: workgroup count ${JSON.stringify(workgroups)} out of range (max ${MAX_WORKGROUPS_PER_DIM}/dim)`, spec.key);
@@ -287,6 +379,7 @@ export class Device {
     const hasUniform = spec.bindings.includes('uniform');
     if (hasUniform && !uniform) throw new KernelError(`kernel ${spec.key} needs uniforms`, spec.key);
     const uniformSize = hasUniform ? alignUp(uniform!.byteLength, 16) : 0;
+    this.commandEncoder(); // opens the batch (and its error scopes) before the bind group can fail
     const bindGroup = this.bindGroupFor(spec, layout, buffers, uniformSize);
     // Offset taken after bindGroupFor: pushUniform may flush, which is harmless for cached groups.
     const dynamicOffsets = hasUniform ? [this.pushUniform(uniform!)] : [];
@@ -294,6 +387,7 @@ export class Device {
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup, dynamicOffsets);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    this.batches.recordDispatch(spec.bindings, buffers);
     this.counters.dispatches++;
     if (++this.pendingDispatches >= this.maxDispatchesPerSubmit) this.flush();
   }
@@ -343,7 +437,10 @@ export class Device {
   }
 
   private commandEncoder(): GPUCommandEncoder {
-    if (!this.encoder) this.encoder = this.gpuDevice.createCommandEncoder();
+    if (!this.encoder) {
+      this.batches.open();
+      this.encoder = this.gpuDevice.createCommandEncoder();
+    }
     return this.encoder;
   }
 
@@ -367,30 +464,48 @@ export class Device {
       this.gpuDevice.queue.writeBuffer(this.uniformBuffer, 0, this.uniformStaging as Uint8Array<ArrayBuffer>, 0, this.uniformUsed);
       this.uniformUsed = 0;
     }
-    this.gpuDevice.queue.submit([this.encoder.finish()]);
+    const encoder = this.encoder;
     this.encoder = null;
     this.pendingDispatches = 0;
+    try {
+      this.gpuDevice.queue.submit([encoder.finish()]);
+    } finally {
+      this.batches.close();
+    }
     this.counters.submits++;
   }
 
   /** Records a buffer-to-buffer copy in the current batch. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-    this.throwIfFailed();
+    this.throwIfLost();
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, alignUp(bytes, 4));
+    this.batches.recordCopy(src, dst);
   }
 
   // ---------------------------------------------------------------- buffers
 
+  /**
+   * Every pooled buffer is bound whole as a storage buffer, so it must fit maxStorageBufferBindingSize (128 MiB on
+   * llvmpipe), not only maxBufferSize: checked here, on the host, before anything is allocated.
+   */
   private createStorageBuffer(size: number): GPUBuffer {
+    this.throwIfLost();
+    const binding = this.limits.maxStorageBufferBindingSize;
     const max = this.limits.maxBufferSize;
-    if (size > max) throw new OutOfMemoryError(`cannot allocate ${size} bytes: adapter maxBufferSize is ${max}`, size);
-    return this.gpuDevice.createBuffer({ size, usage: this.pool.usage });
+    if (size > max || size > binding) {
+      throw new OutOfMemoryError(
+        `cannot allocate ${size} bytes on device ${this}: a tensor buffer may hold at most ${Math.min(binding, max)} bytes ` +
+          `(maxStorageBufferBindingSize ${binding}, maxBufferSize ${max})`,
+        size,
+      );
+    }
+    return this.batches.createBuffer(size, this.pool.usage, (err) => this.recordError(err, `allocating ${size} bytes`));
   }
 
   /** Uploads host data into a buffer. Pending recorded work is submitted first so the write cannot overtake it. */
   write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
-    this.throwIfFailed();
+    this.throwIfLost();
     if (this.encoder) this.flush();
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
@@ -398,30 +513,52 @@ export class Device {
     this.counters.uploads++;
   }
 
-  /** Reads `bytes` from a buffer back to the host (submits pending work, waits for it). */
+  /**
+   * Reads `bytes` from a buffer back to the host (submits pending work, waits for it). If index-checked kernels
+   * ran since the last readback, the bound flag words ride in the same staging buffer after the payload (one copy,
+   * one map) and are cleared in the same submit. Then throws, in this order: a lost device, a GPU error, an
+   * IndexOutOfRangeError, or a KernelError if `buffer` holds the output of work that a GPU error spoiled.
+   */
   async read(buffer: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    this.throwIfLost();
     const size = alignUp(Math.max(bytes, 4), 4);
-    const staging = this.acquireStaging(size);
-    this.copy(buffer, offset, staging, 0, size);
-    this.flush();
-    this.counters.readbacks++;
+    const withFlags = this.indexChecksPending;
+    const total = size + (withFlags ? INDEX_FLAG_BYTES : 0);
+    const staging = this.staging.acquire(total);
+    let out: ArrayBuffer;
+    let flags: Uint32Array | null = null;
     try {
-      await staging.mapAsync(1 /* READ */, 0, size);
+      this.copy(buffer, offset, staging, 0, size);
+      if (withFlags) {
+        this.encoder!.copyBufferToBuffer(this.indexFlags, 0, staging, size, INDEX_FLAG_BYTES);
+        this.encoder!.clearBuffer(this.indexFlags, 0, INDEX_FLAG_BYTES);
+        this.indexChecksPending = false;
+      }
+      this.flush();
+      this.counters.readbacks++;
+      await staging.mapAsync(1 /* READ */, 0, total);
+      const mapped = staging.getMappedRange(0, total);
+      out = mapped.slice(0, bytes);
+      if (withFlags) flags = new Uint32Array(mapped.slice(size, total));
+      staging.unmap();
+      this.staging.release(staging);
     } catch (e) {
+      this.staging.discard(staging);
+      await this.settleBatches();
       this.throwIfFailed();
       throw e;
     }
-    const out = staging.getMappedRange(0, size).slice(0, bytes);
-    staging.unmap();
-    this.stagingFree.push(staging);
+    await this.settleBatches();
     this.throwIfFailed();
+    if (flags && flags[0] !== 0) throw this.indexError(flags);
+    const spoiled = this.batches.spoiledReason(buffer);
+    if (spoiled) {
+      throw new KernelError(
+        `cannot read this tensor on device ${this}: the GPU work that computed it (or one of its inputs) failed with an earlier error (${spoiled}); compute it again`,
+        'spoiled',
+      );
+    }
     return out;
-  }
-
-  private acquireStaging(size: number): GPUBuffer {
-    const i = this.stagingFree.findIndex((b) => b.size >= size && b.size <= size * 4);
-    if (i >= 0) return this.stagingFree.splice(i, 1)[0];
-    return this.gpuDevice.createBuffer({ size: Math.max(256, 2 ** Math.ceil(Math.log2(size))), usage: MAP_READ | COPY_DST, label: 'readback' });
   }
 
   // ---------------------------------------------------------------- memory
@@ -430,7 +567,7 @@ export class Device {
   emptyCache(): number {
     this.flush();
     this.bindGroups.clear();
-    return this.pool.trim();
+    return this.pool.trim() + this.staging.trim();
   }
 
   /** Called by Storage on allocation/free; keeps `bytesInUse` and its peak exact. */
@@ -451,6 +588,7 @@ export class Device {
       peakBytesInUse: this.peakBytesInUse,
       bytesPooled: pool.bytesPooled,
       bytesAllocated: pool.bytesAllocated,
+      bytesStaging: this.staging.bytes,
       pipelines: this.pipelines.size,
     };
   }
@@ -471,8 +609,8 @@ export class Device {
     this.destroyed = true;
     this.bindGroups.clear();
     this.pool.trim();
-    for (const b of this.stagingFree) b.destroy();
-    this.stagingFree.length = 0;
+    this.staging.trim();
+    this.indexFlags.destroy();
     this.uniformBuffer.destroy();
     this.pipelines.clear();
     this.layouts.clear();

@@ -26,6 +26,16 @@ export interface PoolStats {
   buffersAllocated: number;
 }
 
+export interface BufferPoolOptions {
+  /**
+   * Largest buffer the pool may create (the device's storage binding limit): a request that fits it but whose
+   * size class does not gets a buffer of exactly this size; a larger request reaches `createBuffer`, which refuses.
+   */
+  maxBytes?: number;
+  /** Buffers that must not be reused (content spoiled by a failed GPU batch): destroyed on release. */
+  discard?: (buffer: GPUBuffer) => boolean;
+}
+
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private stats: PoolStats = { bytesPooled: 0, bytesAllocated: 0, buffersAllocated: 0 };
@@ -33,11 +43,13 @@ export class BufferPool {
   constructor(
     private readonly createBuffer: (size: number) => GPUBuffer,
     readonly usage: number = STORAGE_USAGE,
+    private readonly options: BufferPoolOptions = {},
   ) {}
 
   /** Returns a buffer of at least `bytes` (its `size` is the class size). */
   acquire(bytes: number): GPUBuffer {
-    const cls = sizeClass(bytes);
+    const max = this.options.maxBytes ?? Infinity;
+    const cls = bytes <= max ? Math.min(sizeClass(bytes), Math.floor(max / 4) * 4) : sizeClass(bytes);
     const list = this.free.get(cls);
     const reused = list?.pop();
     if (reused) {
@@ -53,6 +65,12 @@ export class BufferPool {
   /** Gives a buffer back for reuse. The caller guarantees no later-recorded command still needs its old content. */
   release(buffer: GPUBuffer): void {
     const cls = buffer.size;
+    if (this.options.discard?.(buffer)) {
+      this.stats.bytesAllocated -= cls;
+      this.stats.buffersAllocated -= 1;
+      buffer.destroy();
+      return;
+    }
     let list = this.free.get(cls);
     if (!list) {
       list = [];

@@ -1,5 +1,6 @@
 /** @file The default device that creation ops use when none is passed (set once by the application). */
 import type { Device } from './device';
+import { DeviceLostError } from './errors';
 
 let defaultDevice: Device | null = null;
 
@@ -10,10 +11,11 @@ export function setDefaultDevice(device: Device | null): void {
 
 export function getDefaultDevice(): Device {
   if (!defaultDevice || defaultDevice.isDestroyed) {
-    throw new Error(
-      'metagrad has no device: call setDefaultDevice(await Device.create({ gpu })) in a browser, or ' +
-        "await initNodeDevice() from '@metagrad/tensor/node' in Node",
-    );
+    const how =
+      'call setDefaultDevice(await Device.create({ gpu })) in a browser, or ' +
+      "await createNodeDevice() from '@metagrad/tensor/node' in Node (it becomes the default)";
+    if (defaultDevice) throw new DeviceLostError(`the default device ${defaultDevice} was destroyed: ${how}`, 'destroyed');
+    throw new Error(`metagrad has no device: ${how}`);
   }
   return defaultDevice;
 }
