@@ -1,6 +1,7 @@
 /** @file WGSL generators for movement kernels: one strided copy (permute/expand/slice/flip/pad), block copy, gather, scatter-add, one-hot. */
 import { BUILTINS, linearIndex, LINEAR_WG } from './basic';
 import { grid1d, type DType, type KernelSpec } from './types';
+import { INDEX_OP_CODES, indexFlagsDecl } from './index-flags';
 
 /** Highest rank the shape-generic movement kernels handle (uniform arrays hold 8; ops collapse dims first). */
 export const MOVEMENT_MAX_RANK = 6;
@@ -107,8 +108,9 @@ export interface GatherKey {
 
 /**
  * torch.gather: out (shaped like index, contiguous) reads x at the index's coordinates with the `axis` coordinate
- * replaced by the index value. Out-of-range index values read 0 (the host cannot validate without a readback).
- * Uniform: { n, axisStride, axisSize, _, idxShape[8], xStride[8] (0 on the axis) }.
+ * replaced by the index value. An out-of-range index value writes 0 and raises the device's index flag (binding 3,
+ * see index-flags.ts), which the host turns into IndexOutOfRangeError at the next readback.
+ * Uniform: { n, axisStride, axisSize, tag, idxShape[8], xStride[8] (0 on the axis) }.
  */
 export function gatherKernel(key: GatherKey): KernelSpec {
   const lines: string[] = [];
@@ -118,14 +120,15 @@ export function gatherKernel(key: GatherKey): KernelSpec {
   return {
     key: `gather:r${key.rank}`,
     entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
+    bindings: ['read', 'read', 'write', 'write', 'uniform'],
     workgroupSize: [LINEAR_WG, 1, 1],
     code: `
-struct U { n: u32, axisStride: u32, axisSize: u32, pad0: u32, idxShape: array<vec4<u32>, 2>, xStride: array<vec4<u32>, 2> }
+struct U { n: u32, axisStride: u32, axisSize: u32, tag: u32, idxShape: array<vec4<u32>, 2>, xStride: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<storage, read> x: array<u32>;
 @group(0) @binding(1) var<storage, read> index: array<i32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-@group(0) @binding(3) var<uniform> u: U;
+${indexFlagsDecl(3, INDEX_OP_CODES.gather)}
+@group(0) @binding(4) var<uniform> u: U;
 @compute @workgroup_size(${LINEAR_WG})
 fn main(${BUILTINS}) {
   ${linearIndex()}
@@ -134,28 +137,29 @@ fn main(${BUILTINS}) {
   var off = 0u;
 ${lines.join('\n')}
   let k = index[gi];
-  if (k < 0 || u32(k) >= u.axisSize) { out[gi] = 0u; return; }
+  if (k < 0 || u32(k) >= u.axisSize) { out[gi] = 0u; reportBadIndex(k, u.axisSize, u.tag); return; }
   out[gi] = x[off + u32(k) * u.axisStride];
 }`,
   };
 }
 
 /**
- * indexSelect on x viewed as [outer, size, inner]: out[o, j, i] = x[o, index[j], i] (0 when index[j] is out of
- * range). Uniform: { n, size, count, inner }.
+ * indexSelect on x viewed as [outer, size, inner]: out[o, j, i] = x[o, index[j], i]. An out-of-range index[j]
+ * writes 0 and raises the index flag once per entry (from o = i = 0). Uniform: { n, size, count, inner, tag }.
  */
 export function indexSelectKernel(): KernelSpec {
   return {
     key: 'indexSelect',
     entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
+    bindings: ['read', 'read', 'write', 'write', 'uniform'],
     workgroupSize: [LINEAR_WG, 1, 1],
     code: `
-struct U { n: u32, size: u32, count: u32, inner: u32 }
+struct U { n: u32, size: u32, count: u32, inner: u32, tag: u32 }
 @group(0) @binding(0) var<storage, read> x: array<u32>;
 @group(0) @binding(1) var<storage, read> index: array<i32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-@group(0) @binding(3) var<uniform> u: U;
+${indexFlagsDecl(3, INDEX_OP_CODES.indexSelect)}
+@group(0) @binding(4) var<uniform> u: U;
 @compute @workgroup_size(${LINEAR_WG})
 fn main(${BUILTINS}) {
   ${linearIndex()}
@@ -165,7 +169,11 @@ fn main(${BUILTINS}) {
   let j = t % u.count;
   let o = t / u.count;
   let k = index[j];
-  if (k < 0 || u32(k) >= u.size) { out[gi] = 0u; return; }
+  if (k < 0 || u32(k) >= u.size) {
+    out[gi] = 0u;
+    if (o == 0u && i == 0u) { reportBadIndex(k, u.size, u.tag); }
+    return;
+  }
   out[gi] = x[(o * u.size + u32(k)) * u.inner + i];
 }`,
   };
@@ -181,7 +189,9 @@ export interface ScatterAddKey {
  * Deterministic out-of-place scatter-add without atomics: one invocation per output element scans the index
  * entries along `axis` that share its other coordinates and adds the matching src values in index order, so
  * the f32 result is bit-identical run to run and equals a sequential scatter. Cost: x.size × index.shape[axis].
- * Uniform: { n, idxAxisLen, idxAxisStride, srcAxisStride, xShape[8], idxShape[8], idxStride[8], srcStride[8] }.
+ * The invocations at axis coordinate 0 also range-check every index entry they scan (each entry once) and raise
+ * the index flag for out-of-range ones, whose updates are dropped.
+ * Uniform: { n, idxAxisLen, idxAxisStride, srcAxisStride, tag, _, _, _, xShape[8], idxShape[8], idxStride[8], srcStride[8] }.
  */
 export function scatterAddKernel(key: ScatterAddKey): KernelSpec {
   const t = key.dtype;
@@ -196,16 +206,17 @@ export function scatterAddKernel(key: ScatterAddKey): KernelSpec {
   return {
     key: `scatterAdd:${t}:r${key.rank}:a${key.axis}`,
     entryPoint: 'main',
-    bindings: ['read', 'read', 'read', 'write', 'uniform'],
+    bindings: ['read', 'read', 'read', 'write', 'write', 'uniform'],
     workgroupSize: [LINEAR_WG, 1, 1],
     code: `
-struct U { n: u32, idxAxisLen: u32, idxAxisStride: u32, srcAxisStride: u32,
+struct U { n: u32, idxAxisLen: u32, idxAxisStride: u32, srcAxisStride: u32, tag: u32, pad0: u32, pad1: u32, pad2: u32,
   xShape: array<vec4<u32>, 2>, idxShape: array<vec4<u32>, 2>, idxStride: array<vec4<u32>, 2>, srcStride: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<storage, read> x: array<${t}>;
 @group(0) @binding(1) var<storage, read> index: array<i32>;
 @group(0) @binding(2) var<storage, read> src: array<${t}>;
 @group(0) @binding(3) var<storage, read_write> out: array<${t}>;
-@group(0) @binding(4) var<uniform> u: U;
+${indexFlagsDecl(4, INDEX_OP_CODES.scatterAdd)}
+@group(0) @binding(5) var<uniform> u: U;
 @compute @workgroup_size(${LINEAR_WG})
 fn main(${BUILTINS}) {
   ${linearIndex()}
@@ -218,8 +229,12 @@ ${lines.join('\n')}
   var acc = x[gi];
   if (covered) {
     let wanted = i32(c${key.axis});
+    let bound = ${at('xShape', key.axis)};
+    let check = c${key.axis} == 0u;
     for (var i = 0u; i < u.idxAxisLen; i++) {
-      if (index[ib + i * u.idxAxisStride] == wanted) { acc += src[sb + i * u.srcAxisStride]; }
+      let k = index[ib + i * u.idxAxisStride];
+      if (k == wanted) { acc += src[sb + i * u.srcAxisStride]; }
+      else if (check && (k < 0 || u32(k) >= bound)) { reportBadIndex(k, bound, u.tag); }
     }
   }
   out[gi] = acc;
@@ -227,25 +242,31 @@ ${lines.join('\n')}
   };
 }
 
-/** out[i·classes + c] = f32(index[i] == c). Uniform: { n, classes }. */
+/**
+ * out[i·classes + c] = f32(index[i] == c); an index outside [0, classes) gives a zero row and raises the index
+ * flag (from c = 0). Uniform: { n, classes, tag }.
+ */
 export function oneHotKernel(): KernelSpec {
   return {
     key: 'oneHot',
     entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
+    bindings: ['read', 'write', 'write', 'uniform'],
     workgroupSize: [LINEAR_WG, 1, 1],
     code: `
-struct U { n: u32, classes: u32 }
+struct U { n: u32, classes: u32, tag: u32 }
 @group(0) @binding(0) var<storage, read> index: array<i32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
+${indexFlagsDecl(2, INDEX_OP_CODES.oneHot)}
+@group(0) @binding(3) var<uniform> u: U;
 @compute @workgroup_size(${LINEAR_WG})
 fn main(${BUILTINS}) {
   ${linearIndex()}
   if (gi >= u.n) { return; }
   let row = gi / u.classes;
   let c = gi - row * u.classes;
-  out[gi] = select(0.0, 1.0, index[row] == i32(c));
+  let k = index[row];
+  if (c == 0u && (k < 0 || u32(k) >= u.classes)) { reportBadIndex(k, u.classes, u.tag); }
+  out[gi] = select(0.0, 1.0, k == i32(c));
 }`,
   };
 }

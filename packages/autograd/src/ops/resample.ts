@@ -75,8 +75,8 @@ function gridGradVjp(gg: Tensor, gy: Tensor, x: Tensor, grid: Tensor, align: boo
   let dx: Tensor | null = null;
   let mixed: Tensor | null = null;
   for (const [dxc, dyc] of CORNERS) {
-    const index = cornerIndex(x0, y0, dxc, dyc, H, W, [N, C, P]);
-    const value = gather(xFlat, 2, index);
+    const { index, inside } = cornerIndex(x0, y0, dxc, dyc, H, W, [N, C, P]);
+    const value = mul(gather(xFlat, 2, index), inside);
     // ∂w/∂ix and ∂w/∂iy of this corner's weight (1−fx or fx) · (1−fy or fy).
     const wy = dyc ? fy : rsubScalar(fy, 1);
     const wx = dxc ? fx : rsubScalar(fx, 1);
@@ -84,7 +84,7 @@ function gridGradVjp(gg: Tensor, gy: Tensor, x: Tensor, grid: Tensor, align: boo
     const dwdy = dyc ? wx : mulScalar(wx, -1);
     const e = add(mul(a, dwdx), mul(b, dwdy));
     if (needs[0]) dgy = accumulate(dgy, mul(value, e));
-    if (needs[1]) dx = accumulate(dx, scatterAdd(raw.zeros([N, C, H * W], 'f32', x.device), 2, index, mul(gyFlat, e)));
+    if (needs[1]) dx = accumulate(dx, scatterAdd(raw.zeros([N, C, H * W], 'f32', x.device), 2, index, mul(mul(gyFlat, e), inside)));
     if (needs[2]) {
       const s = sum(mul(gyFlat, value), [1], true);
       mixed = accumulate(mixed, dxc === dyc ? s : mulScalar(s, -1));
@@ -103,8 +103,11 @@ function accumulate(total: Tensor | null, term: Tensor): Tensor {
   return total ? add(total, term) : term;
 }
 
-/** i32 flat index of one corner per (n, c, p), −1 where the corner lies outside the image (gather reads 0 there). */
-function cornerIndex(x0: Tensor, y0: Tensor, dx: number, dy: number, H: number, W: number, shape: Shape): Tensor {
+/**
+ * i32 flat index of one corner per (n, c, p) and its f32 inside-the-image mask. Outside corners get index 0 (an
+ * out-of-range index is an error) and mask 0, which zeroes their gathered values and scattered updates.
+ */
+function cornerIndex(x0: Tensor, y0: Tensor, dx: number, dy: number, H: number, W: number, shape: Shape): { index: Tensor; inside: Tensor } {
   return raw.tidy(() => {
     const cx = raw.addScalar(x0, dx);
     const cy = raw.addScalar(y0, dy);
@@ -113,8 +116,8 @@ function cornerIndex(x0: Tensor, y0: Tensor, dx: number, dy: number, H: number, 
       raw.mul(raw.ge(cy, raw.full([], 0, 'f32', x0.device)), raw.le(cy, raw.full([], H - 1, 'f32', x0.device))),
     );
     const flat = raw.add(raw.mulScalar(cy, W), cx);
-    const index = raw.cast(raw.where(inside, flat, raw.full([], -1, 'f32', x0.device)), 'i32');
-    return raw.expand(index, shape);
+    const index = raw.cast(raw.where(inside, flat, raw.full([], 0, 'f32', x0.device)), 'i32');
+    return { index: raw.expand(index, shape), inside: raw.expand(inside, shape) };
   });
 }
 

@@ -2,6 +2,8 @@
 import {
   blockCopyKernel,
   gatherKernel,
+  indexBoundsKernel,
+  INDEX_OP_CODES,
   indexSelectKernel,
   linearDispatch,
   MOVEMENT_MAX_RANK,
@@ -11,8 +13,8 @@ import {
   stridedCopyKernel,
   STRIDED_COPY_CHUNK,
 } from '@metagrad/kernels-wgsl';
-import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
-import { sizeOf, type Shape, type Tensor } from '../tensor';
+import { DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError } from '../errors';
+import { assertSameDevice, sizeOf, type Shape, type Tensor } from '../tensor';
 import { empty, scalarBits } from './creation';
 import { broadcastShapes, fmt, stridesOf, UniformWriter } from './util';
 
@@ -22,8 +24,27 @@ function normAxis(op: string, axis: number, rank: number): number {
   return a;
 }
 
-function checkIndexTensor(op: string, index: Tensor): void {
+function checkIndexTensor(op: string, index: Tensor, x: Tensor): void {
   if (index.dtype !== 'i32') throw new DTypeError(`${op}: index must be i32, got ${index.dtype} ${fmt(index.shape)}`);
+  assertSameDevice(x, index);
+}
+
+/** Runs `record` (the dispatches filling `out`); if it throws, `out` is disposed instead of leaking. */
+function filled(out: Tensor, record: () => void): Tensor {
+  try {
+    record();
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  return out;
+}
+
+/** Every index value is out of range when the indexed axis is empty: said on the host, no kernel needed. */
+function checkNonEmptyAxis(op: string, x: Tensor, ax: number, index: Tensor): void {
+  if (x.shape[ax] === 0 && index.size > 0) {
+    throw new IndexOutOfRangeError(`${op}: axis ${ax} of x ${fmt(x.shape)} is empty, so none of the ${index.size} index values ${fmt(index.shape)} is in range`, op);
+  }
 }
 
 /** Reshape with at most one −1; shares storage with `x` (no copy, no dispatch). */
@@ -55,8 +76,6 @@ interface CopyDim {
  * dims that are contiguous in both tensors first, so most copies become rank ≤ 3 or a plain buffer copy.
  */
 function stridedCopy(x: Tensor, outShape: number[], dims: CopyDim[], base: number, fill = 0): Tensor {
-  const out = empty(outShape, x.dtype, x.device);
-  if (out.size === 0) return out;
   const src = x.buffer;
   const kept: CopyDim[] = [];
   for (const d of dims) {
@@ -72,13 +91,15 @@ function stridedCopy(x: Tensor, outShape: number[], dims: CopyDim[], base: numbe
     kept.push(dim);
   }
   if (kept.length === 0) kept.push({ size: 1, stride: 1 });
-  if (kept.length > MOVEMENT_MAX_RANK) {
+  const size = sizeOf(outShape);
+  if (kept.length > MOVEMENT_MAX_RANK && size > 0) {
     throw new ShapeError(`strided copy of ${fmt(x.shape)} to ${fmt(outShape)} needs rank ${kept.length} > ${MOVEMENT_MAX_RANK} after merging dims`);
   }
+  const out = empty(outShape, x.dtype, x.device);
+  if (out.size === 0) return out;
   const padded = kept.some((d) => d.lo !== undefined);
   if (kept.length === 1 && kept[0].stride === 1 && !padded) {
-    x.device.copy(src, base * 4, out.buffer, 0, out.size * 4);
-    return out;
+    return filled(out, () => x.device.copy(src, base * 4, out.buffer, 0, out.size * 4));
   }
   const last = kept[kept.length - 1].size;
   const rows = out.size / last;
@@ -91,8 +112,9 @@ function stridedCopy(x: Tensor, outShape: number[], dims: CopyDim[], base: numbe
   u.u32s(kept.map((d) => d.stride >>> 0), 8);
   u.u32s(kept.map((d) => (d.lo ?? 0) >>> 0), 8);
   u.u32s(kept.map((d) => (d.hi ?? d.size) >>> 0), 8);
-  x.device.dispatch(stridedCopyKernel({ rank: kept.length, padded }), [src, out.buffer], u.finish(), stridedCopyDispatch(rows, last));
-  return out;
+  return filled(out, () =>
+    x.device.dispatch(stridedCopyKernel({ rank: kept.length, padded }), [src, out.buffer], u.finish(), stridedCopyDispatch(rows, last)),
+  );
 }
 
 /** out.shape[i] = x.shape[perm[i]] (contiguous copy). */
@@ -162,6 +184,9 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
 /** Constant pad with one [before, after] pair per axis; negative pads crop (torch's F.pad). */
 export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
   if (pads.length !== x.rank) throw new ShapeError(`pad: ${pads.length} pad pairs for shape ${fmt(x.shape)}`);
+  if (!pads.every((p) => p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
+    throw new InvalidArgumentError(`pad: pads must be [before, after] integer pairs, got ${JSON.stringify(pads)} for shape ${fmt(x.shape)}`);
+  }
   if (x.dtype !== 'f32' && !Number.isInteger(value)) throw new DTypeError(`pad: value ${value} is not an integer for ${x.dtype} ${fmt(x.shape)}`);
   const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new ShapeError(`pad: pads ${JSON.stringify(pads)} give invalid shape ${fmt(shape)} from ${fmt(x.shape)}`);
@@ -190,6 +215,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   if (xs.length === 0) throw new ShapeError('concat: no tensors');
   const first = xs[0];
   const ax = normAxis('concat', axis, first.rank);
+  assertSameDevice(first, ...xs.slice(1));
   for (const t of xs) {
     if (t.rank !== first.rank || t.dtype !== first.dtype || t.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
       throw new ShapeError(`concat on axis ${axis}: shapes ${xs.map((u) => `${u.dtype}${fmt(u.shape)}`).join(', ')} do not agree`);
@@ -197,24 +223,25 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   }
   const shape = [...first.shape];
   shape[ax] = xs.reduce((p, t) => p + t.shape[ax], 0);
+  const srcs = xs.map((t) => t.buffer); // throws DisposedTensorError before anything is allocated
   const out = empty(shape, first.dtype, first.device);
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
   const dstStride = shape[ax] * inner;
-  let pos = 0;
-  for (const t of xs) {
-    const chunk = t.shape[ax] * inner;
-    const src = t.buffer;
-    if (chunk > 0 && outer > 0) {
-      if (outer === 1) t.device.copy(src, 0, out.buffer, pos * 4, chunk * 4);
-      else {
-        const u = new UniformWriter().u32(outer).u32(chunk).u32(dstStride).u32(pos).finish();
-        t.device.dispatch(blockCopyKernel(), [src, out.buffer], u, linearDispatch(outer * chunk));
+  return filled(out, () => {
+    let pos = 0;
+    xs.forEach((t, i) => {
+      const chunk = t.shape[ax] * inner;
+      if (chunk > 0 && outer > 0) {
+        if (outer === 1) t.device.copy(srcs[i], 0, out.buffer, pos * 4, chunk * 4);
+        else {
+          const u = new UniformWriter().u32(outer).u32(chunk).u32(dstStride).u32(pos).finish();
+          t.device.dispatch(blockCopyKernel(), [srcs[i], out.buffer], u, linearDispatch(outer * chunk));
+        }
       }
-    }
-    pos += chunk;
-  }
-  return out;
+      pos += chunk;
+    });
+  });
 }
 
 /** Checks torch.gather/scatter_add's rule: index.size(d) ≤ ref.size(d) for every d (≠ axis unless `alsoAxis`). */
@@ -228,53 +255,83 @@ function checkRank(op: string, x: Tensor): void {
   if (x.rank > MOVEMENT_MAX_RANK) throw new ShapeError(`${op}: rank ${x.rank} ${fmt(x.shape)} exceeds ${MOVEMENT_MAX_RANK}`);
 }
 
-/** torch.gather: out[..i..] = x[..index[..i..]..] on `axis`; out has index's shape. Out-of-range indices read 0. */
+/**
+ * torch.gather: out[..i..] = x[..index[..i..]..] on `axis`; out has index's shape. An index value outside
+ * [0, x.shape[axis]) (negative ones included, as torch) raises IndexOutOfRangeError at the next readback or sync
+ * (the values live on the GPU; see Device.indexCheck); its output entries are 0.
+ */
 export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
-  checkIndexTensor('gather', index);
+  checkIndexTensor('gather', index, x);
   const ax = normAxis('gather', axis, Math.max(1, x.rank));
   checkIndexShape('gather', index, x, ax, false);
   checkRank('gather', x);
-  const out = empty(index.shape, x.dtype, x.device);
-  if (out.size === 0) return out;
   if (x.rank === 0) {
     // A scalar gathers itself (index 0): treat it as shape [1].
-    return gather(x.view([1]), 0, index.view([1])).view([]);
+    const x1 = x.view([1]);
+    const i1 = index.view([1]);
+    try {
+      const out1 = gather(x1, 0, i1);
+      const out = out1.view([]);
+      out1.dispose();
+      return out;
+    } finally {
+      x1.dispose();
+      i1.dispose();
+    }
   }
+  const xBuf = x.buffer;
+  const iBuf = index.buffer;
+  const out = empty(index.shape, x.dtype, x.device);
+  if (out.size === 0) return out;
   const st = stridesOf(x.shape);
+  const { flags, tag } = x.device.indexCheck('gather', () => `on axis ${ax} of x ${fmt(x.shape)} (index ${fmt(index.shape)})`);
   const u = new UniformWriter()
     .u32(out.size)
     .u32(st[ax])
     .u32(x.shape[ax])
-    .u32(0)
+    .u32(tag)
     .u32s(index.shape, 8, 1)
     .u32s(st.map((s, i) => (i === ax ? 0 : s)), 8)
     .finish();
-  x.device.dispatch(gatherKernel({ rank: x.rank }), [x.buffer, index.buffer, out.buffer], u, linearDispatch(out.size));
-  return out;
+  return filled(out, () => x.device.dispatch(gatherKernel({ rank: x.rank }), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
 
-/** Selects whole slices along `axis` by a 1-D (or 0-D) i32 index. Out-of-range indices give zero slices. */
+/**
+ * Selects whole slices along `axis` by a 1-D (or 0-D) i32 index. An out-of-range value raises
+ * IndexOutOfRangeError at the next readback or sync (its slice is 0), as gather.
+ */
 export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
-  checkIndexTensor('indexSelect', index);
+  checkIndexTensor('indexSelect', index, x);
   if (index.rank > 1) throw new ShapeError(`indexSelect: index must be 1-D, got ${fmt(index.shape)} for x ${fmt(x.shape)}`);
   const ax = normAxis('indexSelect', axis, x.rank);
+  checkNonEmptyAxis('indexSelect', x, ax, index);
   const shape = [...x.shape];
   shape[ax] = index.size;
+  const xBuf = x.buffer;
+  const iBuf = index.buffer;
   const out = empty(shape, x.dtype, x.device);
-  if (out.size === 0) return out;
+  if (index.size === 0) return out;
+  const describe = () => `on axis ${ax} of x ${fmt(x.shape)} (index ${fmt(index.shape)})`;
+  const { flags, tag } = x.device.indexCheck('indexSelect', describe);
+  if (out.size === 0) {
+    // No gathering invocation would see the values (x has another empty axis): check them on their own.
+    const u = new UniformWriter().u32(index.size).u32(x.shape[ax]).u32(tag).u32(INDEX_OP_CODES.indexSelect).finish();
+    return filled(out, () => x.device.dispatch(indexBoundsKernel(), [iBuf, flags], u, linearDispatch(index.size)));
+  }
   const inner = sizeOf(x.shape.slice(ax + 1));
-  const u = new UniformWriter().u32(out.size).u32(x.shape[ax]).u32(index.size).u32(inner).finish();
-  x.device.dispatch(indexSelectKernel(), [x.buffer, index.buffer, out.buffer], u, linearDispatch(out.size));
-  return out;
+  const u = new UniformWriter().u32(out.size).u32(x.shape[ax]).u32(index.size).u32(inner).u32(tag).finish();
+  return filled(out, () => x.device.dispatch(indexSelectKernel(), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
 
 /**
  * torch.Tensor.scatter_add out of place: out = x; out[..index[..i..]..] += src[..i..] on `axis`. Deterministic:
  * each output element sums its matching src entries in index order (see scatterAddKernel; cost x.size ×
- * index.shape[axis]). Out-of-range indices are ignored.
+ * index.shape[axis]). An out-of-range index value raises IndexOutOfRangeError at the next readback or sync (its
+ * update is dropped), as gather.
  */
 export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor): Tensor {
-  checkIndexTensor('scatterAdd', index);
+  checkIndexTensor('scatterAdd', index, x);
+  assertSameDevice(x, src);
   if (x.dtype !== src.dtype || x.dtype === 'u32') {
     throw new DTypeError(`scatterAdd: x ${x.dtype}${fmt(x.shape)} and src ${src.dtype}${fmt(src.shape)} must share dtype f32 or i32`);
   }
@@ -282,35 +339,53 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
   checkIndexShape('scatterAdd', index, x, ax, false);
   checkIndexShape('scatterAdd (src)', index, src, ax, true);
   checkRank('scatterAdd', x);
-  if (x.rank === 0) return scatterAdd(x.view([1]), 0, index.view([1]), src.view([1])).view([]);
+  if (x.rank === 0) {
+    const views = [x.view([1]), index.view([1]), src.view([1])];
+    try {
+      const out1 = scatterAdd(views[0], 0, views[1], views[2]);
+      const out = out1.view([]);
+      out1.dispose();
+      return out;
+    } finally {
+      for (const v of views) v.dispose();
+    }
+  }
+  checkNonEmptyAxis('scatterAdd', x, ax, index);
+  const bufs = [x.buffer, index.buffer, src.buffer];
   const out = empty(x.shape, x.dtype, x.device);
   if (out.size === 0) return out;
   const ist = stridesOf(index.shape);
   const sst = stridesOf(src.shape);
+  const { flags, tag } = x.device.indexCheck('scatterAdd', () => `on axis ${ax} of x ${fmt(x.shape)} (index ${fmt(index.shape)}, src ${fmt(src.shape)})`);
   const u = new UniformWriter()
     .u32(out.size)
     .u32(index.size === 0 ? 0 : index.shape[ax])
     .u32(ist[ax])
     .u32(sst[ax])
+    .u32(tag)
+    .u32s([], 3)
     .u32s(x.shape, 8, 1)
     .u32s(index.shape, 8, 1)
     .u32s(ist, 8)
     .u32s(sst, 8)
     .finish();
   const spec = scatterAddKernel({ dtype: x.dtype, rank: x.rank, axis: ax });
-  x.device.dispatch(spec, [x.buffer, index.buffer, src.buffer, out.buffer], u, linearDispatch(out.size));
-  return out;
+  return filled(out, () => x.device.dispatch(spec, [...bufs, out.buffer, flags], u, linearDispatch(out.size)));
 }
 
-/** f32 one-hot rows as a new last axis; out-of-range indices give all-zero rows. */
+/**
+ * f32 one-hot rows as a new last axis. An index outside [0, numClasses) raises IndexOutOfRangeError at the next
+ * readback or sync (its row is all zeros), as gather.
+ */
 export function oneHot(index: Tensor, numClasses: number): Tensor {
-  checkIndexTensor('oneHot', index);
+  checkIndexTensor('oneHot', index, index);
   if (!Number.isInteger(numClasses) || numClasses <= 0) {
     throw new InvalidArgumentError(`oneHot: numClasses must be a positive integer, got ${numClasses} for index ${fmt(index.shape)}`);
   }
+  const iBuf = index.buffer;
   const out = empty([...index.shape, numClasses], 'f32', index.device);
   if (out.size === 0) return out;
-  const u = new UniformWriter().u32(out.size).u32(numClasses).finish();
-  index.device.dispatch(oneHotKernel(), [index.buffer, out.buffer], u, linearDispatch(out.size));
-  return out;
+  const { flags, tag } = index.device.indexCheck('oneHot', () => `(numClasses ${numClasses}, index ${fmt(index.shape)})`);
+  const u = new UniformWriter().u32(out.size).u32(numClasses).u32(tag).finish();
+  return filled(out, () => index.device.dispatch(oneHotKernel(), [iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }

@@ -1,12 +1,11 @@
 /** @file Reference movement/indexing ops: reshape, permute, expand, slice, pad, concat, flip, gather, scatterAdd, … */
 
-import { InvalidArgumentError, ShapeError } from '../errors';
+import { IndexOutOfRangeError, InvalidArgumentError, ShapeError } from '../errors';
 import {
   type RefTensor,
   broadcastShapes,
   broadcastStrides,
   checkIndexData,
-  checkIndexRange,
   checkShape,
   forEachOffset,
   normAxis,
@@ -113,6 +112,9 @@ export function slice(x: RefTensor, starts: readonly number[], ends: readonly nu
 export function pad(x: RefTensor, pads: readonly (readonly [number, number])[], value = 0): RefTensor {
   const r = x.shape.length;
   if (pads.length !== r) throw new ShapeError(`pad: ${pads.length} pad pairs for shape ${shapeStr(x.shape)}`);
+  if (!pads.every((p) => p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
+    throw new InvalidArgumentError(`pad: pads must be [before, after] integer pairs, got ${JSON.stringify(pads)}`);
+  }
   const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
   checkShape(shape, `pad of ${shapeStr(x.shape)} gives`);
   const st = stridesOf(x.shape);
@@ -171,6 +173,11 @@ export function flip(x: RefTensor, axes: readonly number[]): RefTensor {
   return { shape: [...x.shape], data: out };
 }
 
+/** An index value outside [0, size) (negative ones included, as torch) is an IndexOutOfRangeError naming `op`. */
+function checkIndexRange(v: number, size: number, op: string): void {
+  if (v < 0 || v >= size) throw new IndexOutOfRangeError(`${op}: index ${v} is out of range [0, ${size})`, op);
+}
+
 /** Validates torch.gather/scatter_add's shape rule: index.size(d) ≤ ref.size(d) for every d ≠ axis. */
 function checkIndexShape(op: string, index: RefTensor, ref: RefTensor, ax: number, alsoAxis: boolean): void {
   const bad =
@@ -187,7 +194,7 @@ export function gather(x: RefTensor, axis: number, index: RefTensor): RefTensor 
   const out = new Float64Array(index.data.length);
   forEachOffset(index.shape, [st.map((s, i) => (i === ax ? 0 : s))], (i, o) => {
     const k = index.data[i];
-    checkIndexRange(k, x.shape[ax], 'gather index');
+    checkIndexRange(k, x.shape[ax], 'gather');
     out[i] = x.data[o[0] + k * st[ax]];
   });
   return { shape: [...index.shape], data: out };
@@ -205,7 +212,7 @@ export function indexSelect(x: RefTensor, axis: number, index: RefTensor): RefTe
   const shape = [...x.shape];
   shape[ax] = n;
   const out = new Float64Array(sizeOf(shape));
-  for (let j = 0; j < n; j++) checkIndexRange(index.data[j], d, 'indexSelect index');
+  for (let j = 0; j < n; j++) checkIndexRange(index.data[j], d, 'indexSelect');
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < n; j++) {
       const src = (o * d + index.data[j]) * inner;
@@ -229,7 +236,7 @@ export function scatterAdd(x: RefTensor, axis: number, index: RefTensor, src: Re
   const out = x.data.slice();
   forEachOffset(index.shape, [st.map((s, i) => (i === ax ? 0 : s)), ss], (i, o) => {
     const k = index.data[i];
-    checkIndexRange(k, x.shape[ax], 'scatterAdd index');
+    checkIndexRange(k, x.shape[ax], 'scatterAdd');
     out[o[0] + k * st[ax]] += src.data[o[1]];
   });
   return { shape: [...x.shape], data: out };
@@ -241,7 +248,7 @@ export function oneHot(index: RefTensor, numClasses: number): RefTensor {
   checkIndexData(index, 'oneHot index');
   const out = new Float64Array(index.data.length * numClasses);
   index.data.forEach((k, i) => {
-    checkIndexRange(k, numClasses, 'oneHot index');
+    checkIndexRange(k, numClasses, 'oneHot');
     out[i * numClasses + k] = 1;
   });
   return { shape: [...index.shape, numClasses], data: out };

@@ -1,0 +1,194 @@
+/** @file GPU error recovery, readback staging, device names and device mixing (issue 14, items 3, 4, 8, 10). */
+import { describe, it, expect } from 'vitest';
+import { fillKernel } from '@metagrad/kernels-wgsl';
+import {
+  DeviceLostError, DeviceMismatchError, InvalidArgumentError, KernelError, OutOfMemoryError, add, concat, full, gather,
+  getDefaultDevice, indexSelect, pad, scatterAdd, setDefaultDevice, tensor, zeros, type Device,
+} from '@metagrad/tensor';
+import { createNodeDevice } from '@metagrad/tensor/node';
+import { useDevice } from '../helpers/device';
+
+const device = useDevice();
+const STORAGE = 0x80;
+
+async function readTwice(x: ReturnType<typeof tensor>): Promise<number[][]> {
+  const out: number[][] = [];
+  for (let i = 0; i < 3; i++) {
+    const y = add(x, x);
+    out.push(Array.from(await y.toArray()));
+    y.dispose();
+  }
+  return out;
+}
+
+describe('GPU error recovery', () => {
+  it('a tensor over maxStorageBufferBindingSize is refused on the host, before allocating, with both figures', async () => {
+    const d = device();
+    const limit = d.limits.maxStorageBufferBindingSize;
+    const before = d.memory();
+    let err: unknown = null;
+    try {
+      zeros([limit / 4 + 1024]).dispose();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(OutOfMemoryError);
+    expect((err as OutOfMemoryError).requestedBytes).toBeGreaterThan(limit);
+    expect((err as Error).message).toContain(`maxStorageBufferBindingSize ${limit}`);
+    expect(d.memory().liveTensors).toBe(before.liveTensors);
+    expect(d.memory().bytesInUse).toBe(before.bytesInUse);
+    // No follow-on error, and later results are right (issue: add(x, x) read three times gave stale pool data).
+    await expect(d.sync()).resolves.toBeUndefined();
+    const x = tensor([1, 2, 3]);
+    expect(await readTwice(x)).toEqual([[2, 4, 6], [2, 4, 6], [2, 4, 6]]);
+    x.dispose();
+  });
+
+  it('a failed batch is reported once as a named error; its outputs throw instead of returning stale data', async () => {
+    const d = device();
+    await d.sync();
+    const x = tensor([1, 2, 3, 4]);
+    // Leave a pooled buffer full of 99s: a lost dispatch would show them.
+    const stale = full([4], 99);
+    await stale.toArray();
+    stale.dispose();
+    const sameBatch = add(x, x);
+    // A binding the adapter refuses: the kind of error the host check above now prevents for tensors.
+    const tooBig = d.gpuDevice.createBuffer({ size: d.limits.maxStorageBufferBindingSize + 256, usage: STORAGE });
+    d.dispatch(fillKernel({ dtype: 'f32' }), [tooBig], new Uint32Array([4, 0]), [1, 1, 1]);
+    const err = await d.sync().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(KernelError);
+    expect((err as Error).message).toMatch(/storage buffer binding size/);
+    // Reported once: no follow-on error at the next sync or op.
+    await expect(d.sync()).resolves.toBeUndefined();
+    await expect(sameBatch.toArray()).rejects.toThrow(/computed it .*failed/);
+    sameBatch.dispose();
+    expect(await readTwice(x)).toEqual([[2, 4, 6, 8], [2, 4, 6, 8], [2, 4, 6, 8]]);
+    tooBig.destroy();
+    x.dispose();
+  });
+
+  it('ops recorded after a GPU error neither throw nor leak; the error surfaces at the next sync', async () => {
+    const d = device();
+    const tooBig = d.gpuDevice.createBuffer({ size: d.limits.maxStorageBufferBindingSize + 256, usage: STORAGE });
+    d.dispatch(fillKernel({ dtype: 'f32' }), [tooBig], new Uint32Array([4, 0]), [1, 1, 1]);
+    d.flush();
+    await new Promise((r) => setTimeout(r, 20)); // let the error arrive before the next op
+    const live = d.memory().liveTensors;
+    const x = tensor([1, 2]);
+    const y = add(x, x);
+    expect(d.memory().liveTensors).toBe(live + 2);
+    await expect(d.sync()).rejects.toBeInstanceOf(KernelError);
+    expect(Array.from(await y.toArray())).toEqual([2, 4]);
+    x.dispose();
+    y.dispose();
+    tooBig.destroy();
+  });
+});
+
+describe('readback staging', () => {
+  it('thousands of small readbacks keep a bounded set of staging buffers; emptyCache frees them', async () => {
+    const d = device();
+    const t = tensor([1, 2, 3, 4, 5, 6, 7, 8]);
+    const one = tensor([5]);
+    for (let i = 0; i < 2000; i++) {
+      expect(await one.item()).toBe(5);
+      if (i % 100 === 0) await t.toArray();
+    }
+    // One buffer per size class in use (sequential reads), 256 B each here.
+    expect(d.memory().bytesStaging).toBeGreaterThan(0);
+    expect(d.memory().bytesStaging).toBeLessThanOrEqual(1024);
+    d.emptyCache();
+    expect(d.memory().bytesStaging).toBe(0);
+    expect(await one.item()).toBe(5);
+    t.dispose();
+    one.dispose();
+  });
+});
+
+describe('device names', () => {
+  it('each device has its own label in GPU messages, and a destroyed one points to createNodeDevice', async () => {
+    const d1 = device();
+    const d2 = await createNodeDevice({ setDefault: false });
+    try {
+      expect(String(d2)).not.toBe(String(d1));
+      expect(d2.gpuDevice.label).toBe(String(d2));
+      const tooBig = d2.gpuDevice.createBuffer({ size: d2.limits.maxStorageBufferBindingSize + 256, usage: STORAGE });
+      d2.dispatch(fillKernel({ dtype: 'f32' }), [tooBig], new Uint32Array([4, 0]), [1, 1, 1]);
+      const err = await d2.sync().then(() => null, (e: unknown) => e);
+      expect((err as Error).message).toContain(String(d2));
+      expect((err as Error).message).not.toContain('"metagrad"');
+      tooBig.destroy();
+    } finally {
+      d2.destroy();
+    }
+    const err = (() => {
+      try {
+        zeros([2], 'f32', d2);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(DeviceLostError);
+    expect((err as Error).message).toContain('createNodeDevice()');
+    const prev = getDefaultDevice();
+    setDefaultDevice(d2);
+    try {
+      expect(() => getDefaultDevice()).toThrow(DeviceLostError);
+      expect(() => getDefaultDevice()).toThrow(/createNodeDevice\(\)/);
+      expect(() => getDefaultDevice()).not.toThrow(/initNodeDevice/);
+    } finally {
+      setDefaultDevice(prev);
+    }
+  });
+});
+
+describe('device mixing and validation before allocation', () => {
+  async function withSecondDevice(fn: (d2: Device) => void): Promise<void> {
+    const d2 = await createNodeDevice({ setDefault: false });
+    try {
+      fn(d2);
+    } finally {
+      d2.destroy();
+    }
+  }
+
+  it('concat, gather, indexSelect and scatterAdd refuse tensors from another device, allocating nothing', async () => {
+    const d = device();
+    await withSecondDevice((d2) => {
+      const a = tensor([1, 2]);
+      const b = tensor([3, 4], [2], 'f32', d2);
+      const i = tensor([0, 1], [2], 'i32', d2);
+      const src = tensor([1, 1], [2], 'f32', d2);
+      const live = d.memory().liveTensors;
+      expect(() => concat([a, b], 0)).toThrow(DeviceMismatchError);
+      expect(() => gather(a, 0, i)).toThrow(DeviceMismatchError);
+      expect(() => indexSelect(a, 0, i)).toThrow(DeviceMismatchError);
+      expect(() => scatterAdd(a, 0, tensor([0, 1], [2], 'i32'), src)).toThrow(DeviceMismatchError);
+      expect(() => scatterAdd(a, 0, i, tensor([1, 1]))).toThrow(DeviceMismatchError);
+      expect(d.memory().liveTensors).toBe(live + 2); // the two index/src tensors made inline above, nothing else
+      for (const t of [a, b, i, src]) t.dispose();
+    });
+  });
+
+  it('fractional pads are an InvalidArgumentError (they used to be accepted when the pair summed to an integer)', () => {
+    const x = tensor([1, 2, 3]);
+    expect(() => pad(x, [[0.5, -0.5]])).toThrow(InvalidArgumentError);
+    expect(() => pad(x, [[0.5, 0.5]])).toThrow(InvalidArgumentError);
+    x.dispose();
+  });
+
+  it('gather of a scalar leaves no views behind', async () => {
+    const d = device();
+    const live = d.memory().liveTensors;
+    const x = tensor([7], []);
+    const i = tensor([0], [], 'i32');
+    const y = gather(x, 0, i);
+    expect(await y.item()).toBe(7);
+    for (const t of [x, i, y]) t.dispose();
+    expect(d.memory().liveTensors).toBe(live);
+  });
+});
