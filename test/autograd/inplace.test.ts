@@ -80,6 +80,36 @@ describe('in-place modification of saved tensors', () => {
     raw.dispose([x, x2, y, gx, gx2, step]);
   });
 
+  it('a gradient that does not read the modified tensor still runs, as torch (it only unpacks what it uses)', async () => {
+    const X = t([1, 2, 3, 4]);
+    const Xm = raw.reshape(X, [2, 2]); // data: needs no gradient
+    const W = ag.requiresGrad(raw.tensor([1, 0, 0, 1], [2, 2], 'f32', device()));
+    const loss = ag.sum(ag.matmul(Xm, W)); // matmul saves X and W; dW = Xᵀ·1 reads only X
+    const loss2 = ag.sum(ag.mul(W, Xm)); // dW = X
+    const opt = new SGD({ W }, { lr: 1 });
+    const g = raw.tensor([1, 1, 1, 1], [2, 2], 'f32', device());
+    opt.step({ W: g });
+    const [gW] = ag.grad(loss, [W]);
+    expect(await values(gW)).toEqual([4, 4, 6, 6]);
+    const [gW2] = ag.grad(loss2, [W]);
+    expect(await values(gW2)).toEqual([1, 2, 3, 4]);
+    opt.dispose();
+    raw.dispose([X, Xm, W, loss, loss2, g, gW, gW2]);
+  });
+
+  it('a VJP that reads the modified tensor for another input still raises (the gradient of the data)', () => {
+    const X = ag.requiresGrad(raw.tensor([1, 2, 3, 4], [2, 2], 'f32', device()));
+    const W = ag.requiresGrad(raw.tensor([1, 0, 0, 1], [2, 2], 'f32', device()));
+    const loss = ag.sum(ag.matmul(X, W)); // dX = 1·Wᵀ reads W
+    const opt = new SGD({ W }, { lr: 1 });
+    const g = raw.tensor([1, 1, 1, 1], [2, 2], 'f32', device());
+    opt.step({ W: g });
+    expect(() => ag.grad(loss, [X], { retainGraph: true })).toThrow(/'matmul'.*saved tensor 1.*version 1.*version 0/);
+    const [gW] = ag.grad(loss, [W], { retainGraph: true }); // dW = Xᵀ·1 needs only X
+    opt.dispose();
+    raw.dispose([X, W, loss, g, gW]);
+  });
+
   it('a reshaped view shares the version: modifying the base invalidates a graph that saved the view', () => {
     const x = ag.requiresGrad(t([1, 2, 3, 4]));
     const view = ag.reshape(x, [2, 2]);
@@ -121,6 +151,37 @@ describe('in-place modification of saved tensors', () => {
     expect(() => ag.grad(gsum, [x])).toThrow(InPlaceModificationError);
     opt.dispose();
     raw.dispose([x, loss, g1, gsum, step]);
+  });
+
+  it('second order through max-pooling: the argmax positions come from the saved input, so a step invalidates them', () => {
+    const x = ag.requiresGrad(raw.tensor([1, 4, 3, 2], [1, 1, 2, 2], 'f32', device()));
+    const w = ag.requiresGrad(raw.tensor([5], [1, 1, 1, 1], 'f32', device()));
+    const loss = ag.sum(ag.mul(ag.maxPool2d(x, { kernel: 2 }), w));
+    // g1 = maxPool2dBackward(w, x) saves x; d/dw Σ g1² reads x only through that node's argmax positions.
+    const [g1] = ag.grad(loss, [x], { createGraph: true });
+    const gsum = ag.sum(ag.square(g1));
+    const opt = new SGD({ x }, { lr: 1 });
+    const step = raw.tensor([-10, 0, 0, 0], [1, 1, 2, 2], 'f32', device()); // moves the maximum to another position
+    opt.step({ x: step });
+    expect(() => ag.grad(gsum, [w])).toThrow(/'maxPool2dBackward'.*version 1/);
+    opt.dispose();
+    raw.dispose([x, w, loss, g1, gsum, step]);
+  });
+
+  it('a customVjp backward that reads a modified input raises; the op is named', () => {
+    const cube = ag.customVjp(
+      (z: Tensor) => ({ output: raw.mul(raw.mul(z, z), z) }),
+      (gy, { inputs: [z] }) => [raw.mul(gy, raw.mulScalar(raw.square(z), 3))],
+      { name: 'cube' },
+    );
+    const x = ag.requiresGrad(t([1, 2]));
+    const loss = ag.sum(cube(x));
+    const opt = new SGD({ x }, { lr: 1 });
+    const step = t([1, 1]);
+    opt.step({ x: step });
+    expect(() => ag.grad(loss, [x])).toThrow(/customVjp 'cube'.*saved tensor 0.*version 1/);
+    opt.dispose();
+    raw.dispose([x, loss, step]);
   });
 
   it('the check costs no dispatch and no readback', () => {

@@ -274,8 +274,8 @@ export function requiresGrad<T extends Tensor>(t: T, flag = true): T {
   return t;
 }
 
-/** A new handle on the same storage with no graph (gradients stop here). */
+/** A new handle on the same storage with no graph (gradients stop here); it shares the storage's version. */
 export function detach(t: Tensor): Tensor {
   t.assertAlive('detach');
-  return new Tensor(t.storage.retain(), t.shape, t.dtype);
+  return t.view(t.shape);
 }

@@ -1,5 +1,5 @@
 /** @file The tape's nodes: reference-counted leaf and op records, their saved tensors, and live-graph statistics. */
-import { InPlaceModificationError, keep, Tensor, type Device, type GradNodeLike, type Shape, type Storage } from '@metagrad/tensor';
+import { InPlaceModificationError, keep, Tensor, type Device, type GradNodeLike, type Shape, type Storage, type VersionPin } from '@metagrad/tensor';
 import type { Prim, PrimAttrs } from './prims';
 
 /** Backward was asked to run through a node whose saved tensors were already freed by an earlier backward. */
@@ -92,21 +92,20 @@ interface SavedTensor {
   node: Node | null;
   isOutput: boolean;
   requiresGrad: boolean;
-  /** The storage's version when saved; a backward refuses to use the tensor once it differs (in-place write). */
-  version: number;
-  /** The saved tensor's id and name, for the error message only (no reference to the tensor itself). */
-  sourceId: number;
-  sourceName?: string;
+  /** Pins the alias (and the handles unpack makes) to the storage version at save time. */
+  pin: VersionPin;
 }
 
 function aliasWithoutNode(t: Tensor): Tensor {
   t.assertAlive('save');
+  t.assertVersion();
   return keep(new Tensor(t.storage.retain(), t.shape, t.dtype));
 }
 
 /** A handle sharing `t`'s storage and node: how the engine hands out a tensor it does not own. */
 export function share(t: Tensor): Tensor {
   t.assertAlive('share');
+  t.assertVersion();
   const h = new Tensor(t.storage.retain(), t.shape, t.dtype);
   h.requiresGrad = t.requiresGrad;
   h.node = t.node;
@@ -133,17 +132,40 @@ export class OpNode<P extends Prim = Prim> extends Node {
     for (const n of inputs) n?.retain();
   }
 
-  /** Stores aliases of `tensors`; the op's own output is saved without a node to avoid a reference cycle. */
+  /**
+   * Stores aliases of `tensors`; the op's own output is saved without a node to avoid a reference cycle. Each alias
+   * is pinned to its storage's current version: a VJP that reads it after an in-place write (an optimiser step)
+   * throws InPlaceModificationError, as torch's version counters do; one that does not read it (the gradient of
+   * another input) still runs. The check is a host-side integer compare.
+   */
   save(tensors: readonly Tensor[], output: Tensor): void {
     this.hadSaved = tensors.length > 0;
-    for (const t of tensors) {
+    tensors.forEach((t, k) => {
       const isOutput = t === output;
       const node = isOutput || !t.requiresGrad ? null : (t.node as Node | null);
-      node?.retain();
       const alias = aliasWithoutNode(t);
+      node?.retain();
+      const source = isOutput ? "the op's own output" : `tensor #${t.id}${t.name ? ` '${t.name}'` : ''}`;
+      const pin: VersionPin = { version: t.storage.version, stale: (now) => this.modifiedError(k, source, alias, pin.version, now) };
+      alias.pinVersion(pin);
       savedStorages.set(alias.storage, (savedStorages.get(alias.storage) ?? 0) + 1);
-      this.saved.push({ alias, node, isOutput, requiresGrad: isOutput || t.requiresGrad, version: t.storage.version, sourceId: t.id, sourceName: t.name });
-    }
+      this.saved.push({ alias, node, isOutput, requiresGrad: isOutput || t.requiresGrad, pin });
+    });
+  }
+
+  /** The op as errors name it: a customVjp op by its own name. */
+  get label(): string {
+    const name = (this.attrs as { name?: unknown }).name;
+    return this.kind === 'custom' && typeof name === 'string' ? `customVjp '${name}'` : `'${this.kind}'`;
+  }
+
+  private modifiedError(k: number, source: string, alias: Tensor, saved: number, now: number): InPlaceModificationError {
+    return new InPlaceModificationError(
+      `backward through ${this.label} (node #${this.id}) needs its saved tensor ${k} (${source}, ${alias.dtype}[${alias.shape.join(', ')}]), ` +
+        `but it was modified by an in-place operation: it is at version ${now}; the graph saved version ${saved}. ` +
+        'Hint: take the gradient before the optimiser step (or any in-place update of that tensor), or compute ' +
+        'the graph from a clone of the tensor that nothing writes into.',
+    );
   }
 
   /**
@@ -157,33 +179,14 @@ export class OpNode<P extends Prim = Prim> extends Node {
           'first backward. Pass retainGraph: true (or createGraph: true) to the first backward/grad call.',
       );
     }
-    this.assertSavedUnmodified();
     if (!withGraph) return { tensors: this.saved.map((s) => s.alias), temporaries: [] };
     const tensors = this.saved.map((s) => {
-      const h = new Tensor(s.alias.storage.retain(), s.alias.shape, s.alias.dtype);
+      const h = new Tensor(s.alias.storage.retain(), s.alias.shape, s.alias.dtype).pinVersion(s.pin);
       h.requiresGrad = s.requiresGrad;
       h.node = s.isOutput ? this : s.node;
       return h;
     });
     return { tensors, temporaries: tensors };
-  }
-
-  /**
-   * Throws InPlaceModificationError if a saved tensor's storage was written in place since it was saved (an
-   * optimiser step, a copy into it): its VJP would silently use the new values. Host-side integer compares only.
-   */
-  assertSavedUnmodified(): void {
-    this.saved.forEach((s, k) => {
-      const now = s.alias.storage.version;
-      if (now === s.version) return;
-      const what = s.isOutput ? "the op's own output" : `tensor #${s.sourceId}${s.sourceName ? ` '${s.sourceName}'` : ''}`;
-      throw new InPlaceModificationError(
-        `backward through '${this.kind}' (node #${this.id}) needs its saved tensor ${k} (${what}, ${s.alias.dtype}[${s.alias.shape.join(', ')}]), ` +
-          `but it was modified by an in-place operation: it is at version ${now}; the graph saved version ${s.version}. ` +
-          'Hint: take the gradient before the optimiser step (or any in-place update of that tensor), or compute ' +
-          'the graph from a clone of the tensor that nothing writes into.',
-      );
-    });
   }
 
   get isSavedFreed(): boolean {

@@ -1,5 +1,5 @@
 /** @file Recording one differentiable op: the OpNode that links an output to its inputs and saved tensors. */
-import { Tensor } from '@metagrad/tensor';
+import type { Tensor } from '@metagrad/tensor';
 import { nodeOf, OpNode } from './graph';
 import { isGradEnabled } from './mode';
 import type { Prim, PrimAttrs } from './prims';
@@ -24,7 +24,7 @@ export function record<P extends Prim>(
 ): Tensor {
   if (!shouldRecord(inputs)) return output;
   // A raw fast path may hand back an input itself; the output needs its own handle to carry its own node.
-  if (inputs.includes(output)) output = new Tensor(output.storage.retain(), output.shape, output.dtype);
+  if (inputs.includes(output)) output = output.view(output.shape);
   const nodes = inputs.map((t) => (t?.requiresGrad ? nodeOf(t) : null));
   const node = new OpNode(prim, nodes, inputs.map((t) => t?.shape ?? []), attrs, output.shape, output.device);
   output.node = node;

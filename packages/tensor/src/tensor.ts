@@ -88,6 +88,15 @@ export interface GradNodeLike {
   release(): void;
 }
 
+/**
+ * Makes a handle valid for one version of its storage only (autograd's saved tensors): reading its buffer after an
+ * in-place write into the storage throws `stale(current)` instead of handing out the new values.
+ */
+export interface VersionPin {
+  readonly version: number;
+  stale(current: number): Error;
+}
+
 export class Tensor {
   readonly id = nextTensorId++;
   readonly size: number;
@@ -97,6 +106,7 @@ export class Tensor {
   /** Accumulated gradient of a leaf after `backward()`. */
   grad: Tensor | null = null;
   private nodeRef: GradNodeLike | null = null;
+  private versionPin: VersionPin | null = null;
   /** Optional debug name. */
   name?: string;
 
@@ -138,10 +148,26 @@ export class Tensor {
     return this.disposedFlag;
   }
 
-  /** The GPU buffer, checked: throws DisposedTensorError if this handle was disposed. */
+  /**
+   * The GPU buffer, checked: throws DisposedTensorError if this handle was disposed, and the pin's error
+   * (InPlaceModificationError) if the handle is pinned to a storage version that an in-place write replaced.
+   */
   get buffer(): GPUBuffer {
     this.assertAlive();
+    this.assertVersion();
     return this.storage.buffer;
+  }
+
+  /** Pins this handle (and views made from it) to its storage's version `pin.version` (autograd's use). */
+  pinVersion(pin: VersionPin): this {
+    this.versionPin = pin;
+    return this;
+  }
+
+  /** Throws the pin's error if this handle is pinned and its storage was written in place since; else a no-op. */
+  assertVersion(): void {
+    const pin = this.versionPin;
+    if (pin && this.storage.version !== pin.version) throw pin.stale(this.storage.version);
   }
 
   /**
@@ -183,12 +209,15 @@ export class Tensor {
     if (sizeOf(shape) !== this.size) {
       throw new ShapeError(`cannot view [${this.shape.join(', ')}] (${this.size} elements) as [${shape.join(', ')}]`);
     }
-    return new Tensor(this.storage.retain(), [...shape], this.dtype);
+    const v = new Tensor(this.storage.retain(), [...shape], this.dtype);
+    v.versionPin = this.versionPin; // a view of a saved tensor is as stale as the tensor
+    return v;
   }
 
   /** Reads the data back: Float32Array for f32, Int32Array for i32, Uint32Array for u32. */
   async toArray(): Promise<Float32Array | Int32Array | Uint32Array> {
     this.assertAlive('read');
+    this.assertVersion();
     const bytes = await this.device.read(this.storage.buffer, this.size * BYTES_PER_ELEMENT);
     if (this.dtype === 'f32') return new Float32Array(bytes);
     if (this.dtype === 'i32') return new Int32Array(bytes);

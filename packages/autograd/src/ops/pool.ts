@@ -94,7 +94,7 @@ export function maxPoolGather(t: Tensor, x: Tensor, opts: Pool2dOptions): Tensor
 /** i32 [N,C,Ho,Wo,1]: which window entry holds the first maximum. x only selects, so nothing is recorded. */
 function firstMaxIndex(x: Tensor, win: Windows): Tensor {
   return raw.tidy(() => {
-    const constant = new raw.Tensor(x.storage.retain(), x.shape, x.dtype);
+    const constant = x.view(x.shape); // node-less, and still pinned when x is a saved tensor
     return raw.argmax(unfoldWindows(constant, win, -Infinity), 4, true);
   });
 }
