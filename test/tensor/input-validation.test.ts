@@ -92,6 +92,7 @@ describe('integer arguments', () => {
     for (const opts of [{ padding: 0.5 }, { padding: -1 }, { stride: 1.5 }, { stride: 0 }, { dilation: NaN }, { groups: 1.5 }, { groups: 0 }, { padding: [1, 2, 3] as never }, { stride: '2' as never }]) {
       expectThrowsClean(() => raw.conv2d(x, w, opts), InvalidArgumentError);
     }
+    expectThrowsClean(() => raw.conv2d(x, w, { groups: null as never }), InvalidArgumentError, /groups/);
     expectThrowsClean(() => raw.conv2dInputGrad(x, w, [1, 2.5, 5, 5]), ShapeError);
     expectThrowsClean(() => raw.conv2dFilterGrad(x, x, [2, NaN, 3, 3]), ShapeError);
     raw.dispose([x, w]);
@@ -129,6 +130,10 @@ describe('integer arguments', () => {
     for (const axes of [0.5, NaN, 2, -3, [0, 0], '1' as never]) expectThrowsClean(() => raw.sum(x, axes), ShapeError);
     expectThrowsClean(() => raw.softmax(x, 1.5), ShapeError);
     expectThrowsClean(() => raw.argmax(x, 2), ShapeError);
+    // A missing axis used to mean axis 0 (a tfjs user expects the last axis): one explicit axis is required.
+    expectThrowsClean(() => raw.softmax(x, undefined as never), ShapeError, /needs one axis/);
+    expectThrowsClean(() => raw.logSoftmax(x, undefined as never), ShapeError, /needs one axis/);
+    expectThrowsClean(() => raw.argmax(x, [1] as never), ShapeError, /needs one axis/);
     x.dispose();
   });
 });
@@ -155,6 +160,12 @@ describe('no allocation before a throw', () => {
     const b = raw.zeros([1, 2, 1, 2, 1, 2, 1, 2, 1], 'f32', device());
     expectThrowsClean(() => raw.add(a, b), ShapeError);
     raw.dispose([a, b]);
+  });
+
+  it('matmul with an unknown kernel variant throws before allocating', () => {
+    const a = raw.zeros([2, 2], 'f32', device());
+    expectThrowsClean(() => raw.matmul(a, a, { variant: { kind: 'fast' } as never }), InvalidArgumentError, /variant/);
+    a.dispose();
   });
 
   it('matmul with too many non-contiguous broadcast batch dims throws without leaking', () => {

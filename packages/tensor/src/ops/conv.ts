@@ -76,7 +76,7 @@ function geometry(op: string, xShape: Shape, wShape: Shape, options: Conv2dOptio
   const [sH, sW] = pairOf(op, opts.stride, 1, 'stride', 1);
   const [pH, pW] = pairOf(op, opts.padding, 0, 'padding', 0);
   const [dH, dW] = pairOf(op, opts.dilation, 1, 'dilation', 1);
-  const G = opts.groups ?? 1;
+  const G = opts.groups === undefined ? 1 : opts.groups; // null is a mistake, not the default
   if (!Number.isInteger(G) || G < 1) throw new InvalidArgumentError(`${op}: groups must be a positive integer, got ${describeValue(G)}`);
   const desc = `input ${fmt(xShape)}, filter ${fmt(wShape)}, groups ${G}`;
   if (C % G !== 0 || O % G !== 0 || Cw !== C / G) {

@@ -8,7 +8,7 @@ import {
   type MatmulKernelKey,
 } from '@metagrad/kernels-wgsl';
 import { chooseMatmulVariant, type MatmulVariant } from '../autotune';
-import { DTypeError, ShapeError } from '../errors';
+import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, type Tensor } from '../tensor';
 import { empty } from './creation';
 import { broadcastShapes, broadcastStrides, checkTensors, fmt, UniformWriter } from './util';
@@ -34,6 +34,9 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   checkTensors('matmul', { a, b });
   const opts = options ?? {};
   const { transA = false, transB = false } = opts;
+  if (opts.variant !== undefined && !['simple', 'register', 'workgroup'].includes(opts.variant?.kind)) {
+    throw new InvalidArgumentError(`matmul: unknown kernel variant ${JSON.stringify(opts.variant)} (kind must be simple, register or workgroup)`);
+  }
   const desc = `${fmt(a.shape)}${transA ? 'ᵀ' : ''} @ ${fmt(b.shape)}${transB ? 'ᵀ' : ''}`;
   const bufA = a.buffer;
   const bufB = b.buffer;

@@ -5,7 +5,7 @@ import { DTypeError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, type Tensor } from '../tensor';
 import { empty, full } from './creation';
 import { exp, sub } from './elementwise';
-import { checkTensors, fmt, normalizeAxes, UniformWriter } from './util';
+import { checkTensors, describeValue, fmt, normalizeAxes, UniformWriter } from './util';
 
 /** Invocations a pass aims for: below this, long reductions are split into parts and finished by more passes. */
 const TARGET_INVOCATIONS = 8192;
@@ -179,6 +179,9 @@ export function logsumexp(x: Tensor, axes?: number | readonly number[], keepDims
 }
 
 function around(op: string, x: Tensor, axis: number): { ax: number; outer: number; R: number; inner: number } {
+  // One explicit axis: normalizeAxes would read a missing axis as "all axes" and silently use axis 0, where a
+  // tfjs user expects the last axis and torch warns about an implicit dim.
+  if (typeof axis !== 'number') throw new ShapeError(`${op}: needs one axis (an integer), got ${describeValue(axis)} for ${fmt(x.shape)}`);
   if (x.rank === 0) {
     if (axis !== 0 && axis !== -1) throw new ShapeError(`${op}: axis ${axis} is out of range for a 0-d tensor`);
     return { ax: 0, outer: 1, R: 1, inner: 1 };
