@@ -95,6 +95,10 @@ describe('loss inputs are validated, never broadcast', () => {
     expectThrowsClean(() => crossEntropy(logits, labels, 'avg' as never), InvalidArgumentError, /avg/);
     expectThrowsClean(() => nll(logits, labels, 'avg' as never), InvalidArgumentError, /avg/);
     expectThrowsClean(() => mse(logits, logits, 'avg' as never), InvalidArgumentError, /avg/);
+    // Operands that are not tensors are named, not a raw TypeError.
+    expectThrowsClean(() => mse(logits, 2 as never), InvalidArgumentError, /target must be a Tensor/);
+    expectThrowsClean(() => crossEntropy(logits, undefined as never), InvalidArgumentError, /labels must be a Tensor/);
+    expectThrowsClean(() => nll(logits, [0, 1] as never), InvalidArgumentError, /labels must be a Tensor/);
     raw.dispose([logits, f32Labels, labels]);
   });
 });

@@ -16,6 +16,7 @@ export const crossEntropyMean = (logits: Tensor, labels: Tensor): Tensor => cros
 
 /** Negative log-likelihood of log-probabilities [B, K] at i32 labels [B] (torch.nn.functional.nll_loss). */
 export function nll(logProbs: Tensor, labels: Tensor, reduction: Reduction = 'mean'): Tensor {
+  raw.checkTensors('nll', { logProbs, labels });
   if (logProbs.rank !== 2 || labels.rank !== 1 || labels.shape[0] !== logProbs.shape[0]) {
     throw new ShapeError(`nll: log-probabilities [${logProbs.shape.join(', ')}] need labels [${logProbs.shape[0]}], got [${labels.shape.join(', ')}]`);
   }
@@ -30,6 +31,7 @@ export function nll(logProbs: Tensor, labels: Tensor, reduction: Reduction = 'me
 
 /** Σᵢ wᵢ·ℓᵢ / N for per-example losses ℓ [N] and weights [N] or [N, 1] (Meta-Weight-Net's weighted training loss). */
 export function weightedMean(perExample: Tensor, weights: Tensor): Tensor {
+  raw.checkTensors('weightedMean', { perExample, weights });
   if (perExample.rank !== 1 || weights.size !== perExample.shape[0]) {
     throw new ShapeError(`weightedMean: losses [${perExample.shape.join(', ')}] and weights [${weights.shape.join(', ')}] must hold N values each`);
   }
@@ -41,6 +43,7 @@ export const mseMean = (prediction: Tensor, target: Tensor): Tensor => mse(predi
 
 /** Fraction of rows whose argmax equals the label (host number; not differentiable). */
 export async function accuracy(logits: Tensor, labels: Tensor): Promise<number> {
+  raw.checkTensors('accuracy', { logits, labels });
   if (logits.rank !== 2 || labels.shape[0] !== logits.shape[0]) {
     throw new ShapeError(`accuracy: logits [${logits.shape.join(', ')}] and labels [${labels.shape.join(', ')}] disagree`);
   }

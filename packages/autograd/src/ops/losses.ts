@@ -22,6 +22,7 @@ function reduce(perSample: Tensor, reduction: Reduction): Tensor {
 
 /** Softmax cross-entropy of logits [B, K] against i32 class labels [B] (torch.nn.functional.cross_entropy). */
 export function crossEntropy(logits: Tensor, labels: Tensor, reduction: Reduction = 'mean'): Tensor {
+  raw.checkTensors('crossEntropy', { logits, labels });
   if (logits.rank !== 2 || labels.rank !== 1 || labels.shape[0] !== logits.shape[0]) {
     throw new ShapeError(`crossEntropy: logits [${logits.shape.join(', ')}] need labels [${logits.shape[0]}], got [${labels.shape.join(', ')}]`);
   }
@@ -34,6 +35,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, reduction: Reductio
 
 /** Cross-entropy against soft targets (rows of probabilities) [B, K]. */
 export function softCrossEntropy(logits: Tensor, targets: Tensor, reduction: Reduction = 'mean'): Tensor {
+  raw.checkTensors('softCrossEntropy', { logits, targets });
   if (logits.rank !== 2) throw new ShapeError(`softCrossEntropy: logits must be [B, K], got [${logits.shape.join(', ')}]`);
   checkSameShape('softCrossEntropy', 'logits', logits, 'targets', targets);
   return raw.tidy(() => reduce(neg(sum(mul(targets, logSoftmax(logits, 1)), [1])), reduction));
@@ -41,6 +43,7 @@ export function softCrossEntropy(logits: Tensor, targets: Tensor, reduction: Red
 
 /** Mean squared error (elementwise square of the difference, reduced). */
 export function mse(prediction: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  raw.checkTensors('mse', { prediction, target });
   checkSameShape('mse', 'prediction', prediction, 'target', target);
   return raw.tidy(() => reduce(square(sub(prediction, target)), reduction));
 }
