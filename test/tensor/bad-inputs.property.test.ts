@@ -1,7 +1,7 @@
 /**
  * @file Property test (issue 14, "never silently wrong"): random good and bad inputs — wrong, ragged and
- * non-broadcastable shapes, unknown dtypes, fractional/negative/NaN integer arguments, out-of-range axes, operands
- * on a second device — go to the public raw ops of @metagrad/tensor and some @metagrad/autograd ops and losses.
+ * non-broadcastable shapes, unknown dtypes, fractional/negative/NaN integer arguments, out-of-range axes and
+ * indices, operands on a second device — go to the public raw ops of @metagrad/tensor and some @metagrad/autograd ops and losses.
  * Each call must either return what the float64 reference returns (within f32 tolerance) or throw a named
  * metagrad error; never a wrong value, a raw TypeError/RangeError, or a tensor left allocated.
  */
@@ -28,7 +28,7 @@ import type { RefTensor } from '../../packages/tensor/src/reference/index';
 const NAMED_ERRORS = [ShapeError, DTypeError, InvalidArgumentError, DeviceMismatchError] as const;
 
 /** Runs per property (the file stays well under 20 s on llvmpipe); BAD_INPUT_RUNS=2000 fuzzes deeper by hand. */
-const RUNS = Number(process.env.BAD_INPUT_RUNS ?? 60);
+const RUNS = Number(process.env.BAD_INPUT_RUNS ?? 120);
 
 let main: Device;
 let other: Device;
@@ -475,6 +475,70 @@ describe('conv, pool and random ops', () => {
     ));
 });
 
+// ---------------------------------------------------------------- indexing and concat (movement.ts)
+
+describe('index ops and concat', () => {
+  it('gather / indexSelect / scatterAdd / oneHot with out-of-range, negative or f32 indices on either device, concat across devices', () =>
+    prop(
+      fc.record({
+        op: fc.constantFrom('gather', 'indexSelect', 'scatterAdd', 'oneHot', 'concat'),
+        xShape: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 }),
+        axis: axisArg,
+        len: fc.integer({ min: 0, max: 3 }),
+        values: fc.array(fc.nat(), { minLength: 27, maxLength: 27 }),
+        outOfRange: fc.oneof({ weight: 3, arbitrary: fc.constant<number | null>(null) }, { weight: 1, arbitrary: fc.constantFrom<number | null>(-1, 0) }),
+        indexDtype: fc.oneof({ weight: 5, arbitrary: fc.constant<'i32' | 'f32'>('i32') }, { weight: 1, arbitrary: fc.constant<'i32' | 'f32'>('f32') }),
+        classes: intArg(1, 4),
+        s: seed,
+        far: onOther,
+      }),
+      ({ op, xShape, axis, len, values, outOfRange, indexDtype, classes, s, far }) => {
+        const rank = xShape.length;
+        const ax = Number.isInteger(axis) && (axis as number) >= -rank && (axis as number) < rank ? ((axis as number) + rank) % rank : 0;
+        const x: TensorSpec = { shape: xShape, dtype: 'f32', seed: s, onOther: false };
+        const bound = op === 'oneHot' ? (Number.isInteger(classes) && (classes as number) > 0 ? (classes as number) : 3) : xShape[ax];
+        const idxShape = op === 'indexSelect' ? [len] : op === 'oneHot' ? xShape : xShape.map((d, i) => (i === ax ? len : d));
+        const data = values.slice(0, sizeOf(idxShape)).map((v) => v % bound);
+        // One index just past either end of its dimension: -1 or the bound itself.
+        if (outOfRange !== null && data.length > 0) data[s % data.length] = outOfRange === -1 ? -1 : bound;
+        const index = () => ({ shape: idxShape, data: Float64Array.from(data) });
+        const makeIndex = (m: Tensor[]) => {
+          const t = raw.tensor(data, idxShape, indexDtype, far ? other : main);
+          m.push(t);
+          return t;
+        };
+        const label = `${op}(${specStr(x)}, axis ${show(axis)}, ${indexDtype}[${idxShape.join(',')}] ${show(data)}${far ? '@other' : ''}${op === 'oneHot' ? `, ${show(classes)}` : ''})`;
+        const valid = () => {
+          if (far && op !== 'oneHot') fail(); // oneHot has one operand: the second device is fine
+          if (op !== 'concat' && indexDtype !== 'i32') fail();
+        };
+        if (op === 'gather') {
+          return { label, run: (m) => raw.gather(build(x, m).t, axis as number, makeIndex(m)), want: () => (valid(), ref.gather(build(x, []).r, axis as number, index())) };
+        }
+        if (op === 'indexSelect') {
+          return { label, run: (m) => raw.indexSelect(build(x, m).t, axis as number, makeIndex(m)), want: () => (valid(), ref.indexSelect(build(x, []).r, axis as number, index())) };
+        }
+        if (op === 'scatterAdd') {
+          const src: TensorSpec = { shape: idxShape, dtype: 'f32', seed: s + 1, onOther: false };
+          return {
+            label,
+            run: (m) => raw.scatterAdd(build(x, m).t, axis as number, makeIndex(m), build(src, m).t),
+            want: () => (valid(), ref.scatterAdd(build(x, []).r, axis as number, index(), build(src, []).r)),
+          };
+        }
+        if (op === 'oneHot') {
+          return { label, run: (m) => raw.oneHot(makeIndex(m), classes as number), want: () => (valid(), ref.oneHot(index(), classes as number)) };
+        }
+        const y: TensorSpec = { shape: xShape.map((d, i) => (i === ax ? len : d)), dtype: 'f32', seed: s + 1, onOther: far };
+        return {
+          label: `concat([${specStr(x)}, ${specStr(y)}], ${show(axis)})`,
+          run: (m) => raw.concat([build(x, m).t, build(y, m).t], axis as number),
+          want: () => (valid(), ref.concat([build(x, []).r, build(y, []).r], axis as number)),
+        };
+      },
+    ));
+});
+
 // ---------------------------------------------------------------- autograd ops and losses
 
 describe('autograd ops and losses', () => {
@@ -486,8 +550,9 @@ describe('autograd ops and losses', () => {
         s: seed,
         far: onOther,
         labelDtype: fc.oneof({ weight: 4, arbitrary: fc.constant<'i32' | 'f32'>('i32') }, { weight: 1, arbitrary: fc.constant<'i32' | 'f32'>('f32') }),
+        badLabel: fc.oneof({ weight: 3, arbitrary: fc.constant<number | null>(null) }, { weight: 1, arbitrary: fc.constantFrom<number | null>(-1, 0) }),
       }),
-      ({ op, pair: [sa, sb], s, far, labelDtype }) => {
+      ({ op, pair: [sa, sb], s, far, labelDtype, badLabel }) => {
         const a: TensorSpec = { shape: sa, dtype: 'f32', seed: s, onOther: false };
         const b: TensorSpec = { shape: sb, dtype: 'f32', seed: s + 1, onOther: far };
         const label = `ag.${op}(${specStr(a)}, ${specStr(b)})`;
@@ -520,10 +585,11 @@ describe('autograd ops and losses', () => {
             want: () => (far || sa.join() !== sb.join() ? fail() : ref.mean(ref.square(ref.sub(build(a, []).r, build(b, []).r)))),
           };
         }
-        // crossEntropy: logits [B, K] from a's first two dims, labels [B] in range (A1's bounds check covers out of range).
+        // crossEntropy: logits [B, K] from a's first two dims, labels [B], now and then one of them -1 or K.
         const [B, K] = [sa[0] ?? 1, sa[1] ?? 1];
         const logits: TensorSpec = { shape: [B, K], dtype: 'f32', seed: s, onOther: false };
         const labels = Array.from({ length: sb[0] ?? B }, (_, i) => (s + i) % K);
+        if (badLabel !== null) labels[s % labels.length] = badLabel === -1 ? -1 : K;
         return {
           label: `ag.crossEntropy(${specStr(logits)}, ${labelDtype}${show(labels)})`,
           run: (m) => {
@@ -532,7 +598,7 @@ describe('autograd ops and losses', () => {
             return ag.crossEntropy(build(logits, m).t, y);
           },
           want: () => {
-            if (far || labelDtype !== 'i32' || labels.length !== B) fail();
+            if (far || labelDtype !== 'i32' || labels.length !== B || labels.some((c) => c < 0 || c >= K)) fail();
             const ls = ref.logSoftmax(build(logits, []).r, 1);
             return { shape: [], data: Float64Array.of(-labels.reduce((acc, c, i) => acc + ls.data[i * K + c], 0) / B) };
           },
