@@ -239,7 +239,8 @@ export function backward(output: Tensor, gradOutput?: Tensor, options: BackwardO
     isTarget: (n) => n instanceof LeafNode,
     onTarget: (n, g) => {
       const leaf = (n as LeafNode).tensor;
-      if (leaf.isDisposed) {
+      // A leaf disposed, or switched off with requiresGrad(t, false) after the graph was recorded, gets nothing (as torch).
+      if (leaf.isDisposed || !leaf.requiresGrad) {
         g.dispose();
         return;
       }
