@@ -3,7 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import { expectNoLeaks, matmul, mul, mulScalar, square, sub, sum, add } from '@metagrad/autograd';
 import { disposeTree, type ParamTree } from '@metagrad/models';
-import { ConjugateGradientIFT, NeumannIFT, treeToVector, type BilevelProblem, type HypergradEstimator, type HypergradInput } from '@metagrad/meta';
+import {
+  ConjugateGradientIFT, NeumannDivergenceError, NeumannIFT, NonFiniteHypergradientError, treeToVector, type BilevelProblem, type HypergradEstimator,
+  type HypergradInput,
+} from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 
 const getDevice = useDevice();
@@ -123,6 +126,63 @@ describe('implicit hypergradients on a quadratic inner problem', () => {
         const r = await est.estimate(input);
         disposeTree(r.hypergrad);
       }
+    }, getDevice());
+    dispose();
+  });
+});
+
+/** λ_max(A) by power iteration in float64 (A is symmetric positive definite). */
+function largestEigenvalue(): number {
+  let x = Array.from({ length: n }, (_, i) => 1 + i);
+  let lambda = 0;
+  for (let it = 0; it < 500; it++) {
+    const y = Array.from({ length: n }, (_, i) => x.reduce((s, xj, j) => s + A[i * n + j] * xj, 0));
+    const norm = Math.hypot(...y);
+    lambda = y.reduce((s, yi, i) => s + yi * x[i], 0) / x.reduce((s, xi) => s + xi * xi, 0);
+    x = y.map((v) => v / norm);
+  }
+  return lambda;
+}
+
+describe('implicit estimators fail loudly instead of returning wrong values', () => {
+  const critical = 2 / largestEigenvalue();
+
+  it('Neumann with alpha below 2/λ_max converges; above it, NeumannDivergenceError names alpha, the term and the norms', async () => {
+    const { input, dispose } = setup(getDevice());
+    expect(err((await hypergrad(new NeumannIFT({ iterations: 200, alpha: 0.9 * critical }), input)).v)).toBeLessThan(1e-4);
+    for (const [alpha, iterations] of [[1.2 * critical, 30], [10, 40]]) {
+      const attempt = hypergrad(new NeumannIFT({ iterations, alpha }), input);
+      await expect(attempt).rejects.toThrow(NeumannDivergenceError);
+      const error = (await attempt.catch((e: unknown) => e)) as NeumannDivergenceError;
+      expect(error.alpha).toBe(alpha);
+      expect(error.norms).toHaveLength(iterations + 1);
+      expect(error.iteration).toBeGreaterThan(0);
+      expect(error.iteration).toBeLessThanOrEqual(iterations);
+      expect(error.norms[error.iteration] > 2 * error.norms[0] || !Number.isFinite(error.norms[error.iteration])).toBe(true);
+      expect(error.message).toMatch(new RegExp(`alpha = ${alpha}.*0 < alpha < 2/λ_max`));
+    }
+    dispose();
+  });
+
+  it('non-finite Hessian-vector products raise named errors: CG does not fall back to x = 0, Neumann does not return NaN', async () => {
+    const { input, dispose } = setup(getDevice());
+    // The same problem with a training loss scaled by NaN: its HVPs are NaN, the validation side is finite.
+    const base = input.problem;
+    const nan: BilevelProblem<null> = { ...base, trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)) };
+    const broken = { ...input, problem: nan };
+    await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(NonFiniteHypergradientError);
+    await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(/cg-ift: the curvature .* is NaN at iteration 1 of 3/);
+    await expect(hypergrad(new NeumannIFT({ iterations: 3, alpha: 0.3 }), broken)).rejects.toThrow(/NeumannIFT diverged.*NaN at j = 1 of 3/);
+    dispose();
+  });
+
+  it('frees everything when they throw', async () => {
+    const { input, dispose } = setup(getDevice());
+    const base = input.problem;
+    const nan: BilevelProblem<null> = { ...base, trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)) };
+    await expectNoLeaks(async () => {
+      await expect(new NeumannIFT<null>({ iterations: 20, alpha: 10 }).estimate(input)).rejects.toThrow(NeumannDivergenceError);
+      await expect(new ConjugateGradientIFT<null>({ iterations: 3 }).estimate({ ...input, problem: nan })).rejects.toThrow(NonFiniteHypergradientError);
     }, getDevice());
     dispose();
   });

@@ -1,4 +1,4 @@
-/** @file Named errors of @metagrad/meta: ODE solver failures carry the time reached, so a caller can report where the flow broke down. */
+/** @file Named errors of @metagrad/meta: ODE solver failures carry the time reached, so a caller can report where the flow broke down; estimator failures carry the values that went wrong. */
 export { InvalidArgumentError } from '@metagrad/tensor';
 
 /** The adaptive step size fell below `minStep` (or below what float64 time can resolve): the problem is stiff or singular near `t`. */
@@ -27,5 +27,45 @@ export class TooManyStepsError extends Error {
     readonly tEnd: number,
   ) {
     super(`too many steps: ${maxSteps} steps taken and only reached t = ${t} of ${tEnd} (raise maxSteps or loosen rtol/atol)`);
+  }
+}
+
+/**
+ * NeumannIFT's series Σ (I − αH)^j v diverged: a term's norm became non-finite or grew past twice the first
+ * term's (for H positive definite and 0 < α < 2/λ_max(H) every term is no larger than the first).
+ */
+export class NeumannDivergenceError extends Error {
+  override name = 'NeumannDivergenceError';
+  constructor(
+    /** The series' step size α. */
+    readonly alpha: number,
+    /** The first term j (1 ≤ j ≤ iterations) whose norm was non-finite or above the limit. */
+    readonly iteration: number,
+    /** ‖(I − αH)^j v‖ for j = 0 … iterations, as computed (f32 on the device, so Infinity or NaN once it overflowed). */
+    readonly norms: readonly number[],
+  ) {
+    const first = norms[0];
+    const bad = norms[iteration];
+    super(
+      `NeumannIFT diverged: the series term ‖(I − αH)^j v‖ went from ${first.toPrecision(4)} at j = 0 to ${bad.toPrecision(4)} ` +
+        `at j = ${iteration} of ${norms.length - 1} (alpha = ${alpha}). The series converges only for 0 < alpha < 2/λ_max(H) ` +
+        'with H positive definite: lower alpha (or innerLr), or use ConjugateGradientIFT.',
+    );
+  }
+}
+
+/**
+ * An estimator met a NaN or infinite intermediate (a gradient, a Hessian-vector product, a solver residual) that it
+ * would otherwise have turned into a finite but wrong hypergradient, or passed on as NaN.
+ */
+export class NonFiniteHypergradientError extends Error {
+  override name = 'NonFiniteHypergradientError';
+  constructor(
+    /** The estimator's name (e.g. 'cg-ift'). */
+    readonly estimator: string,
+    /** What was not finite, with its value and where. */
+    readonly detail: string,
+  ) {
+    super(`${estimator}: ${detail}`);
   }
 }

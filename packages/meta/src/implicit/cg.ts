@@ -8,6 +8,7 @@ import type { HypergradEstimator, HypergradInput, HypergradResult } from '../hyp
 import { checkFinite, checkPositiveInt } from '../hypergrad/common';
 import { lincombTree } from '../episodic/products';
 import { implicitHypergradient } from './common';
+import { NonFiniteHypergradientError } from '../errors';
 
 export interface ConjugateGradientOptions {
   /** N: CG iterations (HVPs per hypergradient). */
@@ -44,6 +45,12 @@ export class ConjugateGradientIFT<Batch> implements HypergradEstimator<Batch> {
     this.tolerance = tolerance;
   }
 
+  private requireFinite(value: number, what: string, iteration: number): void {
+    if (!Number.isFinite(value)) {
+      throw new NonFiniteHypergradientError(this.name, `${what} is ${value} at iteration ${iteration} of ${this.iterations} (damping = ${this.damping})`);
+    }
+  }
+
   estimate(input: HypergradInput<Batch>): Promise<HypergradResult> {
     return implicitHypergradient(input, async (hvp, b) => {
       let x: ParamTree = lincombTree(0, b, 0, b);
@@ -52,6 +59,9 @@ export class ConjugateGradientIFT<Batch> implements HypergradEstimator<Batch> {
       let returned = false;
       try {
         let rs = await dot(r, r);
+        // NaN fails every comparison below, so without these checks CG would stop and return x = 0 (or the last
+        // finite x): a finite but wrong hypergradient. The values are read back anyway; checking them is free.
+        this.requireFinite(rs, 'r·r of the right-hand side ∇_w L_V', 0);
         const stop = this.tolerance * this.tolerance * rs;
         for (let k = 0; k < this.iterations && rs > stop && rs > 0; k++) {
           const hd = hvp.apply(d);
@@ -61,6 +71,7 @@ export class ConjugateGradientIFT<Batch> implements HypergradEstimator<Batch> {
           // Non-positive curvature: the (damped) Hessian is not positive definite along d; stop with the current x.
           if (!(curvature > 0)) {
             disposeTree(ad);
+            this.requireFinite(curvature, 'the curvature dᵀ(H + δI)d (a Hessian-vector product)', k + 1);
             break;
           }
           const a = rs / curvature;
@@ -72,6 +83,7 @@ export class ConjugateGradientIFT<Batch> implements HypergradEstimator<Batch> {
           x = x2;
           r = r2;
           const rs2 = await dot(r, r);
+          this.requireFinite(rs2, 'the residual r·r', k + 1);
           const d2 = lincombTree(1, r, rs2 / rs, d);
           disposeTree(d);
           d = d2;
