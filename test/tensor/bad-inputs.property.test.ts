@@ -475,6 +475,74 @@ describe('conv, pool and random ops', () => {
     ));
 });
 
+// ---------------------------------------------------------------- resample, backward ops, dot
+
+/** A 4-D shape given by the caller (inputShape, size), now and then with one bad dim. */
+const shape4Arg = fc.oneof(
+  { weight: 5, arbitrary: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 })) as fc.Arbitrary<unknown[]> },
+  { weight: 1, arbitrary: fc.tuple(fc.constant(1), fc.constant(1), badInt, fc.constant(2)) as fc.Arbitrary<unknown[]> },
+);
+
+describe('resample, backward ops and dot', () => {
+  it('affineGrid / gridSample / avgPool2dBackward / conv2dInputGrad / dot with caller-given shapes and devices', () =>
+    prop(
+      fc.record({
+        op: fc.constantFrom('affineGrid', 'gridSample', 'avgPool2dBackward', 'conv2dInputGrad', 'dot'),
+        size: shape4Arg,
+        k: fc.integer({ min: 1, max: 2 }),
+        grid: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })),
+        alignCorners: fc.boolean(),
+        s: seed,
+        far: onOther,
+      }),
+      ({ op, size, k, grid: [Ho, Wo], alignCorners, s, far }) => {
+        const sz = size as number[];
+        const ok = sz.every((d) => Number.isInteger(d));
+        const [N, C, H, W] = ok ? sz : [1, 1, 2, 2];
+        const label = `${op}(size ${show(size)}, k ${k}, grid ${Ho}×${Wo}, align ${alignCorners}${far ? ', @other' : ''})`;
+        const noFar = () => (far ? fail() : undefined);
+        if (op === 'affineGrid') {
+          const theta: TensorSpec = { shape: [N, 2, 3], dtype: 'f32', seed: s, onOther: far };
+          return { label, run: (m) => raw.affineGrid(build(theta, m).t, sz, alignCorners), want: () => ref.affineGrid(build(theta, []).r, sz, alignCorners) };
+        }
+        if (op === 'gridSample') {
+          const x: TensorSpec = { shape: [N, C, H, W], dtype: 'f32', seed: s, onOther: false };
+          const g: TensorSpec = { shape: [N, Ho, Wo, 2], dtype: 'f32', seed: s + 1, onOther: far };
+          return {
+            label,
+            run: (m) => raw.gridSample(build(x, m).t, build(g, m).t, { alignCorners }),
+            want: () => (noFar(), ref.gridSample(build(x, []).r, build(g, []).r, { alignCorners })),
+          };
+        }
+        if (op === 'avgPool2dBackward') {
+          const gy: TensorSpec = { shape: [N, C, Math.floor(H / k), Math.floor(W / k)], dtype: 'f32', seed: s, onOther: false };
+          return { label, run: (m) => raw.avgPool2dBackward(build(gy, m).t, sz, { kernel: k }), want: () => ref.avgPool2dBackward(build(gy, []).r, sz, { kernel: k }) };
+        }
+        if (op === 'conv2dInputGrad') {
+          const w: TensorSpec = { shape: [2, C, k, k], dtype: 'f32', seed: s + 1, onOther: far };
+          const gy: TensorSpec = { shape: [N, 2, Math.max(0, H - k + 1), Math.max(0, W - k + 1)], dtype: 'f32', seed: s, onOther: false };
+          return {
+            label,
+            run: (m) => raw.conv2dInputGrad(build(gy, m).t, build(w, m).t, sz),
+            want: () => (noFar(), ref.conv2dInputGrad(build(gy, []).r, build(w, []).r, sz)),
+          };
+        }
+        const a: TensorSpec = { shape: [N, C, H], dtype: 'f32', seed: s, onOther: false };
+        const b: TensorSpec = { shape: k === 1 ? [N, C, H] : [N, C, W], dtype: 'f32', seed: s + 1, onOther: far };
+        return {
+          label: `dot(${specStr(a)}, ${specStr(b)})`,
+          run: (m) => raw.dot(build(a, m).t, build(b, m).t),
+          want: () => {
+            noFar();
+            if (a.shape.join() !== b.shape.join()) fail();
+            return ref.sum(ref.mul(build(a, []).r, build(b, []).r));
+          },
+        };
+      },
+      2 / 3,
+    ));
+});
+
 // ---------------------------------------------------------------- indexing and concat (movement.ts)
 
 describe('index ops and concat', () => {
