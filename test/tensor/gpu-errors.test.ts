@@ -71,6 +71,30 @@ describe('GPU error recovery', () => {
     x.dispose();
   });
 
+  it('a kernel that fails to compile is reported once, by name, with no follow-on error for the batch it broke', async () => {
+    const d = device();
+    const x = tensor([1, 2]);
+    const y = add(x, x);
+    d.dispatch(
+      {
+        key: 'broken:gpu-errors',
+        entryPoint: 'main',
+        bindings: ['write'],
+        workgroupSize: [1, 1, 1],
+        code: '@group(0) @binding(0) var<storage, read_write> o: array<f32>;\n@compute @workgroup_size(1) fn main() { o[0] = nope; }',
+      },
+      [y.buffer],
+      null,
+      [1, 1, 1],
+    );
+    await expect(d.sync()).rejects.toThrow(/broken:gpu-errors failed to compile/);
+    await expect(d.sync()).resolves.toBeUndefined();
+    await expect(y.toArray()).rejects.toBeInstanceOf(KernelError);
+    expect(await readTwice(x)).toEqual([[2, 4], [2, 4], [2, 4]]);
+    x.dispose();
+    y.dispose();
+  });
+
   it('ops recorded after a GPU error neither throw nor leak; the error surfaces at the next sync', async () => {
     const d = device();
     const tooBig = d.gpuDevice.createBuffer({ size: d.limits.maxStorageBufferBindingSize + 256, usage: STORAGE });

@@ -16,6 +16,7 @@ interface Batch {
   /** Commands in record order, kept until the batch is known good (for dataflow after a failure). */
   readonly ops: Op[];
   error: GPUError | null;
+  reported: boolean;
   done: boolean;
   settled: Promise<void>;
 }
@@ -49,7 +50,7 @@ export class BatchTracker {
   open(): void {
     this.gpuDevice.pushErrorScope('out-of-memory');
     this.gpuDevice.pushErrorScope('validation');
-    this.current = { id: this.nextId++, ops: [], error: null, done: false, settled: Promise.resolve() };
+    this.current = { id: this.nextId++, ops: [], error: null, reported: false, done: false, settled: Promise.resolve() };
   }
 
   /** Ends the batch after its submit (finish and submit errors land in its scopes). */
@@ -133,13 +134,15 @@ export class BatchTracker {
     if (waiting.length === 0) return null;
     await Promise.all(waiting.map((b) => b.settled));
     this.inFlight = this.inFlight.filter((b) => !waiting.includes(b));
-    const first = waiting.findIndex((b) => b.error);
+    const first = waiting.findIndex((b) => b.error && !b.reported);
     if (first < 0) return null;
     const error = waiting[first].error!;
     const later = [...waiting.slice(first), ...this.inFlight, ...(this.current ? [this.current] : [])];
     for (const batch of later) {
       const failedReason = batch.error ? firstLine(batch.error.message) : undefined;
       for (const op of batch.ops) this.propagate(op, failedReason);
+      // Two overlapping readbacks may both await this batch: the error is reported by the first only.
+      if (batch.error) batch.reported = true;
     }
     return error;
   }

@@ -106,6 +106,7 @@ export class Device {
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
   private deferredError: Error | null = null;
+  private readonly compileChecks: Promise<void>[] = [];
   private lostInfo: { reason: string; message: string } | null = null;
   private destroyed = false;
 
@@ -243,6 +244,10 @@ export class Device {
 
   /** Awaits every submitted batch's error scopes; a failed batch's writes become unreadable and it is reported. */
   private async settleBatches(): Promise<void> {
+    if (this.compileChecks.length) {
+      const checks = this.compileChecks.splice(0);
+      await Promise.all(checks);
+    }
     const failure = await this.batches.settle();
     if (!failure) return;
     // Invalid bind groups and buffers must not be reused: drop cached groups and pooled buffers.
@@ -313,12 +318,17 @@ export class Device {
       layout: this.gpuDevice.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: spec.entryPoint },
     });
-    void this.gpuDevice.popErrorScope().then((err) => {
-      if (err) {
-        this.pipelines.delete(spec.key);
-        if (!this.deferredError) this.deferredError = new KernelError(`kernel ${spec.key} failed to compile: ${err.message}`, spec.key);
-      }
-    });
+    const check = this.gpuDevice.popErrorScope().then(
+      (err) => {
+        if (err) {
+          this.pipelines.delete(spec.key);
+          if (!this.deferredError) this.deferredError = new KernelError(`kernel ${spec.key} failed to compile: ${err.message}`, spec.key);
+        }
+      },
+      () => undefined,
+    );
+    // Awaited before batch errors are reported, so a compile error is named as such (once), not as the batch it broke.
+    this.compileChecks.push(check);
     cached = { pipeline, layout };
     this.pipelines.set(spec.key, cached);
     if (debugEnabled()) console.error(`[metagrad] compiled ${spec.key}\n${spec.code}`);
