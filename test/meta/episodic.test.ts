@@ -178,7 +178,7 @@ function innerLoopOnHost(lambda: Float64Array, phi: Float64Array, x: number[], y
   const h = 8;
   const n = x.length / B;
   const heads = Array.from({ length: B }, () => Array.from(phi));
-  const bufs: number[][] | null[] = Array.from({ length: B }, () => null);
+  const bufs: (number[] | null)[] = Array.from({ length: B }, () => null);
   const features = (v: number) => Array.from({ length: h }, (_, j) => Math.max(0, v * lambda[j] + lambda[h + j]));
   for (let t = 0; t < T; t++) {
     for (let b = 0; b < B; b++) {
@@ -190,7 +190,8 @@ function innerLoopOnHost(lambda: Float64Array, phi: Float64Array, x: number[], y
         f.forEach((fj, j) => (g[j] += (2 / n) * r * fj));
         g[h] += (2 / n) * r;
       }
-      const buf = bufs[b] ? bufs[b]!.map((v, k) => 0.9 * v + g[k]) : g;
+      const prev = bufs[b];
+      const buf = prev ? prev.map((v, k) => 0.9 * v + g[k]) : g;
       bufs[b] = buf;
       heads[b] = w.map((v, k) => v - 0.01 * buf[k]);
     }
