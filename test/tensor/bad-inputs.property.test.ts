@@ -12,6 +12,7 @@ import * as ag from '@metagrad/autograd';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import {
   DeviceMismatchError,
+  DisposedTensorError,
   DTypeError,
   InvalidArgumentError,
   mulberry32,
@@ -25,7 +26,7 @@ import * as ref from '../../packages/tensor/src/reference/index';
 import type { RefTensor } from '../../packages/tensor/src/reference/index';
 
 /** The errors a bad input may raise (IndexOutOfRangeError is an InvalidArgumentError). */
-const NAMED_ERRORS = [ShapeError, DTypeError, InvalidArgumentError, DeviceMismatchError] as const;
+const NAMED_ERRORS = [ShapeError, DTypeError, InvalidArgumentError, DeviceMismatchError, DisposedTensorError] as const;
 
 /** Runs per property (the file stays well under 20 s on llvmpipe); BAD_INPUT_RUNS=2000 fuzzes deeper by hand. */
 const RUNS = Number(process.env.BAD_INPUT_RUNS ?? 120);
@@ -541,6 +542,37 @@ describe('resample, backward ops and dot', () => {
       },
       2 / 3,
     ));
+});
+
+// ---------------------------------------------------------------- disposed operands
+
+/** Ops with several tensor operands (4-D ones sized for a 2×2 window), for the disposed-operand property. */
+const MULTI_OPERAND: [string, number[][], (ts: Tensor[]) => Tensor][] = [
+  ['add', [[2], [2]], ([a, b]) => raw.add(a, b)],
+  ['dot', [[2], [2]], ([a, b]) => raw.dot(a, b)],
+  ['matmul', [[2, 2], [2, 2]], ([a, b]) => raw.matmul(a, b)],
+  ['conv2d', [[1, 1, 3, 3], [1, 1, 2, 2]], ([a, b]) => raw.conv2d(a, b)],
+  ['conv2dFilterGrad', [[1, 1, 3, 3], [1, 1, 2, 2]], ([a, b]) => raw.conv2dFilterGrad(a, b, [1, 1, 2, 2])],
+  ['maxPool2dBackward', [[1, 1, 1, 1], [1, 1, 2, 2]], ([a, b]) => raw.maxPool2dBackward(a, b, { kernel: 2 })],
+  ['gridSample', [[1, 1, 2, 2], [1, 2, 2, 2]], ([a, b]) => raw.gridSample(a, b)],
+  ['gather', [[2, 2], [2, 2]], ([a, b]) => raw.tidy(() => raw.gather(a, 0, raw.cast(b, 'i32')))],
+  ['ag.mse', [[2], [2]], ([a, b]) => ag.mse(a, b)],
+];
+
+describe('disposed operands', () => {
+  it('a disposed operand is a DisposedTensorError and nothing leaks', () =>
+    prop(fc.tuple(fc.nat(MULTI_OPERAND.length - 1), fc.nat(2), seed), ([i, dead, s]) => {
+      const [name, shapes, call] = MULTI_OPERAND[i];
+      return {
+        label: `${name} with operand ${dead % shapes.length} disposed`,
+        run: (m) => {
+          const ts = shapes.map((shape, j) => build({ shape, dtype: 'f32', seed: s + j, onOther: false }, m).t);
+          ts[dead % ts.length].dispose();
+          return call(ts);
+        },
+        want: fail,
+      };
+    }, 1 / 3));
 });
 
 // ---------------------------------------------------------------- indexing and concat (movement.ts)

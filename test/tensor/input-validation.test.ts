@@ -1,7 +1,7 @@
 /** @file Host-side validation of the raw ops' JavaScript inputs (issue 14 item 7): named errors, nothing allocated. */
 import { describe, expect, it } from 'vitest';
 import * as raw from '@metagrad/tensor';
-import { DTypeError, InvalidArgumentError, ShapeError, type Tensor } from '@metagrad/tensor';
+import { DisposedTensorError, DTypeError, InvalidArgumentError, ShapeError, type Tensor } from '@metagrad/tensor';
 import { useDevice } from '../helpers/device';
 
 const device = useDevice();
@@ -173,5 +173,36 @@ describe('no allocation before a throw', () => {
     const b = raw.zeros([1, 2, 1, 2, 1, 2, 1, 1], 'f32', device());
     expectThrowsClean(() => raw.matmul(a, b), ShapeError, /batch dims/);
     raw.dispose([a, b]);
+  });
+});
+
+/** Every op with tensor operands, as (operand shapes, call): used to dispose each operand in turn. */
+const OPERAND_CASES: [string, number[][], (ts: Tensor[]) => Tensor][] = [
+  ['add', [[2], [2]], ([a, b]) => raw.add(a, b)],
+  ['where', [[2], [2], [2]], ([a, b, c]) => raw.where(a, b, c)],
+  ['axpby', [[2], [2]], ([a, b]) => raw.axpby(1, a, 2, b)],
+  ['sum', [[2]], ([a]) => raw.sum(a)],
+  ['dot', [[2], [2]], ([a, b]) => raw.dot(a, b)],
+  ['matmul', [[2, 2], [2, 2]], ([a, b]) => raw.matmul(a, b)],
+  ['conv2d', [[1, 1, 3, 3], [1, 1, 2, 2]], ([a, b]) => raw.conv2d(a, b)],
+  ['conv2dInputGrad', [[1, 1, 2, 2], [1, 1, 2, 2]], ([a, b]) => raw.conv2dInputGrad(a, b, [1, 1, 3, 3])],
+  ['conv2dFilterGrad', [[1, 1, 3, 3], [1, 1, 2, 2]], ([a, b]) => raw.conv2dFilterGrad(a, b, [1, 1, 2, 2])],
+  ['maxPool2d', [[1, 1, 2, 2]], ([a]) => raw.maxPool2d(a, { kernel: 2 })],
+  ['maxPool2dBackward', [[1, 1, 1, 1], [1, 1, 2, 2]], ([a, b]) => raw.maxPool2dBackward(a, b, { kernel: 2 })],
+  ['avgPool2dBackward', [[1, 1, 1, 1]], ([a]) => raw.avgPool2dBackward(a, [1, 1, 2, 2], { kernel: 2 })],
+  ['affineGrid', [[1, 2, 3]], ([a]) => raw.affineGrid(a, [1, 1, 2, 2])],
+  ['gridSample', [[1, 1, 2, 2], [1, 2, 2, 2]], ([a, b]) => raw.gridSample(a, b)],
+  ['gridSampleInputGrad', [[1, 1, 2, 2], [1, 2, 2, 2]], ([a, b]) => raw.gridSampleInputGrad(a, b, [1, 1, 2, 2])],
+  ['gridSampleGridGrad', [[1, 1, 2, 2], [1, 1, 2, 2], [1, 2, 2, 2]], ([a, b, c]) => raw.gridSampleGridGrad(a, b, c)],
+];
+
+describe('a disposed operand', () => {
+  it.each(OPERAND_CASES)('%s: DisposedTensorError before anything is allocated', (_name, shapes, call) => {
+    for (let dead = 0; dead < shapes.length; dead++) {
+      const ts = shapes.map((s) => raw.zeros(s, 'f32', device()));
+      ts[dead].dispose();
+      expectThrowsClean(() => call(ts), DisposedTensorError, /was disposed/);
+      raw.dispose(ts);
+    }
   });
 });

@@ -1,6 +1,6 @@
 /** @file Helpers shared by raw ops: uniform packing, broadcasting, axis normalisation, shape formatting. */
 import type { DType } from '@metagrad/kernels-wgsl';
-import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
+import { DisposedTensorError, DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { Tensor, type Shape } from '../tensor';
 
 /** The element types every op understands (anything else would reinterpret 32-bit words). */
@@ -16,11 +16,13 @@ export function checkDType(op: string, dtype: unknown): DType {
 
 /**
  * Throws InvalidArgumentError unless every operand is a Tensor (a JS caller passing a number or an array would
- * otherwise meet a raw TypeError, or a misleading device error, deep inside the op).
+ * otherwise meet a raw TypeError, or a misleading device error, deep inside the op), and DisposedTensorError for a
+ * disposed one: checked up front, because an op that met it at its first buffer read had already allocated.
  */
 export function checkTensors(op: string, operands: Record<string, unknown>): void {
   for (const [name, v] of Object.entries(operands)) {
     if (!(v instanceof Tensor)) throw new InvalidArgumentError(`${op}: ${name} must be a Tensor, got ${describeValue(v)}${v === null ? '' : ` (${typeof v})`}`);
+    if (v.isDisposed) throw new DisposedTensorError(`${op}: operand ${name} (tensor #${v.id} [${v.shape.join(', ')}]) was disposed`);
   }
 }
 
