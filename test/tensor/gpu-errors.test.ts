@@ -2,8 +2,8 @@
 import { describe, it, expect } from 'vitest';
 import { fillKernel } from '@metagrad/kernels-wgsl';
 import {
-  DeviceLostError, DeviceMismatchError, InvalidArgumentError, KernelError, OutOfMemoryError, add, concat, full, gather,
-  getDefaultDevice, indexSelect, pad, scatterAdd, setDefaultDevice, tensor, zeros, type Device,
+  DeviceLostError, DeviceMismatchError, DisposedTensorError, InvalidArgumentError, KernelError, OutOfMemoryError, add, concat, full, gather,
+  getDefaultDevice, indexSelect, oneHot, pad, scatterAdd, setDefaultDevice, tensor, zeros, type Device,
 } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { useDevice } from '../helpers/device';
@@ -196,6 +196,25 @@ describe('device mixing and validation before allocation', () => {
       expect(d.memory().liveTensors).toBe(live + 2); // the two index/src tensors made inline above, nothing else
       for (const t of [a, b, i, src]) t.dispose();
     });
+  });
+
+  it('a disposed input is refused before the output is allocated (concat, gather, indexSelect, scatterAdd, oneHot)', () => {
+    const d = device();
+    const a = tensor([1, 2]);
+    const gone = tensor([3, 4]);
+    const goneIndex = tensor([0, 1], [2], 'i32');
+    gone.dispose();
+    goneIndex.dispose();
+    const live = d.memory().liveTensors;
+    const bytes = d.memory().bytesInUse;
+    expect(() => concat([a, gone], 0)).toThrow(DisposedTensorError);
+    expect(() => gather(a, 0, goneIndex)).toThrow(DisposedTensorError);
+    expect(() => indexSelect(a, 0, goneIndex)).toThrow(DisposedTensorError);
+    expect(() => scatterAdd(a, 0, goneIndex, a)).toThrow(DisposedTensorError);
+    expect(() => oneHot(goneIndex, 3)).toThrow(DisposedTensorError);
+    expect(d.memory().liveTensors).toBe(live);
+    expect(d.memory().bytesInUse).toBe(bytes);
+    a.dispose();
   });
 
   it('fractional pads are an InvalidArgumentError (they used to be accepted when the pair summed to an integer)', () => {

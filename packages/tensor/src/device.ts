@@ -1,6 +1,6 @@
 /** @file The device runtime: adapter limits, batched dispatch recording, pipeline cache, uniform ring, memory stats. */
 import type { KernelSpec, BindingKind, IndexCheckedOp } from '@metagrad/kernels-wgsl';
-import { INDEX_FLAG_WORDS, INDEX_OP_CODES, indexOpName, MAX_WORKGROUPS_PER_DIM } from '@metagrad/kernels-wgsl';
+import { INDEX_FLAG_WORDS, indexOpName, MAX_WORKGROUPS_PER_DIM } from '@metagrad/kernels-wgsl';
 import { BufferPool } from './pool';
 import { DeviceLostError, IndexOutOfRangeError, KernelError, OutOfMemoryError } from './errors';
 import { BatchTracker } from './batches';
