@@ -74,6 +74,31 @@ describe('customVjp checks its backward', () => {
     raw.dispose([x, y, out, out2]);
   });
 
+  it("the forward's intermediates are freed (its output and saved tensors survive)", async () => {
+    const cube = ag.customVjp(
+      (z: Tensor) => {
+        const z2 = raw.mul(z, z);
+        const z3 = raw.mul(z2, z); // an intermediate the forward does not dispose
+        return { output: raw.mulScalar(z3, 1), saved: [z2] };
+      },
+      (gy, { saved: [z2] }) => [raw.mulScalar(raw.mul(gy, z2), 3)],
+      { name: 'cube' },
+    );
+    const x = ag.requiresGrad(t([1, 2]));
+    const before = ag.memory(device());
+    const y = cube(x);
+    const loss = ag.sum(y);
+    const [g] = ag.grad(loss, [x]);
+    expect(await values(g)).toEqual([3, 12]);
+    raw.dispose([y, loss, g]);
+    ag.assertNoLeaks(device(), before, 'recorded customVjp');
+    const c = t([1, 2]); // no input requires grad: nothing recorded, nothing saved
+    const before2 = ag.memory(device());
+    cube(c).dispose();
+    ag.assertNoLeaks(device(), before2, 'unrecorded customVjp');
+    raw.dispose([x, c]);
+  });
+
   it('null for an input stays allowed (no gradient through it), and correct backwards still work', async () => {
     const x = ag.requiresGrad(t([1, 2]));
     const y = ag.requiresGrad(t([3, 4]));

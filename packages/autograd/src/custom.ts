@@ -1,5 +1,5 @@
 /** @file customVjp: user-defined ops with a hand-written backward (implicit gradients, adjoint solvers). */
-import { DTypeError, InvalidArgumentError, ShapeError, Tensor } from '@metagrad/tensor';
+import { DTypeError, InvalidArgumentError, ShapeError, Tensor, tidy } from '@metagrad/tensor';
 import { isGradEnabled, noGrad } from './mode';
 import type { CustomAttrs, RuleTable } from './prims';
 import { record } from './record';
@@ -44,7 +44,9 @@ export function customVjp<Args extends Tensor[]>(
 ): (...inputs: Args) => Tensor {
   const name = options.name ?? (forward.name || 'customVjp');
   return (...inputs: Args): Tensor => {
-    const { output, saved = [] } = noGrad(() => forward(...inputs));
+    // tidy: intermediates of the forward are freed; the output and the saved tensors survive it.
+    // tidy: intermediates of the forward are freed; the output and the saved tensors survive it.
+    const { output, saved = [] } = noGrad(() => tidy(() => forward(...inputs)));
     const attrs: CustomAttrs = {
       name,
       twiceDifferentiable: options.twiceDifferentiable ?? false,

@@ -48,11 +48,16 @@ export interface FunctionalOptions {
 export function vjp(f: Fn, primals: readonly Tensor[], cotangent: Tensor, options: FunctionalOptions = {}): { output: Tensor; grads: Tensor[] } {
   const createGraph = options.createGraph ?? false;
   const { inputs, owned } = trackedInputs(primals);
+  let output: Tensor | undefined;
   try {
-    const output = enableGrad(() => f(...inputs));
+    output = enableGrad(() => f(...inputs));
     const grads = grad(output, inputs, { gradOutputs: cotangent, createGraph, allowUnused: true });
-    return { output: finishOutput(output, createGraph), grads: grads.map((g, i) => g ?? zerosLike(inputs[i])) };
+    const result = { output: finishOutput(output, createGraph), grads: grads.map((g, i) => g ?? zerosLike(inputs[i])) };
+    output = undefined; // handed over
+    return result;
   } finally {
+    // On a throw (a cotangent of the wrong shape, a failing backward) the output and its graph are freed too.
+    output?.dispose();
     for (const t of owned) t.dispose();
   }
 }
@@ -66,8 +71,9 @@ export function jvp(f: Fn, primals: readonly Tensor[], tangents: readonly Tensor
   const createGraph = options.createGraph ?? false;
   const { inputs, owned } = trackedInputs(primals);
   const temporaries: Tensor[] = [];
+  let output: Tensor | undefined;
   try {
-    const output = enableGrad(() => f(...inputs));
+    output = enableGrad(() => f(...inputs));
     const u = requiresGrad(raw.zeros(output.shape, 'f32', output.device));
     temporaries.push(u);
     const pulled = grad(output, inputs, { gradOutputs: u, createGraph: true, allowUnused: true });
@@ -82,8 +88,11 @@ export function jvp(f: Fn, primals: readonly Tensor[], tangents: readonly Tensor
       }
     });
     const [jv] = outs.length ? grad(outs, [u], { gradOutputs: cots, createGraph, allowUnused: true }) : [null];
-    return { output: finishOutput(output, createGraph), jvp: jv ?? zerosLike(output) };
+    const result = { output: finishOutput(output, createGraph), jvp: jv ?? zerosLike(output) };
+    output = undefined; // handed over
+    return result;
   } finally {
+    output?.dispose();
     for (const t of [...temporaries, ...owned]) t.dispose();
   }
 }
@@ -106,11 +115,14 @@ export class HvpOperator {
     const { inputs, owned } = trackedInputs(params);
     this.inputs = inputs;
     this.owned = owned;
+    let value: Tensor | undefined;
     try {
-      this.value = enableGrad(() => f(...inputs));
-      if (this.value.size !== 1) throw new ShapeError(`HvpOperator: f must return a single element, got [${this.value.shape.join(', ')}]`);
-      this.gradients = grad(this.value, inputs, { createGraph: true, allowUnused: true });
+      value = enableGrad(() => f(...inputs));
+      if (value.size !== 1) throw new ShapeError(`HvpOperator: f must return a single element, got [${value.shape.join(', ')}]`);
+      this.gradients = grad(value, inputs, { createGraph: true, allowUnused: true });
+      this.value = value;
     } catch (e) {
+      value?.dispose();
       for (const t of owned) t.dispose();
       throw e;
     }
@@ -157,7 +169,13 @@ export function hvp(f: Fn, params: readonly Tensor[], v: readonly Tensor[], opti
 export function jacobian(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
   const { inputs, owned } = trackedInputs([x]);
   const input = inputs[0];
-  const output = enableGrad(() => f(input));
+  let output: Tensor;
+  try {
+    output = enableGrad(() => f(input));
+  } catch (e) {
+    for (const t of owned) t.dispose();
+    throw e;
+  }
   const rows: Tensor[] = [];
   try {
     for (let i = 0; i < output.size; i++) {
