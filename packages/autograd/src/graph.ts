@@ -145,8 +145,9 @@ export class OpNode<P extends Prim = Prim> extends Node {
       const node = isOutput || !t.requiresGrad ? null : (t.node as Node | null);
       const alias = aliasWithoutNode(t);
       node?.retain();
-      const source = isOutput ? "the op's own output" : `tensor #${t.id}${t.name ? ` '${t.name}'` : ''}`;
-      const pin: VersionPin = { version: t.storage.version, stale: (now) => this.modifiedError(k, source, alias, pin.version, now) };
+      const { id, name } = t; // the message is built only if the check fails
+      const source = () => (isOutput ? "the op's own output" : `tensor #${id}${name ? ` '${name}'` : ''}`);
+      const pin: VersionPin = { version: t.storage.version, stale: (now) => this.modifiedError(k, source(), alias, pin.version, now) };
       alias.pinVersion(pin);
       savedStorages.set(alias.storage, (savedStorages.get(alias.storage) ?? 0) + 1);
       this.saved.push({ alias, node, isOutput, requiresGrad: isOutput || t.requiresGrad, pin });
