@@ -95,6 +95,22 @@ describe('GPU error recovery', () => {
     y.dispose();
   });
 
+  it('an index error read back together with a GPU error is kept for the next check, not lost', async () => {
+    const d = device();
+    const x = tensor([1, 2, 3]);
+    const i = tensor([5], [1], 'i32');
+    const g = gather(x, 0, i);
+    d.flush(); // the gather's batch runs and raises the bound flag
+    const tooBig = d.gpuDevice.createBuffer({ size: d.limits.maxStorageBufferBindingSize + 256, usage: STORAGE });
+    d.dispatch(fillKernel({ dtype: 'f32' }), [tooBig], new Uint32Array([4, 0]), [1, 1, 1]);
+    d.flush(); // this batch fails
+    await expect(d.sync()).rejects.toBeInstanceOf(KernelError);
+    await expect(d.sync()).rejects.toThrow(/gather: index 5 is out of range \[0, 3\)/);
+    await expect(d.sync()).resolves.toBeUndefined();
+    for (const t of [x, i, g]) t.dispose();
+    tooBig.destroy();
+  });
+
   it('ops recorded after a GPU error neither throw nor leak; the error surfaces at the next sync', async () => {
     const d = device();
     const tooBig = d.gpuDevice.createBuffer({ size: d.limits.maxStorageBufferBindingSize + 256, usage: STORAGE });

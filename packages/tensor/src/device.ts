@@ -100,6 +100,7 @@ export class Device {
   /** The index-bounds flag words (see kernels-wgsl index-flags.ts); copied and cleared with each readback. */
   private readonly indexFlags: GPUBuffer;
   private indexChecksPending = false;
+  private indexFailure: IndexOutOfRangeError | null = null;
   private nextIndexTag = 1;
   private readonly indexTags: (IndexTag | undefined)[] = new Array(INDEX_TAG_RING);
   private readonly bindGroups = new Map<string, GPUBindGroup>();
@@ -216,12 +217,16 @@ export class Device {
     }
   }
 
-  /** Throws DeviceLostError if the device is gone, else the first GPU error seen since the last check. */
+  /**
+   * Throws DeviceLostError if the device is gone, else the first GPU error seen since the last check, else an
+   * IndexOutOfRangeError read back from the bounds flag (kept for the next check if a GPU error went first).
+   */
   throwIfFailed(): void {
     this.throwIfLost();
-    const e = this.deferredError;
+    const e = this.deferredError ?? this.indexFailure;
     if (e) {
-      this.deferredError = null;
+      if (e === this.deferredError) this.deferredError = null;
+      else this.indexFailure = null;
       throw e;
     }
   }
@@ -536,7 +541,6 @@ export class Device {
     const total = size + (withFlags ? INDEX_FLAG_BYTES : 0);
     const staging = this.staging.acquire(total);
     let out: ArrayBuffer;
-    let flags: Uint32Array | null = null;
     try {
       this.copy(buffer, offset, staging, 0, size);
       if (withFlags) {
@@ -549,7 +553,10 @@ export class Device {
       await staging.mapAsync(1 /* READ */, 0, total);
       const mapped = staging.getMappedRange(0, total);
       out = mapped.slice(0, bytes);
-      if (withFlags) flags = new Uint32Array(mapped.slice(size, total));
+      if (withFlags) {
+        const flags = new Uint32Array(mapped.slice(size, total));
+        if (flags[0] !== 0 && !this.indexFailure) this.indexFailure = this.indexError(flags);
+      }
       staging.unmap();
       this.staging.release(staging);
     } catch (e) {
@@ -560,7 +567,6 @@ export class Device {
     }
     await this.settleBatches();
     this.throwIfFailed();
-    if (flags && flags[0] !== 0) throw this.indexError(flags);
     const spoiled = this.batches.spoiledReason(buffer);
     if (spoiled) {
       throw new KernelError(
