@@ -1,7 +1,7 @@
 /** @file Host-side validation of the raw ops' JavaScript inputs (issue 14 item 7): named errors, nothing allocated. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import * as raw from '@metagrad/tensor';
-import { DisposedTensorError, DTypeError, InvalidArgumentError, ShapeError, type Tensor } from '@metagrad/tensor';
+import { DisposedTensorError, DTypeError, InvalidArgumentError, KernelError, ShapeError, type Tensor } from '@metagrad/tensor';
 import { useDevice } from '../helpers/device';
 
 const device = useDevice();
@@ -202,6 +202,53 @@ describe('a disposed operand', () => {
       const ts = shapes.map((s) => raw.zeros(s, 'f32', device()));
       ts[dead].dispose();
       expectThrowsClean(() => call(ts), DisposedTensorError, /was disposed/);
+      raw.dispose(ts);
+    }
+  });
+});
+
+/** Single-operand and creation ops for the failed-dispatch test (besides OPERAND_CASES). */
+const MORE_CASES: [string, number[][], (ts: Tensor[]) => Tensor][] = [
+  ['mulScalar', [[5]], ([a]) => raw.mulScalar(a, 2)],
+  ['cast', [[5]], ([a]) => raw.cast(a, 'i32')],
+  ['argmax', [[3, 4]], ([a]) => raw.argmax(a, 1)],
+  ['softmax', [[3, 4]], ([a]) => raw.softmax(a, 1)],
+  ['mean over two axes', [[3, 4, 5]], ([a]) => raw.mean(a, [0, 2])],
+  ['long sum (several passes)', [[40000]], ([a]) => raw.sum(a)],
+  ['long dot (several passes)', [[40000], [40000]], ([a, b]) => raw.dot(a, b)],
+  ['matmul with transposes (packing)', [[3, 5], [6, 5]], ([a, b]) => raw.matmul(a, b, { transB: true, variant: { kind: 'register', rows: 4, cols: 4, wgX: 8, wgY: 4 } })],
+  ['strided conv2dInputGrad (direct kernel)', [[1, 2, 2, 2], [2, 2, 3, 3]], ([a, b]) => raw.conv2dInputGrad(a, b, [1, 2, 5, 5], { stride: 2 })],
+  ['maxPool2dBackward stride 1', [[1, 1, 1, 1], [1, 1, 2, 2]], ([a, b]) => raw.maxPool2dBackward(a, b, { kernel: 2, stride: 1 })],
+  ['full', [], () => raw.full([3], 2, 'f32', device())],
+  ['arange', [], () => raw.arange(0, 5, 1, 'f32', device())],
+  ['tensor', [], () => raw.tensor([[1, 2], [3, 4]], undefined, undefined, device())],
+  ['uniform', [], () => raw.uniform([4], 1, { device: device() })],
+  ['permutation', [], () => raw.permutation(9, 1, { device: device() })],
+];
+
+describe('a dispatch that fails midway (a kernel that does not build, a lost device)', () => {
+  it.each([...OPERAND_CASES, ...MORE_CASES])('%s frees its output and temporaries', (_name, shapes, call) => {
+    const dev = device();
+    const ts = shapes.map((s) => raw.zeros(s, 'f32', dev));
+    // Count the op's recording steps (dispatches and uploads), then make each one fail in turn.
+    const real = { dispatch: dev.dispatch.bind(dev), write: dev.write.bind(dev) };
+    let calls = 0;
+    let failAt = 0;
+    const step = <A extends unknown[]>(f: (...args: A) => void) => (...args: A) => {
+      if (++calls === failAt) throw new KernelError('injected failure', 'test');
+      f(...args);
+    };
+    const spies = [vi.spyOn(dev, 'dispatch').mockImplementation(step(real.dispatch)), vi.spyOn(dev, 'write').mockImplementation(step(real.write))];
+    try {
+      call(ts).dispose();
+      const steps = calls;
+      expect(steps).toBeGreaterThan(0);
+      for (failAt = 1; failAt <= steps; failAt++) {
+        calls = 0;
+        expectThrowsClean(() => call(ts), KernelError, /injected/);
+      }
+    } finally {
+      for (const spy of spies) spy.mockRestore();
       raw.dispose(ts);
     }
   });

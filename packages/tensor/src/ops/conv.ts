@@ -12,7 +12,7 @@ import {
   linearDispatch,
 } from '@metagrad/kernels-wgsl';
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
-import { assertSameDevice, type Shape, type Tensor } from '../tensor';
+import { assertSameDevice, tidy, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
 import { checkShapeArg, checkTensors, describeValue, fmt, UniformWriter } from './util';
 
@@ -125,25 +125,28 @@ function packFilter(w: Tensor, g: ConvGeometry, forward: boolean, block: number)
 
 /** Shared driver of the forward and input-gradient direct kernels (the latter is a transposed convolution). */
 function directConv(mode: 'forward' | 'inputGrad', src: Tensor, w: Tensor, g: ConvGeometry, dstShape: number[]): Tensor {
-  const out = empty(dstShape, 'f32', src.device);
-  if (out.size === 0) return out;
-  if (rowConv(mode, src, w, g, out)) return out;
-  const forward = mode === 'forward';
-  const block = channelBlockFor(forward ? g.Og : g.Cg);
-  const { packed, jPad } = packFilter(w, g, forward, block);
-  const [, srcC, srcH, srcW] = src.shape;
-  const [, dstC, dstH, dstW] = dstShape;
-  const nJb = jPad / block;
-  const nPb = Math.ceil(dstW / PIXEL_BLOCK);
-  const total = g.N * g.G * nJb * dstH * nPb;
-  const u = new UniformWriter()
-    .u32s([g.N, srcC, srcH, srcW, dstC, dstH, dstW, g.G])
-    .u32s([forward ? g.Cg : g.Og, forward ? g.Og : g.Cg, jPad / 4, nJb])
-    .u32s([g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, g.dH, g.dW, nPb, total]);
-  const spec = conv2dDirectKernel({ mode, channelBlock: block, pixelBlock: PIXEL_BLOCK, unitStrideW: g.sW === 1 });
-  src.device.dispatch(spec, [src.buffer, packed.buffer, out.buffer], u.finish(), convDispatch(total));
-  packed.dispose();
-  return out;
+  // tidy: a throw while packing or dispatching frees the output and the packed filter.
+  return tidy(() => {
+    const out = empty(dstShape, 'f32', src.device);
+    if (out.size === 0) return out;
+    if (rowConv(mode, src, w, g, out)) return out;
+    const forward = mode === 'forward';
+    const block = channelBlockFor(forward ? g.Og : g.Cg);
+    const { packed, jPad } = packFilter(w, g, forward, block);
+    const [, srcC, srcH, srcW] = src.shape;
+    const [, dstC, dstH, dstW] = dstShape;
+    const nJb = jPad / block;
+    const nPb = Math.ceil(dstW / PIXEL_BLOCK);
+    const total = g.N * g.G * nJb * dstH * nPb;
+    const u = new UniformWriter()
+      .u32s([g.N, srcC, srcH, srcW, dstC, dstH, dstW, g.G])
+      .u32s([forward ? g.Cg : g.Og, forward ? g.Og : g.Cg, jPad / 4, nJb])
+      .u32s([g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, g.dH, g.dW, nPb, total]);
+    const spec = conv2dDirectKernel({ mode, channelBlock: block, pixelBlock: PIXEL_BLOCK, unitStrideW: g.sW === 1 });
+    src.device.dispatch(spec, [src.buffer, packed.buffer, out.buffer], u.finish(), convDispatch(total));
+    packed.dispose();
+    return out;
+  });
 }
 
 /**
@@ -207,33 +210,35 @@ export function conv2dFilterGrad(x: Tensor, gy: Tensor, filterShape: Shape, opts
   checkF32('conv2dFilterGrad', { x, gy });
   const g = geometry('conv2dFilterGrad', x.shape, filterShape, opts);
   checkGy('conv2dFilterGrad', g, gy);
-  const out = empty([...filterShape], 'f32', x.device);
-  if (out.size === 0) return out;
-  // Small filters: one invocation per (o block, ci) covering the whole window; else (o block, ci, kh, kw block).
-  const whole = g.kH * g.kW <= MAX_WINDOW_TAPS;
-  const channelBlock = whole ? (g.Og <= 4 ? 4 : 8) : FILTER_GRAD_CHANNEL_BLOCK;
-  const nOb = Math.ceil(g.Og / channelBlock);
-  const nKb = whole ? 1 : Math.ceil(g.kW / FILTER_GRAD_TAP_BLOCK);
-  const perSplit = g.G * nOb * g.Cg * (whole ? 1 : g.kH * nKb);
-  const wanted = Math.min(g.N, Math.max(1, Math.ceil(FILTER_GRAD_TARGET_INVOCATIONS / perSplit)));
-  const nPerSplit = g.N === 0 ? 1 : Math.ceil(g.N / wanted);
-  const S = g.N === 0 ? 1 : Math.ceil(g.N / nPerSplit);
-  const total = S * perSplit;
-  const part = S === 1 ? out : empty([S * out.size], 'f32', x.device);
-  const u = new UniformWriter()
-    .u32s([g.N, g.C, g.H, g.W, g.O, g.Ho, g.Wo, g.G])
-    .u32s([g.Cg, g.Og, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW])
-    .u32s([g.dH, g.dW, nOb, nKb, S, nPerSplit, total]);
-  const spec = whole
-    ? conv2dFilterGradWindowKernel({ channelBlock, kH: g.kH, kW: g.kW })
-    : conv2dFilterGradKernel({ channelBlock, tapBlock: FILTER_GRAD_TAP_BLOCK });
-  x.device.dispatch(spec, [x.buffer, gy.buffer, part.buffer], u.finish(), convDispatch(total));
-  if (part !== out) {
-    const su = new UniformWriter().u32(out.size).u32(S).finish();
-    x.device.dispatch(convSumSplitsKernel(), [part.buffer, out.buffer], su, linearDispatch(out.size));
-    part.dispose();
-  }
-  return out;
+  return tidy(() => {
+    const out = empty([...filterShape], 'f32', x.device);
+    if (out.size === 0) return out;
+    // Small filters: one invocation per (o block, ci) covering the whole window; else (o block, ci, kh, kw block).
+    const whole = g.kH * g.kW <= MAX_WINDOW_TAPS;
+    const channelBlock = whole ? (g.Og <= 4 ? 4 : 8) : FILTER_GRAD_CHANNEL_BLOCK;
+    const nOb = Math.ceil(g.Og / channelBlock);
+    const nKb = whole ? 1 : Math.ceil(g.kW / FILTER_GRAD_TAP_BLOCK);
+    const perSplit = g.G * nOb * g.Cg * (whole ? 1 : g.kH * nKb);
+    const wanted = Math.min(g.N, Math.max(1, Math.ceil(FILTER_GRAD_TARGET_INVOCATIONS / perSplit)));
+    const nPerSplit = g.N === 0 ? 1 : Math.ceil(g.N / wanted);
+    const S = g.N === 0 ? 1 : Math.ceil(g.N / nPerSplit);
+    const total = S * perSplit;
+    const part = S === 1 ? out : empty([S * out.size], 'f32', x.device);
+    const u = new UniformWriter()
+      .u32s([g.N, g.C, g.H, g.W, g.O, g.Ho, g.Wo, g.G])
+      .u32s([g.Cg, g.Og, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW])
+      .u32s([g.dH, g.dW, nOb, nKb, S, nPerSplit, total]);
+    const spec = whole
+      ? conv2dFilterGradWindowKernel({ channelBlock, kH: g.kH, kW: g.kW })
+      : conv2dFilterGradKernel({ channelBlock, tapBlock: FILTER_GRAD_TAP_BLOCK });
+    x.device.dispatch(spec, [x.buffer, gy.buffer, part.buffer], u.finish(), convDispatch(total));
+    if (part !== out) {
+      const su = new UniformWriter().u32(out.size).u32(S).finish();
+      x.device.dispatch(convSumSplitsKernel(), [part.buffer, out.buffer], su, linearDispatch(out.size));
+      part.dispose();
+    }
+    return out;
+  });
 }
 
 /** Output spatial size of conv2d for the given input and filter shapes (exported for layers and tests). */

@@ -4,7 +4,7 @@ import type { Device } from '../device';
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { getDefaultDevice } from '../runtime';
 import { BYTES_PER_ELEMENT, sizeOf, Storage, Tensor, type Shape } from '../tensor';
-import { checkDType, checkInteger, checkNumber, checkShapeArg, describeValue } from './util';
+import { checkDType, checkInteger, checkNumber, checkShapeArg, describeValue, recordInto } from './util';
 
 /** Flat host data: a typed array or any array-like of numbers. */
 type FlatData = ArrayLike<number> | Float32Array | Int32Array | Uint32Array;
@@ -109,8 +109,7 @@ export function tensor(data: HostData | number, shape?: Shape, dtype?: DType, de
   }
   const host = hostArray(flat, dt);
   const t = empty(shp, dt, device);
-  if (host.length > 0) device.write(t.storage.buffer, host);
-  return t;
+  return host.length > 0 ? recordInto(t, () => device.write(t.storage.buffer, host)) : t;
 }
 
 /** Encodes a scalar as the 32-bit pattern of `dtype`. */
@@ -130,10 +129,8 @@ export function full(shape: Shape, value: number, dtype: DType = 'f32', device: 
   if (dtype !== 'f32' && !Number.isInteger(value)) throw new DTypeError(`full(): ${value} is not an integer for dtype ${dtype}`);
   checkFits('full()', value, dtype, 'value');
   const t = empty(shape, dtype, device);
-  if (t.size > 0) {
-    device.dispatch(fillKernel({ dtype }), [t.storage.buffer], new Uint32Array([t.size, scalarBits(value, dtype)]), linearDispatch(t.size));
-  }
-  return t;
+  if (t.size === 0) return t;
+  return recordInto(t, () => device.dispatch(fillKernel({ dtype }), [t.storage.buffer], new Uint32Array([t.size, scalarBits(value, dtype)]), linearDispatch(t.size)));
 }
 
 export function zeros(shape: Shape, dtype: DType = 'f32', device?: Device): Tensor {
@@ -158,10 +155,11 @@ export function arange(start: number, stop?: number, step = 1, dtype: DType = 'f
     checkFits('arange()', start + (n - 1) * step, dtype, 'last value');
   }
   const t = empty([n], dtype, device ?? getDefaultDevice()); // before the host array: a huge range fails as OutOfMemoryError
-  const data = new Float64Array(n);
-  for (let i = 0; i < n; i++) data[i] = start + i * step;
-  if (n > 0) t.device.write(t.storage.buffer, hostArray(data, dtype));
-  return t;
+  return recordInto(t, () => {
+    const data = new Float64Array(n);
+    for (let i = 0; i < n; i++) data[i] = start + i * step;
+    if (n > 0) t.device.write(t.storage.buffer, hostArray(data, dtype));
+  });
 }
 
 /** n×m identity (m defaults to n). */

@@ -27,7 +27,7 @@ import {
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { broadcastShapes, broadcastStrides, checkDType, checkNumber, checkTensors, describeValue, fmt, stridesOf, UniformWriter } from './util';
+import { broadcastShapes, broadcastStrides, recordInto, checkDType, checkNumber, checkTensors, describeValue, fmt, stridesOf, UniformWriter } from './util';
 
 export type { UnaryOpName, BinaryOpName, ArithOpName, CompareOpName };
 
@@ -89,17 +89,18 @@ function runElementwise(
   const out = empty(outShape, outDtype, device);
   const n = out.size;
   if (n === 0) return out;
-  if (plan.layout.kind === 'vec4') {
-    const operands = plan.layout.operands;
-    const nvec = Math.ceil(n / 4);
-    const used = buffers.filter((_, i) => operands[i] !== 'uniform');
-    device.dispatch(spec, [...used, out.storage.buffer], new Uint32Array([n, nvec, 0, 0, 0, 0, 0, 0]), linearDispatch(nvec, VEC4_CHUNK));
-  } else {
-    const w = new UniformWriter().u32(n).u32(0).u32(0).u32(0).u32s(plan.shape, MAX_ELEMENTWISE_RANK, 1);
-    for (const st of plan.strides) w.u32s(st, MAX_ELEMENTWISE_RANK);
-    device.dispatch(spec, [...buffers, out.storage.buffer], w.finish(), linearDispatch(n, STRIDED_CHUNK));
-  }
-  return out;
+  return recordInto(out, () => {
+    if (plan.layout.kind === 'vec4') {
+      const operands = plan.layout.operands;
+      const nvec = Math.ceil(n / 4);
+      const used = buffers.filter((_, i) => operands[i] !== 'uniform');
+      device.dispatch(spec, [...used, out.storage.buffer], new Uint32Array([n, nvec, 0, 0, 0, 0, 0, 0]), linearDispatch(nvec, VEC4_CHUNK));
+    } else {
+      const w = new UniformWriter().u32(n).u32(0).u32(0).u32(0).u32s(plan.shape, MAX_ELEMENTWISE_RANK, 1);
+      for (const st of plan.strides) w.u32s(st, MAX_ELEMENTWISE_RANK);
+      device.dispatch(spec, [...buffers, out.storage.buffer], w.finish(), linearDispatch(n, STRIDED_CHUNK));
+    }
+  });
 }
 
 // ---------------------------------------------------------------- unary
@@ -189,15 +190,14 @@ export function binaryScalar(op: BinaryOpName, x: Tensor, s: number, scalarFirst
   if (x.dtype !== 'f32' && !(s >= lo && s <= hi)) throw new DTypeError(`${op}: scalar ${s} does not fit ${x.dtype} (range [${lo}, ${hi}]) for ${fmt(x.shape)}`);
   const device = x.device;
   const buffer = x.buffer;
+  const operands: OperandMode[] = scalarFirst ? ['uniform', 'full'] : ['full', 'uniform'];
+  const spec = binaryKernel({ op, dtype: x.dtype, layout: { kind: 'vec4', operands } });
   const out = empty(x.shape, isCompare(op) ? 'f32' : x.dtype, device);
   const n = out.size;
   if (n === 0) return out;
-  const operands: OperandMode[] = scalarFirst ? ['uniform', 'full'] : ['full', 'uniform'];
-  const spec = binaryKernel({ op, dtype: x.dtype, layout: { kind: 'vec4', operands } });
   const bits = (x.dtype === 'f32' ? new UniformWriter().f32(s) : new UniformWriter().i32(s)).finish()[0];
   const uniform = new Uint32Array([n, Math.ceil(n / 4), scalarFirst ? bits : 0, scalarFirst ? 0 : bits, 0, 0, 0, 0]);
-  device.dispatch(spec, [buffer, out.storage.buffer], uniform, linearDispatch(Math.ceil(n / 4), VEC4_CHUNK));
-  return out;
+  return recordInto(out, () => device.dispatch(spec, [buffer, out.storage.buffer], uniform, linearDispatch(Math.ceil(n / 4), VEC4_CHUNK)));
 }
 
 /**
@@ -219,8 +219,7 @@ export function axpby(a: number, x: Tensor, b: number, y: Tensor): Tensor {
   if (n === 0) return out;
   const nvec = Math.ceil(n / 4);
   const uniform = new UniformWriter().u32(n).u32(nvec).u32(0).u32(0).f32(a).f32(b).u32(0).u32(0).finish();
-  x.device.dispatch(axpbyKernel(), [...buffers, out.storage.buffer], uniform, linearDispatch(nvec, VEC4_CHUNK));
-  return out;
+  return recordInto(out, () => x.device.dispatch(axpbyKernel(), [...buffers, out.storage.buffer], uniform, linearDispatch(nvec, VEC4_CHUNK)));
 }
 
 /** relu's VJP, gy where x > 0 else 0, in one dispatch (f32; gy and x broadcast like a binary op). */

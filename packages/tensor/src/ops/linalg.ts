@@ -9,7 +9,7 @@ import {
 } from '@metagrad/kernels-wgsl';
 import { chooseMatmulVariant, type MatmulVariant } from '../autotune';
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
-import { assertSameDevice, sizeOf, type Tensor } from '../tensor';
+import { assertSameDevice, sizeOf, tidy, type Tensor } from '../tensor';
 import { empty } from './creation';
 import { broadcastShapes, broadcastStrides, checkTensors, fmt, UniformWriter } from './util';
 
@@ -60,86 +60,89 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   if (K > 0 && mergeBatchDims(batch, broadcastStrides(batchA, batch), broadcastStrides(batchB, batch)).shape.length > MAX_BATCH_DIMS) {
     throw new ShapeError(`matmul: more than ${MAX_BATCH_DIMS} non-contiguous broadcast batch dims in ${desc}`);
   }
-  const device = a.device;
-  const out = empty([...batch, M, N], 'f32', device);
-  const batchCount = sizeOf(batch);
-  if (out.size === 0) return out;
+  // tidy: a throw while packing or dispatching frees the output and the packed temporaries.
+  return tidy(() => {
+    const device = a.device;
+    const out = empty([...batch, M, N], 'f32', device);
+    const batchCount = sizeOf(batch);
+    if (out.size === 0) return out;
 
-  let variant: MatmulVariant = opts.variant ?? chooseMatmulVariant(device, { M, N, K, batch: batchCount, transA, transB });
-  if (K === 0) variant = { kind: 'simple' }; // writes zeros without packing empty operands
+    let variant: MatmulVariant = opts.variant ?? chooseMatmulVariant(device, { M, N, K, batch: batchCount, transA, transB });
+    if (K === 0) variant = { kind: 'simple' }; // writes zeros without packing empty operands
 
-  // Logical A[M,K], B[K,N] element strides inside one matrix, and the size of one stored matrix.
-  let srcA = bufA;
-  let srcB = bufB;
-  let aRs = transA ? 1 : a1;
-  let aCs = transA ? a1 : 1;
-  let bRs = transB ? 1 : b1;
-  let bCs = transB ? b1 : 1;
-  let matA = a0 * a1;
-  let matB = b0 * b1;
-  const temps: Tensor[] = [];
-  let kernelKey: MatmulKernelKey;
-  if (variant.kind === 'register') {
-    // The vec4 kernel wants row-major operands with row lengths that are multiples of 4: pack where they are not.
-    const Kp = roundUp4(K);
-    const Np = roundUp4(N);
-    if (transA || Kp !== K) {
-      const packed = pack(device, bufA, sizeOf(batchA), M, K, M, Kp, transA);
-      temps.push(packed);
-      srcA = packed.buffer;
-      [aRs, aCs, matA] = [Kp, 1, M * Kp];
+    // Logical A[M,K], B[K,N] element strides inside one matrix, and the size of one stored matrix.
+    let srcA = bufA;
+    let srcB = bufB;
+    let aRs = transA ? 1 : a1;
+    let aCs = transA ? a1 : 1;
+    let bRs = transB ? 1 : b1;
+    let bCs = transB ? b1 : 1;
+    let matA = a0 * a1;
+    let matB = b0 * b1;
+    const temps: Tensor[] = [];
+    let kernelKey: MatmulKernelKey;
+    if (variant.kind === 'register') {
+      // The vec4 kernel wants row-major operands with row lengths that are multiples of 4: pack where they are not.
+      const Kp = roundUp4(K);
+      const Np = roundUp4(N);
+      if (transA || Kp !== K) {
+        const packed = pack(device, bufA, sizeOf(batchA), M, K, M, Kp, transA);
+        temps.push(packed);
+        srcA = packed.buffer;
+        [aRs, aCs, matA] = [Kp, 1, M * Kp];
+      }
+      // Bᵀ with rows of whole vec4s is read as stored (4×4 blocks transposed in registers): no packing dispatch.
+      const directBT = transB && Kp === K;
+      if (!directBT && (transB || Kp !== K || Np !== N)) {
+        const packed = pack(device, bufB, sizeOf(batchB), K, N, Kp, Np, transB);
+        temps.push(packed);
+        srcB = packed.buffer;
+        [bRs, bCs, matB] = [Np, 1, Kp * Np];
+      }
+      kernelKey = directBT ? { ...variant, vecOut: Np === N, transB: true } : { ...variant, vecOut: Np === N };
+    } else {
+      kernelKey = variant;
     }
-    // Bᵀ with rows of whole vec4s is read as stored (4×4 blocks transposed in registers): no packing dispatch.
-    const directBT = transB && Kp === K;
-    if (!directBT && (transB || Kp !== K || Np !== N)) {
-      const packed = pack(device, bufB, sizeOf(batchB), K, N, Kp, Np, transB);
-      temps.push(packed);
-      srcB = packed.buffer;
-      [bRs, bCs, matB] = [Np, 1, Kp * Np];
+
+    const merged = mergeBatchDims(
+      batch,
+      broadcastStrides(batchA, batch).map((s) => s * matA),
+      broadcastStrides(batchB, batch).map((s) => s * matB),
+    );
+    if (merged.shape.length > MAX_BATCH_DIMS) {
+      throw new ShapeError(`matmul: more than ${MAX_BATCH_DIMS} non-contiguous broadcast batch dims in ${desc}`);
     }
-    kernelKey = directBT ? { ...variant, vecOut: Np === N, transB: true } : { ...variant, vecOut: Np === N };
-  } else {
-    kernelKey = variant;
-  }
+    const pad = MAX_BATCH_DIMS - merged.shape.length;
+    const bshape = [...Array<number>(pad).fill(1), ...merged.shape];
+    const bstrA = [...Array<number>(pad).fill(0), ...merged.stridesA];
+    const bstrB = [...Array<number>(pad).fill(0), ...merged.stridesB];
 
-  const merged = mergeBatchDims(
-    batch,
-    broadcastStrides(batchA, batch).map((s) => s * matA),
-    broadcastStrides(batchB, batch).map((s) => s * matB),
-  );
-  if (merged.shape.length > MAX_BATCH_DIMS) {
-    throw new ShapeError(`matmul: more than ${MAX_BATCH_DIMS} non-contiguous broadcast batch dims in ${desc}`);
-  }
-  const pad = MAX_BATCH_DIMS - merged.shape.length;
-  const bshape = [...Array<number>(pad).fill(1), ...merged.shape];
-  const bstrA = [...Array<number>(pad).fill(0), ...merged.stridesA];
-  const bstrB = [...Array<number>(pad).fill(0), ...merged.stridesB];
-
-  const spec = matmulKernel(kernelKey);
-  const [tileRows, tileCols] = matmulWorkgroupTile(kernelKey);
-  // Dawn drops dispatches over 65535 workgroups per dimension: split rows, cols and batch into chunks.
-  const rowStep = tileRows * MAX_WORKGROUPS_PER_DIM;
-  const colStep = tileCols * MAX_WORKGROUPS_PER_DIM;
-  for (let z0 = 0; z0 < batchCount; z0 += MAX_WORKGROUPS_PER_DIM) {
-    for (let r0 = 0; r0 < M; r0 += rowStep) {
-      for (let c0 = 0; c0 < N; c0 += colStep) {
-        const uniform = new UniformWriter()
-          .u32(M).u32(N).u32(K).u32(0)
-          .u32(aRs).u32(aCs).u32(bRs).u32(bCs)
-          .u32(r0).u32(c0).u32(z0).u32(0)
-          .u32s(bshape).u32s(bstrA).u32s(bstrB)
-          .finish();
-        device.dispatch(spec, [srcA, srcB, out.buffer], uniform, [
-          Math.ceil(Math.min(N - c0, colStep) / tileCols),
-          Math.ceil(Math.min(M - r0, rowStep) / tileRows),
-          Math.min(batchCount - z0, MAX_WORKGROUPS_PER_DIM),
-        ]);
+    const spec = matmulKernel(kernelKey);
+    const [tileRows, tileCols] = matmulWorkgroupTile(kernelKey);
+    // Dawn drops dispatches over 65535 workgroups per dimension: split rows, cols and batch into chunks.
+    const rowStep = tileRows * MAX_WORKGROUPS_PER_DIM;
+    const colStep = tileCols * MAX_WORKGROUPS_PER_DIM;
+    for (let z0 = 0; z0 < batchCount; z0 += MAX_WORKGROUPS_PER_DIM) {
+      for (let r0 = 0; r0 < M; r0 += rowStep) {
+        for (let c0 = 0; c0 < N; c0 += colStep) {
+          const uniform = new UniformWriter()
+            .u32(M).u32(N).u32(K).u32(0)
+            .u32(aRs).u32(aCs).u32(bRs).u32(bCs)
+            .u32(r0).u32(c0).u32(z0).u32(0)
+            .u32s(bshape).u32s(bstrA).u32s(bstrB)
+            .finish();
+          device.dispatch(spec, [srcA, srcB, out.buffer], uniform, [
+            Math.ceil(Math.min(N - c0, colStep) / tileCols),
+            Math.ceil(Math.min(M - r0, rowStep) / tileRows),
+            Math.min(batchCount - z0, MAX_WORKGROUPS_PER_DIM),
+          ]);
+        }
       }
     }
-  }
-  // Safe to recycle now: any later writer of these buffers is recorded after the reads above.
-  for (const t of temps) t.dispose();
-  return out;
+    // Safe to recycle now: any later writer of these buffers is recorded after the reads above.
+    for (const t of temps) t.dispose();
+    return out;
+  });
 }
 
 function roundUp4(n: number): number {

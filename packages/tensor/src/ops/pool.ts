@@ -11,7 +11,7 @@ import {
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { checkShapeArg, checkTensors, describeValue, fmt, UniformWriter } from './util';
+import { checkShapeArg, checkTensors, describeValue, fmt, recordInto, UniformWriter } from './util';
 
 export interface Pool2dOptions {
   kernel: number | readonly [number, number];
@@ -73,8 +73,7 @@ function run(spec: KernelSpec, inputs: Tensor[], g: PoolGeometry, outShape: numb
   const out = empty(outShape, 'f32', inputs[0].device);
   if (out.size === 0) return out;
   const u = new UniformWriter().u32s([out.size, g.H, g.W, g.Ho, g.Wo, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW]).finish();
-  inputs[0].device.dispatch(spec, [...inputs.map((t) => t.buffer), out.buffer], u, linearDispatch(out.size));
-  return out;
+  return recordInto(out, () => inputs[0].device.dispatch(spec, [...inputs.map((t) => t.buffer), out.buffer], u, linearDispatch(out.size)));
 }
 
 /** Max pooling; padding acts as −∞. Ties go to the first max in row-major window order, NaN propagates. */
@@ -100,8 +99,7 @@ export function maxPool2dBackward(gy: Tensor, x: Tensor, opts: Pool2dOptions): T
   const Tw = Math.ceil((g.W + g.pW) / g.kW);
   const n = g.N * g.C * Th * Tw;
   const u = new UniformWriter().u32s([n, g.H, g.W, g.Ho, g.Wo, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, Th, Tw]).finish();
-  x.device.dispatch(maxPool2dBackwardTileKernel(), [gy.buffer, x.buffer, out.buffer], u, linearDispatch(n));
-  return out;
+  return recordInto(out, () => x.device.dispatch(maxPool2dBackwardTileKernel(), [gy.buffer, x.buffer, out.buffer], u, linearDispatch(n)));
 }
 
 /** Average pooling with count_include_pad = true (divisor kH·kW). */

@@ -13,7 +13,7 @@ import { InvalidArgumentError } from '../errors';
 import { getDefaultDevice } from '../runtime';
 import { sizeOf, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { checkNumber, checkShapeArg, describeValue, UniformWriter } from './util';
+import { checkNumber, checkShapeArg, describeValue, recordInto, UniformWriter } from './util';
 
 /** A non-negative integer below 2^53 (split into low/high u32 words) or an explicit [lo, hi] pair. */
 export type Seed = number | readonly [number, number];
@@ -54,8 +54,7 @@ function generate(op: RandomOpName, shape: Shape, seed: Seed, opts: RandomOption
   const out = empty(shape, RANDOM_OUTPUT_DTYPE[op], device);
   if (n === 0) return out;
   const u = new UniformWriter().u32(n).u32(offset).u32(seedLo).u32(seedHi).f32(a).f32(b).i32(lowBits).u32(range).finish();
-  device.dispatch(randomKernel({ op }), [out.storage.buffer], u, linearDispatch(n));
-  return out;
+  return recordInto(out, () => device.dispatch(randomKernel({ op }), [out.storage.buffer], u, linearDispatch(n)));
 }
 
 /** The raw Philox word 0 of each element (u32): what every other random op is derived from. */
@@ -116,16 +115,20 @@ export function permutation(n: number, seed: Seed, options: RandomOptions = {}):
   const out = empty([n], 'i32', device);
   if (n === 0) return out;
   const length = 2 ** Math.ceil(Math.log2(n));
-  const pairs = empty([2 * length], 'u32', device);
-  const buf = pairs.storage.buffer;
-  device.dispatch(permutationKeysKernel(), [buf], new UniformWriter().u32(n).u32(offset).u32(seedLo).u32(seedHi).u32(length).finish(), linearDispatch(length));
-  const step = bitonicStepKernel();
-  for (let k = 2; k <= length; k *= 2) {
-    for (let j = k / 2; j >= 1; j /= 2) {
-      device.dispatch(step, [buf], new UniformWriter().u32(j).u32(k).u32(length / 2).finish(), linearDispatch(length / 2));
+  return recordInto(out, () => {
+    const pairs = empty([2 * length], 'u32', device);
+    const buf = pairs.storage.buffer;
+    try {
+      device.dispatch(permutationKeysKernel(), [buf], new UniformWriter().u32(n).u32(offset).u32(seedLo).u32(seedHi).u32(length).finish(), linearDispatch(length));
+      const step = bitonicStepKernel();
+      for (let k = 2; k <= length; k *= 2) {
+        for (let j = k / 2; j >= 1; j /= 2) {
+          device.dispatch(step, [buf], new UniformWriter().u32(j).u32(k).u32(length / 2).finish(), linearDispatch(length / 2));
+        }
+      }
+      device.dispatch(permutationIndicesKernel(), [buf, out.storage.buffer], new UniformWriter().u32(n).finish(), linearDispatch(n));
+    } finally {
+      pairs.dispose();
     }
-  }
-  device.dispatch(permutationIndicesKernel(), [buf, out.storage.buffer], new UniformWriter().u32(n).finish(), linearDispatch(n));
-  pairs.dispose();
-  return out;
+  });
 }

@@ -2,10 +2,10 @@
 import { grid1d, reduceKernel, REDUCE_WG, softmaxKernel, type ReduceLayout, type ReduceOpName } from '@metagrad/kernels-wgsl';
 import type { Device } from '../device';
 import { DTypeError, ShapeError } from '../errors';
-import { assertSameDevice, sizeOf, type Tensor } from '../tensor';
+import { assertSameDevice, sizeOf, tidy, type Tensor } from '../tensor';
 import { empty, full } from './creation';
 import { exp, sub } from './elementwise';
-import { checkTensors, describeValue, fmt, normalizeAxes, UniformWriter } from './util';
+import { checkTensors, describeValue, fmt, normalizeAxes, recordInto, UniformWriter } from './util';
 
 /** Invocations a pass aims for: below this, long reductions are split into parts and finished by more passes. */
 const TARGET_INVOCATIONS = 8192;
@@ -94,22 +94,25 @@ function reduceAxes(op: AnyReduce, x: Tensor, axes: number | readonly number[] |
   }
   const device = x.device;
   if (sizeOf(outShape) === 0) return empty(outShape, 'f32', device);
-  let bl = refold(x.shape.map((size, i) => ({ size, reduced: ax.includes(i) })));
-  if (!bl.some((b) => b.reduced)) bl = [...bl, { size: 1, reduced: true }]; // nothing to fold: one pass copies
-  let cur: Tensor = x;
-  while (bl.some((b) => b.reduced)) {
-    const at = bl.map((b) => b.reduced).lastIndexOf(true);
-    const outer = bl.slice(0, at).reduce((p, b) => p * b.size, 1);
-    const inner = bl.slice(at + 1).reduce((p, b) => p * b.size, 1);
-    const isLast = !bl.slice(0, at).some((b) => b.reduced);
-    const res = reduceMiddle(device, op, { values: cur }, outer, bl[at].size, inner, isLast && mean ? 1 / count : 1);
-    if (cur !== x) cur.dispose();
-    cur = res.values;
-    bl = refold(bl.filter((_, i) => i !== at));
-  }
-  const out = cur.view(outShape);
-  cur.dispose();
-  return out;
+  // tidy: a throw from any pass frees the partial results made so far.
+  return tidy(() => {
+    let bl = refold(x.shape.map((size, i) => ({ size, reduced: ax.includes(i) })));
+    if (!bl.some((b) => b.reduced)) bl = [...bl, { size: 1, reduced: true }]; // nothing to fold: one pass copies
+    let cur: Tensor = x;
+    while (bl.some((b) => b.reduced)) {
+      const at = bl.map((b) => b.reduced).lastIndexOf(true);
+      const outer = bl.slice(0, at).reduce((p, b) => p * b.size, 1);
+      const inner = bl.slice(at + 1).reduce((p, b) => p * b.size, 1);
+      const isLast = !bl.slice(0, at).some((b) => b.reduced);
+      const res = reduceMiddle(device, op, { values: cur }, outer, bl[at].size, inner, isLast && mean ? 1 / count : 1);
+      if (cur !== x) cur.dispose();
+      cur = res.values;
+      bl = refold(bl.filter((_, i) => i !== at));
+    }
+    const out = cur.view(outShape);
+    cur.dispose();
+    return out;
+  });
 }
 
 interface Block {
@@ -149,14 +152,16 @@ export function dot(x: Tensor, y: Tensor): Tensor {
   const n = x.size;
   if (n === 0) return full([], 0, 'f32', device);
   const { P, C } = partsFor(1, n, 1);
-  const partial = empty([P], 'f32', device);
-  const u = new UniformWriter().u32(1).u32(n).u32(1).u32(C).u32(P).u32(1).f32(1).finish();
-  device.dispatch(reduceKernel({ op: 'sum', layout: 'row', product: true }), [x.buffer, y.buffer, partial.storage.buffer], u, grid1d(Math.ceil(P / REDUCE_WG)));
-  const total = P === 1 ? partial : reduceMiddle(device, 'sum', { values: partial }, 1, P, 1, 1).values;
-  if (total !== partial) partial.dispose();
-  const out = total.view([]);
-  total.dispose();
-  return out;
+  return tidy(() => {
+    const partial = empty([P], 'f32', device);
+    const u = new UniformWriter().u32(1).u32(n).u32(1).u32(C).u32(P).u32(1).f32(1).finish();
+    device.dispatch(reduceKernel({ op: 'sum', layout: 'row', product: true }), [x.buffer, y.buffer, partial.storage.buffer], u, grid1d(Math.ceil(P / REDUCE_WG)));
+    const total = P === 1 ? partial : reduceMiddle(device, 'sum', { values: partial }, 1, P, 1, 1).values;
+    if (total !== partial) partial.dispose();
+    const out = total.view([]);
+    total.dispose();
+    return out;
+  });
 }
 
 /** Mean over an empty set is NaN (0/0), as torch. */
@@ -199,11 +204,13 @@ export function argmax(x: Tensor, axis: number, keepDims = false): Tensor {
   if (R === 0) throw new ShapeError(`argmax: axis ${axis} of shape ${fmt(x.shape)} is empty`);
   const outShape = x.rank === 0 ? [] : reduceShape(x.shape, [ax], keepDims);
   if (sizeOf(outShape) === 0) return empty(outShape, 'i32', x.device);
-  const res = reduceMiddle(x.device, 'argmax', { values: x }, outer, R, inner, 1);
-  res.values.dispose();
-  const out = res.indices!.view(outShape);
-  res.indices!.dispose();
-  return out;
+  return tidy(() => {
+    const res = reduceMiddle(x.device, 'argmax', { values: x }, outer, R, inner, 1);
+    res.values.dispose();
+    const out = res.indices!.view(outShape);
+    res.indices!.dispose();
+    return out;
+  });
 }
 
 /** Softmax along `axis` (fused kernel; long rows with few slices go through logsumexp passes instead). */
@@ -226,16 +233,17 @@ function softmaxImpl(op: string, x: Tensor, axis: number, log: boolean): Tensor 
   if (x.size === 0) return empty(x.shape, 'f32', x.device);
   if (outer * groups < TARGET_INVOCATIONS / 16 && R > 4 * MIN_PART) {
     // Too few slices to keep the threads busy with one serial scan each: use the split logsumexp passes.
-    const lse = logsumexp(x, x.rank === 0 ? [] : [ax], true);
-    const shifted = sub(x, lse);
-    lse.dispose();
-    if (log) return shifted;
-    const out = exp(shifted);
-    shifted.dispose();
-    return out;
+    return tidy(() => {
+      const lse = logsumexp(x, x.rank === 0 ? [] : [ax], true);
+      const shifted = sub(x, lse);
+      lse.dispose();
+      if (log) return shifted;
+      const out = exp(shifted);
+      shifted.dispose();
+      return out;
+    });
   }
   const out = empty(x.shape, 'f32', x.device);
   const u = new UniformWriter().u32(outer).u32(R).u32(inner).u32(groups).finish();
-  x.device.dispatch(softmaxKernel({ log, layout }), [x.buffer, out.storage.buffer], u, grid1d(Math.ceil((outer * groups) / REDUCE_WG)));
-  return out;
+  return recordInto(out, () => x.device.dispatch(softmaxKernel({ log, layout }), [x.buffer, out.storage.buffer], u, grid1d(Math.ceil((outer * groups) / REDUCE_WG))));
 }

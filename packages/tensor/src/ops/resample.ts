@@ -11,7 +11,7 @@ import {
 import { DTypeError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { checkShapeArg, checkTensors, fmt, UniformWriter } from './util';
+import { checkShapeArg, checkTensors, fmt, recordInto, UniformWriter } from './util';
 
 export interface GridSampleOptions {
   alignCorners?: boolean;
@@ -37,8 +37,7 @@ export function affineGrid(theta: Tensor, size: Shape, alignCorners = false): Te
   const n = N * H * W;
   if (n === 0) return out;
   const u = new UniformWriter().u32(n).u32(H).u32(W).u32(alignCorners ? 1 : 0).finish();
-  theta.device.dispatch(affineGridKernel(), [theta.buffer, out.buffer], u, linearDispatch(n));
-  return out;
+  return recordInto(out, () => theta.device.dispatch(affineGridKernel(), [theta.buffer, out.buffer], u, linearDispatch(n)));
 }
 
 interface Geo {
@@ -70,8 +69,7 @@ export function gridSample(x: Tensor, grid: Tensor, opts: GridSampleOptions = {}
   const out = empty([geo.N, geo.C, geo.Ho, geo.Wo], 'f32', x.device);
   const nq = geo.N * geo.Ho * geo.Wo;
   if (out.size === 0) return out;
-  x.device.dispatch(gridSampleKernel(), [x.buffer, grid.buffer, out.buffer], gsUniform(geo, opts?.alignCorners ?? false), linearDispatch(nq));
-  return out;
+  return recordInto(out, () => x.device.dispatch(gridSampleKernel(), [x.buffer, grid.buffer, out.buffer], gsUniform(geo, opts?.alignCorners ?? false), linearDispatch(nq)));
 }
 
 /**
@@ -87,15 +85,19 @@ export function gridSampleInputGrad(gy: Tensor, grid: Tensor, inputShape: Shape,
   const device = gy.device;
   const out = empty([...inputShape], 'f32', device);
   if (out.size === 0) return out;
-  const acc = empty([2 * out.size], 'u32', device);
-  device.dispatch(fillKernel({ dtype: 'u32' }), [acc.buffer], new Uint32Array([acc.size, 0]), linearDispatch(acc.size));
-  const nq = geo.N * geo.Ho * geo.Wo;
-  if (nq > 0 && geo.C > 0) {
-    device.dispatch(gridSampleInputGradScatterKernel(), [gy.buffer, grid.buffer, acc.buffer], gsUniform(geo, opts?.alignCorners ?? false), linearDispatch(nq));
-  }
-  device.dispatch(fixedPointToF32Kernel(), [acc.buffer, out.buffer], new UniformWriter().u32(out.size).finish(), linearDispatch(out.size));
-  acc.dispose();
-  return out;
+  return recordInto(out, () => {
+    const acc = empty([2 * out.size], 'u32', device);
+    try {
+      device.dispatch(fillKernel({ dtype: 'u32' }), [acc.buffer], new Uint32Array([acc.size, 0]), linearDispatch(acc.size));
+      const nq = geo.N * geo.Ho * geo.Wo;
+      if (nq > 0 && geo.C > 0) {
+        device.dispatch(gridSampleInputGradScatterKernel(), [gy.buffer, grid.buffer, acc.buffer], gsUniform(geo, opts?.alignCorners ?? false), linearDispatch(nq));
+      }
+      device.dispatch(fixedPointToF32Kernel(), [acc.buffer, out.buffer], new UniformWriter().u32(out.size).finish(), linearDispatch(out.size));
+    } finally {
+      acc.dispose();
+    }
+  });
 }
 
 /** grid_sampler_2d_backward's grad_grid → [N, Ho, Wo, 2] (a per-grid-point gather; deterministic). */
@@ -106,6 +108,5 @@ export function gridSampleGridGrad(gy: Tensor, x: Tensor, grid: Tensor, opts: Gr
   const out = empty([geo.N, geo.Ho, geo.Wo, 2], 'f32', x.device);
   const nq = geo.N * geo.Ho * geo.Wo;
   if (nq === 0) return out;
-  x.device.dispatch(gridSampleGridGradKernel(), [gy.buffer, x.buffer, grid.buffer, out.buffer], gsUniform(geo, opts?.alignCorners ?? false), linearDispatch(nq));
-  return out;
+  return recordInto(out, () => x.device.dispatch(gridSampleGridGradKernel(), [gy.buffer, x.buffer, grid.buffer, out.buffer], gsUniform(geo, opts?.alignCorners ?? false), linearDispatch(nq)));
 }

@@ -26,6 +26,21 @@ export function checkTensors(op: string, operands: Record<string, unknown>): voi
   }
 }
 
+/**
+ * Runs `record` (the dispatches or the upload) for a freshly allocated output; if it throws (a kernel that fails to
+ * build, a device lost mid-op), frees the output first, so a failed op leaks nothing. Ops that allocate
+ * temporaries too run their recording phase in tidy() for the same guarantee.
+ */
+export function recordInto<T extends Tensor>(out: T, record: () => void): T {
+  try {
+    record();
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  return out;
+}
+
 /** Throws ShapeError unless `shape` is an array of non-negative integers (a bare number or NaN dim is a mistake). */
 export function checkShapeArg(op: string, shape: unknown, what = 'shape'): Shape {
   if (!Array.isArray(shape)) throw new ShapeError(`${op}: ${what} must be an array of dims, got ${describeValue(shape)}`);
