@@ -237,6 +237,8 @@ describe('device mixing and validation before allocation', () => {
     const x = tensor([1, 2, 3]);
     expect(() => pad(x, [[0.5, -0.5]])).toThrow(InvalidArgumentError);
     expect(() => pad(x, [[0.5, 0.5]])).toThrow(InvalidArgumentError);
+    expect(() => pad(x, [null as unknown as [number, number]])).toThrow(InvalidArgumentError);
+    expect(() => pad(x, 3 as unknown as [number, number][])).toThrow(InvalidArgumentError);
     x.dispose();
   });
 

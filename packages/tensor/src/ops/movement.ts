@@ -183,10 +183,10 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
 
 /** Constant pad with one [before, after] pair per axis; negative pads crop (torch's F.pad). */
 export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
-  if (pads.length !== x.rank) throw new ShapeError(`pad: ${pads.length} pad pairs for shape ${fmt(x.shape)}`);
-  if (!pads.every((p) => p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
+  if (!Array.isArray(pads) || !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
     throw new InvalidArgumentError(`pad: pads must be [before, after] integer pairs, got ${JSON.stringify(pads)} for shape ${fmt(x.shape)}`);
   }
+  if (pads.length !== x.rank) throw new ShapeError(`pad: ${pads.length} pad pairs for shape ${fmt(x.shape)}`);
   if (x.dtype !== 'f32' && !Number.isInteger(value)) throw new DTypeError(`pad: value ${value} is not an integer for ${x.dtype} ${fmt(x.shape)}`);
   const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new ShapeError(`pad: pads ${JSON.stringify(pads)} give invalid shape ${fmt(shape)} from ${fmt(x.shape)}`);

@@ -111,10 +111,10 @@ export function slice(x: RefTensor, starts: readonly number[], ends: readonly nu
 /** Constant pad, one [before, after] pair per axis. Negative pads crop (as torch's F.pad). */
 export function pad(x: RefTensor, pads: readonly (readonly [number, number])[], value = 0): RefTensor {
   const r = x.shape.length;
-  if (pads.length !== r) throw new ShapeError(`pad: ${pads.length} pad pairs for shape ${shapeStr(x.shape)}`);
-  if (!pads.every((p) => p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
+  if (!Array.isArray(pads) || !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
     throw new InvalidArgumentError(`pad: pads must be [before, after] integer pairs, got ${JSON.stringify(pads)}`);
   }
+  if (pads.length !== r) throw new ShapeError(`pad: ${pads.length} pad pairs for shape ${shapeStr(x.shape)}`);
   const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
   checkShape(shape, `pad of ${shapeStr(x.shape)} gives`);
   const st = stridesOf(x.shape);
