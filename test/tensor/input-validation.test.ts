@@ -1,7 +1,7 @@
 /** @file Host-side validation of the raw ops' JavaScript inputs (issue 14 item 7): named errors, nothing allocated. */
 import { describe, expect, it, vi } from 'vitest';
 import * as raw from '@metagrad/tensor';
-import { DisposedTensorError, DTypeError, InvalidArgumentError, KernelError, ShapeError, type Tensor } from '@metagrad/tensor';
+import { DisposedTensorError, DTypeError, InvalidArgumentError, KernelError, OutOfMemoryError, ShapeError, type Tensor } from '@metagrad/tensor';
 import { useDevice } from '../helpers/device';
 
 const device = useDevice();
@@ -135,6 +135,24 @@ describe('integer arguments', () => {
     expectThrowsClean(() => raw.logSoftmax(x, undefined as never), ShapeError, /needs one axis/);
     expectThrowsClean(() => raw.argmax(x, [1] as never), ShapeError, /needs one axis/);
     x.dispose();
+  });
+});
+
+describe('devices and sizes given by the caller', () => {
+  it('a device that is not a Device (a torch habit like "cpu") is an InvalidArgumentError', () => {
+    for (const bad of ['cpu', 'cuda', null, {}]) {
+      expectThrowsClean(() => raw.tensor([1, 2], undefined, undefined, bad as never), InvalidArgumentError, /device must be a Device/);
+      expectThrowsClean(() => raw.zeros([2], 'f32', bad as never), InvalidArgumentError, /device must be a Device/);
+      expectThrowsClean(() => raw.arange(0, 3, 1, 'f32', bad as never), InvalidArgumentError, /device must be a Device/);
+      expectThrowsClean(() => raw.eye(2, 2, 'f32', bad as never), InvalidArgumentError, /device must be a Device/);
+      expectThrowsClean(() => raw.uniform([2], 1, { device: bad as never }), InvalidArgumentError, /device must be a Device/);
+      expectThrowsClean(() => raw.permutation(3, 1, { device: bad as never }), InvalidArgumentError, /device must be a Device/);
+    }
+  });
+
+  it('a huge eye() is an OutOfMemoryError from the allocation, not a RangeError from its host array', () => {
+    expectThrowsClean(() => raw.eye(1e6, 1e6, 'f32', device()), OutOfMemoryError);
+    expectThrowsClean(() => raw.arange(0, 2 ** 31, 1, 'f32', device()), OutOfMemoryError);
   });
 });
 

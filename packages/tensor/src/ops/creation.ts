@@ -4,7 +4,7 @@ import type { Device } from '../device';
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { getDefaultDevice } from '../runtime';
 import { BYTES_PER_ELEMENT, sizeOf, Storage, Tensor, type Shape } from '../tensor';
-import { checkDType, checkInteger, checkNumber, checkShapeArg, describeValue, recordInto } from './util';
+import { checkDevice, checkDType, checkInteger, checkNumber, checkShapeArg, describeValue, recordInto } from './util';
 
 /** Flat host data: a typed array or any array-like of numbers. */
 type FlatData = ArrayLike<number> | Float32Array | Int32Array | Uint32Array;
@@ -16,6 +16,7 @@ type HostData = FlatData | NestedArray;
 export function empty(shape: Shape, dtype: DType = 'f32', device: Device = getDefaultDevice()): Tensor {
   checkShapeArg('empty', shape);
   checkDType('empty', dtype);
+  checkDevice('empty', device);
   return new Tensor(Storage.allocate(device, sizeOf(shape) * BYTES_PER_ELEMENT), [...shape], dtype);
 }
 
@@ -100,6 +101,7 @@ function checkEntry(v: unknown, path: readonly number[]): void {
  */
 export function tensor(data: HostData | number, shape?: Shape, dtype?: DType, device: Device = getDefaultDevice()): Tensor {
   const dt: DType = checkDType('tensor()', dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32'));
+  checkDevice('tensor()', device);
   if (shape !== undefined) checkShapeArg('tensor()', shape);
   if (typeof data === 'number') return full(shape ?? [], data, dt, device);
   const { flat, shape: inferred } = flattenHostData(data);
@@ -125,6 +127,7 @@ export function scalarBits(value: number, dtype: DType): number {
 export function full(shape: Shape, value: number, dtype: DType = 'f32', device: Device = getDefaultDevice()): Tensor {
   checkShapeArg('full()', shape);
   checkDType('full()', dtype);
+  checkDevice('full()', device);
   checkNumber('full()', 'value', value);
   if (dtype !== 'f32' && !Number.isInteger(value)) throw new DTypeError(`full(): ${value} is not an integer for dtype ${dtype}`);
   checkFits('full()', value, dtype, 'value');
@@ -154,7 +157,7 @@ export function arange(start: number, stop?: number, step = 1, dtype: DType = 'f
     checkFits('arange()', start, dtype, 'first value');
     checkFits('arange()', start + (n - 1) * step, dtype, 'last value');
   }
-  const t = empty([n], dtype, device ?? getDefaultDevice()); // before the host array: a huge range fails as OutOfMemoryError
+  const t = empty([n], dtype, checkDevice('arange()', device === undefined ? getDefaultDevice() : device)); // before the host array: a huge range fails as OutOfMemoryError
   return recordInto(t, () => {
     const data = new Float64Array(n);
     for (let i = 0; i < n; i++) data[i] = start + i * step;
@@ -167,7 +170,11 @@ export function eye(n: number, m = n, dtype: DType = 'f32', device?: Device): Te
   checkInteger('eye()', 'n', n);
   checkInteger('eye()', 'm', m);
   checkDType('eye()', dtype);
-  const data = new Float32Array(n * m);
-  for (let i = 0; i < Math.min(n, m); i++) data[i * m + i] = 1;
-  return tensor(data, [n, m], dtype, device);
+  // The output first: a huge n·m is an OutOfMemoryError, not a RangeError from the host array.
+  const t = empty([n, m], dtype, checkDevice('eye()', device === undefined ? getDefaultDevice() : device));
+  return recordInto(t, () => {
+    const data = new Float32Array(n * m);
+    for (let i = 0; i < Math.min(n, m); i++) data[i * m + i] = 1;
+    if (data.length > 0) t.device.write(t.storage.buffer, hostArray(data, dtype));
+  });
 }

@@ -13,7 +13,7 @@ import { InvalidArgumentError } from '../errors';
 import { getDefaultDevice } from '../runtime';
 import { sizeOf, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { checkNumber, checkShapeArg, describeValue, recordInto, UniformWriter } from './util';
+import { checkDevice, checkNumber, checkShapeArg, describeValue, recordInto, UniformWriter } from './util';
 
 /** A non-negative integer below 2^53 (split into low/high u32 words) or an explicit [lo, hi] pair. */
 export type Seed = number | readonly [number, number];
@@ -48,7 +48,7 @@ function generate(op: RandomOpName, shape: Shape, seed: Seed, opts: RandomOption
   checkShapeArg(op, shape);
   const [seedLo, seedHi] = seedWords(seed);
   const offset = offsetOf(opts);
-  const device = opts.device ?? getDefaultDevice();
+  const device = checkDevice(op, opts.device === undefined ? getDefaultDevice() : opts.device);
   const n = sizeOf(shape);
   if (n > 2 ** 32) throw new InvalidArgumentError(`random tensors are limited to 2^32 elements, got ${n}`);
   const out = empty(shape, RANDOM_OUTPUT_DTYPE[op], device);
@@ -111,7 +111,7 @@ export function permutation(n: number, seed: Seed, options: RandomOptions = {}):
   checkShapeArg('permutation', [n], 'length');
   const [seedLo, seedHi] = seedWords(seed);
   const offset = offsetOf(opts);
-  const device = opts.device ?? getDefaultDevice();
+  const device = checkDevice('permutation', opts.device === undefined ? getDefaultDevice() : opts.device);
   const out = empty([n], 'i32', device);
   if (n === 0) return out;
   const length = 2 ** Math.ceil(Math.log2(n));

@@ -1,6 +1,7 @@
 /** @file Helpers shared by raw ops: uniform packing, broadcasting, axis normalisation, shape formatting. */
 import type { DType } from '@metagrad/kernels-wgsl';
 import { DisposedTensorError, DTypeError, InvalidArgumentError, ShapeError } from '../errors';
+import { Device } from '../device';
 import { Tensor, type Shape } from '../tensor';
 
 /** The element types every op understands (anything else would reinterpret 32-bit words). */
@@ -39,6 +40,12 @@ export function recordInto<T extends Tensor>(out: T, record: () => void): T {
     throw e;
   }
   return out;
+}
+
+/** Throws InvalidArgumentError unless `device` is a Device (a torch habit like `'cpu'` or `'cuda'` would fail deep inside). */
+export function checkDevice(op: string, device: unknown): Device {
+  if (!(device instanceof Device)) throw new InvalidArgumentError(`${op}: device must be a Device (from createNodeDevice() or Device.create()), got ${describeValue(device)}`);
+  return device;
 }
 
 /** Throws ShapeError unless `shape` is an array of non-negative integers (a bare number or NaN dim is a mistake). */
