@@ -414,12 +414,21 @@ describe('conv, pool and random ops', () => {
         stride: pairArg(1, 2),
         padding: pairArg(0, 1),
         groups: fc.oneof({ weight: 4, arbitrary: fc.constant<unknown>(1) }, { weight: 1, arbitrary: badInt }),
+        // Now and then the options are not an object at all (F.max_pool2d(x, 2) habit).
+        notAnObject: fc.oneof({ weight: 8, arbitrary: fc.constant<unknown>(undefined) }, { weight: 1, arbitrary: fc.constantFrom<unknown>(2, 'same', [2, 2], null) }),
         s: seed,
         far: onOther,
       }),
-      ({ op, nchw, k, o, stride, padding, groups, s, far }) => {
+      ({ op, nchw, k, o, stride, padding, groups, notAnObject, s, far }) => {
         const x: TensorSpec = { shape: nchw, dtype: 'f32', seed: s, onOther: false };
         const opts = { stride, padding } as Record<string, unknown>;
+        if (notAnObject !== undefined && !(op === 'conv2d' && notAnObject === null)) {
+          return {
+            label: `${op}(${specStr(x)}, …, ${show(notAnObject)})`,
+            run: (m) => (op === 'conv2d' ? raw.conv2d(build(x, m).t, build({ ...x, shape: [o, nchw[1], ...k] }, m).t, notAnObject as never) : raw[op](build(x, m).t, notAnObject as never)),
+            want: fail,
+          };
+        }
         if (op === 'conv2d') {
           const w: TensorSpec = { shape: [o, nchw[1], ...k], dtype: 'f32', seed: s + 1, onOther: far };
           const copts = { ...opts, groups } as raw.Conv2dOptions;

@@ -93,6 +93,9 @@ describe('integer arguments', () => {
       expectThrowsClean(() => raw.conv2d(x, w, opts), InvalidArgumentError);
     }
     expectThrowsClean(() => raw.conv2d(x, w, { groups: null as never }), InvalidArgumentError, /groups/);
+    // Options that are not an object: [2, 2] meant as the stride was read as "no options".
+    expectThrowsClean(() => raw.conv2d(x, w, [2, 2] as never), InvalidArgumentError, /options must be an object/);
+    expectThrowsClean(() => raw.conv2d(x, w, 2 as never), InvalidArgumentError, /options must be an object/);
     expectThrowsClean(() => raw.conv2dInputGrad(x, w, [1, 2.5, 5, 5]), ShapeError);
     expectThrowsClean(() => raw.conv2dFilterGrad(x, x, [2, NaN, 3, 3]), ShapeError);
     raw.dispose([x, w]);
@@ -100,7 +103,7 @@ describe('integer arguments', () => {
 
   it('pools need a kernel and integer geometry', () => {
     const x = raw.zeros([1, 1, 4, 4], 'f32', device());
-    for (const opts of [{ kernel: 1.5 }, { kernel: 2, stride: 0.5 }, { kernel: 2, padding: 0.5 }, { kernel: -2 }, {} as never, undefined as never]) {
+    for (const opts of [{ kernel: 1.5 }, { kernel: 2, stride: 0.5 }, { kernel: 2, padding: 0.5 }, { kernel: -2 }, {} as never, undefined as never, 2 as never, [2, 2] as never]) {
       expectThrowsClean(() => raw.maxPool2d(x, opts), InvalidArgumentError);
       expectThrowsClean(() => raw.avgPool2d(x, opts), InvalidArgumentError);
     }

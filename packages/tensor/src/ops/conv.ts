@@ -67,7 +67,10 @@ function geometry(op: string, xShape: Shape, wShape: Shape, options: Conv2dOptio
   checkShapeArg(op, xShape, 'input shape');
   checkShapeArg(op, wShape, 'filter shape');
   const opts = options ?? {};
-  if (typeof opts !== 'object') throw new InvalidArgumentError(`${op}: options must be an object, got ${describeValue(opts)}`);
+  // An array ([2, 2] meant as the stride) would otherwise be read as an empty options object.
+  if (typeof opts !== 'object' || Array.isArray(opts)) {
+    throw new InvalidArgumentError(`${op}: options must be an object ({ stride, padding, dilation, groups }), got ${describeValue(opts)}`);
+  }
   if (xShape.length !== 4 || wShape.length !== 4) {
     throw new ShapeError(`${op}: input ${fmt(xShape)} and filter ${fmt(wShape)} must both be rank 4 (NCHW, OIHW)`);
   }

@@ -38,7 +38,7 @@ function pairOf(op: string, v: number | readonly [number, number] | undefined, d
 /** Ho = floor((H + 2p − k)/s) + 1; padding at most half the kernel (torch's rule: no window lies wholly in padding). */
 function geometry(op: string, xShape: Shape, opts: Pool2dOptions): PoolGeometry {
   checkShapeArg(op, xShape, 'input shape');
-  if (typeof opts !== 'object' || opts === null || opts.kernel === undefined) {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts) || opts.kernel === undefined) {
     throw new InvalidArgumentError(`${op}: options must be an object with a kernel size ({ kernel, stride?, padding? }), got ${describeValue(opts)}`);
   }
   if (xShape.length !== 4) throw new ShapeError(`${op}: input must be rank 4 (NCHW), got ${fmt(xShape)}`);
