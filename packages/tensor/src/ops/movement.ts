@@ -40,6 +40,15 @@ function filled(out: Tensor, record: () => void): Tensor {
   return out;
 }
 
+/**
+ * The IndexOutOfRangeError detail for an index op on `axis`. Captures shapes, not tensors: the device keeps the
+ * last few hundred of these until a readback, and must not keep the tensors alive.
+ */
+function describeAxis(ax: number, x: Tensor, index: Tensor, src?: Tensor): () => string {
+  const [xShape, iShape, sShape] = [x.shape, index.shape, src?.shape];
+  return () => `on axis ${ax} of x ${fmt(xShape)} (index ${fmt(iShape)}${sShape ? `, src ${fmt(sShape)}` : ''})`;
+}
+
 /** Every index value is out of range when the indexed axis is empty: said on the host, no kernel needed. */
 function checkNonEmptyAxis(op: string, x: Tensor, ax: number, index: Tensor): void {
   if (x.shape[ax] === 0 && index.size > 0) {
@@ -284,7 +293,7 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   const out = empty(index.shape, x.dtype, x.device);
   if (out.size === 0) return out;
   const st = stridesOf(x.shape);
-  const { flags, tag } = x.device.indexCheck('gather', () => `on axis ${ax} of x ${fmt(x.shape)} (index ${fmt(index.shape)})`);
+  const { flags, tag } = x.device.indexCheck('gather', describeAxis(ax, x, index));
   const u = new UniformWriter()
     .u32(out.size)
     .u32(st[ax])
@@ -311,8 +320,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   const iBuf = index.buffer;
   const out = empty(shape, x.dtype, x.device);
   if (index.size === 0) return out;
-  const describe = () => `on axis ${ax} of x ${fmt(x.shape)} (index ${fmt(index.shape)})`;
-  const { flags, tag } = x.device.indexCheck('indexSelect', describe);
+  const { flags, tag } = x.device.indexCheck('indexSelect', describeAxis(ax, x, index));
   if (out.size === 0) {
     // No gathering invocation would see the values (x has another empty axis): check them on their own.
     const u = new UniformWriter().u32(index.size).u32(x.shape[ax]).u32(tag).u32(INDEX_OP_CODES.indexSelect).finish();
@@ -356,7 +364,7 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
   if (out.size === 0) return out;
   const ist = stridesOf(index.shape);
   const sst = stridesOf(src.shape);
-  const { flags, tag } = x.device.indexCheck('scatterAdd', () => `on axis ${ax} of x ${fmt(x.shape)} (index ${fmt(index.shape)}, src ${fmt(src.shape)})`);
+  const { flags, tag } = x.device.indexCheck('scatterAdd', describeAxis(ax, x, index, src));
   const u = new UniformWriter()
     .u32(out.size)
     .u32(index.size === 0 ? 0 : index.shape[ax])
@@ -385,7 +393,8 @@ export function oneHot(index: Tensor, numClasses: number): Tensor {
   const iBuf = index.buffer;
   const out = empty([...index.shape, numClasses], 'f32', index.device);
   if (out.size === 0) return out;
-  const { flags, tag } = index.device.indexCheck('oneHot', () => `(numClasses ${numClasses}, index ${fmt(index.shape)})`);
+  const indexShape = index.shape;
+  const { flags, tag } = index.device.indexCheck('oneHot', () => `(numClasses ${numClasses}, index ${fmt(indexShape)})`);
   const u = new UniformWriter().u32(out.size).u32(numClasses).u32(tag).finish();
   return filled(out, () => index.device.dispatch(oneHotKernel(), [iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
