@@ -69,3 +69,24 @@ export class NonFiniteHypergradientError extends Error {
     super(`${estimator}: ${detail}`);
   }
 }
+
+/**
+ * The dynamics of an ODE solve (f in odeint / solveTracked, or the VJP of the adjoint sweep) returned NaN or
+ * infinite values, so no step size can continue the solution.
+ */
+export class NonFiniteDynamicsError extends Error {
+  override name = 'NonFiniteDynamicsError';
+  constructor(
+    /** Time (in the caller's direction) at which f returned non-finite values, or the end of the stretch that overflowed. */
+    readonly t: number,
+    /** ‖y‖ of the state f was evaluated at (NaN where the ops have no norm; non-finite where y itself was not). */
+    readonly stateNorm: number,
+    /** Why, where it is not simply "f returned NaN/Inf at t". Holds no times, so the error can be re-timed. */
+    readonly detail?: string,
+  ) {
+    super(
+      `the ODE solution became non-finite at t = ${t} (state norm ‖y‖ = ${stateNorm}): ` +
+        (detail ?? 'the dynamics f(t, y) returned NaN or ±Infinity there, so no step size can continue'),
+    );
+  }
+}

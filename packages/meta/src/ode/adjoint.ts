@@ -1,7 +1,7 @@
 /** @file Adjoint meta-gradient: solves dλ/dt = −(∂f/∂u)ᵀλ backward from λ(T) = ∂J/∂u(T) over tracked states (Heun, as the A-MAML paper, or Euler). */
-import { InvalidArgumentError } from '../errors';
+import { InvalidArgumentError, NonFiniteDynamicsError } from '../errors';
 import type { TrackedSolution } from './track';
-import { type HostVector, type VectorOps, defaultOps, release, retain } from './vector-ops';
+import { type HostVector, type VectorOps, defaultOps, isAllFinite, normForMessage, release, retain } from './vector-ops';
 
 /**
  * (∂f/∂u)ᵀλ at (u, t): a vector-Jacobian product of the forward dynamics. For gradient flow f = −∇L it is −H(u)λ
@@ -131,6 +131,17 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
         }
         k1 = k0;
       }
+    }
+    // A NaN/Inf from the VJP persists to λ(t_0) (each step adds to λ): one check at the end (a readback) catches it.
+    const finite = (await isAllFinite(ops, lambda)) && (mu === undefined || (await isAllFinite(ops, mu)));
+    if (!finite) {
+      const norm = await normForMessage(ops, options.dJdUT);
+      throw new NonFiniteDynamicsError(
+        times[0],
+        norm,
+        `the adjoint sweep back from T ended with λ(t_0) NaN or ±Infinity (the state norm here is ‖dJ/du(T)‖): ` +
+          `the VJP${pvjp ? ' or paramVjp' : ''} returned non-finite values, or the states u(t_k) it was given were not finite`,
+      );
     }
   } catch (e) {
     if (ownsLambda) release(ops, lambda);

@@ -1,7 +1,7 @@
 /** @file Dormand–Prince 5(4): the step with its embedded error estimate, Hairer's step-size controller and first-step heuristic, dense output. */
-import { StepSizeUnderflowError, TooManyStepsError } from '../errors';
+import { InvalidArgumentError, NonFiniteDynamicsError, StepSizeUnderflowError, TooManyStepsError } from '../errors';
 import { type OdeFunc, type SolverStats, evalF } from './steppers';
-import { type VectorOps, linComb, release, retain, scaledError, weightedSum } from './vector-ops';
+import { type VectorOps, isAllFinite, linComb, normForMessage, release, retain, scaledError, weightedSum } from './vector-ops';
 
 // Butcher tableau (Dormand & Prince 1980; Hairer, Nørsett & Wanner, Table II.5.2).
 const C = [0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1];
@@ -55,6 +55,8 @@ function denseOutput<V>(ops: VectorOps<V>, theta: number, h: number, y0: V, y1: 
  */
 export class Dopri5Integrator<V> {
   private lastRejected = false;
+  /** The last rejection was for a non-finite error estimate (some stage of f was NaN/Inf). */
+  private lastNonFinite = false;
 
   private constructor(
     private readonly f: OdeFunc<V>,
@@ -74,8 +76,13 @@ export class Dopri5Integrator<V> {
     f: OdeFunc<V>, ops: VectorOps<V>, opts: Dopri5Options, stats: SolverStats, t0: number, y0: V, tEndHint: number,
   ): Promise<Dopri5Integrator<V>> {
     const k1 = await evalF(f, t0, y0, stats);
-    const h = opts.firstStep ?? (await initialStep(f, ops, opts, stats, t0, y0, k1, tEndHint - t0));
-    return new Dopri5Integrator(f, ops, opts, stats, t0, y0, false, k1, h);
+    try {
+      const h = opts.firstStep ?? (await initialStep(f, ops, opts, stats, t0, y0, k1, tEndHint - t0));
+      return new Dopri5Integrator(f, ops, opts, stats, t0, y0, false, k1, h);
+    } catch (e) {
+      release(ops, k1);
+      throw e;
+    }
   }
 
   /**
@@ -89,8 +96,17 @@ export class Dopri5Integrator<V> {
     while (this.t < tEnd) {
       if (stats.steps + stats.rejected >= opts.maxSteps) throw new TooManyStepsError(this.t, opts.maxSteps, tEnd);
       const proposed = this.h;
-      // Below ~eps·|t| the step no longer moves t; below minStep the user has said the problem is too stiff.
-      if (!(proposed > 0) || 0.1 * proposed <= Math.abs(this.t) * Number.EPSILON || (opts.minStep !== undefined && proposed < opts.minStep)) {
+      // Below ~eps·|t| the step no longer moves t; below minStep the user has said the problem is too stiff. The
+      // scale includes tEnd so that at t = 0 the step cannot shrink into denormals (where h·E_i rounds to 0).
+      const resolution = Math.max(Math.abs(this.t), Math.abs(tEnd)) * Number.EPSILON;
+      if (!(proposed > 0) || 0.1 * proposed <= resolution || (opts.minStep !== undefined && proposed < opts.minStep)) {
+        if (this.lastNonFinite) {
+          throw new NonFiniteDynamicsError(
+            this.t,
+            await normForMessage(ops, this.y),
+            `f is finite at t but returned NaN or ±Infinity at a stage of every step tried after it, down to h = ${proposed.toExponential(3)}`,
+          );
+        }
         throw new StepSizeUnderflowError(this.t, proposed);
       }
       // Hairer's 1.01 rule: stretch to the end rather than leave a sliver of a step.
@@ -117,9 +133,16 @@ export class Dopri5Integrator<V> {
         // A step clipped to land on tEnd says little about the natural step: keep the larger proposal.
         this.h = last ? Math.max(h * fac, proposed) : h * fac;
         this.lastRejected = false;
+        this.lastNonFinite = false;
         stats.steps++;
       } else {
-        // NaN/Inf error (overflow in f): shrink as much as allowed and retry.
+        // NaN/Inf error: if f(t, y) itself is not finite no step can help (the check is a readback, on this path
+        // only); otherwise a stage overflowed, so shrink as much as allowed and retry.
+        if (!Number.isFinite(err) && !(await isAllFinite(ops, this.k1))) {
+          release(ops, y1, ...ks.slice(1));
+          throw new NonFiniteDynamicsError(this.t, await normForMessage(ops, this.y));
+        }
+        this.lastNonFinite = !Number.isFinite(err);
         const fac = Number.isFinite(err) ? Math.max(opts.minFactor, opts.safety * err ** -0.2) : opts.minFactor;
         release(ops, y1, ...ks.slice(1));
         this.h = h * fac;
@@ -159,6 +182,9 @@ async function initialStep<V>(
   const { rtol, atol } = opts;
   const d0 = await scaledError(ops, y0, y0, y0, rtol, atol);
   const d1 = await scaledError(ops, f0, y0, y0, rtol, atol);
+  // Both are read back anyway: a non-finite one is checked exactly (readbacks on this path only).
+  if (!Number.isFinite(d0) && !(await isAllFinite(ops, y0))) throw new InvalidArgumentError('dopri5: the initial state y0 has NaN or infinite entries');
+  if (!Number.isFinite(d1) && !(await isAllFinite(ops, f0))) throw new NonFiniteDynamicsError(t0, await normForMessage(ops, y0));
   let h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
   h0 = Math.min(h0, span);
   const y1 = ops.axpy(h0, f0, y0);

@@ -1,8 +1,8 @@
 /** @file `odeint`: torchdiffeq-shaped ODE solve returning the state at each requested time, generic over VectorOps. */
-import { InvalidArgumentError, StepSizeUnderflowError, TooManyStepsError } from '../errors';
+import { InvalidArgumentError, NonFiniteDynamicsError, StepSizeUnderflowError, TooManyStepsError } from '../errors';
 import { Dopri5Integrator, type Dopri5Options } from './dopri5';
-import { type FixedMethod, type OdeFunc, type SolverStats, fixedSolve, newStats } from './steppers';
-import { type HostVector, type VectorOps, defaultOps, release, retain } from './vector-ops';
+import { type FixedMethod, type OdeFunc, type SolverStats, explainNonFiniteFixed, fixedSolve, newStats } from './steppers';
+import { type HostVector, type VectorOps, defaultOps, isAllFinite, release, retain } from './vector-ops';
 
 export type OdeMethod = FixedMethod | 'dopri5';
 
@@ -109,15 +109,32 @@ export async function odeintDetailed<V>(f: OdeFunc<V>, y0: V, t: readonly number
         if (stats.steps + n > dopri.maxSteps) throw new TooManyStepsError(ts[i - 1], dopri.maxSteps, ts[ts.length - 1]);
         ys.push(await fixedSolve(method, g, ts[i - 1], ys[i - 1], ts[i], n, ops, stats));
       }
+      // Fixed steps never look at their values, so NaN would pass through silently. A non-finite value persists
+      // to the last state (each step adds to the previous one), so one check at the end finds it (one readback).
+      if (!(await isAllFinite(ops, ys[ys.length - 1]))) await explainFixedFailure(method, g, ts, ys, stepSize, ops);
     }
   } catch (e) {
     release(ops, ...ys);
     // Errors report times in the caller's direction.
     if (dir === -1 && e instanceof StepSizeUnderflowError) throw new StepSizeUnderflowError(-e.t, e.stepSize);
     if (dir === -1 && e instanceof TooManyStepsError) throw new TooManyStepsError(-e.t, e.maxSteps, -e.tEnd);
+    if (dir === -1 && e instanceof NonFiniteDynamicsError) throw new NonFiniteDynamicsError(-e.t, e.stateNorm, e.detail);
     throw e;
   }
   return { ys, stats };
+}
+
+/**
+ * The fixed-step solve ended non-finite: finds the first non-finite output (readbacks on this failure path only)
+ * and replays the interval before it with every f evaluation checked. Always throws.
+ */
+async function explainFixedFailure<V>(
+  method: FixedMethod, f: OdeFunc<V>, ts: readonly number[], ys: readonly V[], stepSize: number | undefined, ops: VectorOps<V>,
+): Promise<never> {
+  if (!(await isAllFinite(ops, ys[0]))) throw new InvalidArgumentError('odeint: the initial state y0 has NaN or infinite entries');
+  let i = 1;
+  while (i < ys.length - 1 && (await isAllFinite(ops, ys[i]))) i++;
+  return await explainNonFiniteFixed(method, f, ts[i - 1], ys[i - 1], ts[i], substeps(ts[i] - ts[i - 1], stepSize), ops);
 }
 
 /** `odeint(f, y0, t, options)`: the solution at each time in t (see odeintDetailed). */

@@ -1,5 +1,6 @@
 /** @file The right-hand-side type, solver statistics, and the fixed-step explicit Runge–Kutta steps (Euler, Heun, midpoint, RK4). */
-import { type VectorOps, linComb, release } from './vector-ops';
+import { NonFiniteDynamicsError } from '../errors';
+import { type VectorOps, isAllFinite, linComb, normForMessage, release } from './vector-ops';
 
 /** dy/dt = f(t, y). May return a promise (a GPU gradient that reads a scalar back, say). The result is owned by the solver. */
 export type OdeFunc<V> = (t: number, y: V) => V | Promise<V>;
@@ -32,39 +33,38 @@ export async function fixedStep<V>(
   method: FixedMethod, f: OdeFunc<V>, t: number, y: V, h: number, ops: VectorOps<V>, stats: SolverStats,
 ): Promise<V> {
   stats.steps++;
-  const k1 = await evalF(f, t, y, stats);
-  switch (method) {
-    case 'euler': {
-      const y1 = ops.axpy(h, k1, y);
-      release(ops, k1);
-      return y1;
+  // Every stage made so far, released if f throws part-way (a NonFiniteDynamicsError, say), so nothing leaks.
+  const made: V[] = [];
+  const keep = (v: V): V => (made.push(v), v);
+  const evaluate = async (tt: number, yy: V): Promise<V> => keep(await evalF(f, tt, yy, stats));
+  try {
+    const k1 = await evaluate(t, y);
+    switch (method) {
+      case 'euler':
+        return ops.axpy(h, k1, y);
+      case 'heun': {
+        // Explicit trapezoid ("modified Euler"): predictor Euler, corrector averages the slopes.
+        const yp = keep(ops.axpy(h, k1, y));
+        const k2 = await evaluate(t + h, yp);
+        return linComb(ops, y, [[h / 2, k1], [h / 2, k2]]);
+      }
+      case 'midpoint': {
+        const ym = keep(ops.axpy(h / 2, k1, y));
+        const k2 = await evaluate(t + h / 2, ym);
+        return ops.axpy(h, k2, y);
+      }
+      case 'rk4': {
+        const y2 = keep(ops.axpy(h / 2, k1, y));
+        const k2 = await evaluate(t + h / 2, y2);
+        const y3 = keep(ops.axpy(h / 2, k2, y));
+        const k3 = await evaluate(t + h / 2, y3);
+        const y4 = keep(ops.axpy(h, k3, y));
+        const k4 = await evaluate(t + h, y4);
+        return linComb(ops, y, [[h / 6, k1], [h / 3, k2], [h / 3, k3], [h / 6, k4]]);
+      }
     }
-    case 'heun': {
-      // Explicit trapezoid ("modified Euler"): predictor Euler, corrector averages the slopes.
-      const yp = ops.axpy(h, k1, y);
-      const k2 = await evalF(f, t + h, yp, stats);
-      const y1 = linComb(ops, y, [[h / 2, k1], [h / 2, k2]]);
-      release(ops, k1, yp, k2);
-      return y1;
-    }
-    case 'midpoint': {
-      const ym = ops.axpy(h / 2, k1, y);
-      const k2 = await evalF(f, t + h / 2, ym, stats);
-      const y1 = ops.axpy(h, k2, y);
-      release(ops, k1, ym, k2);
-      return y1;
-    }
-    case 'rk4': {
-      const y2 = ops.axpy(h / 2, k1, y);
-      const k2 = await evalF(f, t + h / 2, y2, stats);
-      const y3 = ops.axpy(h / 2, k2, y);
-      const k3 = await evalF(f, t + h / 2, y3, stats);
-      const y4 = ops.axpy(h, k3, y);
-      const k4 = await evalF(f, t + h, y4, stats);
-      const y1 = linComb(ops, y, [[h / 6, k1], [h / 3, k2], [h / 3, k3], [h / 6, k4]]);
-      release(ops, k1, y2, k2, y3, k3, y4, k4);
-      return y1;
-    }
+  } finally {
+    release(ops, ...made);
   }
 }
 
@@ -77,12 +77,46 @@ export async function fixedSolve<V>(
 ): Promise<V> {
   const h = (t1 - t0) / n;
   let y = y0;
-  for (let i = 0; i < n; i++) {
-    // Times from the index, not by accumulation, so the last step ends on t1 without drift.
-    const t = i === 0 ? t0 : t0 + i * h;
-    const y1 = await fixedStep(method, f, t, y, i === n - 1 ? t1 - t : h, ops, stats);
+  try {
+    for (let i = 0; i < n; i++) {
+      // Times from the index, not by accumulation, so the last step ends on t1 without drift.
+      const t = i === 0 ? t0 : t0 + i * h;
+      const y1 = await fixedStep(method, f, t, y, i === n - 1 ? t1 - t : h, ops, stats);
+      if (y !== y0) release(ops, y);
+      y = y1;
+    }
+  } catch (e) {
     if (y !== y0) release(ops, y);
-    y = y1;
+    throw e;
   }
   return y === y0 ? linComb(ops, y0, []) : y;
+}
+
+/** f wrapped to throw NonFiniteDynamicsError (t, ‖y‖) when it returns a non-finite value: a readback per call, so failure paths only. */
+export function checkedDynamics<V>(f: OdeFunc<V>, ops: VectorOps<V>): OdeFunc<V> {
+  return async (t, y) => {
+    const out = await f(t, y);
+    if (!(await isAllFinite(ops, out))) {
+      release(ops, out);
+      throw new NonFiniteDynamicsError(t, await normForMessage(ops, y));
+    }
+    return out;
+  };
+}
+
+/**
+ * After a fixed-step solve from (t0, y0) (finite) to t1 ended non-finite: replays it with every f evaluation
+ * checked, so the error names the first t where f returned NaN/Inf. If every evaluation was finite, the steps
+ * themselves overflowed, and the error says so. Always throws NonFiniteDynamicsError.
+ */
+export async function explainNonFiniteFixed<V>(
+  method: FixedMethod, f: OdeFunc<V>, t0: number, y0: V, t1: number, n: number, ops: VectorOps<V>,
+): Promise<never> {
+  const y1 = await fixedSolve(method, checkedDynamics(f, ops), t0, y0, t1, n, ops, newStats());
+  release(ops, y1);
+  throw new NonFiniteDynamicsError(
+    t1,
+    await normForMessage(ops, y0),
+    `f stayed finite at every stage of the ${n} ${method} step(s) into this time, so the steps overflowed; use a smaller stepSize`,
+  );
 }

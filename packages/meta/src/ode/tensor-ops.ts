@@ -56,6 +56,17 @@ export function treeVectorOps<T extends ParamTree = ParamTree>(): VectorOps<T> {
       }
       return m;
     },
+    async allFinite(a) {
+      // x·0 is 0 for a finite x and NaN for ±Infinity or NaN, and a sum keeps NaN: one readback, no overflow.
+      const parts = leaves(a).map((x) => {
+        const zeroed = raw.mulScalar(x, 0);
+        const s = raw.sum(zeroed);
+        zeroed.dispose();
+        return s;
+      });
+      const values = await readAll(parts);
+      return values.every((v) => v === 0);
+    },
     dispose: (v) => disposeTree(v),
     clone: (v) => mapTree(v, (x) => raw.mulScalar(x, 1)),
   };

@@ -2,8 +2,8 @@
 import { InvalidArgumentError } from '../errors';
 import { Dopri5Integrator } from './dopri5';
 import { type OdeMethod, type OdeintOptions, resolveOptions, substeps } from './odeint';
-import { type OdeFunc, type SolverStats, fixedSolve, newStats } from './steppers';
-import { release, retain } from './vector-ops';
+import { type FixedMethod, type OdeFunc, type SolverStats, checkedDynamics, explainNonFiniteFixed, fixedSolve, newStats } from './steppers';
+import { type VectorOps, isAllFinite, release, retain } from './vector-ops';
 
 export interface TrackOptions<V> extends OdeintOptions<V> {
   /** Number of grid intervals n (the grid has n + 1 states t_k = t0 + k·T/n). Give this or `h`. */
@@ -108,6 +108,10 @@ export async function solveTracked<V>(f: OdeFunc<V>, y0: V, T: number, options: 
         pending = u; // the fixed loop steps from it next
       }
     });
+    // Fixed steps never look at their values: one check of u(T) (a readback) catches NaN/Inf, which persists.
+    if (method !== 'dopri5' && !(await isAllFinite(ops, states[n]!))) {
+      await explainTrackedFailure(method, f, times, states, (k) => substeps(times[k] - times[k - 1], stepSize), ops);
+    }
   } catch (e) {
     release(ops, pending, ...states);
     throw e;
@@ -144,3 +148,36 @@ export async function solveTracked<V>(f: OdeFunc<V>, y0: V, T: number, options: 
   };
 }
 
+
+/**
+ * A fixed-step tracked solve ended non-finite: finds the first non-finite kept state (readbacks on this failure
+ * path only) and replays the grid intervals from the kept state before it with every f evaluation checked, so the
+ * error names the time where f returned NaN/Inf (or the interval whose steps overflowed). Always throws.
+ */
+async function explainTrackedFailure<V>(
+  method: FixedMethod, f: OdeFunc<V>, times: readonly number[], states: readonly (V | undefined)[], steps: (k: number) => number, ops: VectorOps<V>,
+): Promise<never> {
+  if (!(await isAllFinite(ops, states[0]!))) throw new InvalidArgumentError('solveTracked: the initial state y0 has NaN or infinite entries');
+  let from = 0;
+  for (let k = 1; k < states.length; k++) {
+    if (states[k] === undefined) continue;
+    if (!(await isAllFinite(ops, states[k]!))) break;
+    from = k;
+  }
+  const checked = checkedDynamics(f, ops);
+  let u: V = states[from]!;
+  try {
+    for (let k = from + 1; k < times.length; k++) {
+      const next = await fixedSolve(method, checked, times[k - 1], u, times[k], steps(k), ops, newStats());
+      if (!(await isAllFinite(ops, next))) {
+        release(ops, next);
+        await explainNonFiniteFixed(method, f, times[k - 1], u, times[k], steps(k), ops);
+      }
+      if (u !== states[from]) release(ops, u);
+      u = next;
+    }
+  } finally {
+    if (u !== states[from]) release(ops, u);
+  }
+  throw new InvalidArgumentError('solveTracked: the final state was not finite, but replaying the solve gave finite states (is f deterministic?)');
+}

@@ -19,6 +19,11 @@ export interface VectorOps<V> {
   norm?(a: V): number | Promise<number>;
   /** max_i |err_i| / (atol + rtol·max(|y0_i|, |y1_i|)): the error measure of the adaptive controller (≤ 1 accepts). */
   maxAbsRatio?(err: V, y0: V, y1: V, rtol: number, atol: number): number | Promise<number>;
+  /**
+   * Whether every entry is finite. Solvers call it once per solve and on failure paths, never per step; without
+   * it a finite norm stands in (which also flags finite values whose squares overflow).
+   */
+  allFinite?(v: V): boolean | Promise<boolean>;
   dispose?(v: V): void;
   clone?(v: V): V;
 }
@@ -61,10 +66,16 @@ function hostOps(make: (n: number) => Float64Array | Float32Array, round: (x: nu
       let m = 0;
       for (let i = 0; i < err.length; i++) {
         const r = Math.abs(err[i]) / (atol + rtol * Math.max(Math.abs(y0[i]), Math.abs(y1[i])));
-        // NaN must win so that the controller rejects the step instead of accepting garbage.
-        if (!(r <= m)) m = r;
+        // NaN must win so that the controller rejects the step instead of accepting garbage (and a later finite
+        // entry must not overwrite it, as `if (!(r <= m)) m = r` did).
+        if (Number.isNaN(r)) return Number.NaN;
+        if (r > m) m = r;
       }
       return m;
+    },
+    allFinite(v) {
+      for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
+      return true;
     },
     clone(v) {
       const out = make(v.length);
@@ -133,4 +144,16 @@ export async function scaledError<V>(ops: VectorOps<V>, err: V, y0: V, y1: V, rt
   if (!ops.norm) throw new InvalidArgumentError('adaptive solvers need VectorOps.maxAbsRatio or VectorOps.norm');
   const [e, a, b] = await Promise.all([ops.norm(err), ops.norm(y0), y1 === y0 ? 0 : ops.norm(y1)]);
   return e / (atol + rtol * Math.max(a, b));
+}
+
+/** Whether every entry of v is finite, by `allFinite`, else by a finite norm; true when the ops can tell neither. */
+export async function isAllFinite<V>(ops: VectorOps<V>, v: V): Promise<boolean> {
+  if (ops.allFinite) return await ops.allFinite(v);
+  if (ops.norm) return Number.isFinite(await ops.norm(v));
+  return true;
+}
+
+/** ‖v‖ for error messages; NaN when the ops have no norm. */
+export async function normForMessage<V>(ops: VectorOps<V>, v: V): Promise<number> {
+  return ops.norm ? await ops.norm(v) : Number.NaN;
 }
