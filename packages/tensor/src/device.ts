@@ -394,9 +394,11 @@ export class Device {
     const hasUniform = spec.bindings.includes('uniform');
     if (hasUniform && !uniform) throw new KernelError(`kernel ${spec.key} needs uniforms`, spec.key);
     const uniformSize = hasUniform ? alignUp(uniform!.byteLength, 16) : 0;
+    // A full uniform ring submits now, so the bind group below is created in the batch that uses it (an error
+    // creating it then fails that batch, not the one before).
+    if (hasUniform && this.uniformUsed + uniformSize > this.uniformStaging.byteLength) this.flush();
     this.commandEncoder(); // opens the batch (and its error scopes) before the bind group can fail
     const bindGroup = this.bindGroupFor(spec, layout, buffers, uniformSize);
-    // Offset taken after bindGroupFor: pushUniform may flush, which is harmless for cached groups.
     const dynamicOffsets = hasUniform ? [this.pushUniform(uniform!)] : [];
     const pass = this.computePass();
     pass.setPipeline(pipeline);
