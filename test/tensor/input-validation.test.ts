@@ -159,6 +159,24 @@ describe('devices and sizes given by the caller', () => {
   });
 });
 
+describe('options objects', () => {
+  it('a typo or a positional habit is an InvalidArgumentError, not silently ignored', () => {
+    const a = raw.zeros([2, 2], 'f32', device());
+    const x = raw.zeros([1, 1, 3, 3], 'f32', device());
+    const grid = raw.zeros([1, 2, 2, 2], 'f32', device());
+    expectThrowsClean(() => raw.matmul(a, a, true as never), InvalidArgumentError, /options must be an object/);
+    expectThrowsClean(() => raw.matmul(a, a, { transposeB: true } as never), InvalidArgumentError, /unknown option transposeB/);
+    expectThrowsClean(() => raw.gridSample(x, grid, true as never), InvalidArgumentError, /options must be an object/);
+    expectThrowsClean(() => raw.gridSample(x, grid, { alignCorner: true } as never), InvalidArgumentError, /unknown option alignCorner \(known: alignCorners\)/);
+    expectThrowsClean(() => raw.conv2d(x, x, { strides: 2 } as never), InvalidArgumentError, /unknown option strides/);
+    expectThrowsClean(() => raw.maxPool2d(x, { kernel: 2, strides: 1 } as never), InvalidArgumentError, /unknown option strides/);
+    expectThrowsClean(() => raw.uniform([2], 1, { device: device(), min: -1, max: 1 } as never), InvalidArgumentError, /unknown options min, max/);
+    expectThrowsClean(() => raw.normal([2], 1, { device: device(), stddev: 2 } as never), InvalidArgumentError, /unknown option stddev/);
+    expectThrowsClean(() => raw.permutation(3, 1, { device: device(), n: 3 } as never), InvalidArgumentError, /unknown option n/);
+    raw.dispose([a, x, grid]);
+  });
+});
+
 describe('operands that are not tensors, and scalars that are not numbers', () => {
   it('are an InvalidArgumentError naming the operand, not a raw TypeError', () => {
     const x = raw.zeros([2], 'f32', device());

@@ -14,7 +14,7 @@ import {
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, tidy, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { checkShapeArg, checkTensors, describeValue, fmt, UniformWriter } from './util';
+import { checkOptions, checkShapeArg, checkTensors, describeValue, fmt, UniformWriter } from './util';
 
 export interface Conv2dOptions {
   stride?: number | readonly [number, number];
@@ -66,11 +66,9 @@ function pairOf(op: string, v: number | readonly [number, number] | undefined, d
 function geometry(op: string, xShape: Shape, wShape: Shape, options: Conv2dOptions | undefined): ConvGeometry {
   checkShapeArg(op, xShape, 'input shape');
   checkShapeArg(op, wShape, 'filter shape');
+  // An array ([2, 2] meant as the stride) or a typo'd key would otherwise be read as "no options".
+  checkOptions(op, options, ['stride', 'padding', 'dilation', 'groups']);
   const opts = options ?? {};
-  // An array ([2, 2] meant as the stride) would otherwise be read as an empty options object.
-  if (typeof opts !== 'object' || Array.isArray(opts)) {
-    throw new InvalidArgumentError(`${op}: options must be an object ({ stride, padding, dilation, groups }), got ${describeValue(opts)}`);
-  }
   if (xShape.length !== 4 || wShape.length !== 4) {
     throw new ShapeError(`${op}: input ${fmt(xShape)} and filter ${fmt(wShape)} must both be rank 4 (NCHW, OIHW)`);
   }

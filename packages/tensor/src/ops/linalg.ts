@@ -11,7 +11,7 @@ import { chooseMatmulVariant, type MatmulVariant } from '../autotune';
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, tidy, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { broadcastShapes, broadcastStrides, checkTensors, fmt, UniformWriter } from './util';
+import { broadcastShapes, broadcastStrides, checkOptions, checkTensors, fmt, UniformWriter } from './util';
 
 export { autotune, chooseMatmulVariant, matmulTuning, setTuningStore, fileTuningStore, variantName } from '../autotune';
 export type { MatmulVariant, MatmulTuning, TuningStore, SizeClass } from '../autotune';
@@ -32,6 +32,7 @@ const MAX_BATCH_DIMS = 4;
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
   checkTensors('matmul', { a, b });
+  checkOptions('matmul', options, ['transA', 'transB', 'variant']);
   const opts = options ?? {};
   const { transA = false, transB = false } = opts;
   if (opts.variant !== undefined && !['simple', 'register', 'workgroup'].includes(opts.variant?.kind)) {

@@ -11,7 +11,7 @@ import {
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { checkShapeArg, checkTensors, describeValue, fmt, recordInto, UniformWriter } from './util';
+import { checkOptions, checkShapeArg, checkTensors, describeValue, fmt, recordInto, UniformWriter } from './util';
 
 export interface Pool2dOptions {
   kernel: number | readonly [number, number];
@@ -38,6 +38,7 @@ function pairOf(op: string, v: number | readonly [number, number] | undefined, d
 /** Ho = floor((H + 2p − k)/s) + 1; padding at most half the kernel (torch's rule: no window lies wholly in padding). */
 function geometry(op: string, xShape: Shape, opts: Pool2dOptions): PoolGeometry {
   checkShapeArg(op, xShape, 'input shape');
+  checkOptions(op, opts, ['kernel', 'stride', 'padding']);
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts) || opts.kernel === undefined) {
     throw new InvalidArgumentError(`${op}: options must be an object with a kernel size ({ kernel, stride?, padding? }), got ${describeValue(opts)}`);
   }

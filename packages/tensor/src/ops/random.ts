@@ -13,7 +13,7 @@ import { InvalidArgumentError } from '../errors';
 import { getDefaultDevice } from '../runtime';
 import { sizeOf, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { checkDevice, checkNumber, checkShapeArg, describeValue, recordInto, UniformWriter } from './util';
+import { checkDevice, checkNumber, checkOptions, checkShapeArg, describeValue, recordInto, UniformWriter } from './util';
 
 /** A non-negative integer below 2^53 (split into low/high u32 words) or an explicit [lo, hi] pair. */
 export type Seed = number | readonly [number, number];
@@ -46,6 +46,7 @@ function offsetOf(opts: RandomOptions): number {
 
 function generate(op: RandomOpName, shape: Shape, seed: Seed, opts: RandomOptions, a = 0, b = 0, lowBits = 0, range = 0): Tensor {
   checkShapeArg(op, shape);
+  checkOptions(op, opts, op === 'uniform' ? ['offset', 'device', 'low', 'high'] : op === 'normal' ? ['offset', 'device', 'mean', 'std'] : ['offset', 'device']);
   const [seedLo, seedHi] = seedWords(seed);
   const offset = offsetOf(opts);
   const device = checkDevice(op, opts.device === undefined ? getDefaultDevice() : opts.device);
@@ -64,6 +65,7 @@ export function randomBits(shape: Shape, seed: Seed, opts: RandomOptions = {}): 
 
 /** low + (high − low)·u with u = (bits >> 8)·2^-24 ∈ [0, 1). */
 export function uniform(shape: Shape, seed: Seed, options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+  checkOptions('uniform', options, ['offset', 'device', 'low', 'high']);
   const opts = options ?? {};
   const [lo, hi] = [checkNumber('uniform', 'low', opts.low ?? 0), checkNumber('uniform', 'high', opts.high ?? 1)];
   // torch's uniform_ requires from <= to; infinite or NaN bounds would give NaN or ±inf samples silently.
@@ -75,6 +77,7 @@ export function uniform(shape: Shape, seed: Seed, options: RandomOptions & { low
 
 /** Box–Muller from words 0 and 1 of each element's counter. */
 export function normal(shape: Shape, seed: Seed, options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+  checkOptions('normal', options, ['offset', 'device', 'mean', 'std']);
   const opts = options ?? {};
   const [mean, std] = [checkNumber('normal', 'mean', opts.mean ?? 0), checkNumber('normal', 'std', opts.std ?? 1)];
   // As torch.normal: std >= 0 (a negative or NaN std would flip or poison every sample silently).
@@ -107,6 +110,7 @@ export function randint(shape: Shape, seed: Seed, low: number, high: number, opt
  * padded to a power of two. log2(L)·(log2(L)+1)/2 dispatches, all recorded in one batch.
  */
 export function permutation(n: number, seed: Seed, options: RandomOptions = {}): Tensor {
+  checkOptions('permutation', options, ['offset', 'device']);
   const opts = options ?? {};
   checkShapeArg('permutation', [n], 'length');
   const [seedLo, seedHi] = seedWords(seed);

@@ -11,7 +11,7 @@ import {
 import { DTypeError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { checkShapeArg, checkTensors, fmt, recordInto, UniformWriter } from './util';
+import { checkOptions, checkShapeArg, checkTensors, fmt, recordInto, UniformWriter } from './util';
 
 export interface GridSampleOptions {
   alignCorners?: boolean;
@@ -44,8 +44,9 @@ interface Geo {
   N: number; C: number; H: number; W: number; Ho: number; Wo: number;
 }
 
-function geometry(op: string, xShape: Shape, grid: Tensor): Geo {
+function geometry(op: string, xShape: Shape, grid: Tensor, opts: unknown): Geo {
   checkShapeArg(op, xShape, 'input shape');
+  checkOptions(op, opts, ['alignCorners']);
   if (xShape.length !== 4) throw new ShapeError(`${op}: input must be [N, C, H, W], got ${fmt(xShape)}`);
   const [N, C, H, W] = xShape;
   const g = grid.shape;
@@ -65,7 +66,7 @@ function gsUniform(geo: Geo, alignCorners: boolean): Uint32Array {
 /** torch.nn.functional.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners). */
 export function gridSample(x: Tensor, grid: Tensor, opts: GridSampleOptions = {}): Tensor {
   checkF32('gridSample', { x, grid });
-  const geo = geometry('gridSample', x.shape, grid);
+  const geo = geometry('gridSample', x.shape, grid, opts);
   const out = empty([geo.N, geo.C, geo.Ho, geo.Wo], 'f32', x.device);
   const nq = geo.N * geo.Ho * geo.Wo;
   if (out.size === 0) return out;
@@ -80,7 +81,7 @@ export function gridSample(x: Tensor, grid: Tensor, opts: GridSampleOptions = {}
  */
 export function gridSampleInputGrad(gy: Tensor, grid: Tensor, inputShape: Shape, opts: GridSampleOptions = {}): Tensor {
   checkF32('gridSampleInputGrad', { gy, grid });
-  const geo = geometry('gridSampleInputGrad', inputShape, grid);
+  const geo = geometry('gridSampleInputGrad', inputShape, grid, opts);
   checkGy('gridSampleInputGrad', geo, gy);
   const device = gy.device;
   const out = empty([...inputShape], 'f32', device);
@@ -103,7 +104,7 @@ export function gridSampleInputGrad(gy: Tensor, grid: Tensor, inputShape: Shape,
 /** grid_sampler_2d_backward's grad_grid → [N, Ho, Wo, 2] (a per-grid-point gather; deterministic). */
 export function gridSampleGridGrad(gy: Tensor, x: Tensor, grid: Tensor, opts: GridSampleOptions = {}): Tensor {
   checkF32('gridSampleGridGrad', { gy, x, grid });
-  const geo = geometry('gridSampleGridGrad', x.shape, grid);
+  const geo = geometry('gridSampleGridGrad', x.shape, grid, opts);
   checkGy('gridSampleGridGrad', geo, gy);
   const out = empty([geo.N, geo.Ho, geo.Wo, 2], 'f32', x.device);
   const nq = geo.N * geo.Ho * geo.Wo;

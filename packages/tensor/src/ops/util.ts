@@ -48,6 +48,20 @@ export function checkDevice(op: string, device: unknown): Device {
   return device;
 }
 
+/**
+ * Checks an options argument: undefined or null (no options) or a plain object whose keys are all in `known`.
+ * A typo ({ alignCorner: true }) or a positional habit (matmul(a, b, true)) would otherwise be silently ignored;
+ * torch raises on unexpected keyword arguments too.
+ */
+export function checkOptions(op: string, options: unknown, known: readonly string[]): void {
+  if (options === undefined || options === null) return;
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`${op}: options must be an object { ${known.join(', ')} }, got ${describeValue(options)}`);
+  }
+  const unknown = Object.keys(options).filter((k) => !known.includes(k));
+  if (unknown.length > 0) throw new InvalidArgumentError(`${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${known.join(', ')})`);
+}
+
 /** Throws ShapeError unless `shape` is an array of non-negative integers (a bare number or NaN dim is a mistake). */
 export function checkShapeArg(op: string, shape: unknown, what = 'shape'): Shape {
   if (!Array.isArray(shape)) throw new ShapeError(`${op}: ${what} must be an array of dims, got ${describeValue(shape)}`);
