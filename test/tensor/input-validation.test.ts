@@ -173,6 +173,14 @@ describe('options objects', () => {
     expectThrowsClean(() => raw.uniform([2], 1, { device: device(), min: -1, max: 1 } as never), InvalidArgumentError, /unknown options min, max/);
     expectThrowsClean(() => raw.normal([2], 1, { device: device(), stddev: 2 } as never), InvalidArgumentError, /unknown option stddev/);
     expectThrowsClean(() => raw.permutation(3, 1, { device: device(), n: 3 } as never), InvalidArgumentError, /unknown option n/);
+    // Flags must be booleans: 'false' or 1 would be read as true.
+    expectThrowsClean(() => raw.sum(a, 0, 'false' as never), InvalidArgumentError, /keepDims must be true or false/);
+    expectThrowsClean(() => raw.argmax(a, 0, 1 as never), InvalidArgumentError, /keepDims/);
+    expectThrowsClean(() => raw.matmul(a, a, { transB: 'yes' } as never), InvalidArgumentError, /transB/);
+    expectThrowsClean(() => raw.gridSample(x, grid, { alignCorners: 1 } as never), InvalidArgumentError, /alignCorners/);
+    const theta = raw.zeros([1, 2, 3], 'f32', device());
+    expectThrowsClean(() => raw.affineGrid(theta, [1, 1, 2, 2], 'true' as never), InvalidArgumentError, /alignCorners/);
+    theta.dispose();
     raw.dispose([a, x, grid]);
   });
 });

@@ -11,7 +11,7 @@ import { chooseMatmulVariant, type MatmulVariant } from '../autotune';
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, tidy, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { broadcastShapes, broadcastStrides, checkOptions, checkTensors, fmt, UniformWriter } from './util';
+import { broadcastShapes, broadcastStrides, checkBoolean, checkOptions, checkTensors, fmt, UniformWriter } from './util';
 
 export { autotune, chooseMatmulVariant, matmulTuning, setTuningStore, fileTuningStore, variantName } from '../autotune';
 export type { MatmulVariant, MatmulTuning, TuningStore, SizeClass } from '../autotune';
@@ -35,6 +35,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   checkOptions('matmul', options, ['transA', 'transB', 'variant']);
   const opts = options ?? {};
   const { transA = false, transB = false } = opts;
+  checkBoolean('matmul', 'transA', transA);
+  checkBoolean('matmul', 'transB', transB);
   if (opts.variant !== undefined && !['simple', 'register', 'workgroup'].includes(opts.variant?.kind)) {
     throw new InvalidArgumentError(`matmul: unknown kernel variant ${JSON.stringify(opts.variant)} (kind must be simple, register or workgroup)`);
   }

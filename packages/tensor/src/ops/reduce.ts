@@ -5,7 +5,7 @@ import { DTypeError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, tidy, type Tensor } from '../tensor';
 import { empty, full } from './creation';
 import { exp, sub } from './elementwise';
-import { checkTensors, describeValue, fmt, normalizeAxes, recordInto, UniformWriter } from './util';
+import { checkBoolean, checkTensors, describeValue, fmt, normalizeAxes, recordInto, UniformWriter } from './util';
 
 /** Invocations a pass aims for: below this, long reductions are split into parts and finished by more passes. */
 const TARGET_INVOCATIONS = 8192;
@@ -87,6 +87,7 @@ function reduceAxes(op: AnyReduce, x: Tensor, axes: number | readonly number[] |
   checkFloat(name, x);
   x.assertAlive(name);
   const ax = normalizeAxes(name, axes, x.rank);
+  checkBoolean(name, 'keepDims', keepDims);
   const outShape = reduceShape(x.shape, ax, keepDims);
   const count = ax.reduce((p, a) => p * x.shape[a], 1);
   if ((op === 'max' || op === 'min') && count === 0 && sizeOf(outShape) > 0) {
@@ -201,6 +202,7 @@ export function argmax(x: Tensor, axis: number, keepDims = false): Tensor {
   checkFloat('argmax', x);
   x.assertAlive('argmax');
   const { ax, outer, R, inner } = around('argmax', x, axis);
+  checkBoolean('argmax', 'keepDims', keepDims);
   if (R === 0) throw new ShapeError(`argmax: axis ${axis} of shape ${fmt(x.shape)} is empty`);
   const outShape = x.rank === 0 ? [] : reduceShape(x.shape, [ax], keepDims);
   if (sizeOf(outShape) === 0) return empty(outShape, 'i32', x.device);

@@ -11,7 +11,7 @@ import {
 import { DTypeError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import { checkOptions, checkShapeArg, checkTensors, fmt, recordInto, UniformWriter } from './util';
+import { checkBoolean, checkOptions, checkShapeArg, checkTensors, fmt, recordInto, UniformWriter } from './util';
 
 export interface GridSampleOptions {
   alignCorners?: boolean;
@@ -27,6 +27,7 @@ function checkF32(op: string, operands: Record<string, Tensor>): void {
 /** torch.nn.functional.affine_grid for 2-D: theta [N, 2, 3], size [N, C, H, W] → grid [N, H, W, 2]. */
 export function affineGrid(theta: Tensor, size: Shape, alignCorners = false): Tensor {
   checkF32('affineGrid', { theta });
+  checkBoolean('affineGrid', 'alignCorners', alignCorners);
   checkShapeArg('affineGrid', size, 'size');
   if (size.length !== 4) throw new ShapeError(`affineGrid: size must be [N, C, H, W], got ${fmt(size)}`);
   const [N, , H, W] = size;
@@ -47,6 +48,8 @@ interface Geo {
 function geometry(op: string, xShape: Shape, grid: Tensor, opts: unknown): Geo {
   checkShapeArg(op, xShape, 'input shape');
   checkOptions(op, opts, ['alignCorners']);
+  const align = (opts as GridSampleOptions | null | undefined)?.alignCorners;
+  if (align !== undefined) checkBoolean(op, 'alignCorners', align);
   if (xShape.length !== 4) throw new ShapeError(`${op}: input must be [N, C, H, W], got ${fmt(xShape)}`);
   const [N, C, H, W] = xShape;
   const g = grid.shape;

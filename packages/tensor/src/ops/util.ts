@@ -62,6 +62,12 @@ export function checkOptions(op: string, options: unknown, known: readonly strin
   if (unknown.length > 0) throw new InvalidArgumentError(`${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${known.join(', ')})`);
 }
 
+/** Throws InvalidArgumentError unless `v` is a boolean (keepDims: 'false' or 1 would be read as true). */
+export function checkBoolean(op: string, what: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new InvalidArgumentError(`${op}: ${what} must be true or false, got ${describeValue(v)}`);
+  return v;
+}
+
 /** Throws ShapeError unless `shape` is an array of non-negative integers (a bare number or NaN dim is a mistake). */
 export function checkShapeArg(op: string, shape: unknown, what = 'shape'): Shape {
   if (!Array.isArray(shape)) throw new ShapeError(`${op}: ${what} must be an array of dims, got ${describeValue(shape)}`);
