@@ -1,7 +1,7 @@
 /**
  * @file Kernel bench: metagrad matmul/conv/elementwise/reduce against TensorFlow.js 4.22 (webgpu on the same adapter,
- * in the same process, and wasm as a CPU reference). Every timing is a warm-up then the median of several runs,
- * synced by a small readback.
+ * in the same process, and wasm as a CPU reference). Every timing is a warm-up then the median of the same number of
+ * runs for metagrad and tfjs-webgpu, each synced the same way: a 4-byte copy of the output's GPU buffer, no kernel.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -103,20 +103,53 @@ export async function setupTfjs(device: Device): Promise<{ tf: Tf; wasm: boolean
   return { tf, wasm };
 }
 
+/** The parts of tfjs's WebGPUBackend that `tfjsSync` uses (internal API of tfjs-backend-webgpu 4.22). */
+interface WebGpuBackendInternals {
+  device: GPUDevice;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+  tensorMap: { get(dataId: object): { resource?: unknown } | undefined };
+}
+
+const stagingBuffers = new WeakMap<GPUDevice, GPUBuffer>();
+
+/**
+ * Waits for tfjs's work on `t` the way metagrad's benches wait for theirs (`device.read(buffer, 4)`): flush tfjs's
+ * pending commands, copy 4 bytes of t's GPU buffer to a staging buffer and map it. No kernel runs; reading via
+ * `tf.slice(...).data()` would add a slice dispatch (and its pipeline) to every tfjs timing. Where t has no GPU buffer
+ * (the wasm backend), a 1-element slice is read instead.
+ */
+export async function tfjsSync(tf: Tf, t: TfTensor): Promise<void> {
+  const backend = tf.backend() as unknown as Partial<WebGpuBackendInternals>;
+  const resource = backend.tensorMap?.get(t.dataId)?.resource as GPUBuffer | undefined;
+  if (backend.device && backend.submitQueue && backend.ensureCommandEncoderReady && backend.endComputePassEncoder && resource && typeof resource.mapAsync === 'function') {
+    // As tfjs's own read does: close the open compute pass, then submit everything recorded so far.
+    backend.ensureCommandEncoderReady();
+    backend.endComputePassEncoder();
+    backend.submitQueue();
+    let staging = stagingBuffers.get(backend.device);
+    if (!staging) {
+      staging = backend.device.createBuffer({ size: 4, usage: 0x0001 | 0x0008 }); // MAP_READ | COPY_DST
+      stagingBuffers.set(backend.device, staging);
+    }
+    const encoder = backend.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(resource, 0, staging, 0, 4);
+    backend.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(0x0001); // GPUMapMode.READ
+    staging.unmap();
+    return;
+  }
+  const probe = tf.slice(tf.reshape(t, [-1]), 0, 1);
+  await probe.data();
+  probe.dispose();
+}
+
 async function tfTime(tf: Tf, backend: string, reps: number, build: () => TfTensor[], run: (inputs: TfTensor[]) => TfTensor): Promise<number | null> {
   try {
     if (!(await tf.setBackend(backend))) return null;
     const inputs = build();
-    const ms = await timeIt(
-      reps,
-      () => run(inputs),
-      async (out) => {
-        const probe = tf.slice(tf.reshape(out, [-1]), 0, 1);
-        await probe.data();
-        probe.dispose();
-      },
-      (out) => out.dispose(),
-    );
+    const ms = await timeIt(reps, () => run(inputs), (out) => tfjsSync(tf, out), (out) => out.dispose());
     for (const t of inputs) t.dispose();
     return ms;
   } catch {
@@ -158,8 +191,10 @@ export async function benchKernels(opts: { quick: boolean; device?: Device }): P
   const reps = opts.quick ? 3 : 7;
   const rows: KernelRow[] = [];
   const { tf, wasm, tfjsError } = await trySetupTfjs(device);
+  // tfjs-webgpu gets metagrad's repetitions (the ratio compares their medians); only the wasm CPU reference, which is
+  // not in the ratio, is cut to 3 on the large cases.
   const tfBoth = async (build: () => TfTensor[], run: (i: TfTensor[]) => TfTensor, big = false) => ({
-    webgpu: tf ? await tfTime(tf, 'webgpu', big ? Math.min(reps, 3) : reps, build, run) : null,
+    webgpu: tf ? await tfTime(tf, 'webgpu', reps, build, run) : null,
     wasm: tf && wasm ? await tfTime(tf, 'wasm', big ? Math.min(reps, 3) : reps, build, run) : null,
   });
   const push = (row: Omit<KernelRow, 'ratio' | 'tfjsWebgpuMs' | 'tfjsWasmMs'>, t: { webgpu: number | null; wasm: number | null }) =>

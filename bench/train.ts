@@ -9,7 +9,7 @@ import { autotune, tensor, tidy, dispose, type Device, type Tensor } from '@meta
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { crossEntropy, grad, requiresGrad } from '@metagrad/autograd';
 import { SGD, fromLeaves, leaves, lenet5, mlp, disposeTree, type Model, type ParamTree } from '@metagrad/models';
-import { randomData, trySetupTfjs, timeIt, type Tf, type TfTensor } from './kernels';
+import { randomData, tfjsSync, trySetupTfjs, timeIt, type Tf, type TfTensor } from './kernels';
 import { median } from '../examples/cli/stats';
 
 export interface TrainRow {
@@ -47,8 +47,15 @@ interface Case {
   name: string;
   inputShape: number[];
   model: Model<ParamTree>;
-  /** The same network in tfjs (NHWC for the convolutions), on weights laid out like metagrad's (torch layout). */
+  /**
+   * The same network in tfjs, on input and weights in tfjs's own layouts (tfjsInputShape, tfjsParamShape), so that
+   * neither library pays for layout transposes (or their gradients) inside the step.
+   */
   tfjs(tf: Tf, x: TfTensor, w: TfTensor[]): TfTensor;
+  /** tfjs's input shape (default inputShape). */
+  tfjsInputShape?: number[];
+  /** tfjs's shape for a parameter of metagrad shape `shape` (default the same). */
+  tfjsParamShape?(shape: number[]): number[];
 }
 
 const CASES: Case[] = [
@@ -62,14 +69,15 @@ const CASES: Case[] = [
     name: 'LeNet-5',
     inputShape: [BATCH, 1, 28, 28],
     model: lenet5() as unknown as Model<ParamTree>,
+    // tfjs convolves NHWC with [kH, kW, C, O] filters; metagrad NCHW with [O, C, kH, kW]. Each gets its native layout.
+    tfjsInputShape: [BATCH, 28, 28, 1],
+    tfjsParamShape: (s) => (s.length === 4 ? [s[2], s[3], s[1], s[0]] : s),
     tfjs: (tf, x, [c1, cb1, c2, cb2, f1, fb1, f2, fb2, f3, fb3]) => {
-      // metagrad/torch filters are [O, C, kH, kW]; tfjs wants [kH, kW, C, O].
-      const hwio = (w: TfTensor) => tf.transpose(w, [2, 3, 1, 0]) as import('@tensorflow/tfjs-core').Tensor4D;
-      const nhwc = tf.transpose(x, [0, 2, 3, 1]) as import('@tensorflow/tfjs-core').Tensor4D;
-      let h = tf.maxPool(tf.relu(tf.add(tf.conv2d(nhwc, hwio(c1), 1, 'same'), cb1)) as import('@tensorflow/tfjs-core').Tensor4D, 2, 2, 'valid');
-      h = tf.maxPool(tf.relu(tf.add(tf.conv2d(h, hwio(c2), 1, 'valid'), cb2)) as import('@tensorflow/tfjs-core').Tensor4D, 2, 2, 'valid');
-      // Flatten in NCHW order so the fc1 weights mean the same thing as metagrad's.
-      let f: TfTensor = tf.reshape(tf.transpose(h, [0, 3, 1, 2]), [BATCH, -1]);
+      type T4 = import('@tensorflow/tfjs-core').Tensor4D;
+      let h = tf.maxPool(tf.relu(tf.add(tf.conv2d(x as T4, c1 as T4, 1, 'same'), cb1)) as T4, 2, 2, 'valid');
+      h = tf.maxPool(tf.relu(tf.add(tf.conv2d(h, c2 as T4, 1, 'valid'), cb2)) as T4, 2, 2, 'valid');
+      // Flattened in NHWC order: fc1's 400 inputs are a permutation of metagrad's (random weights either way).
+      let f: TfTensor = tf.reshape(h, [BATCH, -1]);
       f = tf.relu(tf.add(tf.matMul(f, f1, false, true), fb1));
       f = tf.relu(tf.add(tf.matMul(f, f2, false, true), fb2));
       return tf.add(tf.matMul(f, f3, false, true), fb3);
@@ -192,18 +200,15 @@ async function tfjsRunner(tf: Tf, backend: string, c: Case, shapes: number[][]):
   if (!(await tf.setBackend(backend))) return null;
   await tf.ready();
   const n = c.inputShape.reduce((a, b) => a * b, 1);
-  const x = tf.tensor(randomData(n, 3), c.inputShape);
+  const x = tf.tensor(randomData(n, 3), c.tfjsInputShape ?? c.inputShape);
   const onehot = tf.oneHot(tf.tensor1d(labelsData(4), 'int32'), 10);
-  const vars = shapes.map((s, i) => tf.variable(tf.randomUniform(s, -0.05, 0.05, 'float32', 10 + i)));
+  const vars = shapes.map((s, i) => tf.variable(tf.randomUniform(c.tfjsParamShape?.(s) ?? s, -0.05, 0.05, 'float32', 10 + i)));
   const opt = tf.train.sgd(LR);
   const loss = () => tf.losses.softmaxCrossEntropy(onehot, c.tfjs(tf, x, vars)) as import('@tensorflow/tfjs-core').Scalar;
   const runner: Runner = {
     run: () => opt.minimize(loss, false, vars),
-    async sync() {
-      const p = tf.slice(tf.reshape(vars[0], [-1]), 0, 1);
-      await p.data();
-      p.dispose();
-    },
+    // Like metagrad's sync: 4 bytes of the first parameter, no kernel.
+    sync: () => tfjsSync(tf, vars[0]),
     dispose() {
       opt.dispose();
       tf.dispose([x, onehot, ...vars]);

@@ -1,4 +1,8 @@
-/** @file Bench registry for `metagrad bench`: runs the named benches and writes bench/results/<adapter>.json. */
+/**
+ * @file Bench registry for `metagrad bench`: runs the named benches and merges them into bench/results/<adapter>.json,
+ * each with its own date and commit; --quick runs go to <adapter>.quick.json (git-ignored), never into the full results.
+ */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeDevice } from '@metagrad/tensor/node';
@@ -51,23 +55,63 @@ export async function runBenches(which: string, opts: BenchOptions): Promise<voi
   }
   const adapter = device.adapter;
   mkdirSync(opts.out, { recursive: true });
-  const file = join(opts.out, `${adapter.name}.json`);
+  // Quick numbers (fewer repetitions, smaller sizes) must never replace the full ones: a separate, ignored file.
+  const stem = join(opts.out, `${adapter.name}${opts.quick ? '.quick' : ''}`);
+  const file = `${stem}.json`;
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
-  const merged: Record<string, unknown> = { ...previous, adapter, date: new Date().toISOString(), ...results };
+  const stamp: BenchRecord = { date: new Date().toISOString(), commit: gitCommit(), quick: opts.quick };
+  // `date` was once one stamp shared by every bench in the file, overwritten by each run: for the benches recorded
+  // then it is only an upper bound. Per-bench `recorded` stamps replace it.
+  const { date: legacyDate, ...kept } = previous;
+  const recorded = { ...((previous.recorded as Record<string, BenchRecord> | undefined) ?? {}) };
+  for (const name of Object.keys(BENCHES)) {
+    if (kept[name] !== undefined && !recorded[name] && typeof legacyDate === 'string') {
+      recorded[name] = { date: legacyDate, commit: null, quick: false, dateIsUpperBound: true };
+    }
+  }
+  for (const name of names) recorded[name] = stamp;
+  const merged: Record<string, unknown> = { ...kept, adapter, recorded, ...results };
   writeFileSync(file, JSON.stringify(merged, null, 2) + '\n');
-  writeFileSync(join(opts.out, `${adapter.name}.md`), benchMarkdown(merged, adapter.name));
+  writeFileSync(`${stem}.md`, benchMarkdown(merged, adapter.name));
   if (opts.json) process.stdout.write(JSON.stringify(names.length === 1 ? results[names[0]] : { adapter, ...results }, null, 2) + '\n');
 }
 
-/** One markdown file with every bench recorded for the adapter (this run's and earlier ones'), each with its date. */
+/** When and from which source a bench's entry was recorded. */
+export interface BenchRecord {
+  date: string;
+  /** `git rev-parse --short HEAD`, with `-dirty` when the work tree had uncommitted changes; null outside git. */
+  commit: string | null;
+  quick: boolean;
+  /** Set on entries carried over from a file with one shared date: recorded on or before `date`. */
+  dateIsUpperBound?: boolean;
+}
+
+function gitCommit(): string | null {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    return dirty ? `${head}-dirty` : head;
+  } catch {
+    return null;
+  }
+}
+
+/** One markdown file with every bench recorded for the adapter (this run's and earlier ones'), each with its own date and commit. */
 function benchMarkdown(all: Record<string, unknown>, adapterName: string): string {
-  const parts = [`# metagrad benchmarks on ${adapterName}`, '', `Updated ${String(all.date)}. Ratios are TensorFlow.js time / metagrad time, measured in the same process on the same adapter.`];
+  const recorded = (all.recorded ?? {}) as Record<string, BenchRecord>;
+  const parts = [`# metagrad benchmarks on ${adapterName}`, '', 'Ratios are TensorFlow.js time / metagrad time, measured in the same process on the same adapter.'];
   for (const [name, entry] of Object.entries(BENCHES)) {
     if (all[name] === undefined) continue;
+    const r = recorded[name];
+    const when = !r
+      ? 'Recorded before per-bench dates; date and commit unknown.'
+      : r.dateIsUpperBound
+        ? `Recorded on or before ${r.date} (before per-bench dates); commit unknown.`
+        : `Recorded ${r.date} at commit ${r.commit ?? 'unknown'}${r.quick ? ' (--quick: fewer repetitions, smaller sizes)' : ''}.`;
     try {
-      parts.push('', `## ${name}`, '', entry.format(all[name]));
+      parts.push('', `## ${name}`, '', when, '', entry.format(all[name]));
     } catch {
-      parts.push('', `## ${name}`, '', '(recorded by an older version; rerun `pnpm metagrad bench ' + name + '`)');
+      parts.push('', `## ${name}`, '', when, '', '(recorded by an older version; rerun `pnpm metagrad bench ' + name + '`)');
     }
   }
   return parts.join('\n') + '\n';
