@@ -12,6 +12,7 @@ import { noGrad } from '@metagrad/autograd';
 import { detachTree, disposeTree, leaves, normTree, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem, HypergradEstimator } from './types';
 import { gradLeaves, gradTree } from './common';
+import { NonFiniteHypergradientError } from '../errors';
 
 /** Anything that updates parameter leaves in place from a gradient tree (@metagrad/models' `SGD`, `Adam`). */
 export interface InPlaceOptimizer {
@@ -114,8 +115,16 @@ export class OnlineTrainer<Batch> {
     const result = await o.estimator!.estimate({ problem: o.problem, theta: o.theta, lambda: o.lambda, trainBatch, valBatch, innerLr: this.innerLr(), trainBatches });
     const peakBytes = this.device.memory().peakBytesInUse - before;
     try {
-      o.lambdaOptimizer.step(result.hypergrad);
+      // The norm is read back for the log anyway: reading it before the update makes a NaN/Inf hypergradient an
+      // error that leaves λ as it was, instead of silently turning λ (and every later step) into NaN.
       const hypergradNorm = await deviceNorm(result.hypergrad);
+      if (!Number.isFinite(hypergradNorm)) {
+        throw new NonFiniteHypergradientError(
+          o.estimator!.name,
+          `‖dL_V/dλ‖ = ${hypergradNorm} at step ${this.stepCount} (validation loss ${result.valLoss}); λ was not updated`,
+        );
+      }
+      o.lambdaOptimizer.step(result.hypergrad);
       return { valLoss: result.valLoss, hypergradNorm, ms: performance.now() - t0, peakBytes };
     } finally {
       disposeTree(result.hypergrad);

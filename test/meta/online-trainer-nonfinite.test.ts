@@ -1,0 +1,65 @@
+/** @file OnlineTrainer refuses a NaN/Inf hypergradient with a named error and leaves λ as it was (no silent NaN λ). */
+import { describe, expect, it } from 'vitest';
+import { type Device, mulScalar, tensor } from '@metagrad/tensor';
+import { expectNoLeaks, noGrad } from '@metagrad/autograd';
+import { Adam, SGD, disposeTree, mapTree, metaWeightNet, mlp } from '@metagrad/models';
+import {
+  type ClassificationBatch, type HypergradEstimator, NonFiniteHypergradientError, OneStepLookahead, OnlineTrainer, metaWeightNetProblem, treeToVector,
+} from '@metagrad/meta';
+import { useDevice } from '../helpers/device';
+
+const getDevice = useDevice();
+const SIZES = [5, 8, 3];
+const classifier = mlp({ sizes: SIZES, activation: 'relu' });
+const weightNet = metaWeightNet({ hidden: 6 });
+const problem = metaWeightNetProblem({
+  classifier: (theta, x) => classifier.apply(theta as never, x),
+  weightNet: (lambda, losses) => weightNet.apply(lambda as never, losses),
+});
+
+function batch(device: Device, n: number, seed: number): ClassificationBatch {
+  const x = Float32Array.from({ length: n * SIZES[0] }, (_, i) => Math.sin(seed * 97.3 + i * 12.9898));
+  const y = Int32Array.from({ length: n }, (_, i) => (i * 7 + seed) % SIZES[2]);
+  return { x: tensor(x, [n, SIZES[0]], 'f32', device), y: tensor(y, [n], 'i32', device) };
+}
+
+/** A look-ahead estimate with every hypergradient entry multiplied by `factor` (NaN or Infinity). */
+function poisoned(factor: number): HypergradEstimator<ClassificationBatch> {
+  const inner = new OneStepLookahead<ClassificationBatch>();
+  return {
+    name: `poisoned-${factor}`,
+    async estimate(input) {
+      const result = await inner.estimate(input);
+      const hypergrad = noGrad(() => mapTree(result.hypergrad, (t) => mulScalar(t, factor)));
+      disposeTree(result.hypergrad);
+      return { ...result, hypergrad };
+    },
+  };
+}
+
+describe('OnlineTrainer with a non-finite hypergradient', () => {
+  it('throws NonFiniteHypergradientError naming the estimator and step, leaves λ unchanged, and leaks nothing', async () => {
+    const device = getDevice();
+    const train = batch(device, 16, 1);
+    const val = batch(device, 12, 2);
+    for (const factor of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const theta = classifier.init(1, device);
+      const lambda = weightNet.init(2, device);
+      const thetaOptimizer = new SGD(theta, { lr: 0.1 });
+      const lambdaOptimizer = new Adam(lambda, { lr: 1e-2 });
+      const trainer = new OnlineTrainer<ClassificationBatch>({
+        problem, estimator: poisoned(factor), theta, lambda, thetaOptimizer, lambdaOptimizer, order: 'meta-first', innerLr: 0.1,
+      });
+      const lambdaBefore = Array.from(await treeToVector(lambda));
+      await expectNoLeaks(async () => {
+        await expect(trainer.trainStep(train, val)).rejects.toThrow(NonFiniteHypergradientError);
+      }, device);
+      await expect(trainer.trainStep(train, val)).rejects.toThrow(new RegExp(`poisoned-${factor}: ‖dL_V/dλ‖ = (NaN|Infinity) at step 0 .*λ was not updated`));
+      expect(Array.from(await treeToVector(lambda))).toEqual(lambdaBefore);
+      thetaOptimizer.dispose();
+      lambdaOptimizer.dispose();
+      disposeTree([theta, lambda]);
+    }
+    disposeTree([train.x, train.y, val.x, val.y]);
+  });
+});
