@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import * as ag from '@metagrad/autograd';
 import * as raw from '@metagrad/tensor';
 import { DTypeError, InvalidArgumentError, ShapeError } from '@metagrad/tensor';
-import { accuracy, crossEntropy, crossEntropyMean, crossEntropyPerExample, mse, mseMean, nll, softCrossEntropy, weightedMean } from '@metagrad/models';
+import { avgPool2dLayer, batchNorm2d, conv2dLayer, initBatchNorm, initConv2d, initLinear, maxPool2dLayer, accuracy, crossEntropy, crossEntropyMean, crossEntropyPerExample, mse, mseMean, nll, softCrossEntropy, weightedMean } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 import { checkGolden, expectClose } from './fixture-helpers';
 
@@ -100,5 +100,24 @@ describe('loss inputs are validated, never broadcast', () => {
     expectThrowsClean(() => crossEntropy(logits, undefined as never), InvalidArgumentError, /labels must be a Tensor/);
     expectThrowsClean(() => nll(logits, [0, 1] as never), InvalidArgumentError, /labels must be a Tensor/);
     raw.dispose([logits, f32Labels, labels]);
+  });
+});
+
+describe('layer options are checked (the layers build their own op options, so a typo would vanish)', () => {
+  it('unknown option keys and bad eps are an InvalidArgumentError', () => {
+    const conv = initConv2d(0, 1, 2, 3, { device: device() });
+    const x = raw.zeros([1, 1, 6, 6], 'f32', device());
+    const bn = initBatchNorm(1, device());
+    const before = device().memory().liveTensors;
+    expect(() => conv2dLayer(conv, x, { strides: 2 } as never)).toThrow(/unknown option strides/);
+    expect(() => maxPool2dLayer(x, 2, { stide: 1 } as never)).toThrow(InvalidArgumentError);
+    expect(() => avgPool2dLayer(x, 2, { pad: 1 } as never)).toThrow(InvalidArgumentError);
+    expect(() => initLinear(0, 2, 2, { biases: false } as never)).toThrow(/unknown option biases/);
+    expect(() => initConv2d(0, 1, 2, 3, { group: 2 } as never)).toThrow(/unknown option group/);
+    expect(() => batchNorm2d(bn, x, true, undefined, { epsilon: 1e-3 } as never)).toThrow(/unknown option epsilon/);
+    expect(() => batchNorm2d(bn, x, true, undefined, { eps: -1 })).toThrow(/eps must be/);
+    expect(() => batchNorm2d(bn, x, true, undefined, { eps: NaN })).toThrow(InvalidArgumentError);
+    expect(device().memory().liveTensors).toBe(before);
+    raw.dispose([conv, x, bn]);
   });
 });

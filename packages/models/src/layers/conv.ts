@@ -1,6 +1,6 @@
 /** @file Conv2d layer (NCHW, torch layout weight [O, C/g, kH, kW]) with torch's default initialisation. */
 import { add, conv2d as conv2dOp, reshape } from '@metagrad/autograd';
-import { type Device, InvalidArgumentError, ShapeError, type Tensor, tidy } from '@metagrad/tensor';
+import { checkOptions, type Device, InvalidArgumentError, ShapeError, type Tensor, tidy } from '@metagrad/tensor';
 import { checkPositiveInt, defaultBound, type SeedLike, toRng, uniformParam } from './init';
 
 /** torch.nn.Conv2d's parameters; `bias` is absent when the layer has none. */
@@ -21,6 +21,7 @@ export interface Conv2dInitOptions {
 
 /** torch.nn.Conv2d's init: weight and bias U(−1/√fan_in, 1/√fan_in), fan_in = C/g·k·k. */
 export function initConv2d(seed: SeedLike, inChannels: number, outChannels: number, kernel: number, opts: Conv2dInitOptions = {}): Conv2dParams {
+  checkOptions('initConv2d', opts, ['groups', 'bias', 'device']);
   const groups = opts.groups ?? 1;
   checkPositiveInt('Conv2d inChannels', inChannels);
   checkPositiveInt('Conv2d outChannels', outChannels);
@@ -39,6 +40,8 @@ export function initConv2d(seed: SeedLike, inChannels: number, outChannels: numb
 
 /** x [N, C, H, W] → [N, O, Ho, Wo], plus a per-channel bias. */
 export function conv2dLayer(params: Conv2dParams, x: Tensor, opts: Conv2dLayerOptions = {}): Tensor {
+  // The layer builds its own options for the op, so a typo ({ strides: 2 }) must be caught here.
+  checkOptions('conv2dLayer', opts, ['stride', 'padding', 'dilation', 'groups']);
   const weight = params.weight;
   const bias = 'bias' in params ? params.bias : undefined;
   const groups = opts.groups ?? 1;

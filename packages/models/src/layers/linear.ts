@@ -1,6 +1,6 @@
 /** @file Linear layer: y = x·Wᵀ + b with torch's layout (weight [out, in]) and default initialisation. */
 import { add, matmul } from '@metagrad/autograd';
-import { type Device, ShapeError, type Tensor } from '@metagrad/tensor';
+import { checkOptions, type Device, ShapeError, type Tensor } from '@metagrad/tensor';
 import { checkPositiveInt, defaultBound, type SeedLike, toRng, uniformParam } from './init';
 
 /** torch.nn.Linear's parameters; `bias` is absent when the layer has none. */
@@ -13,6 +13,7 @@ export interface LinearOptions {
 
 /** torch.nn.Linear's init: weight and bias both U(−1/√in, 1/√in). */
 export function initLinear(seed: SeedLike, inFeatures: number, outFeatures: number, opts: LinearOptions = {}): LinearParams {
+  checkOptions('initLinear', opts, ['bias', 'device']);
   checkPositiveInt('Linear inFeatures', inFeatures);
   checkPositiveInt('Linear outFeatures', outFeatures);
   const rng = toRng(seed);

@@ -1,6 +1,6 @@
 /** @file Pooling and reshaping layers (no parameters): thin named wrappers over the differentiable ops. */
 import { avgPool2d as avgPoolOp, maxPool2d as maxPoolOp, mean, reshape } from '@metagrad/autograd';
-import { ShapeError, type Tensor } from '@metagrad/tensor';
+import { checkOptions, ShapeError, type Tensor } from '@metagrad/tensor';
 
 export interface PoolOptions {
   stride?: number;
@@ -9,11 +9,13 @@ export interface PoolOptions {
 
 /** torch.nn.MaxPool2d(kernel, stride = kernel, padding). */
 export function maxPool2dLayer(x: Tensor, kernel: number, opts: PoolOptions = {}): Tensor {
+  checkOptions('maxPool2dLayer', opts, ['stride', 'padding']);
   return maxPoolOp(x, { kernel, stride: opts.stride ?? kernel, padding: opts.padding ?? 0 });
 }
 
 /** torch.nn.AvgPool2d(kernel, stride = kernel, padding) with count_include_pad = true. */
 export function avgPool2dLayer(x: Tensor, kernel: number, opts: PoolOptions = {}): Tensor {
+  checkOptions('avgPool2dLayer', opts, ['stride', 'padding']);
   return avgPoolOp(x, { kernel, stride: opts.stride ?? kernel, padding: opts.padding ?? 0 });
 }
 
