@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CorruptDatasetError, DatasetNotFoundError } from '../../packages/models/src/data/errors';
 import { type IdxArray, type IdxDtype, encodeIdx, parseIdx } from '../../packages/models/src/data/idx';
@@ -77,6 +78,40 @@ describe('parseIdx / encodeIdx', () => {
     expectCorrupt(gzipSync(good), /still gzip-compressed/);
     expect(() => parseIdx(Uint8Array.of(9, 9, 9, 9), 'some/file')).toThrow(/^some\/file: bad IDX magic/);
   });
+
+  it('random bytes and mutated valid files either parse or throw CorruptDatasetError, never another error', () => {
+    const valid = encodeIdx({ dtype: 'int16', shape: [2, 3], data: Int16Array.of(1, -2, 300, 4, 5, -32768) });
+    const parsesCleanly = (bytes: Uint8Array): void => {
+      try {
+        const parsed = parseIdx(bytes);
+        // Whatever parses must re-encode to the very same bytes.
+        expect(Array.from(encodeIdx(parsed))).toEqual(Array.from(bytes));
+      } catch (error) {
+        if (!(error instanceof CorruptDatasetError)) throw error;
+      }
+    };
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), parsesCleanly), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), (edits) => {
+        const bytes = valid.slice();
+        for (const [position, value] of edits) bytes[position] = value;
+        parsesCleanly(bytes);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('encodeIdx refuses values and shapes it would otherwise write wrong (a uint8 300 stored as 44)', () => {
+    const encode = (array: unknown) => () => encodeIdx(array as IdxArray);
+    expect(encode({ dtype: 'uint8', shape: [2], data: Int32Array.of(1, 300) })).toThrow(/element 1 is 300, not an integer in uint8's range \[0, 255\]/);
+    expect(encode({ dtype: 'int8', shape: [1], data: Float32Array.of(0.5) })).toThrow(RangeError);
+    expect(encode({ dtype: 'int32', shape: [1], data: Float64Array.of(2 ** 31) })).toThrow(RangeError);
+    expect(encode({ dtype: 'toString', shape: [1], data: Uint8Array.of(1) })).toThrow(/unknown dtype toString/);
+    expect(encode({ dtype: 'uint8', shape: [1.5], data: Uint8Array.of(1) })).toThrow(/must be integers/);
+    expect(encode({ dtype: 'uint8', shape: [2 ** 32, 0], data: new Uint8Array(0) })).toThrow(/must be integers in 0..4294967295/);
+    // Float types store any value, NaN included.
+    expect(Array.from(parseIdx(encodeIdx({ dtype: 'float32', shape: [2], data: Float32Array.of(Number.NaN, -Infinity) })).data)).toEqual([NaN, -Infinity]);
+  });
 });
 
 describe('loadFashionMnist on synthetic files', () => {
@@ -110,6 +145,12 @@ describe('loadFashionMnist on synthetic files', () => {
     const { images } = synthetic(2);
     writeFileSync(join(dir, 'train-images-idx3-ubyte.gz'), gzipSync(encodeIdx(images)));
     expect(attempt).toThrow(/missing train-labels-idx1-ubyte\.gz\./);
+  });
+
+  it('rejects a split that is only a key of Object.prototype', () => {
+    for (const split of ['toString', 'constructor', '__proto__']) {
+      expect(() => loadFashionMnist({ dir: tempDir(), split: split as 'train' })).toThrow(`split must be 'train' or 'test', got ${split}`);
+    }
   });
 
   it('rejects inconsistent counts, wrong image size, bad labels, truncated gzip', () => {

@@ -41,7 +41,8 @@ export interface LoadFashionMnistOptions {
 /** Loads one split as N×28×28 float32 images in [0, 1] and int32 labels in [0, 10). */
 export function loadFashionMnist(options: LoadFashionMnistOptions): ImageDataset {
   const dir = options.dir ?? FASHION_MNIST_DIR;
-  const stems = FILE_STEMS[options.split];
+  // hasOwn, not a lookup: split 'toString' must not find Object.prototype.toString.
+  const stems = Object.hasOwn(FILE_STEMS, options.split) ? FILE_STEMS[options.split] : undefined;
   if (stems === undefined) throw new RangeError(`loadFashionMnist: split must be 'train' or 'test', got ${String(options.split)}`);
   const imagesPath = findIdxFile(dir, stems.images);
   const labelsPath = findIdxFile(dir, stems.labels);

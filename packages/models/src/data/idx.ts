@@ -42,6 +42,13 @@ const BYTES_PER_ELEMENT: Record<IdxDtype, number> = {
   float64: 8,
 };
 
+const INTEGER_RANGE: Partial<Record<IdxDtype, readonly [number, number]>> = {
+  uint8: [0, 255],
+  int8: [-128, 127],
+  int16: [-32768, 32767],
+  int32: [-2147483648, 2147483647],
+};
+
 /** What an IDX header announces: the element type and shape, and how many bytes the header and whole file take. */
 export interface IdxHeader {
   dtype: IdxDtype;
@@ -144,10 +151,24 @@ export function parseIdx(bytes: Uint8Array, source?: string): IdxArray {
 /** Encodes an array as IDX bytes (uncompressed); the inverse of parseIdx. Used for fixtures and caches. */
 export function encodeIdx(array: IdxArray): Uint8Array {
   const { dtype, shape, data } = array;
+  if (!Object.hasOwn(CODE_BY_DTYPE, dtype)) throw new RangeError(`encodeIdx: unknown dtype ${String(dtype)} (${Object.keys(CODE_BY_DTYPE).join(', ')})`);
   if (shape.length === 0 || shape.length > 255) throw new RangeError(`encodeIdx: rank ${shape.length} must be in 1..255`);
+  if (!shape.every((dim) => Number.isInteger(dim) && dim >= 0 && dim <= 0xffffffff)) {
+    throw new RangeError(`encodeIdx: shape [${shape.join(', ')}] must be integers in 0..4294967295 (the header stores uint32)`);
+  }
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== data.length) {
     throw new RangeError(`encodeIdx: shape [${shape.join(', ')}] has ${count} elements, data has ${data.length}`);
+  }
+  const range = INTEGER_RANGE[dtype];
+  if (range !== undefined) {
+    // DataView.setUint8(300) stores 44: an out-of-range or fractional value would be written silently wrong.
+    for (let i = 0; i < count; i++) {
+      const value = data[i];
+      if (!(Number.isInteger(value) && value >= range[0] && value <= range[1])) {
+        throw new RangeError(`encodeIdx: element ${i} is ${value}, not an integer in ${dtype}'s range [${range[0]}, ${range[1]}]`);
+      }
+    }
   }
   const headerBytes = 4 + 4 * shape.length;
   const out = new Uint8Array(headerBytes + count * BYTES_PER_ELEMENT[dtype]);
