@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import * as ag from '@metagrad/autograd';
 import * as raw from '@metagrad/tensor';
 import { DTypeError, InvalidArgumentError, ShapeError } from '@metagrad/tensor';
-import { avgPool2dLayer, batchNorm2d, conv2dLayer, initBatchNorm, initConv2d, initLinear, maxPool2dLayer, accuracy, crossEntropy, crossEntropyMean, crossEntropyPerExample, mse, mseMean, nll, softCrossEntropy, weightedMean } from '@metagrad/models';
+import { avgPool2dLayer, batchNorm2d, dropout, conv2dLayer, initBatchNorm, initConv2d, initLinear, maxPool2dLayer, accuracy, crossEntropy, crossEntropyMean, crossEntropyPerExample, mse, mseMean, nll, softCrossEntropy, weightedMean } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 import { checkGolden, expectClose } from './fixture-helpers';
 
@@ -117,6 +117,9 @@ describe('layer options are checked (the layers build their own op options, so a
     expect(() => batchNorm2d(bn, x, true, undefined, { epsilon: 1e-3 } as never)).toThrow(/unknown option epsilon/);
     expect(() => batchNorm2d(bn, x, true, undefined, { eps: -1 })).toThrow(/eps must be/);
     expect(() => batchNorm2d(bn, x, true, undefined, { eps: NaN })).toThrow(InvalidArgumentError);
+    // Mode flags must be booleans: 'false' was read as training mode.
+    expect(() => batchNorm2d(bn, x, 'false' as never)).toThrow(/training must be true or false/);
+    expect(() => dropout(x, 0.5, 'false' as never, 1)).toThrow(/training must be true or false/);
     expect(device().memory().liveTensors).toBe(before);
     raw.dispose([conv, x, bn]);
   });

@@ -4,7 +4,7 @@
  */
 import { add, addScalar, mean, mul, reshape, rsqrt, square, sub } from '@metagrad/autograd';
 import * as raw from '@metagrad/tensor';
-import { checkOptions, type Device, InvalidArgumentError, ShapeError, type Tensor, keep, tidy } from '@metagrad/tensor';
+import { checkBoolean, checkOptions, type Device, InvalidArgumentError, ShapeError, type Tensor, keep, tidy } from '@metagrad/tensor';
 import { checkPositiveInt, constantParam } from './init';
 
 export type BatchNormParams = { readonly weight: Tensor; readonly bias: Tensor };
@@ -46,6 +46,7 @@ export function disposeBatchNormState(state: BatchNormState): void {
  */
 export function batchNorm2d(params: BatchNormParams, x: Tensor, training: boolean, state?: BatchNormState, opts: BatchNormOptions = {}): Tensor {
   checkOptions('batchNorm2d', opts, ['eps', 'momentum']);
+  checkBoolean('batchNorm2d', 'training', training); // 'false' would be read as training mode
   const eps = opts.eps ?? 1e-5;
   const momentum = opts.momentum ?? 0.1;
   const C = params.weight.shape[0];

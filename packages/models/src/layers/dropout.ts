@@ -9,6 +9,7 @@ import { InvalidArgumentError, type Tensor, tidy } from '@metagrad/tensor';
  */
 export function dropout(x: Tensor, p: number, training: boolean, seed?: number, offset = 0): Tensor {
   if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError(`dropout: p must be in [0, 1], got ${p}`);
+  raw.checkBoolean('dropout', 'training', training); // 'false' would be read as training mode
   if (!training || p === 0) return reshape(x, x.shape);
   if (seed === undefined) throw new InvalidArgumentError(`dropout(p=${p}) in training mode needs a seed (ctx.seed)`);
   if (p === 1) return mulScalar(x, 0);
