@@ -1,4 +1,4 @@
-/** @file Helpers shared by raw ops: uniform packing, broadcasting, axis normalisation, shape formatting. */
+/** @file Helpers shared by raw ops: argument validation (dtypes, shapes, options, operands), uniform packing, broadcasting, axes. */
 import type { DType } from '@metagrad/kernels-wgsl';
 import { DisposedTensorError, DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { Device } from '../device';
