@@ -1,5 +1,5 @@
 /** @file A tiny static file server for the built demos, bound to 127.0.0.1 only (no dependencies, no directory listing). */
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -53,6 +53,11 @@ export async function serveDirectory(root: string, port = 0): Promise<RunningSer
   };
 }
 
+/** The root's real path with a trailing separator (the root itself may sit behind a symbolic link, e.g. /tmp on macOS). */
+function realBase(base: string): string {
+  return normalize(realpathSync(base) + sep);
+}
+
 function respond(base: string, request: IncomingMessage, response: ServerResponse): void {
   let pathname: string;
   try {
@@ -70,6 +75,11 @@ function respond(base: string, request: IncomingMessage, response: ServerRespons
   if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
   if (!existsSync(file) || !statSync(file).isFile()) {
     response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${pathname}`);
+    return;
+  }
+  // A symbolic link inside the root may point outside it: judge the real path, not the requested one.
+  if (!realpathSync(file).startsWith(realBase(base))) {
+    response.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden');
     return;
   }
   const stream = createReadStream(file);

@@ -3,7 +3,7 @@
  * URLs with 400 and escapes from its root with 403, and stays up afterwards. Requests go through http.request
  * with a raw path, so no client-side URL normalisation hides what the server receives.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,9 @@ describe('serveDirectory', () => {
     writeFileSync(join(root, 'sub', 'app.js'), 'export {};');
     writeFileSync(join(top, 'secret.txt'), 'secret');
     writeFileSync(join(top, 'root-sibling', 'x.txt'), 'sibling');
+    // Links inside the root: one to a file outside it (must stay unreachable), one to a file inside it (served).
+    symlinkSync(join(top, 'secret.txt'), join(root, 'leak.txt'));
+    symlinkSync(join(root, 'index.html'), join(root, 'alias.html'));
     server = await serveDirectory(root, 0);
   });
   afterAll(async () => {
@@ -74,6 +77,8 @@ describe('serveDirectory', () => {
     expect((await get(server, '/..%2fsecret.txt')).status).toBe(403);
     expect((await get(server, '/%2e%2e%2froot-sibling%2fx.txt')).status).toBe(403);
     expect((await get(server, '/index.html%00.js')).status).toBe(403);
+    expect(await get(server, '/leak.txt')).toEqual({ status: 403, body: 'forbidden' });
+    expect(await get(server, '/alias.html')).toEqual({ status: 200, body: '<p>home</p>' });
     expect((await get(server, '/')).status).toBe(200);
   });
 });
