@@ -1,5 +1,5 @@
 /** @file Gzipped IDX files inflate only as far as their header announces: bombs are rejected early and named. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
@@ -104,5 +104,18 @@ describe('readIdxFile on gzip streams', () => {
     expect(() => readIdxFile(write('garbled.gz', garbled))).toThrow(CorruptDatasetError);
     expect(() => readIdxFile(write('tiny.gz', zlib.gzipSync(Uint8Array.of(0, 0, 8, 3, 0))))).toThrow(/IDX header truncated/);
     expect(() => readIdxFile(write('empty.gz', zlib.gzipSync(new Uint8Array(0))))).toThrow(CorruptDatasetError);
+  });
+
+  it('judges a 3 GiB file by its size and header instead of failing to read it with a raw RangeError', () => {
+    // Sparse files: no disk space is used. A plain IDX header for 10 images, then 3 GiB of nothing.
+    const plain = write('huge-plain', images.subarray(0, 16));
+    truncateSync(plain, 3 * 2 ** 30);
+    expect(() => readIdxFile(plain)).toThrow(CorruptDatasetError);
+    expect(() => readIdxFile(plain)).toThrow(`IDX size mismatch: shape [10, 28, 28] of uint8 needs ${announced} bytes, file has ${3 * 2 ** 30}`);
+    const gz = write('huge.gz', zlib.gzipSync(images));
+    truncateSync(gz, 3 * 2 ** 30);
+    expect(() => readIdxFile(gz)).toThrow(/file is 3221225472 bytes, more than the 2147483647 bytes an IDX file may have/);
+    rmSync(plain);
+    rmSync(gz);
   });
 });

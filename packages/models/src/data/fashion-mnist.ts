@@ -2,12 +2,12 @@
  * @file Node-only Fashion-MNIST loader: reads the gzipped (or plain) IDX files that Debian's
  * `dataset-fashion-mnist` package installs, with named errors for missing and corrupt files.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateIdxGzip } from './idx-gzip';
-import { DatasetNotFoundError, FASHION_MNIST_PACKAGE } from './errors';
+import { CorruptDatasetError, DatasetNotFoundError, FASHION_MNIST_PACKAGE } from './errors';
 import { type ImageDataset, imageDatasetFromIdx } from './image-dataset';
-import { type IdxArray, parseIdx } from './idx';
+import { type IdxArray, MAX_IDX_HEADER_BYTES, parseIdx, readIdxHeader } from './idx';
 
 /** Where `sudo apt-get install dataset-fashion-mnist` puts the files. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist/';
@@ -70,9 +70,37 @@ export function loadFashionMnist(options: LoadFashionMnistOptions): ImageDataset
 
 /** Reads an IDX file from disk, gunzipping it when it starts with the gzip magic (whatever its name). */
 export function readIdxFile(path: string): IdxArray {
+  checkSizeBeforeReading(path);
   const raw = readFileSync(path);
   const bytes = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
   return parseIdx(maybeGunzip(bytes, path), path);
+}
+
+/** Node's readFileSync refuses files over 2 GiB with a raw RangeError; no valid IDX file of ours is near that. */
+const MAX_IDX_FILE_BYTES = 2 ** 31 - 1;
+
+/**
+ * Rejects, from the file size and the first bytes alone, a file too large to read or a plain IDX file whose size
+ * disagrees with its header, so a corrupt multi-gigabyte file is not read into memory first.
+ */
+function checkSizeBeforeReading(path: string): void {
+  const size = statSync(path).size;
+  const head = new Uint8Array(Math.min(size, MAX_IDX_HEADER_BYTES));
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const gzipped = head[0] === 0x1f && head[1] === 0x8b;
+  if (!gzipped) {
+    const header = readIdxHeader(head, path);
+    if (header !== null && header.totalBytes !== size) {
+      const { shape, dtype, totalBytes } = header;
+      throw new CorruptDatasetError(`IDX size mismatch: shape [${shape.join(', ')}] of ${dtype} needs ${totalBytes} bytes, file has ${size}`, path);
+    }
+  }
+  if (size > MAX_IDX_FILE_BYTES) throw new CorruptDatasetError(`file is ${size} bytes, more than the ${MAX_IDX_FILE_BYTES} bytes an IDX file may have here`, path);
 }
 
 function maybeGunzip(bytes: Uint8Array, path: string): Uint8Array {
