@@ -106,6 +106,7 @@ export async function setupTfjs(device: Device): Promise<{ tf: Tf; wasm: boolean
 /** The parts of tfjs's WebGPUBackend that `tfjsSync` uses (internal API of tfjs-backend-webgpu 4.22). */
 interface WebGpuBackendInternals {
   device: GPUDevice;
+  commandEncoder: GPUCommandEncoder | null;
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
   submitQueue(): void;
@@ -115,28 +116,27 @@ interface WebGpuBackendInternals {
 const stagingBuffers = new WeakMap<GPUDevice, GPUBuffer>();
 
 /**
- * Waits for tfjs's work on `t` the way metagrad's benches wait for theirs (`device.read(buffer, 4)`): flush tfjs's
- * pending commands, copy 4 bytes of t's GPU buffer to a staging buffer and map it. No kernel runs; reading via
- * `tf.slice(...).data()` would add a slice dispatch (and its pipeline) to every tfjs timing. Where t has no GPU buffer
- * (the wasm backend), a 1-element slice is read instead.
+ * Waits for tfjs's work on `t` the way metagrad's benches wait for theirs (`device.read(buffer, 4)`): append a 4-byte
+ * copy of t's GPU buffer to tfjs's pending commands, submit them once and map the staging buffer — what tfjs's own
+ * read does, minus the kernel: reading via `tf.slice(...).data()` would add a slice dispatch to every tfjs timing.
+ * Where t has no GPU buffer (the wasm backend), a 1-element slice is read instead.
  */
 export async function tfjsSync(tf: Tf, t: TfTensor): Promise<void> {
   const backend = tf.backend() as unknown as Partial<WebGpuBackendInternals>;
   const resource = backend.tensorMap?.get(t.dataId)?.resource as GPUBuffer | undefined;
   if (backend.device && backend.submitQueue && backend.ensureCommandEncoderReady && backend.endComputePassEncoder && resource && typeof resource.mapAsync === 'function') {
-    // As tfjs's own read does: close the open compute pass, then submit everything recorded so far.
-    backend.ensureCommandEncoderReady();
-    backend.endComputePassEncoder();
-    backend.submitQueue();
     let staging = stagingBuffers.get(backend.device);
     if (!staging) {
       staging = backend.device.createBuffer({ size: 4, usage: 0x0001 | 0x0008 }); // MAP_READ | COPY_DST
       stagingBuffers.set(backend.device, staging);
     }
-    const encoder = backend.device.createCommandEncoder();
-    encoder.copyBufferToBuffer(resource, 0, staging, 0, 4);
-    backend.device.queue.submit([encoder.finish()]);
+    // As tfjs's getBufferData does: close the open compute pass, copy in the same encoder, one submit.
+    backend.ensureCommandEncoderReady();
+    backend.endComputePassEncoder();
+    backend.commandEncoder!.copyBufferToBuffer(resource, 0, staging, 0, 4);
+    backend.submitQueue();
     await staging.mapAsync(0x0001); // GPUMapMode.READ
+    staging.getMappedRange(0, 4);
     staging.unmap();
     return;
   }
