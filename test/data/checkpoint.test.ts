@@ -1,5 +1,5 @@
 /** @file safetensors encoding/decoding: round trips, layout details, malformed headers, and the node file helpers. */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -271,6 +271,15 @@ describe('saveSafetensors / loadSafetensors', () => {
     expect(() => saveSafetensors(target, entries)).toThrow(/EISDIR|ENOTEMPTY|EEXIST|EPERM/);
     expect(readdirSync(folder)).toEqual(['model.safetensors']);
     expect(readdirSync(target)).toEqual(['keep']);
+  });
+
+  it('a file larger than one buffer is a SafetensorsError, not a raw RangeError from readFileSync', () => {
+    const path = join(dir, 'huge.safetensors');
+    writeFileSync(path, encodeSafetensors(entries));
+    truncateSync(path, 5 * 2 ** 30); // sparse: no disk space used, and the loader must not allocate it
+    expect(() => loadSafetensors(path)).toThrow(SafetensorsError);
+    expect(() => loadSafetensors(path)).toThrow(/is 5368709120 bytes, more than the \d+ bytes a checkpoint may have/);
+    rmSync(path);
   });
 
   it('writes nothing when the entries are invalid', () => {

@@ -2,9 +2,10 @@
  * @file Node-only entry of @metagrad/models (`@metagrad/models/node`): everything that touches the file
  * system, kept out of the browser-safe main entry.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type SafetensorsContents, type SafetensorsEntry, decodeSafetensors, encodeSafetensors } from './checkpoint';
+import { type SafetensorsContents, type SafetensorsEntry, SafetensorsError, decodeSafetensors, encodeSafetensors } from './checkpoint';
 
 export {
   FASHION_MNIST_CLASSES,
@@ -64,8 +65,30 @@ function fsyncDirectory(directory: string): void {
   }
 }
 
-/** Reads and validates a safetensors file. */
+/**
+ * Reads and validates a safetensors file. It is read in chunks (readFileSync refuses files over 2 GiB with a raw
+ * RangeError); a file larger than one buffer can hold is a SafetensorsError.
+ */
 export function loadSafetensors(path: string): SafetensorsContents {
-  const raw = readFileSync(path);
-  return decodeSafetensors(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
+  const size = statSync(path).size;
+  if (size > MAX_CHECKPOINT_BYTES) {
+    throw new SafetensorsError(`${path} is ${size} bytes, more than the ${MAX_CHECKPOINT_BYTES} bytes a checkpoint may have (one buffer)`);
+  }
+  const bytes = new Uint8Array(size);
+  const fd = openSync(path, 'r');
+  try {
+    let offset = 0;
+    while (offset < size) {
+      const read = readSync(fd, bytes, offset, Math.min(READ_CHUNK_BYTES, size - offset), offset);
+      if (read === 0) break; // the file shrank while we read it: decode what there is, which then fails by name
+      offset += read;
+    }
+    return decodeSafetensors(offset === size ? bytes : bytes.subarray(0, offset));
+  } finally {
+    closeSync(fd);
+  }
 }
+
+const READ_CHUNK_BYTES = 1 << 30;
+/** One Uint8Array holds the file: 4 GiB, or less where the runtime's buffers are smaller. */
+const MAX_CHECKPOINT_BYTES = Math.min(bufferConstants.MAX_LENGTH, 2 ** 32);
