@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, serveDirectory } from '../../examples/browser/serve';
 
@@ -80,5 +81,18 @@ describe('serveDirectory', () => {
     expect(await get(server, '/leak.txt')).toEqual({ status: 403, body: 'forbidden' });
     expect(await get(server, '/alias.html')).toEqual({ status: 200, body: '<p>home</p>' });
     expect((await get(server, '/')).status).toBe(200);
+  });
+
+  it('answers random paths of escapes, dots and slashes with 200, 400, 403 or 404, never leaking the secret, and stays up', async () => {
+    const piece = fc.constantFrom('/', '.', '..', '%', '%2e', '%2f', '%5c', '%00', '%E0%A4%A', '%C3', '%ZZ', '\\', 'sub', 'index.html', 'secret.txt', 'leak.txt', 'a');
+    await fc.assert(
+      fc.asyncProperty(fc.array(piece, { maxLength: 8 }), async (pieces) => {
+        const { status, body } = await get(server, `/${pieces.join('')}`);
+        expect([200, 400, 403, 404]).toContain(status);
+        expect(body).not.toBe('secret');
+      }),
+      { numRuns: 150 },
+    );
+    expect((await get(server, '/sub/app.js')).status).toBe(200);
   });
 });
