@@ -1,10 +1,13 @@
-/** @file OnlineTrainer refuses a NaN/Inf hypergradient with a named error and leaves λ as it was (no silent NaN λ). */
+/**
+ * @file OnlineTrainer refuses a NaN/Inf hypergradient or training gradient with a named error and leaves λ and θ
+ * as they were (no silent NaN parameters).
+ */
 import { describe, expect, it } from 'vitest';
-import { type Device, mulScalar, tensor } from '@metagrad/tensor';
+import { type Device, mulScalar, tensor, tidy } from '@metagrad/tensor';
 import { expectNoLeaks, noGrad } from '@metagrad/autograd';
 import { Adam, SGD, disposeTree, mapTree, metaWeightNet, mlp } from '@metagrad/models';
 import {
-  type ClassificationBatch, type HypergradEstimator, NonFiniteHypergradientError, OneStepLookahead, OnlineTrainer, metaWeightNetProblem, treeToVector,
+  type BilevelProblem, type ClassificationBatch, type HypergradEstimator, NonFiniteGradientError, NonFiniteHypergradientError, OneStepLookahead, OnlineTrainer, metaWeightNetProblem, treeToVector,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 
@@ -56,6 +59,32 @@ describe('OnlineTrainer with a non-finite hypergradient', () => {
       }, device);
       await expect(trainer.trainStep(train, val)).rejects.toThrow(new RegExp(`poisoned-${factor}: ‖dL_V/dλ‖ = (NaN|Infinity) at step 0 .*λ was not updated`));
       expect(Array.from(await treeToVector(lambda))).toEqual(lambdaBefore);
+      thetaOptimizer.dispose();
+      lambdaOptimizer.dispose();
+      disposeTree([theta, lambda]);
+    }
+    disposeTree([train.x, train.y, val.x, val.y]);
+  });
+
+  it('a NaN/Inf training loss throws NonFiniteGradientError before the base step, leaving θ unchanged', async () => {
+    const device = getDevice();
+    const train = batch(device, 16, 1);
+    const val = batch(device, 12, 2);
+    for (const factor of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const broken: BilevelProblem<ClassificationBatch> = { ...problem, trainLoss: (w, l, b) => tidy(() => mulScalar(problem.trainLoss(w, l, b), factor)) };
+      const theta = classifier.init(1, device);
+      const lambda = weightNet.init(2, device);
+      const thetaOptimizer = new SGD(theta, { lr: 0.1, momentum: 0.9 });
+      const lambdaOptimizer = new Adam(lambda, { lr: 1e-2 });
+      const trainer = new OnlineTrainer<ClassificationBatch>({
+        problem: broken, estimator: null, theta, lambda, thetaOptimizer, lambdaOptimizer, order: 'base-first', innerLr: 0.1,
+      });
+      const thetaBefore = Array.from(await treeToVector(theta));
+      await expectNoLeaks(async () => {
+        await expect(trainer.trainStep(train, val)).rejects.toThrow(NonFiniteGradientError);
+      }, device);
+      await expect(trainer.trainStep(train, val)).rejects.toThrow(/OnlineTrainer base step 0: training loss (NaN|Infinity), .*θ was not updated/);
+      expect(Array.from(await treeToVector(theta))).toEqual(thetaBefore);
       thetaOptimizer.dispose();
       lambdaOptimizer.dispose();
       disposeTree([theta, lambda]);

@@ -90,3 +90,21 @@ export class NonFiniteDynamicsError extends Error {
     );
   }
 }
+
+/**
+ * A training step met a NaN or infinite loss or gradient; the parameters were left as they were rather than
+ * updated with it (which would silently turn them, and every later step, into NaN).
+ */
+export class NonFiniteGradientError extends Error {
+  override name = 'NonFiniteGradientError';
+  constructor(
+    /** Where: e.g. 'OnlineTrainer base step'. */
+    readonly where: string,
+    /** The step it happened at. */
+    readonly step: number,
+    readonly loss: number,
+    readonly gradNorm: number,
+  ) {
+    super(`${where} ${step}: training loss ${loss}, ‖∇θ L_T‖ = ${gradNorm}; θ was not updated (lower the learning rate, or check the data and λ)`);
+  }
+}

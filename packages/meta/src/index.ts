@@ -1,5 +1,5 @@
 /** @file Public entry of @metagrad/meta: ODE solvers and the adjoint meta-gradient (meta-learners and estimators are added by their issues). */
-export { NeumannDivergenceError, NonFiniteDynamicsError, NonFiniteHypergradientError, StepSizeUnderflowError, TooManyStepsError } from './errors';
+export { NeumannDivergenceError, NonFiniteDynamicsError, NonFiniteGradientError, NonFiniteHypergradientError, StepSizeUnderflowError, TooManyStepsError } from './errors';
 export * from './ode';
 export * from './hypergrad/types';
 export * from './hypergrad/index';
