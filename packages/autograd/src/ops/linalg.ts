@@ -12,8 +12,12 @@ export interface MatmulOptions {
 
 /** op(a) @ op(b), where op transposes the last two dims when the flag is set. */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
-  const transA = options.transA ?? false;
-  const transB = options.transB ?? false;
+  // The raw op gets options built here, so it cannot see a typo ({ transposeB: true }) or a positional habit
+  // (matmul(a, b, true)): check what the caller passed. The kernel variant is not offered: the VJP's matmuls pick their own.
+  raw.checkTensors('matmul', { a, b });
+  raw.checkOptions('matmul', options, ['transA', 'transB']);
+  const transA = raw.checkBoolean('matmul', 'transA', options?.transA ?? false);
+  const transB = raw.checkBoolean('matmul', 'transB', options?.transB ?? false);
   const y = raw.matmul(a, b, { transA, transB });
   return record('matmul', [a, b], y, { transA, transB }, () => [a, b]);
 }

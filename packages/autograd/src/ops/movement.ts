@@ -23,9 +23,10 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
 }
 
 export function transpose(x: Tensor, a: number, b: number): Tensor {
+  // The perm is built here, so the axes are checked here (transpose(x, 0.5, 1) or (x, 5, 0) made a bogus perm).
+  raw.checkTensors('transpose', { x });
   const perm = Array.from({ length: x.rank }, (_, i) => i);
-  const i = normAxis(a, x.rank);
-  const j = normAxis(b, x.rank);
+  const [i, j] = [a, b].map((axis) => raw.normalizeAxes('transpose', [axis], x.rank)[0]);
   [perm[i], perm[j]] = [perm[j], perm[i]];
   return permute(x, perm);
 }
