@@ -1,5 +1,6 @@
 /** @file customVjp: user-defined ops with a hand-written backward (implicit gradients, adjoint solvers). */
-import { DTypeError, InvalidArgumentError, ShapeError, Tensor, tidy } from '@metagrad/tensor';
+import { describeValue, DTypeError, InvalidArgumentError, ShapeError, Tensor, tidy } from '@metagrad/tensor';
+import { checkFlagOptions, checkFunctionArg } from './args';
 import { isGradEnabled, noGrad } from './mode';
 import type { CustomAttrs, RuleTable } from './prims';
 import { record } from './record';
@@ -42,14 +43,18 @@ export function customVjp<Args extends Tensor[]>(
   backward: (gy: Tensor, ctx: CustomBackwardContext) => (Tensor | null | undefined)[],
   options: CustomVjpOptions = {},
 ): (...inputs: Args) => Tensor {
-  const name = options.name ?? (forward.name || 'customVjp');
+  checkFunctionArg('customVjp', 'forward', forward);
+  checkFunctionArg('customVjp', 'backward', backward);
+  const opts = checkFlagOptions('customVjp', options, ['name', 'twiceDifferentiable'], ['twiceDifferentiable']) as CustomVjpOptions;
+  if (opts.name !== undefined && typeof opts.name !== 'string') throw new InvalidArgumentError(`customVjp: name must be a string, got ${describeValue(opts.name)}`);
+  const name = opts.name ?? (forward.name || 'customVjp');
   return (...inputs: Args): Tensor => {
     // tidy: intermediates of the forward are freed; the output and the saved tensors survive it.
     // tidy: intermediates of the forward are freed; the output and the saved tensors survive it.
     const { output, saved = [] } = noGrad(() => tidy(() => forward(...inputs)));
     const attrs: CustomAttrs = {
       name,
-      twiceDifferentiable: options.twiceDifferentiable ?? false,
+      twiceDifferentiable: opts.twiceDifferentiable ?? false,
       savedInputs: inputs.length,
       backward: (gy, all, needs) => {
         const ins = all.slice(0, inputs.length);

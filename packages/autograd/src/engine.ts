@@ -1,5 +1,6 @@
 /** @file The backward engine: grad() and backward() over the tape in topological order (no recursion). */
-import { DTypeError, keep, ones, ShapeError, tidy, Tensor } from '@metagrad/tensor';
+import { checkBoolean, DTypeError, keep, ones, ShapeError, tidy, Tensor } from '@metagrad/tensor';
+import { checkFlagOptions, checkTensorArg, tensorList } from './args';
 import { LeafNode, Node, OpNode, share } from './graph';
 import { enableGrad, noGrad } from './mode';
 import { add } from './ops/elementwise';
@@ -18,6 +19,8 @@ export interface GradOptions {
 }
 
 const asList = <T>(x: T | readonly T[]): T[] => (Array.isArray(x) ? [...(x as readonly T[])] : [x as T]);
+
+const GRAD_OPTIONS = ['gradOutputs', 'createGraph', 'retainGraph', 'allowUnused'] as const;
 
 /** Gradient seeds: a handle per output node (shared or freshly made ones), owned by the engine. */
 function seedGradients(outputs: Tensor[], gradOutputs: GradOptions['gradOutputs'], what: string, createGraph: boolean): Map<Node, Tensor> {
@@ -43,7 +46,8 @@ function seedOne(seeds: Map<Node, Tensor>, out: Tensor, given: Tensor | null | u
     throw new Error(`${what}: output ${i} ${out} does not require grad and has no graph (was it computed under noGrad, or from inputs without requiresGrad?)`);
   }
   let g = given;
-  if (g) {
+  if (g !== null && g !== undefined) {
+    checkTensorArg(what, `gradOutputs[${i}]`, g);
     g.assertAlive(what);
     if (g.shape.length !== out.shape.length || g.shape.some((d, k) => d !== out.shape[k])) {
       throw new ShapeError(`${what}: gradOutputs[${i}] has shape [${g.shape.join(', ')}], output has [${out.shape.join(', ')}]`);
@@ -189,9 +193,11 @@ function applyRule(node: OpNode, gy: Tensor, createGraph: boolean, leadsToTarget
 export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options?: GradOptions & { allowUnused?: false }): Tensor[];
 export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions): (Tensor | null)[];
 export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions = {}): (Tensor | null)[] {
-  const createGraph = options.createGraph ?? false;
-  const retainGraph = options.retainGraph ?? createGraph;
-  const inputList = asList(inputs);
+  const outputList = tensorList('grad()', 'outputs', outputs);
+  const inputList = tensorList('grad()', 'inputs', inputs);
+  const opts = checkFlagOptions('grad()', options, GRAD_OPTIONS, ['createGraph', 'retainGraph', 'allowUnused']) as GradOptions;
+  const createGraph = opts.createGraph ?? false;
+  const retainGraph = opts.retainGraph ?? createGraph;
   const targets = inputList.map((t, i) => {
     t.assertAlive('grad() input');
     if (!(t.node instanceof Node) || !t.requiresGrad) {
@@ -201,7 +207,7 @@ export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | reado
   });
   const targetSet = new Set<Node>(targets);
   const found = new Map<Node, Tensor>();
-  const seeds = seedGradients(asList(outputs), options.gradOutputs, 'grad()', createGraph);
+  const seeds = seedGradients(outputList, opts.gradOutputs, 'grad()', createGraph);
   try {
     runEngine({ seeds, isTarget: (n) => targetSet.has(n), onTarget: (n, g) => found.set(n, g), createGraph, retainGraph });
   } catch (e) {
@@ -213,7 +219,7 @@ export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | reado
   const result = targets.map((n, i) => {
     const g = found.get(n);
     if (!g) {
-      if (options.allowUnused) return null;
+      if (opts.allowUnused) return null;
       for (const t of found.values()) t.dispose();
       throw new Error(`grad(): input ${i} ${inputList[i]} is not used by the outputs (pass allowUnused: true to get null)`);
     }
@@ -231,8 +237,12 @@ export interface BackwardOptions {
 
 /** Accumulates d(output)/d(leaf) into every leaf's `.grad` (kept out of tidy scopes: the leaf owns it). */
 export function backward(output: Tensor, gradOutput?: Tensor, options: BackwardOptions = {}): void {
-  const createGraph = options.createGraph ?? false;
-  const retainGraph = options.retainGraph ?? createGraph;
+  checkTensorArg('backward()', 'output', output);
+  // backward(y, { retainGraph: true }) (torch's keyword habit) lands here too: options go third.
+  if (gradOutput !== undefined && gradOutput !== null) checkTensorArg('backward()', 'gradOutput (options go third: backward(y, undefined, { retainGraph }))', gradOutput);
+  const opts = checkFlagOptions('backward()', options, ['retainGraph', 'createGraph'], ['retainGraph', 'createGraph']) as BackwardOptions;
+  const createGraph = opts.createGraph ?? false;
+  const retainGraph = opts.retainGraph ?? createGraph;
   const seeds = seedGradients([output], gradOutput ? [gradOutput] : undefined, 'backward()', createGraph);
   runEngine({
     seeds,
@@ -260,6 +270,8 @@ export function backward(output: Tensor, gradOutput?: Tensor, options: BackwardO
 
 /** Marks a tensor as a leaf that gradients flow to (f32 only); `false` makes it a constant again. */
 export function requiresGrad<T extends Tensor>(t: T, flag = true): T {
+  checkTensorArg('requiresGrad()', 't', t);
+  checkBoolean('requiresGrad()', 'flag', flag); // 'false' would mark the tensor as requiring grad
   t.assertAlive('requiresGrad');
   if (t.node instanceof OpNode) {
     throw new Error(`requiresGrad(): ${t} is the result of '${t.node.kind}', not a leaf; use detach(t) to get a leaf`);
@@ -277,6 +289,7 @@ export function requiresGrad<T extends Tensor>(t: T, flag = true): T {
 
 /** A new handle on the same storage with no graph (gradients stop here); it shares the storage's version. */
 export function detach(t: Tensor): Tensor {
+  checkTensorArg('detach()', 't', t);
   t.assertAlive('detach');
   return t.view(t.shape);
 }

@@ -1,6 +1,7 @@
 /** @file Functional transforms over the tape: vjp, jvp (double-VJP), hvp, a reusable HVP operator, jacobian. */
 import * as raw from '@metagrad/tensor';
 import { ShapeError, type Tensor } from '@metagrad/tensor';
+import { checkFlagOptions, checkFunctionArg, checkTensorArg } from './args';
 import { detach, grad, requiresGrad } from './engine';
 import { enableGrad } from './mode';
 
@@ -39,6 +40,20 @@ function finishOutput(output: Tensor, createGraph: boolean): Tensor {
   return plain;
 }
 
+/** Throws InvalidArgumentError unless `v` is an array of Tensors (vjp(f, x, …) with a bare tensor, say). */
+function checkTensorArray(op: string, what: string, v: unknown): void {
+  if (!Array.isArray(v)) {
+    const got = v instanceof raw.Tensor ? 'a single Tensor (wrap it: [x])' : `${raw.describeValue(v)} (${v === null ? 'null' : typeof v})`;
+    throw new raw.InvalidArgumentError(`${op}: ${what} must be an array of Tensors, got ${got}`);
+  }
+  v.forEach((t, i) => checkTensorArg(op, `${what}[${i}]`, t));
+}
+
+/** The functional transforms' options: only createGraph, a boolean. */
+function functionalOptions(op: string, options: unknown): FunctionalOptions {
+  return checkFlagOptions(op, options, ['createGraph'], ['createGraph']) as FunctionalOptions;
+}
+
 export interface FunctionalOptions {
   /** Keep the results differentiable (higher-order use). */
   createGraph?: boolean;
@@ -46,11 +61,14 @@ export interface FunctionalOptions {
 
 /** f(primals) and the cotangent pulled back to every primal: Jᵀ·cotangent (zeros for unused primals). */
 export function vjp(f: Fn, primals: readonly Tensor[], cotangent: Tensor, options: FunctionalOptions = {}): { output: Tensor; grads: Tensor[] } {
-  const createGraph = options.createGraph ?? false;
+  checkFunctionArg('vjp', 'f', f);
+  checkTensorArray('vjp', 'primals', primals);
+  checkTensorArg('vjp', 'cotangent', cotangent);
+  const createGraph = functionalOptions('vjp', options).createGraph ?? false;
   const { inputs, owned } = trackedInputs(primals);
   let output: Tensor | undefined;
   try {
-    output = enableGrad(() => f(...inputs));
+    output = checkTensorArg('vjp', 'the result of f', enableGrad(() => f(...inputs)));
     const grads = grad(output, inputs, { gradOutputs: cotangent, createGraph, allowUnused: true });
     const result = { output: finishOutput(output, createGraph), grads: grads.map((g, i) => g ?? zerosLike(inputs[i])) };
     output = undefined; // handed over
@@ -67,13 +85,16 @@ export function vjp(f: Fn, primals: readonly Tensor[], cotangent: Tensor, option
  * so the VJP of g with cotangent t is J·t.
  */
 export function jvp(f: Fn, primals: readonly Tensor[], tangents: readonly Tensor[], options: FunctionalOptions = {}): { output: Tensor; jvp: Tensor } {
+  checkFunctionArg('jvp', 'f', f);
+  checkTensorArray('jvp', 'primals', primals);
+  checkTensorArray('jvp', 'tangents', tangents);
   checkSameShapes('jvp', primals, tangents, 'tangents');
-  const createGraph = options.createGraph ?? false;
+  const createGraph = functionalOptions('jvp', options).createGraph ?? false;
   const { inputs, owned } = trackedInputs(primals);
   const temporaries: Tensor[] = [];
   let output: Tensor | undefined;
   try {
-    output = enableGrad(() => f(...inputs));
+    output = checkTensorArg('jvp', 'the result of f', enableGrad(() => f(...inputs)));
     const u = requiresGrad(raw.zeros(output.shape, 'f32', output.device));
     temporaries.push(u);
     const pulled = grad(output, inputs, { gradOutputs: u, createGraph: true, allowUnused: true });
@@ -112,12 +133,14 @@ export class HvpOperator {
   private disposed = false;
 
   constructor(f: Fn, params: readonly Tensor[]) {
+    checkFunctionArg('HvpOperator', 'f', f);
+    checkTensorArray('HvpOperator', 'params', params);
     const { inputs, owned } = trackedInputs(params);
     this.inputs = inputs;
     this.owned = owned;
     let value: Tensor | undefined;
     try {
-      value = enableGrad(() => f(...inputs));
+      value = checkTensorArg('HvpOperator', 'the result of f', enableGrad(() => f(...inputs)));
       if (value.size !== 1) throw new ShapeError(`HvpOperator: f must return a single element, got [${value.shape.join(', ')}]`);
       this.gradients = grad(value, inputs, { createGraph: true, allowUnused: true });
       this.value = value;
@@ -131,6 +154,8 @@ export class HvpOperator {
   /** H·v for v shaped like the parameters; with createGraph the products stay differentiable. */
   apply(v: readonly Tensor[], options: FunctionalOptions = {}): Tensor[] {
     if (this.disposed) throw new Error('HvpOperator.apply() after dispose()');
+    checkTensorArray('HvpOperator.apply', 'v', v);
+    const createGraph = functionalOptions('HvpOperator.apply', options).createGraph ?? false;
     checkSameShapes('HvpOperator.apply', this.inputs, v, 'vectors');
     const outs: Tensor[] = [];
     const cots: Tensor[] = [];
@@ -142,7 +167,7 @@ export class HvpOperator {
       }
     });
     if (!outs.length) return this.inputs.map(zerosLike);
-    const hv = grad(outs, this.inputs, { gradOutputs: cots, retainGraph: true, createGraph: options.createGraph ?? false, allowUnused: true });
+    const hv = grad(outs, this.inputs, { gradOutputs: cots, retainGraph: true, createGraph, allowUnused: true });
     return hv.map((h, i) => h ?? zerosLike(this.inputs[i]));
   }
 
@@ -157,6 +182,11 @@ export class HvpOperator {
 
 /** One Hessian-vector product of a scalar f at params (builds and frees an HvpOperator). */
 export function hvp(f: Fn, params: readonly Tensor[], v: readonly Tensor[], options: FunctionalOptions = {}): Tensor[] {
+  // Checked before the operator records f, so a bad v or option costs no forward pass.
+  checkFunctionArg('hvp', 'f', f);
+  checkTensorArray('hvp', 'params', params);
+  checkTensorArray('hvp', 'v', v);
+  functionalOptions('hvp', options);
   const op = new HvpOperator(f, params);
   try {
     return op.apply(v, options);
@@ -167,11 +197,13 @@ export function hvp(f: Fn, params: readonly Tensor[], v: readonly Tensor[], opti
 
 /** The full Jacobian [...f(x).shape, ...x.shape], one VJP per output element: for small functions and tests. */
 export function jacobian(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
+  checkFunctionArg('jacobian', 'f', f);
+  checkTensorArg('jacobian', 'x', x);
   const { inputs, owned } = trackedInputs([x]);
   const input = inputs[0];
   let output: Tensor;
   try {
-    output = enableGrad(() => f(input));
+    output = checkTensorArg('jacobian', 'the result of f', enableGrad(() => f(input)));
   } catch (e) {
     for (const t of owned) t.dispose();
     throw e;

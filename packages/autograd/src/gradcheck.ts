@@ -2,6 +2,7 @@
 import { mulberry32 } from '@metagrad/tensor';
 import * as raw from '@metagrad/tensor';
 import { getDefaultDevice, type Device, type DType, type Tensor } from '@metagrad/tensor';
+import { checkFlagOptions } from './args';
 import { grad, requiresGrad } from './engine';
 import { enableGrad } from './mode';
 
@@ -99,6 +100,7 @@ interface Setup {
 }
 
 function setup(f: CheckedFunction, inputs: readonly CheckInput[], opts: GradcheckOptions): Setup {
+  checkFlagOptions('gradcheck', opts, ['eps', 'outerEps', 'atol', 'rtol', 'wrt', 'seed', 'raise', 'device'], ['raise']);
   const values = inputs.map((x) => (x.dtype && x.dtype !== 'f32' ? Float64Array.from(x.data) : Float64Array.from(x.data, Math.fround)));
   const wrt = opts.wrt ?? inputs.flatMap((x, i) => (!x.dtype || x.dtype === 'f32' ? [i] : []));
   const refOut = f.ref(...inputs.map((x, i) => ({ shape: x.shape, data: values[i] })));
