@@ -16,12 +16,27 @@ import {
 import { DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, type Shape, type Tensor } from '../tensor';
 import { empty, scalarBits } from './creation';
-import { broadcastShapes, fmt, stridesOf, UniformWriter } from './util';
+import { broadcastShapes, checkNumber, checkTensors, describeValue, fmt, stridesOf, UniformWriter } from './util';
 
 function normAxis(op: string, axis: number, rank: number): number {
-  const a = axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new ShapeError(`${op}: axis ${axis} is out of range for rank ${rank}`);
+  const a = typeof axis === 'number' && axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new ShapeError(`${op}: axis ${describeValue(axis)} is out of range for rank ${rank}`);
   return a;
+}
+
+/**
+ * Throws `Err` unless `v` is an array of integers >= `min` (a bare number, a fractional slice bound or a string
+ * would otherwise be read as something else, or fail as a raw TypeError).
+ */
+function checkIntList(op: string, what: string, v: unknown, Err: typeof ShapeError | typeof InvalidArgumentError, min = -Infinity): readonly number[] {
+  if (!Array.isArray(v)) throw new Err(`${op}: ${what} must be an array of integers, got ${describeValue(v)}`);
+  for (let i = 0; i < v.length; i++) {
+    const d: unknown = v[i];
+    if (!Number.isInteger(d) || (d as number) < min) {
+      throw new Err(`${op}: ${what} ${describeValue(v)} holds ${describeValue(d)} at ${i}, not an integer${min > -Infinity ? ` >= ${min}` : ''}`);
+    }
+  }
+  return v as readonly number[];
 }
 
 function checkIndexTensor(op: string, index: Tensor, x: Tensor): void {
@@ -58,6 +73,8 @@ function checkNonEmptyAxis(op: string, x: Tensor, ax: number, index: Tensor): vo
 
 /** Reshape with at most one −1; shares storage with `x` (no copy, no dispatch). */
 export function reshape(x: Tensor, shape: Shape): Tensor {
+  checkTensors('reshape', { x });
+  checkIntList('reshape', 'shape', shape, ShapeError, -1);
   const holes = shape.filter((d) => d === -1).length;
   if (holes > 1) throw new ShapeError(`reshape: more than one -1 in ${fmt(shape)}`);
   let out = [...shape];
@@ -128,6 +145,8 @@ function stridedCopy(x: Tensor, outShape: number[], dims: CopyDim[], base: numbe
 
 /** out.shape[i] = x.shape[perm[i]] (contiguous copy). */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  checkTensors('permute', { x });
+  checkIntList('permute', 'perm', perm, ShapeError);
   const r = x.rank;
   if (perm.length !== r) throw new ShapeError(`permute: perm [${perm.join(', ')}] does not match shape ${fmt(x.shape)}`);
   const p = perm.map((a) => normAxis('permute', a, r));
@@ -137,6 +156,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
 }
 
 export function transpose(x: Tensor, a: number, b: number): Tensor {
+  checkTensors('transpose', { x });
   const perm = Array.from({ length: x.rank }, (_, i) => i);
   const i = normAxis('transpose', a, x.rank);
   const j = normAxis('transpose', b, x.rank);
@@ -146,6 +166,8 @@ export function transpose(x: Tensor, a: number, b: number): Tensor {
 
 /** Broadcast copy to `shape` (new leading dims allowed; −1 keeps the existing size, as torch.expand). */
 export function expand(x: Tensor, shape: Shape): Tensor {
+  checkTensors('expand', { x });
+  checkIntList('expand', 'shape', shape, ShapeError, -1);
   const off = shape.length - x.rank;
   const target = shape.map((d, i) => (d === -1 && i >= off ? x.shape[i - off] : d));
   let ok = off >= 0 && target.every((d) => Number.isInteger(d) && d >= 0);
@@ -167,6 +189,10 @@ export function expand(x: Tensor, shape: Shape): Tensor {
  * end and bounds clamp to [0, dim], as Python slicing with step > 0.
  */
 export function slice(x: Tensor, starts: readonly number[], ends: readonly number[], steps?: readonly number[]): Tensor {
+  checkTensors('slice', { x });
+  checkIntList('slice', 'starts', starts, InvalidArgumentError);
+  checkIntList('slice', 'ends', ends, InvalidArgumentError);
+  if (steps !== undefined) checkIntList('slice', 'steps', steps, InvalidArgumentError, 1);
   const r = x.rank;
   if (starts.length > r || ends.length !== starts.length || (steps && steps.length !== starts.length)) {
     throw new ShapeError(`slice: starts [${starts.join(', ')}], ends [${ends.join(', ')}] do not fit shape ${fmt(x.shape)}`);
@@ -192,6 +218,8 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
 
 /** Constant pad with one [before, after] pair per axis; negative pads crop (torch's F.pad). */
 export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
+  checkTensors('pad', { x });
+  checkNumber('pad', 'value', value);
   if (!Array.isArray(pads) || !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
     throw new InvalidArgumentError(`pad: pads must be [before, after] integer pairs, got ${JSON.stringify(pads)} for shape ${fmt(x.shape)}`);
   }
@@ -209,7 +237,11 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[], val
 }
 
 export function flip(x: Tensor, axes: readonly number[]): Tensor {
+  checkTensors('flip', { x });
+  if (!Array.isArray(axes as unknown)) throw new ShapeError(`flip: axes must be an array, got ${describeValue(axes)}`);
   const ax = new Set(axes.map((a) => normAxis('flip', a, x.rank)));
+  // torch.flip refuses repeated dims too: flipping an axis twice is either a no-op or a mistake, never what one flip gives.
+  if (ax.size !== axes.length) throw new ShapeError(`flip: repeated axis in ${describeValue(axes)} for shape ${fmt(x.shape)}`);
   const st = stridesOf(x.shape);
   let base = 0;
   const dims = x.shape.map((size, i) => {
@@ -221,6 +253,8 @@ export function flip(x: Tensor, axes: readonly number[]): Tensor {
 }
 
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
+  if (!Array.isArray(xs as unknown)) throw new InvalidArgumentError(`concat: xs must be an array of tensors, got ${describeValue(xs)}`);
+  checkTensors('concat', Object.fromEntries(xs.map((t, i) => [`xs[${i}]`, t])));
   if (xs.length === 0) throw new ShapeError('concat: no tensors');
   const first = xs[0];
   const ax = normAxis('concat', axis, first.rank);
@@ -270,6 +304,7 @@ function checkRank(op: string, x: Tensor): void {
  * (the values live on the GPU; see Device.indexCheck); its output entries are 0.
  */
 export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
+  checkTensors('gather', { x, index });
   checkIndexTensor('gather', index, x);
   const ax = normAxis('gather', axis, Math.max(1, x.rank));
   checkIndexShape('gather', index, x, ax, false);
@@ -310,6 +345,7 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
  * IndexOutOfRangeError at the next readback or sync (its slice is 0), as gather.
  */
 export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
+  checkTensors('indexSelect', { x, index });
   checkIndexTensor('indexSelect', index, x);
   if (index.rank > 1) throw new ShapeError(`indexSelect: index must be 1-D, got ${fmt(index.shape)} for x ${fmt(x.shape)}`);
   const ax = normAxis('indexSelect', axis, x.rank);
@@ -338,6 +374,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
  * update is dropped), as gather.
  */
 export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor): Tensor {
+  checkTensors('scatterAdd', { x, index, src });
   checkIndexTensor('scatterAdd', index, x);
   assertSameDevice(x, src);
   if (x.dtype !== src.dtype || x.dtype === 'u32') {
@@ -386,6 +423,7 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
  * readback or sync (its row is all zeros), as gather.
  */
 export function oneHot(index: Tensor, numClasses: number): Tensor {
+  checkTensors('oneHot', { index });
   checkIndexTensor('oneHot', index, index);
   if (!Number.isInteger(numClasses) || numClasses <= 0) {
     throw new InvalidArgumentError(`oneHot: numClasses must be a positive integer, got ${numClasses} for index ${fmt(index.shape)}`);
