@@ -2,6 +2,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import * as raw from '@metagrad/tensor';
 import { DisposedTensorError, DTypeError, InvalidArgumentError, KernelError, OutOfMemoryError, ShapeError, type Tensor } from '@metagrad/tensor';
+import * as ref from '../../packages/tensor/src/reference/index';
 import { useDevice } from '../helpers/device';
 
 const device = useDevice();
@@ -298,5 +299,88 @@ describe('a dispatch that fails midway (a kernel that does not build, a lost dev
       for (const spy of spies) spy.mockRestore();
       raw.dispose(ts);
     }
+  });
+});
+
+describe('movement op arguments: the raw op and the float64 reference raise the same named error', () => {
+  // Each case: the raw call, the same call on the reference, the class both must throw and the raw message.
+  const x = () => raw.tensor([1, 2, 3, 4, 5, 6], [2, 3], 'f32', device());
+  const rx: ref.RefTensor = { shape: [2, 3], data: Float64Array.of(1, 2, 3, 4, 5, 6) };
+  const cases: [string, (t: Tensor) => unknown, () => unknown, new (...args: never[]) => Error, RegExp][] = [
+    ['slice with a fractional start', (t) => raw.slice(t, [0.5], [2]), () => ref.slice(rx, [0.5], [2]), InvalidArgumentError, /slice: starts \[0.5\] holds 0.5 at 0, not an integer/],
+    ['slice with a fractional end', (t) => raw.slice(t, [0, 0], [2, 1.5]), () => ref.slice(rx, [0, 0], [2, 1.5]), InvalidArgumentError, /slice: ends/],
+    ['slice with NaN / Infinity bounds', (t) => raw.slice(t, [NaN], [Infinity]), () => ref.slice(rx, [NaN], [Infinity]), InvalidArgumentError, /slice: starts \[NaN\]/],
+    ['slice with bounds that are not arrays', (t) => raw.slice(t, 0 as never, 2 as never), () => ref.slice(rx, 0 as never, 2 as never), InvalidArgumentError, /starts must be an array of integers, got 0/],
+    ['slice with a string step', (t) => raw.slice(t, [0], [2], ['1'] as never), () => ref.slice(rx, [0], [2], ['1'] as never), InvalidArgumentError, /steps \["1"\]/],
+    ['reshape to a bare number', (t) => raw.reshape(t, 3 as never), () => ref.reshape(rx, 3 as never), ShapeError, /reshape: shape must be an array of integers, got 3/],
+    ['reshape with a string dim', (t) => raw.reshape(t, ['6'] as never), () => ref.reshape(rx, ['6'] as never), ShapeError, /reshape: shape \["6"\]/],
+    ['permute with a non-array perm', (t) => raw.permute(t, 1 as never), () => ref.permute(rx, 1 as never), ShapeError, /permute: perm must be an array/],
+    ['permute with a fractional axis', (t) => raw.permute(t, [0.5, 1]), () => ref.permute(rx, [0.5, 1]), ShapeError, /permute: perm \[0.5, 1\]/],
+    ['transpose with a missing axis', (t) => raw.transpose(t, undefined as never, 1), () => ref.transpose(rx, undefined as never, 1), ShapeError, /transpose: axis undefined/],
+    ['expand to a bare number', (t) => raw.expand(t, 4 as never), () => ref.expand(rx, 4 as never), ShapeError, /expand: shape must be an array/],
+    ['expand with a fractional dim', (t) => raw.expand(t, [2, 2.5, 3]), () => ref.expand(rx, [2, 2.5, 3]), ShapeError, /expand: shape \[2, 2.5, 3\]/],
+    ['flip with a bare axis', (t) => raw.flip(t, 0 as never), () => ref.flip(rx, 0 as never), ShapeError, /flip: axes must be an array, got 0/],
+    ['flip with a repeated axis', (t) => raw.flip(t, [0, -2]), () => ref.flip(rx, [0, -2]), ShapeError, /flip: repeated axis in \[0, -2\]/],
+    ['flip with a string axis', (t) => raw.flip(t, ['0'] as never), () => ref.flip(rx, ['0'] as never), ShapeError, /flip: axis "0" is out of range/],
+    ['pad with a string value', (t) => raw.pad(t, [[0, 0], [1, 1]], '1' as never), () => ref.pad(rx, [[0, 0], [1, 1]], '1' as never), InvalidArgumentError, /pad: value must be a number, got "1"/],
+    ['concat of a tensor and a number', (t) => raw.concat([t, 3 as never], 0), () => ref.concat([rx, 3 as never], 0), InvalidArgumentError, /concat: xs\[1\] must be a Tensor, got 3/],
+    ['concat of a non-array', (t) => raw.concat(t as never, 0), () => ref.concat(rx as never, 0), InvalidArgumentError, /concat: xs must be an array of tensors/],
+    ['concat on a string axis', (t) => raw.concat([t, t], '0' as never), () => ref.concat([rx, rx], '0' as never), ShapeError, /concat: axis "0" is out of range/],
+    ['oneHot with a fractional class count', (t) => raw.oneHot(t, 2.5), () => ref.oneHot({ shape: [1, 3], data: Float64Array.of(0, 1, 0) }, 2.5), InvalidArgumentError, /oneHot: numClasses must be a positive integer/],
+  ];
+  for (const [what, run, runRef, cls, message] of cases) {
+    it(what, () => {
+      const t = what.startsWith('oneHot') ? raw.tensor([0, 1, 0], [1, 3], 'i32', device()) : x();
+      expectThrowsClean(() => run(t), cls, message);
+      expect(runRef).toThrow(cls);
+      t.dispose();
+    });
+  }
+
+  it('operands that are not tensors (gather(x, 0, undefined), oneHot(3)) name the operand', () => {
+    const t = x();
+    const index = raw.tensor([0, 1, 0], [1, 3], 'i32', device());
+    expectThrowsClean(() => raw.gather(t, 0, undefined as never), InvalidArgumentError, /gather: index must be a Tensor, got undefined/);
+    expectThrowsClean(() => raw.indexSelect([1, 2] as never, 0, t), InvalidArgumentError, /indexSelect: x must be a Tensor, got \[1, 2\]/);
+    expectThrowsClean(() => raw.scatterAdd(t, 0, index, null as never), InvalidArgumentError, /scatterAdd: src must be a Tensor, got null/);
+    expectThrowsClean(() => raw.oneHot(3 as never, 4), InvalidArgumentError, /oneHot: index must be a Tensor, got 3/);
+    expectThrowsClean(() => raw.reshape(null as never, [1]), InvalidArgumentError, /reshape: x must be a Tensor/);
+    expectThrowsClean(() => raw.flip('x' as never, [0]), InvalidArgumentError, /flip: x must be a Tensor/);
+    raw.dispose([t, index]);
+  });
+
+  it('valid calls still work: slice with negative bounds, flip of distinct axes, reshape with -1', async () => {
+    const t = x();
+    expect(await read(raw.slice(t, [-1, 0], [2, 3], [1, 2]))).toEqual({ shape: [1, 2], data: [4, 6] });
+    expect(await read(raw.flip(t, [0, 1]))).toEqual({ shape: [2, 3], data: [6, 5, 4, 3, 2, 1] });
+    const v = raw.reshape(t, [-1]);
+    expect(v.shape).toEqual([6]);
+    v.dispose();
+    t.dispose();
+  });
+});
+
+describe('reference option parsing raises what the raw ops raise', () => {
+  const rx: ref.RefTensor = { shape: [1, 1, 4, 4], data: new Float64Array(16) };
+  const rw: ref.RefTensor = { shape: [1, 1, 3, 3], data: new Float64Array(9) };
+  it('null or malformed pairs, typo’d keys, groups as a pair and non-boolean flags', () => {
+    expect(() => ref.conv2d(rx, rw, { stride: null } as never)).toThrow(InvalidArgumentError);
+    expect(() => ref.conv2d(rx, rw, { padding: '1' } as never)).toThrow(InvalidArgumentError);
+    expect(() => ref.conv2d(rx, rw, { strides: 2 } as never)).toThrow(/unknown option strides/);
+    expect(() => ref.conv2d(rx, rw, { groups: [1, 1] } as never)).toThrow(/groups must be a positive integer/);
+    expect(() => ref.maxPool2d(rx, { kernel: null } as never)).toThrow(InvalidArgumentError);
+    expect(() => ref.maxPool2d(rx, { kernel: 2, stride: null } as never)).toThrow(InvalidArgumentError);
+    expect(() => ref.avgPool2d(rx, {} as never)).toThrow(InvalidArgumentError);
+    expect(() => ref.matmul(rw, rw, { transB: 'true' } as never)).toThrow(/transB must be true or false/);
+    expect(() => ref.matmul(rw, rw, true as never)).toThrow(/options must be an object/);
+    expect(() => ref.sum(rw, [0], 'false' as never)).toThrow(/keepDims must be true or false/);
+    expect(() => ref.gridSample(rx, { shape: [1, 2, 2, 2], data: new Float64Array(8) }, { alignCorner: true } as never)).toThrow(/unknown option alignCorner/);
+    // The same calls on the raw ops, for the class.
+    const x = raw.zeros([1, 1, 4, 4], 'f32', device());
+    const w = raw.zeros([1, 1, 3, 3], 'f32', device());
+    expectThrowsClean(() => raw.conv2d(x, w, { stride: null } as never), InvalidArgumentError);
+    expectThrowsClean(() => raw.conv2d(x, w, { groups: [1, 1] } as never), InvalidArgumentError);
+    expectThrowsClean(() => raw.maxPool2d(x, { kernel: 2, stride: null } as never), InvalidArgumentError);
+    raw.dispose([x, w]);
   });
 });

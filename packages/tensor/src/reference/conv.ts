@@ -1,6 +1,7 @@
 /** @file Reference NCHW conv2d (stride, padding, dilation, groups) and its input/filter gradients, as torch. */
 
-import { ShapeError } from '../errors';
+import { InvalidArgumentError, ShapeError } from '../errors';
+import { checkOptions, show } from './args';
 import { type RefTensor, expectRank, pair, shapeStr } from './types';
 
 export interface Conv2dOptions {
@@ -25,10 +26,13 @@ export function convGeometry(xShape: readonly number[], wShape: readonly number[
   expectRank([...wShape], 4, 'conv2d filter');
   const [N, C, H, W] = xShape;
   const [O, Cw, kH, kW] = wShape;
-  const [sH, sW] = pair(opts.stride, 1, 'conv2d stride', 1);
-  const [pH, pW] = pair(opts.padding, 0, 'conv2d padding', 0);
-  const [dH, dW] = pair(opts.dilation, 1, 'conv2d dilation', 1);
-  const [groups] = pair(opts.groups, 1, 'conv2d groups', 1);
+  checkOptions('conv2d', opts, ['stride', 'padding', 'dilation', 'groups']);
+  const o = opts ?? {};
+  const [sH, sW] = pair(o.stride, 1, 'conv2d stride', 1);
+  const [pH, pW] = pair(o.padding, 0, 'conv2d padding', 0);
+  const [dH, dW] = pair(o.dilation, 1, 'conv2d dilation', 1);
+  const groups = o.groups === undefined ? 1 : o.groups; // null is a mistake, not the default (as the raw op)
+  if (!Number.isInteger(groups) || groups < 1) throw new InvalidArgumentError(`conv2d: groups must be a positive integer, got ${show(groups)}`);
   const desc = `input ${shapeStr(xShape)}, filter ${shapeStr(wShape)}, groups ${groups}`;
   if (C % groups !== 0 || O % groups !== 0 || Cw !== C / groups) {
     throw new ShapeError(`conv2d: channels do not fit: ${desc} (need C and O divisible by groups, filter dim 1 = C/groups)`);

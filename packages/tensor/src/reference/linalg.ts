@@ -1,6 +1,7 @@
 /** @file Reference batched matmul with transposed operands and broadcast batch dims. */
 
 import { ShapeError } from '../errors';
+import { checkBoolean, checkOptions } from './args';
 import { type RefTensor, broadcastShapes, broadcastStrides, forEachOffset, shapeStr, sizeOf } from './types';
 
 export interface MatmulOptions {
@@ -13,7 +14,10 @@ export interface MatmulOptions {
  * out: [...broadcast(batchA, batchB), M, N]. Accumulates in float64 in k order.
  */
 export function matmul(a: RefTensor, b: RefTensor, opts: MatmulOptions = {}): RefTensor {
-  const { transA = false, transB = false } = opts;
+  // 'variant' picks a GPU kernel; the reference has one algorithm and ignores it.
+  const { transA = false, transB = false } = checkOptions('matmul', opts, ['transA', 'transB', 'variant']) as MatmulOptions;
+  checkBoolean('matmul', 'transA', transA);
+  checkBoolean('matmul', 'transB', transB);
   const ra = a.shape.length;
   const rb = b.shape.length;
   const desc = () => `${shapeStr(a.shape)}${transA ? 'ᵀ' : ''} @ ${shapeStr(b.shape)}${transB ? 'ᵀ' : ''}`;

@@ -1,6 +1,7 @@
 /** @file Reference movement/indexing ops: reshape, permute, expand, slice, pad, concat, flip, gather, scatterAdd, … */
 
 import { IndexOutOfRangeError, InvalidArgumentError, ShapeError } from '../errors';
+import { checkIntList, show } from './args';
 import {
   type RefTensor,
   broadcastShapes,
@@ -16,6 +17,7 @@ import {
 
 /** Reshape with at most one −1. The reference copies (the GPU op shares storage; values are identical). */
 export function reshape(x: RefTensor, shape: readonly number[]): RefTensor {
+  checkIntList('reshape', 'shape', shape, ShapeError, -1);
   const n = x.data.length;
   const holes = shape.filter((d) => d === -1).length;
   const known = shape.filter((d) => d !== -1);
@@ -33,6 +35,7 @@ export function reshape(x: RefTensor, shape: readonly number[]): RefTensor {
 
 /** out.shape[i] = x.shape[perm[i]]. */
 export function permute(x: RefTensor, perm: readonly number[]): RefTensor {
+  checkIntList('permute', 'perm', perm, ShapeError);
   const r = x.shape.length;
   if (perm.length !== r) throw new ShapeError(`permute: perm [${perm.join(', ')}] does not match shape ${shapeStr(x.shape)}`);
   const p = perm.map((a) => normAxis(a, r, 'permute axis'));
@@ -57,6 +60,7 @@ export function transpose(x: RefTensor, a: number, b: number): RefTensor {
 
 /** Broadcast copy to `shape` (new leading dims allowed; −1 keeps the existing size, as torch.expand). */
 export function expand(x: RefTensor, shape: readonly number[]): RefTensor {
+  checkIntList('expand', 'shape', shape, ShapeError, -1);
   const off = shape.length - x.shape.length;
   const target = shape.map((d, i) => (d === -1 && i >= off ? x.shape[i - off] : d));
   checkShape(target, 'expand target');
@@ -81,6 +85,9 @@ export function expand(x: RefTensor, shape: readonly number[]): RefTensor {
  * negative bounds count from the end and everything is clamped to [0, dim], as Python slicing with step > 0.
  */
 export function slice(x: RefTensor, starts: readonly number[], ends: readonly number[], steps?: readonly number[]): RefTensor {
+  checkIntList('slice', 'starts', starts, InvalidArgumentError);
+  checkIntList('slice', 'ends', ends, InvalidArgumentError);
+  if (steps !== undefined) checkIntList('slice', 'steps', steps, InvalidArgumentError, 1);
   const r = x.shape.length;
   if (starts.length > r || ends.length !== starts.length || (steps && steps.length !== starts.length)) {
     throw new ShapeError(`slice: starts [${starts.join(', ')}], ends [${ends.join(', ')}] do not fit shape ${shapeStr(x.shape)}`);
@@ -110,6 +117,7 @@ export function slice(x: RefTensor, starts: readonly number[], ends: readonly nu
 
 /** Constant pad, one [before, after] pair per axis. Negative pads crop (as torch's F.pad). */
 export function pad(x: RefTensor, pads: readonly (readonly [number, number])[], value = 0): RefTensor {
+  if (typeof value !== 'number') throw new InvalidArgumentError(`pad: value must be a number, got ${show(value)}`);
   const r = x.shape.length;
   if (!Array.isArray(pads) || !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
     throw new InvalidArgumentError(`pad: pads must be [before, after] integer pairs, got ${JSON.stringify(pads)}`);
@@ -137,6 +145,10 @@ export function pad(x: RefTensor, pads: readonly (readonly [number, number])[], 
 }
 
 export function concat(xs: readonly RefTensor[], axis: number): RefTensor {
+  if (!Array.isArray(xs as unknown)) throw new InvalidArgumentError(`concat: xs must be an array of tensors, got ${show(xs)}`);
+  xs.forEach((t, i) => {
+    if (typeof t !== 'object' || t === null || !Array.isArray(t.shape)) throw new InvalidArgumentError(`concat: xs[${i}] must be a tensor, got ${show(t)}`);
+  });
   if (xs.length === 0) throw new ShapeError('concat: no tensors');
   const r = xs[0].shape.length;
   const ax = normAxis(axis, r);
@@ -163,7 +175,9 @@ export function concat(xs: readonly RefTensor[], axis: number): RefTensor {
 
 export function flip(x: RefTensor, axes: readonly number[]): RefTensor {
   const r = x.shape.length;
+  if (!Array.isArray(axes as unknown)) throw new ShapeError(`flip: axes must be an array, got ${show(axes)}`);
   const ax = new Set(axes.map((a) => normAxis(a, r)));
+  if (ax.size !== axes.length) throw new ShapeError(`flip: repeated axis in ${show(axes)} for shape ${shapeStr(x.shape)}`);
   const st = stridesOf(x.shape);
   const base = [...ax].reduce((p, a) => p + Math.max(0, x.shape[a] - 1) * st[a], 0);
   const out = new Float64Array(x.data.length);

@@ -1,6 +1,7 @@
 /** @file Reference NCHW max/avg pooling and their backward passes (torch semantics, ceil_mode=false). */
 
 import { InvalidArgumentError, ShapeError } from '../errors';
+import { checkOptions, show } from './args';
 import { type RefTensor, expectRank, pair, shapeStr } from './types';
 
 export interface Pool2dOptions {
@@ -20,8 +21,11 @@ export interface PoolGeometry {
 export function poolGeometry(xShape: readonly number[], opts: Pool2dOptions, op = 'pool2d'): PoolGeometry {
   expectRank([...xShape], 4, `${op} input`);
   const [N, C, H, W] = xShape;
+  checkOptions(op, opts, ['kernel', 'stride', 'padding']);
+  if (opts === null || opts === undefined || opts.kernel === undefined) throw new InvalidArgumentError(`${op}: options need a kernel size ({ kernel, stride?, padding? }), got ${show(opts)}`);
   const [kH, kW] = pair(opts.kernel, 1, `${op} kernel`, 1);
-  const [sH, sW] = pair(opts.stride ?? [kH, kW], 1, `${op} stride`, 1);
+  // stride null is a mistake, not "same as the kernel" (as the raw op).
+  const [sH, sW] = pair(opts.stride === undefined ? [kH, kW] : opts.stride, 1, `${op} stride`, 1);
   const [pH, pW] = pair(opts.padding, 0, `${op} padding`, 0);
   if (2 * pH > kH || 2 * pW > kW) {
     throw new InvalidArgumentError(`${op}: padding [${pH}, ${pW}] must be at most half the kernel [${kH}, ${kW}]`);

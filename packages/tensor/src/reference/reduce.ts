@@ -1,6 +1,7 @@
 /** @file Reference reductions: sum/mean/max/min over any axes, argmax, logsumexp, softmax, logSoftmax. */
 
 import { ShapeError } from '../errors';
+import { checkBoolean } from './args';
 import { type RefTensor, forEachOffset, normAxes, normAxis, shapeStr, sizeOf, stridesOf } from './types';
 
 interface ReducePlan {
@@ -15,6 +16,7 @@ interface ReducePlan {
 }
 
 function plan(x: RefTensor, axes: readonly number[] | undefined, keepDims: boolean): ReducePlan {
+  checkBoolean('reduce', 'keepDims', keepDims);
   const ax = normAxes(axes, x.shape.length);
   const reduced = new Set(ax);
   const kept = x.shape.map((d, i) => (reduced.has(i) ? 1 : d));
@@ -82,6 +84,7 @@ function around(x: RefTensor, axis: number): { ax: number; outer: number; n: num
 
 /** Index (i32) of the first maximum along `axis`; a NaN counts as the maximum (first NaN wins), as torch. */
 export function argmax(x: RefTensor, axis: number, keepDims = false): RefTensor {
+  checkBoolean('argmax', 'keepDims', keepDims);
   const { ax, outer, n, inner } = around(x, axis);
   if (n === 0) throw new ShapeError(`argmax: axis ${axis} of shape ${shapeStr(x.shape)} is empty`);
   const data = new Float64Array(outer * inner);

@@ -1,6 +1,7 @@
 /** @file Reference spatial-transformer ops: affineGrid, bilinear zero-padded gridSample and both its gradients (torch). */
 
 import { ShapeError } from '../errors';
+import { checkBoolean, checkOptions } from './args';
 import { type RefTensor, expectRank, shapeStr } from './types';
 
 export interface GridSampleOptions {
@@ -18,6 +19,7 @@ function baseCoord(i: number, n: number, alignCorners: boolean): number {
 
 /** torch.nn.functional.affine_grid for 2-D: grid[n,h,w] = theta[n] · (x_w, y_h, 1). */
 export function affineGrid(theta: RefTensor, size: readonly number[], alignCorners = false): RefTensor {
+  checkBoolean('affineGrid', 'alignCorners', alignCorners);
   expectRank([...size], 4, 'affineGrid size');
   const [N, , H, W] = size;
   if (theta.shape.length !== 3 || theta.shape[0] !== N || theta.shape[1] !== 2 || theta.shape[2] !== 3) {
@@ -96,12 +98,18 @@ function forEachCorner(
   }
 }
 
+/** The checked alignCorners of a gridSample-family options object (a typo'd key or 'false' is an error, as the raw ops). */
+function alignOf(op: string, opts: GridSampleOptions | undefined): boolean {
+  const { alignCorners = false } = checkOptions(op, opts, ['alignCorners']) as GridSampleOptions;
+  return checkBoolean(op, 'alignCorners', alignCorners);
+}
+
 /** torch.nn.functional.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners). */
 export function gridSample(x: RefTensor, grid: RefTensor, opts: GridSampleOptions = {}): RefTensor {
   const geo = geometry(x.shape, grid, 'gridSample');
   const { C, H, W, Ho, Wo } = geo;
   const out = new Float64Array(geo.N * C * Ho * Wo);
-  forEachCorner(geo, grid, opts.alignCorners ?? false, (n, p, plane, wt) => {
+  forEachCorner(geo, grid, alignOf('gridSample', opts), (n, p, plane, wt) => {
     for (let c = 0; c < C; c++) out[(n * C + c) * Ho * Wo + p] += wt * x.data[(n * C + c) * H * W + plane];
   });
   return { shape: [geo.N, C, Ho, Wo], data: out };
@@ -125,7 +133,7 @@ export function gridSampleInputGrad(
   checkGy(geo, gy, 'gridSampleInputGrad');
   const { C, H, W, Ho, Wo } = geo;
   const gx = new Float64Array(geo.N * C * H * W);
-  forEachCorner(geo, grid, opts.alignCorners ?? false, (n, p, plane, wt) => {
+  forEachCorner(geo, grid, alignOf('gridSampleInputGrad', opts), (n, p, plane, wt) => {
     for (let c = 0; c < C; c++) gx[(n * C + c) * H * W + plane] += wt * gy.data[(n * C + c) * Ho * Wo + p];
   });
   return { shape: [...inputShape], data: gx };
@@ -136,7 +144,7 @@ export function gridSampleInputGrad(
  * Out-of-range corners contribute nothing (zeros padding), exactly as torch.
  */
 export function gridSampleGridGrad(gy: RefTensor, x: RefTensor, grid: RefTensor, opts: GridSampleOptions = {}): RefTensor {
-  const align = opts.alignCorners ?? false;
+  const align = alignOf('gridSampleGridGrad', opts);
   const geo = geometry(x.shape, grid, 'gridSampleGridGrad');
   checkGy(geo, gy, 'gridSampleGridGrad');
   const { C, H, W, Ho, Wo } = geo;

@@ -1,6 +1,7 @@
 /** @file Float64 reference tensor type and the shape/stride/broadcast helpers every reference op shares. */
 
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
+import { show } from './args';
 
 /** Element types of the engine; the reference stores all of them as float64 (integers stay integral). */
 export type DType = 'f32' | 'i32' | 'u32';
@@ -154,16 +155,17 @@ export function checkIndexData(t: RefTensor, what: string): void {
   }
 }
 
-/** Throws InvalidArgumentError for an index value outside [0, size). */
-export function checkIndexRange(v: number, size: number, what: string): void {
-  if (v < 0 || v >= size) throw new InvalidArgumentError(`${what} ${v} is out of range [0, ${size})`);
-}
-
-/** `n` or `[a, b]` → `[a, b]`, validated as integers ≥ `min`. Used by conv/pool option parsing. */
-export function pair(v: number | readonly [number, number] | undefined, dflt: number, what: string, min: number): [number, number] {
-  const p: [number, number] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
+/**
+ * `n` or `[a, b]` → `[a, b]`, validated as integers ≥ `min`. Used by conv/pool option parsing. Anything else (null,
+ * a string, a triple) is an InvalidArgumentError, as in the raw ops, not a TypeError from indexing it.
+ */
+export function pair(v: unknown, dflt: number, what: string, min: number): [number, number] {
+  if (v !== undefined && typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
+    throw new InvalidArgumentError(`${what} must be a number or a pair [h, w], got ${show(v)}`);
+  }
+  const p: [number, number] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [(v as unknown[])[0] as number, (v as unknown[])[1] as number];
   if (!p.every((x) => Number.isInteger(x) && x >= min)) {
-    throw new InvalidArgumentError(`${what} must be integers >= ${min}, got [${p.join(', ')}]`);
+    throw new InvalidArgumentError(`${what} must be integers >= ${min}, got ${show(p)}`);
   }
   return p;
 }
