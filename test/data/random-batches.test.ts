@@ -1,5 +1,6 @@
 /** @file The seeded host PRNG's statistics and reproducibility, batch iteration and row gathering. */
 import { describe, expect, it } from 'vitest';
+import { IndexOutOfRangeError, InvalidArgumentError } from '@metagrad/tensor';
 import { batchIterator, batchesPerEpoch, takeRows } from '../../packages/models/src/data/batches';
 import { balancedIndices, labelHistogram, selectExamples } from '../../packages/models/src/data/image-dataset';
 import { Rng, deriveSeed } from '../../packages/models/src/data/random';
@@ -102,8 +103,26 @@ describe('takeRows / selectExamples / balancedIndices', () => {
     const labels = takeRows(Int32Array.of(5, 6, 7, 8), 1, [3, 1]);
     expect(labels).toBeInstanceOf(Int32Array);
     expect(Array.from(labels)).toEqual([8, 6]);
-    expect(() => takeRows(images, 3, [4])).toThrow(/row index 4 out of range \[0, 4\)/);
+    expect(() => takeRows(images, 3, [4])).toThrow(/row index 4 \(indices\[0\]\) out of range \[0, 4\)/);
     expect(() => takeRows(images, 5, [0])).toThrow(/not a whole number of rows/);
+  });
+
+  it('bad rows and arguments are the named errors a GPU gather would raise (IndexOutOfRangeError names the op)', () => {
+    const images = Float32Array.from({ length: 12 }, (_, i) => i);
+    for (const bad of [4, -1, 1.5, NaN]) {
+      let thrown: unknown;
+      try {
+        takeRows(images, 3, [0, bad]);
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown, `row ${bad}`).toBeInstanceOf(IndexOutOfRangeError);
+      expect((thrown as IndexOutOfRangeError).op).toBe('takeRows');
+      expect((thrown as Error).message).toContain('indices[1]');
+    }
+    expect(() => takeRows(images, 5, [0])).toThrow(InvalidArgumentError);
+    expect(() => takeRows(images, 3, 2 as never)).toThrow(InvalidArgumentError);
+    expect(() => takeRows([1, 2, 3] as never, 1, [0])).toThrow(InvalidArgumentError);
   });
 
   it('selectExamples copies images and labels; balancedIndices is class-balanced and seeded', () => {

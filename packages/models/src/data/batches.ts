@@ -1,4 +1,5 @@
 /** @file Seeded shuffling mini-batch index iterators and row gathering for host arrays. */
+import { describeValue, IndexOutOfRangeError, InvalidArgumentError } from '@metagrad/tensor';
 import { Rng } from './random';
 
 export interface BatchIteratorOptions {
@@ -56,15 +57,22 @@ type RowArray = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Ar
  * the same type: the host-side mini-batch for an index array from batchIterator.
  */
 export function takeRows<A extends RowArray>(array: A, rowSize: number, indices: ArrayLike<number>): A {
+  if (!ArrayBuffer.isView(array) || array instanceof DataView) {
+    throw new InvalidArgumentError(`takeRows: array must be a typed array (Float32Array, Int32Array, …), got ${describeValue(array)}`);
+  }
+  if (indices === null || typeof indices !== 'object' || typeof indices.length !== 'number') {
+    throw new InvalidArgumentError(`takeRows: indices must be an array or typed array of row numbers, got ${describeValue(indices)}`);
+  }
   if (!Number.isInteger(rowSize) || rowSize < 1 || array.length % rowSize !== 0) {
-    throw new RangeError(`takeRows: array of ${array.length} elements is not a whole number of rows of ${rowSize}`);
+    throw new InvalidArgumentError(`takeRows: array of ${array.length} elements is not a whole number of rows of ${describeValue(rowSize)}`);
   }
   const rows = array.length / rowSize;
   const out = new (array.constructor as new (length: number) => A)(indices.length * rowSize);
   for (let r = 0; r < indices.length; r++) {
     const index = indices[r];
     if (!(Number.isInteger(index) && index >= 0 && index < rows)) {
-      throw new RangeError(`takeRows: row index ${index} out of range [0, ${rows})`);
+      // The same class as a GPU gather's bad index, so one catch handles either path.
+      throw new IndexOutOfRangeError(`takeRows: row index ${describeValue(index)} (indices[${r}]) out of range [0, ${rows}) for rows of ${rowSize}`, 'takeRows');
     }
     if (rowSize === 1) out[r] = array[index];
     else out.set(array.subarray(index * rowSize, (index + 1) * rowSize), r * rowSize);
