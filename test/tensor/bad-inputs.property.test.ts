@@ -716,6 +716,163 @@ describe('autograd ops and losses', () => {
     ));
 });
 
+/** prop(), and this property on its own compared some values and saw some named errors (it is not vacuous). */
+async function propSeeingBoth<T>(arb: fc.Arbitrary<T>, toCase: (v: T) => Case): Promise<void> {
+  const before = { ...tally };
+  await prop(arb, toCase);
+  expect(tally.values - before.values, 'values compared').toBeGreaterThan(10);
+  expect(tally.errors - before.errors, 'named errors seen').toBeGreaterThan(10);
+}
+
+// ---------------------------------------------------------------- movement ops (movement.ts)
+
+/** Slice bounds a JS caller may pass by mistake: fractions, NaN, ±Infinity, strings, null, undefined. */
+const badBound = fc.constantFrom<unknown>(0.5, -1.5, NaN, Infinity, -Infinity, '1', null, undefined);
+const boundArg = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: -4, max: 4 }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: badBound });
+/** An integer list (mostly), now and then not a list at all. */
+const listOf = (item: fc.Arbitrary<unknown>, maxLength = 3) =>
+  fc.oneof({ weight: 8, arbitrary: fc.array(item, { maxLength }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: fc.constantFrom<unknown>(1, '0', null, undefined) });
+/** A second concat operand: usually a tensor, sometimes a number, null, an array or a plain object. */
+const notATensor = fc.constantFrom<unknown>(3, null, undefined, [1, 2], { shape: [1] }, 'x');
+
+describe('movement ops', () => {
+  it('reshape / permute / transpose / expand / slice / pad / flip / concat with fractional, repeated or non-array arguments and non-tensor operands', () =>
+    propSeeingBoth(
+      fc.record({
+        op: fc.constantFrom('reshape', 'permute', 'transpose', 'expand', 'slice', 'pad', 'flip', 'concat'),
+        x: spec(goodShape(3)),
+        shape: listOf(fc.oneof({ weight: 4, arbitrary: fc.integer({ min: -1, max: 3 }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: badInt }), 4),
+        axes: listOf(axisArg),
+        a: axisArg,
+        b: axisArg,
+        starts: listOf(boundArg),
+        ends: listOf(boundArg),
+        steps: fc.oneof({ weight: 2, arbitrary: fc.constant<unknown>(undefined) }, { weight: 2, arbitrary: listOf(intArg(1, 3)) }),
+        pads: fc.oneof(
+          { weight: 6, arbitrary: fc.array(fc.tuple(intArg(-1, 2), intArg(-1, 2)), { maxLength: 3 }) as fc.Arbitrary<unknown> },
+          { weight: 1, arbitrary: fc.constantFrom<unknown>(1, [[1]], [null], null) },
+        ),
+        value: fc.oneof({ weight: 6, arbitrary: fc.constantFrom<unknown>(0, 1.5, -Infinity) }, { weight: 1, arbitrary: fc.constantFrom<unknown>('1', null) }),
+        second: fc.oneof({ weight: 3, arbitrary: fc.constant<unknown>('tensor') }, { weight: 1, arbitrary: notATensor }),
+      }),
+      ({ op, x, shape, axes, a, b, starts, ends, steps, pads, value, second }) => {
+        // reshape/expand targets: sometimes x's own size ([-1], its dims with a leading 1), else the random list.
+        const target = Array.isArray(shape) && shape.length === 0 ? [...x.shape] : shape;
+        const args = { reshape: [target], permute: [axes], transpose: [a, b], expand: [target], slice: [starts, ends, steps], pad: [pads, value], flip: [axes], concat: [a] }[op]!;
+        const label = `${op}(${specStr(x)}, ${args.map(show).join(', ')}${op === 'concat' ? `, second ${show(second)}` : ''})`;
+        const call = (lib: typeof raw | typeof ref, t: unknown, other: unknown) => (lib as unknown as Record<string, (...v: unknown[]) => unknown>)[op](...(op === 'concat' ? [[t, other], ...args] : [t, ...args]));
+        const y: TensorSpec = { ...x, seed: x.seed + 1, onOther: false };
+        return {
+          label,
+          run: (m) => call(raw, build(x, m).t, second === 'tensor' ? build(y, m).t : second) as Tensor,
+          want: () => {
+            if (x.onOther && op === 'concat' && second === 'tensor') fail();
+            return call(ref, build(x, []).r, second === 'tensor' ? build(y, []).r : second) as RefTensor;
+          },
+        };
+      },
+    ));
+});
+
+// ---------------------------------------------------------------- autograd wrappers with options
+
+/** Options objects as callers write them: right, with a typo, positional, or with a flag that is not a boolean. */
+const matmulOpts = fc.constantFrom<unknown>(undefined, null, {}, { transA: true }, { transB: true }, { transA: true, transB: true }, true, [true], { transposeB: true }, { transB: 'true' }, { transA: 1 });
+const convOpts = fc.constantFrom<unknown>(undefined, {}, { stride: 2 }, { padding: 1 }, { strides: 2 }, { pad: 1 }, [2, 2], 'same', { stride: null }, { groups: [1, 1] }, null);
+const poolOpts = fc.constantFrom<unknown>({ kernel: 2 }, { kernel: 2, stride: 1 }, { kernel: 2, strides: 2 }, { kernal: 2 }, { kernel: 2, stride: null }, {}, 2, null);
+const gridOpts = fc.constantFrom<unknown>(undefined, {}, { alignCorners: true }, { alignCorner: true }, { alignCorners: 'false' }, true, null);
+const flagArg = fc.constantFrom<unknown>(undefined, false, true, 'false', 1, null);
+/** What grad() may be handed as its inputs: the right tensor, or a number, a function, a mixed list, null. */
+const gradInputs = fc.constantFrom<unknown>('x', 5, '[x, 5]', 'f', null, 'string');
+
+describe('autograd wrappers with options, and grad given non-tensors', () => {
+  it('ag.matmul / conv2d / pools / gridSample / sum / transpose with typo’d, positional or non-boolean options; grad(y, 5) and grad(f, x)', () =>
+    propSeeingBoth(
+      fc.record({
+        op: fc.constantFrom('matmul', 'conv2d', 'maxPool2d', 'avgPool2d', 'gridSample', 'sum', 'transpose', 'grad'),
+        dims: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })),
+        matmulOpts,
+        convOpts,
+        poolOpts,
+        gridOpts,
+        keepDims: flagArg,
+        axes: axesArg,
+        a: axisArg,
+        b: axisArg,
+        inputs: gradInputs,
+        s: seed,
+      }),
+      (v) => {
+        const { op, dims: [p, q, r], s } = v;
+        const x2: TensorSpec = { shape: [p, q], dtype: 'f32', seed: s, onOther: false };
+        const img: TensorSpec = { shape: [1, 1, 3 + p, 3 + q], dtype: 'f32', seed: s, onOther: false };
+        if (op === 'matmul') {
+          const b: TensorSpec = { shape: [r, r === 2 ? q : p], dtype: 'f32', seed: s + 1, onOther: false };
+          return {
+            label: `ag.matmul(${specStr(x2)}, ${specStr(b)}, ${show(v.matmulOpts)})`,
+            run: (m) => ag.matmul(build(x2, m).t, build(b, m).t, v.matmulOpts as never),
+            want: () => ref.matmul(build(x2, []).r, build(b, []).r, v.matmulOpts as never),
+          };
+        }
+        if (op === 'conv2d') {
+          const w: TensorSpec = { shape: [1, 1, r, r], dtype: 'f32', seed: s + 1, onOther: false };
+          return {
+            label: `ag.conv2d(${specStr(img)}, ${specStr(w)}, ${show(v.convOpts)})`,
+            run: (m) => ag.conv2d(build(img, m).t, build(w, m).t, v.convOpts as never),
+            want: () => ref.conv2d(build(img, []).r, build(w, []).r, v.convOpts as never),
+            rtol: 1e-4,
+            atol: 1e-4,
+          };
+        }
+        if (op === 'maxPool2d' || op === 'avgPool2d') {
+          return {
+            label: `ag.${op}(${specStr(img)}, ${show(v.poolOpts)})`,
+            run: (m) => ag[op](build(img, m).t, v.poolOpts as never),
+            want: () => ref[op](build(img, []).r, v.poolOpts as never),
+          };
+        }
+        if (op === 'gridSample') {
+          const grid: TensorSpec = { shape: [1, p, q, 2], dtype: 'f32', seed: s + 1, onOther: false };
+          return {
+            label: `ag.gridSample(${specStr(img)}, ${specStr(grid)}, ${show(v.gridOpts)})`,
+            run: (m) => ag.gridSample(build(img, m).t, build(grid, m).t, v.gridOpts as never),
+            want: () => ref.gridSample(build(img, []).r, build(grid, []).r, v.gridOpts as never),
+            atol: 1e-4,
+          };
+        }
+        if (op === 'sum') {
+          const axes = typeof v.axes === 'number' ? [v.axes] : v.axes;
+          return {
+            label: `ag.sum(${specStr(x2)}, ${show(v.axes)}, ${show(v.keepDims)})`,
+            run: (m) => ag.sum(build(x2, m).t, v.axes as never, v.keepDims as never),
+            want: () => ref.sum(build(x2, []).r, axes as never, v.keepDims as never),
+          };
+        }
+        if (op === 'transpose') {
+          return {
+            label: `ag.transpose(${specStr(x2)}, ${show(v.a)}, ${show(v.b)})`,
+            run: (m) => ag.transpose(build(x2, m).t, v.a as never, v.b as never),
+            want: () => ref.transpose(build(x2, []).r, v.a as never, v.b as never),
+          };
+        }
+        // grad(sum(x·x), inputs) = 2x when inputs is x; anything else must be a named error.
+        return {
+          label: `ag.grad(sum(x·x), ${show(v.inputs)}) for ${specStr(x2)}`,
+          run: (m) => {
+            const x = ag.requiresGrad(build(x2, m).t);
+            return raw.tidy(() => {
+              const y = ag.sum(ag.mul(x, x));
+              const f = (z: Tensor) => ag.sum(ag.mul(z, z));
+              const given = { x, 5: 5, '[x, 5]': [x, 5], f, null: null, string: 'x' }[String(v.inputs)];
+              return ag.grad(v.inputs === 'f' ? (f as never) : y, (v.inputs === 'f' ? x : given) as never)[0];
+            });
+          },
+          want: () => (v.inputs === 'x' ? ref.mulScalar(build(x2, []).r, 2) : fail()),
+        };
+      },
+    ));
+});
+
 function fail(): never {
   throw new Error('invalid input');
 }
