@@ -152,3 +152,25 @@ describe('autograd wrappers that pass options to the raw op keep the raw checks'
     raw.dispose([x, w, grid, theta, v]);
   });
 });
+
+describe('wrappers that build the raw op’s scalar or windows themselves', () => {
+  it("subScalar/divScalar given '2' and scalarLike given a non-tensor are InvalidArgumentErrors (-'2' and 1/'2' were numbers)", () => {
+    const x = t([1, 2]);
+    expectRejected(() => ag.subScalar(x, '2' as never), InvalidArgumentError, /subScalar: scalar must be a number, got "2"/);
+    expectRejected(() => ag.divScalar(x, '2' as never), InvalidArgumentError, /divScalar: scalar must be a number, got "2"/);
+    expectRejected(() => ag.scalarLike(5 as never, 1), InvalidArgumentError, /scalarLike: like must be a Tensor, got 5/);
+    raw.dispose([x]);
+  });
+
+  it('maxPoolGather (public, builds its own windows) checks its options like the pools', async () => {
+    const x = raw.tensor(Array.from({ length: 16 }, (_, i) => i), [1, 1, 4, 4], 'f32', device());
+    expectRejected(() => ag.maxPoolGather(x, x, { kernel: 2, strides: 1 } as never), InvalidArgumentError, /unknown option strides/);
+    expectRejected(() => ag.maxPoolGather(x, x, { kernel: 2, stride: 1.5 }), InvalidArgumentError, /stride must be integers >= 1/);
+    expectRejected(() => ag.maxPoolGather(x, x, { kernel: null } as never), InvalidArgumentError, /kernel/);
+    expectRejected(() => ag.maxPoolGather(x, 3 as never, { kernel: 2 }), InvalidArgumentError, /maxPoolGather: x must be a Tensor/);
+    // The good call picks each 2×2 window's maximum, as maxPool2d.
+    const y = ag.maxPoolGather(x, x, { kernel: 2 });
+    expect(Array.from(await y.toArray())).toEqual([5, 7, 13, 15]);
+    raw.dispose([x, y]);
+  });
+});

@@ -96,8 +96,9 @@ export function reluGrad(gy: Tensor, x: Tensor): Tensor {
   return record('reluGrad', [gy, null], raw.reluGrad(gy, x), {}, () => [x]);
 }
 
-export const subScalar = (x: Tensor, s: number): Tensor => addScalar(x, -s);
-export const divScalar = (x: Tensor, s: number): Tensor => mulScalar(x, 1 / s);
+// These two build the raw op's scalar themselves, so they check it: -'2' and 1 / '2' would silently be numbers.
+export const subScalar = (x: Tensor, s: number): Tensor => addScalar(x, -raw.checkNumber('subScalar', 'scalar', s));
+export const divScalar = (x: Tensor, s: number): Tensor => mulScalar(x, 1 / raw.checkNumber('divScalar', 'scalar', s));
 /** s − x. */
 export const rsubScalar = (x: Tensor, s: number): Tensor => addScalar(neg(x), s);
 
@@ -115,6 +116,7 @@ export function cast(x: Tensor, dtype: DType): Tensor {
 
 /** A constant scalar tensor on `like`'s device (no gradient). */
 export function scalarLike(like: Tensor, value: number): Tensor {
+  raw.checkTensors('scalarLike', { like }); // its device is read here, not by the raw op
   return raw.full([], value, 'f32', like.device);
 }
 

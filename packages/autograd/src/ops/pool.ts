@@ -25,8 +25,18 @@ export function avgPool2dBackward(gy: Tensor, inputShape: Shape, opts: Pool2dOpt
   return record('avgPool2dBackward', [gy], raw.avgPool2dBackward(gy, inputShape, opts), { ...opts });
 }
 
-const pairOf = (v: number | readonly [number, number] | undefined, fallback: readonly [number, number]): [number, number] =>
-  v === undefined ? [fallback[0], fallback[1]] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
+/**
+ * A window size as the raw pools read it. Checked here because maxPoolGather is public and builds its windows
+ * itself: a typo'd key or a fractional stride would otherwise silently give other windows than the pool's.
+ */
+function pairOf(what: string, v: unknown, fallback: readonly [number, number], min: number): [number, number] {
+  if (v !== undefined && typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
+    throw new InvalidArgumentError(`maxPoolGather: ${what} must be a number or a pair [h, w], got ${raw.describeValue(v)}`);
+  }
+  const p: [number, number] = v === undefined ? [fallback[0], fallback[1]] : typeof v === 'number' ? [v, v] : [(v as number[])[0], (v as number[])[1]];
+  if (!p.every((x) => Number.isInteger(x) && x >= min)) throw new InvalidArgumentError(`maxPoolGather: ${what} must be integers >= ${min}, got ${raw.describeValue(p)}`);
+  return p;
+}
 
 interface Windows {
   kernel: [number, number];
@@ -37,9 +47,13 @@ interface Windows {
 }
 
 function windowsOf(shape: Shape, opts: Pool2dOptions): Windows {
-  const kernel = pairOf(opts.kernel, [1, 1]);
-  const stride = pairOf(opts.stride, kernel);
-  const padding = pairOf(opts.padding, [0, 0]);
+  raw.checkOptions('maxPoolGather', opts, ['kernel', 'stride', 'padding']);
+  if (typeof opts !== 'object' || opts === null || opts.kernel === undefined) {
+    throw new InvalidArgumentError(`maxPoolGather: options must be an object with a kernel size ({ kernel, stride?, padding? }), got ${raw.describeValue(opts)}`);
+  }
+  const kernel = pairOf('kernel', opts.kernel, [1, 1], 1);
+  const stride = pairOf('stride', opts.stride, kernel, 1);
+  const padding = pairOf('padding', opts.padding, [0, 0], 0);
   const outH = Math.floor((shape[2] + 2 * padding[0] - kernel[0]) / stride[0]) + 1;
   const outW = Math.floor((shape[3] + 2 * padding[1] - kernel[1]) / stride[1]) + 1;
   if (!(outH > 0 && outW > 0)) throw new InvalidArgumentError(`pool windows: no output for input [${shape.join(', ')}] and ${JSON.stringify(opts)}`);
@@ -84,6 +98,8 @@ function unfoldWindows(t: Tensor, win: Windows, fill: number): Tensor {
  * of `x` (argmax over the unfolded windows picks the first in row-major order, as the kernel does).
  */
 export function maxPoolGather(t: Tensor, x: Tensor, opts: Pool2dOptions): Tensor {
+  raw.checkTensors('maxPoolGather', { t, x });
+  if (x.rank !== 4) throw new raw.ShapeError(`maxPoolGather: x must be rank 4 (NCHW), got [${x.shape.join(', ')}]`);
   const win = windowsOf(x.shape, opts);
   const first = firstMaxIndex(x, win);
   const picked = gather(unfoldWindows(t, win, 0), 4, first);
