@@ -174,3 +174,15 @@ describe('wrappers that build the raw op’s scalar or windows themselves', () =
     raw.dispose([x, y]);
   });
 });
+
+describe('padOrCrop (public, derives slice bounds from its pads)', () => {
+  it('malformed or fractional pads are named errors, not a raw TypeError or a fractional slice', async () => {
+    const x = t([1, 2, 3, 4]);
+    expectRejected(() => ag.padOrCrop(x, 1 as never), InvalidArgumentError, /padOrCrop: pads must be \[before, after\] integer pairs/);
+    expectRejected(() => ag.padOrCrop(x, [[0.5, 0]] as never), InvalidArgumentError, /padOrCrop: pads/);
+    expectRejected(() => ag.padOrCrop(x, [[0, 0], [0, 0]]), ShapeError, /2 pad pairs for shape \[4\]/);
+    const y = ag.padOrCrop(x, [[-1, 1]]);
+    expect(Array.from(await y.toArray())).toEqual([2, 3, 4, 0]);
+    raw.dispose([x, y]);
+  });
+});

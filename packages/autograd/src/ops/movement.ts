@@ -84,6 +84,12 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
  * and unit-step slices (so it is itself differentiable with the rules below).
  */
 export function padOrCrop(x: Tensor, pads: readonly (readonly [number, number])[]): Tensor {
+  // Public, and it slices with bounds it derives from `pads`: check them as raw.pad would.
+  raw.checkTensors('padOrCrop', { x });
+  if (!Array.isArray(pads) || !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
+    throw new raw.InvalidArgumentError(`padOrCrop: pads must be [before, after] integer pairs, got ${raw.describeValue(pads)} for shape [${x.shape.join(', ')}]`);
+  }
+  if (pads.length !== x.rank) throw new raw.ShapeError(`padOrCrop: ${pads.length} pad pairs for shape [${x.shape.join(', ')}]`);
   let cur = x;
   if (pads.some(([b, a]) => b < 0 || a < 0)) {
     cur = slice(x, pads.map(([b]) => Math.max(0, -b)), x.shape.map((d, i) => d - Math.max(0, -pads[i][1])));
