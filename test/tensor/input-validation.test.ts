@@ -384,3 +384,17 @@ describe('reference option parsing raises what the raw ops raise', () => {
     raw.dispose([x, w]);
   });
 });
+
+describe('reference reductions read axes as the raw ops do', () => {
+  it('a bare axis is one axis; a string or an object is a ShapeError on both', async () => {
+    const r: ref.RefTensor = { shape: [2, 3], data: Float64Array.of(1, 2, 3, 4, 5, 6) };
+    expect(ref.sum(r, 1 as never)).toEqual({ shape: [2], data: Float64Array.of(6, 15) });
+    const x = raw.tensor([1, 2, 3, 4, 5, 6], [2, 3], 'f32', device());
+    expect(await read(raw.sum(x, 1))).toEqual({ shape: [2], data: [6, 15] });
+    expect(() => ref.sum(r, { 0: 1 } as never)).toThrow(ShapeError);
+    expectThrowsClean(() => raw.sum(x, { 0: 1 } as never), ShapeError);
+    expect(() => ref.mean(r, ['1'] as never)).toThrow(ShapeError);
+    expectThrowsClean(() => raw.mean(x, ['1'] as never), ShapeError);
+    x.dispose();
+  });
+});

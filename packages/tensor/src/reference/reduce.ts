@@ -15,7 +15,7 @@ interface ReducePlan {
   count: number;
 }
 
-function plan(x: RefTensor, axes: readonly number[] | undefined, keepDims: boolean): ReducePlan {
+function plan(x: RefTensor, axes: number | readonly number[] | undefined, keepDims: boolean): ReducePlan {
   checkBoolean('reduce', 'keepDims', keepDims);
   const ax = normAxes(axes, x.shape.length);
   const reduced = new Set(ax);
@@ -42,13 +42,13 @@ function fold(
   return acc;
 }
 
-export function sum(x: RefTensor, axes?: readonly number[], keepDims = false): RefTensor {
+export function sum(x: RefTensor, axes?: number | readonly number[], keepDims = false): RefTensor {
   const p = plan(x, axes, keepDims);
   return { shape: p.outShape, data: fold(x, p, 0, (a, v) => a + v) };
 }
 
 /** Mean over an empty set is NaN (0/0), as torch. */
-export function mean(x: RefTensor, axes?: readonly number[], keepDims = false): RefTensor {
+export function mean(x: RefTensor, axes?: number | readonly number[], keepDims = false): RefTensor {
   const p = plan(x, axes, keepDims);
   const s = fold(x, p, 0, (a, v) => a + v);
   return { shape: p.outShape, data: s.map((v) => v / p.count) };
@@ -61,13 +61,13 @@ function checkNonEmpty(x: RefTensor, p: ReducePlan, op: string): void {
 }
 
 /** NaN propagates (torch.amax semantics): once the accumulator is NaN no comparison replaces it. */
-export function max(x: RefTensor, axes?: readonly number[], keepDims = false): RefTensor {
+export function max(x: RefTensor, axes?: number | readonly number[], keepDims = false): RefTensor {
   const p = plan(x, axes, keepDims);
   checkNonEmpty(x, p, 'max');
   return { shape: p.outShape, data: fold(x, p, -Infinity, (a, v) => (v > a || v !== v ? v : a)) };
 }
 
-export function min(x: RefTensor, axes?: readonly number[], keepDims = false): RefTensor {
+export function min(x: RefTensor, axes?: number | readonly number[], keepDims = false): RefTensor {
   const p = plan(x, axes, keepDims);
   checkNonEmpty(x, p, 'min');
   return { shape: p.outShape, data: fold(x, p, Infinity, (a, v) => (v < a || v !== v ? v : a)) };
@@ -110,7 +110,7 @@ export function argmax(x: RefTensor, axis: number, keepDims = false): RefTensor 
  * log Σ exp(x) = m + log Σ exp(x − m) with m the max, so nothing overflows. When m is ±inf the result is m
  * (all −inf → −inf, any +inf → +inf), matching torch; NaN propagates. Empty reductions give −inf.
  */
-export function logsumexp(x: RefTensor, axes?: readonly number[], keepDims = false): RefTensor {
+export function logsumexp(x: RefTensor, axes?: number | readonly number[], keepDims = false): RefTensor {
   const p = plan(x, axes, keepDims);
   const m = fold(x, p, -Infinity, (a, v) => (v > a || v !== v ? v : a));
   const s = new Float64Array(p.outSize);

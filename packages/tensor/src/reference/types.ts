@@ -100,12 +100,15 @@ export function normAxis(axis: number, rank: number, what = 'axis'): number {
  * Normalizes reduction axes: undefined means all, duplicates are an error, result sorted ascending.
  * A rank-0 tensor accepts axis 0/−1 (as torch does) and reduces over nothing.
  */
-export function normAxes(axes: readonly number[] | undefined, rank: number): number[] {
+export function normAxes(axes: number | readonly number[] | undefined, rank: number): number[] {
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
+  // A bare axis is one axis, as the raw ops read it; anything else that is not a list is a ShapeError, as there.
+  if (typeof axes !== 'number' && !Array.isArray(axes)) throw new ShapeError(`axes must be a number or an array, got ${show(axes)}`);
+  const list: readonly number[] = typeof axes === 'number' ? [axes] : axes;
   const seen = new Set<number>();
-  for (const a of axes) {
+  for (const a of list) {
     const n = normAxis(a, Math.max(rank, 1));
-    if (seen.has(n)) throw new ShapeError(`axis ${a} appears twice in axes [${axes.join(', ')}]`);
+    if (seen.has(n)) throw new ShapeError(`axis ${a} appears twice in axes [${list.join(', ')}]`);
     seen.add(n);
   }
   return [...seen].filter((a) => a < rank).sort((x, y) => x - y);
