@@ -398,3 +398,20 @@ describe('reference reductions read axes as the raw ops do', () => {
     x.dispose();
   });
 });
+
+describe('reference scalar operands', () => {
+  it("a scalar that is not a number is an InvalidArgumentError on the reference as on the raw op ('2' was concatenated)", () => {
+    const r: ref.RefTensor = { shape: [2], data: Float64Array.of(1, 2) };
+    const x = raw.tensor([1, 2], [2], 'f32', device());
+    for (const [refCall, rawCall] of [
+      [() => ref.addScalar(r, '2' as never), () => raw.addScalar(x, '2' as never)],
+      [() => ref.mulScalar(r, null as never), () => raw.mulScalar(x, null as never)],
+      [() => ref.powScalar(r, [2] as never), () => raw.powScalar(x, [2] as never)],
+      [() => ref.axpby('1' as never, r, 1, r), () => raw.axpby('1' as never, x, 1, x)],
+    ] as const) {
+      expect(refCall).toThrow(InvalidArgumentError);
+      expectThrowsClean(rawCall, InvalidArgumentError);
+    }
+    x.dispose();
+  });
+});

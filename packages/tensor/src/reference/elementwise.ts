@@ -1,6 +1,7 @@
 /** @file Reference elementwise ops: unary math, broadcasting binary/compare ops, where, cast. */
 
-import { DTypeError, ShapeError } from '../errors';
+import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
+import { show } from './args';
 import { type DType, type RefTensor, broadcastShapes, broadcastStrides, forEachOffset, shapeStr } from './types';
 
 /** Applies `f` to every element. */
@@ -91,7 +92,9 @@ export const add = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x
 /** relu's VJP: gy where x > 0, else 0. */
 export const reluGrad = (gy: RefTensor, x: RefTensor): RefTensor => mapBinary(gy, x, (g, v) => (v > 0 ? g : 0), 'reluGrad');
 /** a·x + b·y (the reference of the fused axpby; shapes must broadcast like add's). */
-export const axpby = (a: number, x: RefTensor, b: number, y: RefTensor): RefTensor => mapBinary(x, y, (u, v) => a * u + b * v, 'axpby');
+export const axpby = (a: number, x: RefTensor, b: number, y: RefTensor): RefTensor => (
+  scalar('axpby', 'a', a), scalar('axpby', 'b', b), mapBinary(x, y, (u, v) => a * u + b * v, 'axpby')
+);
 export const sub = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x - y, 'sub');
 export const mul = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x * y, 'mul');
 export const div = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x / y, 'div');
@@ -99,9 +102,15 @@ export const pow = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, po
 export const maximum = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, maxScalar, 'maximum');
 export const minimum = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, minScalar, 'minimum');
 
-export const addScalar = (x: RefTensor, s: number): RefTensor => mapUnary(x, (v) => v + s);
-export const mulScalar = (x: RefTensor, s: number): RefTensor => mapUnary(x, (v) => v * s);
-export const powScalar = (x: RefTensor, s: number): RefTensor => mapUnary(x, (v) => powValue(v, s));
+/** A scalar operand must be a JS number, as in the raw ops ('2' would be concatenated by + and coerced by ·). */
+function scalar(op: string, what: string, s: unknown): number {
+  if (typeof s !== 'number') throw new InvalidArgumentError(`${op}: ${what} must be a number, got ${show(s)}`);
+  return s;
+}
+
+export const addScalar = (x: RefTensor, s: number): RefTensor => (scalar('addScalar', 'scalar', s), mapUnary(x, (v) => v + s));
+export const mulScalar = (x: RefTensor, s: number): RefTensor => (scalar('mulScalar', 'scalar', s), mapUnary(x, (v) => v * s));
+export const powScalar = (x: RefTensor, s: number): RefTensor => (scalar('powScalar', 'scalar', s), mapUnary(x, (v) => powValue(v, s)));
 
 export const BINARY_OPS = { add, sub, mul, div, pow, maximum, minimum } as const;
 export type BinaryOpName = keyof typeof BINARY_OPS;
