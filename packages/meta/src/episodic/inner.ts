@@ -4,9 +4,10 @@
  */
 import { noGrad } from '@metagrad/autograd';
 import { InvalidArgumentError } from '@metagrad/tensor';
-import { disposeTree, sgd, type ParamTree, type SgdState } from '@metagrad/models';
+import type { Tensor } from '@metagrad/tensor';
+import { disposeTree, normTree, sgd, type ParamTree, type SgdState } from '@metagrad/models';
 import type { BilevelProblem } from '../hypergrad/types';
-import { trainGradient } from './products';
+import { trainGradient, trainLossAndGradient } from './products';
 
 export interface InnerOptimiser {
   /** Inner learning rate η. */
@@ -41,6 +42,11 @@ export interface RunInnerOptions<Batch> {
   onStep?(step: InnerStep<Batch>): Promise<void> | void;
   /** Keep w_0 … w_{T−1} (for exact reverse mode); they are returned and owned by the caller. */
   keepTrajectory?: boolean;
+  /**
+   * Return the last step's training loss and ‖gradient‖ as device scalars (`last`), for a finite check read back
+   * with whatever the caller reads next: NaN/Inf persists through later SGD steps, so the last step shows any.
+   */
+  trackLast?: boolean;
 }
 
 export interface InnerRun {
@@ -48,6 +54,8 @@ export interface InnerRun {
   wT: ParamTree;
   /** w_0 … w_{T−1} copies when keepTrajectory (w_0 is the caller's w0 tree itself, so it is not included: index 0 = w_1). */
   trajectory: ParamTree[];
+  /** With `trackLast`: L_T(w_{T−1}, λ; D_T) and ‖∇_w L_T‖ there (owned by the caller). */
+  last?: { loss: Tensor; gradNorm: Tensor };
 }
 
 /** Runs T = batches.length steps from w0 (not disposed) and returns w_T. */
@@ -58,23 +66,37 @@ export async function runInner<Batch>(o: RunInnerOptions<Batch>): Promise<InnerR
   let w = o.w0;
   const trajectory: ParamTree[] = [];
   const T = o.batches.length;
+  let last: InnerRun['last'];
+  /** w_{t−1} while the hook runs (freed after it, so also when it throws). */
+  let pending: ParamTree | null = null;
   try {
     for (let t = 1; t <= T; t++) {
-      const g = trainGradient(o.problem, w, o.lambda(), o.batches[t - 1]);
+      let g: ParamTree;
+      if (o.trackLast && t === T) {
+        const lg = trainLossAndGradient(o.problem, w, o.lambda(), o.batches[t - 1]);
+        g = lg.gradient;
+        last = { loss: lg.loss, gradNorm: noGrad(() => normTree(g)) };
+      } else {
+        g = trainGradient(o.problem, w, o.lambda(), o.batches[t - 1]);
+      }
       const next = noGrad(() => opt.step(w, g, state));
       disposeTree(g);
       opt.disposeState(state);
       state = next.state;
       const prev = w;
       w = next.params;
+      pending = prev;
       if (o.onStep) await o.onStep({ t, T, wPrev: prev, w, batch: o.batches[t - 1] });
+      pending = null;
       if (o.keepTrajectory && t < T) trajectory.push(w);
       else if (prev !== o.w0 && !(o.keepTrajectory && trajectory.includes(prev))) disposeTree(prev);
     }
-    return { wT: w, trajectory };
+    return { wT: w, trajectory, last };
   } catch (e) {
     if (w !== o.w0 && !trajectory.includes(w)) disposeTree(w);
+    if (pending && pending !== o.w0 && !trajectory.includes(pending)) disposeTree(pending);
     trajectory.forEach(disposeTree);
+    if (last) disposeTree([last.loss, last.gradNorm]);
     throw e;
   } finally {
     opt.disposeState(state);

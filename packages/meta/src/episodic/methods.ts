@@ -2,10 +2,11 @@
  * @file Hypergradient methods as plugged into an episodic inner optimisation: when each estimator runs (every step,
  * the last K steps, once at the end) and what it is given (w_{t−1} or w_t, the whole trajectory).
  */
-import type { ParamTree } from '@metagrad/models';
-import type { BilevelProblem, HypergradEstimator, HypergradResult } from '../hypergrad/types';
-import { FirstOrder } from '../hypergrad/first-order';
-import { checkPositiveInt } from '../hypergrad/common';
+import { tidy } from '@metagrad/tensor';
+import { detachTree, type ParamTree } from '@metagrad/models';
+import { emptyStats, type BilevelProblem, type HypergradEstimator, type HypergradResult } from '../hypergrad/types';
+import { checkPositiveInt, gradLeaves, gradTree } from '../hypergrad/common';
+import { finishCheckedResult } from './checked';
 import type { InnerOptimiser, InnerStep } from './inner';
 import type { TrajectoryInput } from './trajectory';
 import type { HyperDistill } from '../hyperdistill/hyperdistill';
@@ -40,12 +41,22 @@ export interface HyperMethod<Batch> {
   dispose?(): void;
 }
 
-/** FO: ∂L_V(w_t, λ)/∂λ after every step (the shared FirstOrder estimator). */
+/**
+ * FO: ∂L_V(w_t, λ)/∂λ after every step (what the shared FirstOrder estimator computes; its norm is read with the
+ * loss here, so a NaN/Inf one is refused without a second readback).
+ */
 export function firstOrderMethod<Batch>(name = 'FO'): HyperMethod<Batch> {
-  const est = new FirstOrder<Batch>();
   return {
     name,
-    step: (ctx, s) => est.estimate({ problem: ctx.problem, theta: s.w, lambda: ctx.lambda, trainBatch: s.batch, valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr }),
+    step: async (ctx, s) => {
+      const t0 = performance.now();
+      const out = tidy(() => {
+        const lambda = gradLeaves(ctx.lambda);
+        const loss = ctx.problem.valLoss(detachTree(s.w), lambda, ctx.valBatch);
+        return { hypergrad: gradTree(loss, lambda), loss };
+      });
+      return finishCheckedResult('first-order', out.hypergrad, out.loss, { ...emptyStats(), gradients: 1, forwards: 1 }, t0);
+    },
   };
 }
 
@@ -62,8 +73,15 @@ export function hyperDistillMethod<Batch>(hd: HyperDistill<Batch>, name = hd.nam
       }
       hd.reset();
     },
-    step: (ctx, s) =>
-      hd.estimate({ problem: ctx.problem, theta: s.wPrev, next: s.w, lambda: ctx.lambda, trainBatch: s.batch, valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr }),
+    async step(ctx, s) {
+      try {
+        return await hd.estimate({ problem: ctx.problem, theta: s.wPrev, next: s.w, lambda: ctx.lambda, trainBatch: s.batch, valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr });
+      } catch (error) {
+        // The inner optimisation ends here: free the running w*, D* now rather than at the next begin.
+        hd.reset();
+        throw error;
+      }
+    },
     end: async () => {
       hd.reset();
       return null;

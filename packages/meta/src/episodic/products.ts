@@ -69,6 +69,15 @@ export function trainGradient<Batch>(problem: BilevelProblem<Batch>, w: ParamTre
   });
 }
 
+/** L_T(w, λ; D) (detached) and ∇_w L_T with λ held constant, both owned by the caller. */
+export function trainLossAndGradient<Batch>(problem: BilevelProblem<Batch>, w: ParamTree, lambda: ParamTree, batch: Batch): { loss: Tensor; gradient: ParamTree } {
+  return tidy(() => {
+    const ws = gradLeaves(w);
+    const loss = problem.trainLoss(ws, detachTree(lambda), batch);
+    return { gradient: gradTree(loss, ws), loss: noGrad(() => mulScalar(loss, 1)) };
+  });
+}
+
 /** a·x + b·y leafwise, without a graph (new tensors owned by the caller). */
 export function lincombTree<T extends ParamTree>(a: number, x: T, b: number, y: ParamTree): T {
   return noGrad(() => zipTree(x, y, (p, q) => axpby(a, p, b, q)));

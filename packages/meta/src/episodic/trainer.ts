@@ -3,11 +3,20 @@
  * the meta-batch), T inner steps of heavy-ball SGD with λ updated online by the method's hypergradients (Adam),
  * then Reptile on the initialisation, φ ← φ − η_R (φ − mean_tasks w_T). Records per inner optimisation the JVPs/HVPs,
  * wall time and peak memory the method needed.
+ *
+ * Never silently NaN: a hypergradient whose norm is NaN/Inf is a NonFiniteHypergradientError before Adam sees it
+ * (λ and Adam's state unchanged); the norm comes with the estimator's own readback where it has one (FO, HyperDistill,
+ * DrMAD, Reverse-HG, online RMD) and costs one readback per update otherwise (the implicit methods). A NaN/Inf inner
+ * optimisation (last step's loss or gradient, or w_T) is a NonFiniteGradientError before the Reptile step (φ
+ * unchanged), read in the validation loss's readback.
  */
-import { InvalidArgumentError, type Device } from '@metagrad/tensor';
+import { InvalidArgumentError, type Device, type Tensor } from '@metagrad/tensor';
 import { Adam, disposeTree, leaves, normTree, type ParamTree } from '@metagrad/models';
+import { noGrad } from '@metagrad/autograd';
 import type { BilevelProblem, HypergradResult } from '../hypergrad/types';
+import { NonFiniteGradientError } from '../errors';
 import { checkInnerOptimiser, runInner, type InnerOptimiser } from './inner';
+import { checkHypergradNorm, readScalars, type CheckedHypergradResult } from './checked';
 import { lincombTree } from './products';
 import type { EpisodeContext, HyperMethod } from './methods';
 
@@ -36,8 +45,8 @@ export interface EpisodicOptions<Batch> {
   reptileLr: number;
   method: HyperMethod<Batch>;
   /**
-   * Record the mean ‖hypergradient‖ per inner optimisation (default false: it costs a norm over every leaf and a
-   * readback per update, about a fifth of a small model's dispatches, and would inflate every method's time).
+   * Record the mean ‖hypergradient‖ per inner optimisation (default false). The norm is now read for the finite
+   * check anyway (with the estimator's loss, or on its own for the implicit methods), so this costs nothing more.
    */
   logHypergradNorm?: boolean;
 }
@@ -98,16 +107,22 @@ export class EpisodicTrainer<Batch> {
     let hvps = 0;
     let updates = 0;
     let normSum = 0;
-    const apply = async (r: HypergradResult | null): Promise<void> => {
+    const apply = async (r: HypergradResult | null, where: string): Promise<void> => {
       if (!r) return;
       try {
         jvps += r.stats.jvps;
         hvps += r.stats.hvps;
-        if (this.o.logHypergradNorm) {
-          const n = normTree(r.hypergrad);
-          normSum += await n.item();
-          n.dispose();
+        let norm = (r as Partial<CheckedHypergradResult>).hypergradNorm;
+        if (norm === undefined) {
+          const n = noGrad(() => normTree(r.hypergrad));
+          try {
+            norm = await n.item();
+          } finally {
+            n.dispose();
+          }
         }
+        checkHypergradNorm(method.name, norm, r.valLoss, `${where} of inner optimisation ${m}`);
+        normSum += norm;
         this.adam.step(r.hypergrad);
         updates++;
       } finally {
@@ -115,6 +130,7 @@ export class EpisodicTrainer<Batch> {
       }
     };
     let wT: ParamTree | null = null;
+    let last: { loss: Tensor; gradNorm: Tensor } | null = null;
     try {
       if (method.begin) await method.begin(ctx);
       const run = await runInner({
@@ -123,11 +139,13 @@ export class EpisodicTrainer<Batch> {
         w0,
         batches: episode.trainBatches,
         optimiser: this.o.optimiser,
-        onStep: method.step ? async (s) => apply(await method.step!(ctx, s)) : undefined,
+        onStep: method.step ? async (s) => apply(await method.step!(ctx, s), `at inner step ${s.t}`) : undefined,
+        trackLast: true,
       });
       wT = run.wT;
-      if (method.end) await apply(await method.end(ctx, wT));
-      const valLoss = await this.valLoss(wT, episode.valBatch);
+      last = run.last ?? null;
+      if (method.end) await apply(await method.end(ctx, wT), 'at the end');
+      const valLoss = await this.checkedValLoss(m, wT, episode.valBatch, last, episode.trainBatches.length);
       const target = this.o.reptileTarget(wT);
       const eta = this.o.reptileLr;
       const phi = lincombTree(1 - eta, this.phi, eta, target);
@@ -148,16 +166,27 @@ export class EpisodicTrainer<Batch> {
       };
     } finally {
       if (wT) disposeTree(wT);
+      if (last) disposeTree([last.loss, last.gradNorm]);
       disposeTree(w0);
     }
   }
 
-  private async valLoss(w: ParamTree, batch: Batch): Promise<number> {
-    const l = this.o.problem.valLoss(w, this.lambda, batch);
+  /**
+   * L_V(w_T, λ), read in one readback with the inner optimisation's last training loss, its ‖gradient‖ and ‖w_T‖:
+   * any of those NaN/Inf is a NonFiniteGradientError (before the Reptile step, so φ stays as it was).
+   */
+  private async checkedValLoss(m: number, wT: ParamTree, batch: Batch, last: { loss: Tensor; gradNorm: Tensor } | null, T: number): Promise<number> {
+    const l = this.o.problem.valLoss(wT, this.lambda, batch);
+    const wNorm = noGrad(() => normTree(wT));
     try {
-      return await l.item();
+      const [valLoss, norm, trainLoss, gradNorm] = await readScalars(last ? [l, wNorm, last.loss, last.gradNorm] : [l, wNorm]);
+      if (!Number.isFinite(norm) || (last && !(Number.isFinite(trainLoss) && Number.isFinite(gradNorm)))) {
+        throw new NonFiniteGradientError(`EpisodicTrainer inner optimisation ${m} (‖w_T‖ = ${norm}; Reptile step skipped, φ unchanged), last inner step`, T, trainLoss ?? NaN, gradNorm ?? NaN);
+      }
+      return valLoss;
     } finally {
       l.dispose();
+      wNorm.dispose();
     }
   }
 

@@ -4,10 +4,10 @@
  */
 import { disposeTree, type ParamTree } from '@metagrad/models';
 import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from '../hypergrad/types';
-import { finishResult } from '../hypergrad/result';
 import { lincombTree, valGradients } from './products';
 import { reverseHypergradient } from './reverse';
 import { checkInnerOptimiser } from './inner';
+import { finishCheckedResult } from './checked';
 
 /** A finished inner optimisation: `theta` is w_T, `trainBatches` are D_1 … D_T, `innerLr` is η. */
 export interface TrajectoryInput<Batch> extends HypergradInput<Batch> {
@@ -36,9 +36,11 @@ export function checkTrajectoryInput<Batch>(where: string, input: TrajectoryInpu
 
 /**
  * The reverse pass shared by ReverseHG and DrMAD: α_T and g^FO at w_T, then g^SO backwards along `point(t)`.
- * The caller's `point` may allocate; `release` frees what it allocated.
+ * The caller's `point` may allocate; `release` frees what it allocated. ‖hypergradient‖ is read with the
+ * validation loss: a NaN/Inf one is a NonFiniteHypergradientError naming `estimator`.
  */
 export async function trajectoryHypergradient<Batch>(
+  estimator: string,
   input: TrajectoryInput<Batch>,
   batches: readonly Batch[],
   point: (t: number) => ParamTree,
@@ -59,7 +61,7 @@ export async function trajectoryHypergradient<Batch>(
     });
     const hypergrad = lincombTree(1, direct, 1, gSO);
     disposeTree(gSO);
-    return await finishResult(hypergrad, loss, { ...emptyStats(), jvps, gradients: 1 + batches.length, forwards: 1 + batches.length }, t0);
+    return await finishCheckedResult(estimator, hypergrad, loss, { ...emptyStats(), jvps, gradients: 1 + batches.length, forwards: 1 + batches.length }, t0);
   } finally {
     disposeTree(alpha);
     disposeTree(direct);
@@ -76,6 +78,6 @@ export class ReverseHG<Batch> implements HypergradEstimator<Batch> {
     if (!traj || traj.length !== batches.length - 1) {
       throw new MissingTrajectoryError(`ReverseHG: need the ${batches.length - 1} iterates w_1 … w_{T−1} for T = ${batches.length}, got ${traj?.length ?? 'none'}`);
     }
-    return trajectoryHypergradient(input, batches, (t) => (t === 1 ? input.initial : traj[t - 2]), () => {});
+    return trajectoryHypergradient(this.name, input, batches, (t) => (t === 1 ? input.initial : traj[t - 2]), () => {});
   }
 }

@@ -15,6 +15,7 @@ export class DrMAD<Batch> implements HypergradEstimator<Batch> {
     const batches = checkTrajectoryInput('DrMAD', input);
     const T = batches.length;
     return trajectoryHypergradient(
+      this.name,
       input,
       batches,
       (t) => interpolate(input.initial, input.theta, t, T),

@@ -17,7 +17,7 @@ import { InvalidArgumentError, tidy } from '@metagrad/tensor';
 import { axpyTree, disposeTree, Rng, zipTree, type ParamTree } from '@metagrad/models';
 import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from '../hypergrad/types';
 import { checkFinite, checkInnerLr, checkPositiveInt, gradLeaves, gradTree } from '../hypergrad/common';
-import { finishResult } from '../hypergrad/result';
+import { finishCheckedResult } from '../episodic/checked';
 import { cloneTree, lincombTree, trainGradient } from '../episodic/products';
 import { distillBatch, MissingBatchOpsError, type BatchOps } from './batches';
 import { decaySum, onlineMix } from './weights';
@@ -167,7 +167,7 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
         const loss = input.problem.valLoss(psi, lambda, input.valBatch);
         return { hypergrad: gradTree(loss, lambda), loss };
       });
-      return await finishResult(out.hypergrad, out.loss, stats, t0);
+      return await finishCheckedResult(this.name, out.hypergrad, out.loss, stats, t0);
     } finally {
       if (ownsNext) disposeTree(wt);
     }

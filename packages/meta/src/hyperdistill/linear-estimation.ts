@@ -17,6 +17,7 @@ import { concat, InvalidArgumentError, tidy, type Tensor } from '@metagrad/tenso
 import { disposeTree, dotTree, Rng, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem } from '../hypergrad/types';
 import { checkFinite } from '../hypergrad/common';
+import { NonFiniteHypergradientError } from '../errors';
 import { runInner, type InnerOptimiser } from '../episodic/inner';
 import { cloneTree, lincombTree, mixedProducts, valGradients } from '../episodic/products';
 import { interpolate, reverseHypergradient } from '../episodic/reverse';
@@ -131,6 +132,14 @@ export async function linearEstimation<Batch>(input: LinearEstimationInput<Batch
     const d = Array.from(await dv.toArray());
     nv.dispose();
     dv.dispose();
+    // Read anyway for the fit: a NaN/Inf sample would make θ NaN and every later HyperDistill step NaN.
+    const bad = n2.findIndex((v, i) => !Number.isFinite(v) || !Number.isFinite(d[i]));
+    if (bad >= 0) {
+      throw new NonFiniteHypergradientError(
+        'linearEstimation',
+        `at horizon s = ${bad + 1} of ${T}: ‖v_s‖² = ${n2[bad]}, v_s·g^SO_s = ${d[bad]} (inner lr ${optimiser.lr}, γ = ${gamma}); θ was not refitted`,
+      );
+    }
     const x: number[] = [];
     const y: number[] = [];
     for (let s = 1; s <= T; s++) {

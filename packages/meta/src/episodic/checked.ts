@@ -1,0 +1,67 @@
+/**
+ * @file Finite checks that ride on readbacks the episodic estimators already make: a hypergradient's norm is read
+ * with its validation loss (one readback, as before), and a NaN/Inf one is a NonFiniteHypergradientError before
+ * anyone applies it to λ.
+ */
+import { concat, reshape, type Tensor } from '@metagrad/tensor';
+import { noGrad } from '@metagrad/autograd';
+import { disposeTree, normTree, type ParamTree } from '@metagrad/models';
+import type { HypergradResult, HypergradStats } from '../hypergrad/types';
+import { NonFiniteHypergradientError } from '../errors';
+
+/** A result whose ‖hypergrad‖ was read back (and found finite) with its validation loss. */
+export interface CheckedHypergradResult extends HypergradResult {
+  hypergradNorm: number;
+}
+
+/** Scalar tensors' values in one readback (concatenated on the device); the scalars stay the caller's. */
+export async function readScalars(scalars: readonly Tensor[]): Promise<number[]> {
+  const columns = scalars.map((t) => reshape(t, [1]));
+  try {
+    const joined = noGrad(() => concat(columns, 0));
+    try {
+      return Array.from(await joined.toArray());
+    } finally {
+      joined.dispose();
+    }
+  } finally {
+    columns.forEach((t) => t.dispose());
+  }
+}
+
+/** Throws NonFiniteHypergradientError when ‖dL_V/dλ‖ is NaN/Inf (λ is then left for the caller not to update). */
+export function checkHypergradNorm(estimator: string, hypergradNorm: number, valLoss: number, where: string): void {
+  if (Number.isFinite(hypergradNorm)) return;
+  const hint = Number.isFinite(valLoss) ? '' : ' (the validation loss is not finite either: the inner iterate w is probably NaN/Inf; lower the inner lr)';
+  throw new NonFiniteHypergradientError(estimator, `‖dL_V/dλ‖ = ${hypergradNorm} ${where} (validation loss ${valLoss}); λ was not updated${hint}`);
+}
+
+/**
+ * Like finishResult, but reads ‖hypergrad‖ in the same readback as the loss and refuses a non-finite one (the
+ * hypergradient is then disposed). Takes ownership of `hypergrad` and `loss`.
+ */
+export async function finishCheckedResult(
+  estimator: string,
+  hypergrad: ParamTree,
+  loss: Tensor,
+  stats: HypergradStats,
+  t0: number,
+): Promise<CheckedHypergradResult> {
+  let ok = false;
+  try {
+    const norm = noGrad(() => normTree(hypergrad));
+    let valLoss: number;
+    let hypergradNorm: number;
+    try {
+      [valLoss, hypergradNorm] = await readScalars([loss, norm]);
+    } finally {
+      norm.dispose();
+    }
+    checkHypergradNorm(estimator, hypergradNorm, valLoss, 'from the estimate');
+    ok = true;
+    return { hypergrad, valLoss, hypergradNorm, stats: { ...stats, ms: performance.now() - t0 } };
+  } finally {
+    loss.dispose();
+    if (!ok) disposeTree(hypergrad);
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * @file EpisodicTrainer and HyperDistill refuse NaN/Inf hypergradients and inner optimisations with named errors and
+ * leave λ (with Adam's state), φ and HyperDistill's θ as they were, without leaking.
+ */
+import { describe, expect, it } from 'vitest';
+import { mulScalar, tensor, type Device } from '@metagrad/tensor';
+import { expectNoLeaks, noGrad } from '@metagrad/autograd';
+import { disposeTree, mapTree, mlp, Rng, type ParamTree } from '@metagrad/models';
+import {
+  DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, NonFiniteGradientError, NonFiniteHypergradientError, anilProblem, firstOrderMethod, hyperDistillMethod,
+  implicitMethod, offlineMethod, onlineReverseMethod, regressionBatchOps, treeToVector, type Episode, type HyperMethod, type RegressionBatch,
+} from '@metagrad/meta';
+import { useDevice } from '../helpers/device';
+
+const getDevice = useDevice();
+const features = mlp({ sizes: [1, 8], activation: 'relu', outputActivation: 'relu' });
+const anil = anilProblem({ features: (l, x) => features.apply(l as never, x) });
+const T = 3;
+const B = 2;
+
+/** An episode whose support targets hold `poison` at one position (NaN or Infinity), or none. */
+function episode(device: Device, poison?: number): Episode<RegressionBatch> {
+  const rng = new Rng(5);
+  const mk = (n: number, bad: boolean): RegressionBatch => {
+    const x = rng.uniformArray(B * n, -5, 5);
+    const y = x.map((v) => 2 * Math.sin(v - 1));
+    if (bad) y[3] = poison!;
+    return { x: tensor(x, [B, n, 1], 'f32', device), y: tensor(y, [B, n, 1], 'f32', device) };
+  };
+  const support = mk(5, poison !== undefined);
+  const query = mk(5, false);
+  return { trainBatches: Array.from({ length: T }, () => support), valBatch: query, dispose: () => [support, query].forEach(regressionBatchOps.dispose) };
+}
+
+function trainer(device: Device, method: HyperMethod<RegressionBatch>) {
+  const lambda = features.init(7, device) as unknown as ParamTree;
+  const phi = { weight: tensor(new Rng(3).uniformArray(8, -0.3, 0.3), [1, 8, 1], 'f32', device), bias: tensor([0], [1, 1, 1], 'f32', device) };
+  const tr = new EpisodicTrainer<RegressionBatch>({
+    problem: anil, lambda, phi, method, optimiser: { lr: 0.01, momentum: 0.9 }, hyperLr: 1e-2, reptileLr: 1,
+    initialWeights: (p) => anil.initialWeights(p, B), reptileTarget: (w) => anil.taskMean(w),
+  });
+  return { tr, lambda, dispose: () => { tr.dispose(); disposeTree([lambda, phi] as ParamTree); } };
+}
+
+/**
+ * FO whose hypergradient at inner step 1 is multiplied by `factor` once `armed.on`, returned without a checked norm
+ * (as a method built on a shared estimator would): the trainer must check it.
+ */
+function poisonedFO(factor: number, armed: { on: boolean }): HyperMethod<RegressionBatch> {
+  const fo = firstOrderMethod<RegressionBatch>();
+  return {
+    name: `poisoned-${factor}`,
+    async step(ctx, s) {
+      const r = (await fo.step!(ctx, s))!;
+      const hypergrad = noGrad(() => mapTree(r.hypergrad, (t) => mulScalar(t, armed.on && s.t === 1 ? factor : 1)));
+      disposeTree(r.hypergrad);
+      return { hypergrad, valLoss: r.valLoss, stats: r.stats };
+    },
+  };
+}
+
+/** λ and φ as host numbers. */
+async function snapshot(tr: EpisodicTrainer<RegressionBatch>, lambda: ParamTree): Promise<number[][]> {
+  return [Array.from(await treeToVector(lambda)), Array.from(await treeToVector(tr.phi))];
+}
+
+describe('EpisodicTrainer with non-finite values', () => {
+  it('a NaN/Inf hypergradient without a checked norm is a NonFiniteHypergradientError; λ and φ unchanged, the trainer usable afterwards', async () => {
+    const device = getDevice();
+    const good = episode(device);
+    for (const factor of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const armed = { on: false };
+      const poisoned = trainer(device, poisonedFO(factor, armed));
+      await poisoned.tr.runEpisode(good);
+      armed.on = true;
+      const before = await snapshot(poisoned.tr, poisoned.lambda);
+      await expectNoLeaks(async () => {
+        await expect(poisoned.tr.runEpisode(good)).rejects.toThrow(NonFiniteHypergradientError);
+      }, device);
+      await expect(poisoned.tr.runEpisode(good)).rejects.toThrow(new RegExp(`poisoned-${factor}: ‖dL_V/dλ‖ = (NaN|Infinity) at inner step 1 of inner optimisation \\d.*λ was not updated`));
+      expect(await snapshot(poisoned.tr, poisoned.lambda)).toEqual(before);
+      armed.on = false;
+      expect(Number.isFinite((await poisoned.tr.runEpisode(good)).valLoss)).toBe(true);
+      poisoned.dispose();
+    }
+    good.dispose();
+  });
+
+  it('a NaN/Inf training target: every method refuses its hypergradient (named by the estimator) before λ or φ moves', async () => {
+    const device = getDevice();
+    const good = episode(device);
+    const methods = (): HyperMethod<RegressionBatch>[] => [
+      firstOrderMethod(),
+      hyperDistillMethod(new HyperDistill({ gamma: 0, estimationPeriod: 1, theta: 1 }), '1-step'),
+      offlineMethod(new DrMAD(), 'DrMAD'),
+      onlineReverseMethod({ horizon: 2 }),
+      implicitMethod(new NeumannIFT({ iterations: 2 }), 1, 'Neumann'),
+    ];
+    for (const poison of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const bad = episode(device, poison);
+      for (const method of methods()) {
+        const { tr, lambda, dispose } = trainer(device, method);
+        await tr.runEpisode(good);
+        const before = await snapshot(tr, lambda);
+        let error: unknown;
+        await expectNoLeaks(async () => {
+          error = await tr.runEpisode(bad).catch((e: unknown) => e);
+        }, device);
+        // Neumann's own series check (NeumannDivergenceError) may see the NaN before the hypergradient does.
+        expect(['NonFiniteHypergradientError', 'NeumannDivergenceError'], `${method.name}: ${String(error)}`).toContain((error as Error).name);
+        if ((error as Error).name === 'NonFiniteHypergradientError') expect(error).toBeInstanceOf(NonFiniteHypergradientError);
+        expect(await snapshot(tr, lambda), method.name).toEqual(before);
+        // The trainer still works on good data afterwards.
+        expect(Number.isFinite((await tr.runEpisode(good)).valLoss)).toBe(true);
+        dispose();
+      }
+      bad.dispose();
+    }
+    good.dispose();
+  });
+
+  it('a NaN/Inf inner optimisation with no hypergradient to catch it is a NonFiniteGradientError before the Reptile step', async () => {
+    const device = getDevice();
+    const none: HyperMethod<RegressionBatch> = { name: 'none' };
+    for (const poison of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const bad = episode(device, poison);
+      const { tr, lambda, dispose } = trainer(device, none);
+      const before = await snapshot(tr, lambda);
+      await expectNoLeaks(async () => {
+        await expect(tr.runEpisode(bad)).rejects.toThrow(NonFiniteGradientError);
+      }, device);
+      await expect(tr.runEpisode(bad)).rejects.toThrow(/EpisodicTrainer inner optimisation 2 \(‖w_T‖ = (NaN|Infinity); Reptile step skipped, φ unchanged\), last inner step 3: training loss (NaN|Infinity)/);
+      expect(await snapshot(tr, lambda)).toEqual(before);
+      dispose();
+      bad.dispose();
+    }
+  });
+
+  it("HyperDistill's LinearEstimation refuses NaN/Inf samples and keeps θ", async () => {
+    const device = getDevice();
+    for (const poison of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const bad = episode(device, poison);
+      const hd = new HyperDistill<RegressionBatch>({ gamma: 0.9, estimationPeriod: 1 });
+      const { tr, lambda, dispose } = trainer(device, hyperDistillMethod(hd));
+      const before = await snapshot(tr, lambda);
+      await expectNoLeaks(async () => {
+        await expect(tr.runEpisode(bad)).rejects.toThrow(/linearEstimation: at horizon s = \d of 3: ‖v_s‖² = .*θ was not refitted/);
+      }, device);
+      expect(hd.theta).toBe(1);
+      expect(await snapshot(tr, lambda)).toEqual(before);
+      dispose();
+      bad.dispose();
+    }
+  });
+});
