@@ -99,16 +99,73 @@ export function matmulTuning(device: Device): MatmulTuning {
   let t = tunings.get(device);
   if (!t) {
     const key = adapterKey(device.adapter);
-    let stored: MatmulTuning | undefined;
+    let stored: unknown;
     try {
       stored = store?.load(key);
-    } catch {
-      stored = undefined; // an unreadable cache is the same as no cache
+    } catch (error) {
+      // An unreadable cache is the same as no cache, but say so: a silently ignored cache looks like a slow adapter.
+      console.warn(`metagrad: the matmul tuning store could not be read (${String(error)}); using the default for ${key}`);
+      stored = undefined;
     }
-    t = stored && stored.version === TUNING_VERSION && stored.adapterKey === key ? stored : defaultTuning(device.adapter);
+    t = (stored !== undefined && validTuning(stored, key, (why) => console.warn(`metagrad: ignoring the stored matmul tuning for ${key}: ${why}`))) || defaultTuning(device.adapter);
     tunings.set(device, t);
   }
   return t;
+}
+
+const SIZE_CLASSES: readonly SizeClass[] = ['small', 'medium', 'large'];
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A variant with its keys sorted, so two spellings of one variant compare equal and any extra key differs. */
+const canonical = (v: unknown): string => (isRecord(v) ? JSON.stringify(Object.keys(v).sort().map((k) => [k, v[k]])) : JSON.stringify(v));
+
+/**
+ * A stored tuning checked field by field: the version and adapter, `measured`, each class's variant (it must be one
+ * of that class's candidates: a hand-edited or corrupted kernel shape is never dispatched), the timings and the
+ * date. Returns a fresh tuning built from the known candidate objects, or null after calling `reject` with why.
+ */
+export function validTuning(stored: unknown, key: string, reject: (why: string) => void): MatmulTuning | null {
+  const fail = (why: string): null => {
+    reject(why);
+    return null;
+  };
+  if (!isRecord(stored)) return fail(`not an object (${typeof stored})`);
+  if (stored.version !== TUNING_VERSION) return fail(`version ${JSON.stringify(stored.version)}, this build uses ${TUNING_VERSION}`);
+  if (stored.adapterKey !== key) return fail(`adapterKey ${JSON.stringify(stored.adapterKey)} is not this adapter's`);
+  if (typeof stored.measured !== 'boolean') return fail(`measured must be a boolean, got ${JSON.stringify(stored.measured)}`);
+  if (!isRecord(stored.matmul)) return fail(`matmul must be an object, got ${JSON.stringify(stored.matmul)}`);
+  const extra = Object.keys(stored.matmul).filter((k) => !(SIZE_CLASSES as readonly string[]).includes(k));
+  if (extra.length) return fail(`matmul has unknown size classes ${extra.join(', ')}`);
+  const matmul = {} as Record<SizeClass, MatmulVariant>;
+  for (const cls of SIZE_CLASSES) {
+    const want = canonical(stored.matmul[cls]);
+    const known = MATMUL_CANDIDATES[cls].find((c) => canonical(c) === want);
+    if (!known) return fail(`matmul.${cls} ${JSON.stringify(stored.matmul[cls])} is not one of the ${cls} candidates`);
+    matmul[cls] = known;
+  }
+  const tuning: MatmulTuning = { version: TUNING_VERSION, adapterKey: key, measured: stored.measured, matmul };
+  if (stored.timings !== undefined) {
+    if (!isRecord(stored.timings)) return fail('timings must be an object');
+    const timings = {} as Record<SizeClass, Record<string, number>>;
+    for (const cls of SIZE_CLASSES) {
+      const row = stored.timings[cls] ?? {};
+      if (!isRecord(row)) return fail(`timings.${cls} must be an object`);
+      timings[cls] = {};
+      for (const [name, ms] of Object.entries(row)) {
+        // JSON writes a variant that never finished (Infinity) as null.
+        if (ms === null) timings[cls][name] = Infinity;
+        else if (typeof ms === 'number' && Number.isFinite(ms) && ms >= 0) timings[cls][name] = ms;
+        else return fail(`timings.${cls}[${JSON.stringify(name)}] must be a time in ms, got ${JSON.stringify(ms)}`);
+      }
+    }
+    tuning.timings = timings;
+  }
+  if (stored.date !== undefined) {
+    if (typeof stored.date !== 'string') return fail(`date must be a string, got ${JSON.stringify(stored.date)}`);
+    tuning.date = stored.date;
+  }
+  return tuning;
 }
 
 export function sizeClassOf(flops: number): SizeClass {
@@ -231,8 +288,9 @@ export async function autotune(device: Device, options: AutotuneOptions = {}): P
   tunings.set(device, tuning);
   try {
     store?.save(tuning.adapterKey, tuning);
-  } catch {
-    /* a read-only cache directory must not break tuning */
+  } catch (error) {
+    // A read-only cache directory must not break tuning, but the caller should know the result will not persist.
+    console.warn(`metagrad: the matmul tuning could not be saved (${String(error)}); it holds for this process only`);
   }
   return tuning;
 }
@@ -267,33 +325,106 @@ export function resetTuning(device: Device): void {
 export interface FileStoreIO {
   /** Directory holding the cache file, e.g. `~/.cache/metagrad`. */
   dir: string;
+  /** The file's text; a missing file throws an error with `code: 'ENOENT'` (as Node's readFileSync does) or returns ''. */
   readFile(path: string): string;
   writeFile(path: string, text: string): void;
   mkdir(path: string): void;
+  /** Atomic replace (Node's renameSync): with it, saves write a temporary file and rename it over the cache. */
+  rename?(from: string, to: string): void;
+  /** Removes a file (a temporary left by a failed save). */
+  remove?(path: string): void;
+  /** Where warnings go (default console.warn). */
+  warn?(message: string): void;
 }
+
+type ReadResult = { state: 'ok'; entries: Record<string, unknown> } | { state: 'corrupt'; why: string } | { state: 'unreadable'; why: string };
 
 /**
  * A JSON-file store that keeps this module free of Node imports: the caller injects the file functions, e.g.
  * `fileTuningStore({ dir: join(homedir(), '.cache/metagrad'), readFile: (p) => readFileSync(p, 'utf8'),
- * writeFile: writeFileSync, mkdir: (p) => mkdirSync(p, { recursive: true }) })`.
+ * writeFile: writeFileSync, mkdir: (p) => mkdirSync(p, { recursive: true }), rename: renameSync, remove: rmSync })`.
+ *
+ * The file holds every adapter's entry; a save replaces only its own adapter's and keeps the others as they are
+ * (entries are validated when loaded, by `matmulTuning`, not when kept). A file that is not valid JSON (or whose
+ * `entries` is not an object) is moved aside to `tuning.json.corrupt-<time>` before the save writes a new one; a
+ * file that exists but cannot be read is left alone and the save is skipped, so no other entry is ever lost.
  */
 export function fileTuningStore(io: FileStoreIO): TuningStore {
   const file = `${io.dir.replace(/\/+$/, '')}/tuning.json`;
-  const readAll = (): Record<string, MatmulTuning> => {
+  const warn = io.warn ?? ((m: string) => console.warn(m));
+  const readAll = (): ReadResult => {
+    let text: string;
     try {
-      const parsed = JSON.parse(io.readFile(file)) as { entries?: Record<string, MatmulTuning> };
-      return parsed.entries ?? {};
-    } catch {
-      return {};
+      text = io.readFile(file);
+    } catch (error) {
+      if ((error as { code?: unknown })?.code === 'ENOENT') return { state: 'ok', entries: {} };
+      return { state: 'unreadable', why: String(error) };
+    }
+    if (text.trim() === '') return { state: 'ok', entries: {} };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      return { state: 'corrupt', why: `not JSON (${String(error)})` };
+    }
+    if (!isRecord(parsed)) return { state: 'corrupt', why: 'the top level is not an object' };
+    if (parsed.entries === undefined) return { state: 'ok', entries: {} };
+    if (!isRecord(parsed.entries)) return { state: 'corrupt', why: `entries is ${Array.isArray(parsed.entries) ? 'an array' : typeof parsed.entries}, not an object` };
+    return { state: 'ok', entries: parsed.entries };
+  };
+  const write = (text: string): void => {
+    if (!io.rename) {
+      io.writeFile(file, text);
+      return;
+    }
+    const temp = `${file}.tmp-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      io.writeFile(temp, text);
+      io.rename(temp, file);
+    } catch (error) {
+      try {
+        io.remove?.(temp);
+      } catch {
+        /* the temporary may never have been created */
+      }
+      throw error;
     }
   };
   return {
-    load: (key) => readAll()[key],
+    load: (key) => {
+      const read = readAll();
+      if (read.state !== 'ok') {
+        warn(`metagrad: ${file} is ${read.state} (${read.why}); using the default matmul tuning`);
+        return undefined;
+      }
+      // Own keys only: an adapter key such as 'toString' or '__proto__' must not reach Object.prototype.
+      return Object.hasOwn(read.entries, key) ? (read.entries[key] as MatmulTuning) : undefined;
+    },
     save: (key, tuning) => {
-      const entries = readAll();
-      entries[key] = tuning;
+      const read = readAll();
+      if (read.state === 'unreadable') {
+        warn(`metagrad: ${file} exists but could not be read (${read.why}); the new tuning was not saved, so that the other adapters' entries are kept`);
+        return;
+      }
+      let entries: Record<string, unknown> = {};
+      if (read.state === 'corrupt') {
+        const aside = `${file}.corrupt-${Date.now()}`;
+        if (!io.rename) {
+          warn(`metagrad: ${file} is corrupt (${read.why}) and cannot be moved aside; the new tuning was not saved`);
+          return;
+        }
+        io.rename(file, aside);
+        warn(`metagrad: ${file} was corrupt (${read.why}); moved aside to ${aside}`);
+      } else {
+        entries = read.entries;
+      }
+      // defineProperty, not assignment: a key such as '__proto__' stays an entry instead of setting the prototype.
+      const next: Record<string, unknown> = {};
+      const put = (k: string, v: unknown): void => void Object.defineProperty(next, k, { value: v, enumerable: true, writable: true, configurable: true });
+      for (const [k, v] of Object.entries(entries)) if (k !== key) put(k, v);
+      put(key, tuning);
       io.mkdir(io.dir);
-      io.writeFile(file, JSON.stringify({ entries }, null, 2) + '\n');
+      write(JSON.stringify({ entries: next }, null, 2) + '\n');
     },
   };
 }

@@ -1,5 +1,5 @@
 /** @file Node-only adapter selection over dawn.node: hardware first, then llvmpipe (GLES), then SwiftShader (Vulkan). */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileTuningStore, setTuningStore } from './autotune';
@@ -149,6 +149,8 @@ function installTuningStore(): void {
       readFile: (p) => readFileSync(p, 'utf8'),
       writeFile: (p, text) => writeFileSync(p, text),
       mkdir: (p) => mkdirSync(p, { recursive: true }),
+      rename: renameSync,
+      remove: (p) => rmSync(p, { force: true }),
     }),
   );
 }
