@@ -3,10 +3,12 @@
  * each with its own date and commit; --quick runs go to <adapter>.quick.json (git-ignored), never into the full results.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { createProgress } from './progress';
+import { mergeBenchResults, readPreviousResults, type BenchRecord } from './bench-results';
+import { InvalidArgumentError } from '@metagrad/tensor';
 import type { Device } from '@metagrad/tensor';
 import { benchAutograd, formatAutogradTable } from '../../bench/autograd';
 import { benchDispatch, formatDispatchTable } from '../../bench/dispatch';
@@ -34,6 +36,8 @@ export const BENCHES: Record<string, BenchEntry> = {
 };
 
 export async function runBenches(which: string, opts: BenchOptions): Promise<void> {
+  // Own keys only: 'toString' in BENCHES is true, and BENCHES.toString.run a TypeError after the device started.
+  if (which !== 'all' && !Object.hasOwn(BENCHES, which)) throw new InvalidArgumentError(`unknown bench '${which}' (choose ${Object.keys(BENCHES).join(', ')}, all)`);
   const names = which === 'all' ? Object.keys(BENCHES) : [which];
   const device = await createNodeDevice();
   const results: Record<string, unknown> = {};
@@ -58,33 +62,15 @@ export async function runBenches(which: string, opts: BenchOptions): Promise<voi
   // Quick numbers (fewer repetitions, smaller sizes) must never replace the full ones: a separate, ignored file.
   const stem = join(opts.out, `${adapter.name}${opts.quick ? '.quick' : ''}`);
   const file = `${stem}.json`;
-  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+  const previous = readPreviousResults(file, (m) => process.stderr.write(`${m}\n`));
   const stamp: BenchRecord = { date: new Date().toISOString(), commit: gitCommit(), quick: opts.quick };
-  // `date` was once one stamp shared by every bench in the file, overwritten by each run: for the benches recorded
-  // then it is only an upper bound. Per-bench `recorded` stamps replace it.
-  const { date: legacyDate, ...kept } = previous;
-  const recorded = { ...((previous.recorded as Record<string, BenchRecord> | undefined) ?? {}) };
-  for (const name of Object.keys(BENCHES)) {
-    if (kept[name] !== undefined && !recorded[name] && typeof legacyDate === 'string') {
-      recorded[name] = { date: legacyDate, commit: null, quick: false, dateIsUpperBound: true };
-    }
-  }
-  for (const name of names) recorded[name] = stamp;
-  const merged: Record<string, unknown> = { ...kept, adapter, recorded, ...results };
+  const merged = mergeBenchResults(previous, results, stamp, adapter, Object.keys(BENCHES));
   writeFileSync(file, JSON.stringify(merged, null, 2) + '\n');
   writeFileSync(`${stem}.md`, benchMarkdown(merged, adapter.name));
   if (opts.json) process.stdout.write(JSON.stringify(names.length === 1 ? results[names[0]] : { adapter, ...results }, null, 2) + '\n');
 }
 
-/** When and from which source a bench's entry was recorded. */
-export interface BenchRecord {
-  date: string;
-  /** `git rev-parse --short HEAD`, with `-dirty` when the work tree had uncommitted changes; null outside git. */
-  commit: string | null;
-  quick: boolean;
-  /** Set on entries carried over from a file with one shared date: recorded on or before `date`. */
-  dateIsUpperBound?: boolean;
-}
+export type { BenchRecord };
 
 function gitCommit(): string | null {
   try {

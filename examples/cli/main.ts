@@ -45,7 +45,7 @@ program
   .command('bench')
   .description(`run benchmarks: ${Object.keys(BENCHES).join(', ')} or all`)
   .argument('<which>', 'which bench', (v: string) => {
-    if (v !== 'all' && !(v in BENCHES)) throw new InvalidArgumentError(`unknown bench '${v}' (choose ${Object.keys(BENCHES).join(', ')}, all)`);
+    if (v !== 'all' && !Object.hasOwn(BENCHES, v)) throw new InvalidArgumentError(`unknown bench '${v}' (choose ${Object.keys(BENCHES).join(', ')}, all)`);
     return v;
   })
   .option('--quick', 'smaller sizes and fewer repetitions')

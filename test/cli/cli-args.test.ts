@@ -18,6 +18,16 @@ describe('metagrad CLI arguments', () => {
     const bench = cli('bench', 'nope');
     expect(bench.code).not.toBe(0);
     expect(bench.stderr).toMatch(/unknown bench 'nope'/);
+    // Names of Object.prototype's members are no bench (`'toString' in BENCHES` was true: a raw TypeError after the device started).
+    for (const name of ['toString', '__proto__', 'constructor', 'hasOwnProperty']) {
+      const proto = cli('bench', name);
+      expect(proto.code, name).not.toBe(0);
+      expect(proto.stderr, name).toMatch(new RegExp(`unknown bench '${name}'`));
+      expect(proto.stderr, name).not.toMatch(/TypeError/);
+      const exp = cli('run', name);
+      expect(exp.code, name).not.toBe(0);
+      expect(exp.stderr, name).toMatch(new RegExp(`unknown experiment '${name}'`));
+    }
     const cmd = cli('frobnicate');
     expect(cmd.code).not.toBe(0);
     expect(cmd.stderr).toMatch(/unknown command 'frobnicate'/);
