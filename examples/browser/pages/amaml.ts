@@ -24,18 +24,19 @@ import {
 import { type Device, dispose, tensor, tidy } from '@metagrad/tensor';
 import { Chart, demoStatus, finishRun, fmt, nextFrame, readParams, setState, startDevice } from './common';
 
+const count = (value: number, min = 1, max = 100_000) => ({ value, integer: true, min, max });
 const params = readParams({
-  iters: 30,
-  metaBatch: 4,
-  nTrain: 100,
-  nTest: 8,
-  shots: 50,
-  innerLr: 0.05,
+  iters: count(30),
+  metaBatch: count(4, 1, 1000),
+  nTrain: count(100),
+  nTest: count(8),
+  shots: count(50),
+  innerLr: { value: 0.05, positive: true, max: 10 },
   /** Gradient-flow length: T / innerLr tracked states (and the adaptation steps at meta-test). */
-  T: 1,
-  mamlSteps: 5,
-  outerLr: 1e-2,
-  seed: 5,
+  T: { value: 1, positive: true, max: 1000 },
+  mamlSteps: count(5),
+  outerLr: { value: 1e-2, positive: true, max: 10 },
+  seed: count(5, 0, 2 ** 31 - 1),
 });
 const SLICE_POINTS = 61;
 

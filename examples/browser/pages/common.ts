@@ -3,6 +3,7 @@
  * line, the run-state object that tests read (`window.metagradDemo`), and Chart.js set-up.
  */
 import { Device, setDefaultDevice } from '@metagrad/tensor';
+import { parseParams, type ParamSpec, type ParamValues } from './params';
 import {
   Chart,
   Filler,
@@ -21,6 +22,7 @@ Chart.register(LineController, ScatterController, LineElement, PointElement, Lin
 Chart.defaults.animation = false;
 Chart.defaults.font.family = 'system-ui, sans-serif';
 export { Chart };
+export type { ParamSpec };
 
 export type RunState = 'loading' | 'running' | 'done' | 'error' | 'unsupported';
 
@@ -76,18 +78,20 @@ export function setStatus(text: string, isError = false): void {
   element.classList.toggle('error', isError);
 }
 
-/** Numeric URL parameters over defaults: `?K=10&trials=20` (tests shrink budgets this way). */
-export function readParams<T extends Record<string, number>>(defaults: T): T {
-  const query = new URLSearchParams(location.search);
-  const out: Record<string, number> = { ...defaults };
-  for (const key of Object.keys(defaults)) {
-    const raw = query.get(key);
-    if (raw === null) continue;
-    const value = Number(raw);
-    if (!Number.isFinite(value)) throw new Error(`URL parameter ${key}=${raw} is not a number`);
-    out[key] = value;
+/**
+ * Checked numeric URL parameters over defaults: `?K=10&trials=20` (tests shrink budgets this way). A bad one is
+ * shown on the page as an error (state 'error', the status line) before this throws, since pages read their
+ * parameters before anything else runs and an exception there would leave the page at "starting…".
+ */
+export function readParams<S extends Record<string, ParamSpec>>(specs: S): ParamValues<S> {
+  try {
+    return parseParams(specs, location.search);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (!window.metagradDemo) demoStatus(location.pathname.replace(/^.*\//, '').replace(/\.html$/, '') || 'index');
+    setState('error', message);
+    throw error;
   }
-  return out as T;
 }
 
 /** Thrown (and shown) when the browser has no WebGPU. */

@@ -16,7 +16,18 @@ import {
 import { type Device, type Tensor, concat, dispose, tensor, tidy } from '@metagrad/tensor';
 import { Chart, demoStatus, finishRun, fmt, nextFrame, readParams, setState, slider, startDevice } from './common';
 
-const params = readParams({ K: 10, tau: 0.5, sigma: 1, lambda: 0.5, lambdas: 40, trials: 30, steps: 5, lr: 0.1, seed: 1 });
+// Ranges as the sliders' (K, τ, σ, λ) and what the run needs (counts ≥ 1, a positive step size).
+const params = readParams({
+  K: { value: 10, integer: true, min: 1, max: 100 },
+  tau: { value: 0.5, positive: true, max: 2 },
+  sigma: { value: 1, positive: true, max: 2 },
+  lambda: { value: 0.5, positive: true, max: 2 },
+  lambdas: { value: 40, integer: true, min: 2, max: 1000 },
+  trials: { value: 30, integer: true, min: 1, max: 10_000 },
+  steps: { value: 5, integer: true, min: 1, max: 10_000 },
+  lr: { value: 0.1, positive: true, max: 10 },
+  seed: { value: 1, integer: true, min: 0, max: 2 ** 31 - 1 },
+});
 
 // Type aliases (not interfaces) so they are assignable to ParamTree's index signature.
 type Theta = { readonly x: Tensor };

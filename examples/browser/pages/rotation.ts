@@ -30,23 +30,27 @@ import type { FashionManifest } from '../fashion-asset';
  * warm-up of base-only steps lets the network learn something before its angle signal means anything.
  * The paper's settings: ?K=2&sigma=0.001&antithetic=0&lrBase=0.001&lrAngle=0.01&warmup=0.
  */
+const count = (value: number, min = 1, max = 1_000_000) => ({ value, integer: true, min, max });
+const flag = (value: number) => ({ value, integer: true, min: 0, max: 1 });
+const rate = (value: number) => ({ value, positive: true, max: 10 });
 const params = readParams({
-  steps: 300,
-  warmup: 20,
-  batch: 64,
-  K: 4,
-  antithetic: 1,
-  sigma: 1e-2,
-  tau: 0.05,
-  lrBase: 3e-3,
-  lrAngle: 3e-2,
-  evalEvery: 20,
-  size: 14,
-  nTest: 500,
-  targetDeg: 30,
-  baseline: 1,
-  t1t2: 0,
-  seed: 3,
+  steps: count(300),
+  warmup: count(20, 0),
+  batch: count(64, 1, 4096),
+  K: count(4, 1, 256),
+  antithetic: flag(1),
+  sigma: rate(1e-2),
+  tau: rate(0.05),
+  lrBase: rate(3e-3),
+  lrAngle: rate(3e-2),
+  evalEvery: count(20),
+  /** Image side after halving 28 (0 would halve forever). */
+  size: count(14, 1, 28),
+  nTest: count(500),
+  targetDeg: { value: 30, min: -180, max: 180 },
+  baseline: flag(1),
+  t1t2: flag(0),
+  seed: count(3, 0, 2 ** 31 - 1),
 });
 const SAMPLES = 8;
 
