@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { InvalidArgumentError, ShapeError } from '@metagrad/tensor';
 import { CorruptDatasetError, DatasetNotFoundError } from '../../packages/models/src/data/errors';
 import { type IdxArray, type IdxDtype, encodeIdx, parseIdx } from '../../packages/models/src/data/idx';
 import { loadFashionMnist, readIdxFile } from '../../packages/models/src/node';
@@ -101,14 +102,40 @@ describe('parseIdx / encodeIdx', () => {
     );
   });
 
-  it('encodeIdx refuses values and shapes it would otherwise write wrong (a uint8 300 stored as 44)', () => {
+  it('encodeIdx refuses values and shapes it would otherwise write wrong (a uint8 300 stored as 44), with named errors', () => {
     const encode = (array: unknown) => () => encodeIdx(array as IdxArray);
     expect(encode({ dtype: 'uint8', shape: [2], data: Int32Array.of(1, 300) })).toThrow(/element 1 is 300, not an integer in uint8's range \[0, 255\]/);
-    expect(encode({ dtype: 'int8', shape: [1], data: Float32Array.of(0.5) })).toThrow(RangeError);
-    expect(encode({ dtype: 'int32', shape: [1], data: Float64Array.of(2 ** 31) })).toThrow(RangeError);
-    expect(encode({ dtype: 'toString', shape: [1], data: Uint8Array.of(1) })).toThrow(/unknown dtype toString/);
+    for (const bad of [
+      { dtype: 'uint8', shape: [2], data: Int32Array.of(1, 300) },
+      { dtype: 'uint8', shape: [1], data: Int32Array.of(-1) },
+      { dtype: 'int8', shape: [1], data: Float32Array.of(0.5) },
+      { dtype: 'int16', shape: [1], data: Float64Array.of(Number.NaN) },
+      { dtype: 'int32', shape: [1], data: Float64Array.of(2 ** 31) },
+      { dtype: 'toString', shape: [1], data: Uint8Array.of(1) },
+      { dtype: 'f32', shape: [1], data: Float32Array.of(1) },
+      { dtype: 7, shape: [1], data: Uint8Array.of(1) },
+      { dtype: 'float32', shape: [2], data: [1, '2'] },
+      { dtype: 'float32', shape: [1], data: null },
+      null,
+    ]) {
+      expect(encode(bad), JSON.stringify(bad)).toThrow(InvalidArgumentError);
+    }
+    expect(encode({ dtype: 'toString', shape: [1], data: Uint8Array.of(1) })).toThrow(/unknown dtype toString \(uint8, int8, int16, int32, float32, float64\)/);
+    expect(encode({ dtype: 'float32', shape: [2], data: [1, '2'] })).toThrow(/element 1 is "2", not a number/);
+    for (const bad of [
+      { dtype: 'uint8', shape: [1.5], data: Uint8Array.of(1) },
+      { dtype: 'uint8', shape: [2 ** 32, 0], data: new Uint8Array(0) },
+      { dtype: 'uint8', shape: [], data: Uint8Array.of(1) },
+      { dtype: 'uint8', shape: [3], data: Uint8Array.of(1) },
+      { dtype: 'uint8', shape: 3, data: Uint8Array.of(1, 2, 3) },
+    ]) {
+      expect(encode(bad), JSON.stringify(bad)).toThrow(ShapeError);
+    }
     expect(encode({ dtype: 'uint8', shape: [1.5], data: Uint8Array.of(1) })).toThrow(/must be integers/);
     expect(encode({ dtype: 'uint8', shape: [2 ** 32, 0], data: new Uint8Array(0) })).toThrow(/must be integers in 0..4294967295/);
+    expect(encode({ dtype: 'uint8', shape: [3], data: Uint8Array.of(1) })).toThrow(/shape \[3\] has 3 elements, data has 1/);
+    // A plain array of numbers is fine.
+    expect(Array.from(parseIdx(encodeIdx({ dtype: 'int16', shape: [2], data: [-5, 7] as unknown as Int16Array })).data)).toEqual([-5, 7]);
     // Float types store any value, NaN included.
     expect(Array.from(parseIdx(encodeIdx({ dtype: 'float32', shape: [2], data: Float32Array.of(Number.NaN, -Infinity) })).data)).toEqual([NaN, -Infinity]);
   });

@@ -3,6 +3,7 @@
  * decompressed bytes. Layout: two zero bytes, a type code, the rank, rank big-endian uint32 dimensions,
  * then the elements big-endian in row-major order.
  */
+import { InvalidArgumentError, ShapeError } from '@metagrad/tensor';
 import { CorruptDatasetError } from './errors';
 
 export type IdxDtype = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
@@ -150,15 +151,25 @@ export function parseIdx(bytes: Uint8Array, source?: string): IdxArray {
 
 /** Encodes an array as IDX bytes (uncompressed); the inverse of parseIdx. Used for fixtures and caches. */
 export function encodeIdx(array: IdxArray): Uint8Array {
+  if (typeof array !== 'object' || array === null) throw new InvalidArgumentError(`encodeIdx: expected { dtype, shape, data }, got ${array === null ? 'null' : typeof array}`);
   const { dtype, shape, data } = array;
-  if (!Object.hasOwn(CODE_BY_DTYPE, dtype)) throw new RangeError(`encodeIdx: unknown dtype ${String(dtype)} (${Object.keys(CODE_BY_DTYPE).join(', ')})`);
-  if (shape.length === 0 || shape.length > 255) throw new RangeError(`encodeIdx: rank ${shape.length} must be in 1..255`);
-  if (!shape.every((dim) => Number.isInteger(dim) && dim >= 0 && dim <= 0xffffffff)) {
-    throw new RangeError(`encodeIdx: shape [${shape.join(', ')}] must be integers in 0..4294967295 (the header stores uint32)`);
+  if (typeof dtype !== 'string' || !Object.hasOwn(CODE_BY_DTYPE, dtype)) {
+    throw new InvalidArgumentError(`encodeIdx: unknown dtype ${String(dtype)} (${Object.keys(CODE_BY_DTYPE).join(', ')})`);
   }
+  if (!Array.isArray(shape)) throw new ShapeError(`encodeIdx: shape must be an array of dimensions, got ${String(shape)}`);
+  if (shape.length === 0 || shape.length > 255) throw new ShapeError(`encodeIdx: rank ${shape.length} must be in 1..255`);
+  if (!shape.every((dim) => Number.isInteger(dim) && dim >= 0 && dim <= 0xffffffff)) {
+    throw new ShapeError(`encodeIdx: shape [${shape.join(', ')}] must be integers in 0..4294967295 (the header stores uint32)`);
+  }
+  if (!ArrayBuffer.isView(data) && !Array.isArray(data)) throw new InvalidArgumentError(`encodeIdx: data must be a typed array or an array of numbers, got ${String(data)}`);
   const count = shape.reduce((a, b) => a * b, 1);
-  if (count !== data.length) {
-    throw new RangeError(`encodeIdx: shape [${shape.join(', ')}] has ${count} elements, data has ${data.length}`);
+  if (count !== (data as ArrayLike<number>).length) {
+    throw new ShapeError(`encodeIdx: shape [${shape.join(', ')}] has ${count} elements, data has ${(data as ArrayLike<number>).length}`);
+  }
+  if (Array.isArray(data)) {
+    // A typed array holds numbers by construction; a plain array may not ('1' would be written as 1, 'x' as NaN).
+    const bad = data.findIndex((v) => typeof v !== 'number');
+    if (bad >= 0) throw new InvalidArgumentError(`encodeIdx: element ${bad} is ${JSON.stringify(data[bad])}, not a number`);
   }
   const range = INTEGER_RANGE[dtype];
   if (range !== undefined) {
@@ -166,7 +177,7 @@ export function encodeIdx(array: IdxArray): Uint8Array {
     for (let i = 0; i < count; i++) {
       const value = data[i];
       if (!(Number.isInteger(value) && value >= range[0] && value <= range[1])) {
-        throw new RangeError(`encodeIdx: element ${i} is ${value}, not an integer in ${dtype}'s range [${range[0]}, ${range[1]}]`);
+        throw new InvalidArgumentError(`encodeIdx: element ${i} is ${value}, not an integer in ${dtype}'s range [${range[0]}, ${range[1]}]`);
       }
     }
   }
