@@ -54,7 +54,11 @@ export function mergeBenchResults(
   // `date` was once one stamp shared by every bench in the file, overwritten by each run: for the benches recorded
   // then it is only an upper bound. Per-bench `recorded` stamps replace it.
   const { date: legacyDate, ...kept } = previous;
-  const recorded: Record<string, unknown> = isRecord(previous.recorded) ? { ...previous.recorded } : {};
+  // Stamps that are not { date: string, … } (a hand edit, an older format) are dropped rather than shown as 'undefined'.
+  const recorded: Record<string, unknown> = {};
+  if (isRecord(previous.recorded)) {
+    for (const [name, r] of Object.entries(previous.recorded)) if (isRecord(r) && typeof r.date === 'string') recorded[name] = r;
+  }
   for (const name of benchNames) {
     if (Object.hasOwn(kept, name) && kept[name] !== undefined && !Object.hasOwn(recorded, name) && typeof legacyDate === 'string') {
       recorded[name] = { date: legacyDate, commit: null, quick: false, dateIsUpperBound: true } satisfies BenchRecord;

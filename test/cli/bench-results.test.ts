@@ -43,5 +43,6 @@ describe('bench results file', () => {
     expect(merged.recorded).toEqual({ kernels: earlier, train: { date: '2025-06-01', commit: null, quick: false, dateIsUpperBound: true }, dispatch: stamp });
     expect(merged).toMatchObject({ kernels: { k: 1 }, train: { t: 1 }, dispatch: { d: 2 }, adapter: 'new' });
     expect(mergeBenchResults({ recorded: 'garbage', kernels: {} }, {}, stamp, 'a', ['kernels']).recorded).toEqual({});
+    expect(mergeBenchResults({ recorded: { kernels: 5, train: { date: 3 }, meta: earlier } }, {}, stamp, 'a', ['kernels']).recorded).toEqual({ meta: earlier });
   });
 });
