@@ -3,44 +3,22 @@
  * leave λ (with Adam's state), φ and HyperDistill's θ as they were, without leaking.
  */
 import { describe, expect, it } from 'vitest';
-import { mulScalar, tensor, type Device } from '@metagrad/tensor';
+import { mulScalar, type Device } from '@metagrad/tensor';
 import { expectNoLeaks, noGrad } from '@metagrad/autograd';
-import { disposeTree, mapTree, mlp, Rng, type ParamTree } from '@metagrad/models';
+import { disposeTree, mapTree, type ParamTree } from '@metagrad/models';
 import {
-  DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, NonFiniteGradientError, NonFiniteHypergradientError, anilProblem, firstOrderMethod, hyperDistillMethod,
-  implicitMethod, offlineMethod, onlineReverseMethod, regressionBatchOps, treeToVector, type Episode, type HyperMethod, type RegressionBatch,
+  DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, NonFiniteGradientError, NonFiniteHypergradientError, firstOrderMethod, hyperDistillMethod,
+  implicitMethod, offlineMethod, onlineReverseMethod, treeToVector, type Episode, type HyperMethod, type RegressionBatch,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
+import { anilTrainer, sinusoidEpisode } from './anil-fixture';
 
 const getDevice = useDevice();
-const features = mlp({ sizes: [1, 8], activation: 'relu', outputActivation: 'relu' });
-const anil = anilProblem({ features: (l, x) => features.apply(l as never, x) });
 const T = 3;
-const B = 2;
 
-/** An episode whose support targets hold `poison` at one position (NaN or Infinity), or none. */
-function episode(device: Device, poison?: number): Episode<RegressionBatch> {
-  const rng = new Rng(5);
-  const mk = (n: number, bad: boolean): RegressionBatch => {
-    const x = rng.uniformArray(B * n, -5, 5);
-    const y = x.map((v) => 2 * Math.sin(v - 1));
-    if (bad) y[3] = poison!;
-    return { x: tensor(x, [B, n, 1], 'f32', device), y: tensor(y, [B, n, 1], 'f32', device) };
-  };
-  const support = mk(5, poison !== undefined);
-  const query = mk(5, false);
-  return { trainBatches: Array.from({ length: T }, () => support), valBatch: query, dispose: () => [support, query].forEach(regressionBatchOps.dispose) };
-}
-
-function trainer(device: Device, method: HyperMethod<RegressionBatch>) {
-  const lambda = features.init(7, device) as unknown as ParamTree;
-  const phi = { weight: tensor(new Rng(3).uniformArray(8, -0.3, 0.3), [1, 8, 1], 'f32', device), bias: tensor([0], [1, 1, 1], 'f32', device) };
-  const tr = new EpisodicTrainer<RegressionBatch>({
-    problem: anil, lambda, phi, method, optimiser: { lr: 0.01, momentum: 0.9 }, hyperLr: 1e-2, reptileLr: 1,
-    initialWeights: (p) => anil.initialWeights(p, B), reptileTarget: (w) => anil.taskMean(w),
-  });
-  return { tr, lambda, dispose: () => { tr.dispose(); disposeTree([lambda, phi] as ParamTree); } };
-}
+/** The episode every test here uses; `poison` (NaN or Infinity) replaces one support target. */
+const episode = (device: Device, poison?: number): Episode<RegressionBatch> => sinusoidEpisode(device, 5, T, poison);
+const trainer = (device: Device, method: HyperMethod<RegressionBatch>) => anilTrainer(device, method, { hyperLr: 1e-2 });
 
 /**
  * FO whose hypergradient at inner step 1 is multiplied by `factor` once `armed.on`, returned without a checked norm

@@ -1,30 +1,19 @@
 /** @file The episodic outer loop: every method plugged in, its counters, Reptile, diagnostics and no leaks. */
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, tensor, type Device } from '@metagrad/tensor';
+import { InvalidArgumentError, type Device } from '@metagrad/tensor';
 import { expectNoLeaks } from '@metagrad/autograd';
-import { disposeTree, mlp, Rng, type ParamTree } from '@metagrad/models';
+import { disposeTree, type ParamTree } from '@metagrad/models';
 import {
-  DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, anilProblem, compareWithExact, firstOrderMethod, hyperDistillMethod,
-  implicitMethod, offlineMethod, onlineReverseMethod, regressionBatchOps, treeToVector, type Episode, type HyperMethod, type RegressionBatch,
+  DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, compareWithExact, firstOrderMethod, hyperDistillMethod,
+  implicitMethod, offlineMethod, onlineReverseMethod, treeToVector, type Episode, type HyperMethod, type RegressionBatch,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
+import { B, anil, anilTrainer, features, sinusoidEpisode } from './anil-fixture';
 
 const getDevice = useDevice();
-const features = mlp({ sizes: [1, 8], activation: 'relu', outputActivation: 'relu' });
-const anil = anilProblem({ features: (l, x) => features.apply(l as never, x) });
 const T = 4;
-const B = 2;
 
-function episode(device: Device, seed: number): Episode<RegressionBatch> {
-  const rng = new Rng(seed);
-  const mk = (n: number): RegressionBatch => {
-    const x = rng.uniformArray(B * n, -5, 5);
-    return { x: tensor(x, [B, n, 1], 'f32', device), y: tensor(x.map((v) => 2 * Math.sin(v - 1)), [B, n, 1], 'f32', device) };
-  };
-  const support = mk(5);
-  const query = mk(5);
-  return { trainBatches: Array.from({ length: T }, () => support), valBatch: query, dispose: () => [support, query].forEach(regressionBatchOps.dispose) };
-}
+const episode = (device: Device, seed: number): Episode<RegressionBatch> => sinusoidEpisode(device, seed, T);
 
 function methods(): HyperMethod<RegressionBatch>[] {
   return [
@@ -40,13 +29,7 @@ function methods(): HyperMethod<RegressionBatch>[] {
 }
 
 function trainer(device: Device, method: HyperMethod<RegressionBatch>, logHypergradNorm = false, reptileLr = 1) {
-  const lambda = features.init(7, device) as unknown as ParamTree;
-  const phi = { weight: tensor(new Rng(3).uniformArray(8, -0.3, 0.3), [1, 8, 1], 'f32', device), bias: tensor([0], [1, 1, 1], 'f32', device) };
-  const tr = new EpisodicTrainer<RegressionBatch>({
-    problem: anil, lambda, phi, method, optimiser: { lr: 0.01, momentum: 0.9 }, hyperLr: 1e-3, reptileLr,
-    initialWeights: (p) => anil.initialWeights(p, B), reptileTarget: (w) => anil.taskMean(w), logHypergradNorm,
-  });
-  return { tr, dispose: () => { tr.dispose(); disposeTree([lambda, phi] as ParamTree); } };
+  return anilTrainer(device, method, { hyperLr: 1e-3, reptileLr, logHypergradNorm });
 }
 
 describe('episodic meta-learning', () => {

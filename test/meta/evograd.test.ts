@@ -2,28 +2,14 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, tensor, type Device, type Tensor } from '@metagrad/tensor';
 import { expectNoLeaks } from '@metagrad/autograd';
-import { Adam, SGD, disposeTree, leaves, metaWeightNet, mlp, type ParamTree } from '@metagrad/models';
+import { Adam, SGD, disposeTree, leaves, type ParamTree } from '@metagrad/models';
 import {
-  EvoGrad, OneStepLookahead, OnlineTrainer, UnrolledRMD, batchedMlp, compareToReference, metaWeightNetProblem, treeToVector,
-  type ClassificationBatch, type HypergradInput,
+  EvoGrad, OneStepLookahead, OnlineTrainer, UnrolledRMD, compareToReference, treeToVector, type ClassificationBatch, type HypergradInput,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
+import { classifier, problem, randomBatch, weightNet } from './mwn-fixture';
 
 const getDevice = useDevice();
-const SIZES = [5, 8, 3];
-const classifier = mlp({ sizes: SIZES, activation: 'relu' });
-const weightNet = metaWeightNet({ hidden: 6 });
-const problem = metaWeightNetProblem({
-  classifier: (theta, x) => classifier.apply(theta as never, x),
-  batchedClassifier: batchedMlp({ sizes: SIZES, activation: 'relu' }),
-  weightNet: (lambda, losses) => weightNet.apply(lambda as never, losses),
-});
-
-function randomBatch(device: Device, n: number, seed: number): ClassificationBatch {
-  const x = Float32Array.from({ length: n * SIZES[0] }, (_, i) => Math.sin(seed * 97.3 + i * 12.9898) * 1.5);
-  const y = Int32Array.from({ length: n }, (_, i) => Math.abs(Math.floor(Math.sin(seed * 31.1 + i * 78.233) * 1000)) % SIZES[2]);
-  return { x: tensor(x, [n, SIZES[0]], 'f32', device), y: tensor(y, [n], 'i32', device) };
-}
 
 function setup(device: Device) {
   const theta = classifier.init(1, device);

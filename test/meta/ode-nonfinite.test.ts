@@ -5,35 +5,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  type HostVector, NonFiniteDynamicsError, type OdeFunc, type VectorOps, adjointGradient, hostVectorOps, odeint, solveTracked, treeVectorOps,
+  type HostVector, NonFiniteDynamicsError, type OdeFunc, adjointGradient, hostVectorOps, odeint, solveTracked, treeVectorOps,
 } from '@metagrad/meta';
 import { InvalidArgumentError, type Tensor, tensor } from '@metagrad/tensor';
 import { expectNoLeaks } from '@metagrad/autograd';
 import { useDevice } from '../helpers/device';
+import { countingOps } from './counting-ops';
 
 const getDevice = useDevice();
 const vec = (...xs: number[]): Float64Array => Float64Array.from(xs);
 const METHODS = ['euler', 'heun', 'midpoint', 'rk4', 'dopri5'] as const;
-
-/** Host ops that count live vectors, so the error paths can be checked for leaks. */
-function countingOps(): VectorOps<HostVector> & { live: Set<HostVector>; own: (f: OdeFunc<HostVector>) => OdeFunc<HostVector> } {
-  const live = new Set<HostVector>();
-  const track = (v: HostVector): HostVector => (live.add(v), v);
-  return {
-    live,
-    own: (f) => async (t, y) => track(await f(t, y)),
-    add: (x, y) => track(hostVectorOps.add(x, y)),
-    scale: (x, s) => track(hostVectorOps.scale(x, s)),
-    axpy: (s, x, y) => track(hostVectorOps.axpy(s, x, y)),
-    clone: (x) => track(hostVectorOps.clone!(x)),
-    maxAbsRatio: hostVectorOps.maxAbsRatio,
-    norm: hostVectorOps.norm,
-    allFinite: hostVectorOps.allFinite,
-    dispose: (v) => {
-      if (!live.delete(v)) throw new Error('released a vector the ops did not create or already released');
-    },
-  };
-}
 
 async function rejection(promise: Promise<unknown>): Promise<NonFiniteDynamicsError> {
   const error = await promise.then(
@@ -50,7 +31,7 @@ describe('odeint with non-finite dynamics', () => {
     for (const method of METHODS) {
       for (const firstStep of method === 'dopri5' ? [undefined, 0.1] : [undefined]) {
         const ops = countingOps();
-        const error = await rejection(odeint(ops.own(nan), vec(3, 4), [0, 0.5, 1], { method, ops, stepSize: 0.1, firstStep }));
+        const error = await rejection(odeint(ops.owned(nan), vec(3, 4), [0, 0.5, 1], { method, ops, stepSize: 0.1, firstStep }));
         expect(error.t, method).toBe(0);
         expect(error.stateNorm, method).toBe(5);
         expect(error.message).toMatch(/became non-finite at t = 0 \(state norm ‖y‖ = 5\): the dynamics f\(t, y\) returned NaN/);
@@ -65,7 +46,7 @@ describe('odeint with non-finite dynamics', () => {
     const f: OdeFunc<HostVector> = (t, y) => (t > 0.55 ? vec(Number.POSITIVE_INFINITY) : vec(-y[0]));
     for (const method of METHODS) {
       const ops = countingOps();
-      const error = await rejection(odeint(ops.own(f), vec(1), [0, 0.3, 1], { method, ops, stepSize: 0.1 }));
+      const error = await rejection(odeint(ops.owned(f), vec(1), [0, 0.3, 1], { method, ops, stepSize: 0.1 }));
       // dopri5 stops just short of 0.55, where every step it tries reaches past it.
       expect(error.t, method).toBeGreaterThan(method === 'dopri5' ? 0.549 : 0.55);
       expect(error.t, method).toBeLessThanOrEqual(method === 'dopri5' ? 0.55 : 0.6 + 1e-12);
@@ -96,7 +77,7 @@ describe('solveTracked and adjointGradient with non-finite dynamics', () => {
     for (const method of METHODS) {
       for (const recompute of [false, true]) {
         const ops = countingOps();
-        const error = await rejection(solveTracked(ops.own(f), vec(1), 1, { method, ops, nStates: 10, recompute }));
+        const error = await rejection(solveTracked(ops.owned(f), vec(1), 1, { method, ops, nStates: 10, recompute }));
         expect(error.t, `${method} ${recompute}`).toBeGreaterThan(method === 'dopri5' ? 0.549 : 0.55);
         expect(error.t, `${method} ${recompute}`).toBeLessThanOrEqual(0.6 + 1e-12);
         expect(ops.live.size, `${method} ${recompute}`).toBe(0);
@@ -106,7 +87,7 @@ describe('solveTracked and adjointGradient with non-finite dynamics', () => {
 
   it('adjointGradient with a NaN VJP throws instead of returning a NaN gradient', async () => {
     const ops = countingOps();
-    const traj = await solveTracked(ops.own((_t, y) => vec(-y[0])), vec(1), 1, { method: 'heun', ops, nStates: 4 });
+    const traj = await solveTracked(ops.owned((_t, y) => vec(-y[0])), vec(1), 1, { method: 'heun', ops, nStates: 4 });
     const vjpF = (_u: HostVector, t: number, lambda: HostVector): HostVector => {
       const out = t < 0.5 ? vec(Number.NaN) : vec(-lambda[0]);
       ops.live.add(out);

@@ -1,11 +1,12 @@
 /** @file Tests of odeint, solveTracked and adjointGradient on problems with closed forms, and the E6 quick-run goals. */
 import { describe, expect, it } from 'vitest';
 import {
-  type HostVector, type OdeFunc, type VectorOps, StepSizeUnderflowError, TooManyStepsError, adjointGradient,
-  float32VectorOps, hostVectorOps, odeint, odeintDetailed, solveTracked,
+  type HostVector, type OdeFunc, StepSizeUnderflowError, TooManyStepsError, adjointGradient,
+  float32VectorOps, odeint, odeintDetailed, solveTracked,
 } from '@metagrad/meta';
 import { InvalidArgumentError } from '@metagrad/tensor';
 import { runAdjointOdeAccuracy } from '../../examples/experiments/adjoint-ode-accuracy';
+import { countingOps } from './counting-ops';
 
 const vec = (...xs: number[]): Float64Array => Float64Array.from(xs);
 
@@ -26,26 +27,6 @@ const maxErr = (x: HostVector, y: number[]): number => Math.max(...y.map((v, i) 
 
 /** Observed order from errors at step counts n and 2n. */
 const order = (e1: number, e2: number): number => Math.log2(e1 / e2);
-
-/** Wraps host ops and tracks every vector they create, to catch leaks and releases of vectors the solver does not own. */
-function countingOps(): VectorOps<HostVector> & { live: Set<HostVector>; owned<A extends unknown[]>(fn: (...args: A) => HostVector | Promise<HostVector>): (...args: A) => Promise<HostVector> } {
-  const live = new Set<HostVector>();
-  const track = (v: HostVector): HostVector => (live.add(v), v);
-  return {
-    live,
-    // f and the VJP hand their results to the solver, so those count as created too.
-    owned: (fn) => async (...args) => track(await fn(...args)),
-    add: (x, y) => track(hostVectorOps.add(x, y)),
-    scale: (x, s) => track(hostVectorOps.scale(x, s)),
-    axpy: (s, x, y) => track(hostVectorOps.axpy(s, x, y)),
-    clone: (x) => track(hostVectorOps.clone!(x)),
-    maxAbsRatio: hostVectorOps.maxAbsRatio,
-    norm: hostVectorOps.norm,
-    dispose: (v) => {
-      if (!live.delete(v)) throw new Error('released a vector the ops did not create or already released');
-    },
-  };
-}
 
 describe('odeint: fixed-step orders of convergence', () => {
   const cases = [['euler', 1], ['heun', 2], ['midpoint', 2], ['rk4', 4]] as const;

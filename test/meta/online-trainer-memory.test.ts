@@ -4,28 +4,13 @@
  * each), for a sampling and a gradient-based estimator, in both update orders.
  */
 import { describe, expect, it } from 'vitest';
-import { type Device, type MemoryStats, tensor } from '@metagrad/tensor';
-import { Adam, SGD, disposeTree, metaWeightNet, mlp } from '@metagrad/models';
-import {
-  EvoGrad, type HypergradEstimator, OneStepLookahead, OnlineTrainer, batchedMlp, metaWeightNetProblem, type ClassificationBatch,
-} from '@metagrad/meta';
+import type { MemoryStats } from '@metagrad/tensor';
+import { Adam, SGD, disposeTree } from '@metagrad/models';
+import { EvoGrad, type HypergradEstimator, OneStepLookahead, OnlineTrainer, type ClassificationBatch } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
+import { classifier, problem, randomBatch, weightNet } from './mwn-fixture';
 
 const getDevice = useDevice();
-const SIZES = [5, 8, 3];
-const classifier = mlp({ sizes: SIZES, activation: 'relu' });
-const weightNet = metaWeightNet({ hidden: 6 });
-const problem = metaWeightNetProblem({
-  classifier: (theta, x) => classifier.apply(theta as never, x),
-  batchedClassifier: batchedMlp({ sizes: SIZES, activation: 'relu' }),
-  weightNet: (lambda, losses) => weightNet.apply(lambda as never, losses),
-});
-
-function randomBatch(device: Device, n: number, seed: number): ClassificationBatch {
-  const x = Float32Array.from({ length: n * SIZES[0] }, (_, i) => Math.sin(seed * 97.3 + i * 12.9898) * 1.5);
-  const y = Int32Array.from({ length: n }, (_, i) => Math.abs(Math.floor(Math.sin(seed * 31.1 + i * 78.233) * 1000)) % SIZES[2]);
-  return { x: tensor(x, [n, SIZES[0]], 'f32', device), y: tensor(y, [n], 'i32', device) };
-}
 
 /** The figures that must not grow (peakBytesInUse is reset every step by the trainer itself). */
 function footprint(memory: MemoryStats): Omit<MemoryStats, 'peakBytesInUse'> {

@@ -3,28 +3,16 @@
  * as they were (no silent NaN parameters).
  */
 import { describe, expect, it } from 'vitest';
-import { type Device, mulScalar, tensor, tidy } from '@metagrad/tensor';
+import { mulScalar, tidy } from '@metagrad/tensor';
 import { expectNoLeaks, noGrad } from '@metagrad/autograd';
-import { Adam, SGD, disposeTree, mapTree, metaWeightNet, mlp } from '@metagrad/models';
+import { Adam, SGD, disposeTree, mapTree } from '@metagrad/models';
 import {
-  type BilevelProblem, type ClassificationBatch, type HypergradEstimator, NonFiniteGradientError, NonFiniteHypergradientError, OneStepLookahead, OnlineTrainer, metaWeightNetProblem, treeToVector,
+  type BilevelProblem, type ClassificationBatch, type HypergradEstimator, NonFiniteGradientError, NonFiniteHypergradientError, OneStepLookahead, OnlineTrainer, treeToVector,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
+import { classifier, problem, randomBatch, weightNet } from './mwn-fixture';
 
 const getDevice = useDevice();
-const SIZES = [5, 8, 3];
-const classifier = mlp({ sizes: SIZES, activation: 'relu' });
-const weightNet = metaWeightNet({ hidden: 6 });
-const problem = metaWeightNetProblem({
-  classifier: (theta, x) => classifier.apply(theta as never, x),
-  weightNet: (lambda, losses) => weightNet.apply(lambda as never, losses),
-});
-
-function batch(device: Device, n: number, seed: number): ClassificationBatch {
-  const x = Float32Array.from({ length: n * SIZES[0] }, (_, i) => Math.sin(seed * 97.3 + i * 12.9898));
-  const y = Int32Array.from({ length: n }, (_, i) => (i * 7 + seed) % SIZES[2]);
-  return { x: tensor(x, [n, SIZES[0]], 'f32', device), y: tensor(y, [n], 'i32', device) };
-}
 
 /** A look-ahead estimate with every hypergradient entry multiplied by `factor` (NaN or Infinity). */
 function poisoned(factor: number): HypergradEstimator<ClassificationBatch> {
@@ -43,8 +31,8 @@ function poisoned(factor: number): HypergradEstimator<ClassificationBatch> {
 describe('OnlineTrainer with a non-finite hypergradient', () => {
   it('throws NonFiniteHypergradientError naming the estimator and step, leaves λ unchanged, and leaks nothing', async () => {
     const device = getDevice();
-    const train = batch(device, 16, 1);
-    const val = batch(device, 12, 2);
+    const train = randomBatch(device, 16, 1);
+    const val = randomBatch(device, 12, 2);
     for (const factor of [Number.NaN, Number.POSITIVE_INFINITY]) {
       const theta = classifier.init(1, device);
       const lambda = weightNet.init(2, device);
@@ -68,8 +56,8 @@ describe('OnlineTrainer with a non-finite hypergradient', () => {
 
   it('a NaN/Inf training loss throws NonFiniteGradientError before the base step, leaving θ unchanged', async () => {
     const device = getDevice();
-    const train = batch(device, 16, 1);
-    const val = batch(device, 12, 2);
+    const train = randomBatch(device, 16, 1);
+    const val = randomBatch(device, 12, 2);
     for (const factor of [Number.NaN, Number.POSITIVE_INFINITY]) {
       const broken: BilevelProblem<ClassificationBatch> = { ...problem, trainLoss: (w, l, b) => tidy(() => mulScalar(problem.trainLoss(w, l, b), factor)) };
       const theta = classifier.init(1, device);

@@ -3,30 +3,15 @@
  * with its validation loss (one readback, as before), and a NaN/Inf one is a NonFiniteHypergradientError before
  * anyone applies it to λ.
  */
-import { concat, reshape, type Tensor } from '@metagrad/tensor';
-import { noGrad } from '@metagrad/autograd';
-import { disposeTree, normTree, type ParamTree } from '@metagrad/models';
+import type { Tensor } from '@metagrad/tensor';
+import { disposeTree, type ParamTree } from '@metagrad/models';
 import type { HypergradResult, HypergradStats } from '../hypergrad/types';
+import { readWithNorm } from '../hypergrad/readback';
 import { NonFiniteHypergradientError } from '../errors';
 
 /** A result whose ‖hypergrad‖ was read back (and found finite) with its validation loss. */
 export interface CheckedHypergradResult extends HypergradResult {
   hypergradNorm: number;
-}
-
-/** Scalar tensors' values in one readback (concatenated on the device); the scalars stay the caller's. */
-export async function readScalars(scalars: readonly Tensor[]): Promise<number[]> {
-  const columns = scalars.map((t) => reshape(t, [1]));
-  try {
-    const joined = noGrad(() => concat(columns, 0));
-    try {
-      return Array.from(await joined.toArray());
-    } finally {
-      joined.dispose();
-    }
-  } finally {
-    columns.forEach((t) => t.dispose());
-  }
 }
 
 /** Throws NonFiniteHypergradientError when ‖dL_V/dλ‖ is NaN/Inf (λ is then left for the caller not to update). */
@@ -49,14 +34,7 @@ export async function finishCheckedResult(
 ): Promise<CheckedHypergradResult> {
   let ok = false;
   try {
-    const norm = noGrad(() => normTree(hypergrad));
-    let valLoss: number;
-    let hypergradNorm: number;
-    try {
-      [valLoss, hypergradNorm] = await readScalars([loss, norm]);
-    } finally {
-      norm.dispose();
-    }
+    const [valLoss, hypergradNorm] = await readWithNorm(loss, hypergrad);
     checkHypergradNorm(estimator, hypergradNorm, valLoss, 'from the estimate');
     ok = true;
     return { hypergrad, valLoss, hypergradNorm, stats: { ...stats, ms: performance.now() - t0 } };

@@ -16,7 +16,8 @@ import { noGrad } from '@metagrad/autograd';
 import type { BilevelProblem, HypergradResult } from '../hypergrad/types';
 import { NonFiniteGradientError } from '../errors';
 import { checkInnerOptimiser, runInner, type InnerOptimiser } from './inner';
-import { checkHypergradNorm, readScalars, type CheckedHypergradResult } from './checked';
+import { checkHypergradNorm, type CheckedHypergradResult } from './checked';
+import { readScalars } from '../hypergrad/readback';
 import { lincombTree } from './products';
 import type { EpisodeContext, HyperMethod } from './methods';
 

@@ -7,11 +7,12 @@
  * EvoGrad's hypergradient is ~σ²(K−1)/(Kτ) times the T1–T2 direction (≈1e-5 at σ=1e-3, τ=0.05, K=2; see
  * evograd.ts), so give λ a scale-invariant optimiser such as Adam; `hypergradNorm` in the log shows the scale.
  */
-import { InvalidArgumentError, concat, reshape, type Device, type Tensor } from '@metagrad/tensor';
+import { InvalidArgumentError, type Device, type Tensor } from '@metagrad/tensor';
 import { noGrad } from '@metagrad/autograd';
 import { detachTree, disposeTree, leaves, normTree, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem, HypergradEstimator } from './types';
 import { gradLeaves, gradTree } from './common';
+import { readWithNorm } from './readback';
 import { NonFiniteGradientError, NonFiniteHypergradientError } from '../errors';
 
 /** Anything that updates parameter leaves in place from a gradient tree (@metagrad/models' `SGD`, `Adam`). */
@@ -142,14 +143,7 @@ export class OnlineTrainer<Batch> {
       grads = gradTree(loss, theta);
       // Loss and gradient norm in one readback (they were two), before the update, so that a NaN/Inf step is an
       // error that leaves θ as it was instead of silently making it NaN.
-      const norm = noGrad(() => normTree(grads!));
-      let trainLoss: number;
-      let gradNorm: number;
-      try {
-        [trainLoss, gradNorm] = await readScalars([loss, norm]);
-      } finally {
-        norm.dispose();
-      }
+      const [trainLoss, gradNorm] = await readWithNorm(loss, grads);
       if (!Number.isFinite(trainLoss) || !Number.isFinite(gradNorm)) {
         throw new NonFiniteGradientError('OnlineTrainer base step', this.stepCount, trainLoss, gradNorm);
       }
@@ -161,21 +155,6 @@ export class OnlineTrainer<Batch> {
       disposeTree(theta);
       disposeTree(lambda);
     }
-  }
-}
-
-/** Scalar tensors' values in one readback (concatenated on the device); the scalars stay the caller's. */
-async function readScalars(scalars: readonly Tensor[]): Promise<number[]> {
-  const columns = scalars.map((t) => reshape(t, [1]));
-  try {
-    const joined = noGrad(() => concat(columns, 0));
-    try {
-      return Array.from(await joined.toArray());
-    } finally {
-      joined.dispose();
-    }
-  } finally {
-    columns.forEach((t) => t.dispose());
   }
 }
 
