@@ -16,7 +16,7 @@ import {
 import { DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, type Shape, type Tensor } from '../tensor';
 import { empty, scalarBits } from './creation';
-import { broadcastShapes, checkNumber, checkTensors, describeValue, fmt, stridesOf, UniformWriter } from './util';
+import { broadcastShapes, checkNumber, checkTensors, describeValue, fmt, recordInto, stridesOf, UniformWriter } from './util';
 
 function normAxis(op: string, axis: number, rank: number): number {
   const a = typeof axis === 'number' && axis < 0 ? axis + rank : axis;
@@ -42,17 +42,6 @@ function checkIntList(op: string, what: string, v: unknown, Err: typeof ShapeErr
 function checkIndexTensor(op: string, index: Tensor, x: Tensor): void {
   if (index.dtype !== 'i32') throw new DTypeError(`${op}: index must be i32, got ${index.dtype} ${fmt(index.shape)}`);
   assertSameDevice(x, index);
-}
-
-/** Runs `record` (the dispatches filling `out`); if it throws, `out` is disposed instead of leaking. */
-function filled(out: Tensor, record: () => void): Tensor {
-  try {
-    record();
-  } catch (e) {
-    out.dispose();
-    throw e;
-  }
-  return out;
 }
 
 /**
@@ -125,7 +114,7 @@ function stridedCopy(x: Tensor, outShape: number[], dims: CopyDim[], base: numbe
   if (out.size === 0) return out;
   const padded = kept.some((d) => d.lo !== undefined);
   if (kept.length === 1 && kept[0].stride === 1 && !padded) {
-    return filled(out, () => x.device.copy(src, base * 4, out.buffer, 0, out.size * 4));
+    return recordInto(out, () => x.device.copy(src, base * 4, out.buffer, 0, out.size * 4));
   }
   const last = kept[kept.length - 1].size;
   const rows = out.size / last;
@@ -138,7 +127,7 @@ function stridedCopy(x: Tensor, outShape: number[], dims: CopyDim[], base: numbe
   u.u32s(kept.map((d) => d.stride >>> 0), 8);
   u.u32s(kept.map((d) => (d.lo ?? 0) >>> 0), 8);
   u.u32s(kept.map((d) => (d.hi ?? d.size) >>> 0), 8);
-  return filled(out, () =>
+  return recordInto(out, () =>
     x.device.dispatch(stridedCopyKernel({ rank: kept.length, padded }), [src, out.buffer], u.finish(), stridedCopyDispatch(rows, last)),
   );
 }
@@ -271,7 +260,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
   const dstStride = shape[ax] * inner;
-  return filled(out, () => {
+  return recordInto(out, () => {
     let pos = 0;
     xs.forEach((t, i) => {
       const chunk = t.shape[ax] * inner;
@@ -337,7 +326,7 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
     .u32s(index.shape, 8, 1)
     .u32s(st.map((s, i) => (i === ax ? 0 : s)), 8)
     .finish();
-  return filled(out, () => x.device.dispatch(gatherKernel({ rank: x.rank }), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)));
+  return recordInto(out, () => x.device.dispatch(gatherKernel({ rank: x.rank }), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
 
 /**
@@ -360,11 +349,11 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   if (out.size === 0) {
     // No gathering invocation would see the values (x has another empty axis): check them on their own.
     const u = new UniformWriter().u32(index.size).u32(x.shape[ax]).u32(tag).u32(INDEX_OP_CODES.indexSelect).finish();
-    return filled(out, () => x.device.dispatch(indexBoundsKernel(), [iBuf, flags], u, linearDispatch(index.size)));
+    return recordInto(out, () => x.device.dispatch(indexBoundsKernel(), [iBuf, flags], u, linearDispatch(index.size)));
   }
   const inner = sizeOf(x.shape.slice(ax + 1));
   const u = new UniformWriter().u32(out.size).u32(x.shape[ax]).u32(index.size).u32(inner).u32(tag).finish();
-  return filled(out, () => x.device.dispatch(indexSelectKernel(), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)));
+  return recordInto(out, () => x.device.dispatch(indexSelectKernel(), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
 
 /**
@@ -415,7 +404,7 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
     .u32s(sst, 8)
     .finish();
   const spec = scatterAddKernel({ dtype: x.dtype, rank: x.rank, axis: ax });
-  return filled(out, () => x.device.dispatch(spec, [...bufs, out.buffer, flags], u, linearDispatch(out.size)));
+  return recordInto(out, () => x.device.dispatch(spec, [...bufs, out.buffer, flags], u, linearDispatch(out.size)));
 }
 
 /**
@@ -434,5 +423,5 @@ export function oneHot(index: Tensor, numClasses: number): Tensor {
   const indexShape = index.shape;
   const { flags, tag } = index.device.indexCheck('oneHot', () => `(numClasses ${numClasses}, index ${fmt(indexShape)})`);
   const u = new UniformWriter().u32(out.size).u32(numClasses).u32(tag).finish();
-  return filled(out, () => index.device.dispatch(oneHotKernel(), [iBuf, out.buffer, flags], u, linearDispatch(out.size)));
+  return recordInto(out, () => index.device.dispatch(oneHotKernel(), [iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
