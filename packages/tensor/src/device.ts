@@ -1,20 +1,16 @@
 /** @file The device runtime: adapter limits, batched dispatch recording, pipeline cache, uniform ring, memory stats. */
 import type { KernelSpec, BindingKind, IndexCheckedOp } from '@metagrad/kernels-wgsl';
-import { INDEX_FLAG_WORDS, indexOpName, MAX_WORKGROUPS_PER_DIM } from '@metagrad/kernels-wgsl';
+import { MAX_WORKGROUPS_PER_DIM } from '@metagrad/kernels-wgsl';
 import { BufferPool } from './pool';
-import { DeviceLostError, IndexOutOfRangeError, KernelError, OutOfMemoryError } from './errors';
+import { DeviceLostError, KernelError, OutOfMemoryError } from './errors';
 import { BatchTracker } from './batches';
 import { StagingPool } from './staging';
+import { INDEX_FLAG_BYTES, IndexChecks } from './index-checks';
 
-const COPY_SRC = 0x04;
 const COPY_DST = 0x08;
 const UNIFORM = 0x40;
-const STORAGE = 0x80;
 /** Bind groups kept before the cache is dropped wholesale (cheap to rebuild; bounds memory held by stale groups). */
 const BIND_GROUP_CACHE_SIZE = 4096;
-const INDEX_FLAG_BYTES = INDEX_FLAG_WORDS * 4;
-/** Index-checked dispatches whose description is kept for the error message (older ones are named by op only). */
-const INDEX_TAG_RING = 256;
 
 export interface AdapterDescription {
   /** Which of metagrad's adapter choices this is: 'hardware', 'llvmpipe', 'swiftshader', 'browser' or 'custom'. */
@@ -51,13 +47,6 @@ export interface MemoryStats {
   /** Bytes of readback staging buffers alive (cached for reuse or in flight); `emptyCache()` frees the cached ones. */
   bytesStaging: number;
   pipelines: number;
-}
-
-/** What an index-checked dispatch was, for the IndexOutOfRangeError message if its flag comes back set. */
-interface IndexTag {
-  tag: number;
-  op: IndexCheckedOp;
-  describe: () => string;
 }
 
 interface CachedPipeline {
@@ -97,12 +86,8 @@ export class Device {
   private uniformUsed = 0;
   private readonly staging: StagingPool;
   private readonly batches: BatchTracker;
-  /** The index-bounds flag words (see kernels-wgsl index-flags.ts); copied and cleared with each readback. */
-  private readonly indexFlags: GPUBuffer;
-  private indexChecksPending = false;
-  private indexFailure: IndexOutOfRangeError | null = null;
-  private nextIndexTag = 1;
-  private readonly indexTags: (IndexTag | undefined)[] = new Array(INDEX_TAG_RING);
+  /** The index-bounds flag words and what each checked dispatch was; the flags ride with each readback. */
+  private readonly indexChecks: IndexChecks;
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
@@ -139,10 +124,10 @@ export class Device {
     const ringBytes = this.uniformAlign * Math.max(this.maxDispatchesPerSubmit, 64);
     this.uniformBuffer = gpuDevice.createBuffer({ size: ringBytes, usage: UNIFORM | COPY_DST, label: 'uniform-ring' });
     this.uniformStaging = new Uint8Array(ringBytes);
-    this.indexFlags = gpuDevice.createBuffer({ size: INDEX_FLAG_BYTES, usage: STORAGE | COPY_SRC | COPY_DST, label: `${this}:index-flags` });
+    this.indexChecks = new IndexChecks(gpuDevice, String(this));
     this.staging = new StagingPool(gpuDevice);
     this.batches = new BatchTracker(gpuDevice);
-    this.batches.exemptBuffer(this.indexFlags);
+    this.batches.exemptBuffer(this.indexChecks.flags);
     const maxBinding = Math.min(this.limits.maxStorageBufferBindingSize || Infinity, this.limits.maxBufferSize || Infinity);
     this.pool = new BufferPool((size) => this.createStorageBuffer(size), undefined, {
       maxBytes: maxBinding,
@@ -223,12 +208,13 @@ export class Device {
    */
   throwIfFailed(): void {
     this.throwIfLost();
-    const e = this.deferredError ?? this.indexFailure;
+    const e = this.deferredError;
     if (e) {
-      if (e === this.deferredError) this.deferredError = null;
-      else this.indexFailure = null;
+      this.deferredError = null;
       throw e;
     }
+    const indexFailure = this.indexChecks.takeFailure();
+    if (indexFailure) throw indexFailure;
   }
 
   /**
@@ -237,8 +223,8 @@ export class Device {
    */
   async sync(): Promise<void> {
     this.throwIfLost();
-    if (this.indexChecksPending) {
-      await this.read(this.indexFlags, 0);
+    if (this.indexChecks.pending) {
+      await this.read(this.indexChecks.flags, 0);
       return;
     }
     this.flush();
@@ -268,25 +254,7 @@ export class Device {
    * error's detail (shapes, axis) only if this dispatch is the one reported.
    */
   indexCheck(op: IndexCheckedOp, describe: () => string): { flags: GPUBuffer; tag: number } {
-    const tag = this.nextIndexTag;
-    this.nextIndexTag = (this.nextIndexTag + 1) >>> 0 || 1;
-    this.indexTags[tag % INDEX_TAG_RING] = { tag, op, describe };
-    this.indexChecksPending = true;
-    return { flags: this.indexFlags, tag };
-  }
-
-  private indexError(words: Uint32Array): IndexOutOfRangeError {
-    const [count, tag, valueBits, bound, opCode] = words;
-    const entry = this.indexTags[tag % INDEX_TAG_RING];
-    const known = entry && entry.tag === tag ? entry : undefined;
-    const op = known?.op ?? indexOpName(opCode);
-    const value = valueBits | 0;
-    const more = count > 1 ? ` (${count} out-of-range entries in all since the last readback)` : '';
-    const detail = known ? ` ${known.describe()}` : '';
-    return new IndexOutOfRangeError(
-      `${op}: index ${value} is out of range [0, ${bound})${detail}${more}; raised at the first readback/sync after the op on device ${this}`,
-      op,
-    );
+    return this.indexChecks.register(op, describe);
   }
 
   // ---------------------------------------------------------------- pipelines
@@ -539,26 +507,19 @@ export class Device {
   async read(buffer: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
     this.throwIfLost();
     const size = alignUp(Math.max(bytes, 4), 4);
-    const withFlags = this.indexChecksPending;
+    const withFlags = this.indexChecks.pending;
     const total = size + (withFlags ? INDEX_FLAG_BYTES : 0);
     const staging = this.staging.acquire(total);
     let out: ArrayBuffer;
     try {
       this.copy(buffer, offset, staging, 0, size);
-      if (withFlags) {
-        this.encoder!.copyBufferToBuffer(this.indexFlags, 0, staging, size, INDEX_FLAG_BYTES);
-        this.encoder!.clearBuffer(this.indexFlags, 0, INDEX_FLAG_BYTES);
-        this.indexChecksPending = false;
-      }
+      if (withFlags) this.indexChecks.copyOut(this.encoder!, staging, size);
       this.flush();
       this.counters.readbacks++;
       await staging.mapAsync(1 /* READ */, 0, total);
       const mapped = staging.getMappedRange(0, total);
       out = mapped.slice(0, bytes);
-      if (withFlags) {
-        const flags = new Uint32Array(mapped.slice(size, total));
-        if (flags[0] !== 0 && !this.indexFailure) this.indexFailure = this.indexError(flags);
-      }
+      if (withFlags) this.indexChecks.noteReadback(new Uint32Array(mapped.slice(size, total)));
       staging.unmap();
       this.staging.release(staging);
     } catch (e) {
@@ -628,7 +589,7 @@ export class Device {
     this.bindGroups.clear();
     this.pool.trim();
     this.staging.trim();
-    this.indexFlags.destroy();
+    this.indexChecks.destroy();
     this.uniformBuffer.destroy();
     this.pipelines.clear();
     this.layouts.clear();
