@@ -1,5 +1,6 @@
 /** @file WGSL generators for elementwise kernels: unary math, broadcasting binary/compare ops, where, cast. */
-import { BUILTINS, LINEAR_WG, linearIndex } from './basic';
+import { LINEAR_WG } from './basic';
+import { memoKernel, type KernelIR } from './render';
 import type { DType, KernelSpec } from './types';
 
 export const UNARY_OP_NAMES = [
@@ -35,86 +36,6 @@ export const MAX_ELEMENTWISE_RANK = 8;
 /** vec4s per invocation in the contiguous kernels; elements per invocation in the strided ones. */
 export const VEC4_CHUNK = 4;
 export const STRIDED_CHUNK = 8;
-
-/**
- * Shared WGSL math: NaN tests by bit pattern (compilers may fold `x != x`), non-constant inf/NaN (constant ones
- * are shader-creation errors), and accurate expm1/log1p (GPU exp/log only promise absolute error near 0/1).
- */
-export const WGSL_MATH = /* wgsl */ `
-fn mg_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
-fn mg_nan() -> f32 { var b = 0x7fc00000u; return bitcast<f32>(b); }
-fn mg_inf() -> f32 { var b = 0x7f800000u; return bitcast<f32>(b); }
-fn mg_log(x: f32) -> f32 {
-  if (x < 0.0) { return mg_nan(); }
-  if (x == 0.0) { return -mg_inf(); }
-  return log(x);
-}
-fn mg_expm1(x: f32) -> f32 {
-  if (abs(x) < 0.5) {
-    return x * (1.0 + x * (1.0 / 2.0 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0 + x * (1.0 / 720.0
-      + x * (1.0 / 5040.0 + x * (1.0 / 40320.0 + x * (1.0 / 362880.0)))))))));
-  }
-  return exp(x) - 1.0;
-}
-fn mg_log1p(x: f32) -> f32 {
-  if (abs(x) < 0.5) {
-    // log1p(x) = 2 atanh(s) with s = x / (2 + x), |s| <= 1/3: the odd series converges fast and stays relative.
-    let s = x / (2.0 + x);
-    let s2 = s * s;
-    return 2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0
-      + s2 * (1.0 / 13.0 + s2 * (1.0 / 15.0 + s2 * (1.0 / 17.0)))))))));
-  }
-  return mg_log(1.0 + x);
-}
-fn mg_tanh(x: f32) -> f32 {
-  // tanh|x| = -e / (2 + e) with e = expm1(-2|x|): no inf/inf for large |x|, no cancellation near 0.
-  let e = mg_expm1(-2.0 * abs(x));
-  let t = -e / (2.0 + e);
-  return select(t, -t, x < 0.0);
-}
-fn mg_sigmoid(x: f32) -> f32 {
-  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-  let e = exp(x);
-  return e / (1.0 + e);
-}
-fn mg_sign(x: f32) -> f32 {
-  if (mg_isnan(x)) { return x; }
-  return select(select(0.0, -1.0, x < 0.0), 1.0, x > 0.0);
-}
-fn mg_relu(x: f32) -> f32 { return select(0.0, x, x > 0.0 || mg_isnan(x)); }
-fn mg_sqrt(x: f32) -> f32 { return select(sqrt(x), mg_nan(), x < 0.0); }
-fn mg_max(a: f32, b: f32) -> f32 {
-  if (mg_isnan(a) || mg_isnan(b)) { return mg_nan(); }
-  return select(b, a, a > b);
-}
-fn mg_min(a: f32, b: f32) -> f32 {
-  if (mg_isnan(a) || mg_isnan(b)) { return mg_nan(); }
-  return select(b, a, a < b);
-}
-fn mg_pow(x: f32, y: f32) -> f32 {
-  if (mg_isnan(x) || mg_isnan(y)) { return mg_nan(); }
-  if (y == 0.0) { return 1.0; }
-  let ax = abs(x);
-  var r: f32;
-  if (ax == 0.0) { r = select(mg_inf(), 0.0, y > 0.0); } else { r = pow(ax, y); }
-  if (x < 0.0) {
-    if (floor(y) != y) { return mg_nan(); }
-    if (fract(y * 0.5) != 0.0) { r = -r; }
-  }
-  return r;
-}
-fn mg_f32_to_i32(x: f32) -> i32 {
-  if (mg_isnan(x)) { return 0; }
-  if (x >= 2147483648.0) { return 2147483647; }
-  if (x <= -2147483648.0) { return -2147483647 - 1; }
-  return i32(x);
-}
-fn mg_f32_to_u32(x: f32) -> u32 {
-  if (mg_isnan(x) || x <= 0.0) { return 0u; }
-  if (x >= 4294967296.0) { return 4294967295u; }
-  return u32(x);
-}
-`;
 
 function unaryExpr(op: UnaryOpName, dtype: DType): string {
   const isFloat = dtype === 'f32';
@@ -179,59 +100,39 @@ function layoutKey(layout: ElementwiseLayout): string {
   return `v4:${layout.operands.map((m) => m[0]).join('')}`;
 }
 
-/** Uniform struct for the vec4 layout: { n, nvec, scalar operand bits ×4 (for 'uniform' operands) }. */
-function vec4Kernel(body: MapBody, operands: readonly OperandMode[]): KernelSpec {
-  if (operands.length !== body.inputs.length) throw new Error(`${body.name}: ${operands.length} operand modes for ${body.inputs.length} inputs`);
-  const decls: string[] = [];
-  const bindings: KernelSpec['bindings'][number][] = [];
-  const loads: string[] = [];
-  const perElem: string[] = [];
-  operands.forEach((mode, i) => {
-    const t = body.inputs[i];
-    if (mode === 'full') {
-      decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> in${i}: array<vec4<${t}>>;`);
-      bindings.push('read');
-      loads.push(`let a${i} = in${i}[j];`);
-      perElem.push(`a${i}.C`);
-    } else if (mode === 'scalar') {
-      decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> in${i}: array<${t}>;`);
-      bindings.push('read');
-      perElem.push(`s${i}`);
-    } else {
-      perElem.push(`s${i}`);
-    }
-  });
-  const scalarInits = operands
-    .map((mode, i) => (mode === 'scalar' ? `let s${i} = in${i}[0];` : mode === 'uniform' ? `let s${i} = bitcast<${body.inputs[i]}>(u.bits${i});` : ''))
-    .filter(Boolean)
-    .join('\n  ');
-  const outIdx = bindings.length;
-  bindings.push('write', 'uniform');
+/** The scalar function a map kernel applies per element: `fn op(v0, v1, …) -> output`. */
+function opFunction(body: MapBody): string {
   const params = body.inputs.map((t, i) => `v${i}: ${t}`).join(', ');
-  const call = (c: string) => `op(${perElem.map((p) => p.replace('.C', `.${c}`)).join(', ')})`;
+  return `fn op(${params}) -> ${body.output} { return ${body.expr}; }`;
+}
+
+/**
+ * vec4 layout: each invocation maps VEC4_CHUNK contiguous vec4s. 'full' operands are read as vec4s, 'scalar' ones
+ * splat element 0, 'uniform' ones are host scalars in the uniform word bits<i>. Uniform: { n, nvec, bits0..3 }.
+ */
+function vec4Kernel(body: MapBody, operands: readonly OperandMode[]): KernelIR {
+  if (operands.length !== body.inputs.length) throw new Error(`${body.name}: ${operands.length} operand modes for ${body.inputs.length} inputs`);
+  const arg = (i: number, c: string) => (operands[i] === 'full' ? `a${i}.${c}` : `s${i}`);
+  const call = (c: string) => `op(${operands.map((_, i) => arg(i, c)).join(', ')})`;
+  const splats = operands.map((m, i) => (m === 'scalar' ? `let s${i} = in${i}[0];` : m === 'uniform' ? `let s${i} = bitcast<${body.inputs[i]}>(u.bits${i});` : ''));
+  const loads = operands.map((m, i) => (m === 'full' ? `let a${i} = in${i}[j];` : ''));
   return {
-    key: `${body.name}:${layoutKey({ kind: 'vec4', operands })}`,
-    entryPoint: 'main',
-    bindings,
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `${WGSL_MATH}
-struct U { n: u32, nvec: u32, bits0: u32, bits1: u32, bits2: u32, bits3: u32 }
-${decls.join('\n')}
-@group(0) @binding(${outIdx}) var<storage, read_write> out: array<vec4<${body.output}>>;
-@group(0) @binding(${outIdx + 1}) var<uniform> u: U;
-fn op(${params}) -> ${body.output} { return ${body.expr}; }
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  let first = gi * ${VEC4_CHUNK}u;
-  if (first >= u.nvec) { return; }
-  let last = min(first + ${VEC4_CHUNK}u, u.nvec);
-  ${scalarInits}
-  for (var j = first; j < last; j++) {
-    ${loads.join(' ')}
-    out[j] = vec4<${body.output}>(${call('x')}, ${call('y')}, ${call('z')}, ${call('w')});
-  }
-}`,
+    name: `${body.name}:${layoutKey({ kind: 'vec4', operands })}`,
+    inputs: operands.flatMap((m, i) => (m === 'uniform' ? [] : [{ name: `in${i}`, dtype: body.inputs[i], vec4: m === 'full' }])),
+    outputs: [{ name: 'out', dtype: body.output, vec4: true }],
+    uniforms: ['n', 'nvec', 'bits0', 'bits1', 'bits2', 'bits3'].map((f) => [f, 'u32'] as const),
+    workgroupSize: LINEAR_WG,
+    functions: opFunction(body),
+    body: [
+      `let first = gi * ${VEC4_CHUNK}u;`,
+      'if (first >= u.nvec) { return; }',
+      `let last = min(first + ${VEC4_CHUNK}u, u.nvec);`,
+      ...splats.filter(Boolean),
+      'for (var j = first; j < last; j++) {',
+      ...loads.filter(Boolean).map((l) => `  ${l}`),
+      `  out[j] = vec4<${body.output}>(${call('x')}, ${call('y')}, ${call('z')}, ${call('w')});`,
+      '}',
+    ].join('\n  '),
   };
 }
 
@@ -244,75 +145,52 @@ export function stridedUniformWords(inputs: number): number {
  * Strided layout: each invocation walks STRIDED_CHUNK consecutive outputs with an odometer (one div/mod
  * decode per chunk, then increments), so broadcast operands cost no per-element division.
  */
-function stridedKernel(body: MapBody, rank: number): KernelSpec {
+function stridedKernel(body: MapBody, rank: number): KernelIR {
   if (rank < 1 || rank > MAX_ELEMENTWISE_RANK) throw new Error(`${body.name}: strided rank ${rank} out of range`);
-  const k = body.inputs.length;
+  const ins = body.inputs.map((_, i) => i);
   const arr = `array<vec4<u32>, ${MAX_ELEMENTWISE_RANK / 4}>`;
   const comp = (d: number) => `[${d >> 2}].${'xyzw'[d & 3]}`;
-  const fields = ['shape', ...body.inputs.map((_, i) => `st${i}`)].map((f) => `${f}: ${arr}`).join(', ');
-  const decls = body.inputs.map((t, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${t}>;`).join('\n');
   const consts: string[] = [];
   for (let d = 0; d < rank; d++) {
     consts.push(`let sh${d} = u.shape${comp(d)};`);
-    for (let i = 0; i < k; i++) consts.push(`let st${i}_${d} = u.st${i}${comp(d)};`);
+    for (const i of ins) consts.push(`let st${i}_${d} = u.st${i}${comp(d)};`);
   }
   const decode: string[] = ['var rem = first;'];
-  for (let d = rank - 1; d >= 0; d--) {
-    decode.push(d > 0 ? `var c${d} = rem % sh${d}; rem = rem / sh${d};` : `var c0 = rem;`);
-  }
-  for (let i = 0; i < k; i++) {
-    decode.push(`var o${i} = ${Array.from({ length: rank }, (_, d) => `c${d} * st${i}_${d}`).join(' + ')};`);
-  }
+  for (let d = rank - 1; d >= 0; d--) decode.push(d > 0 ? `var c${d} = rem % sh${d}; rem = rem / sh${d};` : `var c0 = rem;`);
+  for (const i of ins) decode.push(`var o${i} = ${Array.from({ length: rank }, (_, d) => `c${d} * st${i}_${d}`).join(' + ')};`);
   // Increment dim d, carrying into d-1 when it wraps (u32 wrap-around keeps the offsets exact).
   const step = (d: number): string => {
-    const adds = body.inputs.map((_, i) => `o${i} += st${i}_${d};`).join(' ');
+    const adds = ins.map((i) => `o${i} += st${i}_${d};`).join(' ');
     if (d === 0) return `c0 += 1u; ${adds}`;
-    const resets = body.inputs.map((_, i) => `o${i} -= st${i}_${d} * sh${d};`).join(' ');
+    const resets = ins.map((i) => `o${i} -= st${i}_${d} * sh${d};`).join(' ');
     return `c${d} += 1u; ${adds} if (c${d} == sh${d}) { c${d} = 0u; ${resets} ${step(d - 1)} }`;
   };
-  const args = body.inputs.map((_, i) => `in${i}[o${i}]`).join(', ');
-  const params = body.inputs.map((t, i) => `v${i}: ${t}`).join(', ');
   return {
-    key: `${body.name}:${layoutKey({ kind: 'strided', rank })}`,
-    entryPoint: 'main',
-    bindings: [...body.inputs.map(() => 'read' as const), 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `${WGSL_MATH}
-struct U { n: u32, p0: u32, p1: u32, p2: u32, ${fields} }
-${decls}
-@group(0) @binding(${k}) var<storage, read_write> out: array<${body.output}>;
-@group(0) @binding(${k + 1}) var<uniform> u: U;
-fn op(${params}) -> ${body.output} { return ${body.expr}; }
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  let first = gi * ${STRIDED_CHUNK}u;
+    name: `${body.name}:${layoutKey({ kind: 'strided', rank })}`,
+    inputs: body.inputs.map((dtype, i) => ({ name: `in${i}`, dtype })),
+    outputs: [{ name: 'out', dtype: body.output }],
+    uniforms: [...['n', 'p0', 'p1', 'p2'].map((f) => [f, 'u32'] as const), ['shape', arr], ...ins.map((i) => [`st${i}`, arr] as const)],
+    workgroupSize: LINEAR_WG,
+    functions: opFunction(body),
+    body: `let first = gi * ${STRIDED_CHUNK}u;
   if (first >= u.n) { return; }
   let last = min(first + ${STRIDED_CHUNK}u, u.n);
   ${consts.join('\n  ')}
   ${decode.join('\n  ')}
   for (var e = first; e < last; e++) {
-    out[e] = op(${args});
+    out[e] = op(${ins.map((i) => `in${i}[o${i}]`).join(', ')});
     ${step(rank - 1)}
-  }
-}`,
+  }`,
   };
 }
 
-/**
- * Specs are memoised by their key (the key already names the code: the device caches pipelines by it), so the
- * hot path of every elementwise op does not rebuild a few KB of WGSL per call (~5–10 µs of JS each time).
- */
+/** Specs memoised by name and layout (both name every parameter of the generated code). */
 const mapKernelCache = new Map<string, KernelSpec>();
 
 function mapKernel(body: MapBody, layout: ElementwiseLayout): KernelSpec {
-  const key = `${body.name}:${layoutKey(layout)}`;
-  let spec = mapKernelCache.get(key);
-  if (!spec) {
-    spec = layout.kind === 'vec4' ? vec4Kernel(body, layout.operands) : stridedKernel(body, layout.rank);
-    mapKernelCache.set(key, spec);
-  }
-  return spec;
+  return memoKernel(mapKernelCache, `${body.name}:${layoutKey(layout)}`, () =>
+    layout.kind === 'vec4' ? vec4Kernel(body, layout.operands) : stridedKernel(body, layout.rank),
+  );
 }
 
 export interface UnaryKey {

@@ -1,5 +1,7 @@
 /** @file Public entry of @metagrad/kernels-wgsl: pure WGSL generators keyed by structural keys. */
 export * from './types';
+export * from './wgsl-math';
+export * from './render';
 export * from './basic';
 export * from './elementwise';
 export * from './reduce';

@@ -1,6 +1,6 @@
 /** @file WGSL generators for counter-based random numbers (Philox4x32-10) and the bitonic argsort behind permutation. */
 import { BUILTINS, LINEAR_WG, linearIndex } from './basic';
-import { WGSL_MATH } from './elementwise';
+import { WGSL_MATH } from './wgsl-math';
 import type { KernelSpec } from './types';
 
 export const RANDOM_OP_NAMES = ['bits', 'uniform', 'normal', 'rademacher', 'bernoulli', 'randint'] as const;

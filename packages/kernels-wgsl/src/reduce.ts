@@ -1,6 +1,6 @@
 /** @file WGSL generators for reductions over the middle axis of an [outer, R, inner] view, and fused softmax. */
 import { BUILTINS, linearIndex } from './basic';
-import { WGSL_MATH } from './elementwise';
+import { WGSL_MATH } from './wgsl-math';
 import type { KernelSpec } from './types';
 
 export const REDUCE_OP_NAMES = ['sum', 'max', 'min', 'logsumexp', 'argmax'] as const;

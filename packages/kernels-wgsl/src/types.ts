@@ -37,3 +37,8 @@ export function grid1d(count: number): [number, number, number] {
   const x = Math.ceil(count / y);
   return [x, y, 1];
 }
+
+/** WGSL statement recovering the linear invocation index `gi` from a grid1d dispatch of `wg`-wide workgroups. */
+export function gridLinearIndex(wg: number): string {
+  return `let gi = wid.x * ${wg}u + lid.x + wid.y * nwg.x * ${wg}u;`;
+}
