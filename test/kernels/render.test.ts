@@ -6,6 +6,7 @@ import {
   INT_BINARY_OPS,
   INT_UNARY_OPS,
   MAX_ELEMENTWISE_RANK,
+  REDUCE_OP_NAMES,
   UNARY_OP_NAMES,
   WGSL_HELPERS,
   axpbyKernel,
@@ -14,14 +15,17 @@ import {
   castKernel,
   fillKernel,
   helpersUsed,
+  reduceKernel,
   reluGradKernel,
   renderKernel,
+  softmaxKernel,
   unaryKernel,
   whereKernel,
   type DType,
   type ElementwiseLayout,
   type KernelIR,
   type KernelSpec,
+  type ReduceLayout,
 } from '@metagrad/kernels-wgsl';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import * as ops from '@metagrad/tensor';
@@ -43,7 +47,7 @@ const LAYOUTS: ElementwiseLayout[] = [
   ...Array.from({ length: MAX_ELEMENTWISE_RANK }, (_, r) => ({ kind: 'strided', rank: r + 1 }) as const),
 ];
 
-/** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where. */
+/** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions. */
 function renderedSpecs(): KernelSpec[] {
   const specs: KernelSpec[] = [fillKernel({ dtype: 'f32' }), fillKernel({ dtype: 'i32' }), fillKernel({ dtype: 'u32' }), axpyKernel(), axpbyKernel()];
   for (const op of UNARY_OP_NAMES) {
@@ -61,6 +65,11 @@ function renderedSpecs(): KernelSpec[] {
   }
   for (const condDtype of DTYPES) for (const dtype of DTYPES) specs.push(whereKernel({ condDtype, dtype, layout: { kind: 'vec4', operands: ['full', 'scalar', 'full'] } }));
   for (const from of DTYPES) for (const to of DTYPES) specs.push(castKernel({ from, to }));
+  for (const layout of ['row', 'col', 'col4'] as ReduceLayout[]) {
+    for (const op of REDUCE_OP_NAMES) specs.push(reduceKernel({ op, layout }));
+    specs.push(reduceKernel({ op: 'argmax', layout, indexInput: true }), softmaxKernel({ log: false, layout }), softmaxKernel({ log: true, layout }));
+  }
+  specs.push(reduceKernel({ op: 'sum', layout: 'row', product: true }));
   return specs;
 }
 

@@ -1,6 +1,5 @@
 /** @file WGSL generators for reductions over the middle axis of an [outer, R, inner] view, and fused softmax. */
-import { BUILTINS, linearIndex } from './basic';
-import { WGSL_MATH } from './wgsl-math';
+import { memoKernel, type KernelIR } from './render';
 import type { KernelSpec } from './types';
 
 export const REDUCE_OP_NAMES = ['sum', 'max', 'min', 'logsumexp', 'argmax'] as const;
@@ -14,6 +13,9 @@ export type ReduceOpName = (typeof REDUCE_OP_NAMES)[number];
 export type ReduceLayout = 'row' | 'col' | 'col4';
 
 export const REDUCE_WG = 64;
+
+/** Specs memoised by name (the name spells every parameter of the generated code). */
+const reduceCache = new Map<string, KernelSpec>();
 
 export interface ReduceKey {
   op: ReduceOpName;
@@ -34,8 +36,13 @@ export function reduceKernel(key: ReduceKey): KernelSpec {
   const { op, layout } = key;
   const product = Boolean(key.product);
   if (product && (op !== 'sum' || layout !== 'row')) throw new Error(`reduceKernel: a product input needs sum over rows, got ${op} ${layout}`);
+  const indexInput = op === 'argmax' && Boolean(key.indexInput);
+  const name = `reduce:${op}:${layout}${indexInput ? ':idx' : ''}${product ? ':dot' : ''}`;
+  return memoKernel(reduceCache, name, () => reduceIR(name, { op, layout, indexInput, product }));
+}
+
+function reduceIR(name: string, { op, layout, indexInput, product }: Required<ReduceKey>): KernelIR {
   const isArg = op === 'argmax';
-  const indexInput = isArg && Boolean(key.indexInput);
   const lanes = layout === 'col' || isArg && layout === 'row' ? 1 : 4;
   const L = Array.from({ length: lanes }, (_, l) => l);
 
@@ -109,37 +116,17 @@ export function reduceKernel(key: ReduceKey): KernelSpec {
     .map((l) => `vals[${outIndex(l)}] = ${value(l)};${isArg ? ` idxOut[${outIndex(l)}] = b${l};` : ''}`)
     .join('\n  ');
 
-  const bindings: KernelSpec['bindings'][number][] = ['read'];
-  const decls = ['@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;'];
-  if (product) {
-    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> y: array<vec4<f32>>;`);
-    bindings.push('read');
-  }
-  if (indexInput) {
-    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> idxIn: array<i32>;`);
-    bindings.push('read');
-  }
-  decls.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> vals: array<f32>;`);
-  bindings.push('write');
-  if (isArg) {
-    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> idxOut: array<i32>;`);
-    bindings.push('write');
-  }
-  decls.push(`@group(0) @binding(${bindings.length}) var<uniform> u: U;`);
-  bindings.push('uniform');
-
   return {
-    key: `reduce:${op}:${layout}${indexInput ? ':idx' : ''}${product ? ':dot' : ''}`,
-    entryPoint: 'main',
-    bindings,
-    workgroupSize: [REDUCE_WG, 1, 1],
-    code: `${WGSL_MATH}
-struct U { outer: u32, R: u32, inner: u32, C: u32, P: u32, groups: u32, scale: f32 }
-${decls.join('\n')}
-@compute @workgroup_size(${REDUCE_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex(REDUCE_WG)}
-  let kq = gi % u.groups;
+    name,
+    inputs: [
+      { name: 'x', dtype: 'f32', vec4: true },
+      ...(product ? [{ name: 'y', dtype: 'f32', vec4: true } as const] : []),
+      ...(indexInput ? [{ name: 'idxIn', dtype: 'i32' } as const] : []),
+    ],
+    outputs: [{ name: 'vals', dtype: 'f32' }, ...(isArg ? [{ name: 'idxOut', dtype: 'i32' } as const] : [])],
+    uniforms: [...['outer', 'R', 'inner', 'C', 'P', 'groups'].map((f) => [f, 'u32'] as const), ['scale', 'f32']],
+    workgroupSize: REDUCE_WG,
+    body: `let kq = gi % u.groups;
   let t = gi / u.groups;
   let p = t % u.P;
   let o = t / u.P;
@@ -149,8 +136,7 @@ fn main(${BUILTINS}) {
   let end = rowBase + min(u.R, p * u.C + u.C);
   let outBase = (o * u.P + p) * u.inner + ${layout === 'col4' ? 'kq * 4u' : 'kq'};
   ${body}
-  ${writes}
-}`,
+  ${writes}`,
   };
 }
 
@@ -183,20 +169,14 @@ export function softmaxKernel(key: SoftmaxKey): KernelSpec {
   }`;
   };
   const finish = key.log ? (l: number, v: string) => `${v} - lse${l}` : (l: number, v: string) => `exp(${v} - m${l}) * inv${l}`;
-  return {
-    key: `${key.log ? 'logsoftmax' : 'softmax'}:${layout}`,
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [REDUCE_WG, 1, 1],
-    code: `${WGSL_MATH}
-struct U { outer: u32, R: u32, inner: u32, groups: u32 }
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${REDUCE_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex(REDUCE_WG)}
-  let kq = gi % u.groups;
+  const name = `${key.log ? 'logsoftmax' : 'softmax'}:${layout}`;
+  return memoKernel(reduceCache, name, () => ({
+    name,
+    inputs: [{ name: 'x', dtype: 'f32', vec4: true }],
+    outputs: [{ name: 'out', dtype: 'f32' }],
+    uniforms: ['outer', 'R', 'inner', 'groups'].map((f) => [f, 'u32'] as const),
+    workgroupSize: REDUCE_WG,
+    body: `let kq = gi % u.groups;
   let o = gi / u.groups;
   if (o >= u.outer) { return; }
   let base = o * u.R * u.inner + ${layout === 'col4' ? 'kq * 4u' : 'kq'};
@@ -204,7 +184,6 @@ fn main(${BUILTINS}) {
   ${scan((l, v) => `m${l} = select(m${l}, ${v}, ${v} > m${l} || mg_isnan(${v}));`)}
   ${scan((l, v) => `s${l} += exp(${v} - m${l});`)}
   ${L.map((l) => (key.log ? `let lse${l} = m${l} + log(s${l});` : `let inv${l} = 1.0 / s${l};`)).join(' ')}
-  ${scan((l, v, e) => `out[${e}] = ${finish(l, v)};`)}
-}`,
-  };
+  ${scan((l, v, e) => `out[${e}] = ${finish(l, v)};`)}`,
+  }));
 }
