@@ -6,15 +6,20 @@ import {
   INT_BINARY_OPS,
   INT_UNARY_OPS,
   MAX_ELEMENTWISE_RANK,
+  RANDOM_OP_NAMES,
   REDUCE_OP_NAMES,
   UNARY_OP_NAMES,
   WGSL_HELPERS,
   axpbyKernel,
   axpyKernel,
+  bitonicStepKernel,
   binaryKernel,
   castKernel,
   fillKernel,
   helpersUsed,
+  permutationIndicesKernel,
+  permutationKeysKernel,
+  randomKernel,
   reduceKernel,
   reluGradKernel,
   renderKernel,
@@ -47,7 +52,7 @@ const LAYOUTS: ElementwiseLayout[] = [
   ...Array.from({ length: MAX_ELEMENTWISE_RANK }, (_, r) => ({ kind: 'strided', rank: r + 1 }) as const),
 ];
 
-/** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions. */
+/** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions; random. */
 function renderedSpecs(): KernelSpec[] {
   const specs: KernelSpec[] = [fillKernel({ dtype: 'f32' }), fillKernel({ dtype: 'i32' }), fillKernel({ dtype: 'u32' }), axpyKernel(), axpbyKernel()];
   for (const op of UNARY_OP_NAMES) {
@@ -70,6 +75,8 @@ function renderedSpecs(): KernelSpec[] {
     specs.push(reduceKernel({ op: 'argmax', layout, indexInput: true }), softmaxKernel({ log: false, layout }), softmaxKernel({ log: true, layout }));
   }
   specs.push(reduceKernel({ op: 'sum', layout: 'row', product: true }));
+  for (const op of RANDOM_OP_NAMES) specs.push(randomKernel({ op }));
+  specs.push(permutationKeysKernel(), bitonicStepKernel(), permutationIndicesKernel());
   return specs;
 }
 
@@ -99,7 +106,7 @@ describe('renderKernel', () => {
   });
 
   it('binds inputs, then outputs, then the uniform block', () => {
-    const spec = renderKernel(ir({ inputs: [{ name: 'a', dtype: 'f32' }, { name: 'b', dtype: 'i32', vec4: true }], body: 'out[gi] = a[gi] + f32(b[0].x);' }));
+    const spec = renderKernel(ir({ inputs: [{ name: 'a', dtype: 'f32' }, { name: 'b', dtype: 'i32', vec: 4 }], body: 'out[gi] = a[gi] + f32(b[0].x);' }));
     expect(spec.bindings).toEqual(['read', 'read', 'write', 'uniform']);
     expect(spec.code).toContain('@group(0) @binding(1) var<storage, read> b: array<vec4<i32>>;');
     expect(spec.code).toContain('@group(0) @binding(3) var<uniform> u: U;');

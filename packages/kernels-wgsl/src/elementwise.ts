@@ -118,8 +118,8 @@ function vec4Kernel(body: MapBody, operands: readonly OperandMode[]): KernelIR {
   const loads = operands.map((m, i) => (m === 'full' ? `let a${i} = in${i}[j];` : ''));
   return {
     name: `${body.name}:${layoutKey({ kind: 'vec4', operands })}`,
-    inputs: operands.flatMap((m, i) => (m === 'uniform' ? [] : [{ name: `in${i}`, dtype: body.inputs[i], vec4: m === 'full' }])),
-    outputs: [{ name: 'out', dtype: body.output, vec4: true }],
+    inputs: operands.flatMap((m, i) => (m === 'uniform' ? [] : [{ name: `in${i}`, dtype: body.inputs[i], vec: m === 'full' ? 4 : undefined }])),
+    outputs: [{ name: 'out', dtype: body.output, vec: 4 }],
     uniforms: ['n', 'nvec', 'bits0', 'bits1', 'bits2', 'bits3'].map((f) => [f, 'u32'] as const),
     workgroupSize: LINEAR_WG,
     functions: opFunction(body),

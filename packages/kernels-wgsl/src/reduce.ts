@@ -119,8 +119,8 @@ function reduceIR(name: string, { op, layout, indexInput, product }: Required<Re
   return {
     name,
     inputs: [
-      { name: 'x', dtype: 'f32', vec4: true },
-      ...(product ? [{ name: 'y', dtype: 'f32', vec4: true } as const] : []),
+      { name: 'x', dtype: 'f32', vec: 4 },
+      ...(product ? [{ name: 'y', dtype: 'f32', vec: 4 } as const] : []),
       ...(indexInput ? [{ name: 'idxIn', dtype: 'i32' } as const] : []),
     ],
     outputs: [{ name: 'vals', dtype: 'f32' }, ...(isArg ? [{ name: 'idxOut', dtype: 'i32' } as const] : [])],
@@ -172,7 +172,7 @@ export function softmaxKernel(key: SoftmaxKey): KernelSpec {
   const name = `${key.log ? 'logsoftmax' : 'softmax'}:${layout}`;
   return memoKernel(reduceCache, name, () => ({
     name,
-    inputs: [{ name: 'x', dtype: 'f32', vec4: true }],
+    inputs: [{ name: 'x', dtype: 'f32', vec: 4 }],
     outputs: [{ name: 'out', dtype: 'f32' }],
     uniforms: ['outer', 'R', 'inner', 'groups'].map((f) => [f, 'u32'] as const),
     workgroupSize: REDUCE_WG,

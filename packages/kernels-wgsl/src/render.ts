@@ -2,11 +2,12 @@
 import { WGSL_HELPERS, type HelperName } from './wgsl-math';
 import { gridLinearIndex, type BindingKind, type DType, type KernelSpec } from './types';
 
-/** A storage buffer the kernel reads (inputs) or writes (outputs), declared `array<T>` or `array<vec4<T>>`. */
+/** A storage buffer the kernel reads (inputs) or writes (outputs), declared `array<T>` or `array<vecN<T>>`. */
 export interface BufferParam {
   readonly name: string;
   readonly dtype: DType;
-  readonly vec4?: boolean;
+  /** Elements are vecN<dtype> (vector loads and stores). */
+  readonly vec?: 2 | 4;
   /** Inputs only: 'read_write' for a buffer updated in place (bound once, read and written). Default 'read'. */
   readonly access?: 'read' | 'read_write';
 }
@@ -57,7 +58,7 @@ function dedupe(name: string, inputs: readonly BufferParam[]): BufferParam[] {
     const prev = byName.get(p.name);
     if (!prev) {
       byName.set(p.name, p);
-    } else if (prev.dtype !== p.dtype || Boolean(prev.vec4) !== Boolean(p.vec4)) {
+    } else if (elemType(prev) !== elemType(p)) {
       throw new Error(`${name}: input ${p.name} given as both ${elemType(prev)} and ${elemType(p)}`);
     } else if (p.access === 'read_write') {
       byName.set(p.name, { ...prev, access: 'read_write' });
@@ -66,7 +67,7 @@ function dedupe(name: string, inputs: readonly BufferParam[]): BufferParam[] {
   return [...byName.values()];
 }
 
-const elemType = (p: BufferParam): string => (p.vec4 ? `vec4<${p.dtype}>` : p.dtype);
+const elemType = (p: BufferParam): string => (p.vec ? `vec${p.vec}<${p.dtype}>` : p.dtype);
 
 /** 53-bit string hash (cyrb53), base 36: the key's signature part. */
 function hash53(s: string): string {

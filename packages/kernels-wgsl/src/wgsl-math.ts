@@ -1,4 +1,4 @@
-/** @file The one table of shared WGSL helper functions; the renderer emits only those a kernel uses. */
+/** @file The one table of shared WGSL helpers (NaN-safe math, Philox, cos 2πu); the renderer emits only those a kernel uses. */
 
 /**
  * Shared WGSL math: NaN tests by bit pattern (compilers may fold `x != x`), non-constant inf/NaN (constant ones
@@ -79,9 +79,48 @@ export const WGSL_HELPERS = {
   if (x >= 4294967296.0) { return 4294967295u; }
   return u32(x);
 }`,
+  /**
+   * Philox4x32-10 (Salmon et al. 2011). WGSL has no 64-bit integers, so the high word of each 32×32 product is
+   * assembled from 16-bit halves, exactly as the reference does.
+   */
+  mg_mulhi: `fn mg_mulhi(a: u32, b: u32) -> u32 {
+  let aL = a & 0xffffu; let aH = a >> 16u; let bL = b & 0xffffu; let bH = b >> 16u;
+  let ll = aL * bL; let lh = aL * bH; let hl = aH * bL; let hh = aH * bH;
+  let mid = (ll >> 16u) + (lh & 0xffffu) + (hl & 0xffffu);
+  return hh + (lh >> 16u) + (hl >> 16u) + (mid >> 16u);
+}`,
+  mg_philox: `fn mg_philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
+  var c = counter;
+  var k = key;
+  for (var r = 0u; r < 10u; r++) {
+    let hi0 = mg_mulhi(0xd2511f53u, c.x);
+    let lo0 = 0xd2511f53u * c.x;
+    let hi1 = mg_mulhi(0xcd9e8d57u, c.z);
+    let lo1 = 0xcd9e8d57u * c.z;
+    c = vec4<u32>(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+    k = k + vec2<u32>(0x9e3779b9u, 0xbb67ae85u);
+  }
+  return c;
+}`,
+  /**
+   * cos(2π u) for u ∈ [0, 1) a multiple of 2⁻²⁴, without the GPU's cos: Vulkan only requires 2⁻¹¹ absolute
+   * accuracy on [−π, π] and SwiftShader's is ~1.9e-4 off. u = q/4 + t with q = round(4u) and |t| ≤ 1/8 is exact in
+   * f32 (both terms are multiples of 2⁻²⁴), so the quadrant is exact and the Taylor series of cos/sin on
+   * |2πt| ≤ π/4 (truncation < 2e-10) leaves only a few f32 roundings.
+   */
+  mg_cos2pi: `fn mg_cos2pi(u: f32) -> f32 {
+  let q = round(4.0 * u);
+  let x = 6.283185307179586 * (u - 0.25 * q);
+  let x2 = x * x;
+  let c = 1.0 - x2 * (1.0 / 2.0 - x2 * (1.0 / 24.0 - x2 * (1.0 / 720.0 - x2 * (1.0 / 40320.0 - x2 * (1.0 / 3628800.0)))));
+  let s = x * (1.0 - x2 * (1.0 / 6.0 - x2 * (1.0 / 120.0 - x2 * (1.0 / 5040.0 - x2 * (1.0 / 362880.0 - x2 * (1.0 / 39916800.0))))));
+  switch (u32(q) & 3u) {
+    case 0u: { return c; }
+    case 1u: { return -s; }
+    case 2u: { return -c; }
+    default: { return s; }
+  }
+}`,
 } as const;
 
 export type HelperName = keyof typeof WGSL_HELPERS;
-
-/** Every helper, for the generators not yet on the renderer (they paste the whole table). */
-export const WGSL_MATH = `\n${Object.values(WGSL_HELPERS).join('\n')}\n`;
