@@ -6,24 +6,32 @@ import {
   INT_BINARY_OPS,
   INT_UNARY_OPS,
   MAX_ELEMENTWISE_RANK,
+  MOVEMENT_MAX_RANK,
   RANDOM_OP_NAMES,
   REDUCE_OP_NAMES,
   UNARY_OP_NAMES,
   WGSL_HELPERS,
   axpbyKernel,
   axpyKernel,
+  blockCopyKernel,
   bitonicStepKernel,
   binaryKernel,
   castKernel,
   fillKernel,
+  gatherKernel,
   helpersUsed,
+  indexBoundsKernel,
+  indexSelectKernel,
+  oneHotKernel,
   permutationIndicesKernel,
   permutationKeysKernel,
   randomKernel,
   reduceKernel,
   reluGradKernel,
   renderKernel,
+  scatterAddKernel,
   softmaxKernel,
+  stridedCopyKernel,
   unaryKernel,
   whereKernel,
   type DType,
@@ -52,7 +60,8 @@ const LAYOUTS: ElementwiseLayout[] = [
   ...Array.from({ length: MAX_ELEMENTWISE_RANK }, (_, r) => ({ kind: 'strided', rank: r + 1 }) as const),
 ];
 
-/** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions; random. */
+/** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions;
+ * random; movement and the index-checked kernels. */
 function renderedSpecs(): KernelSpec[] {
   const specs: KernelSpec[] = [fillKernel({ dtype: 'f32' }), fillKernel({ dtype: 'i32' }), fillKernel({ dtype: 'u32' }), axpyKernel(), axpbyKernel()];
   for (const op of UNARY_OP_NAMES) {
@@ -77,6 +86,11 @@ function renderedSpecs(): KernelSpec[] {
   specs.push(reduceKernel({ op: 'sum', layout: 'row', product: true }));
   for (const op of RANDOM_OP_NAMES) specs.push(randomKernel({ op }));
   specs.push(permutationKeysKernel(), bitonicStepKernel(), permutationIndicesKernel());
+  for (let rank = 1; rank <= MOVEMENT_MAX_RANK; rank++) {
+    specs.push(stridedCopyKernel({ rank, padded: false }), stridedCopyKernel({ rank, padded: true }), gatherKernel({ rank }));
+    for (let axis = 0; axis < rank; axis++) specs.push(scatterAddKernel({ dtype: rank % 2 ? 'f32' : 'i32', rank, axis }));
+  }
+  specs.push(blockCopyKernel(), indexSelectKernel(), oneHotKernel(), indexBoundsKernel());
   return specs;
 }
 
@@ -111,6 +125,9 @@ describe('renderKernel', () => {
     expect(spec.code).toContain('@group(0) @binding(1) var<storage, read> b: array<vec4<i32>>;');
     expect(spec.code).toContain('@group(0) @binding(3) var<uniform> u: U;');
     expect(renderKernel(ir({ uniforms: [], body: 'out[gi] = x[gi];' })).bindings).toEqual(['read', 'write']);
+    const flags = renderKernel(ir({ outputs: [{ name: 'out', dtype: 'f32' }, { name: 'flags', dtype: 'u32', atomic: true, length: 8 }] }));
+    expect(flags.code).toContain('@group(0) @binding(2) var<storage, read_write> flags: array<atomic<u32>, 8>;');
+    expect(flags.bindings).toEqual(['read', 'write', 'write', 'uniform']);
   });
 
   it('binds an input named twice once, read_write when either use writes it', () => {
@@ -126,7 +143,7 @@ describe('renderKernel', () => {
   });
 
   it('refuses an input given twice with different element types, an output that shadows an input, an unknown helper', () => {
-    expect(() => renderKernel(ir({ inputs: [{ name: 'x', dtype: 'f32' }, { name: 'x', dtype: 'i32' }] }))).toThrow(/x given as both f32 and i32/);
+    expect(() => renderKernel(ir({ inputs: [{ name: 'x', dtype: 'f32' }, { name: 'x', dtype: 'i32' }] }))).toThrow(/x given as both array<f32> and array<i32>/);
     expect(() => renderKernel(ir({ outputs: [{ name: 'x', dtype: 'f32' }] }))).toThrow(/output x is also an input/);
     expect(() => renderKernel(ir({ body: 'out[gi] = mg_nope(x[gi]);' }))).toThrow(/unknown WGSL helper mg_nope/);
   });

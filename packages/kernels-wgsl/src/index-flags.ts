@@ -1,6 +1,9 @@
 /** @file The device's index-bounds flag: kernels that read user index tensors report out-of-range values into it. */
-import { BUILTINS, linearIndex, LINEAR_WG } from './basic';
+import { LINEAR_WG } from './basic';
+import { memoKernel, type BufferParam } from './render';
 import type { KernelSpec } from './types';
+
+const flagCache = new Map<string, KernelSpec>();
 
 /**
  * Words of the flag buffer: [count, tag, value, bound, opCode, 0, 0, 0]. `count` is how many out-of-range entries
@@ -19,14 +22,16 @@ export function indexOpName(code: number): string {
   return hit ? hit[0] : 'an index op';
 }
 
+/** The flag buffer as a kernel output: bound after the kernel's own outputs (read_write, atomic words). */
+export const INDEX_FLAGS: BufferParam = { name: 'indexFlags', dtype: 'u32', atomic: true, length: INDEX_FLAG_WORDS };
+
 /**
- * WGSL declaring the flag buffer at `binding` and `reportBadIndex(value, bound, tag)`. `opCode` may be a constant
- * or a WGSL expression (the standalone bounds kernel passes its uniform's field).
+ * WGSL `reportBadIndex(value, bound, tag)` for kernels that bind INDEX_FLAGS. `opCode` may be a constant or a
+ * WGSL expression (the standalone bounds kernel passes its uniform's field).
  */
-export function indexFlagsDecl(binding: number, opCode: number | string): string {
+export function reportBadIndexFn(opCode: number | string): string {
   const code = typeof opCode === 'number' ? `${opCode}u` : opCode;
-  return `@group(0) @binding(${binding}) var<storage, read_write> indexFlags: array<atomic<u32>, ${INDEX_FLAG_WORDS}>;
-fn reportBadIndex(value: i32, bound: u32, tag: u32) {
+  return `fn reportBadIndex(value: i32, bound: u32, tag: u32) {
   if (atomicAdd(&indexFlags[0], 1u) == 0u) {
     atomicStore(&indexFlags[1], tag);
     atomicStore(&indexFlags[2], bitcast<u32>(value));
@@ -42,22 +47,15 @@ fn reportBadIndex(value: i32, bound: u32, tag: u32) {
  * Uniform: { n, bound, tag, opCode }.
  */
 export function indexBoundsKernel(): KernelSpec {
-  return {
-    key: 'indexBounds',
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct U { n: u32, bound: u32, tag: u32, opCode: u32 }
-@group(0) @binding(0) var<storage, read> index: array<i32>;
-${indexFlagsDecl(1, 'u.opCode')}
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+  return memoKernel(flagCache, 'indexBounds', () => ({
+    name: 'indexBounds',
+    inputs: [{ name: 'index', dtype: 'i32' }],
+    outputs: [INDEX_FLAGS],
+    uniforms: ['n', 'bound', 'tag', 'opCode'].map((f) => [f, 'u32'] as const),
+    workgroupSize: LINEAR_WG,
+    functions: reportBadIndexFn('u.opCode'),
+    body: `if (gi >= u.n) { return; }
   let k = index[gi];
-  if (k < 0 || u32(k) >= u.bound) { reportBadIndex(k, u.bound, u.tag); }
-}`,
-  };
+  if (k < 0 || u32(k) >= u.bound) { reportBadIndex(k, u.bound, u.tag); }`,
+  }));
 }

@@ -1,7 +1,15 @@
 /** @file WGSL generators for movement kernels: one strided copy (permute/expand/slice/flip/pad), block copy, gather, scatter-add, one-hot. */
-import { BUILTINS, linearIndex, LINEAR_WG } from './basic';
+import { LINEAR_WG } from './basic';
+import { memoKernel, type BufferParam } from './render';
 import { grid1d, type DType, type KernelSpec } from './types';
-import { INDEX_OP_CODES, indexFlagsDecl } from './index-flags';
+import { INDEX_FLAGS, INDEX_OP_CODES, reportBadIndexFn } from './index-flags';
+
+const movementCache = new Map<string, KernelSpec>();
+/** Raw 32-bit words: the copies serve f32, i32 and u32 with one pipeline. */
+const words = (name: string): BufferParam => ({ name, dtype: 'u32' });
+const INDEX: BufferParam = { name: 'index', dtype: 'i32' };
+/** A uniform field of 8 scalars padded to 16-byte array elements (read with `at`). */
+const arr8 = (t: 'u32' | 'i32') => `array<vec4<${t}>, 2>`;
 
 /** Highest rank the shape-generic movement kernels handle (uniform arrays hold 8; ops collapse dims first). */
 export const MOVEMENT_MAX_RANK = 6;
@@ -29,30 +37,24 @@ export interface StridedCopyKey {
  * stride[8], lo[8], hi[8] } with lo/hi in output coordinates.
  */
 export function stridedCopyKernel(key: StridedCopyKey): KernelSpec {
-  const r = key.rank;
-  const last = r - 1;
-  const lines: string[] = [];
-  for (let d = last - 1; d >= 0; d--) {
-    lines.push(`  let c${d} = i32(rem % ${at('shape', d)}); rem = rem / ${at('shape', d)};`);
-    lines.push(`  off += c${d} * ${at('stride', d)};`);
-    if (key.padded) lines.push(`  inside = inside && c${d} >= ${at('lo', d)} && c${d} < ${at('hi', d)};`);
-  }
-  const lastCheck = key.padded ? ` && c >= ${at('lo', last)} && c < ${at('hi', last)}` : '';
-  return {
-    key: `stridedCopy:r${r}${key.padded ? ':pad' : ''}`,
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct U { n: u32, base: i32, fill: u32, last: u32,
-  shape: array<vec4<u32>, 2>, stride: array<vec4<i32>, 2>, lo: array<vec4<i32>, 2>, hi: array<vec4<i32>, 2> }
-@group(0) @binding(0) var<storage, read> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+  const name = `stridedCopy:r${key.rank}${key.padded ? ':pad' : ''}`;
+  return memoKernel(movementCache, name, () => {
+    const r = key.rank;
+    const last = r - 1;
+    const lines: string[] = [];
+    for (let d = last - 1; d >= 0; d--) {
+      lines.push(`  let c${d} = i32(rem % ${at('shape', d)}); rem = rem / ${at('shape', d)};`);
+      lines.push(`  off += c${d} * ${at('stride', d)};`);
+      if (key.padded) lines.push(`  inside = inside && c${d} >= ${at('lo', d)} && c${d} < ${at('hi', d)};`);
+    }
+    const lastCheck = key.padded ? ` && c >= ${at('lo', last)} && c < ${at('hi', last)}` : '';
+    return {
+      name,
+      inputs: [words('src')],
+      outputs: [words('dst')],
+      uniforms: [['n', 'u32'], ['base', 'i32'], ['fill', 'u32'], ['last', 'u32'], ['shape', arr8('u32')], ['stride', arr8('i32')], ['lo', arr8('i32')], ['hi', arr8('i32')]],
+      workgroupSize: LINEAR_WG,
+      body: `if (gi >= u.n) { return; }
   let segs = (u.last + ${STRIDED_COPY_CHUNK - 1}u) / ${STRIDED_COPY_CHUNK}u;
   let seg = gi % segs;
   var rem = gi / segs;
@@ -67,9 +69,9 @@ ${lines.join('\n')}
   for (var c = c0last; c < i32(end); c++) {
     if (inside${lastCheck}) { dst[o] = src[u32(off + c * step)]; } else { dst[o] = u.fill; }
     o++;
-  }
-}`,
-  };
+  }`,
+    };
+  });
 }
 
 export function stridedCopyDispatch(rows: number, last: number): [number, number, number] {
@@ -81,25 +83,17 @@ export function stridedCopyDispatch(rows: number, last: number): [number, number
  * `dstStride` apart starting at `dstOffset` (one concat input into its slot). Uniform: { outer, chunk, dstStride, dstOffset }.
  */
 export function blockCopyKernel(): KernelSpec {
-  return {
-    key: 'blockCopy',
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct U { outer: u32, chunk: u32, dstStride: u32, dstOffset: u32 }
-@group(0) @binding(0) var<storage, read> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.outer * u.chunk) { return; }
+  return memoKernel(movementCache, 'blockCopy', () => ({
+    name: 'blockCopy',
+    inputs: [words('src')],
+    outputs: [words('dst')],
+    uniforms: ['outer', 'chunk', 'dstStride', 'dstOffset'].map((f) => [f, 'u32'] as const),
+    workgroupSize: LINEAR_WG,
+    body: `if (gi >= u.outer * u.chunk) { return; }
   let b = gi / u.chunk;
   let j = gi - b * u.chunk;
-  dst[u.dstOffset + b * u.dstStride + j] = src[gi];
-}`,
-  };
+  dst[u.dstOffset + b * u.dstStride + j] = src[gi];`,
+  }));
 }
 
 export interface GatherKey {
@@ -113,34 +107,28 @@ export interface GatherKey {
  * Uniform: { n, axisStride, axisSize, tag, idxShape[8], xStride[8] (0 on the axis) }.
  */
 export function gatherKernel(key: GatherKey): KernelSpec {
-  const lines: string[] = [];
-  for (let d = key.rank - 1; d >= 0; d--) {
-    lines.push(`  off += (rem % ${at('idxShape', d)}) * ${at('xStride', d)}; rem = rem / ${at('idxShape', d)};`);
-  }
-  return {
-    key: `gather:r${key.rank}`,
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct U { n: u32, axisStride: u32, axisSize: u32, tag: u32, idxShape: array<vec4<u32>, 2>, xStride: array<vec4<u32>, 2> }
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read> index: array<i32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
-${indexFlagsDecl(3, INDEX_OP_CODES.gather)}
-@group(0) @binding(4) var<uniform> u: U;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+  const name = `gather:r${key.rank}`;
+  return memoKernel(movementCache, name, () => {
+    const lines: string[] = [];
+    for (let d = key.rank - 1; d >= 0; d--) {
+      lines.push(`  off += (rem % ${at('idxShape', d)}) * ${at('xStride', d)}; rem = rem / ${at('idxShape', d)};`);
+    }
+    return {
+      name,
+      inputs: [words('x'), INDEX],
+      outputs: [words('out'), INDEX_FLAGS],
+      uniforms: [...['n', 'axisStride', 'axisSize', 'tag'].map((f) => [f, 'u32'] as const), ['idxShape', arr8('u32')], ['xStride', arr8('u32')]],
+      workgroupSize: LINEAR_WG,
+      functions: reportBadIndexFn(INDEX_OP_CODES.gather),
+      body: `if (gi >= u.n) { return; }
   var rem = gi;
   var off = 0u;
 ${lines.join('\n')}
   let k = index[gi];
   if (k < 0 || u32(k) >= u.axisSize) { out[gi] = 0u; reportBadIndex(k, u.axisSize, u.tag); return; }
-  out[gi] = x[off + u32(k) * u.axisStride];
-}`,
-  };
+  out[gi] = x[off + u32(k) * u.axisStride];`,
+    };
+  });
 }
 
 /**
@@ -148,22 +136,14 @@ ${lines.join('\n')}
  * writes 0 and raises the index flag once per entry (from o = i = 0). Uniform: { n, size, count, inner, tag }.
  */
 export function indexSelectKernel(): KernelSpec {
-  return {
-    key: 'indexSelect',
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct U { n: u32, size: u32, count: u32, inner: u32, tag: u32 }
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read> index: array<i32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
-${indexFlagsDecl(3, INDEX_OP_CODES.indexSelect)}
-@group(0) @binding(4) var<uniform> u: U;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+  return memoKernel(movementCache, 'indexSelect', () => ({
+    name: 'indexSelect',
+    inputs: [words('x'), INDEX],
+    outputs: [words('out'), INDEX_FLAGS],
+    uniforms: ['n', 'size', 'count', 'inner', 'tag'].map((f) => [f, 'u32'] as const),
+    workgroupSize: LINEAR_WG,
+    functions: reportBadIndexFn(INDEX_OP_CODES.indexSelect),
+    body: `if (gi >= u.n) { return; }
   let i = gi % u.inner;
   let t = gi / u.inner;
   let j = t % u.count;
@@ -174,9 +154,8 @@ fn main(${BUILTINS}) {
     if (o == 0u && i == 0u) { reportBadIndex(k, u.size, u.tag); }
     return;
   }
-  out[gi] = x[(o * u.size + u32(k)) * u.inner + i];
-}`,
-  };
+  out[gi] = x[(o * u.size + u32(k)) * u.inner + i];`,
+  }));
 }
 
 export interface ScatterAddKey {
@@ -194,33 +173,28 @@ export interface ScatterAddKey {
  * Uniform: { n, idxAxisLen, idxAxisStride, srcAxisStride, tag, _, _, _, xShape[8], idxShape[8], idxStride[8], srcStride[8] }.
  */
 export function scatterAddKernel(key: ScatterAddKey): KernelSpec {
-  const t = key.dtype;
-  const lines: string[] = [];
-  for (let d = key.rank - 1; d >= 0; d--) {
-    lines.push(`  let c${d} = rem % ${at('xShape', d)}; rem = rem / ${at('xShape', d)};`);
-    if (d !== key.axis) {
-      lines.push(`  covered = covered && c${d} < ${at('idxShape', d)};`);
-      lines.push(`  ib += c${d} * ${at('idxStride', d)}; sb += c${d} * ${at('srcStride', d)};`);
+  const name = `scatterAdd:${key.dtype}:r${key.rank}:a${key.axis}`;
+  return memoKernel(movementCache, name, () => {
+    const t = key.dtype;
+    const lines: string[] = [];
+    for (let d = key.rank - 1; d >= 0; d--) {
+      lines.push(`  let c${d} = rem % ${at('xShape', d)}; rem = rem / ${at('xShape', d)};`);
+      if (d !== key.axis) {
+        lines.push(`  covered = covered && c${d} < ${at('idxShape', d)};`);
+        lines.push(`  ib += c${d} * ${at('idxStride', d)}; sb += c${d} * ${at('srcStride', d)};`);
+      }
     }
-  }
-  return {
-    key: `scatterAdd:${t}:r${key.rank}:a${key.axis}`,
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'read', 'write', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct U { n: u32, idxAxisLen: u32, idxAxisStride: u32, srcAxisStride: u32, tag: u32, pad0: u32, pad1: u32, pad2: u32,
-  xShape: array<vec4<u32>, 2>, idxShape: array<vec4<u32>, 2>, idxStride: array<vec4<u32>, 2>, srcStride: array<vec4<u32>, 2> }
-@group(0) @binding(0) var<storage, read> x: array<${t}>;
-@group(0) @binding(1) var<storage, read> index: array<i32>;
-@group(0) @binding(2) var<storage, read> src: array<${t}>;
-@group(0) @binding(3) var<storage, read_write> out: array<${t}>;
-${indexFlagsDecl(4, INDEX_OP_CODES.scatterAdd)}
-@group(0) @binding(5) var<uniform> u: U;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+    return {
+      name,
+      inputs: [{ name: 'x', dtype: t }, INDEX, { name: 'src', dtype: t }],
+      outputs: [{ name: 'out', dtype: t }, INDEX_FLAGS],
+      uniforms: [
+        ...['n', 'idxAxisLen', 'idxAxisStride', 'srcAxisStride', 'tag', 'pad0', 'pad1', 'pad2'].map((f) => [f, 'u32'] as const),
+        ...['xShape', 'idxShape', 'idxStride', 'srcStride'].map((f) => [f, arr8('u32')] as const),
+      ],
+      workgroupSize: LINEAR_WG,
+      functions: reportBadIndexFn(INDEX_OP_CODES.scatterAdd),
+      body: `if (gi >= u.n) { return; }
   var rem = gi;
   var covered = true;
   var ib = 0u;
@@ -237,9 +211,9 @@ ${lines.join('\n')}
       else if (check && (k < 0 || u32(k) >= bound)) { reportBadIndex(k, bound, u.tag); }
     }
   }
-  out[gi] = acc;
-}`,
-  };
+  out[gi] = acc;`,
+    };
+  });
 }
 
 /**
@@ -247,26 +221,18 @@ ${lines.join('\n')}
  * flag (from c = 0). Uniform: { n, classes, tag }.
  */
 export function oneHotKernel(): KernelSpec {
-  return {
-    key: 'oneHot',
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct U { n: u32, classes: u32, tag: u32 }
-@group(0) @binding(0) var<storage, read> index: array<i32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${indexFlagsDecl(2, INDEX_OP_CODES.oneHot)}
-@group(0) @binding(3) var<uniform> u: U;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+  return memoKernel(movementCache, 'oneHot', () => ({
+    name: 'oneHot',
+    inputs: [INDEX],
+    outputs: [{ name: 'out', dtype: 'f32' }, INDEX_FLAGS],
+    uniforms: ['n', 'classes', 'tag'].map((f) => [f, 'u32'] as const),
+    workgroupSize: LINEAR_WG,
+    functions: reportBadIndexFn(INDEX_OP_CODES.oneHot),
+    body: `if (gi >= u.n) { return; }
   let row = gi / u.classes;
   let c = gi - row * u.classes;
   let k = index[row];
   if (c == 0u && (k < 0 || u32(k) >= u.classes)) { reportBadIndex(k, u.classes, u.tag); }
-  out[gi] = select(0.0, 1.0, k == i32(c));
-}`,
-  };
+  out[gi] = select(0.0, 1.0, k == i32(c));`,
+  }));
 }

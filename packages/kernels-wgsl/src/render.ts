@@ -8,6 +8,10 @@ export interface BufferParam {
   readonly dtype: DType;
   /** Elements are vecN<dtype> (vector loads and stores). */
   readonly vec?: 2 | 4;
+  /** Elements are atomic<dtype> (u32/i32 only), e.g. the index-flag words. */
+  readonly atomic?: boolean;
+  /** A fixed-length array (`array<T, length>`) instead of a runtime-sized one. */
+  readonly length?: number;
   /** Inputs only: 'read_write' for a buffer updated in place (bound once, read and written). Default 'read'. */
   readonly access?: 'read' | 'read_write';
 }
@@ -58,8 +62,8 @@ function dedupe(name: string, inputs: readonly BufferParam[]): BufferParam[] {
     const prev = byName.get(p.name);
     if (!prev) {
       byName.set(p.name, p);
-    } else if (elemType(prev) !== elemType(p)) {
-      throw new Error(`${name}: input ${p.name} given as both ${elemType(prev)} and ${elemType(p)}`);
+    } else if (arrayType(prev) !== arrayType(p)) {
+      throw new Error(`${name}: input ${p.name} given as both ${arrayType(prev)} and ${arrayType(p)}`);
     } else if (p.access === 'read_write') {
       byName.set(p.name, { ...prev, access: 'read_write' });
     }
@@ -67,7 +71,11 @@ function dedupe(name: string, inputs: readonly BufferParam[]): BufferParam[] {
   return [...byName.values()];
 }
 
-const elemType = (p: BufferParam): string => (p.vec ? `vec${p.vec}<${p.dtype}>` : p.dtype);
+/** The buffer's WGSL type: `array<T>`, `array<vecN<T>>`, `array<atomic<T>, length>`… */
+const arrayType = (p: BufferParam): string => {
+  const t = p.atomic ? `atomic<${p.dtype}>` : p.vec ? `vec${p.vec}<${p.dtype}>` : p.dtype;
+  return `array<${t}${p.length ? `, ${p.length}` : ''}>`;
+};
 
 /** 53-bit string hash (cyrb53), base 36: the key's signature part. */
 function hash53(s: string): string {
@@ -99,7 +107,7 @@ export function renderKernel(ir: KernelIR): KernelSpec {
   const bindings: BindingKind[] = [];
   const decls: string[] = [];
   const storage = (p: BufferParam, access: 'read' | 'read_write') => {
-    decls.push(`@group(0) @binding(${bindings.length}) var<storage, ${access}> ${p.name}: array<${elemType(p)}>;`);
+    decls.push(`@group(0) @binding(${bindings.length}) var<storage, ${access}> ${p.name}: ${arrayType(p)};`);
     bindings.push(access === 'read' ? 'read' : 'write');
   };
   for (const p of inputs) storage(p, p.access ?? 'read');
