@@ -12,6 +12,8 @@ import {
   UNARY_OP_NAMES,
   WGSL_HELPERS,
   axpbyKernel,
+  avgPool2dBackwardKernel,
+  avgPool2dKernel,
   axpyKernel,
   blockCopyKernel,
   bitonicStepKernel,
@@ -22,6 +24,9 @@ import {
   helpersUsed,
   indexBoundsKernel,
   indexSelectKernel,
+  maxPool2dBackwardKernel,
+  maxPool2dBackwardTileKernel,
+  maxPool2dKernel,
   oneHotKernel,
   permutationIndicesKernel,
   permutationKeysKernel,
@@ -61,7 +66,7 @@ const LAYOUTS: ElementwiseLayout[] = [
 ];
 
 /** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions;
- * random; movement and the index-checked kernels. */
+ * random; movement and the index-checked kernels; pooling. */
 function renderedSpecs(): KernelSpec[] {
   const specs: KernelSpec[] = [fillKernel({ dtype: 'f32' }), fillKernel({ dtype: 'i32' }), fillKernel({ dtype: 'u32' }), axpyKernel(), axpbyKernel()];
   for (const op of UNARY_OP_NAMES) {
@@ -91,6 +96,7 @@ function renderedSpecs(): KernelSpec[] {
     for (let axis = 0; axis < rank; axis++) specs.push(scatterAddKernel({ dtype: rank % 2 ? 'f32' : 'i32', rank, axis }));
   }
   specs.push(blockCopyKernel(), indexSelectKernel(), oneHotKernel(), indexBoundsKernel());
+  specs.push(maxPool2dKernel(), maxPool2dBackwardKernel(), maxPool2dBackwardTileKernel(), avgPool2dKernel(), avgPool2dBackwardKernel());
   return specs;
 }
 

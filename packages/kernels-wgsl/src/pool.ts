@@ -1,9 +1,25 @@
 /** @file WGSL generators for NCHW 2-D max/avg pooling and their backward passes (gather form: no atomics). */
-import { BUILTINS, linearIndex, LINEAR_WG } from './basic';
+import { LINEAR_WG } from './basic';
+import { memoKernel } from './render';
 import type { KernelSpec } from './types';
 
-/** Uniform shared by every pooling kernel: { n, H, W, Ho, Wo, kH, kW, sH, sW, pH, pW } (11 u32 words). */
-const POOL_UNIFORM = 'struct U { n: u32, H: u32, W: u32, Ho: u32, Wo: u32, kH: u32, kW: u32, sH: u32, sW: u32, pH: u32, pW: u32 }';
+/** Uniform fields shared by every pooling kernel: { n, H, W, Ho, Wo, kH, kW, sH, sW, pH, pW } (11 u32 words). */
+const POOL_FIELDS = ['n', 'H', 'W', 'Ho', 'Wo', 'kH', 'kW', 'sH', 'sW', 'pH', 'pW'];
+
+const poolCache = new Map<string, KernelSpec>();
+
+/** A pooling kernel over f32 planes: `inputs` are read, `output` written, uniform POOL_FIELDS + `extra`. */
+function poolKernel(name: string, inputs: string[], output: string, body: string, opts: { argmax?: boolean; extra?: string[] } = {}): KernelSpec {
+  return memoKernel(poolCache, name, () => ({
+    name,
+    inputs: inputs.map((n) => ({ name: n, dtype: 'f32' })),
+    outputs: [{ name: output, dtype: 'f32' }],
+    uniforms: [...POOL_FIELDS, ...(opts.extra ?? [])].map((f) => [f, 'u32'] as const),
+    workgroupSize: LINEAR_WG,
+    functions: opts.argmax ? ARGMAX_FN.trim() : undefined,
+    body,
+  }));
+}
 
 /** The in-bounds window of output (oh, ow) as [h0, h1) × [w0, w1), in plane coordinates. */
 const WINDOW = `
@@ -48,29 +64,13 @@ fn windowArgmax(base: u32, oh: u32, ow: u32) -> u32 {
 
 /** out[p, oh, ow] = x at the window's argmax. Bindings: x, out. */
 export function maxPool2dKernel(): KernelSpec {
-  return {
-    key: 'maxPool2d',
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-${POOL_UNIFORM}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-${ARGMAX_FN}
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+  return poolKernel('maxPool2d', ['x'], 'out', `if (gi >= u.n) { return; }
   let ow = gi % u.Wo;
   let t = gi / u.Wo;
   let oh = t % u.Ho;
   let p = t / u.Ho;
   let base = p * u.H * u.W;
-  out[gi] = x[base + windowArgmax(base, oh, ow)];
-}`,
-  };
+  out[gi] = x[base + windowArgmax(base, oh, ow)];`, { argmax: true });
 }
 
 /**
@@ -79,22 +79,7 @@ fn main(${BUILTINS}) {
  * order is fixed (row-major over windows), so the result is deterministic. Bindings: gy, x, gx.
  */
 export function maxPool2dBackwardKernel(): KernelSpec {
-  return {
-    key: 'maxPool2dBackward',
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-${POOL_UNIFORM}
-@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gx: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-${ARGMAX_FN}
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+  return poolKernel('maxPool2dBackward', ['gy', 'x'], 'gx', `if (gi >= u.n) { return; }
   let iw = gi % u.W;
   let t = gi / u.W;
   let ih = t % u.H;
@@ -108,9 +93,7 @@ fn main(${BUILTINS}) {
       if (windowArgmax(base, oh, ow) == self_) { acc += gy[(p * u.Ho + oh) * u.Wo + ow]; }
     }
   }
-  gx[gi] = acc;
-}`,
-  };
+  gx[gi] = acc;`, { argmax: true });
 }
 
 /**
@@ -122,22 +105,7 @@ fn main(${BUILTINS}) {
  * Uniform: { n = N·C·Th·Tw, H, W, Ho, Wo, kH, kW, sH, sW, pH, pW, Th, Tw }. Bindings: gy, x, gx.
  */
 export function maxPool2dBackwardTileKernel(): KernelSpec {
-  return {
-    key: 'maxPool2dBackward:tile',
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct U { n: u32, H: u32, W: u32, Ho: u32, Wo: u32, kH: u32, kW: u32, sH: u32, sW: u32, pH: u32, pW: u32, Th: u32, Tw: u32 }
-@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gx: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-${ARGMAX_FN}
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+  return poolKernel('maxPool2dBackward:tile', ['gy', 'x'], 'gx', `if (gi >= u.n) { return; }
   let ow = gi % u.Tw;
   let t = gi / u.Tw;
   let oh = t % u.Th;
@@ -155,27 +123,12 @@ fn main(${BUILTINS}) {
       let i = h * u.W + w;
       gx[base + i] = select(0.0, g, i == bi);
     }
-  }
-}`,
-  };
+  }`, { argmax: true, extra: ['Th', 'Tw'] });
 }
 
 /** out = Σ window / (kH·kW) (count_include_pad). Bindings: x, out. */
 export function avgPool2dKernel(): KernelSpec {
-  return {
-    key: 'avgPool2d',
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-${POOL_UNIFORM}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+  return poolKernel('avgPool2d', ['x'], 'out', `if (gi >= u.n) { return; }
   let ow = gi % u.Wo;
   let t = gi / u.Wo;
   let oh = t % u.Ho;
@@ -186,27 +139,12 @@ fn main(${BUILTINS}) {
   for (var h = h0; h < h1; h++) {
     for (var w = w0; w < w1; w++) { acc += x[base + h * u.W + w]; }
   }
-  out[gi] = acc / f32(u.kH * u.kW);
-}`,
-  };
+  out[gi] = acc / f32(u.kH * u.kW);`);
 }
 
 /** gx = Σ over windows containing the element of gy / (kH·kW), gathered per input element. Bindings: gy, gx. */
 export function avgPool2dBackwardKernel(): KernelSpec {
-  return {
-    key: 'avgPool2dBackward',
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-${POOL_UNIFORM}
-@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> gx: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+  return poolKernel('avgPool2dBackward', ['gy'], 'gx', `if (gi >= u.n) { return; }
   let iw = gi % u.W;
   let t = gi / u.W;
   let ih = t % u.H;
@@ -216,7 +154,5 @@ fn main(${BUILTINS}) {
   for (var oh = oh0; oh < oh1; oh++) {
     for (var ow = ow0; ow < ow1; ow++) { acc += gy[(p * u.Ho + oh) * u.Wo + ow]; }
   }
-  gx[gi] = acc / f32(u.kH * u.kW);
-}`,
-  };
+  gx[gi] = acc / f32(u.kH * u.kW);`);
 }
