@@ -14,13 +14,18 @@ import {
   axpbyKernel,
   avgPool2dBackwardKernel,
   avgPool2dKernel,
+  affineGridKernel,
   axpyKernel,
   blockCopyKernel,
   bitonicStepKernel,
   binaryKernel,
   castKernel,
   fillKernel,
+  fixedPointToF32Kernel,
   gatherKernel,
+  gridSampleGridGradKernel,
+  gridSampleInputGradScatterKernel,
+  gridSampleKernel,
   helpersUsed,
   indexBoundsKernel,
   indexSelectKernel,
@@ -66,7 +71,7 @@ const LAYOUTS: ElementwiseLayout[] = [
 ];
 
 /** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions;
- * random; movement and the index-checked kernels; pooling. */
+ * random; movement and the index-checked kernels; pooling; spatial resampling. */
 function renderedSpecs(): KernelSpec[] {
   const specs: KernelSpec[] = [fillKernel({ dtype: 'f32' }), fillKernel({ dtype: 'i32' }), fillKernel({ dtype: 'u32' }), axpyKernel(), axpbyKernel()];
   for (const op of UNARY_OP_NAMES) {
@@ -97,6 +102,7 @@ function renderedSpecs(): KernelSpec[] {
   }
   specs.push(blockCopyKernel(), indexSelectKernel(), oneHotKernel(), indexBoundsKernel());
   specs.push(maxPool2dKernel(), maxPool2dBackwardKernel(), maxPool2dBackwardTileKernel(), avgPool2dKernel(), avgPool2dBackwardKernel());
+  specs.push(affineGridKernel(), gridSampleKernel(), gridSampleInputGradScatterKernel(), fixedPointToF32Kernel(), gridSampleGridGradKernel());
   return specs;
 }
 

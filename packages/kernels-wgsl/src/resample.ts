@@ -1,6 +1,9 @@
 /** @file WGSL generators for spatial transformers: affineGrid, bilinear zero-padded gridSample and both its gradients (torch semantics). */
-import { BUILTINS, linearIndex, LINEAR_WG } from './basic';
+import { LINEAR_WG } from './basic';
+import { memoKernel } from './render';
 import type { KernelSpec } from './types';
+
+const resampleCache = new Map<string, KernelSpec>();
 
 /** Normalised grid coordinate → pixel coordinate (torch's grid_sampler_unnormalize); `align` is a u32 flag. */
 const UNNORMALIZE = `
@@ -34,30 +37,23 @@ const CORNERS = `
   let pSE = pSW + 1u;`;
 
 /** Uniform of gridSample and its gradients: { nq: N·Ho·Wo, C, H, W, HoWo, align }. */
-const GS_UNIFORM = 'struct U { nq: u32, C: u32, H: u32, W: u32, HoWo: u32, align: u32 }';
+const GS_FIELDS = ['nq', 'C', 'H', 'W', 'HoWo', 'align'].map((f) => [f, 'u32'] as const);
 
 /** grid[n, h, w] = theta[n] · (x_w, y_h, 1). Uniform: { n: N·H·W, H, W, align }. */
 export function affineGridKernel(): KernelSpec {
-  return {
-    key: 'affineGrid',
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct U { n: u32, H: u32, W: u32, align: u32 }
-@group(0) @binding(0) var<storage, read> theta: array<f32>;
-@group(0) @binding(1) var<storage, read_write> grid: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-// Pixel i of n along one axis; n = 1 gives 0 in both modes (torch's linspace special case).
+  return memoKernel(resampleCache, 'affineGrid', () => ({
+    name: 'affineGrid',
+    inputs: [{ name: 'theta', dtype: 'f32' }],
+    outputs: [{ name: 'grid', dtype: 'f32' }],
+    uniforms: ['n', 'H', 'W', 'align'].map((f) => [f, 'u32'] as const),
+    workgroupSize: LINEAR_WG,
+    functions: `// Pixel i of n along one axis; n = 1 gives 0 in both modes (torch's linspace special case).
 fn baseCoord(i: u32, n: u32) -> f32 {
   if (n <= 1u) { return 0.0; }
   if (u.align != 0u) { return -1.0 + 2.0 * f32(i) / f32(n - 1u); }
   return (2.0 * f32(i) + 1.0) / f32(n) - 1.0;
-}
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
+}`,
+    body: `if (gi >= u.n) { return; }
   let w = gi % u.W;
   let t = gi / u.W;
   let h = t % u.H;
@@ -66,29 +62,20 @@ fn main(${BUILTINS}) {
   let y = baseCoord(h, u.H);
   let b = n * 6u;
   grid[2u * gi] = theta[b] * x + theta[b + 1u] * y + theta[b + 2u];
-  grid[2u * gi + 1u] = theta[b + 3u] * x + theta[b + 4u] * y + theta[b + 5u];
-}`,
-  };
+  grid[2u * gi + 1u] = theta[b + 3u] * x + theta[b + 4u] * y + theta[b + 5u];`,
+  }));
 }
 
 /** out[n, c, p] = Σ_corners weight · x[n, c, corner], one invocation per output location looping over channels. */
 export function gridSampleKernel(): KernelSpec {
-  return {
-    key: 'gridSample',
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-${GS_UNIFORM}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> grid: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-${UNNORMALIZE}
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  let q = gi;
+  return memoKernel(resampleCache, 'gridSample', () => ({
+    name: 'gridSample',
+    inputs: [{ name: 'x', dtype: 'f32' }, { name: 'grid', dtype: 'f32' }],
+    outputs: [{ name: 'out', dtype: 'f32' }],
+    uniforms: GS_FIELDS,
+    workgroupSize: LINEAR_WG,
+    functions: `${UNNORMALIZE}`,
+    body: `let q = gi;
   if (q >= u.nq) { return; }
   let n = q / u.HoWo;
   let p = q - n * u.HoWo;
@@ -106,9 +93,8 @@ fn main(${BUILTINS}) {
     if (inX0 && inY1) { acc += wSW * x[b + pSW]; }
     if (inX1 && inY1) { acc += wSE * x[b + pSE]; }
     out[(n * u.C + c) * u.HoWo + p] = acc;
-  }
-}`,
-  };
+  }`,
+  }));
 }
 
 /**
@@ -119,29 +105,21 @@ fn main(${BUILTINS}) {
  * acc holds [lo, hi] pairs per input element and must start at zero. Bindings: gy, grid, acc.
  */
 export function gridSampleInputGradScatterKernel(): KernelSpec {
-  return {
-    key: 'gridSampleInputGrad:scatter',
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-${GS_UNIFORM}
-@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read> grid: array<f32>;
-@group(0) @binding(2) var<storage, read_write> acc: array<atomic<u32>>;
-@group(0) @binding(3) var<uniform> u: U;
-${UNNORMALIZE}
+  return memoKernel(resampleCache, 'gridSampleInputGrad:scatter', () => ({
+    name: 'gridSampleInputGrad:scatter',
+    inputs: [{ name: 'gy', dtype: 'f32' }, { name: 'grid', dtype: 'f32' }],
+    outputs: [{ name: 'acc', dtype: 'u32', atomic: true }],
+    uniforms: GS_FIELDS,
+    workgroupSize: LINEAR_WG,
+    functions: `${UNNORMALIZE}
 fn addFixed(i: u32, v: f32) {
   let whole = floor(v);
   let lo = u32((v - whole) * 4294967296.0);
   let old = atomicAdd(&acc[2u * i], lo);
   let carry = select(0u, 1u, old + lo < old);
   atomicAdd(&acc[2u * i + 1u], bitcast<u32>(i32(whole)) + carry);
-}
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  let q = gi;
+}`,
+    body: `let q = gi;
   if (q >= u.nq) { return; }
   let n = q / u.HoWo;
   let p = q - n * u.HoWo;
@@ -154,30 +132,21 @@ fn main(${BUILTINS}) {
     if (inX1 && inY0) { addFixed(b + pNE, fx * gy_ * g); }
     if (inX0 && inY1) { addFixed(b + pSW, gx * fy * g); }
     if (inX1 && inY1) { addFixed(b + pSE, fx * fy * g); }
-  }
-}`,
-  };
+  }`,
+  }));
 }
 
 /** out[i] = hi[i] + lo[i]·2^-32 from the fixed-point accumulator. Uniform: { n }. Bindings: acc, out. */
 export function fixedPointToF32Kernel(): KernelSpec {
-  return {
-    key: 'fixedPointToF32',
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct U { n: u32 }
-@group(0) @binding(0) var<storage, read> acc: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.n) { return; }
-  out[gi] = f32(bitcast<i32>(acc[2u * gi + 1u])) + f32(acc[2u * gi]) * 2.3283064365386963e-10;
-}`,
-  };
+  return memoKernel(resampleCache, 'fixedPointToF32', () => ({
+    name: 'fixedPointToF32',
+    inputs: [{ name: 'acc', dtype: 'u32' }],
+    outputs: [{ name: 'out', dtype: 'f32' }],
+    uniforms: ['n'].map((f) => [f, 'u32'] as const),
+    workgroupSize: LINEAR_WG,
+    body: `if (gi >= u.n) { return; }
+  out[gi] = f32(bitcast<i32>(acc[2u * gi + 1u])) + f32(acc[2u * gi]) * 2.3283064365386963e-10;`,
+  }));
 }
 
 /**
@@ -185,23 +154,14 @@ fn main(${BUILTINS}) {
  * One invocation per grid point (a gather: no atomics). Bindings: gy, x, grid, out.
  */
 export function gridSampleGridGradKernel(): KernelSpec {
-  return {
-    key: 'gridSampleGridGrad',
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-${GS_UNIFORM}
-@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> grid: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<uniform> u: U;
-${UNNORMALIZE}
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  let q = gi;
+  return memoKernel(resampleCache, 'gridSampleGridGrad', () => ({
+    name: 'gridSampleGridGrad',
+    inputs: [{ name: 'gy', dtype: 'f32' }, { name: 'x', dtype: 'f32' }, { name: 'grid', dtype: 'f32' }],
+    outputs: [{ name: 'out', dtype: 'f32' }],
+    uniforms: GS_FIELDS,
+    workgroupSize: LINEAR_WG,
+    functions: `${UNNORMALIZE}`,
+    body: `let q = gi;
   if (q >= u.nq) { return; }
   let n = q / u.HoWo;
   let p = q - n * u.HoWo;
@@ -226,7 +186,6 @@ fn main(${BUILTINS}) {
   var my = f32(u.H) * 0.5;
   if (u.align != 0u) { mx = f32(u.W - 1u) * 0.5; my = f32(u.H - 1u) * 0.5; }
   out[2u * q] = dix * mx;
-  out[2u * q + 1u] = diy * my;
-}`,
-  };
+  out[2u * q + 1u] = diy * my;`,
+  }));
 }
