@@ -18,6 +18,12 @@ import {
   axpyKernel,
   blockCopyKernel,
   bitonicStepKernel,
+  conv2dDirectKernel,
+  conv2dFilterGradKernel,
+  conv2dFilterGradWindowKernel,
+  conv2dRowKernel,
+  convPackFilterKernel,
+  convSumSplitsKernel,
   binaryKernel,
   castKernel,
   fillKernel,
@@ -71,7 +77,7 @@ const LAYOUTS: ElementwiseLayout[] = [
 ];
 
 /** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions;
- * random; movement and the index-checked kernels; pooling; spatial resampling. */
+ * random; movement and the index-checked kernels; pooling; spatial resampling; convolution. */
 function renderedSpecs(): KernelSpec[] {
   const specs: KernelSpec[] = [fillKernel({ dtype: 'f32' }), fillKernel({ dtype: 'i32' }), fillKernel({ dtype: 'u32' }), axpyKernel(), axpbyKernel()];
   for (const op of UNARY_OP_NAMES) {
@@ -103,6 +109,10 @@ function renderedSpecs(): KernelSpec[] {
   specs.push(blockCopyKernel(), indexSelectKernel(), oneHotKernel(), indexBoundsKernel());
   specs.push(maxPool2dKernel(), maxPool2dBackwardKernel(), maxPool2dBackwardTileKernel(), avgPool2dKernel(), avgPool2dBackwardKernel());
   specs.push(affineGridKernel(), gridSampleKernel(), gridSampleInputGradScatterKernel(), fixedPointToF32Kernel(), gridSampleGridGradKernel());
+  specs.push(convPackFilterKernel(), convSumSplitsKernel());
+  for (const mode of ['forward', 'inputGrad'] as const) specs.push(conv2dDirectKernel({ mode, channelBlock: 8, pixelBlock: 4, unitStrideW: true }));
+  for (const flip of [false, true]) specs.push(conv2dRowKernel({ channelBlock: 4, pixelBlock: 8, kW: 3, sW: 1, dW: 1, flip }));
+  specs.push(conv2dFilterGradKernel({ channelBlock: 4, tapBlock: 4 }), conv2dFilterGradWindowKernel({ channelBlock: 4, kH: 3, kW: 3 }));
   return specs;
 }
 

@@ -1,9 +1,12 @@
 /** @file WGSL generators for NCHW conv2d and its input/filter gradients: register-blocked direct and row kernels (no im2col). */
-import { BUILTINS, linearIndex } from './basic';
+import { fields, memoKernel } from './render';
 import { grid1d, type KernelSpec } from './types';
 
 /** Conv kernels run fewer, heavier invocations than elementwise ones; 64 keeps both llvmpipe threads busy. */
 export const CONV_WG = 64;
+
+/** Specs memoised by name: the names were already the pipeline keys, so they spell every parameter. */
+const convCache = new Map<string, KernelSpec>();
 
 export function convDispatch(invocations: number): [number, number, number] {
   return grid1d(Math.ceil(invocations / CONV_WG));
@@ -17,20 +20,13 @@ export function convDispatch(invocations: number): [number, number, number] {
  * Uniform: { n, R, kHW, jPad, J, Og, Cg, forward(0/1) }.
  */
 export function convPackFilterKernel(): KernelSpec {
-  return {
-    key: 'conv2d:packFilter',
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [256, 1, 1],
-    code: `
-struct U { n: u32, R: u32, kHW: u32, jPad: u32, J: u32, Og: u32, Cg: u32, forward: u32 }
-@group(0) @binding(0) var<storage, read> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> wT: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(256)
-fn main(${BUILTINS}) {
-  ${linearIndex(256)}
-  if (gi >= u.n) { return; }
+  return memoKernel(convCache, 'conv2d:packFilter', () => ({
+    name: 'conv2d:packFilter',
+    inputs: [{ name: 'w', dtype: 'f32' }],
+    outputs: [{ name: 'wT', dtype: 'f32' }],
+    uniforms: fields('n R kHW jPad J Og Cg forward'),
+    workgroupSize: 256,
+    body: `if (gi >= u.n) { return; }
   let j = gi % u.jPad;
   var t = gi / u.jPad;
   let k = t % u.kHW;
@@ -41,9 +37,8 @@ fn main(${BUILTINS}) {
   var oo = j;
   var ci = r;
   if (u.forward == 0u) { oo = r; ci = j; }
-  wT[gi] = w[((g * u.Og + oo) * u.Cg + ci) * u.kHW + k];
-}`,
-  };
+  wT[gi] = w[((g * u.Og + oo) * u.Cg + ci) * u.kHW + k];`,
+  }));
 }
 
 export interface ConvDirectKey {
@@ -113,23 +108,14 @@ export function conv2dDirectKernel(key: ConvDirectKey): KernelSpec {
     mode === 'forward'
       ? `      let iwBase = i32(col0 * u.sW + kw * u.dW) - i32(u.pW);`
       : `      let twBase = i32(col0 + u.pW) - i32(kw * u.dW);`;
-  return {
-    key: `conv2d:${mode}:c${cb}:p${pb}${key.unitStrideW && mode === 'inputGrad' ? ':s1' : ''}`,
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [CONV_WG, 1, 1],
-    code: `
-struct U { N: u32, srcC: u32, srcH: u32, srcW: u32, dstC: u32, dstH: u32, dstW: u32, G: u32,
-  R: u32, Jg: u32, jPad4: u32, nJb: u32, kH: u32, kW: u32, sH: u32, sW: u32,
-  pH: u32, pW: u32, dH: u32, dW: u32, nPb: u32, total: u32 }
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read> wT: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-@compute @workgroup_size(${CONV_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex(CONV_WG)}
-  if (gi >= u.total) { return; }
+  const name = `conv2d:${mode}:c${cb}:p${pb}${key.unitStrideW && mode === 'inputGrad' ? ':s1' : ''}`;
+  return memoKernel(convCache, name, () => ({
+    name,
+    inputs: [{ name: 'src', dtype: 'f32' }, { name: 'wT', dtype: 'f32', vec: 4 }],
+    outputs: [{ name: 'dst', dtype: 'f32' }],
+    uniforms: fields('N srcC srcH srcW dstC dstH dstW G R Jg jPad4 nJb kH kW sH sW pH pW dH dW nPb total'),
+    workgroupSize: CONV_WG,
+    body: `if (gi >= u.total) { return; }
   let pbi = gi % u.nPb;
   var t = gi / u.nPb;
   let row = t % u.dstH;
@@ -155,9 +141,8 @@ ${fmas.join('\n')}
     }
   }
   }
-${writes.join('\n')}
-}`,
-  };
+${writes.join('\n')}`,
+  }));
 }
 
 export interface ConvRowKey {
@@ -219,23 +204,14 @@ export function conv2dRowKernel(key: ConvRowKey): KernelSpec {
       writes.push('  }');
     }
   }
-  return {
-    key: `conv2d:row:c${cb}:p${pb}:k${kW}:s${sW}:d${dW}${flip ? ':flip' : ''}`,
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [CONV_WG, 1, 1],
-    code: `
-struct U { N: u32, srcC: u32, srcH: u32, srcW: u32, dstC: u32, dstH: u32, dstW: u32, G: u32,
-  R: u32, Jg: u32, jPad4: u32, nJb: u32, kH: u32, sH: u32, dH: u32, pH: i32,
-  pW: i32, nPb: u32, total: u32 }
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read> wT: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-@compute @workgroup_size(${CONV_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex(CONV_WG)}
-  if (gi >= u.total) { return; }
+  const name = `conv2d:row:c${cb}:p${pb}:k${kW}:s${sW}:d${dW}${flip ? ':flip' : ''}`;
+  return memoKernel(convCache, name, () => ({
+    name,
+    inputs: [{ name: 'src', dtype: 'f32' }, { name: 'wT', dtype: 'f32', vec: 4 }],
+    outputs: [{ name: 'dst', dtype: 'f32' }],
+    uniforms: [...fields('N srcC srcH srcW dstC dstH dstW G R Jg jPad4 nJb kH sH dH'), ...fields('pH pW', 'i32'), ...fields('nPb total')],
+    workgroupSize: CONV_WG,
+    body: `if (gi >= u.total) { return; }
   let jb = wid.z % u.nJb;
   let g = wid.z / u.nJb;
   let pbi = gi % u.nPb;
@@ -258,9 +234,8 @@ ${decl.join('\n')}
 ${row.join('\n')}
     }
   }
-${writes.join('\n')}
-}`,
-  };
+${writes.join('\n')}`,
+  }));
 }
 
 export interface ConvFilterGradKey {
@@ -305,23 +280,14 @@ export function conv2dFilterGradKernel(key: ConvFilterGradKey): KernelSpec {
       writes.push('  }');
     }
   }
-  return {
-    key: `conv2d:filterGrad:c${cb}:k${kb}`,
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [CONV_WG, 1, 1],
-    code: `
-struct U { N: u32, C: u32, H: u32, W: u32, O: u32, Ho: u32, Wo: u32, G: u32,
-  Cg: u32, Og: u32, kH: u32, kW: u32, sH: u32, sW: u32, pH: u32, pW: u32,
-  dH: u32, dW: u32, nOb: u32, nKb: u32, S: u32, nPerSplit: u32, total: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> gy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> part: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-@compute @workgroup_size(${CONV_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex(CONV_WG)}
-  if (gi >= u.total) { return; }
+  const name = `conv2d:filterGrad:c${cb}:k${kb}`;
+  return memoKernel(convCache, name, () => ({
+    name,
+    inputs: [{ name: 'x', dtype: 'f32' }, { name: 'gy', dtype: 'f32' }],
+    outputs: [{ name: 'part', dtype: 'f32' }],
+    uniforms: fields('N C H W O Ho Wo G Cg Og kH kW sH sW pH pW dH dW nOb nKb S nPerSplit total'),
+    workgroupSize: CONV_WG,
+    body: `if (gi >= u.total) { return; }
   let kbi = gi % u.nKb;
   var t = gi / u.nKb;
   let kh = t % u.kH;
@@ -350,32 +316,23 @@ ${body.join('\n')}
       }
     }
   }
-${writes.join('\n')}
-}`,
-  };
+${writes.join('\n')}`,
+  }));
 }
 
 /** out[i] = Σ_{s < S} part[s·n + i], summed in split order (deterministic). Uniform: { n, S }. */
 export function convSumSplitsKernel(): KernelSpec {
-  return {
-    key: 'conv2d:sumSplits',
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [256, 1, 1],
-    code: `
-struct U { n: u32, S: u32 }
-@group(0) @binding(0) var<storage, read> part: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(256)
-fn main(${BUILTINS}) {
-  ${linearIndex(256)}
-  if (gi >= u.n) { return; }
+  return memoKernel(convCache, 'conv2d:sumSplits', () => ({
+    name: 'conv2d:sumSplits',
+    inputs: [{ name: 'part', dtype: 'f32' }],
+    outputs: [{ name: 'out', dtype: 'f32' }],
+    uniforms: fields('n S'),
+    workgroupSize: 256,
+    body: `if (gi >= u.n) { return; }
   var acc = 0.0;
   for (var s = 0u; s < u.S; s++) { acc += part[s * u.n + gi]; }
-  out[gi] = acc;
-}`,
-  };
+  out[gi] = acc;`,
+  }));
 }
 
 export interface ConvFilterGradWindowKey {
@@ -431,23 +388,14 @@ export function conv2dFilterGradWindowKernel(key: ConvFilterGradWindowKey): Kern
       writes.push('  }');
     }
   }
-  return {
-    key: `conv2d:filterGradWindow:c${cb}:k${kH}x${kW}`,
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [CONV_WG, 1, 1],
-    code: `
-struct U { N: u32, C: u32, H: u32, W: u32, O: u32, Ho: u32, Wo: u32, G: u32,
-  Cg: u32, Og: u32, kH: u32, kW: u32, sH: u32, sW: u32, pH: u32, pW: u32,
-  dH: u32, dW: u32, nOb: u32, nKb: u32, S: u32, nPerSplit: u32, total: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> gy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> part: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-@compute @workgroup_size(${CONV_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex(CONV_WG)}
-  if (gi >= u.total) { return; }
+  const name = `conv2d:filterGradWindow:c${cb}:k${kH}x${kW}`;
+  return memoKernel(convCache, name, () => ({
+    name,
+    inputs: [{ name: 'x', dtype: 'f32' }, { name: 'gy', dtype: 'f32' }],
+    outputs: [{ name: 'part', dtype: 'f32' }],
+    uniforms: fields('N C H W O Ho Wo G Cg Og kH kW sH sW pH pW dH dW nOb nKb S nPerSplit total'),
+    workgroupSize: CONV_WG,
+    body: `if (gi >= u.total) { return; }
   let ci = gi % u.Cg;
   var t = gi / u.Cg;
   let obi = t % u.nOb;
@@ -469,7 +417,6 @@ ${body.join('\n')}
       }
     }
   }
-${writes.join('\n')}
-}`,
-  };
+${writes.join('\n')}`,
+  }));
 }

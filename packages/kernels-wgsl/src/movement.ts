@@ -52,7 +52,10 @@ export function stridedCopyKernel(key: StridedCopyKey): KernelSpec {
       name,
       inputs: [words('src')],
       outputs: [words('dst')],
-      uniforms: [['n', 'u32'], ['base', 'i32'], ['fill', 'u32'], ['last', 'u32'], ['shape', arr8('u32')], ['stride', arr8('i32')], ['lo', arr8('i32')], ['hi', arr8('i32')]],
+      uniforms: [
+        ['n', 'u32'], ['base', 'i32'], ['fill', 'u32'], ['last', 'u32'],
+        ['shape', arr8('u32')], ['stride', arr8('i32')], ['lo', arr8('i32')], ['hi', arr8('i32')],
+      ],
       workgroupSize: LINEAR_WG,
       body: `if (gi >= u.n) { return; }
   let segs = (u.last + ${STRIDED_COPY_CHUNK - 1}u) / ${STRIDED_COPY_CHUNK}u;

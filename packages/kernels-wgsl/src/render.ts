@@ -36,6 +36,11 @@ export interface KernelIR {
   readonly body: string;
 }
 
+/** Uniform fields of one type from a space-separated list of names: `fields('n H W')`. */
+export function fields(names: string, type = 'u32'): [string, string][] {
+  return names.split(' ').map((n) => [n, type]);
+}
+
 const BUILTINS = { wid: 'workgroup_id', lid: 'local_invocation_id', nwg: 'num_workgroups', gid: 'global_invocation_id' } as const;
 type BuiltinName = keyof typeof BUILTINS;
 
