@@ -38,6 +38,8 @@ import {
   maxPool2dBackwardKernel,
   maxPool2dBackwardTileKernel,
   maxPool2dKernel,
+  matmulKernel,
+  matmulPackKernel,
   oneHotKernel,
   permutationIndicesKernel,
   permutationKeysKernel,
@@ -77,7 +79,7 @@ const LAYOUTS: ElementwiseLayout[] = [
 ];
 
 /** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions;
- * random; movement and the index-checked kernels; pooling; spatial resampling; convolution. */
+ * random; movement and the index-checked kernels; pooling; spatial resampling; convolution; matmul. */
 function renderedSpecs(): KernelSpec[] {
   const specs: KernelSpec[] = [fillKernel({ dtype: 'f32' }), fillKernel({ dtype: 'i32' }), fillKernel({ dtype: 'u32' }), axpyKernel(), axpbyKernel()];
   for (const op of UNARY_OP_NAMES) {
@@ -113,6 +115,9 @@ function renderedSpecs(): KernelSpec[] {
   for (const mode of ['forward', 'inputGrad'] as const) specs.push(conv2dDirectKernel({ mode, channelBlock: 8, pixelBlock: 4, unitStrideW: true }));
   for (const flip of [false, true]) specs.push(conv2dRowKernel({ channelBlock: 4, pixelBlock: 8, kW: 3, sW: 1, dW: 1, flip }));
   specs.push(conv2dFilterGradKernel({ channelBlock: 4, tapBlock: 4 }), conv2dFilterGradWindowKernel({ channelBlock: 4, kH: 3, kW: 3 }));
+  specs.push(matmulKernel({ kind: 'simple' }), matmulPackKernel({ transposed: false }), matmulPackKernel({ transposed: true }));
+  for (const vecOut of [false, true]) for (const transB of [false, true]) specs.push(matmulKernel({ kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut, transB }));
+  specs.push(matmulKernel({ kind: 'workgroup', tileM: 64, tileN: 64, tileK: 8, threadRows: 4, threadCols: 4 }));
   return specs;
 }
 
@@ -196,6 +201,7 @@ describe('renderKernel', () => {
     expect(g).toContain('@builtin(global_invocation_id) gid: vec3<u32>');
     expect(g).not.toContain('workgroup_id');
     expect(renderKernel(ir({ workgroupSize: [8, 8, 1], body: 'out[gid.x] = x[gid.y];' })).code).toContain('@workgroup_size(8, 8, 1)');
+    expect(main(renderKernel(ir({ body: 'out[li] = x[wid.x];' })))).toBe('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32');
   });
 
   it('gives the same key to the same kernel and a different key when anything in the WGSL or layout differs', () => {

@@ -3,7 +3,8 @@
  * a simple any-shape fallback, and the pad/transpose packing kernel the vec4 variant needs.
  */
 import { grid1d, type KernelSpec } from './types';
-import { BUILTINS, linearIndex, LINEAR_WG } from './basic';
+import { LINEAR_WG } from './basic';
+import { fields, memoKernel, type KernelIR } from './render';
 
 /**
  * Every matmul kernel reads the same uniform block, so the op packs it once whatever the variant.
@@ -13,17 +14,13 @@ import { BUILTINS, linearIndex, LINEAR_WG } from './basic';
  * element strides per operand (0 where broadcast). rowBase/colBase/batchBase let the op split a dispatch that
  * would exceed 65535 workgroups in a dimension.
  */
-export const MATMUL_UNIFORM = `
-struct U {
-  M: u32, N: u32, K: u32, pad0: u32,
-  aRs: u32, aCs: u32, bRs: u32, bCs: u32,
-  rowBase: u32, colBase: u32, batchBase: u32, pad1: u32,
-  bshape: vec4<u32>, bstrA: vec4<u32>, bstrB: vec4<u32>,
-}
-@group(0) @binding(3) var<uniform> u: U;
+export const MATMUL_FIELDS: readonly (readonly [string, string])[] = [
+  ...fields('M N K pad0 aRs aCs bRs bCs rowBase colBase batchBase pad1'),
+  ...fields('bshape bstrA bstrB', 'vec4<u32>'),
+];
 
-// Element offsets of batch item z in A and B (x, y) and in the contiguous output (z).
-fn batchOffsets(z: u32) -> vec3<u32> {
+/** Element offsets of batch item z in A and B (x, y) and in the contiguous output (z). */
+const BATCH_OFFSETS = `fn batchOffsets(z: u32) -> vec3<u32> {
   var rem = z;
   var oa = 0u;
   var ob = 0u;
@@ -35,6 +32,21 @@ fn batchOffsets(z: u32) -> vec3<u32> {
   }
   return vec3<u32>(oa, ob, z * u.M * u.N);
 }`;
+
+const matmulCache = new Map<string, KernelSpec>();
+
+/** A matmul variant: A, B read, C written, the shared uniform block; `extra` is module-scope WGSL. */
+function matmulIR(key: MatmulKernelKey, elem: { ab?: 4; c?: 4 }, wg: [number, number], body: string, extra = ''): KernelIR {
+  return {
+    name: matmulKeyString(key),
+    inputs: [{ name: 'A', dtype: 'f32', vec: elem.ab }, { name: 'B', dtype: 'f32', vec: elem.ab }],
+    outputs: [{ name: 'C', dtype: 'f32', vec: elem.c }],
+    uniforms: MATMUL_FIELDS,
+    workgroupSize: [wg[0], wg[1], 1],
+    functions: `${BATCH_OFFSETS}${extra ? `\n${extra}` : ''}`,
+    body,
+  };
+}
 
 /** Number of 32-bit words in the matmul uniform block. */
 export const MATMUL_UNIFORM_WORDS = 24;
@@ -100,32 +112,22 @@ export function matmulWorkgroupTile(key: MatmulKernelKey): [rows: number, cols: 
 
 /** Bindings: A (read), B (read), C (write), uniform — the same order for every variant. */
 export function matmulKernel(key: MatmulKernelKey): KernelSpec {
-  switch (key.kind) {
-    case 'simple':
-      return simpleKernel();
-    case 'register':
-      return registerKernel(key);
-    case 'workgroup':
-      return workgroupKernel(key);
-  }
+  return memoKernel(matmulCache, matmulKeyString(key), () => {
+    switch (key.kind) {
+      case 'simple':
+        return simpleKernel();
+      case 'register':
+        return registerKernel(key);
+      case 'workgroup':
+        return workgroupKernel(key);
+    }
+  });
 }
 
 const SIMPLE_WG = [8, 8] as const;
 
-function simpleKernel(): KernelSpec {
-  return {
-    key: matmulKeyString({ kind: 'simple' }),
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [SIMPLE_WG[0], SIMPLE_WG[1], 1],
-    code: `
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-${MATMUL_UNIFORM}
-@compute @workgroup_size(${SIMPLE_WG[0]}, ${SIMPLE_WG[1]})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let col = u.colBase + gid.x;
+function simpleKernel(): KernelIR {
+  return matmulIR({ kind: 'simple' }, {}, [SIMPLE_WG[0], SIMPLE_WG[1]], `let col = u.colBase + gid.x;
   let row = u.rowBase + gid.y;
   if (row >= u.M || col >= u.N) { return; }
   let off = batchOffsets(u.batchBase + gid.z);
@@ -137,12 +139,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     ai += u.aCs;
     bi += u.bRs;
   }
-  C[off.z + row * u.N + col] = acc;
-}`,
-  };
+  C[off.z + row * u.N + col] = acc;`);
 }
 
-function registerKernel(key: RegisterMatmulKey): KernelSpec {
+function registerKernel(key: RegisterMatmulKey): KernelIR {
   const { rows: R, cols, wgX, wgY, vecOut } = key;
   const CV = cols / 4;
   const rs = [...Array(R).keys()];
@@ -193,20 +193,7 @@ function registerKernel(key: RegisterMatmulKey): KernelSpec {
     }
     stores.push(`  if (row0 + ${r}u < u.M) {\n    let cRow = cBase + (row0 + ${r}u) * ${vecOut ? 'nVec' : 'u.N'};\n${inner.join('\n')}\n  }`);
   }
-  const cType = vecOut ? 'vec4<f32>' : 'f32';
-  return {
-    key: matmulKeyString(key),
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [wgX, wgY, 1],
-    code: `
-@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> C: array<${cType}>;
-${MATMUL_UNIFORM}
-@compute @workgroup_size(${wgX}, ${wgY})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row0 = u.rowBase + gid.y * ${R}u;
+  return matmulIR(key, { ab: 4, c: vecOut ? 4 : undefined }, [wgX, wgY], `let row0 = u.rowBase + gid.y * ${R}u;
   let col4 = (u.colBase + gid.x * ${cols}u) / 4u;
   let nVec = (u.N + 3u) / 4u;
   if (row0 >= u.M || col4 >= nVec) { return; }
@@ -223,12 +210,10 @@ ${lines.join('\n')}
     ${transB ? '' : 'let bRow = k * 4u * bStride;'}
 ${body.join('\n')}
   }
-${stores.join('\n')}
-}`,
-  };
+${stores.join('\n')}`);
 }
 
-function workgroupKernel(key: WorkgroupMatmulKey): KernelSpec {
+function workgroupKernel(key: WorkgroupMatmulKey): KernelIR {
   const { tileM: TM, tileN: TN, tileK: TK, threadRows: TR, threadCols: TC } = key;
   const wgX = TN / TC;
   const wgY = TM / TR;
@@ -236,22 +221,9 @@ function workgroupKernel(key: WorkgroupMatmulKey): KernelSpec {
   if (!Number.isInteger(wgX) || !Number.isInteger(wgY) || (TM * TK) % threads || (TK * TN) % threads) {
     throw new Error(`${matmulKeyString(key)}: tile sizes must divide evenly among ${wgX}×${wgY} threads`);
   }
-  return {
-    key: matmulKeyString(key),
-    entryPoint: 'main',
-    bindings: ['read', 'read', 'write', 'uniform'],
-    workgroupSize: [wgX, wgY, 1],
-    code: `
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-${MATMUL_UNIFORM}
-var<workgroup> As: array<f32, ${TK * TM}>;
-var<workgroup> Bs: array<f32, ${TK * TN}>;
-@compute @workgroup_size(${wgX}, ${wgY})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let row0 = u.rowBase + wid.y * ${TM}u;
+  const tiles = `var<workgroup> As: array<f32, ${TK * TM}>;
+var<workgroup> Bs: array<f32, ${TK * TN}>;`;
+  return matmulIR(key, {}, [wgX, wgY], `let row0 = u.rowBase + wid.y * ${TM}u;
   let col0 = u.colBase + wid.x * ${TN}u;
   let off = batchOffsets(u.batchBase + wid.z);
   var acc: array<f32, ${TR * TC}>;
@@ -287,9 +259,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let col = col0 + lid.x + c * ${wgX}u;
       if (row < u.M && col < u.N) { C[off.z + row * u.N + col] = acc[r * ${TC}u + c]; }
     }
-  }
-}`,
-  };
+  }`, tiles);
 }
 
 // ---------------------------------------------------------------- packing
@@ -307,20 +277,14 @@ export interface MatmulPackKey {
  */
 export function matmulPackKernel(key: MatmulPackKey): KernelSpec {
   const src = key.transposed ? 'c * u.rows + r' : 'r * u.cols + c';
-  return {
-    key: `matmul:pack:f32:${key.transposed ? 't' : 'n'}`,
-    entryPoint: 'main',
-    bindings: ['read', 'write', 'uniform'],
-    workgroupSize: [LINEAR_WG, 1, 1],
-    code: `
-struct P { rows: u32, cols: u32, rowsPadded: u32, colsPadded: u32, total: u32 }
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(2) var<uniform> u: P;
-@compute @workgroup_size(${LINEAR_WG})
-fn main(${BUILTINS}) {
-  ${linearIndex()}
-  if (gi >= u.total) { return; }
+  const name = `matmul:pack:f32:${key.transposed ? 't' : 'n'}`;
+  return memoKernel(matmulCache, name, () => ({
+    name,
+    inputs: [{ name: 'src', dtype: 'f32' }],
+    outputs: [{ name: 'dst', dtype: 'f32' }],
+    uniforms: fields('rows cols rowsPadded colsPadded total'),
+    workgroupSize: LINEAR_WG,
+    body: `if (gi >= u.total) { return; }
   let plane = u.rowsPadded * u.colsPadded;
   let b = gi / plane;
   let rem = gi % plane;
@@ -328,9 +292,8 @@ fn main(${BUILTINS}) {
   let c = rem % u.colsPadded;
   var v = 0.0;
   if (r < u.rows && c < u.cols) { v = src[b * u.rows * u.cols + ${src}]; }
-  dst[gi] = v;
-}`,
-  };
+  dst[gi] = v;`,
+  }));
 }
 
 /** Dispatch of the packing kernel for `total` padded elements. */

@@ -18,7 +18,7 @@ export interface BufferParam {
 
 /**
  * Everything that shapes a kernel's WGSL. The body is the entry point's statements; it may use `gi` (the linear
- * invocation index over a grid1d of 1-D workgroups) and the builtins `wid`, `lid`, `nwg`, `gid` by those names,
+ * invocation index over a grid1d of 1-D workgroups) and the builtins `wid`, `lid`, `nwg`, `gid`, `li` by those names,
  * and any `mg_*` helper of WGSL_HELPERS: the renderer declares exactly what it finds.
  */
 export interface KernelIR {
@@ -41,7 +41,14 @@ export function fields(names: string, type = 'u32'): [string, string][] {
   return names.split(' ').map((n) => [n, type]);
 }
 
-const BUILTINS = { wid: 'workgroup_id', lid: 'local_invocation_id', nwg: 'num_workgroups', gid: 'global_invocation_id' } as const;
+/** The builtins a body may name, with their WGSL declarations. */
+const BUILTINS = {
+  wid: ['workgroup_id', 'vec3<u32>'],
+  lid: ['local_invocation_id', 'vec3<u32>'],
+  nwg: ['num_workgroups', 'vec3<u32>'],
+  gid: ['global_invocation_id', 'vec3<u32>'],
+  li: ['local_invocation_index', 'u32'],
+} as const;
 type BuiltinName = keyof typeof BUILTINS;
 
 /** Helpers named in `code` plus, transitively, the helpers they call, in table order. */
@@ -127,9 +134,9 @@ export function renderKernel(ir: KernelIR): KernelSpec {
   const usesGi = /\bgi\b/.test(ir.body);
   const prologue = usesGi ? [gridLinearIndex(wx)] : [];
   const builtins = (Object.keys(BUILTINS) as BuiltinName[]).filter(
-    (b) => new RegExp(`\\b${b}\\b`).test(ir.body) || (usesGi && b !== 'gid'),
+    (b) => new RegExp(`\\b${b}\\b`).test(ir.body) || (usesGi && (b === 'wid' || b === 'lid' || b === 'nwg')),
   );
-  const params = builtins.map((b) => `@builtin(${BUILTINS[b]}) ${b}: vec3<u32>`).join(', ');
+  const params = builtins.map((b) => `@builtin(${BUILTINS[b][0]}) ${b}: ${BUILTINS[b][1]}`).join(', ');
 
   const functions = ir.functions ?? '';
   const helpers = helpersUsed(`${functions}\n${ir.body}`).map((h) => WGSL_HELPERS[h]);
