@@ -1,17 +1,10 @@
 /** @file Basic kernels: fill a buffer with a constant, and axpy (y = a·x + y) used by the self-test and optimisers. */
 import { memoKernel } from './render';
-import { grid1d, gridLinearIndex, type DType, type KernelSpec } from './types';
+import { grid1d, type DType, type KernelSpec } from './types';
 
 export const LINEAR_WG = 256;
 
 const basicCache = new Map<string, KernelSpec>();
-
-/** Common prologue: recovers a linear invocation index from a 2-D grid of 1-D workgroups (grid1d's inverse). */
-export function linearIndex(wg = LINEAR_WG): string {
-  return gridLinearIndex(wg);
-}
-
-export const BUILTINS = '@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>';
 
 /** Dispatch size for a kernel that handles `perInvocation` elements in each of LINEAR_WG invocations. */
 export function linearDispatch(elements: number, perInvocation = 1, wg = LINEAR_WG): [number, number, number] {

@@ -1,4 +1,4 @@
-/** @file Public entry of @metagrad/kernels-wgsl: pure WGSL generators keyed by structural keys. */
+/** @file Public entry of @metagrad/kernels-wgsl: pure WGSL generators, all rendered by renderKernel (render.ts). */
 export * from './types';
 export * from './wgsl-math';
 export * from './render';
