@@ -254,4 +254,20 @@ describe('renderKernel', () => {
       expect(out.every((v) => v === 2)).toBe(true);
     }
   });
+
+  it('shares reduce and strided-copy pipelines across shapes too', async () => {
+    const run = async (shape: number[]) => {
+      const x = ops.ones(shape, 'f32', device);
+      const s = ops.sum(x, 1);
+      const t = ops.transpose(x, 0, 1);
+      const [sd, td] = [await s.toArray(), await t.toArray()];
+      [x, s, t].forEach((v) => v.dispose());
+      return [...sd, ...td];
+    };
+    await run([3, 5]);
+    const before = device.pipelineCount;
+    const out = await run([7, 9]);
+    expect(device.pipelineCount).toBe(before);
+    expect(out.slice(0, 7).every((v) => v === 9)).toBe(true);
+  });
 });
