@@ -9,7 +9,7 @@ Run by hand (never by CI, no test imports it), with Debian's python3-torch and O
 Each workload: warm-up calls, then the median of `reps` calls (time.perf_counter). Where metagrad reads a value
 back to the host (a loss, a norm), this script calls .item() at the same place, so both sides pay for the same
 synchronisation points. Rows: { workload, torchMs, reps, threads, torch, blas, note? }. Results are written to
-bench/reference/torch_meta.<host>.json (host = --host, default the hostname; `.t<N>` added when --threads N ≠ 2).
+bench/reference/torch_meta.<host>.json (host = --host, default the hostname).
 
 Sources the maths was read from (keep in step when they change):
   bench/kernels.ts (add chain), bench/train.ts (MLP, LeNet-5), bench/meta.ts with
@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import socket
 import statistics
 import sys
@@ -576,18 +577,19 @@ COMMON_NOTES = {
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--json', action='store_true', help='print the result as JSON (default: a markdown table)')
-    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--threads', default='2', help='torch thread counts, comma-separated (e.g. 2,1: both, interleaved)')
     ap.add_argument('--rounds', type=int, default=25, help='interleaved rounds (samples per workload = rounds × per_round)')
     ap.add_argument('--host', default=None, help='name in the output file (default: the hostname, or cpu)')
     ap.add_argument('--only', default=None, help='run only workloads whose name contains this')
     ap.add_argument('--machine', default=None, help='a description of the machine, stored in the JSON')
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    thread_counts = [int(t) for t in args.threads.split(',')]
+    torch.set_num_threads(thread_counts[0])
     torch.manual_seed(0)
     load_before = os.getloadavg()
     blas = blas_library()
     gflops = matmul_gflops()
-    common = {'threads': torch.get_num_threads(), 'torch': torch.__version__, 'blas': blas}
+    common = {'torch': torch.__version__, 'blas': blas}
     chosen = [w for w in WORKLOADS if not args.only or args.only in w[0]]
     runs = [make() for _, make, _, _ in chosen]
     checks = {}
@@ -603,29 +605,36 @@ def main():
                             'metaGradRelErrVsMetagrad': float((g - ref).norm() / ref.norm())}
             if getattr(run, 'stats', None):
                 checks[name].update({'innerGradients': run.stats['nfe'], 'metagradInnerGradients': reference[method]['innerGradients']})
-    for run in runs:  # warm-up: 3 calls each
-        for _ in range(3):
-            run()
-    # Interleaved rounds: every workload is called once per round (the fast ones `per_round` times), so a load burst
-    # on this shared machine hits all of them alike, as metagrad's benches step their methods round-robin.
-    samples = [[] for _ in chosen]
-    for _ in range(args.rounds):
-        for i, ((_, _, per_round, _), run) in enumerate(zip(chosen, runs)):
-            for _ in range(per_round):
-                t0 = time.perf_counter()
+    for threads in thread_counts:  # warm-up: 3 calls each
+        torch.set_num_threads(threads)
+        for run in runs:
+            for _ in range(3):
                 run()
-                samples[i].append((time.perf_counter() - t0) * 1000.0)
+    # Interleaved rounds: every workload is called once per round (the fast ones `per_round` times) at each thread
+    # count, so a load burst on this shared machine hits all of them alike, as metagrad's benches step their methods
+    # round-robin.
+    samples = {(threads, i): [] for threads in thread_counts for i in range(len(chosen))}
+    for _ in range(args.rounds):
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            for i, ((_, _, per_round, _), run) in enumerate(zip(chosen, runs)):
+                for _ in range(per_round):
+                    t0 = time.perf_counter()
+                    run()
+                    samples[(threads, i)].append((time.perf_counter() - t0) * 1000.0)
     rows = []
-    for (name, _, _, note), times in zip(chosen, samples):
-        ms = statistics.median(times)
-        row = {'workload': name, 'torchMs': round(ms, 4), 'torchMinMs': round(min(times), 4), 'reps': len(times), **common}
-        notes = [n for n in [COMMON_NOTES.get(name.split(' ')[0]), note] if n]
-        if notes:
-            row['note'] = '; '.join(notes)
-        if name in checks:
-            row['check'] = checks[name]
-        rows.append(row)
-        print(f'{name}: median {ms:.3f} ms, min {min(times):.3f} ms', file=sys.stderr)
+    for threads in thread_counts:
+        for i, (name, _, _, note) in enumerate(chosen):
+            times = samples[(threads, i)]
+            ms = statistics.median(times)
+            row = {'workload': name, 'torchMs': round(ms, 4), 'torchMinMs': round(min(times), 4), 'reps': len(times), 'threads': threads, **common}
+            notes = [n for n in [COMMON_NOTES.get(name.split(' ')[0]), note] if n]
+            if notes:
+                row['note'] = '; '.join(notes)
+            if name in checks:
+                row['check'] = checks[name]
+            rows.append(row)
+            print(f'{name} [{threads} thr]: median {ms:.3f} ms, min {min(times):.3f} ms', file=sys.stderr)
     host = args.host or socket.gethostname() or 'cpu'
     result = {
         'host': host,
@@ -636,21 +645,20 @@ def main():
         # The machine is shared: the 1-minute load average before and after (2 cores), and the rounds run.
         'loadAverage1m': [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         'rounds': args.rounds,
-        'command': ' '.join(['python3'] + sys.argv),
+        'command': shlex.join([sys.executable] + sys.argv),
         'rows': rows,
     }
     if not args.only:
-        suffix = '' if args.threads == 2 else f'.t{args.threads}'
-        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), f'torch_meta.{host}{suffix}.json')
+        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), f'torch_meta.{host}.json')
         with open(out, 'w') as f:
             json.dump(result, f, indent=2, ensure_ascii=False)
             f.write('\n')
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
-        print('| workload | PyTorch CPU ms |\n|---|---:|')
+        print('| workload | threads | PyTorch CPU ms (median) | fastest |\n|---|---:|---:|---:|')
         for r in rows:
-            print(f"| {r['workload']} | {r['torchMs']:.2f} |")
+            print(f"| {r['workload']} | {r['threads']} | {r['torchMs']:.2f} | {r['torchMinMs']:.2f} |")
 
 
 if __name__ == '__main__':
