@@ -158,7 +158,7 @@ class MlpClassifier:
 
     def __init__(self, hidden, gen):
         self.sizes = [196, hidden, hidden, 10]
-        self.params = [t for i in range(3) for t in _init_linear(self.sizes[i], self.sizes[i + 1], gen)]
+        self.params = [t for i in range(3) for t in _init_linear(self.sizes[i], self.sizes[i + 1], gen)] if gen else []
         self.input_shape = (196,)
 
     def apply(self, p, x):
@@ -217,6 +217,30 @@ def mwn_train_loss(c, theta, lam, x, y):
     return mwn_weighted(lam, F.cross_entropy(c.apply(theta, x), y, reduction='none')).mean()
 
 
+def t1t2_hypergrad(c, theta, lam, xt, yt, xv, yv, alpha):
+    """OneStepLookahead: θ' = θ − α∇θL_T(θ, λ) with createGraph, then (L_V(θ'), dL_V(θ')/dλ)."""
+    loss_t = mwn_train_loss(c, theta, lam, xt, yt)
+    g = torch.autograd.grad(loss_t, theta, create_graph=True)
+    look = [t - alpha * gi for t, gi in zip(theta, g)]
+    loss_v = F.cross_entropy(c.apply(look, xv), yv)
+    return loss_v, torch.autograd.grad(loss_v, lam)
+
+
+def check_mwn_t1t2():
+    """T1–T2 on metagrad's exported small MWN problem (mwn_check.json): validation loss and hypergradient."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mwn_check.json')) as f:
+        d = json.load(f)
+    t = lambda e, dtype=torch.float32: torch.tensor(e['data'], dtype=dtype).reshape(e['shape'])
+    c = MlpClassifier(d['theta']['0.weight']['shape'][0], None)
+    theta = _req([t(d['theta'][k]) for k in ['0.weight', '0.bias', '1.weight', '1.bias', '2.weight', '2.bias']])
+    names = ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias']
+    lam = _req([t(d['lambda'][k]) for k in names])
+    loss_v, hyper = t1t2_hypergrad(c, theta, lam, t(d['train']['x']), t(d['train']['y'], torch.long), t(d['val']['x']), t(d['val']['y'], torch.long), 0.1)
+    got = torch.cat([h.reshape(-1) for h in hyper])
+    ref = torch.cat([t(d['metagrad']['hypergrad'][k]).reshape(-1) for k in names])
+    return {'valLoss': loss_v.item(), 'metagradValLoss': d['metagrad']['valLoss'], 'hypergradRelErrVsMetagrad': float((got - ref).norm() / ref.norm())}
+
+
 def mwn_step(classifier, method):
     gen = torch.Generator().manual_seed(1)
     c = classifier(gen)
@@ -230,11 +254,7 @@ def mwn_step(classifier, method):
     K = {'evograd-k2': 2, 'evograd-k4': 4}.get(method)
 
     def meta_t1t2():
-        loss_t = mwn_train_loss(c, theta, lam, xt, yt)
-        g = torch.autograd.grad(loss_t, theta, create_graph=True)
-        look = [t - alpha * gi for t, gi in zip(theta, g)]
-        loss_v = F.cross_entropy(c.apply(look, xv), yv)
-        return loss_v, torch.autograd.grad(loss_v, lam)
+        return t1t2_hypergrad(c, theta, lam, xt, yt, xv, yv, alpha)
 
     def meta_evograd():
         th = [t.detach() for t in theta]
@@ -277,16 +297,20 @@ def mwn_step(classifier, method):
 # One timed call = one inner optimisation with its hypergradients (metagrad's EpisodicTrainer.runEpisode).
 
 
-def e5_episode(method, T=30, tasks=10, shots=10, hidden=100):
+def e5_episode(method, T=30, tasks=10, shots=10, hidden=100, given=None):
+    """`given`: λ, φ and the episode's data (the check against metagrad's export); else random ones."""
     gen = torch.Generator().manual_seed(1)
     lam = _req(_init_linear(1, hidden, gen) + _init_linear(hidden, hidden, gen) + _init_linear(hidden, hidden, gen))
     bound = 1 / math.sqrt(hidden)
     phi = [(torch.rand(1, hidden, 1, generator=gen) * 2 - 1) * bound, (torch.rand(1, 1, 1, generator=gen) * 2 - 1) * bound]
-    adam = torch.optim.Adam(lam, lr=1e-3)
     amp = torch.rand(tasks, 1, 1) * 4.9 + 0.1
     phase = torch.rand(tasks, 1, 1) * math.pi
     xs, xq = torch.rand(tasks, shots, 1) * 10 - 5, torch.rand(tasks, shots, 1) * 10 - 5
     ys, yq = amp * torch.sin(xs - phase), amp * torch.sin(xq - phase)
+    if given:
+        lam, phi, (xs, ys, xq, yq) = _req(given['lambda']), given['phi'], given['data']
+        tasks, shots, hidden = xs.shape[0], xs.shape[1], lam[0].shape[0]
+    adam = torch.optim.Adam(lam, lr=1e-3)
     lr, mu, gamma = 0.01, 0.9, {'hd0.99': 0.99}.get(method, 0.0)
 
     def predict(w, lm, x):
@@ -341,10 +365,32 @@ def e5_episode(method, T=30, tasks=10, shots=10, hidden=100):
         # checkedValLoss: L_V(w_T), ‖w_T‖, last loss and ‖g‖ in one readback; then Reptile (η = 1): φ ← mean_tasks w_T.
         with torch.no_grad():
             lv = val_loss(w, lam)
-            torch.stack([lv, torch.sqrt(sum((wi * wi).sum() for wi in w)), *last]).tolist()
+            read = torch.stack([lv, torch.sqrt(sum((wi * wi).sum() for wi in w)), *last]).tolist()
             phi = [wi.mean(0, keepdim=True) for wi in w]
+        return read[0], lam, phi
 
     return run
+
+
+def check_e5():
+    """One inner optimisation of FO and 1-step on metagrad's exported small E5 problem (e5_check.json: λ 1-16-16-16):
+    the validation loss and λ, φ after it (30 Adam updates of λ, the Reptile step) against metagrad's."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'e5_check.json')) as f:
+        d = json.load(f)
+    t = lambda e: torch.tensor(e['data'], dtype=torch.float32).reshape(e['shape'])
+    names = ['0.weight', '0.bias', '1.weight', '1.bias', '2.weight', '2.bias']
+    data = [t(d['support']['x']), t(d['support']['y']), t(d['query']['x']), t(d['query']['y'])]
+    out = {}
+    for key, method in [('fo', 'fo'), ('oneStep', '1step')]:
+        ref = d[key]
+        given = {'lambda': [t(ref['before']['lambda'][k]) for k in names], 'phi': [t(ref['before']['phi'][k]) for k in ['weight', 'bias']], 'data': data}
+        val, lam, phi = e5_episode(method, given=given)()
+        got = torch.cat([x.detach().reshape(-1) for x in lam + phi])
+        want = torch.cat([t(ref['after']['lambda'][k]).reshape(-1) for k in names] + [t(ref['after']['phi'][k]).reshape(-1) for k in ['weight', 'bias']])
+        moved = torch.cat([x.reshape(-1) for x in given['lambda'] + given['phi']])
+        out[key] = {'valLoss': val, 'metagradValLoss': ref['valLoss'],
+                    'stateRelErrVsMetagrad': float((got - want).norm() / (want - moved).norm())}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -595,6 +641,15 @@ def main():
     checks = {}
     with open(TASK_FILE) as f:
         reference = json.load(f)['metagrad']
+    if any(name == 'MWN + mlp 256 t1-t2' for name, _, _, _ in chosen):
+        checks['MWN + mlp 256 t1-t2'] = check_mwn_t1t2()  # the maths at a smaller width (196-16-16-10, batch 8)
+    if any(name.startswith('E5') for name, _, _, _ in chosen):
+        e5 = check_e5()  # the maths at a smaller width (λ 1-16-16-16), one inner optimisation
+        for name, _, _, _ in chosen:
+            if name.endswith(' FO') and name.startswith('E5'):
+                checks[name] = e5['fo']
+            elif name.endswith(' 1-step') and name.startswith('E5'):
+                checks[name] = e5['oneStep']
     for (name, _, _, _), run in zip(chosen, runs):
         method = name.rsplit(' ', 1)[-1]
         if name.startswith('tanh') and method in reference:
@@ -603,7 +658,7 @@ def main():
             ref = torch.tensor(reference[method]['gradient'])
             checks[name] = {'outerLoss': outer, 'metagradOuterLoss': reference[method]['outerLoss'],
                             'metaGradRelErrVsMetagrad': float((g - ref).norm() / ref.norm())}
-            if getattr(run, 'stats', None):
+            if getattr(run, 'stats', None):  # A-MAML: the adaptive solver's f evaluations
                 checks[name].update({'innerGradients': run.stats['nfe'], 'metagradInnerGradients': reference[method]['innerGradients']})
     for threads in thread_counts:  # warm-up: 3 calls each
         torch.set_num_threads(threads)
