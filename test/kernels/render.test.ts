@@ -59,6 +59,7 @@ import {
   type ReduceLayout,
 } from '@metagrad/kernels-wgsl';
 import { createNodeDevice } from '@metagrad/tensor/node';
+import { adamKernel, sgdKernel } from '../../packages/models/src/optim/kernels';
 import * as ops from '@metagrad/tensor';
 import type { Device } from '@metagrad/tensor';
 
@@ -79,7 +80,7 @@ const LAYOUTS: ElementwiseLayout[] = [
 ];
 
 /** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions;
- * random; movement and the index-checked kernels; pooling; spatial resampling; convolution; matmul. */
+ * random; movement and the index-checked kernels; pooling; spatial resampling; convolution; matmul; optimiser updates. */
 function renderedSpecs(): KernelSpec[] {
   const specs: KernelSpec[] = [fillKernel({ dtype: 'f32' }), fillKernel({ dtype: 'i32' }), fillKernel({ dtype: 'u32' }), axpyKernel(), axpbyKernel()];
   for (const op of UNARY_OP_NAMES) {
@@ -119,6 +120,7 @@ function renderedSpecs(): KernelSpec[] {
   specs.push(matmulKernel({ kind: 'simple' }), matmulPackKernel({ transposed: false }), matmulPackKernel({ transposed: true }));
   for (const vecOut of [false, true]) for (const transB of [false, true]) specs.push(matmulKernel({ kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut, transB }));
   specs.push(matmulKernel({ kind: 'workgroup', tileM: 64, tileN: 64, tileK: 8, threadRows: 4, threadCols: 4 }));
+  specs.push(sgdKernel(false), sgdKernel(true), adamKernel()); // the in-place optimisers' updates (models/optim)
   return specs;
 }
 
