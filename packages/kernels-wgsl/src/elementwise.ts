@@ -37,7 +37,8 @@ export const MAX_ELEMENTWISE_RANK = 8;
 export const VEC4_CHUNK = 4;
 export const STRIDED_CHUNK = 8;
 
-function unaryExpr(op: UnaryOpName, dtype: DType): string {
+/** The scalar WGSL expression of a unary op over `v0` (shared with the fused kernels, so both round alike). */
+export function unaryExpr(op: UnaryOpName, dtype: DType): string {
   const isFloat = dtype === 'f32';
   switch (op) {
     case 'neg': return '-v0';
@@ -60,7 +61,8 @@ function unaryExpr(op: UnaryOpName, dtype: DType): string {
   }
 }
 
-function binaryExpr(op: BinaryOpName, dtype: DType): string {
+/** The scalar WGSL expression of a binary op over `v0`, `v1` (shared with the fused kernels). */
+export function binaryExpr(op: BinaryOpName, dtype: DType): string {
   const isFloat = dtype === 'f32';
   const cmp = (c: string) => `select(0.0, 1.0, v0 ${c} v1)`;
   switch (op) {

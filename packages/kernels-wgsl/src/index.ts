@@ -4,6 +4,7 @@ export * from './wgsl-math';
 export * from './render';
 export * from './basic';
 export * from './elementwise';
+export * from './fused';
 export * from './reduce';
 export * from './random';
 export * from './movement';

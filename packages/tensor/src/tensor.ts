@@ -32,18 +32,51 @@ export function checkShape(shape: Shape, what = 'shape'): void {
 export class Storage {
   private refs = 1;
   private writes = 0;
+  /** References held by pending expressions (lazy fusion): they keep the buffer out of the pool, not in bytesInUse. */
+  private exprRefs = 0;
+  private buf: GPUBuffer | null;
+  /**
+   * Set while this storage holds a pending fused expression instead of a buffer (METAGRAD_FUSION): the first
+   * access to `buffer` realises it. Null for every ordinary storage.
+   */
+  pending: PendingValue | null = null;
+  /** Pending expressions that read this storage; an in-place write realises them first (lazy fusion). */
+  readers: Set<PendingValue> | null = null;
 
   constructor(
     readonly device: Device,
-    readonly buffer: GPUBuffer,
+    buffer: GPUBuffer | null,
     /** Logical bytes (element count × 4), the figure memory accounting uses. */
     readonly byteSize: number,
   ) {
+    this.buf = buffer;
     device.trackAlloc(byteSize);
   }
 
   static allocate(device: Device, byteSize: number): Storage {
     return new Storage(device, device.pool.acquire(Math.max(byteSize, 4)), byteSize);
+  }
+
+  /**
+   * A storage whose values are a pending expression (lazy fusion). It counts its logical bytes in `bytesInUse`
+   * from now on, exactly as the eager op's output would, so memory figures match with fusion on or off.
+   */
+  static lazy(device: Device, byteSize: number, pending: PendingValue): Storage {
+    const s = new Storage(device, null, byteSize);
+    s.pending = pending;
+    return s;
+  }
+
+  /** The GPU buffer; realises a pending expression first (one fused dispatch). */
+  get buffer(): GPUBuffer {
+    if (this.pending) this.pending.realize();
+    return this.buf!;
+  }
+
+  /** Lazy fusion's realisation: gives a pending storage its freshly written buffer. */
+  attachBuffer(buffer: GPUBuffer): void {
+    this.buf = buffer;
+    this.pending = null;
   }
 
   get refCount(): number {
@@ -57,6 +90,8 @@ export class Storage {
 
   /** Records an in-place write into this storage (every handle and view on it sees the new version). */
   bumpVersion(): void {
+    // A pending expression reading the old values must be computed before the write is recorded.
+    if (this.readers) for (const r of [...this.readers]) r.realize();
     this.writes++;
   }
 
@@ -70,9 +105,35 @@ export class Storage {
     if (this.refs <= 0) throw new DisposedTensorError('release() on freed storage');
     if (--this.refs === 0) {
       this.device.trackFree(this.byteSize);
-      if (!this.device.isDestroyed) this.device.pool.release(this.buffer);
+      if (this.pending) {
+        const p = this.pending;
+        this.pending = null;
+        p.drop(); // never computed: it only lets go of its leaves
+      } else if (this.exprRefs === 0) {
+        this.returnBuffer();
+      }
     }
   }
+
+  /** A pending expression starts reading this (realised) storage. */
+  exprRetain(): void {
+    this.exprRefs++;
+  }
+
+  /** A pending expression stops reading this storage (realised or dropped). */
+  exprRelease(): void {
+    if (--this.exprRefs === 0 && this.refs === 0) this.returnBuffer();
+  }
+
+  private returnBuffer(): void {
+    if (this.buf && !this.device.isDestroyed) this.device.pool.release(this.buf);
+  }
+}
+
+/** A pending fused value (packages/tensor/src/lazy): realises itself into its storage, or drops its leaves. */
+export interface PendingValue {
+  realize(): void;
+  drop(): void;
 }
 
 let nextTensorId = 1;

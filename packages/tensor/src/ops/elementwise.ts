@@ -27,9 +27,26 @@ import {
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
+import { fits, opNode, pendingTensor, type Operand } from '../lazy/expr';
+import { fusionEnabled } from '../lazy/flag';
+import type { FusedOp } from '@metagrad/kernels-wgsl';
 import { broadcastShapes, broadcastStrides, recordInto, checkDType, checkNumber, checkTensors, describeValue, fmt, stridesOf, UniformWriter } from './util';
 
 export type { UnaryOpName, BinaryOpName, ArithOpName, CompareOpName };
+export { setFusion, fusionEnabled } from '../lazy/flag';
+
+// ---------------------------------------------------------------- lazy fusion (METAGRAD_FUSION=1)
+
+/** Whether this call builds a pending expression: fusion on for the device, f32 in and out, a non-empty output. */
+function goesLazy(device: Tensor['device'], dtypes: readonly DType[], shape: Shape): boolean {
+  return dtypes.every((d) => d === 'f32') && shape.every((d) => d > 0) && fusionEnabled(device);
+}
+
+function lazyOp(op: FusedOp, operands: readonly Operand[], shape: Shape, device: Tensor['device']): Tensor {
+  return pendingTensor(opNode(op, operands, shape, maxBuffers(device)), device);
+}
+
+const maxBuffers = (device: Tensor['device']) => device.limits.maxStorageBuffersPerShaderStage || 8;
 
 // ---------------------------------------------------------------- broadcasting plan
 
@@ -112,6 +129,7 @@ export function unary(op: UnaryOpName, x: Tensor): Tensor {
   if (x.dtype !== 'f32' && !(INT_UNARY_OPS.includes(op) && x.dtype === 'i32')) {
     throw new DTypeError(`${op}: expects f32${INT_UNARY_OPS.includes(op) ? ' or i32' : ''}, got ${x.dtype} ${fmt(x.shape)}`);
   }
+  if (goesLazy(x.device, [x.dtype], x.shape)) return lazyOp(op, [x], x.shape, x.device);
   return runElementwise(() => unaryKernel({ op, dtype: x.dtype }), [x], x.shape, x.dtype);
 }
 
@@ -159,6 +177,7 @@ export function binary(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
   if (a.dtype !== b.dtype) throw new DTypeError(`${op}: dtypes differ: ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
   checkBinaryDtype(op, a.dtype, `${fmt(a.shape)} and ${fmt(b.shape)}`);
   const shape = broadcastShapes(op, a.shape, b.shape);
+  if (!isCompare(op) && goesLazy(a.device, [a.dtype], shape)) return lazyOp(op, [a, b], shape, a.device);
   return runElementwise((layout) => binaryKernel({ op, dtype: a.dtype, layout }), [a, b], shape, isCompare(op) ? 'f32' : a.dtype);
 }
 
@@ -189,6 +208,7 @@ export function binaryScalar(op: BinaryOpName, x: Tensor, s: number, scalarFirst
   const [lo, hi] = x.dtype === 'i32' ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
   if (x.dtype !== 'f32' && !(s >= lo && s <= hi)) throw new DTypeError(`${op}: scalar ${s} does not fit ${x.dtype} (range [${lo}, ${hi}]) for ${fmt(x.shape)}`);
   const device = x.device;
+  if (!isCompare(op) && goesLazy(device, [x.dtype], x.shape)) return lazyOp(op, scalarFirst ? [s, x] : [x, s], x.shape, device);
   const buffer = x.buffer;
   const operands: OperandMode[] = scalarFirst ? ['uniform', 'full'] : ['full', 'uniform'];
   const spec = binaryKernel({ op, dtype: x.dtype, layout: { kind: 'vec4', operands } });
@@ -213,6 +233,17 @@ export function axpby(a: number, x: Tensor, b: number, y: Tensor): Tensor {
   if (x.shape.length !== y.shape.length || x.shape.some((d, i) => d !== y.shape[i])) {
     throw new ShapeError(`axpby: shapes must be equal (no broadcasting), got ${fmt(x.shape)} and ${fmt(y.shape)}`);
   }
+  if (goesLazy(x.device, ['f32'], x.shape)) {
+    const mb = maxBuffers(x.device);
+    const build = () => opNode('add', [opNode('mul', [x, a], x.shape, mb), opNode('mul', [y, b], x.shape, mb)], x.shape, mb);
+    let node = build();
+    if (!fits(node, mb)) {
+      void x.buffer; // cut: realise the operands, then the combination reads two leaves
+      void y.buffer;
+      node = build();
+    }
+    return pendingTensor(node, x.device);
+  }
   const buffers = [x.buffer, y.buffer];
   const out = empty(x.shape, 'f32', x.device);
   const n = out.size;
@@ -228,6 +259,7 @@ export function reluGrad(gy: Tensor, x: Tensor): Tensor {
   assertSameDevice(gy, x);
   if (gy.dtype !== 'f32' || x.dtype !== 'f32') throw new DTypeError(`reluGrad: needs f32 tensors, got ${gy.dtype} ${fmt(gy.shape)} and ${x.dtype} ${fmt(x.shape)}`);
   const shape = broadcastShapes('reluGrad', gy.shape, x.shape);
+  if (goesLazy(gy.device, ['f32'], shape)) return lazyOp('reluGrad', [gy, x], shape, gy.device);
   return runElementwise((layout) => reluGradKernel(layout), [gy, x], shape, 'f32');
 }
 

@@ -1,0 +1,103 @@
+/** @file Fused elementwise kernels: one SSA program over f32 leaves and uniform scalars, rendered by renderKernel. */
+import { LINEAR_WG } from './basic';
+import { binaryExpr, unaryExpr, MAX_ELEMENTWISE_RANK, type ArithOpName, type UnaryOpName } from './elementwise';
+import { memoKernel, type KernelIR } from './render';
+import type { KernelSpec } from './types';
+
+/** Ops a fused program may apply: the f32 unary and arithmetic binary ops, and relu's VJP. */
+export type FusedOp = UnaryOpName | ArithOpName | 'reluGrad';
+
+/**
+ * How a leaf buffer is read: 'full' (contiguous, same element count as the output), 'scalar' (element 0
+ * splatted) or 'strided' (broadcast through per-dim strides over the folded output shape).
+ */
+export type FusedLeafMode = 'full' | 'scalar' | 'strided';
+
+/** An SSA value: leaf read `l<k>`, uniform scalar `s<k>`, or temporary `t<k>`. */
+export type FusedRef = `l${number}` | `s${number}` | `t${number}`;
+
+/**
+ * A fused elementwise program. `reads[k]` says which binding (`in<binding>`) leaf k reads and how; `steps` are
+ * SSA temporaries in order; `outputs` lists the temporaries written (all full-size, contiguous). Only structure,
+ * never data values: the key and so the pipeline are shared across shapes and scalar values.
+ */
+export interface FusedProgram {
+  readonly bindings: number;
+  readonly reads: readonly { readonly binding: number; readonly mode: FusedLeafMode }[];
+  readonly scalars: number;
+  /** Folded output rank (used by strided reads; 0 when none is strided). */
+  readonly rank: number;
+  readonly steps: readonly { readonly op: FusedOp; readonly args: readonly FusedRef[] }[];
+  readonly outputs: readonly number[];
+}
+
+/** Elements per invocation of a fused kernel. */
+export const FUSED_CHUNK = 4;
+
+function opExpr(op: FusedOp): string {
+  if (op === 'reluGrad') return 'select(0.0, v0, v1 > 0.0)';
+  if ((['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op)) return binaryExpr(op as ArithOpName, 'f32');
+  return unaryExpr(op as UnaryOpName, 'f32');
+}
+
+/** Arity of a fused op. */
+export function fusedArity(op: FusedOp): 1 | 2 {
+  return op === 'reluGrad' || (['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op) ? 2 : 1;
+}
+
+/** The structural key of a program (names every parameter the builder reads). */
+export function fusedKey(p: FusedProgram): string {
+  const reads = p.reads.map((r) => `${r.binding}${r.mode[0]}`).join(',');
+  const steps = p.steps.map((s) => `${s.op}(${s.args.join(',')})`).join(';');
+  return `fused:b${p.bindings}:r${p.rank}:s${p.scalars}:[${reads}]:[${steps}]:o${p.outputs.join(',')}`;
+}
+
+/**
+ * Uniform words: n, 3 pad, then (if any read is strided) the folded shape and one stride array per strided read,
+ * each MAX_ELEMENTWISE_RANK long, then the scalars' f32 bits padded to a multiple of 4.
+ */
+function buildFused(p: FusedProgram): KernelIR {
+  const arr = (len: number) => `array<vec4<u32>, ${len}>`;
+  const comp = (field: string, d: number) => `u.${field}[${d >> 2}].${'xyzw'[d & 3]}`;
+  const strided = p.reads.map((r, k) => (r.mode === 'strided' ? k : -1)).filter((k) => k >= 0);
+  const uniforms: [string, string][] = [['n', 'u32'], ['p0', 'u32'], ['p1', 'u32'], ['p2', 'u32']];
+  if (strided.length) {
+    uniforms.push(['shape', arr(MAX_ELEMENTWISE_RANK / 4)]);
+    for (const k of strided) uniforms.push([`st${k}`, arr(MAX_ELEMENTWISE_RANK / 4)]);
+  }
+  if (p.scalars) uniforms.push(['sc', arr(Math.ceil(p.scalars / 4))]);
+  const lines: string[] = [];
+  for (let k = 0; k < p.scalars; k++) lines.push(`let s${k} = bitcast<f32>(${comp('sc', k)});`);
+  lines.push(`let first = gi * ${FUSED_CHUNK}u;`, `let last = min(first + ${FUSED_CHUNK}u, u.n);`, 'for (var e = first; e < last; e++) {');
+  if (strided.length) {
+    lines.push('  var rem = e;');
+    for (const k of strided) lines.push(`  var o${k} = 0u;`);
+    for (let d = p.rank - 1; d >= 0; d--) {
+      lines.push(`  { let c = rem % ${comp('shape', d)}; rem = rem / ${comp('shape', d)};${strided.map((k) => ` o${k} += c * ${comp(`st${k}`, d)};`).join('')} }`);
+    }
+  }
+  p.reads.forEach((r, k) => lines.push(`  let l${k} = in${r.binding}[${r.mode === 'full' ? 'e' : r.mode === 'scalar' ? '0u' : `o${k}`}];`));
+  p.steps.forEach((s, j) => {
+    const expr = opExpr(s.op).replace(/\bv([01])\b/g, (_, i: string) => s.args[Number(i)]);
+    lines.push(`  let t${j} = ${expr};`);
+  });
+  p.outputs.forEach((t, i) => lines.push(`  out${i}[e] = t${t};`));
+  lines.push('}');
+  return {
+    name: `fused:${p.outputs.length}`,
+    inputs: Array.from({ length: p.bindings }, (_, b) => ({ name: `in${b}`, dtype: 'f32' as const })),
+    outputs: p.outputs.map((_, i) => ({ name: `out${i}`, dtype: 'f32' as const })),
+    uniforms,
+    workgroupSize: LINEAR_WG,
+    body: lines.join('\n  '),
+  };
+}
+
+const fusedCache = new Map<string, KernelSpec>();
+
+/** The kernel of a fused program, memoised by its structural key. Dispatch: linearDispatch(n, FUSED_CHUNK). */
+export function fusedKernel(p: FusedProgram): KernelSpec {
+  if (p.rank > MAX_ELEMENTWISE_RANK) throw new Error(`fused: rank ${p.rank} > ${MAX_ELEMENTWISE_RANK}`);
+  if (fusedCache.size > 4096) fusedCache.clear();
+  return memoKernel(fusedCache, fusedKey(p), () => buildFused(p));
+}
