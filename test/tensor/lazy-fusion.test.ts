@@ -130,8 +130,9 @@ async function runGpu(p: Program, on: boolean): Promise<Float32Array[]> {
     return { values: keep, kept: keep };
   });
   void kept;
-  const out = [];
-  for (const t of values) out.push((await t.toArray()) as Float32Array);
+  // The final value first: kept intermediates of its size are then written as extra outputs of its kernel.
+  const out: Float32Array[] = [];
+  for (const t of [...values].reverse()) out.unshift((await t.toArray()) as Float32Array);
   for (const t of values) t.dispose();
   return out;
 }
@@ -243,6 +244,30 @@ describe('lazy elementwise fusion', () => {
     eager.y.dispose();
     expect(d.memory().bytesInUse).toBe(base.bytesInUse);
     expect(d.memory().liveTensors).toBe(base.liveTensors);
+  });
+
+  it('an inner value with a live handle is written as an extra output of the same kernel', async () => {
+    const d = device();
+    const { t, y, count } = withFusion(true, () => {
+      const x = tensor([-1, 0.5, 2], [3], 'f32', d);
+      const t = raw.tanh(x);
+      const tx = raw.mul(t, x);
+      const y = raw.addScalar(tx, 1);
+      tx.dispose();
+      x.dispose();
+      const before = d.counters.dispatches;
+      void y.buffer;
+      void t.buffer; // already written by y's kernel
+      return { t, y, count: d.counters.dispatches - before };
+    });
+    expect(count).toBe(1);
+    const [gt, gy] = [await t.toArray(), await y.toArray()];
+    [-1, 0.5, 2].forEach((v, i) => {
+      expect(Math.abs(gt[i] - Math.tanh(v))).toBeLessThanOrEqual(1e-6);
+      expect(Math.abs(gy[i] - (Math.tanh(v) * v + 1))).toBeLessThanOrEqual(1e-6 * 3);
+    });
+    t.dispose();
+    y.dispose();
   });
 
   it('a value dropped before realisation is never computed and frees its leaves', () => {

@@ -1,4 +1,23 @@
 /** @file Pending elementwise expressions (lazy fusion): the ENode DAG over leaf storages and uniform scalars. */
+/*
+ * Rules of this first slice (COMPILE-NOTES §6.2), on only under METAGRAD_FUSION=1 / setFusion:
+ * - f32 unary, arithmetic binary (broadcasting), scalar forms, axpby and reluGrad return a tensor whose Storage holds
+ *   a Pending instead of a buffer; validation (and its errors) happen first, exactly as eagerly. Compare, where,
+ *   cast, i32/u32 and empty outputs stay eager.
+ * - A pending operand of the same shape is inlined (its node joins the new DAG); a view with another shape is
+ *   realised first. Leaves are realised storages; scalars go to the uniform block (pipelines shared across values).
+ * - Memory: a pending tensor counts its logical bytes in bytesInUse from creation, as the eager output would, so
+ *   bytesInUse, its peak and liveTensors equal eager's at every point. A leaf disposed before realisation leaves
+ *   bytesInUse at once (as eagerly) but its buffer stays out of the pool until the expression is realised or
+ *   dropped (it shows in bytesAllocated meanwhile). A pending value disposed unrealised is never computed.
+ * - Realisation (realize.ts): the first `Storage.buffer` access. Inner values of the root's size that still have a
+ *   live handle are written as extra outputs of the same kernel; smaller ones (broadcast inputs) stay pending and
+ *   realise on their own later (recomputed from the leaves).
+ * - Cuts: distinct leaves + 1 output > maxStorageBuffersPerShaderStage, more than MAX_FUSED_OPS op nodes, or an
+ *   output with more than MAX_ELEMENTWISE_RANK non-1 dims: the pending operands are realised first.
+ * - Versions: an in-place write (Storage.bumpVersion, via Tensor.bufferForInPlaceWrite) realises every pending
+ *   expression that reads the storage before the write is recorded.
+ */
 import { fusedArity, MAX_ELEMENTWISE_RANK, type FusedOp } from '@metagrad/kernels-wgsl';
 import { Storage, Tensor, sizeOf, BYTES_PER_ELEMENT, type PendingValue, type Shape } from '../tensor';
 import { realizePending } from './realize';
