@@ -1,5 +1,5 @@
 /** @file Lazy elementwise fusion (METAGRAD_FUSION): fused == unfused == float64, dispatch counts, memory, hazards. */
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect, afterEach, vi } from 'vitest';
 import fc from 'fast-check';
 import * as raw from '@metagrad/tensor';
 import { setFusion, tensor, type Device, type Tensor } from '@metagrad/tensor';
@@ -335,6 +335,47 @@ describe('lazy elementwise fusion', () => {
     const s = (n * (n + 1)) / 2;
     expect(Array.from(await y.toArray())).toEqual([s * s + 1, s * s + 2, s * s + 1, s * s + 2]);
     y.dispose();
+  });
+
+  it('validation still throws at the call: a broadcast folding past the kernel rank is a ShapeError, nothing leaks', () => {
+    const d = device();
+    withFusion(true, () => {
+      const a = raw.zeros([2, 1, 2, 1, 2, 1, 2, 1, 2], 'f32', d);
+      const b = raw.zeros([1, 2, 1, 2, 1, 2, 1, 2, 1], 'f32', d);
+      const before = d.memory();
+      expect(() => raw.add(a, b)).toThrow(raw.ShapeError);
+      expect(() => raw.reluGrad(a, b)).toThrow(raw.ShapeError);
+      expect(d.memory().bytesInUse).toBe(before.bytesInUse);
+      expect(d.memory().liveTensors).toBe(before.liveTensors);
+      raw.dispose([a, b]);
+    });
+  });
+
+  it('a dispatch that fails at realisation throws there, keeps the value pending and leaks nothing', async () => {
+    const d = device();
+    const base = d.memory();
+    const x = tensor([1, 2, 3], [3], 'f32', d);
+    const y = withFusion(true, () => {
+      const e = raw.exp(x);
+      const out = raw.mulScalar(e, 2);
+      e.dispose();
+      return out;
+    });
+    const spy = vi.spyOn(d, 'dispatch').mockImplementation(() => {
+      throw new raw.KernelError('injected failure', 'test');
+    });
+    try {
+      expect(() => y.buffer).toThrow(/injected/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(y.storage.pending).not.toBeNull();
+    const got = await y.toArray(); // realises now
+    [1, 2, 3].forEach((v, i) => expect(Math.abs(got[i] - 2 * Math.exp(v))).toBeLessThanOrEqual(1e-6 * 2 * Math.exp(v)));
+    raw.dispose([x, y]);
+    expect(d.memory().bytesInUse).toBe(base.bytesInUse);
+    expect(d.memory().liveTensors).toBe(base.liveTensors);
+    expect(d.memory().bytesPooled).toBe(d.memory().bytesAllocated - base.bytesAllocated + base.bytesPooled);
   });
 
   it('with fusion off, elementwise ops dispatch at once, as before', () => {

@@ -177,7 +177,10 @@ export function binary(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
   if (a.dtype !== b.dtype) throw new DTypeError(`${op}: dtypes differ: ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
   checkBinaryDtype(op, a.dtype, `${fmt(a.shape)} and ${fmt(b.shape)}`);
   const shape = broadcastShapes(op, a.shape, b.shape);
-  if (!isCompare(op) && goesLazy(a.device, [a.dtype], shape)) return lazyOp(op, [a, b], shape, a.device);
+  if (!isCompare(op) && goesLazy(a.device, [a.dtype], shape)) {
+    planElementwise(shape, [a.shape, b.shape]); // a broadcast too deep for the kernels throws here, as eagerly
+    return lazyOp(op, [a, b], shape, a.device);
+  }
   return runElementwise((layout) => binaryKernel({ op, dtype: a.dtype, layout }), [a, b], shape, isCompare(op) ? 'f32' : a.dtype);
 }
 
@@ -259,7 +262,10 @@ export function reluGrad(gy: Tensor, x: Tensor): Tensor {
   assertSameDevice(gy, x);
   if (gy.dtype !== 'f32' || x.dtype !== 'f32') throw new DTypeError(`reluGrad: needs f32 tensors, got ${gy.dtype} ${fmt(gy.shape)} and ${x.dtype} ${fmt(x.shape)}`);
   const shape = broadcastShapes('reluGrad', gy.shape, x.shape);
-  if (goesLazy(gy.device, ['f32'], shape)) return lazyOp('reluGrad', [gy, x], shape, gy.device);
+  if (goesLazy(gy.device, ['f32'], shape)) {
+    planElementwise(shape, [gy.shape, x.shape]); // a broadcast too deep for the kernels throws here, as eagerly
+    return lazyOp('reluGrad', [gy, x], shape, gy.device);
+  }
   return runElementwise((layout) => reluGradKernel(layout), [gy, x], shape, 'f32');
 }
 
