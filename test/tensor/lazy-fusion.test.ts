@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import * as raw from '@metagrad/tensor';
 import { setFusion, tensor, type Device, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
+import { SGD } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 
 const device = useDevice();
@@ -319,6 +320,23 @@ describe('lazy elementwise fusion', () => {
     expect(Array.from(await p.toArray())).toEqual([100, 100, 100, 100]);
     y.dispose();
     p.dispose();
+  });
+
+  it('an in-place SGD step after lazy reads of the parameter: the reads see the old values, the step the right gradient', async () => {
+    const d = device();
+    const { p, y, opt } = withFusion(true, () => {
+      const p = tensor([1, 2, 3], [3], 'f32', d);
+      const opt = new SGD({ p }, { lr: 0.5 });
+      const y = raw.mulScalar(p, 3); // pending, reads p
+      const g = raw.addScalar(p, 1); // pending gradient that reads p too
+      opt.step({ p: g });
+      g.dispose();
+      return { p, y, opt };
+    });
+    expect(Array.from(await y.toArray())).toEqual([3, 6, 9]);
+    expect(Array.from(await p.toArray())).toEqual([0, 0.5, 1]); // p − 0.5 (p + 1)
+    opt.dispose();
+    raw.dispose([p, y]);
   });
 
   it('cuts: more leaves than storage bindings, and a reshaped pending value, still compute the right numbers', async () => {
