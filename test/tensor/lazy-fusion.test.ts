@@ -105,8 +105,11 @@ function inputData(n: number, seed: number): Float32Array {
 }
 
 /** Runs the program on the GPU; returns the final value and the kept intermediates, read back. */
-async function runGpu(p: Program, on: boolean): Promise<Float32Array[]> {
+async function runGpu(p: Program, on: boolean, marks: number[] = []): Promise<Float32Array[]> {
   const d = device();
+  const start = d.memory();
+  d.resetPeak();
+  const mark = () => marks.push(d.memory().bytesInUse - start.bytesInUse, d.memory().liveTensors - start.liveTensors, d.memory().peakBytesInUse - start.bytesInUse);
   const { values, kept } = withFusion(on, () => {
     const ins = p.shapes.map((s, i) => tensor(inputData(size(s), p.inputs[i].seed), s, 'f32', d));
     const vals: Tensor[] = [...ins];
@@ -123,18 +126,22 @@ async function runGpu(p: Program, on: boolean): Promise<Float32Array[]> {
       }
       vals.push(y);
       made.push(y);
+      mark();
     }
     // Inputs die before realisation: the expression must keep their buffers.
     for (const t of ins) t.dispose();
     const keep = made.filter((t, i) => i === made.length - 1 || p.keep[i]);
     for (const t of made) if (!keep.includes(t)) t.dispose();
+    mark();
     return { values: keep, kept: keep };
   });
   void kept;
   // The final value first: kept intermediates of its size are then written as extra outputs of its kernel.
   const out: Float32Array[] = [];
   for (const t of [...values].reverse()) out.unshift((await t.toArray()) as Float32Array);
+  mark();
   for (const t of values) t.dispose();
+  mark();
   return out;
 }
 
@@ -159,11 +166,13 @@ function runRef(p: Program): Ref[] {
 }
 
 describe('lazy elementwise fusion', () => {
-  it('random elementwise DAGs with broadcasting: fused == unfused (1e-6 relative) and both match float64', async () => {
+  it('random elementwise DAGs with broadcasting: fused == unfused (1e-6 relative), both match float64, memory figures equal', async () => {
     await fc.assert(
       fc.asyncProperty(programArb, async (p) => {
-        const fused = await runGpu(p, true);
-        const eager = await runGpu(p, false);
+        const [fusedMarks, eagerMarks]: number[][] = [[], []];
+        const fused = await runGpu(p, true, fusedMarks);
+        const eager = await runGpu(p, false, eagerMarks);
+        expect(fusedMarks).toEqual(eagerMarks); // bytesInUse, liveTensors and peak after every step, as eagerly
         const ref = runRef(p);
         expect(fused.length).toBe(ref.length);
         fused.forEach((f, j) => {
