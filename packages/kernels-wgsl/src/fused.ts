@@ -25,13 +25,13 @@ export interface FusedProgram {
   readonly bindings: number;
   readonly reads: readonly { readonly binding: number; readonly mode: FusedLeafMode }[];
   readonly scalars: number;
-  /** Folded output rank (used by strided reads; 0 when none is strided). */
+  /** Folded output rank (used by strided reads; 0 when none is strided: then the kernel walks vec4s). */
   readonly rank: number;
   readonly steps: readonly { readonly op: FusedOp; readonly args: readonly FusedRef[] }[];
   readonly outputs: readonly number[];
 }
 
-/** Elements per invocation of a fused kernel. */
+/** Elements per invocation of a strided fused kernel; vec4s per invocation of a contiguous one (rank 0). */
 export const FUSED_CHUNK = 4;
 
 function opExpr(op: FusedOp): string {
@@ -56,7 +56,48 @@ export function fusedKey(p: FusedProgram): string {
  * Uniform words: n, 3 pad, then (if any read is strided) the folded shape and one stride array per strided read,
  * each MAX_ELEMENTWISE_RANK long, then the scalars' f32 bits padded to a multiple of 4.
  */
+/**
+ * rank 0 (no strided read): like the eager vec4 kernels, each invocation maps FUSED_CHUNK contiguous vec4s, the SSA
+ * program evaluated once per lane. Uniform: n, nvec (p0), 2 pad, then the scalars' bits.
+ */
+function buildFusedVec4(p: FusedProgram): KernelIR {
+  const vecBinding = new Set(p.reads.filter((r) => r.mode === 'full').map((r) => r.binding));
+  const uniforms: [string, string][] = [['n', 'u32'], ['p0', 'u32'], ['p1', 'u32'], ['p2', 'u32']];
+  if (p.scalars) uniforms.push(['sc', `array<vec4<u32>, ${Math.ceil(p.scalars / 4)}>`]);
+  const lines: string[] = [`let first = gi * ${FUSED_CHUNK}u;`, 'if (first >= u.p0) { return; }', `let last = min(first + ${FUSED_CHUNK}u, u.p0);`];
+  for (let k = 0; k < p.scalars; k++) lines.push(`let s${k} = bitcast<f32>(u.sc[${k >> 2}].${'xyzw'[k & 3]});`);
+  p.reads.forEach((r, k) => {
+    if (r.mode === 'scalar') lines.push(`let l${k} = in${r.binding}[0]${vecBinding.has(r.binding) ? '.x' : ''};`);
+  });
+  lines.push('for (var j = first; j < last; j++) {');
+  p.reads.forEach((r, k) => {
+    if (r.mode === 'full') lines.push(`  let a${k} = in${r.binding}[j];`);
+  });
+  const lanes = ['x', 'y', 'z', 'w'];
+  const laneRef = (ref: string, c: string) => (ref[0] === 't' || (ref[0] === 'l' && p.reads[Number(ref.slice(1))].mode === 'full') ? `${ref}_${c}` : ref);
+  for (const c of lanes) {
+    p.reads.forEach((r, k) => {
+      if (r.mode === 'full') lines.push(`  let l${k}_${c} = a${k}.${c};`);
+    });
+    p.steps.forEach((st, j) => {
+      const expr = opExpr(st.op).replace(/\bv([01])\b/g, (_, i: string) => laneRef(st.args[Number(i)], c));
+      lines.push(`  let t${j}_${c} = ${expr};`);
+    });
+  }
+  p.outputs.forEach((t, i) => lines.push(`  out${i}[j] = vec4<f32>(${lanes.map((c) => `t${t}_${c}`).join(', ')});`));
+  lines.push('}');
+  return {
+    name: `fused4:${p.outputs.length}`,
+    inputs: Array.from({ length: p.bindings }, (_, b) => ({ name: `in${b}`, dtype: 'f32' as const, vec: vecBinding.has(b) ? (4 as const) : undefined })),
+    outputs: p.outputs.map((_, i) => ({ name: `out${i}`, dtype: 'f32' as const, vec: 4 as const })),
+    uniforms,
+    workgroupSize: LINEAR_WG,
+    body: lines.join('\n  '),
+  };
+}
+
 function buildFused(p: FusedProgram): KernelIR {
+  if (p.rank === 0) return buildFusedVec4(p);
   const arr = (len: number) => `array<vec4<u32>, ${len}>`;
   const comp = (field: string, d: number) => `u.${field}[${d >> 2}].${'xyzw'[d & 3]}`;
   const strided = p.reads.map((r, k) => (r.mode === 'strided' ? k : -1)).filter((k) => k >= 0);
@@ -95,7 +136,10 @@ function buildFused(p: FusedProgram): KernelIR {
 
 const fusedCache = new Map<string, KernelSpec>();
 
-/** The kernel of a fused program, memoised by its structural key. Dispatch: linearDispatch(n, FUSED_CHUNK). */
+/**
+ * The kernel of a fused program, memoised by its structural key. Dispatch: linearDispatch(n, FUSED_CHUNK) when
+ * rank > 0, else linearDispatch(ceil(n / 4), FUSED_CHUNK) with uniform word 1 = ceil(n / 4).
+ */
 export function fusedKernel(p: FusedProgram): KernelSpec {
   if (p.rank > MAX_ELEMENTWISE_RANK) throw new Error(`fused: rank ${p.rank} > ${MAX_ELEMENTWISE_RANK}`);
   if (fusedCache.size > 4096) fusedCache.clear();

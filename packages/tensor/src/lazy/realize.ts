@@ -98,7 +98,8 @@ export function realizePending(p: Pending): void {
     steps,
     outputs,
   });
-  const words: number[] = [n, 0, 0, 0];
+  const nvec = Math.ceil(n / 4);
+  const words: number[] = [n, rank === 0 ? nvec : 0, 0, 0];
   if (anyStrided) {
     for (let d = 0; d < MAX_ELEMENTWISE_RANK; d++) words.push(d < rank ? plan.shape[d] : 1);
     plan.strides.forEach((st, k) => {
@@ -111,7 +112,7 @@ export function realizePending(p: Pending): void {
   const inBuffers = bindings.map((s) => s.buffer);
   const outBuffers = outStorages.map((s) => device.pool.acquire(Math.max(s.byteSize, 4)));
   try {
-    device.dispatch(spec, [...inBuffers, ...outBuffers], new Uint32Array(words), linearDispatch(n, FUSED_CHUNK));
+    device.dispatch(spec, [...inBuffers, ...outBuffers], new Uint32Array(words), linearDispatch(rank === 0 ? nvec : n, FUSED_CHUNK));
   } catch (e) {
     for (const b of outBuffers) device.pool.release(b);
     throw e;
