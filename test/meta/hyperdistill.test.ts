@@ -226,27 +226,27 @@ describe('HyperDistill', () => {
     const device = getDevice();
     setFusion(device, fusion);
     try {
-    const s = anilSetup(device);
-    const hd = new HyperDistill<RegressionBatch>({ gamma: 0, estimationPeriod: 1, theta: 1 });
-    const oneStep = new OneStepLookahead<RegressionBatch>();
-    let w: ParamTree = s.w0;
-    for (let t = 0; t < s.train.length; t++) {
-      const input = { problem: anil, theta: w, lambda: s.lambda, trainBatch: s.train[t], valBatch: s.val, innerLr: 0.05 };
-      const a = await vec(oneStep, input);
-      const b = await vec(hd, input);
-      expectSameHypergrad(b, a, fusion);
-      const run = await runInner({ problem: anil, lambda: () => s.lambda, w0: w, batches: [s.train[t]], optimiser: { lr: 0.05, momentum: 0 } });
-      // The caller's own step (functional sgd) as `next` gives the same bits too.
-      const c = await vec(hd, { ...input, theta: w, next: run.wT } as never);
+      const s = anilSetup(device);
+      const hd = new HyperDistill<RegressionBatch>({ gamma: 0, estimationPeriod: 1, theta: 1 });
+      const oneStep = new OneStepLookahead<RegressionBatch>();
+      let w: ParamTree = s.w0;
+      for (let t = 0; t < s.train.length; t++) {
+        const input = { problem: anil, theta: w, lambda: s.lambda, trainBatch: s.train[t], valBatch: s.val, innerLr: 0.05 };
+        const a = await vec(oneStep, input);
+        const b = await vec(hd, input);
+        expectSameHypergrad(b, a, fusion);
+        const run = await runInner({ problem: anil, lambda: () => s.lambda, w0: w, batches: [s.train[t]], optimiser: { lr: 0.05, momentum: 0 } });
+        // The caller's own step (functional sgd) as `next` gives the same hypergradient too.
+        const c = await vec(hd, { ...input, theta: w, next: run.wT } as never);
+        if (w !== s.w0) disposeTree(w);
+        w = run.wT;
+        expectSameHypergrad(c, a, fusion);
+        // At γ = 0 the state is w* = w_{t−1}, D* = D_t: start afresh for the next comparison.
+        hd.reset();
+      }
       if (w !== s.w0) disposeTree(w);
-      w = run.wT;
-      expectSameHypergrad(c, a, fusion);
-      // At γ = 0 the state is w* = w_{t−1}, D* = D_t: start afresh for the next comparison.
-      hd.reset();
-    }
-    if (w !== s.w0) disposeTree(w);
-    hd.dispose();
-    s.dispose();
+      hd.dispose();
+      s.dispose();
     } finally {
       setFusion(device, undefined);
     }
