@@ -154,16 +154,22 @@ describe('binary', () => {
     b.dispose();
   });
 
-  it('axpby: a·x + b·y in one dispatch, any length; equal f32 shapes only', async () => {
-    for (const n of [1, 4, 1027]) {
-      const x = randRef([n], 5);
-      const y = randRef([n], 6);
-      const [tx, ty] = [upload(x), upload(y)];
-      const dispatches = device.counters.dispatches;
-      const out = ops.axpby(-0.5, tx, 3, ty);
-      expect(device.counters.dispatches - dispatches).toBe(1);
-      expectClose(await download(out), ref.axpby(-0.5, x, 3, y), 1e-6, 1e-6, `axpby ${n}`);
-      [tx, ty, out].forEach((t) => t.dispose());
+  it('axpby: a·x + b·y in one dispatch at the call (fusion off), any length; equal f32 shapes only', async () => {
+    ops.setFusion(device, false); // eager dispatch timing, whatever METAGRAD_FUSION says
+    try {
+      for (const n of [1, 4, 1027]) {
+        const x = randRef([n], 5);
+        const y = randRef([n], 6);
+        const [tx, ty] = [upload(x), upload(y)];
+        const dispatches = device.counters.dispatches;
+        const out = ops.axpby(-0.5, tx, 3, ty);
+        expect(device.counters.dispatches - dispatches).toBe(1);
+        expect(out.storage.pending).toBeNull();
+        expectClose(await download(out), ref.axpby(-0.5, x, 3, y), 1e-6, 1e-6, `axpby ${n}`);
+        [tx, ty, out].forEach((t) => t.dispose());
+      }
+    } finally {
+      ops.setFusion(device, undefined);
     }
     const a = upload(randRef([2, 3], 1));
     const b = upload(randRef([3], 2));
@@ -171,6 +177,27 @@ describe('binary', () => {
     const c = upload({ shape: [2, 3], data: Float64Array.from([1, 2, 3, 4, 5, 6]) }, 'i32');
     expect(() => ops.axpby(1, a, 1, c)).toThrow(DTypeError);
     [a, b, c].forEach((t) => t.dispose());
+  });
+
+  it('axpby with fusion on: nothing dispatched at the call, one dispatch when read, the same values', async () => {
+    ops.setFusion(device, true);
+    try {
+      for (const n of [1, 4, 1027]) {
+        const x = randRef([n], 5);
+        const y = randRef([n], 6);
+        const [tx, ty] = [upload(x), upload(y)];
+        const dispatches = device.counters.dispatches;
+        const out = ops.axpby(-0.5, tx, 3, ty);
+        expect(device.counters.dispatches - dispatches).toBe(0);
+        expect(out.storage.pending).not.toBeNull();
+        void out.buffer; // realises
+        expect(device.counters.dispatches - dispatches).toBe(1);
+        expectClose(await download(out), ref.axpby(-0.5, x, 3, y), 1e-6, 1e-6, `fused axpby ${n}`);
+        [tx, ty, out].forEach((t) => t.dispose());
+      }
+    } finally {
+      ops.setFusion(device, undefined);
+    }
   });
 
   it('scalar fast paths match the broadcast ops', async () => {
