@@ -1,5 +1,5 @@
 /** @file Host-side validation of the raw ops' JavaScript inputs (issue 14 item 7): named errors, nothing allocated. */
-import { describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as raw from '@metagrad/tensor';
 import { DisposedTensorError, DTypeError, InvalidArgumentError, KernelError, OutOfMemoryError, ShapeError, type Tensor } from '@metagrad/tensor';
 import * as ref from '../../packages/tensor/src/reference/index';
@@ -275,6 +275,10 @@ const MORE_CASES: [string, number[][], (ts: Tensor[]) => Tensor][] = [
 ];
 
 describe('a dispatch that fails midway (a kernel that does not build, a lost device)', () => {
+  // Eager recording: each op dispatches at the call, whatever METAGRAD_FUSION says (fusion-on counterpart below).
+  beforeAll(() => raw.setFusion(device(), false));
+  afterAll(() => raw.setFusion(device(), undefined));
+
   it.each([...OPERAND_CASES, ...MORE_CASES])('%s frees its output and temporaries', (_name, shapes, call) => {
     const dev = device();
     const ts = shapes.map((s) => raw.zeros(s, 'f32', dev));
@@ -297,6 +301,61 @@ describe('a dispatch that fails midway (a kernel that does not build, a lost dev
       }
     } finally {
       for (const spy of spies) spy.mockRestore();
+      raw.dispose(ts);
+    }
+  });
+});
+
+describe('with fusion on, a dispatch that fails at realisation', () => {
+  beforeAll(() => raw.setFusion(device(), true));
+  afterAll(() => raw.setFusion(device(), undefined));
+  const lazyCases = [...OPERAND_CASES, ...MORE_CASES].filter(([name]) => ['add', 'axpby', 'mulScalar'].includes(name));
+
+  it.each(lazyCases)('%s throws there, returns its output buffers, stays pending and computes later', async (_name, shapes, call) => {
+    const dev = device();
+    const ts = shapes.map((s) => raw.ones(s, 'f32', dev));
+    const eager = (() => {
+      raw.setFusion(dev, false);
+      try {
+        return call(ts);
+      } finally {
+        raw.setFusion(dev, true);
+      }
+    })();
+    const want = Array.from(await eager.toArray());
+    eager.dispose();
+    const real = dev.dispatch.bind(dev);
+    let calls = 0;
+    let failAt = 0; // 0: no failure
+    const spy = vi.spyOn(dev, 'dispatch').mockImplementation((...args) => {
+      if (++calls === failAt) throw new KernelError('injected failure', 'test');
+      real(...args);
+    });
+    try {
+      const probe = call(ts);
+      expect(probe.storage.pending, 'the op should be lazy with fusion on').not.toBeNull();
+      void probe.buffer;
+      probe.dispose();
+      const steps = calls;
+      expect(steps).toBeGreaterThan(0);
+      for (let k = 1; k <= steps; k++) {
+        const y = call(ts);
+        const before = dev.memory();
+        calls = 0;
+        failAt = k;
+        expect(() => y.buffer).toThrow(/injected/);
+        failAt = 0;
+        expect(y.storage.pending, 'still pending after the failed realisation').not.toBeNull();
+        const after = dev.memory();
+        expect(after.bytesInUse).toBe(before.bytesInUse);
+        expect(after.liveTensors).toBe(before.liveTensors);
+        // The output buffers taken from the pool for the failed dispatch went back to it.
+        expect(after.bytesAllocated - after.bytesPooled, 'output buffers returned to the pool').toBe(before.bytesAllocated - before.bytesPooled);
+        expect(Array.from(await y.toArray())).toEqual(want);
+        y.dispose();
+      }
+    } finally {
+      spy.mockRestore();
       raw.dispose(ts);
     }
   });
