@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest';
 import { fillKernel } from '@metagrad/kernels-wgsl';
 import {
   DeviceLostError, DeviceMismatchError, DisposedTensorError, InvalidArgumentError, KernelError, OutOfMemoryError, add, concat, full, gather,
-  getDefaultDevice, indexSelect, oneHot, pad, scatterAdd, setDefaultDevice, tensor, zeros, type Device,
+  getDefaultDevice, indexSelect, oneHot, pad, scatterAdd, setDefaultDevice, setFusion, tensor, zeros, type Device,
 } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { useDevice } from '../helpers/device';
@@ -56,30 +56,60 @@ describe('GPU error recovery', () => {
     x.dispose();
   });
 
-  it('a failed batch is reported once as a named error; its outputs throw instead of returning stale data', async () => {
+  it('a failed batch is reported once as a named error; its outputs throw instead of returning stale data (fusion off: the add dispatches at the call)', async () => {
     const d = device();
-    await d.sync();
-    const x = tensor([1, 2, 3, 4]);
-    // Leave a pooled buffer full of 99s: a lost dispatch would show them.
-    const stale = full([4], 99);
-    await stale.toArray();
-    stale.dispose();
-    const sameBatch = add(x, x);
-    // A binding the adapter refuses: the kind of error the host check above now prevents for tensors.
-    const tooBig = breakBatch(d);
-    const err = await d.sync().then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(KernelError);
-    expect((err as Error).message).toMatch(/storage buffer binding size|max buffer size/);
-    // Reported once: no follow-on error at the next sync or op.
-    await expect(d.sync()).resolves.toBeUndefined();
-    await expect(sameBatch.toArray()).rejects.toThrow(/computed it .*failed/);
-    sameBatch.dispose();
-    expect(await readTwice(x)).toEqual([[2, 4, 6, 8], [2, 4, 6, 8], [2, 4, 6, 8]]);
-    tooBig.destroy();
-    x.dispose();
+    setFusion(d, false); // `sameBatch` must be recorded before the failing dispatch; the fusion-on case is below
+    try {
+      await d.sync();
+      const x = tensor([1, 2, 3, 4]);
+      // Leave a pooled buffer full of 99s: a lost dispatch would show them.
+      const stale = full([4], 99);
+      await stale.toArray();
+      stale.dispose();
+      const sameBatch = add(x, x);
+      // A binding the adapter refuses: the kind of error the host check above now prevents for tensors.
+      const tooBig = breakBatch(d);
+      const err = await d.sync().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(KernelError);
+      expect((err as Error).message).toMatch(/storage buffer binding size|max buffer size/);
+      // Reported once: no follow-on error at the next sync or op.
+      await expect(d.sync()).resolves.toBeUndefined();
+      await expect(sameBatch.toArray()).rejects.toThrow(/computed it .*failed/);
+      sameBatch.dispose();
+      expect(await readTwice(x)).toEqual([[2, 4, 6, 8], [2, 4, 6, 8], [2, 4, 6, 8]]);
+      tooBig.destroy();
+      x.dispose();
+    } finally {
+      setFusion(d, undefined);
+    }
+  });
+
+  it('with fusion on: a value realised into the failed batch throws; one still pending then is computed afterwards, right', async () => {
+    const d = device();
+    setFusion(d, true);
+    try {
+      await d.sync();
+      const x = tensor([1, 2, 3, 4], [4], 'f32', d);
+      const stale = full([4], 99, 'f32', d);
+      await stale.toArray();
+      stale.dispose();
+      const realised = add(x, x);
+      void realised.buffer; // its fused kernel joins the batch that fails
+      const pending = add(x, x); // not computed until read, after the failure
+      expect(pending.storage.pending).not.toBeNull();
+      const tooBig = breakBatch(d);
+      await expect(d.sync()).rejects.toBeInstanceOf(KernelError);
+      await expect(d.sync()).resolves.toBeUndefined();
+      await expect(realised.toArray()).rejects.toThrow(/computed it .*failed/);
+      expect(Array.from(await pending.toArray())).toEqual([2, 4, 6, 8]);
+      for (const t of [realised, pending, x]) t.dispose();
+      tooBig.destroy();
+    } finally {
+      setFusion(d, undefined);
+    }
   });
 
   it('a kernel that fails to compile is reported once, by name, with no follow-on error for the batch it broke', async () => {
