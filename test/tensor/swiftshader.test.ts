@@ -47,6 +47,18 @@ describeWithPrerequisite(
       expect(device.adapter.name).toBe('swiftshader');
     });
 
+    it('compares with NaN operands follow IEEE 754 (all false except ne), as the reference does', async () => {
+      // SwiftShader may assume no NaNs: NaN != 0 came back false (a silently wrong mask) before the bit test.
+      const a = Float32Array.from([NaN, 1, NaN, 2, 0]);
+      const b = Float32Array.from([0, NaN, NaN, 2, -0]);
+      const ra = ref.tensor(Array.from(a), [5]);
+      const rb = ref.tensor(Array.from(b), [5]);
+      for (const op of ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const) {
+        const got = Array.from(await values(raw[op](up(a, [5]), up(b, [5]))));
+        expect(got, op).toEqual(Array.from(ref[op](ra, rb).data));
+      }
+    });
+
     it('matmul, exp, softmax, sum and conv2d match the float64 reference', async () => {
       const a = data(6 * 5, 1);
       const b = data(5 * 7, 2);

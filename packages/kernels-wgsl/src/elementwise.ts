@@ -64,7 +64,11 @@ export function unaryExpr(op: UnaryOpName, dtype: DType): string {
 /** The scalar WGSL expression of a binary op over `v0`, `v1` (shared with the fused kernels). */
 export function binaryExpr(op: BinaryOpName, dtype: DType): string {
   const isFloat = dtype === 'f32';
-  const cmp = (c: string) => `select(0.0, 1.0, v0 ${c} v1)`;
+  // WGSL lets implementations assume no NaNs (SwiftShader answers NaN != 0 with false), so f32 compares test NaN
+  // by its bits: every compare with a NaN is false except `ne`, as in IEEE 754 and torch.
+  const nan = 'mg_isnan(v0) || mg_isnan(v1)';
+  const cmp = (c: string) =>
+    !isFloat ? `select(0.0, 1.0, v0 ${c} v1)` : c === '!=' ? `select(0.0, 1.0, v0 != v1 || ${nan})` : `select(0.0, 1.0, v0 ${c} v1 && !(${nan}))`;
   switch (op) {
     case 'add': return 'v0 + v1';
     case 'sub': return 'v0 - v1';
