@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
+import { withFusion } from '../helpers/device';
 import * as ops from '@metagrad/tensor';
 import { DTypeError, ShapeError, tensor, type Device, type Tensor } from '@metagrad/tensor';
 import * as ref from '../../packages/tensor/src/reference/index';
@@ -155,8 +156,7 @@ describe('binary', () => {
   });
 
   it('axpby: a·x + b·y in one dispatch at the call (fusion off), any length; equal f32 shapes only', async () => {
-    ops.setFusion(device, false); // eager dispatch timing, whatever METAGRAD_FUSION says
-    try {
+    await withFusion(device, false, async () => { // eager dispatch timing, whatever METAGRAD_FUSION says
       for (const n of [1, 4, 1027]) {
         const x = randRef([n], 5);
         const y = randRef([n], 6);
@@ -168,9 +168,7 @@ describe('binary', () => {
         expectClose(await download(out), ref.axpby(-0.5, x, 3, y), 1e-6, 1e-6, `axpby ${n}`);
         [tx, ty, out].forEach((t) => t.dispose());
       }
-    } finally {
-      ops.setFusion(device, undefined);
-    }
+    });
     const a = upload(randRef([2, 3], 1));
     const b = upload(randRef([3], 2));
     expect(() => ops.axpby(1, a, 1, b)).toThrow(/axpby.*\[2, 3\].*\[3\]/);
@@ -180,8 +178,7 @@ describe('binary', () => {
   });
 
   it('axpby with fusion on: nothing dispatched at the call, one dispatch when read, the same values', async () => {
-    ops.setFusion(device, true);
-    try {
+    await withFusion(device, true, async () => {
       for (const n of [1, 4, 1027]) {
         const x = randRef([n], 5);
         const y = randRef([n], 6);
@@ -195,9 +192,7 @@ describe('binary', () => {
         expectClose(await download(out), ref.axpby(-0.5, x, 3, y), 1e-6, 1e-6, `fused axpby ${n}`);
         [tx, ty, out].forEach((t) => t.dispose());
       }
-    } finally {
-      ops.setFusion(device, undefined);
-    }
+    });
   });
 
   it('scalar fast paths match the broadcast ops', async () => {

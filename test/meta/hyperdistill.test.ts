@@ -1,6 +1,6 @@
 /** @file DrMAD, Reverse-HG and HyperDistill against exact unrolled hypergradients; γ = 0 against the one-step look-ahead bit for bit. */
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, setFusion, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
+import { InvalidArgumentError, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import { add, addScalar, exp, expectNoLeaks, matmul, mul, mulScalar, reshape, slice, square, sub, sum } from '@metagrad/autograd';
 import { disposeTree, mlp, Rng, sgd, type ParamTree } from '@metagrad/models';
 import {
@@ -8,7 +8,7 @@ import {
   anilProblem, decaySum, distilledCounts, linearEstimation, onlineMix, regressionBatchOps, reverseMix, runInner,
   treeToVector, type BilevelProblem, type HypergradEstimator, type HypergradInput, type RegressionBatch,
 } from '@metagrad/meta';
-import { useDevice } from '../helpers/device';
+import { useDevice, withFusion } from '../helpers/device';
 
 const getDevice = useDevice();
 
@@ -224,8 +224,7 @@ describe('HyperDistill', () => {
   // fused into different kernels, where the shader compiler contracts a·b + c into an FMA in one and not the other.
   it.each([false, true])('γ = 0 with θ = 1 equals OneStepLookahead over several steps, bit for bit eagerly, within 4 ulps fused (fusion on: %s)', async (fusion) => {
     const device = getDevice();
-    setFusion(device, fusion);
-    try {
+    await withFusion(device, fusion, async () => {
       const s = anilSetup(device);
       const hd = new HyperDistill<RegressionBatch>({ gamma: 0, estimationPeriod: 1, theta: 1 });
       const oneStep = new OneStepLookahead<RegressionBatch>();
@@ -247,9 +246,7 @@ describe('HyperDistill', () => {
       if (w !== s.w0) disposeTree(w);
       hd.dispose();
       s.dispose();
-    } finally {
-      setFusion(device, undefined);
-    }
+    });
   });
 
   it('γ > 0 distils the trajectory: differs from 1-step, one JVP per step; LinearEstimation fits θ every period', async () => {

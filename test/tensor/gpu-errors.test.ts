@@ -3,10 +3,10 @@ import { describe, it, expect } from 'vitest';
 import { fillKernel } from '@metagrad/kernels-wgsl';
 import {
   DeviceLostError, DeviceMismatchError, DisposedTensorError, InvalidArgumentError, KernelError, OutOfMemoryError, add, concat, full, gather,
-  getDefaultDevice, indexSelect, oneHot, pad, scatterAdd, setDefaultDevice, setFusion, tensor, zeros, type Device,
+  getDefaultDevice, indexSelect, oneHot, pad, scatterAdd, setDefaultDevice, tensor, zeros, type Device,
 } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
-import { useDevice } from '../helpers/device';
+import { useDevice, withFusion } from '../helpers/device';
 
 const device = useDevice();
 const STORAGE = 0x80;
@@ -58,8 +58,8 @@ describe('GPU error recovery', () => {
 
   it('a failed batch is reported once as a named error; its outputs throw instead of returning stale data (fusion off: the add dispatches at the call)', async () => {
     const d = device();
-    setFusion(d, false); // `sameBatch` must be recorded before the failing dispatch; the fusion-on case is below
-    try {
+    // `sameBatch` must be recorded before the failing dispatch; the fusion-on case is below
+    await withFusion(d, false, async () => {
       await d.sync();
       const x = tensor([1, 2, 3, 4]);
       // Leave a pooled buffer full of 99s: a lost dispatch would show them.
@@ -82,15 +82,12 @@ describe('GPU error recovery', () => {
       expect(await readTwice(x)).toEqual([[2, 4, 6, 8], [2, 4, 6, 8], [2, 4, 6, 8]]);
       tooBig.destroy();
       x.dispose();
-    } finally {
-      setFusion(d, undefined);
-    }
+    });
   });
 
   it('with fusion on: a value realised into the failed batch throws; one still pending then is computed afterwards, right', async () => {
     const d = device();
-    setFusion(d, true);
-    try {
+    await withFusion(d, true, async () => {
       await d.sync();
       const x = tensor([1, 2, 3, 4], [4], 'f32', d);
       const stale = full([4], 99, 'f32', d);
@@ -107,9 +104,7 @@ describe('GPU error recovery', () => {
       expect(Array.from(await pending.toArray())).toEqual([2, 4, 6, 8]);
       for (const t of [realised, pending, x]) t.dispose();
       tooBig.destroy();
-    } finally {
-      setFusion(d, undefined);
-    }
+    });
   });
 
   it('a kernel that fails to compile is reported once, by name, with no follow-on error for the batch it broke', async () => {

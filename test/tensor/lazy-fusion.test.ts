@@ -2,24 +2,16 @@
 import { describe, it, expect, afterEach, vi } from 'vitest';
 import fc from 'fast-check';
 import * as raw from '@metagrad/tensor';
-import { setFusion, tensor, type Device, type Tensor } from '@metagrad/tensor';
+import { setFusion, tensor, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { SGD } from '@metagrad/models';
-import { useDevice } from '../helpers/device';
+import { useDevice, withFusion } from '../helpers/device';
 
 const device = useDevice();
 afterEach(() => setFusion(device(), undefined));
 
 /** Runs `fn` with fusion on or off for this file's device only. */
-function withFusion<T>(on: boolean, fn: (d: Device) => T): T {
-  const d = device();
-  setFusion(d, on);
-  try {
-    return fn(d);
-  } finally {
-    setFusion(d, undefined);
-  }
-}
+const fused = <T>(on: boolean, fn: () => T): T => withFusion(device(), on, fn);
 
 // ---------------------------------------------------------------- float64 reference with broadcasting
 
@@ -110,7 +102,7 @@ async function runGpu(p: Program, on: boolean, marks: number[] = []): Promise<Fl
   const start = d.memory();
   d.resetPeak();
   const mark = () => marks.push(d.memory().bytesInUse - start.bytesInUse, d.memory().liveTensors - start.liveTensors, d.memory().peakBytesInUse - start.bytesInUse);
-  const { values, kept } = withFusion(on, () => {
+  const { values, kept } = fused(on, () => {
     const ins = p.shapes.map((s, i) => tensor(inputData(size(s), p.inputs[i].seed), s, 'f32', d));
     const vals: Tensor[] = [...ins];
     const made: Tensor[] = [];
@@ -193,7 +185,7 @@ describe('lazy elementwise fusion', () => {
   it('the 100-add chain is one dispatch with fusion on, 100 with it off', async () => {
     for (const on of [true, false]) {
       const d = device();
-      const { y, count } = withFusion(on, () => {
+      const { y, count } = fused(on, () => {
         const x = tensor(inputData(1024, 7), [1024], 'f32', d);
         const before = d.counters.dispatches;
         let acc = raw.add(x, x);
@@ -218,7 +210,7 @@ describe('lazy elementwise fusion', () => {
     const d = device();
     const base = d.memory();
     const trace = (on: boolean) =>
-      withFusion(on, () => {
+      fused(on, () => {
         const start = d.memory();
         const marks: [number, number][] = [];
         const mark = () => marks.push([d.memory().bytesInUse - start.bytesInUse, d.memory().liveTensors - start.liveTensors]);
@@ -258,7 +250,7 @@ describe('lazy elementwise fusion', () => {
 
   it('an inner value with a live handle is written as an extra output of the same kernel', async () => {
     const d = device();
-    const { t, y, count } = withFusion(true, () => {
+    const { t, y, count } = fused(true, () => {
       const x = tensor([-1, 0.5, 2], [3], 'f32', d);
       const t = raw.tanh(x);
       const tx = raw.mul(t, x);
@@ -283,7 +275,7 @@ describe('lazy elementwise fusion', () => {
   it('a value dropped before realisation is never computed and frees its leaves', () => {
     const d = device();
     const base = d.memory();
-    withFusion(true, () => {
+    fused(true, () => {
       const a = tensor([1, 2, 3], [3], 'f32', d);
       const before = d.counters.dispatches;
       const negA = raw.neg(a);
@@ -299,7 +291,7 @@ describe('lazy elementwise fusion', () => {
 
   it('gradients (first and second order) with fusion on equal fusion off', async () => {
     const run = (on: boolean) =>
-      withFusion(on, () =>
+      fused(on, () =>
         raw.tidy(() => {
           const d = device();
           const x = ag.requiresGrad(tensor([-1.5, -0.3, 0.2, 0.9, 2], [5], 'f32', d));
@@ -319,7 +311,7 @@ describe('lazy elementwise fusion', () => {
 
   it('an in-place write into a storage a pending expression reads realises the expression first', async () => {
     const d = device();
-    const { y, p } = withFusion(true, () => {
+    const { y, p } = fused(true, () => {
       const p = tensor([1, 2, 3, 4], [4], 'f32', d);
       const y = raw.mulScalar(raw.add(p, p), 3); // pending, reads p
       d.write(p.bufferForInPlaceWrite(), new Float32Array([100, 100, 100, 100])); // the optimiser's path
@@ -333,7 +325,7 @@ describe('lazy elementwise fusion', () => {
 
   it('an in-place SGD step after lazy reads of the parameter: the reads see the old values, the step the right gradient', async () => {
     const d = device();
-    const { p, y, opt } = withFusion(true, () => {
+    const { p, y, opt } = fused(true, () => {
       const p = tensor([1, 2, 3], [3], 'f32', d);
       const opt = new SGD({ p }, { lr: 0.5 });
       const y = raw.mulScalar(p, 3); // pending, reads p
@@ -351,7 +343,7 @@ describe('lazy elementwise fusion', () => {
   it('cuts: more leaves than storage bindings, and a reshaped pending value, still compute the right numbers', async () => {
     const d = device();
     const n = d.limits.maxStorageBuffersPerShaderStage + 3;
-    const y = withFusion(true, () =>
+    const y = fused(true, () =>
       raw.tidy(() => {
         let acc = tensor([0, 0], [2], 'f32', d);
         for (let i = 1; i <= n; i++) acc = raw.add(acc, tensor([i, -i], [2], 'f32', d));
@@ -366,7 +358,7 @@ describe('lazy elementwise fusion', () => {
 
   it('validation still throws at the call: a broadcast folding past the kernel rank is a ShapeError, nothing leaks', () => {
     const d = device();
-    withFusion(true, () => {
+    fused(true, () => {
       const a = raw.zeros([2, 1, 2, 1, 2, 1, 2, 1, 2], 'f32', d);
       const b = raw.zeros([1, 2, 1, 2, 1, 2, 1, 2, 1], 'f32', d);
       const before = d.memory();
@@ -382,7 +374,7 @@ describe('lazy elementwise fusion', () => {
     const d = device();
     const base = d.memory();
     const x = tensor([1, 2, 3], [3], 'f32', d);
-    const y = withFusion(true, () => {
+    const y = fused(true, () => {
       const e = raw.exp(x);
       const out = raw.mulScalar(e, 2);
       e.dispose();
@@ -407,7 +399,7 @@ describe('lazy elementwise fusion', () => {
 
   it('with fusion off, elementwise ops dispatch at once, as before', () => {
     const d = device();
-    withFusion(false, () => {
+    fused(false, () => {
       const a = tensor([1, 2], [2], 'f32', d);
       const before = d.counters.dispatches;
       const y = raw.tanh(raw.addScalar(a, 1));
