@@ -153,19 +153,15 @@ function metagradRunner(device: Device, c: Case): MetagradRunner {
       // Record one step's dispatches, then replay each alone (REPLAY times, synced) to see which kernels cost
       // the time. Replays write into buffers the step has released (garbage, never read) and into the parameters
       // (the SGD kernel: harmless for timing); everything live was allocated before the step, so nothing else aliases.
-      const recorded: { spec: Parameters<Device['dispatch']>[0]; buffers: GPUBuffer[]; uniform: ArrayBufferView | null; wg: readonly [number, number, number] }[] = [];
-      const original = device.dispatch;
       const before = { ...device.counters };
-      device.dispatch = (spec, buffers, uniform, wg) => {
-        recorded.push({ spec, buffers: [...buffers], uniform: uniform ? new Uint8Array(new Uint8Array(uniform.buffer, uniform.byteOffset, uniform.byteLength)) : null, wg });
-        return original.call(device, spec, buffers, uniform, wg);
-      };
+      const rec = device.beginRecording();
       try {
         step();
-        await sync();
       } finally {
-        device.dispatch = original;
+        device.endRecording();
       }
+      await sync();
+      const recorded = rec.commands.flatMap((c) => (c.k === 'dispatch' ? [{ spec: c.spec, buffers: c.buffers, uniform: c.uniform, wg: c.workgroups }] : []));
       const dispatchesPerStep = device.counters.dispatches - before.dispatches;
       const submitsPerStep = device.counters.submits - before.submits;
       const kernels: Record<string, number> = {};

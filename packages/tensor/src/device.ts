@@ -2,10 +2,12 @@
 import type { KernelSpec, BindingKind, IndexCheckedOp } from '@metagrad/kernels-wgsl';
 import { MAX_WORKGROUPS_PER_DIM } from '@metagrad/kernels-wgsl';
 import { BufferPool } from './pool';
-import { DeviceLostError, KernelError, OutOfMemoryError } from './errors';
+import { DeviceLostError, KernelError, OutOfMemoryError, TraceError } from './errors';
 import { BatchTracker } from './batches';
 import { StagingPool } from './staging';
 import { INDEX_FLAG_BYTES, IndexChecks } from './index-checks';
+import { Recording, type UniformThunk } from './capture/recording';
+import type { Storage } from './tensor';
 
 const COPY_DST = 0x08;
 const UNIFORM = 0x40;
@@ -46,6 +48,8 @@ export interface MemoryStats {
   bytesAllocated: number;
   /** Bytes of readback staging buffers alive (cached for reuse or in flight); `emptyCache()` frees the cached ones. */
   bytesStaging: number;
+  /** Bytes of GPU buffers held by compiled steps (their arena and slots; `dispose()` on the compiled function frees them). */
+  bytesCompiled: number;
   pipelines: number;
 }
 
@@ -80,7 +84,8 @@ export class Device {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private pendingDispatches = 0;
-  private readonly uniformAlign: number;
+  /** Dynamic uniform offsets are multiples of this (minUniformBufferOffsetAlignment, at least 16). */
+  readonly uniformAlign: number;
   private readonly uniformBuffer: GPUBuffer;
   private readonly uniformStaging: Uint8Array;
   private uniformUsed = 0;
@@ -95,6 +100,13 @@ export class Device {
   private readonly compileChecks: Promise<void>[] = [];
   private lostInfo: { reason: string; message: string } | null = null;
   private destroyed = false;
+  /** The trace of a compiled function in progress on this device (compile in @metagrad/autograd), else null. */
+  recording: Recording | null = null;
+  private peakBeforeRecording = 0;
+  /** Which storage each buffer was last handed to: a trace tells buffers it must keep (closed-over tensors) from temporaries. */
+  private readonly owners = new WeakMap<GPUBuffer, Storage>();
+  /** Bytes of GPU buffers held by compiled plans (arena, input/output slots, uniforms, constants). */
+  bytesCompiled = 0;
 
   // Memory accounting, kept exact by Storage (see storage.ts).
   liveTensors = 0;
@@ -223,6 +235,7 @@ export class Device {
    */
   async sync(): Promise<void> {
     this.throwIfLost();
+    if (this.recording) throw new TraceError(`sync() inside a compiled function on device ${this}: a replay cannot wait for the GPU mid-step; move it out of the compiled function`);
     if (this.indexChecks.pending) {
       await this.read(this.indexChecks.flags, 0);
       return;
@@ -254,6 +267,7 @@ export class Device {
    * error's detail (shapes, axis) only if this dispatch is the one reported.
    */
   indexCheck(op: IndexCheckedOp, describe: () => string): { flags: GPUBuffer; tag: number } {
+    this.recording?.commands.push({ k: 'indexCheck' });
     return this.indexChecks.register(op, describe);
   }
 
@@ -347,7 +361,7 @@ export class Device {
   dispatch(
     spec: KernelSpec,
     buffers: readonly GPUBuffer[],
-    uniform: ArrayBufferView | null,
+    uniformOrThunk: ArrayBufferView | UniformThunk | null,
     workgroups: readonly [number, number, number],
   ): void {
     // Only a lost device stops recording: GPU errors are reported at the next sync/readback, not by a later op.
@@ -358,6 +372,8 @@ export class Device {
       }
     }
     if (workgroups[0] * workgroups[1] * workgroups[2] === 0) return;
+    const thunk = typeof uniformOrThunk === 'function' ? uniformOrThunk : null;
+    const uniform = thunk ? thunk() : (uniformOrThunk as ArrayBufferView | null);
     const { pipeline, layout } = this.pipelineFor(spec);
     const hasUniform = spec.bindings.includes('uniform');
     if (hasUniform && !uniform) throw new KernelError(`kernel ${spec.key} needs uniforms`, spec.key);
@@ -373,6 +389,7 @@ export class Device {
     pass.setBindGroup(0, bindGroup, dynamicOffsets);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.batches.recordDispatch(spec.bindings, buffers);
+    this.recording?.commands.push({ k: 'dispatch', spec, buffers: [...buffers], uniform: uniform ? bytesOf(uniform).slice() : null, thunk, workgroups: [...workgroups] as [number, number, number] });
     this.counters.dispatches++;
     if (++this.pendingDispatches >= this.maxDispatchesPerSubmit) this.flush();
   }
@@ -466,6 +483,83 @@ export class Device {
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, alignUp(bytes, 4));
     this.batches.recordCopy(src, dst);
+    this.recording?.commands.push({ k: 'copy', src, srcOffset, dst, dstOffset, bytes: alignUp(bytes, 4) });
+  }
+
+  /**
+   * Submits a compiled plan as one batch after whatever is pending (see capture/plan.ts): `encode` records its
+   * commands, `ops` are their bindings for GPU-error tracking, `dispatches` their count for the counters.
+   */
+  submitEncoded(encode: (encoder: GPUCommandEncoder) => void, ops: readonly { bindings: readonly string[]; buffers: readonly GPUBuffer[] }[], dispatches: number): void {
+    this.throwIfLost();
+    this.flush();
+    this.batches.open();
+    try {
+      const encoder = this.gpuDevice.createCommandEncoder();
+      encode(encoder);
+      for (const op of ops) this.batches.recordDispatch(op.bindings, op.buffers);
+      this.gpuDevice.queue.submit([encoder.finish()]);
+    } finally {
+      this.batches.close();
+    }
+    this.counters.dispatches += dispatches;
+    this.counters.submits++;
+  }
+
+  // ---------------------------------------------------------------- capture (compile)
+
+  /** Starts recording a compiled function's trace: every command from now on is kept, and the peak is measured. */
+  beginRecording(): Recording {
+    if (this.recording) throw new TraceError(`device ${this} is already recording a compiled function's trace (two traces at once on one device)`);
+    const rec = new Recording(this.bytesInUse);
+    this.peakBeforeRecording = this.peakBytesInUse;
+    this.peakBytesInUse = this.bytesInUse;
+    this.recording = rec;
+    return rec;
+  }
+
+  /** Stops the recording started by beginRecording; the peak window continues as if it had never been split. */
+  endRecording(): Recording {
+    const rec = this.recording;
+    if (!rec) throw new TraceError(`device ${this} is not recording`);
+    this.recording = null;
+    rec.peakAboveStart = this.peakBytesInUse - rec.startBytes;
+    this.peakBytesInUse = Math.max(this.peakBeforeRecording, this.peakBytesInUse);
+    return rec;
+  }
+
+  /**
+   * Runs host code that belongs to each call of a step (an optimiser's step counter, a schedule): now, and again at
+   * every replay of a compiled step whose trace ran it, in the same order relative to the step's uniform thunks.
+   */
+  onReplay(fn: () => void): void {
+    fn();
+    this.recording?.commands.push({ k: 'hook', fn });
+  }
+
+  /** Notes that `storage` now owns `buffer` (Storage calls this; compile uses it to find closed-over tensors). */
+  noteOwner(buffer: GPUBuffer, storage: Storage): void {
+    this.owners.set(buffer, storage);
+  }
+
+  /** The storage `buffer` was last handed to (it may since have been freed: check its refCount). */
+  ownerOf(buffer: GPUBuffer): Storage | undefined {
+    return this.owners.get(buffer);
+  }
+
+  /** Whether `buffer` is device-owned (the index-bounds flag words): a plan binds it as is. */
+  isDeviceBuffer(buffer: GPUBuffer): boolean {
+    return buffer === this.indexChecks.flags;
+  }
+
+  /** A replayed plan ran index-checked kernels: the next readback carries the bounds flags. */
+  markIndexChecksPending(): void {
+    this.indexChecks.markPending();
+  }
+
+  /** Peak accounting for a replay: it reaches what its trace reached above its starting usage. */
+  notePeakAbove(startBytes: number, aboveStart: number): void {
+    if (startBytes + aboveStart > this.peakBytesInUse) this.peakBytesInUse = startBytes + aboveStart;
   }
 
   // ---------------------------------------------------------------- buffers
@@ -495,6 +589,7 @@ export class Device {
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
     this.gpuDevice.queue.writeBuffer(buffer, offset, padded as Uint8Array<ArrayBuffer>);
+    this.recording?.commands.push({ k: 'write', buffer, offset, data: padded.slice() });
     this.counters.uploads++;
   }
 
@@ -506,6 +601,12 @@ export class Device {
    */
   async read(buffer: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
     this.throwIfLost();
+    if (this.recording) {
+      throw new TraceError(
+        `a readback of ${bytes} bytes (toArray(), item() or a host check) inside a compiled function on device ${this}: ` +
+          'a replay cannot branch on GPU values; return the tensor from the function and read it after the call',
+      );
+    }
     const size = alignUp(Math.max(bytes, 4), 4);
     const withFlags = this.indexChecks.pending;
     const total = size + (withFlags ? INDEX_FLAG_BYTES : 0);
@@ -568,6 +669,7 @@ export class Device {
       bytesPooled: pool.bytesPooled,
       bytesAllocated: pool.bytesAllocated,
       bytesStaging: this.staging.bytes,
+      bytesCompiled: this.bytesCompiled,
       pipelines: this.pipelines.size,
     };
   }
@@ -609,6 +711,10 @@ export class Device {
 
 export function alignUp(n: number, a: number): number {
   return Math.ceil(n / a) * a;
+}
+
+function bytesOf(data: ArrayBufferView): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 function padTo4(bytes: Uint8Array): Uint8Array {

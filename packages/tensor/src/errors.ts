@@ -75,3 +75,12 @@ export class DeviceMismatchError extends Error {
 export class InPlaceModificationError extends Error {
   override name = 'InPlaceModificationError';
 }
+
+/**
+ * `compile(fn)` cannot capture or replay `fn` faithfully: a readback inside it, a host value that changes between
+ * calls (it would be frozen into the replay), tensors it leaves alive without returning them, or a tensor it reads
+ * from its closure that has since been disposed. The message names the op, kernel or values.
+ */
+export class TraceError extends Error {
+  override name = 'TraceError';
+}

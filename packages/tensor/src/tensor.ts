@@ -51,6 +51,8 @@ export class Storage {
   ) {
     this.buf = buffer;
     device.trackAlloc(byteSize);
+    if (buffer) device.noteOwner(buffer, this);
+    device.recording?.storages.push(this);
   }
 
   static allocate(device: Device, byteSize: number): Storage {
@@ -75,12 +77,18 @@ export class Storage {
 
   /** Lazy fusion's realisation: gives a pending storage its freshly written buffer. */
   attachBuffer(buffer: GPUBuffer): void {
+    this.device.noteOwner(buffer, this);
     this.buf = buffer;
     this.pending = null;
   }
 
   get refCount(): number {
     return this.refs;
+  }
+
+  /** Whether anything still holds this storage (a handle, a view, a tape node or a pending expression). */
+  get isAlive(): boolean {
+    return this.refs > 0 || this.exprRefs > 0;
   }
 
   /** How many in-place writes this storage has seen since it was allocated (host-side; costs no GPU work). */
@@ -93,6 +101,7 @@ export class Storage {
     // A pending expression reading the old values must be computed before the write is recorded.
     if (this.readers) for (const r of [...this.readers]) r.realize();
     this.writes++;
+    this.device.recording?.commands.push({ k: 'bump', storage: this });
   }
 
   retain(): this {
@@ -181,6 +190,7 @@ export class Tensor {
       throw new ShapeError(`shape [${shape.join(', ')}] needs ${this.size * 4} bytes, storage has ${storage.byteSize}`);
     }
     storage.device.liveTensors++;
+    storage.device.recording?.tensors.push(this);
     currentScope()?.track(this);
   }
 
@@ -326,6 +336,11 @@ function currentScope(): Scope | undefined {
 export function keep<T extends Tensor>(t: T): T {
   kept.add(t);
   return t;
+}
+
+/** Whether `keep()` marked this tensor to survive the scopes it was made in. */
+export function isKept(t: Tensor): boolean {
+  return kept.has(t);
 }
 
 /** Collects every Tensor reachable in a returned value (tensors, arrays, plain objects, Maps). */

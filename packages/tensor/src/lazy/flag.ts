@@ -28,3 +28,8 @@ export function fusionEnabled(device: Device): boolean {
   if (globalOverride !== undefined) return globalOverride;
   return (envDefault ??= readEnv());
 }
+
+/** The per-device override set with setFusion (undefined when the device follows the global/env default). */
+export function fusionOverride(device: Device): boolean | undefined {
+  return perDevice.get(device);
+}

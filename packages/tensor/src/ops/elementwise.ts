@@ -33,7 +33,7 @@ import type { FusedOp } from '@metagrad/kernels-wgsl';
 import { broadcastShapes, broadcastStrides, recordInto, checkDType, checkNumber, checkTensors, describeValue, fmt, stridesOf, UniformWriter } from './util';
 
 export type { UnaryOpName, BinaryOpName, ArithOpName, CompareOpName };
-export { setFusion, fusionEnabled } from '../lazy/flag';
+export { setFusion, fusionEnabled, fusionOverride } from '../lazy/flag';
 
 // ---------------------------------------------------------------- lazy fusion (METAGRAD_FUSION=1)
 
