@@ -14,3 +14,6 @@ export * from './ops/linalg';
 export * from './ops/conv';
 export * from './ops/pool';
 export * from './ops/resample';
+export * from './capture/recording';
+export * from './capture/plan';
+export * from './capture/compare';
