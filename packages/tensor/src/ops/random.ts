@@ -24,6 +24,29 @@ export interface RandomOptions {
   device?: Device;
 }
 
+/**
+ * A random stream: a Philox key and a counter of draws. Each draw with it takes the next offset (Philox's second
+ * counter word), so successive draws differ, and a compiled step's replay draws exactly what the eager call would
+ * have (the offset is read at each replay, not frozen at the trace; PyTorch's graph-safe generator does the same).
+ */
+export class Generator {
+  readonly key: readonly [number, number];
+  /** The offset the next draw will use; advanced by one per draw (wraps at 2^32). */
+  offset: number;
+
+  constructor(seed: Seed, offset = 0) {
+    this.key = seedWords(seed);
+    this.offset = offsetOf({ offset });
+  }
+
+  /** Takes the offset for one draw and advances the stream. */
+  next(): number {
+    const o = this.offset;
+    this.offset = (o + 1) % 2 ** 32;
+    return o;
+  }
+}
+
 /** Splits a seed into the Philox key (seedLo, seedHi). */
 export function seedWords(seed: Seed): [number, number] {
   if (typeof seed === 'number') {
@@ -44,27 +67,31 @@ function offsetOf(opts: RandomOptions): number {
   return offset;
 }
 
-function generate(op: RandomOpName, shape: Shape, seed: Seed, opts: RandomOptions, a = 0, b = 0, lowBits = 0, range = 0): Tensor {
+function generate(op: RandomOpName, shape: Shape, seed: Seed | Generator, opts: RandomOptions, a = 0, b = 0, lowBits = 0, range = 0): Tensor {
   checkShapeArg(op, shape);
   checkOptions(op, opts, op === 'uniform' ? ['offset', 'device', 'low', 'high'] : op === 'normal' ? ['offset', 'device', 'mean', 'std'] : ['offset', 'device']);
-  const [seedLo, seedHi] = seedWords(seed);
-  const offset = offsetOf(opts);
+  const gen = seed instanceof Generator ? seed : null;
+  if (gen && opts.offset !== undefined) throw new InvalidArgumentError(`${op}: a Generator supplies the offset of each draw; do not pass offset (${describeValue(opts.offset)}) too`);
+  const [seedLo, seedHi] = gen ? gen.key : seedWords(seed as Seed);
+  const offset = gen ? 0 : offsetOf(opts);
   const device = checkDevice(op, opts.device === undefined ? getDefaultDevice() : opts.device);
   const n = sizeOf(shape);
   if (n > 2 ** 32) throw new InvalidArgumentError(`random tensors are limited to 2^32 elements, got ${n}`);
   const out = empty(shape, RANDOM_OUTPUT_DTYPE[op], device);
   if (n === 0) return out;
-  const u = new UniformWriter().u32(n).u32(offset).u32(seedLo).u32(seedHi).f32(a).f32(b).i32(lowBits).u32(range).finish();
+  const uniformFor = (at: number) => new UniformWriter().u32(n).u32(at).u32(seedLo).u32(seedHi).f32(a).f32(b).i32(lowBits).u32(range).finish();
+  // With a Generator the offset is volatile: taken at the draw, and again at each replay of a compiled step.
+  const u = gen ? () => uniformFor(gen.next()) : uniformFor(offset);
   return recordInto(out, () => device.dispatch(randomKernel({ op }), [out.storage.buffer], u, linearDispatch(n)));
 }
 
 /** The raw Philox word 0 of each element (u32): what every other random op is derived from. */
-export function randomBits(shape: Shape, seed: Seed, opts: RandomOptions = {}): Tensor {
+export function randomBits(shape: Shape, seed: Seed | Generator, opts: RandomOptions = {}): Tensor {
   return generate('bits', shape, seed, opts ?? {});
 }
 
 /** low + (high − low)·u with u = (bits >> 8)·2^-24 ∈ [0, 1). */
-export function uniform(shape: Shape, seed: Seed, options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+export function uniform(shape: Shape, seed: Seed | Generator, options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
   checkOptions('uniform', options, ['offset', 'device', 'low', 'high']);
   const opts = options ?? {};
   const [lo, hi] = [checkNumber('uniform', 'low', opts.low ?? 0), checkNumber('uniform', 'high', opts.high ?? 1)];
@@ -76,7 +103,7 @@ export function uniform(shape: Shape, seed: Seed, options: RandomOptions & { low
 }
 
 /** Box–Muller from words 0 and 1 of each element's counter. */
-export function normal(shape: Shape, seed: Seed, options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+export function normal(shape: Shape, seed: Seed | Generator, options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
   checkOptions('normal', options, ['offset', 'device', 'mean', 'std']);
   const opts = options ?? {};
   const [mean, std] = [checkNumber('normal', 'mean', opts.mean ?? 0), checkNumber('normal', 'std', opts.std ?? 1)];
@@ -86,18 +113,18 @@ export function normal(shape: Shape, seed: Seed, options: RandomOptions & { mean
 }
 
 /** ±1 (f32) from the low bit of word 0. */
-export function rademacher(shape: Shape, seed: Seed, opts: RandomOptions = {}): Tensor {
+export function rademacher(shape: Shape, seed: Seed | Generator, opts: RandomOptions = {}): Tensor {
   return generate('rademacher', shape, seed, opts ?? {});
 }
 
 /** 1 where u < p, else 0 (f32). */
-export function bernoulli(shape: Shape, seed: Seed, p: number, opts: RandomOptions = {}): Tensor {
+export function bernoulli(shape: Shape, seed: Seed | Generator, p: number, opts: RandomOptions = {}): Tensor {
   if (!(typeof p === 'number' && p >= 0 && p <= 1)) throw new InvalidArgumentError(`bernoulli: p must be in [0, 1], got ${describeValue(p)}`);
   return generate('bernoulli', shape, seed, opts ?? {}, p);
 }
 
 /** low + (word0 mod (high − low)) as i32 (the plain modulo's small bias is part of the contract). */
-export function randint(shape: Shape, seed: Seed, low: number, high: number, opts: RandomOptions = {}): Tensor {
+export function randint(shape: Shape, seed: Seed | Generator, low: number, high: number, opts: RandomOptions = {}): Tensor {
   const i32ok = (v: number) => Number.isInteger(v) && v >= -(2 ** 31) && v <= 2 ** 31 - 1;
   if (!i32ok(low) || !i32ok(high) || high <= low) {
     throw new InvalidArgumentError(`randint: need i32 bounds with low < high, got low=${low} high=${high}`);
