@@ -17,3 +17,4 @@ export * from './ops/conv';
 export * from './ops/pool';
 export * from './ops/resample';
 export * from './ops/losses';
+export { compile, type CompileOptions, type CompileStats, type CompiledFunction } from './compile';
