@@ -13,7 +13,7 @@ import { add, axpby, div, mulScalar, sqrt, sub, square, addScalar } from '@metag
 import { disposeTree, leaves, mapTree, zipTree, type ParamTree } from '../params';
 import { checkNumber, InvalidHyperparameterError } from './errors';
 import { checkHyper, inPlaceHypers, isZero, resolveHyper, scaleBy, stepGradients } from './hyper';
-import { adamUpdateInPlace } from './kernels';
+import { adamUpdateInPlace, type AdamUpdate } from './kernels';
 import type { FunctionalOptimizer, Hyper, Schedule } from './types';
 
 export interface AdamOptions {
@@ -130,14 +130,23 @@ export class Adam {
 
   step(grads: ParamTree): void {
     const gl = stepGradients('Adam', this.params, grads);
-    const lr = resolveHyper('Adam', 'lr', this.lr, this.stepCount) as number;
-    const t = this.stepCount + 1;
+    if (this.params.length === 0) {
+      this.stepCount++;
+      return;
+    }
     const { beta1, beta2, eps, decoupled } = this.opts;
-    const h = { lr, weightDecay: this.weightDecay, decoupled, beta1, beta2, eps, bc1: 1 - beta1 ** t, bc2: 1 - beta2 ** t };
-    this.params.forEach((p, i) => {
-      adamUpdateInPlace(p, gl[i], this.m[i], this.v[i], h);
+    // As SGD.step: the count, lr and bias corrections are host values of each step, recomputed at every replay.
+    let h!: AdamUpdate;
+    const device = this.params[0].device;
+    device.onReplay(() => {
+      const lr = resolveHyper('Adam', 'lr', this.lr, this.stepCount) as number;
+      const t = this.stepCount + 1;
+      h = { lr, weightDecay: this.weightDecay, decoupled, beta1, beta2, eps, bc1: 1 - beta1 ** t, bc2: 1 - beta2 ** t };
     });
-    this.stepCount = t;
+    this.params.forEach((p, i) => {
+      adamUpdateInPlace(p, gl[i], this.m[i], this.v[i], () => h);
+    });
+    device.onReplay(() => this.stepCount++);
   }
 
   dispose(): void {

@@ -7,7 +7,7 @@ import { add, axpby, reshape, sub } from '@metagrad/autograd';
 import { disposeTree, leaves, mapTree, zipTree, type ParamTree } from '../params';
 import { checkNumber, InvalidHyperparameterError } from './errors';
 import { checkHyper, inPlaceHypers, isZero, resolveHyper, scaleBy, stepGradients } from './hyper';
-import { sgdUpdateInPlace } from './kernels';
+import { sgdUpdateInPlace, type SgdUpdate } from './kernels';
 import type { FunctionalOptimizer, Hyper, Schedule } from './types';
 
 export interface SgdOptions {
@@ -105,12 +105,23 @@ export class SGD {
 
   step(grads: ParamTree): void {
     const gl = stepGradients('SGD', this.params, grads);
-    const lr = resolveHyper('SGD', 'lr', this.lr, this.stepCount) as number;
+    if (this.params.length === 0) {
+      this.stepCount++;
+      return;
+    }
     const { momentum, dampening, nesterov } = this.opts;
-    this.params.forEach((p, i) => {
-      sgdUpdateInPlace(p, gl[i], this.buffers ? this.buffers[i] : null, { lr, weightDecay: this.weightDecay, momentum, dampening, nesterov, first: this.stepCount === 0 });
+    // Host state of a step (its count, the scheduled lr) goes through onReplay and a hyper thunk, so a compiled step
+    // that calls step() sees the real count at each replay instead of the one it was traced with.
+    let h!: SgdUpdate;
+    const device = this.params[0].device;
+    device.onReplay(() => {
+      const lr = resolveHyper('SGD', 'lr', this.lr, this.stepCount) as number;
+      h = { lr, weightDecay: this.weightDecay, momentum, dampening, nesterov, first: this.stepCount === 0 };
     });
-    this.stepCount++;
+    this.params.forEach((p, i) => {
+      sgdUpdateInPlace(p, gl[i], this.buffers ? this.buffers[i] : null, () => h);
+    });
+    device.onReplay(() => this.stepCount++);
   }
 
   dispose(): void {
