@@ -20,10 +20,10 @@ import { tidy, type Tensor } from '@metagrad/tensor';
 import * as raw from '@metagrad/tensor';
 import { add, concat, matmul, mulScalar, reshape, softmax } from '@metagrad/autograd';
 import { detachTree, fromLeaves, leaves, mapTree, type ParamTree } from '@metagrad/models';
-import { emptyStats, type BilevelProblem, type HypergradEstimator, type HypergradInput, type HypergradResult } from './types';
+import { emptyStats, type BilevelProblem, type HypergradEstimator, type HypergradInput, type HypergradResult, type HypergradTensors } from './types';
 import { checkFinite, checkPositiveInt, gradLeaves, gradTree } from './common';
 import { InvalidArgumentError } from '../errors';
-import { finishResult } from './result';
+import { readEstimate } from './result';
 
 export type EvoGradNoise = 'rademacher' | 'gaussian';
 
@@ -47,7 +47,8 @@ export interface EvoGradOptions {
 export class EvoGrad<Batch> implements HypergradEstimator<Batch> {
   readonly name: string;
   readonly options: Required<EvoGradOptions>;
-  private calls = 0;
+  /** The noise stream: one Philox draw per θ leaf per estimate, so compiled replays draw fresh, eager-identical noise. */
+  private readonly generator: raw.Generator;
 
   constructor(options: EvoGradOptions) {
     checkPositiveInt('EvoGrad', 'K', options.K);
@@ -63,29 +64,32 @@ export class EvoGrad<Batch> implements HypergradEstimator<Batch> {
     if (forward !== 'auto' && forward !== 'loop') throw new InvalidArgumentError(`EvoGrad: forward must be 'auto' or 'loop', got '${String(forward)}'`);
     this.options = { antithetic: false, seed: 0, ...options, forward };
     this.name = `evograd-k${options.K}`;
+    this.generator = new raw.Generator(this.options.seed);
   }
 
   /** Draws the K perturbations for `theta`: a tree of θ's structure with leaves [K, ...shape] (caller disposes). */
   sampleNoise(theta: ParamTree): ParamTree {
-    const { K, sigma, noise, antithetic, seed } = this.options;
-    const call = this.calls++;
-    const count = leaves(theta).length;
-    let index = 0;
+    const { K, sigma, noise, antithetic } = this.options;
+    const gen = this.generator; // offsets call·leaves + leaf: one independent Philox stream per call and leaf
     return mapTree(theta, (t) => {
-      const offset = (call * count + index++) % 2 ** 32; // one independent Philox stream per call and leaf
       const draws = antithetic ? K / 2 : K;
       return raw.tidy(() => {
         const shape = [draws, ...t.shape];
-        const base = noise === 'rademacher' ? raw.mulScalar(raw.rademacher(shape, seed, { offset, device: t.device }), sigma) : raw.normal(shape, seed, { offset, std: sigma, device: t.device });
+        const base = noise === 'rademacher' ? raw.mulScalar(raw.rademacher(shape, gen, { device: t.device }), sigma) : raw.normal(shape, gen, { std: sigma, device: t.device });
         return antithetic ? raw.concat([base, raw.mulScalar(base, -1)], 0) : base;
       });
     });
   }
 
   async estimate(input: HypergradInput<Batch>): Promise<HypergradResult> {
+    const t0 = performance.now();
+    return readEstimate(this.estimateTensors(input), t0);
+  }
+
+  estimateTensors(input: HypergradInput<Batch>): HypergradTensors {
     const noise = this.sampleNoise(input.theta);
     try {
-      return await this.estimateWithNoise(input, noise);
+      return this.estimateTensorsWithNoise(input, noise);
     } finally {
       raw.dispose(leaves(noise));
     }
@@ -93,13 +97,18 @@ export class EvoGrad<Batch> implements HypergradEstimator<Batch> {
 
   /** The estimate for given perturbations (leaves [K, ...shape], already scaled by σ): deterministic, for tests. */
   async estimateWithNoise(input: HypergradInput<Batch>, noise: ParamTree): Promise<HypergradResult> {
+    const t0 = performance.now();
+    return readEstimate(this.estimateTensorsWithNoise(input, noise), t0);
+  }
+
+  /** estimateWithNoise without the readback. */
+  estimateTensorsWithNoise(input: HypergradInput<Batch>, noise: ParamTree): HypergradTensors {
     const { K, tau } = this.options;
     const noiseLeaves = leaves(noise);
     const thetaLeaves = leaves(input.theta);
     if (noiseLeaves.length !== thetaLeaves.length || noiseLeaves.some((e, i) => e.shape[0] !== K || e.size !== K * thetaLeaves[i].size)) {
       throw new InvalidArgumentError(`EvoGrad: noise must have θ's structure with leaves [K=${K}, ...shape]; got [${noiseLeaves.map((e) => `[${e.shape.join(', ')}]`).join(', ')}]`);
     }
-    const t0 = performance.now();
     const batched = this.options.forward === 'auto' && input.problem.batchedTrainLoss !== undefined;
     const out = tidy(() => {
       const lambda = gradLeaves(input.lambda);
@@ -119,8 +128,7 @@ export class EvoGrad<Batch> implements HypergradEstimator<Batch> {
       const loss = input.problem.valLoss(thetaStar, lambda, input.valBatch);
       return { hypergrad: gradTree(loss, lambda), loss };
     });
-    const stats = { ...emptyStats(), gradients: 1, forwards: K + 1 };
-    return finishResult(out.hypergrad, out.loss, stats, t0);
+    return { hypergrad: out.hypergrad, valLoss: out.loss, stats: { ...emptyStats(), gradients: 1, forwards: K + 1 } };
   }
 }
 

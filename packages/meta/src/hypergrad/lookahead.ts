@@ -5,16 +5,20 @@
  */
 import { tidy } from '@metagrad/tensor';
 import { axpyTree } from '@metagrad/models';
-import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from './types';
+import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult, type HypergradTensors } from './types';
 import { checkInnerLr, gradLeaves, gradTree } from './common';
-import { finishResult } from './result';
+import { readEstimate } from './result';
 
 export class OneStepLookahead<Batch> implements HypergradEstimator<Batch> {
   readonly name = 't1-t2';
 
   async estimate(input: HypergradInput<Batch>): Promise<HypergradResult> {
-    checkInnerLr('OneStepLookahead', input.innerLr);
     const t0 = performance.now();
+    return readEstimate(this.estimateTensors(input), t0);
+  }
+
+  estimateTensors(input: HypergradInput<Batch>): HypergradTensors {
+    checkInnerLr('OneStepLookahead', input.innerLr);
     const out = tidy(() => {
       const lambda = gradLeaves(input.lambda);
       const theta = gradLeaves(input.theta);
@@ -24,7 +28,6 @@ export class OneStepLookahead<Batch> implements HypergradEstimator<Batch> {
       const loss = input.problem.valLoss(lookahead, lambda, input.valBatch);
       return { hypergrad: gradTree(loss, lambda), loss };
     });
-    const stats = { ...emptyStats(), gradients: 2, hvps: 1, forwards: 2 };
-    return finishResult(out.hypergrad, out.loss, stats, t0);
+    return { hypergrad: out.hypergrad, valLoss: out.loss, stats: { ...emptyStats(), gradients: 2, hvps: 1, forwards: 2 } };
   }
 }

@@ -51,9 +51,24 @@ export interface HypergradResult {
   stats: HypergradStats;
 }
 
+/** An estimate as tensors, before any readback: what a compiled step computes and returns. */
+export interface HypergradTensors {
+  /** dL_V/dλ with λ's tree structure; owned by the caller. */
+  hypergrad: ParamTree;
+  /** L_V at the point the estimator evaluated it, a one-element tensor owned by the caller. */
+  valLoss: Tensor;
+  stats: HypergradStats;
+}
+
 export interface HypergradEstimator<Batch> {
   readonly name: string;
   estimate(input: HypergradInput<Batch>): Promise<HypergradResult>;
+  /**
+   * The same estimate, synchronous and without reading anything back (so `compile` can capture it); `stats.ms` is
+   * 0. Built-in estimators with a fixed amount of work have it; those that branch on GPU values (CG's tolerance,
+   * Neumann's divergence check) do not.
+   */
+  estimateTensors?(input: HypergradInput<Batch>): HypergradTensors;
 }
 
 export const emptyStats = (): HypergradStats => ({ gradients: 0, hvps: 0, jvps: 0, forwards: 0, ms: 0 });

@@ -8,10 +8,10 @@
 import { tidy } from '@metagrad/tensor';
 import { detach, noGrad, requiresGrad } from '@metagrad/autograd';
 import { detachTree, disposeTree, mapTree, sgd, type FunctionalOptimizer, type ParamTree } from '@metagrad/models';
-import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from './types';
+import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult, type HypergradTensors } from './types';
 import { checkInnerLr, checkPositiveInt, gradLeaves, gradTree } from './common';
 import { InvalidArgumentError } from '../errors';
-import { finishResult } from './result';
+import { readEstimate } from './result';
 
 export interface UnrolledRMDOptions {
   /** Inner steps T ≥ 1; batch t is input.trainBatches[t] (cycled), or input.trainBatch when none are given. */
@@ -39,12 +39,16 @@ export class UnrolledRMD<Batch> implements HypergradEstimator<Batch> {
   }
 
   async estimate(input: HypergradInput<Batch>): Promise<HypergradResult> {
+    const t0 = performance.now();
+    return readEstimate(this.estimateTensors(input), t0);
+  }
+
+  estimateTensors(input: HypergradInput<Batch>): HypergradTensors {
     if (!this.options.optimizer) checkInnerLr('UnrolledRMD', input.innerLr);
     const optimizer = this.options.optimizer ?? sgd({ lr: input.innerLr });
     const batches = input.trainBatches && input.trainBatches.length > 0 ? input.trainBatches : [input.trainBatch];
     const T = this.steps;
     const firstRecorded = T - this.truncate;
-    const t0 = performance.now();
     const out = tidy(() => {
       const lambda = gradLeaves(input.lambda);
       const constLambda = detachTree(input.lambda);
@@ -76,7 +80,6 @@ export class UnrolledRMD<Batch> implements HypergradEstimator<Batch> {
       const hypergrad = gradTree(loss, lambda);
       return { hypergrad, loss };
     });
-    const stats = { ...emptyStats(), gradients: T + 1, hvps: this.truncate, forwards: T + 1 };
-    return finishResult(out.hypergrad, out.loss, stats, t0);
+    return { hypergrad: out.hypergrad, valLoss: out.loss, stats: { ...emptyStats(), gradients: T + 1, hvps: this.truncate, forwards: T + 1 } };
   }
 }

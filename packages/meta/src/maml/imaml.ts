@@ -38,7 +38,7 @@ export function iMAML(options: ImamlOptions): MetaLearner {
     name: 'iMAML',
     async metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>> {
       const stats = newMetaStats();
-      const u = await innerGd(problem, theta, task, { steps, innerLr }, lambda, stats);
+      const u = innerGd(problem, theta, task, { steps, innerLr }, lambda, stats);
       let op: HvpOperator | undefined;
       const live = new Set<P>();
       const own = (t: P): P => (live.add(t), t);

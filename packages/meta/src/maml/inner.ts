@@ -51,14 +51,22 @@ export async function readScalar(t: Tensor): Promise<number> {
   }
 }
 
-/** Evaluates a loss without recording anything and reads it back. */
-export async function evalLoss<P extends ParamTree>(loss: (params: P) => Tensor, u: P): Promise<number> {
+/** A loss evaluated on detached handles of u: a one-element tensor without a graph (the caller disposes it). */
+export function lossValue<P extends ParamTree>(loss: (params: P) => Tensor, u: P): Tensor {
   const ls = leaves(u).map((t) => detach(t));
   try {
-    return await readScalar(loss(fromLeaves(u, ls)));
+    const value = loss(fromLeaves(u, ls));
+    const out = detach(value);
+    value.dispose();
+    return out;
   } finally {
     for (const t of ls) t.dispose();
   }
+}
+
+/** Evaluates a loss without recording anything and reads it back. */
+export async function evalLoss<P extends ParamTree>(loss: (params: P) => Tensor, u: P): Promise<number> {
+  return readScalar(lossValue(loss, u));
 }
 
 /** Σ_i ⟨a_i, b_i⟩ over the leaves, with one readback. */

@@ -3,8 +3,8 @@ import * as raw from '@metagrad/tensor';
 import type { Tensor } from '@metagrad/tensor';
 import { detach, enableGrad, grad, mulScalar, requiresGrad, sub } from '@metagrad/autograd';
 import { type ParamTree, disposeTree, fromLeaves, leaves } from '@metagrad/models';
-import { type MetaGradient, type MetaLearner, type MetaProblem, newMetaStats } from './types';
-import { checkPositive, checkPositiveInt, cloneTree, evalLoss, gdStep, lossGradient, readScalar } from './inner';
+import { type MetaGradient, type MetaGradientTensors, type MetaLearner, type MetaProblem, newMetaStats } from './types';
+import { checkPositive, checkPositiveInt, cloneTree, gdStep, lossGradient, lossValue, readScalar } from './inner';
 
 export interface MamlOptions {
   /** Inner gradient-descent steps on the support loss. */
@@ -25,9 +25,9 @@ function checkMaml(where: string, o: MamlOptions): void {
 export function MAML(options: MamlOptions): MetaLearner {
   checkMaml('MAML', options);
   const { steps, innerLr } = options;
-  return {
+  return withReadback({
     name: 'MAML',
-    async metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>> {
+    metaGradientTensors<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): MetaGradientTensors<P> {
       const stats = newMetaStats();
       const thetaLeaves = leaves(theta).map((t) => requiresGrad(detach(t)));
       // Handles this call created; disposing a handle never frees graph that a later step still reaches.
@@ -57,11 +57,22 @@ export function MAML(options: MamlOptions): MetaLearner {
           const gs = grad(J, thetaLeaves, { allowUnused: true });
           return gs.map((g, i) => g ?? zerosLike(thetaLeaves[i]));
         });
-        return { gradient: fromLeaves(theta, gradient), outerLoss: await readScalar(detachAndDispose(J!)), stats };
+        return { gradient: fromLeaves(theta, gradient), outerLoss: detachAndDispose(J!), stats };
       } finally {
         for (const t of handles) t.dispose();
         for (const t of thetaLeaves) t.dispose();
       }
+    },
+  });
+}
+
+/** A learner from its readback-free core: `metaGradient` runs the core, then reads the outer loss. */
+function withReadback(core: { name: string; metaGradientTensors: NonNullable<MetaLearner['metaGradientTensors']> }): MetaLearner {
+  return {
+    ...core,
+    async metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>> {
+      const out = core.metaGradientTensors(problem, theta, task);
+      return { gradient: out.gradient, outerLoss: await readScalar(out.outerLoss), stats: out.stats };
     },
   };
 }
@@ -81,29 +92,29 @@ export function graphFreeLearner(
   direction: <P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D, u: P) => P,
 ): MetaLearner {
   checkMaml(name, options);
-  return {
+  return withReadback({
     name,
-    async metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>> {
+    metaGradientTensors<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): MetaGradientTensors<P> {
       const stats = newMetaStats();
-      const u = await innerGd(problem, theta, task, options, 0, stats);
+      const u = innerGd(problem, theta, task, options, 0, stats);
       try {
         const gradient = direction(problem, theta, task, u);
-        const outerLoss = await evalLoss((p: P) => problem.outerLoss(p, task), u);
+        const outerLoss = lossValue((p: P) => problem.outerLoss(p, task), u);
         return { gradient, outerLoss, stats };
       } finally {
         disposeTree(u);
       }
     },
-  };
+  });
 }
 
 /**
  * Plain GD from θ on the support loss, optionally with iMAML's proximal term λ/2‖u − θ‖² (gradient λ(u − θ)).
  * Returns a fresh tree; θ stays the caller's.
  */
-export async function innerGd<P extends ParamTree, D>(
+export function innerGd<P extends ParamTree, D>(
   problem: MetaProblem<P, D>, theta: P, task: D, o: MamlOptions, proximal: number, stats = newMetaStats(),
-): Promise<P> {
+): P {
   let u: P = theta;
   for (let k = 0; k < o.steps; k++) {
     let g = lossGradient((p: P) => problem.innerLoss(p, task), u);

@@ -42,10 +42,24 @@ export interface MetaGradient<P extends ParamTree> {
   stats: MetaGradientStats;
 }
 
+/** A meta-gradient as tensors, before any readback: what a compiled meta-step computes and returns. */
+export interface MetaGradientTensors<P extends ParamTree> {
+  gradient: P;
+  /** J at the adapted parameters, a one-element tensor owned by the caller. */
+  outerLoss: Tensor;
+  stats: MetaGradientStats;
+}
+
 /** A meta-learner: one task's meta-gradient at the initialisation θ (θ is never modified or disposed). */
 export interface MetaLearner {
   readonly name: string;
   metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>>;
+  /**
+   * The same meta-gradient, synchronous and without reading anything back, so `compile` can capture it. MAML,
+   * FOMAML and Reptile have it; iMAML (CG's tolerance) and Adjoint-MAML (step-size control, finite checks) branch
+   * on GPU values and do not.
+   */
+  metaGradientTensors?<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): MetaGradientTensors<P>;
 }
 
 export const newMetaStats = (): MetaGradientStats => ({ innerGradients: 0, hvps: 0, innerSteps: 0 });
