@@ -11,6 +11,7 @@ import { mergeBenchResults, readPreviousResults, type BenchRecord } from './benc
 import { InvalidArgumentError } from '@metagrad/tensor';
 import type { Device } from '@metagrad/tensor';
 import { benchAutograd, formatAutogradTable } from '../../bench/autograd';
+import { benchCompile, formatCompileTable } from '../../bench/compile';
 import { benchDispatch, formatDispatchTable } from '../../bench/dispatch';
 import { benchKernels, formatKernelsTable } from '../../bench/kernels';
 import { benchMeta, formatMetaTable } from '../../bench/meta';
@@ -33,6 +34,7 @@ export const BENCHES: Record<string, BenchEntry> = {
   train: { run: (d, o) => benchTrain({ ...o, device: d }), format: (r) => formatTrainTable(r as Awaited<ReturnType<typeof benchTrain>>) },
   autograd: { run: (d, o) => benchAutograd(d, o), format: (r) => formatAutogradTable(r as Awaited<ReturnType<typeof benchAutograd>>) },
   meta: { run: (d, o) => benchMeta(d, o), format: (r) => formatMetaTable(r as Awaited<ReturnType<typeof benchMeta>>) },
+  compile: { run: (d, o) => benchCompile(d, o), format: (r) => formatCompileTable(r as Awaited<ReturnType<typeof benchCompile>>) },
 };
 
 export async function runBenches(which: string, opts: BenchOptions): Promise<void> {
