@@ -175,6 +175,23 @@ describe('compile', () => {
     x.dispose();
   });
 
+  it('an out-of-range index inside a replay raises IndexOutOfRangeError at the next readback, naming the op', async () => {
+    const x = t([10, 20, 30]);
+    const step = compile((i: Tensor) => raw.gather(x, 0, i));
+    const good = raw.tensor([2, 0], [2], 'i32', device());
+    for (let call = 0; call < 4; call++) {
+      const y = await step(good);
+      expect(await values(y)).toEqual([30, 10]);
+      y.dispose();
+    }
+    expect(step.stats().replays).toBe(1);
+    const bad = raw.tensor([1, 3], [2], 'i32', device());
+    const y = await step(bad);
+    await expect(y.toArray()).rejects.toThrow(/gather: index 3 is out of range \[0, 3\)/);
+    raw.dispose([x, good, bad, y]);
+    step.dispose();
+  });
+
   it('a new input shape retraces; the cache keeps at most maxSignatures plans', async () => {
     const step = compile((a: Tensor) => raw.mulScalar(raw.add(a, a), 0.5), { warmup: 0, maxSignatures: 2 });
     for (const n of [2, 3, 2, 4, 2, 3]) {

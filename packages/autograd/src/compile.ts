@@ -18,6 +18,7 @@ import {
   firstDifference,
   fusionOverride,
   getDefaultDevice,
+  dispose as disposeAll,
   isKept,
   setFusion,
   type Canonical,
@@ -211,6 +212,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
     const outStorages = distinctStorages(detached);
     const leaked = rec.storages.filter((s) => s.isAlive && !outStorages.includes(s));
     if (leaked.length) {
+      disposeAll(result);
       const named = rec.tensors.filter((t) => !t.isDisposed && leaked.includes(t.storage)).slice(0, 5).map(String).join(', ');
       throw new TraceError(
         `compile: the call left ${leaked.length} tensor storage(s) alive that it does not return${named ? ` (${named})` : ''} ` +
@@ -234,6 +236,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       entry.previous = null;
       if (diff) {
         entry.calls = 0; // a later call starts over (warm-up, two traces)
+        disposeAll(result);
         throw new TraceError(`compile: ${diff}`);
       }
     }

@@ -262,13 +262,18 @@ export class Device {
 
   // ---------------------------------------------------------------- index bounds
 
+  /** The flag words every index-reading kernel binds (device-owned; a compiled plan binds it as is). */
+  get indexFlags(): GPUBuffer {
+    return this.indexChecks.flags;
+  }
+
   /**
-   * The flag buffer an index-reading kernel binds, and the tag to put in its uniform. `describe` builds the
+   * Registers one index-checked dispatch and returns the tag to put in its uniform. Call it from the dispatch's
+   * uniform thunk, so a compiled step's replay registers (and marks the flags to read) again. `describe` builds the
    * error's detail (shapes, axis) only if this dispatch is the one reported.
    */
-  indexCheck(op: IndexCheckedOp, describe: () => string): { flags: GPUBuffer; tag: number } {
-    this.recording?.commands.push({ k: 'indexCheck' });
-    return this.indexChecks.register(op, describe);
+  indexCheck(op: IndexCheckedOp, describe: () => string): number {
+    return this.indexChecks.register(op, describe).tag;
   }
 
   // ---------------------------------------------------------------- pipelines
@@ -550,11 +555,6 @@ export class Device {
   /** Whether `buffer` is device-owned (the index-bounds flag words): a plan binds it as is. */
   isDeviceBuffer(buffer: GPUBuffer): boolean {
     return buffer === this.indexChecks.flags;
-  }
-
-  /** A replayed plan ran index-checked kernels: the next readback carries the bounds flags. */
-  markIndexChecksPending(): void {
-    this.indexChecks.markPending();
   }
 
   /** Peak accounting for a replay: it reaches what its trace reached above its starting usage. */

@@ -49,11 +49,6 @@ export class IndexChecks {
     return { flags: this.flags, tag };
   }
 
-  /** A replayed compiled step ran index-checked kernels (their tags were registered when it was traced). */
-  markPending(): void {
-    this.checksPending = true;
-  }
-
   /** Encodes the copy of the flag words into `staging` at `offset` and their clearing, in the readback's submit. */
   copyOut(encoder: GPUCommandEncoder, staging: GPUBuffer, offset: number): void {
     encoder.copyBufferToBuffer(this.flags, 0, staging, offset, INDEX_FLAG_BYTES);

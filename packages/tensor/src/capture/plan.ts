@@ -63,7 +63,6 @@ export class Plan {
   private readonly uniformBuffer: GPUBuffer | null = null;
   private readonly uniformStaging: Uint8Array;
   private readonly constBuffer: GPUBuffer | null = null;
-  private readonly indexChecked: boolean;
   private readonly peakAboveStart: number;
   readonly stats: PlanStats;
   private disposed = false;
@@ -143,7 +142,6 @@ export class Plan {
     let u = 0;
     let constAt = 0;
     let dispatches = 0;
-    let indexChecked = false;
     for (const c of rec.commands) {
       switch (c.k) {
         case 'dispatch': {
@@ -210,12 +208,8 @@ export class Plan {
           else if (!created.has(c.storage)) this.host.push({ k: 'bumpHeld', storage: c.storage });
           break;
         }
-        case 'indexCheck':
-          indexChecked = true;
-          break;
       }
     }
-    this.indexChecked = indexChecked;
 
     const readsStale = firstUseIsRead.filter((b) => argIndex.get(b) === undefined && !device.isDeviceBuffer(b) && rename.get(b) !== b);
     if (readsStale.length) {
@@ -305,7 +299,6 @@ export class Plan {
       this.ops,
       this.stats.dispatches,
     );
-    if (this.indexChecked) device.markIndexChecksPending();
     device.notePeakAbove(startBytes, this.peakAboveStart);
     return outputs;
   }

@@ -21,9 +21,7 @@ export type Command =
   /** Host code that must run again at each replay (an optimiser's step counter): see Device.onReplay. */
   | { readonly k: 'hook'; readonly fn: () => void }
   /** An in-place write into a storage (its version counter moves at each replay, as eagerly). */
-  | { readonly k: 'bump'; readonly storage: Storage }
-  /** An index-checked kernel ran: its bounds flag must be read with the next readback. */
-  | { readonly k: 'indexCheck' };
+  | { readonly k: 'bump'; readonly storage: Storage };
 
 /**
  * What one traced call of a compiled function did on its device: the commands in order, every storage and tensor

@@ -317,15 +317,18 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   const out = empty(index.shape, x.dtype, x.device);
   if (out.size === 0) return out;
   const st = stridesOf(x.shape);
-  const { flags, tag } = x.device.indexCheck('gather', describeAxis(ax, x, index));
-  const u = new UniformWriter()
-    .u32(out.size)
-    .u32(st[ax])
-    .u32(x.shape[ax])
-    .u32(tag)
-    .u32s(index.shape, 8, 1)
-    .u32s(st.map((s, i) => (i === ax ? 0 : s)), 8)
-    .finish();
+  const describe = describeAxis(ax, x, index);
+  const flags = x.device.indexFlags;
+  // The tag is registered at each dispatch, replays of a compiled step included (a volatile uniform).
+  const u = () =>
+    new UniformWriter()
+      .u32(out.size)
+      .u32(st[ax])
+      .u32(x.shape[ax])
+      .u32(x.device.indexCheck('gather', describe))
+      .u32s(index.shape, 8, 1)
+      .u32s(st.map((s, i) => (i === ax ? 0 : s)), 8)
+      .finish();
   return recordInto(out, () => x.device.dispatch(gatherKernel({ rank: x.rank }), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
 
@@ -345,14 +348,16 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   const iBuf = index.buffer;
   const out = empty(shape, x.dtype, x.device);
   if (index.size === 0) return out;
-  const { flags, tag } = x.device.indexCheck('indexSelect', describeAxis(ax, x, index));
+  const describe = describeAxis(ax, x, index);
+  const flags = x.device.indexFlags;
+  const tag = () => x.device.indexCheck('indexSelect', describe);
   if (out.size === 0) {
     // No gathering invocation would see the values (x has another empty axis): check them on their own.
-    const u = new UniformWriter().u32(index.size).u32(x.shape[ax]).u32(tag).u32(INDEX_OP_CODES.indexSelect).finish();
+    const u = () => new UniformWriter().u32(index.size).u32(x.shape[ax]).u32(tag()).u32(INDEX_OP_CODES.indexSelect).finish();
     return recordInto(out, () => x.device.dispatch(indexBoundsKernel(), [iBuf, flags], u, linearDispatch(index.size)));
   }
   const inner = sizeOf(x.shape.slice(ax + 1));
-  const u = new UniformWriter().u32(out.size).u32(x.shape[ax]).u32(index.size).u32(inner).u32(tag).finish();
+  const u = () => new UniformWriter().u32(out.size).u32(x.shape[ax]).u32(index.size).u32(inner).u32(tag()).finish();
   return recordInto(out, () => x.device.dispatch(indexSelectKernel(), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
 
@@ -390,19 +395,21 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
   if (out.size === 0) return out;
   const ist = stridesOf(index.shape);
   const sst = stridesOf(src.shape);
-  const { flags, tag } = x.device.indexCheck('scatterAdd', describeAxis(ax, x, index, src));
-  const u = new UniformWriter()
-    .u32(out.size)
-    .u32(index.size === 0 ? 0 : index.shape[ax])
-    .u32(ist[ax])
-    .u32(sst[ax])
-    .u32(tag)
-    .u32s([], 3)
-    .u32s(x.shape, 8, 1)
-    .u32s(index.shape, 8, 1)
-    .u32s(ist, 8)
-    .u32s(sst, 8)
-    .finish();
+  const describe = describeAxis(ax, x, index, src);
+  const flags = x.device.indexFlags;
+  const u = () =>
+    new UniformWriter()
+      .u32(out.size)
+      .u32(index.size === 0 ? 0 : index.shape[ax])
+      .u32(ist[ax])
+      .u32(sst[ax])
+      .u32(x.device.indexCheck('scatterAdd', describe))
+      .u32s([], 3)
+      .u32s(x.shape, 8, 1)
+      .u32s(index.shape, 8, 1)
+      .u32s(ist, 8)
+      .u32s(sst, 8)
+      .finish();
   const spec = scatterAddKernel({ dtype: x.dtype, rank: x.rank, axis: ax });
   return recordInto(out, () => x.device.dispatch(spec, [...bufs, out.buffer, flags], u, linearDispatch(out.size)));
 }
@@ -421,7 +428,8 @@ export function oneHot(index: Tensor, numClasses: number): Tensor {
   const out = empty([...index.shape, numClasses], 'f32', index.device);
   if (out.size === 0) return out;
   const indexShape = index.shape;
-  const { flags, tag } = index.device.indexCheck('oneHot', () => `(numClasses ${numClasses}, index ${fmt(indexShape)})`);
-  const u = new UniformWriter().u32(out.size).u32(numClasses).u32(tag).finish();
+  const describe = () => `(numClasses ${numClasses}, index ${fmt(indexShape)})`;
+  const flags = index.device.indexFlags;
+  const u = () => new UniformWriter().u32(out.size).u32(numClasses).u32(index.device.indexCheck('oneHot', describe)).finish();
   return recordInto(out, () => index.device.dispatch(oneHotKernel(), [iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
