@@ -7,12 +7,12 @@
  * EvoGrad's hypergradient is ~σ²(K−1)/(Kτ) times the T1–T2 direction (≈1e-5 at σ=1e-3, τ=0.05, K=2; see
  * evograd.ts), so give λ a scale-invariant optimiser such as Adam; `hypergradNorm` in the log shows the scale.
  */
-import { InvalidArgumentError, type Device, type Tensor } from '@metagrad/tensor';
-import { noGrad } from '@metagrad/autograd';
+import { InvalidArgumentError, TraceError, dispose, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
+import { compile, detach, noGrad, type CompiledFunction } from '@metagrad/autograd';
 import { detachTree, disposeTree, leaves, normTree, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem, HypergradEstimator } from './types';
 import { gradLeaves, gradTree } from './common';
-import { readWithNorm } from './readback';
+import { readScalars } from './readback';
 import { NonFiniteGradientError, NonFiniteHypergradientError } from '../errors';
 
 /** Anything that updates parameter leaves in place from a gradient tree (@metagrad/models' `SGD`, `Adam`). */
@@ -39,6 +39,27 @@ export interface OnlineTrainerOptions<Batch> {
   metaEvery?: number;
   /** Device whose peak memory is logged (default: θ's first leaf's). */
   device?: Device;
+  /**
+   * Replay the base and meta computations as compiled steps (default true; see `compile` in @metagrad/autograd).
+   * The finite checks and the in-place updates stay outside them, so a NaN/Inf step still leaves θ and λ as they
+   * were. An estimator without `estimateTensors` (Neumann, CG) runs eagerly; a TraceError from the problem (a
+   * host value that changes per step) switches this trainer to eager steps, with the reason in `compileFallback`.
+   */
+  compile?: boolean;
+}
+
+/** What the base step computes before its check and update. */
+interface BaseTensors {
+  loss: Tensor;
+  grads: ParamTree;
+  gradNorm: Tensor;
+}
+
+/** What the meta step computes before its check and update. */
+interface MetaTensors {
+  hypergrad: ParamTree;
+  valLoss: Tensor;
+  hypergradNorm: Tensor;
 }
 
 export interface OnlineStepLog {
@@ -61,8 +82,12 @@ export interface OnlineStepLog {
 
 export class OnlineTrainer<Batch> {
   readonly log: OnlineStepLog[] = [];
+  /** Why this trainer fell back to eager steps (a TraceError's message), or null. */
+  compileFallback: string | null = null;
   private stepCount = 0;
   private readonly device: Device;
+  private baseCompiled: CompiledFunction<[Batch], BaseTensors> | null = null;
+  private metaCompiled: CompiledFunction<[Batch, Batch, readonly Batch[] | undefined, number], MetaTensors> | null = null;
 
   constructor(readonly options: OnlineTrainerOptions<Batch>) {
     if (options.order !== 'meta-first' && options.order !== 'base-first') {
@@ -71,6 +96,20 @@ export class OnlineTrainer<Batch> {
     const every = options.metaEvery ?? 1;
     if (!Number.isInteger(every) || every < 1) throw new InvalidArgumentError(`OnlineTrainer: metaEvery must be an integer ≥ 1, got ${every}`);
     this.device = options.device ?? leaves(options.theta)[0].device;
+    if (options.compile ?? true) {
+      this.baseCompiled = compile((batch: Batch) => this.baseTensors(batch), { device: this.device });
+      const estimator = options.estimator;
+      if (estimator?.estimateTensors) {
+        this.metaCompiled = compile((train: Batch, val: Batch, trains: readonly Batch[] | undefined, innerLr: number) => this.metaTensors(train, val, trains, innerLr), { device: this.device });
+      }
+    }
+  }
+
+  /** Frees the compiled steps' plans (their arenas); the trainer keeps working, eagerly. */
+  dispose(): void {
+    this.baseCompiled?.dispose();
+    this.metaCompiled?.dispose();
+    this.baseCompiled = this.metaCompiled = null;
   }
 
   get step(): number {
@@ -108,62 +147,91 @@ export class OnlineTrainer<Batch> {
     return typeof lr === 'number' ? lr : lr(this.stepCount);
   }
 
+  /** ∇θL_T at (θ, λ) and what the check reads: the base step's computation, compiled or not. */
+  private baseTensors(trainBatch: Batch): BaseTensors {
+    const o = this.options;
+    return tidy(() => {
+      const theta = gradLeaves(o.theta);
+      const loss = o.problem.trainLoss(theta, detachTree(o.lambda), trainBatch);
+      const grads = gradTree(loss, theta);
+      return { loss: detach(loss), grads, gradNorm: noGrad(() => normTree(grads)) };
+    });
+  }
+
+  private metaTensors(trainBatch: Batch, valBatch: Batch, trainBatches: readonly Batch[] | undefined, innerLr: number): MetaTensors {
+    const o = this.options;
+    const r = o.estimator!.estimateTensors!({ problem: o.problem, theta: o.theta, lambda: o.lambda, trainBatch, valBatch, innerLr, trainBatches });
+    return { hypergrad: r.hypergrad, valLoss: r.valLoss, hypergradNorm: noGrad(() => normTree(r.hypergrad)) };
+  }
+
+  /** Runs a compiled computation; a TraceError switches the trainer to eager steps (the eager result is the reference). */
+  private async run<A extends unknown[], R>(compiled: CompiledFunction<A, R> | null, eager: (...args: A) => R, ...args: A): Promise<R> {
+    if (!compiled) return eager(...args);
+    try {
+      return (await compiled(...args)) as R;
+    } catch (e) {
+      if (!(e instanceof TraceError)) throw e;
+      this.compileFallback = e.message;
+      this.dispose();
+      return eager(...args);
+    }
+  }
+
   private async metaStep(trainBatch: Batch, valBatch: Batch, trainBatches?: readonly Batch[]) {
     const o = this.options;
     const t0 = performance.now();
     const before = this.device.memory().bytesInUse;
     this.device.resetPeak();
-    const result = await o.estimator!.estimate({ problem: o.problem, theta: o.theta, lambda: o.lambda, trainBatch, valBatch, innerLr: this.innerLr(), trainBatches });
+    const innerLr = this.innerLr();
+    const out: MetaTensors = o.estimator!.estimateTensors
+      ? await this.run(this.metaCompiled, (a: Batch, b: Batch, c: readonly Batch[] | undefined, lr: number) => this.metaTensors(a, b, c, lr), trainBatch, valBatch, trainBatches, innerLr)
+      : await this.eagerMeta(trainBatch, valBatch, trainBatches, innerLr);
     const peakBytes = this.device.memory().peakBytesInUse - before;
     try {
-      // The norm is read back for the log anyway: reading it before the update makes a NaN/Inf hypergradient an
-      // error that leaves λ as it was, instead of silently turning λ (and every later step) into NaN.
-      const hypergradNorm = await deviceNorm(result.hypergrad);
+      // Read before the update, so a NaN/Inf hypergradient is an error that leaves λ as it was instead of silently
+      // turning λ (and every later step) into NaN.
+      const [valLoss, hypergradNorm] = await readScalars([out.valLoss, out.hypergradNorm]);
       if (!Number.isFinite(hypergradNorm)) {
         throw new NonFiniteHypergradientError(
           o.estimator!.name,
-          `‖dL_V/dλ‖ = ${hypergradNorm} at step ${this.stepCount} (validation loss ${result.valLoss}); λ was not updated`,
+          `‖dL_V/dλ‖ = ${hypergradNorm} at step ${this.stepCount} (validation loss ${valLoss}); λ was not updated`,
         );
       }
-      o.lambdaOptimizer.step(result.hypergrad);
-      return { valLoss: result.valLoss, hypergradNorm, ms: performance.now() - t0, peakBytes };
+      o.lambdaOptimizer.step(out.hypergrad);
+      return { valLoss, hypergradNorm, ms: performance.now() - t0, peakBytes };
     } finally {
-      disposeTree(result.hypergrad);
+      disposeTree(out.hypergrad);
+      dispose([out.valLoss, out.hypergradNorm]);
     }
+  }
+
+  /** An estimator that reads back (Neumann, CG): its async estimate, shaped like the compiled core's result. */
+  private async eagerMeta(trainBatch: Batch, valBatch: Batch, trainBatches: readonly Batch[] | undefined, innerLr: number): Promise<MetaTensors> {
+    const o = this.options;
+    const r = await o.estimator!.estimate({ problem: o.problem, theta: o.theta, lambda: o.lambda, trainBatch, valBatch, innerLr, trainBatches });
+    return { hypergrad: r.hypergrad, valLoss: tensorOf(r.valLoss, this.device), hypergradNorm: noGrad(() => normTree(r.hypergrad)) };
   }
 
   private async baseStep(trainBatch: Batch) {
     const o = this.options;
-    const theta = gradLeaves(o.theta);
-    const lambda = detachTree(o.lambda);
-    let loss: Tensor | undefined;
-    let grads: ParamTree | undefined;
+    const out = await this.run(this.baseCompiled, (b: Batch) => this.baseTensors(b), trainBatch);
     try {
-      loss = o.problem.trainLoss(theta, lambda, trainBatch);
-      grads = gradTree(loss, theta);
-      // Loss and gradient norm in one readback (they were two), before the update, so that a NaN/Inf step is an
-      // error that leaves θ as it was instead of silently making it NaN.
-      const [trainLoss, gradNorm] = await readWithNorm(loss, grads);
+      // Loss and gradient norm in one readback, before the update, so that a NaN/Inf step is an error that leaves
+      // θ as it was instead of silently making it NaN.
+      const [trainLoss, gradNorm] = await readScalars([out.loss, out.gradNorm]);
       if (!Number.isFinite(trainLoss) || !Number.isFinite(gradNorm)) {
         throw new NonFiniteGradientError('OnlineTrainer base step', this.stepCount, trainLoss, gradNorm);
       }
-      o.thetaOptimizer.step(grads);
+      o.thetaOptimizer.step(out.grads);
       return { trainLoss, gradNorm };
     } finally {
-      loss?.dispose();
-      if (grads) disposeTree(grads);
-      disposeTree(theta);
-      disposeTree(lambda);
+      disposeTree(out.grads);
+      dispose([out.loss, out.gradNorm]);
     }
   }
 }
 
-/** ‖tree‖ reduced on the device: one scalar read back whatever the model size (keeps the timing honest). */
-async function deviceNorm(tree: ParamTree): Promise<number> {
-  const n = noGrad(() => normTree(tree));
-  try {
-    return await n.item();
-  } finally {
-    n.dispose();
-  }
+/** A host number as a one-element tensor (the eager estimators read their loss back already). */
+function tensorOf(value: number, device: Device): Tensor {
+  return tensor([value], [1], 'f32', device);
 }
