@@ -1,7 +1,7 @@
 /** @file Fused elementwise kernels: one SSA program over f32 leaves and uniform scalars, rendered by renderKernel. */
 import { LINEAR_WG } from './basic';
 import { binaryExpr, unaryExpr, MAX_ELEMENTWISE_RANK, type ArithOpName, type UnaryOpName } from './elementwise';
-import { memoKernel, type KernelIR } from './render';
+import { memoKernel, type BufferParam, type KernelIR } from './render';
 import type { KernelSpec } from './types';
 
 /** Ops a fused program may apply: the f32 unary and arithmetic binary ops, and relu's VJP. */
@@ -131,6 +131,81 @@ function buildFused(p: FusedProgram): KernelIR {
     uniforms,
     workgroupSize: LINEAR_WG,
     body: lines.join('\n  '),
+  };
+}
+
+/**
+ * A fused program evaluated inside another kernel (a reduction's prologue): module-scope WGSL functions
+ * `pl(e: u32) -> f32` (the value at linear element e of the program's output shape) and `pl4(q: u32) -> vec4<f32>`
+ * (elements 4q .. 4q + 3), for the host kernel's loads. `outputs[0]` is the value returned; each further output
+ * `outputs[i]` is also stored at `pout<i-1>[e]` by every call (extra outputs: every element the host loads is written).
+ * Leaf bindings are `pin<b>` (vec4 arrays), written after the host's own inputs; the uniform fields `pshape`, `pst<k>`
+ * and `psc` go after the host's fields (16-byte aligned: the host pads its words to a multiple of 4, then appends
+ * the program's words: folded shape and strides when rank > 0, then the scalars; see `fusedKernel`).
+ */
+export interface FusedLoad {
+  readonly inputs: readonly BufferParam[];
+  readonly outputs: readonly BufferParam[];
+  readonly uniforms: readonly [string, string][];
+  readonly functions: string;
+}
+
+export function fusedLoad(p: FusedProgram): FusedLoad {
+  if (p.rank > MAX_ELEMENTWISE_RANK) throw new Error(`fused prologue: rank ${p.rank} > ${MAX_ELEMENTWISE_RANK}`);
+  if (!p.outputs.length) throw new Error('fused prologue: no value to load');
+  const arr = (len: number) => `array<vec4<u32>, ${len}>`;
+  const comp = (field: string, d: number) => `u.${field}[${d >> 2}].${'xyzw'[d & 3]}`;
+  const strided = p.reads.map((r, k) => (r.mode === 'strided' ? k : -1)).filter((k) => k >= 0);
+  const uniforms: [string, string][] = [];
+  if (strided.length) {
+    uniforms.push(['pshape', arr(MAX_ELEMENTWISE_RANK / 4)]);
+    for (const k of strided) uniforms.push([`pst${k}`, arr(MAX_ELEMENTWISE_RANK / 4)]);
+  }
+  if (p.scalars) uniforms.push(['psc', arr(Math.ceil(p.scalars / 4))]);
+  const scalars = Array.from({ length: p.scalars }, (_, k) => `  let s${k} = bitcast<f32>(${comp('psc', k)});`);
+  const subst = (st: { op: FusedOp; args: readonly FusedRef[] }, ref: (r: FusedRef) => string) =>
+    opExpr(st.op).replace(/\bv([01])\b/g, (_, i: string) => ref(st.args[Number(i)]));
+  const extra = p.outputs.slice(1);
+
+  // Scalar load: decode e over the folded shape when a read is strided.
+  const one: string[] = ['fn pl(e: u32) -> f32 {', ...scalars];
+  if (strided.length) {
+    one.push('  var rem = e;', ...strided.map((k) => `  var o${k} = 0u;`));
+    for (let d = p.rank - 1; d >= 0; d--) {
+      one.push(`  { let c = rem % ${comp('pshape', d)}; rem = rem / ${comp('pshape', d)};${strided.map((k) => ` o${k} += c * ${comp(`pst${k}`, d)};`).join('')} }`);
+    }
+  }
+  p.reads.forEach((r, k) => {
+    const at = r.mode === 'full' ? 'e' : r.mode === 'strided' ? `o${k}` : '';
+    one.push(`  let l${k} = pin${r.binding}${at ? `[${at} >> 2u][${at} & 3u]` : '[0].x'};`);
+  });
+  p.steps.forEach((st, j) => one.push(`  let t${j} = ${subst(st, (r) => r)};`));
+  extra.forEach((t, i) => one.push(`  pout${i}[e] = t${t};`));
+  one.push(`  return t${p.outputs[0]};`, '}');
+
+  // vec4 load: full reads as vec4s and the program once per lane; with a strided read, four scalar loads.
+  const four: string[] = ['fn pl4(q: u32) -> vec4<f32> {'];
+  if (strided.length) {
+    four.push('  let e = 4u * q;', '  return vec4<f32>(pl(e), pl(e + 1u), pl(e + 2u), pl(e + 3u));', '}');
+  } else {
+    four.push(...scalars);
+    p.reads.forEach((r, k) => four.push(r.mode === 'full' ? `  let a${k} = pin${r.binding}[q];` : `  let l${k} = pin${r.binding}[0].x;`));
+    const lanes = ['x', 'y', 'z', 'w'];
+    const laneRef = (ref: FusedRef, c: string) => (ref[0] === 't' || (ref[0] === 'l' && p.reads[Number(ref.slice(1))].mode === 'full') ? `${ref}_${c}` : ref);
+    lanes.forEach((c, lane) => {
+      p.reads.forEach((r, k) => {
+        if (r.mode === 'full') four.push(`  let l${k}_${c} = a${k}.${c};`);
+      });
+      p.steps.forEach((st, j) => four.push(`  let t${j}_${c} = ${subst(st, (r) => laneRef(r, c))};`));
+      extra.forEach((t, i) => four.push(`  pout${i}[4u * q + ${lane}u] = t${t}_${c};`));
+    });
+    four.push(`  return vec4<f32>(${lanes.map((c) => `t${p.outputs[0]}_${c}`).join(', ')});`, '}');
+  }
+  return {
+    inputs: Array.from({ length: p.bindings }, (_, b) => ({ name: `pin${b}`, dtype: 'f32' as const, vec: 4 as const })),
+    outputs: extra.map((_, i) => ({ name: `pout${i}`, dtype: 'f32' as const })),
+    uniforms,
+    functions: [...one, ...four].join('\n'),
   };
 }
 

@@ -1,4 +1,5 @@
 /** @file WGSL generators for reductions over the middle axis of an [outer, R, inner] view, and fused softmax. */
+import { fusedKey, fusedLoad, type FusedProgram } from './fused';
 import { memoKernel, type KernelIR } from './render';
 import type { KernelSpec } from './types';
 
@@ -16,6 +17,29 @@ export const REDUCE_WG = 64;
 
 /** Specs memoised by name (the name spells every parameter of the generated code). */
 const reduceCache = new Map<string, KernelSpec>();
+/** Kernels with a fused prologue, memoised by name too (bounded: programs vary). */
+const prologueCache = new Map<string, KernelSpec>();
+
+function memoPrologue(name: string, build: () => KernelIR): KernelSpec {
+  if (prologueCache.size > 4096) prologueCache.clear();
+  return memoKernel(prologueCache, name, build);
+}
+
+/**
+ * A kernel's element loads: from its input `x` (vec4s), or, with a fused prologue, evaluating the program from its
+ * leaves (`pl`/`pl4` of fusedLoad). `one(i)` is element i, `four(q)` elements 4q .. 4q + 3 (q a vec4 index).
+ */
+function loads(prologue: FusedProgram | undefined) {
+  const load = prologue ? fusedLoad(prologue) : null;
+  return {
+    one: (i: string) => (load ? `pl(${i})` : `x[${i} >> 2u][${i} & 3u]`),
+    four: (q: string) => (load ? `pl4(${q})` : `x[${q}]`),
+    inputs: load ? load.inputs : [{ name: 'x', dtype: 'f32', vec: 4 } as const],
+    outputs: load ? load.outputs : [],
+    uniforms: load ? load.uniforms : [],
+    functions: load ? load.functions : undefined,
+  };
+}
 
 export interface ReduceKey {
   op: ReduceOpName;
@@ -24,6 +48,12 @@ export interface ReduceKey {
   indexInput?: boolean;
   /** sum in 'row' layout only: reduce the elementwise product of x and a second input y (a fused dot product). */
   product?: boolean;
+  /**
+   * First pass only (not argmax, not with `product`): the input is a fused elementwise program evaluated at each
+   * load instead of a buffer `x` (a reduction prologue). Its leaves are bound first, its extra outputs after the
+   * reduction's values, its uniform words after the reduction's 8 (see fusedLoad).
+   */
+  prologue?: FusedProgram;
 }
 
 /**
@@ -38,16 +68,23 @@ export function reduceKernel(key: ReduceKey): KernelSpec {
   if (product && (op !== 'sum' || layout !== 'row')) throw new Error(`reduceKernel: a product input needs sum over rows, got ${op} ${layout}`);
   const indexInput = op === 'argmax' && Boolean(key.indexInput);
   const name = `reduce:${op}:${layout}${indexInput ? ':idx' : ''}${product ? ':dot' : ''}`;
+  const prologue = key.prologue;
+  if (prologue) {
+    if (product || op === 'argmax') throw new Error(`reduceKernel: a prologue needs sum/max/min/logsumexp without product, got ${op}`);
+    const pname = `${name}:pro:${fusedKey(prologue)}`;
+    return memoPrologue(pname, () => reduceIR(pname, { op, layout, indexInput, product, prologue }));
+  }
   return memoKernel(reduceCache, name, () => reduceIR(name, { op, layout, indexInput, product }));
 }
 
-function reduceIR(name: string, { op, layout, indexInput, product }: Required<ReduceKey>): KernelIR {
+function reduceIR(name: string, { op, layout, indexInput, product, prologue }: Required<Omit<ReduceKey, 'prologue'>> & Pick<ReduceKey, 'prologue'>): KernelIR {
+  const ld = loads(prologue);
   const isArg = op === 'argmax';
   const lanes = layout === 'col' || isArg && layout === 'row' ? 1 : 4;
   const L = Array.from({ length: lanes }, (_, l) => l);
 
   // Element i of the row layout's input (x·y for a product reduction).
-  const load = (i: string): string => (product ? `x[${i} >> 2u][${i} & 3u] * y[${i} >> 2u][${i} & 3u]` : `x[${i} >> 2u][${i} & 3u]`);
+  const load = (i: string): string => (product ? `x[${i} >> 2u][${i} & 3u] * y[${i} >> 2u][${i} & 3u]` : ld.one(i));
   // One scan over the part's elements, calling `step(lane, value, rowIndex)` for each in order.
   const scan = (step: (l: number, v: string, r: string) => string): string => {
     if (layout === 'row') {
@@ -57,7 +94,7 @@ function reduceIR(name: string, { op, layout, indexInput, product }: Required<Re
   var i = start;
   for (; i < end && (i & 3u) != 0u; i++) { let v = ${load('i')}; ${step(0, 'v', 'i - rowBase')} }
   for (; i + 4u <= end; i += 4u) {
-    let q = ${product ? 'x[i >> 2u] * y[i >> 2u]' : 'x[i >> 2u]'};
+    let q = ${product ? 'x[i >> 2u] * y[i >> 2u]' : ld.four('i >> 2u')};
     ${['x', 'y', 'z', 'w'].map((c, k) => step(lane(k), `q.${c}`, `i + ${k}u - rowBase`)).join('\n    ')}
   }
   for (; i < end; i++) { let v = ${load('i')}; ${step(0, 'v', 'i - rowBase')} }
@@ -65,12 +102,12 @@ function reduceIR(name: string, { op, layout, indexInput, product }: Required<Re
     }
     if (layout === 'col') {
       return `
-  for (var r = start; r < end; r++) { let e = (o * u.R + r) * u.inner + kq; let v = x[e >> 2u][e & 3u]; ${step(0, 'v', 'r')} }`;
+  for (var r = start; r < end; r++) { let e = (o * u.R + r) * u.inner + kq; let v = ${ld.one('e')}; ${step(0, 'v', 'r')} }`;
     }
     return `
   for (var r = start; r < end; r++) {
     let e = (o * u.R + r) * u.inner + kq * 4u;
-    let q = x[e >> 2u];
+    let q = ${ld.four('e >> 2u')};
     ${['x', 'y', 'z', 'w'].map((c, k) => step(k, `q.${c}`, 'r')).join('\n    ')}
   }`;
   };
@@ -119,12 +156,13 @@ function reduceIR(name: string, { op, layout, indexInput, product }: Required<Re
   return {
     name,
     inputs: [
-      { name: 'x', dtype: 'f32', vec: 4 },
+      ...ld.inputs,
       ...(product ? [{ name: 'y', dtype: 'f32', vec: 4 } as const] : []),
       ...(indexInput ? [{ name: 'idxIn', dtype: 'i32' } as const] : []),
     ],
-    outputs: [{ name: 'vals', dtype: 'f32' }, ...(isArg ? [{ name: 'idxOut', dtype: 'i32' } as const] : [])],
-    uniforms: [...['outer', 'R', 'inner', 'C', 'P', 'groups'].map((f) => [f, 'u32'] as const), ['scale', 'f32']],
+    outputs: [{ name: 'vals', dtype: 'f32' }, ...(isArg ? [{ name: 'idxOut', dtype: 'i32' } as const] : []), ...ld.outputs],
+    uniforms: [...['outer', 'R', 'inner', 'C', 'P', 'groups'].map((f) => [f, 'u32'] as const), ['scale', 'f32'], ...ld.uniforms],
+    functions: ld.functions,
     workgroupSize: REDUCE_WG,
     body: `let kq = gi % u.groups;
   let t = gi / u.groups;
@@ -143,6 +181,8 @@ function reduceIR(name: string, { op, layout, indexInput, product }: Required<Re
 export interface SoftmaxKey {
   log: boolean;
   layout: ReduceLayout;
+  /** The input is a fused elementwise program evaluated at each load (see ReduceKey.prologue; uniform words after 4). */
+  prologue?: FusedProgram;
 }
 
 /**
@@ -151,30 +191,41 @@ export interface SoftmaxKey {
  * All −inf slices give NaN, as torch.
  */
 export function softmaxKernel(key: SoftmaxKey): KernelSpec {
-  const { layout } = key;
+  const { layout, prologue } = key;
+  const base = `${key.log ? 'logsoftmax' : 'softmax'}:${layout}`;
+  if (prologue) {
+    const name = `${base}:pro:${fusedKey(prologue)}`;
+    return memoPrologue(name, () => softmaxIR(name, key));
+  }
+  return memoKernel(reduceCache, base, () => softmaxIR(base, key));
+}
+
+function softmaxIR(name: string, key: SoftmaxKey): KernelIR {
+  const { layout, prologue } = key;
+  const ld = loads(prologue);
   const lanes = layout === 'col4' ? 4 : 1;
   const L = Array.from({ length: lanes }, (_, l) => l);
   const comps = ['x', 'y', 'z', 'w'];
   const scan = (step: (l: number, v: string, e: string) => string): string => {
     if (layout === 'row') {
-      return `for (var e = base; e < base + u.R; e++) { let v = x[e >> 2u][e & 3u]; ${step(0, 'v', 'e')} }`;
+      return `for (var e = base; e < base + u.R; e++) { let v = ${ld.one('e')}; ${step(0, 'v', 'e')} }`;
     }
     if (layout === 'col') {
-      return `for (var r = 0u; r < u.R; r++) { let e = base + r * u.inner; let v = x[e >> 2u][e & 3u]; ${step(0, 'v', 'e')} }`;
+      return `for (var r = 0u; r < u.R; r++) { let e = base + r * u.inner; let v = ${ld.one('e')}; ${step(0, 'v', 'e')} }`;
     }
     return `for (var r = 0u; r < u.R; r++) {
     let e = base + r * u.inner;
-    let q = x[e >> 2u];
+    let q = ${ld.four('e >> 2u')};
     ${L.map((l) => step(l, `q.${comps[l]}`, `e + ${l}u`)).join('\n    ')}
   }`;
   };
   const finish = key.log ? (l: number, v: string) => `${v} - lse${l}` : (l: number, v: string) => `exp(${v} - m${l}) * inv${l}`;
-  const name = `${key.log ? 'logsoftmax' : 'softmax'}:${layout}`;
-  return memoKernel(reduceCache, name, () => ({
+  return {
     name,
-    inputs: [{ name: 'x', dtype: 'f32', vec: 4 }],
-    outputs: [{ name: 'out', dtype: 'f32' }],
-    uniforms: ['outer', 'R', 'inner', 'groups'].map((f) => [f, 'u32'] as const),
+    inputs: ld.inputs,
+    outputs: [{ name: 'out', dtype: 'f32' }, ...ld.outputs],
+    uniforms: [...['outer', 'R', 'inner', 'groups'].map((f) => [f, 'u32'] as const), ...ld.uniforms],
+    functions: ld.functions,
     workgroupSize: REDUCE_WG,
     body: `let kq = gi % u.groups;
   let o = gi / u.groups;
@@ -185,5 +236,5 @@ export function softmaxKernel(key: SoftmaxKey): KernelSpec {
   ${scan((l, v) => `s${l} += exp(${v} - m${l});`)}
   ${L.map((l) => (key.log ? `let lse${l} = m${l} + log(s${l});` : `let inv${l} = 1.0 / s${l};`)).join(' ')}
   ${scan((l, v, e) => `out[${e}] = ${finish(l, v)};`)}`,
-  }));
+  };
 }

@@ -1,6 +1,6 @@
 /** @file Realising a pending expression: one fused kernel (renderKernel via fusedKernel), extra outputs for live inner values. */
 import { fusedKernel, linearDispatch, FUSED_CHUNK, MAX_ELEMENTWISE_RANK, type FusedLeafMode, type FusedOp, type FusedRef } from '@metagrad/kernels-wgsl';
-import { sizeOf, type Storage } from '../tensor';
+import { sizeOf, type Shape, type Storage } from '../tensor';
 import { planElementwise } from '../ops/elementwise';
 import type { ENode, LeafNode, OpNode, Pending } from './expr';
 
@@ -14,17 +14,28 @@ function storageId(s: Storage): number {
 }
 const readKey = (l: LeafNode) => `${storageId(l.storage)}:${l.shape.join('x')}`;
 
-/**
- * Computes `p` (and every inner value of the same size whose own handle is still alive, as extra outputs of the
- * same kernel) in one dispatch, then hands each its buffer and lets go of the leaves.
- */
-export function realizePending(p: Pending): void {
-  const root = p.root;
-  const device = p.storage.device;
-  const n = sizeOf(root.shape);
-  const maxBuffers = device.limits.maxStorageBuffersPerShaderStage || 8;
+/** An expression DAG lowered to a fused SSA program: leaf reads, their bindings and layouts, steps, scalars. */
+export interface Lowered {
+  readonly root: OpNode;
+  readonly reads: readonly LeafNode[];
+  readonly modes: readonly FusedLeafMode[];
+  /** Distinct leaf storages, in binding order (`in<b>`). */
+  readonly bindings: readonly Storage[];
+  readonly steps: readonly { op: FusedOp; args: FusedRef[] }[];
+  /** The op node each step came from (its `owner` decides extra outputs). */
+  readonly stepNode: readonly OpNode[];
+  readonly scalarBits: readonly number[];
+  readonly rootStep: number;
+  /** Folded rank when a read is strided, else 0. */
+  readonly rank: number;
+  /** The folded shape and per-read strides (strided reads use them). */
+  readonly shape: Shape;
+  readonly strides: readonly (readonly number[])[];
+}
 
-  // Pass 1: distinct leaf reads and bindings, in first-visit post order.
+/** Lowers `root` (first-visit post order, common subexpressions merged by structure). */
+export function lower(root: OpNode): Lowered {
+  // Pass 1: distinct leaf reads and bindings.
   const reads: LeafNode[] = [];
   const readIndex = new Map<string, number>();
   const bindings: Storage[] = [];
@@ -47,7 +58,8 @@ export function realizePending(p: Pending): void {
   const plan = planElementwise(root.shape, reads.map((r) => r.shape));
   const contiguous = (st: number[]) => st.every((s, d) => s === plan.shape.slice(d + 1).reduce((a, b) => a * b, 1) || plan.shape[d] === 1);
   const modes: FusedLeafMode[] = plan.strides.map((st) => (st.every((s) => s === 0) ? 'scalar' : contiguous(st) ? 'full' : 'strided'));
-  const anyStrided = modes.includes('strided');
+  const rank = modes.includes('strided') ? plan.shape.length : 0;
+  if (rank > MAX_ELEMENTWISE_RANK) throw new Error(`lazy fusion: folded rank ${rank} exceeds ${MAX_ELEMENTWISE_RANK} (the cut should have prevented this)`);
 
   // Pass 2: SSA steps, common subexpressions merged by structure.
   const refOf = new Map<ENode, FusedRef>();
@@ -73,53 +85,86 @@ export function realizePending(p: Pending): void {
       refOf.set(node, ref);
     }
   }
+  const rootStep = Number(refOf.get(root)!.slice(1));
+  return { root, reads, modes, bindings, steps, stepNode, scalarBits, rootStep, rank, shape: plan.shape, strides: plan.strides };
+}
+
+/**
+ * Inner values to write as extra outputs, in step order: a node of the root's size whose own storage is still
+ * pending on it and has a live handle beyond the `handed` ones (the handles the caller passes in and so does not
+ * count: the root's own for a realisation, the reduction's operands for a prologue). At most `room` of them.
+ */
+export function extraOutputs(l: Lowered, handed: ReadonlyMap<Storage, number>, room: number, skip: readonly Storage[] = []): { steps: number[]; storages: Storage[] } {
+  const n = sizeOf(l.root.shape);
+  const steps: number[] = [];
+  const storages: Storage[] = [];
+  for (let j = 0; j < l.steps.length && steps.length < room; j++) {
+    const owner = l.stepNode[j].owner;
+    const op = owner?.pending as Pending | null | undefined;
+    if (!owner || !op || op.root !== l.stepNode[j] || owner.refCount - (handed.get(owner) ?? 0) <= 0) continue;
+    if (sizeOf(l.stepNode[j].shape) !== n || storages.includes(owner) || skip.includes(owner)) continue;
+    steps.push(j);
+    storages.push(owner);
+  }
+  return { steps, storages };
+}
+
+/** The program's own uniform words: the folded shape and strided reads' strides (when rank > 0), then the scalars. */
+export function programWords(l: Lowered): number[] {
+  const words: number[] = [];
+  if (l.rank > 0) {
+    for (let d = 0; d < MAX_ELEMENTWISE_RANK; d++) words.push(d < l.rank ? l.shape[d] : 1);
+    l.strides.forEach((st, k) => {
+      if (l.modes[k] === 'strided') for (let d = 0; d < MAX_ELEMENTWISE_RANK; d++) words.push(d < l.rank ? st[d] : 0);
+    });
+  }
+  words.push(...l.scalarBits);
+  while (words.length % 4) words.push(0);
+  return words;
+}
+
+/** Acquires a buffer for each storage to be written (returned to the pool if `record` throws), then attaches them. */
+export function writeOutputs(storages: readonly Storage[], record: (buffers: GPUBuffer[]) => void): void {
+  const device = storages[0]?.device;
+  const buffers = storages.map((s) => device.pool.acquire(Math.max(s.byteSize, 4)));
+  try {
+    record(buffers);
+  } catch (e) {
+    for (const b of buffers) device.pool.release(b);
+    throw e;
+  }
+  storages.forEach((s, i) => {
+    const own = s.pending as Pending;
+    s.attachBuffer(buffers[i]);
+    own.drop();
+  });
+}
+
+/**
+ * Computes `p` (and every inner value of the same size whose own handle is still alive, as extra outputs of the
+ * same kernel) in one dispatch, then hands each its buffer and lets go of the leaves.
+ */
+export function realizePending(p: Pending): void {
+  const device = p.storage.device;
+  const n = sizeOf(p.root.shape);
+  const maxBuffers = device.limits.maxStorageBuffersPerShaderStage || 8;
+  const l = lower(p.root);
 
   // Outputs: the root, then inner values of the same size that a live handle (user or autograd) still holds.
-  const rootStep = Number(refOf.get(root)!.slice(1));
-  const outputs = [rootStep];
-  const outStorages: Storage[] = [p.storage];
-  for (let j = 0; j < steps.length; j++) {
-    if (bindings.length + outputs.length >= maxBuffers) break;
-    const owner = stepNode[j].owner;
-    const op = owner?.pending as Pending | null | undefined;
-    if (!owner || owner === p.storage || owner.refCount === 0 || !op || op.root !== stepNode[j]) continue;
-    if (sizeOf(stepNode[j].shape) !== n || outStorages.includes(owner)) continue;
-    outputs.push(j);
-    outStorages.push(owner);
-  }
-
-  const rank = anyStrided ? plan.shape.length : 0;
-  if (rank > MAX_ELEMENTWISE_RANK) throw new Error(`lazy fusion: folded rank ${rank} exceeds ${MAX_ELEMENTWISE_RANK} (the cut should have prevented this)`);
+  const extra = extraOutputs(l, new Map(), maxBuffers - l.bindings.length - 1, [p.storage]);
+  const outputs = [l.rootStep, ...extra.steps];
   const spec = fusedKernel({
-    bindings: bindings.length,
-    reads: reads.map((r, k) => ({ binding: bindings.indexOf(r.storage), mode: modes[k] })),
-    scalars: scalarBits.length,
-    rank,
-    steps,
+    bindings: l.bindings.length,
+    reads: l.reads.map((r, k) => ({ binding: l.bindings.indexOf(r.storage), mode: l.modes[k] })),
+    scalars: l.scalarBits.length,
+    rank: l.rank,
+    steps: l.steps,
     outputs,
   });
   const nvec = Math.ceil(n / 4);
-  const words: number[] = [n, rank === 0 ? nvec : 0, 0, 0];
-  if (anyStrided) {
-    for (let d = 0; d < MAX_ELEMENTWISE_RANK; d++) words.push(d < rank ? plan.shape[d] : 1);
-    plan.strides.forEach((st, k) => {
-      if (modes[k] === 'strided') for (let d = 0; d < MAX_ELEMENTWISE_RANK; d++) words.push(d < rank ? st[d] : 0);
-    });
-  }
-  words.push(...scalarBits);
-  while (words.length % 4) words.push(0);
-
-  const inBuffers = bindings.map((s) => s.buffer);
-  const outBuffers = outStorages.map((s) => device.pool.acquire(Math.max(s.byteSize, 4)));
-  try {
-    device.dispatch(spec, [...inBuffers, ...outBuffers], new Uint32Array(words), linearDispatch(rank === 0 ? nvec : n, FUSED_CHUNK));
-  } catch (e) {
-    for (const b of outBuffers) device.pool.release(b);
-    throw e;
-  }
-  outStorages.forEach((s, i) => {
-    const own = s.pending as Pending;
-    s.attachBuffer(outBuffers[i]);
-    own.drop();
-  });
+  const words = new Uint32Array([n, l.rank === 0 ? nvec : 0, 0, 0, ...programWords(l)]);
+  const inBuffers = l.bindings.map((s) => s.buffer);
+  writeOutputs([p.storage, ...extra.storages], (out) =>
+    device.dispatch(spec, [...inBuffers, ...out], words, linearDispatch(l.rank === 0 ? nvec : n, FUSED_CHUNK)),
+  );
 }

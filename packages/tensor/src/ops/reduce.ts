@@ -3,6 +3,7 @@ import { grid1d, reduceKernel, REDUCE_WG, softmaxKernel, type ReduceLayout, type
 import type { Device } from '../device';
 import { DTypeError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, tidy, type Tensor } from '../tensor';
+import { pendingPrologue, productPrologue, type Prologue } from '../lazy/prologue';
 import { empty, full } from './creation';
 import { exp, sub } from './elementwise';
 import { checkBoolean, checkTensors, describeValue, fmt, normalizeAxes, recordInto, UniformWriter } from './util';
@@ -36,11 +37,17 @@ interface Pass {
   indices?: Tensor;
 }
 
+/** The uniform words of a pass that reads through `pro`: the host's, padded to 16 bytes, then the program's. */
+function withPrologue(u: Uint32Array, pro: Prologue | null): Uint32Array {
+  return pro && pro.words.length ? Uint32Array.from([...u, ...pro.words]) : u;
+}
+
 /**
  * Reduces [outer, R, inner] over R until one part remains. Every pass but the first reads the previous
- * pass's partial results (partial sums, maxima, logsumexps and argmax pairs compose).
+ * pass's partial results (partial sums, maxima, logsumexps and argmax pairs compose). With a prologue, the first
+ * pass evaluates the pending input's expression at each load instead of reading `x.values` (lazy fusion).
  */
-function reduceMiddle(device: Device, op: ReduceOpName, x: Pass, outer: number, R: number, inner: number, scale: number): Pass {
+function reduceMiddle(device: Device, op: ReduceOpName, x: Pass, outer: number, R: number, inner: number, scale: number, prologue: Prologue | null = null): Pass {
   let cur = x;
   let r = R;
   let first = true;
@@ -52,11 +59,18 @@ function reduceMiddle(device: Device, op: ReduceOpName, x: Pass, outer: number, 
     const values = empty(outShape, 'f32', device);
     const indices = op === 'argmax' ? empty(outShape, 'i32', device) : undefined;
     if (values.size > 0) {
-      const spec = reduceKernel({ op, layout, indexInput: op === 'argmax' && !first });
-      const inputs = [cur.values.buffer, ...(op === 'argmax' && !first ? [cur.indices!.buffer] : [])];
-      const outputs = [values.storage.buffer, ...(indices ? [indices.storage.buffer] : [])];
       const u = new UniformWriter().u32(outer).u32(r).u32(inner).u32(C).u32(P).u32(groups).f32(P === 1 ? scale : 1).finish();
-      device.dispatch(spec, [...inputs, ...outputs], u, grid1d(Math.ceil((outer * P * groups) / REDUCE_WG)));
+      const grid = grid1d(Math.ceil((outer * P * groups) / REDUCE_WG));
+      const pro = first ? prologue : null;
+      if (pro) {
+        const spec = reduceKernel({ op, layout, prologue: pro.program });
+        pro.run((leaves, extra) => device.dispatch(spec, [...leaves, values.storage.buffer, ...extra], withPrologue(u, pro), grid));
+      } else {
+        const spec = reduceKernel({ op, layout, indexInput: op === 'argmax' && !first });
+        const inputs = [cur.values.buffer, ...(op === 'argmax' && !first ? [cur.indices!.buffer] : [])];
+        const outputs = [values.storage.buffer, ...(indices ? [indices.storage.buffer] : [])];
+        device.dispatch(spec, [...inputs, ...outputs], u, grid);
+      }
     }
     if (!first) {
       cur.values.dispose();
@@ -100,12 +114,15 @@ function reduceAxes(op: AnyReduce, x: Tensor, axes: number | readonly number[] |
     let bl = refold(x.shape.map((size, i) => ({ size, reduced: ax.includes(i) })));
     if (!bl.some((b) => b.reduced)) bl = [...bl, { size: 1, reduced: true }]; // nothing to fold: one pass copies
     let cur: Tensor = x;
+    // Lazy fusion: a pending input is evaluated inside the first pass (a prologue), never realised for it.
+    let prologue = pendingPrologue(x);
     while (bl.some((b) => b.reduced)) {
       const at = bl.map((b) => b.reduced).lastIndexOf(true);
       const outer = bl.slice(0, at).reduce((p, b) => p * b.size, 1);
       const inner = bl.slice(at + 1).reduce((p, b) => p * b.size, 1);
       const isLast = !bl.slice(0, at).some((b) => b.reduced);
-      const res = reduceMiddle(device, op, { values: cur }, outer, bl[at].size, inner, isLast && mean ? 1 / count : 1);
+      const res = reduceMiddle(device, op, { values: cur }, outer, bl[at].size, inner, isLast && mean ? 1 / count : 1, prologue);
+      prologue = null;
       if (cur !== x) cur.dispose();
       cur = res.values;
       bl = refold(bl.filter((_, i) => i !== at));
@@ -156,7 +173,15 @@ export function dot(x: Tensor, y: Tensor): Tensor {
   return tidy(() => {
     const partial = empty([P], 'f32', device);
     const u = new UniformWriter().u32(1).u32(n).u32(1).u32(C).u32(P).u32(1).f32(1).finish();
-    device.dispatch(reduceKernel({ op: 'sum', layout: 'row', product: true }), [x.buffer, y.buffer, partial.storage.buffer], u, grid1d(Math.ceil(P / REDUCE_WG)));
+    const grid = grid1d(Math.ceil(P / REDUCE_WG));
+    // Lazy fusion: a pending operand makes the product a prologue mul(x, y) evaluated from the leaves.
+    const pro = productPrologue(x, y);
+    if (pro) {
+      const spec = reduceKernel({ op: 'sum', layout: 'row', prologue: pro.program });
+      pro.run((leaves, extra) => device.dispatch(spec, [...leaves, partial.storage.buffer, ...extra], withPrologue(u, pro), grid));
+    } else {
+      device.dispatch(reduceKernel({ op: 'sum', layout: 'row', product: true }), [x.buffer, y.buffer, partial.storage.buffer], u, grid);
+    }
     const total = P === 1 ? partial : reduceMiddle(device, 'sum', { values: partial }, 1, P, 1, 1).values;
     if (total !== partial) partial.dispose();
     const out = total.view([]);
@@ -247,5 +272,11 @@ function softmaxImpl(op: string, x: Tensor, axis: number, log: boolean): Tensor 
   }
   const out = empty(x.shape, 'f32', x.device);
   const u = new UniformWriter().u32(outer).u32(R).u32(inner).u32(groups).finish();
-  return recordInto(out, () => x.device.dispatch(softmaxKernel({ log, layout }), [x.buffer, out.storage.buffer], u, grid1d(Math.ceil((outer * groups) / REDUCE_WG))));
+  const grid = grid1d(Math.ceil((outer * groups) / REDUCE_WG));
+  const pro = pendingPrologue(x);
+  if (pro) {
+    const spec = softmaxKernel({ log, layout, prologue: pro.program });
+    return recordInto(out, () => pro.run((leaves, extra) => x.device.dispatch(spec, [...leaves, out.storage.buffer, ...extra], withPrologue(u, pro), grid)));
+  }
+  return recordInto(out, () => x.device.dispatch(softmaxKernel({ log, layout }), [x.buffer, out.storage.buffer], u, grid));
 }
