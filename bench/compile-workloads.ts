@@ -7,9 +7,11 @@
  * meta-gradient at 100 inner steps (examples/experiments/amaml-common.ts, the task of amaml-cost.ts).
  *
  * The trainers and learners those experiments time read values back inside their steps (losses, norms, the
- * adaptive solver's error), which a compiled step may not do, so the steps here are the same maths built from the
- * same problems, models and optimisers, with everything a trainer reads back returned as outputs instead (read once
- * per call by the bench). Differences from the experiments' loops, on purpose:
+ * adaptive solver's error), which a compiled step may not do. Where the library has a readback-free core the step
+ * calls it (estimateTensors of OneStepLookahead and EvoGrad, metaGradientTensors of MAML and FOMAML); the E5 inner
+ * optimisation (EpisodicTrainer with the FO / HyperDistill methods) and A-MAML have none, so those steps are the
+ * same maths written here from the same problems, models and optimisers. Everything a trainer reads back is
+ * returned as an output instead (read once per call by the bench). Differences from the experiments' loops:
  * - MWN: the trainer's two readbacks per iteration (validation loss with ‖hypergradient‖, training loss with ‖∇θ‖)
  *   become one [4] output; E5: the 30 per-update readbacks become [T] outputs (validation losses and norms) and the
  *   final four scalars a [4] output; the new φ (Reptile, η = 1) is an output that the next call takes as input.
@@ -21,19 +23,19 @@
  */
 import * as raw from '@metagrad/tensor';
 import { tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
-import { crossEntropy, detach, enableGrad, grad, HvpOperator, matmul, mulScalar, noGrad, requiresGrad, reshape, softmax, sub, add } from '@metagrad/autograd';
+import { crossEntropy, detach, enableGrad, grad, HvpOperator, mulScalar, noGrad, requiresGrad, sub, add } from '@metagrad/autograd';
 import {
   Adam, Rng, SGD, axpyTree, cosMixtureFamily, deriveSeed, detachTree, disposeTree, flattenTree, fromLeaves, leaves, lenet5, mapTree, mlp, normTree,
   sgd, unflattenTree, zipTree, type Model, type ParamTree, type SgdState,
 } from '@metagrad/models';
 import {
-  EvoGrad, adjointGradient, anilProblem, decaySum, lincombTree, odeintDetailed, onlineMix, trainGradient, treeVectorOps,
-  type BilevelProblem, type ClassificationBatch, type MetaProblem, type RegressionBatch, type SupportQueryTask, type VectorOps,
+  EvoGrad, OneStepLookahead, adjointGradient, anilProblem, decaySum, lincombTree, odeintDetailed, onlineMix, trainGradient, treeVectorOps,
+  type ClassificationBatch, type MetaProblem, type RegressionBatch, type SupportQueryTask, type VectorOps,
 } from '@metagrad/meta';
 import { randomData } from './kernels';
 import { mlpClassifier, mwnProblem, weightNet } from '../examples/experiments/mwn-label-noise-common';
 import { E5_FULL, sinusoidEpisode, type E5Config } from '../examples/experiments/hyperdistill-sinusoid';
-import { disposeTask, fitScaling, hostEpisodes, regressionProblem, regressor, uploadTask } from '../examples/experiments/amaml-common';
+import { disposeTask, fitScaling, hostEpisodes, makeLearner, regressionProblem, regressor, uploadTask } from '../examples/experiments/amaml-common';
 
 /** What a step returns: a tree of fresh tensors the caller owns. */
 export type StepOutput = ParamTree;
@@ -155,36 +157,6 @@ function randomBatch(inputShape: number[], n: number, seed: number, device: Devi
   };
 }
 
-/** OneStepLookahead.estimate's maths (T1–T2): returns the hypergradient and L_V(θ'), no readback. */
-function t1t2<B>(problem: BilevelProblem<B>, theta: ParamTree, lambda: ParamTree, train: B, val: B, innerLr: number): { hypergrad: ParamTree; loss: Tensor } {
-  return tidy(() => {
-    const l = gradLeaves(lambda);
-    const th = gradLeaves(theta);
-    const trainLoss = problem.trainLoss(th, l, train);
-    const g = gradTree(trainLoss, th, true);
-    const lookahead = axpyTree(-innerLr, g, th);
-    const loss = problem.valLoss(lookahead, l, val);
-    return { hypergrad: gradTree(loss, l), loss };
-  });
-}
-
-/** EvoGrad.estimateWithNoise's maths (batched forward of the K copies), no readback. */
-function evograd<B>(problem: BilevelProblem<B>, theta: ParamTree, lambda: ParamTree, train: B, val: B, noise: ParamTree, K: number, tau: number): { hypergrad: ParamTree; loss: Tensor } {
-  const noiseLeaves = leaves(noise);
-  const thetaLeaves = leaves(theta);
-  return tidy(() => {
-    const l = gradLeaves(lambda);
-    const th = detachTree(theta);
-    const copies = fromLeaves(th, thetaLeaves.map((t, i) => raw.add(raw.reshape(t, [1, ...t.shape]), noiseLeaves[i])));
-    const losses = reshape(problem.batchedTrainLoss!(copies, l, train), [K]);
-    raw.dispose(leaves(copies));
-    const w = reshape(softmax(mulScalar(losses, -1 / tau), 0), [1, K]);
-    const thetaStar = fromLeaves(th, thetaLeaves.map((t, i) => add(t, reshape(matmul(w, raw.reshape(noiseLeaves[i], [K, t.size])), t.shape))));
-    const loss = problem.valLoss(thetaStar, l, val);
-    return { hypergrad: gradTree(loss, l), loss };
-  });
-}
-
 /**
  * One online MWN iteration, meta-first as OnlineTrainer.trainStep: the estimator's hypergradient and Adam on λ,
  * then the base step (∇θ L_T with λ constant, SGD momentum 0.9 on θ). Output: [L_V, ‖dL_V/dλ‖, L_T, ‖∇θ‖]
@@ -204,22 +176,16 @@ export function mwnStep(method: MwnMethod, hidden = 256, batch = 64): CompileWor
       const thetaOpt = new SGD(theta, { lr: 0.1, momentum: 0.9 });
       const lambdaOpt = new Adam(lambda, { lr: 1e-3 });
       const innerLr = 0.1;
-      const evo = method === 'evograd-k2' ? new EvoGrad<ClassificationBatch>({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'rademacher', seed: 5 }) : null;
+      // The estimators' readback-free cores (estimate() is this plus one readback); EvoGrad draws its noise from a
+      // Generator, so compiled replays draw fresh noise, the same as eager calls would.
+      const estimator = method === 'plain' ? null : method === 't1-t2' ? new OneStepLookahead<ClassificationBatch>() : new EvoGrad<ClassificationBatch>({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'rademacher', seed: 5 });
       const step: StepFn = (xt, yt, xv, yv) => {
         const tb = { x: xt, y: yt };
         const vb = { x: xv, y: yv };
         const parts: Tensor[] = [];
-        if (method !== 'plain') {
-          let r: { hypergrad: ParamTree; loss: Tensor };
-          if (evo) {
-            const noise = evo.sampleNoise(theta);
-            r = evograd(problem, theta, lambda, tb, vb, noise, 2, 0.05);
-            disposeTree(noise);
-          } else {
-            r = t1t2(problem, theta, lambda, tb, vb, innerLr);
-          }
-          parts.push(noGrad(() => detach(r.loss)), noGrad(() => normTree(r.hypergrad)));
-          r.loss.dispose();
+        if (estimator) {
+          const r = estimator.estimateTensors!({ problem, theta, lambda, trainBatch: tb, valBatch: vb, innerLr });
+          parts.push(r.valLoss, noGrad(() => normTree(r.hypergrad)));
           lambdaOpt.step(r.hypergrad);
           disposeTree(r.hypergrad);
         }
@@ -421,57 +387,6 @@ function lossValue<P extends ParamTree>(loss: (p: P) => Tensor, u: P): Tensor {
   }
 }
 
-/** MAML's metaGradient (packages/meta/src/maml/maml.ts), returning J as a tensor. */
-function mamlGradient(problem: MetaProblem<ParamTree, SupportQueryTask>, theta: ParamTree, task: SupportQueryTask, steps: number, innerLr: number): { gradient: ParamTree; outerLoss: Tensor } {
-  const thetaLeaves = leaves(theta).map((t) => requiresGrad(detach(t)));
-  const handles: Tensor[] = [];
-  try {
-    return enableGrad(() => {
-      let u = thetaLeaves;
-      for (let k = 0; k < steps; k++) {
-        const L = problem.innerLoss(fromLeaves(theta, u), task);
-        const gs = grad(L, u, { createGraph: true, allowUnused: true });
-        L.dispose();
-        u = u.map((x, i) => {
-          const g = gs[i];
-          if (!g) return x;
-          const s = mulScalar(g, innerLr);
-          const next = sub(x, s);
-          g.dispose();
-          s.dispose();
-          handles.push(next);
-          return next;
-        });
-      }
-      const J = problem.outerLoss(fromLeaves(theta, u), task);
-      const gs = grad(J, thetaLeaves, { allowUnused: true });
-      const outerLoss = detach(J);
-      J.dispose();
-      return { gradient: fromLeaves(theta, gs.map((g, i) => g ?? raw.zeros(thetaLeaves[i].shape, 'f32', thetaLeaves[i].device))), outerLoss };
-    });
-  } finally {
-    for (const t of handles) t.dispose();
-    for (const t of thetaLeaves) t.dispose();
-  }
-}
-
-/** FOMAML (graphFreeLearner + innerGd): plain GD from θ, then ∇J(u_n) and J(u_n). */
-function fomamlGradient(problem: MetaProblem<ParamTree, SupportQueryTask>, theta: ParamTree, task: SupportQueryTask, steps: number, innerLr: number): { gradient: ParamTree; outerLoss: Tensor } {
-  let u: ParamTree = theta;
-  for (let k = 0; k < steps; k++) {
-    const g = lossGradient((p: ParamTree) => problem.innerLoss(p, task), u);
-    const next = noGrad(() => zipTree(u, g, (x, gi) => raw.tidy(() => raw.add(x, raw.mulScalar(gi, -innerLr)))));
-    disposeTree(g);
-    if (u !== theta) disposeTree(u);
-    u = next;
-  }
-  try {
-    return { gradient: lossGradient((p: ParamTree) => problem.outerLoss(p, task), u), outerLoss: lossValue((p: ParamTree) => problem.outerLoss(p, task), u) };
-  } finally {
-    if (u !== theta) disposeTree(u);
-  }
-}
-
 /**
  * VectorOps for A-MAML's solve whose error measure is recorded once (calibration, real readbacks) and then replayed
  * from the record, and whose finite checks pass, so the solve takes the calibrated steps without reading back.
@@ -570,9 +485,11 @@ export function initStep(method: InitMethod, steps = 100, innerLr = 0.01): Compi
       const t = amamlTask(device);
       const { theta, task } = t;
       if (method !== 'A-MAML') {
+        // The learner's readback-free core (metaGradient() is this plus one readback of J).
+        const learner = makeLearner(method, steps, innerLr);
         const step: StepFn = (...thetaLeaves) => {
           const th = fromLeaves(theta, thetaLeaves);
-          const r = method === 'MAML' ? mamlGradient(asProblem, th, task, steps, innerLr) : fomamlGradient(asProblem, th, task, steps, innerLr);
+          const r = learner.metaGradientTensors!(asProblem, th, task);
           return { gradient: leaves(r.gradient), outerLoss: r.outerLoss };
         };
         return { step, args: () => leaves(theta), accept: disposeOutputs, dispose: () => t.dispose() };
