@@ -81,11 +81,11 @@ describeWithPrerequisite('browser demos in headless Chromium', haveChromium, mis
     return { status, consoleErrors, page };
   }
 
-  it('landing page shows the adapter and passes its self-test kernel', async () => {
+  it('landing page shows the adapter, passes its self-test kernel, and replays a compiled SGD step as the eager one', async () => {
     const { status, consoleErrors, page } = await open('index.html', 'index', 20_000);
     expect(status.error).toBeNull();
     expect(status.state).toBe('done');
-    expect(status.result).toMatchObject({ selftestOk: true });
+    expect(status.result).toMatchObject({ selftestOk: true, compileOk: true, compile: { replays: 3 } });
     expect(String(status.adapter?.architecture ?? '') + String(status.adapter?.vendor ?? '')).not.toBe('');
     expect(await page.textContent('#adapter')).toMatch(/^WebGPU adapter: /);
     expect(consoleErrors).toEqual([]);

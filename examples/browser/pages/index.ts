@@ -1,6 +1,39 @@
-/** @file Landing page: shows the adapter the browser gave (or why there is none) and checks one kernel on it. */
-import { add, tensor } from '@metagrad/tensor';
+/**
+ * @file Landing page: shows the adapter the browser gave (or why there is none), checks one kernel on it, and checks
+ * a compiled training step (grad + in-place SGD, replayed as one submit) against the same step run eagerly.
+ */
+import { add, dispose, tensor, tidy, type Tensor } from '@metagrad/tensor';
+import { compile, detach, grad, matmul, mean, requiresGrad, square, sub, tanh } from '@metagrad/autograd';
+import { SGD } from '@metagrad/models';
 import { demoStatus, finishRun, setState, startDevice } from './common';
+
+/** Six SGD steps of mean((tanh(x·w) − y)²) eagerly and through compile: the largest |Δw| between the two runs. */
+async function compiledStepCheck(): Promise<{ maxDiff: number; replays: number; dispatchesPerReplay: number }> {
+  const init = [0.1, -0.2, 0.3, 0.05, 0.4, -0.1];
+  const we = requiresGrad(tensor(init, [3, 2]));
+  const wc = requiresGrad(tensor(init, [3, 2]));
+  const oe = new SGD({ w: we }, { lr: 0.1, momentum: 0.9 });
+  const oc = new SGD({ w: wc }, { lr: 0.1, momentum: 0.9 });
+  const stepOf = (w: Tensor, opt: SGD) => (x: Tensor, y: Tensor) => {
+    const loss = mean(square(sub(tanh(matmul(x, w)), y)));
+    const [g] = grad(loss, [w]);
+    opt.step({ w: g });
+    return detach(loss);
+  };
+  const eager = stepOf(we, oe);
+  const compiled = compile(stepOf(wc, oc));
+  for (let i = 0; i < 6; i++) {
+    const x = tensor([0.5, -1 + 0.1 * i, 0.25, 0.3, 2, -0.5], [2, 3]);
+    const y = tensor([0.1, -0.3, 0.2, 0.05], [2, 2]);
+    dispose([tidy(() => eager(x, y)), await compiled(x, y), x, y]);
+  }
+  const [a, b] = [await we.toArray(), await wc.toArray()];
+  const maxDiff = Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
+  const { replays, dispatchesPerReplay } = compiled.stats();
+  compiled.dispose();
+  dispose([we, wc]);
+  return { maxDiff, replays, dispatchesPerReplay };
+}
 
 demoStatus('index');
 const device = await startDevice();
@@ -32,10 +65,13 @@ if (device) {
   a.dispose();
   b.dispose();
   c.dispose();
-  const ok = wrong === 0;
+  const step = await compiledStepCheck();
+  const compileOk = step.maxDiff <= 1e-5 && step.replays === 3;
+  const ok = wrong === 0 && compileOk;
   const text = ok
-    ? `self-test passed: a ${n}-element add on this adapter matched the CPU (${ms.toFixed(1)} ms incl. compile and readback)`
-    : `self-test FAILED: ${wrong} of ${n} elements differ from the CPU`;
-  if (ok) finishRun({ selftestOk: true, elements: n, ms }, text);
+    ? `self-test passed: a ${n}-element add on this adapter matched the CPU (${ms.toFixed(1)} ms incl. compile and readback); ` +
+      `a compiled SGD step replayed ${step.replays}× (${step.dispatchesPerReplay} dispatches per submit) as the eager step`
+    : `self-test FAILED: ${wrong} of ${n} elements differ from the CPU; compiled step max |Δw| ${step.maxDiff} after ${step.replays} replays`;
+  if (ok) finishRun({ selftestOk: true, elements: n, ms, compileOk, compile: step }, text);
   else setState('error', text);
 }
