@@ -1,6 +1,6 @@
 /** @file Quick start (kept identical to README's "Quick start (library)" block): learn an L2 strength by hypergradients. */
-import { add, exp, mse, mul } from '@metagrad/autograd';
-import { normal, tensor, tidy, type Tensor } from '@metagrad/tensor';
+import { add, compile, exp, mse, mul } from '@metagrad/autograd';
+import { dispose, normal, tensor, tidy, type Tensor } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { Adam, SGD, dotTree, mlp, type MlpParams } from '@metagrad/models';
 import { OneStepLookahead, OnlineTrainer, type BilevelProblem } from '@metagrad/meta';
@@ -26,4 +26,14 @@ const trainer = new OnlineTrainer({
 const train = data(16, 1), val = data(128, 3);
 for (let step = 0; step < 40; step++) await trainer.trainStep(train, val);
 console.log(`log λ: -4 → ${(await lambda.item()).toFixed(3)}, validation MSE ${trainer.log.at(-1)!.valLoss.toFixed(4)}`);
+// The trainer compiles its steps; compile your own: traced per input shape, then replayed as ONE GPU submit.
+const heldOutMse = compile((b: Batch) => fit(theta, b));
+const mses: number[] = [];
+for (let i = 0; i < 6; i++) {
+  const b = data(128, 10 + i), m = await heldOutMse(b);
+  mses.push(await m.item());
+  dispose([b, m]);
+}
+const { replays, dispatchesPerReplay } = heldOutMse.stats();
+console.log(`held-out MSE ${mses.map((m) => m.toFixed(3)).join(' ')} (${replays} replays, ${dispatchesPerReplay} dispatches each)`);
 device.destroy();
