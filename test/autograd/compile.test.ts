@@ -4,11 +4,12 @@
  */
 import { describe, it, expect } from 'vitest';
 import * as raw from '@metagrad/tensor';
-import { TraceError, type Tensor } from '@metagrad/tensor';
+import { KernelError, TraceError, type Tensor } from '@metagrad/tensor';
+import { fillKernel } from '@metagrad/kernels-wgsl';
 import * as ag from '@metagrad/autograd';
 import { compile } from '@metagrad/autograd';
 import { SGD, Adam } from '@metagrad/models';
-import { useDevice } from '../helpers/device';
+import { useDevice, withFusion } from '../helpers/device';
 
 const device = useDevice();
 const t = (data: number[], shape = [data.length]) => raw.tensor(data, shape, 'f32', device());
@@ -189,6 +190,27 @@ describe('compile', () => {
     const y = await step(bad);
     await expect(y.toArray()).rejects.toThrow(/gather: index 3 is out of range \[0, 3\)/);
     raw.dispose([x, good, bad, y]);
+    step.dispose();
+  });
+
+  it('an argument spoiled by a failed batch spoils the replay\'s outputs (reading them throws, never stale data)', async () => {
+    const d = device();
+    const step = compile((a: Tensor) => raw.mulScalar(raw.add(a, a), 0.5));
+    const x = t([1, 2, 3, 4]);
+    for (let i = 0; i < 3; i++) (await step(x)).dispose();
+    await withFusion(d, false, async () => {
+      const spoiled = raw.add(x, x); // recorded in the batch that fails below
+      const size = Math.min(d.limits.maxStorageBufferBindingSize, d.limits.maxBufferSize) + 256;
+      const tooBig = d.gpuDevice.createBuffer({ size, usage: 0x80 });
+      d.dispatch(fillKernel({ dtype: 'f32' }), [tooBig], new Uint32Array([4, 0]), [1, 1, 1]);
+      await expect(d.sync()).rejects.toThrow(KernelError);
+      const y = await step(spoiled); // a replay (the 4th call)
+      expect(step.stats().replays).toBe(1);
+      await expect(y.toArray()).rejects.toThrow(/computed it .*failed/);
+      raw.dispose([y, spoiled]);
+      tooBig.destroy();
+    });
+    x.dispose();
     step.dispose();
   });
 

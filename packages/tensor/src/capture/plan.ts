@@ -16,6 +16,7 @@ import type { Command, Recording, UniformThunk } from './recording';
 const UNIFORM = 0x40;
 const COPY_SRC = 0x04;
 const COPY_DST = 0x08;
+const COPY = ['read', 'write'] as const;
 
 /** What a replay encodes, in order: dispatches (grouped into passes) and buffer copies. */
 type Step =
@@ -269,6 +270,14 @@ export class Plan {
     const startBytes = device.bytesInUse;
     const outputs = this.outputBytes.map((bytes) => Storage.allocate(device, bytes));
     const outBuffers = outputs.map((s) => s.buffer);
+    // The copies in and out belong to the batch too: if it fails, the outputs are spoiled like any kernel's.
+    const copyOps: { bindings: readonly string[]; buffers: readonly GPUBuffer[] }[] = [];
+    args.forEach((_s, i) => {
+      if (this.argSlots[i]) copyOps.push({ bindings: COPY, buffers: [argBuffers[i], this.argSlots[i]] });
+    });
+    const ops = copyOps.concat(this.ops);
+    for (const i of this.writtenArgs) ops.push({ bindings: COPY, buffers: [this.argSlots[i], argBuffers[i]] });
+    this.outputSources.forEach((src, i) => ops.push({ bindings: COPY, buffers: ['arg' in src ? (this.argSlots[src.arg] ?? argBuffers[src.arg]) : src.buffer, outBuffers[i]] }));
     device.submitEncoded(
       (encoder) => {
         args.forEach((s, i) => {
@@ -296,7 +305,7 @@ export class Plan {
           encoder.copyBufferToBuffer(from, 0, outBuffers[i], 0, alignTo(this.outputBytes[i], 4));
         });
       },
-      this.ops,
+      ops,
       this.stats.dispatches,
     );
     device.notePeakAbove(startBytes, this.peakAboveStart);
