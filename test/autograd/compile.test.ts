@@ -198,6 +198,7 @@ describe('compile', () => {
     const step = compile((a: Tensor) => raw.mulScalar(raw.add(a, a), 0.5));
     const x = t([1, 2, 3, 4]);
     for (let i = 0; i < 3; i++) (await step(x)).dispose();
+    await d.sync(); // the traced calls' work runs now, not in the batch that fails below
     await withFusion(d, false, async () => {
       const spoiled = raw.add(x, x); // recorded in the batch that fails below
       const size = Math.min(d.limits.maxStorageBufferBindingSize, d.limits.maxBufferSize) + 256;
@@ -210,6 +211,13 @@ describe('compile', () => {
       raw.dispose([y, spoiled]);
       tooBig.destroy();
     });
+    // The spoiled plan is dropped and rebuilt: healthy inputs give right values again, and replays resume.
+    for (let i = 0; i < 4; i++) {
+      const z = await step(x);
+      expect(await values(z)).toEqual([1, 2, 3, 4]);
+      z.dispose();
+    }
+    expect(step.stats().replays).toBe(2);
     x.dispose();
     step.dispose();
   });

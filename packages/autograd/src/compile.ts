@@ -270,6 +270,11 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
     // Inside another compiled function's trace: run eagerly, so the outer trace records this call's work.
     if (device.recording) return await fn(...args);
     const entry = entryFor(flat.signature);
+    if (entry.plan?.spoiled) {
+      // A failed batch spoiled the arena: start over for this signature (warm-up, two traces, a fresh plan).
+      entry.plan.dispose();
+      Object.assign(entry, { calls: 0, previous: null, plan: null, template: null, outputs: [] });
+    }
     if (entry.plan) return replay(entry, flat);
     return await trace(entry, device, args, flat, entry.calls++ < warmup);
   }) as CompiledFunction<A, R>;

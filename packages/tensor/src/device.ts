@@ -552,6 +552,11 @@ export class Device {
     return this.owners.get(buffer);
   }
 
+  /** Whether a failed batch left `buffer`'s content untrustworthy (a compiled plan owning it must be rebuilt). */
+  isSpoiled(buffer: GPUBuffer): boolean {
+    return this.batches.isSpoiled(buffer);
+  }
+
   /** Whether `buffer` is device-owned (the index-bounds flag words): a plan binds it as is. */
   isDeviceBuffer(buffer: GPUBuffer): boolean {
     return buffer === this.indexChecks.flags;

@@ -312,6 +312,14 @@ export class Plan {
     return outputs;
   }
 
+  /**
+   * Whether a failed GPU batch spoiled a buffer the plan owns: every later replay would then be marked spoiled, so
+   * the compiled function drops the plan and traces again (the pool destroys spoiled buffers on release).
+   */
+  get spoiled(): boolean {
+    return this.owned.some((b) => this.device.isSpoiled(b));
+  }
+
   /** Gives the arena back to the pool, destroys the uniform and constant buffers, lets go of held tensors. */
   dispose(): void {
     if (this.disposed) return;
