@@ -102,3 +102,42 @@ export async function runInner<Batch>(o: RunInnerOptions<Batch>): Promise<InnerR
     opt.disposeState(state);
   }
 }
+
+/**
+ * runInner's steps without a hook, synchronous and without a readback (so `compile` can capture a whole inner
+ * optimisation): w_T and the last step's training loss and ‖gradient‖, all owned by the caller (w0 is not disposed).
+ */
+export function runInnerTensors<Batch>(o: Omit<RunInnerOptions<Batch>, 'onStep' | 'keepTrajectory' | 'trackLast'>): Required<Omit<InnerRun, 'trajectory'>> {
+  checkInnerOptimiser('runInnerTensors', o.optimiser);
+  const T = o.batches.length;
+  if (T === 0) throw new InvalidArgumentError('runInnerTensors: no batches (T = 0)');
+  const opt = sgd({ lr: o.optimiser.lr, momentum: o.optimiser.momentum });
+  let state: SgdState = opt.init(o.w0);
+  let w = o.w0;
+  let last: InnerRun['last'];
+  try {
+    for (let t = 1; t <= T; t++) {
+      let g: ParamTree;
+      if (t === T) {
+        const lg = trainLossAndGradient(o.problem, w, o.lambda(), o.batches[t - 1]);
+        g = lg.gradient;
+        last = { loss: lg.loss, gradNorm: noGrad(() => normTree(g)) };
+      } else {
+        g = trainGradient(o.problem, w, o.lambda(), o.batches[t - 1]);
+      }
+      const next = noGrad(() => opt.step(w, g, state));
+      disposeTree(g);
+      opt.disposeState(state);
+      state = next.state;
+      if (w !== o.w0) disposeTree(w);
+      w = next.params;
+    }
+    return { wT: w, last: last! };
+  } catch (e) {
+    if (w !== o.w0) disposeTree(w);
+    if (last) disposeTree([last.loss, last.gradNorm]);
+    throw e;
+  } finally {
+    opt.disposeState(state);
+  }
+}

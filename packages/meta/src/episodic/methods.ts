@@ -2,14 +2,14 @@
  * @file Hypergradient methods as plugged into an episodic inner optimisation: when each estimator runs (every step,
  * the last K steps, once at the end) and what it is given (w_{t−1} or w_t, the whole trajectory).
  */
-import { tidy } from '@metagrad/tensor';
+import { tidy, type Tensor } from '@metagrad/tensor';
 import { detachTree, type ParamTree } from '@metagrad/models';
-import { emptyStats, type BilevelProblem, type HypergradEstimator, type HypergradResult } from '../hypergrad/types';
+import { emptyStats, type BilevelProblem, type HypergradEstimator, type HypergradResult, type HypergradStats, type HypergradTensors } from '../hypergrad/types';
 import { checkPositiveInt, gradLeaves, gradTree } from '../hypergrad/common';
 import { finishCheckedResult } from './checked';
 import type { InnerOptimiser, InnerStep } from './inner';
 import type { TrajectoryInput } from './trajectory';
-import type { HyperDistill } from '../hyperdistill/hyperdistill';
+import { HyperDistill, type HyperDistillStepArgs } from '../hyperdistill/hyperdistill';
 
 /** One inner optimisation (an episode of a meta-batch of tasks). */
 export interface EpisodeContext<Batch> {
@@ -39,6 +39,48 @@ export interface HyperMethod<Batch> {
   /** Learned internals worth logging (HyperDistill: its θ). */
   describe?(): Record<string, number>;
   dispose?(): void;
+  /** The readback-free form of `step` (FO, HyperDistill): EpisodicTrainer compiles it with the inner step. */
+  online?: OnlineStepCore<Batch>;
+  /** The readback-free form of `end` (DrMAD): EpisodicTrainer compiles it with the whole inner optimisation. */
+  offline?: OfflineCore<Batch>;
+}
+
+/** What a compiled inner step hands an online core: the trainer's λ, the episode's D_V, w_{t−1} → w_t on D_t. */
+export interface OnlineCoreInput<Batch> {
+  problem: BilevelProblem<Batch>;
+  lambda: ParamTree;
+  valBatch: Batch;
+  innerLr: number;
+  wPrev: ParamTree;
+  w: ParamTree;
+  batch: Batch;
+}
+
+/**
+ * An online method's `step` in two parts, so that the inner step and its hypergradient compile into one replay
+ * while the finite check and λ's update stay outside it (EpisodicTrainer with `compile`).
+ */
+export interface OnlineStepCore<Batch, Args = unknown> {
+  /** Work per update (the trainer adds up jvps and hvps). */
+  readonly stats: HypergradStats;
+  /**
+   * Host work before inner step t, outside the compiled call (HyperDistill: the running w*, D* and the step's
+   * scale as a tensor): the step's extra arguments (tensors, batches, trees of them) and the tensors the trainer
+   * frees after the step. Absent: no extra arguments.
+   */
+  prepare?(ctx: EpisodeContext<Batch>, t: number, wPrev: ParamTree, batch: Batch): { args: Args; owned: Tensor[] };
+  /**
+   * The hypergradient after the step and L_V where it was evaluated, owned by the caller: no readback and no host
+   * value that changes from step to step (those come from `prepare` as tensors).
+   */
+  tensors(input: OnlineCoreInput<Batch>, args: Args): { hypergrad: ParamTree; loss: Tensor };
+  /** Frees what `prepare` keeps across steps when the inner optimisation ends early (an error). */
+  release?(): void;
+}
+
+/** An offline method's `end` without a readback: the hypergradient from the finished inner optimisation. */
+export interface OfflineCore<Batch> {
+  tensors(input: TrajectoryInput<Batch>): HypergradTensors;
 }
 
 /**
@@ -48,6 +90,15 @@ export interface HyperMethod<Batch> {
 export function firstOrderMethod<Batch>(name = 'FO'): HyperMethod<Batch> {
   return {
     name,
+    online: {
+      stats: { ...emptyStats(), gradients: 1, forwards: 1 },
+      tensors: (input) =>
+        tidy(() => {
+          const lambda = gradLeaves(input.lambda);
+          const loss = input.problem.valLoss(detachTree(input.w), lambda, input.valBatch);
+          return { hypergrad: gradTree(loss, lambda), loss };
+        }),
+    },
     step: async (ctx, s) => {
       const t0 = performance.now();
       const out = tidy(() => {
@@ -88,26 +139,43 @@ export function hyperDistillMethod<Batch>(hd: HyperDistill<Batch>, name = hd.nam
     },
     describe: () => ({ theta: hd.theta }),
     dispose: () => hd.dispose(),
+    online: {
+      stats: HyperDistill.onlineStats,
+      prepare: (_ctx, _t, wPrev, batch) => {
+        const args = hd.onlineArgs(wPrev, batch);
+        return { args, owned: [args.scale] };
+      },
+      tensors: (input, args) => hd.onlineTensors(input, input.w, args as HyperDistillStepArgs<Batch>),
+      release: () => hd.reset(),
+    },
   };
   return method;
 }
 
 /** An offline trajectory estimator (DrMAD) run once per inner optimisation. */
-export function offlineMethod<Batch>(est: { estimate(input: TrajectoryInput<Batch>): Promise<HypergradResult> }, name: string): HyperMethod<Batch> {
+export function offlineMethod<Batch>(
+  est: { estimate(input: TrajectoryInput<Batch>): Promise<HypergradResult>; estimateTensors?(input: TrajectoryInput<Batch>): HypergradTensors },
+  name: string,
+): HyperMethod<Batch> {
   return {
     name,
-    end: (ctx, wT) =>
-      est.estimate({
-        problem: ctx.problem,
-        theta: wT,
-        initial: ctx.w0,
-        lambda: ctx.lambda,
-        trainBatch: ctx.trainBatches[ctx.trainBatches.length - 1],
-        trainBatches: ctx.trainBatches,
-        valBatch: ctx.valBatch,
-        innerLr: ctx.optimiser.lr,
-        momentum: ctx.optimiser.momentum,
-      }),
+    end: (ctx, wT) => est.estimate(trajectoryInput(ctx, ctx.w0, wT, ctx.trainBatches, ctx.valBatch)),
+    ...(est.estimateTensors ? { offline: { tensors: (input: TrajectoryInput<Batch>) => est.estimateTensors!(input) } } : {}),
+  };
+}
+
+/** The TrajectoryInput of a finished inner optimisation w_0 → w_T on D_1 … D_T. */
+export function trajectoryInput<Batch>(ctx: EpisodeContext<Batch>, w0: ParamTree, wT: ParamTree, trainBatches: readonly Batch[], valBatch: Batch): TrajectoryInput<Batch> {
+  return {
+    problem: ctx.problem,
+    theta: wT,
+    initial: w0,
+    lambda: ctx.lambda,
+    trainBatch: trainBatches[trainBatches.length - 1],
+    trainBatches,
+    valBatch,
+    innerLr: ctx.optimiser.lr,
+    momentum: ctx.optimiser.momentum,
   };
 }
 

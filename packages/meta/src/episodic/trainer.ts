@@ -9,17 +9,24 @@
  * DrMAD, Reverse-HG, online RMD) and costs one readback per update otherwise (the implicit methods). A NaN/Inf inner
  * optimisation (last step's loss or gradient, or w_T) is a NonFiniteGradientError before the Reptile step (φ
  * unchanged), read in the validation loss's readback.
+ *
+ * Compiled (the default, `compile: false` opts out): a method with a readback-free online core (FO, 1-step,
+ * HyperDistill) runs each inner step — the SGD step, the step's hypergradient, its norm and the training loss — as
+ * one compiled replay, then reads [L_V, ‖hypergradient‖] (one readback, as before), checks it and steps Adam outside
+ * the replay, so a NaN/Inf update still leaves λ and Adam's state as they were. A method with an offline core
+ * (DrMAD) or none at all runs the whole inner optimisation with its end-of-episode hypergradient as one replay,
+ * checked the same way. Other methods (Neumann, online RMD, user methods with only `step`) run as before.
  */
-import { InvalidArgumentError, type Device, type Tensor } from '@metagrad/tensor';
-import { Adam, disposeTree, leaves, normTree, type ParamTree } from '@metagrad/models';
-import { noGrad } from '@metagrad/autograd';
+import { InvalidArgumentError, TraceError, dispose, tidy, type Device, type Tensor } from '@metagrad/tensor';
+import { Adam, disposeTree, leaves, normTree, sgd, type FunctionalOptimizer, type ParamTree, type SgdState } from '@metagrad/models';
+import { compile, noGrad, type CompiledFunction, type CompileStats } from '@metagrad/autograd';
 import type { BilevelProblem, HypergradResult } from '../hypergrad/types';
 import { NonFiniteGradientError } from '../errors';
-import { checkInnerOptimiser, runInner, type InnerOptimiser } from './inner';
+import { checkInnerOptimiser, runInner, runInnerTensors, type InnerOptimiser } from './inner';
 import { checkHypergradNorm, type CheckedHypergradResult } from './checked';
 import { readScalars } from '../hypergrad/readback';
-import { lincombTree } from './products';
-import type { EpisodeContext, HyperMethod } from './methods';
+import { lincombTree, trainLossAndGradient, zerosTree } from './products';
+import { trajectoryInput, type EpisodeContext, type HyperMethod, type OnlineStepCore } from './methods';
 
 /** A meta-batch's data for one inner optimisation. */
 export interface Episode<Batch> {
@@ -50,7 +57,36 @@ export interface EpisodicOptions<Batch> {
    * check anyway (with the estimator's loss, or on its own for the implicit methods), so this costs nothing more.
    */
   logHypergradNorm?: boolean;
+  /**
+   * Replay the inner steps with their hypergradients as compiled functions (default true; see the file comment and
+   * `compile` in @metagrad/autograd). A TraceError switches the trainer to eager episodes, with the reason in
+   * `compileFallback`.
+   */
+  compile?: boolean;
 }
+
+/** One compiled inner step: w_t, the momentum buffer, the step's hypergradient with what its check reads, and L_T. */
+interface StepTensors {
+  w: ParamTree;
+  buf: ParamTree | null;
+  hypergrad: ParamTree;
+  valLoss: Tensor;
+  hypergradNorm: Tensor;
+  /** L_T(w_{t−1}) and ‖∇_w L_T‖ (the last step's feed checkedValLoss). */
+  loss: Tensor;
+  gradNorm: Tensor;
+}
+
+/** One compiled inner optimisation: w_T, the last step's L_T and ‖∇_w L_T‖, and the offline hypergradient if any. */
+interface LoopTensors {
+  wT: ParamTree;
+  loss: Tensor;
+  gradNorm: Tensor;
+  hyper: { hypergrad: ParamTree; valLoss: Tensor; hypergradNorm: Tensor; jvps: number; hvps: number } | null;
+}
+
+type StepFn<Batch> = (w: ParamTree, buf: ParamTree | null, batch: Batch, valBatch: Batch, args: unknown) => StepTensors;
+type LoopFn<Batch> = (w0: ParamTree, batches: readonly Batch[], valBatch: Batch) => LoopTensors;
 
 export interface EpisodeRecord {
   m: number;
@@ -77,6 +113,13 @@ export class EpisodicTrainer<Batch> {
   private readonly o: EpisodicOptions<Batch>;
   private m = 0;
   private readonly device: Device;
+  /** Why this trainer fell back to eager episodes (a TraceError's message), or null. */
+  compileFallback: string | null = null;
+  /** Which compiled path the method takes: per inner step (online core), per inner optimisation (offline or none), or eager. */
+  private readonly mode: 'step' | 'loop' | 'eager';
+  private stepCompiled: CompiledFunction<Parameters<StepFn<Batch>>, StepTensors> | null = null;
+  private loopCompiled: CompiledFunction<Parameters<LoopFn<Batch>>, LoopTensors> | null = null;
+  private readonly sgd: FunctionalOptimizer<SgdState>;
 
   constructor(options: EpisodicOptions<Batch>) {
     checkInnerOptimiser('EpisodicTrainer', options.optimiser);
@@ -89,6 +132,75 @@ export class EpisodicTrainer<Batch> {
     this.phi = lincombTree(1, options.phi, 0, options.phi);
     this.adam = new Adam(options.lambda, { lr: options.hyperLr });
     this.device = leaves(options.lambda)[0].device;
+    this.sgd = sgd({ lr: options.optimiser.lr, momentum: options.optimiser.momentum });
+    const method = options.method;
+    const compiled = options.compile ?? true;
+    if (compiled && method.online) {
+      this.mode = 'step';
+      this.stepCompiled = compile<Parameters<StepFn<Batch>>, StepTensors>((w, buf, batch, val, args) => this.stepTensors(w, buf, batch, val, args), { device: this.device });
+    } else if (compiled && !method.step && !method.begin && (!method.end || method.offline)) {
+      this.mode = 'loop';
+      this.loopCompiled = compile<Parameters<LoopFn<Batch>>, LoopTensors>((w0, batches, val) => this.loopTensors(w0, batches, val), { device: this.device });
+    } else {
+      this.mode = 'eager';
+    }
+  }
+
+  /** The compiled unit's counters (eager, traced and replayed calls; dispatches per replay), or null when eager. */
+  compileStats(): CompileStats | null {
+    return (this.stepCompiled ?? this.loopCompiled)?.stats() ?? null;
+  }
+
+  /** Frees the compiled steps' plans (their arenas); later episodes run eagerly. */
+  disposeCompiled(): void {
+    this.stepCompiled?.dispose();
+    this.loopCompiled?.dispose();
+    this.stepCompiled = this.loopCompiled = null;
+  }
+
+  /** Runs a compiled function; a TraceError switches the trainer to eager episodes (the eager result is the reference). */
+  private async run<A extends unknown[], R>(compiled: CompiledFunction<A, R> | null, eager: (...args: A) => R, ...args: A): Promise<R> {
+    if (!compiled) return eager(...args);
+    try {
+      return (await compiled(...args)) as R;
+    } catch (e) {
+      if (!(e instanceof TraceError)) throw e;
+      this.compileFallback = e.message;
+      this.disposeCompiled();
+      return eager(...args);
+    }
+  }
+
+  /**
+   * The compiled unit of an online method: runInner's heavy-ball step from w_{t−1} (the momentum buffer passed in;
+   * zeros before the first step, which equals torch's first-step rule) and the method's hypergradient after it.
+   */
+  private stepTensors(w: ParamTree, buf: ParamTree | null, batch: Batch, valBatch: Batch, args: unknown): StepTensors {
+    const o = this.o;
+    const core = o.method.online as OnlineStepCore<Batch>;
+    return tidy(() => {
+      const lg = trainLossAndGradient(o.problem, w, this.lambda, batch);
+      const gradNorm = noGrad(() => normTree(lg.gradient));
+      const next = noGrad(() => this.sgd.step(w, lg.gradient, { step: 0, momentum: buf }));
+      const h = core.tensors({ problem: o.problem, lambda: this.lambda, valBatch, innerLr: o.optimiser.lr, wPrev: w, w: next.params, batch }, args);
+      const hypergradNorm = noGrad(() => normTree(h.hypergrad));
+      return { w: next.params, buf: next.state.momentum, hypergrad: h.hypergrad, valLoss: h.loss, hypergradNorm, loss: lg.loss, gradNorm };
+    });
+  }
+
+  /** The compiled unit of an offline method (or none): the whole inner optimisation and the end hypergradient. */
+  private loopTensors(w0: ParamTree, batches: readonly Batch[], valBatch: Batch): LoopTensors {
+    const o = this.o;
+    return tidy(() => {
+      const run = runInnerTensors({ problem: o.problem, lambda: () => this.lambda, w0, batches, optimiser: o.optimiser });
+      let hyper: LoopTensors['hyper'] = null;
+      if (o.method.offline) {
+        const ctx = this.context({ trainBatches: batches, valBatch, dispose: () => {} }, w0);
+        const r = o.method.offline.tensors(trajectoryInput(ctx, w0, run.wT, batches, valBatch));
+        hyper = { hypergrad: r.hypergrad, valLoss: r.valLoss, hypergradNorm: noGrad(() => normTree(r.hypergrad)), jvps: r.stats.jvps, hvps: r.stats.hvps };
+      }
+      return { wT: run.wT, loss: run.last.loss, gradNorm: run.last.gradNorm, hyper };
+    });
   }
 
   /** The context of the next inner optimisation on this episode (also used by diagnostics). */
@@ -134,18 +246,46 @@ export class EpisodicTrainer<Batch> {
     let last: { loss: Tensor; gradNorm: Tensor } | null = null;
     try {
       if (method.begin) await method.begin(ctx);
-      const run = await runInner({
-        problem: this.o.problem,
-        lambda: () => this.lambda,
-        w0,
-        batches: episode.trainBatches,
-        optimiser: this.o.optimiser,
-        onStep: method.step ? async (s) => apply(await method.step!(ctx, s), `at inner step ${s.t}`) : undefined,
-        trackLast: true,
-      });
-      wT = run.wT;
-      last = run.last ?? null;
-      if (method.end) await apply(await method.end(ctx, wT), 'at the end');
+      if (this.mode === 'step') {
+        ({ wT, last } = await this.compiledSteps(ctx, episode, w0, m, (n) => {
+          jvps += method.online!.stats.jvps;
+          hvps += method.online!.stats.hvps;
+          normSum += n;
+          updates++;
+        }));
+      } else if (this.mode === 'loop') {
+        const out = await this.run(this.loopCompiled, (a: ParamTree, b: readonly Batch[], c: Batch) => this.loopTensors(a, b, c), w0, episode.trainBatches, episode.valBatch);
+        wT = out.wT;
+        last = { loss: out.loss, gradNorm: out.gradNorm };
+        if (out.hyper) {
+          const h = out.hyper;
+          try {
+            const [valLoss, norm] = await readScalars([h.valLoss, h.hypergradNorm]);
+            jvps += h.jvps;
+            hvps += h.hvps;
+            checkHypergradNorm(method.name, norm, valLoss, `at the end of inner optimisation ${m}`);
+            normSum += norm;
+            this.adam.step(h.hypergrad);
+            updates++;
+          } finally {
+            disposeTree(h.hypergrad);
+            dispose([h.valLoss, h.hypergradNorm]);
+          }
+        }
+      } else {
+        const run = await runInner({
+          problem: this.o.problem,
+          lambda: () => this.lambda,
+          w0,
+          batches: episode.trainBatches,
+          optimiser: this.o.optimiser,
+          onStep: method.step ? async (s) => apply(await method.step!(ctx, s), `at inner step ${s.t}`) : undefined,
+          trackLast: true,
+        });
+        wT = run.wT;
+        last = run.last ?? null;
+      }
+      if (method.end && this.mode !== 'loop') await apply(await method.end(ctx, wT), 'at the end');
       const valLoss = await this.checkedValLoss(m, wT, episode.valBatch, last, episode.trainBatches.length);
       const target = this.o.reptileTarget(wT);
       const eta = this.o.reptileLr;
@@ -173,6 +313,60 @@ export class EpisodicTrainer<Batch> {
   }
 
   /**
+   * The inner optimisation of an online method as compiled steps: per step t, the core's host work, one replay
+   * (SGD step + hypergradient + norms), then [L_V, ‖hypergradient‖] read, checked and applied by Adam outside it.
+   * Returns w_T and the last step's L_T and ‖∇_w L_T‖ (owned by the caller).
+   */
+  private async compiledSteps(
+    ctx: EpisodeContext<Batch>, episode: Episode<Batch>, w0: ParamTree, m: number, applied: (norm: number) => void,
+  ): Promise<{ wT: ParamTree; last: { loss: Tensor; gradNorm: Tensor } }> {
+    const method = this.o.method;
+    const core = method.online as OnlineStepCore<Batch>;
+    const batches = episode.trainBatches;
+    const T = batches.length;
+    if (T === 0) throw new InvalidArgumentError('EpisodicTrainer: the episode has no training batches (T = 0)');
+    const eager: StepFn<Batch> = (a, b, c, d, e) => this.stepTensors(a, b, c, d, e);
+    let w = w0;
+    let buf: ParamTree | null = this.o.optimiser.momentum !== 0 ? zerosTree(w0) : null;
+    let last: { loss: Tensor; gradNorm: Tensor } | null = null;
+    try {
+      for (let t = 1; t <= T; t++) {
+        const batch = batches[t - 1];
+        const prep = core.prepare ? core.prepare(ctx, t, w, batch) : { args: null, owned: [] };
+        let out: StepTensors;
+        try {
+          out = await this.run(this.stepCompiled, eager, w, buf, batch, episode.valBatch, prep.args);
+        } finally {
+          dispose(prep.owned);
+        }
+        if (w !== w0) disposeTree(w);
+        if (buf) disposeTree(buf);
+        w = out.w;
+        buf = out.buf;
+        try {
+          const [valLoss, norm] = await readScalars([out.valLoss, out.hypergradNorm]);
+          checkHypergradNorm(method.name, norm, valLoss, `at inner step ${t} of inner optimisation ${m}`);
+          this.adam.step(out.hypergrad);
+          applied(norm);
+        } finally {
+          disposeTree(out.hypergrad);
+          dispose([out.valLoss, out.hypergradNorm]);
+          if (t === T) last = { loss: out.loss, gradNorm: out.gradNorm };
+          else dispose([out.loss, out.gradNorm]);
+        }
+      }
+      return { wT: w, last: last! };
+    } catch (e) {
+      if (w !== w0) disposeTree(w);
+      if (last) dispose([last.loss, last.gradNorm]);
+      core.release?.();
+      throw e;
+    } finally {
+      if (buf) disposeTree(buf);
+    }
+  }
+
+  /**
    * L_V(w_T, λ), read in one readback with the inner optimisation's last training loss, its ‖gradient‖ and ‖w_T‖:
    * any of those NaN/Inf is a NonFiniteGradientError (before the Reptile step, so φ stays as it was).
    */
@@ -192,6 +386,7 @@ export class EpisodicTrainer<Batch> {
   }
 
   dispose(): void {
+    this.disposeCompiled();
     this.adam.dispose();
     disposeTree(this.phi);
     this.o.method.dispose?.();

@@ -3,7 +3,7 @@
  * stored trajectory, through momentum) and the shared input type that DrMAD uses too.
  */
 import { disposeTree, type ParamTree } from '@metagrad/models';
-import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from '../hypergrad/types';
+import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult, type HypergradTensors } from '../hypergrad/types';
 import { lincombTree, valGradients } from './products';
 import { reverseHypergradient } from './reverse';
 import { checkInnerOptimiser } from './inner';
@@ -47,6 +47,20 @@ export async function trajectoryHypergradient<Batch>(
   release: (w: ParamTree, t: number) => void,
 ): Promise<HypergradResult> {
   const t0 = performance.now();
+  const out = trajectoryHypergradientTensors(input, batches, point, release);
+  return finishCheckedResult(estimator, out.hypergrad, out.valLoss, out.stats, t0);
+}
+
+/**
+ * The same reverse pass without a readback (so `compile` can capture it): the hypergradient, L_V(w_T) and the
+ * work done (`stats.ms` is 0), all owned by the caller.
+ */
+export function trajectoryHypergradientTensors<Batch>(
+  input: TrajectoryInput<Batch>,
+  batches: readonly Batch[],
+  point: (t: number) => ParamTree,
+  release: (w: ParamTree, t: number) => void,
+): HypergradTensors {
   const { alpha, direct, loss } = valGradients(input.problem, input.theta, input.lambda, input.valBatch);
   try {
     const { gSO, jvps } = reverseHypergradient({
@@ -61,7 +75,10 @@ export async function trajectoryHypergradient<Batch>(
     });
     const hypergrad = lincombTree(1, direct, 1, gSO);
     disposeTree(gSO);
-    return await finishCheckedResult(estimator, hypergrad, loss, { ...emptyStats(), jvps, gradients: 1 + batches.length, forwards: 1 + batches.length }, t0);
+    return { hypergrad, valLoss: loss, stats: { ...emptyStats(), jvps, gradients: 1 + batches.length, forwards: 1 + batches.length } };
+  } catch (e) {
+    loss.dispose();
+    throw e;
   } finally {
     disposeTree(alpha);
     disposeTree(direct);

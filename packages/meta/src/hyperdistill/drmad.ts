@@ -4,8 +4,8 @@
  * 2T − 1 JVPs, offline (one hypergradient per inner optimisation). Momentum enters as in ReverseHG.
  */
 import { disposeTree } from '@metagrad/models';
-import type { HypergradEstimator, HypergradResult } from '../hypergrad/types';
-import { checkTrajectoryInput, trajectoryHypergradient, type TrajectoryInput } from '../episodic/trajectory';
+import type { HypergradEstimator, HypergradResult, HypergradTensors } from '../hypergrad/types';
+import { checkTrajectoryInput, trajectoryHypergradient, trajectoryHypergradientTensors, type TrajectoryInput } from '../episodic/trajectory';
 import { interpolate } from '../episodic/reverse';
 
 export class DrMAD<Batch> implements HypergradEstimator<Batch> {
@@ -21,5 +21,12 @@ export class DrMAD<Batch> implements HypergradEstimator<Batch> {
       (t) => interpolate(input.initial, input.theta, t, T),
       (w) => disposeTree(w),
     );
+  }
+
+  /** The same hypergradient without a readback (no finite check: the caller reads the norm), for compiled episodes. */
+  estimateTensors(input: TrajectoryInput<Batch>): HypergradTensors {
+    const batches = checkTrajectoryInput('DrMAD', input);
+    const T = batches.length;
+    return trajectoryHypergradientTensors(input, batches, (t) => interpolate(input.initial, input.theta, t, T), (w) => disposeTree(w));
   }
 }

@@ -11,10 +11,12 @@
  *
  * The estimator is stateful: call `reset()` before each inner optimisation, then `estimate()` once per inner step
  * with `theta` = w_{t−1}, `trainBatch` = D_t and, when the caller already took the step, `next` = w_t.
+ * For compiled inner steps the same step comes in two parts: `onlineArgs()` (host work: w*, D*, the step's scale as
+ * a tensor) outside the compiled call, then `onlineTensors()` (readback-free, no per-step host value) inside it.
  */
-import { detach, mulScalar, noGrad, sub, add } from '@metagrad/autograd';
-import { InvalidArgumentError, tidy } from '@metagrad/tensor';
-import { axpyTree, disposeTree, Rng, zipTree, type ParamTree } from '@metagrad/models';
+import { detach, mul, mulScalar, noGrad, sub, add } from '@metagrad/autograd';
+import { InvalidArgumentError, tensor, tidy, type Tensor } from '@metagrad/tensor';
+import { axpyTree, disposeTree, leaves, Rng, zipTree, type ParamTree } from '@metagrad/models';
 import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from '../hypergrad/types';
 import { checkFinite, checkInnerLr, checkPositiveInt, gradLeaves, gradTree } from '../hypergrad/common';
 import { finishCheckedResult } from '../episodic/checked';
@@ -41,6 +43,13 @@ export interface HyperDistillOptions<Batch> {
 /** One online step's input: theta = w_{t−1}; `next` = w_t if the caller already stepped (else a plain SGD look-ahead). */
 export interface HyperDistillInput<Batch> extends HypergradInput<Batch> {
   next?: ParamTree;
+}
+
+/** What `onlineArgs` hands the compiled step: w*_t, D*_t and θ·S_t as a one-element tensor. */
+export interface HyperDistillStepArgs<Batch> {
+  wStar: ParamTree;
+  dStar: Batch;
+  scale: Tensor;
 }
 
 export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
@@ -152,24 +161,56 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
       stats.gradients++;
       stats.forwards++;
     }
-    const wt = next;
-    const wStar = this.wStar!;
-    const dStar = this.dStar!.batch;
     try {
-      const out = tidy(() => {
-        const lambda = gradLeaves(input.lambda);
-        const ws = gradLeaves(wStar);
-        const trainLoss = input.problem.trainLoss(ws, lambda, dStar);
-        const g = gradTree(trainLoss, ws, true);
-        const phi = axpyTree(-input.innerLr, g, ws);
-        // ψ has w_t's value and λ-gradient scale·∂Φ(w*, λ; D*)/∂λ: one backward of L_V(ψ, λ) gives g^FO + π* f.
-        const psi = zipTree(wt, phi, (w, f) => add(w, mulScalar(sub(f, detach(f)), scale)));
-        const loss = input.problem.valLoss(psi, lambda, input.valBatch);
-        return { hypergrad: gradTree(loss, lambda), loss };
-      });
+      const out = hypergradAt(input, next, this.wStar!, this.dStar!.batch, scale);
       return await finishCheckedResult(this.name, out.hypergrad, out.loss, stats, t0);
     } finally {
-      if (ownsNext) disposeTree(wt);
+      if (ownsNext) disposeTree(next);
     }
   }
+
+  /** Work of one compiled online step (`onlineTensors`): as `estimate` with `next` given. */
+  static readonly onlineStats = { ...emptyStats(), gradients: 2, forwards: 2, jvps: 1 };
+
+  /**
+   * Part 1 of a compiled online step, run eagerly before it: eq. 13–14 with w_{t−1} = `wPrev` and D_t = `trainBatch`
+   * (the running w*, D* stay the estimator's), and the step's π-scale θ·S_t uploaded as a one-element tensor, which
+   * the caller disposes after the step.
+   */
+  onlineArgs(wPrev: ParamTree, trainBatch: Batch): HyperDistillStepArgs<Batch> {
+    this.advance({ theta: wPrev, trainBatch } as HypergradInput<Batch>);
+    const device = leaves(wPrev)[0].device;
+    return { wStar: this.wStar!, dStar: this.dStar!.batch, scale: tensor([this.theta * decaySum(this.gamma, this.t)], [1], 'f32', device) };
+  }
+
+  /**
+   * Part 2, readback-free and with no host value that changes between steps (so it compiles): the hypergradient
+   * after the inner step w_{t−1} → w_t = `next` and L_V where it was evaluated, owned by the caller.
+   */
+  onlineTensors(input: Omit<HypergradInput<Batch>, 'theta' | 'trainBatch'>, next: ParamTree, args: HyperDistillStepArgs<Batch>): { hypergrad: ParamTree; loss: Tensor } {
+    checkInnerLr('HyperDistill', input.innerLr);
+    return hypergradAt(input, next, args.wStar, args.dStar, args.scale);
+  }
+}
+
+/**
+ * g^FO + π*_t f_t in one backward: ψ has w_t's value and λ-gradient scale·∂Φ(w*, λ; D*)/∂λ, so the gradient of
+ * L_V(ψ, λ) gives both. `scale` is a host number (eager) or a one-element tensor (compiled steps).
+ */
+function hypergradAt<Batch>(
+  input: Pick<HypergradInput<Batch>, 'problem' | 'lambda' | 'valBatch' | 'innerLr'>, wt: ParamTree, wStar: ParamTree, dStar: Batch, scale: number | Tensor,
+): { hypergrad: ParamTree; loss: Tensor } {
+  return tidy(() => {
+    const lambda = gradLeaves(input.lambda);
+    const ws = gradLeaves(wStar);
+    const trainLoss = input.problem.trainLoss(ws, lambda, dStar);
+    const g = gradTree(trainLoss, ws, true);
+    const phi = axpyTree(-input.innerLr, g, ws);
+    const psi = zipTree(wt, phi, (w, f) => {
+      const d = sub(f, detach(f));
+      return add(w, typeof scale === 'number' ? mulScalar(d, scale) : mul(d, scale));
+    });
+    const loss = input.problem.valLoss(psi, lambda, input.valBatch);
+    return { hypergrad: gradTree(loss, lambda), loss };
+  });
 }
