@@ -167,6 +167,16 @@ describe('compile', () => {
     await expect(leaky(x)).rejects.toThrow(/left 1 tensor storage.*keep/);
     raw.dispose(kept);
 
+    const w = ag.requiresGrad(t([1, 2, 3]));
+    const withBackward = compile((a: Tensor) => {
+      const l = ag.sum(ag.mul(w, a));
+      ag.backward(l);
+      return ag.detach(l);
+    });
+    await expect(withBackward(x)).rejects.toThrow(/backward\(\) set.*grad\(loss, params\)/);
+    w.grad?.dispose();
+    w.dispose();
+
     const c = t([10, 20, 30]);
     const closure = compile((a: Tensor) => raw.add(a, c));
     for (let i = 0; i < 3; i++) (await closure(x)).dispose();

@@ -216,7 +216,8 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       const named = rec.tensors.filter((t) => !t.isDisposed && leaked.includes(t.storage)).slice(0, 5).map(String).join(', ');
       throw new TraceError(
         `compile: the call left ${leaked.length} tensor storage(s) alive that it does not return${named ? ` (${named})` : ''} ` +
-          '(keep()-ed, or held by a pending expression): a replay would not recompute them. Return them, or create such state before compiling (warm-up calls run eagerly)',
+          '(keep()-ed, a `.grad` that backward() set, or held by a pending expression): a replay would not recompute them. ' +
+          'Return them, take gradients with grad(loss, params) instead of backward(), or create such state before compiling',
       );
     }
     if (warmingUp) {
