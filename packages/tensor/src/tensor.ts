@@ -192,6 +192,7 @@ export class Tensor {
     storage.device.liveTensors++;
     storage.device.recording?.tensors.push(this);
     currentScope()?.track(this);
+    for (const s of asyncScopes) s.push(this);
   }
 
   /** The autograd node of this tensor (its producer, or a leaf accumulator); null when not tracked. */
@@ -326,6 +327,8 @@ class Scope {
 }
 
 const scopeStack: Scope[] = [];
+/** Tensors made while each `scope()` body runs (across its awaits), innermost last. */
+const asyncScopes: Tensor[][] = [];
 const kept = new WeakSet<Tensor>();
 
 function currentScope(): Scope | undefined {
@@ -409,6 +412,29 @@ export function tidy<T>(fn: () => T): T {
       t.dispose();
     }
   }
+  return result;
+}
+
+/**
+ * The async-safe `tidy`: awaits `fn` and disposes every tensor made while it ran (across its awaits) except those
+ * reachable from its result or `keep()`-ed; on a throw, every tensor it made. Tensors are caught by time, not by
+ * call stack: run one scope at a time per program flow (tensors another concurrent task makes meanwhile would be
+ * caught too). A tensor made inside and stored elsewhere (optimiser state) must be `keep()`-ed or made outside.
+ */
+export async function scope<T>(fn: () => Promise<T> | T): Promise<T> {
+  const made: Tensor[] = [];
+  asyncScopes.push(made);
+  let result: T;
+  try {
+    result = await fn();
+  } catch (e) {
+    for (const t of made) if (!kept.has(t)) t.dispose();
+    throw e;
+  } finally {
+    asyncScopes.splice(asyncScopes.lastIndexOf(made), 1);
+  }
+  const survivors = collectTensors(result);
+  for (const t of made) if (!survivors.has(t) && !kept.has(t)) t.dispose();
   return result;
 }
 
