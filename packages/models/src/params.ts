@@ -1,5 +1,5 @@
 /** @file Parameter trees: nested records/arrays of tensors, and differentiable utilities over them (map, zip, flatten, algebra). */
-import { ShapeError, type Tensor } from '@metagrad/tensor';
+import { ShapeError, empty, type Tensor } from '@metagrad/tensor';
 import { add, axpby, concat, detach, dot, mul, mulScalar, reshape, requiresGrad, slice, sqrt, sub, sum } from '@metagrad/autograd';
 
 /**
@@ -157,3 +157,35 @@ export const detachTree = <T extends ParamTree>(tree: T): T => mapTree(tree, (t)
 
 /** Detached leaf copies that require grad (fresh leaves for a new differentiation). */
 export const requiresGradTree = <T extends ParamTree>(tree: T): T => mapTree(tree, (t) => requiresGrad(detach(t)));
+
+/** A fresh copy of a tensor's values (new storage, no graph): one buffer copy, no kernel. */
+function copyOf(t: Tensor): Tensor {
+  t.assertAlive('clone');
+  const out = empty(t.shape, t.dtype, t.device);
+  if (t.size > 0) t.device.copy(t.buffer, 0, out.storage.buffer, 0, t.size * 4);
+  return out;
+}
+
+/** Fresh copies of every leaf (new storage, no graph, one buffer copy each): what `lincombTree(1, x, 0, x)` spelled. */
+export const cloneTree = <T extends ParamTree>(tree: T): T => mapTree(tree, copyOf);
+
+/**
+ * The tree algebra under names that say what they do, for estimator code that should read as its equations:
+ * `tree.clone(θ)`, `tree.scale(g, -α)`, `tree.axpy(-α, g, θ)` (θ − αg), `tree.dot(a, b)`, `tree.norm(g)`.
+ */
+export const tree = {
+  clone: cloneTree,
+  add: addTree,
+  sub: subTree,
+  scale: scaleTree,
+  axpy: axpyTree,
+  dot: dotTree,
+  norm: normTree,
+  map: mapTree,
+  zip: zipTree,
+  leaves,
+  fromLeaves,
+  detach: detachTree,
+  requiresGrad: requiresGradTree,
+  dispose: disposeTree,
+} as const;
