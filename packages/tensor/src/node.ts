@@ -25,11 +25,37 @@ interface DawnModule {
   create(flags: string[]): GPU;
 }
 
+/**
+ * The optional peer dependency `webgpu` (Dawn for Node) is not installed. Only the Node helper needs it; browser code
+ * gets its adapter from `navigator.gpu`. A NoAdapterError, so code that handles "no adapter" handles this too.
+ */
+export class WebGpuPackageMissingError extends NoAdapterError {
+  override name = 'WebGpuPackageMissingError';
+}
+
+/** What loading `webgpu` threw, as the error a user sees: a missing package becomes WebGpuPackageMissingError. */
+export function dawnLoadError(cause: unknown): Error {
+  const e = cause as { code?: string; message?: string };
+  if ((e?.code === 'MODULE_NOT_FOUND' || e?.code === 'ERR_MODULE_NOT_FOUND') && /['"]webgpu['"]/.test(e.message ?? '')) {
+    return new WebGpuPackageMissingError(
+      "createNodeDevice needs the package 'webgpu' (Dawn's WebGPU for Node), an optional peer dependency of " +
+        "@metagrad/tensor that is not installed. Install it beside metagrad: `npm install webgpu@^0.6.2` " +
+        '(or `pnpm add webgpu@^0.6.2`). Browser code does not need it: create the device from navigator.gpu.',
+      [{ name: 'webgpu', error: e.message ?? String(cause) }],
+    );
+  }
+  return cause instanceof Error ? cause : new Error(String(cause));
+}
+
 let dawn: DawnModule | null = null;
 function loadDawn(): DawnModule {
   if (!dawn) {
     const require = createRequire(import.meta.url);
-    dawn = require('webgpu') as DawnModule;
+    try {
+      dawn = require('webgpu') as DawnModule;
+    } catch (e) {
+      throw dawnLoadError(e);
+    }
   }
   return dawn;
 }
@@ -99,6 +125,8 @@ export function adapterFromEnv(): AdapterChoice | 'auto' {
  */
 export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise<Device> {
   const wanted = options.adapter ?? adapterFromEnv();
+  // A missing `webgpu` package is one clear error, not the same line under every adapter tried.
+  loadDawn();
   const order = wanted === 'auto' ? ADAPTER_ORDER : [wanted];
   const tried: { name: string; error: string }[] = [];
   for (const choice of order) {
