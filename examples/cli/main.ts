@@ -1,11 +1,16 @@
-/** @file The `metagrad` command line: doctor, bench, run <experiment>, report. */
+/**
+ * @file The `metagrad` command line: doctor, bench, run <experiment>, report. Usage errors exit 2, failures 1.
+ * Run through bin.mjs (`pnpm metagrad`), which filters Dawn's native warnings out of stderr.
+ */
+import './stderr-redirect';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import type { Device } from '@metagrad/tensor';
 import { doctor, formatDoctor } from './doctor';
 import { BENCHES, runBenches } from './benches';
-import { registerReportCommand, runReport } from './report';
+import { registerReportCommand, runReport, sectionChoices, selectSections } from './report';
 import { REPORT_SECTIONS } from './report-sections';
 
 /** Acquires the device for one command and always destroys it, so the process can exit. */
@@ -25,9 +30,16 @@ function print(json: boolean, value: unknown, text: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text() + '\n');
 }
 
+/** The CLI's version (examples/cli/package.json, released with the packages). */
+export const VERSION = (JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Where `bench --quick` writes without `--out`: a git-ignored scratch directory, never the committed bench/results. */
+export const QUICK_BENCH_OUT = 'runs/bench-quick';
+
 const program = new Command()
   .name('metagrad')
   .description('WebGPU autodiff and gradient-based meta-learning: diagnostics, benchmarks, experiments')
+  .version(VERSION, '-V, --version', 'print the version')
   .showHelpAfterError()
   .exitOverride();
 
@@ -48,22 +60,28 @@ program
     if (v !== 'all' && !Object.hasOwn(BENCHES, v)) throw new InvalidArgumentError(`unknown bench '${v}' (choose ${Object.keys(BENCHES).join(', ')}, all)`);
     return v;
   })
-  .option('--quick', 'smaller sizes and fewer repetitions')
+  .option('--quick', `smaller sizes and fewer repetitions (results go to ${QUICK_BENCH_OUT} unless --out)`)
   .option('--json', 'print JSON')
-  .addOption(new Option('--out <dir>', 'directory for results files').default('bench/results'))
-  .action(async (which: string, opts: { quick?: boolean; json?: boolean; out: string }) => {
-    await runBenches(which, { quick: Boolean(opts.quick), json: Boolean(opts.json), out: opts.out });
+  .addOption(new Option('--out <dir>', `directory for results files (default: bench/results for full runs, ${QUICK_BENCH_OUT} for --quick)`))
+  .action(async (which: string, opts: { quick?: boolean; json?: boolean; out?: string }) => {
+    const out = opts.out ?? (opts.quick ? QUICK_BENCH_OUT : 'bench/results');
+    await runBenches(which, { quick: Boolean(opts.quick), json: Boolean(opts.json), out });
   });
 
 registerReportCommand(program);
 
-const experimentIds = REPORT_SECTIONS.filter((s) => s.id !== 'selftest').map((s) => s.id);
+const experiments = REPORT_SECTIONS.filter((s) => s.id !== 'selftest');
 program
   .command('run')
-  .description(`run one experiment: ${experimentIds.join(', ')}`)
-  .argument('<experiment>', 'experiment name', (v: string) => {
-    if (!experimentIds.includes(v)) throw new InvalidArgumentError(`unknown experiment '${v}' (choose ${experimentIds.join(', ')})`);
-    return v;
+  .description(`run one experiment (the full variant unless --quick): ${sectionChoices(experiments)}`)
+  .argument('<experiment>', 'experiment name or number (e1 … e8)', (v: string) => {
+    try {
+      const [section] = selectSections(experiments, [v]);
+      if (section) return section.id;
+    } catch {
+      /* listed below */
+    }
+    throw new InvalidArgumentError(`unknown experiment '${v}' (choose ${sectionChoices(experiments)})`);
   })
   .option('--quick', 'the quick variant (about a minute on llvmpipe)')
   .option('--json', 'print the results as JSON')
@@ -75,14 +93,18 @@ program
     if (section.status === 'error') process.exitCode = 1;
   });
 
+/** Exit status of a commander error: 0 for --help and --version, 2 (usage error) for everything else it raises. */
+export function commanderExitCode(code: string): number {
+  return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2;
+}
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);
   } catch (e) {
     const err = e as { code?: string; exitCode?: number; message?: string; name?: string };
     if (err.code?.startsWith('commander.')) {
-      process.exitCode = err.exitCode ?? 2;
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exitCode = 0;
+      process.exitCode = commanderExitCode(err.code);
       return;
     }
     process.stderr.write(`metagrad: ${err.name ?? 'Error'}: ${err.message ?? String(e)}\n`);

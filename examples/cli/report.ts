@@ -101,16 +101,38 @@ export class ReportOptionError extends Error {
   override name = 'ReportOptionError';
 }
 
-/** Picks the sections named in `only`, in registry order; unknown names are an error that lists the known ones. */
+/** The experiment number of a section (`e1` … `e8`, from its title `E1: …`), or null (selftest). */
+export function sectionNumber(section: Pick<ReportSection, 'title'>): string | null {
+  const m = /^(E\d+)\s*:/i.exec(section.title);
+  return m ? m[1].toLowerCase() : null;
+}
+
+/** `e1 evograd-toy`, or the id alone: how a choice is listed in messages and help. */
+export function sectionChoice(section: Pick<ReportSection, 'id' | 'title'>): string {
+  const n = sectionNumber(section);
+  return n ? `${n} ${section.id}` : section.id;
+}
+
+/** Every choice, in experiment-number order (selftest first): `selftest, e1 evograd-toy, e2 …`. */
+export function sectionChoices(sections: readonly Pick<ReportSection, 'id' | 'title'>[]): string {
+  const rank = (s: Pick<ReportSection, 'title'>): number => Number(sectionNumber(s)?.slice(1) ?? 0);
+  return [...sections].sort((a, b) => rank(a) - rank(b)).map(sectionChoice).join(', ');
+}
+
+/**
+ * Picks the sections named in `only` by id or experiment number (`e1`, case-insensitive), in registry order;
+ * unknown names are an error that lists the known ones.
+ */
 export function selectSections(sections: readonly ReportSection[], only: string[] | undefined): ReportSection[] {
   if (!only || only.length === 0) return [...sections];
   const wanted = new Set(only.map((s) => s.trim().toLowerCase()).filter(Boolean));
-  const known = new Set(sections.map((s) => s.id.toLowerCase()));
+  const names = (s: ReportSection): string[] => [s.id.toLowerCase(), ...(sectionNumber(s) ? [sectionNumber(s) as string] : [])];
+  const known = new Set(sections.flatMap(names));
   const unknown = [...wanted].filter((id) => !known.has(id));
   if (unknown.length) {
-    throw new ReportOptionError(`unknown report section${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `'${u}'`).join(', ')} (choose from ${sections.map((s) => s.id).join(', ')})`);
+    throw new ReportOptionError(`unknown report section${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `'${u}'`).join(', ')} (choose from ${sectionChoices(sections)})`);
   }
-  return sections.filter((s) => wanted.has(s.id.toLowerCase()));
+  return sections.filter((s) => names(s).some((n) => wanted.has(n)));
 }
 
 /** File-name stem safe on every filesystem and in Markdown links. */
@@ -214,7 +236,7 @@ export function registerReportCommand(program: Command, sections: readonly Repor
     .addOption(new Option('--full', 'full variants, as in the papers (slow)'))
     .addOption(new Option('--out <dir>', 'output directory').default('report'))
     .option('--json', 'print results.json on stdout instead of the summary table')
-    .addOption(new Option('--only <ids>', `comma-separated section ids (${sections.map((s) => s.id).join(', ')})`).argParser(parseOnly(sections)))
+    .addOption(new Option('--only <ids>', `comma-separated section names or numbers (${sectionChoices(sections)})`).argParser(parseOnly(sections)))
     .action(async (opts: { quick?: boolean; full?: boolean; out: string; json?: boolean; only?: string[] }) => {
       const results = await runReport({ quick: !opts.full, out: opts.out, json: Boolean(opts.json), only: opts.only, sections });
       if (results.sections.some((s) => s.status === 'error')) process.exitCode = 1;

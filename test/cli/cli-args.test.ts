@@ -1,4 +1,4 @@
-/** @file The CLI as a user runs it: bad arguments exit non-zero with a clear message; `run --json` prints the experiment's JSON. */
+/** @file The CLI as a user runs it: bad arguments exit 2 (usage error) with a clear message; `run --json` prints the experiment's JSON. */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,25 +11,25 @@ function cli(...args: string[]) {
 }
 
 describe('metagrad CLI arguments', () => {
-  it('unknown experiment, bench and command exit non-zero and name the choices', () => {
+  it('unknown experiment, bench and command exit 2 and name the choices', () => {
     const run = cli('run', 'no-such-experiment');
-    expect(run.code).not.toBe(0);
-    expect(run.stderr).toMatch(/unknown experiment 'no-such-experiment' \(choose .*adjoint-ode-accuracy/);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/unknown experiment 'no-such-experiment' \(choose e1 evograd-toy, .*e6 adjoint-ode-accuracy/);
     const bench = cli('bench', 'nope');
-    expect(bench.code).not.toBe(0);
+    expect(bench.code).toBe(2);
     expect(bench.stderr).toMatch(/unknown bench 'nope'/);
     // Names of Object.prototype's members are no bench (`'toString' in BENCHES` was true: a raw TypeError after the device started).
     for (const name of ['toString', '__proto__', 'constructor', 'hasOwnProperty']) {
       const proto = cli('bench', name);
-      expect(proto.code, name).not.toBe(0);
+      expect(proto.code, name).toBe(2);
       expect(proto.stderr, name).toMatch(new RegExp(`unknown bench '${name}'`));
       expect(proto.stderr, name).not.toMatch(/TypeError/);
       const exp = cli('run', name);
-      expect(exp.code, name).not.toBe(0);
+      expect(exp.code, name).toBe(2);
       expect(exp.stderr, name).toMatch(new RegExp(`unknown experiment '${name}'`));
     }
     const cmd = cli('frobnicate');
-    expect(cmd.code).not.toBe(0);
+    expect(cmd.code).toBe(2);
     expect(cmd.stderr).toMatch(/unknown command 'frobnicate'/);
   });
 

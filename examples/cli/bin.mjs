@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// @file The `metagrad` command (`pnpm metagrad …`, linked as a bin): runs examples/cli/main.ts under tsx in a child
+// process whose native stderr (fd 2, where dawn.node prints its warnings) goes through stderr-filter.mjs, while the
+// CLI's own stderr (progress bars, messages) goes straight to the terminal on fd 3, so TTY detection still works.
+// METAGRAD_DAWN_LOG=1 shows Dawn's output unfiltered. Exit status and signals are the child's.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { pipeFiltered } from './stderr-filter.mjs';
+
+const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+const raw = process.env.METAGRAD_DAWN_LOG === '1';
+const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), main, ...process.argv.slice(2)], {
+  stdio: ['inherit', 'inherit', raw ? 'inherit' : 'pipe', raw ? 'ignore' : 2],
+  env: raw ? process.env : { ...process.env, METAGRAD_CLI_STDERR_FD: '3' },
+});
+const filtered = raw ? Promise.resolve() : pipeFiltered(child.stderr, process.stderr);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+child.on('error', (e) => {
+  process.stderr.write(`metagrad: could not start node: ${e.message}\n`);
+  process.exit(1);
+});
+child.on('close', async (code, signal) => {
+  await filtered;
+  if (signal) {
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  } else process.exitCode = code ?? 1;
+});
