@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { tensor, type Device } from '@metagrad/tensor';
-import { expectNoLeaks } from '@metagrad/autograd';
-import { adam, disposeTree, mlp, Rng, type MlpParams, type ParamTree } from '@metagrad/models';
+import { expectNoLeaks, mulScalar } from '@metagrad/autograd';
+import { adam, disposeTree, mapTree, mlp, Rng, type MlpParams, type ParamTree } from '@metagrad/models';
 import {
   DrMAD, EpisodicTrainer, FOMAML, HyperDistill, MAML, MetaTrainer, NonFiniteHypergradientError, Reptile, firstOrderMethod, hyperDistillMethod,
   mseRegressionProblem, offlineMethod, regressionBatchOps, treeToVector, type Episode, type HyperMethod, type MetaLearner, type RegressionBatch,
@@ -98,6 +98,37 @@ describe('MetaTrainer compiled', () => {
       disposeTasks(pool);
     });
   }
+
+  it('a loss that uses a task host value (frozen into a replay) is a TraceError: the trainer falls back to eager steps, same results', async () => {
+    const device = getDevice();
+    const pool = taskPool(device, 4, 13);
+    const theta0 = regressor.init(8, device);
+    // J scaled by the task's queryNorm: a host value per task, which the two traced calls see differently.
+    const scaled = {
+      innerLoss: problem.innerLoss,
+      outerLoss: (p: MlpParams, task: HostTask) => {
+        const l = problem.outerLoss(p, task);
+        const out = mulScalar(l, 1 / task.queryNorm);
+        l.dispose();
+        return out;
+      },
+    };
+    const compiled = new MetaTrainer(FOMAML({ steps: 2, innerLr: 0.1 }), scaled, theta0, adam({ lr: 1e-2 }));
+    const eager = new MetaTrainer(FOMAML({ steps: 2, innerLr: 0.1 }), scaled, theta0, adam({ lr: 1e-2 }), { compile: false });
+    for (let it = 0; it < 6; it++) {
+      const batch = [pool[it % 4], pool[(it + 1) % 4]];
+      const a = await compiled.step(batch);
+      const b = await eager.step(batch);
+      expect(Math.abs(a.outerLoss - b.outerLoss) / Math.abs(b.outerLoss)).toBeLessThan(1e-5);
+    }
+    expect(compiled.compileFallback).toMatch(/^compile: /);
+    expect(compiled.compileStats()).toBeNull();
+    expect(relDiff(await vec(compiled.theta), await vec(eager.theta))).toBeLessThan(1e-5);
+    compiled.dispose();
+    eager.dispose();
+    disposeTree(theta0);
+    disposeTasks(pool);
+  });
 
   it('no leaks over 50 compiled MAML steps (after the warm-up and traces)', async () => {
     const device = getDevice();
@@ -231,6 +262,43 @@ describe('EpisodicTrainer compiled', () => {
       });
     }
   }
+
+  it('an online core with a per-step host value is a TraceError: the trainer falls back to eager, same λ and φ as compile: false', async () => {
+    const device = getDevice();
+    // FO whose hypergradient is scaled by 1/t, t a host step counter (advanced in `prepare`, outside the compiled
+    // call, as HyperDistill's state is): a value frozen into a replay, so the two traced calls differ.
+    const counted = (): HyperMethod<RegressionBatch> => {
+      const fo = firstOrderMethod<RegressionBatch>('counted FO');
+      let t = 0;
+      const scale = (r: { hypergrad: ParamTree }, k: number) => {
+        const h = mapTree(r.hypergrad, (g) => mulScalar(g, 1 / k));
+        disposeTree(r.hypergrad);
+        return h;
+      };
+      const core = fo.online!;
+      return {
+        name: fo.name,
+        begin: async () => void (t = 0),
+        online: {
+          ...core,
+          prepare: () => ({ args: void ++t, owned: [] }),
+          tensors: (input) => { const r = core.tensors(input, null); return { hypergrad: scale(r, t), loss: r.loss }; },
+        },
+        step: async (ctx, st) => { const r = (await fo.step!(ctx, st))!; return { ...r, hypergrad: scale(r, st.t) }; },
+      };
+    };
+    const t = trainers(device, { name: 'counted', make: counted });
+    for (let m = 1; m <= 3; m++) {
+      const ep = episode(device, 90 + m);
+      await t.compiled.runEpisode(ep);
+      await t.eager.runEpisode(ep);
+      ep.dispose();
+    }
+    expect(t.compiled.compileFallback).toMatch(/^compile: /);
+    expect(relDiff(await vec(t.compiledLambda), await vec(t.eagerLambda))).toBeLessThan(1e-5);
+    expect(relDiff(await vec(t.compiled.phi), await vec(t.eager.phi))).toBeLessThan(1e-5);
+    t.dispose();
+  });
 
   it('no leaks over 5 compiled episodes (FO, HyperDistill, DrMAD) after the warm-up episodes', async () => {
     const device = getDevice();
