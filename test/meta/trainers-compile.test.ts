@@ -4,8 +4,8 @@
  * replays actually happening; NaN/Inf updates refused from a replay with λ and φ unchanged; no leaks once compiled.
  */
 import { describe, expect, it } from 'vitest';
-import { tensor, type Device } from '@metagrad/tensor';
-import { expectNoLeaks, mulScalar } from '@metagrad/autograd';
+import { tensor, type Device, type Tensor } from '@metagrad/tensor';
+import { expectNoLeaks, mul, mulScalar } from '@metagrad/autograd';
 import { adam, disposeTree, mapTree, mlp, Rng, type MlpParams, type ParamTree } from '@metagrad/models';
 import {
   DrMAD, EpisodicTrainer, FOMAML, HyperDistill, MAML, MetaTrainer, NonFiniteHypergradientError, Reptile, firstOrderMethod, hyperDistillMethod,
@@ -284,7 +284,7 @@ describe('EpisodicTrainer compiled', () => {
           prepare: () => ({ args: void ++t, owned: [] }),
           tensors: (input) => { const r = core.tensors(input, null); return { hypergrad: scale(r, t), loss: r.loss }; },
         },
-        step: async (ctx, st) => { const r = (await fo.step!(ctx, st))!; return { ...r, hypergrad: scale(r, st.t) }; },
+        step: async (ctx, st) => { const r = (await fo.step!(ctx, st))!; return { hypergrad: scale(r, st.t), valLoss: r.valLoss, stats: r.stats }; },
       };
     };
     const t = trainers(device, { name: 'counted', make: counted });
@@ -297,6 +297,57 @@ describe('EpisodicTrainer compiled', () => {
     expect(t.compiled.compileFallback).toMatch(/^compile: /);
     expect(relDiff(await vec(t.compiledLambda), await vec(t.eagerLambda))).toBeLessThan(1e-5);
     expect(relDiff(await vec(t.compiled.phi), await vec(t.eager.phi))).toBeLessThan(1e-5);
+    t.dispose();
+  });
+
+  it('a NaN hypergradient at inner step 3 of a replayed episode: λ keeps updates 1–2 (as compile: false), φ unchanged, no leak', async () => {
+    const device = getDevice();
+    const armed = { on: false };
+    // FO times a factor that prepare uploads per step (a tensor argument, so replays see it): NaN at step 3 once armed.
+    const factored = (): HyperMethod<RegressionBatch> => {
+      const fo = firstOrderMethod<RegressionBatch>('factored FO');
+      const core = fo.online!;
+      const factorAt = (t: number) => (armed.on && t === 3 ? Number.NaN : 1);
+      const times = (h: ParamTree, f: number | Tensor) => {
+        const out = mapTree(h, (g) => (typeof f === 'number' ? mulScalar(g, f) : mul(g, f)));
+        disposeTree(h);
+        return out;
+      };
+      return {
+        name: fo.name,
+        online: {
+          ...core,
+          prepare: (_ctx, t) => {
+            const f = tensor([factorAt(t)], [1], 'f32', device);
+            return { args: f, owned: [f] };
+          },
+          tensors: (input, f) => { const r = core.tensors(input, null); return { hypergrad: times(r.hypergrad, f as Tensor), loss: r.loss }; },
+        },
+        // Without the checked norm (it was read before the factor): the trainer reads the factored one.
+        step: async (ctx, st) => { const r = (await fo.step!(ctx, st))!; return { hypergrad: times(r.hypergrad, factorAt(st.t)), valLoss: r.valLoss, stats: r.stats }; },
+      };
+    };
+    const t = trainers(device, { name: 'factored', make: factored });
+    const ep = episode(device, 95);
+    for (let m = 1; m <= 3; m++) {
+      await t.compiled.runEpisode(ep);
+      await t.eager.runEpisode(ep);
+    }
+    armed.on = true;
+    const phiBefore = await vec(t.compiled.phi);
+    const replays = t.compiled.compileStats()!.replays;
+    let error: unknown;
+    await expectNoLeaks(async () => {
+      error = await t.compiled.runEpisode(ep).catch((e: unknown) => e);
+    }, device);
+    await expect(t.eager.runEpisode(ep)).rejects.toThrow(NonFiniteHypergradientError);
+    expect((error as Error).message).toMatch(/factored FO: ‖dL_V\/dλ‖ = NaN at inner step 3 of inner optimisation 4 /);
+    expect(t.compiled.compileStats()!.replays).toBe(replays + 3);
+    expect(await vec(t.compiled.phi)).toEqual(phiBefore);
+    expect(relDiff(await vec(t.compiledLambda), await vec(t.eagerLambda))).toBeLessThan(1e-5);
+    armed.on = false;
+    expect(Number.isFinite((await t.compiled.runEpisode(ep)).valLoss)).toBe(true);
+    ep.dispose();
     t.dispose();
   });
 
