@@ -9,9 +9,10 @@ export type FusedOp = UnaryOpName | ArithOpName | 'reluGrad';
 
 /**
  * How a leaf buffer is read: 'full' (contiguous, same element count as the output), 'scalar' (element 0
- * splatted) or 'strided' (broadcast through per-dim strides over the folded output shape).
+ * splatted) or 'strided' (broadcast through per-dim strides over the folded output shape). 'acc' only in an
+ * epilogue program (fusedEpilogue): the host kernel's own value at the element (a matmul's accumulator), no binding.
  */
-export type FusedLeafMode = 'full' | 'scalar' | 'strided';
+export type FusedLeafMode = 'full' | 'scalar' | 'strided' | 'acc';
 
 /** An SSA value: leaf read `l<k>`, uniform scalar `s<k>`, or temporary `t<k>`. */
 export type FusedRef = `l${number}` | `s${number}` | `t${number}`;
@@ -151,6 +152,22 @@ export interface FusedLoad {
 }
 
 export function fusedLoad(p: FusedProgram): FusedLoad {
+  return fusedFunctions(p, false, false);
+}
+
+/**
+ * A fused program applied to a host kernel's results as it stores them (an epilogue, e.g. a matmul's bias add and
+ * activation): `fn ep(e: u32, acc: f32) -> f32` and `fn ep4(q: u32, acc: vec4<f32>) -> vec4<f32>` evaluate the program
+ * at linear output element e (elements 4q .. 4q + 3) with the read of mode 'acc' taking the host's value `acc`, and
+ * return `outputs[0]`; further outputs are stored at `pout<i-1>[e]`, and with `raw` the host value itself at the last
+ * `pout` (the raw product is live too). Bindings, uniform fields and words as in fusedLoad.
+ */
+export function fusedEpilogue(p: FusedProgram, raw: boolean): FusedLoad {
+  if (p.reads.filter((r) => r.mode === 'acc').length !== 1) throw new Error('fused epilogue: needs exactly one acc read');
+  return fusedFunctions(p, true, raw);
+}
+
+function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean): FusedLoad {
   if (p.rank > MAX_ELEMENTWISE_RANK) throw new Error(`fused prologue: rank ${p.rank} > ${MAX_ELEMENTWISE_RANK}`);
   if (!p.outputs.length) throw new Error('fused prologue: no value to load');
   const arr = (len: number) => `array<vec4<u32>, ${len}>`;
@@ -166,9 +183,11 @@ export function fusedLoad(p: FusedProgram): FusedLoad {
   const subst = (st: { op: FusedOp; args: readonly FusedRef[] }, ref: (r: FusedRef) => string) =>
     opExpr(st.op).replace(/\bv([01])\b/g, (_, i: string) => ref(st.args[Number(i)]));
   const extra = p.outputs.slice(1);
+  const [fn1, fn4, arg1, arg4] = epilogue ? ['ep', 'ep4', ', acc: f32', ', acc: vec4<f32>'] : ['pl', 'pl4', '', ''];
+  const rawOut = raw ? extra.length : -1;
 
   // Scalar load: decode e over the folded shape when a read is strided.
-  const one: string[] = ['fn pl(e: u32) -> f32 {', ...scalars];
+  const one: string[] = [`fn ${fn1}(e: u32${arg1}) -> f32 {`, ...scalars];
   if (strided.length) {
     one.push('  var rem = e;', ...strided.map((k) => `  var o${k} = 0u;`));
     for (let d = p.rank - 1; d >= 0; d--) {
@@ -176,34 +195,44 @@ export function fusedLoad(p: FusedProgram): FusedLoad {
     }
   }
   p.reads.forEach((r, k) => {
+    if (r.mode === 'acc') return one.push(`  let l${k} = acc;`);
     const at = r.mode === 'full' ? 'e' : r.mode === 'strided' ? `o${k}` : '';
     one.push(`  let l${k} = pin${r.binding}${at ? `[${at} >> 2u][${at} & 3u]` : '[0].x'};`);
   });
   p.steps.forEach((st, j) => one.push(`  let t${j} = ${subst(st, (r) => r)};`));
   extra.forEach((t, i) => one.push(`  pout${i}[e] = t${t};`));
+  if (raw) one.push(`  pout${rawOut}[e] = acc;`);
   one.push(`  return t${p.outputs[0]};`, '}');
 
   // vec4 load: full reads as vec4s and the program once per lane; with a strided read, four scalar loads.
-  const four: string[] = ['fn pl4(q: u32) -> vec4<f32> {'];
+  const four: string[] = [`fn ${fn4}(q: u32${arg4}) -> vec4<f32> {`];
   if (strided.length) {
-    four.push('  let e = 4u * q;', '  return vec4<f32>(pl(e), pl(e + 1u), pl(e + 2u), pl(e + 3u));', '}');
+    const a = (c: string) => (epilogue ? `, acc.${c}` : '');
+    four.push('  let e = 4u * q;', `  return vec4<f32>(${fn1}(e${a('x')}), ${fn1}(e + 1u${a('y')}), ${fn1}(e + 2u${a('z')}), ${fn1}(e + 3u${a('w')}));`, '}');
   } else {
     four.push(...scalars);
-    p.reads.forEach((r, k) => four.push(r.mode === 'full' ? `  let a${k} = pin${r.binding}[q];` : `  let l${k} = pin${r.binding}[0].x;`));
+    p.reads.forEach((r, k) => {
+      if (r.mode === 'acc') four.push(`  let a${k} = acc;`);
+      else four.push(r.mode === 'full' ? `  let a${k} = pin${r.binding}[q];` : `  let l${k} = pin${r.binding}[0].x;`);
+    });
     const lanes = ['x', 'y', 'z', 'w'];
-    const laneRef = (ref: FusedRef, c: string) => (ref[0] === 't' || (ref[0] === 'l' && p.reads[Number(ref.slice(1))].mode === 'full') ? `${ref}_${c}` : ref);
+    const isVec = (k: number) => p.reads[k].mode === 'full' || p.reads[k].mode === 'acc';
+    const laneRef = (ref: FusedRef, c: string) => (ref[0] === 't' || (ref[0] === 'l' && isVec(Number(ref.slice(1)))) ? `${ref}_${c}` : ref);
     lanes.forEach((c, lane) => {
       p.reads.forEach((r, k) => {
-        if (r.mode === 'full') four.push(`  let l${k}_${c} = a${k}.${c};`);
+        if (isVec(k)) four.push(`  let l${k}_${c} = a${k}.${c};`);
       });
       p.steps.forEach((st, j) => four.push(`  let t${j}_${c} = ${subst(st, (r) => laneRef(r, c))};`));
       extra.forEach((t, i) => four.push(`  pout${i}[4u * q + ${lane}u] = t${t}_${c};`));
     });
+    if (raw) lanes.forEach((c, lane) => four.push(`  pout${rawOut}[4u * q + ${lane}u] = acc.${c};`));
     four.push(`  return vec4<f32>(${lanes.map((c) => `t${p.outputs[0]}_${c}`).join(', ')});`, '}');
   }
+  const outputs: BufferParam[] = extra.map((_, i) => ({ name: `pout${i}`, dtype: 'f32' as const }));
+  if (raw) outputs.push({ name: `pout${rawOut}`, dtype: 'f32' as const });
   return {
     inputs: Array.from({ length: p.bindings }, (_, b) => ({ name: `pin${b}`, dtype: 'f32' as const, vec: 4 as const })),
-    outputs: extra.map((_, i) => ({ name: `pout${i}`, dtype: 'f32' as const })),
+    outputs,
     uniforms,
     functions: [...one, ...four].join('\n'),
   };

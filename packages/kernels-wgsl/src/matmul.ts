@@ -5,6 +5,7 @@
 import { grid1d, type KernelSpec } from './types';
 import { LINEAR_WG } from './basic';
 import { fields, memoKernel, type KernelIR } from './render';
+import { fusedEpilogue, fusedKey, type FusedProgram } from './fused';
 
 /**
  * Every matmul kernel reads the same uniform block, so the op packs it once whatever the variant.
@@ -34,19 +35,40 @@ const BATCH_OFFSETS = `fn batchOffsets(z: u32) -> vec3<u32> {
 }`;
 
 const matmulCache = new Map<string, KernelSpec>();
+/** Matmul kernels with a fused epilogue (bounded: programs vary). */
+const epilogueCache = new Map<string, KernelSpec>();
+
+/**
+ * An elementwise program applied to the product as it is stored (lazy fusion's matmul epilogue): its read of mode
+ * 'acc' is the product at the output element; C receives `program.outputs[0]`. The program's leaves are bound after
+ * A and B (`pin<b>`, vec4 arrays), its extra outputs after C (`pout<i>`, then the raw product when `raw`), its
+ * uniform words after the matmul's 24 (see fusedEpilogue). Leaves are indexed by the linear element of the
+ * contiguous output [batch, M, N].
+ */
+export interface MatmulEpilogue {
+  readonly program: FusedProgram;
+  /** Also store the raw product (a live handle still holds it). */
+  readonly raw: boolean;
+}
 
 /** A matmul variant: A, B read, C written, the shared uniform block; `extra` is module-scope WGSL. */
-function matmulIR(key: MatmulKernelKey, elem: { ab?: 4; c?: 4 }, wg: [number, number], body: string, extra = ''): KernelIR {
+function matmulIR(key: MatmulKernelKey, elem: { ab?: 4; c?: 4 }, wg: [number, number], body: string, extra = '', epi?: MatmulEpilogue): KernelIR {
+  const ep = epi ? fusedEpilogue(epi.program, epi.raw) : null;
   return {
-    name: matmulKeyString(key),
-    inputs: [{ name: 'A', dtype: 'f32', vec: elem.ab }, { name: 'B', dtype: 'f32', vec: elem.ab }],
-    outputs: [{ name: 'C', dtype: 'f32', vec: elem.c }],
-    uniforms: MATMUL_FIELDS,
+    name: matmulKeyString(key) + (epi ? `:epi:${fusedKey(epi.program)}${epi.raw ? ':raw' : ''}` : ''),
+    inputs: [{ name: 'A', dtype: 'f32', vec: elem.ab }, { name: 'B', dtype: 'f32', vec: elem.ab }, ...(ep?.inputs ?? [])],
+    outputs: [{ name: 'C', dtype: 'f32', vec: elem.c }, ...(ep?.outputs ?? [])],
+    uniforms: ep ? [...MATMUL_FIELDS, ...ep.uniforms] : MATMUL_FIELDS,
     workgroupSize: [wg[0], wg[1], 1],
-    functions: `${BATCH_OFFSETS}${extra ? `\n${extra}` : ''}`,
+    functions: `${BATCH_OFFSETS}${extra ? `\n${extra}` : ''}${ep ? `\n${ep.functions}` : ''}`,
     body,
   };
 }
+
+/** The store of one output element (index expression `i`, value `v`), through the epilogue when there is one. */
+const store1 = (epi: MatmulEpilogue | undefined, i: string, v: string) => (epi ? `{ let ci = ${i}; C[ci] = ep(ci, ${v}); }` : `C[${i}] = ${v};`);
+/** The store of one vec4 of output (vec4 index `q`). */
+const store4 = (epi: MatmulEpilogue | undefined, q: string, v: string) => (epi ? `{ let cq = ${q}; C[cq] = ep4(cq, ${v}); }` : `C[${q}] = ${v};`);
 
 /** Number of 32-bit words in the matmul uniform block. */
 export const MATMUL_UNIFORM_WORDS = 24;
@@ -110,23 +132,29 @@ export function matmulWorkgroupTile(key: MatmulKernelKey): [rows: number, cols: 
   }
 }
 
-/** Bindings: A (read), B (read), C (write), uniform — the same order for every variant. */
-export function matmulKernel(key: MatmulKernelKey): KernelSpec {
-  return memoKernel(matmulCache, matmulKeyString(key), () => {
+/**
+ * Bindings: A (read), B (read), C (write), uniform — the same order for every variant. With an epilogue: A, B, the
+ * epilogue's leaves, C, its extra outputs, uniform (the matmul's 24 words, then the program's).
+ */
+export function matmulKernel(key: MatmulKernelKey, epilogue?: MatmulEpilogue): KernelSpec {
+  const build = () => {
     switch (key.kind) {
       case 'simple':
-        return simpleKernel();
+        return simpleKernel(epilogue);
       case 'register':
-        return registerKernel(key);
+        return registerKernel(key, epilogue);
       case 'workgroup':
-        return workgroupKernel(key);
+        return workgroupKernel(key, epilogue);
     }
-  });
+  };
+  if (!epilogue) return memoKernel(matmulCache, matmulKeyString(key), build);
+  if (epilogueCache.size > 4096) epilogueCache.clear();
+  return memoKernel(epilogueCache, `${matmulKeyString(key)}:epi:${fusedKey(epilogue.program)}:${epilogue.raw}`, build);
 }
 
 const SIMPLE_WG = [8, 8] as const;
 
-function simpleKernel(): KernelIR {
+function simpleKernel(epi?: MatmulEpilogue): KernelIR {
   return matmulIR({ kind: 'simple' }, {}, [SIMPLE_WG[0], SIMPLE_WG[1]], `let col = u.colBase + gid.x;
   let row = u.rowBase + gid.y;
   if (row >= u.M || col >= u.N) { return; }
@@ -139,10 +167,10 @@ function simpleKernel(): KernelIR {
     ai += u.aCs;
     bi += u.bRs;
   }
-  C[off.z + row * u.N + col] = acc;`);
+  ${store1(epi, 'off.z + row * u.N + col', 'acc')}`, '', epi);
 }
 
-function registerKernel(key: RegisterMatmulKey): KernelIR {
+function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR {
   const { rows: R, cols, wgX, wgY, vecOut } = key;
   const CV = cols / 4;
   const rs = [...Array(R).keys()];
@@ -184,10 +212,10 @@ function registerKernel(key: RegisterMatmulKey): KernelIR {
     const inner: string[] = [];
     for (const c of cs) {
       if (vecOut) {
-        inner.push(`    if (col4 + ${c}u < nVec) { C[cRow + col4 + ${c}u] = acc${r}_${c}; }`);
+        inner.push(`    if (col4 + ${c}u < nVec) { ${store4(epi, `cRow + col4 + ${c}u`, `acc${r}_${c}`)} }`);
       } else {
         for (let e = 0; e < 4; e++) {
-          inner.push(`    if ((col4 + ${c}u) * 4u + ${e}u < u.N) { C[cRow + (col4 + ${c}u) * 4u + ${e}u] = acc${r}_${c}.${comp[e]}; }`);
+          inner.push(`    if ((col4 + ${c}u) * 4u + ${e}u < u.N) { ${store1(epi, `cRow + (col4 + ${c}u) * 4u + ${e}u`, `acc${r}_${c}.${comp[e]}`)} }`);
         }
       }
     }
@@ -210,10 +238,10 @@ ${lines.join('\n')}
     ${transB ? '' : 'let bRow = k * 4u * bStride;'}
 ${body.join('\n')}
   }
-${stores.join('\n')}`);
+${stores.join('\n')}`, '', epi);
 }
 
-function workgroupKernel(key: WorkgroupMatmulKey): KernelIR {
+function workgroupKernel(key: WorkgroupMatmulKey, epi?: MatmulEpilogue): KernelIR {
   const { tileM: TM, tileN: TN, tileK: TK, threadRows: TR, threadCols: TC } = key;
   const wgX = TN / TC;
   const wgY = TM / TR;
@@ -257,9 +285,9 @@ var<workgroup> Bs: array<f32, ${TK * TN}>;`;
     let row = row0 + lid.y + r * ${wgY}u;
     for (var c = 0u; c < ${TC}u; c++) {
       let col = col0 + lid.x + c * ${wgX}u;
-      if (row < u.M && col < u.N) { C[off.z + row * u.N + col] = acc[r * ${TC}u + c]; }
+      if (row < u.M && col < u.N) { ${store1(epi, 'off.z + row * u.N + col', `acc[r * ${TC}u + c]`)} }
     }
-  }`, tiles);
+  }`, tiles, epi);
 }
 
 // ---------------------------------------------------------------- packing

@@ -18,7 +18,7 @@
  * - Versions: an in-place write (Storage.bumpVersion, via Tensor.bufferForInPlaceWrite) realises every pending
  *   expression that reads the storage before the write is recorded.
  */
-import { fusedArity, MAX_ELEMENTWISE_RANK, type FusedOp } from '@metagrad/kernels-wgsl';
+import { fusedArity, MAX_ELEMENTWISE_RANK, type FusedOp, type MatmulEpilogue } from '@metagrad/kernels-wgsl';
 import { Storage, Tensor, sizeOf, BYTES_PER_ELEMENT, type PendingValue, type Shape } from '../tensor';
 import { realizePending } from './realize';
 
@@ -33,19 +33,49 @@ export interface ScalarNode {
   readonly k: 'scalar';
   readonly bits: number;
 }
+/** An epilogue for a producer's dispatch: the program, its leaf buffers (bound after the producer's inputs), its words. */
+export interface ProducerEpilogue {
+  readonly epilogue: MatmulEpilogue;
+  readonly leaves: readonly GPUBuffer[];
+  readonly words: readonly number[];
+}
+
+/**
+ * A pending matmul (lazy fusion's epilogue producer, COMPILE-NOTES §6.2 item 6): the product is computed when
+ * something reads it, and an elementwise expression over it of the same shape is applied in the matmul kernel's
+ * store instead of a kernel of its own. `leaves` are the operand storages the kernel binds (packed copies where the
+ * variant needed packing, made at the call like eagerly).
+ */
+export interface MatmulNode {
+  readonly k: 'mm';
+  readonly shape: Shape;
+  readonly leaves: readonly Storage[];
+  /**
+   * Records the matmul's dispatch(es): `outs[0]` is C, the epilogue's extra outputs follow; without an epilogue,
+   * exactly the eager op's dispatch.
+   */
+  readonly record: (outs: readonly GPUBuffer[], epi: ProducerEpilogue | null) => void;
+  /** The storage the product was returned in (written as an extra output while that handle is alive). */
+  owner: Storage | null;
+}
+
 export interface OpNode {
   readonly k: 'op';
   readonly op: FusedOp;
   readonly args: readonly ENode[];
   readonly shape: Shape;
-  /** Distinct leaf storages under this node. */
+  /** Distinct storages this node's realisation reads: leaf storages and a pending matmul's operands (retained). */
   readonly leaves: readonly Storage[];
+  /** Distinct leaf storages read elementwise (each a binding of the fused kernel). */
+  readonly direct: readonly Storage[];
+  /** Distinct pending matmuls under this node (at most one, of this node's shape, unless the build is cut). */
+  readonly mms: readonly MatmulNode[];
   /** Upper bound on distinct op nodes under (and including) this one (shared nodes counted per use). */
   readonly ops: number;
   /** The storage this node's value was returned in (written as an extra output while that handle is alive). */
   owner: Storage | null;
 }
-export type ENode = LeafNode | ScalarNode | OpNode;
+export type ENode = LeafNode | ScalarNode | OpNode | MatmulNode;
 
 /** Cut: more op nodes than this realise the inputs first (kernel size stays bounded; the 100-add chain fits). */
 export const MAX_FUSED_OPS = 128;
@@ -62,7 +92,7 @@ const f32Bits = (() => {
 export class Pending implements PendingValue {
   private live = true;
   constructor(
-    readonly root: OpNode,
+    readonly root: OpNode | MatmulNode,
     readonly storage: Storage,
   ) {
     for (const s of root.leaves) {
@@ -107,43 +137,81 @@ function toNode(x: Operand): ENode {
   return { k: 'leaf', storage: x.storage, shape: x.shape };
 }
 
-function unionLeaves(args: readonly ENode[]): Storage[] {
-  const out: Storage[] = [];
-  for (const a of args) {
-    const ls = a.k === 'leaf' ? [a.storage] : a.k === 'op' ? a.leaves : [];
-    for (const s of ls) if (!out.includes(s)) out.push(s);
-  }
+function union<T>(lists: readonly (readonly T[])[]): T[] {
+  const out: T[] = [];
+  for (const ls of lists) for (const s of ls) if (!out.includes(s)) out.push(s);
   return out;
 }
+const unionLeaves = (args: readonly ENode[]) => union(args.map((a) => (a.k === 'leaf' ? [a.storage] : a.k === 'op' || a.k === 'mm' ? a.leaves : [])));
+const unionDirect = (args: readonly ENode[]) => union(args.map((a) => (a.k === 'leaf' ? [a.storage] : a.k === 'op' ? a.direct : [])));
+const unionMms = (args: readonly ENode[]) => union(args.map((a) => (a.k === 'mm' ? [a] : a.k === 'op' ? a.mms : [])));
+
+/**
+ * The epilogue rule (jax-js): an expression holds at most one pending matmul, of the expression's own shape (its
+ * other leaves may broadcast into the product, never the product into a larger output).
+ */
+const mmsFit = (mms: readonly MatmulNode[], shape: Shape) => mms.length === 0 || (mms.length === 1 && sameShape(mms[0].shape, shape));
+/** Storage bindings of a fused kernel for these parts: the elementwise leaves, a matmul's A and B, one output. */
+const bindingsOf = (direct: readonly Storage[], mms: readonly MatmulNode[]) => direct.length + (mms.length ? 2 : 0) + 1;
 
 /** Builds an op node, realising pending tensor operands first when the node would break a cut. */
 export function opNode(op: FusedOp, operands: readonly Operand[], shape: Shape, maxBuffers: number): OpNode {
   if (operands.length !== fusedArity(op)) throw new Error(`lazy ${op}: ${operands.length} operands`);
   let args = operands.map(toNode);
+  if (!mmsFit(unionMms(args), shape)) {
+    // Epilogue rule: keep the first operand's matmul that fits, realise the other operands holding one.
+    let kept: MatmulNode | null = null;
+    operands.forEach((x, i) => {
+      const m = unionMms([args[i]]);
+      if (!m.length || (m.length === 1 && m[0] === kept)) return;
+      if (!kept && mmsFit(m, shape)) kept = m[0];
+      else if (x instanceof Tensor) void x.storage.buffer;
+    });
+    args = operands.map(toNode);
+  }
   const ops = () => 1 + args.reduce((n, a) => n + (a.k === 'op' ? a.ops : 0), 0);
-  const tooBig = () => unionLeaves(args).length + 1 > maxBuffers || ops() > MAX_FUSED_OPS;
+  const tooBig = () => bindingsOf(unionDirect(args), unionMms(args)) > maxBuffers || ops() > MAX_FUSED_OPS;
   if (tooBig() || shape.filter((d) => d !== 1).length > MAX_ELEMENTWISE_RANK) {
     // Cut: the pending operands become realised leaves (one kernel each), then this node starts afresh.
     for (const x of operands) if (x instanceof Tensor && x.storage.pending) void x.storage.buffer;
     args = operands.map(toNode);
   }
-  return { k: 'op', op, args, shape: [...shape], leaves: unionLeaves(args), ops: ops(), owner: null };
+  return { k: 'op', op, args, shape: [...shape], leaves: unionLeaves(args), direct: unionDirect(args), mms: unionMms(args), ops: ops(), owner: null };
 }
 
 /** Whether a node built from already-built nodes stays within the cuts (else realise its tensor operands). */
 export function fits(node: OpNode, maxBuffers: number): boolean {
-  return node.leaves.length + 1 <= maxBuffers && node.ops <= MAX_FUSED_OPS;
+  return bindingsOf(node.direct, node.mms) <= maxBuffers && node.ops <= MAX_FUSED_OPS && mmsFit(node.mms, node.shape);
 }
 
 /** Wraps a node in a new tensor whose storage holds it pending (counted in bytesInUse as if realised). */
 export function pendingTensor(node: OpNode, device: Storage['device']): Tensor {
+  const out = lazyOutput(device, node.shape);
+  out.settle(node);
+  return out.tensor;
+}
+
+/**
+ * A pending output counted in bytesInUse from now (as the eager op's `empty` would be), whose expression is given
+ * later with `settle` (a matmul packs its operands in between, as eagerly, so the memory figures match). Disposed
+ * before it is settled, it is simply freed.
+ */
+export function lazyOutput(device: Storage['device'], shape: Shape): { tensor: Tensor; settle(node: OpNode | MatmulNode): void } {
   let pending: Pending | null = null;
-  const storage = Storage.lazy(device, sizeOf(node.shape) * BYTES_PER_ELEMENT, {
-    realize: () => pending!.realize(),
-    drop: () => pending!.drop(),
+  const storage = Storage.lazy(device, sizeOf(shape) * BYTES_PER_ELEMENT, {
+    realize: () => {
+      if (!pending) throw new Error('lazy fusion: a pending output was read before its expression was set');
+      pending.realize();
+    },
+    drop: () => pending?.drop(),
   });
-  pending = new Pending(node, storage);
-  storage.pending = pending;
-  node.owner = storage;
-  return new Tensor(storage, node.shape, 'f32');
+  const tensor = new Tensor(storage, [...shape], 'f32');
+  return {
+    tensor,
+    settle(node) {
+      pending = new Pending(node, storage);
+      storage.pending = pending;
+      node.owner = storage;
+    },
+  };
 }

@@ -18,7 +18,7 @@ import type { FusedProgram } from '@metagrad/kernels-wgsl';
 import { Tensor, type Storage } from '../tensor';
 import { fusionEnabled } from './flag';
 import { opNode, Pending } from './expr';
-import { extraOutputs, lower, programWords, writeOutputs, type Lowered } from './realize';
+import { extraOutputs, lower, programOf, programWords, writeOutputs, type Lowered } from './realize';
 
 /** A lowered pending input for a host kernel's first pass. */
 export interface Prologue {
@@ -36,14 +36,7 @@ function build(l: Lowered, handed: Tensor[], hostBuffers: number): Prologue {
   for (const t of handed) counts.set(t.storage, (counts.get(t.storage) ?? 0) + 1);
   const extra = extraOutputs(l, counts, maxBuffers(handed[0]) - l.bindings.length - hostBuffers);
   return {
-    program: {
-      bindings: l.bindings.length,
-      reads: l.reads.map((r, k) => ({ binding: l.bindings.indexOf(r.storage), mode: l.modes[k] })),
-      scalars: l.scalarBits.length,
-      rank: l.rank,
-      steps: l.steps,
-      outputs: [l.rootStep, ...extra.steps],
-    },
+    program: programOf(l, [l.rootStep, ...extra.steps]),
     words: programWords(l),
     run(record) {
       const leaves = l.bindings.map((s) => s.buffer);
@@ -60,11 +53,24 @@ function build(l: Lowered, handed: Tensor[], hostBuffers: number): Prologue {
 export function pendingPrologue(x: Tensor, hostBuffers = 1): Prologue | null {
   const p = x.storage.pending;
   if (!(p instanceof Pending) || !fusionEnabled(x.device)) return null;
-  return build(lower(p.root), [x], hostBuffers);
+  const l = p.root.k === 'op' ? lower(p.root) : null;
+  // A pending matmul cannot run inside a reduction: realise the input (the matmul with the expression as its
+  // epilogue, one dispatch), and the host reads it.
+  if (!l || l.mm) {
+    void x.storage.buffer;
+    return null;
+  }
+  return build(l, [x], hostBuffers);
 }
 
 /** The prologue mul(x, y) for dot, or null when neither is pending (dot's `product` kernel then reads both). */
 export function productPrologue(x: Tensor, y: Tensor, hostBuffers = 1): Prologue | null {
   if (!(x.storage.pending instanceof Pending || y.storage.pending instanceof Pending) || !fusionEnabled(x.device)) return null;
+  // Operands holding a pending matmul are realised first (epilogue), as for pendingPrologue.
+  for (const t of [x, y]) {
+    const p = t.storage.pending;
+    if (p instanceof Pending && (p.root.k === 'mm' || p.root.mms.length)) void t.storage.buffer;
+  }
+  if (!(x.storage.pending instanceof Pending || y.storage.pending instanceof Pending)) return null;
   return build(lower(opNode('mul', [x, y], x.shape, maxBuffers(x))), [x, y], hostBuffers);
 }

@@ -10,6 +10,8 @@ import {
 import { chooseMatmulVariant, type MatmulVariant } from '../autotune';
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, tidy, type Tensor } from '../tensor';
+import { fusionEnabled } from '../lazy/flag';
+import { lazyOutput, type ProducerEpilogue } from '../lazy/expr';
 import { empty } from './creation';
 import { broadcastShapes, broadcastStrides, checkBoolean, checkOptions, checkTensors, fmt, UniformWriter } from './util';
 
@@ -66,7 +68,11 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   // tidy: a throw while packing or dispatching frees the output and the packed temporaries.
   return tidy(() => {
     const device = a.device;
-    const out = empty([...batch, M, N], 'f32', device);
+    const outShape = [...batch, M, N];
+    // Lazy fusion: the product stays pending (counted in bytesInUse now, as `empty` would be), so an elementwise
+    // consumer of its shape can run as the kernel's epilogue (lazy/expr.ts MatmulNode). Packing happens now, as eagerly.
+    const lazy = sizeOf(outShape) > 0 && fusionEnabled(device) ? lazyOutput(device, outShape) : null;
+    const out = lazy ? lazy.tensor : empty(outShape, 'f32', device);
     const batchCount = sizeOf(batch);
     if (out.size === 0) return out;
 
@@ -74,8 +80,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     if (K === 0) variant = { kind: 'simple' }; // writes zeros without packing empty operands
 
     // Logical A[M,K], B[K,N] element strides inside one matrix, and the size of one stored matrix.
-    let srcA = bufA;
-    let srcB = bufB;
+    let srcA = a.storage;
+    let srcB = b.storage;
     let aRs = transA ? 1 : a1;
     let aCs = transA ? a1 : 1;
     let bRs = transB ? 1 : b1;
@@ -91,7 +97,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       if (transA || Kp !== K) {
         const packed = pack(device, bufA, sizeOf(batchA), M, K, M, Kp, transA);
         temps.push(packed);
-        srcA = packed.buffer;
+        srcA = packed.storage;
         [aRs, aCs, matA] = [Kp, 1, M * Kp];
       }
       // Bᵀ with rows of whole vec4s is read as stored (4×4 blocks transposed in registers): no packing dispatch.
@@ -99,7 +105,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       if (!directBT && (transB || Kp !== K || Np !== N)) {
         const packed = pack(device, bufB, sizeOf(batchB), K, N, Kp, Np, transB);
         temps.push(packed);
-        srcB = packed.buffer;
+        srcB = packed.storage;
         [bRs, bCs, matB] = [Np, 1, Kp * Np];
       }
       kernelKey = directBT ? { ...variant, vecOut: Np === N, transB: true } : { ...variant, vecOut: Np === N };
@@ -120,29 +126,39 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     const bstrA = [...Array<number>(pad).fill(0), ...merged.stridesA];
     const bstrB = [...Array<number>(pad).fill(0), ...merged.stridesB];
 
-    const spec = matmulKernel(kernelKey);
     const [tileRows, tileCols] = matmulWorkgroupTile(kernelKey);
-    // Dawn drops dispatches over 65535 workgroups per dimension: split rows, cols and batch into chunks.
-    const rowStep = tileRows * MAX_WORKGROUPS_PER_DIM;
-    const colStep = tileCols * MAX_WORKGROUPS_PER_DIM;
-    for (let z0 = 0; z0 < batchCount; z0 += MAX_WORKGROUPS_PER_DIM) {
-      for (let r0 = 0; r0 < M; r0 += rowStep) {
-        for (let c0 = 0; c0 < N; c0 += colStep) {
-          const uniform = new UniformWriter()
-            .u32(M).u32(N).u32(K).u32(0)
-            .u32(aRs).u32(aCs).u32(bRs).u32(bCs)
-            .u32(r0).u32(c0).u32(z0).u32(0)
-            .u32s(bshape).u32s(bstrA).u32s(bstrB)
-            .finish();
-          device.dispatch(spec, [srcA, srcB, out.buffer], uniform, [
-            Math.ceil(Math.min(N - c0, colStep) / tileCols),
-            Math.ceil(Math.min(M - r0, rowStep) / tileRows),
-            Math.min(batchCount - z0, MAX_WORKGROUPS_PER_DIM),
-          ]);
+    const key = kernelKey;
+    const [storA, storB] = [srcA, srcB];
+    // The dispatch(es), now (eager) or when the pending product is read (lazy, maybe with an epilogue).
+    const record = (outs: readonly GPUBuffer[], epi: ProducerEpilogue | null) => {
+      const spec = matmulKernel(key, epi?.epilogue);
+      const [bufA, bufB] = [storA.buffer, storB.buffer];
+      // Dawn drops dispatches over 65535 workgroups per dimension: split rows, cols and batch into chunks.
+      const rowStep = tileRows * MAX_WORKGROUPS_PER_DIM;
+      const colStep = tileCols * MAX_WORKGROUPS_PER_DIM;
+      for (let z0 = 0; z0 < batchCount; z0 += MAX_WORKGROUPS_PER_DIM) {
+        for (let r0 = 0; r0 < M; r0 += rowStep) {
+          for (let c0 = 0; c0 < N; c0 += colStep) {
+            const w = new UniformWriter()
+              .u32(M).u32(N).u32(K).u32(0)
+              .u32(aRs).u32(aCs).u32(bRs).u32(bCs)
+              .u32(r0).u32(c0).u32(z0).u32(0)
+              .u32s(bshape).u32s(bstrA).u32s(bstrB);
+            if (epi) w.u32s(epi.words);
+            const buffers = epi ? [bufA, bufB, ...epi.leaves, ...outs] : [bufA, bufB, outs[0]];
+            device.dispatch(spec, buffers, w.finish(), [
+              Math.ceil(Math.min(N - c0, colStep) / tileCols),
+              Math.ceil(Math.min(M - r0, rowStep) / tileRows),
+              Math.min(batchCount - z0, MAX_WORKGROUPS_PER_DIM),
+            ]);
+          }
         }
       }
-    }
-    // Safe to recycle now: any later writer of these buffers is recorded after the reads above.
+    };
+    if (lazy) lazy.settle({ k: 'mm', shape: outShape, leaves: storA === storB ? [storA] : [storA, storB], record, owner: null });
+    else record([out.buffer], null);
+    // Safe to recycle now: any later writer of these buffers is recorded after the reads above (a pending product
+    // retains the packed storages until it is computed or dropped).
     for (const t of temps) t.dispose();
     return out;
   });
