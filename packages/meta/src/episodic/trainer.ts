@@ -17,8 +17,9 @@
  * (DrMAD) or none at all runs the whole inner optimisation with its end-of-episode hypergradient as one replay,
  * checked the same way. Other methods (Neumann, online RMD, user methods with only `step`) run as before.
  */
-import { InvalidArgumentError, TraceError, dispose, tidy, type Device, type Tensor } from '@metagrad/tensor';
+import { InvalidArgumentError, dispose, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import { Adam, disposeTree, leaves, normTree, sgd, type FunctionalOptimizer, type ParamTree, type SgdState } from '@metagrad/models';
+import { compiledOrEager } from '../compiled';
 import { compile, noGrad, type CompiledFunction, type CompileStats } from '@metagrad/autograd';
 import type { BilevelProblem, HypergradResult } from '../hypergrad/types';
 import { NonFiniteGradientError } from '../errors';
@@ -158,17 +159,10 @@ export class EpisodicTrainer<Batch> {
     this.stepCompiled = this.loopCompiled = null;
   }
 
-  /** Runs a compiled function; a TraceError switches the trainer to eager episodes (the eager result is the reference). */
-  private async run<A extends unknown[], R>(compiled: CompiledFunction<A, R> | null, eager: (...args: A) => R, ...args: A): Promise<R> {
-    if (!compiled) return eager(...args);
-    try {
-      return (await compiled(...args)) as R;
-    } catch (e) {
-      if (!(e instanceof TraceError)) throw e;
-      this.compileFallback = e.message;
-      this.disposeCompiled();
-      return eager(...args);
-    }
+  /** A TraceError from a compiled unit: eager episodes from now on, and why. */
+  private fallBack(reason: string): void {
+    this.compileFallback = reason;
+    this.disposeCompiled();
   }
 
   /**
@@ -254,7 +248,7 @@ export class EpisodicTrainer<Batch> {
           updates++;
         }));
       } else if (this.mode === 'loop') {
-        const out = await this.run(this.loopCompiled, (a: ParamTree, b: readonly Batch[], c: Batch) => this.loopTensors(a, b, c), w0, episode.trainBatches, episode.valBatch);
+        const out = await compiledOrEager(this.loopCompiled, (a: ParamTree, b: readonly Batch[], c: Batch) => this.loopTensors(a, b, c), (r) => this.fallBack(r), w0, episode.trainBatches, episode.valBatch);
         wT = out.wT;
         last = { loss: out.loss, gradNorm: out.gradNorm };
         if (out.hyper) {
@@ -335,7 +329,7 @@ export class EpisodicTrainer<Batch> {
         const prep = core.prepare ? core.prepare(ctx, t, w, batch) : { args: null, owned: [] };
         let out: StepTensors;
         try {
-          out = await this.run(this.stepCompiled, eager, w, buf, batch, episode.valBatch, prep.args);
+          out = await compiledOrEager(this.stepCompiled, eager, (r) => this.fallBack(r), w, buf, batch, episode.valBatch, prep.args);
         } finally {
           dispose(prep.owned);
         }

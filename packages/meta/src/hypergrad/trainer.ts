@@ -7,12 +7,13 @@
  * EvoGrad's hypergradient is ~σ²(K−1)/(Kτ) times the T1–T2 direction (≈1e-5 at σ=1e-3, τ=0.05, K=2; see
  * evograd.ts), so give λ a scale-invariant optimiser such as Adam; `hypergradNorm` in the log shows the scale.
  */
-import { InvalidArgumentError, TraceError, dispose, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
+import { InvalidArgumentError, dispose, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import { compile, detach, noGrad, type CompiledFunction } from '@metagrad/autograd';
 import { detachTree, disposeTree, leaves, normTree, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem, HypergradEstimator } from './types';
 import { gradLeaves, gradTree } from './common';
 import { readScalars } from './readback';
+import { compiledOrEager } from '../compiled';
 import { NonFiniteGradientError, NonFiniteHypergradientError } from '../errors';
 
 /** Anything that updates parameter leaves in place from a gradient tree (@metagrad/models' `SGD`, `Adam`). */
@@ -164,17 +165,10 @@ export class OnlineTrainer<Batch> {
     return { hypergrad: r.hypergrad, valLoss: r.valLoss, hypergradNorm: noGrad(() => normTree(r.hypergrad)) };
   }
 
-  /** Runs a compiled computation; a TraceError switches the trainer to eager steps (the eager result is the reference). */
-  private async run<A extends unknown[], R>(compiled: CompiledFunction<A, R> | null, eager: (...args: A) => R, ...args: A): Promise<R> {
-    if (!compiled) return eager(...args);
-    try {
-      return (await compiled(...args)) as R;
-    } catch (e) {
-      if (!(e instanceof TraceError)) throw e;
-      this.compileFallback = e.message;
-      this.dispose();
-      return eager(...args);
-    }
+  /** A TraceError from a compiled computation: eager steps from now on, and why. */
+  private fallBack(reason: string): void {
+    this.compileFallback = reason;
+    this.dispose();
   }
 
   private async metaStep(trainBatch: Batch, valBatch: Batch, trainBatches?: readonly Batch[]) {
@@ -184,7 +178,7 @@ export class OnlineTrainer<Batch> {
     this.device.resetPeak();
     const innerLr = this.innerLr();
     const out: MetaTensors = o.estimator!.estimateTensors
-      ? await this.run(this.metaCompiled, (a: Batch, b: Batch, c: readonly Batch[] | undefined, lr: number) => this.metaTensors(a, b, c, lr), trainBatch, valBatch, trainBatches, innerLr)
+      ? await compiledOrEager(this.metaCompiled, (a: Batch, b: Batch, c: readonly Batch[] | undefined, lr: number) => this.metaTensors(a, b, c, lr), (r) => this.fallBack(r), trainBatch, valBatch, trainBatches, innerLr)
       : await this.eagerMeta(trainBatch, valBatch, trainBatches, innerLr);
     const peakBytes = this.device.memory().peakBytesInUse - before;
     try {
@@ -214,7 +208,7 @@ export class OnlineTrainer<Batch> {
 
   private async baseStep(trainBatch: Batch) {
     const o = this.options;
-    const out = await this.run(this.baseCompiled, (b: Batch) => this.baseTensors(b), trainBatch);
+    const out = await compiledOrEager(this.baseCompiled, (b: Batch) => this.baseTensors(b), (r) => this.fallBack(r), trainBatch);
     try {
       // Loss and gradient norm in one readback, before the update, so that a NaN/Inf step is an error that leaves
       // θ as it was instead of silently making it NaN.

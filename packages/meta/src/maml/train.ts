@@ -7,7 +7,8 @@
  * optimiser's step as before (eagerly, outside the replay).
  */
 import * as raw from '@metagrad/tensor';
-import { InvalidArgumentError, Tensor, TraceError } from '@metagrad/tensor';
+import { InvalidArgumentError, Tensor } from '@metagrad/tensor';
+import { compiledOrEager } from '../compiled';
 import { compile, type CompiledFunction, type CompileStats } from '@metagrad/autograd';
 import { type ParamTree, fromLeaves, leaves } from '@metagrad/models';
 import { checkPositive, checkPositiveInt, disposeTree, gdStep, lossGradient, readScalar } from './inner';
@@ -198,18 +199,18 @@ export class MetaTrainer<P extends ParamTree, D, S> {
       if (!ts) return null;
       tensors.push(ts);
     }
-    let out: BatchTensors;
+    let out: BatchTensors | null;
     this.currentTasks = tasks;
     try {
-      out = await this.compiled(leaves(this.thetaTree), tensors);
-    } catch (e) {
-      if (!(e instanceof TraceError)) throw e;
-      this.compileFallback = e.message;
-      this.disposeCompiled();
-      return null;
+      // A TraceError: eager steps from now on (null: the caller runs this batch eagerly).
+      out = await compiledOrEager(this.compiled, () => null, (reason) => {
+        this.compileFallback = reason;
+        this.disposeCompiled();
+      }, leaves(this.thetaTree), tensors);
     } finally {
       this.currentTasks = [];
     }
+    if (!out) return null;
     let outerLoss: number;
     try {
       outerLoss = await readScalar(out.outerLoss);
