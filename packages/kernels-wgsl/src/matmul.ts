@@ -95,6 +95,12 @@ export interface RegisterMatmulKey {
    * vec4 per output column and transposes 4×4 blocks in registers, which saves the packing dispatch (Linear layers).
    */
   transB?: boolean;
+  /**
+   * A is bound as stored for transA (Aᵀ, [K, M] row-major with M % 4 = 0 and K % 4 = 0, row stride u.aCs; rows a
+   * multiple of 4): each k-step loads one vec4 of 4 output rows per k and transposes 4×4 blocks in registers, which
+   * saves the packing dispatch (weight gradients xᵀ·g).
+   */
+  transA?: boolean;
 }
 
 /** Classic shared-memory tiling: a tileM×tileN output tile per workgroup, each thread threadRows×threadCols. */
@@ -114,7 +120,7 @@ export function matmulKeyString(key: MatmulKernelKey): string {
     case 'simple':
       return 'matmul:simple:f32';
     case 'register':
-      return `matmul:reg:f32:${key.rows}x${key.cols}:wg${key.wgX}x${key.wgY}:${key.vecOut ? 'v4out' : 's1out'}${key.transB ? ':bT' : ''}`;
+      return `matmul:reg:f32:${key.rows}x${key.cols}:wg${key.wgX}x${key.wgY}:${key.vecOut ? 'v4out' : 's1out'}${key.transB ? ':bT' : ''}${key.transA ? ':aT' : ''}`;
     case 'workgroup':
       return `matmul:wg:f32:${key.tileM}x${key.tileN}x${key.tileK}:t${key.threadRows}x${key.threadCols}`;
   }
@@ -180,7 +186,15 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
   const lines: string[] = [];
   // Rows past M read row M-1 and columns past N read the last vec4 column, so the loop has no branches;
   // their results are simply not stored.
-  for (const r of rs) lines.push(`  let ar${r} = aBase + min(row0 + ${r}u, u.M - 1u) * aStride;`);
+  const transA = key.transA === true;
+  if (transA && R % 4) throw new Error(`${matmulKeyString(key)}: transA needs rows a multiple of 4`);
+  const gs = [...Array(Math.ceil(R / 4)).keys()];
+  if (transA) {
+    // Vec4 column g of Aᵀ's rows holds output rows row0 + 4g .. + 3 (M % 4 = 0: a group is in range or clamped whole).
+    for (const g of gs) lines.push(`  let at${g} = aBase + min(row0 / 4u + ${g}u, u.M / 4u - 1u);`);
+  } else {
+    for (const r of rs) lines.push(`  let ar${r} = aBase + min(row0 + ${r}u, u.M - 1u) * aStride;`);
+  }
   const transB = key.transB === true;
   if (transB) {
     // Row of Bᵀ holding output column (col4 + c)·4 + e; columns past N read row N-1 (not stored).
@@ -190,7 +204,13 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
   }
   for (const r of rs) for (const c of cs) lines.push(`  var acc${r}_${c} = vec4<f32>(0.0);`);
   const body: string[] = [];
-  for (const r of rs) body.push(`    let a${r} = A[ar${r} + k];`);
+  if (transA) {
+    // ta{g}_{kk} = Aᵀ[4k + kk][rows row0 + 4g .. + 3]; a{r} (A's row r over k .. k + 3) gathers lane r % 4.
+    for (const g of gs) for (const kk of ks) body.push(`    let ta${g}_${kk} = A[at${g} + (k * 4u + ${kk}u) * atStride];`);
+    for (const r of rs) body.push(`    let a${r} = vec4<f32>(${ks.map((kk) => `ta${r >> 2}_${kk}.${comp[r & 3]}`).join(', ')});`);
+  } else {
+    for (const r of rs) body.push(`    let a${r} = A[ar${r} + k];`);
+  }
   if (transB) {
     // t{c}_{e} = Bᵀ[n = 4(col4+c)+e][4k .. 4k+3]; b{kk}_{c} = B[4k+kk][4(col4+c) .. +3] is its transpose.
     for (const c of cs) for (const e of ks) body.push(`    let t${c}_${e} = B[bt${c}_${e} + k];`);
@@ -229,7 +249,7 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
   let aBase = off.x / 4u;
   let bBase = off.y / 4u;
   let cBase = off.z / ${vecOut ? '4u' : '1u'};
-  let aStride = u.aRs / 4u;
+  ${transA ? 'let atStride = u.aCs / 4u;' : 'let aStride = u.aRs / 4u;'}
   let bStride = u.bRs / 4u;
   ${transB ? 'let btStride = u.bCs / 4u;' : 'let lastCol4 = bStride - 1u;'}
   let kSteps = (u.K + 3u) / 4u;

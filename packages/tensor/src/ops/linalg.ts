@@ -94,7 +94,9 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       // The vec4 kernel wants row-major operands with row lengths that are multiples of 4: pack where they are not.
       const Kp = roundUp4(K);
       const Np = roundUp4(N);
-      if (transA || Kp !== K) {
+      // Lazy fusion only (eager kernels stay as they were): Aᵀ with rows of whole vec4s is read as stored too.
+      const directAT = lazy !== null && transA && Kp === K && M % 4 === 0 && variant.rows % 4 === 0;
+      if (!directAT && (transA || Kp !== K)) {
         const packed = pack(device, bufA, sizeOf(batchA), M, K, M, Kp, transA);
         temps.push(packed);
         srcA = packed.storage;
@@ -108,7 +110,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         srcB = packed.storage;
         [bRs, bCs, matB] = [Np, 1, Kp * Np];
       }
-      kernelKey = directBT ? { ...variant, vecOut: Np === N, transB: true } : { ...variant, vecOut: Np === N };
+      kernelKey = { ...variant, vecOut: Np === N, ...(directBT ? { transB: true } : {}), ...(directAT ? { transA: true } : {}) };
     } else {
       kernelKey = variant;
     }
