@@ -1,16 +1,16 @@
 /** @file Adjoint-MAML (Li et al. 2023): gradient flow forward with an ODE solver tracking states, the adjoint ODE backward with Heun over reusable HVPs. */
 import * as raw from '@metagrad/tensor';
-import { InvalidArgumentError, type Tensor } from '@metagrad/tensor';
-import { HvpOperator } from '@metagrad/autograd';
-import { type ParamTree, flattenTree, fromLeaves, leaves, unflattenTree } from '@metagrad/models';
-import { adjointGradient, type AdjointMethod, type AdjointResult } from '../ode/adjoint';
+import { InvalidArgumentError, type Tensor, scope } from '@metagrad/tensor';
+import { detach } from '@metagrad/autograd';
+import { type ParamTree, flattenTree, unflattenTree } from '@metagrad/models';
+import { adjointGradient, type AdjointMethod } from '../ode/adjoint';
 import { odeintDetailed, type OdeMethod } from '../ode/odeint';
-import type { OdeFunc } from '../ode/steppers';
 import { treeVectorOps } from '../ode/tensor-ops';
 import { solveTracked } from '../ode/track';
-import { release } from '../ode/vector-ops';
-import { checkNonNegative, checkPositive, disposeTree, evalLoss, lossGradient } from './inner';
-import { type MetaGradient, type MetaLearner, type MetaProblem, newMetaStats } from './types';
+import { differentiableFlow, flatProblem, gradientFlow, hessianVjp } from './adjoint-flow';
+import { checkNonNegative, checkPositive, evalLoss, lossGradient, lossValue, readLosses } from './inner';
+import { asyncLearner } from './learner';
+import { type MetaGradientOut, type MetaLearner, newMetaStats } from './types';
 
 export interface AdjointMamlOptions {
   /** Length of the gradient flow du/dt = −∇L(u); T/h plays the part of the inner step count. */
@@ -36,6 +36,12 @@ export interface AdjointMamlOptions {
    * one or two dispatches instead of one or two per leaf, which is what the cost is made of for small models.
    */
   flatten?: boolean;
+  /**
+   * How the adjoint gets (∂f/∂u)ᵀλ: 'hvp' (default) the hand-written −H(u)λ − μλ over one reusable Hessian operator
+   * per tracked state (fastest); 'autograd' derives it (and the proximal term's (∂f/∂θ)ᵀλ) from the differentiable
+   * flow f(u) = −∇L(u) − μ(u − θ) alone, one double backward per product.
+   */
+  vjp?: 'hvp' | 'autograd';
 }
 
 /**
@@ -44,7 +50,7 @@ export interface AdjointMamlOptions {
  *     landing on the grid when recomputing from checkpoints, so that stretches replay bit for bit);
  *  2. λ(T) = ∇J(u(T));
  *  3. solve dλ/dt = H(u)λ [+ μλ] backward with Heun over the tracked states (each state's gradient graph is built
- *     once in an HvpOperator and serves both products that touch it);
+ *     once in an HvpOperator and serves both products that touch it; or the VJP autograd derives from f);
  *  4. dJ/dθ = λ(0) [+ μ∫λ dt, the proximal term's explicit dependence on θ].
  * Memory: one parameter vector per tracked state and no graph beyond one state's gradient.
  */
@@ -58,124 +64,61 @@ export function AdjointMAML(options: AdjointMamlOptions): MetaLearner {
   }
   const mu = options.proximal ?? 0;
   checkNonNegative('AdjointMAML', 'proximal', mu);
+  const vjpMode = options.vjp ?? 'hvp';
+  if (vjpMode !== 'hvp' && vjpMode !== 'autograd') throw new InvalidArgumentError(`AdjointMAML: vjp must be 'hvp' or 'autograd', got '${String(vjpMode)}'`);
   const method = options.forwardMethod ?? 'dopri5';
-  const rtol = options.rtol ?? 1e-5;
-  const atol = options.atol ?? 1e-6;
+  const solverOpts = { method, rtol: options.rtol ?? 1e-5, atol: options.atol ?? 1e-6, stepSize: h, maxSteps: options.maxSteps };
   const flatten = options.flatten ?? true;
-  const learner: MetaLearner = {
-    name: 'A-MAML',
-    async metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>> {
-      if (flatten && !isTensor(theta)) {
-        const flatTheta = flattenTree(theta);
-        try {
-          const r = await learner.metaGradient(flatProblem(problem, theta), flatTheta, task);
-          const gradient = unflattenTree(r.gradient, theta);
-          r.gradient.dispose();
-          return { ...r, gradient };
-        } finally {
-          flatTheta.dispose();
-        }
-      }
-      const stats = newMetaStats();
-      stats.innerSteps = n;
-      const ops = treeVectorOps<P>();
-      const inner = (p: P): Tensor => problem.innerLoss(p, task);
-      const f: OdeFunc<P> = (_t, u) => {
-        const g = lossGradient(inner, u);
-        const out = mu > 0 ? proximalFlow(g, u, theta, mu) : ops.scale(g, -1);
-        disposeTree(g);
-        return out;
-      };
-      // One HvpOperator per tracked state: Heun asks for H(u_j) twice in a row (λ̃_j, then λ_j), so one slot suffices.
-      let cached: { u: P; op: HvpOperator } | undefined;
-      const hvpAt = (u: P): HvpOperator => {
-        if (cached?.u !== u) {
-          cached?.op.dispose();
-          cached = { u, op: new HvpOperator((...ls: Tensor[]) => inner(fromLeaves(u, ls)), leaves(u)) };
-        }
-        return cached.op;
-      };
-      const vjpF = (u: P, _t: number, lambda: P): P => {
-        const hv = hvpAt(u).apply(leaves(lambda));
-        const ll = leaves(lambda);
-        // (∂f/∂u)ᵀλ = −Hλ − μλ
-        const out = fromLeaves(lambda, hv.map((x, i) => {
-          if (mu === 0) return raw.mulScalar(x, -1);
-          const a = raw.mulScalar(ll[i], mu);
-          const r = raw.add(x, a);
-          a.dispose();
-          const neg = raw.mulScalar(r, -1);
-          r.dispose();
-          return neg;
-        }));
-        hv.forEach((t) => t.dispose());
-        return out;
-      };
-      const paramVjp = mu > 0 ? (_u: P, _t: number, lambda: P): P => ops.scale(lambda, mu) : undefined;
-      const times = Array.from({ length: n + 1 }, (_, k) => (k === n ? T : k * h));
-      const solverOpts = { method, rtol, atol, ops, stepSize: h, maxSteps: options.maxSteps };
+  const times = Array.from({ length: n + 1 }, (_, k) => (k === n ? T : k * h));
 
-      let states: P[] | undefined;
-      let traj: Awaited<ReturnType<typeof solveTracked<P>>> | undefined;
-      let dJ: P | undefined;
-      let result: AdjointResult<P> | undefined;
-      try {
-        let final: P;
-        if (options.recompute) {
-          traj = await solveTracked(f, theta, T, { ...solverOpts, nStates: n, recompute: true, checkpointEvery: options.checkpointEvery });
-          stats.innerGradients += traj.stats.nfe;
-          final = traj.final;
-        } else {
-          const solved = await odeintDetailed(f, theta, times, solverOpts);
-          states = solved.ys;
-          stats.innerGradients += solved.stats.nfe;
-          final = states[n];
-        }
-        dJ = lossGradient((p: P) => problem.outerLoss(p, task), final);
-        const outerLoss = await evalLoss((p: P) => problem.outerLoss(p, task), final);
-        result = await adjointGradient<P>({
-          ...(traj ? { trajectory: traj } : { states, times }),
-          dJdUT: dJ, vjpF, paramVjp, ops, method: options.backwardMethod ?? 'heun',
-        });
-        if (traj) stats.innerGradients += traj.recomputeStats.nfe;
-        stats.hvps += result.vjpCalls;
-        let gradient = result.gradient;
-        if (result.paramGradient) {
-          gradient = ops.add(result.gradient, result.paramGradient);
-          release(ops, result.gradient, result.paramGradient);
-        }
-        return { gradient, outerLoss, stats };
-      } finally {
-        cached?.op.dispose();
-        if (states) release(ops, ...states);
-        traj?.dispose();
-        if (dJ) release(ops, dJ);
-      }
-    },
-  };
-  return learner;
-}
-
-function isTensor(x: ParamTree): x is Tensor {
-  return x instanceof raw.Tensor;
-}
-
-/** The problem over one flat vector: the losses see `like`'s tree, sliced (differentiably) out of the vector. */
-function flatProblem<P extends ParamTree, D>(problem: MetaProblem<P, D>, like: P): MetaProblem<Tensor, D> {
-  const lift = (loss: (p: P, task: D) => Tensor) => (v: Tensor, task: D): Tensor => {
-    const tree = unflattenTree(v, like);
-    try {
-      return loss(tree, task);
-    } finally {
-      disposeTree(tree);
+  const learner: MetaLearner = asyncLearner('A-MAML', (problem, theta, task, intermediates) => scope(async () => {
+    type P = typeof theta;
+    if (flatten && !(theta instanceof raw.Tensor)) {
+      const r: MetaGradientOut<Tensor> = await learner.metaGradient(flatProblem(problem, theta), flattenTree(theta), task, { intermediates });
+      const { gradient, adapted, ...rest } = r;
+      return { ...rest, gradient: unflattenTree(gradient, theta), ...(adapted ? { adapted: unflattenTree(adapted, theta) } : {}) };
     }
-  };
-  return { innerLoss: lift((p, t) => problem.innerLoss(p, t)), outerLoss: lift((p, t) => problem.outerLoss(p, t)) };
-}
+    const stats = newMetaStats();
+    stats.innerSteps = n;
+    const ops = treeVectorOps<P>();
+    const inner = (p: P): Tensor => problem.innerLoss(p, task);
+    const outer = (p: P): Tensor => problem.outerLoss(p, task);
 
-/** −g − μ(u − θ) leafwise. */
-function proximalFlow<P extends ParamTree>(g: P, u: P, theta: P, mu: number): P {
-  const ul = leaves(u);
-  const tl = leaves(theta);
-  return fromLeaves(g, leaves(g).map((gi, i) => raw.tidy(() => raw.neg(raw.add(gi, raw.mulScalar(raw.sub(ul[i], tl[i]), mu))))));
+    // 1. Forward: u(t_k) on the grid (all of them, or checkpoints with `recompute`).
+    const f = gradientFlow(inner, theta, mu);
+    const traj = options.recompute
+      ? await solveTracked(f, theta, T, { ...solverOpts, ops, nStates: n, recompute: true, checkpointEvery: options.checkpointEvery })
+      : undefined;
+    const solved = traj ? undefined : await odeintDetailed(f, theta, times, { ...solverOpts, ops });
+    stats.innerGradients += traj ? traj.stats.nfe : solved!.stats.nfe;
+    const uT: P = traj ? traj.final : solved!.ys[n];
+
+    // 2. λ(T) = ∇J(u(T)).
+    const dJdUT = lossGradient(outer, uT);
+    const outerLoss = await evalLoss(outer, uT);
+
+    // 3. The adjoint sweep back to t_0; L(u(t_k)) is noted as each state's gradient graph is built (no extra forward;
+    // kept: the autograd pullback notes it inside its tidy, and this scope or readLosses frees it).
+    const losses = new Map<number, Tensor>();
+    const note = intermediates ? (t: number, value: Tensor) => void (losses.has(Math.round(t / h)) || losses.set(Math.round(t / h), raw.keep(detach(value)))) : undefined;
+    const hand = vjpMode === 'hvp' ? hessianVjp(inner, mu, note && ((_u, t, value) => note(t, value))) : undefined;
+    const derivative = hand
+      ? { vjpF: hand.vjpF, paramVjp: mu > 0 ? (_u: P, _t: number, lambda: P): P => ops.scale(lambda, mu) : undefined }
+      : { f: differentiableFlow(inner, theta, mu, note), params: mu > 0 ? theta : undefined };
+    const path = traj ? { trajectory: traj } : { states: solved!.ys, times };
+    const result = await adjointGradient<P>({ ...path, ...derivative, dJdUT, ops, method: options.backwardMethod ?? 'heun' }).catch((e) => {
+      raw.dispose([...losses.values()]);
+      throw e;
+    }).finally(() => hand?.dispose());
+    if (traj) stats.innerGradients += traj.recomputeStats.nfe;
+    stats.hvps += result.vjpCalls;
+
+    // 4. dJ/dθ = λ(0) [+ μ∫λ dt].
+    const gradient = result.paramGradient ? ops.add(result.gradient, result.paramGradient) : result.gradient;
+    if (!intermediates) return { gradient, outerLoss, stats };
+    if (!losses.has(0)) losses.set(0, lossValue(inner, theta)); // Euler's sweep never visits u(t_0) = θ
+    const innerLosses = await readLosses(times.map((_, k) => losses.get(k)!));
+    return { gradient, outerLoss, stats, adapted: uT, innerLosses };
+  }));
+  return learner;
 }

@@ -1,11 +1,11 @@
 /** @file iMAML (Rajeswaran et al. 2019): proximal inner GD, then the implicit meta-gradient (I + H/λ)⁻¹∇J by conjugate gradients on HVPs. */
-import * as raw from '@metagrad/tensor';
-import type { Tensor } from '@metagrad/tensor';
+import { type Tensor, scope } from '@metagrad/tensor';
 import { HvpOperator } from '@metagrad/autograd';
-import { type ParamTree, fromLeaves, leaves } from '@metagrad/models';
+import { type ParamTree, tree } from '@metagrad/models';
 import { innerGd } from './maml';
-import { checkPositive, checkPositiveInt, cloneTree, disposeTree, dotTrees, evalLoss, lossGradient } from './inner';
-import { type MetaGradient, type MetaLearner, type MetaProblem, newMetaStats } from './types';
+import { checkPositive, checkPositiveInt, dotTrees, evalLoss, lossGradient, readLosses } from './inner';
+import { asyncLearner } from './learner';
+import { type MetaLearner, newMetaStats } from './types';
 
 export interface ImamlOptions {
   /** Proximal strength λ of L(u) + λ/2‖u − θ‖². */
@@ -34,66 +34,44 @@ export function iMAML(options: ImamlOptions): MetaLearner {
   checkPositiveInt('iMAML', 'steps', steps);
   checkPositive('iMAML', 'innerLr', innerLr);
   const { lambda, cgSteps } = options;
-  return {
-    name: 'iMAML',
-    async metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>> {
-      const stats = newMetaStats();
-      const u = innerGd(problem, theta, task, { steps, innerLr }, lambda, stats);
-      let op: HvpOperator | undefined;
-      const live = new Set<P>();
-      const own = (t: P): P => (live.add(t), t);
-      const drop = (...ts: P[]): void => ts.forEach((t) => (disposeTree(t), live.delete(t)));
-      try {
-        const g = own(lossGradient((p: P) => problem.outerLoss(p, task), u));
-        op = new HvpOperator((...ls: Tensor[]) => problem.innerLoss(fromLeaves(u, ls), task), leaves(u));
-        const A = (v: P): P => {
-          stats.hvps++;
-          const hv = op!.apply(leaves(v));
-          const out = fromLeaves(v, leaves(v).map((vi, i) => {
-            const s = raw.mulScalar(hv[i], 1 / lambda);
-            const r = raw.add(vi, s);
-            s.dispose();
-            return r;
-          }));
-          hv.forEach((t) => t.dispose());
-          return out;
-        };
-        const axpy = (a: number, x: P, y: P): P => {
-          const xl = leaves(x);
-          return fromLeaves(y, leaves(y).map((yi, i) => {
-            const s = raw.mulScalar(xl[i], a);
-            const r = raw.add(s, yi);
-            s.dispose();
-            return r;
-          }));
-        };
-        // x0 = 0, so r0 = p0 = ∇J.
-        let x = own(fromLeaves(g, leaves(g).map((t) => raw.zeros(t.shape, 'f32', t.device))));
-        let r = own(cloneTree(g));
-        let p = own(cloneTree(g));
-        let rs = await dotTrees(r, r);
-        for (let k = 0; k < cgSteps && rs > cgTol; k++) {
-          const Ap = own(A(p));
-          const alpha = rs / (await dotTrees(p, Ap));
-          const x1 = own(axpy(alpha, p, x));
-          const r1 = own(axpy(-alpha, Ap, r));
-          drop(x, r, Ap);
-          x = x1;
-          r = r1;
-          const rsNew = await dotTrees(r, r);
-          const p1 = own(axpy(rsNew / rs, p, r));
-          drop(p);
-          p = p1;
-          rs = rsNew;
-        }
-        live.delete(x);
-        const outerLoss = await evalLoss((q: P) => problem.outerLoss(q, task), u);
-        return { gradient: x, outerLoss, stats };
-      } finally {
-        op?.dispose();
-        for (const t of live) disposeTree(t);
-        disposeTree(u);
+  return asyncLearner('iMAML', (problem, theta, task, intermediates) => scope(async () => {
+    type P = typeof theta;
+    const stats = newMetaStats();
+    const losses: Tensor[] | undefined = intermediates ? [] : undefined;
+    const u = innerGd(problem, theta, task, { steps, innerLr }, lambda, stats, losses);
+    const op = new HvpOperator((...ls: Tensor[]) => problem.innerLoss(tree.fromLeaves(u, ls), task), tree.leaves(u));
+    try {
+      // A v = (I + H/λ) v, one HVP on the gradient graph at u built once.
+      const A = (v: P): P => {
+        stats.hvps++;
+        return tree.axpy(1 / lambda, tree.fromLeaves(v, op.apply(tree.leaves(v))), v);
+      };
+      // CG on A x = ∇J(u) from x = 0, so r_0 = p_0 = ∇J. Each iterate is freed as the next replaces it.
+      const g = lossGradient((q: P) => problem.outerLoss(q, task), u);
+      let x = tree.scale(g, 0);
+      let r = g;
+      let p = tree.clone(g);
+      let rs = await dotTrees(r, r);
+      for (let k = 0; k < cgSteps && rs > cgTol; k++) {
+        const Ap = A(p);
+        const alpha = rs / (await dotTrees(p, Ap));
+        [x, r] = replace([x, r], tree.axpy(alpha, p, x), tree.axpy(-alpha, Ap, r));
+        tree.dispose(Ap);
+        const rsNew = await dotTrees(r, r);
+        [p] = replace([p], tree.axpy(rsNew / rs, p, r));
+        rs = rsNew;
       }
-    },
-  };
+      const outerLoss = await evalLoss((q: P) => problem.outerLoss(q, task), u);
+      const innerLosses = losses && (await readLosses(losses));
+      return { gradient: x, outerLoss, stats, ...(innerLosses ? { adapted: u, innerLosses } : {}) };
+    } finally {
+      op.dispose();
+    }
+  }));
+}
+
+/** Frees `old` and returns the replacements (CG's iterates: x, r ← x + αp, r − αAp). */
+function replace<T extends ParamTree[]>(old: ParamTree[], ...next: T): T {
+  old.forEach((t) => tree.dispose(t));
+  return next;
 }

@@ -1,45 +1,50 @@
 /** @file Helpers shared by the meta-learners: detached loss gradients, plain GD steps, scalar readback, option checks. */
 import * as raw from '@metagrad/tensor';
-import { InvalidArgumentError, type Tensor } from '@metagrad/tensor';
-import { detach, enableGrad, grad, requiresGrad } from '@metagrad/autograd';
-import { type ParamTree, disposeTree, fromLeaves, leaves } from '@metagrad/models';
+import { InvalidArgumentError, type Tensor, tidy } from '@metagrad/tensor';
+import { detach, enableGrad, grad, noGrad } from '@metagrad/autograd';
+import { type ParamTree, disposeTree, tree } from '@metagrad/models';
+
+/** grad(value, u) as a tree, zeros for leaves the value does not use. */
+export function gradTree<P extends ParamTree>(value: Tensor, u: P, createGraph = false): P {
+  const ls = tree.leaves(u);
+  const gs = grad(value, ls, { createGraph, allowUnused: true });
+  return tree.fromLeaves(u, gs.map((g, i) => g ?? raw.zeros(ls[i].shape, 'f32', ls[i].device)));
+}
 
 /**
- * ∇loss(u) as a fresh tree without a graph. The loss runs on fresh leaf handles (sharing u's storage), so u
- * itself never joins a graph and the one built here is freed before returning.
+ * L = loss(u) and ∇L(u), both without a graph (L a detached one-element view: no dispatch). The loss runs on fresh
+ * leaf handles sharing u's storage, so u itself never joins a graph and the one built here is freed before returning.
  */
+export function valueAndGradient<P extends ParamTree>(loss: (params: P) => Tensor, u: P): { value: Tensor; gradient: P } {
+  return tidy(() => {
+    const leaf = tree.requiresGrad(u);
+    const L = enableGrad(() => loss(leaf));
+    return { value: detach(L), gradient: gradTree(L, leaf) };
+  });
+}
+
+/** ∇loss(u) as a fresh tree without a graph. */
 export function lossGradient<P extends ParamTree>(loss: (params: P) => Tensor, u: P): P {
-  const ls = leaves(u).map((t) => requiresGrad(detach(t)));
+  return tidy(() => valueAndGradient(loss, u).gradient);
+}
+
+/** u − lr·g, graph-free (θ may require grad; the step never records); a fresh tree. */
+export const gdStep = <P extends ParamTree>(u: P, g: ParamTree, lr: number): P => noGrad(() => tree.axpy(-lr, g as P, u));
+
+/** The per-step losses as one tensor [T] (one concat; the caller owns it and the parts stay the caller's). */
+export function stackLosses(losses: readonly Tensor[]): Tensor {
+  return tidy(() => raw.concat(losses.map((l) => raw.reshape(l, [1])), 0));
+}
+
+/** The per-step losses read back as numbers (one concat, one readback); disposes them. */
+export async function readLosses(losses: Tensor[]): Promise<number[]> {
+  const all = stackLosses(losses);
+  raw.dispose(losses);
   try {
-    const value = enableGrad(() => loss(fromLeaves(u, ls)));
-    const gs = grad(value, ls, { allowUnused: true });
-    value.dispose();
-    return fromLeaves(u, gs.map((g, i) => g ?? raw.zeros(ls[i].shape, 'f32', ls[i].device)));
+    return Array.from(await all.toArray());
   } finally {
-    for (const t of ls) t.dispose();
+    all.dispose();
   }
-}
-
-/** u − lr·g leafwise with raw ops (no graph); a fresh tree. */
-export function gdStep<P extends ParamTree>(u: P, g: ParamTree, lr: number): P {
-  const gl = leaves(g);
-  return fromLeaves(u, leaves(u).map((x, i) => {
-    const s = raw.mulScalar(gl[i], -lr);
-    const out = raw.add(x, s);
-    s.dispose();
-    return out;
-  }));
-}
-
-/** a − b leafwise with raw ops; a fresh tree. */
-export function subTrees<P extends ParamTree>(a: P, b: ParamTree): P {
-  const bl = leaves(b);
-  return fromLeaves(a, leaves(a).map((x, i) => raw.sub(x, bl[i])));
-}
-
-/** Fresh copies of every leaf (raw, no graph). */
-export function cloneTree<P extends ParamTree>(a: P): P {
-  return fromLeaves(a, leaves(a).map((x) => raw.mulScalar(x, 1)));
 }
 
 /** Reads a single-element tensor and disposes it. */
@@ -53,15 +58,7 @@ export async function readScalar(t: Tensor): Promise<number> {
 
 /** A loss evaluated on detached handles of u: a one-element tensor without a graph (the caller disposes it). */
 export function lossValue<P extends ParamTree>(loss: (params: P) => Tensor, u: P): Tensor {
-  const ls = leaves(u).map((t) => detach(t));
-  try {
-    const value = loss(fromLeaves(u, ls));
-    const out = detach(value);
-    value.dispose();
-    return out;
-  } finally {
-    for (const t of ls) t.dispose();
-  }
+  return tidy(() => detach(loss(tree.detach(u))));
 }
 
 /** Evaluates a loss without recording anything and reads it back. */
@@ -71,26 +68,7 @@ export async function evalLoss<P extends ParamTree>(loss: (params: P) => Tensor,
 
 /** Σ_i ⟨a_i, b_i⟩ over the leaves, with one readback. */
 export async function dotTrees(a: ParamTree, b: ParamTree): Promise<number> {
-  const al = leaves(a);
-  const bl = leaves(b);
-  const parts = al.map((x, i) => {
-    const p = raw.mul(x, bl[i]);
-    const total = raw.sum(p);
-    const s = raw.reshape(total, [1]);
-    p.dispose();
-    total.dispose();
-    return s;
-  });
-  const joined = parts.length === 1 ? parts[0] : raw.concat(parts, 0);
-  try {
-    const values = (await joined.toArray()) as Float32Array;
-    let s = 0;
-    for (const v of values) s += v;
-    return s;
-  } finally {
-    if (joined !== parts[0]) joined.dispose();
-    for (const t of parts) t.dispose();
-  }
+  return readScalar(noGrad(() => tree.dot(a, b)));
 }
 
 export { disposeTree };

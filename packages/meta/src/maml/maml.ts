@@ -1,10 +1,10 @@
 /** @file MAML (second order, differentiating through the unrolled inner GD with createGraph) and first-order MAML. */
-import * as raw from '@metagrad/tensor';
-import type { Tensor } from '@metagrad/tensor';
-import { detach, enableGrad, grad, mulScalar, requiresGrad, sub } from '@metagrad/autograd';
-import { type ParamTree, disposeTree, fromLeaves, leaves } from '@metagrad/models';
-import { type MetaGradient, type MetaGradientTensors, type MetaLearner, type MetaProblem, newMetaStats } from './types';
-import { checkPositive, checkPositiveInt, cloneTree, gdStep, lossGradient, lossValue, readScalar } from './inner';
+import { type Tensor, tidy } from '@metagrad/tensor';
+import { detach, enableGrad, noGrad } from '@metagrad/autograd';
+import { type ParamTree, tree } from '@metagrad/models';
+import { type MetaGradientTensorsOut, type MetaLearner, type MetaProblem, newMetaStats } from './types';
+import { checkPositive, checkPositiveInt, gdStep, gradTree, lossGradient, lossValue, stackLosses, valueAndGradient } from './inner';
+import { tensorLearner } from './learner';
 
 export interface MamlOptions {
   /** Inner gradient-descent steps on the support loss. */
@@ -24,57 +24,28 @@ function checkMaml(where: string, o: MamlOptions): void {
  */
 export function MAML(options: MamlOptions): MetaLearner {
   checkMaml('MAML', options);
-  const { steps, innerLr } = options;
-  return withReadback({
-    name: 'MAML',
-    metaGradientTensors<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): MetaGradientTensors<P> {
-      const stats = newMetaStats();
-      const thetaLeaves = leaves(theta).map((t) => requiresGrad(detach(t)));
-      // Handles this call created; disposing a handle never frees graph that a later step still reaches.
-      const handles: Tensor[] = [];
-      let J: Tensor | undefined;
-      try {
-        const gradient = enableGrad(() => {
-          let u = thetaLeaves;
-          for (let k = 0; k < steps; k++) {
-            const L = problem.innerLoss(fromLeaves(theta, u), task);
-            const gs = grad(L, u, { createGraph: true, allowUnused: true });
-            L.dispose();
-            u = u.map((x, i) => {
-              const g = gs[i];
-              if (!g) return x;
-              const step = mulScalar(g, innerLr);
-              const next = sub(x, step);
-              g.dispose();
-              step.dispose();
-              handles.push(next);
-              return next;
-            });
-            stats.innerGradients++;
-            stats.innerSteps++;
-          }
-          J = problem.outerLoss(fromLeaves(theta, u), task);
-          const gs = grad(J, thetaLeaves, { allowUnused: true });
-          return gs.map((g, i) => g ?? zerosLike(thetaLeaves[i]));
-        });
-        return { gradient: fromLeaves(theta, gradient), outerLoss: detachAndDispose(J!), stats };
-      } finally {
-        for (const t of handles) t.dispose();
-        for (const t of thetaLeaves) t.dispose();
-      }
-    },
+  const { steps, innerLr: alpha } = options;
+  return tensorLearner('MAML', (problem, theta, task, intermediates) => {
+    const stats = newMetaStats();
+    return tidy(() => {
+      const theta0 = tree.requiresGrad(theta);
+      const losses: Tensor[] = [];
+      let u = theta0;
+      const J = enableGrad(() => {
+        for (let k = 0; k < steps; k++) {
+          const L = problem.innerLoss(u, task);
+          u = tree.axpy(-alpha, gradTree(L, u, true), u); // u_{k+1} = u_k − α∇L(u_k), on the tape
+          losses.push(L);
+          stats.innerGradients++;
+          stats.innerSteps++;
+        }
+        return problem.outerLoss(u, task);
+      });
+      const out: MetaGradientTensorsOut<typeof theta> = { gradient: gradTree(J, theta0), outerLoss: detach(J), stats };
+      // φ_T and the losses as detached views: no dispatch but the losses' one concat.
+      return intermediates ? { ...out, adapted: tree.detach(u), innerLosses: stackLosses(losses.map(detach)) } : out;
+    });
   });
-}
-
-/** A learner from its readback-free core: `metaGradient` runs the core, then reads the outer loss. */
-function withReadback(core: { name: string; metaGradientTensors: NonNullable<MetaLearner['metaGradientTensors']> }): MetaLearner {
-  return {
-    ...core,
-    async metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>> {
-      const out = core.metaGradientTensors(problem, theta, task);
-      return { gradient: out.gradient, outerLoss: await readScalar(out.outerLoss), stats: out.stats };
-    },
-  };
 }
 
 /** First-order MAML: the same inner loop without a graph; dJ/dθ ≈ ∇J(u_n) (the Jacobian du_n/dθ dropped to I). */
@@ -92,70 +63,38 @@ export function graphFreeLearner(
   direction: <P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D, u: P) => P,
 ): MetaLearner {
   checkMaml(name, options);
-  return withReadback({
-    name,
-    metaGradientTensors<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): MetaGradientTensors<P> {
-      const stats = newMetaStats();
-      const u = innerGd(problem, theta, task, options, 0, stats);
-      try {
-        const gradient = direction(problem, theta, task, u);
-        const outerLoss = lossValue((p: P) => problem.outerLoss(p, task), u);
-        return { gradient, outerLoss, stats };
-      } finally {
-        disposeTree(u);
-      }
-    },
+  return tensorLearner(name, (problem, theta, task, intermediates) => {
+    const stats = newMetaStats();
+    return tidy(() => {
+      const losses: Tensor[] | undefined = intermediates ? [] : undefined;
+      const u = innerGd(problem, theta, task, options, 0, stats, losses);
+      const out = { gradient: direction(problem, theta, task, u), outerLoss: lossValue((p: typeof theta) => problem.outerLoss(p, task), u), stats };
+      return losses ? { ...out, adapted: u, innerLosses: stackLosses(losses) } : out;
+    });
   });
 }
 
 /**
- * Plain GD from θ on the support loss, optionally with iMAML's proximal term λ/2‖u − θ‖² (gradient λ(u − θ)).
- * Returns a fresh tree; θ stays the caller's.
+ * Plain GD from θ on the support loss, optionally with iMAML's proximal term λ/2‖u − θ‖² (gradient λ(u − θ)):
+ * u_{k+1} = u_k − α(∇L(u_k) [+ λ(u_k − θ)]). Returns a fresh tree (θ stays the caller's); with `losses`, L(u_k)
+ * (without the proximal term) is appended to it for every step.
  */
 export function innerGd<P extends ParamTree, D>(
-  problem: MetaProblem<P, D>, theta: P, task: D, o: MamlOptions, proximal: number, stats = newMetaStats(),
+  problem: MetaProblem<P, D>, theta: P, task: D, o: MamlOptions, proximal: number, stats = newMetaStats(), losses?: Tensor[],
 ): P {
-  let u: P = theta;
+  let u = theta;
   for (let k = 0; k < o.steps; k++) {
-    let g = lossGradient((p: P) => problem.innerLoss(p, task), u);
-    if (proximal > 0) {
-      const withProx = addProximal(g, u, theta, proximal);
-      disposeTree(g);
-      g = withProx;
-    }
-    const next = gdStep(u, g, o.innerLr);
-    disposeTree(g);
-    if (u !== theta) disposeTree(u);
+    const { next, value } = tidy(() => {
+      const { value, gradient } = valueAndGradient((p: P) => problem.innerLoss(p, task), u);
+      const g = proximal > 0 ? noGrad(() => tree.axpy(proximal, tree.sub(u, theta), gradient)) : gradient;
+      return { next: gdStep(u, g, o.innerLr), value };
+    });
+    if (losses) losses.push(value);
+    else value.dispose();
+    if (u !== theta) tree.dispose(u);
     u = next;
     stats.innerGradients++;
     stats.innerSteps++;
   }
-  // Never hand back θ itself: the caller disposes what it gets.
-  return u === theta ? cloneTree(theta) : u;
-}
-
-/** g + λ(u − θ) leafwise (raw ops). */
-function addProximal<P extends ParamTree>(g: P, u: P, theta: P, lambda: number): P {
-  const ul = leaves(u);
-  const tl = leaves(theta);
-  return fromLeaves(g, leaves(g).map((gi, i) => rawAxpyDiff(gi, ul[i], tl[i], lambda)));
-}
-
-function rawAxpyDiff(g: Tensor, u: Tensor, t: Tensor, lambda: number): Tensor {
-  const d = raw.sub(u, t);
-  const s = raw.mulScalar(d, lambda);
-  const out = raw.add(g, s);
-  d.dispose();
-  s.dispose();
-  return out;
-}
-
-function zerosLike(t: Tensor): Tensor {
-  return raw.zeros(t.shape, 'f32', t.device);
-}
-
-function detachAndDispose(t: Tensor): Tensor {
-  const d = detach(t);
-  t.dispose();
-  return d;
+  return u; // steps ≥ 1: never θ itself
 }

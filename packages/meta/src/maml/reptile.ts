@@ -1,6 +1,7 @@
 /** @file Reptile (Nichol et al. 2018): adapt with plain GD and move θ towards the adapted weights. */
+import { noGrad } from '@metagrad/autograd';
+import { tree } from '@metagrad/models';
 import { type MamlOptions, graphFreeLearner } from './maml';
-import { subTrees } from './inner';
 import type { MetaLearner } from './types';
 
 /**
@@ -9,5 +10,5 @@ import type { MetaLearner } from './types';
  * the support set only, like the other learners, so all of them see the same data.
  */
 export function Reptile(options: MamlOptions): MetaLearner {
-  return graphFreeLearner('Reptile', options, (_problem, theta, _task, u) => subTrees(theta, u));
+  return graphFreeLearner('Reptile', options, (_problem, theta, _task, u) => noGrad(() => tree.sub(theta, u)));
 }

@@ -50,16 +50,54 @@ export interface MetaGradientTensors<P extends ParamTree> {
   stats: MetaGradientStats;
 }
 
+/** Options of one meta-gradient. */
+export interface MetaGradientOptions {
+  /**
+   * Also return the inner loop's intermediates (`adapted` φ_T and `innerLosses`), default false. Off, nothing extra
+   * is computed or kept; on, they cost no dispatch beyond gathering the losses into one tensor (one concat) and
+   * reading them back with the outer loss (one readback in all).
+   */
+  intermediates?: boolean;
+}
+
+/** The inner loop's intermediates, as read back by `metaGradient(…, { intermediates: true })`. */
+export interface MetaIntermediates<P extends ParamTree> {
+  /** φ_T, the adapted parameters (A-MAML: u(T)); owned by the caller, no graph. */
+  adapted: P;
+  /**
+   * The support loss L(u_k) at each inner step k = 0…T−1, before the step (the loss whose gradient the step takes;
+   * iMAML: without the proximal term). A-MAML: L(u(t_k)) at the n + 1 tracked states t_0 = 0 … t_n = T.
+   */
+  innerLosses: number[];
+}
+
+/** The same intermediates as tensors (from `metaGradientTensors`): `innerLosses` is one tensor of shape [T]. */
+export interface MetaIntermediateTensors<P extends ParamTree> {
+  adapted: P;
+  innerLosses: Tensor;
+}
+
+/** `R`, plus the intermediates `X` when the options say `{ intermediates: true }`. */
+export type WithIntermediates<R, X, O> = O extends { intermediates: true } ? R & X : R;
+
 /** A meta-learner: one task's meta-gradient at the initialisation θ (θ is never modified or disposed). */
 export interface MetaLearner {
   readonly name: string;
-  metaGradient<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): Promise<MetaGradient<P>>;
+  metaGradient<P extends ParamTree, D, O extends MetaGradientOptions = {}>(
+    problem: MetaProblem<P, D>, theta: P, task: D, options?: O,
+  ): Promise<WithIntermediates<MetaGradient<P>, MetaIntermediates<P>, O>>;
   /**
    * The same meta-gradient, synchronous and without reading anything back, so `compile` can capture it. MAML,
    * FOMAML and Reptile have it; iMAML (CG's tolerance) and Adjoint-MAML (step-size control, finite checks) branch
    * on GPU values and do not.
    */
-  metaGradientTensors?<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D): MetaGradientTensors<P>;
+  metaGradientTensors?<P extends ParamTree, D, O extends MetaGradientOptions = {}>(
+    problem: MetaProblem<P, D>, theta: P, task: D, options?: O,
+  ): WithIntermediates<MetaGradientTensors<P>, MetaIntermediateTensors<P>, O>;
 }
+
+/** What a learner's implementation returns before the options narrow its type (intermediates present iff asked). */
+export type MetaGradientOut<P extends ParamTree> = MetaGradient<P> & Partial<MetaIntermediates<P>>;
+export type MetaGradientTensorsOut<P extends ParamTree> = MetaGradientTensors<P> & Partial<MetaIntermediateTensors<P>>;
 
 export const newMetaStats = (): MetaGradientStats => ({ innerGradients: 0, hvps: 0, innerSteps: 0 });

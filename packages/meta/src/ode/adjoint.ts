@@ -1,5 +1,7 @@
 /** @file Adjoint meta-gradient: solves dλ/dt = −(∂f/∂u)ᵀλ backward from λ(T) = ∂J/∂u(T) over tracked states (Heun, as the A-MAML paper, or Euler). */
 import { InvalidArgumentError, NonFiniteDynamicsError } from '../errors';
+import type { ParamTree } from '@metagrad/models';
+import { type DifferentiableDynamics, type Pullback, autogradPullback } from './autograd-vjp';
 import type { TrackedSolution } from './track';
 import { type HostVector, type VectorOps, defaultOps, isAllFinite, normForMessage, release, retain } from './vector-ops';
 
@@ -20,7 +22,16 @@ export interface AdjointOptions<V> {
   trajectory?: TrackedSolution<V>;
   /** λ(T) = ∂J/∂u(T); stays the caller's. */
   dJdUT: V;
-  vjpF: AdjointVjp<V>;
+  /** The hand-written (∂f/∂u)ᵀλ (fastest: a cached Hessian operator, say). Give this or `f`. */
+  vjpF?: AdjointVjp<V>;
+  /**
+   * The dynamics f(t, u[, p]) alone, differentiable (autograd ops, synchronous; see DifferentiableDynamics): the
+   * VJPs are then derived by autograd, (∂f/∂u)ᵀλ and, with `params`, (∂f/∂p)ᵀλ from one reverse pass through f.
+   * States must be tensor trees. Give this or `vjpF`.
+   */
+  f?: (t: number, u: V, p?: V) => V;
+  /** With `f`: the parameter p it is called with; its gradient ∫(∂f/∂p)ᵀλ dt comes back as `paramGradient`. */
+  params?: V;
   /**
    * 'heun' (default): backward modified Euler, second order — the paper's scheme:
    *   λ̃_j = λ_{j+1} + h·g(u_{j+1}, λ_{j+1}),  λ_j = λ_{j+1} + h/2·[g(u_{j+1}, λ_{j+1}) + g(u_j, λ̃_j)],  g = (∂f/∂u)ᵀλ.
@@ -48,6 +59,23 @@ export interface AdjointResult<V> {
   paramGradient?: V;
 }
 
+/** The pullback the sweep calls: the hand-written VJPs, or those autograd derives from f. */
+function pullback<V>(options: AdjointOptions<V>): (u: V, t: number, lambda: V) => Promise<Pullback<V>> {
+  const { vjpF, paramVjp, f, params } = options;
+  if ((vjpF === undefined) === (f === undefined)) throw new InvalidArgumentError('adjointGradient: give exactly one of vjpF and f');
+  if (f !== undefined) {
+    if (paramVjp !== undefined) throw new InvalidArgumentError('adjointGradient: paramVjp goes with vjpF; with f, give params');
+    // V is a tensor tree here (checked per call): the one cast between the generic sweep and autograd.
+    const derived = autogradPullback(f as unknown as DifferentiableDynamics<ParamTree>, params as ParamTree | undefined);
+    return async (u, t, lambda) => derived(u as ParamTree, t, lambda as ParamTree) as Pullback<V>;
+  }
+  if (params !== undefined) throw new InvalidArgumentError('adjointGradient: params goes with f; with vjpF, give paramVjp');
+  return async (u, t, lambda) => {
+    const du = await vjpF!(u, t, lambda);
+    return paramVjp ? { du, dp: await paramVjp(u, t, lambda) } : { du };
+  };
+}
+
 /** Backward sweep over [t_0, t_n]: λ(t_0) from λ(t_n), stepping through the tracked states. */
 export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>): Promise<AdjointResult<V>> {
   const ops = defaultOps(options.ops, options.dJdUT, 'adjointGradient');
@@ -64,7 +92,7 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
   for (let k = 1; k <= n; k++) {
     if (!(times[k] > times[k - 1])) throw new InvalidArgumentError(`adjointGradient: times must be strictly increasing, got [${times.join(', ')}]`);
   }
-  const vjp = options.vjpF;
+  const pull = pullback(options);
   let vjpCalls = 0;
   let recomputedStates = 0;
   let lambda = options.dJdUT;
@@ -74,7 +102,7 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
     lambda = next;
     ownsLambda = true;
   };
-  const pvjp = options.paramVjp;
+  const hasParams = options.paramVjp !== undefined || options.params !== undefined;
   let mu: V | undefined;
   /** μ += h·(c1·p1 + c2·p2): the quadrature of the parameter term, released as it goes. */
   const accumulate = (terms: (readonly [number, V])[]): void => {
@@ -90,9 +118,8 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
   /** One backward step from t_{j+1} to t_j. */
   const step = async (uj: V, tj: number, uj1: V, tj1: number): Promise<void> => {
     const h = tj1 - tj;
-    const g1 = await vjp(uj1, tj1, lambda);
+    const { du: g1, dp: p1 } = await pull(uj1, tj1, lambda);
     vjpCalls++;
-    const p1 = pvjp ? await pvjp(uj1, tj1, lambda) : undefined;
     if (method === 'euler') {
       const next = ops.axpy(h, g1, lambda);
       release(ops, g1);
@@ -101,9 +128,8 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
       return;
     }
     const predicted = ops.axpy(h, g1, lambda);
-    const g2 = await vjp(uj, tj, predicted);
+    const { du: g2, dp: p2 } = await pull(uj, tj, predicted);
     vjpCalls++;
-    const p2 = pvjp ? await pvjp(uj, tj, predicted) : undefined;
     const sum = ops.add(g1, g2);
     const next = ops.axpy(h / 2, sum, lambda);
     release(ops, g1, predicted, g2, sum);
@@ -140,7 +166,7 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
         times[0],
         norm,
         `the adjoint sweep back from T ended with λ(t_0) NaN or ±Infinity (the state norm here is ‖dJ/du(T)‖): ` +
-          `the VJP${pvjp ? ' or paramVjp' : ''} returned non-finite values, or the states u(t_k) it was given were not finite`,
+          `the VJP${hasParams ? ' or paramVjp' : ''} returned non-finite values, or the states u(t_k) it was given were not finite`,
       );
     }
   } catch (e) {
@@ -149,6 +175,6 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
     throw e;
   }
   const result: AdjointResult<V> = { gradient: ownsLambda ? lambda : retain(ops, lambda), vjpCalls, recomputedStates };
-  if (pvjp) result.paramGradient = mu ?? ops.scale(options.dJdUT, 0);
+  if (hasParams) result.paramGradient = mu ?? ops.scale(options.dJdUT, 0);
   return result;
 }

@@ -5,3 +5,4 @@ export { odeint, odeintDetailed, type OdeMethod, type OdeintOptions, type Odeint
 export { solveTracked, type TrackOptions, type TrackedSolution } from './track';
 export { adjointGradient, type AdjointVjp, type AdjointMethod, type AdjointOptions, type AdjointResult } from './adjoint';
 export { treeVectorOps } from './tensor-ops';
+export { autogradPullback, type DifferentiableDynamics, type Pullback } from './autograd-vjp';
