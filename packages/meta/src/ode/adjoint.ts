@@ -1,7 +1,7 @@
 /** @file Adjoint meta-gradient: solves dλ/dt = −(∂f/∂u)ᵀλ backward from λ(T) = ∂J/∂u(T) over tracked states (Heun, as the A-MAML paper, or Euler). */
 import { InvalidArgumentError, NonFiniteDynamicsError } from '../errors';
 import type { ParamTree } from '@metagrad/models';
-import { type DifferentiableDynamics, type Pullback, autogradPullback } from './autograd-vjp';
+import { type DifferentiableDynamics, type Pullback, assertTensorTree, autogradPullback } from './autograd-vjp';
 import type { TrackedSolution } from './track';
 import { type HostVector, type VectorOps, defaultOps, isAllFinite, normForMessage, release, retain } from './vector-ops';
 
@@ -65,7 +65,8 @@ function pullback<V>(options: AdjointOptions<V>): (u: V, t: number, lambda: V) =
   if ((vjpF === undefined) === (f === undefined)) throw new InvalidArgumentError('adjointGradient: give exactly one of vjpF and f');
   if (f !== undefined) {
     if (paramVjp !== undefined) throw new InvalidArgumentError('adjointGradient: paramVjp goes with vjpF; with f, give params');
-    // V is a tensor tree here (checked per call): the one cast between the generic sweep and autograd.
+    assertTensorTree(options.dJdUT, 'adjointGradient');
+    // V is a tensor tree here (checked on dJdUT): the one cast between the generic sweep and autograd.
     const derived = autogradPullback(f as unknown as DifferentiableDynamics<ParamTree>, params as ParamTree | undefined);
     return async (u, t, lambda) => derived(u as ParamTree, t, lambda as ParamTree) as Pullback<V>;
   }

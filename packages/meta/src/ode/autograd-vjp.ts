@@ -25,7 +25,6 @@ export interface Pullback<V> {
  */
 export function autogradPullback<V extends ParamTree>(f: DifferentiableDynamics<V>, params?: V): (u: V, t: number, lambda: V) => Pullback<V> {
   return (u, t, lambda) => tidy(() => {
-    if (!isTensorTree(u)) throw new InvalidArgumentError('adjointGradient: deriving the VJP from f needs states that are tensor trees (give vjpF for host vectors)');
     const uLeaf = tree.requiresGrad(u);
     const pLeaf = params === undefined ? undefined : tree.requiresGrad(params);
     const out = enableGrad(() => f(t, uLeaf, pLeaf));
@@ -47,10 +46,10 @@ export function autogradPullback<V extends ParamTree>(f: DifferentiableDynamics<
   });
 }
 
-function isTensorTree(v: unknown): boolean {
-  try {
-    return tree.leaves(v as ParamTree).every((t) => t instanceof raw.Tensor);
-  } catch {
-    return false;
-  }
+/** Throws unless `v` is a tensor tree (a Tensor, or arrays / plain records of them): autograd cannot see host vectors. */
+export function assertTensorTree(v: unknown, where: string): void {
+  const ok = (x: unknown): boolean => x instanceof raw.Tensor
+    || (Array.isArray(x) && x.length > 0 && x.every(ok))
+    || (typeof x === 'object' && x !== null && !Array.isArray(x) && !ArrayBuffer.isView(x) && Object.values(x).length > 0 && Object.values(x).every(ok));
+  if (!ok(v)) throw new InvalidArgumentError(`${where}: deriving the VJP from f needs states that are tensor trees (give vjpF for host vectors)`);
 }
