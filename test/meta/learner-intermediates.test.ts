@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AdjointMAML, FOMAML, MAML, Reptile, iMAML, mseRegressionProblem, type MetaLearner, type MetaProblem, type SupportQueryTask } from '@metagrad/meta';
+import { AdjointMAML, type AdjointMamlOptions, FOMAML, MAML, Reptile, iMAML, mseRegressionProblem, type MetaLearner, type MetaProblem, type SupportQueryTask } from '@metagrad/meta';
 import { type Device, type Tensor, tensor } from '@metagrad/tensor';
 import { enableGrad, expectNoLeaks, grad, requiresGrad } from '@metagrad/autograd';
 import { type MlpParams, type ParamTree, disposeTree, fromLeaves, leaves, mlp } from '@metagrad/models';
@@ -144,11 +144,12 @@ describe('intermediates of iMAML and A-MAML', () => {
     }
   });
 
-  for (const [label, opts] of [
-    ['Euler forward, Heun sweep, flat', { forwardMethod: 'euler' as const }],
-    ['Euler forward, Euler sweep, per leaf, recomputed', { forwardMethod: 'euler' as const, backwardMethod: 'euler' as const, flatten: false, recompute: true }],
-    ['Euler forward, autograd VJP', { forwardMethod: 'euler' as const, vjp: 'autograd' as const }],
-  ]) {
+  const amaml: [string, Omit<AdjointMamlOptions, 'T' | 'h'>][] = [
+    ['Euler forward, Heun sweep, flat', { forwardMethod: 'euler' }],
+    ['Euler forward, Euler sweep, per leaf, recomputed', { forwardMethod: 'euler', backwardMethod: 'euler', flatten: false, recompute: true }],
+    ['Euler forward, autograd VJP', { forwardMethod: 'euler', vjp: 'autograd' }],
+  ];
+  for (const [label, opts] of amaml) {
     it(`A-MAML (${label}): with an Euler forward, u(T) is n GD steps of lr h and innerLosses L(u(t_0..t_n))`, async () => {
       const device = getDevice();
       const s = setup(device);

@@ -6,3 +6,4 @@ export { mseRegressionProblem } from './regression-problem';
 export { iMAML, type ImamlOptions } from './imaml';
 export { AdjointMAML, type AdjointMamlOptions } from './adjoint-maml';
 export * from './train';
+export { metaGradientBatch, metaGradientBatchTensors, type BatchMetaGradient } from './batch';
