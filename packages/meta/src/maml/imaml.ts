@@ -1,5 +1,5 @@
 /** @file iMAML (Rajeswaran et al. 2019): proximal inner GD, then the implicit meta-gradient (I + H/λ)⁻¹∇J by conjugate gradients on HVPs. */
-import { type Tensor, scope } from '@metagrad/tensor';
+import { type Tensor, scope, tidy } from '@metagrad/tensor';
 import { HvpOperator } from '@metagrad/autograd';
 import { type ParamTree, tree } from '@metagrad/models';
 import { innerGd } from './maml';
@@ -44,7 +44,7 @@ export function iMAML(options: ImamlOptions): MetaLearner {
       // A v = (I + H/λ) v, one HVP on the gradient graph at u built once.
       const A = (v: P): P => {
         stats.hvps++;
-        return tree.axpy(1 / lambda, tree.fromLeaves(v, op.apply(tree.leaves(v))), v);
+        return tidy(() => tree.axpy(1 / lambda, tree.fromLeaves(v, op.apply(tree.leaves(v))), v));
       };
       // CG on A x = ∇J(u) from x = 0, so r_0 = p_0 = ∇J. Each iterate is freed as the next replaces it.
       const g = lossGradient((q: P) => problem.outerLoss(q, task), u);

@@ -42,7 +42,7 @@ export function MAML(options: MamlOptions): MetaLearner {
         return problem.outerLoss(u, task);
       });
       const out: MetaGradientTensorsOut<typeof theta> = { gradient: gradTree(J, theta0), outerLoss: detach(J), stats };
-      // φ_T and the losses as detached views: no dispatch but the losses' one concat.
+      // φ_T and the losses as detached views; the losses gathered into one [T] tensor by buffer copies (no dispatch).
       return intermediates ? { ...out, adapted: tree.detach(u), innerLosses: stackLosses(losses.map(detach)) } : out;
     });
   });

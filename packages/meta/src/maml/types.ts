@@ -53,9 +53,10 @@ export interface MetaGradientTensors<P extends ParamTree> {
 /** Options of one meta-gradient. */
 export interface MetaGradientOptions {
   /**
-   * Also return the inner loop's intermediates (`adapted` φ_T and `innerLosses`), default false. Off, nothing extra
-   * is computed or kept; on, they cost no dispatch beyond gathering the losses into one tensor (one concat) and
-   * reading them back with the outer loss (one readback in all).
+   * Also return the inner loop's intermediates (`adapted` φ_T and `innerLosses`), default false: opt-in because φ_T
+   * is then the caller's to dispose. Off, nothing extra is kept; on, they cost no extra dispatch (φ_T and the losses
+   * are detached views of what the inner loop computed anyway, gathered by buffer copies) and `metaGradient` reads J
+   * and the losses in its one readback.
    */
   intermediates?: boolean;
 }
