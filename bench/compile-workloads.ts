@@ -169,7 +169,7 @@ export function mwnStep(method: MwnMethod, hidden = 256, batch = 64): CompileWor
     make(device) {
       const c = mlpClassifier(hidden);
       const theta = c.model.init(1, device);
-      const lambda = weightNet.init(2, device) as ParamTree;
+      const lambda = weightNet.init(2, device);
       const train = randomBatch(c.inputShape, batch, 3, device);
       const val = randomBatch(c.inputShape, batch, 4, device);
       const problem = mwnProblem(c);

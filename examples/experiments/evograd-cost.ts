@@ -53,7 +53,7 @@ interface Cell {
 /** One (classifier, method) online loop on fixed random batches, ready to step. */
 function makeCell(c: Classifier, method: CostMethod, grid: CostGrid, device: Device): Cell {
   const theta = c.model.init(1, device);
-  const lambda = weightNet.init(2, device) as ParamTree;
+  const lambda = weightNet.init(2, device);
   const train = randomBatch(c, grid.batch, 3, device);
   const val = randomBatch(c, grid.batch, 4, device);
   const problem = mwnProblem(c);

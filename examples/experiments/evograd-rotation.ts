@@ -8,7 +8,7 @@
  */
 import { add, conv2d, crossEntropy, logSoftmax, matmul, mean, mul, neg, noGrad, permute, relu, reshape, sum } from '@metagrad/autograd';
 import * as raw from '@metagrad/tensor';
-import { oneHot, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
+import { ShapeError, oneHot, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import {
   Adam, batchIterator, disposeTree, downsample2x, lenet5, maxPool2dLayer, rotate,
   rotationTransformer, type LeNet5Params, type ParamTree,
@@ -36,12 +36,15 @@ function then(prev: Tensor, next: Tensor): Tensor {
 }
 
 /** LeNet-5 for K stacked parameter copies on shared input x [N, 1, S, S] → logits [K, N, C] (grouped conv2). */
-export function batchedLenet(stacked: ParamTree, x: Tensor): Tensor {
-  const p = stacked as unknown as LeNet5Params & Record<string, { weight: Tensor; bias: Tensor }>;
+export function batchedLenet(p: LeNet5Params, x: Tensor): Tensor {
   const K = p.conv1.weight.shape[0];
   const w = (t: Tensor) => reshape(t, [t.shape[0] * t.shape[1], ...t.shape.slice(2)]);
   const b4 = (t: Tensor) => reshape(t, [1, t.size, 1, 1]);
-  const c = (name: string) => p[name] as { weight: Tensor; bias: Tensor };
+  const c = (name: keyof LeNet5Params): { weight: Tensor; bias: Tensor } => {
+    const layer = p[name];
+    if (!('bias' in layer)) throw new ShapeError(`batchedLenet: layer ${name} has no bias`);
+    return layer;
+  };
   return tidy(() => {
     let h = conv2d(x, w(c('conv1').weight), { padding: 2 });
     h = then(h, add(h, b4(c('conv1').bias)));
@@ -53,7 +56,7 @@ export function batchedLenet(stacked: ParamTree, x: Tensor): Tensor {
     h = then(h, maxPool2dLayer(h, 2));
     const N = x.shape[0];
     h = then(h, permute(reshape(h, [N, K, h.size / (N * K)]), [1, 0, 2]));
-    for (const [i, name] of ['fc1', 'fc2', 'fc3'].entries()) {
+    for (const [i, name] of (['fc1', 'fc2', 'fc3'] as const).entries()) {
       h = then(h, matmul(h, c(name).weight, { transB: true }));
       h = then(h, add(h, reshape(c(name).bias, [K, 1, c(name).bias.shape[1]])));
       if (i < 2) h = then(h, relu(h));
@@ -65,13 +68,13 @@ export function batchedLenet(stacked: ParamTree, x: Tensor): Tensor {
 type Angle = { angle: Tensor };
 
 /** θ = LeNet, λ = { angle }: L_T on rotated training images, L_V on the (already rotated) validation images. */
-export const rotationProblem: BilevelProblem<ClassificationBatch> = {
-  trainLoss: (theta, lambda, b) => tidy(() => crossEntropy(net.apply(theta as LeNet5Params, rotator.apply(lambda as Angle, b.x)), b.y)),
-  valLoss: (theta, _lambda, b) => tidy(() => crossEntropy(net.apply(theta as LeNet5Params, b.x), b.y)),
+export const rotationProblem: BilevelProblem<LeNet5Params, Angle, ClassificationBatch> = {
+  trainLoss: (theta, lambda, b) => tidy(() => crossEntropy(net.apply(theta, rotator.apply(lambda, b.x)), b.y)),
+  valLoss: (theta, _lambda, b) => tidy(() => crossEntropy(net.apply(theta, b.x), b.y)),
   // K copies on the same rotated images: the rotation (and its graph to the angle) is computed once.
   batchedTrainLoss: (thetas, lambda, b) =>
     tidy(() => {
-      const logits = batchedLenet(thetas, rotator.apply(lambda as Angle, b.x)); // [K, N, C]
+      const logits = batchedLenet(thetas, rotator.apply(lambda, b.x)); // [K, N, C]
       const targets = oneHot(b.y, logits.shape[2]); // [N, C], broadcast over K
       return mean(neg(sum(mul(logSoftmax(logits, 2), targets), [2])), [1]);
     }),
@@ -101,12 +104,12 @@ export function loadE2Data(cfg: E2Config): E2Data {
   };
 }
 
-async function accuracy(theta: ParamTree, images: Float32Array, labels: Int32Array, device: Device): Promise<number> {
+async function accuracy(theta: LeNet5Params, images: Float32Array, labels: Int32Array, device: Device): Promise<number> {
   let correct = 0;
   for (let start = 0; start < labels.length; start += 500) {
     const rows = Array.from({ length: Math.min(500, labels.length - start) }, (_, i) => start + i);
     const b = uploadBatch(images, labels, rows, [1, SIZE, SIZE], device);
-    const hits = noGrad(() => raw.tidy(() => raw.sum(raw.cast(raw.eq(raw.argmax(net.apply(theta as LeNet5Params, b.x), 1), b.y), 'f32'))));
+    const hits = noGrad(() => raw.tidy(() => raw.sum(raw.cast(raw.eq(raw.argmax(net.apply(theta, b.x), 1), b.y), 'f32'))));
     correct += (await hits.toArray())[0];
     hits.dispose();
     disposeBatch(b);
@@ -136,15 +139,15 @@ export interface E2Run { method: E2Method; seed: number; angleDeg: number; accRo
 
 export async function runE2Method(method: E2Method, data: E2Data, cfg: E2Config, seed: number, device: Device, onStep?: () => void): Promise<E2Run> {
   const t0 = performance.now();
-  const theta = net.init(10 + seed, device) as unknown as ParamTree;
-  const lambda = rotator.init(0, device) as unknown as ParamTree;
+  const theta = net.init(10 + seed, device);
+  const lambda = rotator.init(0, device);
   const thetaOptimizer = new Adam(theta, { lr: cfg.baseLr });
   const lambdaOptimizer = new Adam(lambda, { lr: cfg.angleLr });
   const estimator: HypergradEstimator<ClassificationBatch> | null =
     method === 'baseline' ? null : method === 'evograd' ? new EvoGrad({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'rademacher', seed: 500 + seed }) : new OneStepLookahead();
   // The baseline trains on the upright images directly (no transformer in its loss).
   const baselineProblem = { ...rotationProblem, trainLoss: rotationProblem.valLoss };
-  const trainer = new OnlineTrainer<ClassificationBatch>({
+  const trainer = new OnlineTrainer({
     problem: method === 'baseline' ? baselineProblem : rotationProblem,
     estimator, theta, lambda, thetaOptimizer, lambdaOptimizer, order: 'base-first', innerLr: 0.1, device,
   });
@@ -152,7 +155,7 @@ export async function runE2Method(method: E2Method, data: E2Data, cfg: E2Config,
   const valIdx = batchIterator({ n: data.valLabels.length, batchSize: cfg.batch, seed: 700 + seed, dropLast: true, epochs: Infinity });
   const angleTrace: number[] = [];
   const norms: number[] = [];
-  const angle = (lambda as unknown as Angle).angle;
+  const angle = lambda.angle;
   try {
     for (const rows of trainIdx) {
       const train = uploadBatch(data.train, data.trainLabels, rows, [1, SIZE, SIZE], device);

@@ -8,7 +8,6 @@ import { tensor, type Device, type Tensor } from '@metagrad/tensor';
 import { add, mul, square, addScalar } from '@metagrad/autograd';
 import {
   Rng, TOY_TAU, TOY_TRAJECTORY_STARTS, disposeTree, toyEvogradHypergradient, toyHypergradient, toyLambdaGrid, toyTrainGradX,
-  type ParamTree,
 } from '@metagrad/models';
 import { EvoGrad, pearsonCorrelation, type BilevelProblem } from '@metagrad/meta';
 import type { ReportSection, SectionResult } from '../cli/report';
@@ -19,12 +18,11 @@ const LR = 0.1;
 const STEPS = 5;
 
 type Scalar = { v: Tensor };
-const xOf = (t: ParamTree): Tensor => (t as Scalar).v;
 
 /** The toy as a BilevelProblem on [1]-tensors, for the GPU estimator. */
-export const toyProblem: BilevelProblem<null> = {
-  trainLoss: (theta, lambda) => add(square(addScalar(xOf(theta), -1)), mul(xOf(lambda), square(xOf(theta)))),
-  valLoss: (theta) => square(addScalar(xOf(theta), -0.5)),
+export const toyProblem: BilevelProblem<Scalar, Scalar, null> = {
+  trainLoss: (theta, lambda) => add(square(addScalar(theta.v, -1)), mul(lambda.v, square(theta.v))),
+  valLoss: (theta) => square(addScalar(theta.v, -0.5)),
 };
 
 export interface ToyStudyRow { K: number; lambda: number; mean: number; std: number; exact: number }
@@ -88,11 +86,11 @@ export async function gpuCrossCheck(device: Device, draws: number, seed = 1): Pr
       const theta = scalar(Math.fround(x), device);
       const lam = scalar(Math.fround(lambda), device);
       const noise = { v: tensor(Float32Array.from(eps), [K, 1], 'f32', device) };
-      const r = await estimator.estimateWithNoise({ problem: toyProblem, theta, lambda: lam, trainBatch: null, valBatch: null, innerLr: LR }, noise);
-      const got = (await xOf(r.hypergrad).toArray())[0];
+      const r = await estimator.estimateWithNoise({ problem: toyProblem, theta, lambda: lam, trainBatch: null, valBatch: null }, noise);
+      const got = (await r.hypergrad.v.toArray())[0];
       const want = toyEvogradHypergradient(Math.fround(x), Math.fround(lambda), eps, TOY_TAU);
       worst = Math.max(worst, Math.abs(got - want) / Math.max(1, Math.abs(want)));
-      disposeTree([theta, lam, noise, r.hypergrad] as ParamTree);
+      disposeTree([theta, lam, noise, r.hypergrad]);
     }
     out[`K${K}`] = worst;
   }
@@ -115,9 +113,9 @@ export async function toyTrajectories(device: Device, seed = 2): Promise<Pick<To
         if (estimator) {
           const theta = scalar(x, device);
           const lam = scalar(lambda, device);
-          const r = await estimator.estimate({ problem: toyProblem, theta, lambda: lam, trainBatch: null, valBatch: null, innerLr: LR });
-          g = (await xOf(r.hypergrad).toArray())[0];
-          disposeTree([theta, lam, r.hypergrad] as ParamTree);
+          const r = await estimator.estimate({ problem: toyProblem, theta, lambda: lam, trainBatch: null, valBatch: null });
+          g = (await r.hypergrad.v.toArray())[0];
+          disposeTree([theta, lam, r.hypergrad]);
         } else g = toyHypergradient(lambda);
         const gx = toyTrainGradX(x, lambda);
         x -= LR * gx;

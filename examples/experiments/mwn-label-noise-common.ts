@@ -7,46 +7,51 @@ import { ShapeError, tensor, tidy, type Device, type Tensor } from '@metagrad/te
 import { add, conv2d, matmul, permute, relu, reshape } from '@metagrad/autograd';
 import {
   Rng, conv2dLayer, disposeTree, flatten, initConv2d, initLinear, linear, maxPool2dLayer, metaWeightNet, mlp,
-  type LinearParams, type Model, type ParamTree,
+  type Conv2dParams, type LinearParams, type MetaWeightNetParams, type MlpParams, type Model, type ParamTree,
 } from '@metagrad/models';
 import {
   EvoGrad, OneStepLookahead, batchedMlp, metaWeightNetProblem, type BilevelProblem, type ClassificationBatch,
   type HypergradEstimator,
 } from '@metagrad/meta';
 
-export interface Classifier {
+export interface Classifier<P extends ParamTree = ParamTree> {
   name: string;
-  model: Model<ParamTree>;
+  model: Model<P>;
   /** K stacked parameter copies (leaves [K, …]) → logits [K, N, C]. */
-  batched: (stacked: ParamTree, x: Tensor) => Tensor;
+  batched(stacked: P, x: Tensor): Tensor;
   /** Input shape of one example (the data is flattened for the MLP, [1, S, S] for the CNN). */
   inputShape: number[];
 }
 
 /** The MLP classifier of E3 (196-h-h-10, ReLU). */
-export function mlpClassifier(hidden: number, inputs = 196, classes = 10): Classifier {
+export function mlpClassifier(hidden: number, inputs = 196, classes = 10): Classifier<MlpParams> {
   const sizes = [inputs, hidden, hidden, classes];
-  return { name: `mlp-${hidden}`, model: mlp({ sizes, activation: 'relu' }) as unknown as Model<ParamTree>, batched: batchedMlp({ sizes, activation: 'relu' }), inputShape: [inputs] };
+  return { name: `mlp-${hidden}`, model: mlp({ sizes, activation: 'relu' }), batched: batchedMlp({ sizes, activation: 'relu' }), inputShape: [inputs] };
 }
 
-type CnnParams = { conv1: { weight: Tensor; bias: Tensor }; conv2: { weight: Tensor; bias: Tensor }; fc: LinearParams };
+type CnnParams = { conv1: Conv2dParams; conv2: Conv2dParams; fc: LinearParams };
+
+/** A layer's weight and bias (the CNN's layers are all built with one). */
+function withBias(layer: Conv2dParams | LinearParams): { weight: Tensor; bias: Tensor } {
+  if (!('bias' in layer)) throw new ShapeError('cnnClassifier: every layer has a bias');
+  return layer;
+}
 
 /**
  * conv3×3(8w, pad 1) → ReLU → pool2 → conv3×3(16w, pad 1) → ReLU → pool2 → linear: activation-dominated memory,
  * the regime of the paper's Meta-Weight-Net cost figures. Width multiplier w scales every channel count.
  */
-export function cnnClassifier(width: number, size = 14, classes = 10): Classifier {
+export function cnnClassifier(width: number, size = 14, classes = 10): Classifier<CnnParams> {
   const c1 = 8 * width;
   const c2 = 16 * width;
   const side = Math.floor(Math.floor(size / 2) / 2);
   const features = c2 * side * side;
-  const model: Model<ParamTree> = {
+  const model: Model<CnnParams> = {
     init(seed: number, device?: Device) {
       const rng = new Rng(seed);
-      return { conv1: initConv2d(rng, 1, c1, 3, { device }), conv2: initConv2d(rng, c1, c2, 3, { device }), fc: initLinear(rng, features, classes, { device }) } as ParamTree;
+      return { conv1: initConv2d(rng, 1, c1, 3, { device }), conv2: initConv2d(rng, c1, c2, 3, { device }), fc: initLinear(rng, features, classes, { device }) };
     },
-    apply(params: ParamTree, x: Tensor) {
-      const p = params as CnnParams;
+    apply(p: CnnParams, x: Tensor) {
       return tidy(() => {
         let h = maxPool2dLayer(relu(conv2dLayer(p.conv1, x, { padding: 1 })), 2);
         h = maxPool2dLayer(relu(conv2dLayer(p.conv2, h, { padding: 1 })), 2);
@@ -56,8 +61,7 @@ export function cnnClassifier(width: number, size = 14, classes = 10): Classifie
   };
   // K copies in one pass: conv1's K filter banks stacked as one bank over the shared input, conv2 as a grouped
   // convolution (group k sees only copy k's channels), and the classifier as a batched matmul.
-  const batched = (stacked: ParamTree, x: Tensor): Tensor => {
-    const p = stacked as CnnParams;
+  const batched = (p: CnnParams, x: Tensor): Tensor => {
     const K = p.conv1.weight.shape[0];
     if (p.conv1.weight.rank !== 5) throw new ShapeError('cnnClassifier.batched: expected stacked conv weights [K, out, in, 3, 3]');
     return tidy(() => {
@@ -65,16 +69,16 @@ export function cnnClassifier(width: number, size = 14, classes = 10): Classifie
       // EvoGrad's graph-free copies never hold more than two activations at a time.
       const b = (t: Tensor) => reshape(t, [1, t.size, 1, 1]);
       let h = conv2d(x, reshape(p.conv1.weight, [K * c1, 1, 3, 3]), { padding: 1 });
-      h = then(h, add(h, b(p.conv1.bias)));
+      h = then(h, add(h, b(withBias(p.conv1).bias)));
       h = then(h, relu(h));
       h = then(h, maxPool2dLayer(h, 2));
       h = then(h, conv2d(h, reshape(p.conv2.weight, [K * c2, c1, 3, 3]), { padding: 1, groups: K }));
-      h = then(h, add(h, b(p.conv2.bias)));
+      h = then(h, add(h, b(withBias(p.conv2).bias)));
       h = then(h, relu(h));
       h = then(h, maxPool2dLayer(h, 2));
       const N = x.shape[0];
       h = then(h, permute(reshape(h, [N, K, features]), [1, 0, 2])); // [K, N, F]
-      const fc = p.fc as { weight: Tensor; bias: Tensor };
+      const fc = withBias(p.fc);
       h = then(h, matmul(h, fc.weight, { transB: true }));
       return then(h, add(h, reshape(fc.bias, [K, 1, classes])));
     });
@@ -85,11 +89,11 @@ export function cnnClassifier(width: number, size = 14, classes = 10): Classifie
 /** Meta-Weight-Net 1-100-1 (ReLU hidden, sigmoid out) as in Shu et al. and E3. */
 export const weightNet = metaWeightNet({ hidden: 100 });
 
-export function mwnProblem(classifier: Classifier): BilevelProblem<ClassificationBatch> {
+export function mwnProblem<P extends ParamTree>(classifier: Classifier<P>): BilevelProblem<P, MetaWeightNetParams, ClassificationBatch> {
   return metaWeightNetProblem({
-    classifier: (theta, x) => classifier.model.apply(theta, x),
-    batchedClassifier: classifier.batched,
-    weightNet: (lambda, losses) => weightNet.apply(lambda as never, losses),
+    classifier: (theta: P, x) => classifier.model.apply(theta, x),
+    batchedClassifier: (thetas: P, x) => classifier.batched(thetas, x),
+    weightNet: (lambda: MetaWeightNetParams, losses) => weightNet.apply(lambda, losses),
   });
 }
 

@@ -111,7 +111,7 @@ export async function runE3Method(method: E3Method, data: E3Data, cfg: E3Config,
   const c = mlpClassifier(64);
   const problem = mwnProblem(c);
   const theta = c.model.init(10 + seed, device);
-  const lambda = weightNet.init(20 + seed, device) as ParamTree;
+  const lambda = weightNet.init(20 + seed, device);
   const stepsPerEpoch = Math.floor(cfg.train / cfg.batch);
   const total = stepsPerEpoch * cfg.epochs;
   const lr = (step: number) => 0.1 * (step >= Math.round(0.6 * total) ? 0.1 : 1) * (step >= Math.round(0.8 * total) ? 0.1 : 1);
@@ -119,8 +119,8 @@ export async function runE3Method(method: E3Method, data: E3Data, cfg: E3Config,
   const lambdaOptimizer = new Adam(lambda, { lr: 1e-3, eps: 1e-12 });
   const estimator = estimatorFor(method === 'evograd-k2' ? 'evograd-k2' : method, 1000 + seed);
   // The baseline trains on plain cross-entropy: the same loop with a weight net that is never used.
-  const baselineProblem = { ...problem, trainLoss: (th: ParamTree, lm: ParamTree, b: ClassificationBatch) => problem.valLoss(th, lm, b) };
-  const trainer = new OnlineTrainer<ClassificationBatch>({
+  const baselineProblem: typeof problem = { ...problem, trainLoss: (th, lm, b) => problem.valLoss(th, lm, b) };
+  const trainer = new OnlineTrainer({
     problem: method === 'baseline' ? baselineProblem : problem,
     estimator, theta, lambda, thetaOptimizer, lambdaOptimizer, order: 'meta-first', innerLr: lr, device,
   });

@@ -14,13 +14,13 @@ const data = (n: number, seed: number): Batch => tidy(() => {
 });
 const net = mlp({ sizes: [4, 32, 1], activation: 'tanh' });
 const fit = (theta: MlpParams, b: Batch) => mse(net.apply(theta, b.x), b.y);
-const problem: BilevelProblem<Batch> = { // λ = log of the L2 strength: L_T = MSE + e^λ‖θ‖², L_V = MSE on held-out data
-  trainLoss: (theta, lambda, b) => tidy(() => add(fit(theta as MlpParams, b), mul(exp(lambda as Tensor), dotTree(theta, theta)))),
-  valLoss: (theta, _lambda, b) => tidy(() => fit(theta as MlpParams, b)),
+const problem: BilevelProblem<MlpParams, Tensor, Batch> = { // λ = log of the L2 strength: L_T = MSE + e^λ‖θ‖², L_V = MSE on held-out data
+  trainLoss: (theta, lambda, b) => tidy(() => add(fit(theta, b), mul(exp(lambda), dotTree(theta, theta)))),
+  valLoss: (theta, _lambda, b) => tidy(() => fit(theta, b)),
 };
 const theta = net.init(0, device), lambda = tensor([-4], [1], 'f32', device);
 const trainer = new OnlineTrainer({
-  problem, estimator: new OneStepLookahead<Batch>(), theta, lambda, order: 'base-first', innerLr: 0.1,
+  problem, estimator: new OneStepLookahead(), theta, lambda, order: 'base-first', innerLr: 0.1,
   thetaOptimizer: new SGD(theta, { lr: 0.1 }), lambdaOptimizer: new Adam(lambda, { lr: 0.1 }),
 });
 const train = data(16, 1), val = data(128, 3);

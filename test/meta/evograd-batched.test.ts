@@ -11,7 +11,7 @@ import { useDevice } from '../helpers/device';
 const getDevice = useDevice();
 
 /** The copies' leaves stacked along a new leading axis (host round trip: test-only). */
-async function stack(copies: ParamTree[]): Promise<ParamTree> {
+async function stack<P extends ParamTree>(copies: P[]): Promise<P> {
   const K = copies.length;
   const out: Tensor[] = [];
   const first = leaves(copies[0]);
@@ -25,7 +25,7 @@ async function stack(copies: ParamTree[]): Promise<ParamTree> {
   return mapTree(copies[0], () => out[i++]);
 }
 
-async function compare(apply: (p: ParamTree, x: Tensor) => Tensor, batched: (p: ParamTree, x: Tensor) => Tensor, init: (seed: number) => ParamTree, x: Tensor, K: number) {
+async function compare<P extends ParamTree>(apply: (p: P, x: Tensor) => Tensor, batched: (p: P, x: Tensor) => Tensor, init: (seed: number) => P, x: Tensor, K: number) {
   const copies = Array.from({ length: K }, (_, k) => init(k + 1));
   const stacked = await stack(copies);
   const y = noGrad(() => batched(stacked, x));
@@ -39,7 +39,7 @@ async function compare(apply: (p: ParamTree, x: Tensor) => Tensor, batched: (p: 
     for (let i = 0; i < per; i++) expect(Math.abs(got[k * per + i] - want[i])).toBeLessThan(1e-5 * Math.max(1, scale));
     one.dispose();
   }
-  disposeTree([y, stacked, ...copies] as ParamTree);
+  disposeTree([y, stacked, ...copies]);
 }
 
 const images = (device: Device, n: number, size: number) => tensor(new Rng(5).uniformArray(n * size * size), [n, 1, size, size], 'f32', device);
@@ -65,7 +65,7 @@ describe('batched K-copy forwards', () => {
     const device = getDevice();
     const net = lenet5({ imageSize: 14 });
     const x = images(device, 3, 14);
-    await compare((p, v) => net.apply(p as never, v), batchedLenet, (s) => net.init(s, device) as unknown as ParamTree, x, 2);
+    await compare((p, v) => net.apply(p, v), batchedLenet, (s) => net.init(s, device), x, 2);
     x.dispose();
   });
 });

@@ -16,7 +16,7 @@ function setup(device: Device) {
   const lambda = weightNet.init(2, device);
   const trainBatch = randomBatch(device, 16, 1);
   const valBatch = randomBatch(device, 12, 2);
-  const input: HypergradInput<ClassificationBatch> = { problem, theta, lambda, trainBatch, valBatch, innerLr: 0.1 };
+  const input: HypergradInput<ParamTree, ParamTree, ClassificationBatch> = { problem, theta, lambda, trainBatch, valBatch, innerLr: 0.1 };
   return { input, dispose: () => disposeTree([theta, lambda, trainBatch.x, trainBatch.y, valBatch.x, valBatch.y] as ParamTree) };
 }
 
@@ -127,7 +127,7 @@ describe('OnlineTrainer', () => {
     const lambda = weightNet.init(2, device);
     const thetaOptimizer = new SGD(theta, { lr: 0.1, momentum: 0.9 });
     const lambdaOptimizer = new Adam(lambda, { lr: 1e-2 });
-    const t = new OnlineTrainer<ClassificationBatch>({ problem, estimator, theta, lambda, thetaOptimizer, lambdaOptimizer, order, innerLr: 0.1 });
+    const t = new OnlineTrainer({ problem, estimator, theta, lambda, thetaOptimizer, lambdaOptimizer, order, innerLr: 0.1 });
     return { t, theta, lambda, dispose: () => { thetaOptimizer.dispose(); lambdaOptimizer.dispose(); disposeTree([theta, lambda]); } };
   }
 

@@ -12,7 +12,7 @@ import { useDevice, withFusion } from '../helpers/device';
 
 const getDevice = useDevice();
 
-async function vec(est: HypergradEstimator<any>, input: HypergradInput<any>): Promise<Float64Array> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function vec(est: HypergradEstimator<any>, input: HypergradInput<ParamTree, ParamTree, any>): Promise<Float64Array> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const r = await est.estimate(input);
   const v = await treeToVector(r.hypergrad);
   disposeTree(r.hypergrad);
@@ -35,7 +35,7 @@ const relErr = (a: Float64Array, b: Float64Array): number => Math.max(...a.map((
 
 // A loss whose plain-SGD path from w_2 = 0 is a straight line (∇ is constant along it) while the Hessian varies
 // along the path: L_T = λ1² w1 + λ2 λ3 w2 + ½ w2² (1 + w1²), with λ3 = 0 so w2 stays 0 but ∂_λ∇L_T has a w2 row.
-const pathProblem: BilevelProblem<null> = {
+const pathProblem: BilevelProblem<ParamTree, ParamTree, null> = {
   trainLoss: (w, l) =>
     tidy(() => {
       const [w1, w2] = [slice(w as Tensor, [0], [1]), slice(w as Tensor, [1], [2])];
@@ -135,7 +135,7 @@ const DQ = {
   c: [1, -0.5, 0.25], d: [0.2, 0.4, -0.3], K: [[0.5, 0.2, 0], [0.2, 0.3, 0.1], [0, 0.1, 0.4]], kappa: 0.05,
   w0: [-0.4, 0.8, 0.1], lambda: [0.3, -0.2, 0.5], lr: 0.1, gamma: 0.9, theta: 0.7, T: 5,
 };
-const distillProblem: BilevelProblem<null> = {
+const distillProblem: BilevelProblem<ParamTree, ParamTree, null> = {
   trainLoss: (w, l) =>
     tidy(() => {
       const device = (w as Tensor).device;
@@ -319,7 +319,7 @@ describe('HyperDistill', () => {
   it('LinearEstimation: θ = 1 at γ = 1 when the Jacobians are constant (g^SO_s = s·αB, v_s = αB)', async () => {
     const device = getDevice();
     // L_T = Σ λ² ⊙ w is linear in w: A = I, B = −η·2λ, constant along any path.
-    const linear: BilevelProblem<null> = {
+    const linear: BilevelProblem<ParamTree, ParamTree, null> = {
       trainLoss: (w, l) => tidy(() => sum(mul(square(l as Tensor), w as Tensor))),
       valLoss: (w) => tidy(() => sum(square(w as Tensor))),
     };

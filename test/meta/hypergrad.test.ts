@@ -37,7 +37,7 @@ function setup(device: Device) {
   const batch = (b: { x: Arr; y: number[] }): ClassificationBatch => ({ x: up(b.x, device), y: tensor(Int32Array.from(b.y), [b.y.length], 'i32', device) });
   const trainBatches = fx.trainBatches.map(batch);
   const valBatch = batch(fx.valBatch);
-  const input: HypergradInput<ClassificationBatch> = { problem, theta, lambda, trainBatch: trainBatches[0], valBatch, innerLr: fx.innerLr, trainBatches };
+  const input: HypergradInput<ParamTree, ParamTree, ClassificationBatch> = { problem, theta, lambda, trainBatch: trainBatches[0], valBatch, innerLr: fx.innerLr, trainBatches };
   const dispose = () => {
     disposeTree(theta);
     disposeTree(lambda);
@@ -53,7 +53,7 @@ function relErr(got: Float64Array, want: Arr[]): number {
   return Math.max(...flat.map((w, i) => Math.abs(got[i] - w))) / scale;
 }
 
-async function run(estimator: HypergradEstimator<ClassificationBatch>, input: HypergradInput<ClassificationBatch>) {
+async function run(estimator: HypergradEstimator<ClassificationBatch>, input: HypergradInput<ParamTree, ParamTree, ClassificationBatch>) {
   const r = await estimator.estimate(input);
   const v = await treeToVector(r.hypergrad);
   disposeTree(r.hypergrad);

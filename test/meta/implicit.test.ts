@@ -55,7 +55,7 @@ function setup(device: Device) {
   const At = tensor(A, [n, n], 'f32', device);
   const Bt = tensor(Bm, [n, k], 'f32', device);
   const ct = tensor(c, [n, 1], 'f32', device);
-  const problem: BilevelProblem<null> = {
+  const problem: BilevelProblem<ParamTree, ParamTree, null> = {
     // Problems free their intermediates (tidy), as the estimators expect.
     trainLoss: (w, l) =>
       tidy(() => {
@@ -68,11 +68,11 @@ function setup(device: Device) {
   };
   const theta = tensor(wStar, [n, 1], 'f32', device);
   const lambda = tensor(lam, [k, 1], 'f32', device);
-  const input: HypergradInput<null> = { problem, theta, lambda, trainBatch: null, valBatch: null, innerLr: 0.3 };
+  const input: HypergradInput<ParamTree, ParamTree, null> = { problem, theta, lambda, trainBatch: null, valBatch: null, innerLr: 0.3 };
   return { input, dispose: () => disposeTree([At, Bt, ct, theta, lambda] as ParamTree) };
 }
 
-async function hypergrad(est: HypergradEstimator<null>, input: HypergradInput<null>) {
+async function hypergrad(est: HypergradEstimator<null>, input: HypergradInput<ParamTree, ParamTree, null>) {
   const r = await est.estimate(input);
   const v = await treeToVector(r.hypergrad);
   disposeTree(r.hypergrad);
@@ -168,7 +168,7 @@ describe('implicit estimators fail loudly instead of returning wrong values', ()
     const { input, dispose } = setup(getDevice());
     // The same problem with a training loss scaled by NaN: its HVPs are NaN, the validation side is finite.
     const base = input.problem;
-    const nan: BilevelProblem<null> = { ...base, trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)) };
+    const nan: BilevelProblem<ParamTree, ParamTree, null> = { ...base, trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)) };
     const broken = { ...input, problem: nan };
     await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(NonFiniteHypergradientError);
     await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(/cg-ift: the curvature .* is NaN at iteration 1 of 3/);
@@ -179,7 +179,7 @@ describe('implicit estimators fail loudly instead of returning wrong values', ()
   it('frees everything when they throw', async () => {
     const { input, dispose } = setup(getDevice());
     const base = input.problem;
-    const nan: BilevelProblem<null> = { ...base, trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)) };
+    const nan: BilevelProblem<ParamTree, ParamTree, null> = { ...base, trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)) };
     await expectNoLeaks(async () => {
       await expect(new NeumannIFT<null>({ iterations: 20, alpha: 10 }).estimate(input)).rejects.toThrow(NeumannDivergenceError);
       await expect(new ConjugateGradientIFT<null>({ iterations: 3 }).estimate({ ...input, problem: nan })).rejects.toThrow(NonFiniteHypergradientError);

@@ -33,7 +33,7 @@ describe('OnlineTrainer device memory', () => {
         const lambda = weightNet.init(2, device);
         const thetaOptimizer = new SGD(theta, { lr: 0.1, momentum: 0.9 });
         const lambdaOptimizer = new Adam(lambda, { lr: 1e-2 });
-        const trainer = new OnlineTrainer<ClassificationBatch>({ problem, estimator: make(), theta, lambda, thetaOptimizer, lambdaOptimizer, order, innerLr: 0.1 });
+        const trainer = new OnlineTrainer({ problem, estimator: make(), theta, lambda, thetaOptimizer, lambdaOptimizer, order, innerLr: 0.1 });
         // Warm-up: optimiser state, pipelines, pooled buffers and cached staging buffers exist before the window.
         for (let i = 0; i < 5; i++) await trainer.trainStep(train, val);
         const before = footprint(device.memory());

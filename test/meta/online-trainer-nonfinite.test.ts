@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulScalar, tidy } from '@metagrad/tensor';
 import { expectNoLeaks, noGrad } from '@metagrad/autograd';
-import { Adam, SGD, disposeTree, mapTree } from '@metagrad/models';
+import { Adam, SGD, disposeTree, mapTree, type ParamTree } from '@metagrad/models';
 import {
   type BilevelProblem, type ClassificationBatch, type HypergradEstimator, NonFiniteGradientError, NonFiniteHypergradientError, OneStepLookahead, OnlineTrainer, treeToVector,
 } from '@metagrad/meta';
@@ -38,7 +38,7 @@ describe('OnlineTrainer with a non-finite hypergradient', () => {
       const lambda = weightNet.init(2, device);
       const thetaOptimizer = new SGD(theta, { lr: 0.1 });
       const lambdaOptimizer = new Adam(lambda, { lr: 1e-2 });
-      const trainer = new OnlineTrainer<ClassificationBatch>({
+      const trainer = new OnlineTrainer({
         problem, estimator: poisoned(factor), theta, lambda, thetaOptimizer, lambdaOptimizer, order: 'meta-first', innerLr: 0.1,
       });
       const lambdaBefore = Array.from(await treeToVector(lambda));
@@ -59,12 +59,12 @@ describe('OnlineTrainer with a non-finite hypergradient', () => {
     const train = randomBatch(device, 16, 1);
     const val = randomBatch(device, 12, 2);
     for (const factor of [Number.NaN, Number.POSITIVE_INFINITY]) {
-      const broken: BilevelProblem<ClassificationBatch> = { ...problem, trainLoss: (w, l, b) => tidy(() => mulScalar(problem.trainLoss(w, l, b), factor)) };
+      const broken: BilevelProblem<ParamTree, ParamTree, ClassificationBatch> = { ...problem, trainLoss: (w, l, b) => tidy(() => mulScalar(problem.trainLoss(w, l, b), factor)) };
       const theta = classifier.init(1, device);
       const lambda = weightNet.init(2, device);
       const thetaOptimizer = new SGD(theta, { lr: 0.1, momentum: 0.9 });
       const lambdaOptimizer = new Adam(lambda, { lr: 1e-2 });
-      const trainer = new OnlineTrainer<ClassificationBatch>({
+      const trainer = new OnlineTrainer({
         problem: broken, estimator: null, theta, lambda, thetaOptimizer, lambdaOptimizer, order: 'base-first', innerLr: 0.1,
       });
       const thetaBefore = Array.from(await treeToVector(theta));

@@ -36,14 +36,10 @@ type Lambda = { readonly lambda: Tensor };
 /** f_T(x, λ) = (x − 1)² + λx², summed to a scalar; the batched form takes copies x of shape [K, 1]. */
 /** (tidy: intermediates are freed; the graph keeps what backward needs.) */
 const trainTerms = (x: Tensor, lambda: Tensor): Tensor => add(square(addScalar(x, -1)), mul(lambda, square(x)));
-const toyProblem: BilevelProblem<null> = {
-  trainLoss: (theta, lambda) => tidy(() => sum(trainTerms((theta as Theta).x, (lambda as Lambda).lambda))),
-  batchedTrainLoss: (thetas, lambda) =>
-    tidy(() => {
-      const x = (thetas as Theta).x;
-      return reshape(trainTerms(x, (lambda as Lambda).lambda), [x.shape[0]]);
-    }),
-  valLoss: (theta) => tidy(() => sum(square(addScalar((theta as Theta).x, -0.5)))),
+const toyProblem: BilevelProblem<Theta, Lambda, null> = {
+  trainLoss: (theta, lambda) => tidy(() => sum(trainTerms(theta.x, lambda.lambda))),
+  batchedTrainLoss: (thetas, lambda) => tidy(() => reshape(trainTerms(thetas.x, lambda.lambda), [thetas.x.shape[0]])),
+  valLoss: (theta) => tidy(() => sum(square(addScalar(theta.x, -0.5)))),
 };
 
 interface Settings {
@@ -57,13 +53,10 @@ interface Settings {
 async function estimate(evo: EvoGrad<null>, x: number, lambdaValue: number): Promise<{ hypergrad: Tensor; noise: Tensor }> {
   const theta: Theta = { x: tensor([x]) };
   const lambda: Lambda = { lambda: tensor([lambdaValue]) };
-  const noise = evo.sampleNoise(theta) as Theta;
+  const noise = evo.sampleNoise(theta);
   try {
-    const result = await evo.estimateWithNoise(
-      { problem: toyProblem, theta, lambda, trainBatch: null, valBatch: null, innerLr: params.lr },
-      noise,
-    );
-    return { hypergrad: (result.hypergrad as Lambda).lambda, noise: noise.x };
+    const result = await evo.estimateWithNoise({ problem: toyProblem, theta, lambda, trainBatch: null, valBatch: null }, noise);
+    return { hypergrad: result.hypergrad.lambda, noise: noise.x };
   } finally {
     dispose([theta.x, lambda.lambda]);
   }

@@ -174,21 +174,20 @@ if (device) {
 
   const net = lenet5({ imageSize: side });
   const rotation = rotationTransformer();
-  const problem: BilevelProblem<Batch> = {
+  const problem: BilevelProblem<LeNet5Params, RotationParams, Batch> = {
     // tidy: the logits and rotated images are intermediates (the graph keeps what backward needs).
-    trainLoss: (theta, lambda, batch) =>
-      tidy(() => crossEntropy(net.apply(theta as LeNet5Params, rotation.apply(lambda as RotationParams, batch.x)), batch.y)),
-    valLoss: (theta, _lambda, batch) => tidy(() => crossEntropy(net.apply(theta as LeNet5Params, batch.x), batch.y)),
+    trainLoss: (theta, lambda, batch) => tidy(() => crossEntropy(net.apply(theta, rotation.apply(lambda, batch.x)), batch.y)),
+    valLoss: (theta, _lambda, batch) => tidy(() => crossEntropy(net.apply(theta, batch.x), batch.y)),
   };
   const theta = net.init(params.seed);
   const lambda = rotation.init(params.seed);
   const thetaOptimizer = new Adam(theta, { lr: params.lrBase });
   const lambdaOptimizer = new Adam(lambda, { lr: params.lrAngle });
-  const trainer = new OnlineTrainer<Batch>({
+  const trainer = new OnlineTrainer({
     problem,
     estimator: params.t1t2
-      ? new OneStepLookahead<Batch>()
-      : new EvoGrad<Batch>({ K: params.K, sigma: params.sigma, tau: params.tau, noise: 'rademacher', antithetic: params.antithetic === 1, seed: params.seed }),
+      ? new OneStepLookahead()
+      : new EvoGrad({ K: params.K, sigma: params.sigma, tau: params.tau, noise: 'rademacher', antithetic: params.antithetic === 1, seed: params.seed }),
     theta,
     lambda,
     thetaOptimizer,
@@ -202,7 +201,7 @@ if (device) {
   /** One plain base step on upright images (the baseline, and the EvoGrad model's optional warm-up). */
   const uprightStep = (weights: LeNet5Params, optimizer: Adam, batch: Batch): void => {
     const live = mapTree(weights, (t) => requiresGrad(detach(t)));
-    const loss = tidy(() => crossEntropy(net.apply(live as LeNet5Params, batch.x), batch.y));
+    const loss = tidy(() => crossEntropy(net.apply(live, batch.x), batch.y));
     const grads = grad(loss, leaves(live));
     optimizer.step(fromLeaves(live, grads));
     dispose([loss, ...grads, ...leaves(live)]);

@@ -69,11 +69,11 @@ async function main(): Promise<void> {
     y: tensor(Float32Array.from({ length: n }, (_, i) => Math.cos(seed * 5.1 + i * 0.77)), [n, 1]),
   });
   const fit = (theta: ParamTree, b: Batch) => mean(square(sub(matmul(b.x, theta as Tensor), b.y)));
-  const problem: BilevelProblem<Batch> = {
+  const problem: BilevelProblem<Tensor, Tensor, Batch> = {
     trainLoss: (theta, lambda, b) => add(fit(theta, b), sum(mul(exp(lambda as Tensor), square(theta as Tensor)))),
     valLoss: (theta, _lambda, b) => fit(theta, b),
   };
-  const input: HypergradInput<Batch> = {
+  const input: HypergradInput<Tensor, Tensor, Batch> = {
     problem,
     theta: tensor([0.1, -0.2, 0.3], [3, 1]),
     lambda: tensor([-1, -1, -1], [3, 1]),

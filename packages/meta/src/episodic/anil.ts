@@ -20,7 +20,7 @@ export interface AnilProblemOptions {
   features(lambda: ParamTree, x: Tensor): Tensor;
 }
 
-export interface AnilProblem extends BilevelProblem<RegressionBatch> {
+export interface AnilProblem extends BilevelProblem<ParamTree, ParamTree, RegressionBatch> {
   /** Per-task predictions [B, n, 1]. */
   predict(head: ParamTree, lambda: ParamTree, x: Tensor): Tensor;
   /** w_0: the shared head φ ([1, h, 1], [1, 1, 1]) repeated for B tasks. */

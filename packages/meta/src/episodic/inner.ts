@@ -33,7 +33,7 @@ export interface InnerStep<Batch> {
 }
 
 export interface RunInnerOptions<Batch> {
-  problem: BilevelProblem<Batch>;
+  problem: BilevelProblem<ParamTree, ParamTree, Batch>;
   /** λ at each step (read before every step, so online methods can update it in between). */
   lambda: () => ParamTree;
   w0: ParamTree;

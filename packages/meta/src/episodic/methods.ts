@@ -15,7 +15,7 @@ import { HyperDistill, type HyperDistillStepArgs } from '../hyperdistill/hyperdi
 export interface EpisodeContext<Batch> {
   /** 1-based index of the inner optimisation. */
   m: number;
-  problem: BilevelProblem<Batch>;
+  problem: BilevelProblem<ParamTree, ParamTree, Batch>;
   /** λ now (updated in place between steps by online methods). */
   lambda: ParamTree;
   w0: ParamTree;
@@ -47,7 +47,7 @@ export interface HyperMethod<Batch> {
 
 /** What a compiled inner step hands an online core: the trainer's λ, the episode's D_V, w_{t−1} → w_t on D_t. */
 export interface OnlineCoreInput<Batch> {
-  problem: BilevelProblem<Batch>;
+  problem: BilevelProblem<ParamTree, ParamTree, Batch>;
   lambda: ParamTree;
   valBatch: Batch;
   innerLr: number;

@@ -22,7 +22,7 @@ const zerosTree = <T extends ParamTree>(like: T): T => mapTree(like, (t) => noGr
  * more with respect to w and/or λ. The caller owns the returned trees.
  */
 export function mixedProducts<Batch>(
-  problem: BilevelProblem<Batch>,
+  problem: BilevelProblem<ParamTree, ParamTree, Batch>,
   w: ParamTree,
   lambda: ParamTree,
   batch: Batch,
@@ -49,7 +49,7 @@ export function mixedProducts<Batch>(
 }
 
 /** ∇_w L_V(w, λ) and ∂_λ L_V(w, λ) from one backward, plus the loss (all owned by the caller). */
-export function valGradients<Batch>(problem: BilevelProblem<Batch>, w: ParamTree, lambda: ParamTree, batch: Batch): { alpha: ParamTree; direct: ParamTree; loss: Tensor } {
+export function valGradients<Batch>(problem: BilevelProblem<ParamTree, ParamTree, Batch>, w: ParamTree, lambda: ParamTree, batch: Batch): { alpha: ParamTree; direct: ParamTree; loss: Tensor } {
   return tidy(() => {
     const lam = gradLeaves(lambda);
     const ws = gradLeaves(w);
@@ -61,7 +61,7 @@ export function valGradients<Batch>(problem: BilevelProblem<Batch>, w: ParamTree
 }
 
 /** ∇_w L_T(w, λ; D) with λ held constant (the inner optimiser's gradient), owned by the caller. */
-export function trainGradient<Batch>(problem: BilevelProblem<Batch>, w: ParamTree, lambda: ParamTree, batch: Batch): ParamTree {
+export function trainGradient<Batch>(problem: BilevelProblem<ParamTree, ParamTree, Batch>, w: ParamTree, lambda: ParamTree, batch: Batch): ParamTree {
   return tidy(() => {
     const ws = gradLeaves(w);
     const loss = problem.trainLoss(ws, detachTree(lambda), batch);
@@ -70,7 +70,7 @@ export function trainGradient<Batch>(problem: BilevelProblem<Batch>, w: ParamTre
 }
 
 /** L_T(w, λ; D) (detached) and ∇_w L_T with λ held constant, both owned by the caller. */
-export function trainLossAndGradient<Batch>(problem: BilevelProblem<Batch>, w: ParamTree, lambda: ParamTree, batch: Batch): { loss: Tensor; gradient: ParamTree } {
+export function trainLossAndGradient<Batch>(problem: BilevelProblem<ParamTree, ParamTree, Batch>, w: ParamTree, lambda: ParamTree, batch: Batch): { loss: Tensor; gradient: ParamTree } {
   return tidy(() => {
     const ws = gradLeaves(w);
     const loss = problem.trainLoss(ws, detachTree(lambda), batch);

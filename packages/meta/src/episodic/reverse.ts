@@ -11,7 +11,7 @@ import type { BilevelProblem } from '../hypergrad/types';
 import { lincombTree, mixedProducts, zerosTree } from './products';
 
 export interface ReverseOptions<Batch> {
-  problem: BilevelProblem<Batch>;
+  problem: BilevelProblem<ParamTree, ParamTree, Batch>;
   lambda: ParamTree;
   /** D_1 … D_T. */
   trainBatches: readonly Batch[];

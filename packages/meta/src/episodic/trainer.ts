@@ -38,7 +38,7 @@ export interface Episode<Batch> {
 }
 
 export interface EpisodicOptions<Batch> {
-  problem: BilevelProblem<Batch>;
+  problem: BilevelProblem<ParamTree, ParamTree, Batch>;
   /** λ: updated in place by Adam (the caller keeps ownership). */
   lambda: ParamTree;
   /** φ: the initial initialisation (copied; `phi` holds the current one). */

@@ -10,7 +10,9 @@ import { checkInnerOptimiser } from './inner';
 import { finishCheckedResult } from './checked';
 
 /** A finished inner optimisation: `theta` is w_T, `trainBatches` are D_1 … D_T, `innerLr` is η. */
-export interface TrajectoryInput<Batch> extends HypergradInput<Batch> {
+export interface TrajectoryInput<Batch> extends HypergradInput<ParamTree, ParamTree, Batch> {
+  /** η, the inner optimiser's step. */
+  innerLr: number;
   /** w_0. */
   initial: ParamTree;
   /** Heavy-ball momentum μ of the inner optimiser (default 0). */

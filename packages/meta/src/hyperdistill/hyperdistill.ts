@@ -41,7 +41,9 @@ export interface HyperDistillOptions<Batch> {
 }
 
 /** One online step's input: theta = w_{t−1}; `next` = w_t if the caller already stepped (else a plain SGD look-ahead). */
-export interface HyperDistillInput<Batch> extends HypergradInput<Batch> {
+export interface HyperDistillInput<Batch> extends HypergradInput<ParamTree, ParamTree, Batch> {
+  trainBatch: Batch;
+  innerLr: number;
   next?: ParamTree;
 }
 
@@ -119,7 +121,7 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
   }
 
   /** Eq. 13 and 14 with w_{t−1} = input.theta and D_t = input.trainBatch. */
-  private advance(input: HypergradInput<Batch>): void {
+  private advance(input: Pick<HyperDistillInput<Batch>, 'theta' | 'trainBatch'>): void {
     const t = ++this.t;
     const p = onlineMix(this.gamma, t);
     if (!this.wStar || t === 1) {
@@ -178,7 +180,7 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
    * the caller disposes after the step.
    */
   onlineArgs(wPrev: ParamTree, trainBatch: Batch): HyperDistillStepArgs<Batch> {
-    this.advance({ theta: wPrev, trainBatch } as HypergradInput<Batch>);
+    this.advance({ theta: wPrev, trainBatch });
     const device = leaves(wPrev)[0].device;
     return { wStar: this.wStar!, dStar: this.dStar!.batch, scale: tensor([this.theta * decaySum(this.gamma, this.t)], [1], 'f32', device) };
   }
@@ -187,7 +189,7 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
    * Part 2, readback-free and with no host value that changes between steps (so it compiles): the hypergradient
    * after the inner step w_{t−1} → w_t = `next` and L_V where it was evaluated, owned by the caller.
    */
-  onlineTensors(input: Omit<HypergradInput<Batch>, 'theta' | 'trainBatch'>, next: ParamTree, args: HyperDistillStepArgs<Batch>): { hypergrad: ParamTree; loss: Tensor } {
+  onlineTensors(input: Omit<HyperDistillInput<Batch>, 'theta' | 'trainBatch' | 'next'>, next: ParamTree, args: HyperDistillStepArgs<Batch>): { hypergrad: ParamTree; loss: Tensor } {
     checkInnerLr('HyperDistill', input.innerLr);
     return hypergradAt(input, next, args.wStar, args.dStar, args.scale);
   }
@@ -198,7 +200,7 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
  * L_V(ψ, λ) gives both. `scale` is a host number (eager) or a one-element tensor (compiled steps).
  */
 function hypergradAt<Batch>(
-  input: Pick<HypergradInput<Batch>, 'problem' | 'lambda' | 'valBatch' | 'innerLr'>, wt: ParamTree, wStar: ParamTree, dStar: Batch, scale: number | Tensor,
+  input: Pick<HyperDistillInput<Batch>, 'problem' | 'lambda' | 'valBatch' | 'innerLr'>, wt: ParamTree, wStar: ParamTree, dStar: Batch, scale: number | Tensor,
 ): { hypergrad: ParamTree; loss: Tensor } {
   return tidy(() => {
     const lambda = gradLeaves(input.lambda);

@@ -25,7 +25,7 @@ import { distillBatch, MissingBatchOpsError, type BatchOps } from './batches';
 import { decaySum, reverseMix } from './weights';
 
 export interface LinearEstimationInput<Batch> {
-  problem: BilevelProblem<Batch>;
+  problem: BilevelProblem<ParamTree, ParamTree, Batch>;
   lambda: ParamTree;
   /** w_0 = φ (the initialisation). */
   initial: ParamTree;

@@ -1,7 +1,8 @@
 /** @file Helpers shared by the online hypergradient estimators: fresh λ leaves, gradients with zeros for unused inputs, option checks. */
-import { InvalidArgumentError, zeros, type Tensor } from '@metagrad/tensor';
+import { InvalidArgumentError, collectTensors, tidy, zeros, type Tensor } from '@metagrad/tensor';
 import { detach, grad, noGrad, requiresGrad } from '@metagrad/autograd';
 import { fromLeaves, leaves, mapTree, type ParamTree } from '@metagrad/models';
+import type { HypergradInput } from './types';
 
 /** Fresh leaves that require grad, sharing storage with `tree` (the caller's tensors stay untouched). */
 export function gradLeaves<T extends ParamTree>(tree: T): T {
@@ -27,7 +28,26 @@ export function checkFinite(what: string, name: string, value: number, test: (v:
   if (!Number.isFinite(value) || !test(value)) throw new InvalidArgumentError(`${what}: ${name} must be ${rule}, got ${value}`);
 }
 
-/** The inner step size every look-ahead style estimator needs. */
-export function checkInnerLr(what: string, innerLr: number): void {
+/** The inner step size every look-ahead style estimator needs (an absent one is refused like a bad one). */
+export function checkInnerLr(what: string, innerLr: number | undefined): asserts innerLr is number {
+  if (innerLr === undefined) throw new InvalidArgumentError(`${what}: the input needs innerLr (the inner step size α)`);
   checkFinite(what, 'innerLr', innerLr, (v) => v > 0, 'a finite number > 0');
+}
+
+/** The training batch of an estimator that needs one (`trainBatch` is optional in HypergradInput). */
+export function requireTrainBatch<B>(what: string, input: Pick<HypergradInput<ParamTree, ParamTree, B>, 'trainBatch'>): B {
+  if (input.trainBatch === undefined) throw new InvalidArgumentError(`${what}: the input needs trainBatch`);
+  return input.trainBatch;
+}
+
+/**
+ * One step of a loop-carried state (an iterative solver's vectors): `next = step(state)` in a tidy, then every
+ * tensor of the old state that the new one does not hold is freed, so a loop keeps a few vectors alive, not one
+ * per iteration. The old state must not be used afterwards.
+ */
+export function carry<S, N = S>(state: S, step: (s: S) => N): N {
+  const next = tidy(() => step(state));
+  const live = collectTensors(next);
+  for (const t of collectTensors(state)) if (!live.has(t)) t.dispose();
+  return next;
 }

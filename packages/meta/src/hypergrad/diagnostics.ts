@@ -68,10 +68,10 @@ export async function hypergradCosine(a: ParamTree, b: ParamTree): Promise<numbe
  * Runs `estimator` and `reference` at the same point and compares them. With `samples` > 1 the estimator runs that
  * many times (fresh noise for EvoGrad) and the mean estimate is compared as well as each sample's cosine.
  */
-export async function compareToReference<Batch>(
-  estimator: HypergradEstimator<Batch>,
-  reference: HypergradEstimator<Batch>,
-  input: HypergradInput<Batch>,
+export async function compareToReference<Θ extends ParamTree, Λ extends ParamTree, B>(
+  estimator: HypergradEstimator<B, Θ, Λ>,
+  reference: HypergradEstimator<B, Θ, Λ>,
+  input: HypergradInput<Θ, Λ, B>,
   samples = 1,
 ): Promise<HypergradComparison & { sampleCosines: number[] }> {
   const ref = await reference.estimate(input);

@@ -18,10 +18,12 @@
  */
 import { tidy, type Tensor } from '@metagrad/tensor';
 import * as raw from '@metagrad/tensor';
-import { add, concat, matmul, mulScalar, reshape, softmax } from '@metagrad/autograd';
-import { detachTree, fromLeaves, leaves, mapTree, type ParamTree } from '@metagrad/models';
-import { emptyStats, type BilevelProblem, type HypergradEstimator, type HypergradInput, type HypergradResult, type HypergradTensors } from './types';
-import { checkFinite, checkPositiveInt, gradLeaves, gradTree } from './common';
+import { add, concat, detach, matmul, mulScalar, reshape, softmax } from '@metagrad/autograd';
+import { tree, type ParamTree } from '@metagrad/models';
+import {
+  emptyStats, type BilevelProblem, type EvoGradIntermediates, type HypergradEstimator, type HypergradInput, type HypergradResult, type HypergradTensors, type HypergradWith,
+} from './types';
+import { checkFinite, checkPositiveInt, gradLeaves, gradTree, requireTrainBatch } from './common';
 import { InvalidArgumentError } from '../errors';
 import { readEstimate } from './result';
 
@@ -30,12 +32,15 @@ export type EvoGradNoise = 'rademacher' | 'gaussian';
 export interface EvoGradOptions {
   /** Population size (number of perturbed copies), ≥ 1. K = 1 gives the direct term only. */
   K: number;
-  /** Perturbation scale: ε = σ·sign(N(0, 1)) (Rademacher) or ε ~ N(0, σ²) (Gaussian); ≥ 0. */
-  sigma: number;
+  /**
+   * Perturbation scale: ε = σ·sign(N(0, 1)) (Rademacher) or ε ~ N(0, σ²) (Gaussian); ≥ 0. Needed to draw noise
+   * (`estimate`, `estimateTensors`, `sampleNoise`), not by `estimateWithNoise`, which is given ε.
+   */
+  sigma?: number;
   /** Softmax temperature over −losses, > 0. */
   tau: number;
-  /** The authors' experiments use Rademacher noise; only the 1-D toy uses Gaussian. */
-  noise: EvoGradNoise;
+  /** Default 'rademacher' (the authors' experiments); 'gaussian' is their 1-D toy's. Ignored by `estimateWithNoise`. */
+  noise?: EvoGradNoise;
   /** Pair every ε with −ε (K must be even): cancels the odd terms of the estimator's noise. */
   antithetic?: boolean;
   /** Seed of the noise stream; every estimate draws fresh noise from it (a per-call counter). */
@@ -44,34 +49,39 @@ export interface EvoGradOptions {
   forward?: 'auto' | 'loop';
 }
 
-export class EvoGrad<Batch> implements HypergradEstimator<Batch> {
+export type EvoGradTensors<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradTensors<Λ>, EvoGradIntermediates<Θ>>;
+export type EvoGradResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradResult<Λ>, EvoGradIntermediates<Θ>>;
+
+export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
   readonly name: string;
-  readonly options: Required<EvoGradOptions>;
+  readonly options: Required<Omit<EvoGradOptions, 'sigma'>> & Pick<EvoGradOptions, 'sigma'>;
   /** The noise stream: one Philox draw per θ leaf per estimate, so compiled replays draw fresh, eager-identical noise. */
   private readonly generator: raw.Generator;
 
   constructor(options: EvoGradOptions) {
     checkPositiveInt('EvoGrad', 'K', options.K);
-    checkFinite('EvoGrad', 'sigma', options.sigma, (v) => v >= 0, 'a finite number ≥ 0');
+    if (options.sigma !== undefined) checkFinite('EvoGrad', 'sigma', options.sigma, (v) => v >= 0, 'a finite number ≥ 0');
     checkFinite('EvoGrad', 'tau', options.tau, (v) => v > 0, 'a finite number > 0');
-    if (options.noise !== 'rademacher' && options.noise !== 'gaussian') {
-      throw new InvalidArgumentError(`EvoGrad: noise must be 'rademacher' or 'gaussian', got '${String(options.noise)}'`);
+    const noise = options.noise ?? 'rademacher';
+    if (noise !== 'rademacher' && noise !== 'gaussian') {
+      throw new InvalidArgumentError(`EvoGrad: noise must be 'rademacher' or 'gaussian', got '${String(noise)}'`);
     }
     if (options.antithetic && options.K % 2 !== 0) {
       throw new InvalidArgumentError(`EvoGrad: antithetic sampling pairs ε with −ε, so K must be even, got K = ${options.K}`);
     }
     const forward = options.forward ?? 'auto';
     if (forward !== 'auto' && forward !== 'loop') throw new InvalidArgumentError(`EvoGrad: forward must be 'auto' or 'loop', got '${String(forward)}'`);
-    this.options = { antithetic: false, seed: 0, ...options, forward };
+    this.options = { antithetic: false, seed: 0, ...options, noise, forward };
     this.name = `evograd-k${options.K}`;
     this.generator = new raw.Generator(this.options.seed);
   }
 
   /** Draws the K perturbations for `theta`: a tree of θ's structure with leaves [K, ...shape] (caller disposes). */
-  sampleNoise(theta: ParamTree): ParamTree {
+  sampleNoise<Θ extends ParamTree>(theta: Θ): Θ {
     const { K, sigma, noise, antithetic } = this.options;
+    if (sigma === undefined) throw new InvalidArgumentError('EvoGrad: drawing noise needs the sigma option (estimateWithNoise does not)');
     const gen = this.generator; // offsets call·leaves + leaf: one independent Philox stream per call and leaf
-    return mapTree(theta, (t) => {
+    return tree.map(theta, (t) => {
       const draws = antithetic ? K / 2 : K;
       return raw.tidy(() => {
         const shape = [draws, ...t.shape];
@@ -81,68 +91,67 @@ export class EvoGrad<Batch> implements HypergradEstimator<Batch> {
     });
   }
 
-  async estimate(input: HypergradInput<Batch>): Promise<HypergradResult> {
+  async estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<EvoGradResult<Θ, Λ>> {
     const t0 = performance.now();
     return readEstimate(this.estimateTensors(input), t0);
   }
 
-  estimateTensors(input: HypergradInput<Batch>): HypergradTensors {
-    const noise = this.sampleNoise(input.theta);
-    try {
-      return this.estimateTensorsWithNoise(input, noise);
-    } finally {
-      raw.dispose(leaves(noise));
-    }
+  estimateTensors<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): EvoGradTensors<Θ, Λ> {
+    return tidy(() => this.estimateTensorsWithNoise(input, this.sampleNoise(input.theta)));
   }
 
   /** The estimate for given perturbations (leaves [K, ...shape], already scaled by σ): deterministic, for tests. */
-  async estimateWithNoise(input: HypergradInput<Batch>, noise: ParamTree): Promise<HypergradResult> {
+  async estimateWithNoise<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>, noise: Θ): Promise<EvoGradResult<Θ, Λ>> {
     const t0 = performance.now();
     return readEstimate(this.estimateTensorsWithNoise(input, noise), t0);
   }
 
   /** estimateWithNoise without the readback. */
-  estimateTensorsWithNoise(input: HypergradInput<Batch>, noise: ParamTree): HypergradTensors {
+  estimateTensorsWithNoise<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>, noise: Θ): EvoGradTensors<Θ, Λ> {
     const { K, tau } = this.options;
-    const noiseLeaves = leaves(noise);
-    const thetaLeaves = leaves(input.theta);
-    if (noiseLeaves.length !== thetaLeaves.length || noiseLeaves.some((e, i) => e.shape[0] !== K || e.size !== K * thetaLeaves[i].size)) {
-      throw new InvalidArgumentError(`EvoGrad: noise must have θ's structure with leaves [K=${K}, ...shape]; got [${noiseLeaves.map((e) => `[${e.shape.join(', ')}]`).join(', ')}]`);
+    const eps = tree.leaves(noise);
+    const thetaLeaves = tree.leaves(input.theta);
+    if (eps.length !== thetaLeaves.length || eps.some((e, i) => e.shape[0] !== K || e.size !== K * thetaLeaves[i].size)) {
+      throw new InvalidArgumentError(`EvoGrad: noise must have θ's structure with leaves [K=${K}, ...shape]; got [${eps.map((e) => `[${e.shape.join(', ')}]`).join(', ')}]`);
     }
+    const trainBatch = requireTrainBatch('EvoGrad', input);
     const batched = this.options.forward === 'auto' && input.problem.batchedTrainLoss !== undefined;
-    const out = tidy(() => {
+    return tidy(() => {
       const lambda = gradLeaves(input.lambda);
-      const theta = detachTree(input.theta);
+      const theta = tree.detach(input.theta);
       // θ_k = θ + ε_k as constants: the copies need no graph to θ, which is where the memory saving comes from.
-      const copies = fromLeaves(theta, thetaLeaves.map((t, i) => raw.add(raw.reshape(t, [1, ...t.shape]), noiseLeaves[i])));
-      const losses = batched ? batchedLosses(input.problem, copies, lambda, input.trainBatch, K) : loopLosses(input.problem, copies, lambda, input.trainBatch, K);
-      raw.dispose(leaves(copies)); // K parameter-sized buffers, not needed by the validation forward/backward
-      const w = reshape(softmax(mulScalar(losses, -1 / tau), 0), [1, K]);
+      const copies = tree.fromLeaves(theta, thetaLeaves.map((t, i) => raw.add(raw.reshape(t, [1, ...t.shape]), eps[i])));
+      const losses = batched ? batchedLosses(input.problem, copies, lambda, trainBatch, K) : loopLosses(input.problem, copies, lambda, trainBatch, K); // ℓ_k
+      tree.dispose(copies); // K parameter-sized buffers, not needed by the validation forward/backward
+      const weights = softmax(mulScalar(losses, -1 / tau), 0); // w = softmax(−ℓ/τ)
       // θ* = Σ w_k (θ + ε_k) = θ + Σ w_k ε_k: written this way the gradient path Σ ε_k dw_k never subtracts large
       // nearly equal θ_k terms, which would drown σ-sized differences in f32 round-off.
-      const thetaStar = fromLeaves(theta, thetaLeaves.map((t, i) => {
-        const e = noiseLeaves[i];
-        const shift = matmul(w, raw.reshape(e, [K, t.size]));
-        return add(t, reshape(shift, t.shape));
-      }));
-      const loss = input.problem.valLoss(thetaStar, lambda, input.valBatch);
-      return { hypergrad: gradTree(loss, lambda), loss };
+      const w = reshape(weights, [1, K]);
+      const thetaStar = tree.fromLeaves(theta, thetaLeaves.map((t, i) => add(t, reshape(matmul(w, raw.reshape(eps[i], [K, t.size])), t.shape))));
+      const valLoss = input.problem.valLoss(thetaStar, lambda, input.valBatch);
+      const stats = { ...emptyStats(), gradients: 1, forwards: K + 1 };
+      const out: EvoGradTensors<Θ, Λ> = { hypergrad: gradTree(valLoss, lambda), valLoss, stats }; // dL_V(θ*, λ)/dλ
+      if (input.intermediates) {
+        out.losses = detach(losses);
+        out.weights = detach(weights);
+        out.thetaStar = tree.detach(thetaStar);
+      }
+      return out;
     });
-    return { hypergrad: out.hypergrad, valLoss: out.loss, stats: { ...emptyStats(), gradients: 1, forwards: K + 1 } };
   }
 }
 
-function batchedLosses<Batch>(problem: BilevelProblem<Batch>, copies: ParamTree, lambda: ParamTree, batch: Batch, K: number): Tensor {
+function batchedLosses<Θ extends ParamTree, Λ extends ParamTree, B>(problem: BilevelProblem<Θ, Λ, B>, copies: Θ, lambda: Λ, batch: B, K: number): Tensor {
   const losses = problem.batchedTrainLoss!(copies, lambda, batch);
   if (losses.size !== K) throw new InvalidArgumentError(`EvoGrad: batchedTrainLoss must return K = ${K} losses, got shape [${losses.shape.join(', ')}]`);
   return losses.rank === 1 ? losses : reshape(losses, [K]);
 }
 
 /** The fallback: K separate forwards, each on one slice of the stacked copies. */
-function loopLosses<Batch>(problem: BilevelProblem<Batch>, copies: ParamTree, lambda: ParamTree, batch: Batch, K: number): Tensor {
+function loopLosses<Θ extends ParamTree, Λ extends ParamTree, B>(problem: BilevelProblem<Θ, Λ, B>, copies: Θ, lambda: Λ, batch: B, K: number): Tensor {
   const parts: Tensor[] = [];
   for (let k = 0; k < K; k++) {
-    const copy = mapTree(copies, (t) => raw.reshape(raw.slice(t, [k, ...t.shape.slice(1).map(() => 0)], [k + 1, ...t.shape.slice(1)]), t.shape.slice(1)));
+    const copy = tree.map(copies, (t) => raw.reshape(raw.slice(t, [k, ...t.shape.slice(1).map(() => 0)], [k + 1, ...t.shape.slice(1)]), t.shape.slice(1)));
     parts.push(reshape(problem.trainLoss(copy, lambda, batch), [1]));
   }
   return K === 1 ? parts[0] : concat(parts, 0);

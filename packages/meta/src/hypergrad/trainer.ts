@@ -9,7 +9,7 @@
  */
 import { InvalidArgumentError, dispose, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import { compile, detach, noGrad, type CompiledFunction } from '@metagrad/autograd';
-import { detachTree, disposeTree, leaves, normTree, type ParamTree } from '@metagrad/models';
+import { disposeTree, leaves, normTree, tree, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem, HypergradEstimator } from './types';
 import { gradLeaves, gradTree } from './common';
 import { readScalars } from './readback';
@@ -23,19 +23,22 @@ export interface InPlaceOptimizer {
 
 export type UpdateOrder = 'meta-first' | 'base-first';
 
-export interface OnlineTrainerOptions<Batch> {
-  problem: BilevelProblem<Batch>;
+export interface OnlineTrainerOptions<Θ extends ParamTree = ParamTree, Λ extends ParamTree = ParamTree, B = unknown> {
+  problem: BilevelProblem<Θ, Λ, B>;
   /** null: plain training (base steps only, λ fixed), the baseline run through the same loop and logging. */
-  estimator: HypergradEstimator<Batch> | null;
+  estimator: HypergradEstimator<B, Θ, Λ> | null;
   /** θ and λ are updated in place by the optimisers, which must have been built on these same trees. */
-  theta: ParamTree;
-  lambda: ParamTree;
+  theta: Θ;
+  lambda: Λ;
   thetaOptimizer: InPlaceOptimizer;
   lambdaOptimizer: InPlaceOptimizer;
   /** 'meta-first': estimate at θ_t, update λ, then θ with the new λ (MWN). 'base-first': update θ, then λ at θ_{t+1}. */
   order: UpdateOrder;
-  /** α the estimators assume for their inner step (usually the base learning rate); a number or a schedule. */
-  innerLr: number | ((step: number) => number);
+  /**
+   * α the estimators assume for their inner step (usually the base learning rate); a number or a schedule. Only
+   * estimators that use it need it (T1–T2, UnrolledRMD without an optimiser, Neumann without alpha, HyperDistill).
+   */
+  innerLr?: number | ((step: number) => number);
   /** Run a meta step every `metaEvery` base steps (default 1). */
   metaEvery?: number;
   /** Device whose peak memory is logged (default: θ's first leaf's). */
@@ -57,8 +60,8 @@ interface BaseTensors {
 }
 
 /** What the meta step computes before its check and update. */
-interface MetaTensors {
-  hypergrad: ParamTree;
+interface MetaTensors<Λ extends ParamTree> {
+  hypergrad: Λ;
   valLoss: Tensor;
   hypergradNorm: Tensor;
 }
@@ -81,16 +84,16 @@ export interface OnlineStepLog {
   metaMs: number;
 }
 
-export class OnlineTrainer<Batch> {
+export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTree = ParamTree, B = unknown> {
   readonly log: OnlineStepLog[] = [];
   /** Why this trainer fell back to eager steps (a TraceError's message), or null. */
   compileFallback: string | null = null;
   private stepCount = 0;
   private readonly device: Device;
-  private baseCompiled: CompiledFunction<[Batch], BaseTensors> | null = null;
-  private metaCompiled: CompiledFunction<[Batch, Batch, readonly Batch[] | undefined, number], MetaTensors> | null = null;
+  private baseCompiled: CompiledFunction<[B], BaseTensors> | null = null;
+  private metaCompiled: CompiledFunction<[B, B, readonly B[] | undefined, number | undefined], MetaTensors<Λ>> | null = null;
 
-  constructor(readonly options: OnlineTrainerOptions<Batch>) {
+  constructor(readonly options: OnlineTrainerOptions<Θ, Λ, B>) {
     if (options.order !== 'meta-first' && options.order !== 'base-first') {
       throw new InvalidArgumentError(`OnlineTrainer: order must be 'meta-first' or 'base-first', got '${String(options.order)}'`);
     }
@@ -98,10 +101,10 @@ export class OnlineTrainer<Batch> {
     if (!Number.isInteger(every) || every < 1) throw new InvalidArgumentError(`OnlineTrainer: metaEvery must be an integer ≥ 1, got ${every}`);
     this.device = options.device ?? leaves(options.theta)[0].device;
     if (options.compile ?? true) {
-      this.baseCompiled = compile((batch: Batch) => this.baseTensors(batch), { device: this.device });
+      this.baseCompiled = compile((batch: B) => this.baseTensors(batch), { device: this.device });
       const estimator = options.estimator;
       if (estimator?.estimateTensors) {
-        this.metaCompiled = compile((train: Batch, val: Batch, trains: readonly Batch[] | undefined, innerLr: number) => this.metaTensors(train, val, trains, innerLr), { device: this.device });
+        this.metaCompiled = compile((train: B, val: B, trains: readonly B[] | undefined, innerLr: number | undefined) => this.metaTensors(train, val, trains, innerLr), { device: this.device });
       }
     }
   }
@@ -118,7 +121,7 @@ export class OnlineTrainer<Batch> {
   }
 
   /** One base step on `trainBatch` plus (every `metaEvery` steps) one meta step judged on `valBatch`. */
-  async trainStep(trainBatch: Batch, valBatch: Batch, trainBatches?: readonly Batch[]): Promise<OnlineStepLog> {
+  async trainStep(trainBatch: B, valBatch: B, trainBatches?: readonly B[]): Promise<OnlineStepLog> {
     const o = this.options;
     const t0 = performance.now();
     this.device.resetPeak();
@@ -143,23 +146,23 @@ export class OnlineTrainer<Batch> {
     return entry;
   }
 
-  private innerLr(): number {
+  private innerLr(): number | undefined {
     const lr = this.options.innerLr;
-    return typeof lr === 'number' ? lr : lr(this.stepCount);
+    return typeof lr === 'function' ? lr(this.stepCount) : lr;
   }
 
   /** ∇θL_T at (θ, λ) and what the check reads: the base step's computation, compiled or not. */
-  private baseTensors(trainBatch: Batch): BaseTensors {
+  private baseTensors(trainBatch: B): BaseTensors {
     const o = this.options;
     return tidy(() => {
       const theta = gradLeaves(o.theta);
-      const loss = o.problem.trainLoss(theta, detachTree(o.lambda), trainBatch);
+      const loss = o.problem.trainLoss(theta, tree.detach(o.lambda), trainBatch);
       const grads = gradTree(loss, theta);
       return { loss: detach(loss), grads, gradNorm: noGrad(() => normTree(grads)) };
     });
   }
 
-  private metaTensors(trainBatch: Batch, valBatch: Batch, trainBatches: readonly Batch[] | undefined, innerLr: number): MetaTensors {
+  private metaTensors(trainBatch: B, valBatch: B, trainBatches: readonly B[] | undefined, innerLr: number | undefined): MetaTensors<Λ> {
     const o = this.options;
     const r = o.estimator!.estimateTensors!({ problem: o.problem, theta: o.theta, lambda: o.lambda, trainBatch, valBatch, innerLr, trainBatches });
     return { hypergrad: r.hypergrad, valLoss: r.valLoss, hypergradNorm: noGrad(() => normTree(r.hypergrad)) };
@@ -171,14 +174,14 @@ export class OnlineTrainer<Batch> {
     this.dispose();
   }
 
-  private async metaStep(trainBatch: Batch, valBatch: Batch, trainBatches?: readonly Batch[]) {
+  private async metaStep(trainBatch: B, valBatch: B, trainBatches?: readonly B[]) {
     const o = this.options;
     const t0 = performance.now();
     const before = this.device.memory().bytesInUse;
     this.device.resetPeak();
     const innerLr = this.innerLr();
-    const out: MetaTensors = o.estimator!.estimateTensors
-      ? await compiledOrEager(this.metaCompiled, (a: Batch, b: Batch, c: readonly Batch[] | undefined, lr: number) => this.metaTensors(a, b, c, lr), (r) => this.fallBack(r), trainBatch, valBatch, trainBatches, innerLr)
+    const out: MetaTensors<Λ> = o.estimator!.estimateTensors
+      ? await compiledOrEager(this.metaCompiled, (a: B, b: B, c: readonly B[] | undefined, lr: number | undefined) => this.metaTensors(a, b, c, lr), (r) => this.fallBack(r), trainBatch, valBatch, trainBatches, innerLr)
       : await this.eagerMeta(trainBatch, valBatch, trainBatches, innerLr);
     const peakBytes = this.device.memory().peakBytesInUse - before;
     try {
@@ -200,15 +203,15 @@ export class OnlineTrainer<Batch> {
   }
 
   /** An estimator that reads back (Neumann, CG): its async estimate, shaped like the compiled core's result. */
-  private async eagerMeta(trainBatch: Batch, valBatch: Batch, trainBatches: readonly Batch[] | undefined, innerLr: number): Promise<MetaTensors> {
+  private async eagerMeta(trainBatch: B, valBatch: B, trainBatches: readonly B[] | undefined, innerLr: number | undefined): Promise<MetaTensors<Λ>> {
     const o = this.options;
     const r = await o.estimator!.estimate({ problem: o.problem, theta: o.theta, lambda: o.lambda, trainBatch, valBatch, innerLr, trainBatches });
     return { hypergrad: r.hypergrad, valLoss: tensorOf(r.valLoss, this.device), hypergradNorm: noGrad(() => normTree(r.hypergrad)) };
   }
 
-  private async baseStep(trainBatch: Batch) {
+  private async baseStep(trainBatch: B) {
     const o = this.options;
-    const out = await compiledOrEager(this.baseCompiled, (b: Batch) => this.baseTensors(b), (r) => this.fallBack(r), trainBatch);
+    const out = await compiledOrEager(this.baseCompiled, (b: B) => this.baseTensors(b), (r) => this.fallBack(r), trainBatch);
     try {
       // Loss and gradient norm in one readback, before the update, so that a NaN/Inf step is an error that leaves
       // θ as it was instead of silently making it NaN.

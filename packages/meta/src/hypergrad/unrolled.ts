@@ -5,12 +5,13 @@
  * (Shaban et al.'s truncated back-propagation), the earlier ones run without a graph.
  * Memory grows linearly with the steps kept on the tape.
  */
-import { tidy } from '@metagrad/tensor';
+import { InvalidArgumentError, tidy } from '@metagrad/tensor';
 import { detach, noGrad, requiresGrad } from '@metagrad/autograd';
-import { detachTree, disposeTree, mapTree, sgd, type FunctionalOptimizer, type ParamTree } from '@metagrad/models';
-import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult, type HypergradTensors } from './types';
+import { sgd, tree, type FunctionalOptimizer, type ParamTree } from '@metagrad/models';
+import {
+  emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult, type HypergradTensors, type UnrolledIntermediates, type HypergradWith,
+} from './types';
 import { checkInnerLr, checkPositiveInt, gradLeaves, gradTree } from './common';
-import { InvalidArgumentError } from '../errors';
 import { readEstimate } from './result';
 
 export interface UnrolledRMDOptions {
@@ -22,7 +23,10 @@ export interface UnrolledRMDOptions {
   optimizer?: FunctionalOptimizer<any>; // any state type: the estimator only threads it through
 }
 
-export class UnrolledRMD<Batch> implements HypergradEstimator<Batch> {
+export type UnrolledTensors<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradTensors<Λ>, UnrolledIntermediates<Θ>>;
+export type UnrolledResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradResult<Λ>, UnrolledIntermediates<Θ>>;
+
+export class UnrolledRMD<B = unknown> implements HypergradEstimator<B> {
   readonly name: string;
   readonly steps: number;
   readonly truncate: number;
@@ -38,48 +42,53 @@ export class UnrolledRMD<Batch> implements HypergradEstimator<Batch> {
     this.name = truncate === options.steps ? `unrolled-${options.steps}` : `unrolled-${options.steps}-trunc-${truncate}`;
   }
 
-  async estimate(input: HypergradInput<Batch>): Promise<HypergradResult> {
+  async estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<UnrolledResult<Θ, Λ>> {
     const t0 = performance.now();
     return readEstimate(this.estimateTensors(input), t0);
   }
 
-  estimateTensors(input: HypergradInput<Batch>): HypergradTensors {
+  /** With `input.intermediates` the result carries the trajectory θ_1 … θ_T (T parameter copies: opt-in). */
+  estimateTensors<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): UnrolledTensors<Θ, Λ> {
+    const { problem } = input;
     if (!this.options.optimizer) checkInnerLr('UnrolledRMD', input.innerLr);
-    const optimizer = this.options.optimizer ?? sgd({ lr: input.innerLr });
-    const batches = input.trainBatches && input.trainBatches.length > 0 ? input.trainBatches : [input.trainBatch];
+    const optimizer = this.options.optimizer ?? sgd({ lr: input.innerLr! });
+    const batches = input.trainBatches?.length ? input.trainBatches : input.trainBatch !== undefined ? [input.trainBatch] : [];
+    if (batches.length === 0) throw new InvalidArgumentError('UnrolledRMD: the input needs trainBatches or trainBatch');
     const T = this.steps;
     const firstRecorded = T - this.truncate;
-    const out = tidy(() => {
+    return tidy(() => {
       const lambda = gradLeaves(input.lambda);
-      const constLambda = detachTree(input.lambda);
-      let theta: ParamTree = detachTree(input.theta);
+      const constLambda = tree.detach(input.lambda);
+      const trajectory: Θ[] = [];
+      let theta = tree.detach(input.theta);
       let state = optimizer.init(theta);
       for (let t = 0; t < T; t++) {
         const batch = batches[t % batches.length];
         if (t < firstRecorded) {
           // Outside the truncation window: an ordinary first-order step with λ held constant, in its own scope
           // and freeing the previous iterate, so memory does not grow with the untracked steps.
-          const prevTheta = theta;
-          const prevState = state;
+          const prev = { theta, state };
           ({ params: theta, state } = tidy(() => {
-            const leaf = gradLeaves(prevTheta);
-            const g = gradTree(input.problem.trainLoss(leaf, constLambda, batch), leaf);
-            return noGrad(() => optimizer.step(prevTheta, g, prevState));
+            const leaf = gradLeaves(prev.theta);
+            const g = gradTree(problem.trainLoss(leaf, constLambda, batch), leaf);
+            return noGrad(() => optimizer.step(prev.theta, g, prev.state));
           }));
-          disposeTree(prevTheta);
-          optimizer.disposeState(prevState);
+          tree.dispose(prev.theta); // a trajectory entry is a detached view: it keeps its own reference to the storage
+          optimizer.disposeState(prev.state);
         } else {
           // θ_t must require grad to be differentiated; from the second recorded step on it usually already does
           // (through λ); leaves that do not (λ never reached them) become fresh leaves.
-          theta = mapTree(theta, (p) => (p.requiresGrad ? p : requiresGrad(detach(p))));
-          const g = gradTree(input.problem.trainLoss(theta, lambda, batch), theta, true);
+          theta = tree.map(theta, (p) => (p.requiresGrad ? p : requiresGrad(detach(p))));
+          const g = gradTree(problem.trainLoss(theta, lambda, batch), theta, true);
           ({ params: theta, state } = optimizer.step(theta, g, state));
         }
+        if (input.intermediates) trajectory.push(tree.detach(theta));
       }
-      const loss = input.problem.valLoss(theta, lambda, input.valBatch);
-      const hypergrad = gradTree(loss, lambda);
-      return { hypergrad, loss };
+      const valLoss = problem.valLoss(theta, lambda, input.valBatch);
+      const stats = { ...emptyStats(), gradients: T + 1, hvps: this.truncate, forwards: T + 1 };
+      const out: UnrolledTensors<Θ, Λ> = { hypergrad: gradTree(valLoss, lambda), valLoss, stats };
+      if (input.intermediates) out.trajectory = trajectory;
+      return out;
     });
-    return { hypergrad: out.hypergrad, valLoss: out.loss, stats: { ...emptyStats(), gradients: T + 1, hvps: this.truncate, forwards: T + 1 } };
   }
 }

@@ -3,11 +3,11 @@
  * (x_0 = 0, one HVP each) and uses x ≈ H⁻¹∇_w L_V in the implicit hypergradient. The damping δ ≥ 0 makes an
  * indefinite or singular H (unconverged or over-parameterised inner problems) solvable; δ = 0 is plain CG.
  */
-import { dotTree, disposeTree, type ParamTree } from '@metagrad/models';
-import type { HypergradEstimator, HypergradInput, HypergradResult } from '../hypergrad/types';
-import { checkFinite, checkPositiveInt } from '../hypergrad/common';
-import { lincombTree } from '../episodic/products';
-import { implicitHypergradient } from './common';
+import { tidy } from '@metagrad/tensor';
+import { tree, type ParamTree } from '@metagrad/models';
+import type { HypergradEstimator, HypergradInput } from '../hypergrad/types';
+import { carry, checkFinite, checkPositiveInt } from '../hypergrad/common';
+import { implicitHypergradient, type ImplicitResult } from './common';
 import { NonFiniteHypergradientError } from '../errors';
 
 export interface ConjugateGradientOptions {
@@ -19,16 +19,10 @@ export interface ConjugateGradientOptions {
   tolerance?: number;
 }
 
-async function dot(a: ParamTree, b: ParamTree): Promise<number> {
-  const d = dotTree(a, b);
-  try {
-    return await d.item();
-  } finally {
-    d.dispose();
-  }
-}
+/** ⟨a, b⟩ read back (CG's coefficients are host numbers). */
+const dot = (a: ParamTree, b: ParamTree): Promise<number> => tree.dot(a, b).item();
 
-export class ConjugateGradientIFT<Batch> implements HypergradEstimator<Batch> {
+export class ConjugateGradientIFT<B = unknown> implements HypergradEstimator<B> {
   readonly name = 'cg-ift';
   readonly iterations: number;
   readonly damping: number;
@@ -51,51 +45,34 @@ export class ConjugateGradientIFT<Batch> implements HypergradEstimator<Batch> {
     }
   }
 
-  estimate(input: HypergradInput<Batch>): Promise<HypergradResult> {
+  /** With `input.intermediates`: `solution`, the CG iterate x ≈ (H + δI)⁻¹∇θL_V. Reads nothing but θ, λ and the two batches. */
+  estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<ImplicitResult<Θ, Λ>> {
     return implicitHypergradient(input, async (hvp, b) => {
-      let x: ParamTree = lincombTree(0, b, 0, b);
-      let r: ParamTree = lincombTree(1, b, 0, b);
-      let d: ParamTree = lincombTree(1, b, 0, b);
-      let returned = false;
-      try {
-        let rs = await dot(r, r);
-        // NaN fails every comparison below, so without these checks CG would stop and return x = 0 (or the last
-        // finite x): a finite but wrong hypergradient. The values are read back anyway; checking them is free.
-        this.requireFinite(rs, 'r·r of the right-hand side ∇_w L_V', 0);
-        const stop = this.tolerance * this.tolerance * rs;
-        for (let k = 0; k < this.iterations && rs > stop && rs > 0; k++) {
-          const hd = hvp.apply(d);
-          const ad = this.damping ? lincombTree(1, hd, this.damping, d) : hd;
-          if (ad !== hd) disposeTree(hd);
-          const curvature = await dot(d, ad);
-          // Non-positive curvature: the (damped) Hessian is not positive definite along d; stop with the current x.
-          if (!(curvature > 0)) {
-            disposeTree(ad);
-            this.requireFinite(curvature, 'the curvature dᵀ(H + δI)d (a Hessian-vector product)', k + 1);
-            break;
-          }
-          const a = rs / curvature;
-          const x2 = lincombTree(1, x, a, d);
-          const r2 = lincombTree(1, r, -a, ad);
-          disposeTree(ad);
-          disposeTree(x);
-          disposeTree(r);
-          x = x2;
-          r = r2;
-          const rs2 = await dot(r, r);
-          this.requireFinite(rs2, 'the residual r·r', k + 1);
-          const d2 = lincombTree(1, r, rs2 / rs, d);
-          disposeTree(d);
-          d = d2;
-          rs = rs2;
+      // Solve (H + δI) x = b from x = 0: r = b − (H + δI)x, d the search direction.
+      let x = tree.scale(b, 0);
+      let r = b;
+      let d = tree.clone(b);
+      let rs = await dot(r, r);
+      // NaN fails every comparison below, so without these checks CG would stop and return x = 0 (or the last
+      // finite x): a finite but wrong hypergradient. The values are read back anyway; checking them is free.
+      this.requireFinite(rs, 'r·r of the right-hand side ∇_w L_V', 0);
+      const stop = this.tolerance * this.tolerance * rs;
+      for (let k = 0; k < this.iterations && rs > stop && rs > 0; k++) {
+        const ad = tidy(() => (this.damping ? tree.axpy(this.damping, d, hvp(d)) : hvp(d))); // (H + δI) d
+        const curvature = await dot(d, ad);
+        // Non-positive curvature: the (damped) Hessian is not positive definite along d; stop with the current x.
+        if (!(curvature > 0)) {
+          this.requireFinite(curvature, 'the curvature dᵀ(H + δI)d (a Hessian-vector product)', k + 1);
+          break;
         }
-        returned = true;
-        return x;
-      } finally {
-        if (!returned) disposeTree(x);
-        disposeTree(r);
-        disposeTree(d);
+        const a = rs / curvature;
+        ({ x, r } = carry({ x, r, ad }, (s) => ({ x: tree.axpy(a, d, s.x), r: tree.axpy(-a, s.ad, s.r) }))); // x += a d, r −= a (H + δI) d
+        const rs2 = await dot(r, r);
+        this.requireFinite(rs2, 'the residual r·r', k + 1);
+        d = carry(d, (dOld) => tree.axpy(rs2 / rs, dOld, r)); // d ← r + (r·r)′/(r·r) d
+        rs = rs2;
       }
+      return { x };
     });
   }
 }

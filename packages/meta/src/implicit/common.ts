@@ -1,111 +1,79 @@
 /**
- * @file Shared by the implicit-function-theorem estimators: at an (approximately) converged w,
- *   dL_V/dλ = ∂_λ L_V − ∂²L_T/∂λ∂w · H⁻¹ ∇_w L_V,   H = ∂²L_T/∂w²,
- * with H⁻¹∇_w L_V approximated by an iterative solver that only needs Hessian-vector products.
+ * @file Shared by the implicit-function-theorem estimators: at an (approximately) converged θ,
+ *   dL_V/dλ = ∂_λL_V − Mᵀ x,   x ≈ H⁻¹ ∇θL_V,   H = ∂²L_T/∂θ²,   M = ∂²L_T/∂θ∂λ,
+ * with x from an iterative solver that only needs Hessian-vector products.
  */
-import { HvpOperator, detach, noGrad } from '@metagrad/autograd';
-import { concat, reshape, type Tensor } from '@metagrad/tensor';
-import { disposeTree, fromLeaves, leaves, mapTree, type ParamTree } from '@metagrad/models';
-import { emptyStats, type HypergradInput, type HypergradResult, type HypergradStats } from '../hypergrad/types';
-import { finishResult } from '../hypergrad/result';
-import { lincombTree, mixedProducts, valGradients } from '../episodic/products';
+import { HvpOperator, noGrad } from '@metagrad/autograd';
+import { scope, type Tensor } from '@metagrad/tensor';
+import { tree, type ParamTree } from '@metagrad/models';
+import { emptyStats, type HypergradInput, type HypergradResult, type ImplicitIntermediates, type HypergradWith } from '../hypergrad/types';
+import { gradLeaves, gradTree, requireTrainBatch } from '../hypergrad/common';
+import { readScalars } from '../hypergrad/readback';
 
 /**
- * What a solver may return besides x: scalar tensors to read back together with the validation loss (one
- * readback for all, which the estimate makes anyway) and a check on their values that throws to reject x.
- * implicitHypergradient owns (and disposes) the tensors.
+ * What a solver returns: x, optionally Neumann's partial sums, and scalar tensors to read back together with the
+ * validation loss (one readback for all, which the estimate makes anyway) with a check on their values that
+ * throws to reject x. Everything the solver made and the result does not return is freed by the caller's scope.
  */
-export interface SolveResult {
-  x: ParamTree;
-  watch: Tensor[];
-  check(values: readonly number[]): void;
+export interface SolveResult<Θ extends ParamTree> {
+  x: Θ;
+  series?: Θ[];
+  watch?: Tensor[];
+  check?(values: readonly number[]): void;
 }
 
-/** The solver's view of the Hessian: H·v on trees shaped like w (λ held constant). */
-export interface TreeHvp {
-  apply(v: ParamTree): ParamTree;
-  count: number;
-}
+/** The solver's view of the Hessian: v ↦ H·v on trees shaped like θ (λ held constant). */
+export type TreeHvp<Θ extends ParamTree> = (v: Θ) => Θ;
+
+export type ImplicitResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradResult<Λ>, ImplicitIntermediates<Θ>>;
 
 /**
- * Runs `solve` with an HVP operator at (w, λ) (one recorded gradient graph reused by every product), then forms
- * the hypergradient from the solution x ≈ H⁻¹ ∇_w L_V. Stats count the HVPs and the one mixed product (as a JVP).
+ * Runs `solve` with an HVP operator at (θ, λ) (one recorded gradient graph reused by every product), then forms
+ * the hypergradient from its x ≈ H⁻¹ ∇θL_V. Stats count the HVPs and the one mixed product (as a JVP).
  */
-export async function implicitHypergradient<Batch>(
-  input: HypergradInput<Batch>,
-  solve: (hvp: TreeHvp, rhs: ParamTree) => Promise<ParamTree | SolveResult>,
-): Promise<HypergradResult> {
+export async function implicitHypergradient<Θ extends ParamTree, Λ extends ParamTree, B>(
+  input: HypergradInput<Θ, Λ, B>,
+  solve: (hvp: TreeHvp<Θ>, rhs: Θ) => Promise<SolveResult<Θ>>,
+): Promise<ImplicitResult<Θ, Λ>> {
   const t0 = performance.now();
-  const { problem, theta, lambda, trainBatch, valBatch } = input;
-  const { alpha, direct, loss } = valGradients(problem, theta, lambda, valBatch);
-  const lambdaConst = mapTree(lambda, (t) => detach(t));
-  const op = new HvpOperator((...ws: Tensor[]) => problem.trainLoss(fromLeaves(theta, ws), lambdaConst, trainBatch), leaves(theta));
-  let x: ParamTree | null = null;
-  let watched: SolveResult | null = null;
-  const stats: HypergradStats = { ...emptyStats(), gradients: 3, forwards: 3, jvps: 1 };
-  try {
-    const hvp: TreeHvp = {
-      count: 0,
-      apply(v) {
-        this.count++;
-        return fromLeaves(theta, op.apply(leaves(v)));
-      },
+  const { problem, theta, lambda, valBatch } = input;
+  const trainBatch = requireTrainBatch('implicit hypergradient', input);
+  return scope(async () => {
+    // ∇θL_V and ∂λL_V from one backward.
+    const [lam, th] = [gradLeaves(lambda), gradLeaves(theta)];
+    const loss = problem.valLoss(th, lam, valBatch);
+    const { th: gradV, lam: direct } = gradTree(loss, { th, lam });
+    // H·v through one recorded ∇θL_T at (θ, λ), λ constant.
+    const fixedLambda = tree.detach(lambda);
+    const op = new HvpOperator((...ws: Tensor[]) => problem.trainLoss(tree.fromLeaves(theta, ws), fixedLambda, trainBatch), tree.leaves(theta));
+    let hvps = 0;
+    const hvp: TreeHvp<Θ> = (v) => {
+      hvps++;
+      return tree.fromLeaves(theta, op.apply(tree.leaves(v)));
     };
-    const solved = await solve(hvp, alpha);
-    if (isSolveResult(solved)) {
-      watched = solved;
-      x = solved.x;
-    } else {
-      x = solved;
-    }
-    stats.hvps = hvp.count;
-  } catch (error) {
-    disposeTree(direct);
-    loss.dispose();
-    throw error;
-  } finally {
-    op.dispose();
-    disposeTree(lambdaConst);
-    disposeTree(alpha);
-  }
-  try {
-    const mixed = mixedProducts(problem, theta, lambda, trainBatch, x, { w: false, lambda: true }).lambda!;
-    const hypergrad = lincombTree(1, direct, -1, mixed);
-    disposeTree(mixed);
-    if (watched === null) return await finishResult(hypergrad, loss, stats, t0);
-    return await finishChecked(hypergrad, loss, watched, stats, t0);
-  } finally {
-    disposeTree(direct);
-    disposeTree(x);
-    if (watched !== null) disposeTree(watched.watch);
-  }
-}
-
-function isSolveResult(value: ParamTree | SolveResult): value is SolveResult {
-  return typeof value === 'object' && value !== null && 'watch' in value && 'check' in value && 'x' in value;
-}
-
-/**
- * finishResult with the solver's watched scalars read in the same readback as the validation loss: the check
- * costs no extra sync. If it throws, the hypergradient is disposed and the error propagates.
- */
-async function finishChecked(hypergrad: ParamTree, loss: Tensor, solved: SolveResult, stats: HypergradStats, t0: number): Promise<HypergradResult> {
-  let values: Float32Array | Int32Array | Uint32Array;
-  try {
-    const columns = [loss, ...solved.watch].map((t) => reshape(t, [1]));
-    const all = noGrad(() => concat(columns, 0));
-    columns.forEach((t) => t.dispose());
+    let solved: SolveResult<Θ>;
     try {
-      values = await all.toArray();
+      solved = await solve(hvp, gradV);
     } finally {
-      all.dispose();
+      op.dispose(); // the recorded graph, before the mixed product builds its own
     }
-    solved.check(Array.from(values.subarray(1)));
-  } catch (error) {
-    disposeTree(hypergrad);
-    throw error;
-  } finally {
-    loss.dispose();
-  }
-  return { hypergrad, valLoss: values[0], stats: { ...stats, ms: performance.now() - t0 } };
+    const mixed = mixedProduct(input, trainBatch, solved.x); // Mᵀx
+    const hypergrad = noGrad(() => tree.sub(direct, mixed)); // ∂λL_V − Mᵀx
+    const [valLoss, ...watched] = await readScalars([loss, ...(solved.watch ?? [])]);
+    solved.check?.(watched);
+    const stats = { ...emptyStats(), gradients: 3, forwards: 3, jvps: 1, hvps, ms: performance.now() - t0 };
+    const out: ImplicitResult<Θ, Λ> = { hypergrad, valLoss, stats };
+    if (input.intermediates) {
+      out.solution = solved.x;
+      if (solved.series) out.series = solved.series;
+    }
+    return out;
+  });
+}
+
+/** Mᵀx = ∂_λ⟨∇θL_T(θ, λ), x⟩: one double backward (zeros where λ does not reach the training loss). */
+function mixedProduct<Θ extends ParamTree, Λ extends ParamTree, B>(input: HypergradInput<Θ, Λ, B>, trainBatch: B, x: Θ): Λ {
+  const [lam, th] = [gradLeaves(input.lambda), gradLeaves(input.theta)];
+  const g = gradTree(input.problem.trainLoss(th, lam, trainBatch), th, true);
+  return gradTree(tree.dot(g, x), lam);
 }

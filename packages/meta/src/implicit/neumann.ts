@@ -10,14 +10,11 @@
  * (no extra readback); a non-finite term, or one more than twice as long as the first, throws
  * NeumannDivergenceError with α, the term and every norm.
  */
-import { noGrad } from '@metagrad/autograd';
-import type { Tensor } from '@metagrad/tensor';
-import { disposeTree, dotTree, type ParamTree } from '@metagrad/models';
+import { tree, type ParamTree } from '@metagrad/models';
 import { NeumannDivergenceError, NonFiniteHypergradientError } from '../errors';
-import type { HypergradEstimator, HypergradInput, HypergradResult } from '../hypergrad/types';
-import { checkFinite, checkPositiveInt } from '../hypergrad/common';
-import { lincombTree } from '../episodic/products';
-import { type SolveResult, implicitHypergradient } from './common';
+import type { HypergradEstimator, HypergradInput } from '../hypergrad/types';
+import { carry, checkFinite, checkPositiveInt } from '../hypergrad/common';
+import { implicitHypergradient, type ImplicitResult } from './common';
 
 export interface NeumannOptions {
   /** N: terms of the series after the first (HVPs per hypergradient). */
@@ -26,7 +23,7 @@ export interface NeumannOptions {
   alpha?: number;
 }
 
-export class NeumannIFT<Batch> implements HypergradEstimator<Batch> {
+export class NeumannIFT<B = unknown> implements HypergradEstimator<B> {
   readonly name = 'neumann-ift';
   readonly iterations: number;
   readonly alpha: number | undefined;
@@ -38,34 +35,23 @@ export class NeumannIFT<Batch> implements HypergradEstimator<Batch> {
     this.alpha = options.alpha;
   }
 
-  estimate(input: HypergradInput<Batch>): Promise<HypergradResult> {
-    const alpha = this.alpha ?? input.innerLr;
+  /** With `input.intermediates`: `series` (p_0 … p_N, Lorraine et al.'s p after each term) and `solution` (α p_N). */
+  estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<ImplicitResult<Θ, Λ>> {
+    const alpha = this.alpha ?? input.innerLr ?? NaN;
     checkFinite('NeumannIFT', 'alpha (or innerLr)', alpha, (v) => v > 0, 'a finite number > 0');
-    return implicitHypergradient(input, async (hvp, rhs): Promise<SolveResult> => {
-      let v: ParamTree = lincombTree(1, rhs, 0, rhs);
-      let p: ParamTree = lincombTree(1, rhs, 0, rhs);
-      // ‖v_j‖² of every term, left on the device and read back with the validation loss: no extra sync.
-      const squaredNorms: Tensor[] = [noGrad(() => dotTree(v, v))];
-      let returned = false;
-      try {
-        for (let j = 0; j < this.iterations; j++) {
-          const hv = hvp.apply(v);
-          const v2 = lincombTree(1, v, -alpha, hv);
-          disposeTree(hv);
-          disposeTree(v);
-          v = v2;
-          squaredNorms.push(noGrad(() => dotTree(v, v)));
-          const p2 = lincombTree(1, p, 1, v);
-          disposeTree(p);
-          p = p2;
-        }
-        returned = true;
-        return { x: lincombTree(alpha, p, 0, p), watch: squaredNorms, check: (values) => checkSeries(alpha, values) };
-      } finally {
-        if (!returned) disposeTree(squaredNorms);
-        disposeTree(v);
-        disposeTree(p);
+    return implicitHypergradient(input, async (hvp, gradV) => {
+      // Lorraine et al., Algorithm 3: v ← ∇θL_V, p ← v; N times: v ← v − α H v, p ← p + v. The norms ‖v_j‖² stay on
+      // the device and are read back with the validation loss (no extra sync); `series` keeps every p when asked.
+      const keepSeries = input.intermediates === true;
+      let s = { v: gradV, p: gradV, norms: [tree.dot(gradV, gradV)], series: keepSeries ? [gradV] : [] };
+      for (let j = 0; j < this.iterations; j++) {
+        s = carry(s, ({ v, p, norms, series }) => {
+          const next = tree.axpy(-alpha, hvp(v), v);
+          const sum = tree.add(p, next);
+          return { v: next, p: sum, norms: [...norms, tree.dot(next, next)], series: keepSeries ? [...series, sum] : series };
+        });
       }
+      return { x: tree.scale(s.p, alpha), series: keepSeries ? s.series : undefined, watch: s.norms, check: (values) => checkSeries(alpha, values) };
     });
   }
 }
