@@ -9,7 +9,7 @@
  */
 import { InvalidArgumentError, dispose, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import { compile, detach, noGrad, type CompiledFunction } from '@metagrad/autograd';
-import { disposeTree, leaves, normTree, tree, type ParamTree } from '@metagrad/models';
+import { leaves, normTree, tree, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem, HypergradEstimator } from './types';
 import { gradLeaves, gradTree } from './common';
 import { readScalars } from './readback';
@@ -197,8 +197,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
       o.lambdaOptimizer.step(out.hypergrad);
       return { valLoss, hypergradNorm, ms: performance.now() - t0, peakBytes };
     } finally {
-      disposeTree(out.hypergrad);
-      dispose([out.valLoss, out.hypergradNorm]);
+      dispose(out);
     }
   }
 
@@ -222,8 +221,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
       o.thetaOptimizer.step(out.grads);
       return { trainLoss, gradNorm };
     } finally {
-      disposeTree(out.grads);
-      dispose([out.loss, out.gradNorm]);
+      dispose(out);
     }
   }
 }
