@@ -7,7 +7,7 @@
  * Inputs are random 14×14 images (cost does not depend on the pixels).
  */
 import { tensor, type Device } from '@metagrad/tensor';
-import { Adam, Rng, SGD, countParams, disposeTree, type ParamTree } from '@metagrad/models';
+import { Adam, Rng, SGD, countParams, disposeTree } from '@metagrad/models';
 import { OnlineTrainer, type ClassificationBatch, type OnlineStepLog } from '@metagrad/meta';
 import type { ReportSection, SectionResult } from '../cli/report';
 import { lineChart, sideBySide, type Row } from '../cli/plots';

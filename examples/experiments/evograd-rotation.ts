@@ -11,7 +11,7 @@ import * as raw from '@metagrad/tensor';
 import { ShapeError, oneHot, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import {
   Adam, batchIterator, disposeTree, downsample2x, lenet5, maxPool2dLayer, rotate,
-  rotationTransformer, type LeNet5Params, type ParamTree,
+  rotationTransformer, type LeNet5Params,
 } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
 import { EvoGrad, OneStepLookahead, OnlineTrainer, type BilevelProblem, type ClassificationBatch, type HypergradEstimator } from '@metagrad/meta';

@@ -8,7 +8,6 @@ import { Command } from 'commander';
 import { tensor, type Device } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { deriveSeed, sampleMetaBatch, sinusoidFamily, type MlpParams, type Model } from '@metagrad/models';
-import type { ParamTree } from '@metagrad/models';
 import { E5_FULL, e5Methods, makeE5Learner, sinusoidEpisode, type E5Config, type MethodKey } from './hyperdistill-sinusoid';
 
 /** λ_max of (2/n)·[F 1]ᵀ[F 1] per task (the MSE Hessian of a linear head), by power iteration on the host. */
@@ -33,10 +32,10 @@ function headCurvature(features: Float32Array, tasks: number, n: number, h: numb
   return worst;
 }
 
-async function etaLambdaMax(cfg: E5Config, device: Device, features: Model<MlpParams>, lambda: ParamTree): Promise<number> {
+async function etaLambdaMax(cfg: E5Config, device: Device, features: Model<MlpParams>, lambda: MlpParams): Promise<number> {
   const mb = sampleMetaBatch(sinusoidFamily, { metaBatch: cfg.metaBatch, nSupport: cfg.shots, nQuery: cfg.shots, seed: 4242 });
   const x = tensor(mb.support.x, [cfg.metaBatch * cfg.shots, 1], 'f32', device);
-  const f = features.apply(lambda as never, x);
+  const f = features.apply(lambda, x);
   const host = await f.toArray();
   [f, x].forEach((t) => t.dispose());
   return cfg.innerLr * headCurvature(host as Float32Array, cfg.metaBatch, cfg.shots, cfg.hidden);

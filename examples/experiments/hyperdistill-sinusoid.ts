@@ -15,7 +15,7 @@
  * diagnostic reverse through the momentum dynamics; D* equals the support set because every step is full-batch.
  */
 import { tensor, type Device } from '@metagrad/tensor';
-import { deriveSeed, disposeTree, mlp, Rng, sampleMetaBatch, sinusoidFamily, type BatchedRegressionData, type ParamTree } from '@metagrad/models';
+import { deriveSeed, disposeTree, mlp, Rng, sampleMetaBatch, sinusoidFamily, type BatchedRegressionData, type MlpParams, type ParamTree } from '@metagrad/models';
 import {
   DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, anilProblem, compareWithExact, firstOrderMethod, hyperDistillMethod,
   implicitMethod, offlineMethod, onlineReverseMethod, regressionBatchOps, runInner, type Episode, type MomentumJacobian, type EpisodeRecord, type HyperMethod, type RegressionBatch,
@@ -142,8 +142,8 @@ export interface E5Progress {
 /** A fresh meta-learner for one method and seed: λ (the feature net), φ (the head's initialisation) and its trainer. */
 export function makeE5Learner(cfg: E5Config, device: Device, spec: MethodSpec, seed: number) {
   const features = mlp({ sizes: [1, cfg.hidden, cfg.hidden, cfg.hidden], activation: 'relu', outputActivation: 'relu' });
-  const problem = anilProblem({ features: (l, x) => features.apply(l as never, x) });
-  const lambda = features.init(deriveSeed(seed, 1), device) as unknown as ParamTree;
+  const problem = anilProblem({ features: (l: MlpParams, x) => features.apply(l, x) });
+  const lambda = features.init(deriveSeed(seed, 1), device);
   const rng = new Rng(deriveSeed(seed, 2));
   const bound = 1 / Math.sqrt(cfg.hidden);
   const phi = { weight: tensor(rng.uniformArray(cfg.hidden, -bound, bound), [1, cfg.hidden, 1], 'f32', device), bias: tensor(rng.uniformArray(1, -bound, bound), [1, 1, 1], 'f32', device) };
@@ -154,7 +154,7 @@ export function makeE5Learner(cfg: E5Config, device: Device, spec: MethodSpec, s
   });
   const dispose = (): void => {
     trainer.dispose();
-    disposeTree([lambda, phi] as ParamTree);
+    disposeTree([lambda, phi]);
   };
   return { features, problem, lambda, method, trainer, dispose };
 }

@@ -10,10 +10,10 @@ import { noGrad } from '@metagrad/autograd';
 import { argmax, eq, sum, tensor, type Device } from '@metagrad/tensor';
 import {
   Adam, FASHION_MNIST_MEAN, FASHION_MNIST_STD, SGD, balancedIndices, batchIterator, corruptLabels, disposeTree, downsample2x,
-  normalise, type ParamTree,
+  normalise, type MetaWeightNetParams, type ParamTree,
 } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
-import { OnlineTrainer, type ClassificationBatch } from '@metagrad/meta';
+import { OnlineTrainer } from '@metagrad/meta';
 import type { ReportSection, SectionResult } from '../cli/report';
 import { groupedBars, lineChart, type Row } from '../cli/plots';
 import { disposeBatch, estimatorFor, mlpClassifier, mwnProblem, uploadBatch, weightNet, type Classifier } from './mwn-label-noise-common';
@@ -87,10 +87,10 @@ async function accuracy(c: Classifier, theta: ParamTree, images: Float32Array, l
 }
 
 /** The learned weighting function v(ℓ) on a grid of losses. */
-async function weightCurve(lambda: ParamTree, device: Device): Promise<{ loss: number; weight: number }[]> {
+async function weightCurve(lambda: MetaWeightNetParams, device: Device): Promise<{ loss: number; weight: number }[]> {
   const grid = Array.from({ length: 51 }, (_, i) => i * 0.2);
   const x = tensor(Float32Array.from(grid), [grid.length, 1], 'f32', device);
-  const v = noGrad(() => weightNet.apply(lambda as never, x));
+  const v = noGrad(() => weightNet.apply(lambda, x));
   const w = await v.toArray();
   disposeTree([x, v]);
   return grid.map((loss, i) => ({ loss, weight: w[i] }));

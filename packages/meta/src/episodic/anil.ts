@@ -15,22 +15,22 @@ export interface AnilHead {
   bias: Tensor;
 }
 
-export interface AnilProblemOptions {
+export interface AnilProblemOptions<Λ extends ParamTree = ParamTree> {
   /** Features of x [N, d] → [N, h] under λ (e.g. an MLP whose last layer is followed by its activation). */
-  features(lambda: ParamTree, x: Tensor): Tensor;
+  features(lambda: Λ, x: Tensor): Tensor;
 }
 
-export interface AnilProblem extends BilevelProblem<ParamTree, ParamTree, RegressionBatch> {
+export interface AnilProblem<Λ extends ParamTree = ParamTree> extends BilevelProblem<ParamTree, Λ, RegressionBatch> {
   /** Per-task predictions [B, n, 1]. */
-  predict(head: ParamTree, lambda: ParamTree, x: Tensor): Tensor;
+  predict(head: ParamTree, lambda: Λ, x: Tensor): Tensor;
   /** w_0: the shared head φ ([1, h, 1], [1, 1, 1]) repeated for B tasks. */
   initialWeights(phi: ParamTree, tasks: number): ParamTree;
   /** Mean over the task dimension (the Reptile target), shaped like φ. */
   taskMean(w: ParamTree): ParamTree;
 }
 
-export function anilProblem(options: AnilProblemOptions): AnilProblem {
-  const predict = (head: ParamTree, lambda: ParamTree, x: Tensor): Tensor =>
+export function anilProblem<Λ extends ParamTree = ParamTree>(options: AnilProblemOptions<Λ>): AnilProblem<Λ> {
+  const predict = (head: ParamTree, lambda: Λ, x: Tensor): Tensor =>
     tidy(() => {
       const { weight, bias } = head as unknown as AnilHead;
       if (x.rank !== 3) throw new ShapeError(`anilProblem: x must be [B, n, d], got [${x.shape.join(', ')}]`);
@@ -41,7 +41,7 @@ export function anilProblem(options: AnilProblemOptions): AnilProblem {
       return add(matmul(reshape(f, [B, n, h]), weight), bias);
     });
   /** Σ_tasks mean_examples (pred − y)², as a scalar. */
-  const taskSum = (head: ParamTree, lambda: ParamTree, batch: RegressionBatch): Tensor =>
+  const taskSum = (head: ParamTree, lambda: Λ, batch: RegressionBatch): Tensor =>
     tidy(() => {
       const n = batch.x.shape[1];
       return mulScalar(sum(square(sub(predict(head, lambda, batch.x), batch.y))), 1 / n);
