@@ -3,8 +3,8 @@
  *   dL_V/dλ = ∂_λL_V − Mᵀ x,   x ≈ H⁻¹ ∇θL_V,   H = ∂²L_T/∂θ²,   M = ∂²L_T/∂θ∂λ,
  * with x from an iterative solver that only needs Hessian-vector products.
  */
-import { HvpOperator, noGrad } from '@metagrad/autograd';
-import { scope, type Tensor } from '@metagrad/tensor';
+import { HvpOperator, detach, noGrad } from '@metagrad/autograd';
+import { scope, tidy, type Tensor } from '@metagrad/tensor';
 import { tree, type ParamTree } from '@metagrad/models';
 import { emptyStats, type HypergradInput, type HypergradResult, type ImplicitIntermediates, type HypergradWith } from '../hypergrad/types';
 import { gradLeaves, gradTree, requireTrainBatch } from '../hypergrad/common';
@@ -39,10 +39,13 @@ export async function implicitHypergradient<Θ extends ParamTree, Λ extends Par
   const { problem, theta, lambda, valBatch } = input;
   const trainBatch = requireTrainBatch('implicit hypergradient', input);
   return scope(async () => {
-    // ∇θL_V and ∂λL_V from one backward.
-    const [lam, th] = [gradLeaves(lambda), gradLeaves(theta)];
-    const loss = problem.valLoss(th, lam, valBatch);
-    const { th: gradV, lam: direct } = gradTree(loss, { th, lam });
+    // ∇θL_V and ∂λL_V from one backward (the validation graph is freed before the solve).
+    const { gradV, direct, loss } = tidy(() => {
+      const [lam, th] = [gradLeaves(lambda), gradLeaves(theta)];
+      const value = problem.valLoss(th, lam, valBatch);
+      const g = gradTree(value, { th, lam });
+      return { gradV: g.th, direct: g.lam, loss: detach(value) };
+    });
     // H·v through one recorded ∇θL_T at (θ, λ), λ constant.
     const fixedLambda = tree.detach(lambda);
     const op = new HvpOperator((...ws: Tensor[]) => problem.trainLoss(tree.fromLeaves(theta, ws), fixedLambda, trainBatch), tree.leaves(theta));
@@ -73,7 +76,9 @@ export async function implicitHypergradient<Θ extends ParamTree, Λ extends Par
 
 /** Mᵀx = ∂_λ⟨∇θL_T(θ, λ), x⟩: one double backward (zeros where λ does not reach the training loss). */
 function mixedProduct<Θ extends ParamTree, Λ extends ParamTree, B>(input: HypergradInput<Θ, Λ, B>, trainBatch: B, x: Θ): Λ {
-  const [lam, th] = [gradLeaves(input.lambda), gradLeaves(input.theta)];
-  const g = gradTree(input.problem.trainLoss(th, lam, trainBatch), th, true);
-  return gradTree(tree.dot(g, x), lam);
+  return tidy(() => {
+    const [lam, th] = [gradLeaves(input.lambda), gradLeaves(input.theta)];
+    const g = gradTree(input.problem.trainLoss(th, lam, trainBatch), th, true);
+    return gradTree(tree.dot(g, x), lam);
+  });
 }
