@@ -26,7 +26,7 @@ export type UpdateOrder = 'meta-first' | 'base-first';
 export interface OnlineTrainerOptions<Θ extends ParamTree = ParamTree, Λ extends ParamTree = ParamTree, B = unknown> {
   problem: BilevelProblem<Θ, Λ, B>;
   /** null: plain training (base steps only, λ fixed), the baseline run through the same loop and logging. */
-  estimator: HypergradEstimator<B, Θ, Λ> | null;
+  estimator: HypergradEstimator<NoInfer<B>> | null;
   /** θ and λ are updated in place by the optimisers, which must have been built on these same trees. */
   theta: Θ;
   lambda: Λ;
@@ -60,8 +60,8 @@ interface BaseTensors {
 }
 
 /** What the meta step computes before its check and update. */
-interface MetaTensors<Λ extends ParamTree> {
-  hypergrad: Λ;
+interface MetaTensors {
+  hypergrad: ParamTree;
   valLoss: Tensor;
   hypergradNorm: Tensor;
 }
@@ -91,7 +91,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
   private stepCount = 0;
   private readonly device: Device;
   private baseCompiled: CompiledFunction<[B], BaseTensors> | null = null;
-  private metaCompiled: CompiledFunction<[B, B, readonly B[] | undefined, number | undefined], MetaTensors<Λ>> | null = null;
+  private metaCompiled: CompiledFunction<[B, B, readonly B[] | undefined, number | undefined], MetaTensors> | null = null;
 
   constructor(readonly options: OnlineTrainerOptions<Θ, Λ, B>) {
     if (options.order !== 'meta-first' && options.order !== 'base-first') {
@@ -162,7 +162,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
     });
   }
 
-  private metaTensors(trainBatch: B, valBatch: B, trainBatches: readonly B[] | undefined, innerLr: number | undefined): MetaTensors<Λ> {
+  private metaTensors(trainBatch: B, valBatch: B, trainBatches: readonly B[] | undefined, innerLr: number | undefined): MetaTensors {
     const o = this.options;
     const r = o.estimator!.estimateTensors!({ problem: o.problem, theta: o.theta, lambda: o.lambda, trainBatch, valBatch, innerLr, trainBatches });
     return { hypergrad: r.hypergrad, valLoss: r.valLoss, hypergradNorm: noGrad(() => normTree(r.hypergrad)) };
@@ -180,7 +180,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
     const before = this.device.memory().bytesInUse;
     this.device.resetPeak();
     const innerLr = this.innerLr();
-    const out: MetaTensors<Λ> = o.estimator!.estimateTensors
+    const out: MetaTensors = o.estimator!.estimateTensors
       ? await compiledOrEager(this.metaCompiled, (a: B, b: B, c: readonly B[] | undefined, lr: number | undefined) => this.metaTensors(a, b, c, lr), (r) => this.fallBack(r), trainBatch, valBatch, trainBatches, innerLr)
       : await this.eagerMeta(trainBatch, valBatch, trainBatches, innerLr);
     const peakBytes = this.device.memory().peakBytesInUse - before;
@@ -202,7 +202,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
   }
 
   /** An estimator that reads back (Neumann, CG): its async estimate, shaped like the compiled core's result. */
-  private async eagerMeta(trainBatch: B, valBatch: B, trainBatches: readonly B[] | undefined, innerLr: number | undefined): Promise<MetaTensors<Λ>> {
+  private async eagerMeta(trainBatch: B, valBatch: B, trainBatches: readonly B[] | undefined, innerLr: number | undefined): Promise<MetaTensors> {
     const o = this.options;
     const r = await o.estimator!.estimate({ problem: o.problem, theta: o.theta, lambda: o.lambda, trainBatch, valBatch, innerLr, trainBatches });
     return { hypergrad: r.hypergrad, valLoss: tensorOf(r.valLoss, this.device), hypergradNorm: noGrad(() => normTree(r.hypergrad)) };
