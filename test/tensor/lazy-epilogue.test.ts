@@ -100,7 +100,8 @@ describe('matmul epilogues', () => {
     it(`${vname}: every epilogue form == eager (fusion off), one dispatch fewer per elementwise op`, async () => {
       const d = device();
       for (const [ci, c] of CASES.entries()) {
-        // The 8×16 register kernels take seconds each to build on llvmpipe: two forms there.
+        // The 8×16 register kernels take seconds each to build on llvmpipe: two forms and four cases there.
+        if (vname === 'register 8x16' && ![0, 1, 3, 6].includes(ci)) continue;
         for (const form of vname === 'register 8x16' ? [FORMS[0], FORMS[3]] : FORMS) {
           const o = outShape(c);
           const what = `${vname} ${JSON.stringify(c)} ${form.name}`;

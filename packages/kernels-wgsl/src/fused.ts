@@ -4,8 +4,8 @@ import { binaryExpr, unaryExpr, MAX_ELEMENTWISE_RANK, type ArithOpName, type Una
 import { memoKernel, type BufferParam, type KernelIR } from './render';
 import type { KernelSpec } from './types';
 
-/** Ops a fused program may apply: the f32 unary and arithmetic binary ops, and relu's VJP. */
-export type FusedOp = UnaryOpName | ArithOpName | 'reluGrad';
+/** Ops a fused program may apply: the f32 unary and arithmetic binary ops, relu's VJP, and the identity (a lazy expand). */
+export type FusedOp = UnaryOpName | ArithOpName | 'reluGrad' | 'copy';
 
 /**
  * How a leaf buffer is read: 'full' (contiguous, same element count as the output), 'scalar' (element 0
@@ -37,6 +37,7 @@ export const FUSED_CHUNK = 4;
 
 function opExpr(op: FusedOp): string {
   if (op === 'reluGrad') return 'select(0.0, v0, v1 > 0.0)';
+  if (op === 'copy') return 'v0';
   if ((['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op)) return binaryExpr(op as ArithOpName, 'f32');
   return unaryExpr(op as UnaryOpName, 'f32');
 }
@@ -152,7 +153,7 @@ export interface FusedLoad {
 }
 
 export function fusedLoad(p: FusedProgram): FusedLoad {
-  return fusedFunctions(p, false, false);
+  return fusedFunctions(p, false, false, false);
 }
 
 /**
@@ -162,12 +163,18 @@ export function fusedLoad(p: FusedProgram): FusedLoad {
  * return `outputs[0]`; further outputs are stored at `pout<i-1>[e]`, and with `raw` the host value itself at the last
  * `pout` (the raw product is live too). Bindings, uniform fields and words as in fusedLoad.
  */
-export function fusedEpilogue(p: FusedProgram, raw: boolean): FusedLoad {
+export function fusedEpilogue(p: FusedProgram, raw: boolean, rowCol = false): FusedLoad {
   if (p.reads.filter((r) => r.mode === 'acc').length !== 1) throw new Error('fused epilogue: needs exactly one acc read');
-  return fusedFunctions(p, true, raw);
+  if (rowCol && p.rank !== 2) throw new Error('fused epilogue: rowCol needs a folded rank of 2');
+  return fusedFunctions(p, true, raw, rowCol);
 }
 
-function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean): FusedLoad {
+/*
+ * rowCol (epilogues): the folded output shape is [rows, N] with the host's N, and the host passes each element's
+ * linear row `er` and column `ec`, so strided reads are er·st[0] + ec·st[1] without the per-element integer divisions of the
+ * general decode (scalarised, hence slow, on llvmpipe).
+ */
+function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean, rowCol: boolean): FusedLoad {
   if (p.rank > MAX_ELEMENTWISE_RANK) throw new Error(`fused prologue: rank ${p.rank} > ${MAX_ELEMENTWISE_RANK}`);
   if (!p.outputs.length) throw new Error('fused prologue: no value to load');
   const arr = (len: number) => `array<vec4<u32>, ${len}>`;
@@ -183,12 +190,14 @@ function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean): Fused
   const subst = (st: { op: FusedOp; args: readonly FusedRef[] }, ref: (r: FusedRef) => string) =>
     opExpr(st.op).replace(/\bv([01])\b/g, (_, i: string) => ref(st.args[Number(i)]));
   const extra = p.outputs.slice(1);
-  const [fn1, fn4, arg1, arg4] = epilogue ? ['ep', 'ep4', ', acc: f32', ', acc: vec4<f32>'] : ['pl', 'pl4', '', ''];
+  const [fn1, fn4, arg1, arg4] = epilogue ? ['ep', 'ep4', ', acc: f32, er: u32, ec: u32', ', acc: vec4<f32>, er: u32, ec: u32'] : ['pl', 'pl4', '', ''];
   const rawOut = raw ? extra.length : -1;
 
   // Scalar load: decode e over the folded shape when a read is strided.
   const one: string[] = [`fn ${fn1}(e: u32${arg1}) -> f32 {`, ...scalars];
-  if (strided.length) {
+  if (strided.length && rowCol) {
+    for (const k of strided) one.push(`  let o${k} = er * ${comp(`pst${k}`, 0)} + ec * ${comp(`pst${k}`, 1)};`);
+  } else if (strided.length) {
     one.push('  var rem = e;', ...strided.map((k) => `  var o${k} = 0u;`));
     for (let d = p.rank - 1; d >= 0; d--) {
       one.push(`  { let c = rem % ${comp('pshape', d)}; rem = rem / ${comp('pshape', d)};${strided.map((k) => ` o${k} += c * ${comp(`pst${k}`, d)};`).join('')} }`);
@@ -207,8 +216,8 @@ function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean): Fused
   // vec4 load: full reads as vec4s and the program once per lane; with a strided read, four scalar loads.
   const four: string[] = [`fn ${fn4}(q: u32${arg4}) -> vec4<f32> {`];
   if (strided.length) {
-    const a = (c: string) => (epilogue ? `, acc.${c}` : '');
-    four.push('  let e = 4u * q;', `  return vec4<f32>(${fn1}(e${a('x')}), ${fn1}(e + 1u${a('y')}), ${fn1}(e + 2u${a('z')}), ${fn1}(e + 3u${a('w')}));`, '}');
+    const a = (c: string, i: number) => (epilogue ? `, acc.${c}, er, ec${i ? ` + ${i}u` : ''}` : '');
+    four.push('  let e = 4u * q;', `  return vec4<f32>(${fn1}(e${a('x', 0)}), ${fn1}(e + 1u${a('y', 1)}), ${fn1}(e + 2u${a('z', 2)}), ${fn1}(e + 3u${a('w', 3)}));`, '}');
   } else {
     four.push(...scalars);
     p.reads.forEach((r, k) => {

@@ -49,13 +49,18 @@ export interface MatmulEpilogue {
   readonly program: FusedProgram;
   /** Also store the raw product (a live handle still holds it). */
   readonly raw: boolean;
+  /**
+   * The program's folded shape is [batch·M, N] (rank 2): strided leaves are addressed from the element's row and
+   * column without integer divisions (fusedEpilogue's rowCol). Otherwise the general decode of the linear index.
+   */
+  readonly rowCol?: boolean;
 }
 
 /** A matmul variant: A, B read, C written, the shared uniform block; `extra` is module-scope WGSL. */
 function matmulIR(key: MatmulKernelKey, elem: { ab?: 4; c?: 4 }, wg: [number, number], body: string, extra = '', epi?: MatmulEpilogue): KernelIR {
-  const ep = epi ? fusedEpilogue(epi.program, epi.raw) : null;
+  const ep = epi ? fusedEpilogue(epi.program, epi.raw, epi.rowCol === true) : null;
   return {
-    name: matmulKeyString(key) + (epi ? `:epi:${fusedKey(epi.program)}${epi.raw ? ':raw' : ''}` : ''),
+    name: matmulKeyString(key) + (epi ? `:epi:${fusedKey(epi.program)}${epi.raw ? ':raw' : ''}${epi.rowCol ? ':rc' : ''}` : ''),
     inputs: [{ name: 'A', dtype: 'f32', vec: elem.ab }, { name: 'B', dtype: 'f32', vec: elem.ab }, ...(ep?.inputs ?? [])],
     outputs: [{ name: 'C', dtype: 'f32', vec: elem.c }, ...(ep?.outputs ?? [])],
     uniforms: ep ? [...MATMUL_FIELDS, ...ep.uniforms] : MATMUL_FIELDS,
@@ -65,10 +70,15 @@ function matmulIR(key: MatmulKernelKey, elem: { ab?: 4; c?: 4 }, wg: [number, nu
   };
 }
 
-/** The store of one output element (index expression `i`, value `v`), through the epilogue when there is one. */
-const store1 = (epi: MatmulEpilogue | undefined, i: string, v: string) => (epi ? `{ let ci = ${i}; C[ci] = ep(ci, ${v}); }` : `C[${i}] = ${v};`);
-/** The store of one vec4 of output (vec4 index `q`). */
-const store4 = (epi: MatmulEpilogue | undefined, q: string, v: string) => (epi ? `{ let cq = ${q}; C[cq] = ep4(cq, ${v}); }` : `C[${q}] = ${v};`);
+/**
+ * The store of one output element (index expression `i`, value `v`), through the epilogue when there is one, which
+ * also gets the element's linear row `r` (batch·M + row) and column `c`.
+ */
+const store1 = (epi: MatmulEpilogue | undefined, i: string, v: string, r: string, c: string) =>
+  epi ? `{ let ci = ${i}; C[ci] = ep(ci, ${v}, ${r}, ${c}); }` : `C[${i}] = ${v};`;
+/** The store of one vec4 of output (vec4 index `q`; `c` the first of its 4 columns). */
+const store4 = (epi: MatmulEpilogue | undefined, q: string, v: string, r: string, c: string) =>
+  epi ? `{ let cq = ${q}; C[cq] = ep4(cq, ${v}, ${r}, ${c}); }` : `C[${q}] = ${v};`;
 
 /** Number of 32-bit words in the matmul uniform block. */
 export const MATMUL_UNIFORM_WORDS = 24;
@@ -155,7 +165,7 @@ export function matmulKernel(key: MatmulKernelKey, epilogue?: MatmulEpilogue): K
   };
   if (!epilogue) return memoKernel(matmulCache, matmulKeyString(key), build);
   if (epilogueCache.size > 4096) epilogueCache.clear();
-  return memoKernel(epilogueCache, `${matmulKeyString(key)}:epi:${fusedKey(epilogue.program)}:${epilogue.raw}`, build);
+  return memoKernel(epilogueCache, `${matmulKeyString(key)}:epi:${fusedKey(epilogue.program)}:${epilogue.raw}:${epilogue.rowCol === true}`, build);
 }
 
 const SIMPLE_WG = [8, 8] as const;
@@ -173,7 +183,7 @@ function simpleKernel(epi?: MatmulEpilogue): KernelIR {
     ai += u.aCs;
     bi += u.bRs;
   }
-  ${store1(epi, 'off.z + row * u.N + col', 'acc')}`, '', epi);
+  ${store1(epi, 'off.z + row * u.N + col', 'acc', '(u.batchBase + gid.z) * u.M + row', 'col')}`, '', epi);
 }
 
 function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR {
@@ -232,10 +242,10 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
     const inner: string[] = [];
     for (const c of cs) {
       if (vecOut) {
-        inner.push(`    if (col4 + ${c}u < nVec) { ${store4(epi, `cRow + col4 + ${c}u`, `acc${r}_${c}`)} }`);
+        inner.push(`    if (col4 + ${c}u < nVec) { ${store4(epi, `cRow + col4 + ${c}u`, `acc${r}_${c}`, `zM + row0 + ${r}u`, `(col4 + ${c}u) * 4u`)} }`);
       } else {
         for (let e = 0; e < 4; e++) {
-          inner.push(`    if ((col4 + ${c}u) * 4u + ${e}u < u.N) { ${store1(epi, `cRow + (col4 + ${c}u) * 4u + ${e}u`, `acc${r}_${c}.${comp[e]}`)} }`);
+          inner.push(`    if ((col4 + ${c}u) * 4u + ${e}u < u.N) { ${store1(epi, `cRow + (col4 + ${c}u) * 4u + ${e}u`, `acc${r}_${c}.${comp[e]}`, `zM + row0 + ${r}u`, `(col4 + ${c}u) * 4u + ${e}u`)} }`);
         }
       }
     }
@@ -258,7 +268,7 @@ ${lines.join('\n')}
     ${transB ? '' : 'let bRow = k * 4u * bStride;'}
 ${body.join('\n')}
   }
-${stores.join('\n')}`, '', epi);
+${epi ? '  let zM = (u.batchBase + gid.z) * u.M;\n' : ''}${stores.join('\n')}`, '', epi);
 }
 
 function workgroupKernel(key: WorkgroupMatmulKey, epi?: MatmulEpilogue): KernelIR {
@@ -305,7 +315,7 @@ var<workgroup> Bs: array<f32, ${TK * TN}>;`;
     let row = row0 + lid.y + r * ${wgY}u;
     for (var c = 0u; c < ${TC}u; c++) {
       let col = col0 + lid.x + c * ${wgX}u;
-      if (row < u.M && col < u.N) { ${store1(epi, 'off.z + row * u.N + col', `acc[r * ${TC}u + c]`)} }
+      if (row < u.M && col < u.N) { ${store1(epi, 'off.z + row * u.N + col', `acc[r * ${TC}u + c]`, '(u.batchBase + wid.z) * u.M + row', 'col')} }
     }
   }`, tiles, epi);
 }

@@ -120,6 +120,11 @@ export class Pending implements PendingValue {
 export type Operand = Tensor | number | OpNode;
 
 const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((d, i) => d === b[i]);
+function dropLeadingOnes(s: Shape): Shape {
+  let i = 0;
+  while (i < s.length && s[i] === 1) i++;
+  return s.slice(i);
+}
 
 function pendingOf(s: Storage): Pending | null {
   return s.pending instanceof Pending ? s.pending : null;
@@ -131,7 +136,9 @@ function toNode(x: Operand): ENode {
   x.assertAlive();
   x.assertVersion();
   const p = pendingOf(x.storage);
-  if (p && sameShape(p.root.shape, x.shape)) return p.root;
+  // A view that only adds or drops leading 1-dims broadcasts like the expression itself (right-aligned), so the
+  // expression is inlined as is (a reduction's gradient [n] viewed as [1, n] and expanded, say).
+  if (p && sameShape(dropLeadingOnes(p.root.shape), dropLeadingOnes(x.shape))) return p.root;
   // A view with another shape of a pending value is realised: its indexing is not the expression's.
   if (p) void x.storage.buffer;
   return { k: 'leaf', storage: x.storage, shape: x.shape };

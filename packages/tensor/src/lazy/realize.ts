@@ -234,7 +234,10 @@ function realizeEpilogue(p: Pending, l: Lowered, mm: MatmulNode, maxBuffers: num
   const rawOut = raw && room > 0 ? raw : null;
   if (rawOut) room--;
   const extra = extraOutputs(l, new Map(), room, [p.storage]);
-  const epilogue = { program: programOf(l, [l.rootStep, ...extra.steps]), raw: rawOut !== null };
+  // Strided leaves over a folded [batch·M, N] are addressed from the element's row and column (no divisions).
+  const N = mm.shape[mm.shape.length - 1];
+  const rowCol = l.rank === 2 && l.shape[1] === N;
+  const epilogue = { program: programOf(l, [l.rootStep, ...extra.steps]), raw: rawOut !== null, rowCol };
   const words = programWords(l);
   const leaves = l.bindings.map((s) => s.buffer);
   writeOutputs([p.storage, ...extra.storages, ...(rawOut ? [rawOut] : [])], (out) => mm.record(out, { epilogue, leaves, words }));

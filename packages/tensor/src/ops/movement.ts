@@ -6,6 +6,7 @@ import {
   INDEX_OP_CODES,
   indexSelectKernel,
   linearDispatch,
+  MAX_ELEMENTWISE_RANK,
   MOVEMENT_MAX_RANK,
   oneHotKernel,
   scatterAddKernel,
@@ -15,6 +16,8 @@ import {
 } from '@metagrad/kernels-wgsl';
 import { DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, type Shape, type Tensor } from '../tensor';
+import { fusionEnabled } from '../lazy/flag';
+import { opNode, pendingTensor } from '../lazy/expr';
 import { empty, scalarBits } from './creation';
 import { broadcastShapes, checkNumber, checkTensors, describeValue, fmt, recordInto, stridesOf, UniformWriter } from './util';
 
@@ -168,6 +171,11 @@ export function expand(x: Tensor, shape: Shape): Tensor {
     }
   }
   if (!ok) throw new ShapeError(`expand: cannot expand ${fmt(x.shape)} to ${fmt(shape)}`);
+  // Lazy fusion: the broadcast is a leaf read of an elementwise expression (an identity step over x, itself inlined
+  // when pending), so a consumer evaluates it through strides instead of a stridedCopy dispatch.
+  if (x.dtype === 'f32' && sizeOf(target) > 0 && target.length <= MAX_ELEMENTWISE_RANK && fusionEnabled(x.device)) {
+    return pendingTensor(opNode('copy', [x], target, x.device.limits.maxStorageBuffersPerShaderStage || 8), x.device);
+  }
   const st = stridesOf(x.shape);
   const dims = target.map((d, i) => ({ size: d, stride: i < off || x.shape[i - off] === 1 ? 0 : st[i - off] }));
   return stridedCopy(x, target, dims, 0);
