@@ -1,6 +1,6 @@
 /** @file Pending elementwise expressions (lazy fusion): the ENode DAG over leaf storages and uniform scalars. */
 /*
- * Rules of this first slice (COMPILE-NOTES §6.2), on only under METAGRAD_FUSION=1 / setFusion:
+ * Rules (COMPILE-NOTES §6.2), on by default (METAGRAD_FUSION=0 or setFusion(…, false) turns them off):
  * - f32 unary, arithmetic binary (broadcasting), scalar forms, axpby and reluGrad return a tensor whose Storage holds
  *   a Pending instead of a buffer; validation (and its errors) happen first, exactly as eagerly. Compare, where,
  *   cast, i32/u32 and empty outputs stay eager.

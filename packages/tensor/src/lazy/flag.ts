@@ -1,4 +1,4 @@
-/** @file The lazy-fusion switch: METAGRAD_FUSION=1 (env) or globalThis.METAGRAD_FUSION = true, per device overridable. */
+/** @file The lazy-fusion switch: on unless METAGRAD_FUSION=0 (env) or globalThis.METAGRAD_FUSION = false; per device overridable. */
 import type { Device } from '../device';
 
 let envDefault: boolean | undefined;
@@ -7,13 +7,14 @@ const perDevice = new WeakMap<Device, boolean>();
 
 function readEnv(): boolean {
   const g = globalThis as { METAGRAD_FUSION?: unknown; process?: { env?: Record<string, string | undefined> } };
-  if (g.METAGRAD_FUSION !== undefined) return g.METAGRAD_FUSION === true || g.METAGRAD_FUSION === '1';
-  return g.process?.env?.METAGRAD_FUSION === '1';
+  if (g.METAGRAD_FUSION !== undefined) return !(g.METAGRAD_FUSION === false || g.METAGRAD_FUSION === '0');
+  return g.process?.env?.METAGRAD_FUSION !== '0';
 }
 
 /**
  * Turns lazy elementwise fusion on or off for one device or for every device ('global'); `undefined` clears the
- * override (back to the environment's METAGRAD_FUSION, read once). Default: off in this release.
+ * override (back to the environment's METAGRAD_FUSION, read once). Default: on (bench compile's eager-fused column:
+ * faster than op by op on 8 of 11 workloads, equal on 1, slower on MWN plain (+22%) and the MLP step (+7%)).
  */
 export function setFusion(target: Device | 'global', on: boolean | undefined): void {
   if (target === 'global') globalOverride = on;

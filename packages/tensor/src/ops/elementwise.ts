@@ -35,7 +35,7 @@ import { broadcastShapes, broadcastStrides, recordInto, checkDType, checkNumber,
 export type { UnaryOpName, BinaryOpName, ArithOpName, CompareOpName };
 export { setFusion, fusionEnabled, fusionOverride } from '../lazy/flag';
 
-// ---------------------------------------------------------------- lazy fusion (METAGRAD_FUSION=1)
+// ---------------------------------------------------------------- lazy fusion (on unless METAGRAD_FUSION=0)
 
 /** Whether this call builds a pending expression: fusion on for the device, f32 in and out, a non-empty output. */
 function goesLazy(device: Tensor['device'], dtypes: readonly DType[], shape: Shape): boolean {
