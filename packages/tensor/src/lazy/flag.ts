@@ -14,7 +14,7 @@ function readEnv(): boolean {
 /**
  * Turns lazy elementwise fusion on or off for one device or for every device ('global'); `undefined` clears the
  * override (back to the environment's METAGRAD_FUSION, read once). Default: on (bench compile's eager-fused column:
- * faster than op by op on 8 of 11 workloads, equal on 1, slower on MWN plain (+22%) and the MLP step (+7%)).
+ * faster than op by op on 8 of 11 workloads; MWN plain and the MLP step, slower there, are faster in a 20-round A/B).
  */
 export function setFusion(target: Device | 'global', on: boolean | undefined): void {
   if (target === 'global') globalOverride = on;
