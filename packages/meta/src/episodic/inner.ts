@@ -58,6 +58,28 @@ export interface InnerRun {
   last?: { loss: Tensor; gradNorm: Tensor };
 }
 
+/**
+ * One heavy-ball step from w on `batch` (the gradient and the old state freed): the new parameters and state, and
+ * with `track` L_T and ‖∇_w L_T‖ at w (owned by the caller).
+ */
+function innerStep<Batch>(
+  o: Pick<RunInnerOptions<Batch>, 'problem' | 'lambda'>, opt: ReturnType<typeof sgd>, w: ParamTree, state: SgdState, batch: Batch, track: boolean,
+): { params: ParamTree; state: SgdState; last?: InnerRun['last'] } {
+  let g: ParamTree;
+  let last: InnerRun['last'];
+  if (track) {
+    const lg = trainLossAndGradient(o.problem, w, o.lambda(), batch);
+    g = lg.gradient;
+    last = { loss: lg.loss, gradNorm: noGrad(() => normTree(g)) };
+  } else {
+    g = trainGradient(o.problem, w, o.lambda(), batch);
+  }
+  const next = noGrad(() => opt.step(w, g, state));
+  disposeTree(g);
+  opt.disposeState(state);
+  return { ...next, last };
+}
+
 /** Runs T = batches.length steps from w0 (not disposed) and returns w_T. */
 export async function runInner<Batch>(o: RunInnerOptions<Batch>): Promise<InnerRun> {
   checkInnerOptimiser('runInner', o.optimiser);
@@ -71,17 +93,8 @@ export async function runInner<Batch>(o: RunInnerOptions<Batch>): Promise<InnerR
   let pending: ParamTree | null = null;
   try {
     for (let t = 1; t <= T; t++) {
-      let g: ParamTree;
-      if (o.trackLast && t === T) {
-        const lg = trainLossAndGradient(o.problem, w, o.lambda(), o.batches[t - 1]);
-        g = lg.gradient;
-        last = { loss: lg.loss, gradNorm: noGrad(() => normTree(g)) };
-      } else {
-        g = trainGradient(o.problem, w, o.lambda(), o.batches[t - 1]);
-      }
-      const next = noGrad(() => opt.step(w, g, state));
-      disposeTree(g);
-      opt.disposeState(state);
+      const next = innerStep(o, opt, w, state, o.batches[t - 1], Boolean(o.trackLast) && t === T);
+      if (next.last) last = next.last;
       state = next.state;
       const prev = w;
       w = next.params;
@@ -117,17 +130,8 @@ export function runInnerTensors<Batch>(o: Omit<RunInnerOptions<Batch>, 'onStep' 
   let last: InnerRun['last'];
   try {
     for (let t = 1; t <= T; t++) {
-      let g: ParamTree;
-      if (t === T) {
-        const lg = trainLossAndGradient(o.problem, w, o.lambda(), o.batches[t - 1]);
-        g = lg.gradient;
-        last = { loss: lg.loss, gradNorm: noGrad(() => normTree(g)) };
-      } else {
-        g = trainGradient(o.problem, w, o.lambda(), o.batches[t - 1]);
-      }
-      const next = noGrad(() => opt.step(w, g, state));
-      disposeTree(g);
-      opt.disposeState(state);
+      const next = innerStep(o, opt, w, state, o.batches[t - 1], t === T);
+      if (next.last) last = next.last;
       state = next.state;
       if (w !== o.w0) disposeTree(w);
       w = next.params;
