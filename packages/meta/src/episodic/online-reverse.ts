@@ -5,8 +5,7 @@
  * HyperDistill approximate, at 2K − 1 JVPs per step and K stored iterates: the reference, not a cheap method.
  */
 import { InvalidArgumentError } from '@metagrad/tensor';
-import { disposeTree, type ParamTree } from '@metagrad/models';
-import { cloneTree } from './products';
+import { cloneTree, disposeTree, type ParamTree } from '@metagrad/models';
 import { ReverseHG } from './trajectory';
 import type { HyperMethod } from './methods';
 

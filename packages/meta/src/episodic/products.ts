@@ -83,7 +83,5 @@ export function lincombTree<T extends ParamTree>(a: number, x: T, b: number, y: 
   return noGrad(() => zipTree(x, y, (p, q) => axpby(a, p, b, q)));
 }
 
-/** A copy of every leaf, without a graph (so later in-place updates of the original cannot change it). */
-export const cloneTree = <T extends ParamTree>(x: T): T => noGrad(() => mapTree(x, (t) => mulScalar(t, 1)));
 
 export { zerosTree };

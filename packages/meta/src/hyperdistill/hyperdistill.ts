@@ -16,11 +16,11 @@
  */
 import { detach, mul, mulScalar, noGrad, sub, add } from '@metagrad/autograd';
 import { InvalidArgumentError, tensor, tidy, type Tensor } from '@metagrad/tensor';
-import { axpyTree, disposeTree, leaves, Rng, zipTree, type ParamTree } from '@metagrad/models';
+import { axpyTree, cloneTree, disposeTree, leaves, Rng, zipTree, type ParamTree } from '@metagrad/models';
 import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from '../hypergrad/types';
 import { checkFinite, checkInnerLr, checkPositiveInt, gradLeaves, gradTree } from '../hypergrad/common';
 import { finishCheckedResult } from '../episodic/checked';
-import { cloneTree, lincombTree, trainGradient } from '../episodic/products';
+import { lincombTree, trainGradient } from '../episodic/products';
 import { distillBatch, MissingBatchOpsError, type BatchOps } from './batches';
 import { decaySum, onlineMix } from './weights';
 import { checkMomentumJacobian, linearEstimation, type LinearEstimationInput, type LinearEstimationResult, type MomentumJacobian } from './linear-estimation';

@@ -14,12 +14,12 @@
  */
 import { mulScalar, noGrad, reshape } from '@metagrad/autograd';
 import { concat, InvalidArgumentError, tidy, type Tensor } from '@metagrad/tensor';
-import { disposeTree, dotTree, Rng, type ParamTree } from '@metagrad/models';
+import { cloneTree, disposeTree, dotTree, Rng, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem } from '../hypergrad/types';
 import { checkFinite } from '../hypergrad/common';
 import { NonFiniteHypergradientError } from '../errors';
 import { runInner, type InnerOptimiser } from '../episodic/inner';
-import { cloneTree, lincombTree, mixedProducts, valGradients } from '../episodic/products';
+import { lincombTree, mixedProducts, valGradients } from '../episodic/products';
 import { interpolate, reverseHypergradient } from '../episodic/reverse';
 import { distillBatch, MissingBatchOpsError, type BatchOps } from './batches';
 import { decaySum, reverseMix } from './weights';
