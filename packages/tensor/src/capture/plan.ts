@@ -338,4 +338,3 @@ function alignTo(n: number, a: number): number {
   return Math.ceil(n / a) * a;
 }
 
-export type { Command };
