@@ -4,6 +4,7 @@ import * as raw from '@metagrad/tensor';
 import { setFusion, tensor, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { useDevice, withFusion } from '../helpers/device';
+import { data, expectClose } from '../helpers/lazy';
 
 const device = useDevice();
 afterEach(() => setFusion(device(), undefined));
@@ -11,25 +12,6 @@ afterEach(() => setFusion(device(), undefined));
 const fused = <T>(on: boolean, fn: () => T): T => withFusion(device(), on, fn);
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-function data(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = seed * 2654435761 + 1;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    return lo + (s / 2 ** 32) * (hi - lo);
-  });
-}
-
-/** fused and eager agree to 1e-6 relative (floor 1e-6 · the largest magnitude, for values near 0). */
-function expectClose(got: Float32Array | Int32Array | Uint32Array, want: Float32Array | Int32Array | Uint32Array, what: string): void {
-  expect(got.length, what).toBe(want.length);
-  const scale = Math.max(1, ...Array.from(want, Math.abs));
-  for (let i = 0; i < got.length; i++) {
-    const tol = 1e-6 * Math.max(Math.abs(got[i]), Math.abs(want[i])) + 1e-6 * scale;
-    if (got[i] !== want[i] && !(Math.abs(got[i] - want[i]) <= tol) && !(Number.isNaN(got[i]) && Number.isNaN(want[i]))) {
-      throw new Error(`${what}: element ${i}: fused ${got[i]} vs eager ${want[i]}`);
-    }
-  }
-}
 
 type Red = 'sum' | 'mean' | 'max' | 'min' | 'logsumexp';
 const REDUCE: Record<Red, (x: Tensor, axes?: number | number[], keepDims?: boolean) => Tensor> = {
