@@ -15,7 +15,6 @@ afterEach(() => setFusion(device(), undefined));
 const fused = <T>(on: boolean, fn: () => T): T => withFusion(device(), on, fn);
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-
 const VARIANTS: Record<string, MatmulVariant | undefined> = {
   tuned: undefined,
   simple: { kind: 'simple' },

@@ -12,7 +12,6 @@ afterEach(() => setFusion(device(), undefined));
 const fused = <T>(on: boolean, fn: () => T): T => withFusion(device(), on, fn);
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-
 type Red = 'sum' | 'mean' | 'max' | 'min' | 'logsumexp';
 const REDUCE: Record<Red, (x: Tensor, axes?: number | number[], keepDims?: boolean) => Tensor> = {
   sum: raw.sum, mean: raw.mean, max: raw.max, min: raw.min, logsumexp: raw.logsumexp,
