@@ -3,10 +3,10 @@
  * memory of a T1–T2 (Meta-Weight-Net look-ahead) step relative to a plain training step. Timings are a warm-up then
  * the median of several runs, each synced by a readback; peaks use device.resetPeak() per measurement.
  */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Device, Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
-import { median } from '../examples/cli/stats';
+import { median } from '@metagrad/experiments';
 
 export interface AutogradRow {
   model: string;

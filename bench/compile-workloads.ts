@@ -2,9 +2,9 @@
  * @file The workloads of `metagrad bench compile`, each as ONE step function of tensors that runs eagerly (fusion
  * off), eagerly with lazy fusion, and through `compile(step)`: the 100-add chain (bench/kernels.ts), the MLP and
  * LeNet-5 SGD steps at batch 128 (bench/train.ts), one online Meta-Weight-Net iteration with MLP 196-256-256-10
- * (plain / T1–T2 / EvoGrad K=2, as examples/experiments/evograd-cost.ts at batch 64), one E5 inner optimisation
- * (FO / 1-step / HyperDistill γ=0.99, examples/experiments/hyperdistill-sinusoid.ts) and one MAML / FOMAML / A-MAML
- * meta-gradient at 100 inner steps (examples/experiments/amaml-common.ts, the task of amaml-cost.ts).
+ * (plain / T1–T2 / EvoGrad K=2, as packages/experiments/src/evograd-cost.ts at batch 64), one E5 inner optimisation
+ * (FO / 1-step / HyperDistill γ=0.99, packages/experiments/src/hyperdistill-sinusoid.ts) and one MAML / FOMAML / A-MAML
+ * meta-gradient at 100 inner steps (packages/experiments/src/amaml-common.ts, the task of amaml-cost.ts).
  *
  * The trainers and learners those experiments time read values back inside their steps (losses, norms, the
  * adaptive solver's error), which a compiled step may not do. Where the library has a readback-free core the step
@@ -21,7 +21,7 @@
  *   measure is read back every step, which would end a trace): the same stages, dense output, HVPs and Heun adjoint
  *   over the same 56 f evaluations, without the per-step error reduction and readback.
  */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import { crossEntropy, detach, enableGrad, grad, HvpOperator, mulScalar, noGrad, requiresGrad, sub, add } from '@metagrad/autograd';
 import {
@@ -33,9 +33,7 @@ import {
   type ClassificationBatch, type MetaProblem, type RegressionBatch, type SupportQueryTask, type VectorOps,
 } from '@metagrad/meta';
 import { randomData } from './kernels';
-import { mlpClassifier, mwnProblem, weightNet } from '../examples/experiments/mwn-label-noise-common';
-import { E5_FULL, sinusoidEpisode, type E5Config } from '../examples/experiments/hyperdistill-sinusoid';
-import { disposeTask, fitScaling, hostEpisodes, makeLearner, regressionProblem, regressor, uploadTask } from '../examples/experiments/amaml-common';
+import { mlpClassifier, mwnProblem, weightNet, E5_FULL, sinusoidEpisode, type E5Config, disposeTask, fitScaling, hostEpisodes, makeLearner, regressionProblem, regressor, uploadTask } from '@metagrad/experiments/node';
 
 /** What a step returns: a tree of fresh tensors the caller owns. */
 export type StepOutput = ParamTree;

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { setFusion, type Device, type Tensor } from '@metagrad/tensor';
 import { compile, type CompileStats, type CompiledFunction } from '@metagrad/autograd';
 import { disposeTree, leaves, type ParamTree } from '@metagrad/models';
-import { median } from '../examples/cli/stats';
+import { median } from '@metagrad/experiments';
 import { compileWorkloads, type CompileWorkload, type StepFn, type StepOutput, type WorkloadGroup, type WorkloadInstance } from './compile-workloads';
 
 type Compiled = CompiledFunction<Tensor[], StepOutput | Promise<StepOutput>>;

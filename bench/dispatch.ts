@@ -1,7 +1,7 @@
 /** @file Dispatch-overhead bench: amortised µs per small kernel when batched, submit+wait cost, readback latency. */
 import { axpyKernel, fillKernel, linearDispatch } from '@metagrad/kernels-wgsl';
 import { full, type Device } from '@metagrad/tensor';
-import { median } from '../examples/cli/stats';
+import { median } from '@metagrad/experiments';
 
 export interface DispatchRow {
   case: string;

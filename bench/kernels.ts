@@ -6,9 +6,12 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as metagrad from '@metagrad/tensor';
-import { autotune, chooseMatmulVariant, matmul, tensor, variantName, type Device, type MatmulVariant, type Tensor } from '@metagrad/tensor';
+import {
+  autotune, chooseMatmulVariant, tensor, variantName, type Device, type MatmulVariant, type Tensor,
+} from '@metagrad/tensor';
+import { matmul } from '@metagrad/tensor/raw';
 import { createNodeDevice } from '@metagrad/tensor/node';
-import { median } from '../examples/cli/stats';
+import { median } from '@metagrad/experiments';
 
 export interface KernelRow {
   op: string;

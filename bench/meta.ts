@@ -5,10 +5,7 @@
  * inner-step count. Reuses the E4/E5/E8 measurement code so the bench and the experiments cannot drift apart.
  */
 import type { Device } from '@metagrad/tensor';
-import { measureCosts } from '../examples/experiments/evograd-cost';
-import { cnnClassifier, mlpClassifier } from '../examples/experiments/mwn-label-noise-common';
-import { runAmamlCost } from '../examples/experiments/amaml-cost';
-import { E5_FULL, E5_QUICK, measureEpisodeCosts } from '../examples/experiments/hyperdistill-sinusoid';
+import { measureCosts, cnnClassifier, mlpClassifier, runAmamlCost, E5_FULL, E5_QUICK, measureEpisodeCosts } from '@metagrad/experiments/node';
 
 export interface MetaBenchRow {
   /** `online` (one alternating base + meta step), `episodic` (one inner optimisation of E5 with its online

@@ -10,7 +10,7 @@ import { createNodeDevice } from '@metagrad/tensor/node';
 import { crossEntropy, grad, requiresGrad } from '@metagrad/autograd';
 import { SGD, fromLeaves, leaves, lenet5, mlp, disposeTree, type Model, type ParamTree } from '@metagrad/models';
 import { randomData, tfjsSync, trySetupTfjs, timeIt, type Tf, type TfTensor } from './kernels';
-import { median } from '../examples/cli/stats';
+import { median } from '@metagrad/experiments';
 
 export interface TrainRow {
   model: string;

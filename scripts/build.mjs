@@ -9,8 +9,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** Entries of each package beyond `index` (`./node` is the Node-only helper; it alone may import node:* and webgpu). */
-export const ENTRIES = { tensor: ['index', 'node'], models: ['index', 'node'] };
+/**
+ * Entries of each package beyond `index`: `./node` is the Node-only helper (it alone may import node:* and webgpu),
+ * tensor's `./raw` holds the non-recording ops.
+ */
+export const ENTRIES = { tensor: ['index', 'node', 'raw'], models: ['index', 'node'] };
 
 /** Matches the module specifier of `from '…'`, `import('…')` and `import '…'` in a .d.ts. */
 const SPECIFIER = /(\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)(['"])(\.{1,2}\/[^'"]*|\.{1,2})\2/g;

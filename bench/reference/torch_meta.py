@@ -13,9 +13,9 @@ bench/reference/torch_meta.<host>.json (host = --host, default the hostname).
 
 Sources the maths was read from (keep in step when they change):
   bench/kernels.ts (add chain), bench/train.ts (MLP, LeNet-5), bench/meta.ts with
-  examples/experiments/evograd-cost.ts + mwn-label-noise-common.ts + packages/meta/src/hypergrad/{mwn,lookahead,
-  evograd,trainer}.ts (MWN), examples/experiments/hyperdistill-sinusoid.ts + packages/meta/src/episodic/* +
-  hyperdistill/* (E5), examples/experiments/amaml-{common,cost}.ts + packages/meta/src/maml/* + ode/* (MAML family).
+  packages/experiments/src/evograd-cost.ts + mwn-label-noise-common.ts + packages/meta/src/hypergrad/{mwn,lookahead,
+  evograd,trainer}.ts (MWN), packages/experiments/src/hyperdistill-sinusoid.ts + packages/meta/src/episodic/* +
+  hyperdistill/* (E5), packages/experiments/src/amaml-{common,cost}.ts + packages/meta/src/maml/* + ode/* (MAML family).
 """
 import argparse
 import json
@@ -402,7 +402,7 @@ TASK_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'amaml_task
 
 
 def regression_task(_gen=None):
-    """The exact task and θ of examples/experiments/amaml-cost.ts, exported from metagrad (amaml_task.json; see
+    """The exact task and θ of packages/experiments/src/amaml-cost.ts, exported from metagrad (amaml_task.json; see
     README.md here), so the step counts of A-MAML's adaptive solver and the results can be compared with metagrad's."""
     with open(TASK_FILE) as f:
         d = json.load(f)

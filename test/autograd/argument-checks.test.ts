@@ -5,7 +5,7 @@
  * TypeError or a silently ignored option, and nothing leaks.
  */
 import { describe, expect, it } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { InvalidArgumentError, ShapeError, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { useDevice } from '../helpers/device';

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Tensor } from '@metagrad/tensor';
 import { compile } from '@metagrad/autograd';
 import { useDevice, withFusion } from '../helpers/device';

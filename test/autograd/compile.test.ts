@@ -3,7 +3,7 @@
  * optimisers and closure tensors, and the TraceErrors that stop a replay from being silently wrong.
  */
 import { describe, it, expect } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { KernelError, TraceError, type Tensor } from '@metagrad/tensor';
 import { fillKernel } from '@metagrad/kernels-wgsl';
 import * as ag from '@metagrad/autograd';

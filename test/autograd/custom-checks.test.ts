@@ -3,7 +3,7 @@
  * like its input. A short list used to make a used input look unused; extra entries were dropped silently.
  */
 import { describe, it, expect } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { InvalidArgumentError, ShapeError, DTypeError, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { useDevice } from '../helpers/device';

@@ -1,7 +1,7 @@
 /** @file The tape: grad/backward semantics, grad modes, freed graphs, higher order, customVjp and functional helpers. */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createNodeDevice } from '@metagrad/tensor/node';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Device, Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 

@@ -1,6 +1,6 @@
 /** @file vjp / jvp / HvpOperator / jacobian free what they made when they throw (bad cotangents, bad f). */
 import { describe, it, expect } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { ShapeError, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { useDevice } from '../helpers/device';

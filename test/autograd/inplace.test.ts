@@ -3,7 +3,7 @@
  * step) makes the backward throw InPlaceModificationError (PyTorch's version counters), never a wrong gradient.
  */
 import { describe, it, expect } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { InPlaceModificationError, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { Adam, SGD } from '@metagrad/models';

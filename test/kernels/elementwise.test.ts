@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { withFusion } from '../helpers/device';
-import * as ops from '@metagrad/tensor';
+import * as ops from '@metagrad/tensor/raw';
 import { DTypeError, ShapeError, tensor, type Device, type Tensor } from '@metagrad/tensor';
 import * as ref from '../../packages/tensor/src/reference/index';
 import type { RefTensor } from '../../packages/tensor/src/reference/index';

@@ -3,20 +3,10 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import {
-  tensor,
-  matmul,
-  autotune,
-  chooseMatmulVariant,
-  fileTuningStore,
-  matmulTuning,
-  setTuningStore,
-  mergeBatchDims,
-  ShapeError,
-  DTypeError,
-  type Device,
-  type MatmulVariant,
-  type MatmulTuning,
+  tensor, autotune, chooseMatmulVariant, fileTuningStore, matmulTuning, setTuningStore, ShapeError, DTypeError,
+  type Device, type MatmulVariant, type MatmulTuning,
 } from '@metagrad/tensor';
+import { matmul, mergeBatchDims } from '@metagrad/tensor/raw';
 import { defaultTuning, resetTuning } from '../../packages/tensor/src/autotune';
 import { matmul as refMatmul } from '../../packages/tensor/src/reference/linalg';
 import type { RefTensor } from '../../packages/tensor/src/reference/types';

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
-import * as ops from '@metagrad/tensor';
+import * as ops from '@metagrad/tensor/raw';
 import { DTypeError, ShapeError, tensor, type Device } from '@metagrad/tensor';
 import * as ref from '../../packages/tensor/src/reference/index';
 import type { RefTensor } from '../../packages/tensor/src/reference/index';

@@ -60,7 +60,7 @@ import {
 } from '@metagrad/kernels-wgsl';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { adamKernel, sgdKernel } from '../../packages/models/src/optim/kernels';
-import * as ops from '@metagrad/tensor';
+import * as ops from '@metagrad/tensor/raw';
 import type { Device } from '@metagrad/tensor';
 
 let device: Device;

@@ -4,7 +4,7 @@
  * usage-conflict error that also poisoned the next op.
  */
 import { describe, it, expect } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { InvalidArgumentError } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { Adam, SGD } from '@metagrad/models';

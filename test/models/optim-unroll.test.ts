@@ -4,7 +4,7 @@
  * and off (functional and in-place) free everything.
  */
 import { describe, it, expect } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { adam, Adam, sgd, SGD, type FunctionalOptimizer } from '@metagrad/models';

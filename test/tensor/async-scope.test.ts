@@ -1,6 +1,6 @@
 /** @file scope(): the async-safe tidy — frees what an async body made across its awaits, keeps its result and keep()-ed tensors. */
 import { describe, it, expect } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Tensor } from '@metagrad/tensor';
 import { useDevice } from '../helpers/device';
 

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import * as ag from '@metagrad/autograd';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import {

@@ -2,9 +2,10 @@
 import { describe, it, expect } from 'vitest';
 import { fillKernel } from '@metagrad/kernels-wgsl';
 import {
-  DeviceLostError, DeviceMismatchError, DisposedTensorError, InvalidArgumentError, KernelError, OutOfMemoryError, add, concat, full, gather,
-  getDefaultDevice, indexSelect, oneHot, pad, scatterAdd, setDefaultDevice, tensor, zeros, type Device,
+  DeviceLostError, DeviceMismatchError, DisposedTensorError, InvalidArgumentError, KernelError, OutOfMemoryError,
+  full, getDefaultDevice, setDefaultDevice, tensor, zeros, type Device,
 } from '@metagrad/tensor';
+import { add, concat, gather, indexSelect, oneHot, pad, scatterAdd } from '@metagrad/tensor/raw';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { useDevice, withFusion } from '../helpers/device';
 

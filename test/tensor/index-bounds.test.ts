@@ -1,8 +1,7 @@
 /** @file Out-of-range and negative index values raise IndexOutOfRangeError (naming the op) at the next readback/sync. */
 import { describe, it, expect } from 'vitest';
-import {
-  IndexOutOfRangeError, InvalidArgumentError, gather, indexSelect, oneHot, scatterAdd, tensor, zeros, ones, tidy, type Tensor,
-} from '@metagrad/tensor';
+import { IndexOutOfRangeError, InvalidArgumentError, tensor, zeros, ones, tidy, type Tensor } from '@metagrad/tensor';
+import { gather, indexSelect, oneHot, scatterAdd } from '@metagrad/tensor/raw';
 import { crossEntropy, grad, requiresGrad } from '@metagrad/autograd';
 import * as ref from '../../packages/tensor/src/reference/index';
 import { useDevice } from '../helpers/device';

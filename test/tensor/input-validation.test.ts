@@ -1,6 +1,6 @@
 /** @file Host-side validation of the raw ops' JavaScript inputs (issue 14 item 7): named errors, nothing allocated. */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { DisposedTensorError, DTypeError, InvalidArgumentError, KernelError, OutOfMemoryError, ShapeError, type Tensor } from '@metagrad/tensor';
 import * as ref from '../../packages/tensor/src/reference/index';
 import { useDevice } from '../helpers/device';

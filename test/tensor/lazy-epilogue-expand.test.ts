@@ -1,6 +1,6 @@
 /** @file Lazy expand (fusion on): a broadcast of a value is a leaf read of the consumer's expression, not a copy. */
 import { describe, it, expect, afterEach } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { setFusion, tensor, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { useDevice, withFusion } from '../helpers/device';

@@ -1,6 +1,6 @@
 /** @file Matmul epilogues (lazy fusion): an elementwise consumer of a pending matmul runs in the matmul kernel's store. */
 import { describe, it, expect, afterEach } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { matmulKernel, type MatmulKernelKey } from '@metagrad/kernels-wgsl';
 import { setFusion, tensor, type MatmulVariant, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';

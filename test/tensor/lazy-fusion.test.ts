@@ -1,7 +1,7 @@
 /** @file Lazy elementwise fusion (METAGRAD_FUSION): fused == unfused == float64, dispatch counts, memory, hazards. */
 import { describe, it, expect, afterEach, vi } from 'vitest';
 import fc from 'fast-check';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { setFusion, tensor, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { SGD } from '@metagrad/models';

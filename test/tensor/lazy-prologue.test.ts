@@ -1,6 +1,6 @@
 /** @file Reduction prologues (lazy fusion): a reduction of a pending input evaluates its expression in the first pass. */
 import { describe, it, expect, afterEach } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { setFusion, tensor, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { useDevice, withFusion } from '../helpers/device';

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Device, Tensor } from '@metagrad/tensor';
 import { SWIFTSHADER_ICD_CANDIDATES, createNodeDevice } from '@metagrad/tensor/node';
 import * as ag from '@metagrad/autograd';

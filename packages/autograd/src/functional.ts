@@ -1,5 +1,5 @@
 /** @file Functional transforms over the tape: vjp, jvp (double-VJP), hvp, a reusable HVP operator, jacobian. */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { ShapeError, type Tensor } from '@metagrad/tensor';
 import { checkFlagOptions, checkFunctionArg, checkTensorArg } from './args';
 import { detach, grad, requiresGrad } from './engine';

@@ -3,7 +3,7 @@
  * and adds the per-example and NLL forms the meta-learners use, composed from the same differentiable ops.
  */
 import { type Reduction, crossEntropy, gather, mean, mse, mul, neg, reshape, sum } from '@metagrad/autograd';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { DTypeError, InvalidArgumentError, ShapeError, type Tensor } from '@metagrad/tensor';
 
 export { crossEntropy, softCrossEntropy, mse, type Reduction } from '@metagrad/autograd';

@@ -1,5 +1,5 @@
 /** @file Differentiable conv2d and its two backward convolutions, each a primitive whose VJP is again a convolution. */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Shape, Tensor } from '@metagrad/tensor';
 import type { Conv2dAttrs, RuleTable } from '../prims';
 import { record } from '../record';

@@ -1,12 +1,12 @@
 /** @file Differentiable elementwise ops (unary, broadcasting binary, scalar fast paths, where, cast) and their VJPs. */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { DType, Tensor } from '@metagrad/tensor';
 import type { RuleTable } from '../prims';
 import { record, shouldRecord } from '../record';
 import { sumToShape } from './reduce';
 
 // Compare ops, sign and floor have zero derivative almost everywhere: their results are constants.
-export { eq, ne, lt, le, gt, ge, sign, floor } from '@metagrad/tensor';
+export { eq, ne, lt, le, gt, ge, sign, floor } from '@metagrad/tensor/raw';
 
 type UnaryPrim =
   | 'neg' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'sqrt' | 'rsqrt' | 'recip' | 'abs'

@@ -1,5 +1,5 @@
 /** @file Differentiable batched matmul (with transpose flags and broadcast batch dims) and its VJP. */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Tensor } from '@metagrad/tensor';
 import type { RuleTable } from '../prims';
 import { record } from '../record';

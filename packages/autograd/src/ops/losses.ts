@@ -1,5 +1,5 @@
 /** @file Loss composites built from differentiable primitives (so every order of derivative comes free). */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { DTypeError, InvalidArgumentError, ShapeError, type Tensor } from '@metagrad/tensor';
 import { mul, neg, square, sub } from './elementwise';
 import { gather, reshape } from './movement';

@@ -1,12 +1,12 @@
 /** @file Differentiable movement ops (reshape, permute, expand, slice, pad, concat, flip, gather, scatter) and VJPs. */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Shape, Tensor } from '@metagrad/tensor';
 import type { RuleTable } from '../prims';
 import { record } from '../record';
 import { sumToShape } from './reduce';
 
 // Index-valued results: nothing to differentiate.
-export { oneHot } from '@metagrad/tensor';
+export { oneHot } from '@metagrad/tensor/raw';
 
 export type MovementPrim =
   | 'reshape' | 'permute' | 'expand' | 'slice' | 'pad' | 'concat' | 'flip' | 'gather' | 'indexSelect' | 'scatterAdd';

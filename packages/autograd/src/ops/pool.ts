@@ -1,5 +1,5 @@
 /** @file Differentiable max/avg pooling and their backward primitives (max-pool backward's VJP is a window gather). */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { InvalidArgumentError, type Shape, type Tensor } from '@metagrad/tensor';
 import type { Pool2dAttrs, RuleTable } from '../prims';
 import { record } from '../record';

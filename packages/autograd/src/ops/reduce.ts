@@ -1,5 +1,5 @@
 /** @file Differentiable reductions (sum, mean, max, min, logsumexp) and the softmax family, with their VJPs. */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Shape, Tensor } from '@metagrad/tensor';
 import type { PrimAttrs, RuleTable, VjpContext } from '../prims';
 import { record } from '../record';
@@ -7,7 +7,7 @@ import { div, exp, mul, mulScalar, sub } from './elementwise';
 import { expand, reshape } from './movement';
 
 // argmax returns indices: nothing to differentiate.
-export { argmax } from '@metagrad/tensor';
+export { argmax } from '@metagrad/tensor/raw';
 
 export type ReducePrim = 'sum' | 'mean' | 'dot' | 'max' | 'min' | 'logsumexp' | 'softmax' | 'logSoftmax';
 type AxesPrim = 'sum' | 'mean' | 'max' | 'min' | 'logsumexp';

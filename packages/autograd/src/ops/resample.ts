@@ -1,5 +1,5 @@
 /** @file Differentiable spatial-transformer ops (affineGrid, bilinear gridSample and its two gradients) and VJPs. */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Shape, Tensor } from '@metagrad/tensor';
 import type { GridSampleAttrs, RuleTable } from '../prims';
 import { record } from '../record';

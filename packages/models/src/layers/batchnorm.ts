@@ -3,7 +3,7 @@
  * in a separate state object that training mode updates in place (never part of any graph).
  */
 import { add, addScalar, mean, mul, reshape, rsqrt, square, sub } from '@metagrad/autograd';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { checkBoolean, checkOptions, type Device, InvalidArgumentError, ShapeError, type Tensor, keep, tidy } from '@metagrad/tensor';
 import { checkPositiveInt, constantParam } from './init';
 

@@ -4,7 +4,7 @@
  * positions); the learned hyperparameters are θ_γ, θ_β (init 0.3 and 0.5 as in the authors' code). Eval: identity.
  */
 import { add, addScalar, mul, reshape } from '@metagrad/autograd';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { InvalidArgumentError, ShapeError, type Tensor, tidy } from '@metagrad/tensor';
 import { softplus } from '../layers/activations';
 import { checkPositiveInt, constantParam } from '../layers/init';
