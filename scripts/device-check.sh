@@ -26,7 +26,7 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
 if [ -x node_modules/.bin/tsx ]; then
-  cli=(node_modules/.bin/tsx examples/cli/main.ts)
+  cli=(node_modules/.bin/tsx apps/cli/src/main.ts)
 else
   cli=(pnpm -s metagrad)
 fi

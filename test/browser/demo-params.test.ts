@@ -1,6 +1,6 @@
 /** @file The browser demos' URL parameters: checked for number, integer and range, and a bad one is shown on the page (no browser needed). */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DemoParamError, parseParams } from '../../examples/browser/pages/params';
+import { DemoParamError, parseParams } from '../../apps/browser/pages/params';
 
 const specs = {
   steps: { value: 300, integer: true, min: 1, max: 100_000 },
@@ -47,7 +47,7 @@ describe('readParams on a page', () => {
     vi.stubGlobal('document', { body, getElementById: (id: string) => (id === 'status' ? status : null) });
     vi.stubGlobal('window', { addEventListener: vi.fn() });
     vi.spyOn(console, 'error').mockImplementation(() => {});
-    const { readParams } = await import('../../examples/browser/pages/common');
+    const { readParams } = await import('../../apps/browser/pages/common');
     expect(() => readParams(specs)).toThrow(DemoParamError);
     const demo = (globalThis as unknown as { window: { metagradDemo: { state: string; error: string; page: string } } }).window.metagradDemo;
     expect(demo).toMatchObject({ page: 'rotation', state: 'error' });

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildDemos } from '../../examples/browser/build';
-import { type RunningServer, serveDirectory } from '../../examples/browser/serve';
-import type { DemoStatus } from '../../examples/browser/pages/common';
+import { buildDemos } from '../../apps/browser/build';
+import { type RunningServer, serveDirectory } from '../../apps/browser/serve';
+import type { DemoStatus } from '../../apps/browser/pages/common';
 import { describeWithPrerequisite } from '../helpers/prerequisite';
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningServer, serveDirectory } from '../../examples/browser/serve';
+import { type RunningServer, serveDirectory } from '../../apps/browser/serve';
 
 /** GET `path` sent verbatim; resolves to the status and body. */
 function get(server: RunningServer, path: string): Promise<{ status: number; body: string }> {

@@ -11,9 +11,10 @@ import { EvoGrad, HyperDistill, OneStepLookahead, OnlineTrainer, hyperDistillMet
 import { useDevice } from '../helpers/device';
 import { benchCompile, formatCompileTable, relativeError } from '../../bench/compile';
 import { e5Step, initStep, mwnStep, type StepOutput, type WorkloadInstance } from '../../bench/compile-workloads';
-import { fitScaling, hostEpisodes, makeLearner, regressionProblem, regressor, uploadTask, disposeTask } from '../../examples/experiments/amaml-common';
-import { E5_FULL, e5Methods, makeE5Learner, sinusoidEpisode, type MethodSpec } from '../../examples/experiments/hyperdistill-sinusoid';
-import { mlpClassifier, mwnProblem, weightNet } from '../../examples/experiments/mwn-label-noise-common';
+import {
+  E5_FULL, disposeTask, e5Methods, fitScaling, hostEpisodes, makeE5Learner, makeLearner, mlpClassifier, mwnProblem, regressionProblem, regressor,
+  sinusoidEpisode, uploadTask, weightNet, type MethodSpec,
+} from '@metagrad/experiments/node';
 
 const getDevice = useDevice();
 

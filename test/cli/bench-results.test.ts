@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mergeBenchResults, readPreviousResults, type BenchRecord } from '../../examples/cli/bench-results';
+import { mergeBenchResults, readPreviousResults, type BenchRecord } from '../../apps/cli/src/bench-results';
 
 const stamp: BenchRecord = { date: '2026-12-06T00:00:00.000Z', commit: 'abc1234', quick: false };
 

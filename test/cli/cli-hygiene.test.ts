@@ -1,5 +1,5 @@
 /**
- * @file The CLI as a user meets it through the `metagrad` bin (examples/cli/bin.mjs, what `pnpm metagrad` runs): no Dawn
+ * @file The CLI as a user meets it through the `metagrad` bin (apps/cli/bin.mjs, what `pnpm metagrad` runs): no Dawn
  * warnings on stderr (a real native error keeps its first line), `--version`, usage errors exit 2, `--json` valid
  * with plain `pnpm metagrad`, sections by number (`--only e1,e6`), `bench --quick` never writing bench/results.
  */
@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createDawnStderrFilter, pipeFiltered } from '../../examples/cli/stderr-filter.mjs';
-import { selectSections, sectionChoices } from '../../examples/cli/report';
-import { REPORT_SECTIONS } from '../../examples/cli/report-sections';
+import { createDawnStderrFilter, pipeFiltered } from '../../apps/cli/stderr-filter.mjs';
+import { selectSections, sectionChoices } from '../../apps/cli/src/report';
+import { REPORT_SECTIONS } from '@metagrad/experiments/node';
 
 const root = join(__dirname, '..', '..');
 const bin = join(root, 'examples', 'cli', 'bin.mjs');
@@ -41,13 +41,13 @@ describe('the Dawn stderr filter', () => {
       '    at Tick (/home/runner/work/node-webgpu/third_party/dawn/src/dawn/native/Queue.cpp:88)',
       '',
       'metagrad: TypeError: x is not a function',
-      '    at main (file:///work/main/examples/cli/main.ts:12:3)',
+      '    at main (file:///work/main/apps/cli/src/main.ts:12:3)',
       'plain line',
     ];
     expect(lines.map(filter).filter((l) => l !== null)).toEqual([
       'Error: Device lost: the GPU process crashed (VK_ERROR_DEVICE_LOST)',
       'metagrad: TypeError: x is not a function',
-      '    at main (file:///work/main/examples/cli/main.ts:12:3)',
+      '    at main (file:///work/main/apps/cli/src/main.ts:12:3)',
       'plain line',
     ]);
   });

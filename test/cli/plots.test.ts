@@ -2,9 +2,8 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Resvg } from '@resvg/resvg-js';
-import { groupedBars, lineChart, scatter, sideBySide, type Row } from '../../examples/cli/plots';
-import { figureFontFiles, FigureRenderError, renderFigure, renderSvg, svgToPng } from '../../examples/cli/render-figure';
+import { groupedBars, lineChart, scatter, sideBySide, type Row } from '@metagrad/experiments';
+import { figureFontFiles, FigureRenderError, renderFigure, renderSvg, svgToPixels, svgToPng } from '../../apps/cli/src/render-figure';
 import { checkWellFormedXml } from './xml-check';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -69,7 +68,7 @@ describe('SVG to PNG', () => {
     for (const file of figureFontFiles()) expect(statSync(file).size).toBeGreaterThan(100_000);
     const draw = (text: string): number => {
       const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40"><rect width="120" height="40" fill="white"/><text x="5" y="28" font-family="DejaVu Sans" font-size="20">${text}</text></svg>`;
-      const pixels = new Resvg(svg, { font: { loadSystemFonts: false, fontFiles: figureFontFiles(), defaultFontFamily: 'DejaVu Sans' } }).render().pixels;
+      const { pixels } = svgToPixels(svg);
       let dark = 0;
       for (let i = 0; i < pixels.length; i += 4) if (pixels[i] < 128) dark++;
       return dark;

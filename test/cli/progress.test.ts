@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { Writable } from 'node:stream';
-import { createProgress, withProgress } from '../../examples/cli/progress';
+import { createProgress, withProgress } from '../../apps/cli/src/progress';
 
 /** A stream that records what was written, posing as a terminal or not. */
 function fakeStream(isTTY: boolean): Writable & { isTTY: boolean; text(): string } {

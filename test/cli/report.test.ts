@@ -3,11 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { Command, CommanderError } from 'commander';
 import type { Device } from '@metagrad/tensor';
-import { lineChart } from '../../examples/cli/plots';
-import { registerReportCommand, runReport, selectSections, ReportOptionError, type ReportResults, type ReportSection } from '../../examples/cli/report';
-import { REPORT_SECTIONS } from '../../examples/cli/report-sections';
+import { lineChart } from '@metagrad/experiments';
+import { Command, CommanderError, registerReportCommand, runReport, selectSections, ReportOptionError, type ReportResults, type ReportSection } from '../../apps/cli/src/report';
+import { REPORT_SECTIONS } from '@metagrad/experiments/node';
 
 const dirs: string[] = [];
 function tempDir(): string {

@@ -3,9 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { tensor, type Device, type Tensor } from '@metagrad/tensor';
 import { noGrad } from '@metagrad/autograd';
 import { Rng, disposeTree, lenet5, leaves, mapTree, type ParamTree } from '@metagrad/models';
-import { cnnClassifier, mlpClassifier } from '../../examples/experiments/mwn-label-noise-common';
-import { batchedLenet } from '../../examples/experiments/evograd-rotation';
-import { toyStudy } from '../../examples/experiments/evograd-toy';
+import { batchedLenet, cnnClassifier, mlpClassifier, toyStudy } from '@metagrad/experiments/node';
 import { useDevice } from '../helpers/device';
 
 const getDevice = useDevice();

@@ -1,7 +1,7 @@
 /** @file Smoke test of the E5 experiment code on a tiny configuration: every method trains, is diagnosed and meta-tested. */
 import { describe, expect, it } from 'vitest';
 import { expectNoLeaks } from '@metagrad/autograd';
-import { E5_QUICK, measureEpisodeCosts, runHyperdistillSinusoid, type E5Config } from '../../examples/experiments/hyperdistill-sinusoid';
+import { E5_QUICK, measureEpisodeCosts, runHyperdistillSinusoid, type E5Config } from '@metagrad/experiments/node';
 import { useDevice } from '../helpers/device';
 
 const getDevice = useDevice();

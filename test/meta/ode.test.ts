@@ -5,7 +5,7 @@ import {
   float32VectorOps, odeint, odeintDetailed, solveTracked,
 } from '@metagrad/meta';
 import { InvalidArgumentError } from '@metagrad/tensor';
-import { runAdjointOdeAccuracy } from '../../examples/experiments/adjoint-ode-accuracy';
+import { runAdjointOdeAccuracy } from '@metagrad/experiments/node';
 import { countingOps } from './counting-ops';
 
 const vec = (...xs: number[]): Float64Array => Float64Array.from(xs);

@@ -1,0 +1,179 @@
+/** @file `metagrad report`: runs the registered report sections, renders their figures, writes report.md and results.json. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { Device } from '@metagrad/tensor';
+import { createNodeDevice } from '@metagrad/tensor/node';
+import { ReportOptionError, sectionChoices, selectSections, type ReportSection, type SectionContext, type SummaryRow } from '@metagrad/experiments';
+import { REPORT_SECTIONS } from '@metagrad/experiments/node';
+import { createProgress } from './progress';
+import { renderFigure } from './render-figure';
+import { formatMarkdown, formatSummaryTable } from './report-markdown';
+
+export {
+  ReportOptionError,
+  sectionChoice,
+  sectionChoices,
+  sectionNumber,
+  selectSections,
+  type Figure,
+  type ReportSection,
+  type SectionContext,
+  type SectionResult,
+  type SummaryRow,
+} from '@metagrad/experiments';
+/** commander's classes, for callers that mount the report command on their own program (tests). */
+export { Command, CommanderError } from 'commander';
+
+export interface ReportOptions {
+  quick: boolean;
+  out: string;
+  json: boolean;
+  /** Section ids to run (case-insensitive); all registered ones when absent. */
+  only?: string[];
+  /** Sections to choose from; the registered list by default (tests pass their own). */
+  sections?: readonly ReportSection[];
+  /** A device to borrow (not destroyed); by default one is created for the run and destroyed afterwards. */
+  device?: Device;
+  /** Output streams, for tests. */
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+export interface FigureRecord {
+  name: string;
+  /** Paths relative to the output directory, as report.md links them. */
+  svg: string;
+  png: string;
+}
+
+export interface SectionRecord {
+  id: string;
+  title: string;
+  paperFigure: string;
+  status: 'ok' | 'error';
+  error?: string;
+  seconds: number;
+  summary: SummaryRow[];
+  figures: FigureRecord[];
+  json: unknown;
+}
+
+/** The shape of results.json and of `--json` output. */
+export interface ReportResults {
+  kind: 'metagrad-report';
+  version: 1;
+  date: string;
+  mode: 'quick' | 'full';
+  adapter: Device['adapter'];
+  seconds: number;
+  sections: SectionRecord[];
+}
+
+/** File-name stem safe on every filesystem and in Markdown links. */
+function fileStem(id: string, name: string): string {
+  return `${id}-${name}`.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '');
+}
+
+/** Runs the sections one after another on one device; a failing section is recorded and the rest still run. */
+export async function runReport(options: ReportOptions): Promise<ReportResults> {
+  const sections = selectSections(options.sections ?? REPORT_SECTIONS, options.only);
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const log = (message: string): void => {
+    if (!options.json) stderr.write(message + '\n');
+  };
+  const started = performance.now();
+  const device = options.device ?? (await createNodeDevice());
+  const records: SectionRecord[] = [];
+  try {
+    mkdirSync(join(options.out, 'figures'), { recursive: true });
+    for (const [index, section] of sections.entries()) {
+      log(`[${index + 1}/${sections.length}] ${section.id} — ${section.title}`);
+      records.push(await runSection(section, options, device, stderr, log));
+    }
+  } finally {
+    if (!options.device) device.destroy();
+  }
+  const results: ReportResults = {
+    kind: 'metagrad-report',
+    version: 1,
+    date: new Date().toISOString(),
+    mode: options.quick ? 'quick' : 'full',
+    adapter: device.adapter,
+    seconds: (performance.now() - started) / 1000,
+    sections: records,
+  };
+  writeFileSync(join(options.out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(join(options.out, 'report.md'), formatMarkdown(results));
+  if (options.json) stdout.write(JSON.stringify(results, null, 2) + '\n');
+  else {
+    const figures = results.sections.reduce((n, s) => n + s.figures.length, 0);
+    stdout.write(`${formatSummaryTable(results)}\nwrote ${join(options.out, 'report.md')}, results.json and ${figures} figure${figures === 1 ? '' : 's'} (PNG + SVG)\n`);
+  }
+  return results;
+}
+
+async function runSection(
+  section: ReportSection,
+  options: ReportOptions,
+  device: Device,
+  stderr: NodeJS.WritableStream & { isTTY?: boolean },
+  log: (message: string) => void,
+): Promise<SectionRecord> {
+  const t0 = performance.now();
+  const record: SectionRecord = { id: section.id, title: section.title, paperFigure: section.paperFigure, status: 'ok', seconds: 0, summary: [], figures: [], json: null };
+  const ctx: SectionContext = {
+    device,
+    quick: options.quick,
+    progress: (total, label) => createProgress({ total, label: `${section.id} ${label}`, json: options.json, stream: stderr }),
+    log: (message) => log(`  ${message}`),
+  };
+  try {
+    const result = await section.run(ctx);
+    record.summary = result.summary;
+    record.json = result.json;
+    const names = new Set<string>();
+    for (const figure of result.figures) {
+      const stem = fileStem(section.id, figure.name);
+      if (names.has(stem)) throw new ReportOptionError(`section ${section.id} has two figures named '${figure.name}'`);
+      names.add(stem);
+      const paths = await renderFigure(figure.spec, join(options.out, 'figures', stem));
+      record.figures.push({ name: figure.name, svg: relative(options.out, paths.svg), png: relative(options.out, paths.png) });
+    }
+  } catch (e) {
+    record.status = 'error';
+    record.error = `${(e as Error).name ?? 'Error'}: ${(e as Error).message ?? String(e)}`;
+    log(`  ${section.id} failed: ${record.error}`);
+  }
+  record.seconds = (performance.now() - t0) / 1000;
+  return record;
+}
+
+function parseOnly(sections: readonly ReportSection[]) {
+  return (value: string): string[] => {
+    const ids = value.split(',').map((s) => s.trim()).filter(Boolean);
+    try {
+      selectSections(sections, ids);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+    return ids;
+  };
+}
+
+/** Adds `report [--quick|--full] [--out dir] [--json] [--only ids]` to the CLI. */
+export function registerReportCommand(program: Command, sections: readonly ReportSection[] = REPORT_SECTIONS): Command {
+  return program
+    .command('report')
+    .description('run the experiments (quick variants by default) and write report.md, one PNG and SVG per figure, and results.json')
+    .addOption(new Option('--quick', 'quick variants (the default)').conflicts('full'))
+    .addOption(new Option('--full', 'full variants, as in the papers (slow)'))
+    .addOption(new Option('--out <dir>', 'output directory').default('report'))
+    .option('--json', 'print results.json on stdout instead of the summary table')
+    .addOption(new Option('--only <ids>', `comma-separated section names or numbers (${sectionChoices(sections)})`).argParser(parseOnly(sections)))
+    .action(async (opts: { quick?: boolean; full?: boolean; out: string; json?: boolean; only?: string[] }) => {
+      const results = await runReport({ quick: !opts.full, out: opts.out, json: Boolean(opts.json), only: opts.only, sections });
+      if (results.sections.some((s) => s.status === 'error')) process.exitCode = 1;
+    });
+}

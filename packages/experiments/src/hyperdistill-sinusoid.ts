@@ -1,0 +1,286 @@
+/**
+ * @file E5 (HyperDistill paper, Appendix G): 10-shot sinusoid regression with ANIL on a 1-100-100-100-1 ReLU net
+ * (the three feature layers are λ, the last layer adapts), inner SGD momentum 0.9 lr 0.01 for T steps, Adam 1e-3 on
+ * λ, meta-batch 10, Reptile (η = 1) on the head's initialisation. Methods: FO, 1-step, DrMAD, Neumann IFT
+ * (N = 3 over the last K = 5 steps), HyperDistill γ ∈ {0.9, 0.99} (θ fitted at m = 1, period 50). Measures the
+ * meta-test MSE, the cosine of each method's hypergradient (and its second-order part) to the exact unrolled one
+ * along meta-training, and JVPs/HVPs, time and peak memory per inner optimisation.
+ *
+ * Beside the paper's methods, online reverse mode (RMD) over the last K steps and over the whole inner optimisation
+ * so far is run as the reference the online approximations stand in for (not in the paper).
+ *
+ * Choices the paper leaves open: momentum enters the look-ahead's B_t as a constant (m_{t−1} does not depend on λ,
+ * so 1-step and HyperDistill differentiate −η∇L_T only) and, by default, LinearEstimation's Jacobians hold it
+ * constant too (Â_t = I − ηH_t, eq. 7's Jacobian); DrMAD, online RMD and the exact reference of the cosine
+ * diagnostic reverse through the momentum dynamics; D* equals the support set because every step is full-batch.
+ */
+import { tensor, type Device } from '@metagrad/tensor';
+import { deriveSeed, disposeTree, mlp, Rng, sampleMetaBatch, sinusoidFamily, type BatchedRegressionData, type MlpParams, type ParamTree } from '@metagrad/models';
+import {
+  DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, anilProblem, compareWithExact, firstOrderMethod, hyperDistillMethod,
+  implicitMethod, offlineMethod, onlineReverseMethod, regressionBatchOps, runInner, type Episode, type MomentumJacobian, type EpisodeRecord, type HyperMethod, type RegressionBatch,
+} from '@metagrad/meta';
+import { median } from './stats';
+
+export interface E5Config {
+  seeds: number[];
+  /** M: inner optimisations per meta-training run. */
+  episodes: number;
+  /** T: inner steps. */
+  steps: number;
+  metaBatch: number;
+  shots: number;
+  hidden: number;
+  innerLr: number;
+  momentum: number;
+  hyperLr: number;
+  reptileLr: number;
+  neumann: { iterations: number; lastSteps: number };
+  gammas: number[];
+  estimationPeriod: number;
+  /** How momentum enters LinearEstimation's Jacobians. */
+  momentumJacobian: MomentumJacobian;
+  /** Online RMD references: horizons K, 'all' for the whole inner optimisation so far. */
+  onlineHorizons: (number | 'all')[];
+  testTasks: number;
+  testChunk: number;
+  testQuery: number;
+  /** Inner optimisations (1-based) after which the cosine diagnostic runs (on the next meta-batch). */
+  diagnoseAt: number[];
+  /** Rounds of the side-by-side cost measurement (after one warm-up round). */
+  costRepeats: number;
+  /** Run only these methods (all when absent). */
+  only?: MethodKey[];
+}
+
+export const E5_FULL: E5Config = {
+  seeds: [0, 1, 2], episodes: 30, steps: 30, metaBatch: 10, shots: 10, hidden: 100, innerLr: 0.01, momentum: 0.9,
+  hyperLr: 1e-3, reptileLr: 1, neumann: { iterations: 3, lastSteps: 5 }, gammas: [0.9, 0.99], estimationPeriod: 50,
+  momentumJacobian: 'constant', onlineHorizons: [3, 'all'], costRepeats: 5,
+  testTasks: 500, testChunk: 100, testQuery: 50, diagnoseAt: [1, 10, 20, 30],
+};
+
+export const E5_QUICK: E5Config = {
+  ...E5_FULL, seeds: [0], episodes: 6, steps: 10, testTasks: 100, testChunk: 100, testQuery: 20, diagnoseAt: [1, 6],
+  neumann: { iterations: 3, lastSteps: 3 }, costRepeats: 2,
+};
+
+export type MethodKey = 'fo' | 'oneStep' | 'drmad' | 'neumann' | `hyperdistill${string}` | `rmdOnline${string}`;
+
+export interface MethodSpec {
+  key: MethodKey;
+  label: string;
+  make(): HyperMethod<RegressionBatch>;
+}
+
+export function e5Methods(cfg: E5Config): MethodSpec[] {
+  const all: MethodSpec[] = [
+    { key: 'fo', label: 'FO', make: () => firstOrderMethod('FO') },
+    { key: 'oneStep', label: '1-step', make: () => hyperDistillMethod(new HyperDistill({ gamma: 0, estimationPeriod: 1, theta: 1 }), '1-step') },
+    { key: 'drmad', label: 'DrMAD', make: () => offlineMethod(new DrMAD(), 'DrMAD') },
+    {
+      key: 'neumann',
+      label: `Neumann IFT (${cfg.neumann.iterations}, ${cfg.neumann.lastSteps})`,
+      make: () => implicitMethod(new NeumannIFT({ iterations: cfg.neumann.iterations, alpha: cfg.innerLr }), cfg.neumann.lastSteps, 'Neumann IFT'),
+    },
+    ...cfg.gammas.map((gamma) => ({
+      key: `hyperdistill${gamma}` as MethodKey,
+      label: `HD γ=${gamma}`,
+      make: () =>
+        hyperDistillMethod(
+          new HyperDistill<RegressionBatch>({ gamma, estimationPeriod: cfg.estimationPeriod, momentumJacobian: cfg.momentumJacobian, batchOps: regressionBatchOps }),
+          `HyperDistill γ=${gamma}`,
+        ),
+    })),
+    ...cfg.onlineHorizons.map((K) => ({
+      key: `rmdOnline${K === 'all' ? '' : K}` as MethodKey,
+      label: K === 'all' ? 'RMD online (exact)' : `RMD online K=${K}`,
+      make: () => onlineReverseMethod<RegressionBatch>(K === 'all' ? {} : { horizon: K }),
+    })),
+  ];
+  return cfg.only ? all.filter((m) => cfg.only!.includes(m.key)) : all;
+}
+
+const upload = (d: BatchedRegressionData, device: Device): RegressionBatch => ({
+  x: tensor(d.x, [d.batch, d.n, d.inputDim], 'f32', device),
+  y: tensor(d.y, [d.batch, d.n, 1], 'f32', device),
+});
+
+/** One meta-batch of sinusoid tasks: the support set as every step's D_t, the query set as the validation batch. */
+export function sinusoidEpisode(cfg: E5Config, device: Device, seed: number): Episode<RegressionBatch> {
+  const mb = sampleMetaBatch(sinusoidFamily, { metaBatch: cfg.metaBatch, nSupport: cfg.shots, nQuery: cfg.shots, seed });
+  const support = upload(mb.support, device);
+  const query = upload(mb.query, device);
+  return {
+    trainBatches: Array.from({ length: cfg.steps }, () => support),
+    valBatch: query,
+    dispose: () => [support, query].forEach(regressionBatchOps.dispose),
+  };
+}
+
+export interface CosinePoint { method: string; seed: number; m: number; cosine: number; cosineSecondOrder: number; normRatio: number; normRatioSecondOrder: number }
+export interface RunRecord extends EpisodeRecord { method: string; seed: number }
+
+/** The worst validation loss after an inner optimisation (a non-finite one counts as ∞): ≫ 10 means an inner loop diverged. */
+export function worstValLoss(records: readonly EpisodeRecord[]): number {
+  return Math.max(...records.map((x) => (Number.isFinite(x.valLoss) ? x.valLoss : Infinity)));
+}
+
+export interface E5MethodResult {
+  key: MethodKey;
+  label: string;
+  mse: number[];
+  records: RunRecord[];
+  cosines: CosinePoint[];
+  theta: number[];
+}
+
+export interface E5Progress {
+  (label: string, detail: string): void;
+}
+
+/** A fresh meta-learner for one method and seed: λ (the feature net), φ (the head's initialisation) and its trainer. */
+export function makeE5Learner(cfg: E5Config, device: Device, spec: MethodSpec, seed: number) {
+  const features = mlp({ sizes: [1, cfg.hidden, cfg.hidden, cfg.hidden], activation: 'relu', outputActivation: 'relu' });
+  const problem = anilProblem({ features: (l: MlpParams, x) => features.apply(l, x) });
+  const lambda = features.init(deriveSeed(seed, 1), device);
+  const rng = new Rng(deriveSeed(seed, 2));
+  const bound = 1 / Math.sqrt(cfg.hidden);
+  const phi = { weight: tensor(rng.uniformArray(cfg.hidden, -bound, bound), [1, cfg.hidden, 1], 'f32', device), bias: tensor(rng.uniformArray(1, -bound, bound), [1, 1, 1], 'f32', device) };
+  const method = spec.make();
+  const trainer = new EpisodicTrainer<RegressionBatch>({
+    problem, lambda, phi, method, optimiser: { lr: cfg.innerLr, momentum: cfg.momentum }, hyperLr: cfg.hyperLr, reptileLr: cfg.reptileLr,
+    initialWeights: (p) => problem.initialWeights(p, cfg.metaBatch), reptileTarget: (w) => problem.taskMean(w),
+  });
+  const dispose = (): void => {
+    trainer.dispose();
+    disposeTree([lambda, phi]);
+  };
+  return { features, problem, lambda, method, trainer, dispose };
+}
+
+/** One method's meta-training and meta-test for one seed. */
+async function runOne(cfg: E5Config, device: Device, spec: MethodSpec, seed: number, tick: E5Progress): Promise<{ mse: number; records: RunRecord[]; cosines: CosinePoint[]; theta: number }> {
+  const { problem, lambda, method, trainer, dispose } = makeE5Learner(cfg, device, spec, seed);
+  const records: RunRecord[] = [];
+  const cosines: CosinePoint[] = [];
+  try {
+    for (let m = 1; m <= cfg.episodes; m++) {
+      const ep = sinusoidEpisode(cfg, device, deriveSeed(seed, 3, m));
+      try {
+        const r = await trainer.runEpisode(ep);
+        records.push({ ...r, method: spec.key, seed });
+        if (cfg.diagnoseAt.includes(m)) {
+          // After the episode, on the next meta-batch: the λ and φ the method has reached.
+          const next = sinusoidEpisode(cfg, device, deriveSeed(seed, 4, m));
+          const w0 = problem.initialWeights(trainer.phi, cfg.metaBatch);
+          try {
+            const { rows } = await compareWithExact(trainer.context(next, w0, m + 1), [method]);
+            cosines.push({ method: spec.key, seed, m, ...rows[0] });
+          } finally {
+            disposeTree(w0);
+            next.dispose();
+          }
+        }
+        tick(spec.label, `seed ${seed} m ${m} val ${r.valLoss.toFixed(3)}`);
+      } finally {
+        ep.dispose();
+      }
+    }
+    const fitted = method.describe?.().theta;
+    const mse = await metaTest(cfg, device, problem, lambda, trainer.phi);
+    return { mse, records, cosines, theta: fitted ?? NaN };
+  } finally {
+    dispose();
+  }
+}
+
+export interface EpisodeCost {
+  key: MethodKey;
+  label: string;
+  /** Median wall time of one inner optimisation with its hypergradients, ms. */
+  ms: number;
+  /** Median peak bytes above what was in use when the episode started (the method's working memory). */
+  peakAboveStart: number;
+  jvps: number;
+  hvps: number;
+}
+
+/**
+ * Time per inner optimisation (the paper's Table 3), measured side by side: every method gets a learner, one
+ * warm-up episode (pipeline compilation and any θ fit), then `repeats` rounds in which each method runs one episode
+ * in turn on the same meta-batch, so machine load affects them alike. Every learner's state is alive at once, so
+ * the peak is reported above what was in use when the episode started.
+ */
+export async function measureEpisodeCosts(cfg: E5Config, device: Device, repeats: number, tick: E5Progress = () => {}): Promise<EpisodeCost[]> {
+  const learners = e5Methods(cfg).map((spec) => ({ spec, ...makeE5Learner(cfg, device, spec, cfg.seeds[0]) }));
+  const samples = learners.map(() => [] as (EpisodeRecord & { start: number })[]);
+  try {
+    // Three untimed rounds: a whole-episode compiled plan (DrMAD) replays from the fourth call (warm-up, two traces).
+    const warmup = 3;
+    for (let r = 0; r < repeats + warmup; r++) {
+      const ep = sinusoidEpisode(cfg, device, deriveSeed(cfg.seeds[0], 5, r));
+      try {
+        for (const [i, l] of learners.entries()) {
+          const start = device.memory().bytesInUse;
+          const rec = await l.trainer.runEpisode(ep);
+          if (r >= warmup) samples[i].push({ ...rec, start });
+          tick(l.spec.label, `cost round ${r}/${repeats}`);
+        }
+      } finally {
+        ep.dispose();
+      }
+    }
+    return learners.map((l, i) => ({
+      key: l.spec.key,
+      label: l.spec.label,
+      ms: median(samples[i].map((x) => x.ms)),
+      peakAboveStart: median(samples[i].map((x) => x.peakBytes - x.start)),
+      jvps: median(samples[i].map((x) => x.jvps)),
+      hvps: median(samples[i].map((x) => x.hvps)),
+    }));
+  } finally {
+    learners.forEach((l) => l.dispose());
+  }
+}
+
+/** Mean query MSE after T inner steps from φ at the learned λ, over the fixed meta-test tasks. */
+export async function metaTest(cfg: E5Config, device: Device, problem: ReturnType<typeof anilProblem>, lambda: ParamTree, phi: ParamTree): Promise<number> {
+  let total = 0;
+  const chunks = Math.ceil(cfg.testTasks / cfg.testChunk);
+  for (let c = 0; c < chunks; c++) {
+    const size = Math.min(cfg.testChunk, cfg.testTasks - c * cfg.testChunk);
+    const mb = sampleMetaBatch(sinusoidFamily, { metaBatch: size, nSupport: cfg.shots, nQuery: cfg.testQuery, seed: deriveSeed(987_654, c) });
+    const support = upload(mb.support, device);
+    const query = upload(mb.query, device);
+    const w0 = problem.initialWeights(phi, size);
+    try {
+      const { wT } = await runInner({ problem, lambda: () => lambda, w0, batches: Array.from({ length: cfg.steps }, () => support), optimiser: { lr: cfg.innerLr, momentum: cfg.momentum } });
+      const loss = problem.valLoss(wT, lambda, query);
+      total += (await loss.item()) * size;
+      loss.dispose();
+      disposeTree(wT);
+    } finally {
+      disposeTree(w0);
+      regressionBatchOps.dispose(support);
+      regressionBatchOps.dispose(query);
+    }
+  }
+  return total / cfg.testTasks;
+}
+
+export async function runHyperdistillSinusoid(cfg: E5Config, device: Device, tick: E5Progress = () => {}): Promise<E5MethodResult[]> {
+  const out: E5MethodResult[] = [];
+  for (const spec of e5Methods(cfg)) {
+    const res: E5MethodResult = { key: spec.key, label: spec.label, mse: [], records: [], cosines: [], theta: [] };
+    for (const seed of cfg.seeds) {
+      const r = await runOne(cfg, device, spec, seed, tick);
+      res.mse.push(r.mse);
+      res.records.push(...r.records);
+      res.cosines.push(...r.cosines);
+      res.theta.push(r.theta);
+    }
+    out.push(res);
+  }
+  return out;
+}
