@@ -14,7 +14,7 @@ import { selectSections, sectionChoices } from '../../apps/cli/src/report';
 import { REPORT_SECTIONS } from '@metagrad/experiments/node';
 
 const root = join(__dirname, '..', '..');
-const bin = join(root, 'examples', 'cli', 'bin.mjs');
+const bin = join(root, 'apps', 'cli', 'bin.mjs');
 
 function metagrad(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000, cwd: options.cwd ?? root, env: { ...process.env, ...options.env } });
@@ -86,7 +86,7 @@ describe('metagrad CLI hygiene', () => {
   });
 
   it('--version prints the version and exits 0; usage errors exit 2', () => {
-    const version = JSON.parse(readFileSync(join(root, 'examples', 'cli', 'package.json'), 'utf8')).version as string;
+    const version = JSON.parse(readFileSync(join(root, 'apps', 'cli', 'package.json'), 'utf8')).version as string;
     const r = metagrad(['--version']);
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(version);
