@@ -67,15 +67,83 @@ function anchor(s: SectionRecord): string {
   return `${s.id} — ${s.title}`.toLowerCase().replace(/[^\p{L}\p{N}\s-]/gu, '').trim().replace(/\s/g, '-');
 }
 
-/** The terminal summary: one line per result, columns aligned. */
-export function formatSummaryTable(r: ReportResults): string {
+/** The terminal summary's default width: it fits a 100-column terminal (and 80-column ones when asked). */
+export const SUMMARY_WIDTH = 100;
+
+/** Code points, the width a terminal gives the report's text (no wide CJK characters in it). */
+const len = (text: string): number => [...text].length;
+
+/** Word-wraps `text` into lines of at most `width` code points; a word longer than that is split. */
+export function wrapText(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    let rest = [...word];
+    while (rest.length > 0) {
+      const room = line ? width - len(line) - 1 : width;
+      if (rest.length <= room) {
+        line = line ? `${line} ${rest.join('')}` : rest.join('');
+        rest = [];
+      } else if (line) {
+        lines.push(line);
+        line = '';
+      } else {
+        lines.push(rest.slice(0, width).join(''));
+        rest = rest.slice(width);
+      }
+    }
+  }
+  if (line || lines.length === 0) lines.push(line);
+  return lines;
+}
+
+/**
+ * Column widths within `total`: each column its natural width, then the widest of the wrappable ones gives up a
+ * column at a time (never below its minimum) until the row fits.
+ */
+function fitWidths(natural: number[], minimum: number[], wrappable: boolean[], total: number): number[] {
+  const widths = [...natural];
+  const sum = (): number => widths.reduce((a, b) => a + b, 0);
+  while (sum() > total) {
+    let widest = -1;
+    for (let i = 0; i < widths.length; i++) {
+      if (wrappable[i] && widths[i] > minimum[i] && (widest < 0 || widths[i] > widths[widest])) widest = i;
+    }
+    if (widest < 0) break;
+    widths[widest]--;
+  }
+  return widths;
+}
+
+/**
+ * The terminal summary: one result per row, columns aligned, at most `width` columns (default 100). Long metrics,
+ * values and paper claims wrap inside their column; a wrapped row's further lines leave the section blank.
+ */
+export function formatSummaryTable(r: ReportResults, width = SUMMARY_WIDTH): string {
   const rows: string[][] = [];
   for (const s of r.sections) {
-    if (s.status === 'error') rows.push([s.id, `FAILED: ${(s.error ?? '').slice(0, 70)}`, '', '', '✗']);
+    if (s.status === 'error') rows.push([s.id, `FAILED: ${s.error ?? ''}`, '', '', '✗']);
     for (const row of s.summary) rows.push([s.id, row.metric, formatValue(row.value), row.paper, mark(row.pass)]);
   }
   const header = ['section', 'metric', 'metagrad', 'paper', ''];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => [...row[i]].length)));
-  const fmt = (row: string[]): string => row.map((c, i) => c + ' '.repeat(widths[i] - [...c].length)).join('  ').trimEnd();
-  return [`metagrad report (${r.mode}, ${r.adapter.name}, ${r.seconds.toFixed(1)} s)`, fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...rows.map(fmt)].join('\n');
+  const gap = '  ';
+  const natural = header.map((h, i) => Math.max(len(h), ...rows.map((row) => len(row[i]))));
+  // section and mark keep their width; metric, value and paper wrap (a value rarely needs to).
+  const minimum = [natural[0], 16, 10, 12, natural[4]];
+  const room = width - gap.length * (header.length - 1);
+  let widths = fitWidths(natural, minimum, [false, true, true, true, false], room);
+  // Narrow terminals: below the comfortable minimums rather than past the width.
+  if (widths.reduce((a, b) => a + b, 0) > room) widths = fitWidths(widths, [natural[0], 6, 6, 6, natural[4]], [false, true, true, true, false], room);
+  const pad = (c: string, w: number): string => c + ' '.repeat(Math.max(0, w - len(c)));
+  const fmt = (row: string[]): string[] => {
+    const cells = row.map((c, i) => (i === 0 || i === 4 ? [c] : wrapText(c, widths[i])));
+    const height = Math.max(...cells.map((c) => c.length));
+    return Array.from({ length: height }, (_, k) => cells.map((c, i) => pad(c[k] ?? '', widths[i])).join(gap).trimEnd());
+  };
+  return [
+    `metagrad report (${r.mode}, ${r.adapter.name}, ${r.seconds.toFixed(1)} s)`,
+    ...fmt(header),
+    widths.map((w) => '-'.repeat(w)).join(gap),
+    ...rows.flatMap(fmt),
+  ].join('\n');
 }

@@ -8,7 +8,7 @@ import { ReportOptionError, sectionChoices, selectSections, type ReportSection, 
 import { REPORT_SECTIONS } from '@metagrad/experiments/node';
 import { createProgress } from './progress';
 import { renderFigure } from './render-figure';
-import { formatMarkdown, formatSummaryTable } from './report-markdown';
+import { SUMMARY_WIDTH, formatMarkdown, formatSummaryTable } from './report-markdown';
 
 export {
   ReportOptionError,
@@ -109,9 +109,15 @@ export async function runReport(options: ReportOptions): Promise<ReportResults> 
   if (options.json) stdout.write(JSON.stringify(results, null, 2) + '\n');
   else {
     const figures = results.sections.reduce((n, s) => n + s.figures.length, 0);
-    stdout.write(`${formatSummaryTable(results)}\nwrote ${join(options.out, 'report.md')}, results.json and ${figures} figure${figures === 1 ? '' : 's'} (PNG + SVG)\n`);
+    stdout.write(`${formatSummaryTable(results, summaryWidth(stdout))}\nwrote ${join(options.out, 'report.md')}, results.json and ${figures} figure${figures === 1 ? '' : 's'} (PNG + SVG)\n`);
   }
   return results;
+}
+
+/** 100 columns, or the terminal's width when it is narrower (but at least 60). */
+function summaryWidth(stream: NodeJS.WritableStream & { columns?: number }): number {
+  const columns = stream.columns;
+  return typeof columns === 'number' && columns >= 60 ? Math.min(SUMMARY_WIDTH, columns) : SUMMARY_WIDTH;
 }
 
 async function runSection(
