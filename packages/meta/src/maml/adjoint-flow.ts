@@ -31,14 +31,14 @@ export function differentiableFlow<P extends ParamTree>(
 }
 
 /**
- * The hand-written VJP (∂f/∂u)ᵀλ = −H(u)λ − μλ over one HvpOperator per tracked state: Heun asks for H(u_j) twice in a
- * row (λ̃_j, then λ_j), so one cached slot serves both; `onState` sees each new state's operator (its value is L(u)).
+ * The hand-written VJP (∂f/∂u)ᵀλ = −H(u)λ − μλ over one HvpOperator per tracked state: the adjoint sweep asks for
+ * H(u_j) twice in a row (λ̃_j, then λ_j) inside the scope of state j, so one cached operator serves both and goes
+ * with that scope; `onState` sees each new state's operator (its value is L(u)).
  */
-export function hessianVjp<P extends ParamTree>(inner: (p: P) => Tensor, mu: number, onState?: (u: P, t: number, value: Tensor) => void) {
+export function hessianVjp<P extends ParamTree>(inner: (p: P) => Tensor, mu: number, onState?: (u: P, t: number, value: Tensor) => void): AdjointVjp<P> {
   let cached: { u: P; op: HvpOperator } | undefined;
-  const vjpF: AdjointVjp<P> = (u, t, lambda) => {
+  return (u, t, lambda) => {
     if (cached?.u !== u) {
-      cached?.op.dispose();
       cached = { u, op: new HvpOperator((...ls: Tensor[]) => inner(tree.fromLeaves(u, ls)), tree.leaves(u)) };
       onState?.(u, t, cached.op.value);
     }
@@ -48,7 +48,6 @@ export function hessianVjp<P extends ParamTree>(inner: (p: P) => Tensor, mu: num
       return mu > 0 ? tree.axpy(-mu, lambda, tree.scale(hv, -1)) : tree.scale(hv, -1);
     }));
   };
-  return { vjpF, dispose: () => cached?.op.dispose() };
 }
 
 /** The problem over one flat vector: the losses see `like`'s tree, sliced (differentiably) out of the vector. */

@@ -101,15 +101,14 @@ export function AdjointMAML(options: AdjointMamlOptions): MetaLearner {
     // kept: the autograd pullback notes it inside its tidy, and this scope or readLosses frees it).
     const losses = new Map<number, Tensor>();
     const note = intermediates ? (t: number, value: Tensor) => void (losses.has(Math.round(t / h)) || losses.set(Math.round(t / h), raw.keep(detach(value)))) : undefined;
-    const hand = vjpMode === 'hvp' ? hessianVjp(inner, mu, note && ((_u, t, value) => note(t, value))) : undefined;
-    const derivative = hand
-      ? { vjpF: hand.vjpF, paramVjp: mu > 0 ? (_u: P, _t: number, lambda: P): P => ops.scale(lambda, mu) : undefined }
+    const derivative = vjpMode === 'hvp'
+      ? { vjpF: hessianVjp(inner, mu, note && ((_u, t, value) => note(t, value))), paramVjp: mu > 0 ? (_u: P, _t: number, lambda: P): P => ops.scale(lambda, mu) : undefined }
       : { f: differentiableFlow(inner, theta, mu, note), params: mu > 0 ? theta : undefined };
     const path = traj ? { trajectory: traj } : { states: solved!.ys, times };
     const result = await adjointGradient<P>({ ...path, ...derivative, dJdUT, ops, method: options.backwardMethod ?? 'heun' }).catch((e) => {
-      raw.dispose([...losses.values()]);
+      raw.dispose([...losses.values()]); // kept (they outlive the sweep's scopes), so this scope would not free them
       throw e;
-    }).finally(() => hand?.dispose());
+    });
     if (traj) stats.innerGradients += traj.recomputeStats.nfe;
     stats.hvps += result.vjpCalls;
 

@@ -3,7 +3,8 @@ import { InvalidArgumentError, NonFiniteDynamicsError } from '../errors';
 import type { ParamTree } from '@metagrad/models';
 import { type DifferentiableDynamics, type Pullback, assertTensorTree, autogradPullback } from './autograd-vjp';
 import type { TrackedSolution } from './track';
-import { type HostVector, type VectorOps, defaultOps, isAllFinite, normForMessage, release, retain } from './vector-ops';
+import { type ScopedOps, scoped } from './scopes';
+import { type HostVector, type VectorOps, defaultOps, isAllFinite, normForMessage, retain } from './vector-ops';
 
 /**
  * (∂f/∂u)ᵀλ at (u, t): a vector-Jacobian product of the forward dynamics. For gradient flow f = −∇L it is −H(u)λ
@@ -59,8 +60,8 @@ export interface AdjointResult<V> {
   paramGradient?: V;
 }
 
-/** The pullback the sweep calls: the hand-written VJPs, or those autograd derives from f. */
-function pullback<V>(options: AdjointOptions<V>): (u: V, t: number, lambda: V) => Promise<Pullback<V>> {
+/** The pullback the sweep calls: the hand-written VJPs, or those autograd derives from f. Its results are the sweep's. */
+function pullback<V>(options: AdjointOptions<V>, vs: ScopedOps<V>): (u: V, t: number, lambda: V) => Promise<Pullback<V>> {
   const { vjpF, paramVjp, f, params } = options;
   if ((vjpF === undefined) === (f === undefined)) throw new InvalidArgumentError('adjointGradient: give exactly one of vjpF and f');
   if (f !== undefined) {
@@ -68,13 +69,34 @@ function pullback<V>(options: AdjointOptions<V>): (u: V, t: number, lambda: V) =
     assertTensorTree(options.dJdUT, 'adjointGradient');
     // V is a tensor tree here (checked on dJdUT): the one cast between the generic sweep and autograd.
     const derived = autogradPullback(f as unknown as DifferentiableDynamics<ParamTree>, params as ParamTree | undefined);
-    return async (u, t, lambda) => derived(u as ParamTree, t, lambda as ParamTree) as Pullback<V>;
+    return async (u, t, lambda) => {
+      const { du, dp } = derived(u as ParamTree, t, lambda as ParamTree) as Pullback<V>;
+      return { du: vs.own(du), ...(dp !== undefined ? { dp: vs.own(dp) } : {}) };
+    };
   }
   if (params !== undefined) throw new InvalidArgumentError('adjointGradient: params goes with f; with vjpF, give paramVjp');
   return async (u, t, lambda) => {
-    const du = await vjpF!(u, t, lambda);
-    return paramVjp ? { du, dp: await paramVjp(u, t, lambda) } : { du };
+    const du = vs.own(await vjpF!(u, t, lambda));
+    return paramVjp ? { du, dp: vs.own(await paramVjp(u, t, lambda)) } : { du };
   };
+}
+
+/**
+ * The sweep between two tracked states: λ at the last state visited, g = (∂f/∂u)ᵀλ and p = (∂f/∂p)ᵀλ there (for the
+ * interval below it), and μ = ∫ (∂f/∂p)ᵀλ dt from there to T.
+ */
+interface Sweep<V> {
+  lambda: V;
+  g?: V;
+  p?: V;
+  mu?: V;
+}
+
+/** The checkpoint stretches [k0, k1] from the top down (one stretch [0, n] when every state is stored). */
+function stretches(n: number, every: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let k1 = n; k1 > 0; k1 = Math.floor((k1 - 1) / every) * every) out.push([Math.floor((k1 - 1) / every) * every, k1]);
+  return out;
 }
 
 /** Backward sweep over [t_0, t_n]: λ(t_0) from λ(t_n), stepping through the tracked states. */
@@ -93,89 +115,66 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
   for (let k = 1; k <= n; k++) {
     if (!(times[k] > times[k - 1])) throw new InvalidArgumentError(`adjointGradient: times must be strictly increasing, got [${times.join(', ')}]`);
   }
-  const pull = pullback(options);
+  const vs = scoped(ops);
+  const pull = pullback(options, vs);
+  const hasParams = options.paramVjp !== undefined || options.params !== undefined;
   let vjpCalls = 0;
   let recomputedStates = 0;
-  let lambda = options.dJdUT;
-  let ownsLambda = false;
-  const setLambda = (next: V): void => {
-    if (ownsLambda) release(ops, lambda);
-    lambda = next;
-    ownsLambda = true;
-  };
-  const hasParams = options.paramVjp !== undefined || options.params !== undefined;
-  let mu: V | undefined;
-  /** μ += h·(c1·p1 + c2·p2): the quadrature of the parameter term, released as it goes. */
-  const accumulate = (terms: (readonly [number, V])[]): void => {
-    let acc = mu;
-    for (const [c, v] of terms) {
-      const next = acc === undefined ? ops.scale(v, c) : ops.axpy(c, v, acc);
-      release(ops, acc, v);
-      acc = next;
-    }
-    mu = acc;
-  };
+  /** μ + Σ c·p: the quadrature of the parameter term (unchanged where the dynamics have no parameter). */
+  const quadrature = (mu: V | undefined, terms: [number, V | undefined][]): V | undefined =>
+    terms.some(([, p]) => p === undefined) ? mu : terms.reduce<V | undefined>((acc, [c, p]) => (acc === undefined ? vs.scale(p!, c) : vs.axpy(c, p!, acc)), mu);
 
-  /** One backward step from t_{j+1} to t_j. */
-  const step = async (uj: V, tj: number, uj1: V, tj1: number): Promise<void> => {
-    const h = tj1 - tj;
-    const { du: g1, dp: p1 } = await pull(uj1, tj1, lambda);
-    vjpCalls++;
-    if (method === 'euler') {
-      const next = ops.axpy(h, g1, lambda);
-      release(ops, g1);
-      setLambda(next);
-      if (p1 !== undefined) accumulate([[h, p1]]);
-      return;
-    }
-    const predicted = ops.axpy(h, g1, lambda);
-    const { du: g2, dp: p2 } = await pull(uj, tj, predicted);
-    vjpCalls++;
-    const sum = ops.add(g1, g2);
-    const next = ops.axpy(h / 2, sum, lambda);
-    release(ops, g1, predicted, g2, sum);
-    setLambda(next);
-    if (p1 !== undefined && p2 !== undefined) accumulate([[h / 2, p1], [h / 2, p2]]);
-  };
-
-  try {
-    if (!traj) {
-      const states = options.states!;
-      for (let j = n - 1; j >= 0; j--) await step(states[j], times[j], states[j + 1], times[j + 1]);
-    } else {
-      // Walk back one checkpoint stretch at a time; a stretch's states live only while it is being swept.
-      const every = traj.checkpointEvery;
-      let k1 = n;
-      while (k1 > 0) {
-        const k0 = Math.floor((k1 - 1) / every) * every;
-        const stored = traj.states.slice(k0, k1 + 1).every((s) => s !== undefined);
-        const seg = stored ? (traj.states.slice(k0, k1 + 1) as V[]) : await traj.recompute(k0, k1);
-        if (!stored) recomputedStates += k1 - k0 - 1;
-        try {
-          for (let j = k1 - 1; j >= k0; j--) await step(seg[j - k0], times[j], seg[j + 1 - k0], times[j + 1]);
-        } finally {
-          if (!stored) release(ops, ...seg);
-        }
-        k1 = k0;
+  /**
+   * Tracked state j, with one linearisation of f at u_j (a cached Hessian operator serves both products below and is
+   * freed with this step's scope): first the interval [t_j, t_{j+1}] ends,
+   *   Euler λ_j = λ_{j+1} + h·g_{j+1};  Heun λ̃_j = λ_{j+1} + h·g_{j+1}, λ_j = λ_{j+1} + h/2·(g_{j+1} + g(u_j, λ̃_j)),
+   * then g_j = (∂f/∂u)ᵀλ_j at u_j starts the interval below (none at j = 0).
+   */
+  const visit = async (s: Sweep<V>, j: number, uj: V): Promise<Sweep<V>> => {
+    let { lambda, mu } = s;
+    if (j < n) {
+      const h = times[j + 1] - times[j];
+      if (method === 'euler') {
+        lambda = vs.axpy(h, s.g!, s.lambda);
+        mu = quadrature(mu, [[h, s.p]]);
+      } else {
+        const { du: g2, dp: p2 } = await pull(uj, times[j], vs.axpy(h, s.g!, s.lambda));
+        vjpCalls++;
+        lambda = vs.axpy(h / 2, vs.add(s.g!, g2), s.lambda);
+        mu = quadrature(mu, [[h / 2, s.p], [h / 2, p2]]);
       }
     }
+    if (j === 0) return { lambda, mu };
+    const { du: g, dp: p } = await pull(uj, times[j], lambda);
+    vjpCalls++;
+    return { lambda, g, p, mu };
+  };
+
+  return vs.scope(async () => {
+    let sweep: Sweep<V> = { lambda: options.dJdUT };
+    // One stretch between checkpoints at a time: a recomputed stretch's states live only while it is swept.
+    for (const [k0, k1] of traj ? stretches(n, traj.checkpointEvery) : [[0, n]]) {
+      sweep = await vs.carry(sweep, async (entering) => {
+        const stored = !traj || traj.states.slice(k0, k1 + 1).every((u) => u !== undefined);
+        const seg = !traj ? options.states!.slice(k0, k1 + 1) : stored ? (traj.states.slice(k0, k1 + 1) as V[]) : await traj.recompute(k0, k1);
+        if (!stored) recomputedStates += k1 - k0 - 1;
+        let s = entering;
+        for (let j = k1 === n ? n : k1 - 1; j >= k0; j--) s = await vs.carry(s, (x) => visit(x, j, seg[j - k0]));
+        return s;
+      });
+    }
+    const { lambda, mu } = sweep;
     // A NaN/Inf from the VJP persists to λ(t_0) (each step adds to λ): one check at the end (a readback) catches it.
-    const finite = (await isAllFinite(ops, lambda)) && (mu === undefined || (await isAllFinite(ops, mu)));
-    if (!finite) {
-      const norm = await normForMessage(ops, options.dJdUT);
+    if (!(await isAllFinite(vs, lambda)) || (mu !== undefined && !(await isAllFinite(vs, mu)))) {
       throw new NonFiniteDynamicsError(
         times[0],
-        norm,
+        await normForMessage(vs, options.dJdUT),
         `the adjoint sweep back from T ended with λ(t_0) NaN or ±Infinity (the state norm here is ‖dJ/du(T)‖): ` +
           `the VJP${hasParams ? ' or paramVjp' : ''} returned non-finite values, or the states u(t_k) it was given were not finite`,
       );
     }
-  } catch (e) {
-    if (ownsLambda) release(ops, lambda);
-    release(ops, mu);
-    throw e;
-  }
-  const result: AdjointResult<V> = { gradient: ownsLambda ? lambda : retain(ops, lambda), vjpCalls, recomputedStates };
-  if (hasParams) result.paramGradient = mu ?? ops.scale(options.dJdUT, 0);
-  return result;
+    const result: AdjointResult<V> = { gradient: lambda === options.dJdUT ? retain(vs, lambda) : lambda, vjpCalls, recomputedStates };
+    if (hasParams) result.paramGradient = mu ?? vs.scale(options.dJdUT, 0);
+    return result;
+  });
 }

@@ -1,7 +1,8 @@
 /** @file Dormand–Prince 5(4): the step with its embedded error estimate, Hairer's step-size controller and first-step heuristic, dense output. */
 import { InvalidArgumentError, NonFiniteDynamicsError, StepSizeUnderflowError, TooManyStepsError } from '../errors';
+import { type ScopedOps, scoped } from './scopes';
 import { type OdeFunc, type SolverStats, evalF } from './steppers';
-import { type VectorOps, isAllFinite, linComb, normForMessage, release, retain, scaledError, weightedSum } from './vector-ops';
+import { type VectorOps, isAllFinite, linComb, normForMessage, retain, scaledError, weightedSum } from './vector-ops';
 
 // Butcher tableau (Dormand & Prince 1980; Hairer, Nørsett & Wanner, Table II.5.2).
 const C = [0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1];
@@ -48,127 +49,115 @@ function denseOutput<V>(ops: VectorOps<V>, theta: number, h: number, y0: V, y1: 
   return linComb(ops, y0, [[-cy, y0], [cy, y1], ...coef.map((k, i) => [k, ks[i]] as const)]);
 }
 
+/** The integrator between steps: time, state y, k1 = f(t, y) (first same as last), the proposed step, the controller's memory. */
+interface Dopri5State<V> {
+  t: number;
+  y: V;
+  k1: V;
+  h: number;
+  /** The last attempt was rejected: do not grow the next step at once (Hairer). */
+  lastRejected: boolean;
+  /** …for a non-finite error estimate (some stage of f was NaN/Inf). */
+  lastNonFinite: boolean;
+}
+
 /**
- * A running Dormand–Prince integrator over increasing time: state (t, y, k1 = f(t, y), proposed h). It only ever
- * lands exactly on the end of an `integrate` call, so a run restarted at such a point with the same proposed step
- * (`h`) repeats the original bit for bit — which is what checkpoint recomputation relies on.
+ * A running Dormand–Prince integrator over increasing time. It only ever lands exactly on the end of an `integrate`
+ * call, so a run restarted at such a point with the same proposed step (`h`) repeats the original bit for bit —
+ * which is what checkpoint recomputation relies on. Its state belongs to the scope it was started in: start it and
+ * call `integrate` from the same scope (each attempted step is a `carry` of that state).
  */
 export class Dopri5Integrator<V> {
-  private lastRejected = false;
-  /** The last rejection was for a non-finite error estimate (some stage of f was NaN/Inf). */
-  private lastNonFinite = false;
-
   private constructor(
     private readonly f: OdeFunc<V>,
-    private readonly ops: VectorOps<V>,
+    private readonly vs: ScopedOps<V>,
     private readonly opts: Dopri5Options,
     readonly stats: SolverStats,
-    public t: number,
-    public y: V,
-    private ownsY: boolean,
-    private k1: V,
-    /** The step the controller proposes next. */
-    public h: number,
+    private state: Dopri5State<V>,
   ) {}
+
+  /** The step the controller proposes next. */
+  get h(): number {
+    return this.state.h;
+  }
 
   /** Starts at (t0, y0) (y0 stays the caller's). `tEndHint` bounds the heuristic first step. */
   static async start<V>(
     f: OdeFunc<V>, ops: VectorOps<V>, opts: Dopri5Options, stats: SolverStats, t0: number, y0: V, tEndHint: number,
   ): Promise<Dopri5Integrator<V>> {
-    const k1 = await evalF(f, t0, y0, stats);
-    try {
-      const h = opts.firstStep ?? (await initialStep(f, ops, opts, stats, t0, y0, k1, tEndHint - t0));
-      return new Dopri5Integrator(f, ops, opts, stats, t0, y0, false, k1, h);
-    } catch (e) {
-      release(ops, k1);
-      throw e;
-    }
+    const vs = scoped(ops);
+    const k1 = await evalF(f, t0, y0, stats, vs);
+    const h = opts.firstStep ?? (await initialStep(f, vs, opts, stats, t0, y0, k1, tEndHint - t0));
+    return new Dopri5Integrator(f, vs, opts, stats, { t: t0, y: y0, k1, h, lastRejected: false, lastNonFinite: false });
   }
 
   /**
-   * Advances to tEnd (clipping the last step to land on it) and hands out, in order, the state at each time in
-   * `outputs` (sorted, within [t, tEnd]) as a fresh vector: exact at step ends, dense output in between.
+   * Advances to tEnd (clipping the last step to land on it) and returns the state at each time in `outputs` (sorted,
+   * within [t, tEnd]) as fresh vectors: exact at step ends, dense output in between.
    */
-  async integrate(tEnd: number, outputs: readonly number[], emit: (index: number, y: V) => void): Promise<void> {
-    const { ops, opts, stats } = this;
-    let next = 0;
-    while (next < outputs.length && outputs[next] <= this.t) emit(next++, retain(ops, this.y));
-    while (this.t < tEnd) {
-      if (stats.steps + stats.rejected >= opts.maxSteps) throw new TooManyStepsError(this.t, opts.maxSteps, tEnd);
-      const proposed = this.h;
+  async integrate(tEnd: number, outputs: readonly number[]): Promise<V[]> {
+    const { vs, opts, stats } = this;
+    const out = outputs.filter((to) => to <= this.state.t).map(() => retain(vs, this.state.y));
+    while (this.state.t < tEnd) {
+      if (stats.steps + stats.rejected >= opts.maxSteps) throw new TooManyStepsError(this.state.t, opts.maxSteps, tEnd);
+      const { t, y, h: proposed, lastNonFinite } = this.state;
       // Below ~eps·|t| the step no longer moves t; below minStep the user has said the problem is too stiff. The
       // scale includes tEnd so that at t = 0 the step cannot shrink into denormals (where h·E_i rounds to 0).
-      const resolution = Math.max(Math.abs(this.t), Math.abs(tEnd)) * Number.EPSILON;
+      const resolution = Math.max(Math.abs(t), Math.abs(tEnd)) * Number.EPSILON;
       if (!(proposed > 0) || 0.1 * proposed <= resolution || (opts.minStep !== undefined && proposed < opts.minStep)) {
-        if (this.lastNonFinite) {
-          throw new NonFiniteDynamicsError(
-            this.t,
-            await normForMessage(ops, this.y),
-            `f is finite at t but returned NaN or ±Infinity at a stage of every step tried after it, down to h = ${proposed.toExponential(3)}`,
-          );
+        if (lastNonFinite) {
+          throw new NonFiniteDynamicsError(t, await normForMessage(vs, y),
+            `f is finite at t but returned NaN or ±Infinity at a stage of every step tried after it, down to h = ${proposed.toExponential(3)}`);
         }
-        throw new StepSizeUnderflowError(this.t, proposed);
+        throw new StepSizeUnderflowError(t, proposed);
       }
-      // Hairer's 1.01 rule: stretch to the end rather than leave a sliver of a step.
-      const last = this.t + 1.01 * proposed >= tEnd;
-      const h = last ? tEnd - this.t : proposed;
-      const tNew = last ? tEnd : this.t + h;
-      const { y1, ks } = await this.stages(h, tNew);
-      const errVec = weightedSum(ops, E.map((e, i) => [h * e, ks[i]] as const));
-      const err = await scaledError(ops, errVec, this.y, y1, opts.rtol, opts.atol);
-      release(ops, errVec);
-      if (err <= 1) {
-        while (next < outputs.length && outputs[next] <= tNew) {
-          const to = outputs[next];
-          emit(next++, to === tNew ? retain(ops, y1) : denseOutput(ops, (to - this.t) / h, h, this.y, y1, ks));
-        }
-        let fac = err === 0 ? opts.maxFactor : Math.min(opts.maxFactor, Math.max(opts.minFactor, opts.safety * err ** -0.2));
-        // After a rejection do not grow at once (Hairer): the error model just proved optimistic.
-        if (this.lastRejected) fac = Math.min(fac, 1);
-        release(ops, ...ks.slice(0, 6), this.ownsY ? this.y : undefined);
-        this.y = y1;
-        this.ownsY = true;
-        this.k1 = ks[6];
-        this.t = tNew;
-        // A step clipped to land on tEnd says little about the natural step: keep the larger proposal.
-        this.h = last ? Math.max(h * fac, proposed) : h * fac;
-        this.lastRejected = false;
-        this.lastNonFinite = false;
-        stats.steps++;
-      } else {
-        // NaN/Inf error: if f(t, y) itself is not finite no step can help (the check is a readback, on this path
-        // only); otherwise a stage overflowed, so shrink as much as allowed and retry.
-        if (!Number.isFinite(err) && !(await isAllFinite(ops, this.k1))) {
-          release(ops, y1, ...ks.slice(1));
-          throw new NonFiniteDynamicsError(this.t, await normForMessage(ops, this.y));
-        }
-        this.lastNonFinite = !Number.isFinite(err);
-        const fac = Number.isFinite(err) ? Math.max(opts.minFactor, opts.safety * err ** -0.2) : opts.minFactor;
-        release(ops, y1, ...ks.slice(1));
-        this.h = h * fac;
-        this.lastRejected = true;
-        stats.rejected++;
-      }
+      const due = outputs.slice(out.length);
+      const next = await vs.carry(this.state, (s) => this.attempt(s, tEnd, due));
+      this.state = next.state;
+      out.push(...next.emitted);
     }
+    return out;
   }
 
-  /** The six new stages of a step of size h (k1 is reused) and the 5th-order solution. */
-  private async stages(h: number, tNew: number): Promise<{ y1: V; ks: V[] }> {
-    const { f, ops, stats, y } = this;
-    const ks: V[] = [this.k1];
-    for (let s = 1; s < 6; s++) {
-      const ys = linComb(ops, y, A[s].map((a, i) => [h * a, ks[i]] as const));
-      ks.push(await evalF(f, s === 5 ? tNew : this.t + C[s] * h, ys, stats));
-      release(ops, ys);
+  /** One attempted step from state s: accepted, the new state and the outputs it passed; rejected, s with a smaller h. */
+  private async attempt(s: Dopri5State<V>, tEnd: number, due: readonly number[]): Promise<{ state: Dopri5State<V>; emitted: V[] }> {
+    const { vs, opts, stats } = this;
+    const proposed = s.h;
+    // Hairer's 1.01 rule: stretch to the end rather than leave a sliver of a step.
+    const last = s.t + 1.01 * proposed >= tEnd;
+    const h = last ? tEnd - s.t : proposed;
+    const tNew = last ? tEnd : s.t + h;
+    const { y1, ks } = await this.stages(s, h, tNew);
+    const err = await scaledError(vs, weightedSum(vs, E.map((e, i) => [h * e, ks[i]] as const)), s.y, y1, opts.rtol, opts.atol);
+    if (err <= 1) {
+      const emitted = due.filter((to) => to <= tNew).map((to) => (to === tNew ? retain(vs, y1) : denseOutput(vs, (to - s.t) / h, h, s.y, y1, ks)));
+      let fac = err === 0 ? opts.maxFactor : Math.min(opts.maxFactor, Math.max(opts.minFactor, opts.safety * err ** -0.2));
+      // After a rejection do not grow at once (Hairer): the error model just proved optimistic.
+      if (s.lastRejected) fac = Math.min(fac, 1);
+      stats.steps++;
+      // A step clipped to land on tEnd says little about the natural step: keep the larger proposal.
+      const state = { t: tNew, y: y1, k1: ks[6], h: last ? Math.max(h * fac, proposed) : h * fac, lastRejected: false, lastNonFinite: false };
+      return { state, emitted };
     }
-    const y1 = linComb(ops, y, B.map((b, i) => [h * b, ks[i]] as const));
-    ks.push(await evalF(f, tNew, y1, stats));
+    // NaN/Inf error: if f(t, y) itself is not finite no step can help (the check is a readback, on this path only);
+    // otherwise a stage overflowed, so shrink as much as allowed and retry.
+    if (!Number.isFinite(err) && !(await isAllFinite(vs, s.k1))) throw new NonFiniteDynamicsError(s.t, await normForMessage(vs, s.y));
+    const fac = Number.isFinite(err) ? Math.max(opts.minFactor, opts.safety * err ** -0.2) : opts.minFactor;
+    stats.rejected++;
+    return { state: { ...s, h: h * fac, lastRejected: true, lastNonFinite: !Number.isFinite(err) }, emitted: [] };
+  }
+
+  /** k_s = f(t + c_s·h, y + h·Σ_i a_si·k_i) for the six new stages (k1 is reused), and the 5th-order solution y1. */
+  private async stages(s: Dopri5State<V>, h: number, tNew: number): Promise<{ y1: V; ks: V[] }> {
+    const { f, vs, stats } = this;
+    const ks: V[] = [s.k1];
+    for (let st = 1; st < 6; st++) {
+      const ts = st === 5 ? tNew : s.t + C[st] * h;
+      ks.push(await vs.scope(() => evalF(f, ts, linComb(vs, s.y, A[st].map((a, i) => [h * a, ks[i]] as const)), stats, vs)));
+    }
+    const y1 = linComb(vs, s.y, B.map((b, i) => [h * b, ks[i]] as const));
+    ks.push(await evalF(f, tNew, y1, stats, vs));
     return { y1, ks };
-  }
-
-  /** Releases what the integrator owns (the current state unless it is the caller's y0, and k1). */
-  dispose(): void {
-    release(this.ops, this.k1, this.ownsY ? this.y : undefined);
   }
 }
 
@@ -177,21 +166,20 @@ export class Dopri5Integrator<V> {
  * refined with a second-derivative estimate from one extra f evaluation, for a method of order 5.
  */
 async function initialStep<V>(
-  f: OdeFunc<V>, ops: VectorOps<V>, opts: Dopri5Options, stats: SolverStats, t0: number, y0: V, f0: V, span: number,
+  f: OdeFunc<V>, vs: ScopedOps<V>, opts: Dopri5Options, stats: SolverStats, t0: number, y0: V, f0: V, span: number,
 ): Promise<number> {
   const { rtol, atol } = opts;
-  const d0 = await scaledError(ops, y0, y0, y0, rtol, atol);
-  const d1 = await scaledError(ops, f0, y0, y0, rtol, atol);
+  const d0 = await scaledError(vs, y0, y0, y0, rtol, atol);
+  const d1 = await scaledError(vs, f0, y0, y0, rtol, atol);
   // Both are read back anyway: a non-finite one is checked exactly (readbacks on this path only).
-  if (!Number.isFinite(d0) && !(await isAllFinite(ops, y0))) throw new InvalidArgumentError('dopri5: the initial state y0 has NaN or infinite entries');
-  if (!Number.isFinite(d1) && !(await isAllFinite(ops, f0))) throw new NonFiniteDynamicsError(t0, await normForMessage(ops, y0));
-  let h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
-  h0 = Math.min(h0, span);
-  const y1 = ops.axpy(h0, f0, y0);
-  const f1 = await evalF(f, t0 + h0, y1, stats);
-  const df = ops.axpy(-1, f0, f1);
-  const d2 = (await scaledError(ops, df, y0, y0, rtol, atol)) / h0;
-  release(ops, y1, f1, df);
+  if (!Number.isFinite(d0) && !(await isAllFinite(vs, y0))) throw new InvalidArgumentError('dopri5: the initial state y0 has NaN or infinite entries');
+  if (!Number.isFinite(d1) && !(await isAllFinite(vs, f0))) throw new NonFiniteDynamicsError(t0, await normForMessage(vs, y0));
+  const h0 = Math.min(d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1, span);
+  // d2: the change of f over an Euler step of h0, a second-derivative estimate.
+  const d2 = await vs.scope(async () => {
+    const f1 = await evalF(f, t0 + h0, vs.axpy(h0, f0, y0), stats, vs);
+    return (await scaledError(vs, vs.axpy(-1, f0, f1), y0, y0, rtol, atol)) / h0;
+  });
   const der = Math.max(d1, d2);
   const h1 = der <= 1e-15 ? Math.max(1e-6, h0 * 1e-3) : (0.01 / der) ** (1 / 5);
   const h = Math.min(100 * h0, h1, span);

@@ -2,7 +2,8 @@
 import { InvalidArgumentError, NonFiniteDynamicsError, StepSizeUnderflowError, TooManyStepsError } from '../errors';
 import { Dopri5Integrator, type Dopri5Options } from './dopri5';
 import { type FixedMethod, type OdeFunc, type SolverStats, explainNonFiniteFixed, fixedSolve, newStats } from './steppers';
-import { type HostVector, type VectorOps, defaultOps, isAllFinite, release, retain } from './vector-ops';
+import { scoped } from './scopes';
+import { type HostVector, type VectorOps, defaultOps, isAllFinite, retain } from './vector-ops';
 
 export type OdeMethod = FixedMethod | 'dopri5';
 
@@ -83,45 +84,36 @@ export async function odeintDetailed<V>(f: OdeFunc<V>, y0: V, t: readonly number
   for (let i = 1; i < t.length; i++) {
     if (!((t[i] - t[i - 1]) * dir > 0)) throw new InvalidArgumentError(`odeint times must be strictly monotone, got [${t.join(', ')}]`);
   }
+  const vs = scoped(ops);
   // Backward in time: solve s = −t forward with g(s, y) = −f(−s, y), so the integrators only know one direction.
-  const g: OdeFunc<V> = dir === 1 ? f : async (s, y) => {
-    const fy = await f(-s, y);
-    const out = ops.scale(fy, -1);
-    release(ops, fy);
-    return out;
-  };
+  const g: OdeFunc<V> = dir === 1 ? f : async (s, y) => vs.scale(vs.own(await f(-s, y)), -1);
   const ts = dir === 1 ? t : t.map((x) => -x);
   const stats = newStats();
-  const ys: V[] = [];
   try {
-    if (method === 'dopri5') {
-      const tEnd = ts[ts.length - 1];
-      const integ = await Dopri5Integrator.start(g, ops, dopri, stats, ts[0], y0, tEnd);
-      try {
-        await integ.integrate(tEnd, ts, (_i, y) => ys.push(y));
-      } finally {
-        integ.dispose();
+    const ys = await vs.scope(async () => {
+      if (method === 'dopri5') {
+        const tEnd = ts[ts.length - 1];
+        return (await Dopri5Integrator.start(g, vs, dopri, stats, ts[0], y0, tEnd)).integrate(tEnd, ts);
       }
-    } else {
-      ys.push(retain(ops, y0));
+      const ys = [retain(vs, y0)];
       for (let i = 1; i < ts.length; i++) {
         const n = substeps(ts[i] - ts[i - 1], stepSize);
         if (stats.steps + n > dopri.maxSteps) throw new TooManyStepsError(ts[i - 1], dopri.maxSteps, ts[ts.length - 1]);
-        ys.push(await fixedSolve(method, g, ts[i - 1], ys[i - 1], ts[i], n, ops, stats));
+        ys.push(await fixedSolve(method, g, ts[i - 1], ys[i - 1], ts[i], n, vs, stats));
       }
       // Fixed steps never look at their values, so NaN would pass through silently. A non-finite value persists
       // to the last state (each step adds to the previous one), so one check at the end finds it (one readback).
-      if (!(await isAllFinite(ops, ys[ys.length - 1]))) await explainFixedFailure(method, g, ts, ys, stepSize, ops);
-    }
+      if (!(await isAllFinite(vs, ys[ys.length - 1]))) await explainFixedFailure(method, g, ts, ys, stepSize, vs);
+      return ys;
+    });
+    return { ys, stats };
   } catch (e) {
-    release(ops, ...ys);
     // Errors report times in the caller's direction.
     if (dir === -1 && e instanceof StepSizeUnderflowError) throw new StepSizeUnderflowError(-e.t, e.stepSize);
     if (dir === -1 && e instanceof TooManyStepsError) throw new TooManyStepsError(-e.t, e.maxSteps, -e.tEnd);
     if (dir === -1 && e instanceof NonFiniteDynamicsError) throw new NonFiniteDynamicsError(-e.t, e.stateNorm, e.detail);
     throw e;
   }
-  return { ys, stats };
 }
 
 /**
@@ -141,5 +133,3 @@ async function explainFixedFailure<V>(
 export async function odeint<V = HostVector>(f: OdeFunc<V>, y0: V, t: readonly number[], options: OdeintOptions<V> = {}): Promise<V[]> {
   return (await odeintDetailed(f, y0, t, options)).ys;
 }
-
-

@@ -1,6 +1,7 @@
 /** @file The right-hand-side type, solver statistics, and the fixed-step explicit Runge–Kutta steps (Euler, Heun, midpoint, RK4). */
 import { NonFiniteDynamicsError } from '../errors';
-import { type VectorOps, isAllFinite, linComb, normForMessage, release } from './vector-ops';
+import { scoped } from './scopes';
+import { type VectorOps, isAllFinite, linComb, normForMessage } from './vector-ops';
 
 /** dy/dt = f(t, y). May return a promise (a GPU gradient that reads a scalar back, say). The result is owned by the solver. */
 export type OdeFunc<V> = (t: number, y: V) => V | Promise<V>;
@@ -22,84 +23,69 @@ export type FixedMethod = 'euler' | 'heun' | 'midpoint' | 'rk4';
 /** Global order of accuracy of each fixed method (the tests check these). */
 export const FIXED_ORDER: Record<FixedMethod, number> = { euler: 1, heun: 2, midpoint: 2, rk4: 4 };
 
-/** Evaluates f and counts it. */
-export async function evalF<V>(f: OdeFunc<V>, t: number, y: V, stats: SolverStats): Promise<V> {
+/** Evaluates f and counts it; the result is the solver's, released with the scope it was made in. */
+export async function evalF<V>(f: OdeFunc<V>, t: number, y: V, stats: SolverStats, ops: VectorOps<V>): Promise<V> {
   stats.nfe++;
-  return await f(t, y);
+  return scoped(ops).own(await f(t, y));
 }
 
-/** One step of a fixed explicit method from (t, y) with step h; returns the new state and releases the stages. */
+/** One step of a fixed explicit method from (t, y) with step h: the new state (the stages are freed). */
 export async function fixedStep<V>(
   method: FixedMethod, f: OdeFunc<V>, t: number, y: V, h: number, ops: VectorOps<V>, stats: SolverStats,
 ): Promise<V> {
   stats.steps++;
-  // Every stage made so far, released if f throws part-way (a NonFiniteDynamicsError, say), so nothing leaks.
-  const made: V[] = [];
-  const keep = (v: V): V => (made.push(v), v);
-  const evaluate = async (tt: number, yy: V): Promise<V> => keep(await evalF(f, tt, yy, stats));
-  try {
-    const k1 = await evaluate(t, y);
+  const vs = scoped(ops);
+  const F = (tt: number, yy: V): Promise<V> => evalF(f, tt, yy, stats, vs);
+  return vs.scope(async () => {
+    const k1 = await F(t, y);
     switch (method) {
       case 'euler':
-        return ops.axpy(h, k1, y);
+        return vs.axpy(h, k1, y);
       case 'heun': {
         // Explicit trapezoid ("modified Euler"): predictor Euler, corrector averages the slopes.
-        const yp = keep(ops.axpy(h, k1, y));
-        const k2 = await evaluate(t + h, yp);
-        return linComb(ops, y, [[h / 2, k1], [h / 2, k2]]);
+        const k2 = await F(t + h, vs.axpy(h, k1, y));
+        return linComb(vs, y, [[h / 2, k1], [h / 2, k2]]);
       }
       case 'midpoint': {
-        const ym = keep(ops.axpy(h / 2, k1, y));
-        const k2 = await evaluate(t + h / 2, ym);
-        return ops.axpy(h, k2, y);
+        const k2 = await F(t + h / 2, vs.axpy(h / 2, k1, y));
+        return vs.axpy(h, k2, y);
       }
       case 'rk4': {
-        const y2 = keep(ops.axpy(h / 2, k1, y));
-        const k2 = await evaluate(t + h / 2, y2);
-        const y3 = keep(ops.axpy(h / 2, k2, y));
-        const k3 = await evaluate(t + h / 2, y3);
-        const y4 = keep(ops.axpy(h, k3, y));
-        const k4 = await evaluate(t + h, y4);
-        return linComb(ops, y, [[h / 6, k1], [h / 3, k2], [h / 3, k3], [h / 6, k4]]);
+        const k2 = await F(t + h / 2, vs.axpy(h / 2, k1, y));
+        const k3 = await F(t + h / 2, vs.axpy(h / 2, k2, y));
+        const k4 = await F(t + h, vs.axpy(h, k3, y));
+        return linComb(vs, y, [[h / 6, k1], [h / 3, k2], [h / 3, k3], [h / 6, k4]]);
       }
     }
-  } finally {
-    release(ops, ...made);
-  }
+  });
 }
 
 /**
- * Integrates from (t0, y0) to t1 with `n` equal steps of a fixed method, landing exactly on t1. Returns a fresh
+ * Integrates from (t0, y0) to t1 with `n` ≥ 1 equal steps of a fixed method, landing exactly on t1. Returns a fresh
  * vector (y0 stays the caller's).
  */
 export async function fixedSolve<V>(
   method: FixedMethod, f: OdeFunc<V>, t0: number, y0: V, t1: number, n: number, ops: VectorOps<V>, stats: SolverStats,
 ): Promise<V> {
+  const vs = scoped(ops);
   const h = (t1 - t0) / n;
-  let y = y0;
-  try {
+  return vs.scope(async () => {
+    let y = y0;
+    // Times from the index, not by accumulation, so the last step ends on t1 without drift.
     for (let i = 0; i < n; i++) {
-      // Times from the index, not by accumulation, so the last step ends on t1 without drift.
       const t = i === 0 ? t0 : t0 + i * h;
-      const y1 = await fixedStep(method, f, t, y, i === n - 1 ? t1 - t : h, ops, stats);
-      if (y !== y0) release(ops, y);
-      y = y1;
+      y = await vs.carry(y, (yi) => fixedStep(method, f, t, yi, i === n - 1 ? t1 - t : h, vs, stats));
     }
-  } catch (e) {
-    if (y !== y0) release(ops, y);
-    throw e;
-  }
-  return y === y0 ? linComb(ops, y0, []) : y;
+    return y;
+  });
 }
 
 /** f wrapped to throw NonFiniteDynamicsError (t, ‖y‖) when it returns a non-finite value: a readback per call, so failure paths only. */
 export function checkedDynamics<V>(f: OdeFunc<V>, ops: VectorOps<V>): OdeFunc<V> {
+  const vs = scoped(ops);
   return async (t, y) => {
-    const out = await f(t, y);
-    if (!(await isAllFinite(ops, out))) {
-      release(ops, out);
-      throw new NonFiniteDynamicsError(t, await normForMessage(ops, y));
-    }
+    const out = vs.own(await f(t, y));
+    if (!(await isAllFinite(ops, out))) throw new NonFiniteDynamicsError(t, await normForMessage(ops, y));
     return out;
   };
 }
@@ -112,11 +98,12 @@ export function checkedDynamics<V>(f: OdeFunc<V>, ops: VectorOps<V>): OdeFunc<V>
 export async function explainNonFiniteFixed<V>(
   method: FixedMethod, f: OdeFunc<V>, t0: number, y0: V, t1: number, n: number, ops: VectorOps<V>,
 ): Promise<never> {
-  const y1 = await fixedSolve(method, checkedDynamics(f, ops), t0, y0, t1, n, ops, newStats());
-  release(ops, y1);
-  throw new NonFiniteDynamicsError(
-    t1,
-    await normForMessage(ops, y0),
-    `f stayed finite at every stage of the ${n} ${method} step(s) into this time, so the steps overflowed; use a smaller stepSize`,
-  );
+  return scoped(ops).scope(async () => {
+    await fixedSolve(method, checkedDynamics(f, ops), t0, y0, t1, n, ops, newStats());
+    throw new NonFiniteDynamicsError(
+      t1,
+      await normForMessage(ops, y0),
+      `f stayed finite at every stage of the ${n} ${method} step(s) into this time, so the steps overflowed; use a smaller stepSize`,
+    );
+  });
 }

@@ -3,7 +3,8 @@ import { InvalidArgumentError } from '../errors';
 import { Dopri5Integrator } from './dopri5';
 import { type OdeMethod, type OdeintOptions, resolveOptions, substeps } from './odeint';
 import { type FixedMethod, type OdeFunc, type SolverStats, checkedDynamics, explainNonFiniteFixed, fixedSolve, newStats } from './steppers';
-import { type VectorOps, isAllFinite, release, retain } from './vector-ops';
+import { type ScopedOps, scoped } from './scopes';
+import { isAllFinite, release, retain } from './vector-ops';
 
 export interface TrackOptions<V> extends OdeintOptions<V> {
   /** Number of grid intervals n (the grid has n + 1 states t_k = t0 + k·T/n). Give this or `h`. */
@@ -36,7 +37,7 @@ export interface TrackedSolution<V> {
   recomputeStats: SolverStats;
   /**
    * Fresh copies of u(t_k) for k0..k1, re-solved from the kept state k0 exactly as the forward pass did (same step
-   * sequence, so bit-identical for a deterministic f). The caller releases them.
+   * sequence, so bit-identical for a deterministic f). They belong to the caller's current scope (or the caller).
    */
   recompute(k0: number, k1: number): Promise<V[]>;
   /** Releases the kept states. */
@@ -61,93 +62,75 @@ export async function solveTracked<V>(f: OdeFunc<V>, y0: V, T: number, options: 
   // From the index, so t_n is exactly t0 + T and recomputation sees identical times.
   const times = Array.from({ length: n + 1 }, (_, k) => (k === n ? t0 + T : t0 + (k * T) / n));
   const kept = (k: number): boolean => k % every === 0 || k === n;
-  const states: (V | undefined)[] = new Array(n + 1).fill(undefined);
-  /** dopri5's proposed step on arriving at each kept state: with the state, all a restart needs. */
+  /** dopri5's proposed step on first arriving at each kept state: with the state, all a restart needs. */
   const hints: number[] = new Array(n + 1).fill(NaN);
   const stats = newStats();
   const recomputeStats = newStats();
+  const vs = scoped(ops);
 
-  /** Integrates grid states k0+1..k1 from u(t_k0) and hands each to `visit` (which owns it). */
-  async function run(k0: number, k1: number, u0: V, s: SolverStats, visit: (k: number, u: V, hint: number) => void): Promise<void> {
+  /**
+   * Integrates from u(t_k0) to t_k1 and returns the grid states k0+1..k1 that `want` asks for (fresh vectors, in
+   * the current scope). dopri5 lands on every grid time and notes its proposed step there, so a restart from a
+   * kept state repeats what follows.
+   */
+  async function run(k0: number, k1: number, u0: V, s: SolverStats, want: (k: number) => boolean): Promise<Map<number, V>> {
+    const out = new Map<number, V>();
     if (method === 'dopri5') {
-      const opts = Number.isNaN(hints[k0]) ? dopri : { ...dopri, firstStep: hints[k0] };
-      const integ = await Dopri5Integrator.start(f, ops, opts, s, times[k0], u0, times[k1]);
-      try {
-        for (let k = k0 + 1; k <= k1; k++) {
-          let landed: V | undefined;
-          await integ.integrate(times[k], [times[k]], (_i, u) => (landed = u));
-          // The proposal is read after the landing step, so a restart from here repeats what follows.
-          visit(k, landed!, integ.h);
-        }
-      } finally {
-        integ.dispose();
-      }
-      return;
-    }
-    let u = u0;
-    for (let k = k0 + 1; k <= k1; k++) {
-      const next = await fixedSolve(method, f, times[k - 1], u, times[k], substeps(times[k] - times[k - 1], stepSize), ops, s);
-      visit(k, next, NaN);
-      u = next;
-    }
-  }
-
-  states[0] = retain(ops, y0);
-  // The integrator reads each state while producing the next, so release non-kept states one step late.
-  let pending: V | undefined;
-  try {
-    await run(0, n, y0, stats, (k, u, hint) => {
-      if (pending !== undefined) release(ops, pending);
-      pending = undefined;
-      if (kept(k)) {
-        states[k] = u;
-        hints[k] = hint;
-      } else if (method === 'dopri5') {
-        release(ops, u); // dopri5 keeps its own copy of the current state
-      } else {
-        pending = u; // the fixed loop steps from it next
-      }
-    });
-    // Fixed steps never look at their values: one check of u(T) (a readback) catches NaN/Inf, which persists.
-    if (method !== 'dopri5' && !(await isAllFinite(ops, states[n]!))) {
-      await explainTrackedFailure(method, f, times, states, (k) => substeps(times[k] - times[k - 1], stepSize), ops);
-    }
-  } catch (e) {
-    release(ops, pending, ...states);
-    throw e;
-  }
-  release(ops, pending);
-
-  return {
-    times, states, final: states[n]!, checkpointEvery: every, method, stats, recomputeStats,
-    async recompute(k0, k1) {
-      if (!(Number.isInteger(k0) && Number.isInteger(k1) && 0 <= k0 && k0 <= k1 && k1 <= n)) {
-        throw new InvalidArgumentError(`recompute(${k0}, ${k1}): need integers 0 <= k0 <= k1 <= ${n}`);
-      }
-      const start = states[k0];
-      if (start === undefined) throw new InvalidArgumentError(`recompute(${k0}, ${k1}): state ${k0} is not a kept checkpoint (every ${every})`);
-      const out: V[] = [retain(ops, start)];
-      // A fresh budget per call: maxSteps bounds one stretch, as it bounded the forward pass.
-      const s = newStats();
-      try {
-        await run(k0, k1, start, s, (_k, u) => out.push(u));
-      } catch (e) {
-        release(ops, ...out);
-        throw e;
-      } finally {
-        recomputeStats.nfe += s.nfe;
-        recomputeStats.steps += s.steps;
-        recomputeStats.rejected += s.rejected;
+      const integ = await Dopri5Integrator.start(f, vs, Number.isNaN(hints[k0]) ? dopri : { ...dopri, firstStep: hints[k0] }, s, times[k0], u0, times[k1]);
+      for (let k = k0 + 1; k <= k1; k++) {
+        const [landed] = await integ.integrate(times[k], want(k) ? [times[k]] : []);
+        if (landed === undefined) continue;
+        out.set(k, landed);
+        if (Number.isNaN(hints[k])) hints[k] = integ.h;
       }
       return out;
-    },
-    dispose() {
-      release(ops, ...states);
-      states.fill(undefined);
-    },
-  };
-}
+    }
+    // The fixed steps carry the current state and the states kept so far, so only unwanted states are freed.
+    let carried = { u: u0, out };
+    for (let k = k0 + 1; k <= k1; k++) {
+      carried = await vs.carry(carried, async ({ u }) => {
+        const next = await fixedSolve(method, f, times[k - 1], u, times[k], substeps(times[k] - times[k - 1], stepSize), vs, s);
+        if (want(k)) out.set(k, next);
+        return { u: next, out };
+      });
+    }
+    return out;
+  }
 
+  return vs.scope(async () => {
+    const states: (V | undefined)[] = new Array(n + 1).fill(undefined);
+    states[0] = retain(vs, y0);
+    for (const [k, u] of await run(0, n, y0, stats, kept)) states[k] = u;
+    // Fixed steps never look at their values: one check of u(T) (a readback) catches NaN/Inf, which persists.
+    if (method !== 'dopri5' && !(await isAllFinite(vs, states[n]!))) {
+      await explainTrackedFailure(method, f, times, states, (k) => substeps(times[k] - times[k - 1], stepSize), vs);
+    }
+    const solution: TrackedSolution<V> = {
+      times, states, final: states[n]!, checkpointEvery: every, method, stats, recomputeStats,
+      async recompute(k0, k1) {
+        if (!(Number.isInteger(k0) && Number.isInteger(k1) && 0 <= k0 && k0 <= k1 && k1 <= n)) {
+          throw new InvalidArgumentError(`recompute(${k0}, ${k1}): need integers 0 <= k0 <= k1 <= ${n}`);
+        }
+        const start = states[k0];
+        if (start === undefined) throw new InvalidArgumentError(`recompute(${k0}, ${k1}): state ${k0} is not a kept checkpoint (every ${every})`);
+        // A fresh budget per call: maxSteps bounds one stretch, as it bounded the forward pass.
+        const s = newStats();
+        try {
+          return await vs.scope(async () => [retain(vs, start), ...(await run(k0, k1, start, s, () => true)).values()]);
+        } finally {
+          recomputeStats.nfe += s.nfe;
+          recomputeStats.steps += s.steps;
+          recomputeStats.rejected += s.rejected;
+        }
+      },
+      dispose() {
+        release(ops, ...states);
+        states.fill(undefined);
+      },
+    };
+    return solution;
+  });
+}
 
 /**
  * A fixed-step tracked solve ended non-finite: finds the first non-finite kept state (readbacks on this failure
@@ -155,29 +138,25 @@ export async function solveTracked<V>(f: OdeFunc<V>, y0: V, T: number, options: 
  * error names the time where f returned NaN/Inf (or the interval whose steps overflowed). Always throws.
  */
 async function explainTrackedFailure<V>(
-  method: FixedMethod, f: OdeFunc<V>, times: readonly number[], states: readonly (V | undefined)[], steps: (k: number) => number, ops: VectorOps<V>,
+  method: FixedMethod, f: OdeFunc<V>, times: readonly number[], states: readonly (V | undefined)[], steps: (k: number) => number, vs: ScopedOps<V>,
 ): Promise<never> {
-  if (!(await isAllFinite(ops, states[0]!))) throw new InvalidArgumentError('solveTracked: the initial state y0 has NaN or infinite entries');
+  if (!(await isAllFinite(vs, states[0]!))) throw new InvalidArgumentError('solveTracked: the initial state y0 has NaN or infinite entries');
   let from = 0;
   for (let k = 1; k < states.length; k++) {
     if (states[k] === undefined) continue;
-    if (!(await isAllFinite(ops, states[k]!))) break;
+    if (!(await isAllFinite(vs, states[k]!))) break;
     from = k;
   }
-  const checked = checkedDynamics(f, ops);
-  let u: V = states[from]!;
-  try {
+  const checked = checkedDynamics(f, vs);
+  return vs.scope(async () => {
+    let u: V = states[from]!;
     for (let k = from + 1; k < times.length; k++) {
-      const next = await fixedSolve(method, checked, times[k - 1], u, times[k], steps(k), ops, newStats());
-      if (!(await isAllFinite(ops, next))) {
-        release(ops, next);
-        await explainNonFiniteFixed(method, f, times[k - 1], u, times[k], steps(k), ops);
-      }
-      if (u !== states[from]) release(ops, u);
-      u = next;
+      u = await vs.carry(u, async (prev) => {
+        const next = await fixedSolve(method, checked, times[k - 1], prev, times[k], steps(k), vs, newStats());
+        if (!(await isAllFinite(vs, next))) await explainNonFiniteFixed(method, f, times[k - 1], prev, times[k], steps(k), vs);
+        return next;
+      });
     }
-  } finally {
-    if (u !== states[from]) release(ops, u);
-  }
-  throw new InvalidArgumentError('solveTracked: the final state was not finite, but replaying the solve gave finite states (is f deterministic?)');
+    throw new InvalidArgumentError('solveTracked: the final state was not finite, but replaying the solve gave finite states (is f deterministic?)');
+  });
 }

@@ -1,13 +1,15 @@
 /** @file The vector-space interface the ODE solvers are generic over, its host float64/float32 implementations, and shared helpers. */
 import { InvalidArgumentError } from '../errors';
+import { scoped } from './scopes';
 
 /**
  * What a solver needs from a state type V: a vector space with a norm. Host arrays implement it here; parameter
  * trees of GPU tensors (a single tensor included) in tensor-ops.ts (`treeVectorOps`).
  *
  * Ownership: every method returns a fresh V owned by the caller and never mutates or consumes its arguments. The
- * solvers release what they create through `dispose` (needed for GPU memory, a no-op on the host). Where `dispose`
- * is given, give `clone` too, so that results never alias a vector the caller still owns (y0, dJ/du(T)).
+ * solvers run each step in a scope (scopes.ts) that releases what it made through `dispose` (needed for GPU memory,
+ * absent on the host). Where `dispose` is given, give `clone` too, so that results never alias a vector the caller
+ * still owns (y0, dJ/du(T)).
  * Norms may be asynchronous because on a GPU they are a readback.
  */
 export interface VectorOps<V> {
@@ -26,6 +28,12 @@ export interface VectorOps<V> {
   allFinite?(v: V): boolean | Promise<boolean>;
   dispose?(v: V): void;
   clone?(v: V): V;
+  /**
+   * Runs an asynchronous solver region (a step, a tracked state) so that whatever the dynamics or a VJP make besides
+   * their results is freed with it: GPU trees use @metagrad/tensor's `scope`. The vectors themselves are released
+   * through `dispose` by the solvers' scopes (scopes.ts) either way.
+   */
+  scope?<T>(body: () => Promise<T>): Promise<T>;
 }
 
 /** A host state: anything indexable (number[], Float64Array, Float32Array); results come back as typed arrays. */
@@ -107,32 +115,30 @@ export function retain<V>(ops: VectorOps<V>, v: V): V {
   return ops.clone ? ops.clone(v) : v;
 }
 
-/** Releases intermediates; `undefined` entries are skipped so call sites can stay flat. */
+/** Releases vectors by hand (for callers outside the solvers' scopes); `undefined` entries are skipped. */
 export function release<V>(ops: VectorOps<V>, ...vs: (V | undefined)[]): void {
   if (!ops.dispose) return;
   for (const v of vs) if (v !== undefined) ops.dispose(v);
 }
 
-/** base + Σ c_i·x_i, skipping zero coefficients and releasing the partial sums. Returns a fresh vector. */
+/** base + Σ c_i·x_i, skipping zero coefficients (the partial sums are freed). Returns a fresh vector. */
 export function linComb<V>(ops: VectorOps<V>, base: V, terms: readonly (readonly [number, V])[]): V {
-  let acc: V | undefined;
-  for (const [c, x] of terms) {
-    if (c === 0) continue;
-    const next = ops.axpy(c, x, acc ?? base);
-    release(ops, acc);
-    acc = next;
-  }
-  return acc ?? retain(ops, base);
+  const vs = scoped(ops);
+  return vs.tidy(() => {
+    const sum = terms.reduce((acc, [c, x]) => (c === 0 ? acc : vs.axpy(c, x, acc)), base);
+    return sum === base ? retain(vs, base) : sum;
+  });
 }
 
 /** Σ c_i·x_i (no base), for error estimates. At least one coefficient must be non-zero. */
 export function weightedSum<V>(ops: VectorOps<V>, terms: readonly (readonly [number, V])[]): V {
   const nz = terms.filter(([c]) => c !== 0);
   if (nz.length === 0) throw new InvalidArgumentError('weightedSum needs a non-zero coefficient');
-  const first = ops.scale(nz[0][1], nz[0][0]);
-  const rest = linComb(ops, first, nz.slice(1));
-  if (rest !== first) release(ops, first);
-  return rest;
+  const vs = scoped(ops);
+  return vs.tidy(() => {
+    const first = vs.scale(nz[0][1], nz[0][0]);
+    return nz.length === 1 ? first : linComb(vs, first, nz.slice(1));
+  });
 }
 
 /**
