@@ -4,6 +4,7 @@ export * from './ode';
 export * from './hypergrad/types';
 export * from './hypergrad/index';
 export * from './maml';
+export * from './core';
 export * from './episodic';
 export * from './implicit';
 export * from './hyperdistill';

@@ -8,7 +8,7 @@ import { add, expand, matmul, mean, mulScalar, noGrad, reshape, square, sub, sum
 import { ShapeError, tidy, type Tensor } from '@metagrad/tensor';
 import { mapTree, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem } from '../hypergrad/types';
-import type { RegressionBatch } from '../hyperdistill/batches';
+import type { RegressionBatch } from '../core';
 
 export interface AnilHead {
   weight: Tensor;

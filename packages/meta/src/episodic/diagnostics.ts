@@ -1,16 +1,14 @@
 /**
  * @file How close each method's hypergradient is to the exact one (the paper's Figure 3): one inner optimisation at
  * fixed λ, every method fed along it, and at t = T each method's hypergradient compared with the exact unrolled one
- * (UnrolledRMD through the same momentum SGD) by cosine similarity, in full and for the second-order part (minus ∂_λ L_V(w_T)), with the norm ratios of both.
+ * (UnrolledRMD through the same momentum SGD) by cosine similarity, in full and for the second-order part (minus
+ * ∂_λ L_V(w_T)), with the norm ratios of both.
  */
-import { disposeTree, leaves, type ParamTree } from '@metagrad/models';
-import type { HypergradResult } from '../hypergrad/types';
-import { runInner } from './inner';
-import { valGradients } from './products';
+import { scope } from '@metagrad/tensor';
+import { sgd, type ParamTree } from '@metagrad/models';
 import { UnrolledRMD } from '../hypergrad/unrolled';
 import { cosine, treeToVector, vectorNorm } from '../hypergrad/diagnostics';
-import { sgd } from '@metagrad/models';
-import type { EpisodeContext, HyperMethod } from './methods';
+import { runInner, valGradients, type EpisodeContext, type HyperMethod } from '../core';
 
 export interface CosineRow {
   name: string;
@@ -25,79 +23,51 @@ export interface CosineRow {
 
 const minus = (a: Float64Array, b: Float64Array): Float64Array => a.map((v, i) => v - b[i]);
 
+/** The exact hypergradient of the context's inner optimisation: autograd through the whole differentiable unroll. */
+async function exactHypergradient<Batch>(ctx: EpisodeContext<Batch>): Promise<ParamTree> {
+  const T = ctx.trainBatches.length;
+  const exact = new UnrolledRMD<Batch>({ steps: T, optimizer: sgd({ lr: ctx.optimiser.lr, momentum: ctx.optimiser.momentum }) });
+  const r = await exact.estimate({
+    problem: ctx.problem, theta: ctx.w0, lambda: ctx.lambda, trainBatch: ctx.trainBatches[0], trainBatches: ctx.trainBatches, valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr,
+  });
+  return r.hypergrad;
+}
+
 /**
  * Replays the context's inner optimisation at fixed λ (`ctx.diagnostic` is forced on) and compares every method's
  * final hypergradient with the exact one. Methods that produce nothing at t = T get NaN.
  */
-export async function compareWithExact<Batch>(ctx: EpisodeContext<Batch>, methods: readonly HyperMethod<Batch>[]): Promise<{ rows: CosineRow[]; exactNorm: number }> {
+export function compareWithExact<Batch>(ctx: EpisodeContext<Batch>, methods: readonly HyperMethod<Batch>[]): Promise<{ rows: CosineRow[]; exactNorm: number }> {
   const dctx: EpisodeContext<Batch> = { ...ctx, diagnostic: true };
-  const finals = new Map<HyperMethod<Batch>, HypergradResult>();
-  const keep = (m: HyperMethod<Batch>, r: HypergradResult | null): void => {
-    if (!r) return;
-    const old = finals.get(m);
-    if (old) disposeTree(old.hypergrad);
-    finals.set(m, r);
-  };
-  let wT: ParamTree | null = null;
-  try {
+  /** Each method's last hypergradient at t = T, on the host. */
+  const finals = new Map<HyperMethod<Batch>, Float64Array>();
+  return scope(async () => {
     for (const m of methods) await m.begin?.(dctx);
-    const run = await runInner({
-      problem: ctx.problem,
-      lambda: () => ctx.lambda,
-      w0: ctx.w0,
-      batches: ctx.trainBatches,
-      optimiser: ctx.optimiser,
-      
+    const { wT } = await runInner({
+      problem: ctx.problem, lambda: () => ctx.lambda, w0: ctx.w0, batches: ctx.trainBatches, optimiser: ctx.optimiser,
       onStep: async (s) => {
         for (const m of methods) {
-          if (!m.step) continue;
-          const r = await m.step(dctx, s);
-          if (s.t === s.T) keep(m, r);
-          else if (r) disposeTree(r.hypergrad);
+          const r = m.step ? await m.step(dctx, s) : null;
+          if (r && s.t === s.T) finals.set(m, await treeToVector(r.hypergrad));
         }
       },
     });
-    wT = run.wT;
-    for (const m of methods) if (m.end) keep(m, await m.end(dctx, wT));
-    // The reference: autograd through the whole differentiable unroll (issue 6's UnrolledRMD) with the same optimiser.
-    const T = ctx.trainBatches.length;
-    const exactResult = await new UnrolledRMD<Batch>({ steps: T, optimizer: sgd({ lr: ctx.optimiser.lr, momentum: ctx.optimiser.momentum }) }).estimate({
-      problem: ctx.problem,
-      theta: ctx.w0,
-      lambda: ctx.lambda,
-      trainBatch: ctx.trainBatches[0],
-      trainBatches: ctx.trainBatches,
-      valBatch: ctx.valBatch,
-      innerLr: ctx.optimiser.lr,
-    });
-    const exact = await treeToVector(exactResult.hypergrad);
-    disposeTree(exactResult.hypergrad);
-    const { alpha, direct, loss } = valGradients(ctx.problem, wT, ctx.lambda, ctx.valBatch);
-    const fo = await treeToVector(direct);
-    disposeTree(alpha);
-    disposeTree(direct);
-    loss.dispose();
-    const exactSO = minus(exact, fo);
-    const rows: CosineRow[] = [];
     for (const m of methods) {
-      const r = finals.get(m);
-      if (!r) {
-        rows.push({ name: m.name, cosine: NaN, cosineSecondOrder: NaN, normRatio: NaN, normRatioSecondOrder: NaN });
-        continue;
-      }
-      const est = await treeToVector(r.hypergrad);
-      const estSO = minus(est, fo);
-      rows.push({
-        name: m.name,
-        cosine: cosine(est, exact),
-        cosineSecondOrder: cosine(estSO, exactSO),
-        normRatio: vectorNorm(est) / vectorNorm(exact),
-        normRatioSecondOrder: vectorNorm(estSO) / vectorNorm(exactSO),
-      });
+      const r = m.end ? await m.end(dctx, wT) : null;
+      if (r) finals.set(m, await treeToVector(r.hypergrad));
     }
+    const exact = await treeToVector(await exactHypergradient(ctx));
+    const fo = await treeToVector(valGradients(ctx.problem, wT, ctx.lambda, ctx.valBatch).direct);
+    const exactSO = minus(exact, fo);
+    const rows = methods.map((m): CosineRow => {
+      const est = finals.get(m);
+      if (!est) return { name: m.name, cosine: NaN, cosineSecondOrder: NaN, normRatio: NaN, normRatioSecondOrder: NaN };
+      const estSO = minus(est, fo);
+      return {
+        name: m.name, cosine: cosine(est, exact), cosineSecondOrder: cosine(estSO, exactSO),
+        normRatio: vectorNorm(est) / vectorNorm(exact), normRatioSecondOrder: vectorNorm(estSO) / vectorNorm(exactSO),
+      };
+    });
     return { rows, exactNorm: vectorNorm(exact) };
-  } finally {
-    for (const r of finals.values()) disposeTree(r.hypergrad);
-    if (wT) disposeTree(wT);
-  }
+  });
 }

@@ -4,10 +4,11 @@
  * the window is held constant). With K ≥ t it is the exact online hypergradient that 1-step (K = 1) and
  * HyperDistill approximate, at 2K − 1 JVPs per step and K stored iterates: the reference, not a cheap method.
  */
-import { InvalidArgumentError } from '@metagrad/tensor';
-import { cloneTree, disposeTree, type ParamTree } from '@metagrad/models';
-import { ReverseHG } from './trajectory';
-import type { HyperMethod } from './methods';
+import { InvalidArgumentError, dispose } from '@metagrad/tensor';
+import { tree, type ParamTree } from '@metagrad/models';
+import type { HyperMethod } from '../core';
+import { carry, keepAll } from '../core/loop';
+import { ReverseHG } from './reverse-hg';
 
 export interface OnlineReverseOptions {
   /** Steps K to reverse through (the whole inner optimisation so far when absent). */
@@ -20,10 +21,10 @@ export function onlineReverseMethod<Batch>(options: OnlineReverseOptions = {}, n
     throw new InvalidArgumentError(`onlineReverseMethod: horizon must be an integer ≥ 1, got ${options.horizon}`);
   }
   const est = new ReverseHG<Batch>();
-  /** w_{t−K} … w_{t−1}: the points the window's steps start from. */
+  /** w_{t−K} … w_{t−1}: the points the window's steps start from (copies kept across steps). */
   let window: ParamTree[] = [];
   const clear = (): void => {
-    window.forEach((w) => disposeTree(w));
+    dispose(window);
     window = [];
   };
   return {
@@ -33,21 +34,12 @@ export function onlineReverseMethod<Batch>(options: OnlineReverseOptions = {}, n
     },
     async step(ctx, s) {
       if (s.t === 1) clear();
-      window.push(cloneTree(s.wPrev));
-      if (window.length > K) disposeTree(window.shift()!);
+      window = keepAll(carry(window, (w) => [...w, tree.clone(s.wPrev)].slice(-K)));
       const first = s.t - window.length;
       try {
         return await est.estimate({
-          problem: ctx.problem,
-          theta: s.w,
-          initial: window[0],
-          trajectory: window.slice(1),
-          lambda: ctx.lambda,
-          trainBatch: s.batch,
-          trainBatches: ctx.trainBatches.slice(first, s.t),
-          valBatch: ctx.valBatch,
-          innerLr: ctx.optimiser.lr,
-          momentum: ctx.optimiser.momentum,
+          problem: ctx.problem, theta: s.w, initial: window[0], trajectory: window.slice(1), lambda: ctx.lambda, trainBatch: s.batch,
+          trainBatches: ctx.trainBatches.slice(first, s.t), valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr, momentum: ctx.optimiser.momentum,
         });
       } catch (error) {
         // The inner optimisation ends here: free the stored window now rather than at the next begin.

@@ -3,30 +3,21 @@
  * w_0 to w_T instead of the stored trajectory, ŵ_{t−1} = (1 − (t−1)/T) w_0 + ((t−1)/T) w_T. Constant memory in T,
  * 2T − 1 JVPs, offline (one hypergradient per inner optimisation). Momentum enters as in ReverseHG.
  */
-import { disposeTree } from '@metagrad/models';
 import type { HypergradEstimator, HypergradResult, HypergradTensors } from '../hypergrad/types';
-import { checkTrajectoryInput, trajectoryHypergradient, trajectoryHypergradientTensors, type TrajectoryInput } from '../episodic/trajectory';
-import { interpolate } from '../episodic/reverse';
+import { checkTrajectoryInput, trajectoryHypergradient, trajectoryHypergradientTensors, type TrajectoryInput } from '../core/trajectory';
+import { interpolate } from '../core/reverse';
 
 export class DrMAD<Batch> implements HypergradEstimator<Batch> {
   readonly name = 'drmad';
 
   estimate(input: TrajectoryInput<Batch>): Promise<HypergradResult> {
     const batches = checkTrajectoryInput('DrMAD', input);
-    const T = batches.length;
-    return trajectoryHypergradient(
-      this.name,
-      input,
-      batches,
-      (t) => interpolate(input.initial, input.theta, t, T),
-      (w) => disposeTree(w),
-    );
+    return trajectoryHypergradient(this.name, input, batches, (t) => interpolate(input.initial, input.theta, t, batches.length));
   }
 
   /** The same hypergradient without a readback (no finite check: the caller reads the norm), for compiled episodes. */
   estimateTensors(input: TrajectoryInput<Batch>): HypergradTensors {
     const batches = checkTrajectoryInput('DrMAD', input);
-    const T = batches.length;
-    return trajectoryHypergradientTensors(input, batches, (t) => interpolate(input.initial, input.theta, t, T), (w) => disposeTree(w));
+    return trajectoryHypergradientTensors(input, batches, (t) => interpolate(input.initial, input.theta, t, batches.length));
   }
 }

@@ -14,14 +14,15 @@
  * For compiled inner steps the same step comes in two parts: `onlineArgs()` (host work: w*, D*, the step's scale as
  * a tensor) outside the compiled call, then `onlineTensors()` (readback-free, no per-step host value) inside it.
  */
-import { detach, mul, mulScalar, noGrad, sub, add } from '@metagrad/autograd';
-import { InvalidArgumentError, tensor, tidy, type Tensor } from '@metagrad/tensor';
-import { axpyTree, cloneTree, disposeTree, leaves, Rng, zipTree, type ParamTree } from '@metagrad/models';
+import { noGrad } from '@metagrad/autograd';
+import { InvalidArgumentError, dispose, tensor, type Tensor } from '@metagrad/tensor';
+import { Rng, tree, type ParamTree } from '@metagrad/models';
 import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult } from '../hypergrad/types';
-import { checkFinite, checkInnerLr, checkPositiveInt, gradLeaves, gradTree } from '../hypergrad/common';
-import { finishCheckedResult } from '../episodic/checked';
-import { lincombTree, trainGradient } from '../episodic/products';
-import { distillBatch, MissingBatchOpsError, type BatchOps } from './batches';
+import { checkFinite, checkInnerLr, checkPositiveInt } from '../hypergrad/common';
+import { carry, keepAll } from '../core/loop';
+import { checkedEstimate, lincombTree, trainGradient, MissingBatchOpsError, type BatchOps } from '../core';
+import { distillBatch } from './distilled-batch';
+import { distilledLookahead } from './distilled-lookahead';
 import { decaySum, onlineMix } from './weights';
 import { checkMomentumJacobian, linearEstimation, type LinearEstimationInput, type LinearEstimationResult, type MomentumJacobian } from './linear-estimation';
 
@@ -54,6 +55,17 @@ export interface HyperDistillStepArgs<Batch> {
   scale: Tensor;
 }
 
+/** The running point of the current inner optimisation after t steps: w*_t and D*_t (eq. 13–14), kept across steps. */
+interface Distilled<Batch> {
+  t: number;
+  wStar: ParamTree | null;
+  dStar: Batch | null;
+  /** Whether D* was merged here (ours) rather than being the caller's D_t. */
+  ownsBatch: boolean;
+}
+
+const fresh = <Batch>(): Distilled<Batch> => ({ t: 0, wStar: null, dStar: null, ownsBatch: false });
+
 export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
   readonly name: string;
   readonly gamma: number;
@@ -64,11 +76,11 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
   readonly momentumJacobian: MomentumJacobian;
   private readonly batchOps?: BatchOps<Batch>;
   private readonly rng: Rng;
-  private t = 0;
-  private wStar: ParamTree | null = null;
-  private dStar: { batch: Batch; owned: boolean } | null = null;
+  private running: Distilled<Batch> = fresh();
   /** The last LinearEstimation, for logging. */
   lastFit: LinearEstimationResult | null = null;
+  /** Work of one compiled online step (`onlineTensors`): as `estimate` with `next` given. */
+  static readonly onlineStats = { ...emptyStats(), gradients: 2, forwards: 2, jvps: 1 };
 
   constructor(options: HyperDistillOptions<Batch>) {
     checkFinite('HyperDistill', 'gamma', options.gamma, (v) => v >= 0 && v <= 1, 'in [0, 1]');
@@ -100,10 +112,9 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
 
   /** Forget the running w*, D* (start of an inner optimisation). */
   reset(): void {
-    if (this.wStar) disposeTree(this.wStar);
-    this.wStar = null;
-    this.releaseBatch();
-    this.t = 0;
+    const { wStar, dStar, ownsBatch } = this.running;
+    dispose([wStar, ownsBatch ? dStar : null]);
+    this.running = fresh();
   }
 
   dispose(): void {
@@ -112,107 +123,60 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
 
   /** Steps taken in the current inner optimisation. */
   get step(): number {
-    return this.t;
+    return this.running.t;
   }
 
-  private releaseBatch(): void {
-    if (this.dStar?.owned) this.batchOps!.dispose(this.dStar.batch);
-    this.dStar = null;
-  }
-
-  /** Eq. 13 and 14 with w_{t−1} = input.theta and D_t = input.trainBatch. */
-  private advance(input: Pick<HyperDistillInput<Batch>, 'theta' | 'trainBatch'>): void {
-    const t = ++this.t;
+  /** Eq. 13 and 14 with w_{t−1} and D_t: the new w*, D* replace (and free) the old ones; both outlive the caller's scope. */
+  private advance(wPrev: ParamTree, batch: Batch): Distilled<Batch> {
+    const old = this.running;
+    const t = old.t + 1;
     const p = onlineMix(this.gamma, t);
-    if (!this.wStar || t === 1) {
-      if (this.wStar) disposeTree(this.wStar);
-      this.wStar = cloneTree(input.theta);
-    } else {
-      const next = p === 0 ? cloneTree(input.theta) : lincombTree(p, this.wStar, 1 - p, input.theta);
-      disposeTree(this.wStar);
-      this.wStar = next;
-    }
-    const batch = input.trainBatch;
-    if (!this.dStar || t === 1 || p === 0 || this.dStar.batch === batch) {
-      this.releaseBatch();
-      this.dStar = { batch, owned: false };
-      return;
-    }
-    if (!this.batchOps) {
-      throw new MissingBatchOpsError('HyperDistill: the training batch changed between steps; pass batchOps to build the distilled batch D* (eq. 14)');
-    }
-    const merged = distillBatch(this.batchOps, this.dStar.batch, batch, p, this.rng);
-    this.releaseBatch();
-    this.dStar = { batch: merged, owned: true };
+    const merge = t > 1 && p !== 0 && old.dStar !== null && old.dStar !== batch;
+    if (merge && !this.batchOps) throw new MissingBatchOpsError('HyperDistill: the training batch changed between steps; pass batchOps to build the distilled batch D* (eq. 14)');
+    const next = (s: Distilled<Batch>): Distilled<Batch> => ({
+      t,
+      wStar: t === 1 || !s.wStar || p === 0 ? tree.clone(wPrev) : lincombTree(p, s.wStar, 1 - p, wPrev), // eq. 13
+      dStar: merge ? distillBatch(this.batchOps!, s.dStar!, batch, p, this.rng) : batch, // eq. 14
+      ownsBatch: merge,
+    });
+    this.running = keepAll(carry(old, next, [batch, old.ownsBatch ? null : old.dStar]));
+    return this.running;
   }
 
   async estimate(input: HyperDistillInput<Batch>): Promise<HypergradResult> {
     checkInnerLr('HyperDistill', input.innerLr);
     const t0 = performance.now();
-    this.advance(input);
-    const scale = this.theta * decaySum(this.gamma, this.t);
-    const stats = { ...emptyStats(), gradients: 2, forwards: 2, jvps: 1 };
-    let next = input.next;
-    let ownsNext = false;
-    if (!next) {
-      // The plain SGD step the look-ahead assumes: w_t = w_{t−1} − η ∇L_T(w_{t−1}).
-      const g = trainGradient(input.problem, input.theta, input.lambda, input.trainBatch);
-      next = noGrad(() => axpyTree(-input.innerLr, g, input.theta));
-      disposeTree(g);
-      ownsNext = true;
-      stats.gradients++;
-      stats.forwards++;
-    }
-    try {
-      const out = hypergradAt(input, next, this.wStar!, this.dStar!.batch, scale);
-      return await finishCheckedResult(this.name, out.hypergrad, out.loss, stats, t0);
-    } finally {
-      if (ownsNext) disposeTree(next);
-    }
+    const { t, wStar, dStar } = this.advance(input.theta, input.trainBatch);
+    const scale = this.theta * decaySum(this.gamma, t);
+    return checkedEstimate(this.name, t0, () => {
+      let next = input.next;
+      if (!next) {
+        // The plain SGD step the look-ahead assumes: w_t = w_{t−1} − η ∇L_T(w_{t−1}).
+        const g = trainGradient(input.problem, input.theta, input.lambda, input.trainBatch);
+        next = noGrad(() => tree.axpy(-input.innerLr, g, input.theta));
+      }
+      const { hypergrad, loss } = distilledLookahead(input, next, wStar!, dStar!, scale);
+      const extra = input.next ? 0 : 1;
+      return { hypergrad, valLoss: loss, stats: { ...HyperDistill.onlineStats, gradients: 2 + extra, forwards: 2 + extra } };
+    });
   }
 
-  /** Work of one compiled online step (`onlineTensors`): as `estimate` with `next` given. */
-  static readonly onlineStats = { ...emptyStats(), gradients: 2, forwards: 2, jvps: 1 };
-
   /**
-   * Part 1 of a compiled online step, run eagerly before it: eq. 13–14 with w_{t−1} = `wPrev` and D_t = `trainBatch`
-   * (the running w*, D* stay the estimator's), and the step's π-scale θ·S_t uploaded as a one-element tensor, which
-   * the caller disposes after the step.
+   * Part 1 of a compiled online step, run eagerly before it: eq. 13–14 with w_{t−1} = `wPrev` and D_t = `trainBatch`,
+   * and the step's π-scale θ·S_t as a one-element tensor (freed by the caller's scope).
    */
   onlineArgs(wPrev: ParamTree, trainBatch: Batch): HyperDistillStepArgs<Batch> {
-    this.advance({ theta: wPrev, trainBatch });
-    const device = leaves(wPrev)[0].device;
-    return { wStar: this.wStar!, dStar: this.dStar!.batch, scale: tensor([this.theta * decaySum(this.gamma, this.t)], [1], 'f32', device) };
+    const { t, wStar, dStar } = this.advance(wPrev, trainBatch);
+    const device = tree.leaves(wPrev)[0].device;
+    return { wStar: wStar!, dStar: dStar!, scale: tensor([this.theta * decaySum(this.gamma, t)], [1], 'f32', device) };
   }
 
   /**
    * Part 2, readback-free and with no host value that changes between steps (so it compiles): the hypergradient
-   * after the inner step w_{t−1} → w_t = `next` and L_V where it was evaluated, owned by the caller.
+   * after the inner step w_{t−1} → w_t = `next` and L_V where it was evaluated.
    */
   onlineTensors(input: Omit<HyperDistillInput<Batch>, 'theta' | 'trainBatch' | 'next'>, next: ParamTree, args: HyperDistillStepArgs<Batch>): { hypergrad: ParamTree; loss: Tensor } {
     checkInnerLr('HyperDistill', input.innerLr);
-    return hypergradAt(input, next, args.wStar, args.dStar, args.scale);
+    return distilledLookahead(input, next, args.wStar, args.dStar, args.scale);
   }
-}
-
-/**
- * g^FO + π*_t f_t in one backward: ψ has w_t's value and λ-gradient scale·∂Φ(w*, λ; D*)/∂λ, so the gradient of
- * L_V(ψ, λ) gives both. `scale` is a host number (eager) or a one-element tensor (compiled steps).
- */
-function hypergradAt<Batch>(
-  input: Pick<HyperDistillInput<Batch>, 'problem' | 'lambda' | 'valBatch' | 'innerLr'>, wt: ParamTree, wStar: ParamTree, dStar: Batch, scale: number | Tensor,
-): { hypergrad: ParamTree; loss: Tensor } {
-  return tidy(() => {
-    const lambda = gradLeaves(input.lambda);
-    const ws = gradLeaves(wStar);
-    const trainLoss = input.problem.trainLoss(ws, lambda, dStar);
-    const g = gradTree(trainLoss, ws, true);
-    const phi = axpyTree(-input.innerLr, g, ws);
-    const psi = zipTree(wt, phi, (w, f) => {
-      const d = sub(f, detach(f));
-      return add(w, typeof scale === 'number' ? mulScalar(d, scale) : mul(d, scale));
-    });
-    const loss = input.problem.valLoss(psi, lambda, input.valBatch);
-    return { hypergrad: gradTree(loss, lambda), loss };
-  });
 }

@@ -12,17 +12,14 @@
  * buffer constant), so θ measures what eq. 15 models. 'exact' reverses through the heavy-ball dynamics; g^SO_s then
  * grows up to 1/(1 − μ) times faster with s than x_s does, and the least-squares θ is dominated by the long horizons.
  */
-import { mulScalar, noGrad, reshape } from '@metagrad/autograd';
-import { concat, InvalidArgumentError, tidy, type Tensor } from '@metagrad/tensor';
-import { cloneTree, disposeTree, dotTree, Rng, type ParamTree } from '@metagrad/models';
+import { InvalidArgumentError, scope } from '@metagrad/tensor';
+import { Rng, type ParamTree } from '@metagrad/models';
 import type { BilevelProblem } from '../hypergrad/types';
 import { checkFinite } from '../hypergrad/common';
 import { NonFiniteHypergradientError } from '../errors';
-import { runInner, type InnerOptimiser } from '../episodic/inner';
-import { lincombTree, mixedProducts, valGradients } from '../episodic/products';
-import { interpolate, reverseHypergradient } from '../episodic/reverse';
-import { distillBatch, MissingBatchOpsError, type BatchOps } from './batches';
-import { decaySum, reverseMix } from './weights';
+import { runInner, valGradients, type BatchOps, type InnerOptimiser } from '../core';
+import { distilledReverse } from './distilled-reverse';
+import { decaySum } from './weights';
 
 export interface LinearEstimationInput<Batch> {
   problem: BilevelProblem<ParamTree, ParamTree, Batch>;
@@ -62,100 +59,30 @@ export async function linearEstimation<Batch>(input: LinearEstimationInput<Batch
   checkFinite('linearEstimation', 'gamma', input.gamma, (v) => v >= 0 && v <= 1, 'in [0, 1]');
   const momentumJacobian = checkMomentumJacobian('linearEstimation', input.momentumJacobian);
   const t0 = performance.now();
-  const { problem, lambda, trainBatches: batches, gamma, optimiser } = input;
-  const T = batches.length;
-  const rng = input.rng ?? new Rng(0);
-  const { wT } = await runInner({ problem, lambda: () => lambda, w0: input.initial, batches, optimiser });
-  const { alpha, direct, loss } = valGradients(problem, wT, lambda, input.valBatch);
-  disposeTree(direct);
-  loss.dispose();
-  let wStar: ParamTree | null = null;
-  let dStar: { batch: Batch; owned: boolean } | null = null;
-  const releaseBatch = (): void => {
-    if (dStar?.owned) input.batchOps!.dispose(dStar.batch);
-    dStar = null;
-  };
-  // Per s: ‖v_s‖² and v_s·g^SO_s as device scalars, read once at the end.
-  const norms: Tensor[] = [];
-  const dots: Tensor[] = [];
-  let extraJvps = 0;
-  try {
-    const { gSO, jvps } = reverseHypergradient({
-      problem,
-      lambda,
-      trainBatches: batches,
-      lr: optimiser.lr,
+  const { problem, lambda, trainBatches, gamma, optimiser } = input;
+  return scope(async () => {
+    const { wT } = await runInner({ problem, lambda: () => lambda, w0: input.initial, batches: trainBatches, optimiser });
+    const { alpha } = valGradients(problem, wT, lambda, input.valBatch);
+    const samples = distilledReverse({
+      problem, lambda, w0: input.initial, wT, alphaT: alpha, trainBatches, lr: optimiser.lr, gamma, batchOps: input.batchOps, rng: input.rng ?? new Rng(0),
       momentum: momentumJacobian === 'exact' ? optimiser.momentum : 0,
-      alphaT: alpha,
-      point: (t) => interpolate(input.initial, wT, t, T),
-      release: (w, t) => {
-        // ŵ_{t−1} = ŵ_{T−s} joins the distilled point before it is freed (eq. 17).
-        const s = T - t + 1;
-        const p = reverseMix(gamma, s);
-        const next = s === 1 || !wStar ? cloneTree(w) : lincombTree(p, wStar, 1 - p, w);
-        if (wStar) disposeTree(wStar);
-        wStar = next;
-        disposeTree(w);
-        // D*_s from D_{T−s+1} = D_t (eq. 18); at γ = 0 (p = 1) D* stays D_T.
-        const batch = batches[t - 1];
-        if (s === 1 || !dStar) {
-          releaseBatch();
-          dStar = { batch, owned: false };
-        } else if (p !== 1 && dStar.batch !== batch) {
-          if (!input.batchOps) throw new MissingBatchOpsError('linearEstimation: the training batches differ between steps; pass batchOps (eq. 18)');
-          const merged = distillBatch(input.batchOps, dStar.batch, batch, p, rng);
-          releaseBatch();
-          dStar = { batch: merged, owned: true };
-        }
-      },
-      onHorizon: (s, g) => {
-        const v = mixedProducts(problem, wStar!, lambda, dStar!.batch, alpha, { w: false, lambda: true }).lambda!;
-        extraJvps++;
-        // v_s = −η ∂_λ⟨α_T, ∇L_T(w*_s)⟩; η enters the scalars below, the sign here.
-        noGrad(() => {
-          const vv = dotTree(v, v);
-          const vg = dotTree(v, g);
-          norms.push(reshape(vv, [1]));
-          const vg1 = reshape(vg, [1]);
-          dots.push(mulScalar(vg1, -optimiser.lr));
-          vg1.dispose();
-          vv.dispose();
-          vg.dispose();
-        });
-        disposeTree(v);
-      },
     });
-    disposeTree(gSO);
-    const nv = tidy(() => concat(norms, 0));
-    const dv = tidy(() => concat(dots, 0));
-    const n2 = Array.from(await nv.toArray());
-    const d = Array.from(await dv.toArray());
-    nv.dispose();
-    dv.dispose();
+    const n2 = Array.from(await samples.norms.toArray());
+    const d = Array.from(await samples.dots.toArray());
     // Read anyway for the fit: a NaN/Inf sample would make θ NaN and every later HyperDistill step NaN.
     const bad = n2.findIndex((v, i) => !Number.isFinite(v) || !Number.isFinite(d[i]));
     if (bad >= 0) {
       throw new NonFiniteHypergradientError(
         'linearEstimation',
-        `at horizon s = ${bad + 1} of ${T}: ‖v_s‖² = ${n2[bad]}, v_s·g^SO_s = ${d[bad]} (inner lr ${optimiser.lr}, γ = ${gamma}); θ was not refitted`,
+        `at horizon s = ${bad + 1} of ${trainBatches.length}: ‖v_s‖² = ${n2[bad]}, v_s·g^SO_s = ${d[bad]} (inner lr ${optimiser.lr}, γ = ${gamma}); θ was not refitted`,
       );
     }
-    const x: number[] = [];
-    const y: number[] = [];
-    for (let s = 1; s <= T; s++) {
-      const norm = optimiser.lr * Math.sqrt(n2[s - 1]);
-      x.push(norm * decaySum(gamma, s));
-      y.push(norm > 0 ? d[s - 1] / norm : 0);
-    }
+    // x_s = ‖v_s‖ S_s, y_s = σ(v_s)ᵀ g^SO_s, θ = xᵀy / xᵀx.
+    const norm = n2.map((v) => optimiser.lr * Math.sqrt(v));
+    const x = norm.map((n, i) => n * decaySum(gamma, i + 1));
+    const y = norm.map((n, i) => (n > 0 ? d[i] / n : 0));
     const xx = x.reduce((a, v) => a + v * v, 0);
     const xy = x.reduce((a, v, i) => a + v * y[i], 0);
-    return { theta: xx > 0 ? xy / xx : 0, x, y, jvps: jvps + extraJvps, ms: performance.now() - t0 };
-  } finally {
-    disposeTree(alpha);
-    disposeTree(wT);
-    if (wStar) disposeTree(wStar);
-    releaseBatch();
-    norms.forEach((t) => t.dispose());
-    dots.forEach((t) => t.dispose());
-  }
+    return { theta: xx > 0 ? xy / xx : 0, x, y, jvps: samples.jvps, ms: performance.now() - t0 };
+  });
 }

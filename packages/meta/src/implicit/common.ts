@@ -3,11 +3,12 @@
  *   dL_V/dλ = ∂_λL_V − Mᵀ x,   x ≈ H⁻¹ ∇θL_V,   H = ∂²L_T/∂θ²,   M = ∂²L_T/∂θ∂λ,
  * with x from an iterative solver that only needs Hessian-vector products.
  */
-import { HvpOperator, detach, noGrad } from '@metagrad/autograd';
-import { scope, tidy, type Tensor } from '@metagrad/tensor';
+import { HvpOperator, noGrad } from '@metagrad/autograd';
+import { scope, type Tensor } from '@metagrad/tensor';
 import { tree, type ParamTree } from '@metagrad/models';
 import { emptyStats, type HypergradInput, type HypergradResult, type ImplicitIntermediates, type HypergradWith } from '../hypergrad/types';
-import { gradLeaves, gradTree, requireTrainBatch } from '../hypergrad/common';
+import { requireTrainBatch } from '../hypergrad/common';
+import { mixedProducts, valGradients } from '../core';
 import { readScalars } from '../hypergrad/readback';
 
 /**
@@ -40,12 +41,7 @@ export async function implicitHypergradient<Θ extends ParamTree, Λ extends Par
   const trainBatch = requireTrainBatch('implicit hypergradient', input);
   return scope(async () => {
     // ∇θL_V and ∂λL_V from one backward (the validation graph is freed before the solve).
-    const { gradV, direct, loss } = tidy(() => {
-      const [lam, th] = [gradLeaves(lambda), gradLeaves(theta)];
-      const value = problem.valLoss(th, lam, valBatch);
-      const g = gradTree(value, { th, lam });
-      return { gradV: g.th, direct: g.lam, loss: detach(value) };
-    });
+    const { alpha: gradV, direct, loss } = valGradients(problem, theta, lambda, valBatch);
     // H·v through one recorded ∇θL_T at (θ, λ), λ constant.
     const fixedLambda = tree.detach(lambda);
     const op = new HvpOperator((...ws: Tensor[]) => problem.trainLoss(tree.fromLeaves(theta, ws), fixedLambda, trainBatch), tree.leaves(theta));
@@ -54,13 +50,9 @@ export async function implicitHypergradient<Θ extends ParamTree, Λ extends Par
       hvps++;
       return tree.fromLeaves(theta, op.apply(tree.leaves(v)));
     };
-    let solved: SolveResult<Θ>;
-    try {
-      solved = await solve(hvp, gradV);
-    } finally {
-      op.dispose(); // the recorded graph, before the mixed product builds its own
-    }
-    const mixed = mixedProduct(input, trainBatch, solved.x); // Mᵀx
+    const solved = await solve(hvp, gradV);
+    op.dispose(); // the recorded graph, before the mixed product builds its own (the scope frees it on a throw)
+    const mixed = mixedProducts(problem, theta, lambda, trainBatch, solved.x, { w: false, lambda: true }).lambda!; // Mᵀx = ∂_λ⟨∇θL_T, x⟩
     const hypergrad = noGrad(() => tree.sub(direct, mixed)); // ∂λL_V − Mᵀx
     const [valLoss, ...watched] = await readScalars([loss, ...(solved.watch ?? [])]);
     solved.check?.(watched);
@@ -71,14 +63,5 @@ export async function implicitHypergradient<Θ extends ParamTree, Λ extends Par
       if (solved.series) out.series = solved.series;
     }
     return out;
-  });
-}
-
-/** Mᵀx = ∂_λ⟨∇θL_T(θ, λ), x⟩: one double backward (zeros where λ does not reach the training loss). */
-function mixedProduct<Θ extends ParamTree, Λ extends ParamTree, B>(input: HypergradInput<Θ, Λ, B>, trainBatch: B, x: Θ): Λ {
-  return tidy(() => {
-    const [lam, th] = [gradLeaves(input.lambda), gradLeaves(input.theta)];
-    const g = gradTree(input.problem.trainLoss(th, lam, trainBatch), th, true);
-    return gradTree(tree.dot(g, x), lam);
   });
 }
