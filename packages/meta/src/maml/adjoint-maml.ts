@@ -98,26 +98,26 @@ export function AdjointMAML(options: AdjointMamlOptions): MetaLearner {
     const outerLoss = await evalLoss(outer, uT);
 
     // 3. The adjoint sweep back to t_0; L(u(t_k)) is noted as each state's gradient graph is built (no extra forward;
-    // kept: the autograd pullback notes it inside its tidy, and this scope or readLosses frees it).
+    // keep()-ed, since the sweep's per-state scopes would free them, so freed here once read).
     const losses = new Map<number, Tensor>();
     const note = intermediates ? (t: number, value: Tensor) => void (losses.has(Math.round(t / h)) || losses.set(Math.round(t / h), raw.keep(detach(value)))) : undefined;
     const derivative = vjpMode === 'hvp'
       ? { vjpF: hessianVjp(inner, mu, note && ((_u, t, value) => note(t, value))), paramVjp: mu > 0 ? (_u: P, _t: number, lambda: P): P => ops.scale(lambda, mu) : undefined }
       : { f: differentiableFlow(inner, theta, mu, note), params: mu > 0 ? theta : undefined };
     const path = traj ? { trajectory: traj } : { states: solved!.ys, times };
-    const result = await adjointGradient<P>({ ...path, ...derivative, dJdUT, ops, method: options.backwardMethod ?? 'heun' }).catch((e) => {
-      raw.dispose([...losses.values()]); // kept (they outlive the sweep's scopes), so this scope would not free them
-      throw e;
-    });
-    if (traj) stats.innerGradients += traj.recomputeStats.nfe;
-    stats.hvps += result.vjpCalls;
+    try {
+      const result = await adjointGradient<P>({ ...path, ...derivative, dJdUT, ops, method: options.backwardMethod ?? 'heun' });
+      if (traj) stats.innerGradients += traj.recomputeStats.nfe;
+      stats.hvps += result.vjpCalls;
 
-    // 4. dJ/dθ = λ(0) [+ μ∫λ dt].
-    const gradient = result.paramGradient ? ops.add(result.gradient, result.paramGradient) : result.gradient;
-    if (!intermediates) return { gradient, outerLoss, stats };
-    if (!losses.has(0)) losses.set(0, lossValue(inner, theta)); // Euler's sweep never visits u(t_0) = θ
-    const innerLosses = await readLosses(times.map((_, k) => losses.get(k)!));
-    return { gradient, outerLoss, stats, adapted: uT, innerLosses };
+      // 4. dJ/dθ = λ(0) [+ μ∫λ dt].
+      const gradient = result.paramGradient ? ops.add(result.gradient, result.paramGradient) : result.gradient;
+      if (!intermediates) return { gradient, outerLoss, stats };
+      if (!losses.has(0)) losses.set(0, lossValue(inner, theta)); // Euler's sweep never visits u(t_0) = θ
+      return { gradient, outerLoss, stats, adapted: uT, innerLosses: await readLosses(times.map((_, k) => losses.get(k)!)) };
+    } finally {
+      raw.dispose([...losses.values()]);
+    }
   }));
   return learner;
 }

@@ -1,7 +1,8 @@
 /** @file Meta-batches: the mean meta-gradient and mean outer loss over tasks, read back or as tensors (what MetaTrainer compiles). */
-import { InvalidArgumentError, type Tensor, tidy } from '@metagrad/tensor';
+import { InvalidArgumentError, type Tensor, scope, tidy } from '@metagrad/tensor';
 import { noGrad } from '@metagrad/autograd';
 import { type ParamTree, tree } from '@metagrad/models';
+import { carry, carryAsync } from '../core/loop';
 import { type MetaGradientStats, type MetaGradientTensors, type MetaLearner, type MetaProblem, newMetaStats } from './types';
 
 export interface BatchMetaGradient<P extends ParamTree> {
@@ -19,36 +20,36 @@ function addStats(into: MetaGradientStats, s: MetaGradientStats): void {
   into.innerSteps += s.innerSteps;
 }
 
-/** sum + g, graph-free, freeing the previous sum and g: the running sum of per-task gradients (or losses). */
-function accumulate<P extends ParamTree>(sum: P | undefined, g: P): P {
-  if (sum === undefined) return g;
-  const next = noGrad(() => tree.add(sum, g));
-  tree.dispose([sum, g]);
-  return next;
+/** The running sums of per-task gradients and outer losses. */
+interface Sums<G, L> {
+  gradient?: G;
+  loss?: L;
 }
 
-/** The meta-batch's mean meta-gradient (Algorithm 1, line 7): tasks one after another, gradients summed as they come. */
+/** sum + x, graph-free (the first term as is). */
+const plus = <T extends ParamTree>(sum: T | undefined, x: T): T => (sum === undefined ? x : noGrad(() => tree.add(sum, x)));
+
+/**
+ * The meta-batch's mean meta-gradient (Algorithm 1, line 7): tasks one after another, each a `carry` of the running
+ * sum, so memory stays one gradient whatever the batch size.
+ */
 export async function metaGradientBatch<P extends ParamTree, D>(
   learner: MetaLearner, problem: MetaProblem<P, D>, theta: P, tasks: readonly D[],
 ): Promise<BatchMetaGradient<P>> {
   if (tasks.length === 0) throw new InvalidArgumentError('metaGradientBatch: the meta-batch is empty');
   const stats = newMetaStats();
-  let sum: P | undefined;
-  let loss = 0;
-  try {
+  return scope(async () => {
+    let sums: Sums<P, number> = {};
     for (const task of tasks) {
-      const r = await learner.metaGradient(problem, theta, task);
-      loss += r.outerLoss;
-      addStats(stats, r.stats);
-      sum = accumulate(sum, r.gradient);
+      sums = await carryAsync(sums, async ({ gradient, loss = 0 }) => {
+        const r = await learner.metaGradient(problem, theta, task);
+        addStats(stats, r.stats);
+        return { gradient: plus(gradient, r.gradient), loss: loss + r.outerLoss };
+      });
     }
-  } catch (e) {
-    if (sum) tree.dispose(sum);
-    throw e;
-  }
-  const mean = tasks.length === 1 ? sum! : noGrad(() => tree.scale(sum!, 1 / tasks.length));
-  if (mean !== sum) tree.dispose(sum!);
-  return { gradient: mean, outerLoss: loss / tasks.length, stats };
+    const mean = tasks.length === 1 ? sums.gradient! : noGrad(() => tree.scale(sums.gradient!, 1 / tasks.length));
+    return { gradient: mean, outerLoss: sums.loss! / tasks.length, stats };
+  });
 }
 
 /**
@@ -62,16 +63,17 @@ export function metaGradientBatchTensors<P extends ParamTree, D>(
   if (!learner.metaGradientTensors) throw new InvalidArgumentError(`metaGradientBatchTensors: ${learner.name} has no readback-free core (metaGradientTensors)`);
   const stats = newMetaStats();
   return tidy(() => noGrad(() => {
-    // Partial sums are freed as the next replaces them, so memory stays one gradient whatever the batch size.
-    let sum: P | undefined;
-    let loss: Tensor | undefined;
+    // Each task a carry of the running sums, so memory stays one gradient whatever the batch size.
+    let sums: Sums<P, Tensor> = {};
     for (const task of tasks) {
-      const r = learner.metaGradientTensors!(problem, theta, task);
-      addStats(stats, r.stats);
-      sum = accumulate(sum, r.gradient);
-      loss = accumulate(loss, r.outerLoss);
+      sums = carry(sums, ({ gradient, loss }) => {
+        const r = learner.metaGradientTensors!(problem, theta, task);
+        addStats(stats, r.stats);
+        return { gradient: plus(gradient, r.gradient), loss: plus(loss, r.outerLoss) };
+      });
     }
-    if (tasks.length === 1) return { gradient: sum!, outerLoss: loss!, stats };
-    return { gradient: tree.scale(sum!, 1 / tasks.length), outerLoss: tree.scale(loss!, 1 / tasks.length), stats };
+    const { gradient, loss } = sums as Required<Sums<P, Tensor>>;
+    if (tasks.length === 1) return { gradient, outerLoss: loss, stats };
+    return { gradient: tree.scale(gradient, 1 / tasks.length), outerLoss: tree.scale(loss, 1 / tasks.length), stats };
   }));
 }

@@ -3,13 +3,11 @@
  * function of θ's leaves and the tasks' tensors (one replayed submit and one readback per outer step). Tasks' host
  * values stay out of the signature; a TraceError (e.g. a loss that reads one) means eager from then on.
  */
-import * as raw from '@metagrad/tensor';
-import { Tensor } from '@metagrad/tensor';
-import { compile, type CompiledFunction, type CompileStats } from '@metagrad/autograd';
+import { Tensor, scope } from '@metagrad/tensor';
+import type { CompiledFunction, CompileStats } from '@metagrad/autograd';
 import { type ParamTree, tree } from '@metagrad/models';
-import { compiledOrEager } from '../compiled';
+import type { CompiledSteps } from '../compiled';
 import { type BatchMetaGradient, metaGradientBatchTensors } from './batch';
-import { readScalar } from './inner';
 import type { MetaGradientStats, MetaLearner, MetaProblem } from './types';
 
 /** What the compiled meta-batch returns: the mean gradient's leaves and the mean outer loss. */
@@ -47,17 +45,14 @@ function withTensors<T>(value: T, tensors: readonly Tensor[], at = { i: 0 }): T 
   return value;
 }
 
-/** The compiled meta-batch of one trainer (its θ's tree shape, learner and problem). */
+/** The compiled meta-batch of one trainer (its θ's tree shape, learner and problem), one of the trainer's compiled steps. */
 export class CompiledMetaBatch<P extends ParamTree, D> {
-  /** Why this batch fell back to eager (a TraceError's message), or null. */
-  fallback: string | null = null;
-  private compiled: CompiledFunction<[Tensor[], Tensor[][]], BatchTensors> | null;
+  private readonly compiled: CompiledFunction<[Tensor[], Tensor[][]], BatchTensors> | null;
   /** The tasks of the compiled call in progress (their host values; the tensors come in as arguments). */
   private currentTasks: readonly D[] = [];
 
-  constructor(private readonly learner: MetaLearner, private readonly problem: MetaProblem<P, D>, private like: P) {
-    const device = tree.leaves(like)[0]?.device;
-    this.compiled = compile((thetaLeaves: Tensor[], tensors: Tensor[][]) => this.batchTensors(thetaLeaves, tensors), device ? { device } : {});
+  constructor(private readonly steps: CompiledSteps, private readonly learner: MetaLearner, private readonly problem: MetaProblem<P, D>, private like: P) {
+    this.compiled = steps.add((thetaLeaves: Tensor[], tensors: Tensor[][]) => this.batchTensors(thetaLeaves, tensors));
   }
 
   /** The compiled core: θ's leaves and each task's tensors as arguments, the tasks' host values from `currentTasks`. */
@@ -68,46 +63,30 @@ export class CompiledMetaBatch<P extends ParamTree, D> {
     return { gradient: tree.leaves(r.gradient), outerLoss: r.outerLoss, stats: r.stats };
   }
 
-  /** The batch's gradient at θ through the compiled core, or null where it does not apply (the caller then runs eagerly). */
+  /**
+   * The batch's gradient at θ through the compiled core (in a scope: the outer loss is read and freed), or null
+   * where it does not apply (the caller then runs eagerly).
+   */
   async run(theta: P, tasks: readonly D[]): Promise<BatchMetaGradient<P> | null> {
-    if (!this.compiled || tasks.length === 0) return null;
+    if (!this.steps.live(this.compiled) || tasks.length === 0) return null;
     const tensors: Tensor[][] = [];
     for (const task of tasks) {
       const ts = taskTensors(task);
       if (!ts) return null;
       tensors.push(ts);
     }
-    let out: BatchTensors | null;
     this.like = theta;
     this.currentTasks = tasks;
-    try {
+    return scope(async () => {
       // A TraceError: eager steps from now on (null: the caller runs this batch eagerly).
-      out = await compiledOrEager(this.compiled, () => null, (reason) => {
-        this.fallback = reason;
-        this.dispose();
-      }, tree.leaves(theta), tensors);
-    } finally {
-      this.currentTasks = [];
-    }
-    if (!out) return null;
-    let outerLoss: number;
-    try {
-      outerLoss = await readScalar(out.outerLoss);
-    } catch (e) {
-      raw.dispose(out.gradient);
-      throw e;
-    }
-    return { gradient: tree.fromLeaves(this.like, out.gradient), outerLoss, stats: { ...out.stats } };
+      const out = await this.steps.run(this.compiled, () => null, tree.leaves(theta), tensors).finally(() => (this.currentTasks = []));
+      if (!out) return null;
+      return { gradient: tree.fromLeaves(this.like, out.gradient), outerLoss: await out.outerLoss.item(), stats: { ...out.stats } };
+    });
   }
 
   /** Counters of the compiled function (eager, traced and replayed calls; dispatches per replay), or null once freed. */
   stats(): CompileStats | null {
-    return this.compiled?.stats() ?? null;
-  }
-
-  /** Frees the plans; `run` then returns null (eager). */
-  dispose(): void {
-    this.compiled?.dispose();
-    this.compiled = null;
+    return this.steps.live(this.compiled)?.stats() ?? null;
   }
 }

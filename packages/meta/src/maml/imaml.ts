@@ -5,6 +5,7 @@ import { type ParamTree, tree } from '@metagrad/models';
 import { innerGd } from './maml';
 import { checkPositive, checkPositiveInt, dotTrees, evalLoss, lossGradient, readLosses } from './inner';
 import { asyncLearner } from './learner';
+import { carryAsync } from '../core/loop';
 import { type MetaLearner, newMetaStats } from './types';
 
 export interface ImamlOptions {
@@ -37,41 +38,27 @@ export function iMAML(options: ImamlOptions): MetaLearner {
   return asyncLearner('iMAML', (problem, theta, task, intermediates) => scope(async () => {
     type P = typeof theta;
     const stats = newMetaStats();
-    const losses: Tensor[] | undefined = intermediates ? [] : undefined;
-    const u = innerGd(problem, theta, task, { steps, innerLr }, lambda, stats, losses);
+    const { adapted: u, losses } = innerGd(problem, theta, task, { steps, innerLr }, lambda, stats, intermediates);
+    // A v = (I + H/λ) v, one HVP on the gradient graph at u, built once (and freed with this scope).
     const op = new HvpOperator((...ls: Tensor[]) => problem.innerLoss(tree.fromLeaves(u, ls), task), tree.leaves(u));
-    try {
-      // A v = (I + H/λ) v, one HVP on the gradient graph at u built once.
-      const A = (v: P): P => {
-        stats.hvps++;
-        return tidy(() => tree.axpy(1 / lambda, tree.fromLeaves(v, op.apply(tree.leaves(v))), v));
-      };
-      // CG on A x = ∇J(u) from x = 0, so r_0 = p_0 = ∇J. Each iterate is freed as the next replaces it.
-      const g = lossGradient((q: P) => problem.outerLoss(q, task), u);
-      let x = tree.scale(g, 0);
-      let r = g;
-      let p = tree.clone(g);
-      let rs = await dotTrees(r, r);
-      for (let k = 0; k < cgSteps && rs > cgTol; k++) {
+    const A = (v: P): P => {
+      stats.hvps++;
+      return tidy(() => tree.axpy(1 / lambda, tree.fromLeaves(v, op.apply(tree.leaves(v))), v));
+    };
+    // CG on A x = ∇J(u) from x = 0, so r_0 = p_0 = ∇J; each iteration is a carry of (x, r, p, ‖r‖²).
+    const g = lossGradient((q: P) => problem.outerLoss(q, task), u);
+    let cg = { x: tree.scale(g, 0), r: g, p: tree.clone(g), rs: await dotTrees(g, g) };
+    for (let k = 0; k < cgSteps && cg.rs > cgTol; k++) {
+      cg = await carryAsync(cg, async ({ x, r, p, rs }) => {
         const Ap = A(p);
         const alpha = rs / (await dotTrees(p, Ap));
-        [x, r] = replace([x, r], tree.axpy(alpha, p, x), tree.axpy(-alpha, Ap, r));
-        tree.dispose(Ap);
-        const rsNew = await dotTrees(r, r);
-        [p] = replace([p], tree.axpy(rsNew / rs, p, r));
-        rs = rsNew;
-      }
-      const outerLoss = await evalLoss((q: P) => problem.outerLoss(q, task), u);
-      const innerLosses = losses && (await readLosses(losses));
-      return { gradient: x, outerLoss, stats, ...(innerLosses ? { adapted: u, innerLosses } : {}) };
-    } finally {
-      op.dispose();
+        const next = { x: tree.axpy(alpha, p, x), r: tree.axpy(-alpha, Ap, r) };
+        const rsNew = await dotTrees(next.r, next.r);
+        return { ...next, p: tree.axpy(rsNew / rs, p, next.r), rs: rsNew };
+      });
     }
+    const outerLoss = await evalLoss((q: P) => problem.outerLoss(q, task), u);
+    const innerLosses = intermediates ? await readLosses(losses) : undefined;
+    return { gradient: cg.x, outerLoss, stats, ...(innerLosses ? { adapted: u, innerLosses } : {}) };
   }));
-}
-
-/** Frees `old` and returns the replacements (CG's iterates: x, r ← x + αp, r − αAp). */
-function replace<T extends ParamTree[]>(old: ParamTree[], ...next: T): T {
-  old.forEach((t) => tree.dispose(t));
-  return next;
 }

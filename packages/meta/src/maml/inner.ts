@@ -1,8 +1,8 @@
-/** @file Helpers shared by the meta-learners: detached loss gradients, plain GD steps, scalar readback, option checks. */
+/** @file Helpers shared by the meta-learners: detached loss gradients, plain GD steps, readbacks in scopes, option checks. */
 import * as raw from '@metagrad/tensor';
-import { InvalidArgumentError, type Tensor, tidy } from '@metagrad/tensor';
+import { InvalidArgumentError, type Tensor, scope, tidy } from '@metagrad/tensor';
 import { detach, enableGrad, grad, noGrad } from '@metagrad/autograd';
-import { type ParamTree, disposeTree, tree } from '@metagrad/models';
+import { type ParamTree, tree } from '@metagrad/models';
 
 /** grad(value, u) as a tree, zeros for leaves the value does not use. */
 export function gradTree<P extends ParamTree>(value: Tensor, u: P, createGraph = false): P {
@@ -36,24 +36,9 @@ export function stackLosses(losses: readonly Tensor[]): Tensor {
   return tidy(() => raw.concat(losses.map((l) => raw.reshape(l, [1])), 0));
 }
 
-/** The per-step losses read back as numbers (one concat, one readback); disposes them. */
-export async function readLosses(losses: Tensor[]): Promise<number[]> {
-  const all = stackLosses(losses);
-  raw.dispose(losses);
-  try {
-    return Array.from(await all.toArray());
-  } finally {
-    all.dispose();
-  }
-}
-
-/** Reads a single-element tensor and disposes it. */
-export async function readScalar(t: Tensor): Promise<number> {
-  try {
-    return await t.item();
-  } finally {
-    t.dispose();
-  }
+/** The per-step losses read back as numbers (one concat, one readback); the losses stay the caller's. */
+export function readLosses(losses: readonly Tensor[]): Promise<number[]> {
+  return scope(async () => Array.from(await stackLosses(losses).toArray()));
 }
 
 /** A loss evaluated on detached handles of u: a one-element tensor without a graph (the caller disposes it). */
@@ -62,16 +47,14 @@ export function lossValue<P extends ParamTree>(loss: (params: P) => Tensor, u: P
 }
 
 /** Evaluates a loss without recording anything and reads it back. */
-export async function evalLoss<P extends ParamTree>(loss: (params: P) => Tensor, u: P): Promise<number> {
-  return readScalar(lossValue(loss, u));
+export function evalLoss<P extends ParamTree>(loss: (params: P) => Tensor, u: P): Promise<number> {
+  return scope(() => lossValue(loss, u).item());
 }
 
 /** Σ_i ⟨a_i, b_i⟩ over the leaves, with one readback. */
-export async function dotTrees(a: ParamTree, b: ParamTree): Promise<number> {
-  return readScalar(noGrad(() => tree.dot(a, b)));
+export function dotTrees(a: ParamTree, b: ParamTree): Promise<number> {
+  return scope(() => noGrad(() => tree.dot(a, b)).item());
 }
-
-export { disposeTree };
 
 export function checkPositiveInt(where: string, name: string, v: number): void {
   if (!(Number.isInteger(v) && v >= 1)) throw new InvalidArgumentError(`${where}: ${name} must be a positive integer, got ${v}`);

@@ -8,25 +8,20 @@ export type TensorCore = <P extends ParamTree, D>(problem: MetaProblem<P, D>, th
 /** One task's meta-gradient, read back (for learners that read values mid-computation). */
 export type AsyncCore = <P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D, intermediates: boolean) => Promise<MetaGradientOut<P>>;
 
-/** A learner with a readback-free core: `metaGradient` runs it, then reads J (and the inner losses) in one readback. */
+/**
+ * A learner with a readback-free core: `metaGradient` runs it in a `scope`, reads J (and the inner losses) in one
+ * readback, and returns the gradient (and φ_T); the rest is freed with the scope.
+ */
 export function tensorLearner(name: string, core: TensorCore): MetaLearner {
   return {
     name,
     metaGradientTensors: ((problem, theta, task, options) => core(problem, theta, task, options?.intermediates === true)) as MetaLearner['metaGradientTensors'],
-    metaGradient: (async (problem, theta, task, options) => {
-      const out = core(problem, theta, task, options?.intermediates === true);
-      const { innerLosses, adapted, ...rest } = out;
+    metaGradient: ((problem, theta, task, options) => raw.scope(async () => {
+      const { outerLoss, innerLosses, adapted, ...rest } = core(problem, theta, task, options?.intermediates === true);
       // J first, then the inner losses: one readback for both.
-      const values = raw.tidy(() => (innerLosses ? raw.concat([raw.reshape(out.outerLoss, [1]), innerLosses], 0) : out.outerLoss));
-      try {
-        const host = Array.from(await values.toArray());
-        return { ...rest, outerLoss: host[0], ...(adapted ? { adapted, innerLosses: host.slice(1) } : {}) };
-      } finally {
-        if (values !== out.outerLoss) values.dispose();
-        out.outerLoss.dispose();
-        innerLosses?.dispose();
-      }
-    }) as MetaLearner['metaGradient'],
+      const host = Array.from(await (innerLosses ? raw.concat([raw.reshape(outerLoss, [1]), innerLosses], 0) : outerLoss).toArray());
+      return { ...rest, outerLoss: host[0], ...(adapted ? { adapted, innerLosses: host.slice(1) } : {}) };
+    })) as MetaLearner['metaGradient'],
   };
 }
 

@@ -5,6 +5,7 @@ import { type ParamTree, tree } from '@metagrad/models';
 import { type MetaGradientTensorsOut, type MetaLearner, type MetaProblem, newMetaStats } from './types';
 import { checkPositive, checkPositiveInt, gdStep, gradTree, lossGradient, lossValue, stackLosses, valueAndGradient } from './inner';
 import { tensorLearner } from './learner';
+import { carry } from '../core/loop';
 
 export interface MamlOptions {
   /** Inner gradient-descent steps on the support loss. */
@@ -66,35 +67,30 @@ export function graphFreeLearner(
   return tensorLearner(name, (problem, theta, task, intermediates) => {
     const stats = newMetaStats();
     return tidy(() => {
-      const losses: Tensor[] | undefined = intermediates ? [] : undefined;
-      const u = innerGd(problem, theta, task, options, 0, stats, losses);
+      const { adapted: u, losses } = innerGd(problem, theta, task, options, 0, stats, intermediates);
       const out = { gradient: direction(problem, theta, task, u), outerLoss: lossValue((p: typeof theta) => problem.outerLoss(p, task), u), stats };
-      return losses ? { ...out, adapted: u, innerLosses: stackLosses(losses) } : out;
+      return intermediates ? { ...out, adapted: u, innerLosses: stackLosses(losses) } : out;
     });
   });
 }
 
 /**
  * Plain GD from θ on the support loss, optionally with iMAML's proximal term λ/2‖u − θ‖² (gradient λ(u − θ)):
- * u_{k+1} = u_k − α(∇L(u_k) [+ λ(u_k − θ)]). Returns a fresh tree (θ stays the caller's); with `losses`, L(u_k)
- * (without the proximal term) is appended to it for every step.
+ * u_{k+1} = u_k − α(∇L(u_k) [+ λ(u_k − θ)]), each step a `carry` of (u_k, the losses so far). Returns φ = u_n, a
+ * fresh tree (θ stays the caller's), and with `keepLosses` L(u_k) (without the proximal term) for every step.
  */
 export function innerGd<P extends ParamTree, D>(
-  problem: MetaProblem<P, D>, theta: P, task: D, o: MamlOptions, proximal: number, stats = newMetaStats(), losses?: Tensor[],
-): P {
-  let u = theta;
+  problem: MetaProblem<P, D>, theta: P, task: D, o: MamlOptions, proximal: number, stats = newMetaStats(), keepLosses = false,
+): { adapted: P; losses: Tensor[] } {
+  let s = { u: theta, losses: [] as Tensor[] };
   for (let k = 0; k < o.steps; k++) {
-    const { next, value } = tidy(() => {
+    s = carry(s, ({ u, losses }) => {
       const { value, gradient } = valueAndGradient((p: P) => problem.innerLoss(p, task), u);
       const g = proximal > 0 ? noGrad(() => tree.axpy(proximal, tree.sub(u, theta), gradient)) : gradient;
-      return { next: gdStep(u, g, o.innerLr), value };
-    });
-    if (losses) losses.push(value);
-    else value.dispose();
-    if (u !== theta) tree.dispose(u);
-    u = next;
+      return { u: gdStep(u, g, o.innerLr), losses: keepLosses ? [...losses, value] : losses };
+    }, theta);
     stats.innerGradients++;
     stats.innerSteps++;
   }
-  return u; // steps ≥ 1: never θ itself
+  return { adapted: s.u, losses: s.losses }; // steps ≥ 1: never θ itself
 }

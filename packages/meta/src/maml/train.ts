@@ -6,19 +6,23 @@
  * mean outer loss) by default: one replayed submit per outer step, the outer loss read once after it, and the outer
  * optimiser's step as before (eagerly, outside the replay).
  */
-import { InvalidArgumentError, tidy } from '@metagrad/tensor';
+import { InvalidArgumentError, dispose, scope } from '@metagrad/tensor';
 import type { CompileStats } from '@metagrad/autograd';
 import { type ParamTree, tree } from '@metagrad/models';
+import { CompiledSteps } from '../compiled';
+import { carry, carryAsync } from '../core/loop';
 import { metaGradientBatch } from './batch';
 import { CompiledMetaBatch } from './compiled-batch';
-import { checkPositive, checkPositiveInt, disposeTree, gdStep, lossGradient } from './inner';
-import type { MetaGradientStats, MetaLearner, MetaProblem } from './types';
+import { checkPositive, checkPositiveInt, gdStep, lossGradient } from './inner';
+import { type MetaGradientStats, type MetaLearner, type MetaProblem, newMetaStats } from './types';
 
-/** The functional optimiser shape of @metagrad/models (`sgd`, `adam`): `step` never disposes its inputs. */
+/**
+ * The functional optimiser shape of @metagrad/models (`sgd`, `adam`): `step` never disposes its inputs, and its state
+ * is tensors in plain objects and arrays, so a step's old parameters and state are freed by what the new ones drop.
+ */
 export interface OuterOptimizer<S> {
   init(params: ParamTree): S;
   step<T extends ParamTree>(params: T, grads: ParamTree, state: S): { params: T; state: S };
-  disposeState(state: S): void;
 }
 
 export interface MetaTrainerOptions {
@@ -35,10 +39,10 @@ export interface MetaTrainerOptions {
 
 /** A meta-training state: the initialisation θ and the outer optimiser's state, both owned here. */
 export class MetaTrainer<P extends ParamTree, D, S> {
-  private thetaTree: P;
-  private state: S;
+  private current: { params: P; state: S };
   iteration = 0;
-  private compiled: CompiledMetaBatch<P, D> | null = null;
+  private readonly compiled: CompiledSteps;
+  private readonly batch: CompiledMetaBatch<P, D> | null = null;
 
   /** Takes a copy of `theta` (the caller keeps its own). */
   constructor(
@@ -48,51 +52,44 @@ export class MetaTrainer<P extends ParamTree, D, S> {
     readonly optimizer: OuterOptimizer<S>,
     options: MetaTrainerOptions = {},
   ) {
-    this.thetaTree = tree.clone(theta);
-    this.state = optimizer.init(this.thetaTree);
-    if ((options.compile ?? true) && learner.metaGradientTensors) this.compiled = new CompiledMetaBatch(learner, problem, this.thetaTree);
+    const params = tree.clone(theta);
+    this.current = { params, state: optimizer.init(params) };
+    const device = tree.leaves(theta)[0]?.device;
+    this.compiled = new CompiledSteps((options.compile ?? true) && learner.metaGradientTensors !== undefined, device);
+    if (learner.metaGradientTensors) this.batch = new CompiledMetaBatch(this.compiled, learner, problem, params);
   }
 
   /** Why this trainer fell back to eager steps (a TraceError's message), or null. */
   get compileFallback(): string | null {
-    return this.compiled?.fallback ?? null;
+    return this.compiled.fallback;
   }
 
   /** The compiled meta-batch's counters (eager, traced and replayed calls; dispatches per replay), or null when eager. */
   compileStats(): CompileStats | null {
-    return this.compiled?.stats() ?? null;
-  }
-
-  /** Frees the compiled meta-batch's plans; the trainer keeps working, eagerly. */
-  disposeCompiled(): void {
-    this.compiled?.dispose();
+    return this.batch?.stats() ?? null;
   }
 
   /** The current initialisation (owned by the trainer: copy it to keep it past the next step or dispose). */
   get theta(): P {
-    return this.thetaTree;
+    return this.current.params;
   }
 
-  /** One outer step on a meta-batch; returns the batch's mean outer loss and counters. */
+  /** One outer step on a meta-batch (a carry of θ and the optimiser state); returns the batch's mean outer loss and counters. */
   async step(tasks: readonly D[]): Promise<{ outerLoss: number; stats: MetaGradientStats }> {
-    const { gradient, outerLoss, stats } = (await this.compiled?.run(this.thetaTree, tasks)) ?? (await metaGradientBatch(this.learner, this.problem, this.thetaTree, tasks));
-    try {
-      const next = this.optimizer.step(this.thetaTree, gradient, this.state);
-      if (next.params !== this.thetaTree) disposeTree(this.thetaTree);
-      if (next.state !== this.state) this.optimizer.disposeState(this.state);
-      this.thetaTree = next.params;
-      this.state = next.state;
-    } finally {
-      disposeTree(gradient);
-    }
+    let log = { outerLoss: NaN, stats: newMetaStats() };
+    this.current = await carryAsync(this.current, async ({ params, state }) => {
+      const { gradient, outerLoss, stats } = (await this.batch?.run(params, tasks)) ?? (await metaGradientBatch(this.learner, this.problem, params, tasks));
+      log = { outerLoss, stats };
+      return this.optimizer.step(params, gradient, state);
+    });
     this.iteration++;
-    return { outerLoss, stats };
+    return log;
   }
 
+  /** Frees θ, the optimiser state and the compiled plans. */
   dispose(): void {
-    this.disposeCompiled();
-    disposeTree(this.thetaTree);
-    this.optimizer.disposeState(this.state);
+    this.compiled.dispose();
+    dispose(this.current);
   }
 }
 
@@ -106,7 +103,7 @@ export interface AdaptOptions<P extends ParamTree> {
   evaluate(params: P, step: number): Promise<number>;
 }
 
-/** Meta-test adaptation: plain GD from θ on a task's support loss, evaluated at the requested steps. */
+/** Meta-test adaptation: plain GD from θ on a task's support loss (each step a carry of u), evaluated at the requested steps. */
 export async function adapt<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D, o: AdaptOptions<P>): Promise<number[]> {
   checkPositiveInt('adapt', 'steps', o.steps);
   checkPositive('adapt', 'innerLr', o.innerLr);
@@ -115,18 +112,13 @@ export async function adapt<P extends ParamTree, D>(problem: MetaProblem<P, D>, 
   }
   const want = new Set(o.evalAt);
   const values = new Map<number, number>();
-  let u: P = theta;
-  try {
+  await scope(async () => {
+    let u: P = theta;
     for (let k = 0; ; k++) {
       if (want.has(k)) values.set(k, await o.evaluate(u, k));
-      if (k === o.steps) break;
-      const current = u;
-      const next = tidy(() => gdStep(current, lossGradient((p: P) => problem.innerLoss(p, task), current), o.innerLr));
-      if (u !== theta) disposeTree(u);
-      u = next;
+      if (k === o.steps) return;
+      u = carry(u, (uk) => gdStep(uk, lossGradient((p: P) => problem.innerLoss(p, task), uk), o.innerLr), theta);
     }
-  } finally {
-    if (u !== theta) disposeTree(u);
-  }
+  });
   return o.evalAt.map((k) => values.get(k)!);
 }
