@@ -76,4 +76,15 @@ describe('progress', () => {
     expect(process.listenerCount('SIGINT')).toBe(sigint);
     expect(stream.text()).toContain('\x1b[?25h');
   });
+
+  it('shows a readable ETA before it is known and when it is unbounded (cli-progress says NULL/INF, once drawn as "LLs"/"NFs")', () => {
+    const stream = fakeStream(true);
+    const progress = createProgress({ total: 10, label: 'E2 steps', stream, interactive: true });
+    progress.update(0, { metric: 'warming up' });
+    progress.stop();
+    const text = stream.text();
+    expect(text).toContain('ETA');
+    expect(text).not.toMatch(/LLs|NFs|NULL|INF/);
+    expect(text).toContain('ETA –');
+  });
 });
