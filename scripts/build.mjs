@@ -3,17 +3,32 @@
 // external) and .d.ts files from tsc, rewritten to explicit `.js` specifiers so NodeNext and Bundler both resolve them.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
+/** The publishable packages under packages/ (those not marked `private`: @metagrad/experiments is bundled into the CLI). */
+export function publishablePackages() {
+  return readdirSync(join(root, 'packages')).filter((p) => {
+    const file = join(root, 'packages', p, 'package.json');
+    return existsSync(file) && !JSON.parse(readFileSync(file, 'utf8')).private;
+  });
+}
+
 /**
- * Entries of each package beyond `index`: `./node` is the Node-only helper (it alone may import node:* and webgpu),
- * tensor's `./raw` holds the non-recording ops.
+ * A package's entries, from its publishConfig exports ('.' → index, './node' → node): `./node` is the Node-only
+ * helper (it alone may import node:* and webgpu), tensor's `./raw` holds the non-recording ops.
  */
-export const ENTRIES = { tensor: ['index', 'node', 'raw'], models: ['index', 'node'] };
+export function entriesOf(name) {
+  const manifest = JSON.parse(readFileSync(join(root, 'packages', name, 'package.json'), 'utf8'));
+  const exports = manifest.publishConfig?.exports ?? { '.': null };
+  return Object.keys(exports).map((k) => (k === '.' ? 'index' : k.replace(/^\.\//, '')));
+}
+
+/** Every publishable package's entries (see entriesOf). */
+export const ENTRIES = Object.fromEntries(publishablePackages().map((p) => [p, entriesOf(p)]));
 
 /** Matches the module specifier of `from '…'`, `import('…')` and `import '…'` in a .d.ts. */
 const SPECIFIER = /(\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)(['"])(\.{1,2}\/[^'"]*|\.{1,2})\2/g;
@@ -60,7 +75,7 @@ function fixDeclarations(dir) {
 /** The esbuild bundles of one package (all its entries, shared modules split into chunks/) into `outdir`. */
 export async function bundlePackage(name, outdir = join(root, 'packages', name, 'dist')) {
   const dir = join(root, 'packages', name);
-  const entries = (ENTRIES[name] ?? ['index']).filter((e) => existsSync(join(dir, 'src', `${e}.ts`)));
+  const entries = entriesOf(name).filter((e) => existsSync(join(dir, 'src', `${e}.ts`)));
   await build({
     entryPoints: Object.fromEntries(entries.map((e) => [e, join(dir, 'src', `${e}.ts`)])),
     outdir,
@@ -80,7 +95,7 @@ export async function bundlePackage(name, outdir = join(root, 'packages', name, 
 }
 
 export async function buildAll({ quiet = false } = {}) {
-  const packages = readdirSync(join(root, 'packages')).filter((p) => existsSync(join(root, 'packages', p, 'package.json')));
+  const packages = publishablePackages();
   for (const name of packages) {
     rmSync(join(root, 'packages', name, 'dist'), { recursive: true, force: true });
     await bundlePackage(name);
@@ -88,7 +103,20 @@ export async function buildAll({ quiet = false } = {}) {
 
   const typesDir = join(root, '.types');
   rmSync(typesDir, { recursive: true, force: true });
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  // Declarations of the publishable packages only (tsconfig.build.json with its include narrowed): a private
+  // package (@metagrad/experiments, bundled into the CLI) is neither shipped nor allowed to break the build.
+  mkdirSync(typesDir, { recursive: true });
+  const config = join(typesDir, 'tsconfig.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      extends: '../tsconfig.build.json',
+      compilerOptions: { rootDir: '../packages', outDir: '.' },
+      include: packages.map((p) => `../packages/${p}/src`),
+      exclude: ['../packages/*/src/**/*.test.ts'],
+    }),
+  );
+  execFileSync('npx', ['tsc', '-p', config], { cwd: root, stdio: 'inherit' });
   const gpuTypes = [];
   for (const name of packages) {
     const src = join(typesDir, name, 'src');
@@ -99,7 +127,7 @@ export async function buildAll({ quiet = false } = {}) {
   }
   rmSync(typesDir, { recursive: true, force: true });
   if (!quiet) {
-    console.log(`built ${packages.length} packages: ${packages.map((p) => '@metagrad/' + p).join(', ')}`);
+    console.log(`built ${packages.length} packages: ${packages.join(', ')}`);
   }
   return { packages, gpuTypes };
 }

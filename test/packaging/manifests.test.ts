@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain ESM script without declarations
 import { ENTRIES, bundlePackage, rewriteSpecifiers } from '../../scripts/build.mjs';
 // @ts-expect-error plain ESM script without declarations
-import { publishManifest, workspacePackages } from '../../scripts/pack-all.mjs';
+import { cliManifest, publishManifest, workspacePackages } from '../../scripts/pack-all.mjs';
 
 type Manifest = Record<string, any>;
 const root = join(__dirname, '..', '..');
@@ -22,8 +22,8 @@ const scratch = mkdtempSync(join(tmpdir(), 'metagrad-manifests-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('publishable package.json files', () => {
-  it('covers the five packages', () => {
-    expect(Object.keys(packages).sort()).toEqual(['autograd', 'kernels-wgsl', 'meta', 'models', 'tensor']);
+  it('covers the six library packages (the umbrella among them; private ones left out)', () => {
+    expect(Object.keys(packages).sort()).toEqual(['autograd', 'kernels-wgsl', 'meta', 'metagrad', 'models', 'tensor']);
   });
 
   for (const [dir, manifest] of Object.entries(packages)) {
@@ -62,6 +62,35 @@ describe('publishable package.json files', () => {
     expect(out.dependencies['@webgpu/types']).toMatch(/^\^0\.1\./);
     expect(out.peerDependencies.webgpu).toMatch(/^\^0\.6\./);
     expect(out.peerDependenciesMeta.webgpu.optional).toBe(true);
+  });
+
+  it('metagrad (the umbrella): the four user-facing packages at their exact versions, ./node beside ., webgpu an optional peer', () => {
+    const out = publishManifest(packages.metagrad, versions) as Manifest;
+    expect(out.name).toBe('metagrad');
+    expect(out.dependencies).toEqual(
+      Object.fromEntries(['@metagrad/autograd', '@metagrad/meta', '@metagrad/models', '@metagrad/tensor'].map((n) => [n, versions[n]])),
+    );
+    expect(Object.keys(out.exports)).toEqual(['.', './node']);
+    expect(out.peerDependencies.webgpu).toMatch(/^\^0\.6\./);
+    expect(out.peerDependenciesMeta.webgpu.optional).toBe(true);
+  });
+
+  it('@metagrad/tensor publishes ./raw beside . and ./node', () => {
+    expect(Object.keys(publishManifest(packages.tensor, versions).exports)).toEqual(['.', './node', './raw']);
+  });
+
+  it('@metagrad/cli: bin metagrad, the libraries at their exact versions, no workspace ranges or dev tooling', () => {
+    const cli = cliManifest() as Manifest | null;
+    expect(cli, 'apps/cli/package.json').not.toBeNull();
+    const out = publishManifest(cli, versions) as Manifest;
+    expect(out.bin).toEqual({ metagrad: './bin.mjs' });
+    expect(JSON.stringify(out)).not.toMatch(/workspace:/);
+    expect(out.devDependencies).toBeUndefined();
+    expect(out.scripts).toBeUndefined();
+    for (const [name, range] of Object.entries(out.dependencies as Record<string, string>)) {
+      if (name.startsWith('@metagrad/')) expect(range, name).toBe(versions[name]);
+    }
+    expect(out.files).toEqual(expect.arrayContaining(['bin.mjs', 'dist']));
   });
 
   it('workspace:^ and workspace:~ keep their prefix; an unknown workspace package is an error', () => {

@@ -19,14 +19,14 @@ export function checkTensorArg(op: string, what: string, v: unknown): Tensor {
 }
 
 /**
- * A Tensor or an array of Tensors, as a list. A function here is the jax habit grad(f): said plainly, since
- * metagrad's grad differentiates recorded tensors, not functions.
+ * A Tensor or an array of Tensors, as a list. A function here (the engine's tensor form reached with one) is said
+ * plainly: functions go to the jax form, grad(f)(x).
  */
 export function tensorList(op: string, what: string, v: unknown): Tensor[] {
   if (typeof v === 'function') {
     throw new InvalidArgumentError(
-      `${op}: ${what} is a function; metagrad's grad takes (outputs, inputs): tensors computed from inputs marked with ` +
-        `requiresGrad(), not a function as jax.grad(f) does (to differentiate a function, use vjp(f, primals, cotangent))`,
+      `${op}: ${what} is a function; this form takes tensors computed from inputs marked with requiresGrad() ` +
+        `(to differentiate a function use grad(f)(x), valueAndGrad(f)(x) or vjp(f, primals, cotangent))`,
     );
   }
   const list: unknown[] = Array.isArray(v) ? v : [v];

@@ -1,5 +1,16 @@
 /** @file Public entry of @metagrad/autograd: differentiable ops, the tape API, functional transforms, checks. */
-export { grad, backward, requiresGrad, detach, type GradOptions, type BackwardOptions } from './engine';
+export { backward, requiresGrad, detach, type GradOptions, type BackwardOptions } from './engine';
+export {
+  grad,
+  valueAndGrad,
+  GradFormError,
+  type Argnums,
+  type GradOf,
+  type ScalarFn,
+  type TensorTree,
+  type TransformOptions,
+  type ValueAndGrad,
+} from './transforms';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './mode';
 export { GraphFreedError, LeafNode, OpNode, Node } from './graph';
 export { formatGraph } from './debug';

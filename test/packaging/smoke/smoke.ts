@@ -1,13 +1,38 @@
 /**
  * @file The install smoke script: what a new user does with the packed packages installed by npm in a project
- * outside the repository (scripts/install-smoke.sh compiles it with tsc and runs it with plain `node`). It also
+ * outside the repository (scripts/install-smoke.sh compiles it with tsc under NodeNext and Bundler and runs it with
+ * plain `node`). Everything comes from the umbrella package `metagrad` and its `metagrad/node` entry. It also
  * type-checks in the workspace (`pnpm typecheck`). Exits non-zero with a message on the first failed check.
  */
-import { Device, NoAdapterError, getDefaultDevice, tensor, type Tensor } from '@metagrad/tensor';
-import { adapterFromEnv, createNodeDevice } from '@metagrad/tensor/node';
-import { compile, detach, grad, hvp, mean, mse, mul, requiresGrad, square, sub, sum, exp, matmul, add } from '@metagrad/autograd';
-import { mlp, type ParamTree } from '@metagrad/models';
-import { EvoGrad, type BilevelProblem, type HypergradInput } from '@metagrad/meta';
+import {
+  Device,
+  EvoGrad,
+  NoAdapterError,
+  add,
+  compile,
+  detach,
+  exp,
+  getDefaultDevice,
+  grad,
+  hvp,
+  matmul,
+  mean,
+  mlp,
+  mse,
+  mul,
+  requiresGrad,
+  square,
+  sub,
+  sum,
+  tensor,
+  valueAndGrad,
+  type BilevelProblem,
+  type HypergradInput,
+  type MlpParams,
+  type ParamTree,
+  type Tensor,
+} from 'metagrad';
+import { adapterFromEnv, createNodeDevice } from 'metagrad/node';
 
 interface Batch {
   x: Tensor;
@@ -38,24 +63,34 @@ async function main(): Promise<void> {
   }
   if (saved === undefined) delete process.env.METAGRAD_ADAPTER;
   else process.env.METAGRAD_ADAPTER = saved;
-  check(thrown instanceof NoAdapterError, 'an error from @metagrad/tensor/node is instanceof NoAdapterError from @metagrad/tensor');
+  check(thrown instanceof NoAdapterError, 'an error from metagrad/node is instanceof NoAdapterError from metagrad (one copy of the errors module)');
   console.log(`    adapter: ${device.adapter.name}`);
 
-  const t = tensor([1, 2, 3], [3]);
-  check(close(await t.toArray(), [1, 2, 3]), 'tensor() on the default device reads back');
+  const t = tensor([[1, 2, 3], [4, 5, 6]]);
+  check(t.shape.join() === '2,3' && close(await t.toArray(), [1, 2, 3, 4, 5, 6]), 'tensor() infers [2, 3] from nested arrays and reads back');
+  check(close(await mul(2, add(t, 1)).toArray(), [4, 6, 8, 10, 12, 14]), 'numbers as operands: mul(2, add(t, 1))');
 
-  // MLP gradient: d/dθ of a mean squared error, against a finite difference along one weight.
+  // MLP gradient, jax style over the parameter tree, and torch style over its leaves: the same numbers.
   const model = mlp({ sizes: [3, 4, 1], activation: 'tanh' });
   const params = model.init(1);
+  const x = tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)), [4, 3]);
+  const y = tensor([[0.5], [-0.5], [1], [0]]);
+  const lossOf = (p: MlpParams, xb: Tensor, yb: Tensor): Tensor => mse(model.apply(p, xb), yb);
+  const { value, grad: gTree } = valueAndGrad(lossOf)(params, x, y);
+  check(Array.isArray(gTree) && gTree.length === params.length, 'valueAndGrad(loss)(params, x, y): a gradient tree shaped like params');
   const leaves = params.flatMap((layer) => Object.values(layer) as Tensor[]);
   for (const p of leaves) requiresGrad(p);
-  const x = tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)), [4, 3]);
-  const y = tensor([0.5, -0.5, 1, 0], [4, 1]);
-  const loss = mse(model.apply(params, x), y);
+  const loss = lossOf(params, x, y);
   const grads = grad(loss, leaves);
   check(grads.length === leaves.length && grads.every((g, i) => g.shape.join() === leaves[i].shape.join()), 'MLP gradient has one tensor per parameter');
   const gAll = await Promise.all(grads.map((g) => g.toArray()));
   check(gAll.every((g) => Array.from(g).every(Number.isFinite)) && gAll.some((g) => Array.from(g).some((v) => v !== 0)), 'MLP gradient is finite and non-zero');
+  const treeLeaves = gTree.flatMap((layer) => Object.values(layer) as Tensor[]);
+  const same = await Promise.all(treeLeaves.map(async (g, i) => close(await g.toArray(), gAll[i])));
+  check(same.every(Boolean) && close(await value.toArray(), await loss.toArray()), 'grad(f) over the tree equals grad(outputs, inputs) over the leaves');
+  // Second derivative, jax style: d²/dx² Σ x³ = 6x.
+  const d2 = grad(grad((a: Tensor) => sum(mul(square(a), a))))(tensor([0.5]));
+  check(close(await d2.toArray(), [3]), 'grad(grad(f)) of Σx³ at 0.5 is 3');
 
   // HVP of f(w) = Σ w⁴: H = diag(12 w²), so H·v = 12 w² v.
   const w = requiresGrad(tensor([1, -2, 0.5], [3]));

@@ -51,22 +51,48 @@ const BINARY_SAVES: Record<BinaryPrim, 'none' | 'ab' | 'b' | 'aby'> = {
   add: 'none', sub: 'none', mul: 'ab', div: 'ab', pow: 'aby', maximum: 'ab', minimum: 'ab',
 };
 
-function binaryOp(prim: BinaryPrim): (a: Tensor, b: Tensor) => Tensor {
+/** A binary op's operand: a tensor, or a number (a constant scalar, broadcast like a 0-d tensor). */
+export type Operand = Tensor | number;
+
+/**
+ * How a binary op takes a number on either side: as a scalar fast path of the same derivative (addScalar,
+ * mulScalar, powScalar …) or, where there is none, as a constant 0-d tensor of the other operand's dtype and device.
+ */
+type ScalarForms = { right: (x: Tensor, s: number) => Tensor; left: (s: number, x: Tensor) => Tensor };
+
+function constantLike(x: Tensor, s: number): Tensor {
+  return raw.full([], s, x.dtype, x.device);
+}
+
+function binaryOp(prim: BinaryPrim, scalar: () => ScalarForms): (a: Operand, b: Operand) => Tensor {
   const forward = raw[prim] as (a: Tensor, b: Tensor) => Tensor;
   const saves = BINARY_SAVES[prim];
-  return (a, b) => {
+  const tensors = (a: Tensor, b: Tensor): Tensor => {
     const y = forward(a, b);
     return record(prim, [a, b], y, {}, () => (saves === 'none' ? [] : saves === 'aby' ? [a, b, y] : saves === 'b' ? [b] : [a, b]));
   };
+  return (a, b) => {
+    const an = typeof a === 'number';
+    const bn = typeof b === 'number';
+    if (!an && !bn) return tensors(a, b);
+    if (an && bn) {
+      throw new raw.InvalidArgumentError(`${prim}(): both operands are numbers (${a}, ${b}); at least one must be a Tensor (compute it on the host, or wrap one with tensor())`);
+    }
+    // A non-tensor, non-number operand (a string, an array) goes to the raw op, which names it.
+    if (an && b instanceof raw.Tensor) return scalar().left(a, b);
+    if (bn && a instanceof raw.Tensor) return scalar().right(a, b);
+    return tensors(a as Tensor, b as Tensor);
+  };
 }
 
-export const add = binaryOp('add');
-export const sub = binaryOp('sub');
-export const mul = binaryOp('mul');
-export const div = binaryOp('div');
-export const pow = binaryOp('pow');
-export const maximum = binaryOp('maximum');
-export const minimum = binaryOp('minimum');
+export const add = binaryOp('add', () => ({ right: addScalar, left: (s, x) => addScalar(x, s) }));
+export const sub = binaryOp('sub', () => ({ right: subScalar, left: (s, x) => rsubScalar(x, s) }));
+export const mul = binaryOp('mul', () => ({ right: mulScalar, left: (s, x) => mulScalar(x, s) }));
+/** x / s multiplies by 1/s (one dispatch; may differ from true division by an ulp); s / x is s · recip(x). */
+export const div = binaryOp('div', () => ({ right: divScalar, left: (s, x) => mulScalar(recip(x), s) }));
+export const pow = binaryOp('pow', () => ({ right: powScalar, left: (s, x) => pow(constantLike(x, s), x) }));
+export const maximum = binaryOp('maximum', () => ({ right: (x, s) => maximum(x, constantLike(x, s)), left: (s, x) => maximum(constantLike(x, s), x) }));
+export const minimum = binaryOp('minimum', () => ({ right: (x, s) => minimum(x, constantLike(x, s)), left: (s, x) => minimum(constantLike(x, s), x) }));
 
 /** x + s without allocating a scalar tensor. */
 export function addScalar(x: Tensor, s: number): Tensor {
