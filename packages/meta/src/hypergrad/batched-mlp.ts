@@ -6,6 +6,7 @@
 import { ShapeError, tidy, type Tensor } from '@metagrad/tensor';
 import { add, matmul, reshape } from '@metagrad/autograd';
 import { activation, type MlpOptions, type ParamTree } from '@metagrad/models';
+import { carry } from '../core/loop';
 
 /** The stacked counterpart of `mlp(options).apply`: (stacked params, x [N, in]) → [K, N, out]. */
 export function batchedMlp(options: Pick<MlpOptions, 'sizes' | 'activation' | 'outputActivation'>): (stacked: ParamTree, x: Tensor) => Tensor {
@@ -19,17 +20,13 @@ export function batchedMlp(options: Pick<MlpOptions, 'sizes' | 'activation' | 'o
     }
     const K = layers[0].weight.shape[0];
     return tidy(() => {
+      // Each op a carry: an activation is freed once the next op has it (recorded ops keep what their backward
+      // needs), so the graph-free copies of EvoGrad hold at most two activations at a time.
       let h = x.rank === 2 ? reshape(x, [1, ...x.shape]) : x;
-      // Each intermediate is freed once the next op has it (recorded ops keep what their backward needs), so the
-      // graph-free copies of EvoGrad hold at most two activations at a time.
-      const then = (prev: Tensor, next: Tensor): Tensor => {
-        if (prev !== x) prev.dispose();
-        return next;
-      };
       layers.forEach((layer, i) => {
-        h = then(h, matmul(h, layer.weight, { transB: true }));
-        if (layer.bias) h = then(h, add(h, reshape(layer.bias, [K, 1, layer.bias.shape[1]])));
-        h = then(h, i < layersCount - 1 ? hidden(h) : output(h));
+        h = carry(h, (a) => matmul(a, layer.weight, { transB: true }), x);
+        if (layer.bias) h = carry(h, (a) => add(a, reshape(layer.bias!, [K, 1, layer.bias!.shape[1]])), x);
+        h = carry(h, i < layersCount - 1 ? hidden : output, x);
       });
       return h;
     });

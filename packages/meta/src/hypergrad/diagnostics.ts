@@ -2,7 +2,7 @@
 import { leaves, type ParamTree } from '@metagrad/models';
 import { InvalidArgumentError } from '../errors';
 import type { HypergradEstimator, HypergradInput } from './types';
-import { disposeTree } from '@metagrad/models';
+import { scope } from '@metagrad/tensor';
 
 /** Reads a tree into one float64 vector (tree order). */
 export async function treeToVector(tree: ParamTree): Promise<Float64Array> {
@@ -74,15 +74,13 @@ export async function compareToReference<Θ extends ParamTree, Λ extends ParamT
   input: HypergradInput<Θ, Λ, B>,
   samples = 1,
 ): Promise<HypergradComparison & { sampleCosines: number[] }> {
-  const ref = await reference.estimate(input);
-  const refVec = await treeToVector(ref.hypergrad);
-  disposeTree(ref.hypergrad);
+  // Each estimate in a scope that keeps only its values on the host.
+  const hostHypergrad = (e: HypergradEstimator<B, Θ, Λ>): Promise<Float64Array> => scope(async () => treeToVector((await e.estimate(input)).hypergrad));
+  const refVec = await hostHypergrad(reference);
   const mean = new Float64Array(refVec.length);
   const sampleCosines: number[] = [];
   for (let s = 0; s < samples; s++) {
-    const est = await estimator.estimate(input);
-    const v = await treeToVector(est.hypergrad);
-    disposeTree(est.hypergrad);
+    const v = await hostHypergrad(estimator);
     sampleCosines.push(cosineSimilarity(v, refVec));
     for (let i = 0; i < v.length; i++) mean[i] += v[i] / samples;
   }

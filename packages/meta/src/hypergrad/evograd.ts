@@ -93,7 +93,7 @@ export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
 
   async estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<EvoGradResult<Θ, Λ>> {
     const t0 = performance.now();
-    return readEstimate(this.estimateTensors(input), t0);
+    return readEstimate(() => this.estimateTensors(input), t0);
   }
 
   estimateTensors<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): EvoGradTensors<Θ, Λ> {
@@ -103,7 +103,7 @@ export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
   /** The estimate for given perturbations (leaves [K, ...shape], already scaled by σ): deterministic, for tests. */
   async estimateWithNoise<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>, noise: Θ): Promise<EvoGradResult<Θ, Λ>> {
     const t0 = performance.now();
-    return readEstimate(this.estimateTensorsWithNoise(input, noise), t0);
+    return readEstimate(() => this.estimateTensorsWithNoise(input, noise), t0);
   }
 
   /** estimateWithNoise without the readback. */
@@ -119,10 +119,12 @@ export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
     return tidy(() => {
       const lambda = gradLeaves(input.lambda);
       const theta = tree.detach(input.theta);
-      // θ_k = θ + ε_k as constants: the copies need no graph to θ, which is where the memory saving comes from.
-      const copies = tree.fromLeaves(theta, thetaLeaves.map((t, i) => raw.add(raw.reshape(t, [1, ...t.shape]), eps[i])));
-      const losses = batched ? batchedLosses(input.problem, copies, lambda, trainBatch, K) : loopLosses(input.problem, copies, lambda, trainBatch, K); // ℓ_k
-      tree.dispose(copies); // K parameter-sized buffers, not needed by the validation forward/backward
+      // ℓ_k = L_T(θ_k, λ) with θ_k = θ + ε_k as constants: the copies need no graph to θ, which is where the memory
+      // saving comes from, and (K parameter-sized buffers) are freed before the validation forward/backward.
+      const losses = tidy(() => {
+        const copies = tree.fromLeaves(theta, thetaLeaves.map((t, i) => raw.add(raw.reshape(t, [1, ...t.shape]), eps[i])));
+        return batched ? batchedLosses(input.problem, copies, lambda, trainBatch, K) : loopLosses(input.problem, copies, lambda, trainBatch, K);
+      });
       const weights = softmax(mulScalar(losses, -1 / tau), 0); // w = softmax(−ℓ/τ)
       // θ* = Σ w_k (θ + ε_k) = θ + Σ w_k ε_k: written this way the gradient path Σ ε_k dw_k never subtracts large
       // nearly equal θ_k terms, which would drown σ-sized differences in f32 round-off.

@@ -14,7 +14,7 @@ export class FirstOrder<B = unknown> implements HypergradEstimator<B> {
 
   async estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<HypergradResult<Λ>> {
     const t0 = performance.now();
-    return readEstimate(this.estimateTensors(input), t0);
+    return readEstimate(() => this.estimateTensors(input), t0);
   }
 
   estimateTensors<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): HypergradTensors<Λ> {

@@ -19,7 +19,7 @@ export class OneStepLookahead<B = unknown> implements HypergradEstimator<B> {
 
   async estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<LookaheadResult<Θ, Λ>> {
     const t0 = performance.now();
-    return readEstimate(this.estimateTensors(input), t0);
+    return readEstimate(() => this.estimateTensors(input), t0);
   }
 
   estimateTensors<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): LookaheadTensors<Θ, Λ> {

@@ -13,6 +13,7 @@ import {
 } from './types';
 import { checkInnerLr, checkPositiveInt, gradLeaves, gradTree } from './common';
 import { readEstimate } from './result';
+import { carry } from '../core/loop';
 
 export interface UnrolledRMDOptions {
   /** Inner steps T ≥ 1; batch t is input.trainBatches[t] (cycled), or input.trainBatch when none are given. */
@@ -44,7 +45,7 @@ export class UnrolledRMD<B = unknown> implements HypergradEstimator<B> {
 
   async estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<UnrolledResult<Θ, Λ>> {
     const t0 = performance.now();
-    return readEstimate(this.estimateTensors(input), t0);
+    return readEstimate(() => this.estimateTensors(input), t0);
   }
 
   /** With `input.intermediates` the result carries the trajectory θ_1 … θ_T (T parameter copies: opt-in). */
@@ -65,16 +66,13 @@ export class UnrolledRMD<B = unknown> implements HypergradEstimator<B> {
       for (let t = 0; t < T; t++) {
         const batch = batches[t % batches.length];
         if (t < firstRecorded) {
-          // Outside the truncation window: an ordinary first-order step with λ held constant, in its own scope
-          // and freeing the previous iterate, so memory does not grow with the untracked steps.
-          const prev = { theta, state };
-          ({ params: theta, state } = tidy(() => {
-            const leaf = gradLeaves(prev.theta);
+          // Outside the truncation window: an ordinary first-order step with λ held constant, a carry of (θ, state)
+          // so memory does not grow with the untracked steps (a trajectory entry is a detached view of its own).
+          ({ params: theta, state } = carry({ params: theta, state }, (s) => {
+            const leaf = gradLeaves(s.params);
             const g = gradTree(problem.trainLoss(leaf, constLambda, batch), leaf);
-            return noGrad(() => optimizer.step(prev.theta, g, prev.state));
+            return noGrad(() => optimizer.step(s.params, g, s.state));
           }));
-          tree.dispose(prev.theta); // a trajectory entry is a detached view: it keeps its own reference to the storage
-          optimizer.disposeState(prev.state);
         } else {
           // θ_t must require grad to be differentiated; from the second recorded step on it usually already does
           // (through λ); leaves that do not (λ never reached them) become fresh leaves.
