@@ -89,6 +89,8 @@ function stage(src, pkgStage, manifest, versions, files) {
     cpSync(join(src, f), join(pkgStage, f), { recursive: true });
   }
   const publish = publishManifest(manifest, versions);
+  // npm packs only what `files` lists (README and LICENSE aside): every tarball carries the changelog too.
+  if (publish.files) publish.files = [...new Set([...publish.files, 'LICENSE', 'README.md', 'CHANGELOG.md'])];
   writeFileSync(join(pkgStage, 'package.json'), JSON.stringify(publish, null, 2) + '\n');
   cpSync(join(root, 'LICENSE'), join(pkgStage, 'LICENSE'));
   cpSync(join(root, 'CHANGELOG.md'), join(pkgStage, 'CHANGELOG.md'));

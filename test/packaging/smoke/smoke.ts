@@ -33,6 +33,8 @@ import {
   type Tensor,
 } from 'metagrad';
 import { adapterFromEnv, createNodeDevice } from 'metagrad/node';
+// The raw, non-recording ops sit behind their own entry (installed here as a direct dependency of the project).
+import { add as rawAdd } from '@metagrad/tensor/raw';
 
 interface Batch {
   x: Tensor;
@@ -69,6 +71,8 @@ async function main(): Promise<void> {
   const t = tensor([[1, 2, 3], [4, 5, 6]]);
   check(t.shape.join() === '2,3' && close(await t.toArray(), [1, 2, 3, 4, 5, 6]), 'tensor() infers [2, 3] from nested arrays and reads back');
   check(close(await mul(2, add(t, 1)).toArray(), [4, 6, 8, 10, 12, 14]), 'numbers as operands: mul(2, add(t, 1))');
+  const tracked = requiresGrad(tensor([1, 2]));
+  check(add(tracked, tracked).requiresGrad && !rawAdd(tracked, tracked).requiresGrad, "metagrad's add records, @metagrad/tensor/raw's does not");
 
   // MLP gradient, jax style over the parameter tree, and torch style over its leaves: the same numbers.
   const model = mlp({ sizes: [3, 4, 1], activation: 'tanh' });
