@@ -1,4 +1,4 @@
-/** @file Public entry of @metagrad/meta: ODE solvers and the adjoint meta-gradient (meta-learners and estimators are added by their issues). */
+/** @file Public entry of @metagrad/meta: online hypergradient estimators, the shared episodic core, episodic trainer and methods, IFT and HyperDistill estimators, initialisation meta-learners, ODE solvers and the adjoint. */
 export { NeumannDivergenceError, NonFiniteDynamicsError, NonFiniteGradientError, NonFiniteHypergradientError, StepSizeUnderflowError, TooManyStepsError } from './errors';
 export * from './ode';
 export * from './hypergrad/types';

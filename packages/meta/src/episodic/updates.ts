@@ -3,8 +3,7 @@
  * Adam applies it, so a NaN/Inf one leaves λ and Adam's state unchanged; the work and norms are counted.
  */
 import { noGrad } from '@metagrad/autograd';
-import type { Adam, ParamTree } from '@metagrad/models';
-import { normTree } from '@metagrad/models';
+import { normTree, type Adam, type ParamTree } from '@metagrad/models';
 import type { HypergradResult } from '../hypergrad/types';
 import { checkHypergradNorm, type CheckedHypergradResult } from '../core';
 
