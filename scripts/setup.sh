@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # @file One-shot set-up for a fresh Debian machine with Node 20: pnpm, npm packages, and Debian packages only when missing.
 # usage: bash scripts/setup.sh          (what the main job needs)
-#        bash scripts/setup.sh --test   (also what the test suite needs: SwiftShader via chromium, headless browser)
+#        bash scripts/setup.sh --test   (also what the test suite needs: SwiftShader via chromium, headless browser,
+#                                        redis-server for the queue tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -34,6 +35,8 @@ if [ "$want_test" = 1 ]; then
   # Dawn loads the system Vulkan loader.
   have_pkg chromium || missing+=(chromium)
   have_pkg libvulkan1 || missing+=(libvulkan1)
+  # The queue tests (test/cli/queue.test.ts) start their own redis-server on a free 127.0.0.1 port.
+  have_pkg redis-server || missing+=(redis-server)
 fi
 [ ${#missing[@]} -gt 0 ] && apt_install "${missing[@]}"
 
