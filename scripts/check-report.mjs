@@ -1,4 +1,5 @@
-/** @file CI check of `metagrad report --quick --json`: every section ran, and every figure is a non-trivial SVG and PNG. */
+/** @file CI check of `metagrad report --quick --json`: every section ran, every summary row has paper and goal columns and a ✓/≈/✗ (or no) mark, and every figure
+ * is a non-trivial SVG and PNG. */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -25,9 +26,19 @@ for (const s of results.sections) {
     if (png.readUInt32BE(0) !== 0x89504e47) problems.push(`figure ${f.png} is not a PNG`);
   }
 }
-const shorts = results.sections.flatMap((s) => s.summary.filter((r) => r.pass === false).map((r) => `${s.id}: ${r.metric} = ${r.value} (paper ${r.paper})`));
-console.log(`report: ${results.sections.length} sections in ${results.seconds.toFixed(0)} s on ${results.adapter.name}; ${shorts.length} results short of the paper`);
-for (const s of shorts) console.log(`  short: ${s}`);
+const MARKS = new Set(['✓', '≈', '✗', null]);
+for (const s of results.sections) {
+  for (const r of s.summary) {
+    if (!MARKS.has(r.mark)) problems.push(`section ${s.id}, row '${r.metric}': mark ${JSON.stringify(r.mark)} (expected ✓, ≈, ✗ or null)`);
+    if (typeof r.paper !== 'string' || typeof r.goal !== 'string') problems.push(`section ${s.id}, row '${r.metric}': needs the paper and goal columns (strings)`);
+  }
+}
+const marked = (mark) => results.sections.flatMap((s) => s.summary.filter((r) => r.mark === mark).map((r) => `${s.id}: ${r.metric} = ${r.value} (paper ${r.paper}; goal ${r.goal})`));
+const shorts = marked('✗');
+const unclear = marked('≈');
+console.log(`report: ${results.sections.length} sections in ${results.seconds.toFixed(0)} s on ${results.adapter.name}; ${shorts.length} results against the goal (✗), ${unclear.length} not distinguishable (≈)`);
+for (const s of shorts) console.log(`  ✗ ${s}`);
+for (const s of unclear) console.log(`  ≈ ${s}`);
 if (problems.length) {
   for (const p of problems) console.error(`report check: ${p}`);
   process.exit(1);

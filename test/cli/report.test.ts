@@ -56,7 +56,7 @@ describe('metagrad report', () => {
     const [section] = saved.sections;
     expect(section.status).toBe('ok');
     expect(section.summary.length).toBeGreaterThan(0);
-    expect(section.summary[0].pass).toBe(true);
+    expect(section.summary[0].mark).toBe('✓');
     expect(section.figures).toEqual([{ name: 'axpy-time', svg: join('figures', 'selftest-axpy-time.svg'), png: join('figures', 'selftest-axpy-time.png') }]);
     const png = readFileSync(join(out, section.figures[0].png));
     expect(png.subarray(1, 4).toString()).toBe('PNG');
@@ -95,9 +95,10 @@ describe('metagrad report', () => {
           p.stop();
           return {
             summary: [
-              { metric: 'final loss', value: 0.1234567, paper: '≈ 0.12', pass: true },
-              { metric: 'speed-up | vs T1–T2', value: 0.8, paper: '> 1', pass: false },
-              { metric: 'note', value: 'n/a', paper: '—', pass: null },
+              { metric: 'final loss', value: 0.1234567, paper: '≈ 0.12', goal: '≤ 0.2', mark: '✓' },
+              { metric: 'speed-up | vs T1–T2', value: 0.8, paper: '> 1', goal: '> 1', mark: '✗' },
+              { metric: 'gap', value: '0.1 [-0.2, 0.3]', paper: '0.3', goal: '> 0', mark: '≈' },
+              { metric: 'note', value: 'n/a', paper: '—', goal: '–', mark: null },
             ],
             figures: [{ name: 'Loss Curve', spec: lineChart({ title: 'loss', x: 'step', y: 'loss', data: [{ step: 0, loss: 1 }, { step: 1, loss: 0.1 }] }) }],
             json: { losses: [1, 0.1] },
@@ -116,14 +117,15 @@ describe('metagrad report', () => {
 
     const table = stdout.text();
     expect(table).toMatch(/B1\s+FAILED: RangeError: diverged at step 3\s+✗/);
-    expect(table).toMatch(/G1\s+final loss\s+0\.1235\s+≈ 0\.12\s+✓/);
-    expect(table).toMatch(/speed-up \| vs T1–T2\s+0\.8\s+> 1\s+✗/);
+    expect(table).toMatch(/G1\s+final loss\s+0\.1235\s+≈ 0\.12\s+≤ 0\.2\s+✓/);
+    expect(table).toMatch(/speed-up \| vs T1–T2\s+0\.8\s+> 1\s+> 1\s+✗/);
+    expect(table).toMatch(/gap\s+0\.1 \[-0\.2, 0\.3\]\s+0\.3\s+> 0\s+≈/);
     expect(stderr.text()).toContain('[1/2] B1 — broken');
     expect(stderr.text()).toContain('B1 failed: RangeError: diverged at step 3');
 
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     expect(md).toContain('**Failed:** `RangeError: diverged at step 3`');
-    expect(md).toContain('| speed-up \\| vs T1–T2 | 0.8 | > 1 | ✗ |');
-    expect(md).toContain('| [G1](#g1--good) good | Fig. 1 | 1/2 ✓ |');
+    expect(md).toContain('| speed-up \\| vs T1–T2 | 0.8 | > 1 | > 1 | ✗ |');
+    expect(md).toContain('| [G1](#g1--good) good | Fig. 1 | 1/3 ✓, 1 ≈, 1 ✗ |');
   });
 });

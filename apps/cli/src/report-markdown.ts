@@ -1,9 +1,9 @@
 /** @file Formats report results: report.md (tables beside the paper's figures, embedded PNGs) and the terminal summary. */
 import type { ReportResults, SectionRecord, SummaryRow } from './report';
 
-/** ✓ reproduces the paper's claim, ✗ falls short, – nothing to judge. */
-export function mark(pass: boolean | null): string {
-  return pass === null ? '–' : pass ? '✓' : '✗';
+/** ✓ the result supports the goal, ≈ cannot tell, ✗ supports the opposite, – nothing to judge. */
+export function mark(m: SummaryRow['mark']): string {
+  return m ?? '–';
 }
 
 /** Numbers to about four significant digits; very large or small ones in exponent form. */
@@ -27,15 +27,17 @@ function table(header: string[], rows: string[][]): string {
 }
 
 function tally(rows: SummaryRow[]): string {
-  const judged = rows.filter((r) => r.pass !== null);
-  return judged.length ? `${judged.filter((r) => r.pass).length}/${judged.length} ✓` : '–';
+  const judged = rows.filter((r) => r.mark !== null);
+  if (!judged.length) return '–';
+  const count = (m: string) => judged.filter((r) => r.mark === m).length;
+  return [`${count('✓')}/${judged.length} ✓`, ...(['≈', '✗'] as const).filter((m) => count(m) > 0).map((m) => `${count(m)} ${m}`)].join(', ');
 }
 
 function sectionMarkdown(s: SectionRecord): string {
   const parts = [`## ${s.id} — ${s.title}`, '', `Reproduces: ${s.paperFigure}. Ran in ${s.seconds.toFixed(1)} s.`, ''];
   if (s.status === 'error') parts.push(`**Failed:** \`${s.error ?? 'unknown error'}\``, '');
   if (s.summary.length) {
-    parts.push(table(['metric', 'metagrad', 'paper', ''], s.summary.map((r) => [r.metric, formatValue(r.value), r.paper, mark(r.pass)])), '');
+    parts.push(table(['metric', 'metagrad', 'paper', 'goal', ''], s.summary.map((r) => [r.metric, formatValue(r.value), r.paper, r.goal, mark(r.mark)])), '');
   }
   for (const f of s.figures) {
     // The PNG shows inline in any Markdown viewer; the SVG link is the scalable copy.
@@ -54,7 +56,7 @@ export function formatMarkdown(r: ReportResults): string {
     '# metagrad report',
     '',
     `${r.mode === 'quick' ? 'Quick' : 'Full'} run on **${a.name}** (backend ${a.backend}${a.description ? `, ${a.description}` : ''}), ${r.date}, ${r.seconds.toFixed(1)} s in all.`,
-    'Marks: ✓ reproduces the paper, ✗ falls short, – nothing to compare. Raw numbers are in `results.json`.',
+    "Columns: *paper* is what the paper reports, *goal* the threshold or claim we judge by. Marks: ✓ the result (its 95 % interval over seeds, where there are seeds) supports the goal, ≈ it cannot tell, ✗ it supports the opposite, – nothing to judge. Values `m [lo, hi]` are means over seeds with 95 % bootstrap intervals; raw numbers and paired differences are in `results.json`.",
     '',
     overview,
     '',
@@ -122,21 +124,22 @@ function fitWidths(natural: number[], minimum: number[], wrappable: boolean[], t
 export function formatSummaryTable(r: ReportResults, width = SUMMARY_WIDTH): string {
   const rows: string[][] = [];
   for (const s of r.sections) {
-    if (s.status === 'error') rows.push([s.id, `FAILED: ${s.error ?? ''}`, '', '', '✗']);
-    for (const row of s.summary) rows.push([s.id, row.metric, formatValue(row.value), row.paper, mark(row.pass)]);
+    if (s.status === 'error') rows.push([s.id, `FAILED: ${s.error ?? ''}`, '', '', '', '✗']);
+    for (const row of s.summary) rows.push([s.id, row.metric, formatValue(row.value), row.paper, row.goal, mark(row.mark)]);
   }
-  const header = ['section', 'metric', 'metagrad', 'paper', ''];
+  const header = ['section', 'metric', 'metagrad', 'paper', 'goal', ''];
   const gap = '  ';
   const natural = header.map((h, i) => Math.max(len(h), ...rows.map((row) => len(row[i]))));
-  // section and mark keep their width; metric, value and paper wrap (a value rarely needs to).
-  const minimum = [natural[0], 16, 10, 12, natural[4]];
+  // section and mark keep their width; metric, value, paper and goal wrap (a value rarely needs to).
+  const wrappable = [false, true, true, true, true, false];
+  const minimum = [natural[0], 16, 10, 10, 8, natural[5]];
   const room = width - gap.length * (header.length - 1);
-  let widths = fitWidths(natural, minimum, [false, true, true, true, false], room);
+  let widths = fitWidths(natural, minimum, wrappable, room);
   // Narrow terminals: below the comfortable minimums rather than past the width.
-  if (widths.reduce((a, b) => a + b, 0) > room) widths = fitWidths(widths, [natural[0], 6, 6, 6, natural[4]], [false, true, true, true, false], room);
+  if (widths.reduce((a, b) => a + b, 0) > room) widths = fitWidths(widths, [natural[0], 6, 6, 5, 4, natural[5]], wrappable, room);
   const pad = (c: string, w: number): string => c + ' '.repeat(Math.max(0, w - len(c)));
   const fmt = (row: string[]): string[] => {
-    const cells = row.map((c, i) => (i === 0 || i === 4 ? [c] : wrapText(c, widths[i])));
+    const cells = row.map((c, i) => (i === 0 || i === 5 ? [c] : wrapText(c, widths[i])));
     const height = Math.max(...cells.map((c) => c.length));
     return Array.from({ length: height }, (_, k) => cells.map((c, i) => pad(c[k] ?? '', widths[i])).join(gap).trimEnd());
   };

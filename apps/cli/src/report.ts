@@ -4,11 +4,12 @@ import { join, relative } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Device } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
-import { ReportOptionError, sectionChoices, selectSections, type ReportSection, type SectionContext, type SummaryRow } from '@metagrad/experiments';
+import { ReportOptionError, isSeeded, plainJson, sectionChoices, selectSections, type ReportSection, type SectionContext, type SectionResult, type SeededSection, type SeedRecord, type SummaryRow } from '@metagrad/experiments';
 import { REPORT_SECTIONS } from '@metagrad/experiments/node';
 import { createProgress } from './progress';
 import { renderFigure } from './render-figure';
 import { SUMMARY_WIDTH, formatMarkdown, formatSummaryTable } from './report-markdown';
+import { codeVersion, writeUnitFile } from './seeds';
 
 export {
   ReportOptionError,
@@ -38,6 +39,10 @@ export interface ReportOptions {
   /** Output streams, for tests. */
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Seeded sections: run these seeds instead of the section's defaults (each written to `<out>/seeds/<id>/`). */
+  seeds?: number[];
+  /** Seeded sections: run the non-seeded extras too (default: when `seeds` is not given). */
+  extras?: boolean;
 }
 
 export interface FigureRecord {
@@ -68,6 +73,8 @@ export interface ReportResults {
   adapter: Device['adapter'];
   seconds: number;
   sections: SectionRecord[];
+  /** `metagrad merge`: the directories merged and the code versions of their files. */
+  merged?: { dirs: string[]; codeVersions: string[] };
 }
 
 /** File-name stem safe on every filesystem and in Markdown links. */
@@ -95,15 +102,26 @@ export async function runReport(options: ReportOptions): Promise<ReportResults> 
   } finally {
     if (!options.device) device.destroy();
   }
+  return finishReport(records, { ...options, adapter: device.adapter, seconds: (performance.now() - started) / 1000 });
+}
+
+/** Writes results.json and report.md for finished sections and prints the summary table (or the JSON). */
+export function finishReport(
+  records: SectionRecord[],
+  options: Pick<ReportOptions, 'quick' | 'out' | 'json' | 'stdout'> & { adapter: Device['adapter']; seconds: number; merged?: ReportResults['merged'] },
+): ReportResults {
+  const stdout = options.stdout ?? process.stdout;
   const results: ReportResults = {
     kind: 'metagrad-report',
     version: 1,
     date: new Date().toISOString(),
     mode: options.quick ? 'quick' : 'full',
-    adapter: device.adapter,
-    seconds: (performance.now() - started) / 1000,
+    adapter: options.adapter,
+    seconds: options.seconds,
     sections: records,
+    ...(options.merged ? { merged: options.merged } : {}),
   };
+  mkdirSync(options.out, { recursive: true });
   writeFileSync(join(options.out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   writeFileSync(join(options.out, 'report.md'), formatMarkdown(results));
   if (options.json) stdout.write(JSON.stringify(results, null, 2) + '\n');
@@ -120,6 +138,51 @@ function summaryWidth(stream: NodeJS.WritableStream & { columns?: number }): num
   return typeof columns === 'number' && columns >= 60 ? Math.min(SUMMARY_WIDTH, columns) : SUMMARY_WIDTH;
 }
 
+/** The context a section runs with: progress bars on `stderr` (none with `json`), notes through `log`. */
+export function sectionContext(
+  section: Pick<ReportSection, 'id'>,
+  options: Pick<ReportOptions, 'quick' | 'json'>,
+  device: Device,
+  stderr: NodeJS.WritableStream & { isTTY?: boolean },
+  log: (message: string) => void,
+): SectionContext {
+  return {
+    device,
+    quick: options.quick,
+    progress: (total, label) => createProgress({ total, label: `${section.id} ${label}`, json: options.json, stream: stderr }),
+    log: (message) => log(`  ${message}`),
+  };
+}
+
+/**
+ * Runs a seeded section's seeds (and, if asked, its extras) one at a time in this process, writing each result to
+ * `<out>/seeds/<id>/` as it finishes; returns what `summarise` takes.
+ */
+export async function runSeedUnits(
+  section: SeededSection,
+  ctx: SectionContext,
+  options: { seeds: number[]; extras: boolean; out: string; quick: boolean },
+): Promise<{ perSeed: SeedRecord[]; extras: Record<string, unknown> }> {
+  const base = { version: 1 as const, experiment: section.id, variant: options.quick ? ('quick' as const) : ('full' as const), codeVersion: codeVersion(), adapter: ctx.device.adapter };
+  const perSeed: SeedRecord[] = [];
+  for (const seed of options.seeds) {
+    const t0 = performance.now();
+    const json = plainJson(await section.runSeed(ctx, seed));
+    writeUnitFile(options.out, { ...base, kind: 'metagrad-seed', seed, date: new Date().toISOString(), seconds: (performance.now() - t0) / 1000, json });
+    perSeed.push({ seed, json });
+  }
+  const extras: Record<string, unknown> = {};
+  if (options.extras) {
+    for (const [name, fn] of Object.entries(section.extras ?? {})) {
+      const t0 = performance.now();
+      const json = plainJson(await fn(ctx));
+      writeUnitFile(options.out, { ...base, kind: 'metagrad-extra', extra: name, date: new Date().toISOString(), seconds: (performance.now() - t0) / 1000, json });
+      extras[name] = json;
+    }
+  }
+  return { perSeed, extras };
+}
+
 async function runSection(
   section: ReportSection,
   options: ReportOptions,
@@ -127,25 +190,36 @@ async function runSection(
   stderr: NodeJS.WritableStream & { isTTY?: boolean },
   log: (message: string) => void,
 ): Promise<SectionRecord> {
+  const ctx = sectionContext(section, options, device, stderr, log);
+  return recordSection(section, options.out, log, async () => {
+    if (!isSeeded(section)) return section.run(ctx);
+    const seeds = options.seeds ?? section.defaultSeeds(options.quick);
+    const { perSeed, extras } = await runSeedUnits(section, ctx, { seeds, extras: options.extras ?? options.seeds === undefined, out: options.out, quick: options.quick });
+    return section.summarise(perSeed, { quick: options.quick, log: ctx.log, extras });
+  });
+}
+
+/** Runs `produce` (a section's run, or its summary of per-seed files) and renders its figures into `<out>/figures`. */
+export async function recordSection(
+  section: Pick<ReportSection, 'id' | 'title' | 'paperFigure'>,
+  out: string,
+  log: (message: string) => void,
+  produce: () => Promise<SectionResult> | SectionResult,
+): Promise<SectionRecord> {
   const t0 = performance.now();
   const record: SectionRecord = { id: section.id, title: section.title, paperFigure: section.paperFigure, status: 'ok', seconds: 0, summary: [], figures: [], json: null };
-  const ctx: SectionContext = {
-    device,
-    quick: options.quick,
-    progress: (total, label) => createProgress({ total, label: `${section.id} ${label}`, json: options.json, stream: stderr }),
-    log: (message) => log(`  ${message}`),
-  };
   try {
-    const result = await section.run(ctx);
+    const result = await produce();
     record.summary = result.summary;
     record.json = result.json;
     const names = new Set<string>();
+    mkdirSync(join(out, 'figures'), { recursive: true });
     for (const figure of result.figures) {
       const stem = fileStem(section.id, figure.name);
       if (names.has(stem)) throw new ReportOptionError(`section ${section.id} has two figures named '${figure.name}'`);
       names.add(stem);
-      const paths = await renderFigure(figure.spec, join(options.out, 'figures', stem));
-      record.figures.push({ name: figure.name, svg: relative(options.out, paths.svg), png: relative(options.out, paths.png) });
+      const paths = await renderFigure(figure.spec, join(out, 'figures', stem));
+      record.figures.push({ name: figure.name, svg: relative(out, paths.svg), png: relative(out, paths.png) });
     }
   } catch (e) {
     record.status = 'error';

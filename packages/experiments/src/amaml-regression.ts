@@ -2,7 +2,7 @@
 import type { Device } from '@metagrad/tensor';
 import { MetaTrainer, adapt } from '@metagrad/meta';
 import { type MlpParams, Rng, type TaskFamily, adam, alpineFamily, cosMixtureFamily, deriveSeed, disposeTree } from '@metagrad/models';
-import type { ReportSection, SectionResult } from './section';
+import { legacyRows, type LegacyRow, type ReportSection, type SectionResult } from './section';
 import { lineChart, sideBySide } from './plots';
 import {
   type DeviceTask, type MethodName, disposeTask, fitScaling, hostEpisodes, makeLearner, nrmseFromScaledMse, regressionProblem, regressor, uploadTask,
@@ -163,7 +163,7 @@ export const amamlRegressionSection: ReportSection = {
       progress.stop();
     }
     ctx.log('\n' + res.final.map((f) => `${f.family.padEnd(12)} ${f.setting.padEnd(15)} ${f.method.padEnd(17)} ${f.nrmse.toFixed(4)}`).join('\n'));
-    const summary = [];
+    const summary: LegacyRow[] = [];
     const panels = [];
     for (const family of cfg.families.map((f) => FAMILIES[f].name)) {
       for (const setting of cfg.settings) {
@@ -188,7 +188,7 @@ export const amamlRegressionSection: ReportSection = {
       }
     }
     return {
-      summary,
+      summary: legacyRows(summary),
       figures: [{ name: 'nrmse-vs-adaptation', spec: sideBySide(`Test nRMSE along adaptation (${cfg.metaIterations} meta-iterations × ${cfg.metaBatch} tasks)`, panels) }],
       json: res,
     };

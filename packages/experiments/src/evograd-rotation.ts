@@ -12,7 +12,7 @@ import { tensor, type Device, type Tensor } from '@metagrad/tensor';
 import { Adam, batchIterator, disposeTree, downsample2x, rotate, type LeNet5Params } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
 import { EvoGrad, OneStepLookahead, OnlineTrainer, type ClassificationBatch, type HypergradEstimator } from '@metagrad/meta';
-import type { ReportSection, SectionResult } from './section';
+import { legacyRows, type ReportSection, type SectionResult } from './section';
 import { lineChart } from './plots';
 import { createRotationProblem } from './problems/rotation';
 import { disposeBatch, uploadBatch } from './mwn-label-noise-common';
@@ -183,17 +183,17 @@ export const evogradRotationSection: ReportSection = {
     } finally {
       progress.stop();
     }
-    const traces = r.runs.filter((x) => x.method !== 'baseline').flatMap((x) => x.angleTrace.map((a, step) => ({ step, angle: a, series: `${x.method}, seed ${x.seed}` })));
+    const traces = r.runs.filter((x) => x.method !== 'baseline').flatMap((x) => x.angleTrace.map((a, step) => ({ step, angle: a, method: x.method, seed: x.seed })));
     return {
-      summary: [
+      summary: legacyRows([
         { metric: 'learned angle, EvoGrad (°)', value: r.angleDeg, paper: '28.5 ± 5.2 (true 30)', pass: Math.abs(r.angleDeg - 30) <= 6 },
         { metric: 'learned angle, T1–T2 (°)', value: r.angleDegT1T2, paper: '(not in paper; true 30)', pass: null },
         { metric: 'test acc % baseline rotated / upright', value: `${r.accBaselineRotated.toFixed(2)} / ${r.accBaselineUpright.toFixed(2)}`, paper: '81.8 / 98.4 (MNIST)', pass: null },
         { metric: 'test acc % EvoGrad / T1–T2 (rotated test)', value: `${r.accEvoGrad.toFixed(2)} / ${r.accT1T2.toFixed(2)}`, paper: '98.1 (EvoGrad, MNIST)', pass: null },
         { metric: 'share of the rotated–upright gap EvoGrad closes', value: r.gapClosed, paper: '≥ 0.7 (paper: 0.98)', pass: r.gapClosed >= 0.7 },
         { metric: 'sign check: |GPU(+30°) − host(+30°)| vs host(−30°)', value: `${r.convention.plus.toExponential(1)} vs ${r.convention.minus.toExponential(1)}`, paper: 'same convention', pass: r.convention.plus < r.convention.minus },
-      ],
-      figures: [{ name: 'angle', spec: lineChart({ title: 'Learned rotation angle during training', data: traces, x: { field: 'step', title: 'online step' }, y: { field: 'angle', title: 'angle (°)' }, series: { field: 'series', title: 'run' }, points: false, rule: { y: 30, label: 'true +30°' } }) }],
+      ]),
+      figures: [{ name: 'angle', spec: lineChart({ title: 'Learned rotation angle during training', data: traces, x: { field: 'step', title: 'online step' }, y: { field: 'angle', title: 'angle (°)' }, series: { field: 'method', title: 'method' }, detail: { field: 'seed', title: 'seed' }, points: false, rule: { y: 30, label: 'true +30°' } }) }],
       json: {
         angleDeg: r.angleDeg, accBaselineRotated: r.accBaselineRotated, accBaselineUpright: r.accBaselineUpright, accEvoGrad: r.accEvoGrad, accT1T2: r.accT1T2,
         angleDegT1T2: r.angleDegT1T2, gapClosed: r.gapClosed, convention: r.convention, runs: r.runs.map(({ angleTrace: _t, ...x }) => x), config: cfg,

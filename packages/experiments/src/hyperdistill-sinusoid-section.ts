@@ -1,5 +1,5 @@
 /** @file E5 as a report section: HyperDistill vs FO, 1-step, DrMAD and Neumann IFT on ANIL sinusoid regression (HyperDistill, Appendix G). */
-import type { ReportSection, SectionResult, SummaryRow } from './section';
+import { legacyRows, type LegacyRow, type ReportSection, type SectionResult } from './section';
 import { groupedBars, lineChart, type Row } from './plots';
 import { E5_FULL, E5_QUICK, e5Methods, measureEpisodeCosts, runHyperdistillSinusoid, worstValLoss, type E5MethodResult } from './hyperdistill-sinusoid';
 
@@ -36,7 +36,20 @@ function cost(r: E5MethodResult, period: number, T: number) {
 function byInnerOptimisation(name: string, title: string, subtitle: string, data: Row[], field: string, yTitle: string, logY = false) {
   return {
     name,
-    spec: lineChart({ title, subtitle, data, x: { field: 'm', title: 'inner optimisation' }, y: { field, title: yTitle }, series: { field: 'method', title: 'method' }, logY }),
+    spec: lineChart({
+      title,
+      subtitle,
+      // HyperDistill's γ and online RMD's window are variants of one method: one colour, a dash each.
+      data: data.map((r) => {
+        const [, family, variant] = /^(HD|RMD online) (.+)$/.exec(String(r.method)) ?? [];
+        return family ? { ...r, family: family === 'HD' ? 'HyperDistill' : family, variant: variant.replace(/^\((.*)\)$/, '$1') } : { ...r, family: r.method };
+      }),
+      x: { field: 'm', title: 'inner optimisation' },
+      y: { field, title: yTitle },
+      series: { field: 'family', title: 'method' },
+      variant: { field: 'variant', title: 'variant' },
+      logY,
+    }),
   };
 }
 
@@ -88,7 +101,7 @@ export const hyperdistillSinusoidSection: ReportSection = {
     const bestHd = Math.min(...hdKeys.map(m));
     // Measured side by side (interleaved episodes), not from the training runs, which ran at different times.
     const timeRatio = timed[hdMain].ms / timed.oneStep.ms;
-    const summary: SummaryRow[] = [
+    const summary: LegacyRow[] = [
       ...results.map((r) => ({ metric: `meta-test MSE, ${r.label}`, value: round(mean(r.mse), 3), paper: paperMse(r.key), pass: null })),
       {
         metric: 'MSE ranking HyperDistill < Neumann ≈ FO < 1-step < DrMAD',
@@ -115,7 +128,7 @@ export const hyperdistillSinusoidSection: ReportSection = {
       Array.from({ length: cfg.episodes }, (_, i) => ({ method: r.label, m: i + 1, valLoss: mean(r.records.filter((x) => x.m === i + 1).map((x) => x.valLoss)) })),
     );
     return {
-      summary,
+      summary: legacyRows(summary),
       figures: [
         byInnerOptimisation('meta-convergence', 'Meta-training: validation MSE after each inner optimisation',
           `mean over ${cfg.seeds.length} seed(s); log scale, spikes are diverged inner loops`, convergenceRows, 'valLoss', 'validation MSE', true),

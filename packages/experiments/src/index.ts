@@ -5,6 +5,7 @@
  * read datasets from disk) and the report's section list are in `@metagrad/experiments/node`.
  */
 export * from './section';
+export * from './intervals';
 export * from './plots';
 export * from './stats';
 export * from './doctor';

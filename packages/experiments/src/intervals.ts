@@ -146,3 +146,30 @@ export function formatInterval(mean: number, ci95: readonly [number, number], di
   const f = (x: number) => Number(x.toPrecision(digits)).toString();
   return `${f(mean)} [${f(ci95[0])}, ${f(ci95[1])}]`;
 }
+
+/** The mark of a check with no sampling noise (a bound on a deterministic error, a sign convention): ✓ or ✗. */
+export function markCheck(ok: boolean): Mark {
+  return ok ? '✓' : '✗';
+}
+
+/** The central 95 % of the values themselves (2.5th to 97.5th percentile): where one seed's result is expected to land. */
+export function spread95(values: readonly number[]): [number, number] {
+  if (values.length === 0) throw new RangeError('spread95: no values');
+  const sorted = [...values].sort((x, y) => x - y);
+  return [quantile(sorted, 0.025), quantile(sorted, 0.975)];
+}
+
+/** The mark for "value lies within the interval" (the paper's number within the spread of our seeds). */
+export function markWithin(value: number, range: readonly [number, number]): Mark {
+  return value >= range[0] && value <= range[1] ? '✓' : '✗';
+}
+
+
+/** The pair a − b from a list of pairs, flipped (b − a negated) if it was stored the other way round. */
+export function findPair(pairs: readonly PairDiff[], a: string, b: string): PairDiff {
+  const direct = pairs.find((p) => p.a === a && p.b === b);
+  if (direct) return direct;
+  const flipped = pairs.find((p) => p.a === b && p.b === a);
+  if (!flipped) throw new RangeError(`findPair: no pair ${a} vs ${b} (have ${pairs.map((p) => `${p.a}–${p.b}`).join(', ')})`);
+  return { a, b, meanDiff: -flipped.meanDiff, ci95: [-flipped.ci95[1], -flipped.ci95[0]] };
+}

@@ -14,7 +14,7 @@ import {
 } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
 import { OnlineTrainer } from '@metagrad/meta';
-import type { ReportSection, SectionResult } from './section';
+import { legacyRows, type ReportSection, type SectionResult } from './section';
 import { groupedBars, lineChart, type Row } from './plots';
 import { disposeBatch, estimatorFor, mlpClassifier, mwnProblem, uploadBatch, weightNet, type Classifier } from './mwn-label-noise-common';
 
@@ -190,18 +190,18 @@ export const mwnLabelNoiseSection: ReportSection = {
     const meanOf = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
     const bars: Row[] = result.runs.map((r) => ({ method: r.method, seed: `seed ${r.seed}`, acc: r.testAcc * 100 }));
     // The baseline never trains its weight net: its curve is the initial one, kept as the reference.
-    const curves: Row[] = result.runs.flatMap((r) => r.curve.map((p) => ({ ...p, series: r.method === 'baseline' ? `initial, seed ${r.seed}` : `${r.method}, seed ${r.seed}` })));
+    const curves: Row[] = result.runs.flatMap((r) => r.curve.map((p) => ({ ...p, method: r.method === 'baseline' ? 'initial' : r.method, seed: r.seed })));
     const fmt = (m: number, sd: number) => (result.config.seeds.length > 1 ? `${m.toFixed(2)} ± ${sd.toFixed(2)}` : m.toFixed(2));
     return {
-      summary: [
+      summary: legacyRows([
         { metric: 'test accuracy % baseline / T1–T2 / EvoGrad', value: `${fmt(a.baseline, s.baseline)} / ${fmt(a.t1t2, s.t1t2)} / ${fmt(a.evograd, s.evograd)}`, paper: '70.8 / 87.5 / 87.7 (CIFAR-10, 40%)', pass: null },
         { metric: 'T1–T2 − baseline (points)', value: gain, paper: '≥ 2', pass: gain >= 2 },
         { metric: '|EvoGrad − T1–T2| (points)', value: gap, paper: '≤ 1', pass: gap <= 1 },
         { metric: 'mean ‖hypergradient‖ EvoGrad / T1–T2', value: meanOf(norms('evograd-k2')) / meanOf(norms('t1-t2')), paper: '≈ σ²/(2τα) ~ 1e-4 (scaling note)', pass: null },
-      ],
+      ]),
       figures: [
-        { name: 'accuracy', spec: groupedBars({ title: 'Test accuracy under 40% uniform label noise (%)', data: bars, category: { field: 'method', title: 'method' }, group: { field: 'seed', title: 'seed' }, value: { field: 'acc', title: 'test accuracy (%)' }, width: 320 }) },
-        { name: 'weighting-function', spec: lineChart({ title: 'Learned weighting function v(ℓ) (initial: the untrained net)', data: curves, x: { field: 'loss', title: 'training loss ℓ' }, y: { field: 'weight', title: 'weight v(ℓ)' }, series: { field: 'series', title: 'run' }, points: false }) },
+        { name: 'accuracy', spec: groupedBars({ title: 'Test accuracy under 40% uniform label noise (%)', data: bars, category: { field: 'method', title: 'method' }, group: { field: 'seed', title: 'seed' }, color: { field: 'method', title: 'method' }, value: { field: 'acc', title: 'test accuracy (%)' }, width: 320 }) },
+        { name: 'weighting-function', spec: lineChart({ title: 'Learned weighting function v(ℓ) (initial: the untrained net)', data: curves, x: { field: 'loss', title: 'training loss ℓ' }, y: { field: 'weight', title: 'weight v(ℓ)' }, series: { field: 'method', title: 'method' }, detail: { field: 'seed', title: 'seed' }, points: false }) },
       ],
       json: { testAcc: a, testAccStd: s, runs: result.runs.map(({ curve: _c, ...r }) => r), curves: result.runs.map((r) => ({ method: r.method, seed: r.seed, curve: r.curve })), config: cfg },
     };

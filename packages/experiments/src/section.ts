@@ -5,15 +5,30 @@
  */
 import type { Device } from '@metagrad/tensor';
 import type { VegaLiteSpec } from './plots';
+import type { Mark } from './intervals';
 
-/** One headline number of a section, set beside what the paper reports. */
+export type { Mark };
+
+/** One headline number of a section, set beside what the paper reports and the goal we judge it by. */
 export interface SummaryRow {
   metric: string;
+  /** A number, or text such as `0.42 [0.38, 0.47]` (the mean over seeds and its 95 % interval). */
   value: number | string;
-  /** The paper's value or claim, as the reader should compare it (`≈ 0.9 (Fig. 2)`, `EvoGrad < T1–T2`). */
+  /** What the paper reports (`0.567 (Table 4)`, `EvoGrad < T1–T2`), or '–' where it reports nothing. */
   paper: string;
-  /** Whether the result reproduces the paper's claim; null where there is nothing to judge. */
-  pass: boolean | null;
+  /** Our threshold or claim that the mark judges (`≤ 0.5`, `lowest or tied`), or '–'. */
+  goal: string;
+  /**
+   * ✓ the result (its interval, where there are seeds) supports the goal, ≈ it cannot tell, ✗ it supports the
+   * opposite; null where there is nothing to judge.
+   */
+  mark: Mark | null;
+}
+
+/** TRANSITIONAL (issue 18): a row in the old form, its paper column holding the goal; converted by `legacyRows`. */
+export type LegacyRow = Omit<SummaryRow, 'goal' | 'mark'> & { pass: boolean | null };
+export function legacyRows(rows: LegacyRow[]): SummaryRow[] {
+  return rows.map(({ pass, ...r }) => ({ ...r, goal: r.paper, mark: pass === null ? null : pass ? '✓' : '✗' }));
 }
 
 export interface Figure {
@@ -62,6 +77,62 @@ export interface ReportSection {
   /** Which paper figure or table this reproduces (`EvoGrad, Fig. 2`). */
   paperFigure: string;
   run(ctx: SectionContext): Promise<SectionResult>;
+}
+
+/** One seed's result as a seeded section's `summarise` gets it: plain JSON, exactly as written to `seed-<n>.json`. */
+export interface SeedRecord {
+  seed: number;
+  json: unknown;
+}
+
+/** What `summarise` gets besides the seeds: no device (a merge of shards made elsewhere may have none). */
+export interface SummaryContext {
+  quick: boolean;
+  log(message: string): void;
+  /** The section's non-seeded units that ran (by name, their plain JSON); a missing one leaves its rows out. */
+  extras: Record<string, unknown>;
+}
+
+/**
+ * A section whose measurements repeat over seeds, run one seed at a time so seeds can be spread over processes and
+ * machines (`metagrad run <exp> --seeds 0-9 --jobs N`, `metagrad merge`):
+ * - `runSeed(ctx, seed)` runs everything that depends on the seed and returns plain JSON (no NaN/Infinity: they
+ *   become null on the way through JSON, and `summarise` must expect that);
+ * - `extras` are units that are not per seed (a side-by-side cost timing, a GPU cross-check), each run once;
+ * - `summarise(perSeed, ctx)` builds the summary rows, intervals and figures from the per-seed JSON (in seed order)
+ *   and whatever extras ran, without a device.
+ * `run` (what `seeded()` adds) = the default seeds, then every extra, then summarise, on JSON round-tripped
+ * exactly as a merge reads it back, so a run in one process and a merge of shards give the same results.
+ */
+export interface SeededSection extends ReportSection {
+  defaultSeeds(quick: boolean): number[];
+  runSeed(ctx: SectionContext, seed: number): Promise<unknown>;
+  extras?: Record<string, (ctx: SectionContext) => Promise<unknown>>;
+  summarise(perSeed: readonly SeedRecord[], ctx: SummaryContext): SectionResult | Promise<SectionResult>;
+}
+
+export function isSeeded(section: ReportSection): section is SeededSection {
+  return typeof (section as Partial<SeededSection>).runSeed === 'function' && typeof (section as Partial<SeededSection>).summarise === 'function';
+}
+
+/** JSON in, JSON out: what a per-seed file holds once read back (NaN and ±Infinity become null, undefined fields vanish). */
+export function plainJson<T = unknown>(value: unknown): T {
+  return JSON.parse(JSON.stringify(value ?? null)) as T;
+}
+
+/** A seeded section with its `run`: the default seeds one at a time, every extra, then `summarise`. */
+export function seeded(def: Omit<SeededSection, 'run'>): SeededSection {
+  const section: SeededSection = {
+    ...def,
+    async run(ctx) {
+      const perSeed: SeedRecord[] = [];
+      for (const seed of def.defaultSeeds(ctx.quick)) perSeed.push({ seed, json: plainJson(await def.runSeed(ctx, seed)) });
+      const extras: Record<string, unknown> = {};
+      for (const [name, fn] of Object.entries(def.extras ?? {})) extras[name] = plainJson(await fn(ctx));
+      return def.summarise(perSeed, { quick: ctx.quick, log: ctx.log, extras });
+    },
+  };
+  return section;
 }
 
 /** A section name or number that matches nothing, or a section that breaks the contract (two figures, one name). */

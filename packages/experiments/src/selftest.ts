@@ -1,6 +1,7 @@
 /** @file The report's built-in `selftest` section: the device doctor plus an axpy timing sweep, so the pipeline runs end to end. */
 import { doctor, selfTest } from './doctor';
 import { lineChart, type Row } from './plots';
+import { markCheck } from './intervals';
 import type { ReportSection, SectionContext, SectionResult } from './section';
 
 async function run(ctx: SectionContext): Promise<SectionResult> {
@@ -31,9 +32,9 @@ async function run(ctx: SectionContext): Promise<SectionResult> {
   const gbPerS = (12 * Number(largest.elements)) / (Number(largest.minMs) * 1e6);
   return {
     summary: [
-      { metric: 'axpy self-test max |error| (2^20 floats)', value: report.selftest.maxAbsError, paper: '≤ 1e-6', pass: report.selftest.ok },
-      { metric: 'axpy sweep matches CPU at every size', value: allOk ? 'yes' : 'no', paper: 'yes', pass: allOk },
-      { metric: `axpy effective bandwidth at 2^${Math.log2(Number(largest.elements))} (GB/s)`, value: gbPerS, paper: '—', pass: null },
+      { metric: 'axpy self-test max |error| (2^20 floats)', value: report.selftest.maxAbsError, paper: '–', goal: '≤ 1e-6', mark: markCheck(report.selftest.ok) },
+      { metric: 'axpy sweep matches CPU at every size', value: allOk ? 'yes' : 'no', paper: '–', goal: 'yes', mark: markCheck(allOk) },
+      { metric: `axpy effective bandwidth at 2^${Math.log2(Number(largest.elements))} (GB/s)`, value: gbPerS, paper: '–', goal: '–', mark: null },
     ],
     figures: [
       {
