@@ -1,5 +1,6 @@
-/**
- * @file Batches are opaque to the episodic estimators; `BatchOps` says how to count, subsample and join them (for
+/** @file Batches as the episodic estimators see them: BatchOps (count, subsample, join) and the stacked regression batch of ANIL. */
+/*
+ * Batches are opaque to the episodic estimators; `BatchOps` says how to count, subsample and join them (for
  * HyperDistill's distilled batch), and `regressionBatchOps` does it for the stacked regression tasks of ANIL.
  * A batch's tensors must be reachable through plain objects and arrays, so scopes can see which ones it holds.
  */

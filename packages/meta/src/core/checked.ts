@@ -1,5 +1,6 @@
-/**
- * @file Finite checks that ride on readbacks the episodic estimators already make: a hypergradient's norm is read
+/** @file Hypergradients checked finite on the readback that reads L_V, before anyone applies them to λ. */
+/*
+ * Finite checks that ride on readbacks the episodic estimators already make: a hypergradient's norm is read
  * with its validation loss (one readback), and a NaN/Inf one is a NonFiniteHypergradientError before anyone applies
  * it to λ.
  */

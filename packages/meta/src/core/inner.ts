@@ -1,5 +1,6 @@
-/**
- * @file The inner optimisation of one task (or a meta-batch of tasks stacked in w): T steps of heavy-ball SGD,
+/** @file The inner optimisation: T steps of heavy-ball SGD on L_T with λ read before each step and a hook after it. */
+/*
+ * The inner optimisation of one task (or a meta-batch of tasks stacked in w): T steps of heavy-ball SGD,
  * m_t = μ m_{t−1} + ∇_w L_T(w_{t−1}, λ; D_t), w_t = w_{t−1} − η m_t (torch's SGD), with λ read before every step so
  * online methods can update it in between, and a hook after every step.
  */

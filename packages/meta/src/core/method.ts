@@ -1,5 +1,6 @@
-/**
- * @file How a hypergradient method plugs into an episodic inner optimisation (`HyperMethod`): what it is told
+/** @file HyperMethod: how a hypergradient method plugs into an episodic inner optimisation, and the cores a trainer compiles. */
+/*
+ * How a hypergradient method plugs into an episodic inner optimisation (`HyperMethod`): what it is told
  * before, during and after the inner steps, and the readback-free cores a trainer can compile.
  */
 import type { Tensor } from '@metagrad/tensor';

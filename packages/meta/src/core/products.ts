@@ -1,5 +1,6 @@
-/**
- * @file The derivatives every episodic estimator is built from: ∇_w L_T, (L_V, ∇_w L_V, ∂_λ L_V), and one double
+/** @file The derivatives the episodic estimators are built from: ∇_wL_T, ∇L_V, and the A- and B-products H·u, ∂_λ⟨∇_wL_T, u⟩. */
+/*
+ * The derivatives every episodic estimator is built from: ∇_w L_T, (L_V, ∇_w L_V, ∂_λ L_V), and one double
  * backward through ∇_w L_T(w, λ; D) for H·u (the A-product) and ∂_λ⟨∇_w L_T, u⟩ (the B-product), u shaped like w.
  * Each is a pure function (a tidy): the caller owns what it returns and nothing else survives.
  */

@@ -1,5 +1,6 @@
-/**
- * @file The reverse pass of Algorithms 1 (Reverse-HG, stored trajectory) and 2 (DrMAD, interpolated trajectory)
+/** @file The reverse pass of Reverse-HG and DrMAD through heavy-ball SGD, as a pure step carried from t = T down to 1. */
+/*
+ * The reverse pass of Algorithms 1 (Reverse-HG, stored trajectory) and 2 (DrMAD, interpolated trajectory)
  * through heavy-ball SGD: m_t = μ m_{t−1} + ∇_w L_T(w_{t−1}, λ; D_t), w_t = w_{t−1} − η m_t (torch's convention,
  * m_0 = 0). Momentum enters exactly: the adjoint of m_t is c_t = ā_m − η ā_w, then
  *   g^SO += ∂_λ⟨∇L_T(w_{t−1}), c_t⟩,  ā_w ← ā_w + H_t c_t,  ā_m ← μ c_t.

@@ -1,5 +1,6 @@
-/**
- * @file Offline hypergradients of a finished inner optimisation w_0 → w_T (Reverse-HG and DrMAD): the input they
+/** @file Offline hypergradients of a finished inner optimisation w_0 → w_T: the shared input and g = ∂_λL_V(w_T) + g^SO. */
+/*
+ * Offline hypergradients of a finished inner optimisation w_0 → w_T (Reverse-HG and DrMAD): the input they
  * share, and g = ∂_λL_V(w_T) + g^SO with α_T = ∇_wL_V(w_T) reversed along the caller's points.
  */
 import { tidy } from '@metagrad/tensor';

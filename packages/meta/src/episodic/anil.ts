@@ -1,5 +1,6 @@
-/**
- * @file ANIL (Raghu et al., 2019) regression as a batched bilevel problem: λ is a feature network shared by the
+/** @file ANIL (Raghu et al., 2019) regression as a batched bilevel problem: λ a shared feature network, w one linear head per task. */
+/*
+ * ANIL (Raghu et al., 2019) regression as a batched bilevel problem: λ is a feature network shared by the
  * tasks, w is one linear head per task stacked along a task dimension (weight [B, h, 1], bias [B, 1, 1]), so a
  * meta-batch of B tasks is one batched forward. The training loss sums the tasks' mean squared errors (so each
  * head's gradient is its own task's), the validation loss averages them (so the hypergradient is the task mean).

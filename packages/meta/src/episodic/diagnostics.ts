@@ -1,5 +1,6 @@
-/**
- * @file How close each method's hypergradient is to the exact one (the paper's Figure 3): one inner optimisation at
+/** @file Each method's final hypergradient against the exact unrolled one (the HyperDistill paper's Figure 3): cosines and norm ratios. */
+/*
+ * How close each method's hypergradient is to the exact one (the paper's Figure 3): one inner optimisation at
  * fixed λ, every method fed along it, and at t = T each method's hypergradient compared with the exact unrolled one
  * (UnrolledRMD through the same momentum SGD) by cosine similarity, in full and for the second-order part (minus
  * ∂_λ L_V(w_T)), with the norm ratios of both.

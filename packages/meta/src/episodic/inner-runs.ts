@@ -1,5 +1,6 @@
-/**
- * @file The three ways EpisodicTrainer runs one inner optimisation with its λ updates, and the pure units it
+/** @file The three ways EpisodicTrainer runs one inner optimisation with its λ updates, and the pure units it compiles. */
+/*
+ * The three ways EpisodicTrainer runs one inner optimisation with its λ updates, and the pure units it
  * compiles:
  *   - `compiledSteps` (online cores: FO, 1-step, HyperDistill): per inner step one replay of `onlineStep` (the SGD
  *     step, the step's hypergradient, its norm and L_T), then [L_V, ‖g‖] read, checked and applied outside it;

@@ -1,5 +1,6 @@
-/**
- * @file Hypergradient methods as plugged into an episodic inner optimisation: when each estimator runs (every step,
+/** @file FO, offline (DrMAD) and implicit (IFT) estimators as episodic methods: when each runs and what it is given. */
+/*
+ * Hypergradient methods as plugged into an episodic inner optimisation: when each estimator runs (every step,
  * the last K steps, once at the end) and what it is given (w_t, the whole trajectory). HyperDistill's adapter is
  * `hyperDistillMethod` in ../hyperdistill.
  */

@@ -1,5 +1,6 @@
-/**
- * @file Online reverse mode (truncated RMD): after inner step t, the exact hypergradient of L_V(w_t, λ) through
+/** @file Online reverse mode (truncated RMD over the last K stored steps): the exact online reference, not a cheap method. */
+/*
+ * Online reverse mode (truncated RMD): after inner step t, the exact hypergradient of L_V(w_t, λ) through
  * the stored steps max(1, t − K + 1) … t (Algorithm 1 over a sliding window, through momentum; the state entering
  * the window is held constant). With K ≥ t it is the exact online hypergradient that 1-step (K = 1) and
  * HyperDistill approximate, at 2K − 1 JVPs per step and K stored iterates: the reference, not a cheap method.

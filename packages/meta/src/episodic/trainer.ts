@@ -1,5 +1,6 @@
-/**
- * @file The episodic outer loop (Algorithm 3's frame): for each inner optimisation m, w_0 ← φ (one copy per task of
+/** @file EpisodicTrainer: the HyperDistill paper's outer loop (inner SGD-momentum optimisation, online λ updates by Adam, Reptile on φ). */
+/*
+ * The episodic outer loop (Algorithm 3's frame): for each inner optimisation m, w_0 ← φ (one copy per task of
  * the meta-batch), T inner steps of heavy-ball SGD with λ updated online by the method's hypergradients (Adam),
  * then Reptile on the initialisation, φ ← φ − η_R (φ − mean_tasks w_T). Records per inner optimisation the JVPs/HVPs,
  * wall time and peak memory the method needed.

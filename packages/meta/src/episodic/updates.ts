@@ -1,5 +1,6 @@
-/**
- * @file λ's side of an inner optimisation: every hypergradient is checked finite (its norm read with L_V) before
+/** @file λ's updates during one inner optimisation: each hypergradient checked finite, applied by Adam, counted. */
+/*
+ * λ's side of an inner optimisation: every hypergradient is checked finite (its norm read with L_V) before
  * Adam applies it, so a NaN/Inf one leaves λ and Adam's state unchanged; the work and norms are counted.
  */
 import { noGrad } from '@metagrad/autograd';

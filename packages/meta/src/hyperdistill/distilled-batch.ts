@@ -1,5 +1,6 @@
-/**
- * @file The distilled batch of eq. 14: D*_t = SS(D*_{t−1}, p_t) ∪ SS(D_t, 1 − p_t), SS(D, p) a random subsample of
+/** @file The distilled batch D*_t of eq. 14: proportional subsamples of D*_{t−1} and D_t joined. */
+/*
+ * The distilled batch of eq. 14: D*_t = SS(D*_{t−1}, p_t) ∪ SS(D_t, 1 − p_t), SS(D, p) a random subsample of
  * round(|D|·p) examples. To keep |D*| = |D_t| the second count is |D_t| − round(|D*_{t−1}|·p_t) (the paper rounds
  * both, which can grow or shrink the batch by one). When every step uses the same batch object (full-batch inner
  * steps) D* is that batch and no `BatchOps` are needed.

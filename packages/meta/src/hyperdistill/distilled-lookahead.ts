@@ -1,5 +1,6 @@
-/**
- * @file HyperDistill's hypergradient at one online step, g_t = ∂_λL_V(w_t) + θ S_t v_t with
+/** @file HyperDistill's online hypergradient g_t = ∂_λL_V(w_t) + θS_t v_t from one backward of L_V at the point ψ. */
+/*
+ * HyperDistill's hypergradient at one online step, g_t = ∂_λL_V(w_t) + θ S_t v_t with
  * v_t = −η ∂_λ⟨α_t, ∇_wL_T(w*_t, λ; D*_t)⟩, from a single backward of L_V at a point ψ that has w_t's value and the
  * λ-gradient θS_t·∂Φ(w*, λ; D*)/∂λ of the look-ahead Φ(w*) = w* − η∇_wL_T(w*, λ; D*).
  */

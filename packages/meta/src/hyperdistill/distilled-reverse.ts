@@ -1,5 +1,6 @@
-/**
- * @file The backward pass of LinearEstimation (Algorithm 4): DrMAD's reverse steps along ŵ_{t−1} (eq. 16) with, at
+/** @file LinearEstimation's backward pass: DrMAD reverse steps with the distilled point, batch and sample (v_s, g^SO_s) per horizon. */
+/*
+ * The backward pass of LinearEstimation (Algorithm 4): DrMAD's reverse steps along ŵ_{t−1} (eq. 16) with, at
  * each horizon s = T − t + 1, the distilled point w*_s and batch D*_s built backwards (eq. 17, 18) and the sample
  * v_s = −η ∂_λ⟨α_T, ∇_wL_T(w*_s, λ; D*_s)⟩ paired with the partial second-order term g^SO_s.
  */

@@ -1,5 +1,6 @@
-/**
- * @file DrMAD (Fu et al., 2016; the HyperDistill paper's Algorithm 2): reverse mode along the straight line from
+/** @file DrMAD (Fu et al., 2016; Algorithm 2): reverse mode along the straight line from w_0 to w_T. */
+/*
+ * DrMAD (Fu et al., 2016; the HyperDistill paper's Algorithm 2): reverse mode along the straight line from
  * w_0 to w_T instead of the stored trajectory, ŵ_{t−1} = (1 − (t−1)/T) w_0 + ((t−1)/T) w_T. Constant memory in T,
  * 2T − 1 JVPs, offline (one hypergradient per inner optimisation). Momentum enters as in ReverseHG.
  */

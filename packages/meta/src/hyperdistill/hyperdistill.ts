@@ -1,5 +1,6 @@
-/**
- * @file HyperDistill (Lee et al., 2022; Algorithm 3): one JVP per online step. The whole second-order term
+/** @file HyperDistill (Lee et al., 2022; Algorithm 3): the online hypergradient at one JVP per inner step. */
+/*
+ * HyperDistill (Lee et al., 2022; Algorithm 3): one JVP per online step. The whole second-order term
  * g^SO_t = α_t dw_t/dλ is replaced by π*_t f_t(w*_t, D*_t), where
  *   - w*_t is the γ-weighted running average of w_0 … w_{t−1} (eq. 13),
  *   - D*_t is the proportionally subsampled batch (eq. 14),

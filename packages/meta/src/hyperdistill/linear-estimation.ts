@@ -1,5 +1,6 @@
-/**
- * @file LinearEstimation (Algorithm 4): fits θ of c_γ(t; θ) = θ ‖v_t‖ S_t by least squares through the origin,
+/** @file LinearEstimation (Algorithm 4): θ of c_γ(t; θ) = θ‖v_t‖S_t by least squares along one DrMAD pass. */
+/*
+ * LinearEstimation (Algorithm 4): fits θ of c_γ(t; θ) = θ ‖v_t‖ S_t by least squares through the origin,
  * θ = xᵀy / xᵀx, from one inner optimisation at fixed λ and one DrMAD backward pass along it. After s backward
  * steps the partial second-order term is g^SO_s, the valid second-order term over the horizon s (eq. 16); the
  * distilled point w*_s and batch D*_s are built backwards (eq. 17, 18) over the interpolated weights, and

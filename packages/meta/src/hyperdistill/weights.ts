@@ -1,5 +1,6 @@
-/**
- * @file The decay weights of HyperDistill: S_t = Σ_{i=1}^t γ^{t−i} = (1 − γ^t)/(1 − γ) (t at γ = 1), the online
+/** @file HyperDistill's decay weights: S_t and the mixing weights of eq. 13 (online) and eq. 17 (reversed). */
+/*
+ * The decay weights of HyperDistill: S_t = Σ_{i=1}^t γ^{t−i} = (1 − γ^t)/(1 − γ) (t at γ = 1), the online
  * mixing weight p_t = (γ − γ^t)/(1 − γ^t) of eq. 13 (w*_t = p_t w*_{t−1} + (1 − p_t) w_{t−1}) and the reversed one
  * p_s = (1 − γ^{s−1})/(1 − γ^s) of eq. 17. Both make w* the γ-weighted average of eq. 12, newest weight 1.
  */

@@ -1,5 +1,6 @@
-/**
- * @file ConjugateGradientIFT (Pedregosa, 2016): solves (H + δI) x = ∇_w L_V by N conjugate-gradient iterations
+/** @file ConjugateGradientIFT (Pedregosa, 2016): x ≈ (H + δI)⁻¹∇_wL_V by conjugate gradients on HVPs. */
+/*
+ * ConjugateGradientIFT (Pedregosa, 2016): solves (H + δI) x = ∇_w L_V by N conjugate-gradient iterations
  * (x_0 = 0, one HVP each) and uses x ≈ H⁻¹∇_w L_V in the implicit hypergradient. The damping δ ≥ 0 makes an
  * indefinite or singular H (unconverged or over-parameterised inner problems) solvable; δ = 0 is plain CG.
  */

@@ -1,5 +1,6 @@
-/**
- * @file Shared by the implicit-function-theorem estimators: at an (approximately) converged θ,
+/** @file The implicit-function-theorem hypergradient dL_V/dλ = ∂_λL_V − Mᵀx around any solver for x ≈ H⁻¹∇θL_V. */
+/*
+ * Shared by the implicit-function-theorem estimators: at an (approximately) converged θ,
  *   dL_V/dλ = ∂_λL_V − Mᵀ x,   x ≈ H⁻¹ ∇θL_V,   H = ∂²L_T/∂θ²,   M = ∂²L_T/∂θ∂λ,
  * with x from an iterative solver that only needs Hessian-vector products.
  */

@@ -1,5 +1,6 @@
-/**
- * @file NeumannIFT (Lorraine et al., 2020): H⁻¹v ≈ α Σ_{j=0}^{N} (I − αH)^j v.
+/** @file NeumannIFT (Lorraine et al., 2020): H⁻¹v ≈ α Σ_{j=0}^{N} (I − αH)^j v. */
+/*
+ * NeumannIFT (Lorraine et al., 2020): H⁻¹v ≈ α Σ_{j=0}^{N} (I − αH)^j v.
  *
  * Scaling convention: Σ_{j≥0} (I − αH)^j = (αH)⁻¹, so the bare series approximates H⁻¹/α, not H⁻¹.
  * Lorraine et al.'s algorithm returns the bare series and lets the outer learning rate absorb 1/α; this
