@@ -1,6 +1,6 @@
 /** @file Test fixture: the small Meta-Weight-Net problem (5-8-3 ReLU classifier, 6-unit weight net) and its seeded batches. */
-import { tensor, type Device } from '@metagrad/tensor';
-import { metaWeightNet, mlp } from '@metagrad/models';
+import { tensor, type Device, type Tensor } from '@metagrad/tensor';
+import { type MetaWeightNetParams, type MlpParams, metaWeightNet, mlp } from '@metagrad/models';
 import { batchedMlp, metaWeightNetProblem, type ClassificationBatch } from '@metagrad/meta';
 
 export const SIZES = [5, 8, 3];
@@ -8,9 +8,9 @@ export const classifier = mlp({ sizes: SIZES, activation: 'relu' });
 export const weightNet = metaWeightNet({ hidden: 6 });
 /** With a batched classifier, so EvoGrad takes its one-forward path. */
 export const problem = metaWeightNetProblem({
-  classifier: (theta, x) => classifier.apply(theta as never, x),
+  classifier: (theta: MlpParams, x: Tensor) => classifier.apply(theta, x),
   batchedClassifier: batchedMlp({ sizes: SIZES, activation: 'relu' }),
-  weightNet: (lambda, losses) => weightNet.apply(lambda as never, losses),
+  weightNet: (lambda: MetaWeightNetParams, losses: Tensor) => weightNet.apply(lambda, losses),
 });
 
 /** n examples drawn deterministically from `seed` (inputs in [-1.5, 1.5], labels spread over the classes). */

@@ -5,9 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { mulScalar, tidy } from '@metagrad/tensor';
 import { expectNoLeaks, noGrad } from '@metagrad/autograd';
-import { Adam, SGD, disposeTree, mapTree, type ParamTree } from '@metagrad/models';
+import { Adam, SGD, disposeTree, mapTree } from '@metagrad/models';
 import {
-  type BilevelProblem, type ClassificationBatch, type HypergradEstimator, NonFiniteGradientError, NonFiniteHypergradientError, OneStepLookahead, OnlineTrainer, treeToVector,
+  type ClassificationBatch, type HypergradEstimator, NonFiniteGradientError, NonFiniteHypergradientError, OneStepLookahead, OnlineTrainer, treeToVector,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 import { classifier, problem, randomBatch, weightNet } from './mwn-fixture';
@@ -59,7 +59,7 @@ describe('OnlineTrainer with a non-finite hypergradient', () => {
     const train = randomBatch(device, 16, 1);
     const val = randomBatch(device, 12, 2);
     for (const factor of [Number.NaN, Number.POSITIVE_INFINITY]) {
-      const broken: BilevelProblem<ParamTree, ParamTree, ClassificationBatch> = { ...problem, trainLoss: (w, l, b) => tidy(() => mulScalar(problem.trainLoss(w, l, b), factor)) };
+      const broken: typeof problem = { ...problem, trainLoss: (w, l, b) => tidy(() => mulScalar(problem.trainLoss(w, l, b), factor)) };
       const theta = classifier.init(1, device);
       const lambda = weightNet.init(2, device);
       const thetaOptimizer = new SGD(theta, { lr: 0.1, momentum: 0.9 });

@@ -13,7 +13,7 @@ import type { CompiledFunction } from '@metagrad/autograd';
 import { CompiledSteps } from '../compiled';
 import { NonFiniteGradientError, NonFiniteHypergradientError } from '../errors';
 import type { OnlineStepLog, OnlineTrainerOptions } from './online-options';
-import { type BaseTensors, type MetaArgs, type MetaTensors, baseTensors, eagerMetaTensors, metaTensors } from './online-steps';
+import { type BaseArgs, type BaseTensors, type MetaArgs, type MetaTensors, baseTensors, eagerMetaTensors, metaTensors } from './online-steps';
 import { readScalars } from './readback';
 
 export type { InPlaceOptimizer, OnlineStepLog, OnlineTrainerOptions, UpdateOrder } from './online-options';
@@ -23,7 +23,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
   private stepCount = 0;
   private readonly device: Device;
   private readonly compiled: CompiledSteps;
-  private readonly baseCompiled: CompiledFunction<[B], BaseTensors> | null;
+  private readonly baseCompiled: CompiledFunction<BaseArgs<B>, BaseTensors> | null;
   private readonly metaCompiled: CompiledFunction<MetaArgs<B>, MetaTensors> | null = null;
 
   constructor(readonly options: OnlineTrainerOptions<Θ, Λ, B>) {
@@ -34,7 +34,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
     if (!Number.isInteger(every) || every < 1) throw new InvalidArgumentError(`OnlineTrainer: metaEvery must be an integer ≥ 1, got ${every}`);
     this.device = options.device ?? leaves(options.theta)[0].device;
     this.compiled = new CompiledSteps(options.compile ?? true, this.device);
-    this.baseCompiled = this.compiled.add((batch: B) => baseTensors(options, batch));
+    this.baseCompiled = this.compiled.add((...args: BaseArgs<B>) => baseTensors(options, ...args));
     if (options.estimator?.estimateTensors) this.metaCompiled = this.compiled.add((...args: MetaArgs<B>) => metaTensors(options, ...args));
   }
 
@@ -88,7 +88,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
     const t0 = performance.now();
     const before = this.device.memory().bytesInUse;
     this.device.resetPeak();
-    const args: MetaArgs<B> = [trainBatch, valBatch, trainBatches, this.innerLr()];
+    const args: MetaArgs<B> = [leaves(o.theta), leaves(o.lambda), trainBatch, valBatch, trainBatches, this.innerLr()];
     return scope(async () => {
       const out = o.estimator!.estimateTensors
         ? await this.compiled.run(this.metaCompiled, (...a: MetaArgs<B>) => metaTensors(o, ...a), ...args)
@@ -112,7 +112,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
   private baseStep(trainBatch: B) {
     const o = this.options;
     return scope(async () => {
-      const out = await this.compiled.run(this.baseCompiled, (b: B) => baseTensors(o, b), trainBatch);
+      const out = await this.compiled.run(this.baseCompiled, (...a: BaseArgs<B>) => baseTensors(o, ...a), leaves(o.theta), leaves(o.lambda), trainBatch);
       // Loss and gradient norm in one readback, before the update, so that a NaN/Inf step is an error that leaves
       // θ as it was instead of silently making it NaN.
       const [trainLoss, gradNorm] = await readScalars([out.loss, out.gradNorm]);
