@@ -3,9 +3,11 @@
  * commander program by one call, {@link registerQueueCommands}, after the program's own `run` command exists. With
  * `--redis`, `run` enqueues its seeds as shards instead of running them here; without it, `run` is untouched.
  */
+import { Writable } from 'node:stream';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseSeedList } from '../seeds';
 import { runDistributed } from './coordinator';
-import { DEFAULT_QUEUE, parseSeeds } from './schema';
+import { DEFAULT_QUEUE } from './schema';
 import { startQueueWorker, WORKER_DEFAULTS } from './worker';
 
 function positiveInt(name: string) {
@@ -30,8 +32,10 @@ interface DistributedRunFlags {
   queue: string;
   seeds?: string | number[];
   quick?: boolean;
+  extras?: boolean;
   json?: boolean;
   out?: string;
+  merge?: boolean;
   seedsPerJob: number;
   attempts: number;
   timeout?: number;
@@ -42,16 +46,28 @@ interface DistributedRunFlags {
 }
 
 /**
- * Merges the per-seed files under a directory into its summary (the `merge` command's code); set by the CLI that
- * owns `merge`, left out where there is none (then the coordinator only collects the files).
+ * Recomputes the summary from per-seed files (absolute paths) into `out`, as `metagrad merge` does; `final` false for
+ * the summaries while shards still arrive (quiet). Returns what `run --json` prints.
  */
-export type MergeFn = (out: string) => Promise<void>;
+export type MergeFn = (files: string[], out: string, final: boolean, json: boolean) => Promise<unknown>;
+
+const quiet = new Writable({ write: (_c, _e, cb) => cb() });
+
+/** `metagrad merge`'s code on the files a distributed run collected (loaded only when a run uses --redis). */
+export const mergeWithReport: MergeFn = async (files, out, final, json) => {
+  const { mergeSeedFiles } = await import('../merge');
+  const results = await mergeSeedFiles({ inputs: files, out, json: false, copy: false, label: [out], stdout: final && !json ? process.stdout : quiet, stderr: final && !json ? process.stderr : quiet });
+  const failed = results.sections.filter((s) => s.status === 'error');
+  if (failed.length) throw new Error(failed.map((s) => `${s.id}: ${s.error}`).join('; '));
+  return results.sections.length === 1 ? results.sections[0].json : Object.fromEntries(results.sections.map((s) => [s.id, s.json]));
+};
 
 /**
  * Adds `worker` to the program and `--redis` (with its companions) to its `run` command. Call it once, after `run`
- * is defined. `merge` recomputes summaries from per-seed files after a distributed run.
+ * is defined. `merge` summarises the collected per-seed files (default: `metagrad merge`'s code; null: collect only).
  */
-export function registerQueueCommands(program: Command, hooks: { merge?: MergeFn } = {}): void {
+export function registerQueueCommands(program: Command, hooks: { merge?: MergeFn | null } = {}): void {
+  const merge = hooks.merge === undefined ? mergeWithReport : hooks.merge;
   program
     .command('worker')
     .description('take experiment shards from a Redis queue and run them, one at a time, until SIGTERM (see docs/SCALE-OUT.md)')
@@ -112,10 +128,11 @@ export function registerQueueCommands(program: Command, hooks: { merge?: MergeFn
       cmd.action(async (experiment: string) => {
         let seeds: number[];
         try {
-          seeds = Array.isArray(opts.seeds) ? opts.seeds : parseSeeds(String(opts.seeds));
+          seeds = Array.isArray(opts.seeds) ? opts.seeds : parseSeedList(String(opts.seeds));
         } catch (e) {
           return cmd.error(`error: ${(e as Error).message}`, { exitCode: 2 });
         }
+        const out = opts.out ?? `runs/${experiment}`;
         const controller = new AbortController();
         const onSigint = (): void => controller.abort();
         process.once('SIGINT', onSigint);
@@ -127,20 +144,31 @@ export function registerQueueCommands(program: Command, hooks: { merge?: MergeFn
             experiment,
             seeds,
             quick: Boolean(opts.quick),
-            out: opts.out ?? `runs/${experiment}`,
+            extras: opts.extras === true,
+            out,
             seedsPerShard: opts.seedsPerJob,
             attempts: opts.attempts,
             timeoutMs: opts.timeout !== undefined ? opts.timeout * 1000 : undefined,
             shardTimeoutMs: opts.shardTimeout !== undefined ? opts.shardTimeout * 1000 : undefined,
             runId: opts.runId,
             signal: controller.signal,
-            merge: hooks.merge,
+            merge: merge && opts.merge !== false ? (files, final) => merge(files, out, final, Boolean(opts.json)) : undefined,
           });
-          if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+          // --json: the merged results (like a local run's), else the run's own summary (workers, starts, files).
+          if (opts.json) process.stdout.write(JSON.stringify(summary.merged ?? summary, null, 2) + '\n');
         } finally {
           process.off('SIGINT', onSigint);
           process.off('SIGTERM', onSigint);
         }
       });
     });
+}
+
+/** The long flags `worker` has and those `run` gains (for docs checks): registered on a stand-in program. */
+export function queueCommandFlags(): { worker: string[]; run: string[] } {
+  const program = new Command();
+  program.command('run').argument('<experiment>').option('--quick').option('--json').option('--out <dir>');
+  registerQueueCommands(program);
+  const flags = (name: string): string[] => program.commands.find((c) => c.name() === name)!.options.map((o) => o.long!);
+  return { worker: flags('worker'), run: flags('run') };
 }

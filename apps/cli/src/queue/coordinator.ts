@@ -10,11 +10,12 @@
  * Re-running with the same `--run-id` re-attaches to the same jobs: finished shards are not run again.
  */
 import { mkdirSync, renameSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
+import { codeVersion } from '../seeds';
 import { checkRedis, redactUrl, redisOptions } from './redis';
-import { codeVersion, DEFAULT_QUEUE, jobId, JOB_SCHEMA, parseShardResult, splitSeeds, type ShardJob, type ShardResult } from './schema';
+import { DEFAULT_QUEUE, jobId, JOB_SCHEMA, parseShardResult, splitSeeds, type ShardJob, type ShardResult } from './schema';
 
 export interface DistributedRunOptions {
   redis: string;
@@ -22,6 +23,8 @@ export interface DistributedRunOptions {
   experiment: string;
   seeds: number[];
   quick: boolean;
+  /** Run the experiment's non-seeded units too (`--extras`), with the first shard. */
+  extras?: boolean;
   /** Output directory: shard files land at `<out>/<path>` (e.g. `<out>/seeds/e1/seed-3.json`). */
   out: string;
   /** Seeds per job (default 1: the finest retry and load balancing; each job pays one process start). */
@@ -39,10 +42,11 @@ export interface DistributedRunOptions {
   signal?: AbortSignal;
   log?: (line: string) => void;
   /**
-   * Recomputes summaries from the per-seed files under `out` (the CLI passes `metagrad merge`'s code). Called when a
-   * shard arrives (at most every `mergeEveryMs`, never two at once, failures only logged) and once at the end.
+   * Recomputes the summary from the per-seed files written so far (absolute paths; the CLI passes `metagrad merge`'s
+   * code). Called when a shard arrives (at most every `mergeEveryMs`, never two at once, failures only logged) with
+   * `final` false, and once at the end with `final` true; what that last call returns is the summary's `merged`.
    */
-  merge?: (out: string) => Promise<void>;
+  merge?: (files: string[], final: boolean) => Promise<unknown>;
   mergeEveryMs?: number;
 }
 
@@ -64,6 +68,8 @@ export interface DistributedRunSummary {
   /** Every file written under out, relative paths. */
   files: string[];
   wallMs: number;
+  /** What the final merge returned (the CLI: the experiment's results JSON). */
+  merged?: unknown;
 }
 
 /** Thrown when shards are lost for good (failed after their retries, or the timeout passed). */
@@ -101,6 +107,7 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
     experiment: opts.experiment,
     variant: opts.quick ? 'quick' : 'full',
     seeds,
+    ...(opts.extras && index === 0 ? { extras: true } : {}),
     shard: { index, count: groups.length },
     codeVersion: version,
     ...(opts.shardTimeoutMs ? { timeoutMs: opts.shardTimeoutMs } : {}),
@@ -116,17 +123,20 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
   const failed: { index: number; seeds: number[]; reason: string }[] = [];
   const written = new Set<string>();
   const seen = new Map<string, { starts: number; stalls: number; worker?: string }>();
-  let merging: Promise<void> | undefined;
+  let merging: Promise<unknown> | undefined;
   let lastMerge = 0;
-  const mergeNow = async (final: boolean): Promise<void> => {
-    if (!opts.merge) return;
-    if (merging) await merging;
-    merging = opts.merge(opts.out).finally(() => {
+  const mergeNow = async (final: boolean): Promise<unknown> => {
+    if (!opts.merge) return undefined;
+    if (merging) await merging.catch(() => {});
+    const files = [...written].sort().map((p) => resolve(opts.out, p));
+    const run = opts.merge(files, final).finally(() => {
       merging = undefined;
       lastMerge = Date.now();
     });
-    if (final) await merging;
-    else merging.catch((e: Error) => log(`coordinator: merge of the ${outcomes.length} shard(s) so far failed: ${e.message}`));
+    merging = run;
+    if (final) return await run;
+    run.catch((e: Error) => log(`coordinator: summary of the ${outcomes.length} shard(s) so far failed: ${e.message}`));
+    return undefined;
   };
 
   try {
@@ -195,11 +205,7 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
       if (pending.size > 0) await sleep(pollMs, opts.signal);
     }
     if (failed.length > 0) throw new Error(`${failed.length} shard(s) failed`);
-    await mergeNow(true);
-    outcomes.sort((a, b) => a.index - b.index);
-    const wallMs = Date.now() - started;
-    log(`coordinator: run ${runId}: all ${jobs.length} shard(s) in ${(wallMs / 1000).toFixed(1)} s; files under ${opts.out}`);
-    return { runId, queue: queueName, shards: outcomes, files: [...written].sort(), wallMs };
+    log(`coordinator: run ${runId}: all ${jobs.length} shard(s) in ${((Date.now() - started) / 1000).toFixed(1)} s; files under ${opts.out}${opts.merge ? ', summarising' : ''}`);
   } catch (e) {
     // Unstarted jobs of this run are removed (active ones are locked by their workers and finish on their own).
     let removed = 0;
@@ -222,6 +228,14 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
   } finally {
     await queue.close();
   }
+  let merged: unknown;
+  try {
+    merged = await mergeNow(true);
+  } catch (e) {
+    throw new Error(`distributed run ${runId} of ${opts.experiment}: all ${jobs.length} shard(s) arrived (files under ${opts.out}), but the summary failed: ${(e as Error).message}`);
+  }
+  outcomes.sort((a, b) => a.index - b.index);
+  return { runId, queue: queueName, shards: outcomes, files: [...written].sort(), wallMs: Date.now() - started, ...(opts.merge ? { merged } : {}) };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

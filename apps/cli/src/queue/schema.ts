@@ -4,7 +4,6 @@
  * JSON, checked on arrival (a worker of another version, or anything else writing to the queue, fails loudly).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,14 +22,16 @@ export interface ShardJob {
   /** `quick` adds `--quick` to the worker's run command. */
   variant: 'quick' | 'full';
   seeds: number[];
+  /** Also run the experiment's non-seeded units (`--extras`): set on the first shard of a run that asks for them. */
+  extras?: boolean;
   shard: { index: number; count: number };
-  /** The coordinator's {@link codeVersion}; a worker with another one fails the job without retrying. */
+  /** The coordinator's code version (../seeds.ts codeVersion(), as in the per-seed files); a worker with another one fails the job without retrying. */
   codeVersion: string;
   /** The worker kills the shard's process after this long (then the job fails and is retried); none when absent. */
   timeoutMs?: number;
 }
 
-/** One file a shard wrote, relative to its `--out` directory (e.g. `seeds/e1/seed-3.json`). */
+/** One file a shard wrote, relative to its `--out` directory (`seeds/<exp>/seed-<n>.json`, `seeds/<exp>/extra-<name>.json`). */
 export interface ShardFile {
   path: string;
   content: string;
@@ -69,6 +70,7 @@ export function parseShardJob(data: unknown): ShardJob {
   if (!Array.isArray(d.seeds) || d.seeds.length === 0 || !d.seeds.every((s) => Number.isSafeInteger(s) && s >= 0)) fail(`seeds ${JSON.stringify(d.seeds)}`);
   const sh = d.shard;
   if (!sh || !Number.isInteger(sh.index) || !Number.isInteger(sh.count) || sh.index < 0 || sh.index >= sh.count) fail(`shard ${JSON.stringify(sh)}`);
+  if (d.extras !== undefined && typeof d.extras !== 'boolean') fail(`extras ${JSON.stringify(d.extras)}`);
   if (typeof d.codeVersion !== 'string' || d.codeVersion === '') fail('codeVersion missing');
   if (d.timeoutMs !== undefined && !(Number.isFinite(d.timeoutMs) && d.timeoutMs > 0)) fail(`timeoutMs ${String(d.timeoutMs)}`);
   return d as ShardJob;
@@ -91,23 +93,6 @@ export function isSafeRelativePath(p: string): boolean {
   return p.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
 }
 
-/**
- * Parses a seed list: `0-9`, `0,2,5`, `0-3,8`, or one number. Sorted, no duplicates; usage errors name the input.
- */
-export function parseSeeds(spec: string): number[] {
-  const seeds = new Set<number>();
-  for (const part of spec.split(',')) {
-    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
-    if (!m) throw new Error(`invalid seed list '${spec}' (use e.g. 0-9, 0,2,5 or 0-3,8)`);
-    const lo = Number(m[1]);
-    const hi = m[2] === undefined ? lo : Number(m[2]);
-    if (hi < lo) throw new Error(`invalid seed range '${part.trim()}' in '${spec}' (high end below low end)`);
-    if (hi - lo > 100_000) throw new Error(`seed range '${part.trim()}' is too long`);
-    for (let s = lo; s <= hi; s++) seeds.add(s);
-  }
-  return [...seeds].sort((a, b) => a - b);
-}
-
 /** Splits seeds into shards of at most `perShard` seeds each, in order. */
 export function splitSeeds(seeds: number[], perShard: number): number[][] {
   if (!Number.isInteger(perShard) || perShard < 1) throw new Error(`seeds per shard must be a positive integer, got ${perShard}`);
@@ -128,26 +113,4 @@ export function cliRoot(): string {
     dir = dirname(dir);
   }
   throw new Error(`cannot find the @metagrad/cli package above ${fileURLToPath(import.meta.url)}`);
-}
-
-let cachedVersion: string | undefined;
-
-/**
- * The code version a job demands and a worker checks: METAGRAD_CODE_VERSION when set, else the CLI's package
- * version plus the git commit when it runs from a checkout (`0.1.0+9061e38`). Uncommitted edits are not seen.
- */
-export function codeVersion(): string {
-  const env = process.env.METAGRAD_CODE_VERSION;
-  if (env) return env;
-  if (cachedVersion) return cachedVersion;
-  const root = cliRoot();
-  const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
-  let commit = '';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
-  } catch {
-    /* not a checkout (an installed package): the package version alone */
-  }
-  cachedVersion = commit ? `${version}+${commit}` : version;
-  return cachedVersion;
 }

@@ -13,9 +13,11 @@ program
   .argument('<experiment>', 'experiment id')
   .option('--quick', 'the quick variant')
   .option('--json', 'print the run summary as JSON')
+  .option('--no-merge', 'collect the per-seed files only')
   .option('--out <dir>', 'output directory')
   .action(() => program.error('error: this entry runs experiments only through the queue: add --redis <url>', { exitCode: 2 }));
-registerQueueCommands(program);
+// No summary here: the files are collected only (this entry loads no experiments).
+registerQueueCommands(program, { merge: null });
 
 try {
   await program.parseAsync(process.argv);

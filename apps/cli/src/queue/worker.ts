@@ -1,6 +1,6 @@
 /**
  * @file `metagrad worker --redis <url>`: takes shards off the queue one at a time and runs each as a child process
- * (`metagrad run <experiment> --seeds <list> [--quick] --out <tmpdir>`), so a crash or a lost GPU device never takes
+ * (`metagrad run <experiment> --seeds <list> [--quick] --no-merge --out <tmpdir>`), so a crash or a lost GPU device never takes
  * the worker down and no GPU state outlives a shard. The shard's per-seed JSON files are the job's return value.
  *
  * Heartbeat: BullMQ's job lock, renewed by this process every lockDuration/2 while the child runs (the child does
@@ -14,8 +14,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { hostname, tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { codeVersion } from '../seeds';
 import { checkRedis, redactUrl, redisOptions } from './redis';
-import { cliRoot, codeVersion, DEFAULT_QUEUE, JOB_SCHEMA, parseShardJob, type ShardFile, type ShardJob, type ShardResult } from './schema';
+import { cliRoot, DEFAULT_QUEUE, JOB_SCHEMA, parseShardJob, type ShardFile, type ShardJob, type ShardResult } from './schema';
 
 /** Lock and stalled-check settings: production defaults, overridable (tests use a 2 s lock). */
 export const WORKER_DEFAULTS = {
@@ -69,9 +70,12 @@ export function defaultRunCommand(): string[] {
   return [process.execPath, join(cliRoot(), 'bin.mjs')];
 }
 
-/** The argv a shard runs: `<prefix> run <experiment> --seeds a,b,c [--quick] --out <dir>`. */
+/**
+ * The argv a shard runs: `<prefix> run <experiment> --seeds a,b,c [--quick] --no-merge [--extras] --out <dir>`
+ * (per-seed files only: the coordinator merges).
+ */
 export function shardArgs(job: ShardJob, out: string): string[] {
-  return ['run', job.experiment, '--seeds', job.seeds.join(','), ...(job.variant === 'quick' ? ['--quick'] : []), '--out', out];
+  return ['run', job.experiment, '--seeds', job.seeds.join(','), ...(job.variant === 'quick' ? ['--quick'] : []), '--no-merge', ...(job.extras ? ['--extras'] : []), '--out', out];
 }
 
 /** Every file under `<dir>/seeds/`, relative to dir with '/' separators. */
