@@ -14,6 +14,7 @@ import { BENCHES, runBenches } from './benches';
 import { registerReportCommand, runReport, runSeedUnits, sectionContext, type ReportResults } from './report';
 import { mergeSeedFiles, runSeedJobs } from './merge';
 import { parseSeedList, parseShard, seedsForRun } from './seeds';
+import { registerQueueCommands } from './queue/commands';
 
 /** Acquires the device for one command and always destroys it, so the process can exit. */
 async function withDevice<T>(fn: (device: Device) => Promise<T>): Promise<T> {
@@ -182,6 +183,9 @@ program
     const results = await mergeSeedFiles({ inputs: dirs, out: opts.out, json: Boolean(opts.json) });
     if (results.sections.some((s) => s.status === 'error')) process.exitCode = 1;
   });
+
+// `metagrad worker --redis <url>` and `run … --redis <url>` (seeds as shards on a BullMQ queue): ./queue/commands.ts
+registerQueueCommands(program);
 
 /** Exit status of a commander error: 0 for --help and --version, 2 (usage error) for everything else it raises. */
 export function commanderExitCode(code: string): number {
