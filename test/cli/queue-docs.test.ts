@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { queueCommandFlags } from '../../apps/cli/src/queue/commands';
+import { queueCommandFlags } from '../../apps/cli/src/queue/register';
 
 type Yaml = string | number | boolean | null | Yaml[] | { [k: string]: Yaml };
 interface Line {

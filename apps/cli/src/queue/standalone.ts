@@ -4,7 +4,7 @@
  * elsewhere. `node --import tsx apps/cli/src/queue/standalone.ts worker --redis …`. Usage errors exit 2, failures 1.
  */
 import { Command } from 'commander';
-import { registerQueueCommands } from './commands';
+import { registerQueueCommandsWith } from './register';
 
 const program = new Command().name('metagrad').exitOverride();
 program
@@ -17,7 +17,7 @@ program
   .option('--out <dir>', 'output directory')
   .action(() => program.error('error: this entry runs experiments only through the queue: add --redis <url>', { exitCode: 2 }));
 // No summary here: the files are collected only (this entry loads no experiments).
-registerQueueCommands(program, { merge: null });
+registerQueueCommandsWith(program);
 
 try {
   await program.parseAsync(process.argv);
