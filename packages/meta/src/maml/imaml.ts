@@ -45,16 +45,19 @@ export function iMAML(options: ImamlOptions): MetaLearner {
       stats.hvps++;
       return tidy(() => tree.axpy(1 / lambda, tree.fromLeaves(v, op.apply(tree.leaves(v))), v));
     };
-    // CG on A x = ∇J(u) from x = 0, so r_0 = p_0 = ∇J; each iteration is a carry of (x, r, p, ‖r‖²).
+    // CG on A x = ∇J(u) from x = 0, so r_0 = p_0 = ∇J; each half-iteration a carry, so old iterates go as soon as
+    // their successors exist.
     const g = lossGradient((q: P) => problem.outerLoss(q, task), u);
     let cg = { x: tree.scale(g, 0), r: g, p: tree.clone(g), rs: await dotTrees(g, g) };
     for (let k = 0; k < cgSteps && cg.rs > cgTol; k++) {
       cg = await carryAsync(cg, async ({ x, r, p, rs }) => {
         const Ap = A(p);
         const alpha = rs / (await dotTrees(p, Ap));
-        const next = { x: tree.axpy(alpha, p, x), r: tree.axpy(-alpha, Ap, r) };
-        const rsNew = await dotTrees(next.r, next.r);
-        return { ...next, p: tree.axpy(rsNew / rs, p, next.r), rs: rsNew };
+        return { x: tree.axpy(alpha, p, x), r: tree.axpy(-alpha, Ap, r), p, rs }; // x += αp, r −= αAp
+      });
+      cg = await carryAsync(cg, async ({ x, r, p, rs }) => {
+        const rsNew = await dotTrees(r, r);
+        return { x, r, p: tree.axpy(rsNew / rs, p, r), rs: rsNew }; // p = r + (‖r‖²/‖r_old‖²) p
       });
     }
     const outerLoss = await evalLoss((q: P) => problem.outerLoss(q, task), u);

@@ -124,42 +124,40 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
   const quadrature = (mu: V | undefined, terms: [number, V | undefined][]): V | undefined =>
     terms.some(([, p]) => p === undefined) ? mu : terms.reduce<V | undefined>((acc, [c, p]) => (acc === undefined ? vs.scale(p!, c) : vs.axpy(c, p!, acc)), mu);
 
-  /**
-   * Tracked state j, with one linearisation of f at u_j (a cached Hessian operator serves both products below and is
-   * freed with this step's scope): first the interval [t_j, t_{j+1}] ends,
-   *   Euler λ_j = λ_{j+1} + h·g_{j+1};  Heun λ̃_j = λ_{j+1} + h·g_{j+1}, λ_j = λ_{j+1} + h/2·(g_{j+1} + g(u_j, λ̃_j)),
-   * then g_j = (∂f/∂u)ᵀλ_j at u_j starts the interval below (none at j = 0).
-   */
-  const visit = async (s: Sweep<V>, j: number, uj: V): Promise<Sweep<V>> => {
-    let { lambda, mu } = s;
-    if (j < n) {
-      const h = times[j + 1] - times[j];
-      if (method === 'euler') {
-        lambda = vs.axpy(h, s.g!, s.lambda);
-        mu = quadrature(mu, [[h, s.p]]);
-      } else {
-        const { du: g2, dp: p2 } = await pull(uj, times[j], vs.axpy(h, s.g!, s.lambda));
-        vjpCalls++;
-        lambda = vs.axpy(h / 2, vs.add(s.g!, g2), s.lambda);
-        mu = quadrature(mu, [[h / 2, s.p], [h / 2, p2]]);
-      }
-    }
-    if (j === 0) return { lambda, mu };
-    const { du: g, dp: p } = await pull(uj, times[j], lambda);
+  /** The interval [t_j, t_{j+1}] ends: Euler λ_j = λ_{j+1} + h·g_{j+1}; Heun λ̃_j = λ_{j+1} + h·g_{j+1}, λ_j = λ_{j+1} + h/2·(g_{j+1} + g(u_j, λ̃_j)). */
+  const endInterval = async (s: Sweep<V>, j: number, uj: V): Promise<Sweep<V>> => {
+    const h = times[j + 1] - times[j];
+    if (method === 'euler') return { lambda: vs.axpy(h, s.g!, s.lambda), mu: quadrature(s.mu, [[h, s.p]]) };
+    const { du: g2, dp: p2 } = await pull(uj, times[j], vs.axpy(h, s.g!, s.lambda));
     vjpCalls++;
-    return { lambda, g, p, mu };
+    return { lambda: vs.axpy(h / 2, vs.add(s.g!, g2), s.lambda), mu: quadrature(s.mu, [[h / 2, s.p], [h / 2, p2]]) };
   };
+  /** The interval [t_{j−1}, t_j] starts: g_j = (∂f/∂u)ᵀλ_j (and p_j) at u_j. */
+  const startInterval = async (s: Sweep<V>, j: number, uj: V): Promise<Sweep<V>> => {
+    const { du: g, dp: p } = await pull(uj, times[j], s.lambda);
+    vjpCalls++;
+    return { ...s, g, p };
+  };
+  /**
+   * Tracked state j, one linearisation of f at u_j: both products there come from it (a cached Hessian operator,
+   * freed with this scope). The state consumes the sweep it is given, so λ_{j+1} and g_{j+1} go once λ_j exists.
+   */
+  const atState = (entering: Sweep<V>, j: number, uj: V): Promise<Sweep<V>> => vs.scope(async () => {
+    let s = vs.take(entering);
+    if (j < n) s = await vs.carry(s, (x) => endInterval(x, j, uj));
+    return j > 0 ? vs.carry(s, (x) => startInterval(x, j, uj)) : s;
+  });
 
   return vs.scope(async () => {
     let sweep: Sweep<V> = { lambda: options.dJdUT };
     // One stretch between checkpoints at a time: a recomputed stretch's states live only while it is swept.
     for (const [k0, k1] of traj ? stretches(n, traj.checkpointEvery) : [[0, n]]) {
-      sweep = await vs.carry(sweep, async (entering) => {
+      sweep = await vs.scope(async () => {
         const stored = !traj || traj.states.slice(k0, k1 + 1).every((u) => u !== undefined);
         const seg = !traj ? options.states!.slice(k0, k1 + 1) : stored ? (traj.states.slice(k0, k1 + 1) as V[]) : await traj.recompute(k0, k1);
         if (!stored) recomputedStates += k1 - k0 - 1;
-        let s = entering;
-        for (let j = k1 === n ? n : k1 - 1; j >= k0; j--) s = await vs.carry(s, (x) => visit(x, j, seg[j - k0]));
+        let s = sweep;
+        for (let j = k1 === n ? n : k1 - 1; j >= k0; j--) s = await atState(s, j, seg[j - k0]);
         return s;
       });
     }

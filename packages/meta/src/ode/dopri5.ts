@@ -128,7 +128,8 @@ export class Dopri5Integrator<V> {
     const h = last ? tEnd - s.t : proposed;
     const tNew = last ? tEnd : s.t + h;
     const { y1, ks } = await this.stages(s, h, tNew);
-    const err = await scaledError(vs, weightedSum(vs, E.map((e, i) => [h * e, ks[i]] as const)), s.y, y1, opts.rtol, opts.atol);
+    // The embedded error estimate h·Σ E_i k_i, measured against the tolerances (and freed at once).
+    const err = await vs.scope(() => scaledError(vs, weightedSum(vs, E.map((e, i) => [h * e, ks[i]] as const)), s.y, y1, opts.rtol, opts.atol));
     if (err <= 1) {
       const emitted = due.filter((to) => to <= tNew).map((to) => (to === tNew ? retain(vs, y1) : denseOutput(vs, (to - s.t) / h, h, s.y, y1, ks)));
       let fac = err === 0 ? opts.maxFactor : Math.min(opts.maxFactor, Math.max(opts.minFactor, opts.safety * err ** -0.2));

@@ -6,10 +6,11 @@ import type { VectorOps } from './vector-ops';
  * every vector handed to `own`) belongs to the innermost open scope, which releases it when it ends unless its
  * result holds it (arrays, plain objects and Maps are searched); a held vector moves to the enclosing scope, or to
  * the caller at the outermost one. A throw releases everything the scope made. `carry(state, step)` is one step of a
- * loop-carried state: the step runs in its own scope, then the old state's vectors made in the current scope that
- * the new state does not hold are released, so a loop keeps one state alive, not one per iteration. An async
- * `scope` also runs inside `ops.scope` where the ops have one (GPU trees: @metagrad/tensor's `scope`), so whatever
- * f or a VJP makes besides its result (a Hessian operator, say) goes with it.
+ * loop-carried state: the step runs in its own scope, then the old state's vectors that the current scope owns and
+ * the new state does not hold are released, so a loop keeps one state alive, not one per iteration; `take(value)`
+ * makes the current scope the owner of what `value` holds (a scope that consumes its input). An async `scope` also
+ * runs inside `ops.scope` where the ops have one (GPU trees: @metagrad/tensor's `scope`), so whatever f or a VJP
+ * makes besides its result (a Hessian operator, say) goes with it; `carry` and `tidy` track the vectors only.
  *
  * One stack per ops object (`scoped(ops)` returns the same instance), so the forward solve, a recomputation called
  * from the adjoint and the adjoint itself nest properly; as with @metagrad/tensor's `scope`, do not run two solves
@@ -20,13 +21,19 @@ export interface ScopedOps<V> extends VectorOps<V> {
   tidy<T>(body: () => T): T;
   /** An asynchronous scope (across its awaits). */
   scope<T>(body: () => Promise<T>): Promise<T>;
-  /** One asynchronous step of a loop-carried state (see above). */
-  carry<S, N = S>(state: S, step: (state: S) => Promise<N>): Promise<N>;
+  /** One step of a loop-carried state (see above), synchronous or asynchronous as `step` is. */
+  carry<S, N = S>(state: S, step: (state: S) => N): N;
   /** Registers a vector made outside the ops (f's result, a VJP's) as made in the current scope; returns it. */
   own(v: V): V;
+  /** Moves the tracked vectors `value` holds into the current scope, whichever open scope owned them; returns it. */
+  take<T>(value: T): T;
 }
 
-type Scoping<V> = Pick<ScopedOps<V>, 'tidy' | 'scope' | 'carry' | 'own'>;
+type Scoping<V> = Pick<ScopedOps<V>, 'tidy' | 'scope' | 'carry' | 'own' | 'take'>;
+
+function isThenable(x: unknown): x is Promise<unknown> {
+  return typeof (x as { then?: unknown } | null)?.then === 'function';
+}
 
 const cache = new WeakMap<object, ScopedOps<unknown>>();
 
@@ -35,7 +42,7 @@ export function scoped<V>(ops: VectorOps<V>): ScopedOps<V> {
   if (typeof (ops as Partial<ScopedOps<V>>).carry === 'function') return ops as ScopedOps<V>;
   let out = cache.get(ops) as ScopedOps<V> | undefined;
   if (!out) {
-    const plain: Scoping<V> = { tidy: (b) => b(), scope: (b) => b(), carry: (s, step) => step(s), own: (v) => v };
+    const plain: Scoping<V> = { tidy: (b) => b(), scope: (b) => b(), carry: (s, step) => step(s), own: (v) => v, take: (x) => x };
     // The ops stay the prototype, so their other methods (and any `this` they use) are reached unchanged.
     out = Object.assign(Object.create(ops) as VectorOps<V>, ops.dispose ? tracking(ops, ops.dispose.bind(ops)) : plain) as ScopedOps<V>;
     cache.set(ops, out as ScopedOps<unknown>);
@@ -70,7 +77,8 @@ function tracking<V>(ops: VectorOps<V>, release: (v: V) => void): Scoping<V> & P
       else release(v);
     }
   };
-  const tidy = <T>(body: () => T): T => {
+  /** Runs `body` in a new innermost scope, closing it when `body` returns or, for a promise, settles. */
+  const enter = <T>(body: () => T): T => {
     const mine = new Set<V>();
     open.push(mine);
     let result: T;
@@ -80,34 +88,50 @@ function tracking<V>(ops: VectorOps<V>, release: (v: V) => void): Scoping<V> & P
       close(mine, undefined, true);
       throw e;
     }
-    close(mine, result, false);
-    return result;
-  };
-  const run = async <T>(body: () => Promise<T>): Promise<T> => {
-    const mine = new Set<V>();
-    open.push(mine);
-    let result: T;
-    try {
-      result = await body();
-    } catch (e) {
-      close(mine, undefined, true);
-      throw e;
+    if (!isThenable(result)) {
+      close(mine, result, false);
+      return result;
     }
-    close(mine, result, false);
-    return result;
+    return result.then(
+      (value) => (close(mine, value, false), value),
+      (e: unknown) => {
+        close(mine, undefined, true);
+        throw e;
+      },
+    ) as T;
   };
-  const scope = <T>(body: () => Promise<T>): Promise<T> => (ops.scope ? ops.scope(() => run(body)) : run(body));
-  const carry = async <S, N>(state: S, step: (state: S) => Promise<N>): Promise<N> => {
-    const next = await scope(() => step(state));
+  const tidy = <T>(body: () => T): T => enter(body);
+  const scope = <T>(body: () => Promise<T>): Promise<T> => (ops.scope ? ops.scope(() => enter(body)) : enter(body));
+  const carry = <S, N>(state: S, step: (state: S) => N): N => {
+    /** Frees the old state's vectors that the current scope owns and `next` does not hold. */
+    const replace = (next: unknown): void => {
+      const top = open[open.length - 1];
+      if (!top) return;
+      const live = held(next, top);
+      for (const v of held(state, top)) {
+        if (live.has(v)) continue;
+        top.delete(v);
+        release(v);
+      }
+    };
+    const next = enter(() => step(state));
+    if (!isThenable(next)) {
+      replace(next);
+      return next;
+    }
+    return next.then((value) => (replace(value), value)) as N;
+  };
+  const take = <T>(value: T): T => {
     const top = open[open.length - 1];
-    if (!top) return next;
-    const live = held(next, top);
-    for (const v of held(state, top)) {
-      if (live.has(v)) continue;
-      top.delete(v);
-      release(v);
+    if (!top) return value;
+    for (const owner of open) {
+      if (owner === top) continue;
+      for (const v of held(value, owner)) {
+        owner.delete(v);
+        top.add(v);
+      }
     }
-    return next;
+    return value;
   };
   const track = <A extends unknown[]>(fn: (...args: A) => V) => (...args: A): V => own(fn(...args));
   return {
@@ -119,5 +143,6 @@ function tracking<V>(ops: VectorOps<V>, release: (v: V) => void): Scoping<V> & P
     scope,
     carry,
     own,
+    take,
   };
 }

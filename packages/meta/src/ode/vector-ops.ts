@@ -121,11 +121,12 @@ export function release<V>(ops: VectorOps<V>, ...vs: (V | undefined)[]): void {
   for (const v of vs) if (v !== undefined) ops.dispose(v);
 }
 
-/** base + Σ c_i·x_i, skipping zero coefficients (the partial sums are freed). Returns a fresh vector. */
+/** base + Σ c_i·x_i, skipping zero coefficients; each partial sum a carry (freed once the next exists). A fresh vector. */
 export function linComb<V>(ops: VectorOps<V>, base: V, terms: readonly (readonly [number, V])[]): V {
   const vs = scoped(ops);
   return vs.tidy(() => {
-    const sum = terms.reduce((acc, [c, x]) => (c === 0 ? acc : vs.axpy(c, x, acc)), base);
+    let sum = base;
+    for (const [c, x] of terms) if (c !== 0) sum = vs.carry(sum, (acc) => vs.axpy(c, x, acc));
     return sum === base ? retain(vs, base) : sum;
   });
 }
