@@ -132,7 +132,7 @@ export function formatSummaryTable(r: ReportResults, width = SUMMARY_WIDTH): str
   const natural = header.map((h, i) => Math.max(len(h), ...rows.map((row) => len(row[i]))));
   // section and mark keep their width; metric, value, paper and goal wrap (a value rarely needs to).
   const wrappable = [false, true, true, true, true, false];
-  const minimum = [natural[0], 16, 10, 10, 8, natural[5]];
+  const minimum = [natural[0], 22, 14, 12, 8, natural[5]];
   const room = width - gap.length * (header.length - 1);
   let widths = fitWidths(natural, minimum, wrappable, room);
   // Narrow terminals: below the comfortable minimums rather than past the width.

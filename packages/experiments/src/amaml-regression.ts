@@ -2,7 +2,8 @@
 import type { Device } from '@metagrad/tensor';
 import { MetaTrainer, adapt } from '@metagrad/meta';
 import { type MlpParams, Rng, type TaskFamily, adam, alpineFamily, cosMixtureFamily, deriveSeed, disposeTree } from '@metagrad/models';
-import { legacyRows, type LegacyRow, type ReportSection, type SectionResult } from './section';
+import { seeded, type SectionResult, type SummaryRow } from './section';
+import { allPairs, findPair, formatInterval, intervalJson, markAll, markCheck, markDiff, meanInterval, type Interval, type PairDiff } from './intervals';
 import { lineChart, sideBySide } from './plots';
 import {
   type DeviceTask, type MethodName, disposeTask, fitScaling, hostEpisodes, makeLearner, nrmseFromScaledMse, regressionProblem, regressor, uploadTask,
@@ -74,11 +75,15 @@ export interface E7Final {
   method: string;
   nrmse: number;
 }
+/** A final nRMSE with each test task's (the tasks are shared by every method of a seed, so differences pair up). */
+export interface E7FinalTasks extends E7Final {
+  perTask: number[];
+}
 export interface E7CurvePoint extends E7Final {
   step: number;
 }
 export interface E7Result {
-  final: E7Final[];
+  final: E7FinalTasks[];
   curves: E7CurvePoint[];
 }
 
@@ -87,9 +92,12 @@ const FAMILIES: Record<'cos-mixture' | 'alpine', TaskFamily<unknown>> = {
   alpine: alpineFamily as TaskFamily<unknown>,
 };
 
-/** Mean test nRMSE over the tasks at each of `evalAt` adaptation steps from θ. */
-async function evaluate(theta: MlpParams, tests: DeviceTask[], steps: number, innerLr: number, evalAt: number[], scaling: ReturnType<typeof fitScaling>): Promise<number[]> {
+/** Test nRMSE at each of `evalAt` adaptation steps from θ: the mean over tasks, and each task's at the last step. */
+async function evaluate(
+  theta: MlpParams, tests: DeviceTask[], steps: number, innerLr: number, evalAt: number[], scaling: ReturnType<typeof fitScaling>,
+): Promise<{ curve: number[]; perTask: number[] }> {
   const sums = evalAt.map(() => 0);
+  const perTask: number[] = [];
   for (const task of tests) {
     const curve = await adapt(regressionProblem, theta, task, {
       steps, innerLr, evalAt,
@@ -101,16 +109,21 @@ async function evaluate(theta: MlpParams, tests: DeviceTask[], steps: number, in
       },
     });
     curve.forEach((v, i) => (sums[i] += v));
+    perTask.push(curve[curve.length - 1]);
   }
-  return sums.map((s) => s / tests.length);
+  return { curve: sums.map((s) => s / tests.length), perTask };
 }
 
-export async function runAmamlRegression(device: Device, cfg: E7Config, tick?: (label: string) => void): Promise<E7Result> {
+/**
+ * Every panel (family × setting) for one run seed: `runSeed` 0 is the configured `cfg.seed` (the single-seed runs
+ * before seeds existed), seed s draws its tasks, initialisation and task order from `cfg.seed + s`.
+ */
+export async function runAmamlRegression(device: Device, cfg: E7Config, tick?: (label: string) => void, runSeed = 0): Promise<E7Result> {
   const result: E7Result = { final: [], curves: [] };
   for (const familyName of cfg.families) {
     const family = FAMILIES[familyName];
     for (const setting of cfg.settings) {
-      const seed = deriveSeed(cfg.seed, setting.shots);
+      const seed = deriveSeed(cfg.seed + runSeed, setting.shots);
       const trainEps = hostEpisodes(family, cfg.trainTasks, setting.shots, setting.shots, deriveSeed(seed, 1));
       const testEps = hostEpisodes(family, cfg.testTasks, setting.shots, 100, deriveSeed(seed, 2));
       const scaling = fitScaling(trainEps);
@@ -118,9 +131,9 @@ export async function runAmamlRegression(device: Device, cfg: E7Config, tick?: (
       const tests = testEps.map((e) => uploadTask(e, scaling, device));
       const theta0 = regressor.init(deriveSeed(seed, 3), device);
       const evalAt = Array.from(new Set([0, ...Array.from({ length: cfg.curvePoints }, (_, i) => Math.round(((i + 1) * setting.steps) / cfg.curvePoints))])).sort((a, b) => a - b);
-      const record = (method: string, curve: number[]): void => {
+      const record = (method: string, { curve, perTask }: { curve: number[]; perTask: number[] }): void => {
         curve.forEach((nrmse, i) => result.curves.push({ family: family.name, setting: setting.name, method, step: evalAt[i], nrmse }));
-        result.final.push({ family: family.name, setting: setting.name, method, nrmse: curve[curve.length - 1] });
+        result.final.push({ family: family.name, setting: setting.name, method, nrmse: curve[curve.length - 1], perTask });
       };
       try {
         record('no meta-learning', await evaluate(theta0, tests, setting.steps, cfg.innerLr, evalAt, scaling));
@@ -149,48 +162,81 @@ export async function runAmamlRegression(device: Device, cfg: E7Config, tick?: (
   return result;
 }
 
-export const amamlRegressionSection: ReportSection = {
+/** E7's run seeds: one in the quick variant, three in the full one (issue 18: ≥ 3). */
+export const E7_SEEDS = { quick: [0], full: [0, 1, 2] } as const;
+
+const panelName = (f: { family: string; setting: string }) => `${f.family} ${f.setting}`;
+
+export const amamlRegressionSection = seeded({
   id: 'amaml-regression',
   title: 'E7: meta-learning CosMixture and Alpine regressors',
   paperFigure: 'Adjoint-MAML, Fig. 2',
-  async run(ctx): Promise<SectionResult> {
+  defaultSeeds: (quick) => [...(quick ? E7_SEEDS.quick : E7_SEEDS.full)],
+  async runSeed(ctx, seed): Promise<E7Result> {
     const cfg = ctx.quick ? E7_QUICK : E7_FULL;
-    const progress = ctx.progress(cfg.families.length * cfg.settings.length * cfg.methods.length * cfg.metaIterations, 'meta-iterations');
+    const progress = ctx.progress(cfg.families.length * cfg.settings.length * cfg.methods.length * cfg.metaIterations, `seed ${seed} meta-iterations`);
     let res: E7Result;
     try {
-      res = await runAmamlRegression(ctx.device, cfg, (label) => progress.increment(1, { metric: label }));
+      res = await runAmamlRegression(ctx.device, cfg, (label) => progress.increment(1, { metric: label }), seed);
     } finally {
       progress.stop();
     }
-    ctx.log('\n' + res.final.map((f) => `${f.family.padEnd(12)} ${f.setting.padEnd(15)} ${f.method.padEnd(17)} ${f.nrmse.toFixed(4)}`).join('\n'));
-    const summary: LegacyRow[] = [];
-    const panels = [];
-    for (const family of cfg.families.map((f) => FAMILIES[f].name)) {
-      for (const setting of cfg.settings) {
-        const rows = res.final.filter((f) => f.family === family && f.setting === setting.name);
-        const amaml = rows.find((r) => r.method === 'A-MAML')?.nrmse ?? NaN;
-        const others = rows.filter((r) => r.method !== 'A-MAML' && r.method !== 'no meta-learning');
-        const best = others.reduce((a, b) => (b.nrmse < a.nrmse ? b : a));
-        summary.push({
-          metric: `${family} ${setting.name}: A-MAML test nRMSE after ${setting.steps} steps (best other: ${best.method} ${best.nrmse.toFixed(4)})`,
-          value: amaml,
-          paper: 'A-MAML lowest (Fig. 2)',
-          pass: amaml <= best.nrmse,
-        });
-        panels.push(lineChart({
-          title: `${family}, ${setting.name}`,
-          data: res.curves.filter((c) => c.family === family && c.setting === setting.name).map((c) => ({ ...c })),
-          x: { field: 'step', title: 'adaptation step' },
-          y: { field: 'nrmse', title: 'test nRMSE' },
-          series: { field: 'method', title: 'method' },
-          logY: true,
-        }));
-      }
+    ctx.log(`seed ${seed}\n` + res.final.map((f) => `${f.family.padEnd(12)} ${f.setting.padEnd(15)} ${f.method.padEnd(17)} ${f.nrmse.toFixed(4)}`).join('\n'));
+    return res;
+  },
+  summarise(perSeed, ctx): SectionResult {
+    const cfg = ctx.quick ? E7_QUICK : E7_FULL;
+    const seeds = perSeed.map((s) => s.seed);
+    const runs = perSeed.map((s) => s.json as E7Result);
+    const panels = [...new Map(runs[0].final.map((f) => [panelName(f), { family: f.family, setting: f.setting }])).values()];
+    const summary: SummaryRow[] = [];
+    const charts = [];
+    const pairs: (PairDiff & { panel: string })[] = [];
+    const byPanel: Record<string, Record<string, Interval>> = {};
+    let lowestOrTied = 0;
+    for (const panel of panels) {
+      const name = panelName(panel);
+      const methods = runs[0].final.filter((f) => panelName(f) === name).map((f) => f.method);
+      // Per method: seeds × test tasks (each seed's tasks shared by its methods).
+      const values = Object.fromEntries(methods.map((m) => [m, runs.map((r) => r.final.find((f) => panelName(f) === name && f.method === m)!.perTask)]));
+      byPanel[name] = Object.fromEntries(methods.map((m) => [m, intervalJson(meanInterval(values[m]))]));
+      const panelPairs = allPairs(values);
+      pairs.push(...panelPairs.map((p) => ({ ...p, panel: name })));
+      const others = methods.filter((m) => m !== 'A-MAML' && m !== 'no meta-learning');
+      const best = others.reduce((a, b) => (byPanel[name][b].mean < byPanel[name][a].mean ? b : a));
+      // The paper: A-MAML lowest. ✓ significantly below every other method, ✗ some method significantly below it.
+      const marks = others.map((m) => markDiff(findPair(panelPairs, 'A-MAML', m), '<'));
+      const mark = markAll(marks);
+      if (mark !== '✗') lowestOrTied++;
+      const vsBest = findPair(panelPairs, 'A-MAML', best);
+      const steps = cfg.settings.find((s) => s.name === panel.setting)?.steps;
+      summary.push({
+        metric: `${name}: A-MAML test nRMSE after ${steps} steps; − best other (${best})`,
+        value: `${formatInterval(byPanel[name]['A-MAML'].mean, byPanel[name]['A-MAML'].ci95)}; ${formatInterval(vsBest.meanDiff, vsBest.ci95)}`,
+        paper: 'A-MAML lowest (Fig. 2)',
+        goal: 'below every other (✓) or tied (≈)',
+        mark,
+      });
+      // Mean curves over seeds.
+      const curveRows = runs[0].curves
+        .filter((c) => panelName(c) === name)
+        .map((c) => ({ ...c, nrmse: runs.reduce((sum, r) => sum + r.curves.find((d) => panelName(d) === name && d.method === c.method && d.step === c.step)!.nrmse, 0) / runs.length }));
+      charts.push(lineChart({ title: name, data: curveRows, x: { field: 'step', title: 'adaptation step' }, y: { field: 'nrmse', title: 'test nRMSE' }, series: { field: 'method', title: 'method' }, logY: true }));
     }
+    summary.push({
+      metric: 'panels where A-MAML is lowest or tied within the interval',
+      value: `${lowestOrTied} of ${panels.length}`,
+      paper: 'lowest in all four (Fig. 2)',
+      goal: `≥ ${Math.min(3, panels.length)} of ${panels.length}`,
+      mark: markCheck(lowestOrTied >= Math.min(3, panels.length)),
+    });
+    // Kept from the single-seed JSON: final and curves (now means over seeds), plus intervals and pairs.
+    const final = runs[0].final.map((f) => ({ family: f.family, setting: f.setting, method: f.method, nrmse: byPanel[panelName(f)][f.method].mean }));
+    const curves = runs[0].curves.map((c) => ({ ...c, nrmse: runs.reduce((sum, r) => sum + r.curves.find((d) => panelName(d) === panelName(c) && d.method === c.method && d.step === c.step)!.nrmse, 0) / runs.length }));
     return {
-      summary: legacyRows(summary),
-      figures: [{ name: 'nrmse-vs-adaptation', spec: sideBySide(`Test nRMSE along adaptation (${cfg.metaIterations} meta-iterations × ${cfg.metaBatch} tasks)`, panels) }],
-      json: res,
+      summary,
+      figures: [{ name: 'nrmse-vs-adaptation', spec: sideBySide(`Test nRMSE along adaptation (${cfg.metaIterations} meta-iterations × ${cfg.metaBatch} tasks; mean over ${seeds.length} seed(s))`, charts) }],
+      json: { final, curves, byPanel, pairs, seeds, testTasks: cfg.testTasks, perSeed: runs.map((r, i) => ({ seed: seeds[i], final: r.final.map(({ perTask: _p, ...f }) => f) })) },
     };
   },
-};
+});

@@ -12,7 +12,8 @@ import { tensor, type Device, type Tensor } from '@metagrad/tensor';
 import { Adam, batchIterator, disposeTree, downsample2x, rotate, type LeNet5Params } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
 import { EvoGrad, OneStepLookahead, OnlineTrainer, type ClassificationBatch, type HypergradEstimator } from '@metagrad/meta';
-import { legacyRows, type ReportSection, type SectionResult } from './section';
+import { seeded, type SectionResult, type SummaryRow } from './section';
+import { allPairs, findPair, formatInterval, intervalJson, markBand, markCheck, markDiff, markGoal, meanInterval } from './intervals';
 import { lineChart } from './plots';
 import { createRotationProblem } from './problems/rotation';
 import { disposeBatch, uploadBatch } from './mwn-label-noise-common';
@@ -169,35 +170,76 @@ export async function runEvogradRotation(device: Device, cfg: E2Config, onStep?:
   };
 }
 
-export const evogradRotationSection: ReportSection = {
+/** One seed of E2: the three methods on the same data, and the angle-convention check. */
+export interface E2SeedJson {
+  runs: E2Run[];
+  convention: { plus: number; minus: number };
+}
+
+export const evogradRotationSection = seeded({
   id: 'evograd-rotation',
   title: 'E2: learning a +30° rotation of the training images with EvoGrad and T1–T2',
   paperFigure: 'EvoGrad, Table 3 (Fashion-MNIST instead of MNIST)',
-  async run(ctx): Promise<SectionResult> {
+  defaultSeeds: (quick) => [...(quick ? E2_QUICK : E2_FULL).seeds],
+  async runSeed(ctx, seed): Promise<E2SeedJson> {
     const cfg = ctx.quick ? E2_QUICK : E2_FULL;
-    const steps = Math.floor(cfg.train / cfg.batch) * cfg.epochs * 3 * cfg.seeds.length;
-    const progress = ctx.progress(steps, 'online steps');
-    let r: E2Result;
+    const progress = ctx.progress(Math.floor(cfg.train / cfg.batch) * cfg.epochs * 3, `seed ${seed} online steps`);
     try {
-      r = await runEvogradRotation(ctx.device, cfg, () => progress.increment(1));
+      const data = loadE2Data(cfg);
+      const convention = await angleConventionCheck(data, ctx.device);
+      const runs: E2Run[] = [];
+      for (const m of ['baseline', 'evograd', 't1-t2'] as const) runs.push(await runE2Method(m, data, cfg, seed, ctx.device, () => progress.increment(1)));
+      return { runs, convention };
     } finally {
       progress.stop();
     }
-    const traces = r.runs.filter((x) => x.method !== 'baseline').flatMap((x) => x.angleTrace.map((a, step) => ({ step, angle: a, method: x.method, seed: x.seed })));
+  },
+  summarise(perSeed, ctx): SectionResult {
+    const seeds = perSeed.map((s) => s.seed);
+    const seedRuns = perSeed.map((s) => s.json as E2SeedJson);
+    // The angle in the host `rotate` convention (the one that made the validation set), per seed.
+    const sign = (j: E2SeedJson) => (j.convention.plus <= j.convention.minus ? 1 : -1);
+    const of = (m: E2Method, f: (r: E2Run) => number) => seedRuns.map((j) => f(j.runs.find((r) => r.method === m)!));
+    const angleE = of('evograd', (r) => r.angleDeg).map((a, i) => sign(seedRuns[i]) * a);
+    const angleT = of('t1-t2', (r) => r.angleDeg).map((a, i) => sign(seedRuns[i]) * a);
+    const accBR = of('baseline', (r) => r.accRotated * 100);
+    const accBU = of('baseline', (r) => r.accUpright * 100);
+    const accE = of('evograd', (r) => r.accRotated * 100);
+    const accT = of('t1-t2', (r) => r.accRotated * 100);
+    const gap = accE.map((e, i) => (e - accBR[i]) / (accBU[i] - accBR[i]));
+    const iv = { angleE: meanInterval(angleE), angleT: meanInterval(angleT), accBR: meanInterval(accBR), accBU: meanInterval(accBU), accE: meanInterval(accE), accT: meanInterval(accT), gap: meanInterval(gap) };
+    const pairs = allPairs({ baseline: accBR, evograd: accE, 't1-t2': accT });
+    const gain = findPair(pairs, 'evograd', 'baseline');
+    const f = (x: { mean: number; ci95: [number, number] }, d = 3) => formatInterval(x.mean, x.ci95, d);
+    const conventionOk = seedRuns.every((j) => j.convention.plus < j.convention.minus);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const traces = seedRuns.flatMap((j, i) =>
+      j.runs.filter((x) => x.method !== 'baseline').flatMap((x) => x.angleTrace.map((a, step) => ({ step, angle: sign(j) * a, series: `${x.method}, seed ${seeds[i]}` }))),
+    );
+    const summary: SummaryRow[] = [
+      { metric: 'learned angle, EvoGrad (°)', value: f(iv.angleE), paper: '28.5 ± 5.2 (true 30)', goal: '30 ± 6', mark: markBand(iv.angleE, 24, 36) },
+      { metric: 'learned angle, T1–T2 (°)', value: f(iv.angleT), paper: '– (true 30)', goal: '–', mark: null },
+      { metric: 'test acc % baseline rotated / upright', value: `${f(iv.accBR, 4)} / ${f(iv.accBU, 4)}`, paper: '81.8 / 98.4 (MNIST)', goal: '–', mark: null },
+      { metric: 'test acc % EvoGrad / T1–T2 (rotated test)', value: `${f(iv.accE, 4)} / ${f(iv.accT, 4)}`, paper: '98.1 (EvoGrad, MNIST)', goal: '–', mark: null },
+      { metric: 'test acc % EvoGrad − baseline (rotated, paired)', value: formatInterval(gain.meanDiff, gain.ci95), paper: '+16.3 (MNIST)', goal: '> 0', mark: markDiff(gain, '>') },
+      { metric: 'share of the rotated–upright gap EvoGrad closes', value: f(iv.gap), paper: '0.98 (MNIST)', goal: '≥ 0.7', mark: markGoal(iv.gap, '>=', 0.7) },
+      {
+        metric: 'sign check: |GPU(+30°) − host(+30°)| vs host(−30°)',
+        value: `${mean(seedRuns.map((j) => j.convention.plus)).toExponential(1)} vs ${mean(seedRuns.map((j) => j.convention.minus)).toExponential(1)}`,
+        paper: '–',
+        goal: 'same convention',
+        mark: markCheck(conventionOk),
+      },
+    ];
+    const runs = seedRuns.flatMap((j) => j.runs);
     return {
-      summary: legacyRows([
-        { metric: 'learned angle, EvoGrad (°)', value: r.angleDeg, paper: '28.5 ± 5.2 (true 30)', pass: Math.abs(r.angleDeg - 30) <= 6 },
-        { metric: 'learned angle, T1–T2 (°)', value: r.angleDegT1T2, paper: '(not in paper; true 30)', pass: null },
-        { metric: 'test acc % baseline rotated / upright', value: `${r.accBaselineRotated.toFixed(2)} / ${r.accBaselineUpright.toFixed(2)}`, paper: '81.8 / 98.4 (MNIST)', pass: null },
-        { metric: 'test acc % EvoGrad / T1–T2 (rotated test)', value: `${r.accEvoGrad.toFixed(2)} / ${r.accT1T2.toFixed(2)}`, paper: '98.1 (EvoGrad, MNIST)', pass: null },
-        { metric: 'share of the rotated–upright gap EvoGrad closes', value: r.gapClosed, paper: '≥ 0.7 (paper: 0.98)', pass: r.gapClosed >= 0.7 },
-        { metric: 'sign check: |GPU(+30°) − host(+30°)| vs host(−30°)', value: `${r.convention.plus.toExponential(1)} vs ${r.convention.minus.toExponential(1)}`, paper: 'same convention', pass: r.convention.plus < r.convention.minus },
-      ]),
-      figures: [{ name: 'angle', spec: lineChart({ title: 'Learned rotation angle during training', data: traces, x: { field: 'step', title: 'online step' }, y: { field: 'angle', title: 'angle (°)' }, series: { field: 'method', title: 'method' }, detail: { field: 'seed', title: 'seed' }, points: false, rule: { y: 30, label: 'true +30°' } }) }],
+      summary,
+      figures: [{ name: 'angle', spec: lineChart({ title: 'Learned rotation angle during training', data: traces, x: { field: 'step', title: 'online step' }, y: { field: 'angle', title: 'angle (°)' }, series: { field: 'series', title: 'run' }, points: false, rule: { y: 30, label: 'true +30°' } }) }],
       json: {
-        angleDeg: r.angleDeg, accBaselineRotated: r.accBaselineRotated, accBaselineUpright: r.accBaselineUpright, accEvoGrad: r.accEvoGrad, accT1T2: r.accT1T2,
-        angleDegT1T2: r.angleDegT1T2, gapClosed: r.gapClosed, convention: r.convention, runs: r.runs.map(({ angleTrace: _t, ...x }) => x), config: cfg,
+        angleDeg: iv.angleE.mean, accBaselineRotated: iv.accBR.mean, accBaselineUpright: iv.accBU.mean, accEvoGrad: iv.accE.mean, accT1T2: iv.accT.mean,
+        angleDegT1T2: iv.angleT.mean, gapClosed: iv.gap.mean, convention: seedRuns[0].convention, runs: runs.map(({ angleTrace: _t, ...x }) => x),
+        config: ctx.quick ? E2_QUICK : E2_FULL, intervals: Object.fromEntries(Object.entries(iv).map(([k, v]) => [k, intervalJson(v)])), pairs, seeds,
       },
     };
   },
-};
+});

@@ -11,7 +11,7 @@ import {
 import { EvoGrad, pearsonCorrelation } from '@metagrad/meta';
 import { evogradToyProblem, type ToyLambda, type ToyTheta } from './problems/evograd-toy';
 import { seeded, type Figure, type SectionResult, type SummaryRow } from './section';
-import { allPairs, findPair, formatInterval, markCheck, markDiff, markGoal, markWithin, meanInterval, spread95 } from './intervals';
+import { allPairs, findPair, formatInterval, markAll, markCheck, markDiff, markGoal, markWithin, meanInterval, spread95 } from './intervals';
 import { lineChart, sideBySide, type Row } from './plots';
 
 export const TOY_KS = [2, 10, 100] as const;
@@ -226,7 +226,7 @@ export const evogradToySection = seeded({
         value: `${std.K2.mean.toFixed(3)} / ${std.K10.mean.toFixed(3)} / ${std.K100.mean.toFixed(3)}`,
         paper: 'falls with K (Fig. 2)',
         goal: 'K=2 > K=10 > K=100',
-        mark: stdFalls.includes('✗') ? '✗' : stdFalls.every((m) => m === '✓') ? '✓' : '≈',
+        mark: markAll(stdFalls),
       },
     ];
     if (gpu) {

@@ -1,7 +1,8 @@
 /** @file E5 as a report section: HyperDistill vs FO, 1-step, DrMAD and Neumann IFT on ANIL sinusoid regression (HyperDistill, Appendix G). */
-import { legacyRows, type LegacyRow, type ReportSection, type SectionResult } from './section';
+import { seeded, type SectionResult, type SummaryRow } from './section';
+import { allPairs, findPair, formatInterval, intervalJson, markAll, markCheck, markDiff, meanInterval, type Interval, type PairDiff } from './intervals';
 import { groupedBars, lineChart, type Row } from './plots';
-import { E5_FULL, E5_QUICK, e5Methods, measureEpisodeCosts, runHyperdistillSinusoid, worstValLoss, type E5MethodResult } from './hyperdistill-sinusoid';
+import { E5_FULL, E5_QUICK, e5Methods, measureEpisodeCosts, runHyperdistillSeed, worstValLoss, type E5MethodResult, type E5SeedMethod, type EpisodeCost, type MethodKey } from './hyperdistill-sinusoid';
 
 const PAPER_MSE: Record<string, number> = { fo: 0.567, oneStep: 0.67, drmad: 1.086, neumann: 0.502, hyperdistill: 0.327 };
 const paperKey = (key: string): string => (key.startsWith('hyperdistill') ? 'hyperdistill' : key);
@@ -16,7 +17,7 @@ const std = (xs: number[]): number => {
 const round = (x: number, d = 4): number => Number(x.toFixed(d));
 
 /** Cost per inner optimisation, leaving out the first (pipeline compilation) and the ones with a θ fit. */
-function cost(r: E5MethodResult, period: number, T: number) {
+function cost(r: Pick<E5MethodResult, 'records'>, period: number, T: number) {
   const steady = r.records.filter((x) => x.m > 1 && x.fitJvps === 0);
   const rows = steady.length ? steady : r.records;
   const fits = r.records.filter((x) => x.fitJvps > 0);
@@ -53,26 +54,82 @@ function byInnerOptimisation(name: string, title: string, subtitle: string, data
   };
 }
 
-export const hyperdistillSinusoidSection: ReportSection = {
+/** The paper's order of meta-test MSE (Table 4): each claim a − b < 0, with the paper's two values. */
+const PAPER_ORDER: [MethodKey | 'hd', MethodKey, string][] = [
+  ['hd', 'neumann', '0.327 vs 0.502'],
+  ['hd', 'fo', '0.327 vs 0.567'],
+  ['neumann', 'oneStep', '0.502 vs 0.670'],
+  ['fo', 'oneStep', '0.567 vs 0.670'],
+  ['oneStep', 'drmad', '0.670 vs 1.086'],
+];
+
+interface E5SeedJson {
+  seed: number;
+  methods: E5SeedMethod[];
+}
+
+/**
+ * The HyperDistill γ of the report's rows: the lowest mean meta-validation MSE over seeds when every seed has one for
+ * every γ that ran, else the configured `reportGamma` (or the last γ that ran).
+ */
+function chooseHd(runs: E5SeedJson[], reportGamma: number): { key: string; how: string; valMse: Record<string, number> | null } {
+  const keys = runs[0].methods.filter((m) => m.key.startsWith('hyperdistill')).map((m) => m.key as string);
+  const val = (k: string) => runs.map((r) => r.methods.find((m) => m.key === k)?.valMse ?? null);
+  if (keys.length > 1 && keys.every((k) => val(k).every((v) => typeof v === 'number'))) {
+    const valMse = Object.fromEntries(keys.map((k) => [k, mean(val(k) as number[])]));
+    const key = keys.reduce((a, b) => (valMse[b] < valMse[a] ? b : a));
+    return { key, how: 'chosen on meta-validation', valMse };
+  }
+  const configured = `hyperdistill${reportGamma}`;
+  return { key: keys.includes(configured) ? configured : keys[keys.length - 1], how: 'configured (no meta-validation)', valMse: null };
+}
+
+export const hyperdistillSinusoidSection = seeded({
   id: 'hyperdistill-sinusoid',
   title: 'E5: HyperDistill vs FO, 1-step, DrMAD, Neumann IFT on ANIL sinusoid regression',
   paperFigure: 'HyperDistill, Appendix G (Table 4), Fig. 3, Table 3',
-  async run(ctx): Promise<SectionResult> {
+  defaultSeeds: (quick) => [...(quick ? E5_QUICK : E5_FULL).seeds],
+  async runSeed(ctx, seed) {
     const cfg = ctx.quick ? E5_QUICK : E5_FULL;
-    const methods = e5Methods(cfg).length;
-    const total = methods * (cfg.seeds.length * cfg.episodes + cfg.costRepeats + 1);
-    const progress = ctx.progress(total, 'inner optimisations');
-    let results: E5MethodResult[];
-    let sideBySide: Awaited<ReturnType<typeof measureEpisodeCosts>>;
+    const progress = ctx.progress(e5Methods(cfg).length * cfg.episodes, `seed ${seed} inner optimisations`);
     try {
-      results = await runHyperdistillSinusoid(cfg, ctx.device, (label, detail) => progress.increment(1, { metric: `${label} ${detail}` }));
-      sideBySide = await measureEpisodeCosts(cfg, ctx.device, cfg.costRepeats, (label, detail) => progress.increment(1, { metric: `${label} ${detail}` }));
+      return await runHyperdistillSeed(cfg, ctx.device, seed, (label, detail) => progress.increment(1, { metric: `${label} ${detail}` }));
     } finally {
       progress.stop();
     }
-    const timed = Object.fromEntries(sideBySide.map((c) => [c.key, c]));
-    const byKey = Object.fromEntries(results.map((r) => [r.key, r]));
-    const mse = Object.fromEntries(results.map((r) => [r.key, { mean: round(mean(r.mse)), std: round(std(r.mse)), perSeed: r.mse.map((x) => round(x)) }]));
+  },
+  extras: {
+    /** Time per inner optimisation, all methods side by side in one process (the paper's Table 3): not per seed. */
+    async cost(ctx): Promise<EpisodeCost[]> {
+      const cfg = ctx.quick ? E5_QUICK : E5_FULL;
+      const progress = ctx.progress(e5Methods(cfg).length * (cfg.costRepeats + 3), 'side-by-side cost rounds');
+      try {
+        return await measureEpisodeCosts(cfg, ctx.device, cfg.costRepeats, (label, detail) => progress.increment(1, { metric: `${label} ${detail}` }));
+      } finally {
+        progress.stop();
+      }
+    },
+  },
+  summarise(perSeed, ctx): SectionResult {
+    const cfg = ctx.quick ? E5_QUICK : E5_FULL;
+    const seeds = perSeed.map((s) => s.seed);
+    const runs = perSeed.map((s) => s.json as E5SeedJson);
+    const specs = runs[0].methods.map((m) => ({ key: m.key, label: m.label }));
+    const of = (key: string) => runs.map((r) => r.methods.find((m) => m.key === key)!);
+    // Merged over seeds, in the shape the cost and figure helpers take.
+    const results = specs.map((sp) => ({ key: sp.key, label: sp.label, mse: of(sp.key).map((m) => m.mse ?? NaN), records: of(sp.key).flatMap((m) => m.records), cosines: of(sp.key).flatMap((m) => m.cosines), theta: of(sp.key).map((m) => m.theta ?? NaN) }));
+    // Per method: seeds × meta-test tasks (the same tasks for every method), for paired intervals.
+    const tasks = Object.fromEntries(specs.map((sp) => [sp.key, of(sp.key).map((m) => m.perTask)]));
+    const finite = (k: string) => tasks[k].every((row) => row.every((x) => typeof x === 'number' && Number.isFinite(x)));
+    const mseIv: Record<string, Interval | null> = Object.fromEntries(specs.map((sp) => [sp.key, finite(sp.key) ? meanInterval(tasks[sp.key]) : null]));
+    // A method that diverged (a NaN task) has no interval and is left out of the pairs.
+    const pairs: PairDiff[] = allPairs(Object.fromEntries(specs.filter((sp) => finite(sp.key)).map((sp) => [sp.key, tasks[sp.key]])));
+    const hd = chooseHd(runs, cfg.reportGamma);
+    const key = (k: string) => (k === 'hd' ? hd.key : k);
+    const SHORT: Record<string, string> = { fo: 'FO', oneStep: '1-step', drmad: 'DrMAD', neumann: 'N.IFT' };
+    const label = (k: string) => SHORT[key(k)] ?? specs.find((sp) => sp.key === key(k))?.label ?? k;
+    const cosBySeed = (k: string) => of(k).map((m) => mean(m.cosines.map((c) => c.cosine ?? NaN)));
+    const mse = Object.fromEntries(results.map((r) => [r.key, { mean: round(mean(r.mse)), std: round(std(r.mse)), perSeed: r.mse.map((x) => round(x)), ...(mseIv[r.key] ? { ci95: intervalJson(mseIv[r.key]!).ci95 } : {}) }]));
     const cosine = Object.fromEntries(
       results.map((r) => [
         r.key,
@@ -87,36 +144,56 @@ export const hyperdistillSinusoidSection: ReportSection = {
     );
     const costs = Object.fromEntries(results.map((r) => [r.key, cost(r, cfg.estimationPeriod, cfg.steps)]));
     const worstVal = Object.fromEntries(results.map((r) => [r.key, worstValLoss(r.records)]));
-    const lines = results.map((r) => {
-      const c = costs[r.key];
-      return `${r.label.padEnd(24)} MSE ${mean(r.mse).toFixed(3)} ± ${std(r.mse).toFixed(3)} (paper ${paperMse(r.key)})  cos ${cosine[r.key].mean.toFixed(3)} / SO ${cosine[r.key].secondOrder.toFixed(3)} (‖SO‖ ×${cosine[r.key].normRatioSecondOrder.toFixed(2)})  JVPs ${c.jvps.toFixed(0)}+${c.fitJvpsPerInnerOpt.toFixed(1)} HVPs ${c.hvps.toFixed(0)}  ${timed[r.key].ms.toFixed(0)} ms  ${c.peakMiB.toFixed(2)} MiB  worst val ${worstVal[r.key].toPrecision(3)}${Number.isFinite(r.theta[0]) ? `  θ ${r.theta.map((t) => t.toFixed(2)).join('/')}` : ''}`;
+    const timedList = (ctx.extras.cost as EpisodeCost[] | undefined) ?? null;
+    const timed = timedList ? Object.fromEntries(timedList.map((c) => [c.key, c])) : null;
+    ctx.log(
+      '\n' +
+        results
+          .map((r) => {
+            const c = costs[r.key];
+            return `${r.label.padEnd(24)} MSE ${mean(r.mse).toFixed(3)} ± ${std(r.mse).toFixed(3)} (paper ${paperMse(r.key)})  cos ${cosine[r.key].mean.toFixed(3)} / SO ${cosine[r.key].secondOrder.toFixed(3)} (‖SO‖ ×${cosine[r.key].normRatioSecondOrder.toFixed(2)})  JVPs ${c.jvps.toFixed(0)}+${c.fitJvpsPerInnerOpt.toFixed(1)} HVPs ${c.hvps.toFixed(0)}${timed?.[r.key] ? `  ${timed[r.key].ms.toFixed(0)} ms` : ''}  ${c.peakMiB.toFixed(2)} MiB  worst val ${worstVal[r.key].toPrecision(3)}${Number.isFinite(r.theta[0]) ? `  θ ${r.theta.map((t) => t.toFixed(2)).join('/')}` : ''}`;
+          })
+          .join('\n'),
+    );
+    const ivText = (k: string) => (mseIv[k] ? formatInterval(mseIv[k]!.mean, mseIv[k]!.ci95) : `${round(mean(of(k).map((m) => m.mse ?? NaN)), 3)} (diverged)`);
+    const shown = specs.filter((sp) => !sp.key.startsWith('hyperdistill') || sp.key === hd.key);
+    const summary: SummaryRow[] = shown.map((sp) => ({
+      metric: `meta-test MSE, ${sp.label}${sp.key === hd.key ? ` (${hd.how})` : ''}`,
+      value: ivText(sp.key),
+      paper: paperMse(sp.key),
+      goal: '–',
+      mark: null,
+    }));
+    for (const [a, b, paper] of PAPER_ORDER) {
+      const ka = key(a);
+      if (!mseIv[ka] || !mseIv[b]) {
+        summary.push({ metric: `MSE ${label(a)} − ${label(b)}`, value: 'diverged (no interval)', paper, goal: '< 0', mark: null });
+        continue;
+      }
+      const pr = findPair(pairs, ka, b);
+      const mark = markDiff(pr, '<');
+      summary.push({ metric: `meta-test MSE ${label(a)} − ${label(b)}`, value: formatInterval(pr.meanDiff, pr.ci95), paper, goal: '< 0', mark });
+    }
+    // Which pairs of the paper's five methods our intervals cannot tell apart.
+    const five = ['fo', 'oneStep', 'drmad', 'neumann', 'hd'].map(key).filter((k) => mseIv[k]);
+    const tied = five.flatMap((a, i) => five.slice(i + 1).filter((b) => markDiff(findPair(pairs, a, b), '<') === '≈').map((b) => `${label(a)} ≈ ${label(b)}`));
+    summary.push({ metric: 'MSE pairs of the five not distinguishable', value: tied.length ? tied.join(', ') : 'none', paper: 'FO ≈ 1-step ≈ N.IFT (its Table 4, p 0.19–0.48)', goal: '–', mark: null });
+    const cosHd = cosBySeed(hd.key);
+    const cosOne = cosBySeed('oneStep');
+    const cosFo = cosBySeed('fo');
+    const cosFinite = [...cosHd, ...cosOne, ...cosFo].every((x) => Number.isFinite(x));
+    const cosPairs = cosFinite ? [pairedDiffOf('HD', cosHd, '1-step', cosOne), pairedDiffOf('1-step', cosOne, 'FO', cosFo)] : [];
+    summary.push({
+      metric: `mean cosine to exact: ${label('hd')} / 1-step / FO`,
+      value: `${round(mean(cosHd), 3)} / ${round(mean(cosOne), 3)} / ${round(mean(cosFo), 3)}${cosPairs.length ? `; differences ${cosPairs.map((p) => formatInterval(p.meanDiff, p.ci95)).join(', ')}` : ''}`,
+      paper: 'HyperDistill > 1-step > FO (Fig. 3)',
+      goal: 'HD > 1-step > FO',
+      mark: cosPairs.length ? markAll(cosPairs.map((p) => markDiff(p, '>'))) : null,
     });
-    ctx.log('\n' + lines.join('\n'));
-
-    // The γ the paper found best at recovering the true hypergradient (Appendix I) stands for HyperDistill in the JSON.
-    const hdKeys = results.filter((r) => r.key.startsWith('hyperdistill')).map((r) => r.key);
-    const hdMain = hdKeys.includes('hyperdistill0.99') ? 'hyperdistill0.99' : hdKeys[hdKeys.length - 1];
-    const m = (k: string): number => mse[k]?.mean ?? NaN;
-    const cos = (k: string): number => cosine[k]?.mean ?? NaN;
-    const bestHd = Math.min(...hdKeys.map(m));
-    // Measured side by side (interleaved episodes), not from the training runs, which ran at different times.
-    const timeRatio = timed[hdMain].ms / timed.oneStep.ms;
-    const summary: LegacyRow[] = [
-      ...results.map((r) => ({ metric: `meta-test MSE, ${r.label}`, value: round(mean(r.mse), 3), paper: paperMse(r.key), pass: null })),
-      {
-        metric: 'MSE ranking HyperDistill < Neumann ≈ FO < 1-step < DrMAD',
-        value: results.map((r) => r.key).filter((k) => !k.startsWith('rmdOnline')).sort((a, b) => m(a) - m(b)).join(' < '),
-        paper: 'HD 0.327 < N.IFT 0.502 ≈ FO 0.567 < 1-step 0.670 < DrMAD 1.086',
-        pass: bestHd < Math.min(m('neumann'), m('fo')) && Math.max(m('neumann'), m('fo')) < m('oneStep') && m('oneStep') < m('drmad'),
-      },
-      {
-        metric: 'mean cosine to exact: HyperDistill > 1-step > FO',
-        value: `${round(cos(hdMain), 3)} / ${round(cos('oneStep'), 3)} / ${round(cos('fo'), 3)}`,
-        paper: 'HyperDistill > 1-step > FO (Fig. 3)',
-        pass: cos(hdMain) > cos('oneStep') && cos('oneStep') > cos('fo'),
-      },
-      { metric: `time per inner opt., ${byKey[hdMain].label} / 1-step`, value: round(timeRatio, 2), paper: '≤ 1.5 (Table 3: 6.92 s / 6.80 s)', pass: timeRatio <= 1.5 },
-    ];
+    if (timed?.[hd.key] && timed.oneStep) {
+      const timeRatio = timed[hd.key].ms / timed.oneStep.ms;
+      summary.push({ metric: `time per inner opt., ${label('hd')} / 1-step (side by side)`, value: round(timeRatio, 2), paper: 'Table 3: 6.92 s / 6.80 s', goal: '≤ 1.5', mark: markCheck(timeRatio <= 1.5) });
+    } else ctx.log('no side-by-side timing (extra unit "cost" did not run): the time row is left out');
     const cosRows = results.flatMap((r) =>
       cfg.diagnoseAt.map((at) => {
         const pts = r.cosines.filter((c) => c.m === at);
@@ -125,23 +202,25 @@ export const hyperdistillSinusoidSection: ReportSection = {
     );
     // Validation loss after each inner optimisation, mean over seeds (the paper's Figure 8); spikes are diverged inner loops.
     const convergenceRows = results.flatMap((r) =>
-      Array.from({ length: cfg.episodes }, (_, i) => ({ method: r.label, m: i + 1, valLoss: mean(r.records.filter((x) => x.m === i + 1).map((x) => x.valLoss)) })),
+      Array.from({ length: cfg.episodes }, (_, i) => ({ method: r.label, m: i + 1, valLoss: mean(r.records.filter((x) => x.m === i + 1).map((x) => x.valLoss ?? NaN)) })),
     );
+    const m = (k: string): number => mse[k]?.mean ?? NaN;
+    const cos = (k: string): number => cosine[k]?.mean ?? NaN;
     return {
-      summary: legacyRows(summary),
+      summary,
       figures: [
         byInnerOptimisation('meta-convergence', 'Meta-training: validation MSE after each inner optimisation',
-          `mean over ${cfg.seeds.length} seed(s); log scale, spikes are diverged inner loops`, convergenceRows, 'valLoss', 'validation MSE', true),
+          `mean over ${seeds.length} seed(s); log scale, spikes are diverged inner loops`, convergenceRows, 'valLoss', 'validation MSE', true),
         byInnerOptimisation('cosine-to-exact', 'Cosine similarity to the exact unrolled hypergradient along meta-training',
-          `ANIL sinusoid, T=${cfg.steps}, mean over ${cfg.seeds.length} seed(s)`, cosRows, 'cosine', 'cosine'),
+          `ANIL sinusoid, T=${cfg.steps}, mean over ${seeds.length} seed(s)`, cosRows, 'cosine', 'cosine'),
         byInnerOptimisation('cosine-second-order', 'Cosine of the second-order part to the exact one',
           `ANIL sinusoid, T=${cfg.steps}`, cosRows, 'cosineSO', 'cosine (second-order part)'),
         {
           name: 'meta-test-mse',
           spec: groupedBars({
-            title: 'Meta-test MSE (mean ± std over seeds)',
+            title: `Meta-test MSE (mean over ${seeds.length} seed(s) × ${cfg.testTasks} tasks, 95 % interval)`,
             subtitle: `paper: FO 0.567, 1-step 0.670, DrMAD 1.086, N.IFT 0.502, HyperDistill 0.327`,
-            data: results.map((r) => ({ method: r.label, mse: mean(r.mse), lo: mean(r.mse) - std(r.mse), hi: mean(r.mse) + std(r.mse) })),
+            data: results.map((r) => ({ method: r.label, mse: mean(r.mse), lo: mseIv[r.key]?.ci95[0] ?? mean(r.mse), hi: mseIv[r.key]?.ci95[1] ?? mean(r.mse) })),
             category: { field: 'method', title: 'method' },
             group: { field: 'method', title: 'method' },
             value: { field: 'mse', title: 'MSE' },
@@ -151,13 +230,17 @@ export const hyperdistillSinusoidSection: ReportSection = {
       ],
       json: {
         config: cfg,
+        seeds,
+        hyperdistill: { key: hd.key, how: hd.how, valMse: hd.valMse },
         mse: {
-          fo: m('fo'), oneStep: m('oneStep'), drmad: m('drmad'), neumann: m('neumann'), hyperdistill: m(hdMain),
+          fo: m('fo'), oneStep: m('oneStep'), drmad: m('drmad'), neumann: m('neumann'), hyperdistill: m(hd.key),
           byMethod: mse,
         },
+        pairs,
         cosine: {
-          fo: cos('fo'), oneStep: cos('oneStep'), drmad: cos('drmad'), neumann: cos('neumann'), hyperdistill: cos(hdMain),
+          fo: cos('fo'), oneStep: cos('oneStep'), drmad: cos('drmad'), neumann: cos('neumann'), hyperdistill: cos(hd.key),
           byMethod: cosine,
+          pairs: cosPairs,
         },
         cost: costs,
         costSideBySide: timed,
@@ -167,4 +250,9 @@ export const hyperdistillSinusoidSection: ReportSection = {
       },
     };
   },
-};
+});
+
+/** A paired difference over seeds only (one value per seed). */
+function pairedDiffOf(a: string, va: number[], b: string, vb: number[]): PairDiff {
+  return allPairs({ [a]: va, [b]: vb })[0];
+}

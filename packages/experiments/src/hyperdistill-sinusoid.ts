@@ -14,6 +14,7 @@
  * constant too (Â_t = I − ηH_t, eq. 7's Jacobian); DrMAD, online RMD and the exact reference of the cosine
  * diagnostic reverse through the momentum dynamics; D* equals the support set because every step is full-batch.
  */
+import { noGrad } from '@metagrad/autograd';
 import { tensor, type Device } from '@metagrad/tensor';
 import { deriveSeed, disposeTree, mlp, Rng, sampleMetaBatch, sinusoidFamily, type BatchedRegressionData, type MlpParams, type ParamTree } from '@metagrad/models';
 import {
@@ -43,6 +44,13 @@ export interface E5Config {
   /** Online RMD references: horizons K, 'all' for the whole inner optimisation so far. */
   onlineHorizons: (number | 'all')[];
   testTasks: number;
+  /**
+   * Meta-validation tasks (drawn apart from the meta-test ones) on which the HyperDistill γ of the report's rows is
+   * chosen when several γ run; 0 skips it (the configured `reportGamma` is used).
+   */
+  valTasks: number;
+  /** The HyperDistill γ the report's rows use when there is no meta-validation choice. */
+  reportGamma: number;
   testChunk: number;
   testQuery: number;
   /** Inner optimisations (1-based) after which the cosine diagnostic runs (on the next meta-batch). */
@@ -57,11 +65,11 @@ export const E5_FULL: E5Config = {
   seeds: [0, 1, 2], episodes: 30, steps: 30, metaBatch: 10, shots: 10, hidden: 100, innerLr: 0.01, momentum: 0.9,
   hyperLr: 1e-3, reptileLr: 1, neumann: { iterations: 3, lastSteps: 5 }, gammas: [0.9, 0.99], estimationPeriod: 50,
   momentumJacobian: 'constant', onlineHorizons: [3, 'all'], costRepeats: 5,
-  testTasks: 500, testChunk: 100, testQuery: 50, diagnoseAt: [1, 10, 20, 30],
+  testTasks: 500, valTasks: 200, reportGamma: 0.99, testChunk: 100, testQuery: 50, diagnoseAt: [1, 10, 20, 30],
 };
 
 export const E5_QUICK: E5Config = {
-  ...E5_FULL, seeds: [0], episodes: 6, steps: 10, testTasks: 100, testChunk: 100, testQuery: 20, diagnoseAt: [1, 6],
+  ...E5_FULL, seeds: [0], episodes: 6, steps: 10, testTasks: 100, valTasks: 50, testChunk: 100, testQuery: 20, diagnoseAt: [1, 6],
   neumann: { iterations: 3, lastSteps: 3 }, costRepeats: 2,
 };
 
@@ -159,8 +167,10 @@ export function makeE5Learner(cfg: E5Config, device: Device, spec: MethodSpec, s
   return { features, problem, lambda, method, trainer, dispose };
 }
 
-/** One method's meta-training and meta-test for one seed. */
-async function runOne(cfg: E5Config, device: Device, spec: MethodSpec, seed: number, tick: E5Progress): Promise<{ mse: number; records: RunRecord[]; cosines: CosinePoint[]; theta: number }> {
+/** One method's meta-training and meta-test (and, if asked, meta-validation) for one seed. */
+async function runOne(
+  cfg: E5Config, device: Device, spec: MethodSpec, seed: number, tick: E5Progress, validate = false,
+): Promise<{ mse: number; perTask: number[]; valMse: number | null; records: RunRecord[]; cosines: CosinePoint[]; theta: number }> {
   const { problem, lambda, method, trainer, dispose } = makeE5Learner(cfg, device, spec, seed);
   const records: RunRecord[] = [];
   const cosines: CosinePoint[] = [];
@@ -188,8 +198,9 @@ async function runOne(cfg: E5Config, device: Device, spec: MethodSpec, seed: num
       }
     }
     const fitted = method.describe?.().theta;
-    const mse = await metaTest(cfg, device, problem, lambda, trainer.phi);
-    return { mse, records, cosines, theta: fitted ?? NaN };
+    const perTask = await metaTestTasks(cfg, device, problem, lambda, trainer.phi);
+    const valMse = validate && cfg.valTasks > 0 ? average(await metaTestTasks(cfg, device, problem, lambda, trainer.phi, { tasks: cfg.valTasks, seed: META_VALIDATION_SEED })) : null;
+    return { mse: average(perTask), perTask, valMse, records, cosines, theta: fitted ?? NaN };
   } finally {
     dispose();
   }
@@ -244,29 +255,78 @@ export async function measureEpisodeCosts(cfg: E5Config, device: Device, repeats
   }
 }
 
+/** The fixed meta-test tasks' seed (the same tasks for every method and run seed) and the meta-validation tasks'. */
+export const META_TEST_SEED = 987_654;
+export const META_VALIDATION_SEED = 123_457;
+
+const average = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
 /** Mean query MSE after T inner steps from φ at the learned λ, over the fixed meta-test tasks. */
 export async function metaTest(cfg: E5Config, device: Device, problem: ReturnType<typeof anilProblem>, lambda: ParamTree, phi: ParamTree): Promise<number> {
-  let total = 0;
-  const chunks = Math.ceil(cfg.testTasks / cfg.testChunk);
+  return average(await metaTestTasks(cfg, device, problem, lambda, phi));
+}
+
+/**
+ * Each task's query MSE after T inner steps from φ at the learned λ: the fixed meta-test tasks (shared by every
+ * method, so differences between methods pair up task by task), or `tasks` others drawn from `seed`.
+ */
+export async function metaTestTasks(
+  cfg: E5Config, device: Device, problem: ReturnType<typeof anilProblem>, lambda: ParamTree, phi: ParamTree,
+  draw: { tasks: number; seed: number } = { tasks: cfg.testTasks, seed: META_TEST_SEED },
+): Promise<number[]> {
+  const perTask: number[] = [];
+  const chunks = Math.ceil(draw.tasks / cfg.testChunk);
   for (let c = 0; c < chunks; c++) {
-    const size = Math.min(cfg.testChunk, cfg.testTasks - c * cfg.testChunk);
-    const mb = sampleMetaBatch(sinusoidFamily, { metaBatch: size, nSupport: cfg.shots, nQuery: cfg.testQuery, seed: deriveSeed(987_654, c) });
+    const size = Math.min(cfg.testChunk, draw.tasks - c * cfg.testChunk);
+    const mb = sampleMetaBatch(sinusoidFamily, { metaBatch: size, nSupport: cfg.shots, nQuery: cfg.testQuery, seed: deriveSeed(draw.seed, c) });
     const support = upload(mb.support, device);
     const query = upload(mb.query, device);
     const w0 = problem.initialWeights(phi, size);
     try {
       const { wT } = await runInner({ problem, lambda: () => lambda, w0, batches: Array.from({ length: cfg.steps }, () => support), optimiser: { lr: cfg.innerLr, momentum: cfg.momentum } });
-      const loss = problem.valLoss(wT, lambda, query);
-      total += (await loss.item()) * size;
-      loss.dispose();
+      const pred = noGrad(() => problem.predict(wT, lambda, query.x));
+      const p = await pred.toArray();
+      pred.dispose();
       disposeTree(wT);
+      const q = mb.query.n;
+      for (let t = 0; t < size; t++) {
+        let sum = 0;
+        for (let i = 0; i < q; i++) sum += (p[t * q + i] - mb.query.y[t * q + i]) ** 2;
+        perTask.push(sum / q);
+      }
     } finally {
       disposeTree(w0);
       regressionBatchOps.dispose(support);
       regressionBatchOps.dispose(query);
     }
   }
-  return total / cfg.testTasks;
+  return perTask;
+}
+
+/** One method's result for one run seed, as E5's per-seed JSON holds it. */
+export interface E5SeedMethod {
+  key: MethodKey;
+  label: string;
+  mse: number;
+  /** Query MSE per meta-test task (the same tasks for every method and seed). */
+  perTask: number[];
+  /** Mean MSE on the meta-validation tasks (HyperDistill, when several γ run), else null. */
+  valMse: number | null;
+  records: RunRecord[];
+  cosines: CosinePoint[];
+  theta: number;
+}
+
+/** Every method of E5 for one run seed (what `runSeed` returns). */
+export async function runHyperdistillSeed(cfg: E5Config, device: Device, seed: number, tick: E5Progress = () => {}): Promise<{ seed: number; methods: E5SeedMethod[] }> {
+  const specs = e5Methods(cfg);
+  const validate = specs.filter((s) => s.key.startsWith('hyperdistill')).length > 1;
+  const methods: E5SeedMethod[] = [];
+  for (const spec of specs) {
+    const r = await runOne(cfg, device, spec, seed, tick, validate && spec.key.startsWith('hyperdistill'));
+    methods.push({ key: spec.key, label: spec.label, ...r });
+  }
+  return { seed, methods };
 }
 
 export async function runHyperdistillSinusoid(cfg: E5Config, device: Device, tick: E5Progress = () => {}): Promise<E5MethodResult[]> {

@@ -19,6 +19,8 @@ export interface PairDiff {
   b: string;
   meanDiff: number;
   ci95: [number, number];
+  /** Seeds the interval rests on. */
+  n?: number;
 }
 
 /** Per seed one value, or per seed one value per test task (tasks shared by every method of a seed). */
@@ -112,7 +114,7 @@ export function pairedDiff(a: string, valuesA: SeedValues, b: string, valuesB: S
     throw new RangeError(`pairedDiff: ${a} has ${ma.length} seeds × ${ma[0].length} tasks, ${b} ${mb.length} × ${mb[0].length}; a paired interval needs the same`);
   }
   const diff = ma.map((row, s) => row.map((x, t) => x - mb[s][t]));
-  return { a, b, meanDiff: average(diff.map(average)), ci95: bootstrapMean(diff, options) };
+  return { a, b, meanDiff: average(diff.map(average)), ci95: bootstrapMean(diff, options), n: diff.length };
 }
 
 /** Every pair of methods (in the given order, a before b), paired as above. */
@@ -125,25 +127,34 @@ export function allPairs(methods: ReadonlyMap<string, SeedValues> | Record<strin
   return pairs;
 }
 
+/** One seed without tasks: a zero-width "interval" that supports nothing (the marks give ≈ for it). */
+function isPoint(x: { ci95: readonly [number, number]; n?: number }): boolean {
+  return x.ci95[0] === x.ci95[1] && (x.n ?? 1) < 2;
+}
+
 /** The mark for a claim about a − b (`'<'`: a is lower, e.g. a lower test error): from where 0 lies in its interval. */
-export function markDiff(pair: Pick<PairDiff, 'ci95'>, claim: '<' | '>'): Mark {
+export function markDiff(pair: Pick<PairDiff, 'ci95' | 'n'>, claim: '<' | '>'): Mark {
   const [lo, hi] = pair.ci95;
+  if (isPoint(pair)) return '≈';
   const supports = claim === '<' ? hi < 0 : lo > 0;
   const opposes = claim === '<' ? lo > 0 : hi < 0;
   return supports ? '✓' : opposes ? '✗' : '≈';
 }
 
 /** The mark for a threshold goal on a quantity (`≤ 0.5`): ✓ if the whole interval meets it, ✗ if none of it does. */
-export function markGoal(interval: Pick<Interval, 'ci95'>, op: '<=' | '>=', goal: number): Mark {
+export function markGoal(interval: { ci95: readonly [number, number]; n?: number }, op: '<=' | '>=', goal: number): Mark {
   const [lo, hi] = interval.ci95;
+  if (isPoint(interval)) return '≈';
   const meets = op === '<=' ? hi <= goal : lo >= goal;
   const fails = op === '<=' ? lo > goal : hi < goal;
   return meets ? '✓' : fails ? '✗' : '≈';
 }
 
-/** `0.42 [0.38, 0.47]` at the given significant digits, for the report's tables. */
+/** `0.42 [0.38, 0.47]` at the given significant digits, for the report's tables (`0.42` for a zero-width interval). */
 export function formatInterval(mean: number, ci95: readonly [number, number], digits = 3): string {
   const f = (x: number) => Number(x.toPrecision(digits)).toString();
+  // A zero-width interval (one seed without tasks) is shown as the point it is.
+  if (ci95[0] === ci95[1] && ci95[0] === mean) return f(mean);
   return `${f(mean)} [${f(ci95[0])}, ${f(ci95[1])}]`;
 }
 
@@ -171,5 +182,23 @@ export function findPair(pairs: readonly PairDiff[], a: string, b: string): Pair
   if (direct) return direct;
   const flipped = pairs.find((p) => p.a === b && p.b === a);
   if (!flipped) throw new RangeError(`findPair: no pair ${a} vs ${b} (have ${pairs.map((p) => `${p.a}–${p.b}`).join(', ')})`);
-  return { a, b, meanDiff: -flipped.meanDiff, ci95: [-flipped.ci95[1], -flipped.ci95[0]] };
+  return { ...flipped, a, b, meanDiff: -flipped.meanDiff, ci95: [-flipped.ci95[1], -flipped.ci95[0]] };
+}
+
+/** The mark for a goal band (`30 ± 6`, `|d| ≤ 1`): ✓ if the whole interval lies inside [lo, hi], ✗ if none of it does. */
+export function markBand(interval: { ci95: readonly [number, number]; n?: number }, lo: number, hi: number): Mark {
+  const [a, b] = interval.ci95;
+  if (isPoint(interval)) return '≈';
+  return a >= lo && b <= hi ? '✓' : b < lo || a > hi ? '✗' : '≈';
+}
+
+/** Marks of several claims that must all hold: ✗ if any is ✗, ✓ if all are ✓, else ≈. */
+export function markAll(marks: readonly Mark[]): Mark {
+  return marks.includes('✗') ? '✗' : marks.every((m) => m === '✓') ? '✓' : '≈';
+}
+
+/** An interval as plain JSON for results.json: `{ mean, ci95, n }` with the values rounded to `digits` significant digits. */
+export function intervalJson(interval: Interval, digits = 6): Interval {
+  const r = (x: number) => Number(x.toPrecision(digits));
+  return { mean: r(interval.mean), ci95: [r(interval.ci95[0]), r(interval.ci95[1])], n: interval.n };
 }

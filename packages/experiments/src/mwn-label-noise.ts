@@ -14,7 +14,8 @@ import {
 } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
 import { OnlineTrainer } from '@metagrad/meta';
-import { legacyRows, type ReportSection, type SectionResult } from './section';
+import { seeded, type SectionResult, type SummaryRow } from './section';
+import { allPairs, findPair, formatInterval, intervalJson, markBand, markGoal, meanInterval, type PairDiff } from './intervals';
 import { groupedBars, lineChart, type Row } from './plots';
 import { disposeBatch, estimatorFor, mlpClassifier, mwnProblem, uploadBatch, weightNet, type Classifier } from './mwn-label-noise-common';
 
@@ -99,7 +100,10 @@ async function weightCurve(lambda: MetaWeightNetParams, device: Device): Promise
 export interface E3Run {
   method: E3Method;
   seed: number;
+  /** Test accuracy after the last epoch (the final accuracy). */
   testAcc: number;
+  /** Test accuracy after each epoch; its maximum is the best-epoch accuracy. */
+  accByEpoch: number[];
   /** Mean hypergradient norm over the run (NaN for the baseline). */
   meanHypergradNorm: number;
   curve: { loss: number; weight: number }[];
@@ -127,6 +131,8 @@ export async function runE3Method(method: E3Method, data: E3Data, cfg: E3Config,
   const trainIdx = batchIterator({ n: cfg.train, batchSize: cfg.batch, seed: 300 + seed, dropLast: true, epochs: cfg.epochs });
   const metaIdx = batchIterator({ n: data.metaLabels.length, batchSize: Math.min(cfg.batch, data.metaLabels.length), seed: 400 + seed, dropLast: true, epochs: Infinity });
   const norms: number[] = [];
+  const accByEpoch: number[] = [];
+  let step = 0;
   try {
     for (const rows of trainIdx) {
       const train = uploadBatch(data.images, data.labels, rows, c.inputShape, device);
@@ -136,10 +142,11 @@ export async function runE3Method(method: E3Method, data: E3Data, cfg: E3Config,
       disposeBatch(train);
       disposeBatch(val);
       onStep?.();
+      if (++step % stepsPerEpoch === 0) accByEpoch.push(await accuracy(c, theta, data.testImages, data.testLabels, device));
     }
-    const testAcc = await accuracy(c, theta, data.testImages, data.testLabels, device);
+    const testAcc = accByEpoch.length && step % stepsPerEpoch === 0 ? accByEpoch[accByEpoch.length - 1] : await accuracy(c, theta, data.testImages, data.testLabels, device);
     const curve = await weightCurve(lambda, device);
-    return { method, seed, testAcc, meanHypergradNorm: norms.length ? norms.reduce((a, b) => a + b, 0) / norms.length : NaN, curve, seconds: (performance.now() - t0) / 1000 };
+    return { method, seed, testAcc, accByEpoch, meanHypergradNorm: norms.length ? norms.reduce((a, b) => a + b, 0) / norms.length : NaN, curve, seconds: (performance.now() - t0) / 1000 };
   } finally {
     thetaOptimizer.dispose();
     lambdaOptimizer.dispose();
@@ -169,41 +176,72 @@ export async function runMwnLabelNoise(device: Device, cfg: E3Config, onStep?: (
   return { testAcc: { baseline: b.mean, t1t2: t.mean, evograd: e.mean }, testAccStd: { baseline: b.std, t1t2: t.std, evograd: e.std }, runs, config: cfg };
 }
 
-export const mwnLabelNoiseSection: ReportSection = {
+const LABEL: Record<E3Method, string> = { baseline: 'baseline', 't1-t2': 'T1–T2', 'evograd-k2': 'EvoGrad' };
+
+export const mwnLabelNoiseSection = seeded({
   id: 'mwn-label-noise',
   title: 'E3: Meta-Weight-Net under 40% label noise — baseline vs T1–T2 vs EvoGrad',
   paperFigure: 'EvoGrad, Table 5 (Fashion-MNIST MLP instead of CIFAR ResNet-32)',
-  async run(ctx): Promise<SectionResult> {
+  defaultSeeds: (quick) => [...(quick ? E3_QUICK : E3_FULL).seeds],
+  async runSeed(ctx, seed): Promise<{ runs: E3Run[] }> {
     const cfg = ctx.quick ? E3_QUICK : E3_FULL;
-    const steps = Math.floor(cfg.train / cfg.batch) * cfg.epochs * E3_METHODS.length * cfg.seeds.length;
-    const progress = ctx.progress(steps, 'online steps');
-    let result: E3Result;
+    const progress = ctx.progress(Math.floor(cfg.train / cfg.batch) * cfg.epochs * E3_METHODS.length, `seed ${seed} online steps`);
     try {
-      result = await runMwnLabelNoise(ctx.device, cfg, () => progress.increment(1));
+      const data = loadE3Data(cfg, seed);
+      const runs: E3Run[] = [];
+      for (const method of E3_METHODS) runs.push(await runE3Method(method, data, cfg, seed, ctx.device, () => progress.increment(1)));
+      return { runs };
     } finally {
       progress.stop();
     }
-    const { testAcc: a, testAccStd: s } = result;
-    const gain = a.t1t2 - a.baseline;
-    const gap = Math.abs(a.evograd - a.t1t2);
-    const norms = (m: E3Method) => result.runs.filter((r) => r.method === m).map((r) => r.meanHypergradNorm);
-    const meanOf = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
-    const bars: Row[] = result.runs.map((r) => ({ method: r.method, seed: `seed ${r.seed}`, acc: r.testAcc * 100 }));
+  },
+  summarise(perSeed, ctx): SectionResult {
+    const cfg = ctx.quick ? E3_QUICK : E3_FULL;
+    const seeds = perSeed.map((s) => s.seed);
+    const runs = perSeed.flatMap((s) => (s.json as { runs: E3Run[] }).runs);
+    const of = (m: E3Method, f: (r: E3Run) => number) => perSeed.map((s) => f((s.json as { runs: E3Run[] }).runs.find((r) => r.method === m)!));
+    const final = Object.fromEntries(E3_METHODS.map((m) => [m, of(m, (r) => r.testAcc * 100)]));
+    const best = Object.fromEntries(E3_METHODS.map((m) => [m, of(m, (r) => Math.max(...(r.accByEpoch?.length ? r.accByEpoch : [r.testAcc])) * 100)]));
+    const finalIv = Object.fromEntries(E3_METHODS.map((m) => [m, meanInterval(final[m])]));
+    const bestIv = Object.fromEntries(E3_METHODS.map((m) => [m, meanInterval(best[m])]));
+    const pairs: PairDiff[] = [
+      ...allPairs(Object.fromEntries(E3_METHODS.map((m) => [`${m} final`, final[m]]))),
+      ...allPairs(Object.fromEntries(E3_METHODS.map((m) => [`${m} best`, best[m]]))),
+    ];
+    const gain = findPair(pairs, 't1-t2 final', 'baseline final');
+    const gap = findPair(pairs, 'evograd-k2 final', 't1-t2 final');
+    const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+    const sd = (xs: number[]) => Math.sqrt(xs.reduce((x, y) => x + (y - mean(xs)) ** 2, 0) / xs.length);
+    const norms = (m: E3Method) => runs.filter((r) => r.method === m).map((r) => r.meanHypergradNorm ?? NaN);
+    const f = (iv: { mean: number; ci95: [number, number] }) => formatInterval(iv.mean, iv.ci95, 4);
+    const bars: Row[] = runs.map((r) => ({ method: r.method, seed: `seed ${r.seed}`, acc: r.testAcc * 100 }));
     // The baseline never trains its weight net: its curve is the initial one, kept as the reference.
-    const curves: Row[] = result.runs.flatMap((r) => r.curve.map((p) => ({ ...p, method: r.method === 'baseline' ? 'initial' : r.method, seed: r.seed })));
-    const fmt = (m: number, sd: number) => (result.config.seeds.length > 1 ? `${m.toFixed(2)} ± ${sd.toFixed(2)}` : m.toFixed(2));
+    const curves: Row[] = runs.flatMap((r) => r.curve.map((p) => ({ ...p, series: r.method === 'baseline' ? `initial, seed ${r.seed}` : `${r.method}, seed ${r.seed}` })));
+    const summary: SummaryRow[] = [
+      ...E3_METHODS.map((m) => ({ metric: `test accuracy %, ${LABEL[m]}: final; best epoch`, value: `${f(finalIv[m])}; ${f(bestIv[m])}`, paper: { baseline: '70.8', 't1-t2': '87.5', 'evograd-k2': '87.7' }[m] + ' (CIFAR-10, 40 %)', goal: '–', mark: null })),
+      { metric: 'T1–T2 − baseline, final accuracy (points, paired)', value: formatInterval(gain.meanDiff, gain.ci95), paper: '+16.7 (CIFAR-10)', goal: '≥ 2', mark: markGoal(gain, '>=', 2) },
+      { metric: 'EvoGrad − T1–T2, final accuracy (points, paired)', value: formatInterval(gap.meanDiff, gap.ci95), paper: '+0.2 (CIFAR-10)', goal: 'within ±1', mark: markBand(gap, -1, 1) },
+      { metric: 'mean ‖hypergradient‖ EvoGrad / T1–T2', value: mean(norms('evograd-k2')) / mean(norms('t1-t2')), paper: '–', goal: '≈ σ²/(2τα) ~ 1e-4 (scaling note)', mark: null },
+    ];
+    const means = (iv: Record<string, { mean: number }>) => ({ baseline: iv.baseline.mean, t1t2: iv['t1-t2'].mean, evograd: iv['evograd-k2'].mean });
     return {
-      summary: legacyRows([
-        { metric: 'test accuracy % baseline / T1–T2 / EvoGrad', value: `${fmt(a.baseline, s.baseline)} / ${fmt(a.t1t2, s.t1t2)} / ${fmt(a.evograd, s.evograd)}`, paper: '70.8 / 87.5 / 87.7 (CIFAR-10, 40%)', pass: null },
-        { metric: 'T1–T2 − baseline (points)', value: gain, paper: '≥ 2', pass: gain >= 2 },
-        { metric: '|EvoGrad − T1–T2| (points)', value: gap, paper: '≤ 1', pass: gap <= 1 },
-        { metric: 'mean ‖hypergradient‖ EvoGrad / T1–T2', value: meanOf(norms('evograd-k2')) / meanOf(norms('t1-t2')), paper: '≈ σ²/(2τα) ~ 1e-4 (scaling note)', pass: null },
-      ]),
+      summary,
       figures: [
-        { name: 'accuracy', spec: groupedBars({ title: 'Test accuracy under 40% uniform label noise (%)', data: bars, category: { field: 'method', title: 'method' }, group: { field: 'seed', title: 'seed' }, color: { field: 'method', title: 'method' }, value: { field: 'acc', title: 'test accuracy (%)' }, width: 320 }) },
-        { name: 'weighting-function', spec: lineChart({ title: 'Learned weighting function v(ℓ) (initial: the untrained net)', data: curves, x: { field: 'loss', title: 'training loss ℓ' }, y: { field: 'weight', title: 'weight v(ℓ)' }, series: { field: 'method', title: 'method' }, detail: { field: 'seed', title: 'seed' }, points: false }) },
+        { name: 'accuracy', spec: groupedBars({ title: 'Test accuracy under 40% uniform label noise (%)', data: bars, category: { field: 'method', title: 'method' }, group: { field: 'seed', title: 'seed' }, value: { field: 'acc', title: 'test accuracy (%)' }, width: 320 }) },
+        { name: 'weighting-function', spec: lineChart({ title: 'Learned weighting function v(ℓ) (initial: the untrained net)', data: curves, x: { field: 'loss', title: 'training loss ℓ' }, y: { field: 'weight', title: 'weight v(ℓ)' }, series: { field: 'series', title: 'run' }, points: false }) },
       ],
-      json: { testAcc: a, testAccStd: s, runs: result.runs.map(({ curve: _c, ...r }) => r), curves: result.runs.map((r) => ({ method: r.method, seed: r.seed, curve: r.curve })), config: cfg },
+      json: {
+        testAcc: means(finalIv),
+        testAccStd: { baseline: sd(final.baseline), t1t2: sd(final['t1-t2']), evograd: sd(final['evograd-k2']) },
+        finalAcc: means(finalIv),
+        bestAcc: means(bestIv),
+        intervals: { final: Object.fromEntries(E3_METHODS.map((m) => [m, intervalJson(finalIv[m])])), best: Object.fromEntries(E3_METHODS.map((m) => [m, intervalJson(bestIv[m])])) },
+        pairs,
+        seeds,
+        runs: runs.map(({ curve: _c, ...r }) => r),
+        curves: runs.map((r) => ({ method: r.method, seed: r.seed, curve: r.curve })),
+        config: cfg,
+      },
     };
   },
-};
+});

@@ -25,12 +25,6 @@ export interface SummaryRow {
   mark: Mark | null;
 }
 
-/** TRANSITIONAL (issue 18): a row in the old form, its paper column holding the goal; converted by `legacyRows`. */
-export type LegacyRow = Omit<SummaryRow, 'goal' | 'mark'> & { pass: boolean | null };
-export function legacyRows(rows: LegacyRow[]): SummaryRow[] {
-  return rows.map(({ pass, ...r }) => ({ ...r, goal: r.paper, mark: pass === null ? null : pass ? '✓' : '✗' }));
-}
-
 export interface Figure {
   /** File-name stem, unique within the section (`hypergrad-vs-lambda`). */
   name: string;
