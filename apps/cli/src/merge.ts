@@ -8,7 +8,8 @@ import type { Device } from '@metagrad/tensor';
 import { isSeeded, type ReportSection } from '@metagrad/experiments';
 import { REPORT_SECTIONS } from '@metagrad/experiments/node';
 import { createDawnStderrFilter } from '../stderr-filter.mjs';
-import { finishReport, recordSection, type ReportResults, type SectionRecord } from './report';
+import { createNodeDevice } from '@metagrad/tensor/node';
+import { finishReport, recordSection, runSeedUnits, sectionContext, type ReportResults, type SectionRecord } from './report';
 import {
   MixedVariantError, SeedFileError, collectUnitFiles, copyUnitFiles, extraPath, formatSeedList, seedPath, shown, splitForJobs, summaryInputs, type CollectedExperiment,
 } from './seeds';
@@ -73,7 +74,7 @@ export interface JobsOptions {
   seeds: number[];
   jobs: number;
   quick: boolean;
-  /** Run the section's extras (in the first job). */
+  /** Run the section's extras, here, after the seeds (so a timing extra does not share the machine with them). */
   extras: boolean;
   out: string;
   /** Where the children's output goes, each line prefixed with its job. */
@@ -81,9 +82,10 @@ export interface JobsOptions {
 }
 
 /**
- * Runs the seeds in `jobs` child processes (`metagrad run <exp> --seeds <subset> --no-merge --out <out>`, this
- * process's own node and entry), waits for all, and returns the files they were to write. A failed child is an error
- * naming its seeds, raised after the others finish (their files stay, to merge later).
+ * Runs the seeds in `jobs` child processes (`metagrad run <exp> --seeds <subset> --no-extras --no-merge --out <out>`,
+ * this process's own node and entry), waits for all, then the extras (if asked) in this process, alone on the
+ * machine; returns the files written. A failed child is an error naming its seeds, raised after the others finish
+ * (their files stay, to merge later).
  */
 export async function runSeedJobs(options: JobsOptions): Promise<string[]> {
   const stderr = options.stderr ?? process.stderr;
@@ -96,7 +98,7 @@ export async function runSeedJobs(options: JobsOptions): Promise<string[]> {
       const tag = `[job ${i + 1}/${groups.length} seeds ${formatSeedList(group)}]`;
       const args = [
         ...process.execArgv, entry, 'run', options.experiment, '--seeds', formatSeedList(group), '--no-merge', '--out', options.out,
-        ...(options.quick ? ['--quick'] : []), ...(options.extras && i === 0 ? ['--extras'] : ['--no-extras']),
+        ...(options.quick ? ['--quick'] : []), '--no-extras',
       ];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
       const filter = createDawnStderrFilter();
@@ -124,5 +126,14 @@ export async function runSeedJobs(options: JobsOptions): Promise<string[]> {
   if (failures.length) throw new Error(`${failures.join('; ')}; the seeds that finished are in ${shown(options.out)}/seeds/${options.experiment}/ (merge them later with metagrad merge)`);
   const section = REPORT_SECTIONS.find((s) => s.id === options.experiment);
   const extraNames = options.extras && section && isSeeded(section) ? Object.keys(section.extras ?? {}) : [];
+  if (extraNames.length && section && isSeeded(section)) {
+    const device = await createNodeDevice();
+    try {
+      const log = (m: string) => stderr.write(`[extras] ${m}\n`);
+      await runSeedUnits(section, sectionContext(section, { quick: options.quick, json: false }, device, stderr, log), { seeds: [], extras: true, out: options.out, quick: options.quick });
+    } finally {
+      device.destroy();
+    }
+  }
   return [...options.seeds.map((s) => seedPath(options.out, options.experiment, s)), ...extraNames.map((e) => extraPath(options.out, options.experiment, e))];
 }

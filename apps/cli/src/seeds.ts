@@ -12,8 +12,8 @@
  *   - `--seeds 0-9`, `0,2,5`, `0-3,8`: the seeds to run (default: the section's own, `defaultSeeds(quick)`).
  *   - `--shard i/N` (1 ≤ i ≤ N): only the i-th of N shards of those seeds, dealt round-robin (seed k of the sorted
  *     list goes to shard (k mod N) + 1).
- *   - `--jobs N`: the seeds in N local child processes (`metagrad run <exp> --seeds <subset> --no-merge …`, the
- *     extras with the first), then the summary here; no device is needed here unless the summary needs one.
+ *   - `--jobs N`: the seeds in N local child processes (`metagrad run <exp> --seeds <subset> --no-extras
+ *     --no-merge …`), then the extras here (alone, so a timing extra is not slowed by the seeds), then the summary.
  *   - `--extras`: also run the section's non-seeded units (E1's GPU cross-check and trajectories, E5's side-by-side
  *     cost timing); they run by default only when neither --seeds nor --shard is given.
  *   - `--no-merge`: write the per-seed files only (no summary, results.json or figures).
