@@ -1,6 +1,10 @@
-/** @file The browser demos' URL parameters: checked for number, integer and range, and a bad one is shown on the page (no browser needed). */
+/**
+ * @file The browser demos' URL parameters: checked for number, integer and range, read from the query string or
+ * the hash, written back as a query string of the non-defaults; a bad one is shown on the page (no browser needed).
+ */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DemoParamError, parseParams } from '../../apps/browser/pages/params';
+import fc from 'fast-check';
+import { DemoParamError, formatParams, parseParams } from '../../apps/browser/pages/params';
 
 const specs = {
   steps: { value: 300, integer: true, min: 1, max: 100_000 },
@@ -37,14 +41,47 @@ describe('demo URL parameters', () => {
   });
 });
 
+describe('URL state round trip', () => {
+  it('the hash is read like the query string (TensorFlow Playground style); a parameter in both is given twice', () => {
+    expect(parseParams(specs, '', '#steps=36&lr=0.01')).toMatchObject({ steps: 36, lr: 0.01 });
+    expect(parseParams(specs, '?steps=36', '#lr=0.01')).toMatchObject({ steps: 36, lr: 0.01, size: 14 });
+    expect(() => parseParams(specs, '?steps=36', '#steps=40')).toThrow(/steps is given twice/);
+  });
+
+  it('formatParams writes only what differs from the defaults, and parseParams reads it back', () => {
+    const defaults = parseParams(specs, '');
+    expect(formatParams(specs, defaults)).toBe('');
+    expect(formatParams(specs, { ...defaults, steps: 36, lr: 1e-7, targetDeg: -45.5 })).toBe('?steps=36&lr=1e-7&targetDeg=-45.5');
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 100_000 }),
+        fc.integer({ min: 0, max: 100_000 }),
+        fc.integer({ min: 1, max: 28 }),
+        fc.double({ min: 1e-9, max: 10, noNaN: true }),
+        fc.double({ min: -180, max: 180, noNaN: true }),
+        (steps, warmup, size, lr, targetDeg) => {
+          const values = { steps, warmup, size, lr, targetDeg: targetDeg === 0 ? 0 : targetDeg };
+          expect(parseParams(specs, formatParams(specs, values))).toEqual(values);
+        },
+      ),
+    );
+  });
+});
+
 describe('readParams on a page', () => {
   afterEach(() => vi.unstubAllGlobals());
 
   it('shows a bad parameter as the page error (state, status line) instead of leaving it at "starting…"', async () => {
-    const status = { textContent: 'starting…', classList: { toggle: vi.fn() } };
+    const status = { textContent: 'starting…', classList: { toggle: vi.fn() }, append: vi.fn() };
+    const adapter = { textContent: 'looking for a WebGPU adapter…' };
     const body = { dataset: {} as Record<string, string> };
-    vi.stubGlobal('location', { search: '?steps=', pathname: '/rotation.html' });
-    vi.stubGlobal('document', { body, getElementById: (id: string) => (id === 'status' ? status : null) });
+    const link = { href: '', id: '', textContent: '' };
+    vi.stubGlobal('location', { search: '?steps=', hash: '', pathname: '/rotation.html' });
+    vi.stubGlobal('document', {
+      body,
+      getElementById: (id: string) => ({ status, adapter })[id] ?? null,
+      createElement: () => link,
+    });
     vi.stubGlobal('window', { addEventListener: vi.fn() });
     vi.spyOn(console, 'error').mockImplementation(() => {});
     const { readParams } = await import('../../apps/browser/pages/common');
@@ -55,5 +92,9 @@ describe('readParams on a page', () => {
     expect(body.dataset.state).toBe('error');
     expect(status.textContent).toMatch(/steps="" is not valid/);
     expect(status.classList.toggle).toHaveBeenCalledWith('error', true);
+    // A way out next to the message, and the adapter line no longer says it is looking for one.
+    expect(link).toMatchObject({ href: '/rotation.html', id: 'load-defaults' });
+    expect(status.append).toHaveBeenCalledWith(' — ', link);
+    expect(adapter.textContent).toMatch(/not started/);
   });
 });

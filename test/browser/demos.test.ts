@@ -3,20 +3,12 @@
  * on 127.0.0.1, opened with tiny budgets in the URL, and checked on the numbers it exposes (window.metagradDemo),
  * with no console errors; screenshots go to test-artifacts/browser/.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildDemos } from '../../apps/browser/build';
-import { type RunningServer, serveDirectory } from '../../apps/browser/serve';
 import type { DemoStatus } from '../../apps/browser/pages/common';
 import { describeWithPrerequisite } from '../helpers/prerequisite';
-
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'browser');
-const haveChromium = existsSync(CHROMIUM);
-const missing = `${CHROMIUM} not found (install Debian's chromium: bash scripts/setup.sh --test)`;
+import { ARTIFACTS, type DemoBrowser, haveChromium, missingChromium, startDemoBrowser } from './harness';
 
 interface Opened {
   status: DemoStatus;
@@ -24,42 +16,19 @@ interface Opened {
   page: Page;
 }
 
-describeWithPrerequisite('browser demos in headless Chromium', haveChromium, missing, () => {
-  let server: RunningServer;
-  let context: BrowserContext;
-  let buildDir: string;
-  let userDataDir: string;
+describeWithPrerequisite('browser demos in headless Chromium', haveChromium, missingChromium, () => {
+  let browser: DemoBrowser;
+  let server: DemoBrowser['server'];
+  let context: DemoBrowser['context'];
 
   beforeAll(async () => {
-    buildDir = mkdtempSync(join(tmpdir(), 'metagrad-demos-'));
-    userDataDir = mkdtempSync(join(tmpdir(), 'metagrad-chromium-'));
-    const report = await buildDemos({ outDir: buildDir });
-    expect('error' in report.fashion ? report.fashion.error : 'ok').toBe('ok');
-    server = await serveDirectory(buildDir, 0);
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--enable-unsafe-webgpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    mkdirSync(ARTIFACTS, { recursive: true });
-    // Screenshots are build output, never committed.
-    writeFileSync(join(ARTIFACTS, '..', '.gitignore'), '*\n');
+    browser = await startDemoBrowser();
+    ({ server, context } = browser);
+    expect(browser.fashion).toBe('ok');
   });
 
   afterAll(async () => {
-    await context?.close();
-    await server?.close();
-    for (const dir of [buildDir, userDataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+    await browser?.close();
   });
 
   /** Opens a page, waits until its run finished (or failed), saves a screenshot, returns what it exposed. */
@@ -153,6 +122,22 @@ describeWithPrerequisite('browser demos in headless Chromium', haveChromium, mis
     expect(amaml).toBeLessThan(untrained);
     expect(maml).toBeLessThan(untrained);
     expect(result.liveTensorsAtEnd).toBe(0);
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  // The page's default run (no URL parameters) must finish within a minute on SwiftShader. Opt-in (about 50 s):
+  // METAGRAD_BROWSER_DEFAULTS=1 npx vitest run test/browser/demos.test.ts
+  it.runIf(process.env.METAGRAD_BROWSER_DEFAULTS === '1')('Adjoint-MAML: the default run finishes within 60 s on SwiftShader', async () => {
+    const start = Date.now();
+    const { status, consoleErrors, page } = await open('amaml.html', 'amaml-default', 90_000);
+    const wallMs = Date.now() - start;
+    expect(status.error).toBeNull();
+    expect(status.state).toBe('done');
+    const result = status.result as { ms: number; iters: number; finalNrmse: { amaml: number; maml: number; untrained: number } };
+    console.log(`amaml default: ${(wallMs / 1000).toFixed(1)} s wall (${(result.ms / 1000).toFixed(1)} s run), nRMSE ${JSON.stringify(result.finalNrmse)}`);
+    expect(wallMs).toBeLessThan(60_000);
+    expect(result.finalNrmse.amaml).toBeLessThan(result.finalNrmse.untrained);
     expect(consoleErrors).toEqual([]);
     await page.close();
   });

@@ -14,10 +14,10 @@ import {
   toyTrainGradX,
 } from '@metagrad/models';
 import { type Device, type Tensor, concat, dispose, tensor } from '@metagrad/tensor';
-import { Chart, demoStatus, finishRun, fmt, nextFrame, readParams, setState, slider, startDevice } from './common';
+import { Chart, type Run, demoStatus, finishRun, fmt, paramForm, readParams, runControls, setState, slider, startDevice, writeParams } from './common';
 
 // Ranges as the sliders' (K, τ, σ, λ) and what the run needs (counts ≥ 1, a positive step size).
-const params = readParams({
+const SPECS = {
   K: { value: 10, integer: true, min: 1, max: 100 },
   tau: { value: 0.5, positive: true, max: 2 },
   sigma: { value: 1, positive: true, max: 2 },
@@ -27,7 +27,8 @@ const params = readParams({
   steps: { value: 5, integer: true, min: 1, max: 10_000 },
   lr: { value: 0.1, positive: true, max: 10 },
   seed: { value: 1, integer: true, min: 0, max: 2 ** 31 - 1 },
-});
+};
+const params = readParams(SPECS);
 
 interface Settings {
   K: number;
@@ -160,19 +161,26 @@ const device: Device | null = await startDevice();
 if (device) {
   const estimates = estimateChart();
   const trajectories = trajectoryChart();
-  let runId = 0;
-  const read = {
-    K: slider('K', params.K, () => void run()),
-    tau: slider('tau', params.tau, () => void run(), (v) => v.toFixed(2)),
-    sigma: slider('sigma', params.sigma, () => void run(), (v) => v.toFixed(1)),
-    lambda: slider('lambda', params.lambda, () => void run(), (v) => v.toFixed(2)),
-  };
   const metrics = document.getElementById('metrics') as HTMLElement;
 
-  const run = async (): Promise<void> => {
-    const id = ++runId;
-    const settings: Settings = { K: read.K(), tau: read.tau(), sigma: read.sigma(), lambda: read.lambda() };
-    const stale = (): boolean => id !== runId; // a slider moved: this run gives way to the new one
+  // A slider or form change goes into the URL and starts a new run (the current one gives way at its next tick).
+  const changed = (): void => {
+    writeParams(SPECS, params);
+    void controls.restart();
+  };
+  const sliderChanged = (key: 'K' | 'tau' | 'sigma' | 'lambda') => (): void => {
+    params[key] = read[key]();
+    changed();
+  };
+  const read = {
+    K: slider('K', params.K, sliderChanged('K')),
+    tau: slider('tau', params.tau, sliderChanged('tau'), (v) => v.toFixed(2)),
+    sigma: slider('sigma', params.sigma, sliderChanged('sigma'), (v) => v.toFixed(1)),
+    lambda: slider('lambda', params.lambda, sliderChanged('lambda'), (v) => v.toFixed(2)),
+  };
+
+  const toyRun = async (run: Run): Promise<void> => {
+    const settings: Settings = { K: params.K, tau: params.tau, sigma: params.sigma, lambda: params.lambda };
     const t0 = performance.now();
     const liveBefore = device.memory().liveTensors;
     const evo = new EvoGrad<null>({ K: settings.K, sigma: settings.sigma, tau: settings.tau, noise: 'gaussian', seed: params.seed });
@@ -187,7 +195,6 @@ if (device) {
     setState('running', `K=${settings.K} τ=${settings.tau} σ=${settings.sigma}: estimating at ${grid.length} λ × ${params.trials} trials…`);
     for (const lambdaValue of grid) {
       const r = await row(evo, settings, lambdaValue, rng, params.trials);
-      if (stale()) return;
       rows.push(r);
       const [lower, upper, mean] = estimates.data.datasets.slice(1, 4);
       lower.data.push({ x: r.lambda, y: r.mean - r.std });
@@ -195,10 +202,10 @@ if (device) {
       mean.data.push({ x: r.lambda, y: r.mean });
       estimates.update();
       setState('running', `estimating: ${rows.length}/${grid.length} λ done (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-      await nextFrame();
+      await run.tick();
     }
     const probe = await row(evo, settings, settings.lambda, rng, params.trials);
-    if (stale()) return;
+    await run.tick();
     estimates.data.datasets[4].data = [
       { x: probe.lambda, y: probe.mean },
     ];
@@ -214,7 +221,7 @@ if (device) {
     for (const [i, start] of starts.entries()) {
       const evograd = await trajectory(evo, start);
       const exact = await trajectory(null, start);
-      if (stale()) return;
+      await run.tick();
       paths.push({ start, evograd, exact });
       const color = PALETTE[i % PALETTE.length];
       const name = `(${start[0]}, ${start[1]})`;
@@ -249,5 +256,6 @@ if (device) {
         `correlation with the closed form ${fmt(corr)}`,
     );
   };
-  await run();
+  const controls = runControls(toyRun);
+  paramForm(SPECS, params, ['lambdas', 'trials', 'steps', 'lr', 'seed'], changed);
 }

@@ -31,7 +31,8 @@ function describeRule(spec: ParamSpec): string {
   return parts.join(' ');
 }
 
-function check(key: string, raw: string, spec: ParamSpec): number {
+/** One raw value checked against its spec; a DemoParamError naming the rule when it does not fit. */
+export function checkParam(key: string, raw: string, spec: ParamSpec): number {
   // Number('') and Number('  ') are 0, Number('0x10') is 16: accept plain decimal notation only.
   const plain = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw.trim());
   const value = plain ? Number(raw) : NaN;
@@ -46,11 +47,12 @@ function check(key: string, raw: string, spec: ParamSpec): number {
 }
 
 /**
- * The parameters of `search` (a URL's `?…` part) over the specs' defaults. An unknown parameter (a typo such as
- * `?trails=5`) or a repeated one is a DemoParamError too, since it would otherwise be ignored without a word.
+ * The parameters of `search` (a URL's `?…` part) and `hash` (`#K=2&tau=0.3`, as TensorFlow Playground writes
+ * them) over the specs' defaults. An unknown parameter (a typo such as `?trails=5`) or a repeated one (also one
+ * given in both parts) is a DemoParamError too, since it would otherwise be ignored without a word.
  */
-export function parseParams<S extends Record<string, ParamSpec>>(specs: S, search: string): ParamValues<S> {
-  const query = new URLSearchParams(search);
+export function parseParams<S extends Record<string, ParamSpec>>(specs: S, search: string, hash = ''): ParamValues<S> {
+  const query = [...new URLSearchParams(search), ...new URLSearchParams(hash.replace(/^#/, ''))];
   const out: Record<string, number> = {};
   for (const [key, spec] of Object.entries(specs)) out[key] = spec.value;
   const seen = new Set<string>();
@@ -58,7 +60,27 @@ export function parseParams<S extends Record<string, ParamSpec>>(specs: S, searc
     if (!Object.hasOwn(specs, key)) throw new DemoParamError(`unknown URL parameter ${key} (this page takes ${Object.keys(specs).join(', ')})`);
     if (seen.has(key)) throw new DemoParamError(`URL parameter ${key} is given twice`);
     seen.add(key);
-    out[key] = check(key, raw, specs[key]);
+    out[key] = checkParam(key, raw, specs[key]);
   }
   return out as ParamValues<S>;
+}
+
+/** A value as the URL shows it: the shortest decimal that reads back as the same number (0.05, 1e-7, 300). */
+function formatValue(value: number): string {
+  return String(value);
+}
+
+/**
+ * The query string (`?K=2&tau=0.3`, or '' when everything is at its default) that `parseParams` reads back as
+ * `values`: only the parameters that differ from their defaults, in the specs' order, so a shared link stays short
+ * and says what was changed.
+ */
+export function formatParams<S extends Record<string, ParamSpec>>(specs: S, values: ParamValues<S>): string {
+  const query = new URLSearchParams();
+  for (const [key, spec] of Object.entries(specs)) {
+    const value = values[key];
+    if (value !== spec.value) query.set(key, formatValue(value));
+  }
+  const text = query.toString();
+  return text === '' ? '' : `?${text}`;
 }

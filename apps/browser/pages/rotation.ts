@@ -21,7 +21,7 @@ import {
   rotate,
 } from '@metagrad/models';
 import { type Device, type Tensor, dispose, tensor, tidy } from '@metagrad/tensor';
-import { Chart, demoStatus, finishRun, fmt, nextFrame, readParams, setState, startDevice } from './common';
+import { type Chart, type Run, demoStatus, finishRun, fmt, freshChart, paramForm, readParams, runControls, setState, startDevice } from './common';
 import type { FashionManifest } from '../fashion-asset';
 
 /**
@@ -33,7 +33,7 @@ import type { FashionManifest } from '../fashion-asset';
 const count = (value: number, min = 1, max = 1_000_000) => ({ value, integer: true, min, max });
 const flag = (value: number) => ({ value, integer: true, min: 0, max: 1 });
 const rate = (value: number) => ({ value, positive: true, max: 10 });
-const params = readParams({
+const SPECS = {
   steps: count(300),
   warmup: count(20, 0),
   batch: count(64, 1, 4096),
@@ -51,7 +51,8 @@ const params = readParams({
   baseline: flag(1),
   t1t2: flag(0),
   seed: count(3, 0, 2 ** 31 - 1),
-});
+};
+const params = readParams(SPECS);
 const SAMPLES = 8;
 
 interface Batch {
@@ -144,7 +145,7 @@ function drawImages(containerId: string, images: Float32Array, side: number, cap
 }
 
 function lineChart(id: string, yTitle: string, datasets: { label: string; color: string; dash?: number[] }[], yRange?: [number, number]): Chart {
-  return new Chart(document.getElementById(id) as HTMLCanvasElement, {
+  return freshChart(id, {
     type: 'line',
     data: {
       datasets: datasets.map((d) => ({ label: d.label, data: [], borderColor: d.color, backgroundColor: d.color, borderDash: d.dash, borderWidth: 2, pointRadius: 0 })),
@@ -160,9 +161,8 @@ function lineChart(id: string, yTitle: string, datasets: { label: string; color:
   });
 }
 
-demoStatus('rotation');
-const device: Device | null = await startDevice();
-if (device) {
+/** One whole run with the current `params`; `run.tick()` between chunks of steps. */
+async function rotationRun(device: Device, run: Run): Promise<void> {
   const t0 = performance.now();
   setState('running', 'loading the Fashion-MNIST subset…');
   const { splits, side } = await loadSubset();
@@ -194,138 +194,165 @@ if (device) {
   // Baseline: the same network and optimiser on upright images only (λ fixed at 0), fed the same batches.
   const baseTheta = params.baseline ? net.init(params.seed) : null;
   const baseOptimizer = baseTheta ? new Adam(baseTheta, { lr: params.lrBase }) : null;
-  /** One plain base step on upright images (the baseline, and the EvoGrad model's optional warm-up). */
-  const uprightStep = (weights: LeNet5Params, optimizer: Adam, batch: Batch): void => {
-    const live = mapTree(weights, (t) => requiresGrad(detach(t)));
-    const loss = tidy(() => crossEntropy(net.apply(live, batch.x), batch.y));
-    const grads = grad(loss, leaves(live));
-    optimizer.step(fromLeaves(live, grads));
-    dispose([loss, ...grads, ...leaves(live)]);
-  };
-
-  const angleChart = lineChart('angle-chart', 'λ (degrees)', [
-    { label: `learned angle (${params.t1t2 ? 'T1–T2' : 'EvoGrad'})`, color: '#2f6fd6' },
-    { label: `target +${params.targetDeg}°`, color: '#888', dash: [6, 4] },
-  ]);
-  angleChart.data.datasets[1].data = [
-    { x: 0, y: params.targetDeg },
-    { x: params.steps, y: params.targetDeg },
-  ];
-  const accuracyChart = lineChart(
-    'accuracy-chart',
-    'test accuracy',
-    [
-      { label: `${params.t1t2 ? 'T1–T2' : 'EvoGrad'} (learned rotation)`, color: '#2f6fd6' },
-      ...(params.baseline ? [{ label: 'baseline (upright only)', color: '#d6552f' }] : []),
-    ],
-    [0, 1],
-  );
-
   const sampleRows = Int32Array.from({ length: SAMPLES }, (_, i) => i);
   const sampleBatch = toBatch(splits.train, sampleRows, side);
-  const captions = Array.from(sampleRows, (r) => splits.classes[splits.train.labels[r]] ?? String(splits.train.labels[r]));
-  const targetSamples = rotate(splits.train.images.subarray(0, SAMPLES * side * side), side, side, params.targetDeg);
-  drawImages('samples-upright', splits.train.images, side, captions, 'upright (what the baseline trains on)');
-  drawImages('samples-target', targetSamples, side, captions, `rotated +${params.targetDeg}° (as the test set)`);
+  // Whichever way the run ends (finished, reset, failed), its model, optimiser state and batches are freed.
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    trainer.dispose();
+    thetaOptimizer.dispose();
+    lambdaOptimizer.dispose();
+    baseOptimizer?.dispose();
+    dispose([...leaves(theta), ...leaves(lambda), ...(baseTheta ? leaves(baseTheta) : []), testBatch.x, testBatch.y, sampleBatch.x, sampleBatch.y]);
+  };
+  try {
+    /** One plain base step on upright images (the baseline, and the EvoGrad model's optional warm-up). */
+    const uprightStep = (weights: LeNet5Params, optimizer: Adam, batch: Batch): void => {
+      const live = mapTree(weights, (t) => requiresGrad(detach(t)));
+      const loss = tidy(() => crossEntropy(net.apply(live, batch.x), batch.y));
+      const grads = grad(loss, leaves(live));
+      optimizer.step(fromLeaves(live, grads));
+      dispose([loss, ...grads, ...leaves(live)]);
+    };
 
-  const readAngle = async (): Promise<number> => ((await lambda.angle.toArray())[0] * 180) / Math.PI;
-  const evaluate = async (weights: LeNet5Params): Promise<number> => {
-    const logits = noGrad(() => net.apply(weights, testBatch.x));
-    try {
-      return await accuracy(logits, testBatch.y);
-    } finally {
-      logits.dispose();
+    const angleChart = lineChart('angle-chart', 'λ (degrees)', [
+      { label: `learned angle (${params.t1t2 ? 'T1–T2' : 'EvoGrad'})`, color: '#2f6fd6' },
+      { label: `target +${params.targetDeg}°`, color: '#888', dash: [6, 4] },
+    ]);
+    angleChart.data.datasets[1].data = [
+      { x: 0, y: params.targetDeg },
+      { x: params.steps, y: params.targetDeg },
+    ];
+    const accuracyChart = lineChart(
+      'accuracy-chart',
+      'test accuracy',
+      [
+        { label: `${params.t1t2 ? 'T1–T2' : 'EvoGrad'} (learned rotation)`, color: '#2f6fd6' },
+        ...(params.baseline ? [{ label: 'baseline (upright only)', color: '#d6552f' }] : []),
+      ],
+      [0, 1],
+    );
+
+    const captions = Array.from(sampleRows, (r) => splits.classes[splits.train.labels[r]] ?? String(splits.train.labels[r]));
+    const targetSamples = rotate(splits.train.images.subarray(0, SAMPLES * side * side), side, side, params.targetDeg);
+    drawImages('samples-upright', splits.train.images, side, captions, 'upright (what the baseline trains on)');
+    drawImages('samples-target', targetSamples, side, captions, `rotated +${params.targetDeg}° (as the test set)`);
+
+    const readAngle = async (): Promise<number> => ((await lambda.angle.toArray())[0] * 180) / Math.PI;
+    const evaluate = async (weights: LeNet5Params): Promise<number> => {
+      const logits = noGrad(() => net.apply(weights, testBatch.x));
+      try {
+        return await accuracy(logits, testBatch.y);
+      } finally {
+        logits.dispose();
+      }
+    };
+    const renderThrough = async (angle: RotationParams): Promise<Float32Array> => {
+      const out = noGrad(() => rotation.apply(angle, sampleBatch.x));
+      const pixels = (await out.toArray()) as Float32Array;
+      out.dispose();
+      return pixels;
+    };
+
+    // Sign convention, checked by re-rendering: the GPU transformer at +target must match the host's +target rotation.
+    const probe = { angle: tensor([(params.targetDeg * Math.PI) / 180]) };
+    const probePixels = await renderThrough(probe);
+    probe.angle.dispose();
+    let signCheckMaxDiff = 0;
+    for (let i = 0; i < probePixels.length; i++) signCheckMaxDiff = Math.max(signCheckMaxDiff, Math.abs(probePixels[i] - targetSamples[i]));
+
+    const rng = new Rng(params.seed + 1);
+    const angles: { step: number; deg: number }[] = [{ step: 0, deg: await readAngle() }];
+    const evals: { step: number; evograd: number; baseline: number | null }[] = [];
+    const metrics = document.getElementById('metrics') as HTMLElement;
+    const showMetrics = (): void => {
+      const last = evals[evals.length - 1];
+      metrics.innerHTML =
+        `<span>angle λ = <b>${fmt(angles[angles.length - 1].deg, 2)}°</b> (target +${params.targetDeg}°)</span>` +
+        (last
+          ? `<span>rotated-test accuracy: EvoGrad <b>${fmt(100 * last.evograd, 1)}%</b>` +
+            (last.baseline !== null ? `, baseline <b>${fmt(100 * last.baseline, 1)}%</b>` : '') +
+            ` (${nTest} images, step ${last.step})</span>`
+          : '') +
+        `<span>GPU vs host rotation at +${params.targetDeg}°: max pixel diff ${signCheckMaxDiff.toExponential(1)}</span>` +
+        `<span>EvoGrad K=${params.K}${params.antithetic ? ' antithetic' : ''}, σ=${params.sigma}, τ=${params.tau}; first ${params.warmup} steps base-only</span>`;
+    };
+    const checkpoint = async (step: number): Promise<void> => {
+      const evograd = await evaluate(theta);
+      const baseline = baseTheta ? await evaluate(baseTheta) : null;
+      evals.push({ step, evograd, baseline });
+      accuracyChart.data.datasets[0].data.push({ x: step, y: evograd });
+      if (baseline !== null) accuracyChart.data.datasets[1].data.push({ x: step, y: baseline });
+      accuracyChart.update();
+      drawImages('samples-learned', await renderThrough(lambda), side, captions, `through the learned λ = ${fmt(angles[angles.length - 1].deg, 1)}° (GPU)`);
+      showMetrics();
+    };
+    await checkpoint(0);
+
+    let liveAfterFirstStep = 0;
+    let lastLog = '';
+    for (let step = 1; step <= params.steps; step++) {
+      const trainBatch = toBatch(splits.train, randomRows(rng, splits.train.n, params.batch), side);
+      const valBatch = toBatch(valRotated, randomRows(rng, valRotated.n, params.batch), side);
+      try {
+        const warm = step <= params.warmup; // base steps only: the angle's signal is weak while the net is random
+        if (warm) uprightStep(theta, thetaOptimizer, trainBatch);
+        const log = warm ? null : await trainer.trainStep(trainBatch, valBatch);
+        if (baseTheta && baseOptimizer) uprightStep(baseTheta, baseOptimizer, trainBatch);
+        if (log) lastLog = `train loss ${fmt(log.trainLoss)}, val loss ${fmt(log.valLoss)}, |dL_V/dλ| ${log.hypergradNorm.toExponential(2)}`;
+        else lastLog = `warm-up (base steps only)`;
+      } finally {
+        dispose([trainBatch.x, trainBatch.y, valBatch.x, valBatch.y]);
+      }
+      angles.push({ step, deg: await readAngle() });
+      angleChart.data.datasets[0].data.push({ x: step, y: angles[angles.length - 1].deg });
+      if (step === 1) liveAfterFirstStep = device.memory().liveTensors;
+      if (step % params.evalEvery === 0 || step === params.steps) await checkpoint(step);
+      if (step % 5 === 0 || step === params.steps) {
+        angleChart.update();
+        setState('running', `step ${step}/${params.steps}: ${lastLog} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      }
+      await run.tick();
     }
-  };
-  const renderThrough = async (angle: RotationParams): Promise<Float32Array> => {
-    const out = noGrad(() => rotation.apply(angle, sampleBatch.x));
-    const pixels = (await out.toArray()) as Float32Array;
-    out.dispose();
-    return pixels;
-  };
-
-  // Sign convention, checked by re-rendering: the GPU transformer at +target must match the host's +target rotation.
-  const probe = { angle: tensor([(params.targetDeg * Math.PI) / 180]) };
-  const probePixels = await renderThrough(probe);
-  probe.angle.dispose();
-  let signCheckMaxDiff = 0;
-  for (let i = 0; i < probePixels.length; i++) signCheckMaxDiff = Math.max(signCheckMaxDiff, Math.abs(probePixels[i] - targetSamples[i]));
-
-  const rng = new Rng(params.seed + 1);
-  const angles: { step: number; deg: number }[] = [{ step: 0, deg: await readAngle() }];
-  const evals: { step: number; evograd: number; baseline: number | null }[] = [];
-  const metrics = document.getElementById('metrics') as HTMLElement;
-  const showMetrics = (): void => {
-    const last = evals[evals.length - 1];
-    metrics.innerHTML =
-      `<span>angle λ = <b>${fmt(angles[angles.length - 1].deg, 2)}°</b> (target +${params.targetDeg}°)</span>` +
-      (last
-        ? `<span>rotated-test accuracy: EvoGrad <b>${fmt(100 * last.evograd, 1)}%</b>` +
-          (last.baseline !== null ? `, baseline <b>${fmt(100 * last.baseline, 1)}%</b>` : '') +
-          ` (${nTest} images, step ${last.step})</span>`
-        : '') +
-      `<span>GPU vs host rotation at +${params.targetDeg}°: max pixel diff ${signCheckMaxDiff.toExponential(1)}</span>` +
-      `<span>EvoGrad K=${params.K}${params.antithetic ? ' antithetic' : ''}, σ=${params.sigma}, τ=${params.tau}; first ${params.warmup} steps base-only</span>`;
-  };
-  const checkpoint = async (step: number): Promise<void> => {
-    const evograd = await evaluate(theta);
-    const baseline = baseTheta ? await evaluate(baseTheta) : null;
-    evals.push({ step, evograd, baseline });
-    accuracyChart.data.datasets[0].data.push({ x: step, y: evograd });
-    if (baseline !== null) accuracyChart.data.datasets[1].data.push({ x: step, y: baseline });
-    accuracyChart.update();
-    drawImages('samples-learned', await renderThrough(lambda), side, captions, `through the learned λ = ${fmt(angles[angles.length - 1].deg, 1)}° (GPU)`);
-    showMetrics();
-  };
-  await checkpoint(0);
-
-  let liveAfterFirstStep = 0;
-  let lastLog = '';
-  for (let step = 1; step <= params.steps; step++) {
-    const trainBatch = toBatch(splits.train, randomRows(rng, splits.train.n, params.batch), side);
-    const valBatch = toBatch(valRotated, randomRows(rng, valRotated.n, params.batch), side);
-    try {
-      const warm = step <= params.warmup; // base steps only: the angle's signal is weak while the net is random
-      if (warm) uprightStep(theta, thetaOptimizer, trainBatch);
-      const log = warm ? null : await trainer.trainStep(trainBatch, valBatch);
-      if (baseTheta && baseOptimizer) uprightStep(baseTheta, baseOptimizer, trainBatch);
-      if (log) lastLog = `train loss ${fmt(log.trainLoss)}, val loss ${fmt(log.valLoss)}, |dL_V/dλ| ${log.hypergradNorm.toExponential(2)}`;
-      else lastLog = `warm-up (base steps only)`;
-    } finally {
-      dispose([trainBatch.x, trainBatch.y, valBatch.x, valBatch.y]);
-    }
-    angles.push({ step, deg: await readAngle() });
-    angleChart.data.datasets[0].data.push({ x: step, y: angles[angles.length - 1].deg });
-    if (step === 1) liveAfterFirstStep = device.memory().liveTensors;
-    if (step % params.evalEvery === 0 || step === params.steps) await checkpoint(step);
-    if (step % 5 === 0 || step === params.steps) {
-      angleChart.update();
-      setState('running', `step ${step}/${params.steps}: ${lastLog} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-      await nextFrame();
-    }
+    const final = evals[evals.length - 1];
+    const angleDeg = angles[angles.length - 1].deg;
+    const ms = performance.now() - t0;
+    const liveTensorGrowth = device.memory().liveTensors - liveAfterFirstStep;
+    release();
+    const liveTensorsAtEnd = device.memory().liveTensors;
+    finishRun(
+      {
+        steps: params.steps,
+        batch: params.batch,
+        K: params.K,
+        size: side,
+        angleDeg,
+        angles,
+        targetDeg: params.targetDeg,
+        accEvoGrad: final.evograd,
+        accBaseline: final.baseline,
+        evals,
+        signCheckMaxDiff,
+        liveTensorGrowth,
+        // Everything the run made is freed by now (the page itself holds no tensors).
+        liveTensorsAtEnd,
+        msPerStep: ms / params.steps,
+        ms,
+      },
+      `done in ${(ms / 1000).toFixed(1)} s (${params.steps} steps, ${fmt(ms / params.steps, 0)} ms/step): angle ${fmt(angleDeg, 2)}°, ` +
+        `rotated-test accuracy EvoGrad ${fmt(100 * final.evograd, 1)}%` +
+        (final.baseline !== null ? `, baseline ${fmt(100 * final.baseline, 1)}%` : ''),
+    );
+  } finally {
+    release();
   }
-  const final = evals[evals.length - 1];
-  const angleDeg = angles[angles.length - 1].deg;
-  const ms = performance.now() - t0;
-  finishRun(
-    {
-      steps: params.steps,
-      batch: params.batch,
-      K: params.K,
-      size: side,
-      angleDeg,
-      angles,
-      targetDeg: params.targetDeg,
-      accEvoGrad: final.evograd,
-      accBaseline: final.baseline,
-      evals,
-      signCheckMaxDiff,
-      liveTensorGrowth: device.memory().liveTensors - liveAfterFirstStep,
-      msPerStep: ms / params.steps,
-      ms,
-    },
-    `done in ${(ms / 1000).toFixed(1)} s (${params.steps} steps, ${fmt(ms / params.steps, 0)} ms/step): angle ${fmt(angleDeg, 2)}°, ` +
-      `rotated-test accuracy EvoGrad ${fmt(100 * final.evograd, 1)}%` +
-      (final.baseline !== null ? `, baseline ${fmt(100 * final.baseline, 1)}%` : ''),
-  );
+}
+
+demoStatus('rotation');
+const device: Device | null = await startDevice();
+if (device) {
+  const controls = runControls((run) => rotationRun(device, run));
+  paramForm(SPECS, params, ['steps', 'warmup', 'batch', 'K', 'antithetic', 'sigma', 'tau', 'lrBase', 'lrAngle', 'evalEvery', 'size', 'nTest', 'targetDeg', 'baseline', 't1t2', 'seed'], () => void controls.restart());
 }
