@@ -89,7 +89,8 @@ async function slicePrediction(p: MlpParams, scaling: RegressionScaling): Promis
 
 const sliceX = Array.from({ length: SLICE_POINTS }, (_, i) => -1 + (2 * i) / (SLICE_POINTS - 1));
 
-function chart(id: string, xTitle: string, yTitle: string, xMax?: number): Chart {
+/** A line chart; `countX` for an x axis that counts (iterations, steps): whole-number ticks only. */
+function chart(id: string, xTitle: string, yTitle: string, xMax?: number, countX = false): Chart {
   return freshChart(id, {
     type: 'line',
     data: { datasets: [] },
@@ -97,7 +98,7 @@ function chart(id: string, xTitle: string, yTitle: string, xMax?: number): Chart
       maintainAspectRatio: false,
       parsing: false,
       scales: {
-        x: { type: 'linear', title: { display: true, text: xTitle }, ...(xMax !== undefined ? { min: 0, max: xMax } : {}) },
+        x: { type: 'linear', title: { display: true, text: xTitle }, ...(xMax !== undefined ? { min: 0, max: xMax } : {}), ...(countX ? { ticks: { precision: 0 } } : {}) },
         y: { type: 'linear', title: { display: true, text: yTitle } },
       },
     },
@@ -129,7 +130,7 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
   const trainers = learners.map(({ learner }) => new MetaTrainer(learner, problem, theta0, adam({ lr: params.outerLr })));
   // A reset stops the run at a tick: the trainers and θ₀ are freed whichever way it ends.
   try {
-    const trainChart = chart('train-chart', 'outer iteration', 'query MSE (scaled units)', params.iters);
+    const trainChart = chart('train-chart', 'outer iteration', 'query MSE (scaled units)', params.iters, true);
     trainChart.data.datasets = learners.map(({ label, key }) => ({ label, data: [], borderColor: COLORS[key], backgroundColor: COLORS[key], borderWidth: 2, pointRadius: 0 }));
     const losses: Record<'amaml' | 'maml', number[]> = { amaml: [], maml: [] };
     const msPerIter: Record<'amaml' | 'maml', number> = { amaml: 0, maml: 0 };
@@ -195,7 +196,7 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
       curves[init.key] = sums;
     }
 
-    const adaptChart = chart('adapt-chart', 'adaptation steps (GD, lr ' + params.innerLr + ')', 'query nRMSE');
+    const adaptChart = chart('adapt-chart', 'adaptation steps (GD, lr ' + params.innerLr + ')', 'query nRMSE', undefined, true);
     adaptChart.data.datasets = inits.map(({ key, label }) => ({
       label,
       data: evalAt.map((k, e) => ({ x: k, y: curves[key][e] })),

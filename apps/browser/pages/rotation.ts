@@ -154,7 +154,7 @@ function lineChart(id: string, yTitle: string, datasets: { label: string; color:
       maintainAspectRatio: false,
       parsing: false,
       scales: {
-        x: { type: 'linear', title: { display: true, text: 'step' }, min: 0, max: params.steps },
+        x: { type: 'linear', title: { display: true, text: 'step' }, min: 0, max: params.steps, ticks: { precision: 0 } },
         y: { type: 'linear', title: { display: true, text: yTitle }, ...(yRange ? { min: yRange[0], max: yRange[1] } : {}) },
       },
     },

@@ -214,7 +214,7 @@ export const evogradRotationSection = seeded({
     const conventionOk = seedRuns.every((j) => j.convention.plus < j.convention.minus);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const traces = seedRuns.flatMap((j, i) =>
-      j.runs.filter((x) => x.method !== 'baseline').flatMap((x) => x.angleTrace.map((a, step) => ({ step, angle: sign(j) * a, series: `${x.method}, seed ${seeds[i]}` }))),
+      j.runs.filter((x) => x.method !== 'baseline').flatMap((x) => x.angleTrace.map((a, step) => ({ step, angle: sign(j) * a, method: x.method, seed: seeds[i] }))),
     );
     const summary: SummaryRow[] = [
       { metric: 'learned angle, EvoGrad (°)', value: f(iv.angleE), paper: '28.5 ± 5.2 (true 30)', goal: '30 ± 6', mark: markBand(iv.angleE, 24, 36) },
@@ -234,7 +234,7 @@ export const evogradRotationSection = seeded({
     const runs = seedRuns.flatMap((j) => j.runs);
     return {
       summary,
-      figures: [{ name: 'angle', spec: lineChart({ title: 'Learned rotation angle during training', data: traces, x: { field: 'step', title: 'online step' }, y: { field: 'angle', title: 'angle (°)' }, series: { field: 'series', title: 'run' }, points: false, rule: { y: 30, label: 'true +30°' } }) }],
+      figures: [{ name: 'angle', spec: lineChart({ title: 'Learned rotation angle during training', data: traces, x: { field: 'step', title: 'online step' }, y: { field: 'angle', title: 'angle (°)' }, series: { field: 'method', title: 'method' }, detail: { field: 'seed', title: 'seed' }, points: false, rule: { y: 30, label: 'true +30°' } }) }],
       json: {
         angleDeg: iv.angleE.mean, accBaselineRotated: iv.accBR.mean, accBaselineUpright: iv.accBU.mean, accEvoGrad: iv.accE.mean, accT1T2: iv.accT.mean,
         angleDegT1T2: iv.angleT.mean, gapClosed: iv.gap.mean, convention: seedRuns[0].convention, runs: runs.map(({ angleTrace: _t, ...x }) => x),

@@ -216,7 +216,7 @@ export const mwnLabelNoiseSection = seeded({
     const f = (iv: { mean: number; ci95: [number, number] }) => formatInterval(iv.mean, iv.ci95, 4);
     const bars: Row[] = runs.map((r) => ({ method: r.method, seed: `seed ${r.seed}`, acc: r.testAcc * 100 }));
     // The baseline never trains its weight net: its curve is the initial one, kept as the reference.
-    const curves: Row[] = runs.flatMap((r) => r.curve.map((p) => ({ ...p, series: r.method === 'baseline' ? `initial, seed ${r.seed}` : `${r.method}, seed ${r.seed}` })));
+    const curves: Row[] = runs.flatMap((r) => r.curve.map((p) => ({ ...p, method: r.method === 'baseline' ? 'initial' : r.method, seed: r.seed })));
     const summary: SummaryRow[] = [
       ...E3_METHODS.map((m) => ({ metric: `test accuracy %, ${LABEL[m]}: final; best epoch`, value: `${f(finalIv[m])}; ${f(bestIv[m])}`, paper: { baseline: '70.8', 't1-t2': '87.5', 'evograd-k2': '87.7' }[m] + ' (CIFAR-10, 40 %)', goal: '–', mark: null })),
       { metric: 'T1–T2 − baseline, final accuracy (points, paired)', value: formatInterval(gain.meanDiff, gain.ci95), paper: '+16.7 (CIFAR-10)', goal: '≥ 2', mark: markGoal(gain, '>=', 2) },
@@ -227,8 +227,8 @@ export const mwnLabelNoiseSection = seeded({
     return {
       summary,
       figures: [
-        { name: 'accuracy', spec: groupedBars({ title: 'Test accuracy under 40% uniform label noise (%)', data: bars, category: { field: 'method', title: 'method' }, group: { field: 'seed', title: 'seed' }, value: { field: 'acc', title: 'test accuracy (%)' }, width: 320 }) },
-        { name: 'weighting-function', spec: lineChart({ title: 'Learned weighting function v(ℓ) (initial: the untrained net)', data: curves, x: { field: 'loss', title: 'training loss ℓ' }, y: { field: 'weight', title: 'weight v(ℓ)' }, series: { field: 'series', title: 'run' }, points: false }) },
+        { name: 'accuracy', spec: groupedBars({ title: 'Test accuracy under 40% uniform label noise (%)', data: bars, category: { field: 'method', title: 'method' }, group: { field: 'seed', title: 'seed' }, color: { field: 'method', title: 'method' }, value: { field: 'acc', title: 'test accuracy (%)' }, width: 320 }) },
+        { name: 'weighting-function', spec: lineChart({ title: 'Learned weighting function v(ℓ) (initial: the untrained net)', data: curves, x: { field: 'loss', title: 'training loss ℓ' }, y: { field: 'weight', title: 'weight v(ℓ)' }, series: { field: 'method', title: 'method' }, detail: { field: 'seed', title: 'seed' }, points: false }) },
       ],
       json: {
         testAcc: means(finalIv),
