@@ -3,6 +3,8 @@
  * legend labels, log axes no wider than the decades around the data, one colour per method with a dash per variant.
  * Each property is checked on the spec and on the SVG that Vega draws from it.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DASHES, groupedBars, lineChart, logDomain, scatter, sideBySide, type Row, type VegaLiteSpec } from '@metagrad/experiments';
 import { renderSvg } from '../../apps/cli/src/render-figure';
@@ -199,5 +201,21 @@ describe('one colour per method, a dash per variant', () => {
     const se = (seeds as unknown as { layer: { encoding: Enc }[] }).layer[0].encoding;
     expect(se.xOffset).toMatchObject({ field: 'seed' });
     expect(se.color).toMatchObject({ field: 'method', legend: null });
+  });
+});
+
+describe('the experiments use these encodings', () => {
+  it('no figure builds "method, seed N" or "method, T=…" series labels (each such pair took a colour of its own)', () => {
+    const dir = join(process.cwd(), 'packages', 'experiments', 'src');
+    const offenders = readdirSync(dir)
+      .filter((f) => f.endsWith('.ts'))
+      .flatMap((f) =>
+        readFileSync(join(dir, f), 'utf8')
+          .split('\n')
+          .map((line, i) => ({ where: `${f}:${i + 1}`, line }))
+          .filter(({ line }) => /series: .*(seed \$\{|T=\$\{)/.test(line)),
+      )
+      .map(({ where }) => where);
+    expect(offenders).toEqual([]);
   });
 });
