@@ -246,6 +246,29 @@ describeWithPrerequisite('queue: shards on a BullMQ queue with a real redis-serv
     expect((await second.exited).code).toBe(0);
   }, 60_000);
 
+  it('a run that gives up (--timeout) marks its running shard cancelled: after its worker dies, the other worker does not run it again', async () => {
+    const state = mkdtempSync(join(dir, 'state-'));
+    const queue = ['--queue', 'cancel-test'];
+    const a = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
+    const b = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
+    procs.push(a, b);
+    await until('both workers to be ready', () => /waiting for shards/.test(a.output()) && /waiting for shards/.test(b.output()));
+    const coord = start(['run', 'fake', '--seeds', '5', '--redis', url, ...queue, '--out', join(dir, 'out-cancel'), '--timeout', '3'], coordEnv);
+    procs.push(coord);
+    const done = await coord.exited;
+    expect(done.code).toBe(1);
+    expect(coord.output()).toMatch(/timed out after \d+ s; 1 of 1 shard\(s\) lost \(seeds 5\)/);
+    const marker = join(state, 'hang-5');
+    expect(existsSync(marker)).toBe(true);
+    const { worker: hungWorker } = JSON.parse(readFileSync(marker, 'utf8')) as { worker: number };
+    const [victim, other] = hungWorker === a.proc.pid ? [a, b] : [b, a];
+    process.kill(-victim.proc.pid!, 'SIGKILL');
+    await until('the other worker to skip the cancelled shard', () => /gave up on run/.test(other.output()), 20_000, () => other.output());
+    expect(readFileSync(join(state, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(1);
+    other.proc.kill('SIGTERM');
+    expect((await other.exited).code).toBe(0);
+  }, 60_000);
+
   it('a failing shard is retried --attempts times, then the run fails naming the shard, its seeds and the error', async () => {
     const out = join(dir, 'out-fail');
     const queue = ['--queue', 'fail-test'];

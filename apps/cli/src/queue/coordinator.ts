@@ -207,11 +207,14 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
     if (failed.length > 0) throw new Error(`${failed.length} shard(s) failed`);
     log(`coordinator: run ${runId}: all ${jobs.length} shard(s) in ${((Date.now() - started) / 1000).toFixed(1)} s; files under ${opts.out}${opts.merge ? ', summarising' : ''}`);
   } catch (e) {
-    // Unstarted jobs of this run are removed (active ones are locked by their workers and finish on their own).
+    // Unstarted jobs of this run are removed. Active ones are locked by their workers: they are marked cancelled, so
+    // that one whose worker died is not run again when the stalled check puts it back (a live one finishes, unread).
     let removed = 0;
     for (const id of pending.keys()) {
-      const job = await queue.getJob(id).catch(() => undefined);
-      if (job && (await job.getState().catch(() => 'unknown')) !== 'active') removed += await job.remove().then(() => 1, () => 0);
+      const job = (await queue.getJob(id).catch(() => undefined)) as Job | undefined;
+      if (!job) continue;
+      if ((await job.getState().catch(() => 'unknown')) !== 'active') removed += await job.remove().then(() => 1, () => 0);
+      else await job.updateData({ ...(job.data as ShardJob), cancelled: true }).catch(() => {});
     }
     const lost = [...failed, ...[...pending.values()].map((index) => ({ index, seeds: jobs[index].seeds, reason: 'not finished' }))];
     const lostSeeds = lost.flatMap((l) => l.seeds).sort((a, b) => a - b);

@@ -27,6 +27,8 @@ export interface ShardJob {
   shard: { index: number; count: number };
   /** The coordinator's code version (../seeds.ts codeVersion(), as in the per-seed files); a worker with another one fails the job without retrying. */
   codeVersion: string;
+  /** Set by a coordinator that gave up on its run while the shard was running: a worker that takes it again skips it. */
+  cancelled?: boolean;
   /** The worker kills the shard's process after this long (then the job fails and is retried); none when absent. */
   timeoutMs?: number;
 }

@@ -131,6 +131,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     } catch (e) {
       throw new UnrecoverableError((e as Error).message);
     }
+    if (data.cancelled) throw new UnrecoverableError(`job ${job.id}: its coordinator gave up on run ${data.runId}; not run again`);
     if (data.codeVersion !== mine && !opts.anyVersion) {
       throw new UnrecoverableError(`worker ${name} runs code ${mine}, the job was made by code ${data.codeVersion} (update the worker, or start it with --any-version)`);
     }
