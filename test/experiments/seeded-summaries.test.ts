@@ -118,6 +118,14 @@ describe('E7 summary from per-seed JSON', () => {
     expect(count.value).toBe('1 of 2');
     expect(count.mark).toBe('✗');
     expect(out.figures.map((f) => f.name)).toEqual(['nrmse-vs-adaptation']);
+
+    // A diverged method (NaN test errors, null once through JSON) is left out of the intervals instead of failing the section.
+    const broken = JSON.parse(JSON.stringify(perSeed)) as SeedRecord[];
+    for (const s of broken) for (const f of (s.json as E7Result).final) if (f.method === 'Reptile') f.perTask = f.perTask.map(() => null as unknown as number);
+    const partial = await amamlRegressionSection.summarise(broken, ctx());
+    const pairs = (partial.json as { pairs: PairDiff[] }).pairs;
+    expect(pairs.some((p) => p.a === 'Reptile' || p.b === 'Reptile')).toBe(false);
+    expect(partial.summary[0].mark).toBe('✓');
   });
 });
 
