@@ -198,6 +198,7 @@ describeWithPrerequisite('queue: shards on a BullMQ queue with a real redis-serv
     // Every other shard ran once: one 'started' line each, all on the survivor after the kill.
     const startedLines = [...(victim!.output() + survivor.output()).matchAll(/shard (\d)\/3 of evograd-toy .*attempt (\d)\) started/g)].map((m) => `${m[1]}:${m[2]}`);
     expect(startedLines.sort()).toEqual(['1:1', '2:1', '3:1', `${shardNo}:2`].sort());
+    expect(coord.output()).not.toMatch(/MaxListenersExceededWarning/);
     const merged = JSON.parse(coord.stdout()) as unknown;
 
     const localDone = await local.exited;
@@ -241,6 +242,8 @@ describeWithPrerequisite('queue: shards on a BullMQ queue with a real redis-serv
     expect(done.code, coord.output()).toBe(0);
     const summary = JSON.parse(coord.output().slice(coord.output().indexOf('{'), coord.output().lastIndexOf('}') + 1)) as { shards: { worker: string; starts: number }[] };
     expect(summary.shards[0].worker).toMatch(new RegExp(`:${second.proc.pid}$`));
+    // One abort listener per poll, removed again (11 polls warned 'Possible EventTarget memory leak').
+    expect(coord.output()).not.toMatch(/MaxListenersExceededWarning/);
     expect(filesUnder(out).get('seeds/fake/seed-7.json')).toMatch(/"seed": 7/);
     second.proc.kill('SIGTERM');
     expect((await second.exited).code).toBe(0);

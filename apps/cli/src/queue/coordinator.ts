@@ -241,13 +241,18 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
   return { runId, queue: queueName, shards: outcomes, files: [...written].sort(), wallMs: Date.now() - started, ...(opts.merge ? { merged } : {}) };
 }
 
+/** Waits `ms`, or less if the signal aborts (its listener removed either way: one poll each, for hours). */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const onAbort = (): void => {
       clearTimeout(t);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
