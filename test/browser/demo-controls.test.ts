@@ -118,6 +118,7 @@ describeWithPrerequisite('demo URL state, errors and controls in headless Chromi
     expect(await page.locator('#param-lr').getAttribute('class')).toMatch(/invalid/);
     expect(search(page).has('lr')).toBe(false);
     expect((await demoStatus(page)).started).toBe(1);
+    await page.screenshot({ path: join(ARTIFACTS, 'evograd-toy-param-error.png') });
     expect(errors).toEqual([]);
     await page.close();
   });
