@@ -57,7 +57,10 @@ export async function mergeSeedFiles(options: MergeOptions): Promise<ReportResul
     const { perSeed, extras } = summaryInputs(c);
     records.push(await recordSection(section, options.out, log, () => section.summarise(perSeed, { quick: c.variant === 'quick', log: (m) => log(`  ${m}`), extras })));
   }
-  const adapter = collected.flatMap((c) => c.seeds).find((s) => s.file.adapter)?.file.adapter ?? null;
+  const adapters = [...new Set(collected.flatMap((c) => [...c.seeds, ...c.extras]).map((u) => u.file.adapter?.name).filter((n): n is string => Boolean(n)))];
+  if (adapters.length > 1) log(`note: the files come from ${adapters.length} adapters (${adapters.join(', ')}); times in them are not comparable across files`);
+  const first = collected.flatMap((c) => c.seeds).find((s) => s.file.adapter)?.file.adapter ?? null;
+  const adapter = first && adapters.length > 1 ? { ...first, name: `mixed: ${adapters.join(', ')}` } : first;
   return finishReport(records, {
     quick: collected[0].variant === 'quick',
     out: options.out,
