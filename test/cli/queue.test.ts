@@ -215,7 +215,7 @@ describeWithPrerequisite('queue: shards on a BullMQ queue with a real redis-serv
     console.log(`queue real-experiment test: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }, 200_000); // ~20-30 s alone; 61 s inside the full suite on a loaded 2-core machine
 
-  it('SIGTERM mid-shard: the worker stops its shard, puts it back in the queue (no attempt spent) and exits 0; another worker finishes it', async () => {
+  it('SIGTERM mid-shard: the worker stops its shard, puts it back in the queue (no attempt spent) and exits 0; another worker finishes it; --run-id re-attaches without running it again', async () => {
     const state = mkdtempSync(join(dir, 'state-'));
     const out = join(dir, 'out-term');
     const queue = ['--queue', 'term-test'];
@@ -247,6 +247,14 @@ describeWithPrerequisite('queue: shards on a BullMQ queue with a real redis-serv
     expect(filesUnder(out).get('seeds/fake/seed-7.json')).toMatch(/"seed": 7/);
     second.proc.kill('SIGTERM');
     expect((await second.exited).code).toBe(0);
+
+    // --run-id re-attaches: with no worker left, the finished shard's files come back from Redis, nothing runs.
+    const { runId } = JSON.parse(coord.stdout()) as { runId: string };
+    const again = start(['run', 'fake', '--seeds', '7', '--redis', url, ...queue, '--out', join(dir, 'out-again'), '--json', '--run-id', runId, '--timeout', '20'], coordEnv);
+    procs.push(again);
+    expect((await again.exited).code, again.output()).toBe(0);
+    expect(filesUnder(join(dir, 'out-again'))).toEqual(filesUnder(out));
+    expect(readFileSync(join(state, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(2);
   }, 60_000);
 
   it('a run that gives up (--timeout) marks its running shard cancelled: after its worker dies, the other worker does not run it again', async () => {
