@@ -215,86 +215,89 @@ describeWithPrerequisite('queue: shards on a BullMQ queue with a real redis-serv
     console.log(`queue real-experiment test: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }, 200_000); // ~20-30 s alone; 61 s inside the full suite on a loaded 2-core machine
 
-  it('SIGTERM mid-shard: the worker stops its shard, puts it back in the queue (no attempt spent) and exits 0; another worker finishes it; --run-id re-attaches without running it again', async () => {
-    const state = mkdtempSync(join(dir, 'state-'));
-    const out = join(dir, 'out-term');
-    const queue = ['--queue', 'term-test'];
-    const first = start(['worker', '--redis', url, ...queue], workerEnv(state, '7'));
-    procs.push(first);
-    await until('the worker to be ready', () => /waiting for shards/.test(first.output()));
-    const coord = start(['run', 'fake', '--seeds', '7', '--redis', url, ...queue, '--out', out, '--json', '--attempts', '1', '--timeout', '50'], coordEnv);
-    procs.push(coord);
-    const marker = join(state, 'hang-7');
-    await until('the worker to start seed 7', () => existsSync(marker));
-    const { pid: shardPid } = JSON.parse(readFileSync(marker, 'utf8')) as { pid: number };
-    const t = Date.now();
-    first.proc.kill('SIGTERM');
-    const exit = await first.exited;
-    expect(exit.code, first.output()).toBe(0);
-    expect(Date.now() - t).toBeLessThan(10_000);
-    expect(first.output()).toMatch(/stopped by shutdown, back in the queue/);
-    expect(alive(shardPid)).toBe(false);
+  // Separate queues and state directories: these run side by side (they mostly wait for processes to start).
+  describe.concurrent('mechanics, with a stand-in shard command', () => {
+    it('SIGTERM mid-shard: the worker stops its shard, puts it back in the queue (no attempt spent) and exits 0; another worker finishes it; --run-id re-attaches without running it again', async ({ expect }) => {
+      const state = mkdtempSync(join(dir, 'state-'));
+      const out = join(dir, 'out-term');
+      const queue = ['--queue', 'term-test'];
+      const first = start(['worker', '--redis', url, ...queue], workerEnv(state, '7'));
+      procs.push(first);
+      await until('the worker to be ready', () => /waiting for shards/.test(first.output()));
+      const coord = start(['run', 'fake', '--seeds', '7', '--redis', url, ...queue, '--out', out, '--json', '--attempts', '1', '--timeout', '50'], coordEnv);
+      procs.push(coord);
+      const marker = join(state, 'hang-7');
+      await until('the worker to start seed 7', () => existsSync(marker));
+      const { pid: shardPid } = JSON.parse(readFileSync(marker, 'utf8')) as { pid: number };
+      const t = Date.now();
+      first.proc.kill('SIGTERM');
+      const exit = await first.exited;
+      expect(exit.code, first.output()).toBe(0);
+      expect(Date.now() - t).toBeLessThan(10_000);
+      expect(first.output()).toMatch(/stopped by shutdown, back in the queue/);
+      expect(alive(shardPid)).toBe(false);
 
-    // Default lock settings (30 s): the shard is taken at once because it is waiting, not stalled.
-    const second = start(['worker', '--redis', url, ...queue], workerEnv(state, '7'));
-    procs.push(second);
-    const done = await coord.exited;
-    expect(done.code, coord.output()).toBe(0);
-    const summary = JSON.parse(coord.output().slice(coord.output().indexOf('{'), coord.output().lastIndexOf('}') + 1)) as { shards: { worker: string; starts: number }[] };
-    expect(summary.shards[0].worker).toMatch(new RegExp(`:${second.proc.pid}$`));
-    // One abort listener per poll, removed again (11 polls warned 'Possible EventTarget memory leak').
-    expect(coord.output()).not.toMatch(/MaxListenersExceededWarning/);
-    expect(filesUnder(out).get('seeds/fake/seed-7.json')).toMatch(/"seed": 7/);
-    second.proc.kill('SIGTERM');
-    expect((await second.exited).code).toBe(0);
+      // Default lock settings (30 s): the shard is taken at once because it is waiting, not stalled.
+      const second = start(['worker', '--redis', url, ...queue], workerEnv(state, '7'));
+      procs.push(second);
+      const done = await coord.exited;
+      expect(done.code, coord.output()).toBe(0);
+      const summary = JSON.parse(coord.output().slice(coord.output().indexOf('{'), coord.output().lastIndexOf('}') + 1)) as { shards: { worker: string; starts: number }[] };
+      expect(summary.shards[0].worker).toMatch(new RegExp(`:${second.proc.pid}$`));
+      // One abort listener per poll, removed again (11 polls warned 'Possible EventTarget memory leak').
+      expect(coord.output()).not.toMatch(/MaxListenersExceededWarning/);
+      expect(filesUnder(out).get('seeds/fake/seed-7.json')).toMatch(/"seed": 7/);
+      second.proc.kill('SIGTERM');
+      expect((await second.exited).code).toBe(0);
 
-    // --run-id re-attaches: with no worker left, the finished shard's files come back from Redis, nothing runs.
-    const { runId } = JSON.parse(coord.stdout()) as { runId: string };
-    const again = start(['run', 'fake', '--seeds', '7', '--redis', url, ...queue, '--out', join(dir, 'out-again'), '--json', '--run-id', runId, '--timeout', '20'], coordEnv);
-    procs.push(again);
-    expect((await again.exited).code, again.output()).toBe(0);
-    expect(filesUnder(join(dir, 'out-again'))).toEqual(filesUnder(out));
-    expect(readFileSync(join(state, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(2);
-  }, 60_000);
+      // --run-id re-attaches: with no worker left, the finished shard's files come back from Redis, nothing runs.
+      const { runId } = JSON.parse(coord.stdout()) as { runId: string };
+      const again = start(['run', 'fake', '--seeds', '7', '--redis', url, ...queue, '--out', join(dir, 'out-again'), '--json', '--run-id', runId, '--timeout', '20'], coordEnv);
+      procs.push(again);
+      expect((await again.exited).code, again.output()).toBe(0);
+      expect(filesUnder(join(dir, 'out-again'))).toEqual(filesUnder(out));
+      expect(readFileSync(join(state, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(2);
+    }, 60_000);
 
-  it('a run that gives up (--timeout) marks its running shard cancelled: after its worker dies, the other worker does not run it again', async () => {
-    const state = mkdtempSync(join(dir, 'state-'));
-    const queue = ['--queue', 'cancel-test'];
-    const a = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
-    const b = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
-    procs.push(a, b);
-    await until('both workers to be ready', () => /waiting for shards/.test(a.output()) && /waiting for shards/.test(b.output()));
-    const coord = start(['run', 'fake', '--seeds', '5', '--redis', url, ...queue, '--out', join(dir, 'out-cancel'), '--timeout', '3'], coordEnv);
-    procs.push(coord);
-    const done = await coord.exited;
-    expect(done.code).toBe(1);
-    expect(coord.output()).toMatch(/timed out after \d+ s; 1 of 1 shard\(s\) lost \(seeds 5\)/);
-    const marker = join(state, 'hang-5');
-    expect(existsSync(marker)).toBe(true);
-    const { worker: hungWorker } = JSON.parse(readFileSync(marker, 'utf8')) as { worker: number };
-    const [victim, other] = hungWorker === a.proc.pid ? [a, b] : [b, a];
-    process.kill(-victim.proc.pid!, 'SIGKILL');
-    await until('the other worker to skip the cancelled shard', () => /gave up on run/.test(other.output()), 20_000, () => other.output());
-    expect(readFileSync(join(state, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(1);
-    other.proc.kill('SIGTERM');
-    expect((await other.exited).code).toBe(0);
-  }, 60_000);
+    it('a run that gives up (--timeout) marks its running shard cancelled: after its worker dies, the other worker does not run it again', async ({ expect }) => {
+      const state = mkdtempSync(join(dir, 'state-'));
+      const queue = ['--queue', 'cancel-test'];
+      const a = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
+      const b = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
+      procs.push(a, b);
+      await until('both workers to be ready', () => /waiting for shards/.test(a.output()) && /waiting for shards/.test(b.output()));
+      const coord = start(['run', 'fake', '--seeds', '5', '--redis', url, ...queue, '--out', join(dir, 'out-cancel'), '--timeout', '3'], coordEnv);
+      procs.push(coord);
+      const done = await coord.exited;
+      expect(done.code).toBe(1);
+      expect(coord.output()).toMatch(/timed out after \d+ s; 1 of 1 shard\(s\) lost \(seeds 5\)/);
+      const marker = join(state, 'hang-5');
+      expect(existsSync(marker)).toBe(true);
+      const { worker: hungWorker } = JSON.parse(readFileSync(marker, 'utf8')) as { worker: number };
+      const [victim, other] = hungWorker === a.proc.pid ? [a, b] : [b, a];
+      process.kill(-victim.proc.pid!, 'SIGKILL');
+      await until('the other worker to skip the cancelled shard', () => /gave up on run/.test(other.output()), 20_000, () => other.output());
+      expect(readFileSync(join(state, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(1);
+      other.proc.kill('SIGTERM');
+      expect((await other.exited).code).toBe(0);
+    }, 60_000);
 
-  it('a failing shard is retried --attempts times, then the run fails naming the shard, its seeds and the error', async () => {
-    const out = join(dir, 'out-fail');
-    const queue = ['--queue', 'fail-test'];
-    const w = start(['worker', '--redis', url, ...queue], { ...workerEnv(dir, ''), METAGRAD_WORKER_RUN_COMMAND: JSON.stringify([process.execPath, '-e', 'console.error("boom: device lost"); process.exit(3)']) });
-    procs.push(w);
-    const coord = start(['run', 'fake', '--seeds', '4', '--redis', url, ...queue, '--out', out, '--attempts', '2', '--timeout', '50'], coordEnv);
-    procs.push(coord);
-    const done = await coord.exited;
-    expect(done.code).toBe(1);
-    expect(coord.output()).toMatch(/1 of 1 shard\(s\) lost \(seeds 4\)/);
-    expect(coord.output()).toMatch(/exited with status 3[\s\S]*boom: device lost/);
-    expect(coord.output()).toMatch(/FAILED after 2 start\(s\)/);
-    w.proc.kill('SIGTERM');
-    expect((await w.exited).code).toBe(0);
-  }, 60_000);
+    it('a failing shard is retried --attempts times, then the run fails naming the shard, its seeds and the error', async ({ expect }) => {
+      const out = join(dir, 'out-fail');
+      const queue = ['--queue', 'fail-test'];
+      const w = start(['worker', '--redis', url, ...queue], { ...workerEnv(dir, ''), METAGRAD_WORKER_RUN_COMMAND: JSON.stringify([process.execPath, '-e', 'console.error("boom: device lost"); process.exit(3)']) });
+      procs.push(w);
+      const coord = start(['run', 'fake', '--seeds', '4', '--redis', url, ...queue, '--out', out, '--attempts', '2', '--timeout', '50'], coordEnv);
+      procs.push(coord);
+      const done = await coord.exited;
+      expect(done.code).toBe(1);
+      expect(coord.output()).toMatch(/1 of 1 shard\(s\) lost \(seeds 4\)/);
+      expect(coord.output()).toMatch(/exited with status 3[\s\S]*boom: device lost/);
+      expect(coord.output()).toMatch(/FAILED after 2 start\(s\)/);
+      w.proc.kill('SIGTERM');
+      expect((await w.exited).code).toBe(0);
+    }, 60_000);
+  });
 });
 
 describe('queue: errors and the job schema', () => {
