@@ -2,7 +2,7 @@
 import { seeded, type SectionResult, type SummaryRow } from './section';
 import { allPairs, findPair, formatInterval, intervalJson, markAll, markCheck, markDiff, meanInterval, type Interval, type PairDiff } from './intervals';
 import { groupedBars, lineChart, type Row } from './plots';
-import { E5_FULL, E5_QUICK, e5Methods, measureEpisodeCosts, runHyperdistillSeed, worstValLoss, type E5MethodResult, type E5SeedMethod, type EpisodeCost, type MethodKey } from './hyperdistill-sinusoid';
+import { E5_FULL, E5_QUICK, e5Methods, measureEpisodeCosts, runHyperdistillSeed, tuneGamma, worstValLoss, type E5MethodResult, type E5SeedMethod, type E5Tuning, type EpisodeCost, type MethodKey } from './hyperdistill-sinusoid';
 
 const PAPER_MSE: Record<string, number> = { fo: 0.567, oneStep: 0.67, drmad: 1.086, neumann: 0.502, hyperdistill: 0.327 };
 const paperKey = (key: string): string => (key.startsWith('hyperdistill') ? 'hyperdistill' : key);
@@ -99,6 +99,19 @@ export const hyperdistillSinusoidSection = seeded({
     }
   },
   extras: {
+    /** The short γ tuning run on meta-validation tasks (full variant only; null in quick). */
+    async tune(ctx): Promise<E5Tuning | null> {
+      const cfg = ctx.quick ? E5_QUICK : E5_FULL;
+      if (!cfg.tune) return null;
+      const progress = ctx.progress(cfg.tune.gammas.length * cfg.tune.seeds.length * cfg.tune.episodes, 'γ tuning (meta-validation)');
+      try {
+        const t = await tuneGamma(cfg, ctx.device, (label, detail) => progress.increment(1, { metric: `${label} ${detail}` }));
+        if (t) ctx.log(`γ tuning: meta-validation MSE ${Object.entries(t.valMse).map(([g, v]) => `γ=${g} ${v.toFixed(3)}`).join(', ')}; chosen γ=${t.chosen}, the seeds use γ=${t.used}`);
+        return t;
+      } finally {
+        progress.stop();
+      }
+    },
     /** Time per inner optimisation, all methods side by side in one process (the paper's Table 3): not per seed. */
     async cost(ctx): Promise<EpisodeCost[]> {
       const cfg = ctx.quick ? E5_QUICK : E5_FULL;
@@ -125,6 +138,10 @@ export const hyperdistillSinusoidSection = seeded({
     // A method that diverged (a NaN task) has no interval and is left out of the pairs.
     const pairs: PairDiff[] = allPairs(Object.fromEntries(specs.filter((sp) => finite(sp.key)).map((sp) => [sp.key, tasks[sp.key]])));
     const hd = chooseHd(runs, cfg.reportGamma);
+    const tuning = (ctx.extras.tune as E5Tuning | null | undefined) ?? null;
+    if (hd.how.startsWith('configured') && runs[0].methods.filter((m) => m.key.startsWith('hyperdistill')).length === 1) {
+      hd.how = tuning ? `γ tuned on meta-validation, ${tuning.seeds.length} seed × ${tuning.episodes} inner opt.` : 'γ from the tuning run (E5_TUNED_GAMMA)';
+    }
     const key = (k: string) => (k === 'hd' ? hd.key : k);
     const SHORT: Record<string, string> = { fo: 'FO', oneStep: '1-step', drmad: 'DrMAD', neumann: 'N.IFT' };
     const label = (k: string) => SHORT[key(k)] ?? specs.find((sp) => sp.key === key(k))?.label ?? k;
@@ -178,6 +195,15 @@ export const hyperdistillSinusoidSection = seeded({
     const five = ['fo', 'oneStep', 'drmad', 'neumann', 'hd'].map(key).filter((k) => mseIv[k]);
     const tied = five.flatMap((a, i) => five.slice(i + 1).filter((b) => markDiff(findPair(pairs, a, b), '<') === '≈').map((b) => `${label(a)} ≈ ${label(b)}`));
     summary.push({ metric: 'MSE pairs of the five not distinguishable', value: tied.length ? tied.join(', ') : 'none', paper: 'FO ≈ 1-step ≈ N.IFT (its Table 4, p 0.19–0.48)', goal: '–', mark: null });
+    if (tuning) {
+      summary.push({
+        metric: `HyperDistill γ tuning: meta-validation MSE (${tuning.valTasks} tasks, ${tuning.seeds.length} seed × ${tuning.episodes} inner opt.)`,
+        value: `${tuning.gammas.map((g) => `γ=${g} ${Number.isFinite(tuning.valMse[String(g)]) ? tuning.valMse[String(g)].toFixed(3) : 'diverged'}`).join(', ')}; chosen γ=${tuning.chosen}, rows use γ=${tuning.used}`,
+        paper: 'γ tuned on meta-validation over {0.9, 0.99, 0.999, 0.9999}',
+        goal: 'rows use the chosen γ',
+        mark: markCheck(tuning.chosen === tuning.used),
+      });
+    }
     const cosHd = cosBySeed(hd.key);
     const cosOne = cosBySeed('oneStep');
     const cosFo = cosBySeed('fo');
@@ -232,6 +258,8 @@ export const hyperdistillSinusoidSection = seeded({
         config: cfg,
         seeds,
         hyperdistill: { key: hd.key, how: hd.how, valMse: hd.valMse },
+        gammaTuning: tuning,
+        hyperLrDecay: cfg.hyperLrDecay ?? 'constant',
         mse: {
           fo: m('fo'), oneStep: m('oneStep'), drmad: m('drmad'), neumann: m('neumann'), hyperdistill: m(hd.key),
           byMethod: mse,
