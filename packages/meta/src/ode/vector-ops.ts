@@ -149,7 +149,10 @@ export function weightedSum<V>(ops: VectorOps<V>, terms: readonly (readonly [num
 export async function scaledError<V>(ops: VectorOps<V>, err: V, y0: V, y1: V, rtol: number, atol: number): Promise<number> {
   if (ops.maxAbsRatio) return await ops.maxAbsRatio(err, y0, y1, rtol, atol);
   if (!ops.norm) throw new InvalidArgumentError('adaptive solvers need VectorOps.maxAbsRatio or VectorOps.norm');
-  const [e, a, b] = await Promise.all([ops.norm(err), ops.norm(y0), y1 === y0 ? 0 : ops.norm(y1)]);
+  // One after another: a norm may run in a scope (GPU trees), and scopes must not overlap.
+  const e = await ops.norm(err);
+  const a = await ops.norm(y0);
+  const b = y1 === y0 ? 0 : await ops.norm(y1);
   return e / (atol + rtol * Math.max(a, b));
 }
 
