@@ -89,8 +89,10 @@ export function cnnClassifier(width: number, size = 14, classes = 10): Classifie
 /** Meta-Weight-Net 1-100-1 (ReLU hidden, sigmoid out) as in Shu et al. and E3. */
 export const weightNet = metaWeightNet({ hidden: 100 });
 
-export function mwnProblem<P extends ParamTree>(classifier: Classifier<P>): BilevelProblem<P, MetaWeightNetParams, ClassificationBatch> {
+/** `normalizeWeights`: L_T = Σ v_i ℓ_i / Σ v_i per batch (the authors' code, T1–T2 and EvoGrad alike) instead of mean(v·ℓ). */
+export function mwnProblem<P extends ParamTree>(classifier: Classifier<P>, options: { normalizeWeights?: boolean } = {}): BilevelProblem<P, MetaWeightNetParams, ClassificationBatch> {
   return metaWeightNetProblem({
+    normalizeWeights: options.normalizeWeights ?? false,
     classifier: (theta: P, x) => classifier.model.apply(theta, x),
     batchedClassifier: (thetas: P, x) => classifier.batched(thetas, x),
     weightNet: (lambda: MetaWeightNetParams, losses) => weightNet.apply(lambda, losses),
