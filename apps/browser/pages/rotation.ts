@@ -44,8 +44,8 @@ const SPECS = {
   lrBase: rate(3e-3),
   lrAngle: rate(3e-2),
   evalEvery: count(20),
-  /** Image side after halving 28 (0 would halve forever). */
-  size: count(14, 1, 28),
+  /** Image side: 28 halved while larger than this (0 would halve forever; LeNet-5 needs ≥ 12, so 14 or 28). */
+  size: count(14, 12, 28),
   nTest: count(500),
   targetDeg: { value: 30, min: -180, max: 180 },
   baseline: flag(1),
