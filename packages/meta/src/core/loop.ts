@@ -7,7 +7,7 @@ import { collectTensors, keep, scope, tidy } from '@metagrad/tensor';
  * reachable from `borrowed` (the caller's inputs: w_0, α_T, the training batches). The old state must not be used
  * afterwards.
  */
-export function carry<S>(state: S, step: (s: S) => S, borrowed?: unknown): S {
+export function carry<S, N = S>(state: S, step: (s: S) => N, borrowed?: unknown): N {
   return replace(state, tidy(() => step(state)), borrowed);
 }
 
@@ -22,7 +22,7 @@ export function keepAll<T>(value: T): T {
   return value;
 }
 
-function replace<S>(old: S, next: S, borrowed: unknown): S {
+function replace<N>(old: unknown, next: N, borrowed: unknown): N {
   const live = collectTensors(borrowed, collectTensors(next));
   for (const t of collectTensors(old)) if (!live.has(t)) t.dispose();
   return next;

@@ -1,5 +1,5 @@
 /** @file Helpers shared by the online hypergradient estimators: fresh λ leaves, gradients with zeros for unused inputs, option checks. */
-import { InvalidArgumentError, collectTensors, tidy, zeros, type Tensor } from '@metagrad/tensor';
+import { InvalidArgumentError, zeros, type Tensor } from '@metagrad/tensor';
 import { detach, grad, noGrad, requiresGrad } from '@metagrad/autograd';
 import { fromLeaves, leaves, mapTree, type ParamTree } from '@metagrad/models';
 import type { HypergradInput } from './types';
@@ -38,16 +38,4 @@ export function checkInnerLr(what: string, innerLr: number | undefined): asserts
 export function requireTrainBatch<B>(what: string, input: Pick<HypergradInput<ParamTree, ParamTree, B>, 'trainBatch'>): B {
   if (input.trainBatch === undefined) throw new InvalidArgumentError(`${what}: the input needs trainBatch`);
   return input.trainBatch;
-}
-
-/**
- * One step of a loop-carried state (an iterative solver's vectors): `next = step(state)` in a tidy, then every
- * tensor of the old state that the new one does not hold is freed, so a loop keeps a few vectors alive, not one
- * per iteration. The old state must not be used afterwards.
- */
-export function carry<S, N = S>(state: S, step: (s: S) => N): N {
-  const next = tidy(() => step(state));
-  const live = collectTensors(next);
-  for (const t of collectTensors(state)) if (!live.has(t)) t.dispose();
-  return next;
 }

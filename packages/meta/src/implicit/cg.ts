@@ -7,7 +7,8 @@
 import { tidy } from '@metagrad/tensor';
 import { tree, type ParamTree } from '@metagrad/models';
 import type { HypergradEstimator, HypergradInput } from '../hypergrad/types';
-import { carry, checkFinite, checkPositiveInt } from '../hypergrad/common';
+import { checkFinite, checkPositiveInt } from '../hypergrad/common';
+import { carry } from '../core/loop';
 import { implicitHypergradient, type ImplicitResult } from './common';
 import { NonFiniteHypergradientError } from '../errors';
 

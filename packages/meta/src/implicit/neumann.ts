@@ -14,7 +14,8 @@
 import { tree, type ParamTree } from '@metagrad/models';
 import { NeumannDivergenceError, NonFiniteHypergradientError } from '../errors';
 import type { HypergradEstimator, HypergradInput } from '../hypergrad/types';
-import { carry, checkFinite, checkPositiveInt } from '../hypergrad/common';
+import { checkFinite, checkPositiveInt } from '../hypergrad/common';
+import { carry } from '../core/loop';
 import { implicitHypergradient, type ImplicitResult } from './common';
 
 export interface NeumannOptions {
