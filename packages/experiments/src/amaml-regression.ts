@@ -42,22 +42,22 @@ const ALL: MethodName[] = ['A-MAML', 'MAML', 'MAML-1', 'FOMAML', 'Reptile', 'iMA
  * The paper: 100 train / 100 test tasks, 50shot-50val with 200 inner steps (T = 2) and 100shot-100val with 500
  * (T = 5), 5000 meta-epochs with Adam 1e-3, meta-batch 5. The full variant (issue 18 item 6) keeps the steps, the
  * task counts (100 test tasks) and the meta-batch, MAML at a tenth of the steps, and runs as many meta-iterations as
- * the time allows, with the outer lr raised to 1e-2 so that they move θ. Measured with compiled steps on the shared
- * 2-core llvmpipe machine (`npx tsx scripts/e7-timing.ts 200 20 50 3 2`, niced beside an E5 run): seconds per
- * meta-iteration at 200 steps A-MAML ~100, MAML (20 steps) ~12, MAML-1 ~1, FOMAML ~25, Reptile ~22, and ~10 s per
- * test task and method to adapt 200 steps; so 5 meta-iterations at 200 steps and 2 at 500 (~16 min of meta-training
- * per panel), and the 100 test tasks × 7 evaluations (~2 h per panel at 200 steps) dominate: a panel exceeds the
- * 30-minute budget on this machine until the test adaptation is batched over tasks.
+ * the time allows, with the outer lr raised to 1e-2 so that they move θ. Measured with compiled steps on the 2-core
+ * llvmpipe machine beside one other run (`npx tsx scripts/e7-timing.ts 200 20 50 3 2` and `… 500 50 100 2 2`),
+ * seconds per meta-iteration at 200 / 500 steps: A-MAML 18 / 36, MAML (20 / 50 steps) 1.1 / 3, MAML-1 0.1 / 0.1,
+ * FOMAML 2.7 / 5.6, Reptile 2.7 / 5.7, iMAML 3.5 / 9 (~29 / ~59 s for all six), and 0.6 / 1.6 s per test task and
+ * method to adapt (100 tasks × 7: ~7 / ~19 min). So 40 meta-iterations at 200 steps (~26 min per panel) and 10 at
+ * 500 (~30 min per panel): a seed (4 panels) is ~2 h; under contention everything takes about twice as long.
  */
 export const E7_FULL: E7Config = {
   families: ['cos-mixture', 'alpine'],
   settings: [
-    { name: '50shot-50val', shots: 50, steps: 200, mamlSteps: 20, metaIterations: 5 },
-    { name: '100shot-100val', shots: 100, steps: 500, mamlSteps: 50, metaIterations: 2 },
+    { name: '50shot-50val', shots: 50, steps: 200, mamlSteps: 20, metaIterations: 40 },
+    { name: '100shot-100val', shots: 100, steps: 500, mamlSteps: 50, metaIterations: 10 },
   ],
   trainTasks: 100,
   testTasks: 100,
-  metaIterations: 5,
+  metaIterations: 40,
   metaBatch: 5,
   outerLr: 1e-2,
   innerLr: 0.01,
