@@ -42,7 +42,11 @@ export async function benchMeta(device: Device, opts: { quick: boolean }): Promi
   }
   // E5's inner optimisation (ANIL on sinusoids, T steps of momentum SGD, meta-batch 10) with each online method.
   const e5 = opts.quick ? E5_QUICK : E5_FULL;
-  const episodic = await measureEpisodeCosts({ ...e5, seeds: [0], only: ['fo', 'oneStep', 'drmad', 'neumann', 'hyperdistill0.99', 'rmdOnline3'] }, device, opts.quick ? 1 : 3);
+  // The methods are pinned (HyperDistill γ = 0.99, online RMD K = 3) so the rows stay comparable whatever γ the E5
+  // full config is tuned to and whether it runs the reference methods; a missing row is an error, not a gap.
+  const only = ['fo', 'oneStep', 'drmad', 'neumann', 'hyperdistill0.99', 'rmdOnline3'] as const;
+  const episodic = await measureEpisodeCosts({ ...e5, seeds: [0], gammas: [0.99], onlineHorizons: [3], only: [...only] }, device, opts.quick ? 1 : 3);
+  if (episodic.length !== only.length) throw new Error(`bench meta: E5 measured ${episodic.map((c) => c.key).join(', ')}; expected ${only.join(', ')}`);
   rows.push(
     ...withRatios(
       episodic.map((c) => ({ kind: 'episodic' as const, model: `E5 ANIL 1-${e5.hidden}×3-1, T=${e5.steps}`, method: c.label, ms: c.ms, peakBytes: c.peakAboveStart })),
