@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AdjointMAML, type AdjointMamlOptions, adjointGradient, mseRegressionProblem, solveTracked, treeVectorOps, type SupportQueryTask } from '@metagrad/meta';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { InvalidArgumentError, type Device, type Tensor, tensor } from '@metagrad/tensor';
 import { add, expectNoLeaks, matmul, mul, mulScalar, neg, square, tanh } from '@metagrad/autograd';
 import { type MlpParams, type ParamTree, disposeTree, leaves, mlp } from '@metagrad/models';

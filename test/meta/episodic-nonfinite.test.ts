@@ -3,7 +3,8 @@
  * leave λ (with Adam's state), φ and HyperDistill's θ as they were, without leaking.
  */
 import { describe, expect, it } from 'vitest';
-import { mulScalar, type Device } from '@metagrad/tensor';
+import type { Device } from '@metagrad/tensor';
+import { mulScalar } from '@metagrad/tensor/raw';
 import { expectNoLeaks, noGrad } from '@metagrad/autograd';
 import { disposeTree, mapTree, type ParamTree } from '@metagrad/models';
 import {

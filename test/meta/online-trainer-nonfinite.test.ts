@@ -3,7 +3,8 @@
  * as they were (no silent NaN parameters).
  */
 import { describe, expect, it } from 'vitest';
-import { mulScalar, tidy } from '@metagrad/tensor';
+import { tidy } from '@metagrad/tensor';
+import { mulScalar } from '@metagrad/tensor/raw';
 import { expectNoLeaks, noGrad } from '@metagrad/autograd';
 import { Adam, SGD, disposeTree, mapTree } from '@metagrad/models';
 import {

@@ -5,7 +5,8 @@
  * v_s = −η ∂_λ⟨α_T, ∇_wL_T(w*_s, λ; D*_s)⟩ paired with the partial second-order term g^SO_s.
  */
 import { mulScalar, reshape } from '@metagrad/autograd';
-import { concat, tidy, type Tensor } from '@metagrad/tensor';
+import { tidy, type Tensor } from '@metagrad/tensor';
+import { concat } from '@metagrad/tensor/raw';
 import { tree, type ParamTree, type Rng } from '@metagrad/models';
 import type { BilevelProblem } from '../hypergrad/types';
 import { carry } from '../core/loop';

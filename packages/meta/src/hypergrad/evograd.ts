@@ -17,7 +17,7 @@
  * otherwise K separate `trainLoss` calls (the fallback, which scales linearly with K).
  */
 import { tidy, type Tensor } from '@metagrad/tensor';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { add, concat, detach, matmul, mulScalar, reshape, softmax } from '@metagrad/autograd';
 import { tree, type ParamTree } from '@metagrad/models';
 import {

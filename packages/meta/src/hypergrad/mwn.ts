@@ -5,7 +5,7 @@
  * classifier it offers `batchedTrainLoss`, so EvoGrad evaluates its K copies in one forward.
  */
 import type { Tensor } from '@metagrad/tensor';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { add, crossEntropy, detach, div, logSoftmax, mean, mul, neg, reshape, sum } from '@metagrad/autograd';
 import type { ParamTree } from '@metagrad/models';
 import type { BilevelProblem } from './types';

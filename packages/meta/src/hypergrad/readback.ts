@@ -1,5 +1,6 @@
 /** @file Several scalars in one readback, so the trainers' finite checks ride on reads they already make. */
-import { concat, reshape, scope, type Tensor } from '@metagrad/tensor';
+import { scope, type Tensor } from '@metagrad/tensor';
+import { concat, reshape } from '@metagrad/tensor/raw';
 import { noGrad } from '@metagrad/autograd';
 import { normTree, type ParamTree } from '@metagrad/models';
 

@@ -1,5 +1,5 @@
 /** @file Helpers shared by the meta-learners: detached loss gradients, plain GD steps, readbacks in scopes, option checks. */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { InvalidArgumentError, type Tensor, scope, tidy } from '@metagrad/tensor';
 import { detach, enableGrad, grad, noGrad } from '@metagrad/autograd';
 import { type ParamTree, tree } from '@metagrad/models';

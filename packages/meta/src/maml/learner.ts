@@ -1,5 +1,5 @@
 /** @file A MetaLearner from its implementation: the readback-free core (or an async body) and the option narrowing. */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { ParamTree } from '@metagrad/models';
 import type { MetaGradientOut, MetaGradientTensorsOut, MetaLearner, MetaProblem } from './types';
 

@@ -1,5 +1,5 @@
 /** @file VectorOps over parameter trees of GPU tensors (a single Tensor is a tree too), so odeint, solveTracked and the adjoint run on the device. */
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import type { Tensor } from '@metagrad/tensor';
 import { type ParamTree, cloneTree, disposeTree, leaves, mapTree, zipTree } from '@metagrad/models';
 import type { VectorOps } from './vector-ops';
