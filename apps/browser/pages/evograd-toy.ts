@@ -13,7 +13,8 @@ import {
   toyLambdaGrid,
   toyTrainGradX,
 } from '@metagrad/models';
-import { type Device, type Tensor, concat, dispose, tensor } from '@metagrad/tensor';
+import { type Device, type Tensor, dispose, tensor } from '@metagrad/tensor';
+import { concat } from '@metagrad/tensor/raw';
 import { Chart, type Run, demoStatus, finishRun, fmt, paramForm, readParams, runControls, setState, slider, startDevice, writeParams } from './common';
 
 // Ranges as the sliders' (K, τ, σ, λ) and what the run needs (counts ≥ 1, a positive step size).

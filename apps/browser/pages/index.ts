@@ -2,7 +2,8 @@
  * @file Landing page: shows the adapter the browser gave (or why there is none), checks one kernel on it, and checks
  * a compiled training step (grad + in-place SGD, replayed as one submit) against the same step run eagerly.
  */
-import { add, dispose, tensor, tidy, type Tensor } from '@metagrad/tensor';
+import { dispose, tensor, tidy, type Tensor } from '@metagrad/tensor';
+import { add } from '@metagrad/tensor/raw';
 import { compile, detach, grad, matmul, mean, requiresGrad, square, sub, tanh } from '@metagrad/autograd';
 import { SGD } from '@metagrad/models';
 import { demoStatus, finishRun, setState, startDevice } from './common';

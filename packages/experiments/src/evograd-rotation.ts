@@ -7,7 +7,7 @@
  * pixels in [0, 1]. T1–T2's look-ahead uses α = 0.1 (plain SGD); Adam on the angle makes the scale immaterial.
  */
 import { noGrad } from '@metagrad/autograd';
-import * as raw from '@metagrad/tensor';
+import * as raw from '@metagrad/tensor/raw';
 import { tensor, type Device, type Tensor } from '@metagrad/tensor';
 import { Adam, batchIterator, disposeTree, downsample2x, rotate, type LeNet5Params } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';

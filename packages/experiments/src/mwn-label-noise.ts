@@ -8,7 +8,8 @@
  * swamp it; Adam's scale invariance makes the tiny gradient usable; eps 1e-12 keeps it scale-free at that size).
  */
 import { noGrad } from '@metagrad/autograd';
-import { argmax, eq, sum, tensor, type Device } from '@metagrad/tensor';
+import { tensor, type Device } from '@metagrad/tensor';
+import { argmax, eq, sum } from '@metagrad/tensor/raw';
 import {
   Adam, FASHION_MNIST_MEAN, FASHION_MNIST_STD, SGD, balancedIndices, batchIterator, corruptLabels, disposeTree, downsample2x,
   normalise, type MetaWeightNetParams, type ParamTree,

@@ -18,12 +18,3 @@ export type { MatmulVariant, MatmulTuning, TuningStore, SizeClass } from './auto
 export * from './capture/recording';
 export * from './capture/plan';
 export * from './capture/compare';
-// TRANSITIONAL (issue 17): the raw ops stay importable from the main entry until packages/meta and the experiments
-// import them from './raw'; then this block goes and `import { add } from '@metagrad/tensor'` stops compiling.
-export * from './ops/elementwise';
-export * from './ops/reduce';
-export * from './ops/movement';
-export * from './ops/linalg';
-export * from './ops/conv';
-export * from './ops/pool';
-export * from './ops/resample';

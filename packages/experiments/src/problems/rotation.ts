@@ -7,7 +7,8 @@
 import { add, conv2d, crossEntropy, logSoftmax, matmul, mean, mul, neg, permute, relu, reshape, sum } from '@metagrad/autograd';
 import type { BilevelProblem, ClassificationBatch } from '@metagrad/meta';
 import { lenet5, maxPool2dLayer, rotationTransformer, type LeNet5Params, type Model, type RotationParams } from '@metagrad/models';
-import { ShapeError, oneHot, tidy, type Tensor } from '@metagrad/tensor';
+import { ShapeError, tidy, type Tensor } from '@metagrad/tensor';
+import { oneHot } from '@metagrad/tensor/raw';
 
 function then(prev: Tensor, next: Tensor): Tensor {
   prev.dispose();
