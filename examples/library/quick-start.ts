@@ -1,9 +1,7 @@
 /** @file Quick start (kept identical to README's "Quick start (library)" block): learn an L2 strength by hypergradients. */
-import { add, compile, exp, mse, mul } from '@metagrad/autograd';
-import { dispose, normal, tensor, tidy, type Tensor } from '@metagrad/tensor';
-import { createNodeDevice } from '@metagrad/tensor/node';
-import { Adam, SGD, dotTree, mlp, type MlpParams } from '@metagrad/models';
-import { OneStepLookahead, OnlineTrainer, type BilevelProblem } from '@metagrad/meta';
+import { Adam, OneStepLookahead, OnlineTrainer, SGD, add, compile, dispose, dotTree, exp, mlp, mse, mul, normal, tensor, tidy } from 'metagrad';
+import type { BilevelProblem, MlpParams, Tensor } from 'metagrad';
+import { createNodeDevice } from 'metagrad/node';
 
 const device = await createNodeDevice(); // hardware GPU, else llvmpipe, else SwiftShader
 type Batch = { x: Tensor; y: Tensor };
