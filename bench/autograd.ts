@@ -73,11 +73,16 @@ function mlpWorkload(device: Device, batch: number): Workload {
 /** LeNet-5-like: conv5(1→6) relu pool2, conv5(6→16) relu pool2, 256→120→84→10 with relu. */
 function cnnWorkload(device: Device, batch: number): Workload {
   const params = [
-    init([6, 1, 5, 5], 25, 20, device), raw.zeros([1, 6, 1, 1], 'f32', device),
-    init([16, 6, 5, 5], 150, 21, device), raw.zeros([1, 16, 1, 1], 'f32', device),
-    init([256, 120], 256, 22, device), raw.zeros([120], 'f32', device),
-    init([120, 84], 120, 23, device), raw.zeros([84], 'f32', device),
-    init([84, 10], 84, 24, device), raw.zeros([10], 'f32', device),
+    init([6, 1, 5, 5], 25, 20, device),
+    raw.zeros([1, 6, 1, 1], 'f32', device),
+    init([16, 6, 5, 5], 150, 21, device),
+    raw.zeros([1, 16, 1, 1], 'f32', device),
+    init([256, 120], 256, 22, device),
+    raw.zeros([120], 'f32', device),
+    init([120, 84], 120, 23, device),
+    raw.zeros([84], 'f32', device),
+    init([84, 10], 84, 24, device),
+    raw.zeros([10], 'f32', device),
   ];
   const pool = { kernel: 2, stride: 2 };
   return {
@@ -103,8 +108,10 @@ function disposeWorkload(w: Workload): void {
 /** Meta-Weight-Net parameters: loss [N,1] → hidden (relu) → weight in (0,1) (sigmoid). */
 function mwnParams(device: Device): Tensor[] {
   return [
-    init([1, MWN_HIDDEN], 1, 30, device), raw.zeros([MWN_HIDDEN], 'f32', device),
-    init([MWN_HIDDEN, 1], MWN_HIDDEN, 31, device), raw.zeros([1], 'f32', device),
+    init([1, MWN_HIDDEN], 1, 30, device),
+    raw.zeros([MWN_HIDDEN], 'f32', device),
+    init([MWN_HIDDEN, 1], MWN_HIDDEN, 31, device),
+    raw.zeros([1], 'f32', device),
   ];
 }
 
@@ -263,7 +270,10 @@ export function formatAutogradTable(r: AutogradBench): string {
         `${((row.t1t2PeakBytes - row.baselineBytes) / (row.plainPeakBytes - row.baselineBytes)).toFixed(2)}× |`,
     );
   }
-  const base = r.rows.map((row) => `${mib(row.baselineBytes)} MiB`).filter((b, i, all) => all.indexOf(b) === i).join(', ');
+  const base = r.rows
+    .map((row) => `${mib(row.baselineBytes)} MiB`)
+    .filter((b, i, all) => all.indexOf(b) === i)
+    .join(', ');
   lines.push(
     '',
     `Goal: HVP/grad ≤ 3×. Peaks include what was live before the step (parameters, batches: ${base});`,

@@ -23,17 +23,74 @@
  */
 import * as raw from '@metagrad/tensor/raw';
 import { tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
-import { crossEntropy, detach, enableGrad, grad, HvpOperator, mulScalar, noGrad, requiresGrad, sub, add } from '@metagrad/autograd';
 import {
-  Adam, Rng, SGD, axpyTree, cosMixtureFamily, deriveSeed, detachTree, disposeTree, flattenTree, fromLeaves, leaves, lenet5, mapTree, mlp, normTree,
-  sgd, unflattenTree, zipTree, type Model, type ParamTree, type SgdState,
+  crossEntropy,
+  detach,
+  enableGrad,
+  grad,
+  HvpOperator,
+  mulScalar,
+  noGrad,
+  requiresGrad,
+  sub,
+  add,
+} from '@metagrad/autograd';
+import {
+  Adam,
+  Rng,
+  SGD,
+  axpyTree,
+  cosMixtureFamily,
+  deriveSeed,
+  detachTree,
+  disposeTree,
+  flattenTree,
+  fromLeaves,
+  leaves,
+  lenet5,
+  mapTree,
+  mlp,
+  normTree,
+  sgd,
+  unflattenTree,
+  zipTree,
+  type Model,
+  type ParamTree,
+  type SgdState,
 } from '@metagrad/models';
 import {
-  EvoGrad, OneStepLookahead, adjointGradient, anilProblem, decaySum, lincombTree, odeintDetailed, onlineMix, trainGradient, treeVectorOps,
-  type ClassificationBatch, type MetaProblem, type RegressionBatch, type SupportQueryTask, type VectorOps,
+  EvoGrad,
+  OneStepLookahead,
+  adjointGradient,
+  anilProblem,
+  decaySum,
+  lincombTree,
+  odeintDetailed,
+  onlineMix,
+  trainGradient,
+  treeVectorOps,
+  type ClassificationBatch,
+  type MetaProblem,
+  type RegressionBatch,
+  type SupportQueryTask,
+  type VectorOps,
 } from '@metagrad/meta';
 import { randomData } from './kernels';
-import { mlpClassifier, mwnProblem, weightNet, E5_FULL, sinusoidEpisode, type E5Config, disposeTask, fitScaling, hostEpisodes, makeLearner, regressionProblem, regressor, uploadTask } from '@metagrad/experiments/node';
+import {
+  mlpClassifier,
+  mwnProblem,
+  weightNet,
+  E5_FULL,
+  sinusoidEpisode,
+  type E5Config,
+  disposeTask,
+  fitScaling,
+  hostEpisodes,
+  makeLearner,
+  regressionProblem,
+  regressor,
+  uploadTask,
+} from '@metagrad/experiments/node';
 
 /** What a step returns: a tree of fresh tensors the caller owns. */
 export type StepOutput = ParamTree;
@@ -69,12 +126,22 @@ const gradLeaves = <T extends ParamTree>(tree: T): T => mapTree(tree, (t) => req
 function gradTree<T extends ParamTree>(output: Tensor, inputs: T, createGraph = false): T {
   const list = leaves(inputs);
   const gs = grad(output, list, { allowUnused: true, createGraph, retainGraph: createGraph });
-  return fromLeaves(inputs, gs.map((g, i) => g ?? noGrad(() => raw.zeros(list[i].shape, 'f32', list[i].device))));
+  return fromLeaves(
+    inputs,
+    gs.map((g, i) => g ?? noGrad(() => raw.zeros(list[i].shape, 'f32', list[i].device))),
+  );
 }
 
 /** Scalars joined into one [n] tensor (one readback for all of them, as the trainers read theirs together). */
 function joinScalars(parts: Tensor[]): Tensor {
-  return noGrad(() => raw.tidy(() => raw.concat(parts.map((p) => raw.reshape(p, [1])), 0)));
+  return noGrad(() =>
+    raw.tidy(() =>
+      raw.concat(
+        parts.map((p) => raw.reshape(p, [1])),
+        0,
+      ),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------- chain
@@ -109,8 +176,21 @@ function trainStep(name: string, model: Model<ParamTree>, inputShape: number[]):
     make(device) {
       const params = model.init(1, device);
       for (const p of leaves(params)) requiresGrad(p);
-      const x = tensor(randomData(inputShape.reduce((a, b) => a * b, 1), 3), inputShape, 'f32', device);
-      const labels = tensor(Int32Array.from(randomData(BATCH, 4), (v) => Math.min(9, Math.floor((v + 1) * 5))), [BATCH], 'i32', device);
+      const x = tensor(
+        randomData(
+          inputShape.reduce((a, b) => a * b, 1),
+          3,
+        ),
+        inputShape,
+        'f32',
+        device,
+      );
+      const labels = tensor(
+        Int32Array.from(randomData(BATCH, 4), (v) => Math.min(9, Math.floor((v + 1) * 5))),
+        [BATCH],
+        'i32',
+        device,
+      );
       const opt = new SGD(params, { lr: 0.01 });
       // bench/train.ts's step (forward, cross-entropy, backward, in-place SGD), returning the loss.
       const step: StepFn = (xb, yb) => {
@@ -138,7 +218,11 @@ function trainStep(name: string, model: Model<ParamTree>, inputShape: number[]):
   };
 }
 
-export const mlpTrain = trainStep('MLP 784-256-10', mlp({ sizes: [784, 256, 10], activation: 'relu' }) as unknown as Model<ParamTree>, [BATCH, 784]);
+export const mlpTrain = trainStep(
+  'MLP 784-256-10',
+  mlp({ sizes: [784, 256, 10], activation: 'relu' }) as unknown as Model<ParamTree>,
+  [BATCH, 784],
+);
 export const lenetTrain = trainStep('LeNet-5', lenet5() as unknown as Model<ParamTree>, [BATCH, 1, 28, 28]);
 
 // ---------------------------------------------------------------------------------------------------------- MWN
@@ -151,7 +235,12 @@ function randomBatch(inputShape: number[], n: number, seed: number, device: Devi
   const per = inputShape.reduce((a, b) => a * b, 1);
   return {
     x: tensor(rng.uniformArray(n * per), [n, ...inputShape], 'f32', device),
-    y: tensor(Int32Array.from({ length: n }, () => rng.int(10)), [n], 'i32', device),
+    y: tensor(
+      Int32Array.from({ length: n }, () => rng.int(10)),
+      [n],
+      'i32',
+      device,
+    ),
   };
 }
 
@@ -176,14 +265,22 @@ export function mwnStep(method: MwnMethod, hidden = 256, batch = 64): CompileWor
       const innerLr = 0.1;
       // The estimators' readback-free cores (estimate() is this plus one readback); EvoGrad draws its noise from a
       // Generator, so compiled replays draw fresh noise, the same as eager calls would.
-      const estimator = method === 'plain' ? null : method === 't1-t2' ? new OneStepLookahead<ClassificationBatch>() : new EvoGrad<ClassificationBatch>({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'rademacher', seed: 5 });
+      const estimator =
+        method === 'plain'
+          ? null
+          : method === 't1-t2'
+            ? new OneStepLookahead<ClassificationBatch>()
+            : new EvoGrad<ClassificationBatch>({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'rademacher', seed: 5 });
       const step: StepFn = (xt, yt, xv, yv) => {
         const tb = { x: xt, y: yt };
         const vb = { x: xv, y: yv };
         const parts: Tensor[] = [];
         if (estimator) {
           const r = estimator.estimateTensors!({ problem, theta, lambda, trainBatch: tb, valBatch: vb, innerLr });
-          parts.push(r.valLoss, noGrad(() => normTree(r.hypergrad)));
+          parts.push(
+            r.valLoss,
+            noGrad(() => normTree(r.hypergrad)),
+          );
           lambdaOpt.step(r.hypergrad);
           disposeTree(r.hypergrad);
         }
@@ -193,7 +290,10 @@ export function mwnStep(method: MwnMethod, hidden = 256, batch = 64): CompileWor
           const l = problem.trainLoss(th, lam, tb);
           return { loss: l, grads: gradTree(l, th) };
         });
-        parts.push(noGrad(() => detach(loss)), noGrad(() => normTree(grads)));
+        parts.push(
+          noGrad(() => detach(loss)),
+          noGrad(() => normTree(grads)),
+        );
         loss.dispose();
         thetaOpt.step(grads);
         disposeTree([grads, th, lam]);
@@ -230,16 +330,26 @@ export function e5Step(method: E5Method, cfg: E5Config = E5_FULL): CompileWorklo
   return {
     name: `E5 ANIL 1-${cfg.hidden}×3-1, T=${cfg.steps} ${method}`,
     group: 'episodic',
-    note: method === 'HyperDistill γ=0.99' ? 'θ fixed at 1 (the LinearEstimation fit runs at inner optimisations 1, 51, …, never timed)' : undefined,
+    note:
+      method === 'HyperDistill γ=0.99'
+        ? 'θ fixed at 1 (the LinearEstimation fit runs at inner optimisations 1, 51, …, never timed)'
+        : undefined,
     make(device) {
       const seed = cfg.seeds[0];
       // makeE5Learner's λ and φ.
-      const features = mlp({ sizes: [1, cfg.hidden, cfg.hidden, cfg.hidden], activation: 'relu', outputActivation: 'relu' });
+      const features = mlp({
+        sizes: [1, cfg.hidden, cfg.hidden, cfg.hidden],
+        activation: 'relu',
+        outputActivation: 'relu',
+      });
       const problem = anilProblem({ features: (l, x) => features.apply(l as never, x) });
       const lambda = features.init(deriveSeed(seed, 1), device) as unknown as ParamTree;
       const rng = new Rng(deriveSeed(seed, 2));
       const bound = 1 / Math.sqrt(cfg.hidden);
-      let phi = [tensor(rng.uniformArray(cfg.hidden, -bound, bound), [1, cfg.hidden, 1], 'f32', device), tensor(rng.uniformArray(1, -bound, bound), [1, 1, 1], 'f32', device)];
+      let phi = [
+        tensor(rng.uniformArray(cfg.hidden, -bound, bound), [1, cfg.hidden, 1], 'f32', device),
+        tensor(rng.uniformArray(1, -bound, bound), [1, 1, 1], 'f32', device),
+      ];
       const adam = new Adam(lambda, { lr: cfg.hyperLr });
       const episode = sinusoidEpisode(cfg, device, deriveSeed(seed, 5, 0));
       const support = episode.trainBatches[0];
@@ -287,7 +397,10 @@ export function e5Step(method: E5Method, cfg: E5Config = E5_FULL): CompileWorklo
           } else {
             // HyperDistill.estimate (γ = 0: the one-step look-ahead), θ = 1, D* = the support set.
             const p = onlineMix(gamma, t);
-            const nextStar: ParamTree = !wStar || t === 1 || p === 0 ? noGrad(() => mapTree(prev, (x) => mulScalar(x, 1))) : lincombTree(p, wStar, 1 - p, prev);
+            const nextStar: ParamTree =
+              !wStar || t === 1 || p === 0
+                ? noGrad(() => mapTree(prev, (x) => mulScalar(x, 1)))
+                : lincombTree(p, wStar, 1 - p, prev);
             if (wStar) disposeTree(wStar);
             wStar = nextStar;
             const scale = 1 * decaySum(gamma, t);
@@ -316,9 +429,19 @@ export function e5Step(method: E5Method, cfg: E5Config = E5_FULL): CompileWorklo
         // checkedValLoss's four scalars, then Reptile with η = 1: φ ← mean over tasks of w_T.
         const final = noGrad(() => [problem.valLoss(w, lambda, vb), normTree(w), ...last]);
         const target = problem.taskMean(w) as unknown as { weight: Tensor; bias: Tensor };
-        const newPhi = lincombTree(1 - cfg.reptileLr, { weight: phiW, bias: phiB } as ParamTree, cfg.reptileLr, target as unknown as ParamTree) as unknown as { weight: Tensor; bias: Tensor };
+        const newPhi = lincombTree(
+          1 - cfg.reptileLr,
+          { weight: phiW, bias: phiB } as ParamTree,
+          cfg.reptileLr,
+          target as unknown as ParamTree,
+        ) as unknown as { weight: Tensor; bias: Tensor };
         disposeTree([target as unknown as ParamTree, w, w0]);
-        const result = { phi: [newPhi.weight, newPhi.bias], valLosses: joinScalars(valLosses), hypergradNorms: joinScalars(norms), final: joinScalars(final) };
+        const result = {
+          phi: [newPhi.weight, newPhi.bias],
+          valLosses: joinScalars(valLosses),
+          hypergradNorms: joinScalars(norms),
+          final: joinScalars(final),
+        };
         raw.dispose([...valLosses, ...norms, ...final]);
         return result;
       };
@@ -369,7 +492,10 @@ function lossGradient<P extends ParamTree>(loss: (p: P) => Tensor, u: P): P {
     const value = enableGrad(() => loss(fromLeaves(u, ls)));
     const gs = grad(value, ls, { allowUnused: true });
     value.dispose();
-    return fromLeaves(u, gs.map((g, i) => g ?? raw.zeros(ls[i].shape, 'f32', ls[i].device)));
+    return fromLeaves(
+      u,
+      gs.map((g, i) => g ?? raw.zeros(ls[i].shape, 'f32', ls[i].device)),
+    );
   } finally {
     for (const t of ls) t.dispose();
   }
@@ -402,7 +528,8 @@ function replayedErrorOps(): { ops: VectorOps<Tensor>; calibrate(): void; replay
         recorded.push(v);
         return v;
       }
-      if (next >= recorded.length) throw new Error('A-MAML replay: the solve asked for more error measures than the calibration made');
+      if (next >= recorded.length)
+        throw new Error('A-MAML replay: the solve asked for more error measures than the calibration made');
       return recorded[next++];
     },
     allFinite: (v) => (mode === 'calibrate' ? base.allFinite!(v) : true),
@@ -424,16 +551,26 @@ function replayedErrorOps(): { ops: VectorOps<Tensor>; calibrate(): void; replay
  * AdjointMAML's metaGradient (packages/meta/src/maml/adjoint-maml.ts, flat parameter vector, dopri5 rtol 1e-5 /
  * atol 1e-6 tracked on h, Heun adjoint with one HvpOperator per state) on a flat θ; returns the flat gradient.
  */
-async function amamlGradient(problem: MetaProblem<ParamTree, SupportQueryTask>, like: ParamTree, flatTheta: Tensor, task: SupportQueryTask, T: number, h: number, ops: VectorOps<Tensor>): Promise<{ gradient: Tensor; outerLoss: Tensor }> {
+async function amamlGradient(
+  problem: MetaProblem<ParamTree, SupportQueryTask>,
+  like: ParamTree,
+  flatTheta: Tensor,
+  task: SupportQueryTask,
+  T: number,
+  h: number,
+  ops: VectorOps<Tensor>,
+): Promise<{ gradient: Tensor; outerLoss: Tensor }> {
   const n = Math.round(T / h);
-  const lift = (loss: (p: ParamTree, d: SupportQueryTask) => Tensor) => (v: Tensor): Tensor => {
-    const tree = unflattenTree(v, like);
-    try {
-      return loss(tree, task);
-    } finally {
-      disposeTree(tree);
-    }
-  };
+  const lift =
+    (loss: (p: ParamTree, d: SupportQueryTask) => Tensor) =>
+    (v: Tensor): Tensor => {
+      const tree = unflattenTree(v, like);
+      try {
+        return loss(tree, task);
+      } finally {
+        disposeTree(tree);
+      }
+    };
   const inner = lift((p, d) => problem.innerLoss(p, d));
   const outer = lift((p, d) => problem.outerLoss(p, d));
   const f = (_t: number, u: Tensor): Tensor => {
@@ -460,7 +597,13 @@ async function amamlGradient(problem: MetaProblem<ParamTree, SupportQueryTask>, 
   let states: Tensor[] | undefined;
   let dJ: Tensor | undefined;
   try {
-    const solved = await odeintDetailed(f, flatTheta, times, { method: 'dopri5', rtol: 1e-5, atol: 1e-6, ops, stepSize: h });
+    const solved = await odeintDetailed(f, flatTheta, times, {
+      method: 'dopri5',
+      rtol: 1e-5,
+      atol: 1e-6,
+      ops,
+      stepSize: h,
+    });
     states = solved.ys;
     dJ = lossGradient(outer, states[n]);
     const outerLoss = lossValue(outer, states[n]);
@@ -478,7 +621,10 @@ export function initStep(method: InitMethod, steps = 100, innerLr = 0.01): Compi
   return {
     name: `tanh 2-32-32-1, ${steps} inner steps ${method}`,
     group: 'init',
-    note: method === 'A-MAML' ? "dopri5's step sizes and accept/reject decisions replayed from a calibration solve (no per-step error readback)" : undefined,
+    note:
+      method === 'A-MAML'
+        ? "dopri5's step sizes and accept/reject decisions replayed from a calibration solve (no per-step error readback)"
+        : undefined,
     async make(device) {
       const t = amamlTask(device);
       const { theta, task } = t;

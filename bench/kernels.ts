@@ -7,7 +7,13 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as metagrad from '@metagrad/tensor';
 import {
-  autotune, chooseMatmulVariant, tensor, variantName, type Device, type MatmulVariant, type Tensor,
+  autotune,
+  chooseMatmulVariant,
+  tensor,
+  variantName,
+  type Device,
+  type MatmulVariant,
+  type Tensor,
 } from '@metagrad/tensor';
 import { matmul } from '@metagrad/tensor/raw';
 import { createNodeDevice } from '@metagrad/tensor/node';
@@ -36,7 +42,12 @@ export interface KernelsBench {
 }
 
 /** Runs `step` (which returns the tensor to sync on) once to warm up, then `reps` times; median ms. */
-export async function timeIt<T>(reps: number, step: () => T, sync: (out: T) => Promise<void>, release: (out: T) => void): Promise<number> {
+export async function timeIt<T>(
+  reps: number,
+  step: () => T,
+  sync: (out: T) => Promise<void>,
+  release: (out: T) => void,
+): Promise<number> {
   const times: number[] = [];
   for (let r = 0; r <= reps; r++) {
     const t0 = performance.now();
@@ -65,7 +76,7 @@ export type Tf = typeof import('@tensorflow/tfjs-core');
 export type TfTensor = import('@tensorflow/tfjs-core').Tensor;
 
 /** dawn.node objects must stay referenced while tfjs uses them (GC'ing create()'s result crashes the process). */
-let tfjsKeepAlive: unknown[] = [];
+let _tfjsKeepAlive: unknown[] = [];
 
 /**
  * Sets tfjs-webgpu up on the same kind of adapter as the metagrad device: dawn.node's `globals` on globalThis and
@@ -78,16 +89,26 @@ export async function setupTfjs(device: Device): Promise<{ tf: Tf; wasm: boolean
   Object.assign(globalThis, globals);
   const name = device.adapter.name;
   const flags = name === 'llvmpipe' ? ['backend=opengles'] : name === 'swiftshader' ? ['backend=vulkan'] : [];
-  const options = (name === 'llvmpipe' ? { featureLevel: 'compatibility' } : { powerPreference: 'high-performance' }) as GPURequestAdapterOptions;
+  const options = (
+    name === 'llvmpipe' ? { featureLevel: 'compatibility' } : { powerPreference: 'high-performance' }
+  ) as GPURequestAdapterOptions;
   const gpu = create(flags);
   Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
   const adapter = await gpu.requestAdapter(options);
   if (!adapter) throw new Error('tfjs: requestAdapter() returned null');
-  const limitNames = ['maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupStorageSize', 'maxStorageBuffersPerShaderStage', 'maxStorageBufferBindingSize', 'maxBufferSize'];
+  const limitNames = [
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxComputeWorkgroupSizeY',
+    'maxComputeWorkgroupStorageSize',
+    'maxStorageBuffersPerShaderStage',
+    'maxStorageBufferBindingSize',
+    'maxBufferSize',
+  ];
   const requiredLimits: Record<string, number> = {};
   for (const k of limitNames) requiredLimits[k] = (adapter.limits as unknown as Record<string, number>)[k];
   const gpuDevice = await adapter.requestDevice({ requiredLimits });
-  tfjsKeepAlive = [gpu, adapter, gpuDevice];
+  _tfjsKeepAlive = [gpu, adapter, gpuDevice];
   const tf = await import('@tensorflow/tfjs-core');
   const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
   // Small ops would otherwise run on the CPU, which is not what this bench compares.
@@ -127,7 +148,14 @@ const stagingBuffers = new WeakMap<GPUDevice, GPUBuffer>();
 export async function tfjsSync(tf: Tf, t: TfTensor): Promise<void> {
   const backend = tf.backend() as unknown as Partial<WebGpuBackendInternals>;
   const resource = backend.tensorMap?.get(t.dataId)?.resource as GPUBuffer | undefined;
-  if (backend.device && backend.submitQueue && backend.ensureCommandEncoderReady && backend.endComputePassEncoder && resource && typeof resource.mapAsync === 'function') {
+  if (
+    backend.device &&
+    backend.submitQueue &&
+    backend.ensureCommandEncoderReady &&
+    backend.endComputePassEncoder &&
+    resource &&
+    typeof resource.mapAsync === 'function'
+  ) {
     let staging = stagingBuffers.get(backend.device);
     if (!staging) {
       staging = backend.device.createBuffer({ size: 4, usage: 0x0001 | 0x0008 }); // MAP_READ | COPY_DST
@@ -148,11 +176,22 @@ export async function tfjsSync(tf: Tf, t: TfTensor): Promise<void> {
   probe.dispose();
 }
 
-async function tfTime(tf: Tf, backend: string, reps: number, build: () => TfTensor[], run: (inputs: TfTensor[]) => TfTensor): Promise<number | null> {
+async function tfTime(
+  tf: Tf,
+  backend: string,
+  reps: number,
+  build: () => TfTensor[],
+  run: (inputs: TfTensor[]) => TfTensor,
+): Promise<number | null> {
   try {
     if (!(await tf.setBackend(backend))) return null;
     const inputs = build();
-    const ms = await timeIt(reps, () => run(inputs), (out) => tfjsSync(tf, out), (out) => out.dispose());
+    const ms = await timeIt(
+      reps,
+      () => run(inputs),
+      (out) => tfjsSync(tf, out),
+      (out) => out.dispose(),
+    );
     for (const t of inputs) t.dispose();
     return ms;
   } catch {
@@ -200,8 +239,16 @@ export async function benchKernels(opts: { quick: boolean; device?: Device }): P
     webgpu: tf ? await tfTime(tf, 'webgpu', reps, build, run) : null,
     wasm: tf && wasm ? await tfTime(tf, 'wasm', big ? Math.min(reps, 3) : reps, build, run) : null,
   });
-  const push = (row: Omit<KernelRow, 'ratio' | 'tfjsWebgpuMs' | 'tfjsWasmMs'>, t: { webgpu: number | null; wasm: number | null }) =>
-    rows.push({ ...row, tfjsWebgpuMs: t.webgpu, tfjsWasmMs: t.wasm, ratio: t.webgpu === null ? null : t.webgpu / row.ms });
+  const push = (
+    row: Omit<KernelRow, 'ratio' | 'tfjsWebgpuMs' | 'tfjsWasmMs'>,
+    t: { webgpu: number | null; wasm: number | null },
+  ) =>
+    rows.push({
+      ...row,
+      tfjsWebgpuMs: t.webgpu,
+      tfjsWasmMs: t.wasm,
+      ratio: t.webgpu === null ? null : t.webgpu / row.ms,
+    });
 
   const tuning = await autotune(device);
   try {
@@ -210,14 +257,27 @@ export async function benchKernels(opts: { quick: boolean; device?: Device }): P
       const a = tensor(randomData(n * n, 1), [n, n], 'f32', device);
       const b = tensor(randomData(n * n, 2), [n, n], 'f32', device);
       const ms = await mgTime(device, reps, () => matmul(a, b));
-      const t = await tfBoth(() => [tf!.tensor2d(randomData(n * n, 1), [n, n]), tf!.tensor2d(randomData(n * n, 2), [n, n])], ([x, y]) => tf!.matMul(x, y), n >= 1024);
+      const t = await tfBoth(
+        () => [tf!.tensor2d(randomData(n * n, 1), [n, n]), tf!.tensor2d(randomData(n * n, 2), [n, n])],
+        ([x, y]) => tf!.matMul(x, y),
+        n >= 1024,
+      );
       const chosen = variantName(chooseMatmulVariant(device, { M: n, N: n, K: n, batch: 1 }));
       push({ op: 'matmul', shape: `${n}x${n}x${n}`, variant: chosen, ms, gflops: (2 * n ** 3) / ms / 1e6 }, t);
       if (!opts.quick) {
         for (const v of MATMUL_VARIANTS) {
           if (v.kind === 'simple' && n > 512) continue;
           const vms = await mgTime(device, 3, () => matmul(a, b, { variant: v }));
-          rows.push({ op: 'matmul', shape: `${n}x${n}x${n}`, variant: variantName(v), ms: vms, gflops: (2 * n ** 3) / vms / 1e6, tfjsWebgpuMs: null, tfjsWasmMs: null, ratio: null });
+          rows.push({
+            op: 'matmul',
+            shape: `${n}x${n}x${n}`,
+            variant: variantName(v),
+            ms: vms,
+            gflops: (2 * n ** 3) / vms / 1e6,
+            tfjsWebgpuMs: null,
+            tfjsWasmMs: null,
+            ratio: null,
+          });
         }
       }
       a.dispose();
@@ -226,16 +286,36 @@ export async function benchKernels(opts: { quick: boolean; device?: Device }): P
 
     const conv2d = op('conv2d');
     if (conv2d) {
-      for (const [N, C, H, O, k] of [[32, 1, 28, 6, 5], [32, 16, 16, 32, 3]]) {
+      for (const [N, C, H, O, k] of [
+        [32, 1, 28, 6, 5],
+        [32, 16, 16, 32, 3],
+      ]) {
         const x = tensor(randomData(N * C * H * H, 3), [N, C, H, H], 'f32', device);
         const w = tensor(randomData(O * C * k * k, 4), [O, C, k, k], 'f32', device);
         const Ho = H - k + 1;
         const ms = await mgTime(device, reps, () => conv2d(x, w));
         const t = await tfBoth(
-          () => [tf!.tensor4d(randomData(N * H * H * C, 3), [N, H, H, C]), tf!.tensor4d(randomData(k * k * C * O, 4), [k, k, C, O])],
-          ([xi, wi]) => tf!.conv2d(xi as import('@tensorflow/tfjs-core').Tensor4D, wi as import('@tensorflow/tfjs-core').Tensor4D, 1, 'valid'),
+          () => [
+            tf!.tensor4d(randomData(N * H * H * C, 3), [N, H, H, C]),
+            tf!.tensor4d(randomData(k * k * C * O, 4), [k, k, C, O]),
+          ],
+          ([xi, wi]) =>
+            tf!.conv2d(
+              xi as import('@tensorflow/tfjs-core').Tensor4D,
+              wi as import('@tensorflow/tfjs-core').Tensor4D,
+              1,
+              'valid',
+            ),
         );
-        push({ op: 'conv2d', shape: `${N}x${C}x${H}x${H} -> ${O}ch ${k}x${k}`, ms, gflops: (2 * N * O * Ho * Ho * C * k * k) / ms / 1e6 }, t);
+        push(
+          {
+            op: 'conv2d',
+            shape: `${N}x${C}x${H}x${H} -> ${O}ch ${k}x${k}`,
+            ms,
+            gflops: (2 * N * O * Ho * Ho * C * k * k) / ms / 1e6,
+          },
+          t,
+        );
         x.dispose();
         w.dispose();
       }
@@ -247,7 +327,11 @@ export async function benchKernels(opts: { quick: boolean; device?: Device }): P
         const x = tensor(randomData(n, 5), [n], 'f32', device);
         const y = tensor(randomData(n, 6), [n], 'f32', device);
         const ms = await mgTime(device, reps, () => add(x, y));
-        const t = await tfBoth(() => [tf!.tensor1d(randomData(n, 5)), tf!.tensor1d(randomData(n, 6))], ([a, b]) => tf!.add(a, b), n > 1 << 20);
+        const t = await tfBoth(
+          () => [tf!.tensor1d(randomData(n, 5)), tf!.tensor1d(randomData(n, 6))],
+          ([a, b]) => tf!.add(a, b),
+          n > 1 << 20,
+        );
         push({ op: 'add', shape: n === 1 << 20 ? '1M' : '16M', ms, gbps: (12 * n) / ms / 1e6 }, t);
         x.dispose();
         y.dispose();
@@ -282,7 +366,11 @@ export async function benchKernels(opts: { quick: boolean; device?: Device }): P
       const n = 1 << 24;
       const x = tensor(randomData(n, 8), [n], 'f32', device);
       const ms = await mgTime(device, reps, () => sum(x));
-      const t = await tfBoth(() => [tf!.tensor1d(randomData(n, 8))], ([a]) => tf!.sum(a), true);
+      const t = await tfBoth(
+        () => [tf!.tensor1d(randomData(n, 8))],
+        ([a]) => tf!.sum(a),
+        true,
+      );
       push({ op: 'sum', shape: '16M', ms, gbps: (4 * n) / ms / 1e6 }, t);
       x.dispose();
     }
@@ -311,7 +399,9 @@ const num = (v: number | null | undefined, digits = 2) => (v === null || v === u
 
 export function formatKernelsTable(r: KernelsBench): string {
   const lines = [
-    `tuned matmul: ${Object.entries(r.tuning).map(([k, v]) => `${k}=${v}`).join(', ')}${r.tfjsError ? `\ntfjs unavailable: ${r.tfjsError}` : ''}`,
+    `tuned matmul: ${Object.entries(r.tuning)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}${r.tfjsError ? `\ntfjs unavailable: ${r.tfjsError}` : ''}`,
     '',
     '| op | shape | variant | ms | GFLOP/s | GB/s | tfjs-webgpu ms | tfjs-wasm ms | ratio (tfjs/metagrad) |',
     '|---|---|---|---:|---:|---:|---:|---:|---:|',

@@ -5,7 +5,7 @@
  * Also reports metagrad's dispatches per step (by kernel family) and a forward / backward / update split.
  */
 import { createRequire } from 'node:module';
-import { autotune, tensor, tidy, dispose, type Device, type Tensor } from '@metagrad/tensor';
+import { autotune, tensor, tidy, dispose, type Device } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { crossEntropy, grad, requiresGrad } from '@metagrad/autograd';
 import { SGD, fromLeaves, leaves, lenet5, mlp, disposeTree, type Model, type ParamTree } from '@metagrad/models';
@@ -63,7 +63,8 @@ const CASES: Case[] = [
     name: 'MLP 784-256-10',
     inputShape: [BATCH, 784],
     model: mlp({ sizes: [784, 256, 10], activation: 'relu' }) as unknown as Model<ParamTree>,
-    tfjs: (tf, x, [w1, b1, w2, b2]) => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, w1, false, true), b1)), w2, false, true), b2),
+    tfjs: (tf, x, [w1, b1, w2, b2]) =>
+      tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, w1, false, true), b1)), w2, false, true), b2),
   },
   {
     name: 'LeNet-5',
@@ -115,7 +116,11 @@ async function interleaved(reps: number, runners: Runner[]): Promise<number[]> {
 }
 
 interface MetagradRunner extends Runner {
-  profile(reps: number): Promise<Pick<TrainRow, 'forwardMs' | 'backwardMs' | 'updateMs' | 'dispatchesPerStep' | 'submitsPerStep' | 'kernels'>>;
+  profile(
+    reps: number,
+  ): Promise<
+    Pick<TrainRow, 'forwardMs' | 'backwardMs' | 'updateMs' | 'dispatchesPerStep' | 'submitsPerStep' | 'kernels'>
+  >;
 }
 
 function metagradRunner(device: Device, c: Case): MetagradRunner {
@@ -161,7 +166,9 @@ function metagradRunner(device: Device, c: Case): MetagradRunner {
         device.endRecording();
       }
       await sync();
-      const recorded = rec.commands.flatMap((c) => (c.k === 'dispatch' ? [{ spec: c.spec, buffers: c.buffers, uniform: c.uniform, wg: c.workgroups }] : []));
+      const recorded = rec.commands.flatMap((c) =>
+        c.k === 'dispatch' ? [{ spec: c.spec, buffers: c.buffers, uniform: c.uniform, wg: c.workgroups }] : [],
+      );
       const dispatchesPerStep = device.counters.dispatches - before.dispatches;
       const submitsPerStep = device.counters.submits - before.submits;
       const kernels: Record<string, number> = {};
@@ -177,13 +184,39 @@ function metagradRunner(device: Device, c: Case): MetagradRunner {
         kernelMs[f] = (kernelMs[f] ?? 0) + (performance.now() - t0) / REPLAY;
       }
       // Split: forward alone, forward + backward, and the update alone (on fixed gradients).
-      const forwardMs = await timeIt(reps, forward, async (l) => void (await device.read(l.buffer, 4)), (l) => l.dispose());
-      const fwdBwdMs = await timeIt(reps, gradients, async (g) => void (await device.read(g[0].buffer, 4)), (g) => dispose(g));
+      const forwardMs = await timeIt(
+        reps,
+        forward,
+        async (l) => void (await device.read(l.buffer, 4)),
+        (l) => l.dispose(),
+      );
+      const fwdBwdMs = await timeIt(
+        reps,
+        gradients,
+        async (g) => void (await device.read(g[0].buffer, 4)),
+        (g) => dispose(g),
+      );
       const fixed = gradients();
-      const updateMs = await timeIt(reps, () => opt.step(fromLeaves(params, fixed)), sync, () => {});
+      const updateMs = await timeIt(
+        reps,
+        () => opt.step(fromLeaves(params, fixed)),
+        sync,
+        () => {},
+      );
       dispose(fixed);
-      const sorted = Object.fromEntries(Object.entries(kernelMs).sort((a, b) => b[1] - a[1]).map(([k, ms]) => [k, { count: kernels[k], ms }]));
-      return { forwardMs, backwardMs: Math.max(0, fwdBwdMs - forwardMs), updateMs, dispatchesPerStep, submitsPerStep, kernels: sorted };
+      const sorted = Object.fromEntries(
+        Object.entries(kernelMs)
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, ms]) => [k, { count: kernels[k], ms }]),
+      );
+      return {
+        forwardMs,
+        backwardMs: Math.max(0, fwdBwdMs - forwardMs),
+        updateMs,
+        dispatchesPerStep,
+        submitsPerStep,
+        kernels: sorted,
+      };
     },
   };
 }
@@ -198,9 +231,12 @@ async function tfjsRunner(tf: Tf, backend: string, c: Case, shapes: number[][]):
   const n = c.inputShape.reduce((a, b) => a * b, 1);
   const x = tf.tensor(randomData(n, 3), c.tfjsInputShape ?? c.inputShape);
   const onehot = tf.oneHot(tf.tensor1d(labelsData(4), 'int32'), 10);
-  const vars = shapes.map((s, i) => tf.variable(tf.randomUniform(c.tfjsParamShape?.(s) ?? s, -0.05, 0.05, 'float32', 10 + i)));
+  const vars = shapes.map((s, i) =>
+    tf.variable(tf.randomUniform(c.tfjsParamShape?.(s) ?? s, -0.05, 0.05, 'float32', 10 + i)),
+  );
   const opt = tf.train.sgd(LR);
-  const loss = () => tf.losses.softmaxCrossEntropy(onehot, c.tfjs(tf, x, vars)) as import('@tensorflow/tfjs-core').Scalar;
+  const loss = () =>
+    tf.losses.softmaxCrossEntropy(onehot, c.tfjs(tf, x, vars)) as import('@tensorflow/tfjs-core').Scalar;
   const runner: Runner = {
     run: () => opt.minimize(loss, false, vars),
     // Like metagrad's sync: 4 bytes of the first parameter, no kernel.
@@ -245,7 +281,15 @@ export async function benchTrain(opts: { quick: boolean; device?: Device }): Pro
         tfWasm?.dispose();
         const profile = await mg.profile(reps);
         const tfjsWebgpuMs = tfWebgpu ? webgpu : null;
-        rows.push({ model: c.name, batch: BATCH, ms, tfjsWebgpuMs, tfjsWasmMs: wasmMs, ratio: tfjsWebgpuMs === null ? null : tfjsWebgpuMs / ms, ...profile });
+        rows.push({
+          model: c.name,
+          batch: BATCH,
+          ms,
+          tfjsWebgpuMs,
+          tfjsWasmMs: wasmMs,
+          ratio: tfjsWebgpuMs === null ? null : tfjsWebgpuMs / ms,
+          ...profile,
+        });
       } finally {
         mg.dispose();
       }
@@ -270,6 +314,11 @@ export function formatTrainTable(r: TrainBench): string {
     );
   }
   lines.push('', 'metagrad kernels per step (family ×dispatches: ms, each replayed alone):');
-  for (const row of r.rows) lines.push(`- ${row.model}: ${Object.entries(row.kernels).map(([k, v]) => `${k} ×${v.count}: ${num(v.ms)}`).join(', ')}`);
+  for (const row of r.rows)
+    lines.push(
+      `- ${row.model}: ${Object.entries(row.kernels)
+        .map(([k, v]) => `${k} ×${v.count}: ${num(v.ms)}`)
+        .join(', ')}`,
+    );
   return lines.join('\n');
 }

@@ -36,12 +36,16 @@ function worktree(rev, name) {
 }
 
 function runBench(dir, bench) {
-  const out = execFileSync('pnpm', ['-s', 'metagrad', 'bench', bench, '--quick', '--json', '--out', join(dir, '.ab-out')], {
-    cwd: dir,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-    maxBuffer: 64 << 20,
-  });
+  const out = execFileSync(
+    'pnpm',
+    ['-s', 'metagrad', 'bench', bench, '--quick', '--json', '--out', join(dir, '.ab-out')],
+    {
+      cwd: dir,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      maxBuffer: 64 << 20,
+    },
+  );
   return JSON.parse(out).rows;
 }
 
@@ -61,7 +65,8 @@ try {
     console.error(`round ${r + 1}/${rounds} done`);
   }
 } finally {
-  for (const dir of Object.values(sides)) if (existsSync(dir)) execFileSync('git', ['-C', root, 'worktree', 'remove', '--force', dir]);
+  for (const dir of Object.values(sides))
+    if (existsSync(dir)) execFileSync('git', ['-C', root, 'worktree', 'remove', '--force', dir]);
 }
 
 console.log(`A = ${revA}, B = ${revB}; medians of ${rounds} interleaved rounds (--quick)`);
@@ -70,7 +75,9 @@ for (const bench of benches) {
   const runsA = results.A[bench];
   const runsB = results.B[bench];
   runsA[0].forEach((row, i) => {
-    const label = Object.values(row).filter((v) => typeof v === 'string').join(' ');
+    const label = Object.values(row)
+      .filter((v) => typeof v === 'string')
+      .join(' ');
     for (const metric of TIMINGS.filter((m) => typeof row[m] === 'number')) {
       const a = median(runsA.map((rows) => rows[i][metric]));
       const b = median(runsB.map((rows) => rows[i]?.[metric]).filter((v) => typeof v === 'number'));

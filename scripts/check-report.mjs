@@ -11,7 +11,10 @@ for (const s of results.sections) {
   if (s.status !== 'ok') problems.push(`section ${s.id} failed: ${s.error}`);
   if (s.summary.length === 0) problems.push(`section ${s.id} has no summary rows`);
   for (const f of s.figures) {
-    for (const [file, min] of [[f.svg, 2000], [f.png, 5000]]) {
+    for (const [file, min] of [
+      [f.svg, 2000],
+      [f.png, 5000],
+    ]) {
       let size = 0;
       try {
         size = statSync(join(dir, file)).size;
@@ -29,14 +32,23 @@ for (const s of results.sections) {
 const MARKS = new Set(['✓', '≈', '✗', null]);
 for (const s of results.sections) {
   for (const r of s.summary) {
-    if (!MARKS.has(r.mark)) problems.push(`section ${s.id}, row '${r.metric}': mark ${JSON.stringify(r.mark)} (expected ✓, ≈, ✗ or null)`);
-    if (typeof r.paper !== 'string' || typeof r.goal !== 'string') problems.push(`section ${s.id}, row '${r.metric}': needs the paper and goal columns (strings)`);
+    if (!MARKS.has(r.mark))
+      problems.push(`section ${s.id}, row '${r.metric}': mark ${JSON.stringify(r.mark)} (expected ✓, ≈, ✗ or null)`);
+    if (typeof r.paper !== 'string' || typeof r.goal !== 'string')
+      problems.push(`section ${s.id}, row '${r.metric}': needs the paper and goal columns (strings)`);
   }
 }
-const marked = (mark) => results.sections.flatMap((s) => s.summary.filter((r) => r.mark === mark).map((r) => `${s.id}: ${r.metric} = ${r.value} (paper ${r.paper}; goal ${r.goal})`));
+const marked = (mark) =>
+  results.sections.flatMap((s) =>
+    s.summary
+      .filter((r) => r.mark === mark)
+      .map((r) => `${s.id}: ${r.metric} = ${r.value} (paper ${r.paper}; goal ${r.goal})`),
+  );
 const shorts = marked('✗');
 const unclear = marked('≈');
-console.log(`report: ${results.sections.length} sections in ${results.seconds.toFixed(0)} s on ${results.adapter.name}; ${shorts.length} results against the goal (✗), ${unclear.length} not distinguishable (≈)`);
+console.log(
+  `report: ${results.sections.length} sections in ${results.seconds.toFixed(0)} s on ${results.adapter.name}; ${shorts.length} results against the goal (✗), ${unclear.length} not distinguishable (≈)`,
+);
 for (const s of shorts) console.log(`  ✗ ${s}`);
 for (const s of unclear) console.log(`  ≈ ${s}`);
 if (problems.length) {

@@ -50,7 +50,7 @@ export function pipeFiltered(input, output, filter = createDawnStderrFilter()) {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
         const kept = filter(line);
-        if (kept !== null) output.write(kept + '\n');
+        if (kept !== null) output.write(`${kept}\n`);
       }
     });
     input.on('end', () => {

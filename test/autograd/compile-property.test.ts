@@ -17,15 +17,41 @@ type Step =
   | { k: 'scalar'; op: 'add' | 'mul'; a: number; s: number };
 
 const UNARY: Record<string, (x: number) => number> = {
-  tanh: Math.tanh, sigmoid: (x) => 1 / (1 + Math.exp(-x)), neg: (x) => -x, sin: Math.sin, square: (x) => x * x,
-  relu: (x) => Math.max(x, 0), abs: Math.abs, exp: (x) => Math.exp(Math.tanh(x)), // bounded: exp(tanh x)
+  tanh: Math.tanh,
+  sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  neg: (x) => -x,
+  sin: Math.sin,
+  square: (x) => x * x,
+  relu: (x) => Math.max(x, 0),
+  abs: Math.abs,
+  exp: (x) => Math.exp(Math.tanh(x)), // bounded: exp(tanh x)
 };
-const BINARY: Record<string, (x: number, y: number) => number> = { add: (x, y) => x + y, sub: (x, y) => x - y, mul: (x, y) => x * y, maximum: Math.max, minimum: Math.min };
+const BINARY: Record<string, (x: number, y: number) => number> = {
+  add: (x, y) => x + y,
+  sub: (x, y) => x - y,
+  mul: (x, y) => x * y,
+  maximum: Math.max,
+  minimum: Math.min,
+};
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  fc.record({ k: fc.constant('unary' as const), op: fc.constantFrom('tanh', 'sigmoid', 'neg', 'sin', 'square', 'relu', 'abs', 'exp') as fc.Arbitrary<'tanh'>, a: fc.nat() }),
-  fc.record({ k: fc.constant('binary' as const), op: fc.constantFrom('add', 'sub', 'mul', 'maximum', 'minimum') as fc.Arbitrary<'add'>, a: fc.nat(), b: fc.nat() }),
-  fc.record({ k: fc.constant('scalar' as const), op: fc.constantFrom('add', 'mul') as fc.Arbitrary<'add'>, a: fc.nat(), s: fc.double({ min: -2, max: 2, noNaN: true }) }),
+  fc.record({
+    k: fc.constant('unary' as const),
+    op: fc.constantFrom('tanh', 'sigmoid', 'neg', 'sin', 'square', 'relu', 'abs', 'exp') as fc.Arbitrary<'tanh'>,
+    a: fc.nat(),
+  }),
+  fc.record({
+    k: fc.constant('binary' as const),
+    op: fc.constantFrom('add', 'sub', 'mul', 'maximum', 'minimum') as fc.Arbitrary<'add'>,
+    a: fc.nat(),
+    b: fc.nat(),
+  }),
+  fc.record({
+    k: fc.constant('scalar' as const),
+    op: fc.constantFrom('add', 'mul') as fc.Arbitrary<'add'>,
+    a: fc.nat(),
+    s: fc.double({ min: -2, max: 2, noNaN: true }),
+  }),
 );
 
 const programArb = fc
@@ -87,11 +113,15 @@ function runHost(p: Program, inputs: Float32Array[]): { shape: number[]; values:
   for (const st of p.steps) {
     const a = vals[st.a % vals.length];
     if (st.k === 'unary') vals.push({ shape: a.shape, values: a.values.map(UNARY[st.op]) });
-    else if (st.k === 'scalar') vals.push({ shape: a.shape, values: a.values.map((x) => (st.op === 'add' ? x + st.s : x * st.s)) });
+    else if (st.k === 'scalar')
+      vals.push({ shape: a.shape, values: a.values.map((x) => (st.op === 'add' ? x + st.s : x * st.s)) });
     else {
       const b = vals[st.b % vals.length];
       const shape = bshape(a.shape, b.shape);
-      vals.push({ shape, values: Array.from({ length: size(shape) }, (_, i) => BINARY[st.op](at(a, shape, i), at(b, shape, i))) });
+      vals.push({
+        shape,
+        values: Array.from({ length: size(shape) }, (_, i) => BINARY[st.op](at(a, shape, i), at(b, shape, i))),
+      });
     }
   }
   const out = vals[vals.length - 1];
@@ -99,7 +129,13 @@ function runHost(p: Program, inputs: Float32Array[]): { shape: number[]; values:
   if (p.reduce === 'mean-last') {
     const last = out.shape[out.shape.length - 1];
     const rows = out.values.length / last;
-    return { shape: out.shape.slice(0, -1), values: Array.from({ length: rows }, (_, r) => out.values.slice(r * last, (r + 1) * last).reduce((x, y) => x + y, 0) / last) };
+    return {
+      shape: out.shape.slice(0, -1),
+      values: Array.from(
+        { length: rows },
+        (_, r) => out.values.slice(r * last, (r + 1) * last).reduce((x, y) => x + y, 0) / last,
+      ),
+    };
   }
   return out;
 }

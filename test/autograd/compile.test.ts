@@ -89,7 +89,10 @@ describe('compile', () => {
   });
 
   it('in-place SGD and Adam steps on closure parameters replay exactly as eager steps', async () => {
-    for (const make of [(p: Tensor) => new SGD({ p }, { lr: 0.1, momentum: 0.9 }), (p: Tensor) => new Adam({ p }, { lr: 0.05 })]) {
+    for (const make of [
+      (p: Tensor) => new SGD({ p }, { lr: 0.1, momentum: 0.9 }),
+      (p: Tensor) => new Adam({ p }, { lr: 0.05 }),
+    ]) {
       const pe = ag.requiresGrad(t([0.1, -0.2, 0.3, 0.05, 0.4, -0.1], [3, 2]));
       const pc = ag.requiresGrad(t([0.1, -0.2, 0.3, 0.05, 0.4, -0.1], [3, 2]));
       const oe = make(pe);
@@ -144,11 +147,14 @@ describe('compile', () => {
 
   it('TraceError: a readback inside fn, a frozen host value, a leaked tensor, a disposed closure tensor', async () => {
     const x = t([1, 2, 3]);
-    const reads = compile(async (a: Tensor) => {
-      const s = raw.sum(a);
-      await s.item();
-      return s;
-    }, { warmup: 0 });
+    const reads = compile(
+      async (a: Tensor) => {
+        const s = raw.sum(a);
+        await s.item();
+        return s;
+      },
+      { warmup: 0 },
+    );
     await expect(reads(x)).rejects.toThrow(TraceError);
     await expect(reads(x)).rejects.toThrow(/readback/);
 
@@ -160,10 +166,13 @@ describe('compile', () => {
     raw.dispose([r1, r2]);
 
     const kept: Tensor[] = [];
-    const leaky = compile((a: Tensor) => {
-      kept.push(raw.keep(raw.mulScalar(a, 2)));
-      return raw.add(a, a);
-    }, { warmup: 0 });
+    const leaky = compile(
+      (a: Tensor) => {
+        kept.push(raw.keep(raw.mulScalar(a, 2)));
+        return raw.add(a, a);
+      },
+      { warmup: 0 },
+    );
     await expect(leaky(x)).rejects.toThrow(/left 1 tensor storage.*keep/);
     raw.dispose(kept);
 
@@ -203,7 +212,7 @@ describe('compile', () => {
     step.dispose();
   });
 
-  it('an argument spoiled by a failed batch spoils the replay\'s outputs (reading them throws, never stale data)', async () => {
+  it("an argument spoiled by a failed batch spoils the replay's outputs (reading them throws, never stale data)", async () => {
     const d = device();
     const step = compile((a: Tensor) => raw.mulScalar(raw.add(a, a), 0.5));
     const x = t([1, 2, 3, 4]);

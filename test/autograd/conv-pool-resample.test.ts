@@ -20,7 +20,11 @@ const wShape = [4, 2, 3, 3];
 const yShape = [1, 4, 3, 3];
 
 const conv: OpCase[] = [
-  { name: 'conv2d', f: { gpu: (x, w) => ag.conv2d(x, w, convOpts), ref: (x, w) => ref.conv2d(R(x), R(w), convOpts) }, inputs: [rand(xShape, 1), rand(wShape, 2)] },
+  {
+    name: 'conv2d',
+    f: { gpu: (x, w) => ag.conv2d(x, w, convOpts), ref: (x, w) => ref.conv2d(R(x), R(w), convOpts) },
+    inputs: [rand(xShape, 1), rand(wShape, 2)],
+  },
   {
     name: 'conv2d dilation',
     f: { gpu: (x, w) => ag.conv2d(x, w, { dilation: 2 }), ref: (x, w) => ref.conv2d(R(x), R(w), { dilation: 2 }) },
@@ -28,25 +32,38 @@ const conv: OpCase[] = [
   },
   {
     name: 'conv2dInputGrad',
-    f: { gpu: (g, w) => ag.conv2dInputGrad(g, w, xShape, convOpts), ref: (g, w) => ref.conv2dInputGrad(R(g), R(w), xShape, convOpts) },
+    f: {
+      gpu: (g, w) => ag.conv2dInputGrad(g, w, xShape, convOpts),
+      ref: (g, w) => ref.conv2dInputGrad(R(g), R(w), xShape, convOpts),
+    },
     inputs: [rand(yShape, 5), rand(wShape, 6)],
   },
   {
     name: 'conv2dFilterGrad',
-    f: { gpu: (x, g) => ag.conv2dFilterGrad(x, g, wShape, convOpts), ref: (x, g) => ref.conv2dFilterGrad(R(x), R(g), wShape, convOpts) },
+    f: {
+      gpu: (x, g) => ag.conv2dFilterGrad(x, g, wShape, convOpts),
+      ref: (x, g) => ref.conv2dFilterGrad(R(x), R(g), wShape, convOpts),
+    },
     inputs: [rand(xShape, 7), rand(yShape, 8)],
   },
   // conv → tanh has a nonzero Hessian with mixed x/w blocks.
   {
     name: 'tanh(conv2d)',
-    f: { gpu: (x, w) => ag.tanh(ag.conv2d(x, w, { padding: 1 })), ref: (x, w) => ref.tanh(ref.conv2d(R(x), R(w), { padding: 1 })) },
+    f: {
+      gpu: (x, w) => ag.tanh(ag.conv2d(x, w, { padding: 1 })),
+      ref: (x, w) => ref.tanh(ref.conv2d(R(x), R(w), { padding: 1 })),
+    },
     inputs: [rand([1, 2, 4, 4], 9), rand([2, 2, 3, 3], 10)],
   },
 ];
 
 const overlapping = { kernel: 3, stride: 2, padding: 1 } as const;
 const pool: OpCase[] = [
-  { name: 'maxPool2d', f: { gpu: (x) => ag.maxPool2d(x, { kernel: 2 }), ref: (x) => ref.maxPool2d(R(x), { kernel: 2 }) }, inputs: [distinct([1, 2, 4, 4], 1)] },
+  {
+    name: 'maxPool2d',
+    f: { gpu: (x) => ag.maxPool2d(x, { kernel: 2 }), ref: (x) => ref.maxPool2d(R(x), { kernel: 2 }) },
+    inputs: [distinct([1, 2, 4, 4], 1)],
+  },
   {
     name: 'maxPool2d overlapping, padded',
     f: { gpu: (x) => ag.maxPool2d(x, overlapping), ref: (x) => ref.maxPool2d(R(x), overlapping) },
@@ -54,20 +71,33 @@ const pool: OpCase[] = [
   },
   {
     name: 'maxPool2dBackward (in gy)',
-    f: { gpu: (g, x) => ag.maxPool2dBackward(g, x, overlapping), ref: (g, x) => ref.maxPool2dBackward(R(g), R(x), overlapping) },
+    f: {
+      gpu: (g, x) => ag.maxPool2dBackward(g, x, overlapping),
+      ref: (g, x) => ref.maxPool2dBackward(R(g), R(x), overlapping),
+    },
     inputs: [rand([1, 2, 3, 3], 3), distinct([1, 2, 5, 5], 4)],
     opts: { wrt: [0] },
   },
-  { name: 'avgPool2d', f: { gpu: (x) => ag.avgPool2d(x, overlapping), ref: (x) => ref.avgPool2d(R(x), overlapping) }, inputs: [rand([1, 2, 5, 5], 5)] },
+  {
+    name: 'avgPool2d',
+    f: { gpu: (x) => ag.avgPool2d(x, overlapping), ref: (x) => ref.avgPool2d(R(x), overlapping) },
+    inputs: [rand([1, 2, 5, 5], 5)],
+  },
   {
     name: 'avgPool2dBackward',
-    f: { gpu: (g) => ag.avgPool2dBackward(g, [1, 2, 5, 5], overlapping), ref: (g) => ref.avgPool2dBackward(R(g), [1, 2, 5, 5], overlapping) },
+    f: {
+      gpu: (g) => ag.avgPool2dBackward(g, [1, 2, 5, 5], overlapping),
+      ref: (g) => ref.avgPool2dBackward(R(g), [1, 2, 5, 5], overlapping),
+    },
     inputs: [rand([1, 2, 3, 3], 6)],
   },
   // Max-pool after a square: second derivatives route through maxPool2dBackward's VJP.
   {
     name: 'maxPool2d(x²)',
-    f: { gpu: (x) => ag.maxPool2d(ag.square(x), overlapping), ref: (x) => ref.maxPool2d(ref.square(R(x)), overlapping) },
+    f: {
+      gpu: (x) => ag.maxPool2d(ag.square(x), overlapping),
+      ref: (x) => ref.maxPool2d(ref.square(R(x)), overlapping),
+    },
     // Positive values: squaring symmetric values would create ties.
     inputs: [{ shape: [1, 1, 5, 5], data: distinct([1, 1, 5, 5], 7, 0.13).data.map((v) => v + 2) }],
   },
@@ -94,17 +124,26 @@ const resample: OpCase[] = [
   },
   {
     name: 'gridSample alignCorners',
-    f: { gpu: (x, g) => ag.gridSample(x, g, { alignCorners: true }), ref: (x, g) => ref.gridSample(R(x), R(g), { alignCorners: true }) },
+    f: {
+      gpu: (x, g) => ag.gridSample(x, g, { alignCorners: true }),
+      ref: (x, g) => ref.gridSample(R(x), R(g), { alignCorners: true }),
+    },
     inputs: [rand([2, 1, 3, 4], 5), grid([2, 2, 2, 2], 6)],
   },
   {
     name: 'gridSampleInputGrad',
-    f: { gpu: (g, gr) => ag.gridSampleInputGrad(g, gr, [1, 2, 4, 4]), ref: (g, gr) => ref.gridSampleInputGrad(R(g), R(gr), [1, 2, 4, 4]) },
+    f: {
+      gpu: (g, gr) => ag.gridSampleInputGrad(g, gr, [1, 2, 4, 4]),
+      ref: (g, gr) => ref.gridSampleInputGrad(R(g), R(gr), [1, 2, 4, 4]),
+    },
     inputs: [rand([1, 2, 3, 2], 7), grid([1, 3, 2, 2], 8)],
   },
   {
     name: 'gridSampleGridGrad',
-    f: { gpu: (g, x, gr) => ag.gridSampleGridGrad(g, x, gr), ref: (g, x, gr) => ref.gridSampleGridGrad(R(g), R(x), R(gr)) },
+    f: {
+      gpu: (g, x, gr) => ag.gridSampleGridGrad(g, x, gr),
+      ref: (g, x, gr) => ref.gridSampleGridGrad(R(g), R(x), R(gr)),
+    },
     inputs: [rand([1, 2, 3, 2], 9), rand([1, 2, 4, 4], 10), grid([1, 3, 2, 2], 11)],
   },
   {

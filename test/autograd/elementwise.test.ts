@@ -68,12 +68,23 @@ describe('binary with broadcasting', () => {
 
 describe('scalar forms, where, cast', () => {
   const cases: OpCase[] = [
-    { name: 'addScalar', f: { gpu: (x) => ag.addScalar(x, 0.7), ref: (x) => ref.addScalar(x as RefTensor, 0.7) }, inputs: [rand([5], 1)] },
-    { name: 'mulScalar', f: { gpu: (x) => ag.mulScalar(x, -1.5), ref: (x) => ref.mulScalar(x as RefTensor, -1.5) }, inputs: [rand([5], 2)] },
+    {
+      name: 'addScalar',
+      f: { gpu: (x) => ag.addScalar(x, 0.7), ref: (x) => ref.addScalar(x as RefTensor, 0.7) },
+      inputs: [rand([5], 1)],
+    },
+    {
+      name: 'mulScalar',
+      f: { gpu: (x) => ag.mulScalar(x, -1.5), ref: (x) => ref.mulScalar(x as RefTensor, -1.5) },
+      inputs: [rand([5], 2)],
+    },
     // 7 elements: the vec4 kernel's partial last vector.
     {
       name: 'axpby',
-      f: { gpu: (x, y) => ag.axpby(0.75, x, -2.5, y), ref: (x, y) => ref.axpby(0.75, x as RefTensor, -2.5, y as RefTensor) },
+      f: {
+        gpu: (x, y) => ag.axpby(0.75, x, -2.5, y),
+        ref: (x, y) => ref.axpby(0.75, x as RefTensor, -2.5, y as RefTensor),
+      },
       inputs: [rand([7], 8), rand([7], 9)],
     },
     // relu's fused VJP, broadcasting x; differentiable in gy only (the mask is constant).
@@ -83,14 +94,25 @@ describe('scalar forms, where, cast', () => {
       inputs: [rand([2, 3], 10), rand([3], 11, { awayFromZero: 0.05 })],
       opts: { wrt: [0] },
     },
-    { name: 'powScalar', f: { gpu: (x) => ag.powScalar(x, 2.5), ref: (x) => ref.powScalar(x as RefTensor, 2.5) }, inputs: [rand([5], 3, positive)] },
+    {
+      name: 'powScalar',
+      f: { gpu: (x) => ag.powScalar(x, 2.5), ref: (x) => ref.powScalar(x as RefTensor, 2.5) },
+      inputs: [rand([5], 3, positive)],
+    },
     {
       name: 'where',
-      f: { gpu: (c, a, b) => ag.where(c, a, b), ref: (c, a, b) => ref.where(c as RefTensor, a as RefTensor, b as RefTensor) },
+      f: {
+        gpu: (c, a, b) => ag.where(c, a, b),
+        ref: (c, a, b) => ref.where(c as RefTensor, a as RefTensor, b as RefTensor),
+      },
       inputs: [{ shape: [2, 3], data: Float64Array.from([1, 0, 1, 0, 0, 1]) }, rand([2, 3], 4), rand([3], 5)],
       opts: { wrt: [1, 2] },
     },
-    { name: 'cast f32', f: { gpu: (x) => ag.mul(ag.cast(x, 'f32'), x), ref: (x) => ref.mul(x as RefTensor, x as RefTensor) }, inputs: [rand([4], 6)] },
+    {
+      name: 'cast f32',
+      f: { gpu: (x) => ag.mul(ag.cast(x, 'f32'), x), ref: (x) => ref.mul(x as RefTensor, x as RefTensor) },
+      inputs: [rand([4], 6)],
+    },
   ];
   for (const c of cases) it(c.name, () => checkOp(c));
 });

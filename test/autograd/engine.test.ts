@@ -172,7 +172,10 @@ describe('functional helpers', () => {
 });
 
 describe('gradcheck catches wrong derivatives', () => {
-  const refCube = (x: { shape: readonly number[]; data: Float64Array }) => ({ shape: x.shape, data: x.data.map((v) => v * v * v) });
+  const refCube = (x: { shape: readonly number[]; data: Float64Array }) => ({
+    shape: x.shape,
+    data: x.data.map((v) => v * v * v),
+  });
   const input = { shape: [3], data: Float64Array.from([0.5, -0.7, 1.2]) };
 
   it('flags a wrong first derivative', async () => {

@@ -112,7 +112,8 @@ describe('leaks', () => {
           const y = ag.maxPool2d(ag.relu(ag.conv2d(x, w, { padding: 1 })), { kernel: 2 });
           const s = ag.gridSample(y, ag.affineGrid(theta, [1, 3, 3, 3]));
           const g = ag.grad(ag.sum(ag.square(s)), [x, w, theta], { createGraph: true });
-          return ag.grad(ag.add(ag.add(ag.sum(ag.square(g[0])), ag.sum(ag.square(g[1]))), ag.sum(g[2])), [x, w, theta]).length;
+          return ag.grad(ag.add(ag.add(ag.sum(ag.square(g[0])), ag.sum(ag.square(g[1]))), ag.sum(g[2])), [x, w, theta])
+            .length;
         });
       }
       await device.sync();

@@ -17,31 +17,117 @@ const R = (x: unknown) => x as RefTensor;
 
 const reductions: OpCase[] = [
   { name: 'sum all', f: { gpu: (x) => ag.sum(x), ref: (x) => ref.sum(R(x)) }, inputs: [rand([2, 3], 1)] },
-  { name: 'dot (fused product-sum)', f: { gpu: (x, y) => ag.dot(x, y), ref: (x, y) => ref.sum(ref.mul(R(x), R(y))) }, inputs: [rand([7], 3), rand([7], 4)] },
-  { name: 'sum axis keepDims', f: { gpu: (x) => ag.sum(x, [1], true), ref: (x) => ref.sum(R(x), [1], true) }, inputs: [rand([2, 3, 2], 2)] },
-  { name: 'mean axes', f: { gpu: (x) => ag.mean(x, [0, 2]), ref: (x) => ref.mean(R(x), [0, 2]) }, inputs: [rand([2, 3, 2], 3)] },
-  { name: 'max axis', f: { gpu: (x) => ag.max(x, [1]), ref: (x) => ref.max(R(x), [1]) }, inputs: [distinct([3, 4], 4)] },
+  {
+    name: 'dot (fused product-sum)',
+    f: { gpu: (x, y) => ag.dot(x, y), ref: (x, y) => ref.sum(ref.mul(R(x), R(y))) },
+    inputs: [rand([7], 3), rand([7], 4)],
+  },
+  {
+    name: 'sum axis keepDims',
+    f: { gpu: (x) => ag.sum(x, [1], true), ref: (x) => ref.sum(R(x), [1], true) },
+    inputs: [rand([2, 3, 2], 2)],
+  },
+  {
+    name: 'mean axes',
+    f: { gpu: (x) => ag.mean(x, [0, 2]), ref: (x) => ref.mean(R(x), [0, 2]) },
+    inputs: [rand([2, 3, 2], 3)],
+  },
+  {
+    name: 'max axis',
+    f: { gpu: (x) => ag.max(x, [1]), ref: (x) => ref.max(R(x), [1]) },
+    inputs: [distinct([3, 4], 4)],
+  },
   { name: 'min all', f: { gpu: (x) => ag.min(x), ref: (x) => ref.min(R(x)) }, inputs: [distinct([3, 4], 5)] },
-  { name: 'logsumexp', f: { gpu: (x) => ag.logsumexp(x, [1], true), ref: (x) => ref.logsumexp(R(x), [1], true) }, inputs: [rand([3, 4], 6)] },
-  { name: 'softmax', f: { gpu: (x) => ag.softmax(x, -1), ref: (x) => ref.softmax(R(x), -1) }, inputs: [rand([3, 4], 7)] },
-  { name: 'softmax axis 0', f: { gpu: (x) => ag.softmax(x, 0), ref: (x) => ref.softmax(R(x), 0) }, inputs: [rand([3, 4], 8)] },
-  { name: 'logSoftmax', f: { gpu: (x) => ag.logSoftmax(x, 1), ref: (x) => ref.logSoftmax(R(x), 1) }, inputs: [rand([3, 4], 9)] },
+  {
+    name: 'logsumexp',
+    f: { gpu: (x) => ag.logsumexp(x, [1], true), ref: (x) => ref.logsumexp(R(x), [1], true) },
+    inputs: [rand([3, 4], 6)],
+  },
+  {
+    name: 'softmax',
+    f: { gpu: (x) => ag.softmax(x, -1), ref: (x) => ref.softmax(R(x), -1) },
+    inputs: [rand([3, 4], 7)],
+  },
+  {
+    name: 'softmax axis 0',
+    f: { gpu: (x) => ag.softmax(x, 0), ref: (x) => ref.softmax(R(x), 0) },
+    inputs: [rand([3, 4], 8)],
+  },
+  {
+    name: 'logSoftmax',
+    f: { gpu: (x) => ag.logSoftmax(x, 1), ref: (x) => ref.logSoftmax(R(x), 1) },
+    inputs: [rand([3, 4], 9)],
+  },
 ];
 
 const movement: OpCase[] = [
-  { name: 'reshape', f: { gpu: (x) => ag.mul(ag.reshape(x, [3, 2]), ag.reshape(x, [3, 2])), ref: (x) => ref.square(ref.reshape(R(x), [3, 2])) }, inputs: [rand([2, 3], 1)] },
-  { name: 'permute', f: { gpu: (x) => ag.permute(x, [2, 0, 1]), ref: (x) => ref.permute(R(x), [2, 0, 1]) }, inputs: [rand([2, 3, 4], 2)] },
-  { name: 'transpose', f: { gpu: (x) => ag.transpose(x, 0, -1), ref: (x) => ref.transpose(R(x), 0, -1) }, inputs: [rand([2, 3], 3)] },
-  { name: 'expand', f: { gpu: (x) => ag.expand(x, [2, 3, 4]), ref: (x) => ref.expand(R(x), [2, 3, 4]) }, inputs: [rand([3, 1], 4)] },
-  { name: 'slice', f: { gpu: (x) => ag.slice(x, [1, 0], [3, 5], [1, 2]), ref: (x) => ref.slice(R(x), [1, 0], [3, 5], [1, 2]) }, inputs: [rand([4, 5], 5)] },
-  { name: 'slice negative bounds', f: { gpu: (x) => ag.slice(x, [-3], [-1]), ref: (x) => ref.slice(R(x), [-3], [-1]) }, inputs: [rand([5, 2], 6)] },
-  { name: 'pad', f: { gpu: (x) => ag.pad(x, [[1, 0], [2, 1]], 0.5), ref: (x) => ref.pad(R(x), [[1, 0], [2, 1]], 0.5) }, inputs: [rand([2, 3], 7)] },
+  {
+    name: 'reshape',
+    f: {
+      gpu: (x) => ag.mul(ag.reshape(x, [3, 2]), ag.reshape(x, [3, 2])),
+      ref: (x) => ref.square(ref.reshape(R(x), [3, 2])),
+    },
+    inputs: [rand([2, 3], 1)],
+  },
+  {
+    name: 'permute',
+    f: { gpu: (x) => ag.permute(x, [2, 0, 1]), ref: (x) => ref.permute(R(x), [2, 0, 1]) },
+    inputs: [rand([2, 3, 4], 2)],
+  },
+  {
+    name: 'transpose',
+    f: { gpu: (x) => ag.transpose(x, 0, -1), ref: (x) => ref.transpose(R(x), 0, -1) },
+    inputs: [rand([2, 3], 3)],
+  },
+  {
+    name: 'expand',
+    f: { gpu: (x) => ag.expand(x, [2, 3, 4]), ref: (x) => ref.expand(R(x), [2, 3, 4]) },
+    inputs: [rand([3, 1], 4)],
+  },
+  {
+    name: 'slice',
+    f: { gpu: (x) => ag.slice(x, [1, 0], [3, 5], [1, 2]), ref: (x) => ref.slice(R(x), [1, 0], [3, 5], [1, 2]) },
+    inputs: [rand([4, 5], 5)],
+  },
+  {
+    name: 'slice negative bounds',
+    f: { gpu: (x) => ag.slice(x, [-3], [-1]), ref: (x) => ref.slice(R(x), [-3], [-1]) },
+    inputs: [rand([5, 2], 6)],
+  },
+  {
+    name: 'pad',
+    f: {
+      gpu: (x) =>
+        ag.pad(
+          x,
+          [
+            [1, 0],
+            [2, 1],
+          ],
+          0.5,
+        ),
+      ref: (x) =>
+        ref.pad(
+          R(x),
+          [
+            [1, 0],
+            [2, 1],
+          ],
+          0.5,
+        ),
+    },
+    inputs: [rand([2, 3], 7)],
+  },
   {
     name: 'concat',
     f: { gpu: (a, b) => ag.concat([a, b], 1), ref: (a, b) => ref.concat([R(a), R(b)], 1) },
     inputs: [rand([2, 1], 8), rand([2, 3], 9)],
   },
-  { name: 'flip', f: { gpu: (x) => ag.flip(x, [0, 1]), ref: (x) => ref.flip(R(x), [0, 1]) }, inputs: [rand([2, 3], 10)] },
+  {
+    name: 'flip',
+    f: { gpu: (x) => ag.flip(x, [0, 1]), ref: (x) => ref.flip(R(x), [0, 1]) },
+    inputs: [rand([2, 3], 10)],
+  },
   {
     name: 'gather',
     f: { gpu: (x, i) => ag.gather(x, 1, i), ref: (x, i) => ref.gather(R(x), 1, R(i)) },
@@ -60,10 +146,17 @@ const movement: OpCase[] = [
 ];
 
 const linalg: OpCase[] = [
-  { name: 'matmul', f: { gpu: (a, b) => ag.matmul(a, b), ref: (a, b) => ref.matmul(R(a), R(b)) }, inputs: [rand([2, 3], 1), rand([3, 4], 2)] },
+  {
+    name: 'matmul',
+    f: { gpu: (a, b) => ag.matmul(a, b), ref: (a, b) => ref.matmul(R(a), R(b)) },
+    inputs: [rand([2, 3], 1), rand([3, 4], 2)],
+  },
   {
     name: 'matmul transA transB',
-    f: { gpu: (a, b) => ag.matmul(a, b, { transA: true, transB: true }), ref: (a, b) => ref.matmul(R(a), R(b), { transA: true, transB: true }) },
+    f: {
+      gpu: (a, b) => ag.matmul(a, b, { transA: true, transB: true }),
+      ref: (a, b) => ref.matmul(R(a), R(b), { transA: true, transB: true }),
+    },
     inputs: [rand([3, 2], 3), rand([4, 3], 4)],
   },
   {

@@ -40,8 +40,18 @@ describe('a number on either side of a differentiable binary op', () => {
       close(await right.toArray(), want(refOp(x as RefTensor, scalar(s))));
       close(await left.toArray(), want(refOp(scalar(s), x as RefTensor)));
       dispose([xt, right, left]);
-      await checkOp({ name: `${name}(x, s)`, f: { gpu: (a) => op(a, s), ref: (a) => refOp(a as RefTensor, scalar(s)) }, inputs: [x], opts: { device: device() } });
-      await checkOp({ name: `${name}(s, x)`, f: { gpu: (a) => op(s, a), ref: (a) => refOp(scalar(s), a as RefTensor) }, inputs: [x], opts: { device: device() } });
+      await checkOp({
+        name: `${name}(x, s)`,
+        f: { gpu: (a) => op(a, s), ref: (a) => refOp(a as RefTensor, scalar(s)) },
+        inputs: [x],
+        opts: { device: device() },
+      });
+      await checkOp({
+        name: `${name}(s, x)`,
+        f: { gpu: (a) => op(s, a), ref: (a) => refOp(scalar(s), a as RefTensor) },
+        inputs: [x],
+        opts: { device: device() },
+      });
     });
   }
 

@@ -25,24 +25,41 @@ describe('bench results file', () => {
     const aside = readdirSync(dir).filter((f) => f.startsWith('llvmpipe.json.corrupt-'));
     expect(aside).toHaveLength(1);
     expect(readFileSync(join(dir, aside[0]), 'utf8')).toBe(text);
-    const merged = mergeBenchResults(previous, { dispatch: { rows: [1] } }, stamp, { name: 'llvmpipe' }, ['dispatch', 'kernels']);
+    const merged = mergeBenchResults(previous, { dispatch: { rows: [1] } }, stamp, { name: 'llvmpipe' }, [
+      'dispatch',
+      'kernels',
+    ]);
     expect(merged).toEqual({ adapter: { name: 'llvmpipe' }, recorded: { dispatch: stamp }, dispatch: { rows: [1] } });
   });
 
   it('a missing file is no previous results', () => {
     const dir = mkdtempSync(join(tmpdir(), 'metagrad-bench-'));
-    expect(readPreviousResults(join(dir, 'none.json'), () => { throw new Error('no warning expected'); })).toEqual({});
+    expect(
+      readPreviousResults(join(dir, 'none.json'), () => {
+        throw new Error('no warning expected');
+      }),
+    ).toEqual({});
   });
 
   it('keeps earlier benches with their stamps, dates legacy entries as upper bounds, and ignores a malformed recorded field', () => {
     const earlier: BenchRecord = { date: '2026-01-01T00:00:00.000Z', commit: 'old', quick: false };
     const merged = mergeBenchResults(
       { date: '2025-06-01', adapter: 'old', recorded: { kernels: earlier }, kernels: { k: 1 }, train: { t: 1 } },
-      { dispatch: { d: 2 } }, stamp, 'new', ['dispatch', 'kernels', 'train'],
+      { dispatch: { d: 2 } },
+      stamp,
+      'new',
+      ['dispatch', 'kernels', 'train'],
     );
-    expect(merged.recorded).toEqual({ kernels: earlier, train: { date: '2025-06-01', commit: null, quick: false, dateIsUpperBound: true }, dispatch: stamp });
+    expect(merged.recorded).toEqual({
+      kernels: earlier,
+      train: { date: '2025-06-01', commit: null, quick: false, dateIsUpperBound: true },
+      dispatch: stamp,
+    });
     expect(merged).toMatchObject({ kernels: { k: 1 }, train: { t: 1 }, dispatch: { d: 2 }, adapter: 'new' });
     expect(mergeBenchResults({ recorded: 'garbage', kernels: {} }, {}, stamp, 'a', ['kernels']).recorded).toEqual({});
-    expect(mergeBenchResults({ recorded: { kernels: 5, train: { date: 3 }, meta: earlier } }, {}, stamp, 'a', ['kernels']).recorded).toEqual({ meta: earlier });
+    expect(
+      mergeBenchResults({ recorded: { kernels: 5, train: { date: 3 }, meta: earlier } }, {}, stamp, 'a', ['kernels'])
+        .recorded,
+    ).toEqual({ meta: earlier });
   });
 });

@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'apps/cli/src/main.ts', ...args], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'apps/cli/src/main.ts', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -14,7 +17,9 @@ describe('metagrad CLI arguments', () => {
   it('unknown experiment, bench and command exit 2 and name the choices', () => {
     const run = cli('run', 'no-such-experiment');
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/unknown experiment 'no-such-experiment' \(choose e1 evograd-toy, .*e6 adjoint-ode-accuracy/);
+    expect(run.stderr).toMatch(
+      /unknown experiment 'no-such-experiment' \(choose e1 evograd-toy, .*e6 adjoint-ode-accuracy/,
+    );
     const bench = cli('bench', 'nope');
     expect(bench.code).toBe(2);
     expect(bench.stderr).toMatch(/unknown bench 'nope'/);

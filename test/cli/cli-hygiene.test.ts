@@ -17,7 +17,12 @@ const root = join(__dirname, '..', '..');
 const bin = join(root, 'apps', 'cli', 'bin.mjs');
 
 function metagrad(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000, cwd: options.cwd ?? root, env: { ...process.env, ...options.env } });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    cwd: options.cwd ?? root,
+    env: { ...process.env, ...options.env },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -91,7 +96,11 @@ describe('metagrad CLI hygiene', () => {
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(version);
     // (unknown bench/experiment names and commands: test/cli/cli-args.test.ts, also exit 2)
-    for (const args of [['report', '--only', 'e1,nope'], ['report', '--quick', '--full'], ['doctor', '--bogus']]) {
+    for (const args of [
+      ['report', '--only', 'e1,nope'],
+      ['report', '--quick', '--full'],
+      ['doctor', '--bogus'],
+    ]) {
       const u = metagrad(args);
       expect(u.code, args.join(' ')).toBe(2);
       expect(u.stderr, args.join(' ')).toMatch(/error:/);
@@ -99,9 +108,15 @@ describe('metagrad CLI hygiene', () => {
   });
 
   it('sections by number or name, any case; the choices are listed e1 … e8 in order', () => {
-    expect(selectSections(REPORT_SECTIONS, ['e1', 'E6', 'amaml-cost']).map((s) => s.id)).toEqual(['evograd-toy', 'adjoint-ode-accuracy', 'amaml-cost']);
+    expect(selectSections(REPORT_SECTIONS, ['e1', 'E6', 'amaml-cost']).map((s) => s.id)).toEqual([
+      'evograd-toy',
+      'adjoint-ode-accuracy',
+      'amaml-cost',
+    ]);
     expect(selectSections(REPORT_SECTIONS, ['e5']).map((s) => s.id)).toEqual(['hyperdistill-sinusoid']);
-    expect(sectionChoices(REPORT_SECTIONS)).toMatch(/^selftest, e1 evograd-toy, e2 evograd-rotation, e3 mwn-label-noise, e4 evograd-cost, e5 hyperdistill-sinusoid, e6 adjoint-ode-accuracy, e7 amaml-regression, e8 amaml-cost$/);
+    expect(sectionChoices(REPORT_SECTIONS)).toMatch(
+      /^selftest, e1 evograd-toy, e2 evograd-rotation, e3 mwn-label-noise, e4 evograd-cost, e5 hyperdistill-sinusoid, e6 adjoint-ode-accuracy, e7 amaml-regression, e8 amaml-cost$/,
+    );
   });
 
   it('bench --quick without --out writes to runs/bench-quick, not bench/results', () => {

@@ -3,7 +3,14 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { groupedBars, lineChart, scatter, sideBySide, type Row } from '@metagrad/experiments';
-import { figureFontFiles, FigureRenderError, renderFigure, renderSvg, svgToPixels, svgToPng } from '../../apps/cli/src/render-figure';
+import {
+  figureFontFiles,
+  FigureRenderError,
+  renderFigure,
+  renderSvg,
+  svgToPixels,
+  svgToPng,
+} from '../../apps/cli/src/render-figure';
 import { checkWellFormedXml } from './xml-check';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -20,18 +27,31 @@ function bandRows(): Row[] {
 }
 
 function barRows(): Row[] {
-  return ['unrolled', 'T1–T2', 'EvoGrad'].flatMap((method, k) => [64, 256].map((width) => ({ width: String(width), method, mib: width / (k + 1) })));
+  return ['unrolled', 'T1–T2', 'EvoGrad'].flatMap((method, k) =>
+    [64, 256].map((width) => ({ width: String(width), method, mib: width / (k + 1) })),
+  );
 }
 
 /** The SVG <text> contents, entities decoded as a reader would see them. */
 function svgTexts(svg: string): string[] {
-  return [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1].replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>'));
+  return [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) =>
+    m[1].replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>'),
+  );
 }
 
 describe('figure specs render headless to SVG', () => {
   it('line chart with a band, log axis and reference rule', async () => {
     const svg = await renderSvg(
-      lineChart({ title: 'Hypergradient vs λ & friends', x: 'lambda', y: 'mean', series: 'method', data: bandRows(), logX: true, band: { lower: 'lo', upper: 'hi' }, rule: { y: 0, label: 'zero' } }),
+      lineChart({
+        title: 'Hypergradient vs λ & friends',
+        x: 'lambda',
+        y: 'mean',
+        series: 'method',
+        data: bandRows(),
+        logX: true,
+        band: { lower: 'lo', upper: 'hi' },
+        rule: { y: 0, label: 'zero' },
+      }),
     );
     expect(checkWellFormedXml(svg)).toBe('svg');
     expect(svg.length).toBeGreaterThan(5000);
@@ -40,25 +60,60 @@ describe('figure specs render headless to SVG', () => {
   });
 
   it('scatter with the identity line, and grouped bars on a log axis', async () => {
-    const pts = Array.from({ length: 20 }, (_, i) => ({ exact: Math.cos(i), estimate: Math.cos(i) * 0.9, method: i % 2 ? 'CG' : 'Neumann' }));
-    const scatterSvg = await renderSvg(scatter({ title: 'Estimate vs exact', x: 'exact', y: 'estimate', series: 'method', data: pts, identityLine: true }));
+    const pts = Array.from({ length: 20 }, (_, i) => ({
+      exact: Math.cos(i),
+      estimate: Math.cos(i) * 0.9,
+      method: i % 2 ? 'CG' : 'Neumann',
+    }));
+    const scatterSvg = await renderSvg(
+      scatter({
+        title: 'Estimate vs exact',
+        x: 'exact',
+        y: 'estimate',
+        series: 'method',
+        data: pts,
+        identityLine: true,
+      }),
+    );
     expect(checkWellFormedXml(scatterSvg)).toBe('svg');
     expect(svgTexts(scatterSvg)).toContain('Estimate vs exact');
-    const barsSvg = await renderSvg(groupedBars({ title: 'Peak memory per method', category: 'width', group: 'method', value: { field: 'mib', title: 'MiB' }, data: barRows(), logY: true }));
+    const barsSvg = await renderSvg(
+      groupedBars({
+        title: 'Peak memory per method',
+        category: 'width',
+        group: 'method',
+        value: { field: 'mib', title: 'MiB' },
+        data: barRows(),
+        logY: true,
+      }),
+    );
     expect(checkWellFormedXml(barsSvg)).toBe('svg');
     expect(svgTexts(barsSvg)).toEqual(expect.arrayContaining(['Peak memory per method', 'MiB', 'T1–T2']));
     expect(barsSvg).toContain('mark-rect');
   });
 
   it('drops rows a log axis cannot show instead of breaking the scale', async () => {
-    const rows = [...bandRows(), { lambda: 0, method: 'exact', mean: 1, lo: 0, hi: 2 }, { lambda: 1, method: 'exact', mean: Number.NaN, lo: 0, hi: 1 }];
+    const rows = [
+      ...bandRows(),
+      { lambda: 0, method: 'exact', mean: 1, lo: 0, hi: 2 },
+      { lambda: 1, method: 'exact', mean: Number.NaN, lo: 0, hi: 1 },
+    ];
     const spec = lineChart({ title: 'clean', x: 'lambda', y: 'mean', data: rows, logX: true });
     expect((spec.data as { values: Row[] }).values).toHaveLength(bandRows().length);
     await expect(renderSvg(spec)).resolves.toContain('clean');
   });
 
   it('fails loudly on a spec Vega can only draw empty', async () => {
-    const stacked = { title: 'bad', data: { values: barRows() }, mark: 'bar' as const, encoding: { x: { field: 'width', type: 'nominal' as const }, y: { field: 'mib', type: 'quantitative' as const, scale: { type: 'log' as const } }, color: { field: 'method' } } };
+    const stacked = {
+      title: 'bad',
+      data: { values: barRows() },
+      mark: 'bar' as const,
+      encoding: {
+        x: { field: 'width', type: 'nominal' as const },
+        y: { field: 'mib', type: 'quantitative' as const, scale: { type: 'log' as const } },
+        color: { field: 'method' },
+      },
+    };
     await expect(renderSvg(stacked)).rejects.toThrow(FigureRenderError);
   });
 });
@@ -101,7 +156,8 @@ describe('SVG to PNG', () => {
   });
 
   it('svgToPng scales', () => {
-    const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>';
+    const svg =
+      '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>';
     expect(svgToPng(svg, 3).readUInt32BE(16)).toBe(30);
   });
 });

@@ -36,7 +36,14 @@ describe('progress', () => {
   it('prints occasional plain lines with ETA and metric when not a terminal and the job is long', () => {
     const stream = fakeStream(false);
     let clock = 0;
-    const progress = createProgress({ total: 4, label: 'E1 seeds', stream, interactive: false, plainIntervalMs: 1000, now: () => clock });
+    const progress = createProgress({
+      total: 4,
+      label: 'E1 seeds',
+      stream,
+      interactive: false,
+      plainIntervalMs: 1000,
+      now: () => clock,
+    });
     for (let i = 1; i <= 4; i++) {
       clock += 600;
       progress.update(i, { metric: `cos ${(0.9 + i / 100).toFixed(2)}` });
@@ -44,7 +51,10 @@ describe('progress', () => {
     progress.stop();
     progress.stop();
     const lines = stream.text().trim().split('\n');
-    expect(lines).toEqual(['E1 seeds: 2/4 (50%) | 1.2s | ETA 1.2s | cos 0.92', 'E1 seeds: done 4/4 (100%) | 2.4s | cos 0.94']);
+    expect(lines).toEqual([
+      'E1 seeds: 2/4 (50%) | 1.2s | ETA 1.2s | cos 0.92',
+      'E1 seeds: done 4/4 (100%) | 2.4s | cos 0.94',
+    ]);
   });
 
   it('draws a bar with ETA and the metric on a terminal, and cleans up on stop', () => {

@@ -87,14 +87,22 @@ function start(args: string[], env: Record<string, string>, cli = false): Proc {
     stdout += d.toString();
   });
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.on('close', (code, signal) => res({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    proc.on('close', (code, signal) => res({ code, signal })),
+  );
   return { proc, output: () => out, stdout: () => stdout, exited };
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000, detail: () => string = () => ''): Promise<void> {
+async function until(
+  what: string,
+  cond: () => boolean,
+  timeoutMs = 30_000,
+  detail: () => string = () => '',
+): Promise<void> {
   const t0 = Date.now();
   while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}${detail() ? `:\n${detail()}` : ''}`);
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(`timed out waiting for ${what}${detail() ? `:\n${detail()}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -113,7 +121,7 @@ function filesUnder(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (d: string, rel: string): void => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name), rel + e.name + '/');
+      if (e.isDirectory()) walk(join(d, e.name), `${rel + e.name}/`);
       else out.set(rel + e.name, readFileSync(join(d, e.name), 'utf8'));
     }
   };
@@ -130,175 +138,277 @@ function alive(pid: number): boolean {
   }
 }
 
-describeWithPrerequisite('queue: shards on a BullMQ queue with a real redis-server', hasRedis, 'redis-server is not installed (bash scripts/setup.sh --test installs Debian\'s redis-server)', () => {
-  let dir: string;
-  let redis: ChildProcess;
-  let url: string;
-  let fake: string;
-  const procs: Proc[] = [];
-  /** Environment of workers: the stand-in shard command, one code version, fast lock expiry. */
-  const workerEnv = (state: string, hang: string): Record<string, string> => ({
-    METAGRAD_WORKER_RUN_COMMAND: JSON.stringify([process.execPath, fake]),
-    METAGRAD_CODE_VERSION: 'queue-test',
-    FAKE_STATE_DIR: state,
-    FAKE_HANG_SEEDS: hang,
-  });
-  const coordEnv = { METAGRAD_CODE_VERSION: 'queue-test' };
-  const lockArgs = ['--lock-duration', '2000', '--stalled-interval', '1000'];
+describeWithPrerequisite(
+  'queue: shards on a BullMQ queue with a real redis-server',
+  hasRedis,
+  "redis-server is not installed (bash scripts/setup.sh --test installs Debian's redis-server)",
+  () => {
+    let dir: string;
+    let redis: ChildProcess;
+    let url: string;
+    let fake: string;
+    const procs: Proc[] = [];
+    /** Environment of workers: the stand-in shard command, one code version, fast lock expiry. */
+    const workerEnv = (state: string, hang: string): Record<string, string> => ({
+      METAGRAD_WORKER_RUN_COMMAND: JSON.stringify([process.execPath, fake]),
+      METAGRAD_CODE_VERSION: 'queue-test',
+      FAKE_STATE_DIR: state,
+      FAKE_HANG_SEEDS: hang,
+    });
+    const coordEnv = { METAGRAD_CODE_VERSION: 'queue-test' };
+    const lockArgs = ['--lock-duration', '2000', '--stalled-interval', '1000'];
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'metagrad-queue-'));
-    fake = join(dir, 'fake-run.mjs');
-    writeFileSync(fake, FAKE_RUN);
-    const port = await freePort();
-    url = `redis://127.0.0.1:${port}`;
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    redis.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-    await until('redis-server to accept connections', () => /Ready to accept connections/.test(log) || redis.exitCode !== null, 10_000);
-    if (redis.exitCode !== null) throw new Error(`redis-server exited: ${log}`);
-  });
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'metagrad-queue-'));
+      fake = join(dir, 'fake-run.mjs');
+      writeFileSync(fake, FAKE_RUN);
+      const port = await freePort();
+      url = `redis://127.0.0.1:${port}`;
+      redis = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let log = '';
+      redis.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+      await until(
+        'redis-server to accept connections',
+        () => /Ready to accept connections/.test(log) || redis.exitCode !== null,
+        10_000,
+      );
+      if (redis.exitCode !== null) throw new Error(`redis-server exited: ${log}`);
+    });
 
-  afterAll(() => {
-    for (const p of procs) killGroup(p);
-    redis?.kill('SIGKILL');
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+    afterAll(() => {
+      for (const p of procs) killGroup(p);
+      redis?.kill('SIGKILL');
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
 
-  it('a real quick experiment (E1, 3 seeds) on two `metagrad worker`s, one SIGKILLed mid-shard: the merged results equal the local run', async () => {
-    const t0 = Date.now();
-    const env = { METAGRAD_CODE_VERSION: 'queue-test' };
-    const seedsArg = ['--seeds', '0-2'];
-    // The local run, alongside (same seeds, one process).
-    const localOut = join(dir, 'e1-local');
-    const local = start(['run', 'e1', '--quick', ...seedsArg, '--out', localOut, '--json'], env, true);
-    procs.push(local);
-    const queue = ['--queue', 'real-test'];
-    const a = start(['worker', '--redis', url, ...queue, ...lockArgs], env, true);
-    const b = start(['worker', '--redis', url, ...queue, ...lockArgs], env, true);
-    procs.push(a, b);
-    const out = join(dir, 'e1-queue');
-    await until('both workers to be ready', () => /waiting for shards/.test(a.output()) && /waiting for shards/.test(b.output()), 90_000, () => a.output() + b.output());
-    const coord = start(['run', 'e1', '--quick', ...seedsArg, '--redis', url, ...queue, '--out', out, '--json', '--timeout', '170'], env, true);
-    procs.push(coord);
-
-    // Kill the first worker to start a shard, 1 s into it (its shard's process is starting: mid-shard).
-    let victim: Proc | undefined;
-    await until('a worker to start a shard', () => (victim = [a, b].find((w) => /\) started/.test(w.output()))) !== undefined, 90_000, () => coord.output());
-    const [, shardNo] = /shard (\d+)\/3 of evograd-toy \(seeds \d+, job \S+, attempt 1\) started/.exec(victim!.output()) ?? [];
-    expect(shardNo, victim!.output()).toBeDefined();
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(victim!.output()).not.toMatch(new RegExp(`shard ${shardNo}/3 .* done`));
-    process.kill(-victim!.proc.pid!, 'SIGKILL');
-    const survivor = victim === a ? b : a;
-
-    const done = await coord.exited;
-    expect(done.code, coord.output()).toBe(0);
-    expect(coord.output()).toMatch(new RegExp(`shard ${shardNo}/3 \\(seeds \\d+\\) started again \\(start 2, its previous worker was lost\\)`));
-    // Every other shard ran once: one 'started' line each, all on the survivor after the kill.
-    const startedLines = [...(victim!.output() + survivor.output()).matchAll(/shard (\d)\/3 of evograd-toy .*attempt (\d)\) started/g)].map((m) => `${m[1]}:${m[2]}`);
-    expect(startedLines.sort()).toEqual(['1:1', '2:1', '3:1', `${shardNo}:2`].sort());
-    expect(coord.output()).not.toMatch(/MaxListenersExceededWarning/);
-    const merged = JSON.parse(coord.stdout()) as unknown;
-
-    const localDone = await local.exited;
-    expect(localDone.code, local.output()).toBe(0);
-    const want = JSON.parse(local.stdout()) as unknown;
-    expect(merged).toEqual(want);
-    // And seed by seed: the same per-seed results (dates and timings aside), the same report files.
-    const seedJson = (root: string) => [...filesUnder(join(root, 'seeds')).entries()].map(([p, c]) => [p, (JSON.parse(c) as { json: unknown }).json]);
-    expect(seedJson(out)).toEqual(seedJson(localOut));
-    expect(seedJson(out).map(([p]) => p)).toEqual(['evograd-toy/seed-0.json', 'evograd-toy/seed-1.json', 'evograd-toy/seed-2.json']);
-    for (const f of ['results.json', 'report.md']) expect(existsSync(join(out, f)), f).toBe(true);
-    survivor.proc.kill('SIGTERM');
-    expect((await survivor.exited).code).toBe(0);
-    console.log(`queue real-experiment test: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  }, 200_000); // ~20-30 s alone; 61 s inside the full suite on a loaded 2-core machine
-
-  // Separate queues and state directories: these run side by side (they mostly wait for processes to start).
-  describe.concurrent('mechanics, with a stand-in shard command', () => {
-    it('SIGTERM mid-shard: the worker stops its shard, puts it back in the queue (no attempt spent) and exits 0; another worker finishes it; --run-id re-attaches without running it again', async ({ expect }) => {
-      const state = mkdtempSync(join(dir, 'state-'));
-      const out = join(dir, 'out-term');
-      const queue = ['--queue', 'term-test'];
-      const first = start(['worker', '--redis', url, ...queue], workerEnv(state, '7'));
-      procs.push(first);
-      await until('the worker to be ready', () => /waiting for shards/.test(first.output()));
-      const coord = start(['run', 'fake', '--seeds', '7', '--redis', url, ...queue, '--out', out, '--json', '--attempts', '1', '--timeout', '50'], coordEnv);
+    it('a real quick experiment (E1, 3 seeds) on two `metagrad worker`s, one SIGKILLed mid-shard: the merged results equal the local run', async () => {
+      const t0 = Date.now();
+      const env = { METAGRAD_CODE_VERSION: 'queue-test' };
+      const seedsArg = ['--seeds', '0-2'];
+      // The local run, alongside (same seeds, one process).
+      const localOut = join(dir, 'e1-local');
+      const local = start(['run', 'e1', '--quick', ...seedsArg, '--out', localOut, '--json'], env, true);
+      procs.push(local);
+      const queue = ['--queue', 'real-test'];
+      const a = start(['worker', '--redis', url, ...queue, ...lockArgs], env, true);
+      const b = start(['worker', '--redis', url, ...queue, ...lockArgs], env, true);
+      procs.push(a, b);
+      const out = join(dir, 'e1-queue');
+      await until(
+        'both workers to be ready',
+        () => /waiting for shards/.test(a.output()) && /waiting for shards/.test(b.output()),
+        90_000,
+        () => a.output() + b.output(),
+      );
+      const coord = start(
+        ['run', 'e1', '--quick', ...seedsArg, '--redis', url, ...queue, '--out', out, '--json', '--timeout', '170'],
+        env,
+        true,
+      );
       procs.push(coord);
-      const marker = join(state, 'hang-7');
-      await until('the worker to start seed 7', () => existsSync(marker));
-      const { pid: shardPid } = JSON.parse(readFileSync(marker, 'utf8')) as { pid: number };
-      const t = Date.now();
-      first.proc.kill('SIGTERM');
-      const exit = await first.exited;
-      expect(exit.code, first.output()).toBe(0);
-      expect(Date.now() - t).toBeLessThan(10_000);
-      expect(first.output()).toMatch(/stopped by shutdown, back in the queue/);
-      expect(alive(shardPid)).toBe(false);
 
-      // Default lock settings (30 s): the shard is taken at once because it is waiting, not stalled.
-      const second = start(['worker', '--redis', url, ...queue], workerEnv(state, '7'));
-      procs.push(second);
+      // Kill the first worker to start a shard, 1 s into it (its shard's process is starting: mid-shard).
+      let victim: Proc | undefined;
+      await until(
+        'a worker to start a shard',
+        () => (victim = [a, b].find((w) => /\) started/.test(w.output()))) !== undefined,
+        90_000,
+        () => coord.output(),
+      );
+      const [, shardNo] =
+        /shard (\d+)\/3 of evograd-toy \(seeds \d+, job \S+, attempt 1\) started/.exec(victim!.output()) ?? [];
+      expect(shardNo, victim!.output()).toBeDefined();
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(victim!.output()).not.toMatch(new RegExp(`shard ${shardNo}/3 .* done`));
+      process.kill(-victim!.proc.pid!, 'SIGKILL');
+      const survivor = victim === a ? b : a;
+
       const done = await coord.exited;
       expect(done.code, coord.output()).toBe(0);
-      const summary = JSON.parse(coord.output().slice(coord.output().indexOf('{'), coord.output().lastIndexOf('}') + 1)) as { shards: { worker: string; starts: number }[] };
-      expect(summary.shards[0].worker).toMatch(new RegExp(`:${second.proc.pid}$`));
-      // One abort listener per poll, removed again (11 polls warned 'Possible EventTarget memory leak').
+      expect(coord.output()).toMatch(
+        new RegExp(`shard ${shardNo}/3 \\(seeds \\d+\\) started again \\(start 2, its previous worker was lost\\)`),
+      );
+      // Every other shard ran once: one 'started' line each, all on the survivor after the kill.
+      const startedLines = [
+        ...(victim!.output() + survivor.output()).matchAll(/shard (\d)\/3 of evograd-toy .*attempt (\d)\) started/g),
+      ].map((m) => `${m[1]}:${m[2]}`);
+      expect(startedLines.sort()).toEqual(['1:1', '2:1', '3:1', `${shardNo}:2`].sort());
       expect(coord.output()).not.toMatch(/MaxListenersExceededWarning/);
-      expect(filesUnder(out).get('seeds/fake/seed-7.json')).toMatch(/"seed": 7/);
-      second.proc.kill('SIGTERM');
-      expect((await second.exited).code).toBe(0);
+      const merged = JSON.parse(coord.stdout()) as unknown;
 
-      // --run-id re-attaches: with no worker left, the finished shard's files come back from Redis, nothing runs.
-      const { runId } = JSON.parse(coord.stdout()) as { runId: string };
-      const again = start(['run', 'fake', '--seeds', '7', '--redis', url, ...queue, '--out', join(dir, 'out-again'), '--json', '--run-id', runId, '--timeout', '20'], coordEnv);
-      procs.push(again);
-      expect((await again.exited).code, again.output()).toBe(0);
-      expect(filesUnder(join(dir, 'out-again'))).toEqual(filesUnder(out));
-      expect(readFileSync(join(state, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(2);
-    }, 60_000);
+      const localDone = await local.exited;
+      expect(localDone.code, local.output()).toBe(0);
+      const want = JSON.parse(local.stdout()) as unknown;
+      expect(merged).toEqual(want);
+      // And seed by seed: the same per-seed results (dates and timings aside), the same report files.
+      const seedJson = (root: string) =>
+        [...filesUnder(join(root, 'seeds')).entries()].map(([p, c]) => [p, (JSON.parse(c) as { json: unknown }).json]);
+      expect(seedJson(out)).toEqual(seedJson(localOut));
+      expect(seedJson(out).map(([p]) => p)).toEqual([
+        'evograd-toy/seed-0.json',
+        'evograd-toy/seed-1.json',
+        'evograd-toy/seed-2.json',
+      ]);
+      for (const f of ['results.json', 'report.md']) expect(existsSync(join(out, f)), f).toBe(true);
+      survivor.proc.kill('SIGTERM');
+      expect((await survivor.exited).code).toBe(0);
+      console.log(`queue real-experiment test: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }, 200_000); // ~20-30 s alone; 61 s inside the full suite on a loaded 2-core machine
 
-    it('a run that gives up (--timeout) marks its running shard cancelled: after its worker dies, the other worker does not run it again', async ({ expect }) => {
-      const state = mkdtempSync(join(dir, 'state-'));
-      const queue = ['--queue', 'cancel-test'];
-      const a = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
-      const b = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
-      procs.push(a, b);
-      await until('both workers to be ready', () => /waiting for shards/.test(a.output()) && /waiting for shards/.test(b.output()));
-      const coord = start(['run', 'fake', '--seeds', '5', '--redis', url, ...queue, '--out', join(dir, 'out-cancel'), '--timeout', '3'], coordEnv);
-      procs.push(coord);
-      const done = await coord.exited;
-      expect(done.code).toBe(1);
-      expect(coord.output()).toMatch(/timed out after \d+ s; 1 of 1 shard\(s\) lost \(seeds 5\)/);
-      const marker = join(state, 'hang-5');
-      expect(existsSync(marker)).toBe(true);
-      const { worker: hungWorker } = JSON.parse(readFileSync(marker, 'utf8')) as { worker: number };
-      const [victim, other] = hungWorker === a.proc.pid ? [a, b] : [b, a];
-      process.kill(-victim.proc.pid!, 'SIGKILL');
-      await until('the other worker to skip the cancelled shard', () => /gave up on run/.test(other.output()), 20_000, () => other.output());
-      expect(readFileSync(join(state, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(1);
-      other.proc.kill('SIGTERM');
-      expect((await other.exited).code).toBe(0);
-    }, 60_000);
+    // Separate queues and state directories: these run side by side (they mostly wait for processes to start).
+    describe.concurrent('mechanics, with a stand-in shard command', () => {
+      it('SIGTERM mid-shard: the worker stops its shard, puts it back in the queue (no attempt spent) and exits 0; another worker finishes it; --run-id re-attaches without running it again', async ({
+        expect,
+      }) => {
+        const state = mkdtempSync(join(dir, 'state-'));
+        const out = join(dir, 'out-term');
+        const queue = ['--queue', 'term-test'];
+        const first = start(['worker', '--redis', url, ...queue], workerEnv(state, '7'));
+        procs.push(first);
+        await until('the worker to be ready', () => /waiting for shards/.test(first.output()));
+        const coord = start(
+          [
+            'run',
+            'fake',
+            '--seeds',
+            '7',
+            '--redis',
+            url,
+            ...queue,
+            '--out',
+            out,
+            '--json',
+            '--attempts',
+            '1',
+            '--timeout',
+            '50',
+          ],
+          coordEnv,
+        );
+        procs.push(coord);
+        const marker = join(state, 'hang-7');
+        await until('the worker to start seed 7', () => existsSync(marker));
+        const { pid: shardPid } = JSON.parse(readFileSync(marker, 'utf8')) as { pid: number };
+        const t = Date.now();
+        first.proc.kill('SIGTERM');
+        const exit = await first.exited;
+        expect(exit.code, first.output()).toBe(0);
+        expect(Date.now() - t).toBeLessThan(10_000);
+        expect(first.output()).toMatch(/stopped by shutdown, back in the queue/);
+        expect(alive(shardPid)).toBe(false);
 
-    it('a failing shard is retried --attempts times, then the run fails naming the shard, its seeds and the error', async ({ expect }) => {
-      const out = join(dir, 'out-fail');
-      const queue = ['--queue', 'fail-test'];
-      const w = start(['worker', '--redis', url, ...queue], { ...workerEnv(dir, ''), METAGRAD_WORKER_RUN_COMMAND: JSON.stringify([process.execPath, '-e', 'console.error("boom: device lost"); process.exit(3)']) });
-      procs.push(w);
-      const coord = start(['run', 'fake', '--seeds', '4', '--redis', url, ...queue, '--out', out, '--attempts', '2', '--timeout', '50'], coordEnv);
-      procs.push(coord);
-      const done = await coord.exited;
-      expect(done.code).toBe(1);
-      expect(coord.output()).toMatch(/1 of 1 shard\(s\) lost \(seeds 4\)/);
-      expect(coord.output()).toMatch(/exited with status 3[\s\S]*boom: device lost/);
-      expect(coord.output()).toMatch(/FAILED after 2 start\(s\)/);
-      w.proc.kill('SIGTERM');
-      expect((await w.exited).code).toBe(0);
-    }, 60_000);
-  });
-});
+        // Default lock settings (30 s): the shard is taken at once because it is waiting, not stalled.
+        const second = start(['worker', '--redis', url, ...queue], workerEnv(state, '7'));
+        procs.push(second);
+        const done = await coord.exited;
+        expect(done.code, coord.output()).toBe(0);
+        const summary = JSON.parse(
+          coord.output().slice(coord.output().indexOf('{'), coord.output().lastIndexOf('}') + 1),
+        ) as { shards: { worker: string; starts: number }[] };
+        expect(summary.shards[0].worker).toMatch(new RegExp(`:${second.proc.pid}$`));
+        // One abort listener per poll, removed again (11 polls warned 'Possible EventTarget memory leak').
+        expect(coord.output()).not.toMatch(/MaxListenersExceededWarning/);
+        expect(filesUnder(out).get('seeds/fake/seed-7.json')).toMatch(/"seed": 7/);
+        second.proc.kill('SIGTERM');
+        expect((await second.exited).code).toBe(0);
+
+        // --run-id re-attaches: with no worker left, the finished shard's files come back from Redis, nothing runs.
+        const { runId } = JSON.parse(coord.stdout()) as { runId: string };
+        const again = start(
+          [
+            'run',
+            'fake',
+            '--seeds',
+            '7',
+            '--redis',
+            url,
+            ...queue,
+            '--out',
+            join(dir, 'out-again'),
+            '--json',
+            '--run-id',
+            runId,
+            '--timeout',
+            '20',
+          ],
+          coordEnv,
+        );
+        procs.push(again);
+        expect((await again.exited).code, again.output()).toBe(0);
+        expect(filesUnder(join(dir, 'out-again'))).toEqual(filesUnder(out));
+        expect(readFileSync(join(state, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(2);
+      }, 60_000);
+
+      it('a run that gives up (--timeout) marks its running shard cancelled: after its worker dies, the other worker does not run it again', async ({
+        expect,
+      }) => {
+        const state = mkdtempSync(join(dir, 'state-'));
+        const queue = ['--queue', 'cancel-test'];
+        const a = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
+        const b = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
+        procs.push(a, b);
+        await until(
+          'both workers to be ready',
+          () => /waiting for shards/.test(a.output()) && /waiting for shards/.test(b.output()),
+        );
+        const coord = start(
+          ['run', 'fake', '--seeds', '5', '--redis', url, ...queue, '--out', join(dir, 'out-cancel'), '--timeout', '3'],
+          coordEnv,
+        );
+        procs.push(coord);
+        const done = await coord.exited;
+        expect(done.code).toBe(1);
+        expect(coord.output()).toMatch(/timed out after \d+ s; 1 of 1 shard\(s\) lost \(seeds 5\)/);
+        const marker = join(state, 'hang-5');
+        expect(existsSync(marker)).toBe(true);
+        const { worker: hungWorker } = JSON.parse(readFileSync(marker, 'utf8')) as { worker: number };
+        const [victim, other] = hungWorker === a.proc.pid ? [a, b] : [b, a];
+        process.kill(-victim.proc.pid!, 'SIGKILL');
+        await until(
+          'the other worker to skip the cancelled shard',
+          () => /gave up on run/.test(other.output()),
+          20_000,
+          () => other.output(),
+        );
+        expect(readFileSync(join(state, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(1);
+        other.proc.kill('SIGTERM');
+        expect((await other.exited).code).toBe(0);
+      }, 60_000);
+
+      it('a failing shard is retried --attempts times, then the run fails naming the shard, its seeds and the error', async ({
+        expect,
+      }) => {
+        const out = join(dir, 'out-fail');
+        const queue = ['--queue', 'fail-test'];
+        const w = start(['worker', '--redis', url, ...queue], {
+          ...workerEnv(dir, ''),
+          METAGRAD_WORKER_RUN_COMMAND: JSON.stringify([
+            process.execPath,
+            '-e',
+            'console.error("boom: device lost"); process.exit(3)',
+          ]),
+        });
+        procs.push(w);
+        const coord = start(
+          ['run', 'fake', '--seeds', '4', '--redis', url, ...queue, '--out', out, '--attempts', '2', '--timeout', '50'],
+          coordEnv,
+        );
+        procs.push(coord);
+        const done = await coord.exited;
+        expect(done.code).toBe(1);
+        expect(coord.output()).toMatch(/1 of 1 shard\(s\) lost \(seeds 4\)/);
+        expect(coord.output()).toMatch(/exited with status 3[\s\S]*boom: device lost/);
+        expect(coord.output()).toMatch(/FAILED after 2 start\(s\)/);
+        w.proc.kill('SIGTERM');
+        expect((await w.exited).code).toBe(0);
+      }, 60_000);
+    });
+  },
+);
 
 describe('queue: errors and the job schema', () => {
   it('an unreachable Redis is one clear error naming the URL, for the worker and for run --redis; usage errors exit 2', async () => {
@@ -312,7 +422,9 @@ describe('queue: errors and the job schema', () => {
     for (const p of procs) {
       const exit = await p.exited;
       expect(exit.code, p.output()).toBe(1);
-      expect(p.output()).toMatch(new RegExp(`RedisUnreachableError: cannot reach Redis at redis://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+      expect(p.output()).toMatch(
+        new RegExp(`RedisUnreachableError: cannot reach Redis at redis://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`),
+      );
     }
     expect(Date.now() - t).toBeLessThan(30_000);
     // The password never shows.
@@ -324,16 +436,31 @@ describe('queue: errors and the job schema', () => {
 
   it('shards, URLs and job checks', () => {
     expect(splitSeeds([0, 1, 2, 3, 4], 2)).toEqual([[0, 1], [2, 3], [4]]);
-    expect(redisOptions('redis://u:p%40ss@h:6380/2')).toEqual({ host: 'h', port: 6380, username: 'u', password: 'p@ss', db: 2 });
+    expect(redisOptions('redis://u:p%40ss@h:6380/2')).toEqual({
+      host: 'h',
+      port: 6380,
+      username: 'u',
+      password: 'p@ss',
+      db: 2,
+    });
     expect(redisOptions('rediss://h').tls).toEqual({});
     expect(() => redisOptions('http://h')).toThrow(/redis:\/\/ or rediss:\/\//);
     expect(redactUrl('redis://u:secret@h:1')).toBe('redis://u:***@h:1');
-    const job = { schema: JOB_SCHEMA, runId: 'r1', experiment: 'e1', variant: 'quick', seeds: [1], shard: { index: 0, count: 1 }, codeVersion: 'v' };
+    const job = {
+      schema: JOB_SCHEMA,
+      runId: 'r1',
+      experiment: 'e1',
+      variant: 'quick',
+      seeds: [1],
+      shard: { index: 0, count: 1 },
+      codeVersion: 'v',
+    };
     expect(parseShardJob(job)).toEqual(job);
     expect(() => parseShardJob({ ...job, schema: 99 })).toThrow(/schema 99/);
     expect(() => parseShardJob({ ...job, experiment: 'a:b' })).toThrow(/experiment/);
     expect(() => parseShardJob({ ...job, seeds: [] })).toThrow(/seeds/);
     expect(isSafeRelativePath('seeds/e1/seed-1.json')).toBe(true);
-    for (const bad of ['../x', '/etc/passwd', 'a/../../b', 'a\\b', '']) expect(isSafeRelativePath(bad), bad).toBe(false);
+    for (const bad of ['../x', '/etc/passwd', 'a/../../b', 'a\\b', ''])
+      expect(isSafeRelativePath(bad), bad).toBe(false);
   });
 });

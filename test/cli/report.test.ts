@@ -5,7 +5,16 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Device } from '@metagrad/tensor';
 import { lineChart } from '@metagrad/experiments';
-import { Command, CommanderError, registerReportCommand, runReport, selectSections, ReportOptionError, type ReportResults, type ReportSection } from '../../apps/cli/src/report';
+import {
+  Command,
+  CommanderError,
+  registerReportCommand,
+  runReport,
+  selectSections,
+  ReportOptionError,
+  type ReportResults,
+  type ReportSection,
+} from '../../apps/cli/src/report';
 import { REPORT_SECTIONS } from '@metagrad/experiments/node';
 
 const dirs: string[] = [];
@@ -31,7 +40,10 @@ function sink(): Writable & { text(): string } {
 }
 
 function program(): Command {
-  const p = new Command().name('metagrad').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  const p = new Command()
+    .name('metagrad')
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} });
   registerReportCommand(p);
   return p;
 }
@@ -57,7 +69,13 @@ describe('metagrad report', () => {
     expect(section.status).toBe('ok');
     expect(section.summary.length).toBeGreaterThan(0);
     expect(section.summary[0].mark).toBe('✓');
-    expect(section.figures).toEqual([{ name: 'axpy-time', svg: join('figures', 'selftest-axpy-time.svg'), png: join('figures', 'selftest-axpy-time.png') }]);
+    expect(section.figures).toEqual([
+      {
+        name: 'axpy-time',
+        svg: join('figures', 'selftest-axpy-time.svg'),
+        png: join('figures', 'selftest-axpy-time.png'),
+      },
+    ]);
     const png = readFileSync(join(out, section.figures[0].png));
     expect(png.subarray(1, 4).toString()).toBe('PNG');
     expect(png.length).toBeGreaterThan(2048);
@@ -74,17 +92,29 @@ describe('metagrad report', () => {
   it('rejects unknown section ids and conflicting modes with clear errors', async () => {
     const bad = program().parseAsync(['node', 'metagrad', 'report', '--only', 'selftest,E9']);
     await expect(bad).rejects.toBeInstanceOf(CommanderError);
-    await expect(program().parseAsync(['node', 'metagrad', 'report', '--only', 'E9'])).rejects.toThrow(/unknown report section 'e9' \(choose from selftest, /);
-    await expect(program().parseAsync(['node', 'metagrad', 'report', '--quick', '--full'])).rejects.toThrow(/cannot be used with/);
+    await expect(program().parseAsync(['node', 'metagrad', 'report', '--only', 'E9'])).rejects.toThrow(
+      /unknown report section 'e9' \(choose from selftest, /,
+    );
+    await expect(program().parseAsync(['node', 'metagrad', 'report', '--quick', '--full'])).rejects.toThrow(
+      /cannot be used with/,
+    );
     expect(() => selectSections(REPORT_SECTIONS, ['nope'])).toThrow(ReportOptionError);
     expect(selectSections(REPORT_SECTIONS, ['SELFTEST']).map((s) => s.id)).toEqual(['selftest']);
   });
 
   it('records a failing section, runs the others, and prints the summary table', async () => {
     const out = tempDir();
-    const fakeDevice = { adapter: { name: 'fake', backend: 'none', description: '' }, destroy: () => {} } as unknown as Device;
+    const fakeDevice = {
+      adapter: { name: 'fake', backend: 'none', description: '' },
+      destroy: () => {},
+    } as unknown as Device;
     const sections: ReportSection[] = [
-      { id: 'B1', title: 'broken', paperFigure: 'Fig. 0', run: () => Promise.reject(new RangeError('diverged at step 3')) },
+      {
+        id: 'B1',
+        title: 'broken',
+        paperFigure: 'Fig. 0',
+        run: () => Promise.reject(new RangeError('diverged at step 3')),
+      },
       {
         id: 'G1',
         title: 'good',
@@ -100,7 +130,20 @@ describe('metagrad report', () => {
               { metric: 'gap', value: '0.1 [-0.2, 0.3]', paper: '0.3', goal: '> 0', mark: '≈' },
               { metric: 'note', value: 'n/a', paper: '—', goal: '–', mark: null },
             ],
-            figures: [{ name: 'Loss Curve', spec: lineChart({ title: 'loss', x: 'step', y: 'loss', data: [{ step: 0, loss: 1 }, { step: 1, loss: 0.1 }] }) }],
+            figures: [
+              {
+                name: 'Loss Curve',
+                spec: lineChart({
+                  title: 'loss',
+                  x: 'step',
+                  y: 'loss',
+                  data: [
+                    { step: 0, loss: 1 },
+                    { step: 1, loss: 0.1 },
+                  ],
+                }),
+              },
+            ],
             json: { losses: [1, 0.1] },
           };
         },
@@ -110,7 +153,10 @@ describe('metagrad report', () => {
     const stderr = sink();
     const results = await runReport({ quick: false, out, json: false, sections, device: fakeDevice, stdout, stderr });
     expect(results.mode).toBe('full');
-    expect(results.sections.map((s) => [s.id, s.status])).toEqual([['B1', 'error'], ['G1', 'ok']]);
+    expect(results.sections.map((s) => [s.id, s.status])).toEqual([
+      ['B1', 'error'],
+      ['G1', 'ok'],
+    ]);
     expect(results.sections[0].error).toBe('RangeError: diverged at step 3');
     expect(existsSync(join(out, 'figures', 'g1-loss-curve.png'))).toBe(true);
     expect(existsSync(join(out, 'figures', 'g1-loss-curve.svg'))).toBe(true);

@@ -13,7 +13,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mergeSeedFiles } from '../../apps/cli/src/merge';
 import type { ReportResults } from '../../apps/cli/src/report';
 import {
-  DuplicateSeedError, MixedVariantError, SeedFileError, formatSeedList, parseSeedList, parseShard, shardSeeds, splitForJobs, type SeedFile,
+  DuplicateSeedError,
+  MixedVariantError,
+  SeedFileError,
+  formatSeedList,
+  parseSeedList,
+  parseShard,
+  shardSeeds,
+  splitForJobs,
+  type SeedFile,
 } from '../../apps/cli/src/seeds';
 
 const root = join(__dirname, '..', '..');
@@ -23,7 +31,10 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function metagrad(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, METAGRAD_CODE_VERSION: 'test' } });
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: root,
+      env: { ...process.env, METAGRAD_CODE_VERSION: 'test' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c));
@@ -34,7 +45,8 @@ function metagrad(args: string[]): Promise<{ code: number | null; stdout: string
 
 const quiet = new Writable({ write: (_c, _e, cb) => cb() });
 const seedFiles = (dir: string): string[] => readdirSync(join(dir, 'seeds', 'evograd-toy')).sort();
-const seedJson = (dir: string, seed: number) => (JSON.parse(readFileSync(join(dir, 'seeds', 'evograd-toy', `seed-${seed}.json`), 'utf8')) as SeedFile);
+const seedJson = (dir: string, seed: number) =>
+  JSON.parse(readFileSync(join(dir, 'seeds', 'evograd-toy', `seed-${seed}.json`), 'utf8')) as SeedFile;
 /** results.json without what differs between runs of the same seeds: dates, durations, the merge's provenance. */
 function comparable(dir: string): unknown {
   const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as ReportResults;
@@ -63,7 +75,10 @@ describe('metagrad run --seeds --jobs / --shard, metagrad merge', () => {
   const base = ['run', 'e1', '--quick', '--seeds', '0-3', '--no-extras'];
 
   it('--jobs 2 writes the same per-seed JSON and results.json (timings aside) as --jobs 1', async () => {
-    const [a, b] = await Promise.all([metagrad([...base, '--jobs', '1', '--out', jobs1]), metagrad([...base, '--jobs', '2', '--out', jobs2, '--json'])]);
+    const [a, b] = await Promise.all([
+      metagrad([...base, '--jobs', '1', '--out', jobs1]),
+      metagrad([...base, '--jobs', '2', '--out', jobs2, '--json']),
+    ]);
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     expect(b.stderr).not.toMatch(/vkCreateInstance|artificially reduced/);
@@ -71,7 +86,13 @@ describe('metagrad run --seeds --jobs / --shard, metagrad merge', () => {
     expect(seedFiles(jobs2)).toEqual(seedFiles(jobs1));
     for (const seed of [0, 1, 2, 3]) {
       const f = seedJson(jobs2, seed);
-      expect({ kind: f.kind, experiment: f.experiment, variant: f.variant, seed: f.seed, codeVersion: f.codeVersion }).toEqual({ kind: 'metagrad-seed', experiment: 'evograd-toy', variant: 'quick', seed, codeVersion: 'test' });
+      expect({
+        kind: f.kind,
+        experiment: f.experiment,
+        variant: f.variant,
+        seed: f.seed,
+        codeVersion: f.codeVersion,
+      }).toEqual({ kind: 'metagrad-seed', experiment: 'evograd-toy', variant: 'quick', seed, codeVersion: 'test' });
       expect(f.json).toEqual(seedJson(jobs1, seed).json);
     }
     expect(comparable(jobs2)).toEqual(comparable(jobs1));
@@ -92,10 +113,19 @@ describe('metagrad run --seeds --jobs / --shard, metagrad merge', () => {
     // The other shard: seeds 1 and 3 as the second job of `--jobs 2` wrote them (one process fewer than a second --shard run).
     for (const seed of [1, 3]) {
       mkdirSync(join(shard2, 'seeds', 'evograd-toy'), { recursive: true });
-      cpSync(join(jobs2, 'seeds', 'evograd-toy', `seed-${seed}.json`), join(shard2, 'seeds', 'evograd-toy', `seed-${seed}.json`));
+      cpSync(
+        join(jobs2, 'seeds', 'evograd-toy', `seed-${seed}.json`),
+        join(shard2, 'seeds', 'evograd-toy', `seed-${seed}.json`),
+      );
     }
     const merged = join(work, 'merged');
-    const results = await mergeSeedFiles({ inputs: [shard1, shard2], out: merged, json: true, stdout: quiet, stderr: quiet });
+    const results = await mergeSeedFiles({
+      inputs: [shard1, shard2],
+      out: merged,
+      json: true,
+      stdout: quiet,
+      stderr: quiet,
+    });
     expect(results.merged?.dirs).toEqual([shard1, shard2]);
     expect(comparable(merged)).toEqual(comparable(jobs1));
     expect(seedFiles(merged)).toEqual(seedFiles(jobs1));
@@ -109,15 +139,20 @@ describe('metagrad run --seeds --jobs / --shard, metagrad merge', () => {
     cpSync(shard1, dup, { recursive: true });
     const f = seedJson(dup, 0);
     writeFileSync(join(dup, 'seeds', 'evograd-toy', 'seed-0.json'), JSON.stringify({ ...f, seconds: f.seconds + 1 }));
-    const merge = (inputs: string[]) => mergeSeedFiles({ inputs, out: join(work, 'm-err'), json: true, stdout: quiet, stderr: quiet });
+    const merge = (inputs: string[]) =>
+      mergeSeedFiles({ inputs, out: join(work, 'm-err'), json: true, stdout: quiet, stderr: quiet });
     await expect(merge([shard1, dup])).rejects.toThrow(DuplicateSeedError);
-    await expect(merge([shard1, dup])).rejects.toThrow(/evograd-toy: seed 0 twice, in .*shard1.*seed-0\.json and .*dup.*seed-0\.json/);
+    await expect(merge([shard1, dup])).rejects.toThrow(
+      /evograd-toy: seed 0 twice, in .*shard1.*seed-0\.json and .*dup.*seed-0\.json/,
+    );
 
     const full = join(work, 'full', 'seeds', 'evograd-toy');
     mkdirSync(full, { recursive: true });
     writeFileSync(join(full, 'seed-7.json'), JSON.stringify({ ...seedJson(shard2, 1), seed: 7, variant: 'full' }));
     await expect(merge([shard2, join(work, 'full')])).rejects.toThrow(MixedVariantError);
-    await expect(merge([shard2, join(work, 'full')])).rejects.toThrow(/evograd-toy: quick and full results cannot be merged/);
+    await expect(merge([shard2, join(work, 'full')])).rejects.toThrow(
+      /evograd-toy: quick and full results cannot be merged/,
+    );
 
     const foreign = join(work, 'foreign', 'seeds', 'evograd-toy');
     mkdirSync(foreign, { recursive: true });

@@ -3,10 +3,26 @@ import { describe, expect, it } from 'vitest';
 import { formatSummaryTable } from '../../apps/cli/src/report-markdown';
 import type { ReportResults, SectionRecord, SummaryRow } from '../../apps/cli/src/report';
 
-const row = (metric: string, value: number | string, paper: string, mark: SummaryRow['mark'], goal = '–'): SummaryRow => ({ metric, value, paper, goal, mark });
+const row = (
+  metric: string,
+  value: number | string,
+  paper: string,
+  mark: SummaryRow['mark'],
+  goal = '–',
+): SummaryRow => ({ metric, value, paper, goal, mark });
 
 function section(id: string, summary: SummaryRow[], extra: Partial<SectionRecord> = {}): SectionRecord {
-  return { id, title: `E0: ${id}`, paperFigure: '—', status: 'ok', seconds: 1, summary, figures: [], json: null, ...extra };
+  return {
+    id,
+    title: `E0: ${id}`,
+    paperFigure: '—',
+    status: 'ok',
+    seconds: 1,
+    summary,
+    figures: [],
+    json: null,
+    ...extra,
+  };
 }
 
 /** Rows as long as the real report's (the 144–150-column table of issue 17 came from these). */
@@ -19,15 +35,42 @@ const results: ReportResults = {
   seconds: 123.4,
   sections: [
     section('evograd-toy', [
-      row('corr at K=2 over 5 seeds (mean ± std, min–max)', '0.912 ± 0.021 (0.88–0.94)', '0.751 (Fig. 2 as plotted)', '✓', "paper's value within our seeds' range"),
-      row('final (x, λ) gap to closed-form trajectory, K=2 / 10 / 100', '0.123 / 0.045 / 0.012', 'similar paths, closer with K (Fig. 3)', null),
-      row('meta-test MSE, HD − 1-step (paired over seeds and tasks)', '-0.0312 [-0.0671, 0.00412]', '0.327 vs 0.670 (Table 4)', '≈', 'HD < 1-step'),
+      row(
+        'corr at K=2 over 5 seeds (mean ± std, min–max)',
+        '0.912 ± 0.021 (0.88–0.94)',
+        '0.751 (Fig. 2 as plotted)',
+        '✓',
+        "paper's value within our seeds' range",
+      ),
+      row(
+        'final (x, λ) gap to closed-form trajectory, K=2 / 10 / 100',
+        '0.123 / 0.045 / 0.012',
+        'similar paths, closer with K (Fig. 3)',
+        null,
+      ),
+      row(
+        'meta-test MSE, HD − 1-step (paired over seeds and tasks)',
+        '-0.0312 [-0.0671, 0.00412]',
+        '0.327 vs 0.670 (Table 4)',
+        '≈',
+        'HD < 1-step',
+      ),
     ]),
     section('hyperdistill-sinusoid', [
-      row('meta-test MSE after meta-training: HyperDistill γ=0.99 vs the best of FO / 1-step / DrMAD / RMD', 0.000123456, 'HyperDistill ≤ the others (Table 2, sinusoid column)', '✗', 'lowest or tied within the interval'),
+      row(
+        'meta-test MSE after meta-training: HyperDistill γ=0.99 vs the best of FO / 1-step / DrMAD / RMD',
+        0.000123456,
+        'HyperDistill ≤ the others (Table 2, sinusoid column)',
+        '✗',
+        'lowest or tied within the interval',
+      ),
       row('x', 1, 'y', '✓', 'z'),
     ]),
-    section('mwn-label-noise', [], { status: 'error', error: 'DatasetError: Fashion-MNIST not found under /usr/share/dataset-fashion-mnist; install the Debian package dataset-fashion-mnist or set METAGRAD_FASHION_DIR to a folder holding the four IDX files' }),
+    section('mwn-label-noise', [], {
+      status: 'error',
+      error:
+        'DatasetError: Fashion-MNIST not found under /usr/share/dataset-fashion-mnist; install the Debian package dataset-fashion-mnist or set METAGRAD_FASHION_DIR to a folder holding the four IDX files',
+    }),
   ],
 };
 

@@ -2,7 +2,10 @@
 
 /** Returns the root element's name, or throws with the first problem found. */
 export function checkWellFormedXml(xml: string): string {
-  const body = xml.replace(/^\s*<\?xml[^?]*\?>/, '').replace(/<!--[\s\S]*?-->/g, '').replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, '');
+  const body = xml
+    .replace(/^\s*<\?xml[^?]*\?>/, '')
+    .replace(/<!--[\s\S]*?-->/g, '')
+    .replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, '');
   const tag = /<(\/?)([A-Za-z_][\w:.-]*)((?:\s+[A-Za-z_][\w:.-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>/y;
   const stack: string[] = [];
   let root: string | undefined;
@@ -11,7 +14,8 @@ export function checkWellFormedXml(xml: string): string {
     const lt = body.indexOf('<', i);
     const text = body.slice(i, lt === -1 ? body.length : lt);
     checkEntities(text);
-    if (text.trim() && stack.length === 0) throw new Error(`text outside the root element: '${text.trim().slice(0, 40)}'`);
+    if (text.trim() && stack.length === 0)
+      throw new Error(`text outside the root element: '${text.trim().slice(0, 40)}'`);
     if (lt === -1) break;
     tag.lastIndex = lt;
     const m = tag.exec(body);

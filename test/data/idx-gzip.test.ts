@@ -21,7 +21,8 @@ vi.mock('node:zlib', async (importOriginal) => {
         inflated.push(out.length);
         return out;
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') inflated.push(options?.maxOutputLength ?? Number.NaN);
+        if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+          inflated.push(options?.maxOutputLength ?? Number.NaN);
         throw error;
       }
     },
@@ -54,7 +55,11 @@ function write(name: string, bytes: Uint8Array): string {
   return path;
 }
 
-const images = encodeIdx({ dtype: 'uint8', shape: [10, 28, 28], data: Uint8Array.from({ length: 7840 }, (_, i) => (i * 13) % 256) });
+const images = encodeIdx({
+  dtype: 'uint8',
+  shape: [10, 28, 28],
+  data: Uint8Array.from({ length: 7840 }, (_, i) => (i * 13) % 256),
+});
 const announced = images.length; // 7856 bytes: the 16-byte header and 10 images
 
 /** A valid header for 10 images followed by 64 MiB of zeros: about 64 KiB compressed. */
@@ -66,7 +71,10 @@ function bomb(): Uint8Array {
 
 describe('readIdxFile on gzip streams', () => {
   it('loads a gzipped file, including one with a long gzip name field in front of the data', () => {
-    for (const [name, bytes] of [['plain.gz', zlib.gzipSync(images)], ['named.gz', gzipWithName(images, 200_000)]] as const) {
+    for (const [name, bytes] of [
+      ['plain.gz', zlib.gzipSync(images)],
+      ['named.gz', gzipWithName(images, 200_000)],
+    ] as const) {
       const array = readIdxFile(write(name, bytes));
       expect(array.shape).toEqual([10, 28, 28]);
       expect(Array.from(array.data.subarray(0, 5))).toEqual([0, 13, 26, 39, 52]);
@@ -75,11 +83,16 @@ describe('readIdxFile on gzip streams', () => {
 
   it('rejects a gzip bomb with CorruptDatasetError after inflating about what the header announces', () => {
     const compressed = zlib.gzipSync(bomb());
-    for (const [name, bytes] of [['bomb.gz', compressed], ['named-bomb.gz', gzipWithName(bomb(), 200_000)]] as const) {
+    for (const [name, bytes] of [
+      ['bomb.gz', compressed],
+      ['named-bomb.gz', gzipWithName(bomb(), 200_000)],
+    ] as const) {
       inflated.length = 0;
       const path = write(name, bytes);
       expect(() => readIdxFile(path), name).toThrow(CorruptDatasetError);
-      expect(() => readIdxFile(path), name).toThrow(`inflates past the ${announced} bytes its IDX header announces (shape [10, 28, 28] of uint8)`);
+      expect(() => readIdxFile(path), name).toThrow(
+        `inflates past the ${announced} bytes its IDX header announces (shape [10, 28, 28] of uint8)`,
+      );
       // Probes are capped at 1 MiB each and the full inflate at the announced size: far below the 64 MiB payload.
       const total = inflated.reduce((a, b) => a + b, 0);
       expect(total, name).toBeLessThan(16 << 20);
@@ -93,16 +106,22 @@ describe('readIdxFile on gzip streams', () => {
     payload.set(header);
     const path = write('huge.gz', zlib.gzipSync(payload));
     expect(() => readIdxFile(path)).toThrow(CorruptDatasetError);
-    expect(() => readIdxFile(path)).toThrow(/announces shape \[4294967295, 4294967295\] of float64 = .* bytes, more than this runtime's \d+-byte buffer limit/);
+    expect(() => readIdxFile(path)).toThrow(
+      /announces shape \[4294967295, 4294967295\] of float64 = .* bytes, more than this runtime's \d+-byte buffer limit/,
+    );
   });
 
   it('names a corrupt or truncated stream, and a stream shorter than a header', () => {
     const good = zlib.gzipSync(images);
-    expect(() => readIdxFile(write('cut.gz', good.subarray(0, good.length - 9)))).toThrow(/gzip stream is corrupt or truncated/);
+    expect(() => readIdxFile(write('cut.gz', good.subarray(0, good.length - 9)))).toThrow(
+      /gzip stream is corrupt or truncated/,
+    );
     const garbled = good.slice();
     garbled[12] ^= 0xff;
     expect(() => readIdxFile(write('garbled.gz', garbled))).toThrow(CorruptDatasetError);
-    expect(() => readIdxFile(write('tiny.gz', zlib.gzipSync(Uint8Array.of(0, 0, 8, 3, 0))))).toThrow(/IDX header truncated/);
+    expect(() => readIdxFile(write('tiny.gz', zlib.gzipSync(Uint8Array.of(0, 0, 8, 3, 0))))).toThrow(
+      /IDX header truncated/,
+    );
     expect(() => readIdxFile(write('empty.gz', zlib.gzipSync(new Uint8Array(0))))).toThrow(CorruptDatasetError);
   });
 
@@ -111,10 +130,14 @@ describe('readIdxFile on gzip streams', () => {
     const plain = write('huge-plain', images.subarray(0, 16));
     truncateSync(plain, 3 * 2 ** 30);
     expect(() => readIdxFile(plain)).toThrow(CorruptDatasetError);
-    expect(() => readIdxFile(plain)).toThrow(`IDX size mismatch: shape [10, 28, 28] of uint8 needs ${announced} bytes, file has ${3 * 2 ** 30}`);
+    expect(() => readIdxFile(plain)).toThrow(
+      `IDX size mismatch: shape [10, 28, 28] of uint8 needs ${announced} bytes, file has ${3 * 2 ** 30}`,
+    );
     const gz = write('huge.gz', zlib.gzipSync(images));
     truncateSync(gz, 3 * 2 ** 30);
-    expect(() => readIdxFile(gz)).toThrow(/file is 3221225472 bytes, more than the 2147483647 bytes an IDX file may have/);
+    expect(() => readIdxFile(gz)).toThrow(
+      /file is 3221225472 bytes, more than the 2147483647 bytes an IDX file may have/,
+    );
     rmSync(plain);
     rmSync(gz);
   });

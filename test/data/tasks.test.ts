@@ -42,7 +42,7 @@ describe('EvoGrad 1-D toy', () => {
     expect(toyHypergradient(0.5)).toBeCloseTo(-0.5 / 1.5 ** 3, 14);
   });
 
-  it('grid spans [0.1, 2] and the trajectory starts are the paper\'s', () => {
+  it("grid spans [0.1, 2] and the trajectory starts are the paper's", () => {
     const grid = toyLambdaGrid();
     expect(grid.length).toBe(100);
     expect(grid[0]).toBeCloseTo(0.1, 14);
@@ -74,7 +74,12 @@ describe('EvoGrad 1-D toy', () => {
     const lambdas = toyLambdaGrid(30);
     const means = Array.from(lambdas, (lambda) => {
       let sum = 0;
-      for (let t = 0; t < 200; t++) sum += toyEvogradHypergradient(rng.normal(), lambda, Array.from({ length: 10 }, () => rng.normal()));
+      for (let t = 0; t < 200; t++)
+        sum += toyEvogradHypergradient(
+          rng.normal(),
+          lambda,
+          Array.from({ length: 10 }, () => rng.normal()),
+        );
       return sum / 200;
     });
     const exact = Array.from(lambdas, toyHypergradient);
@@ -83,8 +88,18 @@ describe('EvoGrad 1-D toy', () => {
 
   it('pearsonCorrelation: ±1 for exact linear relations, invariant to shift and scale; lengths must match', () => {
     const a = [1, 2, 4, 7];
-    expect(pearsonCorrelation(a, a.map((v) => 3 * v - 5))).toBeCloseTo(1, 12);
-    expect(pearsonCorrelation(a, a.map((v) => -0.5 * v + 2))).toBeCloseTo(-1, 12);
+    expect(
+      pearsonCorrelation(
+        a,
+        a.map((v) => 3 * v - 5),
+      ),
+    ).toBeCloseTo(1, 12);
+    expect(
+      pearsonCorrelation(
+        a,
+        a.map((v) => -0.5 * v + 2),
+      ),
+    ).toBeCloseTo(-1, 12);
     expect(() => pearsonCorrelation(a, [1, 2])).toThrow(/length 4 and 2/);
   });
 });
@@ -146,7 +161,9 @@ describe('regression task families', () => {
 
     const batch = sampleMetaBatch(sinusoidFamily, { metaBatch: 10, nSupport: 10, nQuery: 10, seed: 5 });
     expect(batch.tasks.length).toBe(10);
-    expect([batch.support.batch, batch.support.n, batch.support.x.length, batch.query.y.length]).toEqual([10, 10, 100, 100]);
+    expect([batch.support.batch, batch.support.n, batch.support.x.length, batch.query.y.length]).toEqual([
+      10, 10, 100, 100,
+    ]);
     // Row b of the stacked batch belongs to task b.
     const t3 = batch.tasks[3];
     for (let i = 0; i < 10; i++) {

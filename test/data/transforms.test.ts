@@ -2,7 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../packages/models/src/data/random';
-import { corruptLabels, downsample2x, meanStd, normalise, rotate, rotationTheta } from '../../packages/models/src/data/transforms';
+import {
+  corruptLabels,
+  downsample2x,
+  meanStd,
+  normalise,
+  rotate,
+  rotationTheta,
+} from '../../packages/models/src/data/transforms';
 
 interface RotationCase {
   height: number;
@@ -11,7 +18,9 @@ interface RotationCase {
   images: number[];
   expected: number[];
 }
-const fixture = JSON.parse(readFileSync(new URL('./fixtures/rotation.json', import.meta.url), 'utf8')) as { cases: RotationCase[] };
+const fixture = JSON.parse(readFileSync(new URL('./fixtures/rotation.json', import.meta.url), 'utf8')) as {
+  cases: RotationCase[];
+};
 
 function randomImages(n: number, h: number, w: number, seed: number): Float32Array {
   return new Rng(seed).uniformArray(n * h * w);
@@ -46,7 +55,9 @@ describe('rotate', () => {
       const back = rotate(rotated, size, size, -90);
       for (let k = 0; k < 3; k++) {
         const image = images.subarray(k * size * size, (k + 1) * size * size);
-        expect(maxAbsDiff(rotated.subarray(k * size * size, (k + 1) * size * size), rot90ccw(image, size))).toBeLessThan(1e-6);
+        expect(
+          maxAbsDiff(rotated.subarray(k * size * size, (k + 1) * size * size), rot90ccw(image, size)),
+        ).toBeLessThan(1e-6);
       }
       expect(maxAbsDiff(back, images)).toBeLessThan(1e-6);
       expect(maxAbsDiff(rotate(images, size, size, 0), images)).toBe(0);
@@ -156,10 +167,14 @@ describe('corruptLabels', () => {
     expect(Array.from(a)).toEqual(Array.from(b));
     expect(Array.from(a)).not.toEqual(Array.from(c));
     expect(Array.from(clean)).toEqual(Array.from(copy));
-    expect(Array.from(corruptLabels(clean, { kind: 'flip', rate: 0, numClasses: 10, seed: 1 }))).toEqual(Array.from(clean));
+    expect(Array.from(corruptLabels(clean, { kind: 'flip', rate: 0, numClasses: 10, seed: 1 }))).toEqual(
+      Array.from(clean),
+    );
     const all = corruptLabels(clean, { kind: 'flip', rate: 1, numClasses: 10, seed: 1 });
     expect(all.every((label, i) => label === (clean[i] + 1) % 10)).toBe(true);
     expect(() => corruptLabels([0, 12], { kind: 'flip', rate: 0.1, numClasses: 10, seed: 1 })).toThrow(/label 12 at 1/);
-    expect(() => corruptLabels(clean, { kind: 'flip', rate: 1.5, numClasses: 10, seed: 1 })).toThrow(/rate must be in \[0, 1\]/);
+    expect(() => corruptLabels(clean, { kind: 'flip', rate: 1.5, numClasses: 10, seed: 1 })).toThrow(
+      /rate must be in \[0, 1\]/,
+    );
   });
 });

@@ -26,10 +26,15 @@ describe('README quick start (library)', () => {
   it('runs as a script and moves log λ away from its start', async () => {
     const stdout = await new Promise<string>((resolve, reject) => {
       // A fresh process, as a reader would run it (`npx tsx examples/library/quick-start.ts`).
-      execFile(process.execPath, ['--import', 'tsx', examplePath], { cwd: root, timeout: 60_000 }, (err, out, errOut) => {
-        if (err) reject(new Error(`${err.message}\n${errOut}`));
-        else resolve(out);
-      });
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', examplePath],
+        { cwd: root, timeout: 60_000 },
+        (err, out, errOut) => {
+          if (err) reject(new Error(`${err.message}\n${errOut}`));
+          else resolve(out);
+        },
+      );
     });
     const m = /log λ: (-?[\d.]+) → (-?[\d.]+), validation MSE ([\d.]+)/.exec(stdout);
     expect(m, `unexpected output: ${stdout}`).not.toBeNull();
@@ -41,8 +46,18 @@ describe('README quick start (library)', () => {
 
 describe('API reference configuration', () => {
   it('documents the five packages from their src/index.ts and keeps docs/api/ out of git', () => {
-    const config = JSON.parse(readFileSync(`${root}typedoc.json`, 'utf8')) as { entryPoints: string[]; out: string; packageOptions: { entryPoints: string[] } };
-    expect([...config.entryPoints].sort()).toEqual(['packages/autograd', 'packages/kernels-wgsl', 'packages/meta', 'packages/models', 'packages/tensor']);
+    const config = JSON.parse(readFileSync(`${root}typedoc.json`, 'utf8')) as {
+      entryPoints: string[];
+      out: string;
+      packageOptions: { entryPoints: string[] };
+    };
+    expect([...config.entryPoints].sort()).toEqual([
+      'packages/autograd',
+      'packages/kernels-wgsl',
+      'packages/meta',
+      'packages/models',
+      'packages/tensor',
+    ]);
     expect(config.packageOptions.entryPoints).toEqual(['src/index.ts']);
     for (const dir of config.entryPoints) expect(existsSync(`${root}${dir}/src/index.ts`), dir).toBe(true);
     expect(config.out).toBe('docs/api');

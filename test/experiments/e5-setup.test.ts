@@ -4,7 +4,16 @@
  * tuning run's result appears as a summary row and in results.json (gammaTuning), its row in every E5 summary.
  */
 import { describe, expect, it } from 'vitest';
-import { E5_FULL, E5_QUICK, E5_TUNED_GAMMA, e5Methods, hyperLrAt, hyperdistillSinusoidSection, type E5SeedMethod, type E5Tuning } from '@metagrad/experiments/node';
+import {
+  E5_FULL,
+  E5_QUICK,
+  E5_TUNED_GAMMA,
+  e5Methods,
+  hyperLrAt,
+  hyperdistillSinusoidSection,
+  type E5SeedMethod,
+  type E5Tuning,
+} from '@metagrad/experiments/node';
 import type { SeedRecord } from '@metagrad/experiments';
 
 describe('E5 full set-up', () => {
@@ -17,12 +26,14 @@ describe('E5 full set-up', () => {
     expect(E5_FULL.hyperLrDecay).toBe('linear');
   });
 
-  it('runs ≥ 10 seeds on 1000 meta-test tasks with the paper\'s five methods and one tuned γ; quick keeps its size', () => {
+  it("runs ≥ 10 seeds on 1000 meta-test tasks with the paper's five methods and one tuned γ; quick keeps its size", () => {
     expect(E5_FULL.seeds.length).toBeGreaterThanOrEqual(10);
     expect(E5_FULL.testTasks).toBe(1000);
     expect(E5_FULL.tune?.gammas).toEqual([0.9, 0.99, 0.999, 0.9999]);
     const keys = e5Methods(E5_FULL).map((m) => m.key);
-    expect(keys).toEqual(expect.arrayContaining(['fo', 'oneStep', 'drmad', 'neumann', `hyperdistill${E5_TUNED_GAMMA}`]));
+    expect(keys).toEqual(
+      expect.arrayContaining(['fo', 'oneStep', 'drmad', 'neumann', `hyperdistill${E5_TUNED_GAMMA}`]),
+    );
     expect(keys.filter((k) => k.startsWith('hyperdistill'))).toHaveLength(1);
     expect(E5_QUICK.tune).toBeNull();
     expect(E5_QUICK.seeds).toEqual([0]);
@@ -35,19 +46,44 @@ describe('E5 full set-up', () => {
       seed,
       json: {
         seed,
-        methods: ['fo', 'oneStep', 'drmad', 'neumann', key].map((k, i): E5SeedMethod => ({
-          key: k as E5SeedMethod['key'], label: k, mse: 0.5 + 0.1 * i, perTask: [0.5 + 0.1 * i + 0.01 * seed, 0.6 + 0.1 * i], valMse: null,
-          records: [{ m: 1, valLoss: 1, updates: 1, jvps: 0, hvps: 0, fitJvps: 0, ms: 1, peakBytes: 1, method: k, seed }],
-          cosines: [], theta: NaN,
-        })),
+        methods: ['fo', 'oneStep', 'drmad', 'neumann', key].map(
+          (k, i): E5SeedMethod => ({
+            key: k as E5SeedMethod['key'],
+            label: k,
+            mse: 0.5 + 0.1 * i,
+            perTask: [0.5 + 0.1 * i + 0.01 * seed, 0.6 + 0.1 * i],
+            valMse: null,
+            records: [
+              { m: 1, valLoss: 1, updates: 1, jvps: 0, hvps: 0, fitJvps: 0, ms: 1, peakBytes: 1, method: k, seed },
+            ],
+            cosines: [],
+            theta: NaN,
+          }),
+        ),
       },
     }));
-    const tune: E5Tuning = { gammas: [0.9, 0.99, 0.999, 0.9999], seeds: [1000], episodes: 10, valTasks: 200, valMse: { '0.9': 0.37, '0.99': 0.356, '0.999': 0.349, '0.9999': 0.35 }, chosen: E5_TUNED_GAMMA, used: E5_TUNED_GAMMA };
-    const res = await hyperdistillSinusoidSection.summarise(JSON.parse(JSON.stringify(perSeed)), { quick: false, log: () => {}, extras: { tune } });
+    const tune: E5Tuning = {
+      gammas: [0.9, 0.99, 0.999, 0.9999],
+      seeds: [1000],
+      episodes: 10,
+      valTasks: 200,
+      valMse: { '0.9': 0.37, '0.99': 0.356, '0.999': 0.349, '0.9999': 0.35 },
+      chosen: E5_TUNED_GAMMA,
+      used: E5_TUNED_GAMMA,
+    };
+    const res = await hyperdistillSinusoidSection.summarise(JSON.parse(JSON.stringify(perSeed)), {
+      quick: false,
+      log: () => {},
+      extras: { tune },
+    });
     const row = res.summary.find((r) => /γ tuning/.test(r.metric))!;
     expect(row.mark).toBe('✓');
     expect(row.value).toMatch(/chosen γ=0\.999/);
-    const json = res.json as { gammaTuning: E5Tuning; hyperdistill: { key: string; how: string }; hyperLrDecay: string };
+    const json = res.json as {
+      gammaTuning: E5Tuning;
+      hyperdistill: { key: string; how: string };
+      hyperLrDecay: string;
+    };
     expect(json.gammaTuning.chosen).toBe(E5_TUNED_GAMMA);
     expect(json.hyperdistill.key).toBe(key);
     expect(json.hyperdistill.how).toMatch(/tuned on meta-validation/);

@@ -6,8 +6,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  E5_QUICK, E7_QUICK, amamlRegressionSection, evogradRotationSection, evogradToySection, hyperdistillSinusoidSection, mwnLabelNoiseSection,
-  type E5SeedMethod, type E7Result,
+  E5_QUICK,
+  E7_QUICK,
+  amamlRegressionSection,
+  evogradRotationSection,
+  evogradToySection,
+  hyperdistillSinusoidSection,
+  mwnLabelNoiseSection,
+  type E5SeedMethod,
+  type E7Result,
 } from '@metagrad/experiments/node';
 import type { PairDiff, SeedRecord, SummaryContext, SummaryRow } from '@metagrad/experiments';
 
@@ -15,7 +22,7 @@ const ctx = (extras: Record<string, unknown> = {}): SummaryContext => ({ quick: 
 /** A fixed pseudo-random stream, so the synthetic data never change. */
 function noise(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296 - 0.5);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296 - 0.5;
 }
 function checkRows(rows: SummaryRow[]): void {
   for (const r of rows) {
@@ -36,7 +43,14 @@ function checkPairs(pairs: PairDiff[]): void {
 describe('E5 summary from per-seed JSON', () => {
   const methods = ['fo', 'oneStep', 'drmad', 'neumann', 'hyperdistill0.9', 'hyperdistill0.99'] as const;
   // Per-task MSE: a shared task difficulty plus a method offset plus small noise, so pairing over tasks resolves gaps.
-  const offset: Record<string, number> = { fo: 0.55, oneStep: 0.56, drmad: 1.1, neumann: 0.5, 'hyperdistill0.9': 0.33, 'hyperdistill0.99': 0.4 };
+  const offset: Record<string, number> = {
+    fo: 0.55,
+    oneStep: 0.56,
+    drmad: 1.1,
+    neumann: 0.5,
+    'hyperdistill0.9': 0.33,
+    'hyperdistill0.99': 0.4,
+  };
   const seedJson = (seed: number, withVal: boolean) => {
     const r = noise(seed + 1);
     const tasks = Array.from({ length: 40 }, () => 0.3 * r());
@@ -45,10 +59,33 @@ describe('E5 summary from per-seed JSON', () => {
       methods: methods.map((key): E5SeedMethod => {
         const perTask = tasks.map((t) => offset[key] + t + 0.01 * r());
         return {
-          key, label: key, mse: perTask.reduce((a, b) => a + b, 0) / perTask.length, perTask,
-          valMse: withVal && key.startsWith('hyperdistill') ? offset[key] + (key === 'hyperdistill0.99' ? -0.5 : 0) : null,
-          records: [1, 2].map((m) => ({ m, valLoss: offset[key], updates: 10, jvps: 10, hvps: 0, fitJvps: 0, ms: 5, peakBytes: 1000, method: key, seed })),
-          cosines: E5_QUICK.diagnoseAt.map((m) => ({ method: key, seed, m, cosine: key === 'fo' ? 0.5 : key === 'oneStep' ? 0.6 : 0.7 + 0.01 * r(), cosineSecondOrder: 0.5, normRatio: 1, normRatioSecondOrder: 1 })),
+          key,
+          label: key,
+          mse: perTask.reduce((a, b) => a + b, 0) / perTask.length,
+          perTask,
+          valMse:
+            withVal && key.startsWith('hyperdistill') ? offset[key] + (key === 'hyperdistill0.99' ? -0.5 : 0) : null,
+          records: [1, 2].map((m) => ({
+            m,
+            valLoss: offset[key],
+            updates: 10,
+            jvps: 10,
+            hvps: 0,
+            fitJvps: 0,
+            ms: 5,
+            peakBytes: 1000,
+            method: key,
+            seed,
+          })),
+          cosines: E5_QUICK.diagnoseAt.map((m) => ({
+            method: key,
+            seed,
+            m,
+            cosine: key === 'fo' ? 0.5 : key === 'oneStep' ? 0.6 : 0.7 + 0.01 * r(),
+            cosineSecondOrder: 0.5,
+            normRatio: 1,
+            normRatioSecondOrder: 1,
+          })),
           theta: key.startsWith('hyperdistill') ? 1 : (null as unknown as number),
         };
       }),
@@ -56,15 +93,25 @@ describe('E5 summary from per-seed JSON', () => {
   };
 
   it('pairs every method over seeds and shared tasks, shows one HyperDistill γ chosen on meta-validation, marks the paper order', async () => {
-    const perSeed: SeedRecord[] = [0, 1, 2].map((s) => ({ seed: s, json: JSON.parse(JSON.stringify(seedJson(s, true))) }));
-    const cost = [{ key: 'oneStep', label: '1-step', ms: 10, peakAboveStart: 0, jvps: 1, hvps: 0 }, { key: 'hyperdistill0.99', label: 'HD', ms: 12, peakAboveStart: 0, jvps: 1, hvps: 0 }];
+    const perSeed: SeedRecord[] = [0, 1, 2].map((s) => ({
+      seed: s,
+      json: JSON.parse(JSON.stringify(seedJson(s, true))),
+    }));
+    const cost = [
+      { key: 'oneStep', label: '1-step', ms: 10, peakAboveStart: 0, jvps: 1, hvps: 0 },
+      { key: 'hyperdistill0.99', label: 'HD', ms: 12, peakAboveStart: 0, jvps: 1, hvps: 0 },
+    ];
     const res = await hyperdistillSinusoidSection.summarise(perSeed, ctx({ cost }));
     const json = res.json as { seeds: number[]; pairs: PairDiff[]; hyperdistill: { key: string; how: string } };
     expect(json.seeds).toEqual([0, 1, 2]);
     checkPairs(json.pairs);
     expect(json.pairs).toHaveLength(15); // 6 methods
     // Meta-validation prefers γ = 0.99 (its validation MSE is lower) although γ = 0.9 tests better: the rows follow validation.
-    expect(json.hyperdistill).toEqual({ key: 'hyperdistill0.99', how: 'chosen on meta-validation', valMse: expect.any(Object) });
+    expect(json.hyperdistill).toEqual({
+      key: 'hyperdistill0.99',
+      how: 'chosen on meta-validation',
+      valMse: expect.any(Object),
+    });
     const rows = res.summary;
     checkRows(rows);
     expect(rows.filter((r) => /HD γ=0\.9\b|hyperdistill0\.9\b/.test(r.metric))).toEqual([]);
@@ -78,10 +125,17 @@ describe('E5 summary from per-seed JSON', () => {
   });
 
   it('falls back to the configured γ without meta-validation, and leaves the time row out without the cost extra', async () => {
-    const perSeed: SeedRecord[] = [0, 1].map((s) => ({ seed: s, json: JSON.parse(JSON.stringify(seedJson(s, false))) }));
+    const perSeed: SeedRecord[] = [0, 1].map((s) => ({
+      seed: s,
+      json: JSON.parse(JSON.stringify(seedJson(s, false))),
+    }));
     const res = await hyperdistillSinusoidSection.summarise(perSeed, ctx());
-    expect((res.json as { hyperdistill: { key: string; how: string } }).hyperdistill.how).toBe('configured (no meta-validation)');
-    expect((res.json as { hyperdistill: { key: string } }).hyperdistill.key).toBe(`hyperdistill${E5_QUICK.reportGamma}`);
+    expect((res.json as { hyperdistill: { key: string; how: string } }).hyperdistill.how).toBe(
+      'configured (no meta-validation)',
+    );
+    expect((res.json as { hyperdistill: { key: string } }).hyperdistill.key).toBe(
+      `hyperdistill${E5_QUICK.reportGamma}`,
+    );
     expect(res.summary.some((r) => /time per inner/.test(r.metric))).toBe(false);
   });
 });
@@ -89,7 +143,15 @@ describe('E5 summary from per-seed JSON', () => {
 describe('E7 summary from per-seed JSON', () => {
   it('pairs methods over seeds × test tasks per panel and counts the panels where A-MAML is lowest or tied', async () => {
     const methods = ['no meta-learning', ...E7_QUICK.methods];
-    const level: Record<string, number> = { 'no meta-learning': 0.8, 'A-MAML': 0.4, MAML: 0.45, 'MAML-1': 0.5, FOMAML: 0.41, Reptile: 0.6, iMAML: 0.55 };
+    const level: Record<string, number> = {
+      'no meta-learning': 0.8,
+      'A-MAML': 0.4,
+      MAML: 0.45,
+      'MAML-1': 0.5,
+      FOMAML: 0.41,
+      Reptile: 0.6,
+      iMAML: 0.55,
+    };
     const perSeed: SeedRecord[] = [0, 1, 2].map((seed) => {
       const r = noise(100 + seed);
       const res: E7Result = { final: [], curves: [] };
@@ -101,7 +163,10 @@ describe('E7 summary from per-seed JSON', () => {
           const perTask = tasks.map((t) => base + t + 0.005 * r());
           const nrmse = perTask.reduce((a, b) => a + b, 0) / perTask.length;
           res.final.push({ family, setting: '50shot-50val', method, nrmse, perTask });
-          res.curves.push({ family, setting: '50shot-50val', method, step: 0, nrmse: 1 }, { family, setting: '50shot-50val', method, step: 10, nrmse });
+          res.curves.push(
+            { family, setting: '50shot-50val', method, step: 0, nrmse: 1 },
+            { family, setting: '50shot-50val', method, step: 10, nrmse },
+          );
         }
       }
       return { seed, json: res };
@@ -121,7 +186,9 @@ describe('E7 summary from per-seed JSON', () => {
 
     // A diverged method (NaN test errors, null once through JSON) is left out of the intervals instead of failing the section.
     const broken = JSON.parse(JSON.stringify(perSeed)) as SeedRecord[];
-    for (const s of broken) for (const f of (s.json as E7Result).final) if (f.method === 'Reptile') f.perTask = f.perTask.map(() => null as unknown as number);
+    for (const s of broken)
+      for (const f of (s.json as E7Result).final)
+        if (f.method === 'Reptile') f.perTask = f.perTask.map(() => null as unknown as number);
     const partial = await amamlRegressionSection.summarise(broken, ctx());
     const pairs = (partial.json as { pairs: PairDiff[] }).pairs;
     expect(pairs.some((p) => p.a === 'Reptile' || p.b === 'Reptile')).toBe(false);
@@ -131,19 +198,37 @@ describe('E7 summary from per-seed JSON', () => {
 
 describe('E3 and E2 summaries from per-seed JSON', () => {
   it('E3: finalAcc and bestAcc per method (means over seeds), paired gains against the goals', async () => {
-    const acc: Record<string, number[]> = { baseline: [0.8, 0.78, 0.76], 't1-t2': [0.8, 0.82, 0.83], 'evograd-k2': [0.8, 0.815, 0.825] };
+    const acc: Record<string, number[]> = {
+      baseline: [0.8, 0.78, 0.76],
+      't1-t2': [0.8, 0.82, 0.83],
+      'evograd-k2': [0.8, 0.815, 0.825],
+    };
     const perSeed: SeedRecord[] = [0, 1, 2].map((seed) => ({
       seed,
       json: {
         runs: Object.entries(acc).map(([method, a]) => {
           const byEpoch = a.map((x) => x + 0.001 * seed);
-          return { method, seed, testAcc: byEpoch[2], accByEpoch: byEpoch, meanHypergradNorm: method === 'baseline' ? null : 1, curve: [{ loss: 0, weight: 1 }], seconds: 1 };
+          return {
+            method,
+            seed,
+            testAcc: byEpoch[2],
+            accByEpoch: byEpoch,
+            meanHypergradNorm: method === 'baseline' ? null : 1,
+            curve: [{ loss: 0, weight: 1 }],
+            seconds: 1,
+          };
         }),
       },
     }));
     const out = await mwnLabelNoiseSection.summarise(perSeed, ctx());
     checkRows(out.summary);
-    const json = out.json as { finalAcc: Record<string, number>; bestAcc: Record<string, number>; testAcc: Record<string, number>; pairs: PairDiff[]; seeds: number[] };
+    const json = out.json as {
+      finalAcc: Record<string, number>;
+      bestAcc: Record<string, number>;
+      testAcc: Record<string, number>;
+      pairs: PairDiff[];
+      seeds: number[];
+    };
     expect(json.seeds).toEqual([0, 1, 2]);
     expect(json.finalAcc.baseline).toBeCloseTo(76.1, 6);
     expect(json.bestAcc.baseline).toBeCloseTo(80.1, 6);
@@ -155,9 +240,28 @@ describe('E3 and E2 summaries from per-seed JSON', () => {
   });
 
   it('E2: intervals over seeds, paired accuracy gain, goal band on the angle; one seed supports nothing (≈)', async () => {
-    const run = (method: string, seed: number, angle: number, rot: number) => ({ method, seed, angleDeg: angle, accRotated: rot, accUpright: 0.9, angleTrace: [0, angle], seconds: 1, meanHypergradNorm: 1 });
+    const run = (method: string, seed: number, angle: number, rot: number) => ({
+      method,
+      seed,
+      angleDeg: angle,
+      accRotated: rot,
+      accUpright: 0.9,
+      angleTrace: [0, angle],
+      seconds: 1,
+      meanHypergradNorm: 1,
+    });
     const perSeed = (seeds: number[]): SeedRecord[] =>
-      seeds.map((seed) => ({ seed, json: { convention: { plus: 0.01, minus: 0.2 }, runs: [run('baseline', seed, 0, 0.7), run('evograd', seed, 29 + seed, 0.86 + 0.01 * seed), run('t1-t2', seed, 31, 0.87)] } }));
+      seeds.map((seed) => ({
+        seed,
+        json: {
+          convention: { plus: 0.01, minus: 0.2 },
+          runs: [
+            run('baseline', seed, 0, 0.7),
+            run('evograd', seed, 29 + seed, 0.86 + 0.01 * seed),
+            run('t1-t2', seed, 31, 0.87),
+          ],
+        },
+      }));
     const three = await evogradRotationSection.summarise(perSeed([0, 1, 2]), ctx());
     checkRows(three.summary);
     checkPairs((three.json as { pairs: PairDiff[] }).pairs);

@@ -3,8 +3,17 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import {
-  tensor, autotune, chooseMatmulVariant, fileTuningStore, matmulTuning, setTuningStore, ShapeError, DTypeError,
-  type Device, type MatmulVariant, type MatmulTuning,
+  tensor,
+  autotune,
+  chooseMatmulVariant,
+  fileTuningStore,
+  matmulTuning,
+  setTuningStore,
+  ShapeError,
+  DTypeError,
+  type Device,
+  type MatmulVariant,
+  type MatmulTuning,
 } from '@metagrad/tensor';
 import { matmul, mergeBatchDims } from '@metagrad/tensor/raw';
 import { defaultTuning, resetTuning } from '../../packages/tensor/src/autotune';
@@ -39,7 +48,13 @@ function randomRef(shape: number[]): RefTensor {
   return { shape, data };
 }
 
-async function check(shapeA: number[], shapeB: number[], transA: boolean, transB: boolean, variant: MatmulVariant | undefined) {
+async function check(
+  shapeA: number[],
+  shapeB: number[],
+  transA: boolean,
+  transB: boolean,
+  variant: MatmulVariant | undefined,
+) {
   const A = randomRef(shapeA);
   const B = randomRef(shapeB);
   const want = refMatmul(A, B, { transA, transB });
@@ -52,7 +67,9 @@ async function check(shapeA: number[], shapeB: number[], transA: boolean, transB
   const tol = 1e-6 + 3e-7 * K;
   for (let i = 0; i < got.length; i++) {
     if (!(Math.abs(got[i] - want.data[i]) <= tol)) {
-      throw new Error(`${JSON.stringify({ shapeA, shapeB, transA, transB, variant })}: element ${i} is ${got[i]}, want ${want.data[i]}`);
+      throw new Error(
+        `${JSON.stringify({ shapeA, shapeB, transA, transB, variant })}: element ${i} is ${got[i]}, want ${want.data[i]}`,
+      );
     }
   }
   a.dispose();
@@ -96,10 +113,21 @@ describe('matmul matches the float64 reference', () => {
   }
 
   it('fixed edge shapes for every variant', async () => {
-    const shapes: [number, number, number][] = [[1, 1, 1], [1, 64, 64], [64, 1, 64], [64, 64, 1], [17, 33, 5], [96, 80, 72], [130, 20, 260]];
+    const shapes: [number, number, number][] = [
+      [1, 1, 1],
+      [1, 64, 64],
+      [64, 1, 64],
+      [64, 64, 1],
+      [17, 33, 5],
+      [96, 80, 72],
+      [130, 20, 260],
+    ];
     for (const variant of Object.values(VARIANTS)) {
       for (const [M, N, K] of shapes) {
-        for (const [transA, transB] of [[false, false], [true, true]] as const) {
+        for (const [transA, transB] of [
+          [false, false],
+          [true, true],
+        ] as const) {
           await check(transA ? [K, M] : [M, K], transB ? [N, K] : [K, N], transA, transB, variant);
         }
       }
@@ -107,7 +135,13 @@ describe('matmul matches the float64 reference', () => {
   });
 
   it('transB with K % 4 = 0 reads Bᵀ directly (no packing) for every register tile', async () => {
-    const shapes: [number, number, number][] = [[128, 10, 256], [5, 7, 8], [33, 17, 12], [9, 64, 4], [40, 36, 20]];
+    const shapes: [number, number, number][] = [
+      [128, 10, 256],
+      [5, 7, 8],
+      [33, 17, 12],
+      [9, 64, 4],
+      [40, 36, 20],
+    ];
     for (const variant of Object.values(VARIANTS)) {
       if (variant?.kind !== 'register') continue;
       for (const [M, N, K] of shapes) {
@@ -122,14 +156,24 @@ describe('matmul matches the float64 reference', () => {
 
   it('K = 0 gives zeros, empty outputs are fine, and temporaries are released', async () => {
     const before = device.memory().liveTensors;
-    const c = matmul(tensor(new Float32Array(0), [3, 0], 'f32', device), tensor(new Float32Array(0), [0, 5], 'f32', device));
+    const c = matmul(
+      tensor(new Float32Array(0), [3, 0], 'f32', device),
+      tensor(new Float32Array(0), [0, 5], 'f32', device),
+    );
     expect(Array.from(await c.toArray())).toEqual(new Array(15).fill(0));
-    const e = matmul(tensor(new Float32Array(0), [0, 3, 4], 'f32', device), tensor(new Float32Array(12), [4, 3], 'f32', device));
+    const e = matmul(
+      tensor(new Float32Array(0), [0, 3, 4], 'f32', device),
+      tensor(new Float32Array(12), [4, 3], 'f32', device),
+    );
     expect(e.shape).toEqual([0, 3, 3]);
-    const r = matmul(tensor(new Float32Array(15), [3, 5], 'f32', device), tensor(new Float32Array(35), [7, 5], 'f32', device), {
-      transB: true,
-      variant: VARIANTS['register 8x16'],
-    });
+    const r = matmul(
+      tensor(new Float32Array(15), [3, 5], 'f32', device),
+      tensor(new Float32Array(35), [7, 5], 'f32', device),
+      {
+        transB: true,
+        variant: VARIANTS['register 8x16'],
+      },
+    );
     expect(r.shape).toEqual([3, 7]);
     await r.toArray();
     // Three results plus six inputs stay alive; the packed temporaries were disposed.
@@ -168,7 +212,14 @@ describe('autotune', () => {
   it('defaults by adapter kind and shrinks register blocks for skinny outputs', () => {
     const soft = defaultTuning({ ...device.adapter, name: 'llvmpipe' });
     expect(soft.matmul.large.kind).toBe('register');
-    const hw = defaultTuning({ ...device.adapter, name: 'hardware', vendor: 'nvidia', device: 'rtx', description: 'd3d', isFallbackAdapter: false });
+    const hw = defaultTuning({
+      ...device.adapter,
+      name: 'hardware',
+      vendor: 'nvidia',
+      device: 'rtx',
+      description: 'd3d',
+      isFallbackAdapter: false,
+    });
     expect(hw.matmul.large.kind).toBe('workgroup');
     if (matmulTuning(device).matmul.large.kind === 'register') {
       const v = chooseMatmulVariant(device, { M: 1, N: 4096, K: 4096, batch: 1 });
@@ -179,7 +230,12 @@ describe('autotune', () => {
   it('measures, keeps the result per adapter and persists it through the injected store', async () => {
     const files = new Map<string, string>();
     setTuningStore(
-      fileTuningStore({ dir: '/cache/metagrad/', readFile: (p) => files.get(p) ?? '', writeFile: (p, t) => files.set(p, t), mkdir: () => {} }),
+      fileTuningStore({
+        dir: '/cache/metagrad/',
+        readFile: (p) => files.get(p) ?? '',
+        writeFile: (p, t) => files.set(p, t),
+        mkdir: () => {},
+      }),
     );
     try {
       resetTuning(device);

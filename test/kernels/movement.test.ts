@@ -31,7 +31,10 @@ async function expectSame(got: Tensor, want: RefTensor): Promise<void> {
 
 function randInts(shape: number[], lo: number, hi: number, seed: number): RefTensor {
   const r = rng(seed);
-  return ref.refTensor(Array.from({ length: ref.sizeOf(shape) }, () => lo + Math.floor(r() * (hi - lo))), shape);
+  return ref.refTensor(
+    Array.from({ length: ref.sizeOf(shape) }, () => lo + Math.floor(r() * (hi - lo))),
+    shape,
+  );
 }
 
 const shapeArb = fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 0, maxLength: 5 });
@@ -99,15 +102,20 @@ describe('permute / transpose', () => {
 describe('expand', () => {
   it('matches the reference for random broadcastable targets', async () => {
     await fc.assert(
-      fc.asyncProperty(shapeArb, fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 2 }), fc.integer(), async (target, lead, seed) => {
-        const r = rng(seed);
-        const src = target.map((d) => (r() < 0.5 ? 1 : d));
-        const xr = rand(src, seed);
-        const x = up(xr);
-        const shape = [...lead, ...target];
-        await expectSame(ops.expand(x, shape), ref.expand(xr, shape));
-        x.dispose();
-      }),
+      fc.asyncProperty(
+        shapeArb,
+        fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 2 }),
+        fc.integer(),
+        async (target, lead, seed) => {
+          const r = rng(seed);
+          const src = target.map((d) => (r() < 0.5 ? 1 : d));
+          const xr = rand(src, seed);
+          const x = up(xr);
+          const shape = [...lead, ...target];
+          await expectSame(ops.expand(x, shape), ref.expand(xr, shape));
+          x.dispose();
+        },
+      ),
       runs,
     );
   });
@@ -147,22 +155,47 @@ describe('slice', () => {
 describe('pad', () => {
   it('matches the reference with random (also negative) pads', async () => {
     await fc.assert(
-      fc.asyncProperty(nonEmptyShapeArb, fc.integer(), fc.double({ min: -5, max: 5, noNaN: true }), async (shape, seed, value) => {
-        const r = rng(seed);
-        const pads = shape.map((d) => [Math.floor(r() * 4) - Math.min(1, d - 1), Math.floor(r() * 3)] as [number, number]);
-        const xr = rand(shape, seed);
-        const x = up(xr);
-        await expectSame(ops.pad(x, pads, value), ref.pad(xr, pads, Math.fround(value)));
-        x.dispose();
-      }),
+      fc.asyncProperty(
+        nonEmptyShapeArb,
+        fc.integer(),
+        fc.double({ min: -5, max: 5, noNaN: true }),
+        async (shape, seed, value) => {
+          const r = rng(seed);
+          const pads = shape.map(
+            (d) => [Math.floor(r() * 4) - Math.min(1, d - 1), Math.floor(r() * 3)] as [number, number],
+          );
+          const xr = rand(shape, seed);
+          const x = up(xr);
+          await expectSame(ops.pad(x, pads, value), ref.pad(xr, pads, Math.fround(value)));
+          x.dispose();
+        },
+      ),
       runs,
     );
   });
   it('pads i32 with an integer value and rejects bad pad lists', async () => {
     const a = randInts([2, 3], 0, 9, 1);
     const x = up(a, 'i32');
-    const y = ops.pad(x, [[1, 0], [0, 2]], -7);
-    expect(Array.from(await y.toArray())).toEqual(Array.from(ref.pad(a, [[1, 0], [0, 2]], -7).data));
+    const y = ops.pad(
+      x,
+      [
+        [1, 0],
+        [0, 2],
+      ],
+      -7,
+    );
+    expect(Array.from(await y.toArray())).toEqual(
+      Array.from(
+        ref.pad(
+          a,
+          [
+            [1, 0],
+            [0, 2],
+          ],
+          -7,
+        ).data,
+      ),
+    );
     expect(() => ops.pad(x, [[1, 1]])).toThrow(/\[2, 3\]/);
     x.dispose();
     y.dispose();

@@ -3,7 +3,13 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
 // Source imports (not the package index) so this file only depends on the modules it tests.
-import { maxPool2d, maxPool2dBackward, avgPool2d, avgPool2dBackward, type Pool2dOptions } from '../../packages/tensor/src/ops/pool';
+import {
+  maxPool2d,
+  maxPool2dBackward,
+  avgPool2d,
+  avgPool2dBackward,
+  type Pool2dOptions,
+} from '../../packages/tensor/src/ops/pool';
 import { tensor } from '../../packages/tensor/src/ops/creation';
 import type { Device } from '../../packages/tensor/src/device';
 import type { Tensor } from '../../packages/tensor/src/tensor';
@@ -26,7 +32,8 @@ async function expectNear(got: Tensor, want: RefTensor, tol = 1e-5): Promise<voi
   for (let i = 0; i < want.data.length; i++) {
     const w = want.data[i];
     if (Number.isNaN(w)) expect(data[i], `element ${i}`).toBeNaN();
-    else if (data[i] !== w && !(Math.abs(data[i] - w) <= tol * (1 + Math.abs(w)))) expect.fail(`element ${i} of ${ref.shapeStr(want.shape)}: got ${data[i]}, want ${w}`);
+    else if (data[i] !== w && !(Math.abs(data[i] - w) <= tol * (1 + Math.abs(w))))
+      expect.fail(`element ${i} of ${ref.shapeStr(want.shape)}: got ${data[i]}, want ${w}`);
   }
   got.dispose();
 }
@@ -34,7 +41,10 @@ async function expectNear(got: Tensor, want: RefTensor, tol = 1e-5): Promise<voi
 /** Values on a coarse grid so windows contain ties (exercises first-max routing); exact in f32. */
 function coarse(shape: number[], seed: number): RefTensor {
   const r = rng(seed);
-  return ref.refTensor(Array.from({ length: ref.sizeOf(shape) }, () => Math.floor(r() * 5) - 2), shape);
+  return ref.refTensor(
+    Array.from({ length: ref.sizeOf(shape) }, () => Math.floor(r() * 5) - 2),
+    shape,
+  );
 }
 
 async function checkAll(xr: RefTensor, opts: Pool2dOptions, seed: number): Promise<void> {
@@ -70,12 +80,18 @@ describe('pooling vs reference', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.record({
-          N: fc.integer({ min: 1, max: 2 }), C: fc.integer({ min: 1, max: 3 }),
-          H: fc.integer({ min: 1, max: 10 }), W: fc.integer({ min: 1, max: 10 }),
-          kH: fc.integer({ min: 1, max: 4 }), kW: fc.integer({ min: 1, max: 4 }),
-          sH: fc.integer({ min: 1, max: 3 }), sW: fc.integer({ min: 1, max: 3 }),
-          pH: fc.integer({ min: 0, max: 2 }), pW: fc.integer({ min: 0, max: 2 }),
-          ties: fc.boolean(), seed: fc.integer(),
+          N: fc.integer({ min: 1, max: 2 }),
+          C: fc.integer({ min: 1, max: 3 }),
+          H: fc.integer({ min: 1, max: 10 }),
+          W: fc.integer({ min: 1, max: 10 }),
+          kH: fc.integer({ min: 1, max: 4 }),
+          kW: fc.integer({ min: 1, max: 4 }),
+          sH: fc.integer({ min: 1, max: 3 }),
+          sW: fc.integer({ min: 1, max: 3 }),
+          pH: fc.integer({ min: 0, max: 2 }),
+          pW: fc.integer({ min: 0, max: 2 }),
+          ties: fc.boolean(),
+          seed: fc.integer(),
         }),
         async (p) => {
           fc.pre(2 * p.pH <= p.kH && 2 * p.pW <= p.kW && p.H + 2 * p.pH >= p.kH && p.W + 2 * p.pW >= p.kW);

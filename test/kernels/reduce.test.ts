@@ -28,7 +28,8 @@ function expectClose(got: RefTensor, want: RefTensor, rtol = 1e-5, atol = 1e-5, 
       continue;
     }
     if (x === y) continue;
-    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y))) expect.fail(`${what} element ${i}: got ${x}, want ${y} (shape ${JSON.stringify(want.shape)})`);
+    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y)))
+      expect.fail(`${what} element ${i}: got ${x}, want ${y} (shape ${JSON.stringify(want.shape)})`);
   }
 }
 
@@ -40,7 +41,13 @@ async function checkAxes(op: AxesOp, x: RefTensor, axes: number[] | undefined, k
   const want = ref[op](x, axes, keepDims);
   // Tolerance scaled by the reduced count: f32 sums accumulate rounding.
   const n = Math.max(1, x.data.length / Math.max(1, want.data.length));
-  expectClose(got, want, 1e-5, 1e-6 * Math.sqrt(n) * 3, `${op} ${JSON.stringify(x.shape)} axes=${JSON.stringify(axes)} keep=${keepDims}`);
+  expectClose(
+    got,
+    want,
+    1e-5,
+    1e-6 * Math.sqrt(n) * 3,
+    `${op} ${JSON.stringify(x.shape)} axes=${JSON.stringify(axes)} keep=${keepDims}`,
+  );
 }
 
 describe('sum mean max min logsumexp', () => {
@@ -55,7 +62,12 @@ describe('sum mean max min logsumexp', () => {
   });
 
   it('long reductions split into parts (row, column and vec4-column layouts)', async () => {
-    const cases: [number[], number][] = [[[100003], 0], [[3, 20001], 1], [[30001, 3], 0], [[2, 9000, 8], 1]];
+    const cases: [number[], number][] = [
+      [[100003], 0],
+      [[3, 20001], 1],
+      [[30001, 3], 0],
+      [[2, 9000, 8], 1],
+    ];
     for (const [shape, axis] of cases) {
       const x = randRef(shape, shape.length);
       for (const op of AXES_OPS) await checkAxes(op, x, [axis], false);
@@ -91,7 +103,10 @@ describe('sum mean max min logsumexp', () => {
   });
 
   it('NaN and infinities: max propagates NaN, logsumexp passes ±inf through', async () => {
-    const x = { shape: [4, 3], data: Float64Array.from([1, NaN, 2, -Infinity, -Infinity, -Infinity, Infinity, 1, 2, 3, 4, 5]) };
+    const x = {
+      shape: [4, 3],
+      data: Float64Array.from([1, NaN, 2, -Infinity, -Infinity, -Infinity, Infinity, 1, 2, 3, 4, 5]),
+    };
     for (const op of AXES_OPS) await checkAxes(op, x, [1], false);
   });
 
@@ -143,7 +158,14 @@ describe('argmax', () => {
   it('first index of the max, NaN wins, on every layout and long rows', async () => {
     const tie = { shape: [2, 5], data: Float64Array.from([1, 3, 3, 2, 3, NaN, 1, NaN, 9, 9]) };
     expectClose(await download(ops.argmax(upload(tie), 1)), ref.argmax(tie, 1), 0, 0);
-    for (const [shape, axis] of [[[3, 4, 5], 0], [[3, 4, 5], 1], [[3, 4, 8], 1], [[3, 4, 5], -1], [[2, 50001], 1], [[40001, 4], 0]] as [number[], number][]) {
+    for (const [shape, axis] of [
+      [[3, 4, 5], 0],
+      [[3, 4, 5], 1],
+      [[3, 4, 8], 1],
+      [[3, 4, 5], -1],
+      [[2, 50001], 1],
+      [[40001, 4], 0],
+    ] as [number[], number][]) {
       const x = randRef(shape, shape[0] + axis);
       // Quantised values make ties common, so "first index" is really exercised.
       x.data = x.data.map((v) => Math.round(v * 2));
@@ -167,15 +189,38 @@ describe('argmax', () => {
 
 describe('softmax and logSoftmax', () => {
   it('match on each axis, for row / column / vec4-column layouts and long rows', async () => {
-    for (const [shape, axis] of [[[4, 7], 1], [[4, 7], 0], [[3, 5, 8], 1], [[3, 5, 6], 1], [[2, 3], -1], [[1, 30000], 1], [[7], 0]] as [number[], number][]) {
+    for (const [shape, axis] of [
+      [[4, 7], 1],
+      [[4, 7], 0],
+      [[3, 5, 8], 1],
+      [[3, 5, 6], 1],
+      [[2, 3], -1],
+      [[1, 30000], 1],
+      [[7], 0],
+    ] as [number[], number][]) {
       const x = randRef(shape, shape.length + axis, -10, 10);
-      expectClose(await download(ops.softmax(upload(x), axis)), ref.softmax(x, axis), 1e-5, 1e-7, `softmax ${JSON.stringify(shape)} ${axis}`);
-      expectClose(await download(ops.logSoftmax(upload(x), axis)), ref.logSoftmax(x, axis), 1e-5, 1e-5, `logSoftmax ${JSON.stringify(shape)} ${axis}`);
+      expectClose(
+        await download(ops.softmax(upload(x), axis)),
+        ref.softmax(x, axis),
+        1e-5,
+        1e-7,
+        `softmax ${JSON.stringify(shape)} ${axis}`,
+      );
+      expectClose(
+        await download(ops.logSoftmax(upload(x), axis)),
+        ref.logSoftmax(x, axis),
+        1e-5,
+        1e-5,
+        `logSoftmax ${JSON.stringify(shape)} ${axis}`,
+      );
     }
   });
 
   it('is stable for large logits and gives NaN for all −inf slices', async () => {
-    const x = { shape: [3, 3], data: Float64Array.from([1000, 1001, 999, -1e4, 0, 1e4, -Infinity, -Infinity, -Infinity]) };
+    const x = {
+      shape: [3, 3],
+      data: Float64Array.from([1000, 1001, 999, -1e4, 0, 1e4, -Infinity, -Infinity, -Infinity]),
+    };
     expectClose(await download(ops.softmax(upload(x), 1)), ref.softmax(x, 1));
     expectClose(await download(ops.logSoftmax(upload(x), 1)), ref.logSoftmax(x, 1));
   });

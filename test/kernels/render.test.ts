@@ -82,7 +82,13 @@ const LAYOUTS: ElementwiseLayout[] = [
 /** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions;
  * random; movement and the index-checked kernels; pooling; spatial resampling; convolution; matmul; optimiser updates. */
 function renderedSpecs(): KernelSpec[] {
-  const specs: KernelSpec[] = [fillKernel({ dtype: 'f32' }), fillKernel({ dtype: 'i32' }), fillKernel({ dtype: 'u32' }), axpyKernel(), axpbyKernel()];
+  const specs: KernelSpec[] = [
+    fillKernel({ dtype: 'f32' }),
+    fillKernel({ dtype: 'i32' }),
+    fillKernel({ dtype: 'u32' }),
+    axpyKernel(),
+    axpbyKernel(),
+  ];
   for (const op of UNARY_OP_NAMES) {
     specs.push(unaryKernel({ op, dtype: 'f32' }));
     if (INT_UNARY_OPS.includes(op)) specs.push(unaryKernel({ op, dtype: 'i32' }));
@@ -97,28 +103,62 @@ function renderedSpecs(): KernelSpec[] {
     specs.push(reluGradKernel(layout));
     if (layout.kind === 'strided') specs.push(whereKernel({ condDtype: 'f32', dtype: 'f32', layout }));
   }
-  for (const condDtype of DTYPES) for (const dtype of DTYPES) specs.push(whereKernel({ condDtype, dtype, layout: { kind: 'vec4', operands: ['full', 'scalar', 'full'] } }));
+  for (const condDtype of DTYPES)
+    for (const dtype of DTYPES)
+      specs.push(whereKernel({ condDtype, dtype, layout: { kind: 'vec4', operands: ['full', 'scalar', 'full'] } }));
   for (const from of DTYPES) for (const to of DTYPES) specs.push(castKernel({ from, to }));
   for (const layout of ['row', 'col', 'col4'] as ReduceLayout[]) {
     for (const op of REDUCE_OP_NAMES) specs.push(reduceKernel({ op, layout }));
-    specs.push(reduceKernel({ op: 'argmax', layout, indexInput: true }), softmaxKernel({ log: false, layout }), softmaxKernel({ log: true, layout }));
+    specs.push(
+      reduceKernel({ op: 'argmax', layout, indexInput: true }),
+      softmaxKernel({ log: false, layout }),
+      softmaxKernel({ log: true, layout }),
+    );
   }
   specs.push(reduceKernel({ op: 'sum', layout: 'row', product: true }));
   for (const op of RANDOM_OP_NAMES) specs.push(randomKernel({ op }));
   specs.push(permutationKeysKernel(), bitonicStepKernel(), permutationIndicesKernel());
   for (let rank = 1; rank <= MOVEMENT_MAX_RANK; rank++) {
-    specs.push(stridedCopyKernel({ rank, padded: false }), stridedCopyKernel({ rank, padded: true }), gatherKernel({ rank }));
-    for (let axis = 0; axis < rank; axis++) specs.push(scatterAddKernel({ dtype: rank % 2 ? 'f32' : 'i32', rank, axis }));
+    specs.push(
+      stridedCopyKernel({ rank, padded: false }),
+      stridedCopyKernel({ rank, padded: true }),
+      gatherKernel({ rank }),
+    );
+    for (let axis = 0; axis < rank; axis++)
+      specs.push(scatterAddKernel({ dtype: rank % 2 ? 'f32' : 'i32', rank, axis }));
   }
   specs.push(blockCopyKernel(), indexSelectKernel(), oneHotKernel(), indexBoundsKernel());
-  specs.push(maxPool2dKernel(), maxPool2dBackwardKernel(), maxPool2dBackwardTileKernel(), avgPool2dKernel(), avgPool2dBackwardKernel());
-  specs.push(affineGridKernel(), gridSampleKernel(), gridSampleInputGradScatterKernel(), fixedPointToF32Kernel(), gridSampleGridGradKernel());
+  specs.push(
+    maxPool2dKernel(),
+    maxPool2dBackwardKernel(),
+    maxPool2dBackwardTileKernel(),
+    avgPool2dKernel(),
+    avgPool2dBackwardKernel(),
+  );
+  specs.push(
+    affineGridKernel(),
+    gridSampleKernel(),
+    gridSampleInputGradScatterKernel(),
+    fixedPointToF32Kernel(),
+    gridSampleGridGradKernel(),
+  );
   specs.push(convPackFilterKernel(), convSumSplitsKernel());
-  for (const mode of ['forward', 'inputGrad'] as const) specs.push(conv2dDirectKernel({ mode, channelBlock: 8, pixelBlock: 4, unitStrideW: true }));
-  for (const flip of [false, true]) specs.push(conv2dRowKernel({ channelBlock: 4, pixelBlock: 8, kW: 3, sW: 1, dW: 1, flip }));
-  specs.push(conv2dFilterGradKernel({ channelBlock: 4, tapBlock: 4 }), conv2dFilterGradWindowKernel({ channelBlock: 4, kH: 3, kW: 3 }));
-  specs.push(matmulKernel({ kind: 'simple' }), matmulPackKernel({ transposed: false }), matmulPackKernel({ transposed: true }));
-  for (const vecOut of [false, true]) for (const transB of [false, true]) specs.push(matmulKernel({ kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut, transB }));
+  for (const mode of ['forward', 'inputGrad'] as const)
+    specs.push(conv2dDirectKernel({ mode, channelBlock: 8, pixelBlock: 4, unitStrideW: true }));
+  for (const flip of [false, true])
+    specs.push(conv2dRowKernel({ channelBlock: 4, pixelBlock: 8, kW: 3, sW: 1, dW: 1, flip }));
+  specs.push(
+    conv2dFilterGradKernel({ channelBlock: 4, tapBlock: 4 }),
+    conv2dFilterGradWindowKernel({ channelBlock: 4, kH: 3, kW: 3 }),
+  );
+  specs.push(
+    matmulKernel({ kind: 'simple' }),
+    matmulPackKernel({ transposed: false }),
+    matmulPackKernel({ transposed: true }),
+  );
+  for (const vecOut of [false, true])
+    for (const transB of [false, true])
+      specs.push(matmulKernel({ kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut, transB }));
   specs.push(matmulKernel({ kind: 'workgroup', tileM: 64, tileN: 64, tileK: 8, threadRows: 4, threadCols: 4 }));
   specs.push(sgdKernel(false), sgdKernel(true), adamKernel()); // the in-place optimisers' updates (models/optim)
   return specs;
@@ -150,22 +190,43 @@ describe('renderKernel', () => {
   });
 
   it('binds inputs, then outputs, then the uniform block', () => {
-    const spec = renderKernel(ir({ inputs: [{ name: 'a', dtype: 'f32' }, { name: 'b', dtype: 'i32', vec: 4 }], body: 'out[gi] = a[gi] + f32(b[0].x);' }));
+    const spec = renderKernel(
+      ir({
+        inputs: [
+          { name: 'a', dtype: 'f32' },
+          { name: 'b', dtype: 'i32', vec: 4 },
+        ],
+        body: 'out[gi] = a[gi] + f32(b[0].x);',
+      }),
+    );
     expect(spec.bindings).toEqual(['read', 'read', 'write', 'uniform']);
     expect(spec.code).toContain('@group(0) @binding(1) var<storage, read> b: array<vec4<i32>>;');
     expect(spec.code).toContain('@group(0) @binding(3) var<uniform> u: U;');
     expect(renderKernel(ir({ uniforms: [], body: 'out[gi] = x[gi];' })).bindings).toEqual(['read', 'write']);
-    const flags = renderKernel(ir({ outputs: [{ name: 'out', dtype: 'f32' }, { name: 'flags', dtype: 'u32', atomic: true, length: 8 }] }));
+    const flags = renderKernel(
+      ir({
+        outputs: [
+          { name: 'out', dtype: 'f32' },
+          { name: 'flags', dtype: 'u32', atomic: true, length: 8 },
+        ],
+      }),
+    );
     expect(flags.code).toContain('@group(0) @binding(2) var<storage, read_write> flags: array<atomic<u32>, 8>;');
     expect(flags.bindings).toEqual(['read', 'write', 'write', 'uniform']);
   });
 
   it('binds an input named twice once, read_write when either use writes it', () => {
-    const spec = renderKernel(ir({
-      inputs: [{ name: 'x', dtype: 'f32' }, { name: 'y', dtype: 'f32' }, { name: 'y', dtype: 'f32', access: 'read_write' }],
-      outputs: [],
-      body: 'y[gi] = x[gi] + y[gi];',
-    }));
+    const spec = renderKernel(
+      ir({
+        inputs: [
+          { name: 'x', dtype: 'f32' },
+          { name: 'y', dtype: 'f32' },
+          { name: 'y', dtype: 'f32', access: 'read_write' },
+        ],
+        outputs: [],
+        body: 'y[gi] = x[gi] + y[gi];',
+      }),
+    );
     expect(spec.bindings).toEqual(['read', 'write', 'uniform']);
     expect(spec.code.match(/ y: array/g)).toHaveLength(1);
     expect(spec.code).toContain('var<storage, read_write> y: array<f32>;');
@@ -173,7 +234,16 @@ describe('renderKernel', () => {
   });
 
   it('refuses an input given twice with different element types, an output that shadows an input, an unknown helper', () => {
-    expect(() => renderKernel(ir({ inputs: [{ name: 'x', dtype: 'f32' }, { name: 'x', dtype: 'i32' }] }))).toThrow(/x given as both array<f32> and array<i32>/);
+    expect(() =>
+      renderKernel(
+        ir({
+          inputs: [
+            { name: 'x', dtype: 'f32' },
+            { name: 'x', dtype: 'i32' },
+          ],
+        }),
+      ),
+    ).toThrow(/x given as both array<f32> and array<i32>/);
     expect(() => renderKernel(ir({ outputs: [{ name: 'x', dtype: 'f32' }] }))).toThrow(/output x is also an input/);
     expect(() => renderKernel(ir({ body: 'out[gi] = mg_nope(x[gi]);' }))).toThrow(/unknown WGSL helper mg_nope/);
   });
@@ -181,8 +251,18 @@ describe('renderKernel', () => {
   it('emits only the helpers the kernel uses, closed over their dependencies', () => {
     const defined = (code: string) => [...code.matchAll(/^fn (mg_\w+)/gm)].map((m) => m[1]).sort();
     expect(defined(renderKernel(ir({ body: 'out[gi] = mg_tanh(x[gi]);' })).code)).toEqual(['mg_expm1', 'mg_tanh']);
-    expect(defined(renderKernel(ir({ body: 'out[gi] = mg_log1p(x[gi]);' })).code)).toEqual(['mg_inf', 'mg_log', 'mg_log1p', 'mg_nan']);
-    expect(defined(renderKernel(ir({ functions: 'fn op(v: f32) -> f32 { return mg_relu(v); }', body: 'out[gi] = op(x[gi]);' })).code)).toEqual(['mg_isnan', 'mg_relu']);
+    expect(defined(renderKernel(ir({ body: 'out[gi] = mg_log1p(x[gi]);' })).code)).toEqual([
+      'mg_inf',
+      'mg_log',
+      'mg_log1p',
+      'mg_nan',
+    ]);
+    expect(
+      defined(
+        renderKernel(ir({ functions: 'fn op(v: f32) -> f32 { return mg_relu(v); }', body: 'out[gi] = op(x[gi]);' }))
+          .code,
+      ),
+    ).toEqual(['mg_isnan', 'mg_relu']);
     expect(defined(renderKernel(ir()).code)).toEqual([]);
     expect(helpersUsed('mg_pow(a, b)')).toEqual(['mg_isnan', 'mg_nan', 'mg_inf', 'mg_pow']);
     // Every helper's own dependencies are in the table.
@@ -197,14 +277,19 @@ describe('renderKernel', () => {
   });
 
   it('declares the builtins the body needs', () => {
-    const main = (spec: KernelSpec) => spec.code.slice(spec.code.indexOf('fn main('), spec.code.indexOf(') {', spec.code.indexOf('fn main(')));
+    const main = (spec: KernelSpec) =>
+      spec.code.slice(spec.code.indexOf('fn main('), spec.code.indexOf(') {', spec.code.indexOf('fn main(')));
     expect(main(renderKernel(ir()))).toMatch(/workgroup_id\) wid.*local_invocation_id\) lid.*num_workgroups\) nwg/);
     expect(main(renderKernel(ir()))).not.toContain('global_invocation_id');
     const g = main(renderKernel(ir({ body: 'out[gid.x] = x[gid.x];' })));
     expect(g).toContain('@builtin(global_invocation_id) gid: vec3<u32>');
     expect(g).not.toContain('workgroup_id');
-    expect(renderKernel(ir({ workgroupSize: [8, 8, 1], body: 'out[gid.x] = x[gid.y];' })).code).toContain('@workgroup_size(8, 8, 1)');
-    expect(main(renderKernel(ir({ body: 'out[li] = x[wid.x];' })))).toBe('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32');
+    expect(renderKernel(ir({ workgroupSize: [8, 8, 1], body: 'out[gid.x] = x[gid.y];' })).code).toContain(
+      '@workgroup_size(8, 8, 1)',
+    );
+    expect(main(renderKernel(ir({ body: 'out[li] = x[wid.x];' })))).toBe(
+      'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32',
+    );
   });
 
   it('gives the same key to the same kernel and a different key when anything in the WGSL or layout differs', () => {
@@ -214,7 +299,12 @@ describe('renderKernel', () => {
       ir({ workgroupSize: 128 }),
       ir({ inputs: [{ name: 'x', dtype: 'i32' }] }),
       ir({ inputs: [{ name: 'x', dtype: 'f32', access: 'read_write' }] }),
-      ir({ uniforms: [['n', 'u32'], ['pad', 'u32']] }),
+      ir({
+        uniforms: [
+          ['n', 'u32'],
+          ['pad', 'u32'],
+        ],
+      }),
       ir({ body: 'if (gi >= u.n) { return; }\n  out[gi] = -x[gi];' }),
       ir({ functions: 'fn unused() {}' }),
     ];
@@ -231,7 +321,9 @@ describe('renderKernel', () => {
     expect(new Set(byKey.values()).size).toBe(byKey.size);
     // Every parameter set listed is a different kernel: a memo name that left out a parameter would collide here.
     expect(byKey.size).toBe(renderedSpecs().length);
-    expect(binaryKernel({ op: 'add', dtype: 'f32', layout: { kind: 'strided', rank: 3 } }).key).toMatch(/^binary:add:f32:r3:/);
+    expect(binaryKernel({ op: 'add', dtype: 'f32', layout: { kind: 'strided', rank: 3 } }).key).toMatch(
+      /^binary:add:f32:r3:/,
+    );
   });
 
   it('every migrated kernel compiles', async () => {
@@ -248,9 +340,24 @@ describe('renderKernel', () => {
       return data;
     };
     for (const [small, big] of [
-      [[[3], [3]], [[1000], [1000]]], // vec4, full + full
-      [[[2, 1], [1, 3]], [[5, 1], [1, 7]]], // strided rank 2
-      [[[4], [1]], [[99], [1]]], // vec4, full + scalar
+      [
+        [[3], [3]],
+        [[1000], [1000]],
+      ], // vec4, full + full
+      [
+        [
+          [2, 1],
+          [1, 3],
+        ],
+        [
+          [5, 1],
+          [1, 7],
+        ],
+      ], // strided rank 2
+      [
+        [[4], [1]],
+        [[99], [1]],
+      ], // vec4, full + scalar
     ] as const) {
       await run([...small[0]], [...small[1]]);
       const before = device.pipelineCount;

@@ -3,7 +3,12 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
 // Source imports (not the package index) so this file only depends on the modules it tests.
-import { affineGrid, gridSample, gridSampleInputGrad, gridSampleGridGrad } from '../../packages/tensor/src/ops/resample';
+import {
+  affineGrid,
+  gridSample,
+  gridSampleInputGrad,
+  gridSampleGridGrad,
+} from '../../packages/tensor/src/ops/resample';
 import { tensor } from '../../packages/tensor/src/ops/creation';
 import type { Device } from '../../packages/tensor/src/device';
 import type { Tensor } from '../../packages/tensor/src/tensor';
@@ -36,7 +41,10 @@ async function expectNear(got: Tensor, want: RefTensor, tol: number): Promise<vo
 /** Grid points spread over [−1.3, 1.3] so some corners fall outside (zero padding). */
 function randomGrid(N: number, Ho: number, Wo: number, seed: number): RefTensor {
   const r = rng(seed);
-  return ref.refTensor(Array.from({ length: N * Ho * Wo * 2 }, () => 2.6 * r() - 1.3), [N, Ho, Wo, 2]);
+  return ref.refTensor(
+    Array.from({ length: N * Ho * Wo * 2 }, () => 2.6 * r() - 1.3),
+    [N, Ho, Wo, 2],
+  );
 }
 
 async function checkAll(xShape: number[], Ho: number, Wo: number, alignCorners: boolean, seed: number): Promise<void> {
@@ -49,15 +57,27 @@ async function checkAll(xShape: number[], Ho: number, Wo: number, alignCorners: 
   // Coordinates are computed in f32 on the GPU; the bilinear weights inherit ~1e-7·size relative error.
   const tol = 2e-5 * Math.max(xShape[2], xShape[3]);
   await expectNear(gridSample(x, grid, opts), ref.gridSample(xr, gridr, opts), tol);
-  await expectNear(gridSampleInputGrad(gy, grid, xShape, opts), ref.gridSampleInputGrad(gyr, gridr, xShape, opts), tol * 4);
-  await expectNear(gridSampleGridGrad(gy, x, grid, opts), ref.gridSampleGridGrad(gyr, xr, gridr, opts), tol * Math.max(4, C));
+  await expectNear(
+    gridSampleInputGrad(gy, grid, xShape, opts),
+    ref.gridSampleInputGrad(gyr, gridr, xShape, opts),
+    tol * 4,
+  );
+  await expectNear(
+    gridSampleGridGrad(gy, x, grid, opts),
+    ref.gridSampleGridGrad(gyr, xr, gridr, opts),
+    tol * Math.max(4, C),
+  );
   [x, grid, gy].forEach((t) => t.dispose());
 }
 
 describe('affineGrid', () => {
   for (const alignCorners of [false, true]) {
     it(`matches the reference (alignCorners=${alignCorners}), including size-1 dims`, async () => {
-      for (const size of [[2, 3, 5, 7], [1, 1, 1, 4], [3, 1, 6, 1]]) {
+      for (const size of [
+        [2, 3, 5, 7],
+        [1, 1, 1, 4],
+        [3, 1, 6, 1],
+      ]) {
         const thetar = rand([size[0], 2, 3], size[2]);
         const theta = up(thetar);
         await expectNear(affineGrid(theta, size, alignCorners), ref.affineGrid(thetar, size, alignCorners), 1e-6);
@@ -75,16 +95,21 @@ describe('affineGrid', () => {
 describe('gridSample family vs reference', () => {
   for (const alignCorners of [false, true]) {
     it(`non-square, alignCorners=${alignCorners}`, async () => checkAll([2, 3, 7, 10], 5, 6, alignCorners, 3));
-    it(`upsampling many-to-one, alignCorners=${alignCorners}`, async () => checkAll([1, 2, 3, 4], 17, 13, alignCorners, 4));
+    it(`upsampling many-to-one, alignCorners=${alignCorners}`, async () =>
+      checkAll([1, 2, 3, 4], 17, 13, alignCorners, 4));
   }
   it('random shapes (fast-check)', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.record({
-          N: fc.integer({ min: 1, max: 2 }), C: fc.integer({ min: 1, max: 4 }),
-          H: fc.integer({ min: 1, max: 9 }), W: fc.integer({ min: 1, max: 9 }),
-          Ho: fc.integer({ min: 1, max: 8 }), Wo: fc.integer({ min: 1, max: 8 }),
-          align: fc.boolean(), seed: fc.integer(),
+          N: fc.integer({ min: 1, max: 2 }),
+          C: fc.integer({ min: 1, max: 4 }),
+          H: fc.integer({ min: 1, max: 9 }),
+          W: fc.integer({ min: 1, max: 9 }),
+          Ho: fc.integer({ min: 1, max: 8 }),
+          Wo: fc.integer({ min: 1, max: 8 }),
+          align: fc.boolean(),
+          seed: fc.integer(),
         }),
         async (p) => checkAll([p.N, p.C, p.H, p.W], p.Ho, p.Wo, p.align, p.seed),
       ),

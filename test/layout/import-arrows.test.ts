@@ -39,14 +39,30 @@ describe('import arrows', () => {
     file('apps/cli/package.json', JSON.stringify({ name: '@x/cli' }));
     file('apps/cli/src/stats.ts', 'export const median = 1;');
     file('packages/core/package.json', JSON.stringify({ name: '@metagrad/core' }));
-    file('packages/lib/package.json', JSON.stringify({ name: '@metagrad/lib', dependencies: { '@metagrad/core': 'workspace:*' } }));
-    file('packages/lib/src/index.ts', ["import { median } from '../../../apps/cli/src/stats';", "import '@x/cli';", "import { c } from '@metagrad/core';", "import { e } from '@metagrad/elsewhere';"].join('\n'));
+    file(
+      'packages/lib/package.json',
+      JSON.stringify({ name: '@metagrad/lib', dependencies: { '@metagrad/core': 'workspace:*' } }),
+    );
+    file(
+      'packages/lib/src/index.ts',
+      [
+        "import { median } from '../../../apps/cli/src/stats';",
+        "import '@x/cli';",
+        "import { c } from '@metagrad/core';",
+        "import { e } from '@metagrad/elsewhere';",
+      ].join('\n'),
+    );
     file('bench/b.ts', "import { median } from '../examples/cli/stats';\nimport { c } from '@metagrad/core/node';");
 
     it('flags each forbidden arrow and nothing else', () => {
       const found = importArrowViolations(dir).map((v) => `${v.file} ${v.specifier}`);
       expect(found.sort()).toEqual(
-        ['bench/b.ts ../examples/cli/stats', 'packages/lib/src/index.ts ../../../apps/cli/src/stats', 'packages/lib/src/index.ts @x/cli', 'packages/lib/src/index.ts @metagrad/elsewhere'].sort(),
+        [
+          'bench/b.ts ../examples/cli/stats',
+          'packages/lib/src/index.ts ../../../apps/cli/src/stats',
+          'packages/lib/src/index.ts @x/cli',
+          'packages/lib/src/index.ts @metagrad/elsewhere',
+        ].sort(),
       );
     });
   });

@@ -40,7 +40,10 @@ function manifests(root: string, area: string): { dir: string; manifest: Manifes
   if (!existsSync(base)) return [];
   return readdirSync(base)
     .filter((d) => existsSync(join(base, d, 'package.json')))
-    .map((d) => ({ dir: join(base, d), manifest: JSON.parse(readFileSync(join(base, d, 'package.json'), 'utf8')) as Manifest }));
+    .map((d) => ({
+      dir: join(base, d),
+      manifest: JSON.parse(readFileSync(join(base, d, 'package.json'), 'utf8')) as Manifest,
+    }));
 }
 
 /** `@metagrad/x/node` → `@metagrad/x`; `vega` → `vega`. */
@@ -68,7 +71,12 @@ export function importArrowViolations(root: string): Violation[] {
       if (spec.startsWith('.')) {
         const target = resolve(dirname(file), spec);
         const area = forbidden.find((dir) => inside(target, dir));
-        if (area) out.push({ file: rel, specifier: spec, why: `imports from ${relative(root, area)}/ (applications sit above packages and bench)` });
+        if (area)
+          out.push({
+            file: rel,
+            specifier: spec,
+            why: `imports from ${relative(root, area)}/ (applications sit above packages and bench)`,
+          });
         continue;
       }
       const name = packageName(spec);
@@ -79,7 +87,10 @@ export function importArrowViolations(root: string): Violation[] {
     }
   };
   for (const { dir, manifest } of manifests(root, 'packages')) {
-    const allowed = new Set([manifest.name, ...Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies })]);
+    const allowed = new Set([
+      manifest.name,
+      ...Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }),
+    ]);
     for (const file of sources(join(dir, 'src'))) check(file, allowed);
   }
   for (const file of sources(join(root, 'bench'))) check(file, null);

@@ -4,7 +4,15 @@
  * test problems (quadratic with and without the proximal term, checkpointed per-leaf, tiny tanh MLP), ≤ 1e-5.
  */
 import { describe, expect, it } from 'vitest';
-import { AdjointMAML, type AdjointMamlOptions, adjointGradient, mseRegressionProblem, solveTracked, treeVectorOps, type SupportQueryTask } from '@metagrad/meta';
+import {
+  AdjointMAML,
+  type AdjointMamlOptions,
+  adjointGradient,
+  mseRegressionProblem,
+  solveTracked,
+  treeVectorOps,
+  type SupportQueryTask,
+} from '@metagrad/meta';
 import * as raw from '@metagrad/tensor/raw';
 import { InvalidArgumentError, type Device, type Tensor, tensor } from '@metagrad/tensor';
 import { add, expectNoLeaks, matmul, mul, mulScalar, neg, square, tanh } from '@metagrad/autograd';
@@ -12,8 +20,10 @@ import { type MlpParams, type ParamTree, disposeTree, leaves, mlp } from '@metag
 import { useDevice } from '../helpers/device';
 
 const getDevice = useDevice();
-const flat = async (tree: ParamTree): Promise<number[]> => (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
-const relErr = (a: number[], b: number[]): number => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
+const flat = async (tree: ParamTree): Promise<number[]> =>
+  (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
+const relErr = (a: number[], b: number[]): number =>
+  Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
 
 describe('adjointGradient: VJP derived from f by autograd', () => {
   it('equals the hand-written VJP and paramVjp on du/dt = −p⊙u³ + sin(t)·tanh(u) (a two-leaf tree)', async () => {
@@ -23,35 +33,67 @@ describe('adjointGradient: VJP derived from f by autograd', () => {
     const p: V = { a: tensor([0.7, 1.3, 0.4], [3], 'f32', device), b: tensor([0.9, 0.2], [2], 'f32', device) };
     const u0: V = { a: tensor([0.5, -0.8, 1.1], [3], 'f32', device), b: tensor([-0.3, 0.6], [2], 'f32', device) };
     const dJ: V = { a: tensor([1, -2, 0.5], [3], 'f32', device), b: tensor([0.3, 1], [2], 'f32', device) };
-    const leaf = (u: Tensor, q: Tensor, t: number): Tensor => raw.tidy(() => add(neg(mul(q, mul(u, square(u)))), mulScalar(tanh(u), Math.sin(t))));
+    const leaf = (u: Tensor, q: Tensor, t: number): Tensor =>
+      raw.tidy(() => add(neg(mul(q, mul(u, square(u)))), mulScalar(tanh(u), Math.sin(t))));
     const f = (t: number, u: V, q: V = p): V => ({ a: leaf(u.a, q.a, t), b: leaf(u.b, q.b, t) });
     // ∂f/∂u = −3p⊙u² + sin(t)(1 − tanh²u), ∂f/∂p = −u³ (diagonal), by hand with raw ops.
-    const dfdu = (u: Tensor, q: Tensor, t: number, l: Tensor): Tensor => raw.tidy(() =>
-      raw.mul(raw.add(raw.mulScalar(raw.mul(q, raw.square(u)), -3), raw.mulScalar(raw.rsubScalar(raw.square(raw.tanh(u)), 1), Math.sin(t))), l));
+    const dfdu = (u: Tensor, q: Tensor, t: number, l: Tensor): Tensor =>
+      raw.tidy(() =>
+        raw.mul(
+          raw.add(
+            raw.mulScalar(raw.mul(q, raw.square(u)), -3),
+            raw.mulScalar(raw.rsubScalar(raw.square(raw.tanh(u)), 1), Math.sin(t)),
+          ),
+          l,
+        ),
+      );
     const vjpF = (u: V, t: number, l: V): V => ({ a: dfdu(u.a, p.a, t, l.a), b: dfdu(u.b, p.b, t, l.b) });
-    const paramVjp = (u: V, _t: number, l: V): V => ({ a: raw.tidy(() => raw.mul(raw.neg(raw.mul(u.a, raw.square(u.a))), l.a)), b: raw.tidy(() => raw.mul(raw.neg(raw.mul(u.b, raw.square(u.b))), l.b)) });
+    const paramVjp = (u: V, _t: number, l: V): V => ({
+      a: raw.tidy(() => raw.mul(raw.neg(raw.mul(u.a, raw.square(u.a))), l.a)),
+      b: raw.tidy(() => raw.mul(raw.neg(raw.mul(u.b, raw.square(u.b))), l.b)),
+    });
     try {
-      await expectNoLeaks(async () => {
-        for (const method of ['heun', 'euler'] as const) {
-          const traj = await solveTracked((t, u: V) => f(t, u), u0, 1, { method: 'rk4', nStates: 20, ops, recompute: true, checkpointEvery: 4 });
-          const hand = await adjointGradient<V>({ trajectory: traj, dJdUT: dJ, vjpF, paramVjp, ops, method });
-          const auto = await adjointGradient<V>({ trajectory: traj, dJdUT: dJ, f, params: p, ops, method });
-          expect(auto.vjpCalls).toBe(hand.vjpCalls);
-          expect(relErr(await flat(auto.gradient), await flat(hand.gradient))).toBeLessThan(1e-5);
-          expect(relErr(await flat(auto.paramGradient!), await flat(hand.paramGradient!))).toBeLessThan(1e-5);
-          // …and it is not trivially small: the parameter term is a real gradient.
-          expect(Math.max(...(await flat(hand.paramGradient!)).map(Math.abs))).toBeGreaterThan(1e-2);
-          for (const r of [hand, auto]) [r.gradient, r.paramGradient!].forEach((v) => disposeTree(v));
-          traj.dispose();
-        }
-      }, device, 'autograd pullback');
+      await expectNoLeaks(
+        async () => {
+          for (const method of ['heun', 'euler'] as const) {
+            const traj = await solveTracked((t, u: V) => f(t, u), u0, 1, {
+              method: 'rk4',
+              nStates: 20,
+              ops,
+              recompute: true,
+              checkpointEvery: 4,
+            });
+            const hand = await adjointGradient<V>({ trajectory: traj, dJdUT: dJ, vjpF, paramVjp, ops, method });
+            const auto = await adjointGradient<V>({ trajectory: traj, dJdUT: dJ, f, params: p, ops, method });
+            expect(auto.vjpCalls).toBe(hand.vjpCalls);
+            expect(relErr(await flat(auto.gradient), await flat(hand.gradient))).toBeLessThan(1e-5);
+            expect(relErr(await flat(auto.paramGradient!), await flat(hand.paramGradient!))).toBeLessThan(1e-5);
+            // …and it is not trivially small: the parameter term is a real gradient.
+            expect(Math.max(...(await flat(hand.paramGradient!)).map(Math.abs))).toBeGreaterThan(1e-2);
+            for (const r of [hand, auto]) [r.gradient, r.paramGradient!].forEach((v) => disposeTree(v));
+            traj.dispose();
+          }
+        },
+        device,
+        'autograd pullback',
+      );
       // One way to give the derivative: f xor vjpF, params only with f, paramVjp only with vjpF.
       const states = [u0, u0];
-      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops })).rejects.toThrow(/exactly one of vjpF and f/);
-      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, f, vjpF })).rejects.toThrow(InvalidArgumentError);
-      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, f, paramVjp })).rejects.toThrow(/paramVjp goes with vjpF/);
-      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, vjpF, params: p })).rejects.toThrow(/params goes with f/);
-      await expect(adjointGradient({ states: [[1], [1]], times: [0, 1], dJdUT: [1], f: (_t, u) => u })).rejects.toThrow(/tensor trees/);
+      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops })).rejects.toThrow(
+        /exactly one of vjpF and f/,
+      );
+      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, f, vjpF })).rejects.toThrow(
+        InvalidArgumentError,
+      );
+      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, f, paramVjp })).rejects.toThrow(
+        /paramVjp goes with vjpF/,
+      );
+      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, vjpF, params: p })).rejects.toThrow(
+        /params goes with f/,
+      );
+      await expect(adjointGradient({ states: [[1], [1]], times: [0, 1], dJdUT: [1], f: (_t, u) => u })).rejects.toThrow(
+        /tensor trees/,
+      );
     } finally {
       [p, u0, dJ].forEach((v) => disposeTree(v));
     }
@@ -81,17 +123,35 @@ const Q = {
 };
 function makeTask(device: Device, xs: number[], ys: number[], xq: number[], yq: number[], d: number): SupportQueryTask {
   return {
-    support: { x: tensor(Float32Array.from(xs), [ys.length, d], 'f32', device), y: tensor(Float32Array.from(ys), [ys.length, 1], 'f32', device) },
-    query: { x: tensor(Float32Array.from(xq), [yq.length, d], 'f32', device), y: tensor(Float32Array.from(yq), [yq.length, 1], 'f32', device) },
+    support: {
+      x: tensor(Float32Array.from(xs), [ys.length, d], 'f32', device),
+      y: tensor(Float32Array.from(ys), [ys.length, 1], 'f32', device),
+    },
+    query: {
+      x: tensor(Float32Array.from(xq), [yq.length, d], 'f32', device),
+      y: tensor(Float32Array.from(yq), [yq.length, 1], 'f32', device),
+    },
   };
 }
-const disposeTask = (t: SupportQueryTask): void => [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose());
+const disposeTask = (t: SupportQueryTask): void =>
+  [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose());
 
 describe('AdjointMAML with vjp: autograd equals vjp: hvp', () => {
   const quadraticCases: [string, AdjointMamlOptions][] = [
     ['quadratic, dopri5', { T: 2, h: 0.1, rtol: 1e-6, atol: 1e-8 }],
     ['quadratic, proximal 0.7', { T: 1, h: 0.02, proximal: 0.7, rtol: 1e-6, atol: 1e-8 }],
-    ['quadratic, RK4, recompute, per leaf, Euler sweep', { T: 1, h: 0.05, forwardMethod: 'rk4', recompute: true, checkpointEvery: 4, flatten: false, backwardMethod: 'euler' }],
+    [
+      'quadratic, RK4, recompute, per leaf, Euler sweep',
+      {
+        T: 1,
+        h: 0.05,
+        forwardMethod: 'rk4',
+        recompute: true,
+        checkpointEvery: 4,
+        flatten: false,
+        backwardMethod: 'euler',
+      },
+    ],
   ];
   for (const [label, opts] of quadraticCases) {
     it(label, async () => {
@@ -100,15 +160,19 @@ describe('AdjointMAML with vjp: autograd equals vjp: hvp', () => {
       const task = makeTask(device, Q.xs, Q.ys, Q.xq, Q.yq, Q.d);
       const problem = mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w));
       try {
-        await expectNoLeaks(async () => {
-          const hand = await AdjointMAML(opts).metaGradient(problem, theta, task);
-          const auto = await AdjointMAML({ ...opts, vjp: 'autograd' }).metaGradient(problem, theta, task);
-          expect(relErr(await flat(auto.gradient), await flat(hand.gradient))).toBeLessThan(1e-5);
-          expect(auto.stats).toEqual(hand.stats);
-          expect(auto.outerLoss).toBe(hand.outerLoss);
-          disposeTree(hand.gradient);
-          disposeTree(auto.gradient);
-        }, device, `A-MAML autograd ${label}`);
+        await expectNoLeaks(
+          async () => {
+            const hand = await AdjointMAML(opts).metaGradient(problem, theta, task);
+            const auto = await AdjointMAML({ ...opts, vjp: 'autograd' }).metaGradient(problem, theta, task);
+            expect(relErr(await flat(auto.gradient), await flat(hand.gradient))).toBeLessThan(1e-5);
+            expect(auto.stats).toEqual(hand.stats);
+            expect(auto.outerLoss).toBe(hand.outerLoss);
+            disposeTree(hand.gradient);
+            disposeTree(auto.gradient);
+          },
+          device,
+          `A-MAML autograd ${label}`,
+        );
       } finally {
         disposeTree(theta);
         disposeTask(task);
@@ -122,25 +186,32 @@ describe('AdjointMAML with vjp: autograd equals vjp: hvp', () => {
     const theta: MlpParams = model.init(7, device);
     const xs = [0.9, -0.3, -0.7, 0.5, 0.2, 0.8, -0.9, -0.6, 0.4, 0.1, -0.2, -0.8];
     const xq = [0.6, 0.4, -0.5, -0.1, 0.3, -0.7, -0.8, 0.9];
-    const target = (x: number[]): number[] => Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
+    const target = (x: number[]): number[] =>
+      Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
     const task = makeTask(device, xs, target(xs), xq, target(xq), 2);
     const problem = mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x));
     try {
-      await expectNoLeaks(async () => {
-        const opts = { T: 1, h: 0.05, rtol: 1e-6, atol: 1e-8 };
-        const hand = await AdjointMAML(opts).metaGradient(problem, theta, task);
-        const auto = await AdjointMAML({ ...opts, vjp: 'autograd' }).metaGradient(problem, theta, task);
-        expect(relErr(await flat(auto.gradient), await flat(hand.gradient))).toBeLessThan(1e-5);
-        disposeTree(hand.gradient);
-        disposeTree(auto.gradient);
-      }, device, 'A-MAML autograd MLP');
+      await expectNoLeaks(
+        async () => {
+          const opts = { T: 1, h: 0.05, rtol: 1e-6, atol: 1e-8 };
+          const hand = await AdjointMAML(opts).metaGradient(problem, theta, task);
+          const auto = await AdjointMAML({ ...opts, vjp: 'autograd' }).metaGradient(problem, theta, task);
+          expect(relErr(await flat(auto.gradient), await flat(hand.gradient))).toBeLessThan(1e-5);
+          disposeTree(hand.gradient);
+          disposeTree(auto.gradient);
+        },
+        device,
+        'A-MAML autograd MLP',
+      );
     } finally {
       disposeTree(theta);
       disposeTask(task);
     }
   });
 
-  it("refuses an unknown vjp mode", () => {
-    expect(() => AdjointMAML({ T: 1, h: 0.1, vjp: 'finite-differences' as never })).toThrow(/vjp must be 'hvp' or 'autograd'/);
+  it('refuses an unknown vjp mode', () => {
+    expect(() => AdjointMAML({ T: 1, h: 0.1, vjp: 'finite-differences' as never })).toThrow(
+      /vjp must be 'hvp' or 'autograd'/,
+    );
   });
 });

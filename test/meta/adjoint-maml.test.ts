@@ -1,46 +1,86 @@
 /** @file Adjoint-MAML: tree VectorOps on the device, the meta-gradient against closed forms (quadratic, with and without the proximal term) and against backprop through a fine RK4 unroll of a tiny MLP, checkpointing, errors, leaks. */
 import { describe, expect, it } from 'vitest';
-import { AdjointMAML, FOMAML, type MetaProblem, type SupportQueryTask, odeint, treeVectorOps, mseRegressionProblem } from '@metagrad/meta';
+import {
+  AdjointMAML,
+  FOMAML,
+  type MetaProblem,
+  type SupportQueryTask,
+  odeint,
+  treeVectorOps,
+  mseRegressionProblem,
+} from '@metagrad/meta';
 import { InvalidArgumentError, type Device, type Tensor, tensor } from '@metagrad/tensor';
-import { add, assertNoLeaks, detach, enableGrad, expectNoLeaks, grad, matmul, memory, mulScalar, requiresGrad } from '@metagrad/autograd';
+import {
+  add,
+  assertNoLeaks,
+  detach,
+  enableGrad,
+  expectNoLeaks,
+  grad,
+  matmul,
+  memory,
+  mulScalar,
+  requiresGrad,
+} from '@metagrad/autograd';
 import { type MlpParams, type ParamTree, disposeTree, fromLeaves, leaves, mlp } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 
 const getDevice = useDevice();
 
-
 function makeTask(device: Device, xs: number[], ys: number[], xq: number[], yq: number[], d: number): SupportQueryTask {
   return {
-    support: { x: tensor(Float32Array.from(xs), [ys.length, d], 'f32', device), y: tensor(Float32Array.from(ys), [ys.length, 1], 'f32', device) },
-    query: { x: tensor(Float32Array.from(xq), [yq.length, d], 'f32', device), y: tensor(Float32Array.from(yq), [yq.length, 1], 'f32', device) },
+    support: {
+      x: tensor(Float32Array.from(xs), [ys.length, d], 'f32', device),
+      y: tensor(Float32Array.from(ys), [ys.length, 1], 'f32', device),
+    },
+    query: {
+      x: tensor(Float32Array.from(xq), [yq.length, d], 'f32', device),
+      y: tensor(Float32Array.from(yq), [yq.length, 1], 'f32', device),
+    },
   };
 }
-const disposeTask = (t: SupportQueryTask): void => [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose());
-const flat = async (tree: ParamTree): Promise<number[]> => (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
-const relErr = (a: number[], b: number[]): number => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
+const disposeTask = (t: SupportQueryTask): void =>
+  [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose());
+const flat = async (tree: ParamTree): Promise<number[]> =>
+  (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
+const relErr = (a: number[], b: number[]): number =>
+  Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
 
 describe('treeVectorOps', () => {
   it('runs dopri5 over a parameter tree on the device (u′ = −u) without leaks', async () => {
     const device = getDevice();
-    await expectNoLeaks(async () => {
-      const ops = treeVectorOps<{ a: Tensor; b: Tensor[] }>();
-      const u0 = { a: tensor([1, -2], [2], 'f32', device), b: [tensor([0.5, 3, -1, 2], [2, 2], 'f32', device)] };
-      const ys = await odeint((_t, u) => ops.scale(u, -1), u0, [0, 0.5, 1], { method: 'dopri5', rtol: 1e-6, atol: 1e-8, ops });
-      const got = await flat(ys[2]);
-      [1, -2, 0.5, 3, -1, 2].forEach((v, i) => expect(got[i]).toBeCloseTo(v * Math.exp(-1), 5));
-      ys.forEach((y) => ops.dispose!(y));
-      const nan = { a: tensor([Number.NaN, 0], [2], 'f32', device), b: [tensor([0, 0, 0, 0], [2, 2], 'f32', device)] };
-      expect(await ops.maxAbsRatio!(nan, u0, u0, 1e-3, 1e-6)).toBe(Infinity);
-      expect(await ops.norm!(u0)).toBeCloseTo(Math.sqrt(1 + 4 + 0.25 + 9 + 1 + 4), 4);
-      ops.dispose!(nan);
-      ops.dispose!(u0);
-    }, device, 'treeVectorOps');
+    await expectNoLeaks(
+      async () => {
+        const ops = treeVectorOps<{ a: Tensor; b: Tensor[] }>();
+        const u0 = { a: tensor([1, -2], [2], 'f32', device), b: [tensor([0.5, 3, -1, 2], [2, 2], 'f32', device)] };
+        const ys = await odeint((_t, u) => ops.scale(u, -1), u0, [0, 0.5, 1], {
+          method: 'dopri5',
+          rtol: 1e-6,
+          atol: 1e-8,
+          ops,
+        });
+        const got = await flat(ys[2]);
+        [1, -2, 0.5, 3, -1, 2].forEach((v, i) => expect(got[i]).toBeCloseTo(v * Math.exp(-1), 5));
+        ys.forEach((y) => ops.dispose!(y));
+        const nan = {
+          a: tensor([Number.NaN, 0], [2], 'f32', device),
+          b: [tensor([0, 0, 0, 0], [2, 2], 'f32', device)],
+        };
+        expect(await ops.maxAbsRatio!(nan, u0, u0, 1e-3, 1e-6)).toBe(Infinity);
+        expect(await ops.norm!(u0)).toBeCloseTo(Math.sqrt(1 + 4 + 0.25 + 9 + 1 + 4), 4);
+        ops.dispose!(nan);
+        ops.dispose!(u0);
+      },
+      device,
+      'treeVectorOps',
+    );
   });
 });
 
 // ---- Quadratic: linear model with mean squared error; the gradient flow is linear, so dJ/dθ has a closed form.
 type Mat = number[][];
-const eye = (n: number): Mat => Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)));
+const eye = (n: number): Mat =>
+  Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)));
 const mm = (A: Mat, B: Mat): Mat => A.map((r) => B[0].map((_, j) => r.reduce((s, a, k) => s + a * B[k][j], 0)));
 const mv = (A: Mat, v: number[]): number[] => A.map((r) => r.reduce((s, a, j) => s + a * v[j], 0));
 const lin = (a: number, A: Mat, b: number, B: Mat): Mat => A.map((r, i) => r.map((v, j) => a * v + b * B[i][j]));
@@ -73,7 +113,9 @@ function inv(A: Mat): Mat {
 }
 function quadratic(x: number[], y: number[], d: number): { H: Mat; b: number[] } {
   const N = y.length;
-  const H = Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (2 / N) * y.reduce((s, _v, k) => s + x[k * d + i] * x[k * d + j], 0)));
+  const H = Array.from({ length: d }, (_, i) =>
+    Array.from({ length: d }, (_, j) => (2 / N) * y.reduce((s, _v, k) => s + x[k * d + i] * x[k * d + j], 0)),
+  );
   const b = Array.from({ length: d }, (_, i) => (2 / N) * y.reduce((s, yk, k) => s + x[k * d + i] * yk, 0));
   return { H, b };
 }
@@ -130,12 +172,19 @@ function rk4HeunOnHost(T: number, h: number): number[] {
 }
 
 /** Runs A-MAML on the quadratic and checks that everything it allocated (task and θ included) was freed. */
-async function quadraticAmaml(device: Device, opts: Parameters<typeof AdjointMAML>[0]): Promise<{ g: number[]; hvps: number }> {
+async function quadraticAmaml(
+  device: Device,
+  opts: Parameters<typeof AdjointMAML>[0],
+): Promise<{ g: number[]; hvps: number }> {
   const before = memory(device);
   const theta = { w: tensor(Float32Array.from(Q.theta), [Q.d, 1], 'f32', device) };
   const task = makeTask(device, Q.xs, Q.ys, Q.xq, Q.yq, Q.d);
   try {
-    const r = await AdjointMAML(opts).metaGradient(mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w)), theta, task);
+    const r = await AdjointMAML(opts).metaGradient(
+      mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w)),
+      theta,
+      task,
+    );
     const g = await flat(r.gradient);
     disposeTree(r.gradient);
     return { g, hvps: r.stats.hvps };
@@ -150,17 +199,21 @@ describe('AdjointMAML on a quadratic (closed form)', () => {
   it('Heun adjoint converges at second order to the exact meta-gradient, without leaks', async () => {
     const device = getDevice();
     const exact = quadraticMetaGradient(2, 0);
-    await expectNoLeaks(async () => {
-      const coarse = await quadraticAmaml(device, { T: 2, h: 0.1, rtol: 1e-6, atol: 1e-8 });
-      const fine = await quadraticAmaml(device, { T: 2, h: 0.05, rtol: 1e-6, atol: 1e-8 });
-      const e1 = relErr(coarse.g, exact);
-      const e2 = relErr(fine.g, exact);
-      expect(fine.hvps).toBe(2 * 40);
-      expect(e2).toBeLessThan(2e-3);
-      // Second order: halving h cuts the error about 4×.
-      expect(Math.log2(e1 / e2)).toBeGreaterThan(1.6);
-      expect(Math.log2(e1 / e2)).toBeLessThan(2.4);
-    }, device, 'AdjointMAML');
+    await expectNoLeaks(
+      async () => {
+        const coarse = await quadraticAmaml(device, { T: 2, h: 0.1, rtol: 1e-6, atol: 1e-8 });
+        const fine = await quadraticAmaml(device, { T: 2, h: 0.05, rtol: 1e-6, atol: 1e-8 });
+        const e1 = relErr(coarse.g, exact);
+        const e2 = relErr(fine.g, exact);
+        expect(fine.hvps).toBe(2 * 40);
+        expect(e2).toBeLessThan(2e-3);
+        // Second order: halving h cuts the error about 4×.
+        expect(Math.log2(e1 / e2)).toBeGreaterThan(1.6);
+        expect(Math.log2(e1 / e2)).toBeLessThan(2.4);
+      },
+      device,
+      'AdjointMAML',
+    );
   });
 
   it('with the proximal term, λ(0) + μ∫λ dt matches the closed form', async () => {
@@ -174,7 +227,14 @@ describe('AdjointMAML on a quadratic (closed form)', () => {
   it('checkpointing (recompute) and the per-leaf tree path give the stored flat-vector result with an RK4 forward', async () => {
     const device = getDevice();
     const stored = await quadraticAmaml(device, { T: 1, h: 0.05, forwardMethod: 'rk4' });
-    const recomputed = await quadraticAmaml(device, { T: 1, h: 0.05, forwardMethod: 'rk4', recompute: true, checkpointEvery: 4, flatten: false });
+    const recomputed = await quadraticAmaml(device, {
+      T: 1,
+      h: 0.05,
+      forwardMethod: 'rk4',
+      recompute: true,
+      checkpointEvery: 4,
+      flatten: false,
+    });
     expect(relErr(recomputed.g, stored.g)).toBeLessThan(1e-6);
     // The RK4 path against an independent reference: the same discrete algorithm (RK4 forward, Heun adjoint) in
     // float64 on the host. Measured 3.8e-7 (llvmpipe and SwiftShader); tolerance 2e-6. Its distance to the continuous
@@ -186,7 +246,13 @@ describe('AdjointMAML on a quadratic (closed form)', () => {
 });
 
 /** dJ(u_n)/dθ by backprop through an RK4 unroll of du/dt = −∇L(u) (createGraph): the continuous meta-gradient to O(h⁴). */
-async function rk4Reference<P extends ParamTree>(problem: MetaProblem<P, SupportQueryTask>, theta: P, task: SupportQueryTask, T: number, n: number): Promise<number[]> {
+async function rk4Reference<P extends ParamTree>(
+  problem: MetaProblem<P, SupportQueryTask>,
+  theta: P,
+  task: SupportQueryTask,
+  T: number,
+  n: number,
+): Promise<number[]> {
   const th = leaves(theta).map((t) => requiresGrad(detach(t)));
   const handles: Tensor[] = [];
   const keep = <X extends Tensor>(t: X): X => (handles.push(t), t);
@@ -198,7 +264,8 @@ async function rk4Reference<P extends ParamTree>(problem: MetaProblem<P, Support
         L.dispose();
         return gs.map((x) => keep(mulScalar(x, -1)));
       };
-      const axpy = (a: number, x: Tensor[], y: Tensor[]): Tensor[] => x.map((xi, i) => keep(add(keep(mulScalar(xi, a)), y[i])));
+      const axpy = (a: number, x: Tensor[], y: Tensor[]): Tensor[] =>
+        x.map((xi, i) => keep(add(keep(mulScalar(xi, a)), y[i])));
       const h = T / n;
       let u = th;
       for (let k = 0; k < n; k++) {
@@ -227,24 +294,29 @@ describe('AdjointMAML on a tiny tanh MLP', () => {
     const theta: MlpParams = model.init(7, device);
     const xs = [0.9, -0.3, -0.7, 0.5, 0.2, 0.8, -0.9, -0.6, 0.4, 0.1, -0.2, -0.8];
     const xq = [0.6, 0.4, -0.5, -0.1, 0.3, -0.7, -0.8, 0.9];
-    const target = (x: number[]): number[] => Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
+    const target = (x: number[]): number[] =>
+      Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
     const task = makeTask(device, xs, target(xs), xq, target(xq), 2);
     const problem = mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x));
     const T = 1;
     try {
       const ref = await rk4Reference(problem, theta, task, T, 20);
-      await expectNoLeaks(async () => {
-        const r = await AdjointMAML({ T, h: 0.05, rtol: 1e-6, atol: 1e-8 }).metaGradient(problem, theta, task);
-        const got = await flat(r.gradient);
-        disposeTree(r.gradient);
-        expect(relErr(got, ref)).toBeLessThan(2e-3);
-        expect(r.stats.innerSteps).toBe(20);
-        // The first-order surrogate ∇J(u(T)) is far from it: the adjoint's Hessian terms carry real weight.
-        const fo = await FOMAML({ steps: 20, innerLr: 0.05 }).metaGradient(problem, theta, task);
-        const first = await flat(fo.gradient);
-        disposeTree(fo.gradient);
-        expect(relErr(first, ref)).toBeGreaterThan(20 * relErr(got, ref));
-      }, device, 'AdjointMAML on an MLP');
+      await expectNoLeaks(
+        async () => {
+          const r = await AdjointMAML({ T, h: 0.05, rtol: 1e-6, atol: 1e-8 }).metaGradient(problem, theta, task);
+          const got = await flat(r.gradient);
+          disposeTree(r.gradient);
+          expect(relErr(got, ref)).toBeLessThan(2e-3);
+          expect(r.stats.innerSteps).toBe(20);
+          // The first-order surrogate ∇J(u(T)) is far from it: the adjoint's Hessian terms carry real weight.
+          const fo = await FOMAML({ steps: 20, innerLr: 0.05 }).metaGradient(problem, theta, task);
+          const first = await flat(fo.gradient);
+          disposeTree(fo.gradient);
+          expect(relErr(first, ref)).toBeGreaterThan(20 * relErr(got, ref));
+        },
+        device,
+        'AdjointMAML on an MLP',
+      );
     } finally {
       disposeTree(theta);
       disposeTask(task);

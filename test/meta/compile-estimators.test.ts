@@ -23,7 +23,9 @@ async function flat(tree: ParamTree | Tensor): Promise<number[]> {
 
 function expectClose(a: number[], b: number[], rel = 1e-6): void {
   expect(a.length).toBe(b.length);
-  a.forEach((v, i) => expect(Math.abs(v - b[i]), `entry ${i}: ${v} vs ${b[i]}`).toBeLessThanOrEqual(rel * Math.max(1, Math.abs(b[i]))));
+  a.forEach((v, i) =>
+    expect(Math.abs(v - b[i]), `entry ${i}: ${v} vs ${b[i]}`).toBeLessThanOrEqual(rel * Math.max(1, Math.abs(b[i]))),
+  );
 }
 
 describe('compiled estimator cores', () => {
@@ -32,11 +34,23 @@ describe('compiled estimator cores', () => {
     const runs = [0, 1].map(() => {
       const theta = classifier.init(1, device);
       const lambda = weightNet.init(2, device);
-      return { theta, lambda, thetaOpt: new SGD(theta, { lr: 0.1, momentum: 0.9 }), lambdaOpt: new Adam(lambda, { lr: 1e-2 }) };
+      return {
+        theta,
+        lambda,
+        thetaOpt: new SGD(theta, { lr: 0.1, momentum: 0.9 }),
+        lambdaOpt: new Adam(lambda, { lr: 1e-2 }),
+      };
     });
     const estimator = new OneStepLookahead<ClassificationBatch>();
     const stepOf = (r: (typeof runs)[number]) => (train: ClassificationBatch, val: ClassificationBatch) => {
-      const out = estimator.estimateTensors({ problem, theta: r.theta, lambda: r.lambda, trainBatch: train, valBatch: val, innerLr: 0.1 });
+      const out = estimator.estimateTensors({
+        problem,
+        theta: r.theta,
+        lambda: r.lambda,
+        trainBatch: train,
+        valBatch: val,
+        innerLr: 0.1,
+      });
       r.lambdaOpt.step(out.hypergrad);
       const th = leaves(r.theta).map((t) => ag.requiresGrad(ag.detach(t)));
       const loss = problem.trainLoss(fromLeaves(r.theta, th), detachTree(r.lambda), train);
@@ -45,7 +59,10 @@ describe('compiled estimator cores', () => {
     };
     const eager = stepOf(runs[0]);
     const compiled = compile(stepOf(runs[1]));
-    const batches = [1, 2, 3, 4].map((s) => ({ train: randomBatch(device, 16, s), val: randomBatch(device, 12, s + 10) }));
+    const batches = [1, 2, 3, 4].map((s) => ({
+      train: randomBatch(device, 16, s),
+      val: randomBatch(device, 12, s + 10),
+    }));
     for (let i = 0; i < 8; i++) {
       const b = batches[i % batches.length];
       const le = raw.tidy(() => eager(b.train, b.val));
@@ -81,7 +98,14 @@ describe('compiled estimator cores', () => {
     const lambda = weightNet.init(2, device);
     const train = randomBatch(device, 16, 1);
     const val = randomBatch(device, 12, 2);
-    const input: HypergradInput<ParamTree, ParamTree, ClassificationBatch> = { problem, theta, lambda, trainBatch: train, valBatch: val, innerLr: 0.1 };
+    const input: HypergradInput<ParamTree, ParamTree, ClassificationBatch> = {
+      problem,
+      theta,
+      lambda,
+      trainBatch: train,
+      valBatch: val,
+      innerLr: 0.1,
+    };
     const options = { K: 4, sigma: 1e-2, tau: 0.05, noise: 'gaussian' as const, seed: 5 };
     const fixed = new EvoGrad<ClassificationBatch>(options);
     const noise = fixed.sampleNoise(theta);
@@ -116,7 +140,9 @@ describe('compiled estimator cores', () => {
     const device = getDevice();
     const { problem: reg, theta, tasks, dispose } = regressionFixture(device);
     for (const learner of [MAML({ steps: 5, innerLr: 0.05 }), FOMAML({ steps: 5, innerLr: 0.05 })]) {
-      const compiled = compile((th: typeof theta, task: (typeof tasks)[number]) => learner.metaGradientTensors!(reg, th, task));
+      const compiled = compile((th: typeof theta, task: (typeof tasks)[number]) =>
+        learner.metaGradientTensors!(reg, th, task),
+      );
       for (let i = 0; i < 6; i++) {
         const task = tasks[i % tasks.length];
         const e = raw.tidy(() => learner.metaGradientTensors!(reg, theta, task));

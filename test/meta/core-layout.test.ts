@@ -23,10 +23,18 @@ function files(folder: string): { file: string; text: string; reaches: string[] 
 
 describe('the shared episodic core', () => {
   it('core/ imports none of the folders built on it, and those import each other only through core/', () => {
-    const arrows = FOLDERS.flatMap((folder) => files(folder).flatMap(({ file, reaches }) => reaches.filter((r) => (FOLDERS as readonly string[]).includes(r) && r !== 'core').map((r) => `${file} → ${r}/`)));
+    const arrows = FOLDERS.flatMap((folder) =>
+      files(folder).flatMap(({ file, reaches }) =>
+        reaches.filter((r) => (FOLDERS as readonly string[]).includes(r) && r !== 'core').map((r) => `${file} → ${r}/`),
+      ),
+    );
     expect(arrows).toEqual([]);
     expect(files('core').length).toBeGreaterThan(0);
-    for (const folder of ['episodic', 'hyperdistill', 'implicit']) expect(files(folder).some((f) => f.reaches.includes('core')), folder).toBe(true);
+    for (const folder of ['episodic', 'hyperdistill', 'implicit'])
+      expect(
+        files(folder).some((f) => f.reaches.includes('core')),
+        folder,
+      ).toBe(true);
   });
 
   it('no file over 200 lines, each with a one-line @file header', () => {

@@ -13,7 +13,10 @@ export function countingOps(): CountingOps {
   const track = (v: HostVector): HostVector => (live.add(v), v);
   return {
     live,
-    owned: (fn) => async (...args) => track(await fn(...args)),
+    owned:
+      (fn) =>
+      async (...args) =>
+        track(await fn(...args)),
     add: (x, y) => track(hostVectorOps.add(x, y)),
     scale: (x, s) => track(hostVectorOps.scale(x, s)),
     axpy: (s, x, y) => track(hostVectorOps.axpy(s, x, y)),

@@ -4,8 +4,20 @@ import { InvalidArgumentError, type Device } from '@metagrad/tensor';
 import { expectNoLeaks } from '@metagrad/autograd';
 import { disposeTree, type ParamTree } from '@metagrad/models';
 import {
-  DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, compareWithExact, firstOrderMethod, hyperDistillMethod,
-  implicitMethod, offlineMethod, onlineReverseMethod, treeToVector, type Episode, type HyperMethod, type RegressionBatch,
+  DrMAD,
+  EpisodicTrainer,
+  HyperDistill,
+  NeumannIFT,
+  compareWithExact,
+  firstOrderMethod,
+  hyperDistillMethod,
+  implicitMethod,
+  offlineMethod,
+  onlineReverseMethod,
+  treeToVector,
+  type Episode,
+  type HyperMethod,
+  type RegressionBatch,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 import { B, anil, anilTrainer, features, sinusoidEpisode } from './anil-fixture';
@@ -37,7 +49,10 @@ describe('episodic meta-learning', () => {
     const device = getDevice();
     const ep = episode(device, 1);
     await expectNoLeaks(async () => {
-      const records: Record<string, { jvps: number; hvps: number; updates: number; fitJvps: number; hypergradNorm?: number }[]> = {};
+      const records: Record<
+        string,
+        { jvps: number; hvps: number; updates: number; fitJvps: number; hypergradNorm?: number }[]
+      > = {};
       for (const method of methods()) {
         const { tr, dispose } = trainer(device, method);
         records[method.name] = [];
@@ -100,18 +115,20 @@ describe('episodic meta-learning', () => {
     // rounding; tolerance 1e-3, so a 1% change of an estimate's scale (norm ratio) or of its direction fails.
     const measured: Record<string, [number, number, number, number]> = {
       FO: [0.966093, 1.129343, 0, 0],
-      '1-step': [0.977726, 1.108396, 0.916920, 0.212792],
-      'hyperdistill(γ=0.9)': [0.994834, 1.067457, 0.965359, 0.650930],
-      DrMAD: [0.999939, 0.999843, 0.999380, 1.008169],
+      '1-step': [0.977726, 1.108396, 0.91692, 0.212792],
+      'hyperdistill(γ=0.9)': [0.994834, 1.067457, 0.965359, 0.65093],
+      DrMAD: [0.999939, 0.999843, 0.99938, 1.008169],
       Neumann: [0.989212, 1.071655, 0.873042, 0.618063],
       'RMD online': [1, 1, 1, 1],
       'RMD online (K=2)': [0.990579, 1.077254, 0.955023, 0.515074],
-      'RMD online (K=1)': [0.977726, 1.108396, 0.916920, 0.212792],
+      'RMD online (K=1)': [0.977726, 1.108396, 0.91692, 0.212792],
     };
     expect(rows.map((r) => r.name)).toEqual(Object.keys(measured));
     for (const r of rows) {
       const got = [r.cosine, r.normRatio, r.cosineSecondOrder, r.normRatioSecondOrder];
-      got.forEach((g, i) => expect(Math.abs(g - measured[r.name][i]), `${r.name} [${got.join(', ')}]`).toBeLessThan(1e-3));
+      got.forEach((g, i) =>
+        expect(Math.abs(g - measured[r.name][i]), `${r.name} [${got.join(', ')}]`).toBeLessThan(1e-3),
+      );
       expect(Math.abs(r.cosine)).toBeLessThanOrEqual(1 + 1e-6);
     }
     expect(rows.find((r) => r.name === 'FO')!.cosineSecondOrder).toBe(0);
@@ -143,10 +160,32 @@ describe('episodic meta-learning', () => {
     expect(() => onlineReverseMethod({ horizon: 2.5 })).toThrow(InvalidArgumentError);
     const lambda = features.init(1, device) as unknown as ParamTree;
     expect(
-      () => new EpisodicTrainer({ problem: anil, lambda, phi: lambda, method: firstOrderMethod(), optimiser: { lr: 0.01, momentum: 1 }, hyperLr: 1e-3, reptileLr: 1, initialWeights: (p) => p, reptileTarget: (w) => w }),
+      () =>
+        new EpisodicTrainer({
+          problem: anil,
+          lambda,
+          phi: lambda,
+          method: firstOrderMethod(),
+          optimiser: { lr: 0.01, momentum: 1 },
+          hyperLr: 1e-3,
+          reptileLr: 1,
+          initialWeights: (p) => p,
+          reptileTarget: (w) => w,
+        }),
     ).toThrow(/momentum.*1/);
     expect(
-      () => new EpisodicTrainer({ problem: anil, lambda, phi: lambda, method: firstOrderMethod(), optimiser: { lr: 0.01, momentum: 0 }, hyperLr: 1e-3, reptileLr: 2, initialWeights: (p) => p, reptileTarget: (w) => w }),
+      () =>
+        new EpisodicTrainer({
+          problem: anil,
+          lambda,
+          phi: lambda,
+          method: firstOrderMethod(),
+          optimiser: { lr: 0.01, momentum: 0 },
+          hyperLr: 1e-3,
+          reptileLr: 2,
+          initialWeights: (p) => p,
+          reptileTarget: (w) => w,
+        }),
     ).toThrow(/reptileLr.*2/);
     disposeTree(lambda);
   });

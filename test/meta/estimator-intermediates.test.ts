@@ -8,19 +8,61 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
-import { add, compile, expectNoLeaks, grad, matmul, mul, mulScalar, reshape, slice, square, sub, sum } from '@metagrad/autograd';
+import {
+  add,
+  compile,
+  expectNoLeaks,
+  grad,
+  matmul,
+  mul,
+  mulScalar,
+  reshape,
+  slice,
+  square,
+  sub,
+  sum,
+} from '@metagrad/autograd';
 import { metaWeightNet, mlp, sgd, tree, type MetaWeightNetParams, type MlpParams } from '@metagrad/models';
 import {
-  ConjugateGradientIFT, EvoGrad, NeumannIFT, OneStepLookahead, UnrolledRMD, batchedMlp, metaWeightNetProblem, treeToVector,
-  type BilevelProblem, type ClassificationBatch, type HypergradInput,
+  ConjugateGradientIFT,
+  EvoGrad,
+  NeumannIFT,
+  OneStepLookahead,
+  UnrolledRMD,
+  batchedMlp,
+  metaWeightNetProblem,
+  treeToVector,
+  type BilevelProblem,
+  type ClassificationBatch,
+  type HypergradInput,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 
-interface Arr { shape: number[]; data: number[] }
+interface Arr {
+  shape: number[];
+  data: number[];
+}
 const fx = JSON.parse(readFileSync(new URL('../fixtures/hypergrad.json', import.meta.url), 'utf8')) as {
-  sizes: number[]; hidden: number; innerLr: number; theta: Arr[]; lambda: Arr[];
-  trainBatches: { x: Arr; y: number[] }[]; valBatch: { x: Arr; y: number[] };
-  cases: Record<string, { valLoss: number; K?: number; sigma?: number; tau?: number; noise?: Arr[]; steps?: number; truncate?: number; momentum?: number }>;
+  sizes: number[];
+  hidden: number;
+  innerLr: number;
+  theta: Arr[];
+  lambda: Arr[];
+  trainBatches: { x: Arr; y: number[] }[];
+  valBatch: { x: Arr; y: number[] };
+  cases: Record<
+    string,
+    {
+      valLoss: number;
+      K?: number;
+      sigma?: number;
+      tau?: number;
+      noise?: Arr[];
+      steps?: number;
+      truncate?: number;
+      momentum?: number;
+    }
+  >;
 };
 
 const getDevice = useDevice();
@@ -37,22 +79,42 @@ const flat = async (t: Parameters<typeof treeToVector>[0]) => Array.from(await t
 function setup(device: Device) {
   const th = fx.theta.map((a) => up(a, device));
   const lm = fx.lambda.map((a) => up(a, device));
-  const theta: MlpParams = [{ weight: th[0], bias: th[1] }, { weight: th[2], bias: th[3] }];
+  const theta: MlpParams = [
+    { weight: th[0], bias: th[1] },
+    { weight: th[2], bias: th[3] },
+  ];
   const lambda: MetaWeightNetParams = { fc1: { weight: lm[0], bias: lm[1] }, fc2: { weight: lm[2], bias: lm[3] } };
-  const batch = (b: { x: Arr; y: number[] }): ClassificationBatch => ({ x: up(b.x, device), y: tensor(Int32Array.from(b.y), [b.y.length], 'i32', device) });
+  const batch = (b: { x: Arr; y: number[] }): ClassificationBatch => ({
+    x: up(b.x, device),
+    y: tensor(Int32Array.from(b.y), [b.y.length], 'i32', device),
+  });
   const trainBatches = fx.trainBatches.map(batch);
   const valBatch = batch(fx.valBatch);
-  const input: HypergradInput<MlpParams, MetaWeightNetParams, ClassificationBatch> = { problem, theta, lambda, trainBatch: trainBatches[0], valBatch, innerLr: fx.innerLr, trainBatches };
+  const input: HypergradInput<MlpParams, MetaWeightNetParams, ClassificationBatch> = {
+    problem,
+    theta,
+    lambda,
+    trainBatch: trainBatches[0],
+    valBatch,
+    innerLr: fx.innerLr,
+    trainBatches,
+  };
   const noiseOf = (name: string): MlpParams => {
     const n = fx.cases[name].noise!.map((a) => up(a, device));
-    return [{ weight: n[0], bias: n[1] }, { weight: n[2], bias: n[3] }];
+    return [
+      { weight: n[0], bias: n[1] },
+      { weight: n[2], bias: n[3] },
+    ];
   };
   const dispose = () => tree.dispose([theta, lambda, ...[...trainBatches, valBatch].map((b) => ({ x: b.x, y: b.y }))]);
   return { input, noiseOf, dispose };
 }
 
 /** L_V at a point, read back (the fixture stores L_V where each estimator evaluated it). */
-async function valLossAt(theta: MlpParams, input: HypergradInput<MlpParams, MetaWeightNetParams, ClassificationBatch>): Promise<number> {
+async function valLossAt(
+  theta: MlpParams,
+  input: HypergradInput<MlpParams, MetaWeightNetParams, ClassificationBatch>,
+): Promise<number> {
   const l = tidy(() => problem.valLoss(theta, input.lambda, input.valBatch));
   const v = await l.item();
   l.dispose();
@@ -105,7 +167,14 @@ describe('estimator intermediates (opt-in, named as in the papers)', () => {
       for (let k = 0; k < K; k++) {
         const l = tidy(() => {
           const eps = tree.leaves(noise);
-          const copy = tree.fromLeaves(input.theta, tree.leaves(input.theta).map((t, i) => add(t, reshape(slice(eps[i], [k, ...t.shape.map(() => 0)], [k + 1, ...t.shape]), t.shape))));
+          const copy = tree.fromLeaves(
+            input.theta,
+            tree
+              .leaves(input.theta)
+              .map((t, i) =>
+                add(t, reshape(slice(eps[i], [k, ...t.shape.map(() => 0)], [k + 1, ...t.shape]), t.shape)),
+              ),
+          );
           return problem.trainLoss(copy, tree.detach(input.lambda), input.trainBatch!);
         });
         want.push(await l.item());
@@ -115,13 +184,22 @@ describe('estimator intermediates (opt-in, named as in the papers)', () => {
       const m = Math.min(...losses);
       const e = losses.map((l) => Math.exp(-(l - m) / c.tau!));
       const z = e.reduce((a, b) => a + b, 0);
-      expectClose(weights, e.map((v) => v / z), 1e-5, `${name} w_k`);
+      expectClose(
+        weights,
+        e.map((v) => v / z),
+        1e-5,
+        `${name} w_k`,
+      );
       // θ* = θ + Σ_k w_k ε_k in float64 from the fixture's θ and ε and the returned weights.
       const thetaFlat = fx.theta.flatMap((a) => a.data);
       const eps = c.noise!.map((a) => a.data);
       const sizes = fx.theta.map((a) => a.data.length);
       const starWant: number[] = [];
-      fx.theta.forEach((a, leaf) => a.data.forEach((v, i) => starWant.push(v + weights.reduce((s, w, k) => s + w * eps[leaf][k * sizes[leaf] + i], 0))));
+      fx.theta.forEach((a, leaf) =>
+        a.data.forEach((v, i) =>
+          starWant.push(v + weights.reduce((s, w, k) => s + w * eps[leaf][k * sizes[leaf] + i], 0)),
+        ),
+      );
       expect(starWant.length).toBe(thetaFlat.length);
       expectClose(await flat(r.thetaStar!), starWant, 1e-6, `${name} θ*`);
       expect(await valLossAt(r.thetaStar!, input)).toBeCloseTo(c.valLoss, 5);
@@ -135,7 +213,11 @@ describe('estimator intermediates (opt-in, named as in the papers)', () => {
     const { input, dispose } = setup(device);
     for (const name of ['unrolled_3', 'unrolled_3_trunc1']) {
       const c = fx.cases[name];
-      const est = new UnrolledRMD({ steps: c.steps!, truncate: c.truncate, optimizer: sgd({ lr: fx.innerLr, momentum: c.momentum }) });
+      const est = new UnrolledRMD({
+        steps: c.steps!,
+        truncate: c.truncate,
+        optimizer: sgd({ lr: fx.innerLr, momentum: c.momentum }),
+      });
       const plain = await est.estimate(input);
       expect(plain.trajectory).toBeUndefined();
       // trainBatch is not needed when trainBatches is given.
@@ -165,7 +247,16 @@ describe('estimator intermediates (opt-in, named as in the papers)', () => {
       const a = await new OneStepLookahead().estimate(withAll);
       const b = await new EvoGrad({ K: c.K!, tau: c.tau! }).estimateWithNoise(withAll, noise);
       const u = await new UnrolledRMD({ steps: 3, truncate: 1 }).estimate(withAll);
-      tree.dispose([a.hypergrad, a.thetaPrime!, b.hypergrad, b.thetaStar!, b.losses!, b.weights!, u.hypergrad, ...u.trajectory!]);
+      tree.dispose([
+        a.hypergrad,
+        a.thetaPrime!,
+        b.hypergrad,
+        b.thetaStar!,
+        b.losses!,
+        b.weights!,
+        u.hypergrad,
+        ...u.trajectory!,
+      ]);
     }, device);
     tree.dispose(noise);
     dispose();
@@ -238,7 +329,12 @@ describe('implicit estimators: series and solution', () => {
     }
     expect(r.series!.length).toBe(N + 1);
     for (let j = 0; j <= N; j++) expectClose(Array.from(await r.series![j].toArray()), series[j], 1e-5, `p_${j}`);
-    expectClose(Array.from(await r.solution!.toArray()), p.map((x) => alpha * x), 1e-5, 'Neumann solution');
+    expectClose(
+      Array.from(await r.solution!.toArray()),
+      p.map((x) => alpha * x),
+      1e-5,
+      'Neumann solution',
+    );
     const cg = await new ConjugateGradientIFT({ iterations: n }).estimate({ ...input, intermediates: true });
     // Solve A x = b in float64 (Gaussian elimination on a copy).
     const m = A.slice();
@@ -271,7 +367,9 @@ describe('implicit estimators: series and solution', () => {
       const r = await new NeumannIFT({ iterations: 4, alpha: 0.3 }).estimate({ ...input, intermediates: true });
       const c = await new ConjugateGradientIFT({ iterations: 3 }).estimate({ ...input, intermediates: true });
       tree.dispose([r.hypergrad, r.solution!, ...r.series!, c.hypergrad, c.solution!]);
-      await expect(new NeumannIFT({ iterations: 30, alpha: 5 }).estimate({ ...input, intermediates: true })).rejects.toThrow();
+      await expect(
+        new NeumannIFT({ iterations: 30, alpha: 5 }).estimate({ ...input, intermediates: true }),
+      ).rejects.toThrow();
     }, device);
     dispose();
   });

@@ -23,7 +23,13 @@ async function stack<P extends ParamTree>(copies: P[]): Promise<P> {
   return mapTree(copies[0], () => out[i++]);
 }
 
-async function compare<P extends ParamTree>(apply: (p: P, x: Tensor) => Tensor, batched: (p: P, x: Tensor) => Tensor, init: (seed: number) => P, x: Tensor, K: number) {
+async function compare<P extends ParamTree>(
+  apply: (p: P, x: Tensor) => Tensor,
+  batched: (p: P, x: Tensor) => Tensor,
+  init: (seed: number) => P,
+  x: Tensor,
+  K: number,
+) {
   const copies = Array.from({ length: K }, (_, k) => init(k + 1));
   const stacked = await stack(copies);
   const y = noGrad(() => batched(stacked, x));
@@ -40,14 +46,21 @@ async function compare<P extends ParamTree>(apply: (p: P, x: Tensor) => Tensor, 
   disposeTree([y, stacked, ...copies]);
 }
 
-const images = (device: Device, n: number, size: number) => tensor(new Rng(5).uniformArray(n * size * size), [n, 1, size, size], 'f32', device);
+const images = (device: Device, n: number, size: number) =>
+  tensor(new Rng(5).uniformArray(n * size * size), [n, 1, size, size], 'f32', device);
 
 describe('batched K-copy forwards', () => {
   it('MLP: one batched matmul per layer equals K forwards', async () => {
     const device = getDevice();
     const c = mlpClassifier(16, 12, 4);
     const x = tensor(new Rng(1).uniformArray(6 * 12), [6, 12], 'f32', device);
-    await compare((p, v) => c.model.apply(p, v), c.batched, (s) => c.model.init(s, device), x, 3);
+    await compare(
+      (p, v) => c.model.apply(p, v),
+      c.batched,
+      (s) => c.model.init(s, device),
+      x,
+      3,
+    );
     x.dispose();
   });
 
@@ -55,7 +68,13 @@ describe('batched K-copy forwards', () => {
     const device = getDevice();
     const c = cnnClassifier(1);
     const x = images(device, 4, 14);
-    await compare((p, v) => c.model.apply(p, v), c.batched, (s) => c.model.init(s, device), x, 2);
+    await compare(
+      (p, v) => c.model.apply(p, v),
+      c.batched,
+      (s) => c.model.init(s, device),
+      x,
+      2,
+    );
     x.dispose();
   });
 
@@ -63,7 +82,13 @@ describe('batched K-copy forwards', () => {
     const device = getDevice();
     const net = lenet5({ imageSize: 14 });
     const x = images(device, 3, 14);
-    await compare((p, v) => net.apply(p, v), batchedLenet, (s) => net.init(s, device), x, 2);
+    await compare(
+      (p, v) => net.apply(p, v),
+      batchedLenet,
+      (s) => net.init(s, device),
+      x,
+      2,
+    );
     x.dispose();
   });
 });

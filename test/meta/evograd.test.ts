@@ -4,7 +4,14 @@ import { InvalidArgumentError, tensor, type Device, type Tensor } from '@metagra
 import { expectNoLeaks } from '@metagrad/autograd';
 import { Adam, SGD, disposeTree, leaves, type ParamTree } from '@metagrad/models';
 import {
-  EvoGrad, OneStepLookahead, OnlineTrainer, UnrolledRMD, compareToReference, treeToVector, type ClassificationBatch, type HypergradInput,
+  EvoGrad,
+  OneStepLookahead,
+  OnlineTrainer,
+  UnrolledRMD,
+  compareToReference,
+  treeToVector,
+  type ClassificationBatch,
+  type HypergradInput,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 import { classifier, problem, randomBatch, weightNet } from './mwn-fixture';
@@ -16,8 +23,18 @@ function setup(device: Device) {
   const lambda = weightNet.init(2, device);
   const trainBatch = randomBatch(device, 16, 1);
   const valBatch = randomBatch(device, 12, 2);
-  const input: HypergradInput<ParamTree, ParamTree, ClassificationBatch> = { problem, theta, lambda, trainBatch, valBatch, innerLr: 0.1 };
-  return { input, dispose: () => disposeTree([theta, lambda, trainBatch.x, trainBatch.y, valBatch.x, valBatch.y] as ParamTree) };
+  const input: HypergradInput<ParamTree, ParamTree, ClassificationBatch> = {
+    problem,
+    theta,
+    lambda,
+    trainBatch,
+    valBatch,
+    innerLr: 0.1,
+  };
+  return {
+    input,
+    dispose: () => disposeTree([theta, lambda, trainBatch.x, trainBatch.y, valBatch.x, valBatch.y] as ParamTree),
+  };
 }
 
 describe('EvoGrad options and noise', () => {
@@ -32,13 +49,17 @@ describe('EvoGrad options and noise', () => {
     expect(() => new EvoGrad({ ...base, noise: 'uniform' as never })).toThrow(/noise must be/);
     expect(() => new EvoGrad({ ...base, K: 3, antithetic: true })).toThrow(/K must be even, got K = 3/);
     expect(() => new UnrolledRMD({ steps: 0 })).toThrow(InvalidArgumentError);
-    expect(() => new UnrolledRMD({ steps: 3, truncate: 4 })).toThrow(/truncate must be an integer in \[1, steps=3\], got 4/);
+    expect(() => new UnrolledRMD({ steps: 3, truncate: 4 })).toThrow(
+      /truncate must be an integer in \[1, steps=3\], got 4/,
+    );
     expect(() => new OnlineTrainer({ order: 'sideways' } as never)).toThrow(/order must be/);
   });
 
   it('rejects an invalid inner step size and mis-shaped explicit noise', async () => {
     const { input, dispose } = setup(getDevice());
-    await expect(new OneStepLookahead().estimate({ ...input, innerLr: 0 })).rejects.toThrow(/innerLr must be a finite number > 0, got 0/);
+    await expect(new OneStepLookahead().estimate({ ...input, innerLr: 0 })).rejects.toThrow(
+      /innerLr must be a finite number > 0, got 0/,
+    );
     const e = new EvoGrad<ClassificationBatch>({ K: 3, sigma: 1e-3, tau: 0.05, noise: 'rademacher' });
     const wrong = e.sampleNoise(input.lambda);
     await expect(e.estimateWithNoise(input, wrong)).rejects.toThrow(InvalidArgumentError);
@@ -48,7 +69,14 @@ describe('EvoGrad options and noise', () => {
 
   it('draws ±σ Rademacher noise, fresh each call, and exact ±ε pairs when antithetic', async () => {
     const { input, dispose } = setup(getDevice());
-    const e = new EvoGrad<ClassificationBatch>({ K: 4, sigma: 0.25, tau: 0.05, noise: 'rademacher', antithetic: true, seed: 9 });
+    const e = new EvoGrad<ClassificationBatch>({
+      K: 4,
+      sigma: 0.25,
+      tau: 0.05,
+      noise: 'rademacher',
+      antithetic: true,
+      seed: 9,
+    });
     const a = e.sampleNoise(input.theta);
     const b = e.sampleNoise(input.theta);
     const va = await treeToVector(a);
@@ -59,7 +87,9 @@ describe('EvoGrad options and noise', () => {
     const rows = Array.from(await w.toArray());
     const per = w.size / 4;
     for (let i = 0; i < 2 * per; i++) expect(rows[i + 2 * per]).toBe(-rows[i]);
-    const g = new EvoGrad<ClassificationBatch>({ K: 64, sigma: 0.5, tau: 1, noise: 'gaussian', seed: 1 }).sampleNoise(input.theta);
+    const g = new EvoGrad<ClassificationBatch>({ K: 64, sigma: 0.5, tau: 1, noise: 'gaussian', seed: 1 }).sampleNoise(
+      input.theta,
+    );
     const vg = await treeToVector(g);
     const std = Math.sqrt(vg.reduce((s, x) => s + x * x, 0) / vg.length);
     expect(std).toBeGreaterThan(0.45);
@@ -92,8 +122,18 @@ describe('EvoGrad options and noise', () => {
     const device = getDevice();
     const D = 5;
     const mk = (n: number, seed: number) => ({
-      x: tensor(Float32Array.from({ length: n * D }, (_, i) => Math.sin(seed * 13.7 + i * 1.93)), [n, D], 'f32', device),
-      y: tensor(Float32Array.from({ length: n }, (_, i) => Math.cos(seed * 5.1 + i * 0.77)), [n, 1], 'f32', device),
+      x: tensor(
+        Float32Array.from({ length: n * D }, (_, i) => Math.sin(seed * 13.7 + i * 1.93)),
+        [n, D],
+        'f32',
+        device,
+      ),
+      y: tensor(
+        Float32Array.from({ length: n }, (_, i) => Math.cos(seed * 5.1 + i * 0.77)),
+        [n, 1],
+        'f32',
+        device,
+      ),
     });
     const train = mk(20, 1);
     const val = mk(20, 2);
@@ -101,11 +141,26 @@ describe('EvoGrad options and noise', () => {
     type B = { x: Tensor; y: Tensor };
     const fit = (w: Tensor, b: B) => mean(square(sub(matmul(b.x, w), b.y)));
     const regression = {
-      trainLoss: (th: ParamTree, lm: ParamTree, b: B) => add(fit((th as { w: Tensor }).w, b), sum(mul(exp((lm as { l: Tensor }).l), square((th as { w: Tensor }).w)))),
+      trainLoss: (th: ParamTree, lm: ParamTree, b: B) =>
+        add(fit((th as { w: Tensor }).w, b), sum(mul(exp((lm as { l: Tensor }).l), square((th as { w: Tensor }).w)))),
       valLoss: (th: ParamTree, _lm: ParamTree, b: B) => fit((th as { w: Tensor }).w, b),
     };
-    const theta = { w: tensor(Float32Array.from({ length: D }, (_, i) => 0.5 - 0.3 * i), [D, 1], 'f32', device) };
-    const lambda = { l: tensor(Float32Array.from({ length: D }, (_, i) => -1 + 0.2 * i), [D, 1], 'f32', device) };
+    const theta = {
+      w: tensor(
+        Float32Array.from({ length: D }, (_, i) => 0.5 - 0.3 * i),
+        [D, 1],
+        'f32',
+        device,
+      ),
+    };
+    const lambda = {
+      l: tensor(
+        Float32Array.from({ length: D }, (_, i) => -1 + 0.2 * i),
+        [D, 1],
+        'f32',
+        device,
+      ),
+    };
     const input = { problem: regression, theta, lambda, trainBatch: train, valBatch: val, innerLr: 1e-3 };
     const sigma = 0.002;
     const tau = 0.1;
@@ -122,13 +177,35 @@ describe('EvoGrad options and noise', () => {
 });
 
 describe('OnlineTrainer', () => {
-  async function trainer(device: Device, order: 'meta-first' | 'base-first', estimator = new EvoGrad<ClassificationBatch>({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'rademacher', seed: 3 })) {
+  async function trainer(
+    device: Device,
+    order: 'meta-first' | 'base-first',
+    estimator = new EvoGrad<ClassificationBatch>({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'rademacher', seed: 3 }),
+  ) {
     const theta = classifier.init(1, device);
     const lambda = weightNet.init(2, device);
     const thetaOptimizer = new SGD(theta, { lr: 0.1, momentum: 0.9 });
     const lambdaOptimizer = new Adam(lambda, { lr: 1e-2 });
-    const t = new OnlineTrainer({ problem, estimator, theta, lambda, thetaOptimizer, lambdaOptimizer, order, innerLr: 0.1 });
-    return { t, theta, lambda, dispose: () => { thetaOptimizer.dispose(); lambdaOptimizer.dispose(); disposeTree([theta, lambda]); } };
+    const t = new OnlineTrainer({
+      problem,
+      estimator,
+      theta,
+      lambda,
+      thetaOptimizer,
+      lambdaOptimizer,
+      order,
+      innerLr: 0.1,
+    });
+    return {
+      t,
+      theta,
+      lambda,
+      dispose: () => {
+        thetaOptimizer.dispose();
+        lambdaOptimizer.dispose();
+        disposeTree([theta, lambda]);
+      },
+    };
   }
 
   it('logs losses, norms, memory and time; the order decides which θ the meta step sees', async () => {
@@ -140,7 +217,16 @@ describe('OnlineTrainer', () => {
       const { t, dispose } = await trainer(device, order, new OneStepLookahead<ClassificationBatch>() as never);
       const log = await t.trainStep(train, val);
       expect(log.step).toBe(0);
-      for (const k of ['trainLoss', 'valLoss', 'hypergradNorm', 'gradNorm', 'peakBytes', 'metaPeakBytes', 'ms', 'metaMs'] as const) {
+      for (const k of [
+        'trainLoss',
+        'valLoss',
+        'hypergradNorm',
+        'gradNorm',
+        'peakBytes',
+        'metaPeakBytes',
+        'ms',
+        'metaMs',
+      ] as const) {
         expect(Number.isFinite(log[k]), k).toBe(true);
       }
       expect(log.hypergradNorm).toBeGreaterThan(0);
@@ -159,9 +245,13 @@ describe('OnlineTrainer', () => {
     const val = randomBatch(device, 12, 2);
     const { t, dispose } = await trainer(device, 'meta-first');
     await t.trainStep(train, val); // warm-up: optimiser buffers and pipelines exist before the window
-    await expectNoLeaks(async () => {
-      for (let i = 0; i < 200; i++) await t.trainStep(train, val);
-    }, device, '200 online EvoGrad steps');
+    await expectNoLeaks(
+      async () => {
+        for (let i = 0; i < 200; i++) await t.trainStep(train, val);
+      },
+      device,
+      '200 online EvoGrad steps',
+    );
     expect(t.log.length).toBe(201);
     expect(t.log[200].trainLoss).toBeLessThan(t.log[0].trainLoss);
     dispose();

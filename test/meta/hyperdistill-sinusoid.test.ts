@@ -6,7 +6,19 @@ import { useDevice } from '../helpers/device';
 
 const getDevice = useDevice();
 
-const tiny: E5Config = { ...E5_QUICK, episodes: 2, steps: 3, metaBatch: 2, shots: 4, hidden: 6, testTasks: 4, testChunk: 2, testQuery: 5, diagnoseAt: [2], neumann: { iterations: 2, lastSteps: 2 } };
+const tiny: E5Config = {
+  ...E5_QUICK,
+  episodes: 2,
+  steps: 3,
+  metaBatch: 2,
+  shots: 4,
+  hidden: 6,
+  testTasks: 4,
+  testChunk: 2,
+  testQuery: 5,
+  diagnoseAt: [2],
+  neumann: { iterations: 2, lastSteps: 2 },
+};
 
 describe('E5 hyperdistill-sinusoid (tiny)', () => {
   it('runs FO, 1-step, DrMAD, Neumann, HyperDistill and the online RMD references end to end without leaks', async () => {
@@ -15,7 +27,16 @@ describe('E5 hyperdistill-sinusoid (tiny)', () => {
     await expectNoLeaks(async () => {
       results = await runHyperdistillSinusoid(tiny, device);
     }, device);
-    expect(results.map((r) => r.key)).toEqual(['fo', 'oneStep', 'drmad', 'neumann', 'hyperdistill0.9', 'hyperdistill0.99', 'rmdOnline3', 'rmdOnline']);
+    expect(results.map((r) => r.key)).toEqual([
+      'fo',
+      'oneStep',
+      'drmad',
+      'neumann',
+      'hyperdistill0.9',
+      'hyperdistill0.99',
+      'rmdOnline3',
+      'rmdOnline',
+    ]);
     for (const r of results) {
       expect(r.mse.every(Number.isFinite)).toBe(true);
       expect(r.records).toHaveLength(tiny.episodes);

@@ -5,16 +5,43 @@ import { tensor, type Device, type Tensor } from '@metagrad/tensor';
 import { expectNoLeaks } from '@metagrad/autograd';
 import { disposeTree, metaWeightNet, mlp, sgd, type ParamTree } from '@metagrad/models';
 import {
-  EvoGrad, FirstOrder, OneStepLookahead, UnrolledRMD, batchedMlp, metaWeightNetProblem, treeToVector,
-  type ClassificationBatch, type HypergradEstimator, type HypergradInput,
+  EvoGrad,
+  FirstOrder,
+  OneStepLookahead,
+  UnrolledRMD,
+  batchedMlp,
+  metaWeightNetProblem,
+  treeToVector,
+  type ClassificationBatch,
+  type HypergradEstimator,
+  type HypergradInput,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 
-interface Arr { shape: number[]; data: number[] }
-interface Case { hypergrad: Arr[]; valLoss: number; K?: number; sigma?: number; tau?: number; noise?: Arr[]; steps?: number; truncate?: number; momentum?: number }
+interface Arr {
+  shape: number[];
+  data: number[];
+}
+interface Case {
+  hypergrad: Arr[];
+  valLoss: number;
+  K?: number;
+  sigma?: number;
+  tau?: number;
+  noise?: Arr[];
+  steps?: number;
+  truncate?: number;
+  momentum?: number;
+}
 const fx = JSON.parse(readFileSync(new URL('../fixtures/hypergrad.json', import.meta.url), 'utf8')) as {
-  sizes: number[]; hidden: number; innerLr: number; theta: Arr[]; lambda: Arr[];
-  trainBatches: { x: Arr; y: number[] }[]; valBatch: { x: Arr; y: number[] }; cases: Record<string, Case>;
+  sizes: number[];
+  hidden: number;
+  innerLr: number;
+  theta: Arr[];
+  lambda: Arr[];
+  trainBatches: { x: Arr; y: number[] }[];
+  valBatch: { x: Arr; y: number[] };
+  cases: Record<string, Case>;
 };
 
 const getDevice = useDevice();
@@ -32,12 +59,26 @@ const loopProblem = { trainLoss: problem.trainLoss, valLoss: problem.valLoss };
 function setup(device: Device) {
   const th = fx.theta.map((a) => up(a, device));
   const lm = fx.lambda.map((a) => up(a, device));
-  const theta = [{ weight: th[0], bias: th[1] }, { weight: th[2], bias: th[3] }];
+  const theta = [
+    { weight: th[0], bias: th[1] },
+    { weight: th[2], bias: th[3] },
+  ];
   const lambda = { fc1: { weight: lm[0], bias: lm[1] }, fc2: { weight: lm[2], bias: lm[3] } };
-  const batch = (b: { x: Arr; y: number[] }): ClassificationBatch => ({ x: up(b.x, device), y: tensor(Int32Array.from(b.y), [b.y.length], 'i32', device) });
+  const batch = (b: { x: Arr; y: number[] }): ClassificationBatch => ({
+    x: up(b.x, device),
+    y: tensor(Int32Array.from(b.y), [b.y.length], 'i32', device),
+  });
   const trainBatches = fx.trainBatches.map(batch);
   const valBatch = batch(fx.valBatch);
-  const input: HypergradInput<ParamTree, ParamTree, ClassificationBatch> = { problem, theta, lambda, trainBatch: trainBatches[0], valBatch, innerLr: fx.innerLr, trainBatches };
+  const input: HypergradInput<ParamTree, ParamTree, ClassificationBatch> = {
+    problem,
+    theta,
+    lambda,
+    trainBatch: trainBatches[0],
+    valBatch,
+    innerLr: fx.innerLr,
+    trainBatches,
+  };
   const dispose = () => {
     disposeTree(theta);
     disposeTree(lambda);
@@ -53,7 +94,10 @@ function relErr(got: Float64Array, want: Arr[]): number {
   return Math.max(...flat.map((w, i) => Math.abs(got[i] - w))) / scale;
 }
 
-async function run(estimator: HypergradEstimator<ClassificationBatch>, input: HypergradInput<ParamTree, ParamTree, ClassificationBatch>) {
+async function run(
+  estimator: HypergradEstimator<ClassificationBatch>,
+  input: HypergradInput<ParamTree, ParamTree, ClassificationBatch>,
+) {
   const r = await estimator.estimate(input);
   const v = await treeToVector(r.hypergrad);
   disposeTree(r.hypergrad);
@@ -75,12 +119,23 @@ describe('hypergradient estimators vs PyTorch (Meta-Weight-Net problem, float64 
     const { input, dispose } = setup(getDevice());
     // Measured: k3 2.6e-6 (llvmpipe and SwiftShader), k2_paper 4.1e-5 (llvmpipe) and 5.0e-5 (SwiftShader): σ = 1e-3,
     // so the perturbed losses differ by ~1e-3 and f32 rounding of each costs ~1e-5 relative. Tolerances 4–8× that.
-    for (const [name, tol] of [['evograd_k3', 2e-5], ['evograd_k2_paper', 2e-4]] as const) {
+    for (const [name, tol] of [
+      ['evograd_k3', 2e-5],
+      ['evograd_k2_paper', 2e-4],
+    ] as const) {
       const c = fx.cases[name];
-      const noise = [{ weight: up(c.noise![0], getDevice()), bias: up(c.noise![1], getDevice()) }, { weight: up(c.noise![2], getDevice()), bias: up(c.noise![3], getDevice()) }];
+      const noise = [
+        { weight: up(c.noise![0], getDevice()), bias: up(c.noise![1], getDevice()) },
+        { weight: up(c.noise![2], getDevice()), bias: up(c.noise![3], getDevice()) },
+      ];
       const batched = new EvoGrad<ClassificationBatch>({ K: c.K!, sigma: c.sigma!, tau: c.tau!, noise: 'rademacher' });
       const r1 = await batched.estimateWithNoise(input, noise);
-      const r2 = await new EvoGrad<ClassificationBatch>({ K: c.K!, sigma: c.sigma!, tau: c.tau!, noise: 'rademacher' }).estimateWithNoise({ ...input, problem: loopProblem }, noise);
+      const r2 = await new EvoGrad<ClassificationBatch>({
+        K: c.K!,
+        sigma: c.sigma!,
+        tau: c.tau!,
+        noise: 'rademacher',
+      }).estimateWithNoise({ ...input, problem: loopProblem }, noise);
       const v1 = await treeToVector(r1.hypergrad);
       const v2 = await treeToVector(r2.hypergrad);
       expect(relErr(v1, c.hypergrad), name).toBeLessThan(tol);
@@ -115,7 +170,14 @@ describe('hypergradient estimators vs PyTorch (Meta-Weight-Net problem, float64 
     const direction = fx.lambda.map((a, i) => Float32Array.from(a.data, (_, j) => Math.sin(7 * i + 3 * j + 1)));
     const flatDir = Float64Array.from(direction.flatMap((d) => Array.from(d)));
     const F = async (h: number) => {
-      const shifted = fx.lambda.map((a, i) => tensor(Float32Array.from(a.data, (x, j) => x + h * direction[i][j]), a.shape, 'f32', device));
+      const shifted = fx.lambda.map((a, i) =>
+        tensor(
+          Float32Array.from(a.data, (x, j) => x + h * direction[i][j]),
+          a.shape,
+          'f32',
+          device,
+        ),
+      );
       const lambda = { fc1: { weight: shifted[0], bias: shifted[1] }, fc2: { weight: shifted[2], bias: shifted[3] } };
       const r = await estimator.estimate({ ...input, lambda });
       disposeTree([r.hypergrad, lambda]);
@@ -150,7 +212,10 @@ describe('hypergradient estimators vs PyTorch (Meta-Weight-Net problem, float64 
       },
     };
     const foD = await run(new FirstOrder(), { ...input, problem: direct });
-    const k1D = await run(new EvoGrad({ K: 1, sigma: 0, tau: 0.05, noise: 'rademacher' }), { ...input, problem: direct });
+    const k1D = await run(new EvoGrad({ K: 1, sigma: 0, tau: 0.05, noise: 'rademacher' }), {
+      ...input,
+      problem: direct,
+    });
     expect(Math.max(...foD.v.map(Math.abs))).toBeGreaterThan(0);
     expect(Array.from(k1D.v)).toEqual(Array.from(foD.v));
     dispose();
@@ -160,7 +225,9 @@ describe('hypergradient estimators vs PyTorch (Meta-Weight-Net problem, float64 
     const device = getDevice();
     const { input, dispose } = setup(device);
     const estimators: HypergradEstimator<ClassificationBatch>[] = [
-      new FirstOrder(), new OneStepLookahead(), new EvoGrad({ K: 4, sigma: 1e-3, tau: 0.05, noise: 'rademacher', antithetic: true }),
+      new FirstOrder(),
+      new OneStepLookahead(),
+      new EvoGrad({ K: 4, sigma: 1e-3, tau: 0.05, noise: 'rademacher', antithetic: true }),
       new EvoGrad({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'gaussian', forward: 'loop' }),
       new UnrolledRMD({ steps: 3, truncate: 2, optimizer: sgd({ lr: 0.1, momentum: 0.9 }) }),
     ];

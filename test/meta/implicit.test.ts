@@ -4,7 +4,13 @@ import { InvalidArgumentError, tensor, tidy, type Device, type Tensor } from '@m
 import { expectNoLeaks, matmul, mul, mulScalar, square, sub, sum, add } from '@metagrad/autograd';
 import { disposeTree, type ParamTree } from '@metagrad/models';
 import {
-  ConjugateGradientIFT, NeumannDivergenceError, NeumannIFT, NonFiniteHypergradientError, treeToVector, type BilevelProblem, type HypergradEstimator,
+  ConjugateGradientIFT,
+  NeumannDivergenceError,
+  NeumannIFT,
+  NonFiniteHypergradientError,
+  treeToVector,
+  type BilevelProblem,
+  type HypergradEstimator,
   type HypergradInput,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
@@ -48,8 +54,13 @@ function solve(a: number[], b: number[]): number[] {
 
 const Blam = Array.from({ length: n }, (_, i) => Bm.slice(i * k, i * k + k).reduce((s, v, j) => s + v * lam[j], 0));
 const wStar = solve(A, Blam);
-const u = solve(A, wStar.map((v, i) => v - c[i]));
-const expected = lam.map((l, j) => rho * l + Array.from({ length: n }, (_, i) => Bm[i * k + j] * u[i]).reduce((s, v) => s + v, 0));
+const u = solve(
+  A,
+  wStar.map((v, i) => v - c[i]),
+);
+const expected = lam.map(
+  (l, j) => rho * l + Array.from({ length: n }, (_, i) => Bm[i * k + j] * u[i]).reduce((s, v) => s + v, 0),
+);
 
 function setup(device: Device) {
   const At = tensor(A, [n, n], 'f32', device);
@@ -64,11 +75,21 @@ function setup(device: Device) {
         const lin = sum(mul(wv, matmul(Bt, l as Tensor)));
         return sub(quad, lin);
       }),
-    valLoss: (w, l) => tidy(() => add(mulScalar(sum(square(sub(w as Tensor, ct))), 0.5), mulScalar(sum(square(l as Tensor)), 0.5 * rho))),
+    valLoss: (w, l) =>
+      tidy(() =>
+        add(mulScalar(sum(square(sub(w as Tensor, ct))), 0.5), mulScalar(sum(square(l as Tensor)), 0.5 * rho)),
+      ),
   };
   const theta = tensor(wStar, [n, 1], 'f32', device);
   const lambda = tensor(lam, [k, 1], 'f32', device);
-  const input: HypergradInput<ParamTree, ParamTree, null> = { problem, theta, lambda, trainBatch: null, valBatch: null, innerLr: 0.3 };
+  const input: HypergradInput<ParamTree, ParamTree, null> = {
+    problem,
+    theta,
+    lambda,
+    trainBatch: null,
+    valBatch: null,
+    innerLr: 0.3,
+  };
   return { input, dispose: () => disposeTree([At, Bt, ct, theta, lambda] as ParamTree) };
 }
 
@@ -79,7 +100,8 @@ async function hypergrad(est: HypergradEstimator<null>, input: HypergradInput<Pa
   return { v: Array.from(v), stats: r.stats };
 }
 
-const err = (v: number[]): number => Math.max(...v.map((x, i) => Math.abs(x - expected[i]))) / Math.max(...expected.map(Math.abs));
+const err = (v: number[]): number =>
+  Math.max(...v.map((x, i) => Math.abs(x - expected[i]))) / Math.max(...expected.map(Math.abs));
 
 describe('implicit hypergradients on a quadratic inner problem', () => {
   it('Neumann converges to the implicit gradient as iterations grow (α-scaled series)', async () => {
@@ -122,7 +144,10 @@ describe('implicit hypergradients on a quadratic inner problem', () => {
   it('frees everything it allocates', async () => {
     const { input, dispose } = setup(getDevice());
     await expectNoLeaks(async () => {
-      for (const est of [new NeumannIFT<null>({ iterations: 3, alpha: 0.3 }), new ConjugateGradientIFT<null>({ iterations: 3, damping: 0.1 })]) {
+      for (const est of [
+        new NeumannIFT<null>({ iterations: 3, alpha: 0.3 }),
+        new ConjugateGradientIFT<null>({ iterations: 3, damping: 0.1 }),
+      ]) {
         const r = await est.estimate(input);
         disposeTree(r.hypergrad);
       }
@@ -149,8 +174,13 @@ describe('implicit estimators fail loudly instead of returning wrong values', ()
 
   it('Neumann with alpha below 2/λ_max converges; above it, NeumannDivergenceError names alpha, the term and the norms', async () => {
     const { input, dispose } = setup(getDevice());
-    expect(err((await hypergrad(new NeumannIFT({ iterations: 200, alpha: 0.9 * critical }), input)).v)).toBeLessThan(1e-4);
-    for (const [alpha, iterations] of [[1.2 * critical, 30], [10, 40]]) {
+    expect(err((await hypergrad(new NeumannIFT({ iterations: 200, alpha: 0.9 * critical }), input)).v)).toBeLessThan(
+      1e-4,
+    );
+    for (const [alpha, iterations] of [
+      [1.2 * critical, 30],
+      [10, 40],
+    ]) {
       const attempt = hypergrad(new NeumannIFT({ iterations, alpha }), input);
       await expect(attempt).rejects.toThrow(NeumannDivergenceError);
       const error = (await attempt.catch((e: unknown) => e)) as NeumannDivergenceError;
@@ -158,7 +188,9 @@ describe('implicit estimators fail loudly instead of returning wrong values', ()
       expect(error.norms).toHaveLength(iterations + 1);
       expect(error.iteration).toBeGreaterThan(0);
       expect(error.iteration).toBeLessThanOrEqual(iterations);
-      expect(error.norms[error.iteration] > 2 * error.norms[0] || !Number.isFinite(error.norms[error.iteration])).toBe(true);
+      expect(error.norms[error.iteration] > 2 * error.norms[0] || !Number.isFinite(error.norms[error.iteration])).toBe(
+        true,
+      );
       expect(error.message).toMatch(new RegExp(`alpha = ${alpha}.*0 < alpha < 2/λ_max`));
     }
     dispose();
@@ -168,21 +200,37 @@ describe('implicit estimators fail loudly instead of returning wrong values', ()
     const { input, dispose } = setup(getDevice());
     // The same problem with a training loss scaled by NaN: its HVPs are NaN, the validation side is finite.
     const base = input.problem;
-    const nan: BilevelProblem<ParamTree, ParamTree, null> = { ...base, trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)) };
+    const nan: BilevelProblem<ParamTree, ParamTree, null> = {
+      ...base,
+      trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)),
+    };
     const broken = { ...input, problem: nan };
-    await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(NonFiniteHypergradientError);
-    await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(/cg-ift: the curvature .* is NaN at iteration 1 of 3/);
-    await expect(hypergrad(new NeumannIFT({ iterations: 3, alpha: 0.3 }), broken)).rejects.toThrow(/NeumannIFT diverged.*NaN at j = 1 of 3/);
+    await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(
+      NonFiniteHypergradientError,
+    );
+    await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(
+      /cg-ift: the curvature .* is NaN at iteration 1 of 3/,
+    );
+    await expect(hypergrad(new NeumannIFT({ iterations: 3, alpha: 0.3 }), broken)).rejects.toThrow(
+      /NeumannIFT diverged.*NaN at j = 1 of 3/,
+    );
     dispose();
   });
 
   it('frees everything when they throw', async () => {
     const { input, dispose } = setup(getDevice());
     const base = input.problem;
-    const nan: BilevelProblem<ParamTree, ParamTree, null> = { ...base, trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)) };
+    const nan: BilevelProblem<ParamTree, ParamTree, null> = {
+      ...base,
+      trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)),
+    };
     await expectNoLeaks(async () => {
-      await expect(new NeumannIFT<null>({ iterations: 20, alpha: 10 }).estimate(input)).rejects.toThrow(NeumannDivergenceError);
-      await expect(new ConjugateGradientIFT<null>({ iterations: 3 }).estimate({ ...input, problem: nan })).rejects.toThrow(NonFiniteHypergradientError);
+      await expect(new NeumannIFT<null>({ iterations: 20, alpha: 10 }).estimate(input)).rejects.toThrow(
+        NeumannDivergenceError,
+      );
+      await expect(
+        new ConjugateGradientIFT<null>({ iterations: 3 }).estimate({ ...input, problem: nan }),
+      ).rejects.toThrow(NonFiniteHypergradientError);
     }, getDevice());
     dispose();
   });

@@ -5,15 +5,35 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AdjointMAML, type AdjointMamlOptions, FOMAML, MAML, Reptile, iMAML, mseRegressionProblem, type MetaLearner, type MetaProblem, type SupportQueryTask } from '@metagrad/meta';
+import {
+  AdjointMAML,
+  type AdjointMamlOptions,
+  FOMAML,
+  MAML,
+  Reptile,
+  iMAML,
+  mseRegressionProblem,
+  type MetaLearner,
+  type MetaProblem,
+  type SupportQueryTask,
+} from '@metagrad/meta';
 import { type Device, type Tensor, tensor } from '@metagrad/tensor';
 import { enableGrad, expectNoLeaks, grad, requiresGrad } from '@metagrad/autograd';
 import { type MlpParams, type ParamTree, disposeTree, fromLeaves, leaves, mlp } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 
-interface T { shape: number[]; data: number[] }
+interface T {
+  shape: number[];
+  data: number[];
+}
 const fx = JSON.parse(readFileSync(new URL('../fixtures/maml.json', import.meta.url), 'utf8')) as {
-  sizes: number[]; steps: number; innerLr: number; theta: T[]; support: { x: T; y: T }; query: { x: T; y: T }; reptile: T[];
+  sizes: number[];
+  steps: number;
+  innerLr: number;
+  theta: T[];
+  support: { x: T; y: T };
+  query: { x: T; y: T };
+  reptile: T[];
 };
 const getDevice = useDevice();
 const up = (t: T, device: Device): Tensor => tensor(Float32Array.from(t.data), t.shape, 'f32', device);
@@ -21,7 +41,10 @@ const model = mlp({ sizes: fx.sizes, activation: 'tanh' });
 const problem = mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x));
 
 function setup(device: Device) {
-  const theta: MlpParams = [0, 1, 2].map((i) => ({ weight: up(fx.theta[2 * i], device), bias: up(fx.theta[2 * i + 1], device) }));
+  const theta: MlpParams = [0, 1, 2].map((i) => ({
+    weight: up(fx.theta[2 * i], device),
+    bias: up(fx.theta[2 * i + 1], device),
+  }));
   const task: SupportQueryTask = {
     support: { x: up(fx.support.x, device), y: up(fx.support.y, device) },
     query: { x: up(fx.query.x, device), y: up(fx.query.y, device) },
@@ -33,7 +56,8 @@ function setup(device: Device) {
   return { theta, task, dispose };
 }
 
-const flat = async (tree: ParamTree): Promise<number[]> => (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
+const flat = async (tree: ParamTree): Promise<number[]> =>
+  (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
 /** max |a − b| / max |b|. */
 const relErr = (a: number[], b: number[]): number => {
   expect(a.length).toBe(b.length);
@@ -44,7 +68,14 @@ const relErr = (a: number[], b: number[]): number => {
  * An independent GD loop on the host side of the API: u ← u − α(∇L(u) + λ(u − θ)), with grad() on fresh leaves and
  * plain arithmetic read back each step (float32 on the device, no learner code). Returns u_n and L(u_0..u_{n−1}).
  */
-async function referenceGd<P extends ParamTree>(p: MetaProblem<P, SupportQueryTask>, theta: P, task: SupportQueryTask, steps: number, lr: number, prox = 0): Promise<{ u: number[]; losses: number[] }> {
+async function referenceGd<P extends ParamTree>(
+  p: MetaProblem<P, SupportQueryTask>,
+  theta: P,
+  task: SupportQueryTask,
+  steps: number,
+  lr: number,
+  prox = 0,
+): Promise<{ u: number[]; losses: number[] }> {
   const th = await flat(theta);
   let u = [...th];
   const losses: number[] = [];
@@ -74,15 +105,21 @@ describe('intermediates of MAML, FOMAML, Reptile (2-8-8-1 tanh MLP, fixture task
     const s = setup(device);
     try {
       const want = fx.theta.flatMap((t, i) => t.data.map((v, k) => v - fx.reptile[i].data[k]));
-      await expectNoLeaks(async () => {
-        const r = await MAML({ steps: fx.steps, innerLr: fx.innerLr }).metaGradient(problem, s.theta, s.task, { intermediates: true });
-        expect(relErr(await flat(r.adapted), want)).toBeLessThan(2e-5);
-        expect(r.innerLosses).toHaveLength(fx.steps);
-        // φ_T has no graph and is the caller's.
-        leaves(r.adapted).forEach((t) => expect(t.requiresGrad).toBe(false));
-        disposeTree(r.gradient);
-        disposeTree(r.adapted);
-      }, device, 'MAML intermediates');
+      await expectNoLeaks(
+        async () => {
+          const r = await MAML({ steps: fx.steps, innerLr: fx.innerLr }).metaGradient(problem, s.theta, s.task, {
+            intermediates: true,
+          });
+          expect(relErr(await flat(r.adapted), want)).toBeLessThan(2e-5);
+          expect(r.innerLosses).toHaveLength(fx.steps);
+          // φ_T has no graph and is the caller's.
+          leaves(r.adapted).forEach((t) => expect(t.requiresGrad).toBe(false));
+          disposeTree(r.gradient);
+          disposeTree(r.adapted);
+        },
+        device,
+        'MAML intermediates',
+      );
     } finally {
       s.dispose();
     }
@@ -99,26 +136,30 @@ describe('intermediates of MAML, FOMAML, Reptile (2-8-8-1 tanh MLP, fixture task
       const s = setup(device);
       try {
         const ref = await referenceGd(problem, s.theta, s.task, 4, 0.1);
-        await expectNoLeaks(async () => {
-          const learner = make();
-          const r = await learner.metaGradient(problem, s.theta, s.task, { intermediates: true });
-          expect(relErr(await flat(r.adapted), ref.u)).toBeLessThan(1e-5);
-          expect(relErr(r.innerLosses, ref.losses)).toBeLessThan(1e-5);
-          disposeTree(r.gradient);
-          disposeTree(r.adapted);
-          const c = learner.metaGradientTensors!(problem, s.theta, s.task, { intermediates: true });
-          expect(c.innerLosses.shape).toEqual([4]);
-          expect(relErr(Array.from(await c.innerLosses.toArray()), ref.losses)).toBeLessThan(1e-5);
-          expect(relErr(await flat(c.adapted), ref.u)).toBeLessThan(1e-5);
-          disposeTree(c.gradient);
-          disposeTree(c.adapted);
-          c.outerLoss.dispose();
-          c.innerLosses.dispose();
-          // Without the option nothing extra comes back (and nothing is left behind).
-          const plain = await learner.metaGradient(problem, s.theta, s.task);
-          expect('adapted' in plain || 'innerLosses' in plain).toBe(false);
-          disposeTree(plain.gradient);
-        }, device, `${name} intermediates`);
+        await expectNoLeaks(
+          async () => {
+            const learner = make();
+            const r = await learner.metaGradient(problem, s.theta, s.task, { intermediates: true });
+            expect(relErr(await flat(r.adapted), ref.u)).toBeLessThan(1e-5);
+            expect(relErr(r.innerLosses, ref.losses)).toBeLessThan(1e-5);
+            disposeTree(r.gradient);
+            disposeTree(r.adapted);
+            const c = learner.metaGradientTensors!(problem, s.theta, s.task, { intermediates: true });
+            expect(c.innerLosses.shape).toEqual([4]);
+            expect(relErr(Array.from(await c.innerLosses.toArray()), ref.losses)).toBeLessThan(1e-5);
+            expect(relErr(await flat(c.adapted), ref.u)).toBeLessThan(1e-5);
+            disposeTree(c.gradient);
+            disposeTree(c.adapted);
+            c.outerLoss.dispose();
+            c.innerLosses.dispose();
+            // Without the option nothing extra comes back (and nothing is left behind).
+            const plain = await learner.metaGradient(problem, s.theta, s.task);
+            expect('adapted' in plain || 'innerLosses' in plain).toBe(false);
+            disposeTree(plain.gradient);
+          },
+          device,
+          `${name} intermediates`,
+        );
       } finally {
         s.dispose();
       }
@@ -132,13 +173,22 @@ describe('intermediates of iMAML and A-MAML', () => {
     const s = setup(device);
     try {
       const ref = await referenceGd(problem, s.theta, s.task, 5, 0.1, 2);
-      await expectNoLeaks(async () => {
-        const r = await iMAML({ lambda: 2, cgSteps: 3, steps: 5, innerLr: 0.1 }).metaGradient(problem, s.theta, s.task, { intermediates: true });
-        expect(relErr(await flat(r.adapted), ref.u)).toBeLessThan(1e-5);
-        expect(relErr(r.innerLosses, ref.losses)).toBeLessThan(1e-5);
-        disposeTree(r.gradient);
-        disposeTree(r.adapted);
-      }, device, 'iMAML intermediates');
+      await expectNoLeaks(
+        async () => {
+          const r = await iMAML({ lambda: 2, cgSteps: 3, steps: 5, innerLr: 0.1 }).metaGradient(
+            problem,
+            s.theta,
+            s.task,
+            { intermediates: true },
+          );
+          expect(relErr(await flat(r.adapted), ref.u)).toBeLessThan(1e-5);
+          expect(relErr(r.innerLosses, ref.losses)).toBeLessThan(1e-5);
+          disposeTree(r.gradient);
+          disposeTree(r.adapted);
+        },
+        device,
+        'iMAML intermediates',
+      );
     } finally {
       s.dispose();
     }
@@ -146,7 +196,10 @@ describe('intermediates of iMAML and A-MAML', () => {
 
   const amaml: [string, Omit<AdjointMamlOptions, 'T' | 'h'>][] = [
     ['Euler forward, Heun sweep, flat', { forwardMethod: 'euler' }],
-    ['Euler forward, Euler sweep, per leaf, recomputed', { forwardMethod: 'euler', backwardMethod: 'euler', flatten: false, recompute: true }],
+    [
+      'Euler forward, Euler sweep, per leaf, recomputed',
+      { forwardMethod: 'euler', backwardMethod: 'euler', flatten: false, recompute: true },
+    ],
     ['Euler forward, autograd VJP', { forwardMethod: 'euler', vjp: 'autograd' }],
   ];
   for (const [label, opts] of amaml) {
@@ -157,16 +210,22 @@ describe('intermediates of iMAML and A-MAML', () => {
         const n = 5;
         const h = 0.1;
         const ref = await referenceGd(problem, s.theta, s.task, n + 1, h);
-        await expectNoLeaks(async () => {
-          const r = await AdjointMAML({ T: n * h, h, ...opts }).metaGradient(problem, s.theta, s.task, { intermediates: true });
-          // ref.u is u_{n+1}; u(T) = u_n is the state whose loss is ref.losses[n]: check it through its loss and via a GD loop of n.
-          const refN = await referenceGd(problem, s.theta, s.task, n, h);
-          expect(relErr(await flat(r.adapted), refN.u)).toBeLessThan(1e-5);
-          expect(r.innerLosses).toHaveLength(n + 1);
-          expect(relErr(r.innerLosses, ref.losses)).toBeLessThan(1e-5);
-          disposeTree(r.gradient);
-          disposeTree(r.adapted);
-        }, device, 'A-MAML intermediates');
+        await expectNoLeaks(
+          async () => {
+            const r = await AdjointMAML({ T: n * h, h, ...opts }).metaGradient(problem, s.theta, s.task, {
+              intermediates: true,
+            });
+            // ref.u is u_{n+1}; u(T) = u_n is the state whose loss is ref.losses[n]: check it through its loss and via a GD loop of n.
+            const refN = await referenceGd(problem, s.theta, s.task, n, h);
+            expect(relErr(await flat(r.adapted), refN.u)).toBeLessThan(1e-5);
+            expect(r.innerLosses).toHaveLength(n + 1);
+            expect(relErr(r.innerLosses, ref.losses)).toBeLessThan(1e-5);
+            disposeTree(r.gradient);
+            disposeTree(r.adapted);
+          },
+          device,
+          'A-MAML intermediates',
+        );
       } finally {
         s.dispose();
       }

@@ -4,7 +4,17 @@
  * the gradient and φ_T it does not return.
  */
 import { describe, expect, it } from 'vitest';
-import { AdjointMAML, FOMAML, MAML, MetaTrainer, Reptile, iMAML, mseRegressionProblem, type MetaLearner, type SupportQueryTask } from '@metagrad/meta';
+import {
+  AdjointMAML,
+  FOMAML,
+  MAML,
+  MetaTrainer,
+  Reptile,
+  iMAML,
+  mseRegressionProblem,
+  type MetaLearner,
+  type SupportQueryTask,
+} from '@metagrad/meta';
 import { type Tensor, scope, tensor } from '@metagrad/tensor';
 import { expectNoLeaks, matmul, tanh } from '@metagrad/autograd';
 import { sgd, tree } from '@metagrad/models';
@@ -28,8 +38,14 @@ describe('100 meta-steps of each learner leave nothing behind', () => {
     it(name, async () => {
       const device = getDevice();
       const task: SupportQueryTask = {
-        support: { x: tensor([0.3, -0.8, 0.5, 0.9, 0.1, -0.4], [3, 2], 'f32', device), y: tensor([0.5, -0.2, 0.3], [3, 1], 'f32', device) },
-        query: { x: tensor([0.6, 0.2, -0.5, -0.7], [2, 2], 'f32', device), y: tensor([0.1, 0.4], [2, 1], 'f32', device) },
+        support: {
+          x: tensor([0.3, -0.8, 0.5, 0.9, 0.1, -0.4], [3, 2], 'f32', device),
+          y: tensor([0.5, -0.2, 0.3], [3, 1], 'f32', device),
+        },
+        query: {
+          x: tensor([0.6, 0.2, -0.5, -0.7], [2, 2], 'f32', device),
+          y: tensor([0.1, 0.4], [2, 1], 'f32', device),
+        },
       };
       const theta: W = { w: tensor([0.2, -0.1], [2, 1], 'f32', device) };
       const learner = make();
@@ -38,23 +54,30 @@ describe('100 meta-steps of each learner leave nothing behind', () => {
         const warm = new MetaTrainer(learner, problem, theta, sgd({ lr: 0.05 }));
         for (let i = 0; i < 4; i++) await warm.step([task]);
         warm.dispose();
-        await expectNoLeaks(async () => {
-          const trainer = new MetaTrainer(learner, problem, theta, sgd({ lr: 0.05 }));
-          let first = NaN;
-          let last = NaN;
-          for (let i = 0; i < 100; i++) {
-            const { outerLoss } = await trainer.step([task, task]);
-            if (i === 0) first = outerLoss;
-            last = outerLoss;
-            // The intermediates, read inside a scope: the gradient and φ_T it made are freed there.
-            if (i % 25 === 0) {
-              const losses = await scope(async () => (await learner.metaGradient(problem, trainer.theta, task, { intermediates: true })).innerLosses);
-              expect(losses.every(Number.isFinite)).toBe(true);
+        await expectNoLeaks(
+          async () => {
+            const trainer = new MetaTrainer(learner, problem, theta, sgd({ lr: 0.05 }));
+            let first = NaN;
+            let last = NaN;
+            for (let i = 0; i < 100; i++) {
+              const { outerLoss } = await trainer.step([task, task]);
+              if (i === 0) first = outerLoss;
+              last = outerLoss;
+              // The intermediates, read inside a scope: the gradient and φ_T it made are freed there.
+              if (i % 25 === 0) {
+                const losses = await scope(
+                  async () =>
+                    (await learner.metaGradient(problem, trainer.theta, task, { intermediates: true })).innerLosses,
+                );
+                expect(losses.every(Number.isFinite)).toBe(true);
+              }
             }
-          }
-          expect(last).toBeLessThan(first);
-          trainer.dispose();
-        }, device, `${name}: 100 meta-steps`);
+            expect(last).toBeLessThan(first);
+            trainer.dispose();
+          },
+          device,
+          `${name}: 100 meta-steps`,
+        );
       } finally {
         tree.dispose([theta, task.support.x, task.support.y, task.query.x, task.query.y]);
       }

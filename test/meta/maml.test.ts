@@ -1,25 +1,49 @@
 /** @file MAML / FOMAML / Reptile against PyTorch fixtures, iMAML on a quadratic against its closed form, meta-batches and outer steps, named errors, leaks. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { FOMAML, MAML, MetaTrainer, Reptile, adapt, iMAML, metaGradientBatch, type MetaLearner, type SupportQueryTask, mseRegressionProblem } from '@metagrad/meta';
+import {
+  FOMAML,
+  MAML,
+  MetaTrainer,
+  Reptile,
+  adapt,
+  iMAML,
+  metaGradientBatch,
+  type MetaLearner,
+  type SupportQueryTask,
+  mseRegressionProblem,
+} from '@metagrad/meta';
 import { InvalidArgumentError, type Device, type Tensor, tensor } from '@metagrad/tensor';
 import { expectNoLeaks, matmul } from '@metagrad/autograd';
 import { type MlpParams, adam, disposeTree, leaves, mlp, sgd } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 
-interface T { shape: number[]; data: number[] }
+interface T {
+  shape: number[];
+  data: number[];
+}
 const fx = JSON.parse(readFileSync(new URL('../fixtures/maml.json', import.meta.url), 'utf8')) as {
-  sizes: number[]; steps: number; innerLr: number; theta: T[]; support: { x: T; y: T }; query: { x: T; y: T };
-  outerLoss: number; maml: T[]; fomaml: T[]; reptile: T[];
+  sizes: number[];
+  steps: number;
+  innerLr: number;
+  theta: T[];
+  support: { x: T; y: T };
+  query: { x: T; y: T };
+  outerLoss: number;
+  maml: T[];
+  fomaml: T[];
+  reptile: T[];
 };
 
 const getDevice = useDevice();
 const up = (t: T, device: Device): Tensor => tensor(Float32Array.from(t.data), t.shape, 'f32', device);
 
-
 function fixtureSetup(device: Device) {
   const model = mlp({ sizes: fx.sizes, activation: 'tanh' });
-  const theta: MlpParams = [0, 1, 2].map((i) => ({ weight: up(fx.theta[2 * i], device), bias: up(fx.theta[2 * i + 1], device) }));
+  const theta: MlpParams = [0, 1, 2].map((i) => ({
+    weight: up(fx.theta[2 * i], device),
+    bias: up(fx.theta[2 * i + 1], device),
+  }));
   const task: SupportQueryTask = {
     support: { x: up(fx.support.x, device), y: up(fx.support.y, device) },
     query: { x: up(fx.query.x, device), y: up(fx.query.y, device) },
@@ -56,13 +80,17 @@ describe('MAML family against PyTorch (2-8-8-1 tanh MLP, 3 inner steps, lr 0.1)'
       const device = getDevice();
       const s = fixtureSetup(device);
       try {
-        await expectNoLeaks(async () => {
-          const r = await make().metaGradient(s.problem, s.theta, s.task);
-          expect(await relErr(leaves(r.gradient), fx[key] as T[])).toBeLessThan(2e-5);
-          expect(r.outerLoss).toBeCloseTo(fx.outerLoss, 5);
-          expect(r.stats.innerSteps).toBe(fx.steps);
-          disposeTree(r.gradient);
-        }, device, name);
+        await expectNoLeaks(
+          async () => {
+            const r = await make().metaGradient(s.problem, s.theta, s.task);
+            expect(await relErr(leaves(r.gradient), fx[key] as T[])).toBeLessThan(2e-5);
+            expect(r.outerLoss).toBeCloseTo(fx.outerLoss, 5);
+            expect(r.stats.innerSteps).toBe(fx.steps);
+            disposeTree(r.gradient);
+          },
+          device,
+          name,
+        );
       } finally {
         s.dispose();
       }
@@ -70,36 +98,50 @@ describe('MAML family against PyTorch (2-8-8-1 tanh MLP, 3 inner steps, lr 0.1)'
   }
 
   it('second-order MAML differs from FOMAML here (the fixture exercises the Hessian terms)', async () => {
-    expect(await relErr(fx.fomaml.map((t) => tensor(Float32Array.from(t.data), t.shape, 'f32', getDevice())), fx.maml)).toBeGreaterThan(1e-2);
+    expect(
+      await relErr(
+        fx.fomaml.map((t) => tensor(Float32Array.from(t.data), t.shape, 'f32', getDevice())),
+        fx.maml,
+      ),
+    ).toBeGreaterThan(1e-2);
   });
 
   it('a meta-batch averages per-task gradients, and a trainer step with SGD(lr 1) moves θ by −gradient', async () => {
     const device = getDevice();
     const s = fixtureSetup(device);
     try {
-      await expectNoLeaks(async () => {
-        const learner = FOMAML({ steps: fx.steps, innerLr: fx.innerLr });
-        const batch = await metaGradientBatch(learner, s.problem, s.theta, [s.task, s.task]);
-        expect(await relErr(leaves(batch.gradient), fx.fomaml)).toBeLessThan(2e-5);
-        expect(batch.stats.innerSteps).toBe(2 * fx.steps);
-        disposeTree(batch.gradient);
-        const trainer = new MetaTrainer(learner, s.problem, s.theta, sgd({ lr: 1 }));
-        await trainer.step([s.task]);
-        const want = fx.theta.map((t, i) => ({ shape: t.shape, data: t.data.map((v, k) => v - fx.fomaml[i].data[k]) }));
-        expect(await relErr(leaves(trainer.theta), want)).toBeLessThan(2e-5);
-        expect(trainer.iteration).toBe(1);
-        trainer.dispose();
-        // Adam's state (moments) is replaced each step and released with the trainer.
-        const withAdam = new MetaTrainer(learner, s.problem, s.theta, adam({ lr: 1e-3 }));
-        await withAdam.step([s.task]);
-        await withAdam.step([s.task]);
-        withAdam.dispose();
-        const curve = await adapt(s.problem, s.theta, s.task, {
-          steps: 3, innerLr: fx.innerLr, evalAt: [0, 3],
-          evaluate: async (p) => (await readLoss(s.problem.outerLoss(p, s.task))),
-        });
-        expect(curve[1]).toBeCloseTo(fx.outerLoss, 4);
-      }, device, 'meta-batch and trainer');
+      await expectNoLeaks(
+        async () => {
+          const learner = FOMAML({ steps: fx.steps, innerLr: fx.innerLr });
+          const batch = await metaGradientBatch(learner, s.problem, s.theta, [s.task, s.task]);
+          expect(await relErr(leaves(batch.gradient), fx.fomaml)).toBeLessThan(2e-5);
+          expect(batch.stats.innerSteps).toBe(2 * fx.steps);
+          disposeTree(batch.gradient);
+          const trainer = new MetaTrainer(learner, s.problem, s.theta, sgd({ lr: 1 }));
+          await trainer.step([s.task]);
+          const want = fx.theta.map((t, i) => ({
+            shape: t.shape,
+            data: t.data.map((v, k) => v - fx.fomaml[i].data[k]),
+          }));
+          expect(await relErr(leaves(trainer.theta), want)).toBeLessThan(2e-5);
+          expect(trainer.iteration).toBe(1);
+          trainer.dispose();
+          // Adam's state (moments) is replaced each step and released with the trainer.
+          const withAdam = new MetaTrainer(learner, s.problem, s.theta, adam({ lr: 1e-3 }));
+          await withAdam.step([s.task]);
+          await withAdam.step([s.task]);
+          withAdam.dispose();
+          const curve = await adapt(s.problem, s.theta, s.task, {
+            steps: 3,
+            innerLr: fx.innerLr,
+            evalAt: [0, 3],
+            evaluate: async (p) => await readLoss(s.problem.outerLoss(p, s.task)),
+          });
+          expect(curve[1]).toBeCloseTo(fx.outerLoss, 4);
+        },
+        device,
+        'meta-batch and trainer',
+      );
     } finally {
       s.dispose();
     }
@@ -133,11 +175,13 @@ function solve(A: Mat, b: number[]): number[] {
 /** H = 2XᵀX/N and b = 2Xᵀy/N of the mean squared error of the linear model. */
 function quadratic(x: number[], y: number[], d: number): { H: Mat; b: number[] } {
   const N = y.length;
-  const H = Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => {
-    let s = 0;
-    for (let k = 0; k < N; k++) s += x[k * d + i] * x[k * d + j];
-    return (2 * s) / N;
-  }));
+  const H = Array.from({ length: d }, (_, i) =>
+    Array.from({ length: d }, (_, j) => {
+      let s = 0;
+      for (let k = 0; k < N; k++) s += x[k * d + i] * x[k * d + j];
+      return (2 * s) / N;
+    }),
+  );
   const b = Array.from({ length: d }, (_, i) => {
     let s = 0;
     for (let k = 0; k < N; k++) s += x[k * d + i] * y[k];
@@ -145,7 +189,6 @@ function quadratic(x: number[], y: number[], d: number): { H: Mat; b: number[] }
   });
   return { H, b };
 }
-
 
 describe('iMAML', () => {
   it('matches (I + H/λ)⁻¹∇J(u*) on a quadratic, with u* = (H + λI)⁻¹(b + λθ)', async () => {
@@ -159,24 +202,40 @@ describe('iMAML', () => {
     const th = [0.2, -0.1, 0.4];
     const { H, b } = quadratic(xs, ys, d);
     const q = quadratic(xq, yq, d);
-    const ustar = solve(H.map((r, i) => r.map((v, j) => v + (i === j ? lambda : 0))), b.map((v, i) => v + lambda * th[i]));
+    const ustar = solve(
+      H.map((r, i) => r.map((v, j) => v + (i === j ? lambda : 0))),
+      b.map((v, i) => v + lambda * th[i]),
+    );
     const gJ = matVec(q.H, ustar).map((v, i) => v - q.b[i]);
-    const want = solve(H.map((r, i) => r.map((v, j) => (i === j ? 1 : 0) + v / lambda)), gJ);
+    const want = solve(
+      H.map((r, i) => r.map((v, j) => (i === j ? 1 : 0) + v / lambda)),
+      gJ,
+    );
 
     const theta = { w: tensor(Float32Array.from(th), [d, 1], 'f32', device) };
     const task: SupportQueryTask = {
-      support: { x: tensor(Float32Array.from(xs), [5, d], 'f32', device), y: tensor(Float32Array.from(ys), [5, 1], 'f32', device) },
-      query: { x: tensor(Float32Array.from(xq), [4, d], 'f32', device), y: tensor(Float32Array.from(yq), [4, 1], 'f32', device) },
+      support: {
+        x: tensor(Float32Array.from(xs), [5, d], 'f32', device),
+        y: tensor(Float32Array.from(ys), [5, 1], 'f32', device),
+      },
+      query: {
+        x: tensor(Float32Array.from(xq), [4, d], 'f32', device),
+        y: tensor(Float32Array.from(yq), [4, 1], 'f32', device),
+      },
     };
     try {
-      await expectNoLeaks(async () => {
-        const problem = mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w));
-        const r = await iMAML({ lambda, cgSteps: d, steps: 300, innerLr: 0.2 }).metaGradient(problem, theta, task);
-        const got = Array.from(await r.gradient.w.toArray());
-        got.forEach((g, i) => expect(g).toBeCloseTo(want[i], 4));
-        expect(r.stats.hvps).toBeLessThanOrEqual(d);
-        disposeTree(r.gradient);
-      }, device, 'iMAML');
+      await expectNoLeaks(
+        async () => {
+          const problem = mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w));
+          const r = await iMAML({ lambda, cgSteps: d, steps: 300, innerLr: 0.2 }).metaGradient(problem, theta, task);
+          const got = Array.from(await r.gradient.w.toArray());
+          got.forEach((g, i) => expect(g).toBeCloseTo(want[i], 4));
+          expect(r.stats.hvps).toBeLessThanOrEqual(d);
+          disposeTree(r.gradient);
+        },
+        device,
+        'iMAML',
+      );
     } finally {
       disposeTree(theta);
       for (const s of [task.support, task.query]) [s.x, s.y].forEach((t) => t.dispose());
@@ -194,6 +253,13 @@ describe('named errors', () => {
     expect(() => iMAML({ lambda: 1, cgSteps: 0 })).toThrow(/cgSteps/);
   });
   it('an empty meta-batch is refused', async () => {
-    await expect(metaGradientBatch(FOMAML({ steps: 1, innerLr: 0.1 }), mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w)), { w: tensor([1], [1, 1], 'f32', getDevice()) }, [])).rejects.toThrow(/empty/);
+    await expect(
+      metaGradientBatch(
+        FOMAML({ steps: 1, innerLr: 0.1 }),
+        mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w)),
+        { w: tensor([1], [1, 1], 'f32', getDevice()) },
+        [],
+      ),
+    ).rejects.toThrow(/empty/);
   });
 });

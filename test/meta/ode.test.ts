@@ -1,8 +1,15 @@
 /** @file Tests of odeint, solveTracked and adjointGradient on problems with closed forms, and the E6 quick-run goals. */
 import { describe, expect, it } from 'vitest';
 import {
-  type HostVector, type OdeFunc, StepSizeUnderflowError, TooManyStepsError, adjointGradient,
-  float32VectorOps, odeint, odeintDetailed, solveTracked,
+  type HostVector,
+  type OdeFunc,
+  StepSizeUnderflowError,
+  TooManyStepsError,
+  adjointGradient,
+  float32VectorOps,
+  odeint,
+  odeintDetailed,
+  solveTracked,
 } from '@metagrad/meta';
 import { InvalidArgumentError } from '@metagrad/tensor';
 import { runAdjointOdeAccuracy } from '@metagrad/experiments/node';
@@ -20,7 +27,10 @@ const b = 2;
 const rot: OdeFunc<HostVector> = (_t, u) => vec(a * u[0] + b * u[1], -b * u[0] + a * u[1]);
 const rotExact = (t: number, u0: number[]): number[] => {
   const s = Math.exp(a * t);
-  return [s * (Math.cos(b * t) * u0[0] + Math.sin(b * t) * u0[1]), s * (-Math.sin(b * t) * u0[0] + Math.cos(b * t) * u0[1])];
+  return [
+    s * (Math.cos(b * t) * u0[0] + Math.sin(b * t) * u0[1]),
+    s * (-Math.sin(b * t) * u0[0] + Math.cos(b * t) * u0[1]),
+  ];
 };
 
 const maxErr = (x: HostVector, y: number[]): number => Math.max(...y.map((v, i) => Math.abs(x[i] - v)));
@@ -29,7 +39,12 @@ const maxErr = (x: HostVector, y: number[]): number => Math.max(...y.map((v, i) 
 const order = (e1: number, e2: number): number => Math.log2(e1 / e2);
 
 describe('odeint: fixed-step orders of convergence', () => {
-  const cases = [['euler', 1], ['heun', 2], ['midpoint', 2], ['rk4', 4]] as const;
+  const cases = [
+    ['euler', 1],
+    ['heun', 2],
+    ['midpoint', 2],
+    ['rk4', 4],
+  ] as const;
   for (const [method, p] of cases) {
     it(`${method} converges with order ${p}`, async () => {
       const errs: number[] = [];
@@ -100,7 +115,11 @@ describe('odeint: dopri5', () => {
 
   it('throws StepSizeUnderflowError with the time reached at a blow-up', async () => {
     // y' = y², y(0) = 1: y = 1/(1 − t) blows up at t = 1.
-    const err = await odeint((_t, y) => vec(y[0] * y[0]), vec(1), [0, 2], { rtol: 1e-6, atol: 1e-9, minStep: 1e-8 }).catch((e) => e);
+    const err = await odeint((_t, y) => vec(y[0] * y[0]), vec(1), [0, 2], {
+      rtol: 1e-6,
+      atol: 1e-9,
+      minStep: 1e-8,
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(StepSizeUnderflowError);
     expect(err.t).toBeGreaterThan(0.99);
     expect(err.t).toBeLessThan(1.01);
@@ -129,13 +148,15 @@ describe('odeint: dopri5', () => {
     await expect(odeint(rot, [1, 0], [0, 1], { method: 'rk45' as never })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(odeint(rot, [1, 0], [0, 1, 0.5])).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(odeint(rot, [1, 0], [0, 1], { rtol: 0, atol: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(odeint(rot, [1, 0], [0, 1], { method: 'rk4', stepSize: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(odeint(rot, [1, 0], [0, 1], { method: 'rk4', stepSize: -1 })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     await expect(odeint(rot, [1, 0], [])).rejects.toBeInstanceOf(InvalidArgumentError);
     // Non-host states without their VectorOps would be silently mangled by the host default.
     await expect(odeint(rot as never, { w: 1 } as never, [0, 1])).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
-  it('releases everything it creates and never the caller\'s vectors', async () => {
+  it("releases everything it creates and never the caller's vectors", async () => {
     for (const method of ['dopri5', 'heun', 'rk4'] as const) {
       const ops = countingOps();
       const y0 = vec(1, 0);
@@ -160,7 +181,9 @@ describe('solveTracked', () => {
       const tr = await solveTracked(rot, [1, 0], 2, { h: 0.1, method, rtol: 1e-9, atol: 1e-11 });
       expect(tr.times).toHaveLength(21);
       expect(tr.times[20]).toBe(2);
-      tr.states.forEach((u, k) => expect(maxErr(u!, rotExact(tr.times[k], [1, 0]))).toBeLessThan(method === 'rk4' ? 3e-5 : 1e-8));
+      tr.states.forEach((u, k) =>
+        expect(maxErr(u!, rotExact(tr.times[k], [1, 0]))).toBeLessThan(method === 'rk4' ? 3e-5 : 1e-8),
+      );
       expect(tr.final).toBe(tr.states[20]);
     }
   });
@@ -169,7 +192,13 @@ describe('solveTracked', () => {
     const f: OdeFunc<HostVector> = (t, u) => vec(-Math.sin(u[0]) + Math.cos(t) * u[1], -0.3 * u[1] + 0.1 * u[0] * u[0]);
     for (const method of ['dopri5', 'heun'] as const) {
       const full = await solveTracked(f, [1, -0.5], 3, { nStates: 50, method, rtol: 1e-6, atol: 1e-9 });
-      const ckpt = await solveTracked(f, [1, -0.5], 3, { nStates: 50, method, rtol: 1e-6, atol: 1e-9, recompute: true });
+      const ckpt = await solveTracked(f, [1, -0.5], 3, {
+        nStates: 50,
+        method,
+        rtol: 1e-6,
+        atol: 1e-9,
+        recompute: true,
+      });
       expect(ckpt.checkpointEvery).toBe(7);
       expect(ckpt.states.filter((s) => s !== undefined)).toHaveLength(9); // 0, 7, …, 49 and 50
       for (let k0 = 0; k0 < 50; k0 += 7) {
@@ -197,7 +226,8 @@ describe('adjointGradient', () => {
   // J = cᵀu(T) for u' = A u: dJ/du0 = e^{AᵀT} c; the VJP is Aᵀλ.
   const c = [1, -2];
   const T = 2;
-  const vjpRot = (_u: HostVector, _t: number, l: HostVector): HostVector => vec(a * l[0] - b * l[1], b * l[0] + a * l[1]);
+  const vjpRot = (_u: HostVector, _t: number, l: HostVector): HostVector =>
+    vec(a * l[0] - b * l[1], b * l[0] + a * l[1]);
   const exactGrad = (): number[] => {
     const s = Math.exp(a * T);
     const [co, si] = [Math.cos(b * T), Math.sin(b * T)];
@@ -230,14 +260,24 @@ describe('adjointGradient', () => {
     // y' = −2ty (E6 homogeneous part): λ(0) = λ(T)e^{−T²}; VJP −2tλ.
     const times = Array.from({ length: 201 }, (_, k) => (k / 200) ** 1.5);
     const states = times.map(() => vec(0)); // the VJP does not read u
-    const { gradient } = await adjointGradient({ states, times, dJdUT: vec(3), vjpF: (_u, t, l) => vec(-2 * t * l[0]) });
+    const { gradient } = await adjointGradient({
+      states,
+      times,
+      dJdUT: vec(3),
+      vjpF: (_u, t, l) => vec(-2 * t * l[0]),
+    });
     expect(Math.abs(gradient[0] - 3 * Math.exp(-1))).toBeLessThan(1e-4);
   });
 
   it('releases everything it creates, including recomputed stretches', async () => {
     for (const forward of ['dopri5', 'rk4'] as const) {
       const ops = countingOps();
-      const tr = await solveTracked(ops.owned(rot), vec(1, 0), 1, { nStates: 20, method: forward, ops, recompute: true });
+      const tr = await solveTracked(ops.owned(rot), vec(1, 0), 1, {
+        nStates: 20,
+        method: forward,
+        ops,
+        recompute: true,
+      });
       const dJ = vec(1, 1);
       for (const method of ['heun', 'euler'] as const) {
         const { gradient } = await adjointGradient({ trajectory: tr, dJdUT: dJ, vjpF: ops.owned(vjpRot), ops, method });
@@ -249,9 +289,12 @@ describe('adjointGradient', () => {
   });
 
   it('rejects mismatched inputs', async () => {
-    await expect(adjointGradient({ states: [vec(0)], times: [0, 1], dJdUT: [1], vjpF: vjpRot })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(adjointGradient({ states: [vec(0), vec(0)], times: [0, 1], dJdUT: [1], vjpF: vjpRot, method: 'rk4' as never }))
-      .rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(adjointGradient({ states: [vec(0)], times: [0, 1], dJdUT: [1], vjpF: vjpRot })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    await expect(
+      adjointGradient({ states: [vec(0), vec(0)], times: [0, 1], dJdUT: [1], vjpF: vjpRot, method: 'rk4' as never }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 });
 

@@ -6,7 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import type { MemoryStats } from '@metagrad/tensor';
 import { Adam, SGD, disposeTree } from '@metagrad/models';
-import { EvoGrad, type HypergradEstimator, OneStepLookahead, OnlineTrainer, type ClassificationBatch } from '@metagrad/meta';
+import {
+  EvoGrad,
+  type HypergradEstimator,
+  OneStepLookahead,
+  OnlineTrainer,
+  type ClassificationBatch,
+} from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 import { classifier, problem, randomBatch, weightNet } from './mwn-fixture';
 
@@ -33,7 +39,16 @@ describe('OnlineTrainer device memory', () => {
         const lambda = weightNet.init(2, device);
         const thetaOptimizer = new SGD(theta, { lr: 0.1, momentum: 0.9 });
         const lambdaOptimizer = new Adam(lambda, { lr: 1e-2 });
-        const trainer = new OnlineTrainer({ problem, estimator: make(), theta, lambda, thetaOptimizer, lambdaOptimizer, order, innerLr: 0.1 });
+        const trainer = new OnlineTrainer({
+          problem,
+          estimator: make(),
+          theta,
+          lambda,
+          thetaOptimizer,
+          lambdaOptimizer,
+          order,
+          innerLr: 0.1,
+        });
         // Warm-up: optimiser state, pipelines, pooled buffers and cached staging buffers exist before the window.
         for (let i = 0; i < 5; i++) await trainer.trainStep(train, val);
         const before = footprint(device.memory());
@@ -41,7 +56,9 @@ describe('OnlineTrainer device memory', () => {
         const after = footprint(device.memory());
         expect(after).toEqual(before);
         expect(before.bytesStaging, 'the device reports its staging bytes').toBeGreaterThan(0);
-        expect(trainer.log.every((entry) => Number.isFinite(entry.trainLoss) && Number.isFinite(entry.valLoss))).toBe(true);
+        expect(trainer.log.every((entry) => Number.isFinite(entry.trainLoss) && Number.isFinite(entry.valLoss))).toBe(
+          true,
+        );
         thetaOptimizer.dispose();
         lambdaOptimizer.dispose();
         disposeTree([theta, lambda, train.x, train.y, val.x, val.y]);

@@ -9,15 +9,34 @@ import { type Device, type MemoryStats, type Tensor, scope, tensor, tidy } from 
 import { add, exp, matmul, mean, mul, square, sub, sum, tanh } from '@metagrad/autograd';
 import { SGD, sgd } from '@metagrad/models';
 import {
-  AdjointMAML, ConjugateGradientIFT, EvoGrad, FOMAML, FirstOrder, MAML, MetaTrainer, NeumannIFT, OneStepLookahead, OnlineTrainer, Reptile, UnrolledRMD, iMAML,
-  mseRegressionProblem, type BilevelProblem, type HypergradEstimator, type MetaLearner, type SupportQueryTask,
+  AdjointMAML,
+  ConjugateGradientIFT,
+  EvoGrad,
+  FOMAML,
+  FirstOrder,
+  MAML,
+  MetaTrainer,
+  NeumannIFT,
+  OneStepLookahead,
+  OnlineTrainer,
+  Reptile,
+  UnrolledRMD,
+  iMAML,
+  mseRegressionProblem,
+  type BilevelProblem,
+  type HypergradEstimator,
+  type MetaLearner,
+  type SupportQueryTask,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 
 const getDevice = useDevice();
 
 /** What must come back after the run (the scope frees θ, λ, the batches and the optimisers' buffers). */
-const live = (d: Device): Pick<MemoryStats, 'liveTensors' | 'bytesInUse'> => ({ liveTensors: d.memory().liveTensors, bytesInUse: d.memory().bytesInUse });
+const live = (d: Device): Pick<MemoryStats, 'liveTensors' | 'bytesInUse'> => ({
+  liveTensors: d.memory().liveTensors,
+  bytesInUse: d.memory().bytesInUse,
+});
 /** What must not grow from step to step (the peak is reset by the trainers). */
 function footprint(d: Device): Partial<MemoryStats> {
   const { peakBytesInUse: _peak, ...rest } = d.memory();
@@ -68,8 +87,14 @@ describe('500 OnlineTrainer steps of each estimator, no dispose in the caller', 
         const theta: Theta = { w: tensor([0.3, -0.2, 0.1], [3, 1], 'f32', device) };
         const lambda = tensor([-2], [1], 'f32', device);
         const trainer = new OnlineTrainer({
-          problem: ridge, estimator: make(), theta, lambda, order: 'meta-first', innerLr: 0.05,
-          thetaOptimizer: new SGD(theta, { lr: 0.05, momentum: 0.9 }), lambdaOptimizer: new SGD(lambda, { lr: 0.01 }),
+          problem: ridge,
+          estimator: make(),
+          theta,
+          lambda,
+          order: 'meta-first',
+          innerLr: 0.05,
+          thetaOptimizer: new SGD(theta, { lr: 0.05, momentum: 0.9 }),
+          lambdaOptimizer: new SGD(lambda, { lr: 0.01 }),
         });
         for (let i = 0; i < 20; i++) await trainer.trainStep(train, val, [train, val]);
         const warm = footprint(device);
@@ -102,10 +127,21 @@ describe('100 MetaTrainer meta-steps of each learner, no dispose in the caller',
       let flat: [Partial<MemoryStats>, Partial<MemoryStats>] | undefined;
       await scope(async () => {
         const task: SupportQueryTask = {
-          support: { x: tensor([0.3, -0.8, 0.5, 0.9, 0.1, -0.4, 0.2, 0.6, -0.3], [3, 3], 'f32', device), y: tensor([0.5, -0.2, 0.3], [3, 1], 'f32', device) },
-          query: { x: tensor([0.6, 0.2, -0.5, -0.7, 0.4, 0.1], [2, 3], 'f32', device), y: tensor([0.1, 0.4], [2, 1], 'f32', device) },
+          support: {
+            x: tensor([0.3, -0.8, 0.5, 0.9, 0.1, -0.4, 0.2, 0.6, -0.3], [3, 3], 'f32', device),
+            y: tensor([0.5, -0.2, 0.3], [3, 1], 'f32', device),
+          },
+          query: {
+            x: tensor([0.6, 0.2, -0.5, -0.7, 0.4, 0.1], [2, 3], 'f32', device),
+            y: tensor([0.1, 0.4], [2, 1], 'f32', device),
+          },
         };
-        const trainer = new MetaTrainer(make(), regression, { w: tensor([0.2, -0.1, 0.3], [3, 1], 'f32', device) }, sgd({ lr: 0.05 }));
+        const trainer = new MetaTrainer(
+          make(),
+          regression,
+          { w: tensor([0.2, -0.1, 0.3], [3, 1], 'f32', device) },
+          sgd({ lr: 0.05 }),
+        );
         const first = (await trainer.step([task, task])).outerLoss;
         for (let i = 1; i < 10; i++) await trainer.step([task, task]);
         const warm = tensorFootprint(device);

@@ -8,8 +8,24 @@ import { tensor, type Device, type Tensor } from '@metagrad/tensor';
 import { expectNoLeaks, mul, mulScalar } from '@metagrad/autograd';
 import { adam, disposeTree, mapTree, mlp, Rng, type MlpParams, type ParamTree } from '@metagrad/models';
 import {
-  DrMAD, EpisodicTrainer, FOMAML, HyperDistill, MAML, MetaTrainer, NonFiniteHypergradientError, Reptile, firstOrderMethod, hyperDistillMethod,
-  mseRegressionProblem, offlineMethod, regressionBatchOps, treeToVector, type Episode, type HyperMethod, type MetaLearner, type RegressionBatch,
+  DrMAD,
+  EpisodicTrainer,
+  FOMAML,
+  HyperDistill,
+  MAML,
+  MetaTrainer,
+  NonFiniteHypergradientError,
+  Reptile,
+  firstOrderMethod,
+  hyperDistillMethod,
+  mseRegressionProblem,
+  offlineMethod,
+  regressionBatchOps,
+  treeToVector,
+  type Episode,
+  type HyperMethod,
+  type MetaLearner,
+  type RegressionBatch,
   type SupportQueryTask,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
@@ -61,7 +77,8 @@ function draw<X>(rng: Rng, pool: readonly X[], k: number): X[] {
   return Array.from({ length: k }, () => left.splice(rng.int(left.length), 1)[0]);
 }
 
-const disposeTasks = (tasks: SupportQueryTask[]): void => tasks.forEach((t) => [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose()));
+const disposeTasks = (tasks: SupportQueryTask[]): void =>
+  tasks.forEach((t) => [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose()));
 
 const learners: [string, () => MetaLearner][] = [
   ['MAML', () => MAML({ steps: 3, innerLr: 0.1 })],
@@ -84,7 +101,9 @@ describe('MetaTrainer compiled', () => {
         const batch = draw(rng, pool, 3);
         const a = await compiled.step(batch);
         const b = await eager.step(batch);
-        expect(Math.abs(a.outerLoss - b.outerLoss) / Math.abs(b.outerLoss), `outer loss at step ${it}`).toBeLessThan(1e-5);
+        expect(Math.abs(a.outerLoss - b.outerLoss) / Math.abs(b.outerLoss), `outer loss at step ${it}`).toBeLessThan(
+          1e-5,
+        );
         expect(a.stats).toEqual(b.stats);
       }
       expect(relDiff(await vec(compiled.theta), await vec(eager.theta))).toBeLessThan(1e-5);
@@ -114,7 +133,9 @@ describe('MetaTrainer compiled', () => {
       },
     };
     const compiled = new MetaTrainer(FOMAML({ steps: 2, innerLr: 0.1 }), scaled, theta0, adam({ lr: 1e-2 }));
-    const eager = new MetaTrainer(FOMAML({ steps: 2, innerLr: 0.1 }), scaled, theta0, adam({ lr: 1e-2 }), { compile: false });
+    const eager = new MetaTrainer(FOMAML({ steps: 2, innerLr: 0.1 }), scaled, theta0, adam({ lr: 1e-2 }), {
+      compile: false,
+    });
     for (let it = 0; it < 6; it++) {
       const batch = [pool[it % 4], pool[(it + 1) % 4]];
       const a = await compiled.step(batch);
@@ -138,9 +159,13 @@ describe('MetaTrainer compiled', () => {
     const rng = new Rng(5);
     const batch = () => draw(rng, pool, 2);
     for (let i = 0; i < 3; i++) await tr.step(batch());
-    await expectNoLeaks(async () => {
-      for (let i = 0; i < 50; i++) await tr.step(batch());
-    }, device, 'MetaTrainer compiled steps');
+    await expectNoLeaks(
+      async () => {
+        for (let i = 0; i < 50; i++) await tr.step(batch());
+      },
+      device,
+      'MetaTrainer compiled steps',
+    );
     expect(tr.compileStats()!.replays).toBe(50);
     tr.dispose();
     disposeTree(theta0);
@@ -159,11 +184,20 @@ interface MethodCase {
 
 const methods: MethodCase[] = [
   { name: 'FO', make: () => firstOrderMethod() },
-  { name: '1-step', make: () => hyperDistillMethod(new HyperDistill({ gamma: 0, estimationPeriod: 1, theta: 1 }), '1-step') },
-  { name: 'HyperDistill γ=0.9 (θ fitted every 2 episodes)', make: () => hyperDistillMethod(new HyperDistill({ gamma: 0.9, estimationPeriod: 2 })) },
+  {
+    name: '1-step',
+    make: () => hyperDistillMethod(new HyperDistill({ gamma: 0, estimationPeriod: 1, theta: 1 }), '1-step'),
+  },
+  {
+    name: 'HyperDistill γ=0.9 (θ fitted every 2 episodes)',
+    make: () => hyperDistillMethod(new HyperDistill({ gamma: 0.9, estimationPeriod: 2 })),
+  },
   {
     name: 'HyperDistill γ=0.9, D_t differing (D* merged)',
-    make: () => hyperDistillMethod(new HyperDistill({ gamma: 0.9, estimationPeriod: 50, theta: 0.7, batchOps: regressionBatchOps, seed: 3 })),
+    make: () =>
+      hyperDistillMethod(
+        new HyperDistill({ gamma: 0.9, estimationPeriod: 50, theta: 0.7, batchOps: regressionBatchOps, seed: 3 }),
+      ),
     distinct: true,
   },
   { name: 'DrMAD', make: () => offlineMethod(new DrMAD(), 'DrMAD') },
@@ -178,16 +212,31 @@ const perEpisode = (c: MethodCase): boolean => c.name === 'DrMAD' || c.name.star
 function episode(device: Device, seed: number, distinct = false, poison?: number): Episode<RegressionBatch> {
   if (!distinct) return sinusoidEpisode(device, seed, T, poison);
   const eps = Array.from({ length: T }, (_, t) => sinusoidEpisode(device, seed * 100 + t, 1, poison));
-  return { trainBatches: eps.map((e) => e.trainBatches[0]), valBatch: eps[0].valBatch, dispose: () => eps.forEach((e) => e.dispose()) };
+  return {
+    trainBatches: eps.map((e) => e.trainBatches[0]),
+    valBatch: eps[0].valBatch,
+    dispose: () => eps.forEach((e) => e.dispose()),
+  };
 }
 
 function trainers(device: Device, c: MethodCase) {
   const a = anilTrainer(device, c.make(), { hyperLr: 1e-2, reptileLr: 0.5 });
   const lambda = features.init(7, device) as unknown as ParamTree;
-  const phi = { weight: tensor(new Rng(3).uniformArray(8, -0.3, 0.3), [1, 8, 1], 'f32', device), bias: tensor([0], [1, 1, 1], 'f32', device) };
+  const phi = {
+    weight: tensor(new Rng(3).uniformArray(8, -0.3, 0.3), [1, 8, 1], 'f32', device),
+    bias: tensor([0], [1, 1, 1], 'f32', device),
+  };
   const eager = new EpisodicTrainer<RegressionBatch>({
-    problem: anil, lambda, phi, method: c.make(), optimiser: { lr: 0.01, momentum: 0.9 }, hyperLr: 1e-2, reptileLr: 0.5,
-    initialWeights: (p) => anil.initialWeights(p, B), reptileTarget: (w) => anil.taskMean(w), compile: false,
+    problem: anil,
+    lambda,
+    phi,
+    method: c.make(),
+    optimiser: { lr: 0.01, momentum: 0.9 },
+    hyperLr: 1e-2,
+    reptileLr: 0.5,
+    initialWeights: (p) => anil.initialWeights(p, B),
+    reptileTarget: (w) => anil.taskMean(w),
+    compile: false,
   });
   disposeTree(phi as ParamTree);
   return {
@@ -214,9 +263,13 @@ describe('EpisodicTrainer compiled', () => {
         const a = await t.compiled.runEpisode(ep);
         const b = await t.eager.runEpisode(ep);
         ep.dispose();
-        expect(Math.abs(a.valLoss - b.valLoss) / Math.abs(b.valLoss), `validation loss, episode ${m}`).toBeLessThan(1e-5);
+        expect(Math.abs(a.valLoss - b.valLoss) / Math.abs(b.valLoss), `validation loss, episode ${m}`).toBeLessThan(
+          1e-5,
+        );
         expect([a.updates, a.jvps, a.hvps, a.fitJvps]).toEqual([b.updates, b.jvps, b.hvps, b.fitJvps]);
-        expect(relDiff(await vec(t.compiledLambda), await vec(t.eagerLambda)), `λ after episode ${m}`).toBeLessThan(1e-5);
+        expect(relDiff(await vec(t.compiledLambda), await vec(t.eagerLambda)), `λ after episode ${m}`).toBeLessThan(
+          1e-5,
+        );
         expect(relDiff(await vec(t.compiled.phi), await vec(t.eager.phi)), `φ after episode ${m}`).toBeLessThan(1e-5);
       }
       const stats = t.compiled.compileStats()!;
@@ -282,9 +335,15 @@ describe('EpisodicTrainer compiled', () => {
         online: {
           ...core,
           prepare: () => ({ args: void ++t, owned: [] }),
-          tensors: (input) => { const r = core.tensors(input, null); return { hypergrad: scale(r, t), loss: r.loss }; },
+          tensors: (input) => {
+            const r = core.tensors(input, null);
+            return { hypergrad: scale(r, t), loss: r.loss };
+          },
         },
-        step: async (ctx, st) => { const r = (await fo.step!(ctx, st))!; return { hypergrad: scale(r, st.t), valLoss: r.valLoss, stats: r.stats }; },
+        step: async (ctx, st) => {
+          const r = (await fo.step!(ctx, st))!;
+          return { hypergrad: scale(r, st.t), valLoss: r.valLoss, stats: r.stats };
+        },
       };
     };
     const t = trainers(device, { name: 'counted', make: counted });
@@ -321,10 +380,16 @@ describe('EpisodicTrainer compiled', () => {
             const f = tensor([factorAt(t)], [1], 'f32', device);
             return { args: f, owned: [f] };
           },
-          tensors: (input, f) => { const r = core.tensors(input, null); return { hypergrad: times(r.hypergrad, f as Tensor), loss: r.loss }; },
+          tensors: (input, f) => {
+            const r = core.tensors(input, null);
+            return { hypergrad: times(r.hypergrad, f as Tensor), loss: r.loss };
+          },
         },
         // Without the checked norm (it was read before the factor): the trainer reads the factored one.
-        step: async (ctx, st) => { const r = (await fo.step!(ctx, st))!; return { hypergrad: times(r.hypergrad, factorAt(st.t)), valLoss: r.valLoss, stats: r.stats }; },
+        step: async (ctx, st) => {
+          const r = (await fo.step!(ctx, st))!;
+          return { hypergrad: times(r.hypergrad, factorAt(st.t)), valLoss: r.valLoss, stats: r.stats };
+        },
       };
     };
     const t = trainers(device, { name: 'factored', make: factored });
@@ -357,9 +422,13 @@ describe('EpisodicTrainer compiled', () => {
       const { tr, dispose } = anilTrainer(device, c.make(), { hyperLr: 1e-2 });
       const ep = episode(device, 80);
       for (let m = 0; m < 3; m++) await tr.runEpisode(ep);
-      await expectNoLeaks(async () => {
-        for (let m = 0; m < 5; m++) await tr.runEpisode(ep);
-      }, device, c.name);
+      await expectNoLeaks(
+        async () => {
+          for (let m = 0; m < 5; m++) await tr.runEpisode(ep);
+        },
+        device,
+        c.name,
+      );
       ep.dispose();
       dispose();
     }

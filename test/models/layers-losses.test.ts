@@ -3,7 +3,25 @@ import { describe, expect, it } from 'vitest';
 import * as ag from '@metagrad/autograd';
 import * as raw from '@metagrad/tensor';
 import { DTypeError, InvalidArgumentError, ShapeError } from '@metagrad/tensor';
-import { avgPool2dLayer, batchNorm2d, dropout, conv2dLayer, initBatchNorm, initConv2d, initLinear, maxPool2dLayer, accuracy, crossEntropy, crossEntropyMean, crossEntropyPerExample, mse, mseMean, nll, softCrossEntropy, weightedMean } from '@metagrad/models';
+import {
+  avgPool2dLayer,
+  batchNorm2d,
+  dropout,
+  conv2dLayer,
+  initBatchNorm,
+  initConv2d,
+  initLinear,
+  maxPool2dLayer,
+  accuracy,
+  crossEntropy,
+  crossEntropyMean,
+  crossEntropyPerExample,
+  mse,
+  mseMean,
+  nll,
+  softCrossEntropy,
+  weightedMean,
+} from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 import { checkGolden, expectClose } from './fixture-helpers';
 

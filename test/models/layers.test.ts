@@ -42,11 +42,22 @@ describe('linear', () => {
   it('is twice differentiable (gradgradcheck through tanh(linear))', async () => {
     const f = {
       gpu: (x: raw.Tensor, w: raw.Tensor, b: raw.Tensor) => ag.tanh(linear({ weight: w, bias: b }, x)),
-      ref: (x: { shape: readonly number[]; data: Float64Array }, w: { shape: readonly number[]; data: Float64Array }, b: { shape: readonly number[]; data: Float64Array }) =>
-        ref.mapUnary(ref.mapBinary(ref.matmul(R(x), ref.transpose(R(w), 0, 1)), R(b), (p, q) => p + q), Math.tanh),
+      ref: (
+        x: { shape: readonly number[]; data: Float64Array },
+        w: { shape: readonly number[]; data: Float64Array },
+        b: { shape: readonly number[]; data: Float64Array },
+      ) =>
+        ref.mapUnary(
+          ref.mapBinary(ref.matmul(R(x), ref.transpose(R(w), 0, 1)), R(b), (p, q) => p + q),
+          Math.tanh,
+        ),
     };
     const val = (n: number, k: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(k * i + 1) * 0.8);
-    const inputs = [{ shape: [3, 4], data: val(12, 1.1) }, { shape: [2, 4], data: val(8, 2.3) }, { shape: [2], data: val(2, 0.7) }];
+    const inputs = [
+      { shape: [3, 4], data: val(12, 1.1) },
+      { shape: [2, 4], data: val(8, 2.3) },
+      { shape: [2], data: val(2, 0.7) },
+    ];
     const second = await ag.gradgradcheck(f, inputs, { raise: false, device: device() });
     expect(second.failures).toEqual([]);
   });
@@ -64,10 +75,14 @@ describe('linear', () => {
 describe('conv2d layer', () => {
   it('matches torch.nn.Conv2d (stride 2, padding 1) and grouped convolution', async () => {
     const like = initConv2d(1, 3, 4, 3, { device: device() });
-    const a = await checkGolden('conv2d', like, (p, { x }) => conv2dLayer(p, x, { stride: 2, padding: 1 }), { device: device() });
+    const a = await checkGolden('conv2d', like, (p, { x }) => conv2dLayer(p, x, { stride: 2, padding: 1 }), {
+      device: device(),
+    });
     const likeG = initConv2d(2, 4, 6, 3, { groups: 2, device: device() });
     expect(likeG.weight.shape).toEqual([6, 2, 3, 3]);
-    const b = await checkGolden('conv2dGrouped', likeG, (p, { x }) => conv2dLayer(p, x, { padding: 1, groups: 2 }), { device: device() });
+    const b = await checkGolden('conv2dGrouped', likeG, (p, { x }) => conv2dLayer(p, x, { padding: 1, groups: 2 }), {
+      device: device(),
+    });
     disposeTree([like, a.params, likeG, b.params]);
   });
 
@@ -88,7 +103,12 @@ describe('batchNorm2d', () => {
   it('training mode matches torch: output, gradients, running mean and unbiased running variance', async () => {
     const like = initBatchNorm(4, device());
     const state = initBatchNormState(4, device());
-    const { case: c, params } = await checkGolden('batchNormTrain', like, (p, { x }) => batchNorm2d(p, x, true, state), { device: device() });
+    const { case: c, params } = await checkGolden(
+      'batchNormTrain',
+      like,
+      (p, { x }) => batchNorm2d(p, x, true, state),
+      { device: device() },
+    );
     expectClose(await state.runningMean.toArray(), host(c.runningMean!), 'running mean');
     expectClose(await state.runningVar.toArray(), host(c.runningVar!), 'running variance');
     expect(state.batchesTracked).toBe(1);
@@ -99,13 +119,23 @@ describe('batchNorm2d', () => {
   it('eval mode matches torch with given running statistics; the statistics get no gradient and stay put', async () => {
     const like = initBatchNorm(4, device());
     const c0 = goldenCase('batchNormEval');
-    const state = { runningMean: upload(c0.runningMean!, device()), runningVar: upload(c0.runningVar!, device()), batchesTracked: 0 };
+    const state = {
+      runningMean: upload(c0.runningMean!, device()),
+      runningVar: upload(c0.runningVar!, device()),
+      batchesTracked: 0,
+    };
     const before = state.runningMean;
-    const { params } = await checkGolden('batchNormEval', like, (p, { x }) => batchNorm2d(p, x, false, state), { device: device() });
+    const { params } = await checkGolden('batchNormEval', like, (p, { x }) => batchNorm2d(p, x, false, state), {
+      device: device(),
+    });
     expect(state.runningMean).toBe(before);
     expect(state.runningMean.requiresGrad).toBe(false);
-    expect(() => batchNorm2d(params, raw.zeros([1, 4, 2, 2], 'f32', device()), false)).toThrow(/eval mode needs the running statistics/);
-    expect(() => batchNorm2d(params, raw.zeros([1, 3, 2, 2], 'f32', device()), true)).toThrow(/does not have 4 channels/);
+    expect(() => batchNorm2d(params, raw.zeros([1, 4, 2, 2], 'f32', device()), false)).toThrow(
+      /eval mode needs the running statistics/,
+    );
+    expect(() => batchNorm2d(params, raw.zeros([1, 3, 2, 2], 'f32', device()), true)).toThrow(
+      /does not have 4 channels/,
+    );
     disposeTree([like, params]);
     disposeBatchNormState(state);
   });
@@ -135,7 +165,13 @@ describe('activations, pooling, flatten', () => {
     const [g] = ag.grad(ag.sum(y), x);
     const sp = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
     expectClose(await y.toArray(), values.map(sp), 'softplus', 1e-6, 1e-6);
-    expectClose(await g.toArray(), values.map((v) => (v > 20 ? 1 : 1 / (1 + Math.exp(-v)))), 'softplus gradient', 1e-6, 1e-6);
+    expectClose(
+      await g.toArray(),
+      values.map((v) => (v > 20 ? 1 : 1 / (1 + Math.exp(-v)))),
+      'softplus gradient',
+      1e-6,
+      1e-6,
+    );
     raw.dispose([x, y, g]);
   });
 
@@ -167,7 +203,9 @@ describe('dropout', () => {
     const [vy, va, vo] = await Promise.all([y.toArray(), again.toArray(), other.toArray()]);
     expect(vy).toEqual(va);
     expect(vy).not.toEqual(vo);
-    expect(new Set(Array.from(vy, (v) => Math.round(v * 1e5) / 1e5))).toEqual(new Set([0, Math.round(1e5 / 0.75) / 1e5]));
+    expect(new Set(Array.from(vy, (v) => Math.round(v * 1e5) / 1e5))).toEqual(
+      new Set([0, Math.round(1e5 / 0.75) / 1e5]),
+    );
     const kept = vy.filter((v) => v > 0).length / vy.length;
     expect(Math.abs(kept - 0.75)).toBeLessThan(0.03);
     // The gradient is the same mask, scaled.

@@ -40,7 +40,9 @@ describe('mlp', () => {
   it('softplus hidden layer and sigmoid output match torch', async () => {
     const model = mlp({ sizes: [4, 5, 2], activation: 'softplus', outputActivation: 'sigmoid' });
     const like = model.init(2, device());
-    const { params } = await checkGolden('mlpSoftplusSigmoid', like, (p, { x }) => model.apply(p, x), { device: device() });
+    const { params } = await checkGolden('mlpSoftplusSigmoid', like, (p, { x }) => model.apply(p, x), {
+      device: device(),
+    });
     disposeTree([like, params]);
   });
 
@@ -79,7 +81,10 @@ describe('tanhRegressor', () => {
 });
 
 describe('metaWeightNet', () => {
-  for (const [name, floor] of [['metaWeightNet', 0], ['metaWeightNetFloor', 0.1]] as const) {
+  for (const [name, floor] of [
+    ['metaWeightNet', 0],
+    ['metaWeightNetFloor', 0.1],
+  ] as const) {
     it(`${name}: losses [N,1] → weights [N,1] match torch`, async () => {
       const model = metaWeightNet({ hidden: 100, floor });
       const like = model.init(4, device());
@@ -121,7 +126,9 @@ describe('rotationTransformer', () => {
   it('matches torch affine_grid + grid_sample: output, gradients, and the second derivative in the angle', async () => {
     const model = rotationTransformer();
     const like = model.init(0, device());
-    const { params, case: c } = await checkGolden('rotationTransformer', like, (p, { x }) => model.apply(p, x), { device: device() });
+    const { params, case: c } = await checkGolden('rotationTransformer', like, (p, { x }) => model.apply(p, x), {
+      device: device(),
+    });
     // d²/dangle² ⟨cot, rotate(x, angle)⟩ by grad of grad.
     const x = upload(c.inputs.x, device());
     const cot = upload(c.cotangent, device());
@@ -145,8 +152,10 @@ describe('rotationTransformer', () => {
     const image = { shape, data: Float64Array.from({ length: 50 }, (_, i) => Math.sin(1.3 * i) + 0.1 * (i % 7)) };
     const f = {
       gpu: (angle: raw.Tensor, x: raw.Tensor) => rotationTransformer().apply({ angle }, x),
-      ref: (angle: { shape: readonly number[]; data: Float64Array }, x: { shape: readonly number[]; data: Float64Array }) =>
-        ref.gridSample(x as RefTensor, ref.affineGrid(thetaRef(angle as RefTensor, 2), shape)),
+      ref: (
+        angle: { shape: readonly number[]; data: Float64Array },
+        x: { shape: readonly number[]; data: Float64Array },
+      ) => ref.gridSample(x as RefTensor, ref.affineGrid(thetaRef(angle as RefTensor, 2), shape)),
     };
     const inputs = [{ shape: [1], data: Float64Array.from([0.37]) }, image];
     const first = await ag.gradcheck(f, inputs, { raise: false, device: device() });
@@ -176,7 +185,9 @@ describe('conv4', () => {
   it('matches torch in training mode (batch statistics) with 8 filters on 16×16 inputs', async () => {
     const model = conv4({ inChannels: 1, hidden: 8, classes: 5, imageSize: 16 });
     const like = model.init(7, device());
-    const { params } = await checkGolden('conv4', like, (p, { x }) => model.apply(p, x, { training: true }), { device: device() });
+    const { params } = await checkGolden('conv4', like, (p, { x }) => model.apply(p, x, { training: true }), {
+      device: device(),
+    });
     disposeTree([like, params]);
   });
 
@@ -221,7 +232,9 @@ describe('resnetCifar', () => {
   it('ResNet-8 (width ×0.25) matches torch with option-A shortcuts in training mode', async () => {
     const model = resnetCifar({ depth: 8, width: 0.25 });
     const like = model.init(9, device());
-    const { params } = await checkGolden('resnet8', like, (p, { x }) => model.apply(p, x, { training: true }), { device: device() });
+    const { params } = await checkGolden('resnet8', like, (p, { x }) => model.apply(p, x, { training: true }), {
+      device: device(),
+    });
     disposeTree([like, params]);
   });
 
@@ -249,7 +262,9 @@ describe('featureWiseTransform', () => {
     const c = goldenCase('featureWiseTransform');
     const ng = upload(c.noise!.gamma, device());
     const nb = upload(c.noise!.beta, device());
-    const { params } = await checkGolden('featureWiseTransform', like, (p, { x }) => featureWiseAffine(p, x, ng, nb), { device: device() });
+    const { params } = await checkGolden('featureWiseTransform', like, (p, { x }) => featureWiseAffine(p, x, ng, nb), {
+      device: device(),
+    });
     raw.dispose([like, params, ng, nb]);
   });
 
@@ -283,7 +298,10 @@ describe('memory', () => {
       { model: rotationTransformer({ initialAngle: 0.2 }), x: [2, 1, 5, 5] },
     ] as const;
     for (const { model, x: shape } of cases) {
-      const m = model as unknown as { init(s: number, d: raw.Device): never; apply(p: never, x: raw.Tensor, ctx?: object): raw.Tensor };
+      const m = model as unknown as {
+        init(s: number, d: raw.Device): never;
+        apply(p: never, x: raw.Tensor, ctx?: object): raw.Tensor;
+      };
       const params = m.init(1, device());
       const x = raw.uniform([...shape], 2, { device: device() });
       await ag.expectNoLeaks(() => {

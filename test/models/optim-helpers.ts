@@ -13,7 +13,15 @@ export interface FixTensor {
 export interface Trajectory {
   name: string;
   kind: 'sgd' | 'adam' | 'adamw';
-  options: { lr: number; momentum?: number; dampening?: number; nesterov?: boolean; weight_decay?: number; betas?: [number, number]; eps?: number };
+  options: {
+    lr: number;
+    momentum?: number;
+    dampening?: number;
+    nesterov?: boolean;
+    weight_decay?: number;
+    betas?: [number, number];
+    eps?: number;
+  };
   stepLR?: { stepSize: number; gamma: number };
   steps: { W: FixTensor; b: FixTensor }[];
 }

@@ -30,7 +30,10 @@ describe('publishable package.json files', () => {
     it(`@metagrad/${dir}: real versions, exports into dist for each built entry, licence and metadata`, () => {
       const out = publishManifest(manifest, versions) as Manifest;
       expect(JSON.stringify(out)).not.toMatch(/workspace:/);
-      for (const [name, range] of Object.entries({ ...out.dependencies, ...out.peerDependencies } as Record<string, string>)) {
+      for (const [name, range] of Object.entries({ ...out.dependencies, ...out.peerDependencies } as Record<
+        string,
+        string
+      >)) {
         if (name.startsWith('@metagrad/')) expect(range, name).toBe(versions[name]);
       }
       expect(out.publishConfig).toBeUndefined();
@@ -68,7 +71,9 @@ describe('publishable package.json files', () => {
     const out = publishManifest(packages.metagrad, versions) as Manifest;
     expect(out.name).toBe('metagrad');
     expect(out.dependencies).toEqual(
-      Object.fromEntries(['@metagrad/autograd', '@metagrad/meta', '@metagrad/models', '@metagrad/tensor'].map((n) => [n, versions[n]])),
+      Object.fromEntries(
+        ['@metagrad/autograd', '@metagrad/meta', '@metagrad/models', '@metagrad/tensor'].map((n) => [n, versions[n]]),
+      ),
     );
     expect(Object.keys(out.exports)).toEqual(['.', './node']);
     expect(out.peerDependencies.webgpu).toMatch(/^\^0\.6\./);
@@ -95,7 +100,11 @@ describe('publishable package.json files', () => {
 
   it('workspace:^ and workspace:~ keep their prefix; an unknown workspace package is an error', () => {
     const m = { name: 'x', version: '1.0.0', dependencies: { a: 'workspace:^', b: 'workspace:~', c: '^2.0.0' } };
-    expect(publishManifest(m, { a: '0.3.0', b: '0.4.0' }).dependencies).toEqual({ a: '^0.3.0', b: '~0.4.0', c: '^2.0.0' });
+    expect(publishManifest(m, { a: '0.3.0', b: '0.4.0' }).dependencies).toEqual({
+      a: '^0.3.0',
+      b: '~0.4.0',
+      c: '^2.0.0',
+    });
     expect(() => publishManifest({ ...m, dependencies: { z: 'workspace:*' } }, {})).toThrow(/z@workspace:\*/);
   });
 
@@ -108,7 +117,8 @@ describe('publishable package.json files', () => {
       'EvoGrad: Efficient Gradient-Based Meta-Learning and Hyperparameter Optimization',
       'Online Hyperparameter Meta-Learning with Hypergradient Distillation',
       'Meta-Learning with Adjoint Methods',
-    ]) expect(cff).toContain(`title: "${title}"`);
+    ])
+      expect(cff).toContain(`title: "${title}"`);
   });
 });
 
@@ -117,11 +127,19 @@ describe('build output', () => {
     const out = join(scratch, 'tensor');
     await bundlePackage('tensor', out);
     const files = (function list(d: string): string[] {
-      return readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? list(join(d, e.name)) : e.name.endsWith('.js') ? [join(d, e.name)] : []));
+      return readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? list(join(d, e.name)) : e.name.endsWith('.js') ? [join(d, e.name)] : [],
+      );
     })(out);
     const all = files.map((f) => readFileSync(f, 'utf8')).join('\n');
     // Each declaration of device.ts, runtime.ts (the default device), errors.ts and autotune.ts exactly once.
-    for (const decl of [/\bvar Device = class\b/g, /\bvar NoAdapterError = class\b/g, /\bfunction setDefaultDevice\b/g, /\bvar defaultDevice\b|\blet defaultDevice\b/g, /\bfunction setTuningStore\b/g]) {
+    for (const decl of [
+      /\bvar Device = class\b/g,
+      /\bvar NoAdapterError = class\b/g,
+      /\bfunction setDefaultDevice\b/g,
+      /\bvar defaultDevice\b|\blet defaultDevice\b/g,
+      /\bfunction setTuningStore\b/g,
+    ]) {
       expect(all.match(decl), String(decl)).toHaveLength(1);
     }
     // The browser entry pulls in nothing Node-only.

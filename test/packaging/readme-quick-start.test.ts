@@ -9,14 +9,21 @@ it('README quick start with the umbrella package: XOR by valueAndGrad, grad of g
   const log = (...a: unknown[]) => lines.push(a.join(' '));
   // ---- README quick start (umbrella) ----
   const { createNodeDevice } = await import('metagrad/node');
-  const { tensor, mlp, mse, valueAndGrad, grad, axpyTree, disposeTree, sum, mul, square, add } = await import('metagrad');
+  const { tensor, mlp, mse, valueAndGrad, grad, axpyTree, disposeTree, sum, mul, square, add } = await import(
+    'metagrad'
+  );
 
   const device = await createNodeDevice(); // hardware GPU, else llvmpipe, else SwiftShader: the default device from now on
 
   // XOR with a 2-16-1 tanh MLP, jax style: valueAndGrad over the parameter tree, plain gradient descent.
   const net = mlp({ sizes: [2, 16, 1], activation: 'tanh' });
   let params = net.init(0);
-  const x = tensor([[0, 0], [0, 1], [1, 0], [1, 1]]); // shape [4, 2], inferred from the nesting
+  const x = tensor([
+    [0, 0],
+    [0, 1],
+    [1, 0],
+    [1, 1],
+  ]); // shape [4, 2], inferred from the nesting
   const y = tensor([[0], [1], [1], [0]]);
   const step = valueAndGrad((p: typeof params) => mse(net.apply(p, x), y));
   for (let i = 0; i <= 200; i++) {

@@ -21,12 +21,23 @@ const sources: Record<string, Record<string, unknown>> = { autograd: A, models: 
 
 describe('metagrad (umbrella)', () => {
   it('exports every name of @metagrad/autograd, models and meta', () => {
-    const missing = Object.entries(sources).flatMap(([pkg, mod]) => Object.keys(mod).filter((n) => !(n in umbrella)).map((n) => `${pkg}.${n}`));
+    const missing = Object.entries(sources).flatMap(([pkg, mod]) =>
+      Object.keys(mod)
+        .filter((n) => !(n in umbrella))
+        .map((n) => `${pkg}.${n}`),
+    );
     expect(missing).toEqual([]);
   });
 
   it('name clashes resolve as documented: only `cosine` differs between packages, and it is the LR schedule', () => {
-    const clashes = Object.keys(umbrella).filter((n) => new Set(Object.values(sources).filter((m) => n in m).map((m) => m[n])).size > 1);
+    const clashes = Object.keys(umbrella).filter(
+      (n) =>
+        new Set(
+          Object.values(sources)
+            .filter((m) => n in m)
+            .map((m) => m[n]),
+        ).size > 1,
+    );
     expect(clashes).toEqual(['cosine']);
     expect(U.cosine).toBe(M.cosine);
     expect(U.cosineSimilarity).toBe(X.cosineSimilarity);
@@ -39,7 +50,16 @@ describe('metagrad (umbrella)', () => {
     for (const n of Object.keys(R)) {
       if (n in umbrella && n in A) expect(umbrella[n], n).toBe((A as Record<string, unknown>)[n]);
     }
-    for (const n of ['binary', 'unary', 'binaryScalar', 'maximumScalar', 'rdivScalar', 'planElementwise', 'mergeBatchDims']) expect(n in umbrella, n).toBe(false);
+    for (const n of [
+      'binary',
+      'unary',
+      'binaryScalar',
+      'maximumScalar',
+      'rdivScalar',
+      'planElementwise',
+      'mergeBatchDims',
+    ])
+      expect(n in umbrella, n).toBe(false);
     expect(U.add).toBe(A.add);
     expect(U.add).not.toBe(R.add);
     expect(U.matmul).toBe(A.matmul);
@@ -47,11 +67,23 @@ describe('metagrad (umbrella)', () => {
   });
 
   it('the user-facing part of @metagrad/tensor is the same binding (one Device class, one set of errors)', () => {
-    for (const n of ['Device', 'Tensor', 'tensor', 'zeros', 'tidy', 'dispose', 'ShapeError', 'NoAdapterError', 'setFusion', 'normal']) {
+    for (const n of [
+      'Device',
+      'Tensor',
+      'tensor',
+      'zeros',
+      'tidy',
+      'dispose',
+      'ShapeError',
+      'NoAdapterError',
+      'setFusion',
+      'normal',
+    ]) {
       expect(umbrella[n], n).toBe((T as Record<string, unknown>)[n]);
     }
     // Kernel-writer helpers stay in their package.
-    for (const n of ['UniformWriter', 'recordInto', 'checkTensors', 'Storage', 'BufferPool']) expect(n in umbrella, n).toBe(false);
+    for (const n of ['UniformWriter', 'recordInto', 'checkTensors', 'Storage', 'BufferPool'])
+      expect(n in umbrella, n).toBe(false);
   });
 
   it('metagrad/node: the tensor and models Node helpers, same bindings', () => {
@@ -63,7 +95,15 @@ describe('metagrad (umbrella)', () => {
 
   it('a quick start from the umbrella alone: nested-array tensor, numbers as operands, grad(f)', async () => {
     const { tensor, add, mul, sum, grad, dispose } = U;
-    const x = tensor([[1, 2], [3, 4]], undefined, undefined, device());
+    const x = tensor(
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      undefined,
+      undefined,
+      device(),
+    );
     expect(x.shape).toEqual([2, 2]);
     const g = grad((a: U.Tensor) => sum(mul(2, add(a, 1))))(x);
     expect(Array.from(await g.toArray())).toEqual([2, 2, 2, 2]);

@@ -54,10 +54,23 @@ describe('unary', () => {
   it('every unary op on a sample', () => {
     const x = T([-2, -0.5, 0, 0.5, 3]);
     const want: Record<keyof typeof UNARY_OPS, (v: number) => number> = {
-      neg: (v) => -v, exp: Math.exp, log: Math.log, log1p: Math.log1p, expm1: Math.expm1, sin: Math.sin,
-      cos: Math.cos, tanh: Math.tanh, sigmoid: (v) => 1 / (1 + Math.exp(-v)), sqrt: Math.sqrt,
-      rsqrt: (v) => 1 / Math.sqrt(v), recip: (v) => 1 / v, abs: Math.abs, sign: Math.sign,
-      relu: (v) => Math.max(v, 0), square: (v) => v * v, floor: Math.floor,
+      neg: (v) => -v,
+      exp: Math.exp,
+      log: Math.log,
+      log1p: Math.log1p,
+      expm1: Math.expm1,
+      sin: Math.sin,
+      cos: Math.cos,
+      tanh: Math.tanh,
+      sigmoid: (v) => 1 / (1 + Math.exp(-v)),
+      sqrt: Math.sqrt,
+      rsqrt: (v) => 1 / Math.sqrt(v),
+      recip: (v) => 1 / v,
+      abs: Math.abs,
+      sign: Math.sign,
+      relu: (v) => Math.max(v, 0),
+      square: (v) => v * v,
+      floor: Math.floor,
     };
     for (const [name, f] of Object.entries(UNARY_OPS)) {
       const got = f(x);

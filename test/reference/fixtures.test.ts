@@ -34,7 +34,9 @@ interface Case {
   outputs: Record<string, Json>;
 }
 
-const fixture = JSON.parse(readFileSync(new URL('../fixtures/reference-ops.json', import.meta.url), 'utf8')) as { cases: Case[] };
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/reference-ops.json', import.meta.url), 'utf8')) as {
+  cases: Case[];
+};
 
 /** |got − want| ≤ 1e-9·max(|want|, 1): relative for O(1)-and-up values, absolute near zero. */
 function expectMatches(got: RefTensor, want: Json, label: string): void {
@@ -102,9 +104,20 @@ function check(c: Case): void {
 describe('reference ops match PyTorch float64 fixtures', () => {
   it('fixture file has cases for every family', () => {
     const ops = new Set(fixture.cases.map((c) => c.op));
-    for (const op of ['conv2d', 'maxPool2d', 'avgPool2d', 'affineGrid', 'gridSample', 'logsumexp', 'gather', 'scatterAdd']) {
+    for (const op of [
+      'conv2d',
+      'maxPool2d',
+      'avgPool2d',
+      'affineGrid',
+      'gridSample',
+      'logsumexp',
+      'gather',
+      'scatterAdd',
+    ]) {
       expect(ops.has(op), op).toBe(true);
     }
   });
-  it.each(fixture.cases.map((c, k) => [`${k}: ${c.op} ${JSON.stringify(c.opts)}`, c] as const))('%s', (_, c) => check(c));
+  it.each(fixture.cases.map((c, k) => [`${k}: ${c.op} ${JSON.stringify(c.opts)}`, c] as const))('%s', (_, c) =>
+    check(c),
+  );
 });

@@ -10,7 +10,10 @@ export const rng = mulberry32;
 /** Uniform values in [−1, 1). */
 export function rand(shape: number[], seed: number): RefTensor {
   const r = rng(seed);
-  return refTensor(Array.from({ length: sizeOf(shape) }, () => 2 * r() - 1), shape);
+  return refTensor(
+    Array.from({ length: sizeOf(shape) }, () => 2 * r() - 1),
+    shape,
+  );
 }
 
 export function dot(a: RefTensor, b: RefTensor): number {

@@ -51,12 +51,32 @@ describe('layout ops', () => {
   });
 
   it('pad (and its adjoint, slice)', () => {
-    const p = pad(x, [[1, 0], [0, 2]], -1);
+    const p = pad(
+      x,
+      [
+        [1, 0],
+        [0, 2],
+      ],
+      -1,
+    );
     expect(p.shape).toEqual([3, 5]);
     expect([...p.data]).toEqual([-1, -1, -1, -1, -1, 0, 1, 2, -1, -1, 3, 4, 5, -1, -1]);
-    expect(pad(x, [[0, 0], [-1, 0]])).toEqual({ shape: [2, 2], data: Float64Array.from([1, 2, 4, 5]) });
+    expect(
+      pad(x, [
+        [0, 0],
+        [-1, 0],
+      ]),
+    ).toEqual({ shape: [2, 2], data: Float64Array.from([1, 2, 4, 5]) });
     const g = rand([3, 5], 9);
-    expect(dot(pad(x, [[1, 0], [0, 2]]), g)).toBeCloseTo(dot(x, slice(g, [1, 0], [3, 3])), 14);
+    expect(
+      dot(
+        pad(x, [
+          [1, 0],
+          [0, 2],
+        ]),
+        g,
+      ),
+    ).toBeCloseTo(dot(x, slice(g, [1, 0], [3, 3])), 14);
   });
 
   it('concat and flip', () => {
@@ -81,7 +101,10 @@ describe('indexing ops', () => {
 
   it('scatterAdd is the adjoint of gather', () => {
     const src = rand([2, 4, 3], 3);
-    const idx = T([...Array(24)].map((_, i) => (i * 7) % 5), [2, 4, 3]);
+    const idx = T(
+      [...Array(24)].map((_, i) => (i * 7) % 5),
+      [2, 4, 3],
+    );
     const base = rand([2, 5, 3], 4);
     const zero = { shape: [2, 5, 3], data: new Float64Array(30) };
     const s = scatterAdd(zero, 1, idx, src);

@@ -27,7 +27,11 @@ describe('philox4x32', () => {
   it('mulhi32 agrees with BigInt on random and extreme operands', () => {
     const r = rng(7);
     const cases: [number, number][] = [
-      [0, 0], [0xffffffff, 0xffffffff], [0xd2511f53, 0xffffffff], [1, 0xffffffff], [0x10000, 0x10000],
+      [0, 0],
+      [0xffffffff, 0xffffffff],
+      [0xd2511f53, 0xffffffff],
+      [1, 0xffffffff],
+      [0x10000, 0x10000],
     ];
     for (let i = 0; i < 2000; i++) cases.push([Math.floor(r() * 2 ** 32), Math.floor(r() * 2 ** 32)]);
     for (const [a, b] of cases) expect(mulhi32(a, b)).toBe(Number((BigInt(a) * BigInt(b)) >> 32n));

@@ -19,7 +19,10 @@ describe('sum/mean/max/min', () => {
   it('over all, single, multiple and negative axes with keepDims', () => {
     expect(sum(x)).toEqual({ shape: [], data: Float64Array.from([78]) });
     expect(sum(x, [1])).toEqual({ shape: [2, 2], data: Float64Array.from([9, 12, 27, 30]) });
-    expect(sum(x, [0, -1], true)).toEqual({ shape: [1, 3, 1], data: Float64Array.from([1 + 2 + 7 + 8, 3 + 4 + 9 + 10, 5 + 6 + 11 + 12]) });
+    expect(sum(x, [0, -1], true)).toEqual({
+      shape: [1, 3, 1],
+      data: Float64Array.from([1 + 2 + 7 + 8, 3 + 4 + 9 + 10, 5 + 6 + 11 + 12]),
+    });
     expect(mean(x, [2]).data).toEqual(Float64Array.from([1.5, 3.5, 5.5, 7.5, 9.5, 11.5]));
     expect(max(x, [0, 1]).data).toEqual(Float64Array.from([11, 12]));
     expect(min(x, [-2], true)).toEqual({ shape: [2, 1, 2], data: Float64Array.from([1, 2, 7, 8]) });
@@ -62,7 +65,11 @@ describe('logsumexp/softmax', () => {
     expectClose(logsumexp(r, [1], true), naive([1], true), 1e-14);
     for (const axis of [0, 1, -1]) {
       const sm = softmax(r, axis);
-      expectClose(sum(sm, [axis]), { shape: sum(r, [axis]).shape, data: new Float64Array(sum(r, [axis]).data.length).fill(1) }, 1e-14);
+      expectClose(
+        sum(sm, [axis]),
+        { shape: sum(r, [axis]).shape, data: new Float64Array(sum(r, [axis]).data.length).fill(1) },
+        1e-14,
+      );
       expectClose(exp(logSoftmax(r, axis)), sm, 1e-13);
     }
   });

@@ -3,10 +3,28 @@
  * replaces its file atomically (temporary file + rename).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { defaultTuning, fileTuningStore, matmulTuning, MATMUL_CANDIDATES, resetTuning, setTuningStore, TUNING_VERSION, type MatmulTuning } from '../../packages/tensor/src/autotune';
+import {
+  defaultTuning,
+  fileTuningStore,
+  matmulTuning,
+  MATMUL_CANDIDATES,
+  resetTuning,
+  setTuningStore,
+  TUNING_VERSION,
+  type MatmulTuning,
+} from '../../packages/tensor/src/autotune';
 import type { AdapterDescription, Device } from '@metagrad/tensor';
 
-const adapter = { name: 'llvmpipe', vendor: 'mesa', architecture: 'x86', device: 'cpu', description: 'test', backend: 'vulkan', featureLevel: 'core', isFallbackAdapter: false } as unknown as AdapterDescription;
+const adapter = {
+  name: 'llvmpipe',
+  vendor: 'mesa',
+  architecture: 'x86',
+  device: 'cpu',
+  description: 'test',
+  backend: 'vulkan',
+  featureLevel: 'core',
+  isFallbackAdapter: false,
+} as unknown as AdapterDescription;
 /** matmulTuning only reads the adapter: a stand-in device keeps this test off the GPU. */
 const fakeDevice = (): Device => ({ adapter, limits: {} }) as unknown as Device;
 const KEY = 'llvmpipe|mesa|x86|cpu|test|vulkan|core';
@@ -18,7 +36,11 @@ function measured(): MatmulTuning {
     version: TUNING_VERSION,
     adapterKey: KEY,
     measured: true,
-    matmul: { small: MATMUL_CANDIDATES.small.at(-1)!, medium: MATMUL_CANDIDATES.medium.at(-1)!, large: MATMUL_CANDIDATES.large.at(-1)! },
+    matmul: {
+      small: MATMUL_CANDIDATES.small.at(-1)!,
+      medium: MATMUL_CANDIDATES.medium.at(-1)!,
+      large: MATMUL_CANDIDATES.large.at(-1)!,
+    },
     timings: { small: { simple: 1.5 }, medium: {}, large: {} },
     date: '2026-01-01T00:00:00.000Z',
   };
@@ -76,8 +98,15 @@ describe('matmul tuning validation', () => {
   });
 
   it.each([
-    ['a register variant with an edited block', (t: Record<string, any>) => (t.matmul.large = { kind: 'register', rows: 3, cols: 16, wgX: 8, wgY: 4 })],
-    ['a huge workgroup', (t: Record<string, any>) => (t.matmul.medium = { kind: 'workgroup', tileM: 4096, tileN: 64, tileK: 16, threadRows: 4, threadCols: 4 })],
+    [
+      'a register variant with an edited block',
+      (t: Record<string, any>) => (t.matmul.large = { kind: 'register', rows: 3, cols: 16, wgX: 8, wgY: 4 }),
+    ],
+    [
+      'a huge workgroup',
+      (t: Record<string, any>) =>
+        (t.matmul.medium = { kind: 'workgroup', tileM: 4096, tileN: 64, tileK: 16, threadRows: 4, threadCols: 4 }),
+    ],
     ['an unknown kind', (t: Record<string, any>) => (t.matmul.small = { kind: 'magic' })],
     ['an extra key in a variant', (t: Record<string, any>) => (t.matmul.small = { kind: 'simple', wgX: 1 })],
     ["a class's variant from another class", (t: Record<string, any>) => (t.matmul.small = MATMUL_CANDIDATES.large[2])],
@@ -106,7 +135,12 @@ describe('matmul tuning validation', () => {
   it('a store whose load throws is the default, with a warning', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     const device = fakeDevice();
-    setTuningStore({ load: () => { throw new Error('EIO'); }, save: () => {} });
+    setTuningStore({
+      load: () => {
+        throw new Error('EIO');
+      },
+      save: () => {},
+    });
     expect(matmulTuning(device)).toEqual(defaultTuning(adapter));
     expect(String(warn.mock.calls[0][0])).toMatch(/could not be read.*EIO/);
     resetTuning(device);
@@ -152,7 +186,12 @@ describe('fileTuningStore', () => {
   it('a file that exists but cannot be read is left alone: the save is skipped with a warning', () => {
     const { files, warnings, io } = memoryIO(JSON.stringify({ entries: { gpu: other } }));
     const before = files.get(FILE);
-    const store = fileTuningStore({ ...io, readFile: () => { throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }); } });
+    const store = fileTuningStore({
+      ...io,
+      readFile: () => {
+        throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+      },
+    });
     expect(store.load(KEY)).toBeUndefined();
     store.save(KEY, measured());
     expect(files.get(FILE)).toBe(before);

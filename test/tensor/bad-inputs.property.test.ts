@@ -62,7 +62,9 @@ interface Built {
 function build(spec: TensorSpec, made: Tensor[]): Built {
   const rnd = mulberry32(spec.seed);
   const n = sizeOf(spec.shape);
-  const data = Float64Array.from({ length: n }, () => (spec.dtype === 'i32' ? Math.floor(rnd() * 7) - 3 : Math.fround(4 * rnd() - 2)));
+  const data = Float64Array.from({ length: n }, () =>
+    spec.dtype === 'i32' ? Math.floor(rnd() * 7) - 3 : Math.fround(4 * rnd() - 2),
+  );
   const t = raw.tensor(data, spec.shape, spec.dtype, spec.onOther ? other : main);
   made.push(t);
   return { t, r: { shape: [...spec.shape], data } };
@@ -73,26 +75,45 @@ const goodShape = (maxRank = 3) => fc.array(fc.integer({ min: 1, max: 3 }), { ma
 /** Integer-argument values a JS caller may pass by mistake. */
 const badInt = fc.constantFrom<unknown>(1.5, -1, NaN, Infinity, -Infinity, '2', null);
 /** Usually valid (in [min, max]), sometimes one of badInt. */
-const intArg = (min: number, max: number) => fc.oneof({ weight: 5, arbitrary: fc.integer({ min, max }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: badInt });
+const intArg = (min: number, max: number) =>
+  fc.oneof(
+    { weight: 5, arbitrary: fc.integer({ min, max }) as fc.Arbitrary<unknown> },
+    { weight: 1, arbitrary: badInt },
+  );
 const badDType = fc.constantFrom('f64', 'float32', 'int64', 'F32', '', 'toString');
-const dtypeArg = fc.oneof({ weight: 4, arbitrary: fc.constantFrom('f32', 'i32') as fc.Arbitrary<string> }, { weight: 1, arbitrary: badDType });
+const dtypeArg = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom('f32', 'i32') as fc.Arbitrary<string> },
+  { weight: 1, arbitrary: badDType },
+);
 /** A shape, now and then with one bad dim (negative, fractional, NaN, a string) or not an array at all. */
 const shapeArg = fc.oneof(
   { weight: 6, arbitrary: fc.array(dim, { maxLength: 3 }) as fc.Arbitrary<unknown> },
-  { weight: 1, arbitrary: fc.tuple(fc.array(dim, { minLength: 1, maxLength: 3 }), badInt, fc.nat()).map(([s, bad, at]) => s.map((d, i) => (i === at % s.length ? bad : d))) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.array(dim, { minLength: 1, maxLength: 3 }), badInt, fc.nat())
+      .map(([s, bad, at]) => s.map((d, i) => (i === at % s.length ? bad : d))),
+  },
   { weight: 1, arbitrary: fc.constantFrom<unknown>(3, undefined, '2,2') },
 );
 const onOther = fc.oneof({ weight: 6, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) });
 const seed = fc.nat();
-const spec = (shape: fc.Arbitrary<number[]>, dtype: fc.Arbitrary<'f32' | 'i32'> = fc.constant('f32')): fc.Arbitrary<TensorSpec> =>
-  fc.record({ shape, dtype, seed, onOther });
+const spec = (
+  shape: fc.Arbitrary<number[]>,
+  dtype: fc.Arbitrary<'f32' | 'i32'> = fc.constant('f32'),
+): fc.Arbitrary<TensorSpec> => fc.record({ shape, dtype, seed, onOther });
 
 /** Shapes of two operands that usually broadcast (each dim taken or set to 1, leading dims dropped), else random. */
 const broadcastPair = fc.oneof(
-  { weight: 4, arbitrary: fc.tuple(goodShape(4), fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }), fc.nat(4), fc.nat(4)).map(([out, ones, dropA, dropB]) => [
-    out.map((d, i) => (ones[i] ? 1 : d)).slice(Math.min(dropA, out.length)),
-    out.map((d, i) => (ones[i + 4] ? 1 : d)).slice(Math.min(dropB, out.length)),
-  ]) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(goodShape(4), fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }), fc.nat(4), fc.nat(4))
+      .map(([out, ones, dropA, dropB]) => [
+        out.map((d, i) => (ones[i] ? 1 : d)).slice(Math.min(dropA, out.length)),
+        out.map((d, i) => (ones[i + 4] ? 1 : d)).slice(Math.min(dropB, out.length)),
+      ]),
+  },
   { weight: 1, arbitrary: fc.tuple(goodShape(3), goodShape(3)) },
 );
 
@@ -136,7 +157,9 @@ async function check(c: Case): Promise<void> {
   }
   const live = [main.memory().liveTensors, other.memory().liveTensors];
   if (live[0] !== baseline[0] || live[1] !== baseline[1]) {
-    expect.fail(`${c.label}: leaked tensors (live ${live.join('/')} against ${baseline.join('/')})${error ? ` after ${String(error)}` : ''}`);
+    expect.fail(
+      `${c.label}: leaked tensors (live ${live.join('/')} against ${baseline.join('/')})${error ? ` after ${String(error)}` : ''}`,
+    );
   }
   if (error !== undefined) {
     if (!isNamed(error)) expect.fail(`${c.label}: threw an unnamed error: ${(error as Error)?.stack ?? String(error)}`);
@@ -147,13 +170,21 @@ async function check(c: Case): Promise<void> {
   try {
     want = c.want();
   } catch (e) {
-    expect.fail(`${c.label}: returned shape [${got!.shape.join(', ')}] [${Array.from(got!.data).slice(0, 8).join(', ')}…] where the reference rejects the input: ${String(e)}`);
+    expect.fail(
+      `${c.label}: returned shape [${got!.shape.join(', ')}] [${Array.from(got!.data).slice(0, 8).join(', ')}…] where the reference rejects the input: ${String(e)}`,
+    );
   }
   expectClose(c.label, got!, want, c.rtol ?? 1e-4, c.atol ?? 1e-5);
   tally.values++;
 }
 
-function expectClose(label: string, got: { shape: number[]; data: Float64Array }, want: RefTensor, rtol: number, atol: number): void {
+function expectClose(
+  label: string,
+  got: { shape: number[]; data: Float64Array },
+  want: RefTensor,
+  rtol: number,
+  atol: number,
+): void {
   if (got.shape.length !== want.shape.length || got.shape.some((d, i) => d !== want.shape[i])) {
     expect.fail(`${label}: shape [${got.shape.join(', ')}], reference [${want.shape.join(', ')}]`);
   }
@@ -165,9 +196,15 @@ function expectClose(label: string, got: { shape: number[]; data: Float64Array }
 }
 
 const prop = <T>(arb: fc.Arbitrary<T>, toCase: (v: T) => Case, share = 1) =>
-  fc.assert(fc.asyncProperty(arb, (v) => check(toCase(v))), { numRuns: Math.max(1, Math.round(RUNS * share)) });
+  fc.assert(
+    fc.asyncProperty(arb, (v) => check(toCase(v))),
+    { numRuns: Math.max(1, Math.round(RUNS * share)) },
+  );
 
-const show = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x === undefined ? 'undefined' : x));
+const show = (v: unknown): string =>
+  JSON.stringify(v, (_k, x) =>
+    typeof x === 'number' && !Number.isFinite(x) ? String(x) : x === undefined ? 'undefined' : x,
+  );
 const specStr = (s: TensorSpec) => `${s.dtype}[${s.shape.join(',')}]${s.onOther ? '@other' : ''}`;
 
 // ---------------------------------------------------------------- creation
@@ -184,8 +221,18 @@ describe('creation ops', () => {
     prop(
       fc.record({
         shape: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 }),
-        values: fc.array(fc.oneof(fc.integer({ min: -5, max: 5 }), fc.double({ min: -10, max: 10, noNaN: true }), fc.constantFrom(NaN, Infinity, 2 ** 31)), { minLength: 27, maxLength: 27 }),
-        dtype: fc.oneof({ weight: 3, arbitrary: fc.constantFrom<string | undefined>(undefined, 'f32', 'i32') }, { weight: 1, arbitrary: badDType }),
+        values: fc.array(
+          fc.oneof(
+            fc.integer({ min: -5, max: 5 }),
+            fc.double({ min: -10, max: 10, noNaN: true }),
+            fc.constantFrom(NaN, Infinity, 2 ** 31),
+          ),
+          { minLength: 27, maxLength: 27 },
+        ),
+        dtype: fc.oneof(
+          { weight: 3, arbitrary: fc.constantFrom<string | undefined>(undefined, 'f32', 'i32') },
+          { weight: 1, arbitrary: badDType },
+        ),
         flaw: fc.constantFrom('none', 'none', 'none', 'ragged', 'string', 'undefined', 'object'),
         at: fc.nat(),
       }),
@@ -214,7 +261,10 @@ describe('creation ops', () => {
         op: fc.constantFrom('full', 'zeros', 'ones', 'arange', 'eye'),
         shape: shapeArg,
         dtype: dtypeArg,
-        value: fc.oneof(fc.integer({ min: -3, max: 3 }) as fc.Arbitrary<unknown>, fc.constantFrom<unknown>(1.5, NaN, 'x', undefined, 2 ** 40)),
+        value: fc.oneof(
+          fc.integer({ min: -3, max: 3 }) as fc.Arbitrary<unknown>,
+          fc.constantFrom<unknown>(1.5, NaN, 'x', undefined, 2 ** 40),
+        ),
         range: fc.tuple(intArg(-4, 4), intArg(-4, 6), fc.oneof(intArg(1, 2), fc.constantFrom<unknown>(0, 0.5, -1))),
         nm: fc.tuple(intArg(0, 3), intArg(0, 3)),
       }),
@@ -223,14 +273,23 @@ describe('creation ops', () => {
         const sh = shape as number[];
         if (op === 'arange') {
           const [a, b, s] = range as number[];
-          return { label: `arange(${show(range)}, ${dt})`, run: () => raw.arange(a, b, s, dt), want: () => ref.arange(a, b, s, dt) };
+          return {
+            label: `arange(${show(range)}, ${dt})`,
+            run: () => raw.arange(a, b, s, dt),
+            want: () => ref.arange(a, b, s, dt),
+          };
         }
         if (op === 'eye') {
           const [n, m] = nm as number[];
-          return { label: `eye(${show(nm)}, ${dt})`, run: () => raw.eye(n, m, dt), want: () => (ref.toDTypeValue(0, dt), ref.eye(n, m)) };
+          return {
+            label: `eye(${show(nm)}, ${dt})`,
+            run: () => raw.eye(n, m, dt),
+            want: () => (ref.toDTypeValue(0, dt), ref.eye(n, m)),
+          };
         }
         const v = op === 'zeros' ? 0 : op === 'ones' ? 1 : (value as number);
-        const run = op === 'full' ? () => raw.full(sh, v, dt) : op === 'zeros' ? () => raw.zeros(sh, dt) : () => raw.ones(sh, dt);
+        const run =
+          op === 'full' ? () => raw.full(sh, v, dt) : op === 'zeros' ? () => raw.zeros(sh, dt) : () => raw.ones(sh, dt);
         return {
           label: `${op}(${show(shape)}, ${op === 'full' ? `${show(value)}, ` : ''}${dt})`,
           run,
@@ -251,15 +310,25 @@ const BINARY = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', '
 
 describe('elementwise ops', () => {
   it('unary ops on f32 and i32 tensors', () =>
-    prop(fc.tuple(fc.constantFrom(...UNARY), spec(fc.array(dim, { maxLength: 3 }), fc.constantFrom('f32', 'i32'))), ([op, xs]) => ({
-      label: `${op}(${specStr(xs)})`,
-      run: (made) => raw[op](build(xs, made).t),
-      want: () => ref[op](build(xs, []).r),
-    })));
+    prop(
+      fc.tuple(fc.constantFrom(...UNARY), spec(fc.array(dim, { maxLength: 3 }), fc.constantFrom('f32', 'i32'))),
+      ([op, xs]) => ({
+        label: `${op}(${specStr(xs)})`,
+        run: (made) => raw[op](build(xs, made).t),
+        want: () => ref[op](build(xs, []).r),
+      }),
+    ));
 
   it('binary ops with broadcasting, mixed dtypes and a second device', () =>
     prop(
-      fc.tuple(fc.constantFrom(...BINARY), broadcastPair, fc.constantFrom('f32', 'i32'), fc.constantFrom('f32', 'i32'), seed, onOther),
+      fc.tuple(
+        fc.constantFrom(...BINARY),
+        broadcastPair,
+        fc.constantFrom('f32', 'i32'),
+        fc.constantFrom('f32', 'i32'),
+        seed,
+        onOther,
+      ),
       ([op, [sa, sb], da, db, s, far]) => {
         const a: TensorSpec = { shape: sa, dtype: da, seed: s, onOther: false };
         const b: TensorSpec = { shape: sb, dtype: db, seed: s + 1, onOther: far };
@@ -281,13 +350,20 @@ describe('elementwise ops', () => {
         op: fc.constantFrom('addScalar', 'mulScalar', 'powScalar', 'where', 'cast', 'axpby'),
         x: spec(fc.array(dim, { maxLength: 3 }), fc.constantFrom('f32', 'i32')),
         y: spec(fc.array(dim, { maxLength: 3 })),
-        scalar: fc.oneof(fc.integer({ min: -3, max: 3 }) as fc.Arbitrary<unknown>, fc.constantFrom<unknown>(0.5, NaN, '2', undefined, 2 ** 40)),
+        scalar: fc.oneof(
+          fc.integer({ min: -3, max: 3 }) as fc.Arbitrary<unknown>,
+          fc.constantFrom<unknown>(0.5, NaN, '2', undefined, 2 ** 40),
+        ),
         dtype: dtypeArg,
       }),
       ({ op, x, y, scalar, dtype }) => {
         const s = scalar as number;
         if (op === 'cast') {
-          return { label: `cast(${specStr(x)}, ${dtype})`, run: (m) => raw.cast(build(x, m).t, dtype as DType), want: () => ref.cast(build(x, []).r, dtype as DType, x.dtype) };
+          return {
+            label: `cast(${specStr(x)}, ${dtype})`,
+            run: (m) => raw.cast(build(x, m).t, dtype as DType),
+            want: () => ref.cast(build(x, []).r, dtype as DType, x.dtype),
+          };
         }
         if (op === 'where') {
           const c = { ...x, dtype: 'f32' as const };
@@ -305,7 +381,13 @@ describe('elementwise ops', () => {
             label: `axpby(${show(scalar)}, ${specStr(x)}, 2, ${specStr(y)})`,
             run: (m) => raw.axpby(s, build(x, m).t, 2, build(y, m).t),
             want: () => {
-              if (typeof s !== 'number' || x.onOther !== y.onOther || x.dtype !== 'f32' || x.shape.join() !== y.shape.join()) throw new Error('invalid');
+              if (
+                typeof s !== 'number' ||
+                x.onOther !== y.onOther ||
+                x.dtype !== 'f32' ||
+                x.shape.join() !== y.shape.join()
+              )
+                throw new Error('invalid');
               return ref.axpby(s, build(x, []).r, 2, build(y, []).r);
             },
           };
@@ -315,7 +397,8 @@ describe('elementwise ops', () => {
           label: `${op}(${specStr(x)}, ${show(scalar)})`,
           run: (m) => raw[op](build(x, m).t, s),
           want: () => {
-            if (typeof s !== 'number' || (x.dtype === 'i32' && !(Number.isInteger(s) && Math.abs(s) < 2 ** 31))) throw new Error('scalar does not fit');
+            if (typeof s !== 'number' || (x.dtype === 'i32' && !(Number.isInteger(s) && Math.abs(s) < 2 ** 31)))
+              throw new Error('scalar does not fit');
             return refOp(build(x, []).r, s);
           },
         };
@@ -325,7 +408,10 @@ describe('elementwise ops', () => {
 
 // ---------------------------------------------------------------- reductions, matmul
 
-const axisArg = fc.oneof({ weight: 5, arbitrary: fc.integer({ min: -4, max: 3 }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: badInt });
+const axisArg = fc.oneof(
+  { weight: 5, arbitrary: fc.integer({ min: -4, max: 3 }) as fc.Arbitrary<unknown> },
+  { weight: 1, arbitrary: badInt },
+);
 const axesArg = fc.oneof(
   { weight: 2, arbitrary: fc.constant<unknown>(undefined) },
   { weight: 3, arbitrary: axisArg },
@@ -337,7 +423,13 @@ describe('reductions and matmul', () => {
     prop(
       fc.record({
         op: fc.constantFrom('sum', 'mean', 'max', 'min', 'logsumexp', 'argmax', 'softmax', 'logSoftmax'),
-        x: spec(fc.array(dim, { maxLength: 3 }), fc.oneof({ weight: 5, arbitrary: fc.constant('f32' as const) }, { weight: 1, arbitrary: fc.constant('i32' as const) })),
+        x: spec(
+          fc.array(dim, { maxLength: 3 }),
+          fc.oneof(
+            { weight: 5, arbitrary: fc.constant('f32' as const) },
+            { weight: 1, arbitrary: fc.constant('i32' as const) },
+          ),
+        ),
         axes: axesArg,
         keepDims: fc.boolean(),
       }),
@@ -358,7 +450,7 @@ describe('reductions and matmul', () => {
             run: (m) => gpu(build(x, m).t),
             want: () => {
               const a = refAxes();
-              if (!a || a.length !== 1 || typeof axes !== 'number') throw new Error('one axis needed');
+              if (a?.length !== 1 || typeof axes !== 'number') throw new Error('one axis needed');
               const r = build(x, []).r;
               return op === 'argmax' ? ref.argmax(r, axis, keepDims) : ref[op](r, axis);
             },
@@ -377,7 +469,12 @@ describe('reductions and matmul', () => {
       fc.record({
         batchA: goodShape(2),
         batchB: goodShape(2),
-        mkn: fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 4 })),
+        mkn: fc.tuple(
+          fc.integer({ min: 1, max: 4 }),
+          fc.integer({ min: 0, max: 4 }),
+          fc.integer({ min: 1, max: 4 }),
+          fc.integer({ min: 0, max: 4 }),
+        ),
         transA: fc.boolean(),
         transB: fc.boolean(),
         s: seed,
@@ -385,8 +482,18 @@ describe('reductions and matmul', () => {
       }),
       ({ batchA, batchB, mkn: [M, K, N, Kb], transA, transB, s, far }) => {
         const kB = Kb % 3 === 0 ? K : Kb; // mostly matching inner dims
-        const a: TensorSpec = { shape: [...batchA, ...(transA ? [K, M] : [M, K])], dtype: 'f32', seed: s, onOther: false };
-        const b: TensorSpec = { shape: [...batchB, ...(transB ? [N, kB] : [kB, N])], dtype: 'f32', seed: s + 1, onOther: far };
+        const a: TensorSpec = {
+          shape: [...batchA, ...(transA ? [K, M] : [M, K])],
+          dtype: 'f32',
+          seed: s,
+          onOther: false,
+        };
+        const b: TensorSpec = {
+          shape: [...batchB, ...(transB ? [N, kB] : [kB, N])],
+          dtype: 'f32',
+          seed: s + 1,
+          onOther: far,
+        };
         return {
           label: `matmul(${specStr(a)}${transA ? 'ᵀ' : ''}, ${specStr(b)}${transB ? 'ᵀ' : ''})`,
           run: (m) => raw.matmul(build(a, m).t, build(b, m).t, { transA, transB }),
@@ -401,21 +508,33 @@ describe('reductions and matmul', () => {
 
 // ---------------------------------------------------------------- conv, pool, random
 
-const pairArg = (min: number, max: number) => fc.oneof({ weight: 4, arbitrary: intArg(min, max) }, { weight: 1, arbitrary: fc.tuple(intArg(min, max), intArg(min, max)) as fc.Arbitrary<unknown> });
+const pairArg = (min: number, max: number) =>
+  fc.oneof(
+    { weight: 4, arbitrary: intArg(min, max) },
+    { weight: 1, arbitrary: fc.tuple(intArg(min, max), intArg(min, max)) as fc.Arbitrary<unknown> },
+  );
 
 describe('conv, pool and random ops', () => {
   it('conv2d and the pools with fractional, negative or NaN geometry', () =>
     prop(
       fc.record({
         op: fc.constantFrom('conv2d', 'maxPool2d', 'avgPool2d'),
-        nchw: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 })),
+        nchw: fc.tuple(
+          fc.integer({ min: 1, max: 2 }),
+          fc.integer({ min: 1, max: 2 }),
+          fc.integer({ min: 1, max: 5 }),
+          fc.integer({ min: 1, max: 5 }),
+        ),
         k: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })),
         o: fc.integer({ min: 1, max: 2 }),
         stride: pairArg(1, 2),
         padding: pairArg(0, 1),
         groups: fc.oneof({ weight: 4, arbitrary: fc.constant<unknown>(1) }, { weight: 1, arbitrary: badInt }),
         // Now and then the options are not an object at all (F.max_pool2d(x, 2) habit).
-        notAnObject: fc.oneof({ weight: 8, arbitrary: fc.constant<unknown>(undefined) }, { weight: 1, arbitrary: fc.constantFrom<unknown>(2, 'same', [2, 2], null, { stide: 2 }) }),
+        notAnObject: fc.oneof(
+          { weight: 8, arbitrary: fc.constant<unknown>(undefined) },
+          { weight: 1, arbitrary: fc.constantFrom<unknown>(2, 'same', [2, 2], null, { stide: 2 }) },
+        ),
         s: seed,
         far: onOther,
       }),
@@ -425,7 +544,10 @@ describe('conv, pool and random ops', () => {
         if (notAnObject !== undefined && !(op === 'conv2d' && notAnObject === null)) {
           return {
             label: `${op}(${specStr(x)}, …, ${show(notAnObject)})`,
-            run: (m) => (op === 'conv2d' ? raw.conv2d(build(x, m).t, build({ ...x, shape: [o, nchw[1], ...k] }, m).t, notAnObject as never) : raw[op](build(x, m).t, notAnObject as never)),
+            run: (m) =>
+              op === 'conv2d'
+                ? raw.conv2d(build(x, m).t, build({ ...x, shape: [o, nchw[1], ...k] }, m).t, notAnObject as never)
+                : raw[op](build(x, m).t, notAnObject as never),
             want: fail,
           };
         }
@@ -456,9 +578,18 @@ describe('conv, pool and random ops', () => {
       fc.record({
         op: fc.constantFrom('uniform', 'normal', 'randint', 'bernoulli', 'permutation'),
         shape: shapeArg,
-        seed: fc.oneof({ weight: 4, arbitrary: fc.nat() as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: fc.constantFrom<unknown>(-1, 0.5, NaN, 2 ** 60, '1', undefined, [1], [1, 2 ** 32]) }),
-        offset: fc.oneof({ weight: 4, arbitrary: fc.constant<unknown>(undefined) }, { weight: 1, arbitrary: intArg(0, 5) }),
-        p: fc.oneof(fc.double({ min: 0, max: 1, noNaN: true }) as fc.Arbitrary<unknown>, fc.constantFrom<unknown>(-0.5, 2, NaN, '0.5')),
+        seed: fc.oneof(
+          { weight: 4, arbitrary: fc.nat() as fc.Arbitrary<unknown> },
+          { weight: 1, arbitrary: fc.constantFrom<unknown>(-1, 0.5, NaN, 2 ** 60, '1', undefined, [1], [1, 2 ** 32]) },
+        ),
+        offset: fc.oneof(
+          { weight: 4, arbitrary: fc.constant<unknown>(undefined) },
+          { weight: 1, arbitrary: intArg(0, 5) },
+        ),
+        p: fc.oneof(
+          fc.double({ min: 0, max: 1, noNaN: true }) as fc.Arbitrary<unknown>,
+          fc.constantFrom<unknown>(-0.5, 2, NaN, '0.5'),
+        ),
         bounds: fc.tuple(intArg(-3, 3), intArg(-3, 5)),
         n: intArg(0, 9),
       }),
@@ -476,11 +607,16 @@ describe('conv, pool and random ops', () => {
           permutation: [() => raw.permutation(n as number, s, opts), () => ref.permutation(n as number, s, opts)],
         } as const;
         const [run, want] = cases[op];
-        return { label, run, want: () => {
-          if (!Array.isArray(shape) && op !== 'permutation') throw new Error('shape is not an array');
-          if (op === 'bernoulli' && typeof p !== 'number') throw new Error('p is not a number');
-          return want();
-        }, atol: 1e-5 };
+        return {
+          label,
+          run,
+          want: () => {
+            if (!Array.isArray(shape) && op !== 'permutation') throw new Error('shape is not an array');
+            if (op === 'bernoulli' && typeof p !== 'number') throw new Error('p is not a number');
+            return want();
+          },
+          atol: 1e-5,
+        };
       },
     ));
 });
@@ -489,7 +625,15 @@ describe('conv, pool and random ops', () => {
 
 /** A 4-D shape given by the caller (inputShape, size), now and then with one bad dim. */
 const shape4Arg = fc.oneof(
-  { weight: 5, arbitrary: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 })) as fc.Arbitrary<unknown[]> },
+  {
+    weight: 5,
+    arbitrary: fc.tuple(
+      fc.integer({ min: 1, max: 2 }),
+      fc.integer({ min: 1, max: 2 }),
+      fc.integer({ min: 1, max: 4 }),
+      fc.integer({ min: 1, max: 4 }),
+    ) as fc.Arbitrary<unknown[]>,
+  },
   { weight: 1, arbitrary: fc.tuple(fc.constant(1), fc.constant(1), badInt, fc.constant(2)) as fc.Arbitrary<unknown[]> },
 );
 
@@ -513,7 +657,11 @@ describe('resample, backward ops and dot', () => {
         const noFar = () => (far ? fail() : undefined);
         if (op === 'affineGrid') {
           const theta: TensorSpec = { shape: [N, 2, 3], dtype: 'f32', seed: s, onOther: far };
-          return { label, run: (m) => raw.affineGrid(build(theta, m).t, sz, alignCorners), want: () => ref.affineGrid(build(theta, []).r, sz, alignCorners) };
+          return {
+            label,
+            run: (m) => raw.affineGrid(build(theta, m).t, sz, alignCorners),
+            want: () => ref.affineGrid(build(theta, []).r, sz, alignCorners),
+          };
         }
         if (op === 'gridSample') {
           const x: TensorSpec = { shape: [N, C, H, W], dtype: 'f32', seed: s, onOther: false };
@@ -525,12 +673,26 @@ describe('resample, backward ops and dot', () => {
           };
         }
         if (op === 'avgPool2dBackward') {
-          const gy: TensorSpec = { shape: [N, C, Math.floor(H / k), Math.floor(W / k)], dtype: 'f32', seed: s, onOther: false };
-          return { label, run: (m) => raw.avgPool2dBackward(build(gy, m).t, sz, { kernel: k }), want: () => ref.avgPool2dBackward(build(gy, []).r, sz, { kernel: k }) };
+          const gy: TensorSpec = {
+            shape: [N, C, Math.floor(H / k), Math.floor(W / k)],
+            dtype: 'f32',
+            seed: s,
+            onOther: false,
+          };
+          return {
+            label,
+            run: (m) => raw.avgPool2dBackward(build(gy, m).t, sz, { kernel: k }),
+            want: () => ref.avgPool2dBackward(build(gy, []).r, sz, { kernel: k }),
+          };
         }
         if (op === 'conv2dInputGrad') {
           const w: TensorSpec = { shape: [2, C, k, k], dtype: 'f32', seed: s + 1, onOther: far };
-          const gy: TensorSpec = { shape: [N, 2, Math.max(0, H - k + 1), Math.max(0, W - k + 1)], dtype: 'f32', seed: s, onOther: false };
+          const gy: TensorSpec = {
+            shape: [N, 2, Math.max(0, H - k + 1), Math.max(0, W - k + 1)],
+            dtype: 'f32',
+            seed: s,
+            onOther: false,
+          };
           return {
             label,
             run: (m) => raw.conv2dInputGrad(build(gy, m).t, build(w, m).t, sz),
@@ -559,29 +721,75 @@ describe('resample, backward ops and dot', () => {
 const MULTI_OPERAND: [string, number[][], (ts: Tensor[]) => Tensor][] = [
   ['add', [[2], [2]], ([a, b]) => raw.add(a, b)],
   ['dot', [[2], [2]], ([a, b]) => raw.dot(a, b)],
-  ['matmul', [[2, 2], [2, 2]], ([a, b]) => raw.matmul(a, b)],
-  ['conv2d', [[1, 1, 3, 3], [1, 1, 2, 2]], ([a, b]) => raw.conv2d(a, b)],
-  ['conv2dFilterGrad', [[1, 1, 3, 3], [1, 1, 2, 2]], ([a, b]) => raw.conv2dFilterGrad(a, b, [1, 1, 2, 2])],
-  ['maxPool2dBackward', [[1, 1, 1, 1], [1, 1, 2, 2]], ([a, b]) => raw.maxPool2dBackward(a, b, { kernel: 2 })],
-  ['gridSample', [[1, 1, 2, 2], [1, 2, 2, 2]], ([a, b]) => raw.gridSample(a, b)],
-  ['gather', [[2, 2], [2, 2]], ([a, b]) => raw.tidy(() => raw.gather(a, 0, raw.cast(b, 'i32')))],
+  [
+    'matmul',
+    [
+      [2, 2],
+      [2, 2],
+    ],
+    ([a, b]) => raw.matmul(a, b),
+  ],
+  [
+    'conv2d',
+    [
+      [1, 1, 3, 3],
+      [1, 1, 2, 2],
+    ],
+    ([a, b]) => raw.conv2d(a, b),
+  ],
+  [
+    'conv2dFilterGrad',
+    [
+      [1, 1, 3, 3],
+      [1, 1, 2, 2],
+    ],
+    ([a, b]) => raw.conv2dFilterGrad(a, b, [1, 1, 2, 2]),
+  ],
+  [
+    'maxPool2dBackward',
+    [
+      [1, 1, 1, 1],
+      [1, 1, 2, 2],
+    ],
+    ([a, b]) => raw.maxPool2dBackward(a, b, { kernel: 2 }),
+  ],
+  [
+    'gridSample',
+    [
+      [1, 1, 2, 2],
+      [1, 2, 2, 2],
+    ],
+    ([a, b]) => raw.gridSample(a, b),
+  ],
+  [
+    'gather',
+    [
+      [2, 2],
+      [2, 2],
+    ],
+    ([a, b]) => raw.tidy(() => raw.gather(a, 0, raw.cast(b, 'i32'))),
+  ],
   ['ag.mse', [[2], [2]], ([a, b]) => ag.mse(a, b)],
 ];
 
 describe('disposed operands', () => {
   it('a disposed operand is a DisposedTensorError and nothing leaks', () =>
-    prop(fc.tuple(fc.nat(MULTI_OPERAND.length - 1), fc.nat(2), seed), ([i, dead, s]) => {
-      const [name, shapes, call] = MULTI_OPERAND[i];
-      return {
-        label: `${name} with operand ${dead % shapes.length} disposed`,
-        run: (m) => {
-          const ts = shapes.map((shape, j) => build({ shape, dtype: 'f32', seed: s + j, onOther: false }, m).t);
-          ts[dead % ts.length].dispose();
-          return call(ts);
-        },
-        want: fail,
-      };
-    }, 1 / 3));
+    prop(
+      fc.tuple(fc.nat(MULTI_OPERAND.length - 1), fc.nat(2), seed),
+      ([i, dead, s]) => {
+        const [name, shapes, call] = MULTI_OPERAND[i];
+        return {
+          label: `${name} with operand ${dead % shapes.length} disposed`,
+          run: (m) => {
+            const ts = shapes.map((shape, j) => build({ shape, dtype: 'f32', seed: s + j, onOther: false }, m).t);
+            ts[dead % ts.length].dispose();
+            return call(ts);
+          },
+          want: fail,
+        };
+      },
+      1 / 3,
+    ));
 });
 
 // ---------------------------------------------------------------- indexing and concat (movement.ts)
@@ -595,18 +803,33 @@ describe('index ops and concat', () => {
         axis: axisArg,
         len: fc.integer({ min: 0, max: 3 }),
         values: fc.array(fc.nat(), { minLength: 27, maxLength: 27 }),
-        outOfRange: fc.oneof({ weight: 3, arbitrary: fc.constant<number | null>(null) }, { weight: 1, arbitrary: fc.constantFrom<number | null>(-1, 0) }),
-        indexDtype: fc.oneof({ weight: 5, arbitrary: fc.constant<'i32' | 'f32'>('i32') }, { weight: 1, arbitrary: fc.constant<'i32' | 'f32'>('f32') }),
+        outOfRange: fc.oneof(
+          { weight: 3, arbitrary: fc.constant<number | null>(null) },
+          { weight: 1, arbitrary: fc.constantFrom<number | null>(-1, 0) },
+        ),
+        indexDtype: fc.oneof(
+          { weight: 5, arbitrary: fc.constant<'i32' | 'f32'>('i32') },
+          { weight: 1, arbitrary: fc.constant<'i32' | 'f32'>('f32') },
+        ),
         classes: intArg(1, 4),
         s: seed,
         far: onOther,
       }),
       ({ op, xShape, axis, len, values, outOfRange, indexDtype, classes, s, far }) => {
         const rank = xShape.length;
-        const ax = Number.isInteger(axis) && (axis as number) >= -rank && (axis as number) < rank ? ((axis as number) + rank) % rank : 0;
+        const ax =
+          Number.isInteger(axis) && (axis as number) >= -rank && (axis as number) < rank
+            ? ((axis as number) + rank) % rank
+            : 0;
         const x: TensorSpec = { shape: xShape, dtype: 'f32', seed: s, onOther: false };
-        const bound = op === 'oneHot' ? (Number.isInteger(classes) && (classes as number) > 0 ? (classes as number) : 3) : xShape[ax];
-        const idxShape = op === 'indexSelect' ? [len] : op === 'oneHot' ? xShape : xShape.map((d, i) => (i === ax ? len : d));
+        const bound =
+          op === 'oneHot'
+            ? Number.isInteger(classes) && (classes as number) > 0
+              ? (classes as number)
+              : 3
+            : xShape[ax];
+        const idxShape =
+          op === 'indexSelect' ? [len] : op === 'oneHot' ? xShape : xShape.map((d, i) => (i === ax ? len : d));
         const data = values.slice(0, sizeOf(idxShape)).map((v) => v % bound);
         // One index just past either end of its dimension: -1 or the bound itself.
         if (outOfRange !== null && data.length > 0) data[s % data.length] = outOfRange === -1 ? -1 : bound;
@@ -622,10 +845,18 @@ describe('index ops and concat', () => {
           if (op !== 'concat' && indexDtype !== 'i32') fail();
         };
         if (op === 'gather') {
-          return { label, run: (m) => raw.gather(build(x, m).t, axis as number, makeIndex(m)), want: () => (valid(), ref.gather(build(x, []).r, axis as number, index())) };
+          return {
+            label,
+            run: (m) => raw.gather(build(x, m).t, axis as number, makeIndex(m)),
+            want: () => (valid(), ref.gather(build(x, []).r, axis as number, index())),
+          };
         }
         if (op === 'indexSelect') {
-          return { label, run: (m) => raw.indexSelect(build(x, m).t, axis as number, makeIndex(m)), want: () => (valid(), ref.indexSelect(build(x, []).r, axis as number, index())) };
+          return {
+            label,
+            run: (m) => raw.indexSelect(build(x, m).t, axis as number, makeIndex(m)),
+            want: () => (valid(), ref.indexSelect(build(x, []).r, axis as number, index())),
+          };
         }
         if (op === 'scatterAdd') {
           const src: TensorSpec = { shape: idxShape, dtype: 'f32', seed: s + 1, onOther: false };
@@ -636,9 +867,18 @@ describe('index ops and concat', () => {
           };
         }
         if (op === 'oneHot') {
-          return { label, run: (m) => raw.oneHot(makeIndex(m), classes as number), want: () => (valid(), ref.oneHot(index(), classes as number)) };
+          return {
+            label,
+            run: (m) => raw.oneHot(makeIndex(m), classes as number),
+            want: () => (valid(), ref.oneHot(index(), classes as number)),
+          };
         }
-        const y: TensorSpec = { shape: xShape.map((d, i) => (i === ax ? len : d)), dtype: 'f32', seed: s + 1, onOther: far };
+        const y: TensorSpec = {
+          shape: xShape.map((d, i) => (i === ax ? len : d)),
+          dtype: 'f32',
+          seed: s + 1,
+          onOther: far,
+        };
         return {
           label: `concat([${specStr(x)}, ${specStr(y)}], ${show(axis)})`,
           run: (m) => raw.concat([build(x, m).t, build(y, m).t], axis as number),
@@ -658,15 +898,31 @@ describe('autograd ops and losses', () => {
         pair: broadcastPair,
         s: seed,
         far: onOther,
-        labelDtype: fc.oneof({ weight: 4, arbitrary: fc.constant<'i32' | 'f32'>('i32') }, { weight: 1, arbitrary: fc.constant<'i32' | 'f32'>('f32') }),
-        badLabel: fc.oneof({ weight: 3, arbitrary: fc.constant<number | null>(null) }, { weight: 1, arbitrary: fc.constantFrom<number | null>(-1, 0) }),
+        labelDtype: fc.oneof(
+          { weight: 4, arbitrary: fc.constant<'i32' | 'f32'>('i32') },
+          { weight: 1, arbitrary: fc.constant<'i32' | 'f32'>('f32') },
+        ),
+        badLabel: fc.oneof(
+          { weight: 3, arbitrary: fc.constant<number | null>(null) },
+          { weight: 1, arbitrary: fc.constantFrom<number | null>(-1, 0) },
+        ),
       }),
       ({ op, pair: [sa, sb], s, far, labelDtype, badLabel }) => {
         const a: TensorSpec = { shape: sa, dtype: 'f32', seed: s, onOther: false };
         const b: TensorSpec = { shape: sb, dtype: 'f32', seed: s + 1, onOther: far };
         const label = `ag.${op}(${specStr(a)}, ${specStr(b)})`;
-        if (op === 'add') return { label, run: (m) => ag.add(build(a, m).t, build(b, m).t), want: () => (far ? fail() : ref.add(build(a, []).r, build(b, []).r)) };
-        if (op === 'matmul') return { label, run: (m) => ag.matmul(build(a, m).t, build(b, m).t), want: () => (far ? fail() : ref.matmul(build(a, []).r, build(b, []).r)) };
+        if (op === 'add')
+          return {
+            label,
+            run: (m) => ag.add(build(a, m).t, build(b, m).t),
+            want: () => (far ? fail() : ref.add(build(a, []).r, build(b, []).r)),
+          };
+        if (op === 'matmul')
+          return {
+            label,
+            run: (m) => ag.matmul(build(a, m).t, build(b, m).t),
+            want: () => (far ? fail() : ref.matmul(build(a, []).r, build(b, []).r)),
+          };
         if (op === 'sumGrad') {
           // d/da Σ (a·b) = b broadcast back to a's shape: summed over a's broadcast dims.
           return {
@@ -691,7 +947,8 @@ describe('autograd ops and losses', () => {
             label,
             run: (m) => ag.mse(build(a, m).t, build(b, m).t),
             // torch semantics without its broadcast warning: shapes must be equal.
-            want: () => (far || sa.join() !== sb.join() ? fail() : ref.mean(ref.square(ref.sub(build(a, []).r, build(b, []).r)))),
+            want: () =>
+              far || sa.join() !== sb.join() ? fail() : ref.mean(ref.square(ref.sub(build(a, []).r, build(b, []).r))),
           };
         }
         // crossEntropy: logits [B, K] from a's first two dims, labels [B], now and then one of them -1 or K.
@@ -728,10 +985,16 @@ async function propSeeingBoth<T>(arb: fc.Arbitrary<T>, toCase: (v: T) => Case): 
 
 /** Slice bounds a JS caller may pass by mistake: fractions, NaN, ±Infinity, strings, null, undefined. */
 const badBound = fc.constantFrom<unknown>(0.5, -1.5, NaN, Infinity, -Infinity, '1', null, undefined);
-const boundArg = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: -4, max: 4 }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: badBound });
+const boundArg = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: -4, max: 4 }) as fc.Arbitrary<unknown> },
+  { weight: 1, arbitrary: badBound },
+);
 /** An integer list (mostly), now and then not a list at all. */
 const listOf = (item: fc.Arbitrary<unknown>, maxLength = 3) =>
-  fc.oneof({ weight: 8, arbitrary: fc.array(item, { maxLength }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: fc.constantFrom<unknown>(1, '0', null, undefined) });
+  fc.oneof(
+    { weight: 8, arbitrary: fc.array(item, { maxLength }) as fc.Arbitrary<unknown> },
+    { weight: 1, arbitrary: fc.constantFrom<unknown>(1, '0', null, undefined) },
+  );
 /** A second concat operand: usually a tensor, sometimes a number, null, an array or a plain object. */
 const notATensor = fc.constantFrom<unknown>(3, null, undefined, [1, 2], { shape: [1] }, 'x');
 
@@ -741,26 +1004,56 @@ describe('movement ops', () => {
       fc.record({
         op: fc.constantFrom('reshape', 'permute', 'transpose', 'expand', 'slice', 'pad', 'flip', 'concat'),
         x: spec(goodShape(3)),
-        shape: listOf(fc.oneof({ weight: 4, arbitrary: fc.integer({ min: -1, max: 3 }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: badInt }), 4),
+        shape: listOf(
+          fc.oneof(
+            { weight: 4, arbitrary: fc.integer({ min: -1, max: 3 }) as fc.Arbitrary<unknown> },
+            { weight: 1, arbitrary: badInt },
+          ),
+          4,
+        ),
         axes: listOf(axisArg),
         a: axisArg,
         b: axisArg,
         starts: listOf(boundArg),
         ends: listOf(boundArg),
-        steps: fc.oneof({ weight: 2, arbitrary: fc.constant<unknown>(undefined) }, { weight: 2, arbitrary: listOf(intArg(1, 3)) }),
+        steps: fc.oneof(
+          { weight: 2, arbitrary: fc.constant<unknown>(undefined) },
+          { weight: 2, arbitrary: listOf(intArg(1, 3)) },
+        ),
         pads: fc.oneof(
-          { weight: 6, arbitrary: fc.array(fc.tuple(intArg(-1, 2), intArg(-1, 2)), { maxLength: 3 }) as fc.Arbitrary<unknown> },
+          {
+            weight: 6,
+            arbitrary: fc.array(fc.tuple(intArg(-1, 2), intArg(-1, 2)), { maxLength: 3 }) as fc.Arbitrary<unknown>,
+          },
           { weight: 1, arbitrary: fc.constantFrom<unknown>(1, [[1]], [null], null) },
         ),
-        value: fc.oneof({ weight: 6, arbitrary: fc.constantFrom<unknown>(0, 1.5, -Infinity) }, { weight: 1, arbitrary: fc.constantFrom<unknown>('1', null) }),
-        second: fc.oneof({ weight: 3, arbitrary: fc.constant<unknown>('tensor') }, { weight: 1, arbitrary: notATensor }),
+        value: fc.oneof(
+          { weight: 6, arbitrary: fc.constantFrom<unknown>(0, 1.5, -Infinity) },
+          { weight: 1, arbitrary: fc.constantFrom<unknown>('1', null) },
+        ),
+        second: fc.oneof(
+          { weight: 3, arbitrary: fc.constant<unknown>('tensor') },
+          { weight: 1, arbitrary: notATensor },
+        ),
       }),
       ({ op, x, shape, axes, a, b, starts, ends, steps, pads, value, second }) => {
         // reshape/expand targets: sometimes x's own size ([-1], its dims with a leading 1), else the random list.
         const target = Array.isArray(shape) && shape.length === 0 ? [...x.shape] : shape;
-        const args = { reshape: [target], permute: [axes], transpose: [a, b], expand: [target], slice: [starts, ends, steps], pad: [pads, value], flip: [axes], concat: [a] }[op]!;
+        const args = {
+          reshape: [target],
+          permute: [axes],
+          transpose: [a, b],
+          expand: [target],
+          slice: [starts, ends, steps],
+          pad: [pads, value],
+          flip: [axes],
+          concat: [a],
+        }[op]!;
         const label = `${op}(${specStr(x)}, ${args.map(show).join(', ')}${op === 'concat' ? `, second ${show(second)}` : ''})`;
-        const call = (lib: typeof raw | typeof ref, t: unknown, other: unknown) => (lib as unknown as Record<string, (...v: unknown[]) => unknown>)[op](...(op === 'concat' ? [[t, other], ...args] : [t, ...args]));
+        const call = (lib: typeof raw | typeof ref, t: unknown, other: unknown) =>
+          (lib as unknown as Record<string, (...v: unknown[]) => unknown>)[op](
+            ...(op === 'concat' ? [[t, other], ...args] : [t, ...args]),
+          );
         const y: TensorSpec = { ...x, seed: x.seed + 1, onOther: false };
         return {
           label,
@@ -777,10 +1070,51 @@ describe('movement ops', () => {
 // ---------------------------------------------------------------- autograd wrappers with options
 
 /** Options objects as callers write them: right, with a typo, positional, or with a flag that is not a boolean. */
-const matmulOpts = fc.constantFrom<unknown>(undefined, null, {}, { transA: true }, { transB: true }, { transA: true, transB: true }, true, [true], { transposeB: true }, { transB: 'true' }, { transA: 1 });
-const convOpts = fc.constantFrom<unknown>(undefined, {}, { stride: 2 }, { padding: 1 }, { strides: 2 }, { pad: 1 }, [2, 2], 'same', { stride: null }, { groups: [1, 1] }, null);
-const poolOpts = fc.constantFrom<unknown>({ kernel: 2 }, { kernel: 2, stride: 1 }, { kernel: 2, strides: 2 }, { kernal: 2 }, { kernel: 2, stride: null }, {}, 2, null);
-const gridOpts = fc.constantFrom<unknown>(undefined, {}, { alignCorners: true }, { alignCorner: true }, { alignCorners: 'false' }, true, null);
+const matmulOpts = fc.constantFrom<unknown>(
+  undefined,
+  null,
+  {},
+  { transA: true },
+  { transB: true },
+  { transA: true, transB: true },
+  true,
+  [true],
+  { transposeB: true },
+  { transB: 'true' },
+  { transA: 1 },
+);
+const convOpts = fc.constantFrom<unknown>(
+  undefined,
+  {},
+  { stride: 2 },
+  { padding: 1 },
+  { strides: 2 },
+  { pad: 1 },
+  [2, 2],
+  'same',
+  { stride: null },
+  { groups: [1, 1] },
+  null,
+);
+const poolOpts = fc.constantFrom<unknown>(
+  { kernel: 2 },
+  { kernel: 2, stride: 1 },
+  { kernel: 2, strides: 2 },
+  { kernal: 2 },
+  { kernel: 2, stride: null },
+  {},
+  2,
+  null,
+);
+const gridOpts = fc.constantFrom<unknown>(
+  undefined,
+  {},
+  { alignCorners: true },
+  { alignCorner: true },
+  { alignCorners: 'false' },
+  true,
+  null,
+);
 const flagArg = fc.constantFrom<unknown>(undefined, false, true, 'false', 1, null);
 /** What grad() may be handed as its inputs: the right tensor, or a number, a function, a mixed list, null. */
 const gradInputs = fc.constantFrom<unknown>('x', 5, '[x, 5]', 'f', null, 'string');
@@ -803,7 +1137,11 @@ describe('autograd wrappers with options, and grad given non-tensors', () => {
         s: seed,
       }),
       (v) => {
-        const { op, dims: [p, q, r], s } = v;
+        const {
+          op,
+          dims: [p, q, r],
+          s,
+        } = v;
         const x2: TensorSpec = { shape: [p, q], dtype: 'f32', seed: s, onOther: false };
         const img: TensorSpec = { shape: [1, 1, 3 + p, 3 + q], dtype: 'f32', seed: s, onOther: false };
         if (op === 'matmul') {

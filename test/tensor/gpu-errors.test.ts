@@ -2,8 +2,18 @@
 import { describe, it, expect } from 'vitest';
 import { fillKernel } from '@metagrad/kernels-wgsl';
 import {
-  DeviceLostError, DeviceMismatchError, DisposedTensorError, InvalidArgumentError, KernelError, OutOfMemoryError,
-  full, getDefaultDevice, setDefaultDevice, tensor, zeros, type Device,
+  DeviceLostError,
+  DeviceMismatchError,
+  DisposedTensorError,
+  InvalidArgumentError,
+  KernelError,
+  OutOfMemoryError,
+  full,
+  getDefaultDevice,
+  setDefaultDevice,
+  tensor,
+  zeros,
+  type Device,
 } from '@metagrad/tensor';
 import { add, concat, gather, indexSelect, oneHot, pad, scatterAdd } from '@metagrad/tensor/raw';
 import { createNodeDevice } from '@metagrad/tensor/node';
@@ -53,7 +63,11 @@ describe('GPU error recovery', () => {
     // No follow-on error, and later results are right (issue: add(x, x) read three times gave stale pool data).
     await expect(d.sync()).resolves.toBeUndefined();
     const x = tensor([1, 2, 3]);
-    expect(await readTwice(x)).toEqual([[2, 4, 6], [2, 4, 6], [2, 4, 6]]);
+    expect(await readTwice(x)).toEqual([
+      [2, 4, 6],
+      [2, 4, 6],
+      [2, 4, 6],
+    ]);
     x.dispose();
   });
 
@@ -80,7 +94,11 @@ describe('GPU error recovery', () => {
       await expect(d.sync()).resolves.toBeUndefined();
       await expect(sameBatch.toArray()).rejects.toThrow(/computed it .*failed/);
       sameBatch.dispose();
-      expect(await readTwice(x)).toEqual([[2, 4, 6, 8], [2, 4, 6, 8], [2, 4, 6, 8]]);
+      expect(await readTwice(x)).toEqual([
+        [2, 4, 6, 8],
+        [2, 4, 6, 8],
+        [2, 4, 6, 8],
+      ]);
       tooBig.destroy();
       x.dispose();
     });
@@ -127,7 +145,11 @@ describe('GPU error recovery', () => {
     await expect(d.sync()).rejects.toThrow(/broken:gpu-errors failed to compile/);
     await expect(d.sync()).resolves.toBeUndefined();
     await expect(y.toArray()).rejects.toBeInstanceOf(KernelError);
-    expect(await readTwice(x)).toEqual([[2, 4], [2, 4], [2, 4]]);
+    expect(await readTwice(x)).toEqual([
+      [2, 4],
+      [2, 4],
+      [2, 4],
+    ]);
     x.dispose();
     y.dispose();
   });
@@ -192,7 +214,10 @@ describe('device names', () => {
       expect(String(d2)).not.toBe(String(d1));
       expect(d2.gpuDevice.label).toBe(String(d2));
       const tooBig = breakBatch(d2);
-      const err = await d2.sync().then(() => null, (e: unknown) => e);
+      const err = await d2.sync().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect((err as Error).message).toContain(String(d2));
       expect((err as Error).message).not.toContain('"metagrad"');
       tooBig.destroy();

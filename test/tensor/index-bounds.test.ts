@@ -86,7 +86,10 @@ describe('index bounds', () => {
     const labels = idx([1, 3], [2]);
     const loss = crossEntropy(logits, labels);
     const [g] = grad(loss, [logits]);
-    const err = await loss.item().then(() => null, (e: unknown) => e);
+    const err = await loss.item().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(IndexOutOfRangeError);
     expect((err as IndexOutOfRangeError).op).toBe('gather');
     expect((err as Error).message).toMatch(/index 3 is out of range \[0, 3\)/);
@@ -106,6 +109,7 @@ function runReference(op: string, bad: number): ref.RefTensor {
   const x = r([1, 2, 3, 4, 5, 6], [2, 3]);
   if (op === 'gather') return ref.gather(x, 1, r([0, bad], [2, 1]));
   if (op === 'indexSelect') return ref.indexSelect(x, 0, r([1, bad], [2]));
-  if (op === 'scatterAdd') return ref.scatterAdd(r([0, 0, 0, 0, 0, 0], [2, 3]), 1, r([bad, 1], [2, 1]), r([1, 1], [2, 1]));
+  if (op === 'scatterAdd')
+    return ref.scatterAdd(r([0, 0, 0, 0, 0, 0], [2, 3]), 1, r([bad, 1], [2, 1]), r([1, 1], [2, 1]));
   return ref.oneHot(r([0, bad, 2], [3]), 3);
 }

@@ -5,7 +5,16 @@
 import { describe, it, expect } from 'vitest';
 import * as raw from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
-import { axpyTree, crossEntropyMean, disposeTree, fromLeaves, leaves, mlp, requiresGradTree, type MlpParams } from '@metagrad/models';
+import {
+  axpyTree,
+  crossEntropyMean,
+  disposeTree,
+  fromLeaves,
+  leaves,
+  mlp,
+  requiresGradTree,
+  type MlpParams,
+} from '@metagrad/models';
 import { useDevice, withFusion } from '../helpers/device';
 
 const device = useDevice();
@@ -14,8 +23,18 @@ const device = useDevice();
 async function train(on: boolean): Promise<{ losses: number[]; pipelinesAt5: number; pipelinesAt30: number }> {
   const d = device();
   return withFusion(d, on, async () => {
-    const x = raw.tensor(Float32Array.from({ length: 32 * 8 }, (_, i) => Math.sin(i * 1.7)), [32, 8], 'f32', d);
-    const y = raw.tensor(Int32Array.from({ length: 32 }, (_, i) => (i * 7) % 4), [32], 'i32', d);
+    const x = raw.tensor(
+      Float32Array.from({ length: 32 * 8 }, (_, i) => Math.sin(i * 1.7)),
+      [32, 8],
+      'f32',
+      d,
+    );
+    const y = raw.tensor(
+      Int32Array.from({ length: 32 }, (_, i) => (i * 7) % 4),
+      [32],
+      'i32',
+      d,
+    );
     const model = mlp({ sizes: [8, 16, 4], activation: 'relu' });
     const init = model.init(5, d);
     let params: MlpParams = requiresGradTree(init);

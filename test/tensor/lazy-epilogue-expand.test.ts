@@ -1,7 +1,7 @@
 /** @file Lazy expand (fusion on): a broadcast of a value is a leaf read of the consumer's expression, not a copy. */
 import { describe, it, expect, afterEach } from 'vitest';
 import * as raw from '@metagrad/tensor/raw';
-import { setFusion, tensor, type Tensor } from '@metagrad/tensor';
+import { setFusion, tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
 import { useDevice, withFusion } from '../helpers/device';
 
@@ -10,7 +10,8 @@ afterEach(() => setFusion(device(), undefined));
 
 const fused = <T>(on: boolean, fn: () => T): T => withFusion(device(), on, fn);
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-const data = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 7.1 + i * 1.3) * (1 + (i % 5)));
+const data = (n: number, seed: number) =>
+  Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 7.1 + i * 1.3) * (1 + (i % 5)));
 
 describe('lazy expand', () => {
   const cases: { from: number[]; to: number[] }[] = [
@@ -49,7 +50,8 @@ describe('lazy expand', () => {
         const grows = size(c.from) < size(on.outs[1].shape);
         expect(off.count, what).toBe((pendingInput ? 4 : 2) + (grows ? 2 : 0));
         expect(on.count, what).toBe(2 + (pendingInput && grows ? 1 : 0));
-        for (let k = 0; k < 2; k++) expect(Array.from(await on.outs[k].toArray()), what).toEqual(Array.from(await off.outs[k].toArray()));
+        for (let k = 0; k < 2; k++)
+          expect(Array.from(await on.outs[k].toArray()), what).toEqual(Array.from(await off.outs[k].toArray()));
         raw.dispose([...on.outs, ...off.outs]);
       }
     }
@@ -57,11 +59,20 @@ describe('lazy expand', () => {
 
   it('a pending value broadcast into a larger output is computed once first, whatever its view: two dispatches', async () => {
     const d = device();
-    for (const view of [[1, 32], [1, 1, 32], [32, 1]]) {
+    for (const view of [
+      [1, 32],
+      [1, 1, 32],
+      [32, 1],
+    ]) {
       const run = (on: boolean) =>
         fused(on, () => {
           const v = tensor(data(32, 3), [32], 'f32', d);
-          const full = tensor(data(100 * 32, 4), view[view.length - 1] === 1 ? [32, 100] : [...view.slice(0, -2), 100, 32], 'f32', d);
+          const full = tensor(
+            data(100 * 32, 4),
+            view[view.length - 1] === 1 ? [32, 100] : [...view.slice(0, -2), 100, 32],
+            'f32',
+            d,
+          );
           const before = d.counters.dispatches;
           const p = raw.tanh(v);
           const r = raw.reshape(p, view);
@@ -111,7 +122,8 @@ describe('lazy expand', () => {
     expect(on.mem).toEqual(off.mem);
     expect(on.count).toBeLessThan(off.count);
     const [a, b] = [await on.g.toArray(), await off.g.toArray()];
-    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(b[i])));
+    for (let i = 0; i < a.length; i++)
+      expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(b[i])));
     raw.dispose([on.g, off.g]);
   });
 });

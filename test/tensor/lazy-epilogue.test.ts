@@ -72,7 +72,12 @@ const FORMS: Form[] = [
     sides: (o) => [o],
     apply: (g, [h]) => raw.mul(g, raw.addScalar(raw.neg(raw.square(h)), 1)),
   },
-  { name: 'column bias (broadcast over columns) − full', ops: 2, sides: (o) => [[...o.slice(0, -1), 1], o], apply: (y, [c, z]) => raw.sub(raw.add(y, c), z) },
+  {
+    name: 'column bias (broadcast over columns) − full',
+    ops: 2,
+    sides: (o) => [[...o.slice(0, -1), 1], o],
+    apply: (y, [c, z]) => raw.sub(raw.add(y, c), z),
+  },
   { name: 'θ − lr·g (an SGD step)', ops: 2, sides: (o) => [o], apply: (g, [w]) => raw.sub(w, raw.mulScalar(g, 0.01)) },
 ];
 
@@ -115,7 +120,8 @@ describe('matmul epilogues', () => {
           expect(on.count, what).toBe(1);
           expect(off.count, what).toBe(1 + form.ops);
           expect(on.packs, what).toBeLessThanOrEqual(off.packs);
-          if (c.transA && (variant?.kind === 'register' && variant.rows % 4 === 0) && outShape(c).at(-2)! % 4 === 0) expect(on.packs, what).toBe(off.packs - 1);
+          if (c.transA && variant?.kind === 'register' && variant.rows % 4 === 0 && outShape(c).at(-2)! % 4 === 0)
+            expect(on.packs, what).toBe(off.packs - 1);
           expectClose(await on.z.toArray(), await off.z.toArray(), what);
           raw.dispose([on.z, off.z]);
         }
@@ -143,7 +149,8 @@ describe('matmul epilogues', () => {
       const on = run(true);
       const off = run(false);
       expect(on.count).toBe(off.count - 2);
-      for (let k = 0; k < 3; k++) expectClose(await on.outs[k].toArray(), await off.outs[k].toArray(), `${JSON.stringify(variant)} output ${k}`);
+      for (let k = 0; k < 3; k++)
+        expectClose(await on.outs[k].toArray(), await off.outs[k].toArray(), `${JSON.stringify(variant)} output ${k}`);
       raw.dispose([...on.outs, ...off.outs]);
     }
   });
@@ -197,7 +204,11 @@ describe('matmul epilogues', () => {
       const prod = raw.mulScalar(raw.matmul(p, q), 2);
       d.write(p.bufferForInPlaceWrite(), new Float32Array(32).fill(7));
       expect(Array.from(await p.toArray())).toEqual(Array(32).fill(7));
-      expectClose(await prod.toArray(), Float32Array.from(want, (v) => 2 * v), 'in-place write after a lazy matmul');
+      expectClose(
+        await prod.toArray(),
+        Float32Array.from(want, (v) => 2 * v),
+        'in-place write after a lazy matmul',
+      );
       raw.dispose([p, q, prod, t]);
 
       // Dropped unread: no dispatch.
@@ -244,7 +255,8 @@ describe('matmul epilogues', () => {
     const off = run(false);
     expect(on.trace).toEqual(off.trace);
     expect(on.peak).toBe(off.peak);
-    for (let k = 0; k < on.outs.length; k++) expectClose(await on.outs[k].toArray(), await off.outs[k].toArray(), `output ${k}`);
+    for (let k = 0; k < on.outs.length; k++)
+      expectClose(await on.outs[k].toArray(), await off.outs[k].toArray(), `output ${k}`);
     raw.dispose([...on.outs, ...off.outs]);
   });
 
@@ -257,7 +269,15 @@ describe('matmul epilogues', () => {
       gpu: (...p: Tensor[]) => {
         const xt = tensor(Float32Array.from(x), [6, 3], 'f32', d);
         const yt = tensor(Float32Array.from(yv), [6, 1], 'f32', d);
-        const out = mlpLoss([[p[0], p[1]], [p[2], p[3]], [p[4], p[5]]], xt, yt);
+        const out = mlpLoss(
+          [
+            [p[0], p[1]],
+            [p[2], p[3]],
+            [p[4], p[5]],
+          ],
+          xt,
+          yt,
+        );
         raw.dispose([xt, yt]);
         return out;
       },
@@ -286,9 +306,18 @@ describe('matmul epilogues', () => {
   it('fusion off: the matmul kernels and their keys are unchanged (no epilogue)', () => {
     const keys: [MatmulKernelKey, string][] = [
       [{ kind: 'simple' }, 'matmul:simple:f32:2b7romdkk7p'],
-      [{ kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut: true }, 'matmul:reg:f32:4x8:wg8x4:v4out:bymb2sva2y'],
-      [{ kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut: true, transB: true }, 'matmul:reg:f32:4x8:wg8x4:v4out:bT:1krvbdimzyz'],
-      [{ kind: 'register', rows: 4, cols: 4, wgX: 8, wgY: 4, vecOut: false, transB: true }, 'matmul:reg:f32:4x4:wg8x4:s1out:bT:e5qwv15u5f'],
+      [
+        { kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut: true },
+        'matmul:reg:f32:4x8:wg8x4:v4out:bymb2sva2y',
+      ],
+      [
+        { kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut: true, transB: true },
+        'matmul:reg:f32:4x8:wg8x4:v4out:bT:1krvbdimzyz',
+      ],
+      [
+        { kind: 'register', rows: 4, cols: 4, wgX: 8, wgY: 4, vecOut: false, transB: true },
+        'matmul:reg:f32:4x4:wg8x4:s1out:bT:e5qwv15u5f',
+      ],
     ];
     for (const [key, want] of keys) expect(matmulKernel(key).key).toBe(want);
   });

@@ -60,31 +60,71 @@ type Step =
   | { k: 'axpby'; a: number; b: number; alpha: number; beta: number };
 
 const UNARY: Record<string, (x: number) => number> = {
-  tanh: Math.tanh, sigmoid: (x) => 1 / (1 + Math.exp(-x)), neg: (x) => -x, sin: Math.sin, cos: Math.cos,
-  square: (x) => x * x, relu: (x) => Math.max(x, 0), abs: Math.abs,
+  tanh: Math.tanh,
+  sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  neg: (x) => -x,
+  sin: Math.sin,
+  cos: Math.cos,
+  square: (x) => x * x,
+  relu: (x) => Math.max(x, 0),
+  abs: Math.abs,
 };
 const BINARY: Record<string, (x: number, y: number) => number> = {
-  add: (x, y) => x + y, sub: (x, y) => x - y, mul: (x, y) => x * y, maximum: Math.max, minimum: Math.min,
+  add: (x, y) => x + y,
+  sub: (x, y) => x - y,
+  mul: (x, y) => x * y,
+  maximum: Math.max,
+  minimum: Math.min,
 };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  fc.record({ k: fc.constant('unary' as const), op: fc.constantFrom('tanh', 'sigmoid', 'neg', 'sin', 'cos', 'square', 'relu', 'abs') as fc.Arbitrary<'tanh'>, a: fc.nat() }),
-  fc.record({ k: fc.constant('binary' as const), op: fc.constantFrom('add', 'sub', 'mul', 'maximum', 'minimum') as fc.Arbitrary<'add'>, a: fc.nat(), b: fc.nat() }),
-  fc.record({ k: fc.constant('scalar' as const), op: fc.constantFrom('add', 'mul', 'sub') as fc.Arbitrary<'add'>, a: fc.nat(), s: fc.double({ min: -2, max: 2, noNaN: true }), first: fc.boolean() }),
-  fc.record({ k: fc.constant('axpby' as const), a: fc.nat(), b: fc.nat(), alpha: fc.double({ min: -2, max: 2, noNaN: true }), beta: fc.double({ min: -2, max: 2, noNaN: true }) }),
+  fc.record({
+    k: fc.constant('unary' as const),
+    op: fc.constantFrom('tanh', 'sigmoid', 'neg', 'sin', 'cos', 'square', 'relu', 'abs') as fc.Arbitrary<'tanh'>,
+    a: fc.nat(),
+  }),
+  fc.record({
+    k: fc.constant('binary' as const),
+    op: fc.constantFrom('add', 'sub', 'mul', 'maximum', 'minimum') as fc.Arbitrary<'add'>,
+    a: fc.nat(),
+    b: fc.nat(),
+  }),
+  fc.record({
+    k: fc.constant('scalar' as const),
+    op: fc.constantFrom('add', 'mul', 'sub') as fc.Arbitrary<'add'>,
+    a: fc.nat(),
+    s: fc.double({ min: -2, max: 2, noNaN: true }),
+    first: fc.boolean(),
+  }),
+  fc.record({
+    k: fc.constant('axpby' as const),
+    a: fc.nat(),
+    b: fc.nat(),
+    alpha: fc.double({ min: -2, max: 2, noNaN: true }),
+    beta: fc.double({ min: -2, max: 2, noNaN: true }),
+  }),
 );
 
 /** A base shape, 1–4 inputs broadcasting to it (dims set to 1, leading dims dropped), ≤ 8 steps, kept handles. */
 const programArb = fc
   .record({
     base: fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 3 }),
-    inputs: fc.array(fc.record({ ones: fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }), drop: fc.nat({ max: 2 }), seed: fc.nat() }), { minLength: 1, maxLength: 4 }),
+    inputs: fc.array(
+      fc.record({
+        ones: fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }),
+        drop: fc.nat({ max: 2 }),
+        seed: fc.nat(),
+      }),
+      { minLength: 1, maxLength: 4 },
+    ),
     steps: fc.array(stepArb, { minLength: 1, maxLength: 8 }),
     keep: fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
   })
   .map((p) => ({
     ...p,
-    shapes: p.inputs.map((inp) => p.base.map((d, i) => (inp.ones[i] ? 1 : d)).slice(Math.min(inp.drop, p.base.length - 1))),
+    shapes: p.inputs.map((inp) =>
+      p.base.map((d, i) => (inp.ones[i] ? 1 : d)).slice(Math.min(inp.drop, p.base.length - 1)),
+    ),
   }));
 type Program = typeof programArb extends fc.Arbitrary<infer P> ? P : never;
 
@@ -101,7 +141,12 @@ async function runGpu(p: Program, on: boolean, marks: number[] = []): Promise<Fl
   const d = device();
   const start = d.memory();
   d.resetPeak();
-  const mark = () => marks.push(d.memory().bytesInUse - start.bytesInUse, d.memory().liveTensors - start.liveTensors, d.memory().peakBytesInUse - start.bytesInUse);
+  const mark = () =>
+    marks.push(
+      d.memory().bytesInUse - start.bytesInUse,
+      d.memory().liveTensors - start.liveTensors,
+      d.memory().peakBytesInUse - start.bytesInUse,
+    );
   const { values, kept } = fused(on, () => {
     const ins = p.shapes.map((s, i) => tensor(inputData(size(s), p.inputs[i].seed), s, 'f32', d));
     const vals: Tensor[] = [...ins];
@@ -122,7 +167,7 @@ async function runGpu(p: Program, on: boolean, marks: number[] = []): Promise<Fl
     }
     // Inputs die before realisation: the expression must keep their buffers.
     for (const t of ins) t.dispose();
-    const keep = made.filter((t, i) => i === made.length - 1 || p.keep[i]);
+    const keep = made.filter((_t, i) => i === made.length - 1 || p.keep[i]);
     for (const t of made) if (!keep.includes(t)) t.dispose();
     mark();
     return { values: keep, kept: keep };
@@ -138,7 +183,10 @@ async function runGpu(p: Program, on: boolean, marks: number[] = []): Promise<Fl
 }
 
 function runRef(p: Program): Ref[] {
-  const vals: Ref[] = p.shapes.map((s, i) => ({ shape: s, data: Float64Array.from(inputData(size(s), p.inputs[i].seed)) }));
+  const vals: Ref[] = p.shapes.map((s, i) => ({
+    shape: s,
+    data: Float64Array.from(inputData(size(s), p.inputs[i].seed)),
+  }));
   const made: Ref[] = [];
   const f32 = Math.fround;
   for (const st of p.steps) {
@@ -146,10 +194,14 @@ function runRef(p: Program): Ref[] {
     let y: Ref;
     if (st.k === 'unary') y = refMap([a], UNARY[st.op]);
     else if (st.k === 'binary') y = refMap([a, vals[st.b % vals.length]], BINARY[st.op]);
-    else if (st.k === 'scalar') y = refMap([a], (x) => (st.first ? BINARY[st.op](f32(st.s), x) : BINARY[st.op](x, f32(st.s))));
+    else if (st.k === 'scalar')
+      y = refMap([a], (x) => (st.first ? BINARY[st.op](f32(st.s), x) : BINARY[st.op](x, f32(st.s))));
     else {
       const b = vals[st.b % vals.length];
-      y = a.shape.join() === b.shape.join() ? refMap([a, b], (x, z) => f32(st.alpha) * x + f32(st.beta) * z) : refMap([a, b], (x, z) => x + z);
+      y =
+        a.shape.join() === b.shape.join()
+          ? refMap([a, b], (x, z) => f32(st.alpha) * x + f32(st.beta) * z)
+          : refMap([a, b], (x, z) => x + z);
     }
     vals.push(y);
     made.push(y);
@@ -201,7 +253,8 @@ describe('lazy elementwise fusion', () => {
       expect(count).toBe(on ? 1 : 100);
       const got = await y.toArray();
       const x = inputData(1024, 7);
-      for (let i = 0; i < 1024; i++) expect(Math.abs(got[i] - 101 * x[i])).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(101 * x[i])));
+      for (let i = 0; i < 1024; i++)
+        expect(Math.abs(got[i] - 101 * x[i])).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(101 * x[i])));
       y.dispose();
     }
   });
@@ -213,7 +266,8 @@ describe('lazy elementwise fusion', () => {
       fused(on, () => {
         const start = d.memory();
         const marks: [number, number][] = [];
-        const mark = () => marks.push([d.memory().bytesInUse - start.bytesInUse, d.memory().liveTensors - start.liveTensors]);
+        const mark = () =>
+          marks.push([d.memory().bytesInUse - start.bytesInUse, d.memory().liveTensors - start.liveTensors]);
         d.resetPeak();
         const a = tensor([1, 2, 3, 4], [4], 'f32', d);
         const b = tensor([10, 20, 30, 40], [4], 'f32', d);
@@ -299,12 +353,18 @@ describe('lazy elementwise fusion', () => {
           const y = ag.sum(ag.addScalar(ag.mul(ag.mul(ag.tanh(x), x), ag.sigmoid(w)), 1));
           const [gx, gw] = ag.grad(y, [x, w], { createGraph: true });
           const [ggx] = ag.grad(ag.sum(ag.mul(gx, gx)), [x]);
-          return raw.keep(raw.concat([gx, gw, ggx].map((t) => ag.detach(t)), 0));
+          return raw.keep(
+            raw.concat(
+              [gx, gw, ggx].map((t) => ag.detach(t)),
+              0,
+            ),
+          );
         }),
       );
     const [on, off] = [run(true), run(false)];
     const [a, b] = [await on.toArray(), await off.toArray()];
-    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-6 * Math.max(Math.abs(a[i]), 1));
+    for (let i = 0; i < a.length; i++)
+      expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-6 * Math.max(Math.abs(a[i]), 1));
     on.dispose();
     off.dispose();
   });

@@ -14,7 +14,11 @@ const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 type Red = 'sum' | 'mean' | 'max' | 'min' | 'logsumexp';
 const REDUCE: Record<Red, (x: Tensor, axes?: number | number[], keepDims?: boolean) => Tensor> = {
-  sum: raw.sum, mean: raw.mean, max: raw.max, min: raw.min, logsumexp: raw.logsumexp,
+  sum: raw.sum,
+  mean: raw.mean,
+  max: raw.max,
+  min: raw.min,
+  logsumexp: raw.logsumexp,
 };
 
 /** (a − b)² · c + tanh(a) / 2 − 0.25 with b and c broadcast (uniform scalars too): 7 elementwise ops eagerly. */
@@ -63,7 +67,12 @@ describe('reduction prologues', () => {
 
   it('softmax and logSoftmax of a pending input: one dispatch per call, == eager, over row/col/col4 and the split path', async () => {
     const d = device();
-    const shapes: [number[], number, number[]][] = [[[4, 9], 1, [9]], [[4, 9], 0, [4, 1]], [[3, 6, 8], 1, [1, 8]], [[2, 20000], 1, [1]]];
+    const shapes: [number[], number, number[]][] = [
+      [[4, 9], 1, [9]],
+      [[4, 9], 0, [4, 1]],
+      [[3, 6, 8], 1, [1, 8]],
+      [[2, 20000], 1, [1]],
+    ];
     for (const [shape, axis, bShape] of shapes) {
       for (const log of [false, true]) {
         const run = (on: boolean) =>
@@ -112,7 +121,8 @@ describe('reduction prologues', () => {
       const on = run(true);
       const off = run(false);
       expect(on.count, `n ${n}`).toBe(off.count - 2);
-      for (let k = 0; k < on.ys.length; k++) expectClose(await on.ys[k].toArray(), await off.ys[k].toArray(), `dot ${k} n ${n}`);
+      for (let k = 0; k < on.ys.length; k++)
+        expectClose(await on.ys[k].toArray(), await off.ys[k].toArray(), `dot ${k} n ${n}`);
       raw.dispose([...on.ys, ...off.ys]);
     }
   });
@@ -126,7 +136,11 @@ describe('reduction prologues', () => {
         const marks: number[][] = [];
         const mark = () => {
           const m = d.memory();
-          marks.push([m.bytesInUse - start.bytesInUse, m.liveTensors - start.liveTensors, m.peakBytesInUse - start.bytesInUse]);
+          marks.push([
+            m.bytesInUse - start.bytesInUse,
+            m.liveTensors - start.liveTensors,
+            m.peakBytesInUse - start.bytesInUse,
+          ]);
         };
         const before = d.counters.dispatches;
         const x = tensor(data(3000, 7), [30, 100], 'f32', d);
@@ -176,7 +190,13 @@ describe('reduction prologues', () => {
       const alias = y.view([5, 1]);
       before = d.counters.dispatches;
       const m = raw.max(y);
-      const extra = { count: d.counters.dispatches - before, t, y, m, pendingAfter: [t.storage.pending, y.storage.pending] };
+      const extra = {
+        count: d.counters.dispatches - before,
+        t,
+        y,
+        m,
+        pendingAfter: [t.storage.pending, y.storage.pending],
+      };
       x.dispose();
       return { sq, s, late, extra, alias };
     });
@@ -201,7 +221,11 @@ describe('reduction prologues', () => {
     const d = device();
     const f = {
       gpu: (x: Tensor, w: Tensor, y: Tensor) => ag.mean(ag.square(ag.sub(ag.mul(ag.tanh(ag.mul(x, w)), w), y))),
-      ref: (x: { shape: readonly number[]; data: Float64Array }, w: { shape: readonly number[]; data: Float64Array }, y: { shape: readonly number[]; data: Float64Array }) => {
+      ref: (
+        x: { shape: readonly number[]; data: Float64Array },
+        w: { shape: readonly number[]; data: Float64Array },
+        y: { shape: readonly number[]; data: Float64Array },
+      ) => {
         const n = x.data.length;
         const cols = w.data.length;
         let acc = 0;
@@ -231,7 +255,12 @@ describe('reduction prologues', () => {
           const loss = f.gpu(x, w, y);
           const [gx, gw] = ag.grad(loss, [x, w], { createGraph: true });
           const [ggx] = ag.grad(ag.add(ag.sum(ag.mul(gx, gx)), ag.dot(gw, gw)), [x]);
-          return raw.keep(raw.concat([loss.view([1]), gx.view([12]), gw, ggx.view([12])].map((t) => ag.detach(t)), 0));
+          return raw.keep(
+            raw.concat(
+              [loss.view([1]), gx.view([12]), gw, ggx.view([12])].map((t) => ag.detach(t)),
+              0,
+            ),
+          );
         }),
       );
     const on = grads(true);

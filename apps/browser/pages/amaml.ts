@@ -4,7 +4,16 @@
  * short unrolled loop; then adapts each initialisation (and the untrained one) to unseen tasks by plain GD.
  */
 import { noGrad } from '@metagrad/autograd';
-import { AdjointMAML, MAML, MetaTrainer, adapt, mseRegressionProblem, type MetaLearner, type MetaProblem, type SupportQueryTask } from '@metagrad/meta';
+import {
+  AdjointMAML,
+  MAML,
+  MetaTrainer,
+  adapt,
+  mseRegressionProblem,
+  type MetaLearner,
+  type MetaProblem,
+  type SupportQueryTask,
+} from '@metagrad/meta';
 import {
   type CosMixtureTask,
   type MlpParams,
@@ -21,8 +30,20 @@ import {
   scaleRegressionData,
   tanhRegressor,
 } from '@metagrad/models';
-import { type Device, dispose, tensor, tidy } from '@metagrad/tensor';
-import { type Chart, type Run, demoStatus, finishRun, fmt, freshChart, paramForm, readParams, runControls, setState, startDevice } from './common';
+import { type Device, dispose, tensor } from '@metagrad/tensor';
+import {
+  type Chart,
+  type Run,
+  demoStatus,
+  finishRun,
+  fmt,
+  freshChart,
+  paramForm,
+  readParams,
+  runControls,
+  setState,
+  startDevice,
+} from './common';
 
 const count = (value: number, min = 1, max = 100_000) => ({ value, integer: true, min, max });
 /**
@@ -58,7 +79,9 @@ interface HostEpisode {
 
 function episode(task: CosMixtureTask, seed: number, scaling: RegressionScaling | null): HostEpisode {
   const e = sampleEpisode(cosMixtureFamily, task, { nSupport: params.shots, nQuery: params.shots, seed });
-  return scaling ? { task, support: scaleRegressionData(e.support, scaling), query: scaleRegressionData(e.query, scaling) } : { task, ...e };
+  return scaling
+    ? { task, support: scaleRegressionData(e.support, scaling), query: scaleRegressionData(e.query, scaling) }
+    : { task, ...e };
 }
 
 function upload(e: HostEpisode): SupportQueryTask {
@@ -98,7 +121,12 @@ function chart(id: string, xTitle: string, yTitle: string, xMax?: number, countX
       maintainAspectRatio: false,
       parsing: false,
       scales: {
-        x: { type: 'linear', title: { display: true, text: xTitle }, ...(xMax !== undefined ? { min: 0, max: xMax } : {}), ...(countX ? { ticks: { precision: 0 } } : {}) },
+        x: {
+          type: 'linear',
+          title: { display: true, text: xTitle },
+          ...(xMax !== undefined ? { min: 0, max: xMax } : {}),
+          ...(countX ? { ticks: { precision: 0 } } : {}),
+        },
         y: { type: 'linear', title: { display: true, text: yTitle } },
       },
     },
@@ -123,15 +151,32 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
   );
 
   const learners: { key: 'amaml' | 'maml'; label: string; learner: MetaLearner }[] = [
-    { key: 'amaml', label: `Adjoint-MAML (T=${params.T}, ${adaptSteps} tracked states)`, learner: AdjointMAML({ T: params.T, h: params.innerLr }) },
-    { key: 'maml', label: `MAML (${params.mamlSteps} unrolled steps)`, learner: MAML({ steps: params.mamlSteps, innerLr: params.innerLr }) },
+    {
+      key: 'amaml',
+      label: `Adjoint-MAML (T=${params.T}, ${adaptSteps} tracked states)`,
+      learner: AdjointMAML({ T: params.T, h: params.innerLr }),
+    },
+    {
+      key: 'maml',
+      label: `MAML (${params.mamlSteps} unrolled steps)`,
+      learner: MAML({ steps: params.mamlSteps, innerLr: params.innerLr }),
+    },
   ];
   const theta0 = model.init(params.seed);
-  const trainers = learners.map(({ learner }) => new MetaTrainer(learner, problem, theta0, adam({ lr: params.outerLr })));
+  const trainers = learners.map(
+    ({ learner }) => new MetaTrainer(learner, problem, theta0, adam({ lr: params.outerLr })),
+  );
   // A reset stops the run at a tick: the trainers and θ₀ are freed whichever way it ends.
   try {
     const trainChart = chart('train-chart', 'outer iteration', 'query MSE (scaled units)', params.iters, true);
-    trainChart.data.datasets = learners.map(({ label, key }) => ({ label, data: [], borderColor: COLORS[key], backgroundColor: COLORS[key], borderWidth: 2, pointRadius: 0 }));
+    trainChart.data.datasets = learners.map(({ label, key }) => ({
+      label,
+      data: [],
+      borderColor: COLORS[key],
+      backgroundColor: COLORS[key],
+      borderWidth: 2,
+      pointRadius: 0,
+    }));
     const losses: Record<'amaml' | 'maml', number[]> = { amaml: [], maml: [] };
     const msPerIter: Record<'amaml' | 'maml', number> = { amaml: 0, maml: 0 };
 
@@ -163,7 +208,9 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
 
     // Meta-test: adapt each initialisation (and the untrained one) on unseen tasks with plain GD.
     setState('running', `meta-test: adapting on ${params.nTest} unseen tasks for ${adaptSteps} steps…`);
-    const evalAt = [...new Set([0, 1, 2, 5, 10, 20, 50, 100, 200, 500].filter((k) => k <= adaptSteps).concat(adaptSteps))].sort((a, b) => a - b);
+    const evalAt = [
+      ...new Set([0, 1, 2, 5, 10, 20, 50, 100, 200, 500].filter((k) => k <= adaptSteps).concat(adaptSteps)),
+    ].sort((a, b) => a - b);
     const sliceAt = [...new Set([0, Math.round(adaptSteps / 10), Math.round(adaptSteps / 3), adaptSteps])];
     const inits = [
       { key: 'amaml' as const, label: 'Adjoint-MAML init', theta: trainers[0].theta },
@@ -182,7 +229,8 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
             innerLr: params.innerLr,
             evalAt: [...new Set([...evalAt, ...(j === 0 ? sliceAt : [])])].sort((a, b) => a - b),
             evaluate: async (p, step) => {
-              if (j === 0 && init.key !== 'untrained' && sliceAt.includes(step)) slices[init.key].push(await slicePrediction(p, scaling));
+              if (j === 0 && init.key !== 'untrained' && sliceAt.includes(step))
+                slices[init.key].push(await slicePrediction(p, scaling));
               return queryNrmse(p, task);
             },
           });
@@ -196,7 +244,13 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
       curves[init.key] = sums;
     }
 
-    const adaptChart = chart('adapt-chart', 'adaptation steps (GD, lr ' + params.innerLr + ')', 'query nRMSE', undefined, true);
+    const adaptChart = chart(
+      'adapt-chart',
+      `adaptation steps (GD, lr ${params.innerLr})`,
+      'query nRMSE',
+      undefined,
+      true,
+    );
     adaptChart.data.datasets = inits.map(({ key, label }) => ({
       label,
       data: evalAt.map((k, e) => ({ x: k, y: curves[key][e] })),
@@ -208,15 +262,33 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
     }));
     adaptChart.update();
 
-    const truth = cosMixtureFamily.evaluate(testTasks[0], sliceX.flatMap((x) => [x, 0]));
+    const truth = cosMixtureFamily.evaluate(
+      testTasks[0],
+      sliceX.flatMap((x) => [x, 0]),
+    );
     for (const key of ['amaml', 'maml'] as const) {
       const c = chart(key === 'amaml' ? 'amaml-slice' : 'maml-slice', 'x₁ (x₂ = 0)', 'f(x)');
       c.data.datasets = [
-        { label: 'true function', data: sliceX.map((x, i) => ({ x, y: truth[i] })), borderColor: '#222', backgroundColor: '#222', borderWidth: 2.5, pointRadius: 0 },
+        {
+          label: 'true function',
+          data: sliceX.map((x, i) => ({ x, y: truth[i] })),
+          borderColor: '#222',
+          backgroundColor: '#222',
+          borderWidth: 2.5,
+          pointRadius: 0,
+        },
         ...slices[key].map((values, s) => {
           const alpha = 0.3 + (0.7 * (s + 1)) / slices[key].length;
           const color = key === 'amaml' ? `rgba(47,111,214,${alpha})` : `rgba(214,85,47,${alpha})`;
-          return { label: `after ${sliceAt[s]} steps`, data: sliceX.map((x, i) => ({ x, y: values[i] })), borderColor: color, backgroundColor: color, borderWidth: 2, pointRadius: 0, borderDash: s === 0 ? [4, 3] : undefined };
+          return {
+            label: `after ${sliceAt[s]} steps`,
+            data: sliceX.map((x, i) => ({ x, y: values[i] })),
+            borderColor: color,
+            backgroundColor: color,
+            borderWidth: 2,
+            pointRadius: 0,
+            borderDash: s === 0 ? [4, 3] : undefined,
+          };
         }),
       ];
       c.update();
@@ -261,5 +333,10 @@ demoStatus('amaml');
 const device: Device | null = await startDevice();
 if (device) {
   const controls = runControls((run) => amamlRun(device, run));
-  paramForm(SPECS, params, ['iters', 'metaBatch', 'T', 'innerLr', 'mamlSteps', 'outerLr', 'shots', 'nTrain', 'nTest', 'seed'], () => void controls.restart());
+  paramForm(
+    SPECS,
+    params,
+    ['iters', 'metaBatch', 'T', 'innerLr', 'mamlSteps', 'outerLr', 'shots', 'nTrain', 'nTest', 'seed'],
+    () => void controls.restart(),
+  );
 }

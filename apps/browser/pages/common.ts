@@ -19,7 +19,17 @@ import {
 } from 'chart.js';
 import type { ChartConfiguration } from 'chart.js';
 
-Chart.register(LineController, ScatterController, LineElement, PointElement, LinearScale, Filler, Legend, Title, Tooltip);
+Chart.register(
+  LineController,
+  ScatterController,
+  LineElement,
+  PointElement,
+  LinearScale,
+  Filler,
+  Legend,
+  Title,
+  Tooltip,
+);
 // Charts update live; animations would only make screenshots catch half-drawn frames.
 Chart.defaults.animation = false;
 Chart.defaults.font.family = 'system-ui, sans-serif';
@@ -51,14 +61,25 @@ declare global {
 }
 
 export function demoStatus(page: string): DemoStatus {
-  window.metagradDemo = { page, state: 'loading', result: null, error: null, runs: 0, started: 0, ticks: 0, adapter: null };
+  window.metagradDemo = {
+    page,
+    state: 'loading',
+    result: null,
+    error: null,
+    runs: 0,
+    started: 0,
+    ticks: 0,
+    adapter: null,
+  };
   // The first error stays on screen: a bad URL parameter is shown (with its link) before the module's throw
   // reaches this listener as a second, less helpful "Uncaught DemoParamError: …".
   const fail = (message: string): void => {
     if (window.metagradDemo.state !== 'error') setState('error', message);
   };
   window.addEventListener('error', (event) => fail(event.message));
-  window.addEventListener('unhandledrejection', (event) => fail(String((event.reason as Error)?.stack ?? event.reason)));
+  window.addEventListener('unhandledrejection', (event) =>
+    fail(String((event.reason as Error)?.stack ?? event.reason)),
+  );
   return window.metagradDemo;
 }
 
@@ -200,7 +221,8 @@ export function runControls(start: (run: Run) => Promise<void>): Controller {
       async tick() {
         await nextFrame();
         while (state.paused && !entry.aborted) {
-          if (window.metagradDemo.state !== 'paused') setState('paused', `paused after ${demo.ticks} steps: press Play to go on`);
+          if (window.metagradDemo.state !== 'paused')
+            setState('paused', `paused after ${demo.ticks} steps: press Play to go on`);
           await new Promise<void>((resolve) => wake.push(resolve));
           if (!state.paused && !entry.aborted) setState('running', lastRunningMessage);
         }
@@ -336,7 +358,8 @@ export async function startDevice(): Promise<Device | null> {
     const a = device.adapter;
     window.metagradDemo.adapter = { ...a };
     if (adapterLine) {
-      const what = [a.vendor, a.architecture, a.device, a.description].filter((s) => s !== '').join(' · ') || 'unnamed adapter';
+      const what =
+        [a.vendor, a.architecture, a.device, a.description].filter((s) => s !== '').join(' · ') || 'unnamed adapter';
       adapterLine.textContent = `WebGPU adapter: ${what} (${a.featureLevel} feature level${a.isFallbackAdapter ? ', software fallback' : ''})`;
     }
     return device;
@@ -362,7 +385,12 @@ export function fmt(value: number, digits = 3): string {
 }
 
 /** Binds a range slider to its value label; returns a getter. */
-export function slider(id: string, initial: number, onChange: () => void, format: (v: number) => string = String): () => number {
+export function slider(
+  id: string,
+  initial: number,
+  onChange: () => void,
+  format: (v: number) => string = String,
+): () => number {
   const input = document.getElementById(id) as HTMLInputElement;
   const label = document.getElementById(`${id}-value`);
   input.value = String(initial);

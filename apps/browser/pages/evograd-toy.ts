@@ -15,7 +15,20 @@ import {
 } from '@metagrad/models';
 import { type Device, type Tensor, dispose, tensor } from '@metagrad/tensor';
 import { concat } from '@metagrad/tensor/raw';
-import { Chart, type Run, demoStatus, finishRun, fmt, paramForm, readParams, runControls, setState, slider, startDevice, writeParams } from './common';
+import {
+  Chart,
+  type Run,
+  demoStatus,
+  finishRun,
+  fmt,
+  paramForm,
+  readParams,
+  runControls,
+  setState,
+  slider,
+  startDevice,
+  writeParams,
+} from './common';
 
 // Ranges as the sliders' (K, τ, σ, λ) and what the run needs (counts ≥ 1, a positive step size).
 const SPECS = {
@@ -39,12 +52,19 @@ interface Settings {
 }
 
 /** One EvoGrad estimate at (x, λ) on the device; returns the hypergradient and the noise it drew (both [.., 1]). */
-async function estimate(evo: EvoGrad<null>, x: number, lambdaValue: number): Promise<{ hypergrad: Tensor; noise: Tensor }> {
+async function estimate(
+  evo: EvoGrad<null>,
+  x: number,
+  lambdaValue: number,
+): Promise<{ hypergrad: Tensor; noise: Tensor }> {
   const theta: ToyTheta = { x: tensor([x]) };
   const lambda: ToyLambda = { lambda: tensor([lambdaValue]) };
   const noise = evo.sampleNoise(theta);
   try {
-    const result = await evo.estimateWithNoise({ problem: evogradToyProblem, theta, lambda, trainBatch: null, valBatch: null }, noise);
+    const result = await evo.estimateWithNoise(
+      { problem: evogradToyProblem, theta, lambda, trainBatch: null, valBatch: null },
+      noise,
+    );
     return { hypergrad: result.hypergrad.lambda, noise: noise.x };
   } finally {
     dispose([theta.x, lambda.lambda]);
@@ -62,7 +82,13 @@ interface Row {
 }
 
 /** `trials` estimates at one λ, read back in one go, with the float64 recomputation from the same noise. */
-async function row(evo: EvoGrad<null>, settings: Settings, lambdaValue: number, rng: Rng, trials: number): Promise<Row> {
+async function row(
+  evo: EvoGrad<null>,
+  settings: Settings,
+  lambdaValue: number,
+  rng: Rng,
+  trials: number,
+): Promise<Row> {
   const xs = Array.from({ length: trials }, () => rng.normal());
   const hypergrads: Tensor[] = [];
   const noises: Tensor[] = [];
@@ -81,13 +107,25 @@ async function row(evo: EvoGrad<null>, settings: Settings, lambdaValue: number, 
     let maxAbsHost = 0;
     for (let t = 0; t < trials; t++) {
       mean += h[t] / trials;
-      const host = toyEvogradHypergradient(xs[t], lambdaValue, e.subarray(t * settings.K, (t + 1) * settings.K), settings.tau);
+      const host = toyEvogradHypergradient(
+        xs[t],
+        lambdaValue,
+        e.subarray(t * settings.K, (t + 1) * settings.K),
+        settings.tau,
+      );
       maxAbsError = Math.max(maxAbsError, Math.abs(h[t] - host));
       maxAbsHost = Math.max(maxAbsHost, Math.abs(host));
     }
     let variance = 0;
     for (let t = 0; t < trials; t++) variance += (h[t] - mean) ** 2 / trials;
-    return { lambda: lambdaValue, mean, std: Math.sqrt(variance), exact: toyHypergradient(lambdaValue), maxAbsError, maxAbsHost };
+    return {
+      lambda: lambdaValue,
+      mean,
+      std: Math.sqrt(variance),
+      exact: toyHypergradient(lambdaValue),
+      maxAbsError,
+      maxAbsHost,
+    };
   } finally {
     dispose([...hypergrads, ...noises]);
   }
@@ -124,24 +162,57 @@ function estimateChart(): Chart {
     type: 'line',
     data: {
       datasets: [
-        { label: 'closed form (λ−1)/(λ+1)³', data: Array.from(grid, (l) => ({ x: l, y: toyHypergradient(l) })), borderColor: '#222', borderWidth: 2, pointRadius: 0 },
+        {
+          label: 'closed form (λ−1)/(λ+1)³',
+          data: Array.from(grid, (l) => ({ x: l, y: toyHypergradient(l) })),
+          borderColor: '#222',
+          borderWidth: 2,
+          pointRadius: 0,
+        },
         { label: 'mean − std', data: [], borderColor: 'rgba(47,111,214,0.25)', borderWidth: 1, pointRadius: 0 },
-        { label: 'mean ± std', data: [], borderColor: 'rgba(47,111,214,0.25)', backgroundColor: 'rgba(47,111,214,0.18)', borderWidth: 1, pointRadius: 0, fill: '-1' },
-        { label: 'EvoGrad mean', data: [], borderColor: PALETTE[0], backgroundColor: PALETTE[0], borderWidth: 2, pointRadius: 2 },
-        { label: 'λ probed', data: [], borderColor: PALETTE[1], backgroundColor: PALETTE[1], showLine: false, pointRadius: 6, pointStyle: 'rectRot' },
+        {
+          label: 'mean ± std',
+          data: [],
+          borderColor: 'rgba(47,111,214,0.25)',
+          backgroundColor: 'rgba(47,111,214,0.18)',
+          borderWidth: 1,
+          pointRadius: 0,
+          fill: '-1',
+        },
+        {
+          label: 'EvoGrad mean',
+          data: [],
+          borderColor: PALETTE[0],
+          backgroundColor: PALETTE[0],
+          borderWidth: 2,
+          pointRadius: 2,
+        },
+        {
+          label: 'λ probed',
+          data: [],
+          borderColor: PALETTE[1],
+          backgroundColor: PALETTE[1],
+          showLine: false,
+          pointRadius: 6,
+          pointStyle: 'rectRot',
+        },
       ],
     },
     options: {
       maintainAspectRatio: false,
       parsing: false,
-      scales: { x: { type: 'linear', title: { display: true, text: 'λ' }, min: 0.1, max: 2 }, y: { type: 'linear', title: { display: true, text: 'dL_V/dλ' } } },
+      scales: {
+        x: { type: 'linear', title: { display: true, text: 'λ' }, min: 0.1, max: 2 },
+        y: { type: 'linear', title: { display: true, text: 'dL_V/dλ' } },
+      },
       plugins: { legend: { labels: { filter: (item) => item.text !== 'mean − std' } } },
     },
   });
 }
 
 /** The inner optimum x*(λ) = 1/(1+λ) as a guide curve in the (x, λ) plane. */
-const optimumCurve = (): { x: number; y: number }[] => Array.from(toyLambdaGrid(60, 0.1, 2), (l) => ({ x: 1 / (1 + l), y: l }));
+const optimumCurve = (): { x: number; y: number }[] =>
+  Array.from(toyLambdaGrid(60, 0.1, 2), (l) => ({ x: 1 / (1 + l), y: l }));
 
 function trajectoryChart(): Chart {
   return new Chart(document.getElementById('trajectory-chart') as HTMLCanvasElement, {
@@ -150,7 +221,10 @@ function trajectoryChart(): Chart {
     options: {
       maintainAspectRatio: false,
       parsing: false,
-      scales: { x: { type: 'linear', title: { display: true, text: 'x' } }, y: { type: 'linear', title: { display: true, text: 'λ' } } },
+      scales: {
+        x: { type: 'linear', title: { display: true, text: 'x' } },
+        y: { type: 'linear', title: { display: true, text: 'λ' } },
+      },
       // One legend entry per start (the EvoGrad path); the dashed exact twin shares its colour.
       plugins: { legend: { labels: { filter: (item) => !item.text.startsWith('exact') } } },
     },
@@ -184,16 +258,33 @@ if (device) {
     const settings: Settings = { K: params.K, tau: params.tau, sigma: params.sigma, lambda: params.lambda };
     const t0 = performance.now();
     const liveBefore = device.memory().liveTensors;
-    const evo = new EvoGrad<null>({ K: settings.K, sigma: settings.sigma, tau: settings.tau, noise: 'gaussian', seed: params.seed });
+    const evo = new EvoGrad<null>({
+      K: settings.K,
+      sigma: settings.sigma,
+      tau: settings.tau,
+      noise: 'gaussian',
+      seed: params.seed,
+    });
     const rng = new Rng(params.seed);
     const grid = toyLambdaGrid(params.lambdas);
     const rows: Row[] = [];
     for (const dataset of estimates.data.datasets.slice(1)) dataset.data = [];
     trajectories.data.datasets = [
-      { label: 'inner optimum x*(λ)', data: optimumCurve(), showLine: true, borderColor: '#bbb', backgroundColor: '#bbb', borderWidth: 1.5, pointRadius: 0 },
+      {
+        label: 'inner optimum x*(λ)',
+        data: optimumCurve(),
+        showLine: true,
+        borderColor: '#bbb',
+        backgroundColor: '#bbb',
+        borderWidth: 1.5,
+        pointRadius: 0,
+      },
     ];
     trajectories.update();
-    setState('running', `K=${settings.K} τ=${settings.tau} σ=${settings.sigma}: estimating at ${grid.length} λ × ${params.trials} trials…`);
+    setState(
+      'running',
+      `K=${settings.K} τ=${settings.tau} σ=${settings.sigma}: estimating at ${grid.length} λ × ${params.trials} trials…`,
+    );
     for (const lambdaValue of grid) {
       const r = await row(evo, settings, lambdaValue, rng, params.trials);
       rows.push(r);
@@ -202,16 +293,20 @@ if (device) {
       upper.data.push({ x: r.lambda, y: r.mean + r.std });
       mean.data.push({ x: r.lambda, y: r.mean });
       estimates.update();
-      setState('running', `estimating: ${rows.length}/${grid.length} λ done (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      setState(
+        'running',
+        `estimating: ${rows.length}/${grid.length} λ done (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+      );
       await run.tick();
     }
     const probe = await row(evo, settings, settings.lambda, rng, params.trials);
     await run.tick();
-    estimates.data.datasets[4].data = [
-      { x: probe.lambda, y: probe.mean },
-    ];
+    estimates.data.datasets[4].data = [{ x: probe.lambda, y: probe.mean }];
     estimates.update();
-    const corr = pearsonCorrelation(rows.map((r) => r.mean), rows.map((r) => r.exact));
+    const corr = pearsonCorrelation(
+      rows.map((r) => r.mean),
+      rows.map((r) => r.exact),
+    );
     const meanStd = rows.reduce((s, r) => s + r.std, 0) / rows.length;
     const maxRelErrorVsFloat64 =
       Math.max(...rows.map((r) => r.maxAbsError)) / Math.max(1e-12, ...rows.map((r) => r.maxAbsHost));
@@ -227,8 +322,23 @@ if (device) {
       const color = PALETTE[i % PALETTE.length];
       const name = `(${start[0]}, ${start[1]})`;
       trajectories.data.datasets.push(
-        { label: `start ${name}`, data: evograd.map(([x, y]) => ({ x, y })), showLine: true, borderColor: color, backgroundColor: color, pointRadius: 3 },
-        { label: `exact ${name}`, data: exact.map(([x, y]) => ({ x, y })), showLine: true, borderColor: color, backgroundColor: color, borderDash: [5, 4], pointRadius: 1 },
+        {
+          label: `start ${name}`,
+          data: evograd.map(([x, y]) => ({ x, y })),
+          showLine: true,
+          borderColor: color,
+          backgroundColor: color,
+          pointRadius: 3,
+        },
+        {
+          label: `exact ${name}`,
+          data: exact.map(([x, y]) => ({ x, y })),
+          showLine: true,
+          borderColor: color,
+          backgroundColor: color,
+          borderDash: [5, 4],
+          pointRadius: 1,
+        },
       );
       trajectories.update();
     }

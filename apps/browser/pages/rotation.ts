@@ -21,7 +21,19 @@ import {
   rotate,
 } from '@metagrad/models';
 import { type Device, type Tensor, dispose, tensor, tidy } from '@metagrad/tensor';
-import { type Chart, type Run, demoStatus, finishRun, fmt, freshChart, paramForm, readParams, runControls, setState, startDevice } from './common';
+import {
+  type Chart,
+  type Run,
+  demoStatus,
+  finishRun,
+  fmt,
+  freshChart,
+  paramForm,
+  readParams,
+  runControls,
+  setState,
+  startDevice,
+} from './common';
 import type { FashionManifest } from '../fashion-asset';
 
 /**
@@ -67,10 +79,15 @@ interface HostSplit {
 }
 
 /** Fetches the build-time asset: rows of [label, 28×28 pixels] as uint8 IDX, split per the manifest. */
-async function loadSubset(): Promise<{ splits: Record<'train' | 'val' | 'test', HostSplit> & { classes: string[] }; side: number }> {
+async function loadSubset(): Promise<{
+  splits: Record<'train' | 'val' | 'test', HostSplit> & { classes: string[] };
+  side: number;
+}> {
   const manifest = (await (await fetch('fashion-subset.json')).json()) as FashionManifest | { error: string };
   if ('error' in manifest) {
-    throw new Error(`the Fashion-MNIST subset was not built (${manifest.error}); install dataset-fashion-mnist and rerun pnpm demo:browser`);
+    throw new Error(
+      `the Fashion-MNIST subset was not built (${manifest.error}); install dataset-fashion-mnist and rerun pnpm demo:browser`,
+    );
   }
   const bytes = new Uint8Array(await (await fetch(manifest.file)).arrayBuffer());
   const idx = parseIdx(bytes, manifest.file);
@@ -118,7 +135,13 @@ function randomRows(rng: Rng, n: number, count: number): Int32Array {
 }
 
 /** Draws greyscale images (values in [0, 1]) into small canvases (pictures, not charts). */
-function drawImages(containerId: string, images: Float32Array, side: number, captions: string[], rowLabel: string): void {
+function drawImages(
+  containerId: string,
+  images: Float32Array,
+  side: number,
+  captions: string[],
+  rowLabel: string,
+): void {
   const container = document.getElementById(containerId) as HTMLElement;
   const head = document.createElement('div');
   head.className = 'row-label';
@@ -144,18 +167,41 @@ function drawImages(containerId: string, images: Float32Array, side: number, cap
   });
 }
 
-function lineChart(id: string, yTitle: string, datasets: { label: string; color: string; dash?: number[] }[], yRange?: [number, number]): Chart {
+function lineChart(
+  id: string,
+  yTitle: string,
+  datasets: { label: string; color: string; dash?: number[] }[],
+  yRange?: [number, number],
+): Chart {
   return freshChart(id, {
     type: 'line',
     data: {
-      datasets: datasets.map((d) => ({ label: d.label, data: [], borderColor: d.color, backgroundColor: d.color, borderDash: d.dash, borderWidth: 2, pointRadius: 0 })),
+      datasets: datasets.map((d) => ({
+        label: d.label,
+        data: [],
+        borderColor: d.color,
+        backgroundColor: d.color,
+        borderDash: d.dash,
+        borderWidth: 2,
+        pointRadius: 0,
+      })),
     },
     options: {
       maintainAspectRatio: false,
       parsing: false,
       scales: {
-        x: { type: 'linear', title: { display: true, text: 'step' }, min: 0, max: params.steps, ticks: { precision: 0 } },
-        y: { type: 'linear', title: { display: true, text: yTitle }, ...(yRange ? { min: yRange[0], max: yRange[1] } : {}) },
+        x: {
+          type: 'linear',
+          title: { display: true, text: 'step' },
+          min: 0,
+          max: params.steps,
+          ticks: { precision: 0 },
+        },
+        y: {
+          type: 'linear',
+          title: { display: true, text: yTitle },
+          ...(yRange ? { min: yRange[0], max: yRange[1] } : {}),
+        },
       },
     },
   });
@@ -169,8 +215,16 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
   // Validation and test images are rotated +30° on the host (float64 bilinear, torch's convention).
   const valRotated: HostSplit = { ...splits.val, images: rotate(splits.val.images, side, side, params.targetDeg) };
   const nTest = Math.min(params.nTest, splits.test.n);
-  const testRotated: HostSplit = { ...splits.test, n: nTest, images: rotate(splits.test.images.subarray(0, nTest * side * side), side, side, params.targetDeg) };
-  const testBatch = toBatch(testRotated, Int32Array.from({ length: nTest }, (_, i) => i), side);
+  const testRotated: HostSplit = {
+    ...splits.test,
+    n: nTest,
+    images: rotate(splits.test.images.subarray(0, nTest * side * side), side, side, params.targetDeg),
+  };
+  const testBatch = toBatch(
+    testRotated,
+    Int32Array.from({ length: nTest }, (_, i) => i),
+    side,
+  );
 
   // The problem E2 trains (L_T on training images rotated by λ, L_V on the rotated validation images), with its
   // batched forward: EvoGrad's K copies run as one grouped LeNet.
@@ -183,7 +237,14 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
     problem,
     estimator: params.t1t2
       ? new OneStepLookahead()
-      : new EvoGrad({ K: params.K, sigma: params.sigma, tau: params.tau, noise: 'rademacher', antithetic: params.antithetic === 1, seed: params.seed }),
+      : new EvoGrad({
+          K: params.K,
+          sigma: params.sigma,
+          tau: params.tau,
+          noise: 'rademacher',
+          antithetic: params.antithetic === 1,
+          seed: params.seed,
+        }),
     theta,
     lambda,
     thetaOptimizer,
@@ -205,7 +266,15 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
     thetaOptimizer.dispose();
     lambdaOptimizer.dispose();
     baseOptimizer?.dispose();
-    dispose([...leaves(theta), ...leaves(lambda), ...(baseTheta ? leaves(baseTheta) : []), testBatch.x, testBatch.y, sampleBatch.x, sampleBatch.y]);
+    dispose([
+      ...leaves(theta),
+      ...leaves(lambda),
+      ...(baseTheta ? leaves(baseTheta) : []),
+      testBatch.x,
+      testBatch.y,
+      sampleBatch.x,
+      sampleBatch.y,
+    ]);
   };
   try {
     /** One plain base step on upright images (the baseline, and the EvoGrad model's optional warm-up). */
@@ -235,7 +304,10 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
       [0, 1],
     );
 
-    const captions = Array.from(sampleRows, (r) => splits.classes[splits.train.labels[r]] ?? String(splits.train.labels[r]));
+    const captions = Array.from(
+      sampleRows,
+      (r) => splits.classes[splits.train.labels[r]] ?? String(splits.train.labels[r]),
+    );
     const targetSamples = rotate(splits.train.images.subarray(0, SAMPLES * side * side), side, side, params.targetDeg);
     drawImages('samples-upright', splits.train.images, side, captions, 'upright (what the baseline trains on)');
     drawImages('samples-target', targetSamples, side, captions, `rotated +${params.targetDeg}° (as the test set)`);
@@ -261,7 +333,8 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
     const probePixels = await renderThrough(probe);
     probe.angle.dispose();
     let signCheckMaxDiff = 0;
-    for (let i = 0; i < probePixels.length; i++) signCheckMaxDiff = Math.max(signCheckMaxDiff, Math.abs(probePixels[i] - targetSamples[i]));
+    for (let i = 0; i < probePixels.length; i++)
+      signCheckMaxDiff = Math.max(signCheckMaxDiff, Math.abs(probePixels[i] - targetSamples[i]));
 
     const rng = new Rng(params.seed + 1);
     const angles: { step: number; deg: number }[] = [{ step: 0, deg: await readAngle() }];
@@ -286,7 +359,13 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
       accuracyChart.data.datasets[0].data.push({ x: step, y: evograd });
       if (baseline !== null) accuracyChart.data.datasets[1].data.push({ x: step, y: baseline });
       accuracyChart.update();
-      drawImages('samples-learned', await renderThrough(lambda), side, captions, `through the learned λ = ${fmt(angles[angles.length - 1].deg, 1)}° (GPU)`);
+      drawImages(
+        'samples-learned',
+        await renderThrough(lambda),
+        side,
+        captions,
+        `through the learned λ = ${fmt(angles[angles.length - 1].deg, 1)}° (GPU)`,
+      );
       showMetrics();
     };
     await checkpoint(0);
@@ -301,7 +380,8 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
         if (warm) uprightStep(theta, thetaOptimizer, trainBatch);
         const log = warm ? null : await trainer.trainStep(trainBatch, valBatch);
         if (baseTheta && baseOptimizer) uprightStep(baseTheta, baseOptimizer, trainBatch);
-        if (log) lastLog = `train loss ${fmt(log.trainLoss)}, val loss ${fmt(log.valLoss)}, |dL_V/dλ| ${log.hypergradNorm.toExponential(2)}`;
+        if (log)
+          lastLog = `train loss ${fmt(log.trainLoss)}, val loss ${fmt(log.valLoss)}, |dL_V/dλ| ${log.hypergradNorm.toExponential(2)}`;
         else lastLog = `warm-up (base steps only)`;
       } finally {
         dispose([trainBatch.x, trainBatch.y, valBatch.x, valBatch.y]);
@@ -312,7 +392,10 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
       if (step % params.evalEvery === 0 || step === params.steps) await checkpoint(step);
       if (step % 5 === 0 || step === params.steps) {
         angleChart.update();
-        setState('running', `step ${step}/${params.steps}: ${lastLog} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        setState(
+          'running',
+          `step ${step}/${params.steps}: ${lastLog} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+        );
       }
       await run.tick();
     }
@@ -354,5 +437,27 @@ demoStatus('rotation');
 const device: Device | null = await startDevice();
 if (device) {
   const controls = runControls((run) => rotationRun(device, run));
-  paramForm(SPECS, params, ['steps', 'warmup', 'batch', 'K', 'antithetic', 'sigma', 'tau', 'lrBase', 'lrAngle', 'evalEvery', 'size', 'nTest', 'targetDeg', 'baseline', 't1t2', 'seed'], () => void controls.restart());
+  paramForm(
+    SPECS,
+    params,
+    [
+      'steps',
+      'warmup',
+      'batch',
+      'K',
+      'antithetic',
+      'sigma',
+      'tau',
+      'lrBase',
+      'lrAngle',
+      'evalEvery',
+      'size',
+      'nTest',
+      'targetDeg',
+      'baseline',
+      't1t2',
+      'seed',
+    ],
+    () => void controls.restart(),
+  );
 }

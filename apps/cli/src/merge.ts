@@ -9,9 +9,26 @@ import { isSeeded, type ReportSection } from '@metagrad/experiments';
 import { REPORT_SECTIONS } from '@metagrad/experiments/node';
 import { createDawnStderrFilter } from '../stderr-filter.mjs';
 import { createNodeDevice } from '@metagrad/tensor/node';
-import { finishReport, recordSection, runSeedUnits, sectionContext, type ReportResults, type SectionRecord } from './report';
 import {
-  MixedVariantError, SeedFileError, collectUnitFiles, copyUnitFiles, extraPath, formatSeedList, seedPath, shown, splitForJobs, summaryInputs, type CollectedExperiment,
+  finishReport,
+  recordSection,
+  runSeedUnits,
+  sectionContext,
+  type ReportResults,
+  type SectionRecord,
+} from './report';
+import {
+  MixedVariantError,
+  SeedFileError,
+  collectUnitFiles,
+  copyUnitFiles,
+  extraPath,
+  formatSeedList,
+  seedPath,
+  shown,
+  splitForJobs,
+  summaryInputs,
+  type CollectedExperiment,
 } from './seeds';
 
 export interface MergeOptions {
@@ -34,31 +51,59 @@ export async function mergeSeedFiles(options: MergeOptions): Promise<ReportResul
   const started = performance.now();
   const stderr = options.stderr ?? process.stderr;
   const log = (message: string): void => {
-    if (!options.json) stderr.write(message + '\n');
+    if (!options.json) stderr.write(`${message}\n`);
   };
   const collected = collectUnitFiles(options.inputs);
-  if (collected.length === 0) throw new SeedFileError(`no per-seed files (seeds/<experiment>/seed-<n>.json) under ${options.inputs.map(shown).join(', ')}`);
+  if (collected.length === 0)
+    throw new SeedFileError(
+      `no per-seed files (seeds/<experiment>/seed-<n>.json) under ${options.inputs.map(shown).join(', ')}`,
+    );
   const variants = new Set(collected.map((c) => c.variant));
   if (variants.size > 1) {
     const q = collected.find((c) => c.variant === 'quick')!;
     const f = collected.find((c) => c.variant === 'full')!;
-    throw new MixedVariantError(`one report cannot hold quick and full results (quick: ${q.experiment}, full: ${f.experiment}); merge them separately`);
+    throw new MixedVariantError(
+      `one report cannot hold quick and full results (quick: ${q.experiment}, full: ${f.experiment}); merge them separately`,
+    );
   }
   const sections = options.sections ?? REPORT_SECTIONS;
   const order = (c: CollectedExperiment) => sections.findIndex((s) => s.id === c.experiment);
   const records: SectionRecord[] = [];
   for (const c of [...collected].sort((a, b) => order(a) - order(b))) {
     const section = sections.find((s) => s.id === c.experiment);
-    if (!section || !isSeeded(section)) throw new SeedFileError(`${c.experiment} (${shown(c.seeds[0]?.path ?? c.extras[0].path)}) is not a seeded experiment of this metagrad`);
-    if (c.seeds.length === 0) throw new SeedFileError(`${c.experiment}: only extras (${c.extras.map((e) => shown(e.path)).join(', ')}), no seed files`);
+    if (!section || !isSeeded(section))
+      throw new SeedFileError(
+        `${c.experiment} (${shown(c.seeds[0]?.path ?? c.extras[0].path)}) is not a seeded experiment of this metagrad`,
+      );
+    if (c.seeds.length === 0)
+      throw new SeedFileError(
+        `${c.experiment}: only extras (${c.extras.map((e) => shown(e.path)).join(', ')}), no seed files`,
+      );
     if (options.copy !== false) copyUnitFiles(c, options.out);
-    log(`${c.experiment}: ${c.seeds.length} seed(s) ${formatSeedList(c.seeds.map((s) => s.file.seed))}${c.extras.length ? `, extras ${c.extras.map((e) => e.file.extra).join(', ')}` : ''}`);
-    if (c.codeVersions.length > 1) log(`  note: files from ${c.codeVersions.length} code versions (${c.codeVersions.join(', ')})`);
+    log(
+      `${c.experiment}: ${c.seeds.length} seed(s) ${formatSeedList(c.seeds.map((s) => s.file.seed))}${c.extras.length ? `, extras ${c.extras.map((e) => e.file.extra).join(', ')}` : ''}`,
+    );
+    if (c.codeVersions.length > 1)
+      log(`  note: files from ${c.codeVersions.length} code versions (${c.codeVersions.join(', ')})`);
     const { perSeed, extras } = summaryInputs(c);
-    records.push(await recordSection(section, options.out, log, () => section.summarise(perSeed, { quick: c.variant === 'quick', log: (m) => log(`  ${m}`), extras })));
+    records.push(
+      await recordSection(section, options.out, log, () =>
+        section.summarise(perSeed, { quick: c.variant === 'quick', log: (m) => log(`  ${m}`), extras }),
+      ),
+    );
   }
-  const adapters = [...new Set(collected.flatMap((c) => [...c.seeds, ...c.extras]).map((u) => u.file.adapter?.name).filter((n): n is string => Boolean(n)))];
-  if (adapters.length > 1) log(`note: the files come from ${adapters.length} adapters (${adapters.join(', ')}); times in them are not comparable across files`);
+  const adapters = [
+    ...new Set(
+      collected
+        .flatMap((c) => [...c.seeds, ...c.extras])
+        .map((u) => u.file.adapter?.name)
+        .filter((n): n is string => Boolean(n)),
+    ),
+  ];
+  if (adapters.length > 1)
+    log(
+      `note: the files come from ${adapters.length} adapters (${adapters.join(', ')}); times in them are not comparable across files`,
+    );
   const first = collected.flatMap((c) => c.seeds).find((s) => s.file.adapter)?.file.adapter ?? null;
   const adapter = first && adapters.length > 1 ? { ...first, name: `mixed: ${adapters.join(', ')}` } : first;
   return finishReport(records, {
@@ -66,9 +111,21 @@ export async function mergeSeedFiles(options: MergeOptions): Promise<ReportResul
     out: options.out,
     json: options.json,
     stdout: options.stdout,
-    adapter: (adapter ?? { name: 'unknown', vendor: '', architecture: '', device: '', description: '', backend: 'none', featureLevel: 'core', isFallbackAdapter: false }) as Device['adapter'],
+    adapter: (adapter ?? {
+      name: 'unknown',
+      vendor: '',
+      architecture: '',
+      device: '',
+      description: '',
+      backend: 'none',
+      featureLevel: 'core',
+      isFallbackAdapter: false,
+    }) as Device['adapter'],
     seconds: (performance.now() - started) / 1000,
-    merged: { dirs: options.label ?? options.inputs, codeVersions: [...new Set(collected.flatMap((c) => c.codeVersions))].sort() },
+    merged: {
+      dirs: options.label ?? options.inputs,
+      codeVersions: [...new Set(collected.flatMap((c) => c.codeVersions))].sort(),
+    },
   });
 }
 
@@ -100,8 +157,17 @@ export async function runSeedJobs(options: JobsOptions): Promise<string[]> {
     groups.map(async (group, i) => {
       const tag = `[job ${i + 1}/${groups.length} seeds ${formatSeedList(group)}]`;
       const args = [
-        ...process.execArgv, entry, 'run', options.experiment, '--seeds', formatSeedList(group), '--no-merge', '--out', options.out,
-        ...(options.quick ? ['--quick'] : []), '--no-extras',
+        ...process.execArgv,
+        entry,
+        'run',
+        options.experiment,
+        '--seeds',
+        formatSeedList(group),
+        '--no-merge',
+        '--out',
+        options.out,
+        ...(options.quick ? ['--quick'] : []),
+        '--no-extras',
       ];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
       const filter = createDawnStderrFilter();
@@ -126,17 +192,28 @@ export async function runSeedJobs(options: JobsOptions): Promise<string[]> {
       if (code !== 0) failures.push(`job ${i + 1} (seeds ${formatSeedList(group)}) exited with ${code ?? 'an error'}`);
     }),
   );
-  if (failures.length) throw new Error(`${failures.join('; ')}; the seeds that finished are in ${shown(options.out)}/seeds/${options.experiment}/ (merge them later with metagrad merge)`);
+  if (failures.length)
+    throw new Error(
+      `${failures.join('; ')}; the seeds that finished are in ${shown(options.out)}/seeds/${options.experiment}/ (merge them later with metagrad merge)`,
+    );
   const section = REPORT_SECTIONS.find((s) => s.id === options.experiment);
   const extraNames = options.extras && section && isSeeded(section) ? Object.keys(section.extras ?? {}) : [];
   if (extraNames.length && section && isSeeded(section)) {
     const device = await createNodeDevice();
     try {
       const log = (m: string) => stderr.write(`[extras] ${m}\n`);
-      await runSeedUnits(section, sectionContext(section, { quick: options.quick, json: false }, device, stderr, log), { seeds: [], extras: true, out: options.out, quick: options.quick });
+      await runSeedUnits(section, sectionContext(section, { quick: options.quick, json: false }, device, stderr, log), {
+        seeds: [],
+        extras: true,
+        out: options.out,
+        quick: options.quick,
+      });
     } finally {
       device.destroy();
     }
   }
-  return [...options.seeds.map((s) => seedPath(options.out, options.experiment, s)), ...extraNames.map((e) => extraPath(options.out, options.experiment, e))];
+  return [
+    ...options.seeds.map((s) => seedPath(options.out, options.experiment, s)),
+    ...extraNames.map((e) => extraPath(options.out, options.experiment, e)),
+  ];
 }

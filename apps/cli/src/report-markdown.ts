@@ -30,14 +30,23 @@ function tally(rows: SummaryRow[]): string {
   const judged = rows.filter((r) => r.mark !== null);
   if (!judged.length) return '–';
   const count = (m: string) => judged.filter((r) => r.mark === m).length;
-  return [`${count('✓')}/${judged.length} ✓`, ...(['≈', '✗'] as const).filter((m) => count(m) > 0).map((m) => `${count(m)} ${m}`)].join(', ');
+  return [
+    `${count('✓')}/${judged.length} ✓`,
+    ...(['≈', '✗'] as const).filter((m) => count(m) > 0).map((m) => `${count(m)} ${m}`),
+  ].join(', ');
 }
 
 function sectionMarkdown(s: SectionRecord): string {
   const parts = [`## ${s.id} — ${s.title}`, '', `Reproduces: ${s.paperFigure}. Ran in ${s.seconds.toFixed(1)} s.`, ''];
   if (s.status === 'error') parts.push(`**Failed:** \`${s.error ?? 'unknown error'}\``, '');
   if (s.summary.length) {
-    parts.push(table(['metric', 'metagrad', 'paper', 'goal', ''], s.summary.map((r) => [r.metric, formatValue(r.value), r.paper, r.goal, mark(r.mark)])), '');
+    parts.push(
+      table(
+        ['metric', 'metagrad', 'paper', 'goal', ''],
+        s.summary.map((r) => [r.metric, formatValue(r.value), r.paper, r.goal, mark(r.mark)]),
+      ),
+      '',
+    );
   }
   for (const f of s.figures) {
     // The PNG shows inline in any Markdown viewer; the SVG link is the scalable copy.
@@ -50,13 +59,18 @@ export function formatMarkdown(r: ReportResults): string {
   const a = r.adapter;
   const overview = table(
     ['section', 'reproduces', 'result', 'time'],
-    r.sections.map((s) => [`[${s.id}](#${anchor(s)}) ${s.title}`, s.paperFigure, s.status === 'error' ? 'failed' : tally(s.summary), `${s.seconds.toFixed(1)} s`]),
+    r.sections.map((s) => [
+      `[${s.id}](#${anchor(s)}) ${s.title}`,
+      s.paperFigure,
+      s.status === 'error' ? 'failed' : tally(s.summary),
+      `${s.seconds.toFixed(1)} s`,
+    ]),
   );
   return [
     '# metagrad report',
     '',
     `${r.mode === 'quick' ? 'Quick' : 'Full'} run on **${a.name}** (backend ${a.backend}${a.description ? `, ${a.description}` : ''}), ${r.date}, ${r.seconds.toFixed(1)} s in all.`,
-    "Columns: *paper* is what the paper reports, *goal* the threshold or claim we judge by. Marks: ✓ the result (its 95 % interval over seeds, where there are seeds) supports the goal, ≈ it cannot tell, ✗ it supports the opposite, – nothing to judge. Values `m [lo, hi]` are means over seeds with 95 % bootstrap intervals; raw numbers and paired differences are in `results.json`.",
+    'Columns: *paper* is what the paper reports, *goal* the threshold or claim we judge by. Marks: ✓ the result (its 95 % interval over seeds, where there are seeds) supports the goal, ≈ it cannot tell, ✗ it supports the opposite, – nothing to judge. Values `m [lo, hi]` are means over seeds with 95 % bootstrap intervals; raw numbers and paired differences are in `results.json`.',
     '',
     overview,
     '',
@@ -66,7 +80,11 @@ export function formatMarkdown(r: ReportResults): string {
 
 /** GitHub's heading anchor for `## id — title`. */
 function anchor(s: SectionRecord): string {
-  return `${s.id} — ${s.title}`.toLowerCase().replace(/[^\p{L}\p{N}\s-]/gu, '').trim().replace(/\s/g, '-');
+  return `${s.id} — ${s.title}`
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s-]/gu, '')
+    .trim()
+    .replace(/\s/g, '-');
 }
 
 /** The terminal summary's default width: it fits a 100-column terminal (and 80-column ones when asked). */
@@ -125,7 +143,8 @@ export function formatSummaryTable(r: ReportResults, width = SUMMARY_WIDTH): str
   const rows: string[][] = [];
   for (const s of r.sections) {
     if (s.status === 'error') rows.push([s.id, `FAILED: ${s.error ?? ''}`, '', '', '', '✗']);
-    for (const row of s.summary) rows.push([s.id, row.metric, formatValue(row.value), row.paper, row.goal, mark(row.mark)]);
+    for (const row of s.summary)
+      rows.push([s.id, row.metric, formatValue(row.value), row.paper, row.goal, mark(row.mark)]);
   }
   const header = ['section', 'metric', 'metagrad', 'paper', 'goal', ''];
   const gap = '  ';
@@ -136,12 +155,18 @@ export function formatSummaryTable(r: ReportResults, width = SUMMARY_WIDTH): str
   const room = width - gap.length * (header.length - 1);
   let widths = fitWidths(natural, minimum, wrappable, room);
   // Narrow terminals: below the comfortable minimums rather than past the width.
-  if (widths.reduce((a, b) => a + b, 0) > room) widths = fitWidths(widths, [natural[0], 6, 6, 5, 4, natural[5]], wrappable, room);
+  if (widths.reduce((a, b) => a + b, 0) > room)
+    widths = fitWidths(widths, [natural[0], 6, 6, 5, 4, natural[5]], wrappable, room);
   const pad = (c: string, w: number): string => c + ' '.repeat(Math.max(0, w - len(c)));
   const fmt = (row: string[]): string[] => {
     const cells = row.map((c, i) => (i === 0 || i === 5 ? [c] : wrapText(c, widths[i])));
     const height = Math.max(...cells.map((c) => c.length));
-    return Array.from({ length: height }, (_, k) => cells.map((c, i) => pad(c[k] ?? '', widths[i])).join(gap).trimEnd());
+    return Array.from({ length: height }, (_, k) =>
+      cells
+        .map((c, i) => pad(c[k] ?? '', widths[i]))
+        .join(gap)
+        .trimEnd(),
+    );
   };
   return [
     `metagrad report (${r.mode}, ${r.adapter.name}, ${r.seconds.toFixed(1)} s)`,

@@ -4,7 +4,19 @@ import { join, relative } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Device } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
-import { ReportOptionError, isSeeded, plainJson, sectionChoices, selectSections, type ReportSection, type SectionContext, type SectionResult, type SeededSection, type SeedRecord, type SummaryRow } from '@metagrad/experiments';
+import {
+  ReportOptionError,
+  isSeeded,
+  plainJson,
+  sectionChoices,
+  selectSections,
+  type ReportSection,
+  type SectionContext,
+  type SectionResult,
+  type SeededSection,
+  type SeedRecord,
+  type SummaryRow,
+} from '@metagrad/experiments';
 import { REPORT_SECTIONS } from '@metagrad/experiments/node';
 import { createProgress } from './progress';
 import { renderFigure } from './render-figure';
@@ -79,16 +91,19 @@ export interface ReportResults {
 
 /** File-name stem safe on every filesystem and in Markdown links. */
 function fileStem(id: string, name: string): string {
-  return `${id}-${name}`.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '');
+  return `${id}-${name}`
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
 }
 
 /** Runs the sections one after another on one device; a failing section is recorded and the rest still run. */
 export async function runReport(options: ReportOptions): Promise<ReportResults> {
   const sections = selectSections(options.sections ?? REPORT_SECTIONS, options.only);
-  const stdout = options.stdout ?? process.stdout;
+  const _stdout = options.stdout ?? process.stdout;
   const stderr = options.stderr ?? process.stderr;
   const log = (message: string): void => {
-    if (!options.json) stderr.write(message + '\n');
+    if (!options.json) stderr.write(`${message}\n`);
   };
   const started = performance.now();
   const device = options.device ?? (await createNodeDevice());
@@ -108,7 +123,11 @@ export async function runReport(options: ReportOptions): Promise<ReportResults> 
 /** Writes results.json and report.md for finished sections and prints the summary table (or the JSON). */
 export function finishReport(
   records: SectionRecord[],
-  options: Pick<ReportOptions, 'quick' | 'out' | 'json' | 'stdout'> & { adapter: Device['adapter']; seconds: number; merged?: ReportResults['merged'] },
+  options: Pick<ReportOptions, 'quick' | 'out' | 'json' | 'stdout'> & {
+    adapter: Device['adapter'];
+    seconds: number;
+    merged?: ReportResults['merged'];
+  },
 ): ReportResults {
   const stdout = options.stdout ?? process.stdout;
   const results: ReportResults = {
@@ -122,12 +141,14 @@ export function finishReport(
     ...(options.merged ? { merged: options.merged } : {}),
   };
   mkdirSync(options.out, { recursive: true });
-  writeFileSync(join(options.out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(join(options.out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(options.out, 'report.md'), formatMarkdown(results));
-  if (options.json) stdout.write(JSON.stringify(results, null, 2) + '\n');
+  if (options.json) stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   else {
     const figures = results.sections.reduce((n, s) => n + s.figures.length, 0);
-    stdout.write(`${formatSummaryTable(results, summaryWidth(stdout))}\nwrote ${join(options.out, 'report.md')}, results.json and ${figures} figure${figures === 1 ? '' : 's'} (PNG + SVG)\n`);
+    stdout.write(
+      `${formatSummaryTable(results, summaryWidth(stdout))}\nwrote ${join(options.out, 'report.md')}, results.json and ${figures} figure${figures === 1 ? '' : 's'} (PNG + SVG)\n`,
+    );
   }
   return results;
 }
@@ -149,7 +170,8 @@ export function sectionContext(
   return {
     device,
     quick: options.quick,
-    progress: (total, label) => createProgress({ total, label: `${section.id} ${label}`, json: options.json, stream: stderr }),
+    progress: (total, label) =>
+      createProgress({ total, label: `${section.id} ${label}`, json: options.json, stream: stderr }),
     log: (message) => log(`  ${message}`),
   };
 }
@@ -163,12 +185,25 @@ export async function runSeedUnits(
   ctx: SectionContext,
   options: { seeds: number[]; extras: boolean; out: string; quick: boolean },
 ): Promise<{ perSeed: SeedRecord[]; extras: Record<string, unknown> }> {
-  const base = { version: 1 as const, experiment: section.id, variant: options.quick ? ('quick' as const) : ('full' as const), codeVersion: codeVersion(), adapter: ctx.device.adapter };
+  const base = {
+    version: 1 as const,
+    experiment: section.id,
+    variant: options.quick ? ('quick' as const) : ('full' as const),
+    codeVersion: codeVersion(),
+    adapter: ctx.device.adapter,
+  };
   const perSeed: SeedRecord[] = [];
   for (const seed of options.seeds) {
     const t0 = performance.now();
     const json = plainJson(await section.runSeed(ctx, seed));
-    writeUnitFile(options.out, { ...base, kind: 'metagrad-seed', seed, date: new Date().toISOString(), seconds: (performance.now() - t0) / 1000, json });
+    writeUnitFile(options.out, {
+      ...base,
+      kind: 'metagrad-seed',
+      seed,
+      date: new Date().toISOString(),
+      seconds: (performance.now() - t0) / 1000,
+      json,
+    });
     perSeed.push({ seed, json });
   }
   const extras: Record<string, unknown> = {};
@@ -176,7 +211,14 @@ export async function runSeedUnits(
     for (const [name, fn] of Object.entries(section.extras ?? {})) {
       const t0 = performance.now();
       const json = plainJson(await fn(ctx));
-      writeUnitFile(options.out, { ...base, kind: 'metagrad-extra', extra: name, date: new Date().toISOString(), seconds: (performance.now() - t0) / 1000, json });
+      writeUnitFile(options.out, {
+        ...base,
+        kind: 'metagrad-extra',
+        extra: name,
+        date: new Date().toISOString(),
+        seconds: (performance.now() - t0) / 1000,
+        json,
+      });
       extras[name] = json;
     }
   }
@@ -194,7 +236,12 @@ async function runSection(
   return recordSection(section, options.out, log, async () => {
     if (!isSeeded(section)) return section.run(ctx);
     const seeds = options.seeds ?? section.defaultSeeds(options.quick);
-    const { perSeed, extras } = await runSeedUnits(section, ctx, { seeds, extras: options.extras ?? options.seeds === undefined, out: options.out, quick: options.quick });
+    const { perSeed, extras } = await runSeedUnits(section, ctx, {
+      seeds,
+      extras: options.extras ?? options.seeds === undefined,
+      out: options.out,
+      quick: options.quick,
+    });
     return section.summarise(perSeed, { quick: options.quick, log: ctx.log, extras });
   });
 }
@@ -207,7 +254,16 @@ export async function recordSection(
   produce: () => Promise<SectionResult> | SectionResult,
 ): Promise<SectionRecord> {
   const t0 = performance.now();
-  const record: SectionRecord = { id: section.id, title: section.title, paperFigure: section.paperFigure, status: 'ok', seconds: 0, summary: [], figures: [], json: null };
+  const record: SectionRecord = {
+    id: section.id,
+    title: section.title,
+    paperFigure: section.paperFigure,
+    status: 'ok',
+    seconds: 0,
+    summary: [],
+    figures: [],
+    json: null,
+  };
   try {
     const result = await produce();
     record.summary = result.summary;
@@ -232,7 +288,10 @@ export async function recordSection(
 
 function parseOnly(sections: readonly ReportSection[]) {
   return (value: string): string[] => {
-    const ids = value.split(',').map((s) => s.trim()).filter(Boolean);
+    const ids = value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     try {
       selectSections(sections, ids);
     } catch (e) {
@@ -246,14 +305,26 @@ function parseOnly(sections: readonly ReportSection[]) {
 export function registerReportCommand(program: Command, sections: readonly ReportSection[] = REPORT_SECTIONS): Command {
   return program
     .command('report')
-    .description('run the experiments (quick variants by default) and write report.md, one PNG and SVG per figure, and results.json')
+    .description(
+      'run the experiments (quick variants by default) and write report.md, one PNG and SVG per figure, and results.json',
+    )
     .addOption(new Option('--quick', 'quick variants (the default)').conflicts('full'))
     .addOption(new Option('--full', 'full variants, as in the papers (slow)'))
     .addOption(new Option('--out <dir>', 'output directory').default('report'))
     .option('--json', 'print results.json on stdout instead of the summary table')
-    .addOption(new Option('--only <ids>', `comma-separated section names or numbers (${sectionChoices(sections)})`).argParser(parseOnly(sections)))
+    .addOption(
+      new Option('--only <ids>', `comma-separated section names or numbers (${sectionChoices(sections)})`).argParser(
+        parseOnly(sections),
+      ),
+    )
     .action(async (opts: { quick?: boolean; full?: boolean; out: string; json?: boolean; only?: string[] }) => {
-      const results = await runReport({ quick: !opts.full, out: opts.out, json: Boolean(opts.json), only: opts.only, sections });
+      const results = await runReport({
+        quick: !opts.full,
+        out: opts.out,
+        json: Boolean(opts.json),
+        only: opts.only,
+        sections,
+      });
       if (results.sections.some((s) => s.status === 'error')) process.exitCode = 1;
     });
 }

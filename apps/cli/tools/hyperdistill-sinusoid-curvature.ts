@@ -8,7 +8,14 @@ import { Command } from 'commander';
 import { tensor, type Device } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { deriveSeed, sampleMetaBatch, sinusoidFamily, type MlpParams, type Model } from '@metagrad/models';
-import { E5_FULL, e5Methods, makeE5Learner, sinusoidEpisode, type E5Config, type MethodKey } from '@metagrad/experiments/node';
+import {
+  E5_FULL,
+  e5Methods,
+  makeE5Learner,
+  sinusoidEpisode,
+  type E5Config,
+  type MethodKey,
+} from '@metagrad/experiments/node';
 
 /** λ_max of (2/n)·[F 1]ᵀ[F 1] per task (the MSE Hessian of a linear head), by power iteration on the host. */
 function headCurvature(features: Float32Array, tasks: number, n: number, h: number): number {
@@ -32,8 +39,18 @@ function headCurvature(features: Float32Array, tasks: number, n: number, h: numb
   return worst;
 }
 
-async function etaLambdaMax(cfg: E5Config, device: Device, features: Model<MlpParams>, lambda: MlpParams): Promise<number> {
-  const mb = sampleMetaBatch(sinusoidFamily, { metaBatch: cfg.metaBatch, nSupport: cfg.shots, nQuery: cfg.shots, seed: 4242 });
+async function etaLambdaMax(
+  cfg: E5Config,
+  device: Device,
+  features: Model<MlpParams>,
+  lambda: MlpParams,
+): Promise<number> {
+  const mb = sampleMetaBatch(sinusoidFamily, {
+    metaBatch: cfg.metaBatch,
+    nSupport: cfg.shots,
+    nQuery: cfg.shots,
+    seed: 4242,
+  });
   const x = tensor(mb.support.x, [cfg.metaBatch * cfg.shots, 1], 'f32', device);
   const f = features.apply(lambda, x);
   const host = await f.toArray();
@@ -51,7 +68,12 @@ const o = new Command()
 const seed = Number(o.seed);
 const cfg: E5Config = { ...E5_FULL, seeds: [seed], momentumJacobian: o.momentumJacobian };
 const spec = e5Methods(cfg).find((m) => m.key === (o.method as MethodKey));
-if (!spec) throw new Error(`unknown method ${o.method}; one of ${e5Methods(cfg).map((m) => m.key).join(', ')}`);
+if (!spec)
+  throw new Error(
+    `unknown method ${o.method}; one of ${e5Methods(cfg)
+      .map((m) => m.key)
+      .join(', ')}`,
+  );
 const device = await createNodeDevice();
 const learner = makeE5Learner(cfg, device, spec, seed);
 try {
@@ -60,7 +82,9 @@ try {
     const ep = sinusoidEpisode(cfg, device, deriveSeed(seed, 3, m));
     try {
       const r = await learner.trainer.runEpisode(ep);
-      console.log(`m ${m}  validation ${r.valLoss.toPrecision(3)}  η·λmax ${(await etaLambdaMax(cfg, device, learner.features, learner.lambda)).toFixed(3)}`);
+      console.log(
+        `m ${m}  validation ${r.valLoss.toPrecision(3)}  η·λmax ${(await etaLambdaMax(cfg, device, learner.features, learner.lambda)).toFixed(3)}`,
+      );
     } finally {
       ep.dispose();
     }

@@ -109,7 +109,10 @@ function flatten(args: readonly unknown[]): Flat {
       return `T(${v.shape.join('x')},${v.dtype},${v.storage.byteSize},s${s}${v.requiresGrad ? ',rg' : ''},d${v.device.id})`;
     }
     if (Array.isArray(v)) return `[${v.map(walk).join(';')}]`;
-    if (isPlainObject(v)) return `{${Object.keys(v).map((k) => `${JSON.stringify(k)}:${walk(v[k])}`).join(';')}}`;
+    if (isPlainObject(v))
+      return `{${Object.keys(v)
+        .map((k) => `${JSON.stringify(k)}:${walk(v[k])}`)
+        .join(';')}}`;
     if ((typeof v === 'object' && v !== null) || typeof v === 'function') return `#${identity(v)}`;
     return typeof v === 'number' && Object.is(v, -0) ? '-0' : `${typeof v}:${String(v)}`;
   };
@@ -149,16 +152,30 @@ function templateText(t: Template): string {
  * fn must not read tensors back (TraceError names the readback), must dispose what it does not return, and must
  * take per-call host values (step counts, seeds) from tensors, a random `Generator` or `device.onReplay`.
  */
-export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: CompileOptions = {}): CompiledFunction<A, R> {
+export function compile<A extends unknown[], R>(
+  fn: (...args: A) => R,
+  options: CompileOptions = {},
+): CompiledFunction<A, R> {
   if (typeof fn !== 'function') throw new TypeError(`compile(fn): fn must be a function, got ${typeof fn}`);
   const warmup = options.warmup ?? 1;
   const verify = options.verify ?? true;
   const fusion = options.fusion ?? true;
   const maxSignatures = options.maxSignatures ?? 8;
-  if (!Number.isInteger(warmup) || warmup < 0) throw new TraceError(`compile: warmup must be an integer ≥ 0, got ${warmup}`);
-  if (!Number.isInteger(maxSignatures) || maxSignatures < 1) throw new TraceError(`compile: maxSignatures must be an integer ≥ 1, got ${maxSignatures}`);
+  if (!Number.isInteger(warmup) || warmup < 0)
+    throw new TraceError(`compile: warmup must be an integer ≥ 0, got ${warmup}`);
+  if (!Number.isInteger(maxSignatures) || maxSignatures < 1)
+    throw new TraceError(`compile: maxSignatures must be an integer ≥ 1, got ${maxSignatures}`);
   const cache = new Map<string, Entry>();
-  const stats: CompileStats = { eagerCalls: 0, traces: 0, replays: 0, signatures: 0, kernels: 0, dispatchesPerReplay: 0, arenaBytes: 0, compileMs: 0 };
+  const stats: CompileStats = {
+    eagerCalls: 0,
+    traces: 0,
+    replays: 0,
+    signatures: 0,
+    kernels: 0,
+    dispatchesPerReplay: 0,
+    arenaBytes: 0,
+    compileMs: 0,
+  };
 
   const entryFor = (signature: string): Entry => {
     let entry = cache.get(signature);
@@ -213,7 +230,11 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
     const leaked = rec.storages.filter((s) => s.isAlive && !outStorages.includes(s));
     if (leaked.length) {
       disposeAll(result);
-      const named = rec.tensors.filter((t) => !t.isDisposed && leaked.includes(t.storage)).slice(0, 5).map(String).join(', ');
+      const named = rec.tensors
+        .filter((t) => !t.isDisposed && leaked.includes(t.storage))
+        .slice(0, 5)
+        .map(String)
+        .join(', ');
       throw new TraceError(
         `compile: the call left ${leaked.length} tensor storage(s) alive that it does not return${named ? ` (${named})` : ''} ` +
           '(keep()-ed, a `.grad` that backward() set, or held by a pending expression): a replay would not recompute them. ' +
@@ -233,7 +254,11 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       return result;
     }
     if (verify) {
-      const diff = firstDifference(entry.previous!.canonical, canonical) ?? (entry.previous!.template !== text ? `the function returned different host values on two calls (${entry.previous!.template} vs ${text}): they would be frozen into the replay` : null);
+      const diff =
+        firstDifference(entry.previous!.canonical, canonical) ??
+        (entry.previous!.template !== text
+          ? `the function returned different host values on two calls (${entry.previous!.template} vs ${text}): they would be frozen into the replay`
+          : null);
       entry.previous = null;
       if (diff) {
         entry.calls = 0; // a later call starts over (warm-up, two traces)
@@ -243,7 +268,11 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
     }
     entry.plan = new Plan(device, { recording: rec, args: argStorages, outputs: outStorages });
     entry.template = template;
-    entry.outputs = detached.map((t) => ({ storage: outStorages.indexOf(t.storage), shape: [...t.shape], dtype: t.dtype }));
+    entry.outputs = detached.map((t) => ({
+      storage: outStorages.indexOf(t.storage),
+      shape: [...t.shape],
+      dtype: t.dtype,
+    }));
     stats.kernels = entry.plan.stats.kernels;
     stats.dispatchesPerReplay = entry.plan.stats.dispatches;
     stats.arenaBytes = entry.plan.stats.arenaBytes;

@@ -27,8 +27,13 @@ function zerosLike(t: Tensor): Tensor {
 }
 
 function checkSameShapes(op: string, a: readonly Tensor[], b: readonly Tensor[], what: string): void {
-  if (a.length !== b.length || a.some((t, i) => t.shape.length !== b[i].shape.length || t.shape.some((d, k) => d !== b[i].shape[k]))) {
-    throw new ShapeError(`${op}: ${what} [${b.map((t) => `[${t.shape.join(', ')}]`).join(', ')}] must match [${a.map((t) => `[${t.shape.join(', ')}]`).join(', ')}]`);
+  if (
+    a.length !== b.length ||
+    a.some((t, i) => t.shape.length !== b[i].shape.length || t.shape.some((d, k) => d !== b[i].shape[k]))
+  ) {
+    throw new ShapeError(
+      `${op}: ${what} [${b.map((t) => `[${t.shape.join(', ')}]`).join(', ')}] must match [${a.map((t) => `[${t.shape.join(', ')}]`).join(', ')}]`,
+    );
   }
 }
 
@@ -43,7 +48,10 @@ function finishOutput(output: Tensor, createGraph: boolean): Tensor {
 /** Throws InvalidArgumentError unless `v` is an array of Tensors (vjp(f, x, …) with a bare tensor, say). */
 function checkTensorArray(op: string, what: string, v: unknown): void {
   if (!Array.isArray(v)) {
-    const got = v instanceof raw.Tensor ? 'a single Tensor (wrap it: [x])' : `${raw.describeValue(v)} (${v === null ? 'null' : typeof v})`;
+    const got =
+      v instanceof raw.Tensor
+        ? 'a single Tensor (wrap it: [x])'
+        : `${raw.describeValue(v)} (${v === null ? 'null' : typeof v})`;
     throw new raw.InvalidArgumentError(`${op}: ${what} must be an array of Tensors, got ${got}`);
   }
   v.forEach((t, i) => checkTensorArg(op, `${what}[${i}]`, t));
@@ -60,7 +68,12 @@ export interface FunctionalOptions {
 }
 
 /** f(primals) and the cotangent pulled back to every primal: Jᵀ·cotangent (zeros for unused primals). */
-export function vjp(f: Fn, primals: readonly Tensor[], cotangent: Tensor, options: FunctionalOptions = {}): { output: Tensor; grads: Tensor[] } {
+export function vjp(
+  f: Fn,
+  primals: readonly Tensor[],
+  cotangent: Tensor,
+  options: FunctionalOptions = {},
+): { output: Tensor; grads: Tensor[] } {
   checkFunctionArg('vjp', 'f', f);
   checkTensorArray('vjp', 'primals', primals);
   checkTensorArg('vjp', 'cotangent', cotangent);
@@ -68,7 +81,11 @@ export function vjp(f: Fn, primals: readonly Tensor[], cotangent: Tensor, option
   const { inputs, owned } = trackedInputs(primals);
   let output: Tensor | undefined;
   try {
-    output = checkTensorArg('vjp', 'the result of f', enableGrad(() => f(...inputs)));
+    output = checkTensorArg(
+      'vjp',
+      'the result of f',
+      enableGrad(() => f(...inputs)),
+    );
     const grads = grad(output, inputs, { gradOutputs: cotangent, createGraph, allowUnused: true });
     const result = { output: finishOutput(output, createGraph), grads: grads.map((g, i) => g ?? zerosLike(inputs[i])) };
     output = undefined; // handed over
@@ -84,7 +101,12 @@ export function vjp(f: Fn, primals: readonly Tensor[], cotangent: Tensor, option
  * f(primals) and the directional derivative J·tangents, by the double-VJP trick: g(u) = Jᵀu is linear in u,
  * so the VJP of g with cotangent t is J·t.
  */
-export function jvp(f: Fn, primals: readonly Tensor[], tangents: readonly Tensor[], options: FunctionalOptions = {}): { output: Tensor; jvp: Tensor } {
+export function jvp(
+  f: Fn,
+  primals: readonly Tensor[],
+  tangents: readonly Tensor[],
+  options: FunctionalOptions = {},
+): { output: Tensor; jvp: Tensor } {
   checkFunctionArg('jvp', 'f', f);
   checkTensorArray('jvp', 'primals', primals);
   checkTensorArray('jvp', 'tangents', tangents);
@@ -94,7 +116,11 @@ export function jvp(f: Fn, primals: readonly Tensor[], tangents: readonly Tensor
   const temporaries: Tensor[] = [];
   let output: Tensor | undefined;
   try {
-    output = checkTensorArg('jvp', 'the result of f', enableGrad(() => f(...inputs)));
+    output = checkTensorArg(
+      'jvp',
+      'the result of f',
+      enableGrad(() => f(...inputs)),
+    );
     const u = requiresGrad(raw.zeros(output.shape, 'f32', output.device));
     temporaries.push(u);
     const pulled = grad(output, inputs, { gradOutputs: u, createGraph: true, allowUnused: true });
@@ -140,8 +166,13 @@ export class HvpOperator {
     this.owned = owned;
     let value: Tensor | undefined;
     try {
-      value = checkTensorArg('HvpOperator', 'the result of f', enableGrad(() => f(...inputs)));
-      if (value.size !== 1) throw new ShapeError(`HvpOperator: f must return a single element, got [${value.shape.join(', ')}]`);
+      value = checkTensorArg(
+        'HvpOperator',
+        'the result of f',
+        enableGrad(() => f(...inputs)),
+      );
+      if (value.size !== 1)
+        throw new ShapeError(`HvpOperator: f must return a single element, got [${value.shape.join(', ')}]`);
       this.gradients = grad(value, inputs, { createGraph: true, allowUnused: true });
       this.value = value;
     } catch (e) {
@@ -203,7 +234,11 @@ export function jacobian(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
   const input = inputs[0];
   let output: Tensor;
   try {
-    output = checkTensorArg('jacobian', 'the result of f', enableGrad(() => f(input)));
+    output = checkTensorArg(
+      'jacobian',
+      'the result of f',
+      enableGrad(() => f(input)),
+    );
   } catch (e) {
     for (const t of owned) t.dispose();
     throw e;

@@ -64,7 +64,10 @@ const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
 class Checker {
   readonly failures: string[] = [];
   maxAbsError = 0;
-  constructor(private readonly atol: number, private readonly rtol: number) {}
+  constructor(
+    private readonly atol: number,
+    private readonly rtol: number,
+  ) {}
 
   compare(what: string, got: ArrayLike<number>, want: ArrayLike<number>): void {
     if (got.length !== want.length) {
@@ -79,9 +82,11 @@ class Checker {
         worst = i;
         worstErr = Number.isNaN(err) ? Infinity : err;
       }
-      if (err > this.maxAbsError || Number.isNaN(err)) this.maxAbsError = Number.isNaN(err) ? Infinity : Math.max(this.maxAbsError, err);
+      if (err > this.maxAbsError || Number.isNaN(err))
+        this.maxAbsError = Number.isNaN(err) ? Infinity : Math.max(this.maxAbsError, err);
     }
-    if (worst >= 0) this.failures.push(`${what}: element ${worst} is ${got[worst]}, expected ${want[worst]} (|error| ${worstErr})`);
+    if (worst >= 0)
+      this.failures.push(`${what}: element ${worst} is ${got[worst]}, expected ${want[worst]} (|error| ${worstErr})`);
   }
 
   report(raise: boolean, name: string): GradcheckReport {
@@ -101,7 +106,9 @@ interface Setup {
 
 function setup(f: CheckedFunction, inputs: readonly CheckInput[], opts: GradcheckOptions): Setup {
   checkFlagOptions('gradcheck', opts, ['eps', 'outerEps', 'atol', 'rtol', 'wrt', 'seed', 'raise', 'device'], ['raise']);
-  const values = inputs.map((x) => (x.dtype && x.dtype !== 'f32' ? Float64Array.from(x.data) : Float64Array.from(x.data, Math.fround)));
+  const values = inputs.map((x) =>
+    x.dtype && x.dtype !== 'f32' ? Float64Array.from(x.data) : Float64Array.from(x.data, Math.fround),
+  );
   const wrt = opts.wrt ?? inputs.flatMap((x, i) => (!x.dtype || x.dtype === 'f32' ? [i] : []));
   const refOut = f.ref(...inputs.map((x, i) => ({ shape: x.shape, data: values[i] })));
   return { device: opts.device ?? getDefaultDevice(), values, wrt, refOut, next: random(opts.seed ?? 1234) };
@@ -110,14 +117,27 @@ function setup(f: CheckedFunction, inputs: readonly CheckInput[], opts: Gradchec
 function upload(inputs: readonly CheckInput[], values: Float64Array[], wrt: number[], device: Device): Tensor[] {
   return inputs.map((x, i) => {
     const dtype = x.dtype ?? 'f32';
-    const t = raw.tensor(dtype === 'f32' ? Float32Array.from(values[i]) : Int32Array.from(values[i]), [...x.shape], dtype, device);
+    const t = raw.tensor(
+      dtype === 'f32' ? Float32Array.from(values[i]) : Int32Array.from(values[i]),
+      [...x.shape],
+      dtype,
+      device,
+    );
     return wrt.includes(i) ? requiresGrad(t) : t;
   });
 }
 
 /** φ(x) = ⟨u, ref(x)⟩ and its gradient by central differences with respect to the `wrt` inputs. */
-function referenceGradient(f: CheckedFunction, inputs: readonly CheckInput[], values: Float64Array[], wrt: number[], u: Float64Array, eps: number): Float64Array[] {
-  const phi = (vals: Float64Array[]) => dot(u, f.ref(...inputs.map((x, i) => ({ shape: x.shape, data: vals[i] }))).data);
+function referenceGradient(
+  f: CheckedFunction,
+  inputs: readonly CheckInput[],
+  values: Float64Array[],
+  wrt: number[],
+  u: Float64Array,
+  eps: number,
+): Float64Array[] {
+  const phi = (vals: Float64Array[]) =>
+    dot(u, f.ref(...inputs.map((x, i) => ({ shape: x.shape, data: vals[i] }))).data);
   return wrt.map((k) => {
     const g = new Float64Array(values[k].length);
     for (let j = 0; j < g.length; j++) {
@@ -141,7 +161,11 @@ async function read(t: Tensor | null, size: number): Promise<Float64Array> {
  * First order: the forward matches the reference, and the GPU VJP with a random cotangent matches central
  * differences of ⟨u, ref(x)⟩ in float64.
  */
-export async function gradcheck(f: CheckedFunction, inputs: readonly CheckInput[], opts: GradcheckOptions = {}): Promise<GradcheckReport> {
+export async function gradcheck(
+  f: CheckedFunction,
+  inputs: readonly CheckInput[],
+  opts: GradcheckOptions = {},
+): Promise<GradcheckReport> {
   const { device, values, wrt, refOut, next } = setup(f, inputs, opts);
   const check = new Checker(opts.atol ?? 2e-4, opts.rtol ?? 2e-3);
   const u = randomVector(refOut.data.length, next);
@@ -152,10 +176,15 @@ export async function gradcheck(f: CheckedFunction, inputs: readonly CheckInput[
     const y = enableGrad(() => f.gpu(...tensors));
     owned.push(y);
     check.compare('forward', await read(y, 0), refOut.data);
-    const grads = grad(y, wrt.map((k) => tensors[k]), { gradOutputs: uT, allowUnused: true });
+    const grads = grad(
+      y,
+      wrt.map((k) => tensors[k]),
+      { gradOutputs: uT, allowUnused: true },
+    );
     owned.push(...grads);
     const want = referenceGradient(f, inputs, values, wrt, u, opts.eps ?? 1e-6);
-    for (let i = 0; i < wrt.length; i++) check.compare(`d/d input ${wrt[i]}`, await read(grads[i], want[i].length), want[i]);
+    for (let i = 0; i < wrt.length; i++)
+      check.compare(`d/d input ${wrt[i]}`, await read(grads[i], want[i].length), want[i]);
   } finally {
     for (const t of owned) t?.dispose();
   }
@@ -167,7 +196,11 @@ export async function gradcheck(f: CheckedFunction, inputs: readonly CheckInput[
  * directions v gives H·v (w.r.t. x) and J·v (w.r.t. u), compared with central differences of the reference
  * gradient and of the reference output; and the Hessian symmetry ⟨v₂, H v⟩ = ⟨v, H v₂⟩ on the GPU.
  */
-export async function gradgradcheck(f: CheckedFunction, inputs: readonly CheckInput[], opts: GradcheckOptions = {}): Promise<GradcheckReport> {
+export async function gradgradcheck(
+  f: CheckedFunction,
+  inputs: readonly CheckInput[],
+  opts: GradcheckOptions = {},
+): Promise<GradcheckReport> {
   const { device, values, wrt, refOut, next } = setup(f, inputs, opts);
   const check = new Checker(opts.atol ?? 2e-3, opts.rtol ?? 1e-2);
   const eps = opts.eps ?? 1e-5;
@@ -188,14 +221,21 @@ export async function gradgradcheck(f: CheckedFunction, inputs: readonly CheckIn
     owned.push(...g);
     const live = g.flatMap((gi, i) => (gi?.requiresGrad ? [i] : []));
     const second = (dirs: Tensor[]) =>
-      live.length ? grad(live.map((i) => g[i]!), [...x, uT], { gradOutputs: live.map((i) => dirs[i]), retainGraph: true, allowUnused: true }) : [];
+      live.length
+        ? grad(
+            live.map((i) => g[i]!),
+            [...x, uT],
+            { gradOutputs: live.map((i) => dirs[i]), retainGraph: true, allowUnused: true },
+          )
+        : [];
     const hv = second(vT);
     const hv2 = second(v2T);
     owned.push(...hv, ...hv2);
     const at = (i: number, list: (Tensor | null)[]) => list[i] ?? null;
 
     // Reference: H·v from central differences of the (central-difference) gradient along v, J·v likewise.
-    const shifted = (sign: number) => values.map((d, k) => (wrt.includes(k) ? d.map((e, j) => e + sign * h * v[wrt.indexOf(k)][j]) : d));
+    const shifted = (sign: number) =>
+      values.map((d, k) => (wrt.includes(k) ? d.map((e, j) => e + sign * h * v[wrt.indexOf(k)][j]) : d));
     const gPlus = referenceGradient(f, inputs, shifted(1), wrt, u, eps);
     const gMinus = referenceGradient(f, inputs, shifted(-1), wrt, u, eps);
     const yOf = (vals: Float64Array[]) => f.ref(...inputs.map((xi, i) => ({ shape: xi.shape, data: vals[i] }))).data;
@@ -205,7 +245,11 @@ export async function gradgradcheck(f: CheckedFunction, inputs: readonly CheckIn
       const want = gPlus[i].map((p, j) => (p - gMinus[i][j]) / (2 * h));
       check.compare(`Hv w.r.t. input ${wrt[i]}`, await read(at(i, hv), want.length), want);
     }
-    check.compare('Jv (w.r.t. the cotangent)', await read(at(wrt.length, hv), u.length), yPlus.map((p, j) => (p - yMinus[j]) / (2 * h)));
+    check.compare(
+      'Jv (w.r.t. the cotangent)',
+      await read(at(wrt.length, hv), u.length),
+      yPlus.map((p, j) => (p - yMinus[j]) / (2 * h)),
+    );
 
     let vHv2 = 0;
     let v2Hv = 0;

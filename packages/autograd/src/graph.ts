@@ -1,5 +1,14 @@
 /** @file The tape's nodes: reference-counted leaf and op records, their saved tensors, and live-graph statistics. */
-import { InPlaceModificationError, keep, Tensor, type Device, type GradNodeLike, type Shape, type Storage, type VersionPin } from '@metagrad/tensor';
+import {
+  InPlaceModificationError,
+  keep,
+  Tensor,
+  type Device,
+  type GradNodeLike,
+  type Shape,
+  type Storage,
+  type VersionPin,
+} from '@metagrad/tensor';
 import type { Prim, PrimAttrs } from './prims';
 
 /** Backward was asked to run through a node whose saved tensors were already freed by an earlier backward. */
@@ -147,7 +156,10 @@ export class OpNode<P extends Prim = Prim> extends Node {
       node?.retain();
       const { id, name } = t; // the message is built only if the check fails
       const source = () => (isOutput ? "the op's own output" : `tensor #${id}${name ? ` '${name}'` : ''}`);
-      const pin: VersionPin = { version: t.storage.version, stale: (now) => this.modifiedError(k, source(), alias, pin.version, now) };
+      const pin: VersionPin = {
+        version: t.storage.version,
+        stale: (now) => this.modifiedError(k, source(), alias, pin.version, now),
+      };
       alias.pinVersion(pin);
       savedStorages.set(alias.storage, (savedStorages.get(alias.storage) ?? 0) + 1);
       this.saved.push({ alias, node, isOutput, requiresGrad: isOutput || t.requiresGrad, pin });
@@ -160,7 +172,13 @@ export class OpNode<P extends Prim = Prim> extends Node {
     return this.kind === 'custom' && typeof name === 'string' ? `customVjp '${name}'` : `'${this.kind}'`;
   }
 
-  private modifiedError(k: number, source: string, alias: Tensor, saved: number, now: number): InPlaceModificationError {
+  private modifiedError(
+    k: number,
+    source: string,
+    alias: Tensor,
+    saved: number,
+    now: number,
+  ): InPlaceModificationError {
     return new InPlaceModificationError(
       `backward through ${this.label} (node #${this.id}) needs its saved tensor ${k} (${source}, ${alias.dtype}[${alias.shape.join(', ')}]), ` +
         `but it was modified by an in-place operation: it is at version ${now}; the graph saved version ${saved}. ` +

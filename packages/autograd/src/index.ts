@@ -16,10 +16,25 @@ export { GraphFreedError, LeafNode, OpNode, Node } from './graph';
 export { formatGraph } from './debug';
 export type { Prim, PrimAttrs, VjpRule, VjpContext, RuleTable } from './prims';
 export { VJP_RULES } from './rules';
-export { customVjp, NotTwiceDifferentiableError, type CustomVjpOptions, type CustomBackwardContext, type CustomForwardResult } from './custom';
+export {
+  customVjp,
+  NotTwiceDifferentiableError,
+  type CustomVjpOptions,
+  type CustomBackwardContext,
+  type CustomForwardResult,
+} from './custom';
 export { vjp, jvp, hvp, jacobian, HvpOperator, type FunctionalOptions } from './functional';
 export { memory, assertNoLeaks, expectNoLeaks, LeakError, type AutogradMemoryStats } from './memory';
-export { gradcheck, gradgradcheck, GradcheckError, type GradcheckOptions, type GradcheckReport, type CheckedFunction, type CheckInput, type RefTensorLike } from './gradcheck';
+export {
+  gradcheck,
+  gradgradcheck,
+  GradcheckError,
+  type GradcheckOptions,
+  type GradcheckReport,
+  type CheckedFunction,
+  type CheckInput,
+  type RefTensorLike,
+} from './gradcheck';
 export * from './ops/elementwise';
 export * from './ops/reduce';
 export * from './ops/movement';

@@ -25,12 +25,16 @@ export function assertNoLeaks(device: Device, before: AutogradMemoryStats, what 
   const now = memory(device);
   const grown = WATCHED.filter((k) => now[k] > before[k]);
   if (grown.length) {
-    throw new LeakError(`${what} leaked: ` + grown.map((k) => `${k} ${before[k]} → ${now[k]}`).join(', '));
+    throw new LeakError(`${what} leaked: ${grown.map((k) => `${k} ${before[k]} → ${now[k]}`).join(', ')}`);
   }
 }
 
 /** Runs `fn` (sync or async) and asserts that everything it allocated was freed. */
-export async function expectNoLeaks(fn: () => unknown, device: Device = getDefaultDevice(), what?: string): Promise<void> {
+export async function expectNoLeaks(
+  fn: () => unknown,
+  device: Device = getDefaultDevice(),
+  what?: string,
+): Promise<void> {
   const before = memory(device);
   await fn();
   assertNoLeaks(device, before, what);

@@ -29,16 +29,42 @@ interface Axes {
 /** Attributes recorded with each op, keyed by op name: the keys of this interface are the op set. */
 export interface PrimAttrs {
   // elementwise
-  neg: Unary; exp: Unary; log: Unary; log1p: Unary; expm1: Unary; sin: Unary; cos: Unary; tanh: Unary;
-  sigmoid: Unary; sqrt: Unary; rsqrt: Unary; recip: Unary; abs: Unary; relu: Unary; square: Unary;
-  add: Binary; sub: Binary; mul: Binary; div: Binary; pow: Binary; maximum: Binary; minimum: Binary;
-  addScalar: { scalar: number }; mulScalar: { scalar: number }; powScalar: { scalar: number };
+  neg: Unary;
+  exp: Unary;
+  log: Unary;
+  log1p: Unary;
+  expm1: Unary;
+  sin: Unary;
+  cos: Unary;
+  tanh: Unary;
+  sigmoid: Unary;
+  sqrt: Unary;
+  rsqrt: Unary;
+  recip: Unary;
+  abs: Unary;
+  relu: Unary;
+  square: Unary;
+  add: Binary;
+  sub: Binary;
+  mul: Binary;
+  div: Binary;
+  pow: Binary;
+  maximum: Binary;
+  minimum: Binary;
+  addScalar: { scalar: number };
+  mulScalar: { scalar: number };
+  powScalar: { scalar: number };
   axpby: { a: number; b: number };
   reluGrad: None;
   where: None;
   cast: { dtype: DType };
   // reductions (softmax family and mean are composites with fused forwards)
-  sum: Axes; mean: Axes; dot: None; max: Axes; min: Axes; logsumexp: Axes;
+  sum: Axes;
+  mean: Axes;
+  dot: None;
+  max: Axes;
+  min: Axes;
+  logsumexp: Axes;
   softmax: { axis: number };
   logSoftmax: { axis: number };
   // movement

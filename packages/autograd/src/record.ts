@@ -26,7 +26,14 @@ export function record<P extends Prim>(
   // A raw fast path may hand back an input itself; the output needs its own handle to carry its own node.
   if (inputs.includes(output)) output = output.view(output.shape);
   const nodes = inputs.map((t) => (t?.requiresGrad ? nodeOf(t) : null));
-  const node = new OpNode(prim, nodes, inputs.map((t) => t?.shape ?? []), attrs, output.shape, output.device);
+  const node = new OpNode(
+    prim,
+    nodes,
+    inputs.map((t) => t?.shape ?? []),
+    attrs,
+    output.shape,
+    output.device,
+  );
   output.node = node;
   output.requiresGrad = true;
   node.save(save ? save() : [], output);

@@ -60,7 +60,9 @@ const FORMS =
 let depth = 0;
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
+  typeof v === 'object' &&
+  v !== null &&
+  (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
 
 function what(v: unknown): string {
   if (typeof v === 'function') return `a function${v.name ? ` (${v.name})` : ''}`;
@@ -98,7 +100,11 @@ function rebuild(tree: unknown, next: () => Tensor): unknown {
   return Object.fromEntries(Object.entries(tree as Record<string, unknown>).map(([k, t]) => [k, rebuild(t, next)]));
 }
 
-function checkTransformCall(op: string, f: unknown, options: unknown): { argnums: number[]; single: boolean; createGraph?: boolean } {
+function checkTransformCall(
+  op: string,
+  f: unknown,
+  options: unknown,
+): { argnums: number[]; single: boolean; createGraph?: boolean } {
   if (typeof f === 'function' && f.constructor?.name === 'AsyncFunction') {
     throw new GradFormError(
       `${op}(f): f is an async function; the engine is synchronous, so f must compute its result without await ` +
@@ -123,8 +129,15 @@ function checkTransformCall(op: string, f: unknown, options: unknown): { argnums
   const opts = checkFlagOptions(`${op}()`, options, ['argnums', 'createGraph'], ['createGraph']) as TransformOptions;
   const a = opts.argnums ?? 0;
   const list = typeof a === 'number' ? [a] : Array.isArray(a) ? [...a] : null;
-  if (!list || list.length === 0 || list.some((i) => !Number.isInteger(i) || i < 0) || new Set(list).size !== list.length) {
-    throw new InvalidArgumentError(`${op}(): argnums must be a non-negative integer or a non-empty array of distinct ones, got ${describeValue(a)}`);
+  if (
+    !list ||
+    list.length === 0 ||
+    list.some((i) => !Number.isInteger(i) || i < 0) ||
+    new Set(list).size !== list.length
+  ) {
+    throw new InvalidArgumentError(
+      `${op}(): argnums must be a non-negative integer or a non-empty array of distinct ones, got ${describeValue(a)}`,
+    );
   }
   return { argnums: list, single: typeof a === 'number', createGraph: opts.createGraph };
 }
@@ -135,10 +148,18 @@ interface Evaluated {
 }
 
 /** f(...args) and its gradient with respect to args[argnums], inside one tidy scope (f's intermediates are freed). */
-function evaluate(op: string, f: (...args: unknown[]) => unknown, args: unknown[], argnums: number[], createGraphOption: boolean | undefined): Evaluated {
+function evaluate(
+  op: string,
+  f: (...args: unknown[]) => unknown,
+  args: unknown[],
+  argnums: number[],
+  createGraphOption: boolean | undefined,
+): Evaluated {
   for (const i of argnums) {
     if (i >= args.length) {
-      throw new GradFormError(`${op}(f)(…): argnums asks for argument ${i}, but the function was called with ${args.length} argument(s)`);
+      throw new GradFormError(
+        `${op}(f)(…): argnums asks for argument ${i}, but the function was called with ${args.length} argument(s)`,
+      );
     }
   }
   const perArg = argnums.map((i) => {
@@ -162,7 +183,9 @@ function evaluate(op: string, f: (...args: unknown[]) => unknown, args: unknown[
       const out = enableGrad(() => f(...callArgs));
       if (out instanceof Promise) {
         out.catch(() => {}); // its rejection, if any, is not this call's to report
-        throw new GradFormError(`${op}(f): f returned a Promise; the engine is synchronous, so f must compute its result without await (read values back after ${op}(f)(…) returns)`);
+        throw new GradFormError(
+          `${op}(f): f returned a Promise; the engine is synchronous, so f must compute its result without await (read values back after ${op}(f)(…) returns)`,
+        );
       }
       if (!(out instanceof Tensor)) {
         throw new GradFormError(`${op}(f): f must return a single-element Tensor (a loss), got ${what(out)}`);
@@ -182,11 +205,13 @@ function evaluate(op: string, f: (...args: unknown[]) => unknown, args: unknown[
         gs = flat.map(() => null); // f does not depend on the differentiated arguments
       }
       let n = 0;
-      const grads = argnums.map((i) => rebuild(args[i], () => {
-        const g = gs[n];
-        const like = flat[n++];
-        return g ?? zeros(like.shape, 'f32', like.device);
-      }));
+      const grads = argnums.map((i) =>
+        rebuild(args[i], () => {
+          const g = gs[n];
+          const like = flat[n++];
+          return g ?? zeros(like.shape, 'f32', like.device);
+        }),
+      );
       // A fresh handle either way: f may return one of its arguments or a closure tensor, which is not ours to free.
       return { value: createGraph ? share(out) : detach(out), grads };
     });
@@ -217,24 +242,42 @@ function gradTransform(f: unknown, options: unknown): (...args: unknown[]) => un
  * Anything else (a tensor without inputs, `grad(f, x)`) is a GradFormError naming both forms.
  */
 export function grad<A extends unknown[]>(f: ScalarFn<A>): (...args: A) => A[0];
-export function grad<A extends unknown[], const N extends Argnums>(f: ScalarFn<A>, options: TransformOptions<N>): (...args: A) => GradOf<A, N>;
-export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options?: GradOptions & { allowUnused?: false }): Tensor[];
-export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions): (Tensor | null)[];
+export function grad<A extends unknown[], const N extends Argnums>(
+  f: ScalarFn<A>,
+  options: TransformOptions<N>,
+): (...args: A) => GradOf<A, N>;
+export function grad(
+  outputs: Tensor | readonly Tensor[],
+  inputs: Tensor | readonly Tensor[],
+  options?: GradOptions & { allowUnused?: false },
+): Tensor[];
+export function grad(
+  outputs: Tensor | readonly Tensor[],
+  inputs: Tensor | readonly Tensor[],
+  options: GradOptions,
+): (Tensor | null)[];
 export function grad(a: unknown, b?: unknown, c?: unknown): unknown {
   if (typeof a === 'function') {
-    if (c !== undefined) throw new GradFormError(`grad(f, …): takes at most (f, options), got a third argument. The forms: ${FORMS}`);
+    if (c !== undefined)
+      throw new GradFormError(`grad(f, …): takes at most (f, options), got a third argument. The forms: ${FORMS}`);
     return gradTransform(a, b);
   }
   if (a instanceof Tensor || Array.isArray(a)) {
     if (b === undefined) {
-      throw new GradFormError(`grad(outputs): the inputs are missing: grad(outputs, inputs), or pass a function: grad(f)(x). The forms: ${FORMS}`);
+      throw new GradFormError(
+        `grad(outputs): the inputs are missing: grad(outputs, inputs), or pass a function: grad(f)(x). The forms: ${FORMS}`,
+      );
     }
     if (typeof b === 'function') {
-      throw new GradFormError(`grad(outputs, inputs): inputs is ${what(b)}; the function goes first in the jax form: grad(f)(x). The forms: ${FORMS}`);
+      throw new GradFormError(
+        `grad(outputs, inputs): inputs is ${what(b)}; the function goes first in the jax form: grad(f)(x). The forms: ${FORMS}`,
+      );
     }
     return gradOfTensors(a as Tensor | readonly Tensor[], b as Tensor | readonly Tensor[], c as GradOptions);
   }
-  throw new GradFormError(`grad(): the first argument is ${what(a)}, neither a function nor output tensor(s). The forms: ${FORMS}`);
+  throw new GradFormError(
+    `grad(): the first argument is ${what(a)}, neither a function nor output tensor(s). The forms: ${FORMS}`,
+  );
 }
 
 /** What `valueAndGrad(f)(...args)` returns: f's value and its gradient (see grad). */
@@ -248,7 +291,10 @@ export interface ValueAndGrad<G> {
  * f's value (detached unless createGraph) beside the gradient, from one forward pass.
  */
 export function valueAndGrad<A extends unknown[]>(f: ScalarFn<A>): (...args: A) => ValueAndGrad<A[0]>;
-export function valueAndGrad<A extends unknown[], const N extends Argnums>(f: ScalarFn<A>, options: TransformOptions<N>): (...args: A) => ValueAndGrad<GradOf<A, N>>;
+export function valueAndGrad<A extends unknown[], const N extends Argnums>(
+  f: ScalarFn<A>,
+  options: TransformOptions<N>,
+): (...args: A) => ValueAndGrad<GradOf<A, N>>;
 export function valueAndGrad<A extends unknown[], const N extends Argnums>(
   f: ScalarFn<A>,
   options?: TransformOptions<N>,

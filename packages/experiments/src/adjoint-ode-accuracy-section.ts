@@ -2,7 +2,13 @@
 import type { ReportSection, SectionResult } from './section';
 import { lineChart } from './plots';
 import { markCheck } from './intervals';
-import { E6_FULL, E6_QUICK, formatAdjointOdeTable, runAdjointOdeAccuracy, type AdjointOdeRow } from './adjoint-ode-accuracy';
+import {
+  E6_FULL,
+  E6_QUICK,
+  formatAdjointOdeTable,
+  runAdjointOdeAccuracy,
+  type AdjointOdeRow,
+} from './adjoint-ode-accuracy';
 
 export const adjointOdeAccuracySection: ReportSection = {
   id: 'adjoint-ode-accuracy',
@@ -15,13 +21,15 @@ export const adjointOdeAccuracySection: ReportSection = {
     try {
       ({ rows } = await runAdjointOdeAccuracy({
         quick: ctx.quick,
-        onCell: ([heun]) => progress.increment(1, { metric: `T=${heun.T} n=${heun.states} heun ${heun.relError.toExponential(1)}` }),
+        onCell: ([heun]) =>
+          progress.increment(1, { metric: `T=${heun.T} n=${heun.states} heun ${heun.relError.toExponential(1)}` }),
       }));
     } finally {
       progress.stop();
     }
-    ctx.log('\n' + formatAdjointOdeTable({ rows }));
-    const atT1 = (method: AdjointOdeRow['method'], states: number) => rows.find((r) => r.method === method && r.T === 1 && r.states === states)?.relError ?? NaN;
+    ctx.log(`\n${formatAdjointOdeTable({ rows })}`);
+    const atT1 = (method: AdjointOdeRow['method'], states: number) =>
+      rows.find((r) => r.method === method && r.T === 1 && r.states === states)?.relError ?? NaN;
     const at = (states: number) => atT1('adjoint-heun', states);
     const euler10 = atT1('adjoint-euler', 10);
     const euler100 = atT1('adjoint-euler', 100);
@@ -29,9 +37,27 @@ export const adjointOdeAccuracySection: ReportSection = {
     const eulerOrder = Math.log10(euler10 / euler100);
     return {
       summary: [
-        { metric: 'Heun adjoint rel. error, T=1, 10 states', value: at(10), paper: 'Table 4 (Heun, n=10)', goal: '≤ 5e-3', mark: markCheck(at(10) <= 5e-3) },
-        { metric: 'Heun adjoint rel. error, T=1, 100 states', value: at(100), paper: 'Table 4 (Heun, n=100)', goal: '≤ 5e-5', mark: markCheck(at(100) <= 5e-5) },
-        { metric: 'Euler adjoint observed order (T=1, 10→100 states)', value: eulerOrder, paper: 'first order', goal: '0.7–1.3', mark: markCheck(eulerOrder > 0.7 && eulerOrder < 1.3) },
+        {
+          metric: 'Heun adjoint rel. error, T=1, 10 states',
+          value: at(10),
+          paper: 'Table 4 (Heun, n=10)',
+          goal: '≤ 5e-3',
+          mark: markCheck(at(10) <= 5e-3),
+        },
+        {
+          metric: 'Heun adjoint rel. error, T=1, 100 states',
+          value: at(100),
+          paper: 'Table 4 (Heun, n=100)',
+          goal: '≤ 5e-5',
+          mark: markCheck(at(100) <= 5e-5),
+        },
+        {
+          metric: 'Euler adjoint observed order (T=1, 10→100 states)',
+          value: eulerOrder,
+          paper: 'first order',
+          goal: '0.7–1.3',
+          mark: markCheck(eulerOrder > 0.7 && eulerOrder < 1.3),
+        },
       ],
       figures: [
         {
@@ -39,7 +65,9 @@ export const adjointOdeAccuracySection: ReportSection = {
           spec: lineChart({
             title: 'Adjoint gradient relative error vs tracked states',
             subtitle: 'dy/dt = −2t³ − 2ty, L = (y(T) − 3)⁶, float32',
-            data: rows.filter((r) => r.T === 1 || r.T === grid.Ts[grid.Ts.length - 1]).map((r) => ({ ...r, horizon: `T=${r.T}` })),
+            data: rows
+              .filter((r) => r.T === 1 || r.T === grid.Ts[grid.Ts.length - 1])
+              .map((r) => ({ ...r, horizon: `T=${r.T}` })),
             x: { field: 'states', title: 'tracked states' },
             y: { field: 'relError', title: 'relative error' },
             series: { field: 'method', title: 'method' },

@@ -1,5 +1,13 @@
 /** @file Experiment E6 `adjoint-ode-accuracy`: accuracy of the Heun/Euler adjoint and of backprop through Euler vs tracked states (A-MAML paper, Appendix A). */
-import { type HostVector, type OdeFunc, type VectorOps, adjointGradient, float32VectorOps, release, solveTracked } from '@metagrad/meta';
+import {
+  type HostVector,
+  type OdeFunc,
+  type VectorOps,
+  adjointGradient,
+  float32VectorOps,
+  release,
+  solveTracked,
+} from '@metagrad/meta';
 
 /**
  * dy/dt = −2t³ − 2t·y, y(t) = 1 − t² + (y0 − 1)e^{−t²}; L = (y(T) − 3)⁶; dL/dy0 = 6(y(T) − 3)⁵ e^{−T²}.
@@ -10,8 +18,15 @@ const exactY = (t: number): number => 1 - t * t + (Y0 - 1) * Math.exp(-t * t);
 export const exactGradient = (T: number): number => 6 * (exactY(T) - 3) ** 5 * Math.exp(-T * T);
 
 export type AdjointOdeMethod = 'adjoint-heun' | 'adjoint-euler' | 'backprop-euler';
-export interface AdjointOdeRow { method: AdjointOdeMethod; T: number; states: number; relError: number }
-export interface AdjointOdeResult { rows: AdjointOdeRow[] }
+export interface AdjointOdeRow {
+  method: AdjointOdeMethod;
+  T: number;
+  states: number;
+  relError: number;
+}
+export interface AdjointOdeResult {
+  rows: AdjointOdeRow[];
+}
 
 /**
  * Where the vectors live. Everything the experiment does to a state goes through `ops`; only the scalar loss
@@ -55,7 +70,11 @@ function problem<V>(backend: E6Backend<V>) {
 }
 
 /** The three estimates of dL/dy0 at one (T, n). */
-export async function estimateGradients<V>(backend: E6Backend<V>, T: number, n: number): Promise<Record<AdjointOdeMethod, number>> {
+export async function estimateGradients<V>(
+  backend: E6Backend<V>,
+  T: number,
+  n: number,
+): Promise<Record<AdjointOdeMethod, number>> {
   const { ops } = backend;
   const p = problem(backend);
   const y0 = backend.fromHost([Y0]);

@@ -4,7 +4,16 @@ import { cosMixtureFamily, disposeTree } from '@metagrad/models';
 import type { ReportSection, SectionResult } from './section';
 import { lineChart, sideBySide } from './plots';
 import { markCheck } from './intervals';
-import { type MethodName, disposeTask, fitScaling, hostEpisodes, makeLearner, regressionProblem, regressor, uploadTask } from './amaml-common';
+import {
+  type MethodName,
+  disposeTask,
+  fitScaling,
+  hostEpisodes,
+  makeLearner,
+  regressionProblem,
+  regressor,
+  uploadTask,
+} from './amaml-common';
 
 export interface AmamlCostRow {
   method: MethodName;
@@ -27,14 +36,19 @@ export const E8_QUICK: AmamlCostConfig = { steps: [10, 20, 50, 100], repeats: 1,
 export const E8_METHODS: readonly MethodName[] = ['MAML', 'A-MAML', 'FOMAML', 'Reptile', 'iMAML'];
 
 /** One CosMixture task with 100 shots (support and query), the paper's 100shot-100val cost setting. */
-export async function runAmamlCost(device: Device, cfg: AmamlCostConfig, onRow?: (r: AmamlCostRow) => void): Promise<AmamlCostRow[]> {
+export async function runAmamlCost(
+  device: Device,
+  cfg: AmamlCostConfig,
+  onRow?: (r: AmamlCostRow) => void,
+): Promise<AmamlCostRow[]> {
   const episodes = hostEpisodes(cosMixtureFamily, 1, cfg.shots, cfg.shots, 8);
   const task = uploadTask(episodes[0], fitScaling(episodes), device);
   const theta = regressor.init(0, device);
   const rows: AmamlCostRow[] = [];
   try {
     // Warm-up: compile every kernel the methods use so the first timed row does not pay for it.
-    for (const m of E8_METHODS) disposeTree((await makeLearner(m, 2, cfg.innerLr).metaGradient(regressionProblem, theta, task)).gradient);
+    for (const m of E8_METHODS)
+      disposeTree((await makeLearner(m, 2, cfg.innerLr).metaGradient(regressionProblem, theta, task)).gradient);
     for (const steps of cfg.steps) {
       for (const method of E8_METHODS) {
         let best = Infinity;
@@ -71,7 +85,11 @@ export const amamlCostSection: ReportSection = {
     const progress = ctx.progress(cfg.steps.length * E8_METHODS.length, 'steps × method');
     let rows: AmamlCostRow[];
     try {
-      rows = await runAmamlCost(ctx.device, cfg, (r) => progress.increment(1, { metric: `${r.method} n=${r.steps} ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB ${r.ms.toFixed(0)} ms` }));
+      rows = await runAmamlCost(ctx.device, cfg, (r) =>
+        progress.increment(1, {
+          metric: `${r.method} n=${r.steps} ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB ${r.ms.toFixed(0)} ms`,
+        }),
+      );
     } finally {
       progress.stop();
     }
@@ -80,22 +98,66 @@ export const amamlCostSection: ReportSection = {
     const memRatio = at('A-MAML').peakBytes / at('MAML').peakBytes;
     const timeRatio = at('A-MAML').ms / at('MAML').ms;
     const fomamlRatio = at('A-MAML').ms / at('FOMAML').ms;
-    ctx.log('\n' + ['method    steps   peak MiB      ms', ...rows.map((r) => `${r.method.padEnd(9)} ${String(r.steps).padStart(5)} ${(r.peakBytes / 2 ** 20).toFixed(3).padStart(10)} ${r.ms.toFixed(0).padStart(7)}`)].join('\n'));
+    ctx.log(
+      `\n${['method    steps   peak MiB      ms', ...rows.map((r) => `${r.method.padEnd(9)} ${String(r.steps).padStart(5)} ${(r.peakBytes / 2 ** 20).toFixed(3).padStart(10)} ${r.ms.toFixed(0).padStart(7)}`)].join('\n')}`,
+    );
     const judged = top === 400;
     const data = rows.map((r) => ({ ...r, peakMiB: r.peakBytes / 2 ** 20 }));
     return {
       summary: [
-        { metric: `A-MAML / MAML peak memory at ${top} steps`, value: memRatio, paper: 'MAML exhausts 24 GB by 200 steps (Fig. 3)', goal: '≤ 0.1 at 400 steps', mark: judged ? markCheck(memRatio <= 0.1) : null },
-        { metric: `A-MAML / MAML time at ${top} steps`, value: timeRatio, paper: 'much smaller than MAML (Fig. 4)', goal: '≤ 0.5 at 400 steps', mark: judged ? markCheck(timeRatio <= 0.5) : null },
-        { metric: `A-MAML / FOMAML time at ${top} steps`, value: fomamlRatio, paper: 'comparable to FOMAML (Fig. 4)', goal: '≤ 1.5 at 400 steps', mark: judged ? markCheck(fomamlRatio <= 1.5) : null },
-        { metric: `MAML peak memory growth ${cfg.steps[0]}→${top} steps`, value: at('MAML').peakBytes / rows.find((r) => r.method === 'MAML' && r.steps === cfg.steps[0])!.peakBytes, paper: 'grows with steps (graph)', goal: '–', mark: null },
+        {
+          metric: `A-MAML / MAML peak memory at ${top} steps`,
+          value: memRatio,
+          paper: 'MAML exhausts 24 GB by 200 steps (Fig. 3)',
+          goal: '≤ 0.1 at 400 steps',
+          mark: judged ? markCheck(memRatio <= 0.1) : null,
+        },
+        {
+          metric: `A-MAML / MAML time at ${top} steps`,
+          value: timeRatio,
+          paper: 'much smaller than MAML (Fig. 4)',
+          goal: '≤ 0.5 at 400 steps',
+          mark: judged ? markCheck(timeRatio <= 0.5) : null,
+        },
+        {
+          metric: `A-MAML / FOMAML time at ${top} steps`,
+          value: fomamlRatio,
+          paper: 'comparable to FOMAML (Fig. 4)',
+          goal: '≤ 1.5 at 400 steps',
+          mark: judged ? markCheck(fomamlRatio <= 1.5) : null,
+        },
+        {
+          metric: `MAML peak memory growth ${cfg.steps[0]}→${top} steps`,
+          value: at('MAML').peakBytes / rows.find((r) => r.method === 'MAML' && r.steps === cfg.steps[0])!.peakBytes,
+          paper: 'grows with steps (graph)',
+          goal: '–',
+          mark: null,
+        },
       ],
       figures: [
         {
           name: 'memory-and-time',
           spec: sideBySide('Cost of one meta-gradient vs inner steps (CosMixture, 100 shots)', [
-            lineChart({ title: 'Peak memory', data, x: { field: 'steps', title: 'inner steps' }, y: { field: 'peakMiB', title: 'peak MiB above baseline' }, series: { field: 'method', title: 'method' }, logX: true, logY: true, points: true }),
-            lineChart({ title: 'Time per meta-gradient', data, x: { field: 'steps', title: 'inner steps' }, y: { field: 'ms', title: 'ms' }, series: { field: 'method', title: 'method' }, logX: true, logY: true, points: true }),
+            lineChart({
+              title: 'Peak memory',
+              data,
+              x: { field: 'steps', title: 'inner steps' },
+              y: { field: 'peakMiB', title: 'peak MiB above baseline' },
+              series: { field: 'method', title: 'method' },
+              logX: true,
+              logY: true,
+              points: true,
+            }),
+            lineChart({
+              title: 'Time per meta-gradient',
+              data,
+              x: { field: 'steps', title: 'inner steps' },
+              y: { field: 'ms', title: 'ms' },
+              series: { field: 'method', title: 'method' },
+              logX: true,
+              logY: true,
+              points: true,
+            }),
           ]),
         },
       ],

@@ -1,12 +1,41 @@
 /** @file E7 `amaml-regression`: CosMixture and Alpine 2-D regression, A-MAML vs MAML, MAML-1, FOMAML, Reptile, iMAML; test nRMSE along adaptation (Adjoint-MAML, Fig. 2). */
 import type { Device } from '@metagrad/tensor';
 import { MetaTrainer, adapt } from '@metagrad/meta';
-import { type MlpParams, Rng, type TaskFamily, adam, alpineFamily, cosMixtureFamily, deriveSeed, disposeTree } from '@metagrad/models';
+import {
+  type MlpParams,
+  Rng,
+  type TaskFamily,
+  adam,
+  alpineFamily,
+  cosMixtureFamily,
+  deriveSeed,
+  disposeTree,
+} from '@metagrad/models';
 import { seeded, type SectionResult, type SummaryRow } from './section';
-import { allPairs, findPair, formatInterval, intervalJson, markAll, markCheck, markDiff, meanInterval, type Interval, type PairDiff } from './intervals';
+import {
+  allPairs,
+  findPair,
+  formatInterval,
+  intervalJson,
+  markAll,
+  markCheck,
+  markDiff,
+  meanInterval,
+  type Interval,
+  type PairDiff,
+} from './intervals';
 import { lineChart, sideBySide } from './plots';
 import {
-  type DeviceTask, type MethodName, disposeTask, fitScaling, hostEpisodes, makeLearner, nrmseFromScaledMse, regressionProblem, regressor, uploadTask,
+  type DeviceTask,
+  type MethodName,
+  disposeTask,
+  fitScaling,
+  hostEpisodes,
+  makeLearner,
+  nrmseFromScaledMse,
+  regressionProblem,
+  regressor,
+  uploadTask,
 } from './amaml-common';
 
 export interface E7Setting {
@@ -102,13 +131,20 @@ const FAMILIES: Record<'cos-mixture' | 'alpine', TaskFamily<unknown>> = {
 
 /** Test nRMSE at each of `evalAt` adaptation steps from θ: the mean over tasks, and each task's at the last step. */
 async function evaluate(
-  theta: MlpParams, tests: DeviceTask[], steps: number, innerLr: number, evalAt: number[], scaling: ReturnType<typeof fitScaling>,
+  theta: MlpParams,
+  tests: DeviceTask[],
+  steps: number,
+  innerLr: number,
+  evalAt: number[],
+  scaling: ReturnType<typeof fitScaling>,
 ): Promise<{ curve: number[]; perTask: number[] }> {
   const sums = evalAt.map(() => 0);
   const perTask: number[] = [];
   for (const task of tests) {
     const curve = await adapt(regressionProblem, theta, task, {
-      steps, innerLr, evalAt,
+      steps,
+      innerLr,
+      evalAt,
       evaluate: async (p) => {
         const l = regressionProblem.outerLoss(p, task);
         const v = await l.item();
@@ -126,7 +162,12 @@ async function evaluate(
  * Every panel (family × setting) for one run seed: `runSeed` 0 is the configured `cfg.seed` (the single-seed runs
  * before seeds existed), seed s draws its tasks, initialisation and task order from `cfg.seed + s`.
  */
-export async function runAmamlRegression(device: Device, cfg: E7Config, tick?: (label: string) => void, runSeed = 0): Promise<E7Result> {
+export async function runAmamlRegression(
+  device: Device,
+  cfg: E7Config,
+  tick?: (label: string) => void,
+  runSeed = 0,
+): Promise<E7Result> {
   const result: E7Result = { final: [], curves: [] };
   for (const familyName of cfg.families) {
     const family = FAMILIES[familyName];
@@ -138,10 +179,23 @@ export async function runAmamlRegression(device: Device, cfg: E7Config, tick?: (
       const train = trainEps.map((e) => uploadTask(e, scaling, device));
       const tests = testEps.map((e) => uploadTask(e, scaling, device));
       const theta0 = regressor.init(deriveSeed(seed, 3), device);
-      const evalAt = Array.from(new Set([0, ...Array.from({ length: cfg.curvePoints }, (_, i) => Math.round(((i + 1) * setting.steps) / cfg.curvePoints))])).sort((a, b) => a - b);
+      const evalAt = Array.from(
+        new Set([
+          0,
+          ...Array.from({ length: cfg.curvePoints }, (_, i) => Math.round(((i + 1) * setting.steps) / cfg.curvePoints)),
+        ]),
+      ).sort((a, b) => a - b);
       const record = (method: string, { curve, perTask }: { curve: number[]; perTask: number[] }): void => {
-        curve.forEach((nrmse, i) => result.curves.push({ family: family.name, setting: setting.name, method, step: evalAt[i], nrmse }));
-        result.final.push({ family: family.name, setting: setting.name, method, nrmse: curve[curve.length - 1], perTask });
+        curve.forEach((nrmse, i) =>
+          result.curves.push({ family: family.name, setting: setting.name, method, step: evalAt[i], nrmse }),
+        );
+        result.final.push({
+          family: family.name,
+          setting: setting.name,
+          method,
+          nrmse: curve[curve.length - 1],
+          perTask,
+        });
       };
       try {
         record('no meta-learning', await evaluate(theta0, tests, setting.steps, cfg.innerLr, evalAt, scaling));
@@ -191,14 +245,18 @@ export const amamlRegressionSection = seeded({
     } finally {
       progress.stop();
     }
-    ctx.log(`seed ${seed}\n` + res.final.map((f) => `${f.family.padEnd(12)} ${f.setting.padEnd(15)} ${f.method.padEnd(17)} ${f.nrmse.toFixed(4)}`).join('\n'));
+    ctx.log(
+      `seed ${seed}\n${res.final.map((f) => `${f.family.padEnd(12)} ${f.setting.padEnd(15)} ${f.method.padEnd(17)} ${f.nrmse.toFixed(4)}`).join('\n')}`,
+    );
     return res;
   },
   summarise(perSeed, ctx): SectionResult {
     const cfg = ctx.quick ? E7_QUICK : E7_FULL;
     const seeds = perSeed.map((s) => s.seed);
     const runs = perSeed.map((s) => s.json as E7Result);
-    const panels = [...new Map(runs[0].final.map((f) => [panelName(f), { family: f.family, setting: f.setting }])).values()];
+    const panels = [
+      ...new Map(runs[0].final.map((f) => [panelName(f), { family: f.family, setting: f.setting }])).values(),
+    ];
     const summary: SummaryRow[] = [];
     const charts = [];
     const pairs: (PairDiff & { panel: string })[] = [];
@@ -208,13 +266,24 @@ export const amamlRegressionSection = seeded({
       const name = panelName(panel);
       const all = runs[0].final.filter((f) => panelName(f) === name).map((f) => f.method);
       // Per method: seeds × test tasks (each seed's tasks shared by its methods).
-      const values = Object.fromEntries(all.map((m) => [m, runs.map((r) => r.final.find((f) => panelName(f) === name && f.method === m)!.perTask)]));
+      const values = Object.fromEntries(
+        all.map((m) => [m, runs.map((r) => r.final.find((f) => panelName(f) === name && f.method === m)!.perTask)]),
+      );
       // A method with a non-finite test error (a diverged run; null once through JSON) has no interval.
-      const diverged = all.filter((m) => !values[m].every((row) => row.every((x) => typeof x === 'number' && Number.isFinite(x))));
-      if (diverged.length) ctx.log(`${name}: ${diverged.join(', ')} diverged (non-finite test nRMSE): left out of the intervals`);
+      const diverged = all.filter(
+        (m) => !values[m].every((row) => row.every((x) => typeof x === 'number' && Number.isFinite(x))),
+      );
+      if (diverged.length)
+        ctx.log(`${name}: ${diverged.join(', ')} diverged (non-finite test nRMSE): left out of the intervals`);
       const methods = all.filter((m) => !diverged.includes(m));
       if (!methods.includes('A-MAML')) {
-        summary.push({ metric: `${name}: A-MAML test nRMSE`, value: 'diverged', paper: 'A-MAML lowest (Fig. 2)', goal: 'below every other (✓) or tied (≈)', mark: '✗' });
+        summary.push({
+          metric: `${name}: A-MAML test nRMSE`,
+          value: 'diverged',
+          paper: 'A-MAML lowest (Fig. 2)',
+          goal: 'below every other (✓) or tied (≈)',
+          mark: '✗',
+        });
         continue;
       }
       byPanel[name] = Object.fromEntries(methods.map((m) => [m, intervalJson(meanInterval(values[m]))]));
@@ -238,8 +307,25 @@ export const amamlRegressionSection = seeded({
       // Mean curves over seeds.
       const curveRows = runs[0].curves
         .filter((c) => panelName(c) === name)
-        .map((c) => ({ ...c, nrmse: runs.reduce((sum, r) => sum + r.curves.find((d) => panelName(d) === name && d.method === c.method && d.step === c.step)!.nrmse, 0) / runs.length }));
-      charts.push(lineChart({ title: name, data: curveRows, x: { field: 'step', title: 'adaptation step' }, y: { field: 'nrmse', title: 'test nRMSE' }, series: { field: 'method', title: 'method' }, logY: true }));
+        .map((c) => ({
+          ...c,
+          nrmse:
+            runs.reduce(
+              (sum, r) =>
+                sum + r.curves.find((d) => panelName(d) === name && d.method === c.method && d.step === c.step)!.nrmse,
+              0,
+            ) / runs.length,
+        }));
+      charts.push(
+        lineChart({
+          title: name,
+          data: curveRows,
+          x: { field: 'step', title: 'adaptation step' },
+          y: { field: 'nrmse', title: 'test nRMSE' },
+          series: { field: 'method', title: 'method' },
+          logY: true,
+        }),
+      );
     }
     summary.push({
       metric: 'panels where A-MAML is lowest or tied within the interval',
@@ -249,12 +335,42 @@ export const amamlRegressionSection = seeded({
       mark: markCheck(lowestOrTied >= Math.min(3, panels.length)),
     });
     // Kept from the single-seed JSON: final and curves (now means over seeds), plus intervals and pairs.
-    const final = runs[0].final.map((f) => ({ family: f.family, setting: f.setting, method: f.method, nrmse: byPanel[panelName(f)]?.[f.method]?.mean ?? null }));
-    const curves = runs[0].curves.map((c) => ({ ...c, nrmse: runs.reduce((sum, r) => sum + r.curves.find((d) => panelName(d) === panelName(c) && d.method === c.method && d.step === c.step)!.nrmse, 0) / runs.length }));
+    const final = runs[0].final.map((f) => ({
+      family: f.family,
+      setting: f.setting,
+      method: f.method,
+      nrmse: byPanel[panelName(f)]?.[f.method]?.mean ?? null,
+    }));
+    const curves = runs[0].curves.map((c) => ({
+      ...c,
+      nrmse:
+        runs.reduce(
+          (sum, r) =>
+            sum +
+            r.curves.find((d) => panelName(d) === panelName(c) && d.method === c.method && d.step === c.step)!.nrmse,
+          0,
+        ) / runs.length,
+    }));
     return {
       summary,
-      figures: [{ name: 'nrmse-vs-adaptation', spec: sideBySide(`Test nRMSE along adaptation (${cfg.settings.map((s) => `${s.name}: ${s.metaIterations ?? cfg.metaIterations}`).join(', ')} meta-iterations × ${cfg.metaBatch} tasks; mean over ${seeds.length} seed(s))`, charts) }],
-      json: { final, curves, byPanel, pairs, seeds, testTasks: cfg.testTasks, perSeed: runs.map((r, i) => ({ seed: seeds[i], final: r.final.map(({ perTask: _p, ...f }) => f) })) },
+      figures: [
+        {
+          name: 'nrmse-vs-adaptation',
+          spec: sideBySide(
+            `Test nRMSE along adaptation (${cfg.settings.map((s) => `${s.name}: ${s.metaIterations ?? cfg.metaIterations}`).join(', ')} meta-iterations × ${cfg.metaBatch} tasks; mean over ${seeds.length} seed(s))`,
+            charts,
+          ),
+        },
+      ],
+      json: {
+        final,
+        curves,
+        byPanel,
+        pairs,
+        seeds,
+        testTasks: cfg.testTasks,
+        perSeed: runs.map((r, i) => ({ seed: seeds[i], final: r.final.map(({ perTask: _p, ...f }) => f) })),
+      },
     };
   },
 });

@@ -8,12 +8,28 @@
  */
 import { noGrad } from '@metagrad/autograd';
 import * as raw from '@metagrad/tensor/raw';
-import { tensor, type Device, type Tensor } from '@metagrad/tensor';
+import { tensor, type Device } from '@metagrad/tensor';
 import { Adam, batchIterator, disposeTree, downsample2x, rotate, type LeNet5Params } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
-import { EvoGrad, OneStepLookahead, OnlineTrainer, type ClassificationBatch, type HypergradEstimator } from '@metagrad/meta';
+import {
+  EvoGrad,
+  OneStepLookahead,
+  OnlineTrainer,
+  type ClassificationBatch,
+  type HypergradEstimator,
+} from '@metagrad/meta';
 import { seeded, type SectionResult, type SummaryRow } from './section';
-import { allPairs, findPair, formatInterval, intervalJson, markBand, markCheck, markDiff, markGoal, meanInterval } from './intervals';
+import {
+  allPairs,
+  findPair,
+  formatInterval,
+  intervalJson,
+  markBand,
+  markCheck,
+  markDiff,
+  markGoal,
+  meanInterval,
+} from './intervals';
 import { lineChart } from './plots';
 import { createRotationProblem } from './problems/rotation';
 import { disposeBatch, uploadBatch } from './mwn-label-noise-common';
@@ -21,16 +37,51 @@ import { disposeBatch, uploadBatch } from './mwn-label-noise-common';
 const SIZE = 14;
 const ANGLE = 30;
 
-export interface E2Config { train: number; val: number; test: number; epochs: number; batch: number; seeds: number[]; baseLr: number; angleLr: number }
+export interface E2Config {
+  train: number;
+  val: number;
+  test: number;
+  epochs: number;
+  batch: number;
+  seeds: number[];
+  baseLr: number;
+  angleLr: number;
+}
 /** The paper's settings (base Adam 1e-3, angle Adam 1e-2), 3 epochs of 20 000 images. */
-export const E2_FULL: E2Config = { train: 20000, val: 2000, test: 2000, epochs: 3, batch: 128, seeds: [0, 1, 2], baseLr: 1e-3, angleLr: 1e-2 };
+export const E2_FULL: E2Config = {
+  train: 20000,
+  val: 2000,
+  test: 2000,
+  epochs: 3,
+  batch: 128,
+  seeds: [0, 1, 2],
+  baseLr: 1e-3,
+  angleLr: 1e-2,
+};
 /** A smoke test: ~40 steps per method, so both learning rates are raised 3× to get anywhere in that budget. */
-export const E2_QUICK: E2Config = { train: 2560, val: 512, test: 1000, epochs: 2, batch: 128, seeds: [0], baseLr: 3e-3, angleLr: 3e-2 };
+export const E2_QUICK: E2Config = {
+  train: 2560,
+  val: 512,
+  test: 1000,
+  epochs: 2,
+  batch: 128,
+  seeds: [0],
+  baseLr: 3e-3,
+  angleLr: 3e-2,
+};
 
 const { net, rotator, problem: rotationProblem } = createRotationProblem({ imageSize: SIZE });
 export { rotationProblem };
 
-export interface E2Data { train: Float32Array; trainLabels: Int32Array; val: Float32Array; valLabels: Int32Array; test: Float32Array; testUpright: Float32Array; testLabels: Int32Array }
+export interface E2Data {
+  train: Float32Array;
+  trainLabels: Int32Array;
+  val: Float32Array;
+  valLabels: Int32Array;
+  test: Float32Array;
+  testUpright: Float32Array;
+  testLabels: Int32Array;
+}
 
 /** 14×14 normalised images; validation (from other training images) and test rotated +30° at 14×14. */
 export function loadE2Data(cfg: E2Config): E2Data {
@@ -54,12 +105,19 @@ export function loadE2Data(cfg: E2Config): E2Data {
   };
 }
 
-async function accuracy(theta: LeNet5Params, images: Float32Array, labels: Int32Array, device: Device): Promise<number> {
+async function accuracy(
+  theta: LeNet5Params,
+  images: Float32Array,
+  labels: Int32Array,
+  device: Device,
+): Promise<number> {
   let correct = 0;
   for (let start = 0; start < labels.length; start += 500) {
     const rows = Array.from({ length: Math.min(500, labels.length - start) }, (_, i) => start + i);
     const b = uploadBatch(images, labels, rows, [1, SIZE, SIZE], device);
-    const hits = noGrad(() => raw.tidy(() => raw.sum(raw.cast(raw.eq(raw.argmax(net.apply(theta, b.x), 1), b.y), 'f32'))));
+    const hits = noGrad(() =>
+      raw.tidy(() => raw.sum(raw.cast(raw.eq(raw.argmax(net.apply(theta, b.x), 1), b.y), 'f32'))),
+    );
     correct += (await hits.toArray())[0];
     hits.dispose();
     disposeBatch(b);
@@ -85,24 +143,63 @@ export async function angleConventionCheck(data: E2Data, device: Device): Promis
 
 export type E2Method = 'baseline' | 'evograd' | 't1-t2';
 
-export interface E2Run { method: E2Method; seed: number; angleDeg: number; accRotated: number; accUpright: number; angleTrace: number[]; seconds: number; meanHypergradNorm: number }
+export interface E2Run {
+  method: E2Method;
+  seed: number;
+  angleDeg: number;
+  accRotated: number;
+  accUpright: number;
+  angleTrace: number[];
+  seconds: number;
+  meanHypergradNorm: number;
+}
 
-export async function runE2Method(method: E2Method, data: E2Data, cfg: E2Config, seed: number, device: Device, onStep?: () => void): Promise<E2Run> {
+export async function runE2Method(
+  method: E2Method,
+  data: E2Data,
+  cfg: E2Config,
+  seed: number,
+  device: Device,
+  onStep?: () => void,
+): Promise<E2Run> {
   const t0 = performance.now();
   const theta = net.init(10 + seed, device);
   const lambda = rotator.init(0, device);
   const thetaOptimizer = new Adam(theta, { lr: cfg.baseLr });
   const lambdaOptimizer = new Adam(lambda, { lr: cfg.angleLr });
   const estimator: HypergradEstimator<ClassificationBatch> | null =
-    method === 'baseline' ? null : method === 'evograd' ? new EvoGrad({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'rademacher', seed: 500 + seed }) : new OneStepLookahead();
+    method === 'baseline'
+      ? null
+      : method === 'evograd'
+        ? new EvoGrad({ K: 2, sigma: 1e-3, tau: 0.05, noise: 'rademacher', seed: 500 + seed })
+        : new OneStepLookahead();
   // The baseline trains on the upright images directly (no transformer in its loss).
   const baselineProblem = { ...rotationProblem, trainLoss: rotationProblem.valLoss };
   const trainer = new OnlineTrainer({
     problem: method === 'baseline' ? baselineProblem : rotationProblem,
-    estimator, theta, lambda, thetaOptimizer, lambdaOptimizer, order: 'base-first', innerLr: 0.1, device,
+    estimator,
+    theta,
+    lambda,
+    thetaOptimizer,
+    lambdaOptimizer,
+    order: 'base-first',
+    innerLr: 0.1,
+    device,
   });
-  const trainIdx = batchIterator({ n: data.trainLabels.length, batchSize: cfg.batch, seed: 600 + seed, dropLast: true, epochs: cfg.epochs });
-  const valIdx = batchIterator({ n: data.valLabels.length, batchSize: cfg.batch, seed: 700 + seed, dropLast: true, epochs: Infinity });
+  const trainIdx = batchIterator({
+    n: data.trainLabels.length,
+    batchSize: cfg.batch,
+    seed: 600 + seed,
+    dropLast: true,
+    epochs: cfg.epochs,
+  });
+  const valIdx = batchIterator({
+    n: data.valLabels.length,
+    batchSize: cfg.batch,
+    seed: 700 + seed,
+    dropLast: true,
+    epochs: Infinity,
+  });
   const angleTrace: number[] = [];
   const norms: number[] = [];
   const angle = lambda.angle;
@@ -118,7 +215,10 @@ export async function runE2Method(method: E2Method, data: E2Data, cfg: E2Config,
       onStep?.();
     }
     return {
-      method, seed, angleDeg: angleTrace[angleTrace.length - 1], angleTrace,
+      method,
+      seed,
+      angleDeg: angleTrace[angleTrace.length - 1],
+      angleTrace,
       accRotated: await accuracy(theta, data.test, data.testLabels, device),
       accUpright: await accuracy(theta, data.testUpright, data.testLabels, device),
       seconds: (performance.now() - t0) / 1000,
@@ -147,7 +247,9 @@ export async function runEvogradRotation(device: Device, cfg: E2Config, onStep?:
   const data = loadE2Data(cfg);
   const convention = await angleConventionCheck(data, device);
   const runs: E2Run[] = [];
-  for (const seed of cfg.seeds) for (const m of ['baseline', 'evograd', 't1-t2'] as const) runs.push(await runE2Method(m, data, cfg, seed, device, onStep));
+  for (const seed of cfg.seeds)
+    for (const m of ['baseline', 'evograd', 't1-t2'] as const)
+      runs.push(await runE2Method(m, data, cfg, seed, device, onStep));
   const avg = (m: E2Method, f: (r: E2Run) => number) => {
     const xs = runs.filter((r) => r.method === m).map(f);
     return xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -188,7 +290,8 @@ export const evogradRotationSection = seeded({
       const data = loadE2Data(cfg);
       const convention = await angleConventionCheck(data, ctx.device);
       const runs: E2Run[] = [];
-      for (const m of ['baseline', 'evograd', 't1-t2'] as const) runs.push(await runE2Method(m, data, cfg, seed, ctx.device, () => progress.increment(1)));
+      for (const m of ['baseline', 'evograd', 't1-t2'] as const)
+        runs.push(await runE2Method(m, data, cfg, seed, ctx.device, () => progress.increment(1)));
       return { runs, convention };
     } finally {
       progress.stop();
@@ -207,22 +310,64 @@ export const evogradRotationSection = seeded({
     const accE = of('evograd', (r) => r.accRotated * 100);
     const accT = of('t1-t2', (r) => r.accRotated * 100);
     const gap = accE.map((e, i) => (e - accBR[i]) / (accBU[i] - accBR[i]));
-    const iv = { angleE: meanInterval(angleE), angleT: meanInterval(angleT), accBR: meanInterval(accBR), accBU: meanInterval(accBU), accE: meanInterval(accE), accT: meanInterval(accT), gap: meanInterval(gap) };
+    const iv = {
+      angleE: meanInterval(angleE),
+      angleT: meanInterval(angleT),
+      accBR: meanInterval(accBR),
+      accBU: meanInterval(accBU),
+      accE: meanInterval(accE),
+      accT: meanInterval(accT),
+      gap: meanInterval(gap),
+    };
     const pairs = allPairs({ baseline: accBR, evograd: accE, 't1-t2': accT });
     const gain = findPair(pairs, 'evograd', 'baseline');
     const f = (x: { mean: number; ci95: [number, number] }, d = 3) => formatInterval(x.mean, x.ci95, d);
     const conventionOk = seedRuns.every((j) => j.convention.plus < j.convention.minus);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const traces = seedRuns.flatMap((j, i) =>
-      j.runs.filter((x) => x.method !== 'baseline').flatMap((x) => x.angleTrace.map((a, step) => ({ step, angle: sign(j) * a, method: x.method, seed: seeds[i] }))),
+      j.runs
+        .filter((x) => x.method !== 'baseline')
+        .flatMap((x) =>
+          x.angleTrace.map((a, step) => ({ step, angle: sign(j) * a, method: x.method, seed: seeds[i] })),
+        ),
     );
     const summary: SummaryRow[] = [
-      { metric: 'learned angle, EvoGrad (°)', value: f(iv.angleE), paper: '28.5 ± 5.2 (true 30)', goal: '30 ± 6', mark: markBand(iv.angleE, 24, 36) },
+      {
+        metric: 'learned angle, EvoGrad (°)',
+        value: f(iv.angleE),
+        paper: '28.5 ± 5.2 (true 30)',
+        goal: '30 ± 6',
+        mark: markBand(iv.angleE, 24, 36),
+      },
       { metric: 'learned angle, T1–T2 (°)', value: f(iv.angleT), paper: '– (true 30)', goal: '–', mark: null },
-      { metric: 'test acc % baseline rotated / upright', value: `${f(iv.accBR, 4)} / ${f(iv.accBU, 4)}`, paper: '81.8 / 98.4 (MNIST)', goal: '–', mark: null },
-      { metric: 'test acc % EvoGrad / T1–T2 (rotated test)', value: `${f(iv.accE, 4)} / ${f(iv.accT, 4)}`, paper: '98.1 (EvoGrad, MNIST)', goal: '–', mark: null },
-      { metric: 'test acc % EvoGrad − baseline (rotated, paired)', value: formatInterval(gain.meanDiff, gain.ci95), paper: '+16.3 (MNIST)', goal: '> 0', mark: markDiff(gain, '>') },
-      { metric: 'share of the rotated–upright gap EvoGrad closes', value: f(iv.gap), paper: '0.98 (MNIST)', goal: '≥ 0.7', mark: markGoal(iv.gap, '>=', 0.7) },
+      {
+        metric: 'test acc % baseline rotated / upright',
+        value: `${f(iv.accBR, 4)} / ${f(iv.accBU, 4)}`,
+        paper: '81.8 / 98.4 (MNIST)',
+        goal: '–',
+        mark: null,
+      },
+      {
+        metric: 'test acc % EvoGrad / T1–T2 (rotated test)',
+        value: `${f(iv.accE, 4)} / ${f(iv.accT, 4)}`,
+        paper: '98.1 (EvoGrad, MNIST)',
+        goal: '–',
+        mark: null,
+      },
+      {
+        metric: 'test acc % EvoGrad − baseline (rotated, paired)',
+        value: formatInterval(gain.meanDiff, gain.ci95),
+        paper: '+16.3 (MNIST)',
+        goal: '> 0',
+        mark: markDiff(gain, '>'),
+      },
+      {
+        metric: 'share of the rotated–upright gap EvoGrad closes',
+        value: f(iv.gap),
+        paper: '0.98 (MNIST)',
+        goal: '≥ 0.7',
+        mark: markGoal(iv.gap, '>=', 0.7),
+      },
       {
         metric: 'sign check: |GPU(+30°) − host(+30°)| vs host(−30°)',
         value: `${mean(seedRuns.map((j) => j.convention.plus)).toExponential(1)} vs ${mean(seedRuns.map((j) => j.convention.minus)).toExponential(1)}`,
@@ -234,11 +379,35 @@ export const evogradRotationSection = seeded({
     const runs = seedRuns.flatMap((j) => j.runs);
     return {
       summary,
-      figures: [{ name: 'angle', spec: lineChart({ title: 'Learned rotation angle during training', data: traces, x: { field: 'step', title: 'online step' }, y: { field: 'angle', title: 'angle (°)' }, series: { field: 'method', title: 'method' }, detail: { field: 'seed', title: 'seed' }, points: false, rule: { y: 30, label: 'true +30°' } }) }],
+      figures: [
+        {
+          name: 'angle',
+          spec: lineChart({
+            title: 'Learned rotation angle during training',
+            data: traces,
+            x: { field: 'step', title: 'online step' },
+            y: { field: 'angle', title: 'angle (°)' },
+            series: { field: 'method', title: 'method' },
+            detail: { field: 'seed', title: 'seed' },
+            points: false,
+            rule: { y: 30, label: 'true +30°' },
+          }),
+        },
+      ],
       json: {
-        angleDeg: iv.angleE.mean, accBaselineRotated: iv.accBR.mean, accBaselineUpright: iv.accBU.mean, accEvoGrad: iv.accE.mean, accT1T2: iv.accT.mean,
-        angleDegT1T2: iv.angleT.mean, gapClosed: iv.gap.mean, convention: seedRuns[0].convention, runs: runs.map(({ angleTrace: _t, ...x }) => x),
-        config: ctx.quick ? E2_QUICK : E2_FULL, intervals: Object.fromEntries(Object.entries(iv).map(([k, v]) => [k, intervalJson(v)])), pairs, seeds,
+        angleDeg: iv.angleE.mean,
+        accBaselineRotated: iv.accBR.mean,
+        accBaselineUpright: iv.accBU.mean,
+        accEvoGrad: iv.accE.mean,
+        accT1T2: iv.accT.mean,
+        angleDegT1T2: iv.angleT.mean,
+        gapClosed: iv.gap.mean,
+        convention: seedRuns[0].convention,
+        runs: runs.map(({ angleTrace: _t, ...x }) => x),
+        config: ctx.quick ? E2_QUICK : E2_FULL,
+        intervals: Object.fromEntries(Object.entries(iv).map(([k, v]) => [k, intervalJson(v)])),
+        pairs,
+        seeds,
       },
     };
   },

@@ -7,12 +7,30 @@
  */
 import { tensor, type Device, type Tensor } from '@metagrad/tensor';
 import {
-  Rng, TOY_TAU, TOY_TRAJECTORY_STARTS, disposeTree, toyEvogradHypergradient, toyHypergradient, toyLambdaGrid, toyTrainGradX,
+  Rng,
+  TOY_TAU,
+  TOY_TRAJECTORY_STARTS,
+  disposeTree,
+  toyEvogradHypergradient,
+  toyHypergradient,
+  toyLambdaGrid,
+  toyTrainGradX,
 } from '@metagrad/models';
 import { EvoGrad, pearsonCorrelation } from '@metagrad/meta';
 import { evogradToyProblem, type ToyLambda, type ToyTheta } from './problems/evograd-toy';
 import { seeded, type Figure, type SectionResult, type SummaryRow } from './section';
-import { allPairs, findPair, formatInterval, markAll, markCheck, markDiff, markGoal, markWithin, meanInterval, spread95 } from './intervals';
+import {
+  allPairs,
+  findPair,
+  formatInterval,
+  markAll,
+  markCheck,
+  markDiff,
+  markGoal,
+  markWithin,
+  meanInterval,
+  spread95,
+} from './intervals';
 import { lineChart, sideBySide, type Row } from './plots';
 
 export const TOY_KS = [2, 10, 100] as const;
@@ -21,7 +39,13 @@ export const PAPER_CORR = { K2: 0.751, K10: 0.982, K100: 0.992 } as const;
 const LR = 0.1;
 const STEPS = 5;
 
-export interface ToyStudyRow { K: number; lambda: number; mean: number; std: number; exact: number }
+export interface ToyStudyRow {
+  K: number;
+  lambda: number;
+  mean: number;
+  std: number;
+  exact: number;
+}
 export interface ToyResult {
   corr: Record<string, number>;
   std: Record<string, number>;
@@ -84,7 +108,10 @@ export async function gpuCrossCheck(device: Device, draws: number, seed = 1): Pr
       const theta: ToyTheta = { x: scalar(Math.fround(x), device) };
       const lam: ToyLambda = { lambda: scalar(Math.fround(lambda), device) };
       const noise = { x: tensor(Float32Array.from(eps), [K, 1], 'f32', device) };
-      const r = await estimator.estimateWithNoise({ problem: evogradToyProblem, theta, lambda: lam, trainBatch: null, valBatch: null }, noise);
+      const r = await estimator.estimateWithNoise(
+        { problem: evogradToyProblem, theta, lambda: lam, trainBatch: null, valBatch: null },
+        noise,
+      );
       const got = (await r.hypergrad.lambda.toArray())[0];
       const want = toyEvogradHypergradient(Math.fround(x), Math.fround(lambda), eps, TOY_TAU);
       worst = Math.max(worst, Math.abs(got - want) / Math.max(1, Math.abs(want)));
@@ -96,13 +123,18 @@ export async function gpuCrossCheck(device: Device, draws: number, seed = 1): Pr
 }
 
 /** Fig. 3: 5 simultaneous SGD steps (lr 0.1) on x (∂f_T/∂x) and λ (EvoGrad on the GPU, or the closed form). */
-export async function toyTrajectories(device: Device, seed = 2): Promise<Pick<ToyResult, 'trajectories' | 'trajectoryGap'>> {
+export async function toyTrajectories(
+  device: Device,
+  seed = 2,
+): Promise<Pick<ToyResult, 'trajectories' | 'trajectoryGap'>> {
   const trajectories: ToyResult['trajectories'] = [];
   const finals = new Map<string, [number, number]>();
   for (const [s, [x0, l0]] of TOY_TRAJECTORY_STARTS.entries()) {
     for (const method of ['closed form', ...TOY_KS.map((K) => `EvoGrad K=${K}`)]) {
       const K = method === 'closed form' ? 0 : Number(method.split('=')[1]);
-      const estimator = K ? new EvoGrad<null>({ K, sigma: 1, tau: TOY_TAU, noise: 'gaussian', seed: seed * 100 + s }) : null;
+      const estimator = K
+        ? new EvoGrad<null>({ K, sigma: 1, tau: TOY_TAU, noise: 'gaussian', seed: seed * 100 + s })
+        : null;
       let x = x0;
       let lambda = l0;
       trajectories.push({ start: s + 1, method, step: 0, x, lambda });
@@ -113,7 +145,13 @@ export async function toyTrajectories(device: Device, seed = 2): Promise<Pick<To
         if (estimator) {
           const theta: ToyTheta = { x: scalar(x, device) };
           const lam: ToyLambda = { lambda: scalar(lambda, device) };
-          const r = await estimator.estimate({ problem: evogradToyProblem, theta, lambda: lam, trainBatch: null, valBatch: null });
+          const r = await estimator.estimate({
+            problem: evogradToyProblem,
+            theta,
+            lambda: lam,
+            trainBatch: null,
+            valBatch: null,
+          });
           g = (await r.hypergrad.lambda.toArray())[0];
           disposeTree([theta, lam, r.hypergrad]);
         } else g = toyHypergradient(lambda);
@@ -142,7 +180,13 @@ export async function runEvogradToy(device: Device, quick: boolean): Promise<Toy
   const seeds = quick ? 5 : 20;
   const k2 = Array.from({ length: seeds }, (_, i) => (i === 0 ? study.corr.K2 : toyStudy(100, 100, i).corr.K2));
   const mean = k2.reduce((a, b) => a + b, 0) / seeds;
-  const corrK2Seeds = { seeds, mean, std: Math.sqrt(k2.reduce((a, b) => a + (b - mean) ** 2, 0) / seeds), min: Math.min(...k2), max: Math.max(...k2) };
+  const corrK2Seeds = {
+    seeds,
+    mean,
+    std: Math.sqrt(k2.reduce((a, b) => a + (b - mean) ** 2, 0) / seeds),
+    min: Math.min(...k2),
+    max: Math.max(...k2),
+  };
   const gpuVsOracle = await gpuCrossCheck(device, quick ? 4 : 20);
   return { ...study, corrK2Seeds, gpuVsOracle, ...(await toyTrajectories(device)) };
 }
@@ -167,7 +211,15 @@ export interface ToyGpuJson {
 /** A line chart whose points are joined in step order rather than sorted along x (trajectories turn back). */
 function pathChart(data: Row[], title: string): ReturnType<typeof lineChart> {
   // One colour per method; the five starts are separate lines of it (not ten colours for five pairs).
-  return lineChart({ title, data, x: { field: 'lambda', title: 'λ' }, y: { field: 'x', title: 'x' }, series: { field: 'method', title: 'method' }, detail: { field: 'start', title: 'start' }, order: 'step' });
+  return lineChart({
+    title,
+    data,
+    x: { field: 'lambda', title: 'λ' },
+    y: { field: 'x', title: 'x' },
+    series: { field: 'method', title: 'method' },
+    detail: { field: 'start', title: 'start' },
+    order: 'step',
+  });
 }
 
 export const evogradToySection = seeded({
@@ -204,7 +256,12 @@ export const evogradToySection = seeded({
     const k2Spread = spread95(k2);
     const mean = k2.reduce((a, b) => a + b, 0) / k2.length;
     const corrK2Seeds = {
-      seeds: k2.length, mean, std: Math.sqrt(k2.reduce((a, b) => a + (b - mean) ** 2, 0) / k2.length), min: Math.min(...k2), max: Math.max(...k2), spread95: k2Spread,
+      seeds: k2.length,
+      mean,
+      std: Math.sqrt(k2.reduce((a, b) => a + (b - mean) ** 2, 0) / k2.length),
+      min: Math.min(...k2),
+      max: Math.max(...k2),
+      spread95: k2Spread,
     };
     const pairs = [
       ...allPairs(Object.fromEntries(TOY_KS.map((K) => [`corr K=${K}`, corrOf(K)]))),
@@ -222,8 +279,20 @@ export const evogradToySection = seeded({
         goal: `seeds' 95 % range covers ${PAPER_CORR.K2}`,
         mark: markWithin(PAPER_CORR.K2, k2Spread),
       },
-      { metric: 'corr(mean EvoGrad, closed form), K=10', value: f(corr.K10), paper: `${PAPER_CORR.K10} (Fig. 2 as plotted)`, goal: '≥ 0.98', mark: markGoal(corr.K10, '>=', 0.98) },
-      { metric: 'corr K=100 − corr K=10', value: f({ mean: pair('corr K=100', 'corr K=10').meanDiff, ci95: pair('corr K=100', 'corr K=10').ci95 }), paper: `${PAPER_CORR.K100} vs ${PAPER_CORR.K10}`, goal: '> 0 (closer with K)', mark: markDiff(pair('corr K=100', 'corr K=10'), '>') },
+      {
+        metric: 'corr(mean EvoGrad, closed form), K=10',
+        value: f(corr.K10),
+        paper: `${PAPER_CORR.K10} (Fig. 2 as plotted)`,
+        goal: '≥ 0.98',
+        mark: markGoal(corr.K10, '>=', 0.98),
+      },
+      {
+        metric: 'corr K=100 − corr K=10',
+        value: f({ mean: pair('corr K=100', 'corr K=10').meanDiff, ci95: pair('corr K=100', 'corr K=10').ci95 }),
+        paper: `${PAPER_CORR.K100} vs ${PAPER_CORR.K10}`,
+        goal: '> 0 (closer with K)',
+        mark: markDiff(pair('corr K=100', 'corr K=10'), '>'),
+      },
       {
         metric: 'mean std of the estimate K=2 / 10 / 100',
         value: `${std.K2.mean.toFixed(3)} / ${std.K10.mean.toFixed(3)} / ${std.K100.mean.toFixed(3)}`,
@@ -235,14 +304,34 @@ export const evogradToySection = seeded({
     if (gpu) {
       const worst = Math.max(...Object.values(gpu.gpuVsOracle));
       summary.push(
-        { metric: 'GPU EvoGrad vs float64 oracle (max rel. diff)', value: worst, paper: '–', goal: '< 1e-3 (f32)', mark: markCheck(worst < 1e-3) },
-        { metric: 'final (x, λ) gap to closed-form trajectory, K=2 / 10 / 100', value: TOY_KS.map((K) => gpu.trajectoryGap[`K${K}`].toFixed(3)).join(' / '), paper: 'similar paths, closer with K (Fig. 3)', goal: '–', mark: null },
+        {
+          metric: 'GPU EvoGrad vs float64 oracle (max rel. diff)',
+          value: worst,
+          paper: '–',
+          goal: '< 1e-3 (f32)',
+          mark: markCheck(worst < 1e-3),
+        },
+        {
+          metric: 'final (x, λ) gap to closed-form trajectory, K=2 / 10 / 100',
+          value: TOY_KS.map((K) => gpu.trajectoryGap[`K${K}`].toFixed(3)).join(' / '),
+          paper: 'similar paths, closer with K (Fig. 3)',
+          goal: '–',
+          mark: null,
+        },
       );
-    } else ctx.log('no GPU cross-check or trajectories (extra unit "gpu" did not run): their rows and figures are left out');
+    } else
+      ctx.log('no GPU cross-check or trajectories (extra unit "gpu" did not run): their rows and figures are left out');
     // The Fig. 2 panels show the first seed's study.
     const first = runs[0];
     const studyRows: Row[] = first.rows.flatMap((r) => [
-      { K: r.K, lambda: r.lambda, value: r.mean, lower: r.mean - r.std, upper: r.mean + r.std, series: 'EvoGrad, mean ± std' },
+      {
+        K: r.K,
+        lambda: r.lambda,
+        value: r.mean,
+        lower: r.mean - r.std,
+        upper: r.mean + r.std,
+        series: 'EvoGrad, mean ± std',
+      },
       { K: r.K, lambda: r.lambda, value: r.exact, lower: r.exact, upper: r.exact, series: 'closed form' },
     ]);
     const perK = TOY_KS.map((K) =>
@@ -258,13 +347,21 @@ export const evogradToySection = seeded({
         height: 200,
       }),
     );
-    const figures: Figure[] = [{ name: 'hypergrad-vs-lambda', spec: sideBySide(`EvoGrad estimate vs closed form over λ (100 trials per λ, τ = 0.5; seed ${seeds[0]})`, perK) }];
+    const figures: Figure[] = [
+      {
+        name: 'hypergrad-vs-lambda',
+        spec: sideBySide(`EvoGrad estimate vs closed form over λ (100 trials per λ, τ = 0.5; seed ${seeds[0]})`, perK),
+      },
+    ];
     if (gpu) {
       const pathRows: Row[] = gpu.trajectories.map((t) => ({ ...t, path: `${t.start}: ${t.method}` }));
       figures.push(
         ...TOY_KS.map((K) => ({
           name: `trajectories-k${K}`,
-          spec: pathChart(pathRows.filter((r) => r.method === 'closed form' || r.method === `EvoGrad K=${K}`), `5 SGD steps (lr 0.1) from 5 starts: EvoGrad K=${K} vs closed form`),
+          spec: pathChart(
+            pathRows.filter((r) => r.method === 'closed form' || r.method === `EvoGrad K=${K}`),
+            `5 SGD steps (lr 0.1) from 5 starts: EvoGrad K=${K} vs closed form`,
+          ),
         })),
       );
     }
@@ -273,8 +370,17 @@ export const evogradToySection = seeded({
       summary,
       figures,
       json: {
-        corr: first.corr, std: first.std, corrK2Seeds, corrMean: corr, stdMean: std, pairs, seeds,
-        gpuVsOracle: gpu?.gpuVsOracle ?? null, trajectoryGap: gpu?.trajectoryGap ?? null, rows: first.rows, trajectories: gpu?.trajectories ?? null,
+        corr: first.corr,
+        std: first.std,
+        corrK2Seeds,
+        corrMean: corr,
+        stdMean: std,
+        pairs,
+        seeds,
+        gpuVsOracle: gpu?.gpuVsOracle ?? null,
+        trajectoryGap: gpu?.trajectoryGap ?? null,
+        rows: first.rows,
+        trajectories: gpu?.trajectories ?? null,
       },
     };
   },

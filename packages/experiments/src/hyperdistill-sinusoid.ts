@@ -16,10 +16,36 @@
  */
 import { noGrad } from '@metagrad/autograd';
 import { tensor, type Device } from '@metagrad/tensor';
-import { deriveSeed, disposeTree, mlp, Rng, sampleMetaBatch, sinusoidFamily, type BatchedRegressionData, type MlpParams, type ParamTree } from '@metagrad/models';
 import {
-  DrMAD, EpisodicTrainer, HyperDistill, NeumannIFT, anilProblem, compareWithExact, firstOrderMethod, hyperDistillMethod,
-  implicitMethod, offlineMethod, onlineReverseMethod, regressionBatchOps, runInner, type Episode, type MomentumJacobian, type EpisodeRecord, type HyperMethod, type RegressionBatch,
+  deriveSeed,
+  disposeTree,
+  mlp,
+  Rng,
+  sampleMetaBatch,
+  sinusoidFamily,
+  type BatchedRegressionData,
+  type MlpParams,
+  type ParamTree,
+} from '@metagrad/models';
+import {
+  DrMAD,
+  EpisodicTrainer,
+  HyperDistill,
+  NeumannIFT,
+  anilProblem,
+  compareWithExact,
+  firstOrderMethod,
+  hyperDistillMethod,
+  implicitMethod,
+  offlineMethod,
+  onlineReverseMethod,
+  regressionBatchOps,
+  runInner,
+  type Episode,
+  type MomentumJacobian,
+  type EpisodeRecord,
+  type HyperMethod,
+  type RegressionBatch,
 } from '@metagrad/meta';
 import { median } from './stats';
 
@@ -79,17 +105,49 @@ export const E5_TUNED_GAMMA = 0.999;
 const E5_REFERENCES = typeof process !== 'undefined' && process.env?.METAGRAD_E5_REFERENCES === '1';
 
 export const E5_FULL: E5Config = {
-  seeds: Array.from({ length: 10 }, (_, i) => i), episodes: 30, steps: 30, metaBatch: 10, shots: 10, hidden: 100, innerLr: 0.01, momentum: 0.9,
-  hyperLr: 1e-3, hyperLrDecay: 'linear', reptileLr: 1, neumann: { iterations: 3, lastSteps: 5 }, gammas: [E5_TUNED_GAMMA], estimationPeriod: 50,
-  momentumJacobian: 'constant', onlineHorizons: E5_REFERENCES ? [3, 'all'] : [], costRepeats: 5,
-  testTasks: 1000, valTasks: 200, reportGamma: E5_TUNED_GAMMA, testChunk: 100, testQuery: 50, diagnoseAt: [1, 10, 20, 30],
+  seeds: Array.from({ length: 10 }, (_, i) => i),
+  episodes: 30,
+  steps: 30,
+  metaBatch: 10,
+  shots: 10,
+  hidden: 100,
+  innerLr: 0.01,
+  momentum: 0.9,
+  hyperLr: 1e-3,
+  hyperLrDecay: 'linear',
+  reptileLr: 1,
+  neumann: { iterations: 3, lastSteps: 5 },
+  gammas: [E5_TUNED_GAMMA],
+  estimationPeriod: 50,
+  momentumJacobian: 'constant',
+  onlineHorizons: E5_REFERENCES ? [3, 'all'] : [],
+  costRepeats: 5,
+  testTasks: 1000,
+  valTasks: 200,
+  reportGamma: E5_TUNED_GAMMA,
+  testChunk: 100,
+  testQuery: 50,
+  diagnoseAt: [1, 10, 20, 30],
   tune: { gammas: [0.9, 0.99, 0.999, 0.9999], seeds: [1000], episodes: 10, valTasks: 200 },
 };
 
 /** The quick variant as before issue 18 (two γ chosen on meta-validation, the RMD references), with the linear decay; no tuning run. */
 export const E5_QUICK: E5Config = {
-  ...E5_FULL, seeds: [0], episodes: 6, steps: 10, testTasks: 100, valTasks: 50, testChunk: 100, testQuery: 20, diagnoseAt: [1, 6],
-  neumann: { iterations: 3, lastSteps: 3 }, costRepeats: 2, gammas: [0.9, 0.99], reportGamma: 0.99, onlineHorizons: [3, 'all'], tune: null,
+  ...E5_FULL,
+  seeds: [0],
+  episodes: 6,
+  steps: 10,
+  testTasks: 100,
+  valTasks: 50,
+  testChunk: 100,
+  testQuery: 20,
+  diagnoseAt: [1, 6],
+  neumann: { iterations: 3, lastSteps: 3 },
+  costRepeats: 2,
+  gammas: [0.9, 0.99],
+  reportGamma: 0.99,
+  onlineHorizons: [3, 'all'],
+  tune: null,
 };
 
 export type MethodKey = 'fo' | 'oneStep' | 'drmad' | 'neumann' | `hyperdistill${string}` | `rmdOnline${string}`;
@@ -103,19 +161,33 @@ export interface MethodSpec {
 export function e5Methods(cfg: E5Config): MethodSpec[] {
   const all: MethodSpec[] = [
     { key: 'fo', label: 'FO', make: () => firstOrderMethod('FO') },
-    { key: 'oneStep', label: '1-step', make: () => hyperDistillMethod(new HyperDistill({ gamma: 0, estimationPeriod: 1, theta: 1 }), '1-step') },
+    {
+      key: 'oneStep',
+      label: '1-step',
+      make: () => hyperDistillMethod(new HyperDistill({ gamma: 0, estimationPeriod: 1, theta: 1 }), '1-step'),
+    },
     { key: 'drmad', label: 'DrMAD', make: () => offlineMethod(new DrMAD(), 'DrMAD') },
     {
       key: 'neumann',
       label: `Neumann IFT (${cfg.neumann.iterations}, ${cfg.neumann.lastSteps})`,
-      make: () => implicitMethod(new NeumannIFT({ iterations: cfg.neumann.iterations, alpha: cfg.innerLr }), cfg.neumann.lastSteps, 'Neumann IFT'),
+      make: () =>
+        implicitMethod(
+          new NeumannIFT({ iterations: cfg.neumann.iterations, alpha: cfg.innerLr }),
+          cfg.neumann.lastSteps,
+          'Neumann IFT',
+        ),
     },
     ...cfg.gammas.map((gamma) => ({
       key: `hyperdistill${gamma}` as MethodKey,
       label: `HD γ=${gamma}`,
       make: () =>
         hyperDistillMethod(
-          new HyperDistill<RegressionBatch>({ gamma, estimationPeriod: cfg.estimationPeriod, momentumJacobian: cfg.momentumJacobian, batchOps: regressionBatchOps }),
+          new HyperDistill<RegressionBatch>({
+            gamma,
+            estimationPeriod: cfg.estimationPeriod,
+            momentumJacobian: cfg.momentumJacobian,
+            batchOps: regressionBatchOps,
+          }),
           `HyperDistill γ=${gamma}`,
         ),
     })),
@@ -135,7 +207,12 @@ const upload = (d: BatchedRegressionData, device: Device): RegressionBatch => ({
 
 /** One meta-batch of sinusoid tasks: the support set as every step's D_t, the query set as the validation batch. */
 export function sinusoidEpisode(cfg: E5Config, device: Device, seed: number): Episode<RegressionBatch> {
-  const mb = sampleMetaBatch(sinusoidFamily, { metaBatch: cfg.metaBatch, nSupport: cfg.shots, nQuery: cfg.shots, seed });
+  const mb = sampleMetaBatch(sinusoidFamily, {
+    metaBatch: cfg.metaBatch,
+    nSupport: cfg.shots,
+    nQuery: cfg.shots,
+    seed,
+  });
   const support = upload(mb.support, device);
   const query = upload(mb.query, device);
   return {
@@ -145,8 +222,19 @@ export function sinusoidEpisode(cfg: E5Config, device: Device, seed: number): Ep
   };
 }
 
-export interface CosinePoint { method: string; seed: number; m: number; cosine: number; cosineSecondOrder: number; normRatio: number; normRatioSecondOrder: number }
-export interface RunRecord extends EpisodeRecord { method: string; seed: number }
+export interface CosinePoint {
+  method: string;
+  seed: number;
+  m: number;
+  cosine: number;
+  cosineSecondOrder: number;
+  normRatio: number;
+  normRatioSecondOrder: number;
+}
+export interface RunRecord extends EpisodeRecord {
+  method: string;
+  seed: number;
+}
 
 /** The worst validation loss after an inner optimisation (a non-finite one counts as ∞): ≫ 10 means an inner loop diverged. */
 export function worstValLoss(records: readonly EpisodeRecord[]): number {
@@ -162,22 +250,34 @@ export interface E5MethodResult {
   theta: number[];
 }
 
-export interface E5Progress {
-  (label: string, detail: string): void;
-}
+export type E5Progress = (label: string, detail: string) => void;
 
 /** A fresh meta-learner for one method and seed: λ (the feature net), φ (the head's initialisation) and its trainer. */
 export function makeE5Learner(cfg: E5Config, device: Device, spec: MethodSpec, seed: number) {
-  const features = mlp({ sizes: [1, cfg.hidden, cfg.hidden, cfg.hidden], activation: 'relu', outputActivation: 'relu' });
+  const features = mlp({
+    sizes: [1, cfg.hidden, cfg.hidden, cfg.hidden],
+    activation: 'relu',
+    outputActivation: 'relu',
+  });
   const problem = anilProblem({ features: (l: MlpParams, x) => features.apply(l, x) });
   const lambda = features.init(deriveSeed(seed, 1), device);
   const rng = new Rng(deriveSeed(seed, 2));
   const bound = 1 / Math.sqrt(cfg.hidden);
-  const phi = { weight: tensor(rng.uniformArray(cfg.hidden, -bound, bound), [1, cfg.hidden, 1], 'f32', device), bias: tensor(rng.uniformArray(1, -bound, bound), [1, 1, 1], 'f32', device) };
+  const phi = {
+    weight: tensor(rng.uniformArray(cfg.hidden, -bound, bound), [1, cfg.hidden, 1], 'f32', device),
+    bias: tensor(rng.uniformArray(1, -bound, bound), [1, 1, 1], 'f32', device),
+  };
   const method = spec.make();
   const trainer = new EpisodicTrainer<RegressionBatch>({
-    problem, lambda, phi, method, optimiser: { lr: cfg.innerLr, momentum: cfg.momentum }, hyperLr: cfg.hyperLr, reptileLr: cfg.reptileLr,
-    initialWeights: (p) => problem.initialWeights(p, cfg.metaBatch), reptileTarget: (w) => problem.taskMean(w),
+    problem,
+    lambda,
+    phi,
+    method,
+    optimiser: { lr: cfg.innerLr, momentum: cfg.momentum },
+    hyperLr: cfg.hyperLr,
+    reptileLr: cfg.reptileLr,
+    initialWeights: (p) => problem.initialWeights(p, cfg.metaBatch),
+    reptileTarget: (w) => problem.taskMean(w),
   });
   const dispose = (): void => {
     trainer.dispose();
@@ -196,13 +296,26 @@ export function hyperLrAt(cfg: Pick<E5Config, 'hyperLr' | 'hyperLrDecay' | 'epis
 }
 function setHyperLr(trainer: EpisodicTrainer<RegressionBatch>, cfg: E5Config, m: number): void {
   // The trainer's Adam reads its lr (a host value) at every step; EpisodicTrainer takes a constant hyperLr only.
+  // biome-ignore lint/complexity/useLiteralKeys: the linear hyper-lr decay sets the trainer's private Adam (no public schedule yet)
   trainer['adam'].lr = hyperLrAt(cfg, m);
 }
 
 /** One method's meta-training and meta-test (and, if asked, meta-validation) for one seed. */
 async function runOne(
-  cfg: E5Config, device: Device, spec: MethodSpec, seed: number, tick: E5Progress, validate = false,
-): Promise<{ mse: number; perTask: number[]; valMse: number | null; records: RunRecord[]; cosines: CosinePoint[]; theta: number }> {
+  cfg: E5Config,
+  device: Device,
+  spec: MethodSpec,
+  seed: number,
+  tick: E5Progress,
+  validate = false,
+): Promise<{
+  mse: number;
+  perTask: number[];
+  valMse: number | null;
+  records: RunRecord[];
+  cosines: CosinePoint[];
+  theta: number;
+}> {
   const { problem, lambda, method, trainer, dispose } = makeE5Learner(cfg, device, spec, seed);
   const records: RunRecord[] = [];
   const cosines: CosinePoint[] = [];
@@ -232,7 +345,15 @@ async function runOne(
     }
     const fitted = method.describe?.().theta;
     const perTask = await metaTestTasks(cfg, device, problem, lambda, trainer.phi);
-    const valMse = validate && cfg.valTasks > 0 ? average(await metaTestTasks(cfg, device, problem, lambda, trainer.phi, { tasks: cfg.valTasks, seed: META_VALIDATION_SEED })) : null;
+    const valMse =
+      validate && cfg.valTasks > 0
+        ? average(
+            await metaTestTasks(cfg, device, problem, lambda, trainer.phi, {
+              tasks: cfg.valTasks,
+              seed: META_VALIDATION_SEED,
+            }),
+          )
+        : null;
     return { mse: average(perTask), perTask, valMse, records, cosines, theta: fitted ?? NaN };
   } finally {
     dispose();
@@ -256,7 +377,12 @@ export interface EpisodeCost {
  * in turn on the same meta-batch, so machine load affects them alike. Every learner's state is alive at once, so
  * the peak is reported above what was in use when the episode started.
  */
-export async function measureEpisodeCosts(cfg: E5Config, device: Device, repeats: number, tick: E5Progress = () => {}): Promise<EpisodeCost[]> {
+export async function measureEpisodeCosts(
+  cfg: E5Config,
+  device: Device,
+  repeats: number,
+  tick: E5Progress = () => {},
+): Promise<EpisodeCost[]> {
   const learners = e5Methods(cfg).map((spec) => ({ spec, ...makeE5Learner(cfg, device, spec, cfg.seeds[0]) }));
   const samples = learners.map(() => [] as (EpisodeRecord & { start: number })[]);
   try {
@@ -295,7 +421,13 @@ export const META_VALIDATION_SEED = 123_457;
 const average = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** Mean query MSE after T inner steps from φ at the learned λ, over the fixed meta-test tasks. */
-export async function metaTest(cfg: E5Config, device: Device, problem: ReturnType<typeof anilProblem>, lambda: ParamTree, phi: ParamTree): Promise<number> {
+export async function metaTest(
+  cfg: E5Config,
+  device: Device,
+  problem: ReturnType<typeof anilProblem>,
+  lambda: ParamTree,
+  phi: ParamTree,
+): Promise<number> {
   return average(await metaTestTasks(cfg, device, problem, lambda, phi));
 }
 
@@ -304,19 +436,34 @@ export async function metaTest(cfg: E5Config, device: Device, problem: ReturnTyp
  * method, so differences between methods pair up task by task), or `tasks` others drawn from `seed`.
  */
 export async function metaTestTasks(
-  cfg: E5Config, device: Device, problem: ReturnType<typeof anilProblem>, lambda: ParamTree, phi: ParamTree,
+  cfg: E5Config,
+  device: Device,
+  problem: ReturnType<typeof anilProblem>,
+  lambda: ParamTree,
+  phi: ParamTree,
   draw: { tasks: number; seed: number } = { tasks: cfg.testTasks, seed: META_TEST_SEED },
 ): Promise<number[]> {
   const perTask: number[] = [];
   const chunks = Math.ceil(draw.tasks / cfg.testChunk);
   for (let c = 0; c < chunks; c++) {
     const size = Math.min(cfg.testChunk, draw.tasks - c * cfg.testChunk);
-    const mb = sampleMetaBatch(sinusoidFamily, { metaBatch: size, nSupport: cfg.shots, nQuery: cfg.testQuery, seed: deriveSeed(draw.seed, c) });
+    const mb = sampleMetaBatch(sinusoidFamily, {
+      metaBatch: size,
+      nSupport: cfg.shots,
+      nQuery: cfg.testQuery,
+      seed: deriveSeed(draw.seed, c),
+    });
     const support = upload(mb.support, device);
     const query = upload(mb.query, device);
     const w0 = problem.initialWeights(phi, size);
     try {
-      const { wT } = await runInner({ problem, lambda: () => lambda, w0, batches: Array.from({ length: cfg.steps }, () => support), optimiser: { lr: cfg.innerLr, momentum: cfg.momentum } });
+      const { wT } = await runInner({
+        problem,
+        lambda: () => lambda,
+        w0,
+        batches: Array.from({ length: cfg.steps }, () => support),
+        optimiser: { lr: cfg.innerLr, momentum: cfg.momentum },
+      });
       const pred = noGrad(() => problem.predict(wT, lambda, query.x));
       const p = await pred.toArray();
       pred.dispose();
@@ -351,7 +498,12 @@ export interface E5SeedMethod {
 }
 
 /** Every method of E5 for one run seed (what `runSeed` returns). */
-export async function runHyperdistillSeed(cfg: E5Config, device: Device, seed: number, tick: E5Progress = () => {}): Promise<{ seed: number; methods: E5SeedMethod[] }> {
+export async function runHyperdistillSeed(
+  cfg: E5Config,
+  device: Device,
+  seed: number,
+  tick: E5Progress = () => {},
+): Promise<{ seed: number; methods: E5SeedMethod[] }> {
   const specs = e5Methods(cfg);
   const validate = specs.filter((s) => s.key.startsWith('hyperdistill')).length > 1;
   const methods: E5SeedMethod[] = [];
@@ -362,7 +514,11 @@ export async function runHyperdistillSeed(cfg: E5Config, device: Device, seed: n
   return { seed, methods };
 }
 
-export async function runHyperdistillSinusoid(cfg: E5Config, device: Device, tick: E5Progress = () => {}): Promise<E5MethodResult[]> {
+export async function runHyperdistillSinusoid(
+  cfg: E5Config,
+  device: Device,
+  tick: E5Progress = () => {},
+): Promise<E5MethodResult[]> {
   const out: E5MethodResult[] = [];
   for (const spec of e5Methods(cfg)) {
     const res: E5MethodResult = { key: spec.key, label: spec.label, mse: [], records: [], cosines: [], theta: [] };
@@ -394,7 +550,14 @@ export interface E5Tuning {
 export async function tuneGamma(cfg: E5Config, device: Device, tick: E5Progress = () => {}): Promise<E5Tuning | null> {
   const t = cfg.tune;
   if (!t) return null;
-  const short: E5Config = { ...cfg, episodes: t.episodes, valTasks: t.valTasks, gammas: t.gammas, diagnoseAt: [], onlineHorizons: [] };
+  const short: E5Config = {
+    ...cfg,
+    episodes: t.episodes,
+    valTasks: t.valTasks,
+    gammas: t.gammas,
+    diagnoseAt: [],
+    onlineHorizons: [],
+  };
   const valMse: Record<string, number> = {};
   for (const gamma of t.gammas) {
     const spec = e5Methods(short).find((s) => s.key === `hyperdistill${gamma}`)!;
@@ -406,6 +569,16 @@ export async function tuneGamma(cfg: E5Config, device: Device, tick: E5Progress 
     valMse[String(gamma)] = average(scores);
   }
   const finite = t.gammas.filter((g) => Number.isFinite(valMse[String(g)]));
-  const chosen = finite.length ? finite.reduce((a, b) => (valMse[String(b)] < valMse[String(a)] ? b : a)) : cfg.reportGamma;
-  return { gammas: t.gammas, seeds: t.seeds, episodes: t.episodes, valTasks: t.valTasks, valMse, chosen, used: cfg.reportGamma };
+  const chosen = finite.length
+    ? finite.reduce((a, b) => (valMse[String(b)] < valMse[String(a)] ? b : a))
+    : cfg.reportGamma;
+  return {
+    gammas: t.gammas,
+    seeds: t.seeds,
+    episodes: t.episodes,
+    valTasks: t.valTasks,
+    valMse,
+    chosen,
+    used: cfg.reportGamma,
+  };
 }

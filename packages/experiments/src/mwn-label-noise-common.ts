@@ -6,11 +6,30 @@
 import { ShapeError, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import { add, conv2d, matmul, permute, relu, reshape } from '@metagrad/autograd';
 import {
-  Rng, conv2dLayer, disposeTree, flatten, initConv2d, initLinear, linear, maxPool2dLayer, metaWeightNet, mlp,
-  type Conv2dParams, type LinearParams, type MetaWeightNetParams, type MlpParams, type Model, type ParamTree,
+  Rng,
+  conv2dLayer,
+  disposeTree,
+  flatten,
+  initConv2d,
+  initLinear,
+  linear,
+  maxPool2dLayer,
+  metaWeightNet,
+  mlp,
+  type Conv2dParams,
+  type LinearParams,
+  type MetaWeightNetParams,
+  type MlpParams,
+  type Model,
+  type ParamTree,
 } from '@metagrad/models';
 import {
-  EvoGrad, OneStepLookahead, batchedMlp, metaWeightNetProblem, type BilevelProblem, type ClassificationBatch,
+  EvoGrad,
+  OneStepLookahead,
+  batchedMlp,
+  metaWeightNetProblem,
+  type BilevelProblem,
+  type ClassificationBatch,
   type HypergradEstimator,
 } from '@metagrad/meta';
 
@@ -26,7 +45,12 @@ export interface Classifier<P extends ParamTree = ParamTree> {
 /** The MLP classifier of E3 (196-h-h-10, ReLU). */
 export function mlpClassifier(hidden: number, inputs = 196, classes = 10): Classifier<MlpParams> {
   const sizes = [inputs, hidden, hidden, classes];
-  return { name: `mlp-${hidden}`, model: mlp({ sizes, activation: 'relu' }), batched: batchedMlp({ sizes, activation: 'relu' }), inputShape: [inputs] };
+  return {
+    name: `mlp-${hidden}`,
+    model: mlp({ sizes, activation: 'relu' }),
+    batched: batchedMlp({ sizes, activation: 'relu' }),
+    inputShape: [inputs],
+  };
 }
 
 type CnnParams = { conv1: Conv2dParams; conv2: Conv2dParams; fc: LinearParams };
@@ -49,7 +73,11 @@ export function cnnClassifier(width: number, size = 14, classes = 10): Classifie
   const model: Model<CnnParams> = {
     init(seed: number, device?: Device) {
       const rng = new Rng(seed);
-      return { conv1: initConv2d(rng, 1, c1, 3, { device }), conv2: initConv2d(rng, c1, c2, 3, { device }), fc: initLinear(rng, features, classes, { device }) };
+      return {
+        conv1: initConv2d(rng, 1, c1, 3, { device }),
+        conv2: initConv2d(rng, c1, c2, 3, { device }),
+        fc: initLinear(rng, features, classes, { device }),
+      };
     },
     apply(p: CnnParams, x: Tensor) {
       return tidy(() => {
@@ -63,7 +91,8 @@ export function cnnClassifier(width: number, size = 14, classes = 10): Classifie
   // convolution (group k sees only copy k's channels), and the classifier as a batched matmul.
   const batched = (p: CnnParams, x: Tensor): Tensor => {
     const K = p.conv1.weight.shape[0];
-    if (p.conv1.weight.rank !== 5) throw new ShapeError('cnnClassifier.batched: expected stacked conv weights [K, out, in, 3, 3]');
+    if (p.conv1.weight.rank !== 5)
+      throw new ShapeError('cnnClassifier.batched: expected stacked conv weights [K, out, in, 3, 3]');
     return tidy(() => {
       // Intermediates are freed as soon as the next op has them (a recorded op keeps what its backward needs), so
       // EvoGrad's graph-free copies never hold more than two activations at a time.
@@ -90,7 +119,10 @@ export function cnnClassifier(width: number, size = 14, classes = 10): Classifie
 export const weightNet = metaWeightNet({ hidden: 100 });
 
 /** `normalizeWeights`: L_T = Σ v_i ℓ_i / Σ v_i per batch (the authors' code, T1–T2 and EvoGrad alike) instead of mean(v·ℓ). */
-export function mwnProblem<P extends ParamTree>(classifier: Classifier<P>, options: { normalizeWeights?: boolean } = {}): BilevelProblem<P, MetaWeightNetParams, ClassificationBatch> {
+export function mwnProblem<P extends ParamTree>(
+  classifier: Classifier<P>,
+  options: { normalizeWeights?: boolean } = {},
+): BilevelProblem<P, MetaWeightNetParams, ClassificationBatch> {
   return metaWeightNetProblem({
     normalizeWeights: options.normalizeWeights ?? false,
     classifier: (theta: P, x) => classifier.model.apply(theta, x),
@@ -115,7 +147,13 @@ export function estimatorFor(method: MwnMethod, seed: number): HypergradEstimato
 }
 
 /** Uploads examples `rows` of a flat host array as a batch shaped [N, ...inputShape]. */
-export function uploadBatch(images: Float32Array, labels: Int32Array, rows: ArrayLike<number>, inputShape: number[], device: Device): ClassificationBatch {
+export function uploadBatch(
+  images: Float32Array,
+  labels: Int32Array,
+  rows: ArrayLike<number>,
+  inputShape: number[],
+  device: Device,
+): ClassificationBatch {
   const per = inputShape.reduce((a, b) => a * b, 1);
   const x = new Float32Array(rows.length * per);
   const y = new Int32Array(rows.length);

@@ -11,15 +11,42 @@ import { noGrad } from '@metagrad/autograd';
 import { tensor, type Device } from '@metagrad/tensor';
 import { argmax, eq, sum } from '@metagrad/tensor/raw';
 import {
-  Adam, FASHION_MNIST_MEAN, FASHION_MNIST_STD, SGD, balancedIndices, batchIterator, corruptLabels, disposeTree, downsample2x,
-  normalise, type MetaWeightNetParams, type ParamTree,
+  Adam,
+  FASHION_MNIST_MEAN,
+  FASHION_MNIST_STD,
+  SGD,
+  balancedIndices,
+  batchIterator,
+  corruptLabels,
+  disposeTree,
+  downsample2x,
+  normalise,
+  type MetaWeightNetParams,
+  type ParamTree,
 } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
 import { OnlineTrainer } from '@metagrad/meta';
 import { seeded, type SectionResult, type SummaryRow } from './section';
-import { allPairs, findPair, formatInterval, intervalJson, markBand, markGoal, meanInterval, type PairDiff } from './intervals';
+import {
+  allPairs,
+  findPair,
+  formatInterval,
+  intervalJson,
+  markBand,
+  markGoal,
+  meanInterval,
+  type PairDiff,
+} from './intervals';
 import { groupedBars, lineChart, type Row } from './plots';
-import { disposeBatch, estimatorFor, mlpClassifier, mwnProblem, uploadBatch, weightNet, type Classifier } from './mwn-label-noise-common';
+import {
+  disposeBatch,
+  estimatorFor,
+  mlpClassifier,
+  mwnProblem,
+  uploadBatch,
+  weightNet,
+  type Classifier,
+} from './mwn-label-noise-common';
 
 export type E3Method = 'baseline' | 't1-t2' | 'evograd-k2';
 export const E3_METHODS: readonly E3Method[] = ['baseline', 't1-t2', 'evograd-k2'];
@@ -46,11 +73,29 @@ export interface E3Config {
  * (an earlier timing beside two other runs, 16.8 s per epoch, was contention).
  */
 export const E3_FULL: E3Config = {
-  train: 5000, meta: 1000, test: 2000, epochs: 60, batch: 100, noise: 0.4, seeds: [0, 1, 2], hidden: 256, lrDecayEpochs: [40, 50], normalizeWeights: true,
+  train: 5000,
+  meta: 1000,
+  test: 2000,
+  epochs: 60,
+  batch: 100,
+  noise: 0.4,
+  seeds: [0, 1, 2],
+  hidden: 256,
+  lrDecayEpochs: [40, 50],
+  normalizeWeights: true,
 };
 /** As before issue 18 (MLP-64, decay at 60 % and 80 % of 4 epochs), with the weight normalisation. */
 export const E3_QUICK: E3Config = {
-  train: 1000, meta: 100, test: 1000, epochs: 4, batch: 100, noise: 0.4, seeds: [0], hidden: 64, lrDecayEpochs: [2.4, 3.2], normalizeWeights: true,
+  train: 1000,
+  meta: 100,
+  test: 1000,
+  epochs: 4,
+  batch: 100,
+  noise: 0.4,
+  seeds: [0],
+  hidden: 64,
+  lrDecayEpochs: [2.4, 3.2],
+  normalizeWeights: true,
 };
 
 export interface E3Data {
@@ -66,7 +111,8 @@ export interface E3Data {
 
 /** Fashion-MNIST at 14×14, normalised: noisy training set, a balanced clean meta set from other images, a test set. */
 export function loadE3Data(cfg: E3Config, seed: number): E3Data {
-  const prep = (images: Float32Array) => normalise(downsample2x(images, 28, 28).images, FASHION_MNIST_MEAN, FASHION_MNIST_STD);
+  const prep = (images: Float32Array) =>
+    normalise(downsample2x(images, 28, 28).images, FASHION_MNIST_MEAN, FASHION_MNIST_STD);
   const trainSplit = loadFashionMnist({ split: 'train', limit: cfg.train + 20000 });
   const test = loadFashionMnist({ split: 'test', limit: cfg.test });
   const all = prep(trainSplit.images);
@@ -86,7 +132,13 @@ export function loadE3Data(cfg: E3Config, seed: number): E3Data {
   return { images, labels, trueLabels, metaImages, metaLabels, testImages: prep(test.images), testLabels: test.labels };
 }
 
-async function accuracy(c: Classifier, theta: ParamTree, images: Float32Array, labels: Int32Array, device: Device): Promise<number> {
+async function accuracy(
+  c: Classifier,
+  theta: ParamTree,
+  images: Float32Array,
+  labels: Int32Array,
+  device: Device,
+): Promise<number> {
   let correct = 0;
   for (let start = 0; start < labels.length; start += 500) {
     const rows = Array.from({ length: Math.min(500, labels.length - start) }, (_, i) => start + i);
@@ -129,7 +181,14 @@ export interface E3Run {
   seconds: number;
 }
 
-export async function runE3Method(method: E3Method, data: E3Data, cfg: E3Config, seed: number, device: Device, onStep?: () => void): Promise<E3Run> {
+export async function runE3Method(
+  method: E3Method,
+  data: E3Data,
+  cfg: E3Config,
+  seed: number,
+  device: Device,
+  onStep?: () => void,
+): Promise<E3Run> {
   const t0 = performance.now();
   const c = mlpClassifier(cfg.hidden);
   const problem = mwnProblem(c, { normalizeWeights: cfg.normalizeWeights });
@@ -145,27 +204,64 @@ export async function runE3Method(method: E3Method, data: E3Data, cfg: E3Config,
   const baselineProblem: typeof problem = { ...problem, trainLoss: (th, lm, b) => problem.valLoss(th, lm, b) };
   const trainer = new OnlineTrainer({
     problem: method === 'baseline' ? baselineProblem : problem,
-    estimator, theta, lambda, thetaOptimizer, lambdaOptimizer, order: 'meta-first', innerLr: lr, device,
+    estimator,
+    theta,
+    lambda,
+    thetaOptimizer,
+    lambdaOptimizer,
+    order: 'meta-first',
+    innerLr: lr,
+    device,
   });
-  const trainIdx = batchIterator({ n: cfg.train, batchSize: cfg.batch, seed: 300 + seed, dropLast: true, epochs: cfg.epochs });
-  const metaIdx = batchIterator({ n: data.metaLabels.length, batchSize: Math.min(cfg.batch, data.metaLabels.length), seed: 400 + seed, dropLast: true, epochs: Infinity });
+  const trainIdx = batchIterator({
+    n: cfg.train,
+    batchSize: cfg.batch,
+    seed: 300 + seed,
+    dropLast: true,
+    epochs: cfg.epochs,
+  });
+  const metaIdx = batchIterator({
+    n: data.metaLabels.length,
+    batchSize: Math.min(cfg.batch, data.metaLabels.length),
+    seed: 400 + seed,
+    dropLast: true,
+    epochs: Infinity,
+  });
   const norms: number[] = [];
   const accByEpoch: number[] = [];
   let step = 0;
   try {
     for (const rows of trainIdx) {
       const train = uploadBatch(data.images, data.labels, rows, c.inputShape, device);
-      const val = uploadBatch(data.metaImages, data.metaLabels, metaIdx.next().value as Int32Array, c.inputShape, device);
+      const val = uploadBatch(
+        data.metaImages,
+        data.metaLabels,
+        metaIdx.next().value as Int32Array,
+        c.inputShape,
+        device,
+      );
       const log = await trainer.trainStep(train, val);
       if (Number.isFinite(log.hypergradNorm)) norms.push(log.hypergradNorm);
       disposeBatch(train);
       disposeBatch(val);
       onStep?.();
-      if (++step % stepsPerEpoch === 0) accByEpoch.push(await accuracy(c, theta, data.testImages, data.testLabels, device));
+      if (++step % stepsPerEpoch === 0)
+        accByEpoch.push(await accuracy(c, theta, data.testImages, data.testLabels, device));
     }
-    const testAcc = accByEpoch.length && step % stepsPerEpoch === 0 ? accByEpoch[accByEpoch.length - 1] : await accuracy(c, theta, data.testImages, data.testLabels, device);
+    const testAcc =
+      accByEpoch.length && step % stepsPerEpoch === 0
+        ? accByEpoch[accByEpoch.length - 1]
+        : await accuracy(c, theta, data.testImages, data.testLabels, device);
     const curve = await weightCurve(lambda, device);
-    return { method, seed, testAcc, accByEpoch, meanHypergradNorm: norms.length ? norms.reduce((a, b) => a + b, 0) / norms.length : NaN, curve, seconds: (performance.now() - t0) / 1000 };
+    return {
+      method,
+      seed,
+      testAcc,
+      accByEpoch,
+      meanHypergradNorm: norms.length ? norms.reduce((a, b) => a + b, 0) / norms.length : NaN,
+      curve,
+      seconds: (performance.now() - t0) / 1000,
+    };
   } finally {
     thetaOptimizer.dispose();
     lambdaOptimizer.dispose();
@@ -192,7 +288,12 @@ export async function runMwnLabelNoise(device: Device, cfg: E3Config, onStep?: (
     return { mean, std: Math.sqrt(a.reduce((x, y) => x + (y - mean) ** 2, 0) / a.length) };
   };
   const [b, t, e] = E3_METHODS.map(stat);
-  return { testAcc: { baseline: b.mean, t1t2: t.mean, evograd: e.mean }, testAccStd: { baseline: b.std, t1t2: t.std, evograd: e.std }, runs, config: cfg };
+  return {
+    testAcc: { baseline: b.mean, t1t2: t.mean, evograd: e.mean },
+    testAccStd: { baseline: b.std, t1t2: t.std, evograd: e.std },
+    runs,
+    config: cfg,
+  };
 }
 
 const LABEL: Record<E3Method, string> = { baseline: 'baseline', 't1-t2': 'T1–T2', 'evograd-k2': 'EvoGrad' };
@@ -204,11 +305,15 @@ export const mwnLabelNoiseSection = seeded({
   defaultSeeds: (quick) => [...(quick ? E3_QUICK : E3_FULL).seeds],
   async runSeed(ctx, seed): Promise<{ runs: E3Run[] }> {
     const cfg = ctx.quick ? E3_QUICK : E3_FULL;
-    const progress = ctx.progress(Math.floor(cfg.train / cfg.batch) * cfg.epochs * E3_METHODS.length, `seed ${seed} online steps`);
+    const progress = ctx.progress(
+      Math.floor(cfg.train / cfg.batch) * cfg.epochs * E3_METHODS.length,
+      `seed ${seed} online steps`,
+    );
     try {
       const data = loadE3Data(cfg, seed);
       const runs: E3Run[] = [];
-      for (const method of E3_METHODS) runs.push(await runE3Method(method, data, cfg, seed, ctx.device, () => progress.increment(1)));
+      for (const method of E3_METHODS)
+        runs.push(await runE3Method(method, data, cfg, seed, ctx.device, () => progress.increment(1)));
       return { runs };
     } finally {
       progress.stop();
@@ -218,9 +323,12 @@ export const mwnLabelNoiseSection = seeded({
     const cfg = ctx.quick ? E3_QUICK : E3_FULL;
     const seeds = perSeed.map((s) => s.seed);
     const runs = perSeed.flatMap((s) => (s.json as { runs: E3Run[] }).runs);
-    const of = (m: E3Method, f: (r: E3Run) => number) => perSeed.map((s) => f((s.json as { runs: E3Run[] }).runs.find((r) => r.method === m)!));
+    const of = (m: E3Method, f: (r: E3Run) => number) =>
+      perSeed.map((s) => f((s.json as { runs: E3Run[] }).runs.find((r) => r.method === m)!));
     const final = Object.fromEntries(E3_METHODS.map((m) => [m, of(m, (r) => r.testAcc * 100)]));
-    const best = Object.fromEntries(E3_METHODS.map((m) => [m, of(m, (r) => Math.max(...(r.accByEpoch?.length ? r.accByEpoch : [r.testAcc])) * 100)]));
+    const best = Object.fromEntries(
+      E3_METHODS.map((m) => [m, of(m, (r) => Math.max(...(r.accByEpoch?.length ? r.accByEpoch : [r.testAcc])) * 100)]),
+    );
     const finalIv = Object.fromEntries(E3_METHODS.map((m) => [m, meanInterval(final[m])]));
     const bestIv = Object.fromEntries(E3_METHODS.map((m) => [m, meanInterval(best[m])]));
     const pairs: PairDiff[] = [
@@ -235,26 +343,81 @@ export const mwnLabelNoiseSection = seeded({
     const f = (iv: { mean: number; ci95: [number, number] }) => formatInterval(iv.mean, iv.ci95, 4);
     const bars: Row[] = runs.map((r) => ({ method: r.method, seed: `seed ${r.seed}`, acc: r.testAcc * 100 }));
     // The baseline never trains its weight net: its curve is the initial one, kept as the reference.
-    const curves: Row[] = runs.flatMap((r) => r.curve.map((p) => ({ ...p, method: r.method === 'baseline' ? 'initial' : r.method, seed: r.seed })));
+    const curves: Row[] = runs.flatMap((r) =>
+      r.curve.map((p) => ({ ...p, method: r.method === 'baseline' ? 'initial' : r.method, seed: r.seed })),
+    );
     const summary: SummaryRow[] = [
-      ...E3_METHODS.map((m) => ({ metric: `test accuracy %, ${LABEL[m]}: final; best epoch`, value: `${f(finalIv[m])}; ${f(bestIv[m])}`, paper: { baseline: '70.8', 't1-t2': '87.5', 'evograd-k2': '87.7' }[m] + ' (CIFAR-10, 40 %)', goal: '–', mark: null })),
-      { metric: 'T1–T2 − baseline, final accuracy (points, paired)', value: formatInterval(gain.meanDiff, gain.ci95), paper: '+16.7 (CIFAR-10)', goal: '≥ 2', mark: markGoal(gain, '>=', 2) },
-      { metric: 'EvoGrad − T1–T2, final accuracy (points, paired)', value: formatInterval(gap.meanDiff, gap.ci95), paper: '+0.2 (CIFAR-10)', goal: 'within ±1', mark: markBand(gap, -1, 1) },
-      { metric: 'mean ‖hypergradient‖ EvoGrad / T1–T2', value: mean(norms('evograd-k2')) / mean(norms('t1-t2')), paper: '–', goal: '≈ σ²/(2τα) ~ 1e-4 (scaling note)', mark: null },
+      ...E3_METHODS.map((m) => ({
+        metric: `test accuracy %, ${LABEL[m]}: final; best epoch`,
+        value: `${f(finalIv[m])}; ${f(bestIv[m])}`,
+        paper: `${{ baseline: '70.8', 't1-t2': '87.5', 'evograd-k2': '87.7' }[m]} (CIFAR-10, 40 %)`,
+        goal: '–',
+        mark: null,
+      })),
+      {
+        metric: 'T1–T2 − baseline, final accuracy (points, paired)',
+        value: formatInterval(gain.meanDiff, gain.ci95),
+        paper: '+16.7 (CIFAR-10)',
+        goal: '≥ 2',
+        mark: markGoal(gain, '>=', 2),
+      },
+      {
+        metric: 'EvoGrad − T1–T2, final accuracy (points, paired)',
+        value: formatInterval(gap.meanDiff, gap.ci95),
+        paper: '+0.2 (CIFAR-10)',
+        goal: 'within ±1',
+        mark: markBand(gap, -1, 1),
+      },
+      {
+        metric: 'mean ‖hypergradient‖ EvoGrad / T1–T2',
+        value: mean(norms('evograd-k2')) / mean(norms('t1-t2')),
+        paper: '–',
+        goal: '≈ σ²/(2τα) ~ 1e-4 (scaling note)',
+        mark: null,
+      },
     ];
-    const means = (iv: Record<string, { mean: number }>) => ({ baseline: iv.baseline.mean, t1t2: iv['t1-t2'].mean, evograd: iv['evograd-k2'].mean });
+    const means = (iv: Record<string, { mean: number }>) => ({
+      baseline: iv.baseline.mean,
+      t1t2: iv['t1-t2'].mean,
+      evograd: iv['evograd-k2'].mean,
+    });
     return {
       summary,
       figures: [
-        { name: 'accuracy', spec: groupedBars({ title: 'Test accuracy under 40% uniform label noise (%)', data: bars, category: { field: 'method', title: 'method' }, group: { field: 'seed', title: 'seed' }, color: { field: 'method', title: 'method' }, value: { field: 'acc', title: 'test accuracy (%)' }, width: 320 }) },
-        { name: 'weighting-function', spec: lineChart({ title: 'Learned weighting function v(ℓ) (initial: the untrained net)', data: curves, x: { field: 'loss', title: 'training loss ℓ' }, y: { field: 'weight', title: 'weight v(ℓ)' }, series: { field: 'method', title: 'method' }, detail: { field: 'seed', title: 'seed' }, points: false }) },
+        {
+          name: 'accuracy',
+          spec: groupedBars({
+            title: 'Test accuracy under 40% uniform label noise (%)',
+            data: bars,
+            category: { field: 'method', title: 'method' },
+            group: { field: 'seed', title: 'seed' },
+            color: { field: 'method', title: 'method' },
+            value: { field: 'acc', title: 'test accuracy (%)' },
+            width: 320,
+          }),
+        },
+        {
+          name: 'weighting-function',
+          spec: lineChart({
+            title: 'Learned weighting function v(ℓ) (initial: the untrained net)',
+            data: curves,
+            x: { field: 'loss', title: 'training loss ℓ' },
+            y: { field: 'weight', title: 'weight v(ℓ)' },
+            series: { field: 'method', title: 'method' },
+            detail: { field: 'seed', title: 'seed' },
+            points: false,
+          }),
+        },
       ],
       json: {
         testAcc: means(finalIv),
         testAccStd: { baseline: sd(final.baseline), t1t2: sd(final['t1-t2']), evograd: sd(final['evograd-k2']) },
         finalAcc: means(finalIv),
         bestAcc: means(bestIv),
-        intervals: { final: Object.fromEntries(E3_METHODS.map((m) => [m, intervalJson(finalIv[m])])), best: Object.fromEntries(E3_METHODS.map((m) => [m, intervalJson(bestIv[m])])) },
+        intervals: {
+          final: Object.fromEntries(E3_METHODS.map((m) => [m, intervalJson(finalIv[m])])),
+          best: Object.fromEntries(E3_METHODS.map((m) => [m, intervalJson(bestIv[m])])),
+        },
         pairs,
         seeds,
         runs: runs.map(({ curve: _c, ...r }) => r),

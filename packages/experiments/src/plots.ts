@@ -82,7 +82,9 @@ interface Field {
 }
 
 function field(ref: FieldRef): Field {
-  return typeof ref === 'string' ? { field: ref, title: ref } : { field: ref.field, title: ref.title ?? ref.field, integer: ref.integer };
+  return typeof ref === 'string'
+    ? { field: ref, title: ref }
+    : { field: ref.field, title: ref.title ?? ref.field, integer: ref.integer };
 }
 
 /** Shared look: one font everywhere, white background (PNG viewers show transparency as black or checkers). */
@@ -119,7 +121,9 @@ function cleanRows(rows: Row[], numeric: string[], positive: string[]): Row[] {
 
 /** The finite numbers a field takes over the rows. */
 function numbers(rows: Row[], fields: string[]): number[] {
-  return rows.flatMap((r) => fields.map((f) => r[f])).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  return rows
+    .flatMap((r) => fields.map((f) => r[f]))
+    .filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
 }
 
 /** The power of ten at or below `v` (> 0), robust to log10's rounding (log10(1000) = 2.9999999999999996). */
@@ -208,7 +212,14 @@ function axis(f: Field, values: number[], auto: boolean, scaled?: Scale): { axis
 }
 
 /** Dash patterns in the order variants first appear: the first solid, as is a method that has no variants. */
-export const DASHES: number[][] = [[1, 0], [7, 4], [2, 3], [10, 3, 2, 3], [4, 2], [12, 6]];
+export const DASHES: number[][] = [
+  [1, 0],
+  [7, 4],
+  [2, 3],
+  [10, 3, 2, 3],
+  [4, 2],
+  [12, 6],
+];
 
 function dashEncoding(variant: Field, values: Row[]) {
   const seen = [...new Set(values.map((r) => String(r[variant.field])))];
@@ -221,7 +232,10 @@ function dashEncoding(variant: Field, values: Row[]) {
     title: variant.title,
     scale: { domain, range },
     // Dash swatches in a neutral grey (the colour is the method's); one variant alone needs no legend.
-    legend: named.length < 2 && !domain.includes('') ? null : {
+    legend:
+      named.length < 2 && !domain.includes('')
+        ? null
+        : {
             values: named,
             symbolType: 'stroke',
             symbolStrokeWidth: 2,
@@ -240,14 +254,28 @@ export function lineChart(o: LineChartOptions): VegaLiteSpec {
   const variant = o.variant === undefined ? undefined : field(o.variant);
   const detail = o.detail === undefined ? undefined : field(o.detail);
   const bandFields = o.band ? [o.band.lower, o.band.upper] : [];
-  const cleaned = cleanRows(o.data, [x.field, y.field, ...bandFields], [...(o.logX ? [x.field] : []), ...(o.logY ? [y.field, ...bandFields] : [])]);
+  const cleaned = cleanRows(
+    o.data,
+    [x.field, y.field, ...bandFields],
+    [...(o.logX ? [x.field] : []), ...(o.logY ? [y.field, ...bandFields] : [])],
+  );
   // A method without variants (plain SGD beside EvoGrad K=2 and K=4) has none in its rows: it is drawn solid
   // and left out of the dash legend.
-  const values = variant ? cleaned.map((r) => (r[variant.field] === undefined || r[variant.field] === null ? { ...r, [variant.field]: '' } : r)) : cleaned;
+  const values = variant
+    ? cleaned.map((r) =>
+        r[variant.field] === undefined || r[variant.field] === null ? { ...r, [variant.field]: '' } : r,
+      )
+    : cleaned;
   const xs = numbers(values, [x.field]);
   const ys = [...numbers(values, [y.field, ...bandFields]), ...(o.rule && o.logY ? [o.rule.y] : [])];
   const xScale = scale(o.logX, false, xs);
-  const xEnc = { field: x.field, type: 'quantitative' as const, title: x.title, scale: xScale, ...axis(x, xs, true, xScale) };
+  const xEnc = {
+    field: x.field,
+    type: 'quantitative' as const,
+    title: x.title,
+    scale: xScale,
+    ...axis(x, xs, true, xScale),
+  };
   const yScale = scale(o.logY, false, ys);
   const yAxis = axis(y, ys, false, yScale);
   const color = series ? { color: { field: series.field, type: 'nominal' as const, title: series.title } } : {};
@@ -282,7 +310,10 @@ export function lineChart(o: LineChartOptions): VegaLiteSpec {
     layers.push({
       data: { values: [{ y: o.rule.y, label: o.rule.label ?? '' }] },
       layer: [
-        { mark: { type: 'rule', strokeDash: [6, 4], color: '#444' }, encoding: { y: { field: 'y', type: 'quantitative' } } },
+        {
+          mark: { type: 'rule', strokeDash: [6, 4], color: '#444' },
+          encoding: { y: { field: 'y', type: 'quantitative' } },
+        },
         {
           mark: { type: 'text', align: 'right', baseline: 'bottom', dy: -3, x: 'width', color: '#444' },
           encoding: { y: { field: 'y', type: 'quantitative' }, text: { field: 'label' } },
@@ -313,8 +344,20 @@ export function scatter(o: ScatterOptions): VegaLiteSpec {
   const joint = [...xs, ...ys];
   const xScale = scale(o.logX, false, o.identityLine ? joint : xs);
   const yScale = scale(o.logY, false, o.identityLine ? joint : ys);
-  const xEnc = { field: x.field, type: 'quantitative' as const, title: x.title, scale: xScale, ...axis(x, xs, true, xScale) };
-  const yEnc = { field: y.field, type: 'quantitative' as const, title: y.title, scale: yScale, ...axis(y, ys, false, yScale) };
+  const xEnc = {
+    field: x.field,
+    type: 'quantitative' as const,
+    title: x.title,
+    scale: xScale,
+    ...axis(x, xs, true, xScale),
+  };
+  const yEnc = {
+    field: y.field,
+    type: 'quantitative' as const,
+    title: y.title,
+    scale: yScale,
+    ...axis(y, ys, false, yScale),
+  };
   const points = {
     mark: { type: 'point' as const, filled: true, size: 50, opacity: 0.8 },
     encoding: {
@@ -324,14 +367,26 @@ export function scatter(o: ScatterOptions): VegaLiteSpec {
       ...(series ? { shape: { field: series.field, type: 'nominal' as const, title: series.title } } : {}),
     },
   };
-  const base = { $schema: SCHEMA, title: title(o), width: o.width ?? 360, height: o.height ?? 300, data: { values }, config: config() };
+  const base = {
+    $schema: SCHEMA,
+    title: title(o),
+    width: o.width ?? 360,
+    height: o.height ?? 300,
+    data: { values },
+    config: config(),
+  };
   if (!o.identityLine) return { ...base, ...points };
   // The diagonal spans the data's joint range so it is visible whatever the scales are.
   const all = values.flatMap((r) => [r[x.field], r[y.field]]).filter((v): v is number => typeof v === 'number');
   const lo = all.length ? Math.min(...all) : 0;
   const hi = all.length ? Math.max(...all) : 1;
   const diagonal = {
-    data: { values: [{ [x.field]: lo, [y.field]: lo }, { [x.field]: hi, [y.field]: hi }] },
+    data: {
+      values: [
+        { [x.field]: lo, [y.field]: lo },
+        { [x.field]: hi, [y.field]: hi },
+      ],
+    },
     mark: { type: 'line' as const, strokeDash: [6, 4], color: '#888' },
     encoding: { x: xEnc, y: yEnc },
   };
@@ -350,7 +405,13 @@ export function groupedBars(o: GroupedBarsOptions): VegaLiteSpec {
   // would reserve a slot per group in every category and leave 7 of 8 slots empty.
   const offset = group.field !== category.field;
   const shared = {
-    x: { field: category.field, type: 'nominal' as const, title: category.title, axis: { labelAngle: 0, labelLimit: 0 }, sort: null },
+    x: {
+      field: category.field,
+      type: 'nominal' as const,
+      title: category.title,
+      axis: { labelAngle: 0, labelLimit: 0 },
+      sort: null,
+    },
     ...(offset ? { xOffset: { field: group.field, type: 'nominal' as const, sort: null } } : {}),
   };
   const ys = numbers(values, [value.field, ...errFields]);
@@ -360,7 +421,14 @@ export function groupedBars(o: GroupedBarsOptions): VegaLiteSpec {
     encoding: {
       ...shared,
       // Grouped, never stacked: a stack would also start every bar at 0, which a log axis cannot show.
-      y: { field: value.field, type: 'quantitative' as const, title: value.title, scale: yScale, stack: null, ...axis(value, ys, false, yScale) },
+      y: {
+        field: value.field,
+        type: 'quantitative' as const,
+        title: value.title,
+        scale: yScale,
+        stack: null,
+        ...axis(value, ys, false, yScale),
+      },
       color: {
         field: colour.field,
         type: 'nominal' as const,
@@ -400,5 +468,11 @@ export function groupedBars(o: GroupedBarsOptions): VegaLiteSpec {
 export function sideBySide(figureTitle: string, specs: VegaLiteSpec[]): VegaLiteSpec {
   // Sub-specs keep their own data and titles; $schema and config only belong at the top level.
   const parts = specs.map(({ $schema: _schema, config: _config, ...rest }) => rest);
-  return { $schema: SCHEMA, title: { text: figureTitle, offset: 12 }, hconcat: parts, spacing: 30, config: config() } as VegaLiteSpec;
+  return {
+    $schema: SCHEMA,
+    title: { text: figureTitle, offset: 12 },
+    hconcat: parts,
+    spacing: 30,
+    config: config(),
+  } as VegaLiteSpec;
 }

@@ -106,7 +106,10 @@ export interface SeededSection extends ReportSection {
 }
 
 export function isSeeded(section: ReportSection): section is SeededSection {
-  return typeof (section as Partial<SeededSection>).runSeed === 'function' && typeof (section as Partial<SeededSection>).summarise === 'function';
+  return (
+    typeof (section as Partial<SeededSection>).runSeed === 'function' &&
+    typeof (section as Partial<SeededSection>).summarise === 'function'
+  );
 }
 
 /** JSON in, JSON out: what a per-seed file holds once read back (NaN and ±Infinity become null, undefined fields vanish). */
@@ -120,7 +123,8 @@ export function seeded(def: Omit<SeededSection, 'run'>): SeededSection {
     ...def,
     async run(ctx) {
       const perSeed: SeedRecord[] = [];
-      for (const seed of def.defaultSeeds(ctx.quick)) perSeed.push({ seed, json: plainJson(await def.runSeed(ctx, seed)) });
+      for (const seed of def.defaultSeeds(ctx.quick))
+        perSeed.push({ seed, json: plainJson(await def.runSeed(ctx, seed)) });
       const extras: Record<string, unknown> = {};
       for (const [name, fn] of Object.entries(def.extras ?? {})) extras[name] = plainJson(await fn(ctx));
       return def.summarise(perSeed, { quick: ctx.quick, log: ctx.log, extras });
@@ -149,7 +153,10 @@ export function sectionChoice(section: Pick<ReportSection, 'id' | 'title'>): str
 /** Every choice, in experiment-number order (selftest first): `selftest, e1 evograd-toy, e2 …`. */
 export function sectionChoices(sections: readonly Pick<ReportSection, 'id' | 'title'>[]): string {
   const rank = (s: Pick<ReportSection, 'title'>): number => Number(sectionNumber(s)?.slice(1) ?? 0);
-  return [...sections].sort((a, b) => rank(a) - rank(b)).map(sectionChoice).join(', ');
+  return [...sections]
+    .sort((a, b) => rank(a) - rank(b))
+    .map(sectionChoice)
+    .join(', ');
 }
 
 /**
@@ -159,11 +166,16 @@ export function sectionChoices(sections: readonly Pick<ReportSection, 'id' | 'ti
 export function selectSections(sections: readonly ReportSection[], only: string[] | undefined): ReportSection[] {
   if (!only || only.length === 0) return [...sections];
   const wanted = new Set(only.map((s) => s.trim().toLowerCase()).filter(Boolean));
-  const names = (s: ReportSection): string[] => [s.id.toLowerCase(), ...(sectionNumber(s) ? [sectionNumber(s) as string] : [])];
+  const names = (s: ReportSection): string[] => [
+    s.id.toLowerCase(),
+    ...(sectionNumber(s) ? [sectionNumber(s) as string] : []),
+  ];
   const known = new Set(sections.flatMap(names));
   const unknown = [...wanted].filter((id) => !known.has(id));
   if (unknown.length) {
-    throw new ReportOptionError(`unknown report section${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `'${u}'`).join(', ')} (choose from ${sectionChoices(sections)})`);
+    throw new ReportOptionError(
+      `unknown report section${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `'${u}'`).join(', ')} (choose from ${sectionChoices(sections)})`,
+    );
   }
   return sections.filter((s) => names(s).some((n) => wanted.has(n)));
 }

@@ -7,7 +7,9 @@ import type { ReportSection, SectionContext, SectionResult } from './section';
 async function run(ctx: SectionContext): Promise<SectionResult> {
   const report = await doctor(ctx.device);
   // Small sizes in the quick mode: this section is a pipeline check, not a benchmark.
-  const sizes = ctx.quick ? [1 << 12, 1 << 14, 1 << 16, 1 << 18] : [1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22];
+  const sizes = ctx.quick
+    ? [1 << 12, 1 << 14, 1 << 16, 1 << 18]
+    : [1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22];
   const repeats = ctx.quick ? 3 : 5;
   const rows: Row[] = [];
   let allOk = report.selftest.ok;
@@ -22,7 +24,13 @@ async function run(ctx: SectionContext): Promise<SectionResult> {
         progress.increment(1, { metric: `n=${n} ${t.ms.toFixed(2)} ms` });
       }
       const mean = ms.reduce((a, b) => a + b, 0) / ms.length;
-      rows.push({ elements: n, adapter: ctx.device.adapter.name, meanMs: mean, minMs: Math.min(...ms), maxMs: Math.max(...ms) });
+      rows.push({
+        elements: n,
+        adapter: ctx.device.adapter.name,
+        meanMs: mean,
+        minMs: Math.min(...ms),
+        maxMs: Math.max(...ms),
+      });
     }
   } finally {
     progress.stop();
@@ -32,9 +40,27 @@ async function run(ctx: SectionContext): Promise<SectionResult> {
   const gbPerS = (12 * Number(largest.elements)) / (Number(largest.minMs) * 1e6);
   return {
     summary: [
-      { metric: 'axpy self-test max |error| (2^20 floats)', value: report.selftest.maxAbsError, paper: '–', goal: '≤ 1e-6', mark: markCheck(report.selftest.ok) },
-      { metric: 'axpy sweep matches CPU at every size', value: allOk ? 'yes' : 'no', paper: '–', goal: 'yes', mark: markCheck(allOk) },
-      { metric: `axpy effective bandwidth at 2^${Math.log2(Number(largest.elements))} (GB/s)`, value: gbPerS, paper: '–', goal: '–', mark: null },
+      {
+        metric: 'axpy self-test max |error| (2^20 floats)',
+        value: report.selftest.maxAbsError,
+        paper: '–',
+        goal: '≤ 1e-6',
+        mark: markCheck(report.selftest.ok),
+      },
+      {
+        metric: 'axpy sweep matches CPU at every size',
+        value: allOk ? 'yes' : 'no',
+        paper: '–',
+        goal: 'yes',
+        mark: markCheck(allOk),
+      },
+      {
+        metric: `axpy effective bandwidth at 2^${Math.log2(Number(largest.elements))} (GB/s)`,
+        value: gbPerS,
+        paper: '–',
+        goal: '–',
+        mark: null,
+      },
     ],
     figures: [
       {

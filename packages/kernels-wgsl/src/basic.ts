@@ -21,7 +21,10 @@ export function fillKernel(key: FillKey): KernelSpec {
     name: `fill:${key.dtype}`,
     inputs: [],
     outputs: [{ name: 'out', dtype: key.dtype }],
-    uniforms: [['n', 'u32'], ['bits', 'u32']],
+    uniforms: [
+      ['n', 'u32'],
+      ['bits', 'u32'],
+    ],
     workgroupSize: LINEAR_WG,
     body: `if (gi >= u.n) { return; }
   out[gi] = bitcast<${key.dtype}>(u.bits);`,
@@ -32,9 +35,15 @@ export function fillKernel(key: FillKey): KernelSpec {
 export function axpyKernel(): KernelSpec {
   return memoKernel(basicCache, 'axpy:f32', () => ({
     name: 'axpy:f32',
-    inputs: [{ name: 'x', dtype: 'f32' }, { name: 'y', dtype: 'f32', access: 'read_write' }],
+    inputs: [
+      { name: 'x', dtype: 'f32' },
+      { name: 'y', dtype: 'f32', access: 'read_write' },
+    ],
     outputs: [],
-    uniforms: [['n', 'u32'], ['a', 'f32']],
+    uniforms: [
+      ['n', 'u32'],
+      ['a', 'f32'],
+    ],
     workgroupSize: LINEAR_WG,
     body: `if (gi >= u.n) { return; }
   y[gi] = u.a * x[gi] + y[gi];`,

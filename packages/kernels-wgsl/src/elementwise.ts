@@ -4,8 +4,23 @@ import { memoKernel, type KernelIR } from './render';
 import type { DType, KernelSpec } from './types';
 
 export const UNARY_OP_NAMES = [
-  'neg', 'exp', 'log', 'log1p', 'expm1', 'sin', 'cos', 'tanh', 'sigmoid',
-  'sqrt', 'rsqrt', 'recip', 'abs', 'sign', 'relu', 'square', 'floor',
+  'neg',
+  'exp',
+  'log',
+  'log1p',
+  'expm1',
+  'sin',
+  'cos',
+  'tanh',
+  'sigmoid',
+  'sqrt',
+  'rsqrt',
+  'recip',
+  'abs',
+  'sign',
+  'relu',
+  'square',
+  'floor',
 ] as const;
 export type UnaryOpName = (typeof UNARY_OP_NAMES)[number];
 /** Unary ops that also make sense on integers; the rest are f32-only. */
@@ -41,23 +56,40 @@ export const STRIDED_CHUNK = 8;
 export function unaryExpr(op: UnaryOpName, dtype: DType): string {
   const isFloat = dtype === 'f32';
   switch (op) {
-    case 'neg': return '-v0';
-    case 'exp': return 'exp(v0)';
-    case 'log': return 'mg_log(v0)';
-    case 'log1p': return 'mg_log1p(v0)';
-    case 'expm1': return 'mg_expm1(v0)';
-    case 'sin': return 'sin(v0)';
-    case 'cos': return 'cos(v0)';
-    case 'tanh': return 'mg_tanh(v0)';
-    case 'sigmoid': return 'mg_sigmoid(v0)';
-    case 'sqrt': return 'mg_sqrt(v0)';
-    case 'rsqrt': return '1.0 / mg_sqrt(v0)';
-    case 'recip': return '1.0 / v0';
-    case 'abs': return 'abs(v0)';
-    case 'sign': return isFloat ? 'mg_sign(v0)' : 'sign(v0)';
-    case 'relu': return isFloat ? 'mg_relu(v0)' : `max(v0, ${dtype}(0))`;
-    case 'square': return 'v0 * v0';
-    case 'floor': return 'floor(v0)';
+    case 'neg':
+      return '-v0';
+    case 'exp':
+      return 'exp(v0)';
+    case 'log':
+      return 'mg_log(v0)';
+    case 'log1p':
+      return 'mg_log1p(v0)';
+    case 'expm1':
+      return 'mg_expm1(v0)';
+    case 'sin':
+      return 'sin(v0)';
+    case 'cos':
+      return 'cos(v0)';
+    case 'tanh':
+      return 'mg_tanh(v0)';
+    case 'sigmoid':
+      return 'mg_sigmoid(v0)';
+    case 'sqrt':
+      return 'mg_sqrt(v0)';
+    case 'rsqrt':
+      return '1.0 / mg_sqrt(v0)';
+    case 'recip':
+      return '1.0 / v0';
+    case 'abs':
+      return 'abs(v0)';
+    case 'sign':
+      return isFloat ? 'mg_sign(v0)' : 'sign(v0)';
+    case 'relu':
+      return isFloat ? 'mg_relu(v0)' : `max(v0, ${dtype}(0))`;
+    case 'square':
+      return 'v0 * v0';
+    case 'floor':
+      return 'floor(v0)';
   }
 }
 
@@ -68,21 +100,38 @@ export function binaryExpr(op: BinaryOpName, dtype: DType): string {
   // by its bits: every compare with a NaN is false except `ne`, as in IEEE 754 and torch.
   const nan = 'mg_isnan(v0) || mg_isnan(v1)';
   const cmp = (c: string) =>
-    !isFloat ? `select(0.0, 1.0, v0 ${c} v1)` : c === '!=' ? `select(0.0, 1.0, v0 != v1 || ${nan})` : `select(0.0, 1.0, v0 ${c} v1 && !(${nan}))`;
+    !isFloat
+      ? `select(0.0, 1.0, v0 ${c} v1)`
+      : c === '!='
+        ? `select(0.0, 1.0, v0 != v1 || ${nan})`
+        : `select(0.0, 1.0, v0 ${c} v1 && !(${nan}))`;
   switch (op) {
-    case 'add': return 'v0 + v1';
-    case 'sub': return 'v0 - v1';
-    case 'mul': return 'v0 * v1';
-    case 'div': return 'v0 / v1';
-    case 'pow': return 'mg_pow(v0, v1)';
-    case 'maximum': return isFloat ? 'mg_max(v0, v1)' : 'max(v0, v1)';
-    case 'minimum': return isFloat ? 'mg_min(v0, v1)' : 'min(v0, v1)';
-    case 'eq': return cmp('==');
-    case 'ne': return cmp('!=');
-    case 'lt': return cmp('<');
-    case 'le': return cmp('<=');
-    case 'gt': return cmp('>');
-    case 'ge': return cmp('>=');
+    case 'add':
+      return 'v0 + v1';
+    case 'sub':
+      return 'v0 - v1';
+    case 'mul':
+      return 'v0 * v1';
+    case 'div':
+      return 'v0 / v1';
+    case 'pow':
+      return 'mg_pow(v0, v1)';
+    case 'maximum':
+      return isFloat ? 'mg_max(v0, v1)' : 'max(v0, v1)';
+    case 'minimum':
+      return isFloat ? 'mg_min(v0, v1)' : 'min(v0, v1)';
+    case 'eq':
+      return cmp('==');
+    case 'ne':
+      return cmp('!=');
+    case 'lt':
+      return cmp('<');
+    case 'le':
+      return cmp('<=');
+    case 'gt':
+      return cmp('>');
+    case 'ge':
+      return cmp('>=');
   }
 }
 
@@ -117,14 +166,23 @@ function opFunction(body: MapBody): string {
  * splat element 0, 'uniform' ones are host scalars in the uniform word bits<i>. Uniform: { n, nvec, bits0..3 }.
  */
 function vec4Kernel(body: MapBody, operands: readonly OperandMode[]): KernelIR {
-  if (operands.length !== body.inputs.length) throw new Error(`${body.name}: ${operands.length} operand modes for ${body.inputs.length} inputs`);
+  if (operands.length !== body.inputs.length)
+    throw new Error(`${body.name}: ${operands.length} operand modes for ${body.inputs.length} inputs`);
   const arg = (i: number, c: string) => (operands[i] === 'full' ? `a${i}.${c}` : `s${i}`);
   const call = (c: string) => `op(${operands.map((_, i) => arg(i, c)).join(', ')})`;
-  const splats = operands.map((m, i) => (m === 'scalar' ? `let s${i} = in${i}[0];` : m === 'uniform' ? `let s${i} = bitcast<${body.inputs[i]}>(u.bits${i});` : ''));
+  const splats = operands.map((m, i) =>
+    m === 'scalar'
+      ? `let s${i} = in${i}[0];`
+      : m === 'uniform'
+        ? `let s${i} = bitcast<${body.inputs[i]}>(u.bits${i});`
+        : '',
+  );
   const loads = operands.map((m, i) => (m === 'full' ? `let a${i} = in${i}[j];` : ''));
   return {
     name: `${body.name}:${layoutKey({ kind: 'vec4', operands })}`,
-    inputs: operands.flatMap((m, i) => (m === 'uniform' ? [] : [{ name: `in${i}`, dtype: body.inputs[i], vec: m === 'full' ? 4 : undefined }])),
+    inputs: operands.flatMap((m, i) =>
+      m === 'uniform' ? [] : [{ name: `in${i}`, dtype: body.inputs[i], vec: m === 'full' ? 4 : undefined }],
+    ),
     outputs: [{ name: 'out', dtype: body.output, vec: 4 }],
     uniforms: ['n', 'nvec', 'bits0', 'bits1', 'bits2', 'bits3'].map((f) => [f, 'u32'] as const),
     workgroupSize: LINEAR_WG,
@@ -162,8 +220,10 @@ function stridedKernel(body: MapBody, rank: number): KernelIR {
     for (const i of ins) consts.push(`let st${i}_${d} = u.st${i}${comp(d)};`);
   }
   const decode: string[] = ['var rem = first;'];
-  for (let d = rank - 1; d >= 0; d--) decode.push(d > 0 ? `var c${d} = rem % sh${d}; rem = rem / sh${d};` : `var c0 = rem;`);
-  for (const i of ins) decode.push(`var o${i} = ${Array.from({ length: rank }, (_, d) => `c${d} * st${i}_${d}`).join(' + ')};`);
+  for (let d = rank - 1; d >= 0; d--)
+    decode.push(d > 0 ? `var c${d} = rem % sh${d}; rem = rem / sh${d};` : `var c0 = rem;`);
+  for (const i of ins)
+    decode.push(`var o${i} = ${Array.from({ length: rank }, (_, d) => `c${d} * st${i}_${d}`).join(' + ')};`);
   // Increment dim d, carrying into d-1 when it wraps (u32 wrap-around keeps the offsets exact).
   const step = (d: number): string => {
     const adds = ins.map((i) => `o${i} += st${i}_${d};`).join(' ');
@@ -175,7 +235,11 @@ function stridedKernel(body: MapBody, rank: number): KernelIR {
     name: `${body.name}:${layoutKey({ kind: 'strided', rank })}`,
     inputs: body.inputs.map((dtype, i) => ({ name: `in${i}`, dtype })),
     outputs: [{ name: 'out', dtype: body.output }],
-    uniforms: [...['n', 'p0', 'p1', 'p2'].map((f) => [f, 'u32'] as const), ['shape', arr], ...ins.map((i) => [`st${i}`, arr] as const)],
+    uniforms: [
+      ...['n', 'p0', 'p1', 'p2'].map((f) => [f, 'u32'] as const),
+      ['shape', arr],
+      ...ins.map((i) => [`st${i}`, arr] as const),
+    ],
     workgroupSize: LINEAR_WG,
     functions: opFunction(body),
     body: `let first = gi * ${STRIDED_CHUNK}u;
@@ -207,7 +271,12 @@ export interface UnaryKey {
 /** out = op(x), x contiguous. Uniform: { n, nvec }. Dispatch: linearDispatch(nvec, VEC4_CHUNK). */
 export function unaryKernel(key: UnaryKey): KernelSpec {
   return mapKernel(
-    { name: `unary:${key.op}:${key.dtype}`, inputs: [key.dtype], output: key.dtype, expr: unaryExpr(key.op, key.dtype) },
+    {
+      name: `unary:${key.op}:${key.dtype}`,
+      inputs: [key.dtype],
+      output: key.dtype,
+      expr: unaryExpr(key.op, key.dtype),
+    },
     { kind: 'vec4', operands: ['full'] },
   );
 }
@@ -245,7 +314,10 @@ export function axpbyKernel(): KernelSpec {
 
 /** relu's VJP in one kernel: gy where x > 0, else 0 (f32, any elementwise layout: gy and x may broadcast). */
 export function reluGradKernel(layout: ElementwiseLayout): KernelSpec {
-  return mapKernel({ name: 'reluGrad:f32', inputs: ['f32', 'f32'], output: 'f32', expr: 'select(0.0, v0, v1 > 0.0)' }, layout);
+  return mapKernel(
+    { name: 'reluGrad:f32', inputs: ['f32', 'f32'], output: 'f32', expr: 'select(0.0, v0, v1 > 0.0)' },
+    layout,
+  );
 }
 
 export interface WhereKey {
@@ -258,7 +330,12 @@ export interface WhereKey {
 export function whereKernel(key: WhereKey): KernelSpec {
   const truth = key.condDtype === 'f32' ? '(bitcast<u32>(v0) & 0x7fffffffu) != 0u' : `v0 != ${key.condDtype}(0)`;
   return mapKernel(
-    { name: `where:${key.condDtype}:${key.dtype}`, inputs: [key.condDtype, key.dtype, key.dtype], output: key.dtype, expr: `select(v2, v1, ${truth})` },
+    {
+      name: `where:${key.condDtype}:${key.dtype}`,
+      inputs: [key.condDtype, key.dtype, key.dtype],
+      output: key.dtype,
+      expr: `select(v2, v1, ${truth})`,
+    },
     key.layout,
   );
 }

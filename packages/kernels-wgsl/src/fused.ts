@@ -38,13 +38,16 @@ export const FUSED_CHUNK = 4;
 function opExpr(op: FusedOp): string {
   if (op === 'reluGrad') return 'select(0.0, v0, v1 > 0.0)';
   if (op === 'copy') return 'v0';
-  if ((['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op)) return binaryExpr(op as ArithOpName, 'f32');
+  if ((['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op))
+    return binaryExpr(op as ArithOpName, 'f32');
   return unaryExpr(op as UnaryOpName, 'f32');
 }
 
 /** Arity of a fused op. */
 export function fusedArity(op: FusedOp): 1 | 2 {
-  return op === 'reluGrad' || (['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op) ? 2 : 1;
+  return op === 'reluGrad' || (['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op)
+    ? 2
+    : 1;
 }
 
 /** The structural key of a program (names every parameter the builder reads). */
@@ -64,9 +67,18 @@ export function fusedKey(p: FusedProgram): string {
  */
 function buildFusedVec4(p: FusedProgram): KernelIR {
   const vecBinding = new Set(p.reads.filter((r) => r.mode === 'full').map((r) => r.binding));
-  const uniforms: [string, string][] = [['n', 'u32'], ['p0', 'u32'], ['p1', 'u32'], ['p2', 'u32']];
+  const uniforms: [string, string][] = [
+    ['n', 'u32'],
+    ['p0', 'u32'],
+    ['p1', 'u32'],
+    ['p2', 'u32'],
+  ];
   if (p.scalars) uniforms.push(['sc', `array<vec4<u32>, ${Math.ceil(p.scalars / 4)}>`]);
-  const lines: string[] = [`let first = gi * ${FUSED_CHUNK}u;`, 'if (first >= u.p0) { return; }', `let last = min(first + ${FUSED_CHUNK}u, u.p0);`];
+  const lines: string[] = [
+    `let first = gi * ${FUSED_CHUNK}u;`,
+    'if (first >= u.p0) { return; }',
+    `let last = min(first + ${FUSED_CHUNK}u, u.p0);`,
+  ];
   for (let k = 0; k < p.scalars; k++) lines.push(`let s${k} = bitcast<f32>(u.sc[${k >> 2}].${'xyzw'[k & 3]});`);
   p.reads.forEach((r, k) => {
     if (r.mode === 'scalar') lines.push(`let l${k} = in${r.binding}[0]${vecBinding.has(r.binding) ? '.x' : ''};`);
@@ -76,7 +88,8 @@ function buildFusedVec4(p: FusedProgram): KernelIR {
     if (r.mode === 'full') lines.push(`  let a${k} = in${r.binding}[j];`);
   });
   const lanes = ['x', 'y', 'z', 'w'];
-  const laneRef = (ref: string, c: string) => (ref[0] === 't' || (ref[0] === 'l' && p.reads[Number(ref.slice(1))].mode === 'full') ? `${ref}_${c}` : ref);
+  const laneRef = (ref: string, c: string) =>
+    ref[0] === 't' || (ref[0] === 'l' && p.reads[Number(ref.slice(1))].mode === 'full') ? `${ref}_${c}` : ref;
   for (const c of lanes) {
     p.reads.forEach((r, k) => {
       if (r.mode === 'full') lines.push(`  let l${k}_${c} = a${k}.${c};`);
@@ -90,7 +103,11 @@ function buildFusedVec4(p: FusedProgram): KernelIR {
   lines.push('}');
   return {
     name: `fused4:${p.outputs.length}`,
-    inputs: Array.from({ length: p.bindings }, (_, b) => ({ name: `in${b}`, dtype: 'f32' as const, vec: vecBinding.has(b) ? (4 as const) : undefined })),
+    inputs: Array.from({ length: p.bindings }, (_, b) => ({
+      name: `in${b}`,
+      dtype: 'f32' as const,
+      vec: vecBinding.has(b) ? (4 as const) : undefined,
+    })),
     outputs: p.outputs.map((_, i) => ({ name: `out${i}`, dtype: 'f32' as const, vec: 4 as const })),
     uniforms,
     workgroupSize: LINEAR_WG,
@@ -103,7 +120,12 @@ function buildFused(p: FusedProgram): KernelIR {
   const arr = (len: number) => `array<vec4<u32>, ${len}>`;
   const comp = (field: string, d: number) => `u.${field}[${d >> 2}].${'xyzw'[d & 3]}`;
   const strided = p.reads.map((r, k) => (r.mode === 'strided' ? k : -1)).filter((k) => k >= 0);
-  const uniforms: [string, string][] = [['n', 'u32'], ['p0', 'u32'], ['p1', 'u32'], ['p2', 'u32']];
+  const uniforms: [string, string][] = [
+    ['n', 'u32'],
+    ['p0', 'u32'],
+    ['p1', 'u32'],
+    ['p2', 'u32'],
+  ];
   if (strided.length) {
     uniforms.push(['shape', arr(MAX_ELEMENTWISE_RANK / 4)]);
     for (const k of strided) uniforms.push([`st${k}`, arr(MAX_ELEMENTWISE_RANK / 4)]);
@@ -111,15 +133,23 @@ function buildFused(p: FusedProgram): KernelIR {
   if (p.scalars) uniforms.push(['sc', arr(Math.ceil(p.scalars / 4))]);
   const lines: string[] = [];
   for (let k = 0; k < p.scalars; k++) lines.push(`let s${k} = bitcast<f32>(${comp('sc', k)});`);
-  lines.push(`let first = gi * ${FUSED_CHUNK}u;`, `let last = min(first + ${FUSED_CHUNK}u, u.n);`, 'for (var e = first; e < last; e++) {');
+  lines.push(
+    `let first = gi * ${FUSED_CHUNK}u;`,
+    `let last = min(first + ${FUSED_CHUNK}u, u.n);`,
+    'for (var e = first; e < last; e++) {',
+  );
   if (strided.length) {
     lines.push('  var rem = e;');
     for (const k of strided) lines.push(`  var o${k} = 0u;`);
     for (let d = p.rank - 1; d >= 0; d--) {
-      lines.push(`  { let c = rem % ${comp('shape', d)}; rem = rem / ${comp('shape', d)};${strided.map((k) => ` o${k} += c * ${comp(`st${k}`, d)};`).join('')} }`);
+      lines.push(
+        `  { let c = rem % ${comp('shape', d)}; rem = rem / ${comp('shape', d)};${strided.map((k) => ` o${k} += c * ${comp(`st${k}`, d)};`).join('')} }`,
+      );
     }
   }
-  p.reads.forEach((r, k) => lines.push(`  let l${k} = in${r.binding}[${r.mode === 'full' ? 'e' : r.mode === 'scalar' ? '0u' : `o${k}`}];`));
+  p.reads.forEach((r, k) =>
+    lines.push(`  let l${k} = in${r.binding}[${r.mode === 'full' ? 'e' : r.mode === 'scalar' ? '0u' : `o${k}`}];`),
+  );
   p.steps.forEach((s, j) => {
     const expr = opExpr(s.op).replace(/\bv([01])\b/g, (_, i: string) => s.args[Number(i)]);
     lines.push(`  let t${j} = ${expr};`);
@@ -164,7 +194,8 @@ export function fusedLoad(p: FusedProgram): FusedLoad {
  * `pout` (the raw product is live too). Bindings, uniform fields and words as in fusedLoad.
  */
 export function fusedEpilogue(p: FusedProgram, raw: boolean, rowCol = false): FusedLoad {
-  if (p.reads.filter((r) => r.mode === 'acc').length !== 1) throw new Error('fused epilogue: needs exactly one acc read');
+  if (p.reads.filter((r) => r.mode === 'acc').length !== 1)
+    throw new Error('fused epilogue: needs exactly one acc read');
   if (rowCol && p.rank !== 2) throw new Error('fused epilogue: rowCol needs a folded rank of 2');
   return fusedFunctions(p, true, raw, rowCol);
 }
@@ -190,7 +221,9 @@ function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean, rowCol
   const subst = (st: { op: FusedOp; args: readonly FusedRef[] }, ref: (r: FusedRef) => string) =>
     opExpr(st.op).replace(/\bv([01])\b/g, (_, i: string) => ref(st.args[Number(i)]));
   const extra = p.outputs.slice(1);
-  const [fn1, fn4, arg1, arg4] = epilogue ? ['ep', 'ep4', ', acc: f32, er: u32, ec: u32', ', acc: vec4<f32>, er: u32, ec: u32'] : ['pl', 'pl4', '', ''];
+  const [fn1, fn4, arg1, arg4] = epilogue
+    ? ['ep', 'ep4', ', acc: f32, er: u32, ec: u32', ', acc: vec4<f32>, er: u32, ec: u32']
+    : ['pl', 'pl4', '', ''];
   const rawOut = raw ? extra.length : -1;
 
   // Scalar load: decode e over the folded shape when a read is strided.
@@ -200,7 +233,9 @@ function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean, rowCol
   } else if (strided.length) {
     one.push('  var rem = e;', ...strided.map((k) => `  var o${k} = 0u;`));
     for (let d = p.rank - 1; d >= 0; d--) {
-      one.push(`  { let c = rem % ${comp('pshape', d)}; rem = rem / ${comp('pshape', d)};${strided.map((k) => ` o${k} += c * ${comp(`pst${k}`, d)};`).join('')} }`);
+      one.push(
+        `  { let c = rem % ${comp('pshape', d)}; rem = rem / ${comp('pshape', d)};${strided.map((k) => ` o${k} += c * ${comp(`pst${k}`, d)};`).join('')} }`,
+      );
     }
   }
   p.reads.forEach((r, k) => {
@@ -217,7 +252,11 @@ function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean, rowCol
   const four: string[] = [`fn ${fn4}(q: u32${arg4}) -> vec4<f32> {`];
   if (strided.length) {
     const a = (c: string, i: number) => (epilogue ? `, acc.${c}, er, ec${i ? ` + ${i}u` : ''}` : '');
-    four.push('  let e = 4u * q;', `  return vec4<f32>(${fn1}(e${a('x', 0)}), ${fn1}(e + 1u${a('y', 1)}), ${fn1}(e + 2u${a('z', 2)}), ${fn1}(e + 3u${a('w', 3)}));`, '}');
+    four.push(
+      '  let e = 4u * q;',
+      `  return vec4<f32>(${fn1}(e${a('x', 0)}), ${fn1}(e + 1u${a('y', 1)}), ${fn1}(e + 2u${a('z', 2)}), ${fn1}(e + 3u${a('w', 3)}));`,
+      '}',
+    );
   } else {
     four.push(...scalars);
     p.reads.forEach((r, k) => {
@@ -226,9 +265,10 @@ function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean, rowCol
     });
     const lanes = ['x', 'y', 'z', 'w'];
     const isVec = (k: number) => p.reads[k].mode === 'full' || p.reads[k].mode === 'acc';
-    const laneRef = (ref: FusedRef, c: string) => (ref[0] === 't' || (ref[0] === 'l' && isVec(Number(ref.slice(1)))) ? `${ref}_${c}` : ref);
+    const laneRef = (ref: FusedRef, c: string) =>
+      ref[0] === 't' || (ref[0] === 'l' && isVec(Number(ref.slice(1)))) ? `${ref}_${c}` : ref;
     lanes.forEach((c, lane) => {
-      p.reads.forEach((r, k) => {
+      p.reads.forEach((_r, k) => {
         if (isVec(k)) four.push(`  let l${k}_${c} = a${k}.${c};`);
       });
       p.steps.forEach((st, j) => four.push(`  let t${j}_${c} = ${subst(st, (r) => laneRef(r, c))};`));

@@ -57,11 +57,24 @@ export interface MatmulEpilogue {
 }
 
 /** A matmul variant: A, B read, C written, the shared uniform block; `extra` is module-scope WGSL. */
-function matmulIR(key: MatmulKernelKey, elem: { ab?: 4; c?: 4 }, wg: [number, number], body: string, extra = '', epi?: MatmulEpilogue): KernelIR {
+function matmulIR(
+  key: MatmulKernelKey,
+  elem: { ab?: 4; c?: 4 },
+  wg: [number, number],
+  body: string,
+  extra = '',
+  epi?: MatmulEpilogue,
+): KernelIR {
   const ep = epi ? fusedEpilogue(epi.program, epi.raw, epi.rowCol === true) : null;
   return {
-    name: matmulKeyString(key) + (epi ? `:epi:${fusedKey(epi.program)}${epi.raw ? ':raw' : ''}${epi.rowCol ? ':rc' : ''}` : ''),
-    inputs: [{ name: 'A', dtype: 'f32', vec: elem.ab }, { name: 'B', dtype: 'f32', vec: elem.ab }, ...(ep?.inputs ?? [])],
+    name:
+      matmulKeyString(key) +
+      (epi ? `:epi:${fusedKey(epi.program)}${epi.raw ? ':raw' : ''}${epi.rowCol ? ':rc' : ''}` : ''),
+    inputs: [
+      { name: 'A', dtype: 'f32', vec: elem.ab },
+      { name: 'B', dtype: 'f32', vec: elem.ab },
+      ...(ep?.inputs ?? []),
+    ],
     outputs: [{ name: 'C', dtype: 'f32', vec: elem.c }, ...(ep?.outputs ?? [])],
     uniforms: ep ? [...MATMUL_FIELDS, ...ep.uniforms] : MATMUL_FIELDS,
     workgroupSize: [wg[0], wg[1], 1],
@@ -165,13 +178,21 @@ export function matmulKernel(key: MatmulKernelKey, epilogue?: MatmulEpilogue): K
   };
   if (!epilogue) return memoKernel(matmulCache, matmulKeyString(key), build);
   if (epilogueCache.size > 4096) epilogueCache.clear();
-  return memoKernel(epilogueCache, `${matmulKeyString(key)}:epi:${fusedKey(epilogue.program)}:${epilogue.raw}:${epilogue.rowCol === true}`, build);
+  return memoKernel(
+    epilogueCache,
+    `${matmulKeyString(key)}:epi:${fusedKey(epilogue.program)}:${epilogue.raw}:${epilogue.rowCol === true}`,
+    build,
+  );
 }
 
 const SIMPLE_WG = [8, 8] as const;
 
 function simpleKernel(epi?: MatmulEpilogue): KernelIR {
-  return matmulIR({ kind: 'simple' }, {}, [SIMPLE_WG[0], SIMPLE_WG[1]], `let col = u.colBase + gid.x;
+  return matmulIR(
+    { kind: 'simple' },
+    {},
+    [SIMPLE_WG[0], SIMPLE_WG[1]],
+    `let col = u.colBase + gid.x;
   let row = u.rowBase + gid.y;
   if (row >= u.M || col >= u.N) { return; }
   let off = batchOffsets(u.batchBase + gid.z);
@@ -183,7 +204,10 @@ function simpleKernel(epi?: MatmulEpilogue): KernelIR {
     ai += u.aCs;
     bi += u.bRs;
   }
-  ${store1(epi, 'off.z + row * u.N + col', 'acc', '(u.batchBase + gid.z) * u.M + row', 'col')}`, '', epi);
+  ${store1(epi, 'off.z + row * u.N + col', 'acc', '(u.batchBase + gid.z) * u.M + row', 'col')}`,
+    '',
+    epi,
+  );
 }
 
 function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR {
@@ -208,7 +232,9 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
   const transB = key.transB === true;
   if (transB) {
     // Row of Bᵀ holding output column (col4 + c)·4 + e; columns past N read row N-1 (not stored).
-    for (const c of cs) for (const e of ks) lines.push(`  let bt${c}_${e} = bBase + min((col4 + ${c}u) * 4u + ${e}u, u.N - 1u) * btStride;`);
+    for (const c of cs)
+      for (const e of ks)
+        lines.push(`  let bt${c}_${e} = bBase + min((col4 + ${c}u) * 4u + ${e}u, u.N - 1u) * btStride;`);
   } else {
     for (const c of cs) lines.push(`  let bc${c} = bBase + min(col4 + ${c}u, lastCol4);`);
   }
@@ -216,8 +242,10 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
   const body: string[] = [];
   if (transA) {
     // ta{g}_{kk} = Aᵀ[4k + kk][rows row0 + 4g .. + 3]; a{r} (A's row r over k .. k + 3) gathers lane r % 4.
-    for (const g of gs) for (const kk of ks) body.push(`    let ta${g}_${kk} = A[at${g} + (k * 4u + ${kk}u) * atStride];`);
-    for (const r of rs) body.push(`    let a${r} = vec4<f32>(${ks.map((kk) => `ta${r >> 2}_${kk}.${comp[r & 3]}`).join(', ')});`);
+    for (const g of gs)
+      for (const kk of ks) body.push(`    let ta${g}_${kk} = A[at${g} + (k * 4u + ${kk}u) * atStride];`);
+    for (const r of rs)
+      body.push(`    let a${r} = vec4<f32>(${ks.map((kk) => `ta${r >> 2}_${kk}.${comp[r & 3]}`).join(', ')});`);
   } else {
     for (const r of rs) body.push(`    let a${r} = A[ar${r} + k];`);
   }
@@ -225,7 +253,8 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
     // t{c}_{e} = Bᵀ[n = 4(col4+c)+e][4k .. 4k+3]; b{kk}_{c} = B[4k+kk][4(col4+c) .. +3] is its transpose.
     for (const c of cs) for (const e of ks) body.push(`    let t${c}_${e} = B[bt${c}_${e} + k];`);
     for (const kk of ks) {
-      for (const c of cs) body.push(`    let b${kk}_${c} = vec4<f32>(${ks.map((e) => `t${c}_${e}.${comp[kk]}`).join(', ')});`);
+      for (const c of cs)
+        body.push(`    let b${kk}_${c} = vec4<f32>(${ks.map((e) => `t${c}_${e}.${comp[kk]}`).join(', ')});`);
     }
   } else {
     for (const kk of ks) for (const c of cs) body.push(`    let b${kk}_${c} = B[bc${c} + bRow + ${kk}u * bStride];`);
@@ -242,16 +271,26 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
     const inner: string[] = [];
     for (const c of cs) {
       if (vecOut) {
-        inner.push(`    if (col4 + ${c}u < nVec) { ${store4(epi, `cRow + col4 + ${c}u`, `acc${r}_${c}`, `zM + row0 + ${r}u`, `(col4 + ${c}u) * 4u`)} }`);
+        inner.push(
+          `    if (col4 + ${c}u < nVec) { ${store4(epi, `cRow + col4 + ${c}u`, `acc${r}_${c}`, `zM + row0 + ${r}u`, `(col4 + ${c}u) * 4u`)} }`,
+        );
       } else {
         for (let e = 0; e < 4; e++) {
-          inner.push(`    if ((col4 + ${c}u) * 4u + ${e}u < u.N) { ${store1(epi, `cRow + (col4 + ${c}u) * 4u + ${e}u`, `acc${r}_${c}.${comp[e]}`, `zM + row0 + ${r}u`, `(col4 + ${c}u) * 4u + ${e}u`)} }`);
+          inner.push(
+            `    if ((col4 + ${c}u) * 4u + ${e}u < u.N) { ${store1(epi, `cRow + (col4 + ${c}u) * 4u + ${e}u`, `acc${r}_${c}.${comp[e]}`, `zM + row0 + ${r}u`, `(col4 + ${c}u) * 4u + ${e}u`)} }`,
+          );
         }
       }
     }
-    stores.push(`  if (row0 + ${r}u < u.M) {\n    let cRow = cBase + (row0 + ${r}u) * ${vecOut ? 'nVec' : 'u.N'};\n${inner.join('\n')}\n  }`);
+    stores.push(
+      `  if (row0 + ${r}u < u.M) {\n    let cRow = cBase + (row0 + ${r}u) * ${vecOut ? 'nVec' : 'u.N'};\n${inner.join('\n')}\n  }`,
+    );
   }
-  return matmulIR(key, { ab: 4, c: vecOut ? 4 : undefined }, [wgX, wgY], `let row0 = u.rowBase + gid.y * ${R}u;
+  return matmulIR(
+    key,
+    { ab: 4, c: vecOut ? 4 : undefined },
+    [wgX, wgY],
+    `let row0 = u.rowBase + gid.y * ${R}u;
   let col4 = (u.colBase + gid.x * ${cols}u) / 4u;
   let nVec = (u.N + 3u) / 4u;
   if (row0 >= u.M || col4 >= nVec) { return; }
@@ -268,7 +307,10 @@ ${lines.join('\n')}
     ${transB ? '' : 'let bRow = k * 4u * bStride;'}
 ${body.join('\n')}
   }
-${epi ? '  let zM = (u.batchBase + gid.z) * u.M;\n' : ''}${stores.join('\n')}`, '', epi);
+${epi ? '  let zM = (u.batchBase + gid.z) * u.M;\n' : ''}${stores.join('\n')}`,
+    '',
+    epi,
+  );
 }
 
 function workgroupKernel(key: WorkgroupMatmulKey, epi?: MatmulEpilogue): KernelIR {
@@ -281,7 +323,11 @@ function workgroupKernel(key: WorkgroupMatmulKey, epi?: MatmulEpilogue): KernelI
   }
   const tiles = `var<workgroup> As: array<f32, ${TK * TM}>;
 var<workgroup> Bs: array<f32, ${TK * TN}>;`;
-  return matmulIR(key, {}, [wgX, wgY], `let row0 = u.rowBase + wid.y * ${TM}u;
+  return matmulIR(
+    key,
+    {},
+    [wgX, wgY],
+    `let row0 = u.rowBase + wid.y * ${TM}u;
   let col0 = u.colBase + wid.x * ${TN}u;
   let off = batchOffsets(u.batchBase + wid.z);
   var acc: array<f32, ${TR * TC}>;
@@ -317,7 +363,10 @@ var<workgroup> Bs: array<f32, ${TK * TN}>;`;
       let col = col0 + lid.x + c * ${wgX}u;
       if (row < u.M && col < u.N) { ${store1(epi, 'off.z + row * u.N + col', `acc[r * ${TC}u + c]`, '(u.batchBase + wid.z) * u.M + row', 'col')} }
     }
-  }`, tiles, epi);
+  }`,
+    tiles,
+    epi,
+  );
 }
 
 // ---------------------------------------------------------------- packing

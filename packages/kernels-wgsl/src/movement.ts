@@ -53,8 +53,14 @@ export function stridedCopyKernel(key: StridedCopyKey): KernelSpec {
       inputs: [words('src')],
       outputs: [words('dst')],
       uniforms: [
-        ['n', 'u32'], ['base', 'i32'], ['fill', 'u32'], ['last', 'u32'],
-        ['shape', arr8('u32')], ['stride', arr8('i32')], ['lo', arr8('i32')], ['hi', arr8('i32')],
+        ['n', 'u32'],
+        ['base', 'i32'],
+        ['fill', 'u32'],
+        ['last', 'u32'],
+        ['shape', arr8('u32')],
+        ['stride', arr8('i32')],
+        ['lo', arr8('i32')],
+        ['hi', arr8('i32')],
       ],
       workgroupSize: LINEAR_WG,
       body: `if (gi >= u.n) { return; }
@@ -120,7 +126,11 @@ export function gatherKernel(key: GatherKey): KernelSpec {
       name,
       inputs: [words('x'), INDEX],
       outputs: [words('out'), INDEX_FLAGS],
-      uniforms: [...['n', 'axisStride', 'axisSize', 'tag'].map((f) => [f, 'u32'] as const), ['idxShape', arr8('u32')], ['xStride', arr8('u32')]],
+      uniforms: [
+        ...['n', 'axisStride', 'axisSize', 'tag'].map((f) => [f, 'u32'] as const),
+        ['idxShape', arr8('u32')],
+        ['xStride', arr8('u32')],
+      ],
       workgroupSize: LINEAR_WG,
       functions: reportBadIndexFn(INDEX_OP_CODES.gather),
       body: `if (gi >= u.n) { return; }
@@ -192,7 +202,9 @@ export function scatterAddKernel(key: ScatterAddKey): KernelSpec {
       inputs: [{ name: 'x', dtype: t }, INDEX, { name: 'src', dtype: t }],
       outputs: [{ name: 'out', dtype: t }, INDEX_FLAGS],
       uniforms: [
-        ...['n', 'idxAxisLen', 'idxAxisStride', 'srcAxisStride', 'tag', 'pad0', 'pad1', 'pad2'].map((f) => [f, 'u32'] as const),
+        ...['n', 'idxAxisLen', 'idxAxisStride', 'srcAxisStride', 'tag', 'pad0', 'pad1', 'pad2'].map(
+          (f) => [f, 'u32'] as const,
+        ),
         ...['xShape', 'idxShape', 'idxStride', 'srcStride'].map((f) => [f, arr8('u32')] as const),
       ],
       workgroupSize: LINEAR_WG,

@@ -9,7 +9,13 @@ const POOL_FIELDS = ['n', 'H', 'W', 'Ho', 'Wo', 'kH', 'kW', 'sH', 'sW', 'pH', 'p
 const poolCache = new Map<string, KernelSpec>();
 
 /** A pooling kernel over f32 planes: `inputs` are read, `output` written, uniform POOL_FIELDS + `extra`. */
-function poolKernel(name: string, inputs: string[], output: string, body: string, opts: { argmax?: boolean; extra?: string[] } = {}): KernelSpec {
+function poolKernel(
+  name: string,
+  inputs: string[],
+  output: string,
+  body: string,
+  opts: { argmax?: boolean; extra?: string[] } = {},
+): KernelSpec {
   return memoKernel(poolCache, name, () => ({
     name,
     inputs: inputs.map((n) => ({ name: n, dtype: 'f32' })),
@@ -64,13 +70,19 @@ fn windowArgmax(base: u32, oh: u32, ow: u32) -> u32 {
 
 /** out[p, oh, ow] = x at the window's argmax. Bindings: x, out. */
 export function maxPool2dKernel(): KernelSpec {
-  return poolKernel('maxPool2d', ['x'], 'out', `if (gi >= u.n) { return; }
+  return poolKernel(
+    'maxPool2d',
+    ['x'],
+    'out',
+    `if (gi >= u.n) { return; }
   let ow = gi % u.Wo;
   let t = gi / u.Wo;
   let oh = t % u.Ho;
   let p = t / u.Ho;
   let base = p * u.H * u.W;
-  out[gi] = x[base + windowArgmax(base, oh, ow)];`, { argmax: true });
+  out[gi] = x[base + windowArgmax(base, oh, ow)];`,
+    { argmax: true },
+  );
 }
 
 /**
@@ -79,7 +91,11 @@ export function maxPool2dKernel(): KernelSpec {
  * order is fixed (row-major over windows), so the result is deterministic. Bindings: gy, x, gx.
  */
 export function maxPool2dBackwardKernel(): KernelSpec {
-  return poolKernel('maxPool2dBackward', ['gy', 'x'], 'gx', `if (gi >= u.n) { return; }
+  return poolKernel(
+    'maxPool2dBackward',
+    ['gy', 'x'],
+    'gx',
+    `if (gi >= u.n) { return; }
   let iw = gi % u.W;
   let t = gi / u.W;
   let ih = t % u.H;
@@ -93,7 +109,9 @@ export function maxPool2dBackwardKernel(): KernelSpec {
       if (windowArgmax(base, oh, ow) == self_) { acc += gy[(p * u.Ho + oh) * u.Wo + ow]; }
     }
   }
-  gx[gi] = acc;`, { argmax: true });
+  gx[gi] = acc;`,
+    { argmax: true },
+  );
 }
 
 /**
@@ -105,7 +123,11 @@ export function maxPool2dBackwardKernel(): KernelSpec {
  * Uniform: { n = N·C·Th·Tw, H, W, Ho, Wo, kH, kW, sH, sW, pH, pW, Th, Tw }. Bindings: gy, x, gx.
  */
 export function maxPool2dBackwardTileKernel(): KernelSpec {
-  return poolKernel('maxPool2dBackward:tile', ['gy', 'x'], 'gx', `if (gi >= u.n) { return; }
+  return poolKernel(
+    'maxPool2dBackward:tile',
+    ['gy', 'x'],
+    'gx',
+    `if (gi >= u.n) { return; }
   let ow = gi % u.Tw;
   let t = gi / u.Tw;
   let oh = t % u.Th;
@@ -123,12 +145,18 @@ export function maxPool2dBackwardTileKernel(): KernelSpec {
       let i = h * u.W + w;
       gx[base + i] = select(0.0, g, i == bi);
     }
-  }`, { argmax: true, extra: ['Th', 'Tw'] });
+  }`,
+    { argmax: true, extra: ['Th', 'Tw'] },
+  );
 }
 
 /** out = Σ window / (kH·kW) (count_include_pad). Bindings: x, out. */
 export function avgPool2dKernel(): KernelSpec {
-  return poolKernel('avgPool2d', ['x'], 'out', `if (gi >= u.n) { return; }
+  return poolKernel(
+    'avgPool2d',
+    ['x'],
+    'out',
+    `if (gi >= u.n) { return; }
   let ow = gi % u.Wo;
   let t = gi / u.Wo;
   let oh = t % u.Ho;
@@ -139,12 +167,17 @@ export function avgPool2dKernel(): KernelSpec {
   for (var h = h0; h < h1; h++) {
     for (var w = w0; w < w1; w++) { acc += x[base + h * u.W + w]; }
   }
-  out[gi] = acc / f32(u.kH * u.kW);`);
+  out[gi] = acc / f32(u.kH * u.kW);`,
+  );
 }
 
 /** gx = Σ over windows containing the element of gy / (kH·kW), gathered per input element. Bindings: gy, gx. */
 export function avgPool2dBackwardKernel(): KernelSpec {
-  return poolKernel('avgPool2dBackward', ['gy'], 'gx', `if (gi >= u.n) { return; }
+  return poolKernel(
+    'avgPool2dBackward',
+    ['gy'],
+    'gx',
+    `if (gi >= u.n) { return; }
   let iw = gi % u.W;
   let t = gi / u.W;
   let ih = t % u.H;
@@ -154,5 +187,6 @@ export function avgPool2dBackwardKernel(): KernelSpec {
   for (var oh = oh0; oh < oh1; oh++) {
     for (var ow = ow0; ow < ow1; ow++) { acc += gy[(p * u.Ho + oh) * u.Wo + ow]; }
   }
-  gx[gi] = acc / f32(u.kH * u.kW);`);
+  gx[gi] = acc / f32(u.kH * u.kW);`,
+  );
 }

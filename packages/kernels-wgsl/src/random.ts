@@ -7,7 +7,14 @@ export const RANDOM_OP_NAMES = ['bits', 'uniform', 'normal', 'rademacher', 'bern
 export type RandomOpName = (typeof RANDOM_OP_NAMES)[number];
 
 /** Output dtype of each random kernel. */
-export const RANDOM_OUTPUT_DTYPE = { bits: 'u32', uniform: 'f32', normal: 'f32', rademacher: 'f32', bernoulli: 'f32', randint: 'i32' } as const;
+export const RANDOM_OUTPUT_DTYPE = {
+  bits: 'u32',
+  uniform: 'f32',
+  normal: 'f32',
+  rademacher: 'f32',
+  bernoulli: 'f32',
+  randint: 'i32',
+} as const;
 
 const TWO_M24 = '5.9604644775390625e-8';
 
@@ -88,7 +95,11 @@ export function bitonicStepKernel(): KernelSpec {
     name: 'random:bitonic',
     inputs: [],
     outputs: [PAIRS],
-    uniforms: [['j', 'u32'], ['k', 'u32'], ['half', 'u32']],
+    uniforms: [
+      ['j', 'u32'],
+      ['k', 'u32'],
+      ['half', 'u32'],
+    ],
     workgroupSize: LINEAR_WG,
     body: `if (gi >= u.half) { return; }
   let i = ((gi & ~(u.j - 1u)) << 1u) | (gi & (u.j - 1u));

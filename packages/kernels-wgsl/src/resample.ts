@@ -70,7 +70,10 @@ fn baseCoord(i: u32, n: u32) -> f32 {
 export function gridSampleKernel(): KernelSpec {
   return memoKernel(resampleCache, 'gridSample', () => ({
     name: 'gridSample',
-    inputs: [{ name: 'x', dtype: 'f32' }, { name: 'grid', dtype: 'f32' }],
+    inputs: [
+      { name: 'x', dtype: 'f32' },
+      { name: 'grid', dtype: 'f32' },
+    ],
     outputs: [{ name: 'out', dtype: 'f32' }],
     uniforms: GS_FIELDS,
     workgroupSize: LINEAR_WG,
@@ -107,7 +110,10 @@ export function gridSampleKernel(): KernelSpec {
 export function gridSampleInputGradScatterKernel(): KernelSpec {
   return memoKernel(resampleCache, 'gridSampleInputGrad:scatter', () => ({
     name: 'gridSampleInputGrad:scatter',
-    inputs: [{ name: 'gy', dtype: 'f32' }, { name: 'grid', dtype: 'f32' }],
+    inputs: [
+      { name: 'gy', dtype: 'f32' },
+      { name: 'grid', dtype: 'f32' },
+    ],
     outputs: [{ name: 'acc', dtype: 'u32', atomic: true }],
     uniforms: GS_FIELDS,
     workgroupSize: LINEAR_WG,
@@ -156,7 +162,11 @@ export function fixedPointToF32Kernel(): KernelSpec {
 export function gridSampleGridGradKernel(): KernelSpec {
   return memoKernel(resampleCache, 'gridSampleGridGrad', () => ({
     name: 'gridSampleGridGrad',
-    inputs: [{ name: 'gy', dtype: 'f32' }, { name: 'x', dtype: 'f32' }, { name: 'grid', dtype: 'f32' }],
+    inputs: [
+      { name: 'gy', dtype: 'f32' },
+      { name: 'x', dtype: 'f32' },
+      { name: 'grid', dtype: 'f32' },
+    ],
     outputs: [{ name: 'out', dtype: 'f32' }],
     uniforms: GS_FIELDS,
     workgroupSize: LINEAR_WG,

@@ -32,7 +32,10 @@ export class CompiledSteps {
   private readonly plans = new Set<Pick<CompiledFunction<never[], unknown>, 'dispose'>>();
 
   /** `enabled`: whether to compile at all (the trainers' `compile` option). */
-  constructor(private readonly enabled: boolean, private readonly device?: Device) {}
+  constructor(
+    private readonly enabled: boolean,
+    private readonly device?: Device,
+  ) {}
 
   /** `fn` compiled, or null when compiling is off. */
   add<A extends unknown[], R>(fn: (...args: A) => R): CompiledFunction<A, R> | null {
@@ -49,10 +52,15 @@ export class CompiledSteps {
 
   /** The step's replay while the plans live, else `eager(...args)`. */
   run<A extends unknown[], R>(step: CompiledFunction<A, R> | null, eager: (...args: A) => R, ...args: A): Promise<R> {
-    return compiledOrEager(this.live(step), eager, (reason) => {
-      this.fallback = reason;
-      this.dispose();
-    }, ...args);
+    return compiledOrEager(
+      this.live(step),
+      eager,
+      (reason) => {
+        this.fallback = reason;
+        this.dispose();
+      },
+      ...args,
+    );
   }
 
   /** Frees every plan (their arenas); the trainer keeps working, eagerly. */

@@ -1,5 +1,12 @@
 /** @file Public entry of @metagrad/meta: online hypergradient estimators, the shared episodic core, episodic trainer and methods, IFT and HyperDistill estimators, initialisation meta-learners, ODE solvers and the adjoint. */
-export { NeumannDivergenceError, NonFiniteDynamicsError, NonFiniteGradientError, NonFiniteHypergradientError, StepSizeUnderflowError, TooManyStepsError } from './errors';
+export {
+  NeumannDivergenceError,
+  NonFiniteDynamicsError,
+  NonFiniteGradientError,
+  NonFiniteHypergradientError,
+  StepSizeUnderflowError,
+  TooManyStepsError,
+} from './errors';
 export * from './ode';
 export * from './hypergrad/types';
 export * from './hypergrad/index';

@@ -80,7 +80,13 @@ export * from './params';
 export type { ApplyContext, Model, StatefulModel } from './models/model';
 export { type SeedLike, constantParam, defaultBound, toRng, uniformParam } from './layers/init';
 export { type LinearOptions, type LinearParams, initLinear, linear } from './layers/linear';
-export { type Conv2dInitOptions, type Conv2dLayerOptions, type Conv2dParams, conv2dLayer, initConv2d } from './layers/conv';
+export {
+  type Conv2dInitOptions,
+  type Conv2dLayerOptions,
+  type Conv2dParams,
+  conv2dLayer,
+  initConv2d,
+} from './layers/conv';
 export { type ActivationName, activation, softplus } from './layers/activations';
 export { type PoolOptions, avgPool2dLayer, flatten, globalAvgPool, maxPool2dLayer } from './layers/pool';
 export {
@@ -97,7 +103,12 @@ export { type MlpOptions, type MlpParams, mlp } from './models/mlp';
 export { type TanhRegressorOptions, tanhRegressor } from './models/tanh-regressor';
 export { type MetaWeightNetOptions, type MetaWeightNetParams, metaWeightNet } from './models/meta-weight-net';
 export { type LeNet5Options, type LeNet5Params, lenet5 } from './models/lenet5';
-export { type RotationParams, type RotationTransformerOptions, rotationMatrix, rotationTransformer } from './models/rotation-transformer';
+export {
+  type RotationParams,
+  type RotationTransformerOptions,
+  rotationMatrix,
+  rotationTransformer,
+} from './models/rotation-transformer';
 export { type Conv4Block, type Conv4Options, type Conv4Params, conv4 } from './models/conv4';
 export { type ResNetBlock, type ResNetCifarOptions, type ResNetParams, resnetCifar } from './models/resnet-cifar';
 export {

@@ -37,15 +37,36 @@ export const TUNING_VERSION = 2;
 const REGISTER_8x16: MatmulVariant = { kind: 'register', rows: 8, cols: 16, wgX: 8, wgY: 4 };
 const REGISTER_4x8: MatmulVariant = { kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4 };
 const REGISTER_4x4: MatmulVariant = { kind: 'register', rows: 4, cols: 4, wgX: 8, wgY: 4 };
-const WORKGROUP_64: MatmulVariant = { kind: 'workgroup', tileM: 64, tileN: 64, tileK: 16, threadRows: 4, threadCols: 4 };
-const WORKGROUP_32: MatmulVariant = { kind: 'workgroup', tileM: 32, tileN: 32, tileK: 16, threadRows: 4, threadCols: 4 };
+const WORKGROUP_64: MatmulVariant = {
+  kind: 'workgroup',
+  tileM: 64,
+  tileN: 64,
+  tileK: 16,
+  threadRows: 4,
+  threadCols: 4,
+};
+const WORKGROUP_32: MatmulVariant = {
+  kind: 'workgroup',
+  tileM: 32,
+  tileN: 32,
+  tileK: 16,
+  threadRows: 4,
+  threadCols: 4,
+};
 const SIMPLE: MatmulVariant = { kind: 'simple' };
 
 /** Candidates timed per class by `autotune` (a handful, so tuning takes about a second on llvmpipe). */
 export const MATMUL_CANDIDATES: Record<SizeClass, MatmulVariant[]> = {
   small: [REGISTER_4x4, REGISTER_4x8, REGISTER_8x16, WORKGROUP_32, SIMPLE],
   medium: [REGISTER_4x8, REGISTER_8x16, { ...REGISTER_8x16, wgX: 4, wgY: 4 }, WORKGROUP_32, WORKGROUP_64],
-  large: [REGISTER_8x16, { ...REGISTER_8x16, wgX: 4, wgY: 4 }, { ...REGISTER_8x16, wgX: 16, wgY: 4 }, REGISTER_4x8, WORKGROUP_64, WORKGROUP_32],
+  large: [
+    REGISTER_8x16,
+    { ...REGISTER_8x16, wgX: 4, wgY: 4 },
+    { ...REGISTER_8x16, wgX: 16, wgY: 4 },
+    REGISTER_4x8,
+    WORKGROUP_64,
+    WORKGROUP_32,
+  ],
 };
 
 /** Representative [M, N, K] per class. */
@@ -68,7 +89,15 @@ export function isSoftwareAdapter(adapter: AdapterDescription): boolean {
 
 /** Identifies an adapter across processes (what the disk cache is keyed by). */
 export function adapterKey(adapter: AdapterDescription): string {
-  return [adapter.name, adapter.vendor, adapter.architecture, adapter.device, adapter.description, adapter.backend, adapter.featureLevel]
+  return [
+    adapter.name,
+    adapter.vendor,
+    adapter.architecture,
+    adapter.device,
+    adapter.description,
+    adapter.backend,
+    adapter.featureLevel,
+  ]
     .map((s) => String(s ?? '').trim())
     .join('|');
 }
@@ -104,10 +133,17 @@ export function matmulTuning(device: Device): MatmulTuning {
       stored = store?.load(key);
     } catch (error) {
       // An unreadable cache is the same as no cache, but say so: a silently ignored cache looks like a slow adapter.
-      console.warn(`metagrad: the matmul tuning store could not be read (${String(error)}); using the default for ${key}`);
+      console.warn(
+        `metagrad: the matmul tuning store could not be read (${String(error)}); using the default for ${key}`,
+      );
       stored = undefined;
     }
-    t = (stored !== undefined && validTuning(stored, key, (why) => console.warn(`metagrad: ignoring the stored matmul tuning for ${key}: ${why}`))) || defaultTuning(device.adapter);
+    t =
+      (stored !== undefined &&
+        validTuning(stored, key, (why) =>
+          console.warn(`metagrad: ignoring the stored matmul tuning for ${key}: ${why}`),
+        )) ||
+      defaultTuning(device.adapter);
     tunings.set(device, t);
   }
   return t;
@@ -118,7 +154,14 @@ const SIZE_CLASSES: readonly SizeClass[] = ['small', 'medium', 'large'];
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A variant with its keys sorted, so two spellings of one variant compare equal and any extra key differs. */
-const canonical = (v: unknown): string => (isRecord(v) ? JSON.stringify(Object.keys(v).sort().map((k) => [k, v[k]])) : JSON.stringify(v));
+const canonical = (v: unknown): string =>
+  isRecord(v)
+    ? JSON.stringify(
+        Object.keys(v)
+          .sort()
+          .map((k) => [k, v[k]]),
+      )
+    : JSON.stringify(v);
 
 /**
  * A stored tuning checked field by field: the version and adapter, `measured`, each class's variant (it must be one
@@ -131,9 +174,11 @@ export function validTuning(stored: unknown, key: string, reject: (why: string) 
     return null;
   };
   if (!isRecord(stored)) return fail(`not an object (${typeof stored})`);
-  if (stored.version !== TUNING_VERSION) return fail(`version ${JSON.stringify(stored.version)}, this build uses ${TUNING_VERSION}`);
+  if (stored.version !== TUNING_VERSION)
+    return fail(`version ${JSON.stringify(stored.version)}, this build uses ${TUNING_VERSION}`);
   if (stored.adapterKey !== key) return fail(`adapterKey ${JSON.stringify(stored.adapterKey)} is not this adapter's`);
-  if (typeof stored.measured !== 'boolean') return fail(`measured must be a boolean, got ${JSON.stringify(stored.measured)}`);
+  if (typeof stored.measured !== 'boolean')
+    return fail(`measured must be a boolean, got ${JSON.stringify(stored.measured)}`);
   if (!isRecord(stored.matmul)) return fail(`matmul must be an object, got ${JSON.stringify(stored.matmul)}`);
   const extra = Object.keys(stored.matmul).filter((k) => !(SIZE_CLASSES as readonly string[]).includes(k));
   if (extra.length) return fail(`matmul has unknown size classes ${extra.join(', ')}`);
@@ -337,7 +382,10 @@ export interface FileStoreIO {
   warn?(message: string): void;
 }
 
-type ReadResult = { state: 'ok'; entries: Record<string, unknown> } | { state: 'corrupt'; why: string } | { state: 'unreadable'; why: string };
+type ReadResult =
+  | { state: 'ok'; entries: Record<string, unknown> }
+  | { state: 'corrupt'; why: string }
+  | { state: 'unreadable'; why: string };
 
 /**
  * A JSON-file store that keeps this module free of Node imports: the caller injects the file functions, e.g.
@@ -369,7 +417,11 @@ export function fileTuningStore(io: FileStoreIO): TuningStore {
     }
     if (!isRecord(parsed)) return { state: 'corrupt', why: 'the top level is not an object' };
     if (parsed.entries === undefined) return { state: 'ok', entries: {} };
-    if (!isRecord(parsed.entries)) return { state: 'corrupt', why: `entries is ${Array.isArray(parsed.entries) ? 'an array' : typeof parsed.entries}, not an object` };
+    if (!isRecord(parsed.entries))
+      return {
+        state: 'corrupt',
+        why: `entries is ${Array.isArray(parsed.entries) ? 'an array' : typeof parsed.entries}, not an object`,
+      };
     return { state: 'ok', entries: parsed.entries };
   };
   const write = (text: string): void => {
@@ -403,7 +455,9 @@ export function fileTuningStore(io: FileStoreIO): TuningStore {
     save: (key, tuning) => {
       const read = readAll();
       if (read.state === 'unreadable') {
-        warn(`metagrad: ${file} exists but could not be read (${read.why}); the new tuning was not saved, so that the other adapters' entries are kept`);
+        warn(
+          `metagrad: ${file} exists but could not be read (${read.why}); the new tuning was not saved, so that the other adapters' entries are kept`,
+        );
         return;
       }
       let entries: Record<string, unknown> = {};
@@ -420,11 +474,12 @@ export function fileTuningStore(io: FileStoreIO): TuningStore {
       }
       // defineProperty, not assignment: a key such as '__proto__' stays an entry instead of setting the prototype.
       const next: Record<string, unknown> = {};
-      const put = (k: string, v: unknown): void => void Object.defineProperty(next, k, { value: v, enumerable: true, writable: true, configurable: true });
+      const put = (k: string, v: unknown): void =>
+        void Object.defineProperty(next, k, { value: v, enumerable: true, writable: true, configurable: true });
       for (const [k, v] of Object.entries(entries)) if (k !== key) put(k, v);
       put(key, tuning);
       io.mkdir(io.dir);
-      write(JSON.stringify({ entries: next }, null, 2) + '\n');
+      write(`${JSON.stringify({ entries: next }, null, 2)}\n`);
     },
   };
 }

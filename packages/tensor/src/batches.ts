@@ -50,7 +50,14 @@ export class BatchTracker {
   open(): void {
     this.gpuDevice.pushErrorScope('out-of-memory');
     this.gpuDevice.pushErrorScope('validation');
-    this.current = { id: this.nextId++, ops: [], error: null, reported: false, done: false, settled: Promise.resolve() };
+    this.current = {
+      id: this.nextId++,
+      ops: [],
+      error: null,
+      reported: false,
+      done: false,
+      settled: Promise.resolve(),
+    };
   }
 
   /** Ends the batch after its submit (finish and submit errors land in its scopes). */

@@ -140,7 +140,10 @@ export class Device {
     this.staging = new StagingPool(gpuDevice);
     this.batches = new BatchTracker(gpuDevice);
     this.batches.exemptBuffer(this.indexChecks.flags);
-    const maxBinding = Math.min(this.limits.maxStorageBufferBindingSize || Infinity, this.limits.maxBufferSize || Infinity);
+    const maxBinding = Math.min(
+      this.limits.maxStorageBufferBindingSize || Infinity,
+      this.limits.maxBufferSize || Infinity,
+    );
     this.pool = new BufferPool((size) => this.createStorageBuffer(size), undefined, {
       maxBytes: maxBinding,
       discard: (buffer) => this.batches.isSpoiled(buffer),
@@ -168,7 +171,11 @@ export class Device {
     );
     const id = nextDeviceId++;
     // Dawn names the device in its messages: give each its own label (`llvmpipe#2`), as toString() does.
-    const gpuDevice = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: `${options.adapterName ?? 'custom'}#${id}` });
+    const gpuDevice = await adapter.requestDevice({
+      requiredLimits,
+      requiredFeatures,
+      label: `${options.adapterName ?? 'custom'}#${id}`,
+    });
     const info = adapter.info;
     const featureLevel =
       (adapter as unknown as { featureLevel?: string }).featureLevel === 'compatibility' ||
@@ -198,13 +205,18 @@ export class Device {
     const msg = err.message;
     const label = /\[(?:ComputePipeline|ShaderModule|BindGroup)\w*\s+"+([^"]+)"+\]/.exec(msg)?.[1] ?? where;
     const isOom = (err as { constructor: { name: string } }).constructor?.name === 'GPUOutOfMemoryError';
-    return isOom ? new OutOfMemoryError(`GPU out of memory on device ${this}: ${msg}`, 0) : new KernelError(`${label} on device ${this}: ${msg}`, label);
+    return isOom
+      ? new OutOfMemoryError(`GPU out of memory on device ${this}: ${msg}`, 0)
+      : new KernelError(`${label} on device ${this}: ${msg}`, label);
   }
 
   /** Throws DeviceLostError if the device was destroyed or lost (cheap; every recording call checks it). */
   throwIfLost(): void {
     if (this.lostInfo && !this.destroyed) {
-      throw new DeviceLostError(`WebGPU device ${this} lost (${this.lostInfo.reason}): ${this.lostInfo.message}`, this.lostInfo.reason);
+      throw new DeviceLostError(
+        `WebGPU device ${this} lost (${this.lostInfo.reason}): ${this.lostInfo.message}`,
+        this.lostInfo.reason,
+      );
     }
     if (this.destroyed) {
       throw new DeviceLostError(
@@ -235,7 +247,10 @@ export class Device {
    */
   async sync(): Promise<void> {
     this.throwIfLost();
-    if (this.recording) throw new TraceError(`sync() inside a compiled function on device ${this}: a replay cannot wait for the GPU mid-step; move it out of the compiled function`);
+    if (this.recording)
+      throw new TraceError(
+        `sync() inside a compiled function on device ${this}: a replay cannot wait for the GPU mid-step; move it out of the compiled function`,
+      );
     if (this.indexChecks.pending) {
       await this.read(this.indexChecks.flags, 0);
       return;
@@ -314,7 +329,8 @@ export class Device {
       (err) => {
         if (err) {
           this.pipelines.delete(spec.key);
-          if (!this.deferredError) this.deferredError = new KernelError(`kernel ${spec.key} failed to compile: ${err.message}`, spec.key);
+          if (!this.deferredError)
+            this.deferredError = new KernelError(`kernel ${spec.key} failed to compile: ${err.message}`, spec.key);
         }
       },
       () => undefined,
@@ -337,7 +353,7 @@ export class Device {
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length) {
       throw new KernelError(
-        `kernel ${spec.key} failed to compile:\n` + errors.map((m) => `  ${m.lineNum}:${m.linePos} ${m.message}`).join('\n'),
+        `kernel ${spec.key} failed to compile:\n${errors.map((m) => `  ${m.lineNum}:${m.linePos} ${m.message}`).join('\n')}`,
         spec.key,
       );
     }
@@ -373,7 +389,10 @@ export class Device {
     this.throwIfLost();
     for (const n of workgroups) {
       if (!(n >= 0 && n <= MAX_WORKGROUPS_PER_DIM && Number.isInteger(n))) {
-        throw new KernelError(`kernel ${spec.key}: workgroup count ${JSON.stringify(workgroups)} out of range (max ${MAX_WORKGROUPS_PER_DIM}/dim)`, spec.key);
+        throw new KernelError(
+          `kernel ${spec.key}: workgroup count ${JSON.stringify(workgroups)} out of range (max ${MAX_WORKGROUPS_PER_DIM}/dim)`,
+          spec.key,
+        );
       }
     }
     if (workgroups[0] * workgroups[1] * workgroups[2] === 0) return;
@@ -394,7 +413,14 @@ export class Device {
     pass.setBindGroup(0, bindGroup, dynamicOffsets);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.batches.recordDispatch(spec.bindings, buffers);
-    this.recording?.commands.push({ k: 'dispatch', spec, buffers: [...buffers], uniform: uniform ? bytesOf(uniform).slice() : null, thunk, workgroups: [...workgroups] as [number, number, number] });
+    this.recording?.commands.push({
+      k: 'dispatch',
+      spec,
+      buffers: [...buffers],
+      uniform: uniform ? bytesOf(uniform).slice() : null,
+      thunk,
+      workgroups: [...workgroups] as [number, number, number],
+    });
     this.counters.dispatches++;
     if (++this.pendingDispatches >= this.maxDispatchesPerSubmit) this.flush();
   }
@@ -403,9 +429,14 @@ export class Device {
    * Bind groups are cached by (layout, buffer identities, uniform size): pooled buffers recur constantly in
    * training loops, and the uniform slot uses a dynamic offset, so a hit skips createBindGroup (~5 µs on Dawn).
    */
-  private bindGroupFor(spec: KernelSpec, layout: GPUBindGroupLayout, buffers: readonly GPUBuffer[], uniformSize: number): GPUBindGroup {
-    let key = spec.bindings.join(',') + '|' + uniformSize;
-    for (const buf of buffers) key += ',' + this.bufferId(buf);
+  private bindGroupFor(
+    spec: KernelSpec,
+    layout: GPUBindGroupLayout,
+    buffers: readonly GPUBuffer[],
+    uniformSize: number,
+  ): GPUBindGroup {
+    let key = `${spec.bindings.join(',')}|${uniformSize}`;
+    for (const buf of buffers) key += `,${this.bufferId(buf)}`;
     const hit = this.bindGroups.get(key);
     if (hit) return hit;
     const entries: GPUBindGroupEntry[] = [];
@@ -415,7 +446,11 @@ export class Device {
         entries.push({ binding: i, resource: { buffer: this.uniformBuffer, offset: 0, size: uniformSize } });
       } else {
         const buffer = buffers[b++];
-        if (!buffer) throw new KernelError(`kernel ${spec.key}: expected ${spec.bindings.length} bindings, got ${buffers.length} buffers`, spec.key);
+        if (!buffer)
+          throw new KernelError(
+            `kernel ${spec.key}: expected ${spec.bindings.length} bindings, got ${buffers.length} buffers`,
+            spec.key,
+          );
         entries.push({ binding: i, resource: { buffer } });
       }
     }
@@ -468,7 +503,13 @@ export class Device {
     if (!this.encoder) return;
     this.endPass();
     if (this.uniformUsed > 0) {
-      this.gpuDevice.queue.writeBuffer(this.uniformBuffer, 0, this.uniformStaging as Uint8Array<ArrayBuffer>, 0, this.uniformUsed);
+      this.gpuDevice.queue.writeBuffer(
+        this.uniformBuffer,
+        0,
+        this.uniformStaging as Uint8Array<ArrayBuffer>,
+        0,
+        this.uniformUsed,
+      );
       this.uniformUsed = 0;
     }
     const encoder = this.encoder;
@@ -495,7 +536,11 @@ export class Device {
    * Submits a compiled plan as one batch after whatever is pending (see capture/plan.ts): `encode` records its
    * commands, `ops` are their bindings for GPU-error tracking, `dispatches` their count for the counters.
    */
-  submitEncoded(encode: (encoder: GPUCommandEncoder) => void, ops: readonly { bindings: readonly string[]; buffers: readonly GPUBuffer[] }[], dispatches: number): void {
+  submitEncoded(
+    encode: (encoder: GPUCommandEncoder) => void,
+    ops: readonly { bindings: readonly string[]; buffers: readonly GPUBuffer[] }[],
+    dispatches: number,
+  ): void {
     this.throwIfLost();
     this.flush();
     this.batches.open();
@@ -515,7 +560,10 @@ export class Device {
 
   /** Starts recording a compiled function's trace: every command from now on is kept, and the peak is measured. */
   beginRecording(): Recording {
-    if (this.recording) throw new TraceError(`device ${this} is already recording a compiled function's trace (two traces at once on one device)`);
+    if (this.recording)
+      throw new TraceError(
+        `device ${this} is already recording a compiled function's trace (two traces at once on one device)`,
+      );
     const rec = new Recording(this.bytesInUse);
     this.peakBeforeRecording = this.peakBytesInUse;
     this.peakBytesInUse = this.bytesInUse;

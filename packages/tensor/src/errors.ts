@@ -18,7 +18,10 @@ export class DisposedTensorError extends Error {
 /** The GPU device was lost (driver reset, destroy(), out of memory at the driver level). */
 export class DeviceLostError extends Error {
   override name = 'DeviceLostError';
-  constructor(message: string, readonly reason: string) {
+  constructor(
+    message: string,
+    readonly reason: string,
+  ) {
     super(message);
   }
 }
@@ -26,7 +29,10 @@ export class DeviceLostError extends Error {
 /** A WGSL compilation or validation error, carrying the kernel's label (its structural key). */
 export class KernelError extends Error {
   override name = 'KernelError';
-  constructor(message: string, readonly kernel: string) {
+  constructor(
+    message: string,
+    readonly kernel: string,
+  ) {
     super(message);
   }
 }
@@ -34,7 +40,10 @@ export class KernelError extends Error {
 /** The device refused an allocation. */
 export class OutOfMemoryError extends Error {
   override name = 'OutOfMemoryError';
-  constructor(message: string, readonly requestedBytes: number) {
+  constructor(
+    message: string,
+    readonly requestedBytes: number,
+  ) {
     super(message);
   }
 }
@@ -42,7 +51,10 @@ export class OutOfMemoryError extends Error {
 /** No WebGPU adapter could be acquired; the message lists what was tried and what to install. */
 export class NoAdapterError extends Error {
   override name = 'NoAdapterError';
-  constructor(message: string, readonly tried: { name: string; error: string }[]) {
+  constructor(
+    message: string,
+    readonly tried: { name: string; error: string }[],
+  ) {
     super(message);
   }
 }
@@ -58,7 +70,10 @@ export class InvalidArgumentError extends Error {
  */
 export class IndexOutOfRangeError extends InvalidArgumentError {
   override name = 'IndexOutOfRangeError';
-  constructor(message: string, readonly op: string) {
+  constructor(
+    message: string,
+    readonly op: string,
+  ) {
     super(message);
   }
 }

@@ -31,8 +31,15 @@ export class IndexChecks {
   private readonly tags: (IndexTag | undefined)[] = new Array(INDEX_TAG_RING);
 
   /** `deviceName` (`llvmpipe#2`) labels the buffer and names the device in error messages. */
-  constructor(gpuDevice: GPUDevice, private readonly deviceName: string) {
-    this.flags = gpuDevice.createBuffer({ size: INDEX_FLAG_BYTES, usage: STORAGE | COPY_SRC | COPY_DST, label: `${deviceName}:index-flags` });
+  constructor(
+    gpuDevice: GPUDevice,
+    private readonly deviceName: string,
+  ) {
+    this.flags = gpuDevice.createBuffer({
+      size: INDEX_FLAG_BYTES,
+      usage: STORAGE | COPY_SRC | COPY_DST,
+      label: `${deviceName}:index-flags`,
+    });
   }
 
   /** Whether index-checked kernels ran since the flags were last copied out (the next readback must carry them). */

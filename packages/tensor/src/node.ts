@@ -36,10 +36,13 @@ export class WebGpuPackageMissingError extends NoAdapterError {
 /** What loading `webgpu` threw, as the error a user sees: a missing package becomes WebGpuPackageMissingError. */
 export function dawnLoadError(cause: unknown): Error {
   const e = cause as { code?: string; message?: string };
-  if ((e?.code === 'MODULE_NOT_FOUND' || e?.code === 'ERR_MODULE_NOT_FOUND') && /['"]webgpu['"]/.test(e.message ?? '')) {
+  if (
+    (e?.code === 'MODULE_NOT_FOUND' || e?.code === 'ERR_MODULE_NOT_FOUND') &&
+    /['"]webgpu['"]/.test(e.message ?? '')
+  ) {
     return new WebGpuPackageMissingError(
       "createNodeDevice needs the package 'webgpu' (Dawn's WebGPU for Node), an optional peer dependency of " +
-        "@metagrad/tensor that is not installed. Install it beside metagrad: `npm install webgpu@^0.6.2` " +
+        '@metagrad/tensor that is not installed. Install it beside metagrad: `npm install webgpu@^0.6.2` ' +
         '(or `pnpm add webgpu@^0.6.2`). Browser code does not need it: create the device from navigator.gpu.',
       [{ name: 'webgpu', error: e.message ?? String(cause) }],
     );
@@ -87,7 +90,10 @@ async function tryAdapter(choice: AdapterChoice, maxDispatchesPerSubmit?: number
   if (!adapter) throw new Error('requestAdapter() returned null');
   const info = adapter.info;
   const text = `${info?.vendor ?? ''} ${info?.architecture ?? ''} ${info?.device ?? ''} ${info?.description ?? ''}`;
-  if (choice === 'hardware' && (SOFTWARE_NAMES.test(text) || (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter)) {
+  if (
+    choice === 'hardware' &&
+    (SOFTWARE_NAMES.test(text) || (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter)
+  ) {
     throw new Error(`only a software adapter is exposed by default (${text.trim()})`);
   }
   if (choice === 'llvmpipe' && !/llvmpipe|mesa/i.test(text)) {
@@ -140,7 +146,7 @@ export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise
     }
   }
   throw new NoAdapterError(
-    `no WebGPU adapter could be acquired.\n` + tried.map((t) => `  - ${t.name}: ${t.error}`).join('\n') + `\n${INSTALL_HINT}`,
+    `no WebGPU adapter could be acquired.\n${tried.map((t) => `  - ${t.name}: ${t.error}`).join('\n')}\n${INSTALL_HINT}`,
     tried,
   );
 }

@@ -1,11 +1,15 @@
 /** @file Tensor handles over reference-counted GPU storage, with tidy scopes and exact memory accounting. */
 import type { DType } from '@metagrad/kernels-wgsl';
 import type { Device } from './device';
-import { DeviceMismatchError, DisposedTensorError, DTypeError, InvalidArgumentError, ShapeError } from './errors';
+import { DeviceMismatchError, DisposedTensorError, InvalidArgumentError, ShapeError } from './errors';
 
 export type { DType };
 export type Shape = readonly number[];
-export type TypedArrayFor<D extends DType> = D extends 'f32' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
+export type TypedArrayFor<D extends DType> = D extends 'f32'
+  ? Float32Array
+  : D extends 'i32'
+    ? Int32Array
+    : Uint32Array;
 
 export const BYTES_PER_ELEMENT = 4;
 
@@ -17,7 +21,8 @@ export function sizeOf(shape: Shape): number {
 
 export function checkShape(shape: Shape, what = 'shape'): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${what} [${shape.join(', ')}] has an invalid dimension ${d}`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new ShapeError(`${what} [${shape.join(', ')}] has an invalid dimension ${d}`);
   }
 }
 
@@ -358,7 +363,11 @@ export function collectTensors(value: unknown, out = new Set<Tensor>()): Set<Ten
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
 }
 
 /**

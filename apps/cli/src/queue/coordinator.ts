@@ -15,7 +15,15 @@ import { randomBytes } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
 import { codeVersion } from '../seeds';
 import { checkRedis, redactUrl, redisOptions } from './redis';
-import { DEFAULT_QUEUE, jobId, JOB_SCHEMA, parseShardResult, splitSeeds, type ShardJob, type ShardResult } from './schema';
+import {
+  DEFAULT_QUEUE,
+  jobId,
+  JOB_SCHEMA,
+  parseShardResult,
+  splitSeeds,
+  type ShardJob,
+  type ShardResult,
+} from './schema';
 
 export interface DistributedRunOptions {
   redis: string;
@@ -94,11 +102,12 @@ function writeAtomic(path: string, content: string): void {
 /** Enqueues the shards, collects their files as they complete, merges; see the file comment. */
 export async function runDistributed(opts: DistributedRunOptions): Promise<DistributedRunSummary> {
   const started = Date.now();
-  const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   if (opts.seeds.length === 0) throw new Error('no seeds to run');
   const redisVersion = await checkRedis(opts.redis);
   const queueName = opts.queue ?? DEFAULT_QUEUE;
-  const runId = opts.runId ?? `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(4).toString('hex')}`;
+  const runId =
+    opts.runId ?? `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(4).toString('hex')}`;
   const groups = splitSeeds(opts.seeds, opts.seedsPerShard ?? 1);
   const version = codeVersion();
   const jobs: ShardJob[] = groups.map((seeds, index) => ({
@@ -154,7 +163,9 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
         },
       })),
     );
-    log(`coordinator: run ${runId}: ${jobs.length} shard(s) of ${opts.experiment}${opts.quick ? ' --quick' : ''} (seeds ${opts.seeds.join(',')}) on queue '${queueName}' at ${redactUrl(opts.redis)} (Redis ${redisVersion}, code ${version})`);
+    log(
+      `coordinator: run ${runId}: ${jobs.length} shard(s) of ${opts.experiment}${opts.quick ? ' --quick' : ''} (seeds ${opts.seeds.join(',')}) on queue '${queueName}' at ${redactUrl(opts.redis)} (Redis ${redisVersion}, code ${version})`,
+    );
 
     const deadline = opts.timeoutMs ? started + opts.timeoutMs : Infinity;
     const pollMs = opts.pollMs ?? 500;
@@ -176,36 +187,60 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
         const progress = job.progress as { worker?: string } | undefined;
         const worker = job.processedBy ?? progress?.worker;
         if (job.attemptsStarted > prev.starts && state === 'active') {
-          const again = prev.starts > 0 ? ` again (start ${job.attemptsStarted}${job.stalledCounter > prev.stalls ? ', its previous worker was lost' : job.attemptsMade > 0 ? `, after: ${job.failedReason?.split('\n')[0]}` : ''})` : '';
-          log(`coordinator: shard ${index + 1}/${jobs.length} (seeds ${seeds.join(',')}) started${again} on ${worker ?? 'a worker'}`);
+          const again =
+            prev.starts > 0
+              ? ` again (start ${job.attemptsStarted}${job.stalledCounter > prev.stalls ? ', its previous worker was lost' : job.attemptsMade > 0 ? `, after: ${job.failedReason?.split('\n')[0]}` : ''})`
+              : '';
+          log(
+            `coordinator: shard ${index + 1}/${jobs.length} (seeds ${seeds.join(',')}) started${again} on ${worker ?? 'a worker'}`,
+          );
           seen.set(id, { starts: job.attemptsStarted, stalls: job.stalledCounter, worker });
         }
         if (state === 'completed') {
           const result: ShardResult = parseShardResult(job.returnvalue);
           const files: string[] = [];
           for (const f of result.files) {
-            if (written.has(f.path)) throw new Error(`shard ${index + 1} returned ${f.path}, which another shard of this run already wrote (overlapping seeds?)`);
+            if (written.has(f.path))
+              throw new Error(
+                `shard ${index + 1} returned ${f.path}, which another shard of this run already wrote (overlapping seeds?)`,
+              );
             written.add(f.path);
             writeAtomic(join(opts.out, f.path), f.content);
             files.push(f.path);
           }
           const missing = seeds.filter((s) => !files.some((p) => p.endsWith(`/seed-${s}.json`)));
-          if (missing.length) throw new Error(`shard ${index + 1} completed without seed file(s) for seed(s) ${missing.join(',')}`);
+          if (missing.length)
+            throw new Error(`shard ${index + 1} completed without seed file(s) for seed(s) ${missing.join(',')}`);
           pending.delete(id);
-          outcomes.push({ index, seeds, jobId: id, worker: result.worker, wallMs: result.wallMs, starts: job.attemptsStarted, files });
+          outcomes.push({
+            index,
+            seeds,
+            jobId: id,
+            worker: result.worker,
+            wallMs: result.wallMs,
+            starts: job.attemptsStarted,
+            files,
+          });
           const retried = job.attemptsStarted > 1 ? `, ${job.attemptsStarted} starts` : '';
-          log(`coordinator: shard ${index + 1}/${jobs.length} (seeds ${seeds.join(',')}) done by ${result.worker} in ${(result.wallMs / 1000).toFixed(1)} s${retried} — ${outcomes.length}/${jobs.length} shards, ${((Date.now() - started) / 1000).toFixed(0)} s`);
-          if (opts.merge && !merging && pending.size > 0 && Date.now() - lastMerge >= (opts.mergeEveryMs ?? 10_000)) void mergeNow(false);
+          log(
+            `coordinator: shard ${index + 1}/${jobs.length} (seeds ${seeds.join(',')}) done by ${result.worker} in ${(result.wallMs / 1000).toFixed(1)} s${retried} — ${outcomes.length}/${jobs.length} shards, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+          );
+          if (opts.merge && !merging && pending.size > 0 && Date.now() - lastMerge >= (opts.mergeEveryMs ?? 10_000))
+            void mergeNow(false);
         } else if (state === 'failed') {
           pending.delete(id);
           failed.push({ index, seeds, reason: job.failedReason ?? 'failed' });
-          log(`coordinator: shard ${index + 1}/${jobs.length} (seeds ${seeds.join(',')}) FAILED after ${job.attemptsStarted} start(s): ${(job.failedReason ?? '').split('\n')[0]}`);
+          log(
+            `coordinator: shard ${index + 1}/${jobs.length} (seeds ${seeds.join(',')}) FAILED after ${job.attemptsStarted} start(s): ${(job.failedReason ?? '').split('\n')[0]}`,
+          );
         }
       }
       if (pending.size > 0) await sleep(pollMs, opts.signal);
     }
     if (failed.length > 0) throw new Error(`${failed.length} shard(s) failed`);
-    log(`coordinator: run ${runId}: all ${jobs.length} shard(s) in ${((Date.now() - started) / 1000).toFixed(1)} s; files under ${opts.out}${opts.merge ? ', summarising' : ''}`);
+    log(
+      `coordinator: run ${runId}: all ${jobs.length} shard(s) in ${((Date.now() - started) / 1000).toFixed(1)} s; files under ${opts.out}${opts.merge ? ', summarising' : ''}`,
+    );
   } catch (e) {
     // Unstarted jobs of this run are removed. Active ones are locked by their workers: they are marked cancelled, so
     // that one whose worker died is not run again when the stalled check puts it back (a live one finishes, unread).
@@ -213,21 +248,38 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
     for (const id of pending.keys()) {
       const job = (await queue.getJob(id).catch(() => undefined)) as Job | undefined;
       if (!job) continue;
-      if ((await job.getState().catch(() => 'unknown')) !== 'active') removed += await job.remove().then(() => 1, () => 0);
+      if ((await job.getState().catch(() => 'unknown')) !== 'active')
+        removed += await job.remove().then(
+          () => 1,
+          () => 0,
+        );
       else await job.updateData({ ...(job.data as ShardJob), cancelled: true }).catch(() => {});
     }
-    const lost = [...failed, ...[...pending.values()].map((index) => ({ index, seeds: jobs[index].seeds, reason: 'not finished' }))];
+    const lost = [
+      ...failed,
+      ...[...pending.values()].map((index) => ({ index, seeds: jobs[index].seeds, reason: 'not finished' })),
+    ];
     const lostSeeds = lost.flatMap((l) => l.seeds).sort((a, b) => a - b);
-    const detail = failed.map((f) => `\n  shard ${f.index + 1} (seeds ${f.seeds.join(',')}): ${f.reason.split('\n').slice(0, 6).join('\n    ')}`).join('');
-    const kept = written.size ? ` The ${outcomes.length} finished shard(s) are under ${opts.out}; run the missing seeds (--seeds ${lostSeeds.join(',')}) and combine with metagrad merge.` : '';
+    const detail = failed
+      .map(
+        (f) =>
+          `\n  shard ${f.index + 1} (seeds ${f.seeds.join(',')}): ${f.reason.split('\n').slice(0, 6).join('\n    ')}`,
+      )
+      .join('');
+    const kept = written.size
+      ? ` The ${outcomes.length} finished shard(s) are under ${opts.out}; run the missing seeds (--seeds ${lostSeeds.join(',')}) and combine with metagrad merge.`
+      : '';
     const unstarted = removed ? ` ${removed} unstarted job(s) removed from the queue.` : '';
-    throw new ShardsLostError(`distributed run ${runId} of ${opts.experiment}: ${(e as Error).message}; ${lost.length} of ${jobs.length} shard(s) lost (seeds ${lostSeeds.join(',')}).${unstarted}${kept}${detail}`, {
-      runId,
-      queue: queueName,
-      shards: outcomes,
-      files: [...written].sort(),
-      failed: lost,
-    });
+    throw new ShardsLostError(
+      `distributed run ${runId} of ${opts.experiment}: ${(e as Error).message}; ${lost.length} of ${jobs.length} shard(s) lost (seeds ${lostSeeds.join(',')}).${unstarted}${kept}${detail}`,
+      {
+        runId,
+        queue: queueName,
+        shards: outcomes,
+        files: [...written].sort(),
+        failed: lost,
+      },
+    );
   } finally {
     await queue.close();
   }
@@ -235,10 +287,19 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
   try {
     merged = await mergeNow(true);
   } catch (e) {
-    throw new Error(`distributed run ${runId} of ${opts.experiment}: all ${jobs.length} shard(s) arrived (files under ${opts.out}), but the summary failed: ${(e as Error).message}`);
+    throw new Error(
+      `distributed run ${runId} of ${opts.experiment}: all ${jobs.length} shard(s) arrived (files under ${opts.out}), but the summary failed: ${(e as Error).message}`,
+    );
   }
   outcomes.sort((a, b) => a.index - b.index);
-  return { runId, queue: queueName, shards: outcomes, files: [...written].sort(), wallMs: Date.now() - started, ...(opts.merge ? { merged } : {}) };
+  return {
+    runId,
+    queue: queueName,
+    shards: outcomes,
+    files: [...written].sort(),
+    wallMs: Date.now() - started,
+    ...(opts.merge ? { merged } : {}),
+  };
 }
 
 /** Waits `ms`, or less if the signal aborts (its listener removed either way: one poll each, for hours). */

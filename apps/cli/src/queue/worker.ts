@@ -16,7 +16,15 @@ import { join, relative, sep } from 'node:path';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { codeVersion } from '../seeds';
 import { checkRedis, redactUrl, redisOptions } from './redis';
-import { cliRoot, DEFAULT_QUEUE, JOB_SCHEMA, parseShardJob, type ShardFile, type ShardJob, type ShardResult } from './schema';
+import {
+  cliRoot,
+  DEFAULT_QUEUE,
+  JOB_SCHEMA,
+  parseShardJob,
+  type ShardFile,
+  type ShardJob,
+  type ShardResult,
+} from './schema';
 
 /** Lock and stalled-check settings: production defaults, overridable (tests use a 2 s lock). */
 export const WORKER_DEFAULTS = {
@@ -64,7 +72,8 @@ export function defaultRunCommand(): string[] {
   const env = process.env.METAGRAD_WORKER_RUN_COMMAND;
   if (env) {
     const parsed = JSON.parse(env) as unknown;
-    if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((a) => typeof a === 'string')) throw new Error('METAGRAD_WORKER_RUN_COMMAND must be a JSON array of strings, e.g. ["node","run.mjs"]');
+    if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((a) => typeof a === 'string'))
+      throw new Error('METAGRAD_WORKER_RUN_COMMAND must be a JSON array of strings, e.g. ["node","run.mjs"]');
     return parsed as string[];
   }
   return [process.execPath, join(cliRoot(), 'bin.mjs')];
@@ -75,7 +84,17 @@ export function defaultRunCommand(): string[] {
  * (per-seed files only: the coordinator merges).
  */
 export function shardArgs(job: ShardJob, out: string): string[] {
-  return ['run', job.experiment, '--seeds', job.seeds.join(','), ...(job.variant === 'quick' ? ['--quick'] : []), '--no-merge', ...(job.extras ? ['--extras'] : []), '--out', out];
+  return [
+    'run',
+    job.experiment,
+    '--seeds',
+    job.seeds.join(','),
+    ...(job.variant === 'quick' ? ['--quick'] : []),
+    '--no-merge',
+    ...(job.extras ? ['--extras'] : []),
+    '--out',
+    out,
+  ];
 }
 
 /** Every file under `<dir>/seeds/`, relative to dir with '/' separators. */
@@ -112,7 +131,7 @@ class Tail {
 /** Starts a worker: checks Redis first (a clear error naming the URL), then takes shards until shutdown. */
 export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueWorkerHandle> {
   await checkRedis(opts.redis);
-  const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const name = `${hostname()}:${process.pid}`;
   const queueName = opts.queue ?? DEFAULT_QUEUE;
   const runCommand = opts.runCommand ?? defaultRunCommand();
@@ -131,9 +150,12 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     } catch (e) {
       throw new UnrecoverableError((e as Error).message);
     }
-    if (data.cancelled) throw new UnrecoverableError(`job ${job.id}: its coordinator gave up on run ${data.runId}; not run again`);
+    if (data.cancelled)
+      throw new UnrecoverableError(`job ${job.id}: its coordinator gave up on run ${data.runId}; not run again`);
     if (data.codeVersion !== mine && !opts.anyVersion) {
-      throw new UnrecoverableError(`worker ${name} runs code ${mine}, the job was made by code ${data.codeVersion} (update the worker, or start it with --any-version)`);
+      throw new UnrecoverableError(
+        `worker ${name} runs code ${mine}, the job was made by code ${data.codeVersion} (update the worker, or start it with --any-version)`,
+      );
     }
     const label = `shard ${data.shard.index + 1}/${data.shard.count} of ${data.experiment} (seeds ${data.seeds.join(',')}, job ${job.id}, attempt ${job.attemptsStarted})`;
     const out = mkdtempSync(join(opts.workDir ?? tmpdir(), 'metagrad-shard-'));
@@ -141,7 +163,10 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     log(`worker ${name}: ${label} started`);
     await job.updateProgress({ worker: name, startedAt: started }).catch(() => {});
     const [program, ...prefix] = runCommand;
-    const child = spawn(program, [...prefix, ...shardArgs(data, out)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, METAGRAD_SHARD_JOB: String(job.id) } });
+    const child = spawn(program, [...prefix, ...shardArgs(data, out)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, METAGRAD_SHARD_JOB: String(job.id) },
+    });
     current = { child, jobId: String(job.id) };
     const tail = new Tail();
     const forward = (chunk: Buffer): void => {
@@ -183,7 +208,9 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
       const files = collectSeedFiles(out);
       const missing = data.seeds.filter((s) => !files.some((f) => f.path.endsWith(`/seed-${s}.json`)));
       if (files.length === 0 || missing.length > 0) {
-        throw new Error(`${label}: the run succeeded but wrote no seeds/…/seed-<n>.json for seed(s) ${(missing.length ? missing : data.seeds).join(',')} under ${out}`);
+        throw new Error(
+          `${label}: the run succeeded but wrote no seeds/…/seed-<n>.json for seed(s) ${(missing.length ? missing : data.seeds).join(',')} under ${out}`,
+        );
       }
       log(`worker ${name}: ${label} done in ${(wallMs / 1000).toFixed(1)} s (${files.length} files)`);
       return { schema: JOB_SCHEMA, files, worker: name, wallMs, codeVersion: mine };
@@ -223,7 +250,9 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     if (err?.name !== 'WaitingError') countJob();
   });
   await worker.waitUntilReady();
-  log(`worker ${name}: waiting for shards on queue '${queueName}' at ${redactUrl(opts.redis)} (code ${mine}, lock ${lockDuration} ms)`);
+  log(
+    `worker ${name}: waiting for shards on queue '${queueName}' at ${redactUrl(opts.redis)} (code ${mine}, lock ${lockDuration} ms)`,
+  );
 
   let shutdownPromise: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {

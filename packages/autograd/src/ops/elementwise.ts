@@ -9,16 +9,42 @@ import { sumToShape } from './reduce';
 export { eq, ne, lt, le, gt, ge, sign, floor } from '@metagrad/tensor/raw';
 
 type UnaryPrim =
-  | 'neg' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'sqrt' | 'rsqrt' | 'recip' | 'abs'
-  | 'relu' | 'square';
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'log1p'
+  | 'expm1'
+  | 'sin'
+  | 'cos'
+  | 'tanh'
+  | 'sigmoid'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'recip'
+  | 'abs'
+  | 'relu'
+  | 'square';
 type BinaryPrim = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum';
 type ScalarPrim = 'addScalar' | 'mulScalar' | 'powScalar' | 'axpby' | 'reluGrad';
 export type ElementwisePrim = UnaryPrim | BinaryPrim | ScalarPrim | 'where' | 'cast';
 
 /** Which tensor a unary VJP needs: the input, the output, or nothing. */
 const UNARY_SAVES: Record<UnaryPrim, 'x' | 'y' | null> = {
-  neg: null, exp: 'y', log: 'x', log1p: 'x', expm1: 'y', sin: 'x', cos: 'x', tanh: 'y', sigmoid: 'y', sqrt: 'y',
-  rsqrt: 'y', recip: 'y', abs: 'x', relu: 'x', square: 'x',
+  neg: null,
+  exp: 'y',
+  log: 'x',
+  log1p: 'x',
+  expm1: 'y',
+  sin: 'x',
+  cos: 'x',
+  tanh: 'y',
+  sigmoid: 'y',
+  sqrt: 'y',
+  rsqrt: 'y',
+  recip: 'y',
+  abs: 'x',
+  relu: 'x',
+  square: 'x',
 };
 
 function unaryOp(prim: UnaryPrim): (x: Tensor) => Tensor {
@@ -48,7 +74,13 @@ export const square = unaryOp('square');
 
 /** Which operands a binary VJP needs (pow also saves its output). */
 const BINARY_SAVES: Record<BinaryPrim, 'none' | 'ab' | 'b' | 'aby'> = {
-  add: 'none', sub: 'none', mul: 'ab', div: 'ab', pow: 'aby', maximum: 'ab', minimum: 'ab',
+  add: 'none',
+  sub: 'none',
+  mul: 'ab',
+  div: 'ab',
+  pow: 'aby',
+  maximum: 'ab',
+  minimum: 'ab',
 };
 
 /** A binary op's operand: a tensor, or a number (a constant scalar, broadcast like a 0-d tensor). */
@@ -69,14 +101,18 @@ function binaryOp(prim: BinaryPrim, scalar: () => ScalarForms): (a: Operand, b: 
   const saves = BINARY_SAVES[prim];
   const tensors = (a: Tensor, b: Tensor): Tensor => {
     const y = forward(a, b);
-    return record(prim, [a, b], y, {}, () => (saves === 'none' ? [] : saves === 'aby' ? [a, b, y] : saves === 'b' ? [b] : [a, b]));
+    return record(prim, [a, b], y, {}, () =>
+      saves === 'none' ? [] : saves === 'aby' ? [a, b, y] : saves === 'b' ? [b] : [a, b],
+    );
   };
   return (a, b) => {
     const an = typeof a === 'number';
     const bn = typeof b === 'number';
     if (!an && !bn) return tensors(a, b);
     if (an && bn) {
-      throw new raw.InvalidArgumentError(`${prim}(): both operands are numbers (${a}, ${b}); at least one must be a Tensor (compute it on the host, or wrap one with tensor())`);
+      throw new raw.InvalidArgumentError(
+        `${prim}(): both operands are numbers (${a}, ${b}); at least one must be a Tensor (compute it on the host, or wrap one with tensor())`,
+      );
     }
     // A non-tensor, non-number operand (a string, an array) goes to the raw op, which names it.
     if (an && b instanceof raw.Tensor) return scalar().left(a, b);
@@ -91,8 +127,14 @@ export const mul = binaryOp('mul', () => ({ right: mulScalar, left: (s, x) => mu
 /** x / s multiplies by 1/s (one dispatch; may differ from true division by an ulp); s / x is s · recip(x). */
 export const div = binaryOp('div', () => ({ right: divScalar, left: (s, x) => mulScalar(recip(x), s) }));
 export const pow = binaryOp('pow', () => ({ right: powScalar, left: (s, x) => pow(constantLike(x, s), x) }));
-export const maximum = binaryOp('maximum', () => ({ right: (x, s) => maximum(x, constantLike(x, s)), left: (s, x) => maximum(constantLike(x, s), x) }));
-export const minimum = binaryOp('minimum', () => ({ right: (x, s) => minimum(x, constantLike(x, s)), left: (s, x) => minimum(constantLike(x, s), x) }));
+export const maximum = binaryOp('maximum', () => ({
+  right: (x, s) => maximum(x, constantLike(x, s)),
+  left: (s, x) => maximum(constantLike(x, s), x),
+}));
+export const minimum = binaryOp('minimum', () => ({
+  right: (x, s) => minimum(x, constantLike(x, s)),
+  left: (s, x) => minimum(constantLike(x, s), x),
+}));
 
 /** x + s without allocating a scalar tensor. */
 export function addScalar(x: Tensor, s: number): Tensor {
@@ -166,8 +208,14 @@ export const elementwiseRules: RuleTable<ElementwisePrim> = {
   relu: ({ gy, saved: [x] }) => [reluGrad(gy, x)],
   square: ({ gy, saved: [x] }) => [mul(gy, mulScalar(x, 2))],
 
-  add: ({ gy, inputShapes: [sa, sb], needs }) => [needs[0] ? sumToShape(gy, sa) : null, needs[1] ? sumToShape(gy, sb) : null],
-  sub: ({ gy, inputShapes: [sa, sb], needs }) => [needs[0] ? sumToShape(gy, sa) : null, needs[1] ? sumToShape(neg(gy), sb) : null],
+  add: ({ gy, inputShapes: [sa, sb], needs }) => [
+    needs[0] ? sumToShape(gy, sa) : null,
+    needs[1] ? sumToShape(gy, sb) : null,
+  ],
+  sub: ({ gy, inputShapes: [sa, sb], needs }) => [
+    needs[0] ? sumToShape(gy, sa) : null,
+    needs[1] ? sumToShape(neg(gy), sb) : null,
+  ],
   mul: ({ gy, saved: [a, b], inputShapes: [sa, sb], needs }) => [
     needs[0] ? sumToShape(mul(gy, b), sa) : null,
     needs[1] ? sumToShape(mul(gy, a), sb) : null,
@@ -203,7 +251,11 @@ export const elementwiseRules: RuleTable<ElementwisePrim> = {
   powScalar: ({ gy, saved: [x], attrs }) => [mul(gy, mulScalar(powScalar(x, attrs.scalar - 1), attrs.scalar))],
   where: ({ gy, saved: [cond], inputShapes: [, sa, sb], needs }) => {
     const zero = scalarLike(gy, 0);
-    return [null, needs[1] ? sumToShape(where(cond, gy, zero), sa) : null, needs[2] ? sumToShape(where(cond, zero, gy), sb) : null];
+    return [
+      null,
+      needs[1] ? sumToShape(where(cond, gy, zero), sa) : null,
+      needs[2] ? sumToShape(where(cond, zero, gy), sb) : null,
+    ];
   },
   cast: ({ gy }) => [gy],
 };

@@ -9,7 +9,16 @@ import { sumToShape } from './reduce';
 export { oneHot } from '@metagrad/tensor/raw';
 
 export type MovementPrim =
-  | 'reshape' | 'permute' | 'expand' | 'slice' | 'pad' | 'concat' | 'flip' | 'gather' | 'indexSelect' | 'scatterAdd';
+  | 'reshape'
+  | 'permute'
+  | 'expand'
+  | 'slice'
+  | 'pad'
+  | 'concat'
+  | 'flip'
+  | 'gather'
+  | 'indexSelect'
+  | 'scatterAdd';
 
 const normAxis = (axis: number, rank: number): number => (axis < 0 ? axis + rank : axis);
 
@@ -39,7 +48,12 @@ export function expand(x: Tensor, shape: Shape): Tensor {
  * Per-axis strided slice with Python bounds. The normalised starts and steps are recorded, which is all
  * the VJP needs to place the gradient back.
  */
-export function slice(x: Tensor, starts: readonly number[], ends: readonly number[], steps?: readonly number[]): Tensor {
+export function slice(
+  x: Tensor,
+  starts: readonly number[],
+  ends: readonly number[],
+  steps?: readonly number[],
+): Tensor {
   const y = raw.slice(x, starts, ends, steps);
   const begin = x.shape.map((d, i) => {
     if (i >= starts.length) return 0;
@@ -86,16 +100,29 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
 export function padOrCrop(x: Tensor, pads: readonly (readonly [number, number])[]): Tensor {
   // Public, and it slices with bounds it derives from `pads`: check them as raw.pad would.
   raw.checkTensors('padOrCrop', { x });
-  if (!Array.isArray(pads) || !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
-    throw new raw.InvalidArgumentError(`padOrCrop: pads must be [before, after] integer pairs, got ${raw.describeValue(pads)} for shape [${x.shape.join(', ')}]`);
+  if (
+    !Array.isArray(pads) ||
+    !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))
+  ) {
+    throw new raw.InvalidArgumentError(
+      `padOrCrop: pads must be [before, after] integer pairs, got ${raw.describeValue(pads)} for shape [${x.shape.join(', ')}]`,
+    );
   }
-  if (pads.length !== x.rank) throw new raw.ShapeError(`padOrCrop: ${pads.length} pad pairs for shape [${x.shape.join(', ')}]`);
+  if (pads.length !== x.rank)
+    throw new raw.ShapeError(`padOrCrop: ${pads.length} pad pairs for shape [${x.shape.join(', ')}]`);
   let cur = x;
   if (pads.some(([b, a]) => b < 0 || a < 0)) {
-    cur = slice(x, pads.map(([b]) => Math.max(0, -b)), x.shape.map((d, i) => d - Math.max(0, -pads[i][1])));
+    cur = slice(
+      x,
+      pads.map(([b]) => Math.max(0, -b)),
+      x.shape.map((d, i) => d - Math.max(0, -pads[i][1])),
+    );
   }
   if (pads.some(([b, a]) => b > 0 || a > 0)) {
-    const grown = pad(cur, pads.map(([b, a]) => [Math.max(0, b), Math.max(0, a)] as [number, number]));
+    const grown = pad(
+      cur,
+      pads.map(([b, a]) => [Math.max(0, b), Math.max(0, a)] as [number, number]),
+    );
     if (cur !== x) cur.dispose();
     cur = grown;
   }
@@ -146,7 +173,12 @@ export const movementRules: RuleTable<MovementPrim> = {
   permute: ({ gy, attrs }) => [permute(gy, inversePermutation(attrs.perm))],
   expand: ({ gy, inputShapes: [shape] }) => [sumToShape(gy, shape)],
   slice: ({ gy, attrs, inputShapes: [shape] }) => [unslice(gy, shape, attrs.starts, attrs.steps)],
-  pad: ({ gy, attrs }) => [padOrCrop(gy, attrs.pads.map(([b, a]) => [-b, -a] as [number, number]))],
+  pad: ({ gy, attrs }) => [
+    padOrCrop(
+      gy,
+      attrs.pads.map(([b, a]) => [-b, -a] as [number, number]),
+    ),
+  ],
   concat: ({ gy, attrs, inputShapes, needs }) => {
     let offset = 0;
     return inputShapes.map((shape, k) => {
@@ -159,7 +191,10 @@ export const movementRules: RuleTable<MovementPrim> = {
     });
   },
   flip: ({ gy, attrs }) => [flip(gy, attrs.axes)],
-  gather: ({ gy, saved: [index], attrs, inputShapes: [shape] }) => [scatterAdd(zerosLike(shape, gy), attrs.axis, index, gy), null],
+  gather: ({ gy, saved: [index], attrs, inputShapes: [shape] }) => [
+    scatterAdd(zerosLike(shape, gy), attrs.axis, index, gy),
+    null,
+  ],
   indexSelect: ({ gy, saved: [index], attrs, inputShapes: [shape] }) => [
     scatterAdd(zerosLike(shape, gy), attrs.axis, indexAlong(index, attrs.axis, gy.shape), gy),
     null,
@@ -169,9 +204,12 @@ export const movementRules: RuleTable<MovementPrim> = {
     if (needs[2]) {
       gsrc = gather(gy, attrs.axis, index);
       // torch allows src larger than index: the entries no index points at get no gradient.
-      if (gsrc.shape.some((d, i) => d !== srcShape[i])) gsrc = pad(gsrc, srcShape.map((d, i) => [0, d - gsrc!.shape[i]] as [number, number]));
+      if (gsrc.shape.some((d, i) => d !== srcShape[i]))
+        gsrc = pad(
+          gsrc,
+          srcShape.map((d, i) => [0, d - gsrc!.shape[i]] as [number, number]),
+        );
     }
     return [needs[0] ? gy : null, null, gsrc];
   },
 };
-

@@ -31,10 +31,18 @@ export function avgPool2dBackward(gy: Tensor, inputShape: Shape, opts: Pool2dOpt
  */
 function pairOf(what: string, v: unknown, fallback: readonly [number, number], min: number): [number, number] {
   if (v !== undefined && typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
-    throw new InvalidArgumentError(`maxPoolGather: ${what} must be a number or a pair [h, w], got ${raw.describeValue(v)}`);
+    throw new InvalidArgumentError(
+      `maxPoolGather: ${what} must be a number or a pair [h, w], got ${raw.describeValue(v)}`,
+    );
   }
-  const p: [number, number] = v === undefined ? [fallback[0], fallback[1]] : typeof v === 'number' ? [v, v] : [(v as number[])[0], (v as number[])[1]];
-  if (!p.every((x) => Number.isInteger(x) && x >= min)) throw new InvalidArgumentError(`maxPoolGather: ${what} must be integers >= ${min}, got ${raw.describeValue(p)}`);
+  const p: [number, number] =
+    v === undefined
+      ? [fallback[0], fallback[1]]
+      : typeof v === 'number'
+        ? [v, v]
+        : [(v as number[])[0], (v as number[])[1]];
+  if (!p.every((x) => Number.isInteger(x) && x >= min))
+    throw new InvalidArgumentError(`maxPoolGather: ${what} must be integers >= ${min}, got ${raw.describeValue(p)}`);
   return p;
 }
 
@@ -49,14 +57,19 @@ interface Windows {
 function windowsOf(shape: Shape, opts: Pool2dOptions): Windows {
   raw.checkOptions('maxPoolGather', opts, ['kernel', 'stride', 'padding']);
   if (typeof opts !== 'object' || opts === null || opts.kernel === undefined) {
-    throw new InvalidArgumentError(`maxPoolGather: options must be an object with a kernel size ({ kernel, stride?, padding? }), got ${raw.describeValue(opts)}`);
+    throw new InvalidArgumentError(
+      `maxPoolGather: options must be an object with a kernel size ({ kernel, stride?, padding? }), got ${raw.describeValue(opts)}`,
+    );
   }
   const kernel = pairOf('kernel', opts.kernel, [1, 1], 1);
   const stride = pairOf('stride', opts.stride, kernel, 1);
   const padding = pairOf('padding', opts.padding, [0, 0], 0);
   const outH = Math.floor((shape[2] + 2 * padding[0] - kernel[0]) / stride[0]) + 1;
   const outW = Math.floor((shape[3] + 2 * padding[1] - kernel[1]) / stride[1]) + 1;
-  if (!(outH > 0 && outW > 0)) throw new InvalidArgumentError(`pool windows: no output for input [${shape.join(', ')}] and ${JSON.stringify(opts)}`);
+  if (!(outH > 0 && outW > 0))
+    throw new InvalidArgumentError(
+      `pool windows: no output for input [${shape.join(', ')}] and ${JSON.stringify(opts)}`,
+    );
   return { kernel, stride, padding, outH, outW };
 }
 
@@ -77,7 +90,19 @@ function unfoldWindows(t: Tensor, win: Windows, fill: number): Tensor {
     const tiles = permute(reshape(cropped, [N, C, win.outH, kH, win.outW, kW]), [0, 1, 2, 4, 3, 5]);
     return reshape(tiles, [N, C, win.outH, win.outW, kH * kW]);
   }
-  const padded = pH || pW ? pad(t, [[0, 0], [0, 0], [pH, pH], [pW, pW]], fill) : t;
+  const padded =
+    pH || pW
+      ? pad(
+          t,
+          [
+            [0, 0],
+            [0, 0],
+            [pH, pH],
+            [pW, pW],
+          ],
+          fill,
+        )
+      : t;
   const parts: Tensor[] = [];
   for (let ki = 0; ki < win.kernel[0]; ki++) {
     for (let kj = 0; kj < win.kernel[1]; kj++) {

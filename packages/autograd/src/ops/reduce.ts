@@ -77,7 +77,12 @@ function countOf(inputShape: Shape, axes: readonly number[]): number {
 }
 
 /** Max and min share their rule: ties share the gradient evenly (torch.amax/amin). */
-function extremumRule<P extends 'max' | 'min'>({ gy, saved: [x, y], attrs, inputShapes: [shape] }: VjpContext<P>): Tensor[] {
+function extremumRule<P extends 'max' | 'min'>({
+  gy,
+  saved: [x, y],
+  attrs,
+  inputShapes: [shape],
+}: VjpContext<P>): Tensor[] {
   const yKept = broadcastable(y, shape, attrs);
   const mask = raw.eq(x, yKept);
   const count = raw.sum(mask, attrs.axes, true);

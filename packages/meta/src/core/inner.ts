@@ -19,7 +19,8 @@ export interface InnerOptimiser {
 }
 
 export function checkInnerOptimiser(where: string, o: InnerOptimiser): void {
-  if (!(Number.isFinite(o.lr) && o.lr > 0)) throw new InvalidArgumentError(`${where}: inner lr must be a finite number > 0, got ${o.lr}`);
+  if (!(Number.isFinite(o.lr) && o.lr > 0))
+    throw new InvalidArgumentError(`${where}: inner lr must be a finite number > 0, got ${o.lr}`);
   if (!(Number.isFinite(o.momentum) && o.momentum >= 0 && o.momentum < 1)) {
     throw new InvalidArgumentError(`${where}: inner momentum must be in [0, 1), got ${o.momentum}`);
   }
@@ -69,9 +70,18 @@ interface InnerState {
 }
 
 /** One heavy-ball step from w on D (pure): w_t and the optimiser state, with `track` L_T and ‖∇_w L_T‖ at w. */
-function innerStep<Batch>(problem: RunInnerOptions<Batch>['problem'], lambda: ParamTree, opt: FunctionalOptimizer<SgdState>, s: InnerState, batch: Batch, track: boolean): InnerState {
+function innerStep<Batch>(
+  problem: RunInnerOptions<Batch>['problem'],
+  lambda: ParamTree,
+  opt: FunctionalOptimizer<SgdState>,
+  s: InnerState,
+  batch: Batch,
+  track: boolean,
+): InnerState {
   return tidy(() => {
-    const lg = track ? trainLossAndGradient(problem, s.w, lambda, batch) : { gradient: trainGradient(problem, s.w, lambda, batch), loss: null };
+    const lg = track
+      ? trainLossAndGradient(problem, s.w, lambda, batch)
+      : { gradient: trainGradient(problem, s.w, lambda, batch), loss: null };
     const next = noGrad(() => opt.step(s.w, lg.gradient, s.sgd));
     const last = lg.loss ? { loss: lg.loss, gradNorm: noGrad(() => normTree(lg.gradient)) } : s.last;
     return { w: next.params, sgd: next.state, trajectory: s.trajectory, last };
@@ -89,12 +99,20 @@ export function runInner<Batch>(o: RunInnerOptions<Batch>): Promise<InnerRun> {
     let s: InnerState = { w: o.w0, sgd: opt.init(o.w0), trajectory: [] };
     for (let t = 1; t <= T; t++) {
       const batch = o.batches[t - 1];
-      s = await carryAsync(s, async (prev) => {
-        // The step itself frees the old momentum buffers at once; w_{t−1} lives until the hook has seen it.
-        const next = carry(prev, (p) => innerStep(o.problem, o.lambda(), opt, p, batch, Boolean(o.trackLast) && t === T), [o.w0, prev.w]);
-        await o.onStep?.({ t, T, wPrev: prev.w, w: next.w, batch });
-        return o.keepTrajectory && t < T ? { ...next, trajectory: [...next.trajectory, next.w] } : next;
-      }, o.w0);
+      s = await carryAsync(
+        s,
+        async (prev) => {
+          // The step itself frees the old momentum buffers at once; w_{t−1} lives until the hook has seen it.
+          const next = carry(
+            prev,
+            (p) => innerStep(o.problem, o.lambda(), opt, p, batch, Boolean(o.trackLast) && t === T),
+            [o.w0, prev.w],
+          );
+          await o.onStep?.({ t, T, wPrev: prev.w, w: next.w, batch });
+          return o.keepTrajectory && t < T ? { ...next, trajectory: [...next.trajectory, next.w] } : next;
+        },
+        o.w0,
+      );
     }
     return { wT: s.w, trajectory: s.trajectory, last: s.last };
   });
@@ -104,14 +122,17 @@ export function runInner<Batch>(o: RunInnerOptions<Batch>): Promise<InnerRun> {
  * runInner's steps without a hook, synchronous and without a readback (so `compile` can capture a whole inner
  * optimisation): w_T and the last step's training loss and ‖gradient‖.
  */
-export function runInnerTensors<Batch>(o: Omit<RunInnerOptions<Batch>, 'onStep' | 'keepTrajectory' | 'trackLast'>): Required<Omit<InnerRun, 'trajectory'>> {
+export function runInnerTensors<Batch>(
+  o: Omit<RunInnerOptions<Batch>, 'onStep' | 'keepTrajectory' | 'trackLast'>,
+): Required<Omit<InnerRun, 'trajectory'>> {
   checkInnerOptimiser('runInnerTensors', o.optimiser);
   const T = o.batches.length;
   if (T === 0) throw new InvalidArgumentError('runInnerTensors: no batches (T = 0)');
   const opt = heavyBall(o.optimiser);
   return tidy(() => {
     let s: InnerState = { w: o.w0, sgd: opt.init(o.w0), trajectory: [] };
-    for (let t = 1; t <= T; t++) s = carry(s, (prev) => innerStep(o.problem, o.lambda(), opt, prev, o.batches[t - 1], t === T), o.w0);
+    for (let t = 1; t <= T; t++)
+      s = carry(s, (prev) => innerStep(o.problem, o.lambda(), opt, prev, o.batches[t - 1], t === T), o.w0);
     return { wT: s.w, last: s.last! };
   });
 }

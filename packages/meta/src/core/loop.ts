@@ -8,7 +8,11 @@ import { collectTensors, keep, scope, tidy } from '@metagrad/tensor';
  * afterwards.
  */
 export function carry<S, N = S>(state: S, step: (s: S) => N, borrowed?: unknown): N {
-  return replace(state, tidy(() => step(state)), borrowed);
+  return replace(
+    state,
+    tidy(() => step(state)),
+    borrowed,
+  );
 }
 
 /** `carry` for an async step (a hook, a readback): the step runs in a `scope`. */

@@ -86,9 +86,22 @@ export interface OfflineCore<Batch> {
 }
 
 /** The TrajectoryInput of a finished inner optimisation w_0 → w_T on D_1 … D_T. */
-export function trajectoryInput<Batch>(ctx: EpisodeContext<Batch>, w0: ParamTree, wT: ParamTree, trainBatches: readonly Batch[], valBatch: Batch): TrajectoryInput<Batch> {
+export function trajectoryInput<Batch>(
+  ctx: EpisodeContext<Batch>,
+  w0: ParamTree,
+  wT: ParamTree,
+  trainBatches: readonly Batch[],
+  valBatch: Batch,
+): TrajectoryInput<Batch> {
   return {
-    problem: ctx.problem, theta: wT, initial: w0, lambda: ctx.lambda, trainBatch: trainBatches[trainBatches.length - 1], trainBatches, valBatch,
-    innerLr: ctx.optimiser.lr, momentum: ctx.optimiser.momentum,
+    problem: ctx.problem,
+    theta: wT,
+    initial: w0,
+    lambda: ctx.lambda,
+    trainBatch: trainBatches[trainBatches.length - 1],
+    trainBatches,
+    valBatch,
+    innerLr: ctx.optimiser.lr,
+    momentum: ctx.optimiser.momentum,
   };
 }

@@ -18,7 +18,8 @@ export interface MixedProducts<Θ extends ParamTree = ParamTree, Λ extends Para
 }
 
 /** Zeros shaped like `like` (no graph). */
-export const zerosTree = <T extends ParamTree>(like: T): T => tree.map(like, (t) => noGrad(() => zeros(t.shape, 'f32', t.device)));
+export const zerosTree = <T extends ParamTree>(like: T): T =>
+  tree.map(like, (t) => noGrad(() => zeros(t.shape, 'f32', t.device)));
 
 /** a·x + b·y leafwise, without a graph (one fused dispatch per leaf). */
 export function lincombTree<T extends ParamTree>(a: number, x: T, b: number, y: ParamTree): T {
@@ -27,22 +28,38 @@ export function lincombTree<T extends ParamTree>(a: number, x: T, b: number, y: 
 
 /** H·u and/or ∂_λ⟨∇_w L_T, u⟩ from one double backward: ⟨∇_w L_T, u⟩ (∇ recorded) differentiated once more. */
 export function mixedProducts<Θ extends ParamTree, Λ extends ParamTree, Batch>(
-  problem: BilevelProblem<Θ, Λ, Batch>, w: Θ, lambda: Λ, batch: Batch, u: ParamTree, want: { w: boolean; lambda: boolean },
+  problem: BilevelProblem<Θ, Λ, Batch>,
+  w: Θ,
+  lambda: Λ,
+  batch: Batch,
+  u: ParamTree,
+  want: { w: boolean; lambda: boolean },
 ): MixedProducts<Θ, Λ> {
   return tidy(() => {
     const lam = want.lambda ? gradLeaves(lambda) : tree.detach(lambda);
     const ws = gradLeaves(w);
     const inner = tree.dot(gradTree(problem.trainLoss(ws, lam, batch), ws, true), u);
     const targets = [...(want.w ? tree.leaves(ws) : []), ...(want.lambda ? tree.leaves(lam) : [])];
-    if (!inner.requiresGrad || targets.length === 0) return { hw: want.w ? zerosTree(w) : null, lambda: want.lambda ? zerosTree(lambda) : null };
-    const gs = grad(inner, targets, { allowUnused: true }).map((x, i) => x ?? noGrad(() => zeros(targets[i].shape, 'f32', targets[i].device)));
+    if (!inner.requiresGrad || targets.length === 0)
+      return { hw: want.w ? zerosTree(w) : null, lambda: want.lambda ? zerosTree(lambda) : null };
+    const gs = grad(inner, targets, { allowUnused: true }).map(
+      (x, i) => x ?? noGrad(() => zeros(targets[i].shape, 'f32', targets[i].device)),
+    );
     const nw = want.w ? tree.leaves(w).length : 0;
-    return { hw: want.w ? tree.fromLeaves(w, gs.slice(0, nw)) : null, lambda: want.lambda ? tree.fromLeaves(lambda, gs.slice(nw)) : null };
+    return {
+      hw: want.w ? tree.fromLeaves(w, gs.slice(0, nw)) : null,
+      lambda: want.lambda ? tree.fromLeaves(lambda, gs.slice(nw)) : null,
+    };
   });
 }
 
 /** α = ∇_w L_V(w, λ) and the direct term ∂_λ L_V(w, λ) from one backward, with L_V (detached). */
-export function valGradients<Θ extends ParamTree, Λ extends ParamTree, Batch>(problem: BilevelProblem<Θ, Λ, Batch>, w: Θ, lambda: Λ, batch: Batch): { alpha: Θ; direct: Λ; loss: Tensor } {
+export function valGradients<Θ extends ParamTree, Λ extends ParamTree, Batch>(
+  problem: BilevelProblem<Θ, Λ, Batch>,
+  w: Θ,
+  lambda: Λ,
+  batch: Batch,
+): { alpha: Θ; direct: Λ; loss: Tensor } {
   return tidy(() => {
     const [ws, lam] = [gradLeaves(w), gradLeaves(lambda)];
     const loss = problem.valLoss(ws, lam, batch);
@@ -52,7 +69,12 @@ export function valGradients<Θ extends ParamTree, Λ extends ParamTree, Batch>(
 }
 
 /** ∇_w L_T(w, λ; D) with λ held constant (the inner optimiser's gradient). */
-export function trainGradient<Batch>(problem: BilevelProblem<ParamTree, ParamTree, Batch>, w: ParamTree, lambda: ParamTree, batch: Batch): ParamTree {
+export function trainGradient<Batch>(
+  problem: BilevelProblem<ParamTree, ParamTree, Batch>,
+  w: ParamTree,
+  lambda: ParamTree,
+  batch: Batch,
+): ParamTree {
   return tidy(() => {
     const ws = gradLeaves(w);
     return gradTree(problem.trainLoss(ws, tree.detach(lambda), batch), ws);
@@ -60,7 +82,12 @@ export function trainGradient<Batch>(problem: BilevelProblem<ParamTree, ParamTre
 }
 
 /** L_T(w, λ; D) (detached) and ∇_w L_T with λ held constant. */
-export function trainLossAndGradient<Batch>(problem: BilevelProblem<ParamTree, ParamTree, Batch>, w: ParamTree, lambda: ParamTree, batch: Batch): { loss: Tensor; gradient: ParamTree } {
+export function trainLossAndGradient<Batch>(
+  problem: BilevelProblem<ParamTree, ParamTree, Batch>,
+  w: ParamTree,
+  lambda: ParamTree,
+  batch: Batch,
+): { loss: Tensor; gradient: ParamTree } {
   return tidy(() => {
     const ws = gradLeaves(w);
     const loss = problem.trainLoss(ws, tree.detach(lambda), batch);

@@ -4,7 +4,7 @@
  * share, and g = ∂_λL_V(w_T) + g^SO with α_T = ∇_wL_V(w_T) reversed along the caller's points.
  */
 import { tidy } from '@metagrad/tensor';
-import { tree, type ParamTree } from '@metagrad/models';
+import type { ParamTree } from '@metagrad/models';
 import { emptyStats, type HypergradInput, type HypergradTensors } from '../hypergrad/types';
 import { lincombTree, valGradients } from './products';
 import { reverseHypergradient } from './reverse';
@@ -33,25 +33,47 @@ export class MissingTrajectoryError extends Error {
 export function checkTrajectoryInput<Batch>(where: string, input: TrajectoryInput<Batch>): readonly Batch[] {
   if (!input.initial) throw new MissingTrajectoryError(`${where}: the input needs 'initial' (w_0) besides theta (w_T)`);
   const batches = input.trainBatches;
-  if (!batches || batches.length === 0) throw new MissingTrajectoryError(`${where}: the input needs trainBatches D_1 … D_T (got ${batches?.length ?? 'none'})`);
+  if (!batches || batches.length === 0)
+    throw new MissingTrajectoryError(
+      `${where}: the input needs trainBatches D_1 … D_T (got ${batches?.length ?? 'none'})`,
+    );
   checkInnerOptimiser(where, { lr: input.innerLr, momentum: input.momentum ?? 0 });
   return batches;
 }
 
 /** The hypergradient along `point(t)` = w_{t−1}, L_V(w_T) and the work done, without a readback (so it compiles). */
-export function trajectoryHypergradientTensors<Batch>(input: TrajectoryInput<Batch>, batches: readonly Batch[], point: (t: number) => ParamTree): HypergradTensors {
+export function trajectoryHypergradientTensors<Batch>(
+  input: TrajectoryInput<Batch>,
+  batches: readonly Batch[],
+  point: (t: number) => ParamTree,
+): HypergradTensors {
   return tidy(() => {
     const { alpha, direct, loss } = valGradients(input.problem, input.theta, input.lambda, input.valBatch);
     const { gSO, jvps } = reverseHypergradient({
-      problem: input.problem, lambda: input.lambda, trainBatches: batches, lr: input.innerLr, momentum: input.momentum ?? 0, alphaT: alpha, point,
+      problem: input.problem,
+      lambda: input.lambda,
+      trainBatches: batches,
+      lr: input.innerLr,
+      momentum: input.momentum ?? 0,
+      alphaT: alpha,
+      point,
     });
     const T = batches.length;
-    return { hypergrad: lincombTree(1, direct, 1, gSO), valLoss: loss, stats: { ...emptyStats(), jvps, gradients: 1 + T, forwards: 1 + T } };
+    return {
+      hypergrad: lincombTree(1, direct, 1, gSO),
+      valLoss: loss,
+      stats: { ...emptyStats(), jvps, gradients: 1 + T, forwards: 1 + T },
+    };
   });
 }
 
 /** The same with ‖hypergradient‖ read with L_V: a NaN/Inf one is a NonFiniteHypergradientError naming `estimator`. */
-export function trajectoryHypergradient<Batch>(estimator: string, input: TrajectoryInput<Batch>, batches: readonly Batch[], point: (t: number) => ParamTree): Promise<CheckedHypergradResult> {
+export function trajectoryHypergradient<Batch>(
+  estimator: string,
+  input: TrajectoryInput<Batch>,
+  batches: readonly Batch[],
+  point: (t: number) => ParamTree,
+): Promise<CheckedHypergradResult> {
   const t0 = performance.now();
   return checkedEstimate(estimator, t0, () => trajectoryHypergradientTensors(input, batches, point));
 }

@@ -38,7 +38,10 @@ export function anilProblem<Λ extends ParamTree = ParamTree>(options: AnilProbl
       const [B, n, d] = x.shape;
       const f = options.features(lambda, reshape(x, [B * n, d]));
       const h = f.shape[1];
-      if (weight.shape[0] !== B || weight.shape[1] !== h) throw new ShapeError(`anilProblem: head weight [${weight.shape.join(', ')}] does not fit ${B} tasks × ${h} features`);
+      if (weight.shape[0] !== B || weight.shape[1] !== h)
+        throw new ShapeError(
+          `anilProblem: head weight [${weight.shape.join(', ')}] does not fit ${B} tasks × ${h} features`,
+        );
       return add(matmul(reshape(f, [B, n, h]), weight), bias);
     });
   /** Σ_tasks mean_examples (pred − y)², as a scalar. */
@@ -55,4 +58,3 @@ export function anilProblem<Λ extends ParamTree = ParamTree>(options: AnilProbl
     taskMean: (w) => noGrad(() => mapTree(w, (t) => mean(t, 0, true))),
   };
 }
-

@@ -27,9 +27,18 @@ const minus = (a: Float64Array, b: Float64Array): Float64Array => a.map((v, i) =
 /** The exact hypergradient of the context's inner optimisation: autograd through the whole differentiable unroll. */
 async function exactHypergradient<Batch>(ctx: EpisodeContext<Batch>): Promise<ParamTree> {
   const T = ctx.trainBatches.length;
-  const exact = new UnrolledRMD<Batch>({ steps: T, optimizer: sgd({ lr: ctx.optimiser.lr, momentum: ctx.optimiser.momentum }) });
+  const exact = new UnrolledRMD<Batch>({
+    steps: T,
+    optimizer: sgd({ lr: ctx.optimiser.lr, momentum: ctx.optimiser.momentum }),
+  });
   const r = await exact.estimate({
-    problem: ctx.problem, theta: ctx.w0, lambda: ctx.lambda, trainBatch: ctx.trainBatches[0], trainBatches: ctx.trainBatches, valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr,
+    problem: ctx.problem,
+    theta: ctx.w0,
+    lambda: ctx.lambda,
+    trainBatch: ctx.trainBatches[0],
+    trainBatches: ctx.trainBatches,
+    valBatch: ctx.valBatch,
+    innerLr: ctx.optimiser.lr,
   });
   return r.hypergrad;
 }
@@ -38,14 +47,21 @@ async function exactHypergradient<Batch>(ctx: EpisodeContext<Batch>): Promise<Pa
  * Replays the context's inner optimisation at fixed λ (`ctx.diagnostic` is forced on) and compares every method's
  * final hypergradient with the exact one. Methods that produce nothing at t = T get NaN.
  */
-export function compareWithExact<Batch>(ctx: EpisodeContext<Batch>, methods: readonly HyperMethod<Batch>[]): Promise<{ rows: CosineRow[]; exactNorm: number }> {
+export function compareWithExact<Batch>(
+  ctx: EpisodeContext<Batch>,
+  methods: readonly HyperMethod<Batch>[],
+): Promise<{ rows: CosineRow[]; exactNorm: number }> {
   const dctx: EpisodeContext<Batch> = { ...ctx, diagnostic: true };
   /** Each method's last hypergradient at t = T, on the host. */
   const finals = new Map<HyperMethod<Batch>, Float64Array>();
   return scope(async () => {
     for (const m of methods) await m.begin?.(dctx);
     const { wT } = await runInner({
-      problem: ctx.problem, lambda: () => ctx.lambda, w0: ctx.w0, batches: ctx.trainBatches, optimiser: ctx.optimiser,
+      problem: ctx.problem,
+      lambda: () => ctx.lambda,
+      w0: ctx.w0,
+      batches: ctx.trainBatches,
+      optimiser: ctx.optimiser,
       onStep: async (s) => {
         for (const m of methods) {
           const r = m.step ? await m.step(dctx, s) : null;
@@ -65,8 +81,11 @@ export function compareWithExact<Batch>(ctx: EpisodeContext<Batch>, methods: rea
       if (!est) return { name: m.name, cosine: NaN, cosineSecondOrder: NaN, normRatio: NaN, normRatioSecondOrder: NaN };
       const estSO = minus(est, fo);
       return {
-        name: m.name, cosine: cosine(est, exact), cosineSecondOrder: cosine(estSO, exactSO),
-        normRatio: vectorNorm(est) / vectorNorm(exact), normRatioSecondOrder: vectorNorm(estSO) / vectorNorm(exactSO),
+        name: m.name,
+        cosine: cosine(est, exact),
+        cosineSecondOrder: cosine(estSO, exactSO),
+        normRatio: vectorNorm(est) / vectorNorm(exact),
+        normRatioSecondOrder: vectorNorm(estSO) / vectorNorm(exactSO),
       };
     });
     return { rows, exactNorm: vectorNorm(exact) };

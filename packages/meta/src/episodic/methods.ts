@@ -6,12 +6,23 @@
  */
 import { tidy, type Tensor } from '@metagrad/tensor';
 import { tree, type ParamTree } from '@metagrad/models';
-import { emptyStats, type BilevelProblem, type HypergradEstimator, type HypergradResult, type HypergradTensors } from '../hypergrad/types';
+import {
+  emptyStats,
+  type BilevelProblem,
+  type HypergradEstimator,
+  type HypergradResult,
+  type HypergradTensors,
+} from '../hypergrad/types';
 import { checkPositiveInt, gradLeaves, gradTree } from '../hypergrad/common';
 import { checkedEstimate, trajectoryInput, type HyperMethod, type TrajectoryInput } from '../core';
 
 /** g^FO = ∂L_V(w, λ)/∂λ with w held constant, and L_V. */
-function directTerm<Batch>(problem: BilevelProblem<ParamTree, ParamTree, Batch>, w: ParamTree, lambda: ParamTree, valBatch: Batch): { hypergrad: ParamTree; loss: Tensor } {
+function directTerm<Batch>(
+  problem: BilevelProblem<ParamTree, ParamTree, Batch>,
+  w: ParamTree,
+  lambda: ParamTree,
+  valBatch: Batch,
+): { hypergrad: ParamTree; loss: Tensor } {
   return tidy(() => {
     const lam = gradLeaves(lambda);
     const loss = problem.valLoss(tree.detach(w), lam, valBatch);
@@ -40,24 +51,40 @@ export function firstOrderMethod<Batch>(name = 'FO'): HyperMethod<Batch> {
 
 /** An offline trajectory estimator (DrMAD) run once per inner optimisation. */
 export function offlineMethod<Batch>(
-  est: { estimate(input: TrajectoryInput<Batch>): Promise<HypergradResult>; estimateTensors?(input: TrajectoryInput<Batch>): HypergradTensors },
+  est: {
+    estimate(input: TrajectoryInput<Batch>): Promise<HypergradResult>;
+    estimateTensors?(input: TrajectoryInput<Batch>): HypergradTensors;
+  },
   name: string,
 ): HyperMethod<Batch> {
   return {
     name,
     end: (ctx, wT) => est.estimate(trajectoryInput(ctx, ctx.w0, wT, ctx.trainBatches, ctx.valBatch)),
-    ...(est.estimateTensors ? { offline: { tensors: (input: TrajectoryInput<Batch>) => est.estimateTensors!(input) } } : {}),
+    ...(est.estimateTensors
+      ? { offline: { tensors: (input: TrajectoryInput<Batch>) => est.estimateTensors!(input) } }
+      : {}),
   };
 }
 
 /** An implicit (IFT) estimator online over the last `lastSteps` inner steps only, at w_t (the paper's N.IFT(N, K)). */
-export function implicitMethod<Batch>(est: HypergradEstimator<Batch>, lastSteps: number, name: string): HyperMethod<Batch> {
+export function implicitMethod<Batch>(
+  est: HypergradEstimator<Batch>,
+  lastSteps: number,
+  name: string,
+): HyperMethod<Batch> {
   checkPositiveInt('implicitMethod', 'lastSteps', lastSteps);
   return {
     name,
     step: async (ctx, s) =>
       s.t > s.T - lastSteps
-        ? est.estimate({ problem: ctx.problem, theta: s.w, lambda: ctx.lambda, trainBatch: s.batch, valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr })
+        ? est.estimate({
+            problem: ctx.problem,
+            theta: s.w,
+            lambda: ctx.lambda,
+            trainBatch: s.batch,
+            valBatch: ctx.valBatch,
+            innerLr: ctx.optimiser.lr,
+          })
         : null,
   };
 }

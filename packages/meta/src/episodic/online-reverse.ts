@@ -39,8 +39,16 @@ export function onlineReverseMethod<Batch>(options: OnlineReverseOptions = {}, n
       const first = s.t - window.length;
       try {
         return await est.estimate({
-          problem: ctx.problem, theta: s.w, initial: window[0], trajectory: window.slice(1), lambda: ctx.lambda, trainBatch: s.batch,
-          trainBatches: ctx.trainBatches.slice(first, s.t), valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr, momentum: ctx.optimiser.momentum,
+          problem: ctx.problem,
+          theta: s.w,
+          initial: window[0],
+          trajectory: window.slice(1),
+          lambda: ctx.lambda,
+          trainBatch: s.batch,
+          trainBatches: ctx.trainBatches.slice(first, s.t),
+          valBatch: ctx.valBatch,
+          innerLr: ctx.optimiser.lr,
+          momentum: ctx.optimiser.momentum,
         });
       } catch (error) {
         // The inner optimisation ends here: free the stored window now rather than at the next begin.

@@ -28,8 +28,17 @@ import { carryAsync } from '../core/loop';
 import type { Episode, EpisodeRecord, EpisodicOptions } from './episode';
 import { LambdaUpdates } from './updates';
 import {
-  compiledEpisode, compiledSteps, eagerInner, onlineStep, wholeEpisode, type EpisodeArgs, type EpisodeTensors, type InnerOutcome, type StepArgs,
-  type StepTensors, type UnitContext,
+  compiledEpisode,
+  compiledSteps,
+  eagerInner,
+  onlineStep,
+  wholeEpisode,
+  type EpisodeArgs,
+  type EpisodeTensors,
+  type InnerOutcome,
+  type StepArgs,
+  type StepTensors,
+  type UnitContext,
 } from './inner-runs';
 
 export class EpisodicTrainer<Batch> {
@@ -49,7 +58,8 @@ export class EpisodicTrainer<Batch> {
 
   constructor(options: EpisodicOptions<Batch>) {
     checkInnerOptimiser('EpisodicTrainer', options.optimiser);
-    if (!(Number.isFinite(options.hyperLr) && options.hyperLr > 0)) throw new InvalidArgumentError(`EpisodicTrainer: hyperLr must be > 0, got ${options.hyperLr}`);
+    if (!(Number.isFinite(options.hyperLr) && options.hyperLr > 0))
+      throw new InvalidArgumentError(`EpisodicTrainer: hyperLr must be > 0, got ${options.hyperLr}`);
     if (!(Number.isFinite(options.reptileLr) && options.reptileLr >= 0 && options.reptileLr <= 1)) {
       throw new InvalidArgumentError(`EpisodicTrainer: reptileLr must be in [0, 1], got ${options.reptileLr}`);
     }
@@ -58,16 +68,23 @@ export class EpisodicTrainer<Batch> {
     this.phi = tree.clone(options.phi);
     this.adam = new Adam(options.lambda, { lr: options.hyperLr });
     this.device = tree.leaves(options.lambda)[0].device;
-    const heavyBall: FunctionalOptimizer<SgdState> = sgd({ lr: options.optimiser.lr, momentum: options.optimiser.momentum });
+    const heavyBall: FunctionalOptimizer<SgdState> = sgd({
+      lr: options.optimiser.lr,
+      momentum: options.optimiser.momentum,
+    });
     this.unit = { problem: options.problem, lambda: options.lambda, optimiser: options.optimiser, sgd: heavyBall };
     const { method } = options;
     const compiled = options.compile ?? true;
     if (compiled && method.online) {
       this.mode = 'step';
-      this.stepCompiled = compile((...a: StepArgs<Batch>) => onlineStep(this.unit, method.online!, ...a), { device: this.device });
+      this.stepCompiled = compile((...a: StepArgs<Batch>) => onlineStep(this.unit, method.online!, ...a), {
+        device: this.device,
+      });
     } else if (compiled && !method.step && !method.begin && (!method.end || method.offline)) {
       this.mode = 'episode';
-      this.episodeCompiled = compile((...a: EpisodeArgs<Batch>) => wholeEpisode(this.unit, method, ...a), { device: this.device });
+      this.episodeCompiled = compile((...a: EpisodeArgs<Batch>) => wholeEpisode(this.unit, method, ...a), {
+        device: this.device,
+      });
     } else {
       this.mode = 'eager';
     }
@@ -93,7 +110,16 @@ export class EpisodicTrainer<Batch> {
 
   /** The context of the next inner optimisation on this episode (also used by diagnostics). */
   context(episode: Episode<Batch>, w0: ParamTree, m = this.m + 1, diagnostic = false): EpisodeContext<Batch> {
-    return { m, problem: this.o.problem, lambda: this.lambda, w0, trainBatches: episode.trainBatches, valBatch: episode.valBatch, optimiser: this.o.optimiser, diagnostic };
+    return {
+      m,
+      problem: this.o.problem,
+      lambda: this.lambda,
+      w0,
+      trainBatches: episode.trainBatches,
+      valBatch: episode.valBatch,
+      optimiser: this.o.optimiser,
+      diagnostic,
+    };
   }
 
   /** One inner optimisation with online/offline λ updates and the Reptile step φ ← (1 − η_R) φ + η_R target(w_T). */
@@ -112,8 +138,15 @@ export class EpisodicTrainer<Batch> {
       const valLoss = await this.checkedValLoss(m, wT, episode.valBatch, last, episode.trainBatches.length);
       const next = lincombTree(1 - eta, phi, eta, this.o.reptileTarget(wT));
       record = {
-        m, valLoss, updates: updates.updates, jvps: updates.jvps, hvps: updates.hvps, fitJvps: method.beginJvps ?? 0, ms: performance.now() - t0,
-        peakBytes: this.device.memory().peakBytesInUse, ...(this.o.logHypergradNorm ? { hypergradNorm: updates.meanNorm } : {}),
+        m,
+        valLoss,
+        updates: updates.updates,
+        jvps: updates.jvps,
+        hvps: updates.hvps,
+        fitJvps: method.beginJvps ?? 0,
+        ms: performance.now() - t0,
+        peakBytes: this.device.memory().peakBytesInUse,
+        ...(this.o.logHypergradNorm ? { hypergradNorm: updates.meanNorm } : {}),
       };
       return next;
     });
@@ -124,10 +157,24 @@ export class EpisodicTrainer<Batch> {
     const fallBack = (reason: string): void => this.fallBack(reason);
     if (this.mode === 'step') {
       const core = this.o.method.online!;
-      return compiledSteps(ctx, core, updates, (...a) => compiledOrEager(this.stepCompiled, (...b: StepArgs<Batch>) => onlineStep(this.unit, core, ...b), fallBack, ...a));
+      return compiledSteps(ctx, core, updates, (...a) =>
+        compiledOrEager(
+          this.stepCompiled,
+          (...b: StepArgs<Batch>) => onlineStep(this.unit, core, ...b),
+          fallBack,
+          ...a,
+        ),
+      );
     }
     if (this.mode === 'episode') {
-      return compiledEpisode(ctx, updates, (...a) => compiledOrEager(this.episodeCompiled, (...b: EpisodeArgs<Batch>) => wholeEpisode(this.unit, this.o.method, ...b), fallBack, ...a));
+      return compiledEpisode(ctx, updates, (...a) =>
+        compiledOrEager(
+          this.episodeCompiled,
+          (...b: EpisodeArgs<Batch>) => wholeEpisode(this.unit, this.o.method, ...b),
+          fallBack,
+          ...a,
+        ),
+      );
     }
     return eagerInner(ctx, this.o.method, updates);
   }
@@ -136,12 +183,25 @@ export class EpisodicTrainer<Batch> {
    * L_V(w_T, λ), read in one readback with the inner optimisation's last training loss, its ‖gradient‖ and ‖w_T‖:
    * any of those NaN/Inf is a NonFiniteGradientError (before the Reptile step, so φ stays as it was).
    */
-  private async checkedValLoss(m: number, wT: ParamTree, batch: Batch, last: { loss: Tensor; gradNorm: Tensor } | null, T: number): Promise<number> {
+  private async checkedValLoss(
+    m: number,
+    wT: ParamTree,
+    batch: Batch,
+    last: { loss: Tensor; gradNorm: Tensor } | null,
+    T: number,
+  ): Promise<number> {
     const l = this.o.problem.valLoss(wT, this.lambda, batch);
     const wNorm = noGrad(() => normTree(wT));
-    const [valLoss, norm, trainLoss, gradNorm] = await readScalars(last ? [l, wNorm, last.loss, last.gradNorm] : [l, wNorm]);
+    const [valLoss, norm, trainLoss, gradNorm] = await readScalars(
+      last ? [l, wNorm, last.loss, last.gradNorm] : [l, wNorm],
+    );
     if (!Number.isFinite(norm) || (last && !(Number.isFinite(trainLoss) && Number.isFinite(gradNorm)))) {
-      throw new NonFiniteGradientError(`EpisodicTrainer inner optimisation ${m} (‖w_T‖ = ${norm}; Reptile step skipped, φ unchanged), last inner step`, T, trainLoss ?? NaN, gradNorm ?? NaN);
+      throw new NonFiniteGradientError(
+        `EpisodicTrainer inner optimisation ${m} (‖w_T‖ = ${norm}; Reptile step skipped, φ unchanged), last inner step`,
+        T,
+        trainLoss ?? NaN,
+        gradNorm ?? NaN,
+      );
     }
     return valLoss;
   }

@@ -15,10 +15,20 @@ export class LambdaUpdates {
   private normSum = 0;
 
   /** For inner optimisation m of `method`, applying to λ through `adam`. */
-  constructor(private readonly adam: Adam, private readonly method: string, private readonly m: number) {}
+  constructor(
+    private readonly adam: Adam,
+    private readonly method: string,
+    private readonly m: number,
+  ) {}
 
   /** λ ← Adam(λ, g) once ‖g‖ (read with L_V) is known to be finite; `where` names the step in the error. */
-  apply(hypergrad: ParamTree, norm: number, valLoss: number, where: string, work: { jvps: number; hvps: number }): void {
+  apply(
+    hypergrad: ParamTree,
+    norm: number,
+    valLoss: number,
+    where: string,
+    work: { jvps: number; hvps: number },
+  ): void {
     checkHypergradNorm(this.method, norm, valLoss, `${where} of inner optimisation ${this.m}`);
     this.adam.step(hypergrad);
     this.jvps += work.jvps;
@@ -30,7 +40,8 @@ export class LambdaUpdates {
   /** A method's result (or none): its norm as the method read it, else one readback here. */
   async applyResult(r: HypergradResult | null, where: string): Promise<void> {
     if (!r) return;
-    const norm = (r as Partial<CheckedHypergradResult>).hypergradNorm ?? (await noGrad(() => normTree(r.hypergrad)).item());
+    const norm =
+      (r as Partial<CheckedHypergradResult>).hypergradNorm ?? (await noGrad(() => normTree(r.hypergrad)).item());
     this.apply(r.hypergrad, norm, r.valLoss, where, r.stats);
   }
 

@@ -22,7 +22,13 @@ export interface DistilledLookaheadInput<Batch> {
  * g_t and L_V(w_t) for w_t = `wt`, the distilled point and batch, and the scale θ·S_t: a host number (eager) or a
  * one-element tensor (compiled steps, where it changes from step to step).
  */
-export function distilledLookahead<Batch>(input: DistilledLookaheadInput<Batch>, wt: ParamTree, wStar: ParamTree, dStar: Batch, scale: number | Tensor): { hypergrad: ParamTree; loss: Tensor } {
+export function distilledLookahead<Batch>(
+  input: DistilledLookaheadInput<Batch>,
+  wt: ParamTree,
+  wStar: ParamTree,
+  dStar: Batch,
+  scale: number | Tensor,
+): { hypergrad: ParamTree; loss: Tensor } {
   return tidy(() => {
     const lambda = gradLeaves(input.lambda);
     const ws = gradLeaves(wStar);

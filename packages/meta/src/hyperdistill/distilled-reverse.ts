@@ -10,7 +10,16 @@ import { concat } from '@metagrad/tensor/raw';
 import { tree, type ParamTree, type Rng } from '@metagrad/models';
 import type { BilevelProblem } from '../hypergrad/types';
 import { carry } from '../core/loop';
-import { interpolate, lincombTree, mixedProducts, reverseStart, reverseStep, MissingBatchOpsError, type BatchOps, type ReverseState } from '../core';
+import {
+  interpolate,
+  lincombTree,
+  mixedProducts,
+  reverseStart,
+  reverseStep,
+  MissingBatchOpsError,
+  type BatchOps,
+  type ReverseState,
+} from '../core';
 import { distillBatch } from './distilled-batch';
 import { reverseMix } from './weights';
 
@@ -40,7 +49,11 @@ interface FitState<Batch> {
 }
 
 /** The samples of s = 1 … T as two [T] tensors (read once by the caller) and the JVPs spent: 2T − 1 + T. */
-export function distilledReverse<Batch>(o: DistilledReverseInput<Batch>): { norms: Tensor; dots: Tensor; jvps: number } {
+export function distilledReverse<Batch>(o: DistilledReverseInput<Batch>): {
+  norms: Tensor;
+  dots: Tensor;
+  jvps: number;
+} {
   const T = o.trainBatches.length;
   return tidy(() => {
     let s: FitState<Batch> = { rev: reverseStart(o.lambda, o.alphaT), wStar: null, dStar: null, norms: [], dots: [] };
@@ -61,16 +74,27 @@ function horizon<Batch>(o: DistilledReverseInput<Batch>, prev: FitState<Batch>, 
   const v = mixedProducts(o.problem, wStar, o.lambda, dStar, o.alphaT, { w: false, lambda: true }).lambda!;
   // v_s = −η ∂_λ⟨α_T, ∇L_T(w*_s)⟩: η enters the host's scalars, the sign here.
   return {
-    rev, wStar, dStar,
+    rev,
+    wStar,
+    dStar,
     norms: [...prev.norms, reshape(tree.dot(v, v), [1])],
     dots: [...prev.dots, mulScalar(reshape(tree.dot(v, rev.gSO), [1]), -o.lr)],
   };
 }
 
 /** D*_s from D_{T−s+1} (eq. 18); at γ = 0 (p = 1) D* stays D_T. */
-function distilledBatchAt<Batch>(o: DistilledReverseInput<Batch>, previous: Batch | null, batch: Batch, s: number, p: number): Batch {
+function distilledBatchAt<Batch>(
+  o: DistilledReverseInput<Batch>,
+  previous: Batch | null,
+  batch: Batch,
+  s: number,
+  p: number,
+): Batch {
   if (s === 1 || previous === null) return batch;
   if (p === 1 || previous === batch) return previous;
-  if (!o.batchOps) throw new MissingBatchOpsError('linearEstimation: the training batches differ between steps; pass batchOps (eq. 18)');
+  if (!o.batchOps)
+    throw new MissingBatchOpsError(
+      'linearEstimation: the training batches differ between steps; pass batchOps (eq. 18)',
+    );
   return distillBatch(o.batchOps, previous, batch, p, o.rng);
 }

@@ -25,7 +25,13 @@ import { checkedEstimate, lincombTree, trainGradient, MissingBatchOpsError, type
 import { distillBatch } from './distilled-batch';
 import { distilledLookahead } from './distilled-lookahead';
 import { decaySum, onlineMix } from './weights';
-import { checkMomentumJacobian, linearEstimation, type LinearEstimationInput, type LinearEstimationResult, type MomentumJacobian } from './linear-estimation';
+import {
+  checkMomentumJacobian,
+  linearEstimation,
+  type LinearEstimationInput,
+  type LinearEstimationResult,
+  type MomentumJacobian,
+} from './linear-estimation';
 
 export interface HyperDistillOptions<Batch> {
   /** Decay γ ∈ [0, 1] of the distilled trajectory (the paper tunes it in {0.9, 0.99, 0.999, 0.9999}). */
@@ -99,13 +105,22 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
 
   /** Whether inner optimisation m (1-based) is one where θ is refitted. */
   shouldEstimate(m: number): boolean {
-    if (!(Number.isInteger(m) && m >= 1)) throw new InvalidArgumentError(`HyperDistill.shouldEstimate: m must be an integer ≥ 1, got ${m}`);
+    if (!(Number.isInteger(m) && m >= 1))
+      throw new InvalidArgumentError(`HyperDistill.shouldEstimate: m must be an integer ≥ 1, got ${m}`);
     return !this.fixedTheta && (m - 1) % this.estimationPeriod === 0;
   }
 
   /** Algorithm 4 at the current λ and initialisation; sets θ (unless fixed) and returns the samples. */
-  async fit(input: Omit<LinearEstimationInput<Batch>, 'gamma' | 'batchOps' | 'rng' | 'momentumJacobian'>): Promise<LinearEstimationResult> {
-    const result = await linearEstimation({ ...input, gamma: this.gamma, momentumJacobian: this.momentumJacobian, batchOps: this.batchOps, rng: this.rng });
+  async fit(
+    input: Omit<LinearEstimationInput<Batch>, 'gamma' | 'batchOps' | 'rng' | 'momentumJacobian'>,
+  ): Promise<LinearEstimationResult> {
+    const result = await linearEstimation({
+      ...input,
+      gamma: this.gamma,
+      momentumJacobian: this.momentumJacobian,
+      batchOps: this.batchOps,
+      rng: this.rng,
+    });
     if (!this.fixedTheta) this.theta = result.theta;
     this.lastFit = result;
     return result;
@@ -133,7 +148,10 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
     const t = old.t + 1;
     const p = onlineMix(this.gamma, t);
     const merge = t > 1 && p !== 0 && old.dStar !== null && old.dStar !== batch;
-    if (merge && !this.batchOps) throw new MissingBatchOpsError('HyperDistill: the training batch changed between steps; pass batchOps to build the distilled batch D* (eq. 14)');
+    if (merge && !this.batchOps)
+      throw new MissingBatchOpsError(
+        'HyperDistill: the training batch changed between steps; pass batchOps to build the distilled batch D* (eq. 14)',
+      );
     const next = (s: Distilled<Batch>): Distilled<Batch> => ({
       t,
       wStar: t === 1 || !s.wStar || p === 0 ? tree.clone(wPrev) : lincombTree(p, s.wStar, 1 - p, wPrev), // eq. 13
@@ -158,7 +176,11 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
       }
       const { hypergrad, loss } = distilledLookahead(input, next, wStar!, dStar!, scale);
       const extra = input.next ? 0 : 1;
-      return { hypergrad, valLoss: loss, stats: { ...HyperDistill.onlineStats, gradients: 2 + extra, forwards: 2 + extra } };
+      return {
+        hypergrad,
+        valLoss: loss,
+        stats: { ...HyperDistill.onlineStats, gradients: 2 + extra, forwards: 2 + extra },
+      };
     });
   }
 
@@ -176,7 +198,11 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
    * Part 2, readback-free and with no host value that changes between steps (so it compiles): the hypergradient
    * after the inner step w_{t−1} → w_t = `next` and L_V where it was evaluated.
    */
-  onlineTensors(input: Omit<HyperDistillInput<Batch>, 'theta' | 'trainBatch' | 'next'>, next: ParamTree, args: HyperDistillStepArgs<Batch>): { hypergrad: ParamTree; loss: Tensor } {
+  onlineTensors(
+    input: Omit<HyperDistillInput<Batch>, 'theta' | 'trainBatch' | 'next'>,
+    next: ParamTree,
+    args: HyperDistillStepArgs<Batch>,
+  ): { hypergrad: ParamTree; loss: Tensor } {
     checkInnerLr('HyperDistill', input.innerLr);
     return distilledLookahead(input, next, args.wStar, args.dStar, args.scale);
   }

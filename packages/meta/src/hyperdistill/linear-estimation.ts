@@ -44,7 +44,9 @@ export type MomentumJacobian = 'constant' | 'exact';
 export function checkMomentumJacobian(where: string, value: unknown): MomentumJacobian {
   if (value === undefined) return 'constant';
   if (value === 'constant' || value === 'exact') return value;
-  throw new InvalidArgumentError(`${where}: momentumJacobian must be 'constant' or 'exact', got ${JSON.stringify(value)}`);
+  throw new InvalidArgumentError(
+    `${where}: momentumJacobian must be 'constant' or 'exact', got ${JSON.stringify(value)}`,
+  );
 }
 
 export interface LinearEstimationResult {
@@ -62,10 +64,25 @@ export async function linearEstimation<Batch>(input: LinearEstimationInput<Batch
   const t0 = performance.now();
   const { problem, lambda, trainBatches, gamma, optimiser } = input;
   return scope(async () => {
-    const { wT } = await runInner({ problem, lambda: () => lambda, w0: input.initial, batches: trainBatches, optimiser });
+    const { wT } = await runInner({
+      problem,
+      lambda: () => lambda,
+      w0: input.initial,
+      batches: trainBatches,
+      optimiser,
+    });
     const { alpha } = valGradients(problem, wT, lambda, input.valBatch);
     const samples = distilledReverse({
-      problem, lambda, w0: input.initial, wT, alphaT: alpha, trainBatches, lr: optimiser.lr, gamma, batchOps: input.batchOps, rng: input.rng ?? new Rng(0),
+      problem,
+      lambda,
+      w0: input.initial,
+      wT,
+      alphaT: alpha,
+      trainBatches,
+      lr: optimiser.lr,
+      gamma,
+      batchOps: input.batchOps,
+      rng: input.rng ?? new Rng(0),
       momentum: momentumJacobian === 'exact' ? optimiser.momentum : 0,
     });
     const n2 = Array.from(await samples.norms.toArray());

@@ -10,14 +10,29 @@ export function hyperDistillMethod<Batch>(hd: HyperDistill<Batch>, name = hd.nam
     async begin(ctx) {
       method.beginJvps = 0;
       if (!ctx.diagnostic && hd.shouldEstimate(ctx.m)) {
-        const fit = await hd.fit({ problem: ctx.problem, lambda: ctx.lambda, initial: ctx.w0, trainBatches: ctx.trainBatches, valBatch: ctx.valBatch, optimiser: ctx.optimiser });
+        const fit = await hd.fit({
+          problem: ctx.problem,
+          lambda: ctx.lambda,
+          initial: ctx.w0,
+          trainBatches: ctx.trainBatches,
+          valBatch: ctx.valBatch,
+          optimiser: ctx.optimiser,
+        });
         method.beginJvps = fit.jvps;
       }
       hd.reset();
     },
     async step(ctx, s) {
       try {
-        return await hd.estimate({ problem: ctx.problem, theta: s.wPrev, next: s.w, lambda: ctx.lambda, trainBatch: s.batch, valBatch: ctx.valBatch, innerLr: ctx.optimiser.lr });
+        return await hd.estimate({
+          problem: ctx.problem,
+          theta: s.wPrev,
+          next: s.w,
+          lambda: ctx.lambda,
+          trainBatch: s.batch,
+          valBatch: ctx.valBatch,
+          innerLr: ctx.optimiser.lr,
+        });
       } catch (error) {
         // The inner optimisation ends here: forget the running w*, D* now rather than at the next begin.
         hd.reset();

@@ -15,17 +15,32 @@ export function gradLeaves<T extends ParamTree>(tree: T): T {
  */
 export function gradTree<T extends ParamTree>(output: Tensor, inputs: T, createGraph = false): T {
   const list = leaves(inputs);
-  if (!output.requiresGrad) return fromLeaves(inputs, list.map((t) => noGrad(() => zeros(t.shape, 'f32', t.device))));
+  if (!output.requiresGrad)
+    return fromLeaves(
+      inputs,
+      list.map((t) => noGrad(() => zeros(t.shape, 'f32', t.device))),
+    );
   const gs = grad(output, list, { allowUnused: true, createGraph, retainGraph: createGraph });
-  return fromLeaves(inputs, gs.map((g, i) => g ?? noGrad(() => zeros(list[i].shape, 'f32', list[i].device))));
+  return fromLeaves(
+    inputs,
+    gs.map((g, i) => g ?? noGrad(() => zeros(list[i].shape, 'f32', list[i].device))),
+  );
 }
 
 export function checkPositiveInt(what: string, name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`${what}: ${name} must be an integer ≥ 1, got ${value}`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new InvalidArgumentError(`${what}: ${name} must be an integer ≥ 1, got ${value}`);
 }
 
-export function checkFinite(what: string, name: string, value: number, test: (v: number) => boolean, rule: string): void {
-  if (!Number.isFinite(value) || !test(value)) throw new InvalidArgumentError(`${what}: ${name} must be ${rule}, got ${value}`);
+export function checkFinite(
+  what: string,
+  name: string,
+  value: number,
+  test: (v: number) => boolean,
+  rule: string,
+): void {
+  if (!Number.isFinite(value) || !test(value))
+    throw new InvalidArgumentError(`${what}: ${name} must be ${rule}, got ${value}`);
 }
 
 /** The inner step size every look-ahead style estimator needs (an absent one is refused like a bad one). */
@@ -35,7 +50,10 @@ export function checkInnerLr(what: string, innerLr: number | undefined): asserts
 }
 
 /** The training batch of an estimator that needs one (`trainBatch` is optional in HypergradInput). */
-export function requireTrainBatch<B>(what: string, input: Pick<HypergradInput<ParamTree, ParamTree, B>, 'trainBatch'>): B {
+export function requireTrainBatch<B>(
+  what: string,
+  input: Pick<HypergradInput<ParamTree, ParamTree, B>, 'trainBatch'>,
+): B {
   if (input.trainBatch === undefined) throw new InvalidArgumentError(`${what}: the input needs trainBatch`);
   return input.trainBatch;
 }

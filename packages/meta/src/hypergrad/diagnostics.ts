@@ -24,7 +24,8 @@ export function vectorNorm(v: ArrayLike<number>): number {
 
 /** cos∠(a, b); 0 when either vector is zero (no direction to agree with). */
 export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new InvalidArgumentError(`cosineSimilarity: vectors of length ${a.length} and ${b.length}`);
+  if (a.length !== b.length)
+    throw new InvalidArgumentError(`cosineSimilarity: vectors of length ${a.length} and ${b.length}`);
   let dot = 0;
   for (let i = 0; i < a.length; i++) dot += a[i] * b[i];
   const n = vectorNorm(a) * vectorNorm(b);
@@ -33,7 +34,8 @@ export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): nu
 
 /** Pearson correlation of two equal-length series: the cosine of their deviations from their means. */
 export function pearsonCorrelation(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new InvalidArgumentError(`pearsonCorrelation: series of length ${a.length} and ${b.length}`);
+  if (a.length !== b.length)
+    throw new InvalidArgumentError(`pearsonCorrelation: series of length ${a.length} and ${b.length}`);
   const centred = (x: ArrayLike<number>): number[] => {
     const m = Array.from(x).reduce((s, v) => s + v, 0) / x.length;
     return Array.from(x, (v) => v - m);
@@ -56,7 +58,12 @@ export interface HypergradComparison {
 export function compareVectors(estimate: ArrayLike<number>, reference: ArrayLike<number>): HypergradComparison {
   const estimateNorm = vectorNorm(estimate);
   const referenceNorm = vectorNorm(reference);
-  return { cosine: cosineSimilarity(estimate, reference), normRatio: referenceNorm === 0 ? NaN : estimateNorm / referenceNorm, estimateNorm, referenceNorm };
+  return {
+    cosine: cosineSimilarity(estimate, reference),
+    normRatio: referenceNorm === 0 ? NaN : estimateNorm / referenceNorm,
+    estimateNorm,
+    referenceNorm,
+  };
 }
 
 /** Cosine similarity of two hypergradient trees (e.g. any estimator's vs the exact unrolled one at the same point). */
@@ -75,7 +82,8 @@ export async function compareToReference<Θ extends ParamTree, Λ extends ParamT
   samples = 1,
 ): Promise<HypergradComparison & { sampleCosines: number[] }> {
   // Each estimate in a scope that keeps only its values on the host.
-  const hostHypergrad = (e: HypergradEstimator<B, Θ, Λ>): Promise<Float64Array> => scope(async () => treeToVector((await e.estimate(input)).hypergrad));
+  const hostHypergrad = (e: HypergradEstimator<B, Θ, Λ>): Promise<Float64Array> =>
+    scope(async () => treeToVector((await e.estimate(input)).hypergrad));
   const refVec = await hostHypergrad(reference);
   const mean = new Float64Array(refVec.length);
   const sampleCosines: number[] = [];

@@ -35,7 +35,9 @@ export interface MetaWeightNetProblemOptions<Θ extends ParamTree = ParamTree, �
   normalizeWeights?: boolean;
 }
 
-export function metaWeightNetProblem<Θ extends ParamTree, Λ extends ParamTree>(options: MetaWeightNetProblemOptions<Θ, Λ>): BilevelProblem<Θ, Λ, ClassificationBatch> {
+export function metaWeightNetProblem<Θ extends ParamTree, Λ extends ParamTree>(
+  options: MetaWeightNetProblemOptions<Θ, Λ>,
+): BilevelProblem<Θ, Λ, ClassificationBatch> {
   const detachInput = options.detachWeightInput ?? true;
   const normalize = options.normalizeWeights ?? false;
   /** The weighted training loss from per-example losses ℓ of shape [N] (→ []) or [K, N] (→ [K], per copy). */

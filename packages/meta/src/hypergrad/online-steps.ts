@@ -27,13 +27,23 @@ export interface MetaTensors {
  * θ's and λ's leaves, then the batches and step size one meta step reads: the compiled steps' arguments (θ and λ
  * as arguments, not closures, so a plan holds copies of them in its own slots and never the caller's storage).
  */
-export type MetaArgs<B> = [theta: Tensor[], lambda: Tensor[], trainBatch: B, valBatch: B, trainBatches: readonly B[] | undefined, innerLr: number | undefined];
+export type MetaArgs<B> = [
+  theta: Tensor[],
+  lambda: Tensor[],
+  trainBatch: B,
+  valBatch: B,
+  trainBatches: readonly B[] | undefined,
+  innerLr: number | undefined,
+];
 
 /** θ's and λ's leaves and the training batch: the compiled base step's arguments. */
 export type BaseArgs<B> = [theta: Tensor[], lambda: Tensor[], trainBatch: B];
 
 /** L_T(θ, λ), ∇θL_T (λ held constant) and its norm, for θ's and λ's leaves. */
-export function baseTensors<Θ extends ParamTree, Λ extends ParamTree, B>(o: OnlineTrainerOptions<Θ, Λ, B>, ...[thetaLeaves, lambdaLeaves, trainBatch]: BaseArgs<B>): BaseTensors {
+export function baseTensors<Θ extends ParamTree, Λ extends ParamTree, B>(
+  o: OnlineTrainerOptions<Θ, Λ, B>,
+  ...[thetaLeaves, lambdaLeaves, trainBatch]: BaseArgs<B>
+): BaseTensors {
   return tidy(() => {
     const theta = gradLeaves(tree.fromLeaves(o.theta, thetaLeaves));
     const loss = o.problem.trainLoss(theta, tree.detach(tree.fromLeaves(o.lambda, lambdaLeaves)), trainBatch);
@@ -43,17 +53,42 @@ export function baseTensors<Θ extends ParamTree, Λ extends ParamTree, B>(o: On
 }
 
 /** The estimator's readback-free core and the hypergradient's norm. */
-export function metaTensors<Θ extends ParamTree, Λ extends ParamTree, B>(o: OnlineTrainerOptions<Θ, Λ, B>, ...[th, la, trainBatch, valBatch, trainBatches, innerLr]: MetaArgs<B>): MetaTensors {
+export function metaTensors<Θ extends ParamTree, Λ extends ParamTree, B>(
+  o: OnlineTrainerOptions<Θ, Λ, B>,
+  ...[th, la, trainBatch, valBatch, trainBatches, innerLr]: MetaArgs<B>
+): MetaTensors {
   const [theta, lambda] = [tree.fromLeaves(o.theta, th), tree.fromLeaves(o.lambda, la)];
-  const r = o.estimator!.estimateTensors!({ problem: o.problem, theta, lambda, trainBatch, valBatch, innerLr, trainBatches });
+  const r = o.estimator!.estimateTensors!({
+    problem: o.problem,
+    theta,
+    lambda,
+    trainBatch,
+    valBatch,
+    innerLr,
+    trainBatches,
+  });
   return { hypergrad: r.hypergrad, valLoss: r.valLoss, hypergradNorm: noGrad(() => normTree(r.hypergrad)) };
 }
 
 /** An estimator that reads back (Neumann, CG): its async estimate, shaped like the core's result. */
 export async function eagerMetaTensors<Θ extends ParamTree, Λ extends ParamTree, B>(
-  o: OnlineTrainerOptions<Θ, Λ, B>, device: Device, ...[, , trainBatch, valBatch, trainBatches, innerLr]: MetaArgs<B>
+  o: OnlineTrainerOptions<Θ, Λ, B>,
+  device: Device,
+  ...[, , trainBatch, valBatch, trainBatches, innerLr]: MetaArgs<B>
 ): Promise<MetaTensors> {
-  const r = await o.estimator!.estimate({ problem: o.problem, theta: o.theta, lambda: o.lambda, trainBatch, valBatch, innerLr, trainBatches });
+  const r = await o.estimator!.estimate({
+    problem: o.problem,
+    theta: o.theta,
+    lambda: o.lambda,
+    trainBatch,
+    valBatch,
+    innerLr,
+    trainBatches,
+  });
   // A host number as a one-element tensor (the eager estimators read their loss back already).
-  return { hypergrad: r.hypergrad, valLoss: tensor([r.valLoss], [1], 'f32', device), hypergradNorm: noGrad(() => normTree(r.hypergrad)) };
+  return {
+    hypergrad: r.hypergrad,
+    valLoss: tensor([r.valLoss], [1], 'f32', device),
+    hypergradNorm: noGrad(() => normTree(r.hypergrad)),
+  };
 }

@@ -6,7 +6,16 @@ import { normTree, type ParamTree } from '@metagrad/models';
 
 /** Scalar tensors' values in one readback (concatenated on the device); the scalars stay the caller's. */
 export function readScalars(scalars: readonly Tensor[]): Promise<number[]> {
-  return scope(async () => Array.from(await noGrad(() => concat(scalars.map((t) => reshape(t, [1])), 0)).toArray()));
+  return scope(async () =>
+    Array.from(
+      await noGrad(() =>
+        concat(
+          scalars.map((t) => reshape(t, [1])),
+          0,
+        ),
+      ).toArray(),
+    ),
+  );
 }
 
 /** [loss, ‖tree‖] in one readback, the norm reduced on the device; `loss` and `tree` stay the caller's. */

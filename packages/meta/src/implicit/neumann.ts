@@ -32,7 +32,8 @@ export class NeumannIFT<B = unknown> implements HypergradEstimator<B> {
 
   constructor(options: NeumannOptions) {
     checkPositiveInt('NeumannIFT', 'iterations', options.iterations);
-    if (options.alpha !== undefined) checkFinite('NeumannIFT', 'alpha', options.alpha, (v) => v > 0, 'a finite number > 0');
+    if (options.alpha !== undefined)
+      checkFinite('NeumannIFT', 'alpha', options.alpha, (v) => v > 0, 'a finite number > 0');
     this.iterations = options.iterations;
     this.alpha = options.alpha;
   }
@@ -50,10 +51,20 @@ export class NeumannIFT<B = unknown> implements HypergradEstimator<B> {
         s = carry(s, ({ v, p, norms, series }) => {
           const next = tree.axpy(-alpha, hvp(v), v);
           const sum = tree.add(p, next);
-          return { v: next, p: sum, norms: [...norms, tree.dot(next, next)], series: keepSeries ? [...series, sum] : series };
+          return {
+            v: next,
+            p: sum,
+            norms: [...norms, tree.dot(next, next)],
+            series: keepSeries ? [...series, sum] : series,
+          };
         });
       }
-      return { x: tree.scale(s.p, alpha), series: keepSeries ? s.series : undefined, watch: s.norms, check: (values) => checkSeries(alpha, values) };
+      return {
+        x: tree.scale(s.p, alpha),
+        series: keepSeries ? s.series : undefined,
+        watch: s.norms,
+        check: (values) => checkSeries(alpha, values),
+      };
     });
   }
 }
@@ -67,7 +78,10 @@ const DIVERGENCE_GROWTH = 2;
 function checkSeries(alpha: number, squaredNorms: readonly number[]): void {
   const norms = squaredNorms.map(Math.sqrt);
   if (!Number.isFinite(norms[0])) {
-    throw new NonFiniteHypergradientError('neumann-ift', `the validation gradient ∇_w L_V has norm ${norms[0]} (not finite)`);
+    throw new NonFiniteHypergradientError(
+      'neumann-ift',
+      `the validation gradient ∇_w L_V has norm ${norms[0]} (not finite)`,
+    );
   }
   const limit = DIVERGENCE_GROWTH * norms[0];
   const iteration = norms.findIndex((norm) => !(norm <= limit));

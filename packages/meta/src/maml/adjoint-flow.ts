@@ -8,11 +8,16 @@ import { gradTree, lossGradient } from './inner';
 import type { MetaProblem } from './types';
 
 /** The flow f(u) = −∇L(u) − μ(u − θ) with no graph: what the forward solver integrates. */
-export function gradientFlow<P extends ParamTree>(inner: (p: P) => Tensor, theta: P, mu: number): (t: number, u: P) => P {
-  return (_t, u) => tidy(() => {
-    const g = lossGradient(inner, u);
-    return noGrad(() => (mu > 0 ? tree.axpy(-mu, tree.sub(u, theta), tree.scale(g, -1)) : tree.scale(g, -1)));
-  });
+export function gradientFlow<P extends ParamTree>(
+  inner: (p: P) => Tensor,
+  theta: P,
+  mu: number,
+): (t: number, u: P) => P {
+  return (_t, u) =>
+    tidy(() => {
+      const g = lossGradient(inner, u);
+      return noGrad(() => (mu > 0 ? tree.axpy(-mu, tree.sub(u, theta), tree.scale(g, -1)) : tree.scale(g, -1)));
+    });
 }
 
 /**
@@ -20,7 +25,10 @@ export function gradientFlow<P extends ParamTree>(inner: (p: P) => Tensor, theta
  * adjoint to derive (∂f/∂u)ᵀλ = −H(u)λ − μλ and (∂f/∂θ)ᵀλ = μλ by autograd.
  */
 export function differentiableFlow<P extends ParamTree>(
-  inner: (p: P) => Tensor, theta: P, mu: number, onLoss?: (t: number, value: Tensor) => void,
+  inner: (p: P) => Tensor,
+  theta: P,
+  mu: number,
+  onLoss?: (t: number, value: Tensor) => void,
 ): DifferentiableDynamics<P> {
   return (t, u, p = theta) => {
     const L = inner(u);
@@ -35,7 +43,11 @@ export function differentiableFlow<P extends ParamTree>(
  * H(u_j) twice in a row (λ̃_j, then λ_j) inside the scope of state j, so one cached operator serves both and goes
  * with that scope; `onState` sees each new state's operator (its value is L(u)).
  */
-export function hessianVjp<P extends ParamTree>(inner: (p: P) => Tensor, mu: number, onState?: (u: P, t: number, value: Tensor) => void): AdjointVjp<P> {
+export function hessianVjp<P extends ParamTree>(
+  inner: (p: P) => Tensor,
+  mu: number,
+  onState?: (u: P, t: number, value: Tensor) => void,
+): AdjointVjp<P> {
   let cached: { u: P; op: HvpOperator } | undefined;
   return (u, t, lambda) => {
     if (cached?.u !== u) {
@@ -43,15 +55,20 @@ export function hessianVjp<P extends ParamTree>(inner: (p: P) => Tensor, mu: num
       onState?.(u, t, cached.op.value);
     }
     const op = cached.op;
-    return tidy(() => noGrad(() => {
-      const hv = tree.fromLeaves(lambda, op.apply(tree.leaves(lambda)));
-      return mu > 0 ? tree.axpy(-mu, lambda, tree.scale(hv, -1)) : tree.scale(hv, -1);
-    }));
+    return tidy(() =>
+      noGrad(() => {
+        const hv = tree.fromLeaves(lambda, op.apply(tree.leaves(lambda)));
+        return mu > 0 ? tree.axpy(-mu, lambda, tree.scale(hv, -1)) : tree.scale(hv, -1);
+      }),
+    );
   };
 }
 
 /** The problem over one flat vector: the losses see `like`'s tree, sliced (differentiably) out of the vector. */
 export function flatProblem<P extends ParamTree, D>(problem: MetaProblem<P, D>, like: P): MetaProblem<Tensor, D> {
-  const lift = (loss: (p: P, task: D) => Tensor) => (v: Tensor, task: D): Tensor => tidy(() => loss(unflattenTree(v, like), task));
+  const lift =
+    (loss: (p: P, task: D) => Tensor) =>
+    (v: Tensor, task: D): Tensor =>
+      tidy(() => loss(unflattenTree(v, like), task));
   return { innerLoss: lift((p, t) => problem.innerLoss(p, t)), outerLoss: lift((p, t) => problem.outerLoss(p, t)) };
 }

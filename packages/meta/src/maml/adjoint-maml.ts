@@ -2,7 +2,7 @@
 import * as raw from '@metagrad/tensor';
 import { InvalidArgumentError, type Tensor, scope } from '@metagrad/tensor';
 import { detach } from '@metagrad/autograd';
-import { type ParamTree, flattenTree, unflattenTree } from '@metagrad/models';
+import { flattenTree, unflattenTree } from '@metagrad/models';
 import { adjointGradient, type AdjointMethod } from '../ode/adjoint';
 import { odeintDetailed, type OdeMethod } from '../ode/odeint';
 import { treeVectorOps } from '../ode/tensor-ops';
@@ -60,64 +60,109 @@ export function AdjointMAML(options: AdjointMamlOptions): MetaLearner {
   checkPositive('AdjointMAML', 'h', h);
   const n = Math.round(T / h);
   if (n < 1 || Math.abs(n * h - T) > 1e-6 * T) {
-    throw new InvalidArgumentError(`AdjointMAML: T / h must be a whole number of tracked intervals, got T=${T}, h=${h} (T/h = ${T / h})`);
+    throw new InvalidArgumentError(
+      `AdjointMAML: T / h must be a whole number of tracked intervals, got T=${T}, h=${h} (T/h = ${T / h})`,
+    );
   }
   const mu = options.proximal ?? 0;
   checkNonNegative('AdjointMAML', 'proximal', mu);
   const vjpMode = options.vjp ?? 'hvp';
-  if (vjpMode !== 'hvp' && vjpMode !== 'autograd') throw new InvalidArgumentError(`AdjointMAML: vjp must be 'hvp' or 'autograd', got '${String(vjpMode)}'`);
+  if (vjpMode !== 'hvp' && vjpMode !== 'autograd')
+    throw new InvalidArgumentError(`AdjointMAML: vjp must be 'hvp' or 'autograd', got '${String(vjpMode)}'`);
   const method = options.forwardMethod ?? 'dopri5';
-  const solverOpts = { method, rtol: options.rtol ?? 1e-5, atol: options.atol ?? 1e-6, stepSize: h, maxSteps: options.maxSteps };
+  const solverOpts = {
+    method,
+    rtol: options.rtol ?? 1e-5,
+    atol: options.atol ?? 1e-6,
+    stepSize: h,
+    maxSteps: options.maxSteps,
+  };
   const flatten = options.flatten ?? true;
   const times = Array.from({ length: n + 1 }, (_, k) => (k === n ? T : k * h));
 
-  const learner: MetaLearner = asyncLearner('A-MAML', (problem, theta, task, intermediates) => scope(async () => {
-    type P = typeof theta;
-    if (flatten && !(theta instanceof raw.Tensor)) {
-      const r: MetaGradientOut<Tensor> = await learner.metaGradient(flatProblem(problem, theta), flattenTree(theta), task, { intermediates });
-      const { gradient, adapted, ...rest } = r;
-      return { ...rest, gradient: unflattenTree(gradient, theta), ...(adapted ? { adapted: unflattenTree(adapted, theta) } : {}) };
-    }
-    const stats = newMetaStats();
-    stats.innerSteps = n;
-    const ops = treeVectorOps<P>();
-    const inner = (p: P): Tensor => problem.innerLoss(p, task);
-    const outer = (p: P): Tensor => problem.outerLoss(p, task);
+  const learner: MetaLearner = asyncLearner('A-MAML', (problem, theta, task, intermediates) =>
+    scope(async () => {
+      type P = typeof theta;
+      if (flatten && !(theta instanceof raw.Tensor)) {
+        const r: MetaGradientOut<Tensor> = await learner.metaGradient(
+          flatProblem(problem, theta),
+          flattenTree(theta),
+          task,
+          { intermediates },
+        );
+        const { gradient, adapted, ...rest } = r;
+        return {
+          ...rest,
+          gradient: unflattenTree(gradient, theta),
+          ...(adapted ? { adapted: unflattenTree(adapted, theta) } : {}),
+        };
+      }
+      const stats = newMetaStats();
+      stats.innerSteps = n;
+      const ops = treeVectorOps<P>();
+      const inner = (p: P): Tensor => problem.innerLoss(p, task);
+      const outer = (p: P): Tensor => problem.outerLoss(p, task);
 
-    // 1. Forward: u(t_k) on the grid (all of them, or checkpoints with `recompute`).
-    const f = gradientFlow(inner, theta, mu);
-    const traj = options.recompute
-      ? await solveTracked(f, theta, T, { ...solverOpts, ops, nStates: n, recompute: true, checkpointEvery: options.checkpointEvery })
-      : undefined;
-    const solved = traj ? undefined : await odeintDetailed(f, theta, times, { ...solverOpts, ops });
-    stats.innerGradients += traj ? traj.stats.nfe : solved!.stats.nfe;
-    const uT: P = traj ? traj.final : solved!.ys[n];
+      // 1. Forward: u(t_k) on the grid (all of them, or checkpoints with `recompute`).
+      const f = gradientFlow(inner, theta, mu);
+      const traj = options.recompute
+        ? await solveTracked(f, theta, T, {
+            ...solverOpts,
+            ops,
+            nStates: n,
+            recompute: true,
+            checkpointEvery: options.checkpointEvery,
+          })
+        : undefined;
+      const solved = traj ? undefined : await odeintDetailed(f, theta, times, { ...solverOpts, ops });
+      stats.innerGradients += traj ? traj.stats.nfe : solved!.stats.nfe;
+      const uT: P = traj ? traj.final : solved!.ys[n];
 
-    // 2. λ(T) = ∇J(u(T)).
-    const dJdUT = lossGradient(outer, uT);
-    const outerLoss = await evalLoss(outer, uT);
+      // 2. λ(T) = ∇J(u(T)).
+      const dJdUT = lossGradient(outer, uT);
+      const outerLoss = await evalLoss(outer, uT);
 
-    // 3. The adjoint sweep back to t_0; L(u(t_k)) is noted as each state's gradient graph is built (no extra forward;
-    // keep()-ed, since the sweep's per-state scopes would free them, so freed here once read).
-    const losses = new Map<number, Tensor>();
-    const note = intermediates ? (t: number, value: Tensor) => void (losses.has(Math.round(t / h)) || losses.set(Math.round(t / h), raw.keep(detach(value)))) : undefined;
-    const derivative = vjpMode === 'hvp'
-      ? { vjpF: hessianVjp(inner, mu, note && ((_u, t, value) => note(t, value))), paramVjp: mu > 0 ? (_u: P, _t: number, lambda: P): P => ops.scale(lambda, mu) : undefined }
-      : { f: differentiableFlow(inner, theta, mu, note), params: mu > 0 ? theta : undefined };
-    const path = traj ? { trajectory: traj } : { states: solved!.ys, times };
-    try {
-      const result = await adjointGradient<P>({ ...path, ...derivative, dJdUT, ops, method: options.backwardMethod ?? 'heun' });
-      if (traj) stats.innerGradients += traj.recomputeStats.nfe;
-      stats.hvps += result.vjpCalls;
+      // 3. The adjoint sweep back to t_0; L(u(t_k)) is noted as each state's gradient graph is built (no extra forward;
+      // keep()-ed, since the sweep's per-state scopes would free them, so freed here once read).
+      const losses = new Map<number, Tensor>();
+      const note = intermediates
+        ? (t: number, value: Tensor) =>
+            void (losses.has(Math.round(t / h)) || losses.set(Math.round(t / h), raw.keep(detach(value))))
+        : undefined;
+      const derivative =
+        vjpMode === 'hvp'
+          ? {
+              vjpF: hessianVjp(inner, mu, note && ((_u, t, value) => note(t, value))),
+              paramVjp: mu > 0 ? (_u: P, _t: number, lambda: P): P => ops.scale(lambda, mu) : undefined,
+            }
+          : { f: differentiableFlow(inner, theta, mu, note), params: mu > 0 ? theta : undefined };
+      const path = traj ? { trajectory: traj } : { states: solved!.ys, times };
+      try {
+        const result = await adjointGradient<P>({
+          ...path,
+          ...derivative,
+          dJdUT,
+          ops,
+          method: options.backwardMethod ?? 'heun',
+        });
+        if (traj) stats.innerGradients += traj.recomputeStats.nfe;
+        stats.hvps += result.vjpCalls;
 
-      // 4. dJ/dθ = λ(0) [+ μ∫λ dt].
-      const gradient = result.paramGradient ? ops.add(result.gradient, result.paramGradient) : result.gradient;
-      if (!intermediates) return { gradient, outerLoss, stats };
-      if (!losses.has(0)) losses.set(0, lossValue(inner, theta)); // Euler's sweep never visits u(t_0) = θ
-      return { gradient, outerLoss, stats, adapted: uT, innerLosses: await readLosses(times.map((_, k) => losses.get(k)!)) };
-    } finally {
-      raw.dispose([...losses.values()]);
-    }
-  }));
+        // 4. dJ/dθ = λ(0) [+ μ∫λ dt].
+        const gradient = result.paramGradient ? ops.add(result.gradient, result.paramGradient) : result.gradient;
+        if (!intermediates) return { gradient, outerLoss, stats };
+        if (!losses.has(0)) losses.set(0, lossValue(inner, theta)); // Euler's sweep never visits u(t_0) = θ
+        return {
+          gradient,
+          outerLoss,
+          stats,
+          adapted: uT,
+          innerLosses: await readLosses(times.map((_, k) => losses.get(k)!)),
+        };
+      } finally {
+        raw.dispose([...losses.values()]);
+      }
+    }),
+  );
   return learner;
 }

@@ -51,7 +51,12 @@ export class CompiledMetaBatch<P extends ParamTree, D> {
   /** The tasks of the compiled call in progress (their host values; the tensors come in as arguments). */
   private currentTasks: readonly D[] = [];
 
-  constructor(private readonly steps: CompiledSteps, private readonly learner: MetaLearner, private readonly problem: MetaProblem<P, D>, private like: P) {
+  constructor(
+    private readonly steps: CompiledSteps,
+    private readonly learner: MetaLearner,
+    private readonly problem: MetaProblem<P, D>,
+    private like: P,
+  ) {
     this.compiled = steps.add((thetaLeaves: Tensor[], tensors: Tensor[][]) => this.batchTensors(thetaLeaves, tensors));
   }
 
@@ -79,9 +84,15 @@ export class CompiledMetaBatch<P extends ParamTree, D> {
     this.currentTasks = tasks;
     return scope(async () => {
       // A TraceError: eager steps from now on (null: the caller runs this batch eagerly).
-      const out = await this.steps.run(this.compiled, () => null, tree.leaves(theta), tensors).finally(() => (this.currentTasks = []));
+      const out = await this.steps
+        .run(this.compiled, () => null, tree.leaves(theta), tensors)
+        .finally(() => (this.currentTasks = []));
       if (!out) return null;
-      return { gradient: tree.fromLeaves(this.like, out.gradient), outerLoss: await out.outerLoss.item(), stats: { ...out.stats } };
+      return {
+        gradient: tree.fromLeaves(this.like, out.gradient),
+        outerLoss: await out.outerLoss.item(),
+        stats: { ...out.stats },
+      };
     });
   }
 

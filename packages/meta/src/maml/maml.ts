@@ -3,7 +3,16 @@ import { type Tensor, tidy } from '@metagrad/tensor';
 import { detach, enableGrad, noGrad } from '@metagrad/autograd';
 import { type ParamTree, tree } from '@metagrad/models';
 import { type MetaGradientTensorsOut, type MetaLearner, type MetaProblem, newMetaStats } from './types';
-import { checkPositive, checkPositiveInt, gdStep, gradTree, lossGradient, lossValue, stackLosses, valueAndGradient } from './inner';
+import {
+  checkPositive,
+  checkPositiveInt,
+  gdStep,
+  gradTree,
+  lossGradient,
+  lossValue,
+  stackLosses,
+  valueAndGradient,
+} from './inner';
 import { tensorLearner } from './learner';
 import { carry } from '../core/loop';
 
@@ -51,7 +60,9 @@ export function MAML(options: MamlOptions): MetaLearner {
 
 /** First-order MAML: the same inner loop without a graph; dJ/dθ ≈ ∇J(u_n) (the Jacobian du_n/dθ dropped to I). */
 export function FOMAML(options: MamlOptions): MetaLearner {
-  return graphFreeLearner('FOMAML', options, (problem, _theta, task, u) => lossGradient((p) => problem.outerLoss(p, task), u));
+  return graphFreeLearner('FOMAML', options, (problem, _theta, task, u) =>
+    lossGradient((p) => problem.outerLoss(p, task), u),
+  );
 }
 
 /**
@@ -68,7 +79,11 @@ export function graphFreeLearner(
     const stats = newMetaStats();
     return tidy(() => {
       const { adapted: u, losses } = innerGd(problem, theta, task, options, 0, stats, intermediates);
-      const out = { gradient: direction(problem, theta, task, u), outerLoss: lossValue((p: typeof theta) => problem.outerLoss(p, task), u), stats };
+      const out = {
+        gradient: direction(problem, theta, task, u),
+        outerLoss: lossValue((p: typeof theta) => problem.outerLoss(p, task), u),
+        stats,
+      };
       return intermediates ? { ...out, adapted: u, innerLosses: stackLosses(losses) } : out;
     });
   });
@@ -80,15 +95,25 @@ export function graphFreeLearner(
  * fresh tree (θ stays the caller's), and with `keepLosses` L(u_k) (without the proximal term) for every step.
  */
 export function innerGd<P extends ParamTree, D>(
-  problem: MetaProblem<P, D>, theta: P, task: D, o: MamlOptions, proximal: number, stats = newMetaStats(), keepLosses = false,
+  problem: MetaProblem<P, D>,
+  theta: P,
+  task: D,
+  o: MamlOptions,
+  proximal: number,
+  stats = newMetaStats(),
+  keepLosses = false,
 ): { adapted: P; losses: Tensor[] } {
   let s = { u: theta, losses: [] as Tensor[] };
   for (let k = 0; k < o.steps; k++) {
-    s = carry(s, ({ u, losses }) => {
-      const { value, gradient } = valueAndGradient((p: P) => problem.innerLoss(p, task), u);
-      const g = proximal > 0 ? noGrad(() => tree.axpy(proximal, tree.sub(u, theta), gradient)) : gradient;
-      return { u: gdStep(u, g, o.innerLr), losses: keepLosses ? [...losses, value] : losses };
-    }, theta);
+    s = carry(
+      s,
+      ({ u, losses }) => {
+        const { value, gradient } = valueAndGradient((p: P) => problem.innerLoss(p, task), u);
+        const g = proximal > 0 ? noGrad(() => tree.axpy(proximal, tree.sub(u, theta), gradient)) : gradient;
+        return { u: gdStep(u, g, o.innerLr), losses: keepLosses ? [...losses, value] : losses };
+      },
+      theta,
+    );
     stats.innerGradients++;
     stats.innerSteps++;
   }

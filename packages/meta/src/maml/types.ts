@@ -85,7 +85,10 @@ export type WithIntermediates<R, X, O> = O extends { intermediates: true } ? R &
 export interface MetaLearner {
   readonly name: string;
   metaGradient<P extends ParamTree, D, O extends MetaGradientOptions = {}>(
-    problem: MetaProblem<P, D>, theta: P, task: D, options?: O,
+    problem: MetaProblem<P, D>,
+    theta: P,
+    task: D,
+    options?: O,
   ): Promise<WithIntermediates<MetaGradient<P>, MetaIntermediates<P>, O>>;
   /**
    * The same meta-gradient, synchronous and without reading anything back, so `compile` can capture it. MAML,
@@ -93,7 +96,10 @@ export interface MetaLearner {
    * on GPU values and do not.
    */
   metaGradientTensors?<P extends ParamTree, D, O extends MetaGradientOptions = {}>(
-    problem: MetaProblem<P, D>, theta: P, task: D, options?: O,
+    problem: MetaProblem<P, D>,
+    theta: P,
+    task: D,
+    options?: O,
   ): WithIntermediates<MetaGradientTensors<P>, MetaIntermediateTensors<P>, O>;
 }
 

@@ -42,16 +42,28 @@ export function scoped<V>(ops: VectorOps<V>): ScopedOps<V> {
   if (typeof (ops as Partial<ScopedOps<V>>).carry === 'function') return ops as ScopedOps<V>;
   let out = cache.get(ops) as ScopedOps<V> | undefined;
   if (!out) {
-    const plain: Scoping<V> = { tidy: (b) => b(), scope: (b) => b(), carry: (s, step) => step(s), own: (v) => v, take: (x) => x };
+    const plain: Scoping<V> = {
+      tidy: (b) => b(),
+      scope: (b) => b(),
+      carry: (s, step) => step(s),
+      own: (v) => v,
+      take: (x) => x,
+    };
     // The ops stay the prototype, so their other methods (and any `this` they use) are reached unchanged.
-    out = Object.assign(Object.create(ops) as VectorOps<V>, ops.dispose ? tracking(ops, ops.dispose.bind(ops)) : plain) as ScopedOps<V>;
+    out = Object.assign(
+      Object.create(ops) as VectorOps<V>,
+      ops.dispose ? tracking(ops, ops.dispose.bind(ops)) : plain,
+    ) as ScopedOps<V>;
     cache.set(ops, out as ScopedOps<unknown>);
   }
   return out;
 }
 
 /** The scoped methods, and the creating methods that register their results. */
-function tracking<V>(ops: VectorOps<V>, release: (v: V) => void): Scoping<V> & Pick<VectorOps<V>, 'add' | 'scale' | 'axpy' | 'clone'> {
+function tracking<V>(
+  ops: VectorOps<V>,
+  release: (v: V) => void,
+): Scoping<V> & Pick<VectorOps<V>, 'add' | 'scale' | 'axpy' | 'clone'> {
   const open: Set<V>[] = [];
   const own = (v: V): V => {
     if (open.length && !open.some((s) => s.has(v))) open[open.length - 1].add(v);
@@ -133,7 +145,10 @@ function tracking<V>(ops: VectorOps<V>, release: (v: V) => void): Scoping<V> & P
     }
     return value;
   };
-  const track = <A extends unknown[]>(fn: (...args: A) => V) => (...args: A): V => own(fn(...args));
+  const track =
+    <A extends unknown[]>(fn: (...args: A) => V) =>
+    (...args: A): V =>
+      own(fn(...args));
   return {
     add: track(ops.add.bind(ops)),
     scale: track(ops.scale.bind(ops)),

@@ -31,7 +31,13 @@ export async function evalF<V>(f: OdeFunc<V>, t: number, y: V, stats: SolverStat
 
 /** One step of a fixed explicit method from (t, y) with step h: the new state (the stages are freed). */
 export async function fixedStep<V>(
-  method: FixedMethod, f: OdeFunc<V>, t: number, y: V, h: number, ops: VectorOps<V>, stats: SolverStats,
+  method: FixedMethod,
+  f: OdeFunc<V>,
+  t: number,
+  y: V,
+  h: number,
+  ops: VectorOps<V>,
+  stats: SolverStats,
 ): Promise<V> {
   stats.steps++;
   const vs = scoped(ops);
@@ -44,7 +50,10 @@ export async function fixedStep<V>(
       case 'heun': {
         // Explicit trapezoid ("modified Euler"): predictor Euler, corrector averages the slopes.
         const k2 = await F(t + h, vs.axpy(h, k1, y));
-        return linComb(vs, y, [[h / 2, k1], [h / 2, k2]]);
+        return linComb(vs, y, [
+          [h / 2, k1],
+          [h / 2, k2],
+        ]);
       }
       case 'midpoint': {
         const k2 = await F(t + h / 2, vs.axpy(h / 2, k1, y));
@@ -54,7 +63,12 @@ export async function fixedStep<V>(
         const k2 = await F(t + h / 2, vs.axpy(h / 2, k1, y));
         const k3 = await F(t + h / 2, vs.axpy(h / 2, k2, y));
         const k4 = await F(t + h, vs.axpy(h, k3, y));
-        return linComb(vs, y, [[h / 6, k1], [h / 3, k2], [h / 3, k3], [h / 6, k4]]);
+        return linComb(vs, y, [
+          [h / 6, k1],
+          [h / 3, k2],
+          [h / 3, k3],
+          [h / 6, k4],
+        ]);
       }
     }
   });
@@ -65,7 +79,14 @@ export async function fixedStep<V>(
  * vector (y0 stays the caller's).
  */
 export async function fixedSolve<V>(
-  method: FixedMethod, f: OdeFunc<V>, t0: number, y0: V, t1: number, n: number, ops: VectorOps<V>, stats: SolverStats,
+  method: FixedMethod,
+  f: OdeFunc<V>,
+  t0: number,
+  y0: V,
+  t1: number,
+  n: number,
+  ops: VectorOps<V>,
+  stats: SolverStats,
 ): Promise<V> {
   const vs = scoped(ops);
   const h = (t1 - t0) / n;
@@ -96,7 +117,13 @@ export function checkedDynamics<V>(f: OdeFunc<V>, ops: VectorOps<V>): OdeFunc<V>
  * themselves overflowed, and the error says so. Always throws NonFiniteDynamicsError.
  */
 export async function explainNonFiniteFixed<V>(
-  method: FixedMethod, f: OdeFunc<V>, t0: number, y0: V, t1: number, n: number, ops: VectorOps<V>,
+  method: FixedMethod,
+  f: OdeFunc<V>,
+  t0: number,
+  y0: V,
+  t1: number,
+  n: number,
+  ops: VectorOps<V>,
 ): Promise<never> {
   return scoped(ops).scope(async () => {
     await fixedSolve(method, checkedDynamics(f, ops), t0, y0, t1, n, ops, newStats());

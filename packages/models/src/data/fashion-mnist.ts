@@ -43,7 +43,8 @@ export function loadFashionMnist(options: LoadFashionMnistOptions): ImageDataset
   const dir = options.dir ?? FASHION_MNIST_DIR;
   // hasOwn, not a lookup: split 'toString' must not find Object.prototype.toString.
   const stems = Object.hasOwn(FILE_STEMS, options.split) ? FILE_STEMS[options.split] : undefined;
-  if (stems === undefined) throw new RangeError(`loadFashionMnist: split must be 'train' or 'test', got ${String(options.split)}`);
+  if (stems === undefined)
+    throw new RangeError(`loadFashionMnist: split must be 'train' or 'test', got ${String(options.split)}`);
   const imagesPath = findIdxFile(dir, stems.images);
   const labelsPath = findIdxFile(dir, stems.labels);
   const missing = [
@@ -97,10 +98,17 @@ function checkSizeBeforeReading(path: string): void {
     const header = readIdxHeader(head, path);
     if (header !== null && header.totalBytes !== size) {
       const { shape, dtype, totalBytes } = header;
-      throw new CorruptDatasetError(`IDX size mismatch: shape [${shape.join(', ')}] of ${dtype} needs ${totalBytes} bytes, file has ${size}`, path);
+      throw new CorruptDatasetError(
+        `IDX size mismatch: shape [${shape.join(', ')}] of ${dtype} needs ${totalBytes} bytes, file has ${size}`,
+        path,
+      );
     }
   }
-  if (size > MAX_IDX_FILE_BYTES) throw new CorruptDatasetError(`file is ${size} bytes, more than the ${MAX_IDX_FILE_BYTES} bytes an IDX file may have here`, path);
+  if (size > MAX_IDX_FILE_BYTES)
+    throw new CorruptDatasetError(
+      `file is ${size} bytes, more than the ${MAX_IDX_FILE_BYTES} bytes an IDX file may have here`,
+      path,
+    );
 }
 
 function maybeGunzip(bytes: Uint8Array, path: string): Uint8Array {

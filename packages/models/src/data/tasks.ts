@@ -58,7 +58,8 @@ function defineFamily<T>(
   f: (task: T, x: ArrayLike<number>, offset: number) => number,
 ): TaskFamily<T> {
   const evaluate = (task: T, x: ArrayLike<number>): Float32Array => {
-    if (x.length % inputDim !== 0) throw new RangeError(`${name}: ${x.length} input values are not rows of ${inputDim}`);
+    if (x.length % inputDim !== 0)
+      throw new RangeError(`${name}: ${x.length} input values are not rows of ${inputDim}`);
     const n = x.length / inputDim;
     const y = new Float32Array(n);
     for (let i = 0; i < n; i++) y[i] = f(task, x, i * inputDim);
@@ -71,7 +72,8 @@ function defineFamily<T>(
     sampleTask: (seed) => sampleTask(new Rng(seed)),
     evaluate,
     sampleData(task, nShot, seed) {
-      if (!(Number.isInteger(nShot) && nShot >= 0)) throw new RangeError(`${name}: nShot must be a non-negative integer, got ${nShot}`);
+      if (!(Number.isInteger(nShot) && nShot >= 0))
+        throw new RangeError(`${name}: nShot must be a non-negative integer, got ${nShot}`);
       const x = new Rng(seed).uniformArray(nShot * inputDim, domain[0], domain[1]);
       return { x, y: evaluate(task, x), n: nShot, inputDim };
     },
@@ -111,7 +113,12 @@ export const alpineFamily: TaskFamily<AlpineTask> = defineFamily(
   'alpine',
   2,
   [-10, 10],
-  (rng) => ({ phases: [rng.uniform(-ALPINE_PHASE_LIMIT, ALPINE_PHASE_LIMIT), rng.uniform(-ALPINE_PHASE_LIMIT, ALPINE_PHASE_LIMIT)] }),
+  (rng) => ({
+    phases: [
+      rng.uniform(-ALPINE_PHASE_LIMIT, ALPINE_PHASE_LIMIT),
+      rng.uniform(-ALPINE_PHASE_LIMIT, ALPINE_PHASE_LIMIT),
+    ],
+  }),
   (task, x, o) => {
     let value = 0;
     for (let i = 0; i < 2; i++) {
@@ -147,7 +154,9 @@ export function stackRegressionData(datasets: readonly RegressionData[]): Batche
   const y = new Float32Array(datasets.length * n);
   datasets.forEach((data, b) => {
     if (data.n !== n || data.inputDim !== inputDim) {
-      throw new RangeError(`stackRegressionData: dataset ${b} is ${data.n}×${data.inputDim}, the first is ${n}×${inputDim}`);
+      throw new RangeError(
+        `stackRegressionData: dataset ${b} is ${data.n}×${data.inputDim}, the first is ${n}×${inputDim}`,
+      );
     }
     x.set(data.x, b * n * inputDim);
     y.set(data.y, b * n);
@@ -165,7 +174,11 @@ export function sampleMetaBatch<T>(
 ): { tasks: T[]; support: BatchedRegressionData; query: BatchedRegressionData } {
   const tasks = sampleTasks(family, options.metaBatch, deriveSeed(options.seed, 0));
   const episodes = tasks.map((task, b) =>
-    sampleEpisode(family, task, { nSupport: options.nSupport, nQuery: options.nQuery, seed: deriveSeed(options.seed, 1, b) }),
+    sampleEpisode(family, task, {
+      nSupport: options.nSupport,
+      nQuery: options.nQuery,
+      seed: deriveSeed(options.seed, 1, b),
+    }),
   );
   return {
     tasks,

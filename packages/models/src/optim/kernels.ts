@@ -37,12 +37,21 @@ export function sgdKernel(momentum: boolean): KernelSpec {
     if ((u.flags & 2u) != 0u) { m = d; } else { m = u.momentum * b[i] + (1.0 - u.dampening) * d; }
     b[i] = m;
     if ((u.flags & 1u) != 0u) { d = d + u.momentum * m; } else { d = m; }`;
-    return chunkedUpdate(name, momentum ? ['b'] : [], [...fields('n flags'), ...fields('lr wd momentum dampening', 'f32')], `
+    return chunkedUpdate(
+      name,
+      momentum ? ['b'] : [],
+      [...fields('n flags'), ...fields('lr wd momentum dampening', 'f32')],
+      `
     let w = p[i];
     var d = g[i];
     if (u.wd != 0.0) { d = d + u.wd * w; }
-    ${momentum ? `${momentumStep}
-    ` : ''}p[i] = w - u.lr * d;`);
+    ${
+      momentum
+        ? `${momentumStep}
+    `
+        : ''
+    }p[i] = w - u.lr * d;`,
+    );
   });
 }
 
@@ -52,7 +61,11 @@ export function sgdKernel(momentum: boolean): KernelSpec {
  */
 export function adamKernel(): KernelSpec {
   return memoKernel(optimCache, 'optim:adam', () =>
-    chunkedUpdate('optim:adam', ['m', 'v'], [...fields('n decoupled'), ...fields('lr wd b1 b2 eps2 bc1 bc2', 'f32')], `
+    chunkedUpdate(
+      'optim:adam',
+      ['m', 'v'],
+      [...fields('n decoupled'), ...fields('lr wd b1 b2 eps2 bc1 bc2', 'f32')],
+      `
     var w = p[i];
     var d = g[i];
     if (u.wd != 0.0) {
@@ -62,7 +75,8 @@ export function adamKernel(): KernelSpec {
     let vi = u.b2 * v[i] + (1.0 - u.b2) * (d * d);
     m[i] = mi;
     v[i] = vi;
-    p[i] = w - (u.lr / u.bc1) * mi / sqrt(vi / u.bc2 + u.eps2);`),
+    p[i] = w - (u.lr / u.bc1) * mi / sqrt(vi / u.bc2 + u.eps2);`,
+    ),
   );
 }
 
@@ -80,16 +94,35 @@ export interface SgdUpdate {
  * p (and its momentum buffer, when given) updated in place from gradient g. `hypers` may be a function: it is called
  * at the dispatch and again at each replay of a compiled step (a scheduled lr, the first-step flag).
  */
-export function sgdUpdateInPlace(p: Tensor, g: Tensor, buf: Tensor | null, hypers: SgdUpdate | (() => SgdUpdate)): void {
+export function sgdUpdateInPlace(
+  p: Tensor,
+  g: Tensor,
+  buf: Tensor | null,
+  hypers: SgdUpdate | (() => SgdUpdate),
+): void {
   const size = p.size;
   const uniform = () => {
     const h = typeof hypers === 'function' ? hypers() : hypers;
     const flags = (h.nesterov ? 1 : 0) | (h.first ? 2 : 0);
-    return new UniformWriter().u32(size).u32(flags).f32(h.lr).f32(h.weightDecay).f32(h.momentum).f32(h.dampening).finish();
+    return new UniformWriter()
+      .u32(size)
+      .u32(flags)
+      .f32(h.lr)
+      .f32(h.weightDecay)
+      .f32(h.momentum)
+      .f32(h.dampening)
+      .finish();
   };
   // The written buffers bump their storage's version: a graph that saved p must not backpropagate through it.
-  const buffers = buf ? [p.bufferForInPlaceWrite(), g.buffer, buf.bufferForInPlaceWrite()] : [p.bufferForInPlaceWrite(), g.buffer];
-  p.device.dispatch(sgdKernel(buf !== null), buffers, typeof hypers === 'function' ? uniform : uniform(), linearDispatch(p.size, CHUNK, WG));
+  const buffers = buf
+    ? [p.bufferForInPlaceWrite(), g.buffer, buf.bufferForInPlaceWrite()]
+    : [p.bufferForInPlaceWrite(), g.buffer];
+  p.device.dispatch(
+    sgdKernel(buf !== null),
+    buffers,
+    typeof hypers === 'function' ? uniform : uniform(),
+    linearDispatch(p.size, CHUNK, WG),
+  );
 }
 
 export interface AdamUpdate {
@@ -105,22 +138,33 @@ export interface AdamUpdate {
 }
 
 /** p, m, v updated in place from gradient g; `hypers` as in sgdUpdateInPlace (Adam's bias corrections move every step). */
-export function adamUpdateInPlace(p: Tensor, g: Tensor, m: Tensor, v: Tensor, hypers: AdamUpdate | (() => AdamUpdate)): void {
+export function adamUpdateInPlace(
+  p: Tensor,
+  g: Tensor,
+  m: Tensor,
+  v: Tensor,
+  hypers: AdamUpdate | (() => AdamUpdate),
+): void {
   const size = p.size;
   const uniform = () => {
     const h = typeof hypers === 'function' ? hypers() : hypers;
     return new UniformWriter()
-    .u32(size)
-    .u32(h.decoupled ? 1 : 0)
-    .f32(h.lr)
-    .f32(h.weightDecay)
-    .f32(h.beta1)
-    .f32(h.beta2)
-    .f32(h.eps * h.eps)
-    .f32(h.bc1)
-    .f32(h.bc2)
-    .finish();
+      .u32(size)
+      .u32(h.decoupled ? 1 : 0)
+      .f32(h.lr)
+      .f32(h.weightDecay)
+      .f32(h.beta1)
+      .f32(h.beta2)
+      .f32(h.eps * h.eps)
+      .f32(h.bc1)
+      .f32(h.bc2)
+      .finish();
   };
   const written = [p.bufferForInPlaceWrite(), g.buffer, m.bufferForInPlaceWrite(), v.bufferForInPlaceWrite()];
-  p.device.dispatch(adamKernel(), written, typeof hypers === 'function' ? uniform : uniform(), linearDispatch(p.size, CHUNK, WG));
+  p.device.dispatch(
+    adamKernel(),
+    written,
+    typeof hypers === 'function' ? uniform : uniform(),
+    linearDispatch(p.size, CHUNK, WG),
+  );
 }

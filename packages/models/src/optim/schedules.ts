@@ -17,7 +17,7 @@ export function linearDecay(o: { lr: number; steps: number; endLr?: number }): S
   checkNumber('linearDecay', 'lr', o.lr, 0);
   checkNumber('linearDecay', 'endLr', end, 0);
   checkPositiveInt('linearDecay', 'steps', o.steps);
-  return (step) => o.lr + (end - o.lr) * Math.min(Math.max(step, 0), o.steps) / o.steps;
+  return (step) => o.lr + ((end - o.lr) * Math.min(Math.max(step, 0), o.steps)) / o.steps;
 }
 
 /** Cosine annealing from `lr` to `minLr` (default 0) over `steps`, constant afterwards (torch CosineAnnealingLR, T_max = steps). */
@@ -26,5 +26,6 @@ export function cosine(o: { lr: number; steps: number; minLr?: number }): Schedu
   checkNumber('cosine', 'lr', o.lr, 0);
   checkNumber('cosine', 'minLr', min, 0);
   checkPositiveInt('cosine', 'steps', o.steps);
-  return (step) => min + ((o.lr - min) * (1 + Math.cos((Math.PI * Math.min(Math.max(step, 0), o.steps)) / o.steps))) / 2;
+  return (step) =>
+    min + ((o.lr - min) * (1 + Math.cos((Math.PI * Math.min(Math.max(step, 0), o.steps)) / o.steps))) / 2;
 }

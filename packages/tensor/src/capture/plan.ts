@@ -11,7 +11,7 @@
 import type { Device } from '../device';
 import { TraceError } from '../errors';
 import { Storage } from '../tensor';
-import type { Command, Recording, UniformThunk } from './recording';
+import type { Recording, UniformThunk } from './recording';
 
 const UNIFORM = 0x40;
 const COPY_SRC = 0x04;
@@ -20,8 +20,21 @@ const COPY = ['read', 'write'] as const;
 
 /** What a replay encodes, in order: dispatches (grouped into passes) and buffer copies. */
 type Step =
-  | { readonly k: 'dispatch'; readonly pipeline: GPUComputePipeline; readonly group: GPUBindGroup; readonly offsets: number[]; readonly wg: readonly [number, number, number] }
-  | { readonly k: 'copy'; readonly src: GPUBuffer; readonly srcOffset: number; readonly dst: GPUBuffer; readonly dstOffset: number; readonly bytes: number };
+  | {
+      readonly k: 'dispatch';
+      readonly pipeline: GPUComputePipeline;
+      readonly group: GPUBindGroup;
+      readonly offsets: number[];
+      readonly wg: readonly [number, number, number];
+    }
+  | {
+      readonly k: 'copy';
+      readonly src: GPUBuffer;
+      readonly srcOffset: number;
+      readonly dst: GPUBuffer;
+      readonly dstOffset: number;
+      readonly bytes: number;
+    };
 
 /** Host work of a replay, in trace order: hooks, volatile uniforms, version bumps. */
 type HostStep =
@@ -93,7 +106,7 @@ export class Plan {
       else if (arg !== undefined) to = this.argSlots[arg] ??= this.acquire(b.size);
       else {
         const owner = device.ownerOf(b);
-        if (owner && owner.isAlive && !created.has(owner)) {
+        if (owner?.isAlive && !created.has(owner)) {
           // A closure tensor alive across the call: bound by reference, kept alive while the plan lives.
           if (!heldSet.has(owner)) {
             heldSet.add(owner);
@@ -129,8 +142,18 @@ export class Plan {
     let constBytes = 0;
     for (const c of rec.commands) if (c.k === 'write') constBytes += alignTo(c.data.byteLength, 4);
     const constStaging = new Uint8Array(Math.max(constBytes, 4));
-    if (uniformBytes) this.uniformBuffer = device.gpuDevice.createBuffer({ size: uniformBytes, usage: UNIFORM | COPY_DST, label: 'compiled-uniforms' });
-    if (constBytes) this.constBuffer = device.gpuDevice.createBuffer({ size: constBytes, usage: COPY_SRC | COPY_DST, label: 'compiled-constants' });
+    if (uniformBytes)
+      this.uniformBuffer = device.gpuDevice.createBuffer({
+        size: uniformBytes,
+        usage: UNIFORM | COPY_DST,
+        label: 'compiled-uniforms',
+      });
+    if (constBytes)
+      this.constBuffer = device.gpuDevice.createBuffer({
+        size: constBytes,
+        usage: COPY_SRC | COPY_DST,
+        label: 'compiled-constants',
+      });
 
     const groups = new Map<string, GPUBindGroup>();
     const ids = new Map<GPUBuffer, number>();
@@ -156,15 +179,17 @@ export class Plan {
           const buffers = c.buffers.map(role);
           const { pipeline, layout } = device.pipelineFor(c.spec);
           const uniformSize = c.uniform ? alignTo(c.uniform.byteLength, 16) : 0;
-          let key = c.spec.bindings.join(',') + '|' + uniformSize;
-          for (const buf of buffers) key += ',' + idOf(buf);
+          let key = `${c.spec.bindings.join(',')}|${uniformSize}`;
+          for (const buf of buffers) key += `,${idOf(buf)}`;
           let group = groups.get(key);
           if (!group) {
             let i = 0;
             group = device.gpuDevice.createBindGroup({
               layout,
               entries: c.spec.bindings.map((kind, binding) =>
-                kind === 'uniform' ? { binding, resource: { buffer: this.uniformBuffer!, offset: 0, size: uniformSize } } : { binding, resource: { buffer: buffers[i++] } },
+                kind === 'uniform'
+                  ? { binding, resource: { buffer: this.uniformBuffer!, offset: 0, size: uniformSize } }
+                  : { binding, resource: { buffer: buffers[i++] } },
               ),
             });
             groups.set(key, group);
@@ -195,7 +220,14 @@ export class Plan {
           noteWrite(c.buffer);
           const dst = role(c.buffer);
           constStaging.set(c.data, constAt);
-          this.steps.push({ k: 'copy', src: this.constBuffer!, srcOffset: constAt, dst, dstOffset: c.offset, bytes: c.data.byteLength });
+          this.steps.push({
+            k: 'copy',
+            src: this.constBuffer!,
+            srcOffset: constAt,
+            dst,
+            dstOffset: c.offset,
+            bytes: c.data.byteLength,
+          });
           this.ops.push({ bindings: ['write'], buffers: [dst] });
           constAt += alignTo(c.data.byteLength, 4);
           break;
@@ -212,7 +244,9 @@ export class Plan {
       }
     }
 
-    const readsStale = firstUseIsRead.filter((b) => argIndex.get(b) === undefined && !device.isDeviceBuffer(b) && rename.get(b) !== b);
+    const readsStale = firstUseIsRead.filter(
+      (b) => argIndex.get(b) === undefined && !device.isDeviceBuffer(b) && rename.get(b) !== b,
+    );
     if (readsStale.length) {
       this.dispose();
       throw new TraceError(
@@ -227,8 +261,16 @@ export class Plan {
       // An output no command wrote (`empty()`) still gets its own buffer: never the traced call's result.
       else this.outputSources.push({ buffer: rename.get(s.buffer) ?? (created.has(s) ? role(s.buffer) : s.buffer) });
     }
-    if (this.uniformBuffer) device.gpuDevice.queue.writeBuffer(this.uniformBuffer, 0, this.uniformStaging as Uint8Array<ArrayBuffer>, 0, uniformBytes);
-    if (this.constBuffer) device.gpuDevice.queue.writeBuffer(this.constBuffer, 0, constStaging as Uint8Array<ArrayBuffer>, 0, constBytes);
+    if (this.uniformBuffer)
+      device.gpuDevice.queue.writeBuffer(
+        this.uniformBuffer,
+        0,
+        this.uniformStaging as Uint8Array<ArrayBuffer>,
+        0,
+        uniformBytes,
+      );
+    if (this.constBuffer)
+      device.gpuDevice.queue.writeBuffer(this.constBuffer, 0, constStaging as Uint8Array<ArrayBuffer>, 0, constBytes);
     const arenaBytes = this.owned.reduce((n, b) => n + b.size, 0);
     this.stats = { dispatches, kernels: kernels.size, arenaBytes, totalBytes: arenaBytes + uniformBytes + constBytes };
     device.bytesCompiled += this.stats.totalBytes;
@@ -261,9 +303,18 @@ export class Plan {
       if (h.k === 'hook') h.fn();
       else if (h.k === 'uniform') {
         const data = h.thunk();
-        if (data.byteLength !== h.size) throw new TraceError(`compile: a volatile uniform changed size (${h.size} → ${data.byteLength} bytes) between calls`);
+        if (data.byteLength !== h.size)
+          throw new TraceError(
+            `compile: a volatile uniform changed size (${h.size} → ${data.byteLength} bytes) between calls`,
+          );
         this.uniformStaging.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), h.offset);
-        device.gpuDevice.queue.writeBuffer(this.uniformBuffer!, h.offset, this.uniformStaging as Uint8Array<ArrayBuffer>, h.offset, alignTo(h.size, 4));
+        device.gpuDevice.queue.writeBuffer(
+          this.uniformBuffer!,
+          h.offset,
+          this.uniformStaging as Uint8Array<ArrayBuffer>,
+          h.offset,
+          alignTo(h.size, 4),
+        );
       } else if (h.k === 'bumpHeld') h.storage.bumpVersion();
       else args[h.arg].bumpVersion();
     }
@@ -277,11 +328,17 @@ export class Plan {
     });
     const ops = copyOps.concat(this.ops);
     for (const i of this.writtenArgs) ops.push({ bindings: COPY, buffers: [this.argSlots[i], argBuffers[i]] });
-    this.outputSources.forEach((src, i) => ops.push({ bindings: COPY, buffers: ['arg' in src ? (this.argSlots[src.arg] ?? argBuffers[src.arg]) : src.buffer, outBuffers[i]] }));
+    this.outputSources.forEach((src, i) =>
+      ops.push({
+        bindings: COPY,
+        buffers: ['arg' in src ? (this.argSlots[src.arg] ?? argBuffers[src.arg]) : src.buffer, outBuffers[i]],
+      }),
+    );
     device.submitEncoded(
       (encoder) => {
         args.forEach((s, i) => {
-          if (this.argSlots[i]) encoder.copyBufferToBuffer(argBuffers[i], 0, this.argSlots[i], 0, alignTo(s.byteSize, 4));
+          if (this.argSlots[i])
+            encoder.copyBufferToBuffer(argBuffers[i], 0, this.argSlots[i], 0, alignTo(s.byteSize, 4));
         });
         let pass: GPUComputePassEncoder | null = null;
         for (const st of this.steps) {
@@ -299,7 +356,8 @@ export class Plan {
           }
         }
         pass?.end();
-        for (const i of this.writtenArgs) encoder.copyBufferToBuffer(this.argSlots[i], 0, argBuffers[i], 0, alignTo(args[i].byteSize, 4));
+        for (const i of this.writtenArgs)
+          encoder.copyBufferToBuffer(this.argSlots[i], 0, argBuffers[i], 0, alignTo(args[i].byteSize, 4));
         this.outputSources.forEach((src, i) => {
           const from = 'arg' in src ? (this.argSlots[src.arg] ?? argBuffers[src.arg]) : src.buffer;
           encoder.copyBufferToBuffer(from, 0, outBuffers[i], 0, alignTo(this.outputBytes[i], 4));
@@ -337,4 +395,3 @@ export class Plan {
 function alignTo(n: number, a: number): number {
   return Math.ceil(n / a) * a;
 }
-

@@ -16,7 +16,14 @@ export type Command =
       readonly thunk: UniformThunk | null;
       readonly workgroups: readonly [number, number, number];
     }
-  | { readonly k: 'copy'; readonly src: GPUBuffer; readonly srcOffset: number; readonly dst: GPUBuffer; readonly dstOffset: number; readonly bytes: number }
+  | {
+      readonly k: 'copy';
+      readonly src: GPUBuffer;
+      readonly srcOffset: number;
+      readonly dst: GPUBuffer;
+      readonly dstOffset: number;
+      readonly bytes: number;
+    }
   | { readonly k: 'write'; readonly buffer: GPUBuffer; readonly offset: number; readonly data: Uint8Array }
   /** Host code that must run again at each replay (an optimiser's step counter): see Device.onReplay. */
   | { readonly k: 'hook'; readonly fn: () => void }

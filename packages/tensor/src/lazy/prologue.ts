@@ -15,7 +15,7 @@
  *   the input first as before. dot of two realised tensors keeps its `product` kernel.
  */
 import type { FusedProgram } from '@metagrad/kernels-wgsl';
-import { Tensor, type Storage } from '../tensor';
+import type { Tensor, Storage } from '../tensor';
 import { fusionEnabled } from './flag';
 import { opNode, Pending } from './expr';
 import { extraOutputs, lower, programOf, programWords, writeOutputs, type Lowered } from './realize';
@@ -65,7 +65,8 @@ export function pendingPrologue(x: Tensor, hostBuffers = 1): Prologue | null {
 
 /** The prologue mul(x, y) for dot, or null when neither is pending (dot's `product` kernel then reads both). */
 export function productPrologue(x: Tensor, y: Tensor, hostBuffers = 1): Prologue | null {
-  if (!(x.storage.pending instanceof Pending || y.storage.pending instanceof Pending) || !fusionEnabled(x.device)) return null;
+  if (!(x.storage.pending instanceof Pending || y.storage.pending instanceof Pending) || !fusionEnabled(x.device))
+    return null;
   // Operands holding a pending matmul are realised first (epilogue), as for pendingPrologue.
   for (const t of [x, y]) {
     const p = t.storage.pending;

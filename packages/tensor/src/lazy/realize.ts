@@ -1,5 +1,14 @@
 /** @file Realising a pending expression: one fused kernel (renderKernel via fusedKernel), extra outputs for live inner values. */
-import { fusedKernel, linearDispatch, FUSED_CHUNK, MAX_ELEMENTWISE_RANK, type FusedLeafMode, type FusedOp, type FusedProgram, type FusedRef } from '@metagrad/kernels-wgsl';
+import {
+  fusedKernel,
+  linearDispatch,
+  FUSED_CHUNK,
+  MAX_ELEMENTWISE_RANK,
+  type FusedLeafMode,
+  type FusedOp,
+  type FusedProgram,
+  type FusedRef,
+} from '@metagrad/kernels-wgsl';
 import { sizeOf, type Shape, type Storage } from '../tensor';
 import { planElementwise } from '../ops/elementwise';
 import type { ENode, LeafNode, MatmulNode, OpNode, Pending } from './expr';
@@ -67,7 +76,10 @@ export function lower(root: OpNode): Lowered {
         asLeaf.set(node, leaf);
         node = leaf;
       } else {
-        if (mm || !sameShape(node.shape, root.shape)) throw new Error('lazy fusion: a second or broadcast pending matmul in one expression (the build should have cut it)');
+        if (mm || !sameShape(node.shape, root.shape))
+          throw new Error(
+            'lazy fusion: a second or broadcast pending matmul in one expression (the build should have cut it)',
+          );
         mm = node;
         readIndex.set('mm', reads.length);
         reads.push(node);
@@ -83,13 +95,20 @@ export function lower(root: OpNode): Lowered {
   visit(root);
 
   // Leaf layouts from the same broadcast folding the eager ops use (the product is read at its own element).
-  const plan = planElementwise(root.shape, reads.map((r) => r.shape));
-  const contiguous = (st: number[]) => st.every((s, d) => s === plan.shape.slice(d + 1).reduce((a, b) => a * b, 1) || plan.shape[d] === 1);
+  const plan = planElementwise(
+    root.shape,
+    reads.map((r) => r.shape),
+  );
+  const contiguous = (st: number[]) =>
+    st.every((s, d) => s === plan.shape.slice(d + 1).reduce((a, b) => a * b, 1) || plan.shape[d] === 1);
   const modes: FusedLeafMode[] = plan.strides.map((st, k) =>
     reads[k].k === 'mm' ? 'acc' : st.every((s) => s === 0) ? 'scalar' : contiguous(st) ? 'full' : 'strided',
   );
   const rank = modes.includes('strided') ? plan.shape.length : 0;
-  if (rank > MAX_ELEMENTWISE_RANK) throw new Error(`lazy fusion: folded rank ${rank} exceeds ${MAX_ELEMENTWISE_RANK} (the cut should have prevented this)`);
+  if (rank > MAX_ELEMENTWISE_RANK)
+    throw new Error(
+      `lazy fusion: folded rank ${rank} exceeds ${MAX_ELEMENTWISE_RANK} (the cut should have prevented this)`,
+    );
 
   // Pass 2: SSA steps, common subexpressions merged by structure.
   const refOf = new Map<ENode, FusedRef>();
@@ -121,7 +140,21 @@ export function lower(root: OpNode): Lowered {
     }
   }
   const rootStep = Number(refOf.get(root)!.slice(1));
-  return { root, reads, mm, modes, bindings, steps, stepNode, stepNodes, scalarBits, rootStep, rank, shape: plan.shape, strides: plan.strides };
+  return {
+    root,
+    reads,
+    mm,
+    modes,
+    bindings,
+    steps,
+    stepNode,
+    stepNodes,
+    scalarBits,
+    rootStep,
+    rank,
+    shape: plan.shape,
+    strides: plan.strides,
+  };
 }
 
 const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((d, i) => d === b[i]);
@@ -150,7 +183,12 @@ function liveProduct(m: MatmulNode, handed: ReadonlyMap<Storage, number>): Stora
  * pending on it and has a live handle beyond the `handed` ones (the handles the caller passes in and so does not
  * count: the root's own for a realisation, the reduction's operands for a prologue). At most `room` of them.
  */
-export function extraOutputs(l: Lowered, handed: ReadonlyMap<Storage, number>, room: number, skip: readonly Storage[] = []): { steps: number[]; storages: Storage[] } {
+export function extraOutputs(
+  l: Lowered,
+  handed: ReadonlyMap<Storage, number>,
+  room: number,
+  skip: readonly Storage[] = [],
+): { steps: number[]; storages: Storage[] } {
   const n = sizeOf(l.root.shape);
   const steps: number[] = [];
   const storages: Storage[] = [];
@@ -159,7 +197,8 @@ export function extraOutputs(l: Lowered, handed: ReadonlyMap<Storage, number>, r
       const owner = node.owner;
       const op = owner?.pending as Pending | null | undefined;
       if (!owner || !op || op.root !== node || owner.refCount - (handed.get(owner) ?? 0) <= 0) continue;
-      if (sizeOf(node.shape) !== n || storages.includes(owner) || skip.includes(owner) || steps.length >= room) continue;
+      if (sizeOf(node.shape) !== n || storages.includes(owner) || skip.includes(owner) || steps.length >= room)
+        continue;
       steps.push(j);
       storages.push(owner);
     }
@@ -240,5 +279,7 @@ function realizeEpilogue(p: Pending, l: Lowered, mm: MatmulNode, maxBuffers: num
   const epilogue = { program: programOf(l, [l.rootStep, ...extra.steps]), raw: rawOut !== null, rowCol };
   const words = programWords(l);
   const leaves = l.bindings.map((s) => s.buffer);
-  writeOutputs([p.storage, ...extra.storages, ...(rawOut ? [rawOut] : [])], (out) => mm.record(out, { epilogue, leaves, words }));
+  writeOutputs([p.storage, ...extra.storages, ...(rawOut ? [rawOut] : [])], (out) =>
+    mm.record(out, { epilogue, leaves, words }),
+  );
 }

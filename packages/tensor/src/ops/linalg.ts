@@ -13,7 +13,15 @@ import { assertSameDevice, sizeOf, tidy, type Tensor } from '../tensor';
 import { fusionEnabled } from '../lazy/flag';
 import { lazyOutput, type ProducerEpilogue } from '../lazy/expr';
 import { empty } from './creation';
-import { broadcastShapes, broadcastStrides, checkBoolean, checkOptions, checkTensors, fmt, UniformWriter } from './util';
+import {
+  broadcastShapes,
+  broadcastStrides,
+  checkBoolean,
+  checkOptions,
+  checkTensors,
+  fmt,
+  UniformWriter,
+} from './util';
 
 export { autotune, chooseMatmulVariant, matmulTuning, setTuningStore, fileTuningStore, variantName } from '../autotune';
 export type { MatmulVariant, MatmulTuning, TuningStore, SizeClass } from '../autotune';
@@ -40,14 +48,18 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   checkBoolean('matmul', 'transA', transA);
   checkBoolean('matmul', 'transB', transB);
   if (opts.variant !== undefined && !['simple', 'register', 'workgroup'].includes(opts.variant?.kind)) {
-    throw new InvalidArgumentError(`matmul: unknown kernel variant ${JSON.stringify(opts.variant)} (kind must be simple, register or workgroup)`);
+    throw new InvalidArgumentError(
+      `matmul: unknown kernel variant ${JSON.stringify(opts.variant)} (kind must be simple, register or workgroup)`,
+    );
   }
   const desc = `${fmt(a.shape)}${transA ? 'ᵀ' : ''} @ ${fmt(b.shape)}${transB ? 'ᵀ' : ''}`;
   const bufA = a.buffer;
   const bufB = b.buffer;
   assertSameDevice(a, b);
-  if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new DTypeError(`matmul: needs f32 operands, got ${a.dtype} ${desc} ${b.dtype}`);
-  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`matmul: both operands need rank >= 2 (reshape 1-D first), got ${desc}`);
+  if (a.dtype !== 'f32' || b.dtype !== 'f32')
+    throw new DTypeError(`matmul: needs f32 operands, got ${a.dtype} ${desc} ${b.dtype}`);
+  if (a.rank < 2 || b.rank < 2)
+    throw new ShapeError(`matmul: both operands need rank >= 2 (reshape 1-D first), got ${desc}`);
   const [a0, a1] = a.shape.slice(-2);
   const [b0, b1] = b.shape.slice(-2);
   const [M, K] = transA ? [a1, a0] : [a0, a1];
@@ -62,7 +74,11 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     throw new ShapeError(`matmul: batch dims ${fmt(batchA)} and ${fmt(batchB)} do not broadcast in ${desc}`);
   }
   // The merge pattern of batch dims does not depend on the (positive) matrix sizes, so check it before allocating.
-  if (K > 0 && mergeBatchDims(batch, broadcastStrides(batchA, batch), broadcastStrides(batchB, batch)).shape.length > MAX_BATCH_DIMS) {
+  if (
+    K > 0 &&
+    mergeBatchDims(batch, broadcastStrides(batchA, batch), broadcastStrides(batchB, batch)).shape.length >
+      MAX_BATCH_DIMS
+  ) {
     throw new ShapeError(`matmul: more than ${MAX_BATCH_DIMS} non-contiguous broadcast batch dims in ${desc}`);
   }
   // tidy: a throw while packing or dispatching frees the output and the packed temporaries.
@@ -76,7 +92,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     const batchCount = sizeOf(batch);
     if (out.size === 0) return out;
 
-    let variant: MatmulVariant = opts.variant ?? chooseMatmulVariant(device, { M, N, K, batch: batchCount, transA, transB });
+    let variant: MatmulVariant =
+      opts.variant ?? chooseMatmulVariant(device, { M, N, K, batch: batchCount, transA, transB });
     if (K === 0) variant = { kind: 'simple' }; // writes zeros without packing empty operands
 
     // Logical A[M,K], B[K,N] element strides inside one matrix, and the size of one stored matrix.
@@ -110,7 +127,12 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         srcB = packed.storage;
         [bRs, bCs, matB] = [Np, 1, Kp * Np];
       }
-      kernelKey = { ...variant, vecOut: Np === N, ...(directBT ? { transB: true } : {}), ...(directAT ? { transA: true } : {}) };
+      kernelKey = {
+        ...variant,
+        vecOut: Np === N,
+        ...(directBT ? { transB: true } : {}),
+        ...(directAT ? { transA: true } : {}),
+      };
     } else {
       kernelKey = variant;
     }
@@ -142,10 +164,21 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         for (let r0 = 0; r0 < M; r0 += rowStep) {
           for (let c0 = 0; c0 < N; c0 += colStep) {
             const w = new UniformWriter()
-              .u32(M).u32(N).u32(K).u32(0)
-              .u32(aRs).u32(aCs).u32(bRs).u32(bCs)
-              .u32(r0).u32(c0).u32(z0).u32(0)
-              .u32s(bshape).u32s(bstrA).u32s(bstrB);
+              .u32(M)
+              .u32(N)
+              .u32(K)
+              .u32(0)
+              .u32(aRs)
+              .u32(aCs)
+              .u32(bRs)
+              .u32(bCs)
+              .u32(r0)
+              .u32(c0)
+              .u32(z0)
+              .u32(0)
+              .u32s(bshape)
+              .u32s(bstrA)
+              .u32s(bstrB);
             if (epi) w.u32s(epi.words);
             const buffers = epi ? [bufA, bufB, ...epi.leaves, ...outs] : [bufA, bufB, outs[0]];
             device.dispatch(spec, buffers, w.finish(), [
@@ -157,7 +190,14 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         }
       }
     };
-    if (lazy) lazy.settle({ k: 'mm', shape: outShape, leaves: storA === storB ? [storA] : [storA, storB], record, owner: null });
+    if (lazy)
+      lazy.settle({
+        k: 'mm',
+        shape: outShape,
+        leaves: storA === storB ? [storA] : [storA, storB],
+        record,
+        owner: null,
+      });
     else record([out.buffer], null);
     // Safe to recycle now: any later writer of these buffers is recorded after the reads above (a pending product
     // retains the packed storages until it is computed or dropped).
@@ -171,7 +211,16 @@ function roundUp4(n: number): number {
 }
 
 /** Zero-padded (and optionally transposed) copy of `count` logical rows×cols matrices as [count, rowsP, colsP]. */
-function pack(device: Tensor['device'], src: GPUBuffer, count: number, rows: number, cols: number, rowsP: number, colsP: number, transposed: boolean): Tensor {
+function pack(
+  device: Tensor['device'],
+  src: GPUBuffer,
+  count: number,
+  rows: number,
+  cols: number,
+  rowsP: number,
+  colsP: number,
+  transposed: boolean,
+): Tensor {
   const t = empty([count, rowsP, colsP], 'f32', device);
   const total = count * rowsP * colsP;
   if (total > 0) {
@@ -190,11 +239,7 @@ export function mergeBatchDims(shape: readonly number[], stridesA: readonly numb
   for (let i = 0; i < shape.length; i++) {
     if (shape[i] === 1) continue;
     const last = out.shape.length - 1;
-    if (
-      last >= 0 &&
-      out.stridesA[last] === stridesA[i] * shape[i] &&
-      out.stridesB[last] === stridesB[i] * shape[i]
-    ) {
+    if (last >= 0 && out.stridesA[last] === stridesA[i] * shape[i] && out.stridesB[last] === stridesB[i] * shape[i]) {
       out.shape[last] *= shape[i];
       out.stridesA[last] = stridesA[i];
       out.stridesB[last] = stridesB[i];

@@ -12,7 +12,12 @@ export function mapUnary(x: RefTensor, f: (v: number) => number): RefTensor {
 }
 
 /** Applies `f` pairwise under NumPy broadcasting. */
-export function mapBinary(a: RefTensor, b: RefTensor, f: (x: number, y: number) => number, op = 'binary op'): RefTensor {
+export function mapBinary(
+  a: RefTensor,
+  b: RefTensor,
+  f: (x: number, y: number) => number,
+  op = 'binary op',
+): RefTensor {
   let shape: number[];
   try {
     shape = broadcastShapes(a.shape, b.shape);
@@ -61,7 +66,23 @@ export function sigmoidValue(v: number): number {
 
 /** Table of the unary ops by their OPS.md name, for table-driven GPU-vs-reference tests. */
 export const UNARY_OPS = {
-  neg, exp, log, log1p, expm1, sin, cos, tanh, sigmoid, sqrt, rsqrt, recip, abs, sign, relu, square, floor,
+  neg,
+  exp,
+  log,
+  log1p,
+  expm1,
+  sin,
+  cos,
+  tanh,
+  sigmoid,
+  sqrt,
+  rsqrt,
+  recip,
+  abs,
+  sign,
+  relu,
+  square,
+  floor,
 } as const;
 export type UnaryOpName = keyof typeof UNARY_OPS;
 
@@ -73,24 +94,25 @@ export type UnaryOpName = keyof typeof UNARY_OPS;
  */
 export function powValue(x: number, y: number): number {
   if (Number.isNaN(x) || Number.isNaN(y)) return NaN;
-  if (x > 0) return Math.pow(x, y);
+  if (x > 0) return x ** y;
   if (x === 0) return y > 0 ? 0 : y === 0 ? 1 : Infinity;
   if (!Number.isInteger(y)) return NaN;
-  const m = Math.pow(-x, y);
+  const m = (-x) ** y;
   return Math.abs(y) % 2 === 1 ? -m : m;
 }
 
 /** max/min propagate NaN (torch.maximum semantics); GPU kernels must select NaN explicitly to match. */
 function maxScalar(x: number, y: number): number {
-  return x !== x || y !== y ? NaN : x > y ? x : y;
+  return x !== x || y !== y ? NaN : Math.max(x, y);
 }
 function minScalar(x: number, y: number): number {
-  return x !== x || y !== y ? NaN : x < y ? x : y;
+  return x !== x || y !== y ? NaN : Math.min(x, y);
 }
 
 export const add = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x + y, 'add');
 /** relu's VJP: gy where x > 0, else 0. */
-export const reluGrad = (gy: RefTensor, x: RefTensor): RefTensor => mapBinary(gy, x, (g, v) => (v > 0 ? g : 0), 'reluGrad');
+export const reluGrad = (gy: RefTensor, x: RefTensor): RefTensor =>
+  mapBinary(gy, x, (g, v) => (v > 0 ? g : 0), 'reluGrad');
 /** a·x + b·y (the reference of the fused axpby; shapes must broadcast like add's). */
 export const axpby = (a: number, x: RefTensor, b: number, y: RefTensor): RefTensor => (
   scalar('axpby', 'a', a), scalar('axpby', 'b', b), mapBinary(x, y, (u, v) => a * u + b * v, 'axpby')
@@ -108,9 +130,15 @@ function scalar(op: string, what: string, s: unknown): number {
   return s;
 }
 
-export const addScalar = (x: RefTensor, s: number): RefTensor => (scalar('addScalar', 'scalar', s), mapUnary(x, (v) => v + s));
-export const mulScalar = (x: RefTensor, s: number): RefTensor => (scalar('mulScalar', 'scalar', s), mapUnary(x, (v) => v * s));
-export const powScalar = (x: RefTensor, s: number): RefTensor => (scalar('powScalar', 'scalar', s), mapUnary(x, (v) => powValue(v, s)));
+export const addScalar = (x: RefTensor, s: number): RefTensor => (
+  scalar('addScalar', 'scalar', s), mapUnary(x, (v) => v + s)
+);
+export const mulScalar = (x: RefTensor, s: number): RefTensor => (
+  scalar('mulScalar', 'scalar', s), mapUnary(x, (v) => v * s)
+);
+export const powScalar = (x: RefTensor, s: number): RefTensor => (
+  scalar('powScalar', 'scalar', s), mapUnary(x, (v) => powValue(v, s))
+);
 
 export const BINARY_OPS = { add, sub, mul, div, pow, maximum, minimum } as const;
 export type BinaryOpName = keyof typeof BINARY_OPS;
@@ -133,7 +161,9 @@ export function where(cond: RefTensor, a: RefTensor, b: RefTensor): RefTensor {
   try {
     shape = broadcastShapes(cond.shape, a.shape, b.shape);
   } catch {
-    throw new ShapeError(`where: cannot broadcast ${shapeStr(cond.shape)}, ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
+    throw new ShapeError(
+      `where: cannot broadcast ${shapeStr(cond.shape)}, ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`,
+    );
   }
   const out = new Float64Array(shape.reduce((p, d) => p * d, 1));
   const st = [cond, a, b].map((t) => broadcastStrides(t.shape, shape));

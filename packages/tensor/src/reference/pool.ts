@@ -12,9 +12,18 @@ export interface Pool2dOptions {
 }
 
 export interface PoolGeometry {
-  N: number; C: number; H: number; W: number;
-  kH: number; kW: number; sH: number; sW: number; pH: number; pW: number;
-  Ho: number; Wo: number;
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  kH: number;
+  kW: number;
+  sH: number;
+  sW: number;
+  pH: number;
+  pW: number;
+  Ho: number;
+  Wo: number;
 }
 
 /** Ho = floor((H + 2p − k)/s) + 1. Padding must be ≤ k/2 (torch's rule: no window lies wholly in padding). */
@@ -22,7 +31,10 @@ export function poolGeometry(xShape: readonly number[], opts: Pool2dOptions, op 
   expectRank([...xShape], 4, `${op} input`);
   const [N, C, H, W] = xShape;
   checkOptions(op, opts, ['kernel', 'stride', 'padding']);
-  if (opts === null || opts === undefined || opts.kernel === undefined) throw new InvalidArgumentError(`${op}: options need a kernel size ({ kernel, stride?, padding? }), got ${show(opts)}`);
+  if (opts === null || opts === undefined || opts.kernel === undefined)
+    throw new InvalidArgumentError(
+      `${op}: options need a kernel size ({ kernel, stride?, padding? }), got ${show(opts)}`,
+    );
   const [kH, kW] = pair(opts.kernel, 1, `${op} kernel`, 1);
   // stride null is a mistake, not "same as the kernel" (as the raw op).
   const [sH, sW] = pair(opts.stride === undefined ? [kH, kW] : opts.stride, 1, `${op} stride`, 1);
@@ -32,7 +44,8 @@ export function poolGeometry(xShape: readonly number[], opts: Pool2dOptions, op 
   }
   const Ho = Math.floor((H + 2 * pH - kH) / sH) + 1;
   const Wo = Math.floor((W + 2 * pW - kW) / sW) + 1;
-  if (Ho < 1 || Wo < 1) throw new ShapeError(`${op}: kernel [${kH}, ${kW}] larger than padded input ${shapeStr(xShape)}`);
+  if (Ho < 1 || Wo < 1)
+    throw new ShapeError(`${op}: kernel [${kH}, ${kW}] larger than padded input ${shapeStr(xShape)}`);
   return { N, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo };
 }
 

@@ -64,7 +64,8 @@ export interface RandomOptions {
 /** Splits a seed into the Philox key (seedLo, seedHi). */
 export function seedKey(seed: Seed): [number, number] {
   if (typeof seed === 'number') {
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new InvalidArgumentError(`seed must be a non-negative safe integer, got ${seed}`);
+    if (!Number.isSafeInteger(seed) || seed < 0)
+      throw new InvalidArgumentError(`seed must be a non-negative safe integer, got ${seed}`);
     return [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
   }
   if (!seed.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32)) {
@@ -74,7 +75,8 @@ export function seedKey(seed: Seed): [number, number] {
 }
 
 function checkOffset(offset: number): number {
-  if (!Number.isInteger(offset) || offset < 0 || offset >= 2 ** 32) throw new InvalidArgumentError(`offset must be a u32, got ${offset}`);
+  if (!Number.isInteger(offset) || offset < 0 || offset >= 2 ** 32)
+    throw new InvalidArgumentError(`offset must be a u32, got ${offset}`);
   return offset;
 }
 

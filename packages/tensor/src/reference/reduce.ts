@@ -28,12 +28,7 @@ function plan(x: RefTensor, axes: number | readonly number[] | undefined, keepDi
 }
 
 /** Folds every input element into its output slot in row-major order (so "first" means lowest index). */
-function fold(
-  x: RefTensor,
-  p: ReducePlan,
-  init: number,
-  step: (acc: number, v: number) => number,
-): Float64Array {
+function fold(x: RefTensor, p: ReducePlan, init: number, step: (acc: number, v: number) => number): Float64Array {
   const acc = new Float64Array(p.outSize).fill(init);
   const xd = x.data;
   forEachOffset(x.shape, [p.outStrides], (i, o) => {
@@ -56,7 +51,9 @@ export function mean(x: RefTensor, axes?: number | readonly number[], keepDims =
 
 function checkNonEmpty(x: RefTensor, p: ReducePlan, op: string): void {
   if (p.count === 0 && p.outSize > 0) {
-    throw new ShapeError(`${op}: cannot reduce over a zero-size axis of shape ${shapeStr(x.shape)} (axes [${p.axes.join(', ')}])`);
+    throw new ShapeError(
+      `${op}: cannot reduce over a zero-size axis of shape ${shapeStr(x.shape)} (axes [${p.axes.join(', ')}])`,
+    );
   }
 }
 
@@ -102,7 +99,12 @@ export function argmax(x: RefTensor, axis: number, keepDims = false): RefTensor 
       data[o * inner + k] = bi;
     }
   }
-  const shape = x.shape.length === 0 ? [] : keepDims ? x.shape.map((d, i) => (i === ax ? 1 : d)) : x.shape.filter((_, i) => i !== ax);
+  const shape =
+    x.shape.length === 0
+      ? []
+      : keepDims
+        ? x.shape.map((d, i) => (i === ax ? 1 : d))
+        : x.shape.filter((_, i) => i !== ax);
   return { shape, data };
 }
 

@@ -50,7 +50,12 @@ function unnormalizeScale(size: number, alignCorners: boolean): number {
 }
 
 interface Geo {
-  N: number; C: number; H: number; W: number; Ho: number; Wo: number;
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  Ho: number;
+  Wo: number;
 }
 
 function geometry(xShape: readonly number[], grid: RefTensor, op: string): Geo {
@@ -143,7 +148,12 @@ export function gridSampleInputGrad(
  * grid_sampler_2d_backward's grad_grid: Σ_c gy·x(corner)·∂weight/∂(ix, iy), times d(pixel)/d(normalized).
  * Out-of-range corners contribute nothing (zeros padding), exactly as torch.
  */
-export function gridSampleGridGrad(gy: RefTensor, x: RefTensor, grid: RefTensor, opts: GridSampleOptions = {}): RefTensor {
+export function gridSampleGridGrad(
+  gy: RefTensor,
+  x: RefTensor,
+  grid: RefTensor,
+  opts: GridSampleOptions = {},
+): RefTensor {
   const align = alignOf('gridSampleGridGrad', opts);
   const geo = geometry(x.shape, grid, 'gridSampleGridGrad');
   checkGy(geo, gy, 'gridSampleGridGrad');

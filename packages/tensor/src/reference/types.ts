@@ -103,7 +103,8 @@ export function normAxis(axis: number, rank: number, what = 'axis'): number {
 export function normAxes(axes: number | readonly number[] | undefined, rank: number): number[] {
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
   // A bare axis is one axis, as the raw ops read it; anything else that is not a list is a ShapeError, as there.
-  if (typeof axes !== 'number' && !Array.isArray(axes)) throw new ShapeError(`axes must be a number or an array, got ${show(axes)}`);
+  if (typeof axes !== 'number' && !Array.isArray(axes))
+    throw new ShapeError(`axes must be a number or an array, got ${show(axes)}`);
   const list: readonly number[] = typeof axes === 'number' ? [axes] : axes;
   const seen = new Set<number>();
   for (const a of list) {
@@ -166,7 +167,12 @@ export function pair(v: unknown, dflt: number, what: string, min: number): [numb
   if (v !== undefined && typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
     throw new InvalidArgumentError(`${what} must be a number or a pair [h, w], got ${show(v)}`);
   }
-  const p: [number, number] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [(v as unknown[])[0] as number, (v as unknown[])[1] as number];
+  const p: [number, number] =
+    v === undefined
+      ? [dflt, dflt]
+      : typeof v === 'number'
+        ? [v, v]
+        : [(v as unknown[])[0] as number, (v as unknown[])[1] as number];
   if (!p.every((x) => Number.isInteger(x) && x >= min)) {
     throw new InvalidArgumentError(`${what} must be integers >= ${min}, got ${show(p)}`);
   }
