@@ -23,18 +23,7 @@
  */
 import * as raw from '@metagrad/tensor/raw';
 import { tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
-import {
-  crossEntropy,
-  detach,
-  enableGrad,
-  grad,
-  HvpOperator,
-  mulScalar,
-  noGrad,
-  requiresGrad,
-  sub,
-  add,
-} from '@metagrad/autograd';
+import { crossEntropy, detach, enableGrad, grad, HvpOperator, mulScalar, noGrad, requiresGrad, sub, add } from '@metagrad/autograd';
 import {
   Adam,
   Rng,
@@ -218,11 +207,7 @@ function trainStep(name: string, model: Model<ParamTree>, inputShape: number[]):
   };
 }
 
-export const mlpTrain = trainStep(
-  'MLP 784-256-10',
-  mlp({ sizes: [784, 256, 10], activation: 'relu' }) as unknown as Model<ParamTree>,
-  [BATCH, 784],
-);
+export const mlpTrain = trainStep('MLP 784-256-10', mlp({ sizes: [784, 256, 10], activation: 'relu' }) as unknown as Model<ParamTree>, [BATCH, 784]);
 export const lenetTrain = trainStep('LeNet-5', lenet5() as unknown as Model<ParamTree>, [BATCH, 1, 28, 28]);
 
 // ---------------------------------------------------------------------------------------------------------- MWN
@@ -330,10 +315,7 @@ export function e5Step(method: E5Method, cfg: E5Config = E5_FULL): CompileWorklo
   return {
     name: `E5 ANIL 1-${cfg.hidden}×3-1, T=${cfg.steps} ${method}`,
     group: 'episodic',
-    note:
-      method === 'HyperDistill γ=0.99'
-        ? 'θ fixed at 1 (the LinearEstimation fit runs at inner optimisations 1, 51, …, never timed)'
-        : undefined,
+    note: method === 'HyperDistill γ=0.99' ? 'θ fixed at 1 (the LinearEstimation fit runs at inner optimisations 1, 51, …, never timed)' : undefined,
     make(device) {
       const seed = cfg.seeds[0];
       // makeE5Learner's λ and φ.
@@ -397,10 +379,7 @@ export function e5Step(method: E5Method, cfg: E5Config = E5_FULL): CompileWorklo
           } else {
             // HyperDistill.estimate (γ = 0: the one-step look-ahead), θ = 1, D* = the support set.
             const p = onlineMix(gamma, t);
-            const nextStar: ParamTree =
-              !wStar || t === 1 || p === 0
-                ? noGrad(() => mapTree(prev, (x) => mulScalar(x, 1)))
-                : lincombTree(p, wStar, 1 - p, prev);
+            const nextStar: ParamTree = !wStar || t === 1 || p === 0 ? noGrad(() => mapTree(prev, (x) => mulScalar(x, 1))) : lincombTree(p, wStar, 1 - p, prev);
             if (wStar) disposeTree(wStar);
             wStar = nextStar;
             const scale = 1 * decaySum(gamma, t);
@@ -429,12 +408,10 @@ export function e5Step(method: E5Method, cfg: E5Config = E5_FULL): CompileWorklo
         // checkedValLoss's four scalars, then Reptile with η = 1: φ ← mean over tasks of w_T.
         const final = noGrad(() => [problem.valLoss(w, lambda, vb), normTree(w), ...last]);
         const target = problem.taskMean(w) as unknown as { weight: Tensor; bias: Tensor };
-        const newPhi = lincombTree(
-          1 - cfg.reptileLr,
-          { weight: phiW, bias: phiB } as ParamTree,
-          cfg.reptileLr,
-          target as unknown as ParamTree,
-        ) as unknown as { weight: Tensor; bias: Tensor };
+        const newPhi = lincombTree(1 - cfg.reptileLr, { weight: phiW, bias: phiB } as ParamTree, cfg.reptileLr, target as unknown as ParamTree) as unknown as {
+          weight: Tensor;
+          bias: Tensor;
+        };
         disposeTree([target as unknown as ParamTree, w, w0]);
         const result = {
           phi: [newPhi.weight, newPhi.bias],
@@ -528,8 +505,7 @@ function replayedErrorOps(): { ops: VectorOps<Tensor>; calibrate(): void; replay
         recorded.push(v);
         return v;
       }
-      if (next >= recorded.length)
-        throw new Error('A-MAML replay: the solve asked for more error measures than the calibration made');
+      if (next >= recorded.length) throw new Error('A-MAML replay: the solve asked for more error measures than the calibration made');
       return recorded[next++];
     },
     allFinite: (v) => (mode === 'calibrate' ? base.allFinite!(v) : true),
@@ -621,10 +597,7 @@ export function initStep(method: InitMethod, steps = 100, innerLr = 0.01): Compi
   return {
     name: `tanh 2-32-32-1, ${steps} inner steps ${method}`,
     group: 'init',
-    note:
-      method === 'A-MAML'
-        ? "dopri5's step sizes and accept/reject decisions replayed from a calibration solve (no per-step error readback)"
-        : undefined,
+    note: method === 'A-MAML' ? "dopri5's step sizes and accept/reject decisions replayed from a calibration solve (no per-step error readback)" : undefined,
     async make(device) {
       const t = amamlTask(device);
       const { theta, task } = t;

@@ -14,14 +14,7 @@ import { setFusion, type Device, type Tensor } from '@metagrad/tensor';
 import { compile, type CompileStats, type CompiledFunction } from '@metagrad/autograd';
 import { disposeTree, leaves, type ParamTree } from '@metagrad/models';
 import { median } from '@metagrad/experiments';
-import {
-  compileWorkloads,
-  type CompileWorkload,
-  type StepFn,
-  type StepOutput,
-  type WorkloadGroup,
-  type WorkloadInstance,
-} from './compile-workloads';
+import { compileWorkloads, type CompileWorkload, type StepFn, type StepOutput, type WorkloadGroup, type WorkloadInstance } from './compile-workloads';
 
 type Compiled = CompiledFunction<Tensor[], StepOutput | Promise<StepOutput>>;
 
@@ -177,8 +170,7 @@ function goalsFor(row: Omit<CompileRow, 'goals'>): CompileGoal[] {
       goal: 'compiled dispatches ≤ ⅓ eager',
       met: c && row.compiledDispatches !== null ? row.compiledDispatches * 3 <= row.eagerDispatches : null,
     });
-  if (row.group === 'episodic' || / (MAML|FOMAML)$/.test(name))
-    g.push({ goal: 'compiled ≥ 4× eager', met: c ? row.speedup! >= 4 : null });
+  if (row.group === 'episodic' || / (MAML|FOMAML)$/.test(name)) g.push({ goal: 'compiled ≥ 4× eager', met: c ? row.speedup! >= 4 : null });
   if (row.group === 'train') g.push({ goal: 'compiled ≥ 1.3× eager', met: c ? row.speedup! >= 1.3 : null });
   if (/ MAML$/.test(name) || / t1-t2$/.test(name))
     g.push({
@@ -190,12 +182,7 @@ function goalsFor(row: Omit<CompileRow, 'goals'>): CompileGoal[] {
   return g;
 }
 
-async function benchWorkload(
-  device: Device,
-  w: CompileWorkload,
-  rounds: number,
-  torch: TorchRef | undefined,
-): Promise<CompileRow> {
+async function benchWorkload(device: Device, w: CompileWorkload, rounds: number, torch: TorchRef | undefined): Promise<CompileRow> {
   const variants: Variant[] = [];
   let error: string | undefined;
   const fail = (v: Variant, e: unknown): void => {
@@ -255,8 +242,7 @@ async function benchWorkload(
     const eagerMs = eager ? median(eager.ms) : NaN;
     let compiledDispatches = comp ? median(comp.dispatches) : null;
     // A replay that encodes its plan without going through device.dispatch leaves the counter alone: the plan's count.
-    if (compiledDispatches === 0 && stats && Number.isFinite(stats.dispatchesPerReplay))
-      compiledDispatches = stats.dispatchesPerReplay;
+    if (compiledDispatches === 0 && stats && Number.isFinite(stats.dispatchesPerReplay)) compiledDispatches = stats.dispatchesPerReplay;
     const t = torchFor(torch, w.name);
     const row: Omit<CompileRow, 'goals'> = {
       workload: w.name,
@@ -319,29 +305,23 @@ export function formatCompileTable(r: CompileBench): string {
   for (const row of r.rows) {
     const disp = `${fmt(row.eagerDispatches, 0)} / ${fmt(row.fusedDispatches, 0)} / ${fmt(row.compiledDispatches, 0)}`;
     const unfused = row.relErrUnfused === null ? '' : `; ${row.relErrUnfused.toExponential(1)} vs unfused`;
-    const agrees =
-      row.agrees === null ? '–' : `${row.agrees ? 'yes' : '**NO**'} (${row.relErr!.toExponential(1)}${unfused})`;
+    const agrees = row.agrees === null ? '–' : `${row.agrees ? 'yes' : '**NO**'} (${row.relErr!.toExponential(1)}${unfused})`;
     const goals = row.goals.map((g) => `${mark(g.met)} ${g.goal}`).join('; ');
     const torch = row.torchMs === null ? '–' : `${row.torchMs.toFixed(1)} (${row.torchThreads} thr)`;
     lines.push(
       `| ${row.workload}${row.error ? ' ⚠' : ''} | ${fmt(row.eagerMs)} | ${fmt(row.fusedMs)} | ${fmt(row.compiledMs)} | ${row.speedup === null ? '–' : `${row.speedup.toFixed(2)}×`} | ${disp} | ${fmt(row.compileMs, 0)} | ${torch} | ${agrees} | ${goals} |`,
     );
   }
-  const missed = r.rows.flatMap((row) =>
-    row.goals.filter((g) => g.met === false).map((g) => `${row.workload}: ${g.goal}`),
-  );
+  const missed = r.rows.flatMap((row) => row.goals.filter((g) => g.met === false).map((g) => `${row.workload}: ${g.goal}`));
   lines.push('');
   lines.push(
     `Medians of ${r.rounds} interleaved rounds after ${WARM_CALLS} warm-up calls per variant, in one process. Eager: fusion off; fused: lazy elementwise fusion; compiled: \`compile(step)\` replays. ` +
       "Agrees: the compiled copy's outputs of the last round against the fused eager copy's (relative error ≤ 1e-5), and against the unfused one's.",
   );
   if (r.torchSource)
-    lines.push(
-      `PyTorch CPU: ${r.torchSource.file} (${r.torchSource.machine}, ${r.torchSource.date}), the faster median of its thread counts.`,
-    );
+    lines.push(`PyTorch CPU: ${r.torchSource.file} (${r.torchSource.machine}, ${r.torchSource.date}), the faster median of its thread counts.`);
   const notes = r.rows.filter((row) => row.note || row.error);
-  for (const row of notes)
-    lines.push(`- ${row.workload}: ${[row.note, row.error ? `error: ${row.error}` : ''].filter(Boolean).join('; ')}`);
+  for (const row of notes) lines.push(`- ${row.workload}: ${[row.note, row.error ? `error: ${row.error}` : ''].filter(Boolean).join('; ')}`);
   lines.push(missed.length ? `Goals missed: ${missed.join('; ')}.` : 'Every measurable goal is met.');
   return lines.join('\n');
 }

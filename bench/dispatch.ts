@@ -71,8 +71,7 @@ export async function benchDispatch(device: Device, opts: { quick: boolean }): P
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
     for (let i = 0; i < count; i++) {
-      if (i % 2)
-        device.dispatch(fillKernel({ dtype: 'f32' }), [a.buffer], new Uint32Array([1024, 0]), linearDispatch(1024));
+      if (i % 2) device.dispatch(fillKernel({ dtype: 'f32' }), [a.buffer], new Uint32Array([1024, 0]), linearDispatch(1024));
       else device.dispatch(axpyKernel(), [a.buffer, t.buffer], axpyUniform(4, 1), linearDispatch(4));
     }
     await device.read(a.buffer, 16);
@@ -86,7 +85,6 @@ export async function benchDispatch(device: Device, opts: { quick: boolean }): P
 
 export function formatDispatchTable(r: DispatchBench): string {
   const lines = ['| case | elements | dispatches | µs/op |', '|---|---:|---:|---:|'];
-  for (const row of r.rows)
-    lines.push(`| ${row.case} | ${row.elements} | ${row.dispatches} | ${row.usPerOp.toFixed(1)} |`);
+  for (const row of r.rows) lines.push(`| ${row.case} | ${row.elements} | ${row.dispatches} | ${row.usPerOp.toFixed(1)} |`);
   return lines.join('\n');
 }

@@ -6,15 +6,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as metagrad from '@metagrad/tensor';
-import {
-  autotune,
-  chooseMatmulVariant,
-  tensor,
-  variantName,
-  type Device,
-  type MatmulVariant,
-  type Tensor,
-} from '@metagrad/tensor';
+import { autotune, chooseMatmulVariant, tensor, variantName, type Device, type MatmulVariant, type Tensor } from '@metagrad/tensor';
 import { matmul } from '@metagrad/tensor/raw';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { median } from '@metagrad/experiments';
@@ -42,12 +34,7 @@ export interface KernelsBench {
 }
 
 /** Runs `step` (which returns the tensor to sync on) once to warm up, then `reps` times; median ms. */
-export async function timeIt<T>(
-  reps: number,
-  step: () => T,
-  sync: (out: T) => Promise<void>,
-  release: (out: T) => void,
-): Promise<number> {
+export async function timeIt<T>(reps: number, step: () => T, sync: (out: T) => Promise<void>, release: (out: T) => void): Promise<number> {
   const times: number[] = [];
   for (let r = 0; r <= reps; r++) {
     const t0 = performance.now();
@@ -89,9 +76,7 @@ export async function setupTfjs(device: Device): Promise<{ tf: Tf; wasm: boolean
   Object.assign(globalThis, globals);
   const name = device.adapter.name;
   const flags = name === 'llvmpipe' ? ['backend=opengles'] : name === 'swiftshader' ? ['backend=vulkan'] : [];
-  const options = (
-    name === 'llvmpipe' ? { featureLevel: 'compatibility' } : { powerPreference: 'high-performance' }
-  ) as GPURequestAdapterOptions;
+  const options = (name === 'llvmpipe' ? { featureLevel: 'compatibility' } : { powerPreference: 'high-performance' }) as GPURequestAdapterOptions;
   const gpu = create(flags);
   Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
   const adapter = await gpu.requestAdapter(options);
@@ -176,13 +161,7 @@ export async function tfjsSync(tf: Tf, t: TfTensor): Promise<void> {
   probe.dispose();
 }
 
-async function tfTime(
-  tf: Tf,
-  backend: string,
-  reps: number,
-  build: () => TfTensor[],
-  run: (inputs: TfTensor[]) => TfTensor,
-): Promise<number | null> {
+async function tfTime(tf: Tf, backend: string, reps: number, build: () => TfTensor[], run: (inputs: TfTensor[]) => TfTensor): Promise<number | null> {
   try {
     if (!(await tf.setBackend(backend))) return null;
     const inputs = build();
@@ -239,10 +218,7 @@ export async function benchKernels(opts: { quick: boolean; device?: Device }): P
     webgpu: tf ? await tfTime(tf, 'webgpu', reps, build, run) : null,
     wasm: tf && wasm ? await tfTime(tf, 'wasm', big ? Math.min(reps, 3) : reps, build, run) : null,
   });
-  const push = (
-    row: Omit<KernelRow, 'ratio' | 'tfjsWebgpuMs' | 'tfjsWasmMs'>,
-    t: { webgpu: number | null; wasm: number | null },
-  ) =>
+  const push = (row: Omit<KernelRow, 'ratio' | 'tfjsWebgpuMs' | 'tfjsWasmMs'>, t: { webgpu: number | null; wasm: number | null }) =>
     rows.push({
       ...row,
       tfjsWebgpuMs: t.webgpu,
@@ -295,17 +271,8 @@ export async function benchKernels(opts: { quick: boolean; device?: Device }): P
         const Ho = H - k + 1;
         const ms = await mgTime(device, reps, () => conv2d(x, w));
         const t = await tfBoth(
-          () => [
-            tf!.tensor4d(randomData(N * H * H * C, 3), [N, H, H, C]),
-            tf!.tensor4d(randomData(k * k * C * O, 4), [k, k, C, O]),
-          ],
-          ([xi, wi]) =>
-            tf!.conv2d(
-              xi as import('@tensorflow/tfjs-core').Tensor4D,
-              wi as import('@tensorflow/tfjs-core').Tensor4D,
-              1,
-              'valid',
-            ),
+          () => [tf!.tensor4d(randomData(N * H * H * C, 3), [N, H, H, C]), tf!.tensor4d(randomData(k * k * C * O, 4), [k, k, C, O])],
+          ([xi, wi]) => tf!.conv2d(xi as import('@tensorflow/tfjs-core').Tensor4D, wi as import('@tensorflow/tfjs-core').Tensor4D, 1, 'valid'),
         );
         push(
           {

@@ -5,15 +5,7 @@
  * inner-step count. Reuses the E4/E5/E8 measurement code so the bench and the experiments cannot drift apart.
  */
 import type { Device } from '@metagrad/tensor';
-import {
-  measureCosts,
-  cnnClassifier,
-  mlpClassifier,
-  runAmamlCost,
-  E5_FULL,
-  E5_QUICK,
-  measureEpisodeCosts,
-} from '@metagrad/experiments/node';
+import { measureCosts, cnnClassifier, mlpClassifier, runAmamlCost, E5_FULL, E5_QUICK, measureEpisodeCosts } from '@metagrad/experiments/node';
 
 export interface MetaBenchRow {
   /** `online` (one alternating base + meta step), `episodic` (one inner optimisation of E5 with its online
@@ -68,13 +60,8 @@ export async function benchMeta(device: Device, opts: { quick: boolean }): Promi
   // The methods are pinned (HyperDistill γ = 0.99, online RMD K = 3) so the rows stay comparable whatever γ the E5
   // full config is tuned to and whether it runs the reference methods; a missing row is an error, not a gap.
   const only = ['fo', 'oneStep', 'drmad', 'neumann', 'hyperdistill0.99', 'rmdOnline3'] as const;
-  const episodic = await measureEpisodeCosts(
-    { ...e5, seeds: [0], gammas: [0.99], onlineHorizons: [3], only: [...only] },
-    device,
-    opts.quick ? 1 : 3,
-  );
-  if (episodic.length !== only.length)
-    throw new Error(`bench meta: E5 measured ${episodic.map((c) => c.key).join(', ')}; expected ${only.join(', ')}`);
+  const episodic = await measureEpisodeCosts({ ...e5, seeds: [0], gammas: [0.99], onlineHorizons: [3], only: [...only] }, device, opts.quick ? 1 : 3);
+  if (episodic.length !== only.length) throw new Error(`bench meta: E5 measured ${episodic.map((c) => c.key).join(', ')}; expected ${only.join(', ')}`);
   rows.push(
     ...withRatios(
       episodic.map((c) => ({
@@ -105,18 +92,12 @@ export async function benchMeta(device: Device, opts: { quick: boolean }): Promi
 }
 
 export function formatMetaTable(r: MetaBench): string {
-  const lines = [
-    '| kind | model | method | ms / step | peak MiB | time ratio | memory ratio |',
-    '|---|---|---|---:|---:|---:|---:|',
-  ];
+  const lines = ['| kind | model | method | ms / step | peak MiB | time ratio | memory ratio |', '|---|---|---|---:|---:|---:|---:|'];
   for (const row of r.rows) {
     lines.push(
       `| ${row.kind} | ${row.model} | ${row.method} | ${row.ms.toFixed(1)} | ${(row.peakBytes / 2 ** 20).toFixed(2)} | ${row.msRatio.toFixed(2)} | ${row.peakRatio.toFixed(2)} |`,
     );
   }
-  lines.push(
-    '',
-    'Ratios are against T1–T2 (online rows), 1-step (episodic rows, per inner optimisation) and MAML (init rows), measured in the same run.',
-  );
+  lines.push('', 'Ratios are against T1–T2 (online rows), 1-step (episodic rows, per inner optimisation) and MAML (init rows), measured in the same run.');
   return lines.join('\n');
 }

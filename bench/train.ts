@@ -63,8 +63,7 @@ const CASES: Case[] = [
     name: 'MLP 784-256-10',
     inputShape: [BATCH, 784],
     model: mlp({ sizes: [784, 256, 10], activation: 'relu' }) as unknown as Model<ParamTree>,
-    tfjs: (tf, x, [w1, b1, w2, b2]) =>
-      tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, w1, false, true), b1)), w2, false, true), b2),
+    tfjs: (tf, x, [w1, b1, w2, b2]) => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, w1, false, true), b1)), w2, false, true), b2),
   },
   {
     name: 'LeNet-5',
@@ -116,11 +115,7 @@ async function interleaved(reps: number, runners: Runner[]): Promise<number[]> {
 }
 
 interface MetagradRunner extends Runner {
-  profile(
-    reps: number,
-  ): Promise<
-    Pick<TrainRow, 'forwardMs' | 'backwardMs' | 'updateMs' | 'dispatchesPerStep' | 'submitsPerStep' | 'kernels'>
-  >;
+  profile(reps: number): Promise<Pick<TrainRow, 'forwardMs' | 'backwardMs' | 'updateMs' | 'dispatchesPerStep' | 'submitsPerStep' | 'kernels'>>;
 }
 
 function metagradRunner(device: Device, c: Case): MetagradRunner {
@@ -166,9 +161,7 @@ function metagradRunner(device: Device, c: Case): MetagradRunner {
         device.endRecording();
       }
       await sync();
-      const recorded = rec.commands.flatMap((c) =>
-        c.k === 'dispatch' ? [{ spec: c.spec, buffers: c.buffers, uniform: c.uniform, wg: c.workgroups }] : [],
-      );
+      const recorded = rec.commands.flatMap((c) => (c.k === 'dispatch' ? [{ spec: c.spec, buffers: c.buffers, uniform: c.uniform, wg: c.workgroups }] : []));
       const dispatchesPerStep = device.counters.dispatches - before.dispatches;
       const submitsPerStep = device.counters.submits - before.submits;
       const kernels: Record<string, number> = {};
@@ -231,12 +224,9 @@ async function tfjsRunner(tf: Tf, backend: string, c: Case, shapes: number[][]):
   const n = c.inputShape.reduce((a, b) => a * b, 1);
   const x = tf.tensor(randomData(n, 3), c.tfjsInputShape ?? c.inputShape);
   const onehot = tf.oneHot(tf.tensor1d(labelsData(4), 'int32'), 10);
-  const vars = shapes.map((s, i) =>
-    tf.variable(tf.randomUniform(c.tfjsParamShape?.(s) ?? s, -0.05, 0.05, 'float32', 10 + i)),
-  );
+  const vars = shapes.map((s, i) => tf.variable(tf.randomUniform(c.tfjsParamShape?.(s) ?? s, -0.05, 0.05, 'float32', 10 + i)));
   const opt = tf.train.sgd(LR);
-  const loss = () =>
-    tf.losses.softmaxCrossEntropy(onehot, c.tfjs(tf, x, vars)) as import('@tensorflow/tfjs-core').Scalar;
+  const loss = () => tf.losses.softmaxCrossEntropy(onehot, c.tfjs(tf, x, vars)) as import('@tensorflow/tfjs-core').Scalar;
   const runner: Runner = {
     run: () => opt.minimize(loss, false, vars),
     // Like metagrad's sync: 4 bytes of the first parameter, no kernel.

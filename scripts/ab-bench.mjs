@@ -36,16 +36,12 @@ function worktree(rev, name) {
 }
 
 function runBench(dir, bench) {
-  const out = execFileSync(
-    'pnpm',
-    ['-s', 'metagrad', 'bench', bench, '--quick', '--json', '--out', join(dir, '.ab-out')],
-    {
-      cwd: dir,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      maxBuffer: 64 << 20,
-    },
-  );
+  const out = execFileSync('pnpm', ['-s', 'metagrad', 'bench', bench, '--quick', '--json', '--out', join(dir, '.ab-out')], {
+    cwd: dir,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+    maxBuffer: 64 << 20,
+  });
   return JSON.parse(out).rows;
 }
 
@@ -65,8 +61,7 @@ try {
     console.error(`round ${r + 1}/${rounds} done`);
   }
 } finally {
-  for (const dir of Object.values(sides))
-    if (existsSync(dir)) execFileSync('git', ['-C', root, 'worktree', 'remove', '--force', dir]);
+  for (const dir of Object.values(sides)) if (existsSync(dir)) execFileSync('git', ['-C', root, 'worktree', 'remove', '--force', dir]);
 }
 
 console.log(`A = ${revA}, B = ${revB}; medians of ${rounds} interleaved rounds (--quick)`);

@@ -32,18 +32,13 @@ for (const s of results.sections) {
 const MARKS = new Set(['✓', '≈', '✗', null]);
 for (const s of results.sections) {
   for (const r of s.summary) {
-    if (!MARKS.has(r.mark))
-      problems.push(`section ${s.id}, row '${r.metric}': mark ${JSON.stringify(r.mark)} (expected ✓, ≈, ✗ or null)`);
+    if (!MARKS.has(r.mark)) problems.push(`section ${s.id}, row '${r.metric}': mark ${JSON.stringify(r.mark)} (expected ✓, ≈, ✗ or null)`);
     if (typeof r.paper !== 'string' || typeof r.goal !== 'string')
       problems.push(`section ${s.id}, row '${r.metric}': needs the paper and goal columns (strings)`);
   }
 }
 const marked = (mark) =>
-  results.sections.flatMap((s) =>
-    s.summary
-      .filter((r) => r.mark === mark)
-      .map((r) => `${s.id}: ${r.metric} = ${r.value} (paper ${r.paper}; goal ${r.goal})`),
-  );
+  results.sections.flatMap((s) => s.summary.filter((r) => r.mark === mark).map((r) => `${s.id}: ${r.metric} = ${r.value} (paper ${r.paper}; goal ${r.goal})`));
 const shorts = marked('✗');
 const unclear = marked('≈');
 console.log(

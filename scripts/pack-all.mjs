@@ -18,8 +18,7 @@ export const CLI_DIR = join(root, 'apps', 'cli');
 /** Every publishable library package under packages/: directory name → its package.json. */
 export function workspacePackages() {
   const out = {};
-  for (const dir of publishablePackages())
-    out[dir] = JSON.parse(readFileSync(join(root, 'packages', dir, 'package.json'), 'utf8'));
+  for (const dir of publishablePackages()) out[dir] = JSON.parse(readFileSync(join(root, 'packages', dir, 'package.json'), 'utf8'));
   return out;
 }
 
@@ -42,8 +41,7 @@ export function publishManifest(manifest, versions) {
       Object.entries(out[field]).map(([name, range]) => {
         if (!range.startsWith('workspace:')) return [name, range];
         const version = versions[name];
-        if (!version)
-          throw new Error(`pack: ${manifest.name} depends on ${name}@${range}, which is no workspace package`);
+        if (!version) throw new Error(`pack: ${manifest.name} depends on ${name}@${range}, which is no workspace package`);
         const spec = range.slice('workspace:'.length);
         return [name, spec === '*' || spec === '' ? version : spec === '^' || spec === '~' ? spec + version : spec];
       }),
@@ -64,13 +62,8 @@ function readme(manifest) {
     lines.push('```sh', `npm install ${manifest.name}`, 'npx metagrad doctor', '```', '');
   } else {
     lines.push('```sh', 'npm install metagrad webgpu', '```', '');
-    lines.push(
-      "`import { tensor, grad, mlp } from 'metagrad'` gathers the packages; `metagrad/node` has the Node device helper.",
-    );
-    lines.push(
-      '`webgpu` (Dawn for Node) is only needed by the `/node` entries (`createNodeDevice`); browsers use `navigator.gpu`.',
-      '',
-    );
+    lines.push("`import { tensor, grad, mlp } from 'metagrad'` gathers the packages; `metagrad/node` has the Node device helper.");
+    lines.push('`webgpu` (Dawn for Node) is only needed by the `/node` entries (`createNodeDevice`); browsers use `navigator.gpu`.', '');
   }
   lines.push(`License: ${manifest.license}.`, '');
   return lines.join('\n');
@@ -84,8 +77,7 @@ function packStaged(pkgStage, out, quiet) {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const [info] = JSON.parse(result);
-  if (!quiet)
-    process.stderr.write(`pack: ${info.filename} (${info.entryCount} files, ${(info.size / 1024).toFixed(0)} KiB)\n`);
+  if (!quiet) process.stderr.write(`pack: ${info.filename} (${info.entryCount} files, ${(info.size / 1024).toFixed(0)} KiB)\n`);
   return join(out, info.filename);
 }
 
@@ -113,9 +105,7 @@ export async function packAll({ out = join(root, 'dist', 'pack'), build = true, 
   // A .d.ts that names GPU types needs @webgpu/types installed beside it (its `/// <reference types>`).
   for (const dir of built?.gpuTypes ?? []) {
     if (!packages[dir].dependencies?.['@webgpu/types']) {
-      throw new Error(
-        `pack: the .d.ts of ${packages[dir].name} use WebGPU types: add @webgpu/types to its dependencies`,
-      );
+      throw new Error(`pack: the .d.ts of ${packages[dir].name} use WebGPU types: add @webgpu/types to its dependencies`);
     }
   }
   const versions = Object.fromEntries(Object.values(packages).map((m) => [m.name, m.version]));

@@ -23,9 +23,7 @@ export interface BuildReport {
 }
 
 /** Builds every page into `outDir` (cleaned first). `minify` for the served demo, off for readable test bundles. */
-export async function buildDemos(
-  options: { outDir?: string; minify?: boolean; fashionDir?: string } = {},
-): Promise<BuildReport> {
+export async function buildDemos(options: { outDir?: string; minify?: boolean; fashionDir?: string } = {}): Promise<BuildReport> {
   const start = performance.now();
   const outDir = options.outDir ?? DIST_DIR;
   rmSync(outDir, { recursive: true, force: true });
@@ -70,9 +68,7 @@ export function describeBuild(report: BuildReport): string {
     'error' in report.fashion
       ? `  fashion-mnist subset: NOT BUILT (${report.fashion.error})`
       : `  ${report.fashion.file.padEnd(40)} ${kb(report.fashion.bytes)} (Fashion-MNIST ${report.fashion.splits.test[1]} examples)`;
-  return [`built ${PAGES.length} pages into ${report.outDir} in ${report.ms.toFixed(0)} ms`, ...lines, fashion].join(
-    '\n',
-  );
+  return [`built ${PAGES.length} pages into ${report.outDir} in ${report.ms.toFixed(0)} ms`, ...lines, fashion].join('\n');
 }
 
 // Run directly (`tsx apps/browser/build.ts [--minify]`): build only, no server.

@@ -31,16 +31,8 @@ describe('ag.matmul checks the options it rebuilds for the raw op', () => {
   it('a positional flag, a typo and a non-boolean flag are InvalidArgumentErrors (they were silently ignored)', async () => {
     const a = t([1, 2, 3, 4], [2, 2]);
     expectRejected(() => ag.matmul(a, a, true as never), InvalidArgumentError, /matmul: options must be an object/);
-    expectRejected(
-      () => ag.matmul(a, a, { transposeB: true } as never),
-      InvalidArgumentError,
-      /unknown option transposeB \(known: transA, transB\)/,
-    );
-    expectRejected(
-      () => ag.matmul(a, a, { transB: 'true' } as never),
-      InvalidArgumentError,
-      /transB must be true or false, got "true"/,
-    );
+    expectRejected(() => ag.matmul(a, a, { transposeB: true } as never), InvalidArgumentError, /unknown option transposeB \(known: transA, transB\)/);
+    expectRejected(() => ag.matmul(a, a, { transB: 'true' } as never), InvalidArgumentError, /transB must be true or false, got "true"/);
     expectRejected(() => ag.matmul(a, 2 as never), InvalidArgumentError, /matmul: b must be a Tensor, got 2/);
     // The good spelling still transposes: [[1,2],[3,4]]·[[1,2],[3,4]]ᵀ.
     const y = ag.matmul(a, a, { transB: true });
@@ -67,41 +59,21 @@ describe('grad and backward given non-tensors', () => {
   it('grad(y, 5), grad(f, x) and non-tensor gradOutputs say what was passed and what is expected', () => {
     const x = ag.requiresGrad(t([1, 2]));
     const y = ag.sum(ag.mul(x, x));
-    expectRejected(
-      () => ag.grad(y, 5 as never),
-      InvalidArgumentError,
-      /grad\(\): inputs must be a Tensor, got 5 \(number\)/,
-    );
+    expectRejected(() => ag.grad(y, 5 as never), InvalidArgumentError, /grad\(\): inputs must be a Tensor, got 5 \(number\)/);
     expectRejected(() => ag.grad(y, [x, 'x'] as never), InvalidArgumentError, /inputs\[1\] must be a Tensor, got "x"/);
-    expectRejected(
-      () => ag.grad(5 as never, x),
-      ag.GradFormError,
-      /grad\(\): the first argument is 5 \(number\), neither a function nor output tensor/,
-    );
+    expectRejected(() => ag.grad(5 as never, x), ag.GradFormError, /grad\(\): the first argument is 5 \(number\), neither a function nor output tensor/);
     const f = (z: Tensor) => ag.sum(ag.mul(z, z));
     // grad(f) is the jax form now: passing the inputs to grad instead of to the function it returns says so.
     expectRejected(() => ag.grad(f as never, x), ag.GradFormError, /grad\(f\)\(x\) \(not grad\(f, x\)\)/);
-    expectRejected(
-      () => ag.grad(y, x, { gradOutputs: [5] } as never),
-      InvalidArgumentError,
-      /gradOutputs\[0\] must be a Tensor/,
-    );
+    expectRejected(() => ag.grad(y, x, { gradOutputs: [5] } as never), InvalidArgumentError, /gradOutputs\[0\] must be a Tensor/);
     raw.dispose([x, y]);
   });
 
   it('grad() options: a typo or a non-boolean flag is an InvalidArgumentError (create_graph was ignored)', () => {
     const x = ag.requiresGrad(t([1, 2]));
     const y = ag.sum(ag.mul(x, x));
-    expectRejected(
-      () => ag.grad(y, x, { create_graph: true } as never),
-      InvalidArgumentError,
-      /unknown option create_graph/,
-    );
-    expectRejected(
-      () => ag.grad(y, x, { allowUnused: 'yes' } as never),
-      InvalidArgumentError,
-      /allowUnused must be true or false/,
-    );
+    expectRejected(() => ag.grad(y, x, { create_graph: true } as never), InvalidArgumentError, /unknown option create_graph/);
+    expectRejected(() => ag.grad(y, x, { allowUnused: 'yes' } as never), InvalidArgumentError, /allowUnused must be true or false/);
     expectRejected(() => ag.grad(y, x, true as never), InvalidArgumentError, /grad\(\): options must be an object/);
     const [g] = ag.grad(y, x, { retainGraph: true });
     raw.dispose([x, y, g]);
@@ -111,16 +83,8 @@ describe('grad and backward given non-tensors', () => {
     const x = ag.requiresGrad(t([1, 2]));
     const y = ag.sum(ag.mul(x, x));
     expectRejected(() => ag.backward(5 as never), InvalidArgumentError, /backward\(\): output must be a Tensor, got 5/);
-    expectRejected(
-      () => ag.backward(y, { retainGraph: true } as never),
-      InvalidArgumentError,
-      /gradOutput \(options go third/,
-    );
-    expectRejected(
-      () => ag.backward(y, undefined, { retain_graph: true } as never),
-      InvalidArgumentError,
-      /unknown option retain_graph/,
-    );
+    expectRejected(() => ag.backward(y, { retainGraph: true } as never), InvalidArgumentError, /gradOutput \(options go third/);
+    expectRejected(() => ag.backward(y, undefined, { retain_graph: true } as never), InvalidArgumentError, /unknown option retain_graph/);
     ag.backward(y);
     expect(x.grad).toBeTruthy();
     raw.dispose([x, y]);
@@ -128,22 +92,10 @@ describe('grad and backward given non-tensors', () => {
 
   it("requiresGrad and detach given a non-tensor or requiresGrad(x, 'false')", () => {
     const x = t([1, 2]);
-    expectRejected(
-      () => ag.requiresGrad(5 as never),
-      InvalidArgumentError,
-      /requiresGrad\(\): t must be a Tensor, got 5/,
-    );
-    expectRejected(
-      () => ag.requiresGrad(x, 'false' as never),
-      InvalidArgumentError,
-      /flag must be true or false, got "false"/,
-    );
+    expectRejected(() => ag.requiresGrad(5 as never), InvalidArgumentError, /requiresGrad\(\): t must be a Tensor, got 5/);
+    expectRejected(() => ag.requiresGrad(x, 'false' as never), InvalidArgumentError, /flag must be true or false, got "false"/);
     expect(x.requiresGrad).toBe(false);
-    expectRejected(
-      () => ag.detach([1, 2] as never),
-      InvalidArgumentError,
-      /detach\(\): t must be a Tensor, got \[1, 2\]/,
-    );
+    expectRejected(() => ag.detach([1, 2] as never), InvalidArgumentError, /detach\(\): t must be a Tensor, got \[1, 2\]/);
     raw.dispose([x]);
   });
 });
@@ -154,63 +106,19 @@ describe('vjp / jvp / hvp / HvpOperator / jacobian given non-tensors, non-functi
 
   it('each names the argument and what it must be', () => {
     const x = t([1, 2]);
-    expectRejected(
-      () => ag.vjp(x as never, [x], x),
-      InvalidArgumentError,
-      /vjp: f must be a function of tensors, got a Tensor/,
-    );
-    expectRejected(
-      () => ag.vjp(square, x as never, x),
-      InvalidArgumentError,
-      /vjp: primals must be an array of Tensors, got a single Tensor/,
-    );
-    expectRejected(
-      () => ag.vjp(square, [x], 1 as never),
-      InvalidArgumentError,
-      /vjp: cotangent must be a Tensor, got 1/,
-    );
-    expectRejected(
-      () => ag.vjp(() => 3 as never, [x], x),
-      InvalidArgumentError,
-      /vjp: the result of f must be a Tensor, got 3/,
-    );
-    expectRejected(
-      () => ag.jvp(square, [x], [1] as never),
-      InvalidArgumentError,
-      /jvp: tangents\[0\] must be a Tensor, got 1/,
-    );
-    expectRejected(
-      () => ag.jvp(square, [x], [x], { createGraph: 1 } as never),
-      InvalidArgumentError,
-      /createGraph must be true or false/,
-    );
-    expectRejected(
-      () => ag.hvp(sumSquares, [x], [x], { create_graph: true } as never),
-      InvalidArgumentError,
-      /hvp: unknown option create_graph/,
-    );
-    expectRejected(
-      () => ag.hvp(sumSquares, [x], x as never),
-      InvalidArgumentError,
-      /hvp: v must be an array of Tensors/,
-    );
-    expectRejected(
-      () => new ag.HvpOperator(sumSquares, [5] as never),
-      InvalidArgumentError,
-      /HvpOperator: params\[0\] must be a Tensor/,
-    );
+    expectRejected(() => ag.vjp(x as never, [x], x), InvalidArgumentError, /vjp: f must be a function of tensors, got a Tensor/);
+    expectRejected(() => ag.vjp(square, x as never, x), InvalidArgumentError, /vjp: primals must be an array of Tensors, got a single Tensor/);
+    expectRejected(() => ag.vjp(square, [x], 1 as never), InvalidArgumentError, /vjp: cotangent must be a Tensor, got 1/);
+    expectRejected(() => ag.vjp(() => 3 as never, [x], x), InvalidArgumentError, /vjp: the result of f must be a Tensor, got 3/);
+    expectRejected(() => ag.jvp(square, [x], [1] as never), InvalidArgumentError, /jvp: tangents\[0\] must be a Tensor, got 1/);
+    expectRejected(() => ag.jvp(square, [x], [x], { createGraph: 1 } as never), InvalidArgumentError, /createGraph must be true or false/);
+    expectRejected(() => ag.hvp(sumSquares, [x], [x], { create_graph: true } as never), InvalidArgumentError, /hvp: unknown option create_graph/);
+    expectRejected(() => ag.hvp(sumSquares, [x], x as never), InvalidArgumentError, /hvp: v must be an array of Tensors/);
+    expectRejected(() => new ag.HvpOperator(sumSquares, [5] as never), InvalidArgumentError, /HvpOperator: params\[0\] must be a Tensor/);
     expectRejected(() => ag.jacobian(5 as never, x), InvalidArgumentError, /jacobian: f must be a function/);
-    expectRejected(
-      () => ag.jacobian(square, null as never),
-      InvalidArgumentError,
-      /jacobian: x must be a Tensor, got null/,
-    );
+    expectRejected(() => ag.jacobian(square, null as never), InvalidArgumentError, /jacobian: x must be a Tensor, got null/);
     const op = new ag.HvpOperator(sumSquares, [x]);
-    expectRejected(
-      () => op.apply([x], { createGraph: 'no' } as never),
-      InvalidArgumentError,
-      /HvpOperator.apply: createGraph must be true or false/,
-    );
+    expectRejected(() => op.apply([x], { createGraph: 'no' } as never), InvalidArgumentError, /HvpOperator.apply: createGraph must be true or false/);
     op.dispose();
     raw.dispose([x]);
   });
@@ -235,27 +143,11 @@ describe('autograd wrappers that pass options to the raw op keep the raw checks'
     const theta = raw.zeros([1, 2, 3], 'f32', device());
     const v = t([1, 2, 3]);
     expectRejected(() => ag.conv2d(x, w, { strides: 2 } as never), InvalidArgumentError, /unknown option strides/);
-    expectRejected(
-      () => ag.conv2dInputGrad(x, w, [1, 1, 6, 6], { pad: 1 } as never),
-      InvalidArgumentError,
-      /unknown option pad/,
-    );
-    expectRejected(
-      () => ag.maxPool2d(x, { kernel: 2, strides: 2 } as never),
-      InvalidArgumentError,
-      /unknown option strides/,
-    );
+    expectRejected(() => ag.conv2dInputGrad(x, w, [1, 1, 6, 6], { pad: 1 } as never), InvalidArgumentError, /unknown option pad/);
+    expectRejected(() => ag.maxPool2d(x, { kernel: 2, strides: 2 } as never), InvalidArgumentError, /unknown option strides/);
     expectRejected(() => ag.avgPool2d(x, { kernal: 2 } as never), InvalidArgumentError, /unknown option kernal/);
-    expectRejected(
-      () => ag.gridSample(x, grid, { alignCorner: true } as never),
-      InvalidArgumentError,
-      /unknown option alignCorner/,
-    );
-    expectRejected(
-      () => ag.affineGrid(theta, [1, 1, 2, 2], 'false' as never),
-      InvalidArgumentError,
-      /alignCorners must be true or false/,
-    );
+    expectRejected(() => ag.gridSample(x, grid, { alignCorner: true } as never), InvalidArgumentError, /unknown option alignCorner/);
+    expectRejected(() => ag.affineGrid(theta, [1, 1, 2, 2], 'false' as never), InvalidArgumentError, /alignCorners must be true or false/);
     expectRejected(() => ag.sum(v, 0, 'false' as never), InvalidArgumentError, /keepDims must be true or false/);
     expectRejected(() => ag.softmax(v, undefined as never), ShapeError);
     raw.dispose([x, w, grid, theta, v]);
@@ -265,21 +157,9 @@ describe('autograd wrappers that pass options to the raw op keep the raw checks'
 describe('wrappers that build the raw op’s scalar or windows themselves', () => {
   it("subScalar/divScalar given '2' and scalarLike given a non-tensor are InvalidArgumentErrors (-'2' and 1/'2' were numbers)", () => {
     const x = t([1, 2]);
-    expectRejected(
-      () => ag.subScalar(x, '2' as never),
-      InvalidArgumentError,
-      /subScalar: scalar must be a number, got "2"/,
-    );
-    expectRejected(
-      () => ag.divScalar(x, '2' as never),
-      InvalidArgumentError,
-      /divScalar: scalar must be a number, got "2"/,
-    );
-    expectRejected(
-      () => ag.scalarLike(5 as never, 1),
-      InvalidArgumentError,
-      /scalarLike: like must be a Tensor, got 5/,
-    );
+    expectRejected(() => ag.subScalar(x, '2' as never), InvalidArgumentError, /subScalar: scalar must be a number, got "2"/);
+    expectRejected(() => ag.divScalar(x, '2' as never), InvalidArgumentError, /divScalar: scalar must be a number, got "2"/);
+    expectRejected(() => ag.scalarLike(5 as never, 1), InvalidArgumentError, /scalarLike: like must be a Tensor, got 5/);
     raw.dispose([x]);
   });
 
@@ -290,22 +170,10 @@ describe('wrappers that build the raw op’s scalar or windows themselves', () =
       'f32',
       device(),
     );
-    expectRejected(
-      () => ag.maxPoolGather(x, x, { kernel: 2, strides: 1 } as never),
-      InvalidArgumentError,
-      /unknown option strides/,
-    );
-    expectRejected(
-      () => ag.maxPoolGather(x, x, { kernel: 2, stride: 1.5 }),
-      InvalidArgumentError,
-      /stride must be integers >= 1/,
-    );
+    expectRejected(() => ag.maxPoolGather(x, x, { kernel: 2, strides: 1 } as never), InvalidArgumentError, /unknown option strides/);
+    expectRejected(() => ag.maxPoolGather(x, x, { kernel: 2, stride: 1.5 }), InvalidArgumentError, /stride must be integers >= 1/);
     expectRejected(() => ag.maxPoolGather(x, x, { kernel: null } as never), InvalidArgumentError, /kernel/);
-    expectRejected(
-      () => ag.maxPoolGather(x, 3 as never, { kernel: 2 }),
-      InvalidArgumentError,
-      /maxPoolGather: x must be a Tensor/,
-    );
+    expectRejected(() => ag.maxPoolGather(x, 3 as never, { kernel: 2 }), InvalidArgumentError, /maxPoolGather: x must be a Tensor/);
     // The good call picks each 2×2 window's maximum, as maxPool2d.
     const y = ag.maxPoolGather(x, x, { kernel: 2 });
     expect(Array.from(await y.toArray())).toEqual([5, 7, 13, 15]);
@@ -316,11 +184,7 @@ describe('wrappers that build the raw op’s scalar or windows themselves', () =
 describe('padOrCrop (public, derives slice bounds from its pads)', () => {
   it('malformed or fractional pads are named errors, not a raw TypeError or a fractional slice', async () => {
     const x = t([1, 2, 3, 4]);
-    expectRejected(
-      () => ag.padOrCrop(x, 1 as never),
-      InvalidArgumentError,
-      /padOrCrop: pads must be \[before, after\] integer pairs/,
-    );
+    expectRejected(() => ag.padOrCrop(x, 1 as never), InvalidArgumentError, /padOrCrop: pads must be \[before, after\] integer pairs/);
     expectRejected(() => ag.padOrCrop(x, [[0.5, 0]] as never), InvalidArgumentError, /padOrCrop: pads/);
     expectRejected(
       () =>

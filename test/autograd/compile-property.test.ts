@@ -113,8 +113,7 @@ function runHost(p: Program, inputs: Float32Array[]): { shape: number[]; values:
   for (const st of p.steps) {
     const a = vals[st.a % vals.length];
     if (st.k === 'unary') vals.push({ shape: a.shape, values: a.values.map(UNARY[st.op]) });
-    else if (st.k === 'scalar')
-      vals.push({ shape: a.shape, values: a.values.map((x) => (st.op === 'add' ? x + st.s : x * st.s)) });
+    else if (st.k === 'scalar') vals.push({ shape: a.shape, values: a.values.map((x) => (st.op === 'add' ? x + st.s : x * st.s)) });
     else {
       const b = vals[st.b % vals.length];
       const shape = bshape(a.shape, b.shape);
@@ -131,10 +130,7 @@ function runHost(p: Program, inputs: Float32Array[]): { shape: number[]; values:
     const rows = out.values.length / last;
     return {
       shape: out.shape.slice(0, -1),
-      values: Array.from(
-        { length: rows },
-        (_, r) => out.values.slice(r * last, (r + 1) * last).reduce((x, y) => x + y, 0) / last,
-      ),
+      values: Array.from({ length: rows }, (_, r) => out.values.slice(r * last, (r + 1) * last).reduce((x, y) => x + y, 0) / last),
     };
   }
   return out;

@@ -89,10 +89,7 @@ describe('compile', () => {
   });
 
   it('in-place SGD and Adam steps on closure parameters replay exactly as eager steps', async () => {
-    for (const make of [
-      (p: Tensor) => new SGD({ p }, { lr: 0.1, momentum: 0.9 }),
-      (p: Tensor) => new Adam({ p }, { lr: 0.05 }),
-    ]) {
+    for (const make of [(p: Tensor) => new SGD({ p }, { lr: 0.1, momentum: 0.9 }), (p: Tensor) => new Adam({ p }, { lr: 0.05 })]) {
       const pe = ag.requiresGrad(t([0.1, -0.2, 0.3, 0.05, 0.4, -0.1], [3, 2]));
       const pc = ag.requiresGrad(t([0.1, -0.2, 0.3, 0.05, 0.4, -0.1], [3, 2]));
       const oe = make(pe);

@@ -39,27 +39,17 @@ async function expectClose(got: Tensor, want: Json, tol: number, label: string):
   for (const w of want.data) scale = Math.max(scale, Math.abs(w));
   let worst = 0;
   want.data.forEach((w, i) => (worst = Math.max(worst, Math.abs(data[i] - w))));
-  expect(
-    worst / scale,
-    `${label}: max error ${worst.toExponential(2)} at scale ${scale.toExponential(2)}`,
-  ).toBeLessThanOrEqual(tol);
+  expect(worst / scale, `${label}: max error ${worst.toExponential(2)} at scale ${scale.toExponential(2)}`).toBeLessThanOrEqual(tol);
 }
 
-async function expectAllClose(
-  got: readonly Tensor[],
-  want: readonly Json[],
-  tol: number,
-  label: string,
-): Promise<void> {
+async function expectAllClose(got: readonly Tensor[], want: readonly Json[], tol: number, label: string): Promise<void> {
   expect(got.length, label).toBe(want.length);
   for (let i = 0; i < got.length; i++) await expectClose(got[i], want[i], tol, `${label}[${i}]`);
 }
 
 const linear = (x: Tensor, w: Tensor, b: Tensor): Tensor => ag.add(ag.matmul(x, w), b);
-const dot = (xs: readonly Tensor[], ys: readonly Tensor[]): Tensor =>
-  xs.map((x, i) => ag.sum(ag.mul(x, ys[i]))).reduce((a, b) => ag.add(a, b));
-const sgdStep = (ps: readonly Tensor[], gs: readonly Tensor[], lr: number): Tensor[] =>
-  ps.map((p, i) => ag.sub(p, ag.mulScalar(gs[i], lr)));
+const dot = (xs: readonly Tensor[], ys: readonly Tensor[]): Tensor => xs.map((x, i) => ag.sum(ag.mul(x, ys[i]))).reduce((a, b) => ag.add(a, b));
+const sgdStep = (ps: readonly Tensor[], gs: readonly Tensor[], lr: number): Tensor[] => ps.map((p, i) => ag.sub(p, ag.mulScalar(gs[i], lr)));
 
 describe('PyTorch composite fixtures', () => {
   it('MLP (tanh, sigmoid) MSE loss: value, gradient, HVP by hvp() and by a reused HvpOperator', async () => {
@@ -151,8 +141,7 @@ describe('PyTorch composite fixtures', () => {
       const [xTr, yTr, xVal, yVal] = [T(i.xTrain), labelsOf(i.yTrain), T(i.xVal), labelsOf(i.yVal)];
       const theta = (i.theta as Json[]).map(P);
       const lambda = (i.lambda as Json[]).map(P);
-      const classifier = ([w1, b1, w2, b2]: readonly Tensor[], x: Tensor): Tensor =>
-        linear(ag.tanh(linear(x, w1, b1)), w2, b2);
+      const classifier = ([w1, b1, w2, b2]: readonly Tensor[], x: Tensor): Tensor => linear(ag.tanh(linear(x, w1, b1)), w2, b2);
       const out = raw.tidy(() => {
         const perSample = ag.crossEntropy(classifier(theta, xTr), yTr, 'none');
         const n = perSample.shape[0];
@@ -185,8 +174,7 @@ describe('PyTorch composite fixtures', () => {
         xq: T(t.xq),
         yq: T(t.yq),
       }));
-      const regressor = ([w1, b1, w2, b2, w3, b3]: readonly Tensor[], x: Tensor): Tensor =>
-        linear(ag.tanh(linear(ag.tanh(linear(x, w1, b1)), w2, b2)), w3, b3);
+      const regressor = ([w1, b1, w2, b2, w3, b3]: readonly Tensor[], x: Tensor): Tensor => linear(ag.tanh(linear(ag.tanh(linear(x, w1, b1)), w2, b2)), w3, b3);
       let theta = (c.inputs.theta as Json[]).map(T);
       const steps = c.outputs.steps as { metaLoss: Json; metaGrad: Json[] }[];
       for (let s = 0; s < steps.length; s++) {

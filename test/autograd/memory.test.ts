@@ -14,11 +14,7 @@ afterAll(() => device?.destroy());
 const ITERATIONS = 100;
 
 function params(): Tensor[] {
-  return [
-    ag.requiresGrad(raw.normal([4, 8], 1, { std: 0.5 })),
-    ag.requiresGrad(raw.zeros([8])),
-    ag.requiresGrad(raw.normal([8, 3], 2, { std: 0.5 })),
-  ];
+  return [ag.requiresGrad(raw.normal([4, 8], 1, { std: 0.5 })), ag.requiresGrad(raw.zeros([8])), ag.requiresGrad(raw.normal([8, 3], 2, { std: 0.5 }))];
 }
 
 /** A small MLP with a softmax cross-entropy loss: every common op family in one graph. */
@@ -112,8 +108,7 @@ describe('leaks', () => {
           const y = ag.maxPool2d(ag.relu(ag.conv2d(x, w, { padding: 1 })), { kernel: 2 });
           const s = ag.gridSample(y, ag.affineGrid(theta, [1, 3, 3, 3]));
           const g = ag.grad(ag.sum(ag.square(s)), [x, w, theta], { createGraph: true });
-          return ag.grad(ag.add(ag.add(ag.sum(ag.square(g[0])), ag.sum(ag.square(g[1]))), ag.sum(g[2])), [x, w, theta])
-            .length;
+          return ag.grad(ag.add(ag.add(ag.sum(ag.square(g[0])), ag.sum(ag.square(g[1]))), ag.sum(g[2])), [x, w, theta]).length;
         });
       }
       await device.sync();

@@ -27,8 +27,7 @@ const fHost = (x: ArrayLike<number>, y: ArrayLike<number>): number => {
   }
   return s + q / x.length;
 };
-const dfdxRef = (x: Ref, y: Ref): Ref =>
-  refMap(x, (v, i) => y.data[i] * (1 - Math.tanh(v) ** 2) + (2 * v) / x.data.length);
+const dfdxRef = (x: Ref, y: Ref): Ref => refMap(x, (v, i) => y.data[i] * (1 - Math.tanh(v) ** 2) + (2 * v) / x.data.length);
 
 const f32 = (r: CheckInput): Float32Array => Float32Array.from(r.data);
 const up = (r: CheckInput): Tensor => tensor(f32(r), r.shape, 'f32', device());
@@ -40,9 +39,7 @@ async function values(t: Tensor): Promise<number[]> {
 function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol = 1e-4): void {
   expect(got.length).toBe(want.length);
   for (let i = 0; i < want.length; i++)
-    expect(Math.abs(got[i] - want[i]), `entry ${i}: ${got[i]} vs ${want[i]}`).toBeLessThanOrEqual(
-      tol * (1 + Math.abs(want[i])),
-    );
+    expect(Math.abs(got[i] - want[i]), `entry ${i}: ${got[i]} vs ${want[i]}`).toBeLessThanOrEqual(tol * (1 + Math.abs(want[i])));
 }
 
 describe('grad(f) and valueAndGrad(f) (jax style)', () => {
@@ -60,9 +57,7 @@ describe('grad(f) and valueAndGrad(f) (jax style)', () => {
         const minus = Float64Array.from(plus);
         plus[i] += h;
         minus[i] -= h;
-        return which === 'x'
-          ? (fHost(plus, ys) - fHost(minus, ys)) / (2 * h)
-          : (fHost(xs, plus) - fHost(xs, minus)) / (2 * h);
+        return which === 'x' ? (fHost(plus, ys) - fHost(minus, ys)) / (2 * h) : (fHost(xs, plus) - fHost(xs, minus)) / (2 * h);
       });
     const gx = grad(f)(x, y);
     expect(gx.shape).toEqual([2, 3]);
@@ -162,10 +157,7 @@ describe('grad(f) and valueAndGrad(f) (jax style)', () => {
     expectClose(await values(d3), [6]);
     // Only y is used: x's gradient is zeros of its shape, not an error.
     const onlyY = (_a: Tensor, b: Tensor): Tensor => ag.sum(ag.square(b));
-    const [gx, gy] = grad(onlyY, { argnums: [0, 1] })(
-      tensor([1, 2], [2], 'f32', device()),
-      tensor([3], [1], 'f32', device()),
-    );
+    const [gx, gy] = grad(onlyY, { argnums: [0, 1] })(tensor([1, 2], [2], 'f32', device()), tensor([3], [1], 'f32', device()));
     expect(await values(gx)).toEqual([0, 0]);
     expect(await values(gy)).toEqual([6]);
     // f that depends on none of them: zeros too.
@@ -223,11 +215,7 @@ describe('wrong forms are named errors that say which form to use', () => {
 
   it('grad(f, x) (inputs passed to grad instead of to the function it returns)', () => {
     const x = tensor([1, 2], [2], 'f32', device());
-    expectForm(
-      () => grad(((a: Tensor) => ag.sum(a)) as never, x as never),
-      GradFormError,
-      /grad\(f\)\(x\).*jax style.*torch style/,
-    );
+    expectForm(() => grad(((a: Tensor) => ag.sum(a)) as never, x as never), GradFormError, /grad\(f\)\(x\).*jax style.*torch style/);
     expectForm(() => grad(((a: Tensor) => ag.sum(a)) as never, [x] as never), GradFormError, /call it with the inputs/);
     x.dispose();
   });
@@ -235,11 +223,7 @@ describe('wrong forms are named errors that say which form to use', () => {
   it('grad(outputs) without inputs, grad(outputs, f), grad(number), valueAndGrad(tensor)', () => {
     const x = ag.requiresGrad(tensor([1, 2], [2], 'f32', device()));
     const y = ag.sum(ag.square(x));
-    expectForm(
-      () => (grad as (a: unknown) => unknown)(y),
-      GradFormError,
-      /inputs are missing.*grad\(outputs, inputs\).*grad\(f\)\(x\)/,
-    );
+    expectForm(() => (grad as (a: unknown) => unknown)(y), GradFormError, /inputs are missing.*grad\(outputs, inputs\).*grad\(f\)\(x\)/);
     expectForm(() => grad(y, ((a: Tensor) => a) as never), GradFormError, /function goes first/);
     expectForm(() => grad(3 as never, [x]), GradFormError, /neither a function nor output tensor/);
     expectForm(() => valueAndGrad(y as never), GradFormError, /grad\(outputs, inputs\)/);
@@ -249,34 +233,14 @@ describe('wrong forms are named errors that say which form to use', () => {
   it('the returned function: non-scalar result, non-tensor result, async f, bad argnums, a number inside a tree', async () => {
     const x = tensor([1, 2], [2], 'f32', device());
     expectForm(() => grad((a: Tensor) => ag.square(a))(x), ShapeError, /single-element output.*vjp/);
-    expectForm(
-      () => grad((() => 3) as never)(x),
-      GradFormError,
-      /must return a single-element Tensor \(a loss\), got 3/,
-    );
+    expectForm(() => grad((() => 3) as never)(x), GradFormError, /must return a single-element Tensor \(a loss\), got 3/);
     expectForm(() => grad((async (a: Tensor) => ag.sum(a)) as never), GradFormError, /async function.*synchronous/);
-    expectForm(
-      () => grad(((a: Tensor) => Promise.resolve(ag.sum(a))) as never)(x),
-      InvalidArgumentError,
-      /async|Promise/,
-    );
-    expectForm(
-      () => grad((a: Tensor, _b: Tensor) => ag.sum(a), { argnums: 1 })(x, undefined as never),
-      InvalidArgumentError,
-      /argument 1 is undefined/,
-    );
+    expectForm(() => grad(((a: Tensor) => Promise.resolve(ag.sum(a))) as never)(x), InvalidArgumentError, /async|Promise/);
+    expectForm(() => grad((a: Tensor, _b: Tensor) => ag.sum(a), { argnums: 1 })(x, undefined as never), InvalidArgumentError, /argument 1 is undefined/);
     expectForm(() => grad((a: Tensor) => ag.sum(a), { argnums: 2 })(x), GradFormError, /argument 2.*called with 1/);
     expectForm(() => grad((a: Tensor) => ag.sum(a), { argnums: -1 as never }), InvalidArgumentError, /argnums/);
-    expectForm(
-      () => grad((p: { w: Tensor; lr: number }) => ag.sum(p.w))({ w: x, lr: 0.1 }),
-      InvalidArgumentError,
-      /argument 0\.lr is 0\.1/,
-    );
-    expectForm(
-      () => grad((a: Tensor) => ag.sum(a), { createGraph: 'yes' as never }),
-      InvalidArgumentError,
-      /createGraph/,
-    );
+    expectForm(() => grad((p: { w: Tensor; lr: number }) => ag.sum(p.w))({ w: x, lr: 0.1 }), InvalidArgumentError, /argument 0\.lr is 0\.1/);
+    expectForm(() => grad((a: Tensor) => ag.sum(a), { createGraph: 'yes' as never }), InvalidArgumentError, /createGraph/);
     expect(device().memory().liveTensors).toBeGreaterThan(0);
     x.dispose();
   });

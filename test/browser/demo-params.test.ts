@@ -38,11 +38,7 @@ describe('demo URL parameters', () => {
     ['not a number', '?lr=fast', /lr="fast" is not valid/],
     ['hex', '?steps=0x10', /steps="0x10" is not valid/],
     ['Infinity', '?targetDeg=Infinity', /targetDeg="Infinity" is not valid/],
-    [
-      'unknown (a typo)',
-      '?stpes=10',
-      /unknown URL parameter stpes \(this page takes steps, warmup, size, lr, targetDeg\)/,
-    ],
+    ['unknown (a typo)', '?stpes=10', /unknown URL parameter stpes \(this page takes steps, warmup, size, lr, targetDeg\)/],
     ['an Object.prototype name', '?toString=1', /unknown URL parameter toString/],
     ['repeated', '?steps=10&steps=20', /URL parameter steps is given twice/],
   ])('%s is a DemoParamError naming the parameter and its rule', (_what, search, message) => {
@@ -61,9 +57,7 @@ describe('URL state round trip', () => {
   it('formatParams writes only what differs from the defaults, and parseParams reads it back', () => {
     const defaults = parseParams(specs, '');
     expect(formatParams(specs, defaults)).toBe('');
-    expect(formatParams(specs, { ...defaults, steps: 36, lr: 1e-7, targetDeg: -45.5 })).toBe(
-      '?steps=36&lr=1e-7&targetDeg=-45.5',
-    );
+    expect(formatParams(specs, { ...defaults, steps: 36, lr: 1e-7, targetDeg: -45.5 })).toBe('?steps=36&lr=1e-7&targetDeg=-45.5');
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 100_000 }),
@@ -98,8 +92,7 @@ describe('readParams on a page', () => {
     vi.spyOn(console, 'error').mockImplementation(() => {});
     const { readParams } = await import('../../apps/browser/pages/common');
     expect(() => readParams(specs)).toThrow(DemoParamError);
-    const demo = (globalThis as unknown as { window: { metagradDemo: { state: string; error: string; page: string } } })
-      .window.metagradDemo;
+    const demo = (globalThis as unknown as { window: { metagradDemo: { state: string; error: string; page: string } } }).window.metagradDemo;
     expect(demo).toMatchObject({ page: 'rotation', state: 'error' });
     expect(demo.error).toMatch(/steps="" is not valid/);
     expect(body.dataset.state).toBe('error');

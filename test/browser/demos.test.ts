@@ -41,16 +41,11 @@ describeWithPrerequisite('browser demos in headless Chromium', haveChromium, mis
     page.on('pageerror', (error) => consoleErrors.push(`pageerror: ${error.message}`));
     await page.goto(server.url + path);
     await page.waitForFunction(
-      () =>
-        ['done', 'error', 'unsupported'].includes(
-          (window as unknown as { metagradDemo?: DemoStatus }).metagradDemo?.state ?? '',
-        ),
+      () => ['done', 'error', 'unsupported'].includes((window as unknown as { metagradDemo?: DemoStatus }).metagradDemo?.state ?? ''),
       undefined,
       { timeout: timeoutMs, polling: 100 },
     );
-    const status = (await page.evaluate(
-      () => (window as unknown as { metagradDemo: DemoStatus }).metagradDemo,
-    )) as DemoStatus;
+    const status = (await page.evaluate(() => (window as unknown as { metagradDemo: DemoStatus }).metagradDemo)) as DemoStatus;
     await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
     return { status, consoleErrors, page };
   }
@@ -71,22 +66,16 @@ describeWithPrerequisite('browser demos in headless Chromium', haveChromium, mis
     // Simulates a browser without WebGPU: navigator.gpu reads as undefined before any page script runs.
     await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }));
     await page.goto(`${server.url}index.html`);
-    await page.waitForFunction(
-      () => (window as unknown as { metagradDemo?: DemoStatus }).metagradDemo?.state === 'unsupported',
-      undefined,
-      { timeout: 10_000 },
-    );
+    await page.waitForFunction(() => (window as unknown as { metagradDemo?: DemoStatus }).metagradDemo?.state === 'unsupported', undefined, {
+      timeout: 10_000,
+    });
     expect(await page.textContent('#adapter')).toMatch(/^WebGPU is not available: navigator\.gpu is undefined/);
     await page.screenshot({ path: join(ARTIFACTS, 'index-no-webgpu.png'), fullPage: true });
     await page.close();
   });
 
   it('EvoGrad toy: K=10 estimates correlate with the closed form and match float64 on the same noise', async () => {
-    const { status, consoleErrors, page } = await open(
-      'evograd-toy.html?K=10&lambdas=12&trials=12&steps=3',
-      'evograd-toy',
-      40_000,
-    );
+    const { status, consoleErrors, page } = await open('evograd-toy.html?K=10&lambdas=12&trials=12&steps=3', 'evograd-toy', 40_000);
     expect(status.error).toBeNull();
     expect(status.state).toBe('done');
     const result = status.result as {
@@ -112,9 +101,7 @@ describeWithPrerequisite('browser demos in headless Chromium', haveChromium, mis
       undefined,
       { timeout: 20_000, polling: 100 },
     );
-    const second = (await page.evaluate(
-      () => (window as unknown as { metagradDemo: DemoStatus }).metagradDemo,
-    )) as DemoStatus;
+    const second = (await page.evaluate(() => (window as unknown as { metagradDemo: DemoStatus }).metagradDemo)) as DemoStatus;
     expect(second.state).toBe('done');
     expect((second.result as { K: number }).K).toBe(2);
     await page.screenshot({ path: join(ARTIFACTS, 'evograd-toy-K2.png'), fullPage: true });
@@ -134,9 +121,7 @@ describeWithPrerequisite('browser demos in headless Chromium', haveChromium, mis
       liveTensorGrowth: number;
       msPerStep: number;
     };
-    console.log(
-      `rotation: angle ${result.angleDeg.toFixed(2)}°, rotated-test accuracy ${result.accEvoGrad}, ${result.msPerStep.toFixed(0)} ms/step`,
-    );
+    console.log(`rotation: angle ${result.angleDeg.toFixed(2)}°, rotated-test accuracy ${result.accEvoGrad}, ${result.msPerStep.toFixed(0)} ms/step`);
     expect(result.angleDeg).toBeGreaterThan(5); // from 0° toward +30°
     expect(Math.abs(result.angleDeg - 30)).toBeLessThan(30);
     expect(result.signCheckMaxDiff).toBeLessThan(1e-4);
@@ -169,26 +154,21 @@ describeWithPrerequisite('browser demos in headless Chromium', haveChromium, mis
 
   // The page's default run (no URL parameters) must finish within a minute on SwiftShader. Opt-in (about 50 s):
   // METAGRAD_BROWSER_DEFAULTS=1 npx vitest run test/browser/demos.test.ts
-  it.runIf(process.env.METAGRAD_BROWSER_DEFAULTS === '1')(
-    'Adjoint-MAML: the default run finishes within 60 s on SwiftShader',
-    async () => {
-      const start = Date.now();
-      const { status, consoleErrors, page } = await open('amaml.html', 'amaml-default', 90_000);
-      const wallMs = Date.now() - start;
-      expect(status.error).toBeNull();
-      expect(status.state).toBe('done');
-      const result = status.result as {
-        ms: number;
-        iters: number;
-        finalNrmse: { amaml: number; maml: number; untrained: number };
-      };
-      console.log(
-        `amaml default: ${(wallMs / 1000).toFixed(1)} s wall (${(result.ms / 1000).toFixed(1)} s run), nRMSE ${JSON.stringify(result.finalNrmse)}`,
-      );
-      expect(wallMs).toBeLessThan(60_000);
-      expect(result.finalNrmse.amaml).toBeLessThan(result.finalNrmse.untrained);
-      expect(consoleErrors).toEqual([]);
-      await page.close();
-    },
-  );
+  it.runIf(process.env.METAGRAD_BROWSER_DEFAULTS === '1')('Adjoint-MAML: the default run finishes within 60 s on SwiftShader', async () => {
+    const start = Date.now();
+    const { status, consoleErrors, page } = await open('amaml.html', 'amaml-default', 90_000);
+    const wallMs = Date.now() - start;
+    expect(status.error).toBeNull();
+    expect(status.state).toBe('done');
+    const result = status.result as {
+      ms: number;
+      iters: number;
+      finalNrmse: { amaml: number; maml: number; untrained: number };
+    };
+    console.log(`amaml default: ${(wallMs / 1000).toFixed(1)} s wall (${(result.ms / 1000).toFixed(1)} s run), nRMSE ${JSON.stringify(result.finalNrmse)}`);
+    expect(wallMs).toBeLessThan(60_000);
+    expect(result.finalNrmse.amaml).toBeLessThan(result.finalNrmse.untrained);
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
 });

@@ -63,11 +63,10 @@ export async function demoStatus(page: Page): Promise<DemoStatus> {
 
 /** Waits until `predicate(window.metagradDemo)` holds in the page (polled every 100 ms). */
 export async function waitForDemo(page: Page, predicate: string, timeoutMs: number): Promise<DemoStatus> {
-  await page.waitForFunction(
-    `(() => { const demo = window.metagradDemo; return demo !== undefined && (${predicate}); })()`,
-    undefined,
-    { timeout: timeoutMs, polling: 100 },
-  );
+  await page.waitForFunction(`(() => { const demo = window.metagradDemo; return demo !== undefined && (${predicate}); })()`, undefined, {
+    timeout: timeoutMs,
+    polling: 100,
+  });
   return demoStatus(page);
 }
 

@@ -18,9 +18,7 @@ function get(server: RunningServer, path: string): Promise<{ status: number; bod
     const req = request({ host: '127.0.0.1', port: Number(port), path, method: 'GET' }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () =>
-        resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-      );
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       response.on('error', reject);
     });
     req.on('error', reject);

@@ -6,26 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { tensor, type Tensor } from '@metagrad/tensor';
-import {
-  Adam,
-  Rng,
-  SGD,
-  cosMixtureFamily,
-  deriveSeed,
-  disposeTree,
-  flattenTree,
-  leaves,
-  type ParamTree,
-} from '@metagrad/models';
-import {
-  EvoGrad,
-  HyperDistill,
-  OneStepLookahead,
-  OnlineTrainer,
-  hyperDistillMethod,
-  regressionBatchOps,
-  type ClassificationBatch,
-} from '@metagrad/meta';
+import { Adam, Rng, SGD, cosMixtureFamily, deriveSeed, disposeTree, flattenTree, leaves, type ParamTree } from '@metagrad/models';
+import { EvoGrad, HyperDistill, OneStepLookahead, OnlineTrainer, hyperDistillMethod, regressionBatchOps, type ClassificationBatch } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 import { benchCompile, formatCompileTable, relativeError } from '../../bench/compile';
 import { e5Step, initStep, mwnStep, type StepOutput, type WorkloadInstance } from '../../bench/compile-workloads';
@@ -49,14 +31,10 @@ import {
 
 const getDevice = useDevice();
 
-const host = async (ts: Tensor[]): Promise<Float32Array[]> =>
-  Promise.all(ts.map(async (t) => Float32Array.from((await t.toArray()) as Float32Array)));
+const host = async (ts: Tensor[]): Promise<Float32Array[]> => Promise.all(ts.map(async (t) => Float32Array.from((await t.toArray()) as Float32Array)));
 
 /** One call of a workload instance: its outputs on the host (by key), then handed back to the instance. */
-async function callHost(
-  inst: WorkloadInstance,
-  pick: (out: StepOutput) => Record<string, Tensor[]>,
-): Promise<Record<string, Float32Array[]>> {
+async function callHost(inst: WorkloadInstance, pick: (out: StepOutput) => Record<string, Tensor[]>): Promise<Record<string, Float32Array[]>> {
   const out = await inst.step(...inst.args());
   try {
     const picked = pick(out);
@@ -114,76 +92,67 @@ describe('bench compile', () => {
     expect(relativeError([f(1)], [f(1), f(2)])).toBe(Infinity);
   });
 
-  it.each(['MAML', 'FOMAML', 'A-MAML'] as const)(
-    '%s step (5 inner steps) equals makeLearner(…).metaGradient on the amaml-cost task',
-    async (method) => {
-      const device = getDevice();
-      const inst = await initStep(method, 5, 0.01).make(device);
-      const episodes = hostEpisodes(cosMixtureFamily, 1, 100, 100, 8);
-      const task = uploadTask(episodes[0], fitScaling(episodes), device);
-      const theta = regressor.init(0, device);
+  it.each(['MAML', 'FOMAML', 'A-MAML'] as const)('%s step (5 inner steps) equals makeLearner(…).metaGradient on the amaml-cost task', async (method) => {
+    const device = getDevice();
+    const inst = await initStep(method, 5, 0.01).make(device);
+    const episodes = hostEpisodes(cosMixtureFamily, 1, 100, 100, 8);
+    const task = uploadTask(episodes[0], fitScaling(episodes), device);
+    const theta = regressor.init(0, device);
+    try {
+      const mine = await callHost(inst, (o) => {
+        const out = o as { gradient: Tensor | Tensor[]; outerLoss: Tensor };
+        return { gradient: leaves(out.gradient), loss: [out.outerLoss] };
+      });
+      const ref = await makeLearner(method, 5, 0.01).metaGradient(regressionProblem, theta, task);
+      const g = method === 'A-MAML' ? [flattenTree(ref.gradient)] : leaves(ref.gradient);
       try {
-        const mine = await callHost(inst, (o) => {
-          const out = o as { gradient: Tensor | Tensor[]; outerLoss: Tensor };
-          return { gradient: leaves(out.gradient), loss: [out.outerLoss] };
-        });
-        const ref = await makeLearner(method, 5, 0.01).metaGradient(regressionProblem, theta, task);
-        const g = method === 'A-MAML' ? [flattenTree(ref.gradient)] : leaves(ref.gradient);
-        try {
-          expect(relativeError(mine.gradient, await host(g))).toBeLessThan(1e-5);
-          expect(mine.loss[0][0]).toBeCloseTo(ref.outerLoss, 6);
-        } finally {
-          disposeTree(ref.gradient);
-          if (method === 'A-MAML') disposeTree(g);
-        }
+        expect(relativeError(mine.gradient, await host(g))).toBeLessThan(1e-5);
+        expect(mine.loss[0][0]).toBeCloseTo(ref.outerLoss, 6);
       } finally {
-        inst.dispose();
-        disposeTask(task);
-        disposeTree(theta);
+        disposeTree(ref.gradient);
+        if (method === 'A-MAML') disposeTree(g);
       }
-    },
-  );
+    } finally {
+      inst.dispose();
+      disposeTask(task);
+      disposeTree(theta);
+    }
+  });
 
   it.each([
     ['FO', 'fo'],
     ['1-step', 'oneStep'],
     ['HyperDistill γ=0.99', 'hd0.99'],
-  ] as const)(
-    'E5 %s step (λ 1-16×3, T=3) equals EpisodicTrainer.runEpisode: validation loss and the new φ',
-    async (method, key) => {
-      const device = getDevice();
-      const cfg = { ...E5_FULL, hidden: 16, steps: 3 };
-      const inst = await e5Step(method, cfg).make(device);
-      // HyperDistill with θ fixed at 1, as the bench's step (the experiment fits θ at m = 1).
-      const spec: MethodSpec =
-        key === 'hd0.99'
-          ? {
-              key: 'hyperdistill0.99',
-              label: 'HD',
-              make: () =>
-                hyperDistillMethod(
-                  new HyperDistill({ gamma: 0.99, estimationPeriod: 50, theta: 1, batchOps: regressionBatchOps }),
-                ),
-            }
-          : e5Methods(cfg).find((m) => m.key === key)!;
-      const learner = makeE5Learner(cfg, device, spec, cfg.seeds[0]);
-      const ep = sinusoidEpisode(cfg, device, deriveSeed(cfg.seeds[0], 5, 0));
-      try {
-        const mine = await callHost(inst, (o) => {
-          const out = o as { phi: Tensor[]; final: Tensor };
-          return { phi: out.phi, final: [out.final] };
-        });
-        const rec = await learner.trainer.runEpisode(ep);
-        const phi = learner.trainer.phi as { weight: Tensor; bias: Tensor };
-        expect(relativeError(mine.phi, await host([phi.weight, phi.bias]))).toBeLessThan(1e-5);
-        expect(mine.final[0][0]).toBeCloseTo(rec.valLoss, 5);
-      } finally {
-        inst.dispose();
-        ep.dispose();
-        learner.dispose();
-      }
-    },
-  );
+  ] as const)('E5 %s step (λ 1-16×3, T=3) equals EpisodicTrainer.runEpisode: validation loss and the new φ', async (method, key) => {
+    const device = getDevice();
+    const cfg = { ...E5_FULL, hidden: 16, steps: 3 };
+    const inst = await e5Step(method, cfg).make(device);
+    // HyperDistill with θ fixed at 1, as the bench's step (the experiment fits θ at m = 1).
+    const spec: MethodSpec =
+      key === 'hd0.99'
+        ? {
+            key: 'hyperdistill0.99',
+            label: 'HD',
+            make: () => hyperDistillMethod(new HyperDistill({ gamma: 0.99, estimationPeriod: 50, theta: 1, batchOps: regressionBatchOps })),
+          }
+        : e5Methods(cfg).find((m) => m.key === key)!;
+    const learner = makeE5Learner(cfg, device, spec, cfg.seeds[0]);
+    const ep = sinusoidEpisode(cfg, device, deriveSeed(cfg.seeds[0], 5, 0));
+    try {
+      const mine = await callHost(inst, (o) => {
+        const out = o as { phi: Tensor[]; final: Tensor };
+        return { phi: out.phi, final: [out.final] };
+      });
+      const rec = await learner.trainer.runEpisode(ep);
+      const phi = learner.trainer.phi as { weight: Tensor; bias: Tensor };
+      expect(relativeError(mine.phi, await host([phi.weight, phi.bias]))).toBeLessThan(1e-5);
+      expect(mine.final[0][0]).toBeCloseTo(rec.valLoss, 5);
+    } finally {
+      inst.dispose();
+      ep.dispose();
+      learner.dispose();
+    }
+  });
 
   it.each(['plain', 't1-t2', 'evograd-k2'] as const)(
     'MWN %s step (MLP 196-16-16-10, batch 8) equals OnlineTrainer.trainStep: losses and norms',
@@ -229,10 +198,7 @@ describe('bench compile', () => {
         for (let s = 0; s < 2; s++) {
           const [mine] = (await callHost(inst, (o) => ({ v: [o as Tensor] }))).v;
           const log = await trainer.trainStep(train, val);
-          const want =
-            method === 'plain'
-              ? [log.trainLoss, log.gradNorm]
-              : [log.valLoss, log.hypergradNorm, log.trainLoss, log.gradNorm];
+          const want = method === 'plain' ? [log.trainLoss, log.gradNorm] : [log.valLoss, log.hypergradNorm, log.trainLoss, log.gradNorm];
           expect(relativeError([mine], [Float32Array.from(want)])).toBeLessThan(1e-5);
         }
       } finally {

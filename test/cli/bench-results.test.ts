@@ -25,10 +25,7 @@ describe('bench results file', () => {
     const aside = readdirSync(dir).filter((f) => f.startsWith('llvmpipe.json.corrupt-'));
     expect(aside).toHaveLength(1);
     expect(readFileSync(join(dir, aside[0]), 'utf8')).toBe(text);
-    const merged = mergeBenchResults(previous, { dispatch: { rows: [1] } }, stamp, { name: 'llvmpipe' }, [
-      'dispatch',
-      'kernels',
-    ]);
+    const merged = mergeBenchResults(previous, { dispatch: { rows: [1] } }, stamp, { name: 'llvmpipe' }, ['dispatch', 'kernels']);
     expect(merged).toEqual({ adapter: { name: 'llvmpipe' }, recorded: { dispatch: stamp }, dispatch: { rows: [1] } });
   });
 
@@ -57,9 +54,6 @@ describe('bench results file', () => {
     });
     expect(merged).toMatchObject({ kernels: { k: 1 }, train: { t: 1 }, dispatch: { d: 2 }, adapter: 'new' });
     expect(mergeBenchResults({ recorded: 'garbage', kernels: {} }, {}, stamp, 'a', ['kernels']).recorded).toEqual({});
-    expect(
-      mergeBenchResults({ recorded: { kernels: 5, train: { date: 3 }, meta: earlier } }, {}, stamp, 'a', ['kernels'])
-        .recorded,
-    ).toEqual({ meta: earlier });
+    expect(mergeBenchResults({ recorded: { kernels: 5, train: { date: 3 }, meta: earlier } }, {}, stamp, 'a', ['kernels']).recorded).toEqual({ meta: earlier });
   });
 });

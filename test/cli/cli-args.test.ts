@@ -17,9 +17,7 @@ describe('metagrad CLI arguments', () => {
   it('unknown experiment, bench and command exit 2 and name the choices', () => {
     const run = cli('run', 'no-such-experiment');
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(
-      /unknown experiment 'no-such-experiment' \(choose e1 evograd-toy, .*e6 adjoint-ode-accuracy/,
-    );
+    expect(run.stderr).toMatch(/unknown experiment 'no-such-experiment' \(choose e1 evograd-toy, .*e6 adjoint-ode-accuracy/);
     const bench = cli('bench', 'nope');
     expect(bench.code).toBe(2);
     expect(bench.stderr).toMatch(/unknown bench 'nope'/);

@@ -36,15 +36,9 @@ afterAll(() => rmSync(pkgDir, { recursive: true, force: true }));
 describe('the CLI bundle (apps/cli/build.mjs)', () => {
   it('imports only declared dependencies, node builtins and the optional tfjs', () => {
     const text = readFileSync(bundle, 'utf8');
-    const bare = new Set(
-      [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|\bimport\s+)["']([^"'.][^"']*)["']/g)].map(
-        (m) => m[1],
-      ),
-    );
+    const bare = new Set([...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|\bimport\s+)["']([^"'.][^"']*)["']/g)].map((m) => m[1]));
     const name = (s: string) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]);
-    const undeclared = [...bare].filter(
-      (s) => !s.startsWith('node:') && !s.startsWith('@tensorflow/') && !(name(s) in manifest.dependencies),
-    );
+    const undeclared = [...bare].filter((s) => !s.startsWith('node:') && !s.startsWith('@tensorflow/') && !(name(s) in manifest.dependencies));
     expect(undeclared).toEqual([]);
     expect([...bare].some((s) => s.startsWith('@metagrad/experiments'))).toBe(false); // bundled in
     expect(text).not.toMatch(/\.\.\/bench\/|\.ts["']/); // bench/ bundled in, no TypeScript import left

@@ -108,11 +108,7 @@ describe('metagrad CLI hygiene', () => {
   });
 
   it('sections by number or name, any case; the choices are listed e1 … e8 in order', () => {
-    expect(selectSections(REPORT_SECTIONS, ['e1', 'E6', 'amaml-cost']).map((s) => s.id)).toEqual([
-      'evograd-toy',
-      'adjoint-ode-accuracy',
-      'amaml-cost',
-    ]);
+    expect(selectSections(REPORT_SECTIONS, ['e1', 'E6', 'amaml-cost']).map((s) => s.id)).toEqual(['evograd-toy', 'adjoint-ode-accuracy', 'amaml-cost']);
     expect(selectSections(REPORT_SECTIONS, ['e5']).map((s) => s.id)).toEqual(['hyperdistill-sinusoid']);
     expect(sectionChoices(REPORT_SECTIONS)).toMatch(
       /^selftest, e1 evograd-toy, e2 evograd-rotation, e3 mwn-label-noise, e4 evograd-cost, e5 hyperdistill-sinusoid, e6 adjoint-ode-accuracy, e7 amaml-regression, e8 amaml-cost$/,

@@ -3,14 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { groupedBars, lineChart, scatter, sideBySide, type Row } from '@metagrad/experiments';
-import {
-  figureFontFiles,
-  FigureRenderError,
-  renderFigure,
-  renderSvg,
-  svgToPixels,
-  svgToPng,
-} from '../../apps/cli/src/render-figure';
+import { figureFontFiles, FigureRenderError, renderFigure, renderSvg, svgToPixels, svgToPng } from '../../apps/cli/src/render-figure';
 import { checkWellFormedXml } from './xml-check';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -27,16 +20,12 @@ function bandRows(): Row[] {
 }
 
 function barRows(): Row[] {
-  return ['unrolled', 'T1–T2', 'EvoGrad'].flatMap((method, k) =>
-    [64, 256].map((width) => ({ width: String(width), method, mib: width / (k + 1) })),
-  );
+  return ['unrolled', 'T1–T2', 'EvoGrad'].flatMap((method, k) => [64, 256].map((width) => ({ width: String(width), method, mib: width / (k + 1) })));
 }
 
 /** The SVG <text> contents, entities decoded as a reader would see them. */
 function svgTexts(svg: string): string[] {
-  return [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) =>
-    m[1].replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>'),
-  );
+  return [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1].replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>'));
 }
 
 describe('figure specs render headless to SVG', () => {
@@ -93,11 +82,7 @@ describe('figure specs render headless to SVG', () => {
   });
 
   it('drops rows a log axis cannot show instead of breaking the scale', async () => {
-    const rows = [
-      ...bandRows(),
-      { lambda: 0, method: 'exact', mean: 1, lo: 0, hi: 2 },
-      { lambda: 1, method: 'exact', mean: Number.NaN, lo: 0, hi: 1 },
-    ];
+    const rows = [...bandRows(), { lambda: 0, method: 'exact', mean: 1, lo: 0, hi: 2 }, { lambda: 1, method: 'exact', mean: Number.NaN, lo: 0, hi: 1 }];
     const spec = lineChart({ title: 'clean', x: 'lambda', y: 'mean', data: rows, logX: true });
     expect((spec.data as { values: Row[] }).values).toHaveLength(bandRows().length);
     await expect(renderSvg(spec)).resolves.toContain('clean');
@@ -156,8 +141,7 @@ describe('SVG to PNG', () => {
   });
 
   it('svgToPng scales', () => {
-    const svg =
-      '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>';
+    const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>';
     expect(svgToPng(svg, 3).readUInt32BE(16)).toBe(30);
   });
 });

@@ -51,10 +51,7 @@ describe('progress', () => {
     progress.stop();
     progress.stop();
     const lines = stream.text().trim().split('\n');
-    expect(lines).toEqual([
-      'E1 seeds: 2/4 (50%) | 1.2s | ETA 1.2s | cos 0.92',
-      'E1 seeds: done 4/4 (100%) | 2.4s | cos 0.94',
-    ]);
+    expect(lines).toEqual(['E1 seeds: 2/4 (50%) | 1.2s | ETA 1.2s | cos 0.92', 'E1 seeds: done 4/4 (100%) | 2.4s | cos 0.94']);
   });
 
   it('draws a bar with ETA and the metric on a terminal, and cleans up on stop', () => {

@@ -150,9 +150,7 @@ describe('docs/SCALE-OUT.md', () => {
   const md = readFileSync('docs/SCALE-OUT.md', 'utf8');
 
   it('the YAML subset parser reads what it claims and rejects the rest', () => {
-    expect(
-      parseYaml('a: 1\nb:\n  - x\n  - k: v\n    j: "q"\nc: [1, "2"]\nd: {}\ne: >-\n  one\n  two\nf: |\n  l1\n  l2\n'),
-    ).toEqual({
+    expect(parseYaml('a: 1\nb:\n  - x\n  - k: v\n    j: "q"\nc: [1, "2"]\nd: {}\ne: >-\n  one\n  two\nf: |\n  l1\n  l2\n')).toEqual({
       a: 1,
       b: ['x', { k: 'v', j: 'q' }],
       c: [1, '2'],

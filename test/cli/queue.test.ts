@@ -87,22 +87,14 @@ function start(args: string[], env: Record<string, string>, cli = false): Proc {
     stdout += d.toString();
   });
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    proc.on('close', (code, signal) => res({ code, signal })),
-  );
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.on('close', (code, signal) => res({ code, signal })));
   return { proc, output: () => out, stdout: () => stdout, exited };
 }
 
-async function until(
-  what: string,
-  cond: () => boolean,
-  timeoutMs = 30_000,
-  detail: () => string = () => '',
-): Promise<void> {
+async function until(what: string, cond: () => boolean, timeoutMs = 30_000, detail: () => string = () => ''): Promise<void> {
   const t0 = Date.now();
   while (!cond()) {
-    if (Date.now() - t0 > timeoutMs)
-      throw new Error(`timed out waiting for ${what}${detail() ? `:\n${detail()}` : ''}`);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}${detail() ? `:\n${detail()}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -164,18 +156,12 @@ describeWithPrerequisite(
       writeFileSync(fake, FAKE_RUN);
       const port = await freePort();
       url = `redis://127.0.0.1:${port}`;
-      redis = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let log = '';
       redis.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-      await until(
-        'redis-server to accept connections',
-        () => /Ready to accept connections/.test(log) || redis.exitCode !== null,
-        10_000,
-      );
+      await until('redis-server to accept connections', () => /Ready to accept connections/.test(log) || redis.exitCode !== null, 10_000);
       if (redis.exitCode !== null) throw new Error(`redis-server exited: ${log}`);
     });
 
@@ -204,11 +190,7 @@ describeWithPrerequisite(
         90_000,
         () => a.output() + b.output(),
       );
-      const coord = start(
-        ['run', 'e1', '--quick', ...seedsArg, '--redis', url, ...queue, '--out', out, '--json', '--timeout', '170'],
-        env,
-        true,
-      );
+      const coord = start(['run', 'e1', '--quick', ...seedsArg, '--redis', url, ...queue, '--out', out, '--json', '--timeout', '170'], env, true);
       procs.push(coord);
 
       // Kill the first worker to start a shard, 1 s into it (its shard's process is starting: mid-shard).
@@ -219,8 +201,7 @@ describeWithPrerequisite(
         90_000,
         () => coord.output(),
       );
-      const [, shardNo] =
-        /shard (\d+)\/3 of evograd-toy \(seeds \d+, job \S+, attempt 1\) started/.exec(victim!.output()) ?? [];
+      const [, shardNo] = /shard (\d+)\/3 of evograd-toy \(seeds \d+, job \S+, attempt 1\) started/.exec(victim!.output()) ?? [];
       expect(shardNo, victim!.output()).toBeDefined();
       await new Promise((r) => setTimeout(r, 1000));
       expect(victim!.output()).not.toMatch(new RegExp(`shard ${shardNo}/3 .* done`));
@@ -229,13 +210,11 @@ describeWithPrerequisite(
 
       const done = await coord.exited;
       expect(done.code, coord.output()).toBe(0);
-      expect(coord.output()).toMatch(
-        new RegExp(`shard ${shardNo}/3 \\(seeds \\d+\\) started again \\(start 2, its previous worker was lost\\)`),
-      );
+      expect(coord.output()).toMatch(new RegExp(`shard ${shardNo}/3 \\(seeds \\d+\\) started again \\(start 2, its previous worker was lost\\)`));
       // Every other shard ran once: one 'started' line each, all on the survivor after the kill.
-      const startedLines = [
-        ...(victim!.output() + survivor.output()).matchAll(/shard (\d)\/3 of evograd-toy .*attempt (\d)\) started/g),
-      ].map((m) => `${m[1]}:${m[2]}`);
+      const startedLines = [...(victim!.output() + survivor.output()).matchAll(/shard (\d)\/3 of evograd-toy .*attempt (\d)\) started/g)].map(
+        (m) => `${m[1]}:${m[2]}`,
+      );
       expect(startedLines.sort()).toEqual(['1:1', '2:1', '3:1', `${shardNo}:2`].sort());
       expect(coord.output()).not.toMatch(/MaxListenersExceededWarning/);
       const merged = JSON.parse(coord.stdout()) as unknown;
@@ -245,14 +224,9 @@ describeWithPrerequisite(
       const want = JSON.parse(local.stdout()) as unknown;
       expect(merged).toEqual(want);
       // And seed by seed: the same per-seed results (dates and timings aside), the same report files.
-      const seedJson = (root: string) =>
-        [...filesUnder(join(root, 'seeds')).entries()].map(([p, c]) => [p, (JSON.parse(c) as { json: unknown }).json]);
+      const seedJson = (root: string) => [...filesUnder(join(root, 'seeds')).entries()].map(([p, c]) => [p, (JSON.parse(c) as { json: unknown }).json]);
       expect(seedJson(out)).toEqual(seedJson(localOut));
-      expect(seedJson(out).map(([p]) => p)).toEqual([
-        'evograd-toy/seed-0.json',
-        'evograd-toy/seed-1.json',
-        'evograd-toy/seed-2.json',
-      ]);
+      expect(seedJson(out).map(([p]) => p)).toEqual(['evograd-toy/seed-0.json', 'evograd-toy/seed-1.json', 'evograd-toy/seed-2.json']);
       for (const f of ['results.json', 'report.md']) expect(existsSync(join(out, f)), f).toBe(true);
       survivor.proc.kill('SIGTERM');
       expect((await survivor.exited).code).toBe(0);
@@ -270,25 +244,7 @@ describeWithPrerequisite(
         const first = start(['worker', '--redis', url, ...queue], workerEnv(state, '7'));
         procs.push(first);
         await until('the worker to be ready', () => /waiting for shards/.test(first.output()));
-        const coord = start(
-          [
-            'run',
-            'fake',
-            '--seeds',
-            '7',
-            '--redis',
-            url,
-            ...queue,
-            '--out',
-            out,
-            '--json',
-            '--attempts',
-            '1',
-            '--timeout',
-            '50',
-          ],
-          coordEnv,
-        );
+        const coord = start(['run', 'fake', '--seeds', '7', '--redis', url, ...queue, '--out', out, '--json', '--attempts', '1', '--timeout', '50'], coordEnv);
         procs.push(coord);
         const marker = join(state, 'hang-7');
         await until('the worker to start seed 7', () => existsSync(marker));
@@ -306,9 +262,9 @@ describeWithPrerequisite(
         procs.push(second);
         const done = await coord.exited;
         expect(done.code, coord.output()).toBe(0);
-        const summary = JSON.parse(
-          coord.output().slice(coord.output().indexOf('{'), coord.output().lastIndexOf('}') + 1),
-        ) as { shards: { worker: string; starts: number }[] };
+        const summary = JSON.parse(coord.output().slice(coord.output().indexOf('{'), coord.output().lastIndexOf('}') + 1)) as {
+          shards: { worker: string; starts: number }[];
+        };
         expect(summary.shards[0].worker).toMatch(new RegExp(`:${second.proc.pid}$`));
         // One abort listener per poll, removed again (11 polls warned 'Possible EventTarget memory leak').
         expect(coord.output()).not.toMatch(/MaxListenersExceededWarning/);
@@ -319,22 +275,7 @@ describeWithPrerequisite(
         // --run-id re-attaches: with no worker left, the finished shard's files come back from Redis, nothing runs.
         const { runId } = JSON.parse(coord.stdout()) as { runId: string };
         const again = start(
-          [
-            'run',
-            'fake',
-            '--seeds',
-            '7',
-            '--redis',
-            url,
-            ...queue,
-            '--out',
-            join(dir, 'out-again'),
-            '--json',
-            '--run-id',
-            runId,
-            '--timeout',
-            '20',
-          ],
+          ['run', 'fake', '--seeds', '7', '--redis', url, ...queue, '--out', join(dir, 'out-again'), '--json', '--run-id', runId, '--timeout', '20'],
           coordEnv,
         );
         procs.push(again);
@@ -351,14 +292,8 @@ describeWithPrerequisite(
         const a = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
         const b = start(['worker', '--redis', url, ...queue, ...lockArgs], workerEnv(state, '5'));
         procs.push(a, b);
-        await until(
-          'both workers to be ready',
-          () => /waiting for shards/.test(a.output()) && /waiting for shards/.test(b.output()),
-        );
-        const coord = start(
-          ['run', 'fake', '--seeds', '5', '--redis', url, ...queue, '--out', join(dir, 'out-cancel'), '--timeout', '3'],
-          coordEnv,
-        );
+        await until('both workers to be ready', () => /waiting for shards/.test(a.output()) && /waiting for shards/.test(b.output()));
+        const coord = start(['run', 'fake', '--seeds', '5', '--redis', url, ...queue, '--out', join(dir, 'out-cancel'), '--timeout', '3'], coordEnv);
         procs.push(coord);
         const done = await coord.exited;
         expect(done.code).toBe(1);
@@ -379,24 +314,15 @@ describeWithPrerequisite(
         expect((await other.exited).code).toBe(0);
       }, 60_000);
 
-      it('a failing shard is retried --attempts times, then the run fails naming the shard, its seeds and the error', async ({
-        expect,
-      }) => {
+      it('a failing shard is retried --attempts times, then the run fails naming the shard, its seeds and the error', async ({ expect }) => {
         const out = join(dir, 'out-fail');
         const queue = ['--queue', 'fail-test'];
         const w = start(['worker', '--redis', url, ...queue], {
           ...workerEnv(dir, ''),
-          METAGRAD_WORKER_RUN_COMMAND: JSON.stringify([
-            process.execPath,
-            '-e',
-            'console.error("boom: device lost"); process.exit(3)',
-          ]),
+          METAGRAD_WORKER_RUN_COMMAND: JSON.stringify([process.execPath, '-e', 'console.error("boom: device lost"); process.exit(3)']),
         });
         procs.push(w);
-        const coord = start(
-          ['run', 'fake', '--seeds', '4', '--redis', url, ...queue, '--out', out, '--attempts', '2', '--timeout', '50'],
-          coordEnv,
-        );
+        const coord = start(['run', 'fake', '--seeds', '4', '--redis', url, ...queue, '--out', out, '--attempts', '2', '--timeout', '50'], coordEnv);
         procs.push(coord);
         const done = await coord.exited;
         expect(done.code).toBe(1);
@@ -422,9 +348,7 @@ describe('queue: errors and the job schema', () => {
     for (const p of procs) {
       const exit = await p.exited;
       expect(exit.code, p.output()).toBe(1);
-      expect(p.output()).toMatch(
-        new RegExp(`RedisUnreachableError: cannot reach Redis at redis://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`),
-      );
+      expect(p.output()).toMatch(new RegExp(`RedisUnreachableError: cannot reach Redis at redis://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
     }
     expect(Date.now() - t).toBeLessThan(30_000);
     // The password never shows.
@@ -460,7 +384,6 @@ describe('queue: errors and the job schema', () => {
     expect(() => parseShardJob({ ...job, experiment: 'a:b' })).toThrow(/experiment/);
     expect(() => parseShardJob({ ...job, seeds: [] })).toThrow(/seeds/);
     expect(isSafeRelativePath('seeds/e1/seed-1.json')).toBe(true);
-    for (const bad of ['../x', '/etc/passwd', 'a/../../b', 'a\\b', ''])
-      expect(isSafeRelativePath(bad), bad).toBe(false);
+    for (const bad of ['../x', '/etc/passwd', 'a/../../b', 'a\\b', '']) expect(isSafeRelativePath(bad), bad).toBe(false);
   });
 });

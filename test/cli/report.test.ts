@@ -92,12 +92,8 @@ describe('metagrad report', () => {
   it('rejects unknown section ids and conflicting modes with clear errors', async () => {
     const bad = program().parseAsync(['node', 'metagrad', 'report', '--only', 'selftest,E9']);
     await expect(bad).rejects.toBeInstanceOf(CommanderError);
-    await expect(program().parseAsync(['node', 'metagrad', 'report', '--only', 'E9'])).rejects.toThrow(
-      /unknown report section 'e9' \(choose from selftest, /,
-    );
-    await expect(program().parseAsync(['node', 'metagrad', 'report', '--quick', '--full'])).rejects.toThrow(
-      /cannot be used with/,
-    );
+    await expect(program().parseAsync(['node', 'metagrad', 'report', '--only', 'E9'])).rejects.toThrow(/unknown report section 'e9' \(choose from selftest, /);
+    await expect(program().parseAsync(['node', 'metagrad', 'report', '--quick', '--full'])).rejects.toThrow(/cannot be used with/);
     expect(() => selectSections(REPORT_SECTIONS, ['nope'])).toThrow(ReportOptionError);
     expect(selectSections(REPORT_SECTIONS, ['SELFTEST']).map((s) => s.id)).toEqual(['selftest']);
   });

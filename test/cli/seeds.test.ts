@@ -45,8 +45,7 @@ function metagrad(args: string[]): Promise<{ code: number | null; stdout: string
 
 const quiet = new Writable({ write: (_c, _e, cb) => cb() });
 const seedFiles = (dir: string): string[] => readdirSync(join(dir, 'seeds', 'evograd-toy')).sort();
-const seedJson = (dir: string, seed: number) =>
-  JSON.parse(readFileSync(join(dir, 'seeds', 'evograd-toy', `seed-${seed}.json`), 'utf8')) as SeedFile;
+const seedJson = (dir: string, seed: number) => JSON.parse(readFileSync(join(dir, 'seeds', 'evograd-toy', `seed-${seed}.json`), 'utf8')) as SeedFile;
 /** results.json without what differs between runs of the same seeds: dates, durations, the merge's provenance. */
 function comparable(dir: string): unknown {
   const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as ReportResults;
@@ -75,10 +74,7 @@ describe('metagrad run --seeds --jobs / --shard, metagrad merge', () => {
   const base = ['run', 'e1', '--quick', '--seeds', '0-3', '--no-extras'];
 
   it('--jobs 2 writes the same per-seed JSON and results.json (timings aside) as --jobs 1', async () => {
-    const [a, b] = await Promise.all([
-      metagrad([...base, '--jobs', '1', '--out', jobs1]),
-      metagrad([...base, '--jobs', '2', '--out', jobs2, '--json']),
-    ]);
+    const [a, b] = await Promise.all([metagrad([...base, '--jobs', '1', '--out', jobs1]), metagrad([...base, '--jobs', '2', '--out', jobs2, '--json'])]);
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     expect(b.stderr).not.toMatch(/vkCreateInstance|artificially reduced/);
@@ -113,10 +109,7 @@ describe('metagrad run --seeds --jobs / --shard, metagrad merge', () => {
     // The other shard: seeds 1 and 3 as the second job of `--jobs 2` wrote them (one process fewer than a second --shard run).
     for (const seed of [1, 3]) {
       mkdirSync(join(shard2, 'seeds', 'evograd-toy'), { recursive: true });
-      cpSync(
-        join(jobs2, 'seeds', 'evograd-toy', `seed-${seed}.json`),
-        join(shard2, 'seeds', 'evograd-toy', `seed-${seed}.json`),
-      );
+      cpSync(join(jobs2, 'seeds', 'evograd-toy', `seed-${seed}.json`), join(shard2, 'seeds', 'evograd-toy', `seed-${seed}.json`));
     }
     const merged = join(work, 'merged');
     const results = await mergeSeedFiles({
@@ -139,20 +132,15 @@ describe('metagrad run --seeds --jobs / --shard, metagrad merge', () => {
     cpSync(shard1, dup, { recursive: true });
     const f = seedJson(dup, 0);
     writeFileSync(join(dup, 'seeds', 'evograd-toy', 'seed-0.json'), JSON.stringify({ ...f, seconds: f.seconds + 1 }));
-    const merge = (inputs: string[]) =>
-      mergeSeedFiles({ inputs, out: join(work, 'm-err'), json: true, stdout: quiet, stderr: quiet });
+    const merge = (inputs: string[]) => mergeSeedFiles({ inputs, out: join(work, 'm-err'), json: true, stdout: quiet, stderr: quiet });
     await expect(merge([shard1, dup])).rejects.toThrow(DuplicateSeedError);
-    await expect(merge([shard1, dup])).rejects.toThrow(
-      /evograd-toy: seed 0 twice, in .*shard1.*seed-0\.json and .*dup.*seed-0\.json/,
-    );
+    await expect(merge([shard1, dup])).rejects.toThrow(/evograd-toy: seed 0 twice, in .*shard1.*seed-0\.json and .*dup.*seed-0\.json/);
 
     const full = join(work, 'full', 'seeds', 'evograd-toy');
     mkdirSync(full, { recursive: true });
     writeFileSync(join(full, 'seed-7.json'), JSON.stringify({ ...seedJson(shard2, 1), seed: 7, variant: 'full' }));
     await expect(merge([shard2, join(work, 'full')])).rejects.toThrow(MixedVariantError);
-    await expect(merge([shard2, join(work, 'full')])).rejects.toThrow(
-      /evograd-toy: quick and full results cannot be merged/,
-    );
+    await expect(merge([shard2, join(work, 'full')])).rejects.toThrow(/evograd-toy: quick and full results cannot be merged/);
 
     const foreign = join(work, 'foreign', 'seeds', 'evograd-toy');
     mkdirSync(foreign, { recursive: true });

@@ -3,13 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { formatSummaryTable } from '../../apps/cli/src/report-markdown';
 import type { ReportResults, SectionRecord, SummaryRow } from '../../apps/cli/src/report';
 
-const row = (
-  metric: string,
-  value: number | string,
-  paper: string,
-  mark: SummaryRow['mark'],
-  goal = '–',
-): SummaryRow => ({ metric, value, paper, goal, mark });
+const row = (metric: string, value: number | string, paper: string, mark: SummaryRow['mark'], goal = '–'): SummaryRow => ({ metric, value, paper, goal, mark });
 
 function section(id: string, summary: SummaryRow[], extra: Partial<SectionRecord> = {}): SectionRecord {
   return {
@@ -42,19 +36,8 @@ const results: ReportResults = {
         '✓',
         "paper's value within our seeds' range",
       ),
-      row(
-        'final (x, λ) gap to closed-form trajectory, K=2 / 10 / 100',
-        '0.123 / 0.045 / 0.012',
-        'similar paths, closer with K (Fig. 3)',
-        null,
-      ),
-      row(
-        'meta-test MSE, HD − 1-step (paired over seeds and tasks)',
-        '-0.0312 [-0.0671, 0.00412]',
-        '0.327 vs 0.670 (Table 4)',
-        '≈',
-        'HD < 1-step',
-      ),
+      row('final (x, λ) gap to closed-form trajectory, K=2 / 10 / 100', '0.123 / 0.045 / 0.012', 'similar paths, closer with K (Fig. 3)', null),
+      row('meta-test MSE, HD − 1-step (paired over seeds and tasks)', '-0.0312 [-0.0671, 0.00412]', '0.327 vs 0.670 (Table 4)', '≈', 'HD < 1-step'),
     ]),
     section('hyperdistill-sinusoid', [
       row(

@@ -14,8 +14,7 @@ export function checkWellFormedXml(xml: string): string {
     const lt = body.indexOf('<', i);
     const text = body.slice(i, lt === -1 ? body.length : lt);
     checkEntities(text);
-    if (text.trim() && stack.length === 0)
-      throw new Error(`text outside the root element: '${text.trim().slice(0, 40)}'`);
+    if (text.trim() && stack.length === 0) throw new Error(`text outside the root element: '${text.trim().slice(0, 40)}'`);
     if (lt === -1) break;
     tag.lastIndex = lt;
     const m = tag.exec(body);

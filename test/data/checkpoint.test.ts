@@ -4,12 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  SafetensorsError,
-  type SafetensorsEntry,
-  decodeSafetensors,
-  encodeSafetensors,
-} from '../../packages/models/src/checkpoint';
+import { SafetensorsError, type SafetensorsEntry, decodeSafetensors, encodeSafetensors } from '../../packages/models/src/checkpoint';
 import { loadSafetensors, saveSafetensors } from '../../packages/models/src/node';
 
 /** A file from an arbitrary header object and data bytes, the way a foreign writer might lay it out. */
@@ -97,12 +92,8 @@ describe('encodeSafetensors / decodeSafetensors', () => {
       (entry: unknown, name = 'w') =>
       () =>
         encodeSafetensors({ [name]: entry as SafetensorsEntry });
-    expect(encode({ dtype: 'I32', shape: [1], data: Float32Array.of(1) })).toThrow(
-      /tensor "w": dtype I32 needs a Int32Array, got Float32Array/,
-    );
-    expect(encode({ dtype: 'F32', shape: [2, 2], data: Float32Array.of(1, 2, 3) })).toThrow(
-      /shape \[2, 2\] has 4 elements, data has 3/,
-    );
+    expect(encode({ dtype: 'I32', shape: [1], data: Float32Array.of(1) })).toThrow(/tensor "w": dtype I32 needs a Int32Array, got Float32Array/);
+    expect(encode({ dtype: 'F32', shape: [2, 2], data: Float32Array.of(1, 2, 3) })).toThrow(/shape \[2, 2\] has 4 elements, data has 3/);
     expect(encode({ dtype: 'F16', shape: [1], data: Float32Array.of(1) })).toThrow(/unsupported dtype F16/);
     expect(encode({ dtype: 'F32', shape: [-1], data: Float32Array.of(1) })).toThrow(/non-negative integers/);
     expect(encode({ dtype: 'F32', shape: [1], data: Float32Array.of(1) }, '__metadata__')).toThrow(SafetensorsError);
@@ -117,21 +108,12 @@ describe('encodeSafetensors / decodeSafetensors', () => {
       [Uint8Array.of(0, 0, 0, 0, 1, 0, 0, 0), /exceeds the 100000000-byte limit/],
       [rawFile('nope', new Uint8Array(0)).map((b, i) => (i === 8 ? 0x7b : b)), /not valid UTF-8 JSON/],
       [rawFile([1, 2], new Uint8Array(0)), /header must be a JSON object/],
-      [
-        rawFile({ w: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } }, four),
-        /tensor "w": dtype F16 is not supported/,
-      ],
+      [rawFile({ w: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } }, four), /tensor "w": dtype F16 is not supported/],
       [rawFile({ w: { dtype: 'Q7', shape: [1], data_offsets: [0, 4] } }, four), /unknown dtype "Q7"/],
-      [
-        rawFile({ w: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, four),
-        /shape must be an array of non-negative integers/,
-      ],
+      [rawFile({ w: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, four), /shape must be an array of non-negative integers/],
       [rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: [0] } }, four), /data_offsets must be \[begin, end\]/],
       [rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, four), /begin after end/],
-      [
-        rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, four),
-        /data_offsets \[4, 8\] out of range: the data section is 4 bytes/,
-      ],
+      [rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, four), /data_offsets \[4, 8\] out of range: the data section is 4 bytes/],
       [rawFile({ w: { dtype: 'F32', shape: [2], data_offsets: [0, 4] } }, four), /hold 4 bytes, but F32 \[2\] needs 8/],
       [
         rawFile(
@@ -147,10 +129,7 @@ describe('encodeSafetensors / decodeSafetensors', () => {
         rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)),
         /gap in the data section: \(start of data\) ends at 0 but "a" starts at 4/,
       ],
-      [
-        rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, new Uint8Array(8)),
-        /data section is 8 bytes but the tensors cover only \[0, 4\)/,
-      ],
+      [rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, new Uint8Array(8)), /data section is 8 bytes but the tensors cover only \[0, 4\)/],
       [rawFile({ __metadata__: { n: 1 } }, new Uint8Array(0)), /__metadata__ "n" must be a string/],
       [rawFile({ w: 3 }, new Uint8Array(0)), /tensor "w": entry must be an object/],
     ];
@@ -206,9 +185,7 @@ describe('names and dtypes that collide with Object.prototype', () => {
       { dtype: 'F32', shape: [1], data: Object.create(null) },
     ];
     for (const entry of bad) {
-      expect(() => encodeSafetensors({ w: entry as unknown as SafetensorsEntry }), JSON.stringify(entry)).toThrow(
-        SafetensorsError,
-      );
+      expect(() => encodeSafetensors({ w: entry as unknown as SafetensorsEntry }), JSON.stringify(entry)).toThrow(SafetensorsError);
     }
   });
 });
@@ -260,62 +237,44 @@ describe('decodeSafetensors under fuzzing', () => {
       fc.dictionary(fc.string({ maxLength: 3 }), fc.integer()),
     );
     const entry = fc.record({ dtype: field, shape: field, data_offsets: field }, { requiredKeys: [] });
-    const name = fc.oneof(
-      fc.string({ maxLength: 4 }),
-      fc.constantFrom('__proto__', '__metadata__', 'toString', 'constructor'),
-    );
+    const name = fc.oneof(fc.string({ maxLength: 4 }), fc.constantFrom('__proto__', '__metadata__', 'toString', 'constructor'));
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(name, fc.oneof(entry, field)), { maxLength: 4 }),
-        fc.uint8Array({ maxLength: 24 }),
-        (pairs, data) => {
-          const header: Record<string, unknown> = {};
-          for (const [key, value] of pairs)
-            Object.defineProperty(header, key, { value, enumerable: true, configurable: true, writable: true });
-          decodesCleanly(rawFile(header, data));
-        },
-      ),
+      fc.property(fc.array(fc.tuple(name, fc.oneof(entry, field)), { maxLength: 4 }), fc.uint8Array({ maxLength: 24 }), (pairs, data) => {
+        const header: Record<string, unknown> = {};
+        for (const [key, value] of pairs) Object.defineProperty(header, key, { value, enumerable: true, configurable: true, writable: true });
+        decodesCleanly(rawFile(header, data));
+      }),
       { numRuns: 600 },
     );
     // Near-valid files: one tensor whose fields all agree, then one field replaced by an arbitrary value, so
     // the reader gets past every other check and the odd field alone must be caught.
     const dtype = fc.constantFrom('F32', 'I32', 'U32', 'toString', '__proto__', 'constructor', 'valueOf', 'F16');
     fc.assert(
-      fc.property(
-        name,
-        dtype,
-        fc.nat(3),
-        fc.constantFrom('dtype', 'shape', 'data_offsets', 'none'),
-        field,
-        (key, type, n, replaced, value) => {
-          const tensor: Record<string, unknown> = { dtype: type, shape: [n], data_offsets: [0, 4 * n] };
-          if (replaced !== 'none') tensor[replaced] = value;
-          const header: Record<string, unknown> = {};
-          Object.defineProperty(header, key, { value: tensor, enumerable: true });
-          decodesCleanly(rawFile(header, new Uint8Array(4 * n)));
-        },
-      ),
+      fc.property(name, dtype, fc.nat(3), fc.constantFrom('dtype', 'shape', 'data_offsets', 'none'), field, (key, type, n, replaced, value) => {
+        const tensor: Record<string, unknown> = { dtype: type, shape: [n], data_offsets: [0, 4 * n] };
+        if (replaced !== 'none') tensor[replaced] = value;
+        const header: Record<string, unknown> = {};
+        Object.defineProperty(header, key, { value: tensor, enumerable: true });
+        decodesCleanly(rawFile(header, new Uint8Array(4 * n)));
+      }),
       { numRuns: 600 },
     );
   });
 
   it('a valid file with some bytes changed either throws SafetensorsError or decodes; data-only changes keep names and shapes', () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
-        (edits) => {
-          const bytes = valid.slice();
-          for (const [position, value] of edits) bytes[position] = value;
-          const decoded = decodesCleanly(bytes);
-          if (edits.every(([position]) => position >= headerEnd)) {
-            expect(decoded).not.toBeNull();
-            for (const [entryName, entry] of Object.entries(entries)) {
-              expect(decoded?.tensors[entryName].shape).toEqual(entry.shape);
-              expect(decoded?.tensors[entryName].dtype).toBe(entry.dtype);
-            }
+      fc.property(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), (edits) => {
+        const bytes = valid.slice();
+        for (const [position, value] of edits) bytes[position] = value;
+        const decoded = decodesCleanly(bytes);
+        if (edits.every(([position]) => position >= headerEnd)) {
+          expect(decoded).not.toBeNull();
+          for (const [entryName, entry] of Object.entries(entries)) {
+            expect(decoded?.tensors[entryName].shape).toEqual(entry.shape);
+            expect(decoded?.tensors[entryName].dtype).toBe(entry.dtype);
           }
-        },
-      ),
+        }
+      }),
       { numRuns: 600 },
     );
   });
@@ -359,9 +318,7 @@ describe('saveSafetensors / loadSafetensors', () => {
 
   it('writes nothing when the entries are invalid', () => {
     const path = join(dir, 'invalid', 'model.safetensors');
-    expect(() => saveSafetensors(path, { w: { dtype: 'F32', shape: [2], data: Float32Array.of(1) } })).toThrow(
-      SafetensorsError,
-    );
+    expect(() => saveSafetensors(path, { w: { dtype: 'F32', shape: [2], data: Float32Array.of(1) } })).toThrow(SafetensorsError);
     expect(existsSync(join(dir, 'invalid')) ? readdirSync(join(dir, 'invalid')) : []).toEqual([]);
   });
 });

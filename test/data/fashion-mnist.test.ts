@@ -2,12 +2,7 @@
 import { existsSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { labelHistogram } from '../../packages/models/src/data/image-dataset';
-import {
-  FASHION_MNIST_MEAN,
-  FASHION_MNIST_STD,
-  downsample2x,
-  meanStd,
-} from '../../packages/models/src/data/transforms';
+import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, downsample2x, meanStd } from '../../packages/models/src/data/transforms';
 import { FASHION_MNIST_DIR, loadFashionMnist } from '../../packages/models/src/node';
 import { describeWithPrerequisite } from '../helpers/prerequisite';
 

@@ -21,8 +21,7 @@ vi.mock('node:zlib', async (importOriginal) => {
         inflated.push(out.length);
         return out;
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
-          inflated.push(options?.maxOutputLength ?? Number.NaN);
+        if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') inflated.push(options?.maxOutputLength ?? Number.NaN);
         throw error;
       }
     },
@@ -90,9 +89,7 @@ describe('readIdxFile on gzip streams', () => {
       inflated.length = 0;
       const path = write(name, bytes);
       expect(() => readIdxFile(path), name).toThrow(CorruptDatasetError);
-      expect(() => readIdxFile(path), name).toThrow(
-        `inflates past the ${announced} bytes its IDX header announces (shape [10, 28, 28] of uint8)`,
-      );
+      expect(() => readIdxFile(path), name).toThrow(`inflates past the ${announced} bytes its IDX header announces (shape [10, 28, 28] of uint8)`);
       // Probes are capped at 1 MiB each and the full inflate at the announced size: far below the 64 MiB payload.
       const total = inflated.reduce((a, b) => a + b, 0);
       expect(total, name).toBeLessThan(16 << 20);
@@ -106,22 +103,16 @@ describe('readIdxFile on gzip streams', () => {
     payload.set(header);
     const path = write('huge.gz', zlib.gzipSync(payload));
     expect(() => readIdxFile(path)).toThrow(CorruptDatasetError);
-    expect(() => readIdxFile(path)).toThrow(
-      /announces shape \[4294967295, 4294967295\] of float64 = .* bytes, more than this runtime's \d+-byte buffer limit/,
-    );
+    expect(() => readIdxFile(path)).toThrow(/announces shape \[4294967295, 4294967295\] of float64 = .* bytes, more than this runtime's \d+-byte buffer limit/);
   });
 
   it('names a corrupt or truncated stream, and a stream shorter than a header', () => {
     const good = zlib.gzipSync(images);
-    expect(() => readIdxFile(write('cut.gz', good.subarray(0, good.length - 9)))).toThrow(
-      /gzip stream is corrupt or truncated/,
-    );
+    expect(() => readIdxFile(write('cut.gz', good.subarray(0, good.length - 9)))).toThrow(/gzip stream is corrupt or truncated/);
     const garbled = good.slice();
     garbled[12] ^= 0xff;
     expect(() => readIdxFile(write('garbled.gz', garbled))).toThrow(CorruptDatasetError);
-    expect(() => readIdxFile(write('tiny.gz', zlib.gzipSync(Uint8Array.of(0, 0, 8, 3, 0))))).toThrow(
-      /IDX header truncated/,
-    );
+    expect(() => readIdxFile(write('tiny.gz', zlib.gzipSync(Uint8Array.of(0, 0, 8, 3, 0))))).toThrow(/IDX header truncated/);
     expect(() => readIdxFile(write('empty.gz', zlib.gzipSync(new Uint8Array(0))))).toThrow(CorruptDatasetError);
   });
 
@@ -130,14 +121,10 @@ describe('readIdxFile on gzip streams', () => {
     const plain = write('huge-plain', images.subarray(0, 16));
     truncateSync(plain, 3 * 2 ** 30);
     expect(() => readIdxFile(plain)).toThrow(CorruptDatasetError);
-    expect(() => readIdxFile(plain)).toThrow(
-      `IDX size mismatch: shape [10, 28, 28] of uint8 needs ${announced} bytes, file has ${3 * 2 ** 30}`,
-    );
+    expect(() => readIdxFile(plain)).toThrow(`IDX size mismatch: shape [10, 28, 28] of uint8 needs ${announced} bytes, file has ${3 * 2 ** 30}`);
     const gz = write('huge.gz', zlib.gzipSync(images));
     truncateSync(gz, 3 * 2 ** 30);
-    expect(() => readIdxFile(gz)).toThrow(
-      /file is 3221225472 bytes, more than the 2147483647 bytes an IDX file may have/,
-    );
+    expect(() => readIdxFile(gz)).toThrow(/file is 3221225472 bytes, more than the 2147483647 bytes an IDX file may have/);
     rmSync(plain);
     rmSync(gz);
   });

@@ -57,12 +57,7 @@ describe('parseIdx / encodeIdx', () => {
       }[dtype];
       const array: IdxArray = { dtype, shape: [2, 3], data: Ctor.from(values) };
       const bytes = encodeIdx(array);
-      expect(Array.from(bytes.subarray(0, 4))).toEqual([
-        0,
-        0,
-        { uint8: 8, int8: 9, int16: 11, int32: 12, float32: 13, float64: 14 }[dtype],
-        2,
-      ]);
+      expect(Array.from(bytes.subarray(0, 4))).toEqual([0, 0, { uint8: 8, int8: 9, int16: 11, int32: 12, float32: 13, float64: 14 }[dtype], 2]);
       expect(Array.from(bytes.subarray(4, 12))).toEqual([0, 0, 0, 2, 0, 0, 0, 3]);
       const parsed = parseIdx(bytes);
       expect(parsed.dtype).toBe(dtype);
@@ -108,23 +103,18 @@ describe('parseIdx / encodeIdx', () => {
     };
     fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), parsesCleanly), { numRuns: 500 });
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
-        (edits) => {
-          const bytes = valid.slice();
-          for (const [position, value] of edits) bytes[position] = value;
-          parsesCleanly(bytes);
-        },
-      ),
+      fc.property(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), (edits) => {
+        const bytes = valid.slice();
+        for (const [position, value] of edits) bytes[position] = value;
+        parsesCleanly(bytes);
+      }),
       { numRuns: 500 },
     );
   });
 
   it('encodeIdx refuses values and shapes it would otherwise write wrong (a uint8 300 stored as 44), with named errors', () => {
     const encode = (array: unknown) => () => encodeIdx(array as IdxArray);
-    expect(encode({ dtype: 'uint8', shape: [2], data: Int32Array.of(1, 300) })).toThrow(
-      /element 1 is 300, not an integer in uint8's range \[0, 255\]/,
-    );
+    expect(encode({ dtype: 'uint8', shape: [2], data: Int32Array.of(1, 300) })).toThrow(/element 1 is 300, not an integer in uint8's range \[0, 255\]/);
     for (const bad of [
       { dtype: 'uint8', shape: [2], data: Int32Array.of(1, 300) },
       { dtype: 'uint8', shape: [1], data: Int32Array.of(-1) },
@@ -140,9 +130,7 @@ describe('parseIdx / encodeIdx', () => {
     ]) {
       expect(encode(bad), JSON.stringify(bad)).toThrow(InvalidArgumentError);
     }
-    expect(encode({ dtype: 'toString', shape: [1], data: Uint8Array.of(1) })).toThrow(
-      /unknown dtype toString \(uint8, int8, int16, int32, float32, float64\)/,
-    );
+    expect(encode({ dtype: 'toString', shape: [1], data: Uint8Array.of(1) })).toThrow(/unknown dtype toString \(uint8, int8, int16, int32, float32, float64\)/);
     expect(encode({ dtype: 'float32', shape: [2], data: [1, '2'] })).toThrow(/element 1 is "2", not a number/);
     for (const bad of [
       { dtype: 'uint8', shape: [1.5], data: Uint8Array.of(1) },
@@ -154,22 +142,12 @@ describe('parseIdx / encodeIdx', () => {
       expect(encode(bad), JSON.stringify(bad)).toThrow(ShapeError);
     }
     expect(encode({ dtype: 'uint8', shape: [1.5], data: Uint8Array.of(1) })).toThrow(/must be integers/);
-    expect(encode({ dtype: 'uint8', shape: [2 ** 32, 0], data: new Uint8Array(0) })).toThrow(
-      /must be integers in 0..4294967295/,
-    );
-    expect(encode({ dtype: 'uint8', shape: [3], data: Uint8Array.of(1) })).toThrow(
-      /shape \[3\] has 3 elements, data has 1/,
-    );
+    expect(encode({ dtype: 'uint8', shape: [2 ** 32, 0], data: new Uint8Array(0) })).toThrow(/must be integers in 0..4294967295/);
+    expect(encode({ dtype: 'uint8', shape: [3], data: Uint8Array.of(1) })).toThrow(/shape \[3\] has 3 elements, data has 1/);
     // A plain array of numbers is fine.
-    expect(
-      Array.from(parseIdx(encodeIdx({ dtype: 'int16', shape: [2], data: [-5, 7] as unknown as Int16Array })).data),
-    ).toEqual([-5, 7]);
+    expect(Array.from(parseIdx(encodeIdx({ dtype: 'int16', shape: [2], data: [-5, 7] as unknown as Int16Array })).data)).toEqual([-5, 7]);
     // Float types store any value, NaN included.
-    expect(
-      Array.from(
-        parseIdx(encodeIdx({ dtype: 'float32', shape: [2], data: Float32Array.of(Number.NaN, -Infinity) })).data,
-      ),
-    ).toEqual([NaN, -Infinity]);
+    expect(Array.from(parseIdx(encodeIdx({ dtype: 'float32', shape: [2], data: Float32Array.of(Number.NaN, -Infinity) })).data)).toEqual([NaN, -Infinity]);
   });
 });
 
@@ -208,46 +186,22 @@ describe('loadFashionMnist on synthetic files', () => {
 
   it('rejects a split that is only a key of Object.prototype', () => {
     for (const split of ['toString', 'constructor', '__proto__']) {
-      expect(() => loadFashionMnist({ dir: tempDir(), split: split as 'train' })).toThrow(
-        `split must be 'train' or 'test', got ${split}`,
-      );
+      expect(() => loadFashionMnist({ dir: tempDir(), split: split as 'train' })).toThrow(`split must be 'train' or 'test', got ${split}`);
     }
   });
 
   it('rejects inconsistent counts, wrong image size, bad labels, truncated gzip', () => {
     const cases: [string, (dir: string) => void, RegExp][] = [
-      [
-        'counts',
-        (dir) => writeSplit(dir, 'train', encodeIdx(synthetic(5).images), encodeIdx(synthetic(4).labels), true),
-        /5 images but 4 labels/,
-      ],
-      [
-        'size',
-        (dir) => writeSplit(dir, 'train', encodeIdx(synthetic(3, 14, 14).images), encodeIdx(synthetic(3).labels), true),
-        /14×14, expected 28×28/,
-      ],
+      ['counts', (dir) => writeSplit(dir, 'train', encodeIdx(synthetic(5).images), encodeIdx(synthetic(4).labels), true), /5 images but 4 labels/],
+      ['size', (dir) => writeSplit(dir, 'train', encodeIdx(synthetic(3, 14, 14).images), encodeIdx(synthetic(3).labels), true), /14×14, expected 28×28/],
       [
         'label range',
-        (dir) =>
-          writeSplit(
-            dir,
-            'train',
-            encodeIdx(synthetic(2).images),
-            encodeIdx({ dtype: 'uint8', shape: [2], data: Uint8Array.of(3, 10) }),
-            false,
-          ),
+        (dir) => writeSplit(dir, 'train', encodeIdx(synthetic(2).images), encodeIdx({ dtype: 'uint8', shape: [2], data: Uint8Array.of(3, 10) }), false),
         /label 10 at example 1 is not in \[0, 10\)/,
       ],
       [
         'label rank',
-        (dir) =>
-          writeSplit(
-            dir,
-            'train',
-            encodeIdx(synthetic(2).images),
-            encodeIdx({ dtype: 'uint8', shape: [2, 1], data: Uint8Array.of(3, 1) }),
-            false,
-          ),
+        (dir) => writeSplit(dir, 'train', encodeIdx(synthetic(2).images), encodeIdx({ dtype: 'uint8', shape: [2, 1], data: Uint8Array.of(3, 1) }), false),
         /labels must be a rank-1 uint8/,
       ],
       [

@@ -14,9 +14,7 @@ describe('Rng', () => {
     expect(draw(1)).toEqual(draw(1));
     const a = new Rng(1);
     const b = new Rng(2);
-    expect(Array.from({ length: 4 }, () => a.nextUint32())).not.toEqual(
-      Array.from({ length: 4 }, () => b.nextUint32()),
-    );
+    expect(Array.from({ length: 4 }, () => a.nextUint32())).not.toEqual(Array.from({ length: 4 }, () => b.nextUint32()));
     // Large and negative seeds are distinct streams too.
     expect(new Rng(2 ** 40).nextUint32()).not.toBe(new Rng(0).nextUint32());
     expect(new Rng(-1).nextUint32()).not.toBe(new Rng(1).nextUint32());
@@ -62,14 +60,7 @@ describe('Rng', () => {
 
   it('deriveSeed separates paths and is stable', () => {
     expect(deriveSeed(1, 2, 3)).toBe(deriveSeed(1, 2, 3));
-    const seeds = new Set([
-      deriveSeed(1),
-      deriveSeed(1, 0),
-      deriveSeed(1, 1),
-      deriveSeed(1, 0, 0),
-      deriveSeed(2, 0),
-      deriveSeed(1, 0, 1),
-    ]);
+    const seeds = new Set([deriveSeed(1), deriveSeed(1, 0), deriveSeed(1, 1), deriveSeed(1, 0, 0), deriveSeed(2, 0), deriveSeed(1, 0, 1)]);
     expect(seeds.size).toBe(6);
   });
 });
@@ -84,8 +75,7 @@ describe('batchIterator', () => {
   });
 
   it('dropLast keeps shapes fixed; epochs reshuffle; same seed → same order', () => {
-    const run = (seed: number) =>
-      [...batchIterator({ n: 10, batchSize: 4, seed, dropLast: true, epochs: 3 })].map((b) => Array.from(b));
+    const run = (seed: number) => [...batchIterator({ n: 10, batchSize: 4, seed, dropLast: true, epochs: 3 })].map((b) => Array.from(b));
     const a = run(3);
     expect(a.length).toBe(6);
     expect(a.every((b) => b.length === 4)).toBe(true);
@@ -96,16 +86,10 @@ describe('batchIterator', () => {
   });
 
   it('unshuffled order, endless streams and argument checks', () => {
-    expect([...batchIterator({ n: 5, batchSize: 2, seed: 0, shuffle: false })].map((b) => Array.from(b))).toEqual([
-      [0, 1],
-      [2, 3],
-      [4],
-    ]);
+    expect([...batchIterator({ n: 5, batchSize: 2, seed: 0, shuffle: false })].map((b) => Array.from(b))).toEqual([[0, 1], [2, 3], [4]]);
     const endless = batchIterator({ n: 3, batchSize: 2, seed: 0, epochs: Infinity });
     for (let i = 0; i < 100; i++) expect(endless.next().done).toBe(false);
-    expect(() => [...batchIterator({ n: 3, batchSize: 4, seed: 0, dropLast: true, epochs: Infinity })]).toThrow(
-      /would hang/,
-    );
+    expect(() => [...batchIterator({ n: 3, batchSize: 4, seed: 0, dropLast: true, epochs: Infinity })]).toThrow(/would hang/);
     expect(() => [...batchIterator({ n: 3, batchSize: 0, seed: 0 })]).toThrow(/batchSize/);
   });
 });

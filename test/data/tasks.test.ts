@@ -12,21 +12,8 @@ import {
   toyValLoss,
 } from '../../packages/models/src/data/evograd-toy';
 import { Rng } from '../../packages/models/src/data/random';
-import {
-  applyScaler,
-  fitRegressionScaling,
-  fitStandardScaler,
-  invertScaler,
-  scaleRegressionData,
-} from '../../packages/models/src/data/scaling';
-import {
-  alpineFamily,
-  cosMixtureFamily,
-  sampleEpisode,
-  sampleMetaBatch,
-  sampleTasks,
-  sinusoidFamily,
-} from '../../packages/models/src/data/tasks';
+import { applyScaler, fitRegressionScaling, fitStandardScaler, invertScaler, scaleRegressionData } from '../../packages/models/src/data/scaling';
+import { alpineFamily, cosMixtureFamily, sampleEpisode, sampleMetaBatch, sampleTasks, sinusoidFamily } from '../../packages/models/src/data/tasks';
 
 describe('EvoGrad 1-D toy', () => {
   it('x*(λ) minimises f_T and the hypergradient matches central differences of f_V(x*(λ))', () => {
@@ -161,9 +148,7 @@ describe('regression task families', () => {
 
     const batch = sampleMetaBatch(sinusoidFamily, { metaBatch: 10, nSupport: 10, nQuery: 10, seed: 5 });
     expect(batch.tasks.length).toBe(10);
-    expect([batch.support.batch, batch.support.n, batch.support.x.length, batch.query.y.length]).toEqual([
-      10, 10, 100, 100,
-    ]);
+    expect([batch.support.batch, batch.support.n, batch.support.x.length, batch.query.y.length]).toEqual([10, 10, 100, 100]);
     // Row b of the stacked batch belongs to task b.
     const t3 = batch.tasks[3];
     for (let i = 0; i < 10; i++) {

@@ -2,14 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../packages/models/src/data/random';
-import {
-  corruptLabels,
-  downsample2x,
-  meanStd,
-  normalise,
-  rotate,
-  rotationTheta,
-} from '../../packages/models/src/data/transforms';
+import { corruptLabels, downsample2x, meanStd, normalise, rotate, rotationTheta } from '../../packages/models/src/data/transforms';
 
 interface RotationCase {
   height: number;
@@ -55,9 +48,7 @@ describe('rotate', () => {
       const back = rotate(rotated, size, size, -90);
       for (let k = 0; k < 3; k++) {
         const image = images.subarray(k * size * size, (k + 1) * size * size);
-        expect(
-          maxAbsDiff(rotated.subarray(k * size * size, (k + 1) * size * size), rot90ccw(image, size)),
-        ).toBeLessThan(1e-6);
+        expect(maxAbsDiff(rotated.subarray(k * size * size, (k + 1) * size * size), rot90ccw(image, size))).toBeLessThan(1e-6);
       }
       expect(maxAbsDiff(back, images)).toBeLessThan(1e-6);
       expect(maxAbsDiff(rotate(images, size, size, 0), images)).toBe(0);
@@ -167,14 +158,10 @@ describe('corruptLabels', () => {
     expect(Array.from(a)).toEqual(Array.from(b));
     expect(Array.from(a)).not.toEqual(Array.from(c));
     expect(Array.from(clean)).toEqual(Array.from(copy));
-    expect(Array.from(corruptLabels(clean, { kind: 'flip', rate: 0, numClasses: 10, seed: 1 }))).toEqual(
-      Array.from(clean),
-    );
+    expect(Array.from(corruptLabels(clean, { kind: 'flip', rate: 0, numClasses: 10, seed: 1 }))).toEqual(Array.from(clean));
     const all = corruptLabels(clean, { kind: 'flip', rate: 1, numClasses: 10, seed: 1 });
     expect(all.every((label, i) => label === (clean[i] + 1) % 10)).toBe(true);
     expect(() => corruptLabels([0, 12], { kind: 'flip', rate: 0.1, numClasses: 10, seed: 1 })).toThrow(/label 12 at 1/);
-    expect(() => corruptLabels(clean, { kind: 'flip', rate: 1.5, numClasses: 10, seed: 1 })).toThrow(
-      /rate must be in \[0, 1\]/,
-    );
+    expect(() => corruptLabels(clean, { kind: 'flip', rate: 1.5, numClasses: 10, seed: 1 })).toThrow(/rate must be in \[0, 1\]/);
   });
 });

@@ -26,15 +26,10 @@ describe('README quick start (library)', () => {
   it('runs as a script and moves log λ away from its start', async () => {
     const stdout = await new Promise<string>((resolve, reject) => {
       // A fresh process, as a reader would run it (`npx tsx examples/library/quick-start.ts`).
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', examplePath],
-        { cwd: root, timeout: 60_000 },
-        (err, out, errOut) => {
-          if (err) reject(new Error(`${err.message}\n${errOut}`));
-          else resolve(out);
-        },
-      );
+      execFile(process.execPath, ['--import', 'tsx', examplePath], { cwd: root, timeout: 60_000 }, (err, out, errOut) => {
+        if (err) reject(new Error(`${err.message}\n${errOut}`));
+        else resolve(out);
+      });
     });
     const m = /log λ: (-?[\d.]+) → (-?[\d.]+), validation MSE ([\d.]+)/.exec(stdout);
     expect(m, `unexpected output: ${stdout}`).not.toBeNull();
@@ -51,13 +46,7 @@ describe('API reference configuration', () => {
       out: string;
       packageOptions: { entryPoints: string[] };
     };
-    expect([...config.entryPoints].sort()).toEqual([
-      'packages/autograd',
-      'packages/kernels-wgsl',
-      'packages/meta',
-      'packages/models',
-      'packages/tensor',
-    ]);
+    expect([...config.entryPoints].sort()).toEqual(['packages/autograd', 'packages/kernels-wgsl', 'packages/meta', 'packages/models', 'packages/tensor']);
     expect(config.packageOptions.entryPoints).toEqual(['src/index.ts']);
     for (const dir of config.entryPoints) expect(existsSync(`${root}${dir}/src/index.ts`), dir).toBe(true);
     expect(config.out).toBe('docs/api');

@@ -31,9 +31,7 @@ describe('E5 full set-up', () => {
     expect(E5_FULL.testTasks).toBe(1000);
     expect(E5_FULL.tune?.gammas).toEqual([0.9, 0.99, 0.999, 0.9999]);
     const keys = e5Methods(E5_FULL).map((m) => m.key);
-    expect(keys).toEqual(
-      expect.arrayContaining(['fo', 'oneStep', 'drmad', 'neumann', `hyperdistill${E5_TUNED_GAMMA}`]),
-    );
+    expect(keys).toEqual(expect.arrayContaining(['fo', 'oneStep', 'drmad', 'neumann', `hyperdistill${E5_TUNED_GAMMA}`]));
     expect(keys.filter((k) => k.startsWith('hyperdistill'))).toHaveLength(1);
     expect(E5_QUICK.tune).toBeNull();
     expect(E5_QUICK.seeds).toEqual([0]);
@@ -53,9 +51,7 @@ describe('E5 full set-up', () => {
             mse: 0.5 + 0.1 * i,
             perTask: [0.5 + 0.1 * i + 0.01 * seed, 0.6 + 0.1 * i],
             valMse: null,
-            records: [
-              { m: 1, valLoss: 1, updates: 1, jvps: 0, hvps: 0, fitJvps: 0, ms: 1, peakBytes: 1, method: k, seed },
-            ],
+            records: [{ m: 1, valLoss: 1, updates: 1, jvps: 0, hvps: 0, fitJvps: 0, ms: 1, peakBytes: 1, method: k, seed }],
             cosines: [],
             theta: NaN,
           }),

@@ -1,13 +1,6 @@
 /** @file The bootstrap intervals and marks: coverage of a known mean, pairing, determinism, named errors. */
 import { describe, expect, it } from 'vitest';
-import {
-  allPairs,
-  formatInterval,
-  markDiff,
-  markGoal,
-  meanInterval,
-  pairedDiff,
-} from '../../packages/experiments/src/intervals';
+import { allPairs, formatInterval, markDiff, markGoal, meanInterval, pairedDiff } from '../../packages/experiments/src/intervals';
 
 /** Box–Muller normals from a fixed LCG, so the test data never change. */
 function normals(n: number, seed: number): number[] {

@@ -6,23 +6,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  DASHES,
-  groupedBars,
-  lineChart,
-  logDomain,
-  scatter,
-  sideBySide,
-  type Row,
-  type VegaLiteSpec,
-} from '@metagrad/experiments';
+import { DASHES, groupedBars, lineChart, logDomain, scatter, sideBySide, type Row, type VegaLiteSpec } from '@metagrad/experiments';
 import { renderSvg } from '../../apps/cli/src/render-figure';
 
-type Enc = Record<
-  string,
-  | { field?: string; scale?: Record<string, unknown>; axis?: Record<string, unknown> | null; legend?: unknown }
-  | undefined
->;
+type Enc = Record<string, { field?: string; scale?: Record<string, unknown>; axis?: Record<string, unknown> | null; legend?: unknown } | undefined>;
 
 /** The encodings of a spec's layers (the line layer last but the rule's). */
 function layers(spec: VegaLiteSpec): { encoding: Enc }[] {
@@ -49,9 +36,7 @@ function axisLabels(svg: string, title: string): string[] {
 }
 
 const steps = (n: number, methods: string[]): Row[] =>
-  methods.flatMap((method, k) =>
-    Array.from({ length: n }, (_, i) => ({ step: i + 1, loss: (k + 1) / (i + 1), method })),
-  );
+  methods.flatMap((method, k) => Array.from({ length: n }, (_, i) => ({ step: i + 1, loss: (k + 1) / (i + 1), method })));
 
 describe('axes that count get whole-number ticks', () => {
   it('an x axis of integers (steps, inner optimisations): tickMinStep 1 and an integer format, no 1.5 between', async () => {
@@ -84,21 +69,14 @@ describe('axes that count get whole-number ticks', () => {
     expect(lineEncoding(spec).x?.axis).toMatchObject({ tickMinStep: 1 });
     for (const label of axisLabels(await renderSvg(spec), 'inner steps')) expect(label).toMatch(/^\d+$/);
     const big = [4096, 16384, 65536, 262144].map((elements) => ({ elements, ms: elements / 1000 }));
-    const bigLabels = axisLabels(
-      await renderSvg(lineChart({ title: 't', data: big, x: 'elements', y: 'ms', logX: true, logY: true })),
-      'elements',
-    );
+    const bigLabels = axisLabels(await renderSvg(lineChart({ title: 't', data: big, x: 'elements', y: 'ms', logX: true, logY: true })), 'elements');
     for (const label of bigLabels) expect(label).toMatch(/^\d{1,3}(,\d{3})*$/);
   });
 
   it('a measured x (λ, a loss) keeps Vega’s ticks; a y can be marked as counting', () => {
     const data = [0.1, 0.5, 1.2, 2].map((lambda) => ({ lambda, value: lambda / 3 }));
     expect(lineEncoding(lineChart({ title: 't', data, x: 'lambda', y: 'value' })).x?.axis).toBeUndefined();
-    expect(
-      lineEncoding(
-        lineChart({ title: 't', data, x: { field: 'lambda', integer: false }, y: { field: 'value', integer: true } }),
-      ).y?.axis,
-    ).toEqual({
+    expect(lineEncoding(lineChart({ title: 't', data, x: { field: 'lambda', integer: false }, y: { field: 'value', integer: true } })).y?.axis).toEqual({
       tickMinStep: 1,
       format: ',d',
     });
@@ -144,21 +122,18 @@ describe('log axes stay within the decades around the data', () => {
     [[10, 20, 50, 100], 10, 100],
     [[2.1e-5, 3.2e-3, 0.17], 1e-5, 1],
     [[0.002, 0.002], 0.001, 0.01],
-  ])(
-    'data %j: domain covers it, within [decade below, decade above], no wider than needed',
-    (values, decadeLo, decadeHi) => {
-      const [lo, hi] = logDomain(values)!;
-      const min = Math.min(...values);
-      const max = Math.max(...values);
-      expect(lo).toBeLessThanOrEqual(min);
-      expect(hi).toBeGreaterThanOrEqual(max);
-      expect(lo).toBeGreaterThanOrEqual(decadeLo * (1 - 1e-12));
-      expect(hi).toBeLessThanOrEqual(decadeHi * (1 + 1e-12));
-      // The padding is a few per cent of the span in log units (or ×1.5 around a single value).
-      const span = Math.log10(max / min) || Math.log10(2.25);
-      expect(Math.log10(hi / lo)).toBeLessThanOrEqual(span * 1.1 + 1e-9);
-    },
-  );
+  ])('data %j: domain covers it, within [decade below, decade above], no wider than needed', (values, decadeLo, decadeHi) => {
+    const [lo, hi] = logDomain(values)!;
+    const min = Math.min(...values);
+    const max = Math.max(...values);
+    expect(lo).toBeLessThanOrEqual(min);
+    expect(hi).toBeGreaterThanOrEqual(max);
+    expect(lo).toBeGreaterThanOrEqual(decadeLo * (1 - 1e-12));
+    expect(hi).toBeLessThanOrEqual(decadeHi * (1 + 1e-12));
+    // The padding is a few per cent of the span in log units (or ×1.5 around a single value).
+    const span = Math.log10(max / min) || Math.log10(2.25);
+    expect(Math.log10(hi / lo)).toBeLessThanOrEqual(span * 1.1 + 1e-9);
+  });
 
   it('the spec carries the tight domain with nice off, for lines, bands, rules, scatter and bars', async () => {
     const data = [0.48, 0.52, 0.62].map((v, i) => ({ step: i, v, lo: v * 0.95, hi: v * 1.05, method: 'A-MAML' }));
@@ -226,9 +201,7 @@ describe('one colour per method, a dash per variant', () => {
 
   it('five methods in two variants: five colours, two dashes, one legend entry per method and per variant', async () => {
     const methods = ['adjoint-heun', 'adjoint-euler', 'backprop-euler', 'EvoGrad', 'T1-T2'];
-    const data = methods.flatMap((method) =>
-      ['T=1', 'T=2'].flatMap((horizon) => steps(4, [method]).map((r) => ({ ...r, horizon }))),
-    );
+    const data = methods.flatMap((method) => ['T=1', 'T=2'].flatMap((horizon) => steps(4, [method]).map((r) => ({ ...r, horizon }))));
     const spec = lineChart({
       title: 't',
       data,
@@ -250,9 +223,7 @@ describe('one colour per method, a dash per variant', () => {
     const labels = texts(svg);
     for (const label of [...methods, 'T=1', 'T=2', 'horizon']) expect(labels).toContain(label);
     // The dash legend's swatches are drawn (Vega-Lite leaves them without a stroke unless told).
-    const swatches = [...svg.matchAll(/role-legend-symbol[^>]*><path[^>]*>/g)]
-      .map((m) => m[0])
-      .filter((p) => p.includes('stroke-dasharray'));
+    const swatches = [...svg.matchAll(/role-legend-symbol[^>]*><path[^>]*>/g)].map((m) => m[0]).filter((p) => p.includes('stroke-dasharray'));
     expect(swatches.length).toBeGreaterThanOrEqual(2);
     for (const swatch of swatches.slice(-2)) expect(swatch).toMatch(/stroke="#555"/);
     // No combined "method, T=1" entries: ten of those took ten colours.
@@ -283,9 +254,7 @@ describe('one colour per method, a dash per variant', () => {
     const svg = await renderSvg(spec);
     expect(lineStyles(svg).colours.size).toBe(2);
 
-    const seeds = [0, 1, 2].flatMap((seed) =>
-      steps(3, ['evograd', 't1-t2']).map((r) => ({ ...r, seed, loss: Number(r.loss) + seed })),
-    );
+    const seeds = [0, 1, 2].flatMap((seed) => steps(3, ['evograd', 't1-t2']).map((r) => ({ ...r, seed, loss: Number(r.loss) + seed })));
     const bySeed = lineChart({ title: 't', data: seeds, x: 'step', y: 'loss', series: 'method', detail: 'seed' });
     expect(lineEncoding(bySeed).detail).toMatchObject({ field: 'seed' });
     const seedSvg = await renderSvg(bySeed);
@@ -310,9 +279,7 @@ describe('one colour per method, a dash per variant', () => {
     for (const m of methods) expect(texts(svg)).toContain(m);
     const seeds = groupedBars({
       title: 't',
-      data: ['baseline', 't1-t2'].flatMap((method) =>
-        [0, 1].map((seed) => ({ method, seed: `seed ${seed}`, acc: 60 + seed })),
-      ),
+      data: ['baseline', 't1-t2'].flatMap((method) => [0, 1].map((seed) => ({ method, seed: `seed ${seed}`, acc: 60 + seed }))),
       category: 'method',
       group: 'seed',
       color: 'method',

@@ -63,8 +63,7 @@ describe('E5 summary from per-seed JSON', () => {
           label: key,
           mse: perTask.reduce((a, b) => a + b, 0) / perTask.length,
           perTask,
-          valMse:
-            withVal && key.startsWith('hyperdistill') ? offset[key] + (key === 'hyperdistill0.99' ? -0.5 : 0) : null,
+          valMse: withVal && key.startsWith('hyperdistill') ? offset[key] + (key === 'hyperdistill0.99' ? -0.5 : 0) : null,
           records: [1, 2].map((m) => ({
             m,
             valLoss: offset[key],
@@ -130,12 +129,8 @@ describe('E5 summary from per-seed JSON', () => {
       json: JSON.parse(JSON.stringify(seedJson(s, false))),
     }));
     const res = await hyperdistillSinusoidSection.summarise(perSeed, ctx());
-    expect((res.json as { hyperdistill: { key: string; how: string } }).hyperdistill.how).toBe(
-      'configured (no meta-validation)',
-    );
-    expect((res.json as { hyperdistill: { key: string } }).hyperdistill.key).toBe(
-      `hyperdistill${E5_QUICK.reportGamma}`,
-    );
+    expect((res.json as { hyperdistill: { key: string; how: string } }).hyperdistill.how).toBe('configured (no meta-validation)');
+    expect((res.json as { hyperdistill: { key: string } }).hyperdistill.key).toBe(`hyperdistill${E5_QUICK.reportGamma}`);
     expect(res.summary.some((r) => /time per inner/.test(r.metric))).toBe(false);
   });
 });
@@ -163,10 +158,7 @@ describe('E7 summary from per-seed JSON', () => {
           const perTask = tasks.map((t) => base + t + 0.005 * r());
           const nrmse = perTask.reduce((a, b) => a + b, 0) / perTask.length;
           res.final.push({ family, setting: '50shot-50val', method, nrmse, perTask });
-          res.curves.push(
-            { family, setting: '50shot-50val', method, step: 0, nrmse: 1 },
-            { family, setting: '50shot-50val', method, step: 10, nrmse },
-          );
+          res.curves.push({ family, setting: '50shot-50val', method, step: 0, nrmse: 1 }, { family, setting: '50shot-50val', method, step: 10, nrmse });
         }
       }
       return { seed, json: res };
@@ -186,9 +178,7 @@ describe('E7 summary from per-seed JSON', () => {
 
     // A diverged method (NaN test errors, null once through JSON) is left out of the intervals instead of failing the section.
     const broken = JSON.parse(JSON.stringify(perSeed)) as SeedRecord[];
-    for (const s of broken)
-      for (const f of (s.json as E7Result).final)
-        if (f.method === 'Reptile') f.perTask = f.perTask.map(() => null as unknown as number);
+    for (const s of broken) for (const f of (s.json as E7Result).final) if (f.method === 'Reptile') f.perTask = f.perTask.map(() => null as unknown as number);
     const partial = await amamlRegressionSection.summarise(broken, ctx());
     const pairs = (partial.json as { pairs: PairDiff[] }).pairs;
     expect(pairs.some((p) => p.a === 'Reptile' || p.b === 'Reptile')).toBe(false);
@@ -255,11 +245,7 @@ describe('E3 and E2 summaries from per-seed JSON', () => {
         seed,
         json: {
           convention: { plus: 0.01, minus: 0.2 },
-          runs: [
-            run('baseline', seed, 0, 0.7),
-            run('evograd', seed, 29 + seed, 0.86 + 0.01 * seed),
-            run('t1-t2', seed, 31, 0.87),
-          ],
+          runs: [run('baseline', seed, 0, 0.7), run('evograd', seed, 29 + seed, 0.86 + 0.01 * seed), run('t1-t2', seed, 31, 0.87)],
         },
       }));
     const three = await evogradRotationSection.summarise(perSeed([0, 1, 2]), ctx());

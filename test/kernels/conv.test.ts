@@ -48,11 +48,7 @@ async function checkCase({ x: xs, w: ws, opts }: Case, seed: number): Promise<vo
   const taps = ws[1] * ws[2] * ws[3];
   await expectNear(conv2d(x, w, opts), yr, taps);
   await expectNear(conv2dInputGrad(gy, w, xs, opts), ref.conv2dInputGrad(gyr, wr, xs, opts), ws[0] * ws[2] * ws[3]);
-  await expectNear(
-    conv2dFilterGrad(x, gy, ws, opts),
-    ref.conv2dFilterGrad(xr, gyr, ws, opts),
-    yr.shape[0] * yr.shape[2] * yr.shape[3],
-  );
+  await expectNear(conv2dFilterGrad(x, gy, ws, opts), ref.conv2dFilterGrad(xr, gyr, ws, opts), yr.shape[0] * yr.shape[2] * yr.shape[3]);
   [x, w, gy].forEach((t) => t.dispose());
 }
 
@@ -61,10 +57,7 @@ const cases: [string, Case][] = [
   ['LeNet 5×5, O=6 (not a block multiple)', { x: [3, 1, 12, 12], w: [6, 1, 5, 5], opts: {} }],
   ['3×3 same padding', { x: [2, 5, 9, 7], w: [11, 5, 3, 3], opts: { padding: 1 } }],
   ['stride 2, padding 1', { x: [2, 3, 11, 10], w: [4, 3, 3, 3], opts: { stride: 2, padding: 1 } }],
-  [
-    'non-square stride/padding/kernel',
-    { x: [1, 2, 13, 9], w: [3, 2, 4, 2], opts: { stride: [3, 2], padding: [2, 1] } },
-  ],
+  ['non-square stride/padding/kernel', { x: [1, 2, 13, 9], w: [3, 2, 4, 2], opts: { stride: [3, 2], padding: [2, 1] } }],
   ['dilation', { x: [2, 2, 10, 12], w: [5, 2, 3, 3], opts: { dilation: [2, 3], padding: [1, 2] } }],
   ['groups', { x: [2, 6, 8, 8], w: [9, 2, 3, 3], opts: { groups: 3, padding: 1 } }],
   ['depthwise stride 2', { x: [1, 4, 9, 9], w: [4, 1, 3, 3], opts: { groups: 4, stride: 2 } }],
@@ -74,14 +67,8 @@ const cases: [string, Case][] = [
   // Row kernel: whole 14-px rows × 16 channels, and rows split over two pixel blocks (28 → 2 × 14 at 16 channels).
   ['3×3 whole rows, 32 channels (row kernel)', { x: [2, 16, 16, 16], w: [32, 16, 3, 3], opts: {} }],
   ['5×5 same padding, 28-px rows in two blocks', { x: [2, 2, 28, 28], w: [16, 2, 5, 5], opts: { padding: 2 } }],
-  [
-    'padding beyond the filter (negative transposed padding)',
-    { x: [1, 2, 5, 6], w: [3, 2, 2, 2], opts: { padding: 2 } },
-  ],
-  [
-    'very wide dilated filter (direct kernel fallback)',
-    { x: [1, 2, 3, 90], w: [3, 2, 1, 5], opts: { dilation: [1, 20] } },
-  ],
+  ['padding beyond the filter (negative transposed padding)', { x: [1, 2, 5, 6], w: [3, 2, 2, 2], opts: { padding: 2 } }],
+  ['very wide dilated filter (direct kernel fallback)', { x: [1, 2, 3, 90], w: [3, 2, 1, 5], opts: { dilation: [1, 20] } }],
 ];
 
 describe('conv2d family vs reference', () => {

@@ -29,8 +29,7 @@ function expectClose(got: RefTensor, want: RefTensor, rtol = 1e-5, atol = 1e-6, 
       continue;
     }
     if (x === y) continue;
-    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y)))
-      expect.fail(`${what} element ${i}: got ${x}, want ${y} (shape ${JSON.stringify(want.shape)})`);
+    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y))) expect.fail(`${what} element ${i}: got ${x}, want ${y} (shape ${JSON.stringify(want.shape)})`);
   }
 }
 
@@ -117,8 +116,7 @@ describe('binary', () => {
       for (const [sa, sb] of [cases[k % cases.length], cases[(k + 2) % cases.length]]) {
         const a = randRef(sa, sa.length * 7 + 1, op === 'pow' ? 0.1 : -3, 3);
         const b = randRef(sb, sb.length * 5 + 2);
-        if (COMPARE.includes(op as ops.CompareOpName))
-          for (let i = 0; i < b.data.length; i += 3) b.data[i] = a.data[i % a.data.length];
+        if (COMPARE.includes(op as ops.CompareOpName)) for (let i = 0; i < b.data.length; i += 3) b.data[i] = a.data[i % a.data.length];
         const got = await download(ops.binary(op, upload(a), upload(b)));
         const want = (ref as unknown as Record<string, (a: RefTensor, b: RefTensor) => RefTensor>)[op](a, b);
         expectClose(got, want, 1e-5, 1e-6, `${op} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`);
@@ -146,13 +144,7 @@ describe('binary', () => {
     for (const op of ['add', 'sub', 'mul', 'lt', 'eq', 'maximum'] as const) {
       const out = ops.binary(op, ai, bi);
       expect(out.dtype).toBe(COMPARE.includes(op as ops.CompareOpName) ? 'f32' : 'i32');
-      expectClose(
-        await download(out),
-        (ref as unknown as Record<string, (a: RefTensor, b: RefTensor) => RefTensor>)[op](a, b),
-        0,
-        0,
-        op,
-      );
+      expectClose(await download(out), (ref as unknown as Record<string, (a: RefTensor, b: RefTensor) => RefTensor>)[op](a, b), 0, 0, op);
     }
     const bf = upload(b);
     expect(() => ops.add(ai, bf)).toThrow(DTypeError);
@@ -226,9 +218,7 @@ describe('binary', () => {
     const dim = fc.oneof(fc.constant(1), fc.integer({ min: 0, max: 5 }));
     const arb = fc
       .array(fc.tuple(dim, fc.boolean(), fc.boolean()), { minLength: 0, maxLength: 7 })
-      .chain((dims) =>
-        fc.tuple(fc.constant(dims), fc.integer({ min: 0, max: dims.length }), fc.constantFrom(...BINARY, ...COMPARE)),
-      );
+      .chain((dims) => fc.tuple(fc.constant(dims), fc.integer({ min: 0, max: dims.length }), fc.constantFrom(...BINARY, ...COMPARE)));
     await fc.assert(
       fc.asyncProperty(arb, async ([dims, drop, op]) => {
         const sa = dims.map(([d, keepA]) => (keepA ? d : 1));
@@ -285,7 +275,6 @@ describe('where and cast', () => {
       expectClose(await download(out), ref.cast(x, to, 'f32'), 0, 0, `f32→${to}`);
     }
     const xi = { shape: [4], data: Float64Array.from([-1, 0, 7, -2147483648]) };
-    for (const to of ['u32', 'f32', 'i32'] as const)
-      expectClose(await download(ops.cast(upload(xi, 'i32'), to)), ref.cast(xi, to, 'i32'), 0, 0, `i32→${to}`);
+    for (const to of ['u32', 'f32', 'i32'] as const) expectClose(await download(ops.cast(upload(xi, 'i32'), to)), ref.cast(xi, to, 'i32'), 0, 0, `i32→${to}`);
   });
 });

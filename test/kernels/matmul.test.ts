@@ -48,13 +48,7 @@ function randomRef(shape: number[]): RefTensor {
   return { shape, data };
 }
 
-async function check(
-  shapeA: number[],
-  shapeB: number[],
-  transA: boolean,
-  transB: boolean,
-  variant: MatmulVariant | undefined,
-) {
+async function check(shapeA: number[], shapeB: number[], transA: boolean, transB: boolean, variant: MatmulVariant | undefined) {
   const A = randomRef(shapeA);
   const B = randomRef(shapeB);
   const want = refMatmul(A, B, { transA, transB });
@@ -67,9 +61,7 @@ async function check(
   const tol = 1e-6 + 3e-7 * K;
   for (let i = 0; i < got.length; i++) {
     if (!(Math.abs(got[i] - want.data[i]) <= tol)) {
-      throw new Error(
-        `${JSON.stringify({ shapeA, shapeB, transA, transB, variant })}: element ${i} is ${got[i]}, want ${want.data[i]}`,
-      );
+      throw new Error(`${JSON.stringify({ shapeA, shapeB, transA, transB, variant })}: element ${i} is ${got[i]}, want ${want.data[i]}`);
     }
   }
   a.dispose();
@@ -91,10 +83,7 @@ const batches = fc
       fc.nat(common.length),
     ),
   )
-  .map(([common, oneA, oneB, dropA, dropB]) => [
-    common.map((d, i) => (oneA[i] ? 1 : d)).slice(dropA),
-    common.map((d, i) => (oneB[i] ? 1 : d)).slice(dropB),
-  ]);
+  .map(([common, oneA, oneB, dropA, dropB]) => [common.map((d, i) => (oneA[i] ? 1 : d)).slice(dropA), common.map((d, i) => (oneB[i] ? 1 : d)).slice(dropB)]);
 
 const cases = fc.record({ M: dim, N: dim, K: dim, transA: fc.boolean(), transB: fc.boolean(), batch: batches });
 
@@ -156,24 +145,14 @@ describe('matmul matches the float64 reference', () => {
 
   it('K = 0 gives zeros, empty outputs are fine, and temporaries are released', async () => {
     const before = device.memory().liveTensors;
-    const c = matmul(
-      tensor(new Float32Array(0), [3, 0], 'f32', device),
-      tensor(new Float32Array(0), [0, 5], 'f32', device),
-    );
+    const c = matmul(tensor(new Float32Array(0), [3, 0], 'f32', device), tensor(new Float32Array(0), [0, 5], 'f32', device));
     expect(Array.from(await c.toArray())).toEqual(new Array(15).fill(0));
-    const e = matmul(
-      tensor(new Float32Array(0), [0, 3, 4], 'f32', device),
-      tensor(new Float32Array(12), [4, 3], 'f32', device),
-    );
+    const e = matmul(tensor(new Float32Array(0), [0, 3, 4], 'f32', device), tensor(new Float32Array(12), [4, 3], 'f32', device));
     expect(e.shape).toEqual([0, 3, 3]);
-    const r = matmul(
-      tensor(new Float32Array(15), [3, 5], 'f32', device),
-      tensor(new Float32Array(35), [7, 5], 'f32', device),
-      {
-        transB: true,
-        variant: VARIANTS['register 8x16'],
-      },
-    );
+    const r = matmul(tensor(new Float32Array(15), [3, 5], 'f32', device), tensor(new Float32Array(35), [7, 5], 'f32', device), {
+      transB: true,
+      variant: VARIANTS['register 8x16'],
+    });
     expect(r.shape).toEqual([3, 7]);
     await r.toArray();
     // Three results plus six inputs stay alive; the packed temporaries were disposed.

@@ -102,20 +102,15 @@ describe('permute / transpose', () => {
 describe('expand', () => {
   it('matches the reference for random broadcastable targets', async () => {
     await fc.assert(
-      fc.asyncProperty(
-        shapeArb,
-        fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 2 }),
-        fc.integer(),
-        async (target, lead, seed) => {
-          const r = rng(seed);
-          const src = target.map((d) => (r() < 0.5 ? 1 : d));
-          const xr = rand(src, seed);
-          const x = up(xr);
-          const shape = [...lead, ...target];
-          await expectSame(ops.expand(x, shape), ref.expand(xr, shape));
-          x.dispose();
-        },
-      ),
+      fc.asyncProperty(shapeArb, fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 2 }), fc.integer(), async (target, lead, seed) => {
+        const r = rng(seed);
+        const src = target.map((d) => (r() < 0.5 ? 1 : d));
+        const xr = rand(src, seed);
+        const x = up(xr);
+        const shape = [...lead, ...target];
+        await expectSame(ops.expand(x, shape), ref.expand(xr, shape));
+        x.dispose();
+      }),
       runs,
     );
   });
@@ -155,21 +150,14 @@ describe('slice', () => {
 describe('pad', () => {
   it('matches the reference with random (also negative) pads', async () => {
     await fc.assert(
-      fc.asyncProperty(
-        nonEmptyShapeArb,
-        fc.integer(),
-        fc.double({ min: -5, max: 5, noNaN: true }),
-        async (shape, seed, value) => {
-          const r = rng(seed);
-          const pads = shape.map(
-            (d) => [Math.floor(r() * 4) - Math.min(1, d - 1), Math.floor(r() * 3)] as [number, number],
-          );
-          const xr = rand(shape, seed);
-          const x = up(xr);
-          await expectSame(ops.pad(x, pads, value), ref.pad(xr, pads, Math.fround(value)));
-          x.dispose();
-        },
-      ),
+      fc.asyncProperty(nonEmptyShapeArb, fc.integer(), fc.double({ min: -5, max: 5, noNaN: true }), async (shape, seed, value) => {
+        const r = rng(seed);
+        const pads = shape.map((d) => [Math.floor(r() * 4) - Math.min(1, d - 1), Math.floor(r() * 3)] as [number, number]);
+        const xr = rand(shape, seed);
+        const x = up(xr);
+        await expectSame(ops.pad(x, pads, value), ref.pad(xr, pads, Math.fround(value)));
+        x.dispose();
+      }),
       runs,
     );
   });

@@ -3,13 +3,7 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
 // Source imports (not the package index) so this file only depends on the modules it tests.
-import {
-  maxPool2d,
-  maxPool2dBackward,
-  avgPool2d,
-  avgPool2dBackward,
-  type Pool2dOptions,
-} from '../../packages/tensor/src/ops/pool';
+import { maxPool2d, maxPool2dBackward, avgPool2d, avgPool2dBackward, type Pool2dOptions } from '../../packages/tensor/src/ops/pool';
 import { tensor } from '../../packages/tensor/src/ops/creation';
 import type { Device } from '../../packages/tensor/src/device';
 import type { Tensor } from '../../packages/tensor/src/tensor';

@@ -26,21 +26,11 @@ describe('Philox streams', () => {
       for (const offset of [0, 3]) {
         const shape = [3, 37];
         const opts = { offset, device };
-        expect(await values(ops.randomBits(shape, seed, opts))).toEqual(
-          Array.from(ref.randomBits(shape, seed, { offset }).data),
-        );
-        expect(await values(ops.uniform(shape, seed, opts))).toEqual(
-          Array.from(ref.uniform(shape, seed, { offset }).data),
-        );
-        expect(await values(ops.rademacher(shape, seed, opts))).toEqual(
-          Array.from(ref.rademacher(shape, seed, { offset }).data),
-        );
-        expect(await values(ops.bernoulli(shape, seed, 0.3, opts))).toEqual(
-          Array.from(ref.bernoulli(shape, seed, 0.3, { offset }).data),
-        );
-        expect(await values(ops.randint(shape, seed, -5, 17, opts))).toEqual(
-          Array.from(ref.randint(shape, seed, -5, 17, { offset }).data),
-        );
+        expect(await values(ops.randomBits(shape, seed, opts))).toEqual(Array.from(ref.randomBits(shape, seed, { offset }).data));
+        expect(await values(ops.uniform(shape, seed, opts))).toEqual(Array.from(ref.uniform(shape, seed, { offset }).data));
+        expect(await values(ops.rademacher(shape, seed, opts))).toEqual(Array.from(ref.rademacher(shape, seed, { offset }).data));
+        expect(await values(ops.bernoulli(shape, seed, 0.3, opts))).toEqual(Array.from(ref.bernoulli(shape, seed, 0.3, { offset }).data));
+        expect(await values(ops.randint(shape, seed, -5, 17, opts))).toEqual(Array.from(ref.randint(shape, seed, -5, 17, { offset }).data));
       }
     }
     // Extreme randint range and a [lo, hi] seed pair.

@@ -28,8 +28,7 @@ function expectClose(got: RefTensor, want: RefTensor, rtol = 1e-5, atol = 1e-5, 
       continue;
     }
     if (x === y) continue;
-    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y)))
-      expect.fail(`${what} element ${i}: got ${x}, want ${y} (shape ${JSON.stringify(want.shape)})`);
+    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y))) expect.fail(`${what} element ${i}: got ${x}, want ${y} (shape ${JSON.stringify(want.shape)})`);
   }
 }
 
@@ -41,13 +40,7 @@ async function checkAxes(op: AxesOp, x: RefTensor, axes: number[] | undefined, k
   const want = ref[op](x, axes, keepDims);
   // Tolerance scaled by the reduced count: f32 sums accumulate rounding.
   const n = Math.max(1, x.data.length / Math.max(1, want.data.length));
-  expectClose(
-    got,
-    want,
-    1e-5,
-    1e-6 * Math.sqrt(n) * 3,
-    `${op} ${JSON.stringify(x.shape)} axes=${JSON.stringify(axes)} keep=${keepDims}`,
-  );
+  expectClose(got, want, 1e-5, 1e-6 * Math.sqrt(n) * 3, `${op} ${JSON.stringify(x.shape)} axes=${JSON.stringify(axes)} keep=${keepDims}`);
 }
 
 describe('sum mean max min logsumexp', () => {
@@ -199,20 +192,8 @@ describe('softmax and logSoftmax', () => {
       [[7], 0],
     ] as [number[], number][]) {
       const x = randRef(shape, shape.length + axis, -10, 10);
-      expectClose(
-        await download(ops.softmax(upload(x), axis)),
-        ref.softmax(x, axis),
-        1e-5,
-        1e-7,
-        `softmax ${JSON.stringify(shape)} ${axis}`,
-      );
-      expectClose(
-        await download(ops.logSoftmax(upload(x), axis)),
-        ref.logSoftmax(x, axis),
-        1e-5,
-        1e-5,
-        `logSoftmax ${JSON.stringify(shape)} ${axis}`,
-      );
+      expectClose(await download(ops.softmax(upload(x), axis)), ref.softmax(x, axis), 1e-5, 1e-7, `softmax ${JSON.stringify(shape)} ${axis}`);
+      expectClose(await download(ops.logSoftmax(upload(x), axis)), ref.logSoftmax(x, axis), 1e-5, 1e-5, `logSoftmax ${JSON.stringify(shape)} ${axis}`);
     }
   });
 

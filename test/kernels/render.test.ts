@@ -82,13 +82,7 @@ const LAYOUTS: ElementwiseLayout[] = [
 /** Every kernel of the families on the renderer: each op × dtype once, each layout with add and where; reductions;
  * random; movement and the index-checked kernels; pooling; spatial resampling; convolution; matmul; optimiser updates. */
 function renderedSpecs(): KernelSpec[] {
-  const specs: KernelSpec[] = [
-    fillKernel({ dtype: 'f32' }),
-    fillKernel({ dtype: 'i32' }),
-    fillKernel({ dtype: 'u32' }),
-    axpyKernel(),
-    axpbyKernel(),
-  ];
+  const specs: KernelSpec[] = [fillKernel({ dtype: 'f32' }), fillKernel({ dtype: 'i32' }), fillKernel({ dtype: 'u32' }), axpyKernel(), axpbyKernel()];
   for (const op of UNARY_OP_NAMES) {
     specs.push(unaryKernel({ op, dtype: 'f32' }));
     if (INT_UNARY_OPS.includes(op)) specs.push(unaryKernel({ op, dtype: 'i32' }));
@@ -104,61 +98,29 @@ function renderedSpecs(): KernelSpec[] {
     if (layout.kind === 'strided') specs.push(whereKernel({ condDtype: 'f32', dtype: 'f32', layout }));
   }
   for (const condDtype of DTYPES)
-    for (const dtype of DTYPES)
-      specs.push(whereKernel({ condDtype, dtype, layout: { kind: 'vec4', operands: ['full', 'scalar', 'full'] } }));
+    for (const dtype of DTYPES) specs.push(whereKernel({ condDtype, dtype, layout: { kind: 'vec4', operands: ['full', 'scalar', 'full'] } }));
   for (const from of DTYPES) for (const to of DTYPES) specs.push(castKernel({ from, to }));
   for (const layout of ['row', 'col', 'col4'] as ReduceLayout[]) {
     for (const op of REDUCE_OP_NAMES) specs.push(reduceKernel({ op, layout }));
-    specs.push(
-      reduceKernel({ op: 'argmax', layout, indexInput: true }),
-      softmaxKernel({ log: false, layout }),
-      softmaxKernel({ log: true, layout }),
-    );
+    specs.push(reduceKernel({ op: 'argmax', layout, indexInput: true }), softmaxKernel({ log: false, layout }), softmaxKernel({ log: true, layout }));
   }
   specs.push(reduceKernel({ op: 'sum', layout: 'row', product: true }));
   for (const op of RANDOM_OP_NAMES) specs.push(randomKernel({ op }));
   specs.push(permutationKeysKernel(), bitonicStepKernel(), permutationIndicesKernel());
   for (let rank = 1; rank <= MOVEMENT_MAX_RANK; rank++) {
-    specs.push(
-      stridedCopyKernel({ rank, padded: false }),
-      stridedCopyKernel({ rank, padded: true }),
-      gatherKernel({ rank }),
-    );
-    for (let axis = 0; axis < rank; axis++)
-      specs.push(scatterAddKernel({ dtype: rank % 2 ? 'f32' : 'i32', rank, axis }));
+    specs.push(stridedCopyKernel({ rank, padded: false }), stridedCopyKernel({ rank, padded: true }), gatherKernel({ rank }));
+    for (let axis = 0; axis < rank; axis++) specs.push(scatterAddKernel({ dtype: rank % 2 ? 'f32' : 'i32', rank, axis }));
   }
   specs.push(blockCopyKernel(), indexSelectKernel(), oneHotKernel(), indexBoundsKernel());
-  specs.push(
-    maxPool2dKernel(),
-    maxPool2dBackwardKernel(),
-    maxPool2dBackwardTileKernel(),
-    avgPool2dKernel(),
-    avgPool2dBackwardKernel(),
-  );
-  specs.push(
-    affineGridKernel(),
-    gridSampleKernel(),
-    gridSampleInputGradScatterKernel(),
-    fixedPointToF32Kernel(),
-    gridSampleGridGradKernel(),
-  );
+  specs.push(maxPool2dKernel(), maxPool2dBackwardKernel(), maxPool2dBackwardTileKernel(), avgPool2dKernel(), avgPool2dBackwardKernel());
+  specs.push(affineGridKernel(), gridSampleKernel(), gridSampleInputGradScatterKernel(), fixedPointToF32Kernel(), gridSampleGridGradKernel());
   specs.push(convPackFilterKernel(), convSumSplitsKernel());
-  for (const mode of ['forward', 'inputGrad'] as const)
-    specs.push(conv2dDirectKernel({ mode, channelBlock: 8, pixelBlock: 4, unitStrideW: true }));
-  for (const flip of [false, true])
-    specs.push(conv2dRowKernel({ channelBlock: 4, pixelBlock: 8, kW: 3, sW: 1, dW: 1, flip }));
-  specs.push(
-    conv2dFilterGradKernel({ channelBlock: 4, tapBlock: 4 }),
-    conv2dFilterGradWindowKernel({ channelBlock: 4, kH: 3, kW: 3 }),
-  );
-  specs.push(
-    matmulKernel({ kind: 'simple' }),
-    matmulPackKernel({ transposed: false }),
-    matmulPackKernel({ transposed: true }),
-  );
+  for (const mode of ['forward', 'inputGrad'] as const) specs.push(conv2dDirectKernel({ mode, channelBlock: 8, pixelBlock: 4, unitStrideW: true }));
+  for (const flip of [false, true]) specs.push(conv2dRowKernel({ channelBlock: 4, pixelBlock: 8, kW: 3, sW: 1, dW: 1, flip }));
+  specs.push(conv2dFilterGradKernel({ channelBlock: 4, tapBlock: 4 }), conv2dFilterGradWindowKernel({ channelBlock: 4, kH: 3, kW: 3 }));
+  specs.push(matmulKernel({ kind: 'simple' }), matmulPackKernel({ transposed: false }), matmulPackKernel({ transposed: true }));
   for (const vecOut of [false, true])
-    for (const transB of [false, true])
-      specs.push(matmulKernel({ kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut, transB }));
+    for (const transB of [false, true]) specs.push(matmulKernel({ kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut, transB }));
   specs.push(matmulKernel({ kind: 'workgroup', tileM: 64, tileN: 64, tileK: 8, threadRows: 4, threadCols: 4 }));
   specs.push(sgdKernel(false), sgdKernel(true), adamKernel()); // the in-place optimisers' updates (models/optim)
   return specs;
@@ -166,9 +128,10 @@ function renderedSpecs(): KernelSpec[] {
 
 /** The (binding index → kind) pairs declared in a kernel's WGSL. */
 function declaredBindings(code: string): [number, string][] {
-  return [...code.matchAll(/@group\(0\) @binding\((\d+)\) var<(storage, read|storage, read_write|uniform)>/g)].map(
-    (m) => [Number(m[1]), m[2] === 'storage, read' ? 'read' : m[2] === 'uniform' ? 'uniform' : 'write'],
-  );
+  return [...code.matchAll(/@group\(0\) @binding\((\d+)\) var<(storage, read|storage, read_write|uniform)>/g)].map((m) => [
+    Number(m[1]),
+    m[2] === 'storage, read' ? 'read' : m[2] === 'uniform' ? 'uniform' : 'write',
+  ]);
 }
 
 const ir = (over: Partial<KernelIR> = {}): KernelIR => ({
@@ -251,18 +214,11 @@ describe('renderKernel', () => {
   it('emits only the helpers the kernel uses, closed over their dependencies', () => {
     const defined = (code: string) => [...code.matchAll(/^fn (mg_\w+)/gm)].map((m) => m[1]).sort();
     expect(defined(renderKernel(ir({ body: 'out[gi] = mg_tanh(x[gi]);' })).code)).toEqual(['mg_expm1', 'mg_tanh']);
-    expect(defined(renderKernel(ir({ body: 'out[gi] = mg_log1p(x[gi]);' })).code)).toEqual([
-      'mg_inf',
-      'mg_log',
-      'mg_log1p',
-      'mg_nan',
+    expect(defined(renderKernel(ir({ body: 'out[gi] = mg_log1p(x[gi]);' })).code)).toEqual(['mg_inf', 'mg_log', 'mg_log1p', 'mg_nan']);
+    expect(defined(renderKernel(ir({ functions: 'fn op(v: f32) -> f32 { return mg_relu(v); }', body: 'out[gi] = op(x[gi]);' })).code)).toEqual([
+      'mg_isnan',
+      'mg_relu',
     ]);
-    expect(
-      defined(
-        renderKernel(ir({ functions: 'fn op(v: f32) -> f32 { return mg_relu(v); }', body: 'out[gi] = op(x[gi]);' }))
-          .code,
-      ),
-    ).toEqual(['mg_isnan', 'mg_relu']);
     expect(defined(renderKernel(ir()).code)).toEqual([]);
     expect(helpersUsed('mg_pow(a, b)')).toEqual(['mg_isnan', 'mg_nan', 'mg_inf', 'mg_pow']);
     // Every helper's own dependencies are in the table.
@@ -277,16 +233,13 @@ describe('renderKernel', () => {
   });
 
   it('declares the builtins the body needs', () => {
-    const main = (spec: KernelSpec) =>
-      spec.code.slice(spec.code.indexOf('fn main('), spec.code.indexOf(') {', spec.code.indexOf('fn main(')));
+    const main = (spec: KernelSpec) => spec.code.slice(spec.code.indexOf('fn main('), spec.code.indexOf(') {', spec.code.indexOf('fn main(')));
     expect(main(renderKernel(ir()))).toMatch(/workgroup_id\) wid.*local_invocation_id\) lid.*num_workgroups\) nwg/);
     expect(main(renderKernel(ir()))).not.toContain('global_invocation_id');
     const g = main(renderKernel(ir({ body: 'out[gid.x] = x[gid.x];' })));
     expect(g).toContain('@builtin(global_invocation_id) gid: vec3<u32>');
     expect(g).not.toContain('workgroup_id');
-    expect(renderKernel(ir({ workgroupSize: [8, 8, 1], body: 'out[gid.x] = x[gid.y];' })).code).toContain(
-      '@workgroup_size(8, 8, 1)',
-    );
+    expect(renderKernel(ir({ workgroupSize: [8, 8, 1], body: 'out[gid.x] = x[gid.y];' })).code).toContain('@workgroup_size(8, 8, 1)');
     expect(main(renderKernel(ir({ body: 'out[li] = x[wid.x];' })))).toBe(
       'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32',
     );
@@ -321,9 +274,7 @@ describe('renderKernel', () => {
     expect(new Set(byKey.values()).size).toBe(byKey.size);
     // Every parameter set listed is a different kernel: a memo name that left out a parameter would collide here.
     expect(byKey.size).toBe(renderedSpecs().length);
-    expect(binaryKernel({ op: 'add', dtype: 'f32', layout: { kind: 'strided', rank: 3 } }).key).toMatch(
-      /^binary:add:f32:r3:/,
-    );
+    expect(binaryKernel({ op: 'add', dtype: 'f32', layout: { kind: 'strided', rank: 3 } }).key).toMatch(/^binary:add:f32:r3:/);
   });
 
   it('every migrated kernel compiles', async () => {

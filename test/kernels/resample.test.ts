@@ -3,12 +3,7 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { createNodeDevice } from '@metagrad/tensor/node';
 // Source imports (not the package index) so this file only depends on the modules it tests.
-import {
-  affineGrid,
-  gridSample,
-  gridSampleInputGrad,
-  gridSampleGridGrad,
-} from '../../packages/tensor/src/ops/resample';
+import { affineGrid, gridSample, gridSampleInputGrad, gridSampleGridGrad } from '../../packages/tensor/src/ops/resample';
 import { tensor } from '../../packages/tensor/src/ops/creation';
 import type { Device } from '../../packages/tensor/src/device';
 import type { Tensor } from '../../packages/tensor/src/tensor';
@@ -57,16 +52,8 @@ async function checkAll(xShape: number[], Ho: number, Wo: number, alignCorners: 
   // Coordinates are computed in f32 on the GPU; the bilinear weights inherit ~1e-7·size relative error.
   const tol = 2e-5 * Math.max(xShape[2], xShape[3]);
   await expectNear(gridSample(x, grid, opts), ref.gridSample(xr, gridr, opts), tol);
-  await expectNear(
-    gridSampleInputGrad(gy, grid, xShape, opts),
-    ref.gridSampleInputGrad(gyr, gridr, xShape, opts),
-    tol * 4,
-  );
-  await expectNear(
-    gridSampleGridGrad(gy, x, grid, opts),
-    ref.gridSampleGridGrad(gyr, xr, gridr, opts),
-    tol * Math.max(4, C),
-  );
+  await expectNear(gridSampleInputGrad(gy, grid, xShape, opts), ref.gridSampleInputGrad(gyr, gridr, xShape, opts), tol * 4);
+  await expectNear(gridSampleGridGrad(gy, x, grid, opts), ref.gridSampleGridGrad(gyr, xr, gridr, opts), tol * Math.max(4, C));
   [x, grid, gy].forEach((t) => t.dispose());
 }
 
@@ -95,8 +82,7 @@ describe('affineGrid', () => {
 describe('gridSample family vs reference', () => {
   for (const alignCorners of [false, true]) {
     it(`non-square, alignCorners=${alignCorners}`, async () => checkAll([2, 3, 7, 10], 5, 6, alignCorners, 3));
-    it(`upsampling many-to-one, alignCorners=${alignCorners}`, async () =>
-      checkAll([1, 2, 3, 4], 17, 13, alignCorners, 4));
+    it(`upsampling many-to-one, alignCorners=${alignCorners}`, async () => checkAll([1, 2, 3, 4], 17, 13, alignCorners, 4));
   }
   it('random shapes (fast-check)', async () => {
     await fc.assert(

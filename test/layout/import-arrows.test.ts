@@ -39,10 +39,7 @@ describe('import arrows', () => {
     file('apps/cli/package.json', JSON.stringify({ name: '@x/cli' }));
     file('apps/cli/src/stats.ts', 'export const median = 1;');
     file('packages/core/package.json', JSON.stringify({ name: '@metagrad/core' }));
-    file(
-      'packages/lib/package.json',
-      JSON.stringify({ name: '@metagrad/lib', dependencies: { '@metagrad/core': 'workspace:*' } }),
-    );
+    file('packages/lib/package.json', JSON.stringify({ name: '@metagrad/lib', dependencies: { '@metagrad/core': 'workspace:*' } }));
     file(
       'packages/lib/src/index.ts',
       [

@@ -87,10 +87,7 @@ export function importArrowViolations(root: string): Violation[] {
     }
   };
   for (const { dir, manifest } of manifests(root, 'packages')) {
-    const allowed = new Set([
-      manifest.name,
-      ...Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }),
-    ]);
+    const allowed = new Set([manifest.name, ...Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies })]);
     for (const file of sources(join(dir, 'src'))) check(file, allowed);
   }
   for (const file of sources(join(root, 'bench'))) check(file, null);

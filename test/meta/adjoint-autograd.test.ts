@@ -20,10 +20,8 @@ import { type MlpParams, type ParamTree, disposeTree, leaves, mlp } from '@metag
 import { useDevice } from '../helpers/device';
 
 const getDevice = useDevice();
-const flat = async (tree: ParamTree): Promise<number[]> =>
-  (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
-const relErr = (a: number[], b: number[]): number =>
-  Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
+const flat = async (tree: ParamTree): Promise<number[]> => (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
+const relErr = (a: number[], b: number[]): number => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
 
 describe('adjointGradient: VJP derived from f by autograd', () => {
   it('equals the hand-written VJP and paramVjp on du/dt = −p⊙u³ + sin(t)·tanh(u) (a two-leaf tree)', async () => {
@@ -33,20 +31,11 @@ describe('adjointGradient: VJP derived from f by autograd', () => {
     const p: V = { a: tensor([0.7, 1.3, 0.4], [3], 'f32', device), b: tensor([0.9, 0.2], [2], 'f32', device) };
     const u0: V = { a: tensor([0.5, -0.8, 1.1], [3], 'f32', device), b: tensor([-0.3, 0.6], [2], 'f32', device) };
     const dJ: V = { a: tensor([1, -2, 0.5], [3], 'f32', device), b: tensor([0.3, 1], [2], 'f32', device) };
-    const leaf = (u: Tensor, q: Tensor, t: number): Tensor =>
-      raw.tidy(() => add(neg(mul(q, mul(u, square(u)))), mulScalar(tanh(u), Math.sin(t))));
+    const leaf = (u: Tensor, q: Tensor, t: number): Tensor => raw.tidy(() => add(neg(mul(q, mul(u, square(u)))), mulScalar(tanh(u), Math.sin(t))));
     const f = (t: number, u: V, q: V = p): V => ({ a: leaf(u.a, q.a, t), b: leaf(u.b, q.b, t) });
     // ∂f/∂u = −3p⊙u² + sin(t)(1 − tanh²u), ∂f/∂p = −u³ (diagonal), by hand with raw ops.
     const dfdu = (u: Tensor, q: Tensor, t: number, l: Tensor): Tensor =>
-      raw.tidy(() =>
-        raw.mul(
-          raw.add(
-            raw.mulScalar(raw.mul(q, raw.square(u)), -3),
-            raw.mulScalar(raw.rsubScalar(raw.square(raw.tanh(u)), 1), Math.sin(t)),
-          ),
-          l,
-        ),
-      );
+      raw.tidy(() => raw.mul(raw.add(raw.mulScalar(raw.mul(q, raw.square(u)), -3), raw.mulScalar(raw.rsubScalar(raw.square(raw.tanh(u)), 1), Math.sin(t))), l));
     const vjpF = (u: V, t: number, l: V): V => ({ a: dfdu(u.a, p.a, t, l.a), b: dfdu(u.b, p.b, t, l.b) });
     const paramVjp = (u: V, _t: number, l: V): V => ({
       a: raw.tidy(() => raw.mul(raw.neg(raw.mul(u.a, raw.square(u.a))), l.a)),
@@ -79,21 +68,11 @@ describe('adjointGradient: VJP derived from f by autograd', () => {
       );
       // One way to give the derivative: f xor vjpF, params only with f, paramVjp only with vjpF.
       const states = [u0, u0];
-      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops })).rejects.toThrow(
-        /exactly one of vjpF and f/,
-      );
-      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, f, vjpF })).rejects.toThrow(
-        InvalidArgumentError,
-      );
-      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, f, paramVjp })).rejects.toThrow(
-        /paramVjp goes with vjpF/,
-      );
-      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, vjpF, params: p })).rejects.toThrow(
-        /params goes with f/,
-      );
-      await expect(adjointGradient({ states: [[1], [1]], times: [0, 1], dJdUT: [1], f: (_t, u) => u })).rejects.toThrow(
-        /tensor trees/,
-      );
+      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops })).rejects.toThrow(/exactly one of vjpF and f/);
+      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, f, vjpF })).rejects.toThrow(InvalidArgumentError);
+      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, f, paramVjp })).rejects.toThrow(/paramVjp goes with vjpF/);
+      await expect(adjointGradient<V>({ states, times: [0, 1], dJdUT: dJ, ops, vjpF, params: p })).rejects.toThrow(/params goes with f/);
+      await expect(adjointGradient({ states: [[1], [1]], times: [0, 1], dJdUT: [1], f: (_t, u) => u })).rejects.toThrow(/tensor trees/);
     } finally {
       [p, u0, dJ].forEach((v) => disposeTree(v));
     }
@@ -133,8 +112,7 @@ function makeTask(device: Device, xs: number[], ys: number[], xq: number[], yq: 
     },
   };
 }
-const disposeTask = (t: SupportQueryTask): void =>
-  [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose());
+const disposeTask = (t: SupportQueryTask): void => [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose());
 
 describe('AdjointMAML with vjp: autograd equals vjp: hvp', () => {
   const quadraticCases: [string, AdjointMamlOptions][] = [
@@ -186,8 +164,7 @@ describe('AdjointMAML with vjp: autograd equals vjp: hvp', () => {
     const theta: MlpParams = model.init(7, device);
     const xs = [0.9, -0.3, -0.7, 0.5, 0.2, 0.8, -0.9, -0.6, 0.4, 0.1, -0.2, -0.8];
     const xq = [0.6, 0.4, -0.5, -0.1, 0.3, -0.7, -0.8, 0.9];
-    const target = (x: number[]): number[] =>
-      Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
+    const target = (x: number[]): number[] => Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
     const task = makeTask(device, xs, target(xs), xq, target(xq), 2);
     const problem = mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x));
     try {
@@ -210,8 +187,6 @@ describe('AdjointMAML with vjp: autograd equals vjp: hvp', () => {
   });
 
   it('refuses an unknown vjp mode', () => {
-    expect(() => AdjointMAML({ T: 1, h: 0.1, vjp: 'finite-differences' as never })).toThrow(
-      /vjp must be 'hvp' or 'autograd'/,
-    );
+    expect(() => AdjointMAML({ T: 1, h: 0.1, vjp: 'finite-differences' as never })).toThrow(/vjp must be 'hvp' or 'autograd'/);
   });
 });

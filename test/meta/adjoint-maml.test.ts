@@ -1,27 +1,8 @@
 /** @file Adjoint-MAML: tree VectorOps on the device, the meta-gradient against closed forms (quadratic, with and without the proximal term) and against backprop through a fine RK4 unroll of a tiny MLP, checkpointing, errors, leaks. */
 import { describe, expect, it } from 'vitest';
-import {
-  AdjointMAML,
-  FOMAML,
-  type MetaProblem,
-  type SupportQueryTask,
-  odeint,
-  treeVectorOps,
-  mseRegressionProblem,
-} from '@metagrad/meta';
+import { AdjointMAML, FOMAML, type MetaProblem, type SupportQueryTask, odeint, treeVectorOps, mseRegressionProblem } from '@metagrad/meta';
 import { InvalidArgumentError, type Device, type Tensor, tensor } from '@metagrad/tensor';
-import {
-  add,
-  assertNoLeaks,
-  detach,
-  enableGrad,
-  expectNoLeaks,
-  grad,
-  matmul,
-  memory,
-  mulScalar,
-  requiresGrad,
-} from '@metagrad/autograd';
+import { add, assertNoLeaks, detach, enableGrad, expectNoLeaks, grad, matmul, memory, mulScalar, requiresGrad } from '@metagrad/autograd';
 import { type MlpParams, type ParamTree, disposeTree, fromLeaves, leaves, mlp } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
 
@@ -39,12 +20,9 @@ function makeTask(device: Device, xs: number[], ys: number[], xq: number[], yq: 
     },
   };
 }
-const disposeTask = (t: SupportQueryTask): void =>
-  [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose());
-const flat = async (tree: ParamTree): Promise<number[]> =>
-  (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
-const relErr = (a: number[], b: number[]): number =>
-  Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
+const disposeTask = (t: SupportQueryTask): void => [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose());
+const flat = async (tree: ParamTree): Promise<number[]> => (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
+const relErr = (a: number[], b: number[]): number => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
 
 describe('treeVectorOps', () => {
   it('runs dopri5 over a parameter tree on the device (u′ = −u) without leaks', async () => {
@@ -79,8 +57,7 @@ describe('treeVectorOps', () => {
 
 // ---- Quadratic: linear model with mean squared error; the gradient flow is linear, so dJ/dθ has a closed form.
 type Mat = number[][];
-const eye = (n: number): Mat =>
-  Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)));
+const eye = (n: number): Mat => Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)));
 const mm = (A: Mat, B: Mat): Mat => A.map((r) => B[0].map((_, j) => r.reduce((s, a, k) => s + a * B[k][j], 0)));
 const mv = (A: Mat, v: number[]): number[] => A.map((r) => r.reduce((s, a, j) => s + a * v[j], 0));
 const lin = (a: number, A: Mat, b: number, B: Mat): Mat => A.map((r, i) => r.map((v, j) => a * v + b * B[i][j]));
@@ -113,9 +90,7 @@ function inv(A: Mat): Mat {
 }
 function quadratic(x: number[], y: number[], d: number): { H: Mat; b: number[] } {
   const N = y.length;
-  const H = Array.from({ length: d }, (_, i) =>
-    Array.from({ length: d }, (_, j) => (2 / N) * y.reduce((s, _v, k) => s + x[k * d + i] * x[k * d + j], 0)),
-  );
+  const H = Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (2 / N) * y.reduce((s, _v, k) => s + x[k * d + i] * x[k * d + j], 0)));
   const b = Array.from({ length: d }, (_, i) => (2 / N) * y.reduce((s, yk, k) => s + x[k * d + i] * yk, 0));
   return { H, b };
 }
@@ -172,10 +147,7 @@ function rk4HeunOnHost(T: number, h: number): number[] {
 }
 
 /** Runs A-MAML on the quadratic and checks that everything it allocated (task and θ included) was freed. */
-async function quadraticAmaml(
-  device: Device,
-  opts: Parameters<typeof AdjointMAML>[0],
-): Promise<{ g: number[]; hvps: number }> {
+async function quadraticAmaml(device: Device, opts: Parameters<typeof AdjointMAML>[0]): Promise<{ g: number[]; hvps: number }> {
   const before = memory(device);
   const theta = { w: tensor(Float32Array.from(Q.theta), [Q.d, 1], 'f32', device) };
   const task = makeTask(device, Q.xs, Q.ys, Q.xq, Q.yq, Q.d);
@@ -264,8 +236,7 @@ async function rk4Reference<P extends ParamTree>(
         L.dispose();
         return gs.map((x) => keep(mulScalar(x, -1)));
       };
-      const axpy = (a: number, x: Tensor[], y: Tensor[]): Tensor[] =>
-        x.map((xi, i) => keep(add(keep(mulScalar(xi, a)), y[i])));
+      const axpy = (a: number, x: Tensor[], y: Tensor[]): Tensor[] => x.map((xi, i) => keep(add(keep(mulScalar(xi, a)), y[i])));
       const h = T / n;
       let u = th;
       for (let k = 0; k < n; k++) {
@@ -294,8 +265,7 @@ describe('AdjointMAML on a tiny tanh MLP', () => {
     const theta: MlpParams = model.init(7, device);
     const xs = [0.9, -0.3, -0.7, 0.5, 0.2, 0.8, -0.9, -0.6, 0.4, 0.1, -0.2, -0.8];
     const xq = [0.6, 0.4, -0.5, -0.1, 0.3, -0.7, -0.8, 0.9];
-    const target = (x: number[]): number[] =>
-      Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
+    const target = (x: number[]): number[] => Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
     const task = makeTask(device, xs, target(xs), xq, target(xq), 2);
     const problem = mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x));
     const T = 1;

@@ -1,14 +1,7 @@
 /** @file Test fixture: ANIL on sinusoid regression (8 ReLU features, B = 2 tasks) — seeded episodes and an EpisodicTrainer. */
 import { tensor, type Device } from '@metagrad/tensor';
 import { disposeTree, mlp, Rng, type ParamTree } from '@metagrad/models';
-import {
-  EpisodicTrainer,
-  anilProblem,
-  regressionBatchOps,
-  type Episode,
-  type HyperMethod,
-  type RegressionBatch,
-} from '@metagrad/meta';
+import { EpisodicTrainer, anilProblem, regressionBatchOps, type Episode, type HyperMethod, type RegressionBatch } from '@metagrad/meta';
 
 /** Tasks per batch. */
 export const B = 2;

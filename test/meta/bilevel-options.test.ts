@@ -9,16 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, tidy, type Tensor } from '@metagrad/tensor';
 import { concat, crossEntropy, grad, reshape } from '@metagrad/autograd';
 import { Adam, SGD, tree, type MetaWeightNetParams, type MlpParams } from '@metagrad/models';
-import {
-  EvoGrad,
-  FirstOrder,
-  OneStepLookahead,
-  OnlineTrainer,
-  UnrolledRMD,
-  batchedMlp,
-  metaWeightNetProblem,
-  treeToVector,
-} from '@metagrad/meta';
+import { EvoGrad, FirstOrder, OneStepLookahead, OnlineTrainer, UnrolledRMD, batchedMlp, metaWeightNetProblem, treeToVector } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 import { SIZES, classifier, problem, randomBatch, weightNet } from './mwn-fixture';
 
@@ -41,12 +32,8 @@ describe('required inputs are those the maths reads', () => {
     const fo = await new FirstOrder().estimate({ problem, theta, lambda, valBatch: val });
     expect(Number.isFinite(fo.valLoss)).toBe(true);
     const t1t2 = new OneStepLookahead();
-    await expect(t1t2.estimate({ problem, theta, lambda, trainBatch: train, valBatch: val })).rejects.toThrow(
-      /innerLr/,
-    );
-    expect(() => t1t2.estimateTensors({ problem, theta, lambda, valBatch: val, innerLr: 0.1 })).toThrow(
-      InvalidArgumentError,
-    );
+    await expect(t1t2.estimate({ problem, theta, lambda, trainBatch: train, valBatch: val })).rejects.toThrow(/innerLr/);
+    expect(() => t1t2.estimateTensors({ problem, theta, lambda, valBatch: val, innerLr: 0.1 })).toThrow(InvalidArgumentError);
     expect(() => t1t2.estimateTensors({ problem, theta, lambda, valBatch: val, innerLr: 0.1 })).toThrow(/trainBatch/);
     tree.dispose(fo.hypergrad);
     dispose();
@@ -74,9 +61,7 @@ describe('required inputs are those the maths reads', () => {
     const a = await est.estimate({ problem, theta, lambda, trainBatches: [train], valBatch: val, innerLr: 0.1 });
     const b = await est.estimate({ problem, theta, lambda, trainBatch: train, valBatch: val, innerLr: 0.1 });
     expect(await vec(a.hypergrad)).toEqual(await vec(b.hypergrad));
-    expect(() => est.estimateTensors({ problem, theta, lambda, valBatch: val, innerLr: 0.1 })).toThrow(
-      /trainBatches or trainBatch/,
-    );
+    expect(() => est.estimateTensors({ problem, theta, lambda, valBatch: val, innerLr: 0.1 })).toThrow(/trainBatches or trainBatch/);
     tree.dispose([a.hypergrad, b.hypergrad]);
     dispose();
   });
@@ -121,12 +106,7 @@ describe('metaWeightNetProblem options', () => {
     });
 
   /** ∇θL_T at (θ, λ) as a flat vector. */
-  async function thetaGrad(
-    p: ReturnType<typeof make>,
-    theta: MlpParams,
-    lambda: MetaWeightNetParams,
-    batch: ReturnType<typeof randomBatch>,
-  ) {
+  async function thetaGrad(p: ReturnType<typeof make>, theta: MlpParams, lambda: MetaWeightNetParams, batch: ReturnType<typeof randomBatch>) {
     const g = tidy(() => {
       const leaf = tree.requiresGrad(theta);
       return grad(p.trainLoss(leaf, tree.detach(lambda), batch), tree.leaves(leaf));
@@ -147,10 +127,7 @@ describe('metaWeightNetProblem options', () => {
     const gKept = await thetaGrad(kept, theta, lambda, train);
     const diff = Math.max(...gKept.map((v, i) => Math.abs(v - gDefault[i])));
     expect(diff).toBeGreaterThan(1e-6);
-    const [l1, l2] = [
-      tidy(() => detached.trainLoss(theta, lambda, train)),
-      tidy(() => kept.trainLoss(theta, lambda, train)),
-    ];
+    const [l1, l2] = [tidy(() => detached.trainLoss(theta, lambda, train)), tidy(() => kept.trainLoss(theta, lambda, train))];
     expect(await l2.item()).toBeCloseTo(await l1.item(), 6);
     tree.dispose([l1, l2]);
     dispose();
@@ -170,9 +147,7 @@ describe('metaWeightNetProblem options', () => {
     const plain = tidy(() => problem.trainLoss(theta, lambda, train));
     expect(await plain.item()).toBeCloseTo(ls.reduce((s, l, i) => s + vs[i] * l, 0) / ls.length, 5);
     // K = 2 stacked copies of θ: each entry equals the single forward's normalised loss.
-    const two = tree.map(theta, (t: Tensor) =>
-      tidy(() => concat([reshape(t, [1, ...t.shape]), reshape(t, [1, ...t.shape])], 0)),
-    );
+    const two = tree.map(theta, (t: Tensor) => tidy(() => concat([reshape(t, [1, ...t.shape]), reshape(t, [1, ...t.shape])], 0)));
     const batched = tidy(() => normalized.batchedTrainLoss!(two, lambda, train));
     const got = Array.from(await batched.toArray());
     expect(got[0]).toBeCloseTo(want, 5);

@@ -23,9 +23,7 @@ async function flat(tree: ParamTree | Tensor): Promise<number[]> {
 
 function expectClose(a: number[], b: number[], rel = 1e-6): void {
   expect(a.length).toBe(b.length);
-  a.forEach((v, i) =>
-    expect(Math.abs(v - b[i]), `entry ${i}: ${v} vs ${b[i]}`).toBeLessThanOrEqual(rel * Math.max(1, Math.abs(b[i]))),
-  );
+  a.forEach((v, i) => expect(Math.abs(v - b[i]), `entry ${i}: ${v} vs ${b[i]}`).toBeLessThanOrEqual(rel * Math.max(1, Math.abs(b[i]))));
 }
 
 describe('compiled estimator cores', () => {
@@ -140,9 +138,7 @@ describe('compiled estimator cores', () => {
     const device = getDevice();
     const { problem: reg, theta, tasks, dispose } = regressionFixture(device);
     for (const learner of [MAML({ steps: 5, innerLr: 0.05 }), FOMAML({ steps: 5, innerLr: 0.05 })]) {
-      const compiled = compile((th: typeof theta, task: (typeof tasks)[number]) =>
-        learner.metaGradientTensors!(reg, th, task),
-      );
+      const compiled = compile((th: typeof theta, task: (typeof tasks)[number]) => learner.metaGradientTensors!(reg, th, task));
       for (let i = 0; i < 6; i++) {
         const task = tasks[i % tasks.length];
         const e = raw.tidy(() => learner.metaGradientTensors!(reg, theta, task));

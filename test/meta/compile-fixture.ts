@@ -5,12 +5,7 @@ import { mseRegressionProblem, type SupportQueryTask } from '@metagrad/meta';
 
 const model = mlp({ sizes: [1, 16, 16, 1], activation: 'tanh' });
 
-function split(
-  device: Device,
-  amplitude: number,
-  phase: number,
-  offset: number,
-): { x: ReturnType<typeof tensor>; y: ReturnType<typeof tensor> } {
+function split(device: Device, amplitude: number, phase: number, offset: number): { x: ReturnType<typeof tensor>; y: ReturnType<typeof tensor> } {
   const xs = Float32Array.from({ length: 10 }, (_, i) => -2 + (4 * (i + offset)) / 10);
   const ys = xs.map((x) => amplitude * Math.sin(x + phase));
   return { x: tensor(xs, [10, 1], 'f32', device), y: tensor(ys, [10, 1], 'f32', device) };

@@ -32,8 +32,7 @@ const T = 3;
 
 /** The episode every test here uses; `poison` (NaN or Infinity) replaces one support target. */
 const episode = (device: Device, poison?: number): Episode<RegressionBatch> => sinusoidEpisode(device, 5, T, poison);
-const trainer = (device: Device, method: HyperMethod<RegressionBatch>) =>
-  anilTrainer(device, method, { hyperLr: 1e-2 });
+const trainer = (device: Device, method: HyperMethod<RegressionBatch>) => anilTrainer(device, method, { hyperLr: 1e-2 });
 
 /**
  * FO whose hypergradient at inner step 1 is multiplied by `factor` once `armed.on`, returned without a checked norm
@@ -71,9 +70,7 @@ describe('EpisodicTrainer with non-finite values', () => {
         await expect(poisoned.tr.runEpisode(good)).rejects.toThrow(NonFiniteHypergradientError);
       }, device);
       await expect(poisoned.tr.runEpisode(good)).rejects.toThrow(
-        new RegExp(
-          `poisoned-${factor}: ‖dL_V/dλ‖ = (NaN|Infinity) at inner step 1 of inner optimisation \\d.*λ was not updated`,
-        ),
+        new RegExp(`poisoned-${factor}: ‖dL_V/dλ‖ = (NaN|Infinity) at inner step 1 of inner optimisation \\d.*λ was not updated`),
       );
       expect(await snapshot(poisoned.tr, poisoned.lambda)).toEqual(before);
       armed.on = false;
@@ -104,11 +101,8 @@ describe('EpisodicTrainer with non-finite values', () => {
           error = await tr.runEpisode(bad).catch((e: unknown) => e);
         }, device);
         // Neumann's own series check (NeumannDivergenceError) may see the NaN before the hypergradient does.
-        expect(['NonFiniteHypergradientError', 'NeumannDivergenceError'], `${method.name}: ${String(error)}`).toContain(
-          (error as Error).name,
-        );
-        if ((error as Error).name === 'NonFiniteHypergradientError')
-          expect(error).toBeInstanceOf(NonFiniteHypergradientError);
+        expect(['NonFiniteHypergradientError', 'NeumannDivergenceError'], `${method.name}: ${String(error)}`).toContain((error as Error).name);
+        if ((error as Error).name === 'NonFiniteHypergradientError') expect(error).toBeInstanceOf(NonFiniteHypergradientError);
         expect(await snapshot(tr, lambda), method.name).toEqual(before);
         // The trainer still works on good data afterwards.
         expect(Number.isFinite((await tr.runEpisode(good)).valLoss)).toBe(true);
@@ -146,9 +140,7 @@ describe('EpisodicTrainer with non-finite values', () => {
       const { tr, lambda, dispose } = trainer(device, hyperDistillMethod(hd));
       const before = await snapshot(tr, lambda);
       await expectNoLeaks(async () => {
-        await expect(tr.runEpisode(bad)).rejects.toThrow(
-          /linearEstimation: at horizon s = \d of 3: ‖v_s‖² = .*θ was not refitted/,
-        );
+        await expect(tr.runEpisode(bad)).rejects.toThrow(/linearEstimation: at horizon s = \d of 3: ‖v_s‖² = .*θ was not refitted/);
       }, device);
       expect(hd.theta).toBe(1);
       expect(await snapshot(tr, lambda)).toEqual(before);

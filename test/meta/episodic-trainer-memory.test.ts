@@ -41,8 +41,7 @@ const methods: [string, () => HyperMethod<RegressionBatch>, number?][] = [
   ['1-step', () => hyperDistillMethod(new HyperDistill({ gamma: 0, estimationPeriod: 1, theta: 1 }), '1-step')],
   [
     'HyperDistill (θ refitted every 5 episodes, D* merged)',
-    () =>
-      hyperDistillMethod(new HyperDistill({ gamma: 0.9, estimationPeriod: 5, batchOps: regressionBatchOps, seed: 1 })),
+    () => hyperDistillMethod(new HyperDistill({ gamma: 0.9, estimationPeriod: 5, batchOps: regressionBatchOps, seed: 1 })),
     11,
   ],
   ['DrMAD', () => offlineMethod(new DrMAD(), 'DrMAD')],

@@ -49,10 +49,7 @@ describe('episodic meta-learning', () => {
     const device = getDevice();
     const ep = episode(device, 1);
     await expectNoLeaks(async () => {
-      const records: Record<
-        string,
-        { jvps: number; hvps: number; updates: number; fitJvps: number; hypergradNorm?: number }[]
-      > = {};
+      const records: Record<string, { jvps: number; hvps: number; updates: number; fitJvps: number; hypergradNorm?: number }[]> = {};
       for (const method of methods()) {
         const { tr, dispose } = trainer(device, method);
         records[method.name] = [];
@@ -126,9 +123,7 @@ describe('episodic meta-learning', () => {
     expect(rows.map((r) => r.name)).toEqual(Object.keys(measured));
     for (const r of rows) {
       const got = [r.cosine, r.normRatio, r.cosineSecondOrder, r.normRatioSecondOrder];
-      got.forEach((g, i) =>
-        expect(Math.abs(g - measured[r.name][i]), `${r.name} [${got.join(', ')}]`).toBeLessThan(1e-3),
-      );
+      got.forEach((g, i) => expect(Math.abs(g - measured[r.name][i]), `${r.name} [${got.join(', ')}]`).toBeLessThan(1e-3));
       expect(Math.abs(r.cosine)).toBeLessThanOrEqual(1 + 1e-6);
     }
     expect(rows.find((r) => r.name === 'FO')!.cosineSecondOrder).toBe(0);

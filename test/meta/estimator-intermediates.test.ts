@@ -8,20 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
-import {
-  add,
-  compile,
-  expectNoLeaks,
-  grad,
-  matmul,
-  mul,
-  mulScalar,
-  reshape,
-  slice,
-  square,
-  sub,
-  sum,
-} from '@metagrad/autograd';
+import { add, compile, expectNoLeaks, grad, matmul, mul, mulScalar, reshape, slice, square, sub, sum } from '@metagrad/autograd';
 import { metaWeightNet, mlp, sgd, tree, type MetaWeightNetParams, type MlpParams } from '@metagrad/models';
 import {
   ConjugateGradientIFT,
@@ -111,10 +98,7 @@ function setup(device: Device) {
 }
 
 /** L_V at a point, read back (the fixture stores L_V where each estimator evaluated it). */
-async function valLossAt(
-  theta: MlpParams,
-  input: HypergradInput<MlpParams, MetaWeightNetParams, ClassificationBatch>,
-): Promise<number> {
+async function valLossAt(theta: MlpParams, input: HypergradInput<MlpParams, MetaWeightNetParams, ClassificationBatch>): Promise<number> {
   const l = tidy(() => problem.valLoss(theta, input.lambda, input.valBatch));
   const v = await l.item();
   l.dispose();
@@ -169,11 +153,7 @@ describe('estimator intermediates (opt-in, named as in the papers)', () => {
           const eps = tree.leaves(noise);
           const copy = tree.fromLeaves(
             input.theta,
-            tree
-              .leaves(input.theta)
-              .map((t, i) =>
-                add(t, reshape(slice(eps[i], [k, ...t.shape.map(() => 0)], [k + 1, ...t.shape]), t.shape)),
-              ),
+            tree.leaves(input.theta).map((t, i) => add(t, reshape(slice(eps[i], [k, ...t.shape.map(() => 0)], [k + 1, ...t.shape]), t.shape))),
           );
           return problem.trainLoss(copy, tree.detach(input.lambda), input.trainBatch!);
         });
@@ -195,11 +175,7 @@ describe('estimator intermediates (opt-in, named as in the papers)', () => {
       const eps = c.noise!.map((a) => a.data);
       const sizes = fx.theta.map((a) => a.data.length);
       const starWant: number[] = [];
-      fx.theta.forEach((a, leaf) =>
-        a.data.forEach((v, i) =>
-          starWant.push(v + weights.reduce((s, w, k) => s + w * eps[leaf][k * sizes[leaf] + i], 0)),
-        ),
-      );
+      fx.theta.forEach((a, leaf) => a.data.forEach((v, i) => starWant.push(v + weights.reduce((s, w, k) => s + w * eps[leaf][k * sizes[leaf] + i], 0))));
       expect(starWant.length).toBe(thetaFlat.length);
       expectClose(await flat(r.thetaStar!), starWant, 1e-6, `${name} θ*`);
       expect(await valLossAt(r.thetaStar!, input)).toBeCloseTo(c.valLoss, 5);
@@ -247,16 +223,7 @@ describe('estimator intermediates (opt-in, named as in the papers)', () => {
       const a = await new OneStepLookahead().estimate(withAll);
       const b = await new EvoGrad({ K: c.K!, tau: c.tau! }).estimateWithNoise(withAll, noise);
       const u = await new UnrolledRMD({ steps: 3, truncate: 1 }).estimate(withAll);
-      tree.dispose([
-        a.hypergrad,
-        a.thetaPrime!,
-        b.hypergrad,
-        b.thetaStar!,
-        b.losses!,
-        b.weights!,
-        u.hypergrad,
-        ...u.trajectory!,
-      ]);
+      tree.dispose([a.hypergrad, a.thetaPrime!, b.hypergrad, b.thetaStar!, b.losses!, b.weights!, u.hypergrad, ...u.trajectory!]);
     }, device);
     tree.dispose(noise);
     dispose();
@@ -367,9 +334,7 @@ describe('implicit estimators: series and solution', () => {
       const r = await new NeumannIFT({ iterations: 4, alpha: 0.3 }).estimate({ ...input, intermediates: true });
       const c = await new ConjugateGradientIFT({ iterations: 3 }).estimate({ ...input, intermediates: true });
       tree.dispose([r.hypergrad, r.solution!, ...r.series!, c.hypergrad, c.solution!]);
-      await expect(
-        new NeumannIFT({ iterations: 30, alpha: 5 }).estimate({ ...input, intermediates: true }),
-      ).rejects.toThrow();
+      await expect(new NeumannIFT({ iterations: 30, alpha: 5 }).estimate({ ...input, intermediates: true })).rejects.toThrow();
     }, device);
     dispose();
   });

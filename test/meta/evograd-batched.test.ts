@@ -46,8 +46,7 @@ async function compare<P extends ParamTree>(
   disposeTree([y, stacked, ...copies]);
 }
 
-const images = (device: Device, n: number, size: number) =>
-  tensor(new Rng(5).uniformArray(n * size * size), [n, 1, size, size], 'f32', device);
+const images = (device: Device, n: number, size: number) => tensor(new Rng(5).uniformArray(n * size * size), [n, 1, size, size], 'f32', device);
 
 describe('batched K-copy forwards', () => {
   it('MLP: one batched matmul per layer equals K forwards', async () => {

@@ -49,17 +49,13 @@ describe('EvoGrad options and noise', () => {
     expect(() => new EvoGrad({ ...base, noise: 'uniform' as never })).toThrow(/noise must be/);
     expect(() => new EvoGrad({ ...base, K: 3, antithetic: true })).toThrow(/K must be even, got K = 3/);
     expect(() => new UnrolledRMD({ steps: 0 })).toThrow(InvalidArgumentError);
-    expect(() => new UnrolledRMD({ steps: 3, truncate: 4 })).toThrow(
-      /truncate must be an integer in \[1, steps=3\], got 4/,
-    );
+    expect(() => new UnrolledRMD({ steps: 3, truncate: 4 })).toThrow(/truncate must be an integer in \[1, steps=3\], got 4/);
     expect(() => new OnlineTrainer({ order: 'sideways' } as never)).toThrow(/order must be/);
   });
 
   it('rejects an invalid inner step size and mis-shaped explicit noise', async () => {
     const { input, dispose } = setup(getDevice());
-    await expect(new OneStepLookahead().estimate({ ...input, innerLr: 0 })).rejects.toThrow(
-      /innerLr must be a finite number > 0, got 0/,
-    );
+    await expect(new OneStepLookahead().estimate({ ...input, innerLr: 0 })).rejects.toThrow(/innerLr must be a finite number > 0, got 0/);
     const e = new EvoGrad<ClassificationBatch>({ K: 3, sigma: 1e-3, tau: 0.05, noise: 'rademacher' });
     const wrong = e.sampleNoise(input.lambda);
     await expect(e.estimateWithNoise(input, wrong)).rejects.toThrow(InvalidArgumentError);
@@ -87,9 +83,7 @@ describe('EvoGrad options and noise', () => {
     const rows = Array.from(await w.toArray());
     const per = w.size / 4;
     for (let i = 0; i < 2 * per; i++) expect(rows[i + 2 * per]).toBe(-rows[i]);
-    const g = new EvoGrad<ClassificationBatch>({ K: 64, sigma: 0.5, tau: 1, noise: 'gaussian', seed: 1 }).sampleNoise(
-      input.theta,
-    );
+    const g = new EvoGrad<ClassificationBatch>({ K: 64, sigma: 0.5, tau: 1, noise: 'gaussian', seed: 1 }).sampleNoise(input.theta);
     const vg = await treeToVector(g);
     const std = Math.sqrt(vg.reduce((s, x) => s + x * x, 0) / vg.length);
     expect(std).toBeGreaterThan(0.45);
@@ -217,16 +211,7 @@ describe('OnlineTrainer', () => {
       const { t, dispose } = await trainer(device, order, new OneStepLookahead<ClassificationBatch>() as never);
       const log = await t.trainStep(train, val);
       expect(log.step).toBe(0);
-      for (const k of [
-        'trainLoss',
-        'valLoss',
-        'hypergradNorm',
-        'gradNorm',
-        'peakBytes',
-        'metaPeakBytes',
-        'ms',
-        'metaMs',
-      ] as const) {
+      for (const k of ['trainLoss', 'valLoss', 'hypergradNorm', 'gradNorm', 'peakBytes', 'metaPeakBytes', 'ms', 'metaMs'] as const) {
         expect(Number.isFinite(log[k]), k).toBe(true);
       }
       expect(log.hypergradNorm).toBeGreaterThan(0);

@@ -27,16 +27,7 @@ describe('E5 hyperdistill-sinusoid (tiny)', () => {
     await expectNoLeaks(async () => {
       results = await runHyperdistillSinusoid(tiny, device);
     }, device);
-    expect(results.map((r) => r.key)).toEqual([
-      'fo',
-      'oneStep',
-      'drmad',
-      'neumann',
-      'hyperdistill0.9',
-      'hyperdistill0.99',
-      'rmdOnline3',
-      'rmdOnline',
-    ]);
+    expect(results.map((r) => r.key)).toEqual(['fo', 'oneStep', 'drmad', 'neumann', 'hyperdistill0.9', 'hyperdistill0.99', 'rmdOnline3', 'rmdOnline']);
     for (const r of results) {
       expect(r.mse.every(Number.isFinite)).toBe(true);
       expect(r.records).toHaveLength(tiny.episodes);

@@ -1,20 +1,7 @@
 /** @file DrMAD, Reverse-HG and HyperDistill against exact unrolled hypergradients; γ = 0 against the one-step look-ahead bit for bit. */
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
-import {
-  add,
-  addScalar,
-  exp,
-  expectNoLeaks,
-  matmul,
-  mul,
-  mulScalar,
-  reshape,
-  slice,
-  square,
-  sub,
-  sum,
-} from '@metagrad/autograd';
+import { add, addScalar, exp, expectNoLeaks, matmul, mul, mulScalar, reshape, slice, square, sub, sum } from '@metagrad/autograd';
 import { disposeTree, mlp, Rng, sgd, type ParamTree } from '@metagrad/models';
 import {
   DrMAD,
@@ -42,10 +29,7 @@ import { useDevice, withFusion } from '../helpers/device';
 
 const getDevice = useDevice();
 
-async function vec(
-  est: HypergradEstimator<any>,
-  input: HypergradInput<ParamTree, ParamTree, any>,
-): Promise<Float64Array> {
+async function vec(est: HypergradEstimator<any>, input: HypergradInput<ParamTree, ParamTree, any>): Promise<Float64Array> {
   // eslint-disable-line @typescript-eslint/no-explicit-any
   const r = await est.estimate(input);
   const v = await treeToVector(r.hypergrad);
@@ -55,8 +39,7 @@ async function vec(
 /** One unit in the last place of a float32 of magnitude |x| (normal range). */
 const f32Ulp = (x: number): number => 2 ** (Math.floor(Math.log2(Math.max(Math.abs(x), 2 ** -126))) - 23);
 /** The largest difference between `a` and `b`, in float32 ulps of b's largest entry (the vector's own scale). */
-const ulpsOfLargest = (a: Float64Array, b: Float64Array): number =>
-  Math.max(...a.map((x, i) => Math.abs(x - b[i]))) / f32Ulp(Math.max(...b.map(Math.abs)));
+const ulpsOfLargest = (a: Float64Array, b: Float64Array): number => Math.max(...a.map((x, i) => Math.abs(x - b[i]))) / f32Ulp(Math.max(...b.map(Math.abs)));
 /**
  * Bit for bit with fusion off. With lazy fusion on, the same formulas fuse into different kernels (FMA contraction
  * differs): measured at most 2 ulps of the largest entry (so more for a small entry) on llvmpipe; the bound is 4
@@ -66,8 +49,7 @@ function expectSameHypergrad(got: Float64Array, want: Float64Array, fusion: bool
   if (!fusion) expect(Array.from(got)).toEqual(Array.from(want));
   else expect(ulpsOfLargest(got, want)).toBeLessThanOrEqual(4);
 }
-const relErr = (a: Float64Array, b: Float64Array): number =>
-  Math.max(...a.map((x, i) => Math.abs(x - b[i]))) / Math.max(...b.map(Math.abs));
+const relErr = (a: Float64Array, b: Float64Array): number => Math.max(...a.map((x, i) => Math.abs(x - b[i]))) / Math.max(...b.map(Math.abs));
 
 // A loss whose plain-SGD path from w_2 = 0 is a straight line (∇ is constant along it) while the Hessian varies
 // along the path: L_T = λ1² w1 + λ2 λ3 w2 + ½ w2² (1 + w1²), with λ3 = 0 so w2 stays 0 but ∂_λ∇L_T has a w2 row.
@@ -83,12 +65,7 @@ const pathProblem: BilevelProblem<ParamTree, ParamTree, null> = {
       return sum(add(add(a, b), c));
     }),
   valLoss: (w, l) =>
-    tidy(() =>
-      add(
-        sum(square(sub(w as Tensor, tensor([0.2, 1], [2], 'f32', (w as Tensor).device)))),
-        mulScalar(sum(square(l as Tensor)), 0.1),
-      ),
-    ),
+    tidy(() => add(sum(square(sub(w as Tensor, tensor([0.2, 1], [2], 'f32', (w as Tensor).device)))), mulScalar(sum(square(l as Tensor)), 0.1))),
 };
 
 function pathInput(device: Device, w0: number[], momentum: number, T = 6) {
@@ -137,10 +114,7 @@ describe('DrMAD and Reverse-HG', () => {
     for (const momentum of [0, 0.9]) {
       const p = pathInput(device, [1, 0.4], momentum);
       const t = await trajectoryInputs(p);
-      const exact = await vec(
-        new UnrolledRMD({ steps: p.batches.length, optimizer: sgd({ lr: p.lr, momentum }) }),
-        t.unrolled,
-      );
+      const exact = await vec(new UnrolledRMD({ steps: p.batches.length, optimizer: sgd({ lr: p.lr, momentum }) }), t.unrolled);
       expect(relErr(await vec(new ReverseHG(), t.input), exact)).toBeLessThan(1e-5);
       // w2(0) ≠ 0: the path curves and the interpolation misses the Hessian along it.
       expect(relErr(await vec(new DrMAD(), t.input), exact)).toBeGreaterThan(1e-3);
@@ -266,9 +240,7 @@ function hyperDistillOnHost(): { online: number[][]; x: number[]; y: number[]; t
   for (let t = 1; t <= T; t++) traj.push(traj[t - 1].map((wi, i) => wi - lr * grad(traj[t - 1])[i]));
   const online: number[][] = [];
   for (let t = 1; t <= T; t++) {
-    const wStar = [0, 1, 2].map(
-      (j) => Array.from({ length: t }, (_, i) => gamma ** (t - 1 - i) * traj[i][j]).reduce((a, b) => a + b, 0) / S(t),
-    );
+    const wStar = [0, 1, 2].map((j) => Array.from({ length: t }, (_, i) => gamma ** (t - 1 - i) * traj[i][j]).reduce((a, b) => a + b, 0) / S(t));
     const alpha = traj[t].map((wi, i) => wi - d[i]);
     const v = bProduct(alpha, wStar).map((x) => -lr * x);
     online.push(lambda.map((l, i) => 2 * kappa * l + theta * S(t) * v[i]));
@@ -286,9 +258,7 @@ function hyperDistillOnHost(): { online: number[][]; x: number[]; y: number[]; t
     gSO = gSO.map((g, i) => g + bProduct(cvec, w)[i]);
     a = a.map((ai, i) => ai + hess(cvec)[i]);
     const s = T - t + 1;
-    const wStar = [0, 1, 2].map(
-      (j) => Array.from({ length: s }, (_, i) => gamma ** i * hat(T - 1 - i)[j]).reduce((p, q) => p + q, 0) / S(s),
-    );
+    const wStar = [0, 1, 2].map((j) => Array.from({ length: s }, (_, i) => gamma ** i * hat(T - 1 - i)[j]).reduce((p, q) => p + q, 0) / S(s));
     const v = bProduct(alphaT, wStar).map((q) => -lr * q);
     x.push(norm(v) * S(s));
     y.push(v.reduce((acc, vi, i) => acc + vi * gSO[i], 0) / norm(v));
@@ -504,17 +474,11 @@ describe('HyperDistill', () => {
     expect((await linearEstimation({ ...opts, momentumJacobian: 'constant' })).theta).toBeCloseTo(1, 5);
     const exact = await linearEstimation({ ...opts, momentumJacobian: 'exact' });
     // s-step carry-over Σ_k (1 − μ^k)/(1 − μ) / s: θ = Σ x_s y_s / Σ x_s² with x_s ∝ s.
-    const carry = [1, 2, 3, 4].map((s) =>
-      Array.from({ length: s }, (_, k) => (1 - 0.9 ** (k + 1)) / 0.1).reduce((a, b) => a + b, 0),
-    );
+    const carry = [1, 2, 3, 4].map((s) => Array.from({ length: s }, (_, k) => (1 - 0.9 ** (k + 1)) / 0.1).reduce((a, b) => a + b, 0));
     const expected = carry.reduce((a, c, i) => a + c * (i + 1), 0) / [1, 2, 3, 4].reduce((a, s) => a + s * s, 0);
     expect(exact.theta).toBeCloseTo(expected, 4);
-    await expect(linearEstimation({ ...opts, momentumJacobian: 'both' as never })).rejects.toThrow(
-      /momentumJacobian.*both/,
-    );
-    expect(() => new HyperDistill({ gamma: 0.9, estimationPeriod: 5, momentumJacobian: 'x' as never })).toThrow(
-      InvalidArgumentError,
-    );
+    await expect(linearEstimation({ ...opts, momentumJacobian: 'both' as never })).rejects.toThrow(/momentumJacobian.*both/);
+    expect(() => new HyperDistill({ gamma: 0.9, estimationPeriod: 5, momentumJacobian: 'x' as never })).toThrow(InvalidArgumentError);
     disposeTree([lambda, w0]);
   });
 

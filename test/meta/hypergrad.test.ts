@@ -94,10 +94,7 @@ function relErr(got: Float64Array, want: Arr[]): number {
   return Math.max(...flat.map((w, i) => Math.abs(got[i] - w))) / scale;
 }
 
-async function run(
-  estimator: HypergradEstimator<ClassificationBatch>,
-  input: HypergradInput<ParamTree, ParamTree, ClassificationBatch>,
-) {
+async function run(estimator: HypergradEstimator<ClassificationBatch>, input: HypergradInput<ParamTree, ParamTree, ClassificationBatch>) {
   const r = await estimator.estimate(input);
   const v = await treeToVector(r.hypergrad);
   disposeTree(r.hypergrad);

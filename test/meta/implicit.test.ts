@@ -58,9 +58,7 @@ const u = solve(
   A,
   wStar.map((v, i) => v - c[i]),
 );
-const expected = lam.map(
-  (l, j) => rho * l + Array.from({ length: n }, (_, i) => Bm[i * k + j] * u[i]).reduce((s, v) => s + v, 0),
-);
+const expected = lam.map((l, j) => rho * l + Array.from({ length: n }, (_, i) => Bm[i * k + j] * u[i]).reduce((s, v) => s + v, 0));
 
 function setup(device: Device) {
   const At = tensor(A, [n, n], 'f32', device);
@@ -75,10 +73,7 @@ function setup(device: Device) {
         const lin = sum(mul(wv, matmul(Bt, l as Tensor)));
         return sub(quad, lin);
       }),
-    valLoss: (w, l) =>
-      tidy(() =>
-        add(mulScalar(sum(square(sub(w as Tensor, ct))), 0.5), mulScalar(sum(square(l as Tensor)), 0.5 * rho)),
-      ),
+    valLoss: (w, l) => tidy(() => add(mulScalar(sum(square(sub(w as Tensor, ct))), 0.5), mulScalar(sum(square(l as Tensor)), 0.5 * rho))),
   };
   const theta = tensor(wStar, [n, 1], 'f32', device);
   const lambda = tensor(lam, [k, 1], 'f32', device);
@@ -100,8 +95,7 @@ async function hypergrad(est: HypergradEstimator<null>, input: HypergradInput<Pa
   return { v: Array.from(v), stats: r.stats };
 }
 
-const err = (v: number[]): number =>
-  Math.max(...v.map((x, i) => Math.abs(x - expected[i]))) / Math.max(...expected.map(Math.abs));
+const err = (v: number[]): number => Math.max(...v.map((x, i) => Math.abs(x - expected[i]))) / Math.max(...expected.map(Math.abs));
 
 describe('implicit hypergradients on a quadratic inner problem', () => {
   it('Neumann converges to the implicit gradient as iterations grow (α-scaled series)', async () => {
@@ -144,10 +138,7 @@ describe('implicit hypergradients on a quadratic inner problem', () => {
   it('frees everything it allocates', async () => {
     const { input, dispose } = setup(getDevice());
     await expectNoLeaks(async () => {
-      for (const est of [
-        new NeumannIFT<null>({ iterations: 3, alpha: 0.3 }),
-        new ConjugateGradientIFT<null>({ iterations: 3, damping: 0.1 }),
-      ]) {
+      for (const est of [new NeumannIFT<null>({ iterations: 3, alpha: 0.3 }), new ConjugateGradientIFT<null>({ iterations: 3, damping: 0.1 })]) {
         const r = await est.estimate(input);
         disposeTree(r.hypergrad);
       }
@@ -174,9 +165,7 @@ describe('implicit estimators fail loudly instead of returning wrong values', ()
 
   it('Neumann with alpha below 2/λ_max converges; above it, NeumannDivergenceError names alpha, the term and the norms', async () => {
     const { input, dispose } = setup(getDevice());
-    expect(err((await hypergrad(new NeumannIFT({ iterations: 200, alpha: 0.9 * critical }), input)).v)).toBeLessThan(
-      1e-4,
-    );
+    expect(err((await hypergrad(new NeumannIFT({ iterations: 200, alpha: 0.9 * critical }), input)).v)).toBeLessThan(1e-4);
     for (const [alpha, iterations] of [
       [1.2 * critical, 30],
       [10, 40],
@@ -188,9 +177,7 @@ describe('implicit estimators fail loudly instead of returning wrong values', ()
       expect(error.norms).toHaveLength(iterations + 1);
       expect(error.iteration).toBeGreaterThan(0);
       expect(error.iteration).toBeLessThanOrEqual(iterations);
-      expect(error.norms[error.iteration] > 2 * error.norms[0] || !Number.isFinite(error.norms[error.iteration])).toBe(
-        true,
-      );
+      expect(error.norms[error.iteration] > 2 * error.norms[0] || !Number.isFinite(error.norms[error.iteration])).toBe(true);
       expect(error.message).toMatch(new RegExp(`alpha = ${alpha}.*0 < alpha < 2/λ_max`));
     }
     dispose();
@@ -205,15 +192,9 @@ describe('implicit estimators fail loudly instead of returning wrong values', ()
       trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)),
     };
     const broken = { ...input, problem: nan };
-    await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(
-      NonFiniteHypergradientError,
-    );
-    await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(
-      /cg-ift: the curvature .* is NaN at iteration 1 of 3/,
-    );
-    await expect(hypergrad(new NeumannIFT({ iterations: 3, alpha: 0.3 }), broken)).rejects.toThrow(
-      /NeumannIFT diverged.*NaN at j = 1 of 3/,
-    );
+    await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(NonFiniteHypergradientError);
+    await expect(hypergrad(new ConjugateGradientIFT({ iterations: 3 }), broken)).rejects.toThrow(/cg-ift: the curvature .* is NaN at iteration 1 of 3/);
+    await expect(hypergrad(new NeumannIFT({ iterations: 3, alpha: 0.3 }), broken)).rejects.toThrow(/NeumannIFT diverged.*NaN at j = 1 of 3/);
     dispose();
   });
 
@@ -225,12 +206,8 @@ describe('implicit estimators fail loudly instead of returning wrong values', ()
       trainLoss: (w, l, b) => tidy(() => mulScalar(base.trainLoss(w, l, b), Number.NaN)),
     };
     await expectNoLeaks(async () => {
-      await expect(new NeumannIFT<null>({ iterations: 20, alpha: 10 }).estimate(input)).rejects.toThrow(
-        NeumannDivergenceError,
-      );
-      await expect(
-        new ConjugateGradientIFT<null>({ iterations: 3 }).estimate({ ...input, problem: nan }),
-      ).rejects.toThrow(NonFiniteHypergradientError);
+      await expect(new NeumannIFT<null>({ iterations: 20, alpha: 10 }).estimate(input)).rejects.toThrow(NeumannDivergenceError);
+      await expect(new ConjugateGradientIFT<null>({ iterations: 3 }).estimate({ ...input, problem: nan })).rejects.toThrow(NonFiniteHypergradientError);
     }, getDevice());
     dispose();
   });

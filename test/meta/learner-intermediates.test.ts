@@ -56,8 +56,7 @@ function setup(device: Device) {
   return { theta, task, dispose };
 }
 
-const flat = async (tree: ParamTree): Promise<number[]> =>
-  (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
+const flat = async (tree: ParamTree): Promise<number[]> => (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
 /** max |a − b| / max |b|. */
 const relErr = (a: number[], b: number[]): number => {
   expect(a.length).toBe(b.length);
@@ -175,12 +174,7 @@ describe('intermediates of iMAML and A-MAML', () => {
       const ref = await referenceGd(problem, s.theta, s.task, 5, 0.1, 2);
       await expectNoLeaks(
         async () => {
-          const r = await iMAML({ lambda: 2, cgSteps: 3, steps: 5, innerLr: 0.1 }).metaGradient(
-            problem,
-            s.theta,
-            s.task,
-            { intermediates: true },
-          );
+          const r = await iMAML({ lambda: 2, cgSteps: 3, steps: 5, innerLr: 0.1 }).metaGradient(problem, s.theta, s.task, { intermediates: true });
           expect(relErr(await flat(r.adapted), ref.u)).toBeLessThan(1e-5);
           expect(relErr(r.innerLosses, ref.losses)).toBeLessThan(1e-5);
           disposeTree(r.gradient);
@@ -196,10 +190,7 @@ describe('intermediates of iMAML and A-MAML', () => {
 
   const amaml: [string, Omit<AdjointMamlOptions, 'T' | 'h'>][] = [
     ['Euler forward, Heun sweep, flat', { forwardMethod: 'euler' }],
-    [
-      'Euler forward, Euler sweep, per leaf, recomputed',
-      { forwardMethod: 'euler', backwardMethod: 'euler', flatten: false, recompute: true },
-    ],
+    ['Euler forward, Euler sweep, per leaf, recomputed', { forwardMethod: 'euler', backwardMethod: 'euler', flatten: false, recompute: true }],
     ['Euler forward, autograd VJP', { forwardMethod: 'euler', vjp: 'autograd' }],
   ];
   for (const [label, opts] of amaml) {

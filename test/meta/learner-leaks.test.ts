@@ -4,17 +4,7 @@
  * the gradient and φ_T it does not return.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  AdjointMAML,
-  FOMAML,
-  MAML,
-  MetaTrainer,
-  Reptile,
-  iMAML,
-  mseRegressionProblem,
-  type MetaLearner,
-  type SupportQueryTask,
-} from '@metagrad/meta';
+import { AdjointMAML, FOMAML, MAML, MetaTrainer, Reptile, iMAML, mseRegressionProblem, type MetaLearner, type SupportQueryTask } from '@metagrad/meta';
 import { type Tensor, scope, tensor } from '@metagrad/tensor';
 import { expectNoLeaks, matmul, tanh } from '@metagrad/autograd';
 import { sgd, tree } from '@metagrad/models';
@@ -65,10 +55,7 @@ describe('100 meta-steps of each learner leave nothing behind', () => {
               last = outerLoss;
               // The intermediates, read inside a scope: the gradient and φ_T it made are freed there.
               if (i % 25 === 0) {
-                const losses = await scope(
-                  async () =>
-                    (await learner.metaGradient(problem, trainer.theta, task, { intermediates: true })).innerLosses,
-                );
+                const losses = await scope(async () => (await learner.metaGradient(problem, trainer.theta, task, { intermediates: true })).innerLosses);
                 expect(losses.every(Number.isFinite)).toBe(true);
               }
             }

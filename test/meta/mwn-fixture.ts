@@ -16,9 +16,6 @@ export const problem = metaWeightNetProblem({
 /** n examples drawn deterministically from `seed` (inputs in [-1.5, 1.5], labels spread over the classes). */
 export function randomBatch(device: Device, n: number, seed: number): ClassificationBatch {
   const x = Float32Array.from({ length: n * SIZES[0] }, (_, i) => Math.sin(seed * 97.3 + i * 12.9898) * 1.5);
-  const y = Int32Array.from(
-    { length: n },
-    (_, i) => Math.abs(Math.floor(Math.sin(seed * 31.1 + i * 78.233) * 1000)) % SIZES[2],
-  );
+  const y = Int32Array.from({ length: n }, (_, i) => Math.abs(Math.floor(Math.sin(seed * 31.1 + i * 78.233) * 1000)) % SIZES[2]);
   return { x: tensor(x, [n, SIZES[0]], 'f32', device), y: tensor(y, [n], 'i32', device) };
 }

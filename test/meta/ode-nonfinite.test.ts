@@ -4,16 +4,7 @@
  * NonFiniteDynamicsError that names the time and the state norm, and without leaking what they allocated.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  type HostVector,
-  NonFiniteDynamicsError,
-  type OdeFunc,
-  adjointGradient,
-  hostVectorOps,
-  odeint,
-  solveTracked,
-  treeVectorOps,
-} from '@metagrad/meta';
+import { type HostVector, NonFiniteDynamicsError, type OdeFunc, adjointGradient, hostVectorOps, odeint, solveTracked, treeVectorOps } from '@metagrad/meta';
 import { InvalidArgumentError, type Tensor, tensor } from '@metagrad/tensor';
 import { expectNoLeaks } from '@metagrad/autograd';
 import { useDevice } from '../helpers/device';
@@ -38,14 +29,10 @@ describe('odeint with non-finite dynamics', () => {
     for (const method of METHODS) {
       for (const firstStep of method === 'dopri5' ? [undefined, 0.1] : [undefined]) {
         const ops = countingOps();
-        const error = await rejection(
-          odeint(ops.owned(nan), vec(3, 4), [0, 0.5, 1], { method, ops, stepSize: 0.1, firstStep }),
-        );
+        const error = await rejection(odeint(ops.owned(nan), vec(3, 4), [0, 0.5, 1], { method, ops, stepSize: 0.1, firstStep }));
         expect(error.t, method).toBe(0);
         expect(error.stateNorm, method).toBe(5);
-        expect(error.message).toMatch(
-          /became non-finite at t = 0 \(state norm ‖y‖ = 5\): the dynamics f\(t, y\) returned NaN/,
-        );
+        expect(error.message).toMatch(/became non-finite at t = 0 \(state norm ‖y‖ = 5\): the dynamics f\(t, y\) returned NaN/);
         expect(ops.live.size, method).toBe(0);
       }
       const backward = await rejection(odeint(nan, vec(3, 4), [2, 1], { method }));
@@ -77,9 +64,7 @@ describe('odeint with non-finite dynamics', () => {
     // One Euler step y1 = y0 + f(y0) with y0 = f(y0) = 1e308 overflows, although f is finite.
     const error = await rejection(odeint((_t, y) => vec(y[0]), vec(1e308), [0, 1], { method: 'euler' }));
     expect(error.message).toMatch(/f stayed finite .* the steps overflowed; use a smaller stepSize/);
-    await expect(odeint((_t, y) => vec(y[0]), vec(Number.NaN), [0, 1], { method: 'rk4' })).rejects.toThrow(
-      InvalidArgumentError,
-    );
+    await expect(odeint((_t, y) => vec(y[0]), vec(Number.NaN), [0, 1], { method: 'rk4' })).rejects.toThrow(InvalidArgumentError);
     await expect(odeint((_t, y) => vec(y[0]), vec(Number.NaN), [0, 1])).rejects.toThrow(InvalidArgumentError);
   });
 });

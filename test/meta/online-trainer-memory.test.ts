@@ -6,13 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MemoryStats } from '@metagrad/tensor';
 import { Adam, SGD, disposeTree } from '@metagrad/models';
-import {
-  EvoGrad,
-  type HypergradEstimator,
-  OneStepLookahead,
-  OnlineTrainer,
-  type ClassificationBatch,
-} from '@metagrad/meta';
+import { EvoGrad, type HypergradEstimator, OneStepLookahead, OnlineTrainer, type ClassificationBatch } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
 import { classifier, problem, randomBatch, weightNet } from './mwn-fixture';
 
@@ -56,9 +50,7 @@ describe('OnlineTrainer device memory', () => {
         const after = footprint(device.memory());
         expect(after).toEqual(before);
         expect(before.bytesStaging, 'the device reports its staging bytes').toBeGreaterThan(0);
-        expect(trainer.log.every((entry) => Number.isFinite(entry.trainLoss) && Number.isFinite(entry.valLoss))).toBe(
-          true,
-        );
+        expect(trainer.log.every((entry) => Number.isFinite(entry.trainLoss) && Number.isFinite(entry.valLoss))).toBe(true);
         thetaOptimizer.dispose();
         lambdaOptimizer.dispose();
         disposeTree([theta, lambda, train.x, train.y, val.x, val.y]);

@@ -38,12 +38,8 @@ async function typesOnly(theta: MlpParams, lambda: Tensor, batch: { x: Tensor; y
   expectTypeOf(evo.sampleNoise(theta)).toEqualTypeOf<MlpParams>();
   const e = await evo.estimateWithNoise(input, theta);
   expectTypeOf(e.thetaStar).toEqualTypeOf<MlpParams | undefined>();
-  expectTypeOf((await new UnrolledRMD({ steps: 2 }).estimate(input)).trajectory).toEqualTypeOf<
-    MlpParams[] | undefined
-  >();
-  expectTypeOf((await new NeumannIFT({ iterations: 2 }).estimate(input)).series).toEqualTypeOf<
-    MlpParams[] | undefined
-  >();
+  expectTypeOf((await new UnrolledRMD({ steps: 2 }).estimate(input)).trajectory).toEqualTypeOf<MlpParams[] | undefined>();
+  expectTypeOf((await new NeumannIFT({ iterations: 2 }).estimate(input)).series).toEqualTypeOf<MlpParams[] | undefined>();
   // One estimator instance serves problems of any tree types; the trainer infers Θ, Λ and B.
   const trainer = new OnlineTrainer({
     problem,

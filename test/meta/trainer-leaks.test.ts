@@ -136,12 +136,7 @@ describe('100 MetaTrainer meta-steps of each learner, no dispose in the caller',
             y: tensor([0.1, 0.4], [2, 1], 'f32', device),
           },
         };
-        const trainer = new MetaTrainer(
-          make(),
-          regression,
-          { w: tensor([0.2, -0.1, 0.3], [3, 1], 'f32', device) },
-          sgd({ lr: 0.05 }),
-        );
+        const trainer = new MetaTrainer(make(), regression, { w: tensor([0.2, -0.1, 0.3], [3, 1], 'f32', device) }, sgd({ lr: 0.05 }));
         const first = (await trainer.step([task, task])).outerLoss;
         for (let i = 1; i < 10; i++) await trainer.step([task, task]);
         const warm = tensorFootprint(device);

@@ -77,8 +77,7 @@ function draw<X>(rng: Rng, pool: readonly X[], k: number): X[] {
   return Array.from({ length: k }, () => left.splice(rng.int(left.length), 1)[0]);
 }
 
-const disposeTasks = (tasks: SupportQueryTask[]): void =>
-  tasks.forEach((t) => [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose()));
+const disposeTasks = (tasks: SupportQueryTask[]): void => tasks.forEach((t) => [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose()));
 
 const learners: [string, () => MetaLearner][] = [
   ['MAML', () => MAML({ steps: 3, innerLr: 0.1 })],
@@ -101,9 +100,7 @@ describe('MetaTrainer compiled', () => {
         const batch = draw(rng, pool, 3);
         const a = await compiled.step(batch);
         const b = await eager.step(batch);
-        expect(Math.abs(a.outerLoss - b.outerLoss) / Math.abs(b.outerLoss), `outer loss at step ${it}`).toBeLessThan(
-          1e-5,
-        );
+        expect(Math.abs(a.outerLoss - b.outerLoss) / Math.abs(b.outerLoss), `outer loss at step ${it}`).toBeLessThan(1e-5);
         expect(a.stats).toEqual(b.stats);
       }
       expect(relDiff(await vec(compiled.theta), await vec(eager.theta))).toBeLessThan(1e-5);
@@ -194,10 +191,7 @@ const methods: MethodCase[] = [
   },
   {
     name: 'HyperDistill γ=0.9, D_t differing (D* merged)',
-    make: () =>
-      hyperDistillMethod(
-        new HyperDistill({ gamma: 0.9, estimationPeriod: 50, theta: 0.7, batchOps: regressionBatchOps, seed: 3 }),
-      ),
+    make: () => hyperDistillMethod(new HyperDistill({ gamma: 0.9, estimationPeriod: 50, theta: 0.7, batchOps: regressionBatchOps, seed: 3 })),
     distinct: true,
   },
   { name: 'DrMAD', make: () => offlineMethod(new DrMAD(), 'DrMAD') },
@@ -263,13 +257,9 @@ describe('EpisodicTrainer compiled', () => {
         const a = await t.compiled.runEpisode(ep);
         const b = await t.eager.runEpisode(ep);
         ep.dispose();
-        expect(Math.abs(a.valLoss - b.valLoss) / Math.abs(b.valLoss), `validation loss, episode ${m}`).toBeLessThan(
-          1e-5,
-        );
+        expect(Math.abs(a.valLoss - b.valLoss) / Math.abs(b.valLoss), `validation loss, episode ${m}`).toBeLessThan(1e-5);
         expect([a.updates, a.jvps, a.hvps, a.fitJvps]).toEqual([b.updates, b.jvps, b.hvps, b.fitJvps]);
-        expect(relDiff(await vec(t.compiledLambda), await vec(t.eagerLambda)), `λ after episode ${m}`).toBeLessThan(
-          1e-5,
-        );
+        expect(relDiff(await vec(t.compiledLambda), await vec(t.eagerLambda)), `λ after episode ${m}`).toBeLessThan(1e-5);
         expect(relDiff(await vec(t.compiled.phi), await vec(t.eager.phi)), `φ after episode ${m}`).toBeLessThan(1e-5);
       }
       const stats = t.compiled.compileStats()!;

@@ -67,13 +67,7 @@ export function paramsFrom<T extends ParamTree>(c: GoldenCase, like: T, device: 
 }
 
 /** max |a − e| ≤ atol + rtol·max|e| (a scale-aware bound that suits outputs of any magnitude). */
-export function expectClose(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  what: string,
-  rtol = 1e-4,
-  atol = 1e-5,
-): void {
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, rtol = 1e-4, atol = 1e-5): void {
   expect(actual.length, `${what}: length`).toBe(expected.length);
   let scale = 0;
   let worst = 0;

@@ -26,8 +26,7 @@ import { useDevice } from '../helpers/device';
 import { checkGolden, expectClose } from './fixture-helpers';
 
 const device = useDevice();
-const golden = (name: string, f: (inputs: Record<string, raw.Tensor>) => raw.Tensor) =>
-  checkGolden(name, {}, (_p, inputs) => f(inputs), { device: device() });
+const golden = (name: string, f: (inputs: Record<string, raw.Tensor>) => raw.Tensor) => checkGolden(name, {}, (_p, inputs) => f(inputs), { device: device() });
 const asVector = (t: raw.Tensor) => ag.reshape(t, [1]);
 
 describe('losses match torch', () => {

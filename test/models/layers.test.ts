@@ -103,12 +103,7 @@ describe('batchNorm2d', () => {
   it('training mode matches torch: output, gradients, running mean and unbiased running variance', async () => {
     const like = initBatchNorm(4, device());
     const state = initBatchNormState(4, device());
-    const { case: c, params } = await checkGolden(
-      'batchNormTrain',
-      like,
-      (p, { x }) => batchNorm2d(p, x, true, state),
-      { device: device() },
-    );
+    const { case: c, params } = await checkGolden('batchNormTrain', like, (p, { x }) => batchNorm2d(p, x, true, state), { device: device() });
     expectClose(await state.runningMean.toArray(), host(c.runningMean!), 'running mean');
     expectClose(await state.runningVar.toArray(), host(c.runningVar!), 'running variance');
     expect(state.batchesTracked).toBe(1);
@@ -130,12 +125,8 @@ describe('batchNorm2d', () => {
     });
     expect(state.runningMean).toBe(before);
     expect(state.runningMean.requiresGrad).toBe(false);
-    expect(() => batchNorm2d(params, raw.zeros([1, 4, 2, 2], 'f32', device()), false)).toThrow(
-      /eval mode needs the running statistics/,
-    );
-    expect(() => batchNorm2d(params, raw.zeros([1, 3, 2, 2], 'f32', device()), true)).toThrow(
-      /does not have 4 channels/,
-    );
+    expect(() => batchNorm2d(params, raw.zeros([1, 4, 2, 2], 'f32', device()), false)).toThrow(/eval mode needs the running statistics/);
+    expect(() => batchNorm2d(params, raw.zeros([1, 3, 2, 2], 'f32', device()), true)).toThrow(/does not have 4 channels/);
     disposeTree([like, params]);
     disposeBatchNormState(state);
   });
@@ -203,9 +194,7 @@ describe('dropout', () => {
     const [vy, va, vo] = await Promise.all([y.toArray(), again.toArray(), other.toArray()]);
     expect(vy).toEqual(va);
     expect(vy).not.toEqual(vo);
-    expect(new Set(Array.from(vy, (v) => Math.round(v * 1e5) / 1e5))).toEqual(
-      new Set([0, Math.round(1e5 / 0.75) / 1e5]),
-    );
+    expect(new Set(Array.from(vy, (v) => Math.round(v * 1e5) / 1e5))).toEqual(new Set([0, Math.round(1e5 / 0.75) / 1e5]));
     const kept = vy.filter((v) => v > 0).length / vy.length;
     expect(Math.abs(kept - 0.75)).toBeLessThan(0.03);
     // The gradient is the same mask, scaled.

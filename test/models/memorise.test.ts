@@ -2,17 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import * as ag from '@metagrad/autograd';
 import * as raw from '@metagrad/tensor';
-import {
-  type MlpParams,
-  accuracy,
-  axpyTree,
-  crossEntropyMean,
-  disposeTree,
-  fromLeaves,
-  leaves,
-  mlp,
-  requiresGradTree,
-} from '@metagrad/models';
+import { type MlpParams, accuracy, axpyTree, crossEntropyMean, disposeTree, fromLeaves, leaves, mlp, requiresGradTree } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
 import { useDevice } from '../helpers/device';
 

@@ -152,10 +152,8 @@ describe('rotationTransformer', () => {
     const image = { shape, data: Float64Array.from({ length: 50 }, (_, i) => Math.sin(1.3 * i) + 0.1 * (i % 7)) };
     const f = {
       gpu: (angle: raw.Tensor, x: raw.Tensor) => rotationTransformer().apply({ angle }, x),
-      ref: (
-        angle: { shape: readonly number[]; data: Float64Array },
-        x: { shape: readonly number[]; data: Float64Array },
-      ) => ref.gridSample(x as RefTensor, ref.affineGrid(thetaRef(angle as RefTensor, 2), shape)),
+      ref: (angle: { shape: readonly number[]; data: Float64Array }, x: { shape: readonly number[]; data: Float64Array }) =>
+        ref.gridSample(x as RefTensor, ref.affineGrid(thetaRef(angle as RefTensor, 2), shape)),
     };
     const inputs = [{ shape: [1], data: Float64Array.from([0.37]) }, image];
     const first = await ag.gradcheck(f, inputs, { raise: false, device: device() });

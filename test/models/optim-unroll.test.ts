@@ -54,9 +54,7 @@ async function checkAgainstTorch(name: string, result: ReturnType<typeof unroll>
   await expectClose(result.b, want.b, 1e-5, `${name} final b`);
   await expectClose(result.val, [want.valLoss], 1e-5, `${name} validation loss`);
   const h = await result.h.item();
-  expect(Math.abs(h - want.hypergrad), `${name}: dL_val/dλ ${h} vs torch ${want.hypergrad}`).toBeLessThanOrEqual(
-    hypergradTol * Math.abs(want.hypergrad),
-  );
+  expect(Math.abs(h - want.hypergrad), `${name}: dL_val/dλ ${h} vs torch ${want.hypergrad}`).toBeLessThanOrEqual(hypergradTol * Math.abs(want.hypergrad));
 }
 
 describe('hypergradients through differentiable unrolls match PyTorch', () => {
@@ -114,9 +112,7 @@ describe('hypergradients through differentiable unrolls match PyTorch', () => {
     const hv = await h.item();
     const want = adamHypergradOnHost(Array.from(await X.toArray()), Array.from(await mask.toArray()), 0.2, 0.05, 3);
     // Measured 6.8e-7 relative (llvmpipe and SwiftShader); tolerance 1e-5.
-    expect(Math.abs(hv - want), `hypergradient ${hv} vs float64 forward mode ${want}`).toBeLessThan(
-      1e-5 * Math.abs(want),
-    );
+    expect(Math.abs(hv - want), `hypergradient ${hv} vs float64 forward mode ${want}`).toBeLessThan(1e-5 * Math.abs(want));
     const w = await W.toArray();
     expect([w[0], w[1]]).toEqual([0, 0]);
     raw.dispose([h, W, X, mask, lambda]);

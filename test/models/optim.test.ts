@@ -2,27 +2,9 @@
 import { describe, it, expect } from 'vitest';
 import * as raw from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
-import {
-  adam,
-  Adam,
-  cosine,
-  InvalidHyperparameterError,
-  linearDecay,
-  sgd,
-  SGD,
-  stepLR,
-  type FunctionalOptimizer,
-} from '@metagrad/models';
+import { adam, Adam, cosine, InvalidHyperparameterError, linearDecay, sgd, SGD, stepLR, type FunctionalOptimizer } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
-import {
-  expectClose,
-  fixture,
-  initParams,
-  problem,
-  regressionLoss,
-  type Params,
-  type Trajectory,
-} from './optim-helpers';
+import { expectClose, fixture, initParams, problem, regressionLoss, type Params, type Trajectory } from './optim-helpers';
 
 const getDevice = useDevice();
 
@@ -90,12 +72,7 @@ describe('optimisers match torch.optim', () => {
           await expectClose(q.W, want.W, 2e-5, `${tr.name} in-place W step ${k + 1}`);
           await expectClose(q.b, want.b, 2e-5, `${tr.name} in-place b step ${k + 1}`);
           // Functional == in-place, tighter than the torch tolerance.
-          await expectClose(
-            q.W,
-            Array.from(await p.W.toArray()),
-            5e-6,
-            `${tr.name} in-place vs functional W step ${k + 1}`,
-          );
+          await expectClose(q.W, Array.from(await p.W.toArray()), 5e-6, `${tr.name} in-place vs functional W step ${k + 1}`);
         }
         opt.disposeState(state);
         opt2.dispose();
@@ -140,8 +117,7 @@ describe('in-place equals functional on leaves spanning many workgroups', () => 
           inPlace.step(g);
           raw.dispose(g);
         }
-        for (let i = 0; i < shapes.length; i++)
-          await expectClose(q[i], Array.from(await p[i].toArray()), 5e-6, `${name} leaf ${i}`);
+        for (let i = 0; i < shapes.length; i++) await expectClose(q[i], Array.from(await p[i].toArray()), 5e-6, `${name} leaf ${i}`);
         opt.disposeState(state);
         inPlace.dispose();
         raw.dispose([p, q]);
@@ -175,11 +151,7 @@ describe('invalid hyperparameters are named errors', () => {
     ['NaN lr', () => new SGD([], { lr: NaN }), /lr must be .*got NaN/],
     ['negative momentum', () => sgd({ lr: 0.1, momentum: -1 }), /momentum .*got -1/],
     ['nesterov without momentum', () => sgd({ lr: 0.1, nesterov: true }), /nesterov needs momentum > 0.*momentum 0/],
-    [
-      'nesterov with dampening',
-      () => sgd({ lr: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true }),
-      /dampening 0\.1/,
-    ],
+    ['nesterov with dampening', () => sgd({ lr: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true }), /dampening 0\.1/],
     ['negative weight decay', () => adam({ lr: 0.1, weightDecay: -1 }), /weightDecay .*got -1/],
     ['beta1 = 1', () => adam({ lr: 0.1, betas: [1, 0.999] }), /betas\[0\] must be .*\[0, 1\), got 1/],
     ['beta2 < 0', () => new Adam([], { lr: 0.1, betas: [0.9, -0.5] }), /betas\[1\].*got -0\.5/],

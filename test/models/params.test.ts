@@ -87,9 +87,7 @@ describe('flatten and unflatten', () => {
     expect(await values(back)).toEqual(await values(tree));
     const single = flattenTree(tree.w);
     expect(single.shape).toEqual([4]);
-    expect(() => unflattenTree(t([1, 2], [2]), tree)).toThrow(
-      /vector of shape \[2\] does not hold the tree's 8 parameters/,
-    );
+    expect(() => unflattenTree(t([1, 2], [2]), tree)).toThrow(/vector of shape \[2\] does not hold the tree's 8 parameters/);
     disposeTree([tree, flat, back, single]);
   });
 

@@ -30,10 +30,7 @@ describe('publishable package.json files', () => {
     it(`@metagrad/${dir}: real versions, exports into dist for each built entry, licence and metadata`, () => {
       const out = publishManifest(manifest, versions) as Manifest;
       expect(JSON.stringify(out)).not.toMatch(/workspace:/);
-      for (const [name, range] of Object.entries({ ...out.dependencies, ...out.peerDependencies } as Record<
-        string,
-        string
-      >)) {
+      for (const [name, range] of Object.entries({ ...out.dependencies, ...out.peerDependencies } as Record<string, string>)) {
         if (name.startsWith('@metagrad/')) expect(range, name).toBe(versions[name]);
       }
       expect(out.publishConfig).toBeUndefined();
@@ -71,9 +68,7 @@ describe('publishable package.json files', () => {
     const out = publishManifest(packages.metagrad, versions) as Manifest;
     expect(out.name).toBe('metagrad');
     expect(out.dependencies).toEqual(
-      Object.fromEntries(
-        ['@metagrad/autograd', '@metagrad/meta', '@metagrad/models', '@metagrad/tensor'].map((n) => [n, versions[n]]),
-      ),
+      Object.fromEntries(['@metagrad/autograd', '@metagrad/meta', '@metagrad/models', '@metagrad/tensor'].map((n) => [n, versions[n]])),
     );
     expect(Object.keys(out.exports)).toEqual(['.', './node']);
     expect(out.peerDependencies.webgpu).toMatch(/^\^0\.6\./);

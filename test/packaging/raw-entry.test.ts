@@ -12,6 +12,5 @@ it('the main entry of @metagrad/tensor exports no op that autograd also exports;
     expect(typeof (raw as Record<string, unknown>)[name], `${name} in @metagrad/tensor/raw`).toBe('function');
   }
   // Creation functions stay in the main entry.
-  for (const name of ['tensor', 'zeros', 'ones', 'full', 'normal', 'tidy', 'scope'])
-    expect(name in main, name).toBe(true);
+  for (const name of ['tensor', 'zeros', 'ones', 'full', 'normal', 'tidy', 'scope']) expect(name in main, name).toBe(true);
 });

@@ -9,9 +9,7 @@ it('README quick start with the umbrella package: XOR by valueAndGrad, grad of g
   const log = (...a: unknown[]) => lines.push(a.join(' '));
   // ---- README quick start (umbrella) ----
   const { createNodeDevice } = await import('metagrad/node');
-  const { tensor, mlp, mse, valueAndGrad, grad, axpyTree, disposeTree, sum, mul, square, add } = await import(
-    'metagrad'
-  );
+  const { tensor, mlp, mse, valueAndGrad, grad, axpyTree, disposeTree, sum, mul, square, add } = await import('metagrad');
 
   const device = await createNodeDevice(); // hardware GPU, else llvmpipe, else SwiftShader: the default device from now on
 

@@ -50,15 +50,7 @@ describe('metagrad (umbrella)', () => {
     for (const n of Object.keys(R)) {
       if (n in umbrella && n in A) expect(umbrella[n], n).toBe((A as Record<string, unknown>)[n]);
     }
-    for (const n of [
-      'binary',
-      'unary',
-      'binaryScalar',
-      'maximumScalar',
-      'rdivScalar',
-      'planElementwise',
-      'mergeBatchDims',
-    ])
+    for (const n of ['binary', 'unary', 'binaryScalar', 'maximumScalar', 'rdivScalar', 'planElementwise', 'mergeBatchDims'])
       expect(n in umbrella, n).toBe(false);
     expect(U.add).toBe(A.add);
     expect(U.add).not.toBe(R.add);
@@ -67,23 +59,11 @@ describe('metagrad (umbrella)', () => {
   });
 
   it('the user-facing part of @metagrad/tensor is the same binding (one Device class, one set of errors)', () => {
-    for (const n of [
-      'Device',
-      'Tensor',
-      'tensor',
-      'zeros',
-      'tidy',
-      'dispose',
-      'ShapeError',
-      'NoAdapterError',
-      'setFusion',
-      'normal',
-    ]) {
+    for (const n of ['Device', 'Tensor', 'tensor', 'zeros', 'tidy', 'dispose', 'ShapeError', 'NoAdapterError', 'setFusion', 'normal']) {
       expect(umbrella[n], n).toBe((T as Record<string, unknown>)[n]);
     }
     // Kernel-writer helpers stay in their package.
-    for (const n of ['UniformWriter', 'recordInto', 'checkTensors', 'Storage', 'BufferPool'])
-      expect(n in umbrella, n).toBe(false);
+    for (const n of ['UniformWriter', 'recordInto', 'checkTensors', 'Storage', 'BufferPool']) expect(n in umbrella, n).toBe(false);
   });
 
   it('metagrad/node: the tensor and models Node helpers, same bindings', () => {

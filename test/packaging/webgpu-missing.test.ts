@@ -18,9 +18,7 @@ describe('a missing webgpu package', () => {
     expect(e.message).toMatch(/optional peer dependency/);
     expect(e.message).toMatch(/npm install webgpu@\^0\.6/);
     expect((e as NoAdapterError).tried[0].error).toMatch(/Cannot find module 'webgpu'/);
-    expect(
-      dawnLoadError(notFound("Cannot find package 'webgpu' imported from /x", 'ERR_MODULE_NOT_FOUND')),
-    ).toBeInstanceOf(WebGpuPackageMissingError);
+    expect(dawnLoadError(notFound("Cannot find package 'webgpu' imported from /x", 'ERR_MODULE_NOT_FOUND'))).toBeInstanceOf(WebGpuPackageMissingError);
   });
 
   it('other load failures (a broken native binary, a missing module inside webgpu) pass through unchanged', () => {

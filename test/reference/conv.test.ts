@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../packages/tensor/src/errors';
-import {
-  type Conv2dOptions,
-  conv2d,
-  conv2dFilterGrad,
-  conv2dInputGrad,
-} from '../../packages/tensor/src/reference/index';
+import { type Conv2dOptions, conv2d, conv2dFilterGrad, conv2dInputGrad } from '../../packages/tensor/src/reference/index';
 import { T, dot, expectRelClose, rand } from './helpers';
 
 describe('conv2d', () => {

@@ -104,20 +104,9 @@ function check(c: Case): void {
 describe('reference ops match PyTorch float64 fixtures', () => {
   it('fixture file has cases for every family', () => {
     const ops = new Set(fixture.cases.map((c) => c.op));
-    for (const op of [
-      'conv2d',
-      'maxPool2d',
-      'avgPool2d',
-      'affineGrid',
-      'gridSample',
-      'logsumexp',
-      'gather',
-      'scatterAdd',
-    ]) {
+    for (const op of ['conv2d', 'maxPool2d', 'avgPool2d', 'affineGrid', 'gridSample', 'logsumexp', 'gather', 'scatterAdd']) {
       expect(ops.has(op), op).toBe(true);
     }
   });
-  it.each(fixture.cases.map((c, k) => [`${k}: ${c.op} ${JSON.stringify(c.opts)}`, c] as const))('%s', (_, c) =>
-    check(c),
-  );
+  it.each(fixture.cases.map((c, k) => [`${k}: ${c.op} ${JSON.stringify(c.opts)}`, c] as const))('%s', (_, c) => check(c));
 });

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../packages/tensor/src/errors';
-import {
-  type Pool2dOptions,
-  avgPool2d,
-  avgPool2dBackward,
-  maxPool2d,
-  maxPool2dBackward,
-} from '../../packages/tensor/src/reference/index';
+import { type Pool2dOptions, avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward } from '../../packages/tensor/src/reference/index';
 import { T, dot, expectRelClose, rand } from './helpers';
 
 const x = T([1, 5, 2, 0, 3, 4, 9, 8, 7, 6, 1, 2, 0, 3, 3, 4], [1, 1, 4, 4]);
@@ -21,9 +15,7 @@ describe('max pool', () => {
 
   it('padding counts as -inf; overlapping windows accumulate; ties go to the first', () => {
     const neg = T([-5, -6, -7, -8], [1, 1, 2, 2]);
-    expect([...maxPool2d(neg, { kernel: 2, stride: 1, padding: 1 }).data]).toEqual([
-      -5, -5, -6, -5, -5, -6, -7, -7, -8,
-    ]);
+    expect([...maxPool2d(neg, { kernel: 2, stride: 1, padding: 1 }).data]).toEqual([-5, -5, -6, -5, -5, -6, -7, -7, -8]);
     const g = maxPool2dBackward(T(Array(9).fill(1), [1, 1, 3, 3]), neg, { kernel: 2, stride: 1, padding: 1 });
     expect([...g.data]).toEqual([4, 2, 2, 1]);
     const ties = T([1, 1, 1, 1], [1, 1, 2, 2]);

@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../packages/tensor/src/errors';
-import {
-  argmax,
-  exp,
-  logSoftmax,
-  logsumexp,
-  max,
-  mean,
-  min,
-  softmax,
-  sum,
-} from '../../packages/tensor/src/reference/index';
+import { argmax, exp, logSoftmax, logsumexp, max, mean, min, softmax, sum } from '../../packages/tensor/src/reference/index';
 import { T, expectClose, rand } from './helpers';
 
 const x = T([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [2, 3, 2]);
@@ -65,11 +55,7 @@ describe('logsumexp/softmax', () => {
     expectClose(logsumexp(r, [1], true), naive([1], true), 1e-14);
     for (const axis of [0, 1, -1]) {
       const sm = softmax(r, axis);
-      expectClose(
-        sum(sm, [axis]),
-        { shape: sum(r, [axis]).shape, data: new Float64Array(sum(r, [axis]).data.length).fill(1) },
-        1e-14,
-      );
+      expectClose(sum(sm, [axis]), { shape: sum(r, [axis]).shape, data: new Float64Array(sum(r, [axis]).data.length).fill(1) }, 1e-14);
       expectClose(exp(logSoftmax(r, axis)), sm, 1e-13);
     }
   });

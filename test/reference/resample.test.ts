@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../packages/tensor/src/errors';
-import {
-  affineGrid,
-  gridSample,
-  gridSampleGridGrad,
-  gridSampleInputGrad,
-} from '../../packages/tensor/src/reference/index';
+import { affineGrid, gridSample, gridSampleGridGrad, gridSampleInputGrad } from '../../packages/tensor/src/reference/index';
 import { T, dot, expectClose, expectRelClose, rand } from './helpers';
 
 const identity = (n: number) => T(Array.from({ length: n }, () => [1, 0, 0, 0, 1, 0]).flat(), [n, 2, 3]);

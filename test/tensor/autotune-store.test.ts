@@ -98,14 +98,10 @@ describe('matmul tuning validation', () => {
   });
 
   it.each([
-    [
-      'a register variant with an edited block',
-      (t: Record<string, any>) => (t.matmul.large = { kind: 'register', rows: 3, cols: 16, wgX: 8, wgY: 4 }),
-    ],
+    ['a register variant with an edited block', (t: Record<string, any>) => (t.matmul.large = { kind: 'register', rows: 3, cols: 16, wgX: 8, wgY: 4 })],
     [
       'a huge workgroup',
-      (t: Record<string, any>) =>
-        (t.matmul.medium = { kind: 'workgroup', tileM: 4096, tileN: 64, tileK: 16, threadRows: 4, threadCols: 4 }),
+      (t: Record<string, any>) => (t.matmul.medium = { kind: 'workgroup', tileM: 4096, tileN: 64, tileK: 16, threadRows: 4, threadCols: 4 }),
     ],
     ['an unknown kind', (t: Record<string, any>) => (t.matmul.small = { kind: 'magic' })],
     ['an extra key in a variant', (t: Record<string, any>) => (t.matmul.small = { kind: 'simple', wgX: 1 })],

@@ -62,9 +62,7 @@ interface Built {
 function build(spec: TensorSpec, made: Tensor[]): Built {
   const rnd = mulberry32(spec.seed);
   const n = sizeOf(spec.shape);
-  const data = Float64Array.from({ length: n }, () =>
-    spec.dtype === 'i32' ? Math.floor(rnd() * 7) - 3 : Math.fround(4 * rnd() - 2),
-  );
+  const data = Float64Array.from({ length: n }, () => (spec.dtype === 'i32' ? Math.floor(rnd() * 7) - 3 : Math.fround(4 * rnd() - 2)));
   const t = raw.tensor(data, spec.shape, spec.dtype, spec.onOther ? other : main);
   made.push(t);
   return { t, r: { shape: [...spec.shape], data } };
@@ -76,15 +74,9 @@ const goodShape = (maxRank = 3) => fc.array(fc.integer({ min: 1, max: 3 }), { ma
 const badInt = fc.constantFrom<unknown>(1.5, -1, NaN, Infinity, -Infinity, '2', null);
 /** Usually valid (in [min, max]), sometimes one of badInt. */
 const intArg = (min: number, max: number) =>
-  fc.oneof(
-    { weight: 5, arbitrary: fc.integer({ min, max }) as fc.Arbitrary<unknown> },
-    { weight: 1, arbitrary: badInt },
-  );
+  fc.oneof({ weight: 5, arbitrary: fc.integer({ min, max }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: badInt });
 const badDType = fc.constantFrom('f64', 'float32', 'int64', 'F32', '', 'toString');
-const dtypeArg = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom('f32', 'i32') as fc.Arbitrary<string> },
-  { weight: 1, arbitrary: badDType },
-);
+const dtypeArg = fc.oneof({ weight: 4, arbitrary: fc.constantFrom('f32', 'i32') as fc.Arbitrary<string> }, { weight: 1, arbitrary: badDType });
 /** A shape, now and then with one bad dim (negative, fractional, NaN, a string) or not an array at all. */
 const shapeArg = fc.oneof(
   { weight: 6, arbitrary: fc.array(dim, { maxLength: 3 }) as fc.Arbitrary<unknown> },
@@ -98,10 +90,8 @@ const shapeArg = fc.oneof(
 );
 const onOther = fc.oneof({ weight: 6, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) });
 const seed = fc.nat();
-const spec = (
-  shape: fc.Arbitrary<number[]>,
-  dtype: fc.Arbitrary<'f32' | 'i32'> = fc.constant('f32'),
-): fc.Arbitrary<TensorSpec> => fc.record({ shape, dtype, seed, onOther });
+const spec = (shape: fc.Arbitrary<number[]>, dtype: fc.Arbitrary<'f32' | 'i32'> = fc.constant('f32')): fc.Arbitrary<TensorSpec> =>
+  fc.record({ shape, dtype, seed, onOther });
 
 /** Shapes of two operands that usually broadcast (each dim taken or set to 1, leading dims dropped), else random. */
 const broadcastPair = fc.oneof(
@@ -157,9 +147,7 @@ async function check(c: Case): Promise<void> {
   }
   const live = [main.memory().liveTensors, other.memory().liveTensors];
   if (live[0] !== baseline[0] || live[1] !== baseline[1]) {
-    expect.fail(
-      `${c.label}: leaked tensors (live ${live.join('/')} against ${baseline.join('/')})${error ? ` after ${String(error)}` : ''}`,
-    );
+    expect.fail(`${c.label}: leaked tensors (live ${live.join('/')} against ${baseline.join('/')})${error ? ` after ${String(error)}` : ''}`);
   }
   if (error !== undefined) {
     if (!isNamed(error)) expect.fail(`${c.label}: threw an unnamed error: ${(error as Error)?.stack ?? String(error)}`);
@@ -178,13 +166,7 @@ async function check(c: Case): Promise<void> {
   tally.values++;
 }
 
-function expectClose(
-  label: string,
-  got: { shape: number[]; data: Float64Array },
-  want: RefTensor,
-  rtol: number,
-  atol: number,
-): void {
+function expectClose(label: string, got: { shape: number[]; data: Float64Array }, want: RefTensor, rtol: number, atol: number): void {
   if (got.shape.length !== want.shape.length || got.shape.some((d, i) => d !== want.shape[i])) {
     expect.fail(`${label}: shape [${got.shape.join(', ')}], reference [${want.shape.join(', ')}]`);
   }
@@ -202,9 +184,7 @@ const prop = <T>(arb: fc.Arbitrary<T>, toCase: (v: T) => Case, share = 1) =>
   );
 
 const show = (v: unknown): string =>
-  JSON.stringify(v, (_k, x) =>
-    typeof x === 'number' && !Number.isFinite(x) ? String(x) : x === undefined ? 'undefined' : x,
-  );
+  JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x === undefined ? 'undefined' : x));
 const specStr = (s: TensorSpec) => `${s.dtype}[${s.shape.join(',')}]${s.onOther ? '@other' : ''}`;
 
 // ---------------------------------------------------------------- creation
@@ -221,18 +201,11 @@ describe('creation ops', () => {
     prop(
       fc.record({
         shape: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 }),
-        values: fc.array(
-          fc.oneof(
-            fc.integer({ min: -5, max: 5 }),
-            fc.double({ min: -10, max: 10, noNaN: true }),
-            fc.constantFrom(NaN, Infinity, 2 ** 31),
-          ),
-          { minLength: 27, maxLength: 27 },
-        ),
-        dtype: fc.oneof(
-          { weight: 3, arbitrary: fc.constantFrom<string | undefined>(undefined, 'f32', 'i32') },
-          { weight: 1, arbitrary: badDType },
-        ),
+        values: fc.array(fc.oneof(fc.integer({ min: -5, max: 5 }), fc.double({ min: -10, max: 10, noNaN: true }), fc.constantFrom(NaN, Infinity, 2 ** 31)), {
+          minLength: 27,
+          maxLength: 27,
+        }),
+        dtype: fc.oneof({ weight: 3, arbitrary: fc.constantFrom<string | undefined>(undefined, 'f32', 'i32') }, { weight: 1, arbitrary: badDType }),
         flaw: fc.constantFrom('none', 'none', 'none', 'ragged', 'string', 'undefined', 'object'),
         at: fc.nat(),
       }),
@@ -261,10 +234,7 @@ describe('creation ops', () => {
         op: fc.constantFrom('full', 'zeros', 'ones', 'arange', 'eye'),
         shape: shapeArg,
         dtype: dtypeArg,
-        value: fc.oneof(
-          fc.integer({ min: -3, max: 3 }) as fc.Arbitrary<unknown>,
-          fc.constantFrom<unknown>(1.5, NaN, 'x', undefined, 2 ** 40),
-        ),
+        value: fc.oneof(fc.integer({ min: -3, max: 3 }) as fc.Arbitrary<unknown>, fc.constantFrom<unknown>(1.5, NaN, 'x', undefined, 2 ** 40)),
         range: fc.tuple(intArg(-4, 4), intArg(-4, 6), fc.oneof(intArg(1, 2), fc.constantFrom<unknown>(0, 0.5, -1))),
         nm: fc.tuple(intArg(0, 3), intArg(0, 3)),
       }),
@@ -288,8 +258,7 @@ describe('creation ops', () => {
           };
         }
         const v = op === 'zeros' ? 0 : op === 'ones' ? 1 : (value as number);
-        const run =
-          op === 'full' ? () => raw.full(sh, v, dt) : op === 'zeros' ? () => raw.zeros(sh, dt) : () => raw.ones(sh, dt);
+        const run = op === 'full' ? () => raw.full(sh, v, dt) : op === 'zeros' ? () => raw.zeros(sh, dt) : () => raw.ones(sh, dt);
         return {
           label: `${op}(${show(shape)}, ${op === 'full' ? `${show(value)}, ` : ''}${dt})`,
           run,
@@ -310,25 +279,15 @@ const BINARY = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', '
 
 describe('elementwise ops', () => {
   it('unary ops on f32 and i32 tensors', () =>
-    prop(
-      fc.tuple(fc.constantFrom(...UNARY), spec(fc.array(dim, { maxLength: 3 }), fc.constantFrom('f32', 'i32'))),
-      ([op, xs]) => ({
-        label: `${op}(${specStr(xs)})`,
-        run: (made) => raw[op](build(xs, made).t),
-        want: () => ref[op](build(xs, []).r),
-      }),
-    ));
+    prop(fc.tuple(fc.constantFrom(...UNARY), spec(fc.array(dim, { maxLength: 3 }), fc.constantFrom('f32', 'i32'))), ([op, xs]) => ({
+      label: `${op}(${specStr(xs)})`,
+      run: (made) => raw[op](build(xs, made).t),
+      want: () => ref[op](build(xs, []).r),
+    })));
 
   it('binary ops with broadcasting, mixed dtypes and a second device', () =>
     prop(
-      fc.tuple(
-        fc.constantFrom(...BINARY),
-        broadcastPair,
-        fc.constantFrom('f32', 'i32'),
-        fc.constantFrom('f32', 'i32'),
-        seed,
-        onOther,
-      ),
+      fc.tuple(fc.constantFrom(...BINARY), broadcastPair, fc.constantFrom('f32', 'i32'), fc.constantFrom('f32', 'i32'), seed, onOther),
       ([op, [sa, sb], da, db, s, far]) => {
         const a: TensorSpec = { shape: sa, dtype: da, seed: s, onOther: false };
         const b: TensorSpec = { shape: sb, dtype: db, seed: s + 1, onOther: far };
@@ -350,10 +309,7 @@ describe('elementwise ops', () => {
         op: fc.constantFrom('addScalar', 'mulScalar', 'powScalar', 'where', 'cast', 'axpby'),
         x: spec(fc.array(dim, { maxLength: 3 }), fc.constantFrom('f32', 'i32')),
         y: spec(fc.array(dim, { maxLength: 3 })),
-        scalar: fc.oneof(
-          fc.integer({ min: -3, max: 3 }) as fc.Arbitrary<unknown>,
-          fc.constantFrom<unknown>(0.5, NaN, '2', undefined, 2 ** 40),
-        ),
+        scalar: fc.oneof(fc.integer({ min: -3, max: 3 }) as fc.Arbitrary<unknown>, fc.constantFrom<unknown>(0.5, NaN, '2', undefined, 2 ** 40)),
         dtype: dtypeArg,
       }),
       ({ op, x, y, scalar, dtype }) => {
@@ -381,13 +337,7 @@ describe('elementwise ops', () => {
             label: `axpby(${show(scalar)}, ${specStr(x)}, 2, ${specStr(y)})`,
             run: (m) => raw.axpby(s, build(x, m).t, 2, build(y, m).t),
             want: () => {
-              if (
-                typeof s !== 'number' ||
-                x.onOther !== y.onOther ||
-                x.dtype !== 'f32' ||
-                x.shape.join() !== y.shape.join()
-              )
-                throw new Error('invalid');
+              if (typeof s !== 'number' || x.onOther !== y.onOther || x.dtype !== 'f32' || x.shape.join() !== y.shape.join()) throw new Error('invalid');
               return ref.axpby(s, build(x, []).r, 2, build(y, []).r);
             },
           };
@@ -397,8 +347,7 @@ describe('elementwise ops', () => {
           label: `${op}(${specStr(x)}, ${show(scalar)})`,
           run: (m) => raw[op](build(x, m).t, s),
           want: () => {
-            if (typeof s !== 'number' || (x.dtype === 'i32' && !(Number.isInteger(s) && Math.abs(s) < 2 ** 31)))
-              throw new Error('scalar does not fit');
+            if (typeof s !== 'number' || (x.dtype === 'i32' && !(Number.isInteger(s) && Math.abs(s) < 2 ** 31))) throw new Error('scalar does not fit');
             return refOp(build(x, []).r, s);
           },
         };
@@ -408,10 +357,7 @@ describe('elementwise ops', () => {
 
 // ---------------------------------------------------------------- reductions, matmul
 
-const axisArg = fc.oneof(
-  { weight: 5, arbitrary: fc.integer({ min: -4, max: 3 }) as fc.Arbitrary<unknown> },
-  { weight: 1, arbitrary: badInt },
-);
+const axisArg = fc.oneof({ weight: 5, arbitrary: fc.integer({ min: -4, max: 3 }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: badInt });
 const axesArg = fc.oneof(
   { weight: 2, arbitrary: fc.constant<unknown>(undefined) },
   { weight: 3, arbitrary: axisArg },
@@ -425,10 +371,7 @@ describe('reductions and matmul', () => {
         op: fc.constantFrom('sum', 'mean', 'max', 'min', 'logsumexp', 'argmax', 'softmax', 'logSoftmax'),
         x: spec(
           fc.array(dim, { maxLength: 3 }),
-          fc.oneof(
-            { weight: 5, arbitrary: fc.constant('f32' as const) },
-            { weight: 1, arbitrary: fc.constant('i32' as const) },
-          ),
+          fc.oneof({ weight: 5, arbitrary: fc.constant('f32' as const) }, { weight: 1, arbitrary: fc.constant('i32' as const) }),
         ),
         axes: axesArg,
         keepDims: fc.boolean(),
@@ -469,12 +412,7 @@ describe('reductions and matmul', () => {
       fc.record({
         batchA: goodShape(2),
         batchB: goodShape(2),
-        mkn: fc.tuple(
-          fc.integer({ min: 1, max: 4 }),
-          fc.integer({ min: 0, max: 4 }),
-          fc.integer({ min: 1, max: 4 }),
-          fc.integer({ min: 0, max: 4 }),
-        ),
+        mkn: fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 4 })),
         transA: fc.boolean(),
         transB: fc.boolean(),
         s: seed,
@@ -509,22 +447,14 @@ describe('reductions and matmul', () => {
 // ---------------------------------------------------------------- conv, pool, random
 
 const pairArg = (min: number, max: number) =>
-  fc.oneof(
-    { weight: 4, arbitrary: intArg(min, max) },
-    { weight: 1, arbitrary: fc.tuple(intArg(min, max), intArg(min, max)) as fc.Arbitrary<unknown> },
-  );
+  fc.oneof({ weight: 4, arbitrary: intArg(min, max) }, { weight: 1, arbitrary: fc.tuple(intArg(min, max), intArg(min, max)) as fc.Arbitrary<unknown> });
 
 describe('conv, pool and random ops', () => {
   it('conv2d and the pools with fractional, negative or NaN geometry', () =>
     prop(
       fc.record({
         op: fc.constantFrom('conv2d', 'maxPool2d', 'avgPool2d'),
-        nchw: fc.tuple(
-          fc.integer({ min: 1, max: 2 }),
-          fc.integer({ min: 1, max: 2 }),
-          fc.integer({ min: 1, max: 5 }),
-          fc.integer({ min: 1, max: 5 }),
-        ),
+        nchw: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 })),
         k: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })),
         o: fc.integer({ min: 1, max: 2 }),
         stride: pairArg(1, 2),
@@ -582,14 +512,8 @@ describe('conv, pool and random ops', () => {
           { weight: 4, arbitrary: fc.nat() as fc.Arbitrary<unknown> },
           { weight: 1, arbitrary: fc.constantFrom<unknown>(-1, 0.5, NaN, 2 ** 60, '1', undefined, [1], [1, 2 ** 32]) },
         ),
-        offset: fc.oneof(
-          { weight: 4, arbitrary: fc.constant<unknown>(undefined) },
-          { weight: 1, arbitrary: intArg(0, 5) },
-        ),
-        p: fc.oneof(
-          fc.double({ min: 0, max: 1, noNaN: true }) as fc.Arbitrary<unknown>,
-          fc.constantFrom<unknown>(-0.5, 2, NaN, '0.5'),
-        ),
+        offset: fc.oneof({ weight: 4, arbitrary: fc.constant<unknown>(undefined) }, { weight: 1, arbitrary: intArg(0, 5) }),
+        p: fc.oneof(fc.double({ min: 0, max: 1, noNaN: true }) as fc.Arbitrary<unknown>, fc.constantFrom<unknown>(-0.5, 2, NaN, '0.5')),
         bounds: fc.tuple(intArg(-3, 3), intArg(-3, 5)),
         n: intArg(0, 9),
       }),
@@ -803,33 +727,18 @@ describe('index ops and concat', () => {
         axis: axisArg,
         len: fc.integer({ min: 0, max: 3 }),
         values: fc.array(fc.nat(), { minLength: 27, maxLength: 27 }),
-        outOfRange: fc.oneof(
-          { weight: 3, arbitrary: fc.constant<number | null>(null) },
-          { weight: 1, arbitrary: fc.constantFrom<number | null>(-1, 0) },
-        ),
-        indexDtype: fc.oneof(
-          { weight: 5, arbitrary: fc.constant<'i32' | 'f32'>('i32') },
-          { weight: 1, arbitrary: fc.constant<'i32' | 'f32'>('f32') },
-        ),
+        outOfRange: fc.oneof({ weight: 3, arbitrary: fc.constant<number | null>(null) }, { weight: 1, arbitrary: fc.constantFrom<number | null>(-1, 0) }),
+        indexDtype: fc.oneof({ weight: 5, arbitrary: fc.constant<'i32' | 'f32'>('i32') }, { weight: 1, arbitrary: fc.constant<'i32' | 'f32'>('f32') }),
         classes: intArg(1, 4),
         s: seed,
         far: onOther,
       }),
       ({ op, xShape, axis, len, values, outOfRange, indexDtype, classes, s, far }) => {
         const rank = xShape.length;
-        const ax =
-          Number.isInteger(axis) && (axis as number) >= -rank && (axis as number) < rank
-            ? ((axis as number) + rank) % rank
-            : 0;
+        const ax = Number.isInteger(axis) && (axis as number) >= -rank && (axis as number) < rank ? ((axis as number) + rank) % rank : 0;
         const x: TensorSpec = { shape: xShape, dtype: 'f32', seed: s, onOther: false };
-        const bound =
-          op === 'oneHot'
-            ? Number.isInteger(classes) && (classes as number) > 0
-              ? (classes as number)
-              : 3
-            : xShape[ax];
-        const idxShape =
-          op === 'indexSelect' ? [len] : op === 'oneHot' ? xShape : xShape.map((d, i) => (i === ax ? len : d));
+        const bound = op === 'oneHot' ? (Number.isInteger(classes) && (classes as number) > 0 ? (classes as number) : 3) : xShape[ax];
+        const idxShape = op === 'indexSelect' ? [len] : op === 'oneHot' ? xShape : xShape.map((d, i) => (i === ax ? len : d));
         const data = values.slice(0, sizeOf(idxShape)).map((v) => v % bound);
         // One index just past either end of its dimension: -1 or the bound itself.
         if (outOfRange !== null && data.length > 0) data[s % data.length] = outOfRange === -1 ? -1 : bound;
@@ -898,14 +807,8 @@ describe('autograd ops and losses', () => {
         pair: broadcastPair,
         s: seed,
         far: onOther,
-        labelDtype: fc.oneof(
-          { weight: 4, arbitrary: fc.constant<'i32' | 'f32'>('i32') },
-          { weight: 1, arbitrary: fc.constant<'i32' | 'f32'>('f32') },
-        ),
-        badLabel: fc.oneof(
-          { weight: 3, arbitrary: fc.constant<number | null>(null) },
-          { weight: 1, arbitrary: fc.constantFrom<number | null>(-1, 0) },
-        ),
+        labelDtype: fc.oneof({ weight: 4, arbitrary: fc.constant<'i32' | 'f32'>('i32') }, { weight: 1, arbitrary: fc.constant<'i32' | 'f32'>('f32') }),
+        badLabel: fc.oneof({ weight: 3, arbitrary: fc.constant<number | null>(null) }, { weight: 1, arbitrary: fc.constantFrom<number | null>(-1, 0) }),
       }),
       ({ op, pair: [sa, sb], s, far, labelDtype, badLabel }) => {
         const a: TensorSpec = { shape: sa, dtype: 'f32', seed: s, onOther: false };
@@ -947,8 +850,7 @@ describe('autograd ops and losses', () => {
             label,
             run: (m) => ag.mse(build(a, m).t, build(b, m).t),
             // torch semantics without its broadcast warning: shapes must be equal.
-            want: () =>
-              far || sa.join() !== sb.join() ? fail() : ref.mean(ref.square(ref.sub(build(a, []).r, build(b, []).r))),
+            want: () => (far || sa.join() !== sb.join() ? fail() : ref.mean(ref.square(ref.sub(build(a, []).r, build(b, []).r)))),
           };
         }
         // crossEntropy: logits [B, K] from a's first two dims, labels [B], now and then one of them -1 or K.
@@ -985,10 +887,7 @@ async function propSeeingBoth<T>(arb: fc.Arbitrary<T>, toCase: (v: T) => Case): 
 
 /** Slice bounds a JS caller may pass by mistake: fractions, NaN, ±Infinity, strings, null, undefined. */
 const badBound = fc.constantFrom<unknown>(0.5, -1.5, NaN, Infinity, -Infinity, '1', null, undefined);
-const boundArg = fc.oneof(
-  { weight: 6, arbitrary: fc.integer({ min: -4, max: 4 }) as fc.Arbitrary<unknown> },
-  { weight: 1, arbitrary: badBound },
-);
+const boundArg = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: -4, max: 4 }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: badBound });
 /** An integer list (mostly), now and then not a list at all. */
 const listOf = (item: fc.Arbitrary<unknown>, maxLength = 3) =>
   fc.oneof(
@@ -1004,22 +903,13 @@ describe('movement ops', () => {
       fc.record({
         op: fc.constantFrom('reshape', 'permute', 'transpose', 'expand', 'slice', 'pad', 'flip', 'concat'),
         x: spec(goodShape(3)),
-        shape: listOf(
-          fc.oneof(
-            { weight: 4, arbitrary: fc.integer({ min: -1, max: 3 }) as fc.Arbitrary<unknown> },
-            { weight: 1, arbitrary: badInt },
-          ),
-          4,
-        ),
+        shape: listOf(fc.oneof({ weight: 4, arbitrary: fc.integer({ min: -1, max: 3 }) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: badInt }), 4),
         axes: listOf(axisArg),
         a: axisArg,
         b: axisArg,
         starts: listOf(boundArg),
         ends: listOf(boundArg),
-        steps: fc.oneof(
-          { weight: 2, arbitrary: fc.constant<unknown>(undefined) },
-          { weight: 2, arbitrary: listOf(intArg(1, 3)) },
-        ),
+        steps: fc.oneof({ weight: 2, arbitrary: fc.constant<unknown>(undefined) }, { weight: 2, arbitrary: listOf(intArg(1, 3)) }),
         pads: fc.oneof(
           {
             weight: 6,
@@ -1027,14 +917,8 @@ describe('movement ops', () => {
           },
           { weight: 1, arbitrary: fc.constantFrom<unknown>(1, [[1]], [null], null) },
         ),
-        value: fc.oneof(
-          { weight: 6, arbitrary: fc.constantFrom<unknown>(0, 1.5, -Infinity) },
-          { weight: 1, arbitrary: fc.constantFrom<unknown>('1', null) },
-        ),
-        second: fc.oneof(
-          { weight: 3, arbitrary: fc.constant<unknown>('tensor') },
-          { weight: 1, arbitrary: notATensor },
-        ),
+        value: fc.oneof({ weight: 6, arbitrary: fc.constantFrom<unknown>(0, 1.5, -Infinity) }, { weight: 1, arbitrary: fc.constantFrom<unknown>('1', null) }),
+        second: fc.oneof({ weight: 3, arbitrary: fc.constant<unknown>('tensor') }, { weight: 1, arbitrary: notATensor }),
       }),
       ({ op, x, shape, axes, a, b, starts, ends, steps, pads, value, second }) => {
         // reshape/expand targets: sometimes x's own size ([-1], its dims with a leading 1), else the random list.
@@ -1051,9 +935,7 @@ describe('movement ops', () => {
         }[op]!;
         const label = `${op}(${specStr(x)}, ${args.map(show).join(', ')}${op === 'concat' ? `, second ${show(second)}` : ''})`;
         const call = (lib: typeof raw | typeof ref, t: unknown, other: unknown) =>
-          (lib as unknown as Record<string, (...v: unknown[]) => unknown>)[op](
-            ...(op === 'concat' ? [[t, other], ...args] : [t, ...args]),
-          );
+          (lib as unknown as Record<string, (...v: unknown[]) => unknown>)[op](...(op === 'concat' ? [[t, other], ...args] : [t, ...args]));
         const y: TensorSpec = { ...x, seed: x.seed + 1, onOther: false };
         return {
           label,
@@ -1106,15 +988,7 @@ const poolOpts = fc.constantFrom<unknown>(
   2,
   null,
 );
-const gridOpts = fc.constantFrom<unknown>(
-  undefined,
-  {},
-  { alignCorners: true },
-  { alignCorner: true },
-  { alignCorners: 'false' },
-  true,
-  null,
-);
+const gridOpts = fc.constantFrom<unknown>(undefined, {}, { alignCorners: true }, { alignCorner: true }, { alignCorners: 'false' }, true, null);
 const flagArg = fc.constantFrom<unknown>(undefined, false, true, 'false', 1, null);
 /** What grad() may be handed as its inputs: the right tensor, or a number, a function, a mixed list, null. */
 const gradInputs = fc.constantFrom<unknown>('x', 5, '[x, 5]', 'f', null, 'string');

@@ -1,19 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { axpyKernel, fillKernel, linearDispatch, type KernelSpec } from '@metagrad/kernels-wgsl';
-import {
-  DisposedTensorError,
-  KernelError,
-  DeviceLostError,
-  ShapeError,
-  full,
-  tensor,
-  tidy,
-  keep,
-  zeros,
-  sizeClass,
-  Device,
-} from '@metagrad/tensor';
+import { DisposedTensorError, KernelError, DeviceLostError, ShapeError, full, tensor, tidy, keep, zeros, sizeClass, Device } from '@metagrad/tensor';
 import { availableAdapters, createNodeDevice } from '@metagrad/tensor/node';
 import { useDevice } from '../helpers/device';
 
@@ -72,8 +60,7 @@ describe('dispatch batching', () => {
     const y = zeros([n]);
     const submitsBefore = d.counters.submits;
     const count = d.maxDispatchesPerSubmit * 2 + 17;
-    for (let i = 0; i < count; i++)
-      d.dispatch(axpyKernel(), [x.buffer, y.buffer], axpyUniform(n, 1), linearDispatch(n));
+    for (let i = 0; i < count; i++) d.dispatch(axpyKernel(), [x.buffer, y.buffer], axpyUniform(n, 1), linearDispatch(n));
     // Overwrite then accumulate again: order matters.
     d.dispatch(fillKernel({ dtype: 'f32' }), [y.buffer], new Uint32Array([n, 0]), linearDispatch(n));
     for (let i = 0; i < 5; i++) d.dispatch(axpyKernel(), [x.buffer, y.buffer], axpyUniform(n, 2), linearDispatch(n));
@@ -213,9 +200,7 @@ describe('errors', () => {
 
   it('too many workgroups is refused up front instead of silently dropped', () => {
     const t = zeros([4]);
-    expect(() =>
-      device().dispatch(fillKernel({ dtype: 'f32' }), [t.buffer], new Uint32Array([4, 0]), [70000, 1, 1]),
-    ).toThrow(KernelError);
+    expect(() => device().dispatch(fillKernel({ dtype: 'f32' }), [t.buffer], new Uint32Array([4, 0]), [70000, 1, 1])).toThrow(KernelError);
     t.dispose();
   });
 

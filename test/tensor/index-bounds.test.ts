@@ -109,7 +109,6 @@ function runReference(op: string, bad: number): ref.RefTensor {
   const x = r([1, 2, 3, 4, 5, 6], [2, 3]);
   if (op === 'gather') return ref.gather(x, 1, r([0, bad], [2, 1]));
   if (op === 'indexSelect') return ref.indexSelect(x, 0, r([1, bad], [2]));
-  if (op === 'scatterAdd')
-    return ref.scatterAdd(r([0, 0, 0, 0, 0, 0], [2, 3]), 1, r([bad, 1], [2, 1]), r([1, 1], [2, 1]));
+  if (op === 'scatterAdd') return ref.scatterAdd(r([0, 0, 0, 0, 0, 0], [2, 3]), 1, r([bad, 1], [2, 1]), r([1, 1], [2, 1]));
   return ref.oneHot(r([0, bad, 2], [3]), 3);
 }

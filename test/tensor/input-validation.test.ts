@@ -1,15 +1,7 @@
 /** @file Host-side validation of the raw ops' JavaScript inputs (issue 14 item 7): named errors, nothing allocated. */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as raw from '@metagrad/tensor/raw';
-import {
-  DisposedTensorError,
-  DTypeError,
-  InvalidArgumentError,
-  KernelError,
-  OutOfMemoryError,
-  ShapeError,
-  type Tensor,
-} from '@metagrad/tensor';
+import { DisposedTensorError, DTypeError, InvalidArgumentError, KernelError, OutOfMemoryError, ShapeError, type Tensor } from '@metagrad/tensor';
 import * as ref from '../../packages/tensor/src/reference/index';
 import { useDevice } from '../helpers/device';
 
@@ -63,9 +55,10 @@ describe('tensor() from nested arrays (as torch.tensor / tf.tensor)', () => {
     );
     expect(cube.dtype).toBe('i32');
     expect(await read(cube)).toEqual({ shape: [3, 2, 1], data: [1, 2, 3, 4, 5, 6] });
-    expect(
-      await read(raw.tensor([new Float32Array([1, 2]), new Float32Array([3, 4])], undefined, undefined, device())),
-    ).toEqual({ shape: [2, 2], data: [1, 2, 3, 4] });
+    expect(await read(raw.tensor([new Float32Array([1, 2]), new Float32Array([3, 4])], undefined, undefined, device()))).toEqual({
+      shape: [2, 2],
+      data: [1, 2, 3, 4],
+    });
     expect(await read(raw.tensor([[]], undefined, undefined, device()))).toEqual({ shape: [1, 0], data: [] });
     // An explicit shape must hold the same number of values.
     expect(
@@ -159,9 +152,7 @@ describe('unknown dtypes are a DTypeError listing the valid ones', () => {
     ['ones', () => raw.ones([2], 'bool' as never, device())],
     ['arange', () => raw.arange(0, 4, 1, 'int64' as never, device())],
     ['eye', () => raw.eye(2, 2, 'f64' as never, device())],
-  ])('%s', (_name, f) =>
-    expectThrowsClean(f, DTypeError, /f64|float32|f16|bool|int64.*valid dtypes are f32, i32, u32/),
-  );
+  ])('%s', (_name, f) => expectThrowsClean(f, DTypeError, /f64|float32|f16|bool|int64.*valid dtypes are f32, i32, u32/));
 
   it('cast', () => {
     const x = raw.tensor([1, 2], [2], 'f32', device());
@@ -248,28 +239,12 @@ describe('integer arguments', () => {
 describe('devices and sizes given by the caller', () => {
   it('a device that is not a Device (a torch habit like "cpu") is an InvalidArgumentError', () => {
     for (const bad of ['cpu', 'cuda', null, {}]) {
-      expectThrowsClean(
-        () => raw.tensor([1, 2], undefined, undefined, bad as never),
-        InvalidArgumentError,
-        /device must be a Device/,
-      );
+      expectThrowsClean(() => raw.tensor([1, 2], undefined, undefined, bad as never), InvalidArgumentError, /device must be a Device/);
       expectThrowsClean(() => raw.zeros([2], 'f32', bad as never), InvalidArgumentError, /device must be a Device/);
-      expectThrowsClean(
-        () => raw.arange(0, 3, 1, 'f32', bad as never),
-        InvalidArgumentError,
-        /device must be a Device/,
-      );
+      expectThrowsClean(() => raw.arange(0, 3, 1, 'f32', bad as never), InvalidArgumentError, /device must be a Device/);
       expectThrowsClean(() => raw.eye(2, 2, 'f32', bad as never), InvalidArgumentError, /device must be a Device/);
-      expectThrowsClean(
-        () => raw.uniform([2], 1, { device: bad as never }),
-        InvalidArgumentError,
-        /device must be a Device/,
-      );
-      expectThrowsClean(
-        () => raw.permutation(3, 1, { device: bad as never }),
-        InvalidArgumentError,
-        /device must be a Device/,
-      );
+      expectThrowsClean(() => raw.uniform([2], 1, { device: bad as never }), InvalidArgumentError, /device must be a Device/);
+      expectThrowsClean(() => raw.permutation(3, 1, { device: bad as never }), InvalidArgumentError, /device must be a Device/);
     }
   });
 
@@ -285,11 +260,7 @@ describe('options objects', () => {
     const x = raw.zeros([1, 1, 3, 3], 'f32', device());
     const grid = raw.zeros([1, 2, 2, 2], 'f32', device());
     expectThrowsClean(() => raw.matmul(a, a, true as never), InvalidArgumentError, /options must be an object/);
-    expectThrowsClean(
-      () => raw.matmul(a, a, { transposeB: true } as never),
-      InvalidArgumentError,
-      /unknown option transposeB/,
-    );
+    expectThrowsClean(() => raw.matmul(a, a, { transposeB: true } as never), InvalidArgumentError, /unknown option transposeB/);
     expectThrowsClean(() => raw.gridSample(x, grid, true as never), InvalidArgumentError, /options must be an object/);
     expectThrowsClean(
       () => raw.gridSample(x, grid, { alignCorner: true } as never),
@@ -297,35 +268,15 @@ describe('options objects', () => {
       /unknown option alignCorner \(known: alignCorners\)/,
     );
     expectThrowsClean(() => raw.conv2d(x, x, { strides: 2 } as never), InvalidArgumentError, /unknown option strides/);
-    expectThrowsClean(
-      () => raw.maxPool2d(x, { kernel: 2, strides: 1 } as never),
-      InvalidArgumentError,
-      /unknown option strides/,
-    );
-    expectThrowsClean(
-      () => raw.uniform([2], 1, { device: device(), min: -1, max: 1 } as never),
-      InvalidArgumentError,
-      /unknown options min, max/,
-    );
-    expectThrowsClean(
-      () => raw.normal([2], 1, { device: device(), stddev: 2 } as never),
-      InvalidArgumentError,
-      /unknown option stddev/,
-    );
-    expectThrowsClean(
-      () => raw.permutation(3, 1, { device: device(), n: 3 } as never),
-      InvalidArgumentError,
-      /unknown option n/,
-    );
+    expectThrowsClean(() => raw.maxPool2d(x, { kernel: 2, strides: 1 } as never), InvalidArgumentError, /unknown option strides/);
+    expectThrowsClean(() => raw.uniform([2], 1, { device: device(), min: -1, max: 1 } as never), InvalidArgumentError, /unknown options min, max/);
+    expectThrowsClean(() => raw.normal([2], 1, { device: device(), stddev: 2 } as never), InvalidArgumentError, /unknown option stddev/);
+    expectThrowsClean(() => raw.permutation(3, 1, { device: device(), n: 3 } as never), InvalidArgumentError, /unknown option n/);
     // Flags must be booleans: 'false' or 1 would be read as true.
     expectThrowsClean(() => raw.sum(a, 0, 'false' as never), InvalidArgumentError, /keepDims must be true or false/);
     expectThrowsClean(() => raw.argmax(a, 0, 1 as never), InvalidArgumentError, /keepDims/);
     expectThrowsClean(() => raw.matmul(a, a, { transB: 'yes' } as never), InvalidArgumentError, /transB/);
-    expectThrowsClean(
-      () => raw.gridSample(x, grid, { alignCorners: 1 } as never),
-      InvalidArgumentError,
-      /alignCorners/,
-    );
+    expectThrowsClean(() => raw.gridSample(x, grid, { alignCorners: 1 } as never), InvalidArgumentError, /alignCorners/);
     const theta = raw.zeros([1, 2, 3], 'f32', device());
     expectThrowsClean(() => raw.affineGrid(theta, [1, 1, 2, 2], 'true' as never), InvalidArgumentError, /alignCorners/);
     theta.dispose();
@@ -530,10 +481,7 @@ describe('a dispatch that fails midway (a kernel that does not build, a lost dev
         if (++calls === failAt) throw new KernelError('injected failure', 'test');
         f(...args);
       };
-    const spies = [
-      vi.spyOn(dev, 'dispatch').mockImplementation(step(real.dispatch)),
-      vi.spyOn(dev, 'write').mockImplementation(step(real.write)),
-    ];
+    const spies = [vi.spyOn(dev, 'dispatch').mockImplementation(step(real.dispatch)), vi.spyOn(dev, 'write').mockImplementation(step(real.write))];
     try {
       call(ts).dispose();
       const steps = calls;
@@ -554,59 +502,54 @@ describe('with fusion on, a dispatch that fails at realisation', () => {
   afterAll(() => raw.setFusion(device(), undefined));
   const lazyCases = [...OPERAND_CASES, ...MORE_CASES].filter(([name]) => ['add', 'axpby', 'mulScalar'].includes(name));
 
-  it.each(lazyCases)(
-    '%s throws there, returns its output buffers, stays pending and computes later',
-    async (_name, shapes, call) => {
-      const dev = device();
-      const ts = shapes.map((s) => raw.ones(s, 'f32', dev));
-      const eager = (() => {
-        raw.setFusion(dev, false);
-        try {
-          return call(ts);
-        } finally {
-          raw.setFusion(dev, true);
-        }
-      })();
-      const want = Array.from(await eager.toArray());
-      eager.dispose();
-      const real = dev.dispatch.bind(dev);
-      let calls = 0;
-      let failAt = 0; // 0: no failure
-      const spy = vi.spyOn(dev, 'dispatch').mockImplementation((...args) => {
-        if (++calls === failAt) throw new KernelError('injected failure', 'test');
-        real(...args);
-      });
+  it.each(lazyCases)('%s throws there, returns its output buffers, stays pending and computes later', async (_name, shapes, call) => {
+    const dev = device();
+    const ts = shapes.map((s) => raw.ones(s, 'f32', dev));
+    const eager = (() => {
+      raw.setFusion(dev, false);
       try {
-        const probe = call(ts);
-        expect(probe.storage.pending, 'the op should be lazy with fusion on').not.toBeNull();
-        void probe.buffer;
-        probe.dispose();
-        const steps = calls;
-        expect(steps).toBeGreaterThan(0);
-        for (let k = 1; k <= steps; k++) {
-          const y = call(ts);
-          const before = dev.memory();
-          calls = 0;
-          failAt = k;
-          expect(() => y.buffer).toThrow(/injected/);
-          failAt = 0;
-          expect(y.storage.pending, 'still pending after the failed realisation').not.toBeNull();
-          const after = dev.memory();
-          expect(after.bytesInUse).toBe(before.bytesInUse);
-          expect(after.liveTensors).toBe(before.liveTensors);
-          // The output buffers taken from the pool for the failed dispatch went back to it.
-          expect(after.bytesAllocated - after.bytesPooled, 'output buffers returned to the pool').toBe(
-            before.bytesAllocated - before.bytesPooled,
-          );
-          expect(Array.from(await y.toArray())).toEqual(want);
-          y.dispose();
-        }
+        return call(ts);
       } finally {
-        spy.mockRestore();
-        raw.dispose(ts);
+        raw.setFusion(dev, true);
       }
-    },
-  );
+    })();
+    const want = Array.from(await eager.toArray());
+    eager.dispose();
+    const real = dev.dispatch.bind(dev);
+    let calls = 0;
+    let failAt = 0; // 0: no failure
+    const spy = vi.spyOn(dev, 'dispatch').mockImplementation((...args) => {
+      if (++calls === failAt) throw new KernelError('injected failure', 'test');
+      real(...args);
+    });
+    try {
+      const probe = call(ts);
+      expect(probe.storage.pending, 'the op should be lazy with fusion on').not.toBeNull();
+      void probe.buffer;
+      probe.dispose();
+      const steps = calls;
+      expect(steps).toBeGreaterThan(0);
+      for (let k = 1; k <= steps; k++) {
+        const y = call(ts);
+        const before = dev.memory();
+        calls = 0;
+        failAt = k;
+        expect(() => y.buffer).toThrow(/injected/);
+        failAt = 0;
+        expect(y.storage.pending, 'still pending after the failed realisation').not.toBeNull();
+        const after = dev.memory();
+        expect(after.bytesInUse).toBe(before.bytesInUse);
+        expect(after.liveTensors).toBe(before.liveTensors);
+        // The output buffers taken from the pool for the failed dispatch went back to it.
+        expect(after.bytesAllocated - after.bytesPooled, 'output buffers returned to the pool').toBe(before.bytesAllocated - before.bytesPooled);
+        expect(Array.from(await y.toArray())).toEqual(want);
+        y.dispose();
+      }
+    } finally {
+      spy.mockRestore();
+      raw.dispose(ts);
+    }
+  });
 });
 
 describe('movement op arguments: the raw op and the float64 reference raise the same named error', () => {
@@ -621,13 +564,7 @@ describe('movement op arguments: the raw op and the float64 reference raise the 
       InvalidArgumentError,
       /slice: starts \[0.5\] holds 0.5 at 0, not an integer/,
     ],
-    [
-      'slice with a fractional end',
-      (t) => raw.slice(t, [0, 0], [2, 1.5]),
-      () => ref.slice(rx, [0, 0], [2, 1.5]),
-      InvalidArgumentError,
-      /slice: ends/,
-    ],
+    ['slice with a fractional end', (t) => raw.slice(t, [0, 0], [2, 1.5]), () => ref.slice(rx, [0, 0], [2, 1.5]), InvalidArgumentError, /slice: ends/],
     [
       'slice with NaN / Infinity bounds',
       (t) => raw.slice(t, [NaN], [Infinity]),
@@ -656,27 +593,9 @@ describe('movement op arguments: the raw op and the float64 reference raise the 
       ShapeError,
       /reshape: shape must be an array of integers, got 3/,
     ],
-    [
-      'reshape with a string dim',
-      (t) => raw.reshape(t, ['6'] as never),
-      () => ref.reshape(rx, ['6'] as never),
-      ShapeError,
-      /reshape: shape \["6"\]/,
-    ],
-    [
-      'permute with a non-array perm',
-      (t) => raw.permute(t, 1 as never),
-      () => ref.permute(rx, 1 as never),
-      ShapeError,
-      /permute: perm must be an array/,
-    ],
-    [
-      'permute with a fractional axis',
-      (t) => raw.permute(t, [0.5, 1]),
-      () => ref.permute(rx, [0.5, 1]),
-      ShapeError,
-      /permute: perm \[0.5, 1\]/,
-    ],
+    ['reshape with a string dim', (t) => raw.reshape(t, ['6'] as never), () => ref.reshape(rx, ['6'] as never), ShapeError, /reshape: shape \["6"\]/],
+    ['permute with a non-array perm', (t) => raw.permute(t, 1 as never), () => ref.permute(rx, 1 as never), ShapeError, /permute: perm must be an array/],
+    ['permute with a fractional axis', (t) => raw.permute(t, [0.5, 1]), () => ref.permute(rx, [0.5, 1]), ShapeError, /permute: perm \[0.5, 1\]/],
     [
       'transpose with a missing axis',
       (t) => raw.transpose(t, undefined as never, 1),
@@ -684,41 +603,11 @@ describe('movement op arguments: the raw op and the float64 reference raise the 
       ShapeError,
       /transpose: axis undefined/,
     ],
-    [
-      'expand to a bare number',
-      (t) => raw.expand(t, 4 as never),
-      () => ref.expand(rx, 4 as never),
-      ShapeError,
-      /expand: shape must be an array/,
-    ],
-    [
-      'expand with a fractional dim',
-      (t) => raw.expand(t, [2, 2.5, 3]),
-      () => ref.expand(rx, [2, 2.5, 3]),
-      ShapeError,
-      /expand: shape \[2, 2.5, 3\]/,
-    ],
-    [
-      'flip with a bare axis',
-      (t) => raw.flip(t, 0 as never),
-      () => ref.flip(rx, 0 as never),
-      ShapeError,
-      /flip: axes must be an array, got 0/,
-    ],
-    [
-      'flip with a repeated axis',
-      (t) => raw.flip(t, [0, -2]),
-      () => ref.flip(rx, [0, -2]),
-      ShapeError,
-      /flip: repeated axis in \[0, -2\]/,
-    ],
-    [
-      'flip with a string axis',
-      (t) => raw.flip(t, ['0'] as never),
-      () => ref.flip(rx, ['0'] as never),
-      ShapeError,
-      /flip: axis "0" is out of range/,
-    ],
+    ['expand to a bare number', (t) => raw.expand(t, 4 as never), () => ref.expand(rx, 4 as never), ShapeError, /expand: shape must be an array/],
+    ['expand with a fractional dim', (t) => raw.expand(t, [2, 2.5, 3]), () => ref.expand(rx, [2, 2.5, 3]), ShapeError, /expand: shape \[2, 2.5, 3\]/],
+    ['flip with a bare axis', (t) => raw.flip(t, 0 as never), () => ref.flip(rx, 0 as never), ShapeError, /flip: axes must be an array, got 0/],
+    ['flip with a repeated axis', (t) => raw.flip(t, [0, -2]), () => ref.flip(rx, [0, -2]), ShapeError, /flip: repeated axis in \[0, -2\]/],
+    ['flip with a string axis', (t) => raw.flip(t, ['0'] as never), () => ref.flip(rx, ['0'] as never), ShapeError, /flip: axis "0" is out of range/],
     [
       'pad with a string value',
       (t) =>
@@ -783,21 +672,9 @@ describe('movement op arguments: the raw op and the float64 reference raise the 
   it('operands that are not tensors (gather(x, 0, undefined), oneHot(3)) name the operand', () => {
     const t = x();
     const index = raw.tensor([0, 1, 0], [1, 3], 'i32', device());
-    expectThrowsClean(
-      () => raw.gather(t, 0, undefined as never),
-      InvalidArgumentError,
-      /gather: index must be a Tensor, got undefined/,
-    );
-    expectThrowsClean(
-      () => raw.indexSelect([1, 2] as never, 0, t),
-      InvalidArgumentError,
-      /indexSelect: x must be a Tensor, got \[1, 2\]/,
-    );
-    expectThrowsClean(
-      () => raw.scatterAdd(t, 0, index, null as never),
-      InvalidArgumentError,
-      /scatterAdd: src must be a Tensor, got null/,
-    );
+    expectThrowsClean(() => raw.gather(t, 0, undefined as never), InvalidArgumentError, /gather: index must be a Tensor, got undefined/);
+    expectThrowsClean(() => raw.indexSelect([1, 2] as never, 0, t), InvalidArgumentError, /indexSelect: x must be a Tensor, got \[1, 2\]/);
+    expectThrowsClean(() => raw.scatterAdd(t, 0, index, null as never), InvalidArgumentError, /scatterAdd: src must be a Tensor, got null/);
     expectThrowsClean(() => raw.oneHot(3 as never, 4), InvalidArgumentError, /oneHot: index must be a Tensor, got 3/);
     expectThrowsClean(() => raw.reshape(null as never, [1]), InvalidArgumentError, /reshape: x must be a Tensor/);
     expectThrowsClean(() => raw.flip('x' as never, [0]), InvalidArgumentError, /flip: x must be a Tensor/);
@@ -829,9 +706,7 @@ describe('reference option parsing raises what the raw ops raise', () => {
     expect(() => ref.matmul(rw, rw, { transB: 'true' } as never)).toThrow(/transB must be true or false/);
     expect(() => ref.matmul(rw, rw, true as never)).toThrow(/options must be an object/);
     expect(() => ref.sum(rw, [0], 'false' as never)).toThrow(/keepDims must be true or false/);
-    expect(() =>
-      ref.gridSample(rx, { shape: [1, 2, 2, 2], data: new Float64Array(8) }, { alignCorner: true } as never),
-    ).toThrow(/unknown option alignCorner/);
+    expect(() => ref.gridSample(rx, { shape: [1, 2, 2, 2], data: new Float64Array(8) }, { alignCorner: true } as never)).toThrow(/unknown option alignCorner/);
     // The same calls on the raw ops, for the class.
     const x = raw.zeros([1, 1, 4, 4], 'f32', device());
     const w = raw.zeros([1, 1, 3, 3], 'f32', device());

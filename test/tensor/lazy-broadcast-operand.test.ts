@@ -5,16 +5,7 @@
 import { describe, it, expect } from 'vitest';
 import * as raw from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
-import {
-  axpyTree,
-  crossEntropyMean,
-  disposeTree,
-  fromLeaves,
-  leaves,
-  mlp,
-  requiresGradTree,
-  type MlpParams,
-} from '@metagrad/models';
+import { axpyTree, crossEntropyMean, disposeTree, fromLeaves, leaves, mlp, requiresGradTree, type MlpParams } from '@metagrad/models';
 import { useDevice, withFusion } from '../helpers/device';
 
 const device = useDevice();

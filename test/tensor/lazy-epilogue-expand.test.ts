@@ -10,8 +10,7 @@ afterEach(() => setFusion(device(), undefined));
 
 const fused = <T>(on: boolean, fn: () => T): T => withFusion(device(), on, fn);
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-const data = (n: number, seed: number) =>
-  Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 7.1 + i * 1.3) * (1 + (i % 5)));
+const data = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 7.1 + i * 1.3) * (1 + (i % 5)));
 
 describe('lazy expand', () => {
   const cases: { from: number[]; to: number[] }[] = [
@@ -50,8 +49,7 @@ describe('lazy expand', () => {
         const grows = size(c.from) < size(on.outs[1].shape);
         expect(off.count, what).toBe((pendingInput ? 4 : 2) + (grows ? 2 : 0));
         expect(on.count, what).toBe(2 + (pendingInput && grows ? 1 : 0));
-        for (let k = 0; k < 2; k++)
-          expect(Array.from(await on.outs[k].toArray()), what).toEqual(Array.from(await off.outs[k].toArray()));
+        for (let k = 0; k < 2; k++) expect(Array.from(await on.outs[k].toArray()), what).toEqual(Array.from(await off.outs[k].toArray()));
         raw.dispose([...on.outs, ...off.outs]);
       }
     }
@@ -67,12 +65,7 @@ describe('lazy expand', () => {
       const run = (on: boolean) =>
         fused(on, () => {
           const v = tensor(data(32, 3), [32], 'f32', d);
-          const full = tensor(
-            data(100 * 32, 4),
-            view[view.length - 1] === 1 ? [32, 100] : [...view.slice(0, -2), 100, 32],
-            'f32',
-            d,
-          );
+          const full = tensor(data(100 * 32, 4), view[view.length - 1] === 1 ? [32, 100] : [...view.slice(0, -2), 100, 32], 'f32', d);
           const before = d.counters.dispatches;
           const p = raw.tanh(v);
           const r = raw.reshape(p, view);
@@ -122,8 +115,7 @@ describe('lazy expand', () => {
     expect(on.mem).toEqual(off.mem);
     expect(on.count).toBeLessThan(off.count);
     const [a, b] = [await on.g.toArray(), await off.g.toArray()];
-    for (let i = 0; i < a.length; i++)
-      expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(b[i])));
+    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(b[i])));
     raw.dispose([on.g, off.g]);
   });
 });

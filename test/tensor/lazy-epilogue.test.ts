@@ -120,8 +120,7 @@ describe('matmul epilogues', () => {
           expect(on.count, what).toBe(1);
           expect(off.count, what).toBe(1 + form.ops);
           expect(on.packs, what).toBeLessThanOrEqual(off.packs);
-          if (c.transA && variant?.kind === 'register' && variant.rows % 4 === 0 && outShape(c).at(-2)! % 4 === 0)
-            expect(on.packs, what).toBe(off.packs - 1);
+          if (c.transA && variant?.kind === 'register' && variant.rows % 4 === 0 && outShape(c).at(-2)! % 4 === 0) expect(on.packs, what).toBe(off.packs - 1);
           expectClose(await on.z.toArray(), await off.z.toArray(), what);
           raw.dispose([on.z, off.z]);
         }
@@ -149,8 +148,7 @@ describe('matmul epilogues', () => {
       const on = run(true);
       const off = run(false);
       expect(on.count).toBe(off.count - 2);
-      for (let k = 0; k < 3; k++)
-        expectClose(await on.outs[k].toArray(), await off.outs[k].toArray(), `${JSON.stringify(variant)} output ${k}`);
+      for (let k = 0; k < 3; k++) expectClose(await on.outs[k].toArray(), await off.outs[k].toArray(), `${JSON.stringify(variant)} output ${k}`);
       raw.dispose([...on.outs, ...off.outs]);
     }
   });
@@ -255,8 +253,7 @@ describe('matmul epilogues', () => {
     const off = run(false);
     expect(on.trace).toEqual(off.trace);
     expect(on.peak).toBe(off.peak);
-    for (let k = 0; k < on.outs.length; k++)
-      expectClose(await on.outs[k].toArray(), await off.outs[k].toArray(), `output ${k}`);
+    for (let k = 0; k < on.outs.length; k++) expectClose(await on.outs[k].toArray(), await off.outs[k].toArray(), `output ${k}`);
     raw.dispose([...on.outs, ...off.outs]);
   });
 
@@ -306,18 +303,9 @@ describe('matmul epilogues', () => {
   it('fusion off: the matmul kernels and their keys are unchanged (no epilogue)', () => {
     const keys: [MatmulKernelKey, string][] = [
       [{ kind: 'simple' }, 'matmul:simple:f32:2b7romdkk7p'],
-      [
-        { kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut: true },
-        'matmul:reg:f32:4x8:wg8x4:v4out:bymb2sva2y',
-      ],
-      [
-        { kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut: true, transB: true },
-        'matmul:reg:f32:4x8:wg8x4:v4out:bT:1krvbdimzyz',
-      ],
-      [
-        { kind: 'register', rows: 4, cols: 4, wgX: 8, wgY: 4, vecOut: false, transB: true },
-        'matmul:reg:f32:4x4:wg8x4:s1out:bT:e5qwv15u5f',
-      ],
+      [{ kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut: true }, 'matmul:reg:f32:4x8:wg8x4:v4out:bymb2sva2y'],
+      [{ kind: 'register', rows: 4, cols: 8, wgX: 8, wgY: 4, vecOut: true, transB: true }, 'matmul:reg:f32:4x8:wg8x4:v4out:bT:1krvbdimzyz'],
+      [{ kind: 'register', rows: 4, cols: 4, wgX: 8, wgY: 4, vecOut: false, transB: true }, 'matmul:reg:f32:4x4:wg8x4:s1out:bT:e5qwv15u5f'],
     ];
     for (const [key, want] of keys) expect(matmulKernel(key).key).toBe(want);
   });

@@ -122,9 +122,7 @@ const programArb = fc
   })
   .map((p) => ({
     ...p,
-    shapes: p.inputs.map((inp) =>
-      p.base.map((d, i) => (inp.ones[i] ? 1 : d)).slice(Math.min(inp.drop, p.base.length - 1)),
-    ),
+    shapes: p.inputs.map((inp) => p.base.map((d, i) => (inp.ones[i] ? 1 : d)).slice(Math.min(inp.drop, p.base.length - 1))),
   }));
 type Program = typeof programArb extends fc.Arbitrary<infer P> ? P : never;
 
@@ -142,11 +140,7 @@ async function runGpu(p: Program, on: boolean, marks: number[] = []): Promise<Fl
   const start = d.memory();
   d.resetPeak();
   const mark = () =>
-    marks.push(
-      d.memory().bytesInUse - start.bytesInUse,
-      d.memory().liveTensors - start.liveTensors,
-      d.memory().peakBytesInUse - start.bytesInUse,
-    );
+    marks.push(d.memory().bytesInUse - start.bytesInUse, d.memory().liveTensors - start.liveTensors, d.memory().peakBytesInUse - start.bytesInUse);
   const { values, kept } = fused(on, () => {
     const ins = p.shapes.map((s, i) => tensor(inputData(size(s), p.inputs[i].seed), s, 'f32', d));
     const vals: Tensor[] = [...ins];
@@ -194,14 +188,10 @@ function runRef(p: Program): Ref[] {
     let y: Ref;
     if (st.k === 'unary') y = refMap([a], UNARY[st.op]);
     else if (st.k === 'binary') y = refMap([a, vals[st.b % vals.length]], BINARY[st.op]);
-    else if (st.k === 'scalar')
-      y = refMap([a], (x) => (st.first ? BINARY[st.op](f32(st.s), x) : BINARY[st.op](x, f32(st.s))));
+    else if (st.k === 'scalar') y = refMap([a], (x) => (st.first ? BINARY[st.op](f32(st.s), x) : BINARY[st.op](x, f32(st.s))));
     else {
       const b = vals[st.b % vals.length];
-      y =
-        a.shape.join() === b.shape.join()
-          ? refMap([a, b], (x, z) => f32(st.alpha) * x + f32(st.beta) * z)
-          : refMap([a, b], (x, z) => x + z);
+      y = a.shape.join() === b.shape.join() ? refMap([a, b], (x, z) => f32(st.alpha) * x + f32(st.beta) * z) : refMap([a, b], (x, z) => x + z);
     }
     vals.push(y);
     made.push(y);
@@ -253,8 +243,7 @@ describe('lazy elementwise fusion', () => {
       expect(count).toBe(on ? 1 : 100);
       const got = await y.toArray();
       const x = inputData(1024, 7);
-      for (let i = 0; i < 1024; i++)
-        expect(Math.abs(got[i] - 101 * x[i])).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(101 * x[i])));
+      for (let i = 0; i < 1024; i++) expect(Math.abs(got[i] - 101 * x[i])).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(101 * x[i])));
       y.dispose();
     }
   });
@@ -266,8 +255,7 @@ describe('lazy elementwise fusion', () => {
       fused(on, () => {
         const start = d.memory();
         const marks: [number, number][] = [];
-        const mark = () =>
-          marks.push([d.memory().bytesInUse - start.bytesInUse, d.memory().liveTensors - start.liveTensors]);
+        const mark = () => marks.push([d.memory().bytesInUse - start.bytesInUse, d.memory().liveTensors - start.liveTensors]);
         d.resetPeak();
         const a = tensor([1, 2, 3, 4], [4], 'f32', d);
         const b = tensor([10, 20, 30, 40], [4], 'f32', d);
@@ -363,8 +351,7 @@ describe('lazy elementwise fusion', () => {
       );
     const [on, off] = [run(true), run(false)];
     const [a, b] = [await on.toArray(), await off.toArray()];
-    for (let i = 0; i < a.length; i++)
-      expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-6 * Math.max(Math.abs(a[i]), 1));
+    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-6 * Math.max(Math.abs(a[i]), 1));
     on.dispose();
     off.dispose();
   });

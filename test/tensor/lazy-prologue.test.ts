@@ -121,8 +121,7 @@ describe('reduction prologues', () => {
       const on = run(true);
       const off = run(false);
       expect(on.count, `n ${n}`).toBe(off.count - 2);
-      for (let k = 0; k < on.ys.length; k++)
-        expectClose(await on.ys[k].toArray(), await off.ys[k].toArray(), `dot ${k} n ${n}`);
+      for (let k = 0; k < on.ys.length; k++) expectClose(await on.ys[k].toArray(), await off.ys[k].toArray(), `dot ${k} n ${n}`);
       raw.dispose([...on.ys, ...off.ys]);
     }
   });
@@ -136,11 +135,7 @@ describe('reduction prologues', () => {
         const marks: number[][] = [];
         const mark = () => {
           const m = d.memory();
-          marks.push([
-            m.bytesInUse - start.bytesInUse,
-            m.liveTensors - start.liveTensors,
-            m.peakBytesInUse - start.bytesInUse,
-          ]);
+          marks.push([m.bytesInUse - start.bytesInUse, m.liveTensors - start.liveTensors, m.peakBytesInUse - start.bytesInUse]);
         };
         const before = d.counters.dispatches;
         const x = tensor(data(3000, 7), [30, 100], 'f32', d);

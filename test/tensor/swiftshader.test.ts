@@ -18,14 +18,12 @@ const present = icd !== undefined && existsSync(icd);
 function worstError(got: ArrayLike<number>, want: ArrayLike<number>): number {
   expect(got.length).toBe(want.length);
   let worst = 0;
-  for (let i = 0; i < want.length; i++)
-    worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i])));
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i])));
   return worst;
 }
 
 /** Deterministic f32 data in [−1, 1). */
-const data = (n: number, k: number) =>
-  Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(k * 12.9898 + i * 78.233) * 0.999));
+const data = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(k * 12.9898 + i * 78.233) * 0.999));
 
 describeWithPrerequisite(
   'SwiftShader adapter',
@@ -108,12 +106,8 @@ describeWithPrerequisite(
 
     it('Philox streams equal the reference bit for bit; normal() is within 1e-6 of it', async () => {
       const shape = [4, 1000];
-      expect(Array.from(await values(raw.randomBits(shape, 11, { device })))).toEqual(
-        Array.from(ref.randomBits(shape, 11).data),
-      );
-      expect(Array.from(await values(raw.uniform(shape, 11, { device })))).toEqual(
-        Array.from(ref.uniform(shape, 11).data),
-      );
+      expect(Array.from(await values(raw.randomBits(shape, 11, { device })))).toEqual(Array.from(ref.randomBits(shape, 11).data));
+      expect(Array.from(await values(raw.uniform(shape, 11, { device })))).toEqual(Array.from(ref.uniform(shape, 11).data));
       for (const seed of [3, 2 ** 40 + 1]) {
         const got = await values(raw.normal([65536], seed, { mean: 1, std: 2, offset: 1, device }));
         // Measured 3.7e-7 here, 4.7e-7 on both adapters over 5 × 2¹⁸ samples (8.65e-4 before cos(2πu) stopped using the GPU's

@@ -4,16 +4,7 @@
  * short unrolled loop; then adapts each initialisation (and the untrained one) to unseen tasks by plain GD.
  */
 import { noGrad } from '@metagrad/autograd';
-import {
-  AdjointMAML,
-  MAML,
-  MetaTrainer,
-  adapt,
-  mseRegressionProblem,
-  type MetaLearner,
-  type MetaProblem,
-  type SupportQueryTask,
-} from '@metagrad/meta';
+import { AdjointMAML, MAML, MetaTrainer, adapt, mseRegressionProblem, type MetaLearner, type MetaProblem, type SupportQueryTask } from '@metagrad/meta';
 import {
   type CosMixtureTask,
   type MlpParams,
@@ -31,19 +22,7 @@ import {
   tanhRegressor,
 } from '@metagrad/models';
 import { type Device, dispose, tensor } from '@metagrad/tensor';
-import {
-  type Chart,
-  type Run,
-  demoStatus,
-  finishRun,
-  fmt,
-  freshChart,
-  paramForm,
-  readParams,
-  runControls,
-  setState,
-  startDevice,
-} from './common';
+import { type Chart, type Run, demoStatus, finishRun, fmt, freshChart, paramForm, readParams, runControls, setState, startDevice } from './common';
 
 const count = (value: number, min = 1, max = 100_000) => ({ value, integer: true, min, max });
 /**
@@ -79,9 +58,7 @@ interface HostEpisode {
 
 function episode(task: CosMixtureTask, seed: number, scaling: RegressionScaling | null): HostEpisode {
   const e = sampleEpisode(cosMixtureFamily, task, { nSupport: params.shots, nQuery: params.shots, seed });
-  return scaling
-    ? { task, support: scaleRegressionData(e.support, scaling), query: scaleRegressionData(e.query, scaling) }
-    : { task, ...e };
+  return scaling ? { task, support: scaleRegressionData(e.support, scaling), query: scaleRegressionData(e.query, scaling) } : { task, ...e };
 }
 
 function upload(e: HostEpisode): SupportQueryTask {
@@ -163,9 +140,7 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
     },
   ];
   const theta0 = model.init(params.seed);
-  const trainers = learners.map(
-    ({ learner }) => new MetaTrainer(learner, problem, theta0, adam({ lr: params.outerLr })),
-  );
+  const trainers = learners.map(({ learner }) => new MetaTrainer(learner, problem, theta0, adam({ lr: params.outerLr })));
   // A reset stops the run at a tick: the trainers and θ₀ are freed whichever way it ends.
   try {
     const trainChart = chart('train-chart', 'outer iteration', 'query MSE (scaled units)', params.iters, true);
@@ -208,9 +183,7 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
 
     // Meta-test: adapt each initialisation (and the untrained one) on unseen tasks with plain GD.
     setState('running', `meta-test: adapting on ${params.nTest} unseen tasks for ${adaptSteps} steps…`);
-    const evalAt = [
-      ...new Set([0, 1, 2, 5, 10, 20, 50, 100, 200, 500].filter((k) => k <= adaptSteps).concat(adaptSteps)),
-    ].sort((a, b) => a - b);
+    const evalAt = [...new Set([0, 1, 2, 5, 10, 20, 50, 100, 200, 500].filter((k) => k <= adaptSteps).concat(adaptSteps))].sort((a, b) => a - b);
     const sliceAt = [...new Set([0, Math.round(adaptSteps / 10), Math.round(adaptSteps / 3), adaptSteps])];
     const inits = [
       { key: 'amaml' as const, label: 'Adjoint-MAML init', theta: trainers[0].theta },
@@ -229,8 +202,7 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
             innerLr: params.innerLr,
             evalAt: [...new Set([...evalAt, ...(j === 0 ? sliceAt : [])])].sort((a, b) => a - b),
             evaluate: async (p, step) => {
-              if (j === 0 && init.key !== 'untrained' && sliceAt.includes(step))
-                slices[init.key].push(await slicePrediction(p, scaling));
+              if (j === 0 && init.key !== 'untrained' && sliceAt.includes(step)) slices[init.key].push(await slicePrediction(p, scaling));
               return queryNrmse(p, task);
             },
           });
@@ -244,13 +216,7 @@ async function amamlRun(device: Device, run: Run): Promise<void> {
       curves[init.key] = sums;
     }
 
-    const adaptChart = chart(
-      'adapt-chart',
-      `adaptation steps (GD, lr ${params.innerLr})`,
-      'query nRMSE',
-      undefined,
-      true,
-    );
+    const adaptChart = chart('adapt-chart', `adaptation steps (GD, lr ${params.innerLr})`, 'query nRMSE', undefined, true);
     adaptChart.data.datasets = inits.map(({ key, label }) => ({
       label,
       data: evalAt.map((k, e) => ({ x: k, y: curves[key][e] })),
@@ -333,10 +299,5 @@ demoStatus('amaml');
 const device: Device | null = await startDevice();
 if (device) {
   const controls = runControls((run) => amamlRun(device, run));
-  paramForm(
-    SPECS,
-    params,
-    ['iters', 'metaBatch', 'T', 'innerLr', 'mamlSteps', 'outerLr', 'shots', 'nTrain', 'nTest', 'seed'],
-    () => void controls.restart(),
-  );
+  paramForm(SPECS, params, ['iters', 'metaBatch', 'T', 'innerLr', 'mamlSteps', 'outerLr', 'shots', 'nTrain', 'nTest', 'seed'], () => void controls.restart());
 }

@@ -5,31 +5,10 @@
  */
 import { Device, setDefaultDevice } from '@metagrad/tensor';
 import { checkParam, DemoParamError, formatParams, parseParams, type ParamSpec, type ParamValues } from './params';
-import {
-  Chart,
-  Filler,
-  Legend,
-  LineController,
-  LineElement,
-  LinearScale,
-  PointElement,
-  ScatterController,
-  Title,
-  Tooltip,
-} from 'chart.js';
+import { Chart, Filler, Legend, LineController, LineElement, LinearScale, PointElement, ScatterController, Title, Tooltip } from 'chart.js';
 import type { ChartConfiguration } from 'chart.js';
 
-Chart.register(
-  LineController,
-  ScatterController,
-  LineElement,
-  PointElement,
-  LinearScale,
-  Filler,
-  Legend,
-  Title,
-  Tooltip,
-);
+Chart.register(LineController, ScatterController, LineElement, PointElement, LinearScale, Filler, Legend, Title, Tooltip);
 // Charts update live; animations would only make screenshots catch half-drawn frames.
 Chart.defaults.animation = false;
 Chart.defaults.font.family = 'system-ui, sans-serif';
@@ -77,9 +56,7 @@ export function demoStatus(page: string): DemoStatus {
     if (window.metagradDemo.state !== 'error') setState('error', message);
   };
   window.addEventListener('error', (event) => fail(event.message));
-  window.addEventListener('unhandledrejection', (event) =>
-    fail(String((event.reason as Error)?.stack ?? event.reason)),
-  );
+  window.addEventListener('unhandledrejection', (event) => fail(String((event.reason as Error)?.stack ?? event.reason)));
   return window.metagradDemo;
 }
 
@@ -221,8 +198,7 @@ export function runControls(start: (run: Run) => Promise<void>): Controller {
       async tick() {
         await nextFrame();
         while (state.paused && !entry.aborted) {
-          if (window.metagradDemo.state !== 'paused')
-            setState('paused', `paused after ${demo.ticks} steps: press Play to go on`);
+          if (window.metagradDemo.state !== 'paused') setState('paused', `paused after ${demo.ticks} steps: press Play to go on`);
           await new Promise<void>((resolve) => wake.push(resolve));
           if (!state.paused && !entry.aborted) setState('running', lastRunningMessage);
         }
@@ -279,12 +255,7 @@ export function runControls(start: (run: Run) => Promise<void>): Controller {
  * change updates `values`, the URL and restarts the run (`onChange`); an invalid one is shown in red next to the
  * form and changes nothing.
  */
-export function paramForm<S extends Record<string, ParamSpec>>(
-  specs: S,
-  values: ParamValues<S>,
-  keys: (keyof S & string)[],
-  onChange: () => void,
-): void {
+export function paramForm<S extends Record<string, ParamSpec>>(specs: S, values: ParamValues<S>, keys: (keyof S & string)[], onChange: () => void): void {
   const panel = document.createElement('details');
   panel.id = 'param-panel';
   panel.className = 'param-panel';
@@ -358,8 +329,7 @@ export async function startDevice(): Promise<Device | null> {
     const a = device.adapter;
     window.metagradDemo.adapter = { ...a };
     if (adapterLine) {
-      const what =
-        [a.vendor, a.architecture, a.device, a.description].filter((s) => s !== '').join(' · ') || 'unnamed adapter';
+      const what = [a.vendor, a.architecture, a.device, a.description].filter((s) => s !== '').join(' · ') || 'unnamed adapter';
       adapterLine.textContent = `WebGPU adapter: ${what} (${a.featureLevel} feature level${a.isFallbackAdapter ? ', software fallback' : ''})`;
     }
     return device;
@@ -385,12 +355,7 @@ export function fmt(value: number, digits = 3): string {
 }
 
 /** Binds a range slider to its value label; returns a getter. */
-export function slider(
-  id: string,
-  initial: number,
-  onChange: () => void,
-  format: (v: number) => string = String,
-): () => number {
+export function slider(id: string, initial: number, onChange: () => void, format: (v: number) => string = String): () => number {
   const input = document.getElementById(id) as HTMLInputElement;
   const label = document.getElementById(`${id}-value`);
   input.value = String(initial);

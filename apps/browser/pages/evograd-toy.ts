@@ -5,30 +5,10 @@
  */
 import { evogradToyProblem, type ToyLambda, type ToyTheta } from '@metagrad/experiments';
 import { EvoGrad, pearsonCorrelation } from '@metagrad/meta';
-import {
-  Rng,
-  TOY_TRAJECTORY_STARTS,
-  toyEvogradHypergradient,
-  toyHypergradient,
-  toyLambdaGrid,
-  toyTrainGradX,
-} from '@metagrad/models';
+import { Rng, TOY_TRAJECTORY_STARTS, toyEvogradHypergradient, toyHypergradient, toyLambdaGrid, toyTrainGradX } from '@metagrad/models';
 import { type Device, type Tensor, dispose, tensor } from '@metagrad/tensor';
 import { concat } from '@metagrad/tensor/raw';
-import {
-  Chart,
-  type Run,
-  demoStatus,
-  finishRun,
-  fmt,
-  paramForm,
-  readParams,
-  runControls,
-  setState,
-  slider,
-  startDevice,
-  writeParams,
-} from './common';
+import { Chart, type Run, demoStatus, finishRun, fmt, paramForm, readParams, runControls, setState, slider, startDevice, writeParams } from './common';
 
 // Ranges as the sliders' (K, τ, σ, λ) and what the run needs (counts ≥ 1, a positive step size).
 const SPECS = {
@@ -52,19 +32,12 @@ interface Settings {
 }
 
 /** One EvoGrad estimate at (x, λ) on the device; returns the hypergradient and the noise it drew (both [.., 1]). */
-async function estimate(
-  evo: EvoGrad<null>,
-  x: number,
-  lambdaValue: number,
-): Promise<{ hypergrad: Tensor; noise: Tensor }> {
+async function estimate(evo: EvoGrad<null>, x: number, lambdaValue: number): Promise<{ hypergrad: Tensor; noise: Tensor }> {
   const theta: ToyTheta = { x: tensor([x]) };
   const lambda: ToyLambda = { lambda: tensor([lambdaValue]) };
   const noise = evo.sampleNoise(theta);
   try {
-    const result = await evo.estimateWithNoise(
-      { problem: evogradToyProblem, theta, lambda, trainBatch: null, valBatch: null },
-      noise,
-    );
+    const result = await evo.estimateWithNoise({ problem: evogradToyProblem, theta, lambda, trainBatch: null, valBatch: null }, noise);
     return { hypergrad: result.hypergrad.lambda, noise: noise.x };
   } finally {
     dispose([theta.x, lambda.lambda]);
@@ -82,13 +55,7 @@ interface Row {
 }
 
 /** `trials` estimates at one λ, read back in one go, with the float64 recomputation from the same noise. */
-async function row(
-  evo: EvoGrad<null>,
-  settings: Settings,
-  lambdaValue: number,
-  rng: Rng,
-  trials: number,
-): Promise<Row> {
+async function row(evo: EvoGrad<null>, settings: Settings, lambdaValue: number, rng: Rng, trials: number): Promise<Row> {
   const xs = Array.from({ length: trials }, () => rng.normal());
   const hypergrads: Tensor[] = [];
   const noises: Tensor[] = [];
@@ -107,12 +74,7 @@ async function row(
     let maxAbsHost = 0;
     for (let t = 0; t < trials; t++) {
       mean += h[t] / trials;
-      const host = toyEvogradHypergradient(
-        xs[t],
-        lambdaValue,
-        e.subarray(t * settings.K, (t + 1) * settings.K),
-        settings.tau,
-      );
+      const host = toyEvogradHypergradient(xs[t], lambdaValue, e.subarray(t * settings.K, (t + 1) * settings.K), settings.tau);
       maxAbsError = Math.max(maxAbsError, Math.abs(h[t] - host));
       maxAbsHost = Math.max(maxAbsHost, Math.abs(host));
     }
@@ -211,8 +173,7 @@ function estimateChart(): Chart {
 }
 
 /** The inner optimum x*(λ) = 1/(1+λ) as a guide curve in the (x, λ) plane. */
-const optimumCurve = (): { x: number; y: number }[] =>
-  Array.from(toyLambdaGrid(60, 0.1, 2), (l) => ({ x: 1 / (1 + l), y: l }));
+const optimumCurve = (): { x: number; y: number }[] => Array.from(toyLambdaGrid(60, 0.1, 2), (l) => ({ x: 1 / (1 + l), y: l }));
 
 function trajectoryChart(): Chart {
   return new Chart(document.getElementById('trajectory-chart') as HTMLCanvasElement, {
@@ -281,10 +242,7 @@ if (device) {
       },
     ];
     trajectories.update();
-    setState(
-      'running',
-      `K=${settings.K} τ=${settings.tau} σ=${settings.sigma}: estimating at ${grid.length} λ × ${params.trials} trials…`,
-    );
+    setState('running', `K=${settings.K} τ=${settings.tau} σ=${settings.sigma}: estimating at ${grid.length} λ × ${params.trials} trials…`);
     for (const lambdaValue of grid) {
       const r = await row(evo, settings, lambdaValue, rng, params.trials);
       rows.push(r);
@@ -293,10 +251,7 @@ if (device) {
       upper.data.push({ x: r.lambda, y: r.mean + r.std });
       mean.data.push({ x: r.lambda, y: r.mean });
       estimates.update();
-      setState(
-        'running',
-        `estimating: ${rows.length}/${grid.length} λ done (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
-      );
+      setState('running', `estimating: ${rows.length}/${grid.length} λ done (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
       await run.tick();
     }
     const probe = await row(evo, settings, settings.lambda, rng, params.trials);
@@ -308,8 +263,7 @@ if (device) {
       rows.map((r) => r.exact),
     );
     const meanStd = rows.reduce((s, r) => s + r.std, 0) / rows.length;
-    const maxRelErrorVsFloat64 =
-      Math.max(...rows.map((r) => r.maxAbsError)) / Math.max(1e-12, ...rows.map((r) => r.maxAbsHost));
+    const maxRelErrorVsFloat64 = Math.max(...rows.map((r) => r.maxAbsError)) / Math.max(1e-12, ...rows.map((r) => r.maxAbsHost));
 
     setState('running', 'trajectories…');
     const starts: (readonly [number, number])[] = [...TOY_TRAJECTORY_STARTS, [0, settings.lambda]];

@@ -44,12 +44,10 @@ if (device) {
   const table = document.getElementById('adapter-table') as HTMLTableElement;
   const rows: [string, string][] = [
     ...Object.entries(device.adapter).map(([k, v]): [string, string] => [k, String(v)]),
-    ...[
-      'maxComputeInvocationsPerWorkgroup',
-      'maxStorageBuffersPerShaderStage',
-      'maxStorageBufferBindingSize',
-      'maxBufferSize',
-    ].map((k): [string, string] => [k, String(device.limits[k])]),
+    ...['maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage', 'maxStorageBufferBindingSize', 'maxBufferSize'].map((k): [string, string] => [
+      k,
+      String(device.limits[k]),
+    ]),
     ['features', device.features.join(', ') || '(none)'],
   ];
   for (const [key, value] of rows) {

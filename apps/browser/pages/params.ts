@@ -42,10 +42,7 @@ export function checkParam(key: string, raw: string, spec: ParamSpec): number {
     (!spec.positive || value > 0) &&
     (spec.min === undefined || value >= spec.min) &&
     (spec.max === undefined || value <= spec.max);
-  if (!ok)
-    throw new DemoParamError(
-      `URL parameter ${key}=${JSON.stringify(raw)} is not valid: ${key} must be ${describeRule(spec)} (default ${spec.value})`,
-    );
+  if (!ok) throw new DemoParamError(`URL parameter ${key}=${JSON.stringify(raw)} is not valid: ${key} must be ${describeRule(spec)} (default ${spec.value})`);
   return value;
 }
 
@@ -60,8 +57,7 @@ export function parseParams<S extends Record<string, ParamSpec>>(specs: S, searc
   for (const [key, spec] of Object.entries(specs)) out[key] = spec.value;
   const seen = new Set<string>();
   for (const [key, raw] of query) {
-    if (!Object.hasOwn(specs, key))
-      throw new DemoParamError(`unknown URL parameter ${key} (this page takes ${Object.keys(specs).join(', ')})`);
+    if (!Object.hasOwn(specs, key)) throw new DemoParamError(`unknown URL parameter ${key} (this page takes ${Object.keys(specs).join(', ')})`);
     if (seen.has(key)) throw new DemoParamError(`URL parameter ${key} is given twice`);
     seen.add(key);
     out[key] = checkParam(key, raw, specs[key]);

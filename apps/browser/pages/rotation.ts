@@ -7,33 +7,9 @@
 import { crossEntropy, detach, grad, noGrad, requiresGrad } from '@metagrad/autograd';
 import { createRotationProblem } from '@metagrad/experiments';
 import { EvoGrad, OneStepLookahead, OnlineTrainer } from '@metagrad/meta';
-import {
-  Adam,
-  type LeNet5Params,
-  type RotationParams,
-  Rng,
-  accuracy,
-  downsample2x,
-  fromLeaves,
-  leaves,
-  mapTree,
-  parseIdx,
-  rotate,
-} from '@metagrad/models';
+import { Adam, type LeNet5Params, type RotationParams, Rng, accuracy, downsample2x, fromLeaves, leaves, mapTree, parseIdx, rotate } from '@metagrad/models';
 import { type Device, type Tensor, dispose, tensor, tidy } from '@metagrad/tensor';
-import {
-  type Chart,
-  type Run,
-  demoStatus,
-  finishRun,
-  fmt,
-  freshChart,
-  paramForm,
-  readParams,
-  runControls,
-  setState,
-  startDevice,
-} from './common';
+import { type Chart, type Run, demoStatus, finishRun, fmt, freshChart, paramForm, readParams, runControls, setState, startDevice } from './common';
 import type { FashionManifest } from '../fashion-asset';
 
 /**
@@ -85,9 +61,7 @@ async function loadSubset(): Promise<{
 }> {
   const manifest = (await (await fetch('fashion-subset.json')).json()) as FashionManifest | { error: string };
   if ('error' in manifest) {
-    throw new Error(
-      `the Fashion-MNIST subset was not built (${manifest.error}); install dataset-fashion-mnist and rerun pnpm demo:browser`,
-    );
+    throw new Error(`the Fashion-MNIST subset was not built (${manifest.error}); install dataset-fashion-mnist and rerun pnpm demo:browser`);
   }
   const bytes = new Uint8Array(await (await fetch(manifest.file)).arrayBuffer());
   const idx = parseIdx(bytes, manifest.file);
@@ -135,13 +109,7 @@ function randomRows(rng: Rng, n: number, count: number): Int32Array {
 }
 
 /** Draws greyscale images (values in [0, 1]) into small canvases (pictures, not charts). */
-function drawImages(
-  containerId: string,
-  images: Float32Array,
-  side: number,
-  captions: string[],
-  rowLabel: string,
-): void {
+function drawImages(containerId: string, images: Float32Array, side: number, captions: string[], rowLabel: string): void {
   const container = document.getElementById(containerId) as HTMLElement;
   const head = document.createElement('div');
   head.className = 'row-label';
@@ -167,12 +135,7 @@ function drawImages(
   });
 }
 
-function lineChart(
-  id: string,
-  yTitle: string,
-  datasets: { label: string; color: string; dash?: number[] }[],
-  yRange?: [number, number],
-): Chart {
+function lineChart(id: string, yTitle: string, datasets: { label: string; color: string; dash?: number[] }[], yRange?: [number, number]): Chart {
   return freshChart(id, {
     type: 'line',
     data: {
@@ -266,15 +229,7 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
     thetaOptimizer.dispose();
     lambdaOptimizer.dispose();
     baseOptimizer?.dispose();
-    dispose([
-      ...leaves(theta),
-      ...leaves(lambda),
-      ...(baseTheta ? leaves(baseTheta) : []),
-      testBatch.x,
-      testBatch.y,
-      sampleBatch.x,
-      sampleBatch.y,
-    ]);
+    dispose([...leaves(theta), ...leaves(lambda), ...(baseTheta ? leaves(baseTheta) : []), testBatch.x, testBatch.y, sampleBatch.x, sampleBatch.y]);
   };
   try {
     /** One plain base step on upright images (the baseline, and the EvoGrad model's optional warm-up). */
@@ -304,10 +259,7 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
       [0, 1],
     );
 
-    const captions = Array.from(
-      sampleRows,
-      (r) => splits.classes[splits.train.labels[r]] ?? String(splits.train.labels[r]),
-    );
+    const captions = Array.from(sampleRows, (r) => splits.classes[splits.train.labels[r]] ?? String(splits.train.labels[r]));
     const targetSamples = rotate(splits.train.images.subarray(0, SAMPLES * side * side), side, side, params.targetDeg);
     drawImages('samples-upright', splits.train.images, side, captions, 'upright (what the baseline trains on)');
     drawImages('samples-target', targetSamples, side, captions, `rotated +${params.targetDeg}° (as the test set)`);
@@ -333,8 +285,7 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
     const probePixels = await renderThrough(probe);
     probe.angle.dispose();
     let signCheckMaxDiff = 0;
-    for (let i = 0; i < probePixels.length; i++)
-      signCheckMaxDiff = Math.max(signCheckMaxDiff, Math.abs(probePixels[i] - targetSamples[i]));
+    for (let i = 0; i < probePixels.length; i++) signCheckMaxDiff = Math.max(signCheckMaxDiff, Math.abs(probePixels[i] - targetSamples[i]));
 
     const rng = new Rng(params.seed + 1);
     const angles: { step: number; deg: number }[] = [{ step: 0, deg: await readAngle() }];
@@ -359,13 +310,7 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
       accuracyChart.data.datasets[0].data.push({ x: step, y: evograd });
       if (baseline !== null) accuracyChart.data.datasets[1].data.push({ x: step, y: baseline });
       accuracyChart.update();
-      drawImages(
-        'samples-learned',
-        await renderThrough(lambda),
-        side,
-        captions,
-        `through the learned λ = ${fmt(angles[angles.length - 1].deg, 1)}° (GPU)`,
-      );
+      drawImages('samples-learned', await renderThrough(lambda), side, captions, `through the learned λ = ${fmt(angles[angles.length - 1].deg, 1)}° (GPU)`);
       showMetrics();
     };
     await checkpoint(0);
@@ -380,8 +325,7 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
         if (warm) uprightStep(theta, thetaOptimizer, trainBatch);
         const log = warm ? null : await trainer.trainStep(trainBatch, valBatch);
         if (baseTheta && baseOptimizer) uprightStep(baseTheta, baseOptimizer, trainBatch);
-        if (log)
-          lastLog = `train loss ${fmt(log.trainLoss)}, val loss ${fmt(log.valLoss)}, |dL_V/dλ| ${log.hypergradNorm.toExponential(2)}`;
+        if (log) lastLog = `train loss ${fmt(log.trainLoss)}, val loss ${fmt(log.valLoss)}, |dL_V/dλ| ${log.hypergradNorm.toExponential(2)}`;
         else lastLog = `warm-up (base steps only)`;
       } finally {
         dispose([trainBatch.x, trainBatch.y, valBatch.x, valBatch.y]);
@@ -392,10 +336,7 @@ async function rotationRun(device: Device, run: Run): Promise<void> {
       if (step % params.evalEvery === 0 || step === params.steps) await checkpoint(step);
       if (step % 5 === 0 || step === params.steps) {
         angleChart.update();
-        setState(
-          'running',
-          `step ${step}/${params.steps}: ${lastLog} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
-        );
+        setState('running', `step ${step}/${params.steps}: ${lastLog} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
       }
       await run.tick();
     }
@@ -440,24 +381,7 @@ if (device) {
   paramForm(
     SPECS,
     params,
-    [
-      'steps',
-      'warmup',
-      'batch',
-      'K',
-      'antithetic',
-      'sigma',
-      'tau',
-      'lrBase',
-      'lrAngle',
-      'evalEvery',
-      'size',
-      'nTest',
-      'targetDeg',
-      'baseline',
-      't1t2',
-      'seed',
-    ],
+    ['steps', 'warmup', 'batch', 'K', 'antithetic', 'sigma', 'tau', 'lrBase', 'lrAngle', 'evalEvery', 'size', 'nTest', 'targetDeg', 'baseline', 't1t2', 'seed'],
     () => void controls.restart(),
   );
 }

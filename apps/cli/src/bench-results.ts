@@ -33,9 +33,7 @@ export function readPreviousResults(file: string, warn: (message: string) => voi
   const aside = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   try {
     renameSync(file, aside);
-    warn(
-      `metagrad bench: the previous results file ${file} was unreadable (${why}); moved it to ${aside} and wrote this run's results alone`,
-    );
+    warn(`metagrad bench: the previous results file ${file} was unreadable (${why}); moved it to ${aside} and wrote this run's results alone`);
   } catch (error) {
     warn(
       `metagrad bench: the previous results file ${file} was unreadable (${why}) and could not be moved aside (${String(error)}); it is replaced by this run's results`,
@@ -61,16 +59,10 @@ export function mergeBenchResults(
   // Stamps that are not { date: string, … } (a hand edit, an older format) are dropped rather than shown as 'undefined'.
   const recorded: Record<string, unknown> = {};
   if (isRecord(previous.recorded)) {
-    for (const [name, r] of Object.entries(previous.recorded))
-      if (isRecord(r) && typeof r.date === 'string') recorded[name] = r;
+    for (const [name, r] of Object.entries(previous.recorded)) if (isRecord(r) && typeof r.date === 'string') recorded[name] = r;
   }
   for (const name of benchNames) {
-    if (
-      Object.hasOwn(kept, name) &&
-      kept[name] !== undefined &&
-      !Object.hasOwn(recorded, name) &&
-      typeof legacyDate === 'string'
-    ) {
+    if (Object.hasOwn(kept, name) && kept[name] !== undefined && !Object.hasOwn(recorded, name) && typeof legacyDate === 'string') {
       recorded[name] = { date: legacyDate, commit: null, quick: false, dateIsUpperBound: true } satisfies BenchRecord;
     }
   }

@@ -66,8 +66,7 @@ export async function runBenches(which: string, opts: BenchOptions): Promise<voi
         progress.update(done, { metric: name });
         const result = await BENCHES[name].run(device, { quick: opts.quick });
         results[name] = result;
-        if (!opts.json)
-          process.stdout.write(`\n## ${name} (${device.adapter.name})\n\n${BENCHES[name].format(result)}\n`);
+        if (!opts.json) process.stdout.write(`\n## ${name} (${device.adapter.name})\n\n${BENCHES[name].format(result)}\n`);
       }
       progress.update(names.length, { metric: 'done' });
     } finally {
@@ -86,10 +85,7 @@ export async function runBenches(which: string, opts: BenchOptions): Promise<voi
   const merged = mergeBenchResults(previous, results, stamp, adapter, Object.keys(BENCHES));
   writeFileSync(file, `${JSON.stringify(merged, null, 2)}\n`);
   writeFileSync(`${stem}.md`, benchMarkdown(merged, adapter.name));
-  if (opts.json)
-    process.stdout.write(
-      `${JSON.stringify(names.length === 1 ? results[names[0]] : { adapter, ...results }, null, 2)}\n`,
-    );
+  if (opts.json) process.stdout.write(`${JSON.stringify(names.length === 1 ? results[names[0]] : { adapter, ...results }, null, 2)}\n`);
 }
 
 export type { BenchRecord };
@@ -101,14 +97,10 @@ function gitCommit(): string | null {
       stdio: ['ignore', 'pipe', 'ignore'],
     }).trim();
     // The results files themselves change with every run: they do not make the measured source dirty.
-    const changed = execFileSync(
-      'git',
-      ['status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)bench/results'],
-      {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-      },
-    );
+    const changed = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)bench/results'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const dirty = changed.trim() !== '';
     return dirty ? `${head}-dirty` : head;
   } catch {
@@ -135,14 +127,7 @@ function benchMarkdown(all: Record<string, unknown>, adapterName: string): strin
     try {
       parts.push('', `## ${name}`, '', when, '', entry.format(all[name]));
     } catch {
-      parts.push(
-        '',
-        `## ${name}`,
-        '',
-        when,
-        '',
-        `(recorded by an older version; rerun \`pnpm metagrad bench ${name}\`)`,
-      );
+      parts.push('', `## ${name}`, '', when, '', `(recorded by an older version; rerun \`pnpm metagrad bench ${name}\`)`);
     }
   }
   return `${parts.join('\n')}\n`;

@@ -34,9 +34,7 @@ function print(json: boolean, value: unknown, text: () => string): void {
 }
 
 /** The CLI's version (apps/cli/package.json, released with the packages; one level up from src/ and dist/). */
-export const VERSION = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** Where `bench --quick` writes without `--out`: a git-ignored scratch directory, never the committed bench/results. */
 export const QUICK_BENCH_OUT = 'runs/bench-quick';
@@ -62,18 +60,12 @@ program
   .command('bench')
   .description(`run benchmarks: ${Object.keys(BENCHES).join(', ')} or all`)
   .argument('<which>', 'which bench', (v: string) => {
-    if (v !== 'all' && !Object.hasOwn(BENCHES, v))
-      throw new InvalidArgumentError(`unknown bench '${v}' (choose ${Object.keys(BENCHES).join(', ')}, all)`);
+    if (v !== 'all' && !Object.hasOwn(BENCHES, v)) throw new InvalidArgumentError(`unknown bench '${v}' (choose ${Object.keys(BENCHES).join(', ')}, all)`);
     return v;
   })
   .option('--quick', `smaller sizes and fewer repetitions (results go to ${QUICK_BENCH_OUT} unless --out)`)
   .option('--json', 'print JSON')
-  .addOption(
-    new Option(
-      '--out <dir>',
-      `directory for results files (default: bench/results for full runs, ${QUICK_BENCH_OUT} for --quick)`,
-    ),
-  )
+  .addOption(new Option('--out <dir>', `directory for results files (default: bench/results for full runs, ${QUICK_BENCH_OUT} for --quick)`))
   .action(async (which: string, opts: { quick?: boolean; json?: boolean; out?: string }) => {
     const out = opts.out ?? (opts.quick ? QUICK_BENCH_OUT : 'bench/results');
     await runBenches(which, { quick: Boolean(opts.quick), json: Boolean(opts.json), out });
@@ -135,21 +127,9 @@ program
   .option('--quick', 'the quick variant (about a minute on llvmpipe)')
   .option('--json', 'print the results as JSON')
   .option('--out <dir>', 'output directory for report.md, results.json, figures and seeds/ (default runs/<experiment>)')
-  .option(
-    '--seeds <list>',
-    'seeded experiments: the seeds to run, e.g. 0-9, 0,2,5 or 0-3,8 (default: its own)',
-    checked(parseSeedList),
-  )
-  .option(
-    '--shard <i/N>',
-    'seeded experiments: only the i-th of N round-robin shards of the seeds (1 ≤ i ≤ N)',
-    checked(parseShard),
-  )
-  .option(
-    '--jobs <n>',
-    'seeded experiments: run the seeds in n local child processes, then summarise',
-    positiveInt('--jobs'),
-  )
+  .option('--seeds <list>', 'seeded experiments: the seeds to run, e.g. 0-9, 0,2,5 or 0-3,8 (default: its own)', checked(parseSeedList))
+  .option('--shard <i/N>', 'seeded experiments: only the i-th of N round-robin shards of the seeds (1 ≤ i ≤ N)', checked(parseShard))
+  .option('--jobs <n>', 'seeded experiments: run the seeds in n local child processes, then summarise', positiveInt('--jobs'))
   .option('--extras', "also run the experiment's non-seeded parts (default: only without --seeds and --shard)")
   .option('--no-extras', "never run the experiment's non-seeded parts")
   .option('--no-merge', 'write the per-seed files only (no summary, results.json or figures)')
@@ -157,8 +137,7 @@ program
     const section = experiments.find((s) => s.id === name)!;
     const out = opts.out ?? `runs/${name}`;
     const stdout = opts.json ? devNull : process.stdout;
-    const seededFlags =
-      opts.seeds !== undefined || opts.shard !== undefined || opts.jobs !== undefined || opts.merge === false;
+    const seededFlags = opts.seeds !== undefined || opts.shard !== undefined || opts.jobs !== undefined || opts.merge === false;
     if (!isSeeded(section)) {
       if (seededFlags)
         throw new UsageError(
@@ -173,8 +152,7 @@ program
     const quick = Boolean(opts.quick);
     const seeds = seedsForRun(section, { quick, seeds: opts.seeds, shard: opts.shard });
     const extras = opts.extras ?? (opts.seeds === undefined && opts.shard === undefined);
-    if (seeds.length === 0)
-      throw new UsageError(`no seeds in this shard (${opts.shard} of ${opts.seeds ?? 'the default seeds'})`);
+    if (seeds.length === 0) throw new UsageError(`no seeds in this shard (${opts.shard} of ${opts.seeds ?? 'the default seeds'})`);
     if (opts.jobs !== undefined) {
       const t0 = performance.now();
       const files = await runSeedJobs({ experiment: name, seeds, jobs: opts.jobs, quick, extras, out });
@@ -188,11 +166,7 @@ program
     if (opts.merge === false) {
       await withDevice(async (device) => {
         const log = (m: string) => process.stderr.write(`${m}\n`);
-        await runSeedUnits(
-          section,
-          sectionContext(section, { quick, json: Boolean(opts.json) }, device, process.stderr, log),
-          { seeds, extras, out, quick },
-        );
+        await runSeedUnits(section, sectionContext(section, { quick, json: Boolean(opts.json) }, device, process.stderr, log), { seeds, extras, out, quick });
       });
       return;
     }
@@ -203,18 +177,13 @@ program
 /** `run`'s ending: the section's JSON on stdout with --json, exit status 1 if it failed. */
 function finishRun(results: ReportResults, opts: RunFlags): void {
   const section = results.sections[0];
-  if (opts.json)
-    process.stdout.write(
-      `${JSON.stringify(section.status === 'ok' ? section.json : { error: section.error }, null, 2)}\n`,
-    );
+  if (opts.json) process.stdout.write(`${JSON.stringify(section.status === 'ok' ? section.json : { error: section.error }, null, 2)}\n`);
   if (section.status === 'error') process.exitCode = 1;
 }
 
 program
   .command('merge')
-  .description(
-    'recompute summaries, intervals and figures from per-seed files (of `run --seeds/--shard/--jobs`, or of several machines)',
-  )
+  .description('recompute summaries, intervals and figures from per-seed files (of `run --seeds/--shard/--jobs`, or of several machines)')
   .argument('<dirs...>', 'directories holding seeds/<experiment>/seed-<n>.json files (searched recursively)')
   .requiredOption('--out <dir>', 'output directory for report.md, results.json, figures and the merged seeds/')
   .option('--json', 'print results.json on stdout instead of the summary table')

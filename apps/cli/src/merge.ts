@@ -9,14 +9,7 @@ import { isSeeded, type ReportSection } from '@metagrad/experiments';
 import { REPORT_SECTIONS } from '@metagrad/experiments/node';
 import { createDawnStderrFilter } from '../stderr-filter.mjs';
 import { createNodeDevice } from '@metagrad/tensor/node';
-import {
-  finishReport,
-  recordSection,
-  runSeedUnits,
-  sectionContext,
-  type ReportResults,
-  type SectionRecord,
-} from './report';
+import { finishReport, recordSection, runSeedUnits, sectionContext, type ReportResults, type SectionRecord } from './report';
 import {
   MixedVariantError,
   SeedFileError,
@@ -54,17 +47,12 @@ export async function mergeSeedFiles(options: MergeOptions): Promise<ReportResul
     if (!options.json) stderr.write(`${message}\n`);
   };
   const collected = collectUnitFiles(options.inputs);
-  if (collected.length === 0)
-    throw new SeedFileError(
-      `no per-seed files (seeds/<experiment>/seed-<n>.json) under ${options.inputs.map(shown).join(', ')}`,
-    );
+  if (collected.length === 0) throw new SeedFileError(`no per-seed files (seeds/<experiment>/seed-<n>.json) under ${options.inputs.map(shown).join(', ')}`);
   const variants = new Set(collected.map((c) => c.variant));
   if (variants.size > 1) {
     const q = collected.find((c) => c.variant === 'quick')!;
     const f = collected.find((c) => c.variant === 'full')!;
-    throw new MixedVariantError(
-      `one report cannot hold quick and full results (quick: ${q.experiment}, full: ${f.experiment}); merge them separately`,
-    );
+    throw new MixedVariantError(`one report cannot hold quick and full results (quick: ${q.experiment}, full: ${f.experiment}); merge them separately`);
   }
   const sections = options.sections ?? REPORT_SECTIONS;
   const order = (c: CollectedExperiment) => sections.findIndex((s) => s.id === c.experiment);
@@ -72,24 +60,16 @@ export async function mergeSeedFiles(options: MergeOptions): Promise<ReportResul
   for (const c of [...collected].sort((a, b) => order(a) - order(b))) {
     const section = sections.find((s) => s.id === c.experiment);
     if (!section || !isSeeded(section))
-      throw new SeedFileError(
-        `${c.experiment} (${shown(c.seeds[0]?.path ?? c.extras[0].path)}) is not a seeded experiment of this metagrad`,
-      );
-    if (c.seeds.length === 0)
-      throw new SeedFileError(
-        `${c.experiment}: only extras (${c.extras.map((e) => shown(e.path)).join(', ')}), no seed files`,
-      );
+      throw new SeedFileError(`${c.experiment} (${shown(c.seeds[0]?.path ?? c.extras[0].path)}) is not a seeded experiment of this metagrad`);
+    if (c.seeds.length === 0) throw new SeedFileError(`${c.experiment}: only extras (${c.extras.map((e) => shown(e.path)).join(', ')}), no seed files`);
     if (options.copy !== false) copyUnitFiles(c, options.out);
     log(
       `${c.experiment}: ${c.seeds.length} seed(s) ${formatSeedList(c.seeds.map((s) => s.file.seed))}${c.extras.length ? `, extras ${c.extras.map((e) => e.file.extra).join(', ')}` : ''}`,
     );
-    if (c.codeVersions.length > 1)
-      log(`  note: files from ${c.codeVersions.length} code versions (${c.codeVersions.join(', ')})`);
+    if (c.codeVersions.length > 1) log(`  note: files from ${c.codeVersions.length} code versions (${c.codeVersions.join(', ')})`);
     const { perSeed, extras } = summaryInputs(c);
     records.push(
-      await recordSection(section, options.out, log, () =>
-        section.summarise(perSeed, { quick: c.variant === 'quick', log: (m) => log(`  ${m}`), extras }),
-      ),
+      await recordSection(section, options.out, log, () => section.summarise(perSeed, { quick: c.variant === 'quick', log: (m) => log(`  ${m}`), extras })),
     );
   }
   const adapters = [
@@ -100,10 +80,7 @@ export async function mergeSeedFiles(options: MergeOptions): Promise<ReportResul
         .filter((n): n is string => Boolean(n)),
     ),
   ];
-  if (adapters.length > 1)
-    log(
-      `note: the files come from ${adapters.length} adapters (${adapters.join(', ')}); times in them are not comparable across files`,
-    );
+  if (adapters.length > 1) log(`note: the files come from ${adapters.length} adapters (${adapters.join(', ')}); times in them are not comparable across files`);
   const first = collected.flatMap((c) => c.seeds).find((s) => s.file.adapter)?.file.adapter ?? null;
   const adapter = first && adapters.length > 1 ? { ...first, name: `mixed: ${adapters.join(', ')}` } : first;
   return finishReport(records, {
@@ -212,8 +189,5 @@ export async function runSeedJobs(options: JobsOptions): Promise<string[]> {
       device.destroy();
     }
   }
-  return [
-    ...options.seeds.map((s) => seedPath(options.out, options.experiment, s)),
-    ...extraNames.map((e) => extraPath(options.out, options.experiment, e)),
-  ];
+  return [...options.seeds.map((s) => seedPath(options.out, options.experiment, s)), ...extraNames.map((e) => extraPath(options.out, options.experiment, e))];
 }

@@ -68,9 +68,7 @@ function barProgress(options: ProgressOptions, stream: NodeJS.WritableStream): P
     // cli-progress's ETA is 'NULL' before the first rate and 'INF' while it is unbounded; its own formatter pads
     // them to two characters ('LLs', 'NFs'). A dash says "not known yet".
     formatTime: (t: unknown, _options: unknown, roundTo?: number) =>
-      typeof t === 'number' && Number.isFinite(t)
-        ? formatSeconds(roundTo && t > 10 ? roundTo * Math.round(t / roundTo) : t)
-        : '–',
+      typeof t === 'number' && Number.isFinite(t) ? formatSeconds(roundTo && t > 10 ? roundTo * Math.round(t / roundTo) : t) : '–',
   });
   let stopped = false;
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -77,10 +77,7 @@ export function svgToPixels(svg: string, scale = 1): { width: number; height: nu
  * Writes `<outPathWithoutExt>.svg` and `.png` (creating the folder) and returns both paths.
  * The SVG is the scalable original for papers; the PNG is what report.md embeds, since Markdown viewers render it everywhere.
  */
-export async function renderFigure(
-  spec: VegaLiteSpec,
-  outPathWithoutExt: string,
-): Promise<{ svg: string; png: string }> {
+export async function renderFigure(spec: VegaLiteSpec, outPathWithoutExt: string): Promise<{ svg: string; png: string }> {
   const svg = await renderSvg(spec);
   const png = svgToPng(svg);
   mkdirSync(dirname(outPathWithoutExt), { recursive: true });

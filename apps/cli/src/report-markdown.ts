@@ -30,10 +30,7 @@ function tally(rows: SummaryRow[]): string {
   const judged = rows.filter((r) => r.mark !== null);
   if (!judged.length) return '–';
   const count = (m: string) => judged.filter((r) => r.mark === m).length;
-  return [
-    `${count('✓')}/${judged.length} ✓`,
-    ...(['≈', '✗'] as const).filter((m) => count(m) > 0).map((m) => `${count(m)} ${m}`),
-  ].join(', ');
+  return [`${count('✓')}/${judged.length} ✓`, ...(['≈', '✗'] as const).filter((m) => count(m) > 0).map((m) => `${count(m)} ${m}`)].join(', ');
 }
 
 function sectionMarkdown(s: SectionRecord): string {
@@ -143,8 +140,7 @@ export function formatSummaryTable(r: ReportResults, width = SUMMARY_WIDTH): str
   const rows: string[][] = [];
   for (const s of r.sections) {
     if (s.status === 'error') rows.push([s.id, `FAILED: ${s.error ?? ''}`, '', '', '', '✗']);
-    for (const row of s.summary)
-      rows.push([s.id, row.metric, formatValue(row.value), row.paper, row.goal, mark(row.mark)]);
+    for (const row of s.summary) rows.push([s.id, row.metric, formatValue(row.value), row.paper, row.goal, mark(row.mark)]);
   }
   const header = ['section', 'metric', 'metagrad', 'paper', 'goal', ''];
   const gap = '  ';
@@ -155,8 +151,7 @@ export function formatSummaryTable(r: ReportResults, width = SUMMARY_WIDTH): str
   const room = width - gap.length * (header.length - 1);
   let widths = fitWidths(natural, minimum, wrappable, room);
   // Narrow terminals: below the comfortable minimums rather than past the width.
-  if (widths.reduce((a, b) => a + b, 0) > room)
-    widths = fitWidths(widths, [natural[0], 6, 6, 5, 4, natural[5]], wrappable, room);
+  if (widths.reduce((a, b) => a + b, 0) > room) widths = fitWidths(widths, [natural[0], 6, 6, 5, 4, natural[5]], wrappable, room);
   const pad = (c: string, w: number): string => c + ' '.repeat(Math.max(0, w - len(c)));
   const fmt = (row: string[]): string[] => {
     const cells = row.map((c, i) => (i === 0 || i === 5 ? [c] : wrapText(c, widths[i])));

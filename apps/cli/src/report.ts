@@ -170,8 +170,7 @@ export function sectionContext(
   return {
     device,
     quick: options.quick,
-    progress: (total, label) =>
-      createProgress({ total, label: `${section.id} ${label}`, json: options.json, stream: stderr }),
+    progress: (total, label) => createProgress({ total, label: `${section.id} ${label}`, json: options.json, stream: stderr }),
     log: (message) => log(`  ${message}`),
   };
 }
@@ -305,18 +304,12 @@ function parseOnly(sections: readonly ReportSection[]) {
 export function registerReportCommand(program: Command, sections: readonly ReportSection[] = REPORT_SECTIONS): Command {
   return program
     .command('report')
-    .description(
-      'run the experiments (quick variants by default) and write report.md, one PNG and SVG per figure, and results.json',
-    )
+    .description('run the experiments (quick variants by default) and write report.md, one PNG and SVG per figure, and results.json')
     .addOption(new Option('--quick', 'quick variants (the default)').conflicts('full'))
     .addOption(new Option('--full', 'full variants, as in the papers (slow)'))
     .addOption(new Option('--out <dir>', 'output directory').default('report'))
     .option('--json', 'print results.json on stdout instead of the summary table')
-    .addOption(
-      new Option('--only <ids>', `comma-separated section names or numbers (${sectionChoices(sections)})`).argParser(
-        parseOnly(sections),
-      ),
-    )
+    .addOption(new Option('--only <ids>', `comma-separated section names or numbers (${sectionChoices(sections)})`).argParser(parseOnly(sections)))
     .action(async (opts: { quick?: boolean; full?: boolean; out: string; json?: boolean; only?: string[] }) => {
       const results = await runReport({
         quick: !opts.full,

@@ -98,8 +98,7 @@ export function parseShard(spec: string): { index: number; count: number } {
   const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(spec);
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index < 1 || index > count)
-    throw new RangeError(`invalid shard '${spec}' (use i/N with 1 ≤ i ≤ N, e.g. 1/4)`);
+  if (!m || count < 1 || index < 1 || index > count) throw new RangeError(`invalid shard '${spec}' (use i/N with 1 ≤ i ≤ N, e.g. 1/4)`);
   return { index, count };
 }
 
@@ -110,9 +109,7 @@ export function shardSeeds(seeds: readonly number[], shard: { index: number; cou
 
 /** Splits seeds into `jobs` round-robin groups (empty groups dropped). */
 export function splitForJobs(seeds: readonly number[], jobs: number): number[][] {
-  return Array.from({ length: jobs }, (_, i) => shardSeeds(seeds, { index: i + 1, count: jobs })).filter(
-    (g) => g.length > 0,
-  );
+  return Array.from({ length: jobs }, (_, i) => shardSeeds(seeds, { index: i + 1, count: jobs })).filter((g) => g.length > 0);
 }
 
 /** `1-3,7`: the shortest --seeds list for a set of seeds. */
@@ -129,10 +126,8 @@ export function formatSeedList(seeds: readonly number[]): string {
 }
 
 export const seedDir = (out: string, experiment: string): string => join(out, 'seeds', experiment);
-export const seedPath = (out: string, experiment: string, seed: number): string =>
-  join(seedDir(out, experiment), `seed-${seed}.json`);
-export const extraPath = (out: string, experiment: string, extra: string): string =>
-  join(seedDir(out, experiment), `extra-${extra}.json`);
+export const seedPath = (out: string, experiment: string, seed: number): string => join(seedDir(out, experiment), `seed-${seed}.json`);
+export const extraPath = (out: string, experiment: string, extra: string): string => join(seedDir(out, experiment), `extra-${extra}.json`);
 
 let cachedVersion: string | undefined;
 /** `<cli version>+<commit>[-dirty]`, or the version alone outside a git checkout; METAGRAD_CODE_VERSION overrides it. */
@@ -151,8 +146,7 @@ export function codeVersion(): string {
         timeout: 5000,
       }).trim();
     commit = git(['rev-parse', '--short', 'HEAD']);
-    if (commit && git(['status', '--porcelain', '--untracked-files=no', '--', '.', '../../packages']) !== '')
-      commit += '-dirty';
+    if (commit && git(['status', '--porcelain', '--untracked-files=no', '--', '.', '../../packages']) !== '') commit += '-dirty';
   } catch {
     /* not a git checkout (an installed package) */
   }
@@ -162,10 +156,7 @@ export function codeVersion(): string {
 
 /** Writes one unit's file (creating its directory); returns its path. */
 export function writeUnitFile(out: string, file: UnitFile): string {
-  const path =
-    file.kind === 'metagrad-seed'
-      ? seedPath(out, file.experiment, file.seed)
-      : extraPath(out, file.experiment, file.extra);
+  const path = file.kind === 'metagrad-seed' ? seedPath(out, file.experiment, file.seed) : extraPath(out, file.experiment, file.extra);
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`);
   return path;
@@ -201,12 +192,9 @@ export function readUnitFile(path: string): UnitFile {
     throw new SeedFileError(`${path}: kind is ${JSON.stringify(f?.kind)}, not a metagrad per-seed or extra file`);
   if (f.version !== 1) throw new SeedFileError(`${path}: version ${String(f.version)} (this metagrad reads version 1)`);
   if (typeof f.experiment !== 'string' || !f.experiment) throw new SeedFileError(`${path}: no experiment`);
-  if (f.variant !== 'quick' && f.variant !== 'full')
-    throw new SeedFileError(`${path}: variant ${JSON.stringify(f.variant)} (quick or full)`);
-  if (f.kind === 'metagrad-seed' && !(Number.isInteger(f.seed) && (f.seed as number) >= 0))
-    throw new SeedFileError(`${path}: seed ${JSON.stringify(f.seed)}`);
-  if (f.kind === 'metagrad-extra' && (typeof f.extra !== 'string' || !f.extra))
-    throw new SeedFileError(`${path}: no extra name`);
+  if (f.variant !== 'quick' && f.variant !== 'full') throw new SeedFileError(`${path}: variant ${JSON.stringify(f.variant)} (quick or full)`);
+  if (f.kind === 'metagrad-seed' && !(Number.isInteger(f.seed) && (f.seed as number) >= 0)) throw new SeedFileError(`${path}: seed ${JSON.stringify(f.seed)}`);
+  if (f.kind === 'metagrad-extra' && (typeof f.extra !== 'string' || !f.extra)) throw new SeedFileError(`${path}: no extra name`);
   if (!('json' in f)) throw new SeedFileError(`${path}: no json`);
   return f as unknown as UnitFile;
 }
@@ -241,9 +229,7 @@ export function collectUnitFiles(dirs: readonly string[]): CollectedExperiment[]
       const prior = exp.units.get(key);
       if (prior) {
         if (prior.text === text) continue;
-        throw new DuplicateSeedError(
-          `${file.experiment}: ${key} twice, in ${prior.path} and ${path} (remove one, or merge them separately)`,
-        );
+        throw new DuplicateSeedError(`${file.experiment}: ${key} twice, in ${prior.path} and ${path} (remove one, or merge them separately)`);
       }
       exp.units.set(key, { path, text, file });
     }
@@ -255,9 +241,7 @@ export function collectUnitFiles(dirs: readonly string[]): CollectedExperiment[]
     if (variants.size > 1) {
       const q = all.find((u) => u.file.variant === 'quick')!;
       const f = all.find((u) => u.file.variant === 'full')!;
-      throw new MixedVariantError(
-        `${experiment}: quick and full results cannot be merged (quick: ${q.path}, full: ${f.path})`,
-      );
+      throw new MixedVariantError(`${experiment}: quick and full results cannot be merged (quick: ${q.path}, full: ${f.path})`);
     }
     const seeds = all
       .filter((u) => u.file.kind === 'metagrad-seed')
@@ -292,10 +276,7 @@ export function summaryInputs(c: Pick<CollectedExperiment, 'seeds' | 'extras'>):
 /** Copies collected files into `<out>/seeds/<exp>/` (skipping those already there), so a merged directory can be merged again. */
 export function copyUnitFiles(c: CollectedExperiment, out: string): void {
   for (const u of [...c.seeds, ...c.extras]) {
-    const target =
-      u.file.kind === 'metagrad-seed'
-        ? seedPath(out, c.experiment, u.file.seed)
-        : extraPath(out, c.experiment, u.file.extra);
+    const target = u.file.kind === 'metagrad-seed' ? seedPath(out, c.experiment, u.file.seed) : extraPath(out, c.experiment, u.file.extra);
     if (existsSync(target) && realpathSync(target) === realpathSync(u.path)) continue;
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, readFileSync(u.path));
@@ -303,10 +284,7 @@ export function copyUnitFiles(c: CollectedExperiment, out: string): void {
 }
 
 /** The section's seeds for this run: --seeds (or its defaults), then --shard. */
-export function seedsForRun(
-  section: SeededSection,
-  opts: { quick: boolean; seeds?: string; shard?: string },
-): number[] {
+export function seedsForRun(section: SeededSection, opts: { quick: boolean; seeds?: string; shard?: string }): number[] {
   const all = opts.seeds !== undefined ? parseSeedList(opts.seeds) : section.defaultSeeds(opts.quick);
   return opts.shard !== undefined ? shardSeeds(all, parseShard(opts.shard)) : all;
 }

@@ -6,14 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { createNodeDevice } from '@metagrad/tensor/node';
-import {
-  E5_FULL,
-  E5_QUICK,
-  runHyperdistillSinusoid,
-  worstValLoss,
-  type E5Config,
-  type MethodKey,
-} from '@metagrad/experiments/node';
+import { E5_FULL, E5_QUICK, runHyperdistillSinusoid, worstValLoss, type E5Config, type MethodKey } from '@metagrad/experiments/node';
 
 const list = (v: string): string[] =>
   v
@@ -26,22 +19,14 @@ const program = new Command()
   .name('hyperdistill-sinusoid-ablation')
   .description('E5 (HyperDistill, Appendix G) with settings changed from the command line')
   .option('--quick', 'start from the quick configuration')
-  .option(
-    '--methods <keys>',
-    'E5 method keys: fo,oneStep,drmad,neumann,hyperdistill<γ> (none: "none")',
-    'fo,oneStep,hyperdistill0.9,hyperdistill0.99',
-  )
+  .option('--methods <keys>', 'E5 method keys: fo,oneStep,drmad,neumann,hyperdistill<γ> (none: "none")', 'fo,oneStep,hyperdistill0.9,hyperdistill0.99')
   .option('--gammas <list>', 'HyperDistill decays', '0.9,0.99')
   .option('--horizons <list>', 'online RMD horizons K, "all" for the whole inner optimisation', '')
   .option('--seeds <list>', 'seeds', '0,1,2')
   .option('--hyper-lr <x>', 'Adam learning rate of λ', '1e-3')
   .option('--steps <T>', "inner steps T (default: the configuration's)")
   .option('--episodes <M>', "inner optimisations M (default: the configuration's)")
-  .addOption(
-    new Option('--momentum-jacobian <kind>', "LinearEstimation's Jacobians")
-      .choices(['constant', 'exact'])
-      .default('constant'),
-  )
+  .addOption(new Option('--momentum-jacobian <kind>', "LinearEstimation's Jacobians").choices(['constant', 'exact']).default('constant'))
   .option('--json', 'print one JSON object')
   .parse();
 

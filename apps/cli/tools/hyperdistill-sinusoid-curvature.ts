@@ -8,14 +8,7 @@ import { Command } from 'commander';
 import { tensor, type Device } from '@metagrad/tensor';
 import { createNodeDevice } from '@metagrad/tensor/node';
 import { deriveSeed, sampleMetaBatch, sinusoidFamily, type MlpParams, type Model } from '@metagrad/models';
-import {
-  E5_FULL,
-  e5Methods,
-  makeE5Learner,
-  sinusoidEpisode,
-  type E5Config,
-  type MethodKey,
-} from '@metagrad/experiments/node';
+import { E5_FULL, e5Methods, makeE5Learner, sinusoidEpisode, type E5Config, type MethodKey } from '@metagrad/experiments/node';
 
 /** λ_max of (2/n)·[F 1]ᵀ[F 1] per task (the MSE Hessian of a linear head), by power iteration on the host. */
 function headCurvature(features: Float32Array, tasks: number, n: number, h: number): number {
@@ -39,12 +32,7 @@ function headCurvature(features: Float32Array, tasks: number, n: number, h: numb
   return worst;
 }
 
-async function etaLambdaMax(
-  cfg: E5Config,
-  device: Device,
-  features: Model<MlpParams>,
-  lambda: MlpParams,
-): Promise<number> {
+async function etaLambdaMax(cfg: E5Config, device: Device, features: Model<MlpParams>, lambda: MlpParams): Promise<number> {
   const mb = sampleMetaBatch(sinusoidFamily, {
     metaBatch: cfg.metaBatch,
     nSupport: cfg.shots,
@@ -82,9 +70,7 @@ try {
     const ep = sinusoidEpisode(cfg, device, deriveSeed(seed, 3, m));
     try {
       const r = await learner.trainer.runEpisode(ep);
-      console.log(
-        `m ${m}  validation ${r.valLoss.toPrecision(3)}  η·λmax ${(await etaLambdaMax(cfg, device, learner.features, learner.lambda)).toFixed(3)}`,
-      );
+      console.log(`m ${m}  validation ${r.valLoss.toPrecision(3)}  η·λmax ${(await etaLambdaMax(cfg, device, learner.features, learner.lambda)).toFixed(3)}`);
     } finally {
       ep.dispose();
     }

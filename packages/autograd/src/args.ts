@@ -36,20 +36,14 @@ export function tensorList(op: string, what: string, v: unknown): Tensor[] {
 
 /** Throws InvalidArgumentError unless `f` is a function (vjp(f, …) called with a tensor first, say). */
 export function checkFunctionArg(op: string, what: string, f: unknown): void {
-  if (typeof f !== 'function')
-    throw new InvalidArgumentError(`${op}: ${what} must be a function of tensors, got ${describeArg(f)}`);
+  if (typeof f !== 'function') throw new InvalidArgumentError(`${op}: ${what} must be a function of tensors, got ${describeArg(f)}`);
 }
 
 /**
  * Checks an options object (known keys only, so { create_graph: true } is not silently ignored) and that the
  * named flags in it are booleans ('false' would be read as true).
  */
-export function checkFlagOptions(
-  op: string,
-  options: unknown,
-  known: readonly string[],
-  flags: readonly string[],
-): Record<string, unknown> {
+export function checkFlagOptions(op: string, options: unknown, known: readonly string[], flags: readonly string[]): Record<string, unknown> {
   checkOptions(op, options, known);
   const opts = (options ?? {}) as Record<string, unknown>;
   for (const f of flags) if (opts[f] !== undefined) checkBoolean(op, f, opts[f]);

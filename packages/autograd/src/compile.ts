@@ -152,19 +152,14 @@ function templateText(t: Template): string {
  * fn must not read tensors back (TraceError names the readback), must dispose what it does not return, and must
  * take per-call host values (step counts, seeds) from tensors, a random `Generator` or `device.onReplay`.
  */
-export function compile<A extends unknown[], R>(
-  fn: (...args: A) => R,
-  options: CompileOptions = {},
-): CompiledFunction<A, R> {
+export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: CompileOptions = {}): CompiledFunction<A, R> {
   if (typeof fn !== 'function') throw new TypeError(`compile(fn): fn must be a function, got ${typeof fn}`);
   const warmup = options.warmup ?? 1;
   const verify = options.verify ?? true;
   const fusion = options.fusion ?? true;
   const maxSignatures = options.maxSignatures ?? 8;
-  if (!Number.isInteger(warmup) || warmup < 0)
-    throw new TraceError(`compile: warmup must be an integer ≥ 0, got ${warmup}`);
-  if (!Number.isInteger(maxSignatures) || maxSignatures < 1)
-    throw new TraceError(`compile: maxSignatures must be an integer ≥ 1, got ${maxSignatures}`);
+  if (!Number.isInteger(warmup) || warmup < 0) throw new TraceError(`compile: warmup must be an integer ≥ 0, got ${warmup}`);
+  if (!Number.isInteger(maxSignatures) || maxSignatures < 1) throw new TraceError(`compile: maxSignatures must be an integer ≥ 1, got ${maxSignatures}`);
   const cache = new Map<string, Entry>();
   const stats: CompileStats = {
     eagerCalls: 0,

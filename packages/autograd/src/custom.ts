@@ -45,12 +45,7 @@ export function customVjp<Args extends Tensor[]>(
 ): (...inputs: Args) => Tensor {
   checkFunctionArg('customVjp', 'forward', forward);
   checkFunctionArg('customVjp', 'backward', backward);
-  const opts = checkFlagOptions(
-    'customVjp',
-    options,
-    ['name', 'twiceDifferentiable'],
-    ['twiceDifferentiable'],
-  ) as CustomVjpOptions;
+  const opts = checkFlagOptions('customVjp', options, ['name', 'twiceDifferentiable'], ['twiceDifferentiable']) as CustomVjpOptions;
   if (opts.name !== undefined && typeof opts.name !== 'string')
     throw new InvalidArgumentError(`customVjp: name must be a string, got ${describeValue(opts.name)}`);
   const name = opts.name ?? (forward.name || 'customVjp');
@@ -82,9 +77,7 @@ const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
  */
 function checkedGradients(name: string, inputs: readonly Tensor[], grads: unknown): (Tensor | null | undefined)[] {
   if (!Array.isArray(grads) || grads.length !== inputs.length) {
-    const got = Array.isArray(grads)
-      ? `returned ${grads.length} gradient${grads.length === 1 ? '' : 's'}`
-      : `returned ${typeof grads}, not an array`;
+    const got = Array.isArray(grads) ? `returned ${grads.length} gradient${grads.length === 1 ? '' : 's'}` : `returned ${typeof grads}, not an array`;
     throw new InvalidArgumentError(
       `customVjp '${name}': backward must return one gradient (or null) per input: the op has ${inputs.length} input${inputs.length === 1 ? '' : 's'}, backward ${got}`,
     );
@@ -92,20 +85,13 @@ function checkedGradients(name: string, inputs: readonly Tensor[], grads: unknow
   grads.forEach((g, k) => {
     if (g === null || g === undefined) return;
     if (!(g instanceof Tensor)) {
-      throw new InvalidArgumentError(
-        `customVjp '${name}': backward's gradient for input ${k} is ${typeof g} ${String(g)}, not a Tensor (or null)`,
-      );
+      throw new InvalidArgumentError(`customVjp '${name}': backward's gradient for input ${k} is ${typeof g} ${String(g)}, not a Tensor (or null)`);
     }
     const want = inputs[k].shape;
     if (g.shape.length !== want.length || g.shape.some((d, i) => d !== want[i])) {
-      throw new ShapeError(
-        `customVjp '${name}': backward returned shape ${fmt(g.shape)} for input ${k}, whose shape is ${fmt(want)}`,
-      );
+      throw new ShapeError(`customVjp '${name}': backward returned shape ${fmt(g.shape)} for input ${k}, whose shape is ${fmt(want)}`);
     }
-    if (g.dtype !== 'f32')
-      throw new DTypeError(
-        `customVjp '${name}': backward returned a ${g.dtype} gradient for input ${k}; gradients are f32`,
-      );
+    if (g.dtype !== 'f32') throw new DTypeError(`customVjp '${name}': backward returned a ${g.dtype} gradient for input ${k}; gradients are f32`);
   });
   return grads as (Tensor | null | undefined)[];
 }

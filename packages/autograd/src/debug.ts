@@ -17,9 +17,7 @@ export function formatGraph(t: Tensor): string {
       lines.push(`#${n.id} leaf ${n.tensor}`);
     } else if (n instanceof OpNode) {
       const inputs = n.inputs.map((i) => (i ? `#${i.id}` : '·')).join(', ');
-      lines.push(
-        `#${n.id} ${n.kind} [${n.outputShape.join(', ')}] ← (${inputs})${n.isSavedFreed ? ' saved tensors freed' : ''} refs=${n.refCount}`,
-      );
+      lines.push(`#${n.id} ${n.kind} [${n.outputShape.join(', ')}] ← (${inputs})${n.isSavedFreed ? ' saved tensors freed' : ''} refs=${n.refCount}`);
       for (const i of n.inputs) if (i) queue.push(i);
     }
   }

@@ -23,12 +23,7 @@ const asList = <T>(x: T | readonly T[]): T[] => (Array.isArray(x) ? [...(x as re
 const GRAD_OPTIONS = ['gradOutputs', 'createGraph', 'retainGraph', 'allowUnused'] as const;
 
 /** Gradient seeds: a handle per output node (shared or freshly made ones), owned by the engine. */
-function seedGradients(
-  outputs: Tensor[],
-  gradOutputs: GradOptions['gradOutputs'],
-  what: string,
-  createGraph: boolean,
-): Map<Node, Tensor> {
+function seedGradients(outputs: Tensor[], gradOutputs: GradOptions['gradOutputs'], what: string, createGraph: boolean): Map<Node, Tensor> {
   const given = gradOutputs === undefined ? [] : asList(gradOutputs);
   if (given.length > 0 && given.length !== outputs.length) {
     throw new ShapeError(`${what}: ${outputs.length} outputs but ${given.length} gradOutputs`);
@@ -44,36 +39,23 @@ function seedGradients(
 }
 
 /** One output's seed: a shared handle on the given cotangent, or ones for a single-element output. */
-function seedOne(
-  seeds: Map<Node, Tensor>,
-  out: Tensor,
-  given: Tensor | null | undefined,
-  i: number,
-  what: string,
-  createGraph: boolean,
-): void {
+function seedOne(seeds: Map<Node, Tensor>, out: Tensor, given: Tensor | null | undefined, i: number, what: string, createGraph: boolean): void {
   out.assertAlive(what);
   const node = out.node;
   if (!(node instanceof Node) || !out.requiresGrad) {
-    throw new Error(
-      `${what}: output ${i} ${out} does not require grad and has no graph (was it computed under noGrad, or from inputs without requiresGrad?)`,
-    );
+    throw new Error(`${what}: output ${i} ${out} does not require grad and has no graph (was it computed under noGrad, or from inputs without requiresGrad?)`);
   }
   let g = given;
   if (g !== null && g !== undefined) {
     checkTensorArg(what, `gradOutputs[${i}]`, g);
     g.assertAlive(what);
     if (g.shape.length !== out.shape.length || g.shape.some((d, k) => d !== out.shape[k])) {
-      throw new ShapeError(
-        `${what}: gradOutputs[${i}] has shape [${g.shape.join(', ')}], output has [${out.shape.join(', ')}]`,
-      );
+      throw new ShapeError(`${what}: gradOutputs[${i}] has shape [${g.shape.join(', ')}], output has [${out.shape.join(', ')}]`);
     }
     g = share(g);
   } else {
     if (out.size !== 1) {
-      throw new ShapeError(
-        `${what}: output ${i} has shape [${out.shape.join(', ')}]; gradients are implied only for single-element outputs, pass gradOutputs`,
-      );
+      throw new ShapeError(`${what}: output ${i} has shape [${out.shape.join(', ')}]; gradients are implied only for single-element outputs, pass gradOutputs`);
     }
     g = noGrad(() => ones(out.shape, 'f32', out.device));
   }
@@ -140,8 +122,7 @@ function runEngine({ seeds, isTarget, onTarget, createGraph, retainGraph }: Engi
   const leadsToTarget = new Set<Node>();
   for (let i = order.length - 1; i >= 0; i--) {
     const n = order[i];
-    if (isTarget(n) || (n instanceof OpNode && n.inputs.some((input) => input && leadsToTarget.has(input))))
-      leadsToTarget.add(n);
+    if (isTarget(n) || (n instanceof OpNode && n.inputs.some((input) => input && leadsToTarget.has(input)))) leadsToTarget.add(n);
   }
   const grads = seeds;
   try {
@@ -196,9 +177,7 @@ function applyRule(node: OpNode, gy: Tensor, createGraph: boolean, leadsToTarget
       const want = node.inputShapes[k];
       if (r.shape.length !== want.length || r.shape.some((d, i) => d !== want[i])) {
         r.dispose();
-        throw new ShapeError(
-          `VJP of '${node.kind}' returned shape [${r.shape.join(', ')}] for input ${k} of shape [${want.join(', ')}]`,
-        );
+        throw new ShapeError(`VJP of '${node.kind}' returned shape [${r.shape.join(', ')}] for input ${k} of shape [${want.join(', ')}]`);
       }
       return r;
     });
@@ -211,36 +190,18 @@ function applyRule(node: OpNode, gy: Tensor, createGraph: boolean, leadsToTarget
  * Gradients of `outputs` with respect to `inputs` (like torch.autograd.grad), as new tensors the caller owns.
  * With `createGraph` the results carry a graph and can be differentiated again.
  */
-export function grad(
-  outputs: Tensor | readonly Tensor[],
-  inputs: Tensor | readonly Tensor[],
-  options?: GradOptions & { allowUnused?: false },
-): Tensor[];
-export function grad(
-  outputs: Tensor | readonly Tensor[],
-  inputs: Tensor | readonly Tensor[],
-  options: GradOptions,
-): (Tensor | null)[];
-export function grad(
-  outputs: Tensor | readonly Tensor[],
-  inputs: Tensor | readonly Tensor[],
-  options: GradOptions = {},
-): (Tensor | null)[] {
+export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options?: GradOptions & { allowUnused?: false }): Tensor[];
+export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions): (Tensor | null)[];
+export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions = {}): (Tensor | null)[] {
   const outputList = tensorList('grad()', 'outputs', outputs);
   const inputList = tensorList('grad()', 'inputs', inputs);
-  const opts = checkFlagOptions('grad()', options, GRAD_OPTIONS, [
-    'createGraph',
-    'retainGraph',
-    'allowUnused',
-  ]) as GradOptions;
+  const opts = checkFlagOptions('grad()', options, GRAD_OPTIONS, ['createGraph', 'retainGraph', 'allowUnused']) as GradOptions;
   const createGraph = opts.createGraph ?? false;
   const retainGraph = opts.retainGraph ?? createGraph;
   const targets = inputList.map((t, i) => {
     t.assertAlive('grad() input');
     if (!(t.node instanceof Node) || !t.requiresGrad) {
-      throw new Error(
-        `grad(): input ${i} ${t} does not require grad (call requiresGrad(t) before computing the outputs)`,
-      );
+      throw new Error(`grad(): input ${i} ${t} does not require grad (call requiresGrad(t) before computing the outputs)`);
     }
     return t.node;
   });
@@ -266,9 +227,7 @@ export function grad(
     if (!g) {
       if (opts.allowUnused) return null;
       for (const t of found.values()) t.dispose();
-      throw new Error(
-        `grad(): input ${i} ${inputList[i]} is not used by the outputs (pass allowUnused: true to get null)`,
-      );
+      throw new Error(`grad(): input ${i} ${inputList[i]} is not used by the outputs (pass allowUnused: true to get null)`);
     }
     if (handedOut.has(g)) return share(g);
     handedOut.add(g);
@@ -288,12 +247,7 @@ export function backward(output: Tensor, gradOutput?: Tensor, options: BackwardO
   // backward(y, { retainGraph: true }) (torch's keyword habit) lands here too: options go third.
   if (gradOutput !== undefined && gradOutput !== null)
     checkTensorArg('backward()', 'gradOutput (options go third: backward(y, undefined, { retainGraph }))', gradOutput);
-  const opts = checkFlagOptions(
-    'backward()',
-    options,
-    ['retainGraph', 'createGraph'],
-    ['retainGraph', 'createGraph'],
-  ) as BackwardOptions;
+  const opts = checkFlagOptions('backward()', options, ['retainGraph', 'createGraph'], ['retainGraph', 'createGraph']) as BackwardOptions;
   const createGraph = opts.createGraph ?? false;
   const retainGraph = opts.retainGraph ?? createGraph;
   const seeds = seedGradients([output], gradOutput ? [gradOutput] : undefined, 'backward()', createGraph);

@@ -27,10 +27,7 @@ function zerosLike(t: Tensor): Tensor {
 }
 
 function checkSameShapes(op: string, a: readonly Tensor[], b: readonly Tensor[], what: string): void {
-  if (
-    a.length !== b.length ||
-    a.some((t, i) => t.shape.length !== b[i].shape.length || t.shape.some((d, k) => d !== b[i].shape[k]))
-  ) {
+  if (a.length !== b.length || a.some((t, i) => t.shape.length !== b[i].shape.length || t.shape.some((d, k) => d !== b[i].shape[k]))) {
     throw new ShapeError(
       `${op}: ${what} [${b.map((t) => `[${t.shape.join(', ')}]`).join(', ')}] must match [${a.map((t) => `[${t.shape.join(', ')}]`).join(', ')}]`,
     );
@@ -48,10 +45,7 @@ function finishOutput(output: Tensor, createGraph: boolean): Tensor {
 /** Throws InvalidArgumentError unless `v` is an array of Tensors (vjp(f, x, …) with a bare tensor, say). */
 function checkTensorArray(op: string, what: string, v: unknown): void {
   if (!Array.isArray(v)) {
-    const got =
-      v instanceof raw.Tensor
-        ? 'a single Tensor (wrap it: [x])'
-        : `${raw.describeValue(v)} (${v === null ? 'null' : typeof v})`;
+    const got = v instanceof raw.Tensor ? 'a single Tensor (wrap it: [x])' : `${raw.describeValue(v)} (${v === null ? 'null' : typeof v})`;
     throw new raw.InvalidArgumentError(`${op}: ${what} must be an array of Tensors, got ${got}`);
   }
   v.forEach((t, i) => checkTensorArg(op, `${what}[${i}]`, t));
@@ -68,12 +62,7 @@ export interface FunctionalOptions {
 }
 
 /** f(primals) and the cotangent pulled back to every primal: Jᵀ·cotangent (zeros for unused primals). */
-export function vjp(
-  f: Fn,
-  primals: readonly Tensor[],
-  cotangent: Tensor,
-  options: FunctionalOptions = {},
-): { output: Tensor; grads: Tensor[] } {
+export function vjp(f: Fn, primals: readonly Tensor[], cotangent: Tensor, options: FunctionalOptions = {}): { output: Tensor; grads: Tensor[] } {
   checkFunctionArg('vjp', 'f', f);
   checkTensorArray('vjp', 'primals', primals);
   checkTensorArg('vjp', 'cotangent', cotangent);
@@ -101,12 +90,7 @@ export function vjp(
  * f(primals) and the directional derivative J·tangents, by the double-VJP trick: g(u) = Jᵀu is linear in u,
  * so the VJP of g with cotangent t is J·t.
  */
-export function jvp(
-  f: Fn,
-  primals: readonly Tensor[],
-  tangents: readonly Tensor[],
-  options: FunctionalOptions = {},
-): { output: Tensor; jvp: Tensor } {
+export function jvp(f: Fn, primals: readonly Tensor[], tangents: readonly Tensor[], options: FunctionalOptions = {}): { output: Tensor; jvp: Tensor } {
   checkFunctionArg('jvp', 'f', f);
   checkTensorArray('jvp', 'primals', primals);
   checkTensorArray('jvp', 'tangents', tangents);
@@ -171,8 +155,7 @@ export class HvpOperator {
         'the result of f',
         enableGrad(() => f(...inputs)),
       );
-      if (value.size !== 1)
-        throw new ShapeError(`HvpOperator: f must return a single element, got [${value.shape.join(', ')}]`);
+      if (value.size !== 1) throw new ShapeError(`HvpOperator: f must return a single element, got [${value.shape.join(', ')}]`);
       this.gradients = grad(value, inputs, { createGraph: true, allowUnused: true });
       this.value = value;
     } catch (e) {

@@ -82,11 +82,9 @@ class Checker {
         worst = i;
         worstErr = Number.isNaN(err) ? Infinity : err;
       }
-      if (err > this.maxAbsError || Number.isNaN(err))
-        this.maxAbsError = Number.isNaN(err) ? Infinity : Math.max(this.maxAbsError, err);
+      if (err > this.maxAbsError || Number.isNaN(err)) this.maxAbsError = Number.isNaN(err) ? Infinity : Math.max(this.maxAbsError, err);
     }
-    if (worst >= 0)
-      this.failures.push(`${what}: element ${worst} is ${got[worst]}, expected ${want[worst]} (|error| ${worstErr})`);
+    if (worst >= 0) this.failures.push(`${what}: element ${worst} is ${got[worst]}, expected ${want[worst]} (|error| ${worstErr})`);
   }
 
   report(raise: boolean, name: string): GradcheckReport {
@@ -106,9 +104,7 @@ interface Setup {
 
 function setup(f: CheckedFunction, inputs: readonly CheckInput[], opts: GradcheckOptions): Setup {
   checkFlagOptions('gradcheck', opts, ['eps', 'outerEps', 'atol', 'rtol', 'wrt', 'seed', 'raise', 'device'], ['raise']);
-  const values = inputs.map((x) =>
-    x.dtype && x.dtype !== 'f32' ? Float64Array.from(x.data) : Float64Array.from(x.data, Math.fround),
-  );
+  const values = inputs.map((x) => (x.dtype && x.dtype !== 'f32' ? Float64Array.from(x.data) : Float64Array.from(x.data, Math.fround)));
   const wrt = opts.wrt ?? inputs.flatMap((x, i) => (!x.dtype || x.dtype === 'f32' ? [i] : []));
   const refOut = f.ref(...inputs.map((x, i) => ({ shape: x.shape, data: values[i] })));
   return { device: opts.device ?? getDefaultDevice(), values, wrt, refOut, next: random(opts.seed ?? 1234) };
@@ -117,12 +113,7 @@ function setup(f: CheckedFunction, inputs: readonly CheckInput[], opts: Gradchec
 function upload(inputs: readonly CheckInput[], values: Float64Array[], wrt: number[], device: Device): Tensor[] {
   return inputs.map((x, i) => {
     const dtype = x.dtype ?? 'f32';
-    const t = raw.tensor(
-      dtype === 'f32' ? Float32Array.from(values[i]) : Int32Array.from(values[i]),
-      [...x.shape],
-      dtype,
-      device,
-    );
+    const t = raw.tensor(dtype === 'f32' ? Float32Array.from(values[i]) : Int32Array.from(values[i]), [...x.shape], dtype, device);
     return wrt.includes(i) ? requiresGrad(t) : t;
   });
 }
@@ -136,8 +127,7 @@ function referenceGradient(
   u: Float64Array,
   eps: number,
 ): Float64Array[] {
-  const phi = (vals: Float64Array[]) =>
-    dot(u, f.ref(...inputs.map((x, i) => ({ shape: x.shape, data: vals[i] }))).data);
+  const phi = (vals: Float64Array[]) => dot(u, f.ref(...inputs.map((x, i) => ({ shape: x.shape, data: vals[i] }))).data);
   return wrt.map((k) => {
     const g = new Float64Array(values[k].length);
     for (let j = 0; j < g.length; j++) {
@@ -161,11 +151,7 @@ async function read(t: Tensor | null, size: number): Promise<Float64Array> {
  * First order: the forward matches the reference, and the GPU VJP with a random cotangent matches central
  * differences of ⟨u, ref(x)⟩ in float64.
  */
-export async function gradcheck(
-  f: CheckedFunction,
-  inputs: readonly CheckInput[],
-  opts: GradcheckOptions = {},
-): Promise<GradcheckReport> {
+export async function gradcheck(f: CheckedFunction, inputs: readonly CheckInput[], opts: GradcheckOptions = {}): Promise<GradcheckReport> {
   const { device, values, wrt, refOut, next } = setup(f, inputs, opts);
   const check = new Checker(opts.atol ?? 2e-4, opts.rtol ?? 2e-3);
   const u = randomVector(refOut.data.length, next);
@@ -183,8 +169,7 @@ export async function gradcheck(
     );
     owned.push(...grads);
     const want = referenceGradient(f, inputs, values, wrt, u, opts.eps ?? 1e-6);
-    for (let i = 0; i < wrt.length; i++)
-      check.compare(`d/d input ${wrt[i]}`, await read(grads[i], want[i].length), want[i]);
+    for (let i = 0; i < wrt.length; i++) check.compare(`d/d input ${wrt[i]}`, await read(grads[i], want[i].length), want[i]);
   } finally {
     for (const t of owned) t?.dispose();
   }
@@ -196,11 +181,7 @@ export async function gradcheck(
  * directions v gives H·v (w.r.t. x) and J·v (w.r.t. u), compared with central differences of the reference
  * gradient and of the reference output; and the Hessian symmetry ⟨v₂, H v⟩ = ⟨v, H v₂⟩ on the GPU.
  */
-export async function gradgradcheck(
-  f: CheckedFunction,
-  inputs: readonly CheckInput[],
-  opts: GradcheckOptions = {},
-): Promise<GradcheckReport> {
+export async function gradgradcheck(f: CheckedFunction, inputs: readonly CheckInput[], opts: GradcheckOptions = {}): Promise<GradcheckReport> {
   const { device, values, wrt, refOut, next } = setup(f, inputs, opts);
   const check = new Checker(opts.atol ?? 2e-3, opts.rtol ?? 1e-2);
   const eps = opts.eps ?? 1e-5;
@@ -234,8 +215,7 @@ export async function gradgradcheck(
     const at = (i: number, list: (Tensor | null)[]) => list[i] ?? null;
 
     // Reference: H·v from central differences of the (central-difference) gradient along v, J·v likewise.
-    const shifted = (sign: number) =>
-      values.map((d, k) => (wrt.includes(k) ? d.map((e, j) => e + sign * h * v[wrt.indexOf(k)][j]) : d));
+    const shifted = (sign: number) => values.map((d, k) => (wrt.includes(k) ? d.map((e, j) => e + sign * h * v[wrt.indexOf(k)][j]) : d));
     const gPlus = referenceGradient(f, inputs, shifted(1), wrt, u, eps);
     const gMinus = referenceGradient(f, inputs, shifted(-1), wrt, u, eps);
     const yOf = (vals: Float64Array[]) => f.ref(...inputs.map((xi, i) => ({ shape: xi.shape, data: vals[i] }))).data;

@@ -1,14 +1,5 @@
 /** @file The tape's nodes: reference-counted leaf and op records, their saved tensors, and live-graph statistics. */
-import {
-  InPlaceModificationError,
-  keep,
-  Tensor,
-  type Device,
-  type GradNodeLike,
-  type Shape,
-  type Storage,
-  type VersionPin,
-} from '@metagrad/tensor';
+import { InPlaceModificationError, keep, Tensor, type Device, type GradNodeLike, type Shape, type Storage, type VersionPin } from '@metagrad/tensor';
 import type { Prim, PrimAttrs } from './prims';
 
 /** Backward was asked to run through a node whose saved tensors were already freed by an earlier backward. */
@@ -172,13 +163,7 @@ export class OpNode<P extends Prim = Prim> extends Node {
     return this.kind === 'custom' && typeof name === 'string' ? `customVjp '${name}'` : `'${this.kind}'`;
   }
 
-  private modifiedError(
-    k: number,
-    source: string,
-    alias: Tensor,
-    saved: number,
-    now: number,
-  ): InPlaceModificationError {
+  private modifiedError(k: number, source: string, alias: Tensor, saved: number, now: number): InPlaceModificationError {
     return new InPlaceModificationError(
       `backward through ${this.label} (node #${this.id}) needs its saved tensor ${k} (${source}, ${alias.dtype}[${alias.shape.join(', ')}]), ` +
         `but it was modified by an in-place operation: it is at version ${now}; the graph saved version ${saved}. ` +

@@ -30,11 +30,7 @@ export function assertNoLeaks(device: Device, before: AutogradMemoryStats, what 
 }
 
 /** Runs `fn` (sync or async) and asserts that everything it allocated was freed. */
-export async function expectNoLeaks(
-  fn: () => unknown,
-  device: Device = getDefaultDevice(),
-  what?: string,
-): Promise<void> {
+export async function expectNoLeaks(fn: () => unknown, device: Device = getDefaultDevice(), what?: string): Promise<void> {
   const before = memory(device);
   await fn();
   assertNoLeaks(device, before, what);

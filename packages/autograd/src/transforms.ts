@@ -60,9 +60,7 @@ const FORMS =
 let depth = 0;
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' &&
-  v !== null &&
-  (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
+  typeof v === 'object' && v !== null && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
 
 function what(v: unknown): string {
   if (typeof v === 'function') return `a function${v.name ? ` (${v.name})` : ''}`;
@@ -100,11 +98,7 @@ function rebuild(tree: unknown, next: () => Tensor): unknown {
   return Object.fromEntries(Object.entries(tree as Record<string, unknown>).map(([k, t]) => [k, rebuild(t, next)]));
 }
 
-function checkTransformCall(
-  op: string,
-  f: unknown,
-  options: unknown,
-): { argnums: number[]; single: boolean; createGraph?: boolean } {
+function checkTransformCall(op: string, f: unknown, options: unknown): { argnums: number[]; single: boolean; createGraph?: boolean } {
   if (typeof f === 'function' && f.constructor?.name === 'AsyncFunction') {
     throw new GradFormError(
       `${op}(f): f is an async function; the engine is synchronous, so f must compute its result without await ` +
@@ -129,15 +123,8 @@ function checkTransformCall(
   const opts = checkFlagOptions(`${op}()`, options, ['argnums', 'createGraph'], ['createGraph']) as TransformOptions;
   const a = opts.argnums ?? 0;
   const list = typeof a === 'number' ? [a] : Array.isArray(a) ? [...a] : null;
-  if (
-    !list ||
-    list.length === 0 ||
-    list.some((i) => !Number.isInteger(i) || i < 0) ||
-    new Set(list).size !== list.length
-  ) {
-    throw new InvalidArgumentError(
-      `${op}(): argnums must be a non-negative integer or a non-empty array of distinct ones, got ${describeValue(a)}`,
-    );
+  if (!list || list.length === 0 || list.some((i) => !Number.isInteger(i) || i < 0) || new Set(list).size !== list.length) {
+    throw new InvalidArgumentError(`${op}(): argnums must be a non-negative integer or a non-empty array of distinct ones, got ${describeValue(a)}`);
   }
   return { argnums: list, single: typeof a === 'number', createGraph: opts.createGraph };
 }
@@ -148,18 +135,10 @@ interface Evaluated {
 }
 
 /** f(...args) and its gradient with respect to args[argnums], inside one tidy scope (f's intermediates are freed). */
-function evaluate(
-  op: string,
-  f: (...args: unknown[]) => unknown,
-  args: unknown[],
-  argnums: number[],
-  createGraphOption: boolean | undefined,
-): Evaluated {
+function evaluate(op: string, f: (...args: unknown[]) => unknown, args: unknown[], argnums: number[], createGraphOption: boolean | undefined): Evaluated {
   for (const i of argnums) {
     if (i >= args.length) {
-      throw new GradFormError(
-        `${op}(f)(…): argnums asks for argument ${i}, but the function was called with ${args.length} argument(s)`,
-      );
+      throw new GradFormError(`${op}(f)(…): argnums asks for argument ${i}, but the function was called with ${args.length} argument(s)`);
     }
   }
   const perArg = argnums.map((i) => {
@@ -242,42 +221,24 @@ function gradTransform(f: unknown, options: unknown): (...args: unknown[]) => un
  * Anything else (a tensor without inputs, `grad(f, x)`) is a GradFormError naming both forms.
  */
 export function grad<A extends unknown[]>(f: ScalarFn<A>): (...args: A) => A[0];
-export function grad<A extends unknown[], const N extends Argnums>(
-  f: ScalarFn<A>,
-  options: TransformOptions<N>,
-): (...args: A) => GradOf<A, N>;
-export function grad(
-  outputs: Tensor | readonly Tensor[],
-  inputs: Tensor | readonly Tensor[],
-  options?: GradOptions & { allowUnused?: false },
-): Tensor[];
-export function grad(
-  outputs: Tensor | readonly Tensor[],
-  inputs: Tensor | readonly Tensor[],
-  options: GradOptions,
-): (Tensor | null)[];
+export function grad<A extends unknown[], const N extends Argnums>(f: ScalarFn<A>, options: TransformOptions<N>): (...args: A) => GradOf<A, N>;
+export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options?: GradOptions & { allowUnused?: false }): Tensor[];
+export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions): (Tensor | null)[];
 export function grad(a: unknown, b?: unknown, c?: unknown): unknown {
   if (typeof a === 'function') {
-    if (c !== undefined)
-      throw new GradFormError(`grad(f, …): takes at most (f, options), got a third argument. The forms: ${FORMS}`);
+    if (c !== undefined) throw new GradFormError(`grad(f, …): takes at most (f, options), got a third argument. The forms: ${FORMS}`);
     return gradTransform(a, b);
   }
   if (a instanceof Tensor || Array.isArray(a)) {
     if (b === undefined) {
-      throw new GradFormError(
-        `grad(outputs): the inputs are missing: grad(outputs, inputs), or pass a function: grad(f)(x). The forms: ${FORMS}`,
-      );
+      throw new GradFormError(`grad(outputs): the inputs are missing: grad(outputs, inputs), or pass a function: grad(f)(x). The forms: ${FORMS}`);
     }
     if (typeof b === 'function') {
-      throw new GradFormError(
-        `grad(outputs, inputs): inputs is ${what(b)}; the function goes first in the jax form: grad(f)(x). The forms: ${FORMS}`,
-      );
+      throw new GradFormError(`grad(outputs, inputs): inputs is ${what(b)}; the function goes first in the jax form: grad(f)(x). The forms: ${FORMS}`);
     }
     return gradOfTensors(a as Tensor | readonly Tensor[], b as Tensor | readonly Tensor[], c as GradOptions);
   }
-  throw new GradFormError(
-    `grad(): the first argument is ${what(a)}, neither a function nor output tensor(s). The forms: ${FORMS}`,
-  );
+  throw new GradFormError(`grad(): the first argument is ${what(a)}, neither a function nor output tensor(s). The forms: ${FORMS}`);
 }
 
 /** What `valueAndGrad(f)(...args)` returns: f's value and its gradient (see grad). */

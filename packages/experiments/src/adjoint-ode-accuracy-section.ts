@@ -2,13 +2,7 @@
 import type { ReportSection, SectionResult } from './section';
 import { lineChart } from './plots';
 import { markCheck } from './intervals';
-import {
-  E6_FULL,
-  E6_QUICK,
-  formatAdjointOdeTable,
-  runAdjointOdeAccuracy,
-  type AdjointOdeRow,
-} from './adjoint-ode-accuracy';
+import { E6_FULL, E6_QUICK, formatAdjointOdeTable, runAdjointOdeAccuracy, type AdjointOdeRow } from './adjoint-ode-accuracy';
 
 export const adjointOdeAccuracySection: ReportSection = {
   id: 'adjoint-ode-accuracy',
@@ -21,8 +15,7 @@ export const adjointOdeAccuracySection: ReportSection = {
     try {
       ({ rows } = await runAdjointOdeAccuracy({
         quick: ctx.quick,
-        onCell: ([heun]) =>
-          progress.increment(1, { metric: `T=${heun.T} n=${heun.states} heun ${heun.relError.toExponential(1)}` }),
+        onCell: ([heun]) => progress.increment(1, { metric: `T=${heun.T} n=${heun.states} heun ${heun.relError.toExponential(1)}` }),
       }));
     } finally {
       progress.stop();
@@ -65,9 +58,7 @@ export const adjointOdeAccuracySection: ReportSection = {
           spec: lineChart({
             title: 'Adjoint gradient relative error vs tracked states',
             subtitle: 'dy/dt = −2t³ − 2ty, L = (y(T) − 3)⁶, float32',
-            data: rows
-              .filter((r) => r.T === 1 || r.T === grid.Ts[grid.Ts.length - 1])
-              .map((r) => ({ ...r, horizon: `T=${r.T}` })),
+            data: rows.filter((r) => r.T === 1 || r.T === grid.Ts[grid.Ts.length - 1]).map((r) => ({ ...r, horizon: `T=${r.T}` })),
             x: { field: 'states', title: 'tracked states' },
             y: { field: 'relError', title: 'relative error' },
             series: { field: 'method', title: 'method' },

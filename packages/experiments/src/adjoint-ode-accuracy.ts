@@ -1,13 +1,5 @@
 /** @file Experiment E6 `adjoint-ode-accuracy`: accuracy of the Heun/Euler adjoint and of backprop through Euler vs tracked states (A-MAML paper, Appendix A). */
-import {
-  type HostVector,
-  type OdeFunc,
-  type VectorOps,
-  adjointGradient,
-  float32VectorOps,
-  release,
-  solveTracked,
-} from '@metagrad/meta';
+import { type HostVector, type OdeFunc, type VectorOps, adjointGradient, float32VectorOps, release, solveTracked } from '@metagrad/meta';
 
 /**
  * dy/dt = −2t³ − 2t·y, y(t) = 1 − t² + (y0 − 1)e^{−t²}; L = (y(T) − 3)⁶; dL/dy0 = 6(y(T) − 3)⁵ e^{−T²}.
@@ -70,11 +62,7 @@ function problem<V>(backend: E6Backend<V>) {
 }
 
 /** The three estimates of dL/dy0 at one (T, n). */
-export async function estimateGradients<V>(
-  backend: E6Backend<V>,
-  T: number,
-  n: number,
-): Promise<Record<AdjointOdeMethod, number>> {
+export async function estimateGradients<V>(backend: E6Backend<V>, T: number, n: number): Promise<Record<AdjointOdeMethod, number>> {
   const { ops } = backend;
   const p = problem(backend);
   const y0 = backend.fromHost([Y0]);
@@ -142,10 +130,7 @@ export async function runAdjointOdeAccuracy(
 export function formatAdjointOdeTable(result: AdjointOdeResult): string {
   const methods: AdjointOdeMethod[] = ['adjoint-heun', 'adjoint-euler', 'backprop-euler'];
   const keys = [...new Set(result.rows.map((r) => `${r.T}|${r.states}`))];
-  const lines = [
-    '| T | states | Heun adjoint | Euler adjoint | backprop through Euler |',
-    '|---:|---:|---:|---:|---:|',
-  ];
+  const lines = ['| T | states | Heun adjoint | Euler adjoint | backprop through Euler |', '|---:|---:|---:|---:|---:|'];
   for (const key of keys) {
     const [T, states] = key.split('|').map(Number);
     const cells = methods.map((m) => {

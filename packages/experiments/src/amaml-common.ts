@@ -1,16 +1,6 @@
 /** @file Shared pieces of the Adjoint-MAML experiments (E7, E8): the tanh regressor problem, task upload with standard scaling, the learners by name. */
 import { type Device, tensor } from '@metagrad/tensor';
-import {
-  AdjointMAML,
-  FOMAML,
-  MAML,
-  type MetaLearner,
-  type MetaProblem,
-  Reptile,
-  type SupportQueryTask,
-  iMAML,
-  mseRegressionProblem,
-} from '@metagrad/meta';
+import { AdjointMAML, FOMAML, MAML, type MetaLearner, type MetaProblem, Reptile, type SupportQueryTask, iMAML, mseRegressionProblem } from '@metagrad/meta';
 import {
   type MlpParams,
   type RegressionData,
@@ -28,9 +18,7 @@ import {
 export const regressor = tanhRegressor({ inputs: 2, hidden: 32, outputs: 1 });
 
 /** Mean squared error of the regressor on the support (inner) and query (outer) sets. */
-export const regressionProblem: MetaProblem<MlpParams, SupportQueryTask> = mseRegressionProblem((p: MlpParams, x) =>
-  regressor.apply(p, x),
-);
+export const regressionProblem: MetaProblem<MlpParams, SupportQueryTask> = mseRegressionProblem((p: MlpParams, x) => regressor.apply(p, x));
 
 /** A task on the device plus what nRMSE needs on the host: the query targets in original units and the output scale. */
 export interface DeviceTask extends SupportQueryTask {
@@ -47,9 +35,7 @@ export function hostEpisodes<T>(
   nQuery: number,
   seed: number,
 ): { support: RegressionData; query: RegressionData }[] {
-  return sampleTasks(family, count, seed).map((task, i) =>
-    sampleEpisode(family, task, { nSupport, nQuery, seed: deriveSeed(seed, 1000 + i) }),
-  );
+  return sampleTasks(family, count, seed).map((task, i) => sampleEpisode(family, task, { nSupport, nQuery, seed: deriveSeed(seed, 1000 + i) }));
 }
 
 /** Standard scaling fitted on the training episodes (inputs and outputs), as in the paper's setup. */
@@ -57,11 +43,7 @@ export function fitScaling(train: readonly { support: RegressionData; query: Reg
   return fitRegressionScaling(train.flatMap((e) => [e.support, e.query]));
 }
 
-export function uploadTask(
-  ep: { support: RegressionData; query: RegressionData },
-  scaling: RegressionScaling,
-  device: Device,
-): DeviceTask {
+export function uploadTask(ep: { support: RegressionData; query: RegressionData }, scaling: RegressionScaling, device: Device): DeviceTask {
   const up = (d: RegressionData) => ({
     x: tensor(applyScaler(scaling.x, d.x), [d.n, d.inputDim], 'f32', device),
     y: tensor(applyScaler(scaling.y, d.y), [d.n, 1], 'f32', device),

@@ -4,16 +4,7 @@ import { cosMixtureFamily, disposeTree } from '@metagrad/models';
 import type { ReportSection, SectionResult } from './section';
 import { lineChart, sideBySide } from './plots';
 import { markCheck } from './intervals';
-import {
-  type MethodName,
-  disposeTask,
-  fitScaling,
-  hostEpisodes,
-  makeLearner,
-  regressionProblem,
-  regressor,
-  uploadTask,
-} from './amaml-common';
+import { type MethodName, disposeTask, fitScaling, hostEpisodes, makeLearner, regressionProblem, regressor, uploadTask } from './amaml-common';
 
 export interface AmamlCostRow {
   method: MethodName;
@@ -36,19 +27,14 @@ export const E8_QUICK: AmamlCostConfig = { steps: [10, 20, 50, 100], repeats: 1,
 export const E8_METHODS: readonly MethodName[] = ['MAML', 'A-MAML', 'FOMAML', 'Reptile', 'iMAML'];
 
 /** One CosMixture task with 100 shots (support and query), the paper's 100shot-100val cost setting. */
-export async function runAmamlCost(
-  device: Device,
-  cfg: AmamlCostConfig,
-  onRow?: (r: AmamlCostRow) => void,
-): Promise<AmamlCostRow[]> {
+export async function runAmamlCost(device: Device, cfg: AmamlCostConfig, onRow?: (r: AmamlCostRow) => void): Promise<AmamlCostRow[]> {
   const episodes = hostEpisodes(cosMixtureFamily, 1, cfg.shots, cfg.shots, 8);
   const task = uploadTask(episodes[0], fitScaling(episodes), device);
   const theta = regressor.init(0, device);
   const rows: AmamlCostRow[] = [];
   try {
     // Warm-up: compile every kernel the methods use so the first timed row does not pay for it.
-    for (const m of E8_METHODS)
-      disposeTree((await makeLearner(m, 2, cfg.innerLr).metaGradient(regressionProblem, theta, task)).gradient);
+    for (const m of E8_METHODS) disposeTree((await makeLearner(m, 2, cfg.innerLr).metaGradient(regressionProblem, theta, task)).gradient);
     for (const steps of cfg.steps) {
       for (const method of E8_METHODS) {
         let best = Infinity;

@@ -1,29 +1,9 @@
 /** @file E7 `amaml-regression`: CosMixture and Alpine 2-D regression, A-MAML vs MAML, MAML-1, FOMAML, Reptile, iMAML; test nRMSE along adaptation (Adjoint-MAML, Fig. 2). */
 import type { Device } from '@metagrad/tensor';
 import { MetaTrainer, adapt } from '@metagrad/meta';
-import {
-  type MlpParams,
-  Rng,
-  type TaskFamily,
-  adam,
-  alpineFamily,
-  cosMixtureFamily,
-  deriveSeed,
-  disposeTree,
-} from '@metagrad/models';
+import { type MlpParams, Rng, type TaskFamily, adam, alpineFamily, cosMixtureFamily, deriveSeed, disposeTree } from '@metagrad/models';
 import { seeded, type SectionResult, type SummaryRow } from './section';
-import {
-  allPairs,
-  findPair,
-  formatInterval,
-  intervalJson,
-  markAll,
-  markCheck,
-  markDiff,
-  meanInterval,
-  type Interval,
-  type PairDiff,
-} from './intervals';
+import { allPairs, findPair, formatInterval, intervalJson, markAll, markCheck, markDiff, meanInterval, type Interval, type PairDiff } from './intervals';
 import { lineChart, sideBySide } from './plots';
 import {
   type DeviceTask,
@@ -162,12 +142,7 @@ async function evaluate(
  * Every panel (family × setting) for one run seed: `runSeed` 0 is the configured `cfg.seed` (the single-seed runs
  * before seeds existed), seed s draws its tasks, initialisation and task order from `cfg.seed + s`.
  */
-export async function runAmamlRegression(
-  device: Device,
-  cfg: E7Config,
-  tick?: (label: string) => void,
-  runSeed = 0,
-): Promise<E7Result> {
+export async function runAmamlRegression(device: Device, cfg: E7Config, tick?: (label: string) => void, runSeed = 0): Promise<E7Result> {
   const result: E7Result = { final: [], curves: [] };
   for (const familyName of cfg.families) {
     const family = FAMILIES[familyName];
@@ -180,15 +155,10 @@ export async function runAmamlRegression(
       const tests = testEps.map((e) => uploadTask(e, scaling, device));
       const theta0 = regressor.init(deriveSeed(seed, 3), device);
       const evalAt = Array.from(
-        new Set([
-          0,
-          ...Array.from({ length: cfg.curvePoints }, (_, i) => Math.round(((i + 1) * setting.steps) / cfg.curvePoints)),
-        ]),
+        new Set([0, ...Array.from({ length: cfg.curvePoints }, (_, i) => Math.round(((i + 1) * setting.steps) / cfg.curvePoints))]),
       ).sort((a, b) => a - b);
       const record = (method: string, { curve, perTask }: { curve: number[]; perTask: number[] }): void => {
-        curve.forEach((nrmse, i) =>
-          result.curves.push({ family: family.name, setting: setting.name, method, step: evalAt[i], nrmse }),
-        );
+        curve.forEach((nrmse, i) => result.curves.push({ family: family.name, setting: setting.name, method, step: evalAt[i], nrmse }));
         result.final.push({
           family: family.name,
           setting: setting.name,
@@ -245,18 +215,14 @@ export const amamlRegressionSection = seeded({
     } finally {
       progress.stop();
     }
-    ctx.log(
-      `seed ${seed}\n${res.final.map((f) => `${f.family.padEnd(12)} ${f.setting.padEnd(15)} ${f.method.padEnd(17)} ${f.nrmse.toFixed(4)}`).join('\n')}`,
-    );
+    ctx.log(`seed ${seed}\n${res.final.map((f) => `${f.family.padEnd(12)} ${f.setting.padEnd(15)} ${f.method.padEnd(17)} ${f.nrmse.toFixed(4)}`).join('\n')}`);
     return res;
   },
   summarise(perSeed, ctx): SectionResult {
     const cfg = ctx.quick ? E7_QUICK : E7_FULL;
     const seeds = perSeed.map((s) => s.seed);
     const runs = perSeed.map((s) => s.json as E7Result);
-    const panels = [
-      ...new Map(runs[0].final.map((f) => [panelName(f), { family: f.family, setting: f.setting }])).values(),
-    ];
+    const panels = [...new Map(runs[0].final.map((f) => [panelName(f), { family: f.family, setting: f.setting }])).values()];
     const summary: SummaryRow[] = [];
     const charts = [];
     const pairs: (PairDiff & { panel: string })[] = [];
@@ -266,15 +232,10 @@ export const amamlRegressionSection = seeded({
       const name = panelName(panel);
       const all = runs[0].final.filter((f) => panelName(f) === name).map((f) => f.method);
       // Per method: seeds × test tasks (each seed's tasks shared by its methods).
-      const values = Object.fromEntries(
-        all.map((m) => [m, runs.map((r) => r.final.find((f) => panelName(f) === name && f.method === m)!.perTask)]),
-      );
+      const values = Object.fromEntries(all.map((m) => [m, runs.map((r) => r.final.find((f) => panelName(f) === name && f.method === m)!.perTask)]));
       // A method with a non-finite test error (a diverged run; null once through JSON) has no interval.
-      const diverged = all.filter(
-        (m) => !values[m].every((row) => row.every((x) => typeof x === 'number' && Number.isFinite(x))),
-      );
-      if (diverged.length)
-        ctx.log(`${name}: ${diverged.join(', ')} diverged (non-finite test nRMSE): left out of the intervals`);
+      const diverged = all.filter((m) => !values[m].every((row) => row.every((x) => typeof x === 'number' && Number.isFinite(x))));
+      if (diverged.length) ctx.log(`${name}: ${diverged.join(', ')} diverged (non-finite test nRMSE): left out of the intervals`);
       const methods = all.filter((m) => !diverged.includes(m));
       if (!methods.includes('A-MAML')) {
         summary.push({
@@ -310,11 +271,7 @@ export const amamlRegressionSection = seeded({
         .map((c) => ({
           ...c,
           nrmse:
-            runs.reduce(
-              (sum, r) =>
-                sum + r.curves.find((d) => panelName(d) === name && d.method === c.method && d.step === c.step)!.nrmse,
-              0,
-            ) / runs.length,
+            runs.reduce((sum, r) => sum + r.curves.find((d) => panelName(d) === name && d.method === c.method && d.step === c.step)!.nrmse, 0) / runs.length,
         }));
       charts.push(
         lineChart({
@@ -344,12 +301,8 @@ export const amamlRegressionSection = seeded({
     const curves = runs[0].curves.map((c) => ({
       ...c,
       nrmse:
-        runs.reduce(
-          (sum, r) =>
-            sum +
-            r.curves.find((d) => panelName(d) === panelName(c) && d.method === c.method && d.step === c.step)!.nrmse,
-          0,
-        ) / runs.length,
+        runs.reduce((sum, r) => sum + r.curves.find((d) => panelName(d) === panelName(c) && d.method === c.method && d.step === c.step)!.nrmse, 0) /
+        runs.length,
     }));
     return {
       summary,

@@ -26,8 +26,7 @@ export async function selfTest(device: Device, n = 1 << 20): Promise<DoctorRepor
   const out = (await gy.toArray()) as Float32Array;
   const ms = performance.now() - t0;
   let maxAbsError = 0;
-  for (let i = 0; i < n; i++)
-    maxAbsError = Math.max(maxAbsError, Math.abs(out[i] - Math.fround(Math.fround(a * x[i]) + y[i])));
+  for (let i = 0; i < n; i++) maxAbsError = Math.max(maxAbsError, Math.abs(out[i] - Math.fround(Math.fround(a * x[i]) + y[i])));
   gx.dispose();
   gy.dispose();
   return { ok: maxAbsError <= 1e-6, ms, elements: n, maxAbsError };

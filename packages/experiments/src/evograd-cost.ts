@@ -12,15 +12,7 @@ import { OnlineTrainer, type ClassificationBatch, type OnlineStepLog } from '@me
 import type { ReportSection, SectionResult } from './section';
 import { lineChart, sideBySide, type Row } from './plots';
 import { formatInterval, markCheck, markGoal, meanInterval, type Interval } from './intervals';
-import {
-  cnnClassifier,
-  disposeBatch,
-  estimatorFor,
-  mlpClassifier,
-  mwnProblem,
-  weightNet,
-  type Classifier,
-} from './mwn-label-noise-common';
+import { cnnClassifier, disposeBatch, estimatorFor, mlpClassifier, mwnProblem, weightNet, type Classifier } from './mwn-label-noise-common';
 
 export type CostMethod = 'plain' | 't1-t2' | 'evograd-k2' | 'evograd-k4';
 export const COST_METHODS: readonly CostMethod[] = ['plain', 't1-t2', 'evograd-k2', 'evograd-k4'];
@@ -153,11 +145,7 @@ export async function measureCosts(
   }
 }
 
-export async function runEvogradCost(
-  device: Device,
-  grid: CostGrid,
-  onCell?: (row: CostRow) => void,
-): Promise<{ rows: CostRow[] }> {
+export async function runEvogradCost(device: Device, grid: CostGrid, onCell?: (row: CostRow) => void): Promise<{ rows: CostRow[] }> {
   const rows: CostRow[] = [];
   const families: [CostRow['model'], number[], (w: number) => Classifier][] = [
     ['cnn', grid.cnnWidths, (w) => cnnClassifier(w)],
@@ -176,16 +164,8 @@ export async function runEvogradCost(
   return { rows };
 }
 
-const ratio = (
-  rows: CostRow[],
-  model: string,
-  width: number,
-  field: 'peakBytes' | 'msPerStep',
-  a: CostMethod,
-  b: CostMethod,
-): number => {
-  const get = (m: CostMethod) =>
-    rows.find((r) => r.model === model && r.width === width && r.method === m)?.[field] ?? NaN;
+const ratio = (rows: CostRow[], model: string, width: number, field: 'peakBytes' | 'msPerStep', a: CostMethod, b: CostMethod): number => {
+  const get = (m: CostMethod) => rows.find((r) => r.model === model && r.width === width && r.method === m)?.[field] ?? NaN;
   return get(a) / get(b);
 };
 
@@ -195,10 +175,7 @@ export const evogradCostSection: ReportSection = {
   paperFigure: 'EvoGrad, Figs. 5 and 7 (Meta-Weight-Net scaling)',
   async run(ctx): Promise<SectionResult> {
     const grid = ctx.quick ? E4_QUICK : E4_FULL;
-    const progress = ctx.progress(
-      (grid.cnnWidths.length + grid.mlpWidths.length) * COST_METHODS.length,
-      'model × method',
-    );
+    const progress = ctx.progress((grid.cnnWidths.length + grid.mlpWidths.length) * COST_METHODS.length, 'model × method');
     let rows: CostRow[];
     try {
       ({ rows } = await runEvogradCost(ctx.device, grid, (r) =>
@@ -220,8 +197,7 @@ export const evogradCostSection: ReportSection = {
     const mlpTime = ratio(rows, 'mlp', maxMlp, 'msPerStep', 'evograd-k2', 't1-t2');
     const k4vsk2 = ratio(rows, 'cnn', maxCnn, 'msPerStep', 'evograd-k4', 'evograd-k2');
     // The ×max time ratio per interleaved round (both methods timed in the same round), with a 95 % interval over rounds.
-    const samplesOf = (m: CostMethod) =>
-      rows.find((r) => r.model === 'cnn' && r.width === maxCnn && r.method === m)?.msSamples ?? [];
+    const samplesOf = (m: CostMethod) => rows.find((r) => r.model === 'cnn' && r.width === maxCnn && r.method === m)?.msSamples ?? [];
     const evoRounds = samplesOf('evograd-k2');
     const t12Rounds = samplesOf('t1-t2');
     const roundRatios = evoRounds.map((v, i) => v / t12Rounds[i]).filter((x) => Number.isFinite(x));

@@ -11,25 +11,9 @@ import * as raw from '@metagrad/tensor/raw';
 import { tensor, type Device } from '@metagrad/tensor';
 import { Adam, batchIterator, disposeTree, downsample2x, rotate, type LeNet5Params } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
-import {
-  EvoGrad,
-  OneStepLookahead,
-  OnlineTrainer,
-  type ClassificationBatch,
-  type HypergradEstimator,
-} from '@metagrad/meta';
+import { EvoGrad, OneStepLookahead, OnlineTrainer, type ClassificationBatch, type HypergradEstimator } from '@metagrad/meta';
 import { seeded, type SectionResult, type SummaryRow } from './section';
-import {
-  allPairs,
-  findPair,
-  formatInterval,
-  intervalJson,
-  markBand,
-  markCheck,
-  markDiff,
-  markGoal,
-  meanInterval,
-} from './intervals';
+import { allPairs, findPair, formatInterval, intervalJson, markBand, markCheck, markDiff, markGoal, meanInterval } from './intervals';
 import { lineChart } from './plots';
 import { createRotationProblem } from './problems/rotation';
 import { disposeBatch, uploadBatch } from './mwn-label-noise-common';
@@ -105,19 +89,12 @@ export function loadE2Data(cfg: E2Config): E2Data {
   };
 }
 
-async function accuracy(
-  theta: LeNet5Params,
-  images: Float32Array,
-  labels: Int32Array,
-  device: Device,
-): Promise<number> {
+async function accuracy(theta: LeNet5Params, images: Float32Array, labels: Int32Array, device: Device): Promise<number> {
   let correct = 0;
   for (let start = 0; start < labels.length; start += 500) {
     const rows = Array.from({ length: Math.min(500, labels.length - start) }, (_, i) => start + i);
     const b = uploadBatch(images, labels, rows, [1, SIZE, SIZE], device);
-    const hits = noGrad(() =>
-      raw.tidy(() => raw.sum(raw.cast(raw.eq(raw.argmax(net.apply(theta, b.x), 1), b.y), 'f32'))),
-    );
+    const hits = noGrad(() => raw.tidy(() => raw.sum(raw.cast(raw.eq(raw.argmax(net.apply(theta, b.x), 1), b.y), 'f32'))));
     correct += (await hits.toArray())[0];
     hits.dispose();
     disposeBatch(b);
@@ -154,14 +131,7 @@ export interface E2Run {
   meanHypergradNorm: number;
 }
 
-export async function runE2Method(
-  method: E2Method,
-  data: E2Data,
-  cfg: E2Config,
-  seed: number,
-  device: Device,
-  onStep?: () => void,
-): Promise<E2Run> {
+export async function runE2Method(method: E2Method, data: E2Data, cfg: E2Config, seed: number, device: Device, onStep?: () => void): Promise<E2Run> {
   const t0 = performance.now();
   const theta = net.init(10 + seed, device);
   const lambda = rotator.init(0, device);
@@ -247,9 +217,7 @@ export async function runEvogradRotation(device: Device, cfg: E2Config, onStep?:
   const data = loadE2Data(cfg);
   const convention = await angleConventionCheck(data, device);
   const runs: E2Run[] = [];
-  for (const seed of cfg.seeds)
-    for (const m of ['baseline', 'evograd', 't1-t2'] as const)
-      runs.push(await runE2Method(m, data, cfg, seed, device, onStep));
+  for (const seed of cfg.seeds) for (const m of ['baseline', 'evograd', 't1-t2'] as const) runs.push(await runE2Method(m, data, cfg, seed, device, onStep));
   const avg = (m: E2Method, f: (r: E2Run) => number) => {
     const xs = runs.filter((r) => r.method === m).map(f);
     return xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -290,8 +258,7 @@ export const evogradRotationSection = seeded({
       const data = loadE2Data(cfg);
       const convention = await angleConventionCheck(data, ctx.device);
       const runs: E2Run[] = [];
-      for (const m of ['baseline', 'evograd', 't1-t2'] as const)
-        runs.push(await runE2Method(m, data, cfg, seed, ctx.device, () => progress.increment(1)));
+      for (const m of ['baseline', 'evograd', 't1-t2'] as const) runs.push(await runE2Method(m, data, cfg, seed, ctx.device, () => progress.increment(1)));
       return { runs, convention };
     } finally {
       progress.stop();
@@ -327,9 +294,7 @@ export const evogradRotationSection = seeded({
     const traces = seedRuns.flatMap((j, i) =>
       j.runs
         .filter((x) => x.method !== 'baseline')
-        .flatMap((x) =>
-          x.angleTrace.map((a, step) => ({ step, angle: sign(j) * a, method: x.method, seed: seeds[i] })),
-        ),
+        .flatMap((x) => x.angleTrace.map((a, step) => ({ step, angle: sign(j) * a, method: x.method, seed: seeds[i] }))),
     );
     const summary: SummaryRow[] = [
       {

@@ -6,31 +6,11 @@
  * package's GPU `EvoGrad` is checked against that oracle on explicit noise and drives the 5-step trajectories.
  */
 import { tensor, type Device, type Tensor } from '@metagrad/tensor';
-import {
-  Rng,
-  TOY_TAU,
-  TOY_TRAJECTORY_STARTS,
-  disposeTree,
-  toyEvogradHypergradient,
-  toyHypergradient,
-  toyLambdaGrid,
-  toyTrainGradX,
-} from '@metagrad/models';
+import { Rng, TOY_TAU, TOY_TRAJECTORY_STARTS, disposeTree, toyEvogradHypergradient, toyHypergradient, toyLambdaGrid, toyTrainGradX } from '@metagrad/models';
 import { EvoGrad, pearsonCorrelation } from '@metagrad/meta';
 import { evogradToyProblem, type ToyLambda, type ToyTheta } from './problems/evograd-toy';
 import { seeded, type Figure, type SectionResult, type SummaryRow } from './section';
-import {
-  allPairs,
-  findPair,
-  formatInterval,
-  markAll,
-  markCheck,
-  markDiff,
-  markGoal,
-  markWithin,
-  meanInterval,
-  spread95,
-} from './intervals';
+import { allPairs, findPair, formatInterval, markAll, markCheck, markDiff, markGoal, markWithin, meanInterval, spread95 } from './intervals';
 import { lineChart, sideBySide, type Row } from './plots';
 
 export const TOY_KS = [2, 10, 100] as const;
@@ -108,10 +88,7 @@ export async function gpuCrossCheck(device: Device, draws: number, seed = 1): Pr
       const theta: ToyTheta = { x: scalar(Math.fround(x), device) };
       const lam: ToyLambda = { lambda: scalar(Math.fround(lambda), device) };
       const noise = { x: tensor(Float32Array.from(eps), [K, 1], 'f32', device) };
-      const r = await estimator.estimateWithNoise(
-        { problem: evogradToyProblem, theta, lambda: lam, trainBatch: null, valBatch: null },
-        noise,
-      );
+      const r = await estimator.estimateWithNoise({ problem: evogradToyProblem, theta, lambda: lam, trainBatch: null, valBatch: null }, noise);
       const got = (await r.hypergrad.lambda.toArray())[0];
       const want = toyEvogradHypergradient(Math.fround(x), Math.fround(lambda), eps, TOY_TAU);
       worst = Math.max(worst, Math.abs(got - want) / Math.max(1, Math.abs(want)));
@@ -123,18 +100,13 @@ export async function gpuCrossCheck(device: Device, draws: number, seed = 1): Pr
 }
 
 /** Fig. 3: 5 simultaneous SGD steps (lr 0.1) on x (∂f_T/∂x) and λ (EvoGrad on the GPU, or the closed form). */
-export async function toyTrajectories(
-  device: Device,
-  seed = 2,
-): Promise<Pick<ToyResult, 'trajectories' | 'trajectoryGap'>> {
+export async function toyTrajectories(device: Device, seed = 2): Promise<Pick<ToyResult, 'trajectories' | 'trajectoryGap'>> {
   const trajectories: ToyResult['trajectories'] = [];
   const finals = new Map<string, [number, number]>();
   for (const [s, [x0, l0]] of TOY_TRAJECTORY_STARTS.entries()) {
     for (const method of ['closed form', ...TOY_KS.map((K) => `EvoGrad K=${K}`)]) {
       const K = method === 'closed form' ? 0 : Number(method.split('=')[1]);
-      const estimator = K
-        ? new EvoGrad<null>({ K, sigma: 1, tau: TOY_TAU, noise: 'gaussian', seed: seed * 100 + s })
-        : null;
+      const estimator = K ? new EvoGrad<null>({ K, sigma: 1, tau: TOY_TAU, noise: 'gaussian', seed: seed * 100 + s }) : null;
       let x = x0;
       let lambda = l0;
       trajectories.push({ start: s + 1, method, step: 0, x, lambda });
@@ -319,8 +291,7 @@ export const evogradToySection = seeded({
           mark: null,
         },
       );
-    } else
-      ctx.log('no GPU cross-check or trajectories (extra unit "gpu" did not run): their rows and figures are left out');
+    } else ctx.log('no GPU cross-check or trajectories (extra unit "gpu" did not run): their rows and figures are left out');
     // The Fig. 2 panels show the first seed's study.
     const first = runs[0];
     const studyRows: Row[] = first.rows.flatMap((r) => [

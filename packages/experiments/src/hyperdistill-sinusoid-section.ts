@@ -1,17 +1,6 @@
 /** @file E5 as a report section: HyperDistill vs FO, 1-step, DrMAD and Neumann IFT on ANIL sinusoid regression (HyperDistill, Appendix G). */
 import { seeded, type SectionResult, type SummaryRow } from './section';
-import {
-  allPairs,
-  findPair,
-  formatInterval,
-  intervalJson,
-  markAll,
-  markCheck,
-  markDiff,
-  meanInterval,
-  type Interval,
-  type PairDiff,
-} from './intervals';
+import { allPairs, findPair, formatInterval, intervalJson, markAll, markCheck, markDiff, meanInterval, type Interval, type PairDiff } from './intervals';
 import { groupedBars, lineChart, type Row } from './plots';
 import {
   E5_FULL,
@@ -64,15 +53,7 @@ function cost(r: Pick<E5MethodResult, 'records'>, period: number, T: number) {
 }
 
 /** A line per method over the inner optimisations m (the paper's Figures 3 and 8). */
-function byInnerOptimisation(
-  name: string,
-  title: string,
-  subtitle: string,
-  data: Row[],
-  field: string,
-  yTitle: string,
-  logY = false,
-) {
+function byInnerOptimisation(name: string, title: string, subtitle: string, data: Row[], field: string, yTitle: string, logY = false) {
   return {
     name,
     spec: lineChart({
@@ -81,9 +62,7 @@ function byInnerOptimisation(
       // HyperDistill's γ and online RMD's window are variants of one method: one colour, a dash each.
       data: data.map((r) => {
         const [, family, variant] = /^(HD|RMD online) (.+)$/.exec(String(r.method)) ?? [];
-        return family
-          ? { ...r, family: family === 'HD' ? 'HyperDistill' : family, variant: variant.replace(/^\((.*)\)$/, '$1') }
-          : { ...r, family: r.method };
+        return family ? { ...r, family: family === 'HD' ? 'HyperDistill' : family, variant: variant.replace(/^\((.*)\)$/, '$1') } : { ...r, family: r.method };
       }),
       x: { field: 'm', title: 'inner optimisation' },
       y: { field, title: yTitle },
@@ -112,10 +91,7 @@ interface E5SeedJson {
  * The HyperDistill γ of the report's rows: the lowest mean meta-validation MSE over seeds when every seed has one for
  * every γ that ran, else the configured `reportGamma` (or the last γ that ran).
  */
-function chooseHd(
-  runs: E5SeedJson[],
-  reportGamma: number,
-): { key: string; how: string; valMse: Record<string, number> | null } {
+function chooseHd(runs: E5SeedJson[], reportGamma: number): { key: string; how: string; valMse: Record<string, number> | null } {
   const keys = runs[0].methods.filter((m) => m.key.startsWith('hyperdistill')).map((m) => m.key as string);
   const val = (k: string) => runs.map((r) => r.methods.find((m) => m.key === k)?.valMse ?? null);
   if (keys.length > 1 && keys.every((k) => val(k).every((v) => typeof v === 'number'))) {
@@ -140,9 +116,7 @@ export const hyperdistillSinusoidSection = seeded({
     const cfg = ctx.quick ? E5_QUICK : E5_FULL;
     const progress = ctx.progress(e5Methods(cfg).length * cfg.episodes, `seed ${seed} inner optimisations`);
     try {
-      return await runHyperdistillSeed(cfg, ctx.device, seed, (label, detail) =>
-        progress.increment(1, { metric: `${label} ${detail}` }),
-      );
+      return await runHyperdistillSeed(cfg, ctx.device, seed, (label, detail) => progress.increment(1, { metric: `${label} ${detail}` }));
     } finally {
       progress.stop();
     }
@@ -152,14 +126,9 @@ export const hyperdistillSinusoidSection = seeded({
     async tune(ctx): Promise<E5Tuning | null> {
       const cfg = ctx.quick ? E5_QUICK : E5_FULL;
       if (!cfg.tune) return null;
-      const progress = ctx.progress(
-        cfg.tune.gammas.length * cfg.tune.seeds.length * cfg.tune.episodes,
-        'γ tuning (meta-validation)',
-      );
+      const progress = ctx.progress(cfg.tune.gammas.length * cfg.tune.seeds.length * cfg.tune.episodes, 'γ tuning (meta-validation)');
       try {
-        const t = await tuneGamma(cfg, ctx.device, (label, detail) =>
-          progress.increment(1, { metric: `${label} ${detail}` }),
-        );
+        const t = await tuneGamma(cfg, ctx.device, (label, detail) => progress.increment(1, { metric: `${label} ${detail}` }));
         if (t)
           ctx.log(
             `γ tuning: meta-validation MSE ${Object.entries(t.valMse)
@@ -176,9 +145,7 @@ export const hyperdistillSinusoidSection = seeded({
       const cfg = ctx.quick ? E5_QUICK : E5_FULL;
       const progress = ctx.progress(e5Methods(cfg).length * (cfg.costRepeats + 3), 'side-by-side cost rounds');
       try {
-        return await measureEpisodeCosts(cfg, ctx.device, cfg.costRepeats, (label, detail) =>
-          progress.increment(1, { metric: `${label} ${detail}` }),
-        );
+        return await measureEpisodeCosts(cfg, ctx.device, cfg.costRepeats, (label, detail) => progress.increment(1, { metric: `${label} ${detail}` }));
       } finally {
         progress.stop();
       }
@@ -201,24 +168,14 @@ export const hyperdistillSinusoidSection = seeded({
     }));
     // Per method: seeds × meta-test tasks (the same tasks for every method), for paired intervals.
     const tasks = Object.fromEntries(specs.map((sp) => [sp.key, of(sp.key).map((m) => m.perTask)]));
-    const finite = (k: string) =>
-      tasks[k].every((row) => row.every((x) => typeof x === 'number' && Number.isFinite(x)));
-    const mseIv: Record<string, Interval | null> = Object.fromEntries(
-      specs.map((sp) => [sp.key, finite(sp.key) ? meanInterval(tasks[sp.key]) : null]),
-    );
+    const finite = (k: string) => tasks[k].every((row) => row.every((x) => typeof x === 'number' && Number.isFinite(x)));
+    const mseIv: Record<string, Interval | null> = Object.fromEntries(specs.map((sp) => [sp.key, finite(sp.key) ? meanInterval(tasks[sp.key]) : null]));
     // A method that diverged (a NaN task) has no interval and is left out of the pairs.
-    const pairs: PairDiff[] = allPairs(
-      Object.fromEntries(specs.filter((sp) => finite(sp.key)).map((sp) => [sp.key, tasks[sp.key]])),
-    );
+    const pairs: PairDiff[] = allPairs(Object.fromEntries(specs.filter((sp) => finite(sp.key)).map((sp) => [sp.key, tasks[sp.key]])));
     const hd = chooseHd(runs, cfg.reportGamma);
     const tuning = (ctx.extras.tune as E5Tuning | null | undefined) ?? null;
-    if (
-      hd.how.startsWith('configured') &&
-      runs[0].methods.filter((m) => m.key.startsWith('hyperdistill')).length === 1
-    ) {
-      hd.how = tuning
-        ? `γ tuned on meta-validation, ${tuning.seeds.length} seed × ${tuning.episodes} inner opt.`
-        : 'γ from the tuning run (E5_TUNED_GAMMA)';
+    if (hd.how.startsWith('configured') && runs[0].methods.filter((m) => m.key.startsWith('hyperdistill')).length === 1) {
+      hd.how = tuning ? `γ tuned on meta-validation, ${tuning.seeds.length} seed × ${tuning.episodes} inner opt.` : 'γ from the tuning run (E5_TUNED_GAMMA)';
     }
     const key = (k: string) => (k === 'hd' ? hd.key : k);
     const SHORT: Record<string, string> = { fo: 'FO', oneStep: '1-step', drmad: 'DrMAD', neumann: 'N.IFT' };
@@ -260,10 +217,7 @@ export const hyperdistillSinusoidSection = seeded({
           })
           .join('\n'),
     );
-    const ivText = (k: string) =>
-      mseIv[k]
-        ? formatInterval(mseIv[k]!.mean, mseIv[k]!.ci95)
-        : `${round(mean(of(k).map((m) => m.mse ?? NaN)), 3)} (diverged)`;
+    const ivText = (k: string) => (mseIv[k] ? formatInterval(mseIv[k]!.mean, mseIv[k]!.ci95) : `${round(mean(of(k).map((m) => m.mse ?? NaN)), 3)} (diverged)`);
     const shown = specs.filter((sp) => !sp.key.startsWith('hyperdistill') || sp.key === hd.key);
     const summary: SummaryRow[] = shown.map((sp) => ({
       metric: `meta-test MSE, ${sp.label}${sp.key === hd.key ? ` (${hd.how})` : ''}`,
@@ -322,9 +276,7 @@ export const hyperdistillSinusoidSection = seeded({
     const cosOne = cosBySeed('oneStep');
     const cosFo = cosBySeed('fo');
     const cosFinite = [...cosHd, ...cosOne, ...cosFo].every((x) => Number.isFinite(x));
-    const cosPairs = cosFinite
-      ? [pairedDiffOf('HD', cosHd, '1-step', cosOne), pairedDiffOf('1-step', cosOne, 'FO', cosFo)]
-      : [];
+    const cosPairs = cosFinite ? [pairedDiffOf('HD', cosHd, '1-step', cosOne), pairedDiffOf('1-step', cosOne, 'FO', cosFo)] : [];
     summary.push({
       metric: `mean cosine to exact: ${label('hd')} / 1-step / FO`,
       value: `${round(mean(cosHd), 3)} / ${round(mean(cosOne), 3)} / ${round(mean(cosFo), 3)}${cosPairs.length ? `; differences ${cosPairs.map((p) => formatInterval(p.meanDiff, p.ci95)).join(', ')}` : ''}`,

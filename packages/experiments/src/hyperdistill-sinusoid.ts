@@ -170,12 +170,7 @@ export function e5Methods(cfg: E5Config): MethodSpec[] {
     {
       key: 'neumann',
       label: `Neumann IFT (${cfg.neumann.iterations}, ${cfg.neumann.lastSteps})`,
-      make: () =>
-        implicitMethod(
-          new NeumannIFT({ iterations: cfg.neumann.iterations, alpha: cfg.innerLr }),
-          cfg.neumann.lastSteps,
-          'Neumann IFT',
-        ),
+      make: () => implicitMethod(new NeumannIFT({ iterations: cfg.neumann.iterations, alpha: cfg.innerLr }), cfg.neumann.lastSteps, 'Neumann IFT'),
     },
     ...cfg.gammas.map((gamma) => ({
       key: `hyperdistill${gamma}` as MethodKey,
@@ -377,12 +372,7 @@ export interface EpisodeCost {
  * in turn on the same meta-batch, so machine load affects them alike. Every learner's state is alive at once, so
  * the peak is reported above what was in use when the episode started.
  */
-export async function measureEpisodeCosts(
-  cfg: E5Config,
-  device: Device,
-  repeats: number,
-  tick: E5Progress = () => {},
-): Promise<EpisodeCost[]> {
+export async function measureEpisodeCosts(cfg: E5Config, device: Device, repeats: number, tick: E5Progress = () => {}): Promise<EpisodeCost[]> {
   const learners = e5Methods(cfg).map((spec) => ({ spec, ...makeE5Learner(cfg, device, spec, cfg.seeds[0]) }));
   const samples = learners.map(() => [] as (EpisodeRecord & { start: number })[]);
   try {
@@ -421,13 +411,7 @@ export const META_VALIDATION_SEED = 123_457;
 const average = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** Mean query MSE after T inner steps from φ at the learned λ, over the fixed meta-test tasks. */
-export async function metaTest(
-  cfg: E5Config,
-  device: Device,
-  problem: ReturnType<typeof anilProblem>,
-  lambda: ParamTree,
-  phi: ParamTree,
-): Promise<number> {
+export async function metaTest(cfg: E5Config, device: Device, problem: ReturnType<typeof anilProblem>, lambda: ParamTree, phi: ParamTree): Promise<number> {
   return average(await metaTestTasks(cfg, device, problem, lambda, phi));
 }
 
@@ -514,11 +498,7 @@ export async function runHyperdistillSeed(
   return { seed, methods };
 }
 
-export async function runHyperdistillSinusoid(
-  cfg: E5Config,
-  device: Device,
-  tick: E5Progress = () => {},
-): Promise<E5MethodResult[]> {
+export async function runHyperdistillSinusoid(cfg: E5Config, device: Device, tick: E5Progress = () => {}): Promise<E5MethodResult[]> {
   const out: E5MethodResult[] = [];
   for (const spec of e5Methods(cfg)) {
     const res: E5MethodResult = { key: spec.key, label: spec.label, mse: [], records: [], cosines: [], theta: [] };
@@ -569,9 +549,7 @@ export async function tuneGamma(cfg: E5Config, device: Device, tick: E5Progress 
     valMse[String(gamma)] = average(scores);
   }
   const finite = t.gammas.filter((g) => Number.isFinite(valMse[String(g)]));
-  const chosen = finite.length
-    ? finite.reduce((a, b) => (valMse[String(b)] < valMse[String(a)] ? b : a))
-    : cfg.reportGamma;
+  const chosen = finite.length ? finite.reduce((a, b) => (valMse[String(b)] < valMse[String(a)] ? b : a)) : cfg.reportGamma;
   return {
     gammas: t.gammas,
     seeds: t.seeds,

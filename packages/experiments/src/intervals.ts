@@ -63,8 +63,7 @@ function checkValues(what: string, m: number[][]): void {
   if (m.length === 0) throw new RangeError(`${what}: no seeds`);
   for (const [s, row] of m.entries()) {
     if (row.length === 0) throw new RangeError(`${what}: seed ${s} has no values`);
-    if (row.length !== m[0].length)
-      throw new RangeError(`${what}: seed ${s} has ${row.length} tasks, seed 0 has ${m[0].length}`);
+    if (row.length !== m[0].length) throw new RangeError(`${what}: seed ${s} has ${row.length} tasks, seed 0 has ${m[0].length}`);
     const bad = row.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) throw new RangeError(`${what}: seed ${s} task ${bad} is ${row[bad]} (not finite)`);
   }
@@ -106,13 +105,7 @@ export function meanInterval(values: SeedValues, options: BootstrapOptions = {})
  * The paired difference a − b: seed s of a and seed s of b ran on the same data and (2-D input) the same test tasks,
  * so the bootstrap resamples the per-seed, per-task differences and keeps every pairing.
  */
-export function pairedDiff(
-  a: string,
-  valuesA: SeedValues,
-  b: string,
-  valuesB: SeedValues,
-  options: BootstrapOptions = {},
-): PairDiff {
+export function pairedDiff(a: string, valuesA: SeedValues, b: string, valuesB: SeedValues, options: BootstrapOptions = {}): PairDiff {
   const ma = asMatrix(valuesA);
   const mb = asMatrix(valuesB);
   checkValues(`pairedDiff(${a})`, ma);
@@ -127,15 +120,11 @@ export function pairedDiff(
 }
 
 /** Every pair of methods (in the given order, a before b), paired as above. */
-export function allPairs(
-  methods: ReadonlyMap<string, SeedValues> | Record<string, SeedValues>,
-  options: BootstrapOptions = {},
-): PairDiff[] {
+export function allPairs(methods: ReadonlyMap<string, SeedValues> | Record<string, SeedValues>, options: BootstrapOptions = {}): PairDiff[] {
   const entries = methods instanceof Map ? [...methods.entries()] : Object.entries(methods);
   const pairs: PairDiff[] = [];
   for (let i = 0; i < entries.length; i++) {
-    for (let j = i + 1; j < entries.length; j++)
-      pairs.push(pairedDiff(entries[i][0], entries[i][1], entries[j][0], entries[j][1], options));
+    for (let j = i + 1; j < entries.length; j++) pairs.push(pairedDiff(entries[i][0], entries[i][1], entries[j][0], entries[j][1], options));
   }
   return pairs;
 }
@@ -155,11 +144,7 @@ export function markDiff(pair: Pick<PairDiff, 'ci95' | 'n'>, claim: '<' | '>'): 
 }
 
 /** The mark for a threshold goal on a quantity (`≤ 0.5`): ✓ if the whole interval meets it, ✗ if none of it does. */
-export function markGoal(
-  interval: { ci95: readonly [number, number]; n?: number },
-  op: '<=' | '>=',
-  goal: number,
-): Mark {
+export function markGoal(interval: { ci95: readonly [number, number]; n?: number }, op: '<=' | '>=', goal: number): Mark {
   const [lo, hi] = interval.ci95;
   if (isPoint(interval)) return '≈';
   const meets = op === '<=' ? hi <= goal : lo >= goal;
@@ -197,8 +182,7 @@ export function findPair(pairs: readonly PairDiff[], a: string, b: string): Pair
   const direct = pairs.find((p) => p.a === a && p.b === b);
   if (direct) return direct;
   const flipped = pairs.find((p) => p.a === b && p.b === a);
-  if (!flipped)
-    throw new RangeError(`findPair: no pair ${a} vs ${b} (have ${pairs.map((p) => `${p.a}–${p.b}`).join(', ')})`);
+  if (!flipped) throw new RangeError(`findPair: no pair ${a} vs ${b} (have ${pairs.map((p) => `${p.a}–${p.b}`).join(', ')})`);
   return { ...flipped, a, b, meanDiff: -flipped.meanDiff, ci95: [-flipped.ci95[1], -flipped.ci95[0]] };
 }
 

@@ -91,8 +91,7 @@ export function cnnClassifier(width: number, size = 14, classes = 10): Classifie
   // convolution (group k sees only copy k's channels), and the classifier as a batched matmul.
   const batched = (p: CnnParams, x: Tensor): Tensor => {
     const K = p.conv1.weight.shape[0];
-    if (p.conv1.weight.rank !== 5)
-      throw new ShapeError('cnnClassifier.batched: expected stacked conv weights [K, out, in, 3, 3]');
+    if (p.conv1.weight.rank !== 5) throw new ShapeError('cnnClassifier.batched: expected stacked conv weights [K, out, in, 3, 3]');
     return tidy(() => {
       // Intermediates are freed as soon as the next op has them (a recorded op keeps what its backward needs), so
       // EvoGrad's graph-free copies never hold more than two activations at a time.
@@ -147,13 +146,7 @@ export function estimatorFor(method: MwnMethod, seed: number): HypergradEstimato
 }
 
 /** Uploads examples `rows` of a flat host array as a batch shaped [N, ...inputShape]. */
-export function uploadBatch(
-  images: Float32Array,
-  labels: Int32Array,
-  rows: ArrayLike<number>,
-  inputShape: number[],
-  device: Device,
-): ClassificationBatch {
+export function uploadBatch(images: Float32Array, labels: Int32Array, rows: ArrayLike<number>, inputShape: number[], device: Device): ClassificationBatch {
   const per = inputShape.reduce((a, b) => a * b, 1);
   const x = new Float32Array(rows.length * per);
   const y = new Int32Array(rows.length);

@@ -27,26 +27,9 @@ import {
 import { loadFashionMnist } from '@metagrad/models/node';
 import { OnlineTrainer } from '@metagrad/meta';
 import { seeded, type SectionResult, type SummaryRow } from './section';
-import {
-  allPairs,
-  findPair,
-  formatInterval,
-  intervalJson,
-  markBand,
-  markGoal,
-  meanInterval,
-  type PairDiff,
-} from './intervals';
+import { allPairs, findPair, formatInterval, intervalJson, markBand, markGoal, meanInterval, type PairDiff } from './intervals';
 import { groupedBars, lineChart, type Row } from './plots';
-import {
-  disposeBatch,
-  estimatorFor,
-  mlpClassifier,
-  mwnProblem,
-  uploadBatch,
-  weightNet,
-  type Classifier,
-} from './mwn-label-noise-common';
+import { disposeBatch, estimatorFor, mlpClassifier, mwnProblem, uploadBatch, weightNet, type Classifier } from './mwn-label-noise-common';
 
 export type E3Method = 'baseline' | 't1-t2' | 'evograd-k2';
 export const E3_METHODS: readonly E3Method[] = ['baseline', 't1-t2', 'evograd-k2'];
@@ -111,8 +94,7 @@ export interface E3Data {
 
 /** Fashion-MNIST at 14×14, normalised: noisy training set, a balanced clean meta set from other images, a test set. */
 export function loadE3Data(cfg: E3Config, seed: number): E3Data {
-  const prep = (images: Float32Array) =>
-    normalise(downsample2x(images, 28, 28).images, FASHION_MNIST_MEAN, FASHION_MNIST_STD);
+  const prep = (images: Float32Array) => normalise(downsample2x(images, 28, 28).images, FASHION_MNIST_MEAN, FASHION_MNIST_STD);
   const trainSplit = loadFashionMnist({ split: 'train', limit: cfg.train + 20000 });
   const test = loadFashionMnist({ split: 'test', limit: cfg.test });
   const all = prep(trainSplit.images);
@@ -132,13 +114,7 @@ export function loadE3Data(cfg: E3Config, seed: number): E3Data {
   return { images, labels, trueLabels, metaImages, metaLabels, testImages: prep(test.images), testLabels: test.labels };
 }
 
-async function accuracy(
-  c: Classifier,
-  theta: ParamTree,
-  images: Float32Array,
-  labels: Int32Array,
-  device: Device,
-): Promise<number> {
+async function accuracy(c: Classifier, theta: ParamTree, images: Float32Array, labels: Int32Array, device: Device): Promise<number> {
   let correct = 0;
   for (let start = 0; start < labels.length; start += 500) {
     const rows = Array.from({ length: Math.min(500, labels.length - start) }, (_, i) => start + i);
@@ -181,14 +157,7 @@ export interface E3Run {
   seconds: number;
 }
 
-export async function runE3Method(
-  method: E3Method,
-  data: E3Data,
-  cfg: E3Config,
-  seed: number,
-  device: Device,
-  onStep?: () => void,
-): Promise<E3Run> {
+export async function runE3Method(method: E3Method, data: E3Data, cfg: E3Config, seed: number, device: Device, onStep?: () => void): Promise<E3Run> {
   const t0 = performance.now();
   const c = mlpClassifier(cfg.hidden);
   const problem = mwnProblem(c, { normalizeWeights: cfg.normalizeWeights });
@@ -233,25 +202,16 @@ export async function runE3Method(
   try {
     for (const rows of trainIdx) {
       const train = uploadBatch(data.images, data.labels, rows, c.inputShape, device);
-      const val = uploadBatch(
-        data.metaImages,
-        data.metaLabels,
-        metaIdx.next().value as Int32Array,
-        c.inputShape,
-        device,
-      );
+      const val = uploadBatch(data.metaImages, data.metaLabels, metaIdx.next().value as Int32Array, c.inputShape, device);
       const log = await trainer.trainStep(train, val);
       if (Number.isFinite(log.hypergradNorm)) norms.push(log.hypergradNorm);
       disposeBatch(train);
       disposeBatch(val);
       onStep?.();
-      if (++step % stepsPerEpoch === 0)
-        accByEpoch.push(await accuracy(c, theta, data.testImages, data.testLabels, device));
+      if (++step % stepsPerEpoch === 0) accByEpoch.push(await accuracy(c, theta, data.testImages, data.testLabels, device));
     }
     const testAcc =
-      accByEpoch.length && step % stepsPerEpoch === 0
-        ? accByEpoch[accByEpoch.length - 1]
-        : await accuracy(c, theta, data.testImages, data.testLabels, device);
+      accByEpoch.length && step % stepsPerEpoch === 0 ? accByEpoch[accByEpoch.length - 1] : await accuracy(c, theta, data.testImages, data.testLabels, device);
     const curve = await weightCurve(lambda, device);
     return {
       method,
@@ -305,15 +265,11 @@ export const mwnLabelNoiseSection = seeded({
   defaultSeeds: (quick) => [...(quick ? E3_QUICK : E3_FULL).seeds],
   async runSeed(ctx, seed): Promise<{ runs: E3Run[] }> {
     const cfg = ctx.quick ? E3_QUICK : E3_FULL;
-    const progress = ctx.progress(
-      Math.floor(cfg.train / cfg.batch) * cfg.epochs * E3_METHODS.length,
-      `seed ${seed} online steps`,
-    );
+    const progress = ctx.progress(Math.floor(cfg.train / cfg.batch) * cfg.epochs * E3_METHODS.length, `seed ${seed} online steps`);
     try {
       const data = loadE3Data(cfg, seed);
       const runs: E3Run[] = [];
-      for (const method of E3_METHODS)
-        runs.push(await runE3Method(method, data, cfg, seed, ctx.device, () => progress.increment(1)));
+      for (const method of E3_METHODS) runs.push(await runE3Method(method, data, cfg, seed, ctx.device, () => progress.increment(1)));
       return { runs };
     } finally {
       progress.stop();
@@ -323,12 +279,9 @@ export const mwnLabelNoiseSection = seeded({
     const cfg = ctx.quick ? E3_QUICK : E3_FULL;
     const seeds = perSeed.map((s) => s.seed);
     const runs = perSeed.flatMap((s) => (s.json as { runs: E3Run[] }).runs);
-    const of = (m: E3Method, f: (r: E3Run) => number) =>
-      perSeed.map((s) => f((s.json as { runs: E3Run[] }).runs.find((r) => r.method === m)!));
+    const of = (m: E3Method, f: (r: E3Run) => number) => perSeed.map((s) => f((s.json as { runs: E3Run[] }).runs.find((r) => r.method === m)!));
     const final = Object.fromEntries(E3_METHODS.map((m) => [m, of(m, (r) => r.testAcc * 100)]));
-    const best = Object.fromEntries(
-      E3_METHODS.map((m) => [m, of(m, (r) => Math.max(...(r.accByEpoch?.length ? r.accByEpoch : [r.testAcc])) * 100)]),
-    );
+    const best = Object.fromEntries(E3_METHODS.map((m) => [m, of(m, (r) => Math.max(...(r.accByEpoch?.length ? r.accByEpoch : [r.testAcc])) * 100)]));
     const finalIv = Object.fromEntries(E3_METHODS.map((m) => [m, meanInterval(final[m])]));
     const bestIv = Object.fromEntries(E3_METHODS.map((m) => [m, meanInterval(best[m])]));
     const pairs: PairDiff[] = [
@@ -343,9 +296,7 @@ export const mwnLabelNoiseSection = seeded({
     const f = (iv: { mean: number; ci95: [number, number] }) => formatInterval(iv.mean, iv.ci95, 4);
     const bars: Row[] = runs.map((r) => ({ method: r.method, seed: `seed ${r.seed}`, acc: r.testAcc * 100 }));
     // The baseline never trains its weight net: its curve is the initial one, kept as the reference.
-    const curves: Row[] = runs.flatMap((r) =>
-      r.curve.map((p) => ({ ...p, method: r.method === 'baseline' ? 'initial' : r.method, seed: r.seed })),
-    );
+    const curves: Row[] = runs.flatMap((r) => r.curve.map((p) => ({ ...p, method: r.method === 'baseline' ? 'initial' : r.method, seed: r.seed })));
     const summary: SummaryRow[] = [
       ...E3_METHODS.map((m) => ({
         metric: `test accuracy %, ${LABEL[m]}: final; best epoch`,

@@ -82,9 +82,7 @@ interface Field {
 }
 
 function field(ref: FieldRef): Field {
-  return typeof ref === 'string'
-    ? { field: ref, title: ref }
-    : { field: ref.field, title: ref.title ?? ref.field, integer: ref.integer };
+  return typeof ref === 'string' ? { field: ref, title: ref } : { field: ref.field, title: ref.title ?? ref.field, integer: ref.integer };
 }
 
 /** Shared look: one font everywhere, white background (PNG viewers show transparency as black or checkers). */
@@ -121,9 +119,7 @@ function cleanRows(rows: Row[], numeric: string[], positive: string[]): Row[] {
 
 /** The finite numbers a field takes over the rows. */
 function numbers(rows: Row[], fields: string[]): number[] {
-  return rows
-    .flatMap((r) => fields.map((f) => r[f]))
-    .filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  return rows.flatMap((r) => fields.map((f) => r[f])).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
 }
 
 /** The power of ten at or below `v` (> 0), robust to log10's rounding (log10(1000) = 2.9999999999999996). */
@@ -254,18 +250,10 @@ export function lineChart(o: LineChartOptions): VegaLiteSpec {
   const variant = o.variant === undefined ? undefined : field(o.variant);
   const detail = o.detail === undefined ? undefined : field(o.detail);
   const bandFields = o.band ? [o.band.lower, o.band.upper] : [];
-  const cleaned = cleanRows(
-    o.data,
-    [x.field, y.field, ...bandFields],
-    [...(o.logX ? [x.field] : []), ...(o.logY ? [y.field, ...bandFields] : [])],
-  );
+  const cleaned = cleanRows(o.data, [x.field, y.field, ...bandFields], [...(o.logX ? [x.field] : []), ...(o.logY ? [y.field, ...bandFields] : [])]);
   // A method without variants (plain SGD beside EvoGrad K=2 and K=4) has none in its rows: it is drawn solid
   // and left out of the dash legend.
-  const values = variant
-    ? cleaned.map((r) =>
-        r[variant.field] === undefined || r[variant.field] === null ? { ...r, [variant.field]: '' } : r,
-      )
-    : cleaned;
+  const values = variant ? cleaned.map((r) => (r[variant.field] === undefined || r[variant.field] === null ? { ...r, [variant.field]: '' } : r)) : cleaned;
   const xs = numbers(values, [x.field]);
   const ys = [...numbers(values, [y.field, ...bandFields]), ...(o.rule && o.logY ? [o.rule.y] : [])];
   const xScale = scale(o.logX, false, xs);

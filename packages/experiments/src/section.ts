@@ -106,10 +106,7 @@ export interface SeededSection extends ReportSection {
 }
 
 export function isSeeded(section: ReportSection): section is SeededSection {
-  return (
-    typeof (section as Partial<SeededSection>).runSeed === 'function' &&
-    typeof (section as Partial<SeededSection>).summarise === 'function'
-  );
+  return typeof (section as Partial<SeededSection>).runSeed === 'function' && typeof (section as Partial<SeededSection>).summarise === 'function';
 }
 
 /** JSON in, JSON out: what a per-seed file holds once read back (NaN and ±Infinity become null, undefined fields vanish). */
@@ -123,8 +120,7 @@ export function seeded(def: Omit<SeededSection, 'run'>): SeededSection {
     ...def,
     async run(ctx) {
       const perSeed: SeedRecord[] = [];
-      for (const seed of def.defaultSeeds(ctx.quick))
-        perSeed.push({ seed, json: plainJson(await def.runSeed(ctx, seed)) });
+      for (const seed of def.defaultSeeds(ctx.quick)) perSeed.push({ seed, json: plainJson(await def.runSeed(ctx, seed)) });
       const extras: Record<string, unknown> = {};
       for (const [name, fn] of Object.entries(def.extras ?? {})) extras[name] = plainJson(await fn(ctx));
       return def.summarise(perSeed, { quick: ctx.quick, log: ctx.log, extras });
@@ -166,10 +162,7 @@ export function sectionChoices(sections: readonly Pick<ReportSection, 'id' | 'ti
 export function selectSections(sections: readonly ReportSection[], only: string[] | undefined): ReportSection[] {
   if (!only || only.length === 0) return [...sections];
   const wanted = new Set(only.map((s) => s.trim().toLowerCase()).filter(Boolean));
-  const names = (s: ReportSection): string[] => [
-    s.id.toLowerCase(),
-    ...(sectionNumber(s) ? [sectionNumber(s) as string] : []),
-  ];
+  const names = (s: ReportSection): string[] => [s.id.toLowerCase(), ...(sectionNumber(s) ? [sectionNumber(s) as string] : [])];
   const known = new Set(sections.flatMap(names));
   const unknown = [...wanted].filter((id) => !known.has(id));
   if (unknown.length) {

@@ -7,9 +7,7 @@ import type { ReportSection, SectionContext, SectionResult } from './section';
 async function run(ctx: SectionContext): Promise<SectionResult> {
   const report = await doctor(ctx.device);
   // Small sizes in the quick mode: this section is a pipeline check, not a benchmark.
-  const sizes = ctx.quick
-    ? [1 << 12, 1 << 14, 1 << 16, 1 << 18]
-    : [1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22];
+  const sizes = ctx.quick ? [1 << 12, 1 << 14, 1 << 16, 1 << 18] : [1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22];
   const repeats = ctx.quick ? 3 : 5;
   const rows: Row[] = [];
   let allOk = report.selftest.ok;

@@ -71,14 +71,10 @@ export function conv2dDirectKernel(key: ConvDirectKey): KernelSpec {
   for (let p = 0; p < pb; p++) {
     if (mode === 'forward') {
       loads.push(`      let iw${p} = iwBase + ${p} * i32(u.sW);`);
-      loads.push(
-        `      let x${p} = select(0.0, src[srcRow + u32(clamp(iw${p}, 0, srcWm1))], iw${p} >= 0 && iw${p} <= srcWm1);`,
-      );
+      loads.push(`      let x${p} = select(0.0, src[srcRow + u32(clamp(iw${p}, 0, srcWm1))], iw${p} >= 0 && iw${p} <= srcWm1);`);
     } else if (key.unitStrideW) {
       loads.push(`      let tw${p} = twBase + ${p};`);
-      loads.push(
-        `      let x${p} = select(0.0, src[srcRow + u32(clamp(tw${p}, 0, srcWm1))], tw${p} >= 0 && tw${p} <= srcWm1);`,
-      );
+      loads.push(`      let x${p} = select(0.0, src[srcRow + u32(clamp(tw${p}, 0, srcWm1))], tw${p} >= 0 && tw${p} <= srcWm1);`);
     } else {
       loads.push(`      let tw${p} = twBase + ${p};`);
       loads.push(`      let ow${p} = tw${p} / i32(u.sW);`);
@@ -88,15 +84,13 @@ export function conv2dDirectKernel(key: ConvDirectKey): KernelSpec {
     }
   }
   for (let j = 0; j < v; j++) loads.push(`      let w${j} = wT[wb + ${j}u];`);
-  for (let p = 0; p < pb; p++)
-    for (let j = 0; j < v; j++) fmas.push(`      a${p}_${j} = fma(w${j}, vec4<f32>(x${p}), a${p}_${j});`);
+  for (let p = 0; p < pb; p++) for (let j = 0; j < v; j++) fmas.push(`      a${p}_${j} = fma(w${j}, vec4<f32>(x${p}), a${p}_${j});`);
   for (let j = 0; j < v; j++) {
     for (let l = 0; l < 4; l++) {
       const c = 4 * j + l;
       writes.push(`  if (j0 + ${c}u < u.Jg) {`);
       writes.push(`    let base${c} = ((n * u.dstC + g * u.Jg + j0 + ${c}u) * u.dstH + row) * u.dstW + col0;`);
-      for (let p = 0; p < pb; p++)
-        writes.push(`    if (col0 + ${p}u < u.dstW) { dst[base${c} + ${p}u] = a${p}_${j}[${l}]; }`);
+      for (let p = 0; p < pb; p++) writes.push(`    if (col0 + ${p}u < u.dstW) { dst[base${c} + ${p}u] = a${p}_${j}[${l}]; }`);
       writes.push('  }');
     }
   }
@@ -111,9 +105,7 @@ export function conv2dDirectKernel(key: ConvDirectKey): KernelSpec {
     if (oh * u.sH != u32(th) || oh >= u.srcH) { continue; }
     let srcRow = (srcPlane + oh) * u.srcW;`;
   const colSetup =
-    mode === 'forward'
-      ? `      let iwBase = i32(col0 * u.sW + kw * u.dW) - i32(u.pW);`
-      : `      let twBase = i32(col0 + u.pW) - i32(kw * u.dW);`;
+    mode === 'forward' ? `      let iwBase = i32(col0 * u.sW + kw * u.dW) - i32(u.pW);` : `      let twBase = i32(col0 + u.pW) - i32(kw * u.dW);`;
   const name = `conv2d:${mode}:c${cb}:p${pb}${key.unitStrideW && mode === 'inputGrad' ? ':s1' : ''}`;
   return memoKernel(convCache, name, () => ({
     name,
@@ -195,16 +187,13 @@ export function conv2dRowKernel(key: ConvRowKey): KernelSpec {
   const writes: string[] = [];
   for (let p = 0; p < pb; p++) for (let j = 0; j < v; j++) decl.push(`  var a${p}_${j} = vec4<f32>(0.0);`);
   for (let i = 0; i < L; i++) {
-    row.push(
-      `      let s${i} = select(0.0, src[srcRow + u32(clamp(iw0 + ${i}, 0, srcWm1))], iw0 + ${i} >= 0 && iw0 + ${i} <= srcWm1);`,
-    );
+    row.push(`      let s${i} = select(0.0, src[srcRow + u32(clamp(iw0 + ${i}, 0, srcWm1))], iw0 + ${i} >= 0 && iw0 + ${i} <= srcWm1);`);
   }
   for (let kw = 0; kw < kW; kw++) {
     const tap = flip ? kW - 1 - kw : kw;
     for (let j = 0; j < v; j++) row.push(`      let w${kw}_${j} = wT[wr + ${tap}u * u.jPad4 + ${j}u];`);
     for (let p = 0; p < pb; p++) {
-      for (let j = 0; j < v; j++)
-        row.push(`      a${p}_${j} = fma(w${kw}_${j}, vec4<f32>(s${p * sW + kw * dW}), a${p}_${j});`);
+      for (let j = 0; j < v; j++) row.push(`      a${p}_${j} = fma(w${kw}_${j}, vec4<f32>(s${p * sW + kw * dW}), a${p}_${j});`);
     }
   }
   for (let j = 0; j < v; j++) {
@@ -212,8 +201,7 @@ export function conv2dRowKernel(key: ConvRowKey): KernelSpec {
       const c = 4 * j + l;
       writes.push(`  if (j0 + ${c}u < u.Jg) {`);
       writes.push(`    let base${c} = ((n * u.dstC + g * u.Jg + j0 + ${c}u) * u.dstH + oh) * u.dstW + col0;`);
-      for (let p = 0; p < pb; p++)
-        writes.push(`    if (col0 + ${p}u < u.dstW) { dst[base${c} + ${p}u] = a${p}_${j}[${l}]; }`);
+      for (let p = 0; p < pb; p++) writes.push(`    if (col0 + ${p}u < u.dstW) { dst[base${c} + ${p}u] = a${p}_${j}[${l}]; }`);
       writes.push('  }');
     }
   }
@@ -225,11 +213,7 @@ export function conv2dRowKernel(key: ConvRowKey): KernelSpec {
       { name: 'wT', dtype: 'f32', vec: 4 },
     ],
     outputs: [{ name: 'dst', dtype: 'f32' }],
-    uniforms: [
-      ...fields('N srcC srcH srcW dstC dstH dstW G R Jg jPad4 nJb kH sH dH'),
-      ...fields('pH pW', 'i32'),
-      ...fields('nPb total'),
-    ],
+    uniforms: [...fields('N srcC srcH srcW dstC dstH dstW G R Jg jPad4 nJb kH sH dH'), ...fields('pH pW', 'i32'), ...fields('nPb total')],
     workgroupSize: CONV_WG,
     body: `if (gi >= u.total) { return; }
   let jb = wid.z % u.nJb;
@@ -288,18 +272,15 @@ export function conv2dFilterGradKernel(key: ConvFilterGradKey): KernelSpec {
     body.push(`        let iw${q} = iwBase + ${q} * i32(u.dW);`);
     body.push(`        let x${q} = select(0.0, x[xRow + u32(clamp(iw${q}, 0, wm1))], iw${q} >= 0 && iw${q} <= wm1);`);
   }
-  for (let q = 0; q < kb; q++)
-    for (let j = 0; j < v; j++) body.push(`        a${q}_${j} = fma(gv${j}, vec4<f32>(x${q}), a${q}_${j});`);
+  for (let q = 0; q < kb; q++) for (let j = 0; j < v; j++) body.push(`        a${q}_${j} = fma(gv${j}, vec4<f32>(x${q}), a${q}_${j});`);
   const gyRows: string[] = [];
-  for (let c = 0; c < cb; c++)
-    gyRows.push(`      let gyRow${c} = ((n * u.O + g * u.Og + min(o0 + ${c}u, u.Og - 1u)) * u.Ho + oh) * u.Wo;`);
+  for (let c = 0; c < cb; c++) gyRows.push(`      let gyRow${c} = ((n * u.O + g * u.Og + min(o0 + ${c}u, u.Og - 1u)) * u.Ho + oh) * u.Wo;`);
   for (let j = 0; j < v; j++) {
     for (let l = 0; l < 4; l++) {
       const c = 4 * j + l;
       writes.push(`  if (o0 + ${c}u < u.Og) {`);
       writes.push(`    let base${c} = (((s * u.O + g * u.Og + o0 + ${c}u) * u.Cg + ci) * u.kH + kh) * u.kW + kw0;`);
-      for (let q = 0; q < kb; q++)
-        writes.push(`    if (kw0 + ${q}u < u.kW) { part[base${c} + ${q}u] = a${q}_${j}[${l}]; }`);
+      for (let q = 0; q < kb; q++) writes.push(`    if (kw0 + ${q}u < u.kW) { part[base${c} + ${q}u] = a${q}_${j}[${l}]; }`);
       writes.push('  }');
     }
   }
@@ -404,8 +385,7 @@ export function conv2dFilterGradWindowKernel(key: ConvFilterGradWindowKey): Kern
     }
   }
   const gyRows: string[] = [];
-  for (let c = 0; c < cb; c++)
-    gyRows.push(`      let gyRow${c} = ((n * u.O + g * u.Og + min(o0 + ${c}u, u.Og - 1u)) * u.Ho + oh) * u.Wo;`);
+  for (let c = 0; c < cb; c++) gyRows.push(`      let gyRow${c} = ((n * u.O + g * u.Og + min(o0 + ${c}u, u.Og - 1u)) * u.Ho + oh) * u.Wo;`);
   for (let j = 0; j < v; j++) {
     for (let l = 0; l < 4; l++) {
       const c = 4 * j + l;

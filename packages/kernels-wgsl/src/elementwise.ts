@@ -100,11 +100,7 @@ export function binaryExpr(op: BinaryOpName, dtype: DType): string {
   // by its bits: every compare with a NaN is false except `ne`, as in IEEE 754 and torch.
   const nan = 'mg_isnan(v0) || mg_isnan(v1)';
   const cmp = (c: string) =>
-    !isFloat
-      ? `select(0.0, 1.0, v0 ${c} v1)`
-      : c === '!='
-        ? `select(0.0, 1.0, v0 != v1 || ${nan})`
-        : `select(0.0, 1.0, v0 ${c} v1 && !(${nan}))`;
+    !isFloat ? `select(0.0, 1.0, v0 ${c} v1)` : c === '!=' ? `select(0.0, 1.0, v0 != v1 || ${nan})` : `select(0.0, 1.0, v0 ${c} v1 && !(${nan}))`;
   switch (op) {
     case 'add':
       return 'v0 + v1';
@@ -166,23 +162,16 @@ function opFunction(body: MapBody): string {
  * splat element 0, 'uniform' ones are host scalars in the uniform word bits<i>. Uniform: { n, nvec, bits0..3 }.
  */
 function vec4Kernel(body: MapBody, operands: readonly OperandMode[]): KernelIR {
-  if (operands.length !== body.inputs.length)
-    throw new Error(`${body.name}: ${operands.length} operand modes for ${body.inputs.length} inputs`);
+  if (operands.length !== body.inputs.length) throw new Error(`${body.name}: ${operands.length} operand modes for ${body.inputs.length} inputs`);
   const arg = (i: number, c: string) => (operands[i] === 'full' ? `a${i}.${c}` : `s${i}`);
   const call = (c: string) => `op(${operands.map((_, i) => arg(i, c)).join(', ')})`;
   const splats = operands.map((m, i) =>
-    m === 'scalar'
-      ? `let s${i} = in${i}[0];`
-      : m === 'uniform'
-        ? `let s${i} = bitcast<${body.inputs[i]}>(u.bits${i});`
-        : '',
+    m === 'scalar' ? `let s${i} = in${i}[0];` : m === 'uniform' ? `let s${i} = bitcast<${body.inputs[i]}>(u.bits${i});` : '',
   );
   const loads = operands.map((m, i) => (m === 'full' ? `let a${i} = in${i}[j];` : ''));
   return {
     name: `${body.name}:${layoutKey({ kind: 'vec4', operands })}`,
-    inputs: operands.flatMap((m, i) =>
-      m === 'uniform' ? [] : [{ name: `in${i}`, dtype: body.inputs[i], vec: m === 'full' ? 4 : undefined }],
-    ),
+    inputs: operands.flatMap((m, i) => (m === 'uniform' ? [] : [{ name: `in${i}`, dtype: body.inputs[i], vec: m === 'full' ? 4 : undefined }])),
     outputs: [{ name: 'out', dtype: body.output, vec: 4 }],
     uniforms: ['n', 'nvec', 'bits0', 'bits1', 'bits2', 'bits3'].map((f) => [f, 'u32'] as const),
     workgroupSize: LINEAR_WG,
@@ -220,10 +209,8 @@ function stridedKernel(body: MapBody, rank: number): KernelIR {
     for (const i of ins) consts.push(`let st${i}_${d} = u.st${i}${comp(d)};`);
   }
   const decode: string[] = ['var rem = first;'];
-  for (let d = rank - 1; d >= 0; d--)
-    decode.push(d > 0 ? `var c${d} = rem % sh${d}; rem = rem / sh${d};` : `var c0 = rem;`);
-  for (const i of ins)
-    decode.push(`var o${i} = ${Array.from({ length: rank }, (_, d) => `c${d} * st${i}_${d}`).join(' + ')};`);
+  for (let d = rank - 1; d >= 0; d--) decode.push(d > 0 ? `var c${d} = rem % sh${d}; rem = rem / sh${d};` : `var c0 = rem;`);
+  for (const i of ins) decode.push(`var o${i} = ${Array.from({ length: rank }, (_, d) => `c${d} * st${i}_${d}`).join(' + ')};`);
   // Increment dim d, carrying into d-1 when it wraps (u32 wrap-around keeps the offsets exact).
   const step = (d: number): string => {
     const adds = ins.map((i) => `o${i} += st${i}_${d};`).join(' ');
@@ -235,11 +222,7 @@ function stridedKernel(body: MapBody, rank: number): KernelIR {
     name: `${body.name}:${layoutKey({ kind: 'strided', rank })}`,
     inputs: body.inputs.map((dtype, i) => ({ name: `in${i}`, dtype })),
     outputs: [{ name: 'out', dtype: body.output }],
-    uniforms: [
-      ...['n', 'p0', 'p1', 'p2'].map((f) => [f, 'u32'] as const),
-      ['shape', arr],
-      ...ins.map((i) => [`st${i}`, arr] as const),
-    ],
+    uniforms: [...['n', 'p0', 'p1', 'p2'].map((f) => [f, 'u32'] as const), ['shape', arr], ...ins.map((i) => [`st${i}`, arr] as const)],
     workgroupSize: LINEAR_WG,
     functions: opFunction(body),
     body: `let first = gi * ${STRIDED_CHUNK}u;
@@ -314,10 +297,7 @@ export function axpbyKernel(): KernelSpec {
 
 /** relu's VJP in one kernel: gy where x > 0, else 0 (f32, any elementwise layout: gy and x may broadcast). */
 export function reluGradKernel(layout: ElementwiseLayout): KernelSpec {
-  return mapKernel(
-    { name: 'reluGrad:f32', inputs: ['f32', 'f32'], output: 'f32', expr: 'select(0.0, v0, v1 > 0.0)' },
-    layout,
-  );
+  return mapKernel({ name: 'reluGrad:f32', inputs: ['f32', 'f32'], output: 'f32', expr: 'select(0.0, v0, v1 > 0.0)' }, layout);
 }
 
 export interface WhereKey {

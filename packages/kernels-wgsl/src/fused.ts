@@ -38,16 +38,13 @@ export const FUSED_CHUNK = 4;
 function opExpr(op: FusedOp): string {
   if (op === 'reluGrad') return 'select(0.0, v0, v1 > 0.0)';
   if (op === 'copy') return 'v0';
-  if ((['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op))
-    return binaryExpr(op as ArithOpName, 'f32');
+  if ((['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op)) return binaryExpr(op as ArithOpName, 'f32');
   return unaryExpr(op as UnaryOpName, 'f32');
 }
 
 /** Arity of a fused op. */
 export function fusedArity(op: FusedOp): 1 | 2 {
-  return op === 'reluGrad' || (['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op)
-    ? 2
-    : 1;
+  return op === 'reluGrad' || (['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as string[]).includes(op) ? 2 : 1;
 }
 
 /** The structural key of a program (names every parameter the builder reads). */
@@ -74,11 +71,7 @@ function buildFusedVec4(p: FusedProgram): KernelIR {
     ['p2', 'u32'],
   ];
   if (p.scalars) uniforms.push(['sc', `array<vec4<u32>, ${Math.ceil(p.scalars / 4)}>`]);
-  const lines: string[] = [
-    `let first = gi * ${FUSED_CHUNK}u;`,
-    'if (first >= u.p0) { return; }',
-    `let last = min(first + ${FUSED_CHUNK}u, u.p0);`,
-  ];
+  const lines: string[] = [`let first = gi * ${FUSED_CHUNK}u;`, 'if (first >= u.p0) { return; }', `let last = min(first + ${FUSED_CHUNK}u, u.p0);`];
   for (let k = 0; k < p.scalars; k++) lines.push(`let s${k} = bitcast<f32>(u.sc[${k >> 2}].${'xyzw'[k & 3]});`);
   p.reads.forEach((r, k) => {
     if (r.mode === 'scalar') lines.push(`let l${k} = in${r.binding}[0]${vecBinding.has(r.binding) ? '.x' : ''};`);
@@ -88,8 +81,7 @@ function buildFusedVec4(p: FusedProgram): KernelIR {
     if (r.mode === 'full') lines.push(`  let a${k} = in${r.binding}[j];`);
   });
   const lanes = ['x', 'y', 'z', 'w'];
-  const laneRef = (ref: string, c: string) =>
-    ref[0] === 't' || (ref[0] === 'l' && p.reads[Number(ref.slice(1))].mode === 'full') ? `${ref}_${c}` : ref;
+  const laneRef = (ref: string, c: string) => (ref[0] === 't' || (ref[0] === 'l' && p.reads[Number(ref.slice(1))].mode === 'full') ? `${ref}_${c}` : ref);
   for (const c of lanes) {
     p.reads.forEach((r, k) => {
       if (r.mode === 'full') lines.push(`  let l${k}_${c} = a${k}.${c};`);
@@ -133,11 +125,7 @@ function buildFused(p: FusedProgram): KernelIR {
   if (p.scalars) uniforms.push(['sc', arr(Math.ceil(p.scalars / 4))]);
   const lines: string[] = [];
   for (let k = 0; k < p.scalars; k++) lines.push(`let s${k} = bitcast<f32>(${comp('sc', k)});`);
-  lines.push(
-    `let first = gi * ${FUSED_CHUNK}u;`,
-    `let last = min(first + ${FUSED_CHUNK}u, u.n);`,
-    'for (var e = first; e < last; e++) {',
-  );
+  lines.push(`let first = gi * ${FUSED_CHUNK}u;`, `let last = min(first + ${FUSED_CHUNK}u, u.n);`, 'for (var e = first; e < last; e++) {');
   if (strided.length) {
     lines.push('  var rem = e;');
     for (const k of strided) lines.push(`  var o${k} = 0u;`);
@@ -147,9 +135,7 @@ function buildFused(p: FusedProgram): KernelIR {
       );
     }
   }
-  p.reads.forEach((r, k) =>
-    lines.push(`  let l${k} = in${r.binding}[${r.mode === 'full' ? 'e' : r.mode === 'scalar' ? '0u' : `o${k}`}];`),
-  );
+  p.reads.forEach((r, k) => lines.push(`  let l${k} = in${r.binding}[${r.mode === 'full' ? 'e' : r.mode === 'scalar' ? '0u' : `o${k}`}];`));
   p.steps.forEach((s, j) => {
     const expr = opExpr(s.op).replace(/\bv([01])\b/g, (_, i: string) => s.args[Number(i)]);
     lines.push(`  let t${j} = ${expr};`);
@@ -194,8 +180,7 @@ export function fusedLoad(p: FusedProgram): FusedLoad {
  * `pout` (the raw product is live too). Bindings, uniform fields and words as in fusedLoad.
  */
 export function fusedEpilogue(p: FusedProgram, raw: boolean, rowCol = false): FusedLoad {
-  if (p.reads.filter((r) => r.mode === 'acc').length !== 1)
-    throw new Error('fused epilogue: needs exactly one acc read');
+  if (p.reads.filter((r) => r.mode === 'acc').length !== 1) throw new Error('fused epilogue: needs exactly one acc read');
   if (rowCol && p.rank !== 2) throw new Error('fused epilogue: rowCol needs a folded rank of 2');
   return fusedFunctions(p, true, raw, rowCol);
 }
@@ -221,9 +206,7 @@ function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean, rowCol
   const subst = (st: { op: FusedOp; args: readonly FusedRef[] }, ref: (r: FusedRef) => string) =>
     opExpr(st.op).replace(/\bv([01])\b/g, (_, i: string) => ref(st.args[Number(i)]));
   const extra = p.outputs.slice(1);
-  const [fn1, fn4, arg1, arg4] = epilogue
-    ? ['ep', 'ep4', ', acc: f32, er: u32, ec: u32', ', acc: vec4<f32>, er: u32, ec: u32']
-    : ['pl', 'pl4', '', ''];
+  const [fn1, fn4, arg1, arg4] = epilogue ? ['ep', 'ep4', ', acc: f32, er: u32, ec: u32', ', acc: vec4<f32>, er: u32, ec: u32'] : ['pl', 'pl4', '', ''];
   const rawOut = raw ? extra.length : -1;
 
   // Scalar load: decode e over the folded shape when a read is strided.
@@ -265,8 +248,7 @@ function fusedFunctions(p: FusedProgram, epilogue: boolean, raw: boolean, rowCol
     });
     const lanes = ['x', 'y', 'z', 'w'];
     const isVec = (k: number) => p.reads[k].mode === 'full' || p.reads[k].mode === 'acc';
-    const laneRef = (ref: FusedRef, c: string) =>
-      ref[0] === 't' || (ref[0] === 'l' && isVec(Number(ref.slice(1)))) ? `${ref}_${c}` : ref;
+    const laneRef = (ref: FusedRef, c: string) => (ref[0] === 't' || (ref[0] === 'l' && isVec(Number(ref.slice(1)))) ? `${ref}_${c}` : ref);
     lanes.forEach((c, lane) => {
       p.reads.forEach((_r, k) => {
         if (isVec(k)) four.push(`  let l${k}_${c} = a${k}.${c};`);

@@ -57,24 +57,11 @@ export interface MatmulEpilogue {
 }
 
 /** A matmul variant: A, B read, C written, the shared uniform block; `extra` is module-scope WGSL. */
-function matmulIR(
-  key: MatmulKernelKey,
-  elem: { ab?: 4; c?: 4 },
-  wg: [number, number],
-  body: string,
-  extra = '',
-  epi?: MatmulEpilogue,
-): KernelIR {
+function matmulIR(key: MatmulKernelKey, elem: { ab?: 4; c?: 4 }, wg: [number, number], body: string, extra = '', epi?: MatmulEpilogue): KernelIR {
   const ep = epi ? fusedEpilogue(epi.program, epi.raw, epi.rowCol === true) : null;
   return {
-    name:
-      matmulKeyString(key) +
-      (epi ? `:epi:${fusedKey(epi.program)}${epi.raw ? ':raw' : ''}${epi.rowCol ? ':rc' : ''}` : ''),
-    inputs: [
-      { name: 'A', dtype: 'f32', vec: elem.ab },
-      { name: 'B', dtype: 'f32', vec: elem.ab },
-      ...(ep?.inputs ?? []),
-    ],
+    name: matmulKeyString(key) + (epi ? `:epi:${fusedKey(epi.program)}${epi.raw ? ':raw' : ''}${epi.rowCol ? ':rc' : ''}` : ''),
+    inputs: [{ name: 'A', dtype: 'f32', vec: elem.ab }, { name: 'B', dtype: 'f32', vec: elem.ab }, ...(ep?.inputs ?? [])],
     outputs: [{ name: 'C', dtype: 'f32', vec: elem.c }, ...(ep?.outputs ?? [])],
     uniforms: ep ? [...MATMUL_FIELDS, ...ep.uniforms] : MATMUL_FIELDS,
     workgroupSize: [wg[0], wg[1], 1],
@@ -178,11 +165,7 @@ export function matmulKernel(key: MatmulKernelKey, epilogue?: MatmulEpilogue): K
   };
   if (!epilogue) return memoKernel(matmulCache, matmulKeyString(key), build);
   if (epilogueCache.size > 4096) epilogueCache.clear();
-  return memoKernel(
-    epilogueCache,
-    `${matmulKeyString(key)}:epi:${fusedKey(epilogue.program)}:${epilogue.raw}:${epilogue.rowCol === true}`,
-    build,
-  );
+  return memoKernel(epilogueCache, `${matmulKeyString(key)}:epi:${fusedKey(epilogue.program)}:${epilogue.raw}:${epilogue.rowCol === true}`, build);
 }
 
 const SIMPLE_WG = [8, 8] as const;
@@ -232,9 +215,7 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
   const transB = key.transB === true;
   if (transB) {
     // Row of Bᵀ holding output column (col4 + c)·4 + e; columns past N read row N-1 (not stored).
-    for (const c of cs)
-      for (const e of ks)
-        lines.push(`  let bt${c}_${e} = bBase + min((col4 + ${c}u) * 4u + ${e}u, u.N - 1u) * btStride;`);
+    for (const c of cs) for (const e of ks) lines.push(`  let bt${c}_${e} = bBase + min((col4 + ${c}u) * 4u + ${e}u, u.N - 1u) * btStride;`);
   } else {
     for (const c of cs) lines.push(`  let bc${c} = bBase + min(col4 + ${c}u, lastCol4);`);
   }
@@ -242,10 +223,8 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
   const body: string[] = [];
   if (transA) {
     // ta{g}_{kk} = Aᵀ[4k + kk][rows row0 + 4g .. + 3]; a{r} (A's row r over k .. k + 3) gathers lane r % 4.
-    for (const g of gs)
-      for (const kk of ks) body.push(`    let ta${g}_${kk} = A[at${g} + (k * 4u + ${kk}u) * atStride];`);
-    for (const r of rs)
-      body.push(`    let a${r} = vec4<f32>(${ks.map((kk) => `ta${r >> 2}_${kk}.${comp[r & 3]}`).join(', ')});`);
+    for (const g of gs) for (const kk of ks) body.push(`    let ta${g}_${kk} = A[at${g} + (k * 4u + ${kk}u) * atStride];`);
+    for (const r of rs) body.push(`    let a${r} = vec4<f32>(${ks.map((kk) => `ta${r >> 2}_${kk}.${comp[r & 3]}`).join(', ')});`);
   } else {
     for (const r of rs) body.push(`    let a${r} = A[ar${r} + k];`);
   }
@@ -253,8 +232,7 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
     // t{c}_{e} = Bᵀ[n = 4(col4+c)+e][4k .. 4k+3]; b{kk}_{c} = B[4k+kk][4(col4+c) .. +3] is its transpose.
     for (const c of cs) for (const e of ks) body.push(`    let t${c}_${e} = B[bt${c}_${e} + k];`);
     for (const kk of ks) {
-      for (const c of cs)
-        body.push(`    let b${kk}_${c} = vec4<f32>(${ks.map((e) => `t${c}_${e}.${comp[kk]}`).join(', ')});`);
+      for (const c of cs) body.push(`    let b${kk}_${c} = vec4<f32>(${ks.map((e) => `t${c}_${e}.${comp[kk]}`).join(', ')});`);
     }
   } else {
     for (const kk of ks) for (const c of cs) body.push(`    let b${kk}_${c} = B[bc${c} + bRow + ${kk}u * bStride];`);
@@ -271,9 +249,7 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
     const inner: string[] = [];
     for (const c of cs) {
       if (vecOut) {
-        inner.push(
-          `    if (col4 + ${c}u < nVec) { ${store4(epi, `cRow + col4 + ${c}u`, `acc${r}_${c}`, `zM + row0 + ${r}u`, `(col4 + ${c}u) * 4u`)} }`,
-        );
+        inner.push(`    if (col4 + ${c}u < nVec) { ${store4(epi, `cRow + col4 + ${c}u`, `acc${r}_${c}`, `zM + row0 + ${r}u`, `(col4 + ${c}u) * 4u`)} }`);
       } else {
         for (let e = 0; e < 4; e++) {
           inner.push(
@@ -282,9 +258,7 @@ function registerKernel(key: RegisterMatmulKey, epi?: MatmulEpilogue): KernelIR 
         }
       }
     }
-    stores.push(
-      `  if (row0 + ${r}u < u.M) {\n    let cRow = cBase + (row0 + ${r}u) * ${vecOut ? 'nVec' : 'u.N'};\n${inner.join('\n')}\n  }`,
-    );
+    stores.push(`  if (row0 + ${r}u < u.M) {\n    let cRow = cBase + (row0 + ${r}u) * ${vecOut ? 'nVec' : 'u.N'};\n${inner.join('\n')}\n  }`);
   }
   return matmulIR(
     key,

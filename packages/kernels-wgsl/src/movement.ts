@@ -126,11 +126,7 @@ export function gatherKernel(key: GatherKey): KernelSpec {
       name,
       inputs: [words('x'), INDEX],
       outputs: [words('out'), INDEX_FLAGS],
-      uniforms: [
-        ...['n', 'axisStride', 'axisSize', 'tag'].map((f) => [f, 'u32'] as const),
-        ['idxShape', arr8('u32')],
-        ['xStride', arr8('u32')],
-      ],
+      uniforms: [...['n', 'axisStride', 'axisSize', 'tag'].map((f) => [f, 'u32'] as const), ['idxShape', arr8('u32')], ['xStride', arr8('u32')]],
       workgroupSize: LINEAR_WG,
       functions: reportBadIndexFn(INDEX_OP_CODES.gather),
       body: `if (gi >= u.n) { return; }
@@ -202,9 +198,7 @@ export function scatterAddKernel(key: ScatterAddKey): KernelSpec {
       inputs: [{ name: 'x', dtype: t }, INDEX, { name: 'src', dtype: t }],
       outputs: [{ name: 'out', dtype: t }, INDEX_FLAGS],
       uniforms: [
-        ...['n', 'idxAxisLen', 'idxAxisStride', 'srcAxisStride', 'tag', 'pad0', 'pad1', 'pad2'].map(
-          (f) => [f, 'u32'] as const,
-        ),
+        ...['n', 'idxAxisLen', 'idxAxisStride', 'srcAxisStride', 'tag', 'pad0', 'pad1', 'pad2'].map((f) => [f, 'u32'] as const),
         ...['xShape', 'idxShape', 'idxStride', 'srcStride'].map((f) => [f, arr8('u32')] as const),
       ],
       workgroupSize: LINEAR_WG,

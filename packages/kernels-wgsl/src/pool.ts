@@ -9,13 +9,7 @@ const POOL_FIELDS = ['n', 'H', 'W', 'Ho', 'Wo', 'kH', 'kW', 'sH', 'sW', 'pH', 'p
 const poolCache = new Map<string, KernelSpec>();
 
 /** A pooling kernel over f32 planes: `inputs` are read, `output` written, uniform POOL_FIELDS + `extra`. */
-function poolKernel(
-  name: string,
-  inputs: string[],
-  output: string,
-  body: string,
-  opts: { argmax?: boolean; extra?: string[] } = {},
-): KernelSpec {
+function poolKernel(name: string, inputs: string[], output: string, body: string, opts: { argmax?: boolean; extra?: string[] } = {}): KernelSpec {
   return memoKernel(poolCache, name, () => ({
     name,
     inputs: inputs.map((n) => ({ name: n, dtype: 'f32' })),

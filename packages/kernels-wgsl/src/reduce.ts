@@ -65,24 +65,19 @@ export interface ReduceKey {
 export function reduceKernel(key: ReduceKey): KernelSpec {
   const { op, layout } = key;
   const product = Boolean(key.product);
-  if (product && (op !== 'sum' || layout !== 'row'))
-    throw new Error(`reduceKernel: a product input needs sum over rows, got ${op} ${layout}`);
+  if (product && (op !== 'sum' || layout !== 'row')) throw new Error(`reduceKernel: a product input needs sum over rows, got ${op} ${layout}`);
   const indexInput = op === 'argmax' && Boolean(key.indexInput);
   const name = `reduce:${op}:${layout}${indexInput ? ':idx' : ''}${product ? ':dot' : ''}`;
   const prologue = key.prologue;
   if (prologue) {
-    if (product || op === 'argmax')
-      throw new Error(`reduceKernel: a prologue needs sum/max/min/logsumexp without product, got ${op}`);
+    if (product || op === 'argmax') throw new Error(`reduceKernel: a prologue needs sum/max/min/logsumexp without product, got ${op}`);
     const pname = `${name}:pro:${fusedKey(prologue)}`;
     return memoPrologue(pname, () => reduceIR(pname, { op, layout, indexInput, product, prologue }));
   }
   return memoKernel(reduceCache, name, () => reduceIR(name, { op, layout, indexInput, product }));
 }
 
-function reduceIR(
-  name: string,
-  { op, layout, indexInput, product, prologue }: Required<Omit<ReduceKey, 'prologue'>> & Pick<ReduceKey, 'prologue'>,
-): KernelIR {
+function reduceIR(name: string, { op, layout, indexInput, product, prologue }: Required<Omit<ReduceKey, 'prologue'>> & Pick<ReduceKey, 'prologue'>): KernelIR {
   const ld = loads(prologue);
   const isArg = op === 'argmax';
   const lanes = layout === 'col' || (isArg && layout === 'row') ? 1 : 4;
@@ -145,13 +140,7 @@ function reduceIR(
   } else {
     // First maximum wins; a NaN is the maximum and the first NaN stops the search (torch.argmax).
     const step = (l: number, v: string, r: string) => {
-      const idx = indexInput
-        ? layout === 'row'
-          ? `idxIn[${r} + rowBase]`
-          : layout === 'col'
-            ? 'idxIn[e]'
-            : `idxIn[e + ${l}u]`
-        : `i32(${r})`;
+      const idx = indexInput ? (layout === 'row' ? `idxIn[${r} + rowBase]` : layout === 'col' ? 'idxIn[e]' : `idxIn[e + ${l}u]`) : `i32(${r})`;
       return `if (!mg_isnan(a${l}) && (${v} > a${l} || mg_isnan(${v}))) { a${l} = ${v}; b${l} = ${idx}; }`;
     };
     body = `${L.map((l) => `var a${l} = -mg_inf(); var b${l} = ${indexInput ? (layout === 'row' ? 'idxIn[start]' : layout === 'col' ? `idxIn[(o * u.R + start) * u.inner + kq]` : `idxIn[(o * u.R + start) * u.inner + kq * 4u + ${l}u]`) : 'i32(start - rowBase)'};`).join(' ')}
@@ -160,9 +149,7 @@ function reduceIR(
 
   const outIndex = (l: number) => (layout === 'col4' ? `outBase + ${l}u` : 'outBase');
   const value = (l: number) => (op === 'sum' ? `a${l} * u.scale` : `a${l}`);
-  const writes = results
-    .map((l) => `vals[${outIndex(l)}] = ${value(l)};${isArg ? ` idxOut[${outIndex(l)}] = b${l};` : ''}`)
-    .join('\n  ');
+  const writes = results.map((l) => `vals[${outIndex(l)}] = ${value(l)};${isArg ? ` idxOut[${outIndex(l)}] = b${l};` : ''}`).join('\n  ');
 
   return {
     name,
@@ -171,16 +158,8 @@ function reduceIR(
       ...(product ? [{ name: 'y', dtype: 'f32', vec: 4 } as const] : []),
       ...(indexInput ? [{ name: 'idxIn', dtype: 'i32' } as const] : []),
     ],
-    outputs: [
-      { name: 'vals', dtype: 'f32' },
-      ...(isArg ? [{ name: 'idxOut', dtype: 'i32' } as const] : []),
-      ...ld.outputs,
-    ],
-    uniforms: [
-      ...['outer', 'R', 'inner', 'C', 'P', 'groups'].map((f) => [f, 'u32'] as const),
-      ['scale', 'f32'],
-      ...ld.uniforms,
-    ],
+    outputs: [{ name: 'vals', dtype: 'f32' }, ...(isArg ? [{ name: 'idxOut', dtype: 'i32' } as const] : []), ...ld.outputs],
+    uniforms: [...['outer', 'R', 'inner', 'C', 'P', 'groups'].map((f) => [f, 'u32'] as const), ['scale', 'f32'], ...ld.uniforms],
     functions: ld.functions,
     workgroupSize: REDUCE_WG,
     body: `let kq = gi % u.groups;
@@ -238,9 +217,7 @@ function softmaxIR(name: string, key: SoftmaxKey): KernelIR {
     ${L.map((l) => step(l, `q.${comps[l]}`, `e + ${l}u`)).join('\n    ')}
   }`;
   };
-  const finish = key.log
-    ? (l: number, v: string) => `${v} - lse${l}`
-    : (l: number, v: string) => `exp(${v} - m${l}) * inv${l}`;
+  const finish = key.log ? (l: number, v: string) => `${v} - lse${l}` : (l: number, v: string) => `exp(${v} - m${l}) * inv${l}`;
   return {
     name,
     inputs: ld.inputs,

@@ -112,8 +112,7 @@ export function renderKernel(ir: KernelIR): KernelSpec {
   const inputs = dedupe(ir.name, ir.inputs);
   const taken = new Set(inputs.map((p) => p.name));
   for (const p of ir.outputs) {
-    if (taken.has(p.name))
-      throw new Error(`${ir.name}: output ${p.name} is also an input (declare the input read_write instead)`);
+    if (taken.has(p.name)) throw new Error(`${ir.name}: output ${p.name} is also an input (declare the input read_write instead)`);
     taken.add(p.name);
   }
   const uniforms = ir.uniforms ?? [];

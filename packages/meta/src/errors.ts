@@ -26,9 +26,7 @@ export class TooManyStepsError extends Error {
     /** The final time it was integrating towards. */
     readonly tEnd: number,
   ) {
-    super(
-      `too many steps: ${maxSteps} steps taken and only reached t = ${t} of ${tEnd} (raise maxSteps or loosen rtol/atol)`,
-    );
+    super(`too many steps: ${maxSteps} steps taken and only reached t = ${t} of ${tEnd} (raise maxSteps or loosen rtol/atol)`);
   }
 }
 
@@ -107,8 +105,6 @@ export class NonFiniteGradientError extends Error {
     readonly loss: number,
     readonly gradNorm: number,
   ) {
-    super(
-      `${where} ${step}: training loss ${loss}, ‖∇θ L_T‖ = ${gradNorm}; θ was not updated (lower the learning rate, or check the data and λ)`,
-    );
+    super(`${where} ${step}: training loss ${loss}, ‖∇θ L_T‖ = ${gradNorm}; θ was not updated (lower the learning rate, or check the data and λ)`);
   }
 }

@@ -48,20 +48,7 @@ function nullPrototypeRecord<T>(): Record<string, T> {
 }
 
 /** Dtypes of the format that this reader recognises but does not load, for a clearer error. */
-const OTHER_SAFETENSORS_DTYPES = new Set([
-  'BOOL',
-  'U8',
-  'I8',
-  'F8_E5M2',
-  'F8_E4M3',
-  'I16',
-  'U16',
-  'F16',
-  'BF16',
-  'I64',
-  'U64',
-  'F64',
-]);
+const OTHER_SAFETENSORS_DTYPES = new Set(['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16', 'I64', 'U64', 'F64']);
 
 /** The Rust reference implementation refuses headers above 100 MB; so do we, before allocating strings. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -80,18 +67,14 @@ function dtypeOf(data: SafetensorsData): SafetensorsDtype | null {
 }
 
 /** Encodes tensors (sorted by name, so the bytes do not depend on insertion order) and optional metadata. */
-export function encodeSafetensors(
-  entries: Record<string, SafetensorsEntry>,
-  metadata?: Record<string, string>,
-): Uint8Array {
+export function encodeSafetensors(entries: Record<string, SafetensorsEntry>, metadata?: Record<string, string>): Uint8Array {
   const names = Object.keys(entries).sort();
   // Null prototype: a tensor or metadata key named "__proto__" must become a JSON key, not the object's prototype.
   const header = nullPrototypeRecord<unknown>();
   if (metadata !== undefined && Object.keys(metadata).length > 0) {
     const copy = nullPrototypeRecord<string>();
     for (const [key, value] of Object.entries(metadata)) {
-      if (typeof value !== 'string')
-        throw new SafetensorsError(`metadata "${key}" must be a string, got ${typeof value}`);
+      if (typeof value !== 'string') throw new SafetensorsError(`metadata "${key}" must be a string, got ${typeof value}`);
       copy[key] = value;
     }
     header[METADATA_KEY] = copy;
@@ -99,13 +82,11 @@ export function encodeSafetensors(
   let offset = 0;
   for (const name of names) {
     const entry: unknown = entries[name];
-    if (typeof entry !== 'object' || entry === null)
-      throw new SafetensorsError(`tensor "${name}": entry must be an object, got ${String(entry)}`);
+    if (typeof entry !== 'object' || entry === null) throw new SafetensorsError(`tensor "${name}": entry must be an object, got ${String(entry)}`);
     const { dtype, shape, data } = entry as SafetensorsEntry;
     // The empty name is legal in the format (and the reader accepts it); only the metadata key is reserved.
     if (name === METADATA_KEY) throw new SafetensorsError(`invalid tensor name "${name}": reserved for the metadata`);
-    if (!isSupportedDtype(dtype))
-      throw new SafetensorsError(`tensor "${name}": unsupported dtype ${String(dtype)} (F32, I32, U32)`);
+    if (!isSupportedDtype(dtype)) throw new SafetensorsError(`tensor "${name}": unsupported dtype ${String(dtype)} (F32, I32, U32)`);
     if (dtypeOf(data) !== dtype) {
       const got = ArrayBuffer.isView(data) ? data.constructor.name : Object.prototype.toString.call(data);
       throw new SafetensorsError(`tensor "${name}": dtype ${dtype} needs a ${ARRAY_TYPE[dtype].name}, got ${got}`);
@@ -115,9 +96,7 @@ export function encodeSafetensors(
       throw new SafetensorsError(`tensor "${name}": shape ${shown} must be non-negative integers`);
     }
     if (elementCount(shape) !== data.length) {
-      throw new SafetensorsError(
-        `tensor "${name}": shape [${shape.join(', ')}] has ${elementCount(shape)} elements, data has ${data.length}`,
-      );
+      throw new SafetensorsError(`tensor "${name}": shape [${shape.join(', ')}] has ${elementCount(shape)} elements, data has ${data.length}`);
     }
     header[name] = { dtype, shape: [...shape], data_offsets: [offset, offset + data.byteLength] };
     offset += data.byteLength;
@@ -127,9 +106,7 @@ export function encodeSafetensors(
   // Pad the header with spaces so the tensor bytes start 8-byte aligned (as the Python writer does).
   const headerBytes = Math.ceil(json.length / 8) * 8;
   if (headerBytes > MAX_HEADER_BYTES) {
-    throw new SafetensorsError(
-      `header of ${names.length} tensors is ${headerBytes} bytes, above the ${MAX_HEADER_BYTES}-byte limit readers accept`,
-    );
+    throw new SafetensorsError(`header of ${names.length} tensors is ${headerBytes} bytes, above the ${MAX_HEADER_BYTES}-byte limit readers accept`);
   }
   const out = new Uint8Array(8 + headerBytes + offset);
   const view = new DataView(out.buffer);
@@ -155,14 +132,12 @@ export function encodeSafetensors(
  * of `bytes`.
  */
 export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
-  if (bytes.length < 8)
-    throw new SafetensorsError(`file is ${bytes.length} bytes, shorter than the 8-byte header length`);
+  if (bytes.length < 8) throw new SafetensorsError(`file is ${bytes.length} bytes, shorter than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const low = view.getUint32(0, true);
   const high = view.getUint32(4, true);
   const headerBytes = high * 4294967296 + low;
-  if (headerBytes > MAX_HEADER_BYTES)
-    throw new SafetensorsError(`header length ${headerBytes} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  if (headerBytes > MAX_HEADER_BYTES) throw new SafetensorsError(`header length ${headerBytes} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   if (8 + headerBytes > bytes.length) {
     throw new SafetensorsError(`header length ${headerBytes} runs past the end of the ${bytes.length}-byte file`);
   }
@@ -182,11 +157,9 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   const ranges: ({ name: string } & ReturnType<typeof parseEntry>)[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === METADATA_KEY) {
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-        throw new SafetensorsError('__metadata__ must be an object');
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError('__metadata__ must be an object');
       for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof value !== 'string')
-          throw new SafetensorsError(`__metadata__ "${key}" must be a string, got ${JSON.stringify(value)}`);
+        if (typeof value !== 'string') throw new SafetensorsError(`__metadata__ "${key}" must be a string, got ${JSON.stringify(value)}`);
         metadata[key] = value;
       }
       continue;
@@ -199,12 +172,8 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   let expected = 0;
   let previous = '(start of data)';
   for (const { name, begin, end } of ranges) {
-    if (begin < expected)
-      throw new SafetensorsError(`tensor "${name}" bytes [${begin}, ${end}) overlap ${previous} (ends at ${expected})`);
-    if (begin > expected)
-      throw new SafetensorsError(
-        `gap in the data section: ${previous} ends at ${expected} but "${name}" starts at ${begin}`,
-      );
+    if (begin < expected) throw new SafetensorsError(`tensor "${name}" bytes [${begin}, ${end}) overlap ${previous} (ends at ${expected})`);
+    if (begin > expected) throw new SafetensorsError(`gap in the data section: ${previous} ends at ${expected} but "${name}" starts at ${begin}`);
     expected = end;
     previous = `"${name}"`;
   }
@@ -220,11 +189,7 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   return { tensors, metadata };
 }
 
-function parseEntry(
-  name: string,
-  raw: unknown,
-  dataLength: number,
-): { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number } {
+function parseEntry(name: string, raw: unknown, dataLength: number): { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number } {
   const fail = (message: string): never => {
     throw new SafetensorsError(`tensor "${name}": ${message}`);
   };
@@ -232,11 +197,7 @@ function parseEntry(
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
   if (typeof dtype !== 'string') return fail(`dtype must be a string, got ${JSON.stringify(dtype)}`);
   if (!isSupportedDtype(dtype)) {
-    fail(
-      OTHER_SAFETENSORS_DTYPES.has(dtype)
-        ? `dtype ${dtype} is not supported (F32, I32, U32 are)`
-        : `unknown dtype ${JSON.stringify(dtype)}`,
-    );
+    fail(OTHER_SAFETENSORS_DTYPES.has(dtype) ? `dtype ${dtype} is not supported (F32, I32, U32 are)` : `unknown dtype ${JSON.stringify(dtype)}`);
   }
   if (!Array.isArray(shape) || !shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0)) {
     fail(`shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
@@ -249,9 +210,7 @@ function parseEntry(
   if (end > dataLength) fail(`data_offsets [${begin}, ${end}] out of range: the data section is ${dataLength} bytes`);
   const expectedBytes = elementCount(shape as number[]) * 4;
   if (end - begin !== expectedBytes) {
-    fail(
-      `data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} [${(shape as number[]).join(', ')}] needs ${expectedBytes}`,
-    );
+    fail(`data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} [${(shape as number[]).join(', ')}] needs ${expectedBytes}`);
   }
   return { dtype: dtype as SafetensorsDtype, shape: [...(shape as number[])], begin, end };
 }

@@ -18,14 +18,10 @@ export const crossEntropyMean = (logits: Tensor, labels: Tensor): Tensor => cros
 export function nll(logProbs: Tensor, labels: Tensor, reduction: Reduction = 'mean'): Tensor {
   raw.checkTensors('nll', { logProbs, labels });
   if (logProbs.rank !== 2 || labels.rank !== 1 || labels.shape[0] !== logProbs.shape[0]) {
-    throw new ShapeError(
-      `nll: log-probabilities [${logProbs.shape.join(', ')}] need labels [${logProbs.shape[0]}], got [${labels.shape.join(', ')}]`,
-    );
+    throw new ShapeError(`nll: log-probabilities [${logProbs.shape.join(', ')}] need labels [${logProbs.shape[0]}], got [${labels.shape.join(', ')}]`);
   }
-  if (labels.dtype !== 'i32')
-    throw new DTypeError(`nll: labels must be i32 class indices, got ${labels.dtype} [${labels.shape.join(', ')}]`);
-  if (!['mean', 'sum', 'none'].includes(reduction))
-    throw new InvalidArgumentError(`nll: reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
+  if (labels.dtype !== 'i32') throw new DTypeError(`nll: labels must be i32 class indices, got ${labels.dtype} [${labels.shape.join(', ')}]`);
+  if (!['mean', 'sum', 'none'].includes(reduction)) throw new InvalidArgumentError(`nll: reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
   return raw.tidy(() => {
     const picked = neg(reshape(gather(logProbs, 1, raw.reshape(labels, [labels.shape[0], 1])), [labels.shape[0]]));
     if (reduction === 'none') return picked;
@@ -37,9 +33,7 @@ export function nll(logProbs: Tensor, labels: Tensor, reduction: Reduction = 'me
 export function weightedMean(perExample: Tensor, weights: Tensor): Tensor {
   raw.checkTensors('weightedMean', { perExample, weights });
   if (perExample.rank !== 1 || weights.size !== perExample.shape[0]) {
-    throw new ShapeError(
-      `weightedMean: losses [${perExample.shape.join(', ')}] and weights [${weights.shape.join(', ')}] must hold N values each`,
-    );
+    throw new ShapeError(`weightedMean: losses [${perExample.shape.join(', ')}] and weights [${weights.shape.join(', ')}] must hold N values each`);
   }
   return raw.tidy(() => mean(mul(perExample, reshape(weights, perExample.shape))));
 }
@@ -51,9 +45,7 @@ export const mseMean = (prediction: Tensor, target: Tensor): Tensor => mse(predi
 export async function accuracy(logits: Tensor, labels: Tensor): Promise<number> {
   raw.checkTensors('accuracy', { logits, labels });
   if (logits.rank !== 2 || labels.shape[0] !== logits.shape[0]) {
-    throw new ShapeError(
-      `accuracy: logits [${logits.shape.join(', ')}] and labels [${labels.shape.join(', ')}] disagree`,
-    );
+    throw new ShapeError(`accuracy: logits [${logits.shape.join(', ')}] and labels [${labels.shape.join(', ')}] disagree`);
   }
   const predicted = raw.argmax(logits, 1);
   const [p, l] = await Promise.all([predicted.toArray(), labels.toArray()]);

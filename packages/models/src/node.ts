@@ -3,25 +3,9 @@
  * system, kept out of the browser-safe main entry.
  */
 import { constants as bufferConstants } from 'node:buffer';
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import {
-  type SafetensorsContents,
-  type SafetensorsEntry,
-  SafetensorsError,
-  decodeSafetensors,
-  encodeSafetensors,
-} from './checkpoint';
+import { type SafetensorsContents, type SafetensorsEntry, SafetensorsError, decodeSafetensors, encodeSafetensors } from './checkpoint';
 
 export {
   FASHION_MNIST_CLASSES,
@@ -38,11 +22,7 @@ export {
  * fails, the temporary file is removed and the error is rethrown; invalid entries throw SafetensorsError
  * before anything touches the disk.
  */
-export function saveSafetensors(
-  path: string,
-  entries: Record<string, SafetensorsEntry>,
-  metadata?: Record<string, string>,
-): void {
+export function saveSafetensors(path: string, entries: Record<string, SafetensorsEntry>, metadata?: Record<string, string>): void {
   const bytes = encodeSafetensors(entries, metadata);
   const directory = dirname(path);
   mkdirSync(directory, { recursive: true });
@@ -92,9 +72,7 @@ function fsyncDirectory(directory: string): void {
 export function loadSafetensors(path: string): SafetensorsContents {
   const size = statSync(path).size;
   if (size > MAX_CHECKPOINT_BYTES) {
-    throw new SafetensorsError(
-      `${path} is ${size} bytes, more than the ${MAX_CHECKPOINT_BYTES} bytes a checkpoint may have (one buffer)`,
-    );
+    throw new SafetensorsError(`${path} is ${size} bytes, more than the ${MAX_CHECKPOINT_BYTES} bytes a checkpoint may have (one buffer)`);
   }
   const bytes = new Uint8Array(size);
   const fd = openSync(path, 'r');

@@ -1,18 +1,6 @@
 /** @file Parameter trees: nested records/arrays of tensors, and differentiable utilities over them (map, zip, flatten, algebra). */
 import { ShapeError, empty, type Tensor } from '@metagrad/tensor';
-import {
-  add,
-  axpby,
-  concat,
-  detach,
-  dot,
-  mulScalar,
-  reshape,
-  requiresGrad,
-  slice,
-  sqrt,
-  sub,
-} from '@metagrad/autograd';
+import { add, axpby, concat, detach, dot, mulScalar, reshape, requiresGrad, slice, sqrt, sub } from '@metagrad/autograd';
 
 /**
  * A model's parameters (or its gradients, or optimiser state): a tensor, an array of trees, or a record of trees.
@@ -21,9 +9,7 @@ import {
 export type ParamTree = Tensor | readonly ParamTree[] | { readonly [key: string]: ParamTree };
 
 function isTensorLike(x: unknown): x is Tensor {
-  return (
-    typeof x === 'object' && x !== null && 'shape' in x && 'dtype' in x && typeof (x as Tensor).dispose === 'function'
-  );
+  return typeof x === 'object' && x !== null && 'shape' in x && 'dtype' in x && typeof (x as Tensor).dispose === 'function';
 }
 
 /** Calls `fn` on every leaf with its path (`layers.0.weight`), depth-first. */
@@ -33,8 +19,7 @@ export function forEachLeaf(tree: ParamTree, fn: (t: Tensor, path: string) => vo
     (tree as readonly ParamTree[]).forEach((child, i) => forEachLeaf(child, fn, path ? `${path}.${i}` : String(i)));
     return;
   }
-  for (const [key, child] of Object.entries(tree as Record<string, ParamTree>))
-    forEachLeaf(child, fn, path ? `${path}.${key}` : key);
+  for (const [key, child] of Object.entries(tree as Record<string, ParamTree>)) forEachLeaf(child, fn, path ? `${path}.${key}` : key);
 }
 
 /** The leaves in tree order. */
@@ -54,13 +39,9 @@ export function namedLeaves(tree: ParamTree): Record<string, Tensor> {
 /** A tree of the same structure with each leaf replaced by `fn(leaf, path)`. */
 export function mapTree<T extends ParamTree>(tree: T, fn: (t: Tensor, path: string) => Tensor, path = ''): T {
   if (isTensorLike(tree)) return fn(tree, path) as T;
-  if (Array.isArray(tree))
-    return (tree as readonly ParamTree[]).map((c, i) =>
-      mapTree(c, fn, path ? `${path}.${i}` : String(i)),
-    ) as unknown as T;
+  if (Array.isArray(tree)) return (tree as readonly ParamTree[]).map((c, i) => mapTree(c, fn, path ? `${path}.${i}` : String(i))) as unknown as T;
   const out: Record<string, ParamTree> = {};
-  for (const [k, c] of Object.entries(tree as Record<string, ParamTree>))
-    out[k] = mapTree(c, fn, path ? `${path}.${k}` : k);
+  for (const [k, c] of Object.entries(tree as Record<string, ParamTree>)) out[k] = mapTree(c, fn, path ? `${path}.${k}` : k);
   return out as T;
 }
 
@@ -73,11 +54,7 @@ export function fromLeaves<T extends ParamTree>(like: T, values: readonly Tensor
 }
 
 /** Combines two trees of the same structure leaf by leaf; shapes must match. */
-export function zipTree<T extends ParamTree>(
-  a: T,
-  b: ParamTree,
-  fn: (x: Tensor, y: Tensor, path: string) => Tensor,
-): T {
+export function zipTree<T extends ParamTree>(a: T, b: ParamTree, fn: (x: Tensor, y: Tensor, path: string) => Tensor): T {
   const bl = leaves(b);
   const n = countLeaves(a);
   if (n !== bl.length) throw new ShapeError(`zipTree: trees have ${n} and ${bl.length} leaves`);
@@ -116,9 +93,7 @@ export function flattenTree(tree: ParamTree): Tensor {
 export function unflattenTree<T extends ParamTree>(vector: Tensor, like: T): T {
   const total = countParams(like);
   if (vector.shape.length !== 1 || vector.shape[0] !== total) {
-    throw new ShapeError(
-      `unflattenTree: vector of shape [${vector.shape.join(', ')}] does not hold the tree's ${total} parameters`,
-    );
+    throw new ShapeError(`unflattenTree: vector of shape [${vector.shape.join(', ')}] does not hold the tree's ${total} parameters`);
   }
   let offset = 0;
   return mapTree(like, (t) => {

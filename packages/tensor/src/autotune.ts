@@ -59,14 +59,7 @@ const SIMPLE: MatmulVariant = { kind: 'simple' };
 export const MATMUL_CANDIDATES: Record<SizeClass, MatmulVariant[]> = {
   small: [REGISTER_4x4, REGISTER_4x8, REGISTER_8x16, WORKGROUP_32, SIMPLE],
   medium: [REGISTER_4x8, REGISTER_8x16, { ...REGISTER_8x16, wgX: 4, wgY: 4 }, WORKGROUP_32, WORKGROUP_64],
-  large: [
-    REGISTER_8x16,
-    { ...REGISTER_8x16, wgX: 4, wgY: 4 },
-    { ...REGISTER_8x16, wgX: 16, wgY: 4 },
-    REGISTER_4x8,
-    WORKGROUP_64,
-    WORKGROUP_32,
-  ],
+  large: [REGISTER_8x16, { ...REGISTER_8x16, wgX: 4, wgY: 4 }, { ...REGISTER_8x16, wgX: 16, wgY: 4 }, REGISTER_4x8, WORKGROUP_64, WORKGROUP_32],
 };
 
 /** Representative [M, N, K] per class. */
@@ -89,15 +82,7 @@ export function isSoftwareAdapter(adapter: AdapterDescription): boolean {
 
 /** Identifies an adapter across processes (what the disk cache is keyed by). */
 export function adapterKey(adapter: AdapterDescription): string {
-  return [
-    adapter.name,
-    adapter.vendor,
-    adapter.architecture,
-    adapter.device,
-    adapter.description,
-    adapter.backend,
-    adapter.featureLevel,
-  ]
+  return [adapter.name, adapter.vendor, adapter.architecture, adapter.device, adapter.description, adapter.backend, adapter.featureLevel]
     .map((s) => String(s ?? '').trim())
     .join('|');
 }
@@ -109,9 +94,7 @@ export function defaultTuning(adapter: AdapterDescription): MatmulTuning {
     version: TUNING_VERSION,
     adapterKey: adapterKey(adapter),
     measured: false,
-    matmul: software
-      ? { small: REGISTER_4x4, medium: REGISTER_4x8, large: REGISTER_8x16 }
-      : { small: WORKGROUP_32, medium: WORKGROUP_32, large: WORKGROUP_64 },
+    matmul: software ? { small: REGISTER_4x4, medium: REGISTER_4x8, large: REGISTER_8x16 } : { small: WORKGROUP_32, medium: WORKGROUP_32, large: WORKGROUP_64 },
   };
 }
 
@@ -133,16 +116,11 @@ export function matmulTuning(device: Device): MatmulTuning {
       stored = store?.load(key);
     } catch (error) {
       // An unreadable cache is the same as no cache, but say so: a silently ignored cache looks like a slow adapter.
-      console.warn(
-        `metagrad: the matmul tuning store could not be read (${String(error)}); using the default for ${key}`,
-      );
+      console.warn(`metagrad: the matmul tuning store could not be read (${String(error)}); using the default for ${key}`);
       stored = undefined;
     }
     t =
-      (stored !== undefined &&
-        validTuning(stored, key, (why) =>
-          console.warn(`metagrad: ignoring the stored matmul tuning for ${key}: ${why}`),
-        )) ||
+      (stored !== undefined && validTuning(stored, key, (why) => console.warn(`metagrad: ignoring the stored matmul tuning for ${key}: ${why}`))) ||
       defaultTuning(device.adapter);
     tunings.set(device, t);
   }
@@ -174,11 +152,9 @@ export function validTuning(stored: unknown, key: string, reject: (why: string) 
     return null;
   };
   if (!isRecord(stored)) return fail(`not an object (${typeof stored})`);
-  if (stored.version !== TUNING_VERSION)
-    return fail(`version ${JSON.stringify(stored.version)}, this build uses ${TUNING_VERSION}`);
+  if (stored.version !== TUNING_VERSION) return fail(`version ${JSON.stringify(stored.version)}, this build uses ${TUNING_VERSION}`);
   if (stored.adapterKey !== key) return fail(`adapterKey ${JSON.stringify(stored.adapterKey)} is not this adapter's`);
-  if (typeof stored.measured !== 'boolean')
-    return fail(`measured must be a boolean, got ${JSON.stringify(stored.measured)}`);
+  if (typeof stored.measured !== 'boolean') return fail(`measured must be a boolean, got ${JSON.stringify(stored.measured)}`);
   if (!isRecord(stored.matmul)) return fail(`matmul must be an object, got ${JSON.stringify(stored.matmul)}`);
   const extra = Object.keys(stored.matmul).filter((k) => !(SIZE_CLASSES as readonly string[]).includes(k));
   if (extra.length) return fail(`matmul has unknown size classes ${extra.join(', ')}`);
@@ -382,10 +358,7 @@ export interface FileStoreIO {
   warn?(message: string): void;
 }
 
-type ReadResult =
-  | { state: 'ok'; entries: Record<string, unknown> }
-  | { state: 'corrupt'; why: string }
-  | { state: 'unreadable'; why: string };
+type ReadResult = { state: 'ok'; entries: Record<string, unknown> } | { state: 'corrupt'; why: string } | { state: 'unreadable'; why: string };
 
 /**
  * A JSON-file store that keeps this module free of Node imports: the caller injects the file functions, e.g.
@@ -455,9 +428,7 @@ export function fileTuningStore(io: FileStoreIO): TuningStore {
     save: (key, tuning) => {
       const read = readAll();
       if (read.state === 'unreadable') {
-        warn(
-          `metagrad: ${file} exists but could not be read (${read.why}); the new tuning was not saved, so that the other adapters' entries are kept`,
-        );
+        warn(`metagrad: ${file} exists but could not be read (${read.why}); the new tuning was not saved, so that the other adapters' entries are kept`);
         return;
       }
       let entries: Record<string, unknown> = {};
@@ -474,8 +445,7 @@ export function fileTuningStore(io: FileStoreIO): TuningStore {
       }
       // defineProperty, not assignment: a key such as '__proto__' stays an entry instead of setting the prototype.
       const next: Record<string, unknown> = {};
-      const put = (k: string, v: unknown): void =>
-        void Object.defineProperty(next, k, { value: v, enumerable: true, writable: true, configurable: true });
+      const put = (k: string, v: unknown): void => void Object.defineProperty(next, k, { value: v, enumerable: true, writable: true, configurable: true });
       for (const [k, v] of Object.entries(entries)) if (k !== key) put(k, v);
       put(key, tuning);
       io.mkdir(io.dir);

@@ -140,10 +140,7 @@ export class Device {
     this.staging = new StagingPool(gpuDevice);
     this.batches = new BatchTracker(gpuDevice);
     this.batches.exemptBuffer(this.indexChecks.flags);
-    const maxBinding = Math.min(
-      this.limits.maxStorageBufferBindingSize || Infinity,
-      this.limits.maxBufferSize || Infinity,
-    );
+    const maxBinding = Math.min(this.limits.maxStorageBufferBindingSize || Infinity, this.limits.maxBufferSize || Infinity);
     this.pool = new BufferPool((size) => this.createStorageBuffer(size), undefined, {
       maxBytes: maxBinding,
       discard: (buffer) => this.batches.isSpoiled(buffer),
@@ -166,9 +163,7 @@ export class Device {
       const v = (adapter.limits as unknown as Record<string, number>)[k];
       if (typeof v === 'number') requiredLimits[k] = v;
     }
-    const requiredFeatures = (['shader-f16', 'timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) =>
-      adapter.features.has(f),
-    );
+    const requiredFeatures = (['shader-f16', 'timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
     const id = nextDeviceId++;
     // Dawn names the device in its messages: give each its own label (`llvmpipe#2`), as toString() does.
     const gpuDevice = await adapter.requestDevice({
@@ -178,8 +173,7 @@ export class Device {
     });
     const info = adapter.info;
     const featureLevel =
-      (adapter as unknown as { featureLevel?: string }).featureLevel === 'compatibility' ||
-      options.requestAdapterOptions?.featureLevel === 'compatibility'
+      (adapter as unknown as { featureLevel?: string }).featureLevel === 'compatibility' || options.requestAdapterOptions?.featureLevel === 'compatibility'
         ? 'compatibility'
         : 'core';
     const description: AdapterDescription = {
@@ -205,18 +199,13 @@ export class Device {
     const msg = err.message;
     const label = /\[(?:ComputePipeline|ShaderModule|BindGroup)\w*\s+"+([^"]+)"+\]/.exec(msg)?.[1] ?? where;
     const isOom = (err as { constructor: { name: string } }).constructor?.name === 'GPUOutOfMemoryError';
-    return isOom
-      ? new OutOfMemoryError(`GPU out of memory on device ${this}: ${msg}`, 0)
-      : new KernelError(`${label} on device ${this}: ${msg}`, label);
+    return isOom ? new OutOfMemoryError(`GPU out of memory on device ${this}: ${msg}`, 0) : new KernelError(`${label} on device ${this}: ${msg}`, label);
   }
 
   /** Throws DeviceLostError if the device was destroyed or lost (cheap; every recording call checks it). */
   throwIfLost(): void {
     if (this.lostInfo && !this.destroyed) {
-      throw new DeviceLostError(
-        `WebGPU device ${this} lost (${this.lostInfo.reason}): ${this.lostInfo.message}`,
-        this.lostInfo.reason,
-      );
+      throw new DeviceLostError(`WebGPU device ${this} lost (${this.lostInfo.reason}): ${this.lostInfo.message}`, this.lostInfo.reason);
     }
     if (this.destroyed) {
       throw new DeviceLostError(
@@ -302,10 +291,7 @@ export class Device {
         entries: bindings.map((kind, binding) => ({
           binding,
           visibility: 0x4 /* COMPUTE */,
-          buffer:
-            kind === 'uniform'
-              ? { type: 'uniform', hasDynamicOffset: true }
-              : { type: kind === 'read' ? 'read-only-storage' : 'storage' },
+          buffer: kind === 'uniform' ? { type: 'uniform', hasDynamicOffset: true } : { type: kind === 'read' ? 'read-only-storage' : 'storage' },
         })),
       });
       this.layouts.set(sig, layout);
@@ -329,8 +315,7 @@ export class Device {
       (err) => {
         if (err) {
           this.pipelines.delete(spec.key);
-          if (!this.deferredError)
-            this.deferredError = new KernelError(`kernel ${spec.key} failed to compile: ${err.message}`, spec.key);
+          if (!this.deferredError) this.deferredError = new KernelError(`kernel ${spec.key} failed to compile: ${err.message}`, spec.key);
         }
       },
       () => undefined,
@@ -352,10 +337,7 @@ export class Device {
     await scopeError;
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length) {
-      throw new KernelError(
-        `kernel ${spec.key} failed to compile:\n${errors.map((m) => `  ${m.lineNum}:${m.linePos} ${m.message}`).join('\n')}`,
-        spec.key,
-      );
+      throw new KernelError(`kernel ${spec.key} failed to compile:\n${errors.map((m) => `  ${m.lineNum}:${m.linePos} ${m.message}`).join('\n')}`, spec.key);
     }
     try {
       const pipeline = await this.gpuDevice.createComputePipelineAsync({
@@ -389,10 +371,7 @@ export class Device {
     this.throwIfLost();
     for (const n of workgroups) {
       if (!(n >= 0 && n <= MAX_WORKGROUPS_PER_DIM && Number.isInteger(n))) {
-        throw new KernelError(
-          `kernel ${spec.key}: workgroup count ${JSON.stringify(workgroups)} out of range (max ${MAX_WORKGROUPS_PER_DIM}/dim)`,
-          spec.key,
-        );
+        throw new KernelError(`kernel ${spec.key}: workgroup count ${JSON.stringify(workgroups)} out of range (max ${MAX_WORKGROUPS_PER_DIM}/dim)`, spec.key);
       }
     }
     if (workgroups[0] * workgroups[1] * workgroups[2] === 0) return;
@@ -429,12 +408,7 @@ export class Device {
    * Bind groups are cached by (layout, buffer identities, uniform size): pooled buffers recur constantly in
    * training loops, and the uniform slot uses a dynamic offset, so a hit skips createBindGroup (~5 µs on Dawn).
    */
-  private bindGroupFor(
-    spec: KernelSpec,
-    layout: GPUBindGroupLayout,
-    buffers: readonly GPUBuffer[],
-    uniformSize: number,
-  ): GPUBindGroup {
+  private bindGroupFor(spec: KernelSpec, layout: GPUBindGroupLayout, buffers: readonly GPUBuffer[], uniformSize: number): GPUBindGroup {
     let key = `${spec.bindings.join(',')}|${uniformSize}`;
     for (const buf of buffers) key += `,${this.bufferId(buf)}`;
     const hit = this.bindGroups.get(key);
@@ -446,11 +420,7 @@ export class Device {
         entries.push({ binding: i, resource: { buffer: this.uniformBuffer, offset: 0, size: uniformSize } });
       } else {
         const buffer = buffers[b++];
-        if (!buffer)
-          throw new KernelError(
-            `kernel ${spec.key}: expected ${spec.bindings.length} bindings, got ${buffers.length} buffers`,
-            spec.key,
-          );
+        if (!buffer) throw new KernelError(`kernel ${spec.key}: expected ${spec.bindings.length} bindings, got ${buffers.length} buffers`, spec.key);
         entries.push({ binding: i, resource: { buffer } });
       }
     }
@@ -503,13 +473,7 @@ export class Device {
     if (!this.encoder) return;
     this.endPass();
     if (this.uniformUsed > 0) {
-      this.gpuDevice.queue.writeBuffer(
-        this.uniformBuffer,
-        0,
-        this.uniformStaging as Uint8Array<ArrayBuffer>,
-        0,
-        this.uniformUsed,
-      );
+      this.gpuDevice.queue.writeBuffer(this.uniformBuffer, 0, this.uniformStaging as Uint8Array<ArrayBuffer>, 0, this.uniformUsed);
       this.uniformUsed = 0;
     }
     const encoder = this.encoder;
@@ -560,10 +524,7 @@ export class Device {
 
   /** Starts recording a compiled function's trace: every command from now on is kept, and the peak is measured. */
   beginRecording(): Recording {
-    if (this.recording)
-      throw new TraceError(
-        `device ${this} is already recording a compiled function's trace (two traces at once on one device)`,
-      );
+    if (this.recording) throw new TraceError(`device ${this} is already recording a compiled function's trace (two traces at once on one device)`);
     const rec = new Recording(this.bytesInUse);
     this.peakBeforeRecording = this.peakBytesInUse;
     this.peakBytesInUse = this.bytesInUse;

@@ -12,10 +12,7 @@ export type AdapterChoice = 'hardware' | 'llvmpipe' | 'swiftshader';
 export const ADAPTER_ORDER: readonly AdapterChoice[] = ['hardware', 'llvmpipe', 'swiftshader'];
 
 /** Where Debian's chromium package puts SwiftShader's Vulkan ICD. */
-export const SWIFTSHADER_ICD_CANDIDATES = [
-  '/usr/lib/chromium/vk_swiftshader_icd.json',
-  '/usr/lib64/chromium/vk_swiftshader_icd.json',
-];
+export const SWIFTSHADER_ICD_CANDIDATES = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib64/chromium/vk_swiftshader_icd.json'];
 
 export const INSTALL_HINT =
   'Install a software adapter: `sudo apt-get install -y libegl-mesa0 libgl1-mesa-dri` (llvmpipe, fastest) ' +
@@ -36,10 +33,7 @@ export class WebGpuPackageMissingError extends NoAdapterError {
 /** What loading `webgpu` threw, as the error a user sees: a missing package becomes WebGpuPackageMissingError. */
 export function dawnLoadError(cause: unknown): Error {
   const e = cause as { code?: string; message?: string };
-  if (
-    (e?.code === 'MODULE_NOT_FOUND' || e?.code === 'ERR_MODULE_NOT_FOUND') &&
-    /['"]webgpu['"]/.test(e.message ?? '')
-  ) {
+  if ((e?.code === 'MODULE_NOT_FOUND' || e?.code === 'ERR_MODULE_NOT_FOUND') && /['"]webgpu['"]/.test(e.message ?? '')) {
     return new WebGpuPackageMissingError(
       "createNodeDevice needs the package 'webgpu' (Dawn's WebGPU for Node), an optional peer dependency of " +
         '@metagrad/tensor that is not installed. Install it beside metagrad: `npm install webgpu@^0.6.2` ' +
@@ -90,10 +84,7 @@ async function tryAdapter(choice: AdapterChoice, maxDispatchesPerSubmit?: number
   if (!adapter) throw new Error('requestAdapter() returned null');
   const info = adapter.info;
   const text = `${info?.vendor ?? ''} ${info?.architecture ?? ''} ${info?.device ?? ''} ${info?.description ?? ''}`;
-  if (
-    choice === 'hardware' &&
-    (SOFTWARE_NAMES.test(text) || (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter)
-  ) {
+  if (choice === 'hardware' && (SOFTWARE_NAMES.test(text) || (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter)) {
     throw new Error(`only a software adapter is exposed by default (${text.trim()})`);
   }
   if (choice === 'llvmpipe' && !/llvmpipe|mesa/i.test(text)) {
@@ -145,10 +136,7 @@ export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise
       tried.push({ name: choice, error: (e as Error).message });
     }
   }
-  throw new NoAdapterError(
-    `no WebGPU adapter could be acquired.\n${tried.map((t) => `  - ${t.name}: ${t.error}`).join('\n')}\n${INSTALL_HINT}`,
-    tried,
-  );
+  throw new NoAdapterError(`no WebGPU adapter could be acquired.\n${tried.map((t) => `  - ${t.name}: ${t.error}`).join('\n')}\n${INSTALL_HINT}`, tried);
 }
 
 /** Lists which adapters work on this machine (each acquired and destroyed in turn). */

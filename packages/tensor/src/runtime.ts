@@ -14,8 +14,7 @@ export function getDefaultDevice(): Device {
     const how =
       'call setDefaultDevice(await Device.create({ gpu })) in a browser, or ' +
       "await createNodeDevice() from '@metagrad/tensor/node' in Node (it becomes the default)";
-    if (defaultDevice)
-      throw new DeviceLostError(`the default device ${defaultDevice} was destroyed: ${how}`, 'destroyed');
+    if (defaultDevice) throw new DeviceLostError(`the default device ${defaultDevice} was destroyed: ${how}`, 'destroyed');
     throw new Error(`metagrad has no device: ${how}`);
   }
   return defaultDevice;

@@ -5,11 +5,7 @@ import { DeviceMismatchError, DisposedTensorError, InvalidArgumentError, ShapeEr
 
 export type { DType };
 export type Shape = readonly number[];
-export type TypedArrayFor<D extends DType> = D extends 'f32'
-  ? Float32Array
-  : D extends 'i32'
-    ? Int32Array
-    : Uint32Array;
+export type TypedArrayFor<D extends DType> = D extends 'f32' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
 
 export const BYTES_PER_ELEMENT = 4;
 
@@ -21,8 +17,7 @@ export function sizeOf(shape: Shape): number {
 
 export function checkShape(shape: Shape, what = 'shape'): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0)
-      throw new ShapeError(`${what} [${shape.join(', ')}] has an invalid dimension ${d}`);
+    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${what} [${shape.join(', ')}] has an invalid dimension ${d}`);
   }
 }
 
@@ -260,9 +255,7 @@ export class Tensor {
 
   assertAlive(op = 'use'): void {
     if (this.disposedFlag) {
-      throw new DisposedTensorError(
-        `cannot ${op} tensor #${this.id}${this.name ? ` '${this.name}'` : ''} [${this.shape.join(', ')}]: it was disposed`,
-      );
+      throw new DisposedTensorError(`cannot ${op} tensor #${this.id}${this.name ? ` '${this.name}'` : ''} [${this.shape.join(', ')}]: it was disposed`);
     }
   }
 
@@ -363,11 +356,7 @@ export function collectTensors(value: unknown, out = new Set<Tensor>()): Set<Ten
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
 }
 
 /**

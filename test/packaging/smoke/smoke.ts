@@ -65,26 +65,17 @@ async function main(): Promise<void> {
   }
   if (saved === undefined) delete process.env.METAGRAD_ADAPTER;
   else process.env.METAGRAD_ADAPTER = saved;
-  check(
-    thrown instanceof NoAdapterError,
-    'an error from metagrad/node is instanceof NoAdapterError from metagrad (one copy of the errors module)',
-  );
+  check(thrown instanceof NoAdapterError, 'an error from metagrad/node is instanceof NoAdapterError from metagrad (one copy of the errors module)');
   console.log(`    adapter: ${device.adapter.name}`);
 
   const t = tensor([
     [1, 2, 3],
     [4, 5, 6],
   ]);
-  check(
-    t.shape.join() === '2,3' && close(await t.toArray(), [1, 2, 3, 4, 5, 6]),
-    'tensor() infers [2, 3] from nested arrays and reads back',
-  );
+  check(t.shape.join() === '2,3' && close(await t.toArray(), [1, 2, 3, 4, 5, 6]), 'tensor() infers [2, 3] from nested arrays and reads back');
   check(close(await mul(2, add(t, 1)).toArray(), [4, 6, 8, 10, 12, 14]), 'numbers as operands: mul(2, add(t, 1))');
   const tracked = requiresGrad(tensor([1, 2]));
-  check(
-    add(tracked, tracked).requiresGrad && !rawAdd(tracked, tracked).requiresGrad,
-    "metagrad's add records, @metagrad/tensor/raw's does not",
-  );
+  check(add(tracked, tracked).requiresGrad && !rawAdd(tracked, tracked).requiresGrad, "metagrad's add records, @metagrad/tensor/raw's does not");
 
   // MLP gradient, jax style over the parameter tree, and torch style over its leaves: the same numbers.
   const model = mlp({ sizes: [3, 4, 1], activation: 'tanh' });
@@ -96,29 +87,17 @@ async function main(): Promise<void> {
   const y = tensor([[0.5], [-0.5], [1], [0]]);
   const lossOf = (p: MlpParams, xb: Tensor, yb: Tensor): Tensor => mse(model.apply(p, xb), yb);
   const { value, grad: gTree } = valueAndGrad(lossOf)(params, x, y);
-  check(
-    Array.isArray(gTree) && gTree.length === params.length,
-    'valueAndGrad(loss)(params, x, y): a gradient tree shaped like params',
-  );
+  check(Array.isArray(gTree) && gTree.length === params.length, 'valueAndGrad(loss)(params, x, y): a gradient tree shaped like params');
   const leaves = params.flatMap((layer) => Object.values(layer) as Tensor[]);
   for (const p of leaves) requiresGrad(p);
   const loss = lossOf(params, x, y);
   const grads = grad(loss, leaves);
-  check(
-    grads.length === leaves.length && grads.every((g, i) => g.shape.join() === leaves[i].shape.join()),
-    'MLP gradient has one tensor per parameter',
-  );
+  check(grads.length === leaves.length && grads.every((g, i) => g.shape.join() === leaves[i].shape.join()), 'MLP gradient has one tensor per parameter');
   const gAll = await Promise.all(grads.map((g) => g.toArray()));
-  check(
-    gAll.every((g) => Array.from(g).every(Number.isFinite)) && gAll.some((g) => Array.from(g).some((v) => v !== 0)),
-    'MLP gradient is finite and non-zero',
-  );
+  check(gAll.every((g) => Array.from(g).every(Number.isFinite)) && gAll.some((g) => Array.from(g).some((v) => v !== 0)), 'MLP gradient is finite and non-zero');
   const treeLeaves = gTree.flatMap((layer) => Object.values(layer) as Tensor[]);
   const same = await Promise.all(treeLeaves.map(async (g, i) => close(await g.toArray(), gAll[i])));
-  check(
-    same.every(Boolean) && close(await value.toArray(), await loss.toArray()),
-    'grad(f) over the tree equals grad(outputs, inputs) over the leaves',
-  );
+  check(same.every(Boolean) && close(await value.toArray(), await loss.toArray()), 'grad(f) over the tree equals grad(outputs, inputs) over the leaves');
   // Second derivative, jax style: d²/dx² Σ x³ = 6x.
   const d2 = grad(grad((a: Tensor) => sum(mul(square(a), a))))(tensor([0.5]));
   check(close(await d2.toArray(), [3]), 'grad(grad(f)) of Σx³ at 0.5 is 3');
@@ -153,14 +132,9 @@ async function main(): Promise<void> {
     valBatch: data(16, 2),
     innerLr: 0.1,
   };
-  const estimate = await new EvoGrad<Batch>({ K: 4, sigma: 0.01, tau: 0.1, noise: 'rademacher', seed: 3 }).estimate(
-    input,
-  );
+  const estimate = await new EvoGrad<Batch>({ K: 4, sigma: 0.01, tau: 0.1, noise: 'rademacher', seed: 3 }).estimate(input);
   const h = await (estimate.hypergrad as Tensor).toArray();
-  check(
-    h.length === 3 && Array.from(h).every(Number.isFinite) && Number.isFinite(estimate.valLoss),
-    "EvoGrad estimate is finite with λ's shape",
-  );
+  check(h.length === 3 && Array.from(h).every(Number.isFinite) && Number.isFinite(estimate.valLoss), "EvoGrad estimate is finite with λ's shape");
 
   // compile: an SGD step on the MLP's loss, traced and then replayed; replays equal the eager step.
   const stepFn = (p0: Tensor, xb: Tensor, yb: Tensor) => {

@@ -23,9 +23,7 @@ export const mergeWithReport: MergeFn = async (files, out, final, json) => {
   });
   const failed = results.sections.filter((s) => s.status === 'error');
   if (failed.length) throw new Error(failed.map((s) => `${s.id}: ${s.error}`).join('; '));
-  return results.sections.length === 1
-    ? results.sections[0].json
-    : Object.fromEntries(results.sections.map((s) => [s.id, s.json]));
+  return results.sections.length === 1 ? results.sections[0].json : Object.fromEntries(results.sections.map((s) => [s.id, s.json]));
 };
 
 /** Adds `metagrad worker --redis <url>` and `run … --redis <url>` to the CLI (after its `run` and `merge`). */

@@ -15,15 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
 import { codeVersion } from '../seeds';
 import { checkRedis, redactUrl, redisOptions } from './redis';
-import {
-  DEFAULT_QUEUE,
-  jobId,
-  JOB_SCHEMA,
-  parseShardResult,
-  splitSeeds,
-  type ShardJob,
-  type ShardResult,
-} from './schema';
+import { DEFAULT_QUEUE, jobId, JOB_SCHEMA, parseShardResult, splitSeeds, type ShardJob, type ShardResult } from './schema';
 
 export interface DistributedRunOptions {
   redis: string;
@@ -106,8 +98,7 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
   if (opts.seeds.length === 0) throw new Error('no seeds to run');
   const redisVersion = await checkRedis(opts.redis);
   const queueName = opts.queue ?? DEFAULT_QUEUE;
-  const runId =
-    opts.runId ?? `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(4).toString('hex')}`;
+  const runId = opts.runId ?? `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(4).toString('hex')}`;
   const groups = splitSeeds(opts.seeds, opts.seedsPerShard ?? 1);
   const version = codeVersion();
   const jobs: ShardJob[] = groups.map((seeds, index) => ({
@@ -191,9 +182,7 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
             prev.starts > 0
               ? ` again (start ${job.attemptsStarted}${job.stalledCounter > prev.stalls ? ', its previous worker was lost' : job.attemptsMade > 0 ? `, after: ${job.failedReason?.split('\n')[0]}` : ''})`
               : '';
-          log(
-            `coordinator: shard ${index + 1}/${jobs.length} (seeds ${seeds.join(',')}) started${again} on ${worker ?? 'a worker'}`,
-          );
+          log(`coordinator: shard ${index + 1}/${jobs.length} (seeds ${seeds.join(',')}) started${again} on ${worker ?? 'a worker'}`);
           seen.set(id, { starts: job.attemptsStarted, stalls: job.stalledCounter, worker });
         }
         if (state === 'completed') {
@@ -201,16 +190,13 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
           const files: string[] = [];
           for (const f of result.files) {
             if (written.has(f.path))
-              throw new Error(
-                `shard ${index + 1} returned ${f.path}, which another shard of this run already wrote (overlapping seeds?)`,
-              );
+              throw new Error(`shard ${index + 1} returned ${f.path}, which another shard of this run already wrote (overlapping seeds?)`);
             written.add(f.path);
             writeAtomic(join(opts.out, f.path), f.content);
             files.push(f.path);
           }
           const missing = seeds.filter((s) => !files.some((p) => p.endsWith(`/seed-${s}.json`)));
-          if (missing.length)
-            throw new Error(`shard ${index + 1} completed without seed file(s) for seed(s) ${missing.join(',')}`);
+          if (missing.length) throw new Error(`shard ${index + 1} completed without seed file(s) for seed(s) ${missing.join(',')}`);
           pending.delete(id);
           outcomes.push({
             index,
@@ -225,8 +211,7 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
           log(
             `coordinator: shard ${index + 1}/${jobs.length} (seeds ${seeds.join(',')}) done by ${result.worker} in ${(result.wallMs / 1000).toFixed(1)} s${retried} — ${outcomes.length}/${jobs.length} shards, ${((Date.now() - started) / 1000).toFixed(0)} s`,
           );
-          if (opts.merge && !merging && pending.size > 0 && Date.now() - lastMerge >= (opts.mergeEveryMs ?? 10_000))
-            void mergeNow(false);
+          if (opts.merge && !merging && pending.size > 0 && Date.now() - lastMerge >= (opts.mergeEveryMs ?? 10_000)) void mergeNow(false);
         } else if (state === 'failed') {
           pending.delete(id);
           failed.push({ index, seeds, reason: job.failedReason ?? 'failed' });
@@ -255,17 +240,9 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
         );
       else await job.updateData({ ...(job.data as ShardJob), cancelled: true }).catch(() => {});
     }
-    const lost = [
-      ...failed,
-      ...[...pending.values()].map((index) => ({ index, seeds: jobs[index].seeds, reason: 'not finished' })),
-    ];
+    const lost = [...failed, ...[...pending.values()].map((index) => ({ index, seeds: jobs[index].seeds, reason: 'not finished' }))];
     const lostSeeds = lost.flatMap((l) => l.seeds).sort((a, b) => a - b);
-    const detail = failed
-      .map(
-        (f) =>
-          `\n  shard ${f.index + 1} (seeds ${f.seeds.join(',')}): ${f.reason.split('\n').slice(0, 6).join('\n    ')}`,
-      )
-      .join('');
+    const detail = failed.map((f) => `\n  shard ${f.index + 1} (seeds ${f.seeds.join(',')}): ${f.reason.split('\n').slice(0, 6).join('\n    ')}`).join('');
     const kept = written.size
       ? ` The ${outcomes.length} finished shard(s) are under ${opts.out}; run the missing seeds (--seeds ${lostSeeds.join(',')}) and combine with metagrad merge.`
       : '';

@@ -22,11 +22,9 @@ export function redisOptions(url: string): RedisAddress {
   } catch {
     throw new Error(`invalid Redis URL '${url}' (expected redis://host:port or rediss://host:port)`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
-    throw new Error(`invalid Redis URL '${redactUrl(url)}': the scheme must be redis:// or rediss://`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`invalid Redis URL '${redactUrl(url)}': the scheme must be redis:// or rediss://`);
   const db = u.pathname && u.pathname !== '/' ? Number(u.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0)
-    throw new Error(`invalid Redis URL '${redactUrl(url)}': database '${u.pathname.slice(1)}' is not a number`);
+  if (!Number.isInteger(db) || db < 0) throw new Error(`invalid Redis URL '${redactUrl(url)}': database '${u.pathname.slice(1)}' is not a number`);
   return {
     host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
     port: u.port ? Number(u.port) : 6379,
@@ -87,8 +85,7 @@ export async function checkRedis(url: string, timeoutMs = 3000): Promise<string>
       timeout,
     ]);
     const major = Number(version.split('.')[0]);
-    if (Number.isFinite(major) && major < 5)
-      throw new RedisUnreachableError(`Redis at ${shown} is version ${version}; the queue (BullMQ) needs Redis ≥ 5`);
+    if (Number.isFinite(major) && major < 5) throw new RedisUnreachableError(`Redis at ${shown} is version ${version}; the queue (BullMQ) needs Redis ≥ 5`);
     return version;
   } catch (e) {
     if (e instanceof RedisUnreachableError) throw e;

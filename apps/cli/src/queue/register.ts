@@ -21,8 +21,7 @@ function positiveInt(name: string) {
 function positiveSeconds(name: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0)
-      throw new InvalidArgumentError(`${name} must be a positive number of seconds, got '${v}'`);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number of seconds, got '${v}'`);
     return n;
   };
 }
@@ -60,13 +59,8 @@ export function registerQueueCommandsWith(program: Command, hooks: { merge?: Mer
   const merge = hooks.merge;
   program
     .command('worker')
-    .description(
-      'take experiment shards from a Redis queue and run them, one at a time, until SIGTERM (see docs/SCALE-OUT.md)',
-    )
-    .requiredOption(
-      '--redis <url>',
-      'Redis URL, e.g. redis://queue-host:6379 (rediss:// for TLS; user:password@ allowed)',
-    )
+    .description('take experiment shards from a Redis queue and run them, one at a time, until SIGTERM (see docs/SCALE-OUT.md)')
+    .requiredOption('--redis <url>', 'Redis URL, e.g. redis://queue-host:6379 (rediss:// for TLS; user:password@ allowed)')
     .option('--queue <name>', 'queue name', DEFAULT_QUEUE)
     .option(
       '--lock-duration <ms>',
@@ -80,12 +74,7 @@ export function registerQueueCommandsWith(program: Command, hooks: { merge?: Mer
       positiveInt('--stalled-interval'),
       WORKER_DEFAULTS.stalledIntervalMs,
     )
-    .option(
-      '--max-stalled <n>',
-      'a shard whose workers die more than this many times fails',
-      positiveInt('--max-stalled'),
-      WORKER_DEFAULTS.maxStalledCount,
-    )
+    .option('--max-stalled <n>', 'a shard whose workers die more than this many times fails', positiveInt('--max-stalled'), WORKER_DEFAULTS.maxStalledCount)
     .option('--max-jobs <n>', 'exit after this many shards (default: until SIGTERM)', positiveInt('--max-jobs'))
     .option('--any-version', 'also run shards enqueued by another code version (default: fail them, naming both)')
     .option('--work-dir <dir>', "parent of the shards' temporary output directories (default: the OS temp dir)")
@@ -132,36 +121,19 @@ export function registerQueueCommandsWith(program: Command, hooks: { merge?: Mer
   // The local run owns --seeds (and --quick, --out, --json); added here only where it does not exist.
   if (!has('--seeds')) run.option('--seeds <list>', 'seeds to run, e.g. 0-9, 0,2,5 or 0-3,8');
   run
-    .addOption(
-      new Option(
-        '--redis <url>',
-        'enqueue the seeds as shards on this Redis (run by `metagrad worker`s) and merge the results here',
-      ),
-    )
+    .addOption(new Option('--redis <url>', 'enqueue the seeds as shards on this Redis (run by `metagrad worker`s) and merge the results here'))
     .addOption(new Option('--queue <name>', 'with --redis: queue name').default(DEFAULT_QUEUE))
-    .addOption(
-      new Option('--seeds-per-job <n>', 'with --redis: seeds per shard')
-        .argParser(positiveInt('--seeds-per-job'))
-        .default(1),
-    )
+    .addOption(new Option('--seeds-per-job <n>', 'with --redis: seeds per shard').argParser(positiveInt('--seeds-per-job')).default(1))
     .addOption(
       new Option('--attempts <n>', 'with --redis: runs per shard when its run fails (a lost worker is retried apart)')
         .argParser(positiveInt('--attempts'))
         .default(3),
     )
+    .addOption(new Option('--timeout <s>', 'with --redis: give up after this many seconds').argParser(positiveSeconds('--timeout')))
     .addOption(
-      new Option('--timeout <s>', 'with --redis: give up after this many seconds').argParser(
-        positiveSeconds('--timeout'),
-      ),
+      new Option('--shard-timeout <s>', "with --redis: kill and retry a shard's run after this many seconds").argParser(positiveSeconds('--shard-timeout')),
     )
-    .addOption(
-      new Option('--shard-timeout <s>', "with --redis: kill and retry a shard's run after this many seconds").argParser(
-        positiveSeconds('--shard-timeout'),
-      ),
-    )
-    .addOption(
-      new Option('--run-id <id>', 'with --redis: re-attach to an earlier run (finished shards are not run again)'),
-    )
+    .addOption(new Option('--run-id <id>', 'with --redis: re-attach to an earlier run (finished shards are not run again)'))
     .hook('preAction', (cmd) => {
       const opts = cmd.opts<DistributedRunFlags>();
       if (!opts.redis) return;
@@ -202,10 +174,7 @@ export function registerQueueCommandsWith(program: Command, hooks: { merge?: Mer
             shardTimeoutMs: opts.shardTimeout !== undefined ? opts.shardTimeout * 1000 : undefined,
             runId: opts.runId,
             signal: controller.signal,
-            merge:
-              merge && opts.merge !== false
-                ? (files, final) => merge(files, out, final, Boolean(opts.json))
-                : undefined,
+            merge: merge && opts.merge !== false ? (files, final) => merge(files, out, final, Boolean(opts.json)) : undefined,
           });
           // --json: the merged results (like a local run's), else the run's own summary (workers, starts, files).
           if (opts.json) process.stdout.write(`${JSON.stringify(summary.merged ?? summary, null, 2)}\n`);
@@ -222,7 +191,6 @@ export function queueCommandFlags(): { worker: string[]; run: string[] } {
   const program = new Command();
   program.command('run').argument('<experiment>').option('--quick').option('--json').option('--out <dir>');
   registerQueueCommandsWith(program);
-  const flags = (name: string): string[] =>
-    program.commands.find((c) => c.name() === name)!.options.map((o) => o.long!);
+  const flags = (name: string): string[] => program.commands.find((c) => c.name() === name)!.options.map((o) => o.long!);
   return { worker: flags('worker'), run: flags('run') };
 }

@@ -69,15 +69,12 @@ export function parseShardJob(data: unknown): ShardJob {
   if (typeof d.runId !== 'string' || !SAFE.test(d.runId)) fail(`runId ${JSON.stringify(d.runId)}`);
   if (typeof d.experiment !== 'string' || !SAFE.test(d.experiment)) fail(`experiment ${JSON.stringify(d.experiment)}`);
   if (d.variant !== 'quick' && d.variant !== 'full') fail(`variant ${JSON.stringify(d.variant)}`);
-  if (!Array.isArray(d.seeds) || d.seeds.length === 0 || !d.seeds.every((s) => Number.isSafeInteger(s) && s >= 0))
-    fail(`seeds ${JSON.stringify(d.seeds)}`);
+  if (!Array.isArray(d.seeds) || d.seeds.length === 0 || !d.seeds.every((s) => Number.isSafeInteger(s) && s >= 0)) fail(`seeds ${JSON.stringify(d.seeds)}`);
   const sh = d.shard;
-  if (!sh || !Number.isInteger(sh.index) || !Number.isInteger(sh.count) || sh.index < 0 || sh.index >= sh.count)
-    fail(`shard ${JSON.stringify(sh)}`);
+  if (!sh || !Number.isInteger(sh.index) || !Number.isInteger(sh.count) || sh.index < 0 || sh.index >= sh.count) fail(`shard ${JSON.stringify(sh)}`);
   if (d.extras !== undefined && typeof d.extras !== 'boolean') fail(`extras ${JSON.stringify(d.extras)}`);
   if (typeof d.codeVersion !== 'string' || d.codeVersion === '') fail('codeVersion missing');
-  if (d.timeoutMs !== undefined && !(Number.isFinite(d.timeoutMs) && d.timeoutMs > 0))
-    fail(`timeoutMs ${String(d.timeoutMs)}`);
+  if (d.timeoutMs !== undefined && !(Number.isFinite(d.timeoutMs) && d.timeoutMs > 0)) fail(`timeoutMs ${String(d.timeoutMs)}`);
   return d as ShardJob;
 }
 
@@ -87,8 +84,7 @@ export function parseShardResult(value: unknown): ShardResult {
   if (typeof r !== 'object' || r === null || r.schema !== JOB_SCHEMA || !Array.isArray(r.files))
     throw new Error(`invalid shard result: ${JSON.stringify(value)?.slice(0, 200)}`);
   for (const f of r.files) {
-    if (typeof f?.path !== 'string' || typeof f.content !== 'string')
-      throw new Error('invalid shard result: a file without path or content');
+    if (typeof f?.path !== 'string' || typeof f.content !== 'string') throw new Error('invalid shard result: a file without path or content');
     if (!isSafeRelativePath(f.path)) throw new Error(`invalid shard result: unsafe path ${JSON.stringify(f.path)}`);
   }
   return r as ShardResult;
@@ -102,8 +98,7 @@ export function isSafeRelativePath(p: string): boolean {
 
 /** Splits seeds into shards of at most `perShard` seeds each, in order. */
 export function splitSeeds(seeds: number[], perShard: number): number[][] {
-  if (!Number.isInteger(perShard) || perShard < 1)
-    throw new Error(`seeds per shard must be a positive integer, got ${perShard}`);
+  if (!Number.isInteger(perShard) || perShard < 1) throw new Error(`seeds per shard must be a positive integer, got ${perShard}`);
   const out: number[][] = [];
   for (let i = 0; i < seeds.length; i += perShard) out.push(seeds.slice(i, i + perShard));
   return out;

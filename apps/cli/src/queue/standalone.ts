@@ -15,9 +15,7 @@ program
   .option('--json', 'print the run summary as JSON')
   .option('--no-merge', 'collect the per-seed files only')
   .option('--out <dir>', 'output directory')
-  .action(() =>
-    program.error('error: this entry runs experiments only through the queue: add --redis <url>', { exitCode: 2 }),
-  );
+  .action(() => program.error('error: this entry runs experiments only through the queue: add --redis <url>', { exitCode: 2 }));
 // No summary here: the files are collected only (this entry loads no experiments).
 registerQueueCommandsWith(program);
 
@@ -25,8 +23,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   const err = e as { code?: string; message?: string; name?: string };
-  if (err.code?.startsWith('commander.'))
-    process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2;
+  if (err.code?.startsWith('commander.')) process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2;
   else {
     process.stderr.write(`metagrad: ${err.name ?? 'Error'}: ${err.message ?? String(e)}\n`);
     process.exitCode = 1;

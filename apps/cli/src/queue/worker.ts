@@ -16,15 +16,7 @@ import { join, relative, sep } from 'node:path';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { codeVersion } from '../seeds';
 import { checkRedis, redactUrl, redisOptions } from './redis';
-import {
-  cliRoot,
-  DEFAULT_QUEUE,
-  JOB_SCHEMA,
-  parseShardJob,
-  type ShardFile,
-  type ShardJob,
-  type ShardResult,
-} from './schema';
+import { cliRoot, DEFAULT_QUEUE, JOB_SCHEMA, parseShardJob, type ShardFile, type ShardJob, type ShardResult } from './schema';
 
 /** Lock and stalled-check settings: production defaults, overridable (tests use a 2 s lock). */
 export const WORKER_DEFAULTS = {
@@ -150,8 +142,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     } catch (e) {
       throw new UnrecoverableError((e as Error).message);
     }
-    if (data.cancelled)
-      throw new UnrecoverableError(`job ${job.id}: its coordinator gave up on run ${data.runId}; not run again`);
+    if (data.cancelled) throw new UnrecoverableError(`job ${job.id}: its coordinator gave up on run ${data.runId}; not run again`);
     if (data.codeVersion !== mine && !opts.anyVersion) {
       throw new UnrecoverableError(
         `worker ${name} runs code ${mine}, the job was made by code ${data.codeVersion} (update the worker, or start it with --any-version)`,
@@ -250,9 +241,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     if (err?.name !== 'WaitingError') countJob();
   });
   await worker.waitUntilReady();
-  log(
-    `worker ${name}: waiting for shards on queue '${queueName}' at ${redactUrl(opts.redis)} (code ${mine}, lock ${lockDuration} ms)`,
-  );
+  log(`worker ${name}: waiting for shards on queue '${queueName}' at ${redactUrl(opts.redis)} (code ${mine}, lock ${lockDuration} ms)`);
 
   let shutdownPromise: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {

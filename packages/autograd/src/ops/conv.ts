@@ -19,10 +19,7 @@ export function conv2dInputGrad(gy: Tensor, w: Tensor, inputShape: Shape, opts: 
 
 /** torch's grad_weight: linear in x and in gy. */
 export function conv2dFilterGrad(x: Tensor, gy: Tensor, filterShape: Shape, opts: Conv2dOptions = {}): Tensor {
-  return record('conv2dFilterGrad', [x, gy], raw.conv2dFilterGrad(x, gy, filterShape, opts), { ...opts }, () => [
-    x,
-    gy,
-  ]);
+  return record('conv2dFilterGrad', [x, gy], raw.conv2dFilterGrad(x, gy, filterShape, opts), { ...opts }, () => [x, gy]);
 }
 
 /**

@@ -8,22 +8,7 @@ import { sumToShape } from './reduce';
 // Compare ops, sign and floor have zero derivative almost everywhere: their results are constants.
 export { eq, ne, lt, le, gt, ge, sign, floor } from '@metagrad/tensor/raw';
 
-type UnaryPrim =
-  | 'neg'
-  | 'exp'
-  | 'log'
-  | 'log1p'
-  | 'expm1'
-  | 'sin'
-  | 'cos'
-  | 'tanh'
-  | 'sigmoid'
-  | 'sqrt'
-  | 'rsqrt'
-  | 'recip'
-  | 'abs'
-  | 'relu'
-  | 'square';
+type UnaryPrim = 'neg' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'sqrt' | 'rsqrt' | 'recip' | 'abs' | 'relu' | 'square';
 type BinaryPrim = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum';
 type ScalarPrim = 'addScalar' | 'mulScalar' | 'powScalar' | 'axpby' | 'reluGrad';
 export type ElementwisePrim = UnaryPrim | BinaryPrim | ScalarPrim | 'where' | 'cast';
@@ -101,9 +86,7 @@ function binaryOp(prim: BinaryPrim, scalar: () => ScalarForms): (a: Operand, b: 
   const saves = BINARY_SAVES[prim];
   const tensors = (a: Tensor, b: Tensor): Tensor => {
     const y = forward(a, b);
-    return record(prim, [a, b], y, {}, () =>
-      saves === 'none' ? [] : saves === 'aby' ? [a, b, y] : saves === 'b' ? [b] : [a, b],
-    );
+    return record(prim, [a, b], y, {}, () => (saves === 'none' ? [] : saves === 'aby' ? [a, b, y] : saves === 'b' ? [b] : [a, b]));
   };
   return (a, b) => {
     const an = typeof a === 'number';
@@ -208,18 +191,9 @@ export const elementwiseRules: RuleTable<ElementwisePrim> = {
   relu: ({ gy, saved: [x] }) => [reluGrad(gy, x)],
   square: ({ gy, saved: [x] }) => [mul(gy, mulScalar(x, 2))],
 
-  add: ({ gy, inputShapes: [sa, sb], needs }) => [
-    needs[0] ? sumToShape(gy, sa) : null,
-    needs[1] ? sumToShape(gy, sb) : null,
-  ],
-  sub: ({ gy, inputShapes: [sa, sb], needs }) => [
-    needs[0] ? sumToShape(gy, sa) : null,
-    needs[1] ? sumToShape(neg(gy), sb) : null,
-  ],
-  mul: ({ gy, saved: [a, b], inputShapes: [sa, sb], needs }) => [
-    needs[0] ? sumToShape(mul(gy, b), sa) : null,
-    needs[1] ? sumToShape(mul(gy, a), sb) : null,
-  ],
+  add: ({ gy, inputShapes: [sa, sb], needs }) => [needs[0] ? sumToShape(gy, sa) : null, needs[1] ? sumToShape(gy, sb) : null],
+  sub: ({ gy, inputShapes: [sa, sb], needs }) => [needs[0] ? sumToShape(gy, sa) : null, needs[1] ? sumToShape(neg(gy), sb) : null],
+  mul: ({ gy, saved: [a, b], inputShapes: [sa, sb], needs }) => [needs[0] ? sumToShape(mul(gy, b), sa) : null, needs[1] ? sumToShape(mul(gy, a), sb) : null],
   div: ({ gy, saved: [a, b], inputShapes: [sa, sb], needs }) => {
     const ga = div(gy, b);
     return [needs[0] ? sumToShape(ga, sa) : null, needs[1] ? sumToShape(neg(mul(ga, div(a, b))), sb) : null];
@@ -251,11 +225,7 @@ export const elementwiseRules: RuleTable<ElementwisePrim> = {
   powScalar: ({ gy, saved: [x], attrs }) => [mul(gy, mulScalar(powScalar(x, attrs.scalar - 1), attrs.scalar))],
   where: ({ gy, saved: [cond], inputShapes: [, sa, sb], needs }) => {
     const zero = scalarLike(gy, 0);
-    return [
-      null,
-      needs[1] ? sumToShape(where(cond, gy, zero), sa) : null,
-      needs[2] ? sumToShape(where(cond, zero, gy), sb) : null,
-    ];
+    return [null, needs[1] ? sumToShape(where(cond, gy, zero), sa) : null, needs[2] ? sumToShape(where(cond, zero, gy), sb) : null];
   },
   cast: ({ gy }) => [gy],
 };

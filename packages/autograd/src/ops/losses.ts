@@ -17,8 +17,7 @@ function checkSameShape(op: string, an: string, a: Tensor, bn: string, b: Tensor
 }
 
 function reduce(perSample: Tensor, reduction: Reduction): Tensor {
-  if (!['mean', 'sum', 'none'].includes(reduction))
-    throw new InvalidArgumentError(`loss reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
+  if (!['mean', 'sum', 'none'].includes(reduction)) throw new InvalidArgumentError(`loss reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
   if (reduction === 'none') return perSample;
   return reduction === 'sum' ? sum(perSample) : mean(perSample);
 }
@@ -27,14 +26,9 @@ function reduce(perSample: Tensor, reduction: Reduction): Tensor {
 export function crossEntropy(logits: Tensor, labels: Tensor, reduction: Reduction = 'mean'): Tensor {
   raw.checkTensors('crossEntropy', { logits, labels });
   if (logits.rank !== 2 || labels.rank !== 1 || labels.shape[0] !== logits.shape[0]) {
-    throw new ShapeError(
-      `crossEntropy: logits [${logits.shape.join(', ')}] need labels [${logits.shape[0]}], got [${labels.shape.join(', ')}]`,
-    );
+    throw new ShapeError(`crossEntropy: logits [${logits.shape.join(', ')}] need labels [${logits.shape[0]}], got [${labels.shape.join(', ')}]`);
   }
-  if (labels.dtype !== 'i32')
-    throw new DTypeError(
-      `crossEntropy: labels must be i32 class indices, got ${labels.dtype} [${labels.shape.join(', ')}]`,
-    );
+  if (labels.dtype !== 'i32') throw new DTypeError(`crossEntropy: labels must be i32 class indices, got ${labels.dtype} [${labels.shape.join(', ')}]`);
   return raw.tidy(() => {
     const picked = gather(logSoftmax(logits, 1), 1, raw.reshape(labels, [labels.shape[0], 1]));
     return reduce(neg(reshape(picked, [labels.shape[0]])), reduction);
@@ -44,8 +38,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, reduction: Reductio
 /** Cross-entropy against soft targets (rows of probabilities) [B, K]. */
 export function softCrossEntropy(logits: Tensor, targets: Tensor, reduction: Reduction = 'mean'): Tensor {
   raw.checkTensors('softCrossEntropy', { logits, targets });
-  if (logits.rank !== 2)
-    throw new ShapeError(`softCrossEntropy: logits must be [B, K], got [${logits.shape.join(', ')}]`);
+  if (logits.rank !== 2) throw new ShapeError(`softCrossEntropy: logits must be [B, K], got [${logits.shape.join(', ')}]`);
   checkSameShape('softCrossEntropy', 'logits', logits, 'targets', targets);
   return raw.tidy(() => reduce(neg(sum(mul(targets, logSoftmax(logits, 1)), [1])), reduction));
 }

@@ -8,17 +8,7 @@ import { sumToShape } from './reduce';
 // Index-valued results: nothing to differentiate.
 export { oneHot } from '@metagrad/tensor/raw';
 
-export type MovementPrim =
-  | 'reshape'
-  | 'permute'
-  | 'expand'
-  | 'slice'
-  | 'pad'
-  | 'concat'
-  | 'flip'
-  | 'gather'
-  | 'indexSelect'
-  | 'scatterAdd';
+export type MovementPrim = 'reshape' | 'permute' | 'expand' | 'slice' | 'pad' | 'concat' | 'flip' | 'gather' | 'indexSelect' | 'scatterAdd';
 
 const normAxis = (axis: number, rank: number): number => (axis < 0 ? axis + rank : axis);
 
@@ -48,12 +38,7 @@ export function expand(x: Tensor, shape: Shape): Tensor {
  * Per-axis strided slice with Python bounds. The normalised starts and steps are recorded, which is all
  * the VJP needs to place the gradient back.
  */
-export function slice(
-  x: Tensor,
-  starts: readonly number[],
-  ends: readonly number[],
-  steps?: readonly number[],
-): Tensor {
+export function slice(x: Tensor, starts: readonly number[], ends: readonly number[], steps?: readonly number[]): Tensor {
   const y = raw.slice(x, starts, ends, steps);
   const begin = x.shape.map((d, i) => {
     if (i >= starts.length) return 0;
@@ -100,16 +85,12 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
 export function padOrCrop(x: Tensor, pads: readonly (readonly [number, number])[]): Tensor {
   // Public, and it slices with bounds it derives from `pads`: check them as raw.pad would.
   raw.checkTensors('padOrCrop', { x });
-  if (
-    !Array.isArray(pads) ||
-    !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))
-  ) {
+  if (!Array.isArray(pads) || !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
     throw new raw.InvalidArgumentError(
       `padOrCrop: pads must be [before, after] integer pairs, got ${raw.describeValue(pads)} for shape [${x.shape.join(', ')}]`,
     );
   }
-  if (pads.length !== x.rank)
-    throw new raw.ShapeError(`padOrCrop: ${pads.length} pad pairs for shape [${x.shape.join(', ')}]`);
+  if (pads.length !== x.rank) throw new raw.ShapeError(`padOrCrop: ${pads.length} pad pairs for shape [${x.shape.join(', ')}]`);
   let cur = x;
   if (pads.some(([b, a]) => b < 0 || a < 0)) {
     cur = slice(
@@ -191,10 +172,7 @@ export const movementRules: RuleTable<MovementPrim> = {
     });
   },
   flip: ({ gy, attrs }) => [flip(gy, attrs.axes)],
-  gather: ({ gy, saved: [index], attrs, inputShapes: [shape] }) => [
-    scatterAdd(zerosLike(shape, gy), attrs.axis, index, gy),
-    null,
-  ],
+  gather: ({ gy, saved: [index], attrs, inputShapes: [shape] }) => [scatterAdd(zerosLike(shape, gy), attrs.axis, index, gy), null],
   indexSelect: ({ gy, saved: [index], attrs, inputShapes: [shape] }) => [
     scatterAdd(zerosLike(shape, gy), attrs.axis, indexAlong(index, attrs.axis, gy.shape), gy),
     null,

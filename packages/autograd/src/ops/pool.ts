@@ -31,16 +31,9 @@ export function avgPool2dBackward(gy: Tensor, inputShape: Shape, opts: Pool2dOpt
  */
 function pairOf(what: string, v: unknown, fallback: readonly [number, number], min: number): [number, number] {
   if (v !== undefined && typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
-    throw new InvalidArgumentError(
-      `maxPoolGather: ${what} must be a number or a pair [h, w], got ${raw.describeValue(v)}`,
-    );
+    throw new InvalidArgumentError(`maxPoolGather: ${what} must be a number or a pair [h, w], got ${raw.describeValue(v)}`);
   }
-  const p: [number, number] =
-    v === undefined
-      ? [fallback[0], fallback[1]]
-      : typeof v === 'number'
-        ? [v, v]
-        : [(v as number[])[0], (v as number[])[1]];
+  const p: [number, number] = v === undefined ? [fallback[0], fallback[1]] : typeof v === 'number' ? [v, v] : [(v as number[])[0], (v as number[])[1]];
   if (!p.every((x) => Number.isInteger(x) && x >= min))
     throw new InvalidArgumentError(`maxPoolGather: ${what} must be integers >= ${min}, got ${raw.describeValue(p)}`);
   return p;
@@ -66,10 +59,7 @@ function windowsOf(shape: Shape, opts: Pool2dOptions): Windows {
   const padding = pairOf('padding', opts.padding, [0, 0], 0);
   const outH = Math.floor((shape[2] + 2 * padding[0] - kernel[0]) / stride[0]) + 1;
   const outW = Math.floor((shape[3] + 2 * padding[1] - kernel[1]) / stride[1]) + 1;
-  if (!(outH > 0 && outW > 0))
-    throw new InvalidArgumentError(
-      `pool windows: no output for input [${shape.join(', ')}] and ${JSON.stringify(opts)}`,
-    );
+  if (!(outH > 0 && outW > 0)) throw new InvalidArgumentError(`pool windows: no output for input [${shape.join(', ')}] and ${JSON.stringify(opts)}`);
   return { kernel, stride, padding, outH, outW };
 }
 

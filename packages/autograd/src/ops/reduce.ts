@@ -77,12 +77,7 @@ function countOf(inputShape: Shape, axes: readonly number[]): number {
 }
 
 /** Max and min share their rule: ties share the gradient evenly (torch.amax/amin). */
-function extremumRule<P extends 'max' | 'min'>({
-  gy,
-  saved: [x, y],
-  attrs,
-  inputShapes: [shape],
-}: VjpContext<P>): Tensor[] {
+function extremumRule<P extends 'max' | 'min'>({ gy, saved: [x, y], attrs, inputShapes: [shape] }: VjpContext<P>): Tensor[] {
   const yKept = broadcastable(y, shape, attrs);
   const mask = raw.eq(x, yKept);
   const count = raw.sum(mask, attrs.axes, true);
@@ -91,15 +86,11 @@ function extremumRule<P extends 'max' | 'min'>({
 
 export const reduceRules: RuleTable<ReducePrim> = {
   sum: ({ gy, attrs, inputShapes: [shape] }) => [expand(broadcastable(gy, shape, attrs), shape)],
-  mean: ({ gy, attrs, inputShapes: [shape] }) => [
-    expand(mulScalar(broadcastable(gy, shape, attrs), 1 / countOf(shape, attrs.axes)), shape),
-  ],
+  mean: ({ gy, attrs, inputShapes: [shape] }) => [expand(mulScalar(broadcastable(gy, shape, attrs), 1 / countOf(shape, attrs.axes)), shape)],
   dot: ({ gy, saved: [x, y], needs }) => [needs[0] ? mul(y, gy) : null, needs[1] ? mul(x, gy) : null],
   max: extremumRule,
   min: extremumRule,
-  logsumexp: ({ gy, saved: [x, y], attrs, inputShapes: [shape] }) => [
-    mul(broadcastable(gy, shape, attrs), exp(sub(x, broadcastable(y, shape, attrs)))),
-  ],
+  logsumexp: ({ gy, saved: [x, y], attrs, inputShapes: [shape] }) => [mul(broadcastable(gy, shape, attrs), exp(sub(x, broadcastable(y, shape, attrs))))],
   softmax: ({ gy, saved: [y], attrs }) => [mul(y, sub(gy, sum(mul(gy, y), [attrs.axis], true)))],
   logSoftmax: ({ gy, saved: [y], attrs }) => [sub(gy, mul(exp(y), sum(gy, [attrs.axis], true)))],
 };

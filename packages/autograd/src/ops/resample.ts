@@ -56,14 +56,7 @@ const CORNERS: readonly (readonly [number, number])[] = [
  * GG[n,p] = s ⊙ Σ_q S_q[n,p]·∇w_q(f), S_q = Σ_c gy·x(corner q); ∇w_q is affine in the fractions f, whose only
  * second derivatives are the mixed ones (±1), which gives the grid term.
  */
-function gridGradVjp(
-  gg: Tensor,
-  gy: Tensor,
-  x: Tensor,
-  grid: Tensor,
-  align: boolean,
-  needs: readonly boolean[],
-): (Tensor | null)[] {
+function gridGradVjp(gg: Tensor, gy: Tensor, x: Tensor, grid: Tensor, align: boolean, needs: readonly boolean[]): (Tensor | null)[] {
   const [N, C, H, W] = x.shape;
   const [, Ho, Wo] = grid.shape;
   const P = Ho * Wo;
@@ -96,8 +89,7 @@ function gridGradVjp(
     const dwdy = dyc ? wx : mulScalar(wx, -1);
     const e = add(mul(a, dwdx), mul(b, dwdy));
     if (needs[0]) dgy = accumulate(dgy, mul(value, e));
-    if (needs[1])
-      dx = accumulate(dx, scatterAdd(raw.zeros([N, C, H * W], 'f32', x.device), 2, index, mul(mul(gyFlat, e), inside)));
+    if (needs[1]) dx = accumulate(dx, scatterAdd(raw.zeros([N, C, H * W], 'f32', x.device), 2, index, mul(mul(gyFlat, e), inside)));
     if (needs[2]) {
       const s = sum(mul(gyFlat, value), [1], true);
       mixed = accumulate(mixed, dxc === dyc ? s : mulScalar(s, -1));
@@ -120,15 +112,7 @@ function accumulate(total: Tensor | null, term: Tensor): Tensor {
  * i32 flat index of one corner per (n, c, p) and its f32 inside-the-image mask. Outside corners get index 0 (an
  * out-of-range index is an error) and mask 0, which zeroes their gathered values and scattered updates.
  */
-function cornerIndex(
-  x0: Tensor,
-  y0: Tensor,
-  dx: number,
-  dy: number,
-  H: number,
-  W: number,
-  shape: Shape,
-): { index: Tensor; inside: Tensor } {
+function cornerIndex(x0: Tensor, y0: Tensor, dx: number, dy: number, H: number, W: number, shape: Shape): { index: Tensor; inside: Tensor } {
   return raw.tidy(() => {
     const cx = raw.addScalar(x0, dx);
     const cy = raw.addScalar(y0, dy);
@@ -158,6 +142,5 @@ export const resampleRules: RuleTable<ResamplePrim> = {
     needs[0] ? gridSample(ggx, grid, attrs) : null,
     needs[1] ? gridSampleGridGrad(g, ggx, grid, attrs) : null,
   ],
-  gridSampleGridGrad: ({ gy: gg, saved: [g, x, grid], attrs, needs }) =>
-    gridGradVjp(gg, g, x, grid, attrs.alignCorners ?? false, needs),
+  gridSampleGridGrad: ({ gy: gg, saved: [g, x, grid], attrs, needs }) => gridGradVjp(gg, g, x, grid, attrs.alignCorners ?? false, needs),
 };

@@ -4,29 +4,9 @@
  * L_V on the (already rotated) validation images. Used by experiment E2 and the browser's rotation page.
  * Browser-safe.
  */
-import {
-  add,
-  conv2d,
-  crossEntropy,
-  logSoftmax,
-  matmul,
-  mean,
-  mul,
-  neg,
-  permute,
-  relu,
-  reshape,
-  sum,
-} from '@metagrad/autograd';
+import { add, conv2d, crossEntropy, logSoftmax, matmul, mean, mul, neg, permute, relu, reshape, sum } from '@metagrad/autograd';
 import type { BilevelProblem, ClassificationBatch } from '@metagrad/meta';
-import {
-  lenet5,
-  maxPool2dLayer,
-  rotationTransformer,
-  type LeNet5Params,
-  type Model,
-  type RotationParams,
-} from '@metagrad/models';
+import { lenet5, maxPool2dLayer, rotationTransformer, type LeNet5Params, type Model, type RotationParams } from '@metagrad/models';
 import { ShapeError, tidy, type Tensor } from '@metagrad/tensor';
 import { oneHot } from '@metagrad/tensor/raw';
 

@@ -33,8 +33,7 @@ export const regressionBatchOps: BatchOps<RegressionBatch> = {
   size: (b) => b.x.shape[1],
   subsample(b, count, rng) {
     const n = b.x.shape[1];
-    if (!(Number.isInteger(count) && count >= 0 && count <= n))
-      throw new InvalidArgumentError(`regressionBatchOps.subsample: count ${count} of ${n} examples`);
+    if (!(Number.isInteger(count) && count >= 0 && count <= n)) throw new InvalidArgumentError(`regressionBatchOps.subsample: count ${count} of ${n} examples`);
     const perm = rng.permutation(n).slice(0, count);
     return tidy(() => {
       const index = tensor(Int32Array.from(perm), [count], 'i32', b.x.device);

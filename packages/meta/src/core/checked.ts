@@ -18,13 +18,8 @@ export interface CheckedHypergradResult extends HypergradResult {
 /** Throws NonFiniteHypergradientError when ‖dL_V/dλ‖ is NaN/Inf (λ is then left for the caller not to update). */
 export function checkHypergradNorm(estimator: string, hypergradNorm: number, valLoss: number, where: string): void {
   if (Number.isFinite(hypergradNorm)) return;
-  const hint = Number.isFinite(valLoss)
-    ? ''
-    : ' (the validation loss is not finite either: the inner iterate w is probably NaN/Inf; lower the inner lr)';
-  throw new NonFiniteHypergradientError(
-    estimator,
-    `‖dL_V/dλ‖ = ${hypergradNorm} ${where} (validation loss ${valLoss}); λ was not updated${hint}`,
-  );
+  const hint = Number.isFinite(valLoss) ? '' : ' (the validation loss is not finite either: the inner iterate w is probably NaN/Inf; lower the inner lr)';
+  throw new NonFiniteHypergradientError(estimator, `‖dL_V/dλ‖ = ${hypergradNorm} ${where} (validation loss ${valLoss}); λ was not updated${hint}`);
 }
 
 /**

@@ -19,8 +19,7 @@ export interface InnerOptimiser {
 }
 
 export function checkInnerOptimiser(where: string, o: InnerOptimiser): void {
-  if (!(Number.isFinite(o.lr) && o.lr > 0))
-    throw new InvalidArgumentError(`${where}: inner lr must be a finite number > 0, got ${o.lr}`);
+  if (!(Number.isFinite(o.lr) && o.lr > 0)) throw new InvalidArgumentError(`${where}: inner lr must be a finite number > 0, got ${o.lr}`);
   if (!(Number.isFinite(o.momentum) && o.momentum >= 0 && o.momentum < 1)) {
     throw new InvalidArgumentError(`${where}: inner momentum must be in [0, 1), got ${o.momentum}`);
   }
@@ -79,9 +78,7 @@ function innerStep<Batch>(
   track: boolean,
 ): InnerState {
   return tidy(() => {
-    const lg = track
-      ? trainLossAndGradient(problem, s.w, lambda, batch)
-      : { gradient: trainGradient(problem, s.w, lambda, batch), loss: null };
+    const lg = track ? trainLossAndGradient(problem, s.w, lambda, batch) : { gradient: trainGradient(problem, s.w, lambda, batch), loss: null };
     const next = noGrad(() => opt.step(s.w, lg.gradient, s.sgd));
     const last = lg.loss ? { loss: lg.loss, gradNorm: noGrad(() => normTree(lg.gradient)) } : s.last;
     return { w: next.params, sgd: next.state, trajectory: s.trajectory, last };
@@ -103,11 +100,7 @@ export function runInner<Batch>(o: RunInnerOptions<Batch>): Promise<InnerRun> {
         s,
         async (prev) => {
           // The step itself frees the old momentum buffers at once; w_{t−1} lives until the hook has seen it.
-          const next = carry(
-            prev,
-            (p) => innerStep(o.problem, o.lambda(), opt, p, batch, Boolean(o.trackLast) && t === T),
-            [o.w0, prev.w],
-          );
+          const next = carry(prev, (p) => innerStep(o.problem, o.lambda(), opt, p, batch, Boolean(o.trackLast) && t === T), [o.w0, prev.w]);
           await o.onStep?.({ t, T, wPrev: prev.w, w: next.w, batch });
           return o.keepTrajectory && t < T ? { ...next, trajectory: [...next.trajectory, next.w] } : next;
         },
@@ -122,17 +115,14 @@ export function runInner<Batch>(o: RunInnerOptions<Batch>): Promise<InnerRun> {
  * runInner's steps without a hook, synchronous and without a readback (so `compile` can capture a whole inner
  * optimisation): w_T and the last step's training loss and ‖gradient‖.
  */
-export function runInnerTensors<Batch>(
-  o: Omit<RunInnerOptions<Batch>, 'onStep' | 'keepTrajectory' | 'trackLast'>,
-): Required<Omit<InnerRun, 'trajectory'>> {
+export function runInnerTensors<Batch>(o: Omit<RunInnerOptions<Batch>, 'onStep' | 'keepTrajectory' | 'trackLast'>): Required<Omit<InnerRun, 'trajectory'>> {
   checkInnerOptimiser('runInnerTensors', o.optimiser);
   const T = o.batches.length;
   if (T === 0) throw new InvalidArgumentError('runInnerTensors: no batches (T = 0)');
   const opt = heavyBall(o.optimiser);
   return tidy(() => {
     let s: InnerState = { w: o.w0, sgd: opt.init(o.w0), trajectory: [] };
-    for (let t = 1; t <= T; t++)
-      s = carry(s, (prev) => innerStep(o.problem, o.lambda(), opt, prev, o.batches[t - 1], t === T), o.w0);
+    for (let t = 1; t <= T; t++) s = carry(s, (prev) => innerStep(o.problem, o.lambda(), opt, prev, o.batches[t - 1], t === T), o.w0);
     return { wT: s.w, last: s.last! };
   });
 }

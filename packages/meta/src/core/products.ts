@@ -18,8 +18,7 @@ export interface MixedProducts<Θ extends ParamTree = ParamTree, Λ extends Para
 }
 
 /** Zeros shaped like `like` (no graph). */
-export const zerosTree = <T extends ParamTree>(like: T): T =>
-  tree.map(like, (t) => noGrad(() => zeros(t.shape, 'f32', t.device)));
+export const zerosTree = <T extends ParamTree>(like: T): T => tree.map(like, (t) => noGrad(() => zeros(t.shape, 'f32', t.device)));
 
 /** a·x + b·y leafwise, without a graph (one fused dispatch per leaf). */
 export function lincombTree<T extends ParamTree>(a: number, x: T, b: number, y: ParamTree): T {
@@ -40,11 +39,8 @@ export function mixedProducts<Θ extends ParamTree, Λ extends ParamTree, Batch>
     const ws = gradLeaves(w);
     const inner = tree.dot(gradTree(problem.trainLoss(ws, lam, batch), ws, true), u);
     const targets = [...(want.w ? tree.leaves(ws) : []), ...(want.lambda ? tree.leaves(lam) : [])];
-    if (!inner.requiresGrad || targets.length === 0)
-      return { hw: want.w ? zerosTree(w) : null, lambda: want.lambda ? zerosTree(lambda) : null };
-    const gs = grad(inner, targets, { allowUnused: true }).map(
-      (x, i) => x ?? noGrad(() => zeros(targets[i].shape, 'f32', targets[i].device)),
-    );
+    if (!inner.requiresGrad || targets.length === 0) return { hw: want.w ? zerosTree(w) : null, lambda: want.lambda ? zerosTree(lambda) : null };
+    const gs = grad(inner, targets, { allowUnused: true }).map((x, i) => x ?? noGrad(() => zeros(targets[i].shape, 'f32', targets[i].device)));
     const nw = want.w ? tree.leaves(w).length : 0;
     return {
       hw: want.w ? tree.fromLeaves(w, gs.slice(0, nw)) : null,
@@ -69,12 +65,7 @@ export function valGradients<Θ extends ParamTree, Λ extends ParamTree, Batch>(
 }
 
 /** ∇_w L_T(w, λ; D) with λ held constant (the inner optimiser's gradient). */
-export function trainGradient<Batch>(
-  problem: BilevelProblem<ParamTree, ParamTree, Batch>,
-  w: ParamTree,
-  lambda: ParamTree,
-  batch: Batch,
-): ParamTree {
+export function trainGradient<Batch>(problem: BilevelProblem<ParamTree, ParamTree, Batch>, w: ParamTree, lambda: ParamTree, batch: Batch): ParamTree {
   return tidy(() => {
     const ws = gradLeaves(w);
     return gradTree(problem.trainLoss(ws, tree.detach(lambda), batch), ws);

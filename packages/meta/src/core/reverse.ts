@@ -50,12 +50,7 @@ export const reverseStart = (lambda: ParamTree, alphaT: ParamTree): ReverseState
 });
 
 /** Reverse step t at w = w_{t−1} (pure): one double backward gives both products (H·c only while t > 1). */
-export function reverseStep<Batch>(
-  o: Omit<ReverseOptions<Batch>, 'alphaT' | 'point'>,
-  s: ReverseState,
-  t: number,
-  w: ParamTree,
-): ReverseState {
+export function reverseStep<Batch>(o: Omit<ReverseOptions<Batch>, 'alphaT' | 'point'>, s: ReverseState, t: number, w: ParamTree): ReverseState {
   const c = s.am ? lincombTree(1, s.am, -o.lr, s.aw) : tree.scale(s.aw, -o.lr); // c_t = ā_m − η ā_w
   const prod = mixedProducts(o.problem, w, o.lambda, o.trainBatches[t - 1], c, { w: t > 1, lambda: true });
   return {
@@ -70,8 +65,7 @@ export function reverseStep<Batch>(
 export function reverseHypergradient<Batch>(o: ReverseOptions<Batch>): ReverseResult {
   return tidy(() => {
     let s = reverseStart(o.lambda, o.alphaT);
-    for (let t = o.trainBatches.length; t >= 1; t--)
-      s = carry(s, (prev) => reverseStep(o, prev, t, o.point(t)), o.alphaT);
+    for (let t = o.trainBatches.length; t >= 1; t--) s = carry(s, (prev) => reverseStep(o, prev, t, o.point(t)), o.alphaT);
     return { gSO: s.gSO, jvps: s.jvps };
   });
 }

@@ -33,10 +33,7 @@ export class MissingTrajectoryError extends Error {
 export function checkTrajectoryInput<Batch>(where: string, input: TrajectoryInput<Batch>): readonly Batch[] {
   if (!input.initial) throw new MissingTrajectoryError(`${where}: the input needs 'initial' (w_0) besides theta (w_T)`);
   const batches = input.trainBatches;
-  if (!batches || batches.length === 0)
-    throw new MissingTrajectoryError(
-      `${where}: the input needs trainBatches D_1 … D_T (got ${batches?.length ?? 'none'})`,
-    );
+  if (!batches || batches.length === 0) throw new MissingTrajectoryError(`${where}: the input needs trainBatches D_1 … D_T (got ${batches?.length ?? 'none'})`);
   checkInnerOptimiser(where, { lr: input.innerLr, momentum: input.momentum ?? 0 });
   return batches;
 }

@@ -39,9 +39,7 @@ export function anilProblem<Λ extends ParamTree = ParamTree>(options: AnilProbl
       const f = options.features(lambda, reshape(x, [B * n, d]));
       const h = f.shape[1];
       if (weight.shape[0] !== B || weight.shape[1] !== h)
-        throw new ShapeError(
-          `anilProblem: head weight [${weight.shape.join(', ')}] does not fit ${B} tasks × ${h} features`,
-        );
+        throw new ShapeError(`anilProblem: head weight [${weight.shape.join(', ')}] does not fit ${B} tasks × ${h} features`);
       return add(matmul(reshape(f, [B, n, h]), weight), bias);
     });
   /** Σ_tasks mean_examples (pred − y)², as a scalar. */

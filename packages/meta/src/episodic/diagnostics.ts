@@ -47,10 +47,7 @@ async function exactHypergradient<Batch>(ctx: EpisodeContext<Batch>): Promise<Pa
  * Replays the context's inner optimisation at fixed λ (`ctx.diagnostic` is forced on) and compares every method's
  * final hypergradient with the exact one. Methods that produce nothing at t = T get NaN.
  */
-export function compareWithExact<Batch>(
-  ctx: EpisodeContext<Batch>,
-  methods: readonly HyperMethod<Batch>[],
-): Promise<{ rows: CosineRow[]; exactNorm: number }> {
+export function compareWithExact<Batch>(ctx: EpisodeContext<Batch>, methods: readonly HyperMethod<Batch>[]): Promise<{ rows: CosineRow[]; exactNorm: number }> {
   const dctx: EpisodeContext<Batch> = { ...ctx, diagnostic: true };
   /** Each method's last hypergradient at t = T, on the host. */
   const finals = new Map<HyperMethod<Batch>, Float64Array>();

@@ -14,15 +14,7 @@ import { InvalidArgumentError, tidy, type Tensor } from '@metagrad/tensor';
 import { normTree, type FunctionalOptimizer, type ParamTree, type SgdState } from '@metagrad/models';
 import { readScalars } from '../hypergrad/readback';
 import { carryAsync } from '../core/loop';
-import {
-  runInner,
-  runInnerTensors,
-  trainLossAndGradient,
-  zerosTree,
-  type EpisodeContext,
-  type HyperMethod,
-  type OnlineStepCore,
-} from '../core';
+import { runInner, runInnerTensors, trainLossAndGradient, zerosTree, type EpisodeContext, type HyperMethod, type OnlineStepCore } from '../core';
 import type { LambdaUpdates } from './updates';
 
 /** w_T and the last inner step's L_T and ‖∇_w L_T‖ (for the finite check before Reptile). */
@@ -59,19 +51,12 @@ export type UnitContext<Batch> = Pick<EpisodeContext<Batch>, 'problem' | 'lambda
 };
 
 /** w_t = SGD-momentum step from w_{t−1} (buffer passed in; zeros before step 1 equal torch's first-step rule), then the core's hypergradient. */
-export function onlineStep<Batch>(
-  o: UnitContext<Batch>,
-  core: OnlineStepCore<Batch>,
-  ...[w, buf, batch, valBatch, args]: StepArgs<Batch>
-): StepTensors {
+export function onlineStep<Batch>(o: UnitContext<Batch>, core: OnlineStepCore<Batch>, ...[w, buf, batch, valBatch, args]: StepArgs<Batch>): StepTensors {
   return tidy(() => {
     const lg = trainLossAndGradient(o.problem, w, o.lambda, batch);
     const gradNorm = noGrad(() => normTree(lg.gradient));
     const next = noGrad(() => o.sgd.step(w, lg.gradient, { step: 0, momentum: buf }));
-    const h = core.tensors(
-      { problem: o.problem, lambda: o.lambda, valBatch, innerLr: o.optimiser.lr, wPrev: w, w: next.params, batch },
-      args,
-    );
+    const h = core.tensors({ problem: o.problem, lambda: o.lambda, valBatch, innerLr: o.optimiser.lr, wPrev: w, w: next.params, batch }, args);
     const hypergradNorm = noGrad(() => normTree(h.hypergrad));
     return {
       w: next.params,
@@ -86,11 +71,7 @@ export function onlineStep<Batch>(
 }
 
 /** The whole inner optimisation w_0 → w_T and, for an offline method, its hypergradient from the trajectory. */
-export function wholeEpisode<Batch>(
-  o: UnitContext<Batch>,
-  method: HyperMethod<Batch>,
-  ...[w0, batches, valBatch]: EpisodeArgs<Batch>
-): EpisodeTensors {
+export function wholeEpisode<Batch>(o: UnitContext<Batch>, method: HyperMethod<Batch>, ...[w0, batches, valBatch]: EpisodeArgs<Batch>): EpisodeTensors {
   return tidy(() => {
     const run = runInnerTensors({ problem: o.problem, lambda: () => o.lambda, w0, batches, optimiser: o.optimiser });
     let hyper: EpisodeTensors['hyper'] = null;
@@ -169,11 +150,7 @@ export async function compiledEpisode<Batch>(
 }
 
 /** runInner with the method's `step` after every inner step (each result checked and applied, then freed). */
-export async function eagerInner<Batch>(
-  ctx: EpisodeContext<Batch>,
-  method: HyperMethod<Batch>,
-  updates: LambdaUpdates,
-): Promise<InnerOutcome> {
+export async function eagerInner<Batch>(ctx: EpisodeContext<Batch>, method: HyperMethod<Batch>, updates: LambdaUpdates): Promise<InnerOutcome> {
   const run = await runInner({
     problem: ctx.problem,
     lambda: () => ctx.lambda,
@@ -181,9 +158,7 @@ export async function eagerInner<Batch>(
     batches: ctx.trainBatches,
     optimiser: ctx.optimiser,
     trackLast: true,
-    onStep: method.step
-      ? async (s) => updates.applyResult(await method.step!(ctx, s), `at inner step ${s.t}`)
-      : undefined,
+    onStep: method.step ? async (s) => updates.applyResult(await method.step!(ctx, s), `at inner step ${s.t}`) : undefined,
   });
   return { wT: run.wT, last: run.last ?? null };
 }

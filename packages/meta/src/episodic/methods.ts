@@ -6,13 +6,7 @@
  */
 import { tidy, type Tensor } from '@metagrad/tensor';
 import { tree, type ParamTree } from '@metagrad/models';
-import {
-  emptyStats,
-  type BilevelProblem,
-  type HypergradEstimator,
-  type HypergradResult,
-  type HypergradTensors,
-} from '../hypergrad/types';
+import { emptyStats, type BilevelProblem, type HypergradEstimator, type HypergradResult, type HypergradTensors } from '../hypergrad/types';
 import { checkPositiveInt, gradLeaves, gradTree } from '../hypergrad/common';
 import { checkedEstimate, trajectoryInput, type HyperMethod, type TrajectoryInput } from '../core';
 
@@ -60,18 +54,12 @@ export function offlineMethod<Batch>(
   return {
     name,
     end: (ctx, wT) => est.estimate(trajectoryInput(ctx, ctx.w0, wT, ctx.trainBatches, ctx.valBatch)),
-    ...(est.estimateTensors
-      ? { offline: { tensors: (input: TrajectoryInput<Batch>) => est.estimateTensors!(input) } }
-      : {}),
+    ...(est.estimateTensors ? { offline: { tensors: (input: TrajectoryInput<Batch>) => est.estimateTensors!(input) } } : {}),
   };
 }
 
 /** An implicit (IFT) estimator online over the last `lastSteps` inner steps only, at w_t (the paper's N.IFT(N, K)). */
-export function implicitMethod<Batch>(
-  est: HypergradEstimator<Batch>,
-  lastSteps: number,
-  name: string,
-): HyperMethod<Batch> {
+export function implicitMethod<Batch>(est: HypergradEstimator<Batch>, lastSteps: number, name: string): HyperMethod<Batch> {
   checkPositiveInt('implicitMethod', 'lastSteps', lastSteps);
   return {
     name,

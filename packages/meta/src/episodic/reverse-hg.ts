@@ -1,11 +1,6 @@
 /** @file Reverse-HG (Algorithm 1): exact reverse mode over the stored trajectory, through momentum; memory grows with T. */
 import type { HypergradEstimator, HypergradResult } from '../hypergrad/types';
-import {
-  MissingTrajectoryError,
-  checkTrajectoryInput,
-  trajectoryHypergradient,
-  type StoredTrajectoryInput,
-} from '../core';
+import { MissingTrajectoryError, checkTrajectoryInput, trajectoryHypergradient, type StoredTrajectoryInput } from '../core';
 
 export class ReverseHG<Batch> implements HypergradEstimator<Batch> {
   readonly name = 'reverse-hg';

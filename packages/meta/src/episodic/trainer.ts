@@ -158,22 +158,12 @@ export class EpisodicTrainer<Batch> {
     if (this.mode === 'step') {
       const core = this.o.method.online!;
       return compiledSteps(ctx, core, updates, (...a) =>
-        compiledOrEager(
-          this.stepCompiled,
-          (...b: StepArgs<Batch>) => onlineStep(this.unit, core, ...b),
-          fallBack,
-          ...a,
-        ),
+        compiledOrEager(this.stepCompiled, (...b: StepArgs<Batch>) => onlineStep(this.unit, core, ...b), fallBack, ...a),
       );
     }
     if (this.mode === 'episode') {
       return compiledEpisode(ctx, updates, (...a) =>
-        compiledOrEager(
-          this.episodeCompiled,
-          (...b: EpisodeArgs<Batch>) => wholeEpisode(this.unit, this.o.method, ...b),
-          fallBack,
-          ...a,
-        ),
+        compiledOrEager(this.episodeCompiled, (...b: EpisodeArgs<Batch>) => wholeEpisode(this.unit, this.o.method, ...b), fallBack, ...a),
       );
     }
     return eagerInner(ctx, this.o.method, updates);
@@ -183,18 +173,10 @@ export class EpisodicTrainer<Batch> {
    * L_V(w_T, λ), read in one readback with the inner optimisation's last training loss, its ‖gradient‖ and ‖w_T‖:
    * any of those NaN/Inf is a NonFiniteGradientError (before the Reptile step, so φ stays as it was).
    */
-  private async checkedValLoss(
-    m: number,
-    wT: ParamTree,
-    batch: Batch,
-    last: { loss: Tensor; gradNorm: Tensor } | null,
-    T: number,
-  ): Promise<number> {
+  private async checkedValLoss(m: number, wT: ParamTree, batch: Batch, last: { loss: Tensor; gradNorm: Tensor } | null, T: number): Promise<number> {
     const l = this.o.problem.valLoss(wT, this.lambda, batch);
     const wNorm = noGrad(() => normTree(wT));
-    const [valLoss, norm, trainLoss, gradNorm] = await readScalars(
-      last ? [l, wNorm, last.loss, last.gradNorm] : [l, wNorm],
-    );
+    const [valLoss, norm, trainLoss, gradNorm] = await readScalars(last ? [l, wNorm, last.loss, last.gradNorm] : [l, wNorm]);
     if (!Number.isFinite(norm) || (last && !(Number.isFinite(trainLoss) && Number.isFinite(gradNorm)))) {
       throw new NonFiniteGradientError(
         `EpisodicTrainer inner optimisation ${m} (‖w_T‖ = ${norm}; Reptile step skipped, φ unchanged), last inner step`,

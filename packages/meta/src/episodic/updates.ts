@@ -22,13 +22,7 @@ export class LambdaUpdates {
   ) {}
 
   /** λ ← Adam(λ, g) once ‖g‖ (read with L_V) is known to be finite; `where` names the step in the error. */
-  apply(
-    hypergrad: ParamTree,
-    norm: number,
-    valLoss: number,
-    where: string,
-    work: { jvps: number; hvps: number },
-  ): void {
+  apply(hypergrad: ParamTree, norm: number, valLoss: number, where: string, work: { jvps: number; hvps: number }): void {
     checkHypergradNorm(this.method, norm, valLoss, `${where} of inner optimisation ${this.m}`);
     this.adam.step(hypergrad);
     this.jvps += work.jvps;
@@ -40,8 +34,7 @@ export class LambdaUpdates {
   /** A method's result (or none): its norm as the method read it, else one readback here. */
   async applyResult(r: HypergradResult | null, where: string): Promise<void> {
     if (!r) return;
-    const norm =
-      (r as Partial<CheckedHypergradResult>).hypergradNorm ?? (await noGrad(() => normTree(r.hypergrad)).item());
+    const norm = (r as Partial<CheckedHypergradResult>).hypergradNorm ?? (await noGrad(() => normTree(r.hypergrad)).item());
     this.apply(r.hypergrad, norm, r.valLoss, where, r.stats);
   }
 

@@ -10,11 +10,7 @@ import type { Rng } from '@metagrad/models';
 import type { BatchOps } from '../core/batches';
 
 /** How many examples eq. 14 takes from the previous distilled batch and from the new one. */
-export function distilledCounts(
-  previousSize: number,
-  newSize: number,
-  p: number,
-): { fromPrevious: number; fromNew: number } {
+export function distilledCounts(previousSize: number, newSize: number, p: number): { fromPrevious: number; fromNew: number } {
   const fromPrevious = Math.min(previousSize, Math.round(previousSize * p));
   return { fromPrevious, fromNew: Math.max(0, Math.min(newSize, newSize - fromPrevious)) };
 }

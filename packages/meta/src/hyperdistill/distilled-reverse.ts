@@ -10,16 +10,7 @@ import { concat } from '@metagrad/tensor/raw';
 import { tree, type ParamTree, type Rng } from '@metagrad/models';
 import type { BilevelProblem } from '../hypergrad/types';
 import { carry } from '../core/loop';
-import {
-  interpolate,
-  lincombTree,
-  mixedProducts,
-  reverseStart,
-  reverseStep,
-  MissingBatchOpsError,
-  type BatchOps,
-  type ReverseState,
-} from '../core';
+import { interpolate, lincombTree, mixedProducts, reverseStart, reverseStep, MissingBatchOpsError, type BatchOps, type ReverseState } from '../core';
 import { distillBatch } from './distilled-batch';
 import { reverseMix } from './weights';
 
@@ -83,18 +74,9 @@ function horizon<Batch>(o: DistilledReverseInput<Batch>, prev: FitState<Batch>, 
 }
 
 /** D*_s from D_{T−s+1} (eq. 18); at γ = 0 (p = 1) D* stays D_T. */
-function distilledBatchAt<Batch>(
-  o: DistilledReverseInput<Batch>,
-  previous: Batch | null,
-  batch: Batch,
-  s: number,
-  p: number,
-): Batch {
+function distilledBatchAt<Batch>(o: DistilledReverseInput<Batch>, previous: Batch | null, batch: Batch, s: number, p: number): Batch {
   if (s === 1 || previous === null) return batch;
   if (p === 1 || previous === batch) return previous;
-  if (!o.batchOps)
-    throw new MissingBatchOpsError(
-      'linearEstimation: the training batches differ between steps; pass batchOps (eq. 18)',
-    );
+  if (!o.batchOps) throw new MissingBatchOpsError('linearEstimation: the training batches differ between steps; pass batchOps (eq. 18)');
   return distillBatch(o.batchOps, previous, batch, p, o.rng);
 }

@@ -5,12 +5,7 @@
  * 2T − 1 JVPs, offline (one hypergradient per inner optimisation). Momentum enters as in ReverseHG.
  */
 import type { HypergradEstimator, HypergradResult, HypergradTensors } from '../hypergrad/types';
-import {
-  checkTrajectoryInput,
-  trajectoryHypergradient,
-  trajectoryHypergradientTensors,
-  type TrajectoryInput,
-} from '../core/trajectory';
+import { checkTrajectoryInput, trajectoryHypergradient, trajectoryHypergradientTensors, type TrajectoryInput } from '../core/trajectory';
 import { interpolate } from '../core/reverse';
 
 export class DrMAD<Batch> implements HypergradEstimator<Batch> {
@@ -18,16 +13,12 @@ export class DrMAD<Batch> implements HypergradEstimator<Batch> {
 
   estimate(input: TrajectoryInput<Batch>): Promise<HypergradResult> {
     const batches = checkTrajectoryInput('DrMAD', input);
-    return trajectoryHypergradient(this.name, input, batches, (t) =>
-      interpolate(input.initial, input.theta, t, batches.length),
-    );
+    return trajectoryHypergradient(this.name, input, batches, (t) => interpolate(input.initial, input.theta, t, batches.length));
   }
 
   /** The same hypergradient without a readback (no finite check: the caller reads the norm), for compiled episodes. */
   estimateTensors(input: TrajectoryInput<Batch>): HypergradTensors {
     const batches = checkTrajectoryInput('DrMAD', input);
-    return trajectoryHypergradientTensors(input, batches, (t) =>
-      interpolate(input.initial, input.theta, t, batches.length),
-    );
+    return trajectoryHypergradientTensors(input, batches, (t) => interpolate(input.initial, input.theta, t, batches.length));
   }
 }

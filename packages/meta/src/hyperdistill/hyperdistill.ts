@@ -25,13 +25,7 @@ import { checkedEstimate, lincombTree, trainGradient, MissingBatchOpsError, type
 import { distillBatch } from './distilled-batch';
 import { distilledLookahead } from './distilled-lookahead';
 import { decaySum, onlineMix } from './weights';
-import {
-  checkMomentumJacobian,
-  linearEstimation,
-  type LinearEstimationInput,
-  type LinearEstimationResult,
-  type MomentumJacobian,
-} from './linear-estimation';
+import { checkMomentumJacobian, linearEstimation, type LinearEstimationInput, type LinearEstimationResult, type MomentumJacobian } from './linear-estimation';
 
 export interface HyperDistillOptions<Batch> {
   /** Decay γ ∈ [0, 1] of the distilled trajectory (the paper tunes it in {0.9, 0.99, 0.999, 0.9999}). */
@@ -105,15 +99,12 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
 
   /** Whether inner optimisation m (1-based) is one where θ is refitted. */
   shouldEstimate(m: number): boolean {
-    if (!(Number.isInteger(m) && m >= 1))
-      throw new InvalidArgumentError(`HyperDistill.shouldEstimate: m must be an integer ≥ 1, got ${m}`);
+    if (!(Number.isInteger(m) && m >= 1)) throw new InvalidArgumentError(`HyperDistill.shouldEstimate: m must be an integer ≥ 1, got ${m}`);
     return !this.fixedTheta && (m - 1) % this.estimationPeriod === 0;
   }
 
   /** Algorithm 4 at the current λ and initialisation; sets θ (unless fixed) and returns the samples. */
-  async fit(
-    input: Omit<LinearEstimationInput<Batch>, 'gamma' | 'batchOps' | 'rng' | 'momentumJacobian'>,
-  ): Promise<LinearEstimationResult> {
+  async fit(input: Omit<LinearEstimationInput<Batch>, 'gamma' | 'batchOps' | 'rng' | 'momentumJacobian'>): Promise<LinearEstimationResult> {
     const result = await linearEstimation({
       ...input,
       gamma: this.gamma,
@@ -149,9 +140,7 @@ export class HyperDistill<Batch> implements HypergradEstimator<Batch> {
     const p = onlineMix(this.gamma, t);
     const merge = t > 1 && p !== 0 && old.dStar !== null && old.dStar !== batch;
     if (merge && !this.batchOps)
-      throw new MissingBatchOpsError(
-        'HyperDistill: the training batch changed between steps; pass batchOps to build the distilled batch D* (eq. 14)',
-      );
+      throw new MissingBatchOpsError('HyperDistill: the training batch changed between steps; pass batchOps to build the distilled batch D* (eq. 14)');
     const next = (s: Distilled<Batch>): Distilled<Batch> => ({
       t,
       wStar: t === 1 || !s.wStar || p === 0 ? tree.clone(wPrev) : lincombTree(p, s.wStar, 1 - p, wPrev), // eq. 13

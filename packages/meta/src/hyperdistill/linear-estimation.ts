@@ -44,9 +44,7 @@ export type MomentumJacobian = 'constant' | 'exact';
 export function checkMomentumJacobian(where: string, value: unknown): MomentumJacobian {
   if (value === undefined) return 'constant';
   if (value === 'constant' || value === 'exact') return value;
-  throw new InvalidArgumentError(
-    `${where}: momentumJacobian must be 'constant' or 'exact', got ${JSON.stringify(value)}`,
-  );
+  throw new InvalidArgumentError(`${where}: momentumJacobian must be 'constant' or 'exact', got ${JSON.stringify(value)}`);
 }
 
 export interface LinearEstimationResult {

@@ -9,9 +9,7 @@ import { activation, type MlpOptions, type ParamTree } from '@metagrad/models';
 import { carry } from '../core/loop';
 
 /** The stacked counterpart of `mlp(options).apply`: (stacked params, x [N, in]) → [K, N, out]. */
-export function batchedMlp(
-  options: Pick<MlpOptions, 'sizes' | 'activation' | 'outputActivation'>,
-): (stacked: ParamTree, x: Tensor) => Tensor {
+export function batchedMlp(options: Pick<MlpOptions, 'sizes' | 'activation' | 'outputActivation'>): (stacked: ParamTree, x: Tensor) => Tensor {
   const hidden = activation(options.activation);
   const output = activation(options.outputActivation ?? 'identity');
   const layersCount = options.sizes.length - 1;

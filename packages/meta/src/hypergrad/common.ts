@@ -28,19 +28,11 @@ export function gradTree<T extends ParamTree>(output: Tensor, inputs: T, createG
 }
 
 export function checkPositiveInt(what: string, name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1)
-    throw new InvalidArgumentError(`${what}: ${name} must be an integer ≥ 1, got ${value}`);
+  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`${what}: ${name} must be an integer ≥ 1, got ${value}`);
 }
 
-export function checkFinite(
-  what: string,
-  name: string,
-  value: number,
-  test: (v: number) => boolean,
-  rule: string,
-): void {
-  if (!Number.isFinite(value) || !test(value))
-    throw new InvalidArgumentError(`${what}: ${name} must be ${rule}, got ${value}`);
+export function checkFinite(what: string, name: string, value: number, test: (v: number) => boolean, rule: string): void {
+  if (!Number.isFinite(value) || !test(value)) throw new InvalidArgumentError(`${what}: ${name} must be ${rule}, got ${value}`);
 }
 
 /** The inner step size every look-ahead style estimator needs (an absent one is refused like a bad one). */
@@ -50,10 +42,7 @@ export function checkInnerLr(what: string, innerLr: number | undefined): asserts
 }
 
 /** The training batch of an estimator that needs one (`trainBatch` is optional in HypergradInput). */
-export function requireTrainBatch<B>(
-  what: string,
-  input: Pick<HypergradInput<ParamTree, ParamTree, B>, 'trainBatch'>,
-): B {
+export function requireTrainBatch<B>(what: string, input: Pick<HypergradInput<ParamTree, ParamTree, B>, 'trainBatch'>): B {
   if (input.trainBatch === undefined) throw new InvalidArgumentError(`${what}: the input needs trainBatch`);
   return input.trainBatch;
 }

@@ -24,8 +24,7 @@ export function vectorNorm(v: ArrayLike<number>): number {
 
 /** cos∠(a, b); 0 when either vector is zero (no direction to agree with). */
 export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length)
-    throw new InvalidArgumentError(`cosineSimilarity: vectors of length ${a.length} and ${b.length}`);
+  if (a.length !== b.length) throw new InvalidArgumentError(`cosineSimilarity: vectors of length ${a.length} and ${b.length}`);
   let dot = 0;
   for (let i = 0; i < a.length; i++) dot += a[i] * b[i];
   const n = vectorNorm(a) * vectorNorm(b);
@@ -34,8 +33,7 @@ export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): nu
 
 /** Pearson correlation of two equal-length series: the cosine of their deviations from their means. */
 export function pearsonCorrelation(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length)
-    throw new InvalidArgumentError(`pearsonCorrelation: series of length ${a.length} and ${b.length}`);
+  if (a.length !== b.length) throw new InvalidArgumentError(`pearsonCorrelation: series of length ${a.length} and ${b.length}`);
   const centred = (x: ArrayLike<number>): number[] => {
     const m = Array.from(x).reduce((s, v) => s + v, 0) / x.length;
     return Array.from(x, (v) => v - m);
@@ -82,8 +80,7 @@ export async function compareToReference<Θ extends ParamTree, Λ extends ParamT
   samples = 1,
 ): Promise<HypergradComparison & { sampleCosines: number[] }> {
   // Each estimate in a scope that keeps only its values on the host.
-  const hostHypergrad = (e: HypergradEstimator<B, Θ, Λ>): Promise<Float64Array> =>
-    scope(async () => treeToVector((await e.estimate(input)).hypergrad));
+  const hostHypergrad = (e: HypergradEstimator<B, Θ, Λ>): Promise<Float64Array> => scope(async () => treeToVector((await e.estimate(input)).hypergrad));
   const refVec = await hostHypergrad(reference);
   const mean = new Float64Array(refVec.length);
   const sampleCosines: number[] = [];

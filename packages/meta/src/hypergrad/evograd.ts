@@ -56,14 +56,8 @@ export interface EvoGradOptions {
   forward?: 'auto' | 'loop';
 }
 
-export type EvoGradTensors<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<
-  HypergradTensors<Λ>,
-  EvoGradIntermediates<Θ>
->;
-export type EvoGradResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<
-  HypergradResult<Λ>,
-  EvoGradIntermediates<Θ>
->;
+export type EvoGradTensors<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradTensors<Λ>, EvoGradIntermediates<Θ>>;
+export type EvoGradResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradResult<Λ>, EvoGradIntermediates<Θ>>;
 
 export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
   readonly name: string;
@@ -73,21 +67,17 @@ export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
 
   constructor(options: EvoGradOptions) {
     checkPositiveInt('EvoGrad', 'K', options.K);
-    if (options.sigma !== undefined)
-      checkFinite('EvoGrad', 'sigma', options.sigma, (v) => v >= 0, 'a finite number ≥ 0');
+    if (options.sigma !== undefined) checkFinite('EvoGrad', 'sigma', options.sigma, (v) => v >= 0, 'a finite number ≥ 0');
     checkFinite('EvoGrad', 'tau', options.tau, (v) => v > 0, 'a finite number > 0');
     const noise = options.noise ?? 'rademacher';
     if (noise !== 'rademacher' && noise !== 'gaussian') {
       throw new InvalidArgumentError(`EvoGrad: noise must be 'rademacher' or 'gaussian', got '${String(noise)}'`);
     }
     if (options.antithetic && options.K % 2 !== 0) {
-      throw new InvalidArgumentError(
-        `EvoGrad: antithetic sampling pairs ε with −ε, so K must be even, got K = ${options.K}`,
-      );
+      throw new InvalidArgumentError(`EvoGrad: antithetic sampling pairs ε with −ε, so K must be even, got K = ${options.K}`);
     }
     const forward = options.forward ?? 'auto';
-    if (forward !== 'auto' && forward !== 'loop')
-      throw new InvalidArgumentError(`EvoGrad: forward must be 'auto' or 'loop', got '${String(forward)}'`);
+    if (forward !== 'auto' && forward !== 'loop') throw new InvalidArgumentError(`EvoGrad: forward must be 'auto' or 'loop', got '${String(forward)}'`);
     this.options = { antithetic: false, seed: 0, ...options, noise, forward };
     this.name = `evograd-k${options.K}`;
     this.generator = new raw.Generator(this.options.seed);
@@ -96,8 +86,7 @@ export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
   /** Draws the K perturbations for `theta`: a tree of θ's structure with leaves [K, ...shape] (caller disposes). */
   sampleNoise<Θ extends ParamTree>(theta: Θ): Θ {
     const { K, sigma, noise, antithetic } = this.options;
-    if (sigma === undefined)
-      throw new InvalidArgumentError('EvoGrad: drawing noise needs the sigma option (estimateWithNoise does not)');
+    if (sigma === undefined) throw new InvalidArgumentError('EvoGrad: drawing noise needs the sigma option (estimateWithNoise does not)');
     const gen = this.generator; // offsets call·leaves + leaf: one independent Philox stream per call and leaf
     return tree.map(theta, (t) => {
       const draws = antithetic ? K / 2 : K;
@@ -112,9 +101,7 @@ export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
     });
   }
 
-  async estimate<Θ extends ParamTree, Λ extends ParamTree>(
-    input: HypergradInput<Θ, Λ, B>,
-  ): Promise<EvoGradResult<Θ, Λ>> {
+  async estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<EvoGradResult<Θ, Λ>> {
     const t0 = performance.now();
     return readEstimate(() => this.estimateTensors(input), t0);
   }
@@ -124,26 +111,17 @@ export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
   }
 
   /** The estimate for given perturbations (leaves [K, ...shape], already scaled by σ): deterministic, for tests. */
-  async estimateWithNoise<Θ extends ParamTree, Λ extends ParamTree>(
-    input: HypergradInput<Θ, Λ, B>,
-    noise: Θ,
-  ): Promise<EvoGradResult<Θ, Λ>> {
+  async estimateWithNoise<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>, noise: Θ): Promise<EvoGradResult<Θ, Λ>> {
     const t0 = performance.now();
     return readEstimate(() => this.estimateTensorsWithNoise(input, noise), t0);
   }
 
   /** estimateWithNoise without the readback. */
-  estimateTensorsWithNoise<Θ extends ParamTree, Λ extends ParamTree>(
-    input: HypergradInput<Θ, Λ, B>,
-    noise: Θ,
-  ): EvoGradTensors<Θ, Λ> {
+  estimateTensorsWithNoise<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>, noise: Θ): EvoGradTensors<Θ, Λ> {
     const { K, tau } = this.options;
     const eps = tree.leaves(noise);
     const thetaLeaves = tree.leaves(input.theta);
-    if (
-      eps.length !== thetaLeaves.length ||
-      eps.some((e, i) => e.shape[0] !== K || e.size !== K * thetaLeaves[i].size)
-    ) {
+    if (eps.length !== thetaLeaves.length || eps.some((e, i) => e.shape[0] !== K || e.size !== K * thetaLeaves[i].size)) {
       throw new InvalidArgumentError(
         `EvoGrad: noise must have θ's structure with leaves [K=${K}, ...shape]; got [${eps.map((e) => `[${e.shape.join(', ')}]`).join(', ')}]`,
       );
@@ -160,9 +138,7 @@ export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
           theta,
           thetaLeaves.map((t, i) => raw.add(raw.reshape(t, [1, ...t.shape]), eps[i])),
         );
-        return batched
-          ? batchedLosses(input.problem, copies, lambda, trainBatch, K)
-          : loopLosses(input.problem, copies, lambda, trainBatch, K);
+        return batched ? batchedLosses(input.problem, copies, lambda, trainBatch, K) : loopLosses(input.problem, copies, lambda, trainBatch, K);
       });
       const weights = softmax(mulScalar(losses, -1 / tau), 0); // w = softmax(−ℓ/τ)
       // θ* = Σ w_k (θ + ε_k) = θ + Σ w_k ε_k: written this way the gradient path Σ ε_k dw_k never subtracts large
@@ -185,34 +161,17 @@ export class EvoGrad<B = unknown> implements HypergradEstimator<B> {
   }
 }
 
-function batchedLosses<Θ extends ParamTree, Λ extends ParamTree, B>(
-  problem: BilevelProblem<Θ, Λ, B>,
-  copies: Θ,
-  lambda: Λ,
-  batch: B,
-  K: number,
-): Tensor {
+function batchedLosses<Θ extends ParamTree, Λ extends ParamTree, B>(problem: BilevelProblem<Θ, Λ, B>, copies: Θ, lambda: Λ, batch: B, K: number): Tensor {
   const losses = problem.batchedTrainLoss!(copies, lambda, batch);
-  if (losses.size !== K)
-    throw new InvalidArgumentError(
-      `EvoGrad: batchedTrainLoss must return K = ${K} losses, got shape [${losses.shape.join(', ')}]`,
-    );
+  if (losses.size !== K) throw new InvalidArgumentError(`EvoGrad: batchedTrainLoss must return K = ${K} losses, got shape [${losses.shape.join(', ')}]`);
   return losses.rank === 1 ? losses : reshape(losses, [K]);
 }
 
 /** The fallback: K separate forwards, each on one slice of the stacked copies. */
-function loopLosses<Θ extends ParamTree, Λ extends ParamTree, B>(
-  problem: BilevelProblem<Θ, Λ, B>,
-  copies: Θ,
-  lambda: Λ,
-  batch: B,
-  K: number,
-): Tensor {
+function loopLosses<Θ extends ParamTree, Λ extends ParamTree, B>(problem: BilevelProblem<Θ, Λ, B>, copies: Θ, lambda: Λ, batch: B, K: number): Tensor {
   const parts: Tensor[] = [];
   for (let k = 0; k < K; k++) {
-    const copy = tree.map(copies, (t) =>
-      raw.reshape(raw.slice(t, [k, ...t.shape.slice(1).map(() => 0)], [k + 1, ...t.shape.slice(1)]), t.shape.slice(1)),
-    );
+    const copy = tree.map(copies, (t) => raw.reshape(raw.slice(t, [k, ...t.shape.slice(1).map(() => 0)], [k + 1, ...t.shape.slice(1)]), t.shape.slice(1)));
     parts.push(reshape(problem.trainLoss(copy, lambda, batch), [1]));
   }
   return K === 1 ? parts[0] : concat(parts, 0);

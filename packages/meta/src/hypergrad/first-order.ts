@@ -1,13 +1,7 @@
 /** @file FirstOrder: the direct term ∂L_V/∂λ at the current θ only (the indirect term through θ is dropped). */
 import { tidy } from '@metagrad/tensor';
 import { tree, type ParamTree } from '@metagrad/models';
-import {
-  emptyStats,
-  type HypergradEstimator,
-  type HypergradInput,
-  type HypergradResult,
-  type HypergradTensors,
-} from './types';
+import { emptyStats, type HypergradEstimator, type HypergradInput, type HypergradResult, type HypergradTensors } from './types';
 import { gradLeaves, gradTree } from './common';
 import { readEstimate } from './result';
 
@@ -18,9 +12,7 @@ import { readEstimate } from './result';
 export class FirstOrder<B = unknown> implements HypergradEstimator<B> {
   readonly name = 'first-order';
 
-  async estimate<Θ extends ParamTree, Λ extends ParamTree>(
-    input: HypergradInput<Θ, Λ, B>,
-  ): Promise<HypergradResult<Λ>> {
+  async estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<HypergradResult<Λ>> {
     const t0 = performance.now();
     return readEstimate(() => this.estimateTensors(input), t0);
   }

@@ -17,21 +17,13 @@ import {
 import { checkInnerLr, gradLeaves, gradTree, requireTrainBatch } from './common';
 import { readEstimate } from './result';
 
-export type LookaheadTensors<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<
-  HypergradTensors<Λ>,
-  LookaheadIntermediates<Θ>
->;
-export type LookaheadResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<
-  HypergradResult<Λ>,
-  LookaheadIntermediates<Θ>
->;
+export type LookaheadTensors<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradTensors<Λ>, LookaheadIntermediates<Θ>>;
+export type LookaheadResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradResult<Λ>, LookaheadIntermediates<Θ>>;
 
 export class OneStepLookahead<B = unknown> implements HypergradEstimator<B> {
   readonly name = 't1-t2';
 
-  async estimate<Θ extends ParamTree, Λ extends ParamTree>(
-    input: HypergradInput<Θ, Λ, B>,
-  ): Promise<LookaheadResult<Θ, Λ>> {
+  async estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<LookaheadResult<Θ, Λ>> {
     const t0 = performance.now();
     return readEstimate(() => this.estimateTensors(input), t0);
   }

@@ -27,14 +27,7 @@ export interface MetaTensors {
  * θ's and λ's leaves, then the batches and step size one meta step reads: the compiled steps' arguments (θ and λ
  * as arguments, not closures, so a plan holds copies of them in its own slots and never the caller's storage).
  */
-export type MetaArgs<B> = [
-  theta: Tensor[],
-  lambda: Tensor[],
-  trainBatch: B,
-  valBatch: B,
-  trainBatches: readonly B[] | undefined,
-  innerLr: number | undefined,
-];
+export type MetaArgs<B> = [theta: Tensor[], lambda: Tensor[], trainBatch: B, valBatch: B, trainBatches: readonly B[] | undefined, innerLr: number | undefined];
 
 /** θ's and λ's leaves and the training batch: the compiled base step's arguments. */
 export type BaseArgs<B> = [theta: Tensor[], lambda: Tensor[], trainBatch: B];

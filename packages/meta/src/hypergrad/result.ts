@@ -10,10 +10,7 @@ export type ReadEstimate<T extends HypergradTensors<ParamTree>> = Omit<T, 'valLo
  * Runs the readback-free core in a `scope` and reads its validation loss: the hypergradient and any intermediates
  * pass through to the caller, the loss (and everything on a failed read) is freed with the scope.
  */
-export function readEstimate<T extends HypergradTensors<ParamTree>>(
-  core: () => T,
-  t0: number,
-): Promise<ReadEstimate<T>> {
+export function readEstimate<T extends HypergradTensors<ParamTree>>(core: () => T, t0: number): Promise<ReadEstimate<T>> {
   return scope(async () => {
     const { valLoss, ...rest } = core();
     return { ...rest, valLoss: await valLoss.item(), stats: { ...rest.stats, ms: performance.now() - t0 } };

@@ -13,15 +13,7 @@ import type { CompiledFunction } from '@metagrad/autograd';
 import { CompiledSteps } from '../compiled';
 import { NonFiniteGradientError, NonFiniteHypergradientError } from '../errors';
 import type { OnlineStepLog, OnlineTrainerOptions } from './online-options';
-import {
-  type BaseArgs,
-  type BaseTensors,
-  type MetaArgs,
-  type MetaTensors,
-  baseTensors,
-  eagerMetaTensors,
-  metaTensors,
-} from './online-steps';
+import { type BaseArgs, type BaseTensors, type MetaArgs, type MetaTensors, baseTensors, eagerMetaTensors, metaTensors } from './online-steps';
 import { readScalars } from './readback';
 
 export type { InPlaceOptimizer, OnlineStepLog, OnlineTrainerOptions, UpdateOrder } from './online-options';
@@ -36,18 +28,14 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
 
   constructor(readonly options: OnlineTrainerOptions<Θ, Λ, B>) {
     if (options.order !== 'meta-first' && options.order !== 'base-first') {
-      throw new InvalidArgumentError(
-        `OnlineTrainer: order must be 'meta-first' or 'base-first', got '${String(options.order)}'`,
-      );
+      throw new InvalidArgumentError(`OnlineTrainer: order must be 'meta-first' or 'base-first', got '${String(options.order)}'`);
     }
     const every = options.metaEvery ?? 1;
-    if (!Number.isInteger(every) || every < 1)
-      throw new InvalidArgumentError(`OnlineTrainer: metaEvery must be an integer ≥ 1, got ${every}`);
+    if (!Number.isInteger(every) || every < 1) throw new InvalidArgumentError(`OnlineTrainer: metaEvery must be an integer ≥ 1, got ${every}`);
     this.device = options.device ?? leaves(options.theta)[0].device;
     this.compiled = new CompiledSteps(options.compile ?? true, this.device);
     this.baseCompiled = this.compiled.add((...args: BaseArgs<B>) => baseTensors(options, ...args));
-    if (options.estimator?.estimateTensors)
-      this.metaCompiled = this.compiled.add((...args: MetaArgs<B>) => metaTensors(options, ...args));
+    if (options.estimator?.estimateTensors) this.metaCompiled = this.compiled.add((...args: MetaArgs<B>) => metaTensors(options, ...args));
   }
 
   /** Why this trainer fell back to eager steps (a TraceError's message), or null. */
@@ -124,13 +112,7 @@ export class OnlineTrainer<Θ extends ParamTree = ParamTree, Λ extends ParamTre
   private baseStep(trainBatch: B) {
     const o = this.options;
     return scope(async () => {
-      const out = await this.compiled.run(
-        this.baseCompiled,
-        (...a: BaseArgs<B>) => baseTensors(o, ...a),
-        leaves(o.theta),
-        leaves(o.lambda),
-        trainBatch,
-      );
+      const out = await this.compiled.run(this.baseCompiled, (...a: BaseArgs<B>) => baseTensors(o, ...a), leaves(o.theta), leaves(o.lambda), trainBatch);
       // Loss and gradient norm in one readback, before the update, so that a NaN/Inf step is an error that leaves
       // θ as it was instead of silently making it NaN.
       const [trainLoss, gradNorm] = await readScalars([out.loss, out.gradNorm]);

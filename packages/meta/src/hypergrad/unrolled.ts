@@ -30,14 +30,8 @@ export interface UnrolledRMDOptions {
   optimizer?: FunctionalOptimizer<any>; // any state type: the estimator only threads it through
 }
 
-export type UnrolledTensors<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<
-  HypergradTensors<Λ>,
-  UnrolledIntermediates<Θ>
->;
-export type UnrolledResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<
-  HypergradResult<Λ>,
-  UnrolledIntermediates<Θ>
->;
+export type UnrolledTensors<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradTensors<Λ>, UnrolledIntermediates<Θ>>;
+export type UnrolledResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradResult<Λ>, UnrolledIntermediates<Θ>>;
 
 export class UnrolledRMD<B = unknown> implements HypergradEstimator<B> {
   readonly name: string;
@@ -48,19 +42,14 @@ export class UnrolledRMD<B = unknown> implements HypergradEstimator<B> {
     checkPositiveInt('UnrolledRMD', 'steps', options.steps);
     const truncate = options.truncate ?? options.steps;
     if (!Number.isInteger(truncate) || truncate < 1 || truncate > options.steps) {
-      throw new InvalidArgumentError(
-        `UnrolledRMD: truncate must be an integer in [1, steps=${options.steps}], got ${truncate}`,
-      );
+      throw new InvalidArgumentError(`UnrolledRMD: truncate must be an integer in [1, steps=${options.steps}], got ${truncate}`);
     }
     this.steps = options.steps;
     this.truncate = truncate;
-    this.name =
-      truncate === options.steps ? `unrolled-${options.steps}` : `unrolled-${options.steps}-trunc-${truncate}`;
+    this.name = truncate === options.steps ? `unrolled-${options.steps}` : `unrolled-${options.steps}-trunc-${truncate}`;
   }
 
-  async estimate<Θ extends ParamTree, Λ extends ParamTree>(
-    input: HypergradInput<Θ, Λ, B>,
-  ): Promise<UnrolledResult<Θ, Λ>> {
+  async estimate<Θ extends ParamTree, Λ extends ParamTree>(input: HypergradInput<Θ, Λ, B>): Promise<UnrolledResult<Θ, Λ>> {
     const t0 = performance.now();
     return readEstimate(() => this.estimateTensors(input), t0);
   }
@@ -70,11 +59,7 @@ export class UnrolledRMD<B = unknown> implements HypergradEstimator<B> {
     const { problem } = input;
     if (!this.options.optimizer) checkInnerLr('UnrolledRMD', input.innerLr);
     const optimizer = this.options.optimizer ?? sgd({ lr: input.innerLr! });
-    const batches = input.trainBatches?.length
-      ? input.trainBatches
-      : input.trainBatch !== undefined
-        ? [input.trainBatch]
-        : [];
+    const batches = input.trainBatches?.length ? input.trainBatches : input.trainBatch !== undefined ? [input.trainBatch] : [];
     if (batches.length === 0) throw new InvalidArgumentError('UnrolledRMD: the input needs trainBatches or trainBatch');
     const T = this.steps;
     const firstRecorded = T - this.truncate;

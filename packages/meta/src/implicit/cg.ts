@@ -43,10 +43,7 @@ export class ConjugateGradientIFT<B = unknown> implements HypergradEstimator<B> 
 
   private requireFinite(value: number, what: string, iteration: number): void {
     if (!Number.isFinite(value)) {
-      throw new NonFiniteHypergradientError(
-        this.name,
-        `${what} is ${value} at iteration ${iteration} of ${this.iterations} (damping = ${this.damping})`,
-      );
+      throw new NonFiniteHypergradientError(this.name, `${what} is ${value} at iteration ${iteration} of ${this.iterations} (damping = ${this.damping})`);
     }
   }
 

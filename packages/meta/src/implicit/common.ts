@@ -7,13 +7,7 @@
 import { HvpOperator, noGrad } from '@metagrad/autograd';
 import { scope, type Tensor } from '@metagrad/tensor';
 import { tree, type ParamTree } from '@metagrad/models';
-import {
-  emptyStats,
-  type HypergradInput,
-  type HypergradResult,
-  type ImplicitIntermediates,
-  type HypergradWith,
-} from '../hypergrad/types';
+import { emptyStats, type HypergradInput, type HypergradResult, type ImplicitIntermediates, type HypergradWith } from '../hypergrad/types';
 import { requireTrainBatch } from '../hypergrad/common';
 import { mixedProducts, valGradients } from '../core';
 import { readScalars } from '../hypergrad/readback';
@@ -33,10 +27,7 @@ export interface SolveResult<Θ extends ParamTree> {
 /** The solver's view of the Hessian: v ↦ H·v on trees shaped like θ (λ held constant). */
 export type TreeHvp<Θ extends ParamTree> = (v: Θ) => Θ;
 
-export type ImplicitResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<
-  HypergradResult<Λ>,
-  ImplicitIntermediates<Θ>
->;
+export type ImplicitResult<Θ extends ParamTree, Λ extends ParamTree> = HypergradWith<HypergradResult<Λ>, ImplicitIntermediates<Θ>>;
 
 /**
  * Runs `solve` with an HVP operator at (θ, λ) (one recorded gradient graph reused by every product), then forms
@@ -54,10 +45,7 @@ export async function implicitHypergradient<Θ extends ParamTree, Λ extends Par
     const { alpha: gradV, direct, loss } = valGradients(problem, theta, lambda, valBatch);
     // H·v through one recorded ∇θL_T at (θ, λ), λ constant.
     const fixedLambda = tree.detach(lambda);
-    const op = new HvpOperator(
-      (...ws: Tensor[]) => problem.trainLoss(tree.fromLeaves(theta, ws), fixedLambda, trainBatch),
-      tree.leaves(theta),
-    );
+    const op = new HvpOperator((...ws: Tensor[]) => problem.trainLoss(tree.fromLeaves(theta, ws), fixedLambda, trainBatch), tree.leaves(theta));
     let hvps = 0;
     const hvp: TreeHvp<Θ> = (v) => {
       hvps++;

@@ -32,8 +32,7 @@ export class NeumannIFT<B = unknown> implements HypergradEstimator<B> {
 
   constructor(options: NeumannOptions) {
     checkPositiveInt('NeumannIFT', 'iterations', options.iterations);
-    if (options.alpha !== undefined)
-      checkFinite('NeumannIFT', 'alpha', options.alpha, (v) => v > 0, 'a finite number > 0');
+    if (options.alpha !== undefined) checkFinite('NeumannIFT', 'alpha', options.alpha, (v) => v > 0, 'a finite number > 0');
     this.iterations = options.iterations;
     this.alpha = options.alpha;
   }
@@ -78,10 +77,7 @@ const DIVERGENCE_GROWTH = 2;
 function checkSeries(alpha: number, squaredNorms: readonly number[]): void {
   const norms = squaredNorms.map(Math.sqrt);
   if (!Number.isFinite(norms[0])) {
-    throw new NonFiniteHypergradientError(
-      'neumann-ift',
-      `the validation gradient ∇_w L_V has norm ${norms[0]} (not finite)`,
-    );
+    throw new NonFiniteHypergradientError('neumann-ift', `the validation gradient ∇_w L_V has norm ${norms[0]} (not finite)`);
   }
   const limit = DIVERGENCE_GROWTH * norms[0];
   const iteration = norms.findIndex((norm) => !(norm <= limit));

@@ -8,11 +8,7 @@ import { gradTree, lossGradient } from './inner';
 import type { MetaProblem } from './types';
 
 /** The flow f(u) = −∇L(u) − μ(u − θ) with no graph: what the forward solver integrates. */
-export function gradientFlow<P extends ParamTree>(
-  inner: (p: P) => Tensor,
-  theta: P,
-  mu: number,
-): (t: number, u: P) => P {
+export function gradientFlow<P extends ParamTree>(inner: (p: P) => Tensor, theta: P, mu: number): (t: number, u: P) => P {
   return (_t, u) =>
     tidy(() => {
       const g = lossGradient(inner, u);
@@ -43,11 +39,7 @@ export function differentiableFlow<P extends ParamTree>(
  * H(u_j) twice in a row (λ̃_j, then λ_j) inside the scope of state j, so one cached operator serves both and goes
  * with that scope; `onState` sees each new state's operator (its value is L(u)).
  */
-export function hessianVjp<P extends ParamTree>(
-  inner: (p: P) => Tensor,
-  mu: number,
-  onState?: (u: P, t: number, value: Tensor) => void,
-): AdjointVjp<P> {
+export function hessianVjp<P extends ParamTree>(inner: (p: P) => Tensor, mu: number, onState?: (u: P, t: number, value: Tensor) => void): AdjointVjp<P> {
   let cached: { u: P; op: HvpOperator } | undefined;
   return (u, t, lambda) => {
     if (cached?.u !== u) {

@@ -60,15 +60,12 @@ export function AdjointMAML(options: AdjointMamlOptions): MetaLearner {
   checkPositive('AdjointMAML', 'h', h);
   const n = Math.round(T / h);
   if (n < 1 || Math.abs(n * h - T) > 1e-6 * T) {
-    throw new InvalidArgumentError(
-      `AdjointMAML: T / h must be a whole number of tracked intervals, got T=${T}, h=${h} (T/h = ${T / h})`,
-    );
+    throw new InvalidArgumentError(`AdjointMAML: T / h must be a whole number of tracked intervals, got T=${T}, h=${h} (T/h = ${T / h})`);
   }
   const mu = options.proximal ?? 0;
   checkNonNegative('AdjointMAML', 'proximal', mu);
   const vjpMode = options.vjp ?? 'hvp';
-  if (vjpMode !== 'hvp' && vjpMode !== 'autograd')
-    throw new InvalidArgumentError(`AdjointMAML: vjp must be 'hvp' or 'autograd', got '${String(vjpMode)}'`);
+  if (vjpMode !== 'hvp' && vjpMode !== 'autograd') throw new InvalidArgumentError(`AdjointMAML: vjp must be 'hvp' or 'autograd', got '${String(vjpMode)}'`);
   const method = options.forwardMethod ?? 'dopri5';
   const solverOpts = {
     method,
@@ -84,12 +81,7 @@ export function AdjointMAML(options: AdjointMamlOptions): MetaLearner {
     scope(async () => {
       type P = typeof theta;
       if (flatten && !(theta instanceof raw.Tensor)) {
-        const r: MetaGradientOut<Tensor> = await learner.metaGradient(
-          flatProblem(problem, theta),
-          flattenTree(theta),
-          task,
-          { intermediates },
-        );
+        const r: MetaGradientOut<Tensor> = await learner.metaGradient(flatProblem(problem, theta), flattenTree(theta), task, { intermediates });
         const { gradient, adapted, ...rest } = r;
         return {
           ...rest,
@@ -126,8 +118,7 @@ export function AdjointMAML(options: AdjointMamlOptions): MetaLearner {
       // keep()-ed, since the sweep's per-state scopes would free them, so freed here once read).
       const losses = new Map<number, Tensor>();
       const note = intermediates
-        ? (t: number, value: Tensor) =>
-            void (losses.has(Math.round(t / h)) || losses.set(Math.round(t / h), raw.keep(detach(value))))
+        ? (t: number, value: Tensor) => void (losses.has(Math.round(t / h)) || losses.set(Math.round(t / h), raw.keep(detach(value))))
         : undefined;
       const derivative =
         vjpMode === 'hvp'

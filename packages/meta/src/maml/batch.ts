@@ -3,13 +3,7 @@ import { InvalidArgumentError, type Tensor, scope, tidy } from '@metagrad/tensor
 import { noGrad } from '@metagrad/autograd';
 import { type ParamTree, tree } from '@metagrad/models';
 import { carry, carryAsync } from '../core/loop';
-import {
-  type MetaGradientStats,
-  type MetaGradientTensors,
-  type MetaLearner,
-  type MetaProblem,
-  newMetaStats,
-} from './types';
+import { type MetaGradientStats, type MetaGradientTensors, type MetaLearner, type MetaProblem, newMetaStats } from './types';
 
 export interface BatchMetaGradient<P extends ParamTree> {
   /** Mean meta-gradient over the tasks (owned by the caller). */
@@ -33,8 +27,7 @@ interface Sums<G, L> {
 }
 
 /** sum + x, graph-free (the first term as is). */
-const plus = <T extends ParamTree>(sum: T | undefined, x: T): T =>
-  sum === undefined ? x : noGrad(() => tree.add(sum, x));
+const plus = <T extends ParamTree>(sum: T | undefined, x: T): T => (sum === undefined ? x : noGrad(() => tree.add(sum, x)));
 
 /**
  * The meta-batch's mean meta-gradient (Algorithm 1, line 7): tasks one after another, each a `carry` of the running
@@ -73,10 +66,7 @@ export function metaGradientBatchTensors<P extends ParamTree, D>(
   tasks: readonly D[],
 ): MetaGradientTensors<P> {
   if (tasks.length === 0) throw new InvalidArgumentError('metaGradientBatchTensors: the meta-batch is empty');
-  if (!learner.metaGradientTensors)
-    throw new InvalidArgumentError(
-      `metaGradientBatchTensors: ${learner.name} has no readback-free core (metaGradientTensors)`,
-    );
+  if (!learner.metaGradientTensors) throw new InvalidArgumentError(`metaGradientBatchTensors: ${learner.name} has no readback-free core (metaGradientTensors)`);
   const stats = newMetaStats();
   return tidy(() =>
     noGrad(() => {

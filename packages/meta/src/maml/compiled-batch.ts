@@ -84,9 +84,7 @@ export class CompiledMetaBatch<P extends ParamTree, D> {
     this.currentTasks = tasks;
     return scope(async () => {
       // A TraceError: eager steps from now on (null: the caller runs this batch eagerly).
-      const out = await this.steps
-        .run(this.compiled, () => null, tree.leaves(theta), tensors)
-        .finally(() => (this.currentTasks = []));
+      const out = await this.steps.run(this.compiled, () => null, tree.leaves(theta), tensors).finally(() => (this.currentTasks = []));
       if (!out) return null;
       return {
         gradient: tree.fromLeaves(this.like, out.gradient),

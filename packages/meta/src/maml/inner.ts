@@ -18,10 +18,7 @@ export function gradTree<P extends ParamTree>(value: Tensor, u: P, createGraph =
  * L = loss(u) and ∇L(u), both without a graph (L a detached one-element view: no dispatch). The loss runs on fresh
  * leaf handles sharing u's storage, so u itself never joins a graph and the one built here is freed before returning.
  */
-export function valueAndGradient<P extends ParamTree>(
-  loss: (params: P) => Tensor,
-  u: P,
-): { value: Tensor; gradient: P } {
+export function valueAndGradient<P extends ParamTree>(loss: (params: P) => Tensor, u: P): { value: Tensor; gradient: P } {
   return tidy(() => {
     const leaf = tree.requiresGrad(u);
     const L = enableGrad(() => loss(leaf));
@@ -35,8 +32,7 @@ export function lossGradient<P extends ParamTree>(loss: (params: P) => Tensor, u
 }
 
 /** u − lr·g, graph-free (θ may require grad; the step never records); a fresh tree. */
-export const gdStep = <P extends ParamTree>(u: P, g: ParamTree, lr: number): P =>
-  noGrad(() => tree.axpy(-lr, g as P, u));
+export const gdStep = <P extends ParamTree>(u: P, g: ParamTree, lr: number): P => noGrad(() => tree.axpy(-lr, g as P, u));
 
 /** The per-step losses as one tensor [T] (one concat; the caller owns it and the parts stay the caller's). */
 export function stackLosses(losses: readonly Tensor[]): Tensor {
@@ -69,16 +65,13 @@ export function dotTrees(a: ParamTree, b: ParamTree): Promise<number> {
 }
 
 export function checkPositiveInt(where: string, name: string, v: number): void {
-  if (!(Number.isInteger(v) && v >= 1))
-    throw new InvalidArgumentError(`${where}: ${name} must be a positive integer, got ${v}`);
+  if (!(Number.isInteger(v) && v >= 1)) throw new InvalidArgumentError(`${where}: ${name} must be a positive integer, got ${v}`);
 }
 
 export function checkPositive(where: string, name: string, v: number): void {
-  if (!(v > 0 && Number.isFinite(v)))
-    throw new InvalidArgumentError(`${where}: ${name} must be a positive finite number, got ${v}`);
+  if (!(v > 0 && Number.isFinite(v))) throw new InvalidArgumentError(`${where}: ${name} must be a positive finite number, got ${v}`);
 }
 
 export function checkNonNegative(where: string, name: string, v: number): void {
-  if (!(v >= 0 && Number.isFinite(v)))
-    throw new InvalidArgumentError(`${where}: ${name} must be a non-negative finite number, got ${v}`);
+  if (!(v >= 0 && Number.isFinite(v))) throw new InvalidArgumentError(`${where}: ${name} must be a non-negative finite number, got ${v}`);
 }

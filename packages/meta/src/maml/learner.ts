@@ -4,19 +4,9 @@ import type { ParamTree } from '@metagrad/models';
 import type { MetaGradientOut, MetaGradientTensorsOut, MetaLearner, MetaProblem } from './types';
 
 /** One task's meta-gradient as tensors; `intermediates` says whether `adapted` and `innerLosses` are wanted. */
-export type TensorCore = <P extends ParamTree, D>(
-  problem: MetaProblem<P, D>,
-  theta: P,
-  task: D,
-  intermediates: boolean,
-) => MetaGradientTensorsOut<P>;
+export type TensorCore = <P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D, intermediates: boolean) => MetaGradientTensorsOut<P>;
 /** One task's meta-gradient, read back (for learners that read values mid-computation). */
-export type AsyncCore = <P extends ParamTree, D>(
-  problem: MetaProblem<P, D>,
-  theta: P,
-  task: D,
-  intermediates: boolean,
-) => Promise<MetaGradientOut<P>>;
+export type AsyncCore = <P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D, intermediates: boolean) => Promise<MetaGradientOut<P>>;
 
 /**
  * A learner with a readback-free core: `metaGradient` runs it in a `scope`, reads J (and the inner losses) in one
@@ -25,20 +15,12 @@ export type AsyncCore = <P extends ParamTree, D>(
 export function tensorLearner(name: string, core: TensorCore): MetaLearner {
   return {
     name,
-    metaGradientTensors: ((problem, theta, task, options) =>
-      core(problem, theta, task, options?.intermediates === true)) as MetaLearner['metaGradientTensors'],
+    metaGradientTensors: ((problem, theta, task, options) => core(problem, theta, task, options?.intermediates === true)) as MetaLearner['metaGradientTensors'],
     metaGradient: ((problem, theta, task, options) =>
       raw.scope(async () => {
-        const { outerLoss, innerLosses, adapted, ...rest } = core(
-          problem,
-          theta,
-          task,
-          options?.intermediates === true,
-        );
+        const { outerLoss, innerLosses, adapted, ...rest } = core(problem, theta, task, options?.intermediates === true);
         // J first, then the inner losses: one readback for both.
-        const host = Array.from(
-          await (innerLosses ? raw.concat([raw.reshape(outerLoss, [1]), innerLosses], 0) : outerLoss).toArray(),
-        );
+        const host = Array.from(await (innerLosses ? raw.concat([raw.reshape(outerLoss, [1]), innerLosses], 0) : outerLoss).toArray());
         return { ...rest, outerLoss: host[0], ...(adapted ? { adapted, innerLosses: host.slice(1) } : {}) };
       })) as MetaLearner['metaGradient'],
   };
@@ -48,7 +30,6 @@ export function tensorLearner(name: string, core: TensorCore): MetaLearner {
 export function asyncLearner(name: string, body: AsyncCore): MetaLearner {
   return {
     name,
-    metaGradient: ((problem, theta, task, options) =>
-      body(problem, theta, task, options?.intermediates === true)) as MetaLearner['metaGradient'],
+    metaGradient: ((problem, theta, task, options) => body(problem, theta, task, options?.intermediates === true)) as MetaLearner['metaGradient'],
   };
 }

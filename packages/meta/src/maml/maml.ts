@@ -3,16 +3,7 @@ import { type Tensor, tidy } from '@metagrad/tensor';
 import { detach, enableGrad, noGrad } from '@metagrad/autograd';
 import { type ParamTree, tree } from '@metagrad/models';
 import { type MetaGradientTensorsOut, type MetaLearner, type MetaProblem, newMetaStats } from './types';
-import {
-  checkPositive,
-  checkPositiveInt,
-  gdStep,
-  gradTree,
-  lossGradient,
-  lossValue,
-  stackLosses,
-  valueAndGradient,
-} from './inner';
+import { checkPositive, checkPositiveInt, gdStep, gradTree, lossGradient, lossValue, stackLosses, valueAndGradient } from './inner';
 import { tensorLearner } from './learner';
 import { carry } from '../core/loop';
 
@@ -60,9 +51,7 @@ export function MAML(options: MamlOptions): MetaLearner {
 
 /** First-order MAML: the same inner loop without a graph; dJ/dθ ≈ ∇J(u_n) (the Jacobian du_n/dθ dropped to I). */
 export function FOMAML(options: MamlOptions): MetaLearner {
-  return graphFreeLearner('FOMAML', options, (problem, _theta, task, u) =>
-    lossGradient((p) => problem.outerLoss(p, task), u),
-  );
+  return graphFreeLearner('FOMAML', options, (problem, _theta, task, u) => lossGradient((p) => problem.outerLoss(p, task), u));
 }
 
 /**

@@ -78,8 +78,7 @@ export class MetaTrainer<P extends ParamTree, D, S> {
   async step(tasks: readonly D[]): Promise<{ outerLoss: number; stats: MetaGradientStats }> {
     let log = { outerLoss: NaN, stats: newMetaStats() };
     this.current = await carryAsync(this.current, async ({ params, state }) => {
-      const { gradient, outerLoss, stats } =
-        (await this.batch?.run(params, tasks)) ?? (await metaGradientBatch(this.learner, this.problem, params, tasks));
+      const { gradient, outerLoss, stats } = (await this.batch?.run(params, tasks)) ?? (await metaGradientBatch(this.learner, this.problem, params, tasks));
       log = { outerLoss, stats };
       return this.optimizer.step(params, gradient, state);
     });
@@ -105,17 +104,11 @@ export interface AdaptOptions<P extends ParamTree> {
 }
 
 /** Meta-test adaptation: plain GD from θ on a task's support loss (each step a carry of u), evaluated at the requested steps. */
-export async function adapt<P extends ParamTree, D>(
-  problem: MetaProblem<P, D>,
-  theta: P,
-  task: D,
-  o: AdaptOptions<P>,
-): Promise<number[]> {
+export async function adapt<P extends ParamTree, D>(problem: MetaProblem<P, D>, theta: P, task: D, o: AdaptOptions<P>): Promise<number[]> {
   checkPositiveInt('adapt', 'steps', o.steps);
   checkPositive('adapt', 'innerLr', o.innerLr);
   for (const k of o.evalAt) {
-    if (!(Number.isInteger(k) && k >= 0 && k <= o.steps))
-      throw new InvalidArgumentError(`adapt: evalAt entries must be integers in [0, ${o.steps}], got ${k}`);
+    if (!(Number.isInteger(k) && k >= 0 && k <= o.steps)) throw new InvalidArgumentError(`adapt: evalAt entries must be integers in [0, ${o.steps}], got ${k}`);
   }
   const want = new Set(o.evalAt);
   const values = new Map<number, number>();

@@ -61,29 +61,20 @@ export interface AdjointResult<V> {
 }
 
 /** The pullback the sweep calls: the hand-written VJPs, or those autograd derives from f. Its results are the sweep's. */
-function pullback<V>(
-  options: AdjointOptions<V>,
-  vs: ScopedOps<V>,
-): (u: V, t: number, lambda: V) => Promise<Pullback<V>> {
+function pullback<V>(options: AdjointOptions<V>, vs: ScopedOps<V>): (u: V, t: number, lambda: V) => Promise<Pullback<V>> {
   const { vjpF, paramVjp, f, params } = options;
-  if ((vjpF === undefined) === (f === undefined))
-    throw new InvalidArgumentError('adjointGradient: give exactly one of vjpF and f');
+  if ((vjpF === undefined) === (f === undefined)) throw new InvalidArgumentError('adjointGradient: give exactly one of vjpF and f');
   if (f !== undefined) {
-    if (paramVjp !== undefined)
-      throw new InvalidArgumentError('adjointGradient: paramVjp goes with vjpF; with f, give params');
+    if (paramVjp !== undefined) throw new InvalidArgumentError('adjointGradient: paramVjp goes with vjpF; with f, give params');
     assertTensorTree(options.dJdUT, 'adjointGradient');
     // V is a tensor tree here (checked on dJdUT): the one cast between the generic sweep and autograd.
-    const derived = autogradPullback(
-      f as unknown as DifferentiableDynamics<ParamTree>,
-      params as ParamTree | undefined,
-    );
+    const derived = autogradPullback(f as unknown as DifferentiableDynamics<ParamTree>, params as ParamTree | undefined);
     return async (u, t, lambda) => {
       const { du, dp } = derived(u as ParamTree, t, lambda as ParamTree) as Pullback<V>;
       return { du: vs.own(du), ...(dp !== undefined ? { dp: vs.own(dp) } : {}) };
     };
   }
-  if (params !== undefined)
-    throw new InvalidArgumentError('adjointGradient: params goes with f; with vjpF, give paramVjp');
+  if (params !== undefined) throw new InvalidArgumentError('adjointGradient: params goes with f; with vjpF, give paramVjp');
   return async (u, t, lambda) => {
     const du = vs.own(await vjpF!(u, t, lambda));
     return paramVjp ? { du, dp: vs.own(await paramVjp(u, t, lambda)) } : { du };
@@ -104,8 +95,7 @@ interface Sweep<V> {
 /** The checkpoint stretches [k0, k1] from the top down (one stretch [0, n] when every state is stored). */
 function stretches(n: number, every: number): [number, number][] {
   const out: [number, number][] = [];
-  for (let k1 = n; k1 > 0; k1 = Math.floor((k1 - 1) / every) * every)
-    out.push([Math.floor((k1 - 1) / every) * every, k1]);
+  for (let k1 = n; k1 > 0; k1 = Math.floor((k1 - 1) / every) * every) out.push([Math.floor((k1 - 1) / every) * every, k1]);
   return out;
 }
 
@@ -113,11 +103,9 @@ function stretches(n: number, every: number): [number, number][] {
 export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>): Promise<AdjointResult<V>> {
   const ops = defaultOps(options.ops, options.dJdUT, 'adjointGradient');
   const method = options.method ?? 'heun';
-  if (method !== 'heun' && method !== 'euler')
-    throw new InvalidArgumentError(`unknown adjoint method '${String(method)}' (choose heun, euler)`);
+  if (method !== 'heun' && method !== 'euler') throw new InvalidArgumentError(`unknown adjoint method '${String(method)}' (choose heun, euler)`);
   const traj = options.trajectory;
-  if ((traj === undefined) === (options.states === undefined))
-    throw new InvalidArgumentError('adjointGradient: give exactly one of states and trajectory');
+  if ((traj === undefined) === (options.states === undefined)) throw new InvalidArgumentError('adjointGradient: give exactly one of states and trajectory');
   const times = traj ? traj.times : options.times;
   if (!times) throw new InvalidArgumentError('adjointGradient: states need their times');
   const n = times.length - 1;
@@ -125,8 +113,7 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
     throw new InvalidArgumentError(`adjointGradient: ${options.states!.length} states for ${times.length} times`);
   }
   for (let k = 1; k <= n; k++) {
-    if (!(times[k] > times[k - 1]))
-      throw new InvalidArgumentError(`adjointGradient: times must be strictly increasing, got [${times.join(', ')}]`);
+    if (!(times[k] > times[k - 1])) throw new InvalidArgumentError(`adjointGradient: times must be strictly increasing, got [${times.join(', ')}]`);
   }
   const vs = scoped(ops);
   const pull = pullback(options, vs);
@@ -135,9 +122,7 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
   let recomputedStates = 0;
   /** μ + Σ c·p: the quadrature of the parameter term (unchanged where the dynamics have no parameter). */
   const quadrature = (mu: V | undefined, terms: [number, V | undefined][]): V | undefined =>
-    terms.some(([, p]) => p === undefined)
-      ? mu
-      : terms.reduce<V | undefined>((acc, [c, p]) => (acc === undefined ? vs.scale(p!, c) : vs.axpy(c, p!, acc)), mu);
+    terms.some(([, p]) => p === undefined) ? mu : terms.reduce<V | undefined>((acc, [c, p]) => (acc === undefined ? vs.scale(p!, c) : vs.axpy(c, p!, acc)), mu);
 
   /** The interval [t_j, t_{j+1}] ends: Euler λ_j = λ_{j+1} + h·g_{j+1}; Heun λ̃_j = λ_{j+1} + h·g_{j+1}, λ_j = λ_{j+1} + h/2·(g_{j+1} + g(u_j, λ̃_j)). */
   const endInterval = async (s: Sweep<V>, j: number, uj: V): Promise<Sweep<V>> => {
@@ -176,11 +161,7 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
     for (const [k0, k1] of traj ? stretches(n, traj.checkpointEvery) : [[0, n]]) {
       sweep = await vs.scope(async () => {
         const stored = !traj || traj.states.slice(k0, k1 + 1).every((u) => u !== undefined);
-        const seg = !traj
-          ? options.states!.slice(k0, k1 + 1)
-          : stored
-            ? (traj.states.slice(k0, k1 + 1) as V[])
-            : await traj.recompute(k0, k1);
+        const seg = !traj ? options.states!.slice(k0, k1 + 1) : stored ? (traj.states.slice(k0, k1 + 1) as V[]) : await traj.recompute(k0, k1);
         if (!stored) recomputedStates += k1 - k0 - 1;
         let s = sweep;
         for (let j = k1 === n ? n : k1 - 1; j >= k0; j--) s = await atState(s, j, seg[j - k0]);

@@ -23,10 +23,7 @@ export interface Pullback<V> {
  * a hand-written VJP's one product (for gradient flow with a cached Hessian operator, 1 HVP against a gradient graph
  * and a double backward per call here).
  */
-export function autogradPullback<V extends ParamTree>(
-  f: DifferentiableDynamics<V>,
-  params?: V,
-): (u: V, t: number, lambda: V) => Pullback<V> {
+export function autogradPullback<V extends ParamTree>(f: DifferentiableDynamics<V>, params?: V): (u: V, t: number, lambda: V) => Pullback<V> {
   return (u, t, lambda) =>
     tidy(() => {
       const uLeaf = tree.requiresGrad(u);
@@ -58,14 +55,6 @@ export function assertTensorTree(v: unknown, where: string): void {
   const ok = (x: unknown): boolean =>
     x instanceof raw.Tensor ||
     (Array.isArray(x) && x.length > 0 && x.every(ok)) ||
-    (typeof x === 'object' &&
-      x !== null &&
-      !Array.isArray(x) &&
-      !ArrayBuffer.isView(x) &&
-      Object.values(x).length > 0 &&
-      Object.values(x).every(ok));
-  if (!ok(v))
-    throw new InvalidArgumentError(
-      `${where}: deriving the VJP from f needs states that are tensor trees (give vjpF for host vectors)`,
-    );
+    (typeof x === 'object' && x !== null && !Array.isArray(x) && !ArrayBuffer.isView(x) && Object.values(x).length > 0 && Object.values(x).every(ok));
+  if (!ok(v)) throw new InvalidArgumentError(`${where}: deriving the VJP from f needs states that are tensor trees (give vjpF for host vectors)`);
 }

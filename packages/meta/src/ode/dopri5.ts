@@ -19,15 +19,8 @@ const B = [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84];
 /** b − b̂: the difference to the embedded 4th-order solution, over all seven stages. */
 const E = [71 / 57600, 0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40];
 /** Hairer's continuous extension (DOPRI5 `contd5`), 4th order inside the step. */
-const D = [
-  -12715105075 / 11282082432,
-  0,
-  87487479700 / 32700410799,
-  -10690763975 / 1880347072,
-  701980252875 / 199316789632,
-  -1453857185 / 822651844,
-  69997945 / 29380423,
-];
+const D = [-12715105075 / 11282082432, 0, 87487479700 / 32700410799, -10690763975 / 1880347072,
+  701980252875 / 199316789632, -1453857185 / 822651844, 69997945 / 29380423];
 
 export interface Dopri5Options {
   rtol: number;
@@ -90,13 +83,7 @@ export class Dopri5Integrator<V> {
 
   /** Starts at (t0, y0) (y0 stays the caller's). `tEndHint` bounds the heuristic first step. */
   static async start<V>(
-    f: OdeFunc<V>,
-    ops: VectorOps<V>,
-    opts: Dopri5Options,
-    stats: SolverStats,
-    t0: number,
-    y0: V,
-    tEndHint: number,
+    f: OdeFunc<V>, ops: VectorOps<V>, opts: Dopri5Options, stats: SolverStats, t0: number, y0: V, tEndHint: number,
   ): Promise<Dopri5Integrator<V>> {
     const vs = scoped(ops);
     const k1 = await evalF(f, t0, y0, stats, vs);
@@ -119,11 +106,8 @@ export class Dopri5Integrator<V> {
       const resolution = Math.max(Math.abs(t), Math.abs(tEnd)) * Number.EPSILON;
       if (!(proposed > 0) || 0.1 * proposed <= resolution || (opts.minStep !== undefined && proposed < opts.minStep)) {
         if (lastNonFinite) {
-          throw new NonFiniteDynamicsError(
-            t,
-            await normForMessage(vs, y),
-            `f is finite at t but returned NaN or ±Infinity at a stage of every step tried after it, down to h = ${proposed.toExponential(3)}`,
-          );
+          throw new NonFiniteDynamicsError(t, await normForMessage(vs, y),
+            `f is finite at t but returned NaN or ±Infinity at a stage of every step tried after it, down to h = ${proposed.toExponential(3)}`);
         }
         throw new StepSizeUnderflowError(t, proposed);
       }
@@ -136,11 +120,7 @@ export class Dopri5Integrator<V> {
   }
 
   /** One attempted step from state s: accepted, the new state and the outputs it passed; rejected, s with a smaller h. */
-  private async attempt(
-    s: Dopri5State<V>,
-    tEnd: number,
-    due: readonly number[],
-  ): Promise<{ state: Dopri5State<V>; emitted: V[] }> {
+  private async attempt(s: Dopri5State<V>, tEnd: number, due: readonly number[]): Promise<{ state: Dopri5State<V>; emitted: V[] }> {
     const { vs, opts, stats } = this;
     const proposed = s.h;
     // Hairer's 1.01 rule: stretch to the end rather than leave a sliver of a step.
@@ -149,43 +129,20 @@ export class Dopri5Integrator<V> {
     const tNew = last ? tEnd : s.t + h;
     const { y1, ks } = await this.stages(s, h, tNew);
     // The embedded error estimate h·Σ E_i k_i, measured against the tolerances (and freed at once).
-    const err = await vs.scope(() =>
-      scaledError(
-        vs,
-        weightedSum(
-          vs,
-          E.map((e, i) => [h * e, ks[i]] as const),
-        ),
-        s.y,
-        y1,
-        opts.rtol,
-        opts.atol,
-      ),
-    );
+    const err = await vs.scope(() => scaledError(vs, weightedSum(vs, E.map((e, i) => [h * e, ks[i]] as const)), s.y, y1, opts.rtol, opts.atol));
     if (err <= 1) {
-      const emitted = due
-        .filter((to) => to <= tNew)
-        .map((to) => (to === tNew ? retain(vs, y1) : denseOutput(vs, (to - s.t) / h, h, s.y, y1, ks)));
-      let fac =
-        err === 0 ? opts.maxFactor : Math.min(opts.maxFactor, Math.max(opts.minFactor, opts.safety * err ** -0.2));
+      const emitted = due.filter((to) => to <= tNew).map((to) => (to === tNew ? retain(vs, y1) : denseOutput(vs, (to - s.t) / h, h, s.y, y1, ks)));
+      let fac = err === 0 ? opts.maxFactor : Math.min(opts.maxFactor, Math.max(opts.minFactor, opts.safety * err ** -0.2));
       // After a rejection do not grow at once (Hairer): the error model just proved optimistic.
       if (s.lastRejected) fac = Math.min(fac, 1);
       stats.steps++;
       // A step clipped to land on tEnd says little about the natural step: keep the larger proposal.
-      const state = {
-        t: tNew,
-        y: y1,
-        k1: ks[6],
-        h: last ? Math.max(h * fac, proposed) : h * fac,
-        lastRejected: false,
-        lastNonFinite: false,
-      };
+      const state = { t: tNew, y: y1, k1: ks[6], h: last ? Math.max(h * fac, proposed) : h * fac, lastRejected: false, lastNonFinite: false };
       return { state, emitted };
     }
     // NaN/Inf error: if f(t, y) itself is not finite no step can help (the check is a readback, on this path only);
     // otherwise a stage overflowed, so shrink as much as allowed and retry.
-    if (!Number.isFinite(err) && !(await isAllFinite(vs, s.k1)))
-      throw new NonFiniteDynamicsError(s.t, await normForMessage(vs, s.y));
+    if (!Number.isFinite(err) && !(await isAllFinite(vs, s.k1))) throw new NonFiniteDynamicsError(s.t, await normForMessage(vs, s.y));
     const fac = Number.isFinite(err) ? Math.max(opts.minFactor, opts.safety * err ** -0.2) : opts.minFactor;
     stats.rejected++;
     return { state: { ...s, h: h * fac, lastRejected: true, lastNonFinite: !Number.isFinite(err) }, emitted: [] };
@@ -197,27 +154,9 @@ export class Dopri5Integrator<V> {
     const ks: V[] = [s.k1];
     for (let st = 1; st < 6; st++) {
       const ts = st === 5 ? tNew : s.t + C[st] * h;
-      ks.push(
-        await vs.scope(() =>
-          evalF(
-            f,
-            ts,
-            linComb(
-              vs,
-              s.y,
-              A[st].map((a, i) => [h * a, ks[i]] as const),
-            ),
-            stats,
-            vs,
-          ),
-        ),
-      );
+      ks.push(await vs.scope(() => evalF(f, ts, linComb(vs, s.y, A[st].map((a, i) => [h * a, ks[i]] as const)), stats, vs)));
     }
-    const y1 = linComb(
-      vs,
-      s.y,
-      B.map((b, i) => [h * b, ks[i]] as const),
-    );
+    const y1 = linComb(vs, s.y, B.map((b, i) => [h * b, ks[i]] as const));
     ks.push(await evalF(f, tNew, y1, stats, vs));
     return { y1, ks };
   }
@@ -228,23 +167,14 @@ export class Dopri5Integrator<V> {
  * refined with a second-derivative estimate from one extra f evaluation, for a method of order 5.
  */
 async function initialStep<V>(
-  f: OdeFunc<V>,
-  vs: ScopedOps<V>,
-  opts: Dopri5Options,
-  stats: SolverStats,
-  t0: number,
-  y0: V,
-  f0: V,
-  span: number,
+  f: OdeFunc<V>, vs: ScopedOps<V>, opts: Dopri5Options, stats: SolverStats, t0: number, y0: V, f0: V, span: number,
 ): Promise<number> {
   const { rtol, atol } = opts;
   const d0 = await scaledError(vs, y0, y0, y0, rtol, atol);
   const d1 = await scaledError(vs, f0, y0, y0, rtol, atol);
   // Both are read back anyway: a non-finite one is checked exactly (readbacks on this path only).
-  if (!Number.isFinite(d0) && !(await isAllFinite(vs, y0)))
-    throw new InvalidArgumentError('dopri5: the initial state y0 has NaN or infinite entries');
-  if (!Number.isFinite(d1) && !(await isAllFinite(vs, f0)))
-    throw new NonFiniteDynamicsError(t0, await normForMessage(vs, y0));
+  if (!Number.isFinite(d0) && !(await isAllFinite(vs, y0))) throw new InvalidArgumentError('dopri5: the initial state y0 has NaN or infinite entries');
+  if (!Number.isFinite(d1) && !(await isAllFinite(vs, f0))) throw new NonFiniteDynamicsError(t0, await normForMessage(vs, y0));
   const h0 = Math.min(d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1, span);
   // d2: the change of f over an Euler step of h0, a second-derivative estimate.
   const d2 = await vs.scope(async () => {

@@ -1,14 +1,7 @@
 /** @file `odeint`: torchdiffeq-shaped ODE solve returning the state at each requested time, generic over VectorOps. */
 import { InvalidArgumentError, NonFiniteDynamicsError, StepSizeUnderflowError, TooManyStepsError } from '../errors';
 import { Dopri5Integrator, type Dopri5Options } from './dopri5';
-import {
-  type FixedMethod,
-  type OdeFunc,
-  type SolverStats,
-  explainNonFiniteFixed,
-  fixedSolve,
-  newStats,
-} from './steppers';
+import { type FixedMethod, type OdeFunc, type SolverStats, explainNonFiniteFixed, fixedSolve, newStats } from './steppers';
 import { scoped } from './scopes';
 import { type HostVector, type VectorOps, defaultOps, isAllFinite, retain } from './vector-ops';
 
@@ -51,8 +44,7 @@ export function resolveOptions<V>(
   where: string,
 ): { method: OdeMethod; ops: VectorOps<V>; dopri: Dopri5Options; stepSize?: number } {
   const method = o.method ?? 'dopri5';
-  if (!METHODS.includes(method))
-    throw new InvalidArgumentError(`unknown ODE method '${String(method)}' (choose ${METHODS.join(', ')})`);
+  if (!METHODS.includes(method)) throw new InvalidArgumentError(`unknown ODE method '${String(method)}' (choose ${METHODS.join(', ')})`);
   const dopri: Dopri5Options = {
     rtol: o.rtol ?? 1e-7,
     atol: o.atol ?? 1e-9,
@@ -64,21 +56,16 @@ export function resolveOptions<V>(
     maxFactor: o.maxFactor ?? 10,
   };
   const positive = (name: string, v: number | undefined): void => {
-    if (v !== undefined && !(v > 0 && Number.isFinite(v)))
-      throw new InvalidArgumentError(`${name} must be a positive finite number, got ${v}`);
+    if (v !== undefined && !(v > 0 && Number.isFinite(v))) throw new InvalidArgumentError(`${name} must be a positive finite number, got ${v}`);
   };
   if (!(dopri.rtol >= 0) || !(dopri.atol >= 0) || dopri.rtol + dopri.atol === 0) {
-    throw new InvalidArgumentError(
-      `rtol and atol must be >= 0 and not both 0, got rtol=${dopri.rtol}, atol=${dopri.atol}`,
-    );
+    throw new InvalidArgumentError(`rtol and atol must be >= 0 and not both 0, got rtol=${dopri.rtol}, atol=${dopri.atol}`);
   }
   positive('stepSize', o.stepSize);
   positive('firstStep', o.firstStep);
   positive('minStep', o.minStep);
-  if (!Number.isInteger(dopri.maxSteps) || dopri.maxSteps < 1)
-    throw new InvalidArgumentError(`maxSteps must be a positive integer, got ${dopri.maxSteps}`);
-  if (!(dopri.safety > 0 && dopri.safety <= 1))
-    throw new InvalidArgumentError(`safety must be in (0, 1], got ${dopri.safety}`);
+  if (!Number.isInteger(dopri.maxSteps) || dopri.maxSteps < 1) throw new InvalidArgumentError(`maxSteps must be a positive integer, got ${dopri.maxSteps}`);
+  if (!(dopri.safety > 0 && dopri.safety <= 1)) throw new InvalidArgumentError(`safety must be in (0, 1], got ${dopri.safety}`);
   if (!(dopri.minFactor > 0 && dopri.minFactor < 1 && dopri.maxFactor > 1)) {
     throw new InvalidArgumentError(`need 0 < minFactor < 1 < maxFactor, got ${dopri.minFactor}, ${dopri.maxFactor}`);
   }
@@ -99,19 +86,13 @@ export function substeps(span: number, stepSize: number | undefined): number {
  * code does) and interpolates the outputs in between with its 4th-order dense output; the error measure is the
  * max-norm of err / (atol + rtol·max(|y0|, |y1|)) rather than an RMS.
  */
-export async function odeintDetailed<V>(
-  f: OdeFunc<V>,
-  y0: V,
-  t: readonly number[],
-  options: OdeintOptions<V> = {},
-): Promise<OdeintResult<V>> {
+export async function odeintDetailed<V>(f: OdeFunc<V>, y0: V, t: readonly number[], options: OdeintOptions<V> = {}): Promise<OdeintResult<V>> {
   const { method, ops, dopri, stepSize } = resolveOptions(options, y0, 'odeint');
   if (t.length === 0) throw new InvalidArgumentError('odeint needs at least one time');
   if (!t.every(Number.isFinite)) throw new InvalidArgumentError(`odeint times must be finite, got [${t.join(', ')}]`);
   const dir = t.length > 1 && t[1] < t[0] ? -1 : 1;
   for (let i = 1; i < t.length; i++) {
-    if (!((t[i] - t[i - 1]) * dir > 0))
-      throw new InvalidArgumentError(`odeint times must be strictly monotone, got [${t.join(', ')}]`);
+    if (!((t[i] - t[i - 1]) * dir > 0)) throw new InvalidArgumentError(`odeint times must be strictly monotone, got [${t.join(', ')}]`);
   }
   const vs = scoped(ops);
   // Backward in time: solve s = −t forward with g(s, y) = −f(−s, y), so the integrators only know one direction.
@@ -140,8 +121,7 @@ export async function odeintDetailed<V>(
     // Errors report times in the caller's direction.
     if (dir === -1 && e instanceof StepSizeUnderflowError) throw new StepSizeUnderflowError(-e.t, e.stepSize);
     if (dir === -1 && e instanceof TooManyStepsError) throw new TooManyStepsError(-e.t, e.maxSteps, -e.tEnd);
-    if (dir === -1 && e instanceof NonFiniteDynamicsError)
-      throw new NonFiniteDynamicsError(-e.t, e.stateNorm, e.detail);
+    if (dir === -1 && e instanceof NonFiniteDynamicsError) throw new NonFiniteDynamicsError(-e.t, e.stateNorm, e.detail);
     throw e;
   }
 }
@@ -158,27 +138,13 @@ async function explainFixedFailure<V>(
   stepSize: number | undefined,
   ops: VectorOps<V>,
 ): Promise<never> {
-  if (!(await isAllFinite(ops, ys[0])))
-    throw new InvalidArgumentError('odeint: the initial state y0 has NaN or infinite entries');
+  if (!(await isAllFinite(ops, ys[0]))) throw new InvalidArgumentError('odeint: the initial state y0 has NaN or infinite entries');
   let i = 1;
   while (i < ys.length - 1 && (await isAllFinite(ops, ys[i]))) i++;
-  return await explainNonFiniteFixed(
-    method,
-    f,
-    ts[i - 1],
-    ys[i - 1],
-    ts[i],
-    substeps(ts[i] - ts[i - 1], stepSize),
-    ops,
-  );
+  return await explainNonFiniteFixed(method, f, ts[i - 1], ys[i - 1], ts[i], substeps(ts[i] - ts[i - 1], stepSize), ops);
 }
 
 /** `odeint(f, y0, t, options)`: the solution at each time in t (see odeintDetailed). */
-export async function odeint<V = HostVector>(
-  f: OdeFunc<V>,
-  y0: V,
-  t: readonly number[],
-  options: OdeintOptions<V> = {},
-): Promise<V[]> {
+export async function odeint<V = HostVector>(f: OdeFunc<V>, y0: V, t: readonly number[], options: OdeintOptions<V> = {}): Promise<V[]> {
   return (await odeintDetailed(f, y0, t, options)).ys;
 }

@@ -50,20 +50,14 @@ export function scoped<V>(ops: VectorOps<V>): ScopedOps<V> {
       take: (x) => x,
     };
     // The ops stay the prototype, so their other methods (and any `this` they use) are reached unchanged.
-    out = Object.assign(
-      Object.create(ops) as VectorOps<V>,
-      ops.dispose ? tracking(ops, ops.dispose.bind(ops)) : plain,
-    ) as ScopedOps<V>;
+    out = Object.assign(Object.create(ops) as VectorOps<V>, ops.dispose ? tracking(ops, ops.dispose.bind(ops)) : plain) as ScopedOps<V>;
     cache.set(ops, out as ScopedOps<unknown>);
   }
   return out;
 }
 
 /** The scoped methods, and the creating methods that register their results. */
-function tracking<V>(
-  ops: VectorOps<V>,
-  release: (v: V) => void,
-): Scoping<V> & Pick<VectorOps<V>, 'add' | 'scale' | 'axpy' | 'clone'> {
+function tracking<V>(ops: VectorOps<V>, release: (v: V) => void): Scoping<V> & Pick<VectorOps<V>, 'add' | 'scale' | 'axpy' | 'clone'> {
   const open: Set<V>[] = [];
   const own = (v: V): V => {
     if (open.length && !open.some((s) => s.has(v))) open[open.length - 1].add(v);

@@ -30,15 +30,7 @@ export async function evalF<V>(f: OdeFunc<V>, t: number, y: V, stats: SolverStat
 }
 
 /** One step of a fixed explicit method from (t, y) with step h: the new state (the stages are freed). */
-export async function fixedStep<V>(
-  method: FixedMethod,
-  f: OdeFunc<V>,
-  t: number,
-  y: V,
-  h: number,
-  ops: VectorOps<V>,
-  stats: SolverStats,
-): Promise<V> {
+export async function fixedStep<V>(method: FixedMethod, f: OdeFunc<V>, t: number, y: V, h: number, ops: VectorOps<V>, stats: SolverStats): Promise<V> {
   stats.steps++;
   const vs = scoped(ops);
   const F = (tt: number, yy: V): Promise<V> => evalF(f, tt, yy, stats, vs);

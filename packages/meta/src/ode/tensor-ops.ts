@@ -15,20 +15,14 @@ export function treeVectorOps<T extends ParamTree = ParamTree>(): VectorOps<T> {
     add: (a, b) => zipTree(a, b, (x, y) => raw.add(x, y)),
     scale: (a, s) => mapTree(a, (x) => raw.mulScalar(x, s)),
     axpy: (a, x, y) => zipTree(x, y, (xi, yi) => raw.axpby(a, xi, 1, yi)) as T, // one dispatch per leaf
-    norm: (a) =>
-      raw.scope(async () =>
-        Math.sqrt(sum(await readAll(raw.tidy(() => leaves(a).map((x) => raw.sum(raw.square(x))))))),
-      ),
+    norm: (a) => raw.scope(async () => Math.sqrt(sum(await readAll(raw.tidy(() => leaves(a).map((x) => raw.sum(raw.square(x)))))))),
     maxAbsRatio: (err, y0, y1, rtol, atol) =>
       raw.scope(async () => {
         const a = leaves(y0);
         const b = leaves(y1);
         const [maxima, sums] = raw.tidy(() => {
           const perLeaf = leaves(err).map((ei, i) => {
-            const r = raw.div(
-              raw.abs(ei),
-              raw.addScalar(raw.mulScalar(raw.maximum(raw.abs(a[i]), raw.abs(b[i])), rtol), atol),
-            );
+            const r = raw.div(raw.abs(ei), raw.addScalar(raw.mulScalar(raw.maximum(raw.abs(a[i]), raw.abs(b[i])), rtol), atol));
             // A GPU max may drop NaN; a sum never does, so it tells the controller to reject the step.
             return [raw.max(r), raw.sum(r)];
           });
@@ -38,10 +32,7 @@ export function treeVectorOps<T extends ParamTree = ParamTree>(): VectorOps<T> {
         return values.every(Number.isFinite) ? Math.max(0, ...values.subarray(0, maxima.length)) : Infinity;
       }),
     // x·0 is 0 for a finite x and NaN for ±Infinity or NaN, and a sum keeps NaN: one readback, no overflow.
-    allFinite: (a) =>
-      raw.scope(async () =>
-        (await readAll(raw.tidy(() => leaves(a).map((x) => raw.sum(raw.mulScalar(x, 0)))))).every((v) => v === 0),
-      ),
+    allFinite: (a) => raw.scope(async () => (await readAll(raw.tidy(() => leaves(a).map((x) => raw.sum(raw.mulScalar(x, 0)))))).every((v) => v === 0)),
     dispose: disposeTree,
     clone: cloneTree,
     scope: raw.scope,

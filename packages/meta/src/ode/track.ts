@@ -2,15 +2,7 @@
 import { InvalidArgumentError } from '../errors';
 import { Dopri5Integrator } from './dopri5';
 import { type OdeMethod, type OdeintOptions, resolveOptions, substeps } from './odeint';
-import {
-  type FixedMethod,
-  type OdeFunc,
-  type SolverStats,
-  checkedDynamics,
-  explainNonFiniteFixed,
-  fixedSolve,
-  newStats,
-} from './steppers';
+import { type FixedMethod, type OdeFunc, type SolverStats, checkedDynamics, explainNonFiniteFixed, fixedSolve, newStats } from './steppers';
 import { type ScopedOps, scoped } from './scopes';
 import { isAllFinite, release, retain } from './vector-ops';
 
@@ -57,25 +49,15 @@ export interface TrackedSolution<V> {
  * to grid point (landing on each, carrying its step size across, so any stretch is reproducible from its start);
  * a fixed method takes `substeps(T/n, stepSize)` equal steps per interval (one by default).
  */
-export async function solveTracked<V>(
-  f: OdeFunc<V>,
-  y0: V,
-  T: number,
-  options: TrackOptions<V> = {},
-): Promise<TrackedSolution<V>> {
+export async function solveTracked<V>(f: OdeFunc<V>, y0: V, T: number, options: TrackOptions<V> = {}): Promise<TrackedSolution<V>> {
   const { method, ops, dopri, stepSize } = resolveOptions(options, y0, 'solveTracked');
-  if (!(T > 0 && Number.isFinite(T)))
-    throw new InvalidArgumentError(`solveTracked: T must be a positive finite time, got ${T}`);
-  if ((options.nStates === undefined) === (options.h === undefined))
-    throw new InvalidArgumentError('solveTracked: give exactly one of nStates and h');
+  if (!(T > 0 && Number.isFinite(T))) throw new InvalidArgumentError(`solveTracked: T must be a positive finite time, got ${T}`);
+  if ((options.nStates === undefined) === (options.h === undefined)) throw new InvalidArgumentError('solveTracked: give exactly one of nStates and h');
   const n = options.nStates ?? Math.max(1, Math.round(T / options.h!));
-  if (!Number.isInteger(n) || n < 1)
-    throw new InvalidArgumentError(`solveTracked: nStates must be a positive integer, got ${n}`);
-  if (options.h !== undefined && !(options.h > 0))
-    throw new InvalidArgumentError(`solveTracked: h must be positive, got ${options.h}`);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`solveTracked: nStates must be a positive integer, got ${n}`);
+  if (options.h !== undefined && !(options.h > 0)) throw new InvalidArgumentError(`solveTracked: h must be positive, got ${options.h}`);
   const every = options.checkpointEvery ?? (options.recompute ? Math.max(1, Math.round(Math.sqrt(n))) : 1);
-  if (!Number.isInteger(every) || every < 1)
-    throw new InvalidArgumentError(`checkpointEvery must be a positive integer, got ${every}`);
+  if (!Number.isInteger(every) || every < 1) throw new InvalidArgumentError(`checkpointEvery must be a positive integer, got ${every}`);
   const t0 = options.t0 ?? 0;
   // From the index, so t_n is exactly t0 + T and recomputation sees identical times.
   const times = Array.from({ length: n + 1 }, (_, k) => (k === n ? t0 + T : t0 + (k * T) / n));
@@ -91,24 +73,10 @@ export async function solveTracked<V>(
    * the current scope). dopri5 lands on every grid time and notes its proposed step there, so a restart from a
    * kept state repeats what follows.
    */
-  async function run(
-    k0: number,
-    k1: number,
-    u0: V,
-    s: SolverStats,
-    want: (k: number) => boolean,
-  ): Promise<Map<number, V>> {
+  async function run(k0: number, k1: number, u0: V, s: SolverStats, want: (k: number) => boolean): Promise<Map<number, V>> {
     const out = new Map<number, V>();
     if (method === 'dopri5') {
-      const integ = await Dopri5Integrator.start(
-        f,
-        vs,
-        Number.isNaN(hints[k0]) ? dopri : { ...dopri, firstStep: hints[k0] },
-        s,
-        times[k0],
-        u0,
-        times[k1],
-      );
+      const integ = await Dopri5Integrator.start(f, vs, Number.isNaN(hints[k0]) ? dopri : { ...dopri, firstStep: hints[k0] }, s, times[k0], u0, times[k1]);
       for (let k = k0 + 1; k <= k1; k++) {
         const [landed] = await integ.integrate(times[k], want(k) ? [times[k]] : []);
         if (landed === undefined) continue;
@@ -121,16 +89,7 @@ export async function solveTracked<V>(
     let carried = { u: u0, out };
     for (let k = k0 + 1; k <= k1; k++) {
       carried = await vs.carry(carried, async ({ u }) => {
-        const next = await fixedSolve(
-          method,
-          f,
-          times[k - 1],
-          u,
-          times[k],
-          substeps(times[k] - times[k - 1], stepSize),
-          vs,
-          s,
-        );
+        const next = await fixedSolve(method, f, times[k - 1], u, times[k], substeps(times[k] - times[k - 1], stepSize), vs, s);
         if (want(k)) out.set(k, next);
         return { u: next, out };
       });
@@ -159,10 +118,7 @@ export async function solveTracked<V>(
           throw new InvalidArgumentError(`recompute(${k0}, ${k1}): need integers 0 <= k0 <= k1 <= ${n}`);
         }
         const start = states[k0];
-        if (start === undefined)
-          throw new InvalidArgumentError(
-            `recompute(${k0}, ${k1}): state ${k0} is not a kept checkpoint (every ${every})`,
-          );
+        if (start === undefined) throw new InvalidArgumentError(`recompute(${k0}, ${k1}): state ${k0} is not a kept checkpoint (every ${every})`);
         // A fresh budget per call: maxSteps bounds one stretch, as it bounded the forward pass.
         const s = newStats();
         try {
@@ -195,8 +151,7 @@ async function explainTrackedFailure<V>(
   steps: (k: number) => number,
   vs: ScopedOps<V>,
 ): Promise<never> {
-  if (!(await isAllFinite(vs, states[0]!)))
-    throw new InvalidArgumentError('solveTracked: the initial state y0 has NaN or infinite entries');
+  if (!(await isAllFinite(vs, states[0]!))) throw new InvalidArgumentError('solveTracked: the initial state y0 has NaN or infinite entries');
   let from = 0;
   for (let k = 1; k < states.length; k++) {
     if (states[k] === undefined) continue;
@@ -209,13 +164,10 @@ async function explainTrackedFailure<V>(
     for (let k = from + 1; k < times.length; k++) {
       u = await vs.carry(u, async (prev) => {
         const next = await fixedSolve(method, checked, times[k - 1], prev, times[k], steps(k), vs, newStats());
-        if (!(await isAllFinite(vs, next)))
-          await explainNonFiniteFixed(method, f, times[k - 1], prev, times[k], steps(k), vs);
+        if (!(await isAllFinite(vs, next))) await explainNonFiniteFixed(method, f, times[k - 1], prev, times[k], steps(k), vs);
         return next;
       });
     }
-    throw new InvalidArgumentError(
-      'solveTracked: the final state was not finite, but replaying the solve gave finite states (is f deterministic?)',
-    );
+    throw new InvalidArgumentError('solveTracked: the final state was not finite, but replaying the solve gave finite states (is f deterministic?)');
   });
 }

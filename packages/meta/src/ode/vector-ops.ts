@@ -39,10 +39,7 @@ export interface VectorOps<V> {
 /** A host state: anything indexable (number[], Float64Array, Float32Array); results come back as typed arrays. */
 export type HostVector = ArrayLike<number>;
 
-function hostOps(
-  make: (n: number) => Float64Array | Float32Array,
-  round: (x: number) => number,
-): VectorOps<HostVector> {
+function hostOps(make: (n: number) => Float64Array | Float32Array, round: (x: number) => number): VectorOps<HostVector> {
   const check = (a: HostVector, b: HostVector): number => {
     if (a.length !== b.length) throw new InvalidArgumentError(`vector lengths differ: ${a.length} vs ${b.length}`);
     return a.length;
@@ -112,8 +109,7 @@ export const float32VectorOps: VectorOps<HostVector> = hostOps((n) => new Float3
 export function defaultOps<V>(ops: VectorOps<V> | undefined, sample: V, where: string): VectorOps<V> {
   if (ops) return ops;
   const isHost = Array.isArray(sample) || (ArrayBuffer.isView(sample) && !(sample instanceof DataView));
-  if (!isHost)
-    throw new InvalidArgumentError(`${where}: states that are not host arrays need options.ops (a VectorOps for them)`);
+  if (!isHost) throw new InvalidArgumentError(`${where}: states that are not host arrays need options.ops (a VectorOps for them)`);
   return hostVectorOps as unknown as VectorOps<V>;
 }
 
@@ -153,14 +149,7 @@ export function weightedSum<V>(ops: VectorOps<V>, terms: readonly (readonly [num
  * The controller's error measure of `err` relative to the solution scale: `maxAbsRatio` where the ops have it, else
  * a norm-wise fallback ‖err‖ / (atol + rtol·max(‖y0‖, ‖y1‖)), which is coarser but needs only a norm.
  */
-export async function scaledError<V>(
-  ops: VectorOps<V>,
-  err: V,
-  y0: V,
-  y1: V,
-  rtol: number,
-  atol: number,
-): Promise<number> {
+export async function scaledError<V>(ops: VectorOps<V>, err: V, y0: V, y1: V, rtol: number, atol: number): Promise<number> {
   if (ops.maxAbsRatio) return await ops.maxAbsRatio(err, y0, y1, rtol, atol);
   if (!ops.norm) throw new InvalidArgumentError('adaptive solvers need VectorOps.maxAbsRatio or VectorOps.norm');
   // One after another: a norm may run in a scope (GPU trees), and scopes must not overlap.

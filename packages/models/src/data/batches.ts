@@ -30,9 +30,7 @@ export function* batchIterator(options: BatchIteratorOptions): Generator<Int32Ar
   }
   // An endless stream that can never yield would spin forever.
   if (!Number.isFinite(epochs) && batchesPerEpoch(n, batchSize, dropLast) === 0) {
-    throw new RangeError(
-      `batchIterator: n=${n} with batchSize=${batchSize} and dropLast yields no batch; epochs=Infinity would hang`,
-    );
+    throw new RangeError(`batchIterator: n=${n} with batchSize=${batchSize} and dropLast yields no batch; epochs=Infinity would hang`);
   }
   const rng = new Rng(seed);
   const order = new Int32Array(n);
@@ -52,15 +50,7 @@ export function batchesPerEpoch(n: number, batchSize: number, dropLast = false):
   return dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
 }
 
-type RowArray =
-  | Float32Array
-  | Float64Array
-  | Int32Array
-  | Uint32Array
-  | Uint8Array
-  | Int8Array
-  | Int16Array
-  | Uint16Array;
+type RowArray = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array | Int8Array | Int16Array | Uint16Array;
 
 /**
  * Gathers rows of `rowSize` elements (e.g. 28·28 for images, 1 for labels) at `indices` into a new array of
@@ -68,19 +58,13 @@ type RowArray =
  */
 export function takeRows<A extends RowArray>(array: A, rowSize: number, indices: ArrayLike<number>): A {
   if (!ArrayBuffer.isView(array) || array instanceof DataView) {
-    throw new InvalidArgumentError(
-      `takeRows: array must be a typed array (Float32Array, Int32Array, …), got ${describeValue(array)}`,
-    );
+    throw new InvalidArgumentError(`takeRows: array must be a typed array (Float32Array, Int32Array, …), got ${describeValue(array)}`);
   }
   if (indices === null || typeof indices !== 'object' || typeof indices.length !== 'number') {
-    throw new InvalidArgumentError(
-      `takeRows: indices must be an array or typed array of row numbers, got ${describeValue(indices)}`,
-    );
+    throw new InvalidArgumentError(`takeRows: indices must be an array or typed array of row numbers, got ${describeValue(indices)}`);
   }
   if (!Number.isInteger(rowSize) || rowSize < 1 || array.length % rowSize !== 0) {
-    throw new InvalidArgumentError(
-      `takeRows: array of ${array.length} elements is not a whole number of rows of ${describeValue(rowSize)}`,
-    );
+    throw new InvalidArgumentError(`takeRows: array of ${array.length} elements is not a whole number of rows of ${describeValue(rowSize)}`);
   }
   const rows = array.length / rowSize;
   const out = new (array.constructor as new (length: number) => A)(indices.length * rowSize);

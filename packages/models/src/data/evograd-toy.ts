@@ -48,11 +48,7 @@ export function toyHypergradient(lambda: number): number {
 }
 
 /** `count` evenly spaced λ in [low, high], both ends included. */
-export function toyLambdaGrid(
-  count = 100,
-  low: number = TOY_LAMBDA_RANGE[0],
-  high: number = TOY_LAMBDA_RANGE[1],
-): Float64Array {
+export function toyLambdaGrid(count = 100, low: number = TOY_LAMBDA_RANGE[0], high: number = TOY_LAMBDA_RANGE[1]): Float64Array {
   const out = new Float64Array(count);
   for (let i = 0; i < count; i++) out[i] = count === 1 ? low : low + ((high - low) * i) / (count - 1);
   return out;
@@ -63,12 +59,7 @@ export function toyLambdaGrid(
  * x_k = x + ε_k, weights w = softmax(−f_T(x_k, λ)/τ), x* = Σ w_k x_k, estimate = d f_V(x*)/dλ, where
  * dw_k/dλ = w_k (Σ_j w_j x_j² − x_k²)/τ because ∂f_T/∂λ = x². Exact in float64 (no finite differences).
  */
-export function toyEvogradHypergradient(
-  x: number,
-  lambda: number,
-  perturbations: ArrayLike<number>,
-  tau: number = TOY_TAU,
-): number {
+export function toyEvogradHypergradient(x: number, lambda: number, perturbations: ArrayLike<number>, tau: number = TOY_TAU): number {
   const k = perturbations.length;
   if (k < 1) throw new RangeError('toyEvogradHypergradient: need at least one perturbation');
   const copies = Array.from(perturbations, (epsilon) => x + epsilon);

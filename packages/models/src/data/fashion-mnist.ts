@@ -12,18 +12,7 @@ import { type IdxArray, MAX_IDX_HEADER_BYTES, parseIdx, readIdxHeader } from './
 /** Where `sudo apt-get install dataset-fashion-mnist` puts the files. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist/';
 
-export const FASHION_MNIST_CLASSES = [
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-] as const;
+export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'] as const;
 
 const FILE_STEMS = {
   train: { images: 'train-images-idx3-ubyte', labels: 'train-labels-idx1-ubyte' },
@@ -43,14 +32,12 @@ export function loadFashionMnist(options: LoadFashionMnistOptions): ImageDataset
   const dir = options.dir ?? FASHION_MNIST_DIR;
   // hasOwn, not a lookup: split 'toString' must not find Object.prototype.toString.
   const stems = Object.hasOwn(FILE_STEMS, options.split) ? FILE_STEMS[options.split] : undefined;
-  if (stems === undefined)
-    throw new RangeError(`loadFashionMnist: split must be 'train' or 'test', got ${String(options.split)}`);
+  if (stems === undefined) throw new RangeError(`loadFashionMnist: split must be 'train' or 'test', got ${String(options.split)}`);
   const imagesPath = findIdxFile(dir, stems.images);
   const labelsPath = findIdxFile(dir, stems.labels);
-  const missing = [
-    imagesPath === null ? `${stems.images}.gz` : null,
-    labelsPath === null ? `${stems.labels}.gz` : null,
-  ].filter((name): name is string => name !== null);
+  const missing = [imagesPath === null ? `${stems.images}.gz` : null, labelsPath === null ? `${stems.labels}.gz` : null].filter(
+    (name): name is string => name !== null,
+  );
   if (imagesPath === null || labelsPath === null) {
     throw new DatasetNotFoundError(
       'Fashion-MNIST',
@@ -98,17 +85,11 @@ function checkSizeBeforeReading(path: string): void {
     const header = readIdxHeader(head, path);
     if (header !== null && header.totalBytes !== size) {
       const { shape, dtype, totalBytes } = header;
-      throw new CorruptDatasetError(
-        `IDX size mismatch: shape [${shape.join(', ')}] of ${dtype} needs ${totalBytes} bytes, file has ${size}`,
-        path,
-      );
+      throw new CorruptDatasetError(`IDX size mismatch: shape [${shape.join(', ')}] of ${dtype} needs ${totalBytes} bytes, file has ${size}`, path);
     }
   }
   if (size > MAX_IDX_FILE_BYTES)
-    throw new CorruptDatasetError(
-      `file is ${size} bytes, more than the ${MAX_IDX_FILE_BYTES} bytes an IDX file may have here`,
-      path,
-    );
+    throw new CorruptDatasetError(`file is ${size} bytes, more than the ${MAX_IDX_FILE_BYTES} bytes an IDX file may have here`, path);
 }
 
 function maybeGunzip(bytes: Uint8Array, path: string): Uint8Array {

@@ -22,8 +22,7 @@ export function inflateIdxGzip(bytes: Uint8Array, source: string): Uint8Array {
   const header = readIdxHeader(head, source);
   // Too short to hold a header: the whole stream inflates to under 1 KiB, so inflating it all is harmless.
   const announced = header === null ? MAX_IDX_HEADER_BYTES : header.totalBytes;
-  const described =
-    header === null ? 'a stream shorter than an IDX header' : `shape [${header.shape.join(', ')}] of ${header.dtype}`;
+  const described = header === null ? 'a stream shorter than an IDX header' : `shape [${header.shape.join(', ')}] of ${header.dtype}`;
   if (announced > bufferConstants.MAX_LENGTH) {
     throw new CorruptDatasetError(
       `IDX header announces ${described} = ${announced} bytes, more than this runtime's ${bufferConstants.MAX_LENGTH}-byte buffer limit`,
@@ -50,32 +49,19 @@ function inflateHead(bytes: Uint8Array, source: string): Uint8Array {
   let yieldsTooMuch = Number.POSITIVE_INFINITY;
   let length = Math.min(bytes.length, 256);
   for (let probe = 0; probe < 64; probe++) {
-    const out = gunzip(
-      bytes.subarray(0, length),
-      { maxOutputLength: PROBE_OUTPUT_CAP, finishFlush: zlibConstants.Z_SYNC_FLUSH },
-      source,
-    );
+    const out = gunzip(bytes.subarray(0, length), { maxOutputLength: PROBE_OUTPUT_CAP, finishFlush: zlibConstants.Z_SYNC_FLUSH }, source);
     if (out !== null && (out.length >= MAX_IDX_HEADER_BYTES || length === bytes.length)) return out;
     if (out === null) yieldsTooMuch = length;
     else yieldsTooLittle = length;
-    const next = Number.isFinite(yieldsTooMuch)
-      ? Math.floor((yieldsTooLittle + yieldsTooMuch) / 2)
-      : Math.min(bytes.length, 2 * length);
+    const next = Number.isFinite(yieldsTooMuch) ? Math.floor((yieldsTooLittle + yieldsTooMuch) / 2) : Math.min(bytes.length, 2 * length);
     if (next === length || next === yieldsTooLittle) break;
     length = next;
   }
-  throw new CorruptDatasetError(
-    `could not read an IDX header from the gzip stream without inflating over ${PROBE_OUTPUT_CAP} bytes`,
-    source,
-  );
+  throw new CorruptDatasetError(`could not read an IDX header from the gzip stream without inflating over ${PROBE_OUTPUT_CAP} bytes`, source);
 }
 
 /** gunzipSync that returns null when the output would pass `maxOutputLength` and names corrupt streams. */
-function gunzip(
-  bytes: Uint8Array,
-  options: { maxOutputLength: number; finishFlush?: number },
-  source: string,
-): Uint8Array | null {
+function gunzip(bytes: Uint8Array, options: { maxOutputLength: number; finishFlush?: number }, source: string): Uint8Array | null {
   try {
     const out = gunzipSync(bytes, options);
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);

@@ -71,13 +71,11 @@ export function readIdxHeader(bytes: Uint8Array, source?: string): IdxHeader | n
     throw new CorruptDatasetError(message, source);
   };
   if (bytes.length < 4) return null;
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b)
-    fail('IDX bytes are still gzip-compressed (magic 1f 8b); gunzip them first');
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) fail('IDX bytes are still gzip-compressed (magic 1f 8b); gunzip them first');
   const magic = hex(bytes.subarray(0, 4));
   if (bytes[0] !== 0 || bytes[1] !== 0) fail(`bad IDX magic ${magic}: the first two bytes must be 00 00`);
   const dtype = DTYPE_BY_CODE[bytes[2]];
-  if (dtype === undefined)
-    fail(`bad IDX magic ${magic}: unknown type code 0x${bytes[2].toString(16).padStart(2, '0')}`);
+  if (dtype === undefined) fail(`bad IDX magic ${magic}: unknown type code 0x${bytes[2].toString(16).padStart(2, '0')}`);
   const rank = bytes[3];
   if (rank === 0) fail(`bad IDX magic ${magic}: rank 0`);
   const headerBytes = 4 + 4 * rank;
@@ -107,15 +105,11 @@ export function parseIdx(bytes: Uint8Array, source?: string): IdxArray {
   const count = shape.reduce((a, b) => a * b, 1);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < expectedBytes) {
-    fail(
-      `IDX data truncated: shape [${shape.join(', ')}] of ${dtype} needs ${expectedBytes} bytes, file has ${bytes.length}`,
-    );
+    fail(`IDX data truncated: shape [${shape.join(', ')}] of ${dtype} needs ${expectedBytes} bytes, file has ${bytes.length}`);
   }
   if (bytes.length > expectedBytes) {
     // Trailing bytes mean the header's counts disagree with the payload: refuse rather than guess.
-    fail(
-      `IDX size mismatch: shape [${shape.join(', ')}] of ${dtype} needs ${expectedBytes} bytes, file has ${bytes.length}`,
-    );
+    fail(`IDX size mismatch: shape [${shape.join(', ')}] of ${dtype} needs ${expectedBytes} bytes, file has ${bytes.length}`);
   }
 
   const start = headerBytes;
@@ -158,37 +152,26 @@ export function parseIdx(bytes: Uint8Array, source?: string): IdxArray {
 /** Encodes an array as IDX bytes (uncompressed); the inverse of parseIdx. Used for fixtures and caches. */
 export function encodeIdx(array: IdxArray): Uint8Array {
   if (typeof array !== 'object' || array === null)
-    throw new InvalidArgumentError(
-      `encodeIdx: expected { dtype, shape, data }, got ${array === null ? 'null' : typeof array}`,
-    );
+    throw new InvalidArgumentError(`encodeIdx: expected { dtype, shape, data }, got ${array === null ? 'null' : typeof array}`);
   const { dtype, shape, data } = array;
   if (typeof dtype !== 'string' || !Object.hasOwn(CODE_BY_DTYPE, dtype)) {
-    throw new InvalidArgumentError(
-      `encodeIdx: unknown dtype ${String(dtype)} (${Object.keys(CODE_BY_DTYPE).join(', ')})`,
-    );
+    throw new InvalidArgumentError(`encodeIdx: unknown dtype ${String(dtype)} (${Object.keys(CODE_BY_DTYPE).join(', ')})`);
   }
-  if (!Array.isArray(shape))
-    throw new ShapeError(`encodeIdx: shape must be an array of dimensions, got ${String(shape)}`);
-  if (shape.length === 0 || shape.length > 255)
-    throw new ShapeError(`encodeIdx: rank ${shape.length} must be in 1..255`);
+  if (!Array.isArray(shape)) throw new ShapeError(`encodeIdx: shape must be an array of dimensions, got ${String(shape)}`);
+  if (shape.length === 0 || shape.length > 255) throw new ShapeError(`encodeIdx: rank ${shape.length} must be in 1..255`);
   if (!shape.every((dim) => Number.isInteger(dim) && dim >= 0 && dim <= 0xffffffff)) {
-    throw new ShapeError(
-      `encodeIdx: shape [${shape.join(', ')}] must be integers in 0..4294967295 (the header stores uint32)`,
-    );
+    throw new ShapeError(`encodeIdx: shape [${shape.join(', ')}] must be integers in 0..4294967295 (the header stores uint32)`);
   }
   if (!ArrayBuffer.isView(data) && !Array.isArray(data))
     throw new InvalidArgumentError(`encodeIdx: data must be a typed array or an array of numbers, got ${String(data)}`);
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== (data as ArrayLike<number>).length) {
-    throw new ShapeError(
-      `encodeIdx: shape [${shape.join(', ')}] has ${count} elements, data has ${(data as ArrayLike<number>).length}`,
-    );
+    throw new ShapeError(`encodeIdx: shape [${shape.join(', ')}] has ${count} elements, data has ${(data as ArrayLike<number>).length}`);
   }
   if (Array.isArray(data)) {
     // A typed array holds numbers by construction; a plain array may not ('1' would be written as 1, 'x' as NaN).
     const bad = data.findIndex((v) => typeof v !== 'number');
-    if (bad >= 0)
-      throw new InvalidArgumentError(`encodeIdx: element ${bad} is ${JSON.stringify(data[bad])}, not a number`);
+    if (bad >= 0) throw new InvalidArgumentError(`encodeIdx: element ${bad} is ${JSON.stringify(data[bad])}, not a number`);
   }
   const range = INTEGER_RANGE[dtype];
   if (range !== undefined) {
@@ -196,9 +179,7 @@ export function encodeIdx(array: IdxArray): Uint8Array {
     for (let i = 0; i < count; i++) {
       const value = data[i];
       if (!(Number.isInteger(value) && value >= range[0] && value <= range[1])) {
-        throw new InvalidArgumentError(
-          `encodeIdx: element ${i} is ${value}, not an integer in ${dtype}'s range [${range[0]}, ${range[1]}]`,
-        );
+        throw new InvalidArgumentError(`encodeIdx: element ${i} is ${value}, not an integer in ${dtype}'s range [${range[0]}, ${range[1]}]`);
       }
     }
   }

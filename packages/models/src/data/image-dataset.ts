@@ -40,11 +40,7 @@ export function imageDatasetFromIdx(images: IdxArray, labels: IdxArray, options:
   }
   const [count, height, width] = images.shape;
   if (labels.shape[0] !== count) fail(`inconsistent counts: ${count} images but ${labels.shape[0]} labels`);
-  if (
-    options.height !== undefined &&
-    options.width !== undefined &&
-    (height !== options.height || width !== options.width)
-  ) {
+  if (options.height !== undefined && options.width !== undefined && (height !== options.height || width !== options.width)) {
     fail(`images are ${height}×${width}, expected ${options.height}×${options.width}`);
   }
   if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit >= 0)) {
@@ -60,8 +56,7 @@ export function imageDatasetFromIdx(images: IdxArray, labels: IdxArray, options:
   const numClasses = options.numClasses;
   for (let i = 0; i < n; i++) {
     const label = labels.data[i];
-    if (numClasses !== undefined && label >= numClasses)
-      fail(`label ${label} at example ${i} is not in [0, ${numClasses})`);
+    if (numClasses !== undefined && label >= numClasses) fail(`label ${label} at example ${i} is not in [0, ${numClasses})`);
     outLabels[i] = label;
   }
   return { images: out, labels: outLabels, n, height, width };
@@ -74,8 +69,7 @@ export function selectExamples(dataset: ImageDataset, indices: ArrayLike<number>
   const labels = new Int32Array(indices.length);
   for (let row = 0; row < indices.length; row++) {
     const index = indices[row];
-    if (!(index >= 0 && index < dataset.n))
-      throw new RangeError(`example index ${index} out of range [0, ${dataset.n})`);
+    if (!(index >= 0 && index < dataset.n)) throw new RangeError(`example index ${index} out of range [0, ${dataset.n})`);
     images.set(dataset.images.subarray(index * pixels, (index + 1) * pixels), row * pixels);
     labels[row] = dataset.labels[index];
   }

@@ -16,16 +16,14 @@ export function fitStandardScaler(arrays: readonly ArrayLike<number>[], dim: num
   const sum = new Float64Array(dim);
   let rows = 0;
   for (const values of arrays) {
-    if (values.length % dim !== 0)
-      throw new RangeError(`fitStandardScaler: ${values.length} values are not rows of ${dim}`);
+    if (values.length % dim !== 0) throw new RangeError(`fitStandardScaler: ${values.length} values are not rows of ${dim}`);
     for (let i = 0; i < values.length; i++) sum[i % dim] += values[i];
     rows += values.length / dim;
   }
   if (rows === 0) throw new RangeError('fitStandardScaler: no rows to fit');
   const mean = sum.map((s) => s / rows);
   const squares = new Float64Array(dim);
-  for (const values of arrays)
-    for (let i = 0; i < values.length; i++) squares[i % dim] += (values[i] - mean[i % dim]) ** 2;
+  for (const values of arrays) for (let i = 0; i < values.length; i++) squares[i % dim] += (values[i] - mean[i % dim]) ** 2;
   const std = squares.map((s) => Math.sqrt(s / rows) || 1);
   return { dim, mean, std };
 }
@@ -40,11 +38,7 @@ export function invertScaler(scaler: StandardScaler, values: ArrayLike<number>):
   return mapColumns(scaler, values, (v, mean, std) => v * std + mean);
 }
 
-function mapColumns(
-  scaler: StandardScaler,
-  values: ArrayLike<number>,
-  f: (v: number, mean: number, std: number) => number,
-): Float32Array {
+function mapColumns(scaler: StandardScaler, values: ArrayLike<number>, f: (v: number, mean: number, std: number) => number): Float32Array {
   const { dim, mean, std } = scaler;
   if (values.length % dim !== 0) throw new RangeError(`scaler: ${values.length} values are not rows of ${dim}`);
   const out = new Float32Array(values.length);

@@ -58,8 +58,7 @@ function defineFamily<T>(
   f: (task: T, x: ArrayLike<number>, offset: number) => number,
 ): TaskFamily<T> {
   const evaluate = (task: T, x: ArrayLike<number>): Float32Array => {
-    if (x.length % inputDim !== 0)
-      throw new RangeError(`${name}: ${x.length} input values are not rows of ${inputDim}`);
+    if (x.length % inputDim !== 0) throw new RangeError(`${name}: ${x.length} input values are not rows of ${inputDim}`);
     const n = x.length / inputDim;
     const y = new Float32Array(n);
     for (let i = 0; i < n; i++) y[i] = f(task, x, i * inputDim);
@@ -72,8 +71,7 @@ function defineFamily<T>(
     sampleTask: (seed) => sampleTask(new Rng(seed)),
     evaluate,
     sampleData(task, nShot, seed) {
-      if (!(Number.isInteger(nShot) && nShot >= 0))
-        throw new RangeError(`${name}: nShot must be a non-negative integer, got ${nShot}`);
+      if (!(Number.isInteger(nShot) && nShot >= 0)) throw new RangeError(`${name}: nShot must be a non-negative integer, got ${nShot}`);
       const x = new Rng(seed).uniformArray(nShot * inputDim, domain[0], domain[1]);
       return { x, y: evaluate(task, x), n: nShot, inputDim };
     },
@@ -114,10 +112,7 @@ export const alpineFamily: TaskFamily<AlpineTask> = defineFamily(
   2,
   [-10, 10],
   (rng) => ({
-    phases: [
-      rng.uniform(-ALPINE_PHASE_LIMIT, ALPINE_PHASE_LIMIT),
-      rng.uniform(-ALPINE_PHASE_LIMIT, ALPINE_PHASE_LIMIT),
-    ],
+    phases: [rng.uniform(-ALPINE_PHASE_LIMIT, ALPINE_PHASE_LIMIT), rng.uniform(-ALPINE_PHASE_LIMIT, ALPINE_PHASE_LIMIT)],
   }),
   (task, x, o) => {
     let value = 0;
@@ -154,9 +149,7 @@ export function stackRegressionData(datasets: readonly RegressionData[]): Batche
   const y = new Float32Array(datasets.length * n);
   datasets.forEach((data, b) => {
     if (data.n !== n || data.inputDim !== inputDim) {
-      throw new RangeError(
-        `stackRegressionData: dataset ${b} is ${data.n}×${data.inputDim}, the first is ${n}×${inputDim}`,
-      );
+      throw new RangeError(`stackRegressionData: dataset ${b} is ${data.n}×${data.inputDim}, the first is ${n}×${inputDim}`);
     }
     x.set(data.x, b * n * inputDim);
     y.set(data.y, b * n);

@@ -47,12 +47,7 @@ export function rotationTheta(angleDegrees: number): Float64Array {
  * grid_sample(x, affine_grid(rotationTheta(a), align_corners=False), 'bilinear', 'zeros', align_corners=False).
  * Like torch, the rotation acts on normalised coordinates, so a non-square image is rotated anisotropically.
  */
-export function rotate(
-  images: Float32Array,
-  height: number,
-  width: number,
-  angleDegrees: number | ArrayLike<number>,
-): Float32Array {
+export function rotate(images: Float32Array, height: number, width: number, angleDegrees: number | ArrayLike<number>): Float32Array {
   const pixels = checkBatch(images, height, width, 'rotate');
   const n = images.length / pixels;
   if (typeof angleDegrees !== 'number' && angleDegrees.length !== n) {
@@ -101,14 +96,9 @@ function bilinearZeros(src: Float32Array, height: number, width: number, ix: num
 }
 
 /** Halves both sides by 2×2 average pooling (28×28 → 14×14); H and W must be even. */
-export function downsample2x(
-  images: Float32Array,
-  height: number,
-  width: number,
-): { images: Float32Array; height: number; width: number } {
+export function downsample2x(images: Float32Array, height: number, width: number): { images: Float32Array; height: number; width: number } {
   const pixels = checkBatch(images, height, width, 'downsample2x');
-  if (height % 2 !== 0 || width % 2 !== 0)
-    throw new RangeError(`downsample2x: ${height}×${width} must have even sides`);
+  if (height % 2 !== 0 || width % 2 !== 0) throw new RangeError(`downsample2x: ${height}×${width} must have even sides`);
   const n = images.length / pixels;
   const outHeight = height / 2;
   const outWidth = width / 2;
@@ -132,8 +122,7 @@ function checkBatch(images: Float32Array, height: number, width: number, op: str
     throw new RangeError(`${op}: image size must be positive integers, got ${height}×${width}`);
   }
   const pixels = height * width;
-  if (images.length % pixels !== 0)
-    throw new RangeError(`${op}: ${images.length} values are not a whole number of ${height}×${width} images`);
+  if (images.length % pixels !== 0) throw new RangeError(`${op}: ${images.length} values are not a whole number of ${height}×${width} images`);
   return pixels;
 }
 

@@ -29,9 +29,6 @@ const ACTIVATIONS: Record<ActivationName, (x: Tensor) => Tensor> = {
 
 export function activation(name: ActivationName): (x: Tensor) => Tensor {
   const fn = ACTIVATIONS[name];
-  if (!fn)
-    throw new InvalidArgumentError(
-      `unknown activation '${String(name)}' (expected one of ${Object.keys(ACTIVATIONS).join(', ')})`,
-    );
+  if (!fn) throw new InvalidArgumentError(`unknown activation '${String(name)}' (expected one of ${Object.keys(ACTIVATIONS).join(', ')})`);
   return fn;
 }

@@ -4,16 +4,7 @@
  */
 import { add, addScalar, mean, mul, reshape, rsqrt, square, sub } from '@metagrad/autograd';
 import * as raw from '@metagrad/tensor/raw';
-import {
-  checkBoolean,
-  checkOptions,
-  type Device,
-  InvalidArgumentError,
-  ShapeError,
-  type Tensor,
-  keep,
-  tidy,
-} from '@metagrad/tensor';
+import { checkBoolean, checkOptions, type Device, InvalidArgumentError, ShapeError, type Tensor, keep, tidy } from '@metagrad/tensor';
 import { checkPositiveInt, constantParam } from './init';
 
 export type BatchNormParams = { readonly weight: Tensor; readonly bias: Tensor };
@@ -57,26 +48,16 @@ export function disposeBatchNormState(state: BatchNormState): void {
  * variance), and, when `state` is given in training mode, folds them into the running averages with the
  * unbiased variance, as torch does. Eval mode normalises with the running statistics.
  */
-export function batchNorm2d(
-  params: BatchNormParams,
-  x: Tensor,
-  training: boolean,
-  state?: BatchNormState,
-  opts: BatchNormOptions = {},
-): Tensor {
+export function batchNorm2d(params: BatchNormParams, x: Tensor, training: boolean, state?: BatchNormState, opts: BatchNormOptions = {}): Tensor {
   checkOptions('batchNorm2d', opts, ['eps', 'momentum']);
   checkBoolean('batchNorm2d', 'training', training); // 'false' would be read as training mode
   const eps = opts.eps ?? 1e-5;
   const momentum = opts.momentum ?? 0.1;
   const C = params.weight.shape[0];
-  if (x.rank !== 4 || x.shape[1] !== C)
-    throw new ShapeError(`batchNorm2d: input [${x.shape.join(', ')}] does not have ${C} channels in dim 1`);
-  if (!(eps >= 0 && Number.isFinite(eps)))
-    throw new InvalidArgumentError(`batchNorm2d: eps must be a finite number >= 0, got ${eps}`);
-  if (!(momentum >= 0 && momentum <= 1))
-    throw new InvalidArgumentError(`batchNorm2d: momentum must be in [0, 1], got ${momentum}`);
-  if (!training && !state)
-    throw new InvalidArgumentError('batchNorm2d: eval mode needs the running statistics (pass ctx.state)');
+  if (x.rank !== 4 || x.shape[1] !== C) throw new ShapeError(`batchNorm2d: input [${x.shape.join(', ')}] does not have ${C} channels in dim 1`);
+  if (!(eps >= 0 && Number.isFinite(eps))) throw new InvalidArgumentError(`batchNorm2d: eps must be a finite number >= 0, got ${eps}`);
+  if (!(momentum >= 0 && momentum <= 1)) throw new InvalidArgumentError(`batchNorm2d: momentum must be in [0, 1], got ${momentum}`);
+  if (!training && !state) throw new InvalidArgumentError('batchNorm2d: eval mode needs the running statistics (pass ctx.state)');
   const perChannel = (t: Tensor) => reshape(t, [1, C, 1, 1]);
   return tidy(() => {
     let centred: Tensor;

@@ -20,13 +20,7 @@ export interface Conv2dInitOptions {
 }
 
 /** torch.nn.Conv2d's init: weight and bias U(−1/√fan_in, 1/√fan_in), fan_in = C/g·k·k. */
-export function initConv2d(
-  seed: SeedLike,
-  inChannels: number,
-  outChannels: number,
-  kernel: number,
-  opts: Conv2dInitOptions = {},
-): Conv2dParams {
+export function initConv2d(seed: SeedLike, inChannels: number, outChannels: number, kernel: number, opts: Conv2dInitOptions = {}): Conv2dParams {
   checkOptions('initConv2d', opts, ['groups', 'bias', 'device']);
   const groups = opts.groups ?? 1;
   checkPositiveInt('Conv2d inChannels', inChannels);
@@ -34,9 +28,7 @@ export function initConv2d(
   checkPositiveInt('Conv2d kernel', kernel);
   checkPositiveInt('Conv2d groups', groups);
   if (inChannels % groups !== 0 || outChannels % groups !== 0) {
-    throw new InvalidArgumentError(
-      `Conv2d: groups=${groups} must divide inChannels=${inChannels} and outChannels=${outChannels}`,
-    );
+    throw new InvalidArgumentError(`Conv2d: groups=${groups} must divide inChannels=${inChannels} and outChannels=${outChannels}`);
   }
   const rng = toRng(seed);
   const fanIn = (inChannels / groups) * kernel * kernel;
@@ -54,9 +46,7 @@ export function conv2dLayer(params: Conv2dParams, x: Tensor, opts: Conv2dLayerOp
   const bias = 'bias' in params ? params.bias : undefined;
   const groups = opts.groups ?? 1;
   if (x.rank !== 4 || x.shape[1] !== weight.shape[1] * groups) {
-    throw new ShapeError(
-      `conv2d: input [${x.shape.join(', ')}] does not fit weight [${weight.shape.join(', ')}] with groups=${groups}`,
-    );
+    throw new ShapeError(`conv2d: input [${x.shape.join(', ')}] does not fit weight [${weight.shape.join(', ')}] with groups=${groups}`);
   }
   return tidy(() => {
     const y = conv2dOp(x, weight, {

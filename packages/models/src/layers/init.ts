@@ -18,8 +18,7 @@ export function uniformParam(rng: Rng, shape: Shape, bound: number, device?: Dev
  * gain = √(2/(1+a²)) = √(1/3), i.e. 1/√fan_in — the same bound torch uses for the bias.
  */
 export function defaultBound(fanIn: number): number {
-  if (!(Number.isInteger(fanIn) && fanIn > 0))
-    throw new InvalidArgumentError(`fan_in must be a positive integer, got ${fanIn}`);
+  if (!(Number.isInteger(fanIn) && fanIn > 0)) throw new InvalidArgumentError(`fan_in must be a positive integer, got ${fanIn}`);
   return 1 / Math.sqrt(fanIn);
 }
 
@@ -29,6 +28,5 @@ export function constantParam(shape: Shape, value: number, device?: Device): Ten
 }
 
 export function checkPositiveInt(what: string, value: number): void {
-  if (!(Number.isInteger(value) && value > 0))
-    throw new InvalidArgumentError(`${what} must be a positive integer, got ${value}`);
+  if (!(Number.isInteger(value) && value > 0)) throw new InvalidArgumentError(`${what} must be a positive integer, got ${value}`);
 }

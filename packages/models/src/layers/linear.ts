@@ -12,12 +12,7 @@ export interface LinearOptions {
 }
 
 /** torch.nn.Linear's init: weight and bias both U(−1/√in, 1/√in). */
-export function initLinear(
-  seed: SeedLike,
-  inFeatures: number,
-  outFeatures: number,
-  opts: LinearOptions = {},
-): LinearParams {
+export function initLinear(seed: SeedLike, inFeatures: number, outFeatures: number, opts: LinearOptions = {}): LinearParams {
   checkOptions('initLinear', opts, ['bias', 'device']);
   checkPositiveInt('Linear inFeatures', inFeatures);
   checkPositiveInt('Linear outFeatures', outFeatures);
@@ -33,9 +28,7 @@ export function linear(params: LinearParams, x: Tensor): Tensor {
   const weight = params.weight;
   const bias = 'bias' in params ? params.bias : undefined;
   if (x.rank !== 2 || x.shape[1] !== weight.shape[1]) {
-    throw new ShapeError(
-      `linear: input [${x.shape.join(', ')}] does not fit weight [${weight.shape.join(', ')}] (need [N, ${weight.shape[1]}])`,
-    );
+    throw new ShapeError(`linear: input [${x.shape.join(', ')}] does not fit weight [${weight.shape.join(', ')}] (need [N, ${weight.shape[1]}])`);
   }
   const y = matmul(x, weight, { transB: true });
   if (!bias) return y;

@@ -6,13 +6,7 @@
 import { relu } from '@metagrad/autograd';
 import { type Device, InvalidArgumentError, ShapeError, tidy } from '@metagrad/tensor';
 import { Rng } from '../data/random';
-import {
-  type BatchNormParams,
-  type BatchNormState,
-  batchNorm2d,
-  initBatchNorm,
-  initBatchNormState,
-} from '../layers/batchnorm';
+import { type BatchNormParams, type BatchNormState, batchNorm2d, initBatchNorm, initBatchNormState } from '../layers/batchnorm';
 import { type Conv2dParams, conv2dLayer, initConv2d } from '../layers/conv';
 import { checkPositiveInt } from '../layers/init';
 import { type LinearParams, initLinear, linear } from '../layers/linear';
@@ -45,8 +39,7 @@ export function conv4(options: Conv4Options = {}): StatefulModel<Conv4Params, Ba
   checkPositiveInt('conv4 classes', classes);
   checkPositiveInt('conv4 imageSize', size);
   const side = Math.floor(size / 2 ** BLOCKS);
-  if (side < 1)
-    throw new InvalidArgumentError(`conv4: imageSize ${size} is too small for 4 poolings (need at least 16)`);
+  if (side < 1) throw new InvalidArgumentError(`conv4: imageSize ${size} is too small for 4 poolings (need at least 16)`);
   return {
     init(seed, device) {
       const rng = new Rng(seed);

@@ -22,8 +22,7 @@ export interface FeatureWiseTransformOptions {
 /** γ ⊙ x + β for given standard-normal noise [C] (the deterministic core, so it can be tested against torch). */
 export function featureWiseAffine(params: FeatureWiseParams, x: Tensor, noiseGamma: Tensor, noiseBeta: Tensor): Tensor {
   const C = params.gamma.shape[0];
-  if (x.rank !== 4 || x.shape[1] !== C)
-    throw new ShapeError(`featureWiseTransform: input [${x.shape.join(', ')}] does not have ${C} channels in dim 1`);
+  if (x.rank !== 4 || x.shape[1] !== C) throw new ShapeError(`featureWiseTransform: input [${x.shape.join(', ')}] does not have ${C} channels in dim 1`);
   return tidy(() => {
     const perChannel = (t: Tensor) => reshape(t, [1, C, 1, 1]);
     const gamma = addScalar(mul(perChannel(noiseGamma), perChannel(softplus(params.gamma))), 1);
@@ -43,8 +42,7 @@ export function featureWiseTransform(options: FeatureWiseTransformOptions): Mode
     },
     apply(params, x, ctx = {}) {
       if (!ctx.training) return reshape(x, x.shape);
-      if (ctx.seed === undefined)
-        throw new InvalidArgumentError('featureWiseTransform in training mode needs ctx.seed to sample γ and β');
+      if (ctx.seed === undefined) throw new InvalidArgumentError('featureWiseTransform in training mode needs ctx.seed to sample γ and β');
       const seed = ctx.seed;
       return tidy(() => {
         const noise = raw.normal([2, channels], seed, { device: x.device });

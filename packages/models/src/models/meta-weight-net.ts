@@ -18,16 +18,14 @@ export function metaWeightNet(options: MetaWeightNetOptions = {}): Model<MetaWei
   const hidden = options.hidden ?? 100;
   const floor = options.floor ?? 0;
   checkPositiveInt('metaWeightNet hidden', hidden);
-  if (!(floor >= 0 && floor < 1))
-    throw new InvalidArgumentError(`metaWeightNet: floor must be in [0, 1), got ${floor}`);
+  if (!(floor >= 0 && floor < 1)) throw new InvalidArgumentError(`metaWeightNet: floor must be in [0, 1), got ${floor}`);
   return {
     init(seed, device) {
       const rng = new Rng(seed);
       return { fc1: initLinear(rng, 1, hidden, { device }), fc2: initLinear(rng, hidden, 1, { device }) };
     },
     apply(params, x) {
-      if (x.rank !== 2 || x.shape[1] !== 1)
-        throw new ShapeError(`metaWeightNet: input must be losses [N, 1], got [${x.shape.join(', ')}]`);
+      if (x.rank !== 2 || x.shape[1] !== 1) throw new ShapeError(`metaWeightNet: input must be losses [N, 1], got [${x.shape.join(', ')}]`);
       return tidy(() => {
         const w = sigmoid(linear(params.fc2, relu(linear(params.fc1, x))));
         return floor === 0 ? w : addScalar(mulScalar(w, 1 - floor), floor);

@@ -20,8 +20,7 @@ export interface MlpOptions {
 
 export function mlp(options: MlpOptions): Model<MlpParams> {
   const { sizes } = options;
-  if (sizes.length < 2)
-    throw new InvalidArgumentError(`mlp: sizes needs input and output widths, got [${sizes.join(', ')}]`);
+  if (sizes.length < 2) throw new InvalidArgumentError(`mlp: sizes needs input and output widths, got [${sizes.join(', ')}]`);
   sizes.forEach((s, i) => checkPositiveInt(`mlp sizes[${i}]`, s));
   const hidden = activation(options.activation);
   const output = activation(options.outputActivation ?? 'identity');

@@ -7,13 +7,7 @@
 import { add, pad, relu, slice } from '@metagrad/autograd';
 import { type Device, InvalidArgumentError, ShapeError, type Tensor, tidy } from '@metagrad/tensor';
 import { Rng } from '../data/random';
-import {
-  type BatchNormParams,
-  type BatchNormState,
-  batchNorm2d,
-  initBatchNorm,
-  initBatchNormState,
-} from '../layers/batchnorm';
+import { type BatchNormParams, type BatchNormState, batchNorm2d, initBatchNorm, initBatchNormState } from '../layers/batchnorm';
 import { type Conv2dParams, conv2dLayer, initConv2d } from '../layers/conv';
 import { checkPositiveInt } from '../layers/init';
 import { type LinearParams, initLinear, linear } from '../layers/linear';
@@ -94,9 +88,7 @@ export function resnetCifar(options: ResNetCifarOptions = {}): StatefulModel<Res
         throw new ShapeError(`resnetCifar: input must be [N, ${inChannels}, H, W], got [${x.shape.join(', ')}]`);
       }
       if (params.blocks.length !== plan.length) {
-        throw new InvalidArgumentError(
-          `resnetCifar: depth ${depth} needs ${plan.length} blocks of parameters, got ${params.blocks.length}`,
-        );
+        throw new InvalidArgumentError(`resnetCifar: depth ${depth} needs ${plan.length} blocks of parameters, got ${params.blocks.length}`);
       }
       const training = ctx.training ?? false;
       let bnIndex = 0;

@@ -17,8 +17,7 @@ export interface RotationTransformerOptions {
 
 /** θ = [[cos a, −sin a, 0], [sin a, cos a, 0]] as a differentiable [1, 2, 3] tensor (torch's rotation convention). */
 export function rotationMatrix(angle: Tensor): Tensor {
-  if (angle.size !== 1)
-    throw new ShapeError(`rotationMatrix: angle must hold one value, got [${angle.shape.join(', ')}]`);
+  if (angle.size !== 1) throw new ShapeError(`rotationMatrix: angle must hold one value, got [${angle.shape.join(', ')}]`);
   return tidy(() => {
     const a = reshape(angle, [1]);
     const c = cos(a);
@@ -30,15 +29,13 @@ export function rotationMatrix(angle: Tensor): Tensor {
 
 export function rotationTransformer(options: RotationTransformerOptions = {}): Model<RotationParams> {
   const initialAngle = options.initialAngle ?? 0;
-  if (!Number.isFinite(initialAngle))
-    throw new InvalidArgumentError(`rotationTransformer: initialAngle must be finite, got ${initialAngle}`);
+  if (!Number.isFinite(initialAngle)) throw new InvalidArgumentError(`rotationTransformer: initialAngle must be finite, got ${initialAngle}`);
   return {
     init(_seed, device) {
       return { angle: raw.tensor([initialAngle], [1], 'f32', device) };
     },
     apply(params, x) {
-      if (x.rank !== 4)
-        throw new ShapeError(`rotationTransformer: input must be [N, C, H, W], got [${x.shape.join(', ')}]`);
+      if (x.rank !== 4) throw new ShapeError(`rotationTransformer: input must be [N, C, H, W], got [${x.shape.join(', ')}]`);
       return tidy(() => {
         const theta = expand(rotationMatrix(params.angle), [x.shape[0], 2, 3]);
         return gridSample(x, affineGrid(theta, x.shape, false), { alignCorners: false });

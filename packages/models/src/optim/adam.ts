@@ -48,13 +48,11 @@ function validate(where: string, o: AdamOptions): Checked {
   checkHyper(where, 'lr', o.lr);
   checkHyper(where, 'weightDecay', o.weightDecay ?? 0);
   const betas = o.betas ?? [0.9, 0.999];
-  if (!Array.isArray(betas) || betas.length !== 2)
-    throw new InvalidHyperparameterError(`${where}: betas must be a pair, got ${JSON.stringify(betas)}`);
+  if (!Array.isArray(betas) || betas.length !== 2) throw new InvalidHyperparameterError(`${where}: betas must be a pair, got ${JSON.stringify(betas)}`);
   checkNumber(where, 'betas[0]', betas[0], 0, 1);
   checkNumber(where, 'betas[1]', betas[1], 0, 1);
   const eps = o.eps ?? 1e-8;
-  if (!(Number.isFinite(eps) && eps > 0))
-    throw new InvalidHyperparameterError(`${where}: eps must be a finite number > 0, got ${eps}`);
+  if (!(Number.isFinite(eps) && eps > 0)) throw new InvalidHyperparameterError(`${where}: eps must be a finite number > 0, got ${eps}`);
   return { beta1: betas[0], beta2: betas[1], eps, decoupled: o.decoupled ?? false };
 }
 
@@ -70,8 +68,7 @@ export function adam(options: AdamOptions): FunctionalOptimizer<AdamState> {
       const wd = resolveHyper('adam', 'weightDecay', options.weightDecay ?? 0, state.step);
       const ml = leaves(state.m);
       const vl = leaves(state.v);
-      if (ml.length !== leaves(params).length)
-        throw new ShapeError(`adam: state has ${ml.length} moments for ${leaves(params).length} parameters`);
+      if (ml.length !== leaves(params).length) throw new ShapeError(`adam: state has ${ml.length} moments for ${leaves(params).length} parameters`);
       const t = state.step + 1;
       const bc1 = 1 - beta1 ** t;
       const bc2 = 1 - beta2 ** t;

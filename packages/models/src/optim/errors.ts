@@ -8,8 +8,7 @@ export class InvalidHyperparameterError extends InvalidArgumentError {
 
 /** Throws unless `value` is a finite number ≥ `min` (and < `below` when given). */
 export function checkNumber(where: string, name: string, value: number, min: number, below?: number): void {
-  const ok =
-    typeof value === 'number' && Number.isFinite(value) && value >= min && (below === undefined || value < below);
+  const ok = typeof value === 'number' && Number.isFinite(value) && value >= min && (below === undefined || value < below);
   if (!ok) {
     const range = below === undefined ? `≥ ${min}` : `in [${min}, ${below})`;
     throw new InvalidHyperparameterError(`${where}: ${name} must be a finite number ${range}, got ${String(value)}`);

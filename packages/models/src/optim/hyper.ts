@@ -8,8 +8,7 @@ import type { Hyper, Schedule } from './types';
 /** A hyperparameter's value at `step`: numbers and schedule values are range-checked (≥ min), tensors must hold one element. */
 export function resolveHyper(where: string, name: string, h: Hyper, step: number, min = 0): number | Tensor {
   if (h instanceof Tensor) {
-    if (h.size !== 1)
-      throw new ShapeError(`${where}: a tensor ${name} must hold one element, got [${h.shape.join(', ')}]`);
+    if (h.size !== 1) throw new ShapeError(`${where}: a tensor ${name} must hold one element, got [${h.shape.join(', ')}]`);
     return h;
   }
   const value = typeof h === 'function' ? (h as Schedule)(step) : h;
@@ -34,15 +33,9 @@ export function scaleBy(x: Tensor, h: number | Tensor): Tensor {
 export const isZero = (h: number | Tensor): boolean => typeof h === 'number' && h === 0;
 
 /** The learning rate and weight decay of an in-place optimiser class, which takes numbers or schedules only. */
-export function inPlaceHypers(
-  where: string,
-  functional: string,
-  options: { lr: Hyper; weightDecay?: Hyper },
-): { lr: number | Schedule; weightDecay: number } {
+export function inPlaceHypers(where: string, functional: string, options: { lr: Hyper; weightDecay?: Hyper }): { lr: number | Schedule; weightDecay: number } {
   if (typeof options.lr === 'object' || typeof options.weightDecay === 'object') {
-    throw new InvalidHyperparameterError(
-      `${where}: tensor hyperparameters need the functional ${functional}(); the in-place class takes numbers or schedules`,
-    );
+    throw new InvalidHyperparameterError(`${where}: tensor hyperparameters need the functional ${functional}(); the in-place class takes numbers or schedules`);
   }
   return { lr: options.lr as number | Schedule, weightDecay: (options.weightDecay as number | undefined) ?? 0 };
 }
@@ -55,8 +48,7 @@ export function inPlaceHypers(
  */
 export function stepGradients(where: string, params: readonly Tensor[], grads: ParamTree): Tensor[] {
   const gl = leaves(grads);
-  if (gl.length !== params.length)
-    throw new ShapeError(`${where}.step: got ${gl.length} gradients for ${params.length} parameters`);
+  if (gl.length !== params.length) throw new ShapeError(`${where}.step: got ${gl.length} gradients for ${params.length} parameters`);
   const written = new Map(params.map((p, i) => [p.storage, i]));
   params.forEach((p, i) => {
     const g = gl[i];
@@ -69,9 +61,7 @@ export function stepGradients(where: string, params: readonly Tensor[], grads: P
     if (p.dtype !== 'f32' || g.dtype !== 'f32')
       throw new DTypeError(`${where}.step: parameter ${i} is ${p.dtype} and its gradient ${g.dtype}; both must be f32`);
     if (p.rank !== g.rank || p.shape.some((d, k) => d !== g.shape[k])) {
-      throw new ShapeError(
-        `${where}.step: parameter ${i} is ${p.dtype}[${p.shape.join(', ')}] but its gradient is ${g.dtype}[${g.shape.join(', ')}]`,
-      );
+      throw new ShapeError(`${where}.step: parameter ${i} is ${p.dtype}[${p.shape.join(', ')}] but its gradient is ${g.dtype}[${g.shape.join(', ')}]`);
     }
   });
   return gl;

@@ -94,35 +94,16 @@ export interface SgdUpdate {
  * p (and its momentum buffer, when given) updated in place from gradient g. `hypers` may be a function: it is called
  * at the dispatch and again at each replay of a compiled step (a scheduled lr, the first-step flag).
  */
-export function sgdUpdateInPlace(
-  p: Tensor,
-  g: Tensor,
-  buf: Tensor | null,
-  hypers: SgdUpdate | (() => SgdUpdate),
-): void {
+export function sgdUpdateInPlace(p: Tensor, g: Tensor, buf: Tensor | null, hypers: SgdUpdate | (() => SgdUpdate)): void {
   const size = p.size;
   const uniform = () => {
     const h = typeof hypers === 'function' ? hypers() : hypers;
     const flags = (h.nesterov ? 1 : 0) | (h.first ? 2 : 0);
-    return new UniformWriter()
-      .u32(size)
-      .u32(flags)
-      .f32(h.lr)
-      .f32(h.weightDecay)
-      .f32(h.momentum)
-      .f32(h.dampening)
-      .finish();
+    return new UniformWriter().u32(size).u32(flags).f32(h.lr).f32(h.weightDecay).f32(h.momentum).f32(h.dampening).finish();
   };
   // The written buffers bump their storage's version: a graph that saved p must not backpropagate through it.
-  const buffers = buf
-    ? [p.bufferForInPlaceWrite(), g.buffer, buf.bufferForInPlaceWrite()]
-    : [p.bufferForInPlaceWrite(), g.buffer];
-  p.device.dispatch(
-    sgdKernel(buf !== null),
-    buffers,
-    typeof hypers === 'function' ? uniform : uniform(),
-    linearDispatch(p.size, CHUNK, WG),
-  );
+  const buffers = buf ? [p.bufferForInPlaceWrite(), g.buffer, buf.bufferForInPlaceWrite()] : [p.bufferForInPlaceWrite(), g.buffer];
+  p.device.dispatch(sgdKernel(buf !== null), buffers, typeof hypers === 'function' ? uniform : uniform(), linearDispatch(p.size, CHUNK, WG));
 }
 
 export interface AdamUpdate {
@@ -138,13 +119,7 @@ export interface AdamUpdate {
 }
 
 /** p, m, v updated in place from gradient g; `hypers` as in sgdUpdateInPlace (Adam's bias corrections move every step). */
-export function adamUpdateInPlace(
-  p: Tensor,
-  g: Tensor,
-  m: Tensor,
-  v: Tensor,
-  hypers: AdamUpdate | (() => AdamUpdate),
-): void {
+export function adamUpdateInPlace(p: Tensor, g: Tensor, m: Tensor, v: Tensor, hypers: AdamUpdate | (() => AdamUpdate)): void {
   const size = p.size;
   const uniform = () => {
     const h = typeof hypers === 'function' ? hypers() : hypers;
@@ -161,10 +136,5 @@ export function adamUpdateInPlace(
       .finish();
   };
   const written = [p.bufferForInPlaceWrite(), g.buffer, m.bufferForInPlaceWrite(), v.bufferForInPlaceWrite()];
-  p.device.dispatch(
-    adamKernel(),
-    written,
-    typeof hypers === 'function' ? uniform : uniform(),
-    linearDispatch(p.size, CHUNK, WG),
-  );
+  p.device.dispatch(adamKernel(), written, typeof hypers === 'function' ? uniform : uniform(), linearDispatch(p.size, CHUNK, WG));
 }

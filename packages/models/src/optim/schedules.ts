@@ -26,6 +26,5 @@ export function cosine(o: { lr: number; steps: number; minLr?: number }): Schedu
   checkNumber('cosine', 'lr', o.lr, 0);
   checkNumber('cosine', 'minLr', min, 0);
   checkPositiveInt('cosine', 'steps', o.steps);
-  return (step) =>
-    min + ((o.lr - min) * (1 + Math.cos((Math.PI * Math.min(Math.max(step, 0), o.steps)) / o.steps))) / 2;
+  return (step) => min + ((o.lr - min) * (1 + Math.cos((Math.PI * Math.min(Math.max(step, 0), o.steps)) / o.steps))) / 2;
 }

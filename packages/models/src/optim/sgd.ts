@@ -36,9 +36,7 @@ function validate(where: string, o: SgdOptions): Required<Omit<SgdOptions, 'lr' 
   checkNumber(where, 'dampening', dampening, 0);
   const nesterov = o.nesterov ?? false;
   if (nesterov && (momentum <= 0 || dampening !== 0)) {
-    throw new InvalidHyperparameterError(
-      `${where}: nesterov needs momentum > 0 and dampening = 0, got momentum ${momentum}, dampening ${dampening}`,
-    );
+    throw new InvalidHyperparameterError(`${where}: nesterov needs momentum > 0 and dampening = 0, got momentum ${momentum}, dampening ${dampening}`);
   }
   return { momentum, dampening, nesterov };
 }

@@ -67,13 +67,7 @@ export function firstDifference(x: readonly Canonical[], y: readonly Canonical[]
       const u = x[i].uniform!;
       const v = y[i].uniform!;
       let w = 0;
-      while (
-        w * 4 < u.byteLength &&
-        u[w * 4] === v[w * 4] &&
-        u[w * 4 + 1] === v[w * 4 + 1] &&
-        u[w * 4 + 2] === v[w * 4 + 2] &&
-        u[w * 4 + 3] === v[w * 4 + 3]
-      )
+      while (w * 4 < u.byteLength && u[w * 4] === v[w * 4] && u[w * 4 + 1] === v[w * 4 + 1] && u[w * 4 + 2] === v[w * 4 + 2] && u[w * 4 + 3] === v[w * 4 + 3])
         w++;
       return `kernel ${x[i].kernel} (command #${i}) got uniform word ${w} = ${word(u, w)} on one call and ${word(v, w)} on the next: ${FROZEN_HINT}`;
     }

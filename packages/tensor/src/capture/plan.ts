@@ -244,9 +244,7 @@ export class Plan {
       }
     }
 
-    const readsStale = firstUseIsRead.filter(
-      (b) => argIndex.get(b) === undefined && !device.isDeviceBuffer(b) && rename.get(b) !== b,
-    );
+    const readsStale = firstUseIsRead.filter((b) => argIndex.get(b) === undefined && !device.isDeviceBuffer(b) && rename.get(b) !== b);
     if (readsStale.length) {
       this.dispose();
       throw new TraceError(
@@ -261,16 +259,8 @@ export class Plan {
       // An output no command wrote (`empty()`) still gets its own buffer: never the traced call's result.
       else this.outputSources.push({ buffer: rename.get(s.buffer) ?? (created.has(s) ? role(s.buffer) : s.buffer) });
     }
-    if (this.uniformBuffer)
-      device.gpuDevice.queue.writeBuffer(
-        this.uniformBuffer,
-        0,
-        this.uniformStaging as Uint8Array<ArrayBuffer>,
-        0,
-        uniformBytes,
-      );
-    if (this.constBuffer)
-      device.gpuDevice.queue.writeBuffer(this.constBuffer, 0, constStaging as Uint8Array<ArrayBuffer>, 0, constBytes);
+    if (this.uniformBuffer) device.gpuDevice.queue.writeBuffer(this.uniformBuffer, 0, this.uniformStaging as Uint8Array<ArrayBuffer>, 0, uniformBytes);
+    if (this.constBuffer) device.gpuDevice.queue.writeBuffer(this.constBuffer, 0, constStaging as Uint8Array<ArrayBuffer>, 0, constBytes);
     const arenaBytes = this.owned.reduce((n, b) => n + b.size, 0);
     this.stats = { dispatches, kernels: kernels.size, arenaBytes, totalBytes: arenaBytes + uniformBytes + constBytes };
     device.bytesCompiled += this.stats.totalBytes;
@@ -303,18 +293,9 @@ export class Plan {
       if (h.k === 'hook') h.fn();
       else if (h.k === 'uniform') {
         const data = h.thunk();
-        if (data.byteLength !== h.size)
-          throw new TraceError(
-            `compile: a volatile uniform changed size (${h.size} → ${data.byteLength} bytes) between calls`,
-          );
+        if (data.byteLength !== h.size) throw new TraceError(`compile: a volatile uniform changed size (${h.size} → ${data.byteLength} bytes) between calls`);
         this.uniformStaging.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), h.offset);
-        device.gpuDevice.queue.writeBuffer(
-          this.uniformBuffer!,
-          h.offset,
-          this.uniformStaging as Uint8Array<ArrayBuffer>,
-          h.offset,
-          alignTo(h.size, 4),
-        );
+        device.gpuDevice.queue.writeBuffer(this.uniformBuffer!, h.offset, this.uniformStaging as Uint8Array<ArrayBuffer>, h.offset, alignTo(h.size, 4));
       } else if (h.k === 'bumpHeld') h.storage.bumpVersion();
       else args[h.arg].bumpVersion();
     }
@@ -337,8 +318,7 @@ export class Plan {
     device.submitEncoded(
       (encoder) => {
         args.forEach((s, i) => {
-          if (this.argSlots[i])
-            encoder.copyBufferToBuffer(argBuffers[i], 0, this.argSlots[i], 0, alignTo(s.byteSize, 4));
+          if (this.argSlots[i]) encoder.copyBufferToBuffer(argBuffers[i], 0, this.argSlots[i], 0, alignTo(s.byteSize, 4));
         });
         let pass: GPUComputePassEncoder | null = null;
         for (const st of this.steps) {
@@ -356,8 +336,7 @@ export class Plan {
           }
         }
         pass?.end();
-        for (const i of this.writtenArgs)
-          encoder.copyBufferToBuffer(this.argSlots[i], 0, argBuffers[i], 0, alignTo(args[i].byteSize, 4));
+        for (const i of this.writtenArgs) encoder.copyBufferToBuffer(this.argSlots[i], 0, argBuffers[i], 0, alignTo(args[i].byteSize, 4));
         this.outputSources.forEach((src, i) => {
           const from = 'arg' in src ? (this.argSlots[src.arg] ?? argBuffers[src.arg]) : src.buffer;
           encoder.copyBufferToBuffer(from, 0, outBuffers[i], 0, alignTo(this.outputBytes[i], 4));

@@ -149,18 +149,15 @@ function union<T>(lists: readonly (readonly T[])[]): T[] {
   for (const ls of lists) for (const s of ls) if (!out.includes(s)) out.push(s);
   return out;
 }
-const unionLeaves = (args: readonly ENode[]) =>
-  union(args.map((a) => (a.k === 'leaf' ? [a.storage] : a.k === 'op' || a.k === 'mm' ? a.leaves : [])));
-const unionDirect = (args: readonly ENode[]) =>
-  union(args.map((a) => (a.k === 'leaf' ? [a.storage] : a.k === 'op' ? a.direct : [])));
+const unionLeaves = (args: readonly ENode[]) => union(args.map((a) => (a.k === 'leaf' ? [a.storage] : a.k === 'op' || a.k === 'mm' ? a.leaves : [])));
+const unionDirect = (args: readonly ENode[]) => union(args.map((a) => (a.k === 'leaf' ? [a.storage] : a.k === 'op' ? a.direct : [])));
 const unionMms = (args: readonly ENode[]) => union(args.map((a) => (a.k === 'mm' ? [a] : a.k === 'op' ? a.mms : [])));
 
 /**
  * The epilogue rule (jax-js): an expression holds at most one pending matmul, of the expression's own shape (its
  * other leaves may broadcast into the product, never the product into a larger output).
  */
-const mmsFit = (mms: readonly MatmulNode[], shape: Shape) =>
-  mms.length === 0 || (mms.length === 1 && sameShape(mms[0].shape, shape));
+const mmsFit = (mms: readonly MatmulNode[], shape: Shape) => mms.length === 0 || (mms.length === 1 && sameShape(mms[0].shape, shape));
 /** Storage bindings of a fused kernel for these parts: the elementwise leaves, a matmul's A and B, one output. */
 const bindingsOf = (direct: readonly Storage[], mms: readonly MatmulNode[]) => direct.length + (mms.length ? 2 : 0) + 1;
 
@@ -222,10 +219,7 @@ export function pendingTensor(node: OpNode, device: Storage['device']): Tensor {
  * later with `settle` (a matmul packs its operands in between, as eagerly, so the memory figures match). Disposed
  * before it is settled, it is simply freed.
  */
-export function lazyOutput(
-  device: Storage['device'],
-  shape: Shape,
-): { tensor: Tensor; settle(node: OpNode | MatmulNode): void } {
+export function lazyOutput(device: Storage['device'], shape: Shape): { tensor: Tensor; settle(node: OpNode | MatmulNode): void } {
   let pending: Pending | null = null;
   const storage = Storage.lazy(device, sizeOf(shape) * BYTES_PER_ELEMENT, {
     realize: () => {

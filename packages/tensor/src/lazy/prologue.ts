@@ -65,8 +65,7 @@ export function pendingPrologue(x: Tensor, hostBuffers = 1): Prologue | null {
 
 /** The prologue mul(x, y) for dot, or null when neither is pending (dot's `product` kernel then reads both). */
 export function productPrologue(x: Tensor, y: Tensor, hostBuffers = 1): Prologue | null {
-  if (!(x.storage.pending instanceof Pending || y.storage.pending instanceof Pending) || !fusionEnabled(x.device))
-    return null;
+  if (!(x.storage.pending instanceof Pending || y.storage.pending instanceof Pending) || !fusionEnabled(x.device)) return null;
   // Operands holding a pending matmul are realised first (epilogue), as for pendingPrologue.
   for (const t of [x, y]) {
     const p = t.storage.pending;

@@ -77,9 +77,7 @@ export function lower(root: OpNode): Lowered {
         node = leaf;
       } else {
         if (mm || !sameShape(node.shape, root.shape))
-          throw new Error(
-            'lazy fusion: a second or broadcast pending matmul in one expression (the build should have cut it)',
-          );
+          throw new Error('lazy fusion: a second or broadcast pending matmul in one expression (the build should have cut it)');
         mm = node;
         readIndex.set('mm', reads.length);
         reads.push(node);
@@ -99,16 +97,12 @@ export function lower(root: OpNode): Lowered {
     root.shape,
     reads.map((r) => r.shape),
   );
-  const contiguous = (st: number[]) =>
-    st.every((s, d) => s === plan.shape.slice(d + 1).reduce((a, b) => a * b, 1) || plan.shape[d] === 1);
+  const contiguous = (st: number[]) => st.every((s, d) => s === plan.shape.slice(d + 1).reduce((a, b) => a * b, 1) || plan.shape[d] === 1);
   const modes: FusedLeafMode[] = plan.strides.map((st, k) =>
     reads[k].k === 'mm' ? 'acc' : st.every((s) => s === 0) ? 'scalar' : contiguous(st) ? 'full' : 'strided',
   );
   const rank = modes.includes('strided') ? plan.shape.length : 0;
-  if (rank > MAX_ELEMENTWISE_RANK)
-    throw new Error(
-      `lazy fusion: folded rank ${rank} exceeds ${MAX_ELEMENTWISE_RANK} (the cut should have prevented this)`,
-    );
+  if (rank > MAX_ELEMENTWISE_RANK) throw new Error(`lazy fusion: folded rank ${rank} exceeds ${MAX_ELEMENTWISE_RANK} (the cut should have prevented this)`);
 
   // Pass 2: SSA steps, common subexpressions merged by structure.
   const refOf = new Map<ENode, FusedRef>();
@@ -197,8 +191,7 @@ export function extraOutputs(
       const owner = node.owner;
       const op = owner?.pending as Pending | null | undefined;
       if (!owner || !op || op.root !== node || owner.refCount - (handed.get(owner) ?? 0) <= 0) continue;
-      if (sizeOf(node.shape) !== n || storages.includes(owner) || skip.includes(owner) || steps.length >= room)
-        continue;
+      if (sizeOf(node.shape) !== n || storages.includes(owner) || skip.includes(owner) || steps.length >= room) continue;
       steps.push(j);
       storages.push(owner);
     }
@@ -279,7 +272,5 @@ function realizeEpilogue(p: Pending, l: Lowered, mm: MatmulNode, maxBuffers: num
   const epilogue = { program: programOf(l, [l.rootStep, ...extra.steps]), raw: rawOut !== null, rowCol };
   const words = programWords(l);
   const leaves = l.bindings.map((s) => s.buffer);
-  writeOutputs([p.storage, ...extra.storages, ...(rawOut ? [rawOut] : [])], (out) =>
-    mm.record(out, { epilogue, leaves, words }),
-  );
+  writeOutputs([p.storage, ...extra.storages, ...(rawOut ? [rawOut] : [])], (out) => mm.record(out, { epilogue, leaves, words }));
 }

@@ -67,19 +67,12 @@ const MAX_WINDOW_TAPS = 25;
 /** The filter gradient splits its batch reduction until about this many invocations run. */
 const FILTER_GRAD_TARGET_INVOCATIONS = 2048;
 
-function pairOf(
-  op: string,
-  v: number | readonly [number, number] | undefined,
-  dflt: number,
-  what: string,
-  min: number,
-): [number, number] {
+function pairOf(op: string, v: number | readonly [number, number] | undefined, dflt: number, what: string, min: number): [number, number] {
   if (v !== undefined && typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
     throw new InvalidArgumentError(`${op}: ${what} must be a number or a pair [h, w], got ${describeValue(v)}`);
   }
   const p: [number, number] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
-  if (!p.every((x) => Number.isInteger(x) && x >= min))
-    throw new InvalidArgumentError(`${op}: ${what} must be integers >= ${min}, got ${describeValue(p)}`);
+  if (!p.every((x) => Number.isInteger(x) && x >= min)) throw new InvalidArgumentError(`${op}: ${what} must be integers >= ${min}, got ${describeValue(p)}`);
   return p;
 }
 
@@ -98,20 +91,15 @@ function geometry(op: string, xShape: Shape, wShape: Shape, options: Conv2dOptio
   const [pH, pW] = pairOf(op, opts.padding, 0, 'padding', 0);
   const [dH, dW] = pairOf(op, opts.dilation, 1, 'dilation', 1);
   const G = opts.groups === undefined ? 1 : opts.groups; // null is a mistake, not the default
-  if (!Number.isInteger(G) || G < 1)
-    throw new InvalidArgumentError(`${op}: groups must be a positive integer, got ${describeValue(G)}`);
+  if (!Number.isInteger(G) || G < 1) throw new InvalidArgumentError(`${op}: groups must be a positive integer, got ${describeValue(G)}`);
   const desc = `input ${fmt(xShape)}, filter ${fmt(wShape)}, groups ${G}`;
   if (C % G !== 0 || O % G !== 0 || Cw !== C / G) {
-    throw new ShapeError(
-      `${op}: channels do not fit: ${desc} (need C and O divisible by groups, filter dim 1 = C/groups)`,
-    );
+    throw new ShapeError(`${op}: channels do not fit: ${desc} (need C and O divisible by groups, filter dim 1 = C/groups)`);
   }
   const Ho = Math.floor((H + 2 * pH - dH * (kH - 1) - 1) / sH) + 1;
   const Wo = Math.floor((W + 2 * pW - dW * (kW - 1) - 1) / sW) + 1;
   if (Ho < 1 || Wo < 1 || kH < 1 || kW < 1) {
-    throw new ShapeError(
-      `${op}: kernel larger than padded input: ${desc}, padding [${pH}, ${pW}], dilation [${dH}, ${dW}]`,
-    );
+    throw new ShapeError(`${op}: kernel larger than padded input: ${desc}, padding [${pH}, ${pW}], dilation [${dH}, ${dW}]`);
   }
   return { N, C, H, W, O, kH, kW, G, Cg: C / G, Og: O / G, sH, sW, pH, pW, dH, dW, Ho, Wo };
 }
@@ -119,8 +107,7 @@ function geometry(op: string, xShape: Shape, wShape: Shape, options: Conv2dOptio
 function checkF32(op: string, operands: Record<string, Tensor>): void {
   checkTensors(op, operands);
   const ts = Object.values(operands);
-  for (const t of ts)
-    if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} ${fmt(t.shape)}`);
+  for (const t of ts) if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} ${fmt(t.shape)}`);
   for (const t of ts.slice(1)) assertSameDevice(ts[0], t);
 }
 
@@ -159,13 +146,7 @@ function packFilter(w: Tensor, g: ConvGeometry, forward: boolean, block: number)
 }
 
 /** Shared driver of the forward and input-gradient direct kernels (the latter is a transposed convolution). */
-function directConv(
-  mode: 'forward' | 'inputGrad',
-  src: Tensor,
-  w: Tensor,
-  g: ConvGeometry,
-  dstShape: number[],
-): Tensor {
+function directConv(mode: 'forward' | 'inputGrad', src: Tensor, w: Tensor, g: ConvGeometry, dstShape: number[]): Tensor {
   // tidy: a throw while packing or dispatching frees the output and the packed filter.
   return tidy(() => {
     const out = empty(dstShape, 'f32', src.device);

@@ -31,8 +31,7 @@ function checkFits(op: string, v: number, dtype: DType, where: string): void {
   if (dtype === 'f32') return;
   const t = Math.trunc(v);
   const [lo, hi] = INT_RANGE[dtype];
-  if (!(t >= lo && t <= hi))
-    throw new DTypeError(`${op}: ${where} ${v} does not fit dtype ${dtype} (range [${lo}, ${hi}])`);
+  if (!(t >= lo && t <= hi)) throw new DTypeError(`${op}: ${where} ${v} does not fit dtype ${dtype} (range [${lo}, ${hi}])`);
 }
 
 function hostArray(data: FlatData, dtype: DType): Float32Array | Int32Array | Uint32Array {
@@ -59,8 +58,7 @@ function isLevel(v: unknown): v is ArrayLike<unknown> {
  */
 function flattenHostData(data: HostData): { flat: FlatData; shape: number[] } {
   if (isTypedArray(data)) return { flat: data, shape: [data.length] };
-  if (!Array.isArray(data))
-    throw new DTypeError(`tensor(): data must be a number, an array or a typed array, got ${describeValue(data)}`);
+  if (!Array.isArray(data)) throw new DTypeError(`tensor(): data must be a number, an array or a typed array, got ${describeValue(data)}`);
   const shape: number[] = [];
   for (let level: unknown = data; isLevel(level); level = level[0]) {
     shape.push(level.length);
@@ -95,13 +93,8 @@ function pathStr(path: readonly number[]): string {
 
 function checkEntry(v: unknown, path: readonly number[]): void {
   if (typeof v === 'number') return;
-  if (isLevel(v))
-    throw new ShapeError(
-      `tensor(): ragged nested array: element ${pathStr(path)} is an array where its siblings are numbers`,
-    );
-  throw new DTypeError(
-    `tensor(): element ${pathStr(path)} is ${describeValue(v)} (${v === null ? 'null' : typeof v}); tensor() takes numbers`,
-  );
+  if (isLevel(v)) throw new ShapeError(`tensor(): ragged nested array: element ${pathStr(path)} is an array where its siblings are numbers`);
+  throw new DTypeError(`tensor(): element ${pathStr(path)} is ${describeValue(v)} (${v === null ? 'null' : typeof v}); tensor() takes numbers`);
 }
 
 /**
@@ -109,16 +102,8 @@ function checkEntry(v: unknown, path: readonly number[]): void {
  * data (1-D unless `shape` is given) or nested arrays, whose shape is inferred (and must match `shape` if both are
  * given). f32 keeps NaN and ±Infinity; i32/u32 truncate toward zero and reject values that do not fit.
  */
-export function tensor(
-  data: HostData | number,
-  shape?: Shape,
-  dtype?: DType,
-  device: Device = getDefaultDevice(),
-): Tensor {
-  const dt: DType = checkDType(
-    'tensor()',
-    dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32'),
-  );
+export function tensor(data: HostData | number, shape?: Shape, dtype?: DType, device: Device = getDefaultDevice()): Tensor {
+  const dt: DType = checkDType('tensor()', dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32'));
   checkDevice('tensor()', device);
   if (shape !== undefined) checkShapeArg('tensor()', shape);
   if (typeof data === 'number') return full(shape ?? [], data, dt, device);
@@ -149,18 +134,12 @@ export function full(shape: Shape, value: number, dtype: DType = 'f32', device: 
   checkDType('full()', dtype);
   checkDevice('full()', device);
   checkNumber('full()', 'value', value);
-  if (dtype !== 'f32' && !Number.isInteger(value))
-    throw new DTypeError(`full(): ${value} is not an integer for dtype ${dtype}`);
+  if (dtype !== 'f32' && !Number.isInteger(value)) throw new DTypeError(`full(): ${value} is not an integer for dtype ${dtype}`);
   checkFits('full()', value, dtype, 'value');
   const t = empty(shape, dtype, device);
   if (t.size === 0) return t;
   return recordInto(t, () =>
-    device.dispatch(
-      fillKernel({ dtype }),
-      [t.storage.buffer],
-      new Uint32Array([t.size, scalarBits(value, dtype)]),
-      linearDispatch(t.size),
-    ),
+    device.dispatch(fillKernel({ dtype }), [t.storage.buffer], new Uint32Array([t.size, scalarBits(value, dtype)]), linearDispatch(t.size)),
   );
 }
 
@@ -182,10 +161,7 @@ export function arange(start: number, stop?: number, step = 1, dtype: DType = 'f
     );
   }
   const n = Math.max(0, Math.ceil((stop - start) / step));
-  if (n > 2 ** 32)
-    throw new InvalidArgumentError(
-      `arange(): ${n} elements (start=${start} stop=${stop} step=${step}) is more than 2^32`,
-    );
+  if (n > 2 ** 32) throw new InvalidArgumentError(`arange(): ${n} elements (start=${start} stop=${stop} step=${step}) is more than 2^32`);
   if (n > 0) {
     checkFits('arange()', start, dtype, 'first value');
     checkFits('arange()', start + (n - 1) * step, dtype, 'last value');

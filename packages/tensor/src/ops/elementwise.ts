@@ -30,18 +30,7 @@ import { empty } from './creation';
 import { fits, opNode, pendingTensor, type Operand } from '../lazy/expr';
 import { fusionEnabled } from '../lazy/flag';
 import type { FusedOp } from '@metagrad/kernels-wgsl';
-import {
-  broadcastShapes,
-  broadcastStrides,
-  recordInto,
-  checkDType,
-  checkNumber,
-  checkTensors,
-  describeValue,
-  fmt,
-  stridesOf,
-  UniformWriter,
-} from './util';
+import { broadcastShapes, broadcastStrides, recordInto, checkDType, checkNumber, checkTensors, describeValue, fmt, stridesOf, UniformWriter } from './util';
 
 export type { UnaryOpName, BinaryOpName, ArithOpName, CompareOpName };
 export { setFusion, fusionEnabled, fusionOverride } from '../lazy/flag';
@@ -91,30 +80,19 @@ export function planElementwise(outShape: Shape, inputShapes: readonly Shape[]):
   }
   const contiguous = stridesOf(shape);
   const modes: (OperandMode | 'strided')[] = strides.map((st) =>
-    st.every((s) => s === 0)
-      ? 'scalar'
-      : st.every((s, d) => s === contiguous[d] || shape[d] === 1)
-        ? 'full'
-        : 'strided',
+    st.every((s) => s === 0) ? 'scalar' : st.every((s, d) => s === contiguous[d] || shape[d] === 1) ? 'full' : 'strided',
   );
   if (modes.every((m) => m !== 'strided')) {
     return { layout: { kind: 'vec4', operands: modes as OperandMode[] }, shape, strides };
   }
   if (shape.length > MAX_ELEMENTWISE_RANK) {
-    throw new ShapeError(
-      `broadcast of ${inputShapes.map(fmt).join(', ')} folds to rank ${shape.length} > ${MAX_ELEMENTWISE_RANK}`,
-    );
+    throw new ShapeError(`broadcast of ${inputShapes.map(fmt).join(', ')} folds to rank ${shape.length} > ${MAX_ELEMENTWISE_RANK}`);
   }
   return { layout: { kind: 'strided', rank: shape.length }, shape, strides };
 }
 
 /** Records one elementwise kernel over `inputs` (broadcast to `outShape`) into a fresh output. */
-function runElementwise(
-  makeSpec: (layout: ElementwiseLayout) => KernelSpec,
-  inputs: readonly Tensor[],
-  outShape: Shape,
-  outDtype: DType,
-): Tensor {
+function runElementwise(makeSpec: (layout: ElementwiseLayout) => KernelSpec, inputs: readonly Tensor[], outShape: Shape, outDtype: DType): Tensor {
   const device = inputs[0].device;
   const buffers = inputs.map((t) => t.buffer); // asserts every input is alive
   // Plan (which can throw on a too-deep broadcast) and build the kernel before allocating, so nothing leaks.
@@ -131,12 +109,7 @@ function runElementwise(
       const operands = plan.layout.operands;
       const nvec = Math.ceil(n / 4);
       const used = buffers.filter((_, i) => operands[i] !== 'uniform');
-      device.dispatch(
-        spec,
-        [...used, out.storage.buffer],
-        new Uint32Array([n, nvec, 0, 0, 0, 0, 0, 0]),
-        linearDispatch(nvec, VEC4_CHUNK),
-      );
+      device.dispatch(spec, [...used, out.storage.buffer], new Uint32Array([n, nvec, 0, 0, 0, 0, 0, 0]), linearDispatch(nvec, VEC4_CHUNK));
     } else {
       const w = new UniformWriter().u32(n).u32(0).u32(0).u32(0).u32s(plan.shape, MAX_ELEMENTWISE_RANK, 1);
       for (const st of plan.strides) w.u32s(st, MAX_ELEMENTWISE_RANK);
@@ -150,14 +123,10 @@ function runElementwise(
 /** Applies a unary op. Math ops are f32-only; neg/abs/sign/relu/square also take i32. */
 export function unary(op: UnaryOpName, x: Tensor): Tensor {
   if (!(UNARY_OP_NAMES as readonly unknown[]).includes(op))
-    throw new InvalidArgumentError(
-      `unary: unknown op ${describeValue(op)}; valid ops are ${UNARY_OP_NAMES.join(', ')}`,
-    );
+    throw new InvalidArgumentError(`unary: unknown op ${describeValue(op)}; valid ops are ${UNARY_OP_NAMES.join(', ')}`);
   checkTensors(op, { x });
   if (x.dtype !== 'f32' && !(INT_UNARY_OPS.includes(op) && x.dtype === 'i32')) {
-    throw new DTypeError(
-      `${op}: expects f32${INT_UNARY_OPS.includes(op) ? ' or i32' : ''}, got ${x.dtype} ${fmt(x.shape)}`,
-    );
+    throw new DTypeError(`${op}: expects f32${INT_UNARY_OPS.includes(op) ? ' or i32' : ''}, got ${x.dtype} ${fmt(x.shape)}`);
   }
   if (goesLazy(x.device, [x.dtype], x.shape)) return lazyOp(op, [x], x.shape, x.device);
   return runElementwise(() => unaryKernel({ op, dtype: x.dtype }), [x], x.shape, x.dtype);
@@ -189,9 +158,7 @@ function isCompare(op: BinaryOpName): op is CompareOpName {
 
 function checkBinaryOp(op: BinaryOpName): void {
   if (!isCompare(op) && !(ARITH_OP_NAMES as readonly unknown[]).includes(op)) {
-    throw new InvalidArgumentError(
-      `binary: unknown op ${describeValue(op)}; valid ops are ${[...ARITH_OP_NAMES, ...COMPARE_OP_NAMES].join(', ')}`,
-    );
+    throw new InvalidArgumentError(`binary: unknown op ${describeValue(op)}; valid ops are ${[...ARITH_OP_NAMES, ...COMPARE_OP_NAMES].join(', ')}`);
   }
 }
 
@@ -206,20 +173,14 @@ export function binary(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
   checkBinaryOp(op);
   checkTensors(op, { a, b });
   assertSameDevice(a, b);
-  if (a.dtype !== b.dtype)
-    throw new DTypeError(`${op}: dtypes differ: ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
+  if (a.dtype !== b.dtype) throw new DTypeError(`${op}: dtypes differ: ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
   checkBinaryDtype(op, a.dtype, `${fmt(a.shape)} and ${fmt(b.shape)}`);
   const shape = broadcastShapes(op, a.shape, b.shape);
   if (!isCompare(op) && goesLazy(a.device, [a.dtype], shape)) {
     planElementwise(shape, [a.shape, b.shape]); // a broadcast too deep for the kernels throws here, as eagerly
     return lazyOp(op, [a, b], shape, a.device);
   }
-  return runElementwise(
-    (layout) => binaryKernel({ op, dtype: a.dtype, layout }),
-    [a, b],
-    shape,
-    isCompare(op) ? 'f32' : a.dtype,
-  );
+  return runElementwise((layout) => binaryKernel({ op, dtype: a.dtype, layout }), [a, b], shape, isCompare(op) ? 'f32' : a.dtype);
 }
 
 export const add = (a: Tensor, b: Tensor): Tensor => binary('add', a, b);
@@ -245,14 +206,11 @@ export function binaryScalar(op: BinaryOpName, x: Tensor, s: number, scalarFirst
   checkTensors(op, { x });
   checkNumber(op, 'scalar', s);
   checkBinaryDtype(op, x.dtype, fmt(x.shape));
-  if (x.dtype !== 'f32' && !Number.isInteger(s))
-    throw new DTypeError(`${op}: scalar ${s} is not an integer for ${x.dtype} ${fmt(x.shape)}`);
+  if (x.dtype !== 'f32' && !Number.isInteger(s)) throw new DTypeError(`${op}: scalar ${s} is not an integer for ${x.dtype} ${fmt(x.shape)}`);
   const [lo, hi] = x.dtype === 'i32' ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
-  if (x.dtype !== 'f32' && !(s >= lo && s <= hi))
-    throw new DTypeError(`${op}: scalar ${s} does not fit ${x.dtype} (range [${lo}, ${hi}]) for ${fmt(x.shape)}`);
+  if (x.dtype !== 'f32' && !(s >= lo && s <= hi)) throw new DTypeError(`${op}: scalar ${s} does not fit ${x.dtype} (range [${lo}, ${hi}]) for ${fmt(x.shape)}`);
   const device = x.device;
-  if (!isCompare(op) && goesLazy(device, [x.dtype], x.shape))
-    return lazyOp(op, scalarFirst ? [s, x] : [x, s], x.shape, device);
+  if (!isCompare(op) && goesLazy(device, [x.dtype], x.shape)) return lazyOp(op, scalarFirst ? [s, x] : [x, s], x.shape, device);
   const buffer = x.buffer;
   const operands: OperandMode[] = scalarFirst ? ['uniform', 'full'] : ['full', 'uniform'];
   const spec = binaryKernel({ op, dtype: x.dtype, layout: { kind: 'vec4', operands } });
@@ -261,9 +219,7 @@ export function binaryScalar(op: BinaryOpName, x: Tensor, s: number, scalarFirst
   if (n === 0) return out;
   const bits = (x.dtype === 'f32' ? new UniformWriter().f32(s) : new UniformWriter().i32(s)).finish()[0];
   const uniform = new Uint32Array([n, Math.ceil(n / 4), scalarFirst ? bits : 0, scalarFirst ? 0 : bits, 0, 0, 0, 0]);
-  return recordInto(out, () =>
-    device.dispatch(spec, [buffer, out.storage.buffer], uniform, linearDispatch(Math.ceil(n / 4), VEC4_CHUNK)),
-  );
+  return recordInto(out, () => device.dispatch(spec, [buffer, out.storage.buffer], uniform, linearDispatch(Math.ceil(n / 4), VEC4_CHUNK)));
 }
 
 /**
@@ -275,15 +231,13 @@ export function axpby(a: number, x: Tensor, b: number, y: Tensor): Tensor {
   checkNumber('axpby', 'a', a);
   checkNumber('axpby', 'b', b);
   assertSameDevice(x, y);
-  if (x.dtype !== 'f32' || y.dtype !== 'f32')
-    throw new DTypeError(`axpby: needs f32 tensors, got ${x.dtype} ${fmt(x.shape)} and ${y.dtype} ${fmt(y.shape)}`);
+  if (x.dtype !== 'f32' || y.dtype !== 'f32') throw new DTypeError(`axpby: needs f32 tensors, got ${x.dtype} ${fmt(x.shape)} and ${y.dtype} ${fmt(y.shape)}`);
   if (x.shape.length !== y.shape.length || x.shape.some((d, i) => d !== y.shape[i])) {
     throw new ShapeError(`axpby: shapes must be equal (no broadcasting), got ${fmt(x.shape)} and ${fmt(y.shape)}`);
   }
   if (goesLazy(x.device, ['f32'], x.shape)) {
     const mb = maxBuffers(x.device);
-    const build = () =>
-      opNode('add', [opNode('mul', [x, a], x.shape, mb), opNode('mul', [y, b], x.shape, mb)], x.shape, mb);
+    const build = () => opNode('add', [opNode('mul', [x, a], x.shape, mb), opNode('mul', [y, b], x.shape, mb)], x.shape, mb);
     let node = build();
     if (!fits(node, mb)) {
       void x.buffer; // cut: realise the operands, then the combination reads two leaves
@@ -298,9 +252,7 @@ export function axpby(a: number, x: Tensor, b: number, y: Tensor): Tensor {
   if (n === 0) return out;
   const nvec = Math.ceil(n / 4);
   const uniform = new UniformWriter().u32(n).u32(nvec).u32(0).u32(0).f32(a).f32(b).u32(0).u32(0).finish();
-  return recordInto(out, () =>
-    x.device.dispatch(axpbyKernel(), [...buffers, out.storage.buffer], uniform, linearDispatch(nvec, VEC4_CHUNK)),
-  );
+  return recordInto(out, () => x.device.dispatch(axpbyKernel(), [...buffers, out.storage.buffer], uniform, linearDispatch(nvec, VEC4_CHUNK)));
 }
 
 /** relu's VJP, gy where x > 0 else 0, in one dispatch (f32; gy and x broadcast like a binary op). */
@@ -308,9 +260,7 @@ export function reluGrad(gy: Tensor, x: Tensor): Tensor {
   checkTensors('reluGrad', { gy, x });
   assertSameDevice(gy, x);
   if (gy.dtype !== 'f32' || x.dtype !== 'f32')
-    throw new DTypeError(
-      `reluGrad: needs f32 tensors, got ${gy.dtype} ${fmt(gy.shape)} and ${x.dtype} ${fmt(x.shape)}`,
-    );
+    throw new DTypeError(`reluGrad: needs f32 tensors, got ${gy.dtype} ${fmt(gy.shape)} and ${x.dtype} ${fmt(x.shape)}`);
   const shape = broadcastShapes('reluGrad', gy.shape, x.shape);
   if (goesLazy(gy.device, ['f32'], shape)) {
     planElementwise(shape, [gy.shape, x.shape]); // a broadcast too deep for the kernels throws here, as eagerly
@@ -337,15 +287,9 @@ export const minimumScalar = (x: Tensor, s: number): Tensor => binaryScalar('min
 export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
   checkTensors('where', { cond, a, b });
   assertSameDevice(cond, a, b);
-  if (a.dtype !== b.dtype)
-    throw new DTypeError(`where: branch dtypes differ: ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
+  if (a.dtype !== b.dtype) throw new DTypeError(`where: branch dtypes differ: ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
   const shape = broadcastShapes('where', cond.shape, a.shape, b.shape);
-  return runElementwise(
-    (layout) => whereKernel({ condDtype: cond.dtype, dtype: a.dtype, layout }),
-    [cond, a, b],
-    shape,
-    a.dtype,
-  );
+  return runElementwise((layout) => whereKernel({ condDtype: cond.dtype, dtype: a.dtype, layout }), [cond, a, b], shape, a.dtype);
 }
 
 /** Converts dtype: f32 → int truncates toward zero (saturating, NaN → 0); i32 ↔ u32 keeps the bits. Always copies. */

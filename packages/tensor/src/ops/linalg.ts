@@ -1,27 +1,12 @@
 /** @file Raw linalg ops: batched matmul with transposed operands and broadcast batch dims, on a per-adapter kernel. */
-import {
-  MAX_WORKGROUPS_PER_DIM,
-  matmulKernel,
-  matmulPackDispatch,
-  matmulPackKernel,
-  matmulWorkgroupTile,
-  type MatmulKernelKey,
-} from '@metagrad/kernels-wgsl';
+import { MAX_WORKGROUPS_PER_DIM, matmulKernel, matmulPackDispatch, matmulPackKernel, matmulWorkgroupTile, type MatmulKernelKey } from '@metagrad/kernels-wgsl';
 import { chooseMatmulVariant, type MatmulVariant } from '../autotune';
 import { DTypeError, InvalidArgumentError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, tidy, type Tensor } from '../tensor';
 import { fusionEnabled } from '../lazy/flag';
 import { lazyOutput, type ProducerEpilogue } from '../lazy/expr';
 import { empty } from './creation';
-import {
-  broadcastShapes,
-  broadcastStrides,
-  checkBoolean,
-  checkOptions,
-  checkTensors,
-  fmt,
-  UniformWriter,
-} from './util';
+import { broadcastShapes, broadcastStrides, checkBoolean, checkOptions, checkTensors, fmt, UniformWriter } from './util';
 
 export { autotune, chooseMatmulVariant, matmulTuning, setTuningStore, fileTuningStore, variantName } from '../autotune';
 export type { MatmulVariant, MatmulTuning, TuningStore, SizeClass } from '../autotune';
@@ -48,18 +33,14 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   checkBoolean('matmul', 'transA', transA);
   checkBoolean('matmul', 'transB', transB);
   if (opts.variant !== undefined && !['simple', 'register', 'workgroup'].includes(opts.variant?.kind)) {
-    throw new InvalidArgumentError(
-      `matmul: unknown kernel variant ${JSON.stringify(opts.variant)} (kind must be simple, register or workgroup)`,
-    );
+    throw new InvalidArgumentError(`matmul: unknown kernel variant ${JSON.stringify(opts.variant)} (kind must be simple, register or workgroup)`);
   }
   const desc = `${fmt(a.shape)}${transA ? 'ᵀ' : ''} @ ${fmt(b.shape)}${transB ? 'ᵀ' : ''}`;
   const bufA = a.buffer;
   const bufB = b.buffer;
   assertSameDevice(a, b);
-  if (a.dtype !== 'f32' || b.dtype !== 'f32')
-    throw new DTypeError(`matmul: needs f32 operands, got ${a.dtype} ${desc} ${b.dtype}`);
-  if (a.rank < 2 || b.rank < 2)
-    throw new ShapeError(`matmul: both operands need rank >= 2 (reshape 1-D first), got ${desc}`);
+  if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new DTypeError(`matmul: needs f32 operands, got ${a.dtype} ${desc} ${b.dtype}`);
+  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`matmul: both operands need rank >= 2 (reshape 1-D first), got ${desc}`);
   const [a0, a1] = a.shape.slice(-2);
   const [b0, b1] = b.shape.slice(-2);
   const [M, K] = transA ? [a1, a0] : [a0, a1];
@@ -74,11 +55,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     throw new ShapeError(`matmul: batch dims ${fmt(batchA)} and ${fmt(batchB)} do not broadcast in ${desc}`);
   }
   // The merge pattern of batch dims does not depend on the (positive) matrix sizes, so check it before allocating.
-  if (
-    K > 0 &&
-    mergeBatchDims(batch, broadcastStrides(batchA, batch), broadcastStrides(batchB, batch)).shape.length >
-      MAX_BATCH_DIMS
-  ) {
+  if (K > 0 && mergeBatchDims(batch, broadcastStrides(batchA, batch), broadcastStrides(batchB, batch)).shape.length > MAX_BATCH_DIMS) {
     throw new ShapeError(`matmul: more than ${MAX_BATCH_DIMS} non-contiguous broadcast batch dims in ${desc}`);
   }
   // tidy: a throw while packing or dispatching frees the output and the packed temporaries.
@@ -92,8 +69,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     const batchCount = sizeOf(batch);
     if (out.size === 0) return out;
 
-    let variant: MatmulVariant =
-      opts.variant ?? chooseMatmulVariant(device, { M, N, K, batch: batchCount, transA, transB });
+    let variant: MatmulVariant = opts.variant ?? chooseMatmulVariant(device, { M, N, K, batch: batchCount, transA, transB });
     if (K === 0) variant = { kind: 'simple' }; // writes zeros without packing empty operands
 
     // Logical A[M,K], B[K,N] element strides inside one matrix, and the size of one stored matrix.
@@ -211,16 +187,7 @@ function roundUp4(n: number): number {
 }
 
 /** Zero-padded (and optionally transposed) copy of `count` logical rows×cols matrices as [count, rowsP, colsP]. */
-function pack(
-  device: Tensor['device'],
-  src: GPUBuffer,
-  count: number,
-  rows: number,
-  cols: number,
-  rowsP: number,
-  colsP: number,
-  transposed: boolean,
-): Tensor {
+function pack(device: Tensor['device'], src: GPUBuffer, count: number, rows: number, cols: number, rowsP: number, colsP: number, transposed: boolean): Tensor {
   const t = empty([count, rowsP, colsP], 'f32', device);
   const total = count * rowsP * colsP;
   if (total > 0) {

@@ -19,21 +19,11 @@ import { assertSameDevice, sizeOf, type Shape, type Tensor } from '../tensor';
 import { fusionEnabled } from '../lazy/flag';
 import { opNode, pendingTensor } from '../lazy/expr';
 import { empty, scalarBits } from './creation';
-import {
-  broadcastShapes,
-  checkNumber,
-  checkTensors,
-  describeValue,
-  fmt,
-  recordInto,
-  stridesOf,
-  UniformWriter,
-} from './util';
+import { broadcastShapes, checkNumber, checkTensors, describeValue, fmt, recordInto, stridesOf, UniformWriter } from './util';
 
 function normAxis(op: string, axis: number, rank: number): number {
   const a = typeof axis === 'number' && axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(a) || a < 0 || a >= rank)
-    throw new ShapeError(`${op}: axis ${describeValue(axis)} is out of range for rank ${rank}`);
+  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new ShapeError(`${op}: axis ${describeValue(axis)} is out of range for rank ${rank}`);
   return a;
 }
 
@@ -41,20 +31,12 @@ function normAxis(op: string, axis: number, rank: number): number {
  * Throws `Err` unless `v` is an array of integers >= `min` (a bare number, a fractional slice bound or a string
  * would otherwise be read as something else, or fail as a raw TypeError).
  */
-function checkIntList(
-  op: string,
-  what: string,
-  v: unknown,
-  Err: typeof ShapeError | typeof InvalidArgumentError,
-  min = -Infinity,
-): readonly number[] {
+function checkIntList(op: string, what: string, v: unknown, Err: typeof ShapeError | typeof InvalidArgumentError, min = -Infinity): readonly number[] {
   if (!Array.isArray(v)) throw new Err(`${op}: ${what} must be an array of integers, got ${describeValue(v)}`);
   for (let i = 0; i < v.length; i++) {
     const d: unknown = v[i];
     if (!Number.isInteger(d) || (d as number) < min) {
-      throw new Err(
-        `${op}: ${what} ${describeValue(v)} holds ${describeValue(d)} at ${i}, not an integer${min > -Infinity ? ` >= ${min}` : ''}`,
-      );
+      throw new Err(`${op}: ${what} ${describeValue(v)} holds ${describeValue(d)} at ${i}, not an integer${min > -Infinity ? ` >= ${min}` : ''}`);
     }
   }
   return v as readonly number[];
@@ -93,8 +75,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   let out = [...shape];
   if (holes === 1) {
     const known = sizeOf(shape.filter((d) => d !== -1));
-    if (known === 0 || x.size % known !== 0)
-      throw new ShapeError(`reshape: cannot infer -1 reshaping ${fmt(x.shape)} to ${fmt(shape)}`);
+    if (known === 0 || x.size % known !== 0) throw new ShapeError(`reshape: cannot infer -1 reshaping ${fmt(x.shape)} to ${fmt(shape)}`);
     out = shape.map((d) => (d === -1 ? x.size / known : d));
   }
   if (out.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(out) !== x.size) {
@@ -133,9 +114,7 @@ function stridedCopy(x: Tensor, outShape: number[], dims: CopyDim[], base: numbe
   if (kept.length === 0) kept.push({ size: 1, stride: 1 });
   const size = sizeOf(outShape);
   if (kept.length > MOVEMENT_MAX_RANK && size > 0) {
-    throw new ShapeError(
-      `strided copy of ${fmt(x.shape)} to ${fmt(outShape)} needs rank ${kept.length} > ${MOVEMENT_MAX_RANK} after merging dims`,
-    );
+    throw new ShapeError(`strided copy of ${fmt(x.shape)} to ${fmt(outShape)} needs rank ${kept.length} > ${MOVEMENT_MAX_RANK} after merging dims`);
   }
   const out = empty(outShape, x.dtype, x.device);
   if (out.size === 0) return out;
@@ -168,12 +147,7 @@ function stridedCopy(x: Tensor, outShape: number[], dims: CopyDim[], base: numbe
     8,
   );
   return recordInto(out, () =>
-    x.device.dispatch(
-      stridedCopyKernel({ rank: kept.length, padded }),
-      [src, out.buffer],
-      u.finish(),
-      stridedCopyDispatch(rows, last),
-    ),
+    x.device.dispatch(stridedCopyKernel({ rank: kept.length, padded }), [src, out.buffer], u.finish(), stridedCopyDispatch(rows, last)),
   );
 }
 
@@ -182,11 +156,9 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   checkTensors('permute', { x });
   checkIntList('permute', 'perm', perm, ShapeError);
   const r = x.rank;
-  if (perm.length !== r)
-    throw new ShapeError(`permute: perm [${perm.join(', ')}] does not match shape ${fmt(x.shape)}`);
+  if (perm.length !== r) throw new ShapeError(`permute: perm [${perm.join(', ')}] does not match shape ${fmt(x.shape)}`);
   const p = perm.map((a) => normAxis('permute', a, r));
-  if (new Set(p).size !== r)
-    throw new ShapeError(`permute: [${perm.join(', ')}] is not a permutation for shape ${fmt(x.shape)}`);
+  if (new Set(p).size !== r) throw new ShapeError(`permute: [${perm.join(', ')}] is not a permutation for shape ${fmt(x.shape)}`);
   const st = stridesOf(x.shape);
   return stridedCopy(
     x,
@@ -234,21 +206,14 @@ export function expand(x: Tensor, shape: Shape): Tensor {
  * Per-axis strided slice; starts/ends/steps may cover only the leading axes. Negative bounds count from the
  * end and bounds clamp to [0, dim], as Python slicing with step > 0.
  */
-export function slice(
-  x: Tensor,
-  starts: readonly number[],
-  ends: readonly number[],
-  steps?: readonly number[],
-): Tensor {
+export function slice(x: Tensor, starts: readonly number[], ends: readonly number[], steps?: readonly number[]): Tensor {
   checkTensors('slice', { x });
   checkIntList('slice', 'starts', starts, InvalidArgumentError);
   checkIntList('slice', 'ends', ends, InvalidArgumentError);
   if (steps !== undefined) checkIntList('slice', 'steps', steps, InvalidArgumentError, 1);
   const r = x.rank;
   if (starts.length > r || ends.length !== starts.length || (steps && steps.length !== starts.length)) {
-    throw new ShapeError(
-      `slice: starts [${starts.join(', ')}], ends [${ends.join(', ')}] do not fit shape ${fmt(x.shape)}`,
-    );
+    throw new ShapeError(`slice: starts [${starts.join(', ')}], ends [${ends.join(', ')}] do not fit shape ${fmt(x.shape)}`);
   }
   const st = stridesOf(x.shape);
   const dims: CopyDim[] = [];
@@ -257,8 +222,7 @@ export function slice(
   for (let i = 0; i < r; i++) {
     const d = x.shape[i];
     const s = i < starts.length ? (steps?.[i] ?? 1) : 1;
-    if (!Number.isInteger(s) || s <= 0)
-      throw new InvalidArgumentError(`slice: steps must be positive integers, got ${s} for shape ${fmt(x.shape)}`);
+    if (!Number.isInteger(s) || s <= 0) throw new InvalidArgumentError(`slice: steps must be positive integers, got ${s} for shape ${fmt(x.shape)}`);
     const clamp = (v: number) => Math.min(d, Math.max(0, v < 0 ? v + d : v));
     const b = i < starts.length ? clamp(starts[i]) : 0;
     const e = i < starts.length ? clamp(ends[i]) : d;
@@ -274,17 +238,11 @@ export function slice(
 export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
   checkTensors('pad', { x });
   checkNumber('pad', 'value', value);
-  if (
-    !Array.isArray(pads) ||
-    !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))
-  ) {
-    throw new InvalidArgumentError(
-      `pad: pads must be [before, after] integer pairs, got ${JSON.stringify(pads)} for shape ${fmt(x.shape)}`,
-    );
+  if (!Array.isArray(pads) || !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
+    throw new InvalidArgumentError(`pad: pads must be [before, after] integer pairs, got ${JSON.stringify(pads)} for shape ${fmt(x.shape)}`);
   }
   if (pads.length !== x.rank) throw new ShapeError(`pad: ${pads.length} pad pairs for shape ${fmt(x.shape)}`);
-  if (x.dtype !== 'f32' && !Number.isInteger(value))
-    throw new DTypeError(`pad: value ${value} is not an integer for ${x.dtype} ${fmt(x.shape)}`);
+  if (x.dtype !== 'f32' && !Number.isInteger(value)) throw new DTypeError(`pad: value ${value} is not an integer for ${x.dtype} ${fmt(x.shape)}`);
   const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
   if (shape.some((d) => !Number.isInteger(d) || d < 0))
     throw new ShapeError(`pad: pads ${JSON.stringify(pads)} give invalid shape ${fmt(shape)} from ${fmt(x.shape)}`);
@@ -302,8 +260,7 @@ export function flip(x: Tensor, axes: readonly number[]): Tensor {
   if (!Array.isArray(axes as unknown)) throw new ShapeError(`flip: axes must be an array, got ${describeValue(axes)}`);
   const ax = new Set(axes.map((a) => normAxis('flip', a, x.rank)));
   // torch.flip refuses repeated dims too: flipping an axis twice is either a no-op or a mistake, never what one flip gives.
-  if (ax.size !== axes.length)
-    throw new ShapeError(`flip: repeated axis in ${describeValue(axes)} for shape ${fmt(x.shape)}`);
+  if (ax.size !== axes.length) throw new ShapeError(`flip: repeated axis in ${describeValue(axes)} for shape ${fmt(x.shape)}`);
   const st = stridesOf(x.shape);
   let base = 0;
   const dims = x.shape.map((size, i) => {
@@ -315,8 +272,7 @@ export function flip(x: Tensor, axes: readonly number[]): Tensor {
 }
 
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
-  if (!Array.isArray(xs as unknown))
-    throw new InvalidArgumentError(`concat: xs must be an array of tensors, got ${describeValue(xs)}`);
+  if (!Array.isArray(xs as unknown)) throw new InvalidArgumentError(`concat: xs must be an array of tensors, got ${describeValue(xs)}`);
   checkTensors('concat', Object.fromEntries(xs.map((t, i) => [`xs[${i}]`, t])));
   if (xs.length === 0) throw new ShapeError('concat: no tensors');
   const first = xs[0];
@@ -324,9 +280,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   assertSameDevice(first, ...xs.slice(1));
   for (const t of xs) {
     if (t.rank !== first.rank || t.dtype !== first.dtype || t.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
-      throw new ShapeError(
-        `concat on axis ${axis}: shapes ${xs.map((u) => `${u.dtype}${fmt(u.shape)}`).join(', ')} do not agree`,
-      );
+      throw new ShapeError(`concat on axis ${axis}: shapes ${xs.map((u) => `${u.dtype}${fmt(u.shape)}`).join(', ')} do not agree`);
     }
   }
   const shape = [...first.shape];
@@ -360,8 +314,7 @@ function checkIndexShape(op: string, index: Tensor, ref: Tensor, ax: number, als
 }
 
 function checkRank(op: string, x: Tensor): void {
-  if (x.rank > MOVEMENT_MAX_RANK)
-    throw new ShapeError(`${op}: rank ${x.rank} ${fmt(x.shape)} exceeds ${MOVEMENT_MAX_RANK}`);
+  if (x.rank > MOVEMENT_MAX_RANK) throw new ShapeError(`${op}: rank ${x.rank} ${fmt(x.shape)} exceeds ${MOVEMENT_MAX_RANK}`);
 }
 
 /**
@@ -409,9 +362,7 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
         8,
       )
       .finish();
-  return recordInto(out, () =>
-    x.device.dispatch(gatherKernel({ rank: x.rank }), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)),
-  );
+  return recordInto(out, () => x.device.dispatch(gatherKernel({ rank: x.rank }), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
 
 /**
@@ -421,8 +372,7 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
 export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   checkTensors('indexSelect', { x, index });
   checkIndexTensor('indexSelect', index, x);
-  if (index.rank > 1)
-    throw new ShapeError(`indexSelect: index must be 1-D, got ${fmt(index.shape)} for x ${fmt(x.shape)}`);
+  if (index.rank > 1) throw new ShapeError(`indexSelect: index must be 1-D, got ${fmt(index.shape)} for x ${fmt(x.shape)}`);
   const ax = normAxis('indexSelect', axis, x.rank);
   checkNonEmptyAxis('indexSelect', x, ax, index);
   const shape = [...x.shape];
@@ -436,15 +386,12 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   const tag = () => x.device.indexCheck('indexSelect', describe);
   if (out.size === 0) {
     // No gathering invocation would see the values (x has another empty axis): check them on their own.
-    const u = () =>
-      new UniformWriter().u32(index.size).u32(x.shape[ax]).u32(tag()).u32(INDEX_OP_CODES.indexSelect).finish();
+    const u = () => new UniformWriter().u32(index.size).u32(x.shape[ax]).u32(tag()).u32(INDEX_OP_CODES.indexSelect).finish();
     return recordInto(out, () => x.device.dispatch(indexBoundsKernel(), [iBuf, flags], u, linearDispatch(index.size)));
   }
   const inner = sizeOf(x.shape.slice(ax + 1));
   const u = () => new UniformWriter().u32(out.size).u32(x.shape[ax]).u32(index.size).u32(inner).u32(tag()).finish();
-  return recordInto(out, () =>
-    x.device.dispatch(indexSelectKernel(), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)),
-  );
+  return recordInto(out, () => x.device.dispatch(indexSelectKernel(), [xBuf, iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }
 
 /**
@@ -458,9 +405,7 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
   checkIndexTensor('scatterAdd', index, x);
   assertSameDevice(x, src);
   if (x.dtype !== src.dtype || x.dtype === 'u32') {
-    throw new DTypeError(
-      `scatterAdd: x ${x.dtype}${fmt(x.shape)} and src ${src.dtype}${fmt(src.shape)} must share dtype f32 or i32`,
-    );
+    throw new DTypeError(`scatterAdd: x ${x.dtype}${fmt(x.shape)} and src ${src.dtype}${fmt(src.shape)} must share dtype f32 or i32`);
   }
   const ax = normAxis('scatterAdd', axis, Math.max(1, x.rank));
   checkIndexShape('scatterAdd', index, x, ax, false);
@@ -510,9 +455,7 @@ export function oneHot(index: Tensor, numClasses: number): Tensor {
   checkTensors('oneHot', { index });
   checkIndexTensor('oneHot', index, index);
   if (!Number.isInteger(numClasses) || numClasses <= 0) {
-    throw new InvalidArgumentError(
-      `oneHot: numClasses must be a positive integer, got ${numClasses} for index ${fmt(index.shape)}`,
-    );
+    throw new InvalidArgumentError(`oneHot: numClasses must be a positive integer, got ${numClasses} for index ${fmt(index.shape)}`);
   }
   const iBuf = index.buffer;
   const out = empty([...index.shape, numClasses], 'f32', index.device);
@@ -520,9 +463,6 @@ export function oneHot(index: Tensor, numClasses: number): Tensor {
   const indexShape = index.shape;
   const describe = () => `(numClasses ${numClasses}, index ${fmt(indexShape)})`;
   const flags = index.device.indexFlags;
-  const u = () =>
-    new UniformWriter().u32(out.size).u32(numClasses).u32(index.device.indexCheck('oneHot', describe)).finish();
-  return recordInto(out, () =>
-    index.device.dispatch(oneHotKernel(), [iBuf, out.buffer, flags], u, linearDispatch(out.size)),
-  );
+  const u = () => new UniformWriter().u32(out.size).u32(numClasses).u32(index.device.indexCheck('oneHot', describe)).finish();
+  return recordInto(out, () => index.device.dispatch(oneHotKernel(), [iBuf, out.buffer, flags], u, linearDispatch(out.size)));
 }

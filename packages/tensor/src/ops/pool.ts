@@ -35,19 +35,12 @@ interface PoolGeometry {
   Wo: number;
 }
 
-function pairOf(
-  op: string,
-  v: number | readonly [number, number] | undefined,
-  dflt: readonly [number, number],
-  what: string,
-  min: number,
-): [number, number] {
+function pairOf(op: string, v: number | readonly [number, number] | undefined, dflt: readonly [number, number], what: string, min: number): [number, number] {
   if (v !== undefined && typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
     throw new InvalidArgumentError(`${op}: ${what} must be a number or a pair [h, w], got ${describeValue(v)}`);
   }
   const p: [number, number] = v === undefined ? [dflt[0], dflt[1]] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
-  if (!p.every((x) => Number.isInteger(x) && x >= min))
-    throw new InvalidArgumentError(`${op}: ${what} must be integers >= ${min}, got ${describeValue(p)}`);
+  if (!p.every((x) => Number.isInteger(x) && x >= min)) throw new InvalidArgumentError(`${op}: ${what} must be integers >= ${min}, got ${describeValue(p)}`);
   return p;
 }
 
@@ -56,9 +49,7 @@ function geometry(op: string, xShape: Shape, opts: Pool2dOptions): PoolGeometry 
   checkShapeArg(op, xShape, 'input shape');
   checkOptions(op, opts, ['kernel', 'stride', 'padding']);
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts) || opts.kernel === undefined) {
-    throw new InvalidArgumentError(
-      `${op}: options must be an object with a kernel size ({ kernel, stride?, padding? }), got ${describeValue(opts)}`,
-    );
+    throw new InvalidArgumentError(`${op}: options must be an object with a kernel size ({ kernel, stride?, padding? }), got ${describeValue(opts)}`);
   }
   if (xShape.length !== 4) throw new ShapeError(`${op}: input must be rank 4 (NCHW), got ${fmt(xShape)}`);
   const [N, C, H, W] = xShape;
@@ -66,9 +57,7 @@ function geometry(op: string, xShape: Shape, opts: Pool2dOptions): PoolGeometry 
   const [sH, sW] = pairOf(op, opts.stride, [kH, kW], 'stride', 1);
   const [pH, pW] = pairOf(op, opts.padding, [0, 0], 'padding', 0);
   if (2 * pH > kH || 2 * pW > kW) {
-    throw new InvalidArgumentError(
-      `${op}: padding [${pH}, ${pW}] must be at most half the kernel [${kH}, ${kW}] (input ${fmt(xShape)})`,
-    );
+    throw new InvalidArgumentError(`${op}: padding [${pH}, ${pW}] must be at most half the kernel [${kH}, ${kW}] (input ${fmt(xShape)})`);
   }
   const Ho = Math.floor((H + 2 * pH - kH) / sH) + 1;
   const Wo = Math.floor((W + 2 * pW - kW) / sW) + 1;
@@ -79,8 +68,7 @@ function geometry(op: string, xShape: Shape, opts: Pool2dOptions): PoolGeometry 
 function checkF32(op: string, operands: Record<string, Tensor>): void {
   checkTensors(op, operands);
   const ts = Object.values(operands);
-  for (const t of ts)
-    if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} ${fmt(t.shape)}`);
+  for (const t of ts) if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} ${fmt(t.shape)}`);
   for (const t of ts.slice(1)) assertSameDevice(ts[0], t);
 }
 
@@ -95,9 +83,7 @@ function run(spec: KernelSpec, inputs: Tensor[], g: PoolGeometry, outShape: numb
   const out = empty(outShape, 'f32', inputs[0].device);
   if (out.size === 0) return out;
   const u = new UniformWriter().u32s([out.size, g.H, g.W, g.Ho, g.Wo, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW]).finish();
-  return recordInto(out, () =>
-    inputs[0].device.dispatch(spec, [...inputs.map((t) => t.buffer), out.buffer], u, linearDispatch(out.size)),
-  );
+  return recordInto(out, () => inputs[0].device.dispatch(spec, [...inputs.map((t) => t.buffer), out.buffer], u, linearDispatch(out.size)));
 }
 
 /** Max pooling; padding acts as −∞. Ties go to the first max in row-major window order, NaN propagates. */
@@ -123,9 +109,7 @@ export function maxPool2dBackward(gy: Tensor, x: Tensor, opts: Pool2dOptions): T
   const Tw = Math.ceil((g.W + g.pW) / g.kW);
   const n = g.N * g.C * Th * Tw;
   const u = new UniformWriter().u32s([n, g.H, g.W, g.Ho, g.Wo, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, Th, Tw]).finish();
-  return recordInto(out, () =>
-    x.device.dispatch(maxPool2dBackwardTileKernel(), [gy.buffer, x.buffer, out.buffer], u, linearDispatch(n)),
-  );
+  return recordInto(out, () => x.device.dispatch(maxPool2dBackwardTileKernel(), [gy.buffer, x.buffer, out.buffer], u, linearDispatch(n)));
 }
 
 /** Average pooling with count_include_pad = true (divisor kH·kW). */

@@ -13,15 +13,7 @@ import { InvalidArgumentError } from '../errors';
 import { getDefaultDevice } from '../runtime';
 import { sizeOf, type Shape, type Tensor } from '../tensor';
 import { empty } from './creation';
-import {
-  checkDevice,
-  checkNumber,
-  checkOptions,
-  checkShapeArg,
-  describeValue,
-  recordInto,
-  UniformWriter,
-} from './util';
+import { checkDevice, checkNumber, checkOptions, checkShapeArg, describeValue, recordInto, UniformWriter } from './util';
 
 /** A non-negative integer below 2^53 (split into low/high u32 words) or an explicit [lo, hi] pair. */
 export type Seed = number | readonly [number, number];
@@ -58,14 +50,10 @@ export class Generator {
 /** Splits a seed into the Philox key (seedLo, seedHi). */
 export function seedWords(seed: Seed): [number, number] {
   if (typeof seed === 'number') {
-    if (!Number.isSafeInteger(seed) || seed < 0)
-      throw new InvalidArgumentError(`seed must be a non-negative safe integer, got ${seed}`);
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new InvalidArgumentError(`seed must be a non-negative safe integer, got ${seed}`);
     return [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
   }
-  if (!Array.isArray(seed))
-    throw new InvalidArgumentError(
-      `seed must be a non-negative safe integer or a pair of u32 words, got ${describeValue(seed)}`,
-    );
+  if (!Array.isArray(seed)) throw new InvalidArgumentError(`seed must be a non-negative safe integer or a pair of u32 words, got ${describeValue(seed)}`);
   if (seed.length !== 2 || !seed.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32)) {
     throw new InvalidArgumentError(`seed pair must be two u32 words, got [${seed.join(', ')}]`);
   }
@@ -75,36 +63,16 @@ export function seedWords(seed: Seed): [number, number] {
 function offsetOf(opts: RandomOptions): number {
   const offset = opts.offset ?? 0;
   if (typeof offset !== 'number') throw new InvalidArgumentError(`offset must be a u32, got ${describeValue(offset)}`);
-  if (!Number.isInteger(offset) || offset < 0 || offset >= 2 ** 32)
-    throw new InvalidArgumentError(`offset must be a u32, got ${offset}`);
+  if (!Number.isInteger(offset) || offset < 0 || offset >= 2 ** 32) throw new InvalidArgumentError(`offset must be a u32, got ${offset}`);
   return offset;
 }
 
-function generate(
-  op: RandomOpName,
-  shape: Shape,
-  seed: Seed | Generator,
-  opts: RandomOptions,
-  a = 0,
-  b = 0,
-  lowBits = 0,
-  range = 0,
-): Tensor {
+function generate(op: RandomOpName, shape: Shape, seed: Seed | Generator, opts: RandomOptions, a = 0, b = 0, lowBits = 0, range = 0): Tensor {
   checkShapeArg(op, shape);
-  checkOptions(
-    op,
-    opts,
-    op === 'uniform'
-      ? ['offset', 'device', 'low', 'high']
-      : op === 'normal'
-        ? ['offset', 'device', 'mean', 'std']
-        : ['offset', 'device'],
-  );
+  checkOptions(op, opts, op === 'uniform' ? ['offset', 'device', 'low', 'high'] : op === 'normal' ? ['offset', 'device', 'mean', 'std'] : ['offset', 'device']);
   const gen = seed instanceof Generator ? seed : null;
   if (gen && opts.offset !== undefined)
-    throw new InvalidArgumentError(
-      `${op}: a Generator supplies the offset of each draw; do not pass offset (${describeValue(opts.offset)}) too`,
-    );
+    throw new InvalidArgumentError(`${op}: a Generator supplies the offset of each draw; do not pass offset (${describeValue(opts.offset)}) too`);
   const [seedLo, seedHi] = gen ? gen.key : seedWords(seed as Seed);
   const offset = gen ? 0 : offsetOf(opts);
   const device = checkDevice(op, opts.device === undefined ? getDefaultDevice() : opts.device);
@@ -112,8 +80,7 @@ function generate(
   if (n > 2 ** 32) throw new InvalidArgumentError(`random tensors are limited to 2^32 elements, got ${n}`);
   const out = empty(shape, RANDOM_OUTPUT_DTYPE[op], device);
   if (n === 0) return out;
-  const uniformFor = (at: number) =>
-    new UniformWriter().u32(n).u32(at).u32(seedLo).u32(seedHi).f32(a).f32(b).i32(lowBits).u32(range).finish();
+  const uniformFor = (at: number) => new UniformWriter().u32(n).u32(at).u32(seedLo).u32(seedHi).f32(a).f32(b).i32(lowBits).u32(range).finish();
   // With a Generator the offset is volatile: taken at the draw, and again at each replay of a compiled step.
   const u = gen ? () => uniformFor(gen.next()) : uniformFor(offset);
   return recordInto(out, () => device.dispatch(randomKernel({ op }), [out.storage.buffer], u, linearDispatch(n)));
@@ -125,28 +92,19 @@ export function randomBits(shape: Shape, seed: Seed | Generator, opts: RandomOpt
 }
 
 /** low + (high − low)·u with u = (bits >> 8)·2^-24 ∈ [0, 1). */
-export function uniform(
-  shape: Shape,
-  seed: Seed | Generator,
-  options: RandomOptions & { low?: number; high?: number } = {},
-): Tensor {
+export function uniform(shape: Shape, seed: Seed | Generator, options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
   checkOptions('uniform', options, ['offset', 'device', 'low', 'high']);
   const opts = options ?? {};
   const [lo, hi] = [checkNumber('uniform', 'low', opts.low ?? 0), checkNumber('uniform', 'high', opts.high ?? 1)];
   // torch's uniform_ requires from <= to; infinite or NaN bounds would give NaN or ±inf samples silently.
-  if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi))
-    throw new InvalidArgumentError(`uniform: need finite low <= high, got low=${lo} high=${hi}`);
+  if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi)) throw new InvalidArgumentError(`uniform: need finite low <= high, got low=${lo} high=${hi}`);
   const low = Math.fround(lo);
   const span = Math.fround(Math.fround(hi) - low);
   return generate('uniform', shape, seed, opts, low, span);
 }
 
 /** Box–Muller from words 0 and 1 of each element's counter. */
-export function normal(
-  shape: Shape,
-  seed: Seed | Generator,
-  options: RandomOptions & { mean?: number; std?: number } = {},
-): Tensor {
+export function normal(shape: Shape, seed: Seed | Generator, options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
   checkOptions('normal', options, ['offset', 'device', 'mean', 'std']);
   const opts = options ?? {};
   const [mean, std] = [checkNumber('normal', 'mean', opts.mean ?? 0), checkNumber('normal', 'std', opts.std ?? 1)];
@@ -163,19 +121,12 @@ export function rademacher(shape: Shape, seed: Seed | Generator, opts: RandomOpt
 
 /** 1 where u < p, else 0 (f32). */
 export function bernoulli(shape: Shape, seed: Seed | Generator, p: number, opts: RandomOptions = {}): Tensor {
-  if (!(typeof p === 'number' && p >= 0 && p <= 1))
-    throw new InvalidArgumentError(`bernoulli: p must be in [0, 1], got ${describeValue(p)}`);
+  if (!(typeof p === 'number' && p >= 0 && p <= 1)) throw new InvalidArgumentError(`bernoulli: p must be in [0, 1], got ${describeValue(p)}`);
   return generate('bernoulli', shape, seed, opts ?? {}, p);
 }
 
 /** low + (word0 mod (high − low)) as i32 (the plain modulo's small bias is part of the contract). */
-export function randint(
-  shape: Shape,
-  seed: Seed | Generator,
-  low: number,
-  high: number,
-  opts: RandomOptions = {},
-): Tensor {
+export function randint(shape: Shape, seed: Seed | Generator, low: number, high: number, opts: RandomOptions = {}): Tensor {
   const i32ok = (v: number) => Number.isInteger(v) && v >= -(2 ** 31) && v <= 2 ** 31 - 1;
   if (!i32ok(low) || !i32ok(high) || high <= low) {
     throw new InvalidArgumentError(`randint: need i32 bounds with low < high, got low=${low} high=${high}`);
@@ -222,12 +173,7 @@ export function permutation(n: number, seed: Seed, options: RandomOptions = {}):
           );
         }
       }
-      device.dispatch(
-        permutationIndicesKernel(),
-        [buf, out.storage.buffer],
-        new UniformWriter().u32(n).finish(),
-        linearDispatch(n),
-      );
+      device.dispatch(permutationIndicesKernel(), [buf, out.storage.buffer], new UniformWriter().u32(n).finish(), linearDispatch(n));
     } finally {
       pairs.dispose();
     }

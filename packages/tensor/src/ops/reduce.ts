@@ -1,12 +1,5 @@
 /** @file Raw reductions (sum, mean, max, min, argmax, logsumexp) and fused softmax / logSoftmax. */
-import {
-  grid1d,
-  reduceKernel,
-  REDUCE_WG,
-  softmaxKernel,
-  type ReduceLayout,
-  type ReduceOpName,
-} from '@metagrad/kernels-wgsl';
+import { grid1d, reduceKernel, REDUCE_WG, softmaxKernel, type ReduceLayout, type ReduceOpName } from '@metagrad/kernels-wgsl';
 import type { Device } from '../device';
 import { DTypeError, ShapeError } from '../errors';
 import { assertSameDevice, sizeOf, tidy, type Tensor } from '../tensor';
@@ -88,9 +81,7 @@ function reduceMiddle(
       const pro = first ? prologue : null;
       if (pro) {
         const spec = reduceKernel({ op, layout, prologue: pro.program });
-        pro.run((leaves, extra) =>
-          device.dispatch(spec, [...leaves, values.storage.buffer, ...extra], withPrologue(u, pro), grid),
-        );
+        pro.run((leaves, extra) => device.dispatch(spec, [...leaves, values.storage.buffer, ...extra], withPrologue(u, pro), grid));
       } else {
         const spec = reduceKernel({ op, layout, indexInput: op === 'argmax' && !first });
         const inputs = [cur.values.buffer, ...(op === 'argmax' && !first ? [cur.indices!.buffer] : [])];
@@ -121,13 +112,7 @@ function checkFloat(op: string, x: Tensor): void {
  * Reduces any set of axes without permuting: the innermost reduced block is reduced as [outer, R, inner],
  * then the next, each pass a contiguous-friendly kernel.
  */
-function reduceAxes(
-  op: AnyReduce,
-  x: Tensor,
-  axes: number | readonly number[] | undefined,
-  keepDims: boolean,
-  mean = false,
-): Tensor {
+function reduceAxes(op: AnyReduce, x: Tensor, axes: number | readonly number[] | undefined, keepDims: boolean, mean = false): Tensor {
   const name = mean ? 'mean' : op;
   checkTensors(name, { x });
   checkFloat(name, x);
@@ -137,9 +122,7 @@ function reduceAxes(
   const outShape = reduceShape(x.shape, ax, keepDims);
   const count = ax.reduce((p, a) => p * x.shape[a], 1);
   if ((op === 'max' || op === 'min') && count === 0 && sizeOf(outShape) > 0) {
-    throw new ShapeError(
-      `${op}: cannot reduce over a zero-size axis of shape ${fmt(x.shape)} (axes [${ax.join(', ')}])`,
-    );
+    throw new ShapeError(`${op}: cannot reduce over a zero-size axis of shape ${fmt(x.shape)} (axes [${ax.join(', ')}])`);
   }
   const device = x.device;
   if (sizeOf(outShape) === 0) return empty(outShape, 'f32', device);
@@ -155,16 +138,7 @@ function reduceAxes(
       const outer = bl.slice(0, at).reduce((p, b) => p * b.size, 1);
       const inner = bl.slice(at + 1).reduce((p, b) => p * b.size, 1);
       const isLast = !bl.slice(0, at).some((b) => b.reduced);
-      const res = reduceMiddle(
-        device,
-        op,
-        { values: cur },
-        outer,
-        bl[at].size,
-        inner,
-        isLast && mean ? 1 / count : 1,
-        prologue,
-      );
+      const res = reduceMiddle(device, op, { values: cur }, outer, bl[at].size, inner, isLast && mean ? 1 / count : 1, prologue);
       prologue = null;
       if (cur !== x) cur.dispose();
       cur = res.values;
@@ -221,16 +195,9 @@ export function dot(x: Tensor, y: Tensor): Tensor {
     const pro = productPrologue(x, y);
     if (pro) {
       const spec = reduceKernel({ op: 'sum', layout: 'row', prologue: pro.program });
-      pro.run((leaves, extra) =>
-        device.dispatch(spec, [...leaves, partial.storage.buffer, ...extra], withPrologue(u, pro), grid),
-      );
+      pro.run((leaves, extra) => device.dispatch(spec, [...leaves, partial.storage.buffer, ...extra], withPrologue(u, pro), grid));
     } else {
-      device.dispatch(
-        reduceKernel({ op: 'sum', layout: 'row', product: true }),
-        [x.buffer, y.buffer, partial.storage.buffer],
-        u,
-        grid,
-      );
+      device.dispatch(reduceKernel({ op: 'sum', layout: 'row', product: true }), [x.buffer, y.buffer, partial.storage.buffer], u, grid);
     }
     const total = P === 1 ? partial : reduceMiddle(device, 'sum', { values: partial }, 1, P, 1, 1).values;
     if (total !== partial) partial.dispose();
@@ -262,8 +229,7 @@ export function logsumexp(x: Tensor, axes?: number | readonly number[], keepDims
 function around(op: string, x: Tensor, axis: number): { ax: number; outer: number; R: number; inner: number } {
   // One explicit axis: normalizeAxes would read a missing axis as "all axes" and silently use axis 0, where a
   // tfjs user expects the last axis and torch warns about an implicit dim.
-  if (typeof axis !== 'number')
-    throw new ShapeError(`${op}: needs one axis (an integer), got ${describeValue(axis)} for ${fmt(x.shape)}`);
+  if (typeof axis !== 'number') throw new ShapeError(`${op}: needs one axis (an integer), got ${describeValue(axis)} for ${fmt(x.shape)}`);
   if (x.rank === 0) {
     if (axis !== 0 && axis !== -1) throw new ShapeError(`${op}: axis ${axis} is out of range for a 0-d tensor`);
     return { ax: 0, outer: 1, R: 1, inner: 1 };
@@ -327,13 +293,7 @@ function softmaxImpl(op: string, x: Tensor, axis: number, log: boolean): Tensor 
   const pro = pendingPrologue(x);
   if (pro) {
     const spec = softmaxKernel({ log, layout, prologue: pro.program });
-    return recordInto(out, () =>
-      pro.run((leaves, extra) =>
-        x.device.dispatch(spec, [...leaves, out.storage.buffer, ...extra], withPrologue(u, pro), grid),
-      ),
-    );
+    return recordInto(out, () => pro.run((leaves, extra) => x.device.dispatch(spec, [...leaves, out.storage.buffer, ...extra], withPrologue(u, pro), grid)));
   }
-  return recordInto(out, () =>
-    x.device.dispatch(softmaxKernel({ log, layout }), [x.buffer, out.storage.buffer], u, grid),
-  );
+  return recordInto(out, () => x.device.dispatch(softmaxKernel({ log, layout }), [x.buffer, out.storage.buffer], u, grid));
 }

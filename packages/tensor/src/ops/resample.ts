@@ -20,8 +20,7 @@ export interface GridSampleOptions {
 function checkF32(op: string, operands: Record<string, Tensor>): void {
   checkTensors(op, operands);
   const ts = Object.values(operands);
-  for (const t of ts)
-    if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} ${fmt(t.shape)}`);
+  for (const t of ts) if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} ${fmt(t.shape)}`);
   for (const t of ts.slice(1)) assertSameDevice(ts[0], t);
 }
 
@@ -44,9 +43,7 @@ export function affineGrid(theta: Tensor, size: Shape, alignCorners = false): Te
     .u32(W)
     .u32(alignCorners ? 1 : 0)
     .finish();
-  return recordInto(out, () =>
-    theta.device.dispatch(affineGridKernel(), [theta.buffer, out.buffer], u, linearDispatch(n)),
-  );
+  return recordInto(out, () => theta.device.dispatch(affineGridKernel(), [theta.buffer, out.buffer], u, linearDispatch(n)));
 }
 
 interface Geo {
@@ -66,21 +63,17 @@ function geometry(op: string, xShape: Shape, grid: Tensor, opts: unknown): Geo {
   if (xShape.length !== 4) throw new ShapeError(`${op}: input must be [N, C, H, W], got ${fmt(xShape)}`);
   const [N, C, H, W] = xShape;
   const g = grid.shape;
-  if (g.length !== 4 || g[0] !== N || g[3] !== 2)
-    throw new ShapeError(`${op}: grid ${fmt(g)} must be [N, Ho, Wo, 2] for input ${fmt(xShape)}`);
+  if (g.length !== 4 || g[0] !== N || g[3] !== 2) throw new ShapeError(`${op}: grid ${fmt(g)} must be [N, Ho, Wo, 2] for input ${fmt(xShape)}`);
   return { N, C, H, W, Ho: g[1], Wo: g[2] };
 }
 
 function checkGy(op: string, geo: Geo, gy: Tensor): void {
   const want = [geo.N, geo.C, geo.Ho, geo.Wo];
-  if (gy.rank !== 4 || gy.shape.some((d, i) => d !== want[i]))
-    throw new ShapeError(`${op}: grad_output ${fmt(gy.shape)} must be ${fmt(want)}`);
+  if (gy.rank !== 4 || gy.shape.some((d, i) => d !== want[i])) throw new ShapeError(`${op}: grad_output ${fmt(gy.shape)} must be ${fmt(want)}`);
 }
 
 function gsUniform(geo: Geo, alignCorners: boolean): Uint32Array {
-  return new UniformWriter()
-    .u32s([geo.N * geo.Ho * geo.Wo, geo.C, geo.H, geo.W, geo.Ho * geo.Wo, alignCorners ? 1 : 0])
-    .finish();
+  return new UniformWriter().u32s([geo.N * geo.Ho * geo.Wo, geo.C, geo.H, geo.W, geo.Ho * geo.Wo, alignCorners ? 1 : 0]).finish();
 }
 
 /** torch.nn.functional.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners). */
@@ -91,12 +84,7 @@ export function gridSample(x: Tensor, grid: Tensor, opts: GridSampleOptions = {}
   const nq = geo.N * geo.Ho * geo.Wo;
   if (out.size === 0) return out;
   return recordInto(out, () =>
-    x.device.dispatch(
-      gridSampleKernel(),
-      [x.buffer, grid.buffer, out.buffer],
-      gsUniform(geo, opts?.alignCorners ?? false),
-      linearDispatch(nq),
-    ),
+    x.device.dispatch(gridSampleKernel(), [x.buffer, grid.buffer, out.buffer], gsUniform(geo, opts?.alignCorners ?? false), linearDispatch(nq)),
   );
 }
 
@@ -116,12 +104,7 @@ export function gridSampleInputGrad(gy: Tensor, grid: Tensor, inputShape: Shape,
   return recordInto(out, () => {
     const acc = empty([2 * out.size], 'u32', device);
     try {
-      device.dispatch(
-        fillKernel({ dtype: 'u32' }),
-        [acc.buffer],
-        new Uint32Array([acc.size, 0]),
-        linearDispatch(acc.size),
-      );
+      device.dispatch(fillKernel({ dtype: 'u32' }), [acc.buffer], new Uint32Array([acc.size, 0]), linearDispatch(acc.size));
       const nq = geo.N * geo.Ho * geo.Wo;
       if (nq > 0 && geo.C > 0) {
         device.dispatch(
@@ -131,12 +114,7 @@ export function gridSampleInputGrad(gy: Tensor, grid: Tensor, inputShape: Shape,
           linearDispatch(nq),
         );
       }
-      device.dispatch(
-        fixedPointToF32Kernel(),
-        [acc.buffer, out.buffer],
-        new UniformWriter().u32(out.size).finish(),
-        linearDispatch(out.size),
-      );
+      device.dispatch(fixedPointToF32Kernel(), [acc.buffer, out.buffer], new UniformWriter().u32(out.size).finish(), linearDispatch(out.size));
     } finally {
       acc.dispose();
     }

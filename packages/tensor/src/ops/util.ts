@@ -22,12 +22,8 @@ export function checkDType(op: string, dtype: unknown): DType {
  */
 export function checkTensors(op: string, operands: Record<string, unknown>): void {
   for (const [name, v] of Object.entries(operands)) {
-    if (!(v instanceof Tensor))
-      throw new InvalidArgumentError(
-        `${op}: ${name} must be a Tensor, got ${describeValue(v)}${v === null ? '' : ` (${typeof v})`}`,
-      );
-    if (v.isDisposed)
-      throw new DisposedTensorError(`${op}: operand ${name} (tensor #${v.id} [${v.shape.join(', ')}]) was disposed`);
+    if (!(v instanceof Tensor)) throw new InvalidArgumentError(`${op}: ${name} must be a Tensor, got ${describeValue(v)}${v === null ? '' : ` (${typeof v})`}`);
+    if (v.isDisposed) throw new DisposedTensorError(`${op}: operand ${name} (tensor #${v.id} [${v.shape.join(', ')}]) was disposed`);
   }
 }
 
@@ -49,9 +45,7 @@ export function recordInto<T extends Tensor>(out: T, record: () => void): T {
 /** Throws InvalidArgumentError unless `device` is a Device (a torch habit like `'cpu'` or `'cuda'` would fail deep inside). */
 export function checkDevice(op: string, device: unknown): Device {
   if (!(device instanceof Device))
-    throw new InvalidArgumentError(
-      `${op}: device must be a Device (from createNodeDevice() or Device.create()), got ${describeValue(device)}`,
-    );
+    throw new InvalidArgumentError(`${op}: device must be a Device (from createNodeDevice() or Device.create()), got ${describeValue(device)}`);
   return device;
 }
 
@@ -63,41 +57,32 @@ export function checkDevice(op: string, device: unknown): Device {
 export function checkOptions(op: string, options: unknown, known: readonly string[]): void {
   if (options === undefined || options === null) return;
   if (typeof options !== 'object' || Array.isArray(options)) {
-    throw new InvalidArgumentError(
-      `${op}: options must be an object { ${known.join(', ')} }, got ${describeValue(options)}`,
-    );
+    throw new InvalidArgumentError(`${op}: options must be an object { ${known.join(', ')} }, got ${describeValue(options)}`);
   }
   const unknown = Object.keys(options).filter((k) => !known.includes(k));
   if (unknown.length > 0)
-    throw new InvalidArgumentError(
-      `${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${known.join(', ')})`,
-    );
+    throw new InvalidArgumentError(`${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${known.join(', ')})`);
 }
 
 /** Throws InvalidArgumentError unless `v` is a boolean (keepDims: 'false' or 1 would be read as true). */
 export function checkBoolean(op: string, what: string, v: unknown): boolean {
-  if (typeof v !== 'boolean')
-    throw new InvalidArgumentError(`${op}: ${what} must be true or false, got ${describeValue(v)}`);
+  if (typeof v !== 'boolean') throw new InvalidArgumentError(`${op}: ${what} must be true or false, got ${describeValue(v)}`);
   return v;
 }
 
 /** Throws ShapeError unless `shape` is an array of non-negative integers (a bare number or NaN dim is a mistake). */
 export function checkShapeArg(op: string, shape: unknown, what = 'shape'): Shape {
-  if (!Array.isArray(shape))
-    throw new ShapeError(`${op}: ${what} must be an array of dims, got ${describeValue(shape)}`);
+  if (!Array.isArray(shape)) throw new ShapeError(`${op}: ${what} must be an array of dims, got ${describeValue(shape)}`);
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0)
-      throw new ShapeError(
-        `${op}: ${what} [${shape.map(describeValue).join(', ')}] has an invalid dimension ${describeValue(d)}`,
-      );
+      throw new ShapeError(`${op}: ${what} [${shape.map(describeValue).join(', ')}] has an invalid dimension ${describeValue(d)}`);
   }
   return shape as Shape;
 }
 
 /** Throws InvalidArgumentError unless `v` is an integer >= `min` (sizes, counts, class numbers). */
 export function checkInteger(op: string, what: string, v: unknown, min = 0): number {
-  if (!Number.isInteger(v) || (v as number) < min)
-    throw new InvalidArgumentError(`${op}: ${what} must be an integer >= ${min}, got ${describeValue(v)}`);
+  if (!Number.isInteger(v) || (v as number) < min) throw new InvalidArgumentError(`${op}: ${what} must be an integer >= ${min}, got ${describeValue(v)}`);
   return v as number;
 }
 
@@ -111,9 +96,7 @@ export function checkNumber(op: string, what: string, v: unknown): number {
 export function describeValue(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (Array.isArray(v))
-    return v.length <= 8
-      ? `[${v.map(describeValue).join(', ')}]`
-      : `[${v.slice(0, 8).map(describeValue).join(', ')}, … (${v.length} items)]`;
+    return v.length <= 8 ? `[${v.map(describeValue).join(', ')}]` : `[${v.slice(0, 8).map(describeValue).join(', ')}, … (${v.length} items)]`;
   try {
     return String(v);
   } catch {
@@ -195,8 +178,7 @@ export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
 /** Normalises possibly-negative axes, checks range and duplicates; undefined means all axes. */
 export function normalizeAxes(op: string, axes: number | readonly number[] | undefined, rank: number): number[] {
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
-  if (typeof axes !== 'number' && !Array.isArray(axes))
-    throw new ShapeError(`${op}: axes must be a number or an array, got ${describeValue(axes)}`);
+  if (typeof axes !== 'number' && !Array.isArray(axes)) throw new ShapeError(`${op}: axes must be a number or an array, got ${describeValue(axes)}`);
   const list: unknown[] = typeof axes === 'number' ? [axes] : [...axes];
   const out = list.map((a) => {
     const n = typeof a === 'number' && a < 0 ? a + rank : a;

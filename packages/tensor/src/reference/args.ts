@@ -21,9 +21,7 @@ export function checkOptions(op: string, options: unknown, known: readonly strin
   }
   const unknown = Object.keys(options).filter((k) => !known.includes(k));
   if (unknown.length > 0)
-    throw new InvalidArgumentError(
-      `${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${known.join(', ')})`,
-    );
+    throw new InvalidArgumentError(`${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${known.join(', ')})`);
   return options as Record<string, unknown>;
 }
 
@@ -34,20 +32,12 @@ export function checkBoolean(op: string, what: string, v: unknown): boolean {
 }
 
 /** An array of integers >= `min`, else `Err` (ShapeError for shapes and axes, InvalidArgumentError for slice bounds). */
-export function checkIntList(
-  op: string,
-  what: string,
-  v: unknown,
-  Err: typeof ShapeError | typeof InvalidArgumentError,
-  min = -Infinity,
-): number[] {
+export function checkIntList(op: string, what: string, v: unknown, Err: typeof ShapeError | typeof InvalidArgumentError, min = -Infinity): number[] {
   if (!Array.isArray(v)) throw new Err(`${op}: ${what} must be an array of integers, got ${show(v)}`);
   for (let i = 0; i < v.length; i++) {
     const d: unknown = v[i];
     if (!Number.isInteger(d) || (d as number) < min)
-      throw new Err(
-        `${op}: ${what} ${show(v)} holds ${show(d)} at ${i}, not an integer${min > -Infinity ? ` >= ${min}` : ''}`,
-      );
+      throw new Err(`${op}: ${what} ${show(v)} holds ${show(d)} at ${i}, not an integer${min > -Infinity ? ` >= ${min}` : ''}`);
   }
   return v as number[];
 }

@@ -34,11 +34,7 @@ export interface ConvGeometry {
 }
 
 /** Validates shapes and options; Ho = floor((H + 2p − d(k−1) − 1)/s) + 1 and must be ≥ 1. */
-export function convGeometry(
-  xShape: readonly number[],
-  wShape: readonly number[],
-  opts: Conv2dOptions = {},
-): ConvGeometry {
+export function convGeometry(xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions = {}): ConvGeometry {
   expectRank([...xShape], 4, 'conv2d input');
   expectRank([...wShape], 4, 'conv2d filter');
   const [N, C, H, W] = xShape;
@@ -49,20 +45,15 @@ export function convGeometry(
   const [pH, pW] = pair(o.padding, 0, 'conv2d padding', 0);
   const [dH, dW] = pair(o.dilation, 1, 'conv2d dilation', 1);
   const groups = o.groups === undefined ? 1 : o.groups; // null is a mistake, not the default (as the raw op)
-  if (!Number.isInteger(groups) || groups < 1)
-    throw new InvalidArgumentError(`conv2d: groups must be a positive integer, got ${show(groups)}`);
+  if (!Number.isInteger(groups) || groups < 1) throw new InvalidArgumentError(`conv2d: groups must be a positive integer, got ${show(groups)}`);
   const desc = `input ${shapeStr(xShape)}, filter ${shapeStr(wShape)}, groups ${groups}`;
   if (C % groups !== 0 || O % groups !== 0 || Cw !== C / groups) {
-    throw new ShapeError(
-      `conv2d: channels do not fit: ${desc} (need C and O divisible by groups, filter dim 1 = C/groups)`,
-    );
+    throw new ShapeError(`conv2d: channels do not fit: ${desc} (need C and O divisible by groups, filter dim 1 = C/groups)`);
   }
   const Ho = Math.floor((H + 2 * pH - dH * (kH - 1) - 1) / sH) + 1;
   const Wo = Math.floor((W + 2 * pW - dW * (kW - 1) - 1) / sW) + 1;
   if (Ho < 1 || Wo < 1 || kH < 1 || kW < 1) {
-    throw new ShapeError(
-      `conv2d: kernel larger than padded input: ${desc}, padding [${pH}, ${pW}], dilation [${dH}, ${dW}]`,
-    );
+    throw new ShapeError(`conv2d: kernel larger than padded input: ${desc}, padding [${pH}, ${pW}], dilation [${dH}, ${dW}]`);
   }
   return { N, C, H, W, O, kH, kW, groups, Cg: C / groups, Og: O / groups, sH, sW, pH, pW, dH, dW, Ho, Wo };
 }
@@ -119,12 +110,7 @@ function checkGy(g: ConvGeometry, gy: RefTensor, op: string): void {
  * torch's grad_input. Input rows/cols that no window reads (when (H + 2p − d(k−1) − 1) is not a multiple of
  * s) get zero, which is why the input shape must be passed rather than inferred.
  */
-export function conv2dInputGrad(
-  gy: RefTensor,
-  w: RefTensor,
-  inputShape: readonly number[],
-  opts: Conv2dOptions = {},
-): RefTensor {
+export function conv2dInputGrad(gy: RefTensor, w: RefTensor, inputShape: readonly number[], opts: Conv2dOptions = {}): RefTensor {
   const g = convGeometry(inputShape, w.shape, opts);
   checkGy(g, gy, 'conv2dInputGrad');
   const gx = new Float64Array(g.N * g.C * g.H * g.W);
@@ -135,12 +121,7 @@ export function conv2dInputGrad(
 }
 
 /** torch's grad_weight: correlation of the input with grad_output, summed over the batch. */
-export function conv2dFilterGrad(
-  x: RefTensor,
-  gy: RefTensor,
-  filterShape: readonly number[],
-  opts: Conv2dOptions = {},
-): RefTensor {
+export function conv2dFilterGrad(x: RefTensor, gy: RefTensor, filterShape: readonly number[], opts: Conv2dOptions = {}): RefTensor {
   const g = convGeometry(x.shape, filterShape, opts);
   checkGy(g, gy, 'conv2dFilterGrad');
   const gw = new Float64Array(g.O * g.Cg * g.kH * g.kW);

@@ -29,8 +29,7 @@ type NumericArray = ArrayLike<number>;
 export function tensor(data: NumericArray, shape?: readonly number[], dtype?: DType): RefTensor {
   const sh = shape ? [...shape] : [data.length];
   checkShape(sh);
-  if (sizeOf(sh) !== data.length)
-    throw new ShapeError(`tensor: ${data.length} values do not fill shape ${shapeStr(sh)}`);
+  if (sizeOf(sh) !== data.length) throw new ShapeError(`tensor: ${data.length} values do not fill shape ${shapeStr(sh)}`);
   const out = Float64Array.from(data);
   if (dtype !== undefined) for (let i = 0; i < out.length; i++) out[i] = toDTypeValue(out[i], dtype);
   return { shape: sh, data: out };

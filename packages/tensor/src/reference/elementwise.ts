@@ -12,12 +12,7 @@ export function mapUnary(x: RefTensor, f: (v: number) => number): RefTensor {
 }
 
 /** Applies `f` pairwise under NumPy broadcasting. */
-export function mapBinary(
-  a: RefTensor,
-  b: RefTensor,
-  f: (x: number, y: number) => number,
-  op = 'binary op',
-): RefTensor {
+export function mapBinary(a: RefTensor, b: RefTensor, f: (x: number, y: number) => number, op = 'binary op'): RefTensor {
   let shape: number[];
   try {
     shape = broadcastShapes(a.shape, b.shape);
@@ -111,8 +106,7 @@ function minScalar(x: number, y: number): number {
 
 export const add = (a: RefTensor, b: RefTensor): RefTensor => mapBinary(a, b, (x, y) => x + y, 'add');
 /** relu's VJP: gy where x > 0, else 0. */
-export const reluGrad = (gy: RefTensor, x: RefTensor): RefTensor =>
-  mapBinary(gy, x, (g, v) => (v > 0 ? g : 0), 'reluGrad');
+export const reluGrad = (gy: RefTensor, x: RefTensor): RefTensor => mapBinary(gy, x, (g, v) => (v > 0 ? g : 0), 'reluGrad');
 /** a·x + b·y (the reference of the fused axpby; shapes must broadcast like add's). */
 export const axpby = (a: number, x: RefTensor, b: number, y: RefTensor): RefTensor => (
   scalar('axpby', 'a', a), scalar('axpby', 'b', b), mapBinary(x, y, (u, v) => a * u + b * v, 'axpby')
@@ -130,15 +124,9 @@ function scalar(op: string, what: string, s: unknown): number {
   return s;
 }
 
-export const addScalar = (x: RefTensor, s: number): RefTensor => (
-  scalar('addScalar', 'scalar', s), mapUnary(x, (v) => v + s)
-);
-export const mulScalar = (x: RefTensor, s: number): RefTensor => (
-  scalar('mulScalar', 'scalar', s), mapUnary(x, (v) => v * s)
-);
-export const powScalar = (x: RefTensor, s: number): RefTensor => (
-  scalar('powScalar', 'scalar', s), mapUnary(x, (v) => powValue(v, s))
-);
+export const addScalar = (x: RefTensor, s: number): RefTensor => (scalar('addScalar', 'scalar', s), mapUnary(x, (v) => v + s));
+export const mulScalar = (x: RefTensor, s: number): RefTensor => (scalar('mulScalar', 'scalar', s), mapUnary(x, (v) => v * s));
+export const powScalar = (x: RefTensor, s: number): RefTensor => (scalar('powScalar', 'scalar', s), mapUnary(x, (v) => powValue(v, s)));
 
 export const BINARY_OPS = { add, sub, mul, div, pow, maximum, minimum } as const;
 export type BinaryOpName = keyof typeof BINARY_OPS;
@@ -161,9 +149,7 @@ export function where(cond: RefTensor, a: RefTensor, b: RefTensor): RefTensor {
   try {
     shape = broadcastShapes(cond.shape, a.shape, b.shape);
   } catch {
-    throw new ShapeError(
-      `where: cannot broadcast ${shapeStr(cond.shape)}, ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`,
-    );
+    throw new ShapeError(`where: cannot broadcast ${shapeStr(cond.shape)}, ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
   }
   const out = new Float64Array(shape.reduce((p, d) => p * d, 1));
   const st = [cond, a, b].map((t) => broadcastStrides(t.shape, shape));

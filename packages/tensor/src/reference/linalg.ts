@@ -15,11 +15,7 @@ export interface MatmulOptions {
  */
 export function matmul(a: RefTensor, b: RefTensor, opts: MatmulOptions = {}): RefTensor {
   // 'variant' picks a GPU kernel; the reference has one algorithm and ignores it.
-  const { transA = false, transB = false } = checkOptions('matmul', opts, [
-    'transA',
-    'transB',
-    'variant',
-  ]) as MatmulOptions;
+  const { transA = false, transB = false } = checkOptions('matmul', opts, ['transA', 'transB', 'variant']) as MatmulOptions;
   checkBoolean('matmul', 'transA', transA);
   checkBoolean('matmul', 'transB', transB);
   const ra = a.shape.length;
@@ -42,10 +38,7 @@ export function matmul(a: RefTensor, b: RefTensor, opts: MatmulOptions = {}): Re
   // Element strides of the logical (post-transpose) matrices inside one batch item.
   const [aRow, aCol] = transA ? [1, a1] : [a1, 1];
   const [bRow, bCol] = transB ? [1, b1] : [b1, 1];
-  const strides = [
-    broadcastStrides(batchA, batch).map((s) => s * a0 * a1),
-    broadcastStrides(batchB, batch).map((s) => s * b0 * b1),
-  ];
+  const strides = [broadcastStrides(batchA, batch).map((s) => s * a0 * a1), broadcastStrides(batchB, batch).map((s) => s * b0 * b1)];
   const out = new Float64Array(sizeOf(batch) * M * N);
   forEachOffset(batch, strides, (bi, o) => {
     const ao = o[0];

@@ -2,18 +2,7 @@
 
 import { IndexOutOfRangeError, InvalidArgumentError, ShapeError } from '../errors';
 import { checkIntList, show } from './args';
-import {
-  type RefTensor,
-  broadcastShapes,
-  broadcastStrides,
-  checkIndexData,
-  checkShape,
-  forEachOffset,
-  normAxis,
-  shapeStr,
-  sizeOf,
-  stridesOf,
-} from './types';
+import { type RefTensor, broadcastShapes, broadcastStrides, checkIndexData, checkShape, forEachOffset, normAxis, shapeStr, sizeOf, stridesOf } from './types';
 
 /** Reshape with at most one −1. The reference copies (the GPU op shares storage; values are identical). */
 export function reshape(x: RefTensor, shape: readonly number[]): RefTensor {
@@ -26,12 +15,10 @@ export function reshape(x: RefTensor, shape: readonly number[]): RefTensor {
   let out: number[];
   if (holes > 1) throw new ShapeError(`reshape: more than one -1 in ${shapeStr(shape)}`);
   if (holes === 1) {
-    if (prod === 0 || n % prod !== 0)
-      throw new ShapeError(`reshape: cannot infer -1 reshaping ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
+    if (prod === 0 || n % prod !== 0) throw new ShapeError(`reshape: cannot infer -1 reshaping ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
     out = shape.map((d) => (d === -1 ? n / prod : d));
   } else out = [...shape];
-  if (sizeOf(out) !== n)
-    throw new ShapeError(`reshape: ${shapeStr(x.shape)} (${n} elements) cannot become ${shapeStr(shape)}`);
+  if (sizeOf(out) !== n) throw new ShapeError(`reshape: ${shapeStr(x.shape)} (${n} elements) cannot become ${shapeStr(shape)}`);
   return { shape: out, data: x.data.slice() };
 }
 
@@ -39,11 +26,9 @@ export function reshape(x: RefTensor, shape: readonly number[]): RefTensor {
 export function permute(x: RefTensor, perm: readonly number[]): RefTensor {
   checkIntList('permute', 'perm', perm, ShapeError);
   const r = x.shape.length;
-  if (perm.length !== r)
-    throw new ShapeError(`permute: perm [${perm.join(', ')}] does not match shape ${shapeStr(x.shape)}`);
+  if (perm.length !== r) throw new ShapeError(`permute: perm [${perm.join(', ')}] does not match shape ${shapeStr(x.shape)}`);
   const p = perm.map((a) => normAxis(a, r, 'permute axis'));
-  if (new Set(p).size !== r)
-    throw new ShapeError(`permute: [${perm.join(', ')}] is not a permutation for shape ${shapeStr(x.shape)}`);
+  if (new Set(p).size !== r) throw new ShapeError(`permute: [${perm.join(', ')}] is not a permutation for shape ${shapeStr(x.shape)}`);
   const st = stridesOf(x.shape);
   const shape = p.map((a) => x.shape[a]);
   const out = new Float64Array(x.data.length);
@@ -88,20 +73,13 @@ export function expand(x: RefTensor, shape: readonly number[]): RefTensor {
  * Per-axis strided slice. starts/ends/steps may be shorter than the rank (missing axes are taken whole);
  * negative bounds count from the end and everything is clamped to [0, dim], as Python slicing with step > 0.
  */
-export function slice(
-  x: RefTensor,
-  starts: readonly number[],
-  ends: readonly number[],
-  steps?: readonly number[],
-): RefTensor {
+export function slice(x: RefTensor, starts: readonly number[], ends: readonly number[], steps?: readonly number[]): RefTensor {
   checkIntList('slice', 'starts', starts, InvalidArgumentError);
   checkIntList('slice', 'ends', ends, InvalidArgumentError);
   if (steps !== undefined) checkIntList('slice', 'steps', steps, InvalidArgumentError, 1);
   const r = x.shape.length;
   if (starts.length > r || ends.length !== starts.length || (steps && steps.length !== starts.length)) {
-    throw new ShapeError(
-      `slice: starts [${starts.join(', ')}], ends [${ends.join(', ')}] do not fit shape ${shapeStr(x.shape)}`,
-    );
+    throw new ShapeError(`slice: starts [${starts.join(', ')}], ends [${ends.join(', ')}] do not fit shape ${shapeStr(x.shape)}`);
   }
   const st = stridesOf(x.shape);
   const begin: number[] = [];
@@ -110,8 +88,7 @@ export function slice(
   for (let i = 0; i < r; i++) {
     const d = x.shape[i];
     const s = i < starts.length ? (steps?.[i] ?? 1) : 1;
-    if (!Number.isInteger(s) || s <= 0)
-      throw new InvalidArgumentError(`slice: steps must be positive integers, got ${s}`);
+    if (!Number.isInteger(s) || s <= 0) throw new InvalidArgumentError(`slice: steps must be positive integers, got ${s}`);
     const clamp = (v: number) => Math.min(d, Math.max(0, v < 0 ? v + d : v));
     const b = i < starts.length ? clamp(starts[i]) : 0;
     const e = i < starts.length ? clamp(ends[i]) : d;
@@ -131,10 +108,7 @@ export function slice(
 export function pad(x: RefTensor, pads: readonly (readonly [number, number])[], value = 0): RefTensor {
   if (typeof value !== 'number') throw new InvalidArgumentError(`pad: value must be a number, got ${show(value)}`);
   const r = x.shape.length;
-  if (
-    !Array.isArray(pads) ||
-    !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))
-  ) {
+  if (!Array.isArray(pads) || !pads.every((p) => Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Number.isInteger(p[1]))) {
     throw new InvalidArgumentError(`pad: pads must be [before, after] integer pairs, got ${JSON.stringify(pads)}`);
   }
   if (pads.length !== r) throw new ShapeError(`pad: ${pads.length} pad pairs for shape ${shapeStr(x.shape)}`);
@@ -160,20 +134,16 @@ export function pad(x: RefTensor, pads: readonly (readonly [number, number])[], 
 }
 
 export function concat(xs: readonly RefTensor[], axis: number): RefTensor {
-  if (!Array.isArray(xs as unknown))
-    throw new InvalidArgumentError(`concat: xs must be an array of tensors, got ${show(xs)}`);
+  if (!Array.isArray(xs as unknown)) throw new InvalidArgumentError(`concat: xs must be an array of tensors, got ${show(xs)}`);
   xs.forEach((t, i) => {
-    if (typeof t !== 'object' || t === null || !Array.isArray(t.shape))
-      throw new InvalidArgumentError(`concat: xs[${i}] must be a tensor, got ${show(t)}`);
+    if (typeof t !== 'object' || t === null || !Array.isArray(t.shape)) throw new InvalidArgumentError(`concat: xs[${i}] must be a tensor, got ${show(t)}`);
   });
   if (xs.length === 0) throw new ShapeError('concat: no tensors');
   const r = xs[0].shape.length;
   const ax = normAxis(axis, r);
   for (const t of xs) {
     if (t.shape.length !== r || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
-      throw new ShapeError(
-        `concat on axis ${axis}: shapes ${xs.map((u) => shapeStr(u.shape)).join(', ')} do not agree`,
-      );
+      throw new ShapeError(`concat on axis ${axis}: shapes ${xs.map((u) => shapeStr(u.shape)).join(', ')} do not agree`);
     }
   }
   const shape = [...xs[0].shape];
@@ -196,8 +166,7 @@ export function flip(x: RefTensor, axes: readonly number[]): RefTensor {
   const r = x.shape.length;
   if (!Array.isArray(axes as unknown)) throw new ShapeError(`flip: axes must be an array, got ${show(axes)}`);
   const ax = new Set(axes.map((a) => normAxis(a, r)));
-  if (ax.size !== axes.length)
-    throw new ShapeError(`flip: repeated axis in ${show(axes)} for shape ${shapeStr(x.shape)}`);
+  if (ax.size !== axes.length) throw new ShapeError(`flip: repeated axis in ${show(axes)} for shape ${shapeStr(x.shape)}`);
   const st = stridesOf(x.shape);
   const base = [...ax].reduce((p, a) => p + Math.max(0, x.shape[a] - 1) * st[a], 0);
   const out = new Float64Array(x.data.length);
@@ -214,12 +183,8 @@ function checkIndexRange(v: number, size: number, op: string): void {
 
 /** Validates torch.gather/scatter_add's shape rule: index.size(d) ≤ ref.size(d) for every d ≠ axis. */
 function checkIndexShape(op: string, index: RefTensor, ref: RefTensor, ax: number, alsoAxis: boolean): void {
-  const bad =
-    index.shape.length !== ref.shape.length || index.shape.some((d, i) => (alsoAxis || i !== ax) && d > ref.shape[i]);
-  if (bad)
-    throw new ShapeError(
-      `${op}: index shape ${shapeStr(index.shape)} does not fit ${shapeStr(ref.shape)} on axis ${ax}`,
-    );
+  const bad = index.shape.length !== ref.shape.length || index.shape.some((d, i) => (alsoAxis || i !== ax) && d > ref.shape[i]);
+  if (bad) throw new ShapeError(`${op}: index shape ${shapeStr(index.shape)} does not fit ${shapeStr(ref.shape)} on axis ${ax}`);
 }
 
 /** torch.gather: out[..i..] = x[..index[..i..]..] on `axis`; out has index's shape. */
@@ -281,8 +246,7 @@ export function scatterAdd(x: RefTensor, axis: number, index: RefTensor, src: Re
 
 /** f32 one-hot rows appended as a new last axis. */
 export function oneHot(index: RefTensor, numClasses: number): RefTensor {
-  if (!Number.isInteger(numClasses) || numClasses <= 0)
-    throw new InvalidArgumentError(`oneHot: numClasses must be a positive integer, got ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses <= 0) throw new InvalidArgumentError(`oneHot: numClasses must be a positive integer, got ${numClasses}`);
   checkIndexData(index, 'oneHot index');
   const out = new Float64Array(index.data.length * numClasses);
   index.data.forEach((k, i) => {

@@ -32,9 +32,7 @@ export function poolGeometry(xShape: readonly number[], opts: Pool2dOptions, op 
   const [N, C, H, W] = xShape;
   checkOptions(op, opts, ['kernel', 'stride', 'padding']);
   if (opts === null || opts === undefined || opts.kernel === undefined)
-    throw new InvalidArgumentError(
-      `${op}: options need a kernel size ({ kernel, stride?, padding? }), got ${show(opts)}`,
-    );
+    throw new InvalidArgumentError(`${op}: options need a kernel size ({ kernel, stride?, padding? }), got ${show(opts)}`);
   const [kH, kW] = pair(opts.kernel, 1, `${op} kernel`, 1);
   // stride null is a mistake, not "same as the kernel" (as the raw op).
   const [sH, sW] = pair(opts.stride === undefined ? [kH, kW] : opts.stride, 1, `${op} stride`, 1);
@@ -44,8 +42,7 @@ export function poolGeometry(xShape: readonly number[], opts: Pool2dOptions, op 
   }
   const Ho = Math.floor((H + 2 * pH - kH) / sH) + 1;
   const Wo = Math.floor((W + 2 * pW - kW) / sW) + 1;
-  if (Ho < 1 || Wo < 1)
-    throw new ShapeError(`${op}: kernel [${kH}, ${kW}] larger than padded input ${shapeStr(xShape)}`);
+  if (Ho < 1 || Wo < 1) throw new ShapeError(`${op}: kernel [${kH}, ${kW}] larger than padded input ${shapeStr(xShape)}`);
   return { N, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo };
 }
 

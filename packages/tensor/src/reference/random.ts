@@ -28,10 +28,7 @@ export function mulhi32(a: number, b: number): number {
 }
 
 /** Philox4x32-10 (Salmon et al. 2011, Random123): 10 rounds, key bumped by the Weyl constants between rounds. */
-export function philox4x32(
-  counter: readonly [number, number, number, number],
-  key: readonly [number, number],
-): [number, number, number, number] {
+export function philox4x32(counter: readonly [number, number, number, number], key: readonly [number, number]): [number, number, number, number] {
   let c0 = counter[0] >>> 0;
   let c1 = counter[1] >>> 0;
   let c2 = counter[2] >>> 0;
@@ -64,8 +61,7 @@ export interface RandomOptions {
 /** Splits a seed into the Philox key (seedLo, seedHi). */
 export function seedKey(seed: Seed): [number, number] {
   if (typeof seed === 'number') {
-    if (!Number.isSafeInteger(seed) || seed < 0)
-      throw new InvalidArgumentError(`seed must be a non-negative safe integer, got ${seed}`);
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new InvalidArgumentError(`seed must be a non-negative safe integer, got ${seed}`);
     return [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
   }
   if (!seed.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32)) {
@@ -75,8 +71,7 @@ export function seedKey(seed: Seed): [number, number] {
 }
 
 function checkOffset(offset: number): number {
-  if (!Number.isInteger(offset) || offset < 0 || offset >= 2 ** 32)
-    throw new InvalidArgumentError(`offset must be a u32, got ${offset}`);
+  if (!Number.isInteger(offset) || offset < 0 || offset >= 2 ** 32) throw new InvalidArgumentError(`offset must be a u32, got ${offset}`);
   return offset;
 }
 
@@ -106,11 +101,7 @@ function unit(w: number): number {
  * low + (high − low)·u evaluated in f32 step by step, as the kernel does. With the defaults (0, 1) every
  * step is exact. For other bounds a kernel compiled with FMA contraction may differ by 1 ulp.
  */
-export function uniform(
-  shape: readonly number[],
-  seed: Seed,
-  opts: RandomOptions & { low?: number; high?: number } = {},
-): RefTensor {
+export function uniform(shape: readonly number[], seed: Seed, opts: RandomOptions & { low?: number; high?: number } = {}): RefTensor {
   const f = Math.fround;
   const low = f(opts.low ?? 0);
   const span = f(f(opts.high ?? 1) - low);
@@ -123,11 +114,7 @@ export function uniform(
  * evaluated in float64 from the exact f32 inputs and rounded to f32 once; GPU log/cos are not correctly
  * rounded, so compare GPU normals with a tolerance (a few f32 ulps scaled by |z|).
  */
-export function normal(
-  shape: readonly number[],
-  seed: Seed,
-  opts: RandomOptions & { mean?: number; std?: number } = {},
-): RefTensor {
+export function normal(shape: readonly number[], seed: Seed, opts: RandomOptions & { mean?: number; std?: number } = {}): RefTensor {
   checkShape(shape);
   const mean = opts.mean ?? 0;
   const std = opts.std ?? 1;
@@ -157,13 +144,7 @@ export function bernoulli(shape: readonly number[], seed: Seed, p: number, opts:
 }
 
 /** low + (w0 mod (high − low)) as i32; the modulo is a u32 remainder (slightly biased, by contract). */
-export function randint(
-  shape: readonly number[],
-  seed: Seed,
-  low: number,
-  high: number,
-  opts: RandomOptions = {},
-): RefTensor {
+export function randint(shape: readonly number[], seed: Seed, low: number, high: number, opts: RandomOptions = {}): RefTensor {
   const i32ok = (v: number) => Number.isInteger(v) && v >= -(2 ** 31) && v <= 2 ** 31 - 1;
   if (!i32ok(low) || !i32ok(high) || high <= low) {
     throw new InvalidArgumentError(`randint: need i32 bounds with low < high, got low=${low} high=${high}`);

@@ -51,9 +51,7 @@ export function mean(x: RefTensor, axes?: number | readonly number[], keepDims =
 
 function checkNonEmpty(x: RefTensor, p: ReducePlan, op: string): void {
   if (p.count === 0 && p.outSize > 0) {
-    throw new ShapeError(
-      `${op}: cannot reduce over a zero-size axis of shape ${shapeStr(x.shape)} (axes [${p.axes.join(', ')}])`,
-    );
+    throw new ShapeError(`${op}: cannot reduce over a zero-size axis of shape ${shapeStr(x.shape)} (axes [${p.axes.join(', ')}])`);
   }
 }
 
@@ -99,12 +97,7 @@ export function argmax(x: RefTensor, axis: number, keepDims = false): RefTensor 
       data[o * inner + k] = bi;
     }
   }
-  const shape =
-    x.shape.length === 0
-      ? []
-      : keepDims
-        ? x.shape.map((d, i) => (i === ax ? 1 : d))
-        : x.shape.filter((_, i) => i !== ax);
+  const shape = x.shape.length === 0 ? [] : keepDims ? x.shape.map((d, i) => (i === ax ? 1 : d)) : x.shape.filter((_, i) => i !== ax);
   return { shape, data };
 }
 

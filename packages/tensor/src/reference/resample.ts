@@ -128,12 +128,7 @@ function checkGy(geo: Geo, gy: RefTensor, op: string): void {
 }
 
 /** grid_sampler_2d_backward's grad_input: each gy scattered to its 4 corners with the bilinear weights. */
-export function gridSampleInputGrad(
-  gy: RefTensor,
-  grid: RefTensor,
-  inputShape: readonly number[],
-  opts: GridSampleOptions = {},
-): RefTensor {
+export function gridSampleInputGrad(gy: RefTensor, grid: RefTensor, inputShape: readonly number[], opts: GridSampleOptions = {}): RefTensor {
   const geo = geometry(inputShape, grid, 'gridSampleInputGrad');
   checkGy(geo, gy, 'gridSampleInputGrad');
   const { C, H, W, Ho, Wo } = geo;
@@ -148,12 +143,7 @@ export function gridSampleInputGrad(
  * grid_sampler_2d_backward's grad_grid: Σ_c gy·x(corner)·∂weight/∂(ix, iy), times d(pixel)/d(normalized).
  * Out-of-range corners contribute nothing (zeros padding), exactly as torch.
  */
-export function gridSampleGridGrad(
-  gy: RefTensor,
-  x: RefTensor,
-  grid: RefTensor,
-  opts: GridSampleOptions = {},
-): RefTensor {
+export function gridSampleGridGrad(gy: RefTensor, x: RefTensor, grid: RefTensor, opts: GridSampleOptions = {}): RefTensor {
   const align = alignOf('gridSampleGridGrad', opts);
   const geo = geometry(x.shape, grid, 'gridSampleGridGrad');
   checkGy(geo, gy, 'gridSampleGridGrad');

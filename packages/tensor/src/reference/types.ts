@@ -103,8 +103,7 @@ export function normAxis(axis: number, rank: number, what = 'axis'): number {
 export function normAxes(axes: number | readonly number[] | undefined, rank: number): number[] {
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
   // A bare axis is one axis, as the raw ops read it; anything else that is not a list is a ShapeError, as there.
-  if (typeof axes !== 'number' && !Array.isArray(axes))
-    throw new ShapeError(`axes must be a number or an array, got ${show(axes)}`);
+  if (typeof axes !== 'number' && !Array.isArray(axes)) throw new ShapeError(`axes must be a number or an array, got ${show(axes)}`);
   const list: readonly number[] = typeof axes === 'number' ? [axes] : axes;
   const seen = new Set<number>();
   for (const a of list) {
@@ -130,11 +129,7 @@ export function unravel(flat: number, shape: readonly number[]): number[] {
  * The callback gets the flat output index and the offsets array (read it immediately: it is reused).
  * This odometer avoids a div/mod per element and is the workhorse of broadcasting and permutation.
  */
-export function forEachOffset(
-  shape: readonly number[],
-  strides: readonly (readonly number[])[],
-  cb: (i: number, offs: number[]) => void,
-): void {
+export function forEachOffset(shape: readonly number[], strides: readonly (readonly number[])[], cb: (i: number, offs: number[]) => void): void {
   const rank = shape.length;
   const n = sizeOf(shape);
   const k = strides.length;
@@ -167,12 +162,7 @@ export function pair(v: unknown, dflt: number, what: string, min: number): [numb
   if (v !== undefined && typeof v !== 'number' && !(Array.isArray(v) && v.length === 2)) {
     throw new InvalidArgumentError(`${what} must be a number or a pair [h, w], got ${show(v)}`);
   }
-  const p: [number, number] =
-    v === undefined
-      ? [dflt, dflt]
-      : typeof v === 'number'
-        ? [v, v]
-        : [(v as unknown[])[0] as number, (v as unknown[])[1] as number];
+  const p: [number, number] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [(v as unknown[])[0] as number, (v as unknown[])[1] as number];
   if (!p.every((x) => Number.isInteger(x) && x >= min)) {
     throw new InvalidArgumentError(`${what} must be integers >= ${min}, got ${show(p)}`);
   }
