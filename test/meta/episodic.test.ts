@@ -182,6 +182,21 @@ describe('episodic meta-learning', () => {
           reptileTarget: (w) => w,
         }),
     ).toThrow(/reptileLr.*2/);
+    const trainer = new EpisodicTrainer({
+      problem: anil,
+      lambda,
+      phi: lambda,
+      method: firstOrderMethod(),
+      optimiser: { lr: 0.01, momentum: 0 },
+      hyperLr: 1e-3,
+      reptileLr: 1,
+      initialWeights: (p) => p,
+      reptileTarget: (w) => w,
+    });
+    expect(() => trainer.setHyperLr(-1e-3)).toThrow(/hyperLr must be > 0, got -0.001/);
+    expect(() => trainer.setHyperLr(Number.NaN)).toThrow(InvalidArgumentError);
+    trainer.setHyperLr(5e-4);
+    trainer.dispose();
     disposeTree(lambda);
   });
 });

@@ -289,11 +289,6 @@ export function makeE5Learner(cfg: E5Config, device: Device, spec: MethodSpec, s
 export function hyperLrAt(cfg: Pick<E5Config, 'hyperLr' | 'hyperLrDecay' | 'episodes'>, m: number): number {
   return cfg.hyperLrDecay === 'linear' ? cfg.hyperLr * (1 - (m - 1) / cfg.episodes) : cfg.hyperLr;
 }
-function setHyperLr(trainer: EpisodicTrainer<RegressionBatch>, cfg: E5Config, m: number): void {
-  // The trainer's Adam reads its lr (a host value) at every step; EpisodicTrainer takes a constant hyperLr only.
-  // biome-ignore lint/complexity/useLiteralKeys: the linear hyper-lr decay sets the trainer's private Adam (no public schedule yet)
-  trainer['adam'].lr = hyperLrAt(cfg, m);
-}
 
 /** One method's meta-training and meta-test (and, if asked, meta-validation) for one seed. */
 async function runOne(
@@ -318,7 +313,7 @@ async function runOne(
     for (let m = 1; m <= cfg.episodes; m++) {
       const ep = sinusoidEpisode(cfg, device, deriveSeed(seed, 3, m));
       try {
-        setHyperLr(trainer, cfg, m);
+        trainer.setHyperLr(hyperLrAt(cfg, m));
         const r = await trainer.runEpisode(ep);
         records.push({ ...r, method: spec.key, seed });
         if (cfg.diagnoseAt.includes(m)) {

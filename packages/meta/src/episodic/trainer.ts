@@ -26,7 +26,7 @@ import { readScalars } from '../hypergrad/readback';
 import { checkInnerOptimiser, lincombTree, type EpisodeContext } from '../core';
 import { carryAsync } from '../core/loop';
 import type { Episode, EpisodeRecord, EpisodicOptions } from './episode';
-import { LambdaUpdates } from './updates';
+import { LambdaUpdates, checkHyperLr } from './updates';
 import {
   compiledEpisode,
   compiledSteps,
@@ -58,8 +58,7 @@ export class EpisodicTrainer<Batch> {
 
   constructor(options: EpisodicOptions<Batch>) {
     checkInnerOptimiser('EpisodicTrainer', options.optimiser);
-    if (!(Number.isFinite(options.hyperLr) && options.hyperLr > 0))
-      throw new InvalidArgumentError(`EpisodicTrainer: hyperLr must be > 0, got ${options.hyperLr}`);
+    checkHyperLr(options.hyperLr);
     if (!(Number.isFinite(options.reptileLr) && options.reptileLr >= 0 && options.reptileLr <= 1)) {
       throw new InvalidArgumentError(`EpisodicTrainer: reptileLr must be in [0, 1], got ${options.reptileLr}`);
     }
@@ -91,6 +90,10 @@ export class EpisodicTrainer<Batch> {
   }
 
   /** The compiled unit's counters (eager, traced and replayed calls; dispatches per replay), or null when eager. */
+  /** λ's Adam learning rate from the next update on: a schedule over inner optimisations (E5's linear decay). */
+  setHyperLr(lr: number): void {
+    this.adam.lr = checkHyperLr(lr);
+  }
   compileStats(): CompileStats | null {
     return (this.stepCompiled ?? this.episodeCompiled)?.stats() ?? null;
   }

@@ -4,6 +4,7 @@
  * Adam applies it, so a NaN/Inf one leaves λ and Adam's state unchanged; the work and norms are counted.
  */
 import { noGrad } from '@metagrad/autograd';
+import { InvalidArgumentError } from '@metagrad/tensor';
 import { normTree, type Adam, type ParamTree } from '@metagrad/models';
 import type { HypergradResult } from '../hypergrad/types';
 import { checkHypergradNorm, type CheckedHypergradResult } from '../core';
@@ -42,4 +43,10 @@ export class LambdaUpdates {
   get meanNorm(): number {
     return this.updates ? this.normSum / this.updates : 0;
   }
+}
+
+/** λ's Adam learning rate, checked: finite and > 0 (the constructor's `hyperLr`, or a later `setHyperLr`). */
+export function checkHyperLr(lr: number): number {
+  if (!(Number.isFinite(lr) && lr > 0)) throw new InvalidArgumentError(`EpisodicTrainer: hyperLr must be > 0, got ${lr}`);
+  return lr;
 }
