@@ -1,22 +1,12 @@
 /** @file E7 `amaml-regression`: CosMixture and Alpine 2-D regression, A-MAML vs MAML, MAML-1, FOMAML, Reptile, iMAML; test nRMSE along adaptation (Adjoint-MAML, Fig. 2). */
 import type { Device } from '@metagrad/tensor';
-import { MetaTrainer, adapt } from '@metagrad/meta';
+import { MetaTrainer } from '@metagrad/meta';
+import { adaptAllTasks } from './amaml-adapt';
 import { type MlpParams, Rng, type TaskFamily, adam, alpineFamily, cosMixtureFamily, deriveSeed, disposeTree } from '@metagrad/models';
 import { seeded, type SectionResult, type SummaryRow } from './section';
 import { allPairs, findPair, formatInterval, intervalJson, markAll, markCheck, markDiff, meanInterval, type Interval, type PairDiff } from './intervals';
 import { lineChart, sideBySide } from './plots';
-import {
-  type DeviceTask,
-  type MethodName,
-  disposeTask,
-  fitScaling,
-  hostEpisodes,
-  makeLearner,
-  nrmseFromScaledMse,
-  regressionProblem,
-  regressor,
-  uploadTask,
-} from './amaml-common';
+import { type MethodName, disposeTask, fitScaling, hostEpisodes, makeLearner, regressionProblem, regressor, uploadTask } from './amaml-common';
 
 export interface E7Setting {
   /** `50shot-50val` or `100shot-100val`. */
@@ -54,19 +44,21 @@ const ALL: MethodName[] = ['A-MAML', 'MAML', 'MAML-1', 'FOMAML', 'Reptile', 'iMA
  * the time allows, with the outer lr raised to 1e-2 so that they move θ. Measured with compiled steps on the 2-core
  * llvmpipe machine beside one other run (`npx tsx scripts/e7-timing.ts 200 20 50 3 2` and `… 500 50 100 2 2`),
  * seconds per meta-iteration at 200 / 500 steps: A-MAML 18 / 36, MAML (20 / 50 steps) 1.1 / 3, MAML-1 0.1 / 0.1,
- * FOMAML 2.7 / 5.6, Reptile 2.7 / 5.7, iMAML 3.5 / 9 (~29 / ~59 s for all six), and 0.6 / 1.6 s per test task and
- * method to adapt (100 tasks × 7: ~7 / ~19 min). So 40 meta-iterations at 200 steps (~26 min per panel) and 10 at
- * 500 (~30 min per panel): a seed (4 panels) is ~2 h; under contention everything takes about twice as long.
+ * FOMAML 2.7 / 5.6, Reptile 2.7 / 5.7, iMAML 3.5 / 9 (~29 / ~59 s for all six). The meta-test adapts all 100 test
+ * tasks at once (`adaptAllTasks`): 14 / 23 s per method on a quiet machine, against 0.6 / 1.6 s per task one by one.
+ * Three seeds run as three processes on the two cores, so 30 meta-iterations at 200 steps (~15 min of meta-training
+ * per panel beside one other run, ~18 min with the meta-test) and 8 at 500 (~8 min, ~13 min with the meta-test):
+ * all three seeds fit about 1.5 h of the machine.
  */
 export const E7_FULL: E7Config = {
   families: ['cos-mixture', 'alpine'],
   settings: [
-    { name: '50shot-50val', shots: 50, steps: 200, mamlSteps: 20, metaIterations: 40 },
-    { name: '100shot-100val', shots: 100, steps: 500, mamlSteps: 50, metaIterations: 10 },
+    { name: '50shot-50val', shots: 50, steps: 200, mamlSteps: 20, metaIterations: 30 },
+    { name: '100shot-100val', shots: 100, steps: 500, mamlSteps: 50, metaIterations: 8 },
   ],
   trainTasks: 100,
   testTasks: 100,
-  metaIterations: 40,
+  metaIterations: 30,
   metaBatch: 5,
   outerLr: 1e-2,
   innerLr: 0.01,
@@ -109,35 +101,6 @@ const FAMILIES: Record<'cos-mixture' | 'alpine', TaskFamily<unknown>> = {
   alpine: alpineFamily as TaskFamily<unknown>,
 };
 
-/** Test nRMSE at each of `evalAt` adaptation steps from θ: the mean over tasks, and each task's at the last step. */
-async function evaluate(
-  theta: MlpParams,
-  tests: DeviceTask[],
-  steps: number,
-  innerLr: number,
-  evalAt: number[],
-  scaling: ReturnType<typeof fitScaling>,
-): Promise<{ curve: number[]; perTask: number[] }> {
-  const sums = evalAt.map(() => 0);
-  const perTask: number[] = [];
-  for (const task of tests) {
-    const curve = await adapt(regressionProblem, theta, task, {
-      steps,
-      innerLr,
-      evalAt,
-      evaluate: async (p) => {
-        const l = regressionProblem.outerLoss(p, task);
-        const v = await l.item();
-        l.dispose();
-        return nrmseFromScaledMse(v, task, scaling);
-      },
-    });
-    curve.forEach((v, i) => (sums[i] += v));
-    perTask.push(curve[curve.length - 1]);
-  }
-  return { curve: sums.map((s) => s / tests.length), perTask };
-}
-
 /**
  * Every panel (family × setting) for one run seed: `runSeed` 0 is the configured `cfg.seed` (the single-seed runs
  * before seeds existed), seed s draws its tasks, initialisation and task order from `cfg.seed + s`.
@@ -168,7 +131,7 @@ export async function runAmamlRegression(device: Device, cfg: E7Config, tick?: (
         });
       };
       try {
-        record('no meta-learning', await evaluate(theta0, tests, setting.steps, cfg.innerLr, evalAt, scaling));
+        record('no meta-learning', await adaptAllTasks(theta0, tests, { steps: setting.steps, innerLr: cfg.innerLr, evalAt, scaling }));
         for (const method of cfg.methods) {
           const learner = makeLearner(method, setting.steps, cfg.innerLr, setting.mamlSteps);
           const trainer = new MetaTrainer(learner, regressionProblem, theta0, adam({ lr: cfg.outerLr }));
@@ -181,7 +144,7 @@ export async function runAmamlRegression(device: Device, cfg: E7Config, tick?: (
               const { outerLoss } = await trainer.step(batch);
               tick?.(`${family.name} ${setting.name} ${method} it ${it + 1}/${iterations} J=${outerLoss.toFixed(4)}`);
             }
-            record(method, await evaluate(trainer.theta, tests, setting.steps, cfg.innerLr, evalAt, scaling));
+            record(method, await adaptAllTasks(trainer.theta, tests, { steps: setting.steps, innerLr: cfg.innerLr, evalAt, scaling }));
           } finally {
             trainer.dispose();
           }

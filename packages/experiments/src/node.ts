@@ -16,5 +16,6 @@ export * from './adjoint-ode-accuracy-section';
 export * from './amaml-common';
 export * from './amaml-regression';
 export * from './amaml-cost';
+export * from './amaml-adapt';
 export * from './hyperdistill-sinusoid';
 export * from './hyperdistill-sinusoid-section';
