@@ -143,7 +143,9 @@ describe('AdjointMAML with vjp: autograd equals vjp: hvp', () => {
             const hand = await AdjointMAML(opts).metaGradient(problem, theta, task);
             const auto = await AdjointMAML({ ...opts, vjp: 'autograd' }).metaGradient(problem, theta, task);
             expect(relErr(await flat(auto.gradient), await flat(hand.gradient))).toBeLessThan(1e-5);
-            expect(auto.stats).toEqual(hand.stats);
+            // The same work; only the hand-written VJP's sweep may be replayed from a compiled plan.
+            const { replayedStates: _replayed, ...handWork } = hand.stats;
+            expect(auto.stats).toEqual(handWork);
             expect(auto.outerLoss).toBe(hand.outerLoss);
             disposeTree(hand.gradient);
             disposeTree(auto.gradient);

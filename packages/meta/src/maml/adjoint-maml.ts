@@ -7,6 +7,7 @@ import { adjointGradient, type AdjointMethod } from '../ode/adjoint';
 import { odeintDetailed, type OdeMethod } from '../ode/odeint';
 import { treeVectorOps } from '../ode/tensor-ops';
 import { solveTracked } from '../ode/track';
+import { compiledHeunSweep } from './adjoint-sweep';
 import { differentiableFlow, flatProblem, gradientFlow, hessianVjp } from './adjoint-flow';
 import { checkNonNegative, checkPositive, evalLoss, lossGradient, lossValue, readLosses } from './inner';
 import { asyncLearner } from './learner';
@@ -42,6 +43,12 @@ export interface AdjointMamlOptions {
    * flow f(u) = −∇L(u) − μ(u − θ) alone, one double backward per product.
    */
   vjp?: 'hvp' | 'autograd';
+  /**
+   * Replay the backward sweep's per-state Heun step as one compiled plan (default true). It applies to the flat
+   * vector with the 'hvp' VJP, Heun, no proximal term, all states stored and no intermediates; elsewhere the sweep
+   * runs op by op.
+   */
+  compileSweep?: boolean;
 }
 
 /**
@@ -128,6 +135,20 @@ export function AdjointMAML(options: AdjointMamlOptions): MetaLearner {
             }
           : { f: differentiableFlow(inner, theta, mu, note), params: mu > 0 ? theta : undefined };
       const path = traj ? { trajectory: traj } : { states: solved!.ys, times };
+      const compiledSweep =
+        (options.compileSweep ?? true) &&
+        solved &&
+        theta instanceof raw.Tensor &&
+        vjpMode === 'hvp' &&
+        mu === 0 &&
+        !intermediates &&
+        (options.backwardMethod ?? 'heun') === 'heun';
+      if (compiledSweep) {
+        const r = await compiledHeunSweep(inner as unknown as (u: Tensor) => Tensor, solved.ys as unknown as Tensor[], dJdUT as unknown as Tensor, h);
+        stats.hvps += r.vjpCalls;
+        stats.replayedStates = r.replayedStates;
+        return { gradient: r.gradient as unknown as P, outerLoss, stats };
+      }
       try {
         const result = await adjointGradient<P>({
           ...path,

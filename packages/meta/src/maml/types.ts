@@ -32,6 +32,8 @@ export interface MetaGradientStats {
   hvps: number;
   /** Gradient-descent steps taken, or tracked grid intervals for Adjoint-MAML. */
   innerSteps: number;
+  /** Adjoint-MAML: tracked states whose backward Heun step was replayed from a compiled plan (absent elsewhere). */
+  replayedStates?: number;
 }
 
 export interface MetaGradient<P extends ParamTree> {
