@@ -48,6 +48,8 @@ export interface E3Config {
   lrDecayEpochs: number[];
   /** Per-batch weight normalisation Σ v_i ℓ_i / Σ v_i (the authors' code) instead of mean(v·ℓ). */
   normalizeWeights: boolean;
+  /** λ's Adam learning rate for each method (default 1e-3; EvoGrad's is tuned on a validation split, scripts/e3-tune.ts). */
+  lambdaLr?: Partial<Record<E3Method, number>>;
 }
 /**
  * The issue-18 set-up in which the baseline memorises the noise: MLP-256, 60 epochs, lr ×0.1 at epochs 40 and 50,
@@ -167,7 +169,7 @@ export async function runE3Method(method: E3Method, data: E3Data, cfg: E3Config,
   const milestones = cfg.lrDecayEpochs.map((e) => Math.round(e * stepsPerEpoch));
   const lr = (step: number) => milestones.reduce((rate, at) => (step >= at ? rate * 0.1 : rate), 0.1);
   const thetaOptimizer = new SGD(theta, { lr, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
-  const lambdaOptimizer = new Adam(lambda, { lr: 1e-3, eps: 1e-12 });
+  const lambdaOptimizer = new Adam(lambda, { lr: cfg.lambdaLr?.[method] ?? 1e-3, eps: 1e-12 });
   const estimator = estimatorFor(method === 'evograd-k2' ? 'evograd-k2' : method, 1000 + seed);
   // The baseline trains on plain cross-entropy: the same loop with a weight net that is never used.
   const baselineProblem: typeof problem = { ...problem, trainLoss: (th, lm, b) => problem.valLoss(th, lm, b) };
