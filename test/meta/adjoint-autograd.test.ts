@@ -4,24 +4,15 @@
  * test problems (quadratic with and without the proximal term, checkpointed per-leaf, tiny tanh MLP), ≤ 1e-5.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  AdjointMAML,
-  type AdjointMamlOptions,
-  adjointGradient,
-  mseRegressionProblem,
-  solveTracked,
-  treeVectorOps,
-  type SupportQueryTask,
-} from '@metagrad/meta';
+import { AdjointMAML, type AdjointMamlOptions, adjointGradient, solveTracked, treeVectorOps } from '@metagrad/meta';
 import * as raw from '@metagrad/tensor/raw';
-import { InvalidArgumentError, type Device, type Tensor, tensor } from '@metagrad/tensor';
-import { add, expectNoLeaks, matmul, mul, mulScalar, neg, square, tanh } from '@metagrad/autograd';
-import { type MlpParams, type ParamTree, disposeTree, leaves, mlp } from '@metagrad/models';
+import { InvalidArgumentError, type Tensor, tensor } from '@metagrad/tensor';
+import { add, expectNoLeaks, mul, mulScalar, neg, square, tanh } from '@metagrad/autograd';
+import { disposeTree } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
+import { disposeTask, flat, linearProblem, quadraticTask, quadraticTheta, relErr, tinyTanhMlp } from '../helpers/meta-tasks';
 
 const getDevice = useDevice();
-const flat = async (tree: ParamTree): Promise<number[]> => (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
-const relErr = (a: number[], b: number[]): number => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
 
 describe('adjointGradient: VJP derived from f by autograd', () => {
   it('equals the hand-written VJP and paramVjp on du/dt = −p⊙u³ + sin(t)·tanh(u) (a two-leaf tree)', async () => {
@@ -92,28 +83,7 @@ describe('adjointGradient: VJP derived from f by autograd', () => {
   });
 });
 
-// ---- A-MAML: vjp 'autograd' against 'hvp' on the adjoint-maml.test.ts problems.
-const Q = {
-  d: 3,
-  xs: [0.9, -0.8, 0.5, 0.9, 0.1, -0.4, -0.6, 1.2, 0.2, 0.4, 0.4, -0.9, -1.1, -0.3, 0.8],
-  ys: [0.5, -1.0, 0.3, 0.8, -0.2],
-  xq: [0.6, 0.2, -0.5, -0.7, 0.9, 0.1, 0.2, -0.4, 0.6, -0.1, -0.8, -0.3],
-  yq: [0.1, 0.7, -0.4, -0.6],
-};
-function makeTask(device: Device, xs: number[], ys: number[], xq: number[], yq: number[], d: number): SupportQueryTask {
-  return {
-    support: {
-      x: tensor(Float32Array.from(xs), [ys.length, d], 'f32', device),
-      y: tensor(Float32Array.from(ys), [ys.length, 1], 'f32', device),
-    },
-    query: {
-      x: tensor(Float32Array.from(xq), [yq.length, d], 'f32', device),
-      y: tensor(Float32Array.from(yq), [yq.length, 1], 'f32', device),
-    },
-  };
-}
-const disposeTask = (t: SupportQueryTask): void => [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose());
-
+// ---- A-MAML: vjp 'autograd' against 'hvp' on the adjoint-maml.test.ts problems (test/helpers/meta-tasks.ts).
 describe('AdjointMAML with vjp: autograd equals vjp: hvp', () => {
   const quadraticCases: [string, AdjointMamlOptions][] = [
     ['quadratic, dopri5', { T: 2, h: 0.1, rtol: 1e-6, atol: 1e-8 }],
@@ -134,9 +104,9 @@ describe('AdjointMAML with vjp: autograd equals vjp: hvp', () => {
   for (const [label, opts] of quadraticCases) {
     it(label, async () => {
       const device = getDevice();
-      const theta = { w: tensor([0.2, -0.1, 0.4], [Q.d, 1], 'f32', device) };
-      const task = makeTask(device, Q.xs, Q.ys, Q.xq, Q.yq, Q.d);
-      const problem = mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w));
+      const theta = quadraticTheta(device);
+      const task = quadraticTask(device);
+      const problem = linearProblem;
       try {
         await expectNoLeaks(
           async () => {
@@ -162,13 +132,7 @@ describe('AdjointMAML with vjp: autograd equals vjp: hvp', () => {
 
   it('tiny tanh MLP (T = 1, h = 0.05, dopri5)', async () => {
     const device = getDevice();
-    const model = mlp({ sizes: [2, 4, 1], activation: 'tanh' });
-    const theta: MlpParams = model.init(7, device);
-    const xs = [0.9, -0.3, -0.7, 0.5, 0.2, 0.8, -0.9, -0.6, 0.4, 0.1, -0.2, -0.8];
-    const xq = [0.6, 0.4, -0.5, -0.1, 0.3, -0.7, -0.8, 0.9];
-    const target = (x: number[]): number[] => Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
-    const task = makeTask(device, xs, target(xs), xq, target(xq), 2);
-    const problem = mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x));
+    const { theta, task, problem } = tinyTanhMlp(device);
     try {
       await expectNoLeaks(
         async () => {

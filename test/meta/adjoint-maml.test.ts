@@ -1,28 +1,13 @@
 /** @file Adjoint-MAML: tree VectorOps on the device, the meta-gradient against closed forms (quadratic, with and without the proximal term) and against backprop through a fine RK4 unroll of a tiny MLP, checkpointing, errors, leaks. */
 import { describe, expect, it } from 'vitest';
-import { AdjointMAML, FOMAML, type MetaProblem, type SupportQueryTask, odeint, treeVectorOps, mseRegressionProblem } from '@metagrad/meta';
+import { AdjointMAML, FOMAML, type MetaProblem, type SupportQueryTask, odeint, treeVectorOps } from '@metagrad/meta';
 import { InvalidArgumentError, type Device, type Tensor, tensor } from '@metagrad/tensor';
-import { add, assertNoLeaks, detach, enableGrad, expectNoLeaks, grad, matmul, memory, mulScalar, requiresGrad } from '@metagrad/autograd';
-import { type MlpParams, type ParamTree, disposeTree, fromLeaves, leaves, mlp } from '@metagrad/models';
+import { add, assertNoLeaks, detach, enableGrad, expectNoLeaks, grad, memory, mulScalar, requiresGrad } from '@metagrad/autograd';
+import { type ParamTree, disposeTree, fromLeaves, leaves } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
+import { Q, disposeTask, flat, linearProblem, quadraticTask, quadraticTheta, relErr, tinyTanhMlp } from '../helpers/meta-tasks';
 
 const getDevice = useDevice();
-
-function makeTask(device: Device, xs: number[], ys: number[], xq: number[], yq: number[], d: number): SupportQueryTask {
-  return {
-    support: {
-      x: tensor(Float32Array.from(xs), [ys.length, d], 'f32', device),
-      y: tensor(Float32Array.from(ys), [ys.length, 1], 'f32', device),
-    },
-    query: {
-      x: tensor(Float32Array.from(xq), [yq.length, d], 'f32', device),
-      y: tensor(Float32Array.from(yq), [yq.length, 1], 'f32', device),
-    },
-  };
-}
-const disposeTask = (t: SupportQueryTask): void => [t.support.x, t.support.y, t.query.x, t.query.y].forEach((x) => x.dispose());
-const flat = async (tree: ParamTree): Promise<number[]> => (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
-const relErr = (a: number[], b: number[]): number => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
 
 describe('treeVectorOps', () => {
   it('runs dopri5 over a parameter tree on the device (u′ = −u) without leaks', async () => {
@@ -55,7 +40,7 @@ describe('treeVectorOps', () => {
   });
 });
 
-// ---- Quadratic: linear model with mean squared error; the gradient flow is linear, so dJ/dθ has a closed form.
+// ---- Quadratic Q (test/helpers/meta-tasks.ts): linear model with mean squared error; the gradient flow is linear, so dJ/dθ has a closed form.
 type Mat = number[][];
 const eye = (n: number): Mat => Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)));
 const mm = (A: Mat, B: Mat): Mat => A.map((r) => B[0].map((_, j) => r.reduce((s, a, k) => s + a * B[k][j], 0)));
@@ -94,15 +79,6 @@ function quadratic(x: number[], y: number[], d: number): { H: Mat; b: number[] }
   const b = Array.from({ length: d }, (_, i) => (2 / N) * y.reduce((s, yk, k) => s + x[k * d + i] * yk, 0));
   return { H, b };
 }
-
-const Q = {
-  d: 3,
-  xs: [0.9, -0.8, 0.5, 0.9, 0.1, -0.4, -0.6, 1.2, 0.2, 0.4, 0.4, -0.9, -1.1, -0.3, 0.8],
-  ys: [0.5, -1.0, 0.3, 0.8, -0.2],
-  xq: [0.6, 0.2, -0.5, -0.7, 0.9, 0.1, 0.2, -0.4, 0.6, -0.1, -0.8, -0.3],
-  yq: [0.1, 0.7, -0.4, -0.6],
-  theta: [0.2, -0.1, 0.4],
-};
 
 /** dJ(u(T))/dθ for du/dt = −(Hu − b) − μ(u − θ): with A = H + μI, du(T)/dθ = e^{−AT} + μA⁻¹(I − e^{−AT}) (symmetric). */
 function quadraticMetaGradient(T: number, mu: number): number[] {
@@ -149,14 +125,10 @@ function rk4HeunOnHost(T: number, h: number): number[] {
 /** Runs A-MAML on the quadratic and checks that everything it allocated (task and θ included) was freed. */
 async function quadraticAmaml(device: Device, opts: Parameters<typeof AdjointMAML>[0]): Promise<{ g: number[]; hvps: number }> {
   const before = memory(device);
-  const theta = { w: tensor(Float32Array.from(Q.theta), [Q.d, 1], 'f32', device) };
-  const task = makeTask(device, Q.xs, Q.ys, Q.xq, Q.yq, Q.d);
+  const theta = quadraticTheta(device);
+  const task = quadraticTask(device);
   try {
-    const r = await AdjointMAML(opts).metaGradient(
-      mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w)),
-      theta,
-      task,
-    );
+    const r = await AdjointMAML(opts).metaGradient(linearProblem, theta, task);
     const g = await flat(r.gradient);
     disposeTree(r.gradient);
     return { g, hvps: r.stats.hvps };
@@ -261,13 +233,7 @@ async function rk4Reference<P extends ParamTree>(
 describe('AdjointMAML on a tiny tanh MLP', () => {
   it('agrees with backprop through a fine RK4 unroll to solver accuracy (and the Jacobian term matters)', async () => {
     const device = getDevice();
-    const model = mlp({ sizes: [2, 4, 1], activation: 'tanh' });
-    const theta: MlpParams = model.init(7, device);
-    const xs = [0.9, -0.3, -0.7, 0.5, 0.2, 0.8, -0.9, -0.6, 0.4, 0.1, -0.2, -0.8];
-    const xq = [0.6, 0.4, -0.5, -0.1, 0.3, -0.7, -0.8, 0.9];
-    const target = (x: number[]): number[] => Array.from({ length: x.length / 2 }, (_, i) => Math.sin(3 * x[2 * i]) + x[2 * i + 1] ** 2);
-    const task = makeTask(device, xs, target(xs), xq, target(xq), 2);
-    const problem = mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x));
+    const { theta, task, problem } = tinyTanhMlp(device);
     const T = 1;
     try {
       const ref = await rk4Reference(problem, theta, task, T, 20);

@@ -5,100 +5,30 @@
  * UnrolledRMD's trajectory, Neumann's series and CG's solution. Also: asking for them does not change the
  * hypergradient, not asking returns none, they are the caller's (no leaks), and compile captures them.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
 import { add, compile, expectNoLeaks, grad, matmul, mul, mulScalar, reshape, slice, square, sub, sum } from '@metagrad/autograd';
-import { metaWeightNet, mlp, sgd, tree, type MetaWeightNetParams, type MlpParams } from '@metagrad/models';
+import { sgd, tree, type MlpParams } from '@metagrad/models';
 import {
   ConjugateGradientIFT,
   EvoGrad,
   NeumannIFT,
   OneStepLookahead,
   UnrolledRMD,
-  batchedMlp,
-  metaWeightNetProblem,
   treeToVector,
   type BilevelProblem,
-  type ClassificationBatch,
   type HypergradInput,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
-
-interface Arr {
-  shape: number[];
-  data: number[];
-}
-const fx = JSON.parse(readFileSync(new URL('../fixtures/hypergrad.json', import.meta.url), 'utf8')) as {
-  sizes: number[];
-  hidden: number;
-  innerLr: number;
-  theta: Arr[];
-  lambda: Arr[];
-  trainBatches: { x: Arr; y: number[] }[];
-  valBatch: { x: Arr; y: number[] };
-  cases: Record<
-    string,
-    {
-      valLoss: number;
-      K?: number;
-      sigma?: number;
-      tau?: number;
-      noise?: Arr[];
-      steps?: number;
-      truncate?: number;
-      momentum?: number;
-    }
-  >;
-};
+import { A, Bm, c as cVec, k, lam, n } from '../helpers/ift-quadratic';
+import { solve } from '../helpers/linear-solve';
+import { type MwnInput, hypergradFixture as fx, mwnHypergradSetup as setup, mwnProblem as problem } from '../helpers/mwn-hypergrad-fixture';
 
 const getDevice = useDevice();
-const up = (a: Arr, device: Device): Tensor => tensor(Float32Array.from(a.data), a.shape, 'f32', device);
-const classifier = mlp({ sizes: fx.sizes, activation: 'tanh' });
-const weightNet = metaWeightNet({ hidden: fx.hidden });
-const problem = metaWeightNetProblem({
-  classifier: (theta: MlpParams, x) => classifier.apply(theta, x),
-  batchedClassifier: batchedMlp({ sizes: fx.sizes, activation: 'tanh' }),
-  weightNet: (lambda: MetaWeightNetParams, losses) => weightNet.apply(lambda, losses),
-});
 const flat = async (t: Parameters<typeof treeToVector>[0]) => Array.from(await treeToVector(t));
 
-function setup(device: Device) {
-  const th = fx.theta.map((a) => up(a, device));
-  const lm = fx.lambda.map((a) => up(a, device));
-  const theta: MlpParams = [
-    { weight: th[0], bias: th[1] },
-    { weight: th[2], bias: th[3] },
-  ];
-  const lambda: MetaWeightNetParams = { fc1: { weight: lm[0], bias: lm[1] }, fc2: { weight: lm[2], bias: lm[3] } };
-  const batch = (b: { x: Arr; y: number[] }): ClassificationBatch => ({
-    x: up(b.x, device),
-    y: tensor(Int32Array.from(b.y), [b.y.length], 'i32', device),
-  });
-  const trainBatches = fx.trainBatches.map(batch);
-  const valBatch = batch(fx.valBatch);
-  const input: HypergradInput<MlpParams, MetaWeightNetParams, ClassificationBatch> = {
-    problem,
-    theta,
-    lambda,
-    trainBatch: trainBatches[0],
-    valBatch,
-    innerLr: fx.innerLr,
-    trainBatches,
-  };
-  const noiseOf = (name: string): MlpParams => {
-    const n = fx.cases[name].noise!.map((a) => up(a, device));
-    return [
-      { weight: n[0], bias: n[1] },
-      { weight: n[2], bias: n[3] },
-    ];
-  };
-  const dispose = () => tree.dispose([theta, lambda, ...[...trainBatches, valBatch].map((b) => ({ x: b.x, y: b.y }))]);
-  return { input, noiseOf, dispose };
-}
-
 /** L_V at a point, read back (the fixture stores L_V where each estimator evaluated it). */
-async function valLossAt(theta: MlpParams, input: HypergradInput<MlpParams, MetaWeightNetParams, ClassificationBatch>): Promise<number> {
+async function valLossAt(theta: MlpParams, input: MwnInput): Promise<number> {
   const l = tidy(() => problem.valLoss(theta, input.lambda, input.valBatch));
   const v = await l.item();
   l.dispose();
@@ -248,31 +178,20 @@ describe('estimator intermediates (opt-in, named as in the papers)', () => {
   });
 });
 
-// ---- quadratic inner problem for the implicit estimators (H = A, ∇θL_V = θ − c): float64 closed forms ----
-const n = 4;
-const M = [0.3, -0.2, 0.5, 0.1, 0.4, 0.6, -0.3, 0.2, -0.1, 0.2, 0.3, -0.5, 0.2, -0.4, 0.1, 0.3];
-const A = Array.from({ length: n * n }, (_, idx) => {
-  const i = Math.floor(idx / n);
-  const j = idx % n;
-  let s = i === j ? 0.6 : 0;
-  for (let l = 0; l < n; l++) s += M[i * n + l] * M[j * n + l];
-  return s;
-});
-const Bm = [1, 0.5, -0.3, 0.2, -1, 0.4, 0.7, 0.1, 0.9, -0.2, 0.3, -0.6];
-const cVec = [0.5, -1, 0.25, 2];
+// ---- quadratic inner problem for the implicit estimators (test/helpers/ift-quadratic.ts; H = A, ∇θL_V = θ − c): float64 closed forms ----
 const w0 = [0.2, -0.1, 0.4, 0.3];
 const matVec = (m: number[], v: number[]) => v.map((_, i) => v.reduce((s, x, j) => s + m[i * n + j] * x, 0));
 
 function quadratic(device: Device) {
   const At = tensor(A, [n, n], 'f32', device);
-  const Bt = tensor(Bm, [n, 3], 'f32', device);
+  const Bt = tensor(Bm, [n, k], 'f32', device);
   const ct = tensor(cVec, [n, 1], 'f32', device);
   const qp: BilevelProblem<Tensor, Tensor, null> = {
     trainLoss: (w, l) => tidy(() => sub(mulScalar(sum(mul(w, matmul(At, w))), 0.5), sum(mul(w, matmul(Bt, l))))),
     valLoss: (w) => tidy(() => mulScalar(sum(square(sub(w, ct))), 0.5)),
   };
   const theta = tensor(w0, [n, 1], 'f32', device);
-  const lambda = tensor([0.8, -0.4, 1.2], [3, 1], 'f32', device);
+  const lambda = tensor(lam, [k, 1], 'f32', device);
   const input: HypergradInput<Tensor, Tensor, null> = { problem: qp, theta, lambda, trainBatch: null, valBatch: null };
   return { input, dispose: () => tree.dispose([At, Bt, ct, theta, lambda]) };
 }
@@ -304,19 +223,7 @@ describe('implicit estimators: series and solution', () => {
     );
     const cg = await new ConjugateGradientIFT({ iterations: n }).estimate({ ...input, intermediates: true });
     // Solve A x = b in float64 (Gaussian elimination on a copy).
-    const m = A.slice();
-    const x = b.slice();
-    for (let q = 0; q < n; q++) {
-      for (let rr = q + 1; rr < n; rr++) {
-        const f = m[rr * n + q] / m[q * n + q];
-        for (let s = q; s < n; s++) m[rr * n + s] -= f * m[q * n + s];
-        x[rr] -= f * x[q];
-      }
-    }
-    for (let q = n - 1; q >= 0; q--) {
-      for (let s = q + 1; s < n; s++) x[q] -= m[q * n + s] * x[s];
-      x[q] /= m[q * n + q];
-    }
+    const x = solve(A, b);
     expectClose(Array.from(await cg.solution!.toArray()), x, 1e-4, 'CG solution');
     expect(cg.series).toBeUndefined();
     const plain = await new NeumannIFT({ iterations: N, alpha }).estimate(input);

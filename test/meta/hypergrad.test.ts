@@ -1,100 +1,25 @@
 /** @file Online hypergradient estimators against PyTorch float64 golden fixtures (test/fixtures/gen_hypergrad.py) and finite differences. */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { tensor, type Device, type Tensor } from '@metagrad/tensor';
+import { tensor } from '@metagrad/tensor';
 import { expectNoLeaks } from '@metagrad/autograd';
-import { disposeTree, metaWeightNet, mlp, sgd, type ParamTree } from '@metagrad/models';
-import {
-  EvoGrad,
-  FirstOrder,
-  OneStepLookahead,
-  UnrolledRMD,
-  batchedMlp,
-  metaWeightNetProblem,
-  treeToVector,
-  type ClassificationBatch,
-  type HypergradEstimator,
-  type HypergradInput,
-} from '@metagrad/meta';
+import { disposeTree, sgd, type MetaWeightNetParams, type MlpParams } from '@metagrad/models';
+import { EvoGrad, FirstOrder, OneStepLookahead, UnrolledRMD, treeToVector, type ClassificationBatch, type HypergradEstimator } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
-
-interface Arr {
-  shape: number[];
-  data: number[];
-}
-interface Case {
-  hypergrad: Arr[];
-  valLoss: number;
-  K?: number;
-  sigma?: number;
-  tau?: number;
-  noise?: Arr[];
-  steps?: number;
-  truncate?: number;
-  momentum?: number;
-}
-const fx = JSON.parse(readFileSync(new URL('../fixtures/hypergrad.json', import.meta.url), 'utf8')) as {
-  sizes: number[];
-  hidden: number;
-  innerLr: number;
-  theta: Arr[];
-  lambda: Arr[];
-  trainBatches: { x: Arr; y: number[] }[];
-  valBatch: { x: Arr; y: number[] };
-  cases: Record<string, Case>;
-};
+import type { FixtureTensor } from '../helpers/fixture-json';
+import { type MwnInput, hypergradFixture as fx, mwnHypergradSetup as setup, mwnProblem as problem } from '../helpers/mwn-hypergrad-fixture';
 
 const getDevice = useDevice();
 
-const up = (a: Arr, device: Device): Tensor => tensor(Float32Array.from(a.data), a.shape, 'f32', device);
-const classifier = mlp({ sizes: fx.sizes, activation: 'tanh' });
-const weightNet = metaWeightNet({ hidden: fx.hidden });
-const problem = metaWeightNetProblem({
-  classifier: (theta, x) => classifier.apply(theta as never, x),
-  batchedClassifier: batchedMlp({ sizes: fx.sizes, activation: 'tanh' }),
-  weightNet: (lambda, losses) => weightNet.apply(lambda as never, losses),
-});
 const loopProblem = { trainLoss: problem.trainLoss, valLoss: problem.valLoss };
 
-function setup(device: Device) {
-  const th = fx.theta.map((a) => up(a, device));
-  const lm = fx.lambda.map((a) => up(a, device));
-  const theta = [
-    { weight: th[0], bias: th[1] },
-    { weight: th[2], bias: th[3] },
-  ];
-  const lambda = { fc1: { weight: lm[0], bias: lm[1] }, fc2: { weight: lm[2], bias: lm[3] } };
-  const batch = (b: { x: Arr; y: number[] }): ClassificationBatch => ({
-    x: up(b.x, device),
-    y: tensor(Int32Array.from(b.y), [b.y.length], 'i32', device),
-  });
-  const trainBatches = fx.trainBatches.map(batch);
-  const valBatch = batch(fx.valBatch);
-  const input: HypergradInput<ParamTree, ParamTree, ClassificationBatch> = {
-    problem,
-    theta,
-    lambda,
-    trainBatch: trainBatches[0],
-    valBatch,
-    innerLr: fx.innerLr,
-    trainBatches,
-  };
-  const dispose = () => {
-    disposeTree(theta);
-    disposeTree(lambda);
-    for (const b of [...trainBatches, valBatch]) disposeTree([b.x, b.y]);
-  };
-  return { input, dispose };
-}
-
 /** Max |a − b| / max(|b|) over the flattened hypergradient. */
-function relErr(got: Float64Array, want: Arr[]): number {
+function relErr(got: Float64Array, want: FixtureTensor[]): number {
   const flat = want.flatMap((a) => a.data);
   const scale = Math.max(...flat.map(Math.abs));
   return Math.max(...flat.map((w, i) => Math.abs(got[i] - w))) / scale;
 }
 
-async function run(estimator: HypergradEstimator<ClassificationBatch>, input: HypergradInput<ParamTree, ParamTree, ClassificationBatch>) {
+async function run(estimator: HypergradEstimator<ClassificationBatch>, input: MwnInput) {
   const r = await estimator.estimate(input);
   const v = await treeToVector(r.hypergrad);
   disposeTree(r.hypergrad);
@@ -113,7 +38,7 @@ describe('hypergradient estimators vs PyTorch (Meta-Weight-Net problem, float64 
   });
 
   it('EvoGrad with given perturbations matches torch, batched and looped forwards alike', async () => {
-    const { input, dispose } = setup(getDevice());
+    const { input, noiseOf, dispose } = setup(getDevice());
     // Measured: k3 2.6e-6 (llvmpipe and SwiftShader), k2_paper 4.1e-5 (llvmpipe) and 5.0e-5 (SwiftShader): σ = 1e-3,
     // so the perturbed losses differ by ~1e-3 and f32 rounding of each costs ~1e-5 relative. Tolerances 4–8× that.
     for (const [name, tol] of [
@@ -121,10 +46,7 @@ describe('hypergradient estimators vs PyTorch (Meta-Weight-Net problem, float64 
       ['evograd_k2_paper', 2e-4],
     ] as const) {
       const c = fx.cases[name];
-      const noise = [
-        { weight: up(c.noise![0], getDevice()), bias: up(c.noise![1], getDevice()) },
-        { weight: up(c.noise![2], getDevice()), bias: up(c.noise![3], getDevice()) },
-      ];
+      const noise = noiseOf(name);
       const batched = new EvoGrad<ClassificationBatch>({ K: c.K!, sigma: c.sigma!, tau: c.tau!, noise: 'rademacher' });
       const r1 = await batched.estimateWithNoise(input, noise);
       const r2 = await new EvoGrad<ClassificationBatch>({
@@ -203,8 +125,8 @@ describe('hypergradient estimators vs PyTorch (Meta-Weight-Net problem, float64 
     const { sum, square, add } = await import('@metagrad/autograd');
     const direct = {
       ...problem,
-      valLoss: (th: ParamTree, lm: ParamTree, b: ClassificationBatch) => {
-        const w = (lm as { fc1: { weight: Tensor } }).fc1.weight;
+      valLoss: (th: MlpParams, lm: MetaWeightNetParams, b: ClassificationBatch) => {
+        const w = lm.fc1.weight;
         return add(problem.valLoss(th, lm, b), sum(square(w)));
       },
     };

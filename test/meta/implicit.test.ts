@@ -14,43 +14,15 @@ import {
   type HypergradInput,
 } from '@metagrad/meta';
 import { useDevice } from '../helpers/device';
+import { A, Bm, c, k, lam, n } from '../helpers/ift-quadratic';
+import { solve } from '../helpers/linear-solve';
 
 const getDevice = useDevice();
 
 // L_T(w, λ) = ½ wᵀAw − wᵀBλ, L_V(w, λ) = ½‖w − c‖² + ½ρ‖λ‖²: w*(λ) = A⁻¹Bλ and
-// dL_V/dλ = ρλ + Bᵀ A⁻¹ (w* − c). A is symmetric positive definite with eigenvalues in about [0.5, 2].
-const n = 4;
-const k = 3;
+// dL_V/dλ = ρλ + Bᵀ A⁻¹ (w* − c). A is symmetric positive definite with eigenvalues in about [0.5, 2]
+// (A, B, c and λ: test/helpers/ift-quadratic.ts).
 const rho = 0.3;
-const M = [0.3, -0.2, 0.5, 0.1, 0.4, 0.6, -0.3, 0.2, -0.1, 0.2, 0.3, -0.5, 0.2, -0.4, 0.1, 0.3];
-const A = Array.from({ length: n * n }, (_, idx) => {
-  const i = Math.floor(idx / n);
-  const j = idx % n;
-  let s = i === j ? 0.6 : 0;
-  for (let l = 0; l < n; l++) s += M[i * n + l] * M[j * n + l];
-  return s;
-});
-const Bm = [1, 0.5, -0.3, 0.2, -1, 0.4, 0.7, 0.1, 0.9, -0.2, 0.3, -0.6];
-const c = [0.5, -1, 0.25, 2];
-const lam = [0.8, -0.4, 1.2];
-
-/** Solves A x = b by Gaussian elimination (float64). */
-function solve(a: number[], b: number[]): number[] {
-  const m = a.slice();
-  const x = b.slice();
-  for (let p = 0; p < n; p++) {
-    for (let r = p + 1; r < n; r++) {
-      const f = m[r * n + p] / m[p * n + p];
-      for (let q = p; q < n; q++) m[r * n + q] -= f * m[p * n + q];
-      x[r] -= f * x[p];
-    }
-  }
-  for (let p = n - 1; p >= 0; p--) {
-    for (let q = p + 1; q < n; q++) x[p] -= m[p * n + q] * x[q];
-    x[p] /= m[p * n + p];
-  }
-  return x;
-}
 
 const Blam = Array.from({ length: n }, (_, i) => Bm.slice(i * k, i * k + k).reduce((s, v, j) => s + v * lam[j], 0));
 const wStar = solve(A, Blam);

@@ -3,60 +3,17 @@
  * direction is u_n in float64) and, for every learner, φ_T and the inner losses against an independent plain GD loop
  * (or the tracked flow for A-MAML); the tensor cores' [T] losses; nothing returned or leaked without the option.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  AdjointMAML,
-  type AdjointMamlOptions,
-  FOMAML,
-  MAML,
-  Reptile,
-  iMAML,
-  mseRegressionProblem,
-  type MetaLearner,
-  type MetaProblem,
-  type SupportQueryTask,
-} from '@metagrad/meta';
-import { type Device, type Tensor, tensor } from '@metagrad/tensor';
+import { AdjointMAML, type AdjointMamlOptions, FOMAML, MAML, Reptile, iMAML, type MetaLearner, type MetaProblem, type SupportQueryTask } from '@metagrad/meta';
+import { tensor } from '@metagrad/tensor';
 import { enableGrad, expectNoLeaks, grad, requiresGrad } from '@metagrad/autograd';
-import { type MlpParams, type ParamTree, disposeTree, fromLeaves, leaves, mlp } from '@metagrad/models';
+import { type ParamTree, disposeTree, fromLeaves, leaves } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
+import { mamlFixture as fx, mamlFixtureSetup as setup, mamlProblem as problem } from '../helpers/maml-fixture';
+import { flat } from '../helpers/meta-tasks';
 
-interface T {
-  shape: number[];
-  data: number[];
-}
-const fx = JSON.parse(readFileSync(new URL('../fixtures/maml.json', import.meta.url), 'utf8')) as {
-  sizes: number[];
-  steps: number;
-  innerLr: number;
-  theta: T[];
-  support: { x: T; y: T };
-  query: { x: T; y: T };
-  reptile: T[];
-};
 const getDevice = useDevice();
-const up = (t: T, device: Device): Tensor => tensor(Float32Array.from(t.data), t.shape, 'f32', device);
-const model = mlp({ sizes: fx.sizes, activation: 'tanh' });
-const problem = mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x));
 
-function setup(device: Device) {
-  const theta: MlpParams = [0, 1, 2].map((i) => ({
-    weight: up(fx.theta[2 * i], device),
-    bias: up(fx.theta[2 * i + 1], device),
-  }));
-  const task: SupportQueryTask = {
-    support: { x: up(fx.support.x, device), y: up(fx.support.y, device) },
-    query: { x: up(fx.query.x, device), y: up(fx.query.y, device) },
-  };
-  const dispose = (): void => {
-    disposeTree(theta);
-    for (const d of [task.support, task.query]) [d.x, d.y].forEach((t) => t.dispose());
-  };
-  return { theta, task, dispose };
-}
-
-const flat = async (tree: ParamTree): Promise<number[]> => (await Promise.all(leaves(tree).map(async (t) => Array.from(await t.toArray())))).flat();
 /** max |a − b| / max |b|. */
 const relErr = (a: number[], b: number[]): number => {
   expect(a.length).toBe(b.length);

@@ -1,62 +1,19 @@
 /** @file MAML / FOMAML / Reptile against PyTorch fixtures, iMAML on a quadratic against its closed form, meta-batches and outer steps, named errors, leaks. */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  FOMAML,
-  MAML,
-  MetaTrainer,
-  Reptile,
-  adapt,
-  iMAML,
-  metaGradientBatch,
-  type MetaLearner,
-  type SupportQueryTask,
-  mseRegressionProblem,
-} from '@metagrad/meta';
-import { InvalidArgumentError, type Device, type Tensor, tensor } from '@metagrad/tensor';
-import { expectNoLeaks, matmul } from '@metagrad/autograd';
-import { type MlpParams, adam, disposeTree, leaves, mlp, sgd } from '@metagrad/models';
+import { FOMAML, MAML, MetaTrainer, Reptile, adapt, iMAML, metaGradientBatch, type MetaLearner } from '@metagrad/meta';
+import { InvalidArgumentError, type Tensor, tensor } from '@metagrad/tensor';
+import { expectNoLeaks } from '@metagrad/autograd';
+import { adam, disposeTree, leaves, sgd } from '@metagrad/models';
 import { useDevice } from '../helpers/device';
-
-interface T {
-  shape: number[];
-  data: number[];
-}
-const fx = JSON.parse(readFileSync(new URL('../fixtures/maml.json', import.meta.url), 'utf8')) as {
-  sizes: number[];
-  steps: number;
-  innerLr: number;
-  theta: T[];
-  support: { x: T; y: T };
-  query: { x: T; y: T };
-  outerLoss: number;
-  maml: T[];
-  fomaml: T[];
-  reptile: T[];
-};
+import { type FixtureTensor, upload } from '../helpers/fixture-json';
+import { solve } from '../helpers/linear-solve';
+import { mamlFixture as fx, mamlFixtureSetup as fixtureSetup } from '../helpers/maml-fixture';
+import { disposeTask, linearProblem, makeTask } from '../helpers/meta-tasks';
 
 const getDevice = useDevice();
-const up = (t: T, device: Device): Tensor => tensor(Float32Array.from(t.data), t.shape, 'f32', device);
-
-function fixtureSetup(device: Device) {
-  const model = mlp({ sizes: fx.sizes, activation: 'tanh' });
-  const theta: MlpParams = [0, 1, 2].map((i) => ({
-    weight: up(fx.theta[2 * i], device),
-    bias: up(fx.theta[2 * i + 1], device),
-  }));
-  const task: SupportQueryTask = {
-    support: { x: up(fx.support.x, device), y: up(fx.support.y, device) },
-    query: { x: up(fx.query.x, device), y: up(fx.query.y, device) },
-  };
-  const dispose = (): void => {
-    disposeTree(theta);
-    for (const d of [task.support, task.query]) [d.x, d.y].forEach((t) => t.dispose());
-  };
-  return { problem: mseRegressionProblem<MlpParams>((p, x) => model.apply(p, x)), theta, task, dispose };
-}
 
 /** max |a − b| / max |b| over all leaves. */
-async function relErr(got: Tensor[], want: T[]): Promise<number> {
+async function relErr(got: Tensor[], want: FixtureTensor[]): Promise<number> {
   let num = 0;
   let den = 0;
   for (let i = 0; i < got.length; i++) {
@@ -70,7 +27,7 @@ async function relErr(got: Tensor[], want: T[]): Promise<number> {
 }
 
 describe('MAML family against PyTorch (2-8-8-1 tanh MLP, 3 inner steps, lr 0.1)', () => {
-  const cases: [string, () => MetaLearner, keyof typeof fx][] = [
+  const cases: [string, () => MetaLearner, 'maml' | 'fomaml' | 'reptile'][] = [
     ['MAML (second order)', () => MAML({ steps: fx.steps, innerLr: fx.innerLr }), 'maml'],
     ['FOMAML', () => FOMAML({ steps: fx.steps, innerLr: fx.innerLr }), 'fomaml'],
     ['Reptile', () => Reptile({ steps: fx.steps, innerLr: fx.innerLr }), 'reptile'],
@@ -83,7 +40,7 @@ describe('MAML family against PyTorch (2-8-8-1 tanh MLP, 3 inner steps, lr 0.1)'
         await expectNoLeaks(
           async () => {
             const r = await make().metaGradient(s.problem, s.theta, s.task);
-            expect(await relErr(leaves(r.gradient), fx[key] as T[])).toBeLessThan(2e-5);
+            expect(await relErr(leaves(r.gradient), fx[key])).toBeLessThan(2e-5);
             expect(r.outerLoss).toBeCloseTo(fx.outerLoss, 5);
             expect(r.stats.innerSteps).toBe(fx.steps);
             disposeTree(r.gradient);
@@ -100,7 +57,7 @@ describe('MAML family against PyTorch (2-8-8-1 tanh MLP, 3 inner steps, lr 0.1)'
   it('second-order MAML differs from FOMAML here (the fixture exercises the Hessian terms)', async () => {
     expect(
       await relErr(
-        fx.fomaml.map((t) => tensor(Float32Array.from(t.data), t.shape, 'f32', getDevice())),
+        fx.fomaml.map((t) => upload(t, getDevice())),
         fx.maml,
       ),
     ).toBeGreaterThan(1e-2);
@@ -158,20 +115,6 @@ async function readLoss(t: Tensor): Promise<number> {
 
 type Mat = number[][];
 const matVec = (A: Mat, v: number[]): number[] => A.map((r) => r.reduce((s, a, j) => s + a * v[j], 0));
-function solve(A: Mat, b: number[]): number[] {
-  const n = b.length;
-  const M = A.map((r, i) => [...r, b[i]]);
-  for (let c = 0; c < n; c++) {
-    const p = M.reduce((best, r, i) => (i >= c && Math.abs(r[c]) > Math.abs(M[best][c]) ? i : best), c);
-    [M[c], M[p]] = [M[p], M[c]];
-    for (let i = 0; i < n; i++) {
-      if (i === c) continue;
-      const f = M[i][c] / M[c][c];
-      for (let j = c; j <= n; j++) M[i][j] -= f * M[c][j];
-    }
-  }
-  return M.map((r, i) => r[n] / r[i]);
-}
 /** H = 2XᵀX/N and b = 2Xᵀy/N of the mean squared error of the linear model. */
 function quadratic(x: number[], y: number[], d: number): { H: Mat; b: number[] } {
   const N = y.length;
@@ -203,30 +146,21 @@ describe('iMAML', () => {
     const { H, b } = quadratic(xs, ys, d);
     const q = quadratic(xq, yq, d);
     const ustar = solve(
-      H.map((r, i) => r.map((v, j) => v + (i === j ? lambda : 0))),
+      H.flatMap((r, i) => r.map((v, j) => v + (i === j ? lambda : 0))),
       b.map((v, i) => v + lambda * th[i]),
     );
     const gJ = matVec(q.H, ustar).map((v, i) => v - q.b[i]);
     const want = solve(
-      H.map((r, i) => r.map((v, j) => (i === j ? 1 : 0) + v / lambda)),
+      H.flatMap((r, i) => r.map((v, j) => (i === j ? 1 : 0) + v / lambda)),
       gJ,
     );
 
     const theta = { w: tensor(Float32Array.from(th), [d, 1], 'f32', device) };
-    const task: SupportQueryTask = {
-      support: {
-        x: tensor(Float32Array.from(xs), [5, d], 'f32', device),
-        y: tensor(Float32Array.from(ys), [5, 1], 'f32', device),
-      },
-      query: {
-        x: tensor(Float32Array.from(xq), [4, d], 'f32', device),
-        y: tensor(Float32Array.from(yq), [4, 1], 'f32', device),
-      },
-    };
+    const task = makeTask(device, xs, ys, xq, yq, d);
     try {
       await expectNoLeaks(
         async () => {
-          const problem = mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w));
+          const problem = linearProblem;
           const r = await iMAML({ lambda, cgSteps: d, steps: 300, innerLr: 0.2 }).metaGradient(problem, theta, task);
           const got = Array.from(await r.gradient.w.toArray());
           got.forEach((g, i) => expect(g).toBeCloseTo(want[i], 4));
@@ -238,7 +172,7 @@ describe('iMAML', () => {
       );
     } finally {
       disposeTree(theta);
-      for (const s of [task.support, task.query]) [s.x, s.y].forEach((t) => t.dispose());
+      disposeTask(task);
     }
   });
 });
@@ -253,13 +187,8 @@ describe('named errors', () => {
     expect(() => iMAML({ lambda: 1, cgSteps: 0 })).toThrow(/cgSteps/);
   });
   it('an empty meta-batch is refused', async () => {
-    await expect(
-      metaGradientBatch(
-        FOMAML({ steps: 1, innerLr: 0.1 }),
-        mseRegressionProblem<{ w: Tensor }>((p, x) => matmul(x, p.w)),
-        { w: tensor([1], [1, 1], 'f32', getDevice()) },
-        [],
-      ),
-    ).rejects.toThrow(/empty/);
+    await expect(metaGradientBatch(FOMAML({ steps: 1, innerLr: 0.1 }), linearProblem, { w: tensor([1], [1, 1], 'f32', getDevice()) }, [])).rejects.toThrow(
+      /empty/,
+    );
   });
 });
