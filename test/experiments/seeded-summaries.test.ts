@@ -16,7 +16,7 @@ import {
   type E5SeedMethod,
   type E7Result,
 } from '@metagrad/experiments/node';
-import type { PairDiff, SeedRecord, SummaryContext, SummaryRow } from '@metagrad/experiments';
+import { findPair, type PairDiff, type SeedRecord, type SummaryContext, type SummaryRow } from '@metagrad/experiments';
 
 const ctx = (extras: Record<string, unknown> = {}): SummaryContext => ({ quick: true, log: () => {}, extras });
 /** A fixed pseudo-random stream, so the synthetic data never change. */
@@ -227,6 +227,41 @@ describe('E3 and E2 summaries from per-seed JSON', () => {
     const gain = out.summary.find((r) => /T1–T2 − baseline/.test(r.metric))!;
     expect(gain.mark).toBe('✓'); // +7 points every seed
     expect(out.summary.find((r) => /EvoGrad − T1–T2/.test(r.metric))!.mark).toBe('✓'); // −0.5 every seed
+  });
+
+  it('E3: with per-image results, final accuracy is paired over seeds × the shared test images', async () => {
+    // 200 test images; T1–T2 right on the baseline's hits plus 10 more, EvoGrad on T1–T2's minus 1, every seed.
+    const images = 200;
+    const hits = (n: number) => Array.from({ length: images }, (_, i) => (i < n ? 1 : 0));
+    const right: Record<string, number> = { baseline: 140, 't1-t2': 150, 'evograd-k2': 149 };
+    const perSeed: SeedRecord[] = [0, 1, 2].map((seed) => ({
+      seed,
+      json: {
+        runs: Object.entries(right).map(([method, n]) => ({
+          method,
+          seed,
+          testAcc: (n + seed) / images,
+          accByEpoch: [0.5, (n + seed) / images],
+          finalCorrect: hits(n + seed),
+          meanHypergradNorm: method === 'baseline' ? null : 1,
+          curve: [{ loss: 0, weight: 1 }],
+          seconds: 1,
+        })),
+      },
+    }));
+    const out = await mwnLabelNoiseSection.summarise(perSeed, ctx());
+    checkRows(out.summary);
+    const json = out.json as { finalAcc: Record<string, number>; pairs: PairDiff[]; pairedOver: string; runs: object[] };
+    expect(json.pairedOver).toBe('final: seeds × shared test images; best: seeds');
+    expect(json.finalAcc.t1t2).toBeCloseTo(75.5, 6);
+    const gain = findPair(json.pairs, 't1-t2 final', 'baseline final');
+    expect(gain.meanDiff).toBeCloseTo(5, 6);
+    // Every resample of images keeps the pairing: the 10 extra hits lie in the first 150 images of every seed.
+    expect(gain.ci95[0]).toBeGreaterThan(0);
+    expect(gain.ci95[1]).toBeLessThan(10.1);
+    expect(out.summary.find((r) => /T1–T2 − baseline/.test(r.metric))!.mark).toBe('✓');
+    // The per-image arrays stay in the per-seed files, not in results.json's runs.
+    expect(json.runs.every((r) => !('finalCorrect' in r))).toBe(true);
   });
 
   it('E2: intervals over seeds, paired accuracy gain, goal band on the angle; one seed supports nothing (≈)', async () => {

@@ -9,7 +9,7 @@
  */
 import { noGrad } from '@metagrad/autograd';
 import { tensor, type Device } from '@metagrad/tensor';
-import { argmax, eq, sum } from '@metagrad/tensor/raw';
+import { argmax, eq } from '@metagrad/tensor/raw';
 import {
   Adam,
   FASHION_MNIST_MEAN,
@@ -116,24 +116,30 @@ export function loadE3Data(cfg: E3Config, seed: number): E3Data {
   return { images, labels, trueLabels, metaImages, metaLabels, testImages: prep(test.images), testLabels: test.labels };
 }
 
-async function accuracy(c: Classifier, theta: ParamTree, images: Float32Array, labels: Int32Array, device: Device): Promise<number> {
-  let correct = 0;
+/** Test accuracy and, per image, whether the prediction was right (1) or not (0): the pairs over shared test images. */
+async function evaluate(
+  c: Classifier,
+  theta: ParamTree,
+  images: Float32Array,
+  labels: Int32Array,
+  device: Device,
+): Promise<{ acc: number; correct: number[] }> {
+  const correct: number[] = [];
   for (let start = 0; start < labels.length; start += 500) {
     const rows = Array.from({ length: Math.min(500, labels.length - start) }, (_, i) => start + i);
     const b = uploadBatch(images, labels, rows, c.inputShape, device);
-    const hits = noGrad(() => {
+    const same = noGrad(() => {
       const logits = c.model.apply(theta, b.x);
       const pred = argmax(logits, 1);
-      const same = eq(pred, b.y);
-      const n = sum(same);
-      disposeTree([logits, pred, same]);
-      return n;
+      const hit = eq(pred, b.y);
+      disposeTree([logits, pred]);
+      return hit;
     });
-    correct += (await hits.toArray())[0];
-    hits.dispose();
+    for (const v of await same.toArray()) correct.push(v ? 1 : 0);
+    same.dispose();
     disposeBatch(b);
   }
-  return correct / labels.length;
+  return { acc: correct.reduce((a, b) => a + b, 0) / labels.length, correct };
 }
 
 /** The learned weighting function v(ℓ) on a grid of losses. */
@@ -153,6 +159,8 @@ export interface E3Run {
   testAcc: number;
   /** Test accuracy after each epoch; its maximum is the best-epoch accuracy. */
   accByEpoch: number[];
+  /** Per test image, 1 where the final model is right: final-accuracy pairs resample seeds and the shared images. */
+  finalCorrect?: number[];
   /** Mean hypergradient norm over the run (NaN for the baseline). */
   meanHypergradNorm: number;
   curve: { loss: number; weight: number }[];
@@ -210,16 +218,19 @@ export async function runE3Method(method: E3Method, data: E3Data, cfg: E3Config,
       disposeBatch(train);
       disposeBatch(val);
       onStep?.();
-      if (++step % stepsPerEpoch === 0) accByEpoch.push(await accuracy(c, theta, data.testImages, data.testLabels, device));
+      if (++step % stepsPerEpoch === 0 && step < stepsPerEpoch * cfg.epochs)
+        accByEpoch.push((await evaluate(c, theta, data.testImages, data.testLabels, device)).acc);
     }
-    const testAcc =
-      accByEpoch.length && step % stepsPerEpoch === 0 ? accByEpoch[accByEpoch.length - 1] : await accuracy(c, theta, data.testImages, data.testLabels, device);
+    const last = await evaluate(c, theta, data.testImages, data.testLabels, device);
+    if (step % stepsPerEpoch === 0) accByEpoch.push(last.acc);
+    const testAcc = last.acc;
     const curve = await weightCurve(lambda, device);
     return {
       method,
       seed,
       testAcc,
       accByEpoch,
+      finalCorrect: last.correct,
       meanHypergradNorm: norms.length ? norms.reduce((a, b) => a + b, 0) / norms.length : NaN,
       curve,
       seconds: (performance.now() - t0) / 1000,
@@ -284,10 +295,17 @@ export const mwnLabelNoiseSection = seeded({
     const of = (m: E3Method, f: (r: E3Run) => number) => perSeed.map((s) => f((s.json as { runs: E3Run[] }).runs.find((r) => r.method === m)!));
     const final = Object.fromEntries(E3_METHODS.map((m) => [m, of(m, (r) => r.testAcc * 100)]));
     const best = Object.fromEntries(E3_METHODS.map((m) => [m, of(m, (r) => Math.max(...(r.accByEpoch?.length ? r.accByEpoch : [r.testAcc])) * 100)]));
-    const finalIv = Object.fromEntries(E3_METHODS.map((m) => [m, meanInterval(final[m])]));
+    // Final accuracy per seed × shared test image where every run kept its per-image results (older seed files did not).
+    const byImage = perSeed.every((s) => (s.json as { runs: E3Run[] }).runs.every((r) => r.finalCorrect?.length))
+      ? Object.fromEntries(
+          E3_METHODS.map((m) => [m, perSeed.map((s) => (s.json as { runs: E3Run[] }).runs.find((r) => r.method === m)!.finalCorrect!.map((x) => x * 100))]),
+        )
+      : null;
+    const finalPaired = byImage ?? final;
+    const finalIv = Object.fromEntries(E3_METHODS.map((m) => [m, meanInterval(finalPaired[m])]));
     const bestIv = Object.fromEntries(E3_METHODS.map((m) => [m, meanInterval(best[m])]));
     const pairs: PairDiff[] = [
-      ...allPairs(Object.fromEntries(E3_METHODS.map((m) => [`${m} final`, final[m]]))),
+      ...allPairs(Object.fromEntries(E3_METHODS.map((m) => [`${m} final`, finalPaired[m]]))),
       ...allPairs(Object.fromEntries(E3_METHODS.map((m) => [`${m} best`, best[m]]))),
     ];
     const gain = findPair(pairs, 't1-t2 final', 'baseline final');
@@ -375,7 +393,8 @@ export const mwnLabelNoiseSection = seeded({
         },
         pairs,
         seeds,
-        runs: runs.map(({ curve: _c, ...r }) => r),
+        pairedOver: byImage ? 'final: seeds × shared test images; best: seeds' : 'seeds',
+        runs: runs.map(({ curve: _c, finalCorrect: _f, ...r }) => r),
         curves: runs.map((r) => ({ method: r.method, seed: r.seed, curve: r.curve })),
         config: cfg,
       },
