@@ -5,11 +5,13 @@ export {
   valueAndGrad,
   GradFormError,
   type Argnums,
+  type AuxFn,
   type GradOf,
   type ScalarFn,
   type TensorTree,
   type TransformOptions,
   type ValueAndGrad,
+  type ValueAndGradAux,
 } from './transforms';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './mode';
 export { GraphFreedError, LeafNode, OpNode, Node } from './graph';

@@ -1,7 +1,8 @@
 /**
  * @file Function transforms beside the torch-style tape API: jax-style `grad(f)` and `valueAndGrad(f)` (with
- * `argnums`, over tensors or parameter trees), and the public `grad` that takes either form. The engine is
- * synchronous, so the transformed functions are too: `grad(f)(x)` returns the gradient, not a promise.
+ * `argnums`, over tensors or parameter trees, and `hasAux` for an f that returns `[value, aux]`), and the public
+ * `grad` that takes either form. The engine is synchronous, so the transformed functions are too: `grad(f)(x)`
+ * returns the gradient, not a promise.
  */
 import { describeValue, InvalidArgumentError, ShapeError, Tensor, tidy, zeros } from '@metagrad/tensor';
 import { checkFlagOptions } from './args';
@@ -37,6 +38,14 @@ export interface TransformOptions<N extends Argnums = Argnums> {
    * outer dependence is through a closure, `false` for a plain first-order step on tracked parameters.
    */
   createGraph?: boolean;
+  /**
+   * f returns a pair `[value, aux]` (jax's has_aux): `value` the single-element tensor that is differentiated, `aux`
+   * anything else f computed (predictions, metrics, new state), returned beside the gradient without being
+   * differentiated. Tensors in aux (found in arrays, plain objects and Maps, as `tidy` finds them) come back as new
+   * handles the caller owns, detached unless the graph is kept (createGraph, as for the value); other values as
+   * they are. Default false. Pass the literal `true`: the result's type depends on it.
+   */
+  hasAux?: boolean;
 }
 
 /**
@@ -51,6 +60,13 @@ export type GradOf<A extends readonly unknown[], N> = Argnums extends N
 
 /** A function returning one single-element tensor (a loss). */
 export type ScalarFn<A extends unknown[]> = (...args: A) => Tensor;
+
+/**
+ * A function returning `[value, aux]` for `{ hasAux: true }`: a single-element tensor (the loss) and auxiliary data
+ * of any type X. A function declared apart needs its return type written as a tuple (`: [Tensor, Aux]` or
+ * `as const`), else TypeScript reads the array literal as `(Tensor | Aux)[]`; an inline one is read as the pair.
+ */
+export type AuxFn<A extends unknown[], X> = (...args: A) => readonly [Tensor, X];
 
 const FORMS =
   'jax style: grad(f)(...args) or grad(f, { argnums })(...args), f returning a single-element tensor; ' +
@@ -98,7 +114,32 @@ function rebuild(tree: unknown, next: () => Tensor): unknown {
   return Object.fromEntries(Object.entries(tree as Record<string, unknown>).map(([k, t]) => [k, rebuild(t, next)]));
 }
 
-function checkTransformCall(op: string, f: unknown, options: unknown): { argnums: number[]; single: boolean; createGraph?: boolean } {
+/**
+ * aux with each tensor replaced by a new handle the caller owns (sharing the node when the graph is kept, else
+ * detached), walking what `tidy` walks (arrays, plain objects, Maps); other values are returned as they are. A
+ * tensor held directly by another object (a class instance) would be freed with f's intermediates: refused.
+ */
+function auxOut(op: string, v: unknown, path: string, keepGraph: boolean): unknown {
+  if (v instanceof Tensor) {
+    v.assertAlive(`${op}(f, { hasAux: true }): ${path}`);
+    return keepGraph ? share(v) : detach(v);
+  }
+  if (Array.isArray(v)) return v.map((t, i) => auxOut(op, t, `${path}[${i}]`, keepGraph));
+  if (v instanceof Map) return new Map([...v].map(([k, t]) => [k, auxOut(op, t, `${path}.get(${describeValue(k)})`, keepGraph)]));
+  if (isPlainObject(v)) return Object.fromEntries(Object.entries(v).map(([k, t]) => [k, auxOut(op, t, `${path}.${k}`, keepGraph)]));
+  if (typeof v === 'object' && v !== null && !ArrayBuffer.isView(v)) {
+    const held = Object.entries(v).find(([, t]) => t instanceof Tensor);
+    if (held) {
+      throw new GradFormError(
+        `${op}(f, { hasAux: true }): ${path}.${held[0]} is a Tensor inside a ${v.constructor?.name ?? 'non-plain object'}; ` +
+          `tensors in aux must sit in arrays, plain objects or Maps (others would be freed with f's intermediates)`,
+      );
+    }
+  }
+  return v;
+}
+
+function checkTransformCall(op: string, f: unknown, options: unknown): { argnums: number[]; single: boolean; createGraph?: boolean; hasAux: boolean } {
   if (typeof f === 'function' && f.constructor?.name === 'AsyncFunction') {
     throw new GradFormError(
       `${op}(f): f is an async function; the engine is synchronous, so f must compute its result without await ` +
@@ -120,22 +161,34 @@ function checkTransformCall(op: string, f: unknown, options: unknown): { argnums
         `${op}(f)(x) (not ${op}(f, x)); to choose which arguments to differentiate pass { argnums }. The forms: ${FORMS}`,
     );
   }
-  const opts = checkFlagOptions(`${op}()`, options, ['argnums', 'createGraph'], ['createGraph']) as TransformOptions;
+  const opts = checkFlagOptions(`${op}()`, options, ['argnums', 'createGraph', 'hasAux'], ['createGraph', 'hasAux']) as TransformOptions;
   const a = opts.argnums ?? 0;
   const list = typeof a === 'number' ? [a] : Array.isArray(a) ? [...a] : null;
   if (!list || list.length === 0 || list.some((i) => !Number.isInteger(i) || i < 0) || new Set(list).size !== list.length) {
     throw new InvalidArgumentError(`${op}(): argnums must be a non-negative integer or a non-empty array of distinct ones, got ${describeValue(a)}`);
   }
-  return { argnums: list, single: typeof a === 'number', createGraph: opts.createGraph };
+  return { argnums: list, single: typeof a === 'number', createGraph: opts.createGraph, hasAux: opts.hasAux === true };
 }
 
 interface Evaluated {
   value: Tensor;
   grads: unknown[];
+  /** f's aux (hasAux), its tensors new handles; undefined without hasAux. */
+  aux: unknown;
 }
 
-/** f(...args) and its gradient with respect to args[argnums], inside one tidy scope (f's intermediates are freed). */
-function evaluate(op: string, f: (...args: unknown[]) => unknown, args: unknown[], argnums: number[], createGraphOption: boolean | undefined): Evaluated {
+/**
+ * f(...args) and its gradient with respect to args[argnums], inside one tidy scope (f's intermediates are freed).
+ * With hasAux f returns [value, aux]: value is differentiated, aux handed back (see auxOut).
+ */
+function evaluate(
+  op: string,
+  f: (...args: unknown[]) => unknown,
+  args: unknown[],
+  argnums: number[],
+  createGraphOption: boolean | undefined,
+  hasAux: boolean,
+): Evaluated {
   for (const i of argnums) {
     if (i >= args.length) {
       throw new GradFormError(`${op}(f)(…): argnums asks for argument ${i}, but the function was called with ${args.length} argument(s)`);
@@ -159,27 +212,47 @@ function evaluate(op: string, f: (...args: unknown[]) => unknown, args: unknown[
         let j = 0;
         callArgs[i] = rebuild(args[i], () => tracked[k][j++]);
       });
-      const out = enableGrad(() => f(...callArgs));
-      if (out instanceof Promise) {
-        out.catch(() => {}); // its rejection, if any, is not this call's to report
+      const returned = enableGrad(() => f(...callArgs));
+      if (returned instanceof Promise) {
+        returned.catch(() => {}); // its rejection, if any, is not this call's to report
         throw new GradFormError(
           `${op}(f): f returned a Promise; the engine is synchronous, so f must compute its result without await (read values back after ${op}(f)(…) returns)`,
         );
       }
-      if (!(out instanceof Tensor)) {
-        throw new GradFormError(`${op}(f): f must return a single-element Tensor (a loss), got ${what(out)}`);
+      let out: unknown = returned;
+      if (hasAux) {
+        const form = `${op}(f, { hasAux: true }): f must return [value, aux], value a single-element Tensor (a loss)`;
+        if (!Array.isArray(returned) || returned.length !== 2) {
+          const hint = returned instanceof Tensor ? `; return [loss, aux], or leave hasAux out for an f that returns the loss alone` : '';
+          throw new GradFormError(`${form}, got ${what(returned)}${hint}`);
+        }
+        out = returned[0];
+        if (!(out instanceof Tensor)) throw new GradFormError(`${form}, got an array of 2 whose first element is ${what(out)}`);
+        if (out.size !== 1) {
+          throw new ShapeError(
+            `${form}: the value (f’s first element) has shape [${out.shape.join(', ')}]; it must be single-element (reduce it, e.g. with sum or mean)`,
+          );
+        }
+      } else {
+        if (!(out instanceof Tensor)) {
+          const hint = Array.isArray(out) && out.length === 2 && out[0] instanceof Tensor ? `; if f returns [loss, aux], pass { hasAux: true }` : '';
+          throw new GradFormError(`${op}(f): f must return a single-element Tensor (a loss), got ${what(out)}${hint}`);
+        }
+        if (out.size !== 1) {
+          throw new ShapeError(
+            `${op}(f): f returned shape [${out.shape.join(', ')}]; ${op} needs a single-element output (reduce it, e.g. with sum or mean), ` +
+              `or use vjp(f, primals, cotangent) for a vector-Jacobian product`,
+          );
+        }
       }
-      if (out.size !== 1) {
-        throw new ShapeError(
-          `${op}(f): f returned shape [${out.shape.join(', ')}]; ${op} needs a single-element output (reduce it, e.g. with sum or mean), ` +
-            `or use vjp(f, primals, cotangent) for a vector-Jacobian product`,
-        );
-      }
+      const loss = out as Tensor;
+      // Checked before the backward pass, so a refused aux costs no gradient.
+      const aux = hasAux ? auxOut(op, (returned as unknown[])[1], 'aux', createGraph) : undefined;
       const flat = tracked.flat();
       let gs: (Tensor | null)[];
-      if (out.requiresGrad) {
+      if (loss.requiresGrad) {
         const opts: GradOptions = { createGraph, retainGraph: createGraph, allowUnused: true };
-        gs = gradOfTensors(out, flat, opts);
+        gs = gradOfTensors(loss, flat, opts);
       } else {
         gs = flat.map(() => null); // f does not depend on the differentiated arguments
       }
@@ -192,7 +265,7 @@ function evaluate(op: string, f: (...args: unknown[]) => unknown, args: unknown[
         }),
       );
       // A fresh handle either way: f may return one of its arguments or a closure tensor, which is not ours to free.
-      return { value: createGraph ? share(out) : detach(out), grads };
+      return { value: createGraph ? share(loss) : detach(loss), grads, aux };
     });
   } finally {
     depth--;
@@ -201,27 +274,36 @@ function evaluate(op: string, f: (...args: unknown[]) => unknown, args: unknown[
 
 /** jax.grad: a function of the same arguments returning the gradient of f (a single-element tensor) with respect to args[argnums]. */
 function gradTransform(f: unknown, options: unknown): (...args: unknown[]) => unknown {
-  const { argnums, single, createGraph } = checkTransformCall('grad', f, options);
+  const { argnums, single, createGraph, hasAux } = checkTransformCall('grad', f, options);
   const fn = f as (...args: unknown[]) => unknown;
   return (...args: unknown[]) => {
-    const { value, grads } = evaluate('grad', fn, args, argnums, createGraph);
+    const { value, grads, aux } = evaluate('grad', fn, args, argnums, createGraph, hasAux);
     value.dispose();
-    return single ? grads[0] : grads;
+    const g = single ? grads[0] : grads;
+    return hasAux ? [g, aux] : g;
   };
 }
 
 /**
  * Gradients, in two forms.
- * - **jax style** `grad(f, { argnums, createGraph })`: returns a function with f's arguments that returns the
- *   gradient of f (which must return a single-element tensor) with respect to argument `argnums` (default 0): a
+ * - **jax style** `grad(f, { argnums, createGraph, hasAux })`: returns a function with f's arguments that returns
+ *   the gradient of f (which must return a single-element tensor) with respect to argument `argnums` (default 0): a
  *   tensor for a tensor argument, a tree of the same structure for a parameter tree, an array for an array of
- *   argnums. Unused arguments get zeros. Synchronous, like the engine; f's intermediates are freed.
+ *   argnums. Unused arguments get zeros. Synchronous, like the engine; f's intermediates are freed. With
+ *   `hasAux: true` f returns `[value, aux]` and the function returns `[gradient, aux]` (jax's `(grad, aux)`).
  * - **torch style** `grad(outputs, inputs, options)`: gradients of already computed outputs with respect to
  *   inputs marked with requiresGrad() (like torch.autograd.grad), as new tensors the caller owns.
  * Anything else (a tensor without inputs, `grad(f, x)`) is a GradFormError naming both forms.
  */
 export function grad<A extends unknown[]>(f: ScalarFn<A>): (...args: A) => A[0];
-export function grad<A extends unknown[], const N extends Argnums>(f: ScalarFn<A>, options: TransformOptions<N>): (...args: A) => GradOf<A, N>;
+export function grad<A extends unknown[], X, const N extends Argnums>(
+  f: AuxFn<A, X>,
+  options: TransformOptions<N> & { hasAux: true },
+): (...args: A) => [GradOf<A, N>, X];
+export function grad<A extends unknown[], const N extends Argnums>(
+  f: ScalarFn<A>,
+  options: TransformOptions<N> & { hasAux?: false },
+): (...args: A) => GradOf<A, N>;
 export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options?: GradOptions & { allowUnused?: false }): Tensor[];
 export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions): (Tensor | null)[];
 export function grad(a: unknown, b?: unknown, c?: unknown): unknown {
@@ -247,23 +329,31 @@ export interface ValueAndGrad<G> {
   grad: G;
 }
 
+/** What `valueAndGrad(f, { hasAux: true })(...args)` returns: f's value, its gradient and f's aux (see TransformOptions.hasAux). */
+export interface ValueAndGradAux<G, X> extends ValueAndGrad<G> {
+  aux: X;
+}
+
 /**
  * jax.value_and_grad (tf.valueAndGrad): like `grad(f, options)`, but the returned function gives `{ value, grad }`,
- * f's value (detached unless createGraph) beside the gradient, from one forward pass.
+ * f's value (detached unless createGraph) beside the gradient, from one forward pass. With `hasAux: true` f returns
+ * `[value, aux]` and the function gives `{ value, grad, aux }` (jax's `((value, aux), grad)`, named).
  */
 export function valueAndGrad<A extends unknown[]>(f: ScalarFn<A>): (...args: A) => ValueAndGrad<A[0]>;
+export function valueAndGrad<A extends unknown[], X, const N extends Argnums>(
+  f: AuxFn<A, X>,
+  options: TransformOptions<N> & { hasAux: true },
+): (...args: A) => ValueAndGradAux<GradOf<A, N>, X>;
 export function valueAndGrad<A extends unknown[], const N extends Argnums>(
   f: ScalarFn<A>,
-  options: TransformOptions<N>,
+  options: TransformOptions<N> & { hasAux?: false },
 ): (...args: A) => ValueAndGrad<GradOf<A, N>>;
-export function valueAndGrad<A extends unknown[], const N extends Argnums>(
-  f: ScalarFn<A>,
-  options?: TransformOptions<N>,
-): (...args: A) => ValueAndGrad<GradOf<A, N>> {
-  const { argnums, single, createGraph } = checkTransformCall('valueAndGrad', f, options);
+export function valueAndGrad(f: unknown, options?: unknown): (...args: unknown[]) => ValueAndGrad<unknown> {
+  const { argnums, single, createGraph, hasAux } = checkTransformCall('valueAndGrad', f, options);
   const fn = f as (...args: unknown[]) => unknown;
-  return (...args: A) => {
-    const { value, grads } = evaluate('valueAndGrad', fn, args, argnums, createGraph);
-    return { value, grad: (single ? grads[0] : grads) as GradOf<A, N> };
+  return (...args: unknown[]) => {
+    const { value, grads, aux } = evaluate('valueAndGrad', fn, args, argnums, createGraph, hasAux);
+    const g = single ? grads[0] : grads;
+    return hasAux ? { value, grad: g, aux } : { value, grad: g };
   };
 }
