@@ -292,6 +292,21 @@ describe('E3 and E2 summaries from per-seed JSON', () => {
     const one = await evogradRotationSection.summarise(perSeed([0]), ctx());
     expect(mark(one.summary, /learned angle, EvoGrad/)).toBe('≈');
     expect(mark(one.summary, /sign check/)).toBe('✓');
+    expect((one.json as { pairedOver: string }).pairedOver).toBe('seeds');
+    // With per-image results, the rotated accuracy pairs over seeds × the shared test images: one seed then
+    // supports the gain (+15 points on 100 images, the baseline's hits a subset of EvoGrad's).
+    const hits = (n: number) => Array.from({ length: 100 }, (_, i) => (i < n ? 1 : 0));
+    const withImages = perSeed([0]).map((r) => {
+      const json = r.json as { runs: { method: string; accRotated: number }[] };
+      return { ...r, json: { ...json, runs: json.runs.map((x) => ({ ...x, rotatedCorrect: hits(Math.round(x.accRotated * 100)) })) } };
+    });
+    const imaged = await evogradRotationSection.summarise(withImages, ctx());
+    checkRows(imaged.summary);
+    expect((imaged.json as { pairedOver: string }).pairedOver).toBe('rotated accuracy: seeds × shared test images; the rest: seeds');
+    const gain = findPair((imaged.json as { pairs: PairDiff[] }).pairs, 'evograd', 'baseline');
+    expect(gain.meanDiff).toBeCloseTo(16, 6);
+    expect(gain.ci95[0]).toBeGreaterThan(0);
+    expect(mark(imaged.summary, /EvoGrad − baseline/)).toBe('✓');
   });
 
   it('E1: the study per seed; the GPU rows only with the gpu extra', async () => {

@@ -89,17 +89,18 @@ export function loadE2Data(cfg: E2Config): E2Data {
   };
 }
 
-async function accuracy(theta: LeNet5Params, images: Float32Array, labels: Int32Array, device: Device): Promise<number> {
-  let correct = 0;
+/** Test accuracy and, per image, whether the prediction was right (1) or not (0): the pairs over shared test images. */
+async function evaluate(theta: LeNet5Params, images: Float32Array, labels: Int32Array, device: Device): Promise<{ acc: number; correct: number[] }> {
+  const correct: number[] = [];
   for (let start = 0; start < labels.length; start += 500) {
     const rows = Array.from({ length: Math.min(500, labels.length - start) }, (_, i) => start + i);
     const b = uploadBatch(images, labels, rows, [1, SIZE, SIZE], device);
-    const hits = noGrad(() => raw.tidy(() => raw.sum(raw.cast(raw.eq(raw.argmax(net.apply(theta, b.x), 1), b.y), 'f32'))));
-    correct += (await hits.toArray())[0];
+    const hits = noGrad(() => raw.tidy(() => raw.cast(raw.eq(raw.argmax(net.apply(theta, b.x), 1), b.y), 'f32')));
+    for (const v of await hits.toArray()) correct.push(v ? 1 : 0);
     hits.dispose();
     disposeBatch(b);
   }
-  return correct / labels.length;
+  return { acc: correct.reduce((a, b) => a + b, 0) / labels.length, correct };
 }
 
 /**
@@ -126,6 +127,8 @@ export interface E2Run {
   angleDeg: number;
   accRotated: number;
   accUpright: number;
+  /** Per rotated test image, 1 where the final model is right: rotated-accuracy pairs resample seeds and the shared images. */
+  rotatedCorrect?: number[];
   angleTrace: number[];
   seconds: number;
   meanHypergradNorm: number;
@@ -184,13 +187,15 @@ export async function runE2Method(method: E2Method, data: E2Data, cfg: E2Config,
       disposeBatch(val);
       onStep?.();
     }
+    const rotated = await evaluate(theta, data.test, data.testLabels, device);
     return {
       method,
       seed,
       angleDeg: angleTrace[angleTrace.length - 1],
       angleTrace,
-      accRotated: await accuracy(theta, data.test, data.testLabels, device),
-      accUpright: await accuracy(theta, data.testUpright, data.testLabels, device),
+      accRotated: rotated.acc,
+      rotatedCorrect: rotated.correct,
+      accUpright: (await evaluate(theta, data.testUpright, data.testLabels, device)).acc,
       seconds: (performance.now() - t0) / 1000,
       meanHypergradNorm: norms.length ? norms.reduce((a, b) => a + b, 0) / norms.length : NaN,
     };
@@ -272,21 +277,25 @@ export const evogradRotationSection = seeded({
     const of = (m: E2Method, f: (r: E2Run) => number) => seedRuns.map((j) => f(j.runs.find((r) => r.method === m)!));
     const angleE = of('evograd', (r) => r.angleDeg).map((a, i) => sign(seedRuns[i]) * a);
     const angleT = of('t1-t2', (r) => r.angleDeg).map((a, i) => sign(seedRuns[i]) * a);
+    // Rotated-test accuracy per seed × shared test image where every run kept its per-image results (older seed files did not).
+    const byImage = seedRuns.every((j) => j.runs.every((r) => r.rotatedCorrect?.length));
+    const rotatedOf = (m: E2Method) =>
+      byImage ? seedRuns.map((j) => j.runs.find((r) => r.method === m)!.rotatedCorrect!.map((x) => x * 100)) : of(m, (r) => r.accRotated * 100);
     const accBR = of('baseline', (r) => r.accRotated * 100);
     const accBU = of('baseline', (r) => r.accUpright * 100);
     const accE = of('evograd', (r) => r.accRotated * 100);
-    const accT = of('t1-t2', (r) => r.accRotated * 100);
+    const [pairedB, pairedE, pairedT] = (['baseline', 'evograd', 't1-t2'] as const).map(rotatedOf);
     const gap = accE.map((e, i) => (e - accBR[i]) / (accBU[i] - accBR[i]));
     const iv = {
       angleE: meanInterval(angleE),
       angleT: meanInterval(angleT),
-      accBR: meanInterval(accBR),
+      accBR: meanInterval(pairedB),
       accBU: meanInterval(accBU),
-      accE: meanInterval(accE),
-      accT: meanInterval(accT),
+      accE: meanInterval(pairedE),
+      accT: meanInterval(pairedT),
       gap: meanInterval(gap),
     };
-    const pairs = allPairs({ baseline: accBR, evograd: accE, 't1-t2': accT });
+    const pairs = allPairs({ baseline: pairedB, evograd: pairedE, 't1-t2': pairedT });
     const gain = findPair(pairs, 'evograd', 'baseline');
     const f = (x: { mean: number; ci95: [number, number] }, d = 3) => formatInterval(x.mean, x.ci95, d);
     const conventionOk = seedRuns.every((j) => j.convention.plus < j.convention.minus);
@@ -368,7 +377,8 @@ export const evogradRotationSection = seeded({
         angleDegT1T2: iv.angleT.mean,
         gapClosed: iv.gap.mean,
         convention: seedRuns[0].convention,
-        runs: runs.map(({ angleTrace: _t, ...x }) => x),
+        runs: runs.map(({ angleTrace: _t, rotatedCorrect: _c, ...x }) => x),
+        pairedOver: byImage ? 'rotated accuracy: seeds × shared test images; the rest: seeds' : 'seeds',
         config: ctx.quick ? E2_QUICK : E2_FULL,
         intervals: Object.fromEntries(Object.entries(iv).map(([k, v]) => [k, intervalJson(v)])),
         pairs,
