@@ -30,8 +30,9 @@ function withNegHessian<R>(inner: (u: Tensor) => Tensor, u: Tensor, body: (hv: (
  *   at u_j, 0 ≤ j < n:  λ̃_j = λ_{j+1} + h·g_{j+1},  λ_j = λ_{j+1} + h/2·(g_{j+1} + g(u_j, λ̃_j)),  g_j = g(u_j, λ_j).
  * A middle state's step is one function of (u_j, λ_{j+1}, g_{j+1}) with fixed shapes and host values, so it is
  * compiled and replayed state after state (op by op from a TraceError on); both products at u_j share its Hessian
- * operator. The same numbers as
- * `adjointGradient` with `hessianVjp` (up to float32 rounding of the grid spacing, here the nominal h).
+ * operator. The same numbers as `adjointGradient` with `hessianVjp` (up to float32 rounding of the grid spacing,
+ * here the nominal h: the differences t_{j+1} − t_j of a uniform grid differ in their last bits, and each distinct
+ * host value would be a plan of its own).
  */
 export async function compiledHeunSweep(
   inner: (u: Tensor) => Tensor,
