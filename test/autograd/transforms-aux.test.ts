@@ -8,7 +8,7 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { dispose, InvalidArgumentError, ShapeError, tensor, type Tensor } from '@metagrad/tensor';
 import * as ag from '@metagrad/autograd';
-import { GradFormError, grad, valueAndGrad, type ValueAndGradAux } from '@metagrad/autograd';
+import { type AuxTransformOptions, GradFormError, grad, type TransformOptions, valueAndGrad, type ValueAndGradAux } from '@metagrad/autograd';
 import { useDevice } from '../helpers/device';
 import { rand } from './helpers';
 
@@ -271,6 +271,11 @@ function typesOnly(x: Tensor, params: { w: Tensor; b: Tensor }) {
   expectTypeOf(pred).toEqualTypeOf<Tensor>();
   // hasAux: false (or left out) is the plain form: f must return a tensor and the result is the gradient alone.
   expectTypeOf(grad(loss, { hasAux: false })(x, x)).toEqualTypeOf<Tensor>();
+  // Options kept in typed variables: TransformOptions (as before hasAux) and AuxTransformOptions.
+  const plainOpts: TransformOptions = { createGraph: true };
+  expectTypeOf(grad(loss, plainOpts)(x, x)).toEqualTypeOf<Tensor>();
+  const auxOpts: AuxTransformOptions<1> = { argnums: 1, hasAux: true };
+  expectTypeOf(valueAndGrad(lossAux, auxOpts)(x, x)).toEqualTypeOf<ValueAndGradAux<Tensor, Aux>>();
   // @ts-expect-error f returns a pair but hasAux is not set
   grad(lossAux)(x, x);
   // @ts-expect-error hasAux: true needs f to return [value, aux]

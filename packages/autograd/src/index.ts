@@ -6,6 +6,7 @@ export {
   GradFormError,
   type Argnums,
   type AuxFn,
+  type AuxTransformOptions,
   type GradOf,
   type ScalarFn,
   type TensorTree,

@@ -38,14 +38,20 @@ export interface TransformOptions<N extends Argnums = Argnums> {
    * outer dependence is through a closure, `false` for a plain first-order step on tracked parameters.
    */
   createGraph?: boolean;
+  /** Left out or false: f returns the loss alone. For an f that returns `[value, aux]` see AuxTransformOptions. */
+  hasAux?: false;
+}
+
+/** The options of `grad(f, …)` / `valueAndGrad(f, …)` for an f that returns `[value, aux]` (jax's has_aux). */
+export interface AuxTransformOptions<N extends Argnums = Argnums> extends Omit<TransformOptions<N>, 'hasAux'> {
   /**
-   * f returns a pair `[value, aux]` (jax's has_aux): `value` the single-element tensor that is differentiated, `aux`
-   * anything else f computed (predictions, metrics, new state), returned beside the gradient without being
-   * differentiated. Tensors in aux (found in arrays, plain objects and Maps, as `tidy` finds them) come back as new
-   * handles the caller owns, detached unless the graph is kept (createGraph, as for the value); other values as
-   * they are. Default false. Pass the literal `true`: the result's type depends on it.
+   * f returns a pair `[value, aux]`: `value` the single-element tensor that is differentiated, `aux` anything else f
+   * computed (predictions, metrics, new state), returned beside the gradient without being differentiated. Tensors
+   * in aux (found in arrays, plain objects and Maps, as `tidy` finds them) come back as new handles the caller owns,
+   * detached unless the graph is kept (createGraph, as for the value); other values as they are. The literal `true`:
+   * the result's type depends on it.
    */
-  hasAux?: boolean;
+  hasAux: true;
 }
 
 /**
@@ -161,7 +167,7 @@ function checkTransformCall(op: string, f: unknown, options: unknown): { argnums
         `${op}(f)(x) (not ${op}(f, x)); to choose which arguments to differentiate pass { argnums }. The forms: ${FORMS}`,
     );
   }
-  const opts = checkFlagOptions(`${op}()`, options, ['argnums', 'createGraph', 'hasAux'], ['createGraph', 'hasAux']) as TransformOptions;
+  const opts = checkFlagOptions(`${op}()`, options, ['argnums', 'createGraph', 'hasAux'], ['createGraph', 'hasAux']) as TransformOptions | AuxTransformOptions;
   const a = opts.argnums ?? 0;
   const list = typeof a === 'number' ? [a] : Array.isArray(a) ? [...a] : null;
   if (!list || list.length === 0 || list.some((i) => !Number.isInteger(i) || i < 0) || new Set(list).size !== list.length) {
@@ -296,14 +302,8 @@ function gradTransform(f: unknown, options: unknown): (...args: unknown[]) => un
  * Anything else (a tensor without inputs, `grad(f, x)`) is a GradFormError naming both forms.
  */
 export function grad<A extends unknown[]>(f: ScalarFn<A>): (...args: A) => A[0];
-export function grad<A extends unknown[], X, const N extends Argnums>(
-  f: AuxFn<A, X>,
-  options: TransformOptions<N> & { hasAux: true },
-): (...args: A) => [GradOf<A, N>, X];
-export function grad<A extends unknown[], const N extends Argnums>(
-  f: ScalarFn<A>,
-  options: TransformOptions<N> & { hasAux?: false },
-): (...args: A) => GradOf<A, N>;
+export function grad<A extends unknown[], X, const N extends Argnums>(f: AuxFn<A, X>, options: AuxTransformOptions<N>): (...args: A) => [GradOf<A, N>, X];
+export function grad<A extends unknown[], const N extends Argnums>(f: ScalarFn<A>, options: TransformOptions<N>): (...args: A) => GradOf<A, N>;
 export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options?: GradOptions & { allowUnused?: false }): Tensor[];
 export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions): (Tensor | null)[];
 export function grad(a: unknown, b?: unknown, c?: unknown): unknown {
@@ -329,7 +329,7 @@ export interface ValueAndGrad<G> {
   grad: G;
 }
 
-/** What `valueAndGrad(f, { hasAux: true })(...args)` returns: f's value, its gradient and f's aux (see TransformOptions.hasAux). */
+/** What `valueAndGrad(f, { hasAux: true })(...args)` returns: f's value, its gradient and f's aux (see AuxTransformOptions). */
 export interface ValueAndGradAux<G, X> extends ValueAndGrad<G> {
   aux: X;
 }
@@ -342,11 +342,11 @@ export interface ValueAndGradAux<G, X> extends ValueAndGrad<G> {
 export function valueAndGrad<A extends unknown[]>(f: ScalarFn<A>): (...args: A) => ValueAndGrad<A[0]>;
 export function valueAndGrad<A extends unknown[], X, const N extends Argnums>(
   f: AuxFn<A, X>,
-  options: TransformOptions<N> & { hasAux: true },
+  options: AuxTransformOptions<N>,
 ): (...args: A) => ValueAndGradAux<GradOf<A, N>, X>;
 export function valueAndGrad<A extends unknown[], const N extends Argnums>(
   f: ScalarFn<A>,
-  options: TransformOptions<N> & { hasAux?: false },
+  options: TransformOptions<N>,
 ): (...args: A) => ValueAndGrad<GradOf<A, N>>;
 export function valueAndGrad(f: unknown, options?: unknown): (...args: unknown[]) => ValueAndGrad<unknown> {
   const { argnums, single, createGraph, hasAux } = checkTransformCall('valueAndGrad', f, options);
