@@ -40,14 +40,22 @@ describe('README quick start (library)', () => {
 });
 
 describe('API reference configuration', () => {
-  it('documents the five packages from their src/index.ts and keeps docs/api/ out of git', () => {
+  it('documents the five packages and the umbrella from their exported entries and keeps docs/api/ out of git', () => {
     const config = JSON.parse(readFileSync(`${root}typedoc.json`, 'utf8')) as {
       entryPoints: string[];
       out: string;
       packageOptions: { entryPoints: string[] };
     };
-    expect([...config.entryPoints].sort()).toEqual(['packages/autograd', 'packages/kernels-wgsl', 'packages/meta', 'packages/models', 'packages/tensor']);
-    expect(config.packageOptions.entryPoints).toEqual(['src/index.ts']);
+    expect([...config.entryPoints].sort()).toEqual([
+      'packages/autograd',
+      'packages/kernels-wgsl',
+      'packages/meta',
+      'packages/metagrad',
+      'packages/models',
+      'packages/tensor',
+    ]);
+    // index, node and raw entries (package.json exports); test/docs/api-docs-entries.test.ts checks them per package.
+    expect(config.packageOptions.entryPoints).toEqual(['src/@(index|node|raw).ts']);
     for (const dir of config.entryPoints) expect(existsSync(`${root}${dir}/src/index.ts`), dir).toBe(true);
     expect(config.out).toBe('docs/api');
     expect(readFileSync(`${root}.gitignore`, 'utf8').split('\n')).toContain('docs/api/');
