@@ -11,6 +11,7 @@ import * as ag from '@metagrad/autograd';
 import { type AuxTransformOptions, GradFormError, grad, type TransformOptions, valueAndGrad, type ValueAndGradAux } from '@metagrad/autograd';
 import { useDevice } from '../helpers/device';
 import { rand } from './helpers';
+import { expectNamedError } from '../helpers/expect-error';
 
 const device = useDevice();
 
@@ -203,17 +204,7 @@ describe('hasAux: f returns [value, aux]', () => {
 });
 
 describe('wrong forms with hasAux are named errors that show what f returned', () => {
-  const expectForm = (fn: () => unknown, cls: new (...a: never[]) => Error, message: RegExp): void => {
-    let thrown: unknown;
-    try {
-      fn();
-    } catch (e) {
-      thrown = e;
-    }
-    expect(thrown, 'threw').toBeInstanceOf(cls);
-    expect(thrown).not.toBeInstanceOf(TypeError);
-    expect((thrown as Error).message).toMatch(message);
-  };
+  const expectForm = expectNamedError;
 
   it('hasAux: true with a bare tensor, a pair whose first element is not a single-element tensor, a triple; no leaks', () => {
     const x = tensor([1, 2], [2], 'f32', device());

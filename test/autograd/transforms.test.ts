@@ -10,6 +10,7 @@ import * as ag from '@metagrad/autograd';
 import { GradFormError, grad, valueAndGrad } from '@metagrad/autograd';
 import { useDevice } from '../helpers/device';
 import { checkOp, rand, type CheckInput } from './helpers';
+import { expectNamedError } from '../helpers/expect-error';
 
 const device = useDevice();
 
@@ -201,17 +202,7 @@ describe('grad(f) and valueAndGrad(f) (jax style)', () => {
 });
 
 describe('wrong forms are named errors that say which form to use', () => {
-  const expectForm = (fn: () => unknown, cls: new (...a: never[]) => Error, message: RegExp): void => {
-    let thrown: unknown;
-    try {
-      fn();
-    } catch (e) {
-      thrown = e;
-    }
-    expect(thrown, 'threw').toBeInstanceOf(cls);
-    expect(thrown).not.toBeInstanceOf(TypeError);
-    expect((thrown as Error).message).toMatch(message);
-  };
+  const expectForm = expectNamedError;
 
   it('grad(f, x) (inputs passed to grad instead of to the function it returns)', () => {
     const x = tensor([1, 2], [2], 'f32', device());
