@@ -1,14 +1,9 @@
 /** @file E7's meta-test adaptation of all test tasks at once: their regressors stacked along a task dim, one GD step for all. */
-import { add, axpby, concat, expand, grad, matmul, mean, noGrad, reshape, square, sub, sum, tanh } from '@metagrad/autograd';
-import { InvalidArgumentError, type Tensor, tidy } from '@metagrad/tensor';
-import type { MlpParams, RegressionScaling } from '@metagrad/models';
+import { add, concat, expand, grad, mean, noGrad, reshape, square, sub, sum } from '@metagrad/autograd';
+import { type Tensor, tidy } from '@metagrad/tensor';
+import { type MlpParams, type RegressionScaling, axpyTree, disposeTree } from '@metagrad/models';
+import { batchedMlp } from '@metagrad/meta';
 import { type DeviceTask, nrmseFromScaledMse } from './amaml-common';
-
-/** One layer of B stacked regressors: weight [B, out, in], bias [B, 1, out]. */
-interface StackedLayer {
-  weight: Tensor;
-  bias: Tensor;
-}
 
 const stackRows = (ts: readonly Tensor[]): Tensor =>
   concat(
@@ -16,20 +11,16 @@ const stackRows = (ts: readonly Tensor[]): Tensor =>
     0,
   );
 
-/** f_k(x_k) for every task k at once: x [B, n, in] → [B, n, out], tanh after the hidden layers (the tanh regressor). */
-function applyStacked(layers: readonly StackedLayer[], x: Tensor): Tensor {
-  return tidy(() => {
-    let h = x;
-    layers.forEach((l, i) => {
-      h = add(matmul(h, l.weight, { transB: true }), l.bias);
-      if (i < layers.length - 1) h = tanh(h);
-    });
-    return h;
-  });
-}
-
-/** Each task's mean squared error [B]; their sum's gradient with respect to task k's layers is task k's own gradient. */
-const perTaskMse = (layers: readonly StackedLayer[], x: Tensor, y: Tensor): Tensor => tidy(() => mean(square(sub(applyStacked(layers, x), y)), [1, 2]));
+/** θ's layers repeated B times: weight [B, out, in], bias [B, out] (batchedMlp's stacked layout). */
+const stacked = (theta: MlpParams, B: number): MlpParams =>
+  tidy(() =>
+    noGrad(
+      () =>
+        theta.map((layer) =>
+          Object.fromEntries(Object.entries(layer).map(([k, t]) => [k, add(expand(reshape(t, [1, ...t.shape]), [B, ...t.shape]), 0)])),
+        ) as MlpParams,
+    ),
+  );
 
 /**
  * The same numbers as running `adapt` (plain GD from θ on each task's support set) task by task, in one batched
@@ -43,24 +34,18 @@ export async function adaptAllTasks(
   o: { steps: number; innerLr: number; evalAt: readonly number[]; scaling: RegressionScaling },
 ): Promise<{ curve: number[]; perTask: number[] }> {
   const B = tests.length;
+  // f_k(x_k) for every task k at once, x [B, n, in] → [B, n, out]: the regressor's own layer sizes and tanh.
+  const apply = batchedMlp({ sizes: [theta[0].weight.shape[1], ...theta.map((l) => l.weight.shape[0])], activation: 'tanh' });
+  /** Each task's mean squared error [B]; their sum's gradient with respect to task k's layers is task k's own gradient. */
+  const perTaskMse = (layers: MlpParams, x: Tensor, y: Tensor): Tensor => tidy(() => mean(square(sub(apply(layers, x), y)), [1, 2]));
   const data = tidy(() => ({
     sx: stackRows(tests.map((t) => t.support.x)),
     sy: stackRows(tests.map((t) => t.support.y)),
     qx: stackRows(tests.map((t) => t.query.x)),
     qy: stackRows(tests.map((t) => t.query.y)),
   }));
-  let layers: StackedLayer[] = noGrad(() =>
-    theta.map((p) => {
-      if (!('bias' in p) || !p.bias)
-        throw new InvalidArgumentError(`adaptAllTasks: every layer needs a bias (the tanh regressor's do), got layer keys ${Object.keys(p).join(', ')}`);
-      const [out, inp] = p.weight.shape;
-      return tidy(() => ({
-        weight: add(expand(reshape(p.weight, [1, out, inp]), [B, out, inp]), 0),
-        bias: add(expand(reshape(p.bias, [1, 1, out]), [B, 1, out]), 0),
-      }));
-    }),
-  );
-  const gradient = grad((ls: StackedLayer[]) => sum(perTaskMse(ls, data.sx, data.sy)));
+  let layers = stacked(theta, B);
+  const gradient = grad((ls: MlpParams) => sum(perTaskMse(ls, data.sx, data.sy)));
   const want = new Set(o.evalAt);
   const byStep = new Map<number, number[]>();
   try {
@@ -75,22 +60,13 @@ export async function adaptAllTasks(
         );
       }
       if (k === o.steps) break;
-      const next = tidy(() => {
-        const g = gradient(layers);
-        return noGrad(() => layers.map((l, i) => ({ weight: axpby(1, l.weight, -o.innerLr, g[i].weight), bias: axpby(1, l.bias, -o.innerLr, g[i].bias) })));
-      });
-      for (const l of layers) {
-        l.weight.dispose();
-        l.bias.dispose();
-      }
+      const next = tidy(() => noGrad(() => axpyTree(-o.innerLr, gradient(layers), layers)));
+      disposeTree(layers);
       layers = next;
     }
   } finally {
-    for (const l of layers) {
-      l.weight.dispose();
-      l.bias.dispose();
-    }
-    for (const t of Object.values(data)) t.dispose();
+    disposeTree(layers);
+    disposeTree(Object.values(data));
   }
   const perStep = o.evalAt.map((k) => byStep.get(k)!);
   return { curve: perStep.map((v) => v.reduce((s, x) => s + x, 0) / B), perTask: perStep[perStep.length - 1] };
