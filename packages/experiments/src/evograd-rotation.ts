@@ -7,16 +7,15 @@
  * pixels in [0, 1]. T1–T2's look-ahead uses α = 0.1 (plain SGD); Adam on the angle makes the scale immaterial.
  */
 import { noGrad } from '@metagrad/autograd';
-import * as raw from '@metagrad/tensor/raw';
 import { tensor, type Device } from '@metagrad/tensor';
-import { Adam, batchIterator, disposeTree, downsample2x, rotate, type LeNet5Params } from '@metagrad/models';
+import { Adam, batchIterator, disposeTree, downsample2x, rotate } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
 import { EvoGrad, OneStepLookahead, OnlineTrainer, type ClassificationBatch, type HypergradEstimator } from '@metagrad/meta';
 import { seeded, type SectionResult, type SummaryRow } from './section';
 import { allPairs, findPair, formatInterval, intervalJson, markBand, markCheck, markDiff, markGoal, meanInterval } from './intervals';
 import { lineChart } from './plots';
 import { createRotationProblem } from './problems/rotation';
-import { disposeBatch, uploadBatch } from './mwn-label-noise-common';
+import { classificationHits, disposeBatch, uploadBatch } from './mwn-label-noise-common';
 
 const SIZE = 14;
 const ANGLE = 30;
@@ -87,20 +86,6 @@ export function loadE2Data(cfg: E2Config): E2Data {
     testUpright,
     testLabels: te.labels,
   };
-}
-
-/** Test accuracy and, per image, whether the prediction was right (1) or not (0): the pairs over shared test images. */
-async function evaluate(theta: LeNet5Params, images: Float32Array, labels: Int32Array, device: Device): Promise<{ acc: number; correct: number[] }> {
-  const correct: number[] = [];
-  for (let start = 0; start < labels.length; start += 500) {
-    const rows = Array.from({ length: Math.min(500, labels.length - start) }, (_, i) => start + i);
-    const b = uploadBatch(images, labels, rows, [1, SIZE, SIZE], device);
-    const hits = noGrad(() => raw.tidy(() => raw.cast(raw.eq(raw.argmax(net.apply(theta, b.x), 1), b.y), 'f32')));
-    for (const v of await hits.toArray()) correct.push(v ? 1 : 0);
-    hits.dispose();
-    disposeBatch(b);
-  }
-  return { acc: correct.reduce((a, b) => a + b, 0) / labels.length, correct };
 }
 
 /**
@@ -187,7 +172,7 @@ export async function runE2Method(method: E2Method, data: E2Data, cfg: E2Config,
       disposeBatch(val);
       onStep?.();
     }
-    const rotated = await evaluate(theta, data.test, data.testLabels, device);
+    const rotated = await classificationHits((x) => net.apply(theta, x), data.test, data.testLabels, [1, SIZE, SIZE], device);
     return {
       method,
       seed,
@@ -195,7 +180,7 @@ export async function runE2Method(method: E2Method, data: E2Data, cfg: E2Config,
       angleTrace,
       accRotated: rotated.acc,
       rotatedCorrect: rotated.correct,
-      accUpright: (await evaluate(theta, data.testUpright, data.testLabels, device)).acc,
+      accUpright: (await classificationHits((x) => net.apply(theta, x), data.testUpright, data.testLabels, [1, SIZE, SIZE], device)).acc,
       seconds: (performance.now() - t0) / 1000,
       meanHypergradNorm: norms.length ? norms.reduce((a, b) => a + b, 0) / norms.length : NaN,
     };

@@ -1,10 +1,12 @@
 /**
  * @file The Meta-Weight-Net pieces shared by E3 `mwn-label-noise` and E4 `evograd-cost`: classifiers with a
  * batched forward for EvoGrad's K copies (an MLP via batchedMlp, a width-scaled CNN via grouped convolutions),
- * the MWN bilevel problem, and the per-method online iteration (meta step + base step).
+ * the MWN bilevel problem, the per-method online iteration (meta step + base step), and batched upload and accuracy
+ * (shared with E2).
  */
 import { ShapeError, tensor, tidy, type Device, type Tensor } from '@metagrad/tensor';
-import { add, conv2d, matmul, permute, relu, reshape } from '@metagrad/autograd';
+import { add, conv2d, matmul, noGrad, permute, relu, reshape } from '@metagrad/autograd';
+import { argmax, eq } from '@metagrad/tensor/raw';
 import {
   Rng,
   conv2dLayer,
@@ -158,3 +160,26 @@ export function uploadBatch(images: Float32Array, labels: Int32Array, rows: Arra
 }
 
 export const disposeBatch = (b: ClassificationBatch): void => disposeTree([b.x, b.y]);
+
+/**
+ * Test accuracy of `predict` (x → logits, no graph) and, per image, whether its argmax was right (1) or not (0): the
+ * per-image results let E2 and E3 pair methods over the test images they share. Batches of 500.
+ */
+export async function classificationHits(
+  predict: (x: Tensor) => Tensor,
+  images: Float32Array,
+  labels: Int32Array,
+  inputShape: number[],
+  device: Device,
+): Promise<{ acc: number; correct: number[] }> {
+  const correct: number[] = [];
+  for (let start = 0; start < labels.length; start += 500) {
+    const rows = Array.from({ length: Math.min(500, labels.length - start) }, (_, i) => start + i);
+    const b = uploadBatch(images, labels, rows, inputShape, device);
+    const hits = noGrad(() => tidy(() => eq(argmax(predict(b.x), 1), b.y)));
+    for (const v of await hits.toArray()) correct.push(v ? 1 : 0);
+    hits.dispose();
+    disposeBatch(b);
+  }
+  return { acc: correct.reduce((a, b) => a + b, 0) / labels.length, correct };
+}

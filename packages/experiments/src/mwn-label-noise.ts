@@ -9,7 +9,6 @@
  */
 import { noGrad } from '@metagrad/autograd';
 import { tensor, type Device } from '@metagrad/tensor';
-import { argmax, eq } from '@metagrad/tensor/raw';
 import {
   Adam,
   FASHION_MNIST_MEAN,
@@ -22,14 +21,13 @@ import {
   downsample2x,
   normalise,
   type MetaWeightNetParams,
-  type ParamTree,
 } from '@metagrad/models';
 import { loadFashionMnist } from '@metagrad/models/node';
 import { OnlineTrainer } from '@metagrad/meta';
 import { seeded, type SectionResult, type SummaryRow } from './section';
 import { allPairs, findPair, formatInterval, intervalJson, markBand, markGoal, meanInterval, type PairDiff } from './intervals';
 import { groupedBars, lineChart, type Row } from './plots';
-import { disposeBatch, estimatorFor, mlpClassifier, mwnProblem, uploadBatch, weightNet, type Classifier } from './mwn-label-noise-common';
+import { classificationHits, disposeBatch, estimatorFor, mlpClassifier, mwnProblem, uploadBatch, weightNet } from './mwn-label-noise-common';
 
 export type E3Method = 'baseline' | 't1-t2' | 'evograd-k2';
 export const E3_METHODS: readonly E3Method[] = ['baseline', 't1-t2', 'evograd-k2'];
@@ -119,32 +117,6 @@ export function loadE3Data(cfg: E3Config, seed: number): E3Data {
   return { images, labels, trueLabels, metaImages, metaLabels, testImages: prep(test.images), testLabels: test.labels };
 }
 
-/** Test accuracy and, per image, whether the prediction was right (1) or not (0): the pairs over shared test images. */
-async function evaluate(
-  c: Classifier,
-  theta: ParamTree,
-  images: Float32Array,
-  labels: Int32Array,
-  device: Device,
-): Promise<{ acc: number; correct: number[] }> {
-  const correct: number[] = [];
-  for (let start = 0; start < labels.length; start += 500) {
-    const rows = Array.from({ length: Math.min(500, labels.length - start) }, (_, i) => start + i);
-    const b = uploadBatch(images, labels, rows, c.inputShape, device);
-    const same = noGrad(() => {
-      const logits = c.model.apply(theta, b.x);
-      const pred = argmax(logits, 1);
-      const hit = eq(pred, b.y);
-      disposeTree([logits, pred]);
-      return hit;
-    });
-    for (const v of await same.toArray()) correct.push(v ? 1 : 0);
-    same.dispose();
-    disposeBatch(b);
-  }
-  return { acc: correct.reduce((a, b) => a + b, 0) / labels.length, correct };
-}
-
 /** The learned weighting function v(ℓ) on a grid of losses. */
 async function weightCurve(lambda: MetaWeightNetParams, device: Device): Promise<{ loss: number; weight: number }[]> {
   const grid = Array.from({ length: 51 }, (_, i) => i * 0.2);
@@ -222,9 +194,9 @@ export async function runE3Method(method: E3Method, data: E3Data, cfg: E3Config,
       disposeBatch(val);
       onStep?.();
       if (++step % stepsPerEpoch === 0 && step < stepsPerEpoch * cfg.epochs)
-        accByEpoch.push((await evaluate(c, theta, data.testImages, data.testLabels, device)).acc);
+        accByEpoch.push((await classificationHits((x) => c.model.apply(theta, x), data.testImages, data.testLabels, c.inputShape, device)).acc);
     }
-    const last = await evaluate(c, theta, data.testImages, data.testLabels, device);
+    const last = await classificationHits((x) => c.model.apply(theta, x), data.testImages, data.testLabels, c.inputShape, device);
     if (step % stepsPerEpoch === 0) accByEpoch.push(last.acc);
     const testAcc = last.acc;
     const curve = await weightCurve(lambda, device);
