@@ -12,7 +12,7 @@ export interface AmamlCostRow {
   steps: number;
   /** Peak bytesInUse during the meta-gradient above what was in use before it (θ and the task's data excluded). */
   peakBytes: number;
-  /** Wall time of one meta-gradient (the fastest of `repeats`), with compiled steps where the method has them (timedCall). */
+  /** Wall time of one meta-gradient (the fastest of `repeats`), with compiled steps where the method has them (timedMetaGradient). */
   ms: number;
 }
 
@@ -22,7 +22,7 @@ export interface AmamlCostRow {
  * traced); A-MAML decides its forward steps on the host, so it runs `metaGradient` with its backward sweep compiled;
  * iMAML reads back inside its CG and runs `metaGradient` op by op.
  */
-async function timedCall(
+export async function timedMetaGradient(
   method: MethodName,
   steps: number,
   innerLr: number,
@@ -78,7 +78,7 @@ export async function runAmamlCost(device: Device, cfg: AmamlCostConfig, onRow?:
           peak = Math.max(peak, device.memory().peakBytesInUse - before);
           disposeTree(result.gradient);
         }
-        const timed = await timedCall(method, steps, cfg.innerLr, theta, task);
+        const timed = await timedMetaGradient(method, steps, cfg.innerLr, theta, task);
         let best = Infinity;
         try {
           for (let r = 0; r < cfg.repeats; r++) {
