@@ -3,9 +3,8 @@ import { type Tensor, dispose, tidy } from '@metagrad/tensor';
 import * as raw from '@metagrad/tensor/raw';
 import { type CompiledFunction, HvpOperator, compile, noGrad } from '@metagrad/autograd';
 import { compiledOrEager } from '../compiled';
-import { NonFiniteDynamicsError } from '../errors';
 import { treeVectorOps } from '../ode/tensor-ops';
-import { isAllFinite, normForMessage } from '../ode/vector-ops';
+import { assertSweepFinite } from '../ode/adjoint';
 
 /** λ and g = −H(u)λ at the last state swept. */
 interface HeunCarry {
@@ -61,15 +60,11 @@ export async function compiledHeunSweep(
     const last = s;
     const gradient = tidy(() => withNegHessian(inner, states[0], (hv) => endInterval(hv, last)));
     dispose([s.lambda, s.g]);
-    // A NaN/Inf from an HVP persists to λ(t_0) (each step adds to λ): one readback at the end catches it.
-    if (!(await isAllFinite(ops, gradient))) {
-      const norm = await normForMessage(ops, dJdUT);
+    try {
+      await assertSweepFinite(ops, 0, dJdUT, 'the Hessian-vector products', gradient);
+    } catch (e) {
       gradient.dispose();
-      throw new NonFiniteDynamicsError(
-        0,
-        norm,
-        'the adjoint sweep back from T ended with λ(t_0) NaN or ±Infinity (the state norm here is ‖dJ/du(T)‖): the Hessian-vector products returned non-finite values, or the states u(t_k) were not finite',
-      );
+      throw e;
     }
     return { gradient, vjpCalls: 2 * n, replayedStates: step?.stats().replays ?? 0 };
   } finally {

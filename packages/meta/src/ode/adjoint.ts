@@ -99,6 +99,22 @@ function stretches(n: number, every: number): [number, number][] {
   return out;
 }
 
+/**
+ * A NaN/Inf from a VJP persists to λ(t_0) (each step adds to λ), so one check at the end of a sweep (a readback)
+ * catches it: the NonFiniteDynamicsError every adjoint sweep throws, naming `source` (what computed the products).
+ */
+export async function assertSweepFinite<V>(ops: VectorOps<V>, t0: number, dJdUT: V, source: string, ...ends: (V | undefined)[]): Promise<void> {
+  for (const v of ends) {
+    if (v === undefined || (await isAllFinite(ops, v))) continue;
+    throw new NonFiniteDynamicsError(
+      t0,
+      await normForMessage(ops, dJdUT),
+      `the adjoint sweep back from T ended with λ(t_0) NaN or ±Infinity (the state norm here is ‖dJ/du(T)‖): ` +
+        `${source} returned non-finite values, or the states u(t_k) it was given were not finite`,
+    );
+  }
+}
+
 /** Backward sweep over [t_0, t_n]: λ(t_0) from λ(t_n), stepping through the tracked states. */
 export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>): Promise<AdjointResult<V>> {
   const ops = defaultOps(options.ops, options.dJdUT, 'adjointGradient');
@@ -169,15 +185,7 @@ export async function adjointGradient<V = HostVector>(options: AdjointOptions<V>
       });
     }
     const { lambda, mu } = sweep;
-    // A NaN/Inf from the VJP persists to λ(t_0) (each step adds to λ): one check at the end (a readback) catches it.
-    if (!(await isAllFinite(vs, lambda)) || (mu !== undefined && !(await isAllFinite(vs, mu)))) {
-      throw new NonFiniteDynamicsError(
-        times[0],
-        await normForMessage(vs, options.dJdUT),
-        `the adjoint sweep back from T ended with λ(t_0) NaN or ±Infinity (the state norm here is ‖dJ/du(T)‖): ` +
-          `the VJP${hasParams ? ' or paramVjp' : ''} returned non-finite values, or the states u(t_k) it was given were not finite`,
-      );
-    }
+    await assertSweepFinite(vs, times[0], options.dJdUT, hasParams ? 'the VJP or paramVjp' : 'the VJP', lambda, mu);
     const result: AdjointResult<V> = {
       gradient: lambda === options.dJdUT ? retain(vs, lambda) : lambda,
       vjpCalls,
